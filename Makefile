@@ -1,0 +1,43 @@
+# kemi: make run | make test | make bench | make dev
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PLUGINS := $(sort $(wildcard plugins/*))
+TEST_PLUGINS := tests/plugins/kemi_testmods
+CFG ?= examples/lua/kamailio.cfg
+STAMP := $(VENV)/.installed
+
+.PHONY: dev run test bench lint clean
+
+TEST_STAMP := $(VENV)/.installed-test
+
+# One pip call: kemi-core and every plugin distribution under plugins/, editable.
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	touch $(STAMP)
+
+# Test-only third-party plugins (a module and an engine), installed for the suite only.
+$(TEST_STAMP): $(STAMP) $(TEST_PLUGINS)/pyproject.toml
+	$(BIN)/pip install -q -e $(TEST_PLUGINS)
+	touch $(TEST_STAMP)
+
+dev: $(STAMP)
+
+run: dev
+	$(BIN)/kemi run -f $(CFG)
+
+test: dev $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: dev
+	$(BIN)/python bench/sip_parse.py
+	$(BIN)/python bench/stateless.py
+
+lint: dev
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

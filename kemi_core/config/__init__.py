@@ -1,0 +1,1 @@
+"""kamailio.cfg: preprocessor, core parameters, loadmodule/modparam/cfgengine, route blocks."""

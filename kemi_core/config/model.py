@@ -1,0 +1,115 @@
+"""What a parsed kamailio.cfg holds, before modules are loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.define
+class ListenAddr:
+    """One ``listen=proto:host:port`` (``advertise`` given with ``advertise host:port``)."""
+
+    proto: str  # "udp" | "tcp"
+    host: str
+    port: int = 5060
+    advertise_host: str | None = None
+    advertise_port: int | None = None
+
+    def advertise_names(self) -> list[str]:
+        return [self.advertise_host.lower()] if self.advertise_host else []
+
+
+@attrs.define
+class Alias:
+    host: str
+    port: int | None = None
+
+
+@attrs.define
+class Located:
+    """A statement with the place it came from (after includes: the included file's name)."""
+
+    file: str
+    line: int
+
+
+@attrs.define
+class LoadModule(Located):
+    name: str  # module name without path and .so: "sl", "tm", "app_lua"
+    raw: str  # as written
+
+
+@attrs.define
+class ModParam(Located):
+    module: str
+    name: str
+    value: Any  # int or str
+
+
+@attrs.define
+class RouteBlock(Located):
+    """A native routing block, kept as source text for the native engine to compile."""
+
+    kind: str  # request_route, route, reply_route, onreply_route, failure_route, branch_route,
+    # branch_failure_route, onsend_route, event_route
+    name: str | None  # route[NAME] / event_route[mod:ev]; None for request_route etc.
+    body: str  # text between the braces
+    body_line: int  # line of the text's first character in ``file``
+    body_column: int = 1
+
+
+@attrs.define
+class CoreConfig:
+    """Core parameters and module statements of one kamailio.cfg, in file order."""
+
+    source: str = "<config>"
+    debug: int = 2
+    log_stderror: bool = True
+    log_prefix: str | None = None
+    log_facility: str = "LOG_DAEMON"
+    fork: bool = True
+    children: int = 8
+    auto_aliases: bool = True
+    mpath: str | None = None
+    memdbg: int | None = None  # accepted; meaningless in a Python server
+    memlog: int | None = None  # accepted; meaningless in a Python server
+    port: int = 5060
+    listen: list[ListenAddr] = attrs.Factory(list)
+    aliases: list[Alias] = attrs.Factory(list)
+    cfgengine: str | None = None  # None, "native", "default" -> native engine
+    cfgengine_line: Located | None = None
+    #: kemi.request_route_callback and friends.
+    kemi_callbacks: dict[str, str] = attrs.Factory(
+        lambda: {
+            "request_route_callback": "ksr_request_route",
+            "reply_route_callback": "ksr_reply_route",
+            "onsend_route_callback": "ksr_onsend_route",
+            "event_route_callback": "",
+            "pre_routing_callback": "",
+            "received_route_callback": "",
+        }
+    )
+    loadmodules: list[LoadModule] = attrs.Factory(list)
+    modparams: list[ModParam] = attrs.Factory(list)
+    routes: list[RouteBlock] = attrs.Factory(list)
+    #: Kamailio core parameters accepted but not implemented: name -> value (one warning each).
+    ignored: dict[str, Any] = attrs.Factory(dict)
+    #: Every other core parameter kemi implements or stores, by name.
+    extra: dict[str, Any] = attrs.Factory(dict)
+    #: #!define names after preprocessing (for -A and include consistency).
+    defines: dict[str, str] = attrs.Factory(dict)
+    pid_file: str | None = None
+    max_msg_size: int = 65535
+    max_headers: int = 256
+    max_header_line: int = 16384
+    tcp_max_connections: int = 2048
+    tcp_connection_lifetime: int = 120
+
+    @property
+    def engine_name(self) -> str:
+        """The engine to run: "native" when cfgengine is unset, "native" or "default"."""
+        if self.cfgengine in (None, "", "native", "default"):
+            return "native"
+        return self.cfgengine

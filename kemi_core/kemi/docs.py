@@ -1,0 +1,55 @@
+"""Documentation of every KEMI export installed (``kemi docs``): Markdown and JSON."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kemi_core.config.model import CoreConfig
+from kemi_core.errors import KemiError
+from kemi_core.kemi.exports import KemiExport
+from kemi_core.kemi.registry import KemiRegistry
+
+log = logging.getLogger("kemi.docs")
+
+
+def all_exports_registry() -> KemiRegistry:
+    """A registry with the core exports and those of every installed module."""
+    from kemi_core.core_exports import core_exports
+    from kemi_core.plugins import ModuleLoader, installed_modules
+    from kemi_core.runtime.core import Core
+
+    core = Core(CoreConfig())
+    core.registry.add(core_exports())
+    loader = ModuleLoader(core)
+    for name in sorted(installed_modules()):
+        try:
+            loader.load(name)
+        except KemiError as exc:
+            log.warning("module %s skipped: %s", name, exc)
+    return core.registry
+
+
+def _params(exp: KemiExport) -> list[dict[str, str]]:
+    names = exp.param_names or tuple(f"p{i + 1}" for i in range(len(exp.params)))
+    return [{"name": n, "kind": k.value} for n, k in zip(names, exp.params, strict=True)]
+
+
+def as_json(registry: KemiRegistry) -> list[dict[str, Any]]:
+    return [{"module": e.module, "name": e.name, "return": e.returns.value, "params": _params(e),
+             "doc": e.doc} for e in registry]
+
+
+def signature(exp: KemiExport) -> str:
+    args = ", ".join(f"{p['kind']} {p['name']}" for p in _params(exp))
+    return f"{exp.returns.value} KSR.{exp.qualified_name}({args})"
+
+
+def as_markdown(registry: KemiRegistry) -> str:
+    out = ["# KEMI functions", ""]
+    for module in registry.module_names:
+        out += [f"## KSR.{module}" if module else "## KSR (core)", ""]
+        for exp in registry.module(module).values():
+            out.append(f"- `{signature(exp)}`" + (f": {exp.doc.splitlines()[0]}" if exp.doc else ""))
+        out.append("")
+    return "\n".join(out)

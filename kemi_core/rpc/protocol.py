@@ -1,0 +1,62 @@
+"""JSON-RPC 2.0 framing and dispatch, sans-IO: a request line in, a response line out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kemi_core.runtime.core import Core
+
+log = logging.getLogger("kemi.rpc")
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+COMMAND_FAILED = -32000
+
+
+class RpcFault(Exception):
+    """Raised by a command to answer a JSON-RPC error with this code and message."""
+
+    def __init__(self, message: str, code: int = COMMAND_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error(req_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
+
+
+def handle_line(core: Core, line: bytes) -> bytes:
+    """Answer one request line; never raises."""
+    try:
+        req = json.loads(line)
+    except ValueError as exc:
+        return _encode(_error(None, PARSE_ERROR, f"parse error: {exc}"))
+    if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+        return _encode(_error(None, INVALID_REQUEST, "invalid request"))
+    req_id = req.get("id")
+    method = req["method"]
+    params = req.get("params", [])
+    if isinstance(params, dict):
+        params = list(params.values())
+    if not isinstance(params, list):
+        return _encode(_error(req_id, INVALID_PARAMS, "params must be a list"))
+    cmd = core.rpc_commands.get(method)
+    if cmd is None:
+        return _encode(_error(req_id, METHOD_NOT_FOUND, f"command {method} not found"))
+    try:
+        result = cmd.func(core, params)
+    except RpcFault as exc:
+        return _encode(_error(req_id, exc.code, exc.message))
+    except Exception as exc:  # a failing command answers an error; the server goes on
+        log.exception("rpc %s failed", method)
+        return _encode(_error(req_id, COMMAND_FAILED, f"{type(exc).__name__}: {exc}"))
+    return _encode({"jsonrpc": "2.0", "id": req_id, "result": result})
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, default=str).encode() + b"\n"

@@ -1,0 +1,1 @@
+"""Server runtime: per-message context, the core facade modules see, dispatch and workers."""

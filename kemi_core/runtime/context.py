@@ -1,0 +1,93 @@
+"""The per-message context every KEMI function receives first (Kamailio's ``sip_msg_t``).
+
+``SipMsg`` (kemi_core.sip) is pure SIP: bytes, headers, edits. What Kamailio keeps beside the
+message while routing it (where it came from, $du, flags, added branches, AVPs, whether it was
+replied to) lives here, so the SIP layer stays sans-IO.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.core import Core
+    from kemi_core.sip.message import SipMsg
+
+
+class RouteType(enum.IntFlag):
+    """Which kind of route is running (Kamailio's route types; KSR.route_type / tmx tests)."""
+
+    REQUEST = 1
+    FAILURE = 2
+    TM_ONREPLY = 4
+    BRANCH = 8
+    ONSEND = 16
+    ERROR = 32
+    LOCAL = 64
+    CORE_ONREPLY = 128  # reply_route / ksr_reply_route
+    BRANCH_FAILURE = 256
+    EVENT = 512
+
+
+@attrs.define(slots=True)
+class RecvInfo:
+    """Where a message came from and on which local socket (Kamailio's ``receive_info``)."""
+
+    proto: str  # "udp" | "tcp"
+    src_ip: str
+    src_port: int
+    dst_ip: str
+    dst_port: int
+
+
+@attrs.define(slots=True)
+class Branch:
+    """An extra destination added with append_branch (Kamailio's branch set entry)."""
+
+    uri: str
+    dst_uri: str | None = None
+    path: str | None = None
+    q: int = -1  # -1: no q value
+    flags: int = 0
+    send_socket: str | None = None
+    instance: str | None = None
+    ruid: str | None = None
+
+
+@attrs.define(slots=True, eq=False)
+class MsgContext:
+    """One message being routed, with the state scripts read and change."""
+
+    msg: SipMsg
+    rcv: RecvInfo
+    core: Core
+    route_type: RouteType = RouteType.REQUEST
+    #: $du: where to send the request instead of the R-URI.
+    dst_uri: str | None = None
+    #: message flags (setflag/isflagset), 32 bits.
+    flags: int = 0
+    #: branch flags of branch 0 (setbflag on index 0).
+    bflags: int = 0
+    #: extra branches (append_branch), branch 0 is the R-URI itself.
+    branches: list[Branch] = attrs.Factory(list)
+    #: $avp(name) values, newest first.
+    avps: dict[str, list[Any]] = attrs.Factory(dict)
+    #: $xavp(name) lists of dicts, newest first.
+    xavps: dict[str, list[dict[str, Any]]] = attrs.Factory(dict)
+    #: force_rport() was called: reply to the source port (RFC 3581) even without ;rport.
+    force_rport: bool = False
+    #: force_send_socket(), "proto:ip:port".
+    send_socket: str | None = None
+    #: A reply was sent for this request (stateless or stateful).
+    replied: bool = False
+    #: drop()/set_drop(): do not send this message on (onsend, reply routes).
+    dropped: bool = False
+    #: Request-URI as received ($ou), kept while the R-URI is rewritten.
+    orig_ruri: str | None = None
+    #: Module-owned state, by module name (tm keeps its transaction here, xlog nothing, ...).
+    mod_state: dict[str, Any] = attrs.Factory(dict)
+    #: Free-form key/values for engines and modules (e.g. the reply being sent in onsend).
+    extra: dict[str, Any] = attrs.Factory(dict)

@@ -1,0 +1,234 @@
+"""The core facade: what modules and engines see of the server.
+
+One ``Core`` exists per process. It is built from the parsed config in the main process, then
+inherited by each forked worker, where ``attach_transport`` connects it to that worker's sockets.
+Modules keep a reference from ``mod_register(core)`` / ``mod_init(core)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from kemi_core.errors import ConfigError, ModuleError
+from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
+
+if TYPE_CHECKING:
+    from kemi_core.config.model import CoreConfig
+    from kemi_core.engine import Engine, EngineSpec
+    from kemi_core.sip.message import SipMsg
+
+log = logging.getLogger("kemi.core")
+
+
+@attrs.frozen
+class ParamSpec:
+    """A module parameter declared in ``mod_register`` (checked against ``modparam``)."""
+
+    module: str
+    name: str
+    kind: type  # int or str
+    default: Any = None
+    multi: bool = False  # repeatable: the value is the list of every modparam given
+    doc: str = ""
+
+
+@attrs.frozen
+class RpcCommand:
+    """A control-socket command: ``func(core, params)`` returns a JSON-able result."""
+
+    name: str
+    func: Callable[[Core, list[Any]], Any]
+    doc: str = ""
+
+
+@attrs.frozen
+class CfgFunction:
+    """A function the native kamailio.cfg language can call by its cfg name.
+
+    ``func(ctx, *args)`` gets the arguments already fixed up (str, or int where ``int_params``
+    names the position) and returns Kamailio's int convention.
+    """
+
+    module: str
+    name: str
+    func: Callable[..., int]
+    min_args: int = 0
+    max_args: int = 0
+    int_params: tuple[int, ...] = ()
+    doc: str = ""
+
+
+class Transport(Protocol):
+    """What a worker's network layer offers the core (kemi_core.transport implements it)."""
+
+    def send(self, proto: str, host: str, port: int, data: bytes,
+             local: tuple[str, int] | None = None) -> bool: ...
+
+    def local_address(self, proto: str) -> tuple[str, int]: ...
+
+
+ReplyHandler = Callable[[MsgContext], bool]
+
+
+class Core:
+    """Server-wide state and services for modules and engines."""
+
+    def __init__(self, config: CoreConfig) -> None:
+        self.config = config
+        self.registry = KemiRegistry()
+        self.params: dict[tuple[str, str], ParamSpec] = {}
+        self.param_values: dict[tuple[str, str], Any] = {}
+        self.rpc_commands: dict[str, RpcCommand] = {}
+        self.cfg_functions: dict[str, CfgFunction] = {}
+        self.engine_specs: dict[str, EngineSpec] = {}
+        self.engine: Engine | None = None
+        self.loaded_modules: list[str] = []
+        #: Called for each reply after the reply route (tm registers here); True = consumed.
+        self.reply_handlers: list[ReplyHandler] = []
+        self.transport: Transport | None = None
+        self.loop: Any = None  # the worker's asyncio loop, set when it starts
+        self.worker_rank = 0  # 0 = main process, 1..N = workers
+        self.started_at = time.time()
+        self.log = logging.getLogger("kemi")
+        #: Per-process $var(...) values (Kamailio keeps them per process, across messages).
+        self.script_vars: dict[str, Any] = {}
+        #: Shared values: $shv(...) and the like, per process here.
+        self.shared_vars: dict[str, Any] = {}
+        #: Run before the request route; True = the request was consumed (sl's ACK filter).
+        self.request_filters: list[Callable[[MsgContext], bool]] = []
+        #: APIs modules offer each other by name (Kamailio's bind_tm & co): "tm" -> object.
+        self.services: dict[str, Any] = {}
+        #: Hooks a worker runs on each timer tick: ``fn(now)``.
+        self.timer_handlers: list[Callable[[float], None]] = []
+
+    # ---- module parameters -------------------------------------------------------------
+    def declare_param(self, module: str, name: str, kind: type, default: Any = None,
+                      multi: bool = False, doc: str = "") -> None:
+        """Declare a parameter ``modparam("module", "name", value)`` may set."""
+        if kind not in (int, str):
+            raise ModuleError(f"{module}: parameter {name} must be of kind int or str")
+        self.params[(module, name)] = ParamSpec(module, name, kind, default, multi, doc)
+
+    def set_param(self, module: str, name: str, value: Any, file: str | None = None,
+                  line: int | None = None) -> None:
+        """Apply a ``modparam``; errors carry the config's file:line."""
+        if module not in self.loaded_modules:
+            raise ConfigError(f"modparam for module {module!r} which is not loaded", file, line)
+        spec = self.params.get((module, name))
+        if spec is None:
+            known = ", ".join(sorted(n for (m, n) in self.params if m == module)) or "none"
+            raise ConfigError(f"module {module!r} has no parameter {name!r} (known: {known})", file, line)
+        if spec.kind is int:
+            if isinstance(value, str):
+                try:
+                    value = int(value, 0)
+                except ValueError:
+                    raise ConfigError(f"modparam {module}.{name} expects an integer, got {value!r}", file, line)
+        elif not isinstance(value, str):
+            value = str(value)
+        if spec.multi:
+            self.param_values.setdefault((module, name), []).append(value)
+        else:
+            self.param_values[(module, name)] = value
+
+    def modparam(self, module: str, name: str) -> Any:
+        """The value set by modparam, else the declared default (a list for multi params)."""
+        key = (module, name)
+        if key in self.param_values:
+            return self.param_values[key]
+        spec = self.params.get(key)
+        if spec is None:
+            raise KeyError(f"{module}.{name} is not a declared parameter")
+        return [] if spec.multi and spec.default is None else spec.default
+
+    # ---- registration from modules -------------------------------------------------------
+    def add_rpc(self, name: str, func: Callable[[Core, list[Any]], Any], doc: str = "") -> None:
+        if name in self.rpc_commands:
+            raise ModuleError(f"RPC command {name} registered twice")
+        self.rpc_commands[name] = RpcCommand(name, func, doc)
+
+    def add_cfg_function(self, fn: CfgFunction) -> None:
+        if fn.name in self.cfg_functions:
+            other = self.cfg_functions[fn.name].module
+            raise ModuleError(f"cfg function {fn.name} exported by both {other} and {fn.module}")
+        self.cfg_functions[fn.name] = fn
+
+    def add_reply_handler(self, handler: ReplyHandler) -> None:
+        self.reply_handlers.append(handler)
+
+    def add_timer_handler(self, handler: Callable[[float], None]) -> None:
+        self.timer_handlers.append(handler)
+
+    # ---- running scripts -----------------------------------------------------------------
+    def new_context(self, msg: SipMsg, rcv: RecvInfo,
+                    route_type: RouteType = RouteType.REQUEST) -> MsgContext:
+        ctx = MsgContext(msg=msg, rcv=rcv, core=self, route_type=route_type)
+        if msg.is_request:
+            ctx.orig_ruri = msg.ruri
+        return ctx
+
+    def run_route(self, name: str, ctx: MsgContext) -> int:
+        """Run a script callback by name (tm's branch/onreply/failure callbacks)."""
+        if self.engine is None:
+            raise ModuleError("no config engine is active")
+        return self.engine.run(name, ctx)
+
+    # ---- network -------------------------------------------------------------------------
+    def attach_transport(self, transport: Transport) -> None:
+        self.transport = transport
+
+    def send(self, proto: str, host: str, port: int, data: bytes,
+             local: tuple[str, int] | None = None) -> bool:
+        """Send raw bytes; from the listen socket ``local`` when given, else from this worker's
+        own socket (the one its Via names). False when the network refused them."""
+        if self.transport is None:
+            log.error("send with no transport attached (main process?)")
+            return False
+        return self.transport.send(proto, host, port, data, local)
+
+    def send_reply(self, ctx: MsgContext, data: bytes) -> bool:
+        """Send a reply to the request of ``ctx``: to its source per RFC 3261 18.2.2 / RFC 3581,
+        from the socket the request arrived on."""
+        from kemi_core.runtime.destinations import reply_destination
+
+        proto, host, port = reply_destination(ctx.msg.via, ctx.rcv, ctx.force_rport)
+        ok = self.send(proto, host, port, data, (ctx.rcv.dst_ip, ctx.rcv.dst_port))
+        if ok:
+            ctx.replied = True
+        return ok
+
+    def call_later(self, delay: float, func: Callable[[], None]) -> Any:
+        """Run ``func`` after ``delay`` seconds in this worker's loop; returns a cancellable handle."""
+        if self.loop is None:
+            raise RuntimeError("no event loop in this process yet")
+        return self.loop.call_later(delay, func)
+
+    def local_address(self, proto: str = "udp") -> tuple[str, int]:
+        """The (ip, port) this worker names in its Via for ``proto``."""
+        if self.transport is None:
+            lst = self.config.listen[0] if self.config.listen else None
+            return (lst.host, lst.port) if lst else ("127.0.0.1", 5060)
+        return self.transport.local_address(proto)
+
+    def is_myself(self, host: str, port: int | None = None) -> bool:
+        """Whether host[:port] names this server (listen addresses and aliases)."""
+        host = host.lower().strip("[]")
+        for addr in self.config.listen:
+            if addr.host.lower().strip("[]") == host and (port is None or port == addr.port):
+                return True
+            for name in addr.advertise_names():
+                if name == host and (port is None or port == addr.port):
+                    return True
+        for alias in self.config.aliases:
+            if alias.host == host and (port is None or alias.port is None or alias.port == port):
+                return True
+        return False
+
+    def now(self) -> float:
+        return time.monotonic()

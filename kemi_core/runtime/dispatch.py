@@ -1,0 +1,211 @@
+"""Per-message dispatch in a worker: parse, run the script's route, forward replies.
+
+Everything a message does happens inside a guard: a parse error gets its 400 (where the
+request's Via can be read) or is dropped, and a script error is logged and answered with a 500
+when nothing was sent; the worker always goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
+from kemi_core.runtime.core import Core
+from kemi_core.runtime.destinations import via_reply_destination
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_datagram
+
+log = logging.getLogger("kemi.dispatch")
+
+_KEEPALIVES = (b"\r\n", b"\r\n\r\n", b"\n", b"\x00\x00\x00\x00")
+
+
+class Dispatcher:
+    """Routes each received message through the active engine."""
+
+    def __init__(self, core: Core, limits: ParseLimits) -> None:
+        self.core = core
+        self.limits = limits
+        cbs = core.config.kemi_callbacks
+        self.request_cb = cbs.get("request_route_callback") or "ksr_request_route"
+        self.reply_cb = cbs.get("reply_route_callback") or "ksr_reply_route"
+        self.counters = {"requests": 0, "replies": 0, "parse_errors": 0, "script_errors": 0,
+                         "dropped_replies": 0}
+        core.shared_vars.setdefault("stats", self.counters)
+
+    # ---- entry points from the transport ------------------------------------------------
+    def on_data(self, data: bytes, rcv: RecvInfo) -> None:
+        """A UDP datagram."""
+        if len(data) <= 4 and data in _KEEPALIVES:
+            return
+        try:
+            msg = parse_datagram(data, self.limits)
+        except SipParseError as exc:
+            self.counters["parse_errors"] += 1
+            self._answer_unparsable(data, rcv, exc)
+            return
+        self.on_msg(msg, rcv)
+
+    def on_msg(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        """A parsed message (from UDP, or framed from a TCP stream)."""
+        try:
+            if msg.is_request:
+                self.counters["requests"] += 1
+                self._request(msg, rcv)
+            else:
+                self.counters["replies"] += 1
+                self._reply(msg, rcv)
+        except SipParseError as exc:
+            # A header the script read turned out malformed (parsing is lazy).
+            self.counters["parse_errors"] += 1
+            log.info("bad message from %s:%s: %s", rcv.src_ip, rcv.src_port, exc.reason)
+            if msg.is_request and msg.method != "ACK":
+                self._try_reply(msg, rcv, exc.status, exc.reason)
+        except Exception:  # the guard: one message never takes the worker down
+            self.counters["script_errors"] += 1
+            log.exception("unexpected error handling a message from %s:%s", rcv.src_ip, rcv.src_port)
+
+    # ---- requests ---------------------------------------------------------------------
+    def _request(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        core = self.core
+        ctx = core.new_context(msg, rcv, RouteType.REQUEST)
+        for accept in core.request_filters:
+            if accept(ctx):
+                return
+        failed = self.run_route(self.request_cb, ctx)
+        if failed and not ctx.replied and msg.method != "ACK":
+            self._send_simple_reply(ctx, 500, "Server Internal Error")
+
+    def run_route(self, name: str, ctx: MsgContext) -> bool:
+        """Run one route; True when the script failed (error logged by the engine or here)."""
+        engine = self.core.engine
+        if engine is None:
+            log.error("no config engine loaded")
+            return True
+        try:
+            engine.run(name, ctx)
+        except ScriptExit:
+            return False
+        except ScriptDrop:
+            ctx.dropped = True
+            return False
+        except Exception:
+            self.counters["script_errors"] += 1
+            log.exception("error in route %s", name)
+            return True
+        if ctx.extra.pop("script_error", None) is not None:
+            self.counters["script_errors"] += 1
+            return True
+        return False
+
+    # ---- replies ----------------------------------------------------------------------
+    def _reply(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        core = self.core
+        ctx = core.new_context(msg, rcv, RouteType.CORE_ONREPLY)
+        engine = core.engine
+        if engine is not None and engine.has_route(self.reply_cb):
+            self.run_route(self.reply_cb, ctx)
+            if ctx.dropped:
+                return
+        for handler in core.reply_handlers:
+            if handler(ctx):
+                return
+        self.forward_reply_statelessly(ctx)
+
+    def forward_reply_statelessly(self, ctx: MsgContext) -> bool:
+        """Pop our Via and send the reply to the next one (RFC 3261 16.11 / 18.2.2)."""
+        msg = ctx.msg
+        vias = msg.vias
+        if len(vias) < 2:
+            self.counters["dropped_replies"] += 1
+            log.debug("reply %s with no Via for us to forward to: dropped", msg.status)
+            return False
+        top = vias[0]
+        if not self._is_our_via(top.host, top.port):
+            self.counters["dropped_replies"] += 1
+            log.info("reply %s %s: top Via %s:%s is not ours: dropped", msg.status, msg.reason,
+                     top.host, top.port)
+            return False
+        msg.pop_via()
+        proto, host, port = via_reply_destination(vias[1])
+        return self.core.send(proto, host, port, msg.to_bytes(), self._listen_for(proto))
+
+    def _is_our_via(self, host: str, port: int | None) -> bool:
+        core = self.core
+        if core.is_myself(host, port or 5060):
+            return True
+        own = core.local_address("udp")
+        return own == (host, port)
+
+    def _listen_for(self, proto: str) -> tuple[str, int] | None:
+        for lst in self.core.config.listen:
+            if lst.proto == proto:
+                return (lst.host, lst.port)
+        return None
+
+    # ---- local replies ----------------------------------------------------------------
+    def _send_simple_reply(self, ctx: MsgContext, status: int, reason: str) -> None:
+        try:
+            data = build_reply(ctx.msg, status, reason, to_tag=_local_tag(ctx.msg))
+        except SipParseError:
+            return
+        self.core.send_reply(ctx, data)
+
+    def _try_reply(self, msg: SipMsg, rcv: RecvInfo, status: int, reason: str) -> None:
+        ctx = self.core.new_context(msg, rcv)
+        self._send_simple_reply(ctx, status, reason)
+
+    def _answer_unparsable(self, data: bytes, rcv: RecvInfo, exc: SipParseError) -> None:
+        """RFC 3261 16.3 / 8.2: answer 400 when enough of the request is readable, else drop."""
+        reply = salvage_error_reply(data, exc.status, exc.reason)
+        if reply is None:
+            log.info("dropped unparsable message from %s:%s: %s", rcv.src_ip, rcv.src_port, exc.reason)
+            return
+        log.info("answered %s to a bad request from %s:%s: %s", exc.status, rcv.src_ip,
+                 rcv.src_port, exc.reason)
+        dest_port = rcv.src_port
+        self.core.send(rcv.proto, rcv.src_ip, dest_port, reply, (rcv.dst_ip, rcv.dst_port))
+
+
+def _local_tag(msg: SipMsg) -> str:
+    """A To-tag that is the same for retransmissions of one request (stateless replies)."""
+    import hashlib
+
+    try:
+        key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{msg.via.branch}"
+    except SipParseError:
+        key = msg.to_bytes()[:256].decode("latin-1")
+    return hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
+
+
+_HDR_LINE = re.compile(rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+_COMPACT = {b"v": b"Via", b"f": b"From", b"t": b"To", b"i": b"Call-ID"}
+
+
+def salvage_error_reply(data: bytes, status: int, reason: str) -> bytes | None:
+    """Build an error reply for a request the parser refused, from the lines that can be read.
+
+    Only requests get one (not ACK), and only when a Via, From, To, Call-ID and CSeq can be
+    found: without them no client could match the reply anyway.
+    """
+    head = data.split(b"\r\n\r\n", 1)[0]
+    first = head.split(b"\n", 1)[0]
+    if first.startswith(b"SIP/") or first.upper().startswith(b"ACK "):
+        return None
+    found: dict[bytes, list[bytes]] = {}
+    for m in _HDR_LINE.finditer(head.replace(b"\r\n", b"\n")):
+        name = m.group(1).lower()
+        name = _COMPACT.get(name, name).lower()
+        found.setdefault(name, []).append(m.group(2).strip())
+    if not all(k in found for k in (b"via", b"from", b"to", b"call-id", b"cseq")):
+        return None
+    reason_b = reason.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace")[:100]
+    lines = [b"SIP/2.0 %d %s" % (status, reason_b)]
+    lines += [b"Via: " + v for v in found[b"via"]]
+    lines.append(b"From: " + found[b"from"][0])
+    lines.append(b"To: " + found[b"to"][0])
+    lines.append(b"Call-ID: " + found[b"call-id"][0])
+    lines.append(b"CSeq: " + found[b"cseq"][0])
+    lines.append(b"Content-Length: 0")
+    return b"\r\n".join(lines) + b"\r\n\r\n"

@@ -1,0 +1,185 @@
+"""The server process tree: the main process (control socket, supervision) and its workers.
+
+``children=N`` with ``fork=yes`` forks N workers after the config is loaded and modules are
+initialised (as Kamailio does); ``fork=no`` runs everything in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+from kemi_core.errors import ConfigError
+from kemi_core.rpc.server import DEFAULT_CTL, serve, socket_path
+from kemi_core.runtime.builder import Built
+from kemi_core.runtime.worker import Worker
+from kemi_core.transport.sockets import family_of
+
+log = logging.getLogger("kemi.server")
+
+#: A worker that dies is restarted, but no more often than this per minute.
+MAX_RESTARTS_PER_MINUTE = 10
+
+
+def check_listen_free(built: Built) -> None:
+    """Fail before forking when a listen address is taken (with SO_REUSEPORT the kernel would
+    otherwise share it silently with another server)."""
+    for lst in built.core.config.listen:
+        kind = socket.SOCK_DGRAM if lst.proto == "udp" else socket.SOCK_STREAM
+        with socket.socket(family_of(lst.host), kind) as sock:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((lst.host.strip("[]"), lst.port))
+            except OSError as exc:
+                why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise ConfigError(f"cannot listen on {lst.proto}:{lst.host}:{lst.port}: {why}",
+                                  built.core.config.source)
+
+
+def ctl_spec(built: Built) -> str:
+    core = built.core
+    if "ctl" in core.loaded_modules:
+        values = core.modparam("ctl", "binrpc")
+        if isinstance(values, list) and values:
+            return str(values[0])
+        if isinstance(values, str) and values:
+            return values
+    return os.environ.get("KEMI_CTL", DEFAULT_CTL)
+
+
+class Server:
+    def __init__(self, built: Built, pid_file: str | None = None) -> None:
+        self.built = built
+        self.pid_file = pid_file
+        self.children: dict[int, int] = {}  # pid -> rank
+        self.stopping = False
+        self.restarts: list[float] = []
+
+    def run(self) -> int:
+        cfg = self.built.core.config
+        check_listen_free(self.built)
+        if self.pid_file:
+            with open(self.pid_file, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        try:
+            if not cfg.fork or cfg.children <= 0:
+                return self._run_single()
+            return self._run_forked(cfg.children)
+        finally:
+            if self.pid_file and os.path.exists(self.pid_file):
+                os.unlink(self.pid_file)
+            self.built.loader.destroy_all()
+
+    # ---- one process ------------------------------------------------------------------
+    def _run_single(self) -> int:
+        worker = Worker(self.built, rank=1, shared_sockets=False)
+        worker.setup()
+        ctl = worker.loop.run_until_complete(self._start_ctl())
+        log.info("kemi running in one process (fork=no)")
+        worker.run_forever()
+        if ctl is not None:
+            ctl.close()
+        return 0
+
+    # ---- main process and workers -----------------------------------------------------
+    def _run_forked(self, n: int) -> int:
+        for rank in range(1, n + 1):
+            self._spawn(rank, shared=n > 1)
+        core = self.built.core
+        core.worker_pids = {rank: pid for pid, rank in self.children.items()}  # type: ignore[attr-defined]
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        core.loop = loop
+        ctl = loop.run_until_complete(self._start_ctl())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, loop.stop)
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        log.info("kemi main process %d: %d workers", os.getpid(), n)
+        try:
+            loop.run_forever()
+        finally:
+            self.stopping = True
+            if ctl is not None:
+                ctl.close()
+            self._stop_children()
+            loop.close()
+        return 0
+
+    def _spawn(self, rank: int, shared: bool) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                worker = Worker(self.built, rank, shared)
+                worker.setup()
+                worker.run_forever()
+            except BaseException:
+                log.exception("worker %d failed", rank)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        self.children[pid] = rank
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            rank = self.children.pop(pid, None)
+            if rank is None or self.stopping:
+                continue
+            log.error("worker %d (pid %d) exited with status %d", rank, pid, status)
+            now = time.monotonic()
+            self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+            if len(self.restarts) > MAX_RESTARTS_PER_MINUTE:
+                log.critical("workers keep dying: stopping the server")
+                asyncio.get_event_loop().stop()
+                return
+            self._spawn(rank, shared=len(self.children) + 1 > 1)
+            self.built.core.worker_pids = {r: p for p, r in self.children.items()}  # type: ignore[attr-defined]
+
+    def _stop_children(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                self.children.pop(pid, None)
+        deadline = time.monotonic() + 5
+        while self.children and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.05)
+                continue
+            self.children.pop(pid, None)
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    async def _start_ctl(self) -> asyncio.AbstractServer | None:
+        spec = ctl_spec(self.built)
+        try:
+            return await serve(self.built.core, socket_path(spec))
+        except (OSError, ValueError) as exc:
+            log.error("control socket %s not available: %s", spec, exc)
+            return None

@@ -1,0 +1,85 @@
+"""One worker process: its engine instance, its sockets and its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from kemi_core.runtime.builder import Built
+from kemi_core.runtime.dispatch import Dispatcher
+from kemi_core.sip import ParseLimits
+from kemi_core.transport.endpoints import WorkerEndpoints
+
+log = logging.getLogger("kemi.worker")
+
+#: How often module timer handlers (core.add_timer_handler) run, in seconds.
+TIMER_TICK = 0.05
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when installed (several times cheaper per datagram), else asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()  # type: ignore[no-any-return]
+
+
+def limits_of(built: Built) -> ParseLimits:
+    cfg = built.core.config
+    return ParseLimits(max_size=cfg.max_msg_size, max_headers=cfg.max_headers,
+                       max_line=cfg.max_header_line)
+
+
+class Worker:
+    """Receives, routes and sends SIP messages in one process."""
+
+    def __init__(self, built: Built, rank: int, shared_sockets: bool) -> None:
+        self.built = built
+        self.rank = rank
+        self.shared_sockets = shared_sockets
+        self.loop = new_event_loop()
+        self.endpoints: WorkerEndpoints | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    def setup(self) -> None:
+        """child_init, this worker's engine instance, sockets."""
+        built = self.built
+        core = built.core
+        core.worker_rank = self.rank
+        core.loop = self.loop
+        asyncio.set_event_loop(self.loop)
+        built.loader.child_init_all(self.rank)
+        if self.rank > 0 or core.engine is None:
+            engine = built.engine_spec.factory(core)
+            engine.load()
+            core.engine = engine
+        self.dispatcher = Dispatcher(core, limits_of(built))
+        core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
+        self.endpoints = WorkerEndpoints(self.loop, core.config.listen, self.dispatcher.on_data,
+                                         self.dispatcher.on_msg, limits_of(built),
+                                         self.shared_sockets)
+        self.loop.run_until_complete(self.endpoints.start())
+        core.attach_transport(self.endpoints)
+        if core.timer_handlers:
+            self.loop.call_later(TIMER_TICK, self._tick)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        for handler in self.built.core.timer_handlers:
+            try:
+                handler(now)
+            except Exception:
+                log.exception("timer handler failed")
+        self.loop.call_later(TIMER_TICK, self._tick)
+
+    def run_forever(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.loop.stop)
+        log.info("worker %d ready", self.rank)
+        try:
+            self.loop.run_forever()
+        finally:
+            if self.endpoints is not None:
+                self.endpoints.close()

@@ -1,0 +1,104 @@
+"""Start ``kemi run`` as a real process and stop it by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from kemi_core.rpc.client import RpcError, call
+
+
+def free_port(proto: int = socket.SOCK_DGRAM) -> int:
+    """A port that is free on 127.0.0.1 for both UDP and TCP right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, proto) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        other = socket.SOCK_STREAM if proto == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+        with socket.socket(socket.AF_INET, other) as s2:
+            try:
+                s2.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port found")
+
+
+def kemi_executable() -> list[str]:
+    exe = Path(sys.executable).with_name("kemi")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "kemi_core.cli"]
+
+
+class KemiProcess:
+    """``with KemiProcess(cfg_path, workdir) as srv: ...`` runs ``kemi run -f cfg``.
+
+    The control socket is placed in ``workdir`` (via $KEMI_CTL) so parallel servers never share
+    one. The log (stderr) is kept in ``workdir/kemi.log`` for assertions and post-mortems.
+    """
+
+    def __init__(self, cfg: str | Path, workdir: str | Path, args: list[str] | None = None,
+                 cwd: str | Path | None = None, env: dict[str, str] | None = None,
+                 ready_timeout: float = 20.0) -> None:
+        self.cfg = Path(cfg)
+        self.workdir = Path(workdir)
+        self.args = args or []
+        self.cwd = Path(cwd) if cwd else None
+        self.ctl = f"unix:{self.workdir / 'kemi_ctl'}"
+        self.log_path = self.workdir / "kemi.log"
+        self.extra_env = env or {}
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> KemiProcess:
+        env = dict(os.environ, KEMI_CTL=self.ctl, PYTHONUNBUFFERED="1", **self.extra_env)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([*kemi_executable(), "run", "-f", str(self.cfg), *self.args],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=self.cwd, start_new_session=True)
+        deadline = time.monotonic() + self.ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kemi exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                call(self.ctl, "core.version", timeout=1)
+                time.sleep(0.3)  # workers bind right after the main process answers
+                return self
+            except (OSError, RpcError, ValueError):
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"kemi did not become ready in {self.ready_timeout}s:\n{self.log()}")
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        return call(self.ctl, method, list(params))
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> int | None:
+        """SIGTERM to the main process (it stops its workers), SIGKILL to the group if stuck."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> KemiProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

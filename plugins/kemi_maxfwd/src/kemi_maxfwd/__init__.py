@@ -1,0 +1,90 @@
+"""maxfwd.so: Max-Forwards processing (RFC 3261 16.3 step 3, 16.6 step 3)."""
+
+from __future__ import annotations
+
+import logging
+
+from kemi_core import hookimpl
+from kemi_core.kemi import KemiExport, export
+from kemi_core.runtime.context import MsgContext
+from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.sip import SipParseError
+
+log = logging.getLogger("kemi.maxfwd")
+
+MODULE = "maxfwd"
+#: RFC 3261 8.1.1.6 recommends 70.
+DEFAULT_MAX_LIMIT = 70
+
+
+class _Settings:
+    max_limit = DEFAULT_MAX_LIMIT
+
+
+_settings = _Settings()
+
+
+def exports() -> list[KemiExport]:
+    return [
+        export(MODULE, "process_maxfwd", process_maxfwd, "i"),
+        export(MODULE, "is_maxfwd_lt", is_maxfwd_lt, "i"),
+    ]
+
+
+@hookimpl
+def mod_register(core: Core) -> None:
+    core.declare_param(MODULE, "max_limit", int, DEFAULT_MAX_LIMIT,
+                       doc="upper bound: a larger Max-Forwards is lowered to it")
+    core.add_cfg_function(CfgFunction(MODULE, "mf_process_maxfwd_header", process_maxfwd, 1, 1, (0,)))
+    core.add_cfg_function(CfgFunction(MODULE, "process_maxfwd", process_maxfwd, 1, 1, (0,)))
+    core.add_cfg_function(CfgFunction(MODULE, "is_maxfwd_lt", is_maxfwd_lt, 1, 1, (0,)))
+    core.add_cfg_function(CfgFunction(MODULE, "mf_is_maxfwd_lt", is_maxfwd_lt, 1, 1, (0,)))
+
+
+@hookimpl
+def sr_kemi_modules_add() -> list[KemiExport]:
+    return exports()
+
+
+@hookimpl
+def mod_init(core: Core) -> None:
+    limit = int(core.modparam(MODULE, "max_limit"))
+    if not 0 <= limit <= 255:
+        raise ValueError(f"maxfwd: max_limit {limit} is out of 0..255")
+    _settings.max_limit = limit
+
+
+def process_maxfwd(ctx: MsgContext, limit: int) -> int:
+    """Add Max-Forwards (value ``limit``) when missing, else decrement it.
+
+    Returns 2 when the header was added, 1 when decremented, -1 when it is already 0 (the
+    script answers 483 Too Many Hops), -2 on a malformed header or bad limit.
+    """
+    if not 0 <= limit <= 255:
+        log.error("process_maxfwd: limit %d is out of 0..255", limit)
+        return -2
+    msg = ctx.msg
+    try:
+        value = msg.max_forwards
+    except SipParseError as exc:
+        log.info("process_maxfwd: bad Max-Forwards: %s", exc.reason)
+        ctx.extra["last_error"] = (400, "Bad Max-Forwards")
+        return -2
+    if value is None:
+        msg.set_max_forwards(min(limit, _settings.max_limit))
+        return 2
+    if value == 0:
+        return -1
+    msg.set_max_forwards(min(value - 1, _settings.max_limit))
+    return 1
+
+
+def is_maxfwd_lt(ctx: MsgContext, limit: int) -> int:
+    """1 when Max-Forwards is lower than ``limit``; -1 when absent, -2 when not lower, -3 bad."""
+    try:
+        value = ctx.msg.max_forwards
+    except SipParseError:
+        return -3
+    if value is None:
+        return -1
+    return 1 if value < limit else -2

@@ -1,0 +1,212 @@
+"""sl.so: stateless replies (Kamailio's sl module).
+
+A reply built here is sent once, with no retransmission; its To-tag is derived from the
+request, so retransmissions of one request get the same tag, and ACKs for our own negative
+replies are absorbed before the script sees them (RFC 3261 17.2.1 has the server transaction do
+this; sl does it without state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from typing import Any
+
+from kemi_core import hookimpl
+from kemi_core.kemi import KemiExport, ReturnKind, export
+from kemi_core.runtime.context import MsgContext
+from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.sip import SipParseError, build_reply
+
+log = logging.getLogger("kemi.sl")
+
+MODULE = "sl"
+
+
+def exports() -> list[KemiExport]:
+    return [
+        export(MODULE, "sl_send_reply", sl_send_reply, "is"),
+        export(MODULE, "send_reply", send_reply, "is"),
+        export(MODULE, "send_reply_mode", send_reply_mode, "isi"),
+        export(MODULE, "sl_reply_error", sl_reply_error, ""),
+        export(MODULE, "sl_forward_reply", sl_forward_reply, "ss"),
+        export(MODULE, "get_reply_totag", get_reply_totag, "", ReturnKind.XVAL),
+        # The seed document's names (Kamailio 5.0): sreply is sl_send_reply, freply send_reply.
+        export(MODULE, "sreply", sl_send_reply, "is"),
+        export(MODULE, "freply", send_reply, "is"),
+    ]
+
+
+class _State:
+    """Set in mod_init (main process) so every worker shares the tag prefix."""
+
+    core: Core | None = None
+    tag_prefix = ""
+    sent = 0
+    absorbed_acks = 0
+
+
+_state = _State()
+
+
+# ---- hooks ----------------------------------------------------------------------------
+@hookimpl
+def mod_register(core: Core) -> None:
+    core.declare_param(MODULE, "default_code", int, 500, doc="code for sl_reply_error without a known error")
+    core.declare_param(MODULE, "default_reason", str, "Internal Server Error")
+    core.declare_param(MODULE, "bind_tm", int, 1, doc="send_reply uses tm when a transaction exists")
+    core.declare_param(MODULE, "event_callback", str, "")
+    for name, func in (("sl_send_reply", _cfg_sl_send_reply), ("send_reply", _cfg_send_reply)):
+        core.add_cfg_function(CfgFunction(MODULE, name, func, 2, 2, (0,)))
+    core.add_cfg_function(CfgFunction(MODULE, "sl_reply_error", lambda ctx: sl_reply_error(ctx)))
+    core.add_cfg_function(CfgFunction(MODULE, "sl_forward_reply", _cfg_forward_reply, 0, 2))
+    core.add_rpc("sl.stats", _rpc_stats, "stateless replies sent and ACKs absorbed")
+
+
+@hookimpl
+def sr_kemi_modules_add() -> list[KemiExport]:
+    return exports()
+
+
+@hookimpl
+def mod_init(core: Core) -> None:
+    _state.core = core
+    _state.tag_prefix = secrets.token_hex(8)
+    core.request_filters.append(_absorb_own_ack)
+
+
+# ---- KEMI functions -------------------------------------------------------------------
+def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    """Send a stateless reply with this code and reason to the current request."""
+    msg = ctx.msg
+    if not msg.is_request:
+        log.error("sl_send_reply: the current message is a reply")
+        return -1
+    if msg.method == "ACK":
+        return 1  # an ACK gets no reply (RFC 3261 17.2.1)
+    if not 100 <= code <= 699:
+        log.error("sl_send_reply: invalid code %d", code)
+        return -1
+    headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
+    if 300 <= code < 400:
+        headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
+    body, ctype = ctx.extra.get("reply_body", (b"", None))
+    try:
+        data = build_reply(msg, code, reason, to_tag=None if code == 100 else totag_for(ctx),
+                           headers=headers, body=body, content_type=ctype)
+    except SipParseError as exc:
+        log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
+        return -1
+    if not ctx.core.send_reply(ctx, data):
+        return -1
+    _state.sent += 1
+    return 1
+
+
+def send_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    """Reply statefully when tm holds a transaction for the request, else statelessly."""
+    tm = ctx.core.services.get("tm")
+    if tm is not None and ctx.core.modparam(MODULE, "bind_tm") and tm.has_transaction(ctx):
+        return int(tm.t_reply(ctx, code, reason))
+    return sl_send_reply(ctx, code, reason)
+
+
+def send_reply_mode(ctx: MsgContext, code: int, reason: str, mode: int) -> int:
+    """send_reply with Kamailio's mode flags (connection handling; UDP ignores them)."""
+    return send_reply(ctx, code, reason)
+
+
+def sl_reply_error(ctx: MsgContext) -> int:
+    """Reply with the last internal error of this message (e.g. a parse error), else 500."""
+    code, reason = ctx.extra.get("last_error", (None, None))
+    if code is None:
+        code = int(ctx.core.modparam(MODULE, "default_code"))
+        reason = str(ctx.core.modparam(MODULE, "default_reason"))
+    return sl_send_reply(ctx, code, reason)
+
+
+def sl_forward_reply(ctx: MsgContext, code: str, reason: str) -> int:
+    """Forward the received reply statelessly now, optionally with a new code and reason."""
+    msg = ctx.msg
+    if msg.is_request:
+        log.error("sl_forward_reply: the current message is a request")
+        return -1
+    if code:
+        try:
+            new_code = int(code)
+        except ValueError:
+            log.error("sl_forward_reply: bad code %r", code)
+            return -1
+        if new_code // 100 != msg.status // 100:
+            log.error("sl_forward_reply: %d is not of the class of %d", new_code, msg.status)
+            return -1
+        msg.set_status(new_code, reason or msg.reason)
+    dispatcher = getattr(ctx.core, "dispatcher", None)
+    if dispatcher is None or not dispatcher.forward_reply_statelessly(ctx):
+        return -1
+    ctx.dropped = True  # sent: the core must not forward it again
+    return 1
+
+
+def get_reply_totag(ctx: MsgContext) -> str | None:
+    """The To-tag a stateless reply to the current request carries."""
+    if not ctx.msg.is_request:
+        return None
+    try:
+        return totag_for(ctx)
+    except SipParseError:
+        return None
+
+
+# ---- helpers --------------------------------------------------------------------------
+def totag_for(ctx: MsgContext) -> str:
+    """Same tag for every retransmission of one request; our prefix marks it as ours."""
+    msg = ctx.msg
+    via = msg.via
+    key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{via.branch}|{via.host}:{via.port}"
+    digest = hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
+    return f"{_state.tag_prefix}.{digest}"
+
+
+def _absorb_own_ack(ctx: MsgContext) -> bool:
+    msg = ctx.msg
+    if msg.method != "ACK" or not _state.tag_prefix:
+        return False
+    try:
+        tag = msg.to.tag
+    except SipParseError:
+        return False
+    if tag is not None and tag.startswith(_state.tag_prefix + "."):
+        _state.absorbed_acks += 1
+        return True
+    return False
+
+
+def _split_header(line: str) -> tuple[str, str]:
+    name, _, value = line.strip().partition(":")
+    return name.strip(), value.strip()
+
+
+def _destination_set(ctx: MsgContext) -> list[str]:
+    uris = []
+    if ctx.orig_ruri is not None and ctx.msg.ruri != ctx.orig_ruri:
+        uris.append(ctx.msg.ruri)
+    uris += [b.uri for b in ctx.branches]
+    return uris
+
+
+def _cfg_sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    return sl_send_reply(ctx, code, reason)
+
+
+def _cfg_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
+    return send_reply(ctx, code, reason)
+
+
+def _cfg_forward_reply(ctx: MsgContext, code: str = "", reason: str = "") -> int:
+    return sl_forward_reply(ctx, code, reason)
+
+
+def _rpc_stats(core: Core, params: list[Any]) -> dict[str, int]:
+    return {"sent": _state.sent, "absorbed_acks": _state.absorbed_acks}

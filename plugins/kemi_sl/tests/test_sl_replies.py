@@ -1,0 +1,122 @@
+"""sl: stateless replies on the wire (captured), To-tags, ACK absorption, error replies."""
+
+from __future__ import annotations
+
+import kemi_sl
+import pytest
+
+from kemi_core.runtime.context import Branch
+from kemi_core.testing.capture import context, offline_core
+from kemi_core.testing.udp_client import request
+
+
+@pytest.fixture
+def sl():  # type: ignore[no-untyped-def]
+    return offline_core(("sl", kemi_sl))
+
+
+def test_send_reply_goes_to_source_with_rport(sl) -> None:  # type: ignore[no-untyped-def]
+    core, tr = sl
+    ctx = context(core, request("OPTIONS", "sip:kemi@127.0.0.1", 5070), src=("127.0.0.1", 40000))
+    assert kemi_sl.send_reply(ctx, 200, "OK Lua") == 1
+    (sent,) = tr.sent
+    # rport in the Via: back to the source port, from the socket it came in on (RFC 3581).
+    assert (sent.proto, sent.host, sent.port, sent.local) == ("udp", "127.0.0.1", 40000, ("127.0.0.1", 5060))
+    reply = sent.msg
+    assert (reply.status, reply.reason) == (200, "OK Lua")
+    assert reply.to.tag == kemi_sl.get_reply_totag(ctx)
+    assert reply.call_id == ctx.msg.call_id and reply.cseq.number == ctx.msg.cseq.number
+    assert ctx.replied
+
+
+def test_without_rport_reply_goes_to_via_port() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    raw = request("OPTIONS", "sip:kemi@127.0.0.1", 5070).replace(b";rport", b"")
+    ctx = context(core, raw, src=("127.0.0.1", 40000))
+    kemi_sl.sl_send_reply(ctx, 404, "Not Here")
+    assert tr.sent[0].port == 5070
+
+
+def test_same_request_same_totag_other_request_other_totag() -> None:
+    core, _ = offline_core(("sl", kemi_sl))
+    raw = request("INVITE", "sip:bob@127.0.0.1", 5070, call_id="c1")
+    t1 = kemi_sl.get_reply_totag(context(core, raw))
+    t2 = kemi_sl.get_reply_totag(context(core, raw))
+    t3 = kemi_sl.get_reply_totag(context(core, request("INVITE", "sip:bob@127.0.0.1", 5070, call_id="c2")))
+    assert t1 == t2 != t3
+
+
+def test_no_reply_to_ack_and_own_acks_absorbed() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    inv = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070, call_id="c9"))
+    kemi_sl.sl_send_reply(inv, 486, "Busy Here")
+    tag = tr.sent[0].msg.to.tag
+    ack_raw = request("ACK", "sip:bob@127.0.0.1", 5070, call_id="c9").replace(
+        b"To: <sip:bob@127.0.0.1>", f"To: <sip:bob@127.0.0.1>;tag={tag}".encode())
+    ack = context(core, ack_raw)
+    assert kemi_sl.sl_send_reply(ack, 200, "OK") == 1
+    assert len(tr.sent) == 1  # nothing sent for the ACK
+    assert any(f(ack) for f in core.request_filters)  # the core drops it before the script
+    other = context(core, request("ACK", "sip:bob@127.0.0.1", 5070).replace(
+        b"To: <sip:bob@127.0.0.1>", b"To: <sip:bob@127.0.0.1>;tag=theirs"))
+    assert not any(f(other) for f in core.request_filters)
+
+
+def test_100_has_no_totag_and_bad_codes_refused() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))
+    kemi_sl.sl_send_reply(ctx, 100, "Trying")
+    assert tr.sent[0].msg.to.tag is None
+    assert kemi_sl.sl_send_reply(ctx, 99, "x") == -1
+    assert kemi_sl.sl_send_reply(ctx, 700, "x") == -1
+
+
+def test_redirect_carries_destination_set_and_reply_headers() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))
+    ctx.msg.set_ruri("sip:bob@10.0.0.1")
+    ctx.branches.append(Branch("sip:bob@10.0.0.2"))
+    ctx.extra["reply_headers"] = ["X-Why: test\r\n"]
+    kemi_sl.sl_send_reply(ctx, 302, "Moved")
+    reply = tr.sent[0].msg
+    assert [c.uri_text for c in reply.contacts] == ["sip:bob@10.0.0.1", "sip:bob@10.0.0.2"]
+    assert reply.header("X-Why") == "test"
+
+
+def test_reply_error_default_and_known_error() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))
+    kemi_sl.sl_reply_error(ctx)
+    assert tr.sent[-1].msg.status == 500
+    ctx.extra["last_error"] = (400, "Bad Max-Forwards")
+    kemi_sl.sl_reply_error(ctx)
+    assert (tr.sent[-1].msg.status, tr.sent[-1].msg.reason) == (400, "Bad Max-Forwards")
+
+
+def test_send_reply_uses_tm_when_a_transaction_exists() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+
+    class FakeTm:  # a test double of tm's service API
+        replied: list[tuple[int, str]] = []
+
+        def has_transaction(self, ctx: object) -> bool:
+            return True
+
+        def t_reply(self, ctx: object, code: int, reason: str) -> int:
+            self.replied.append((code, reason))
+            return 1
+
+    tm = FakeTm()
+    core.services["tm"] = tm
+    ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))
+    assert kemi_sl.send_reply(ctx, 180, "Ringing") == 1
+    assert tm.replied == [(180, "Ringing")] and tr.sent == []
+    kemi_sl.sl_send_reply(ctx, 180, "Ringing")  # sl_send_reply is always stateless
+    assert len(tr.sent) == 1
+
+
+def test_exports_table_and_seed_aliases() -> None:
+    core, _ = offline_core(("sl", kemi_sl))
+    names = set(core.registry.module("sl"))
+    assert {"sl_send_reply", "send_reply", "send_reply_mode", "sl_reply_error",
+            "sl_forward_reply", "get_reply_totag", "sreply", "freply"} <= names

@@ -1,0 +1,1 @@
+"""Test-only kemi plugins: a module (testmod) and an engine (replier)."""

@@ -1,0 +1,49 @@
+"""Engine ``replier`` (module ``app_replier``): answers every request 200 OK, no script.
+
+``modparam("app_replier", "reason", "...")`` sets the reason phrase, so tests can tell
+configs apart. It implements the Engine protocol with nothing but public kemi APIs.
+"""
+
+from __future__ import annotations
+
+from kemi_core import hookimpl
+from kemi_core.engine import REQUEST_ROUTE, EngineSpec
+from kemi_core.errors import ScriptError
+from kemi_core.runtime.context import MsgContext
+from kemi_core.runtime.core import Core
+from kemi_core.sip import build_reply
+
+
+class ReplierEngine:
+    name = "replier"
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.reason = "OK"
+
+    def load(self) -> None:
+        self.reason = str(self.core.modparam("app_replier", "reason"))
+
+    def has_route(self, name: str) -> bool:
+        return name == REQUEST_ROUTE
+
+    def run(self, name: str, ctx: MsgContext) -> int:
+        if name != REQUEST_ROUTE:
+            raise ScriptError(f"replier engine has no route {name}")
+        if ctx.msg.method == "ACK":
+            return 1
+        data = build_reply(ctx.msg, 200, self.reason, to_tag="replier1")
+        return 1 if self.core.send_reply(ctx, data) else -1
+
+    def reload(self) -> None:
+        self.load()
+
+
+@hookimpl
+def mod_register(core: Core) -> None:
+    core.declare_param("app_replier", "reason", str, "OK")
+
+
+@hookimpl
+def sr_kemi_eng_register() -> list[EngineSpec]:
+    return [EngineSpec("replier", ReplierEngine, "answers 200 to every request")]

@@ -1,0 +1,77 @@
+"""KEMI export records and the registry: kinds, limits, lookups."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from kemi_core.kemi import KemiExport, KemiRegistry, ParamKind, ReturnKind, export
+from kemi_core.kemi.exports import ExportError
+
+
+def _f(ctx: Any, *args: Any) -> int:
+    return 1
+
+
+@pytest.mark.parametrize("n", range(0, 7))
+def test_every_combination_of_int_and_str_up_to_six_params(n: int) -> None:
+    combos = list(itertools.product("is", repeat=n))
+    reg = KemiRegistry()
+    reg.add(export("m", f"f{i}", _f, "".join(c)) for i, c in enumerate(combos))
+    assert len(reg) == len(combos)
+    for i, combo in enumerate(combos):
+        exp = reg.lookup("m", f"f{i}")
+        assert exp is not None
+        assert exp.params == tuple(ParamKind.INT if c == "i" else ParamKind.STR for c in combo)
+
+
+def test_seven_params_refused() -> None:
+    with pytest.raises(ExportError, match="at most 6"):
+        export("m", "f", _f, "iiiiiii")
+
+
+def test_bad_letters_names_and_kinds_refused() -> None:
+    with pytest.raises(ExportError):
+        export("m", "f", _f, "x")
+    with pytest.raises(ExportError):
+        export("m", "bad name", _f, "")
+    with pytest.raises(ExportError):
+        KemiExport("m", "f", _f, params=("int",))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        KemiExport("m", "f", "not callable")  # type: ignore[arg-type]
+
+
+def test_core_module_is_empty_string_and_qualified_names() -> None:
+    core = export("", "info", _f, "s")
+    sub = export("sl", "send_reply", _f, "is")
+    assert core.qualified_name == "info"
+    assert sub.qualified_name == "sl.send_reply"
+
+
+def test_duplicate_refused_and_lookup_misses() -> None:
+    reg = KemiRegistry()
+    reg.add([export("sl", "send_reply", _f, "is")])
+    with pytest.raises(ExportError, match="twice"):
+        reg.add([export("sl", "send_reply", _f, "is")])
+    assert reg.lookup("sl", "nope") is None
+    assert reg.lookup("nope", "send_reply") is None
+    assert reg.has_module("sl") and not reg.has_module("tm")
+
+
+def test_param_names_and_doc_come_from_the_callable() -> None:
+    def send_reply(ctx: Any, code: int, reason: str) -> int:
+        """Send a reply."""
+        return 1
+
+    exp = export("sl", "send_reply", send_reply, "is", ReturnKind.INT)
+    assert exp.param_names == ("code", "reason")
+    assert exp.doc == "Send a reply."
+    assert exp.returns is ReturnKind.INT
+
+
+def test_records_are_frozen() -> None:
+    exp = export("sl", "x", _f)
+    with pytest.raises(AttributeError):
+        exp.name = "y"  # type: ignore[misc]
