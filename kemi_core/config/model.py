@@ -16,6 +16,8 @@ class ListenAddr:
     port: int = 5060
     advertise_host: str | None = None
     advertise_port: int | None = None
+    name: str | None = None  # listen=... name "s1": a socket name for selecting it later
+    virtual: bool = False  # listen=... virtual: a floating IP (accepted, not acted on)
 
     def advertise_names(self) -> list[str]:
         return [self.advertise_host.lower()] if self.advertise_host else []
@@ -58,6 +60,15 @@ class RouteBlock(Located):
     body: str  # text between the braces
     body_line: int  # line of the text's first character in ``file``
     body_column: int = 1
+    #: (file, line) of every line of ``body``; differs from body_line + n only when an
+    #: include_file sits inside the block (Kamailio allows includes anywhere).
+    line_map: list[tuple[str, int]] = attrs.Factory(list)
+
+    def locate(self, body_line: int) -> tuple[str, int]:
+        """(file, line) of the body's line ``body_line`` (1 = the line the body starts on)."""
+        if 1 <= body_line <= len(self.line_map):
+            return self.line_map[body_line - 1]
+        return self.file, self.body_line + body_line - 1
 
 
 @attrs.define
@@ -96,8 +107,11 @@ class CoreConfig:
     routes: list[RouteBlock] = attrs.Factory(list)
     #: Kamailio core parameters accepted but not implemented: name -> value (one warning each).
     ignored: dict[str, Any] = attrs.Factory(dict)
-    #: Every other core parameter kemi implements or stores, by name.
+    #: Every other core parameter kemi implements or stores, by name; also custom cfg vars
+    #: (``group.name = value desc "text"``) and named ``flags``.
     extra: dict[str, Any] = attrs.Factory(dict)
+    #: ``desc "text"`` of custom cfg vars, by ``group.name``.
+    cfg_var_descriptions: dict[str, str] = attrs.Factory(dict)
     #: #!define names after preprocessing (for -A and include consistency).
     defines: dict[str, str] = attrs.Factory(dict)
     pid_file: str | None = None

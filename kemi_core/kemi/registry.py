@@ -6,7 +6,7 @@ of exported functions", done). Engines build their script-side KSR objects from 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from kemi_core.kemi.exports import ExportError, KemiExport
 
@@ -26,6 +26,13 @@ class KemiRegistry:
             if exp.name in funcs:
                 raise ExportError(f"KEMI function KSR.{exp.qualified_name} is exported twice")
             funcs[exp.name] = exp
+
+    def wrap_all(self, wrap: Callable[[KemiExport], KemiExport]) -> None:
+        """Replace every export by ``wrap(export)`` (the debugger's cfgtrace does this at
+        mod_init, before any engine binds the functions)."""
+        for funcs in self._modules.values():
+            for name, exp in list(funcs.items()):
+                funcs[name] = wrap(exp)
 
     def lookup(self, module: str, name: str) -> KemiExport | None:
         """The export for ``KSR.module.name`` (module "" for ``KSR.name``), or None."""

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from kemi_core.errors import KemiError
 from kemi_core.runtime.core import Core
 
 log = logging.getLogger("kemi.rpc")
@@ -52,6 +53,8 @@ def handle_line(core: Core, line: bytes) -> bytes:
         result = cmd.func(core, params)
     except RpcFault as exc:
         return _encode(_error(req_id, exc.code, exc.message))
+    except KemiError as exc:  # e.g. a reload refused: the reason is the whole answer
+        return _encode(_error(req_id, COMMAND_FAILED, str(exc)))
     except Exception as exc:  # a failing command answers an error; the server goes on
         log.exception("rpc %s failed", method)
         return _encode(_error(req_id, COMMAND_FAILED, f"{type(exc).__name__}: {exc}"))

@@ -104,6 +104,8 @@ class Core:
         self.request_filters: list[Callable[[MsgContext], bool]] = []
         #: APIs modules offer each other by name (Kamailio's bind_tm & co): "tm" -> object.
         self.services: dict[str, Any] = {}
+        #: Called with the main process's event loop once it runs (control channels live there).
+        self.main_loop_hooks: list[Callable[[Any], None]] = []
         #: Hooks a worker runs on each timer tick: ``fn(now)``.
         self.timer_handlers: list[Callable[[float], None]] = []
 

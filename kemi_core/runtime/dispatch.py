@@ -69,6 +69,7 @@ class Dispatcher:
     # ---- requests ---------------------------------------------------------------------
     def _request(self, msg: SipMsg, rcv: RecvInfo) -> None:
         core = self.core
+        check_request_headers(msg)
         ctx = core.new_context(msg, rcv, RouteType.REQUEST)
         for accept in core.request_filters:
             if accept(ctx):
@@ -166,6 +167,18 @@ class Dispatcher:
                  rcv.src_port, exc.reason)
         dest_port = rcv.src_port
         self.core.send(rcv.proto, rcv.src_ip, dest_port, reply, (rcv.dst_ip, rcv.dst_port))
+
+
+def check_request_headers(msg: SipMsg) -> None:
+    """Parse what every request must carry correctly (RFC 3261 8.1.1, 8.2): the top Via, From,
+    To, Call-ID and CSeq, whose method must be the request's. Raises SipParseError (-> 400)."""
+    msg.via  # noqa: B018 - parsing is the check
+    msg.from_  # noqa: B018
+    msg.to  # noqa: B018
+    msg.call_id  # noqa: B018
+    cseq = msg.cseq
+    if cseq.method != msg.method:
+        raise SipParseError(400, "CSeq method does not match the request method")
 
 
 def _local_tag(msg: SipMsg) -> str:

@@ -47,10 +47,8 @@ def ctl_spec(built: Built) -> str:
     core = built.core
     if "ctl" in core.loaded_modules:
         values = core.modparam("ctl", "binrpc")
-        if isinstance(values, list) and values:
+        if values:
             return str(values[0])
-        if isinstance(values, str) and values:
-            return values
     return os.environ.get("KEMI_CTL", DEFAULT_CTL)
 
 
@@ -61,6 +59,7 @@ class Server:
         self.children: dict[int, int] = {}  # pid -> rank
         self.stopping = False
         self.restarts: list[float] = []
+        self.exit_code = 0
 
     def run(self) -> int:
         cfg = self.built.core.config
@@ -82,6 +81,7 @@ class Server:
         worker = Worker(self.built, rank=1, shared_sockets=False)
         worker.setup()
         ctl = worker.loop.run_until_complete(self._start_ctl())
+        self._main_loop_hooks(worker.loop)
         log.info("kemi running in one process (fork=no)")
         worker.run_forever()
         if ctl is not None:
@@ -98,6 +98,7 @@ class Server:
         asyncio.set_event_loop(loop)
         core.loop = loop
         ctl = loop.run_until_complete(self._start_ctl())
+        self._main_loop_hooks(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, loop.stop)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
@@ -110,7 +111,7 @@ class Server:
                 ctl.close()
             self._stop_children()
             loop.close()
-        return 0
+        return self.exit_code
 
     def _spawn(self, rank: int, shared: bool) -> None:
         pid = os.fork()
@@ -148,6 +149,7 @@ class Server:
             self.restarts = [t for t in self.restarts if now - t < 60] + [now]
             if len(self.restarts) > MAX_RESTARTS_PER_MINUTE:
                 log.critical("workers keep dying: stopping the server")
+                self.exit_code = 1
                 asyncio.get_event_loop().stop()
                 return
             self._spawn(rank, shared=len(self.children) + 1 > 1)
@@ -175,6 +177,13 @@ class Server:
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+
+    def _main_loop_hooks(self, loop: asyncio.AbstractEventLoop) -> None:
+        for hook in self.built.core.main_loop_hooks:
+            try:
+                hook(loop)
+            except Exception:
+                log.exception("a module failed to start on the main loop")
 
     async def _start_ctl(self) -> asyncio.AbstractServer | None:
         spec = ctl_spec(self.built)

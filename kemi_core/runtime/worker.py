@@ -28,8 +28,8 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 def limits_of(built: Built) -> ParseLimits:
     cfg = built.core.config
-    return ParseLimits(max_size=cfg.max_msg_size, max_headers=cfg.max_headers,
-                       max_line=cfg.max_header_line)
+    return ParseLimits(max_message_size=cfg.max_msg_size, max_headers=cfg.max_headers,
+                       max_header_line=cfg.max_header_line)
 
 
 class Worker:

@@ -7,7 +7,12 @@ import pytest
 
 from kemi_core.config.model import CoreConfig
 from kemi_core.errors import ConfigError
-from kemi_core.plugins import ModuleEntry, ModuleLoader, installed_modules, module_name_from_loadmodule
+from kemi_core.plugins import (
+    ModuleEntry,
+    ModuleLoader,
+    installed_modules,
+    module_name_from_loadmodule,
+)
 from kemi_core.runtime.core import Core
 
 

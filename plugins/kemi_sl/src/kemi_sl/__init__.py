@@ -183,7 +183,10 @@ def _absorb_own_ack(ctx: MsgContext) -> bool:
     return False
 
 
-def _split_header(line: str) -> tuple[str, str]:
+def _split_header(line: str | tuple[str, str]) -> tuple[str, str]:
+    """append_to_reply entries: ``(name, value)`` pairs or whole ``Name: value`` lines."""
+    if isinstance(line, tuple):
+        return line
     name, _, value = line.strip().partition(":")
     return name.strip(), value.strip()
 

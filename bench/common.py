@@ -1,0 +1,102 @@
+"""Shared pieces of the SIPp benchmarks: CPU accounting of a process tree, Kamailio runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+KAMAILIO_MPATH = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and all its descendants (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds used so far by ``root`` and its live descendants."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLK_TCK
+
+
+def kamailio_available() -> bool:
+    return shutil.which("kamailio") is not None and Path(KAMAILIO_MPATH, "app_lua.so").exists()
+
+
+class Proc:
+    """A server process started in its own session, stopped by its PID."""
+
+    def __init__(self, args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
+                                      env=env, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=5)
+        self.log.close()
+
+
+def wait_udp_answer(port: int, timeout: float = 20.0) -> bool:
+    """Poll with OPTIONS until the server at 127.0.0.1:port answers anything."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        lport = sock.getsockname()[1]
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            msg = (f"OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\n"
+                   f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bKwait{n};rport\r\n"
+                   f"From: <sip:w@127.0.0.1>;tag=w{n}\r\nTo: <sip:ping@127.0.0.1>\r\n"
+                   f"Call-ID: wait{n}@bench\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                   "Content-Length: 0\r\n\r\n").encode()
+            sock.sendto(msg, ("127.0.0.1", port))
+            sock.settimeout(0.3)
+            try:
+                sock.recvfrom(65535)
+                return True
+            except TimeoutError:
+                continue
+    return False

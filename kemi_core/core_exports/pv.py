@@ -1,0 +1,110 @@
+"""KSR.pv.*: read and write pseudo-variables by their spec text ("$ru", "$var(x)" ...)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kemi_core.core_exports.log import script_log
+from kemi_core.kemi.exports import KemiExport, ReturnKind, export
+from kemi_core.pv import PvError, PvSpec, PvValue, cached_pv
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+
+NULL_TEXT = "<<null>>"
+
+
+def _spec(pvname: str) -> PvSpec | None:
+    try:
+        return cached_pv(pvname)
+    except PvError as exc:
+        script_log.error("invalid pv [%s]: %s", pvname, exc)
+        return None
+
+
+def get(ctx: MsgContext, pvname: str) -> PvValue:
+    """The value (str or int), None for $null or an invalid name."""
+    spec = _spec(pvname)
+    return spec.get(ctx) if spec is not None else None
+
+
+def gete(ctx: MsgContext, pvname: str) -> PvValue:
+    """The value, or "" for $null."""
+    value = get(ctx, pvname)
+    return "" if value is None else value
+
+
+def getw(ctx: MsgContext, pvname: str) -> PvValue:
+    """The value, or "<<null>>" for $null (for languages that cannot print nil)."""
+    value = get(ctx, pvname)
+    return NULL_TEXT if value is None else value
+
+
+def getvn(ctx: MsgContext, pvname: str, vn: int) -> PvValue:
+    """The value, or ``vn`` for $null."""
+    value = get(ctx, pvname)
+    return vn if value is None else value
+
+
+def getvs(ctx: MsgContext, pvname: str, vs: str) -> PvValue:
+    """The value, or ``vs`` for $null."""
+    value = get(ctx, pvname)
+    return vs if value is None else value
+
+
+def geti(ctx: MsgContext, pvname: str) -> int:
+    """The value as an integer (0 for $null or text that is not a number)."""
+    value = get(ctx, pvname)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip()) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _set(ctx: MsgContext, pvname: str, value: PvValue) -> None:
+    spec = _spec(pvname)
+    if spec is None:
+        return
+    try:
+        spec.set(ctx, value)
+    except PvError as exc:
+        script_log.error("unable to set pv [%s]: %s", pvname, exc)
+
+
+def sets(ctx: MsgContext, pvname: str, val: str) -> None:
+    """Assign a string."""
+    _set(ctx, pvname, val)
+
+
+def seti(ctx: MsgContext, pvname: str, val: int) -> None:
+    """Assign an integer."""
+    _set(ctx, pvname, val)
+
+
+def unset(ctx: MsgContext, pvname: str) -> None:
+    """Assign $null."""
+    _set(ctx, pvname, None)
+
+
+def is_null(ctx: MsgContext, pvname: str) -> bool:
+    """True when the variable is $null (False for an invalid name, which is logged)."""
+    spec = _spec(pvname)
+    return spec is not None and spec.get(ctx) is None
+
+
+def exports() -> list[KemiExport]:
+    x, n = ReturnKind.XVAL, ReturnKind.NONE
+    return [
+        export("pv", "get", get, "s", x),
+        export("pv", "gete", gete, "s", x),
+        export("pv", "getw", getw, "s", x),
+        export("pv", "getvn", getvn, "si", x),
+        export("pv", "getvs", getvs, "ss", x),
+        export("pv", "geti", geti, "s", ReturnKind.INT),
+        export("pv", "sets", sets, "ss", n),
+        export("pv", "seti", seti, "si", n),
+        export("pv", "unset", unset, "s", n),
+        export("pv", "is_null", is_null, "s", ReturnKind.BOOL),
+    ]

@@ -1,0 +1,193 @@
+"""Function and route calls: resolved and fixed up at compile time, one closure per call site.
+
+Kamailio's rules: a function returning > 0 is true, < 0 false, and 0 ends the script (like
+``exit``). Each call stores its return code for ``$rc`` / ``$retcode`` / ``$?``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.errors import ConfigError
+from kemi_core.native import ast as A
+from kemi_core.native import values as V
+from kemi_core.native.functions import BUILTINS
+from kemi_core.pv import PvError, parse_pv
+from kemi_core.runtime.core import CfgFunction
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.runtime.core import Core
+
+#: ctx.extra key of the last return code ($rc).
+RETCODE_KEY = "retcode"
+
+RawCall = Callable[["MsgContext"], int]
+ArgGetter = Callable[["MsgContext"], Any]
+
+
+class ScriptFault(Exception):  # noqa: N818 - a runtime failure inside a route, with its place
+    """A statement failed at run time; ``loc`` is where it was written."""
+
+    def __init__(self, loc: A.Loc, reason: str) -> None:
+        self.loc = loc
+        self.reason = reason
+        super().__init__(f"{loc}: {reason}")
+
+
+_PASS_THROUGH = (ScriptExit, ScriptDrop, ScriptFault)
+
+
+def normalize_result(r: Any) -> int:
+    """A cfg function's result as Kamailio's int: None/True -> 1, False -> -1."""
+    if r is None or r is True:
+        return 1
+    if r is False:
+        return -1
+    if isinstance(r, int):
+        return int(r)
+    return 1 if r else -1
+
+
+def _constant(value: Any) -> ArgGetter:
+    return lambda ctx: value
+
+
+class CallCompiler:
+    """Shared state of one compilation and the call-site compilers."""
+
+    def __init__(self, core: Core, known_routes: set[str], syntax_only: bool = False) -> None:
+        self.core = core
+        self.known_routes = known_routes
+        self.syntax_only = syntax_only
+        #: sub-route name -> one-element list holding its compiled callable (filled later,
+        #: so routes can call each other in any order).
+        self.route_cells: dict[str, list[Callable[[MsgContext], int] | None]] = {}
+        #: (name, file, line) of functions no module provides (syntax-only checks).
+        self.unknown: list[tuple[str, str, int]] = []
+        #: (spec, file, line) of pseudo-variables no loaded module defines (syntax-only).
+        self.unknown_pvs: list[tuple[str, str, int]] = []
+
+    def err(self, loc: A.Loc, reason: str) -> ConfigError:
+        return ConfigError(reason, loc.file, loc.line, loc.column)
+
+    # ---- resolution ----------------------------------------------------------------------
+    def resolve(self, node: A.Call) -> CfgFunction | None:
+        """Built-in core statements first (they are keywords in Kamailio), then modules."""
+        name = node.name
+        fn = BUILTINS.get(name) or self.core.cfg_functions.get(name)
+        if fn is None and "." in name:  # module.function
+            module, _, short = name.rpartition(".")
+            cand = self.core.cfg_functions.get(short) or BUILTINS.get(short)
+            if cand is not None and cand.module == module:
+                fn = cand
+        if fn is None:
+            if self.syntax_only:
+                self.unknown.append((name, node.loc.file, node.loc.line))
+                return None
+            raise self.err(node.loc, f"unknown function '{name}' (is its module loaded?)")
+        n = len(node.args)
+        if not fn.min_args <= n <= fn.max_args:
+            want = (str(fn.min_args) if fn.min_args == fn.max_args
+                    else f"{fn.min_args} to {fn.max_args}")
+            raise self.err(node.loc, f"{name}() takes {want} argument"
+                                     f"{'' if want == '1' else 's'}, {n} given")
+        return fn
+
+    # ---- arguments -----------------------------------------------------------------------
+    def expr(self, node: A.Expr) -> ArgGetter:  # provided by ExprCompiler
+        raise NotImplementedError
+
+    def argument(self, fn: CfgFunction, pos: int, node: A.Expr) -> tuple[bool, Any]:
+        """(True, constant) or (False, getter) for argument ``pos`` of ``fn``."""
+        if pos in fn.int_params:
+            if isinstance(node, A.Const):
+                if isinstance(node.value, int):
+                    return True, node.value
+                text = node.value.strip()
+                iv = V.int_or_none(text)
+                if iv is None and text[:2].lower() == "0x":
+                    try:
+                        iv = int(text, 16)
+                    except ValueError:
+                        iv = None
+                if iv is not None:
+                    return True, iv
+                if text.startswith("$"):
+                    try:
+                        spec = parse_pv(text)
+                    except PvError as exc:
+                        raise self.err(node.loc, f"argument {pos + 1} of {fn.name}(): {exc}")
+                    get = spec.get
+                    return False, lambda ctx: V.to_int(get(ctx))
+                raise self.err(node.loc, f"argument {pos + 1} of {fn.name}() must be an "
+                                         f"integer, not {node.value!r}")
+            inner = self.expr(node)
+            return False, lambda ctx: V.to_int(inner(ctx))
+        if isinstance(node, A.Const):
+            return True, node.value if isinstance(node.value, str) else str(node.value)
+        inner = self.expr(node)
+        return False, lambda ctx: V.to_str(inner(ctx))
+
+    # ---- call sites ----------------------------------------------------------------------
+    def raw_call(self, node: A.Call) -> RawCall:
+        fn = self.resolve(node)
+        loc = node.loc
+        if fn is None:
+            def unresolved(ctx: MsgContext) -> int:
+                raise ScriptFault(loc, f"unknown function '{node.name}'")
+            return unresolved
+        parts = [self.argument(fn, i, a) for i, a in enumerate(node.args)]
+        func = fn.func
+        name = node.name
+        if all(is_const for is_const, _ in parts):
+            consts = tuple(v for _, v in parts)
+
+            def call(ctx: MsgContext) -> int:
+                try:
+                    r = func(ctx, *consts)
+                except _PASS_THROUGH:
+                    raise
+                except Exception as exc:
+                    raise ScriptFault(loc, f"{name}() failed: {exc!r}") from exc
+                if r.__class__ is not int:
+                    r = normalize_result(r)
+                ctx.extra[RETCODE_KEY] = r
+                if r == 0:
+                    raise ScriptExit()
+                return r  # type: ignore[no-any-return]
+            return call
+        getters = tuple(_constant(v) if c else v for c, v in parts)
+
+        def dyn_call(ctx: MsgContext) -> int:
+            try:
+                r = func(ctx, *[g(ctx) for g in getters])
+            except _PASS_THROUGH:
+                raise
+            except Exception as exc:
+                raise ScriptFault(loc, f"{name}() failed: {exc!r}") from exc
+            if r.__class__ is not int:
+                r = normalize_result(r)
+            ctx.extra[RETCODE_KEY] = r
+            if r == 0:
+                raise ScriptExit()
+            return r  # type: ignore[no-any-return]
+        return dyn_call
+
+    def bool_call(self, node: A.Call) -> ArgGetter:
+        """A call used as a value: 1 when it returned > 0, else 0 (Kamailio's rule)."""
+        raw = self.raw_call(node)
+        return lambda ctx: 1 if raw(ctx) > 0 else 0
+
+    def route_runner(self, node: A.RouteCall) -> RawCall:
+        if node.name not in self.known_routes:
+            raise self.err(node.loc, f"route({node.name}): no route[{node.name}] block is defined")
+        cell = self.route_cells.setdefault(node.name, [None])
+
+        def run(ctx: MsgContext) -> int:
+            r = cell[0](ctx)  # type: ignore[misc]
+            ctx.extra[RETCODE_KEY] = r
+            return r
+        return run

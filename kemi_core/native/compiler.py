@@ -1,0 +1,282 @@
+"""Statements and route blocks -> closures. Compiled once; messages never see the AST.
+
+A statement closure returns None to go on, ``BREAK`` for ``break``, or an int when the
+route returns. ``exit``/``drop``/a function returning 0 raise ScriptExit/ScriptDrop, which
+unwind every nested ``route()`` at once; run-time failures raise ScriptFault with the place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.errors import ConfigError
+from kemi_core.native import ast as A
+from kemi_core.native import values as V
+from kemi_core.native.calls import ScriptFault
+from kemi_core.native.exprs import ExprCompiler
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.runtime.core import Core
+
+log = logging.getLogger("kemi.native")
+
+#: What a ``break`` statement returns to its switch or while.
+BREAK: Any = type("Break", (), {"__repr__": lambda self: "BREAK"})()
+Stmt = Callable[["MsgContext"], Any]
+RouteFn = Callable[["MsgContext"], int]
+_PASS = (ScriptExit, ScriptDrop, ScriptFault)
+#: Pseudo-variables where ``:=`` first removes every older value.
+_MULTI_VALUE_PVS = frozenset({"avp", "xavp", "xavu", "xavi"})
+DEFAULT_MAX_WHILE_LOOPS = 100
+
+
+def _noop(ctx: MsgContext) -> None:
+    return None
+
+
+@attrs.define
+class Program:
+    """Compiled routes by kind ("request_route", "route", "failure_route", ...) and name
+    (None for the unnamed ones)."""
+
+    routes: dict[str, dict[str | None, RouteFn]] = attrs.Factory(dict)
+
+    def get(self, kind: str, name: str | None) -> RouteFn | None:
+        table = self.routes.get(kind)
+        return None if table is None else table.get(name)
+
+
+class Compiler(ExprCompiler):
+    def __init__(self, core: Core, known_routes: set[str], syntax_only: bool = False,
+                 errors: list[ConfigError] | None = None) -> None:
+        super().__init__(core, known_routes, syntax_only)
+        #: When a list is given, errors are collected per statement instead of raised.
+        self.errors = errors
+        limit = core.config.extra.get("max_while_loops", DEFAULT_MAX_WHILE_LOOPS)
+        self.max_while_loops = int(limit) if limit is not None else DEFAULT_MAX_WHILE_LOOPS
+
+    # ---- blocks -------------------------------------------------------------------------
+    def stmt_list(self, stmts: Iterable[A.Stmt]) -> list[Stmt]:
+        out: list[Stmt] = []
+        for node in stmts:
+            try:
+                out.append(self.stmt(node))
+            except ConfigError as exc:
+                if self.errors is None:
+                    raise
+                self.errors.append(exc)
+        return out
+
+    def block(self, stmts: Iterable[A.Stmt]) -> Stmt:
+        compiled = tuple(self.stmt_list(stmts))
+        if not compiled:
+            return _noop
+        if len(compiled) == 1:
+            return compiled[0]
+
+        def seq(ctx: MsgContext) -> Any:
+            for st in compiled:
+                r = st(ctx)
+                if r is not None:
+                    return r
+            return None
+        return seq
+
+    def route(self, route: A.Route) -> RouteFn:
+        body = self.block(route.body)
+
+        def run_route(ctx: MsgContext) -> int:
+            r = body(ctx)
+            return 1 if r is None or r is BREAK else r  # type: ignore[no-any-return]
+        return run_route
+
+    # ---- statements ---------------------------------------------------------------------
+    def stmt(self, node: A.Stmt) -> Stmt:
+        method = getattr(self, "stmt_" + type(node).__name__.lower(), None)
+        if method is None:
+            raise self.err(node.loc, f"unsupported statement {type(node).__name__}")
+        return method(node)  # type: ignore[no-any-return]
+
+    def stmt_exprstmt(self, node: A.ExprStmt) -> Stmt:
+        raw = self.raw_call(node.expr) if isinstance(node.expr, A.Call) else self.route_runner(node.expr)
+
+        def call_stmt(ctx: MsgContext) -> None:
+            raw(ctx)
+        return call_stmt
+
+    def stmt_assign(self, node: A.Assign) -> Stmt:
+        spec = self.pv(node.target.spec, node.target.loc)
+        if not spec.writable:
+            raise self.err(node.loc, f"{node.target.spec} cannot be assigned (read-only)")
+        value = self.expr(node.value)
+        setter = spec.set
+        loc, text = node.loc, node.target.spec
+        clear_first = node.op == ":=" and spec.name in _MULTI_VALUE_PVS
+
+        def assign(ctx: MsgContext) -> None:
+            try:
+                v = value(ctx)
+                if clear_first:
+                    setter(ctx, None)
+                setter(ctx, v)
+            except _PASS:
+                raise
+            except Exception as exc:
+                raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+        return assign
+
+    def guarded(self, loc: A.Loc, fn: Callable[[MsgContext], Any], what: str) -> Callable[[MsgContext], Any]:
+        """Wrap an expression so Python errors in it become ScriptFaults with its place."""
+        def run(ctx: MsgContext) -> Any:
+            try:
+                return fn(ctx)
+            except _PASS:
+                raise
+            except Exception as exc:
+                raise ScriptFault(loc, f"{what} failed: {exc!r}") from exc
+        return run
+
+    def stmt_if(self, node: A.If) -> Stmt:
+        cond = self.guarded(node.loc, self.condition(node.cond), "if condition")
+        then = self.block(node.then)
+        if node.orelse is None:
+            def if_then(ctx: MsgContext) -> Any:
+                return then(ctx) if cond(ctx) else None
+            return if_then
+        orelse = self.block(node.orelse)
+
+        def if_else(ctx: MsgContext) -> Any:
+            return then(ctx) if cond(ctx) else orelse(ctx)
+        return if_else
+
+    def stmt_switch(self, node: A.Switch) -> Stmt:
+        subject = self.guarded(node.loc, self.expr(node.subject), "switch value")
+        flat: list[Stmt] = []
+        int_cases: dict[int, int] = {}
+        str_cases: dict[str, int] = {}
+        default: int | None = None
+        for case in node.cases:
+            start = len(flat)
+            if case.value is None:
+                default = start
+            elif isinstance(case.value, int):
+                int_cases[case.value] = start
+            else:
+                str_cases[case.value] = start
+            flat.extend(self.stmt_list(case.body))
+        body = tuple(flat)
+        n = len(body)
+
+        def find(v: Any) -> int | None:
+            i: int | None = None
+            if isinstance(v, int):
+                i = int_cases.get(v)
+                if i is None and str_cases:
+                    i = str_cases.get(str(v))
+            elif isinstance(v, str):
+                i = str_cases.get(v)
+                if i is None and int_cases:
+                    iv = V.int_or_none(v)
+                    if iv is not None:
+                        i = int_cases.get(iv)
+            return default if i is None else i
+
+        def switch(ctx: MsgContext) -> Any:
+            k = find(subject(ctx))
+            if k is None:
+                return None
+            while k < n:  # falls through the cases below until a break, as in C
+                r = body[k](ctx)
+                if r is not None:
+                    return None if r is BREAK else r
+                k += 1
+            return None
+        return switch
+
+    def stmt_while(self, node: A.While) -> Stmt:
+        cond = self.guarded(node.loc, self.condition(node.cond), "while condition")
+        body = self.block(node.body)
+        limit = self.max_while_loops
+        loc = node.loc
+
+        def loop(ctx: MsgContext) -> Any:
+            count = 0
+            while cond(ctx):
+                count += 1
+                if limit and count > limit:
+                    log.error("%s: runaway while (more than %d loops, see max_while_loops): "
+                              "leaving the loop", loc, limit)
+                    return None
+                r = body(ctx)
+                if r is not None:
+                    return None if r is BREAK else r
+            return None
+        return loop
+
+    def stmt_return(self, node: A.Return) -> Stmt:
+        if node.value is None:
+            return lambda ctx: 1
+        if isinstance(node.value, A.Const) and V.to_int(node.value.value) != 0:
+            const = V.to_int(node.value.value)
+            return lambda ctx: const
+        value = self.guarded(node.loc, self.expr(node.value), "return value")
+
+        def ret(ctx: MsgContext) -> int:
+            r = V.to_int(value(ctx))
+            if r == 0:  # return(0) ends the whole script, like exit
+                raise ScriptExit()
+            return r
+        return ret
+
+    def stmt_exit(self, node: A.Exit) -> Stmt:
+        def do_exit(ctx: MsgContext) -> None:
+            raise ScriptExit()
+        return do_exit
+
+    def stmt_drop(self, node: A.Drop) -> Stmt:
+        def do_drop(ctx: MsgContext) -> None:
+            ctx.dropped = True
+            raise ScriptDrop()
+        return do_drop
+
+    def stmt_break(self, node: A.Break) -> Stmt:
+        return lambda ctx: BREAK
+
+
+def compile_routes(core: Core, routes: list[A.Route], syntax_only: bool = False,
+                   errors: list[ConfigError] | None = None,
+                   extra_known: Iterable[str] = ()) -> tuple[Program, Compiler]:
+    """Compile parsed routes into a Program. Raises the first ConfigError unless ``errors``
+    is given (then every error is appended there and the Program is partial).
+    ``extra_known``: names of route[] blocks that failed to parse (no cascade of errors)."""
+    known = {r.name for r in routes if r.kind == "route" and r.name} | set(extra_known)
+    comp = Compiler(core, known, syntax_only, errors)
+    program = Program()
+    for route in routes:
+        table = program.routes.setdefault(route.kind, {})
+        if route.name in table:
+            what = route.kind if route.name is None else f"{route.kind}[{route.name}]"
+            exc = ConfigError(f"{what} is defined twice", route.loc.file, route.loc.line)
+            if errors is None:
+                raise exc
+            errors.append(exc)
+            continue
+        table[route.name] = comp.route(route)
+    subroutes = program.routes.get("route", {})
+    for name, cell in comp.route_cells.items():
+        cell[0] = subroutes.get(name)
+        if cell[0] is None:  # only when the route failed to compile (errors collected)
+            cell[0] = _missing_route(name)
+    return program, comp
+
+
+def _missing_route(name: str) -> RouteFn:
+    def missing(ctx: MsgContext) -> int:
+        raise ScriptFault(A.Loc("<native>", 0, 0), f"route[{name}] did not compile")
+    return missing

@@ -1,0 +1,323 @@
+"""Expressions -> closures ``f(ctx) -> int | str | None``, built once at compile time."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kemi_core.errors import ConfigError
+from kemi_core.native import ast as A
+from kemi_core.native import values as V
+from kemi_core.native.calls import CallCompiler
+from kemi_core.pv import PvError, PvSpec, parse_pv
+from kemi_core.sip.uri import parse_uri
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+
+Fn = Callable[["MsgContext"], Any]
+
+#: The last function or route return code ($rc, $retcode, $?) lives here in ctx.extra.
+RETCODE_KEY = "retcode"
+_RETCODE_SPECS = frozenset({"$rc", "$retcode", "$?"})
+_URI_KEYWORDS = frozenset({"uri", "from_uri", "to_uri"})
+
+
+def _retcode(ctx: MsgContext) -> Any:
+    return ctx.extra.get(RETCODE_KEY, 1)
+
+
+def _ruri(ctx: MsgContext) -> Any:
+    return ctx.msg.ruri if ctx.msg.is_request else None
+
+
+def _from_uri(ctx: MsgContext) -> Any:
+    try:
+        return ctx.msg.from_.uri_text
+    except Exception:
+        return None
+
+
+def _to_uri(ctx: MsgContext) -> Any:
+    try:
+        return ctx.msg.to.uri_text
+    except Exception:
+        return None
+
+
+def _status(ctx: MsgContext) -> Any:
+    return None if ctx.msg.is_request else ctx.msg.status
+
+
+def _af(ctx: MsgContext) -> str:
+    return "INET6" if ":" in ctx.rcv.src_ip else "INET"
+
+
+_KEYWORD_GETTERS: dict[str, Fn] = {
+    "method": lambda ctx: ctx.msg.method,
+    "uri": _ruri,
+    "status": _status,
+    "src_ip": lambda ctx: ctx.rcv.src_ip,
+    "dst_ip": lambda ctx: ctx.rcv.dst_ip,
+    "src_port": lambda ctx: ctx.rcv.src_port,
+    "dst_port": lambda ctx: ctx.rcv.dst_port,
+    "proto": lambda ctx: ctx.rcv.proto.upper(),
+    "af": _af,
+    "from_uri": _from_uri,
+    "to_uri": _to_uri,
+    "msg:len": lambda ctx: len(ctx.msg.to_bytes()),
+    "retcode": _retcode,
+}
+
+
+def _host_is_myself(ctx: MsgContext, value: Any) -> bool:
+    """`X == myself`: a URI's host[:port], or a bare host/IP, names this server."""
+    if value is None:
+        return False
+    text = V.to_str(value).strip()
+    if ":" in text and text.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
+        try:
+            uri = parse_uri(text)
+        except Exception:
+            return False
+        return ctx.core.is_myself(uri.host, uri.port)
+    return ctx.core.is_myself(text)
+
+
+def _ip_network(text: str, loc: A.Loc) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    addr = text.replace("[", "").replace("]", "")
+    try:
+        return ipaddress.ip_network(addr, strict=False)
+    except ValueError:
+        raise ConfigError(f"invalid IP address or network {text!r}", loc.file, loc.line, loc.column)
+
+
+def _in_network(net: ipaddress.IPv4Network | ipaddress.IPv6Network, value: Any) -> bool:
+    if value is None:
+        return False
+    try:
+        return ipaddress.ip_address(V.to_str(value).strip("[]")) in net
+    except ValueError:
+        return False
+
+
+class _UnknownPv:
+    """Stands for a module's variable in syntax-only checks; never run."""
+
+    writable = True
+
+    def __init__(self, spec: str, loc: A.Loc) -> None:
+        self.name = spec
+        self.text = spec
+        self.loc = loc
+
+    def get(self, ctx: MsgContext) -> Any:
+        raise RuntimeError(f"unknown pseudo-variable {self.text}")
+
+    def set(self, ctx: MsgContext, value: Any) -> None:
+        raise RuntimeError(f"unknown pseudo-variable {self.text}")
+
+
+class ExprCompiler(CallCompiler):
+    """Compiles expressions; statement compilation builds on it (compiler.Compiler)."""
+
+    def pv(self, spec: str, loc: A.Loc) -> PvSpec | _UnknownPv:
+        try:
+            return parse_pv(spec)
+        except PvError as exc:
+            if self.syntax_only and str(exc).startswith("unknown pseudo-variable"):
+                # Syntax-only checks run without the modules that define such variables.
+                self.unknown_pvs.append((spec, loc.file, loc.line))
+                return _UnknownPv(spec, loc)
+            raise ConfigError(str(exc), loc.file, loc.line, loc.column)
+
+    def expr(self, node: A.Expr) -> Fn:
+        if isinstance(node, A.Const):
+            value = node.value
+            return lambda ctx: value
+        if isinstance(node, A.Null):
+            return lambda ctx: None
+        if isinstance(node, A.Pv):
+            if node.spec in _RETCODE_SPECS:
+                return _retcode
+            return self.pv(node.spec, node.loc).get
+        if isinstance(node, A.Keyword):
+            return _KEYWORD_GETTERS[node.name]
+        if isinstance(node, (A.Myself, A.IpLit)):
+            raise self.err(node.loc, "'myself' and IP addresses can only be compared with == or !=")
+        if isinstance(node, A.Call):
+            return self.bool_call(node)
+        if isinstance(node, A.RouteCall):
+            run = self.route_runner(node)
+            return lambda ctx: 1 if run(ctx) > 0 else 0
+        if isinstance(node, A.Unary):
+            return self.unary(node)
+        if isinstance(node, A.Binary):
+            return self.binary(node)
+        raise self.err(node.loc, f"unsupported expression {type(node).__name__}")
+
+    def condition(self, node: A.Expr) -> Callable[[MsgContext], bool]:
+        """What if/while test: functions by Kamailio's >0 rule, values as int > 0."""
+        if isinstance(node, A.Call):
+            raw = self.raw_call(node)
+            return lambda ctx: raw(ctx) > 0
+        if isinstance(node, A.Binary) and node.op in ("&&", "||"):
+            left, right = self.nonzero(node.left), self.nonzero(node.right)
+            if node.op == "&&":
+                return lambda ctx: left(ctx) and right(ctx)
+            return lambda ctx: left(ctx) or right(ctx)
+        if isinstance(node, A.RouteCall):
+            run = self.route_runner(node)
+            return lambda ctx: run(ctx) > 0
+        if isinstance(node, A.Unary) and node.op == "!" and _is_boolean(node.operand):
+            inner = self.condition(node.operand)
+            return lambda ctx: not inner(ctx)
+        fn = self.expr(node)
+        return lambda ctx: V.truth(fn(ctx))
+
+    def nonzero(self, node: A.Expr) -> Callable[[MsgContext], bool]:
+        """An operand of && / ||: C truth (non-zero), functions by their > 0 rule."""
+        if _is_boolean(node):
+            return self.condition(node)
+        fn = self.expr(node)
+        return lambda ctx: V.to_int(fn(ctx)) != 0
+
+    def unary(self, node: A.Unary) -> Fn:
+        op = node.op
+        if op == "defined":
+            assert isinstance(node.operand, A.Pv)
+            get = self.expr(node.operand)
+            return lambda ctx: 0 if get(ctx) is None else 1
+        inner = self.expr(node.operand)
+        if op == "!":
+            return lambda ctx: 0 if V.to_int(inner(ctx)) else 1
+        if op == "-":
+            return lambda ctx: -V.to_int(inner(ctx))
+        if op == "~":
+            return lambda ctx: ~V.to_int(inner(ctx))
+        if op == "strlen":
+            return lambda ctx: len(V.to_str(inner(ctx)))
+        if op == "strempty":
+            return lambda ctx: 1 if V.to_str(inner(ctx)) == "" else 0
+        if op == "(int)":
+            return lambda ctx: V.to_int(inner(ctx))
+        if op == "(str)":
+            return lambda ctx: V.to_str(inner(ctx))
+        raise self.err(node.loc, f"unknown unary operator {op!r}")
+
+    def binary(self, node: A.Binary) -> Fn:
+        op = node.op
+        if op in ("==", "!=") and (isinstance(node.left, (A.Myself, A.IpLit))
+                                   or isinstance(node.right, (A.Myself, A.IpLit))):
+            return self.special_compare(node)
+        if op in ("&&", "||"):
+            cond = self.condition(node)
+            return lambda ctx: 1 if cond(ctx) else 0
+        if op in ("=~", "!~"):
+            return self.regex_match(node)
+        left, right = self.expr(node.left), self.expr(node.right)
+        if op in ("==", "!="):
+            if isinstance(node.left, A.Null) or isinstance(node.right, A.Null):
+                # `X == $null` tests for null itself: "" is not $null.
+                def eq(ctx: MsgContext) -> bool:
+                    return left(ctx) is None and right(ctx) is None
+            elif _is_method(node.left) or _is_method(node.right):
+                def eq(ctx: MsgContext) -> bool:
+                    a, b = left(ctx), right(ctx)
+                    return a is not None and b is not None and V.to_str(a).upper() == V.to_str(b).upper()
+            else:
+                def eq(ctx: MsgContext) -> bool:
+                    return V.equal(left(ctx), right(ctx))
+            if op == "==":
+                return lambda ctx: 1 if eq(ctx) else 0
+            return lambda ctx: 0 if eq(ctx) else 1
+        if op in ("eq", "ne"):
+            want = op == "eq"
+            return lambda ctx: 1 if (V.to_str(left(ctx)) == V.to_str(right(ctx))) == want else 0
+        if op in ("ieq", "ine"):
+            want = op == "ieq"
+            return lambda ctx: 1 if (V.to_int(left(ctx)) == V.to_int(right(ctx))) == want else 0
+        if op in ("<", ">", "<=", ">="):
+            return lambda ctx: 1 if V.compare(op, left(ctx), right(ctx)) else 0
+        if op == "+":
+            return lambda ctx: V.plus(left(ctx), right(ctx))
+        ints = _INT_OPS.get(op)
+        if ints is None:
+            raise self.err(node.loc, f"unknown operator {op!r}")
+        return lambda ctx: ints(V.to_int(left(ctx)), V.to_int(right(ctx)))
+
+    def special_compare(self, node: A.Binary) -> Fn:
+        """`uri == myself`, `src_ip != 10.0.0.0/8` and the like."""
+        special, other = node.right, node.left
+        if isinstance(node.left, (A.Myself, A.IpLit)):
+            special, other = node.left, node.right
+        if isinstance(other, (A.Myself, A.IpLit)):
+            raise self.err(node.loc, "cannot compare two addresses/myself with each other")
+        get = self.expr(other)
+        negate = node.op == "!="
+        test: Callable[[MsgContext], bool]
+        if isinstance(special, A.Myself):
+            def test(ctx: MsgContext) -> bool:
+                return _host_is_myself(ctx, get(ctx))
+        else:
+            assert isinstance(special, A.IpLit)
+            net = _ip_network(special.text, special.loc)
+
+            def test(ctx: MsgContext) -> bool:
+                return _in_network(net, get(ctx))
+        if negate:
+            return lambda ctx: 0 if test(ctx) else 1
+        return lambda ctx: 1 if test(ctx) else 0
+
+    def regex_match(self, node: A.Binary) -> Fn:
+        left = self.expr(node.left)
+        want = node.op == "=~"
+        if isinstance(node.right, A.Const):
+            try:
+                rx = V.compile_regex(V.to_str(node.right.value))
+            except re.error as exc:
+                raise self.err(node.right.loc, f"invalid regular expression: {exc}")
+            search = rx.search
+
+            def match(ctx: MsgContext) -> int:
+                v = left(ctx)
+                return 1 if (v is not None and search(V.to_str(v)) is not None) == want else 0
+            return match
+        right = self.expr(node.right)
+
+        def dyn_match(ctx: MsgContext) -> int:
+            v = left(ctx)
+            rx = V.cached_regex(V.to_str(right(ctx)))
+            return 1 if (v is not None and rx.search(V.to_str(v)) is not None) == want else 0
+        return dyn_match
+
+
+_BOOLEAN_OPS = frozenset({"&&", "||", "==", "!=", "=~", "!~", "<", ">", "<=", ">=",
+                          "eq", "ne", "ieq", "ine"})
+_INT_OPS: dict[str, Callable[[int, int], int]] = {
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": V.c_div,
+    "%": V.c_mod,
+    "mod": V.c_mod,
+    "|": lambda a, b: a | b,
+    "&": lambda a, b: a & b,
+    "^": lambda a, b: a ^ b,
+    "<<": lambda a, b: a << b,
+    ">>": lambda a, b: a >> b,
+}
+
+
+def _is_boolean(node: A.Expr) -> bool:
+    """Whether the value is already 0/1, so `!` may negate the condition directly."""
+    if isinstance(node, (A.Call, A.RouteCall)):
+        return True
+    if isinstance(node, A.Binary):
+        return node.op in _BOOLEAN_OPS
+    return isinstance(node, A.Unary) and node.op in ("!", "defined")
+
+
+def _is_method(node: A.Expr) -> bool:
+    return isinstance(node, A.Keyword) and node.name == "method"

@@ -1,0 +1,257 @@
+"""Pseudo-variables read from the SIP message: first line, R-URI, From/To, headers, body."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kemi_core.pv._util import header_lines, name_addr_uri, parse_uri_or_none, safe
+from kemi_core.pv.registry import PvError, PvValue, register_pv
+from kemi_core.sip.errors import SipParseError
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.sip.headers import NameAddr
+    from kemi_core.sip.uri import SipUri
+
+
+# ---- first line ------------------------------------------------------------------------------
+def _ruri(ctx: MsgContext) -> PvValue:
+    return ctx.msg.ruri if ctx.msg.is_request else None
+
+
+def _ruri_parsed(ctx: MsgContext) -> SipUri | None:
+    if not ctx.msg.is_request:
+        return None
+    return safe(lambda: ctx.msg.uri)
+
+
+def _default_port(uri: SipUri) -> int:
+    return 5061 if uri.scheme == "sips" or uri.transport == "tls" else 5060
+
+
+def _uri_port(uri: SipUri | None) -> PvValue:
+    # Kamailio shows the default port when the URI has none.
+    if uri is None or uri.scheme == "tel":
+        return None
+    return uri.port if uri.port is not None else _default_port(uri)
+
+
+def _uri_proto(uri: SipUri | None) -> PvValue:
+    if uri is None:
+        return None
+    return uri.transport or ("tls" if uri.scheme == "sips" else "udp")
+
+
+def rewrite_ruri(ctx: MsgContext, **changes: object) -> None:
+    """Replace parts of the R-URI (``$rU = ...``, KSR.setuser ...)."""
+    uri = _ruri_parsed(ctx)
+    if uri is None:
+        raise PvError("the message has no valid Request-URI to rewrite")
+    ctx.msg.set_ruri(str(uri.with_(**changes)))
+
+
+def _set_ru(ctx: MsgContext, value: PvValue) -> None:
+    if value is None or not ctx.msg.is_request:
+        raise PvError("$ru needs a request and a URI value")
+    if parse_uri_or_none(str(value)) is None:
+        raise PvError(f"invalid URI for $ru: {value!r}")
+    ctx.msg.set_ruri(str(value))
+
+
+def _set_ruser(ctx: MsgContext, value: PvValue) -> None:
+    rewrite_ruri(ctx, user=None if value in (None, "") else str(value),
+                 **({"password": None} if value in (None, "") else {}))
+
+
+def _set_rhost(ctx: MsgContext, value: PvValue) -> None:
+    if value in (None, ""):
+        raise PvError("$rd cannot be empty")
+    rewrite_ruri(ctx, host=str(value))
+
+
+def _set_rport(ctx: MsgContext, value: PvValue) -> None:
+    if value in (None, "", 0, "0"):
+        rewrite_ruri(ctx, port=None)
+        return
+    try:
+        port = int(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise PvError(f"invalid port for $rp: {value!r}")
+    if not 0 < port < 65536:
+        raise PvError(f"invalid port for $rp: {value!r}")
+    rewrite_ruri(ctx, port=port)
+
+
+def _orig_uri(ctx: MsgContext) -> SipUri | None:
+    return parse_uri_or_none(ctx.orig_ruri)
+
+
+def _reply_only(ctx: MsgContext, value: PvValue) -> PvValue:
+    return None if ctx.msg.is_request else value
+
+
+# ---- $du and friends ---------------------------------------------------------------------------
+def _set_du(ctx: MsgContext, value: PvValue) -> None:
+    if value in (None, ""):
+        ctx.dst_uri = None
+        return
+    if parse_uri_or_none(str(value)) is None:
+        raise PvError(f"invalid URI for $du: {value!r}")
+    ctx.dst_uri = str(value)
+
+
+def _du_parsed(ctx: MsgContext) -> SipUri | None:
+    return parse_uri_or_none(ctx.dst_uri)
+
+
+# ---- From / To -------------------------------------------------------------------------------
+def _from(ctx: MsgContext) -> NameAddr | None:
+    return safe(lambda: ctx.msg.from_)
+
+
+def _to(ctx: MsgContext) -> NameAddr | None:
+    return safe(lambda: ctx.msg.to)
+
+
+def _na_uri_text(na: NameAddr | None) -> PvValue:
+    return na.uri_text if na is not None else None
+
+
+def _na_uri(na: NameAddr | None) -> SipUri | None:
+    return safe(lambda: na.uri) if na is not None else None  # type: ignore[union-attr]
+
+
+def _na_user(na: NameAddr | None) -> PvValue:
+    u = _na_uri(na)
+    return u.user if u is not None else None
+
+
+def _na_host(na: NameAddr | None) -> PvValue:
+    u = _na_uri(na)
+    return u.host if u is not None and u.host else None
+
+
+def _na_display(na: NameAddr | None) -> PvValue:
+    return na.display if na is not None and na.display else None
+
+
+def _na_tag(na: NameAddr | None) -> PvValue:
+    return safe(lambda: na.tag) if na is not None else None  # type: ignore[union-attr]
+
+
+# ---- headers ---------------------------------------------------------------------------------
+def _hdr(ctx: MsgContext, name: str) -> PvValue:
+    return ctx.msg.header(name)
+
+
+def _hdr_index(ctx: MsgContext, name: str, idx: int | None) -> PvValue:
+    # Kamailio indexes header *bodies*: $(hdr(Via)[1]) is the second Via line; [*] joins all.
+    lines = header_lines(ctx.msg, name)
+    if idx is None:
+        return ",".join(lines) if lines else None
+    try:
+        return lines[idx]
+    except IndexError:
+        return None
+
+
+def _hdrc(ctx: MsgContext, name: str) -> PvValue:
+    return ctx.msg.header_count(name)
+
+
+def _header_name_arg(raw: str) -> str:
+    name = raw.strip()
+    if not name or any(c in name for c in " \t:\r\n"):
+        raise PvError(f"invalid header name {raw!r}")
+    return name
+
+
+def _content_length(ctx: MsgContext) -> PvValue:
+    cl = safe(lambda: ctx.msg.content_length)
+    return cl if cl is not None else len(ctx.msg.body)
+
+
+def _body(ctx: MsgContext) -> PvValue:
+    body = ctx.msg.body
+    return body.decode("utf-8", "replace") if body else None
+
+
+def _msg_buf(ctx: MsgContext) -> PvValue:
+    return ctx.msg.to_bytes().decode("utf-8", "replace")
+
+
+def _cseq_num(ctx: MsgContext) -> PvValue:
+    cs = safe(lambda: ctx.msg.cseq)
+    return cs.number if cs is not None else None
+
+
+def _first_contact(ctx: MsgContext) -> PvValue:
+    return ctx.msg.header("Contact")
+
+
+def _call_id(ctx: MsgContext) -> PvValue:
+    try:
+        return ctx.msg.call_id or None
+    except SipParseError:
+        return None
+
+
+def _register() -> None:
+    reg = register_pv
+    reg("ru", _ruri, _set_ru, doc="Request-URI (as rewritten so far)")
+    reg("rU", lambda c: _u.user if (_u := _ruri_parsed(c)) else None, _set_ruser,
+        doc="user part of the R-URI")
+    reg("rd", lambda c: _u.host or None if (_u := _ruri_parsed(c)) else None, _set_rhost,
+        doc="domain of the R-URI")
+    reg("rp", lambda c: _uri_port(_ruri_parsed(c)), _set_rport, doc="port of the R-URI")
+    reg("rP", lambda c: _uri_proto(_ruri_parsed(c)), doc="transport of the R-URI")
+    reg("rz", lambda c: _u.scheme if (_u := _ruri_parsed(c)) else None, doc="R-URI scheme")
+    reg("ou", lambda c: c.orig_ruri, doc="R-URI as received")
+    reg("oU", lambda c: _u.user if (_u := _orig_uri(c)) else None, doc="user of $ou")
+    reg("od", lambda c: _u.host or None if (_u := _orig_uri(c)) else None,
+        doc="domain of $ou")
+    reg("op", lambda c: _uri_port(_orig_uri(c)), doc="port of $ou")
+    reg("oP", lambda c: _uri_proto(_orig_uri(c)), doc="transport of $ou")
+    reg("du", lambda c: c.dst_uri, _set_du, doc="destination URI (outbound proxy)")
+    reg("dd", lambda c: _u.host if (_u := _du_parsed(c)) else None, doc="domain of $du")
+    reg("dp", lambda c: _uri_port(_du_parsed(c)), doc="port of $du")
+    reg("dP", lambda c: _uri_proto(_du_parsed(c)), doc="transport of $du")
+    reg("rm", lambda c: c.msg.method or None, doc="method (CSeq method for replies)")
+    reg("rs", lambda c: _reply_only(c, c.msg.status), doc="reply status code")
+    reg("rr", lambda c: _reply_only(c, c.msg.reason), doc="reply reason phrase")
+    reg("rv", lambda c: c.msg.version, doc="SIP version")
+    reg("mt", lambda c: 1 if c.msg.is_request else 2, doc="message type: 1 request, 2 reply")
+    reg("fu", lambda c: _na_uri_text(_from(c)), doc="From URI")
+    reg("fU", lambda c: _na_user(_from(c)), doc="From URI user")
+    reg("fd", lambda c: _na_host(_from(c)), doc="From URI domain")
+    reg("fn", lambda c: _na_display(_from(c)), doc="From display name")
+    reg("ft", lambda c: _na_tag(_from(c)), doc="From tag")
+    reg("tu", lambda c: _na_uri_text(_to(c)), doc="To URI")
+    reg("tU", lambda c: _na_user(_to(c)), doc="To URI user")
+    reg("td", lambda c: _na_host(_to(c)), doc="To URI domain")
+    reg("tn", lambda c: _na_display(_to(c)), doc="To display name")
+    reg("tt", lambda c: _na_tag(_to(c)), doc="To tag")
+    reg("ci", _call_id, doc="Call-ID")
+    reg("cs", _cseq_num, doc="CSeq number")
+    reg("ct", _first_contact, doc="first Contact header value")
+    reg("cl", _content_length, doc="Content-Length")
+    reg("cT", lambda c: safe(lambda: c.msg.content_type), doc="Content-Type")
+    reg("ua", lambda c: c.msg.header("User-Agent"), doc="User-Agent header")
+    reg("ai", lambda c: name_addr_uri(c.msg.header("P-Asserted-Identity")),
+        doc="P-Asserted-Identity URI")
+    reg("pu", lambda c: name_addr_uri(c.msg.header("P-Preferred-Identity")),
+        doc="P-Preferred-Identity URI")
+    reg("re", lambda c: name_addr_uri(c.msg.header("Remote-Party-ID")),
+        doc="Remote-Party-ID URI")
+    reg("di", lambda c: name_addr_uri(c.msg.header("Diversion")), doc="Diversion URI")
+    reg("rt", lambda c: name_addr_uri(c.msg.header("Refer-To")), doc="Refer-To URI")
+    reg("rb", _body, doc="message body")
+    reg("ml", lambda c: len(c.msg.to_bytes()), doc="message length")
+    reg("mb", _msg_buf, doc="whole message")
+    reg("hdr", _hdr, takes_arg=True, parse_arg=_header_name_arg, index_getter=_hdr_index,
+        doc="first header of that name ($(hdr(X)[n]) for the n-th)")
+    reg("hdrc", _hdrc, takes_arg=True, parse_arg=_header_name_arg,
+        doc="number of header lines of that name")
+
+
+_register()

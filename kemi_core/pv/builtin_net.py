@@ -1,0 +1,111 @@
+"""Pseudo-variables about where a message came from, flags, branches, time and process."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import TYPE_CHECKING
+
+from kemi_core.pv.registry import PvError, PvValue, register_pv
+from kemi_core.runtime.context import Branch
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+
+_msg_ids = itertools.count(1)
+
+
+def msg_id(ctx: MsgContext) -> int:
+    """Kamailio's per-process message id ($mi); the dispatcher may set ctx.extra["msg_id"]."""
+    mid = ctx.extra.get("msg_id")
+    if mid is None:
+        mid = ctx.extra["msg_id"] = next(_msg_ids)
+    return int(mid)
+
+
+def _bracketed(ip: str) -> str:
+    return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+
+
+def _src_uri(ctx: MsgContext) -> str:
+    r = ctx.rcv
+    uri = f"sip:{_bracketed(r.src_ip)}:{r.src_port}"
+    return uri if r.proto == "udp" else f"{uri};transport={r.proto}"
+
+
+def _to_int(value: PvValue, what: str) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        raise PvError(f"{what} needs an integer, not {value!r}")
+
+
+def _set_flags(ctx: MsgContext, value: PvValue) -> None:
+    ctx.flags = _to_int(value, "$mf") & 0xFFFFFFFF
+
+
+def _set_bflags(ctx: MsgContext, value: PvValue) -> None:
+    ctx.bflags = _to_int(value, "$bf") & 0xFFFFFFFF
+
+
+def _set_sflags(ctx: MsgContext, value: PvValue) -> None:
+    ctx.extra["sflags"] = _to_int(value, "$sf") & 0xFFFFFFFF
+
+
+def _set_br(ctx: MsgContext, value: PvValue) -> None:
+    # $br names the first additional branch: assigning rewrites it, or adds it when absent.
+    if value in (None, ""):
+        if ctx.branches:
+            del ctx.branches[0]
+        return
+    if ctx.branches:
+        ctx.branches[0].uri = str(value)
+    else:
+        ctx.branches.append(Branch(uri=str(value)))
+
+
+def _set_fs(ctx: MsgContext, value: PvValue) -> None:
+    ctx.send_socket = None if value in (None, "") else str(value)
+
+
+def _ts_cached(ctx: MsgContext) -> int:
+    ts = ctx.extra.get("pv_ts")
+    if ts is None:
+        ts = ctx.extra["pv_ts"] = int(time.time())
+    return int(ts)
+
+
+def _fmt_time(ts: float) -> str:
+    return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(ts))
+
+
+def _register() -> None:
+    reg = register_pv
+    reg("si", lambda c: c.rcv.src_ip, doc="source IP")
+    reg("siz", lambda c: _bracketed(c.rcv.src_ip), doc="source IP, IPv6 in brackets")
+    reg("sp", lambda c: c.rcv.src_port, doc="source port")
+    reg("su", _src_uri, doc="source address as a SIP URI")
+    reg("Ri", lambda c: c.rcv.dst_ip, doc="local IP the message arrived on")
+    reg("Rp", lambda c: c.rcv.dst_port, doc="local port the message arrived on")
+    reg("pr", lambda c: c.rcv.proto, doc="transport protocol of the message")
+    reg("proto", lambda c: c.rcv.proto, doc="alias of $pr")
+    reg("mf", lambda c: c.flags, _set_flags, doc="message flags")
+    reg("bf", lambda c: c.bflags, _set_bflags, doc="branch flags of branch 0")
+    reg("sf", lambda c: int(c.extra.get("sflags", 0)), _set_sflags, doc="script flags")
+    reg("br", lambda c: c.branches[0].uri if c.branches else None, _set_br,
+        doc="URI of the first added branch")
+    reg("bR", lambda c: ",".join(b.uri for b in c.branches) if c.branches else None,
+        doc="URIs of all added branches")
+    reg("fs", lambda c: c.send_socket, _set_fs, doc="forced send socket")
+    reg("mi", msg_id, doc="message id")
+    reg("pp", lambda c: os.getpid(), doc="process id")
+    reg("Ts", _ts_cached, doc="unix time, cached per message")
+    reg("TS", lambda c: int(time.time()), doc="current unix time")
+    reg("Tb", lambda c: int(c.core.started_at), doc="start-up unix time")
+    reg("Tf", lambda c: _fmt_time(_ts_cached(c)), doc="formatted time, cached per message")
+    reg("TF", lambda c: _fmt_time(time.time()), doc="formatted current time")
+    reg("null", lambda c: None, doc="the $null value")
+
+
+_register()

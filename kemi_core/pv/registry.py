@@ -1,0 +1,77 @@
+"""The table of pseudo-variable names: the core's own and those modules add (tm's $T_*).
+
+A name is looked up once, when a spec is parsed; the spec then holds the getter directly, so
+reading ``$ru`` per message is one Python call, not a dict walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+
+#: What a PV yields: Kamailio's string or integer value, or None for $null.
+PvValue = str | int | None
+
+
+class PvError(ValueError):
+    """A pseudo-variable spec is unknown or malformed, or the variable cannot be written."""
+
+
+class PvReadOnlyError(PvError):
+    """Assignment to a pseudo-variable that has no setter ($ci, $si, ...)."""
+
+
+@attrs.frozen
+class PvDef:
+    """One pseudo-variable class, e.g. ``ru`` or ``hdr`` (which takes an argument).
+
+    Without an argument ``getter(ctx)`` / ``setter(ctx, value)``; with ``takes_arg``
+    ``getter(ctx, arg)`` / ``setter(ctx, arg, value)``, where ``arg`` is what ``parse_arg``
+    made of the text between the parentheses (the text itself when there is no parse_arg).
+    ``index_getter(ctx, arg, idx)`` serves ``$(name(arg)[idx])``; idx is an int or None for ``*``.
+    """
+
+    name: str
+    getter: Callable[..., PvValue]
+    setter: Callable[..., None] | None = None
+    takes_arg: bool = False
+    parse_arg: Callable[[str], Any] | None = None
+    index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None
+    doc: str = ""
+
+
+_PVS: dict[str, PvDef] = {}
+
+
+def register_pv(name: str, getter: Callable[..., PvValue],
+                setter: Callable[..., None] | None = None, takes_arg: bool = False, *,
+                parse_arg: Callable[[str], Any] | None = None,
+                index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None,
+                doc: str = "", replace: bool = False) -> PvDef:
+    """Add a pseudo-variable class ``$name`` (modules call this from ``mod_register``).
+
+    Registering a name twice is an error unless ``replace`` is given: two modules silently
+    fighting over ``$T_reply_code`` would be a bug nobody sees.
+    """
+    name = name.lstrip("$")
+    if not name or not (name[0].isalpha() or name[0] == "_") or not all(
+            c.isalnum() or c == "_" for c in name):
+        raise PvError(f"invalid pseudo-variable name {name!r}")
+    if name in _PVS and not replace:
+        raise PvError(f"pseudo-variable ${name} is registered twice")
+    pv = PvDef(name, getter, setter, takes_arg, parse_arg, index_getter, doc)
+    _PVS[name] = pv
+    return pv
+
+
+def lookup_pv(name: str) -> PvDef | None:
+    return _PVS.get(name)
+
+
+def registered_names() -> list[str]:
+    return sorted(_PVS)

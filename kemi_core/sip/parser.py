@@ -1,0 +1,227 @@
+"""bytes -> SipMsg. Like Kamailio's parse_msg: only the first line and the header boundaries
+are found here; header values are decoded and parsed on first access (see message.py).
+
+The head is decoded once (UTF-8 with surrogateescape, so any byte survives the round trip)
+and split on LF; each line keeps its CR, so joining with LF gives back the exact bytes. Header
+names are resolved through a cache keyed by the text before the colon: a typical message
+costs one dict lookup per line. Anything unusual (folding, bare LF or CR, unknown or bad
+names) takes the careful path. Only SipParseError leaves this module, whatever the input.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.headers import COMPACT_FORMS, TOKEN_CHARS
+from kemi_core.sip.message import SipMsg, line_value
+
+# Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
+MANDATORY = ("via", "from", "to", "call-id", "cseq")
+
+# Text before the colon (b"Via", "v ", "CSeq") -> canonical key. Only names of well-formed
+# lines get in, and it is bounded so that garbage cannot grow it.
+_NAME_CACHE: dict[str, str] = {}
+_NAME_CACHE_MAX = 4096
+
+
+@attrs.frozen
+class ParseLimits:
+    """Per-message limits; going past one is a SipParseError (413 for size, else 400)."""
+
+    max_message_size: int = 65535
+    max_headers: int = 256
+    max_header_line: int = 8192
+    #: refuse messages missing Via/From/To/Call-ID/CSeq (RFC 3261 8.1.1) at parse time
+    require_mandatory: bool = True
+
+
+DEFAULT_LIMITS = ParseLimits()
+
+
+def _name_key(line: str) -> str:
+    """Canonical key of a header line's name, validating it (careful path)."""
+    colon = line.find(":")
+    if colon <= 0:
+        raise SipParseError(400, "Malformed header line")
+    raw = line[:colon]
+    name = raw.rstrip(" \t")
+    if not name or not TOKEN_CHARS.issuperset(name):
+        raise SipParseError(400, "Bad header name")
+    key = name.lower()
+    key = COMPACT_FORMS.get(key, key)
+    if len(_NAME_CACHE) < _NAME_CACHE_MAX:
+        _NAME_CACHE[raw] = key
+    return key
+
+
+class _HeadEndsEarly(SipParseError):
+    """An empty line inside what was taken for the head (bare-LF framing): re-split."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "Empty line inside the header")
+
+
+def _index_careful(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Join folded lines to their header, give every line its CR, validate every name."""
+    out = [lines[0] if lines[0].endswith("\r") else lines[0] + "\r"]
+    names = [""]
+    for line in lines[1:]:
+        if line == "" or line == "\r":
+            raise _HeadEndsEarly
+        if "\r" in line[:-1]:
+            raise SipParseError(400, "Bare CR in header")
+        if line[:1] in (" ", "\t"):
+            if len(out) == 1:
+                raise SipParseError(400, "Continuation line before any header")
+            # Obsolete line folding (RFC 3261 7.3.1): keep the bytes, unfold on read.
+            out[-1] += "\n" + (line if line.endswith("\r") else line + "\r")
+            continue
+        names.append(_name_key(line))
+        out.append(line if line.endswith("\r") else line + "\r")
+    return out, names
+
+
+def _parse_first_line(msg: SipMsg, line: str) -> None:
+    text = line[:-1] if line.endswith("\r") else line
+    if text[:4].upper() == "SIP/":
+        parts = text.split(" ", 2)
+        if len(parts) < 2:
+            raise SipParseError(400, "Malformed status line")
+        _check_version(parts[0])
+        code = parts[1]
+        if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] == "0":
+            raise SipParseError(400, "Bad status code")
+        msg.is_request = False
+        msg.status = int(code)
+        msg.reason = parts[2] if len(parts) == 3 else ""
+        msg.version = parts[0]
+        return
+    parts = text.split(" ")
+    if len(parts) != 3:
+        # RFC 4475 3.1.2.5 (lwsstart) / 3.1.2.6 (trws): extra SP between the elements may be
+        # ignored by a liberal element; a space inside the URI still leaves 4+ parts.
+        parts = [p for p in parts if p]
+        if len(parts) != 3 or text[:1] == " ":
+            raise SipParseError(400, "Malformed request line")
+    method, ruri, version = parts
+    if not TOKEN_CHARS.issuperset(method):
+        raise SipParseError(400, "Bad method")
+    if "\t" in ruri or "\x00" in ruri:
+        raise SipParseError(400, "Bad Request-URI")
+    _check_version(version)
+    msg._method = method
+    msg._ruri = ruri
+    msg.version = version
+
+
+def _check_version(version: str) -> None:
+    if version == "SIP/2.0":
+        return
+    up = version.upper()
+    if up == "SIP/2.0":
+        return
+    major, dot, minor = up[4:].partition(".")
+    if up.startswith("SIP/") and dot and major.isdigit() and minor.isdigit():
+        raise SipParseError(505, "Version Not Supported")
+    raise SipParseError(400, "Bad SIP version")
+
+
+def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
+    """Parse the start line and the header boundaries of ``head`` (the bytes before the empty
+    line, CRLF after the last header included or not). The result has an empty body and no
+    source bytes; callers attach them."""
+    text = head.decode("utf-8", "surrogateescape")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    n = len(lines)
+    if n - 1 > limits.max_headers:
+        raise SipParseError(400, "Too Many Headers")
+    if len(text) > limits.max_header_line and max(map(len, lines)) > limits.max_header_line:
+        raise SipParseError(400, "Header Line Too Long")
+    get = _NAME_CACHE.get
+    names = [get(line.partition(":")[0]) for line in lines]
+    names[0] = ""
+    # Fast path only when every line ends in CR (so no bare LF/CR) and every name is known.
+    if None in names or text.count("\r") != n:
+        lines, names = _index_careful(lines)
+    msg = SipMsg(lines, names)  # type: ignore[arg-type]
+    _parse_first_line(msg, lines[0])
+    return msg
+
+
+def content_length_of(msg: SipMsg) -> int | None:
+    """The Content-Length the message declares (None when absent); several are an error."""
+    names = msg._names
+    if "content-length" not in names:
+        return None
+    if names.count("content-length") > 1:
+        raise SipParseError(400, "Multiple Content-Length headers")
+    text = line_value(msg._lines[names.index("content-length")])
+    if not text.isdigit() or not text.isascii() or len(text) > 10:
+        raise SipParseError(400, "Bad Content-Length")
+    return int(text)
+
+
+def check_mandatory(msg: SipMsg, limits: ParseLimits) -> None:
+    if limits.require_mandatory:
+        names = msg._names
+        if not ("via" in names and "from" in names and "to" in names and "call-id" in names
+                and "cseq" in names):  # fmt: skip
+            for key in MANDATORY:
+                if key not in names:
+                    raise SipParseError(400, f"Missing {key} header")
+
+
+def _split_careful(data: bytes) -> tuple[bytes, bytes]:
+    """(head, rest) for a datagram with bare-LF lines or no empty line (leading CRLFs gone)."""
+    pos = 0
+    while True:
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            # No empty line at all: everything is headers (tolerated), there is no body.
+            return data, b""
+        nxt = nl + 1
+        if data[nxt : nxt + 1] == b"\n":
+            return data[:nxt], data[nxt + 1 :]
+        if data[nxt : nxt + 2] == b"\r\n":
+            return data[:nxt], data[nxt + 2 :]
+        pos = nxt
+
+
+def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
+    """Parse one UDP datagram. Raises only SipParseError."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    if len(data) > limits.max_message_size:
+        raise SipParseError(413, "Message Too Large")
+    if data[:1] in (b"\r", b"\n"):
+        # RFC 3261 7.5: CRLFs before the start line are ignored.
+        data = data.lstrip(b"\r\n")
+    he = data.find(b"\r\n\r\n")
+    try:
+        if he <= 0:
+            raise _HeadEndsEarly
+        msg = parse_head(data[: he + 2], limits)
+        body_start = he + 4
+    except _HeadEndsEarly:
+        head, body = _split_careful(data)
+        if not head.strip():
+            raise SipParseError(400, "Empty message") from None
+        msg = parse_head(head, limits)
+        body_start = len(data) - len(body)
+    check_mandatory(msg, limits)
+    body = data[body_start:]
+    if "content-length" in msg._names:
+        cl: int = content_length_of(msg)  # type: ignore[assignment]
+        if cl != len(body):
+            if cl > len(body):
+                raise SipParseError(400, "Content-Length larger than body")
+            # RFC 3261 18.3: bytes past Content-Length in a datagram are discarded.
+            body = body[:cl]
+            data = data[: body_start + cl]
+    msg._body = body
+    msg._buf = data
+    msg._dirty = False
+    return msg

@@ -1,0 +1,62 @@
+"""Build a reply to a request the way RFC 3261 8.2.6 says (what Kamailio's sl/tm send)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.message import SipMsg, line_value
+
+# Header lines copied verbatim from the request, in the request's order per name.
+_COPIED = ("via", "from", "to", "call-id", "cseq")
+
+
+def _clean(text: str, what: str) -> str:
+    if "\r" in text or "\n" in text:
+        raise ValueError(f"CR/LF not allowed in {what}")
+    return text
+
+
+def build_reply(
+    req: SipMsg,
+    status: int,
+    reason: str,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> bytes:
+    """Reply bytes for ``req``: all Via lines in order, From, To (``;tag=to_tag`` added when
+    given, the To has none and the status is not 100), Call-ID, CSeq, Timestamp for a 100
+    (RFC 3261 8.2.6.1), then ``headers``, Content-Type when given, and Content-Length.
+
+    Raises SipParseError when the request's To cannot be parsed (it is read to find a tag).
+    """
+    if not req.is_request:
+        raise ValueError("build_reply needs a request")
+    if not 100 <= status <= 699:
+        raise ValueError(f"bad status code {status}")
+    out = [f"SIP/2.0 {status} {_clean(reason, 'reason')}\r"]
+    lines = req._lines
+    names = req._names
+    for key in _COPIED:
+        for i, name in enumerate(names):
+            if name != key:
+                continue
+            line = lines[i]
+            if key == "to" and to_tag and status != 100 and req.to.tag is None:
+                value = line_value(line)
+                line = f"{line[: line.find(':')]}: {value};tag={_clean(to_tag, 'tag')}\r"
+            out.append(line)
+    if status == 100 and "timestamp" in names:
+        out.append(lines[names.index("timestamp")])
+    for name, value in headers:
+        out.append(f"{_clean(name, 'header name')}: {_clean(value, 'header value')}\r")
+    if content_type is not None:
+        out.append(f"Content-Type: {_clean(content_type, 'Content-Type')}\r")
+    out.append(f"Content-Length: {len(body)}\r")
+    head = "\n".join(out).encode("utf-8", "surrogateescape")
+    return b"%s\n\r\n%s" % (head, bytes(body))
+
+
+__all__ = ["build_reply", "SipParseError"]

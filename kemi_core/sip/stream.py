@@ -1,0 +1,104 @@
+"""StreamBuffer: frames SIP messages on a TCP byte stream by Content-Length (RFC 3261 18.3).
+
+Feed it whatever each read returned; it hands back every message completed so far. CRLF
+keep-alives (RFC 5626 "\\r\\n\\r\\n" ping, "\\r\\n" pong) between messages are skipped. On a stream
+Content-Length is mandatory: without it the framing is lost, so the buffer fails for good and
+the connection should be closed.
+"""
+
+from __future__ import annotations
+
+from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.message import SipMsg
+from kemi_core.sip.parser import (
+    DEFAULT_LIMITS,
+    ParseLimits,
+    check_mandatory,
+    content_length_of,
+    parse_head,
+)
+
+
+class StreamBuffer:
+    """Incremental framer for one connection. Not thread-safe (one per connection)."""
+
+    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_error")
+
+    def __init__(self, limits: ParseLimits = DEFAULT_LIMITS) -> None:
+        self._buf = bytearray()
+        self._limits = limits
+        self._head: SipMsg | None = None  # parsed head of the message being completed
+        self._head_len = 0  # bytes of that head including the empty line
+        self._need = 0  # total bytes of that message
+        self._error: SipParseError | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True once framing is lost; every later feed() raises the same error."""
+        return self._error is not None
+
+    @property
+    def pending(self) -> int:
+        """Bytes buffered that are not yet part of a returned message."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[SipMsg]:
+        """Add bytes; return the messages completed by them, in order.
+
+        Raises SipParseError when the stream cannot be framed or a message is malformed. When
+        messages were completed before the bad one, they are returned first and the error is
+        raised by the next feed() call (check ``failed``).
+        """
+        if self._error is not None:
+            raise self._error
+        self._buf += data
+        out: list[SipMsg] = []
+        try:
+            self._drain(out)
+        except SipParseError as exc:
+            self._error = exc
+            self._buf.clear()
+            self._head = None
+            if not out:
+                raise
+        return out
+
+    def _drain(self, out: list[SipMsg]) -> None:
+        buf = self._buf
+        limits = self._limits
+        while True:
+            if self._head is None:
+                if buf[:1] in (b"\r", b"\n"):
+                    n = len(buf) - len(buf.lstrip(b"\r\n"))
+                    del buf[:n]
+                if not buf:
+                    return
+                he = buf.find(b"\r\n\r\n")
+                sep = 4
+                lf = buf.find(b"\n\n", 0, he if he >= 0 else len(buf))
+                if lf >= 0 and (he < 0 or lf < he):
+                    he, sep = lf, 2
+                if he < 0:
+                    if len(buf) > limits.max_message_size:
+                        raise SipParseError(413, "Message Too Large")
+                    return
+                msg = parse_head(bytes(buf[: he + sep // 2]), limits)
+                cl = content_length_of(msg)
+                if cl is None:
+                    raise SipParseError(400, "Missing Content-Length on a stream")
+                self._head_len = he + sep
+                self._need = he + sep + cl
+                if self._need > limits.max_message_size:
+                    raise SipParseError(413, "Message Too Large")
+                self._head = msg
+            if len(buf) < self._need:
+                return
+            msg = self._head
+            data = bytes(buf[: self._need])
+            del buf[: self._need]
+            self._head = None
+            check_mandatory(msg, limits)
+            msg._body = data[self._head_len :]
+            msg._buf = data
+            msg._dirty = False
+            out.append(msg)

@@ -1,0 +1,193 @@
+"""Python callables that Lua calls for ``KSR.<module>.<function>(...)``.
+
+One callable is built per export, the first time a script touches it. It converts the Lua
+arguments to the export's parameter kinds, calls ``func(ctx, *args)`` with the message context
+of the route running now (``holder.ctx``, saved and restored by nested runs) and converts the
+result to the export's return kind. Lua receives plain callables only: no Python object whose
+attributes Lua would read (see lupa issues #293/#294).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind
+
+
+class CtxHolder(Protocol):
+    """What a binding reads on each call: the context of the running route."""
+
+    ctx: Any
+
+
+class LuaArgError(TypeError):
+    """Wrong number or kind of arguments from a script; Lua reports it with the script line."""
+
+
+def signature(exp: KemiExport) -> str:
+    """``KSR.sl.send_reply(int code, str reason)`` for error messages and ``app_lua.api_list``."""
+    names = exp.param_names or tuple(f"p{i + 1}" for i in range(len(exp.params)))
+    args = ", ".join(f"{k.value} {n}" for k, n in zip(exp.params, names, strict=True))
+    return f"KSR.{exp.qualified_name}({args})"
+
+
+def _lua_number_text(value: float) -> str:
+    """A Lua float as Lua 5.4's tostring writes it (``2.0``, ``1.5``, ``1e+20``)."""
+    text = f"{value:.14g}"
+    if text.lstrip("-").isdigit():
+        text += ".0"
+    return text
+
+
+def to_int(value: Any, exp: KemiExport, pos: int) -> int:
+    """An int parameter: Lua integers, floats with an integral value, strings of digits."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if isinstance(value, str | bytes):
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        try:
+            return int(text.strip(), 10)
+        except ValueError:
+            pass
+    raise LuaArgError(
+        f"{signature(exp)}: argument {pos + 1} must be an integer, got {_describe(value)}")
+
+
+def to_str(value: Any, exp: KemiExport, pos: int) -> str:
+    """A str parameter: Lua strings, or numbers converted the way Lua's tostring does."""
+    if type(value) is str:
+        return value
+    if type(value) is bytes:
+        return value.decode("utf-8", "surrogateescape")
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        return _lua_number_text(value)
+    raise LuaArgError(
+        f"{signature(exp)}: argument {pos + 1} must be a string, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str | bytes):
+        return f"string {value!r}"
+    return type(value).__name__
+
+
+def _ret_int(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if value is None:
+        return 1  # an int export that returned nothing: count it as success
+    return int(value)
+
+
+def _ret_xval(value: Any) -> Any:
+    if value is None or type(value) is str or type(value) is int:
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, int):
+        return int(value)
+    return str(value)
+
+
+def _ret_bool(value: Any) -> bool:
+    return bool(value) if type(value) is not bool else value
+
+
+def _ret_none(_value: Any) -> tuple[()]:
+    return ()  # with unpack_returned_tuples, Lua receives no value at all
+
+
+_RETURNS: dict[ReturnKind, Callable[[Any], Any]] = {
+    ReturnKind.INT: _ret_int,
+    ReturnKind.BOOL: _ret_bool,
+    ReturnKind.XVAL: _ret_xval,
+    ReturnKind.NONE: _ret_none,
+}
+
+
+def to_text(value: Any, exp: KemiExport, pos: int) -> str:
+    """An extra argument of a variadic export: strings, or numbers as their digits."""
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return to_str(value, exp, pos)
+
+
+def bind(exp: KemiExport, holder: CtxHolder, variadic: bool = False) -> Callable[..., Any]:
+    """The callable Lua stores in ``KSR.<module>.<name>`` for ``exp``; ``variadic`` accepts
+    extra arguments after the declared ones and passes them on as strings."""
+    func = exp.func
+    kinds = exp.params
+    nparams = len(kinds)
+    ret = _RETURNS[exp.returns]
+    convs = tuple(to_int if k is ParamKind.INT else to_str for k in kinds)
+    int_only = ParamKind.INT
+    is_int = tuple(k is int_only for k in kinds)
+
+    def wrong_count(got: int) -> LuaArgError:
+        return LuaArgError(f"{signature(exp)}: expected {nparams} argument"
+                           f"{'s' if nparams != 1 else ''}, got {got}")
+
+    if variadic:
+        def callv(*args: Any) -> Any:
+            if len(args) < nparams:
+                raise LuaArgError(f"{signature(exp)[:-1]}, ...): expected at least {nparams} "
+                                  f"argument{'s' if nparams != 1 else ''}, got {len(args)}")
+            fixed = [c(v, exp, i) for i, (c, v) in enumerate(zip(convs, args, strict=False))]
+            extra = [to_text(v, exp, nparams + i) for i, v in enumerate(args[nparams:])]
+            return ret(func(holder.ctx, *fixed, *extra))
+        return callv
+
+    # Fast paths for the common arities: the value already has the right type most of the time.
+    if nparams == 0:
+        def call0(*args: Any) -> Any:
+            if args:
+                raise wrong_count(len(args))
+            return ret(func(holder.ctx))
+        return call0
+
+    if nparams == 1:
+        want_int = is_int[0]
+        conv = convs[0]
+
+        def call1(*args: Any) -> Any:
+            if len(args) != 1:
+                raise wrong_count(len(args))
+            a = args[0]
+            if (type(a) is not int) if want_int else (type(a) is not str):
+                a = conv(a, exp, 0)
+            return ret(func(holder.ctx, a))
+        return call1
+
+    if nparams == 2:
+        int0, int1 = is_int
+        conv0, conv1 = convs
+
+        def call2(*args: Any) -> Any:
+            if len(args) != 2:
+                raise wrong_count(len(args))
+            a, b = args
+            if (type(a) is not int) if int0 else (type(a) is not str):
+                a = conv0(a, exp, 0)
+            if (type(b) is not int) if int1 else (type(b) is not str):
+                b = conv1(b, exp, 1)
+            return ret(func(holder.ctx, a, b))
+        return call2
+
+    def calln(*args: Any) -> Any:
+        if len(args) != nparams:
+            raise wrong_count(len(args))
+        return ret(func(holder.ctx, *[c(v, exp, i) for i, (c, v) in enumerate(zip(convs, args, strict=True))]))
+    return calln

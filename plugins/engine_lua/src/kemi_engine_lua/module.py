@@ -1,0 +1,124 @@
+"""app_lua as a kemi module: its parameters, start-up checks, engines and reload counter."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import weakref
+from typing import TYPE_CHECKING
+
+from kemi_core.engine import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec
+from kemi_core.errors import ModuleError, ScriptError
+from kemi_engine_lua.engine import Counter, LuaEngine, LuaSettings
+from kemi_engine_lua.resolver import Resolver
+from kemi_engine_lua.rpc import register_rpcs
+from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.core import Core
+
+log = logging.getLogger("kemi.app_lua")
+
+MODULE = "app_lua"
+
+
+class AppLua:
+    """The module's state for one Core (created at loadmodule, in the main process)."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._counter: Counter | None = None
+        self._engines: weakref.WeakSet[LuaEngine] = weakref.WeakSet()
+        self._resolver: Resolver | None = None
+        dp = core.declare_param
+        dp(MODULE, "load", str, multi=True,
+           doc="Lua script with the routing functions; repeat to load several, in order")
+        dp(MODULE, "reload", int, 1, doc="1: the app_lua.reload RPC may reload the script")
+        dp(MODULE, "log_mode", int, 0, doc="bit 1: log each KSR function as it is resolved")
+        dp(MODULE, "register", str, multi=True,
+           doc="deprecated (Kamailio < 5.1): every sr.<module> is available anyway")
+        dp(MODULE, "lua_version", str, DEFAULT_LUA_VERSION,
+           doc=f"kemi extra: Lua to embed, one of {', '.join(LUA_MODULES)}")
+        register_rpcs(core, self)
+
+    # ---- parameters ----------------------------------------------------------------------
+    def settings(self) -> LuaSettings:
+        core = self.core
+        cbs = core.config.kemi_callbacks
+        return LuaSettings(
+            scripts=tuple(core.modparam(MODULE, "load")),
+            lua_version=str(core.modparam(MODULE, "lua_version")).strip().lower(),
+            log_mode=int(core.modparam(MODULE, "log_mode")),
+            request_route=cbs.get("request_route_callback") or REQUEST_ROUTE,
+            reply_route=cbs.get("reply_route_callback") or REPLY_ROUTE,
+        )
+
+    def allow_reload(self) -> bool:
+        return int(self.core.modparam(MODULE, "reload")) != 0
+
+    @property
+    def counter(self) -> Counter:
+        """The reload version shared by all processes; created in mod_init, before the fork."""
+        if self._counter is None:
+            # A raw int in an anonymous shared mapping (multiprocessing's heap): workers forked
+            # after this see the main process's writes. lock=False: one writer (main), and an
+            # aligned int read is atomic enough for "did it change".
+            self._counter = multiprocessing.Value("i", 0, lock=False)
+        return self._counter
+
+    def resolver(self) -> Resolver:
+        if self._resolver is None:
+            self._resolver = Resolver(self.core.registry, _NoCtx(), log, 0)
+        return self._resolver
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def mod_init(self) -> None:
+        registered = self.core.modparam(MODULE, "register")
+        if registered:
+            log.warning("app_lua: modparam \"register\" (%s) is deprecated and has no effect: "
+                        "KSR.* and sr.* reach every loaded module", ", ".join(registered))
+        settings = self.settings()
+        if settings.lua_version not in LUA_MODULES:
+            raise ModuleError(f"app_lua: lua_version {settings.lua_version!r} is not one of "
+                              f"{', '.join(LUA_MODULES)}")
+        _ = self.counter
+        if not settings.scripts:
+            if self.core.config.engine_name == "lua":
+                raise ScriptError("app_lua: cfgengine is \"lua\" but no script is set: "
+                                  "modparam(\"app_lua\", \"load\", \"/path/to/script.lua\")")
+            log.warning("app_lua: loaded without a script (modparam load)")
+            return
+        # Check now, in the main process, so a broken script stops start-up.
+        LuaEngine(self.core, settings, self.counter).build()
+
+    def engine_factory(self, core: Core) -> LuaEngine:
+        engine = LuaEngine(core, self.settings(), self.counter)
+        self._engines.add(engine)
+        return engine
+
+    def child_init(self, rank: int) -> None:
+        """Each worker builds its own runtime from the script file, as Kamailio does."""
+        for engine in list(self._engines):
+            engine.load()
+
+    def reload_all(self) -> int:
+        """RPC reload: check the new script here, then tell every worker. Returns the version."""
+        active = self.core.engine
+        if isinstance(active, LuaEngine):
+            active.reload()  # raises ScriptError and changes nothing when the script is broken
+        else:
+            LuaEngine(self.core, self.settings(), self.counter).build()
+        self.counter.value += 1
+        if isinstance(active, LuaEngine):
+            active.version = self.counter.value
+        return self.counter.value
+
+    def engine_specs(self) -> list[EngineSpec]:
+        return [EngineSpec("lua", self.engine_factory,
+                           "Routing logic in Lua (lupa; Lua 5.4 unless lua_version says otherwise)")]
+
+
+class _NoCtx:
+    """Context holder for a resolver used only to list exports (never calls them)."""
+
+    ctx = None

@@ -1,0 +1,91 @@
+"""The Lua side of the engine, run once in each new Lua runtime (Lua 5.1 to 5.5 and LuaJIT).
+
+It creates the global ``KSR`` and ``sr`` tables. Each is an empty table whose ``__index`` asks
+Python once per name and stores the answer with ``rawset``: the next ``KSR.sl.send_reply`` is two
+plain Lua table reads and a call of a Python callable, with no Python on the lookup path.
+
+It returns three functions for the engine:
+``run(name)``     -> code, value, trace   (0 ok / 1 error / 2 no such function)
+``load(path)``    -> code, value, trace   (compile and run one script file)
+``has(name)``     -> whether the global ``name`` is a function
+Errors are caught with ``xpcall`` so the message handler can add ``debug.traceback``; a Python
+exception raised by an export arrives as itself (the engine tells ScriptExit/ScriptDrop apart).
+"""
+
+PRELUDE = r"""
+local ksr_top, ksr_member, sr_top, sr_member = ...
+local rawset, setmetatable, type, tostring = rawset, setmetatable, type, tostring
+local xpcall, loadfile = xpcall, loadfile
+local getinfo, traceback = debug.getinfo, debug.traceback
+
+local function lazy_module(modname, member)
+  return setmetatable({}, {__index = function(t, k)
+    local f = member(modname, k)
+    if f ~= nil then rawset(t, k, f) end
+    return f
+  end})
+end
+
+local function lazy_root(top, member)
+  return setmetatable({}, {__index = function(t, k)
+    local is_module, f = top(k)
+    if is_module then
+      local m = lazy_module(k, member)
+      rawset(t, k, m)
+      return m
+    end
+    if f ~= nil then rawset(t, k, f) end
+    return f
+  end})
+end
+
+KSR = lazy_root(ksr_top, ksr_member)
+sr = lazy_root(sr_top, sr_member)
+
+-- file:line of the innermost Lua frame with a line (1 = where, 2 = handler, 3 = the C call)
+local function where(level)
+  for _ = 1, 200 do
+    local info = getinfo(level, "Sl")
+    if info == nil then return "?" end
+    if info.currentline ~= nil and info.currentline > 0 then
+      local src = info.source
+      if src:sub(1, 1) == "@" then src = src:sub(2) end
+      return src .. ":" .. info.currentline
+    end
+    level = level + 1
+  end
+  return "?"
+end
+
+local last_trace = nil
+local function handler(e)
+  if type(e) == "string" then
+    last_trace = traceback(e, 2)
+  else
+    last_trace = traceback(where(3) .. ": " .. tostring(e), 2)
+  end
+  return e
+end
+
+local function run(name)
+  local f = _G[name]
+  if type(f) ~= "function" then return 2, nil, nil end
+  local ok, r = xpcall(f, handler)
+  if ok then return 0, r, nil end
+  return 1, r, last_trace
+end
+
+local function load(path)
+  local chunk, err = loadfile(path)
+  if chunk == nil then return 1, err, err end
+  local ok, r = xpcall(chunk, handler)
+  if ok then return 0, nil, nil end
+  return 1, r, last_trace
+end
+
+local function has(name)
+  return type(_G[name]) == "function"
+end
+
+return run, load, has
+"""

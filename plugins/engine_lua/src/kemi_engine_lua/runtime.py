@@ -1,0 +1,126 @@
+"""One Lua runtime with the scripts loaded: built at load, in each worker and on reload.
+
+The Lua version is pinned (``lupa.lua54`` unless the ``lua_version`` modparam says otherwise):
+a bare ``import lupa`` picks the newest Lua lupa ships, which would change under our feet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+from kemi_core.errors import ModuleError, ScriptError
+from kemi_engine_lua.prelude import PRELUDE
+from kemi_engine_lua.resolver import Resolver
+
+#: lua_version modparam -> lupa extension modules to try, in order.
+LUA_MODULES: dict[str, tuple[str, ...]] = {
+    "5.4": ("lupa.lua54",),
+    "5.3": ("lupa.lua53",),
+    "5.2": ("lupa.lua52",),
+    "5.1": ("lupa.lua51",),
+    "5.5": ("lupa.lua55",),
+    "jit": ("lupa.luajit21", "lupa.luajit20"),
+}
+DEFAULT_LUA_VERSION = "5.4"
+
+
+def lupa_module(version: str) -> ModuleType:
+    """The lupa extension for ``version``; ModuleError naming what is available otherwise."""
+    names = LUA_MODULES.get(version)
+    if names is None:
+        raise ModuleError(f"app_lua: lua_version {version!r} is not one of "
+                          f"{', '.join(LUA_MODULES)}")
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    have = [v for v, mods in LUA_MODULES.items() if any(_importable(m) for m in mods)]
+    raise ModuleError(f"app_lua: this lupa build has no Lua {version} "
+                      f"(available: {', '.join(have) or 'none'})")
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+class LuaState:
+    """A Lua runtime with the prelude and every script loaded, checked."""
+
+    def __init__(self, lua: ModuleType, resolver: Resolver) -> None:
+        self.runtime = lua.LuaRuntime(encoding="utf-8", register_eval=False,
+                                      register_builtins=False, unpack_returned_tuples=True)
+        self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
+        run, load, has = self.runtime.execute(
+            PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member)
+        #: run(name) -> (code, value, trace): called on every message.
+        self.run: Callable[[str], tuple[int, Any, Any]] = run
+        self._load = load
+        self._has = has
+
+    def has(self, name: str) -> bool:
+        return bool(self._has(name))
+
+    def load_scripts(self, paths: Sequence[str]) -> None:
+        """Compile and run each script in order; ScriptError with ``file:line: reason``."""
+        for path in paths:
+            if not os.path.isfile(path):
+                raise ScriptError(f"{path}: Lua script not found")
+            code, value, trace = self._load(path)
+            if code != 0:
+                raise ScriptError(load_error_text(path, value, trace))
+
+
+def load_error_text(path: str, value: Any, trace: Any) -> str:
+    """The first line of Lua's report (``file:line: reason``), else the Python exception."""
+    if isinstance(value, str):
+        text = untruncate(value, (path,))
+        return text if text.startswith(path) else f"{path}: {text}"
+    if isinstance(trace, str) and trace:
+        return untruncate(trace.splitlines()[0], (path,))
+    return f"{path}: {value!r}"
+
+
+_PRELUDE_FRAMES = ("[C]: in function 'xpcall'", '[string "<python>"]')
+
+
+def clean_trace(text: str, paths: Sequence[str]) -> str:
+    """A Lua traceback with full script paths and without the engine's own frames."""
+    lines = []
+    for line in text.splitlines():
+        body = line.lstrip("\t")
+        if body.startswith(_PRELUDE_FRAMES):
+            continue
+        lines.append(line[: len(line) - len(body)] + untruncate(body, paths))
+    return "\n".join(lines)
+
+
+def untruncate(text: str, paths: Sequence[str]) -> str:
+    """Lua shortens long chunk names to ``...tail`` (LUA_IDSIZE): put the full path back."""
+    if not text.startswith("..."):
+        return text
+    tail = text[3:].split(":", 1)[0]
+    for path in paths:
+        if tail and path.endswith(tail):
+            return path + text[3 + len(tail):]
+    return text
+
+
+def build_state(lua: ModuleType, resolver: Resolver, scripts: Sequence[str],
+                required: str | None) -> LuaState:
+    """A fresh runtime with ``scripts`` loaded; ``required`` must be a function in it."""
+    if not scripts:
+        raise ScriptError("app_lua: no script to load (set modparam(\"app_lua\", \"load\", ...))")
+    state = LuaState(lua, resolver)
+    state.load_scripts(scripts)
+    if required and not state.has(required):
+        raise ScriptError(f"{scripts[-1]}: the Lua script does not define function {required}()")
+    return state

@@ -1,0 +1,92 @@
+"""Fixtures for the app_lua tests: a Core, real SIP messages, scripts in tmp_path, engines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kemi_engine_lua import LuaEngine, LuaSettings
+
+from kemi_core.config.model import CoreConfig
+from kemi_core.runtime.context import MsgContext, RecvInfo
+from kemi_core.runtime.core import Core
+
+INVITE = (
+    b"INVITE sip:bob@example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-lua-1\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:alice@example.com>;tag=a1\r\n"
+    b"To: <sip:bob@example.com>\r\n"
+    b"Call-ID: lua-test-1@127.0.0.1\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+class Calls:
+    """Records what test-double exports were called with (and the context they saw)."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, Any, tuple[Any, ...]]] = []
+
+    def rec(self, name: str, ctx: Any, *args: Any) -> None:
+        self.log.append((name, ctx, args))
+
+    def names(self) -> list[str]:
+        return [n for n, _, _ in self.log]
+
+    def args(self, name: str) -> list[tuple[Any, ...]]:
+        return [a for n, _, a in self.log if n == name]
+
+
+@pytest.fixture
+def core() -> Core:
+    return Core(CoreConfig())
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+def make_ctx(core: Core) -> Callable[[], MsgContext]:
+    parse_datagram = pytest.importorskip("kemi_core.sip").parse_datagram
+
+    def make() -> MsgContext:
+        rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
+        return core.new_context(parse_datagram(INVITE), rcv)
+    return make
+
+
+@pytest.fixture
+def write_script(tmp_path: Path) -> Callable[..., str]:
+    def write(text: str, name: str = "script.lua") -> str:
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def make_engine(core: Core, write_script: Callable[..., str]) -> Callable[..., LuaEngine]:
+    """An engine running ``text`` (loaded); extra keyword args go to LuaSettings."""
+
+    def make(text: str, **kw: Any) -> LuaEngine:
+        engine = LuaEngine(core, LuaSettings(scripts=(write_script(text),), **kw))
+        engine.load()
+        core.engine = engine
+        return engine
+    return make
+
+
+@pytest.fixture
+def lua_eval() -> Callable[[LuaEngine, str], Any]:
+    """Evaluate a Lua expression in an engine's current runtime."""
+
+    def evaluate(engine: LuaEngine, expr: str) -> Any:
+        assert engine.state is not None
+        return engine.state.runtime.eval(expr)
+    return evaluate

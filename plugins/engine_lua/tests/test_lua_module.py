@@ -1,0 +1,223 @@
+"""app_lua as a module: modparams, mod_init checks, engine spec, RPCs, cross-process reload."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+
+import kemi_engine_lua
+import pytest
+from kemi_engine_lua import LuaEngine
+
+from kemi_core.config.model import CoreConfig
+from kemi_core.errors import ConfigError, ModuleError, ScriptError
+from kemi_core.kemi.exports import export
+from kemi_core.plugins import ModuleLoader
+from kemi_core.runtime.core import Core
+
+GOOD = "function ksr_request_route() return VERSION_MARK end\nVERSION_MARK = {n}\n"
+
+
+def _load(core: Core, *params: tuple[str, object]) -> ModuleLoader:
+    loader = ModuleLoader(core, available={})
+    loader.register("app_lua", kemi_engine_lua)
+    for name, value in params:
+        core.set_param("app_lua", name, value)
+    return loader
+
+
+def test_registers_params_rpcs_and_the_lua_engine(core):
+    _load(core)
+    assert {n for (m, n) in core.params if m == "app_lua"} == {
+        "load", "reload", "log_mode", "register", "lua_version"}
+    assert core.modparam("app_lua", "reload") == 1
+    assert core.modparam("app_lua", "lua_version") == "5.4"
+    assert {"app_lua.reload", "app_lua.list", "app_lua.api_list"} <= set(core.rpc_commands)
+    spec = core.engine_specs["lua"]
+    assert spec.name == "lua"
+
+
+def test_unknown_param_is_refused(core):
+    with pytest.raises(ConfigError, match="no parameter 'script_name'"):
+        _load(core, ("script_name", "/x.lua"))
+
+
+def test_mod_init_checks_the_script_and_the_factory_builds_a_working_engine(core, write_script,
+                                                                           make_ctx):
+    path = write_script(GOOD.format(n=7))
+    loader = _load(core, ("load", path))
+    loader.init_all()
+    engine = core.engine_specs["lua"].factory(core)
+    assert isinstance(engine, LuaEngine)
+    engine.load()
+    core.engine = engine
+    assert engine.run("ksr_request_route", make_ctx()) == 7
+
+
+@pytest.mark.parametrize("text, match", [
+    ("function ksr_request_route(\n", "script.lua:2:"),
+    ("function other() end\n", "does not define function ksr_request_route"),
+])
+def test_mod_init_refuses_a_broken_script(core, write_script, text, match):
+    loader = _load(core, ("load", write_script(text)))
+    with pytest.raises(ScriptError, match=match):
+        loader.init_all()
+
+
+def test_mod_init_refuses_a_missing_script_file(core, tmp_path):
+    loader = _load(core, ("load", str(tmp_path / "gone.lua")))
+    with pytest.raises(ScriptError, match="gone.lua: Lua script not found"):
+        loader.init_all()
+
+
+def test_cfgengine_lua_without_a_script_is_refused():
+    core = Core(CoreConfig(cfgengine="lua"))
+    with pytest.raises(ScriptError, match="no script is set"):
+        _load(core).init_all()
+
+
+def test_bad_lua_version_is_refused_at_mod_init(core, write_script):
+    loader = _load(core, ("load", write_script(GOOD.format(n=1))), ("lua_version", "4.0"))
+    with pytest.raises(ModuleError, match="lua_version '4.0'"):
+        loader.init_all()
+
+
+def test_register_is_accepted_with_one_deprecation_notice(core, write_script, caplog):
+    loader = _load(core, ("load", write_script(GOOD.format(n=1))),
+                   ("register", "maxfwd"), ("register", "sl"))
+    with caplog.at_level(logging.WARNING):
+        loader.init_all()
+    notices = [r for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(notices) == 1
+    assert "maxfwd, sl" in notices[0].getMessage()
+
+
+def test_log_mode_logs_each_resolution(core, write_script, make_ctx, caplog):
+    core.registry.add([export("t", "f", lambda ctx: 1, "")])
+    loader = _load(core, ("load", write_script(
+        "function ksr_request_route() KSR.t.f(); KSR.t.f() end\n")), ("log_mode", 1))
+    loader.init_all()
+    engine = core.engine_specs["lua"].factory(core)
+    with caplog.at_level(logging.INFO):
+        engine.run("ksr_request_route", make_ctx())
+    assert caplog.text.count("resolved KSR.t.f") == 1
+
+
+def test_child_init_builds_a_fresh_runtime_per_worker(core, write_script):
+    loader = _load(core, ("load", write_script(GOOD.format(n=1))))
+    loader.init_all()
+    engine = core.engine_specs["lua"].factory(core)
+    engine.load()
+    before = engine.state
+    loader.child_init_all(1)
+    assert engine.state is not None and engine.state is not before
+
+
+def _rpc(core: Core, name: str, *params: object) -> object:
+    return core.rpc_commands[name].func(core, list(params))
+
+
+def test_rpc_reload_checks_then_bumps_the_shared_version(core, write_script, make_ctx):
+    path = write_script(GOOD.format(n=1))
+    loader = _load(core, ("load", path))
+    loader.init_all()
+    main_engine = core.engine_specs["lua"].factory(core)
+    core.engine = main_engine
+    worker_engine = core.engine_specs["lua"].factory(core)  # same process here; see fork test
+    assert worker_engine.run("ksr_request_route", make_ctx()) == 1
+
+    write_script(GOOD.format(n=2))
+    assert _rpc(core, "app_lua.reload") == {"old": 0, "new": 1}
+    assert main_engine.run("ksr_request_route", make_ctx()) == 2
+    # the other engine notices the counter at its next request route and reloads
+    assert worker_engine.run("ksr_request_route", make_ctx()) == 2
+    assert worker_engine.version == 1
+
+    write_script("function ksr_request_route( broken\n")
+    with pytest.raises(ScriptError, match=r"script.lua:2: .\). expected near <eof>"):
+        _rpc(core, "app_lua.reload")
+    assert _rpc(core, "app_lua.list")["version"] == 1  # nothing changed
+    assert main_engine.run("ksr_request_route", make_ctx()) == 2
+    assert worker_engine.run("ksr_request_route", make_ctx()) == 2
+
+
+def test_worker_keeps_its_script_when_its_own_reload_fails(core, write_script, make_ctx, caplog):
+    path = write_script(GOOD.format(n=1))
+    loader = _load(core, ("load", path))
+    loader.init_all()
+    engine = core.engine_specs["lua"].factory(core)
+    assert engine.run("ksr_request_route", make_ctx()) == 1
+    write_script("broken(")  # the file broke between the main's check and this worker's reload
+    kemi_engine_lua._current().counter.value += 1
+    with caplog.at_level(logging.ERROR):
+        assert engine.run("ksr_request_route", make_ctx()) == 1
+        assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert caplog.text.count("reload to version 1 failed") == 1
+
+
+def test_rpc_reload_refused_when_disabled(core, write_script):
+    loader = _load(core, ("load", write_script(GOOD.format(n=1))), ("reload", 0))
+    loader.init_all()
+    with pytest.raises(ScriptError, match="reload is disabled"):
+        _rpc(core, "app_lua.reload")
+
+
+def test_rpc_reload_checks_the_script_index(core, write_script):
+    loader = _load(core, ("load", write_script(GOOD.format(n=1))))
+    loader.init_all()
+    assert _rpc(core, "app_lua.reload", 0) == {"old": 0, "new": 1}
+    with pytest.raises(ScriptError, match="no script with index 3"):
+        _rpc(core, "app_lua.reload", 3)
+
+
+def test_rpc_list_and_api_list(core, write_script):
+    lib = write_script("X = 1\n", "lib.lua")
+    main = write_script(GOOD.format(n=1), "main.lua")
+    core.registry.add([export("sl", "send_reply", lambda ctx, code, reason: 1, "is"),
+                       export("", "info", lambda ctx, msg: 1, "s")])
+    loader = _load(core, ("load", lib), ("load", main))
+    loader.init_all()
+    listed = _rpc(core, "app_lua.list")
+    assert listed == {"version": 0, "lua_version": "5.4", "scripts": [
+        {"index": 0, "version": 0, "script": lib}, {"index": 1, "version": 0, "script": main}]}
+    api = _rpc(core, "app_lua.api_list")
+    by_name = {m["func"]: m for m in api["methods"]}
+    assert api["msize"] == len(api["methods"])
+    assert by_name["sl.send_reply"]["params"] == ["int", "str"]
+    assert by_name["sl.send_reply"]["ret"] == "int"
+    assert by_name["sl.send_reply"]["signature"] == "KSR.sl.send_reply(int code, str reason)"
+    assert by_name["info"]["module"] == ""
+    assert "x.exit" in by_name and "x.drop" in by_name
+
+
+def _worker(engine: LuaEngine, make_ctx, go, results) -> None:
+    """A forked worker: run one request before and one after the main process reloads."""
+    results.put(engine.run("ksr_request_route", make_ctx()))
+    go.wait(10)
+    results.put(engine.run("ksr_request_route", make_ctx()))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_reload_reaches_a_forked_worker_through_shared_memory(core, write_script, make_ctx):
+    path = write_script(GOOD.format(n=1))
+    loader = _load(core, ("load", path))
+    loader.init_all()  # creates the shared counter before the fork, as the server does
+    engine = core.engine_specs["lua"].factory(core)
+    core.engine = engine
+    engine.load()
+    fork = multiprocessing.get_context("fork")
+    go, results = fork.Event(), fork.Queue()
+    proc = fork.Process(target=_worker, args=(engine, make_ctx, go, results))
+    proc.start()
+    try:
+        assert results.get(timeout=10) == 1
+        write_script(GOOD.format(n=5))
+        _rpc(core, "app_lua.reload")  # in the "main process"
+        go.set()
+        assert results.get(timeout=10) == 5
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    assert proc.exitcode == 0

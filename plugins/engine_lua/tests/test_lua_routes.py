@@ -1,0 +1,219 @@
+"""Running Lua callbacks: results, exit/drop, nested runs, errors, missing callbacks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.errors import ScriptError
+from kemi_core.kemi.exports import ReturnKind, export
+
+
+def _mark(calls: Any) -> Any:
+    def mark(ctx: Any, what: str) -> int:
+        calls.rec("mark", ctx, what)
+        return 1
+    return mark
+
+
+@pytest.mark.parametrize("body, result", [
+    ("", 1), ("return", 1), ("return true", 1), ("return false", -1), ("return 5", 5),
+    ("return -3", -3), ("return 0", 0), ("return 2.0", 2), ("return 'text'", 1),
+])
+def test_route_results(make_engine, make_ctx, body, result):
+    engine = make_engine(f"function ksr_request_route() {body} end")
+    assert engine.run("ksr_request_route", make_ctx()) == result
+
+
+@pytest.mark.parametrize("exit_call", ["KSR.x.exit()", "sr.x.exit()"])
+def test_exit_stops_the_route_successfully(core, calls, make_engine, make_ctx, exit_call):
+    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    engine = make_engine(f"""function ksr_request_route()
+  KSR.t.mark("before")
+  {exit_call}
+  KSR.t.mark("after")
+  return -1
+end
+""")
+    ctx = make_ctx()
+    assert engine.run("ksr_request_route", ctx) == 1
+    assert calls.args("mark") == [("before",)]
+    assert not ctx.dropped
+    assert "script_error" not in ctx.extra
+
+
+def test_exit_from_deep_lua_calls_and_loops(core, calls, make_engine, make_ctx):
+    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    engine = make_engine("""
+local function inner(i) if i == 3 then KSR.x.exit() end KSR.t.mark("i" .. i) end
+function ksr_request_route()
+  for i = 1, 10 do inner(i) end
+  KSR.t.mark("after loop")
+end
+""")
+    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert calls.args("mark") == [("i1",), ("i2",)]
+
+
+def test_drop_stops_the_route_and_marks_the_context(core, calls, make_engine, make_ctx):
+    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    engine = make_engine("""function ksr_request_route()
+  KSR.t.mark("before")
+  KSR.x.drop()
+  KSR.t.mark("after")
+end
+""")
+    ctx = make_ctx()
+    assert engine.run("ksr_request_route", ctx) == 0
+    assert ctx.dropped
+    assert calls.args("mark") == [("before",)]
+
+
+def test_registry_exports_of_module_x_are_used_before_the_engines_own(core, calls, make_engine,
+                                                                      make_ctx):
+    def core_exit(ctx: Any) -> None:
+        calls.rec("core exit", ctx)
+        raise ScriptExit()
+
+    def core_drop(ctx: Any) -> None:
+        calls.rec("core drop", ctx)
+        raise ScriptDrop()
+
+    core.registry.add([export("x", "exit", core_exit, "", ReturnKind.NONE),
+                       export("x", "drop", core_drop, "", ReturnKind.NONE),
+                       export("t", "mark", _mark(calls), "s")])
+    engine = make_engine("""
+function ksr_request_route() KSR.x.exit(); KSR.t.mark("no") end
+function ksr_reply_route() KSR.x.drop(); KSR.t.mark("no") end
+""")
+    assert engine.run("ksr_request_route", make_ctx()) == 1
+    ctx = make_ctx()
+    assert engine.run("ksr_reply_route", ctx) == 0 and ctx.dropped
+    assert calls.names() == ["core exit", "core drop"]
+
+
+def test_x_modf_is_variadic_and_calls_a_native_cfg_function(core, calls, make_engine, make_ctx,
+                                                            caplog):
+    x = pytest.importorskip("kemi_core.core_exports.x")
+    from kemi_core.runtime.core import CfgFunction
+
+    def cfg_fn(ctx: Any, n: int, text: str = "-") -> int:
+        calls.rec("cfg", ctx, n, text)
+        return 4
+
+    core.registry.add(x.exports())
+    core.add_cfg_function(CfgFunction("t", "t_cfg", cfg_fn, 1, 2, (0,)))
+    engine = make_engine("""
+function ksr_request_route() return KSR.x.modf("t_cfg", 16, "txt") end
+function ksr_one() return sr.modf("t_cfg", "3") end
+function ksr_none() return KSR.x.modf() end
+function ksr_unknown() return KSR.x.modf("nosuch") end
+""")
+    ctx = make_ctx()
+    assert engine.run("ksr_request_route", ctx) == 4
+    assert engine.run("ksr_one", ctx) == 4
+    assert calls.log == [("cfg", ctx, (16, "txt")), ("cfg", ctx, (3, "-"))]
+    bad = make_ctx()
+    assert engine.run("ksr_none", bad) == -1
+    assert "KSR.x.modf(str fname, ...): expected at least 1 argument, got 0" in bad.extra["script_error"]
+    with caplog.at_level(logging.ERROR):
+        assert engine.run("ksr_unknown", make_ctx()) == -1  # modf's own "no such function"
+    assert "nosuch" in caplog.text
+
+
+def test_nested_runs_see_their_own_context_and_restore_the_outer_one(core, calls, make_engine,
+                                                                     make_ctx):
+    """tm runs a branch route while t_relay runs in the request route."""
+    inner_ctx = make_ctx()
+
+    def relay(ctx: Any) -> int:
+        calls.rec("relay", ctx)
+        return core.run_route("ksr_branch_one", inner_ctx)
+
+    def who(ctx: Any, where: str) -> int:
+        calls.rec("who", ctx, where)
+        return 1
+
+    core.registry.add([export("tm", "t_relay", relay, ""), export("t", "who", who, "s")])
+    engine = make_engine("""
+function ksr_request_route()
+  KSR.t.who("request before")
+  local r = KSR.tm.t_relay()
+  KSR.t.who("request after")
+  return r
+end
+function ksr_branch_one()
+  KSR.t.who("branch")
+  KSR.x.exit()
+  KSR.t.who("branch after exit")
+end
+""")
+    outer = make_ctx()
+    assert engine.run("ksr_request_route", outer) == 1  # the branch route's exit counts as 1
+    assert [(n, c, a) for n, c, a in calls.log] == [
+        ("who", outer, ("request before",)),
+        ("relay", outer, ()),
+        ("who", inner_ctx, ("branch",)),
+        ("who", outer, ("request after",)),
+    ]
+    assert engine.ctx is None
+
+
+def test_an_error_in_a_nested_run_does_not_end_the_outer_route(core, calls, make_engine, make_ctx):
+    inner_ctx = make_ctx()
+    core.registry.add([
+        export("tm", "t_relay", lambda ctx: core.run_route("ksr_branch_bad", inner_ctx), ""),
+        export("t", "mark", _mark(calls), "s"),
+    ])
+    engine = make_engine("""
+function ksr_request_route()
+  local r = KSR.tm.t_relay()
+  KSR.t.mark("after relay " .. r)
+end
+function ksr_branch_bad() error("branch broke") end
+""")
+    outer = make_ctx()
+    assert engine.run("ksr_request_route", outer) == 1
+    assert calls.args("mark") == [("after relay -1",)]
+    assert "branch broke" in inner_ctx.extra["script_error"]
+    assert "script_error" not in outer.extra
+
+
+def test_lua_runtime_error_is_logged_with_line_and_traceback(make_engine, make_ctx, caplog):
+    engine = make_engine("""-- line 1
+local function helper()
+  local t = nil
+  return t.field          -- line 4
+end
+function ksr_request_route()
+  helper()                -- line 7
+end
+""")
+    ctx = make_ctx()
+    with caplog.at_level(logging.ERROR, logger="kemi.app_lua"):
+        assert engine.run("ksr_request_route", ctx) == -1
+    path = engine.settings.scripts[0]
+    assert ctx.extra["script_error"] == f"{path}:4: attempt to index a nil value (local 't')"
+    assert "stack traceback:" in caplog.text
+    assert f"{path}:7: in function 'ksr_request_route'" in caplog.text
+    # the worker goes on: the same engine runs the next message
+    assert engine.run("ksr_request_route", make_ctx()) == -1
+
+
+def test_missing_callback_is_logged_and_raised(make_engine, make_ctx, caplog):
+    engine = make_engine("function ksr_request_route() end")
+    assert engine.has_route("ksr_request_route")
+    assert not engine.has_route("ksr_failure_route_one")
+    with caplog.at_level(logging.ERROR), pytest.raises(ScriptError, match="ksr_failure_route_one"):
+        engine.run("ksr_failure_route_one", make_ctx())
+    assert "no function ksr_failure_route_one()" in caplog.text
+
+
+def test_a_global_that_is_not_a_function_is_not_a_route(make_engine, make_ctx):
+    engine = make_engine("function ksr_request_route() end\nksr_reply_route = 5\n")
+    assert not engine.has_route("ksr_reply_route")
+    with pytest.raises(ScriptError):
+        engine.run("ksr_reply_route", make_ctx())

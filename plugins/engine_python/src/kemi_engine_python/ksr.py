@@ -1,0 +1,160 @@
+"""The script-side ``KSR`` module: every KEMI export as a plain Python callable.
+
+Each export gets one closure, built once per signature shape from generated source, that checks
+its arguments' kinds with ``isinstance``, reads the running message context from a one-slot
+list shared by the whole tree, and converts the result to its ReturnKind. A KSR call therefore
+costs one Python call plus the export itself: no name lookup, no dict, no pluggy.
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import types
+from collections.abc import Callable
+from typing import Any
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind, export
+from kemi_core.kemi.registry import KemiRegistry
+
+log = logging.getLogger("kemi.engine.python")
+
+#: Holds the MsgContext of the route running now (index 0); engines save/restore it.
+ContextSlot = list[Any]
+
+_RETURN_EXPR = {
+    ReturnKind.INT: "r = func(cur[0]{args})\n        return r if r.__class__ is int else as_int(r)",
+    ReturnKind.BOOL: "r = func(cur[0]{args})\n        return r is True or (r.__class__ is int and r > 0)",
+    ReturnKind.XVAL: "r = func(cur[0]{args})\n        return r if r is None or r.__class__ is str or r.__class__ is int else as_xval(r)",
+    ReturnKind.NONE: "func(cur[0]{args})\n        return None",
+}
+
+_factories: dict[tuple[tuple[ParamKind, ...], ReturnKind], Callable[..., Callable[..., Any]]] = {}
+
+
+def _as_int(r: Any) -> int:
+    """An INT export returned something else: bool -> 1/-1, None -> 1, numbers -> int."""
+    if r is True:
+        return 1
+    if r is False:
+        return -1
+    if r is None:
+        return 1
+    return int(r)
+
+
+def _as_xval(r: Any) -> str | int | None:
+    if isinstance(r, bool):
+        return int(r)
+    if isinstance(r, int):
+        return int(r)
+    if isinstance(r, bytes | bytearray):
+        return bytes(r).decode("utf-8", "replace")
+    return str(r)
+
+
+def signature_text(exp: KemiExport) -> str:
+    """``KSR.sl.send_reply(int code, str reason) -> int`` for error messages and docs."""
+    names = exp.param_names or tuple(f"p{i}" for i in range(len(exp.params)))
+    params = ", ".join(f"{k.value} {n}" for k, n in zip(exp.params, names, strict=True))
+    return f"KSR.{exp.qualified_name}({params}) -> {exp.returns.value}"
+
+
+def _factory(kinds: tuple[ParamKind, ...], returns: ReturnKind) -> Callable[..., Callable[..., Any]]:
+    """Source for a closure maker of one signature shape, compiled once and cached."""
+    key = (kinds, returns)
+    made = _factories.get(key)
+    if made is not None:
+        return made
+    params = [f"p{i}" for i in range(len(kinds))]
+    checks = []
+    for i, kind in enumerate(kinds):
+        typ = "int" if kind is ParamKind.INT else "str"
+        checks.append(f"        if not isinstance(p{i}, {typ}): bad({i}, p{i})\n")
+    args = "".join(f", {p}" for p in params)
+    body = _RETURN_EXPR[returns].format(args=args)
+    src = (
+        "def make(func, cur, bad, as_int, as_xval, isinstance=isinstance, int=int, str=str):\n"
+        f"    def call({', '.join(params)}):\n"
+        + "".join(checks)
+        + f"        {body}\n"
+        "    return call\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(src, f"<ksr {''.join(k.value[0] for k in kinds)}->{returns.value}>", "exec"), namespace)
+    made = namespace["make"]
+    _factories[key] = made
+    return made
+
+
+def make_callable(exp: KemiExport, cur: ContextSlot) -> Callable[..., Any]:
+    """The script-visible callable for one export, reading the context from ``cur[0]``."""
+    sig = signature_text(exp)
+
+    def bad(index: int, value: Any) -> None:
+        kind = exp.params[index].value
+        raise TypeError(f"{sig}: argument {index + 1} must be {kind}, not {type(value).__name__}")
+
+    call = _factory(exp.params, exp.returns)(exp.func, cur, bad, _as_int, _as_xval)
+    call.__name__ = exp.name
+    call.__qualname__ = f"KSR.{exp.qualified_name}"
+    call.__doc__ = f"{sig}\n\n{exp.doc}" if exp.doc else sig
+    return call
+
+
+class KsrNamespace(types.SimpleNamespace):
+    """``KSR.<module>``: the module's functions as attributes, set once at build time."""
+
+    def __init__(self, module: str) -> None:
+        super().__init__()
+        object.__setattr__(self, "__ksr_module__", module)
+
+    def __repr__(self) -> str:
+        return f"<KSR.{self.__ksr_module__} ({len(vars(self)) - 1} functions)>"
+
+
+def _x_exit(_ctx: Any) -> None:
+    """Stop the running route here; the route counts as successful."""
+    raise ScriptExit()
+
+
+def _x_drop(_ctx: Any) -> None:
+    """Stop the running route and drop the message (it is not sent on)."""
+    raise ScriptDrop()
+
+
+#: Engine-supplied exports, used only when no module registered a record of that name.
+BUILTINS = (export("x", "exit", _x_exit, "", ReturnKind.NONE),
+            export("x", "drop", _x_drop, "", ReturnKind.NONE))
+
+
+def build_ksr(registry: KemiRegistry, cur: ContextSlot,
+              target: types.ModuleType | None = None) -> types.ModuleType:
+    """Fill (or refill) the ``KSR`` module object from the registry.
+
+    Refilling keeps the module object, so scripts that did ``import KSR`` earlier see the new
+    functions as well.
+    """
+    mod = target if target is not None else types.ModuleType("KSR", "KEMI exports (kemi)")
+    for name in [n for n in vars(mod) if not n.startswith("__")]:
+        delattr(mod, name)
+    for name, exp in registry.module("").items():
+        setattr(mod, name, make_callable(exp, cur))
+    modules: dict[str, dict[str, KemiExport]] = {
+        m: dict(registry.module(m)) for m in registry.module_names if m}
+    for exp in BUILTINS:
+        modules.setdefault(exp.module, {}).setdefault(exp.name, exp)
+    for module, funcs in sorted(modules.items()):
+        if hasattr(mod, module):
+            log.warning("KSR.%s is both a core function and a module; the module wins", module)
+        ns = KsrNamespace(module)
+        for name, exp in funcs.items():
+            setattr(ns, name, make_callable(exp, cur))
+        setattr(mod, module, ns)
+    return mod
+
+
+def python_name(name: str) -> str:
+    """A name usable in Python source (keywords get a trailing underscore)."""
+    return name + "_" if keyword.iskeyword(name) else name

@@ -1,0 +1,38 @@
+"""ctl.so: where the control socket listens (Kamailio's ctl module settings).
+
+kemi's control socket speaks JSON-RPC 2.0 (``kemi rpc``) rather than Kamailio's binrpc, but it
+is configured the Kamailio way: ``modparam("ctl", "binrpc", "unix:/run/kemi/kemi_ctl")``. The
+main process serves it (kemi_core.rpc.server); this module declares and checks the settings.
+"""
+
+from __future__ import annotations
+
+from kemi_core import hookimpl
+from kemi_core.errors import ModuleError
+from kemi_core.rpc.server import socket_path
+from kemi_core.runtime.core import Core
+
+MODULE = "ctl"
+
+
+@hookimpl
+def mod_register(core: Core) -> None:
+    core.declare_param(MODULE, "binrpc", str, multi=True,
+                       doc="control socket address; unix:/path (the first one is used)")
+    core.declare_param(MODULE, "binrpc_buffer_size", int, 1024, doc="accepted for compatibility")
+    core.declare_param(MODULE, "mode", int, 0o600, doc="accepted for compatibility")
+    core.declare_param(MODULE, "user", str, "", doc="accepted for compatibility")
+    core.declare_param(MODULE, "group", str, "", doc="accepted for compatibility")
+    core.declare_param(MODULE, "fifo", str, "", doc="accepted; use the mi_fifo module for a FIFO")
+    core.declare_param(MODULE, "autoconversion", int, 0, doc="accepted for compatibility")
+    core.declare_param(MODULE, "binrpc_max_body_size", int, 32, doc="accepted for compatibility")
+    core.declare_param(MODULE, "binrpc_struct_max_body_size", int, 8, doc="accepted for compatibility")
+
+
+@hookimpl
+def mod_init(core: Core) -> None:
+    for spec in core.modparam(MODULE, "binrpc"):
+        try:
+            socket_path(spec)
+        except ValueError as exc:
+            raise ModuleError(f"ctl: {exc}")

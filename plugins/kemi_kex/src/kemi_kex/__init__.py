@@ -1,0 +1,66 @@
+"""kemi's kex module (``loadmodule "kex.so"``, ``KSR.kex.*``): Kamailio core extensions.
+
+KEMI exports, as in Kamailio 5.6: ``setdebug(level)`` and ``resetdebug()`` (the flag, $du and
+myself functions are KSR core functions there and here). kamailio.cfg gets kex's native
+functions (setsflag, setbflag, setdsturi, pv_printf, is_myself, ...) and the statistics RPCs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kemi_core import hookimpl
+from kemi_core.kemi.exports import KemiExport, export
+from kemi_core.runtime.core import CfgFunction, Core
+from kemi_kex import cfgfuncs, debug, stats
+
+MODULE = "kex"
+
+EXPORTS: list[tuple[str, Callable[..., Any], str]] = [
+    ("setdebug", debug.setdebug, "i"),
+    ("resetdebug", debug.resetdebug, ""),
+]
+
+#: (name, function, min args, max args, int positions)
+CFG: list[tuple[str, Callable[..., int], int, int, tuple[int, ...]]] = [
+    ("setsflag", cfgfuncs.setsflag, 1, 1, (0,)),
+    ("issflagset", cfgfuncs.issflagset, 1, 1, (0,)),
+    ("resetsflag", cfgfuncs.resetsflag, 1, 1, (0,)),
+    ("setbflag", cfgfuncs.setbflag, 1, 2, (0, 1)),
+    ("isbflagset", cfgfuncs.isbflagset, 1, 2, (0, 1)),
+    ("resetbflag", cfgfuncs.resetbflag, 1, 2, (0, 1)),
+    ("setdsturi", cfgfuncs.setdsturi, 1, 1, ()),
+    ("resetdsturi", cfgfuncs.resetdsturi, 0, 0, ()),
+    ("isdsturiset", cfgfuncs.isdsturiset, 0, 0, ()),
+    ("pv_printf", cfgfuncs.pv_printf, 2, 2, ()),
+    ("avp_printf", cfgfuncs.pv_printf, 2, 2, ()),
+    ("is_myself", cfgfuncs.is_myself, 1, 1, ()),
+    ("setdebug", debug.setdebug, 1, 1, (0,)),
+    ("resetdebug", debug.resetdebug, 0, 0, ()),
+]
+
+RPCS = [
+    ("stats.get_statistics", stats.rpc_get_statistics,
+     'statistics as "group:name = value" lines; params: all | group: | name ...'),
+    ("stats.fetch", stats.rpc_fetch, '{"group.name": "value"}; params as get_statistics'),
+    ("stats.fetchn", stats.rpc_fetchn, '{"group.name": value}; params as get_statistics'),
+    ("stats.reset_statistics", stats.rpc_reset, "set the named statistics to 0"),
+    ("stats.clear_statistics", stats.rpc_clear, "return the named statistics, then zero them"),
+    ("core.aliases_list", stats.rpc_aliases_list, "the local host aliases"),
+]
+
+
+@hookimpl
+def mod_register(core: Core) -> None:
+    for name, fn, lo, hi, ints in CFG:
+        if name not in core.cfg_functions:  # the core may own a few of these names itself
+            core.add_cfg_function(CfgFunction(MODULE, name, fn, lo, hi, ints, fn.__doc__ or ""))
+    for name, rpc, doc in RPCS:
+        if name not in core.rpc_commands:
+            core.add_rpc(name, rpc, doc)
+
+
+@hookimpl
+def sr_kemi_modules_add() -> list[KemiExport]:
+    return [export(MODULE, name, fn, params) for name, fn, params in EXPORTS]

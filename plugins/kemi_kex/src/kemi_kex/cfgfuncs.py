@@ -1,0 +1,113 @@
+"""kex's native kamailio.cfg functions; flag storage is the core's (flags.py, $sf, $du)."""
+
+from __future__ import annotations
+
+import logging
+
+from kemi_core.core_exports import flags
+from kemi_core.pv import compile_format, set_pv
+from kemi_core.runtime.context import MsgContext
+from kemi_core.sip import SipParseError
+from kemi_core.sip.uri import parse_uri
+
+log = logging.getLogger("kemi.kex")
+
+
+def _rc(ok: bool) -> int:
+    return 1 if ok else -1
+
+
+def setsflag(ctx: MsgContext, flag: int) -> int:
+    """Set script flag ``flag``."""
+    return _rc(flags.setsflag(ctx, flag))
+
+
+def issflagset(ctx: MsgContext, flag: int) -> int:
+    """Script flag ``flag`` is set."""
+    return _rc(flags.issflagset(ctx, flag))
+
+
+def resetsflag(ctx: MsgContext, flag: int) -> int:
+    """Clear script flag ``flag``."""
+    return _rc(flags.resetsflag(ctx, flag))
+
+
+def setbflag(ctx: MsgContext, flag: int, branch: int = 0) -> int:
+    """Set branch flag ``flag`` on ``branch`` (0, the default, is the R-URI branch)."""
+    return _rc(flags.setbiflag(ctx, flag, branch))
+
+
+def isbflagset(ctx: MsgContext, flag: int, branch: int = 0) -> int:
+    """Branch flag ``flag`` is set on ``branch``."""
+    return _rc(flags.isbiflagset(ctx, flag, branch))
+
+
+def resetbflag(ctx: MsgContext, flag: int, branch: int = 0) -> int:
+    """Clear branch flag ``flag`` on ``branch``."""
+    return _rc(flags.resetbiflag(ctx, flag, branch))
+
+
+def setdsturi(ctx: MsgContext, uri: str) -> int:
+    """Set the destination URI ($du), checked to be a valid URI."""
+    try:
+        parse_uri(uri)
+    except SipParseError:
+        log.error("setdsturi: invalid URI %r", uri)
+        return -1
+    ctx.dst_uri = uri
+    return 1
+
+
+def resetdsturi(ctx: MsgContext) -> int:
+    """Clear the destination URI ($du)."""
+    ctx.dst_uri = None
+    return 1
+
+
+def isdsturiset(ctx: MsgContext) -> int:
+    """A destination URI ($du) is set."""
+    return _rc(bool(ctx.dst_uri))
+
+
+def pv_printf(ctx: MsgContext, var: str, fmt: str) -> int:
+    """Evaluate the format ``fmt`` and assign the text to variable ``var``."""
+    try:
+        value = compile_format(fmt)(ctx)
+        set_pv(ctx, var, value)
+    except ValueError as exc:
+        log.error("pv_printf(%r, %r): %s", var, fmt, exc)
+        return -1
+    return 1
+
+
+def is_myself(ctx: MsgContext, uri: str) -> int:
+    """``uri`` (a URI, or a bare host[:port]; variables evaluated) names this server. A URI
+    without a port matches on host alone, as kex documents."""
+    text = uri
+    if "$" in text:
+        try:
+            text = compile_format(text)(ctx)
+        except ValueError:
+            pass
+    host, port = _host_port(text.strip())
+    if not host:
+        return -1
+    return _rc(ctx.core.is_myself(host, port))
+
+
+def _host_port(text: str) -> tuple[str | None, int | None]:
+    if ":" in text.split("@", 1)[0] and not text.startswith("["):
+        scheme = text.split(":", 1)[0].lower()
+        if scheme in ("sip", "sips", "tel"):
+            try:
+                u = parse_uri(text)
+            except SipParseError:
+                return None, None
+            return u.host, u.port
+    if text.startswith("["):  # [v6]:port
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+    host, _, port = text.partition(":")
+    if text.count(":") > 1:  # a bare IPv6 address
+        return text, None
+    return host, int(port) if port.isdigit() else None

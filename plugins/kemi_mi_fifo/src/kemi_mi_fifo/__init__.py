@@ -1,0 +1,139 @@
+"""mi_fifo.so: a FIFO control channel running the same commands as the control socket.
+
+Two request forms are read from ``fifo_name`` (one request at a time):
+
+* Kamailio's classic MI FIFO form: ``:command:reply_fifo\\n`` then one argument per line, ended
+  by an empty line. The answer (``200 OK`` and the result, or ``500 <error>``) is written to the
+  FIFO ``reply_fifo`` in ``reply_dir``.
+* A JSON-RPC 2.0 request on one line with a ``reply_name`` member (Kamailio's jsonrpcs FIFO form);
+  the JSON answer goes to ``reply_dir/reply_name``.
+
+The FIFO is served by the main process, beside the control socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import stat
+from typing import Any
+
+from kemi_core import hookimpl
+from kemi_core.errors import ModuleError
+from kemi_core.rpc.protocol import handle_line
+from kemi_core.runtime.core import Core
+
+log = logging.getLogger("kemi.mi_fifo")
+
+MODULE = "mi_fifo"
+
+
+@hookimpl
+def mod_register(core: Core) -> None:
+    core.declare_param(MODULE, "fifo_name", str, "/run/kemi/kemi_fifo")
+    core.declare_param(MODULE, "fifo_mode", int, 0o660)
+    core.declare_param(MODULE, "reply_dir", str, "/tmp/")
+    core.declare_param(MODULE, "fifo_group", str, "")
+    core.declare_param(MODULE, "fifo_user", str, "")
+    core.declare_param(MODULE, "reply_indent", str, "\t")
+
+
+@hookimpl
+def mod_init(core: Core) -> None:
+    path = str(core.modparam(MODULE, "fifo_name"))
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if os.path.exists(path):
+            if not stat.S_ISFIFO(os.stat(path).st_mode):
+                raise ModuleError(f"mi_fifo: {path} exists and is not a FIFO")
+            os.unlink(path)
+        os.mkfifo(path, int(core.modparam(MODULE, "fifo_mode")))
+    except OSError as exc:
+        raise ModuleError(f"mi_fifo: cannot create FIFO {path}: {exc.strerror}")
+    server = FifoServer(core, path, str(core.modparam(MODULE, "reply_dir")))
+    core.main_loop_hooks.append(server.attach)
+    core.services["mi_fifo"] = server
+
+
+class FifoServer:
+    def __init__(self, core: Core, path: str, reply_dir: str) -> None:
+        self.core = core
+        self.path = path
+        self.reply_dir = reply_dir
+        self.buffer = b""
+        self.fd = -1
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF between clients.
+        self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        loop.add_reader(self.fd, self._readable)
+        log.info("mi_fifo: listening on %s", self.path)
+
+    def _readable(self) -> None:
+        try:
+            chunk = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        self.buffer += chunk
+        while True:
+            request, rest = self._split_one(self.buffer)
+            if request is None:
+                break
+            self.buffer = rest
+            try:
+                self._answer(request)
+            except Exception:  # one bad request never stops the channel
+                log.exception("mi_fifo: request failed")
+
+    @staticmethod
+    def _split_one(buf: bytes) -> tuple[bytes | None, bytes]:
+        """(one complete request, the rest), or (None, buf) while a request is incomplete.
+        A line that starts neither form is returned alone and ignored."""
+        if buf.startswith(b":"):
+            end = buf.find(b"\n\n")
+            return (buf[:end], buf[end + 2:]) if end >= 0 else (None, buf)
+        line, sep, rest = buf.partition(b"\n")
+        return (line, rest) if sep else (None, buf)
+
+    def _answer(self, request: bytes) -> None:
+        if request.lstrip().startswith(b"{"):
+            obj = json.loads(request)
+            reply_name = obj.pop("reply_name", None)
+            answer = handle_line(self.core, json.dumps(obj).encode())
+            if reply_name:
+                self._write_reply(reply_name, answer)
+            return
+        if not request.startswith(b":"):
+            if request.strip():
+                log.warning("mi_fifo: ignored a line that is no request: %r", request[:60])
+            return
+        header, *args = request.decode("utf-8", "replace").split("\n")
+        _, command, reply_name = (header.split(":", 2) + ["", ""])[:3]
+        line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": command,
+                           "params": [_arg(a) for a in args if a != ""]}).encode()
+        result = json.loads(handle_line(self.core, line))
+        if "error" in result:
+            text = f"500 {result['error']['message']}\n\n"
+        else:
+            body = result["result"]
+            text = "200 OK\n" + (body if isinstance(body, str) else json.dumps(body, indent=1)) + "\n\n"
+        if reply_name:
+            self._write_reply(reply_name, text.encode())
+
+    def _write_reply(self, name: str, data: bytes) -> None:
+        path = name if name.startswith("/") else os.path.join(self.reply_dir, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            log.warning("mi_fifo: cannot open reply FIFO %s: %s", path, exc.strerror)
+            return
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
+def _arg(text: str) -> Any:
+    return int(text) if text.lstrip("-").isdigit() else text

@@ -1,0 +1,40 @@
+"""Pseudo-variables for textops: expanding ``$var(x)`` in text and writing result variables."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from kemi_core.runtime.context import MsgContext
+
+log = logging.getLogger("kemi.textops")
+
+
+@functools.lru_cache(maxsize=1024)
+def _format(text: str) -> Callable[[MsgContext], str]:
+    from kemi_core.pv import compile_format
+
+    return compile_format(text)
+
+
+def expand(ctx: MsgContext, text: str) -> str:
+    """Text with its pseudo-variables evaluated; text that is no valid format stays as is."""
+    if "$" not in text:
+        return text
+    try:
+        return _format(text)(ctx)
+    except ValueError:  # PvError: a '$' that starts no known variable
+        return text
+
+
+def assign(ctx: MsgContext, spec: str, value: str | int | None) -> bool:
+    """``spec = value``; False (logged) when spec is not a writable variable."""
+    from kemi_core.pv import set_pv
+
+    try:
+        set_pv(ctx, spec, value)
+    except ValueError as exc:
+        log.error("textops: cannot assign %s: %s", spec, exc)
+        return False
+    return True

@@ -1,0 +1,258 @@
+"""Client transactions (RFC 3261 17.1), sans-IO.
+
+``InviteClientTransaction``: Calling -> Proceeding -> Completed / Accepted -> Terminated.
+``NonInviteClientTransaction``: Trying -> Proceeding -> Completed -> Terminated.
+Build either with ``new_client_transaction(request, dest, settings)``, then call ``start(now)``.
+
+Inputs: ``start(now)``, ``on_response(reply, now)``, ``on_timer(now)``, ``on_transport_error(now)``
+and, for INVITE, ``mark_cancelled(now)``. Each returns ``list[Action]`` (see ``actions``).
+``next_timer()`` is the absolute time ``on_timer`` wants to be called next (None: no timer).
+
+Where this differs from the letter of RFC 3261, on purpose:
+* 2xx to an INVITE moves to Accepted (RFC 6026) for ``wt_timer`` so 2xx retransmissions from
+  the other side are still matched and passed up (the proxy forwards each of them).
+* Timer B is Kamailio's ``fr_timer``; after a 1xx the INVITE waits ``fr_inv_timer`` for a final.
+  When that runs out in Proceeding the transaction reports ``LocalFinal(408)`` but stays alive:
+  the proxy CANCELs the branch and the 487 that follows is still ACKed (9.1: given up 64*T1
+  after the CANCEL at the latest).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from kemi_tm.actions import Action, Dest, LocalFinal, PassUp, Send, Terminated
+from kemi_tm.keys import ClientKey, client_key
+from kemi_tm.messages import build_ack
+from kemi_tm.timers import DEFAULT_TIMERS, TimerSet, TimerSettings
+
+if TYPE_CHECKING:
+    from kemi_core.sip import SipMsg
+
+
+class ClientState(enum.Enum):
+    CALLING = "calling"  # INVITE only
+    TRYING = "trying"  # non-INVITE only
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    ACCEPTED = "accepted"  # INVITE after a 2xx (RFC 6026)
+    TERMINATED = "terminated"
+
+
+_WAITING = (ClientState.CALLING, ClientState.TRYING, ClientState.PROCEEDING)
+
+
+class ClientTransaction:
+    """What both client transactions share: the request, where it goes, timers, outcome."""
+
+    __slots__ = ("request", "dest", "settings", "key", "state", "timers", "data",
+                 "final_status", "local_final", "_interval", "_start")
+
+    def __init__(self, request: SipMsg, dest: Dest,
+                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
+        self.request = request
+        self.dest = dest
+        self.settings = settings
+        self.key: ClientKey = client_key(request.via.branch or "", request.method)
+        self.state = ClientState.TERMINATED  # until start()
+        self.timers = TimerSet()
+        self.data = b""
+        #: status of the final reply received (0: none yet)
+        self.final_status = 0
+        #: status of the LocalFinal reported (0: none)
+        self.local_final = 0
+        self._interval = settings.retr_timer1
+        self._start = 0.0
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is ClientState.TERMINATED
+
+    @property
+    def got_provisional(self) -> bool:
+        """A 1xx came and no final yet (the only time a CANCEL may be sent, 9.1)."""
+        return self.state is ClientState.PROCEEDING
+
+    def start(self, now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def on_response(self, reply: SipMsg, now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def next_timer(self) -> float | None:
+        return self.timers.next()
+
+    def _send_request(self) -> Send:
+        return Send(self.dest, self.data)
+
+    def _finish(self) -> list[Action]:
+        self.state = ClientState.TERMINATED
+        self.timers.clear()
+        return [Terminated()]
+
+    def _linger(self, name: str, delay: float, now: float) -> list[Action]:
+        """Arm the timer that ends a completed transaction, or end it now when it is 0."""
+        if delay <= 0:
+            return self._finish()
+        self.timers.set(name, now + delay)
+        return []
+
+    def on_transport_error(self, now: float) -> list[Action]:
+        """The transport could not send the request: behave as if a 503 came back (16.9)."""
+        if self.state not in _WAITING or self.local_final:
+            return []
+        self.local_final = 503
+        return [LocalFinal(503), *self._finish()]
+
+    def on_timer(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for name in self.timers.pop_due(now):
+            if self.state is ClientState.TERMINATED:
+                break
+            out.extend(self._fire(name, now))
+        return out
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        raise NotImplementedError
+
+
+class InviteClientTransaction(ClientTransaction):
+    __slots__ = ("ack", "cancelled", "_life_end")
+
+    def __init__(self, request: SipMsg, dest: Dest,
+                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
+        super().__init__(request, dest, settings)
+        #: the hop-by-hop ACK sent for the negative final (resent on its retransmissions)
+        self.ack: bytes | None = None
+        self.cancelled = False
+        self._life_end = 0.0
+
+    def start(self, now: float) -> list[Action]:
+        s = self.settings
+        self.state = ClientState.CALLING
+        self.data = self.request.to_bytes()
+        self._start = now
+        self._life_end = now + s.max_inv_lifetime
+        if not self.dest.reliable:
+            self._interval = s.retr_timer1
+            self.timers.set("A", now + self._interval)
+        self.timers.set("B", min(now + s.fr_timer, self._life_end))
+        return [self._send_request()]
+
+    def mark_cancelled(self, now: float) -> None:
+        """A CANCEL went out for this branch: give up 64*T1 later if no final comes (9.1)."""
+        self.cancelled = True
+        if self.state is ClientState.PROCEEDING:
+            limit = now + self.settings.cancel_wait
+            current = self.timers.get("giveup")
+            self.timers.set("giveup", limit if current is None else min(current, limit))
+
+    def on_response(self, reply: SipMsg, now: float) -> list[Action]:
+        status = reply.status
+        state = self.state
+        if status < 200:
+            if state not in (ClientState.CALLING, ClientState.PROCEEDING):
+                return []
+            first = state is ClientState.CALLING
+            self.state = ClientState.PROCEEDING
+            self.timers.cancel("A", "B")
+            if not self.local_final and (first or self.settings.restart_fr_on_each_reply):
+                self.timers.set("fr", min(now + self.settings.fr_inv_timer, self._life_end))
+            if first and self.cancelled:
+                self.mark_cancelled(now)
+            return [PassUp(reply)]
+        if status < 300:
+            if state in (ClientState.CALLING, ClientState.PROCEEDING):
+                self.state = ClientState.ACCEPTED
+                self.final_status = status
+                self.timers.clear()
+                self.timers.set("M", now + self.settings.wt_timer)
+                return [PassUp(reply)]
+            # 2xx retransmissions and 2xx of other forks downstream: end to end, pass them up
+            return [PassUp(reply)] if state is ClientState.ACCEPTED else []
+        if state in (ClientState.CALLING, ClientState.PROCEEDING):
+            self.state = ClientState.COMPLETED
+            self.final_status = status
+            self.timers.clear()
+            self.ack = build_ack(self.request, reply)
+            out: list[Action] = [Send(self.dest, self.ack), PassUp(reply)]
+            delay = 0.0 if self.dest.reliable else self.settings.wt_timer
+            return out + self._linger("D", delay, now)
+        if state is ClientState.COMPLETED and self.ack is not None:
+            return [Send(self.dest, self.ack)]  # retransmitted final: ACK again, absorb it
+        return []
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        if name == "A" and self.state is ClientState.CALLING:
+            self._interval *= 2
+            self.timers.set("A", now + self._interval)
+            return [self._send_request()]
+        if name == "B" and self.state is ClientState.CALLING:
+            self.local_final = 408
+            return [LocalFinal(408), *self._finish()]
+        if name == "fr" and self.state is ClientState.PROCEEDING:
+            self.local_final = 408
+            # stay to ACK the 487 the CANCEL will bring; bounded by the give-up timer
+            if self.timers.get("giveup") is None:
+                self.timers.set("giveup", now + self.settings.cancel_wait)
+            return [LocalFinal(408)]
+        if name == "giveup" and self.state is ClientState.PROCEEDING:
+            out: list[Action] = []
+            if not self.local_final:
+                self.local_final = 487 if self.cancelled else 408
+                out.append(LocalFinal(self.local_final))
+            return out + self._finish()
+        if name in ("D", "M"):
+            return self._finish()
+        return []
+
+
+class NonInviteClientTransaction(ClientTransaction):
+    __slots__ = ()
+
+    def start(self, now: float) -> list[Action]:
+        s = self.settings
+        self.state = ClientState.TRYING
+        self.data = self.request.to_bytes()
+        self._start = now
+        if not self.dest.reliable:
+            self._interval = s.retr_timer1
+            self.timers.set("E", now + self._interval)
+        self.timers.set("F", now + min(s.fr_timer, s.max_noninv_lifetime))
+        return [self._send_request()]
+
+    def on_response(self, reply: SipMsg, now: float) -> list[Action]:
+        if self.state not in (ClientState.TRYING, ClientState.PROCEEDING):
+            return []  # Completed absorbs retransmitted finals
+        if reply.status < 200:
+            self.state = ClientState.PROCEEDING
+            return [PassUp(reply)]
+        self.state = ClientState.COMPLETED
+        self.final_status = reply.status
+        self.timers.clear()
+        delay = 0.0 if self.dest.reliable else self.settings.t4
+        return [PassUp(reply), *self._linger("K", delay, now)]
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        if name == "E" and self.state in (ClientState.TRYING, ClientState.PROCEEDING):
+            if self.state is ClientState.TRYING:
+                self._interval = min(2 * self._interval, self.settings.retr_timer2)
+            else:
+                self._interval = self.settings.retr_timer2
+            self.timers.set("E", now + self._interval)
+            return [self._send_request()]
+        if name == "F" and self.state in (ClientState.TRYING, ClientState.PROCEEDING):
+            self.local_final = 408
+            return [LocalFinal(408), *self._finish()]
+        if name == "K":
+            return self._finish()
+        return []
+
+
+def new_client_transaction(request: SipMsg, dest: Dest,
+                           settings: TimerSettings = DEFAULT_TIMERS) -> ClientTransaction:
+    """The client transaction for ``request`` (its top Via branch names the transaction)."""
+    if request.method == "INVITE":
+        return InviteClientTransaction(request, dest, settings)
+    return NonInviteClientTransaction(request, dest, settings)

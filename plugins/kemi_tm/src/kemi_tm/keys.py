@@ -1,0 +1,69 @@
+"""Transaction matching keys (RFC 3261 17.1.3 and 17.2.3).
+
+Server side, a request is matched by a hashable key:
+  * RFC 3261 (top Via branch starts with the magic cookie ``z9hG4bK``):
+    ``("3261", branch, sent-by host, sent-by port, method)`` with ACK counted as INVITE, so an
+    ACK for a negative final finds its INVITE. CANCEL is its own transaction; the INVITE it
+    cancels is found by the same key with method INVITE (``cancel_target_key``).
+  * RFC 2543 fallback (no cookie): ``("2543", Request-URI, From tag, Call-ID, CSeq number,
+    method, top Via)``. The To tag is left out of the key on purpose: the ACK for a negative
+    final carries the To tag of that reply while the initial INVITE has none, so keeping it
+    would stop ACK (and CANCEL) from ever matching.
+Client side, a reply is matched by ``(top Via branch, CSeq method)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kemi_core.sip import SipMsg
+
+MAGIC_COOKIE = "z9hG4bK"
+ServerKey = tuple[object, ...]
+ClientKey = tuple[str, str]
+
+_DEFAULT_PORTS = {"tls": 5061, "wss": 443, "ws": 80}
+
+
+def is_rfc3261_branch(branch: str | None) -> bool:
+    return bool(branch) and branch.startswith(MAGIC_COOKIE)  # type: ignore[union-attr]
+
+
+def _sent_by(msg: SipMsg) -> tuple[str, int]:
+    via = msg.via
+    port = via.port if via.port is not None else _DEFAULT_PORTS.get(via.transport.lower(), 5060)
+    return via.host.lower(), port
+
+
+def _key(msg: SipMsg, method: str) -> ServerKey:
+    via = msg.via
+    if is_rfc3261_branch(via.branch):
+        host, port = _sent_by(msg)
+        return ("3261", via.branch, host, port, method)
+    return ("2543", msg.ruri, msg.from_.tag, msg.call_id, msg.cseq.number, method,
+            "".join(via.raw.split()))
+
+
+def server_key(msg: SipMsg) -> ServerKey:
+    """Key of the server transaction a request belongs to (ACK maps to its INVITE)."""
+    method = msg.method
+    return _key(msg, "INVITE" if method == "ACK" else method)
+
+
+def cancel_target_key(cancel: SipMsg) -> ServerKey:
+    """Key of the INVITE server transaction a CANCEL refers to (RFC 3261 9.2)."""
+    return _key(cancel, "INVITE")
+
+
+def client_key(branch: str, method: str) -> ClientKey:
+    """Key of a client transaction: the branch of the Via we put on, and the method sent."""
+    return (branch, "INVITE" if method == "ACK" else method)
+
+
+def reply_key(reply: SipMsg) -> ClientKey | None:
+    """Key a reply matches a client transaction by (17.1.3); None without a Via branch."""
+    branch = reply.via.branch
+    if not branch:
+        return None
+    return (branch, reply.cseq.method)

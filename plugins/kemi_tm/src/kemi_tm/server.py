@@ -1,0 +1,203 @@
+"""Server transactions (RFC 3261 17.2), sans-IO.
+
+``InviteServerTransaction``: Proceeding -> Completed -> Confirmed -> Terminated, or
+Proceeding -> Accepted -> Terminated after a 2xx (RFC 6026).
+``NonInviteServerTransaction``: Trying -> Proceeding -> Completed -> Terminated.
+Build either with ``new_server_transaction(request, reply_dest, settings)``.
+
+Inputs: ``send_reply(status, data, now)`` (the transaction user's reply, serialized),
+``on_request(msg, now)`` (a retransmitted request or the ACK, as matched by ``keys.server_key``),
+``on_timer(now)``. Each returns ``list[Action]``; ``next_timer()`` is the next deadline.
+
+* Retransmitted requests are answered with the last reply sent (none yet: absorbed).
+* Timer G retransmits a negative final of an INVITE over UDP until the ACK (or Timer H);
+  the ACK is absorbed (Confirmed, Timer I).
+* In Accepted, INVITE retransmissions are absorbed, more 2xx may be sent (forked 2xx) and an
+  ACK is passed up: it answers a 2xx, so it is end to end and must be routed.
+* Completed/Accepted linger ``wt_timer`` (Timer J, L); reliable transports do not linger in
+  Completed/Confirmed (J, I = 0).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from kemi_tm.actions import Action, Dest, PassUp, Send, Terminated, TransactionStateError
+from kemi_tm.keys import ServerKey, server_key
+from kemi_tm.timers import DEFAULT_TIMERS, TimerSet, TimerSettings
+
+if TYPE_CHECKING:
+    from kemi_core.sip import SipMsg
+
+
+class ServerState(enum.Enum):
+    TRYING = "trying"  # non-INVITE only
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    CONFIRMED = "confirmed"  # INVITE only
+    ACCEPTED = "accepted"  # INVITE after a 2xx (RFC 6026)
+    TERMINATED = "terminated"
+
+
+class ServerTransaction:
+    """What both server transactions share."""
+
+    __slots__ = ("request", "reply_dest", "settings", "key", "state", "timers",
+                 "last_reply", "last_status", "final_status", "_interval")
+
+    def __init__(self, request: SipMsg, reply_dest: Dest,
+                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
+        self.request = request
+        self.reply_dest = reply_dest
+        self.settings = settings
+        self.key: ServerKey = server_key(request)
+        self.state = ServerState.PROCEEDING
+        self.timers = TimerSet()
+        #: bytes of the last reply sent (what a retransmitted request gets again)
+        self.last_reply: bytes | None = None
+        self.last_status = 0
+        #: first final status sent (0: none yet)
+        self.final_status = 0
+        self._interval = settings.retr_timer1
+
+    @property
+    def terminated(self) -> bool:
+        return self.state is ServerState.TERMINATED
+
+    def next_timer(self) -> float | None:
+        return self.timers.next()
+
+    def can_reply(self, status: int) -> bool:
+        raise NotImplementedError
+
+    def send_reply(self, status: int, data: bytes, now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def _resend(self) -> list[Action]:
+        return [Send(self.reply_dest, self.last_reply)] if self.last_reply is not None else []
+
+    def _record(self, status: int, data: bytes) -> Send:
+        self.last_reply = data
+        self.last_status = status
+        if status >= 200 and not self.final_status:
+            self.final_status = status
+        return Send(self.reply_dest, data)
+
+    def _finish(self) -> list[Action]:
+        self.state = ServerState.TERMINATED
+        self.timers.clear()
+        return [Terminated()]
+
+    def _linger(self, name: str, delay: float, now: float) -> list[Action]:
+        if delay <= 0:
+            return self._finish()
+        self.timers.set(name, now + delay)
+        return []
+
+    def on_timer(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        for name in self.timers.pop_due(now):
+            if self.state is ServerState.TERMINATED:
+                break
+            out.extend(self._fire(name, now))
+        return out
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        raise NotImplementedError
+
+    def _refuse(self, status: int) -> TransactionStateError:
+        return TransactionStateError(
+            f"cannot send a {status} reply in state {self.state.value} (already sent "
+            f"{self.final_status or 'no final'})")
+
+
+class InviteServerTransaction(ServerTransaction):
+    __slots__ = ()
+
+    def can_reply(self, status: int) -> bool:
+        if self.state is ServerState.PROCEEDING:
+            return True
+        return self.state is ServerState.ACCEPTED and 200 <= status < 300
+
+    def send_reply(self, status: int, data: bytes, now: float) -> list[Action]:
+        if not self.can_reply(status):
+            raise self._refuse(status)
+        send = self._record(status, data)
+        if status < 200:
+            return [send]
+        if status < 300:
+            self.state = ServerState.ACCEPTED
+            self.timers.set("L", now + self.settings.wt_timer)
+            return [send]
+        self.state = ServerState.COMPLETED
+        if not self.reply_dest.reliable:
+            self._interval = self.settings.retr_timer1
+            self.timers.set("G", now + self._interval)
+        self.timers.set("H", now + self.settings.timer_h)
+        return [send]
+
+    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
+        if msg.method == "ACK":
+            if self.state is ServerState.COMPLETED:
+                self.state = ServerState.CONFIRMED
+                self.timers.cancel("G", "H")
+                delay = 0.0 if self.reply_dest.reliable else self.settings.t4
+                return self._linger("I", delay, now)
+            if self.state is ServerState.ACCEPTED:
+                return [PassUp(msg)]
+            return []
+        if self.state in (ServerState.PROCEEDING, ServerState.COMPLETED):
+            return self._resend()
+        return []  # Confirmed / Accepted absorb INVITE retransmissions
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        if name == "G" and self.state is ServerState.COMPLETED:
+            self._interval = min(2 * self._interval, self.settings.retr_timer2)
+            self.timers.set("G", now + self._interval)
+            return self._resend()
+        if name in ("H", "I", "L"):
+            return self._finish()
+        return []
+
+
+class NonInviteServerTransaction(ServerTransaction):
+    __slots__ = ()
+
+    def __init__(self, request: SipMsg, reply_dest: Dest,
+                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
+        super().__init__(request, reply_dest, settings)
+        self.state = ServerState.TRYING
+
+    def can_reply(self, status: int) -> bool:
+        return self.state in (ServerState.TRYING, ServerState.PROCEEDING)
+
+    def send_reply(self, status: int, data: bytes, now: float) -> list[Action]:
+        if not self.can_reply(status):
+            raise self._refuse(status)
+        send = self._record(status, data)
+        if status < 200:
+            self.state = ServerState.PROCEEDING
+            return [send]
+        self.state = ServerState.COMPLETED
+        delay = 0.0 if self.reply_dest.reliable else self.settings.wt_timer
+        return [send, *self._linger("J", delay, now)]
+
+    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
+        if self.state in (ServerState.PROCEEDING, ServerState.COMPLETED):
+            return self._resend()
+        return []  # Trying: nothing to answer with yet
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        return self._finish() if name == "J" else []
+
+
+def new_server_transaction(request: SipMsg, reply_dest: Dest,
+                           settings: TimerSettings = DEFAULT_TIMERS) -> ServerTransaction:
+    """The server transaction for ``request``; replies go to ``reply_dest`` (18.2.2)."""
+    if request.method == "INVITE":
+        return InviteServerTransaction(request, reply_dest, settings)
+    return NonInviteServerTransaction(request, reply_dest, settings)

@@ -1,0 +1,78 @@
+"""Timer settings and the small named-timer set each state machine keeps.
+
+Sans-IO: nobody here reads a clock. Every deadline is an absolute time in seconds on the
+caller's clock (``now`` passed in), so tests drive the machines with a fake clock.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class TimerSettings:
+    """RFC 3261 timer values plus Kamailio tm's overrides (all in seconds).
+
+    Mapping onto RFC 3261 (Kamailio semantics where Kamailio differs):
+      A, E, G   start at ``retr_timer1`` and double, E and G capped at ``retr_timer2`` (UDP only)
+      B, F      ``fr_timer`` (RFC: 64*T1), bounded by ``max_inv_lifetime`` / ``max_noninv_lifetime``
+      after 1xx ``fr_inv_timer`` for INVITE (restarted on each 1xx if ``restart_fr_on_each_reply``)
+      H         64*T1 (wait for the ACK of a negative final)
+      I, K      T4 (0 on reliable transports)
+      D, J      ``wt_timer`` (RFC: >32 s / 64*T1; 0 on reliable transports)
+      L, M      ``wt_timer`` (RFC 6026 Accepted state, kept after a 2xx to absorb retransmissions)
+    """
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    fr_timer: float = 30.0
+    fr_inv_timer: float = 120.0
+    wt_timer: float = 5.0
+    retr_timer1: float = 0.5
+    retr_timer2: float = 4.0
+    max_inv_lifetime: float = 180.0
+    max_noninv_lifetime: float = 32.0
+    restart_fr_on_each_reply: bool = True
+
+    @property
+    def timer_h(self) -> float:
+        return 64 * self.t1
+
+    @property
+    def cancel_wait(self) -> float:
+        """RFC 3261 9.1: a cancelled INVITE branch is given up 64*T1 after the CANCEL."""
+        return 64 * self.t1
+
+
+DEFAULT_TIMERS = TimerSettings()
+
+
+@attrs.define(slots=True)
+class TimerSet:
+    """Named one-shot deadlines of one state machine (a handful at most, so a dict is enough)."""
+
+    deadlines: dict[str, float] = attrs.field(factory=dict)
+
+    def set(self, name: str, at: float) -> None:
+        self.deadlines[name] = at
+
+    def cancel(self, *names: str) -> None:
+        for name in names:
+            self.deadlines.pop(name, None)
+
+    def clear(self) -> None:
+        self.deadlines.clear()
+
+    def get(self, name: str) -> float | None:
+        return self.deadlines.get(name)
+
+    def next(self) -> float | None:
+        return min(self.deadlines.values()) if self.deadlines else None
+
+    def pop_due(self, now: float) -> list[str]:
+        """Names whose deadline is <= now, earliest first, removed from the set."""
+        due = sorted((at, name) for name, at in self.deadlines.items() if at <= now)
+        for _, name in due:
+            del self.deadlines[name]
+        return [name for _, name in due]

@@ -1,0 +1,152 @@
+"""TransactionTable: matching, one timer heap for all, removal of finished transactions."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from kemi_tm.actions import Dest, NeedsDecision, Send
+from kemi_tm.proxy import ProxyTransaction
+from kemi_tm.table import TransactionTable
+
+CALLER = Dest("udp", "10.0.0.1", 5060)
+CALLEE = Dest("udp", "10.0.0.10", 5060)
+ME = "192.0.2.1:5060"
+
+
+def make(sip, table, n: int, method: str = "INVITE", transport: str = "UDP", now: float = 0.0):
+    req = sip.request(method, branch=f"z9hG4bKc{n}", call_id=f"c{n}", transport=transport)
+    dest = Dest(transport.lower(), "10.0.0.1", 5060)
+    tx = ProxyTransaction(req, dest, ident=f"t{n}")
+    table.insert(tx)
+    tx.start(now)
+    return tx
+
+
+def test_lookups(sip):
+    table = TransactionTable()
+    tx = make(sip, table, 1)
+    with pytest.raises(KeyError):
+        table.insert(ProxyTransaction(sip.request("INVITE", branch="z9hG4bKc1", call_id="c1"),
+                                      CALLER, ident="other"))
+    assert len(table) == 1 and tx in table
+    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc1")) is tx
+    assert table.lookup_request(sip.request("ACK", branch="z9hG4bKc1", to_tag="x")) is tx
+    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKzz")) is None
+    assert table.lookup_request(sip.request("CANCEL", branch="z9hG4bKc1")) is None
+    assert table.lookup_cancel_target(sip.request("CANCEL", branch="z9hG4bKc1")) is tx
+    _, out = tx.add_branch(tx.request, CALLEE, 0.0, sent_by=ME)
+    reply = sip.reply(out[0].data, 180, "Ringing")
+    assert table.lookup_reply(reply) == (tx, 0)
+    assert table.lookup_reply(sip.reply(sip.request("INVITE", branch="z9hG4bKt9.0"), 180)) \
+        is None
+    assert table.lookup_reply(sip.reply(sip.request("INVITE", branch="nocookie"), 180)) is None
+
+
+def test_heap_fires_only_due_entries(sip):
+    table = TransactionTable()
+    a = make(sip, table, 1, method="OPTIONS")
+    b = make(sip, table, 2, method="OPTIONS", now=10.0)
+    a.add_branch(a.request, CALLEE, 0.0, sent_by=ME)
+    b.add_branch(b.request, CALLEE, 10.0, sent_by=ME)
+    assert table.next_timer() == 0.5
+    fired = table.on_timer(0.5)
+    assert [tx for tx, _ in fired] == [a]  # only a's Timer E was due
+    assert table.next_timer() == 1.5  # a re-armed, b at 10.5
+    assert table.on_timer(1.0) == []
+
+
+def test_finished_transactions_leave_after_their_wait(sip):
+    table = TransactionTable()
+    tx = make(sip, table, 1)
+    _, out = tx.add_branch(tx.request, CALLEE, 0.0, sent_by=ME)
+    hit = table.lookup_reply(sip.reply(out[0].data, 486, "Busy"))
+    assert hit is not None
+    out = tx.on_response(hit[1], sip.reply(out[0].data, 486, "Busy"), 1.0)
+    assert any(isinstance(a, NeedsDecision) for a in out)
+    tx.relay_best(1.0)
+    tx.on_request(sip.request("ACK", branch="z9hG4bKc1", to_tag="x"), 1.2)
+    for _ in range(100):
+        at = table.next_timer()
+        if at is None:
+            break
+        table.on_timer(at)
+    assert len(table) == 0 and tx not in table
+    assert at is None
+
+
+def test_tcp_non_invite_removed_at_once(sip):
+    table = TransactionTable()
+    tx = make(sip, table, 1, method="OPTIONS", transport="TCP")
+    tcp = Dest("tcp", "10.0.0.10", 5060)
+    _, out = tx.add_branch(tx.request, tcp, 0.0, sent_by=ME)
+    tx.on_response(0, sip.reply(out[0].data, 200, "OK"), 0.1)
+    assert len(table) == 0  # server J = 0 and client K = 0 on reliable transports
+
+
+def test_soak_every_transaction_is_removed(sip):
+    """Many calls with random outcomes on a fake clock: the table must end empty."""
+    rng = random.Random(3261)
+    table = TransactionTable()
+    finals: dict[str, int] = {}
+    pending: list[tuple[float, str, ProxyTransaction, bytes]] = []  # scheduled UAS answers
+    now = 0.0
+
+    def handle(tx, actions, t):
+        for a in actions:
+            if isinstance(a, NeedsDecision):
+                handle(tx, tx.relay_best(t), t)
+            elif isinstance(a, Send) and a.dest == CALLER:
+                reply = sip.parse(a.data)
+                if reply.status >= 200:
+                    finals.setdefault(tx.ident, reply.status)
+                    if reply.status >= 300:  # the caller ACKs the negative final
+                        ack = sip.request("ACK", branch=tx.request.via.branch,
+                                          call_id=tx.request.call_id, to_tag="x")
+                        pending.append((t + 0.05, "ack", tx, ack.to_bytes()))
+
+    for n in range(300):
+        now += 0.01
+        method = "INVITE" if n % 3 else "OPTIONS"
+        tx = make(sip, table, n, method=method, now=now)
+        for _ in range(rng.choice((1, 1, 2))):
+            _, out = tx.add_branch(tx.request, CALLEE, now, sent_by=ME)
+            fate = rng.choice(("200", "486", "ring200", "ringcancel", "silent", "ringtimeout"))
+            if method != "INVITE" and fate.startswith("ring"):
+                fate = "200"
+            pending.append((now + rng.uniform(0.01, 2.0), fate, tx, out[0].data))
+
+    for _ in range(100_000):
+        pending.sort(key=lambda p: p[0])
+        nxt = table.next_timer()
+        if pending and (nxt is None or pending[0][0] <= nxt):
+            t, fate, tx, data = pending.pop(0)
+            now = max(now, t)
+            if tx not in table:
+                continue
+            if fate == "ack":
+                handle(tx, tx.on_request(sip.parse(data), now), now)
+                continue
+            if fate == "silent":
+                continue
+            if fate in ("200", "486"):
+                reply = sip.reply(data, int(fate), "R")
+            elif fate == "cancel":  # the caller CANCELs; the callee answers 487
+                handle(tx, tx.cancel_all(now), now)
+                reply = sip.reply(data, 487, "Request Terminated")
+            else:
+                reply = sip.reply(data, 180, "Ringing")
+                later = {"ring200": "200", "ringcancel": "cancel", "ringtimeout": "silent"}[fate]
+                pending.append((now + 1.0, later, tx, data))
+            hit = table.lookup_reply(reply)
+            if hit is not None:
+                handle(tx, tx.on_response(hit[1], reply, now), now)
+        elif nxt is not None:
+            now = max(now, nxt)
+            for tx, actions in table.on_timer(now):
+                handle(tx, actions, now)
+        else:
+            break
+    assert len(table) == 0
+    assert len(finals) == 300  # every caller got a final answer
+    assert {200, 408, 486, 487} <= set(finals.values())

@@ -1,0 +1,78 @@
+"""Formatting and writing: compiled formats cached by text, the module's settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from kemi_core.core_exports.log import script_log
+from kemi_core.pv import compile_format
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+
+Formatter = Callable[["MsgContext"], str]
+
+#: Kamailio's internal method ids (bit values) used by methods_filter and xlogm().
+METHOD_IDS = {"INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32,
+              "SUBSCRIBE": 64, "NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512,
+              "PRACK": 1024, "UPDATE": 2048, "REFER": 4096, "PUBLISH": 8192, "KDMQ": 16384,
+              "GET": 32768, "POST": 65536, "PUT": 131072, "DELETE": 262144}
+METHOD_OTHER = 524288
+
+
+@attrs.define
+class Settings:
+    buf_size: int = 4096
+    prefix: str = "<script>: "
+    prefix_mode: int = 0
+    long_format: int = 0
+    methods_filter: int = -1
+    prefix_fn: Formatter | None = None
+
+
+settings = Settings()
+
+_FORMATS: dict[str, Formatter] = {}
+_FORMATS_MAX = 2048
+
+
+def get_format(fmt: str) -> Formatter:
+    """The compiled formatter for ``fmt`` (raises ValueError for an unknown $pv)."""
+    fn = _FORMATS.get(fmt)
+    if fn is None:
+        fn = compile_format(fmt)
+        if len(_FORMATS) >= _FORMATS_MAX:
+            _FORMATS.clear()
+        _FORMATS[fmt] = fn
+    return fn
+
+
+def write(ctx: MsgContext, level: int, fmt: str, line_prefix: str = "") -> int:
+    """Log ``fmt`` rendered for ``ctx`` at ``level``; 1 on success, -1 on a bad format."""
+    if not script_log.isEnabledFor(level):
+        return 1
+    try:
+        formatter = get_format(fmt)
+    except ValueError as exc:
+        script_log.error("xlog: bad format %r: %s", fmt, exc)
+        return -1
+    text = formatter(ctx)
+    if len(text) > settings.buf_size:
+        text = text[:settings.buf_size]
+    prefix = settings.prefix_fn(ctx) if settings.prefix_fn else settings.prefix
+    script_log.log(level, "%s%s%s", prefix, line_prefix, text.rstrip("\r\n"))
+    return 1
+
+
+def method_filtered(ctx: MsgContext) -> bool:
+    """xlogm(): True when methods_filter says to skip this message's method."""
+    bit = METHOD_IDS.get(ctx.msg.method.upper(), METHOD_OTHER)
+    return bool(settings.methods_filter & bit)
+
+
+def level_name(level: int) -> str:
+    return logging.getLevelName(level)

@@ -1,0 +1,55 @@
+"""``kemi run`` as a real process with the test-only engine 'replier': UDP and TCP requests,
+the control socket, a bad message, and a clean stop by PID."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kemi_core.sip import parse_datagram
+from kemi_core.testing.process import KemiProcess
+from kemi_core.testing.udp_client import UdpClient, request, tcp_exchange
+
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children={children}
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "app_replier.so"
+modparam("app_replier", "reason", "OK from replier")
+cfgengine "replier"
+"""
+
+
+def test_udp_tcp_rpc_and_stop(start_kemi: Callable[..., KemiProcess], port: int) -> None:
+    srv = start_kemi(CFG.format(port=port, children=2))
+    assert srv.rpc("core.version").startswith("kemi ")
+    with UdpClient() as ua:
+        ua.send(request("OPTIONS", f"sip:kemi@127.0.0.1:{port}", ua.port), port)
+        reply = ua.recv_final()
+    assert reply is not None
+    msg = parse_datagram(reply)
+    assert (msg.status, msg.reason) == (200, "OK from replier")
+    tcp_reply = tcp_exchange(request("OPTIONS", f"sip:kemi@127.0.0.1:{port};transport=tcp", 5999,
+                                     transport="TCP"), port)
+    assert tcp_reply.startswith(b"SIP/2.0 200 OK from replier\r\n")
+    procs = srv.rpc("core.psx")
+    assert len(procs) == 3  # main + 2 workers
+    assert srv.stop() == 0
+
+
+def test_malformed_request_gets_400_and_worker_survives(start_kemi: Callable[..., KemiProcess],
+                                                        port: int) -> None:
+    srv = start_kemi(CFG.format(port=port, children=1))
+    with UdpClient() as ua:
+        good = request("OPTIONS", f"sip:kemi@127.0.0.1:{port}", ua.port)
+        bad = good.replace(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS")
+        ua.send(bad, port)
+        reply = ua.recv_final()
+        assert reply is not None and reply.startswith(b"SIP/2.0 400 ")
+        ua.send(b"\x00\xffgarbage that is no SIP at all\r\n\r\n", port)  # dropped silently
+        ua.send(good, port)
+        reply = ua.recv_final()
+    assert reply is not None and reply.startswith(b"SIP/2.0 200 ")
+    assert srv.proc is not None and srv.proc.poll() is None

@@ -1,0 +1,129 @@
+"""The dispatcher's guard: parse errors, script errors, replies forwarded statelessly."""
+
+from __future__ import annotations
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.runtime.context import MsgContext, RecvInfo
+from kemi_core.runtime.dispatch import Dispatcher, salvage_error_reply
+from kemi_core.sip import ParseLimits, parse_datagram
+from kemi_core.testing.capture import offline_core
+from kemi_core.testing.udp_client import request
+
+RCV = RecvInfo("udp", "127.0.0.1", 40000, "127.0.0.1", 5060)
+
+
+class ScriptedEngine:
+    """A minimal engine whose request route is a Python callable given by the test."""
+
+    name = "scripted"
+
+    def __init__(self, route) -> None:  # type: ignore[no-untyped-def]
+        self.route = route
+        self.seen: list[str] = []
+
+    def load(self) -> None: ...
+
+    def has_route(self, name: str) -> bool:
+        return name == "ksr_reply_route"
+
+    def run(self, name: str, ctx: MsgContext) -> int:
+        self.seen.append(name)
+        if name == "ksr_request_route":
+            return int(self.route(ctx))
+        return 1
+
+    def reload(self) -> None: ...
+
+
+def _dispatcher(route):  # type: ignore[no-untyped-def]
+    core, tr = offline_core()
+    core.engine = ScriptedEngine(route)
+    return Dispatcher(core, ParseLimits()), core, tr
+
+
+def test_script_exception_gets_500_and_is_counted() -> None:
+    def boom(ctx: MsgContext) -> int:
+        raise RuntimeError("script bug")
+
+    d, _, tr = _dispatcher(boom)
+    d.on_data(request("INVITE", "sip:b@127.0.0.1", 40000), RCV)
+    assert tr.sent[0].msg.status == 500
+    assert d.counters["script_errors"] == 1
+
+
+def test_engine_reported_error_gets_500() -> None:
+    def reported(ctx: MsgContext) -> int:
+        ctx.extra["script_error"] = "kamailio.lua:3: attempt to call a nil value"
+        return -1
+
+    d, _, tr = _dispatcher(reported)
+    d.on_data(request("OPTIONS", "sip:b@127.0.0.1", 40000), RCV)
+    assert tr.sent[0].msg.status == 500
+
+
+def test_exit_and_drop_are_not_errors() -> None:
+    def ex(ctx: MsgContext) -> int:
+        raise ScriptExit()
+
+    def dr(ctx: MsgContext) -> int:
+        raise ScriptDrop()
+
+    for route in (ex, dr):
+        d, _, tr = _dispatcher(route)
+        d.on_data(request("OPTIONS", "sip:b@127.0.0.1", 40000), RCV)
+        assert tr.sent == [] and d.counters["script_errors"] == 0
+
+
+def test_no_500_for_ack_and_none_after_a_reply() -> None:
+    def boom(ctx: MsgContext) -> int:
+        raise RuntimeError("x")
+
+    d, _, tr = _dispatcher(boom)
+    d.on_data(request("ACK", "sip:b@127.0.0.1", 40000), RCV)
+    assert tr.sent == []
+
+
+def test_parse_error_answers_400_when_readable_else_drops() -> None:
+    d, _, tr = _dispatcher(lambda ctx: 1)
+    good = request("OPTIONS", "sip:b@127.0.0.1", 40000)
+    d.on_data(good.replace(b"SIP/2.0\r\n", b"SIP/7.0\r\n", 1), RCV)
+    d.on_data(b"complete garbage\r\n\r\n", RCV)
+    d.on_data(b"\r\n\r\n", RCV)  # keep-alive: not even counted
+    assert len(tr.sent) == 1
+    reply = tr.sent[0].msg
+    assert reply.status in (400, 505)
+    assert d.counters["parse_errors"] == 2
+
+
+def test_salvaged_reply_needs_the_matching_headers() -> None:
+    raw = request("INVITE", "sip:b@127.0.0.1", 40000)
+    reply = salvage_error_reply(raw, 400, "Bad CSeq")
+    assert reply is not None and reply.startswith(b"SIP/2.0 400 Bad CSeq\r\n")
+    assert parse_datagram(reply).call_id == parse_datagram(raw).call_id
+    no_callid = b"\r\n".join(x for x in raw.split(b"\r\n") if not x.startswith(b"Call-ID"))
+    assert salvage_error_reply(no_callid, 400, "x") is None
+    assert salvage_error_reply(raw.replace(b"INVITE sip", b"ACK sip", 1), 400, "x") is None
+
+
+def test_reply_forwarded_to_next_via_after_popping_ours() -> None:
+    d, core, tr = _dispatcher(lambda ctx: 1)
+    reply = (b"SIP/2.0 200 OK\r\n"
+             b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours\r\n"
+             b"Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKtheirs;received=127.0.0.2;rport=41000\r\n"
+             b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+             b"Content-Length: 0\r\n\r\n")
+    d.on_data(reply, RecvInfo("udp", "127.0.0.1", 5080, "127.0.0.1", 5060))
+    (sent,) = tr.sent
+    assert (sent.host, sent.port) == ("127.0.0.2", 41000)
+    assert sent.msg.via.branch == "z9hG4bKtheirs"
+    assert core.engine.seen == ["ksr_reply_route"]  # type: ignore[union-attr]
+
+
+def test_reply_not_for_us_is_dropped() -> None:
+    d, _, tr = _dispatcher(lambda ctx: 1)
+    reply = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKx\r\n"
+             b"Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKy\r\n"
+             b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+             b"Content-Length: 0\r\n\r\n")
+    d.on_data(reply, RCV)
+    assert tr.sent == [] and d.counters["dropped_replies"] == 1
