@@ -93,8 +93,12 @@ def _check_native_syntax(cfg: Any) -> None:
     from kemi_core.native.engine import check_blocks
     from kemi_core.runtime.builder import build_core_without_engine
 
-    core = build_core_without_engine(cfg)
-    errors, unknown = check_blocks(core, cfg.routes, syntax_only=True)
+    missing: list[str] = []
+    core = build_core_without_engine(cfg, missing)
+    for line_text in missing:
+        typer.echo(line_text)
+    errors = check_blocks(core, cfg.routes, syntax_only=True)
+    unknown = errors.unknown_functions
     for name, file, line in unknown:
         typer.echo(f"{file}:{line}: function {name} is not provided by any installed module")
     for err in errors:

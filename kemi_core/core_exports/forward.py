@@ -123,9 +123,8 @@ def forward_to(ctx: MsgContext, target_uri: str) -> int:
     out = ctx.msg.copy()
     stamp_received(ctx, out)
     out.prepend_via(_our_via(ctx, proto, stateless_branch(ctx.msg)))
-    mf = safe(lambda: out.max_forwards)
-    if mf is not None and mf > 0:
-        out.set_max_forwards(mf - 1)
+    # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
+    # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
     if not ctx.core.send(proto, ip, port, out.to_bytes()):
         script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
         return -1

@@ -13,7 +13,7 @@ from pathlib import Path
 import attrs
 
 from kemi_core.config import parse_config
-from kemi_core.config.model import CoreConfig, ListenAddr
+from kemi_core.config.model import CoreConfig, ListenAddr, RouteBlock
 from kemi_core.engine import Engine, EngineSpec
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.plugins import ModuleEntry, ModuleLoader
@@ -62,6 +62,7 @@ def parse_listen(text: str) -> ListenAddr:
 def load_config(path: str | Path, overrides: Overrides | None = None) -> CoreConfig:
     ov = overrides or Overrides()
     cfg = parse_config(path, defines=ov.defines or None)
+    cfg.extra["cli_defines"] = dict(ov.defines)  # for reloads that re-read the file
     if ov.listen:
         cfg.listen = [parse_listen(x) for x in ov.listen]
     if ov.children is not None:
@@ -74,22 +75,28 @@ def load_config(path: str | Path, overrides: Overrides | None = None) -> CoreCon
     return cfg
 
 
-def native_engine_spec(cfg: CoreConfig) -> EngineSpec:
-    """The built-in engine for the kamailio.cfg routing language."""
-    from kemi_core.native.engine import NativeEngine
+def native_engine_spec(cfg: CoreConfig, core: Core) -> EngineSpec:
+    """The built-in engine for the kamailio.cfg routing language, with live ``cfg.reload``."""
+    from kemi_core.native.live import LiveNativeEngine, install_cfg_reload
+
+    def reload_source() -> list[RouteBlock]:
+        return parse_config(cfg.source, defines=cfg.extra.get("cli_defines") or None).routes
+
+    channel = install_cfg_reload(core, reload_source)
 
     def factory(core: Core) -> Engine:
-        def reload_source() -> list:
-            return parse_config(cfg.source, defines=None).routes
-
-        return NativeEngine(core, cfg.routes, reload_source=reload_source)
+        return LiveNativeEngine(core, cfg.routes, reload_source, channel)
 
     return EngineSpec("native", factory, "kamailio.cfg routing blocks, compiled to closures")
 
 
-def load_modules(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = None
-                 ) -> tuple[Core, ModuleLoader]:
-    """A Core with the core exports, every loadmodule loaded and every modparam applied."""
+def load_modules(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = None,
+                 missing: list[str] | None = None) -> tuple[Core, ModuleLoader]:
+    """A Core with the core exports, every loadmodule loaded and every modparam applied.
+
+    With a ``missing`` list, modules that are not installed are recorded there (with the
+    modparams that name them skipped) instead of failing: ``kemi check --syntax-only``.
+    """
     from kemi_core.core_exports import core_exports
 
     core = Core(cfg)
@@ -97,15 +104,20 @@ def load_modules(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = Non
     register_core_commands(core)
     loader = ModuleLoader(core, available)
     for lm in cfg.loadmodules:
+        if missing is not None and lm.name not in loader.available:
+            missing.append(f"{lm.file}:{lm.line}: module {lm.name} is not installed")
+            continue
         loader.load(lm.raw, lm.file, lm.line)
     for mp in cfg.modparams:
+        if missing is not None and mp.module not in core.loaded_modules:
+            continue
         core.set_param(mp.module, mp.name, mp.value, mp.file, mp.line)
     return core, loader
 
 
-def build_core_without_engine(cfg: CoreConfig) -> Core:
+def build_core_without_engine(cfg: CoreConfig, missing: list[str] | None = None) -> Core:
     """Modules loaded and params set, no engine and no mod_init (``kemi check --syntax-only``)."""
-    return load_modules(cfg)[0]
+    return load_modules(cfg, missing=missing)[0]
 
 
 def build(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = None,
@@ -129,7 +141,7 @@ def _select_engine(cfg: CoreConfig, core: Core, loader: ModuleLoader) -> EngineS
     name = cfg.engine_name
     where = cfg.cfgengine_line
     if name == "native":
-        return native_engine_spec(cfg)
+        return native_engine_spec(cfg, core)
     spec = core.engine_specs.get(name)
     if spec is None:
         raise ConfigError(

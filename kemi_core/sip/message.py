@@ -143,12 +143,6 @@ class SipMsg:
             yield line[: line.find(":")].rstrip(" \t"), line_value(line)
 
     # ---- typed values (parsed on first access, cached until an edit) -------------------
-    def _required(self, key: str) -> str:
-        v = self._first(key)
-        if v is None:
-            raise SipParseError(400, f"Missing {key} header")
-        return v
-
     @property
     def uri(self) -> SipUri:
         u = self._cache.get("uri")
@@ -158,11 +152,24 @@ class SipMsg:
             u = self._cache["uri"] = parse_uri(self._ruri)
         return u
 
+    def _hot(self, key: str) -> str:
+        """Value of the first ``key`` line for the hot typed properties (must exist)."""
+        names = self._names
+        if key not in names:
+            raise SipParseError(400, f"Missing {key} header")
+        line = self._lines[names.index(key)]
+        v = line[line.find(":") + 1 :]
+        if "\n" in v:
+            v = _FOLD_RE.sub(" ", v)
+        return v.strip(" \t\r")
+
     @property
     def via(self) -> Via:
         v = self._cache.get("via")
         if v is None:
-            v = self._cache["via"] = parse_vias(self._required("via"))[0]
+            text = self._hot("via")
+            v = parse_via(text) if "," not in text else parse_vias(text)[0]
+            self._cache["via"] = v
         return v
 
     @property
@@ -178,14 +185,14 @@ class SipMsg:
     def from_(self) -> NameAddr:
         v = self._cache.get("from")
         if v is None:
-            v = self._cache["from"] = parse_name_addr(self._required("from"))
+            v = self._cache["from"] = parse_name_addr(self._hot("from"))
         return v
 
     @property
     def to(self) -> NameAddr:
         v = self._cache.get("to")
         if v is None:
-            v = self._cache["to"] = parse_name_addr(self._required("to"))
+            v = self._cache["to"] = parse_name_addr(self._hot("to"))
         return v
 
     def _addr_list(self, key: str, allow_star: bool = False) -> list[NameAddr]:
@@ -219,14 +226,14 @@ class SipMsg:
     def cseq(self) -> CSeq:
         v = self._cache.get("cseq")
         if v is None:
-            v = self._cache["cseq"] = parse_cseq(self._required("cseq"))
+            v = self._cache["cseq"] = parse_cseq(self._hot("cseq"))
         return v
 
     @property
     def call_id(self) -> str:
         v = self._cache.get("call-id")
         if v is None:
-            v = self._required("call-id")
+            v = self._hot("call-id")
             if not v or " " in v or "\t" in v:
                 raise SipParseError(400, "Bad Call-ID")
             self._cache["call-id"] = v

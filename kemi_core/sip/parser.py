@@ -13,7 +13,7 @@ from __future__ import annotations
 import attrs
 
 from kemi_core.sip.errors import SipParseError
-from kemi_core.sip.headers import COMPACT_FORMS, TOKEN_CHARS
+from kemi_core.sip.headers import COMPACT_FORMS, METHODS, TOKEN_CHARS
 from kemi_core.sip.message import SipMsg, line_value
 
 # Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
@@ -83,6 +83,13 @@ def _index_careful(lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _parse_first_line(msg: SipMsg, line: str) -> None:
+    parts = line.split(" ")
+    if len(parts) == 3 and parts[2] == "SIP/2.0\r" and parts[0] in METHODS:
+        # The usual request line: nothing more to check here (the URI is parsed lazily).
+        msg._method = parts[0]
+        msg._ruri = parts[1]
+        msg.version = "SIP/2.0"
+        return
     text = line[:-1] if line.endswith("\r") else line
     if text[:4].upper() == "SIP/":
         parts = text.split(" ", 2)
@@ -156,11 +163,15 @@ def content_length_of(msg: SipMsg) -> int | None:
     names = msg._names
     if "content-length" not in names:
         return None
-    if names.count("content-length") > 1:
+    i = names.index("content-length")
+    if "content-length" in names[i + 1 :]:
         raise SipParseError(400, "Multiple Content-Length headers")
-    text = line_value(msg._lines[names.index("content-length")])
-    if not text.isdigit() or not text.isascii() or len(text) > 10:
-        raise SipParseError(400, "Bad Content-Length")
+    line = msg._lines[i]
+    text = line[line.find(":") + 1 :].strip(" \t\r")
+    if not text.isdigit() or len(text) > 10 or not text.isascii():
+        text = line_value(line)  # folded?
+        if not text.isdigit() or len(text) > 10 or not text.isascii():
+            raise SipParseError(400, "Bad Content-Length")
     return int(text)
 
 
@@ -213,14 +224,13 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         body_start = len(data) - len(body)
     check_mandatory(msg, limits)
     body = data[body_start:]
-    if "content-length" in msg._names:
-        cl: int = content_length_of(msg)  # type: ignore[assignment]
-        if cl != len(body):
-            if cl > len(body):
-                raise SipParseError(400, "Content-Length larger than body")
-            # RFC 3261 18.3: bytes past Content-Length in a datagram are discarded.
-            body = body[:cl]
-            data = data[: body_start + cl]
+    cl = content_length_of(msg)
+    if cl is not None and cl != len(body):
+        if cl > len(body):
+            raise SipParseError(400, "Content-Length larger than body")
+        # RFC 3261 18.3: bytes past Content-Length in a datagram are discarded.
+        body = body[:cl]
+        data = data[: body_start + cl]
     msg._body = body
     msg._buf = data
     msg._dirty = False

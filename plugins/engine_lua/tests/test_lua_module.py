@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import os
@@ -142,14 +143,27 @@ def test_rpc_reload_checks_then_bumps_the_shared_version(core, write_script, mak
     assert worker_engine.run("ksr_request_route", make_ctx()) == 2
 
 
+def test_worker_loads_what_the_main_checked_not_the_file(core, write_script, make_ctx):
+    path = write_script(GOOD.format(n=1))
+    loader = _load(core, ("load", path))
+    loader.init_all()
+    worker_engine = core.engine_specs["lua"].factory(core)
+    assert worker_engine.run("ksr_request_route", make_ctx()) == 1
+    write_script(GOOD.format(n=2))
+    _rpc(core, "app_lua.reload")
+    write_script("broken(")  # the file breaks after the main's check, before the worker's turn
+    assert worker_engine.run("ksr_request_route", make_ctx()) == 2
+
+
 def test_worker_keeps_its_script_when_its_own_reload_fails(core, write_script, make_ctx, caplog):
     path = write_script(GOOD.format(n=1))
     loader = _load(core, ("load", path))
     loader.init_all()
     engine = core.engine_specs["lua"].factory(core)
     assert engine.run("ksr_request_route", make_ctx()) == 1
-    write_script("broken(")  # the file broke between the main's check and this worker's reload
-    kemi_engine_lua._current().counter.value += 1
+    # A published text this worker cannot load (the main process checked it with the same
+    # modules, so only a per-process difference could cause this): the old script stays.
+    kemi_engine_lua._current().counter.publish(json.dumps(["broken("]).encode())
     with caplog.at_level(logging.ERROR):
         assert engine.run("ksr_request_route", make_ctx()) == 1
         assert engine.run("ksr_request_route", make_ctx()) == 1

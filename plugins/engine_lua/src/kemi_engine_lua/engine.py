@@ -7,6 +7,7 @@ start of every request/reply route (one int read) and rebuilds its runtime when 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,16 +33,24 @@ log = logging.getLogger("kemi.app_lua")
 
 
 class Counter(Protocol):
-    """An int shared by every process (multiprocessing.Value('i', lock=False))."""
+    """The reload generation shared by every process (a kemi_core ReloadChannel), with the
+    script texts the main process checked for it."""
 
-    value: int
+    @property
+    def value(self) -> int: ...
+
+    def fetch(self) -> tuple[int, bytes]: ...
 
 
 class LocalCounter:
-    """A counter for a single process (tests, or an engine built without mod_init)."""
+    """A counter for a single process (tests, or an engine built without mod_init): a reload
+    there reads the files again."""
 
     def __init__(self) -> None:
         self.value = 0
+
+    def fetch(self) -> tuple[int, bytes]:
+        return self.value, b""
 
 
 @attrs.frozen
@@ -73,10 +82,11 @@ class LuaEngine:
         self._reload_routes = frozenset({settings.request_route, settings.reply_route})
 
     # ---- loading ------------------------------------------------------------------------
-    def build(self, scripts: Sequence[str] | None = None) -> LuaState:
+    def build(self, scripts: Sequence[str] | None = None,
+              sources: Sequence[str] | None = None) -> LuaState:
         """A new, checked runtime (does not replace the running one)."""
         return build_state(self._lua, self.resolver, scripts or self.settings.scripts,
-                           self.settings.request_route)
+                           self.settings.request_route, sources)
 
     def load(self) -> None:
         version = self.counter.value
@@ -93,10 +103,12 @@ class LuaEngine:
         log.info("app_lua: reloaded %s (version %d)", ", ".join(self.settings.scripts), version)
 
     def _reload_from_counter(self) -> LuaState:
-        """Another process asked for a reload: follow it, or keep the old script on error."""
-        version = self.counter.value
+        """Another process asked for a reload: load the script texts it checked and published
+        (never the files, which may have changed since), or keep the old script on error."""
+        version, payload = self.counter.fetch()
+        sources = json.loads(payload) if payload else None
         try:
-            self.state = self.build()
+            self.state = self.build(sources=sources)
             log.info("app_lua: script reloaded in this process (version %d)", version)
         except ScriptError as exc:
             log.error("app_lua: reload to version %d failed, keeping the old script: %s",

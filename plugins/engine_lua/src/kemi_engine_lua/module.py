@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import multiprocessing
 import weakref
 from typing import TYPE_CHECKING
 
 from kemi_core.engine import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec
 from kemi_core.errors import ModuleError, ScriptError
+from kemi_core.runtime.reload import ReloadChannel
 from kemi_engine_lua.engine import Counter, LuaEngine, LuaSettings
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.rpc import register_rpcs
@@ -60,10 +61,8 @@ class AppLua:
     def counter(self) -> Counter:
         """The reload version shared by all processes; created in mod_init, before the fork."""
         if self._counter is None:
-            # A raw int in an anonymous shared mapping (multiprocessing's heap): workers forked
-            # after this see the main process's writes. lock=False: one writer (main), and an
-            # aligned int read is atomic enough for "did it change".
-            self._counter = multiprocessing.Value("i", 0, lock=False)
+            # Shared memory made before fork: workers see the generations the main publishes.
+            self._counter = ReloadChannel("app_lua")
         return self._counter
 
     def resolver(self) -> Resolver:
@@ -103,19 +102,29 @@ class AppLua:
 
     def reload_all(self) -> int:
         """RPC reload: check the new script here, then tell every worker. Returns the version."""
+        settings = self.settings()
+        sources = [_read(path) for path in settings.scripts]
         active = self.core.engine
+        # Raises ScriptError, changing nothing, when the script is broken. The active engine
+        # builds it when there is one: its KSR bindings must read that engine's context.
+        checker = active if isinstance(active, LuaEngine) else LuaEngine(self.core, settings, self.counter)
+        state = checker.build(sources=sources)
+        version = self.counter.publish(json.dumps(sources).encode())
         if isinstance(active, LuaEngine):
-            active.reload()  # raises ScriptError and changes nothing when the script is broken
-        else:
-            LuaEngine(self.core, self.settings(), self.counter).build()
-        self.counter.value += 1
-        if isinstance(active, LuaEngine):
-            active.version = self.counter.value
-        return self.counter.value
+            active.state, active.version = state, version
+        return version
 
     def engine_specs(self) -> list[EngineSpec]:
         return [EngineSpec("lua", self.engine_factory,
                            "Routing logic in Lua (lupa; Lua 5.4 unless lua_version says otherwise)")]
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ScriptError(f"{path}: cannot read the Lua script: {exc.strerror}")
 
 
 class _NoCtx:

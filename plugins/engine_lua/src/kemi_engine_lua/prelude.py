@@ -6,7 +6,8 @@ plain Lua table reads and a call of a Python callable, with no Python on the loo
 
 It returns three functions for the engine:
 ``run(name)``     -> code, value, trace   (0 ok / 1 error / 2 no such function)
-``load(path)``    -> code, value, trace   (compile and run one script file)
+``load(path, source)`` -> code, value, trace (compile and run one script: the file, or
+                  ``source`` text published by a reload, named after the file)
 ``has(name)``     -> whether the global ``name`` is a function
 Errors are caught with ``xpcall`` so the message handler can add ``debug.traceback``; a Python
 exception raised by an export arrives as itself (the engine tells ScriptExit/ScriptDrop apart).
@@ -15,7 +16,7 @@ exception raised by an export arrives as itself (the engine tells ScriptExit/Scr
 PRELUDE = r"""
 local ksr_top, ksr_member, sr_top, sr_member = ...
 local rawset, setmetatable, type, tostring = rawset, setmetatable, type, tostring
-local xpcall, loadfile = xpcall, loadfile
+local xpcall, loadfile, loadstr = xpcall, loadfile, loadstring or load
 local getinfo, traceback = debug.getinfo, debug.traceback
 
 local function lazy_module(modname, member)
@@ -75,8 +76,9 @@ local function run(name)
   return 1, r, last_trace
 end
 
-local function load(path)
-  local chunk, err = loadfile(path)
+local function load(path, source)
+  local chunk, err
+  if source == nil then chunk, err = loadfile(path) else chunk, err = loadstr(source, "@" .. path) end
   if chunk == nil then return 1, err, err end
   local ok, r = xpcall(chunk, handler)
   if ok then return 0, nil, nil end

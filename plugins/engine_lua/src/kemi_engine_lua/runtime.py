@@ -69,12 +69,14 @@ class LuaState:
     def has(self, name: str) -> bool:
         return bool(self._has(name))
 
-    def load_scripts(self, paths: Sequence[str]) -> None:
-        """Compile and run each script in order; ScriptError with ``file:line: reason``."""
-        for path in paths:
-            if not os.path.isfile(path):
+    def load_scripts(self, paths: Sequence[str], sources: Sequence[str] | None = None) -> None:
+        """Compile and run each script in order (from ``sources`` when given: the texts a
+        reload published); ScriptError with ``file:line: reason``."""
+        for i, path in enumerate(paths):
+            source = sources[i] if sources is not None else None
+            if source is None and not os.path.isfile(path):
                 raise ScriptError(f"{path}: Lua script not found")
-            code, value, trace = self._load(path)
+            code, value, trace = self._load(path, source)
             if code != 0:
                 raise ScriptError(load_error_text(path, value, trace))
 
@@ -115,12 +117,12 @@ def untruncate(text: str, paths: Sequence[str]) -> str:
 
 
 def build_state(lua: ModuleType, resolver: Resolver, scripts: Sequence[str],
-                required: str | None) -> LuaState:
+                required: str | None, sources: Sequence[str] | None = None) -> LuaState:
     """A fresh runtime with ``scripts`` loaded; ``required`` must be a function in it."""
     if not scripts:
         raise ScriptError("app_lua: no script to load (set modparam(\"app_lua\", \"load\", ...))")
     state = LuaState(lua, resolver)
-    state.load_scripts(scripts)
+    state.load_scripts(scripts, sources)
     if required and not state.has(required):
         raise ScriptError(f"{scripts[-1]}: the Lua script does not define function {required}()")
     return state

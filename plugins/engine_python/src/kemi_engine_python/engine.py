@@ -10,15 +10,21 @@ when it sees the counter move at the start of its next request or reply route.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import types
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ScriptError
+from kemi_core.runtime.reload import ReloadChannel
 from kemi_engine_python.ksr import ContextSlot, build_ksr
 from kemi_engine_python.legacy import PyMsg
-from kemi_engine_python.script import ScriptImage, ScriptOptions, error_location, load_script
+from kemi_engine_python.script import (
+    ScriptImage,
+    ScriptOptions,
+    error_location,
+    load_script,
+    read_source,
+)
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -38,35 +44,37 @@ class PythonState:
         self.cur: ContextSlot = [None]
         self.ksr: types.ModuleType | None = None
         self.image: ScriptImage | None = None
-        #: Moved by a successful reload; a multiprocessing.Value made before fork.
+        #: Generations published by successful reloads (shared memory made before fork).
         self.counter: Any = None
         #: Rank given by the child_init hook (else core.worker_rank).
         self.rank: int | None = None
 
     def ensure_counter(self) -> None:
         if self.counter is None:
-            self.counter = multiprocessing.Value("i", 0, lock=False)
+            self.counter = ReloadChannel("app_python")
 
     def _ksr(self) -> types.ModuleType:
         self.ksr = build_ksr(self.core.registry, self.cur, self.ksr)
         return self.ksr
 
-    def load_image(self, generation: int) -> ScriptImage:
+    def load_image(self, generation: int, source: bytes | None = None) -> ScriptImage:
         """Import the script now (raises ScriptError, with file:line where there is one)."""
-        return load_script(self.options, self._ksr(), generation)
+        return load_script(self.options, self._ksr(), generation, source)
 
     def ensure_loaded(self) -> ScriptImage:
         self.ensure_counter()
         if self.image is None:
-            self.image = self.load_image(self.counter.value)
+            generation, source = self.counter.fetch()  # after a reload: the published text
+            self.image = self.load_image(generation, source or None)
         return self.image
 
     def reload(self) -> ScriptImage:
         """Import the script's current contents; the old one stays on any error."""
         self.ensure_counter()
-        image = self.load_image(self.counter.value + 1)
+        source = read_source(self.options.path)  # read once: workers get these very bytes
+        image = self.load_image(self.counter.value + 1, source)
         self.image = image
-        self.counter.value = image.generation
+        self.counter.publish(source)
         log.info("%s: Python script reloaded (generation %d)", self.options.path, image.generation)
         return image
 
@@ -81,7 +89,8 @@ class PythonState:
             self.ensure_loaded()
         elif self.image.generation != target:
             try:
-                self.image = self.load_image(target)
+                target, source = self.counter.fetch()
+                self.image = self.load_image(target, source or None)
                 log.info("%s: worker %d re-imported the script (generation %d)",
                          self.options.path, self.worker_rank(), target)
             except ScriptError as exc:

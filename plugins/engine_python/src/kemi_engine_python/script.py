@@ -73,17 +73,15 @@ def _module_name(path: str) -> str:
     return f"_kemi_script_{safe}"
 
 
-def import_script(path: str) -> types.ModuleType:
+def import_script(path: str, source: bytes | None = None) -> types.ModuleType:
     """Execute the script as a real module; its directory goes on sys.path for sibling imports.
 
     The source is compiled here, not through the bytecode cache: a reload within the same
-    second with the same file size would otherwise run stale bytecode.
+    second with the same file size would otherwise run stale bytecode. ``source`` is the text a
+    reload published (a worker runs what the main process checked, not the file as it is now).
     """
-    try:
-        with open(path, "rb") as fh:
-            source = fh.read()
-    except OSError as exc:
-        raise ScriptError(f"{path}: cannot read the Python script: {exc.strerror or exc}")
+    if source is None:
+        source = read_source(path)
     name = _module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None:
@@ -104,6 +102,14 @@ def import_script(path: str) -> types.ModuleType:
             sys.modules.pop(name, None)
         raise _fail("the Python script failed to load", exc, path)
     return module
+
+
+def read_source(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ScriptError(f"{path}: cannot read the Python script: {exc.strerror or exc}")
 
 
 @attrs.define(eq=False)
@@ -148,14 +154,15 @@ class ScriptImage:
             script_log.error("%s: %s(%d) returned %d", opts.path, name, rank, result)
 
 
-def load_script(options: ScriptOptions, ksr: types.ModuleType, generation: int) -> ScriptImage:
+def load_script(options: ScriptOptions, ksr: types.ModuleType, generation: int,
+                source: bytes | None = None) -> ScriptImage:
     """Import the script with ``KSR`` installed, run its init and check its request route."""
     from kemi_engine_python.legacy import install_router
 
     sys.modules["KSR"] = ksr
     install_router()
     path = options.path
-    module = import_script(path)
+    module = import_script(path, source)
     if options.style == "function":
         init = getattr(module, options.script_init, None)
         if init is not None:

@@ -1,5 +1,43 @@
 """kemi_tm: Kamailio's tm module (stateful SIP transactions) for kemi.
 
 The sans-IO transaction layer lives in ``timers``, ``keys``, ``actions``, ``client``,
-``server``, ``proxy`` and ``table``; the KEMI glue (t_relay, ...) builds on ``proxy``.
+``server``, ``proxy`` and ``table``. The KEMI glue: ``service`` (per-process state, replies,
+timers, callbacks), ``relay`` (t_relay, t_reply), ``exports`` (KSR.tm.*), ``contacts``,
+``uac`` (local requests), ``pvs`` ($T_*), ``rpc`` (tm.*), ``settings`` (modparams), ``stats``.
 """
+
+from __future__ import annotations
+
+from kemi_core import hookimpl
+from kemi_core.kemi import KemiExport
+from kemi_core.runtime.core import Core
+from kemi_tm import exports as _exports
+from kemi_tm import pvs, rpc, settings
+from kemi_tm.glue_state import MODULE
+from kemi_tm.service import TmService
+from kemi_tm.stats import SharedStats
+
+
+@hookimpl
+def mod_register(core: Core) -> None:
+    settings.declare(core)
+    _exports.register_cfg_functions(core)
+    pvs.register()
+
+
+@hookimpl
+def sr_kemi_modules_add() -> list[KemiExport]:
+    return _exports.exports()
+
+
+@hookimpl
+def mod_init(core: Core) -> None:
+    # Runs in the main process before the fork: every worker inherits its own copy of the
+    # (empty) table, and the shared-memory stats array is mapped in all of them.
+    tm_settings = settings.TmSettings.from_core(core)
+    processes = core.config.children if core.config.fork else 1
+    svc = TmService(core, tm_settings, SharedStats(max(processes, 1)))
+    core.services[MODULE] = svc
+    core.add_reply_handler(svc.on_reply)
+    core.add_timer_handler(svc.tick)
+    rpc.register(core, svc)

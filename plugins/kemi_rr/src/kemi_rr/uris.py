@@ -1,0 +1,50 @@
+"""Small URI helpers: is a Route entry ours, its params as text, default ports."""
+
+from __future__ import annotations
+
+from kemi_core.runtime.core import Core
+from kemi_core.sip.uri import SipUri
+
+PROTOS = ("udp", "tcp", "tls", "sctp", "ws", "wss")
+
+
+def default_port(proto: str) -> int:
+    return 5061 if proto in ("tls", "wss") else 5060
+
+
+def uri_proto(uri: SipUri) -> str:
+    t = uri.transport
+    if t:
+        return t
+    return "tls" if uri.scheme == "sips" else "udp"
+
+
+def is_own(core: Core, uri: SipUri | None) -> bool:
+    """Whether a sip:/sips: URI names this server (a missing port is the default one)."""
+    if uri is None or uri.scheme not in ("sip", "sips") or not uri.host:
+        return False
+    port = uri.port if uri.port is not None else default_port(uri_proto(uri))
+    return core.is_myself(uri.host, port)
+
+
+def params_text(uri: SipUri) -> str:
+    """``;lr;ftag=abc;nat=yes``: what check_route_param matches (leading ';' included)."""
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in uri.params.items())
+
+
+def param_value(params: str | None, name: str) -> tuple[bool, str | None]:
+    """(present, value) of ``name`` in a ``;a=1;b`` string."""
+    if not params:
+        return False, None
+    for item in params.split(";"):
+        k, eq, v = item.partition("=")
+        if k.strip().lower() == name:
+            return True, v.strip() if eq else None
+    return False, None
+
+
+def hostport(host: str, port: int, proto: str) -> str:
+    """Kamailio leaves out the default port of the protocol."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return host if port == default_port(proto) else f"{host}:{port}"

@@ -1,0 +1,264 @@
+"""TmService: one per process; joins the sans-IO transactions to the network and the script.
+
+It owns the worker's ``TmTable``, performs the actions the machines return (``perform``),
+runs the script's tm callbacks (branch, onreply, failure, branch-failure routes), handles
+replies (``on_reply``, a core reply handler) and timers (``tick``, a core timer handler).
+It is also ``core.services["tm"]``: sl's ``send_reply`` asks it ``has_transaction(ctx)`` and
+``t_reply(ctx, code, reason)``.
+
+Time: every ``now`` is the worker loop's ``loop.time()`` (what the core's timer tick passes),
+``time.monotonic()`` where no loop runs; tests replace ``clock``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.errors import ScriptError
+from kemi_core.runtime.context import MsgContext, RouteType
+from kemi_core.runtime.destinations import via_reply_destination
+from kemi_core.sip import SipParseError
+from kemi_tm.actions import (
+    Action,
+    BranchFinal,
+    NeedsDecision,
+    PassUp,
+    Send,
+    TransactionStateError,
+)
+from kemi_tm.glue_state import ReqState, TmTable, TmTransaction, req_state
+from kemi_tm.settings import TmSettings
+from kemi_tm.stats import SharedStats
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.core import Core
+    from kemi_core.sip import SipMsg
+    from kemi_tm.proxy import ProxyTransaction
+
+log = logging.getLogger("kemi.tm")
+
+
+class TmService:
+    def __init__(self, core: Core, settings: TmSettings, stats: SharedStats) -> None:
+        self.core = core
+        self.settings = settings
+        self.stats = stats
+        stats.rank_of = lambda: core.worker_rank
+        self.table = TmTable(on_freed=self._freed)
+        self.clock: Callable[[], float] = self._loop_time
+        #: locally generated requests (t_uac_send, t_replicate), set up by kemi_tm.uac
+        self.uac: object | None = None
+
+    # ---- time ---------------------------------------------------------------------------
+    def _loop_time(self) -> float:
+        loop = self.core.loop
+        return float(loop.time()) if loop is not None else time.monotonic()
+
+    def now(self) -> float:
+        return self.clock()
+
+    # ---- the API sl (and tmx) use ---------------------------------------------------------
+    def has_transaction(self, ctx: MsgContext) -> bool:
+        state = ctx.mod_state.get("tm")
+        return state is not None and state.tx is not None
+
+    def t_reply(self, ctx: MsgContext, code: int, reason: str) -> int:
+        from kemi_tm.relay import t_reply
+
+        return t_reply(self, ctx, code, reason)
+
+    def transaction_of(self, ctx: MsgContext) -> TmTransaction | None:
+        state = ctx.mod_state.get("tm")
+        return state.tx if state is not None else None
+
+    # ---- performing actions --------------------------------------------------------------
+    def send(self, action: Send) -> bool:
+        d = action.dest
+        return self.core.send(d.proto, d.host, d.port, action.data, d.local)
+
+    def perform(self, tx: TmTransaction, actions: list[Action]) -> None:
+        """Do what the transaction asked, in order; then count a final sent upstream."""
+        for a in actions:
+            if isinstance(a, Send):
+                if not self.send(a):
+                    log.warning("tm: sending to %s:%s:%d failed", a.dest.proto, a.dest.host,
+                                a.dest.port)
+            elif isinstance(a, PassUp):
+                self.forward_reply(a.msg)
+            elif isinstance(a, BranchFinal):
+                self._branch_final(tx, a)
+            elif isinstance(a, NeedsDecision) and not tx.glue.in_failure:
+                self.decide(tx, a)
+        self._count_final(tx)
+
+    def _count_final(self, tx: TmTransaction) -> None:
+        glue = tx.glue
+        if tx.final_status and not glue.counted_final:
+            glue.counted_final = True
+            self.stats.final(tx.final_status)
+
+    def forward_reply(self, reply: SipMsg) -> None:
+        """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly."""
+        fwd = reply.copy()
+        fwd.pop_via()
+        try:
+            proto, host, port = via_reply_destination(fwd.via)
+        except SipParseError:
+            return
+        self.core.send(proto, host, port, fwd.to_bytes())
+
+    def _freed(self, tx: ProxyTransaction) -> None:
+        self.stats.incr("freed")
+
+    # ---- script callbacks ----------------------------------------------------------------
+    def run_callback(self, name: str, ctx: MsgContext) -> int:
+        """Run a tm callback route; errors are logged, never raised into the transaction layer."""
+        try:
+            return self.core.run_route(name, ctx)
+        except ScriptExit:
+            return 1
+        except ScriptDrop:
+            ctx.dropped = True
+            return 0
+        except ScriptError as exc:
+            log.error("tm: cannot run route %s: %s", name, exc)
+        except Exception:
+            log.exception("tm: error in route %s", name)
+        return -1
+
+    def request_context(self, tx: TmTransaction, route_type: RouteType) -> MsgContext:
+        """A context on a copy of the transaction's request (failure routes): flags and AVPs are
+        the transaction's."""
+        glue = tx.glue
+        ctx = self.core.new_context(tx.request.copy(), glue.rcv, route_type)
+        ctx.flags = glue.flags
+        ctx.avps = glue.avps
+        ctx.xavps = glue.xavps
+        ctx.force_rport = glue.force_rport
+        state = req_state(ctx)
+        state.tx = tx
+        return ctx
+
+    def _branch_final(self, tx: TmTransaction, bf: BranchFinal) -> None:
+        if bf.reply is None:
+            self.stats.incr("replied_locally")
+        name = tx.glue.callbacks.branch_failure
+        if name is None or bf.status < 300:
+            return
+        if bf.reply is not None:
+            ctx = self.core.new_context(bf.reply, tx.glue.rcv, RouteType.BRANCH_FAILURE)
+            ctx.flags = tx.glue.flags
+            ctx.avps = tx.glue.avps
+            state = req_state(ctx)
+            state.tx = tx
+        else:
+            ctx = self.request_context(tx, RouteType.BRANCH_FAILURE)
+            state = req_state(ctx)
+        self._set_reply(state, bf.branch, bf.status, bf.reply)
+        self.run_callback(name, ctx)
+        tx.glue.flags = ctx.flags
+
+    @staticmethod
+    def _set_reply(state: ReqState, branch: int, status: int, reply: SipMsg | None) -> None:
+        state.branch = branch
+        state.reply = reply
+        state.reply_code = status
+        state.reply_reason = reply.reason if reply is not None else _LOCAL_REASONS.get(status, "")
+
+    def decide(self, tx: TmTransaction, nd: NeedsDecision) -> None:
+        """Every branch failed: run the failure route, then relay the best reply unless the
+        route replied or forked again."""
+        glue = tx.glue
+        name = glue.callbacks.failure
+        if name is not None and not glue.overrides.disable_failover:
+            glue.callbacks.failure = None  # one shot: the route re-arms it for the next step
+            ctx = self.request_context(tx, RouteType.FAILURE)
+            state = req_state(ctx)
+            self._set_reply(state, self._best_branch(tx, nd), nd.status, nd.reply)
+            ctx.extra["tm_reply"] = nd.reply
+            glue.in_failure = True
+            try:
+                self.run_callback(name, ctx)
+            finally:
+                glue.in_failure = False
+            glue.flags = ctx.flags
+        if tx.final_status or tx.pending_branches:
+            return
+        now = self.now()
+        try:
+            if glue.drop_replies:
+                actions = tx.reply(500, "Server Internal Error", now)
+            else:
+                actions = tx.relay_best(now)
+        except TransactionStateError as exc:
+            log.error("tm: cannot answer the transaction after the failure route: %s", exc)
+            return
+        self.perform(tx, actions)
+
+    @staticmethod
+    def _best_branch(tx: TmTransaction, nd: NeedsDecision) -> int:
+        for b in tx.branches:
+            if nd.reply is not None and b.reply is nd.reply:
+                return b.index
+        for b in reversed(tx.branches):
+            if b.reply is None and b.status == nd.status:
+                return b.index
+        return len(tx.branches) - 1
+
+    # ---- replies and timers (core handlers) ----------------------------------------------
+    def on_reply(self, ctx: MsgContext) -> bool:
+        """Core reply handler: True when the reply belonged to one of our transactions."""
+        msg = ctx.msg
+        uac = self.uac
+        try:
+            found = self.table.lookup_reply(msg)
+            if found is None:
+                if uac is not None and uac.on_reply(msg):  # type: ignore[attr-defined]
+                    return True
+                return self._unmatched_reply(ctx)
+        except SipParseError:
+            return False
+        tx, branch = found
+        assert isinstance(tx, TmTransaction)
+        self.stats.incr("rpl_received")
+        glue = tx.glue
+        glue.replied.add(branch)
+        name = glue.callbacks.reply
+        if name is not None:
+            prev_type = ctx.route_type
+            ctx.route_type = RouteType.TM_ONREPLY
+            state = req_state(ctx)
+            state.tx, state.branch = tx, branch
+            ctx.flags = glue.flags
+            self.run_callback(name, ctx)
+            glue.flags = ctx.flags
+            ctx.route_type = prev_type
+            if ctx.dropped and msg.status < 200:
+                return True  # drop() in onreply_route discards a provisional reply
+            ctx.dropped = False
+        self.perform(tx, tx.on_response(branch, msg, self.now()))
+        return True
+
+    def _unmatched_reply(self, ctx: MsgContext) -> bool:
+        """on_sl_reply: a route that sees replies of no transaction; returning 0 drops them."""
+        name = self.settings.on_sl_reply
+        if not name:
+            return False
+        ret = self.run_callback(name, ctx)
+        return ret == 0 or ctx.dropped
+
+    def tick(self, now: float) -> None:
+        """Core timer handler (every 50 ms)."""
+        for tx, actions in self.table.on_timer(now):
+            assert isinstance(tx, TmTransaction)
+            self.perform(tx, actions)
+        uac = self.uac
+        if uac is not None:
+            uac.tick(now)  # type: ignore[attr-defined]
+
+
+_LOCAL_REASONS = {408: "Request Timeout", 487: "Request Terminated", 503: "Service Unavailable"}

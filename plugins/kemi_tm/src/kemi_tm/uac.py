@@ -1,0 +1,264 @@
+"""Requests this server sends itself, statefully: KSR.tm.t_uac_send, KSR.tm.t_replicate and
+the tm.t_uac_start RPC.
+
+``LocalUac`` drives one sans-IO client transaction per request (retransmissions, timeouts,
+the ACK of a negative final); the final outcome is logged, replies go nowhere else (Kamailio's
+t_uac_start and t_replicate do not pass them on either).
+
+Where it runs: in a worker, through the worker's own socket (replies come back to it, as its
+Via says). The RPC runs in the main process, which has no SIP socket when workers are forked:
+there the main process opens a UDP socket on the first UDP listen address with a port of its
+own, and drives the transaction from its event loop. With fork=no the one process does both.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kemi_core.kemi import KemiExport, export
+from kemi_core.runtime.destinations import uri_destination
+from kemi_core.sip import SipParseError, parse_datagram
+from kemi_tm.actions import Dest, PassUp, Send
+from kemi_tm.client import ClientTransaction, new_client_transaction
+from kemi_tm.glue_state import MODULE, req_state
+from kemi_tm.keys import MAGIC_COOKIE
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.runtime.core import Core
+    from kemi_core.sip import SipMsg
+    from kemi_tm.service import TmService
+    from kemi_tm.timers import TimerSettings
+
+log = logging.getLogger("kemi.tm")
+
+_MAX_LOCAL = 10_000  # bound on concurrent local transactions per process
+
+
+class LocalUac:
+    def __init__(self, send: Callable[[Dest, bytes], bool],
+                 local_address: Callable[[str], tuple[str, int]], now: Callable[[], float],
+                 settings: Callable[[], TimerSettings], on_done: Callable[[int], None] | None = None
+                 ) -> None:
+        self._send = send
+        self._local_address = local_address
+        self._now = now
+        self._settings = settings
+        self.on_done = on_done
+        self.clients: dict[tuple[str, str], ClientTransaction] = {}
+        self.outcomes: list[tuple[str, int]] = []  # (method, status), last 100
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    def start(self, request: SipMsg, dest: Dest) -> bool:
+        """Put our Via on ``request`` and send it statefully to ``dest``."""
+        if len(self.clients) >= _MAX_LOCAL:
+            log.error("tm: too many local transactions (%d)", len(self.clients))
+            return False
+        host, port = self._local_address(dest.proto)
+        branch = f"{MAGIC_COOKIE}{secrets.token_hex(8)}.l"
+        request.prepend_via(f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={branch}")
+        client = new_client_transaction(request, dest, self._settings())
+        self.clients[client.key] = client
+        self._do(client, client.start(self._now()))
+        return True
+
+    def on_reply(self, reply: SipMsg) -> bool:
+        try:
+            key = (reply.via.branch or "", reply.cseq.method)
+        except SipParseError:
+            return False
+        client = self.clients.get(key)
+        if client is None:
+            return False
+        self._do(client, client.on_response(reply, self._now()))
+        return True
+
+    def tick(self, now: float) -> None:
+        for client in list(self.clients.values()):
+            at = client.next_timer()
+            if at is not None and at <= now:
+                self._do(client, client.on_timer(now))
+
+    def _do(self, client: ClientTransaction, actions: list[Any]) -> None:
+        for a in actions:
+            if isinstance(a, Send):
+                if not self._send(a.dest, a.data):
+                    self._do(client, client.on_transport_error(self._now()))
+                    return
+            elif isinstance(a, PassUp) and a.msg.status >= 200:
+                self._record(client.request.method, a.msg.status)
+            elif type(a).__name__ == "LocalFinal":
+                self._record(client.request.method, a.status)
+        if client.terminated:
+            self.clients.pop(client.key, None)
+
+    def _record(self, method: str, status: int) -> None:
+        log.info("tm: local %s request got %d", method, status)
+        self.outcomes = [*self.outcomes[-99:], (method, status)]
+        if self.on_done is not None:
+            self.on_done(status)
+
+
+# ---- building requests -------------------------------------------------------------------
+def build_request(method: str, ruri: str, headers: str, body: str) -> SipMsg:
+    """A new request; From/To/Call-ID/CSeq/Max-Forwards are added when ``headers`` lacks them."""
+    lines = [h for h in headers.replace("\r\n", "\n").split("\n") if h.strip()]
+    names = {h.split(":", 1)[0].strip().lower() for h in lines}
+    if "from" not in names and "f" not in names:
+        lines.append(f"From: <sip:kemi@localhost>;tag={secrets.token_hex(6)}")
+    if "to" not in names and "t" not in names:
+        lines.append(f"To: <{ruri}>")
+    if "call-id" not in names and "i" not in names:
+        lines.append(f"Call-ID: {secrets.token_hex(12)}@kemi")
+    if "cseq" not in names:
+        lines.append(f"CSeq: 1 {method}")
+    if "max-forwards" not in names:
+        lines.append("Max-Forwards: 70")
+    lines = [line for line in lines if not line.lower().startswith("content-length")]
+    lines.append(f"Content-Length: {len(body.encode())}")
+    text = f"{method} {ruri} SIP/2.0\r\n" + "\r\n".join(lines) + "\r\n\r\n" + body
+    return parse_datagram(text.encode())
+
+
+def _dest(uri: str) -> Dest | None:
+    try:
+        found = uri_destination(uri)
+    except (SipParseError, ValueError):
+        return None
+    return Dest(*found) if found is not None else None
+
+
+# ---- KEMI --------------------------------------------------------------------------------
+def worker_uac(svc: TmService) -> LocalUac:
+    """The worker's LocalUac (sends from the worker's own socket; replies come back to it)."""
+    uac = svc.uac
+    if not isinstance(uac, LocalUac):
+        core = svc.core
+        uac = LocalUac(lambda d, data: core.send(d.proto, d.host, d.port, data, d.local),
+                       core.local_address, svc.now, lambda: svc.settings.timers)
+        svc.uac = uac
+    return uac
+
+
+def t_uac_send(ctx: MsgContext, method: str, ruri: str, nexthop: str, socket: str,
+               headers: str, body: str) -> int:
+    """Send a new request statefully from this worker (``nexthop`` or the R-URI is where it goes;
+    ``socket`` is accepted and the worker's own socket used)."""
+    svc: TmService = ctx.core.services["tm"]
+    try:
+        request = build_request(method.upper(), ruri, headers, body)
+    except SipParseError as exc:
+        log.error("t_uac_send: cannot build the request: %s", exc.reason)
+        return -1
+    dest = _dest(nexthop or ruri)
+    if dest is None:
+        log.error("t_uac_send: bad destination %r", nexthop or ruri)
+        return -1
+    if not worker_uac(svc).start(request, dest):
+        return -1
+    svc.stats.incr("uac_sent")
+    return 1
+
+
+def t_replicate(ctx: MsgContext, uri: str) -> int:
+    """Send a copy of the request statefully to ``uri``; its replies are absorbed."""
+    if not ctx.msg.is_request or ctx.msg.method in ("ACK", "CANCEL"):
+        log.error("t_replicate: not for this message")
+        return -1
+    dest = _dest(uri)
+    if dest is None:
+        log.error("t_replicate: bad destination %r", uri)
+        return -1
+    req_state(ctx)
+    return 1 if worker_uac(ctx.core.services["tm"]).start(ctx.msg.copy(), dest) else -1
+
+
+def exports() -> list[KemiExport]:
+    return [
+        export(MODULE, "t_uac_send", t_uac_send, "ssssss"),
+        export(MODULE, "t_replicate", t_replicate, "s"),
+    ]
+
+
+# ---- RPC: tm.t_uac_start ---------------------------------------------------------------------
+class MainProcessUac:
+    """tm.t_uac_start in a process with no SIP transport: its own UDP socket and timers."""
+
+    def __init__(self, svc: TmService) -> None:
+        self.svc = svc
+        self.uac: LocalUac | None = None
+        self._ticking = False
+
+    def _ensure(self, core: Core) -> LocalUac:
+        if self.uac is not None:
+            return self.uac
+        loop = core.loop
+        if loop is None:
+            raise RuntimeError("tm.t_uac_start: no event loop in this process")
+        udp = [lst for lst in core.config.listen if lst.proto == "udp"]
+        host = udp[0].host.strip("[]") if udp else "127.0.0.1"
+        import socket
+
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, 0))
+        sock.setblocking(False)
+        local = sock.getsockname()[:2]
+
+        def send(d: Dest, data: bytes) -> bool:
+            try:
+                sock.sendto(data, (d.host, d.port))
+                return True
+            except OSError:
+                return False
+
+        uac = LocalUac(send, lambda proto: (str(local[0]), int(local[1])), loop.time,
+                       lambda: self.svc.settings.timers)
+        loop.add_reader(sock.fileno(), self._readable, sock, uac)
+        self.uac = uac
+        return uac
+
+    @staticmethod
+    def _readable(sock: Any, uac: LocalUac) -> None:
+        for _ in range(64):  # bounded per wake-up
+            try:
+                data = sock.recv(65535)
+            except OSError:  # includes BlockingIOError: nothing more to read
+                return
+            try:
+                msg = parse_datagram(data)
+            except SipParseError:
+                continue
+            if not msg.is_request:
+                uac.on_reply(msg)
+
+    def _tick(self, core: Core) -> None:
+        uac = self.uac
+        if uac is None or not len(uac):
+            self._ticking = False
+            return
+        uac.tick(core.loop.time())
+        core.loop.call_later(0.05, self._tick, core)
+
+    def start(self, core: Core, method: str, ruri: str, nexthop: str, headers: str,
+              body: str) -> dict[str, Any]:
+        request = build_request(method.upper(), ruri, headers, body)
+        dest = _dest(nexthop or ruri)
+        if dest is None:
+            raise ValueError(f"bad destination {nexthop or ruri!r}")
+        if core.transport is not None:  # fork=no: the process has the SIP socket
+            uac = worker_uac(self.svc)
+        else:
+            uac = self._ensure(core)
+            if not self._ticking:
+                self._ticking = True
+                core.loop.call_later(0.05, self._tick, core)
+        if not uac.start(request, dest):
+            raise RuntimeError("the request could not be sent")
+        self.svc.stats.incr("uac_sent")
+        return {"sent": True, "method": request.method, "call_id": request.call_id,
+                "to": f"{dest.proto}:{dest.host}:{dest.port}"}

@@ -1,0 +1,28 @@
+"""ReloadChannel: what the main process publishes is what a forked worker reads."""
+
+from __future__ import annotations
+
+import os
+
+from kemi_core.runtime.reload import ReloadChannel
+
+
+def test_publish_fetch_across_fork() -> None:
+    ch = ReloadChannel("test")
+    try:
+        assert ch.fetch() == (0, b"")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the "worker": waits for generation 2, reports what it read
+            os.close(w)
+            os.read(r, 1)
+            gen, payload = ch.fetch()
+            os._exit(0 if (gen, payload) == (2, b"v2") and ch.changed(0) else 1)
+        os.close(r)
+        assert ch.publish(b"v1") == 1
+        assert ch.publish(b"v2") == 2
+        os.write(w, b"x")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        ch.close()
