@@ -11,12 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from kemi_engine_lua import LuaEngine, LuaSettings
-
 from kemi_core.config.model import CoreConfig
 from kemi_core.kemi.exports import export
 from kemi_core.runtime.context import MsgContext, RecvInfo
 from kemi_core.runtime.core import Core
+from kemi_engine_lua import LuaEngine, LuaSettings
 
 SCRIPT = """
 function ksr_request_route() return 1 end

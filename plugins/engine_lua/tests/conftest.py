@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kemi_engine_lua import LuaEngine, LuaSettings
 
 from kemi_core.config.model import CoreConfig
 from kemi_core.runtime.context import MsgContext, RecvInfo
 from kemi_core.runtime.core import Core
+from kemi_engine_lua import LuaEngine, LuaSettings
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"

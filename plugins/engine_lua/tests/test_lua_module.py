@@ -7,15 +7,15 @@ import logging
 import multiprocessing
 import os
 
-import kemi_engine_lua
 import pytest
-from kemi_engine_lua import LuaEngine
 
+import kemi_engine_lua
 from kemi_core.config.model import CoreConfig
 from kemi_core.errors import ConfigError, ModuleError, ScriptError
 from kemi_core.kemi.exports import export
 from kemi_core.plugins import ModuleLoader
 from kemi_core.runtime.core import Core
+from kemi_engine_lua import LuaEngine
 
 GOOD = "function ksr_request_route() return VERSION_MARK end\nVERSION_MARK = {n}\n"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kemi_engine_lua import LuaEngine, LuaSettings
 
 from kemi_core.kemi.exports import export
+from kemi_engine_lua import LuaEngine, LuaSettings
 
 SEED_SCRIPT = Path(__file__).parent / "data" / "kamailio.lua"
 SEED_DOC = Path("/work/shared/seed/kemi-config-engines.txt")
@@ -140,7 +140,6 @@ def test_reply_route(core, calls, make_ctx):
 def test_seed_script_runs_under_the_module_with_the_seeds_modparams(core, calls, make_ctx):
     """The seed's kamailio.cfg sets load and two (deprecated) register params."""
     import kemi_engine_lua
-
     from kemi_core.plugins import ModuleLoader
 
     core.registry.add(SeedDoubles(calls).exports())

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kemi_engine_python.engine import PythonEngine
-from kemi_engine_python.modules import PythonEngineModule
 
 from kemi_core.config.model import CoreConfig
 from kemi_core.kemi.exports import KemiExport
@@ -17,6 +15,8 @@ from kemi_core.plugins import ModuleLoader
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
 from kemi_core.sip.parser import parse_datagram
+from kemi_engine_python.engine import PythonEngine
+from kemi_engine_python.modules import PythonEngineModule
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"

@@ -219,9 +219,8 @@ def test_mod_init_refuses_a_missing_script(pyenv: Any, tmp_path: Any) -> None:
 
 
 def test_two_python_variants_cannot_both_load(pyenv: Any) -> None:
-    from kemi_engine_python.modules import PythonEngineModule
-
     from kemi_core.errors import ConfigError
+    from kemi_engine_python.modules import PythonEngineModule
 
     env = pyenv()
     with pytest.raises(ConfigError, match="both provide"):

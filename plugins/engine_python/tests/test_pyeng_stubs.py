@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from kemi_engine_python.stubs import write_stubs
 
 from kemi_core.kemi.exports import ReturnKind, export
 from kemi_core.kemi.registry import KemiRegistry
+from kemi_engine_python.stubs import write_stubs
 
 SEED = Path(__file__).parent / "data" / "kamailio.py"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import kemi_debugger
-import kemi_sl
 import pytest
 
+import kemi_debugger
+import kemi_sl
 from kemi_core.testing.capture import context, offline_core
 from kemi_core.testing.udp_client import request
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import kemi_kex
 import pytest
 
+import kemi_kex
 from kemi_core.config.model import Alias, CoreConfig, ListenAddr
 from kemi_core.plugins import ModuleLoader
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo

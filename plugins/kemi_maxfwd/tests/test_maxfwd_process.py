@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import kemi_maxfwd
-
 from kemi_core.testing.capture import context, offline_core
 from kemi_core.testing.udp_client import request
 

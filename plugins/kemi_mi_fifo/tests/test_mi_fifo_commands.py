@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import kemi_mi_fifo
-
 from kemi_core.rpc.core_commands import register_core_commands
 from kemi_core.testing.capture import offline_core
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import kemi_pv
 import pytest
 
+import kemi_pv
 from kemi_core.config.model import CoreConfig
 from kemi_core.plugins import ModuleLoader
 from kemi_core.pv import get_pv, set_pv

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import kemi_rr
 import pytest
 
+import kemi_rr
 from kemi_core.errors import ConfigError
 from kemi_core.testing.capture import context, offline_core
 from kemi_core.testing.udp_client import request

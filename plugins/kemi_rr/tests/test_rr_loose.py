@@ -5,9 +5,9 @@ The server listens on udp:127.0.0.1:5060; 127.0.0.1:5999 / :5998 are other hops.
 
 from __future__ import annotations
 
-import kemi_rr
 import pytest
 
+import kemi_rr
 from kemi_core.config.model import ListenAddr
 from kemi_core.pv import get_pv
 from kemi_core.runtime.context import MsgContext

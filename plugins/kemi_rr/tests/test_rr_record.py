@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import kemi_rr
 import pytest
 
+import kemi_rr
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.context import MsgContext
 from kemi_core.runtime.core import Core

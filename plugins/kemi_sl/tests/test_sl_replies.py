@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import kemi_sl
 import pytest
 
+import kemi_sl
 from kemi_core.runtime.context import Branch
 from kemi_core.testing.capture import context, offline_core
 from kemi_core.testing.udp_client import request

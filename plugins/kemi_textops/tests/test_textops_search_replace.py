@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import kemi_textops
 import pytest
 
+import kemi_textops
 from kemi_core.config.model import CoreConfig
 from kemi_core.plugins import ModuleLoader
 from kemi_core.runtime.context import MsgContext, RecvInfo

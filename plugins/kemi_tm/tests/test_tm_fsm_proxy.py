@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from kemi_tm.actions import (
     BranchFinal,
     Dest,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from kemi_tm.actions import Dest, NeedsDecision, Send
 from kemi_tm.proxy import ProxyTransaction
 from kemi_tm.table import TransactionTable

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import kemi_xlog
 import pytest
 
+import kemi_xlog
 from kemi_core.config.model import CoreConfig
 from kemi_core.core_exports.log import ALERT, BUG, NOTICE
 from kemi_core.errors import ModuleError

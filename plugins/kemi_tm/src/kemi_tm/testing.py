@@ -51,7 +51,6 @@ class TmHarness:
     def __init__(self, routes: dict[str, Route], params: dict[str, Any] | None = None,
                  modules: tuple[tuple[str, Any], ...] = ()) -> None:
         import kemi_sl
-
         import kemi_tm
 
         mods = (("sl", kemi_sl), ("tm", kemi_tm), *modules)
