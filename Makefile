@@ -35,6 +35,7 @@ test: dev $(TEST_STAMP)
 bench: dev
 	$(BIN)/python bench/sip_parse.py
 	$(BIN)/python bench/stateless.py
+	$(BIN)/python bench/stateful.py
 
 lint: dev
 	$(BIN)/ruff check .

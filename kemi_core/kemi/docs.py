@@ -26,7 +26,7 @@ def all_exports_registry() -> KemiRegistry:
         try:
             loader.load(name)
         except KemiError as exc:
-            log.warning("module %s skipped: %s", name, exc)
+            log.debug("module %s skipped: %s", name, exc)  # e.g. app_python3 beside app_python
     return core.registry
 
 

@@ -1,0 +1,66 @@
+"""The typer CLI: version, check (file:line errors), modules, docs, rpc errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kemi_core.cli import app
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    out = runner.invoke(app, ["version"])
+    assert out.exit_code == 0 and out.stdout.startswith("kemi ")
+
+
+def test_check_reports_file_and_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "k.cfg"
+    cfg.write_text('#!KAMAILIO\ndebug=2\nchidren=4\nloadmodule "sl.so"\n')
+    out = runner.invoke(app, ["check", "-f", str(cfg)])
+    assert out.exit_code == 1
+    assert f"{cfg}:3:" in out.output and "chidren" in out.output
+
+
+def test_check_refuses_unknown_engine_and_missing_module(tmp_path: Path) -> None:
+    cfg = tmp_path / "k.cfg"
+    cfg.write_text('#!KAMAILIO\nloadmodule "sl.so"\ncfgengine "lua"\n')
+    out = runner.invoke(app, ["check", "-f", str(cfg)])
+    assert out.exit_code == 1 and f"{cfg}:3:" in out.output and "'lua' is not registered" in out.output
+    cfg.write_text('#!KAMAILIO\nloadmodule "nosuch.so"\n')
+    out = runner.invoke(app, ["check", "-f", str(cfg)])
+    assert out.exit_code == 1 and "pip install kemi-nosuch" in out.output
+
+
+def test_check_ok_native(tmp_path: Path) -> None:
+    cfg = tmp_path / "k.cfg"
+    cfg.write_text('#!KAMAILIO\nlisten=udp:127.0.0.1:5099\nloadmodule "sl.so"\n'
+                   'request_route {\n  sl_send_reply("200", "OK");\n}\n')
+    out = runner.invoke(app, ["check", "-f", str(cfg)])
+    assert out.exit_code == 0, out.output
+    assert "engine native" in out.output
+
+
+def test_docs_json_lists_every_export_with_kinds() -> None:
+    out = runner.invoke(app, ["docs", "--format", "json"])
+    assert out.exit_code == 0
+    docs = json.loads(out.stdout)
+    by_name = {(d["module"], d["name"]): d for d in docs}
+    sreply = by_name[("sl", "send_reply")]
+    assert sreply["return"] == "int"
+    assert [p["kind"] for p in sreply["params"]] == ["int", "str"]
+    assert ("", "info") in by_name and ("testmod", "six") in by_name
+
+
+def test_modules_lists_distributions() -> None:
+    out = runner.invoke(app, ["modules"])
+    assert out.exit_code == 0
+    assert "kemi-sl" in out.stdout and "engines=lua" in out.stdout
+
+
+def test_rpc_unreachable_socket_exits_nonzero(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["rpc", "-s", f"unix:{tmp_path}/none", "core.version"])
+    assert out.exit_code == 2
