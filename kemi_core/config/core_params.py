@@ -58,7 +58,48 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
 }
 
 #: Kamailio 5.6 core parameters (aliases included) that kemi accepts but does not act on.
-NOT_IMPLEMENTED: frozenset[str] = frozenset(["#", "noqa:", "SIM905", "(a", "block", "of", "names", "reads", "best)", "advertised_address", "advertised_port", "async_workers", "async_nonblock", "async_usleep", "async_workers_group", "auto_bind_ipv6", "bind_ipv6_link_local", "check_via", "chroot", "corelog", "disable_core_dump", "disable_tls", "tls_disable", "enable_tls", "tls_enable", "exit_timeout", "ser_kill_timeout", "force_rport", "fork_delay", "group", "gid", "http_reply_parse", "http_reply_hack", "ip_free_bind", "ipfreebind", "ip_nonlocal_bind", "ipv6_hex_style", "latency_cfg_log", "latency_limit_action", "latency_limit_db", "latency_log", "local_rport", "log_engine_data", "log_engine_type", "log_name", "log_prefix_mode", "log_color", "maxbuffer", "max_branches", "max_recursive_level", "max_while_loops", "mcast", "mcast_loopback", "mcast_ttl", "mem_join", "mem_safety", "mem_status_mode", "mem_summary", "mhomed", "mlock_pages", "modinit_delay", "onsend_route_reply", "open_files_limit", "phone2tel", "pmtu_discovery", "pv_buffer_size", "pv_buffer_slots", "pv_cache_limit", "pv_cache_action", "rundir", "run_dir", "received_route_mode", "reply_to_via", "route_locks_size", "server_id", "server_header", "server_signature", "shm_force_alloc", "shm_mem_size", "sip_parser_log", "sip_parser_mode", "sip_warning", "socket_workers", "sql_buffer_size", "stats_name_separator", "tos", "udp_mtu", "udp_mtu_try_proto", "uri_host_extra_chars", "user", "uid", "user_agent_header", "verbose_startup", "version_table", "wait_worker1_mode", "wait_worker1_time", "wait_worker1_usleep", "workdir", "wdir", "xavp_via_params", "xavp_via_fields", "dns", "rev_dns", "dns_cache_del_nonexp", "dns_cache_delete_nonexpired", "dns_cache_rec_pref", "dns_cache_flags", "dns_cache_gc_interval", "dns_cache_init", "dns_cache_max_ttl", "dns_cache_mem", "dns_cache_min_ttl", "dns_cache_negative_ttl", "dns_naptr_ignore_rfc", "dns_retr_no", "dns_retr_time", "dns_search_full_match", "dns_servers_no", "dns_srv_lb", "dns_srv_loadbalancing", "dns_try_ipv6", "dns_try_naptr", "dns_sctp_pref", "dns_tcp_pref", "dns_tls_pref", "dns_udp_pref", "dns_sctp_preference", "dns_tcp_preference", "dns_tls_preference", "dns_udp_preference", "dns_use_search_list", "use_dns_cache", "use_dns_failover", "disable_tcp", "tcp_accept_aliases", "tcp_accept_haproxy", "tcp_accept_hep3", "tcp_accept_no_cl", "tcp_accept_unique", "tcp_async", "tcp_buf_write", "tcp_children", "tcp_clone_rcvbuf", "tcp_connection_match", "tcp_connect_timeout", "tcp_conn_wq_max", "tcp_crlf_ping", "tcp_defer_accept", "tcp_delayed_ack", "tcp_fd_cache", "tcp_keepalive", "tcp_keepcnt", "tcp_keepidle", "tcp_keepintvl", "tcp_linger2", "tcp_no_connect", "tcp_poll_method", "tcp_rd_buf_size", "tcp_reuse_port", "tcp_script_mode", "tcp_send_timeout", "tcp_source_ipv4", "tcp_source_ipv6", "tcp_syncnt", "tcp_wait_data", "tcp_wq_blk_size", "tcp_wq_max", "tls_port_no", "tls_max_connections", "disable_sctp", "enable_sctp", "sctp_children", "sctp_socket_rcvbuf", "sctp_socket_receive_buffer", "sctp_socket_sndbuf", "sctp_socket_send_buffer", "sctp_autoclose", "sctp_send_ttl", "sctp_send_retries", "sctp_assoc_tracking", "sctp_assoc_reuse", "sctp_max_assocs", "sctp_srto_initial", "sctp_srto_max", "sctp_srto_min", "sctp_asocmaxrxt", "sctp_init_max_attempts", "sctp_init_max_timeo", "sctp_hbinterval", "sctp_pathmaxrxt", "sctp_sack_delay", "sctp_sack_freq", "sctp_max_burst", "udp4_raw", "udp4_raw_mtu", "udp4_raw_ttl", "dst_blocklist_expire", "dst_blocklist_ttl", "dst_blocklist_gc_interval", "dst_blocklist_init", "dst_blocklist_mem", "use_dst_blocklist", "real_time", "rt_policy", "rt_prio", "rt_timer1_policy", "rt_ftimer_policy", "rt_timer1_prio", "rt_fast_timer_prio", "rt_ftimer_prio", "rt_timer2_policy", "rt_stimer_policy", "rt_timer2_prio", "rt_stimer_prio"])
+NOT_IMPLEMENTED: frozenset[str] = frozenset(
+    """
+    advertised_address advertised_port async_workers async_nonblock async_usleep
+    async_workers_group auto_bind_ipv6 bind_ipv6_link_local check_via chroot corelog
+    disable_core_dump disable_tls tls_disable enable_tls tls_enable exit_timeout
+    ser_kill_timeout force_rport fork_delay group gid http_reply_parse http_reply_hack
+    ip_free_bind ipfreebind ip_nonlocal_bind ipv6_hex_style latency_cfg_log
+    latency_limit_action latency_limit_db latency_log local_rport log_engine_data
+    log_engine_type log_name log_prefix_mode log_color maxbuffer max_branches
+    max_recursive_level max_while_loops mcast mcast_loopback mcast_ttl mem_join mem_safety
+    mem_status_mode mem_summary mhomed mlock_pages modinit_delay onsend_route_reply
+    open_files_limit phone2tel pmtu_discovery pv_buffer_size pv_buffer_slots pv_cache_limit
+    pv_cache_action rundir run_dir received_route_mode reply_to_via route_locks_size
+    server_id server_header server_signature shm_force_alloc shm_mem_size sip_parser_log
+    sip_parser_mode sip_warning socket_workers sql_buffer_size stats_name_separator tos
+    udp_mtu udp_mtu_try_proto uri_host_extra_chars user uid user_agent_header
+    verbose_startup version_table wait_worker1_mode wait_worker1_time wait_worker1_usleep
+    workdir wdir xavp_via_params xavp_via_fields dns rev_dns dns_cache_del_nonexp
+    dns_cache_delete_nonexpired dns_cache_rec_pref dns_cache_flags dns_cache_gc_interval
+    dns_cache_init dns_cache_max_ttl dns_cache_mem dns_cache_min_ttl dns_cache_negative_ttl
+    dns_naptr_ignore_rfc dns_retr_no dns_retr_time dns_search_full_match dns_servers_no
+    dns_srv_lb dns_srv_loadbalancing dns_try_ipv6 dns_try_naptr dns_sctp_pref dns_tcp_pref
+    dns_tls_pref dns_udp_pref dns_sctp_preference dns_tcp_preference dns_tls_preference
+    dns_udp_preference dns_use_search_list use_dns_cache use_dns_failover disable_tcp
+    tcp_accept_aliases tcp_accept_haproxy tcp_accept_hep3 tcp_accept_no_cl tcp_accept_unique
+    tcp_async tcp_buf_write tcp_children tcp_clone_rcvbuf tcp_connection_match
+    tcp_connect_timeout tcp_conn_wq_max tcp_crlf_ping tcp_defer_accept tcp_delayed_ack
+    tcp_fd_cache tcp_keepalive tcp_keepcnt tcp_keepidle tcp_keepintvl tcp_linger2
+    tcp_no_connect tcp_poll_method tcp_rd_buf_size tcp_reuse_port tcp_script_mode
+    tcp_send_timeout tcp_source_ipv4 tcp_source_ipv6 tcp_syncnt tcp_wait_data
+    tcp_wq_blk_size tcp_wq_max tls_port_no tls_max_connections disable_sctp enable_sctp
+    sctp_children sctp_socket_rcvbuf sctp_socket_receive_buffer sctp_socket_sndbuf
+    sctp_socket_send_buffer sctp_autoclose sctp_send_ttl sctp_send_retries
+    sctp_assoc_tracking sctp_assoc_reuse sctp_max_assocs sctp_srto_initial sctp_srto_max
+    sctp_srto_min sctp_asocmaxrxt sctp_init_max_attempts sctp_init_max_timeo sctp_hbinterval
+    sctp_pathmaxrxt sctp_sack_delay sctp_sack_freq sctp_max_burst udp4_raw udp4_raw_mtu
+    udp4_raw_ttl dst_blocklist_expire dst_blocklist_ttl dst_blocklist_gc_interval
+    dst_blocklist_init dst_blocklist_mem use_dst_blocklist real_time rt_policy rt_prio
+    rt_timer1_policy rt_ftimer_policy rt_timer1_prio rt_fast_timer_prio rt_ftimer_prio
+    rt_timer2_policy rt_stimer_policy rt_timer2_prio rt_stimer_prio
+    """.split()  # noqa: SIM905 - a block of names reads best
+)
 
 #: Every name a kamailio.cfg may assign at the top level.
 KNOWN: frozenset[str] = frozenset(IMPLEMENTED) | NOT_IMPLEMENTED

@@ -125,6 +125,8 @@ def forward_to(ctx: MsgContext, target_uri: str) -> int:
     out.prepend_via(_our_via(ctx, proto, stateless_branch(ctx.msg)))
     # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
+    if not ctx.core.run_onsend(out, ctx.rcv, proto, ip, port):
+        return 1  # dropped by onsend_route: handled, as in Kamailio
     if not ctx.core.send(proto, ip, port, out.to_bytes()):
         script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
         return -1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
@@ -204,6 +205,25 @@ class Core:
         if ok:
             ctx.replied = True
         return ok
+
+    def run_onsend(self, out: SipMsg, rcv: RecvInfo, proto: str, host: str, port: int) -> bool:
+        """Kamailio's onsend_route: run for a request about to leave (stateless forward or a
+        tm branch) with the outgoing message; False when the script dropped it."""
+        engine = self.engine
+        name = self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route"
+        if engine is None or not engine.has_route(name):
+            return True
+        ctx = MsgContext(msg=out, rcv=rcv, core=self, route_type=RouteType.ONSEND)
+        ctx.extra["send_info"] = {"proto": proto, "host": host, "port": port}
+        try:
+            engine.run(name, ctx)
+        except ScriptDrop:
+            return False
+        except ScriptExit:
+            return True
+        except Exception:  # a broken onsend route must not stop the message
+            log.exception("error in onsend route %s", name)
+        return not ctx.dropped
 
     def call_later(self, delay: float, func: Callable[[], None]) -> Any:
         """Run ``func`` after ``delay`` seconds in this worker's loop; returns a cancellable handle."""

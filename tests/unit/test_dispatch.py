@@ -127,3 +127,30 @@ def test_reply_not_for_us_is_dropped() -> None:
              b"Content-Length: 0\r\n\r\n")
     d.on_data(reply, RCV)
     assert tr.sent == [] and d.counters["dropped_replies"] == 1
+
+
+def test_onsend_route_sees_the_outgoing_request_and_can_drop_it() -> None:
+    from kemi_core.core_exports.forward import forward_uri
+
+    seen: list[tuple[str, object]] = []
+
+    class OnsendEngine(ScriptedEngine):
+        def has_route(self, name: str) -> bool:
+            return name == "ksr_onsend_route"
+
+        def run(self, name: str, ctx: MsgContext) -> int:
+            seen.append((ctx.msg.vias[0].host, ctx.extra["send_info"]))
+            if ctx.msg.has_header("X-Drop"):
+                ctx.dropped = True
+            return 1
+
+    core, tr = offline_core()
+    core.engine = OnsendEngine(lambda ctx: 1)
+    ctx = core.new_context(parse_datagram(request("MESSAGE", "sip:b@127.0.0.1", 40000)), RCV)
+    assert forward_uri(ctx, "sip:127.0.0.1:5090") == 1
+    assert len(tr.sent) == 1
+    assert seen[0] == ("127.0.0.1", {"proto": "udp", "host": "127.0.0.1", "port": 5090})
+    dropped = core.new_context(parse_datagram(request("MESSAGE", "sip:b@127.0.0.1", 40000,
+                                                      extra="X-Drop: 1")), RCV)
+    assert forward_uri(dropped, "sip:127.0.0.1:5090") == 1
+    assert len(tr.sent) == 1  # the onsend route dropped the second one

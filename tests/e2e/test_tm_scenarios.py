@@ -1,0 +1,170 @@
+"""tm through real processes: kemi (Lua script) between SIPp callers and callees.
+
+Serial forking from the failure route, 408 on timeouts, CANCEL, MESSAGE/OPTIONS, packet loss
+and in-dialog requests routed by Record-Route. Every port is a free one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing.sipp import SippUas, run_sipp
+
+from .conftest import needs_sipp
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+auto_aliases=no
+listen=udp:127.0.0.1:{port}
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "rr.so"
+loadmodule "maxfwd.so"
+loadmodule "app_lua.so"
+modparam("tm", "fr_timer", {fr})
+modparam("tm", "fr_inv_timer", {fr_inv})
+modparam("app_lua", "load", "{script}")
+cfgengine "lua"
+"""
+
+SCRIPT = """
+function ksr_request_route()
+    if KSR.maxfwd.process_maxfwd(10) < 0 then
+        KSR.sl.send_reply(483, "Too Many Hops")
+        return
+    end
+    local in_dialog = KSR.pv.get("$tt") ~= nil
+    if in_dialog then
+        if {use_rr} then KSR.rr.loose_route() end
+    else
+        if {use_rr} then KSR.rr.record_route() end
+        KSR.pv.sets("$du", "sip:127.0.0.1:{uas1}")
+        KSR.tm.t_on_failure("ksr_failure_serial")
+        KSR.tm.t_on_branch_failure("ksr_branch_failed")
+    end
+    if KSR.tm.t_relay() < 0 then
+        KSR.sl.send_reply(500, "Server error")
+    end
+end
+
+function ksr_failure_serial()
+    local code = KSR.pv.get("$T_reply_code")
+    KSR.info("failure route: code " .. tostring(code) .. " canceled " .. KSR.tm.t_is_canceled()
+             .. " timeout " .. KSR.tm.t_branch_timeout() .. "\\n")
+    if KSR.tm.t_is_canceled() > 0 then return end
+    if code == 486 and {uas2} > 0 then
+        KSR.pv.sets("$du", "sip:127.0.0.1:{uas2}")
+        KSR.tm.t_relay()
+    end
+end
+
+function ksr_branch_failed()
+    KSR.info("branch failure: " .. tostring(KSR.pv.get("$T_reply_code")) .. "\\n")
+end
+"""
+
+
+def _server(start_kemi: Callable[..., KemiProcess], tmp_path: Path, *, uas1: int, uas2: int = 0,
+            fr: int = 30000, fr_inv: int = 120000, use_rr: bool = False) -> tuple[KemiProcess, int]:
+    port = free_port()
+    script = tmp_path / "tm_test.lua"
+    script.write_text(SCRIPT.format(uas1=uas1, uas2=uas2, use_rr="true" if use_rr else "false"))
+    srv = start_kemi(CFG.format(port=port, fr=fr, fr_inv=fr_inv, script=script))
+    return srv, port
+
+
+def _uac(port: int, tmp_path: Path, scenario: str | Path, calls: int, rate: float = 20,
+         timeout: float = 60, extra: list[str] | None = None, name: str = "uac"):  # type: ignore[no-untyped-def]
+    return run_sipp(f"127.0.0.1:{port}", tmp_path, scenario=scenario, calls=calls, rate=rate,
+                    local_port=free_port(), timeout=timeout, extra=extra, name=name)
+
+
+def test_486_failure_route_forks_serially_to_second_callee(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    uas1, uas2 = free_port(), free_port()
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1, uas2=uas2)
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_busy.xml", name="busy"), \
+            SippUas(tmp_path, uas2, "uas", name="answer"):
+        result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=30)
+    log = srv.log()
+    assert result.successful == 30 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
+    assert "failure route: code 486" in log
+    assert "branch failure: 486" in log
+
+
+def test_no_answer_gives_408_after_fr_inv_timer_and_cancels_downstream(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    uas1 = free_port()
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1, fr=2000, fr_inv=1500)
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", name="ringer") as uas:
+        result = _uac(port, tmp_path, SCENARIOS / "uac_expect_408.xml", calls=5, rate=5)
+        callee = uas.stop()
+    log = srv.log()
+    assert result.successful == 5 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
+    assert int(callee.get("SuccessfulCall(C)", 0)) == 5  # each got its CANCEL and ACKed 487
+    assert "failure route: code 408 canceled -1 timeout 1" in log
+
+
+def test_no_reply_at_all_gives_408_after_fr_timer(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    silent = free_port()  # nothing listens there
+    srv, port = _server(start_kemi, tmp_path, uas1=silent, fr=1500)
+    result = _uac(port, tmp_path, SCENARIOS / "uac_expect_408.xml", calls=3, rate=3)
+    assert result.successful == 3, (result.stdout[-2500:], srv.log()[-3000:])
+
+
+def test_caller_cancel_gives_487_and_cancel_downstream(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    uas1 = free_port()
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1)
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", name="ringer") as uas:
+        result = _uac(port, tmp_path, SCENARIOS / "uac_cancel.xml", calls=20)
+        callee = uas.stop()
+    log = srv.log()
+    assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
+    assert int(callee.get("SuccessfulCall(C)", 0)) == 20
+    assert "failure route: code 487 canceled 1" in log
+
+
+def test_message_and_options_through_tm(start_kemi: Callable[..., KemiProcess],
+                                        tmp_path: Path) -> None:
+    uas1 = free_port()
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1)
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_message_options.xml", name="mo"):
+        result = _uac(port, tmp_path, SCENARIOS / "uac_message_options.xml", calls=50, rate=50)
+    assert result.successful == 50 and result.failed == 0, (result.stdout[-2500:], srv.log()[-3000:])
+    stats = srv.rpc("tm.stats")
+    assert stats["created"] >= 100 and stats["2xx"] >= 100
+
+
+def test_calls_complete_with_10_percent_packet_loss(start_kemi: Callable[..., KemiProcess],
+                                                    tmp_path: Path) -> None:
+    uas1 = free_port()
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1)
+    with SippUas(tmp_path, uas1, "uas", name="lossy_uas", extra=["-lost", "10"]):
+        result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=50, rate=10, timeout=120,
+                      extra=["-lost", "10"])
+    assert result.successful == 50 and result.failed == 0, (result.stdout[-2500:], srv.log()[-3000:])
+
+
+def test_in_dialog_requests_follow_record_route(start_kemi: Callable[..., KemiProcess],
+                                                tmp_path: Path) -> None:
+    uas1 = free_port()
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1, use_rr=True)
+    with SippUas(tmp_path, uas1, "uas", name="rr_uas"):
+        result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=20)
+    log = srv.log()
+    assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
