@@ -117,6 +117,10 @@ class LuaEngine:
         assert self.state is not None
         return self.state
 
+    def current_location(self) -> str | None:
+        """Where the script is now (file:line), for the debugger's cfgtrace."""
+        return self.state.script_location() if self.state is not None else None
+
     # ---- running ------------------------------------------------------------------------
     def has_route(self, name: str) -> bool:
         if self.state is None:

@@ -69,6 +69,19 @@ class LuaState:
     def has(self, name: str) -> bool:
         return bool(self._has(name))
 
+    def script_location(self) -> str | None:
+        """``file:line`` of the script line running now (called from inside a KSR function;
+        used by the debugger's cfgtrace, so only paid for when tracing)."""
+        getinfo = self.runtime.eval("debug.getinfo")
+        for level in range(1, 12):
+            info = getinfo(level, "Sl")
+            if info is None:
+                return None
+            source = info["source"]
+            if isinstance(source, str) and source.startswith("@") and info["currentline"] > 0:
+                return f"{source[1:]}:{info['currentline']}"
+        return None
+
     def load_scripts(self, paths: Sequence[str], sources: Sequence[str] | None = None) -> None:
         """Compile and run each script in order (from ``sources`` when given: the texts a
         reload published); ScriptError with ``file:line: reason``."""

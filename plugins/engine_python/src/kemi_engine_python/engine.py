@@ -10,6 +10,7 @@ when it sees the counter move at the start of its next request or reply route.
 from __future__ import annotations
 
 import logging
+import sys
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -168,3 +169,15 @@ class PythonEngine:
     def reload(self) -> None:
         self._state.reload()
         self._seen = -1
+
+    def current_location(self) -> str | None:
+        """file:line of the innermost script frame running now (the debugger's cfgtrace)."""
+        image = self._state.image
+        if image is None:
+            return None
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename == image.path:
+                return f"{image.path}:{frame.f_lineno}"
+            frame = frame.f_back  # type: ignore[assignment]
+        return None

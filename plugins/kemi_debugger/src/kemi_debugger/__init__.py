@@ -59,7 +59,8 @@ def traced(exp: KemiExport, core: Core, level: int, prefix: str) -> KemiExport:
             locate = getattr(core.engine, "current_location", None)
             if locate is not None:
                 where = f" [{locate()}]"
-            log.log(level, "%s KSR.%s%r = %r%s", prefix, name, args, result, where)
+            shown = ", ".join(repr(a) for a in args)
+            log.log(level, "%s KSR.%s(%s) = %r%s", prefix, name, shown, result, where)
         return result
 
     return attrs.evolve(exp, func=trace)
