@@ -10,6 +10,7 @@ import asyncio
 import errno
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -41,6 +42,14 @@ def check_listen_free(built: Built) -> None:
                 why = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
                 raise ConfigError(f"cannot listen on {lst.proto}:{lst.host}:{lst.port}: {why}",
                                   built.core.config.source)
+
+
+def _exited(pid: int) -> bool:
+    """Whether a child has exited (without reaping it: _reap does that)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def ctl_spec(built: Built) -> str:
@@ -90,8 +99,12 @@ class Server:
 
     # ---- main process and workers -----------------------------------------------------
     def _run_forked(self, n: int) -> int:
+        # Workers report "ready" (sockets bound, script loaded) on this pipe; the control socket
+        # opens only once all are, so "the RPC answers" means "the server takes traffic".
+        self.ready_r, self.ready_w = os.pipe()
         for rank in range(1, n + 1):
             self._spawn(rank, shared=n > 1)
+        self._wait_ready(n)
         core = self.built.core
         core.worker_pids = {rank: pid for pid, rank in self.children.items()}  # type: ignore[attr-defined]
         loop = asyncio.new_event_loop()
@@ -102,6 +115,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, loop.stop)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        loop.add_reader(self.ready_r, self._drain_ready)  # restarted workers report too
         log.info("kemi main process %d: %d workers", os.getpid(), n)
         try:
             loop.run_forever()
@@ -123,6 +137,7 @@ class Server:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 worker = Worker(self.built, rank, shared)
                 worker.setup()
+                os.write(self.ready_w, bytes([rank % 256]))
                 worker.run_forever()
             except BaseException:
                 log.exception("worker %d failed", rank)
@@ -132,6 +147,25 @@ class Server:
                 sys.stderr.flush()
                 os._exit(code)
         self.children[pid] = rank
+
+    def _wait_ready(self, n: int, timeout: float = 60.0) -> None:
+        """Block until ``n`` workers said ready (or died, which _reap handles later)."""
+        deadline = time.monotonic() + timeout
+        got = 0
+        while got < n and time.monotonic() < deadline:
+            readable, _, _ = select.select([self.ready_r], [], [], 0.2)
+            if readable:
+                got += len(os.read(self.ready_r, 256))
+            elif not self.children or any(_exited(pid) for pid in self.children):
+                break  # a worker died during start-up: the supervisor loop deals with it
+        if got < n:
+            log.error("only %d of %d workers became ready", got, n)
+
+    def _drain_ready(self) -> None:
+        try:
+            os.read(self.ready_r, 256)
+        except BlockingIOError:
+            pass
 
     def _reap(self) -> None:
         while True:

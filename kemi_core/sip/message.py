@@ -2,80 +2,58 @@
 
 The head is kept as a list of text lines (the first line, then one item per header, folded
 continuation lines included, each line still ending in its CR) and a parallel list of
-canonical lower-case header names. Values are parsed only when asked for and cached until the
-next edit. Edits replace, insert or delete whole lines, so serializing is one ``"\\n".join``;
-an unedited message returns the very bytes it was parsed from.
+canonical lower-case header names. Values are parsed only when asked for and cached until an
+edit touches that header. Edits replace, insert or delete whole lines (edits.py), so
+serializing is one ``"\\n".join``; an unedited message returns the very bytes it came from.
 
 Text is UTF-8 decoded with surrogateescape: any byte survives the round trip.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
+from kemi_core.sip.edits import EditsMixin
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import (
-    COMPACT_FORMS,
-    LIST_HEADERS,
-    TOKEN_CHARS,
     CSeq,
     NameAddr,
     Via,
     parse_cseq,
     parse_name_addr,
     parse_name_addr_list,
-    parse_uint,
     parse_via,
     parse_vias,
+)
+from kemi_core.sip.syntax import (
+    FOLD_RE,
+    LIST_HEADERS,
+    header_key,
+    line_value,
+    parse_uint,
     split_commas,
 )
 from kemi_core.sip.uri import SipUri, parse_uri
 
-_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]*")
-_KEYS: dict[str, str] = {}
+_MISSING: Any = object()
+
+__all__ = ["SipMsg", "header_key", "line_value"]
 
 
-def header_key(name: str) -> str:
-    """Canonical lookup key of a header name: lower-case, compact form expanded."""
-    key = _KEYS.get(name)
-    if key is None:
-        key = name.strip().lower()
-        key = COMPACT_FORMS.get(key, key)
-        if len(_KEYS) < 1024:
-            _KEYS[name] = key
-    return key
-
-
-def line_value(line: str) -> str:
-    """The value of a header line: after the colon, unfolded, without surrounding LWS."""
-    v = line[line.find(":") + 1 :]
-    if "\n" in v:
-        v = _FOLD_RE.sub(" ", v)
-    return v.strip(" \t\r")
-
-
-def _clean(text: str, what: str) -> str:
-    if "\r" in text or "\n" in text:
-        raise ValueError(f"CR/LF not allowed in {what}")
-    return text
-
-
-class SipMsg:
+class SipMsg(EditsMixin):
     """A parsed SIP request or reply. Build it with ``parse_datagram`` or ``StreamBuffer``."""
 
     __slots__ = (
         "is_request", "_method", "_ruri", "status", "reason", "version",
-        "_lines", "_names", "_body", "_buf", "_dirty", "_cache",
+        "_lines", "_names", "_body", "_buf", "_cache",
     )  # fmt: skip
 
     def __init__(self, lines: list[str], names: list[str], body: bytes = b"") -> None:
         self._lines = lines
         self._names = names
         self._body = body
-        self._buf: bytes | None = None
-        self._dirty = True
+        self._buf: bytes | None = None  # the bytes parsed from, until the first edit
         self._cache: dict[str, Any] = {}
         self.is_request = True
         self._method = ""
@@ -105,7 +83,7 @@ class SipMsg:
 
     @property
     def first_line(self) -> str:
-        return self._lines[0][:-1]
+        return self._lines[0].rstrip("\r")
 
     # ---- raw header access ------------------------------------------------------------
     def _first(self, key: str) -> str | None:
@@ -143,6 +121,17 @@ class SipMsg:
             yield line[: line.find(":")].rstrip(" \t"), line_value(line)
 
     # ---- typed values (parsed on first access, cached until an edit) -------------------
+    def _hot(self, key: str) -> str:
+        """Value of the first ``key`` line for the typed properties (it must exist)."""
+        try:
+            line = self._lines[self._names.index(key)]
+        except ValueError:
+            raise SipParseError(400, f"Missing {key} header") from None
+        v = line.partition(":")[2]
+        if "\n" in v:
+            v = FOLD_RE.sub(" ", v)
+        return v.strip()
+
     @property
     def uri(self) -> SipUri:
         u = self._cache.get("uri")
@@ -151,17 +140,6 @@ class SipMsg:
                 raise SipParseError(400, "A reply has no Request-URI")
             u = self._cache["uri"] = parse_uri(self._ruri)
         return u
-
-    def _hot(self, key: str) -> str:
-        """Value of the first ``key`` line for the hot typed properties (must exist)."""
-        names = self._names
-        if key not in names:
-            raise SipParseError(400, f"Missing {key} header")
-        line = self._lines[names.index(key)]
-        v = line[line.find(":") + 1 :]
-        if "\n" in v:
-            v = _FOLD_RE.sub(" ", v)
-        return v.strip(" \t\r")
 
     @property
     def via(self) -> Via:
@@ -239,29 +217,33 @@ class SipMsg:
             self._cache["call-id"] = v
         return v
 
-    def _uint(self, key: str, what: str, limit: int | None) -> int | None:
-        c = self._cache
-        if key not in c:
-            text = self._first(key)
-            c[key] = None if text is None else parse_uint(text, what, limit)
-        return c[key]  # type: ignore[no-any-return]
-
     @property
     def max_forwards(self) -> int | None:
-        return self._uint("max-forwards", "Max-Forwards", 255)
+        v = self._cache.get("max-forwards", _MISSING)
+        if v is _MISSING:
+            text = self._first("max-forwards")
+            v = None if text is None else parse_uint(text, "Max-Forwards", 255)
+            self._cache["max-forwards"] = v
+        return v  # type: ignore[no-any-return]
 
     @property
     def content_length(self) -> int | None:
-        return self._uint("content-length", "Content-Length", None)
+        v = self._cache.get("content-length", _MISSING)
+        if v is _MISSING:
+            text = self._first("content-length")
+            v = None if text is None else parse_uint(text, "Content-Length")
+            self._cache["content-length"] = v
+        return v  # type: ignore[no-any-return]
 
     @property
     def expires(self) -> int | None:
-        c = self._cache
-        if "expires" not in c:
+        v = self._cache.get("expires", _MISSING)
+        if v is _MISSING:
             text = self._first("expires")
             # RFC 3261 20.19: delta-seconds; larger values are taken as 2**32-1.
-            c["expires"] = None if text is None else min(parse_uint(text, "Expires"), 2**32 - 1)
-        return c["expires"]  # type: ignore[no-any-return]
+            v = None if text is None else min(parse_uint(text, "Expires"), 2**32 - 1)
+            self._cache["expires"] = v
+        return v  # type: ignore[no-any-return]
 
     @property
     def content_type(self) -> str | None:
@@ -271,131 +253,14 @@ class SipMsg:
     def body(self) -> bytes:
         return self._body
 
-    # ---- edits --------------------------------------------------------------------------
-    def set_ruri(self, uri: str) -> None:
-        if not self.is_request:
-            raise ValueError("a reply has no Request-URI")
-        uri = _clean(uri.strip(), "Request-URI")
-        if not uri or " " in uri or "\t" in uri:
-            raise ValueError(f"invalid Request-URI {uri!r}")
-        self._lines[0] = f"{self._method} {uri} {self.version}\r"
-        self._ruri = uri
-        self._dirty = True
-        self._cache.clear()
-
-    def _new_line(self, name: str, value: str) -> tuple[str, str]:
-        if not name or not TOKEN_CHARS.issuperset(name):
-            raise ValueError(f"invalid header name {name!r}")
-        return header_key(name), f"{name}: {_clean(value, 'a header value')}\r"
-
-    def _insert(self, i: int, key: str, line: str) -> None:
-        self._names.insert(i, key)
-        self._lines.insert(i, line)
-        self._dirty = True
-        self._cache.clear()
-
-    def append_header(self, name: str, value: str) -> None:
-        """Add a header after the last one."""
-        key, line = self._new_line(name, value)
-        self._insert(len(self._names), key, line)
-
-    def insert_header(self, name: str, value: str) -> None:
-        """Add a header before the first one."""
-        key, line = self._new_line(name, value)
-        self._insert(1, key, line)
-
-    def add_header_after(self, anchor: str, name: str, value: str) -> bool:
-        """Add a header after the first ``anchor`` header; False when there is none."""
-        akey = header_key(anchor)
-        if akey not in self._names:
-            return False
-        key, line = self._new_line(name, value)
-        self._insert(self._names.index(akey) + 1, key, line)
-        return True
-
-    def add_header_before(self, anchor: str, name: str, value: str) -> bool:
-        """Add a header before the first ``anchor`` header; False when there is none."""
-        akey = header_key(anchor)
-        if akey not in self._names:
-            return False
-        key, line = self._new_line(name, value)
-        self._insert(self._names.index(akey), key, line)
-        return True
-
-    def remove_header(self, name: str) -> int:
-        """Remove every line of that name; returns how many."""
-        idx = self._indexes(header_key(name))
-        for i in reversed(idx):
-            del self._names[i]
-            del self._lines[i]
-        if idx:
-            self._dirty = True
-            self._cache.clear()
-        return len(idx)
-
-    def prepend_via(self, value: str) -> None:
-        """Add a Via line above the top-most one."""
-        names = self._names
-        i = names.index("via") if "via" in names else 1
-        names.insert(i, "via")
-        self._lines.insert(i, f"Via: {_clean(value, 'a Via')}\r")
-        self._dirty = True
-        self._cache.clear()
-
-    def pop_via(self) -> Via | None:
-        """Remove the top Via value (only that one of a comma list); None when there is none."""
-        names = self._names
-        if "via" not in names:
-            return None
-        i = names.index("via")
-        line = self._lines[i]
-        values = split_commas(line_value(line))
-        top = parse_via(values[0]) if values else None
-        if len(values) <= 1:
-            del names[i]
-            del self._lines[i]
-        else:
-            self._lines[i] = f"{line[: line.find(':')]}: {', '.join(values[1:])}\r"
-        self._dirty = True
-        self._cache.clear()
-        return top
-
-    def _set_value(self, key: str, name: str, value: str) -> None:
-        """Replace the value of the first ``key`` line (keeping its name as written) or
-        append the header."""
-        names = self._names
-        if key in names:
-            i = names.index(key)
-            line = self._lines[i]
-            self._lines[i] = f"{line[: line.find(':')]}: {value}\r"
-            self._dirty = True
-            self._cache.clear()
-        else:
-            self.append_header(name, value)
-
-    def set_max_forwards(self, n: int) -> None:
-        """Set Max-Forwards (0..255), adding the header when missing."""
-        if not 0 <= n <= 255:
-            raise ValueError("Max-Forwards must be 0..255")
-        self._set_value("max-forwards", "Max-Forwards", str(n))
-
-    def set_body(self, body: bytes, content_type: str | None = None) -> None:
-        """Replace the body; Content-Length follows, Content-Type is set when given (and
-        removed when the new body is empty and no type is given)."""
-        self._body = bytes(body)
-        self._set_value("content-length", "Content-Length", str(len(body)))
-        if content_type is not None:
-            self._set_value("content-type", "Content-Type", _clean(content_type, "Content-Type"))
-        elif not body:
-            self.remove_header("content-type")
-        self._dirty = True
-
     # ---- output --------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        if not self._dirty:
-            return self._buf  # type: ignore[return-value]
-        head = "\n".join(self._lines).encode("utf-8", "surrogateescape")
-        return b"%s\n\r\n%s" % (head, self._body)
+        b = self._buf
+        if b is not None:
+            return b
+        return b"".join(
+            ("\n".join(self._lines).encode("utf-8", "surrogateescape"), b"\n\r\n", self._body)
+        )
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
@@ -404,7 +269,6 @@ class SipMsg:
         """An independent copy (edits to one do not show in the other)."""
         m = SipMsg(list(self._lines), list(self._names), self._body)
         m._buf = self._buf
-        m._dirty = self._dirty
         m.is_request = self.is_request
         m._method = self._method
         m._ruri = self._ruri

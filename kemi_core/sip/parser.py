@@ -10,11 +10,14 @@ names) takes the careful path. Only SipParseError leaves this module, whatever t
 
 from __future__ import annotations
 
+import sys
+from itertools import islice
+
 import attrs
 
 from kemi_core.sip.errors import SipParseError
-from kemi_core.sip.headers import COMPACT_FORMS, METHODS, TOKEN_CHARS
-from kemi_core.sip.message import SipMsg, line_value
+from kemi_core.sip.message import SipMsg
+from kemi_core.sip.syntax import COMPACT_FORMS, METHODS, TOKEN_CHARS, line_value
 
 # Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -37,6 +40,7 @@ class ParseLimits:
 
 
 DEFAULT_LIMITS = ParseLimits()
+_new_msg = object.__new__
 
 
 def _name_key(line: str) -> str:
@@ -49,7 +53,8 @@ def _name_key(line: str) -> str:
     if not name or not TOKEN_CHARS.issuperset(name):
         raise SipParseError(400, "Bad header name")
     key = name.lower()
-    key = COMPACT_FORMS.get(key, key)
+    # Interned, so list scans for a key hit on identity.
+    key = sys.intern(COMPACT_FORMS.get(key, key))
     if len(_NAME_CACHE) < _NAME_CACHE_MAX:
         _NAME_CACHE[raw] = key
     return key
@@ -83,13 +88,7 @@ def _index_careful(lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _parse_first_line(msg: SipMsg, line: str) -> None:
-    parts = line.split(" ")
-    if len(parts) == 3 and parts[2] == "SIP/2.0\r" and parts[0] in METHODS:
-        # The usual request line: nothing more to check here (the URI is parsed lazily).
-        msg._method = parts[0]
-        msg._ruri = parts[1]
-        msg.version = "SIP/2.0"
-        return
+    """Careful start-line parser (the usual request line is handled in parse_head)."""
     text = line[:-1] if line.endswith("\r") else line
     if text[:4].upper() == "SIP/":
         parts = text.split(" ", 2)
@@ -103,6 +102,8 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
         msg.status = int(code)
         msg.reason = parts[2] if len(parts) == 3 else ""
         msg.version = parts[0]
+        msg._method = ""
+        msg._ruri = ""
         return
     parts = text.split(" ")
     if len(parts) != 3:
@@ -117,8 +118,11 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
     if "\t" in ruri or "\x00" in ruri:
         raise SipParseError(400, "Bad Request-URI")
     _check_version(version)
+    msg.is_request = True
     msg._method = method
     msg._ruri = ruri
+    msg.status = 0
+    msg.reason = ""
     msg.version = version
 
 
@@ -142,19 +146,34 @@ def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    n = len(lines)
-    if n - 1 > limits.max_headers:
+    if len(lines) > limits.max_headers + 1:
         raise SipParseError(400, "Too Many Headers")
     if len(text) > limits.max_header_line and max(map(len, lines)) > limits.max_header_line:
         raise SipParseError(400, "Header Line Too Long")
     get = _NAME_CACHE.get
-    names = [get(line.partition(":")[0]) for line in lines]
-    names[0] = ""
-    # Fast path only when every line ends in CR (so no bare LF/CR) and every name is known.
-    if None in names or text.count("\r") != n:
+    names = [""]
+    names += [get(line.partition(":")[0]) for line in islice(lines, 1, None)]
+    # Any line whose name is not a known well-formed one (folding, junk, a name never seen,
+    # an empty line of bare-LF framing) sends the whole head through the careful path.
+    if None in names:
         lines, names = _index_careful(lines)
-    msg = SipMsg(lines, names)  # type: ignore[arg-type]
-    _parse_first_line(msg, lines[0])
+    msg = _new_msg(SipMsg)
+    msg._lines = lines
+    msg._names = names  # type: ignore[assignment]
+    msg._body = b""
+    msg._buf = None
+    msg._cache = {}
+    first = lines[0].split(" ")
+    if len(first) == 3 and first[2] == "SIP/2.0\r" and first[0] in METHODS:
+        # The usual request line: nothing more to check now (the URI is parsed lazily).
+        msg.is_request = True
+        msg._method = first[0]
+        msg._ruri = first[1]
+        msg.status = 0
+        msg.reason = ""
+        msg.version = "SIP/2.0"
+    else:
+        _parse_first_line(msg, lines[0])
     return msg
 
 
@@ -164,7 +183,7 @@ def content_length_of(msg: SipMsg) -> int | None:
     if "content-length" not in names:
         return None
     i = names.index("content-length")
-    if "content-length" in names[i + 1 :]:
+    if i + 1 < len(names) and "content-length" in names[i + 1 :]:
         raise SipParseError(400, "Multiple Content-Length headers")
     line = msg._lines[i]
     text = line[line.find(":") + 1 :].strip(" \t\r")
@@ -207,7 +226,7 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         data = bytes(data)
     if len(data) > limits.max_message_size:
         raise SipParseError(413, "Message Too Large")
-    if data[:1] in (b"\r", b"\n"):
+    if data[:1] in b"\r\n":
         # RFC 3261 7.5: CRLFs before the start line are ignored.
         data = data.lstrip(b"\r\n")
     he = data.find(b"\r\n\r\n")
@@ -215,23 +234,34 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         if he <= 0:
             raise _HeadEndsEarly
         msg = parse_head(data[: he + 2], limits)
-        body_start = he + 4
+        body = data[he + 4 :]
     except _HeadEndsEarly:
         head, body = _split_careful(data)
         if not head.strip():
             raise SipParseError(400, "Empty message") from None
         msg = parse_head(head, limits)
-        body_start = len(data) - len(body)
-    check_mandatory(msg, limits)
-    body = data[body_start:]
-    cl = content_length_of(msg)
-    if cl is not None and cl != len(body):
-        if cl > len(body):
-            raise SipParseError(400, "Content-Length larger than body")
-        # RFC 3261 18.3: bytes past Content-Length in a datagram are discarded.
-        body = body[:cl]
-        data = data[: body_start + cl]
+    names = msg._names
+    if limits.require_mandatory and not (
+        "via" in names and "from" in names and "to" in names and "call-id" in names
+        and "cseq" in names
+    ):  # fmt: skip
+        check_mandatory(msg, limits)
+    try:
+        i = names.index("content-length")
+    except ValueError:
+        pass  # allowed on UDP (RFC 3261 18.3): the body is the rest of the datagram
+    else:
+        v = msg._lines[i].partition(":")[2].strip()
+        if v.isdigit() and v.isascii() and len(v) < 11 and i + 1 == len(names):
+            cl = int(v)
+        else:
+            cl = content_length_of(msg)  # type: ignore[assignment]
+        if cl != len(body):
+            if cl > len(body):
+                raise SipParseError(400, "Content-Length larger than body")
+            # RFC 3261 18.3: bytes past Content-Length in a datagram are discarded.
+            data = data[: len(data) - len(body) + cl]
+            body = body[:cl]
     msg._body = body
     msg._buf = data
-    msg._dirty = False
     return msg

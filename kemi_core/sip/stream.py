@@ -100,5 +100,4 @@ class StreamBuffer:
             check_mandatory(msg, limits)
             msg._body = data[self._head_len :]
             msg._buf = data
-            msg._dirty = False
             out.append(msg)

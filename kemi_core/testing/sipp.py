@@ -9,6 +9,8 @@ from pathlib import Path
 
 import attrs
 
+from kemi_core.testing.process import free_port
+
 #: SIPp's exit codes (its documentation, "Exit codes").
 SIPP_ALL_OK = 0
 SIPP_SOME_FAILED = 1
@@ -53,6 +55,8 @@ def run_sipp(target: str | None, workdir: Path, *, scenario: str | Path = "uac",
     UAC, None for a UAS.
     """
     stat_file = workdir / f"{name}_stats.csv"
+    if local_port == 0:  # SIPp's own default is 5060: never take a port a server may need
+        local_port = free_port()
     args = ["sipp"]
     if target:
         args.append(target)

@@ -6,6 +6,7 @@ and in-dialog requests routed by Record-Route. Every port is a free one.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +37,7 @@ loadmodule "maxfwd.so"
 loadmodule "app_lua.so"
 modparam("tm", "fr_timer", {fr})
 modparam("tm", "fr_inv_timer", {fr_inv})
+modparam("tm", "wt_timer", {wt})
 modparam("app_lua", "load", "{script}")
 cfgengine "lua"
 """
@@ -48,7 +50,10 @@ function ksr_request_route()
     end
     local in_dialog = KSR.pv.get("$tt") ~= nil
     if in_dialog then
-        if {use_rr} then KSR.rr.loose_route() end
+        if {use_rr} then
+            local lr = KSR.rr.loose_route()
+            KSR.info("in-dialog " .. KSR.pv.get("$rm") .. " loose_route " .. lr .. "\\n")
+        end
     else
         if {use_rr} then KSR.rr.record_route() end
         KSR.pv.sets("$du", "sip:127.0.0.1:{uas1}")
@@ -78,12 +83,26 @@ end
 
 
 def _server(start_kemi: Callable[..., KemiProcess], tmp_path: Path, *, uas1: int, uas2: int = 0,
-            fr: int = 30000, fr_inv: int = 120000, use_rr: bool = False) -> tuple[KemiProcess, int]:
+            fr: int = 30000, fr_inv: int = 120000, wt: int = 5000,
+            use_rr: bool = False) -> tuple[KemiProcess, int]:
     port = free_port()
     script = tmp_path / "tm_test.lua"
     script.write_text(SCRIPT.format(uas1=uas1, uas2=uas2, use_rr="true" if use_rr else "false"))
-    srv = start_kemi(CFG.format(port=port, fr=fr, fr_inv=fr_inv, script=script))
+    srv = start_kemi(CFG.format(port=port, fr=fr, fr_inv=fr_inv, wt=wt, script=script))
+    wait_workers(srv, 2)
     return srv, port
+
+
+def wait_workers(srv: KemiProcess, n: int, timeout: float = 20.0) -> None:
+    """Until every worker has bound its sockets: a worker joining the SO_REUSEPORT group later
+    would take over some flows in the middle of their transactions."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = srv.log()
+        if all(f"worker {rank} ready" in log for rank in range(1, n + 1)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"workers not ready:\n{srv.log()[-2000:]}")
 
 
 def _uac(port: int, tmp_path: Path, scenario: str | Path, calls: int, rate: float = 20,
@@ -101,8 +120,8 @@ def test_486_failure_route_forks_serially_to_second_callee(
         result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=30)
     log = srv.log()
     assert result.successful == 30 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
-    assert "failure route: code 486" in log
-    assert "branch failure: 486" in log
+    wait_log(srv, "failure route: code 486", 1)
+    wait_log(srv, "branch failure: 486", 1)
 
 
 def test_no_answer_gives_408_after_fr_inv_timer_and_cancels_downstream(
@@ -111,11 +130,12 @@ def test_no_answer_gives_408_after_fr_inv_timer_and_cancels_downstream(
     srv, port = _server(start_kemi, tmp_path, uas1=uas1, fr=2000, fr_inv=1500)
     with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", name="ringer") as uas:
         result = _uac(port, tmp_path, SCENARIOS / "uac_expect_408.xml", calls=5, rate=5)
+        time.sleep(2.5)  # the callee's last CANCEL/487/ACK may still be on the way
         callee = uas.stop()
     log = srv.log()
     assert result.successful == 5 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
     assert int(callee.get("SuccessfulCall(C)", 0)) == 5  # each got its CANCEL and ACKed 487
-    assert "failure route: code 408 canceled -1 timeout 1" in log
+    wait_log(srv, "failure route: code 408 canceled -1 timeout 1", 1)
 
 
 def test_no_reply_at_all_gives_408_after_fr_timer(
@@ -132,11 +152,12 @@ def test_caller_cancel_gives_487_and_cancel_downstream(
     srv, port = _server(start_kemi, tmp_path, uas1=uas1)
     with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", name="ringer") as uas:
         result = _uac(port, tmp_path, SCENARIOS / "uac_cancel.xml", calls=20)
+        time.sleep(2.5)  # the callee's last CANCEL/487/ACK may still be on the way
         callee = uas.stop()
     log = srv.log()
     assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
     assert int(callee.get("SuccessfulCall(C)", 0)) == 20
-    assert "failure route: code 487 canceled 1" in log
+    wait_log(srv, "failure route: code 487 canceled 1", 1)
 
 
 def test_message_and_options_through_tm(start_kemi: Callable[..., KemiProcess],
@@ -153,7 +174,10 @@ def test_message_and_options_through_tm(start_kemi: Callable[..., KemiProcess],
 def test_calls_complete_with_10_percent_packet_loss(start_kemi: Callable[..., KemiProcess],
                                                     tmp_path: Path) -> None:
     uas1 = free_port()
-    srv, port = _server(start_kemi, tmp_path, uas1=uas1)
+    # wt_timer as RFC 3261 Timer J (64*T1): Kamailio's 5 s default is shorter than the time a
+    # caller keeps retransmitting a BYE whose 200s it keeps losing; past it a late
+    # retransmission is a new transaction (as in Kamailio).
+    srv, port = _server(start_kemi, tmp_path, uas1=uas1, wt=32000)
     with SippUas(tmp_path, uas1, "uas", name="lossy_uas", extra=["-lost", "10"]):
         result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=50, rate=10, timeout=120,
                       extra=["-lost", "10"])
@@ -164,7 +188,46 @@ def test_in_dialog_requests_follow_record_route(start_kemi: Callable[..., KemiPr
                                                 tmp_path: Path) -> None:
     uas1 = free_port()
     srv, port = _server(start_kemi, tmp_path, uas1=uas1, use_rr=True)
-    with SippUas(tmp_path, uas1, "uas", name="rr_uas"):
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_dialog.xml", name="rr_uas"):
         result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=20)
+    assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], srv.log()[-3000:])
+    log = wait_log(srv, "in-dialog BYE loose_route 1", 20)
+    assert log.count("in-dialog ACK loose_route 1") == 20
+    assert "loose_route -1" not in log
+
+
+def wait_log(srv: KemiProcess, text: str, count: int, timeout: float = 10.0) -> str:
+    """The server's log once ``text`` appears ``count`` times in it (workers write late)."""
+    deadline = time.monotonic() + timeout
     log = srv.log()
-    assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
+    while log.count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        log = srv.log()
+    assert log.count(text) >= count, log[-3000:]
+    return log
+
+
+def test_rpc_t_uac_start_sends_a_request_statefully(start_kemi: Callable[..., KemiProcess],
+                                                   tmp_path: Path) -> None:
+    import socket
+
+    from kemi_core.sip import build_reply, parse_datagram
+
+    srv, _ = _server(start_kemi, tmp_path, uas1=free_port())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as callee:
+        callee.bind(("127.0.0.1", 0))
+        callee.settimeout(5)
+        target = f"sip:probe@127.0.0.1:{callee.getsockname()[1]}"
+        answer = srv.rpc("tm.t_uac_start", "OPTIONS", target, ".", ".", "X-From-Rpc: yes\r\n")
+        assert answer["sent"] is True
+        first, addr = callee.recvfrom(65535)
+        req = parse_datagram(first)
+        assert req.method == "OPTIONS" and req.header("X-From-Rpc") == "yes"
+        callee.sendto(build_reply(req, 200, "OK", to_tag="p"), addr)
+        callee.settimeout(1.5)
+        try:  # no retransmission once the 200 arrived (T1 is 0.5 s)
+            again = callee.recvfrom(65535)[0]
+        except TimeoutError:
+            again = b""
+    assert again == b""
+    wait_log(srv, "tm: local OPTIONS request got 200", 1)

@@ -43,7 +43,12 @@ def seed_server(start_kemi: Callable[..., KemiProcess]) -> KemiProcess:
             pytest.skip(f"udp 127.0.0.1:{busy} in use (the seed example needs 5060 and 5080)")
         time.sleep(0.5)
     # Verbatim: the script path is relative to the repository, the server's cwd.
-    return start_kemi(SEED_CFG.read_text())
+    srv = start_kemi(SEED_CFG.read_text())
+    deadline = time.monotonic() + 20  # both workers in the SO_REUSEPORT group before calls
+    while not all(f"worker {r} ready" in srv.log() for r in (1, 2)):
+        assert time.monotonic() < deadline, srv.log()[-2000:]
+        time.sleep(0.1)
+    return srv
 
 
 def test_seed_lua_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: Path) -> None:

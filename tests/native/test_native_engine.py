@@ -113,12 +113,12 @@ def test_check_blocks_collects_every_error_sorted(h) -> None:
 
 
 def test_check_blocks_syntax_only_lists_unknown_functions(h) -> None:
-    blocks = [h.block('foo(1);\nif (bar("x", 2)) route(A);\n$var(x) = $T_branch_idx;'),
+    blocks = [h.block('foo(1);\nif (bar("x", 2)) route(A);\n$var(x) = $sht(ipban=>$si);'),
               h.block("exit;", "route", "A")]
     errors = check_blocks(h.core, blocks, syntax_only=True)
     assert list(errors) == []
     assert errors.unknown_functions == [("foo", "test.cfg", 1), ("bar", "test.cfg", 2)]
-    assert errors.unknown_pvs == [("$T_branch_idx", "test.cfg", 3)]
+    assert errors.unknown_pvs == [("$sht(ipban=>$si)", "test.cfg", 3)]
     assert [e.reason for e in check_blocks(h.core, blocks)][:1] == [
         "unknown function 'foo' (is its module loaded?)"]
 

@@ -24,7 +24,7 @@ def register(core: Core, svc: TmService) -> None:
 
 
 def stats(svc: TmService, core: Core, params: list[Any]) -> dict[str, Any]:
-    totals = svc.stats.totals()
+    totals: dict[str, Any] = dict(svc.stats.totals())
     totals["workers"] = {str(rank): svc.stats.row(rank) for rank in range(svc.stats.rows)
                          if any(svc.stats.row(rank).values())}
     return totals

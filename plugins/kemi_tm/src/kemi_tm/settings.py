@@ -3,10 +3,11 @@ settings built from them, with the script's per-transaction overrides applied.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from kemi_core.errors import ModuleError
 from kemi_tm.context import ProxySettings
 from kemi_tm.glue_state import MODULE, Overrides
 from kemi_tm.timers import TimerSettings
@@ -76,7 +77,7 @@ class TmSettings:
         p = lambda name: core.modparam(MODULE, name)  # noqa: E731
         t1, t2 = _ms(p("retr_timer1")), _ms(p("retr_timer2"))
         if t1 <= 0 or t2 < t1:
-            raise ValueError(f"tm: retr_timer1 ({p('retr_timer1')}) must be > 0 and <= retr_timer2")
+            raise ModuleError(f"tm: retr_timer1 ({p('retr_timer1')}) must be > 0 and <= retr_timer2")
         timers = TimerSettings(
             t1=t1, t2=t2, fr_timer=_ms(p("fr_timer")), fr_inv_timer=_ms(p("fr_inv_timer")),
             wt_timer=_ms(p("wt_timer")), retr_timer1=t1, retr_timer2=t2,
@@ -85,7 +86,7 @@ class TmSettings:
             restart_fr_on_each_reply=bool(p("restart_fr_on_each_reply")))
         mode = int(p("failure_reply_mode"))
         if mode not in (0, 3):
-            raise ValueError(f"tm: failure_reply_mode {mode} is not supported (0 or 3)")
+            raise ModuleError(f"tm: failure_reply_mode {mode} is not supported (0 or 3)")
         proxy = ProxySettings(
             failure_reply_mode=mode, faked_reply_prio=int(p("faked_reply_prio")),
             auto_inv_100=bool(p("auto_inv_100")), auto_inv_100_reason=str(p("auto_inv_100_reason")),
@@ -95,7 +96,7 @@ class TmSettings:
     def timers_for(self, ov: Overrides) -> TimerSettings:
         """The timer settings of one transaction: the script's overrides, else the modparams."""
         t = self.timers
-        changes: dict[str, float] = {}
+        changes: dict[str, Any] = {}
         if ov.fr_inv:
             changes["fr_inv_timer"] = _ms(ov.fr_inv)
         if ov.fr:
@@ -111,7 +112,7 @@ class TmSettings:
         return attrs.evolve(t, **changes) if changes else t
 
     def proxy_for(self, ov: Overrides) -> ProxySettings:
-        changes: dict[str, bool] = {}
+        changes: dict[str, Any] = {}
         if ov.auto_inv_100 is not None:
             changes["auto_inv_100"] = ov.auto_inv_100
         if ov.disable_6xx is not None:

@@ -54,14 +54,19 @@ class LocalUac:
     def __len__(self) -> int:
         return len(self.clients)
 
-    def start(self, request: SipMsg, dest: Dest) -> bool:
-        """Put our Via on ``request`` and send it statefully to ``dest``."""
+    def via_for(self, dest: Dest) -> str:
+        """A Via value naming this process's socket, with a new branch."""
+        host, port = self._local_address(dest.proto)
+        branch = f"{MAGIC_COOKIE}{secrets.token_hex(8)}.l"
+        return f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={branch}"
+
+    def start(self, request: SipMsg, dest: Dest, *, add_via: bool = True) -> bool:
+        """Send ``request`` statefully to ``dest``, with our Via on top unless it has it."""
         if len(self.clients) >= _MAX_LOCAL:
             log.error("tm: too many local transactions (%d)", len(self.clients))
             return False
-        host, port = self._local_address(dest.proto)
-        branch = f"{MAGIC_COOKIE}{secrets.token_hex(8)}.l"
-        request.prepend_via(f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={branch}")
+        if add_via:
+            request.prepend_via(self.via_for(dest))
         client = new_client_transaction(request, dest, self._settings())
         self.clients[client.key] = client
         self._do(client, client.start(self._now()))
@@ -105,9 +110,12 @@ class LocalUac:
 
 
 # ---- building requests -------------------------------------------------------------------
-def build_request(method: str, ruri: str, headers: str, body: str) -> SipMsg:
-    """A new request; From/To/Call-ID/CSeq/Max-Forwards are added when ``headers`` lacks them."""
+def build_request(method: str, ruri: str, headers: str, body: str, via: str) -> SipMsg:
+    """A new request with Via ``via``; From/To/Call-ID/CSeq/Max-Forwards are added when
+    ``headers`` lacks them."""
     lines = [h for h in headers.replace("\r\n", "\n").split("\n") if h.strip()]
+    lines = [line for line in lines if line.split(":", 1)[0].strip().lower() not in ("via", "v")]
+    lines.insert(0, f"Via: {via}")
     names = {h.split(":", 1)[0].strip().lower() for h in lines}
     if "from" not in names and "f" not in names:
         lines.append(f"From: <sip:kemi@localhost>;tag={secrets.token_hex(6)}")
@@ -150,16 +158,17 @@ def t_uac_send(ctx: MsgContext, method: str, ruri: str, nexthop: str, socket: st
     """Send a new request statefully from this worker (``nexthop`` or the R-URI is where it goes;
     ``socket`` is accepted and the worker's own socket used)."""
     svc: TmService = ctx.core.services["tm"]
-    try:
-        request = build_request(method.upper(), ruri, headers, body)
-    except SipParseError as exc:
-        log.error("t_uac_send: cannot build the request: %s", exc.reason)
-        return -1
     dest = _dest(nexthop or ruri)
     if dest is None:
         log.error("t_uac_send: bad destination %r", nexthop or ruri)
         return -1
-    if not worker_uac(svc).start(request, dest):
+    local = worker_uac(svc)
+    try:
+        request = build_request(method.upper(), ruri, headers, body, local.via_for(dest))
+    except SipParseError as exc:
+        log.error("t_uac_send: cannot build the request: %s", exc.reason)
+        return -1
+    if not local.start(request, dest, add_via=False):
         return -1
     svc.stats.incr("uac_sent")
     return 1
@@ -246,7 +255,6 @@ class MainProcessUac:
 
     def start(self, core: Core, method: str, ruri: str, nexthop: str, headers: str,
               body: str) -> dict[str, Any]:
-        request = build_request(method.upper(), ruri, headers, body)
         dest = _dest(nexthop or ruri)
         if dest is None:
             raise ValueError(f"bad destination {nexthop or ruri!r}")
@@ -257,7 +265,8 @@ class MainProcessUac:
             if not self._ticking:
                 self._ticking = True
                 core.loop.call_later(0.05, self._tick, core)
-        if not uac.start(request, dest):
+        request = build_request(method.upper(), ruri, headers, body, uac.via_for(dest))
+        if not uac.start(request, dest, add_via=False):
             raise RuntimeError("the request could not be sent")
         self.svc.stats.incr("uac_sent")
         return {"sent": True, "method": request.method, "call_id": request.call_id,

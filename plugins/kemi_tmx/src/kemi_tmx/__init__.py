@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from kemi_core import hookimpl
+from kemi_core.errors import ModuleError
 from kemi_core.kemi import KemiExport, export
 from kemi_core.runtime.context import MsgContext, RouteType
 from kemi_core.runtime.core import CfgFunction, Core
@@ -50,7 +51,7 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     if "tm" not in core.services:
-        raise ValueError("tmx needs the tm module: loadmodule \"tm.so\" before \"tmx.so\"")
+        raise ModuleError("tmx needs the tm module: loadmodule \"tm.so\" before \"tmx.so\"")
 
 
 def _tm(ctx: MsgContext):  # type: ignore[no-untyped-def]
@@ -97,7 +98,7 @@ def t_cancel_branches(ctx: MsgContext, which: str) -> int:
     tm = _tm(ctx)
     state = ctx.mod_state.get("tm")
     tx = state.tx if state is not None else None
-    if tx is None or not ctx.route_type & RouteType.TM_ONREPLY:
+    if state is None or tx is None or not ctx.route_type & RouteType.TM_ONREPLY:
         log.error("t_cancel_branches: only in an onreply route of a transaction")
         return -1
     if which not in ("all", "others", "this"):

@@ -1,0 +1,170 @@
+"""The edit operations of SipMsg (what KEMI functions do to a message before it is relayed).
+
+Each edit replaces, inserts or deletes whole header lines in the parallel ``_lines`` /
+``_names`` lists, marks the message dirty and forgets only the cached typed values of the
+header it touched, so a proxy that prepends a Via keeps its parsed From/To/CSeq.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.headers import Via, parse_via
+from kemi_core.sip.syntax import TOKEN_CHARS, header_key, line_value, split_commas
+
+
+def _clean(text: str, what: str) -> str:
+    if "\r" in text or "\n" in text:
+        raise ValueError(f"CR/LF not allowed in {what}")
+    return text
+
+
+class EditsMixin:
+    """Edit operations; SipMsg provides the state."""
+
+    __slots__ = ()
+    _lines: list[str]
+    _names: list[str]
+    _cache: dict[str, Any]
+    _buf: bytes | None
+    _body: bytes
+    _method: str
+    _ruri: str
+    is_request: bool
+    version: str
+
+    def _forget(self, key: str) -> None:
+        c = self._cache
+        if c:
+            c.pop(key, None)
+            if key == "via":
+                c.pop("vias", None)
+
+    def set_ruri(self, uri: str) -> None:
+        """Rewrite the Request-URI (KSR.setruri / $ru)."""
+        if not self.is_request:
+            raise ValueError("a reply has no Request-URI")
+        uri = _clean(uri.strip(), "Request-URI")
+        if not uri or " " in uri or "\t" in uri:
+            raise ValueError(f"invalid Request-URI {uri!r}")
+        self._lines[0] = f"{self._method} {uri} {self.version}\r"
+        self._ruri = uri
+        self._buf = None
+        self._cache.pop("uri", None)
+
+    def _insert(self, i: int, name: str, value: str) -> None:
+        if not name or not TOKEN_CHARS.issuperset(name):
+            raise ValueError(f"invalid header name {name!r}")
+        key = header_key(name)
+        self._names.insert(i, key)
+        self._lines.insert(i, f"{name}: {_clean(value, 'a header value')}\r")
+        self._buf = None
+        self._forget(key)
+
+    def append_header(self, name: str, value: str) -> None:
+        """Add a header after the last one."""
+        self._insert(len(self._names), name, value)
+
+    def insert_header(self, name: str, value: str) -> None:
+        """Add a header before the first one."""
+        self._insert(1, name, value)
+
+    def add_header_after(self, anchor: str, name: str, value: str) -> bool:
+        """Add a header after the first ``anchor`` header; False when there is none."""
+        akey = header_key(anchor)
+        if akey not in self._names:
+            return False
+        self._insert(self._names.index(akey) + 1, name, value)
+        return True
+
+    def add_header_before(self, anchor: str, name: str, value: str) -> bool:
+        """Add a header before the first ``anchor`` header; False when there is none."""
+        akey = header_key(anchor)
+        if akey not in self._names:
+            return False
+        self._insert(self._names.index(akey), name, value)
+        return True
+
+    def remove_header(self, name: str) -> int:
+        """Remove every line of that name; returns how many."""
+        key = header_key(name)
+        names = self._names
+        idx = [i for i, n in enumerate(names) if n == key]
+        for i in reversed(idx):
+            del names[i]
+            del self._lines[i]
+        if idx:
+            self._buf = None
+            self._forget(key)
+        return len(idx)
+
+    def prepend_via(self, value: str) -> None:
+        """Add a Via line above the top-most one."""
+        if "\r" in value or "\n" in value:
+            raise ValueError("CR/LF not allowed in a Via")
+        names = self._names
+        try:
+            i = names.index("via")
+        except ValueError:
+            i = 1
+        names.insert(i, "via")
+        self._lines.insert(i, f"Via: {value}\r")
+        self._buf = None
+        c = self._cache
+        if c:
+            c.pop("via", None)
+            c.pop("vias", None)
+
+    def pop_via(self) -> Via | None:
+        """Remove the top Via value (only that one of a comma list); None when there is none.
+
+        Raises SipParseError when the removed value is malformed (it is still removed)."""
+        names = self._names
+        if "via" not in names:
+            return None
+        i = names.index("via")
+        line = self._lines[i]
+        values = split_commas(line_value(line))
+        if len(values) <= 1:
+            del names[i]
+            del self._lines[i]
+        else:
+            self._lines[i] = f"{line[: line.find(':')]}: {', '.join(values[1:])}\r"
+        self._buf = None
+        self._forget("via")
+        if not values:
+            raise SipParseError(400, "Empty Via")
+        return parse_via(values[0])
+
+    def _set_value(self, key: str, name: str, value: str) -> None:
+        """Replace the value of the first ``key`` line (keeping its name as written) or
+        append the header."""
+        names = self._names
+        try:
+            i = names.index(key)
+        except ValueError:
+            self._insert(len(names), name, value)
+            return
+        head, _, _ = self._lines[i].partition(":")
+        self._lines[i] = f"{head}: {value}\r"
+        self._buf = None
+        self._forget(key)
+
+    def set_max_forwards(self, n: int) -> None:
+        """Set Max-Forwards (0..255), adding the header when missing."""
+        if not 0 <= n <= 255:
+            raise ValueError("Max-Forwards must be 0..255")
+        self._set_value("max-forwards", "Max-Forwards", str(n))
+        self._cache["max-forwards"] = n
+
+    def set_body(self, body: bytes, content_type: str | None = None) -> None:
+        """Replace the body; Content-Length follows, Content-Type is set when given (and
+        removed when the new body is empty and no type is given)."""
+        self._body = bytes(body)
+        self._set_value("content-length", "Content-Length", str(len(body)))
+        if content_type is not None:
+            self._set_value("content-type", "Content-Type", _clean(content_type, "Content-Type"))
+        elif not body:
+            self.remove_header("content-type")
+        self._buf = None

@@ -1,0 +1,221 @@
+"""SIP lexical helpers: character classes, quoted strings, comma lists and ;params.
+
+Everything raises only SipParseError. The splitting helpers take a fast str.split path when no
+quote or angle bracket can hide a separator, and a character loop otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kemi_core.sip.errors import SipParseError
+
+# Compact header forms (RFC 3261 7.3.3 and later RFCs) -> full lower-case names.
+COMPACT_FORMS: dict[str, str] = {
+    "i": "call-id",
+    "m": "contact",
+    "e": "content-encoding",
+    "l": "content-length",
+    "c": "content-type",
+    "f": "from",
+    "s": "subject",
+    "k": "supported",
+    "t": "to",
+    "v": "via",
+    "o": "event",
+    "u": "allow-events",
+    "r": "refer-to",
+    "b": "referred-by",
+    "x": "session-expires",
+    "y": "identity",
+}
+
+# Headers whose grammar is a comma-separated list (#rule), so headers() splits them.
+LIST_HEADERS: frozenset[str] = frozenset(
+    {
+        "via", "contact", "route", "record-route", "path", "service-route",
+        "require", "supported", "proxy-require", "unsupported", "allow", "allow-events",
+        "accept", "accept-encoding", "accept-language", "content-encoding",
+        "content-language", "in-reply-to", "alert-info", "call-info", "error-info",
+        "warning", "p-associated-uri", "reason", "security-client", "security-server",
+        "security-verify", "accept-contact", "reject-contact", "request-disposition",
+    }
+)  # fmt: skip
+
+# Methods of RFC 3261 and its extensions: a set hit spares the token check.
+METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
+)  # fmt: skip
+
+TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
+IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+# gen-value = token / host / quoted-string: token characters plus ':' '[' ']' (IPv6 hosts).
+VALUE_CHARS = TOKEN_CHARS | frozenset(":[]")
+
+# Regex pieces for the fast paths. Every repeat starts with its own delimiter and the classes
+# exclude it, so these match in linear time without backtracking.
+TOK = r"[A-Za-z0-9.!%*_+`'~\-]+"
+VAL = r"[A-Za-z0-9.!%*_+`'~\-:\[\]]+"
+PARAMS = rf"(?:;{TOK}(?:={VAL})?)*"
+_PARAMS_FAST = re.compile(rf"{TOK}(?:={VAL})?{PARAMS}")
+
+
+FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]*")
+_KEYS: dict[str, str] = {}
+
+
+def header_key(name: str) -> str:
+    """Canonical lookup key of a header name: lower-case, compact form expanded."""
+    key = _KEYS.get(name)
+    if key is None:
+        key = name.strip().lower()
+        key = COMPACT_FORMS.get(key, key)
+        if len(_KEYS) < 1024:
+            _KEYS[name] = key
+    return key
+
+
+def line_value(line: str) -> str:
+    """The value of a header line: after the colon, unfolded, without surrounding LWS."""
+    v = line.partition(":")[2]
+    if "\n" in v:
+        v = FOLD_RE.sub(" ", v)
+    return v.strip()
+
+
+def bad(reason: str) -> SipParseError:
+    return SipParseError(400, reason)
+
+
+def quote_end(text: str, start: int) -> int:
+    """Index just past the quoted-string that opens at ``start`` (backslash escapes honoured)."""
+    i = start + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i + 1
+        i += 1
+    raise bad("Unterminated quoted string")
+
+
+def unquote_string(text: str) -> str:
+    """The content of a quoted-string without its quotes and backslash escapes."""
+    inner = text[1:-1]
+    if "\\" not in inner:
+        return inner
+    return re.sub(r"\\(.)", r"\1", inner, flags=re.S)
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a #rule list on commas outside quotes and <...>; empty elements are dropped."""
+    if '"' not in value and "<" not in value:
+        parts = value.split(",")
+    else:
+        parts = []
+        depth = 0
+        start = 0
+        i = 0
+        n = len(value)
+        while i < n:
+            ch = value[i]
+            if ch == '"':
+                i = quote_end(value, i)
+                continue
+            if ch == "<":
+                depth += 1
+            elif ch == ">":
+                depth = max(depth - 1, 0)
+            elif ch == "," and depth == 0:
+                parts.append(value[start:i])
+                start = i + 1
+            i += 1
+        parts.append(value[start:])
+    return [s for p in parts if (s := p.strip())]
+
+
+def split_semis(text: str) -> list[str]:
+    """Split on ';' outside quoted strings."""
+    if '"' not in text:
+        return text.split(";")
+    parts: list[str] = []
+    start = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            i = quote_end(text, i)
+            continue
+        if ch == ";":
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def params_trusted(text: str, into: dict[str, str | None]) -> dict[str, str | None]:
+    """Add ';a=b;c' params (text starting with ';') already validated by a fast regex."""
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        into[name.lower()] = value if eq else None
+    return into
+
+
+def parse_params(text: str) -> dict[str, str | None]:
+    """Header parameters (the text after the first ';'): names lower-cased, LWS allowed
+    around '=' and ';', values as written (quoted values keep their quotes)."""
+    if _PARAMS_FAST.fullmatch(text) is not None:
+        return params_trusted(";" + text, {})
+    params: dict[str, str | None] = {}
+    for item in split_semis(text):
+        name, eq, value = item.partition("=")
+        name = name.strip(" \t")
+        if not name or not TOKEN_CHARS.issuperset(name):
+            raise bad("Malformed parameter")
+        if eq:
+            value = value.strip(" \t")
+            if not value:
+                raise bad("Empty parameter value")
+            if value[0] == '"':
+                if quote_end(value, 0) != len(value):
+                    raise bad("Garbage after quoted parameter")
+            elif not VALUE_CHARS.issuperset(value):
+                raise bad("Bad parameter value")
+            params[name.lower()] = value
+        else:
+            params[name.lower()] = None
+    return params
+
+
+def format_params(params: dict[str, str | None]) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
+
+
+def parse_token_list(value: str) -> list[str]:
+    """Require/Supported/Proxy-Require style option-tag lists."""
+    out = []
+    for item in split_commas(value):
+        if not TOKEN_CHARS.issuperset(item):
+            raise bad("Bad option tag")
+        out.append(item)
+    return out
+
+
+def parse_uint(value: str, what: str, limit: int | None = None) -> int:
+    """A decimal number (no sign, no LWS inside); above ``limit`` is a 400."""
+    v = value.strip()
+    if not v or not v.isdigit() or not v.isascii():
+        raise bad(f"Bad {what}")
+    n = int(v) if len(v) < 20 else 2**64
+    if limit is not None and n > limit:
+        raise bad(f"{what} out of range")
+    return n

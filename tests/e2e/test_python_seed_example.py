@@ -1,0 +1,100 @@
+"""Acceptance: the seed's Python example (examples/python/kamailio.cfg + kamailio.py, verbatim but
+for the script path) proxies SIPp calls statefully through tm, and its callbacks run.
+
+The example fixes udp:127.0.0.1:5060 (kemi), sip:alice@127.0.0.1:5080 (the callee) and the
+mi_fifo /tmp/kamailio_fifo: the tests here run one after the other and skip when a port is taken.
+The script answers "100 Trying" statelessly to every request (the BYE too) before relaying it, so
+the UAC is SIPp's call flow with an optional 100 to the BYE (scenarios/py_uac_trying_on_bye.xml).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing.sipp import SippUas, run_sipp
+
+from .conftest import REPO, needs_sipp
+
+pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+SEED_CFG = REPO / "examples" / "python" / "kamailio.cfg"
+SEED_PORTS = (5060, 5080)
+TAG = "from kamailio python script"
+
+
+def udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_ports_free(ports: tuple[int, ...], what: str, wait: float = 60) -> None:
+    """Another test (or its SIPp) may hold a fixed port for a while: wait, then skip."""
+    deadline = time.monotonic() + wait
+    while not all(udp_free(p) for p in ports):
+        if time.monotonic() > deadline:
+            busy = [p for p in ports if not udp_free(p)]
+            pytest.skip(f"udp 127.0.0.1:{busy} in use ({what} needs {list(ports)})")
+        time.sleep(0.5)
+
+
+def start_on_fixed_ports(start: Callable[..., KemiProcess], cfg_text: str, ports: tuple[int, ...],
+                         what: str) -> KemiProcess:
+    wait_ports_free(ports, what)
+    try:
+        return start(cfg_text)
+    except RuntimeError as exc:  # lost a race for the port to another test's server
+        if "address already in use" in str(exc):
+            pytest.skip(f"{what}: a fixed port was taken while starting")
+        raise
+
+
+@pytest.fixture
+def seed_server(start_kemi: Callable[..., KemiProcess]) -> KemiProcess:
+    return start_on_fixed_ports(start_kemi, SEED_CFG.read_text(), SEED_PORTS,
+                                "the seed's Python example")
+
+
+def test_seed_python_example_is_verbatim_but_for_the_script_path() -> None:
+    text = SEED_CFG.read_text()
+    assert 'modparam("app_python", "script_name", "examples/python/kamailio.py")' in text
+    assert 'cfgengine "python"' in text and "children=2" in text
+    assert 'modparam("mi_fifo", "fifo_name", "/tmp/kamailio_fifo")' in text
+
+
+def test_seed_python_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: Path) -> None:
+    with SippUas(tmp_path, 5080, "uas", name="uas"):
+        result = run_sipp("127.0.0.1:5060", tmp_path, scenario=SCENARIOS / "py_uac_trying_on_bye.xml",
+                          calls=1000, rate=100, local_port=free_port(), timeout=90, name="uac")
+    log = seed_server.log()
+    assert (result.successful, result.failed) == (1000, 0), (result.stdout[-3000:], log[-3000:])
+    for route in ("request", "response", "branch route", "onreply route"):
+        assert f"===== {route} - {TAG}" in log, route
+    assert "===== from Python mod init" in log and "===== kamailio.child_init(2)" in log
+    assert "===== failure route" not in log
+    assert "Traceback" not in log
+    stats = seed_server.rpc("tm.stats")
+    assert stats["created"] >= 2000  # an INVITE and a BYE transaction per call
+    assert stats["2xx"] >= 2000  # the UAS's 200s came back through kemi
+
+
+def test_seed_python_example_failure_route_runs(seed_server: KemiProcess, tmp_path: Path) -> None:
+    with SippUas(tmp_path, 5080, SCENARIOS / "uas_busy.xml", name="uas_busy"):
+        result = run_sipp("127.0.0.1:5060", tmp_path, scenario=SCENARIOS / "uac_expect_486.xml",
+                          calls=20, rate=20, local_port=free_port(), timeout=30, name="uac486")
+    log = seed_server.log()
+    assert (result.successful, result.failed) == (20, 0), (result.stdout[-3000:], log[-3000:])
+    assert log.count(f"<kemi.script> ===== failure route - {TAG}") == 20  # once per call
+    assert f"===== onreply route - {TAG}" in log
+    assert f"===== branch route - {TAG}" in log
+    assert "Traceback" not in log
