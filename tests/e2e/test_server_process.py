@@ -3,10 +3,11 @@ the control socket, a bad message, and a clean stop by PID."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 
 from kemi_core.sip import parse_datagram
-from kemi_core.testing.process import KemiProcess
+from kemi_core.testing.process import KemiProcess, kemi_executable
 from kemi_core.testing.udp_client import UdpClient, request, tcp_exchange
 
 CFG = """#!KAMAILIO
@@ -25,6 +26,12 @@ cfgengine "replier"
 def test_udp_tcp_rpc_and_stop(start_kemi: Callable[..., KemiProcess], port: int) -> None:
     srv = start_kemi(CFG.format(port=port, children=2))
     assert srv.rpc("core.version").startswith("kemi ")
+    cli = subprocess.run([*kemi_executable(), "rpc", "-s", srv.ctl, "core.version"],
+                         capture_output=True, text=True, timeout=30)
+    assert cli.returncode == 0 and cli.stdout.startswith("kemi ")
+    bad = subprocess.run([*kemi_executable(), "rpc", "-s", srv.ctl, "no.such.command"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "not found" in bad.stderr
     with UdpClient() as ua:
         ua.send(request("OPTIONS", f"sip:kemi@127.0.0.1:{port}", ua.port), port)
         reply = ua.recv_final()
@@ -53,3 +60,18 @@ def test_malformed_request_gets_400_and_worker_survives(start_kemi: Callable[...
         reply = ua.recv_final()
     assert reply is not None and reply.startswith(b"SIP/2.0 200 ")
     assert srv.proc is not None and srv.proc.poll() is None
+
+
+def test_pid_file_and_single_process_mode(start_kemi: Callable[..., KemiProcess], port: int,
+                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+    pid_file = tmp_path / "kemi.pid"
+    srv = start_kemi(CFG.format(port=port, children=1).replace("fork=yes", "fork=no"),
+                     args=["-P", str(pid_file)])
+    assert srv.proc is not None
+    assert int(pid_file.read_text()) == srv.proc.pid
+    assert len(srv.rpc("core.psx")) == 1  # fork=no: one process does everything
+    with UdpClient() as ua:
+        ua.send(request("OPTIONS", f"sip:kemi@127.0.0.1:{port}", ua.port), port)
+        assert ua.recv_final() is not None
+    assert srv.stop() == 0
+    assert not pid_file.exists()
