@@ -37,8 +37,9 @@ class SubstRule:
         return "".join(p if isinstance(p, str) else f"\\{p}" for p in self.parts)
 
 
-def _split(expr: str) -> list[str]:
-    """Split on the (unescaped) delimiter, the expression's first character."""
+def split_sed(expr: str) -> list[str]:
+    """``<d>regex<d>replacement<d>flags`` -> its three fields, split on the (unescaped)
+    delimiter ``<d>``, the expression's first character (also used by textops' subst)."""
     if len(expr) < 2:
         raise SubstSyntaxError("empty expression")
     delim = expr[0]
@@ -97,7 +98,7 @@ def _replacement_parts(repl: str, groups: int) -> tuple[str | int, ...]:
 
 def parse_subst(expr: str) -> SubstRule:
     """Parse ``/regex/replacement/flags`` (flags: ``i`` ignore case, ``g`` every match)."""
-    regex, repl, flags = _split(expr)
+    regex, repl, flags = split_sed(expr)
     if not regex:
         raise SubstSyntaxError("empty regex")
     bad = set(flags) - set("ig")

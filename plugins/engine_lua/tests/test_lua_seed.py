@@ -1,4 +1,4 @@
-"""The seed's Lua example (tests/data/kamailio.lua, copied verbatim) against test doubles.
+"""The seed's Lua example (examples/lua/kamailio.lua, verbatim) against test doubles.
 
 The exports registered here are TEST DOUBLES of maxfwd, pv, tm, sl and the core's info: they
 record each call and return what the test says, so the script's control flow can be checked
@@ -16,7 +16,8 @@ import pytest
 from kemi_core.kemi.exports import export
 from kemi_engine_lua import LuaEngine, LuaSettings
 
-SEED_SCRIPT = Path(__file__).parent / "data" / "kamailio.lua"
+# The repository's copy of the seed example (examples/lua), checked verbatim below.
+SEED_SCRIPT = Path(__file__).resolve().parents[3] / "examples" / "lua" / "kamailio.lua"
 SEED_DOC = Path("/work/shared/seed/kemi-config-engines.txt")
 
 

@@ -1,4 +1,4 @@
-"""The seed's Python example (tests/data/kamailio.py, copied verbatim) loads and routes."""
+"""The seed's Python example (examples/python/kamailio.py, verbatim) loads and routes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from kemi_core.kemi.exports import KemiExport, export
 from kemi_core.runtime.context import MsgContext
 
-SEED = Path(__file__).parent / "data" / "kamailio.py"
+SEED = Path(__file__).resolve().parents[3] / "examples" / "python" / "kamailio.py"  # the seed's example
 
 
 @attrs.define

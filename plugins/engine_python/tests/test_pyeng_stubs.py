@@ -14,7 +14,7 @@ from kemi_core.kemi.exports import ReturnKind, export
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_engine_python.stubs import write_stubs
 
-SEED = Path(__file__).parent / "data" / "kamailio.py"
+SEED = Path(__file__).resolve().parents[3] / "examples" / "python" / "kamailio.py"  # the seed's example
 
 
 def _fn0(ctx: object) -> int:

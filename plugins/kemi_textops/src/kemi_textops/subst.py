@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
+from kemi_core.config.subst import SubstSyntaxError, split_sed
 from kemi_core.runtime.context import MsgContext
 from kemi_textops.posix_re import compile_re
 from kemi_textops.pvbridge import expand
@@ -56,32 +57,10 @@ _ESC = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\"}
 
 
 def _split(expr: str) -> list[str]:
-    if len(expr) < 4:
-        raise SubstError(f"subst expression too short: {expr!r}")
-    delim = expr[0]
-    fields: list[str] = []
-    cur: list[str] = []
-    i = 1
-    while i < len(expr):
-        c = expr[i]
-        if c == "\\" and i + 1 < len(expr) and expr[i + 1] == delim:
-            cur.append(delim)
-            i += 2
-            continue
-        if c == "\\" and i + 1 < len(expr):
-            cur.append(expr[i:i + 2])
-            i += 2
-            continue
-        if c == delim:
-            fields.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    fields.append("".join(cur))
-    if len(fields) != 3:
-        raise SubstError(f"subst expression needs 3 fields: {expr!r}")
-    return fields
+    try:
+        return split_sed(expr)
+    except SubstSyntaxError as exc:
+        raise SubstError(f"subst expression {expr!r}: {exc}")
 
 
 def _repl_parts(repl: str) -> tuple[str | int, ...]:
