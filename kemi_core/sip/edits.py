@@ -21,9 +21,12 @@ def _clean(text: str, what: str) -> str:
 
 
 class EditsMixin:
-    """Edit operations; SipMsg provides the state."""
+    """Edit operations, and the slots of the message state SipMsg reads."""
 
-    __slots__ = ()
+    __slots__ = (
+        "is_request", "_method", "_ruri", "status", "reason", "version",
+        "_lines", "_names", "_body", "_buf", "_cache",
+    )  # fmt: skip
     _lines: list[str]
     _names: list[str]
     _cache: dict[str, Any]
@@ -112,7 +115,7 @@ class EditsMixin:
         self._lines.insert(i, f"Via: {value}\r")
         self._buf = None
         c = self._cache
-        if c:
+        if "via" in c or "vias" in c:
             c.pop("via", None)
             c.pop("vias", None)
 
@@ -125,7 +128,7 @@ class EditsMixin:
             return None
         i = names.index("via")
         line = self._lines[i]
-        values = split_commas(line_value(line))
+        values = split_commas(line_value(line), strict=False)
         if len(values) <= 1:
             del names[i]
             del self._lines[i]
@@ -155,7 +158,14 @@ class EditsMixin:
         """Set Max-Forwards (0..255), adding the header when missing."""
         if not 0 <= n <= 255:
             raise ValueError("Max-Forwards must be 0..255")
-        self._set_value("max-forwards", "Max-Forwards", str(n))
+        try:
+            i = self._names.index("max-forwards")
+        except ValueError:
+            self._insert(len(self._names), "Max-Forwards", str(n))
+        else:
+            # Keep the name as written; only the value changes.
+            self._lines[i] = f"{self._lines[i].partition(':')[0]}: {n}\r"
+            self._buf = None
         self._cache["max-forwards"] = n
 
     def set_body(self, body: bytes, content_type: str | None = None) -> None:

@@ -62,8 +62,9 @@ _VIA_FAST = re.compile(
 _NAME_ADDR_FAST = re.compile(
     rf'(?:"([^"\\\r\n]*)" ?)?<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]+)>(?:;tag=({TOK}))?({PARAMS})'
 )
+# RFC 3261 20: a URI holding ',', '?' or ';' must be in <>, so an addr-spec has none.
 _ADDR_SPEC_FAST = re.compile(
-    rf"([A-Za-z][A-Za-z0-9+.\-]*:[^;<>\"\s,]+)(?:;tag=({TOK}))?({PARAMS})"
+    rf"([A-Za-z][A-Za-z0-9+.\-]*:[^;<>\"\s,?]+)(?:;tag=({TOK}))?({PARAMS})"
 )
 _UNSET: Any = object()
 
@@ -349,7 +350,8 @@ def _parse_name_addr_careful(value: str, allow_star: bool) -> NameAddr:
         # addr-spec: a ';' ends the URI, what follows are header params (RFC 3261 20).
         uri_text, semi, ptext = s.partition(";")
         uri_text = uri_text.rstrip()
-        if not uri_text or any(c in uri_text for c in ' \t<>"'):
+        if not uri_text or any(c in uri_text for c in ' \t<>"?,'):
+            # RFC 4475 3.1.2.13 (regbadct): a URI with headers must be in <>.
             raise bad("Bad address")
         params = parse_params(ptext) if semi else {}
     if ":" not in uri_text:

@@ -29,14 +29,17 @@ from kemi_core.sip.headers import (
 from kemi_core.sip.syntax import (
     FOLD_RE,
     LIST_HEADERS,
+    METHODS,
     header_key,
     line_value,
+    parse_token_list,
     parse_uint,
     split_commas,
 )
 from kemi_core.sip.uri import SipUri, parse_uri
 
 _MISSING: Any = object()
+_BYTE_VALUES = {str(i): i for i in range(256)}
 
 __all__ = ["SipMsg", "header_key", "line_value"]
 
@@ -44,10 +47,7 @@ __all__ = ["SipMsg", "header_key", "line_value"]
 class SipMsg(EditsMixin):
     """A parsed SIP request or reply. Build it with ``parse_datagram`` or ``StreamBuffer``."""
 
-    __slots__ = (
-        "is_request", "_method", "_ruri", "status", "reason", "version",
-        "_lines", "_names", "_body", "_buf", "_cache",
-    )  # fmt: skip
+    __slots__ = ()  # the state's slots are declared by EditsMixin
 
     def __init__(self, lines: list[str], names: list[str], body: bytes = b"") -> None:
         self._lines = lines
@@ -100,12 +100,13 @@ class SipMsg(EditsMixin):
         return self._first(header_key(name))
 
     def headers(self, name: str) -> list[str]:
-        """Every value of that name; comma-split for headers whose grammar is a list."""
+        """Every value of that name; comma-split for headers whose grammar is a list (raw
+        access never fails: an unbalanced quote just ends the splitting)."""
         key = header_key(name)
         lines = self._lines
         values = [line_value(lines[i]) for i in self._indexes(key)]
         if key in LIST_HEADERS:
-            return [v for value in values for v in split_commas(value)]
+            return [v for value in values for v in split_commas(value, strict=False)]
         return values
 
     def has_header(self, name: str) -> bool:
@@ -121,13 +122,19 @@ class SipMsg(EditsMixin):
             yield line[: line.find(":")].rstrip(" \t"), line_value(line)
 
     # ---- typed values (parsed on first access, cached until an edit) -------------------
-    def _hot(self, key: str) -> str:
-        """Value of the first ``key`` line for the typed properties (it must exist)."""
+    def _single(self, key: str, required: bool = True) -> str | None:
+        """Value of a single-valued header (RFC 4475 3.3.8: repeating it is a 400); a missing
+        one is a 400 when ``required``, else None."""
+        names = self._names
         try:
-            line = self._lines[self._names.index(key)]
+            i = names.index(key)
         except ValueError:
-            raise SipParseError(400, f"Missing {key} header") from None
-        v = line.partition(":")[2]
+            if required:
+                raise SipParseError(400, f"Missing {key} header") from None
+            return None
+        if key in names[i + 1 :]:
+            raise SipParseError(400, f"Multiple {key} headers")
+        v = self._lines[i].partition(":")[2]
         if "\n" in v:
             v = FOLD_RE.sub(" ", v)
         return v.strip()
@@ -138,14 +145,24 @@ class SipMsg(EditsMixin):
         if u is None:
             if not self.is_request:
                 raise SipParseError(400, "A reply has no Request-URI")
-            u = self._cache["uri"] = parse_uri(self._ruri)
+            u = parse_uri(self._ruri)
+            if u.headers:
+                # RFC 4475 3.1.2.11: escaped headers in a Request-URI; rejecting is allowed.
+                raise SipParseError(400, "Headers in Request-URI")
+            self._cache["uri"] = u
         return u
 
     @property
     def via(self) -> Via:
         v = self._cache.get("via")
         if v is None:
-            text = self._hot("via")
+            try:
+                text = self._lines[self._names.index("via")].partition(":")[2]
+            except ValueError:
+                raise SipParseError(400, "Missing via header") from None
+            if "\n" in text:
+                text = FOLD_RE.sub(" ", text)
+            text = text.strip()
             v = parse_via(text) if "," not in text else parse_vias(text)[0]
             self._cache["via"] = v
         return v
@@ -163,14 +180,14 @@ class SipMsg(EditsMixin):
     def from_(self) -> NameAddr:
         v = self._cache.get("from")
         if v is None:
-            v = self._cache["from"] = parse_name_addr(self._hot("from"))
+            v = self._cache["from"] = parse_name_addr(self._single("from"))  # type: ignore[arg-type]
         return v
 
     @property
     def to(self) -> NameAddr:
         v = self._cache.get("to")
         if v is None:
-            v = self._cache["to"] = parse_name_addr(self._hot("to"))
+            v = self._cache["to"] = parse_name_addr(self._single("to"))  # type: ignore[arg-type]
         return v
 
     def _addr_list(self, key: str, allow_star: bool = False) -> list[NameAddr]:
@@ -204,14 +221,19 @@ class SipMsg(EditsMixin):
     def cseq(self) -> CSeq:
         v = self._cache.get("cseq")
         if v is None:
-            v = self._cache["cseq"] = parse_cseq(self._hot("cseq"))
+            v = parse_cseq(self._single("cseq"))  # type: ignore[arg-type]
+            if self.is_request and v.method != self._method:
+                # RFC 4475 3.1.2.17/18: 400, or 501 when the method is unknown as well.
+                status = 400 if self._method in METHODS else 501
+                raise SipParseError(status, "CSeq method does not match the request")
+            self._cache["cseq"] = v
         return v
 
     @property
     def call_id(self) -> str:
         v = self._cache.get("call-id")
         if v is None:
-            v = self._hot("call-id")
+            v = self._single("call-id")
             if not v or " " in v or "\t" in v:
                 raise SipParseError(400, "Bad Call-ID")
             self._cache["call-id"] = v
@@ -221,8 +243,14 @@ class SipMsg(EditsMixin):
     def max_forwards(self) -> int | None:
         v = self._cache.get("max-forwards", _MISSING)
         if v is _MISSING:
-            text = self._first("max-forwards")
-            v = None if text is None else parse_uint(text, "Max-Forwards", 255)
+            text = self._single("max-forwards", False)
+            if text is not None:
+                # One dict hit validates and converts the usual "70"; "0070" etc. go the long way.
+                v = _BYTE_VALUES.get(text)
+                if v is None:
+                    v = parse_uint(text, "Max-Forwards", 255)
+            else:
+                v = None
             self._cache["max-forwards"] = v
         return v  # type: ignore[no-any-return]
 
@@ -239,15 +267,37 @@ class SipMsg(EditsMixin):
     def expires(self) -> int | None:
         v = self._cache.get("expires", _MISSING)
         if v is _MISSING:
-            text = self._first("expires")
-            # RFC 3261 20.19: delta-seconds; larger values are taken as 2**32-1.
-            v = None if text is None else min(parse_uint(text, "Expires"), 2**32 - 1)
+            text = self._single("expires", False)
+            # RFC 3261 20.19: 0..2**32-1 (RFC 4475 3.1.2.4: a registrar may fall back to its
+            # default expiry when it catches this error).
+            v = None if text is None else parse_uint(text, "Expires", 2**32 - 1)
             self._cache["expires"] = v
         return v  # type: ignore[no-any-return]
 
     @property
     def content_type(self) -> str | None:
-        return self._first("content-type")
+        return self._single("content-type", False)
+
+    def _tokens(self, key: str) -> list[str]:
+        v = self._cache.get(key)
+        if v is None:
+            lines = self._lines
+            v = [t for i in self._indexes(key) for t in parse_token_list(line_value(lines[i]))]
+            self._cache[key] = v
+        return v
+
+    @property
+    def require(self) -> list[str]:
+        """Option tags of every Require header."""
+        return self._tokens("require")
+
+    @property
+    def proxy_require(self) -> list[str]:
+        return self._tokens("proxy-require")
+
+    @property
+    def supported(self) -> list[str]:
+        return self._tokens("supported")
 
     @property
     def body(self) -> bytes:

@@ -4,8 +4,9 @@ are found here; header values are decoded and parsed on first access (see messag
 The head is decoded once (UTF-8 with surrogateescape, so any byte survives the round trip)
 and split on LF; each line keeps its CR, so joining with LF gives back the exact bytes. Header
 names are resolved through a cache keyed by the text before the colon: a typical message
-costs one dict lookup per line. Anything unusual (folding, bare LF or CR, unknown or bad
-names) takes the careful path. Only SipParseError leaves this module, whatever the input.
+costs one dict lookup per line. A line whose name is not in the cache (folding, junk, a name
+not seen before) sends the head through the careful path, which validates every name and
+gives LF-only lines their CR. Only SipParseError leaves this module, whatever the input.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ class ParseLimits:
     max_message_size: int = 65535
     max_headers: int = 256
     max_header_line: int = 8192
-    #: refuse messages missing Via/From/To/Call-ID/CSeq (RFC 3261 8.1.1) at parse time
-    require_mandatory: bool = True
+    #: refuse messages missing Via/From/To/Call-ID/CSeq (RFC 3261 8.1.1) at parse time. Off by
+    #: default: RFC 4475 3.3.1 wants the parser not to break on them; reading the missing
+    #: header (msg.from_, ...) raises the 400 instead.
+    require_mandatory: bool = False
 
 
 DEFAULT_LIMITS = ParseLimits()
@@ -107,14 +110,16 @@ def _parse_first_line(msg: SipMsg, line: str) -> None:
         return
     parts = text.split(" ")
     if len(parts) != 3:
-        # RFC 4475 3.1.2.5 (lwsstart) / 3.1.2.6 (trws): extra SP between the elements may be
+        # RFC 4475 3.1.2.9 (lwsstart) / 3.1.2.10 (trws): extra SP around the elements may be
         # ignored by a liberal element; a space inside the URI still leaves 4+ parts.
         parts = [p for p in parts if p]
         if len(parts) != 3 or text[:1] == " ":
             raise SipParseError(400, "Malformed request line")
     method, ruri, version = parts
-    if not TOKEN_CHARS.issuperset(method):
+    if not method or not TOKEN_CHARS.issuperset(method):
         raise SipParseError(400, "Bad method")
+    if not ruri:
+        raise SipParseError(400, "Empty Request-URI")
     if "\t" in ruri or "\x00" in ruri:
         raise SipParseError(400, "Bad Request-URI")
     _check_version(version)
@@ -151,12 +156,14 @@ def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     if len(text) > limits.max_header_line and max(map(len, lines)) > limits.max_header_line:
         raise SipParseError(400, "Header Line Too Long")
     get = _NAME_CACHE.get
-    names = [""]
-    names += [get(line.partition(":")[0]) for line in islice(lines, 1, None)]
+    names: list[str | None] = [get(line.partition(":")[0]) for line in islice(lines, 1, None)]
     # Any line whose name is not a known well-formed one (folding, junk, a name never seen,
     # an empty line of bare-LF framing) sends the whole head through the careful path.
-    if None in names:
-        lines, names = _index_careful(lines)
+    # (all() rather than "None in": comparing None with str is the slow path.)
+    if all(names):
+        names.insert(0, "")
+    else:
+        lines, names = _index_careful(lines)  # type: ignore[assignment]
     msg = _new_msg(SipMsg)
     msg._lines = lines
     msg._names = names  # type: ignore[assignment]
@@ -164,7 +171,7 @@ def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     msg._buf = None
     msg._cache = {}
     first = lines[0].split(" ")
-    if len(first) == 3 and first[2] == "SIP/2.0\r" and first[0] in METHODS:
+    if len(first) == 3 and first[2] == "SIP/2.0\r" and first[0] in METHODS and first[1]:
         # The usual request line: nothing more to check now (the URI is parsed lazily).
         msg.is_request = True
         msg._method = first[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from kemi_core.sip.errors import SipParseError
@@ -17,6 +18,19 @@ def _clean(text: str, what: str) -> str:
     return text
 
 
+_TAG_RE = re.compile(r";[ \t]*tag[ \t]*=", re.I)
+
+
+def _has_tag(req: SipMsg) -> bool:
+    """Whether the request's To carries a tag; read leniently when the To is malformed, so a
+    400 can still be built for it."""
+    try:
+        return req.to.tag is not None
+    except SipParseError:
+        value = req.header("to") or ""
+        return _TAG_RE.search(value[value.rfind(">") + 1 :]) is not None
+
+
 def build_reply(
     req: SipMsg,
     status: int,
@@ -30,7 +44,8 @@ def build_reply(
     given, the To has none and the status is not 100), Call-ID, CSeq, Timestamp for a 100
     (RFC 3261 8.2.6.1), then ``headers``, Content-Type when given, and Content-Length.
 
-    Raises SipParseError when the request's To cannot be parsed (it is read to find a tag).
+    Works for malformed requests too (the lines are copied as they are), so a 400 can be
+    built for anything parse_datagram accepted.
     """
     if not req.is_request:
         raise ValueError("build_reply needs a request")
@@ -44,7 +59,7 @@ def build_reply(
             if name != key:
                 continue
             line = lines[i]
-            if key == "to" and to_tag and status != 100 and req.to.tag is None:
+            if key == "to" and to_tag and status != 100 and not _has_tag(req):
                 value = line_value(line)
                 line = f"{line[: line.find(':')]}: {value};tag={_clean(to_tag, 'tag')}\r"
             out.append(line)

@@ -22,7 +22,7 @@ from kemi_core.sip.parser import (
 class StreamBuffer:
     """Incremental framer for one connection. Not thread-safe (one per connection)."""
 
-    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_error")
+    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_scan", "_error")
 
     def __init__(self, limits: ParseLimits = DEFAULT_LIMITS) -> None:
         self._buf = bytearray()
@@ -30,6 +30,7 @@ class StreamBuffer:
         self._head: SipMsg | None = None  # parsed head of the message being completed
         self._head_len = 0  # bytes of that head including the empty line
         self._need = 0  # total bytes of that message
+        self._scan = 0  # where to resume looking for the empty line (no quadratic rescans)
         self._error: SipParseError | None = None
 
     @property
@@ -59,6 +60,7 @@ class StreamBuffer:
             self._error = exc
             self._buf.clear()
             self._head = None
+            self._scan = 0
             if not out:
                 raise
         return out
@@ -73,15 +75,18 @@ class StreamBuffer:
                     del buf[:n]
                 if not buf:
                     return
-                he = buf.find(b"\r\n\r\n")
+                start = self._scan
+                he = buf.find(b"\r\n\r\n", start)
                 sep = 4
-                lf = buf.find(b"\n\n", 0, he if he >= 0 else len(buf))
+                lf = buf.find(b"\n\n", start, he if he >= 0 else len(buf))
                 if lf >= 0 and (he < 0 or lf < he):
                     he, sep = lf, 2
                 if he < 0:
                     if len(buf) > limits.max_message_size:
                         raise SipParseError(413, "Message Too Large")
+                    self._scan = max(0, len(buf) - 3)
                     return
+                self._scan = 0
                 msg = parse_head(bytes(buf[: he + sep // 2]), limits)
                 cl = content_length_of(msg)
                 if cl is None:

@@ -48,9 +48,7 @@ METHODS = frozenset(
      "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
 )  # fmt: skip
 
-TOKEN_CHARS = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
-)
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
 IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 # gen-value = token / host / quoted-string: token characters plus ':' '[' ']' (IPv6 hosts).
@@ -114,8 +112,9 @@ def unquote_string(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", inner, flags=re.S)
 
 
-def split_commas(value: str) -> list[str]:
-    """Split a #rule list on commas outside quotes and <...>; empty elements are dropped."""
+def split_commas(value: str, strict: bool = True) -> list[str]:
+    """Split a #rule list on commas outside quotes and <...>; empty elements are dropped.
+    An unterminated quote is a 400 when ``strict``, else it runs to the end of the value."""
     if '"' not in value and "<" not in value:
         parts = value.split(",")
     else:
@@ -127,7 +126,12 @@ def split_commas(value: str) -> list[str]:
         while i < n:
             ch = value[i]
             if ch == '"':
-                i = quote_end(value, i)
+                try:
+                    i = quote_end(value, i)
+                except SipParseError:
+                    if strict:
+                        raise
+                    break
                 continue
             if ch == "<":
                 depth += 1

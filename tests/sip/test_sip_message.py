@@ -29,7 +29,12 @@ def test_reply_first_line(reply200: bytes) -> None:
 def test_typed_values(invite: bytes) -> None:
     m = parse_datagram(invite)
     v = m.via
-    assert (v.protocol, v.transport, v.host, v.port) == ("SIP/2.0", "UDP", "pc33.atlanta.example.com", 5060)
+    assert (v.protocol, v.transport, v.host, v.port) == (
+        "SIP/2.0",
+        "UDP",
+        "pc33.atlanta.example.com",
+        5060,
+    )
     assert v.branch == "z9hG4bK776asdhds" and v.rport is True and v.received is None
     assert m.from_.display == "Alice" and m.from_.tag == "1928301774"
     assert m.from_.uri is not None and m.from_.uri.user == "alice"
@@ -86,9 +91,12 @@ def test_edits_keep_other_bytes(invite: bytes) -> None:
     out = m.to_bytes()
     assert out.startswith(b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1")
     assert b"Max-Forwards: 69\r\n" in out
-    assert out.replace(b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnew\r\n", b"").replace(
-        b"Max-Forwards: 69", b"Max-Forwards: 70"
-    ) == invite
+    assert (
+        out.replace(b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnew\r\n", b"").replace(
+            b"Max-Forwards: 69", b"Max-Forwards: 70"
+        )
+        == invite
+    )
     m2 = parse_datagram(out)
     assert [v.branch for v in m2.vias] == ["z9hG4bKnew", "z9hG4bK776asdhds"]
     assert m2.max_forwards == 69

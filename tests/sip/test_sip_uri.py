@@ -1,0 +1,90 @@
+"""SIP, SIPS and tel URIs."""
+
+from __future__ import annotations
+
+import pytest
+
+from kemi_core.sip import SipParseError, SipUri
+from kemi_core.sip.uri import parse_uri, unescape
+
+
+def test_full_sip_uri() -> None:
+    u = parse_uri(
+        "sip:alice:secret@atlanta.example.com:5060;transport=TCP;lr;maddr=1.2.3.4?subject=x&h=1"
+    )
+    assert (u.scheme, u.user, u.password, u.host, u.port) == (
+        "sip", "alice", "secret", "atlanta.example.com", 5060,
+    )  # fmt: skip
+    assert u.params == {"transport": "TCP", "lr": None, "maddr": "1.2.3.4"}
+    assert u.transport == "tcp"
+    assert u.headers == {"subject": "x", "h": "1"}
+    assert u.hostport == "atlanta.example.com:5060"
+
+
+def test_minimal_and_case() -> None:
+    u = parse_uri("SIPS:example.com")
+    assert (u.scheme, u.user, u.host, u.port, u.params) == ("sips", None, "example.com", None, {})
+    assert str(u) == "sips:example.com"
+    assert parse_uri("sip:a@B.example;TRANSPORT=udp").params == {"transport": "udp"}
+
+
+def test_ipv6_reference() -> None:
+    u = parse_uri("sip:bob@[2001:db8::10]:5070;transport=udp")
+    assert u.host == "[2001:db8::10]" and u.port == 5070
+    assert parse_uri("sip:[::1]").host == "[::1]" and parse_uri("sip:[::1]").port is None
+    for bad in ("sip:[2001:db8::10", "sip:[2001:db8::10]x", "sip:[zz::1]"):
+        with pytest.raises(SipParseError):
+            parse_uri(bad)
+
+
+def test_escapes_are_kept_and_decodable() -> None:
+    u = parse_uri("sip:%61lice%20b@example.com;n%61me=v%41")
+    assert u.user == "%61lice%20b" and unescape(u.user) == "alice b"
+    assert u.params == {"n%61me": "v%41"}
+    assert unescape("100%") == "100%" and unescape("%zz") == "%zz"
+
+
+def test_user_with_semicolon_and_question_mark() -> None:
+    u = parse_uri("sip:user;par=u%40example.net@example.com")
+    assert u.user == "user;par=u%40example.net" and u.host == "example.com" and u.params == {}
+
+
+def test_tel_uri() -> None:
+    u = parse_uri("tel:+1-201-555-0123;phone-context=example.com")
+    assert (u.scheme, u.user, u.host) == ("tel", "+1-201-555-0123", "")
+    assert u.params == {"phone-context": "example.com"}
+    assert str(u) == "tel:+1-201-555-0123;phone-context=example.com"
+
+
+def test_str_and_with() -> None:
+    u = parse_uri("sip:alice@example.com:5060;lr")
+    assert str(u) == "sip:alice@example.com:5060;lr"
+    v = u.with_(host="other.example", port=None)
+    assert str(v) == "sip:alice@other.example;lr" and u.host == "example.com"
+    assert isinstance(v, SipUri) and v != u
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("nobody:opaque", 416),
+        ("http://example.com/", 416),
+        ("sip:", 400),
+        ("sip:@example.com", 400),
+        ("sip:a@", 400),
+        ("sip:a b@example.com", 400),
+        ("sip:a@example.com:99999", 400),
+        ("sip:a@example.com:12x", 400),
+        ("sip:a@exa mple.com", 400),
+        ("<sip:a@example.com>", 400),
+        ("sip:a@example.com;", 400),
+        ("sip:a@example.com?", 400),
+        ("1sip:a@b", 400),
+        ("no-colon", 400),
+        ("tel:", 400),
+    ],
+)
+def test_bad_uris(text: str, status: int) -> None:
+    with pytest.raises(SipParseError) as ei:
+        parse_uri(text)
+    assert ei.value.status == status
