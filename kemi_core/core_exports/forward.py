@@ -4,6 +4,7 @@ set_drop."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import socket
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from kemi_core.core_exports.log import script_log
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
 from kemi_core.pv._util import parse_uri_or_none, safe
+from kemi_core.sip.errors import SipParseError
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from kemi_core.sip.uri import SipUri
 
 MAGIC_COOKIE = "z9hG4bK"
+#: what a lazy-parse accessor may raise on a malformed part (as pv's ``safe`` catches)
+_PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexError, KeyError)
 _STREAM_PROTOS = ("tcp", "tls", "ws", "wss")
 
 
@@ -52,10 +56,20 @@ def target_of(uri: SipUri) -> tuple[str, str, int] | None:
     return proto, ip, port
 
 
+@functools.lru_cache(maxsize=256)
+def _target_of_text(target_uri: str) -> tuple[str, str, int] | None:
+    """``target_of`` a URI text; scripts forward to a handful of $du values, parsed once."""
+    uri = parse_uri_or_none(target_uri)
+    return target_of(uri) if uri is not None else None
+
+
 def stateless_branch(msg: SipMsg) -> str:
     """A branch that is the same for retransmissions (and for a CANCEL of the INVITE), but
     different for different requests (RFC 3261 16.11)."""
-    via = safe(lambda: msg.via)
+    try:
+        via = msg.via
+    except _PARSE_ERRORS:
+        via = None
     top_branch = via.branch if via is not None else None
     if top_branch and top_branch.startswith(MAGIC_COOKIE):
         seed = f"{top_branch}|{via.host}|{via.port}"  # type: ignore[union-attr]
@@ -67,27 +81,42 @@ def stateless_branch(msg: SipMsg) -> str:
     return MAGIC_COOKIE + hashlib.md5(seed.encode()).hexdigest()[:16]
 
 
-def stamp_received(ctx: MsgContext, msg: SipMsg) -> None:
-    """Add ;received (sent-by differs from the source IP, RFC 3261 18.2.1) and ;rport=
-    (RFC 3581, or force_rport) to the top Via of ``msg`` before it is sent on."""
-    via = safe(lambda: msg.via)
-    if via is None:
-        return
-    src_ip, src_port = ctx.rcv.src_ip, ctx.rcv.src_port
+def received_via(ctx: MsgContext, msg: SipMsg) -> str | None:
+    """The top Via of ``msg`` with ;received (sent-by differs from the source IP, RFC 3261
+    18.2.1) and ;rport= (RFC 3581, or force_rport) added, or None when it needs neither.
+    Computed once per request and applied to each copy sent on (``apply_via``)."""
+    try:
+        via = msg.via
+    except _PARSE_ERRORS:
+        return None
+    src_ip = ctx.rcv.src_ip
     raw = via.raw
     changed = False
     if via.received is None and via.host.strip("[]") != src_ip:
         raw += f";received={src_ip}"
         changed = True
-    if via.rport is True or (ctx.force_rport and "rport" not in via.params):
-        if via.rport is True:
-            raw = _fill_rport(raw, src_port)
+    rport = via.rport
+    if rport is True or (ctx.force_rport and "rport" not in via.params):
+        if rport is True:
+            raw = _fill_rport(raw, ctx.rcv.src_port)
         else:
-            raw += f";rport={src_port}"
+            raw += f";rport={ctx.rcv.src_port}"
         changed = True
-    if changed:
+    return raw if changed else None
+
+
+def apply_via(msg: SipMsg, raw: str | None) -> None:
+    """Replace the top Via of ``msg`` by ``raw`` (from ``received_via``; None: unchanged)."""
+    if raw is not None:
         msg.pop_via()
         msg.prepend_via(raw)
+
+
+def stamp_received(ctx: MsgContext, msg: SipMsg, source: SipMsg | None = None) -> None:
+    """Add ;received and ;rport= to the top Via of ``msg`` before it is sent on (see
+    ``received_via``); ``source``: the message ``msg`` was just copied from, whose Via is
+    parsed already."""
+    apply_via(msg, received_via(ctx, source if source is not None else msg))
 
 
 def _fill_rport(raw: str, port: int) -> str:
@@ -111,8 +140,7 @@ def forward_to(ctx: MsgContext, target_uri: str) -> int:
     if not ctx.msg.is_request:
         script_log.error("forward: only requests can be forwarded by the script")
         return -1
-    uri = parse_uri_or_none(target_uri)
-    target = target_of(uri) if uri is not None else None
+    target = _target_of_text(target_uri)
     if target is None:
         script_log.error("forward - bad_uri dropping packet: %r", target_uri)
         return -1
@@ -121,7 +149,7 @@ def forward_to(ctx: MsgContext, target_uri: str) -> int:
         script_log.error("forward: transport %s is not supported", proto)
         return -1
     out = ctx.msg.copy()
-    stamp_received(ctx, out)
+    stamp_received(ctx, out, ctx.msg)
     out.prepend_via(_our_via(ctx, proto, stateless_branch(ctx.msg)))
     # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.

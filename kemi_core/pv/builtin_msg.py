@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from kemi_core.pv._util import header_lines, name_addr_uri, parse_uri_or_none, safe
@@ -95,9 +96,16 @@ def _set_du(ctx: MsgContext, value: PvValue) -> None:
     if value in (None, ""):
         ctx.dst_uri = None
         return
-    if parse_uri_or_none(str(value)) is None:
+    text = str(value)
+    if not _valid_uri(text):
         raise PvError(f"invalid URI for $du: {value!r}")
-    ctx.dst_uri = str(value)
+    ctx.dst_uri = text
+
+
+@functools.lru_cache(maxsize=512)
+def _valid_uri(text: str) -> bool:
+    """Whether ``text`` parses as a URI; a script sets $du to a few values, over and over."""
+    return parse_uri_or_none(text) is not None
 
 
 def _du_parsed(ctx: MsgContext) -> SipUri | None:

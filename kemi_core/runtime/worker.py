@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -15,6 +16,28 @@ log = logging.getLogger("kemi.worker")
 
 #: How often module timer handlers (core.add_timer_handler) run, in seconds.
 TIMER_TICK = 0.05
+
+#: The worker's collector thresholds: young generations as CPython's defaults, full collections
+#: about 100 times rarer (see tune_gc).
+GC_THRESHOLDS = (700, 10, 1000)
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector off the message path.
+
+    A stateful proxy holds tens of thousands of live transactions (each lingers ``wt_timer``
+    after its final reply) made of a few dozen tracked objects each. With CPython's default
+    thresholds a full collection walks all of them every few thousand calls: ~0.25 s each at
+    40,000 transactions, about 100 us of CPU per call at 4,000 calls/s, more than any single
+    piece of SIP work. The message path makes no reference cycles (freed by reference
+    counting), so full collections find next to nothing: make them rare, and freeze what was
+    loaded at start (modules, config, the engine) so they never walk it again. Young
+    generations keep their default pace, so short-lived cycles (an error's traceback) still
+    go at once.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -62,6 +85,7 @@ class Worker:
                                          self.shared_sockets)
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
+        tune_gc()
         if core.timer_handlers:
             self.loop.call_later(TIMER_TICK, self._tick)
 

@@ -50,11 +50,13 @@ class ClientTransaction:
                  "final_status", "local_final", "_interval", "_start")
 
     def __init__(self, request: SipMsg, dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
+                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None) -> None:
         self.request = request
         self.dest = dest
         self.settings = settings
-        self.key: ClientKey = client_key(request.via.branch or "", request.method)
+        # ``branch``: the top Via branch when the caller just put it there (no Via to parse)
+        self.key: ClientKey = client_key(branch if branch is not None else request.via.branch or "",
+                                         request.method)
         self.state = ClientState.TERMINATED  # until start()
         self.timers = TimerSet()
         self.data = b""
@@ -121,8 +123,8 @@ class InviteClientTransaction(ClientTransaction):
     __slots__ = ("ack", "cancelled", "_life_end")
 
     def __init__(self, request: SipMsg, dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
-        super().__init__(request, dest, settings)
+                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None) -> None:
+        super().__init__(request, dest, settings, branch)
         #: the hop-by-hop ACK sent for the negative final (resent on its retransmissions)
         self.ack: bytes | None = None
         self.cancelled = False
@@ -251,8 +253,10 @@ class NonInviteClientTransaction(ClientTransaction):
 
 
 def new_client_transaction(request: SipMsg, dest: Dest,
-                           settings: TimerSettings = DEFAULT_TIMERS) -> ClientTransaction:
-    """The client transaction for ``request`` (its top Via branch names the transaction)."""
+                           settings: TimerSettings = DEFAULT_TIMERS,
+                           branch: str | None = None) -> ClientTransaction:
+    """The client transaction for ``request`` (its top Via branch names the transaction;
+    ``branch``: that branch when the caller knows it, else read from the Via)."""
     if request.method == "INVITE":
-        return InviteClientTransaction(request, dest, settings)
-    return NonInviteClientTransaction(request, dest, settings)
+        return InviteClientTransaction(request, dest, settings, branch)
+    return NonInviteClientTransaction(request, dest, settings, branch)

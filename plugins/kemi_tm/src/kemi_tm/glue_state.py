@@ -106,6 +106,7 @@ class TxGlue:
 class TmTransaction(ProxyTransaction):
     """A proxy transaction with the script's state attached."""
 
+    __slots__ = ("glue",)
     glue: TxGlue
 
 

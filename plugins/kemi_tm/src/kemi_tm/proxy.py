@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from kemi_core.sip import build_reply, parse_datagram
 from kemi_tm.actions import (
     Action,
     BranchFinal,
@@ -45,7 +46,7 @@ from kemi_tm.client import (
     new_client_transaction,
 )
 from kemi_tm.context import DEFAULT_PROXY, BranchState, ProxySettings, reply_priority
-from kemi_tm.keys import MAGIC_COOKIE
+from kemi_tm.keys import MAGIC_COOKIE, ServerKey
 from kemi_tm.messages import REASONS, build_cancel, rewrite_status
 from kemi_tm.server import new_server_transaction
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
@@ -59,22 +60,35 @@ __all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "reply_priority"]
 class ProxyTransaction:
     """A server transaction joined to its branches, with the 16.7 response context."""
 
+    # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
+    # and for the garbage collector to walk.
+    __slots__ = ("request", "method", "is_invite", "settings", "proxy_settings", "server", "key",
+                 "ident", "branch_prefix", "to_tag", "branches", "step", "canceled", "deciding",
+                 "got_6xx", "on_reschedule")
+
     def __init__(self, request: SipMsg, reply_dest: Dest, *,
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
-                 ident: str | None = None, to_tag: str | None = None) -> None:
+                 ident: str | None = None, to_tag: str | None = None,
+                 key: ServerKey | None = None) -> None:
         self.request = request
         self.method = request.method
         self.is_invite = self.method == "INVITE"
         self.settings = settings
         self.proxy_settings = proxy_settings
-        self.server = new_server_transaction(request, reply_dest, settings)
+        #: ``key``: the request's server key when the caller has it already (computed on the
+        #: message it copied ``request`` from, whose headers are parsed)
+        self.server = new_server_transaction(request, reply_dest, settings, key)
         self.key = self.server.key
+        if not ident or not to_tag:
+            token = secrets.token_hex(16)  # one random read for both
+            ident = ident or token[:16]
+            to_tag = to_tag or token[16:]
         #: unique id; our branch ids are ``z9hG4bK<ident>.<index>``
-        self.ident = ident or secrets.token_hex(8)
-        self.branch_prefix = f"{MAGIC_COOKIE}{self.ident}."
+        self.ident = ident
+        self.branch_prefix = f"{MAGIC_COOKIE}{ident}."
         #: To tag of the replies we generate ourselves
-        self.to_tag = to_tag or secrets.token_hex(8)
+        self.to_tag = to_tag
         self.branches: list[BranchState] = []
         self.step = 0
         self.canceled = False
@@ -98,17 +112,23 @@ class ProxyTransaction:
     def terminated(self) -> bool:
         if not self.server.terminated:
             return False
-        return all(b.client.terminated and (b.cancel is None or b.cancel.terminated)
-                   for b in self.branches)
+        for b in self.branches:
+            if not b.client.terminated or (b.cancel is not None and not b.cancel.terminated):
+                return False
+        return True
 
     def next_timer(self) -> float | None:
-        times = [self.server.next_timer()]
+        # called after every input (the table re-arms this entry): no temporary lists
+        at = self.server.next_timer()
         for b in self.branches:
-            times.append(b.client.next_timer())
+            t = b.client.next_timer()
+            if t is not None and (at is None or t < at):
+                at = t
             if b.cancel is not None:
-                times.append(b.cancel.next_timer())
-        known = [t for t in times if t is not None]
-        return min(known) if known else None
+                t = b.cancel.next_timer()
+                if t is not None and (at is None or t < at):
+                    at = t
+        return at
 
     def match_reply(self, reply: SipMsg) -> int | None:
         """Index of the branch a reply belongs to (by Via branch and CSeq method), or None."""
@@ -141,21 +161,20 @@ class ProxyTransaction:
     # ----- inputs -----
     def start(self, now: float) -> list[Action]:
         """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``."""
-        out: list[Action] = []
         if self.is_invite and self.proxy_settings.auto_inv_100 and self.server.can_reply(100):
-            out = self.reply(100, self.proxy_settings.auto_inv_100_reason, now)
+            return self.reply(100, self.proxy_settings.auto_inv_100_reason, now)  # re-arms
         self._changed()
-        return out
+        return []
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,
-                   sent_by: str) -> tuple[int, list[Action]]:
+                   sent_by: str, owned: bool = False) -> tuple[int, list[Action]]:
         """Forward a copy of ``request`` to ``dest`` with our Via (``sent_by`` = "host[:port]").
+        ``owned``: the caller hands ``request`` over (a copy made for this branch), so it is
+        used as it is instead of being copied again.
 
         While other branches are pending it forks in parallel; after ``NeedsDecision`` it opens
         a new serial step. Returns the branch index and the actions (the request to send).
         """
-        from kemi_core.sip import parse_datagram
-
         if self.method in ("ACK", "CANCEL"):
             raise TransactionStateError(f"{self.method} is not relayed on a branch")
         if self.final_status:
@@ -168,9 +187,13 @@ class ProxyTransaction:
             self.step += 1  # serial forking from the failure route
         self.deciding = False
         index = len(self.branches)
-        msg = parse_datagram(request) if isinstance(request, bytes) else request.copy()
-        msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={self.branch_prefix}{index}")
-        client = new_client_transaction(msg, dest, self.settings)  # owns msg from now on
+        if isinstance(request, bytes):
+            msg = parse_datagram(request)
+        else:
+            msg = request if owned else request.copy()
+        branch = f"{self.branch_prefix}{index}"
+        msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}")
+        client = new_client_transaction(msg, dest, self.settings, branch)  # owns msg from now on
         self.branches.append(BranchState(index=index, step=self.step, client=client))
         out = client.start(now)
         self._changed()
@@ -230,8 +253,6 @@ class ProxyTransaction:
               headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
               content_type: str | None = None) -> list[Action]:
         """A reply generated here (t_reply); a final one CANCELs the pending INVITE branches."""
-        from kemi_core.sip import build_reply
-
         if not self.server.can_reply(status):
             raise TransactionStateError(f"cannot reply {status}: {self.server.state.value}")
         data = build_reply(self.request, status, reason,
@@ -265,8 +286,9 @@ class ProxyTransaction:
 
     # ----- internals -----
     def _changed(self) -> None:
-        if self.on_reschedule is not None:
-            self.on_reschedule(self)
+        hook = self.on_reschedule
+        if hook is not None:
+            hook(self)
 
     def _client_actions(self, b: BranchState, acts: list[Action], now: float) -> list[Action]:
         out: list[Action] = []
@@ -355,8 +377,6 @@ class ProxyTransaction:
         return []
 
     def _send_cancel(self, b: BranchState, now: float) -> list[Action]:
-        from kemi_core.sip import parse_datagram
-
         b.cancel = NonInviteClientTransaction(
             parse_datagram(build_cancel(b.client.request)), b.client.dest, self.settings)
         if isinstance(b.client, InviteClientTransaction):

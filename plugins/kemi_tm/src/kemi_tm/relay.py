@@ -14,15 +14,17 @@ In a failure route, t_relay adds the branches to the transaction being decided (
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING
 
-from kemi_core.core_exports.forward import forward_to, stamp_received
+from kemi_core.core_exports.forward import apply_via, forward_to, received_via
 from kemi_core.runtime.context import MsgContext, RouteType
 from kemi_core.runtime.destinations import reply_destination, uri_destination
 from kemi_core.sip import SipParseError, build_reply
 from kemi_tm.actions import Action, Dest, NeedsDecision, Send, TransactionStateError
-from kemi_tm.glue_state import TmTransaction, TxGlue, req_state
+from kemi_tm.glue_state import MODULE, TmTransaction, TxGlue, req_state
+from kemi_tm.keys import ServerKey, server_key
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -42,23 +44,25 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
     if not msg.is_request:
         log.error("t_relay: the current message is a reply")
         return -1
-    state = req_state(ctx)
-    if ctx.route_type & RouteType.FAILURE and state.tx is not None:
-        return _serial_fork(svc, ctx, state.tx, proto, target)
+    current = ctx.mod_state.get(MODULE)  # ReqState, made below only when needed (not for ACK)
+    if current is not None and current.tx is not None and ctx.route_type & RouteType.FAILURE:
+        return _serial_fork(svc, ctx, current.tx, proto, target)
     try:
         method = msg.method
         if method == "ACK":
             return _relay_ack(svc, ctx, proto, target)
         if method == "CANCEL":
             return _relay_cancel(svc, ctx, proto, target, forward_unmatched=True)
+        state = req_state(ctx)
         tx = state.tx
         if tx is None:
-            old = svc.table.lookup_request(msg)
+            key = server_key(msg)
+            old = svc.table.get(key)
             if old is not None:
                 assert isinstance(old, TmTransaction)
                 svc.perform(old, old.on_request(msg, svc.now()))
                 return 0
-            tx = new_transaction(svc, ctx)
+            tx = new_transaction(svc, ctx, key)
         state.callbacks.merge_into(tx.glue.callbacks)
         tx.glue.flags = ctx.flags
     except SipParseError as exc:
@@ -74,19 +78,22 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
     return 1
 
 
-def new_transaction(svc: TmService, ctx: MsgContext) -> TmTransaction:
-    """Create, insert and start the transaction of the current request (t_newtran)."""
+def new_transaction(svc: TmService, ctx: MsgContext, key: ServerKey | None = None) -> TmTransaction:
+    """Create, insert and start the transaction of the current request (t_newtran); ``key``:
+    its server key when the caller computed it already."""
     msg = ctx.msg
     state = req_state(ctx)
     rcv = ctx.rcv
     proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
     reply_dest = Dest(proto, host, port, (rcv.dst_ip, rcv.dst_port))
     ov = state.overrides
+    # The key comes from the received request (its headers are parsed; the copy's are not).
     tx = TmTransaction(msg.copy(), reply_dest, settings=svc.settings.timers_for(ov),
-                       proxy_settings=svc.settings.proxy_for(ov))
+                       proxy_settings=svc.settings.proxy_for(ov),
+                       key=key if key is not None else server_key(msg))
     # The key is computed: now the saved request may get ;received/;rport like what we forward,
     # so our own replies carry them too (RFC 3261 18.2.1).
-    stamp_received(ctx, tx.request)
+    apply_via(tx.request, received_via(ctx, msg))
     tx.glue = TxGlue(rcv=rcv, created=svc.now(), flags=ctx.flags, avps=ctx.avps,
                      xavps=ctx.xavps, force_rport=ctx.force_rport)
     tx.glue.overrides = ov
@@ -163,25 +170,30 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     cannot end the step before the others exist). Returns how many went out."""
     now = svc.now()
     pending: list[tuple[int, list[Action]]] = []
+    msg = ctx.msg
+    # ;received/;rport for the copies, computed once from the request (whose Via is parsed);
+    # None in a failure route, whose request has them already.
+    via = received_via(ctx, msg)
+    name = tx.glue.callbacks.branch
     for index, (ruri, du) in enumerate(_destinations(ctx)):
-        breq = ctx.msg.copy()
+        breq = msg.copy()
         if ruri != breq.ruri:
             breq.set_ruri(ruri)
-        stamp_received(ctx, breq)  # idempotent: a failure route's copy has it already
-        bctx = _branch_context(ctx, breq, du, tx, len(tx.branches) + index)
-        name = tx.glue.callbacks.branch
+        apply_via(breq, via)
         if name is not None:
+            bctx = _branch_context(ctx, breq, du, tx, len(tx.branches) + index)
             svc.run_callback(name, bctx)
             if bctx.dropped:
                 log.debug("t_relay: branch %d dropped by branch route %s", index, name)
                 continue
-        dest = _dest_for(svc, bctx, proto, target)
+            breq, du = bctx.msg, bctx.dst_uri
+        dest = _dest_for(du or breq.ruri, proto, target)
         if dest is None:
             continue
-        host, port = svc.core.local_address(dest.proto)
-        sent_by = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            pending.append(tx.add_branch(bctx.msg, dest, now, sent_by=sent_by))
+            # breq is this branch's own copy: the client transaction takes it over
+            pending.append(tx.add_branch(breq, dest, now, sent_by=_sent_by(svc, dest.proto),
+                                         owned=True))
         except TransactionStateError as exc:
             log.error("t_relay: cannot add a branch: %s", exc)
             break
@@ -204,6 +216,11 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     return sent
 
 
+def _sent_by(svc: TmService, proto: str) -> str:
+    host, port = svc.core.local_address(proto)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _branch_context(ctx: MsgContext, breq: SipMsg, du: str | None, tx: TmTransaction,
                     index: int) -> MsgContext:
     bctx = MsgContext(msg=breq, rcv=ctx.rcv, core=ctx.core, route_type=RouteType.BRANCH,
@@ -215,22 +232,29 @@ def _branch_context(ctx: MsgContext, breq: SipMsg, du: str | None, tx: TmTransac
     return bctx
 
 
-def _dest_for(svc: TmService, bctx: MsgContext, proto: str | None,
-              target: Target | None) -> Dest | None:
+def _dest_for(uri: str, proto: str | None, target: Target | None) -> Dest | None:
+    """Where a branch goes: ``target`` when forced, else its $du or R-URI (``uri``)."""
     if target is not None:
         return Dest(target[0].lower(), target[1], target[2])
-    uri = bctx.dst_uri or bctx.msg.ruri
     if proto:
         uri = _with_transport(uri, proto)
     try:
-        found = uri_destination(uri)
+        dest = _uri_dest(uri)
     except (SipParseError, ValueError) as exc:
         log.error("t_relay: bad destination %r: %s", uri, exc)
         return None
-    if found is None:
+    if dest is None:
         log.error("t_relay: cannot resolve the destination %r", uri)
-        return None
-    return Dest(*found)
+    return dest
+
+
+@functools.lru_cache(maxsize=256)
+def _uri_dest(uri: str) -> Dest | None:
+    """The Dest of a next-hop URI text (Dest is frozen: one object serves every branch to it).
+    Scripts send to a handful of $du / R-URI values, each parsed and resolved once here (names
+    are resolved once per process anyway: destinations.resolve_host caches them)."""
+    found = uri_destination(uri)
+    return Dest(*found) if found is not None else None
 
 
 def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,

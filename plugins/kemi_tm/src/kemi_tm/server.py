@@ -47,11 +47,11 @@ class ServerTransaction:
                  "last_reply", "last_status", "final_status", "_interval")
 
     def __init__(self, request: SipMsg, reply_dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
+                 settings: TimerSettings = DEFAULT_TIMERS, key: ServerKey | None = None) -> None:
         self.request = request
         self.reply_dest = reply_dest
         self.settings = settings
-        self.key: ServerKey = server_key(request)
+        self.key: ServerKey = key if key is not None else server_key(request)
         self.state = ServerState.PROCEEDING
         self.timers = TimerSet()
         #: bytes of the last reply sent (what a retransmitted request gets again)
@@ -168,8 +168,8 @@ class NonInviteServerTransaction(ServerTransaction):
     __slots__ = ()
 
     def __init__(self, request: SipMsg, reply_dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS) -> None:
-        super().__init__(request, reply_dest, settings)
+                 settings: TimerSettings = DEFAULT_TIMERS, key: ServerKey | None = None) -> None:
+        super().__init__(request, reply_dest, settings, key)
         self.state = ServerState.TRYING
 
     def can_reply(self, status: int) -> bool:
@@ -196,8 +196,10 @@ class NonInviteServerTransaction(ServerTransaction):
 
 
 def new_server_transaction(request: SipMsg, reply_dest: Dest,
-                           settings: TimerSettings = DEFAULT_TIMERS) -> ServerTransaction:
-    """The server transaction for ``request``; replies go to ``reply_dest`` (18.2.2)."""
+                           settings: TimerSettings = DEFAULT_TIMERS,
+                           key: ServerKey | None = None) -> ServerTransaction:
+    """The server transaction for ``request``; replies go to ``reply_dest`` (18.2.2).
+    ``key``: its server key when already known (else computed from ``request``)."""
     if request.method == "INVITE":
-        return InviteServerTransaction(request, reply_dest, settings)
-    return NonInviteServerTransaction(request, reply_dest, settings)
+        return InviteServerTransaction(request, reply_dest, settings, key)
+    return NonInviteServerTransaction(request, reply_dest, settings, key)

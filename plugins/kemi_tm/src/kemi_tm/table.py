@@ -36,6 +36,8 @@ class TransactionTable:
         self._deadline: dict[str, float] = {}  # ident -> deadline currently valid in the heap
         self._heap: list[tuple[float, int, ProxyTransaction]] = []
         self._seq = itertools.count()
+        # one bound method shared by every entry (not one allocated per insert)
+        self._hook = self._reschedule
 
     def __len__(self) -> int:
         return len(self._by_ident)
@@ -49,7 +51,7 @@ class TransactionTable:
             raise KeyError(f"transaction already exists: {tx.key!r}")
         self._by_key[tx.key] = tx
         self._by_ident[tx.ident] = tx
-        tx.on_reschedule = self._reschedule
+        tx.on_reschedule = self._hook
         self._reschedule(tx)
 
     def remove(self, tx: ProxyTransaction) -> None:
@@ -63,6 +65,10 @@ class TransactionTable:
 
     def lookup_request(self, msg: SipMsg) -> ProxyTransaction | None:
         return self._by_key.get(server_key(msg))
+
+    def get(self, key: ServerKey) -> ProxyTransaction | None:
+        """The transaction of a server key (``keys.server_key``) already computed."""
+        return self._by_key.get(key)
 
     def lookup_cancel_target(self, cancel: SipMsg) -> ProxyTransaction | None:
         tx = self._by_key.get(cancel_target_key(cancel))
@@ -110,12 +116,14 @@ class TransactionTable:
             self.remove(tx)
             return
         at = tx.next_timer()
+        deadline = self._deadline
         if at is None:
-            self._deadline.pop(tx.ident, None)
+            deadline.pop(tx.ident, None)
             return
-        if self._deadline.get(tx.ident) == at:
+        ident = tx.ident
+        if deadline.get(ident) == at:
             return
-        self._deadline[tx.ident] = at
+        deadline[ident] = at
         heapq.heappush(self._heap, (at, next(self._seq), tx))
         if len(self._heap) > 2 * len(self._deadline) + 64:
             self._compact()
