@@ -82,7 +82,9 @@ class Worker:
         core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
         self.endpoints = WorkerEndpoints(self.loop, core.config.listen, self.dispatcher.on_data,
                                          self.dispatcher.on_msg, limits_of(built),
-                                         self.shared_sockets)
+                                         self.shared_sockets,
+                                         tcp_max_connections=core.config.tcp_max_connections,
+                                         tcp_idle_timeout=float(core.config.tcp_connection_lifetime))
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
         tune_gc()

@@ -53,17 +53,27 @@ class _TcpProtocol(asyncio.Protocol):
         self.buffer = StreamBuffer(owner.limits)
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
+        self.last_active = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1])
+        self.last_active = self.owner.loop.time()
+        if len(self.owner.tcp_conns) >= self.owner.tcp_max_connections:
+            # Over the limit (tcp_max_connections): refuse rather than starve the worker.
+            log.warning("tcp: %d connections open, refusing %s:%s", len(self.owner.tcp_conns),
+                        *self.peer)
+            self.owner.counters["tcp_refused"] = self.owner.counters.get("tcp_refused", 0) + 1
+            transport.close()
+            return
         self.owner.tcp_conns[self.peer] = self
         if self.local[1] == 0:  # outgoing connection: learn our own address
             sockname = transport.get_extra_info("sockname")
             self.local = (sockname[0], sockname[1])
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.owner.loop.time()
         rcv = RecvInfo("tcp", self.peer[0], self.peer[1], self.local[0], self.local[1])
         try:
             msgs = self.buffer.feed(data)
@@ -83,6 +93,7 @@ class _TcpProtocol(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
+            self.last_active = self.owner.loop.time()
             self.transport.write(data)
 
 
@@ -90,7 +101,8 @@ class WorkerEndpoints:
     """The sockets of one worker; implements the core's Transport protocol."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listens: list[ListenAddr],
-                 on_data: OnData, on_msg: OnMsg, limits: ParseLimits, shared: bool) -> None:
+                 on_data: OnData, on_msg: OnMsg, limits: ParseLimits, shared: bool,
+                 tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0) -> None:
         self.loop = loop
         self.listens = listens
         self.on_data = on_data
@@ -104,6 +116,22 @@ class WorkerEndpoints:
         self.tcp_conns: dict[tuple[str, int], _TcpProtocol] = {}
         self.tcp_pending: dict[tuple[str, int], list[bytes]] = {}
         self.counters: dict[str, int] = {}
+        self.tcp_max_connections = tcp_max_connections
+        #: tcp_connection_lifetime: a connection idle this long (s) is closed.
+        self.tcp_idle_timeout = tcp_idle_timeout
+
+    def close_idle_tcp(self) -> int:
+        """Close connections idle longer than tcp_idle_timeout; returns how many."""
+        cutoff = self.loop.time() - self.tcp_idle_timeout
+        idle = [c for c in self.tcp_conns.values() if c.last_active < cutoff]
+        for conn in idle:
+            if conn.transport is not None:
+                conn.transport.close()
+        return len(idle)
+
+    def _idle_sweep(self) -> None:
+        self.close_idle_tcp()
+        self.loop.call_later(min(self.tcp_idle_timeout, 10.0), self._idle_sweep)
 
     async def start(self) -> None:
         for lst in self.listens:
@@ -117,6 +145,8 @@ class WorkerEndpoints:
                 server = await self.loop.create_server(
                     lambda h=lst.host, p=lst.port: _TcpProtocol(self, (h, p)), sock=sock)
                 self.tcp_servers.append(server)
+                if len(self.tcp_servers) == 1:
+                    self.loop.call_later(min(self.tcp_idle_timeout, 10.0), self._idle_sweep)
             else:
                 log.warning("listen %s:%s:%s: protocol not supported, skipped", lst.proto, lst.host, lst.port)
         first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)

@@ -75,3 +75,24 @@ def test_pid_file_and_single_process_mode(start_kemi: Callable[..., KemiProcess]
         assert ua.recv_final() is not None
     assert srv.stop() == 0
     assert not pid_file.exists()
+
+
+def test_tcp_connection_limit_and_idle_timeout(start_kemi: Callable[..., KemiProcess],
+                                               port: int) -> None:
+    import socket
+    import time
+
+    cfg = CFG.format(port=port, children=1) + "tcp_max_connections=2\ntcp_connection_lifetime=1\n"
+    start_kemi(cfg)
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert extra.recv(10) == b""  # over tcp_max_connections: closed at once
+    extra.close()
+    time.sleep(2.5)  # > tcp_connection_lifetime with no traffic
+    for conn in conns:
+        try:
+            assert conn.recv(10) == b""  # closed by the idle sweep
+        except ConnectionResetError:
+            pass
+        conn.close()
