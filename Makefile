@@ -36,6 +36,7 @@ bench: dev
 	$(BIN)/python bench/sip_parse.py
 	$(BIN)/python bench/stateless.py
 	$(BIN)/python bench/stateful.py
+	$(BIN)/python bench/soak.py
 
 lint: dev
 	$(BIN)/ruff check .
