@@ -16,38 +16,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import tree_pids  # noqa: E402
+from common import KAMAILIO_MPATH, tree_pids  # noqa: E402
+from stateful import CFG as STATEFUL_CFG  # noqa: E402
+from stateful import ENGINES, LUA  # noqa: E402
 
 from kemi_core.testing.process import KemiProcess, free_port  # noqa: E402
 from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available  # noqa: E402
 
-LUA = """
-function ksr_request_route()
-    if KSR.maxfwd.process_maxfwd(10) < 0 then
-        KSR.sl.send_reply(483, "Too Many Hops")
-        return
-    end
-    KSR.pv.sets("$du", "sip:127.0.0.1:{uas_port}")
-    if KSR.tm.t_relay() < 0 then
-        KSR.sl.send_reply(500, "Server error")
-    end
-end
-"""
-
-CFG = """#!KAMAILIO
-debug=0
-fork=yes
-children=1
-listen=udp:127.0.0.1:{port}
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "app_lua.so"
-modparam("tm", "wt_timer", 2000)
-modparam("app_lua", "load", "{script}")
-cfgengine "lua"
-"""
+# The stateful benchmark's proxy script and config (Lua engine), with a short wt_timer so the
+# last transactions are gone soon after the run.
+CFG = STATEFUL_CFG + ENGINES["lua"][3] + 'modparam("tm", "wt_timer", 2000)\n'
 
 
 def rss_kb(pid: int) -> int:
@@ -70,7 +48,8 @@ def main() -> int:
         work = Path(tmp)
         port, uas_port = free_port(), free_port()
         (work / "soak.lua").write_text(LUA.replace("{uas_port}", str(uas_port)))
-        (work / "soak.cfg").write_text(CFG.format(port=port, script=work / "soak.lua"))
+        (work / "soak.cfg").write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH,
+                                                  script=work / "soak.lua"))
         with SippUas(work, uas_port, name="uas"), KemiProcess(work / "soak.cfg", work) as srv:
             assert srv.proc is not None
             worker = [p for p in tree_pids(srv.proc.pid) if p != srv.proc.pid][0]

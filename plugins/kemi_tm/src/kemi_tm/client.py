@@ -22,10 +22,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from kemi_tm.actions import Action, Dest, LocalFinal, PassUp, Send, Terminated
+from kemi_tm.actions import Action, Dest, LocalFinal, PassUp, Send
 from kemi_tm.keys import ClientKey, client_key
 from kemi_tm.messages import build_ack
-from kemi_tm.timers import DEFAULT_TIMERS, TimerSet, TimerSettings
+from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, TimerSet, TimerSettings
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -43,8 +43,10 @@ class ClientState(enum.Enum):
 _WAITING = (ClientState.CALLING, ClientState.TRYING, ClientState.PROCEEDING)
 
 
-class ClientTransaction:
+class ClientTransaction(EndsAfterTimer):
     """What both client transactions share: the request, where it goes, timers, outcome."""
+
+    TERMINATED_STATE = ClientState.TERMINATED
 
     __slots__ = ("request", "dest", "settings", "key", "state", "timers", "data",
                  "final_status", "local_final", "_interval", "_start")
@@ -88,17 +90,7 @@ class ClientTransaction:
     def _send_request(self) -> Send:
         return Send(self.dest, self.data)
 
-    def _finish(self) -> list[Action]:
-        self.state = ClientState.TERMINATED
-        self.timers.clear()
-        return [Terminated()]
 
-    def _linger(self, name: str, delay: float, now: float) -> list[Action]:
-        """Arm the timer that ends a completed transaction, or end it now when it is 0."""
-        if delay <= 0:
-            return self._finish()
-        self.timers.set(name, now + delay)
-        return []
 
     def on_transport_error(self, now: float) -> list[Action]:
         """The transport could not send the request: behave as if a 503 came back (16.9)."""

@@ -23,9 +23,9 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from kemi_tm.actions import Action, Dest, PassUp, Send, Terminated, TransactionStateError
+from kemi_tm.actions import Action, Dest, PassUp, Send, TransactionStateError
 from kemi_tm.keys import ServerKey, server_key
-from kemi_tm.timers import DEFAULT_TIMERS, TimerSet, TimerSettings
+from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, TimerSet, TimerSettings
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -40,8 +40,10 @@ class ServerState(enum.Enum):
     TERMINATED = "terminated"
 
 
-class ServerTransaction:
+class ServerTransaction(EndsAfterTimer):
     """What both server transactions share."""
+
+    TERMINATED_STATE = ServerState.TERMINATED
 
     __slots__ = ("request", "reply_dest", "settings", "key", "state", "timers",
                  "last_reply", "last_status", "final_status", "_interval")
@@ -87,16 +89,7 @@ class ServerTransaction:
             self.final_status = status
         return Send(self.reply_dest, data)
 
-    def _finish(self) -> list[Action]:
-        self.state = ServerState.TERMINATED
-        self.timers.clear()
-        return [Terminated()]
 
-    def _linger(self, name: str, delay: float, now: float) -> list[Action]:
-        if delay <= 0:
-            return self._finish()
-        self.timers.set(name, now + delay)
-        return []
 
     def on_timer(self, now: float) -> list[Action]:
         out: list[Action] = []

@@ -6,7 +6,11 @@ caller's clock (``now`` passed in), so tests drive the machines with a fake cloc
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
+
+from kemi_tm.actions import Action, Terminated
 
 
 @attrs.frozen
@@ -76,3 +80,26 @@ class TimerSet:
         for _, name in due:
             del self.deadlines[name]
         return [name for _, name in due]
+
+
+class EndsAfterTimer:
+    """For a transaction machine (``state``, ``timers``, class attribute ``TERMINATED_STATE``):
+    end now, or linger until one last timer fires (D, I, J, K and the Accepted wait)."""
+
+    __slots__ = ()  # the machines use __slots__; keep them free of a __dict__
+
+    TERMINATED_STATE: Any
+    state: Any
+    timers: TimerSet
+
+    def _finish(self) -> list[Action]:
+        self.state = self.TERMINATED_STATE
+        self.timers.clear()
+        return [Terminated()]
+
+    def _linger(self, name: str, delay: float, now: float) -> list[Action]:
+        """Arm the timer that ends a completed transaction, or end it now when it is 0."""
+        if delay <= 0:
+            return self._finish()
+        self.timers.set(name, now + delay)
+        return []
