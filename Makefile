@@ -34,6 +34,7 @@ test: dev $(TEST_STAMP)
 
 bench: dev
 	$(BIN)/python bench/sip_parse.py
+	$(BIN)/python bench/engines.py
 	$(BIN)/python bench/stateless.py
 	$(BIN)/python bench/stateful.py
 	$(BIN)/python bench/soak.py

@@ -51,10 +51,6 @@ def normalize_result(r: Any) -> int:
     return 1 if r else -1
 
 
-def _constant(value: Any) -> ArgGetter:
-    return lambda ctx: value
-
-
 class CallCompiler:
     """Shared state of one compilation and the call-site compilers."""
 
@@ -132,7 +128,10 @@ class CallCompiler:
         return False, lambda ctx: V.to_str(inner(ctx))
 
     # ---- call sites ----------------------------------------------------------------------
-    def raw_call(self, node: A.Call) -> RawCall:
+    def raw_call(self, node: A.Call, mode: str = "value") -> RawCall:
+        """One closure per call site; ``mode`` says what it returns, so no wrapper closure is
+        needed: "value" the int result, "stmt" None, "cond" result > 0, "notcond" its negation,
+        "bool" 1 or 0 (a call used as a value)."""
         fn = self.resolve(node)
         loc = node.loc
         if fn is None:
@@ -140,46 +139,11 @@ class CallCompiler:
                 raise ScriptFault(loc, f"unknown function '{node.name}'")
             return unresolved
         parts = [self.argument(fn, i, a) for i, a in enumerate(node.args)]
-        func = fn.func
-        name = node.name
-        if all(is_const for is_const, _ in parts):
-            consts = tuple(v for _, v in parts)
-
-            def call(ctx: MsgContext) -> int:
-                try:
-                    r = func(ctx, *consts)
-                except _PASS_THROUGH:
-                    raise
-                except Exception as exc:
-                    raise ScriptFault(loc, f"{name}() failed: {exc!r}") from exc
-                if r.__class__ is not int:
-                    r = normalize_result(r)
-                ctx.extra[RETCODE_KEY] = r
-                if r == 0:
-                    raise ScriptExit()
-                return r  # type: ignore[no-any-return]
-            return call
-        getters = tuple(_constant(v) if c else v for c, v in parts)
-
-        def dyn_call(ctx: MsgContext) -> int:
-            try:
-                r = func(ctx, *[g(ctx) for g in getters])
-            except _PASS_THROUGH:
-                raise
-            except Exception as exc:
-                raise ScriptFault(loc, f"{name}() failed: {exc!r}") from exc
-            if r.__class__ is not int:
-                r = normalize_result(r)
-            ctx.extra[RETCODE_KEY] = r
-            if r == 0:
-                raise ScriptExit()
-            return r  # type: ignore[no-any-return]
-        return dyn_call
+        return make_call(fn.func, parts, loc, node.name, mode)
 
     def bool_call(self, node: A.Call) -> ArgGetter:
         """A call used as a value: 1 when it returned > 0, else 0 (Kamailio's rule)."""
-        raw = self.raw_call(node)
-        return lambda ctx: 1 if raw(ctx) > 0 else 0
+        return self.raw_call(node, "bool")
 
     def route_runner(self, node: A.RouteCall) -> RawCall:
         if node.name not in self.known_routes:
@@ -191,3 +155,49 @@ class CallCompiler:
             ctx.extra[RETCODE_KEY] = r
             return r
         return run
+
+
+#: What a call site closure returns, by mode (r is the int result, never 0 there).
+_RETURNS = {"value": "return r", "stmt": "return None", "cond": "return r > 0",
+            "notcond": "return r < 0", "bool": "return 1 if r > 0 else 0"}
+_CALL_TEMPLATE = """
+def make({params}):
+    def call(ctx):
+        try:
+            r = func(ctx{args})
+        except _PASS_THROUGH:
+            raise
+        except Exception as exc:
+            raise ScriptFault(loc, f"{{name}}() failed: {{exc!r}}") from exc
+        if r.__class__ is not int:
+            r = normalize_result(r)
+        ctx.extra[RETCODE_KEY] = r
+        if r == 0:
+            raise ScriptExit()
+        {ret}
+    return call
+"""
+_CALL_MAKERS: dict[tuple[str, tuple[bool, ...]], Callable[..., RawCall]] = {}
+
+
+def make_call(func: Callable[..., Any], parts: list[tuple[bool, Any]], loc: A.Loc, name: str,
+              mode: str) -> RawCall:
+    """The call-site closure: constants bound as closure cells, getters called inline (their
+    errors fault the call too), the result normalised, stored for $rc, 0 ends the script.
+    Built from a source template (one per argument shape) so that no per-call loop or tuple
+    unpacking remains."""
+    shape = tuple(is_const for is_const, _ in parts)
+    key = (mode, shape)
+    maker = _CALL_MAKERS.get(key)
+    if maker is None:
+        names = [f"a{i}" for i in range(len(parts))]
+        args = "".join(f", {n}" if c else f", {n}(ctx)" for n, c in zip(names, shape, strict=True))
+        src = _CALL_TEMPLATE.format(params=", ".join(["func", "loc", "name", *names]),
+                                    args=args, ret=_RETURNS[mode])
+        env: dict[str, Any] = {"_PASS_THROUGH": _PASS_THROUGH, "ScriptFault": ScriptFault,
+                               "ScriptExit": ScriptExit, "normalize_result": normalize_result,
+                               "RETCODE_KEY": RETCODE_KEY}
+        exec(compile(src, f"<native call {mode} {len(parts)}>", "exec"), env)  # noqa: S102
+        maker = env["make"]
+        _CALL_MAKERS[key] = maker
+    return maker(func, loc, name, *(v for _, v in parts))

@@ -19,6 +19,7 @@ from kemi_core.native import ast as A
 from kemi_core.native import values as V
 from kemi_core.native.calls import ScriptFault
 from kemi_core.native.exprs import ExprCompiler
+from kemi_core.pv import PvSpec
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -38,6 +39,46 @@ DEFAULT_MAX_WHILE_LOOPS = 100
 
 def _noop(ctx: MsgContext) -> None:
     return None
+
+
+#: Attribute set on statement closures that always return None (calls, assignments...):
+#: a block calls them without testing the result.
+VOID = "native_void"
+_noop.native_void = True  # type: ignore[attr-defined]
+
+
+def _void(fn: Stmt) -> Stmt:
+    setattr(fn, VOID, True)
+    return fn
+
+
+def _is_void(fn: Stmt) -> bool:
+    return getattr(fn, VOID, False) is True
+
+
+_SEQ_MAKERS: dict[tuple[bool, ...], Callable[..., Stmt]] = {}
+
+
+def _make_seq(compiled: tuple[Stmt, ...]) -> Stmt:
+    """A block as one closure calling its statements in a row (source built per shape):
+    the result of a void statement is not tested, any other one ends the block when not None."""
+    shape = tuple(_is_void(st) for st in compiled)
+    maker = _SEQ_MAKERS.get(shape)
+    if maker is None:
+        names = [f"s{i}" for i in range(len(compiled))]
+        lines = [f"def make({', '.join(names)}):", "    def seq(ctx):"]
+        for name, void in zip(names, shape, strict=True):
+            if void:
+                lines.append(f"        {name}(ctx)")
+            else:
+                lines += [f"        r = {name}(ctx)", "        if r is not None:", "            return r"]
+        lines += ["        return None", "    return seq"]
+        env: dict[str, Any] = {}
+        exec(compile("\n".join(lines) + "\n", f"<native block {len(shape)}>", "exec"), env)  # noqa: S102
+        maker = env["make"]
+        _SEQ_MAKERS[shape] = maker
+    seq = maker(*compiled)
+    return _void(seq) if all(shape) else seq
 
 
 @attrs.define
@@ -60,6 +101,8 @@ class Compiler(ExprCompiler):
         self.errors = errors
         limit = core.config.extra.get("max_while_loops", DEFAULT_MAX_WHILE_LOOPS)
         self.max_while_loops = int(limit) if limit is not None else DEFAULT_MAX_WHILE_LOOPS
+        #: Set while compiling a block that engine.run calls directly (not a route[NAME]).
+        self.exit_returns = False
 
     # ---- blocks -------------------------------------------------------------------------
     def stmt_list(self, stmts: Iterable[A.Stmt]) -> list[Stmt]:
@@ -79,17 +122,21 @@ class Compiler(ExprCompiler):
             return _noop
         if len(compiled) == 1:
             return compiled[0]
-
-        def seq(ctx: MsgContext) -> Any:
-            for st in compiled:
-                r = st(ctx)
-                if r is not None:
-                    return r
-            return None
-        return seq
+        return _make_seq(compiled)
 
     def route(self, route: A.Route) -> RouteFn:
-        body = self.block(route.body)
+        # Only engine.run calls the other kinds, and it turns ScriptExit into 1: there ``exit``
+        # outside a sub-route can simply return 1 (raising costs more than the route itself).
+        self.exit_returns = route.kind != "route"
+        try:
+            body = self.block(route.body)
+        finally:
+            self.exit_returns = False
+        if _is_void(body):
+            def run_void_route(ctx: MsgContext) -> int:
+                body(ctx)
+                return 1
+            return run_void_route
 
         def run_route(ctx: MsgContext) -> int:
             r = body(ctx)
@@ -104,20 +151,24 @@ class Compiler(ExprCompiler):
         return method(node)  # type: ignore[no-any-return]
 
     def stmt_exprstmt(self, node: A.ExprStmt) -> Stmt:
-        raw = self.raw_call(node.expr) if isinstance(node.expr, A.Call) else self.route_runner(node.expr)
+        if isinstance(node.expr, A.Call):
+            return _void(self.raw_call(node.expr, "stmt"))
+        raw = self.route_runner(node.expr)
 
         def call_stmt(ctx: MsgContext) -> None:
             raw(ctx)
-        return call_stmt
+        return _void(call_stmt)
 
     def stmt_assign(self, node: A.Assign) -> Stmt:
         spec = self.pv(node.target.spec, node.target.loc)
         if not spec.writable:
             raise self.err(node.loc, f"{node.target.spec} cannot be assigned (read-only)")
-        value = self.expr(node.value)
-        setter = spec.set
         loc, text = node.loc, node.target.spec
         clear_first = node.op == ":=" and spec.name in _MULTI_VALUE_PVS
+        if isinstance(spec, PvSpec) and not clear_first:
+            return _void(self.direct_assign(spec, node.value, loc, text))
+        value = self.expr(node.value)
+        setter = spec.set
 
         def assign(ctx: MsgContext) -> None:
             try:
@@ -129,23 +180,64 @@ class Compiler(ExprCompiler):
                 raise
             except Exception as exc:
                 raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
-        return assign
+        return _void(assign)
 
-    def guarded(self, loc: A.Loc, fn: Callable[[MsgContext], Any], what: str) -> Callable[[MsgContext], Any]:
-        """Wrap an expression so Python errors in it become ScriptFaults with its place."""
-        def run(ctx: MsgContext) -> Any:
+    def direct_assign(self, spec: PvSpec, node: A.Expr, loc: A.Loc, text: str) -> Stmt:
+        """``$x = value`` calling the variable's setter itself (spec.set would re-check what
+        ``writable`` checked at compile time); a constant value is bound, not called."""
+        setter = spec.pvdef.setter
+        assert setter is not None
+        arg = spec.arg
+        if isinstance(node, A.Const):
+            c = node.value
+            if spec.pvdef.takes_arg:
+                def assign_const_arg(ctx: MsgContext) -> None:
+                    try:
+                        setter(ctx, arg, c)
+                    except _PASS:
+                        raise
+                    except Exception as exc:
+                        raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+                return assign_const_arg
+
+            def assign_const(ctx: MsgContext) -> None:
+                try:
+                    setter(ctx, c)
+                except _PASS:
+                    raise
+                except Exception as exc:
+                    raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+            return assign_const
+        value = self.expr(node)
+        if spec.pvdef.takes_arg:
+            def assign_arg(ctx: MsgContext) -> None:
+                try:
+                    setter(ctx, arg, value(ctx))
+                except _PASS:
+                    raise
+                except Exception as exc:
+                    raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+            return assign_arg
+
+        def assign_value(ctx: MsgContext) -> None:
             try:
-                return fn(ctx)
+                setter(ctx, value(ctx))
             except _PASS:
                 raise
             except Exception as exc:
-                raise ScriptFault(loc, f"{what} failed: {exc!r}") from exc
-        return run
+                raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+        return assign_value
 
     def stmt_if(self, node: A.If) -> Stmt:
-        cond = self.guarded(node.loc, self.condition(node.cond), "if condition")
+        cond = self.condition(node.cond, (node.loc, "if condition"))
         then = self.block(node.then)
         if node.orelse is None:
+            if _is_void(then):
+                def if_void(ctx: MsgContext) -> None:
+                    if cond(ctx):
+                        then(ctx)
+                return _void(if_void)
+
             def if_then(ctx: MsgContext) -> Any:
                 return then(ctx) if cond(ctx) else None
             return if_then
@@ -153,7 +245,7 @@ class Compiler(ExprCompiler):
 
         def if_else(ctx: MsgContext) -> Any:
             return then(ctx) if cond(ctx) else orelse(ctx)
-        return if_else
+        return _void(if_else) if _is_void(then) and _is_void(orelse) else if_else
 
     def stmt_switch(self, node: A.Switch) -> Stmt:
         subject = self.guarded(node.loc, self.expr(node.subject), "switch value")
@@ -200,7 +292,7 @@ class Compiler(ExprCompiler):
         return switch
 
     def stmt_while(self, node: A.While) -> Stmt:
-        cond = self.guarded(node.loc, self.condition(node.cond), "while condition")
+        cond = self.condition(node.cond, (node.loc, "while condition"))
         body = self.block(node.body)
         limit = self.max_while_loops
         loc = node.loc
@@ -235,6 +327,9 @@ class Compiler(ExprCompiler):
         return ret
 
     def stmt_exit(self, node: A.Exit) -> Stmt:
+        if self.exit_returns:
+            return lambda ctx: 1
+
         def do_exit(ctx: MsgContext) -> None:
             raise ScriptExit()
         return do_exit

@@ -37,6 +37,7 @@ from kemi_core.runtime.context import RouteType
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
     from kemi_core.runtime.core import Core
+    from kemi_core.runtime.reload import ReloadChannel
 
 log = logging.getLogger("kemi.native")
 
@@ -50,6 +51,8 @@ _KIND_BY_ROUTE_TYPE = {
     RouteType.BRANCH_FAILURE: "branch_failure_route",
     RouteType.EVENT: "event_route",
 }
+#: Live reload takes a new generation when one of these starts (not mid-transaction).
+_RELOAD_AT = frozenset({REQUEST_ROUTE, REPLY_ROUTE})
 _CALLBACK_KEYS = {"request_route_callback": "request_route",
                   "reply_route_callback": "reply_route",
                   "onsend_route_callback": "onsend_route"}
@@ -69,6 +72,12 @@ class NativeEngine:
         self._reload_source = reload_source
         self._program: Program | None = None
         self._cache: dict[tuple[str, int], RouteFn | None] = {}
+        #: name -> route for the names whose meaning does not depend on the route type (the
+        #: callbacks and qualified names): ``run`` finds them with one dict lookup.
+        self._direct: dict[str, RouteFn] = {}
+        #: Live reload (LiveNativeEngine): the generation channel, checked in ``run``.
+        self._channel: ReloadChannel | None = None
+        self._seen = 0
         self._callbacks = {REQUEST_ROUTE: "request_route", REPLY_ROUTE: "reply_route",
                            ONSEND_ROUTE: "onsend_route"}
         for key, kind in _CALLBACK_KEYS.items():
@@ -110,9 +119,13 @@ class NativeEngine:
         self._install(program)
         log.info("native routes reloaded (%d blocks)", len(blocks))
 
+    def _adopt(self) -> None:
+        """Take the routes of a newer generation (LiveNativeEngine)."""
+
     def _install(self, program: Program) -> None:
         self._program = program
         self._cache = {}
+        self._direct = {}
 
     @property
     def program(self) -> Program:
@@ -130,6 +143,8 @@ class NativeEngine:
             pass
         fn = self._resolve(name, route_type)
         self._cache[key] = fn
+        if fn is not None and (name in self._callbacks or _split_qualified(name) is not None):
+            self._direct[name] = fn
         return fn
 
     def _resolve(self, name: str, route_type: int) -> RouteFn | None:
@@ -163,9 +178,14 @@ class NativeEngine:
 
     # ---- running ------------------------------------------------------------------------
     def run(self, name: str, ctx: MsgContext) -> int:
-        fn = self._lookup(name, int(ctx.route_type))
+        channel = self._channel
+        if channel is not None and channel.changed(self._seen) and name in _RELOAD_AT:
+            self._adopt()
+        fn = self._direct.get(name)
         if fn is None:
-            raise ScriptError(f"native: the config defines no route for {name!r}")
+            fn = self._lookup(name, int(ctx.route_type))
+            if fn is None:
+                raise ScriptError(f"native: the config defines no route for {name!r}")
         try:
             return fn(ctx)
         except ScriptExit:

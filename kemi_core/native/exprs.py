@@ -7,10 +7,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError
 from kemi_core.native import ast as A
 from kemi_core.native import values as V
-from kemi_core.native.calls import CallCompiler
+from kemi_core.native.calls import CallCompiler, ScriptFault
 from kemi_core.pv import PvError, PvSpec, parse_pv
 from kemi_core.sip.uri import parse_uri
 
@@ -21,6 +22,7 @@ Fn = Callable[["MsgContext"], Any]
 
 #: The last function or route return code ($rc, $retcode, $?) lives here in ctx.extra.
 RETCODE_KEY = "retcode"
+_PASS = (ScriptExit, ScriptDrop, ScriptFault)
 _RETCODE_SPECS = frozenset({"$rc", "$retcode", "$?"})
 _URI_KEYWORDS = frozenset({"uri", "from_uri", "to_uri"})
 
@@ -158,24 +160,45 @@ class ExprCompiler(CallCompiler):
             return self.binary(node)
         raise self.err(node.loc, f"unsupported expression {type(node).__name__}")
 
-    def condition(self, node: A.Expr) -> Callable[[MsgContext], bool]:
-        """What if/while test: functions by Kamailio's >0 rule, values as int > 0."""
+    def condition(self, node: A.Expr, guard: tuple[A.Loc, str] | None = None) -> Callable[[MsgContext], bool]:
+        """What if/while test: functions by Kamailio's >0 rule, values as int > 0.
+
+        With ``guard`` (place, what), Python errors raised while testing become ScriptFaults
+        there; the closures for calls and comparisons do that themselves (no wrapper)."""
         if isinstance(node, A.Call):
-            raw = self.raw_call(node)
-            return lambda ctx: raw(ctx) > 0
+            return self.raw_call(node, "cond")  # faults with its own place
+        if isinstance(node, A.Unary) and node.op == "!" and isinstance(node.operand, A.Call):
+            return self.raw_call(node.operand, "notcond")
         if isinstance(node, A.Binary) and node.op in ("&&", "||"):
             left, right = self.nonzero(node.left), self.nonzero(node.right)
             if node.op == "&&":
-                return lambda ctx: left(ctx) and right(ctx)
-            return lambda ctx: left(ctx) or right(ctx)
+                fn: Callable[[MsgContext], bool] = lambda ctx: left(ctx) and right(ctx)  # noqa: E731
+            else:
+                fn = lambda ctx: left(ctx) or right(ctx)  # noqa: E731
+            return fn if guard is None else self.guarded(guard[0], fn, guard[1])
         if isinstance(node, A.RouteCall):
             run = self.route_runner(node)
-            return lambda ctx: run(ctx) > 0
+            sub: Callable[[MsgContext], bool] = lambda ctx: run(ctx) > 0  # noqa: E731
+            return sub if guard is None else self.guarded(guard[0], sub, guard[1])
         if isinstance(node, A.Unary) and node.op == "!" and _is_boolean(node.operand):
-            inner = self.condition(node.operand)
+            inner = self.condition(node.operand, guard)
             return lambda ctx: not inner(ctx)
+        if isinstance(node, A.Binary) and node.op in _TEST_OPS:
+            return self.test(node, guard)
         fn = self.expr(node)
-        return lambda ctx: V.truth(fn(ctx))
+        test: Callable[[MsgContext], bool] = lambda ctx: V.truth(fn(ctx))  # noqa: E731
+        return test if guard is None else self.guarded(guard[0], test, guard[1])
+
+    def guarded(self, loc: A.Loc, fn: Callable[[MsgContext], Any], what: str) -> Callable[[MsgContext], Any]:
+        """Wrap an expression so Python errors in it become ScriptFaults with its place."""
+        def run(ctx: MsgContext) -> Any:
+            try:
+                return fn(ctx)
+            except _PASS:
+                raise
+            except Exception as exc:
+                raise ScriptFault(loc, f"{what} failed: {exc!r}") from exc
+        return run
 
     def nonzero(self, node: A.Expr) -> Callable[[MsgContext], bool]:
         """An operand of && / ||: C truth (non-zero), functions by their > 0 rule."""
@@ -209,12 +232,64 @@ class ExprCompiler(CallCompiler):
 
     def binary(self, node: A.Binary) -> Fn:
         op = node.op
-        if op in ("==", "!=") and (isinstance(node.left, (A.Myself, A.IpLit))
-                                   or isinstance(node.right, (A.Myself, A.IpLit))):
-            return self.special_compare(node)
         if op in ("&&", "||"):
             cond = self.condition(node)
             return lambda ctx: 1 if cond(ctx) else 0
+        if op in _TEST_OPS:
+            test = self.test(node)
+            return lambda ctx: 1 if test(ctx) else 0
+        left, right = self.expr(node.left), self.expr(node.right)
+        if op == "+":
+            return lambda ctx: V.plus(left(ctx), right(ctx))
+        ints = _INT_OPS.get(op)
+        if ints is None:
+            raise self.err(node.loc, f"unknown operator {op!r}")
+        return lambda ctx: ints(V.to_int(left(ctx)), V.to_int(right(ctx)))
+
+    def test(self, node: A.Binary, guard: tuple[A.Loc, str] | None = None) -> Callable[[MsgContext], bool]:
+        """A comparison as a closure returning a bool (guarded when ``guard`` is given)."""
+        op = node.op
+        if op in ("==", "!=") and guard is not None:
+            fused = self.const_equal(node, guard)
+            if fused is not None:
+                return fused
+        fn = self._test(node)
+        return fn if guard is None else self.guarded(guard[0], fn, guard[1])
+
+    def const_equal(self, node: A.Binary, guard: tuple[A.Loc, str]) -> Callable[[MsgContext], bool] | None:
+        """`value == "const"` (or != ) with the guard in the same closure, and the common case
+        (a str value beside a str constant, an int beside an int) compared directly; anything
+        else goes through V.equal as the general rule does."""
+        const_side, other = node.right, node.left
+        if not isinstance(const_side, A.Const):
+            const_side, other = node.left, node.right
+        if (not isinstance(const_side, A.Const) or isinstance(other, (A.Const, A.Null, A.Myself, A.IpLit))
+                or _is_method(other)):
+            return None
+        c = const_side.value
+        cls = c.__class__
+        get = self.expr(other)
+        want = node.op == "=="
+        loc, what = guard
+        equal = V.equal
+
+        def eq_const(ctx: MsgContext) -> bool:
+            try:
+                a = get(ctx)
+            except _PASS:
+                raise
+            except Exception as exc:
+                raise ScriptFault(loc, f"{what} failed: {exc!r}") from exc
+            if a.__class__ is cls:
+                return (a == c) is want
+            return equal(a, c) is want
+        return eq_const
+
+    def _test(self, node: A.Binary) -> Callable[[MsgContext], bool]:
+        op = node.op
+        if op in ("==", "!=") and (isinstance(node.left, (A.Myself, A.IpLit))
+                                   or isinstance(node.right, (A.Myself, A.IpLit))):
+            return self.special_compare(node)
         if op in ("=~", "!~"):
             return self.regex_match(node)
         left, right = self.expr(node.left), self.expr(node.right)
@@ -231,24 +306,19 @@ class ExprCompiler(CallCompiler):
                 def eq(ctx: MsgContext) -> bool:
                     return V.equal(left(ctx), right(ctx))
             if op == "==":
-                return lambda ctx: 1 if eq(ctx) else 0
-            return lambda ctx: 0 if eq(ctx) else 1
+                return eq
+            return lambda ctx: not eq(ctx)
         if op in ("eq", "ne"):
             want = op == "eq"
-            return lambda ctx: 1 if (V.to_str(left(ctx)) == V.to_str(right(ctx))) == want else 0
+            return lambda ctx: (V.to_str(left(ctx)) == V.to_str(right(ctx))) == want
         if op in ("ieq", "ine"):
             want = op == "ieq"
-            return lambda ctx: 1 if (V.to_int(left(ctx)) == V.to_int(right(ctx))) == want else 0
+            return lambda ctx: (V.to_int(left(ctx)) == V.to_int(right(ctx))) == want
         if op in ("<", ">", "<=", ">="):
-            return lambda ctx: 1 if V.compare(op, left(ctx), right(ctx)) else 0
-        if op == "+":
-            return lambda ctx: V.plus(left(ctx), right(ctx))
-        ints = _INT_OPS.get(op)
-        if ints is None:
-            raise self.err(node.loc, f"unknown operator {op!r}")
-        return lambda ctx: ints(V.to_int(left(ctx)), V.to_int(right(ctx)))
+            return lambda ctx: V.compare(op, left(ctx), right(ctx))
+        raise self.err(node.loc, f"unknown operator {op!r}")
 
-    def special_compare(self, node: A.Binary) -> Fn:
+    def special_compare(self, node: A.Binary) -> Callable[[MsgContext], bool]:
         """`uri == myself`, `src_ip != 10.0.0.0/8` and the like."""
         special, other = node.right, node.left
         if isinstance(node.left, (A.Myself, A.IpLit)):
@@ -268,10 +338,10 @@ class ExprCompiler(CallCompiler):
             def test(ctx: MsgContext) -> bool:
                 return _in_network(net, get(ctx))
         if negate:
-            return lambda ctx: 0 if test(ctx) else 1
-        return lambda ctx: 1 if test(ctx) else 0
+            return lambda ctx: not test(ctx)
+        return test
 
-    def regex_match(self, node: A.Binary) -> Fn:
+    def regex_match(self, node: A.Binary) -> Callable[[MsgContext], bool]:
         left = self.expr(node.left)
         want = node.op == "=~"
         if isinstance(node.right, A.Const):
@@ -281,19 +351,21 @@ class ExprCompiler(CallCompiler):
                 raise self.err(node.right.loc, f"invalid regular expression: {exc}")
             search = rx.search
 
-            def match(ctx: MsgContext) -> int:
+            def match(ctx: MsgContext) -> bool:
                 v = left(ctx)
-                return 1 if (v is not None and search(V.to_str(v)) is not None) == want else 0
+                return (v is not None and search(V.to_str(v)) is not None) == want
             return match
         right = self.expr(node.right)
 
-        def dyn_match(ctx: MsgContext) -> int:
+        def dyn_match(ctx: MsgContext) -> bool:
             v = left(ctx)
             rx = V.cached_regex(V.to_str(right(ctx)))
-            return 1 if (v is not None and rx.search(V.to_str(v)) is not None) == want else 0
+            return (v is not None and rx.search(V.to_str(v)) is not None) == want
         return dyn_match
 
 
+#: Comparisons: compiled by ``test`` into closures returning a bool.
+_TEST_OPS = frozenset({"==", "!=", "=~", "!~", "<", ">", "<=", ">=", "eq", "ne", "ieq", "ine"})
 _BOOLEAN_OPS = frozenset({"&&", "||", "==", "!=", "=~", "!~", "<", ">", "<=", ">=",
                           "eq", "ne", "ieq", "ine"})
 _INT_OPS: dict[str, Callable[[int, int], int]] = {

@@ -14,10 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from kemi_core.config.model import RouteBlock
-from kemi_core.engine import REPLY_ROUTE, REQUEST_ROUTE
 from kemi_core.errors import ScriptError
 from kemi_core.native.engine import NativeEngine
-from kemi_core.runtime.context import MsgContext
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.reload import ReloadChannel
 
@@ -30,7 +28,7 @@ class LiveNativeEngine(NativeEngine):
     def __init__(self, core: Core, blocks: Sequence[RouteBlock] | None,
                  reload_source: Callable[[], Sequence[RouteBlock]], channel: ReloadChannel) -> None:
         super().__init__(core, blocks, reload_source=reload_source)
-        self._channel = channel
+        self._channel: ReloadChannel = channel  # NativeEngine.run checks it on each route
         self._seen = channel.generation
 
     def load(self) -> None:
@@ -39,10 +37,7 @@ class LiveNativeEngine(NativeEngine):
         if self._seen:  # a worker started after a reload: take the published routes
             self._adopt()
 
-    def run(self, name: str, ctx: MsgContext) -> int:
-        if name in (REQUEST_ROUTE, REPLY_ROUTE) and self._channel.changed(self._seen):
-            self._adopt()
-        return super().run(name, ctx)
+    # run: NativeEngine.run checks self._channel first (no extra call per message).
 
     def _adopt(self) -> None:
         gen, payload = self._channel.fetch()
