@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from kemi_core.sip.errors import SipParseError
-from kemi_core.sip.headers import Via, parse_via
+from kemi_core.sip.headers import parse_via
 from kemi_core.sip.syntax import TOKEN_CHARS, header_key, line_value, split_commas
+from kemi_core.sip.values import Via
 
 
 def _clean(text: str, what: str) -> str:
@@ -135,7 +136,17 @@ class EditsMixin:
         else:
             self._lines[i] = f"{line[: line.find(':')]}: {', '.join(values[1:])}\r"
         self._buf = None
-        self._forget("via")
+        c = self._cache
+        vias = c.pop("vias", None)
+        top = c.pop("via", None)
+        if vias:
+            # The remaining values are the ones parsed already: no need to parse them again.
+            top = vias[0]
+            c["vias"] = rest = vias[1:]
+            if rest:
+                c["via"] = rest[0]
+        if top is not None:
+            return top  # type: ignore[no-any-return]
         if not values:
             raise SipParseError(400, "Empty Via")
         return parse_via(values[0])

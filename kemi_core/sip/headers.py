@@ -1,19 +1,18 @@
-"""Typed header values: Via, name-addr (From/To/Contact/Route/Record-Route), CSeq.
+"""Parsers of typed header values: Via, name-addr (From/To/Contact/Route/Record-Route), CSeq.
 
-Each parser takes the unfolded text of one value and raises only SipParseError. A fast regex
-takes the usual shape in one match and captures ;branch / ;tag when it comes first; the other
-parameters are split into a dict only when someone reads ``params``. Anything else goes through
-a careful parser that validates piece by piece.
+Each parser takes the unfolded text of one value and raises only SipParseError. A fast path
+(``*_fast``: one regex match, or a few str operations) takes the usual shape and returns None
+for anything else; it captures ;branch / ;tag when it comes first, the other parameters are
+split into a dict only when someone reads ``params``. Everything the fast path declines goes
+through the strict parser (``*_strict``), which validates piece by piece and decides what
+raises. Whatever the fast path accepts, it must parse exactly as the strict one does
+(tests/sip/test_sip_fastpaths.py checks it).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
-import attrs
-
-from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.syntax import (
     COMPACT_FORMS,
     HOST_CHARS,
@@ -24,8 +23,6 @@ from kemi_core.sip.syntax import (
     TOK,
     TOKEN_CHARS,
     bad,
-    format_params,
-    params_trusted,
     parse_params,
     parse_token_list,
     parse_uint,
@@ -33,7 +30,7 @@ from kemi_core.sip.syntax import (
     split_commas,
     unquote_string,
 )
-from kemi_core.sip.uri import SipUri, parse_uri
+from kemi_core.sip.values import CSeq, NameAddr, Via, port_value
 
 __all__ = [
     "COMPACT_FORMS",
@@ -44,12 +41,15 @@ __all__ = [
     "NameAddr",
     "Via",
     "parse_cseq",
+    "parse_cseq_strict",
     "parse_name_addr",
     "parse_name_addr_list",
+    "parse_name_addr_strict",
     "parse_params",
     "parse_token_list",
     "parse_uint",
     "parse_via",
+    "parse_via_strict",
     "parse_vias",
     "split_commas",
 ]
@@ -59,29 +59,29 @@ _VIA_FAST = re.compile(
     r"SIP/2\.0/(UDP|TCP|TLS|SCTP|WSS?) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
     rf"(?:;branch=({TOK}))?({PARAMS})"
 )
+# A quoted display name, or token words separated by single spaces (what sipp & co send).
 _NAME_ADDR_FAST = re.compile(
-    rf'(?:"([^"\\\r\n]*)" ?)?<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]+)>(?:;tag=({TOK}))?({PARAMS})'
+    rf'(?:"([^"\\\r\n]*)" ?|({TOK}(?: {TOK})*) ?)?'
+    rf'<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]+)>(?:;tag=({TOK}))?({PARAMS})'
 )
 # RFC 3261 20: a URI holding ',', '?' or ';' must be in <>, so an addr-spec has none.
 _ADDR_SPEC_FAST = re.compile(
     rf"([A-Za-z][A-Za-z0-9+.\-]*:[^;<>\"\s,?]+)(?:;tag=({TOK}))?({PARAMS})"
 )
-_UNSET: Any = object()
-
-
-@attrs.define(slots=True, eq=True)
-class CSeq:
-    number: int
-    method: str
-
-    def __str__(self) -> str:
-        return f"{self.number} {self.method}"
+# Port numbers seen, as text: a dict hit instead of int() (bounded: junk cannot grow it).
+_PORTS: dict[str, int] = {}
+_SMALL_INTS = {str(i): i for i in range(1000)}
 
 
 def parse_cseq(value: str) -> CSeq:
     num, sp, method = value.partition(" ")
     if sp and method in METHODS and len(num) < 10 and num.isdigit() and num.isascii():
-        return CSeq(int(num), method)
+        n = _SMALL_INTS.get(num)
+        return CSeq(int(num) if n is None else n, method)
+    return parse_cseq_strict(value)
+
+
+def parse_cseq_strict(value: str) -> CSeq:
     parts = value.split()
     if len(parts) != 2:
         raise bad("Malformed CSeq")
@@ -94,85 +94,21 @@ def parse_cseq(value: str) -> CSeq:
     return CSeq(int(num), method)
 
 
-@attrs.define(slots=True, eq=False, repr=False)
-class Via:
-    """One via-parm. ``rport`` is True when the flag is present without a value.
-
-    Build it with parse_via; ``Via(protocol, transport, host, port, raw, params=...)`` also works.
-    """
-
-    protocol: str
-    transport: str
-    host: str
-    port: int | None
-    raw: str
-    # A ;branch= that came first, and the parameter text after it: split on demand.
-    _branch: str | None = None
-    _ptext: str = ""
-    _params: dict[str, str | None] | None = None
-
-    @property
-    def params(self) -> dict[str, str | None]:
-        p = self._params
-        if p is None:
-            p = {} if self._branch is None else {"branch": self._branch}
-            if self._ptext:
-                params_trusted(self._ptext, p)
-            self._params = p
-        return p
-
-    @property
-    def branch(self) -> str | None:
-        b = self._branch
-        return b if b is not None else self.params.get("branch")
-
-    @property
-    def received(self) -> str | None:
-        return self.params.get("received") if self._ptext or self._params else None
-
-    @property
-    def rport(self) -> int | bool | None:
-        if not (self._ptext or self._params) or "rport" not in self.params:
-            return None
-        rv = self.params["rport"]
-        return True if rv is None else _port(rv)
-
-    @property
-    def sent_by(self) -> str:
-        return self.host if self.port is None else f"{self.host}:{self.port}"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Via):
-            return NotImplemented
-        return (self.protocol, self.transport, self.host.lower(), self.port, self.params) == (
-            other.protocol, other.transport, other.host.lower(), other.port, other.params,
-        )  # fmt: skip
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Via({self.raw!r})"
-
-    def __str__(self) -> str:
-        return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not text.isascii() or len(text) > 5 or int(text) > 65535:
-        raise bad("Bad port")
-    return int(text)
-
-
 def parse_via(value: str) -> Via:
     """Parse one via-parm (one element of a Via header's comma list)."""
     m = _VIA_FAST.fullmatch(value)
     if m is None:
-        return _parse_via_careful(value)
+        return parse_via_strict(value)
     transport, host, port, branch, ptext = m.groups()
     if port is not None:
-        port = int(port)
-        if port > 65535:
-            raise bad("Bad port")
+        n = _PORTS.get(port)
+        if n is None:
+            n = int(port)
+            if n > 65535:
+                raise bad("Bad port")
+            if len(_PORTS) < 512:
+                _PORTS[port] = n
+        port = n
     return Via("SIP/2.0", transport, host, port, value, branch, ptext)
 
 
@@ -186,7 +122,7 @@ def parse_vias(value: str) -> list[Via]:
     return vias
 
 
-def _parse_via_careful(value: str) -> Via:
+def parse_via_strict(value: str) -> Via:
     raw = value.strip()
     sent, semi, ptext = raw.partition(";")
     parts = sent.split()
@@ -207,10 +143,10 @@ def _parse_via_careful(value: str) -> Via:
         tail = hostport[end + 1 :]
         if tail and tail[0] != ":":
             raise bad("Bad Via host")
-        port = _port(tail[1:]) if tail else None
+        port = port_value(tail[1:]) if tail else None
     else:
         host, colon, port_text = hostport.partition(":")
-        port = _port(port_text) if colon else None
+        port = port_value(port_text) if colon else None
         if not host or not HOST_CHARS.issuperset(host):
             raise bad("Bad Via host")
     params = parse_params(ptext) if semi else {}
@@ -224,90 +160,20 @@ def _parse_via_careful(value: str) -> Via:
     )
 
 
-@attrs.define(slots=True, eq=False, repr=False)
-class NameAddr:
-    """A name-addr or addr-spec with header params (From, To, Contact, Route, ...).
-
-    ``uri`` is parsed on first access; it is None for a scheme other than sip/sips/tel (and for
-    the ``*`` Contact). ``display`` is the display name without quotes and escapes.
-    """
-
-    display: str | None
-    uri_text: str
-    is_star: bool
-    raw: str
-    _tag: str | None = None
-    _ptext: str = ""
-    _params: dict[str, str | None] | None = None
-    _uri: Any = _UNSET
-
-    @property
-    def params(self) -> dict[str, str | None]:
-        p = self._params
-        if p is None:
-            p = {} if self._tag is None else {"tag": self._tag}
-            if self._ptext:
-                params_trusted(self._ptext, p)
-            self._params = p
-        return p
-
-    @property
-    def tag(self) -> str | None:
-        t = self._tag
-        return t if t is not None else self.params.get("tag")
-
-    @property
-    def uri(self) -> SipUri | None:
-        u = self._uri
-        if u is _UNSET:
-            if self.is_star:
-                u = None
-            else:
-                try:
-                    u = parse_uri(self.uri_text)
-                except SipParseError as exc:
-                    if exc.status != 416:
-                        raise
-                    u = None
-            self._uri = u
-        return u  # type: ignore[no-any-return]
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, NameAddr):
-            return NotImplemented
-        return (self.display, self.uri_text, self.is_star, self.params) == (
-            other.display, other.uri_text, other.is_star, other.params,
-        )  # fmt: skip
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"NameAddr({self.raw!r})"
-
-    def __str__(self) -> str:
-        if self.is_star:
-            return "*"
-        out = f"<{self.uri_text}>"
-        if self.display is not None:
-            esc = self.display.replace("\\", "\\\\").replace('"', '\\"')
-            out = f'"{esc}" {out}'
-        return out + format_params(self.params)
-
-
 def parse_name_addr(value: str, allow_star: bool = False) -> NameAddr:
     """Parse one name-addr / addr-spec with its header params."""
     m = _NAME_ADDR_FAST.fullmatch(value)
     if m is not None:
-        display, uri_text, tag, ptext = m.groups()
-        return NameAddr(display, uri_text, False, value, tag, ptext)
+        display, words, uri_text, tag, ptext = m.groups()
+        return NameAddr(display if words is None else words, uri_text, False, value, tag, ptext)
     m = _ADDR_SPEC_FAST.fullmatch(value)
     if m is not None:
         uri_text, tag, ptext = m.groups()
         return NameAddr(None, uri_text, False, value, tag, ptext)
-    return _parse_name_addr_careful(value, allow_star)
+    return parse_name_addr_strict(value, allow_star)
 
 
-def _parse_name_addr_careful(value: str, allow_star: bool) -> NameAddr:
+def parse_name_addr_strict(value: str, allow_star: bool = False) -> NameAddr:
     s = value.strip()
     if not s:
         raise bad("Empty address")

@@ -17,9 +17,6 @@ from typing import Any
 from kemi_core.sip.edits import EditsMixin
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import (
-    CSeq,
-    NameAddr,
-    Via,
     parse_cseq,
     parse_name_addr,
     parse_name_addr_list,
@@ -37,8 +34,10 @@ from kemi_core.sip.syntax import (
     split_commas,
 )
 from kemi_core.sip.uri import SipUri, parse_uri
+from kemi_core.sip.values import CSeq, NameAddr, Via
 
 _MISSING: Any = object()
+_IMMUTABLE = (str, int, type(None))
 _BYTE_VALUES = {str(i): i for i in range(256)}
 
 __all__ = ["SipMsg", "header_key", "line_value"]
@@ -154,8 +153,13 @@ class SipMsg(EditsMixin):
 
     @property
     def via(self) -> Via:
-        v = self._cache.get("via")
+        c = self._cache
+        v = c.get("via")
         if v is None:
+            vias = c.get("vias")
+            if vias:
+                v = c["via"] = vias[0]
+                return v  # type: ignore[no-any-return]
             try:
                 text = self._lines[self._names.index("via")].partition(":")[2]
             except ValueError:
@@ -169,11 +173,20 @@ class SipMsg(EditsMixin):
 
     @property
     def vias(self) -> list[Via]:
-        v = self._cache.get("vias")
+        c = self._cache
+        v = c.get("vias")
         if v is None:
             lines = self._lines
-            v = [via for i in self._indexes("via") for via in parse_vias(line_value(lines[i]))]
-            self._cache["vias"] = v
+            top = c.get("via")  # the first value of the first line, when already parsed
+            v = []
+            for i in self._indexes("via"):
+                text = line_value(lines[i])
+                if top is not None and "," not in text:
+                    v.append(top)
+                else:
+                    v.extend(parse_vias(text))
+                top = None
+            c["vias"] = v
         return v
 
     @property
@@ -316,8 +329,14 @@ class SipMsg(EditsMixin):
         return self.to_bytes()
 
     def copy(self) -> SipMsg:
-        """An independent copy (edits to one do not show in the other)."""
+        """An independent copy (edits to one do not show in the other). The immutable
+        parsed values (Call-ID, Max-Forwards, Content-Length, Expires) come along; the value
+        objects do not: cloning them costs more than the few a copy reads again (tm's copies
+        mostly get a Via and are serialized). Each edit forgets only what it changes."""
         m = SipMsg(list(self._lines), list(self._names), self._body)
+        c = self._cache
+        if c:
+            m._cache = {k: v for k, v in c.items() if type(v) in _IMMUTABLE}
         m._buf = self._buf
         m.is_request = self.is_request
         m._method = self._method

@@ -43,6 +43,7 @@ class ParseLimits:
 
 
 DEFAULT_LIMITS = ParseLimits()
+_STATUS_CODES = {str(i): i for i in range(100, 1000)}  # what _parse_first_line accepts
 _new_msg = object.__new__
 
 
@@ -179,6 +180,19 @@ def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         msg.status = 0
         msg.reason = ""
         msg.version = "SIP/2.0"
+    elif (
+        first[0] == "SIP/2.0"
+        and len(first) > 2
+        and first[1] in _STATUS_CODES
+        and first[-1][-1:] == "\r"
+    ):
+        # The usual status line "SIP/2.0 200 OK": what _parse_first_line makes of it.
+        msg.is_request = False
+        msg.status = _STATUS_CODES[first[1]]
+        msg.reason = lines[0][12:-1]
+        msg.version = "SIP/2.0"
+        msg._method = ""
+        msg._ruri = ""
     else:
         _parse_first_line(msg, lines[0])
     return msg

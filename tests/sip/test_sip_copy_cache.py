@@ -1,0 +1,137 @@
+"""SipMsg.copy() carries the immutable parsed values; each edit forgets exactly what it
+changes (on a copy or not), and neither message ever shows the other's edits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from kemi_core.sip import SipMsg, parse_datagram
+
+RAW = (
+    b"INVITE sip:bob@example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP a.example:5060;branch=z9hG4bK1;rport, SIP/2.0/TCP b.example;branch=z9hG4bK2\r\n"
+    b"v: SIP/2.0/UDP c.example;branch=z9hG4bK3\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: alice <sip:alice@example.com>;tag=f1\r\n"
+    b'To: "Bob" <sip:bob@example.com>\r\n'
+    b"Call-ID: c1@example.com\r\n"
+    b"CSeq: 7 INVITE\r\n"
+    b"Contact: <sip:alice@10.0.0.1>\r\n"
+    b"Route: <sip:p1.example;lr>\r\n"
+    b"Require: timer\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"Content-Length: 2\r\n"
+    b"\r\nhi"
+)
+
+
+def read_all(m: SipMsg) -> tuple[object, ...]:
+    """Every typed value, as comparable plain data (so it can be compared across objects)."""
+    return (
+        str(m.uri),
+        [str(v) for v in m.vias],
+        str(m.via),
+        str(m.from_),
+        str(m.to),
+        str(m.cseq),
+        m.call_id,
+        m.max_forwards,
+        m.content_length,
+        m.content_type,
+        [str(c) for c in m.contacts],
+        [str(r) for r in m.routes],
+        m.require,
+        m.body,
+    )
+
+
+def test_copy_carries_the_immutable_values_only() -> None:
+    m = parse_datagram(RAW)
+    before = read_all(m)
+    c = m.copy()
+    carried = {k: v for k, v in m._cache.items() if v is None or type(v) in (str, int)}
+    assert c._cache == carried and {"call-id", "max-forwards", "content-length"} <= carried.keys()
+    assert read_all(c) == before
+    for key in ("via", "vias", "from", "to", "cseq", "uri"):
+        assert c._cache[key] is not m._cache[key]  # value objects are never shared
+    # Changing a value object of the copy in place does not reach the original.
+    c.via.params["received"] = "192.0.2.9"
+    c.from_.params["x"] = None
+    c.uri.params["lr"] = None
+    assert m.via.received is None and "x" not in m.from_.params and "lr" not in m.uri.params
+    assert read_all(m) == before
+
+
+EDITS: list[tuple[str, Callable[[SipMsg], object]]] = [
+    ("prepend_via", lambda m: m.prepend_via("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKnew")),
+    ("pop_via", lambda m: m.pop_via()),
+    ("pop_via x2", lambda m: (m.pop_via(), m.pop_via())),
+    ("set_ruri", lambda m: m.set_ruri("sip:carol@example.org;transport=tcp")),
+    ("set_max_forwards", lambda m: m.set_max_forwards(69)),
+    ("remove From", lambda m: m.remove_header("From")),
+    ("remove Via", lambda m: m.remove_header("v")),
+    ("remove CSeq", lambda m: m.remove_header("CSeq")),
+    ("remove Contact", lambda m: m.remove_header("m")),
+    ("remove Max-Forwards", lambda m: m.remove_header("Max-Forwards")),
+    ("append Route", lambda m: m.append_header("Route", "<sip:p2.example;lr>")),
+    ("insert Via", lambda m: m.insert_header("Via", "SIP/2.0/TLS d.example;branch=z9hG4bK4")),
+    ("append To", lambda m: m.append_header("To", "<sip:x@example.com>")),
+    ("append Call-ID", lambda m: m.append_header("i", "other@example.com")),
+    ("after CSeq Require", lambda m: m.add_header_after("CSeq", "Require", "100rel")),
+    ("before From Contact", lambda m: m.add_header_before("From", "Contact", "<sip:z@h>")),
+    ("set_body", lambda m: m.set_body(b"hello", "application/x-test")),
+    ("set_body empty", lambda m: m.set_body(b"")),
+]
+
+
+def safe_read(m: SipMsg) -> object:
+    try:
+        return read_all(m)
+    except Exception as exc:  # an edit may make a header invalid (e.g. two Call-IDs)
+        return (type(exc).__name__, getattr(exc, "status", None))
+
+
+@pytest.mark.parametrize("edit", [e[1] for e in EDITS], ids=[e[0] for e in EDITS])
+def test_each_edit_of_a_copy_then_read(edit: Callable[[SipMsg], object]) -> None:
+    m = parse_datagram(RAW)
+    before = read_all(m)
+    c = m.copy()
+    edit(c)
+    # The copy reads what a fresh parse of its bytes reads: nothing stale survived the edit.
+    assert safe_read(c) == safe_read(parse_datagram(c.to_bytes()))
+    # The original still reads (and serializes) as before.
+    assert read_all(m) == before and m.to_bytes() == RAW
+
+
+@pytest.mark.parametrize("edit", [e[1] for e in EDITS], ids=[e[0] for e in EDITS])
+def test_each_edit_after_reading_then_read(edit: Callable[[SipMsg], object]) -> None:
+    m = parse_datagram(RAW)
+    read_all(m)
+    edit(m)
+    assert safe_read(m) == safe_read(parse_datagram(m.to_bytes()))
+
+
+def test_pop_via_reuses_the_parsed_vias() -> None:
+    reply = parse_datagram(
+        b"SIP/2.0 200 OK\r\n"
+        b"Via: SIP/2.0/UDP us.example;branch=z9hG4bKa, SIP/2.0/UDP next.example:5070;branch=z9hG4bKb\r\n"
+        b"Via: SIP/2.0/TCP last.example;branch=z9hG4bKc\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>;tag=2\r\n"
+        b"Call-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    vias = reply.vias
+    fwd = reply.copy()
+    copied = fwd.vias
+    assert copied[0] is not vias[0]
+    top = fwd.pop_via()
+    assert top is copied[0] and str(top) == str(vias[0])
+    assert fwd.vias[0] is copied[1] and fwd.via is copied[1]  # not parsed again
+    assert [v.host for v in fwd.vias] == ["next.example", "last.example"]
+    assert fwd.pop_via().host == "next.example"  # type: ignore[union-attr]
+    assert fwd.via.host == "last.example" and len(fwd.vias) == 1
+    assert fwd.pop_via().host == "last.example"  # type: ignore[union-attr]
+    assert fwd.pop_via() is None and fwd.vias == []
+    assert [v.host for v in reply.vias] == ["us.example", "next.example", "last.example"]
+    assert reply.to_bytes() == parse_datagram(reply.to_bytes()).to_bytes()
