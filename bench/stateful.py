@@ -173,12 +173,15 @@ def kamailio_args(work: Path) -> Callable[[Path], list[str]]:
                         "-Y", str(work), "-P", str(work / "kamailio.pid")]
 
 
-def run_engine(engine: str, work: Path, rates: list[int], seconds: int) -> dict:
+def run_engine(engine: str, work: Path, rates: list[int], seconds: int,
+               kemi_only: bool = False) -> dict:
     """kemi, then Kamailio 5.6 when it has the engine's module, on the same config and script."""
     module, suffix, script_text, tail = ENGINES[engine]
     servers: list[tuple[str, Callable[[Path], list[str]]]] = [
         ("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)])]
-    if kamailio_available() and Path(KAMAILIO_MPATH, module).exists():
+    if kemi_only:
+        pass
+    elif kamailio_available() and Path(KAMAILIO_MPATH, module).exists():
         servers.append(("kamailio", kamailio_args(work)))
     else:
         print(f"kamailio 5.6 with {module} not installed: measuring kemi alone ({engine})")
@@ -224,6 +227,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=[*ENGINES, "all"], default="all")
     parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--kemi-only", action="store_true",
+                        help="skip Kamailio (e.g. to compare kemi's engines with each other)")
     parser.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000")
     opts = parser.parse_args()
     rates = [int(x) for x in opts.rates.split(",")]
@@ -236,7 +241,7 @@ def main() -> int:
         work = Path(tmp)
         for engine in engines:
             print(f"engine {engine}:", flush=True)
-            sections[engine] = run_engine(engine, work, rates, opts.seconds)
+            sections[engine] = run_engine(engine, work, rates, opts.seconds, opts.kemi_only)
     figures: dict = {"seconds_per_step": opts.seconds, "engines": sections}
     if len(sections) > 1:
         figures["kemi_engines"] = kemi_engines_compared(sections)
