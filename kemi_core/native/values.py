@@ -8,7 +8,10 @@ the expression as failed, kemi uses 0 / no match instead of stopping the route.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
+
+from kemi_core.caching import bounded_cache
 
 _POSIX_CLASSES = {
     "[:digit:]": "0-9", "[:alpha:]": "a-zA-Z", "[:alnum:]": "a-zA-Z0-9",
@@ -16,8 +19,6 @@ _POSIX_CLASSES = {
     "[:xdigit:]": "0-9A-Fa-f", "[:punct:]": r"!-/:-@\[-`{-~", "[:word:]": r"\w",
     "[:cntrl:]": r"\x00-\x1f\x7f", "[:print:]": r"\x20-\x7e", "[:graph:]": r"\x21-\x7e",
 }
-_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
-_REGEX_CACHE_MAX = 1024
 
 
 def to_int(v: Any) -> int:
@@ -137,11 +138,5 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(posix_to_python(pattern), re.IGNORECASE)
 
 
-def cached_regex(pattern: str) -> re.Pattern[str]:
-    rx = _REGEX_CACHE.get(pattern)
-    if rx is None:
-        rx = compile_regex(pattern)
-        if len(_REGEX_CACHE) >= _REGEX_CACHE_MAX:
-            _REGEX_CACHE.clear()
-        _REGEX_CACHE[pattern] = rx
-    return rx
+#: compile_regex with a cache: `=~` against a variable compiles per distinct pattern once.
+cached_regex: Callable[[str], re.Pattern[str]] = bounded_cache(compile_regex, 1024)

@@ -7,8 +7,10 @@ variables with ``register_pv`` (tm: ``$T_reply_code``, ...).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kemi_core.caching import bounded_cache
 from kemi_core.pv import builtin_msg, builtin_net, builtin_vars  # noqa: F401  (core PVs)
 from kemi_core.pv.format import NULL_TEXT, compile_format
 from kemi_core.pv.registry import (
@@ -25,21 +27,15 @@ from kemi_core.pv.spec import PvSpec, parse_pv
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
 
-#: Compiled specs by text; bounded so scripts that build spec strings dynamically cannot grow it
-#: without limit.
-_CACHE: dict[str, PvSpec] = {}
 _CACHE_MAX = 4096
+_FORMATS_MAX = 2048
 
 
-def cached_pv(spec_text: str) -> PvSpec:
-    """``parse_pv`` with a cache of compiled specs."""
-    spec = _CACHE.get(spec_text)
-    if spec is None:
-        spec = parse_pv(spec_text)
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.clear()
-        _CACHE[spec_text] = spec
-    return spec
+#: ``parse_pv`` with a cache of compiled specs.
+cached_pv: Callable[[str], PvSpec] = bounded_cache(parse_pv, _CACHE_MAX)
+#: ``compile_format`` with a cache of compiled formatters (xlog, pv_printf, evalx, ...).
+cached_format: Callable[[str], Callable[[MsgContext], str]] = bounded_cache(
+    compile_format, _FORMATS_MAX)
 
 
 def get_pv(ctx: MsgContext, spec_text: str) -> PvValue:
@@ -53,7 +49,7 @@ def set_pv(ctx: MsgContext, spec_text: str, value: PvValue) -> None:
 
 
 __all__ = [
-    "NULL_TEXT", "PvDef", "PvError", "PvReadOnlyError", "PvSpec", "PvValue", "cached_pv",
-    "compile_format", "get_pv", "lookup_pv", "parse_pv", "register_pv", "registered_names",
+    "NULL_TEXT", "PvDef", "PvError", "PvReadOnlyError", "PvSpec", "PvValue", "cached_format",
+    "cached_pv", "compile_format", "get_pv", "lookup_pv", "parse_pv", "register_pv", "registered_names",
     "set_pv",
 ]

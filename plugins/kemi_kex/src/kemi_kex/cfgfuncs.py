@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from kemi_core.core_exports import flags
-from kemi_core.pv import compile_format, set_pv
+from kemi_core.pv import cached_format, set_pv
 from kemi_core.runtime.context import MsgContext
 from kemi_core.sip import SipParseError
 from kemi_core.sip.uri import parse_uri
@@ -72,7 +72,7 @@ def isdsturiset(ctx: MsgContext) -> int:
 def pv_printf(ctx: MsgContext, var: str, fmt: str) -> int:
     """Evaluate the format ``fmt`` and assign the text to variable ``var``."""
     try:
-        value = compile_format(fmt)(ctx)
+        value = cached_format(fmt)(ctx)
         set_pv(ctx, var, value)
     except ValueError as exc:
         log.error("pv_printf(%r, %r): %s", var, fmt, exc)
@@ -86,7 +86,7 @@ def is_myself(ctx: MsgContext, uri: str) -> int:
     text = uri
     if "$" in text:
         try:
-            text = compile_format(text)(ctx)
+            text = cached_format(text)(ctx)
         except ValueError:
             pass
     host, port = _host_port(text.strip())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core.pv import compile_format, set_pv
+from kemi_core.pv import cached_format, compile_format, set_pv
 from kemi_core.runtime.context import MsgContext
 from kemi_pv.xavp import ROOT_VALUE, XAVP, _first
 
@@ -64,7 +64,7 @@ def avp_is_null(ctx: MsgContext, name: str) -> int:
 def evalx(ctx: MsgContext, dst: str, fmt: str) -> int:
     """Evaluate ``fmt`` twice (values may hold variables themselves) into variable ``dst``."""
     try:
-        once = compile_format(fmt)(ctx)
+        once = cached_format(fmt)(ctx)
         twice = compile_format(once)(ctx) if "$" in once else once
         set_pv(ctx, dst, twice)
     except ValueError as exc:

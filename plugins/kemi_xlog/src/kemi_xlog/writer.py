@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from kemi_core.core_exports.log import script_log
-from kemi_core.pv import compile_format
+from kemi_core.pv import cached_format
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -36,19 +36,8 @@ class Settings:
 
 settings = Settings()
 
-_FORMATS: dict[str, Formatter] = {}
-_FORMATS_MAX = 2048
-
-
-def get_format(fmt: str) -> Formatter:
-    """The compiled formatter for ``fmt`` (raises ValueError for an unknown $pv)."""
-    fn = _FORMATS.get(fmt)
-    if fn is None:
-        fn = compile_format(fmt)
-        if len(_FORMATS) >= _FORMATS_MAX:
-            _FORMATS.clear()
-        _FORMATS[fmt] = fn
-    return fn
+#: The compiled formatter for a format text (raises ValueError for an unknown $pv).
+get_format = cached_format
 
 
 def write(ctx: MsgContext, level: int, fmt: str, line_prefix: str = "") -> int:
