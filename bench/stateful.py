@@ -25,7 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KAMAILIO_MPATH, Proc, kamailio_available, tree_cpu_seconds, wait_udp_answer  # noqa: E402
+from common import (  # noqa: E402
+    KAMAILIO_MPATH,
+    Proc,
+    kamailio_args,
+    kamailio_available,
+    tree_cpu_seconds,
+    wait_udp_answer,
+)
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
 from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available  # noqa: E402
@@ -164,13 +171,6 @@ def compare(kemi: dict, other: dict) -> dict:
         out["cpu_compared_at_rate"] = r
         out["cpu_ratio"] = round(kc / oc, 2) if kc and oc else None
     return out
-
-
-def kamailio_args(work: Path) -> Callable[[Path], list[str]]:
-    # -m 512: with its default shared memory (64 MB) Kamailio 5.6 runs out after ~2,300 calls
-    # at 500 calls/s ("new_t(): out of mem") and answers 500: kemi has no such pool.
-    return lambda cfg: ["kamailio", "-f", str(cfg), "-DD", "-E", "-m", "512", "-w", str(work),
-                        "-Y", str(work), "-P", str(work / "kamailio.pid")]
 
 
 def run_engine(engine: str, work: Path, rates: list[int], seconds: int,

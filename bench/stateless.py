@@ -19,7 +19,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KAMAILIO_MPATH, Proc, kamailio_available, tree_cpu_seconds, wait_udp_answer  # noqa: E402
+from common import (  # noqa: E402
+    KAMAILIO_MPATH,
+    Proc,
+    kamailio_args,
+    kamailio_available,
+    tree_cpu_seconds,
+    wait_udp_answer,
+)
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
 from kemi_core.testing.sipp import run_sipp, sipp_available  # noqa: E402
@@ -84,9 +91,7 @@ def main() -> int:
         (work / "bench.lua").write_text(LUA)
         servers = [("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)])]
         if kamailio_available():
-            servers.append(("kamailio", lambda cfg: ["kamailio", "-f", str(cfg), "-DD", "-E",
-                                                     "-w", str(work), "-Y", str(work),
-                                                     "-P", str(work / "kamailio.pid")]))
+            servers.append(("kamailio", kamailio_args(work)))
         else:
             print("kamailio 5.6 with app_lua not installed: measuring kemi alone "
                   "(apt-get install kamailio kamailio-lua-modules)")
