@@ -23,6 +23,7 @@ from kemi_core.sip.syntax import (
     TOK,
     TOKEN_CHARS,
     bad,
+    params_trusted,
     parse_params,
     parse_token_list,
     parse_uint,
@@ -54,20 +55,22 @@ __all__ = [
     "split_commas",
 ]
 
+# The fast paths build the value tuples with tuple.__new__, without a Python-level __new__.
+_tuple_new = tuple.__new__
 _SEP_WS_RE = re.compile(r"[ \t]*([/:])[ \t]*")
 _VIA_FAST = re.compile(
     r"SIP/2\.0/(UDP|TCP|TLS|SCTP|WSS?) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
-    rf"(?:;branch=({TOK}))?({PARAMS})"
-)
+    rf"((?:;branch=({TOK}))?{PARAMS})"
+).fullmatch
 # A quoted display name, or token words separated by single spaces (what sipp & co send).
 _NAME_ADDR_FAST = re.compile(
     rf'(?:"([^"\\\r\n]*)" ?|({TOK}(?: {TOK})*) ?)?'
-    rf'<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]+)>(?:;tag=({TOK}))?({PARAMS})'
-)
+    rf'<([A-Za-z][A-Za-z0-9+.\-]*:[^<>"\s]+)>((?:;tag=({TOK}))?{PARAMS})'
+).fullmatch
 # RFC 3261 20: a URI holding ',', '?' or ';' must be in <>, so an addr-spec has none.
 _ADDR_SPEC_FAST = re.compile(
-    rf"([A-Za-z][A-Za-z0-9+.\-]*:[^;<>\"\s,?]+)(?:;tag=({TOK}))?({PARAMS})"
-)
+    rf"([A-Za-z][A-Za-z0-9+.\-]*:[^;<>\"\s,?]+)((?:;tag=({TOK}))?{PARAMS})"
+).fullmatch
 # Port numbers seen, as text: a dict hit instead of int() (bounded: junk cannot grow it).
 _PORTS: dict[str, int] = {}
 _SMALL_INTS = {str(i): i for i in range(1000)}
@@ -77,7 +80,7 @@ def parse_cseq(value: str) -> CSeq:
     num, sp, method = value.partition(" ")
     if sp and method in METHODS and len(num) < 10 and num.isdigit() and num.isascii():
         n = _SMALL_INTS.get(num)
-        return CSeq(int(num) if n is None else n, method)
+        return _tuple_new(CSeq, (int(num) if n is None else n, method))
     return parse_cseq_strict(value)
 
 
@@ -96,10 +99,10 @@ def parse_cseq_strict(value: str) -> CSeq:
 
 def parse_via(value: str) -> Via:
     """Parse one via-parm (one element of a Via header's comma list)."""
-    m = _VIA_FAST.fullmatch(value)
+    m = _VIA_FAST(value)
     if m is None:
         return parse_via_strict(value)
-    transport, host, port, branch, ptext = m.groups()
+    transport, host, port, ptext, branch = m.groups()
     if port is not None:
         n = _PORTS.get(port)
         if n is None:
@@ -109,7 +112,9 @@ def parse_via(value: str) -> Via:
             if len(_PORTS) < 512:
                 _PORTS[port] = n
         port = n
-    return Via("SIP/2.0", transport, host, port, value, branch, ptext)
+    if branch is None and ptext:
+        branch = params_trusted(ptext, {}).get("branch")  # not the first parameter
+    return _tuple_new(Via, ("SIP/2.0", transport, host, port, value, branch, ptext))
 
 
 def parse_vias(value: str) -> list[Via]:
@@ -162,15 +167,20 @@ def parse_via_strict(value: str) -> Via:
 
 def parse_name_addr(value: str, allow_star: bool = False) -> NameAddr:
     """Parse one name-addr / addr-spec with its header params."""
-    m = _NAME_ADDR_FAST.fullmatch(value)
+    m = _NAME_ADDR_FAST(value)
     if m is not None:
-        display, words, uri_text, tag, ptext = m.groups()
-        return NameAddr(display if words is None else words, uri_text, False, value, tag, ptext)
-    m = _ADDR_SPEC_FAST.fullmatch(value)
-    if m is not None:
-        uri_text, tag, ptext = m.groups()
-        return NameAddr(None, uri_text, False, value, tag, ptext)
-    return parse_name_addr_strict(value, allow_star)
+        display, words, uri_text, ptext, tag = m.groups()
+        if words is not None:
+            display = words
+    else:
+        m = _ADDR_SPEC_FAST(value)
+        if m is None:
+            return parse_name_addr_strict(value, allow_star)
+        uri_text, ptext, tag = m.groups()
+        display = None
+    if tag is None and ptext:
+        tag = params_trusted(ptext, {}).get("tag")  # not the first parameter
+    return _tuple_new(NameAddr, (display, uri_text, False, value, tag, ptext))
 
 
 def parse_name_addr_strict(value: str, allow_star: bool = False) -> NameAddr:

@@ -39,6 +39,8 @@ from kemi_core.sip.values import CSeq, NameAddr, Via
 _MISSING: Any = object()
 _IMMUTABLE = (str, int, type(None))
 _BYTE_VALUES = {str(i): i for i in range(256)}
+# Whole Max-Forwards lines seen ("Max-Forwards: 70\r") -> value; bounded, filled by valid lines.
+_MF_LINES: dict[str, int] = {}
 
 __all__ = ["SipMsg", "header_key", "line_value"]
 
@@ -131,7 +133,7 @@ class SipMsg(EditsMixin):
             if required:
                 raise SipParseError(400, f"Missing {key} header") from None
             return None
-        if key in names[i + 1 :]:
+        if names.count(key) != 1:
             raise SipParseError(400, f"Multiple {key} headers")
         v = self._lines[i].partition(":")[2]
         if "\n" in v:
@@ -256,14 +258,21 @@ class SipMsg(EditsMixin):
     def max_forwards(self) -> int | None:
         v = self._cache.get("max-forwards", _MISSING)
         if v is _MISSING:
-            text = self._single("max-forwards", False)
-            if text is not None:
-                # One dict hit validates and converts the usual "70"; "0070" etc. go the long way.
-                v = _BYTE_VALUES.get(text)
-                if v is None:
-                    v = parse_uint(text, "Max-Forwards", 255)
-            else:
+            names = self._names
+            try:
+                line = self._lines[names.index("max-forwards")]
+            except ValueError:
                 v = None
+            else:
+                # The usual single "Max-Forwards: 70" line: one dict hit for the whole line.
+                v = _MF_LINES.get(line) if names.count("max-forwards") == 1 else None
+                if v is None:
+                    text = self._single("max-forwards")
+                    v = _BYTE_VALUES.get(text)  # type: ignore[arg-type]
+                    if v is None:
+                        v = parse_uint(text, "Max-Forwards", 255)  # type: ignore[arg-type]
+                    if len(_MF_LINES) < 1024:
+                        _MF_LINES[line] = v
             self._cache["max-forwards"] = v
         return v  # type: ignore[no-any-return]
 

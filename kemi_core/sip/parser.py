@@ -27,6 +27,9 @@ MANDATORY = ("via", "from", "to", "call-id", "cseq")
 # lines get in, and it is bounded so that garbage cannot grow it.
 _NAME_CACHE: dict[str, str] = {}
 _NAME_CACHE_MAX = 4096
+# A whole well-formed "Content-Length: 171\r" line -> 171 (bounded like the name cache).
+_CL_LINES: dict[str, int] = {}
+_CL_LINES_MAX = 4096
 
 
 @attrs.frozen
@@ -144,10 +147,12 @@ def _check_version(version: str) -> None:
     raise SipParseError(400, "Bad SIP version")
 
 
-def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
+def parse_head(
+    head: bytes, limits: ParseLimits = DEFAULT_LIMITS, body: bytes = b"", buf: bytes | None = None
+) -> SipMsg:
     """Parse the start line and the header boundaries of ``head`` (the bytes before the empty
-    line, CRLF after the last header included or not). The result has an empty body and no
-    source bytes; callers attach them."""
+    line; the CRLF or LF ending the last header may be there or not). ``body`` and ``buf``
+    (the bytes parsed from) are attached as they are."""
     text = head.decode("utf-8", "surrogateescape")
     lines = text.split("\n")
     if lines[-1] == "":
@@ -168,8 +173,8 @@ def parse_head(head: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     msg = _new_msg(SipMsg)
     msg._lines = lines
     msg._names = names  # type: ignore[assignment]
-    msg._body = b""
-    msg._buf = None
+    msg._body = body
+    msg._buf = buf
     msg._cache = {}
     first = lines[0].split(" ")
     if len(first) == 3 and first[2] == "SIP/2.0\r" and first[0] in METHODS and first[1]:
@@ -212,7 +217,11 @@ def content_length_of(msg: SipMsg) -> int | None:
         text = line_value(line)  # folded?
         if not text.isdigit() or len(text) > 10 or not text.isascii():
             raise SipParseError(400, "Bad Content-Length")
-    return int(text)
+        return int(text)
+    n = int(text)
+    if len(_CL_LINES) < _CL_LINES_MAX:
+        _CL_LINES[line] = n
+    return n
 
 
 def check_mandatory(msg: SipMsg, limits: ParseLimits) -> None:
@@ -254,35 +263,30 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     try:
         if he <= 0:
             raise _HeadEndsEarly
-        msg = parse_head(data[: he + 2], limits)
-        body = data[he + 4 :]
+        # The head up to the last header's CR: every line then ends in CR, none is empty.
+        msg = parse_head(data[: he + 1], limits, data[he + 4 :], data)
     except _HeadEndsEarly:
         head, body = _split_careful(data)
         if not head.strip():
             raise SipParseError(400, "Empty message") from None
-        msg = parse_head(head, limits)
+        msg = parse_head(head, limits, body, data)
     names = msg._names
-    if limits.require_mandatory and not (
-        "via" in names and "from" in names and "to" in names and "call-id" in names
-        and "cseq" in names
-    ):  # fmt: skip
+    if limits.require_mandatory:
         check_mandatory(msg, limits)
     try:
         i = names.index("content-length")
     except ValueError:
         pass  # allowed on UDP (RFC 3261 18.3): the body is the rest of the datagram
     else:
-        v = msg._lines[i].partition(":")[2].strip()
-        if v.isdigit() and v.isascii() and len(v) < 11 and i + 1 == len(names):
-            cl = int(v)
-        else:
+        # Usually the only Content-Length line is the last one: then one dict hit.
+        cl = _CL_LINES.get(msg._lines[i]) if i + 1 == len(names) else None
+        if cl is None:
             cl = content_length_of(msg)  # type: ignore[assignment]
+        body = msg._body
         if cl != len(body):
             if cl > len(body):
                 raise SipParseError(400, "Content-Length larger than body")
             # RFC 3261 18.3: bytes past Content-Length in a datagram are discarded.
-            data = data[: len(data) - len(body) + cl]
-            body = body[:cl]
-    msg._body = body
-    msg._buf = data
+            msg._buf = data[: len(data) - len(body) + cl]
+            msg._body = body[:cl]
     return msg

@@ -167,16 +167,18 @@ def split_semis(text: str) -> list[str]:
 
 
 def params_trusted(text: str, into: dict[str, str | None]) -> dict[str, str | None]:
-    """Add ';a=b;c' params (text starting with ';') already validated by a fast regex."""
+    """Add ';a=b;c' params (text starting with ';') already validated by a fast regex. A name
+    given twice keeps its first value, as in parse_params."""
     for item in text[1:].split(";"):
         name, eq, value = item.partition("=")
-        into[name.lower()] = value if eq else None
+        into.setdefault(name.lower(), value if eq else None)
     return into
 
 
 def parse_params(text: str) -> dict[str, str | None]:
     """Header parameters (the text after the first ';'): names lower-cased, LWS allowed
-    around '=' and ';', values as written (quoted values keep their quotes)."""
+    around '=' and ';', values as written (quoted values keep their quotes). A name given
+    twice keeps its first value (the one a lookup by name finds first in Kamailio too)."""
     if _PARAMS_FAST.fullmatch(text) is not None:
         return params_trusted(";" + text, {})
     params: dict[str, str | None] = {}
@@ -194,9 +196,9 @@ def parse_params(text: str) -> dict[str, str | None]:
                     raise bad("Garbage after quoted parameter")
             elif not VALUE_CHARS.issuperset(value):
                 raise bad("Bad parameter value")
-            params[name.lower()] = value
+            params.setdefault(name.lower(), value)
         else:
-            params[name.lower()] = None
+            params.setdefault(name.lower(), None)
     return params
 
 

@@ -1,20 +1,22 @@
 """The typed header values: CSeq, Via, NameAddr (what msg.cseq, msg.via, msg.from_ ... return).
 
-They are plain attrs classes (a caller could change one in place), so SipMsg.copy() does not
-share them with the copy; it carries only the immutable cached values (str, int, None).
+They are named tuples: immutable, so a copy of a message can share them, and cheap to build
+(the parsers' fast paths make one with a single ``tuple.__new__``; a Python-level ``__init__``
+would cost as much as the regex match that found the fields). Via and NameAddr keep the raw
+parameter text; the parameter dict is split from it on first access and cached in the
+instance dict, which is derived data, not state.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.syntax import bad, format_params, params_trusted
 from kemi_core.sip.uri import SipUri, parse_uri
 
 _UNSET: Any = object()
+_tuple_new = tuple.__new__
 
 
 def port_value(text: str) -> int:
@@ -23,8 +25,7 @@ def port_value(text: str) -> int:
     return int(text)
 
 
-@attrs.define(slots=True, eq=True)
-class CSeq:
+class CSeq(NamedTuple):
     number: int
     method: str
 
@@ -32,47 +33,66 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
-@attrs.define(slots=True, eq=False, repr=False)
-class Via:
-    """One via-parm. ``rport`` is True when the flag is present without a value.
+def _split_params(obj: Any) -> dict[str, str | None]:
+    """The parameter dict of a Via or NameAddr, split from its ptext once."""
+    d = obj.__dict__
+    p = d.get("_params")
+    if p is None:
+        p = d["_params"] = params_trusted(obj.ptext, {}) if obj.ptext else {}
+    return p  # type: ignore[no-any-return]
 
-    Build it with parse_via; ``Via(protocol, transport, host, port, raw, params=...)`` also works.
-    """
 
+class _ViaFields(NamedTuple):
     protocol: str
     transport: str
     host: str
     port: int | None
     raw: str
-    # A ;branch= that came first, and the parameter text after it: split on demand.
-    _branch: str | None = None
-    _ptext: str = ""
-    _params: dict[str, str | None] | None = None
+    #: the branch parameter (the first one, like every parameter lookup)
+    branch: str | None
+    #: the parameter text as received (";branch=z9hG4bK1;rport"), validated by the parser
+    ptext: str
+
+
+class Via(_ViaFields):
+    """One via-parm. ``rport`` is True when the flag is present without a value.
+
+    Build it with parse_via; ``Via(protocol, transport, host, port, raw, params=...)`` also works.
+    """
+
+    # No __slots__: the instance dict caches the parameter dict.
+
+    def __new__(
+        cls,
+        protocol: str,
+        transport: str,
+        host: str,
+        port: int | None,
+        raw: str,
+        branch: str | None = None,
+        ptext: str = "",
+        params: dict[str, str | None] | None = None,
+    ) -> Via:
+        if params is None:
+            return _tuple_new(cls, (protocol, transport, host, port, raw, branch, ptext))
+        v = _tuple_new(cls, (protocol, transport, host, port, raw, params.get("branch"), ""))
+        v.__dict__["_params"] = params
+        return v  # type: ignore[no-any-return]
 
     @property
     def params(self) -> dict[str, str | None]:
-        p = self._params
-        if p is None:
-            p = {} if self._branch is None else {"branch": self._branch}
-            if self._ptext:
-                params_trusted(self._ptext, p)
-            self._params = p
-        return p
-
-    @property
-    def branch(self) -> str | None:
-        b = self._branch
-        return b if b is not None else self.params.get("branch")
+        return _split_params(self)
 
     @property
     def received(self) -> str | None:
-        return self.params.get("received") if self._ptext or self._params else None
+        return self.params.get("received")
 
     @property
     def rport(self) -> int | bool | None:
-        if not (self._ptext or self._params) or "rport" not in self.params:
+        params = self.params
+        if "rport" not in params:
             return None
-        rv = self.params["rport"]
+        rv = params["rport"]
         return True if rv is None else port_value(rv)
 
     @property
@@ -86,6 +106,10 @@ class Via:
             other.protocol, other.transport, other.host.lower(), other.port, other.params,
         )  # fmt: skip
 
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -95,41 +119,50 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
-@attrs.define(slots=True, eq=False, repr=False)
-class NameAddr:
+class _NameAddrFields(NamedTuple):
+    display: str | None
+    uri_text: str
+    is_star: bool
+    raw: str
+    #: the tag parameter (the first one, like every parameter lookup)
+    tag: str | None
+    #: the parameter text as received (";tag=1928301774;x=y"), validated by the parser
+    ptext: str
+
+
+class NameAddr(_NameAddrFields):
     """A name-addr or addr-spec with header params (From, To, Contact, Route, ...).
 
     ``uri`` is parsed on first access; it is None for a scheme other than sip/sips/tel (and for
     the ``*`` Contact). ``display`` is the display name without quotes and escapes.
     """
 
-    display: str | None
-    uri_text: str
-    is_star: bool
-    raw: str
-    _tag: str | None = None
-    _ptext: str = ""
-    _params: dict[str, str | None] | None = None
-    _uri: Any = _UNSET
+    # No __slots__: the instance dict caches the parameter dict and the parsed URI.
+
+    def __new__(
+        cls,
+        display: str | None,
+        uri_text: str,
+        is_star: bool,
+        raw: str,
+        tag: str | None = None,
+        ptext: str = "",
+        params: dict[str, str | None] | None = None,
+    ) -> NameAddr:
+        if params is None:
+            return _tuple_new(cls, (display, uri_text, is_star, raw, tag, ptext))
+        na = _tuple_new(cls, (display, uri_text, is_star, raw, params.get("tag"), ""))
+        na.__dict__["_params"] = params
+        return na  # type: ignore[no-any-return]
 
     @property
     def params(self) -> dict[str, str | None]:
-        p = self._params
-        if p is None:
-            p = {} if self._tag is None else {"tag": self._tag}
-            if self._ptext:
-                params_trusted(self._ptext, p)
-            self._params = p
-        return p
-
-    @property
-    def tag(self) -> str | None:
-        t = self._tag
-        return t if t is not None else self.params.get("tag")
+        return _split_params(self)
 
     @property
     def uri(self) -> SipUri | None:
-        u = self._uri
+        d = self.__dict__
+        u = d.get("_uri", _UNSET)
         if u is _UNSET:
             if self.is_star:
                 u = None
@@ -140,7 +173,7 @@ class NameAddr:
                     if exc.status != 416:
                         raise
                     u = None
-            self._uri = u
+            d["_uri"] = u
         return u  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
@@ -149,6 +182,10 @@ class NameAddr:
         return (self.display, self.uri_text, self.is_star, self.params) == (
             other.display, other.uri_text, other.is_star, other.params,
         )  # fmt: skip
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
 
     __hash__ = None  # type: ignore[assignment]
 
