@@ -1,5 +1,7 @@
 # kemi: make run | make test | make bench | make dev
-PYTHON ?= python3
+# Debian's own CPython when there is one (the distribution's optimised build, on which the
+# README's figures are measured); else the python3 on PATH. `make PYTHON=...` overrides.
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := $(sort $(wildcard plugins/*))
@@ -12,7 +14,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 # One pip call: kemi-core and every plugin distribution under plugins/, editable.
-$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml)
+$(STAMP): pyproject.toml kemi_core/sip/_fast.c $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))

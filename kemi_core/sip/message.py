@@ -24,13 +24,13 @@ from kemi_core.sip.headers import (
     parse_vias,
 )
 from kemi_core.sip.syntax import (
-    FOLD_RE,
     LIST_HEADERS,
     METHODS,
     header_key,
     line_value,
     parse_token_list,
     parse_uint,
+    single_index,
     split_commas,
 )
 from kemi_core.sip.uri import SipUri, parse_uri
@@ -43,6 +43,24 @@ _BYTE_VALUES = {str(i): i for i in range(256)}
 _MF_LINES: dict[str, int] = {}
 
 __all__ = ["SipMsg", "header_key", "line_value"]
+
+
+def _name_addr_property(key: str) -> property:
+    """msg.from_ / msg.to: the name-addr of a single-valued header, parsed on first access.
+    (One function per header rather than a shared helper: a Python call is a good part of
+    the cost of reading one of them, and every request reads both.)"""
+
+    def read(self: SipMsg) -> NameAddr:
+        c = self._cache
+        v = c.get(key)
+        if v is None:
+            i = single_index(self._names, key)
+            if i < 0:
+                self._single(key)  # raises the 400 for a missing or repeated header
+            v = c[key] = parse_name_addr(line_value(self._lines[i]))
+        return v  # type: ignore[no-any-return]
+
+    return property(read, doc=f"The {key.capitalize()} header's name-addr (a 400 when missing).")
 
 
 class SipMsg(EditsMixin):
@@ -126,19 +144,14 @@ class SipMsg(EditsMixin):
     def _single(self, key: str, required: bool = True) -> str | None:
         """Value of a single-valued header (RFC 4475 3.3.8: repeating it is a 400); a missing
         one is a 400 when ``required``, else None."""
-        names = self._names
-        try:
-            i = names.index(key)
-        except ValueError:
+        i = single_index(self._names, key)
+        if i < 0:
+            if i == -2:
+                raise SipParseError(400, f"Multiple {key} headers")
             if required:
-                raise SipParseError(400, f"Missing {key} header") from None
+                raise SipParseError(400, f"Missing {key} header")
             return None
-        if names.count(key) != 1:
-            raise SipParseError(400, f"Multiple {key} headers")
-        v = self._lines[i].partition(":")[2]
-        if "\n" in v:
-            v = FOLD_RE.sub(" ", v)
-        return v.strip()
+        return line_value(self._lines[i])
 
     @property
     def uri(self) -> SipUri:
@@ -163,12 +176,9 @@ class SipMsg(EditsMixin):
                 v = c["via"] = vias[0]
                 return v  # type: ignore[no-any-return]
             try:
-                text = self._lines[self._names.index("via")].partition(":")[2]
+                text = line_value(self._lines[self._names.index("via")])
             except ValueError:
                 raise SipParseError(400, "Missing via header") from None
-            if "\n" in text:
-                text = FOLD_RE.sub(" ", text)
-            text = text.strip()
             v = parse_via(text) if "," not in text else parse_vias(text)[0]
             self._cache["via"] = v
         return v
@@ -191,19 +201,8 @@ class SipMsg(EditsMixin):
             c["vias"] = v
         return v
 
-    @property
-    def from_(self) -> NameAddr:
-        v = self._cache.get("from")
-        if v is None:
-            v = self._cache["from"] = parse_name_addr(self._single("from"))  # type: ignore[arg-type]
-        return v
-
-    @property
-    def to(self) -> NameAddr:
-        v = self._cache.get("to")
-        if v is None:
-            v = self._cache["to"] = parse_name_addr(self._single("to"))  # type: ignore[arg-type]
-        return v
+    from_ = _name_addr_property("from")
+    to = _name_addr_property("to")
 
     def _addr_list(self, key: str, allow_star: bool = False) -> list[NameAddr]:
         v = self._cache.get(key)
@@ -258,21 +257,19 @@ class SipMsg(EditsMixin):
     def max_forwards(self) -> int | None:
         v = self._cache.get("max-forwards", _MISSING)
         if v is _MISSING:
-            names = self._names
-            try:
-                line = self._lines[names.index("max-forwards")]
-            except ValueError:
+            i = single_index(self._names, "max-forwards")
+            if i == -1:
                 v = None
             else:
                 # The usual single "Max-Forwards: 70" line: one dict hit for the whole line.
-                v = _MF_LINES.get(line) if names.count("max-forwards") == 1 else None
+                v = _MF_LINES.get(self._lines[i]) if i >= 0 else None
                 if v is None:
-                    text = self._single("max-forwards")
+                    text = self._single("max-forwards")  # raises when repeated
                     v = _BYTE_VALUES.get(text)  # type: ignore[arg-type]
                     if v is None:
                         v = parse_uint(text, "Max-Forwards", 255)  # type: ignore[arg-type]
                     if len(_MF_LINES) < 1024:
-                        _MF_LINES[line] = v
+                        _MF_LINES[self._lines[i]] = v
             self._cache["max-forwards"] = v
         return v  # type: ignore[no-any-return]
 
@@ -340,8 +337,9 @@ class SipMsg(EditsMixin):
     def copy(self) -> SipMsg:
         """An independent copy (edits to one do not show in the other). The immutable
         parsed values (Call-ID, Max-Forwards, Content-Length, Expires) come along; the value
-        objects do not: cloning them costs more than the few a copy reads again (tm's copies
-        mostly get a Via and are serialized). Each edit forgets only what it changes."""
+        tuples do not: their params dicts and parsed URIs can be changed in place by a
+        caller (tm's copies mostly get a Via and are serialized). Each edit forgets only
+        what it changes."""
         m = SipMsg(list(self._lines), list(self._names), self._body)
         c = self._cache
         if c:

@@ -12,13 +12,12 @@ gives LF-only lines their CR. Only SipParseError leaves this module, whatever th
 from __future__ import annotations
 
 import sys
-from itertools import islice
 
 import attrs
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg
-from kemi_core.sip.syntax import COMPACT_FORMS, METHODS, TOKEN_CHARS, line_value
+from kemi_core.sip.syntax import COMPACT_FORMS, METHODS, TOKEN_CHARS, line_value, single_index
 
 # Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -94,6 +93,29 @@ def _index_careful(lines: list[str]) -> tuple[list[str], list[str]]:
     return out, names
 
 
+def index_head_py(text: str, cache: dict[str, str]) -> tuple[list[str], list[str]] | None:
+    """(lines, keys) of a decoded head when every header line's name is in ``cache``, else
+    None (folding, junk, a name never seen, an empty line of bare-LF framing): the caller
+    then takes the careful path. Each line keeps its CR; keys[0] is "" for the start line.
+    kemi_core/sip/_fast.c has the compiled form of this function, used when built."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    get = cache.get
+    keys = [get(line.partition(":")[0]) for line in lines[1:]]
+    # all() rather than "None in": comparing None with str is the slow path.
+    if not lines or not all(keys):
+        return None
+    keys.insert(0, "")
+    return lines, keys  # type: ignore[return-value]
+
+
+try:
+    from kemi_core.sip._fast import index_head
+except ImportError:  # not built (no C compiler at install time): same result, slower
+    index_head = index_head_py
+
+
 def _parse_first_line(msg: SipMsg, line: str) -> None:
     """Careful start-line parser (the usual request line is handled in parse_head)."""
     text = line[:-1] if line.endswith("\r") else line
@@ -154,22 +176,19 @@ def parse_head(
     line; the CRLF or LF ending the last header may be there or not). ``body`` and ``buf``
     (the bytes parsed from) are attached as they are."""
     text = head.decode("utf-8", "surrogateescape")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
+    indexed = index_head(text, _NAME_CACHE)
+    if indexed is not None:
+        lines, names = indexed
+    else:
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
     if len(lines) > limits.max_headers + 1:
         raise SipParseError(400, "Too Many Headers")
     if len(text) > limits.max_header_line and max(map(len, lines)) > limits.max_header_line:
         raise SipParseError(400, "Header Line Too Long")
-    get = _NAME_CACHE.get
-    names: list[str | None] = [get(line.partition(":")[0]) for line in islice(lines, 1, None)]
-    # Any line whose name is not a known well-formed one (folding, junk, a name never seen,
-    # an empty line of bare-LF framing) sends the whole head through the careful path.
-    # (all() rather than "None in": comparing None with str is the slow path.)
-    if all(names):
-        names.insert(0, "")
-    else:
-        lines, names = _index_careful(lines)  # type: ignore[assignment]
+    if indexed is None:
+        lines, names = _index_careful(lines)
     msg = _new_msg(SipMsg)
     msg._lines = lines
     msg._names = names  # type: ignore[assignment]
@@ -256,7 +275,7 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         data = bytes(data)
     if len(data) > limits.max_message_size:
         raise SipParseError(413, "Message Too Large")
-    if data[:1] in b"\r\n":
+    if data.startswith((b"\r", b"\n")):  # (bytes "in" tries int membership first: slow)
         # RFC 3261 7.5: CRLFs before the start line are ignored.
         data = data.lstrip(b"\r\n")
     he = data.find(b"\r\n\r\n")
@@ -273,13 +292,11 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     names = msg._names
     if limits.require_mandatory:
         check_mandatory(msg, limits)
-    try:
-        i = names.index("content-length")
-    except ValueError:
-        pass  # allowed on UDP (RFC 3261 18.3): the body is the rest of the datagram
-    else:
-        # Usually the only Content-Length line is the last one: then one dict hit.
-        cl = _CL_LINES.get(msg._lines[i]) if i + 1 == len(names) else None
+    i = single_index(names, "content-length")
+    # Without one the body is the rest of the datagram (allowed on UDP, RFC 3261 18.3).
+    if i != -1:
+        # The usual single "Content-Length: 171" line: one dict hit for the whole line.
+        cl = _CL_LINES.get(msg._lines[i]) if i >= 0 else None
         if cl is None:
             cl = content_length_of(msg)  # type: ignore[assignment]
         body = msg._body

@@ -77,12 +77,30 @@ def header_key(name: str) -> str:
     return key
 
 
-def line_value(line: str) -> str:
-    """The value of a header line: after the colon, unfolded, without surrounding LWS."""
+def line_value_py(line: str) -> str:
+    """The value of a header line: after the colon, unfolded, without surrounding LWS.
+    kemi_core/sip/_fast.c has the compiled form of this function, used when built."""
     v = line.partition(":")[2]
     if "\n" in v:
         v = FOLD_RE.sub(" ", v)
     return v.strip()
+
+
+def single_index_py(keys: list[str], key: str) -> int:
+    """Index of the only line whose key is ``key``; -1 when there is none, -2 when there
+    are several. kemi_core/sip/_fast.c has the compiled form, used when built."""
+    try:
+        i = keys.index(key)
+    except ValueError:
+        return -1
+    return i if keys.count(key) == 1 else -2
+
+
+try:
+    from kemi_core.sip._fast import line_value, single_index
+except ImportError:  # not built (no C compiler at install time): same results, slower
+    line_value = line_value_py
+    single_index = single_index_py
 
 
 def bad(reason: str) -> SipParseError:

@@ -1,0 +1,160 @@
+"""The compiled helpers (kemi_core/sip/_fast.c) give exactly what their pure-Python forms give.
+
+Three levels: each helper against its reference on generated input (folding, odd whitespace,
+non-ASCII and surrogate-escaped bytes, junk), then every RFC 4475 message and every sample
+parsed and read in full with the compiled helpers and with the pure-Python ones.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kemi_core.sip.edits as edits_mod
+import kemi_core.sip.message as message_mod
+import kemi_core.sip.parser as parser_mod
+import kemi_core.sip.reply as reply_mod
+from kemi_core.sip import SipParseError, parse_datagram
+from kemi_core.sip.parser import _NAME_CACHE, index_head_py
+from kemi_core.sip.syntax import line_value_py, single_index_py
+
+fast = pytest.importorskip(
+    "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
+)
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "rfc4475"
+EXAMPLES = sorted(CORPUS.glob("*.dat"))
+
+# Characters that matter to the helpers: separators, every kind of whitespace str.strip()
+# knows (ASCII and not), CR/LF for folding, non-ASCII and lone surrogates (what
+# surrogateescape makes of bytes that are not UTF-8).
+SPECIAL = " \t\r\n:\x0b\x0c\x1c\x1f\x85\xa0\u2000\u3000\udc80\udcff\u00e9\u4e2d\U0001f600"
+chars = st.sampled_from(string.ascii_letters + string.digits + "-.;=<>\"'" + SPECIAL)
+text = st.text(chars, max_size=60)
+FOLDS = ["\r\n ", "\r\n\t", "\n ", " \r\n  ", "\t\n\t", "\r", "\n", "\r\n"]
+
+
+@st.composite
+def header_line(draw: st.DrawFn) -> str:
+    name = draw(st.sampled_from(["Via", "v", "From", "t", "Call-ID", "X-Odd ", "", "cseq"]))
+    pieces = draw(st.lists(st.one_of(text, st.sampled_from(FOLDS)), max_size=5))
+    return name + draw(st.sampled_from([":", " : ", "", ":  "])) + "".join(pieces)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(header_line(), text))
+def test_line_value_matches_python(line: str) -> None:
+    assert fast.line_value(line) == line_value_py(line)
+    # Same kind of string too: a non-canonical str would compare unequal to equal text.
+    assert fast.line_value(line).isascii() == line_value_py(line).isascii()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.one_of(header_line(), st.sampled_from(["", "\r", "INVITE sip:a@b SIP/2.0\r"]))),
+    st.sampled_from(["", "\n", "\r\n", "\n\n"]),
+)
+def test_index_head_matches_python(lines: list[str], tail: str) -> None:
+    # Warm the name cache the way parsing does, then compare on the same cache.
+    for line in lines:
+        try:
+            parse_datagram(
+                f"OPTIONS sip:a@b SIP/2.0\r\n{line}\r\n\r\n".encode("utf-8", "surrogatepass")
+            )
+        except (SipParseError, UnicodeEncodeError):
+            pass
+    head = "\n".join(lines) + tail
+    cache = dict(_NAME_CACHE)
+    got, want = fast.index_head(head, cache), index_head_py(head, cache)
+    assert got == want
+    if got is not None:
+        # The keys are the cache's own (interned) objects, as in the Python form.
+        assert all(a is b for a, b in zip(got[1], want[1], strict=True))
+
+
+keys = st.lists(st.sampled_from(["", "via", "from", "to", "cseq", "x"]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys, st.sampled_from(["via", "from", "to", "x", "y", ""]))
+def test_single_index_matches_python(names: list[str], key: str) -> None:
+    # Equal but not identical strings must be found too (edits add keys built at run time).
+    copies = ["".join(list(n)) for n in names]
+    assert fast.single_index(copies, key) == single_index_py(copies, key)
+    assert fast.single_index(names, key) == single_index_py(names, key)
+
+
+def test_helpers_refuse_wrong_types() -> None:
+    with pytest.raises(TypeError):
+        fast.line_value(b"Via: x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.index_head("x", [])  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.single_index(("via",), "via")  # type: ignore[arg-type]
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Swap the compiled helpers for their Python forms in every module that bound them."""
+    swaps = [
+        (parser_mod, "index_head", index_head_py),
+        (parser_mod, "line_value", line_value_py),
+        (parser_mod, "single_index", single_index_py),
+        (message_mod, "line_value", line_value_py),
+        (message_mod, "single_index", single_index_py),
+        (edits_mod, "line_value", line_value_py),
+        (reply_mod, "line_value", line_value_py),
+    ]
+    saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
+    try:
+        for mod, name, value in swaps:
+            setattr(mod, name, value)
+        yield
+    finally:
+        for mod, name, value in saved:
+            setattr(mod, name, value)
+
+
+def read_all(data: bytes) -> object:
+    """Everything a script could read of a message, or the status its parse fails with."""
+
+    def attempt(fn: Callable[[], object]) -> object:
+        try:
+            return fn()
+        except SipParseError as exc:
+            return ("raised", exc.status)
+
+    try:
+        m = parse_datagram(data)
+    except SipParseError as exc:
+        return ("raised", exc.status)
+    return (
+        m.first_line, m.to_bytes(), list(m.iter_headers()),
+        attempt(lambda: [repr(v) for v in m.vias]), attempt(lambda: str(m.from_)),
+        attempt(lambda: str(m.to)), attempt(lambda: str(m.cseq)), attempt(lambda: m.call_id),
+        attempt(lambda: m.max_forwards), attempt(lambda: m.content_length),
+        attempt(lambda: m.expires), attempt(lambda: [str(c) for c in m.contacts]),
+        attempt(lambda: m.require), attempt(lambda: m.header("Subject")),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_rfc4475_reads_the_same_compiled_or_not(path: Path) -> None:
+    data = path.read_bytes()
+    compiled = read_all(data)
+    with pure_python():
+        assert parser_mod.index_head is index_head_py
+        assert read_all(data) == compiled
+
+
+def test_compiled_helpers_are_in_use() -> None:
+    # Built means used: the parser and the message read through the compiled forms.
+    assert parser_mod.index_head is fast.index_head
+    assert message_mod.line_value is fast.line_value
+    assert message_mod.single_index is fast.single_index
