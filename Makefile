@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
 # One pip call: kemi-core and every plugin distribution under plugins/, editable.
-$(STAMP): pyproject.toml kemi_core/sip/_fast.c $(wildcard plugins/*/pyproject.toml)
+$(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))

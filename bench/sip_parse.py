@@ -5,6 +5,7 @@
     Via, read and decrement Max-Forwards, and serialize.
 
 Both use time.process_time() over many iterations. The last line printed is one JSON object.
+KEMI_SIP_PURE=1 measures the pure-Python forms of the compiled helpers (kemi_core/sip/_fast.c).
 Usage: python bench/sip_parse.py [iterations-per-round [rounds]]
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kemi_core.sip import parse_datagram  # noqa: E402
+from kemi_core.sip import parse_datagram, parser  # noqa: E402
 
 SDP = (
     b"v=0\r\n"
@@ -89,8 +90,10 @@ def main() -> None:
     parse_us = min(bench_parse(n) for _ in range(rounds))
     ser_us = min(bench_serialize(n) for _ in range(rounds))
     gc.enable()
+    compiled = parser.index_head is not parser.index_head_py
     print(
-        f"message: {len(INVITE)} bytes, {rounds} rounds x {n} iterations, python {sys.version.split()[0]}"
+        f"message: {len(INVITE)} bytes, {rounds} rounds x {n} iterations, python"
+        f" {sys.version.split()[0]} ({sys.executable}), compiled SIP helpers: {compiled}"
     )
     print(f"(a) parse + read Via/From/To/CSeq/Call-ID : {parse_us:.2f} us")
     print(f"(b) prepend Via + Max-Forwards-1 + to_bytes: {ser_us:.2f} us")

@@ -17,7 +17,14 @@ import attrs
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg
-from kemi_core.sip.syntax import COMPACT_FORMS, METHODS, TOKEN_CHARS, line_value, single_index
+from kemi_core.sip.syntax import (
+    COMPACT_FORMS,
+    METHODS,
+    PURE_PYTHON,
+    TOKEN_CHARS,
+    line_value,
+    single_index,
+)
 
 # Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -94,10 +101,13 @@ def _index_careful(lines: list[str]) -> tuple[list[str], list[str]]:
 
 
 def index_head_py(text: str, cache: dict[str, str]) -> tuple[list[str], list[str]] | None:
-    """(lines, keys) of a decoded head when every header line's name is in ``cache``, else
-    None (folding, junk, a name never seen, an empty line of bare-LF framing): the caller
+    """(lines, keys) of a decoded head when every line ends in CR and every header line's name
+    is in ``cache``, else None (bare-LF framing, folding, junk, a name never seen): the caller
     then takes the careful path. Each line keeps its CR; keys[0] is "" for the start line.
     kemi_core/sip/_fast.c has the compiled form of this function, used when built."""
+    # Every line ends in CR: each LF follows a CR, and the last line ends in CR or LF.
+    if text.count("\r\n") != text.count("\n") or text[-1:] not in ("\r", "\n"):
+        return None
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
@@ -111,6 +121,8 @@ def index_head_py(text: str, cache: dict[str, str]) -> tuple[list[str], list[str
 
 
 try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
     from kemi_core.sip._fast import index_head
 except ImportError:  # not built (no C compiler at install time): same result, slower
     index_head = index_head_py

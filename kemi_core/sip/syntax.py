@@ -6,6 +6,7 @@ quote or angle bracket can hide a separator, and a character loop otherwise.
 
 from __future__ import annotations
 
+import os
 import re
 
 from kemi_core.sip.errors import SipParseError
@@ -96,7 +97,11 @@ def single_index_py(keys: list[str], key: str) -> int:
     return i if keys.count(key) == 1 else -2
 
 
+# KEMI_SIP_PURE=1 keeps the compiled helpers out (to compare both, or to debug the Python forms).
+PURE_PYTHON = os.environ.get("KEMI_SIP_PURE", "") not in ("", "0")
 try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
     from kemi_core.sip._fast import line_value, single_index
 except ImportError:  # not built (no C compiler at install time): same results, slower
     line_value = line_value_py

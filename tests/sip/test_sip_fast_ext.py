@@ -22,7 +22,7 @@ import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_core.sip.parser import _NAME_CACHE, index_head_py
-from kemi_core.sip.syntax import line_value_py, single_index_py
+from kemi_core.sip.syntax import PURE_PYTHON, line_value_py, single_index_py
 
 fast = pytest.importorskip(
     "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
@@ -59,8 +59,9 @@ def test_line_value_matches_python(line: str) -> None:
 @given(
     st.lists(st.one_of(header_line(), st.sampled_from(["", "\r", "INVITE sip:a@b SIP/2.0\r"]))),
     st.sampled_from(["", "\n", "\r\n", "\n\n"]),
+    st.sampled_from(["\r\n", "\r\n", "\n"]),
 )
-def test_index_head_matches_python(lines: list[str], tail: str) -> None:
+def test_index_head_matches_python(lines: list[str], tail: str, sep: str) -> None:
     # Warm the name cache the way parsing does, then compare on the same cache.
     for line in lines:
         try:
@@ -69,13 +70,30 @@ def test_index_head_matches_python(lines: list[str], tail: str) -> None:
             )
         except (SipParseError, UnicodeEncodeError):
             pass
-    head = "\n".join(lines) + tail
+    head = sep.join(lines) + tail
     cache = dict(_NAME_CACHE)
     got, want = fast.index_head(head, cache), index_head_py(head, cache)
     assert got == want
     if got is not None:
         # The keys are the cache's own (interned) objects, as in the Python form.
         assert all(a is b for a, b in zip(got[1], want[1], strict=True))
+
+
+good_line = st.tuples(
+    st.sampled_from(["Via", "v", "From", "To", "Call-ID", "CSeq", "X-Odd "]),
+    st.text(string.ascii_letters + " ;=:<>@\udc80\u00e9", max_size=30),
+).map(lambda t: f"{t[0]}: {t[1]}\r")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(good_line, max_size=10), st.sampled_from(["", "\n"]))
+def test_index_head_matches_python_on_good_heads(lines: list[str], tail: str) -> None:
+    parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\nv: x\r\nFrom: x\r\nTo: x\r\n"
+                   b"Call-ID: x\r\nCSeq: 1 OPTIONS\r\nX-Odd : x\r\n\r\n")  # fmt: skip
+    head = "\n".join(["OPTIONS sip:a@b SIP/2.0\r", *lines]) + tail
+    got = fast.index_head(head, _NAME_CACHE)
+    assert got is not None and got == index_head_py(head, _NAME_CACHE)
+    assert got[0] == head.split("\n")[: len(lines) + 1]
 
 
 keys = st.lists(st.sampled_from(["", "via", "from", "to", "cseq", "x"]), max_size=12)
@@ -153,6 +171,7 @@ def test_rfc4475_reads_the_same_compiled_or_not(path: Path) -> None:
         assert read_all(data) == compiled
 
 
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
 def test_compiled_helpers_are_in_use() -> None:
     # Built means used: the parser and the message read through the compiled forms.
     assert parser_mod.index_head is fast.index_head
