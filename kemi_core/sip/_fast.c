@@ -1,4 +1,4 @@
-/* kemi_core.sip._fast: optional compiled forms of three hot helpers of the SIP parser.
+/* kemi_core.sip._fast: optional compiled forms of four hot helpers of the SIP parser.
  * Each has a pure-Python reference that is used when this module is not built, and
  * tests/sip/test_sip_fast_ext.py checks that both give the same result on any input.
  *
@@ -18,6 +18,9 @@
  * single_index(keys, key) (message.single_index_py) is where the only line of a header is:
  * its index, -1 when there is none, -2 when there are several. It replaces list.index plus
  * list.count, whose rich comparisons of every other key cost more than the lookup itself.
+ *
+ * single_value(keys, lines, key) (syntax.single_value_py) is line_value of that only line, or
+ * None when there is none or several: what reading a single-valued header starts with.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -181,15 +184,10 @@ line_value(PyObject *module, PyObject *line)
     return PyUnicode_Substring(line, s, e);
 }
 
-static PyObject *
-single_index(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Index of the only item of keys equal to key; -1 when none, -2 when several, -3 on error. */
+static Py_ssize_t
+find_single(PyObject *keys, PyObject *key)
 {
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "single_index(keys: list, key: str)");
-        return NULL;
-    }
-    PyObject *keys = args[0];
-    PyObject *key = args[1];
     Py_ssize_t klen = PyUnicode_GET_LENGTH(key);
     int kkind = PyUnicode_KIND(key);
     const void *kdata = PyUnicode_DATA(key);
@@ -207,15 +205,42 @@ single_index(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             eq = PyObject_RichCompareBool(item, key, Py_EQ);
             Py_DECREF(item);
             if (eq < 0)
-                return NULL;
+                return -3;
         }
         if (eq) {
             if (found >= 0)
-                return PyLong_FromSsize_t(-2);
+                return -2;
             found = i;
         }
     }
-    return PyLong_FromSsize_t(found);
+    return found;
+}
+
+static PyObject *
+single_index(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "single_index(keys: list, key: str)");
+        return NULL;
+    }
+    Py_ssize_t i = find_single(args[0], args[1]);
+    return i == -3 ? NULL : PyLong_FromSsize_t(i);
+}
+
+static PyObject *
+single_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1]) ||
+        !PyUnicode_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "single_value(keys: list, lines: list, key: str)");
+        return NULL;
+    }
+    Py_ssize_t i = find_single(args[0], args[2]);
+    if (i == -3)
+        return NULL;
+    if (i < 0 || i >= PyList_GET_SIZE(args[1]))
+        Py_RETURN_NONE;
+    return line_value(module, PyList_GET_ITEM(args[1], i));
 }
 
 static PyMethodDef methods[] = {
@@ -225,11 +250,13 @@ static PyMethodDef methods[] = {
      "line_value(line) -> the header line's value, unfolded and stripped"},
     {"single_index", (PyCFunction)(void (*)(void))single_index, METH_FASTCALL,
      "single_index(keys, key) -> index of the only line of key, -1 if none, -2 if several"},
+    {"single_value", (PyCFunction)(void (*)(void))single_value, METH_FASTCALL,
+     "single_value(keys, lines, key) -> line_value of the only line of key, else None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_fast", "Compiled forms of three SIP parser helpers.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_fast", "Compiled forms of four SIP parser helpers.", -1, methods,
 };
 
 PyMODINIT_FUNC

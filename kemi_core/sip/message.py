@@ -31,6 +31,7 @@ from kemi_core.sip.syntax import (
     parse_token_list,
     parse_uint,
     single_index,
+    single_value,
     split_commas,
 )
 from kemi_core.sip.uri import SipUri, parse_uri
@@ -54,10 +55,10 @@ def _name_addr_property(key: str) -> property:
         c = self._cache
         v = c.get(key)
         if v is None:
-            i = single_index(self._names, key)
-            if i < 0:
+            text = single_value(self._names, self._lines, key)
+            if text is None:
                 self._single(key)  # raises the 400 for a missing or repeated header
-            v = c[key] = parse_name_addr(line_value(self._lines[i]))
+            v = c[key] = parse_name_addr(text)  # type: ignore[arg-type]
         return v  # type: ignore[no-any-return]
 
     return property(read, doc=f"The {key.capitalize()} header's name-addr (a 400 when missing).")
@@ -144,14 +145,13 @@ class SipMsg(EditsMixin):
     def _single(self, key: str, required: bool = True) -> str | None:
         """Value of a single-valued header (RFC 4475 3.3.8: repeating it is a 400); a missing
         one is a 400 when ``required``, else None."""
-        i = single_index(self._names, key)
-        if i < 0:
-            if i == -2:
+        v = single_value(self._names, self._lines, key)
+        if v is None:
+            if single_index(self._names, key) == -2:
                 raise SipParseError(400, f"Multiple {key} headers")
             if required:
                 raise SipParseError(400, f"Missing {key} header")
-            return None
-        return line_value(self._lines[i])
+        return v
 
     @property
     def uri(self) -> SipUri:
@@ -235,7 +235,8 @@ class SipMsg(EditsMixin):
     def cseq(self) -> CSeq:
         v = self._cache.get("cseq")
         if v is None:
-            v = parse_cseq(self._single("cseq"))  # type: ignore[arg-type]
+            text = single_value(self._names, self._lines, "cseq")
+            v = parse_cseq(self._single("cseq") if text is None else text)  # type: ignore[arg-type]
             if self.is_request and v.method != self._method:
                 # RFC 4475 3.1.2.17/18: 400, or 501 when the method is unknown as well.
                 status = 400 if self._method in METHODS else 501
@@ -247,7 +248,9 @@ class SipMsg(EditsMixin):
     def call_id(self) -> str:
         v = self._cache.get("call-id")
         if v is None:
-            v = self._single("call-id")
+            v = single_value(self._names, self._lines, "call-id")
+            if v is None:
+                v = self._single("call-id")  # raises the 400 for a missing or repeated one
             if not v or " " in v or "\t" in v:
                 raise SipParseError(400, "Bad Call-ID")
             self._cache["call-id"] = v

@@ -97,15 +97,31 @@ def single_index_py(keys: list[str], key: str) -> int:
     return i if keys.count(key) == 1 else -2
 
 
+def single_value_py(keys: list[str], lines: list[str], key: str) -> str | None:
+    """line_value of the only line whose key is ``key``; None when there is none or several.
+    kemi_core/sip/_fast.c has the compiled form, used when built."""
+    try:
+        i = keys.index(key)
+    except ValueError:
+        return None
+    if keys.count(key) != 1:
+        return None
+    v = lines[i].partition(":")[2]  # (line_value_py inlined: one Python call, not two)
+    if "\n" in v:
+        v = FOLD_RE.sub(" ", v)
+    return v.strip()
+
+
 # KEMI_SIP_PURE=1 keeps the compiled helpers out (to compare both, or to debug the Python forms).
 PURE_PYTHON = os.environ.get("KEMI_SIP_PURE", "") not in ("", "0")
 try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import line_value, single_index
+    from kemi_core.sip._fast import line_value, single_index, single_value
 except ImportError:  # not built (no C compiler at install time): same results, slower
     line_value = line_value_py
     single_index = single_index_py
+    single_value = single_value_py
 
 
 def bad(reason: str) -> SipParseError:

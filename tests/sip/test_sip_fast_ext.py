@@ -22,7 +22,12 @@ import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_core.sip.parser import _NAME_CACHE, index_head_py
-from kemi_core.sip.syntax import PURE_PYTHON, line_value_py, single_index_py
+from kemi_core.sip.syntax import (
+    PURE_PYTHON,
+    line_value_py,
+    single_index_py,
+    single_value_py,
+)
 
 fast = pytest.importorskip(
     "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
@@ -108,6 +113,14 @@ def test_single_index_matches_python(names: list[str], key: str) -> None:
     assert fast.single_index(names, key) == single_index_py(names, key)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["via", "from", "x"]), header_line()), max_size=8),
+       st.sampled_from(["via", "from", "x", "y"]))  # fmt: skip
+def test_single_value_matches_python(pairs: list[tuple[str, str]], key: str) -> None:
+    names, lines = [k for k, _ in pairs], [line for _, line in pairs]
+    assert fast.single_value(names, lines, key) == single_value_py(names, lines, key)
+
+
 def test_helpers_refuse_wrong_types() -> None:
     with pytest.raises(TypeError):
         fast.line_value(b"Via: x")  # type: ignore[arg-type]
@@ -115,6 +128,10 @@ def test_helpers_refuse_wrong_types() -> None:
         fast.index_head("x", [])  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         fast.single_index(("via",), "via")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.single_value(["via"], ("Via: x",), "via")  # type: ignore[arg-type]
+    # A lines list shorter than the keys: None, never a read past its end.
+    assert fast.single_value(["", "via"], ["INVITE sip:a@b SIP/2.0\r"], "via") is None
 
 
 @contextmanager
@@ -126,6 +143,7 @@ def pure_python() -> Iterator[None]:
         (parser_mod, "single_index", single_index_py),
         (message_mod, "line_value", line_value_py),
         (message_mod, "single_index", single_index_py),
+        (message_mod, "single_value", single_value_py),
         (edits_mod, "line_value", line_value_py),
         (reply_mod, "line_value", line_value_py),
     ]
@@ -177,3 +195,4 @@ def test_compiled_helpers_are_in_use() -> None:
     assert parser_mod.index_head is fast.index_head
     assert message_mod.line_value is fast.line_value
     assert message_mod.single_index is fast.single_index
+    assert message_mod.single_value is fast.single_value
