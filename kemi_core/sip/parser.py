@@ -20,8 +20,8 @@ from kemi_core.sip.message import SipMsg
 from kemi_core.sip.syntax import (
     COMPACT_FORMS,
     METHODS,
-    PURE_PYTHON,
     TOKEN_CHARS,
+    index_head,
     line_value,
     single_index,
 )
@@ -98,34 +98,6 @@ def _index_careful(lines: list[str]) -> tuple[list[str], list[str]]:
         names.append(_name_key(line))
         out.append(line if line.endswith("\r") else line + "\r")
     return out, names
-
-
-def index_head_py(text: str, cache: dict[str, str]) -> tuple[list[str], list[str]] | None:
-    """(lines, keys) of a decoded head when every line ends in CR and every header line's name
-    is in ``cache``, else None (bare-LF framing, folding, junk, a name never seen): the caller
-    then takes the careful path. Each line keeps its CR; keys[0] is "" for the start line.
-    kemi_core/sip/_fast.c has the compiled form of this function, used when built."""
-    # Every line ends in CR: each LF follows a CR, and the last line ends in CR or LF.
-    if text.count("\r\n") != text.count("\n") or text[-1:] not in ("\r", "\n"):
-        return None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    get = cache.get
-    keys = [get(line.partition(":")[0]) for line in lines[1:]]
-    # all() rather than "None in": comparing None with str is the slow path.
-    if not lines or not all(keys):
-        return None
-    keys.insert(0, "")
-    return lines, keys  # type: ignore[return-value]
-
-
-try:
-    if PURE_PYTHON:
-        raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import index_head
-except ImportError:  # not built (no C compiler at install time): same result, slower
-    index_head = index_head_py
 
 
 def _parse_first_line(msg: SipMsg, line: str) -> None:

@@ -97,6 +97,26 @@ def single_index_py(keys: list[str], key: str) -> int:
     return i if keys.count(key) == 1 else -2
 
 
+def index_head_py(text: str, cache: dict[str, str]) -> tuple[list[str], list[str]] | None:
+    """(lines, keys) of a decoded head when every line ends in CR and every header line's name
+    is in ``cache``, else None (bare-LF framing, folding, junk, a name never seen): the caller
+    then takes the careful path. Each line keeps its CR; keys[0] is "" for the start line.
+    kemi_core/sip/_fast.c has the compiled form of this function, used when built."""
+    # Every line ends in CR: each LF follows a CR, and the last line ends in CR or LF.
+    if text.count("\r\n") != text.count("\n") or text[-1:] not in ("\r", "\n"):
+        return None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    get = cache.get
+    keys = [get(line.partition(":")[0]) for line in lines[1:]]
+    # all() rather than "None in": comparing None with str is the slow path.
+    if not lines or not all(keys):
+        return None
+    keys.insert(0, "")
+    return lines, keys  # type: ignore[return-value]
+
+
 def single_value_py(keys: list[str], lines: list[str], key: str) -> str | None:
     """line_value of the only line whose key is ``key``; None when there is none or several.
     kemi_core/sip/_fast.c has the compiled form, used when built."""
@@ -117,8 +137,9 @@ PURE_PYTHON = os.environ.get("KEMI_SIP_PURE", "") not in ("", "0")
 try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import line_value, single_index, single_value
+    from kemi_core.sip._fast import index_head, line_value, single_index, single_value
 except ImportError:  # not built (no C compiler at install time): same results, slower
+    index_head = index_head_py
     line_value = line_value_py
     single_index = single_index_py
     single_value = single_value_py

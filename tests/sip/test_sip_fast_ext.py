@@ -21,9 +21,10 @@ import kemi_core.sip.message as message_mod
 import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
 from kemi_core.sip import SipParseError, parse_datagram
-from kemi_core.sip.parser import _NAME_CACHE, index_head_py
+from kemi_core.sip.parser import _NAME_CACHE
 from kemi_core.sip.syntax import (
     PURE_PYTHON,
+    index_head_py,
     line_value_py,
     single_index_py,
     single_value_py,
