@@ -282,7 +282,7 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         # The usual single "Content-Length: 171" line: one dict hit for the whole line.
         cl = _CL_LINES.get(msg._lines[i]) if i >= 0 else None
         if cl is None:
-            cl = content_length_of(msg)  # type: ignore[assignment]
+            cl = content_length_of(msg) or 0  # (never None here: the header is there)
         body = msg._body
         if cl != len(body):
             if cl > len(body):
