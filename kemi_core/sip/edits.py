@@ -36,6 +36,8 @@ class EditsMixin:
     _method: str
     _ruri: str
     is_request: bool
+    status: int
+    reason: str
     version: str
 
     def _forget(self, key: str) -> None:
@@ -56,6 +58,18 @@ class EditsMixin:
         self._ruri = uri
         self._buf = None
         self._cache.pop("uri", None)
+
+    def set_status(self, status: int, reason: str) -> None:
+        """Rewrite a reply's status line (sl_forward_reply with a new code and reason)."""
+        if self.is_request:
+            raise ValueError("a request has no status")
+        if not 100 <= status <= 699:
+            raise ValueError(f"invalid status {status}")
+        reason = _clean(reason, "a reason phrase")
+        self._lines[0] = f"{self.version} {status} {reason}\r"
+        self.status = status
+        self.reason = reason
+        self._buf = None
 
     def _insert(self, i: int, name: str, value: str) -> None:
         if not name or not TOKEN_CHARS.issuperset(name):

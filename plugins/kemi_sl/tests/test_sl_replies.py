@@ -120,3 +120,27 @@ def test_exports_table_and_seed_aliases() -> None:
     names = set(core.registry.module("sl"))
     assert {"sl_send_reply", "send_reply", "send_reply_mode", "sl_reply_error",
             "sl_forward_reply", "get_reply_totag", "sreply", "freply"} <= names
+
+
+def test_sl_forward_reply_with_a_new_code_and_reason() -> None:
+    from kemi_core.runtime.dispatch import Dispatcher
+    from kemi_core.sip import ParseLimits
+
+    core, tr = offline_core(("sl", kemi_sl))
+    core.dispatcher = Dispatcher(core, ParseLimits())  # type: ignore[attr-defined]
+    reply = (
+        "SIP/2.0 180 Ringing\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKkemi1\r\n"
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKcaller1;rport=40000;received=127.0.0.1\r\n"
+        "From: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=b1\r\n"
+        "Call-ID: fwd1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    ctx = context(core, reply)
+    assert kemi_sl.sl_forward_reply(ctx, "183", "Session Progress") == 1
+    (sent,) = tr.sent
+    assert (sent.host, sent.port) == ("127.0.0.1", 40000)  # the caller's Via, rport
+    assert sent.msg.first_line == "SIP/2.0 183 Session Progress"
+    assert [v.branch for v in sent.msg.vias] == ["z9hG4bKcaller1"]  # our Via popped
+    # Another class than the reply's is refused, nothing sent.
+    ctx = context(core, reply)
+    assert kemi_sl.sl_forward_reply(ctx, "200", "OK") == -1 and len(tr.sent) == 1
