@@ -169,12 +169,8 @@ class SipMsg(EditsMixin):
     @property
     def via(self) -> Via:
         c = self._cache
-        v = c.get("via")
+        v = c.get("via")  # (the vias property and pop_via keep it equal to vias[0])
         if v is None:
-            vias = c.get("vias")
-            if vias:
-                v = c["via"] = vias[0]
-                return v  # type: ignore[no-any-return]
             try:
                 text = line_value(self._lines[self._names.index("via")])
             except ValueError:
@@ -199,6 +195,8 @@ class SipMsg(EditsMixin):
                     v.extend(parse_vias(text))
                 top = None
             c["vias"] = v
+            if v:
+                c["via"] = v[0]
         return v
 
     from_ = _name_addr_property("from")
