@@ -32,6 +32,7 @@ run: dev
 
 test: dev $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy kemi_core $(wildcard plugins/*/src)
 	$(BIN)/pytest
 
 bench: dev
@@ -43,6 +44,7 @@ bench: dev
 
 lint: dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy kemi_core $(wildcard plugins/*/src)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

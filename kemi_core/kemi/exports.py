@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -55,6 +55,10 @@ def _check_name(_inst: object, attribute: attrs.Attribute[str], value: str) -> N
         raise ExportError(f"invalid KEMI {attribute.name} name {value!r}")
 
 
+def _as_tuple(items: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(items)
+
+
 def _check_params(_inst: object, _attr: object, value: tuple[ParamKind, ...]) -> None:
     if len(value) > MAX_PARAMS:
         raise ExportError(f"a KEMI function takes at most {MAX_PARAMS} parameters, not {len(value)}")
@@ -70,13 +74,13 @@ class KemiExport:
     module: str = attrs.field(validator=_check_name)
     name: str = attrs.field(validator=_check_name)
     func: Callable[..., Any] = attrs.field(validator=attrs.validators.is_callable())
-    params: tuple[ParamKind, ...] = attrs.field(default=(), converter=tuple, validator=_check_params)
+    params: tuple[ParamKind, ...] = attrs.field(default=(), converter=_as_tuple, validator=_check_params)
     returns: ReturnKind = attrs.field(
         default=ReturnKind.INT, validator=attrs.validators.instance_of(ReturnKind)
     )
     doc: str = ""
     #: Parameter names for docs and stubs (same length as ``params``).
-    param_names: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    param_names: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
 
     def __attrs_post_init__(self) -> None:
         if self.param_names and len(self.param_names) != len(self.params):

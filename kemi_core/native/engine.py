@@ -64,7 +64,7 @@ class NativeEngine:
     name = "native"
 
     def __init__(self, core: Core, blocks: Sequence[RouteBlock] | None = None,
-                 reload_source: Callable[[], list[RouteBlock]] | None = None) -> None:
+                 reload_source: Callable[[], Sequence[RouteBlock]] | None = None) -> None:
         if blocks is None and reload_source is None:
             raise ValueError("NativeEngine needs route blocks or a reload_source")
         self.core = core

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError
@@ -17,6 +17,9 @@ from kemi_core.sip.uri import parse_uri
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
+
+# A compiled if/while test.
+Cond = Callable[["MsgContext"], bool]
 
 Fn = Callable[["MsgContext"], Any]
 
@@ -166,9 +169,9 @@ class ExprCompiler(CallCompiler):
         With ``guard`` (place, what), Python errors raised while testing become ScriptFaults
         there; the closures for calls and comparisons do that themselves (no wrapper)."""
         if isinstance(node, A.Call):
-            return self.raw_call(node, "cond")  # faults with its own place
+            return cast(Cond, self.raw_call(node, "cond"))  # faults with its own place
         if isinstance(node, A.Unary) and node.op == "!" and isinstance(node.operand, A.Call):
-            return self.raw_call(node.operand, "notcond")
+            return cast(Cond, self.raw_call(node.operand, "notcond"))
         if isinstance(node, A.Binary) and node.op in ("&&", "||"):
             left, right = self.nonzero(node.left), self.nonzero(node.right)
             if node.op == "&&":

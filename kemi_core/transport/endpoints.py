@@ -10,6 +10,7 @@ listen socket the request came in on (RFC 3581 section 4).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -137,13 +138,15 @@ class WorkerEndpoints:
         for lst in self.listens:
             if lst.proto == "udp":
                 sock = bind_udp(lst.host, lst.port, self.shared)
-                tr, _ = await self.loop.create_datagram_endpoint(
-                    lambda h=lst.host, p=lst.port: _UdpProtocol(self.on_data, h, p), sock=sock)
+                make_udp: Callable[[], _UdpProtocol] = functools.partial(
+                    _UdpProtocol, self.on_data, lst.host, lst.port)
+                tr, _ = await self.loop.create_datagram_endpoint(make_udp, sock=sock)
                 self.udp[(lst.host, lst.port)] = tr  # type: ignore[assignment]
             elif lst.proto == "tcp":
                 sock = bind_tcp(lst.host, lst.port, self.shared)
-                server = await self.loop.create_server(
-                    lambda h=lst.host, p=lst.port: _TcpProtocol(self, (h, p)), sock=sock)
+                make_tcp: Callable[[], _TcpProtocol] = functools.partial(
+                    _TcpProtocol, self, (lst.host, lst.port))
+                server = await self.loop.create_server(make_tcp, sock=sock)
                 self.tcp_servers.append(server)
                 if len(self.tcp_servers) == 1:
                     self.loop.call_later(min(self.tcp_idle_timeout, 10.0), self._idle_sweep)

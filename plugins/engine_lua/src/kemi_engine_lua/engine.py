@@ -41,6 +41,8 @@ class Counter(Protocol):
 
     def fetch(self) -> tuple[int, bytes]: ...
 
+    def publish(self, payload: bytes) -> int: ...
+
 
 class LocalCounter:
     """A counter for a single process (tests, or an engine built without mod_init): a reload
@@ -51,6 +53,10 @@ class LocalCounter:
 
     def fetch(self) -> tuple[int, bytes]:
         return self.value, b""
+
+    def publish(self, payload: bytes) -> int:
+        self.value += 1
+        return self.value
 
 
 @attrs.frozen
