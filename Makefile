@@ -1,7 +1,8 @@
 # kemi: make run | make test | make bench | make dev
-# Debian's own CPython when there is one (the distribution's optimised build, on which the
-# README's figures are measured); else the python3 on PATH. `make PYTHON=...` overrides.
-PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+# Debian's own CPython when it is 3.11 or newer (the distribution's optimised build, on which
+# the README's figures are measured); else the python3 on PATH. `make PYTHON=...` overrides.
+PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && echo /usr/bin/python3 || echo python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGINS := $(sort $(wildcard plugins/*))
