@@ -2,24 +2,26 @@
  * Each has a pure-Python reference that is used when this module is not built, and
  * tests/sip/test_sip_fast_ext.py checks that both give the same result on any input.
  *
- * index_head(text, names) (parser.index_head_py) splits a decoded SIP head into its lines (on LF, each line keeping
- * its CR) and resolves every header line's name through ``names``, the parser's cache of
- * well-formed names (text before the colon -> canonical key). It returns (lines, keys) with
- * keys[0] == "" for the start line, or None as soon as one line does not end in CR or is not
- * a cached name: the caller then takes the careful Python path, which decides every error.
- * It never raises for any text.
+ * All four Python forms are in kemi_core/sip/syntax.py, which also picks the forms in use.
+ *
+ * index_head(text, names) (index_head_py) splits a decoded SIP head into its lines (on LF,
+ * each line keeping its CR) and resolves every header line's name through ``names``, the
+ * parser's cache of well-formed names (text before the colon -> canonical key). It returns
+ * (lines, keys) with keys[0] == "" for the start line, or None as soon as one line does not
+ * end in CR or is not a cached name: the caller then takes the careful Python path, which
+ * decides every error. It never raises for any text.
  *
  * Done per line in Python it is about a quarter of the cost of parsing a typical INVITE.
  *
- * line_value(line) (syntax.line_value_py) is the value of a header line: the text after the
+ * line_value(line) (line_value_py) is the value of a header line: the text after the
  * first colon, obsolete line folding (RFC 3261 7.3.1) replaced by one space, surrounding
  * whitespace stripped as str.strip() does. Every typed header read starts with it.
  *
- * single_index(keys, key) (message.single_index_py) is where the only line of a header is:
+ * single_index(keys, key) (single_index_py) is where the only line of a header is:
  * its index, -1 when there is none, -2 when there are several. It replaces list.index plus
  * list.count, whose rich comparisons of every other key cost more than the lookup itself.
  *
- * single_value(keys, lines, key) (syntax.single_value_py) is line_value of that only line, or
+ * single_value(keys, lines, key) (single_value_py) is line_value of that only line, or
  * None when there is none or several: what reading a single-valued header starts with.
  */
 #define PY_SSIZE_T_CLEAN

@@ -3,10 +3,11 @@ are found here; header values are decoded and parsed on first access (see messag
 
 The head is decoded once (UTF-8 with surrogateescape, so any byte survives the round trip)
 and split on LF; each line keeps its CR, so joining with LF gives back the exact bytes. Header
-names are resolved through a cache keyed by the text before the colon: a typical message
-costs one dict lookup per line. A line whose name is not in the cache (folding, junk, a name
-not seen before) sends the head through the careful path, which validates every name and
-gives LF-only lines their CR. Only SipParseError leaves this module, whatever the input.
+names are resolved through a cache keyed by the text before the colon (syntax.index_head,
+compiled in _fast.c when built): a typical message costs one dict lookup per line. A line
+whose name is not in the cache (folding, junk, a name not seen before) or that lacks its CR
+sends the head through the careful path, which validates every name and gives LF-only lines
+their CR. Only SipParseError leaves this module, whatever the input.
 """
 
 from __future__ import annotations
