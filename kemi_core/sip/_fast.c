@@ -1,8 +1,10 @@
-/* kemi_core.sip._fast: optional compiled forms of four hot helpers of the SIP parser.
+/* kemi_core.sip._fast: optional compiled forms of hot helpers of the SIP parser.
  * Each has a pure-Python reference that is used when this module is not built, and
  * tests/sip/test_sip_fast_ext.py checks that both give the same result on any input.
  *
- * All four Python forms are in kemi_core/sip/syntax.py, which also picks the forms in use.
+ * The Python forms of the first four are in kemi_core/sip/syntax.py, which also picks the
+ * forms in use; the value parsers (via_fields, name_addr_fields, at the end) stand for the
+ * regex fast paths of kemi_core/sip/headers.py.
  *
  * index_head(text, names) (index_head_py) splits a decoded SIP head into its lines (on LF,
  * each line keeping its CR) and resolves every header line's name through ``names``, the
@@ -245,6 +247,344 @@ single_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return line_value(module, PyList_GET_ITEM(args[1], i));
 }
 
+/* ---- value parsers: the usual Via and name-addr shapes ----------------------------------
+ * via_fields(value) and name_addr_fields(value) match exactly what headers.py's fast regexes
+ * (_VIA_FAST; _NAME_ADDR_FAST, then _ADDR_SPEC_FAST) match, and return the fields of the Via
+ * or NameAddr tuple that parse_via / parse_name_addr build from that match, or None when the
+ * value has another shape (the caller then takes the regex and strict paths, which decide
+ * every error). tests/sip/test_sip_fast_ext.py checks both give the same on generated values. */
+
+static PyObject *s_sip20, *s_udp, *s_tcp, *s_tls, *s_sctp, *s_ws, *s_wss;
+
+/* token (RFC 3261 25.1) as the regexes' TOK: A-Za-z0-9 . ! % * _ + ` ' ~ - */
+static inline int
+is_tok(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '!' || c == '%' || c == '*' || c == '_' || c == '+' || c == '`' ||
+           c == '\'' || c == '~' || c == '-';
+}
+
+static inline int
+is_alpha(Py_UCS4 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline int
+is_scheme(Py_UCS4 c)
+{
+    return is_alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '.' || c == '-';
+}
+
+/* PARAMS over [i, n): (;TOK(=VAL)?)* with VAL = TOK plus ':' '[' ']'. Returns 0 when it does
+ * not match. Else 1, with [*vs, *ve) the value of the first parameter whose name is ``name``
+ * (ASCII, any case), *vs = -1 when that one has no value or there is none (params_trusted's
+ * first-wins lookup). */
+static int
+scan_params(int kind, const void *data, Py_ssize_t i, Py_ssize_t n, const char *name,
+            Py_ssize_t *vs, Py_ssize_t *ve)
+{
+    size_t nlen = strlen(name);
+    int found = 0;
+    *vs = -1;
+    *ve = -1;
+    while (i < n) {
+        if (PyUnicode_READ(kind, data, i) != ';')
+            return 0;
+        Py_ssize_t ns = ++i;
+        while (i < n && is_tok(PyUnicode_READ(kind, data, i)))
+            i++;
+        if (i == ns)
+            return 0;
+        int named = 0;
+        if (!found && (size_t)(i - ns) == nlen) {
+            named = 1;
+            for (size_t k = 0; k < nlen; k++) {
+                Py_UCS4 c = PyUnicode_READ(kind, data, ns + (Py_ssize_t)k);
+                if (c >= 'A' && c <= 'Z')
+                    c += 'a' - 'A';
+                if (c != (Py_UCS4)name[k]) {
+                    named = 0;
+                    break;
+                }
+            }
+            found = named;
+        }
+        if (i < n && PyUnicode_READ(kind, data, i) == '=') {
+            Py_ssize_t s = ++i;
+            while (i < n) {
+                Py_UCS4 c = PyUnicode_READ(kind, data, i);
+                if (!(is_tok(c) || c == ':' || c == '[' || c == ']'))
+                    break;
+                i++;
+            }
+            if (i == s)
+                return 0;
+            if (named) {
+                *vs = s;
+                *ve = i;
+            }
+        }
+    }
+    return 1;
+}
+
+/* str of [s, e), or None (new reference) when s < 0. */
+static PyObject *
+span_or_none(PyObject *text, Py_ssize_t s, Py_ssize_t e)
+{
+    if (s < 0)
+        Py_RETURN_NONE;
+    return PyUnicode_Substring(text, s, e);
+}
+
+/* The fields of a tuple from new references (consumed; NULL ones make it fail). */
+static PyObject *
+pack_fields(Py_ssize_t count, PyObject **items)
+{
+    PyObject *t = NULL;
+    for (Py_ssize_t k = 0; k < count; k++)
+        if (items[k] == NULL)
+            goto done;
+    t = PyTuple_New(count);
+    if (t != NULL) {
+        for (Py_ssize_t k = 0; k < count; k++) {
+            PyTuple_SET_ITEM(t, k, items[k]);
+            items[k] = NULL;
+        }
+    }
+done:
+    for (Py_ssize_t k = 0; k < count; k++)
+        Py_XDECREF(items[k]);
+    return t;
+}
+
+static PyObject *
+via_fields(PyObject *module, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "via_fields(value: str)");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    static const char prefix[] = "SIP/2.0/";
+    Py_ssize_t i = 0;
+    for (; i < 8; i++)
+        if (i >= n || PyUnicode_READ(kind, d, i) != (Py_UCS4)prefix[i])
+            Py_RETURN_NONE;
+    /* transport, then one SP */
+    Py_ssize_t ts = i;
+    while (i < n && PyUnicode_READ(kind, d, i) >= 'A' && PyUnicode_READ(kind, d, i) <= 'Z')
+        i++;
+    if (i >= n || PyUnicode_READ(kind, d, i) != ' ')
+        Py_RETURN_NONE;
+    PyObject *transport = NULL;
+    Py_ssize_t tl = i - ts;
+    Py_UCS4 t0 = tl > 0 ? PyUnicode_READ(kind, d, ts) : 0;
+    Py_UCS4 t1 = tl > 1 ? PyUnicode_READ(kind, d, ts + 1) : 0;
+    Py_UCS4 t2 = tl > 2 ? PyUnicode_READ(kind, d, ts + 2) : 0;
+    if (tl == 3 && t0 == 'U' && t1 == 'D' && t2 == 'P')
+        transport = s_udp;
+    else if (tl == 3 && t0 == 'T' && t1 == 'C' && t2 == 'P')
+        transport = s_tcp;
+    else if (tl == 3 && t0 == 'T' && t1 == 'L' && t2 == 'S')
+        transport = s_tls;
+    else if (tl == 4 && t0 == 'S' && t1 == 'C' && t2 == 'T' && PyUnicode_READ(kind, d, ts + 3) == 'P')
+        transport = s_sctp;
+    else if (tl == 2 && t0 == 'W' && t1 == 'S')
+        transport = s_ws;
+    else if (tl == 3 && t0 == 'W' && t1 == 'S' && t2 == 'S')
+        transport = s_wss;
+    else
+        Py_RETURN_NONE;
+    i++;
+    /* host: a name / IPv4 address, or an IPv6 reference */
+    Py_ssize_t hs = i;
+    if (i < n && PyUnicode_READ(kind, d, i) == '[') {
+        i++;
+        Py_ssize_t in = i;
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                  c == ':' || c == '.'))
+                break;
+            i++;
+        }
+        if (i == in || i >= n || PyUnicode_READ(kind, d, i) != ']')
+            Py_RETURN_NONE;
+        i++;
+    }
+    else {
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-'))
+                break;
+            i++;
+        }
+        if (i == hs)
+            Py_RETURN_NONE;
+    }
+    Py_ssize_t he = i;
+    /* :port, 1 to 5 digits; above 65535 the regex path raises the 400 */
+    long port = -1;
+    if (i < n && PyUnicode_READ(kind, d, i) == ':') {
+        i++;
+        Py_ssize_t ps = i;
+        port = 0;
+        while (i < n && i - ps < 6 && PyUnicode_READ(kind, d, i) >= '0' &&
+               PyUnicode_READ(kind, d, i) <= '9') {
+            port = port * 10 + (long)(PyUnicode_READ(kind, d, i) - '0');
+            i++;
+        }
+        if (i == ps || i - ps > 5 || port > 65535)
+            Py_RETURN_NONE;
+    }
+    Py_ssize_t bs, be;
+    if (!scan_params(kind, d, i, n, "branch", &bs, &be))
+        Py_RETURN_NONE;
+    Py_INCREF(s_sip20);
+    Py_INCREF(transport);
+    Py_INCREF(value);
+    PyObject *items[7] = {
+        s_sip20,
+        transport,
+        PyUnicode_Substring(value, hs, he),
+        port < 0 ? (Py_INCREF(Py_None), Py_None) : PyLong_FromLong(port),
+        value,
+        span_or_none(value, bs, be),
+        PyUnicode_Substring(value, i, n),
+    };
+    return pack_fields(7, items);
+}
+
+static PyObject *
+name_addr_fields(PyObject *module, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "name_addr_fields(value: str)");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    if (n == 0)
+        Py_RETURN_NONE;
+    Py_ssize_t i = 0, ds = -1, de = -1;
+    Py_UCS4 c0 = PyUnicode_READ(kind, d, 0);
+    int angle = 0;
+    if (c0 == '"') {
+        /* "display" then one optional SP, then <: no escapes in the fast shape */
+        i = 1;
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (c == '"' || c == '\\' || c == '\r' || c == '\n')
+                break;
+            i++;
+        }
+        if (i >= n || PyUnicode_READ(kind, d, i) != '"')
+            Py_RETURN_NONE;
+        ds = 1;
+        de = i;
+        i++;
+        if (i < n && PyUnicode_READ(kind, d, i) == ' ')
+            i++;
+        if (i >= n || PyUnicode_READ(kind, d, i) != '<')
+            Py_RETURN_NONE;
+        angle = 1;
+    }
+    else if (c0 == '<') {
+        angle = 1;
+    }
+    else if (is_tok(c0)) {
+        /* token words separated by single SPs, one optional SP, then <; else an addr-spec */
+        while (i < n && is_tok(PyUnicode_READ(kind, d, i)))
+            i++;
+        while (i + 1 < n && PyUnicode_READ(kind, d, i) == ' ' &&
+               is_tok(PyUnicode_READ(kind, d, i + 1))) {
+            i++;
+            while (i < n && is_tok(PyUnicode_READ(kind, d, i)))
+                i++;
+        }
+        Py_ssize_t we = i;
+        if (i < n && PyUnicode_READ(kind, d, i) == ' ')
+            i++;
+        if (i < n && PyUnicode_READ(kind, d, i) == '<') {
+            ds = 0;
+            de = we;
+            angle = 1;
+        }
+        else
+            i = 0;
+    }
+    else
+        Py_RETURN_NONE;
+
+    Py_ssize_t us, ue;
+    if (angle) {
+        i++; /* past '<' */
+        us = i;
+        if (i >= n || !is_alpha(PyUnicode_READ(kind, d, i)))
+            Py_RETURN_NONE;
+        while (i < n && is_scheme(PyUnicode_READ(kind, d, i)))
+            i++;
+        if (i >= n || PyUnicode_READ(kind, d, i) != ':')
+            Py_RETURN_NONE;
+        i++;
+        Py_ssize_t rs = i;
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (c == '<' || c == '>' || c == '"' || Py_UNICODE_ISSPACE(c))
+                break;
+            i++;
+        }
+        if (i == rs || i >= n || PyUnicode_READ(kind, d, i) != '>')
+            Py_RETURN_NONE;
+        ue = i;
+        i++;
+    }
+    else {
+        /* addr-spec: no ',', '?' or ';' in the URI (RFC 3261 20), params after the first ';' */
+        us = 0;
+        if (!is_alpha(c0))
+            Py_RETURN_NONE;
+        i = 1;
+        while (i < n && is_scheme(PyUnicode_READ(kind, d, i)))
+            i++;
+        if (i >= n || PyUnicode_READ(kind, d, i) != ':')
+            Py_RETURN_NONE;
+        i++;
+        Py_ssize_t rs = i;
+        while (i < n) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (c == ';' || c == '<' || c == '>' || c == '"' || c == ',' || c == '?' ||
+                Py_UNICODE_ISSPACE(c))
+                break;
+            i++;
+        }
+        if (i == rs)
+            Py_RETURN_NONE;
+        ue = i;
+    }
+    Py_ssize_t tgs, tge;
+    if (!scan_params(kind, d, i, n, "tag", &tgs, &tge))
+        Py_RETURN_NONE;
+    Py_INCREF(Py_False);
+    Py_INCREF(value);
+    PyObject *items[6] = {
+        span_or_none(value, ds, de),
+        PyUnicode_Substring(value, us, ue),
+        Py_False,
+        value,
+        span_or_none(value, tgs, tge),
+        PyUnicode_Substring(value, i, n),
+    };
+    return pack_fields(6, items);
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -254,18 +594,29 @@ static PyMethodDef methods[] = {
      "single_index(keys, key) -> index of the only line of key, -1 if none, -2 if several"},
     {"single_value", (PyCFunction)(void (*)(void))single_value, METH_FASTCALL,
      "single_value(keys, lines, key) -> line_value of the only line of key, else None"},
+    {"via_fields", (PyCFunction)via_fields, METH_O,
+     "via_fields(value) -> the fields of the Via tuple for the usual shape, else None"},
+    {"name_addr_fields", (PyCFunction)name_addr_fields, METH_O,
+     "name_addr_fields(value) -> the fields of the NameAddr tuple for the usual shape, else None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_fast", "Compiled forms of four SIP parser helpers.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_fast", "Compiled forms of SIP parser helpers.", -1, methods,
 };
 
 PyMODINIT_FUNC
 PyInit__fast(void)
 {
     empty_key = PyUnicode_InternFromString("");
-    if (empty_key == NULL)
+    s_sip20 = PyUnicode_InternFromString("SIP/2.0");
+    s_udp = PyUnicode_InternFromString("UDP");
+    s_tcp = PyUnicode_InternFromString("TCP");
+    s_tls = PyUnicode_InternFromString("TLS");
+    s_sctp = PyUnicode_InternFromString("SCTP");
+    s_ws = PyUnicode_InternFromString("WS");
+    s_wss = PyUnicode_InternFromString("WSS");
+    if (!empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -23,6 +23,7 @@ from kemi_core.sip.syntax import (
     TOK,
     TOKEN_CHARS,
     bad,
+    name_addr_fields,
     params_trusted,
     parse_params,
     parse_token_list,
@@ -30,6 +31,7 @@ from kemi_core.sip.syntax import (
     quote_end,
     split_commas,
     unquote_string,
+    via_fields,
 )
 from kemi_core.sip.values import CSeq, NameAddr, Via, port_value
 
@@ -99,6 +101,9 @@ def parse_cseq_strict(value: str) -> CSeq:
 
 def parse_via(value: str) -> Via:
     """Parse one via-parm (one element of a Via header's comma list)."""
+    if via_fields is not None:  # compiled: the same shapes as _VIA_FAST, same fields
+        fields = via_fields(value)
+        return parse_via_strict(value) if fields is None else _tuple_new(Via, fields)
     m = _VIA_FAST(value)
     if m is None:
         return parse_via_strict(value)
@@ -167,6 +172,11 @@ def parse_via_strict(value: str) -> Via:
 
 def parse_name_addr(value: str, allow_star: bool = False) -> NameAddr:
     """Parse one name-addr / addr-spec with its header params."""
+    if name_addr_fields is not None:  # compiled: the shapes of both fast regexes, same fields
+        fields = name_addr_fields(value)
+        if fields is None:
+            return parse_name_addr_strict(value, allow_star)
+        return _tuple_new(NameAddr, fields)
     m = _NAME_ADDR_FAST(value)
     if m is not None:
         display, words, uri_text, ptext, tag = m.groups()

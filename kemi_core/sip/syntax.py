@@ -137,12 +137,22 @@ PURE_PYTHON = os.environ.get("KEMI_SIP_PURE", "") not in ("", "0")
 try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import index_head, line_value, single_index, single_value
+    from kemi_core.sip._fast import (
+        index_head,
+        line_value,
+        name_addr_fields,
+        single_index,
+        single_value,
+        via_fields,
+    )
 except ImportError:  # not built (no C compiler at install time): same results, slower
     index_head = index_head_py
     line_value = line_value_py
     single_index = single_index_py
     single_value = single_value_py
+    # The value parsers' Python forms are headers.py's fast regexes, used when these are None.
+    via_fields = None
+    name_addr_fields = None
 
 
 def bad(reason: str) -> SipParseError:

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kemi_core.sip.edits as edits_mod
+import kemi_core.sip.headers as headers_mod
 import kemi_core.sip.message as message_mod
 import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
@@ -147,6 +148,8 @@ def pure_python() -> Iterator[None]:
         (message_mod, "single_value", single_value_py),
         (edits_mod, "line_value", line_value_py),
         (reply_mod, "line_value", line_value_py),
+        (headers_mod, "via_fields", None),
+        (headers_mod, "name_addr_fields", None),
     ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
     try:
@@ -197,3 +200,78 @@ def test_compiled_helpers_are_in_use() -> None:
     assert message_mod.line_value is fast.line_value
     assert message_mod.single_index is fast.single_index
     assert message_mod.single_value is fast.single_value
+    assert headers_mod.via_fields is fast.via_fields
+    assert headers_mod.name_addr_fields is fast.name_addr_fields
+
+
+# ---- the value parsers against headers.py's regex paths -------------------------------------
+def value_outcome(fn: Callable[[str], object], value: str) -> object:
+    try:
+        v = fn(value)
+    except SipParseError as exc:
+        return ("raised", exc.status)
+    fields = tuple(v)  # type: ignore[call-overload]
+    return fields, type(v).__name__, v.params  # type: ignore[attr-defined]
+
+
+TOKENISH = string.ascii_letters + string.digits + "-.!%*_+`'~"
+odd = st.sampled_from([" ", "  ", "\t", ";", "=", ":", ",", "?", "<", ">", '"', "\\", "[", "]",
+                       "\u00e9", "\u3000", "\udc80", "/", "@", ""])  # fmt: skip
+word = st.text(TOKENISH, min_size=1, max_size=6)
+param_name = st.one_of(word, st.sampled_from(["branch", "BRANCH", "Branch", "tag", "TAG", "rport"]))
+param_value = st.one_of(st.none(), word, st.text(TOKENISH + ":[]", min_size=0, max_size=6))
+params = st.lists(st.tuples(param_name, param_value), max_size=4).map(
+    lambda ps: "".join(f";{n}" if v is None else f";{n}={v}" for n, v in ps)
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn, base: str) -> str:
+    """A value with a few odd characters put in at random places (or none)."""
+    for _ in range(draw(st.integers(0, 2))):
+        pos = draw(st.integers(0, len(base)))
+        base = base[:pos] + draw(odd) + base[pos:]
+    return base
+
+
+@st.composite
+def via_value(draw: st.DrawFn) -> str:
+    transport = draw(
+        st.sampled_from(["UDP", "TCP", "TLS", "SCTP", "WS", "WSS", "udp", "UDPX", "W"])
+    )
+    host = draw(st.one_of(
+        st.lists(word, min_size=1, max_size=3).map(".".join),
+        st.text("0123456789abcdefABCDEF:.", min_size=0, max_size=8).map(lambda h: f"[{h}]"),
+    ))  # fmt: skip
+    port = draw(
+        st.one_of(st.just(""), st.text("0123456789", min_size=0, max_size=7).map(":".__add__))
+    )
+    proto = draw(st.sampled_from(["SIP/2.0/", "SIP/2.0/", "sip/2.0/", "SIP/2.1/"]))
+    return draw(mutated(f"{proto}{transport} {host}{port}{draw(params)}"))
+
+
+@st.composite
+def name_addr_value(draw: st.DrawFn) -> str:
+    display = draw(st.sampled_from(["", '"Alice" ', '"Al ice"', '"" ', "Bob ", "Bob Smith ",
+                                    "Bob  Smith ", "Bob"]))  # fmt: skip
+    scheme = draw(st.sampled_from(["sip", "sips", "tel", "x-y+z.1", "1sip", ""]))
+    rest = draw(st.text(TOKENISH + "@:;=?&", min_size=0, max_size=12))
+    uri = f"{scheme}:{rest}"
+    inner = f"<{uri}>" if draw(st.booleans()) or display else uri
+    return draw(mutated(f"{display}{inner}{draw(params)}"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(via_value())
+def test_via_fields_match_the_regex_path(value: str) -> None:
+    compiled = value_outcome(headers_mod.parse_via, value)
+    with pure_python():
+        assert value_outcome(headers_mod.parse_via, value) == compiled
+
+
+@settings(max_examples=500, deadline=None)
+@given(name_addr_value())
+def test_name_addr_fields_match_the_regex_path(value: str) -> None:
+    compiled = value_outcome(headers_mod.parse_name_addr, value)
+    with pure_python():
+        assert value_outcome(headers_mod.parse_name_addr, value) == compiled
