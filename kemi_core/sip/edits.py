@@ -14,6 +14,9 @@ from kemi_core.sip.headers import parse_via
 from kemi_core.sip.syntax import TOKEN_CHARS, header_key, line_value, split_commas
 from kemi_core.sip.values import Via
 
+# The usual spelling's lines, made once: set_max_forwards runs on every relayed request.
+_MF_LINES = [f"Max-Forwards: {n}\r" for n in range(256)]
+
 
 def _clean(text: str, what: str) -> str:
     if "\r" in text or "\n" in text:
@@ -189,7 +192,11 @@ class EditsMixin:
             self._insert(len(self._names), "Max-Forwards", str(n))
         else:
             # Keep the name as written; only the value changes.
-            self._lines[i] = f"{self._lines[i].partition(':')[0]}: {n}\r"
+            line = self._lines[i]
+            if line.startswith("Max-Forwards:"):
+                self._lines[i] = _MF_LINES[n]
+            else:
+                self._lines[i] = f"{line.partition(':')[0]}: {n}\r"
             self._buf = None
         self._cache["max-forwards"] = n
 
