@@ -33,13 +33,29 @@ class CSeq(NamedTuple):
         return f"{self.number} {self.method}"
 
 
-def _split_params(obj: Any) -> dict[str, str | None]:
-    """The parameter dict of a Via or NameAddr, split from its ptext once."""
-    d = obj.__dict__
-    p = d.get("_params")
-    if p is None:
-        p = d["_params"] = params_trusted(obj.ptext, {}) if obj.ptext else {}
-    return p  # type: ignore[no-any-return]
+class _HeaderValue:
+    """What Via and NameAddr share (placed before their tuple base, so that its __ne__ wins over
+    tuple's): parameters split from ``ptext`` once and cached in the instance dict, inequality
+    from their own __eq__, repr by the raw text. (Their own __eq__ also makes them unhashable:
+    equality is not the tuple's.)"""
+
+    ptext: str
+    raw: str
+
+    @property
+    def params(self) -> dict[str, str | None]:
+        d = self.__dict__
+        p = d.get("_params")
+        if p is None:
+            p = d["_params"] = params_trusted(self.ptext, {}) if self.ptext else {}
+        return p  # type: ignore[no-any-return]
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.raw!r})"
 
 
 class _ViaFields(NamedTuple):
@@ -54,7 +70,7 @@ class _ViaFields(NamedTuple):
     ptext: str
 
 
-class Via(_ViaFields):
+class Via(_HeaderValue, _ViaFields):
     """One via-parm. ``rport`` is True when the flag is present without a value.
 
     Build it with parse_via; ``Via(protocol, transport, host, port, raw, params=...)`` also works.
@@ -80,10 +96,6 @@ class Via(_ViaFields):
         return v  # type: ignore[no-any-return]
 
     @property
-    def params(self) -> dict[str, str | None]:
-        return _split_params(self)
-
-    @property
     def received(self) -> str | None:
         return self.params.get("received")
 
@@ -106,15 +118,6 @@ class Via(_ViaFields):
             other.protocol, other.transport, other.host.lower(), other.port, other.params,
         )  # fmt: skip
 
-    def __ne__(self, other: object) -> bool:
-        eq = self.__eq__(other)
-        return eq if eq is NotImplemented else not eq
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Via({self.raw!r})"
-
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
@@ -130,7 +133,7 @@ class _NameAddrFields(NamedTuple):
     ptext: str
 
 
-class NameAddr(_NameAddrFields):
+class NameAddr(_HeaderValue, _NameAddrFields):
     """A name-addr or addr-spec with header params (From, To, Contact, Route, ...).
 
     ``uri`` is parsed on first access; it is None for a scheme other than sip/sips/tel (and for
@@ -156,10 +159,6 @@ class NameAddr(_NameAddrFields):
         return na  # type: ignore[no-any-return]
 
     @property
-    def params(self) -> dict[str, str | None]:
-        return _split_params(self)
-
-    @property
     def uri(self) -> SipUri | None:
         d = self.__dict__
         u = d.get("_uri", _UNSET)
@@ -182,15 +181,6 @@ class NameAddr(_NameAddrFields):
         return (self.display, self.uri_text, self.is_star, self.params) == (
             other.display, other.uri_text, other.is_star, other.params,
         )  # fmt: skip
-
-    def __ne__(self, other: object) -> bool:
-        eq = self.__eq__(other)
-        return eq if eq is NotImplemented else not eq
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"NameAddr({self.raw!r})"
 
     def __str__(self) -> str:
         if self.is_star:
