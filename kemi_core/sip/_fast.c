@@ -461,6 +461,28 @@ via_fields(PyObject *module, PyObject *value)
     return pack_fields(7, items);
 }
 
+/* End of the URI that starts at i: scheme ":" then at least one character other than
+ * < > " and whitespace (and, in an addr-spec, ; , ?), as the fast regexes say; -1 if none. */
+static Py_ssize_t
+scan_uri(int kind, const void *d, Py_ssize_t i, Py_ssize_t n, int addr_spec)
+{
+    if (i >= n || !is_alpha(PyUnicode_READ(kind, d, i)))
+        return -1;
+    while (i < n && is_scheme(PyUnicode_READ(kind, d, i)))
+        i++;
+    if (i >= n || PyUnicode_READ(kind, d, i) != ':')
+        return -1;
+    Py_ssize_t rs = ++i;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, d, i);
+        if (c == '<' || c == '>' || c == '"' || Py_UNICODE_ISSPACE(c) ||
+            (addr_spec && (c == ';' || c == ',' || c == '?')))
+            break;
+        i++;
+    }
+    return i == rs ? -1 : i;
+}
+
 static PyObject *
 name_addr_fields(PyObject *module, PyObject *value)
 {
@@ -525,49 +547,19 @@ name_addr_fields(PyObject *module, PyObject *value)
 
     Py_ssize_t us, ue;
     if (angle) {
-        i++; /* past '<' */
-        us = i;
-        if (i >= n || !is_alpha(PyUnicode_READ(kind, d, i)))
+        us = i + 1; /* past '<' */
+        ue = scan_uri(kind, d, us, n, 0);
+        if (ue < 0 || ue >= n || PyUnicode_READ(kind, d, ue) != '>')
             Py_RETURN_NONE;
-        while (i < n && is_scheme(PyUnicode_READ(kind, d, i)))
-            i++;
-        if (i >= n || PyUnicode_READ(kind, d, i) != ':')
-            Py_RETURN_NONE;
-        i++;
-        Py_ssize_t rs = i;
-        while (i < n) {
-            Py_UCS4 c = PyUnicode_READ(kind, d, i);
-            if (c == '<' || c == '>' || c == '"' || Py_UNICODE_ISSPACE(c))
-                break;
-            i++;
-        }
-        if (i == rs || i >= n || PyUnicode_READ(kind, d, i) != '>')
-            Py_RETURN_NONE;
-        ue = i;
-        i++;
+        i = ue + 1;
     }
     else {
         /* addr-spec: no ',', '?' or ';' in the URI (RFC 3261 20), params after the first ';' */
         us = 0;
-        if (!is_alpha(c0))
+        ue = scan_uri(kind, d, 0, n, 1);
+        if (ue < 0)
             Py_RETURN_NONE;
-        i = 1;
-        while (i < n && is_scheme(PyUnicode_READ(kind, d, i)))
-            i++;
-        if (i >= n || PyUnicode_READ(kind, d, i) != ':')
-            Py_RETURN_NONE;
-        i++;
-        Py_ssize_t rs = i;
-        while (i < n) {
-            Py_UCS4 c = PyUnicode_READ(kind, d, i);
-            if (c == ';' || c == '<' || c == '>' || c == '"' || c == ',' || c == '?' ||
-                Py_UNICODE_ISSPACE(c))
-                break;
-            i++;
-        }
-        if (i == rs)
-            Py_RETURN_NONE;
-        ue = i;
+        i = ue;
     }
     Py_ssize_t tgs, tge;
     if (!scan_params(kind, d, i, n, "tag", &tgs, &tge))
