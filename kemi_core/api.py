@@ -1,0 +1,110 @@
+"""kemi's public API for plugin authors: everything a SIP module or a config engine needs.
+
+Import from here (``from kemi_core.api import hookimpl, export, MsgContext``) and from
+``kemi_core.sip`` (the sans-IO SIP message layer, public as a whole). Every other module under
+``kemi_core`` is internal: it may change in any release without notice. What is listed in
+``__all__`` below keeps its name and meaning within a major version.
+"""
+
+from __future__ import annotations
+
+from kemi_core import hookimpl
+from kemi_core.core_exports.log import ALERT, BUG, NOTICE, kamailio_level, script_log
+from kemi_core.engine import (
+    EVENT_ROUTE,
+    ONSEND_ROUTE,
+    REPLY_ROUTE,
+    REQUEST_ROUTE,
+    Engine,
+    EngineSpec,
+    ScriptDrop,
+    ScriptExit,
+)
+from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
+from kemi_core.kemi.exports import (
+    MAX_PARAMS,
+    ExportError,
+    KemiExport,
+    ParamKind,
+    ReturnKind,
+    export,
+)
+from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.pv import (
+    PvError,
+    PvReadOnlyError,
+    PvValue,
+    cached_format,
+    compile_format,
+    get_pv,
+    lookup_pv,
+    register_pv,
+    set_pv,
+)
+from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
+from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
+from kemi_core.runtime.destinations import reply_destination, uri_destination, via_reply_destination
+from kemi_core.sip import (
+    ParseLimits,
+    SipMsg,
+    SipParseError,
+    SipUri,
+    build_reply,
+    parse_datagram,
+    parse_uri,
+)
+
+__all__ = [
+    "ALERT",
+    "BUG",
+    "EVENT_ROUTE",
+    "MAX_PARAMS",
+    "NOTICE",
+    "ONSEND_ROUTE",
+    "REPLY_ROUTE",
+    "REQUEST_ROUTE",
+    "Branch",
+    "CfgFunction",
+    "ConfigError",
+    "Core",
+    "Engine",
+    "EngineSpec",
+    "ExportError",
+    "KemiError",
+    "KemiExport",
+    "KemiRegistry",
+    "ModuleError",
+    "MsgContext",
+    "ParamKind",
+    "ParamSpec",
+    "ParseLimits",
+    "PvError",
+    "PvReadOnlyError",
+    "PvValue",
+    "RecvInfo",
+    "ReturnKind",
+    "RouteType",
+    "RpcCommand",
+    "ScriptDrop",
+    "ScriptError",
+    "ScriptExit",
+    "SipMsg",
+    "SipParseError",
+    "SipUri",
+    "build_reply",
+    "cached_format",
+    "compile_format",
+    "export",
+    "get_pv",
+    "hookimpl",
+    "kamailio_level",
+    "lookup_pv",
+    "parse_datagram",
+    "parse_uri",
+    "register_pv",
+    "reply_destination",
+    "script_log",
+    "set_pv",
+    "uri_destination",
+    "via_reply_destination",
+]
