@@ -1,14 +1,30 @@
 """kemi's public API for plugin authors: everything a SIP module or a config engine needs.
 
 Import from here (``from kemi_core.api import hookimpl, export, MsgContext``) and from
-``kemi_core.sip`` (the sans-IO SIP message layer, public as a whole). Every other module under
-``kemi_core`` is internal: it may change in any release without notice. What is listed in
-``__all__`` below keeps its name and meaning within a major version.
+``kemi_core.sip`` (the sans-IO SIP message layer, public as a whole); tests may also use
+``kemi_core.testing``. Every other module under ``kemi_core`` is internal: it may change in any
+release without notice. What is listed in ``__all__`` below keeps its name and meaning within a
+major version (see the stability promise in the plugin authors' guide, ``docs/``).
+
+The names, by what they are for:
+
+* writing a module: :data:`hookimpl`, :func:`export`, :class:`KemiExport`, :class:`ParamKind`,
+  :class:`ReturnKind`, :class:`MsgContext`, :class:`Core` (with ``declare_param``/``modparam``,
+  ``add_rpc``, ``add_cfg_function``, ``counter``, ``registry``), :class:`CfgFunction`;
+* writing an engine: :class:`Engine`, :class:`EngineSpec`, :class:`ScriptExit`,
+  :class:`ScriptDrop`, the default callback names (``REQUEST_ROUTE`` ...);
+* errors: :class:`ModuleError` (refuse loading or start-up), :class:`ConfigError` (a config
+  problem, ``file:line: reason``), :class:`ScriptError` (a routing script problem);
+* pseudo-variables: :func:`get_pv`, :func:`set_pv`, :func:`register_pv`, formats;
+* SIP helpers modules share: destinations, ``;received``/``;rport`` stamping, stateless forward.
 """
 
 from __future__ import annotations
 
 from kemi_core import hookimpl
+from kemi_core.config.model import Alias, CoreConfig, ListenAddr
+from kemi_core.config.subst import SubstSyntaxError, split_sed
+from kemi_core.core_exports.forward import apply_via, forward_to, received_via, stamp_received
 from kemi_core.core_exports.log import ALERT, BUG, NOTICE, kamailio_level, script_log
 from kemi_core.engine import (
     EVENT_ROUTE,
@@ -35,6 +51,7 @@ from kemi_core.pv import (
     PvReadOnlyError,
     PvValue,
     cached_format,
+    cached_pv,
     compile_format,
     get_pv,
     lookup_pv,
@@ -63,16 +80,19 @@ __all__ = [
     "ONSEND_ROUTE",
     "REPLY_ROUTE",
     "REQUEST_ROUTE",
+    "Alias",
     "Branch",
     "CfgFunction",
     "ConfigError",
     "Core",
+    "CoreConfig",
     "Engine",
     "EngineSpec",
     "ExportError",
     "KemiError",
     "KemiExport",
     "KemiRegistry",
+    "ListenAddr",
     "ModuleError",
     "MsgContext",
     "ParamKind",
@@ -91,20 +111,27 @@ __all__ = [
     "SipMsg",
     "SipParseError",
     "SipUri",
+    "SubstSyntaxError",
+    "apply_via",
     "build_reply",
     "cached_format",
+    "cached_pv",
     "compile_format",
     "export",
+    "forward_to",
     "get_pv",
     "hookimpl",
     "kamailio_level",
     "lookup_pv",
     "parse_datagram",
     "parse_uri",
+    "received_via",
     "register_pv",
     "reply_destination",
     "script_log",
     "set_pv",
+    "split_sed",
+    "stamp_received",
     "uri_destination",
     "via_reply_destination",
 ]

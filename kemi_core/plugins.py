@@ -82,7 +82,7 @@ class ModuleLoader:
         self._available = available
         self.plugins: dict[str, Any] = {}  # module name -> plugin object, in load order
         self.engine_modules: dict[str, str] = {}  # engine name -> module that registered it
-        core.plugin_manager = self.pm  # type: ignore[attr-defined]
+        core.loader = self
 
     @property
     def available(self) -> dict[str, ModuleEntry]:

@@ -25,6 +25,8 @@ class ListenAddr:
 
 @attrs.define
 class Alias:
+    """One ``alias=host[:port]``: another name this server answers to (``is_myself``)."""
+
     host: str
     port: int | None = None
 

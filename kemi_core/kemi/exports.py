@@ -93,33 +93,82 @@ class KemiExport:
 
 
 _KIND_LETTERS = {"i": ParamKind.INT, "s": ParamKind.STR}
+_KIND_HINTS = {int: ParamKind.INT, "int": ParamKind.INT, str: ParamKind.STR, "str": ParamKind.STR}
+_RETURN_HINTS = {int: ReturnKind.INT, "int": ReturnKind.INT, bool: ReturnKind.BOOL,
+                 "bool": ReturnKind.BOOL, None: ReturnKind.NONE, "None": ReturnKind.NONE}
+
+
+def _script_params(module: str, name: str, func: Callable[..., Any]) -> list[inspect.Parameter]:
+    """The parameters a script passes: all but the first (the message context)."""
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise ExportError(f"{module}.{name}: cannot read the signature of {func!r}") from exc
+    return params[1:]
+
+
+def kinds_from_hints(module: str, name: str, func: Callable[..., Any]) -> tuple[ParamKind, ...]:
+    """Parameter kinds from the ``int`` / ``str`` type hints of ``func`` after its context."""
+    kinds = []
+    for p in _script_params(module, name, func):
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.KEYWORD_ONLY):
+            raise ExportError(f"{module}.{name}: parameter {p.name} must be a plain positional "
+                              "one (KEMI passes up to 6 ints and strs by position)")
+        kind = _KIND_HINTS.get(p.annotation)
+        if kind is None:
+            raise ExportError(f"{module}.{name}: parameter {p.name} needs the type hint int or "
+                              f"str (got {p.annotation!r}), or give the kinds as letters")
+        kinds.append(kind)
+    return tuple(kinds)
+
+
+def return_from_hint(func: Callable[..., Any]) -> ReturnKind:
+    """The return kind the return hint of ``func`` says: ``int`` (the default when there is
+    none), ``bool``, ``None``, anything else (``str``, ``str | None`` ...) is XVAL."""
+    try:
+        hint = inspect.signature(func).return_annotation
+    except (TypeError, ValueError):
+        return ReturnKind.INT
+    if hint is inspect.Signature.empty:
+        return ReturnKind.INT
+    return _RETURN_HINTS.get(hint, ReturnKind.XVAL)
 
 
 def export(
     module: str,
     name: str,
     func: Callable[..., Any],
-    params: str = "",
-    returns: ReturnKind | str = ReturnKind.INT,
+    params: str | None = None,
+    returns: ReturnKind | str | None = None,
     doc: str | None = None,
 ) -> KemiExport:
-    """Build a record the short way: ``export("sl", "sreply", sl_sreply, "is")``.
+    """Build a record the short way: ``export("hello", "greet", greet)``.
 
-    ``params`` is one letter per parameter, ``i`` for int and ``s`` for str. Parameter names and
-    the docstring are taken from ``func`` (its first parameter, the message context, is skipped).
+    ``func(ctx, ...)`` takes the message context first, then the script's arguments. Their kinds
+    come from ``func``'s type hints (``int`` or ``str``), or from ``params``, one letter per
+    parameter: ``i`` for int, ``s`` for str (``export("sl", "sreply", sl_sreply, "is")``).
+    ``returns`` defaults to what the return hint says: ``-> int`` (or none) is Kamailio's int
+    convention, ``-> bool`` true/false, ``-> None`` nothing, anything else a value (str, int or
+    None). Parameter names and the docstring are taken from ``func``.
     """
-    try:
-        kinds = tuple(_KIND_LETTERS[c] for c in params)
-    except KeyError as exc:
-        raise ExportError(f"{module}.{name}: parameter letters are 'i' or 's', got {params!r}") from exc
+    if params is None:
+        kinds = kinds_from_hints(module, name, func)
+    else:
+        try:
+            kinds = tuple(_KIND_LETTERS[c] for c in params)
+        except KeyError as exc:
+            raise ExportError(f"{module}.{name}: parameter letters are 'i' or 's', got {params!r}") from exc
     names: tuple[str, ...] = ()
     try:
-        sig_params = list(inspect.signature(func).parameters)[1:]
+        sig_params = [p.name for p in _script_params(module, name, func)]
         if len(sig_params) >= len(kinds):
             names = tuple(sig_params[: len(kinds)])
-    except (TypeError, ValueError):
+    except ExportError:
         pass
-    ret = returns if isinstance(returns, ReturnKind) else ReturnKind(returns)
+    if returns is None:
+        ret = return_from_hint(func) if params is None else ReturnKind.INT
+    else:
+        ret = returns if isinstance(returns, ReturnKind) else ReturnKind(returns)
     text = doc if doc is not None else inspect.getdoc(func) or ""
     return KemiExport(module=module, name=name, func=func, params=kinds, returns=ret, doc=text,
                       param_names=names)

@@ -70,6 +70,7 @@ def register_pv(name: str, getter: Callable[..., PvValue],
 
 
 def lookup_pv(name: str) -> PvDef | None:
+    """The pseudo-variable class ``$name`` (without the ``$``), or None when none is registered."""
     return _PVS.get(name)
 
 

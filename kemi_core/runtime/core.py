@@ -22,6 +22,8 @@ from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 if TYPE_CHECKING:
     from kemi_core.config.model import CoreConfig
     from kemi_core.engine import Engine, EngineSpec
+    from kemi_core.plugins import ModuleLoader
+    from kemi_core.runtime.dispatch import Dispatcher
     from kemi_core.sip.message import SipMsg
 
 log = logging.getLogger("kemi.core")
@@ -109,6 +111,12 @@ class Core:
         self.main_loop_hooks: list[Callable[[Any], None]] = []
         #: Hooks a worker runs on each timer tick: ``fn(now)``.
         self.timer_handlers: list[Callable[[float], None]] = []
+        #: The module loader that calls the loaded modules' hooks (set when it is made).
+        self.loader: ModuleLoader | None = None
+        #: This worker's message dispatcher (None in the main process and offline).
+        self.dispatcher: Dispatcher | None = None
+        #: Worker rank -> pid, kept by the main process (``core.ps``).
+        self.worker_pids: dict[int, int] = {}
 
     # ---- module parameters -------------------------------------------------------------
     def declare_param(self, module: str, name: str, kind: type, default: Any = None,
@@ -155,6 +163,21 @@ class Core:
         if name in self.rpc_commands:
             raise ModuleError(f"RPC command {name} registered twice")
         self.rpc_commands[name] = RpcCommand(name, func, doc)
+
+    def call_rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        """Run RPC command ``method`` in this process and return its result; an unknown
+        command raises ModuleError, a failing one raises what it raised."""
+        cmd = self.rpc_commands.get(method)
+        if cmd is None:
+            raise ModuleError(f"RPC command {method} not found")
+        return cmd.func(self, list(params or []))
+
+    def rpc_request(self, line: bytes) -> bytes:
+        """Answer one JSON-RPC 2.0 request line exactly as the control socket does (never
+        raises): for modules that carry RPC over another channel (a FIFO, HTTP)."""
+        from kemi_core.rpc.protocol import handle_line
+
+        return handle_line(self, line)
 
     def add_cfg_function(self, fn: CfgFunction) -> None:
         if fn.name in self.cfg_functions:
@@ -205,6 +228,14 @@ class Core:
         if ok:
             ctx.replied = True
         return ok
+
+    def forward_reply_statelessly(self, ctx: MsgContext) -> bool:
+        """Send the reply of ``ctx`` on statelessly: pop our Via, send it to the next one
+        (RFC 3261 16.11, 18.2.2). False when it is not ours to forward or nothing can send it
+        (the main process has no dispatcher)."""
+        if self.dispatcher is None:
+            return False
+        return self.dispatcher.forward_reply_statelessly(ctx)
 
     def run_onsend(self, out: SipMsg, rcv: RecvInfo, proto: str, host: str, port: int) -> bool:
         """Kamailio's onsend_route: run for a request about to leave (stateless forward or a

@@ -1,14 +1,16 @@
 """The SIP message layer (sans-IO): parse bytes into SipMsg, edit it, serialize it, build replies.
 
-See docs/contracts.md for the API other packages code against.
+Public as a whole: plugins import what ``__all__`` lists from ``kemi_core.sip`` itself (never
+from its submodules, which are internal).
 """
 
 from kemi_core.sip.errors import SipParseError
-from kemi_core.sip.headers import CSeq, NameAddr, Via
+from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.message import SipMsg
 from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
 from kemi_core.sip.reply import build_reply
 from kemi_core.sip.stream import StreamBuffer
+from kemi_core.sip.syntax import header_key, split_commas
 from kemi_core.sip.uri import SipUri, parse_uri
 
 __all__ = [
@@ -22,6 +24,9 @@ __all__ = [
     "StreamBuffer",
     "Via",
     "build_reply",
+    "header_key",
+    "parse_name_addr",
     "parse_datagram",
     "parse_uri",
+    "split_commas",
 ]

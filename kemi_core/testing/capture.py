@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -10,11 +10,16 @@ from kemi_core.config.model import CoreConfig, ListenAddr
 from kemi_core.plugins import ModuleLoader
 from kemi_core.runtime.context import MsgContext, RecvInfo
 from kemi_core.runtime.core import Core
-from kemi_core.sip import SipMsg, parse_datagram
+from kemi_core.sip import ParseLimits, SipMsg, parse_datagram
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.dispatch import Dispatcher
 
 
 @attrs.define
 class Sent:
+    """One datagram the capture transport was asked to send."""
+
     proto: str
     host: str
     port: int
@@ -42,15 +47,36 @@ class CaptureTransport:
         return self.address
 
 
-def offline_core(*modules: tuple[str, Any], params: dict[tuple[str, str], Any] | None = None,
-                 init: bool = True) -> tuple[Core, CaptureTransport]:
-    """A Core listening (on paper) at udp:127.0.0.1:5060 with ``(name, plugin)`` modules loaded,
-    their params set and mod_init run, and a capture transport attached."""
+def add_core_exports(core: Core) -> None:
+    """Add the core's own KEMI functions (``KSR.x.exit``, ``KSR.pv.get``, ...) and RPC commands
+    (``core.version``, ...) to ``core``, as the server does before it loads any module."""
     from kemi_core.core_exports import core_exports
+    from kemi_core.rpc.core_commands import register_core_commands
 
-    cfg = CoreConfig(listen=[ListenAddr("udp", "127.0.0.1", 5060)])
-    core = Core(cfg)
     core.registry.add(core_exports())
+    register_core_commands(core)
+
+
+def attach_dispatcher(core: Core, limits: ParseLimits | None = None) -> Dispatcher:
+    """The real per-message dispatcher for ``core`` (what a worker runs), attached to it:
+    feed it with ``dispatcher.on_msg(msg, rcv)`` or ``dispatcher.on_data(bytes, rcv)``."""
+    from kemi_core.runtime.dispatch import Dispatcher
+
+    dispatcher = Dispatcher(core, limits or ParseLimits())
+    core.dispatcher = dispatcher
+    return dispatcher
+
+
+def offline_core(*modules: tuple[str, Any], params: dict[tuple[str, str], Any] | None = None,
+                 init: bool = True, config: CoreConfig | None = None,
+                 core_exports: bool = True) -> tuple[Core, CaptureTransport]:
+    """A Core listening (on paper) at udp:127.0.0.1:5060 with ``(name, plugin)`` modules loaded,
+    their params set and mod_init run, and a capture transport attached. ``core.loader`` drives
+    the remaining hooks (``core.loader.child_init_all(1)``)."""
+    cfg = config if config is not None else CoreConfig(listen=[ListenAddr("udp", "127.0.0.1", 5060)])
+    core = Core(cfg)
+    if core_exports:
+        add_core_exports(core)
     loader = ModuleLoader(core, available={})
     for name, plugin in modules:
         loader.register(name, plugin)
@@ -60,12 +86,12 @@ def offline_core(*modules: tuple[str, Any], params: dict[tuple[str, str], Any] |
         loader.init_all()
     transport = CaptureTransport()
     core.attach_transport(transport)
-    core.loader = loader  # type: ignore[attr-defined]
     return core, transport
 
 
 def context(core: Core, raw: bytes | str, src: tuple[str, int] = ("127.0.0.1", 5070),
             proto: str = "udp") -> MsgContext:
+    """The context a KEMI function gets for ``raw`` SIP received from ``src`` (udp by default)."""
     data = raw.encode() if isinstance(raw, str) else raw
     rcv = RecvInfo(proto, src[0], src[1], "127.0.0.1", 5060)
     return core.new_context(parse_datagram(data), rcv)

@@ -11,10 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kemi_core.config.model import CoreConfig
-from kemi_core.kemi.exports import export
-from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo, export
 from kemi_engine_lua import LuaEngine, LuaSettings
 
 SCRIPT = """

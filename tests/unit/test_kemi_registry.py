@@ -72,6 +72,49 @@ def test_param_names_and_doc_come_from_the_callable() -> None:
 
 
 def test_records_are_frozen() -> None:
-    exp = export("sl", "x", _f)
+    exp = export("sl", "x", _f, "")
     with pytest.raises(AttributeError):
         exp.name = "y"  # type: ignore[misc]
+
+
+def test_export_takes_kinds_from_type_hints() -> None:
+    def greet(ctx: object, name: str, times: int) -> str:
+        """Greet ``name``."""
+        return name * times
+
+    def flag(ctx: object) -> bool:
+        return True
+
+    def void(ctx: object, text: str) -> None:
+        return None
+
+    def plain(ctx: object, code: int):  # type: ignore[no-untyped-def]
+        return 1
+
+    exp = export("hello", "greet", greet)
+    assert exp.params == (ParamKind.STR, ParamKind.INT)
+    assert exp.param_names == ("name", "times")
+    assert exp.returns is ReturnKind.XVAL
+    assert export("hello", "flag", flag).returns is ReturnKind.BOOL
+    assert export("hello", "void", void).returns is ReturnKind.NONE
+    assert export("hello", "plain", plain).returns is ReturnKind.INT
+    # The letter form keeps Kamailio's int convention unless told otherwise.
+    assert export("hello", "greet", greet, "si").returns is ReturnKind.INT
+
+
+def test_export_refuses_what_hints_cannot_say() -> None:
+    def floaty(ctx: object, x: float) -> int:
+        return 1
+
+    def untyped(ctx, x):  # type: ignore[no-untyped-def]
+        return 1
+
+    def star(ctx: object, *args: str) -> int:
+        return 1
+
+    with pytest.raises(ExportError, match="type hint int or str"):
+        export("m", "floaty", floaty)
+    with pytest.raises(ExportError, match="type hint int or str"):
+        export("m", "untyped", untyped)
+    with pytest.raises(ExportError, match="plain positional"):
+        export("m", "star", star)

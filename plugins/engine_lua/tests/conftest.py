@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.config.model import CoreConfig
-from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo
 from kemi_engine_lua import LuaEngine, LuaSettings
 
 INVITE = (
@@ -53,7 +51,7 @@ def calls() -> Calls:
 
 @pytest.fixture
 def make_ctx(core: Core) -> Callable[[], MsgContext]:
-    parse_datagram = pytest.importorskip("kemi_core.sip").parse_datagram
+    from kemi_core.sip import parse_datagram
 
     def make() -> MsgContext:
         rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)

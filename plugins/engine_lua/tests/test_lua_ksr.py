@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.kemi.exports import ReturnKind, export
+from kemi_core.api import ReturnKind, export
 
 
 def _recorder(calls: Any, name: str, result: Any = 1) -> Any:

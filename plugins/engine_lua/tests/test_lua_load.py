@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kemi_core.errors import ModuleError, ScriptError
-from kemi_core.kemi.exports import export
+from kemi_core.api import ModuleError, ScriptError, export
 from kemi_engine_lua import LuaEngine, LuaSettings
 from kemi_engine_lua.runtime import LUA_MODULES, lupa_module
 

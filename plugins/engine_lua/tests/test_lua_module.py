@@ -10,11 +10,8 @@ import os
 import pytest
 
 import kemi_engine_lua
-from kemi_core.config.model import CoreConfig
-from kemi_core.errors import ConfigError, ModuleError, ScriptError
-from kemi_core.kemi.exports import export
-from kemi_core.plugins import ModuleLoader
-from kemi_core.runtime.core import Core
+from kemi_core.api import ConfigError, Core, CoreConfig, ModuleError, ScriptError, export
+from kemi_core.testing import ModuleLoader
 from kemi_engine_lua import LuaEngine
 
 GOOD = "function ksr_request_route() return VERSION_MARK end\nVERSION_MARK = {n}\n"

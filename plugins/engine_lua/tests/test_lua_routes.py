@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.errors import ScriptError
-from kemi_core.kemi.exports import ReturnKind, export
+from kemi_core.api import ReturnKind, ScriptDrop, ScriptError, ScriptExit, export
 
 
 def _mark(calls: Any) -> Any:
@@ -97,14 +95,14 @@ function ksr_reply_route() KSR.x.drop(); KSR.t.mark("no") end
 
 def test_x_modf_is_variadic_and_calls_a_native_cfg_function(core, calls, make_engine, make_ctx,
                                                             caplog):
-    x = pytest.importorskip("kemi_core.core_exports.x")
-    from kemi_core.runtime.core import CfgFunction
+    from kemi_core.api import CfgFunction
+    from kemi_core.testing import add_core_exports
 
     def cfg_fn(ctx: Any, n: int, text: str = "-") -> int:
         calls.rec("cfg", ctx, n, text)
         return 4
 
-    core.registry.add(x.exports())
+    add_core_exports(core)
     core.add_cfg_function(CfgFunction("t", "t_cfg", cfg_fn, 1, 2, (0,)))
     engine = make_engine("""
 function ksr_request_route() return KSR.x.modf("t_cfg", 16, "txt") end

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.kemi.exports import export
+from kemi_core.api import export
 from kemi_engine_lua import LuaEngine, LuaSettings
 
 # The repository's copy of the seed example (examples/lua), checked verbatim below.
@@ -141,7 +141,7 @@ def test_reply_route(core, calls, make_ctx):
 def test_seed_script_runs_under_the_module_with_the_seeds_modparams(core, calls, make_ctx):
     """The seed's kamailio.cfg sets load and two (deprecated) register params."""
     import kemi_engine_lua
-    from kemi_core.plugins import ModuleLoader
+    from kemi_core.testing import ModuleLoader
 
     core.registry.add(SeedDoubles(calls).exports())
     loader = ModuleLoader(core, available={})
@@ -159,8 +159,9 @@ def test_seed_script_runs_under_the_module_with_the_seeds_modparams(core, calls,
 
 def test_with_the_real_core_exports(core, make_engine, make_ctx, caplog):
     """KSR core functions, KSR.pv and the legacy sr calls against kemi_core.core_exports."""
-    core_exports = pytest.importorskip("kemi_core.core_exports").core_exports
-    core.registry.add(core_exports())
+    from kemi_core.testing import add_core_exports
+
+    add_core_exports(core)
     engine = make_engine("""
 function ksr_request_route()
   KSR.info("core info from lua")

@@ -9,12 +9,9 @@ from typing import Any
 
 import pytest
 
-from kemi_core.config.model import CoreConfig
-from kemi_core.kemi.exports import KemiExport
-from kemi_core.plugins import ModuleLoader
-from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
-from kemi_core.runtime.core import Core
-from kemi_core.sip.parser import parse_datagram
+from kemi_core.api import Core, CoreConfig, KemiExport, MsgContext, RecvInfo, RouteType
+from kemi_core.sip import parse_datagram
+from kemi_core.testing import ModuleLoader
 from kemi_engine_python.engine import PythonEngine
 from kemi_engine_python.modules import PythonEngineModule
 

@@ -6,9 +6,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.errors import ScriptError
-from kemi_core.kemi.exports import export
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext, ScriptError, export
 
 SCRIPT = """\
 import KSR

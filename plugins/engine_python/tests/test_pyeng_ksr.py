@@ -9,8 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
-from kemi_core.kemi.exports import ReturnKind, export
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext, ReturnKind, export
 
 COMBOS = ["".join(c) for n in range(0, 4) for c in itertools.product("is", repeat=n)]
 COMBOS += ["ssss", "isis", "sisis", "iiiiii", "ssssss", "isisis"]

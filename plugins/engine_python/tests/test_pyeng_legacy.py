@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import CfgFunction
+from kemi_core.api import CfgFunction, MsgContext
 
 SCRIPT = """\
 import Router.Logger as Logger

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.errors import ScriptError
+from kemi_core.api import ScriptError
 
 VERSION = """\
 import KSR

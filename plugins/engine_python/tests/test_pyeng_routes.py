@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.errors import ModuleError, ScriptError
-from kemi_core.kemi.exports import ReturnKind, export
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import (
+    ModuleError,
+    MsgContext,
+    ReturnKind,
+    ScriptDrop,
+    ScriptError,
+    ScriptExit,
+    export,
+)
 
 HEAD = """\
 import sys
@@ -219,7 +224,7 @@ def test_mod_init_refuses_a_missing_script(pyenv: Any, tmp_path: Any) -> None:
 
 
 def test_two_python_variants_cannot_both_load(pyenv: Any) -> None:
-    from kemi_core.errors import ConfigError
+    from kemi_core.api import ConfigError
     from kemi_engine_python.modules import PythonEngineModule
 
     env = pyenv()

@@ -10,8 +10,7 @@ from typing import Any
 import attrs
 import pytest
 
-from kemi_core.kemi.exports import KemiExport, export
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import KemiExport, MsgContext, export
 
 SEED = Path(__file__).resolve().parents[3] / "examples" / "python" / "kamailio.py"  # the seed's example
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.kemi.exports import ReturnKind, export
-from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.api import KemiRegistry, ReturnKind, export
 from kemi_engine_python.stubs import write_stubs
 
 SEED = Path(__file__).resolve().parents[3] / "examples" / "python" / "kamailio.py"  # the seed's example

@@ -8,8 +8,7 @@ import pytest
 
 import kemi_debugger
 import kemi_sl
-from kemi_core.testing.capture import context, offline_core
-from kemi_core.testing.udp_client import request
+from kemi_core.testing import context, offline_core, request
 
 
 def test_trace_logs_calls_with_args_and_result(caplog: pytest.LogCaptureFixture) -> None:

@@ -8,11 +8,9 @@ from typing import Any
 import pytest
 
 import kemi_kex
-from kemi_core.config.model import Alias, CoreConfig, ListenAddr
-from kemi_core.plugins import ModuleLoader
-from kemi_core.runtime.context import Branch, MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import Alias, Branch, Core, CoreConfig, ListenAddr, MsgContext, RecvInfo
 from kemi_core.sip import parse_datagram
+from kemi_core.testing import offline_core
 
 OPTIONS = (b"OPTIONS sip:alice@example.com SIP/2.0\r\n"
            b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-kex1\r\n"
@@ -25,8 +23,7 @@ OPTIONS = (b"OPTIONS sip:alice@example.com SIP/2.0\r\n"
 def core() -> Core:
     cfg = CoreConfig(debug=2, listen=[ListenAddr("udp", "127.0.0.1", 5060)],
                      aliases=[Alias("proxy.example.com", None)])
-    core = Core(cfg)
-    ModuleLoader(core, available={}).register("kex", kemi_kex)
+    core, _ = offline_core(("kex", kemi_kex), config=cfg, init=False)
     return core
 
 

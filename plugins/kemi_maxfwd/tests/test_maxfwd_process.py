@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import kemi_maxfwd
-from kemi_core.testing.capture import context, offline_core
-from kemi_core.testing.udp_client import request
+from kemi_core.testing import context, offline_core, request
 
 
 def _ctx(mf: int | None, max_limit: int = 70):  # type: ignore[no-untyped-def]

@@ -7,15 +7,13 @@ import os
 from pathlib import Path
 
 import kemi_mi_fifo
-from kemi_core.rpc.core_commands import register_core_commands
-from kemi_core.testing.capture import offline_core
+from kemi_core.testing import offline_core
 
 
 def _server(tmp_path: Path) -> kemi_mi_fifo.FifoServer:
     core, _ = offline_core(("mi_fifo", kemi_mi_fifo),
                            params={("mi_fifo", "fifo_name"): str(tmp_path / "kemi_fifo"),
                                    ("mi_fifo", "reply_dir"): str(tmp_path)})
-    register_core_commands(core)
     assert (tmp_path / "kemi_fifo").is_fifo()
     server = core.services["mi_fifo"]
     assert isinstance(server, kemi_mi_fifo.FifoServer)

@@ -7,12 +7,9 @@ from typing import Any
 import pytest
 
 import kemi_pv
-from kemi_core.config.model import CoreConfig
-from kemi_core.plugins import ModuleLoader
-from kemi_core.pv import get_pv, set_pv
-from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo, get_pv, set_pv
 from kemi_core.sip import parse_datagram
+from kemi_core.testing import ModuleLoader
 
 INVITE = (b"INVITE sip:alice@example.com SIP/2.0\r\n"
           b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-pv1\r\n"

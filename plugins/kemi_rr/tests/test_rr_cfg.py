@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 import kemi_rr
-from kemi_core.errors import ConfigError
-from kemi_core.testing.capture import context, offline_core
-from kemi_core.testing.udp_client import request
+from kemi_core.api import ConfigError
+from kemi_core.testing import context, offline_core, request
 
 
 def test_cfg_functions_and_arg_counts() -> None:

@@ -8,13 +8,9 @@ from __future__ import annotations
 import pytest
 
 import kemi_rr
-from kemi_core.config.model import ListenAddr
-from kemi_core.pv import get_pv
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, ListenAddr, MsgContext, get_pv
 from kemi_core.sip import parse_datagram
-from kemi_core.testing.capture import context, offline_core
-from kemi_core.testing.udp_client import request
+from kemi_core.testing import context, offline_core, request
 
 FTAG = "caller1"
 TTAG = "callee1"

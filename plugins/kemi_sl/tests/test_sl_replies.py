@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 import kemi_sl
-from kemi_core.runtime.context import Branch
-from kemi_core.testing.capture import context, offline_core
-from kemi_core.testing.udp_client import request
+from kemi_core.api import Branch
+from kemi_core.testing import attach_dispatcher, context, offline_core, request
 
 
 @pytest.fixture
@@ -123,11 +122,8 @@ def test_exports_table_and_seed_aliases() -> None:
 
 
 def test_sl_forward_reply_with_a_new_code_and_reason() -> None:
-    from kemi_core.runtime.dispatch import Dispatcher
-    from kemi_core.sip import ParseLimits
-
     core, tr = offline_core(("sl", kemi_sl))
-    core.dispatcher = Dispatcher(core, ParseLimits())  # type: ignore[attr-defined]
+    attach_dispatcher(core)
     reply = (
         "SIP/2.0 180 Ringing\r\n"
         "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKkemi1\r\n"

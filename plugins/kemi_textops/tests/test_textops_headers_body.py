@@ -7,11 +7,9 @@ from typing import Any
 import pytest
 
 import kemi_textops
-from kemi_core.config.model import CoreConfig
-from kemi_core.plugins import ModuleLoader
-from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo
 from kemi_core.sip import parse_datagram
+from kemi_core.testing import ModuleLoader
 
 # The same INVITE as test_textops_search_replace (test modules cannot import each other here).
 

@@ -7,11 +7,9 @@ from typing import Any
 import pytest
 
 import kemi_textops
-from kemi_core.config.model import CoreConfig
-from kemi_core.plugins import ModuleLoader
-from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo
 from kemi_core.sip import parse_datagram
+from kemi_core.testing import ModuleLoader
 
 SDP = "v=0\r\no=alice 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
 INVITE = (

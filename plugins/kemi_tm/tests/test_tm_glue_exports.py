@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kemi_core.pv import get_pv
-from kemi_core.runtime.context import Branch, MsgContext
+from kemi_core.api import Branch, MsgContext, get_pv
 from kemi_core.sip import SipMsg, build_reply
 from kemi_tm import contacts, uac
 from kemi_tm import exports as tm

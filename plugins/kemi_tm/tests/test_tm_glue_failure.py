@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kemi_core.pv import get_pv
-from kemi_core.runtime.context import MsgContext, RouteType
+from kemi_core.api import MsgContext, RouteType, get_pv
 from kemi_core.sip import SipMsg, build_reply
 from kemi_tm import exports as tm
 from kemi_tm.testing import TmHarness
@@ -200,7 +199,7 @@ def test_onreply_route_sees_reply_and_can_drop_provisional() -> None:
 
 
 def test_branch_route_can_edit_or_drop_a_branch() -> None:
-    from kemi_core.runtime.context import Branch
+    from kemi_core.api import Branch
 
     def route(ctx: MsgContext) -> int:
         ctx.dst_uri = "sip:127.0.0.1:5080"

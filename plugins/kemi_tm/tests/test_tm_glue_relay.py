@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kemi_core.runtime.context import MsgContext, RouteType
+from kemi_core.api import MsgContext, RouteType
 from kemi_core.sip import SipMsg, build_reply, parse_datagram
 from kemi_tm import exports as tm
 from kemi_tm.testing import TmHarness
@@ -126,7 +126,7 @@ def test_unresolvable_destination_fails_and_leaves_no_transaction() -> None:
 
 
 def test_parallel_fork_to_appended_branch() -> None:
-    from kemi_core.runtime.context import Branch
+    from kemi_core.api import Branch
 
     def route(ctx: MsgContext) -> int:
         ctx.dst_uri = "sip:127.0.0.1:5080"

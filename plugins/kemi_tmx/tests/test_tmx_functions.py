@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import kemi_tmx
-from kemi_core.runtime.context import Branch, MsgContext, RouteType
+from kemi_core.api import Branch, MsgContext, RouteType
 from kemi_core.sip import SipMsg, build_reply
 from kemi_tm import exports as tm
 from kemi_tm.testing import TmHarness
@@ -106,8 +106,8 @@ def test_t_reply_callid_and_cancel_callid_and_precheck() -> None:
 def test_tmx_requires_tm() -> None:
     import pytest
 
-    from kemi_core.errors import ModuleError
-    from kemi_core.testing.capture import offline_core
+    from kemi_core.api import ModuleError
+    from kemi_core.testing import offline_core
 
     with pytest.raises(ModuleError):
         offline_core(("tmx", kemi_tmx))

@@ -8,14 +8,19 @@ from collections.abc import Iterator
 import pytest
 
 import kemi_xlog
-from kemi_core.config.model import CoreConfig
-from kemi_core.core_exports.log import ALERT, BUG, NOTICE
-from kemi_core.errors import ModuleError
-from kemi_core.plugins import ModuleLoader
-from kemi_core.pv import set_pv
-from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.runtime.core import Core
+from kemi_core.api import (
+    ALERT,
+    BUG,
+    NOTICE,
+    Core,
+    CoreConfig,
+    ModuleError,
+    MsgContext,
+    RecvInfo,
+    set_pv,
+)
 from kemi_core.sip import parse_datagram
+from kemi_core.testing import ModuleLoader
 
 INVITE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\n"
@@ -157,7 +162,7 @@ def test_xlogm_passes_unfiltered_methods(logs: pytest.LogCaptureFixture) -> None
 
 
 def test_entry_point_installed() -> None:
-    from kemi_core.plugins import installed_modules
+    from kemi_core.testing import installed_modules
 
     entry = installed_modules().get("xlog")
     assert entry is not None and entry.dist == "kemi-xlog"

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kemi_core import hookimpl
+from kemi_core.api import hookimpl
 from kemi_engine_lua.engine import LuaEngine, LuaSettings
 from kemi_engine_lua.module import AppLua
 
 if TYPE_CHECKING:
-    from kemi_core.engine import EngineSpec
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core, EngineSpec
 
 __all__ = ["AppLua", "LuaEngine", "LuaSettings"]
 

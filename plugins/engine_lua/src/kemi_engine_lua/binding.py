@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind
+from kemi_core.api import KemiExport, ParamKind, ReturnKind
 
 
 class CtxHolder(Protocol):

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from kemi_core.engine import REPLY_ROUTE, REQUEST_ROUTE, ScriptDrop, ScriptExit
-from kemi_core.errors import ScriptError
+from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, ScriptDrop, ScriptError, ScriptExit
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.runtime import (
     DEFAULT_LUA_VERSION,
@@ -26,8 +25,7 @@ from kemi_engine_lua.runtime import (
 )
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core, MsgContext
 
 log = logging.getLogger("kemi.app_lua")
 

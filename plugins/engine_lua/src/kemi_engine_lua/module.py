@@ -7,8 +7,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING
 
-from kemi_core.engine import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec
-from kemi_core.errors import ModuleError, ScriptError
+from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec, ModuleError, ScriptError
 from kemi_core.runtime.reload import ReloadChannel
 from kemi_engine_lua.engine import Counter, LuaEngine, LuaSettings
 from kemi_engine_lua.resolver import Resolver
@@ -16,7 +15,7 @@ from kemi_engine_lua.rpc import register_rpcs
 from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core
 
 log = logging.getLogger("kemi.app_lua")
 

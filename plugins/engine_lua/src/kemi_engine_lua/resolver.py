@@ -16,9 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.kemi.exports import KemiExport, ReturnKind, export
-from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.api import KemiExport, KemiRegistry, ReturnKind, ScriptDrop, ScriptExit, export
 from kemi_engine_lua.binding import CtxHolder, LuaArgError, bind
 
 

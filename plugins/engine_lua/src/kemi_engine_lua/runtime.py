@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from kemi_core.errors import ModuleError, ScriptError
+from kemi_core.api import ModuleError, ScriptError
 from kemi_engine_lua.prelude import PRELUDE
 from kemi_engine_lua.resolver import Resolver
 

@@ -14,8 +14,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.errors import ScriptError
+from kemi_core.api import ScriptDrop, ScriptError, ScriptExit
 from kemi_core.runtime.reload import ReloadChannel
 from kemi_engine_python.ksr import ContextSlot, build_ksr
 from kemi_engine_python.legacy import PyMsg
@@ -28,8 +27,7 @@ from kemi_engine_python.script import (
 )
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core, MsgContext
 
 log = logging.getLogger("kemi.engine.python")
 script_log = logging.getLogger("kemi.script")

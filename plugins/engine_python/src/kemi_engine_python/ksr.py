@@ -14,9 +14,15 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind, export
-from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.api import (
+    KemiExport,
+    KemiRegistry,
+    ParamKind,
+    ReturnKind,
+    ScriptDrop,
+    ScriptExit,
+    export,
+)
 
 log = logging.getLogger("kemi.engine.python")
 

@@ -13,7 +13,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
+    from kemi_core.api import MsgContext
 
 script_log = logging.getLogger("kemi.script")
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from kemi_core import hookimpl
-from kemi_core.engine import REQUEST_ROUTE, EngineSpec, ScriptExit
-from kemi_core.errors import ModuleError
-from kemi_core.kemi.exports import KemiExport, export
-from kemi_core.runtime.core import CfgFunction
+from kemi_core.api import (
+    REQUEST_ROUTE,
+    CfgFunction,
+    EngineSpec,
+    KemiExport,
+    ModuleError,
+    ScriptExit,
+    export,
+    hookimpl,
+)
 from kemi_engine_python.engine import PythonEngine, PythonState
 from kemi_engine_python.rpc import register_rpcs
 from kemi_engine_python.script import ScriptOptions
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core, MsgContext
 
 VARIANTS = ("app_python", "app_python3", "app_python3s")
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.errors import ScriptError
+from kemi_core.api import ScriptError
 from kemi_engine_python.ksr import signature_text
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core
     from kemi_engine_python.modules import PythonEngineModule
 
 

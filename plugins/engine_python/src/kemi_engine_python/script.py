@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from kemi_core.errors import ScriptError
+from kemi_core.api import ScriptError
 
 script_log = logging.getLogger("kemi.script")
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import keyword
 from pathlib import Path
 
-from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind
-from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.api import KemiExport, KemiRegistry, ParamKind, ReturnKind
 from kemi_engine_python.legacy import FACILITIES, LEVELS, RANKS
 
 _PY_PARAM = {ParamKind.INT: "int", ParamKind.STR: "str"}

@@ -7,10 +7,8 @@ main process serves it (kemi_core.rpc.server); this module declares and checks t
 
 from __future__ import annotations
 
-from kemi_core import hookimpl
-from kemi_core.errors import ModuleError
+from kemi_core.api import Core, ModuleError, hookimpl
 from kemi_core.rpc.server import socket_path
-from kemi_core.runtime.core import Core
 
 MODULE = "ctl"
 

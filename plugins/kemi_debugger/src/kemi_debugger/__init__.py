@@ -14,11 +14,7 @@ from typing import Any
 
 import attrs
 
-from kemi_core import hookimpl
-from kemi_core.kemi.exports import KemiExport
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import Core
-from kemi_core.runtime.logs import python_level
+from kemi_core.api import Core, KemiExport, MsgContext, hookimpl, kamailio_level
 
 log = logging.getLogger("kemi.cfgtrace")
 
@@ -41,7 +37,7 @@ def mod_register(core: Core) -> None:
 def mod_init(core: Core) -> None:
     if not core.modparam(MODULE, "cfgtrace"):
         return
-    level = python_level(int(core.modparam(MODULE, "log_level")))
+    level = kamailio_level(int(core.modparam(MODULE, "log_level")))
     prefix = str(core.modparam(MODULE, "log_prefix"))
     core.registry.wrap_all(lambda exp: traced(exp, core, level, prefix))
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.kemi.exports import KemiExport, export
-from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.api import CfgFunction, Core, KemiExport, export, hookimpl
 from kemi_kex import cfgfuncs, debug, stats
 
 MODULE = "kex"

@@ -1,14 +1,11 @@
-"""kex's native kamailio.cfg functions; flag storage is the core's (flags.py, $sf, $du)."""
+"""kex's native kamailio.cfg functions; flag storage is the core's (KSR.setsflag & co, $du)."""
 
 from __future__ import annotations
 
 import logging
 
-from kemi_core.core_exports import flags
-from kemi_core.pv import cached_format, set_pv
-from kemi_core.runtime.context import MsgContext
-from kemi_core.sip import SipParseError
-from kemi_core.sip.uri import parse_uri
+from kemi_core.api import MsgContext, cached_format, set_pv
+from kemi_core.sip import SipParseError, parse_uri
 
 log = logging.getLogger("kemi.kex")
 
@@ -17,34 +14,43 @@ def _rc(ok: bool) -> int:
     return 1 if ok else -1
 
 
+def _core_flag(ctx: MsgContext, name: str, *args: int) -> int:
+    """Run the core's KEMI flag function ``KSR.<name>`` (flags are stored by the core)."""
+    exp = ctx.core.registry.lookup("", name)
+    if exp is None:
+        log.error("%s: the core has no KEMI function %s", name, name)
+        return -1
+    return _rc(bool(exp.func(ctx, *args)))
+
+
 def setsflag(ctx: MsgContext, flag: int) -> int:
     """Set script flag ``flag``."""
-    return _rc(flags.setsflag(ctx, flag))
+    return _core_flag(ctx, "setsflag", flag)
 
 
 def issflagset(ctx: MsgContext, flag: int) -> int:
     """Script flag ``flag`` is set."""
-    return _rc(flags.issflagset(ctx, flag))
+    return _core_flag(ctx, "issflagset", flag)
 
 
 def resetsflag(ctx: MsgContext, flag: int) -> int:
     """Clear script flag ``flag``."""
-    return _rc(flags.resetsflag(ctx, flag))
+    return _core_flag(ctx, "resetsflag", flag)
 
 
 def setbflag(ctx: MsgContext, flag: int, branch: int = 0) -> int:
     """Set branch flag ``flag`` on ``branch`` (0, the default, is the R-URI branch)."""
-    return _rc(flags.setbiflag(ctx, flag, branch))
+    return _core_flag(ctx, "setbiflag", flag, branch)
 
 
 def isbflagset(ctx: MsgContext, flag: int, branch: int = 0) -> int:
     """Branch flag ``flag`` is set on ``branch``."""
-    return _rc(flags.isbiflagset(ctx, flag, branch))
+    return _core_flag(ctx, "isbiflagset", flag, branch)
 
 
 def resetbflag(ctx: MsgContext, flag: int, branch: int = 0) -> int:
     """Clear branch flag ``flag`` on ``branch``."""
-    return _rc(flags.resetbiflag(ctx, flag, branch))
+    return _core_flag(ctx, "resetbiflag", flag, branch)
 
 
 def setdsturi(ctx: MsgContext, uri: str) -> int:

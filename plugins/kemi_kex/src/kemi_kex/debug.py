@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core.core_exports.log import kamailio_level
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext, kamailio_level
 
 #: The logger every kemi component logs under (kemi.core, kemi.script, kemi.textops ...).
 ROOT = logging.getLogger("kemi")

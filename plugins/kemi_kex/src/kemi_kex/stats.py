@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core
 
 
 def _table(core: Core) -> dict[str, dict[str, Any]]:

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core import hookimpl
-from kemi_core.kemi import KemiExport, export
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, export, hookimpl
 from kemi_core.sip import SipParseError
 
 log = logging.getLogger("kemi.maxfwd")

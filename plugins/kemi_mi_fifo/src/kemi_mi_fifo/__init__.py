@@ -20,10 +20,7 @@ import os
 import stat
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.errors import ModuleError
-from kemi_core.rpc.protocol import handle_line
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, ModuleError, hookimpl
 
 log = logging.getLogger("kemi.mi_fifo")
 
@@ -101,7 +98,7 @@ class FifoServer:
         if request.lstrip().startswith(b"{"):
             obj = json.loads(request)
             reply_name = obj.pop("reply_name", None)
-            answer = handle_line(self.core, json.dumps(obj).encode())
+            answer = self.core.rpc_request(json.dumps(obj).encode())
             if reply_name:
                 self._write_reply(reply_name, answer)
             return
@@ -113,7 +110,7 @@ class FifoServer:
         _, command, reply_name = (header.split(":", 2) + ["", ""])[:3]
         line = json.dumps({"jsonrpc": "2.0", "id": 1, "method": command,
                            "params": [_arg(a) for a in args if a != ""]}).encode()
-        result = json.loads(handle_line(self.core, line))
+        result = json.loads(self.core.rpc_request(line))
         if "error" in result:
             text = f"500 {result['error']['message']}\n\n"
         else:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core import hookimpl
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, hookimpl
 
 log = logging.getLogger("kemi.mi_rpc")
 

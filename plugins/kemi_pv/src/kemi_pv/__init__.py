@@ -12,10 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.errors import ModuleError
-from kemi_core.kemi.exports import KemiExport, export
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, KemiExport, ModuleError, export, hookimpl
 from kemi_pv import cfgfuncs, kemi_api, sbranch, variables
 from kemi_pv import xavu as xavu_mod
 

@@ -10,9 +10,7 @@ import functools
 import logging
 from collections.abc import Callable
 
-from kemi_core.pv import compile_format, get_pv, set_pv
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import CfgFunction
+from kemi_core.api import CfgFunction, MsgContext, compile_format, get_pv, set_pv
 from kemi_pv import kemi_api, sbranch, variables
 from kemi_pv.xavp import XAVP
 

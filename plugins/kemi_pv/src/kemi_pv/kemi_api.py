@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 from kemi_pv import variables as v
 from kemi_pv import xavu as u
 from kemi_pv.xavp import NULL_TEXT, XAVI, XAVP, XavpFamily, slist_explode

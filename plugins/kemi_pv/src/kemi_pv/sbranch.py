@@ -9,9 +9,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from kemi_core.pv import PvError, lookup_pv, register_pv
-from kemi_core.runtime.context import Branch, MsgContext
-from kemi_core.runtime.core import Core
+from kemi_core.api import Branch, Core, MsgContext, PvError, lookup_pv, register_pv
 
 KEYS = ("uri", "dst_uri", "path", "q", "send_socket", "flags", "instance", "ruid")
 _INT_KEYS = ("q", "flags")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core.pv import cached_format, compile_format, set_pv
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext, cached_format, compile_format, set_pv
 from kemi_pv.xavp import ROOT_VALUE, XAVP, _first
 
 log = logging.getLogger("kemi.pv")

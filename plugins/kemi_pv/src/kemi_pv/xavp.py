@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 
 log = logging.getLogger("kemi.pv")
 

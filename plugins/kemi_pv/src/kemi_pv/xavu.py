@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 
 log = logging.getLogger("kemi.pv")
 

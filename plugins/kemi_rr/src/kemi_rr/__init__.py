@@ -12,10 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.kemi import KemiExport, export
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, export, hookimpl
 from kemi_rr.loose import (
     check_route_param,
     get_route_param,
@@ -166,7 +163,7 @@ def _expand(ctx: MsgContext, text: str) -> str:
         return text
     fmt = _FORMATS.get(text)
     if fmt is None:
-        from kemi_core.pv import compile_format
+        from kemi_core.api import compile_format
 
         try:
             fmt = compile_format(text)

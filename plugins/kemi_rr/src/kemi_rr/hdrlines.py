@@ -9,8 +9,7 @@ matters in SIP (RFC 3261 7.3.1), and that order is always kept.
 
 from __future__ import annotations
 
-from kemi_core.sip import SipMsg
-from kemi_core.sip.message import header_key
+from kemi_core.sip import SipMsg, header_key
 
 
 def line_values(msg: SipMsg, name: str) -> list[str]:

@@ -8,9 +8,8 @@ import functools
 import logging
 import re
 
-from kemi_core.runtime.context import MsgContext
-from kemi_core.sip import SipParseError
-from kemi_core.sip.uri import SipUri
+from kemi_core.api import MsgContext
+from kemi_core.sip import SipParseError, SipUri
 from kemi_rr.routeset import RouteSet
 from kemi_rr.state import RrState, rr_state
 from kemi_rr.uris import is_own, param_value, params_text, uri_proto

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kemi_core.pv import PvError, PvValue, lookup_pv, register_pv
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext, PvError, PvValue, lookup_pv, register_pv
 from kemi_core.sip import SipParseError
 from kemi_rr.loose import direction
 from kemi_rr.state import rr_state

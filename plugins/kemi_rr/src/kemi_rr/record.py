@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kemi_core.runtime.context import MsgContext
-from kemi_core.sip import SipParseError
-from kemi_core.sip.uri import parse_uri
+from kemi_core.api import MsgContext
+from kemi_core.sip import SipParseError, parse_uri
 from kemi_rr.hdrlines import line_values, rewrite_lines
 from kemi_rr.state import rr_state
 from kemi_rr.uris import PROTOS, hostport, uri_proto
@@ -45,7 +44,7 @@ def _user(ctx: MsgContext) -> str:
     spec = str(_param(ctx, "custom_user_avp") or "")
     user: object = None
     if spec:
-        from kemi_core.pv import get_pv
+        from kemi_core.api import get_pv
 
         try:
             user = get_pv(ctx, spec)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kemi_core.sip import SipMsg
-from kemi_core.sip.headers import NameAddr, parse_name_addr, split_commas
+from kemi_core.sip import NameAddr, SipMsg, parse_name_addr, split_commas
 from kemi_rr.hdrlines import line_values, rewrite_lines
 
 ROUTE = "Route"

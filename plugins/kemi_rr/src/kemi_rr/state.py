@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 
 KEY = "rr"
 

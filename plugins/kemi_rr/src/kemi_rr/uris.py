@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kemi_core.runtime.core import Core
-from kemi_core.sip.uri import SipUri
+from kemi_core.api import Core
+from kemi_core.sip import SipUri
 
 PROTOS = ("udp", "tcp", "tls", "sctp", "ws", "wss")
 

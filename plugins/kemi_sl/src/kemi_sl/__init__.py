@@ -13,10 +13,7 @@ import logging
 import secrets
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.kemi import KemiExport, ReturnKind, export
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, ReturnKind, export, hookimpl
 from kemi_core.sip import SipParseError, build_reply
 
 log = logging.getLogger("kemi.sl")
@@ -142,8 +139,7 @@ def sl_forward_reply(ctx: MsgContext, code: str, reason: str) -> int:
             log.error("sl_forward_reply: %d is not of the class of %d", new_code, msg.status)
             return -1
         msg.set_status(new_code, reason or msg.reason)
-    dispatcher = getattr(ctx.core, "dispatcher", None)
-    if dispatcher is None or not dispatcher.forward_reply_statelessly(ctx):
+    if not ctx.core.forward_reply_statelessly(ctx):
         return -1
     ctx.dropped = True  # sent: the core must not forward it again
     return 1

@@ -11,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.kemi.exports import KemiExport, export
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import CfgFunction, Core
+from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, export, hookimpl
 from kemi_textops import body, headers, search, strings
 from kemi_textops.pvbridge import expand
 

@@ -8,7 +8,7 @@ import re
 
 import attrs
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 from kemi_textops.pvbridge import assign
 from kemi_textops.rawmsg import ENC, ERRS, body_text, set_body_text
 

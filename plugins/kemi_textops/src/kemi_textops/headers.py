@@ -6,7 +6,7 @@ import logging
 import re
 import time
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 from kemi_textops.rawmsg import RawMsg, canon, commit, iter_named, split_line
 from kemi_textops.search import _re, _subst_of
 

@@ -6,14 +6,14 @@ import functools
 import logging
 from collections.abc import Callable
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 
 log = logging.getLogger("kemi.textops")
 
 
 @functools.lru_cache(maxsize=1024)
 def _format(text: str) -> Callable[[MsgContext], str]:
-    from kemi_core.pv import compile_format
+    from kemi_core.api import compile_format
 
     return compile_format(text)
 
@@ -30,7 +30,7 @@ def expand(ctx: MsgContext, text: str) -> str:
 
 def assign(ctx: MsgContext, spec: str, value: str | int | None) -> bool:
     """``spec = value``; False (logged) when spec is not a writable variable."""
-    from kemi_core.pv import set_pv
+    from kemi_core.api import set_pv
 
     try:
         set_pv(ctx, spec, value)

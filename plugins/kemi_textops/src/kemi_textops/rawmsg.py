@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 
 log = logging.getLogger("kemi.textops")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 from kemi_textops.posix_re import DEFAULT_FLAGS, compile_re
 from kemi_textops.pvbridge import assign
 from kemi_textops.rawmsg import ENC, ERRS, RawMsg, body_text, commit, set_body_text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext
 
 
 def cmp_str(ctx: MsgContext, s1: str, s2: str) -> int:

@@ -14,8 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
-from kemi_core.config.subst import SubstSyntaxError, split_sed
-from kemi_core.runtime.context import MsgContext
+from kemi_core.api import MsgContext, SubstSyntaxError, split_sed
 from kemi_textops.posix_re import compile_re
 from kemi_textops.pvbridge import expand
 

@@ -8,9 +8,7 @@ timers, callbacks), ``relay`` (t_relay, t_reply), ``exports`` (KSR.tm.*), ``cont
 
 from __future__ import annotations
 
-from kemi_core import hookimpl
-from kemi_core.kemi import KemiExport
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, KemiExport, hookimpl
 from kemi_tm import exports as _exports
 from kemi_tm import pvs, rpc, settings
 from kemi_tm.glue_state import MODULE

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kemi_core.runtime.context import Branch, MsgContext
+from kemi_core.api import Branch, MsgContext
 
 log = logging.getLogger("kemi.tm")
 

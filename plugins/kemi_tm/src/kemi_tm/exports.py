@@ -7,14 +7,12 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from kemi_core.kemi import KemiExport, ReturnKind, export
-from kemi_core.runtime.context import MsgContext, RouteType
-from kemi_core.runtime.core import CfgFunction
+from kemi_core.api import CfgFunction, KemiExport, MsgContext, ReturnKind, RouteType, export
 from kemi_tm import contacts, relay
 from kemi_tm.glue_state import MODULE, Callbacks, TmTransaction, req_state
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core
     from kemi_tm.service import TmService
 
 log = logging.getLogger("kemi.tm")
@@ -140,7 +138,7 @@ def t_relay_to_flags(ctx: MsgContext, flags: int) -> int:
 
 
 def _parse_proxy(text: str) -> relay.Target | None:
-    from kemi_core.runtime.destinations import uri_destination
+    from kemi_core.api import uri_destination
 
     text = text.strip()
     if text.startswith(("sip:", "sips:")):
@@ -527,7 +525,7 @@ def t_use_uac_headers(ctx: MsgContext) -> int:
 def t_save_lumps(ctx: MsgContext) -> int:
     """Make the transaction's saved request the current message (edits made after t_newtran
     then show in failure routes and local replies)."""
-    from kemi_core.core_exports.forward import stamp_received
+    from kemi_core.api import stamp_received
 
     tx = _tx(ctx)
     if tx is None or not ctx.msg.is_request:

@@ -20,7 +20,7 @@ from kemi_tm.proxy import ProxyTransaction
 from kemi_tm.table import TransactionTable
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext, RecvInfo
+    from kemi_core.api import MsgContext, RecvInfo
     from kemi_core.sip import SipMsg
 
 MODULE = "tm"

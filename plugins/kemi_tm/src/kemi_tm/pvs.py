@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kemi_core.pv import PvValue, get_pv, register_pv
-from kemi_core.runtime.context import RouteType
+from kemi_core.api import PvValue, RouteType, get_pv, register_pv
 from kemi_tm.exports import status_code
 from kemi_tm.glue_state import req_state
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
+    from kemi_core.api import MsgContext
 
 
 def reply_code(ctx: MsgContext) -> PvValue:

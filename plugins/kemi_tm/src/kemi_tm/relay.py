@@ -18,9 +18,15 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
-from kemi_core.core_exports.forward import apply_via, forward_to, received_via
-from kemi_core.runtime.context import MsgContext, RouteType
-from kemi_core.runtime.destinations import reply_destination, uri_destination
+from kemi_core.api import (
+    MsgContext,
+    RouteType,
+    apply_via,
+    forward_to,
+    received_via,
+    reply_destination,
+    uri_destination,
+)
 from kemi_core.sip import SipParseError, build_reply
 from kemi_tm.actions import Action, Dest, NeedsDecision, Send, TransactionStateError
 from kemi_tm.glue_state import MODULE, TmTransaction, TxGlue, req_state
@@ -116,7 +122,7 @@ def _stateless(ctx: MsgContext, proto: str | None, target: Target | None) -> int
 
 
 def _with_transport(uri: str, proto: str) -> str:
-    from kemi_core.sip.uri import parse_uri
+    from kemi_core.sip import parse_uri
 
     try:
         parsed = parse_uri(uri)

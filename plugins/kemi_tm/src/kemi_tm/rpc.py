@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kemi_tm.uac import MainProcessUac
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core
     from kemi_tm.service import TmService
 
 

@@ -17,10 +17,14 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.errors import ScriptError
-from kemi_core.runtime.context import MsgContext, RouteType
-from kemi_core.runtime.destinations import via_reply_destination
+from kemi_core.api import (
+    MsgContext,
+    RouteType,
+    ScriptDrop,
+    ScriptError,
+    ScriptExit,
+    via_reply_destination,
+)
 from kemi_core.sip import SipParseError
 from kemi_tm.actions import (
     Action,
@@ -35,7 +39,7 @@ from kemi_tm.settings import TmSettings
 from kemi_tm.stats import SharedStats
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core
     from kemi_core.sip import SipMsg
     from kemi_tm.proxy import ProxyTransaction
 

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kemi_core.errors import ModuleError
+from kemi_core.api import ModuleError
 from kemi_tm.context import ProxySettings
 from kemi_tm.glue_state import MODULE, Overrides
 from kemi_tm.timers import TimerSettings
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core
 
 #: (name, kind, default, doc) of the parameters that shape behaviour.
 PARAMS: list[tuple[str, type, object, str]] = [

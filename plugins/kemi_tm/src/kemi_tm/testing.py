@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.errors import ScriptError
-from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
-from kemi_core.runtime.dispatch import Dispatcher
-from kemi_core.sip import ParseLimits, parse_datagram
-from kemi_core.testing.capture import CaptureTransport, Sent, offline_core
+from kemi_core.api import MsgContext, RecvInfo, RouteType, ScriptError
+from kemi_core.sip import parse_datagram
+from kemi_core.testing import CaptureTransport, Sent, attach_dispatcher, offline_core
 
 Route = Callable[[MsgContext], Any]
 
@@ -60,8 +58,7 @@ class TmHarness:
         self.transport: CaptureTransport = transport
         self.engine = DictEngine(routes)
         core.engine = self.engine
-        self.dispatcher = Dispatcher(core, ParseLimits())
-        core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
+        self.dispatcher = attach_dispatcher(core)
         self.time = 1000.0
         self.tm = core.services["tm"]
         self.tm.clock = lambda: self.time

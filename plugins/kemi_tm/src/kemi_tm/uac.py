@@ -18,8 +18,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.kemi import KemiExport, export
-from kemi_core.runtime.destinations import uri_destination
+from kemi_core.api import KemiExport, export, uri_destination
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import Dest, PassUp, Send
 from kemi_tm.client import ClientTransaction, new_client_transaction
@@ -27,8 +26,7 @@ from kemi_tm.glue_state import MODULE, req_state
 from kemi_tm.keys import MAGIC_COOKIE
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core, MsgContext
     from kemi_core.sip import SipMsg
     from kemi_tm.service import TmService
     from kemi_tm.timers import TimerSettings

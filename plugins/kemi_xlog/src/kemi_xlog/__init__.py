@@ -9,18 +9,22 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kemi_core import hookimpl
-from kemi_core.core_exports.log import ALERT, BUG, NOTICE
-from kemi_core.errors import ModuleError
-from kemi_core.kemi.exports import KemiExport, export
-from kemi_core.pv import compile_format
-from kemi_core.runtime.core import CfgFunction
+from kemi_core.api import (
+    ALERT,
+    BUG,
+    NOTICE,
+    CfgFunction,
+    KemiExport,
+    ModuleError,
+    compile_format,
+    export,
+    hookimpl,
+)
 from kemi_xlog.levels import parse_level
 from kemi_xlog.writer import method_filtered, settings, write
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
-    from kemi_core.runtime.core import Core
+    from kemi_core.api import Core, MsgContext
 
 MODULE = "xlog"
 

@@ -8,11 +8,10 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kemi_core.core_exports.log import ALERT, BUG, NOTICE, kamailio_level
-from kemi_core.pv import PvError, cached_pv
+from kemi_core.api import ALERT, BUG, NOTICE, PvError, cached_pv, kamailio_level
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
+    from kemi_core.api import MsgContext
 
 _BY_LETTER = {"A": ALERT, "B": BUG, "C": logging.CRITICAL, "E": logging.ERROR,
               "W": logging.WARNING, "N": NOTICE, "I": logging.INFO, "D": logging.DEBUG}

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kemi_core.core_exports.log import script_log
-from kemi_core.pv import cached_format
+from kemi_core.api import cached_format, script_log
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import MsgContext
+    from kemi_core.api import MsgContext
 
 Formatter = Callable[["MsgContext"], str]
 

@@ -6,11 +6,7 @@ configs apart. It implements the Engine protocol with nothing but public kemi AP
 
 from __future__ import annotations
 
-from kemi_core import hookimpl
-from kemi_core.engine import REQUEST_ROUTE, EngineSpec
-from kemi_core.errors import ScriptError
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import Core
+from kemi_core.api import REQUEST_ROUTE, Core, EngineSpec, MsgContext, ScriptError, hookimpl
 from kemi_core.sip import build_reply
 
 

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kemi_core import hookimpl
-from kemi_core.kemi import KemiExport, ReturnKind, export
-from kemi_core.runtime.context import MsgContext
-from kemi_core.runtime.core import Core
+from kemi_core.api import Core, KemiExport, MsgContext, ReturnKind, export, hookimpl
 
 calls: list[tuple[str, tuple[Any, ...]]] = []
 
