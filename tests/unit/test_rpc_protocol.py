@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from kemi_core.rpc.core_commands import register_core_commands
 from kemi_core.rpc.protocol import METHOD_NOT_FOUND, PARSE_ERROR, RpcFault, handle_line
 from kemi_core.testing.capture import offline_core
 
@@ -15,7 +14,6 @@ def _call(core, line: bytes) -> dict:  # type: ignore[no-untyped-def, type-arg]
 
 def test_result_error_and_faults() -> None:
     core, _ = offline_core()
-    register_core_commands(core)
 
     def failing(c, p):  # type: ignore[no-untyped-def]
         raise RpcFault("script broken: x.lua:3", code=500)
