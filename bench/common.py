@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from kemi_core.testing.kamailio import KAMAILIO_MPATH
+from kemi_core.testing.kamailio import kamailio_available as _kamailio_with
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-KAMAILIO_MPATH = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+__all__ = ["KAMAILIO_MPATH"]
 
 
 def tree_pids(root: int) -> list[int]:
@@ -48,7 +50,7 @@ def tree_cpu_seconds(root: int) -> float:
 
 
 def kamailio_available() -> bool:
-    return shutil.which("kamailio") is not None and Path(KAMAILIO_MPATH, "app_lua.so").exists()
+    return _kamailio_with("app_lua.so")
 
 
 class Proc:

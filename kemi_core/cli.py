@@ -127,7 +127,7 @@ def rpc(
     except RpcError as exc:
         typer.echo(f"error: {exc.code} - {exc.message}", err=True)
         raise typer.Exit(code=1)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         typer.echo(f"error: cannot reach {spec}: {exc}", err=True)
         raise typer.Exit(code=2)
     typer.echo(result if isinstance(result, str) else json.dumps(result, indent=2))

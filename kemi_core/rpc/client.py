@@ -6,7 +6,7 @@ import json
 import socket
 from typing import Any
 
-from kemi_core.rpc.server import socket_path
+from kemi_core.rpc.ctl_address import parse_ctl_address
 
 
 class RpcError(Exception):
@@ -17,11 +17,17 @@ class RpcError(Exception):
 
 
 def call(spec: str, method: str, params: list[Any] | None = None, timeout: float = 10.0) -> Any:
-    """Call ``method`` on the control socket ``spec`` (unix:/path); RpcError on an error reply."""
+    """Call ``method`` on the control socket ``spec`` (unix:/path or tcp:host:port);
+    RpcError on an error reply."""
+    addr = parse_ctl_address(spec)
+    if addr.proto not in ("unix", "tcp"):
+        raise ValueError(f"control socket {spec!r}: kemi rpc speaks to unix: and tcp: sockets")
     req = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    family = socket.AF_UNIX if addr.proto == "unix" else socket.AF_INET
+    target: str | tuple[str, int] = addr.path if addr.proto == "unix" else (addr.host, addr.port)
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        sock.connect(socket_path(spec))
+        sock.connect(target)
         sock.sendall(json.dumps(req).encode() + b"\n")
         buf = b""
         while not buf.endswith(b"\n"):

@@ -12,7 +12,8 @@ from kemi_core.runtime.core import Core
 
 
 def _version(core: Core, params: list[Any]) -> str:
-    return f"kemi {__version__} (Python {platform.python_version()}, {platform.system().lower()})"
+    """Kamailio's shape: ``name version (machine/system)``."""
+    return f"kemi {__version__} ({platform.machine()}/{platform.system().lower()})"
 
 
 def _uptime(core: Core, params: list[Any]) -> dict[str, Any]:

@@ -46,19 +46,28 @@ def handle_line(core: Core, line: bytes) -> bytes:
         params = list(params.values())
     if not isinstance(params, list):
         return _encode(_error(req_id, INVALID_PARAMS, "params must be a list"))
-    cmd = core.rpc_commands.get(method)
-    if cmd is None:
-        return _encode(_error(req_id, METHOD_NOT_FOUND, f"command {method} not found"))
     try:
-        result = cmd.func(core, params)
+        result = run_command(core, method, params)
     except RpcFault as exc:
         return _encode(_error(req_id, exc.code, exc.message))
+    return _encode({"jsonrpc": "2.0", "id": req_id, "result": result})
+
+
+def run_command(core: Core, method: str, params: list[Any]) -> Any:
+    """Run one control-socket command (whatever protocol brought it): its result, or RpcFault
+    with a JSON-RPC code (METHOD_NOT_FOUND, COMMAND_FAILED or the command's own)."""
+    cmd = core.rpc_commands.get(method)
+    if cmd is None:
+        raise RpcFault(f"command {method} not found", METHOD_NOT_FOUND)
+    try:
+        return cmd.func(core, params)
+    except RpcFault:
+        raise
     except KemiError as exc:  # e.g. a reload refused: the reason is the whole answer
-        return _encode(_error(req_id, COMMAND_FAILED, str(exc)))
+        raise RpcFault(str(exc))
     except Exception as exc:  # a failing command answers an error; the server goes on
         log.exception("rpc %s failed", method)
-        return _encode(_error(req_id, COMMAND_FAILED, f"{type(exc).__name__}: {exc}"))
-    return _encode({"jsonrpc": "2.0", "id": req_id, "result": result})
+        raise RpcFault(f"{type(exc).__name__}: {exc}")
 
 
 def _encode(obj: dict[str, Any]) -> bytes:

@@ -15,9 +15,10 @@ import signal
 import socket
 import sys
 import time
+from typing import Any
 
 from kemi_core.errors import ConfigError
-from kemi_core.rpc.server import DEFAULT_CTL, serve, socket_path
+from kemi_core.rpc.server import DEFAULT_CTL, serve
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.worker import Worker
 from kemi_core.transport.sockets import family_of
@@ -52,13 +53,14 @@ def _exited(pid: int) -> bool:
         return True
 
 
-def ctl_spec(built: Built) -> str:
+def ctl_specs(built: Built) -> list[str]:
+    """Every ``modparam("ctl", "binrpc", ...)`` address, else $KEMI_CTL or the default."""
     core = built.core
     if "ctl" in core.loaded_modules:
         values = core.modparam("ctl", "binrpc")
         if values:
-            return str(values[0])
-    return os.environ.get("KEMI_CTL", DEFAULT_CTL)
+            return [str(v) for v in values]
+    return [os.environ.get("KEMI_CTL", DEFAULT_CTL)]
 
 
 class Server:
@@ -219,10 +221,19 @@ class Server:
             except Exception:
                 log.exception("a module failed to start on the main loop")
 
-    async def _start_ctl(self) -> asyncio.AbstractServer | None:
-        spec = ctl_spec(self.built)
-        try:
-            return await serve(self.built.core, socket_path(spec))
-        except (OSError, ValueError) as exc:
-            log.error("control socket %s not available: %s", spec, exc)
-            return None
+    async def _start_ctl(self) -> _CtlServers:
+        servers = _CtlServers()
+        for spec in ctl_specs(self.built):
+            try:
+                servers.append(await serve(self.built.core, spec))
+            except (OSError, ValueError) as exc:
+                log.error("control socket %s not available: %s", spec, exc)
+        return servers
+
+
+class _CtlServers(list[Any]):
+    """The control socket's listeners (one per ctl binrpc address)."""
+
+    def close(self) -> None:
+        for server in self:
+            server.close()
