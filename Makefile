@@ -42,6 +42,8 @@ bench: dev
 	$(BIN)/python bench/stateless.py
 	$(BIN)/python bench/stateful.py
 	$(BIN)/python bench/soak.py
+	# the shared store's get/put cost between two processes (docs/shared-store.md)
+	$(BIN)/python bench/shared_store.py
 
 lint: dev
 	$(BIN)/ruff check .

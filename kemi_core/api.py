@@ -61,6 +61,7 @@ from kemi_core.pv import (
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
 from kemi_core.runtime.destinations import reply_destination, uri_destination, via_reply_destination
+from kemi_core.shared import DELETE, KEEP, SharedStore, SharedStoreError, SharedTable, shared_store
 from kemi_core.sip import (
     ParseLimits,
     SipMsg,
@@ -135,3 +136,6 @@ __all__ = [
     "uri_destination",
     "via_reply_destination",
 ]
+
+# State shared by worker processes (docs/shared-store.md).
+__all__ += ["DELETE", "KEEP", "SharedStore", "SharedStoreError", "SharedTable", "shared_store"]

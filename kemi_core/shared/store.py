@@ -1,0 +1,286 @@
+"""The store every worker process shares: one LMDB environment per server.
+
+Kamailio keeps registrations, hash tables and counters in shared memory; kemi's workers are
+forked processes, so the same state lives in an LMDB environment in a private directory on tmpfs.
+Any process reads without locks (a read is a memory-mapped B-tree walk, ~1.5 us with the
+unpickling); writes are serialised by LMDB's own cross-process mutex (~15 us each). A write
+is visible to every process as soon as it commits, so a worker sees another's change at its
+very next read.
+
+An LMDB environment must not be used across ``fork()`` (its locks and reader slots belong to
+the process that opened it; py-lmdb refuses a second open in one process). The store closes
+its environment just before any ``os.fork()`` and reopens it lazily, on its next use, in the
+parent and in the child alike, so every process has its own handle.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from kemi_core.shared import codec
+from kemi_core.shared.dirs import make_private_dir
+from kemi_core.shared.table import SharedTable, Transaction
+
+log = logging.getLogger("kemi.shared")
+
+#: Address space reserved for the store; tmpfs backs only the pages written (sparse file).
+DEFAULT_MAP_SIZE = 1 << 30
+ENV_MAP_SIZE = "KEMI_SHARED_SIZE_MB"
+MAX_TABLES = 1000
+#: Reader slots: one per process in use, plus slots of dead workers until the sweeper frees them.
+MAX_READERS = 1024
+#: Expired entries removed per write transaction (keeps the writer lock short).
+SWEEP_BATCH = 1000
+
+_INDEX_DB = b"__expiry__"
+
+ExpireCallback = Callable[[str, Any], None]
+T = TypeVar("T")
+
+
+class SharedStoreError(RuntimeError):
+    """The shared store cannot do what was asked (full, nested write, closed)."""
+
+
+class SharedStoreFull(SharedStoreError):
+    """The store's map is full: raise ``KEMI_SHARED_SIZE_MB``."""
+
+
+class SharedStore:
+    """Named tables of Python values shared by the main process and every worker.
+
+    Make it in the main process before the workers start (``shared_store(core)`` in
+    ``mod_init``); every forked worker then uses the same tables. See ``docs/shared-store.md``.
+    """
+
+    def __init__(self, path: Path, map_size: int | None = None, owner: bool = True) -> None:
+        self.path = Path(path)
+        self.map_size = map_size or _map_size_from_env()
+        self.owner_pid = os.getpid() if owner else None
+        self.closed = False
+        self._env: lmdb.Environment | None = None
+        self._index: Any = None
+        self._tables: dict[str, SharedTable] = {}
+        self._callbacks: dict[str, list[ExpireCallback]] = {}
+        self._writing = False
+        self._open()
+        _live.add(self)
+
+    @classmethod
+    def create(cls, base: Path | None = None, map_size: int | None = None) -> SharedStore:
+        """A new store in a new private directory, removed when this process exits."""
+        store = cls(make_private_dir(base), map_size)
+        atexit.register(_remove_at_exit, weakref.ref(store))
+        return store
+
+    # ---- environment ---------------------------------------------------------------------
+    def _open(self) -> lmdb.Environment:
+        if self.closed:
+            raise SharedStoreError(f"the shared store {self.path} is closed")
+        # sync/metasync off: the store is scratch memory on tmpfs, never a durable copy.
+        env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=MAX_TABLES,
+                        max_readers=MAX_READERS, sync=False, metasync=False, writemap=True,
+                        map_async=True, readahead=False, meminit=False, lock=True)
+        self._index = env.open_db(_INDEX_DB)
+        for table in self._tables.values():
+            table._db = env.open_db(table.name_bytes)
+        self._env = env
+        return env
+
+    def env(self) -> lmdb.Environment:
+        """This process's environment handle (opened again after a fork)."""
+        return self._env or self._open()
+
+    def _before_fork(self) -> None:
+        if self._env is not None:
+            self._env.close()
+        self._forget_handles()
+
+    def _forget_handles(self) -> None:
+        self._env = None
+        self._index = None
+        for table in self._tables.values():
+            table._db = None
+        self._writing = False
+
+    def close(self) -> None:
+        """Close this process's handle; the data stays for the other processes."""
+        if self._env is not None:
+            self._env.close()
+        self._forget_handles()
+        self.closed = True
+
+    def remove(self) -> None:
+        """Close and delete the store's directory (the owner does this at exit)."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # ---- tables ----------------------------------------------------------------------------
+    def table(self, name: str) -> SharedTable:
+        """The table ``name`` (created on first use, in any process)."""
+        table = self._tables.get(name)
+        if table is not None:
+            return table
+        data = name.encode()
+        if not data or len(data) > codec.MAX_TABLE_NAME or b"\0" in data or data == _INDEX_DB:
+            raise ValueError(f"invalid shared table name {name!r}")
+        if self._writing:
+            raise SharedStoreError("a table cannot be opened inside a write transaction")
+        table = SharedTable(self, name)
+        table._db = self.env().open_db(data)
+        self._tables[name] = table
+        return table
+
+    def tables(self) -> list[str]:
+        """Names of every table in the store (those other processes made included)."""
+        with self.env().begin() as txn:
+            names = [n.decode() for n, _ in txn.cursor()]
+        return sorted(n for n in names if n.encode() != _INDEX_DB)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """One atomic write over several tables: ``with store.transaction() as tx:``.
+
+        Holds the store's cross-process writer lock until the block ends: keep it short and do
+        no I/O in it. An exception aborts every change of the block.
+        """
+        txn = self._begin_write()
+        try:
+            yield Transaction(self, txn)
+            txn.commit()
+        except lmdb.MapFullError:
+            txn.abort()
+            raise self._full()
+        except BaseException:
+            txn.abort()
+            raise
+        finally:
+            self._writing = False
+
+    def write(self, body: Callable[[lmdb.Transaction], T]) -> T:
+        """Run ``body(txn)`` in one write transaction and commit it (abort on any error)."""
+        txn = self._begin_write()
+        try:
+            result = body(txn)
+            txn.commit()
+            return result
+        except lmdb.MapFullError:
+            txn.abort()
+            raise self._full()
+        except BaseException:
+            txn.abort()
+            raise
+        finally:
+            self._writing = False
+
+    def _full(self) -> SharedStoreFull:
+        return SharedStoreFull(f"the shared store {self.path} is full "
+                               f"({self.map_size >> 20} MB): raise ${ENV_MAP_SIZE}")
+
+    def _begin_write(self) -> lmdb.Transaction:
+        if self._writing:
+            raise SharedStoreError("nested write on the shared store (it would deadlock)")
+        env = self._env or self._open()
+        self._writing = True
+        try:
+            return env.begin(write=True)
+        except BaseException:
+            self._writing = False
+            raise
+
+    # ---- expiry ----------------------------------------------------------------------------
+    def on_expire(self, table: str, callback: ExpireCallback) -> None:
+        """Call ``callback(key, value)`` for each entry of ``table`` the sweeper removes.
+
+        Runs in the process that sweeps (the main process), after the removal is committed.
+        """
+        self._callbacks.setdefault(table, []).append(callback)
+
+    def sweep(self, now: float | None = None, limit: int = SWEEP_BATCH) -> int:
+        """Remove up to ``limit`` entries expired at ``now``; returns how many were removed."""
+        now = time.time() if now is None else now
+        due = self._due(now, limit)
+        if not due:
+            return 0
+        for name in {name for _, name, _ in due}:
+            self.table(name)  # open handles outside the write transaction
+        removed: list[tuple[str, str, Any]] = []
+
+        def body(txn: lmdb.Transaction) -> None:
+            for ikey, name, key in due:
+                table = self._tables[name]
+                buf = txn.get(key, db=table._db)
+                # Only if not rewritten since with another expiry (the index entry is stale then).
+                if buf is not None and codec.expiry_of(buf) == codec.split_index_key(ikey)[0]:
+                    value = codec.decode(buf) if name in self._callbacks else None
+                    txn.delete(key, db=table._db)
+                    removed.append((name, codec.key_text(key), value))
+                txn.delete(ikey, db=self._index)
+
+        self.write(body)
+        for name, key, value in removed:
+            for callback in self._callbacks.get(name, ()):
+                try:
+                    callback(key, value)
+                except Exception:
+                    log.exception("shared table %s: expire callback failed", name)
+        return len(removed)
+
+    def _due(self, now: float, limit: int) -> list[tuple[bytes, str, bytes]]:
+        due: list[tuple[bytes, str, bytes]] = []
+        with self.env().begin(db=self._index) as txn:
+            for ikey in txn.cursor().iternext(keys=True, values=False):
+                stamp, name, key = codec.split_index_key(ikey)
+                if stamp > now or len(due) >= limit:
+                    break
+                due.append((bytes(ikey), name.decode(), key))
+        return due
+
+    def reader_check(self) -> int:
+        """Free reader slots left by processes that died; returns how many."""
+        return int(self.env().reader_check())
+
+    def stats(self) -> dict[str, Any]:
+        """Entries per table and pages in use (for RPCs and the docs' figures)."""
+        env = self.env()
+        info, stat = env.info(), env.stat()
+        out: dict[str, Any] = {"path": str(self.path), "map_size": info["map_size"],
+                               "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
+                               "readers": info["num_readers"], "tables": {}}
+        for name in self.tables():
+            out["tables"][name] = len(self.table(name))
+        return out
+
+
+def _map_size_from_env() -> int:
+    value = os.environ.get(ENV_MAP_SIZE)
+    return int(value) << 20 if value and value.isdigit() else DEFAULT_MAP_SIZE
+
+
+def _remove_at_exit(ref: weakref.ref[SharedStore]) -> None:
+    store = ref()
+    if store is not None and store.owner_pid == os.getpid():
+        store.remove()
+
+
+# Every store of this process: closed before a fork, reopened lazily on each side after it.
+_live: weakref.WeakSet[SharedStore] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for store in list(_live):
+        store._before_fork()
+
+
+os.register_at_fork(before=_before_fork)

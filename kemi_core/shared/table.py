@@ -1,0 +1,254 @@
+"""One named table of the shared store: get, put, delete, prefix scans, atomic updates.
+
+Keys are str (or bytes), at most 400 bytes in UTF-8; values are any picklable Python value.
+An entry may expire: ``ttl`` seconds from now (wall clock). An expired entry reads as absent
+in every process at once; the main process's sweeper removes it later and runs the table's
+expire callbacks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import lmdb
+
+from kemi_core.shared import codec
+
+if TYPE_CHECKING:
+    from kemi_core.shared.store import SharedStore
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: ``update``/``incr``: keep the entry's current expiry (a new entry gets none).
+KEEP: Final = _Marker("KEEP")
+#: Returned by an ``update`` function: remove the entry.
+DELETE: Final = _Marker("DELETE")
+
+Ttl = float | int | None | _Marker
+
+
+def _stamp(ttl: float | int | None, now: float) -> float:
+    return now + ttl if ttl else codec.NEVER
+
+
+class SharedTable:
+    """A table of the shared store (``store.table(name)``)."""
+
+    __slots__ = ("store", "name", "name_bytes", "_db")
+
+    def __init__(self, store: SharedStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.name_bytes = name.encode()
+        self._db: Any = None  # this process's LMDB handle, renewed after a fork
+
+    def __repr__(self) -> str:
+        return f"<SharedTable {self.name}>"
+
+    def _handle(self) -> Any:
+        if self._db is None:
+            self.store.env()
+        return self._db
+
+    # ---- reads (no lock) -----------------------------------------------------------------
+    def get(self, key: str | bytes, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when absent or expired."""
+        kb = codec.key_bytes(key)
+        env = self.store._env or self.store._open()
+        with env.begin(db=self._db, buffers=True) as txn:
+            buf = txn.get(kb)
+            if buf is None or not codec.live(buf, time.time()):
+                return default
+            return codec.decode(buf)
+
+    def __contains__(self, key: str | bytes) -> bool:
+        return self.get(key, _ABSENT) is not _ABSENT
+
+    def expires_at(self, key: str | bytes) -> float | None:
+        """Wall-clock time ``key`` expires at; None when it never does or is absent."""
+        kb = codec.key_bytes(key)
+        with self.store.env().begin(db=self._handle(), buffers=True) as txn:
+            buf = txn.get(kb)
+            if buf is None or not codec.live(buf, time.time()):
+                return None
+            stamp = codec.expiry_of(buf)
+            return None if stamp == codec.NEVER else stamp
+
+    def items(self, prefix: str | bytes = "") -> list[tuple[str, Any]]:
+        """Every live ``(key, value)`` whose key starts with ``prefix``, in key order, read in
+        one consistent snapshot."""
+        pb = prefix.encode() if isinstance(prefix, str) else bytes(prefix)
+        now = time.time()
+        out = []
+        with self.store.env().begin(db=self._handle(), buffers=True) as txn:
+            cur = txn.cursor()
+            found = cur.set_range(pb) if pb else cur.first()
+            while found:
+                kb = bytes(cur.key())
+                if not kb.startswith(pb):
+                    break
+                buf = cur.value()
+                if codec.live(buf, now):
+                    out.append((codec.key_text(kb), codec.decode(buf)))
+                found = cur.next()
+        return out
+
+    def keys(self, prefix: str | bytes = "") -> list[str]:
+        return [k for k, _ in self.items(prefix)]
+
+    def count(self, prefix: str | bytes = "") -> int:
+        """Live entries whose key starts with ``prefix``."""
+        return len(self.items(prefix))
+
+    def __len__(self) -> int:
+        """Entries stored, expired ones not swept yet included (cheap: no scan)."""
+        with self.store.env().begin() as txn:
+            return int(txn.stat(self._handle())["entries"])
+
+    # ---- writes (one cross-process lock each) -------------------------------------------
+    def put(self, key: str | bytes, value: Any, ttl: float | None = None) -> None:
+        """Set ``key``; with ``ttl`` it expires that many seconds from now."""
+        kb = codec.key_bytes(key)
+        stamp = _stamp(ttl, time.time())
+        self.store.write(lambda txn: _put_in(txn, self, kb, value, stamp))
+
+    def add(self, key: str | bytes, value: Any, ttl: float | None = None) -> bool:
+        """Set ``key`` only when it is absent (or expired); True when it was set."""
+        kb = codec.key_bytes(key)
+        now = time.time()
+
+        def body(txn: lmdb.Transaction) -> bool:
+            buf = txn.get(kb, db=self._handle())
+            if buf is not None and codec.live(buf, now):
+                return False
+            _put_in(txn, self, kb, value, _stamp(ttl, now))
+            return True
+
+        return bool(self.store.write(body))
+
+    def delete(self, key: str | bytes) -> bool:
+        """Remove ``key``; True when a live entry was removed."""
+        return self.pop(key, _ABSENT) is not _ABSENT
+
+    def pop(self, key: str | bytes, default: Any = None) -> Any:
+        """Remove ``key`` and return its value (``default`` when absent)."""
+        old = default
+
+        def fn(value: Any) -> Any:
+            nonlocal old
+            old = value
+            return DELETE
+
+        self.update(key, fn, default=default)
+        return old
+
+    def update(self, key: str | bytes, fn: Callable[[Any], Any], default: Any = None,
+               ttl: Ttl = KEEP) -> Any:
+        """Atomic read-modify-write: ``new = fn(current)`` under the writer lock.
+
+        ``fn`` gets ``default`` when the key is absent or expired, and returns the new value,
+        or ``DELETE`` to remove the entry. ``ttl``: ``KEEP`` (the entry's current expiry), None
+        (never) or seconds from now. ``fn`` must be quick and do no I/O: every writer of every
+        process waits for it. Returns the new value (None when deleted).
+        """
+        kb = codec.key_bytes(key)
+        now = time.time()
+        return self.store.write(lambda txn: _update_in(txn, self, kb, fn, default, ttl, now))
+
+    def incr(self, key: str | bytes, delta: int = 1, ttl: Ttl = KEEP) -> int:
+        """Add ``delta`` to an integer entry (absent counts as 0); returns the new value."""
+        return int(self.update(key, lambda v: v + delta, 0, ttl))
+
+    def clear(self) -> None:
+        """Remove every entry of the table."""
+
+        def body(txn: lmdb.Transaction) -> None:
+            for kb, buf in txn.cursor(db=self._handle()):
+                stamp = codec.expiry_of(buf)
+                if stamp != codec.NEVER:
+                    txn.delete(codec.index_key(stamp, self.name_bytes, bytes(kb)),
+                               db=self.store._index)
+            txn.drop(self._db, delete=False)
+
+        self.store.write(body)
+
+
+class Transaction:
+    """Several tables changed atomically (``with store.transaction() as tx``)."""
+
+    def __init__(self, store: SharedStore, txn: lmdb.Transaction) -> None:
+        self.store = store
+        self.txn = txn
+        self.now = time.time()
+
+    def get(self, table: SharedTable, key: str | bytes, default: Any = None) -> Any:
+        buf = self.txn.get(codec.key_bytes(key), db=table._handle())
+        if buf is None or not codec.live(buf, self.now):
+            return default
+        return codec.decode(buf)
+
+    def put(self, table: SharedTable, key: str | bytes, value: Any,
+            ttl: float | None = None) -> None:
+        _put_in(self.txn, table, codec.key_bytes(key), value, _stamp(ttl, self.now))
+
+    def delete(self, table: SharedTable, key: str | bytes) -> bool:
+        gone = False
+
+        def fn(old: Any) -> Any:
+            nonlocal gone
+            gone = old is not _ABSENT
+            return DELETE
+
+        _update_in(self.txn, table, codec.key_bytes(key), fn, _ABSENT, KEEP, self.now)
+        return gone
+
+    def update(self, table: SharedTable, key: str | bytes, fn: Callable[[Any], Any],
+               default: Any = None, ttl: Ttl = KEEP) -> Any:
+        return _update_in(self.txn, table, codec.key_bytes(key), fn, default, ttl, self.now)
+
+
+_ABSENT: Final = _Marker("ABSENT")
+
+
+def _put_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any,
+            stamp: float) -> None:
+    db, index = table._handle(), table.store._index
+    old = txn.get(kb, db=db)
+    if old is not None:
+        old_stamp = codec.expiry_of(old)
+        if old_stamp != codec.NEVER and old_stamp != stamp:
+            txn.delete(codec.index_key(old_stamp, table.name_bytes, kb), db=index)
+    txn.put(kb, codec.encode(value, stamp), db=db)
+    if stamp != codec.NEVER:
+        txn.put(codec.index_key(stamp, table.name_bytes, kb), b"", db=index)
+
+
+def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
+               fn: Callable[[Any], Any], default: Any, ttl: Ttl, now: float) -> Any:
+    db = table._handle()
+    buf = txn.get(kb, db=db)
+    old_stamp = codec.expiry_of(buf) if buf is not None else codec.NEVER
+    present = buf is not None and codec.live(buf, now)
+    new = fn(codec.decode(buf) if buf is not None and present else default)
+    if new is DELETE:
+        if buf is not None:
+            txn.delete(kb, db=db)
+            if old_stamp != codec.NEVER:
+                txn.delete(codec.index_key(old_stamp, table.name_bytes, kb),
+                           db=table.store._index)
+        return None
+    if isinstance(ttl, _Marker):  # KEEP
+        stamp = old_stamp if present else codec.NEVER
+    else:
+        stamp = _stamp(ttl, now)
+    _put_in(txn, table, kb, new, stamp)
+    return new

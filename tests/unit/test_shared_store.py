@@ -1,0 +1,237 @@
+"""The shared store in one process: tables, expiry, atomic updates, sweeping."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from kemi_core.shared import (
+    DELETE,
+    KEEP,
+    KeyTooLong,
+    SharedStore,
+    SharedStoreError,
+    SharedStoreFull,
+)
+from kemi_core.shared.dirs import MARKER, make_private_dir, remove_stale
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    st = SharedStore.create(base=tmp_path)
+    yield st
+    st.remove()
+
+
+def test_put_get_delete(store: SharedStore) -> None:
+    t = store.table("t")
+    assert t.get("a") is None
+    assert t.get("a", 7) == 7
+    t.put("a", {"x": [1, 2]})
+    assert t.get("a") == {"x": [1, 2]}
+    assert "a" in t and "b" not in t
+    assert t.delete("a") is True
+    assert t.delete("a") is False
+    assert t.get("a") is None
+
+
+def test_tables_are_separate_and_listed(store: SharedStore) -> None:
+    store.table("one").put("k", 1)
+    store.table("two").put("k", 2)
+    assert store.table("one").get("k") == 1
+    assert store.table("two").get("k") == 2
+    assert store.tables() == ["one", "two"]
+    assert store.table("one") is store.table("one")
+
+
+def test_prefix_scan_in_key_order(store: SharedStore) -> None:
+    t = store.table("t")
+    for key in ("b:2", "a:1", "b:1", "c", "b"):
+        t.put(key, key.upper())
+    assert t.items("b:") == [("b:1", "B:1"), ("b:2", "B:2")]
+    assert t.keys() == ["a:1", "b", "b:1", "b:2", "c"]
+    assert t.count("b") == 3
+    assert t.items("zz") == []
+
+
+def test_update_is_read_modify_write(store: SharedStore) -> None:
+    t = store.table("t")
+    assert t.update("l", lambda v: v + [1], default=[]) == [1]
+    assert t.update("l", lambda v: v + [2], default=[]) == [1, 2]
+    assert t.update("l", lambda v: DELETE) is None
+    assert "l" not in t
+    assert t.incr("n") == 1
+    assert t.incr("n", 5) == 6
+    assert t.incr("n", -6) == 0
+
+
+def test_update_error_changes_nothing(store: SharedStore) -> None:
+    t = store.table("t")
+    t.put("k", 1)
+
+    def boom(v: int) -> int:
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        t.update("k", boom)
+    assert t.get("k") == 1
+    t.put("k", 2)  # the writer lock was released
+    assert t.get("k") == 2
+
+
+def test_expiry_reads_as_absent_before_any_sweep(store: SharedStore) -> None:
+    t = store.table("t")
+    t.put("short", "x", ttl=0.05)
+    t.put("long", "y", ttl=60)
+    t.put("never", "z")
+    assert t.get("short") == "x"
+    assert t.expires_at("long") == pytest.approx(time.time() + 60, abs=2)
+    assert t.expires_at("never") is None
+    deadline = time.monotonic() + 5
+    while t.get("short") is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert t.get("short") is None
+    assert t.keys() == ["long", "never"]
+    assert len(t) == 3  # still stored until swept
+
+
+def test_sweep_removes_expired_and_calls_back(store: SharedStore) -> None:
+    t = store.table("t")
+    seen: list[tuple[str, object]] = []
+    store.on_expire("t", lambda k, v: seen.append((k, v)))
+    now = time.time()
+    t.put("a", 1, ttl=10)
+    t.put("b", 2, ttl=20)
+    t.put("c", 3)
+    assert store.sweep(now + 5) == 0
+    assert store.sweep(now + 15) == 1
+    assert seen == [("a", 1)]
+    assert len(t) == 2
+    assert store.sweep(now + 1000) == 1
+    assert seen == [("a", 1), ("b", 2)]
+    assert t.keys() == ["c"]
+
+
+def test_rewrite_moves_the_expiry(store: SharedStore) -> None:
+    t = store.table("t")
+    now = time.time()
+    t.put("k", 1, ttl=10)
+    t.put("k", 2, ttl=100)  # the old index entry must not expire the new value
+    assert store.sweep(now + 50) == 0
+    assert t.get("k") == 2
+    t.put("k", 3)  # no expiry at all now
+    assert store.sweep(now + 1000) == 0
+    assert t.get("k") == 3
+
+
+def test_incr_keeps_or_sets_ttl(store: SharedStore) -> None:
+    t = store.table("t")
+    t.incr("c", ttl=30)
+    first = t.expires_at("c")
+    assert first is not None
+    t.incr("c")  # KEEP
+    assert t.expires_at("c") == first
+    t.incr("c", ttl=None)
+    assert t.expires_at("c") is None
+    assert t.get("c") == 3
+    t.update("c", lambda v: v, ttl=KEEP)
+    assert t.expires_at("c") is None
+
+
+def test_add_only_when_absent(store: SharedStore) -> None:
+    t = store.table("nonces")
+    assert t.add("n1", "first", ttl=30) is True
+    assert t.add("n1", "second", ttl=30) is False
+    assert t.get("n1") == "first"
+    t.put("old", 1, ttl=0.01)
+    time.sleep(0.02)
+    assert t.add("old", 2) is True
+    assert t.get("old") == 2
+
+
+def test_pop_and_clear(store: SharedStore) -> None:
+    t = store.table("t")
+    t.put("a", 1, ttl=50)
+    t.put("b", 2)
+    assert t.pop("a") == 1
+    assert t.pop("a", "gone") == "gone"
+    t.put("c", 3, ttl=50)
+    t.clear()
+    assert t.keys() == [] and len(t) == 0
+    assert store.sweep(time.time() + 100) == 0
+
+
+def test_transaction_is_atomic_over_tables(store: SharedStore) -> None:
+    a, b = store.table("a"), store.table("b")
+    with store.transaction() as tx:
+        tx.put(a, "k", 1)
+        tx.put(b, "k", 2, ttl=30)
+        assert tx.get(a, "k") == 1
+    assert a.get("k") == 1 and b.get("k") == 2
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.put(a, "k", 10)
+        tx.delete(b, "k")
+        raise RuntimeError("abort")
+    assert a.get("k") == 1 and b.get("k") == 2
+
+
+def test_nested_write_is_refused_not_deadlocked(store: SharedStore) -> None:
+    t = store.table("t")
+    with pytest.raises(SharedStoreError):
+        t.update("k", lambda v: t.put("other", 1))
+    t.put("k", 1)
+    assert t.get("k") == 1
+
+
+def test_bad_keys_and_names(store: SharedStore) -> None:
+    t = store.table("t")
+    with pytest.raises(KeyTooLong):
+        t.put("x" * 401, 1)
+    with pytest.raises(KeyTooLong):
+        t.get("")
+    for name in ("", "a\0b", "x" * 65, "__expiry__"):
+        with pytest.raises(ValueError):
+            store.table(name)
+    t.put("ü" * 200, 1)  # 400 bytes
+    assert t.get("ü" * 200) == 1
+
+
+def test_full_store_is_a_clear_error(tmp_path: Path) -> None:
+    st = SharedStore.create(base=tmp_path, map_size=1 << 20)
+    try:
+        t = st.table("t")
+        with pytest.raises(SharedStoreFull):
+            for i in range(10_000):
+                t.put(f"k{i}", "v" * 1000)
+        t.delete("k0")  # still usable
+    finally:
+        st.remove()
+
+
+def test_closed_store_refuses(tmp_path: Path) -> None:
+    st = SharedStore.create(base=tmp_path)
+    st.table("t").put("k", 1)
+    st.remove()
+    assert not st.path.exists()
+    with pytest.raises(SharedStoreError):
+        st.table("t").get("k")
+
+
+def test_stale_directories_of_dead_servers_are_removed(tmp_path: Path) -> None:
+    mine = make_private_dir(tmp_path)
+    dead = tmp_path / "kemi-shared-999999999-abc"  # no such pid
+    dead.mkdir()
+    (dead / MARKER).write_text("999999999\n")
+    unmarked = tmp_path / "kemi-shared-999999998-abc"
+    unmarked.mkdir()
+    assert remove_stale(tmp_path) == 1
+    assert mine.exists() and not dead.exists() and unmarked.exists()
+
+
+def test_stats(store: SharedStore) -> None:
+    store.table("t").put("a", 1)
+    stats = store.stats()
+    assert stats["tables"] == {"t": 1}
+    assert stats["used_bytes"] > 0
