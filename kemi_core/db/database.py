@@ -1,0 +1,307 @@
+"""``Database``: Kamailio's DB API (query, insert, update, delete, replace) for one ``db_url``.
+
+Every call is synchronous and bounded (the backend's connect and statement timeouts), as a KEMI
+call is in Kamailio; :meth:`Database.submit` runs a job in a background thread of this process
+(with its own connection) for work that must not hold up the event loop, such as a usrloc
+write-back flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from kemi_core.db import sql
+from kemi_core.db.backend import Backend, Connection
+from kemi_core.db.errors import DbError, DbUnavailable, DbVersionError
+from kemi_core.db.link import DbLink, _one_line
+from kemi_core.db.schema import ColumnType, Table
+from kemi_core.db.sql import Where
+from kemi_core.db.tables import KNOWN_TABLES, VERSION
+from kemi_core.db.url import DbUrl
+
+log = logging.getLogger("kemi.db")
+
+T = TypeVar("T")
+Row = dict[str, Any]
+TableRef = Table | str
+
+#: A statement slower than this is logged as a warning (Kamailio's latency_limit_db).
+SLOW_STATEMENT = 0.2
+
+
+class Database:
+    """One ``db_url`` in this process. Get it with :func:`kemi_core.db.open_db` in
+    ``mod_init``; no connection is opened until the first call in each process."""
+
+    def __init__(self, url: DbUrl, backend: Backend) -> None:
+        self.url = url
+        self.backend = backend
+        self.link = DbLink(url, backend)
+        self._decoders: dict[tuple[str, tuple[str, ...]], list[tuple[int, str]]] = {}
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_pid = 0
+
+    def __repr__(self) -> str:
+        return f"<Database {self.url}>"
+
+    @property
+    def placeholder(self) -> str:
+        """The backend's parameter placeholder (``?`` or ``%s``), for :meth:`raw_query`."""
+        return self.backend.placeholder
+
+    @property
+    def available(self) -> bool:
+        """False while the database is down and no reconnection attempt is due yet."""
+        return self.link.available
+
+    # ---- the five operations ------------------------------------------------------------
+    def query(self, table: TableRef, where: Where = None, columns: Sequence[str] | None = None,
+              order_by: str | Sequence[str] | None = None, limit: int | None = None) -> list[Row]:
+        """Rows matching ``where`` (all rows when None) as dicts of ``columns`` (the layout's
+        columns when None). DATETIME columns come back as int Unix times."""
+        layout, name = _resolve(table)
+        if columns is None:
+            if layout is None:
+                raise ValueError(f"query on table {name!r} (no known layout) needs columns")
+            columns = layout.column_names
+        cols = tuple(columns)
+        text, params = sql.select(self.placeholder, name, cols, self._encode_where(layout, where),
+                                  order_by, limit)
+        rows, _ = self._run(f"query {name}", lambda c: c.execute(text, params), retry=True)
+        decoders = self._row_decoders(layout, name, cols)
+        out = []
+        for row in rows:
+            item = dict(zip(cols, row, strict=True))
+            for _, col in decoders:
+                value = item[col]
+                if value is not None:
+                    item[col] = self.backend.decode_datetime(value)
+            out.append(item)
+        return out
+
+    def insert(self, table: TableRef, values: Mapping[str, Any]) -> None:
+        """Insert one row."""
+        layout, name = _resolve(table)
+        cols = tuple(values)
+        text = sql.insert(self.placeholder, name, cols)
+        params = self._encode_values(layout, values)
+        self._run(f"insert into {name}", lambda c: c.execute(text, params), retry=False)
+
+    def insert_many(self, table: TableRef, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert rows that all have the same columns, in one round of statements."""
+        if not rows:
+            return 0
+        layout, name = _resolve(table)
+        cols = tuple(rows[0])
+        text = sql.insert(self.placeholder, name, cols)
+        seq = [self._encode_values(layout, {c: r[c] for c in cols}) for r in rows]
+        return self._run(f"insert into {name}", lambda c: c.executemany(text, seq), retry=False)
+
+    def update(self, table: TableRef, values: Mapping[str, Any], where: Where = None) -> int:
+        """Set ``values`` in the rows matching ``where``; returns how many rows matched."""
+        layout, name = _resolve(table)
+        cols = tuple(values)
+        text, wparams = sql.update(self.placeholder, name, cols, self._encode_where(layout, where))
+        params = self._encode_values(layout, values) + wparams
+        _, count = self._run(f"update {name}", lambda c: c.execute(text, params), retry=True)
+        return count
+
+    def delete(self, table: TableRef, where: Where = None) -> int:
+        """Delete the rows matching ``where`` (every row when None); returns how many."""
+        layout, name = _resolve(table)
+        text, params = sql.delete(self.placeholder, name, self._encode_where(layout, where))
+        _, count = self._run(f"delete from {name}", lambda c: c.execute(text, params), retry=True)
+        return count
+
+    def replace(self, table: TableRef, values: Mapping[str, Any], key: Sequence[str]) -> None:
+        """Insert the row, or update the one whose unique ``key`` columns match (Kamailio's
+        replace / insert_update; ``key`` must have a unique index)."""
+        layout, name = _resolve(table)
+        cols = tuple(values)
+        text = sql.upsert(self.placeholder, name, cols, tuple(key))
+        params = self._encode_values(layout, values)
+        self._run(f"replace into {name}", lambda c: c.execute(text, params), retry=True)
+
+    def raw_query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A statement of your own, with :attr:`placeholder` for every value (never format
+        values into ``text``). Rows come back as the driver gives them."""
+        rows, _ = self._run("raw query", lambda c: c.execute(text, list(params)), retry=False)
+        return rows
+
+    # ---- transactions -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``with db.transaction():`` the calls inside commit together or not at all (per
+        thread; nested blocks join the outer one)."""
+        slot = self.link.slot
+        if slot.tx_depth:
+            slot.tx_depth += 1
+            try:
+                yield
+            finally:
+                slot.tx_depth -= 1
+            return
+        def begin(c: Connection) -> Connection:
+            c.begin()
+            return c
+
+        conn = self._run("begin", begin, retry=True)
+        slot.tx_depth, slot.tx_conn = 1, conn
+        try:
+            yield
+        except BaseException:
+            slot.tx_depth, slot.tx_conn = 0, None
+            if self.link.slot.conn is conn:
+                with contextlib.suppress(*self.backend.errors):
+                    conn.rollback()
+            raise
+        slot.tx_depth, slot.tx_conn = 0, None
+        self._run("commit", lambda c: c.commit(), retry=False, conn_required=conn)
+
+    # ---- Kamailio's version table -------------------------------------------------------
+    def table_version(self, table_name: str) -> int | None:
+        """The ``version`` row of ``table_name``, None when there is none."""
+        rows = self.query(VERSION, {"table_name": table_name}, ("table_version",))
+        return int(rows[0]["table_version"]) if rows else None
+
+    def check_version(self, table: TableRef, expected: int | None = None, user: str = "") -> None:
+        """Kamailio's ``db_check_table_version``: the table's ``version`` row must hold the
+        version the module was written for. Raises :class:`DbVersionError` otherwise."""
+        layout, name = _resolve(table)
+        if expected is None:
+            if layout is None:
+                raise ValueError(f"check_version of {name!r} needs the expected version")
+            expected = layout.version
+        who = f"{user}: " if user else ""
+        try:
+            found = self.table_version(name)
+        except DbError as exc:
+            raise DbVersionError(f"{who}cannot read the version of table {name!r}: {exc} "
+                                 f"(are the tables created? kemi db init {self.url} ...)")
+        if found is None:
+            raise DbVersionError(f"{who}table {name!r} has no row in table 'version' of "
+                                 f"{self.url} (create it: kemi db init {self.url} ...)")
+        if found != expected:
+            raise DbVersionError(f"{who}invalid version {found} for table {name} found, expected "
+                                 f"{expected} (check table structure and table \"version\")")
+
+    def create_database(self) -> bool:
+        """Make the database itself exist (the SQLite file; the PostgreSQL database, when
+        the user may create it); True when it was created now."""
+        return self.backend.create_database(self.url, self.link.limits)
+
+    # ---- off the event loop -------------------------------------------------------------
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        """Run ``fn(*args)`` in this process's background thread for this database (one
+        thread, so jobs run in order); ``fn`` calls this Database as usual and gets that
+        thread's own connection."""
+        import os
+
+        if self._executor is None or self._executor_pid != os.getpid():
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"kemi-db-{self.url.scheme}")
+            self._executor_pid = os.getpid()
+        return self._executor.submit(fn, *args)
+
+    async def run_in_background(self, fn: Callable[..., T], *args: Any) -> T:
+        """``await`` a :meth:`submit` job from the event loop without blocking it."""
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def close(self) -> None:
+        """Finish background jobs and close this process's connections (a later call
+        opens a new one)."""
+        import os
+
+        executor = self._executor
+        if executor is not None and self._executor_pid == os.getpid():
+            executor.submit(self.link.close_thread_connection)
+            executor.shutdown(wait=True)
+        self._executor = None
+        self.link.close_thread_connection()
+
+    # ---- internals ----------------------------------------------------------------------
+    def _run(self, what: str, fn: Callable[[Connection], T], retry: bool,
+             conn_required: Connection | None = None) -> T:
+        link = self.link
+        slot = link.slot
+        for attempt in (0, 1):
+            conn = link.connection()
+            in_tx = slot.tx_depth > 0 and slot.tx_conn is not None
+            if (in_tx and conn is not slot.tx_conn) or (conn_required and conn is not conn_required):
+                raise DbUnavailable(f"{self.url}: {what}: the connection of this transaction was lost")
+            start = time.monotonic()
+            try:
+                result = fn(conn)
+            except self.backend.errors as exc:
+                if not self.backend.is_connection_error(exc):
+                    log.error("db %s: %s failed: %s", self.url, what, _one_line(exc))
+                    raise DbError(f"{self.url}: {what}: {_one_line(exc)}") from exc
+                link.drop(conn)
+                if attempt == 0 and retry and not in_tx and link.down_since is None:
+                    log.warning("db %s: connection lost (%s); reconnecting once", self.url,
+                                _one_line(exc))
+                    continue
+                link.mark_down(exc, f"{what} failed")
+                raise DbUnavailable(f"{self.url}: {what}: {_one_line(exc)}") from exc
+            elapsed = time.monotonic() - start
+            if elapsed > SLOW_STATEMENT:
+                log.warning("db %s: %s took %.0f ms", self.url, what, elapsed * 1000)
+            return result
+        raise AssertionError("unreachable")
+
+    def _encode_values(self, layout: Table | None, values: Mapping[str, Any]) -> list[Any]:
+        return [self._encode(layout, col, val) for col, val in values.items()]
+
+    def _encode_where(self, layout: Table | None, where: Where) -> Where:
+        conds = sql.conditions(where)
+        if not conds:
+            return None
+        return [(col, op, self._encode(layout, col, val)) for col, op, val in conds]
+
+    def _encode(self, layout: Table | None, col: str, val: Any) -> Any:
+        if val is None or isinstance(val, str):
+            return val
+        if isinstance(val, datetime.datetime):
+            return self.backend.encode_datetime(val.timestamp())
+        if layout is not None and isinstance(val, int | float) and not isinstance(val, bool):
+            try:
+                kind = layout.column(col).type
+            except KeyError:
+                return val
+            if kind is ColumnType.DATETIME:
+                return self.backend.encode_datetime(val)
+        if isinstance(val, bool):
+            return int(val)
+        return val
+
+    def _row_decoders(self, layout: Table | None, name: str,
+                      cols: tuple[str, ...]) -> list[tuple[int, str]]:
+        if layout is None:
+            return []
+        key = (name, cols)
+        found = self._decoders.get(key)
+        if found is None:
+            found = []
+            for i, col in enumerate(cols):
+                try:
+                    if layout.column(col).type is ColumnType.DATETIME:
+                        found.append((i, col))
+                except KeyError:
+                    pass
+            self._decoders[key] = found
+        return found
+
+
+def _resolve(table: TableRef) -> tuple[Table | None, str]:
+    """A layout and the table name: a Table is its own layout; a name uses kemi's layout of
+    that name when there is one (so ``"location"`` converts its DATETIME columns)."""
+    if isinstance(table, Table):
+        return table, table.name
+    return KNOWN_TABLES.get(table), table
