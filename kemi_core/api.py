@@ -16,16 +16,19 @@ The names, by what they are for:
 * errors: :class:`ModuleError` (refuse loading or start-up), :class:`ConfigError` (a config
   problem, ``file:line: reason``), :class:`ScriptError` (a routing script problem);
 * pseudo-variables: :func:`get_pv`, :func:`set_pv`, :func:`register_pv`, formats;
-* SIP helpers modules share: destinations, ``;received``/``;rport`` stamping, stateless forward.
+* SIP helpers modules share: destinations, ``;received``/``;rport`` stamping, stateless forward;
+* databases (``db_url``): :func:`open_db`, :class:`Database`, :class:`DbError` and the rest of
+  :mod:`kemi_core.db` as ``db`` (``db.tables.LOCATION``, ``db.register_backend`` ...).
 """
 
 from __future__ import annotations
 
-from kemi_core import hookimpl
+from kemi_core import db, hookimpl
 from kemi_core.config.model import Alias, CoreConfig, ListenAddr
 from kemi_core.config.subst import SubstSyntaxError, split_sed
 from kemi_core.core_exports.forward import apply_via, forward_to, received_via, stamp_received
 from kemi_core.core_exports.log import ALERT, BUG, NOTICE, kamailio_level, script_log
+from kemi_core.db import Database, DbError, DbUnavailable, DbVersionError, open_db
 from kemi_core.engine import (
     EVENT_ROUTE,
     ONSEND_ROUTE,
@@ -87,6 +90,10 @@ __all__ = [
     "ConfigError",
     "Core",
     "CoreConfig",
+    "Database",
+    "DbError",
+    "DbUnavailable",
+    "DbVersionError",
     "Engine",
     "EngineSpec",
     "ExportError",
@@ -118,12 +125,14 @@ __all__ = [
     "cached_format",
     "cached_pv",
     "compile_format",
+    "db",
     "export",
     "forward_to",
     "get_pv",
     "hookimpl",
     "kamailio_level",
     "lookup_pv",
+    "open_db",
     "parse_datagram",
     "parse_uri",
     "received_via",

@@ -4,7 +4,8 @@
 ``kemi_core.api``: ``offline_core`` builds a Core with modules loaded and a transport that
 records what would be sent; ``context`` turns raw SIP into the MsgContext a KEMI function gets;
 ``attach_dispatcher`` routes messages through the real dispatcher; ``request`` writes a
-well-formed request. The submodules (``process``, ``sipp``, ``udp_client``) serve kemi's own
+well-formed request. ``PostgresServer`` / the ``postgres_server`` fixture run a private
+PostgreSQL for database tests. The submodules (``process``, ``sipp``, ``udp_client``) serve kemi's own
 end-to-end suite and may be imported directly for that.
 """
 
@@ -19,10 +20,12 @@ from kemi_core.testing.capture import (
     context,
     offline_core,
 )
+from kemi_core.testing.postgres import PostgresServer, postgres_server
 from kemi_core.testing.udp_client import request
 
 __all__ = [
     "CaptureTransport",
+    "PostgresServer",
     "ModuleLoader",
     "Sent",
     "add_core_exports",
@@ -30,5 +33,6 @@ __all__ = [
     "context",
     "installed_modules",
     "offline_core",
+    "postgres_server",
     "request",
 ]

@@ -1,0 +1,150 @@
+"""The DB API on every backend: the five operations, types, NULLs, transactions, the version
+table, statement errors that leave the connection usable, and parameterised values."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kemi_core.db import Database, DbError, DbVersionError, tables
+from kemi_core.db.provision import create_tables
+
+LOC = tables.LOCATION
+NOW = int(time.time())
+
+
+def contact(ruid: str, user: str = "alice", **extra: object) -> dict[str, object]:
+    row: dict[str, object] = {"ruid": ruid, "username": user, "domain": "example.com",
+                              "contact": f"sip:{user}@192.0.2.1:5060;ob", "expires": NOW + 3600,
+                              "q": 0.5, "callid": f"call-{ruid}", "cseq": 7,
+                              "last_modified": NOW, "user_agent": "SIPp"}
+    row.update(extra)
+    return row
+
+
+def test_insert_then_query_round_trips_every_type(db: Database) -> None:
+    db.insert(LOC, contact("r1", path="<sip:edge;lr>", methods=None))
+    [row] = db.query(LOC, {"username": "alice", "domain": "example.com"})
+    assert row["ruid"] == "r1" and row["contact"] == "sip:alice@192.0.2.1:5060;ob"
+    assert row["expires"] == NOW + 3600 and row["last_modified"] == NOW
+    assert row["q"] == pytest.approx(0.5) and row["cseq"] == 7
+    assert row["path"] == "<sip:edge;lr>" and row["methods"] is None and row["received"] is None
+    # defaults of the layout for what was not given
+    assert row["flags"] == 0 and row["reg_id"] == 0 and row["instance"] is None
+
+
+def test_where_null_operators_order_and_limit(db: Database) -> None:
+    db.insert(LOC, contact("a", q=0.1, expires=NOW + 10))
+    db.insert(LOC, contact("b", q=0.9, expires=NOW + 20, domain=None))
+    db.insert(LOC, contact("c", q=0.5, expires=NOW - 5))
+    assert [r["ruid"] for r in db.query(LOC, {"domain": None}, ("ruid",))] == ["b"]
+    expired = db.query(LOC, [("expires", "<", NOW)], ("ruid", "expires"))
+    assert expired == [{"ruid": "c", "expires": NOW - 5}]
+    by_q = db.query(LOC, {"username": "alice"}, ("ruid",), order_by="-q")
+    assert [r["ruid"] for r in by_q] == ["b", "c", "a"]
+    assert len(db.query(LOC, None, ("ruid",), order_by="ruid", limit=2)) == 2
+    assert db.query(LOC, [("domain", "!=", None), ("q", ">=", 0.5)], ("ruid",)) == [{"ruid": "c"}]
+
+
+def test_update_delete_counts_and_replace(db: Database) -> None:
+    db.insert_many(LOC, [contact("r1"), contact("r2"), contact("r3", user="bob")])
+    assert db.update(LOC, {"cseq": 8, "expires": NOW + 60}, {"username": "alice"}) == 2
+    assert {r["cseq"] for r in db.query(LOC, {"username": "alice"}, ("cseq",))} == {8}
+    db.replace(LOC, contact("r3", user="bob", contact="sip:bob@198.51.100.7"), key=("ruid",))
+    db.replace(LOC, contact("r4", user="carol"), key=("ruid",))
+    assert db.query(LOC, {"ruid": "r3"}, ("contact",)) == [{"contact": "sip:bob@198.51.100.7"}]
+    assert len(db.query(LOC, None, ("ruid",))) == 4
+    assert db.delete(LOC, {"username": "alice"}) == 2
+    assert db.delete(LOC, {"username": "nobody"}) == 0
+    assert sorted(r["ruid"] for r in db.query(LOC, None, ("ruid",))) == ["r3", "r4"]
+
+
+def test_injection_attempts_are_stored_and_matched_as_plain_text(db: Database) -> None:
+    evil_user = "x' OR '1'='1"
+    evil_domain = "example.com'; DROP TABLE subscriber; --"
+    db.insert(tables.SUBSCRIBER, {"username": evil_user, "domain": evil_domain, "password": "pw"})
+    db.insert(tables.SUBSCRIBER, {"username": "alice", "domain": "example.com", "password": "a"})
+    rows = db.query(tables.SUBSCRIBER, {"username": evil_user, "domain": evil_domain},
+                    ("username", "domain", "password"))
+    assert rows == [{"username": evil_user, "domain": evil_domain, "password": "pw"}]
+    assert db.query(tables.SUBSCRIBER, {"username": "x"}, ("id",)) == []
+    assert len(db.query(tables.SUBSCRIBER, None, ("id",))) == 2
+
+
+def test_statement_error_is_a_db_error_and_the_connection_stays_usable(db: Database) -> None:
+    db.insert(LOC, contact("dup"))
+    with pytest.raises(DbError):
+        db.insert(LOC, contact("dup"))  # location_ruid_idx is unique
+    with pytest.raises(DbError):
+        db.query("no_such_table", None, ("x",))
+    assert db.query(LOC, {"ruid": "dup"}, ("ruid",)) == [{"ruid": "dup"}]
+
+
+def test_transactions_commit_together_or_not_at_all(db: Database) -> None:
+    with db.transaction():
+        db.insert(LOC, contact("t1"))
+        with db.transaction():  # nested: joins the outer one
+            db.insert(LOC, contact("t2"))
+    with pytest.raises(DbError), db.transaction():
+        db.insert(LOC, contact("t3"))
+        db.insert(LOC, contact("t1"))  # duplicate: the whole block is rolled back
+    assert sorted(r["ruid"] for r in db.query(LOC, None, ("ruid",))) == ["t1", "t2"]
+
+
+def test_version_table_checks(db: Database) -> None:
+    db.check_version(LOC)
+    db.check_version("subscriber", 7)
+    assert db.table_version("location") == 9
+    with pytest.raises(DbVersionError, match=r"invalid version 9 for table location found, expected 8"):
+        db.check_version(LOC, 8, user="usrloc")
+    db.update(tables.VERSION, {"table_version": 8}, {"table_name": "location"})
+    with pytest.raises(DbVersionError, match="expected 9"):
+        db.check_version(LOC)
+    with pytest.raises(DbVersionError, match="has version 8, kemi expects 9"):
+        create_tables(db, tables.tables_for(["usrloc"]))
+    db.delete(tables.VERSION, {"table_name": "location"})
+    with pytest.raises(DbVersionError, match="no row in table 'version'"):
+        db.check_version(LOC)
+
+
+def test_renamed_table_keeps_its_layout(db: Database) -> None:
+    other = LOC.renamed("location_b")
+    create_tables(db, [other])
+    db.insert(other, contact("x"))
+    assert db.query(other, None, ("expires",)) == [{"expires": NOW + 3600}]
+    db.check_version(other)
+
+
+def test_background_jobs_run_off_the_calling_thread(db: Database) -> None:
+    import threading
+
+    def flush(rows: list[dict[str, object]]) -> tuple[str, int]:
+        with db.transaction():
+            db.insert_many(LOC, rows)
+        return threading.current_thread().name, len(db.query(LOC, None, ("id",)))
+
+    name, count = db.submit(flush, [contact(f"bg{i}") for i in range(50)]).result(timeout=10)
+    assert name != threading.current_thread().name and count == 50
+    assert len(db.query(LOC, None, ("id",))) == 50
+
+
+def test_background_job_awaited_from_an_event_loop(db: Database) -> None:
+    import asyncio
+
+    async def main() -> int:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        rows = await db.run_in_background(db.query, LOC, None, ("id",))
+        task.cancel()
+        return len(rows) + (1 if ticks > 0 else 0)
+
+    db.insert(LOC, contact("z"))
+    assert asyncio.run(main()) == 2
