@@ -178,6 +178,11 @@ def docs(
         _fail(KemiError(f"unknown format {fmt!r}: md or json"))
 
 
+from kemi_core.cli_db import db_app  # noqa: E402 - kept apart from the commands above
+
+app.add_typer(db_app, name="db")
+
+
 @app.command()
 def version() -> None:
     """Print kemi's version."""
