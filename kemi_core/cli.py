@@ -43,10 +43,11 @@ def run(
     pid_file: Annotated[str | None, typer.Option("-P", help="pid file")] = None,
     define: DefineOpt = None,
     debug: Annotated[int | None, typer.Option("--debug", help="override debug=")] = None,
+    log_engine: Annotated[str | None, typer.Option("--log-engine", help="json[:flags], overrides log_engine_type/log_engine_data")] = None,
 ) -> None:
     """Start the server in the foreground, logging to stderr (what systemd and containers want)."""
     from kemi_core.runtime.builder import Overrides, build, load_config
-    from kemi_core.runtime.logs import setup_logging
+    from kemi_core.runtime.logs import parse_log_engine, setup_logging
     from kemi_core.runtime.server import Server
 
     try:
@@ -54,13 +55,16 @@ def run(
                                             defines=_defines(define)))
         if debug is not None:
             cfg.debug = debug
-        setup_logging(cfg.debug, cfg.log_prefix)
+        if log_engine is not None:
+            cfg.log_engine_type, cfg.log_engine_data = parse_log_engine(log_engine)
+        setup_logging(cfg.debug, cfg.log_prefix, engine=cfg.log_engine_type,
+                      engine_data=cfg.log_engine_data)
         built = build(cfg)
         if check_only:
             typer.echo(f"{config}: ok ({len(built.core.loaded_modules)} modules, engine {cfg.engine_name})")
             return
         code = Server(built, pid_file).run()
-    except KemiError as exc:
+    except (KemiError, ValueError) as exc:
         _fail(exc)
         return
     raise typer.Exit(code=code)

@@ -29,6 +29,8 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
     "log_stderror": (Kind.BOOL, "log_stderror"),
     "log_prefix": (Kind.STR, "log_prefix"),
     "log_facility": (Kind.STR_OR_ID, "log_facility"),
+    "log_engine_type": (Kind.STR_OR_ID, "log_engine_type"),
+    "log_engine_data": (Kind.STR, "log_engine_data"),
     "fork": (Kind.BOOL, "fork"),
     "children": (Kind.INT, "children"),
     "auto_aliases": (Kind.BOOL, "auto_aliases"),
@@ -65,8 +67,8 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset(
     disable_core_dump disable_tls tls_disable enable_tls tls_enable exit_timeout
     ser_kill_timeout force_rport fork_delay group gid http_reply_parse http_reply_hack
     ip_free_bind ipfreebind ip_nonlocal_bind ipv6_hex_style latency_cfg_log
-    latency_limit_action latency_limit_db latency_log local_rport log_engine_data
-    log_engine_type log_name log_prefix_mode log_color maxbuffer max_branches
+    latency_limit_action latency_limit_db latency_log local_rport
+    log_name log_prefix_mode log_color maxbuffer max_branches
     max_recursive_level max_while_loops mcast mcast_loopback mcast_ttl mem_join mem_safety
     mem_status_mode mem_summary mhomed mlock_pages modinit_delay onsend_route_reply
     open_files_limit phone2tel pmtu_discovery pv_buffer_size pv_buffer_slots pv_cache_limit

@@ -82,6 +82,8 @@ class CoreConfig:
     log_stderror: bool = True
     log_prefix: str | None = None
     log_facility: str = "LOG_DAEMON"
+    log_engine_type: str | None = None  # "json": one JSON object per log line
+    log_engine_data: str = ""  # the json engine's flags (Kamailio's letters)
     fork: bool = True
     children: int = 8
     auto_aliases: bool = True

@@ -217,7 +217,12 @@ class _Parser:
             if name == "log_facility" and str(value).upper() not in LOG_FACILITIES:
                 raise self._err(f"unknown log facility '{value}' (LOG_DAEMON, LOG_LOCAL0..7, ...)",
                                 at)
-            value = str(value).upper()
+            if name == "log_engine_type":
+                value = str(value).lower()
+                if value not in ("json", ""):
+                    raise self._err(f"unknown log engine '{value}' (kemi has the json engine)", at)
+            else:
+                value = str(value).upper()
         else:  # STR, ENGINE, CALLBACK
             if vkind != "str":
                 raise self._err(f"'{name}' expects a quoted string, found {self._raw(toks)}", at)

@@ -14,6 +14,7 @@ from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.destinations import via_reply_destination
+from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_datagram
 
 log = logging.getLogger("kemi.dispatch")
@@ -49,6 +50,7 @@ class Dispatcher:
 
     def on_msg(self, msg: SipMsg, rcv: RecvInfo) -> None:
         """A parsed message (from UDP, or framed from a TCP stream)."""
+        LOG_CONTEXT.msg = msg  # log lines name its Call-ID, method, CSeq (read when written)
         try:
             if msg.is_request:
                 self.counters["requests"] += 1
@@ -65,6 +67,8 @@ class Dispatcher:
         except Exception:  # the guard: one message never takes the worker down
             self.counters["script_errors"] += 1
             log.exception("unexpected error handling a message from %s:%s", rcv.src_ip, rcv.src_port)
+        finally:
+            LOG_CONTEXT.msg = None
 
     # ---- requests ---------------------------------------------------------------------
     def _request(self, msg: SipMsg, rcv: RecvInfo) -> None:

@@ -9,6 +9,7 @@ import signal
 
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.dispatch import Dispatcher
+from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.sip import ParseLimits
 from kemi_core.transport.endpoints import WorkerEndpoints
 
@@ -71,6 +72,7 @@ class Worker:
         built = self.built
         core = built.core
         core.worker_rank = self.rank
+        LOG_CONTEXT.rank = self.rank
         core.loop = self.loop
         asyncio.set_event_loop(self.loop)
         built.loader.child_init_all(self.rank)
