@@ -1,7 +1,9 @@
 """Kamailio's ``db_url``: ``scheme://[user[:password]@]host[:port]/database``.
 
 SQLite takes everything after ``sqlite://`` as the file path (``sqlite:///var/lib/kamailio/
-kamailio.db`` is the absolute path ``/var/lib/kamailio/kamailio.db``). ``postgresql://`` is
+kamailio.db`` is the absolute path ``/var/lib/kamailio/kamailio.db``, as Kamailio's docs write
+it; Kamailio itself reads it relative to its working directory, which is ``/`` once it
+daemonizes, so ``sqlite:////var/lib/...`` is also seen in Kamailio configs: it means the same). ``postgresql://`` is
 accepted as another spelling of ``postgres://``. As in Kamailio, no percent-decoding is done.
 """
 
@@ -52,7 +54,8 @@ def parse_db_url(raw: str) -> DbUrl:
     if scheme == "sqlite":
         if not rest:
             raise ConfigError(f"db_url {text!r} names no database file")
-        return DbUrl(raw=text, scheme=scheme, database=rest)
+        path = "/" + rest.lstrip("/") if rest.startswith("//") else rest
+        return DbUrl(raw=text, scheme=scheme, database=path)
     authority, slash, database = rest.rpartition("/")
     if not slash:
         authority, database = rest, ""

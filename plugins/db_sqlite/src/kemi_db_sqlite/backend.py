@@ -1,4 +1,5 @@
-"""The SQLite backend: connections, timeouts, DATETIME as Kamailio's db_sqlite stores it."""
+"""The SQLite backend: connections, timeouts, DATETIME as Kamailio's db_sqlite stores it (a
+Julian day number, REAL; the layouts' text defaults are read as local time, as Kamailio does)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ MODULE = "db_sqlite"
 _CONNECTION_ERRORS = ("SQLITE_CANTOPEN", "SQLITE_IOERR")
 _PRAGMA_WORDS = frozenset("""delete truncate persist memory wal off
                              0 1 2 3 normal full extra""".split())
+
+#: The Julian day of 1970-01-01 00:00 UTC.
+JULIAN_UNIX_EPOCH = 2440587.5
 
 _cores: weakref.WeakSet[Core] = weakref.WeakSet()
 
@@ -133,12 +137,16 @@ class SqliteBackend:
         name = getattr(exc, "sqlite_errorname", "") or ""
         return any(name.startswith(prefix) for prefix in _CONNECTION_ERRORS)
 
-    def encode_datetime(self, unix_time: float) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(unix_time))
+    def encode_datetime(self, unix_time: float) -> float:
+        """A Julian day number, as Kamailio's db_sqlite writes DATETIME values."""
+        return unix_time / 86400.0 + JULIAN_UNIX_EPOCH
 
     def decode_datetime(self, value: Any) -> int:
-        if isinstance(value, int | float):
-            return int(value)
+        """Kamailio's db_sqlite reads a REAL as a Julian day and text as local time."""
+        if isinstance(value, float) or (isinstance(value, int) and value < 10_000_000):
+            return round((value - JULIAN_UNIX_EPOCH) * 86400.0)
+        if isinstance(value, int):
+            return value  # a Unix time written by some other tool
         text = str(value)
         try:  # the usual 'YYYY-MM-DD HH:MM:SS', without strptime's cost
             return int(time.mktime((int(text[0:4]), int(text[5:7]), int(text[8:10]),
