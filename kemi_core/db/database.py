@@ -185,12 +185,12 @@ class Database:
         except DbError as exc:
             raise DbVersionError(f"{who}cannot read the version of table {name!r}: {exc} "
                                  f"(are the tables created? kemi db init {self.url} ...)")
-        if found is None:
-            raise DbVersionError(f"{who}table {name!r} has no row in table 'version' of "
-                                 f"{self.url} (create it: kemi db init {self.url} ...)")
-        if found != expected:
-            raise DbVersionError(f"{who}invalid version {found} for table {name} found, expected "
-                                 f"{expected} (check table structure and table \"version\")")
+        if found != expected:  # Kamailio's words; a missing row reads as version 0 there too
+            hint = (f"; it has no row there: kemi db init {self.url} creates the tables"
+                    if found is None else "")
+            raise DbVersionError(f"{who}invalid version {found or 0} for table {name} found, "
+                                 f"expected {expected} (check table structure and table "
+                                 f"\"version\"){hint}")
 
     def create_database(self) -> bool:
         """Make the database itself exist (the SQLite file; the PostgreSQL database, when

@@ -11,6 +11,9 @@ from kemi_core.errors import ConfigError
 def test_sqlite_absolute_and_relative_paths() -> None:
     assert parse_db_url("sqlite:///var/lib/kamailio/k.db").database == "/var/lib/kamailio/k.db"
     assert parse_db_url("sqlite://k.db").database == "k.db"
+    # Kamailio reads sqlite:///x relative to its working directory: configs for a Kamailio not
+    # running from / write four slashes for an absolute path
+    assert parse_db_url("sqlite:////var/lib/k.db").database == "/var/lib/k.db"
     assert str(parse_db_url("sqlite:///tmp/x.db")) == "sqlite:///tmp/x.db"
 
 
