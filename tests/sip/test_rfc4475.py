@@ -1,4 +1,4 @@
-"""RFC 4475 torture messages: every file in ../shared/conformance/rfc4475 gets the RFC's outcome.
+"""RFC 4475 torture messages: every file in tests/data/rfc4475 gets the RFC's outcome.
 
 Valid messages parse and the fields the RFC discusses come out as it says. Invalid ones raise
 SipParseError with the status the RFC suggests, either from parse_datagram (framing, start
@@ -17,7 +17,7 @@ import pytest
 from kemi_core.sip import SipMsg, SipParseError, StreamBuffer, parse_datagram
 from kemi_core.sip.uri import unescape
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "rfc4475"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "rfc4475"  # RFC 4475's 49 messages
 
 
 def load(name: str) -> bytes:

@@ -35,8 +35,9 @@ fast = pytest.importorskip(
     "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
 )
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "rfc4475"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "rfc4475"  # RFC 4475's 49 messages
 EXAMPLES = sorted(CORPUS.glob("*.dat"))
+assert len(EXAMPLES) == 49, f"the RFC 4475 examples are missing from {CORPUS}"
 
 # Characters that matter to the helpers: separators, every kind of whitespace str.strip()
 # knows (ASCII and not), CR/LF for folding, non-ASCII and lone surrogates (what

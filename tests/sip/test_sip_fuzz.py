@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kemi_core.sip import SipMsg, SipParseError, StreamBuffer, build_reply, parse_datagram
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "rfc4475"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "rfc4475"  # RFC 4475's 49 messages
 
 BASE = (
     b"INVITE sip:bob@biloxi.example.com;transport=udp SIP/2.0\r\n"
@@ -31,6 +31,7 @@ BASE = (
     b"\r\nv=0\r"
 )
 SEEDS = [BASE] + [p.read_bytes() for p in sorted(CORPUS.glob("*.dat"))]
+assert len(SEEDS) == 50, f"the RFC 4475 seeds are missing from {CORPUS}"
 
 PROPS = (
     "is_request", "method", "ruri", "status", "reason", "version", "uri", "via", "vias",
