@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 from pathlib import Path
@@ -13,6 +14,13 @@ import pytest
 from kemi_core.api import KemiExport, MsgContext, export
 
 SEED = Path(__file__).resolve().parents[3] / "examples" / "python" / "kamailio.py"  # the seed's example
+# SHA-256 of the Python block of the seed document (Kamailio's "Configuration File Engines"
+# page), taken when the example was copied from it.
+SEED_SHA256 = "849915c67ab8759fef1eeab1503311201502a3a082b9d90fe867215b6a4d2538"
+
+
+def test_the_copy_is_the_seeds_text_verbatim() -> None:
+    assert hashlib.sha256(SEED.read_bytes()).hexdigest() == SEED_SHA256
 
 
 @attrs.define
