@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from kemi_core.cli import app
+from kemi_core.testing.process import kemi_executable
 
 runner = CliRunner()
 
@@ -44,6 +48,7 @@ def test_check_ok_native(tmp_path: Path) -> None:
     assert "engine native" in out.output
 
 
+@pytest.mark.usefixtures("test_plugins")
 def test_docs_json_lists_every_export_with_kinds() -> None:
     out = runner.invoke(app, ["docs", "--format", "json"])
     assert out.exit_code == 0
@@ -59,6 +64,26 @@ def test_modules_lists_distributions() -> None:
     out = runner.invoke(app, ["modules"])
     assert out.exit_code == 0
     assert "kemi-sl" in out.stdout and "engines=lua" in out.stdout
+
+
+def _kemi_modules(pythonpath: list[str]) -> str:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath))
+    out = subprocess.run([*kemi_executable(), "modules"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_test_modules_are_the_suites_own(test_plugins: list[str]) -> None:
+    """The suite provides tests/plugins/ to its own kemi processes (PYTHONPATH); the
+    environment's `kemi modules` still lists real modules only: nothing was installed."""
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                 if p and p not in test_plugins]
+    suite = _kemi_modules(test_plugins + inherited)
+    assert "kemi-testmods" in suite and "app_replier" in suite
+    users = _kemi_modules(inherited)
+    assert "kemi-sl" in users
+    assert "kemi-testmods" not in users and "testmod" not in users and "replier" not in users
 
 
 def test_rpc_unreachable_socket_exits_nonzero(tmp_path: Path) -> None:

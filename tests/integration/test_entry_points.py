@@ -15,6 +15,9 @@ from kemi_core.plugins import (
 )
 from kemi_core.runtime.core import Core
 
+# kemi-testmods (tests/plugins/) is provided by the suite, never installed.
+pytestmark = pytest.mark.usefixtures("test_plugins")
+
 
 def test_loadmodule_names() -> None:
     assert module_name_from_loadmodule("sl.so") == "sl"

@@ -1,10 +1,14 @@
 """Engine ``replier`` (module ``app_replier``): answers every request 200 OK, no script.
 
 ``modparam("app_replier", "reason", "...")`` sets the reason phrase, so tests can tell
-configs apart. It implements the Engine protocol with nothing but public kemi APIs.
+configs apart; ``load_delay_ms`` makes loading (in each worker, before it binds its sockets)
+as slow as a big script's, so tests can see that start-up waits for it. It implements the
+Engine protocol with nothing but public kemi APIs.
 """
 
 from __future__ import annotations
+
+import time
 
 from kemi_core.api import REQUEST_ROUTE, Core, EngineSpec, MsgContext, ScriptError, hookimpl
 from kemi_core.sip import build_reply
@@ -19,6 +23,7 @@ class ReplierEngine:
 
     def load(self) -> None:
         self.reason = str(self.core.modparam("app_replier", "reason"))
+        time.sleep(int(self.core.modparam("app_replier", "load_delay_ms")) / 1000)
 
     def has_route(self, name: str) -> bool:
         return name == REQUEST_ROUTE
@@ -38,6 +43,7 @@ class ReplierEngine:
 @hookimpl
 def mod_register(core: Core) -> None:
     core.declare_param("app_replier", "reason", str, "OK")
+    core.declare_param("app_replier", "load_delay_ms", int, 0)
 
 
 @hookimpl
