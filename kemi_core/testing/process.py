@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kemi_core.rpc.client import RpcError, call
+from kemi_core.testing.wait import POLL_INTERVAL, wait_until
 
 
 def free_port(proto: int = socket.SOCK_DGRAM) -> int:
@@ -61,16 +62,20 @@ class KemiProcess:
         self.proc = subprocess.Popen([*kemi_executable(), "run", "-f", str(self.cfg), *self.args],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      cwd=self.cwd, start_new_session=True)
+        # The control socket opens only once every worker has bound its sockets and loaded its
+        # script (fork=no: once the one process has), so the first RPC answer means "ready".
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kemi exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 call(self.ctl, "core.version", timeout=1)
-                time.sleep(0.3)  # workers bind right after the main process answers
                 return self
             except (OSError, RpcError, ValueError):
-                time.sleep(0.1)
+                pass
+            try:  # the pause before the next try ends early if kemi exits
+                self.proc.wait(timeout=POLL_INTERVAL)
+            except subprocess.TimeoutExpired:
+                continue
+            raise RuntimeError(f"kemi exited with {self.proc.returncode}:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"kemi did not become ready in {self.ready_timeout}s:\n{self.log()}")
 
@@ -82,6 +87,16 @@ class KemiProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
+        """The log once ``text`` appears in it ``count`` times (workers write when they get to
+        it); WaitTimeout with the log's tail if it does not in ``timeout`` seconds."""
+        def seen() -> str:
+            log = self.log()
+            return log if log.count(text) >= count else ""
+
+        return wait_until(seen, timeout,
+                          lambda: f"{count} x {text!r} in the log:\n{self.log()[-3000:]}")
 
     def stop(self) -> int | None:
         """SIGTERM to the main process (it stops its workers), SIGKILL to the group if stuck."""

@@ -99,6 +99,17 @@ class SippUas:
                                      stderr=subprocess.STDOUT)
         return self
 
+    def wait(self, timeout: float = 30.0) -> dict[str, str]:
+        """Wait for a UAS started with ``calls=N`` to exit, which SIPp does once N calls have
+        ended (including the few seconds it keeps each finished call for retransmissions),
+        and return its final statistics. Stopped by its PID if it has not exited in time."""
+        assert self.proc is not None, "not started"
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        return self.stop()
+
     def stop(self) -> dict[str, str]:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

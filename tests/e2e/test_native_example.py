@@ -8,7 +8,6 @@ copies moved to free ports and a private fifo (nothing else changes)."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,11 +122,11 @@ def test_native_failure_route_serial_fork(start_kemi: Callable[..., KemiProcess]
     cfg, port = example_variant(tmp_path, busy, second_uas=answering)
     srv = start_kemi(cfg)
     with SippUas(tmp_path, busy, SCENARIOS / "uas_busy.xml", name="uas_busy"), \
-            SippUas(tmp_path, answering, SCENARIOS / "native_uas_rr.xml", name="uas_ok") as uas:
+            SippUas(tmp_path, answering, SCENARIOS / "native_uas_rr.xml", calls=50,
+                    name="uas_ok") as uas:
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario=SCENARIOS / "native_uac_rr.xml",
                           calls=50, rate=25, timeout=60, name="uac_fork")
-        time.sleep(1.5)  # SIPp writes its statistics file once a second
-        callee = uas.stop()
+        callee = uas.wait()  # SIPp's final statistics, once its 50 calls have ended
     log = srv.log()
     assert (result.returncode, result.successful, result.failed) == (0, 50, 0), \
         (result.stdout[-3000:], log[-3000:])

@@ -9,8 +9,6 @@ the UAC is SIPp's call flow with an optional 100 to the BYE (scenarios/py_uac_tr
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp
 
-from .conftest import REPO, needs_sipp
+from .conftest import REPO, needs_sipp, start_on_fixed_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -27,36 +25,6 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 SEED_CFG = REPO / "examples" / "python" / "kamailio.cfg"
 SEED_PORTS = (5060, 5080)
 TAG = "from kamailio python script"
-
-
-def udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def wait_ports_free(ports: tuple[int, ...], what: str, wait: float = 60) -> None:
-    """Another test (or its SIPp) may hold a fixed port for a while: wait, then skip."""
-    deadline = time.monotonic() + wait
-    while not all(udp_free(p) for p in ports):
-        if time.monotonic() > deadline:
-            busy = [p for p in ports if not udp_free(p)]
-            pytest.skip(f"udp 127.0.0.1:{busy} in use ({what} needs {list(ports)})")
-        time.sleep(0.5)
-
-
-def start_on_fixed_ports(start: Callable[..., KemiProcess], cfg_text: str, ports: tuple[int, ...],
-                         what: str) -> KemiProcess:
-    wait_ports_free(ports, what)
-    try:
-        return start(cfg_text)
-    except RuntimeError as exc:  # lost a race for the port to another test's server
-        if "address already in use" in str(exc):
-            pytest.skip(f"{what}: a fixed port was taken while starting")
-        raise
 
 
 @pytest.fixture

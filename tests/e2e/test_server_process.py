@@ -3,12 +3,19 @@ the control socket, a bad message, and a clean stop by PID."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import time
 from collections.abc import Callable
 
-from kemi_core.sip import parse_datagram
+import pytest
+
+from kemi_core.sip import SipMsg, StreamBuffer, parse_datagram
 from kemi_core.testing.process import KemiProcess, kemi_executable
 from kemi_core.testing.udp_client import UdpClient, request, tcp_exchange
+
+# The engine comes from tests/plugins/ (provided by the suite, never installed).
+pytestmark = pytest.mark.usefixtures("test_plugins")
 
 CFG = """#!KAMAILIO
 debug=2
@@ -77,22 +84,53 @@ def test_pid_file_and_single_process_mode(start_kemi: Callable[..., KemiProcess]
     assert not pid_file.exists()
 
 
+def _tcp_options(conn: socket.socket, port: int) -> SipMsg:
+    """One OPTIONS over an open connection and its reply (which proves the server took it)."""
+    conn.sendall(request("OPTIONS", f"sip:kemi@127.0.0.1:{port};transport=tcp",
+                         conn.getsockname()[1], transport="TCP"))
+    framer = StreamBuffer()
+    while True:
+        chunk = conn.recv(65535)  # the socket's timeout is the deadline
+        assert chunk, "connection closed before the reply"
+        if msgs := framer.feed(chunk):
+            return msgs[0]
+
+
 def test_tcp_connection_limit_and_idle_timeout(start_kemi: Callable[..., KemiProcess],
                                                port: int) -> None:
-    import socket
-    import time
-
     cfg = CFG.format(port=port, children=1) + "tcp_max_connections=2\ntcp_connection_lifetime=1\n"
     start_kemi(cfg)
     conns = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
-    time.sleep(0.3)
+    for conn in conns:  # each answered: both are accepted and counted
+        assert _tcp_options(conn, port).status == 200
+    last_traffic = time.monotonic()
     extra = socket.create_connection(("127.0.0.1", port), timeout=5)
     assert extra.recv(10) == b""  # over tcp_max_connections: closed at once
     extra.close()
-    time.sleep(2.5)  # > tcp_connection_lifetime with no traffic
     for conn in conns:
+        conn.settimeout(10)  # the deadline: 1 s of lifetime plus the sweep's period, with room
         try:
             assert conn.recv(10) == b""  # closed by the idle sweep
         except ConnectionResetError:
             pass
         conn.close()
+    # Not before tcp_connection_lifetime has passed without traffic.
+    assert time.monotonic() - last_traffic >= 0.9
+
+
+def _udp_sockets_on(port: int) -> int:
+    """How many UDP sockets of this machine are bound to 127.0.0.1:port (/proc/net/udp)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as fh:
+        return sum(1 for line in fh.readlines()[1:] if line.split()[1] == local)
+
+
+@pytest.mark.parametrize(("fork", "children", "sockets"), [("yes", 3, 3), ("no", 1, 1)])
+def test_rpc_answers_only_once_every_worker_listens(start_kemi: Callable[..., KemiProcess],
+                                                    port: int, fork: str, children: int,
+                                                    sockets: int) -> None:
+    """KemiProcess.start returns at the first RPC answer; by then every worker's socket is
+    bound (what the tests rely on instead of sleeping after start)."""
+    cfg = CFG.format(port=port, children=children).replace("fork=yes", f"fork={fork}")
+    start_kemi(cfg + 'modparam("app_replier", "load_delay_ms", 500)\n')  # a slow script load
+    assert _udp_sockets_on(port) == sockets

@@ -6,7 +6,6 @@ and in-dialog requests routed by Record-Route. Every port is a free one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,21 +87,10 @@ def _server(start_kemi: Callable[..., KemiProcess], tmp_path: Path, *, uas1: int
     port = free_port()
     script = tmp_path / "tm_test.lua"
     script.write_text(SCRIPT.format(uas1=uas1, uas2=uas2, use_rr="true" if use_rr else "false"))
+    # Started means every worker is in the SO_REUSEPORT group (the control socket opens only
+    # then): a worker joining later would take over flows in the middle of their transactions.
     srv = start_kemi(CFG.format(port=port, fr=fr, fr_inv=fr_inv, wt=wt, script=script))
-    wait_workers(srv, 2)
     return srv, port
-
-
-def wait_workers(srv: KemiProcess, n: int, timeout: float = 20.0) -> None:
-    """Until every worker has bound its sockets: a worker joining the SO_REUSEPORT group later
-    would take over some flows in the middle of their transactions."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        log = srv.log()
-        if all(f"worker {rank} ready" in log for rank in range(1, n + 1)):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"workers not ready:\n{srv.log()[-2000:]}")
 
 
 def _uac(port: int, tmp_path: Path, scenario: str | Path, calls: int, rate: float = 20,
@@ -120,22 +108,22 @@ def test_486_failure_route_forks_serially_to_second_callee(
         result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=30)
     log = srv.log()
     assert result.successful == 30 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
-    wait_log(srv, "failure route: code 486", 1)
-    wait_log(srv, "branch failure: 486", 1)
+    srv.wait_log("failure route: code 486", 1)
+    srv.wait_log("branch failure: 486", 1)
 
 
 def test_no_answer_gives_408_after_fr_inv_timer_and_cancels_downstream(
         start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
     uas1 = free_port()
     srv, port = _server(start_kemi, tmp_path, uas1=uas1, fr=2000, fr_inv=1500)
-    with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", name="ringer") as uas:
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", calls=5,
+                 name="ringer") as uas:
         result = _uac(port, tmp_path, SCENARIOS / "uac_expect_408.xml", calls=5, rate=5)
-        time.sleep(2.5)  # the callee's last CANCEL/487/ACK may still be on the way
-        callee = uas.stop()
+        callee = uas.wait()  # the callee's last CANCEL/487/ACK may come after the caller's end
     log = srv.log()
     assert result.successful == 5 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
     assert int(callee.get("SuccessfulCall(C)", 0)) == 5  # each got its CANCEL and ACKed 487
-    wait_log(srv, "failure route: code 408 canceled -1 timeout 1", 1)
+    srv.wait_log("failure route: code 408 canceled -1 timeout 1", 1)
 
 
 def test_no_reply_at_all_gives_408_after_fr_timer(
@@ -150,14 +138,14 @@ def test_caller_cancel_gives_487_and_cancel_downstream(
         start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
     uas1 = free_port()
     srv, port = _server(start_kemi, tmp_path, uas1=uas1)
-    with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", name="ringer") as uas:
+    with SippUas(tmp_path, uas1, SCENARIOS / "uas_ring_then_cancel.xml", calls=20,
+                 name="ringer") as uas:
         result = _uac(port, tmp_path, SCENARIOS / "uac_cancel.xml", calls=20)
-        time.sleep(2.5)  # the callee's last CANCEL/487/ACK may still be on the way
-        callee = uas.stop()
+        callee = uas.wait()  # the callee's last CANCEL/487/ACK may come after the caller's end
     log = srv.log()
     assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], log[-3000:])
     assert int(callee.get("SuccessfulCall(C)", 0)) == 20
-    wait_log(srv, "failure route: code 487 canceled 1", 1)
+    srv.wait_log("failure route: code 487 canceled 1", 1)
 
 
 def test_message_and_options_through_tm(start_kemi: Callable[..., KemiProcess],
@@ -197,20 +185,9 @@ def test_in_dialog_requests_follow_record_route(start_kemi: Callable[..., KemiPr
     with SippUas(tmp_path, uas1, SCENARIOS / "uas_dialog.xml", name="rr_uas"):
         result = _uac(port, tmp_path, SCENARIOS / "uac_dialog.xml", calls=20)
     assert result.successful == 20 and result.failed == 0, (result.stdout[-2500:], srv.log()[-3000:])
-    log = wait_log(srv, "in-dialog BYE loose_route 1", 20)
+    log = srv.wait_log("in-dialog BYE loose_route 1", 20)
     assert log.count("in-dialog ACK loose_route 1") == 20
     assert "loose_route -1" not in log
-
-
-def wait_log(srv: KemiProcess, text: str, count: int, timeout: float = 10.0) -> str:
-    """The server's log once ``text`` appears ``count`` times in it (workers write late)."""
-    deadline = time.monotonic() + timeout
-    log = srv.log()
-    while log.count(text) < count and time.monotonic() < deadline:
-        time.sleep(0.1)
-        log = srv.log()
-    assert log.count(text) >= count, log[-3000:]
-    return log
 
 
 def test_rpc_t_uac_start_sends_a_request_statefully(start_kemi: Callable[..., KemiProcess],
@@ -236,4 +213,4 @@ def test_rpc_t_uac_start_sends_a_request_statefully(start_kemi: Callable[..., Ke
         except TimeoutError:
             again = b""
     assert again == b""
-    wait_log(srv, "tm: local OPTIONS request got 200", 1)
+    srv.wait_log("tm: local OPTIONS request got 200", 1)

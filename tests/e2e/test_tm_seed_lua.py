@@ -7,8 +7,6 @@ run one after the other in this module and skip when either port is taken.
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp
 
-from .conftest import REPO, needs_sipp
+from .conftest import REPO, needs_sipp, start_on_fixed_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -25,30 +23,12 @@ SCENARIOS = Path(__file__).parent / "scenarios"
 SEED_CFG = REPO / "examples" / "lua" / "kamailio.cfg"
 
 
-def _udp_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture
 def seed_server(start_kemi: Callable[..., KemiProcess]) -> KemiProcess:
-    deadline = time.monotonic() + 60  # another test's SIPp may hold 5060 for a while
-    while not all(_udp_free(p) for p in (5060, 5080)):
-        if time.monotonic() > deadline:
-            busy = [p for p in (5060, 5080) if not _udp_free(p)]
-            pytest.skip(f"udp 127.0.0.1:{busy} in use (the seed example needs 5060 and 5080)")
-        time.sleep(0.5)
-    # Verbatim: the script path is relative to the repository, the server's cwd.
-    srv = start_kemi(SEED_CFG.read_text())
-    deadline = time.monotonic() + 20  # both workers in the SO_REUSEPORT group before calls
-    while not all(f"worker {r} ready" in srv.log() for r in (1, 2)):
-        assert time.monotonic() < deadline, srv.log()[-2000:]
-        time.sleep(0.1)
-    return srv
+    # Verbatim: the script path is relative to the repository, the server's cwd. Started means
+    # both workers are in the SO_REUSEPORT group (the control socket opens only then).
+    return start_on_fixed_ports(start_kemi, SEED_CFG.read_text(), (5060, 5080),
+                                "the seed's Lua example")
 
 
 def test_seed_lua_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: Path) -> None:
