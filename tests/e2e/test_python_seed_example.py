@@ -40,6 +40,7 @@ def test_seed_python_example_is_verbatim_but_for_the_script_path() -> None:
     assert 'modparam("mi_fifo", "fifo_name", "/tmp/kamailio_fifo")' in text
 
 
+@pytest.mark.soak
 def test_seed_python_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: Path) -> None:
     with SippUas(tmp_path, 5080, "uas", name="uas"):
         result = run_sipp("127.0.0.1:5060", tmp_path, scenario=SCENARIOS / "py_uac_trying_on_bye.xml",

@@ -159,6 +159,7 @@ def test_message_and_options_through_tm(start_kemi: Callable[..., KemiProcess],
     assert stats["created"] >= 100 and stats["2xx"] >= 100
 
 
+@pytest.mark.soak
 def test_calls_complete_with_10_percent_packet_loss(start_kemi: Callable[..., KemiProcess],
                                                     tmp_path: Path) -> None:
     uas1 = free_port()

@@ -31,6 +31,7 @@ def seed_server(start_kemi: Callable[..., KemiProcess]) -> KemiProcess:
                                 "the seed's Lua example")
 
 
+@pytest.mark.soak
 def test_seed_lua_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: Path) -> None:
     with SippUas(tmp_path, 5080, "uas", name="uas"):
         result = run_sipp("127.0.0.1:5060", tmp_path, scenario="uac", calls=1000, rate=100,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from kemi_core.sip import build_reply, parse_datagram
 from kemi_tm.actions import Dest, Send
 from kemi_tm.proxy import ProxyTransaction
@@ -36,6 +38,7 @@ def run_calls(table: TransactionTable, start: int, count: int, clock: list[float
             table.on_timer(clock[0])
 
 
+@pytest.mark.soak
 def test_100k_transactions_are_all_freed() -> None:
     table = TransactionTable()
     clock = [0.0]
