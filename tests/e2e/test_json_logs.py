@@ -4,7 +4,6 @@ logs while handling a request carries that request's Call-ID, method and CSeq.""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,9 +45,7 @@ def test_json_log_lines(start_kemi: Callable[..., KemiProcess], port: int, tmp_p
             ua.send(request("OPTIONS", f"sip:{user}@127.0.0.1:{port}", ua.port, cseq=cseq,
                             call_id=f"json-{user}@test"), port)
             assert ua.recv_final() is not None
-    deadline = time.monotonic() + 10
-    while "attempt to index" not in srv.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    srv.wait_log("attempt to index")
     srv.stop()
     lines = [line for line in srv.log().splitlines() if line.strip()]
     objs = [json.loads(line) for line in lines]  # every line, start-up to shutdown

@@ -16,6 +16,7 @@ from kemi_core.shared import (
     SharedStoreFull,
 )
 from kemi_core.shared.dirs import MARKER, make_private_dir, remove_stale
+from kemi_core.testing.wait import wait_until
 
 
 @pytest.fixture
@@ -146,7 +147,7 @@ def test_add_only_when_absent(store: SharedStore) -> None:
     assert t.add("n1", "second", ttl=30) is False
     assert t.get("n1") == "first"
     t.put("old", 1, ttl=0.01)
-    time.sleep(0.02)
+    wait_until(lambda: t.get("old") is None, 5, "'old' to expire")
     assert t.add("old", 2) is True
     assert t.get("old") == 2
 

@@ -65,6 +65,13 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10) -> bool:
     return False
 
 
+async def _until(cond: Callable[[], bool], timeout: float = 10) -> None:
+    """Let the loop run until ``cond`` holds (at most ``timeout`` seconds)."""
+    async with asyncio.timeout(timeout):
+        while not cond():
+            await asyncio.sleep(0.005)
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     st = SharedStore.create(base=tmp_path)
@@ -133,7 +140,7 @@ def test_expiry_is_swept_once_by_the_main_process(store: SharedStore) -> None:
     try:
         sweeper = Sweeper(store, loop, interval=0.01)
         sweeper.start()
-        loop.run_until_complete(asyncio.sleep(0.1))
+        loop.run_until_complete(_until(lambda: sweeper.runs >= 5))  # several sweeps, one call
     finally:
         loop.close()
     assert seen == ["n1"]
