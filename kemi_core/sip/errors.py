@@ -19,7 +19,7 @@ class SipParseError(Exception):
 
     @property
     def status_hint(self) -> int:
-        """Alias of ``status`` (the name DESIGN.md uses)."""
+        """Alias of ``status`` (the status a reply to the broken message should carry)."""
         return self.status
 
     def __str__(self) -> str:

@@ -3,8 +3,8 @@
 Each worker binds every ``listen`` address with SO_REUSEPORT, plus (when there are several
 workers) one UDP socket of its own on an ephemeral port. Requests the worker forwards leave from
 that socket and its Via names that port, so RFC 3261 response routing brings each reply back to
-the worker that holds its transaction (DESIGN.md section 6). Replies we send leave from the
-listen socket the request came in on (RFC 3581 section 4).
+the worker that holds its transaction (docs/design.md, "Processes and transactions"). Replies
+we send leave from the listen socket the request came in on (RFC 3581 section 4).
 """
 
 from __future__ import annotations
