@@ -259,26 +259,19 @@ class Database:
     def _encode_values(self, layout: Table | None, values: Mapping[str, Any]) -> list[Any]:
         return [self._encode(layout, col, val) for col, val in values.items()]
 
-    def _encode_where(self, layout: Table | None, where: Where) -> Where:
-        conds = sql.conditions(where)
-        if not conds:
-            return None
-        return [(col, op, self._encode(layout, col, val)) for col, op, val in conds]
+    def _encode_where(self, layout: Table | None, where: Where) -> list[tuple[str, str, Any]]:
+        return [(col, op, self._encode(layout, col, val)) for col, op, val in sql.conditions(where)]
 
     def _encode(self, layout: Table | None, col: str, val: Any) -> Any:
+        """A value as the backend stores it: DATETIME columns from Unix times or datetimes."""
         if val is None or isinstance(val, str):
             return val
         if isinstance(val, datetime.datetime):
             return self.backend.encode_datetime(val.timestamp())
-        if layout is not None and isinstance(val, int | float) and not isinstance(val, bool):
-            try:
-                kind = layout.column(col).type
-            except KeyError:
-                return val
-            if kind is ColumnType.DATETIME:
-                return self.backend.encode_datetime(val)
         if isinstance(val, bool):
             return int(val)
+        if layout is not None and layout.types.get(col) is ColumnType.DATETIME:
+            return self.backend.encode_datetime(val)
         return val
 
     def _row_decoders(self, layout: Table | None, name: str,
@@ -288,13 +281,8 @@ class Database:
         key = (name, cols)
         found = self._decoders.get(key)
         if found is None:
-            found = []
-            for i, col in enumerate(cols):
-                try:
-                    if layout.column(col).type is ColumnType.DATETIME:
-                        found.append((i, col))
-                except KeyError:
-                    pass
+            types = layout.types
+            found = [(i, col) for i, col in enumerate(cols) if types.get(col) is ColumnType.DATETIME]
             self._decoders[key] = found
         return found
 

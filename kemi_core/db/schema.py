@@ -78,9 +78,14 @@ class Table:
     version: int
     columns: tuple[Column, ...]
     indexes: tuple[Index, ...] = ()
+    #: Derived once: the column names in order, and each column's type by name.
+    column_names: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    types: dict[str, ColumnType] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         names = [c.name for c in self.columns]
+        object.__setattr__(self, "column_names", tuple(names))
+        object.__setattr__(self, "types", {c.name: c.type for c in self.columns})
         if len(set(names)) != len(names):
             raise ValueError(f"table {self.name}: a column is declared twice")
         for index in self.indexes:
@@ -93,10 +98,6 @@ class Table:
             if col.name == name:
                 return col
         raise KeyError(f"table {self.name} has no column {name!r}")
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
 
     def renamed(self, name: str) -> Table:
         """The same layout under another name (a ``modparam`` may rename a module's table).

@@ -30,11 +30,7 @@ def conditions(where: Where) -> list[tuple[str, str, Any]]:
         return []
     if isinstance(where, Mapping):
         return [(col, "=", val) for col, val in where.items()]
-    out = []
-    for cond in where:
-        col, op, val = cond
-        out.append((col, op, val))
-    return out
+    return [(col, op, val) for col, op, val in where]
 
 
 def _where_sql(conds: list[tuple[str, str, Any]], ph: str) -> tuple[str, list[Any]]:
