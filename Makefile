@@ -40,6 +40,8 @@ bench: dev
 	$(BIN)/python bench/soak.py
 	# the shared store's get/put cost between two processes (docs/shared-store.md)
 	$(BIN)/python bench/shared_store.py
+	# one database call (lookup/insert/update) through kemi's DB layer, SQLite and PostgreSQL
+	$(BIN)/python bench/db_ops.py
 
 lint: dev
 	$(BIN)/ruff check .

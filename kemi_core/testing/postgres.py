@@ -64,7 +64,8 @@ def unavailable_reason() -> str | None:
 class PostgresServer:
     """``with PostgresServer() as pg: url = pg.new_database()``."""
 
-    def __init__(self, port: int | None = None, ready_timeout: float = 30.0) -> None:
+    def __init__(self, port: int | None = None, ready_timeout: float = 30.0,
+                 settings: dict[str, str] | None = None) -> None:
         bin_dir = find_pg_bin()
         if bin_dir is None:
             raise RuntimeError(unavailable_reason() or "no PostgreSQL")
@@ -72,6 +73,8 @@ class PostgresServer:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.ready_timeout = ready_timeout
+        #: postgres -c settings over TEST_SETTINGS (a benchmark turns durability back on).
+        self.settings = dict(TEST_SETTINGS, **(settings or {}))
         self.workdir = Path(tempfile.mkdtemp(prefix="kemi-pg-"))
         self.data = self.workdir / "data"
         self.log_path = self.workdir / "postgres.log"
@@ -106,7 +109,7 @@ class PostgresServer:
 
     def start(self) -> None:
         """Start the server (again, on the same port and data) and wait until it is ready."""
-        settings = dict(TEST_SETTINGS, port=str(self.port),
+        settings = dict(self.settings, port=str(self.port),
                         unix_socket_directories=str(self.workdir))
         args = [str(self.bin / "postgres"), "-D", str(self.data)]
         for key, value in settings.items():
