@@ -63,7 +63,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kemi_core.db import tables
-from kemi_core.db.backend import Backend, Connection, DbLimits, backend_for, register_backend
+from kemi_core.db.backend import (
+    Backend,
+    BackendModule,
+    Connection,
+    DbLimits,
+    SqlTransactions,
+    backend_for,
+    register_backend,
+)
 from kemi_core.db.database import Database, Row
 from kemi_core.db.errors import DbError, DbUnavailable, DbVersionError
 from kemi_core.db.provision import InitReport, create_tables
@@ -106,6 +114,7 @@ def close_all(core: Core) -> None:
 __all__ = [
     "NO_DEFAULT",
     "Backend",
+    "BackendModule",
     "Column",
     "ColumnType",
     "Connection",
@@ -118,6 +127,7 @@ __all__ = [
     "Index",
     "InitReport",
     "Row",
+    "SqlTransactions",
     "Table",
     "Where",
     "backend_for",

@@ -81,6 +81,49 @@ class Backend(Protocol):
         """A DATETIME column's value as a Unix time."""
 
 
+class SqlTransactions:
+    """``begin``/``commit``/``rollback`` as SQL statements, for a Connection's ``execute``."""
+
+    #: SQLite's backend takes the write lock at once (``BEGIN IMMEDIATE``).
+    begin_sql = "BEGIN"
+
+    def execute(self, sql: str, params: Sequence[Any]) -> tuple[list[tuple[Any, ...]], int]:
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        self.execute(self.begin_sql, ())
+
+    def commit(self) -> None:
+        self.execute("COMMIT", ())
+
+    def rollback(self) -> None:
+        self.execute("ROLLBACK", ())
+
+
+class BackendModule:
+    """What backend modules share: the core that loaded them, their parameters, and the
+    reconnection back-off parameters (``retry_interval``/``retry_max_interval``, in ms)."""
+
+    module = ""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    @classmethod
+    def declare_retry_params(cls, core: Core) -> None:
+        core.declare_param(cls.module, "retry_interval", int, 1000,
+                           doc="ms before the first reconnection attempt after a failure")
+        core.declare_param(cls.module, "retry_max_interval", int, 10000,
+                           doc="longest wait between reconnection attempts (ms)")
+
+    def param(self, name: str) -> Any:
+        return self.core.modparam(self.module, name)
+
+    def retry_limits(self) -> dict[str, float]:
+        return {"retry_min": max(self.param("retry_interval"), 10) / 1000,
+                "retry_max": max(self.param("retry_max_interval"), 10) / 1000}
+
+
 _SERVICE = "db.backends"
 
 #: The backend module a URL scheme needs, for the error message and ``kemi db init``.

@@ -29,10 +29,7 @@ def mod_register(core: Core) -> None:
     core.declare_param(MODULE, "connect_timeout", int, 2, doc="connection attempt timeout (s)")
     core.declare_param(MODULE, "con_param", str, "", doc="libpq settings: key=value;key=value")
     core.declare_param(MODULE, "retries", int, 2, doc="accepted for Kamailio configs")
-    core.declare_param(MODULE, "retry_interval", int, 1000,
-                       doc="ms before the first reconnection attempt after a failure")
-    core.declare_param(MODULE, "retry_max_interval", int, 10000,
-                       doc="longest wait between reconnection attempts (ms)")
+    PostgresBackend.declare_retry_params(core)
     db.register_backend(core, PostgresBackend(core))
 
 

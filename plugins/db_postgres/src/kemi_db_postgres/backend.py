@@ -22,7 +22,7 @@ def registered_cores() -> list[Core]:
     return list(_cores)
 
 
-class PgConnection:
+class PgConnection(db.SqlTransactions):
     """One psycopg connection in autocommit mode."""
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
@@ -38,20 +38,11 @@ class PgConnection:
             cur.executemany(sql, seq)  # type: ignore[arg-type]
             return cur.rowcount
 
-    def begin(self) -> None:
-        self.raw.execute("BEGIN")
-
-    def commit(self) -> None:
-        self.raw.execute("COMMIT")
-
-    def rollback(self) -> None:
-        self.raw.execute("ROLLBACK")
-
     def close(self) -> None:
         self.raw.close()
 
 
-class PostgresBackend:
+class PostgresBackend(db.BackendModule):
     """``postgres://`` and ``postgresql://`` URLs; registered by ``loadmodule "db_postgres.so"``."""
 
     module = MODULE
@@ -61,19 +52,13 @@ class PostgresBackend:
     errors: tuple[type[BaseException], ...] = (psycopg.Error,)
 
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
         _cores.add(core)
 
-    def _param(self, name: str) -> Any:
-        return self.core.modparam(MODULE, name)
-
     def limits(self) -> db.DbLimits:
-        return db.DbLimits(
-            connect_timeout=max(int(self._param("connect_timeout")), 2),
-            statement_timeout=max(int(self._param("timeout")), 0),
-            retry_min=max(self._param("retry_interval"), 10) / 1000,
-            retry_max=max(self._param("retry_max_interval"), 10) / 1000,
-        )
+        return db.DbLimits(connect_timeout=max(int(self.param("connect_timeout")), 2),
+                           statement_timeout=max(int(self.param("timeout")), 0),
+                           **self.retry_limits())
 
     def connect_args(self, url: db.DbUrl, limits: db.DbLimits, database: str | None = None) -> dict[str, Any]:
         """libpq settings for ``url``: timeouts first, then ``con_param`` may override them."""
@@ -91,7 +76,7 @@ class PostgresBackend:
             args["options"] = f"-c statement_timeout={ms}"
             if url.host and not url.host.startswith("/"):
                 args["tcp_user_timeout"] = ms
-        for pair in str(self._param("con_param") or "").split(";"):
+        for pair in str(self.param("con_param") or "").split(";"):
             key, sep, value = pair.partition("=")
             if sep and key.strip():
                 args[key.strip()] = value.strip()

@@ -27,12 +27,9 @@ def mod_register(core: Core) -> None:
                        doc="ms one statement may run before it is interrupted")
     core.declare_param(MODULE, "journal_mode", str, "WAL", doc="SQLite journal mode")
     core.declare_param(MODULE, "synchronous", str, "NORMAL", doc="SQLite synchronous setting")
-    core.declare_param(MODULE, "retry_interval", int, 1000,
-                       doc="ms before the first reconnection attempt after a failure")
-    core.declare_param(MODULE, "retry_max_interval", int, 10000,
-                       doc="longest wait between reconnection attempts (ms)")
     core.declare_param(MODULE, "db_set", str, multi=True,
                        doc="per-file settings: path;journal_mode=X;readonly=0|1")
+    SqliteBackend.declare_retry_params(core)
     db.register_backend(core, SqliteBackend(core))
 
 

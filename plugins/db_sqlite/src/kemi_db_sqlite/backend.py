@@ -28,8 +28,11 @@ def registered_cores() -> list[Core]:
     return list(_cores)
 
 
-class SqliteConnection:
+class SqliteConnection(db.SqlTransactions):
     """One sqlite3 connection in autocommit mode, each statement under a deadline."""
+
+    # IMMEDIATE: take the write lock now (waiting busy_timeout) rather than fail on upgrade.
+    begin_sql = "BEGIN IMMEDIATE"
 
     def __init__(self, raw: sqlite3.Connection, statement_timeout: float) -> None:
         self.raw = raw
@@ -51,21 +54,11 @@ class SqliteConnection:
         self.deadline = time.monotonic() + self.timeout
         return self.raw.executemany(sql, seq).rowcount
 
-    def begin(self) -> None:
-        # IMMEDIATE: take the write lock now (waiting busy_timeout) rather than fail on upgrade.
-        self.execute("BEGIN IMMEDIATE", ())
-
-    def commit(self) -> None:
-        self.execute("COMMIT", ())
-
-    def rollback(self) -> None:
-        self.execute("ROLLBACK", ())
-
     def close(self) -> None:
         self.raw.close()
 
 
-class SqliteBackend:
+class SqliteBackend(db.BackendModule):
     """``sqlite://`` URLs; registered by ``loadmodule "db_sqlite.so"``."""
 
     module = MODULE
@@ -75,25 +68,19 @@ class SqliteBackend:
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
 
     def __init__(self, core: Core) -> None:
-        self.core = core
+        super().__init__(core)
         _cores.add(core)
 
-    def _param(self, name: str) -> Any:
-        return self.core.modparam(MODULE, name)
-
     def limits(self) -> db.DbLimits:
-        return db.DbLimits(
-            connect_timeout=max(self._param("busy_timeout"), 0) / 1000,
-            statement_timeout=max(self._param("statement_timeout"), 1) / 1000,
-            retry_min=max(self._param("retry_interval"), 10) / 1000,
-            retry_max=max(self._param("retry_max_interval"), 10) / 1000,
-        )
+        return db.DbLimits(connect_timeout=max(self.param("busy_timeout"), 0) / 1000,
+                           statement_timeout=max(self.param("statement_timeout"), 1) / 1000,
+                           **self.retry_limits())
 
     def file_settings(self, path: str) -> dict[str, str]:
         """journal_mode / synchronous / readonly for ``path`` (``db_set`` overrides defaults)."""
-        out = {"journal_mode": str(self._param("journal_mode")),
-               "synchronous": str(self._param("synchronous")), "readonly": "0"}
-        for item in self._param("db_set") or []:
+        out = {"journal_mode": str(self.param("journal_mode")),
+               "synchronous": str(self.param("synchronous")), "readonly": "0"}
+        for item in self.param("db_set") or []:
             fpath, *pairs = str(item).split(";")
             if fpath.strip() != path:
                 continue
