@@ -10,7 +10,7 @@ import pytest
 
 import kemi_db_postgres
 from kemi_core.api import Database, DbUnavailable, open_db
-from kemi_core.testing import PostgresServer, offline_core, postgres_server  # noqa: F401
+from kemi_core.testing import PostgresServer, offline_core
 
 
 def _db(url: str, **params: object) -> Database:
