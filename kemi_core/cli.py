@@ -187,10 +187,29 @@ from kemi_core.cli_db import db_app  # noqa: E402 - kept apart from the commands
 app.add_typer(db_app, name="db")
 
 
+def _version_text() -> str:
+    return f"kemi {__version__} (Python {sys.version.split()[0]})"
+
+
 @app.command()
 def version() -> None:
     """Print kemi's version."""
-    typer.echo(f"kemi {__version__} (Python {sys.version.split()[0]})")
+    typer.echo(_version_text())
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(_version_text())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option(
+        "--version", "-v", "-V", is_eager=True, callback=_print_version,
+        help="print kemi's version and exit (Kamailio's -v and -V too)")] = False,
+) -> None:
+    pass
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from kemi_core.config.model import CoreConfig
@@ -45,11 +46,17 @@ def signature(exp: KemiExport) -> str:
     return f"{exp.returns.value} KSR.{exp.qualified_name}({args})"
 
 
+def summary(doc: str) -> str:
+    """A docstring's first paragraph on one line: whole sentences, however they wrap."""
+    paragraph = re.split(r"\n\s*\n", doc.strip(), maxsplit=1)[0]
+    return " ".join(paragraph.split())
+
+
 def as_markdown(registry: KemiRegistry) -> str:
     out = ["# KEMI functions", ""]
     for module in registry.module_names:
         out += [f"## KSR.{module}" if module else "## KSR (core)", ""]
         for exp in registry.module(module).values():
-            out.append(f"- `{signature(exp)}`" + (f": {exp.doc.splitlines()[0]}" if exp.doc else ""))
+            out.append(f"- `{signature(exp)}`" + (f": {summary(exp.doc)}" if exp.doc else ""))
         out.append("")
     return "\n".join(out)

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kemi_core import __version__
 from kemi_core.cli import app
+from kemi_core.kemi.docs import summary
 from kemi_core.testing.process import kemi_executable
 
 runner = CliRunner()
@@ -19,6 +21,13 @@ runner = CliRunner()
 def test_version() -> None:
     out = runner.invoke(app, ["version"])
     assert out.exit_code == 0 and out.stdout.startswith("kemi ")
+
+
+@pytest.mark.parametrize("flag", ["--version", "-v", "-V"])
+def test_version_flag(flag: str) -> None:
+    out = subprocess.run([*kemi_executable(), flag], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"kemi {__version__} (Python ") and out.stdout.count("\n") == 1
 
 
 def test_check_reports_file_and_line(tmp_path: Path) -> None:
@@ -64,6 +73,20 @@ def test_modules_lists_distributions() -> None:
     out = runner.invoke(app, ["modules"])
     assert out.exit_code == 0
     assert "kemi-sl" in out.stdout and "engines=lua" in out.stdout
+
+
+def test_docs_markdown_keeps_whole_sentences() -> None:
+    out = runner.invoke(app, ["docs"])
+    assert out.exit_code == 0
+    line = next(x for x in out.stdout.splitlines() if "KSR.log(" in x)
+    # The docstring's first paragraph wraps over two source lines; both halves are there.
+    assert line.endswith('("dbg", "info", "notice", "warn", "err", "crit"); any other level logs '
+                         'at "err", as Kamailio does.')
+
+
+def test_docs_summary_is_the_first_paragraph_on_one_line() -> None:
+    doc = "Send a reply\nstatelessly.\n  \nDetails that stay\nin the docstring."
+    assert summary(doc) == "Send a reply statelessly."
 
 
 def _kemi_modules(pythonpath: list[str]) -> str:
