@@ -13,7 +13,7 @@ db_app = typer.Typer(help="Database tables for modules that take a db_url (like 
 @db_app.command("init")
 def init(
     url: Annotated[str, typer.Argument(help="db_url: sqlite:///path/file.db or postgres://user:pass@host:port/db")],
-    modules: Annotated[list[str] | None, typer.Argument(help="modules whose tables to create (default: all), e.g. usrloc auth_db")] = None,
+    modules: Annotated[list[str] | None, typer.Argument(help="modules whose tables to create (default: all of Kamailio's), e.g. usrloc auth_db; acc_extra adds the columns the official example's WITH_ACCDB asks for")] = None,
     sql: Annotated[bool, typer.Option("--sql", help="print the SQL for the URL's kind of database instead of running it")] = False,
 ) -> None:
     """Create the database (a SQLite file, or a PostgreSQL database the user may create), the
@@ -42,5 +42,7 @@ def init(
         raise typer.Exit(code=1)
     if report.created:
         typer.echo(f"created: {', '.join(report.created)}")
+    if report.added:
+        typer.echo(f"columns added: {', '.join(report.added)}")
     if report.present:
         typer.echo(f"already there: {', '.join(report.present)}")

@@ -202,17 +202,31 @@ MODULE_TABLES: dict[str, tuple[Table, ...]] = {
 #: Every layout by its default table name.
 KNOWN_TABLES: dict[str, Table] = {t.name: t for group in MODULE_TABLES.values() for t in group}
 
+#: The columns Kamailio's official example asks to add to acc and missed_calls for its
+#: ``WITH_ACCDB`` (its ``db_extra``: caller, callee and source address of each call).
+ACC_EXAMPLE_EXTRA = (
+    string("src_user", 64), string("src_domain", 128), string("src_ip", 64),
+    string("dst_ouser", 64), string("dst_user", 64), string("dst_domain", 128),
+)
+
+#: Groups beyond Kamailio's schema files, named on request only (never part of "all").
+OPTIONAL_TABLES: dict[str, tuple[Table, ...]] = {
+    "acc_extra": (ACC.with_columns(ACC_EXAMPLE_EXTRA),
+                  MISSED_CALLS.with_columns(ACC_EXAMPLE_EXTRA)),
+}
+
 
 def tables_for(modules: list[str] | None = None) -> list[Table]:
-    """The tables of ``modules`` (all groups when empty), ``version`` first, each once."""
+    """The tables of ``modules`` (Kamailio's groups when empty), ``version`` first, each name
+    once: a later group's layout replaces an earlier one of the same name (``acc acc_extra``)."""
+    groups = {**MODULE_TABLES, **OPTIONAL_TABLES}
     names = list(modules or MODULE_TABLES)
-    unknown = [m for m in names if m not in MODULE_TABLES]
+    unknown = [m for m in names if m not in groups]
     if unknown:
-        known = ", ".join(sorted(MODULE_TABLES))
+        known = ", ".join(sorted(groups))
         raise KeyError(f"no tables known for module(s) {', '.join(unknown)} (known: {known})")
-    out: list[Table] = [VERSION]
+    out: dict[str, Table] = {VERSION.name: VERSION}
     for name in names:
-        for table in MODULE_TABLES[name]:
-            if table not in out:
-                out.append(table)
-    return out
+        for table in groups[name]:
+            out[table.name] = table
+    return list(out.values())

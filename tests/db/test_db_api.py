@@ -149,3 +149,15 @@ def test_background_job_awaited_from_an_event_loop(db: Database) -> None:
 
     db.insert(LOC, contact("z"))
     assert asyncio.run(main()) == 2
+
+
+def test_missing_columns_of_an_existing_table_are_added(db: Database) -> None:
+    db.insert(tables.ACC, {"method": "INVITE", "callid": "c1", "time": NOW})
+    [acc, missed] = tables.OPTIONAL_TABLES["acc_extra"]
+    report = create_tables(db, [acc, missed])
+    assert report.added[:2] == ["acc.src_user", "acc.src_domain"] and len(report.added) == 12
+    db.insert(acc, {"method": "BYE", "callid": "c2", "time": NOW, "src_user": "alice"})
+    rows = db.query(acc, None, ("callid", "src_user", "dst_domain", "time"), order_by="callid")
+    assert rows == [{"callid": "c1", "src_user": "", "dst_domain": "", "time": NOW},
+                    {"callid": "c2", "src_user": "alice", "dst_domain": "", "time": NOW}]
+    assert create_tables(db, [acc, missed]).added == []

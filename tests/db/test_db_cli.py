@@ -74,3 +74,17 @@ def test_init_creates_a_postgres_database(postgres_server: PostgresServer) -> No
     assert postgres_server.psql("made_by_kemi_db_init",
                                 "SELECT table_version FROM version WHERE table_name = 'dispatcher'"
                                 ).strip() == "4"
+
+
+def test_acc_extra_adds_the_official_examples_accounting_columns(tmp_path: Path) -> None:
+    path = tmp_path / "kamailio.db"
+    assert runner.invoke(app, ["db", "init", f"sqlite://{path}", "acc"]).exit_code == 0
+    out = runner.invoke(app, ["db", "init", f"sqlite://{path}", "acc_extra"])
+    assert out.exit_code == 0, out.output
+    assert "columns added: acc.src_user, acc.src_domain, acc.src_ip" in out.output
+    assert "missed_calls.dst_domain" in out.output
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO acc (method, time, src_user) VALUES ('INVITE', 0, 'alice')")
+        assert conn.execute("SELECT src_user, dst_domain FROM acc").fetchall() == [("alice", "")]
+    again = runner.invoke(app, ["db", "init", f"sqlite://{path}", "acc", "acc_extra"])
+    assert again.exit_code == 0 and "columns added" not in again.output
