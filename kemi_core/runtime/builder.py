@@ -18,6 +18,7 @@ from kemi_core.engine import Engine, EngineSpec
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.plugins import ModuleEntry, ModuleLoader
 from kemi_core.rpc.core_commands import register_core_commands
+from kemi_core.runtime.clock import Clock
 from kemi_core.runtime.core import Core
 
 log = logging.getLogger("kemi.builder")
@@ -91,15 +92,17 @@ def native_engine_spec(cfg: CoreConfig, core: Core) -> EngineSpec:
 
 
 def load_modules(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = None,
-                 missing: list[str] | None = None) -> tuple[Core, ModuleLoader]:
+                 missing: list[str] | None = None,
+                 clock: Clock | None = None) -> tuple[Core, ModuleLoader]:
     """A Core with the core exports, every loadmodule loaded and every modparam applied.
 
     With a ``missing`` list, modules that are not installed are recorded there (with the
     modparams that name them skipped) instead of failing: ``kemi check --syntax-only``.
+    ``clock``: the Core's clock (default: the real one; tests pass a VirtualClock).
     """
     from kemi_core.core_exports import core_exports
 
-    core = Core(cfg)
+    core = Core(cfg, clock)
     core.registry.add(core_exports())
     register_core_commands(core)
     loader = ModuleLoader(core, available)
@@ -121,9 +124,10 @@ def build_core_without_engine(cfg: CoreConfig, missing: list[str] | None = None)
 
 
 def build(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = None,
-          extra_setup: Callable[[Core], None] | None = None) -> Built:
+          extra_setup: Callable[[Core], None] | None = None,
+          clock: Clock | None = None) -> Built:
     """Load modules, apply modparams, pick and check the engine, run mod_init."""
-    core, loader = load_modules(cfg, available)
+    core, loader = load_modules(cfg, available, clock=clock)
     spec = _select_engine(cfg, core, loader)
     if extra_setup is not None:
         extra_setup(core)

@@ -17,6 +17,7 @@ import attrs
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.runtime.clock import Clock, Timer
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from kemi_core.sip.message import SipMsg
 
 log = logging.getLogger("kemi.core")
+
+#: How often the handlers of add_timer_handler run, in seconds (Kamailio's timer tick order).
+TIMER_TICK = 0.05
 
 
 @attrs.frozen
@@ -82,8 +86,11 @@ ReplyHandler = Callable[[MsgContext], bool]
 class Core:
     """Server-wide state and services for modules and engines."""
 
-    def __init__(self, config: CoreConfig) -> None:
+    def __init__(self, config: CoreConfig, clock: Clock | None = None) -> None:
         self.config = config
+        #: Time and timers of this process (kemi_core.runtime.clock): ``now()``, ``call_at``,
+        #: ``call_later``, ``call_every``. Tests give a VirtualClock they advance.
+        self.clock: Clock = clock if clock is not None else Clock()
         self.registry = KemiRegistry()
         self.params: dict[tuple[str, str], ParamSpec] = {}
         self.param_values: dict[tuple[str, str], Any] = {}
@@ -109,7 +116,7 @@ class Core:
         self.services: dict[str, Any] = {}
         #: Called with the main process's event loop once it runs (control channels live there).
         self.main_loop_hooks: list[Callable[[Any], None]] = []
-        #: Hooks a worker runs on each timer tick: ``fn(now)``.
+        #: Handlers given to add_timer_handler (each runs from a clock timer every TIMER_TICK).
         self.timer_handlers: list[Callable[[float], None]] = []
         #: The module loader that calls the loaded modules' hooks (set when it is made).
         self.loader: ModuleLoader | None = None
@@ -188,8 +195,13 @@ class Core:
     def add_reply_handler(self, handler: ReplyHandler) -> None:
         self.reply_handlers.append(handler)
 
-    def add_timer_handler(self, handler: Callable[[float], None]) -> None:
+    def add_timer_handler(self, handler: Callable[[float], None]) -> Timer:
+        """Run ``handler(now)`` every TIMER_TICK seconds in each worker. Prefer
+        ``core.clock.call_at(deadline, ...)`` for work due at a known time, or
+        ``core.clock.call_every(interval, ...)``: they wake the worker only when needed."""
         self.timer_handlers.append(handler)
+        clock = self.clock
+        return clock.call_every(TIMER_TICK, lambda: handler(clock.now()))
 
     # ---- running scripts -----------------------------------------------------------------
     def new_context(self, msg: SipMsg, rcv: RecvInfo,
@@ -256,11 +268,10 @@ class Core:
             log.exception("error in onsend route %s", name)
         return not ctx.dropped
 
-    def call_later(self, delay: float, func: Callable[[], None]) -> Any:
-        """Run ``func`` after ``delay`` seconds in this worker's loop; returns a cancellable handle."""
-        if self.loop is None:
-            raise RuntimeError("no event loop in this process yet")
-        return self.loop.call_later(delay, func)
+    def call_later(self, delay: float, func: Callable[[], None]) -> Timer:
+        """Run ``func`` after ``delay`` seconds (``core.clock.call_later``); returns a timer
+        with ``cancel()``."""
+        return self.clock.call_later(delay, func)
 
     def local_address(self, proto: str = "udp") -> tuple[str, int]:
         """The (ip, port) this worker names in its Via for ``proto``."""
@@ -284,4 +295,5 @@ class Core:
         return False
 
     def now(self) -> float:
-        return time.monotonic()
+        """Monotonic seconds (``core.clock.now()``)."""
+        return self.clock.now()

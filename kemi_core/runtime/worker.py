@@ -8,15 +8,13 @@ import logging
 import signal
 
 from kemi_core.runtime.builder import Built
+from kemi_core.runtime.clock import drive_with_loop
 from kemi_core.runtime.dispatch import Dispatcher
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.sip import ParseLimits
 from kemi_core.transport.endpoints import WorkerEndpoints
 
 log = logging.getLogger("kemi.worker")
-
-#: How often module timer handlers (core.add_timer_handler) run, in seconds.
-TIMER_TICK = 0.05
 
 #: The worker's collector thresholds: young generations as CPython's defaults, full collections
 #: about 100 times rarer (see tune_gc).
@@ -90,17 +88,7 @@ class Worker:
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
         tune_gc()
-        if core.timer_handlers:
-            self.loop.call_later(TIMER_TICK, self._tick)
-
-    def _tick(self) -> None:
-        now = self.loop.time()
-        for handler in self.built.core.timer_handlers:
-            try:
-                handler(now)
-            except Exception:
-                log.exception("timer handler failed")
-        self.loop.call_later(TIMER_TICK, self._tick)
+        drive_with_loop(core.clock, self.loop)  # module timers (tm, add_timer_handler ...)
 
     def run_forever(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -8,6 +8,7 @@ import attrs
 
 from kemi_core.config.model import CoreConfig, ListenAddr
 from kemi_core.plugins import ModuleLoader
+from kemi_core.runtime.clock import Clock
 from kemi_core.runtime.context import MsgContext, RecvInfo
 from kemi_core.runtime.core import Core
 from kemi_core.sip import ParseLimits, SipMsg, parse_datagram
@@ -69,12 +70,14 @@ def attach_dispatcher(core: Core, limits: ParseLimits | None = None) -> Dispatch
 
 def offline_core(*modules: tuple[str, Any], params: dict[tuple[str, str], Any] | None = None,
                  init: bool = True, config: CoreConfig | None = None,
-                 core_exports: bool = True) -> tuple[Core, CaptureTransport]:
+                 core_exports: bool = True, clock: Clock | None = None
+                 ) -> tuple[Core, CaptureTransport]:
     """A Core listening (on paper) at udp:127.0.0.1:5060 with ``(name, plugin)`` modules loaded,
     their params set and mod_init run, and a capture transport attached. ``core.loader`` drives
-    the remaining hooks (``core.loader.child_init_all(1)``)."""
+    the remaining hooks (``core.loader.child_init_all(1)``). ``clock``: e.g. a VirtualClock the
+    test advances."""
     cfg = config if config is not None else CoreConfig(listen=[ListenAddr("udp", "127.0.0.1", 5060)])
-    core = Core(cfg)
+    core = Core(cfg, clock)
     if core_exports:
         add_core_exports(core)
     loader = ModuleLoader(core, available={})

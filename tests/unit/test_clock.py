@@ -1,0 +1,159 @@
+"""core.clock: timers in deadline order, periodic timers, cancellation, the deadline listener,
+the virtual clock tests advance, and a real clock driven by an asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from kemi_core.config.model import CoreConfig
+from kemi_core.runtime.clock import Clock, VirtualClock, drive_with_loop
+from kemi_core.runtime.core import TIMER_TICK, Core
+
+
+def test_timers_fire_in_deadline_order_each_at_its_own_time() -> None:
+    clock = VirtualClock(start=100.0)
+    seen: list[tuple[str, float]] = []
+    clock.call_at(103.0, lambda: seen.append(("c", clock.now())))
+    clock.call_later(1.0, lambda: seen.append(("a", clock.now())))
+    clock.call_at(102.0, lambda: seen.append(("b", clock.now())))
+    assert clock.next_deadline() == 101.0
+    assert clock.advance(2.5) == 2
+    assert seen == [("a", 101.0), ("b", 102.0)]
+    assert clock.now() == 102.5
+    clock.advance(10)
+    assert seen[-1] == ("c", 103.0)
+    assert clock.next_deadline() is None
+
+
+def test_equal_deadlines_run_in_scheduling_order_and_args_are_passed() -> None:
+    clock = VirtualClock()
+    seen: list[int] = []
+    for i in range(5):
+        clock.call_later(1.0, seen.append, i)
+    clock.advance(1.0)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_cancelled_timer_never_runs_and_cancel_is_idempotent() -> None:
+    clock = VirtualClock()
+    seen: list[str] = []
+    t = clock.call_later(1.0, seen.append, "x")
+    clock.call_later(2.0, seen.append, "y")
+    t.cancel()
+    t.cancel()
+    assert clock.next_deadline() == clock.now() + 2.0
+    clock.advance(5)
+    assert seen == ["y"]
+    assert clock.pending() == 0
+
+
+def test_timers_scheduled_by_callbacks_inside_the_window_fire_in_the_same_advance() -> None:
+    clock = VirtualClock(start=0.0)
+    times: list[float] = []
+
+    def retransmit(interval: float) -> None:  # doubles like RFC 3261 timer A
+        times.append(clock.now())
+        if interval < 8:
+            clock.call_later(interval * 2, retransmit, interval * 2)
+
+    clock.call_later(0.5, retransmit, 0.5)
+    clock.advance(20)
+    assert times == [0.5, 1.5, 3.5, 7.5, 15.5]
+
+
+def test_call_every_runs_at_each_interval_until_cancelled() -> None:
+    clock = VirtualClock(start=0.0)
+    times: list[float] = []
+    t = clock.call_every(2.0, lambda: times.append(clock.now()))
+    clock.advance(7.0)
+    assert times == [2.0, 4.0, 6.0]
+    t.cancel()
+    clock.advance(10)
+    assert times == [2.0, 4.0, 6.0]
+    with pytest.raises(ValueError):
+        clock.call_every(0, lambda: None)
+
+
+def test_periodic_timer_skips_runs_it_missed() -> None:
+    now = [0.0]
+    clock = Clock(lambda: now[0])
+    runs: list[float] = []
+    clock.call_every(1.0, lambda: runs.append(now[0]))
+    now[0] = 10.0  # the process was busy for 10 s
+    assert clock.run_due() == 1
+    assert clock.next_deadline() == 11.0
+
+
+def test_a_failing_timer_is_logged_and_the_others_run(caplog: pytest.LogCaptureFixture) -> None:
+    clock = VirtualClock()
+    seen: list[str] = []
+
+    def boom() -> None:
+        raise RuntimeError("broken module timer")
+
+    clock.call_later(1.0, boom)
+    clock.call_every(1.0, seen.append, "periodic")
+    with caplog.at_level(logging.ERROR, logger="kemi.clock"):
+        clock.advance(2.0)
+    assert seen == ["periodic", "periodic"]
+    assert "broken module timer" in caplog.text
+
+
+def test_deadline_listener_hears_only_a_new_earliest_deadline() -> None:
+    clock = VirtualClock(start=0.0)
+    heard: list[float] = []
+    clock.on_deadline_changed(heard.append)
+    clock.call_at(10.0, lambda: None)
+    clock.call_at(20.0, lambda: None)  # later: the armed deadline stands
+    clock.call_at(5.0, lambda: None)
+    assert heard == [10.0, 5.0]
+
+
+def test_a_timer_rearming_itself_at_the_same_instant_is_stopped() -> None:
+    clock = VirtualClock()
+
+    def again() -> None:
+        clock.call_later(0, again)
+
+    clock.call_later(1.0, again)
+    with pytest.raises(RuntimeError, match="re-arms itself"):
+        clock.advance(2.0, max_fired=1000)
+
+
+def test_virtual_wall_time_moves_with_advance() -> None:
+    clock = VirtualClock()
+    before = clock.wall()
+    assert abs(before - time.time()) < 60
+    clock.advance(3600)
+    assert clock.wall() == pytest.approx(before + 3600)
+
+
+def test_core_services_use_the_clock() -> None:
+    clock = VirtualClock(start=50.0)
+    core = Core(CoreConfig(), clock)
+    ticks: list[float] = []
+    fired: list[str] = []
+    core.add_timer_handler(ticks.append)
+    core.call_later(0.2, lambda: fired.append("later"))
+    assert core.now() == 50.0
+    clock.advance(0.2)
+    assert fired == ["later"]
+    assert ticks == pytest.approx([50.0 + TIMER_TICK * i for i in range(1, 5)])
+
+
+def test_real_clock_driven_by_an_event_loop() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        clock = Clock()
+        done = loop.create_future()
+        clock.call_later(0.01, lambda: done.set_result(clock.now()))
+        drive_with_loop(clock, loop, interval=0.005)
+        started = clock.now()
+        fired_at = loop.run_until_complete(asyncio.wait_for(done, 5))
+        assert fired_at >= started
+    finally:
+        loop.close()
