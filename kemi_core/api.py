@@ -18,7 +18,10 @@ The names, by what they are for:
 * pseudo-variables: :func:`get_pv`, :func:`set_pv`, :func:`register_pv`, formats;
 * SIP helpers modules share: destinations, ``;received``/``;rport`` stamping, stateless forward;
 * databases (``db_url``): :func:`open_db`, :class:`Database`, :class:`DbError` and the rest of
-  :mod:`kemi_core.db` as ``db`` (``db.tables.LOCATION``, ``db.register_backend`` ...).
+  :mod:`kemi_core.db` as ``db`` (``db.tables.LOCATION``, ``db.register_backend`` ...);
+* time and timers: ``core.clock`` (a :class:`Clock`: ``now()``, ``wall()``, ``call_at``,
+  ``call_later``, ``call_every`` returning a :class:`Timer`); tests advance a
+  :class:`VirtualClock`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from kemi_core.pv import (
     register_pv,
     set_pv,
 )
+from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
 from kemi_core.runtime.destinations import reply_destination, uri_destination, via_reply_destination
@@ -87,6 +91,7 @@ __all__ = [
     "Alias",
     "Branch",
     "CfgFunction",
+    "Clock",
     "ConfigError",
     "Core",
     "CoreConfig",
@@ -120,12 +125,15 @@ __all__ = [
     "SipParseError",
     "SipUri",
     "SubstSyntaxError",
+    "Timer",
+    "VirtualClock",
     "apply_via",
     "build_reply",
     "cached_format",
     "cached_pv",
     "compile_format",
     "db",
+    "drive_with_loop",
     "export",
     "forward_to",
     "get_pv",
