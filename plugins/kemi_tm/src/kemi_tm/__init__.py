@@ -37,5 +37,4 @@ def mod_init(core: Core) -> None:
     svc = TmService(core, tm_settings, SharedStats(max(processes, 1)))
     core.services[MODULE] = svc
     core.add_reply_handler(svc.on_reply)
-    core.add_timer_handler(svc.tick)
     rpc.register(core, svc)

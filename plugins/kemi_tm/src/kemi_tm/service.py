@@ -2,19 +2,18 @@
 
 It owns the worker's ``TmTable``, performs the actions the machines return (``perform``),
 runs the script's tm callbacks (branch, onreply, failure, branch-failure routes), handles
-replies (``on_reply``, a core reply handler) and timers (``tick``, a core timer handler).
-It is also ``core.services["tm"]``: sl's ``send_reply`` asks it ``has_transaction(ctx)`` and
+replies (``on_reply``, a core reply handler) and timers (``tick``). It is also
+``core.services["tm"]``: sl's ``send_reply`` asks it ``has_transaction(ctx)`` and
 ``t_reply(ctx, code, reason)``.
 
-Time: every ``now`` is the worker loop's ``loop.time()`` (what the core's timer tick passes),
-``time.monotonic()`` where no loop runs; tests replace ``clock``.
+Time: every ``now`` is ``core.clock.now()``. One clock timer stays armed at the table's earliest
+deadline (the table reports each deadline it schedules), so the transactions' timers fire when
+due, from a worker's loop or from a test's ``VirtualClock.advance``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.api import (
@@ -39,7 +38,7 @@ from kemi_tm.settings import TmSettings
 from kemi_tm.stats import SharedStats
 
 if TYPE_CHECKING:
-    from kemi_core.api import Core
+    from kemi_core.api import Core, Timer
     from kemi_core.sip import SipMsg
     from kemi_tm.proxy import ProxyTransaction
 
@@ -52,18 +51,31 @@ class TmService:
         self.settings = settings
         self.stats = stats
         stats.rank_of = lambda: core.worker_rank
+        self.clock = core.clock
         self.table = TmTable(on_freed=self._freed)
-        self.clock: Callable[[], float] = self._loop_time
+        self.table.on_deadline = self._arm
+        self._timer: Timer | None = None  # the clock timer armed at the table's earliest deadline
         #: locally generated requests (t_uac_send, t_replicate), set up by kemi_tm.uac
         self.uac: object | None = None
 
     # ---- time ---------------------------------------------------------------------------
-    def _loop_time(self) -> float:
-        loop = self.core.loop
-        return float(loop.time()) if loop is not None else time.monotonic()
-
     def now(self) -> float:
-        return self.clock()
+        return self.clock.now()
+
+    def _arm(self, at: float) -> None:
+        timer = self._timer
+        if timer is not None:
+            if timer.when <= at:
+                return
+            timer.cancel()
+        self._timer = self.clock.call_at(at, self._on_clock)
+
+    def _on_clock(self) -> None:
+        self._timer = None
+        self.tick(self.now())
+        at = self.table.next_timer()
+        if at is not None:
+            self._arm(at)
 
     # ---- the API sl (and tmx) use ---------------------------------------------------------
     def has_transaction(self, ctx: MsgContext) -> bool:
@@ -256,13 +268,10 @@ class TmService:
         return ret == 0 or ctx.dropped
 
     def tick(self, now: float) -> None:
-        """Core timer handler (every 50 ms)."""
+        """Fire the transactions' timers due at ``now``."""
         for tx, actions in self.table.on_timer(now):
             assert isinstance(tx, TmTransaction)
             self.perform(tx, actions)
-        uac = self.uac
-        if uac is not None:
-            uac.tick(now)  # type: ignore[attr-defined]
 
 
 _LOCAL_REASONS = {408: "Request Timeout", 487: "Request Terminated", 503: "Service Unavailable"}

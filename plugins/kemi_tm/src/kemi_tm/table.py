@@ -11,12 +11,15 @@ plain stateful UAS, e.g. t_newtran + t_reply or a CANCEL's own transaction).
   deadline. Entries report every change through ``tx.on_reschedule`` (set on insert), so the
   heap is always current; superseded heap items are skipped lazily and compacted when they
   pile up. An entry leaves the table as soon as it is terminated (after its wait timers).
+* ``on_deadline(at)``, when set, hears every deadline pushed onto the heap (the owner keeps one
+  clock timer armed at the earliest).
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_tm.actions import Action
@@ -38,6 +41,7 @@ class TransactionTable:
         self._seq = itertools.count()
         # one bound method shared by every entry (not one allocated per insert)
         self._hook = self._reschedule
+        self.on_deadline: Callable[[float], None] | None = None
 
     def __len__(self) -> int:
         return len(self._by_ident)
@@ -127,6 +131,8 @@ class TransactionTable:
         heapq.heappush(self._heap, (at, next(self._seq), tx))
         if len(self._heap) > 2 * len(self._deadline) + 64:
             self._compact()
+        if self.on_deadline is not None:
+            self.on_deadline(at)
 
     def _compact(self) -> None:
         self._heap = [item for item in self._heap if self._current(item)]

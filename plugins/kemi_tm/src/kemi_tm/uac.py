@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import KemiExport, export, uri_destination
+from kemi_core.api import Clock, KemiExport, drive_with_loop, export, uri_destination
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import Dest, PassUp, Send
 from kemi_tm.client import ClientTransaction, new_client_transaction
@@ -26,7 +26,7 @@ from kemi_tm.glue_state import MODULE, req_state
 from kemi_tm.keys import MAGIC_COOKIE
 
 if TYPE_CHECKING:
-    from kemi_core.api import Core, MsgContext
+    from kemi_core.api import Core, MsgContext, Timer
     from kemi_core.sip import SipMsg
     from kemi_tm.service import TmService
     from kemi_tm.timers import TimerSettings
@@ -37,16 +37,20 @@ _MAX_LOCAL = 10_000  # bound on concurrent local transactions per process
 
 
 class LocalUac:
+    """Local client transactions, each with a timer on ``clock`` at its next deadline."""
+
     def __init__(self, send: Callable[[Dest, bytes], bool],
-                 local_address: Callable[[str], tuple[str, int]], now: Callable[[], float],
+                 local_address: Callable[[str], tuple[str, int]], clock: Clock,
                  settings: Callable[[], TimerSettings], on_done: Callable[[int], None] | None = None
                  ) -> None:
         self._send = send
         self._local_address = local_address
-        self._now = now
+        self._clock = clock
+        self._now = clock.now
         self._settings = settings
         self.on_done = on_done
         self.clients: dict[tuple[str, str], ClientTransaction] = {}
+        self._timers: dict[tuple[str, str], Timer] = {}
         self.outcomes: list[tuple[str, int]] = []  # (method, status), last 100
 
     def __len__(self) -> int:
@@ -81,11 +85,10 @@ class LocalUac:
         self._do(client, client.on_response(reply, self._now()))
         return True
 
-    def tick(self, now: float) -> None:
-        for client in list(self.clients.values()):
-            at = client.next_timer()
-            if at is not None and at <= now:
-                self._do(client, client.on_timer(now))
+    def _on_timer(self, client: ClientTransaction) -> None:
+        self._timers.pop(client.key, None)
+        if not client.terminated:
+            self._do(client, client.on_timer(self._now()))
 
     def _do(self, client: ClientTransaction, actions: list[Any]) -> None:
         for a in actions:
@@ -97,8 +100,22 @@ class LocalUac:
                 self._record(client.request.method, a.msg.status)
             elif type(a).__name__ == "LocalFinal":
                 self._record(client.request.method, a.status)
+        self._rearm(client)
+
+    def _rearm(self, client: ClientTransaction) -> None:
+        """Keep one clock timer at the client's next deadline; forget it once terminated."""
+        key = client.key
+        timer = self._timers.pop(key, None)
+        at = None if client.terminated else client.next_timer()
+        if timer is not None:
+            if timer.when == at:
+                self._timers[key] = timer
+                return
+            timer.cancel()
         if client.terminated:
-            self.clients.pop(client.key, None)
+            self.clients.pop(key, None)
+        elif at is not None:
+            self._timers[key] = self._clock.call_at(at, self._on_timer, client)
 
     def _record(self, method: str, status: int) -> None:
         log.info("tm: local %s request got %d", method, status)
@@ -146,7 +163,7 @@ def worker_uac(svc: TmService) -> LocalUac:
     if not isinstance(uac, LocalUac):
         core = svc.core
         uac = LocalUac(lambda d, data: core.send(d.proto, d.host, d.port, data, d.local),
-                       core.local_address, svc.now, lambda: svc.settings.timers)
+                       core.local_address, svc.clock, lambda: svc.settings.timers)
         svc.uac = uac
     return uac
 
@@ -199,7 +216,6 @@ class MainProcessUac:
     def __init__(self, svc: TmService) -> None:
         self.svc = svc
         self.uac: LocalUac | None = None
-        self._ticking = False
 
     def _ensure(self, core: Core) -> LocalUac:
         if self.uac is not None:
@@ -223,7 +239,10 @@ class MainProcessUac:
             except OSError:
                 return False
 
-        uac = LocalUac(send, lambda proto: (str(local[0]), int(local[1])), loop.time,
+        # The main process runs no module timers: this uac gets a clock of its own on its loop.
+        clock = Clock()
+        drive_with_loop(clock, loop)
+        uac = LocalUac(send, lambda proto: (str(local[0]), int(local[1])), clock,
                        lambda: self.svc.settings.timers)
         loop.add_reader(sock.fileno(), self._readable, sock, uac)
         self.uac = uac
@@ -243,26 +262,13 @@ class MainProcessUac:
             if not msg.is_request:
                 uac.on_reply(msg)
 
-    def _tick(self, core: Core) -> None:
-        uac = self.uac
-        if uac is None or not len(uac):
-            self._ticking = False
-            return
-        uac.tick(core.loop.time())
-        core.loop.call_later(0.05, self._tick, core)
-
     def start(self, core: Core, method: str, ruri: str, nexthop: str, headers: str,
               body: str) -> dict[str, Any]:
         dest = _dest(nexthop or ruri)
         if dest is None:
             raise ValueError(f"bad destination {nexthop or ruri!r}")
-        if core.transport is not None:  # fork=no: the process has the SIP socket
-            uac = worker_uac(self.svc)
-        else:
-            uac = self._ensure(core)
-            if not self._ticking:
-                self._ticking = True
-                core.loop.call_later(0.05, self._tick, core)
+        # fork=no: this process has the SIP socket; else the main process's own one
+        uac = worker_uac(self.svc) if core.transport is not None else self._ensure(core)
         request = build_request(method.upper(), ruri, headers, body, uac.via_for(dest))
         if not uac.start(request, dest, add_via=False):
             raise RuntimeError("the request could not be sent")
