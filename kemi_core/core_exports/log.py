@@ -28,6 +28,20 @@ KAMAILIO_LEVELS: dict[int, int] = {
 #: Where script-initiated log lines go (KSR.info, xlog ...).
 script_log = logging.getLogger("kemi.script")
 
+#: ``extra=`` of the log record that reports a routing script's failure at run time (an error
+#: raised in the script, a callback it names that does not exist), written with the script's
+#: file:line and traceback: ``log.error("%s: ...", where, extra=SCRIPT_FAULT)``. Engines and
+#: modules running script callbacks mark these; the kemi_router test fixture fails the test on
+#: them (and on any error logged with an exception attached).
+SCRIPT_FAULT: dict[str, object] = {"kemi_script_fault": True}
+
+
+def is_script_fault(record: logging.LogRecord) -> bool:
+    """Whether ``record`` reports a script failure (SCRIPT_FAULT) or an unexpected exception."""
+    if getattr(record, "kemi_script_fault", False):
+        return True
+    return record.levelno >= logging.ERROR and bool(record.exc_info)
+
 _KSR_LOG_LEVELS = {"dbg": logging.DEBUG, "info": logging.INFO, "notice": NOTICE,
                    "warn": logging.WARNING, "err": logging.ERROR, "crit": logging.CRITICAL}
 
