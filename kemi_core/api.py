@@ -30,7 +30,15 @@ from kemi_core import db, hookimpl
 from kemi_core.config.model import Alias, CoreConfig, ListenAddr
 from kemi_core.config.subst import SubstSyntaxError, split_sed
 from kemi_core.core_exports.forward import apply_via, forward_to, received_via, stamp_received
-from kemi_core.core_exports.log import ALERT, BUG, NOTICE, kamailio_level, script_log
+from kemi_core.core_exports.log import (
+    ALERT,
+    BUG,
+    NOTICE,
+    SCRIPT_FAULT,
+    is_script_fault,
+    kamailio_level,
+    script_log,
+)
 from kemi_core.db import Database, DbError, DbUnavailable, DbVersionError, open_db
 from kemi_core.engine import (
     EVENT_ROUTE,
@@ -88,6 +96,7 @@ __all__ = [
     "ONSEND_ROUTE",
     "REPLY_ROUTE",
     "REQUEST_ROUTE",
+    "SCRIPT_FAULT",
     "Alias",
     "Branch",
     "CfgFunction",
@@ -138,6 +147,7 @@ __all__ = [
     "forward_to",
     "get_pv",
     "hookimpl",
+    "is_script_fault",
     "kamailio_level",
     "lookup_pv",
     "open_db",
