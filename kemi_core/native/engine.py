@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kemi_core.config.model import RouteBlock
+from kemi_core.core_exports.log import SCRIPT_FAULT
 from kemi_core.engine import ONSEND_ROUTE, REPLY_ROUTE, REQUEST_ROUTE, ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ScriptError
 from kemi_core.native.calls import ScriptFault
@@ -194,10 +195,12 @@ class NativeEngine:
             ctx.dropped = True
             return 0
         except ScriptFault as fault:
-            log.error("%s: %s", fault.loc, fault.reason)
+            log.error("%s: %s", fault.loc, fault.reason, exc_info=fault.__cause__,
+                      extra=SCRIPT_FAULT)
             return -1
         except RecursionError:
-            log.error("native: route %r recursed too deeply (route() calling itself?)", name)
+            log.error("native: route %r recursed too deeply (route() calling itself?)", name,
+                      extra=SCRIPT_FAULT)
             return -1
 
 

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, ScriptDrop, ScriptError, ScriptExit
+from kemi_core.api import (
+    REPLY_ROUTE,
+    REQUEST_ROUTE,
+    SCRIPT_FAULT,
+    ScriptDrop,
+    ScriptError,
+    ScriptExit,
+)
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.runtime import (
     DEFAULT_LUA_VERSION,
@@ -150,7 +157,8 @@ class LuaEngine:
             return route_result(value)
         if code == 2:
             self.core.log.error("app_lua: the Lua script has no function %s() to run "
-                                "(a callback name given to the script, e.g. KSR.tm.t_on_*?)", name)
+                                "(a callback name given to the script, e.g. KSR.tm.t_on_*?)", name,
+                                extra=SCRIPT_FAULT)
             raise ScriptError(f"{self.settings.scripts[-1]}: Lua function {name}() is not defined")
         return self._failed(name, ctx, value, trace)
 
@@ -163,7 +171,7 @@ class LuaEngine:
         text = clean_trace(trace if isinstance(trace, str) else str(value), self.settings.scripts)
         first = text.splitlines()[0] if text else repr(value)
         exc_info = (type(value), value, value.__traceback__) if isinstance(value, BaseException) else None
-        log.error("app_lua: error in %s(): %s", name, text, exc_info=exc_info)
+        log.error("app_lua: error in %s(): %s", name, text, exc_info=exc_info, extra=SCRIPT_FAULT)
         ctx.extra["script_error"] = first
         return -1
 

@@ -14,7 +14,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import ScriptDrop, ScriptError, ScriptExit
+from kemi_core.api import SCRIPT_FAULT, ScriptDrop, ScriptError, ScriptExit
 from kemi_core.runtime.reload import ReloadChannel
 from kemi_engine_python.ksr import ContextSlot, build_ksr
 from kemi_engine_python.legacy import PyMsg
@@ -103,7 +103,8 @@ class PythonState:
         fn = image.callback(name)
         if fn is None:
             script_log.error("%s: the script has no callback %s()%s", image.path, name,
-                             " method in its handler object" if image.takes_msg else "")
+                             " method in its handler object" if image.takes_msg else "",
+                             extra=SCRIPT_FAULT)
             raise ScriptError(f"{image.path}: callback {name} is not defined by the script")
         cur = self.cur
         previous = cur[0]
@@ -121,7 +122,7 @@ class PythonState:
             where = error_location(exc, image.path)
             first = f"{where}: {type(exc).__name__}: {exc}"
             script_log.error("%s: error in %s(): %s: %s", where, name, type(exc).__name__, exc,
-                             exc_info=exc)
+                             exc_info=exc, extra=SCRIPT_FAULT)
             ctx.extra["script_error"] = first
             return -1
         finally:

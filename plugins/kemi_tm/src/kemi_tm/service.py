@@ -17,6 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from kemi_core.api import (
+    SCRIPT_FAULT,
     MsgContext,
     RouteType,
     ScriptDrop,
@@ -141,7 +142,7 @@ class TmService:
             ctx.dropped = True
             return 0
         except ScriptError as exc:
-            log.error("tm: cannot run route %s: %s", name, exc)
+            log.error("tm: cannot run route %s: %s", name, exc, extra=SCRIPT_FAULT)
         except Exception:
             log.exception("tm: error in route %s", name)
         return -1
