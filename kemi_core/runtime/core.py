@@ -8,6 +8,7 @@ Modules keep a reference from ``mod_register(core)`` / ``mod_init(core)``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -272,6 +273,15 @@ class Core:
         """Run ``func`` after ``delay`` seconds (``core.clock.call_later``); returns a timer
         with ``cancel()``."""
         return self.clock.call_later(delay, func)
+
+    def resolve_path(self, path: str) -> str:
+        """A file the config names (a routing script, a database file): ``path`` as given when it
+        exists, or is absolute (relative paths are read from the working directory, as Kamailio
+        does), else the same relative path next to kamailio.cfg when that one exists."""
+        if not path or os.path.isabs(path) or os.path.exists(path):
+            return path
+        beside = os.path.join(os.path.dirname(os.path.abspath(self.config.source)), path)
+        return beside if os.path.exists(beside) else path
 
     def local_address(self, proto: str = "udp") -> tuple[str, int]:
         """The (ip, port) this worker names in its Via for ``proto``."""

@@ -46,7 +46,7 @@ class AppLua:
         core = self.core
         cbs = core.config.kemi_callbacks
         return LuaSettings(
-            scripts=tuple(core.modparam(MODULE, "load")),
+            scripts=tuple(core.resolve_path(p) for p in core.modparam(MODULE, "load")),
             lua_version=str(core.modparam(MODULE, "lua_version")).strip().lower(),
             log_mode=int(core.modparam(MODULE, "log_mode")),
             request_route=cbs.get("request_route_callback") or REQUEST_ROUTE,

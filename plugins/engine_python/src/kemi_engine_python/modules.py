@@ -124,6 +124,7 @@ class PythonEngineModule:
             extra = {"mod_init_function": core.modparam(m, "mod_init_function"),
                      "child_init_method": core.modparam(m, "child_init_method")}
         request = core.config.kemi_callbacks.get("request_route_callback") or REQUEST_ROUTE
+        path = core.resolve_path(path)
         return ScriptOptions(path=os.path.abspath(path) if path else "",
                              style="function" if self.function_style else "class",
                              request_route=request, init_names_explicit=explicit, **extra)
