@@ -39,30 +39,45 @@ def mod_register(core: Core) -> None:
 
 @hookimpl
 def mod_init(core: Core) -> None:
+    # Checked here so a bad path stops the start; the FIFO itself is made when the main process
+    # starts serving it (attach), so loading the config (kemi check, kemi_router tests) never
+    # replaces the FIFO of a server already running.
     path = str(core.modparam(MODULE, "fifo_name"))
     try:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        if os.path.exists(path):
-            if not stat.S_ISFIFO(os.stat(path).st_mode):
-                raise ModuleError(f"mi_fifo: {path} exists and is not a FIFO")
-            os.unlink(path)
-        os.mkfifo(path, int(core.modparam(MODULE, "fifo_mode")))
+        if os.path.exists(path) and not stat.S_ISFIFO(os.stat(path).st_mode):
+            raise ModuleError(f"mi_fifo: {path} exists and is not a FIFO")
     except OSError as exc:
         raise ModuleError(f"mi_fifo: cannot create FIFO {path}: {exc.strerror}")
-    server = FifoServer(core, path, str(core.modparam(MODULE, "reply_dir")))
+    if not os.access(os.path.dirname(path) or ".", os.W_OK):
+        raise ModuleError(f"mi_fifo: cannot create FIFO {path}: its directory is not writable")
+    server = FifoServer(core, path, str(core.modparam(MODULE, "reply_dir")),
+                        int(core.modparam(MODULE, "fifo_mode")))
     core.main_loop_hooks.append(server.attach)
     core.services["mi_fifo"] = server
 
 
 class FifoServer:
-    def __init__(self, core: Core, path: str, reply_dir: str) -> None:
+    def __init__(self, core: Core, path: str, reply_dir: str, mode: int = 0o660) -> None:
         self.core = core
         self.path = path
         self.reply_dir = reply_dir
+        self.mode = mode
         self.buffer = b""
         self.fd = -1
 
+    def create(self) -> None:
+        """(Re)make the FIFO: an old one left by a previous run is replaced."""
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        os.mkfifo(self.path, self.mode)
+
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self.create()
+        except OSError as exc:
+            log.error("mi_fifo: cannot create FIFO %s: %s", self.path, exc.strerror)
+            return
         # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF between clients.
         self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
         loop.add_reader(self.fd, self._readable)
