@@ -198,16 +198,19 @@ class VirtualClock(Clock):
         return fired
 
 
-def drive_with_loop(clock: Clock, loop: Any, interval: float = POLL_INTERVAL) -> None:
+def drive_with_loop(clock: Clock, loop: Any, interval: float = POLL_INTERVAL,
+                    wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None) -> None:
     """Run ``clock``'s timers from an asyncio ``loop``: poll every ``interval`` seconds.
+    ``wrap``, when given, wraps each run (e.g. to mark the worker busy while timers run).
 
     (Issue 13 replaces the polling with one ``loop.call_at`` armed at ``clock.next_deadline()``
     and re-armed from ``clock.on_deadline_changed``; callers do not change.)
     """
+    run = wrap(clock.run_due) if wrap is not None else clock.run_due
 
     def tick() -> None:
         try:
-            clock.run_due()
+            run()
         finally:
             loop.call_later(interval, tick)
 

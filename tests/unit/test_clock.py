@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -151,9 +152,15 @@ def test_real_clock_driven_by_an_event_loop() -> None:
         clock = Clock()
         done = loop.create_future()
         clock.call_later(0.01, lambda: done.set_result(clock.now()))
-        drive_with_loop(clock, loop, interval=0.005)
+        runs: list[int] = []
+
+        def counted(run: Callable[[], int]) -> Callable[[], int]:
+            return lambda: runs.append(run()) or runs[-1]
+
+        drive_with_loop(clock, loop, interval=0.005, wrap=counted)
         started = clock.now()
         fired_at = loop.run_until_complete(asyncio.wait_for(done, 5))
         assert fired_at >= started
+        assert 1 in runs  # the wrapped run fired the timer
     finally:
         loop.close()
