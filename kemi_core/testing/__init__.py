@@ -5,29 +5,71 @@
 records what would be sent; ``context`` turns raw SIP into the MsgContext a KEMI function gets;
 ``attach_dispatcher`` routes messages through the real dispatcher; ``request`` writes a
 well-formed request. ``PostgresServer`` / the ``postgres_server`` fixture run a private
-PostgreSQL for database tests. The submodules (``process``, ``sipp``, ``udp_client``) serve kemi's own
-end-to-end suite and may be imported directly for that.
+PostgreSQL for database tests. ``Router`` is what the ``kemi_router`` fixture (this package's
+pytest plugin) returns: kamailio.cfg and its script run in the test's process. The submodules
+(``process``, ``sipp``, ``udp_client``) serve kemi's own end-to-end suite and may be imported
+directly for that.
 """
 
 from __future__ import annotations
 
-from kemi_core.plugins import ModuleLoader, installed_modules
-from kemi_core.testing.capture import (
-    CaptureTransport,
-    Sent,
-    add_core_exports,
-    attach_dispatcher,
-    context,
-    offline_core,
-)
-from kemi_core.testing.postgres import PostgresServer, postgres_server
-from kemi_core.testing.udp_client import request
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kemi_core.plugins import ModuleLoader, installed_modules
+    from kemi_core.testing.capture import (
+        CaptureTransport,
+        Sent,
+        add_core_exports,
+        attach_dispatcher,
+        context,
+        offline_core,
+    )
+    from kemi_core.testing.outcome import Outcome, SentMessage
+    from kemi_core.testing.postgres import PostgresServer, postgres_server
+    from kemi_core.testing.router import Router, ScriptFailure
+    from kemi_core.testing.udp_client import request
+
+#: name -> the module it comes from. Imported on first use: pytest loads this package for every
+#: run (the kemi_router plugin lives in it), which must not cost the import of the whole core.
+_HOMES = {
+    "ModuleLoader": "kemi_core.plugins",
+    "installed_modules": "kemi_core.plugins",
+    "CaptureTransport": "kemi_core.testing.capture",
+    "Sent": "kemi_core.testing.capture",
+    "add_core_exports": "kemi_core.testing.capture",
+    "attach_dispatcher": "kemi_core.testing.capture",
+    "context": "kemi_core.testing.capture",
+    "offline_core": "kemi_core.testing.capture",
+    "Outcome": "kemi_core.testing.outcome",
+    "SentMessage": "kemi_core.testing.outcome",
+    "PostgresServer": "kemi_core.testing.postgres",
+    "postgres_server": "kemi_core.testing.postgres",
+    "Router": "kemi_core.testing.router",
+    "ScriptFailure": "kemi_core.testing.router",
+    "request": "kemi_core.testing.udp_client",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CaptureTransport",
-    "PostgresServer",
     "ModuleLoader",
+    "Outcome",
+    "PostgresServer",
+    "Router",
+    "ScriptFailure",
     "Sent",
+    "SentMessage",
     "add_core_exports",
     "attach_dispatcher",
     "context",

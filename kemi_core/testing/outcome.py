@@ -24,7 +24,7 @@ def dest_text(proto: str, host: str, port: int) -> str:
 
 
 @attrs.define(eq=False)
-class Sent:
+class SentMessage:
     """One message the router put on the wire: where to (``dest``, ``proto``/``host``/``port``),
     from which local socket (``local``), the bytes and the parsed ``msg``."""
 
@@ -40,7 +40,7 @@ class Sent:
         return dest_text(self.proto, self.host, self.port)
 
     def __repr__(self) -> str:
-        return f"<Sent {self.msg.first_line!r} to {self.dest}>"
+        return f"<SentMessage {self.msg.first_line!r} to {self.dest}>"
 
 
 class LogLines(list[str]):
@@ -71,10 +71,10 @@ class Outcome:
 
     * ``replies``: responses sent back toward the source (``SipMsg``, with ``.status`` and
       ``.reason``), in order; ``final``: the last one with a final status (or None).
-    * ``forwarded``: requests sent on to a next hop (``Sent``: ``.dest`` ``"proto:host:port"`` and
-      ``.msg``); tm's own messages are apart: ``acks`` (hop-by-hop ACKs of negative finals),
-      ``cancels`` (CANCELs of its branches), and ``retransmissions`` (timers resending a message,
-      byte for byte, to the same place, during ``advance``).
+    * ``forwarded``: requests sent on to a next hop (``SentMessage``: ``.dest``
+      ``"proto:host:port"`` and ``.msg``); tm's own messages are apart: ``acks`` (hop-by-hop
+      ACKs of negative finals), ``cancels`` (CANCELs of its branches), and ``retransmissions``
+      (timers resending a message, byte for byte, to the same place, during ``advance``).
     * ``sent``: all of it, in wire order.
     * ``logs``: the log lines written (script and modules, at the config's ``debug`` level);
       ``records``: the same as ``logging.LogRecord``; ``trace``: cfgtrace's lines (debugger module).
@@ -85,12 +85,12 @@ class Outcome:
       on it (``out.pv("$du")``, ``out.pv("$avp(x)")``).
     """
 
-    sent: list[Sent] = attrs.Factory(list)
+    sent: list[SentMessage] = attrs.Factory(list)
     replies: list[SipMsg] = attrs.Factory(list)
-    forwarded: list[Sent] = attrs.Factory(list)
-    acks: list[Sent] = attrs.Factory(list)
-    cancels: list[Sent] = attrs.Factory(list)
-    retransmissions: list[Sent] = attrs.Factory(list)
+    forwarded: list[SentMessage] = attrs.Factory(list)
+    acks: list[SentMessage] = attrs.Factory(list)
+    cancels: list[SentMessage] = attrs.Factory(list)
+    retransmissions: list[SentMessage] = attrs.Factory(list)
     logs: LogLines = attrs.Factory(LogLines)
     records: list[logging.LogRecord] = attrs.Factory(list)
     errors: list[str] = attrs.Factory(list)
@@ -138,7 +138,7 @@ class WireSorter:
         self._seen: set[tuple[str, str, int, bytes]] = set()
         self._invite_branches: set[str] = set()
 
-    def add(self, out: Outcome, sent: Sent, timed: bool) -> None:
+    def add(self, out: Outcome, sent: SentMessage, timed: bool) -> None:
         """Sort ``sent`` into ``out``; ``timed``: it was sent by a timer (``advance``)."""
         out.sent.append(sent)
         key = (sent.proto, sent.host, sent.port, sent.data)
@@ -167,8 +167,8 @@ def _top_branch(msg: SipMsg) -> str:
 
 
 def parse_sent(proto: str, host: str, port: int, data: bytes,
-               local: tuple[str, int] | None) -> Sent:
-    return Sent(proto, host, port, bytes(data), local, parse_datagram(bytes(data)))
+               local: tuple[str, int] | None) -> SentMessage:
+    return SentMessage(proto, host, port, bytes(data), local, parse_datagram(bytes(data)))
 
 
 def fault_text(record: logging.LogRecord) -> str:

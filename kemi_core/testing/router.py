@@ -33,7 +33,7 @@ from kemi_core.testing.messages import HeadersArg, downstream_reply, wire_bytes
 from kemi_core.testing.outcome import (
     LogLines,
     Outcome,
-    Sent,
+    SentMessage,
     WireSorter,
     failure_message,
     fault_text,
@@ -56,7 +56,7 @@ class _Wire:
 
     def __init__(self, listen: list[ListenAddr]) -> None:
         self.listen = listen
-        self.sent: list[Sent] = []
+        self.sent: list[SentMessage] = []
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:
@@ -126,7 +126,7 @@ class Router:
         data = text if raw and isinstance(text, bytes) else wire_bytes(text)
         return self._receive(data, source, "routing the request")
 
-    def reply(self, forwarded: Sent, status: int, reason: str = "", *,
+    def reply(self, forwarded: SentMessage, status: int, reason: str = "", *,
               headers: HeadersArg = None, body: bytes | str = b"") -> Outcome:
         """The next hop ``forwarded`` went to answers it: a reply built as that UAS would (every
         Via, its To-tag, Record-Route and a Contact on 1xx/2xx to INVITE), arriving from
