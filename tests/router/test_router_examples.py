@@ -88,3 +88,16 @@ def test_hop_limit(example: tuple[Any, str, bool]) -> None:
     else:  # the seed's Python example never looks: the request goes on as it came (tm, like
         # Kamailio's, leaves Max-Forwards to the maxfwd module)
         assert [f.msg.max_forwards for f in out.forwarded] == [0]
+
+
+def test_lua_example_cfgtrace_and_rpc(kemi_router: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Lua example turns cfgtrace on: each KSR call is in out.trace with its script line;
+    control commands run against the router's own state."""
+    monkeypatch.chdir(REPO)
+    router = kemi_router("examples/lua/kamailio.cfg")
+    out = router.request(invite())
+    assert any("KSR.tm.t_relay() = 1 [examples/lua/kamailio.lua:22]" in t for t in out.trace)
+    stats = router.rpc("tm.stats")
+    assert stats["created"] == 1 and stats["current"] == 1
+    router.reply(out.forwarded[0], 200)
+    assert router.rpc("tm.stats")["2xx"] == 1

@@ -189,3 +189,17 @@ def test_two_routers(kemi_router):
     assert "seen" not in down.vars
 ''')
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_guide_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    """docs/testing-scripts.md: its router.lua, kamailio.cfg and tests/test_routing.py, copied
+    verbatim into a fresh project, pass."""
+    guide = (SCRIPTS.parents[2] / "docs" / "testing-scripts.md").read_text()
+    blocks = guide.split("```")[1::2]  # the fenced blocks, in order
+    lua, cfg, tests = blocks[0], blocks[1], blocks[2]
+    assert lua.startswith("lua\n") and cfg.startswith("\n#!KAMAILIO") and tests.startswith("python\n")
+    (pytester.path / "router.lua").write_text(lua.removeprefix("lua\n"))
+    (pytester.path / "kamailio.cfg").write_text(cfg.lstrip("\n"))
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_routing.py").write_text(tests.removeprefix("python\n"))
+    pytester.runpytest("tests").assert_outcomes(passed=3)
