@@ -42,6 +42,8 @@ bench: dev
 	$(BIN)/python bench/shared_store.py
 	# one database call (lookup/insert/update) through kemi's DB layer, SQLite and PostgreSQL
 	$(BIN)/python bench/db_ops.py
+	# ns per core.counter inc (the statistics' hot-path cost)
+	$(BIN)/python bench/counters.py
 
 lint: dev
 	$(BIN)/ruff check .

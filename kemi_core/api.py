@@ -10,7 +10,8 @@ The names, by what they are for:
 
 * writing a module: :data:`hookimpl`, :func:`export`, :class:`KemiExport`, :class:`ParamKind`,
   :class:`ReturnKind`, :class:`MsgContext`, :class:`Core` (with ``declare_param``/``modparam``,
-  ``add_rpc``, ``add_cfg_function``, ``counter``, ``registry``), :class:`CfgFunction`;
+  ``add_rpc``, ``add_cfg_function``, ``counter``, ``registry``), :class:`CfgFunction`,
+  :class:`Counter` and :class:`Gauge` (statistics shared by every process);
 * writing an engine: :class:`Engine`, :class:`EngineSpec`, :class:`ScriptExit`,
   :class:`ScriptDrop`, the default callback names (``REQUEST_ROUTE`` ...);
 * errors: :class:`ModuleError` (refuse loading or start-up), :class:`ConfigError` (a config
@@ -39,6 +40,7 @@ from kemi_core.core_exports.log import (
     kamailio_level,
     script_log,
 )
+from kemi_core.counters import Counter, Gauge
 from kemi_core.db import Database, DbError, DbUnavailable, DbVersionError, open_db
 from kemi_core.engine import (
     EVENT_ROUTE,
@@ -102,6 +104,7 @@ __all__ = [
     "CfgFunction",
     "Clock",
     "ConfigError",
+    "Counter",
     "Core",
     "CoreConfig",
     "Database",
@@ -111,6 +114,7 @@ __all__ = [
     "Engine",
     "EngineSpec",
     "ExportError",
+    "Gauge",
     "KemiError",
     "KemiExport",
     "KemiRegistry",

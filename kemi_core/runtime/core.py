@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from kemi_core.counters import Counter, CounterTable, Gauge, Kind
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.kemi.registry import KemiRegistry
@@ -104,7 +105,9 @@ class Core:
         self.reply_handlers: list[ReplyHandler] = []
         self.transport: Transport | None = None
         self.loop: Any = None  # the worker's asyncio loop, set when it starts
-        self.worker_rank = 0  # 0 = main process, 1..N = workers
+        #: Counters and gauges shared by every process (kemi's statistics).
+        self.counters = CounterTable(config.children if config.fork else 1)
+        self._worker_rank = 0
         self.started_at = time.time()
         self.log = logging.getLogger("kemi")
         #: Per-process $var(...) values (Kamailio keeps them per process, across messages).
@@ -125,6 +128,34 @@ class Core:
         self.dispatcher: Dispatcher | None = None
         #: Worker rank -> pid, kept by the main process (``core.ps``).
         self.worker_pids: dict[int, int] = {}
+
+    @property
+    def worker_rank(self) -> int:
+        """0 in the main process, 1..children in the workers."""
+        return self._worker_rank
+
+    @worker_rank.setter
+    def worker_rank(self, rank: int) -> None:
+        self._worker_rank = rank
+        self.counters.bind(rank)
+
+    # ---- statistics ----------------------------------------------------------------------
+    def counter(self, group: str, name: str, doc: str = "", kind: Kind = "counter") -> Counter:
+        """A counter shared by every process: ``inc(n=1)`` in any worker, ``value`` (the sum)
+        anywhere, e.g. in an RPC (main process). Declare it in ``mod_register`` or
+        ``mod_init``: it lives in memory shared before the workers are forked, so declaring it
+        later raises ModuleError. It shows in the statistics RPCs as ``group:name``.
+        ``kind="gauge"``: a level that goes up and down (``inc(-1)``) and is never reset."""
+        if self.worker_pids:
+            self.counters.seal()
+        return self.counters.counter(group, name, doc, kind)
+
+    def gauge(self, group: str, name: str, read: Callable[[], int], doc: str = "") -> Gauge:
+        """A statistic computed by ``read()`` when it is read (in the reading process, the main
+        one for RPCs): for values a module already holds there."""
+        if self.worker_pids:
+            self.counters.seal()
+        return self.counters.gauge(group, name, read, doc)
 
     # ---- module parameters -------------------------------------------------------------
     def declare_param(self, module: str, name: str, kind: type, default: Any = None,

@@ -13,7 +13,7 @@ from kemi_tm import exports as _exports
 from kemi_tm import pvs, rpc, settings
 from kemi_tm.glue_state import MODULE
 from kemi_tm.service import TmService
-from kemi_tm.stats import SharedStats
+from kemi_tm.stats import TmStats
 
 
 @hookimpl
@@ -31,10 +31,9 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     # Runs in the main process before the fork: every worker inherits its own copy of the
-    # (empty) table, and the shared-memory stats array is mapped in all of them.
+    # (empty) table, and the counters (core.counter) are shared by all of them.
     tm_settings = settings.TmSettings.from_core(core)
-    processes = core.config.children if core.config.fork else 1
-    svc = TmService(core, tm_settings, SharedStats(max(processes, 1)))
+    svc = TmService(core, tm_settings, TmStats(core))
     core.services[MODULE] = svc
     core.add_reply_handler(svc.on_reply)
     rpc.register(core, svc)

@@ -25,8 +25,7 @@ def register(core: Core, svc: TmService) -> None:
 
 def stats(svc: TmService, core: Core, params: list[Any]) -> dict[str, Any]:
     totals: dict[str, Any] = dict(svc.stats.totals())
-    totals["workers"] = {str(rank): svc.stats.row(rank) for rank in range(svc.stats.rows)
-                         if any(svc.stats.row(rank).values())}
+    totals["workers"] = {str(rank): row for rank, row in sorted(svc.stats.by_rank().items())}
     return totals
 
 
@@ -39,7 +38,7 @@ def list_transactions(svc: TmService, core: Core, params: list[Any]) -> dict[str
                       "pending": tx.pending_branches, "status": tx.final_status,
                       "canceled": tx.canceled})
     per_worker = {str(rank): row["created"] - row["freed"]
-                  for rank in range(svc.stats.rows) if (row := svc.stats.row(rank))["created"]}
+                  for rank, row in sorted(svc.stats.by_rank().items()) if row["created"]}
     out: dict[str, Any] = {"transactions": local, "current_per_worker": per_worker}
     if core.transport is None:
         out["note"] = ("transactions live in the worker processes; this process lists only "

@@ -36,7 +36,7 @@ from kemi_tm.actions import (
 )
 from kemi_tm.glue_state import ReqState, TmTable, TmTransaction, req_state
 from kemi_tm.settings import TmSettings
-from kemi_tm.stats import SharedStats
+from kemi_tm.stats import TmStats
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, Timer
@@ -47,11 +47,10 @@ log = logging.getLogger("kemi.tm")
 
 
 class TmService:
-    def __init__(self, core: Core, settings: TmSettings, stats: SharedStats) -> None:
+    def __init__(self, core: Core, settings: TmSettings, stats: TmStats) -> None:
         self.core = core
         self.settings = settings
         self.stats = stats
-        stats.rank_of = lambda: core.worker_rank
         self.clock = core.clock
         self.table = TmTable(on_freed=self._freed)
         self.table.on_deadline = self._arm

@@ -1,53 +1,61 @@
-"""tm statistics in shared memory, readable from the main process (the tm.stats RPC).
+"""tm statistics on the core's shared counters (``core.counter``), read by the tm.stats RPC
+and the statistics RPCs as ``tm:<name>`` (Kamailio's tm statistic names).
 
-Kamailio keeps tm's counters in shared memory. Here the array is created in mod_init, before
-the workers are forked, so every process maps the same pages. Each process writes only its own
-row (its worker rank), so no lock is needed; the RPC adds the rows up. A worker that dies and is
-restarted keeps adding to its row; transactions it held when it died stay counted as current.
+The counters are declared in mod_init, before the workers are forked; each worker adds in its
+own slot and a read sums them. A worker that dies and is restarted keeps adding to its slot;
+transactions it held when it died stay counted as in use.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-FIELDS = ("created", "freed", "replied_locally", "relayed_replies", "2xx", "3xx", "4xx",
-          "5xx", "6xx", "rpl_received", "uac_sent")
-_INDEX = {name: i for i, name in enumerate(FIELDS)}
-_NFIELDS = len(FIELDS)
+if TYPE_CHECKING:
+    from kemi_core.api import Core
+
+#: tm.stats field -> (Kamailio statistic name, what it counts).
+FIELDS: dict[str, tuple[str, str]] = {
+    "created": ("created", "transactions created"),
+    "freed": ("freed", "transactions freed"),
+    "replied_locally": ("local_replies", "final replies tm sent itself"),
+    "relayed_replies": ("relayed_replies", "replies relayed upstream"),
+    "2xx": ("2xx_transactions", "transactions completed with a 2xx"),
+    "3xx": ("3xx_transactions", "transactions completed with a 3xx"),
+    "4xx": ("4xx_transactions", "transactions completed with a 4xx"),
+    "5xx": ("5xx_transactions", "transactions completed with a 5xx"),
+    "6xx": ("6xx_transactions", "transactions completed with a 6xx"),
+    "rpl_received": ("rpl_received", "replies received for transactions"),
+    "uac_sent": ("UAC_transactions", "requests tm sent as a UAC"),
+}
 
 
-class SharedStats:
-    def __init__(self, processes: int) -> None:
-        self.rows = max(processes, 1) + 1  # row 0: main process / offline use
-        self._data: Any = multiprocessing.RawArray("q", self.rows * len(FIELDS))
-        #: this process's row: the worker rank (the core sets worker_rank after fork)
-        self.rank_of: Callable[[], int] = lambda: 0
+class TmStats:
+    """tm's counters by their tm.stats field names."""
 
-    def _at(self, name: str) -> int:
-        rank = self.rank_of()
-        row = rank if 0 <= rank < self.rows else 0
-        return row * len(FIELDS) + _INDEX[name]
+    def __init__(self, core: Core) -> None:
+        self.counters = {field: core.counter("tm", name, doc)
+                         for field, (name, doc) in FIELDS.items()}
+        created, freed = self.counters["created"], self.counters["freed"]
+        core.gauge("tm", "inuse_transactions", lambda: created.value - freed.value,
+                   "transactions in use (created - freed)")
 
     def incr(self, name: str, by: int = 1) -> None:
-        rank = self.rank_of()
-        row = rank if 0 <= rank < self.rows else 0
-        self._data[row * _NFIELDS + _INDEX[name]] += by  # (inlined _at: on every message)
+        self.counters[name].inc(by)
 
     def final(self, status: int) -> None:
         cls = status // 100
         if 2 <= cls <= 6:
-            self.incr(f"{cls}xx")
+            self.counters[f"{cls}xx"].inc()
 
-    def row(self, rank: int) -> dict[str, int]:
-        base = rank * len(FIELDS)
-        return {name: int(self._data[base + i]) for i, name in enumerate(FIELDS)}
+    def by_rank(self) -> dict[int, dict[str, int]]:
+        """rank -> {field: count} for the processes that counted anything."""
+        rows: dict[int, dict[str, int]] = {}
+        for field, counter in self.counters.items():
+            for rank, value in counter.by_rank().items():
+                rows.setdefault(rank, dict.fromkeys(FIELDS, 0))[field] = value
+        return rows
 
     def totals(self) -> dict[str, int]:
-        out = dict.fromkeys(FIELDS, 0)
-        for rank in range(self.rows):
-            for name, value in self.row(rank).items():
-                out[name] += value
+        out = {field: counter.value for field, counter in self.counters.items()}
         out["current"] = out["created"] - out["freed"]
         return out
