@@ -11,12 +11,14 @@ The names, by what they are for:
 * writing a module: :data:`hookimpl`, :func:`export`, :class:`KemiExport`, :class:`ParamKind`,
   :class:`ReturnKind`, :class:`MsgContext`, :class:`Core` (with ``declare_param``/``modparam``,
   ``add_rpc``, ``add_cfg_function``, ``counter``, ``registry``), :class:`CfgFunction`,
-  :class:`Counter` and :class:`Gauge` (statistics shared by every process);
+  :class:`Counter` and :class:`Gauge` (statistics shared by every process), services modules
+  offer each other (``core.provide`` / ``core.require`` with :class:`TmApi`, :class:`RrApi`);
 * writing an engine: :class:`Engine`, :class:`EngineSpec`, :class:`ScriptExit`,
   :class:`ScriptDrop`, the default callback names (``REQUEST_ROUTE`` ...);
 * errors: :class:`ModuleError` (refuse loading or start-up), :class:`ConfigError` (a config
   problem, ``file:line: reason``), :class:`ScriptError` (a routing script problem);
-* pseudo-variables: :func:`get_pv`, :func:`set_pv`, :func:`register_pv`, formats;
+* pseudo-variables: ``core.pv`` (:class:`PvTable`: ``register``, ``get``, ``set``, ``spec``,
+  ``format``), :func:`get_pv` / :func:`set_pv` for the message's core;
 * SIP helpers modules share: destinations, ``;received``/``;rport`` stamping, stateless forward;
 * databases (``db_url``): :func:`open_db`, :class:`Database`, :class:`DbError` and the rest of
   :mod:`kemi_core.db` as ``db`` (``db.tables.LOCATION``, ``db.register_backend`` ...);
@@ -62,22 +64,12 @@ from kemi_core.kemi.exports import (
     export,
 )
 from kemi_core.kemi.registry import KemiRegistry
-from kemi_core.pv import (
-    PvError,
-    PvReadOnlyError,
-    PvValue,
-    cached_format,
-    cached_pv,
-    compile_format,
-    get_pv,
-    lookup_pv,
-    register_pv,
-    set_pv,
-)
+from kemi_core.pv import PvDef, PvError, PvReadOnlyError, PvSpec, PvTable, PvValue, get_pv, set_pv
 from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
 from kemi_core.runtime.destinations import reply_destination, uri_destination, via_reply_destination
+from kemi_core.services import RrApi, TmApi
 from kemi_core.shared import DELETE, KEEP, SharedStore, SharedStoreError, SharedTable, shared_store
 from kemi_core.sip import (
     ParseLimits,
@@ -124,13 +116,17 @@ __all__ = [
     "ParamKind",
     "ParamSpec",
     "ParseLimits",
+    "PvDef",
     "PvError",
     "PvReadOnlyError",
+    "PvSpec",
+    "PvTable",
     "PvValue",
     "RecvInfo",
     "ReturnKind",
     "RouteType",
     "RpcCommand",
+    "RrApi",
     "ScriptDrop",
     "ScriptError",
     "ScriptExit",
@@ -140,11 +136,9 @@ __all__ = [
     "SubstSyntaxError",
     "Timer",
     "VirtualClock",
+    "TmApi",
     "apply_via",
     "build_reply",
-    "cached_format",
-    "cached_pv",
-    "compile_format",
     "db",
     "drive_with_loop",
     "export",
@@ -153,12 +147,10 @@ __all__ = [
     "hookimpl",
     "is_script_fault",
     "kamailio_level",
-    "lookup_pv",
     "open_db",
     "parse_datagram",
     "parse_uri",
     "received_via",
-    "register_pv",
     "reply_destination",
     "script_log",
     "set_pv",

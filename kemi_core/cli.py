@@ -162,16 +162,15 @@ def docs(
     stubs: Annotated[Path | None, typer.Option("--stubs", help="write KSR.pyi and KSR.lua into DIR")] = None,
 ) -> None:
     """Every KEMI export of the installed modules (the seed's documentation to-do)."""
-    from kemi_core.kemi.docs import all_exports_registry, as_json, as_markdown
+    from kemi_core.kemi.docs import all_modules_core, as_json, as_markdown
 
-    registry = all_exports_registry()
+    core = all_modules_core()
+    registry = core.registry
     if stubs is not None:
-        try:
-            from kemi_engine_python.stubs import write_stubs
-        except ImportError:
-            _fail(KemiError("stubs need kemi-engine-python installed"))
+        assert core.loader is not None
+        if not core.loader.write_script_stubs(str(stubs)):
+            _fail(KemiError("no installed module writes script stubs (kemi-engine-python does)"))
             return
-        write_stubs(registry, stubs)
         typer.echo(f"wrote stubs for {len(registry)} functions into {stubs}")
         return
     if fmt == "json":

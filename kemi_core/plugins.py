@@ -128,9 +128,9 @@ class ModuleLoader:
         self.core.loaded_modules.append(name)
         try:
             self._call(plugin, "mod_register", core=self.core)
-            for batch in self._call(plugin, "sr_kemi_modules_add"):
+            for batch in self._call(plugin, "sr_kemi_modules_add", core=self.core):
                 self._add_exports(name, batch)
-            for batch in self._call(plugin, "sr_kemi_eng_register"):
+            for batch in self._call(plugin, "sr_kemi_eng_register", core=self.core):
                 for spec in batch or ():
                     self._add_engine(name, spec)
         except (ModuleError, ExportError) as exc:
@@ -157,11 +157,20 @@ class ModuleLoader:
 
     def child_init_all(self, rank: int) -> None:
         for plugin in self.plugins.values():
-            self._call(plugin, "child_init", rank=rank)
+            self._call(plugin, "child_init", core=self.core, rank=rank)
+
+    def write_script_stubs(self, directory: str) -> list[str]:
+        """Every loaded module's ``write_script_stubs`` into ``directory``; the paths written."""
+        written: list[str] = []
+        for plugin in self.plugins.values():
+            for paths in self._call(plugin, "write_script_stubs", core=self.core,
+                                    directory=directory):
+                written += [str(p) for p in paths or ()]
+        return written
 
     def destroy_all(self) -> None:
         for name, plugin in reversed(list(self.plugins.items())):
             try:
-                self._call(plugin, "mod_destroy")
+                self._call(plugin, "mod_destroy", core=self.core)
             except Exception:  # shutdown goes on whatever one module does
                 log.exception("module %s: mod_destroy failed", name)

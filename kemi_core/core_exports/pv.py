@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from kemi_core.core_exports.log import script_log
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
-from kemi_core.pv import PvError, PvSpec, PvValue, cached_pv
+from kemi_core.pv import PvError, PvSpec, PvValue
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 NULL_TEXT = "<<null>>"
 
 
-def _spec(pvname: str) -> PvSpec | None:
+def _spec(ctx: MsgContext, pvname: str) -> PvSpec | None:
     try:
-        return cached_pv(pvname)
+        return ctx.core.pv.spec(pvname)
     except PvError as exc:
         script_log.error("invalid pv [%s]: %s", pvname, exc)
         return None
@@ -24,7 +24,7 @@ def _spec(pvname: str) -> PvSpec | None:
 
 def get(ctx: MsgContext, pvname: str) -> PvValue:
     """The value (str or int), None for $null or an invalid name."""
-    spec = _spec(pvname)
+    spec = _spec(ctx, pvname)
     return spec.get(ctx) if spec is not None else None
 
 
@@ -64,7 +64,7 @@ def geti(ctx: MsgContext, pvname: str) -> int:
 
 
 def _set(ctx: MsgContext, pvname: str, value: PvValue) -> None:
-    spec = _spec(pvname)
+    spec = _spec(ctx, pvname)
     if spec is None:
         return
     try:
@@ -90,7 +90,7 @@ def unset(ctx: MsgContext, pvname: str) -> None:
 
 def is_null(ctx: MsgContext, pvname: str) -> bool:
     """True when the variable is $null (False for an invalid name, which is logged)."""
-    spec = _spec(pvname)
+    spec = _spec(ctx, pvname)
     return spec is not None and spec.get(ctx) is None
 
 

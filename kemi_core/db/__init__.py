@@ -98,7 +98,10 @@ def open_db(core: Core, url: str, user: str = "") -> Database:
         if user:
             raise ConfigError(f"{user}: {exc.reason}") from None
         raise
-    handles: dict[str, Database] = core.services.setdefault(_HANDLES, {})
+    handles: dict[str, Database] | None = core.service(_HANDLES, dict)
+    if handles is None:
+        handles = {}
+        core.provide(_HANDLES, handles)
     db = handles.get(parsed.raw)
     if db is None:
         db = handles[parsed.raw] = Database(parsed, backend_for(core, parsed, user))
@@ -107,7 +110,8 @@ def open_db(core: Core, url: str, user: str = "") -> Database:
 
 def close_all(core: Core) -> None:
     """Close every Database of this server in this process (a backend's ``mod_destroy``)."""
-    for db in core.services.get(_HANDLES, {}).values():
+    handles: dict[str, Database] = core.service(_HANDLES, dict) or {}
+    for db in handles.values():
         db.close()
 
 

@@ -132,7 +132,10 @@ SCHEME_MODULES = {"sqlite": "db_sqlite", "postgres": "db_postgres", "mysql": "db
 
 def register_backend(core: Core, backend: Backend) -> None:
     """Make ``backend`` serve its URL schemes in this server (called from ``mod_register``)."""
-    table: dict[str, Backend] = core.services.setdefault(_SERVICE, {})
+    table: dict[str, Backend] | None = core.service(_SERVICE, dict)
+    if table is None:
+        table = {}
+        core.provide(_SERVICE, table)
     for scheme in backend.schemes:
         other = table.get(scheme)
         if other is not None and other.module != backend.module:
@@ -143,7 +146,7 @@ def register_backend(core: Core, backend: Backend) -> None:
 
 def backend_for(core: Core, url: DbUrl, user: str = "") -> Backend:
     """The loaded backend for ``url``'s scheme; a clear :class:`ConfigError` when none is."""
-    table: dict[str, Backend] = core.services.get(_SERVICE, {})
+    table: dict[str, Backend] = core.service(_SERVICE, dict) or {}
     backend = table.get(url.scheme)
     if backend is None:
         module = SCHEME_MODULES.get(url.scheme, f"db_{url.scheme}")

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kemi_core.config.model import CoreConfig
 from kemi_core.errors import KemiError
 from kemi_core.kemi.exports import KemiExport
 from kemi_core.kemi.registry import KemiRegistry
 
+if TYPE_CHECKING:
+    from kemi_core.runtime.core import Core
+
 log = logging.getLogger("kemi.docs")
 
 
 def all_exports_registry() -> KemiRegistry:
     """A registry with the core exports and those of every installed module."""
+    return all_modules_core().registry
+
+
+def all_modules_core() -> Core:
+    """A Core (no server) with the core exports and every installed module loaded."""
     from kemi_core.core_exports import core_exports
     from kemi_core.plugins import ModuleLoader, installed_modules
     from kemi_core.runtime.core import Core
@@ -28,7 +36,7 @@ def all_exports_registry() -> KemiRegistry:
             loader.load(name)
         except KemiError as exc:
             log.debug("module %s skipped: %s", name, exc)  # e.g. app_python3 beside app_python
-    return core.registry
+    return core
 
 
 def _params(exp: KemiExport) -> list[dict[str, str]]:

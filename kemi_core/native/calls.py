@@ -14,7 +14,7 @@ from kemi_core.errors import ConfigError
 from kemi_core.native import ast as A
 from kemi_core.native import values as V
 from kemi_core.native.functions import BUILTINS
-from kemi_core.pv import PvError, parse_pv
+from kemi_core.pv import PvError
 from kemi_core.runtime.core import CfgFunction
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class CallCompiler:
                     return True, iv
                 if text.startswith("$"):
                     try:
-                        spec = parse_pv(text)
+                        spec = self.core.pv.parse(text)
                     except PvError as exc:
                         raise self.err(node.loc, f"argument {pos + 1} of {fn.name}(): {exc}")
                     get = spec.get

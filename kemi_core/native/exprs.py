@@ -12,7 +12,7 @@ from kemi_core.errors import ConfigError
 from kemi_core.native import ast as A
 from kemi_core.native import values as V
 from kemi_core.native.calls import CallCompiler, ScriptFault
-from kemi_core.pv import PvError, PvSpec, parse_pv
+from kemi_core.pv import PvError, PvSpec
 from kemi_core.sip.uri import parse_uri
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class ExprCompiler(CallCompiler):
 
     def pv(self, spec: str, loc: A.Loc) -> PvSpec | _UnknownPv:
         try:
-            return parse_pv(spec)
+            return self.core.pv.parse(spec)
         except PvError as exc:
             if self.syntax_only and str(exc).startswith("unknown pseudo-variable"):
                 # Syntax-only checks run without the modules that define such variables.

@@ -6,7 +6,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from kemi_core.pv._util import header_lines, name_addr_uri, parse_uri_or_none, safe
-from kemi_core.pv.registry import PvError, PvValue, register_pv
+from kemi_core.pv.registry import PvError, PvValue, register_builtin
 from kemi_core.sip.errors import SipParseError
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def _call_id(ctx: MsgContext) -> PvValue:
 
 
 def _register() -> None:
-    reg = register_pv
+    reg = register_builtin
     reg("ru", _ruri, _set_ru, doc="Request-URI (as rewritten so far)")
     reg("rU", lambda c: _u.user if (_u := _ruri_parsed(c)) else None, _set_ruser,
         doc="user part of the R-URI")

@@ -7,7 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from kemi_core.pv.registry import PvError, PvValue, register_pv
+from kemi_core.pv.registry import PvError, PvValue, register_builtin
 from kemi_core.runtime.context import Branch
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def _fmt_time(ts: float) -> str:
 
 
 def _register() -> None:
-    reg = register_pv
+    reg = register_builtin
     reg("si", lambda c: c.rcv.src_ip, doc="source IP")
     reg("siz", lambda c: _bracketed(c.rcv.src_ip), doc="source IP, IPv6 in brackets")
     reg("sp", lambda c: c.rcv.src_port, doc="source port")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kemi_core.pv.registry import PvError, PvValue, register_pv
+from kemi_core.pv.registry import PvError, PvValue, register_builtin
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -150,7 +150,7 @@ def _get_env(ctx: MsgContext, name: str) -> PvValue:
 
 
 def _register() -> None:
-    reg = register_pv
+    reg = register_builtin
     reg("var", _get_var, _set_var, takes_arg=True, parse_arg=_var_name,
         doc="script variable, per process")
     reg("shv", _get_shv, _set_shv, takes_arg=True, parse_arg=_var_name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kemi_core.pv.registry import PvLookup, lookup_builtin
 from kemi_core.pv.spec import scan_pv
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 NULL_TEXT = "<null>"
 
 
-def compile_format(fmt: str) -> Callable[[MsgContext], str]:
+def compile_format(fmt: str, lookup: PvLookup = lookup_builtin) -> Callable[[MsgContext], str]:
     """``"r-uri $ru from $si:$sp$$"`` -> ``f(ctx) -> str``; ``$$`` is a literal ``$``.
 
     Unknown pseudo-variables and malformed specs raise PvError (a ValueError) here, at
@@ -34,7 +35,7 @@ def compile_format(fmt: str) -> Callable[[MsgContext], str]:
             text.append("$")
             pos = dollar + 2
             continue
-        spec, pos = scan_pv(fmt, dollar)
+        spec, pos = scan_pv(fmt, dollar, lookup)
         if text:
             parts.append("".join(text))
             text = []

@@ -45,34 +45,38 @@ class PvDef:
     doc: str = ""
 
 
-_PVS: dict[str, PvDef] = {}
+#: The core's own pseudo-variables ($ru, $si, $var(x) ...), registered when kemi_core.pv is
+#: imported; every Core's table (kemi_core.pv.table.PvTable) starts from a copy.
+BUILTIN_PVS: dict[str, PvDef] = {}
+
+PvLookup = Callable[[str], "PvDef | None"]
 
 
-def register_pv(name: str, getter: Callable[..., PvValue],
-                setter: Callable[..., None] | None = None, takes_arg: bool = False, *,
-                parse_arg: Callable[[str], Any] | None = None,
-                index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None,
-                doc: str = "", replace: bool = False) -> PvDef:
-    """Add a pseudo-variable class ``$name`` (modules call this from ``mod_register``).
-
-    Registering a name twice is an error unless ``replace`` is given: two modules silently
-    fighting over ``$T_reply_code`` would be a bug nobody sees.
-    """
+def make_pv(name: str, getter: Callable[..., PvValue], setter: Callable[..., None] | None = None,
+            takes_arg: bool = False, parse_arg: Callable[[str], Any] | None = None,
+            index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None,
+            doc: str = "") -> PvDef:
+    """A checked PvDef: ``$name`` is letters, digits and ``_``, not starting with a digit."""
     name = name.lstrip("$")
     if not name or not (name[0].isalpha() or name[0] == "_") or not all(
             c.isalnum() or c == "_" for c in name):
         raise PvError(f"invalid pseudo-variable name {name!r}")
-    if name in _PVS and not replace:
-        raise PvError(f"pseudo-variable ${name} is registered twice")
-    pv = PvDef(name, getter, setter, takes_arg, parse_arg, index_getter, doc)
-    _PVS[name] = pv
+    return PvDef(name, getter, setter, takes_arg, parse_arg, index_getter, doc)
+
+
+def register_builtin(name: str, getter: Callable[..., PvValue],
+                     setter: Callable[..., None] | None = None, takes_arg: bool = False, *,
+                     parse_arg: Callable[[str], Any] | None = None,
+                     index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None,
+                     doc: str = "") -> PvDef:
+    """Add one of the core's own pseudo-variables (at import of kemi_core.pv only)."""
+    pv = make_pv(name, getter, setter, takes_arg, parse_arg, index_getter, doc)
+    if pv.name in BUILTIN_PVS:
+        raise PvError(f"pseudo-variable ${pv.name} is registered twice")
+    BUILTIN_PVS[pv.name] = pv
     return pv
 
 
-def lookup_pv(name: str) -> PvDef | None:
-    """The pseudo-variable class ``$name`` (without the ``$``), or None when none is registered."""
-    return _PVS.get(name)
-
-
-def registered_names() -> list[str]:
-    return sorted(_PVS)
+def lookup_builtin(name: str) -> PvDef | None:
+    """The core's own pseudo-variable class ``$name``, or None."""
+    return BUILTIN_PVS.get(name)

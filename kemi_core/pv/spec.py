@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.pv.registry import PvDef, PvError, PvReadOnlyError, PvValue, lookup_pv
+from kemi_core.pv.registry import (
+    PvDef,
+    PvError,
+    PvLookup,
+    PvReadOnlyError,
+    PvValue,
+    lookup_builtin,
+)
 from kemi_core.pv.transforms import Transform, compile_transform
 
 if TYPE_CHECKING:
@@ -94,21 +101,22 @@ class PvSpec:
         return f"PvSpec({self.text!r})"
 
 
-def scan_pv(text: str, pos: int) -> tuple[PvSpec, int]:
-    """Parse the spec starting at ``text[pos] == "$"``; returns it and the index after it."""
+def scan_pv(text: str, pos: int, lookup: PvLookup = lookup_builtin) -> tuple[PvSpec, int]:
+    """Parse the spec starting at ``text[pos] == "$"``; returns it and the index after it.
+    ``lookup`` finds a pseudo-variable class by name (a Core's ``core.pv.lookup``)."""
     if text[pos:pos + 1] != "$":
         raise PvError(f"a pseudo-variable starts with '$': {text!r}")
     if text[pos + 1:pos + 2] == "(":
         close = _closing(text, pos + 1, "(", ")")
         inner = text[pos + 2:close]
-        spec = _parse_inner(inner, text[pos:close + 1], long_form=True)
+        spec = _parse_inner(inner, text[pos:close + 1], lookup)
         return spec, close + 1
     start = pos + 1
     end = _name_end(text, start)
     if end == start:
         raise PvError(f"missing pseudo-variable name after '$' in {text!r}")
     name = text[start:end]
-    pvdef = lookup_pv(name)
+    pvdef = lookup(name)
     if pvdef is None:
         raise PvError(f"unknown pseudo-variable ${name}")
     if pvdef.takes_arg:
@@ -120,12 +128,12 @@ def scan_pv(text: str, pos: int) -> tuple[PvSpec, int]:
     return _make(text[pos:end], pvdef, None, "", []), end
 
 
-def _parse_inner(inner: str, full: str, long_form: bool) -> PvSpec:
+def _parse_inner(inner: str, full: str, lookup: PvLookup) -> PvSpec:
     end = _name_end(inner, 0)
     name = inner[:end]
     if not name:
         raise PvError(f"missing pseudo-variable name in {full!r}")
-    pvdef = lookup_pv(name)
+    pvdef = lookup(name)
     if pvdef is None:
         raise PvError(f"unknown pseudo-variable ${name}")
     pos = end
@@ -172,12 +180,13 @@ def _make(text: str, pvdef: PvDef, raw_arg: str | None, index: int | None | str,
     return PvSpec(text, pvdef, arg, pvdef.takes_arg, index, transforms)
 
 
-def parse_pv(spec: str) -> PvSpec:
-    """Compile a whole pseudo-variable spec (``"$ru"``, ``"$(hdr(Via)[1])"``...)."""
+def parse_pv(spec: str, lookup: PvLookup = lookup_builtin) -> PvSpec:
+    """Compile a whole pseudo-variable spec (``"$ru"``, ``"$(hdr(Via)[1])"``...); the core's
+    own variables only unless ``lookup`` (a Core's ``core.pv.lookup``) says otherwise."""
     text = spec.strip()
     if not text.startswith("$"):
         raise PvError(f"a pseudo-variable starts with '$': {spec!r}")
-    pv, end = scan_pv(text, 0)
+    pv, end = scan_pv(text, 0, lookup)
     if end != len(text):
         raise PvError(f"unexpected {text[end:]!r} after {text[:end]!r}")
     return pv

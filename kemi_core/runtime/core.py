@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
@@ -19,6 +20,7 @@ from kemi_core.counters import Counter, CounterTable, Gauge, Kind
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.pv.table import PvTable
 from kemi_core.runtime.clock import Clock, Timer
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 
@@ -83,6 +85,7 @@ class Transport(Protocol):
 
 
 ReplyHandler = Callable[[MsgContext], bool]
+S = TypeVar("S")
 
 
 class Core:
@@ -94,6 +97,8 @@ class Core:
         #: ``call_later``, ``call_every``. Tests give a VirtualClock they advance.
         self.clock: Clock = clock if clock is not None else Clock()
         self.registry = KemiRegistry()
+        #: Pseudo-variables: the core's own and those modules register (``core.pv.register``).
+        self.pv = PvTable()
         self.params: dict[tuple[str, str], ParamSpec] = {}
         self.param_values: dict[tuple[str, str], Any] = {}
         self.rpc_commands: dict[str, RpcCommand] = {}
@@ -116,8 +121,8 @@ class Core:
         self.shared_vars: dict[str, Any] = {}
         #: Run before the request route; True = the request was consumed (sl's ACK filter).
         self.request_filters: list[Callable[[MsgContext], bool]] = []
-        #: APIs modules offer each other by name (Kamailio's bind_tm & co): "tm" -> object.
-        self.services: dict[str, Any] = {}
+        self._services: dict[str, object] = {}
+        self._checked: dict[tuple[str, type], object] = {}
         #: Called with the main process's event loop once it runs (control channels live there).
         self.main_loop_hooks: list[Callable[[Any], None]] = []
         #: Handlers given to add_timer_handler (each runs from a clock timer every TIMER_TICK).
@@ -156,6 +161,43 @@ class Core:
         if self.worker_pids:
             self.counters.seal()
         return self.counters.gauge(group, name, read, doc)
+
+    # ---- services modules offer each other (Kamailio's bind_tm & co) -----------------------
+    def provide(self, name: str, service: object) -> None:
+        """Offer ``service`` to other modules as ``name`` (from mod_register or mod_init)."""
+        if name in self._services:
+            raise ModuleError(f"service {name!r} is provided twice")
+        self._services[name] = service
+
+    def require(self, name: str, kind: type[S]) -> S:
+        """The service ``name``, checked to be a ``kind`` (a runtime-checkable Protocol such
+        as :class:`~kemi_core.services.TmApi`, or a class). ModuleError when no loaded module
+        provides it (the message names the module to load) or it is not a ``kind``."""
+        found = self.service(name, kind)
+        if found is None:
+            raise ModuleError(f"the {name} service is missing: loadmodule \"{name}.so\" before "
+                              "the modules that use it")
+        return found
+
+    def service(self, name: str, kind: type[S]) -> S | None:
+        """The service ``name`` as a ``kind``, or None when no module provides it (for
+        optional collaboration, e.g. sl replying through tm when tm is loaded)."""
+        key = (name, kind)
+        found = self._checked.get(key)
+        if found is None:
+            found = self._services.get(name)
+            if found is None:
+                return None
+            if not isinstance(found, kind):
+                raise ModuleError(f"service {name!r} is a {type(found).__name__}, not a "
+                                  f"{kind.__name__}")
+            self._checked[key] = found
+        return found  # type: ignore[return-value]
+
+    @property
+    def services(self) -> Mapping[str, object]:
+        """Every provided service by name (read-only: use provide / require)."""
+        return MappingProxyType(self._services)
 
     # ---- module parameters -------------------------------------------------------------
     def declare_param(self, module: str, name: str, kind: type, default: Any = None,

@@ -11,7 +11,6 @@ from kemi_core.pv import (
     compile_format,
     get_pv,
     parse_pv,
-    register_pv,
     set_pv,
 )
 from kemi_core.runtime.context import MsgContext, RecvInfo
@@ -209,18 +208,25 @@ def test_compile_format_errors(bad: str) -> None:
 
 def test_register_pv_module_variable(ctx: MsgContext) -> None:
     store: dict[str, object] = {}
-    register_pv("T_test_code", lambda c: store.get("code"),
-                lambda c, v: store.__setitem__("code", v), replace=True)
-    register_pv("T_test_arg", lambda c, a: f"<{a}>", takes_arg=True, replace=True)
+    table = ctx.core.pv
+    table.register("T_test_code", lambda c: store.get("code"),
+                   lambda c, v: store.__setitem__("code", v))
+    table.register("T_test_arg", lambda c, a: f"<{a}>", takes_arg=True)
     assert get_pv(ctx, "$T_test_code") is None
     set_pv(ctx, "$T_test_code", 408)
     assert get_pv(ctx, "$T_test_code") == 408
     assert get_pv(ctx, "$T_test_arg(k)") == "<k>"
-    assert compile_format("[$T_test_code]")(ctx) == "[408]"
+    assert table.format("[$T_test_code]")(ctx) == "[408]"
+    assert table.lookup("T_test_code") is not None and "T_test_arg" in table.names()
     with pytest.raises(PvError):
-        register_pv("T_test_code", lambda c: None)
+        table.register("T_test_code", lambda c: None)
     with pytest.raises(PvError):
-        register_pv("bad name", lambda c: None)
+        table.register("bad name", lambda c: None)
+    # The variables are this core's: another core (another server) does not know them.
+    other = Core(CoreConfig())
+    assert other.pv.lookup("T_test_code") is None
+    with pytest.raises(PvError, match="unknown pseudo-variable"):
+        other.pv.parse("$T_test_code")
 
 
 def test_time_and_process(ctx: MsgContext) -> None:

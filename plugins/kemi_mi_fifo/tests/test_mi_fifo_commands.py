@@ -15,8 +15,7 @@ def _server(tmp_path: Path) -> kemi_mi_fifo.FifoServer:
                            params={("mi_fifo", "fifo_name"): str(tmp_path / "kemi_fifo"),
                                    ("mi_fifo", "reply_dir"): str(tmp_path)})
     assert not (tmp_path / "kemi_fifo").exists()  # made when the main process serves it
-    server = core.services["mi_fifo"]
-    assert isinstance(server, kemi_mi_fifo.FifoServer)
+    server = core.require("mi_fifo", kemi_mi_fifo.FifoServer)
     server.create()
     assert (tmp_path / "kemi_fifo").is_fifo()
     return server

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kemi_rr
-from kemi_core.api import ConfigError
+from kemi_core.api import ConfigError, RrApi
 from kemi_core.testing import context, offline_core, request
 
 
@@ -65,7 +65,7 @@ def test_force_send_socket_single_entry() -> None:
 
 def test_service_api_for_other_modules() -> None:
     core, _ = offline_core(("rr", kemi_rr))
-    api = core.services["rr"]
+    api = core.require("rr", RrApi)
     raw = request("BYE", "sip:bob@10.0.0.2", 5070, extra="Route: <sip:127.0.0.1;lr;did=abc>")
     ctx = context(core, raw)
     api.loose_route(ctx)

@@ -106,7 +106,7 @@ def test_send_reply_uses_tm_when_a_transaction_exists() -> None:
             return 1
 
     tm = FakeTm()
-    core.services["tm"] = tm
+    core.provide("tm", tm)
     ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))
     assert kemi_sl.send_reply(ctx, 180, "Ringing") == 1
     assert tm.replied == [(180, "Ringing")] and tr.sent == []

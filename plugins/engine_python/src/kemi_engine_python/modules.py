@@ -102,6 +102,15 @@ class PythonEngineModule:
         state.ensure_counter()  # shared memory must exist before the workers fork
 
     @hookimpl
+    def write_script_stubs(self, core: Core, directory: str) -> list[str]:
+        """Typing stubs for Python (KSR, Router) and Lua (KSR.lua) scripts."""
+        if self.name != "app_python":  # the app_python3 aliases would write the same files
+            return []
+        from kemi_engine_python.stubs import write_stubs
+
+        return [str(p) for p in write_stubs(core.registry, directory)]
+
+    @hookimpl
     def child_init(self, rank: int) -> None:
         if self.state is None:
             return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core.api import MsgContext, cached_format, set_pv
+from kemi_core.api import MsgContext, set_pv
 from kemi_core.sip import SipParseError, parse_uri
 
 log = logging.getLogger("kemi.kex")
@@ -78,7 +78,7 @@ def isdsturiset(ctx: MsgContext) -> int:
 def pv_printf(ctx: MsgContext, var: str, fmt: str) -> int:
     """Evaluate the format ``fmt`` and assign the text to variable ``var``."""
     try:
-        value = cached_format(fmt)(ctx)
+        value = ctx.core.pv.format(fmt)(ctx)
         set_pv(ctx, var, value)
     except ValueError as exc:
         log.error("pv_printf(%r, %r): %s", var, fmt, exc)
@@ -92,7 +92,7 @@ def is_myself(ctx: MsgContext, uri: str) -> int:
     text = uri
     if "$" in text:
         try:
-            text = cached_format(text)(ctx)
+            text = ctx.core.pv.format(text)(ctx)
         except ValueError:
             pass
     host, port = _host_port(text.strip())

@@ -54,7 +54,7 @@ def mod_init(core: Core) -> None:
     server = FifoServer(core, path, str(core.modparam(MODULE, "reply_dir")),
                         int(core.modparam(MODULE, "fifo_mode")))
     core.main_loop_hooks.append(server.attach)
-    core.services["mi_fifo"] = server
+    core.provide("mi_fifo", server)
 
 
 class FifoServer:

@@ -109,7 +109,7 @@ def _rpc_shv_get(core: Core, params: list[Any]) -> list[dict[str, Any]]:
 def mod_register(core: Core) -> None:
     core.declare_param(PARAM_MODULE, "shvset", str, multi=True, doc="initial $shv: name=i:1 / name=s:x")
     core.declare_param(PARAM_MODULE, "varset", str, multi=True, doc="initial $var: name=i:1 / name=s:x")
-    sbranch.register_sbranch_pv()
+    sbranch.register_sbranch_pv(core)
     for fn in cfgfuncs.cfg_functions():
         if fn.name not in core.cfg_functions:
             core.add_cfg_function(fn)

@@ -6,27 +6,21 @@ variables evaluated here, as Kamailio's fixups do.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 
-from kemi_core.api import CfgFunction, MsgContext, compile_format, get_pv, set_pv
+from kemi_core.api import CfgFunction, MsgContext, get_pv, set_pv
 from kemi_pv import kemi_api, sbranch, variables
 from kemi_pv.xavp import XAVP
 
 log = logging.getLogger("kemi.pv")
 
 
-@functools.lru_cache(maxsize=512)
-def _fmt(text: str) -> Callable[[MsgContext], str]:
-    return compile_format(text)
-
-
 def _ev(ctx: MsgContext, text: str) -> str:
     if "$" not in text:
         return text
     try:
-        return _fmt(text)(ctx)
+        return ctx.core.pv.format(text)(ctx)
     except ValueError:
         return text
 

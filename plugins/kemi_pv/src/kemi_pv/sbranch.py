@@ -9,7 +9,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from kemi_core.api import Branch, Core, MsgContext, PvError, lookup_pv, register_pv
+from kemi_core.api import Branch, Core, MsgContext, PvError
 
 KEYS = ("uri", "dst_uri", "path", "q", "send_socket", "flags", "instance", "ruid")
 _INT_KEYS = ("q", "flags")
@@ -42,10 +42,9 @@ def _set(ctx: MsgContext, key: str, value: str | int | None) -> None:
         sb[key] = str(value)
 
 
-def register_sbranch_pv() -> None:
-    if lookup_pv("sbranch") is None:
-        register_pv("sbranch", _get, _set, takes_arg=True, parse_arg=_key,
-                    doc="static branch attribute (pv module)")
+def register_sbranch_pv(core: Core) -> None:
+    core.pv.register("sbranch", _get, _set, takes_arg=True, parse_arg=_key,
+                     doc="static branch attribute (pv module)")
 
 
 def sbranch_set_ruri(ctx: MsgContext) -> int:

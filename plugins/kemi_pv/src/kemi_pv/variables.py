@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kemi_core.api import MsgContext, cached_format, compile_format, set_pv
+from kemi_core.api import MsgContext, set_pv
 from kemi_pv.xavp import ROOT_VALUE, XAVP, _first
 
 log = logging.getLogger("kemi.pv")
@@ -63,8 +63,8 @@ def avp_is_null(ctx: MsgContext, name: str) -> int:
 def evalx(ctx: MsgContext, dst: str, fmt: str) -> int:
     """Evaluate ``fmt`` twice (values may hold variables themselves) into variable ``dst``."""
     try:
-        once = cached_format(fmt)(ctx)
-        twice = compile_format(once)(ctx) if "$" in once else once
+        once = ctx.core.pv.format(fmt)(ctx)
+        twice = ctx.core.pv.compile_format(once)(ctx) if "$" in once else once
         set_pv(ctx, dst, twice)
     except ValueError as exc:
         log.error("evalx(%r, %r): %s", dst, fmt, exc)

@@ -68,8 +68,8 @@ def mod_register(core: Core) -> None:
     core.declare_param(MODULE, "custom_user_avp", str, "", doc="PV with the user for add_username")
     for fn in cfg_functions():
         core.add_cfg_function(fn)
-    register_pvs()
-    core.services[MODULE] = RrApi()
+    register_pvs(core)
+    core.provide(MODULE, RrApi())
 
 
 @hookimpl
@@ -154,23 +154,14 @@ class RrApi:
 
 
 # ---- native cfg functions ----------------------------------------------------------------
-_FORMATS: dict[str, Callable[[MsgContext], str]] = {}
-
-
 def _expand(ctx: MsgContext, text: str) -> str:
     """Pseudo-variables in a cfg string argument (Kamailio's fixup_spve)."""
     if "$" not in text:
         return text
-    fmt = _FORMATS.get(text)
-    if fmt is None:
-        from kemi_core.api import compile_format
-
-        try:
-            fmt = compile_format(text)
-        except ValueError:
-            return text
-        if len(_FORMATS) < 1024:
-            _FORMATS[text] = fmt
+    try:
+        fmt = ctx.core.pv.format(text)
+    except ValueError:
+        return text
     return fmt(ctx)
 
 

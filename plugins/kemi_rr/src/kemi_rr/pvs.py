@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kemi_core.api import MsgContext, PvError, PvValue, lookup_pv, register_pv
+from kemi_core.api import Core, MsgContext, PvError, PvValue
 from kemi_core.sip import SipParseError
 from kemi_rr.loose import direction
 from kemi_rr.state import rr_state
@@ -36,9 +36,7 @@ def _rdir(ctx: MsgContext, key: str) -> PvValue:
     return d
 
 
-def register_pvs() -> None:
-    if lookup_pv("route_uri") is None:
-        register_pv("route_uri", _route_uri, doc="URI of the top Route header (rr)")
-    if lookup_pv("rdir") is None:
-        register_pv("rdir", _rdir, takes_arg=True, parse_arg=_rdir_key,
+def register_pvs(core: Core) -> None:
+    core.pv.register("route_uri", _route_uri, doc="URI of the top Route header (rr)")
+    core.pv.register("rdir", _rdir, takes_arg=True, parse_arg=_rdir_key,
                     doc="request direction after loose_route: id 0/1, name downstream/upstream (rr)")

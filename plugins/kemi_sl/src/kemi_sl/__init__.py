@@ -13,7 +13,16 @@ import logging
 import secrets
 from typing import Any
 
-from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, ReturnKind, export, hookimpl
+from kemi_core.api import (
+    CfgFunction,
+    Core,
+    KemiExport,
+    MsgContext,
+    ReturnKind,
+    TmApi,
+    export,
+    hookimpl,
+)
 from kemi_core.sip import SipParseError, build_reply
 
 log = logging.getLogger("kemi.sl")
@@ -103,7 +112,7 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
 
 def send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     """Reply statefully when tm holds a transaction for the request, else statelessly."""
-    tm = ctx.core.services.get("tm")
+    tm = ctx.core.service("tm", TmApi)
     if tm is not None and ctx.core.modparam(MODULE, "bind_tm") and tm.has_transaction(ctx):
         return int(tm.t_reply(ctx, code, reason))
     return sl_send_reply(ctx, code, reason)

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
 
 from kemi_core.api import MsgContext
 
 log = logging.getLogger("kemi.textops")
-
-
-@functools.lru_cache(maxsize=1024)
-def _format(text: str) -> Callable[[MsgContext], str]:
-    from kemi_core.api import compile_format
-
-    return compile_format(text)
 
 
 def expand(ctx: MsgContext, text: str) -> str:
@@ -23,7 +14,7 @@ def expand(ctx: MsgContext, text: str) -> str:
     if "$" not in text:
         return text
     try:
-        return _format(text)(ctx)
+        return ctx.core.pv.format(text)(ctx)
     except ValueError:  # PvError: a '$' that starts no known variable
         return text
 

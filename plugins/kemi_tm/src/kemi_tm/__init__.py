@@ -20,7 +20,7 @@ from kemi_tm.stats import TmStats
 def mod_register(core: Core) -> None:
     settings.declare(core)
     _exports.register_cfg_functions(core)
-    pvs.register()
+    pvs.register(core)
 
 
 @hookimpl
@@ -34,6 +34,6 @@ def mod_init(core: Core) -> None:
     # (empty) table, and the counters (core.counter) are shared by all of them.
     tm_settings = settings.TmSettings.from_core(core)
     svc = TmService(core, tm_settings, TmStats(core))
-    core.services[MODULE] = svc
+    core.provide(MODULE, svc)
     core.add_reply_handler(svc.on_reply)
     rpc.register(core, svc)

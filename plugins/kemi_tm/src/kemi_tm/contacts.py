@@ -19,7 +19,9 @@ _UNSPECIFIED_Q = 1000  # Kamailio treats a missing q as 1.0
 
 
 def _avp_name(ctx: MsgContext) -> str:
-    return str(ctx.core.services["tm"].settings.contacts_avp)
+    from kemi_tm.service import TmService
+
+    return str(ctx.core.require("tm", TmService).settings.contacts_avp)
 
 
 def _q(q: int) -> int:

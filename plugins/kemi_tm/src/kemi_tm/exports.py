@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 from kemi_core.api import CfgFunction, KemiExport, MsgContext, ReturnKind, RouteType, export
 from kemi_tm import contacts, relay
 from kemi_tm.glue_state import MODULE, Callbacks, TmTransaction, req_state
+from kemi_tm.service import TmService
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
-    from kemi_tm.service import TmService
 
 log = logging.getLogger("kemi.tm")
 
@@ -93,7 +93,7 @@ def register_cfg_functions(core: Core) -> None:
 
 
 def svc_of(ctx: MsgContext) -> TmService:
-    return ctx.core.services["tm"]  # type: ignore[no-any-return]
+    return ctx.core.require("tm", TmService)
 
 
 def _tx(ctx: MsgContext) -> TmTransaction | None:

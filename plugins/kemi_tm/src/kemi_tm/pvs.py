@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kemi_core.api import PvValue, RouteType, get_pv, register_pv
+from kemi_core.api import Core, PvValue, RouteType, get_pv
 from kemi_tm.exports import status_code
 from kemi_tm.glue_state import req_state
 
@@ -57,9 +57,9 @@ def t_rpl(ctx: MsgContext, spec: str) -> PvValue:
     return get_pv(rctx, spec)
 
 
-def register() -> None:
-    register_pv("T_reply_code", reply_code, replace=True, doc="status of the tm reply")
-    register_pv("T_reply_reason", reply_reason, replace=True, doc="reason of the tm reply")
-    register_pv("T_branch_idx", branch_idx, replace=True, doc="index of the current branch")
-    register_pv("T_req", t_req, takes_arg=True, replace=True, doc="a PV on the tm request")
-    register_pv("T_rpl", t_rpl, takes_arg=True, replace=True, doc="a PV on the tm reply")
+def register(core: Core) -> None:
+    core.pv.register("T_reply_code", reply_code, doc="status of the tm reply")
+    core.pv.register("T_reply_reason", reply_reason, doc="reason of the tm reply")
+    core.pv.register("T_branch_idx", branch_idx, doc="index of the current branch")
+    core.pv.register("T_req", t_req, takes_arg=True, doc="a PV on the tm request")
+    core.pv.register("T_rpl", t_rpl, takes_arg=True, doc="a PV on the tm reply")

@@ -2,8 +2,8 @@
 
 It owns the worker's ``TmTable``, performs the actions the machines return (``perform``),
 runs the script's tm callbacks (branch, onreply, failure, branch-failure routes), handles
-replies (``on_reply``, a core reply handler) and timers (``tick``). It is also
-``core.services["tm"]``: sl's ``send_reply`` asks it ``has_transaction(ctx)`` and
+replies (``on_reply``, a core reply handler) and timers (``tick``). It is also the service
+``core.require("tm", TmService)``: sl's ``send_reply`` asks it ``has_transaction(ctx)`` and
 ``t_reply(ctx, code, reason)``.
 
 Time: every ``now`` is ``core.clock.now()``. One clock timer stays armed at the table's earliest

@@ -16,6 +16,7 @@ from typing import Any
 from kemi_core.api import MsgContext, RecvInfo, RouteType, ScriptError, VirtualClock
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import CaptureTransport, Sent, attach_dispatcher, offline_core
+from kemi_tm.service import TmService
 
 Route = Callable[[MsgContext], Any]
 
@@ -60,7 +61,7 @@ class TmHarness:
         self.engine = DictEngine(routes)
         core.engine = self.engine
         self.dispatcher = attach_dispatcher(core)
-        self.tm = core.services["tm"]
+        self.tm = core.require("tm", TmService)
 
     @property
     def time(self) -> float:

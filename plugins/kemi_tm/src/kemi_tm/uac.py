@@ -24,11 +24,11 @@ from kemi_tm.actions import Dest, PassUp, Send
 from kemi_tm.client import ClientTransaction, new_client_transaction
 from kemi_tm.glue_state import MODULE, req_state
 from kemi_tm.keys import MAGIC_COOKIE
+from kemi_tm.service import TmService
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, MsgContext, Timer
     from kemi_core.sip import SipMsg
-    from kemi_tm.service import TmService
     from kemi_tm.timers import TimerSettings
 
 log = logging.getLogger("kemi.tm")
@@ -172,7 +172,7 @@ def t_uac_send(ctx: MsgContext, method: str, ruri: str, nexthop: str, socket: st
                headers: str, body: str) -> int:
     """Send a new request statefully from this worker (``nexthop`` or the R-URI is where it goes;
     ``socket`` is accepted and the worker's own socket used)."""
-    svc: TmService = ctx.core.services["tm"]
+    svc = ctx.core.require("tm", TmService)
     dest = _dest(nexthop or ruri)
     if dest is None:
         log.error("t_uac_send: bad destination %r", nexthop or ruri)
@@ -199,7 +199,7 @@ def t_replicate(ctx: MsgContext, uri: str) -> int:
         log.error("t_replicate: bad destination %r", uri)
         return -1
     req_state(ctx)
-    return 1 if worker_uac(ctx.core.services["tm"]).start(ctx.msg.copy(), dest) else -1
+    return 1 if worker_uac(ctx.core.require("tm", TmService)).start(ctx.msg.copy(), dest) else -1
 
 
 def exports() -> list[KemiExport]:

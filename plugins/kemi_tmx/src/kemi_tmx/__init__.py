@@ -1,4 +1,4 @@
-"""tmx.so: Kamailio's tm extensions, on top of kemi_tm (``core.services["tm"]``).
+"""tmx.so: Kamailio's tm extensions, on top of kemi_tm (``core.require("tm", TmService)``).
 
 Route-type tests, canceling branches from an onreply route, acting on a transaction found by
 Call-ID and CSeq, and t_precheck_trans. The $T_* variables are registered by tm itself.
@@ -20,6 +20,7 @@ from kemi_core.api import (
     hookimpl,
 )
 from kemi_core.sip import SipParseError
+from kemi_tm.service import TmService
 
 log = logging.getLogger("kemi.tmx")
 
@@ -55,12 +56,12 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 
 @hookimpl
 def mod_init(core: Core) -> None:
-    if "tm" not in core.services:
+    if core.service("tm", TmService) is None:
         raise ModuleError("tmx needs the tm module: loadmodule \"tm.so\" before \"tmx.so\"")
 
 
-def _tm(ctx: MsgContext):  # type: ignore[no-untyped-def]
-    return ctx.core.services["tm"]
+def _tm(ctx: MsgContext) -> TmService:
+    return ctx.core.require("tm", TmService)
 
 
 # ---- route types -----------------------------------------------------------------------

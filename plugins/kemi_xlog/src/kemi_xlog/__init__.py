@@ -16,7 +16,6 @@ from kemi_core.api import (
     CfgFunction,
     KemiExport,
     ModuleError,
-    compile_format,
     export,
     hookimpl,
 )
@@ -170,6 +169,6 @@ def mod_init(core: Core) -> None:
     settings.prefix_fn = None
     if settings.prefix_mode == 1:
         try:
-            settings.prefix_fn = compile_format(settings.prefix)
+            settings.prefix_fn = core.pv.compile_format(settings.prefix)
         except ValueError as exc:
             raise ModuleError(f"xlog: prefix {settings.prefix!r}: {exc}")

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kemi_core.api import ALERT, BUG, NOTICE, PvError, cached_pv, kamailio_level
+from kemi_core.api import ALERT, BUG, NOTICE, PvError, kamailio_level
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
@@ -21,17 +21,15 @@ LevelFn = Callable[["MsgContext"], int]
 
 @functools.lru_cache(maxsize=256)
 def parse_level(text: str) -> LevelFn:
-    """Compile a level argument (cached by text); raises ValueError for an unknown name or a
-    bad $pv."""
+    """Compile a level argument (cached by text); raises ValueError for an unknown name. A
+    $pv is compiled by the message's core (each core has its own variables)."""
     text = text.strip()
     if text.startswith("$"):
-        try:
-            spec = cached_pv(text)
-        except PvError as exc:
-            raise ValueError(f"xlog level {text!r}: {exc}")
-
         def from_pv(ctx: MsgContext) -> int:
-            value = spec.get(ctx)
+            try:
+                value = ctx.core.pv.spec(text).get(ctx)
+            except PvError as exc:
+                raise ValueError(f"xlog level {text!r}: {exc}")
             try:
                 return kamailio_level(int(value)) if value is not None else logging.ERROR
             except ValueError:

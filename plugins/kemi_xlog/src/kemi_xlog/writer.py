@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kemi_core.api import cached_format, script_log
+from kemi_core.api import script_log
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
@@ -35,16 +35,12 @@ class Settings:
 
 settings = Settings()
 
-#: The compiled formatter for a format text (raises ValueError for an unknown $pv).
-get_format = cached_format
-
-
 def write(ctx: MsgContext, level: int, fmt: str, line_prefix: str = "") -> int:
     """Log ``fmt`` rendered for ``ctx`` at ``level``; 1 on success, -1 on a bad format."""
     if not script_log.isEnabledFor(level):
         return 1
     try:
-        formatter = get_format(fmt)
+        formatter = ctx.core.pv.format(fmt)
     except ValueError as exc:
         script_log.error("xlog: bad format %r: %s", fmt, exc)
         return -1
