@@ -99,6 +99,16 @@ class EditsMixin:
         self._insert(self._names.index(akey) + 1, name, value)
         return True
 
+    def add_header_after_last(self, anchor: str, name: str, value: str) -> bool:
+        """Add a header after the last ``anchor`` header; False when there is none."""
+        akey = header_key(anchor)
+        names = self._names
+        for i in range(len(names) - 1, -1, -1):
+            if names[i] == akey:
+                self._insert(i + 1, name, value)
+                return True
+        return False
+
     def add_header_before(self, anchor: str, name: str, value: str) -> bool:
         """Add a header before the first ``anchor`` header; False when there is none."""
         akey = header_key(anchor)

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
     )
     from kemi_core.testing.outcome import Outcome, SentMessage
     from kemi_core.testing.postgres import PostgresServer, postgres_server
+    from kemi_core.testing.process import KemiProcess, free_port
     from kemi_core.testing.router import Router, ScriptFailure
     from kemi_core.testing.udp_client import request
+    from kemi_core.testing.wait import WaitTimeout, wait_until
 
 #: name -> the module it comes from. Imported on first use: pytest loads this package for every
 #: run (the kemi_router plugin lives in it), which must not cost the import of the whole core.
@@ -49,6 +51,10 @@ _HOMES = {
     "Router": "kemi_core.testing.router",
     "ScriptFailure": "kemi_core.testing.router",
     "request": "kemi_core.testing.udp_client",
+    "KemiProcess": "kemi_core.testing.process",
+    "free_port": "kemi_core.testing.process",
+    "WaitTimeout": "kemi_core.testing.wait",
+    "wait_until": "kemi_core.testing.wait",
 }
 
 
@@ -63,6 +69,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CaptureTransport",
+    "KemiProcess",
     "ModuleLoader",
     "Outcome",
     "PostgresServer",
@@ -70,11 +77,14 @@ __all__ = [
     "ScriptFailure",
     "Sent",
     "SentMessage",
+    "WaitTimeout",
     "add_core_exports",
     "attach_dispatcher",
     "context",
+    "free_port",
     "installed_modules",
     "offline_core",
     "postgres_server",
     "request",
+    "wait_until",
 ]

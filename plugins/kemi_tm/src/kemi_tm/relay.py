@@ -163,11 +163,19 @@ def _relay_cancel(svc: TmService, ctx: MsgContext, proto: str | None, target: Ta
 
 
 # ---- branches -----------------------------------------------------------------------------
-def _destinations(ctx: MsgContext) -> list[tuple[str, str | None]]:
-    """(R-URI, $du) of branch 0 and of every appended branch."""
-    out: list[tuple[str, str | None]] = [(ctx.msg.ruri, ctx.dst_uri)]
-    out += [(b.uri, b.dst_uri) for b in ctx.branches]
+def _destinations(ctx: MsgContext) -> list[tuple[str, str | None, str | None]]:
+    """(R-URI, $du, Path vector) of branch 0 and of every appended branch."""
+    out: list[tuple[str, str | None, str | None]] = [
+        (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"))]
+    out += [(b.uri, b.dst_uri, b.path) for b in ctx.branches]
     return out
+
+
+def _add_path(breq: SipMsg, path: str) -> None:
+    """The Path a contact registered through (RFC 3327, set by registrar's lookup) becomes the
+    branch's Route: above the request's own Route headers, else after its last Via."""
+    if not breq.add_header_before("route", "Route", path):
+        breq.add_header_after_last("via", "Route", path)
 
 
 def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
@@ -181,11 +189,13 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     # None in a failure route, whose request has them already.
     via = received_via(ctx, msg)
     name = tx.glue.callbacks.branch
-    for index, (ruri, du) in enumerate(_destinations(ctx)):
+    for index, (ruri, du, path) in enumerate(_destinations(ctx)):
         breq = msg.copy()
         if ruri != breq.ruri:
             breq.set_ruri(ruri)
         apply_via(breq, via)
+        if path:
+            _add_path(breq, path)
         if name is not None:
             bctx = _branch_context(ctx, breq, du, tx, len(tx.branches) + index)
             svc.run_callback(name, bctx)

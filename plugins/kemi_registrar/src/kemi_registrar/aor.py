@@ -1,0 +1,65 @@
+"""Address-of-record keys and the small parsing helpers registrar shares."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from kemi_core.sip import SipParseError, parse_uri, split_commas
+
+#: Kamailio's method bits (the ``methods`` column of the location table).
+METHOD_BITS = {
+    "INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32,
+    "SUBSCRIBE": 64, "NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512, "PRACK": 1024,
+    "UPDATE": 2048, "REFER": 4096, "PUBLISH": 8192, "KDMQ": 16384, "GET": 32768,
+    "POST": 65536, "PUT": 131072, "DELETE": 262144,
+}
+METHOD_OTHER = 524288
+MAX_AOR = 256
+
+
+class AorError(ValueError):
+    """The URI gives no usable address of record (the reason is Kamailio's words)."""
+
+
+def aor_of(uri_text: str, use_domain: bool, case_sensitive: bool, realm_prefix: str = "") -> str:
+    """The usrloc key of a SIP URI: ``user`` (or ``user@domain`` with use_domain), unescaped,
+    lower-cased unless case_sensitive; ``realm_prefix`` is stripped from the domain."""
+    try:
+        uri = parse_uri(uri_text)
+    except SipParseError:
+        raise AorError("Error while parsing AOR")
+    user = unquote(uri.user or "")
+    if not case_sensitive:
+        user = user.lower()
+    if use_domain:
+        host = uri.host.lower()
+        if realm_prefix and host.startswith(realm_prefix) and len(host) > len(realm_prefix):
+            host = host[len(realm_prefix):]
+        aor = f"{user}@{host}"
+    else:
+        aor = user
+    if len(aor) > MAX_AOR:
+        raise AorError("Address Of Record too long")
+    return aor
+
+
+def method_bit(method: str) -> int:
+    return METHOD_BITS.get(method.upper(), METHOD_OTHER)
+
+
+def methods_mask(names: list[str]) -> int:
+    mask = 0
+    for name in names:
+        name = name.strip().strip('"').strip()
+        if name:
+            mask |= method_bit(name)
+    return mask
+
+
+def first_uri(path: str) -> str:
+    """The URI of the first element of a Path vector (``<sip:a;lr>,<sip:b>`` -> ``sip:a;lr``)."""
+    parts = split_commas(path, strict=False)
+    head = parts[0].strip() if parts else ""
+    if head.startswith("<"):
+        return head[1:head.find(">")] if ">" in head else head[1:]
+    return head

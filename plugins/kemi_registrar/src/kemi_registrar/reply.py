@@ -1,0 +1,92 @@
+"""The reply to a REGISTER, header by header as Kamailio 5.6 builds it.
+
+200 OK: ``Contact`` with every live binding of the AOR in one header, comma-separated, each
+``<uri>;q=..;expires=..;received=".."[;+sip.instance=".."][;reg-id=..]``; then ``Path`` when
+echoed, ``Flow-Timer`` when configured, and (kemi, RFC 3261 10.3 item 8) ``Date``.
+An error: the status with ``P-Registrar-Error: <why>``; ``Min-Expires`` (423) or
+``Retry-After`` (503) where Kamailio adds them; the AOR's current bindings when the error was
+found while going through the contacts. The reply goes out through sl's ``send_reply`` (so it
+is stateful when tm holds a transaction), with anything the script appended.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import formatdate
+
+from kemi_core.api import MsgContext
+from kemi_registrar.params import RegParams
+from kemi_registrar.request import RegError
+from kemi_usrloc.contact import Q_UNSPECIFIED, Contact, q_text
+
+log = logging.getLogger("kemi.registrar")
+
+#: ctx.mod_state key of a reply prepared by save(..., 0x02) for reg_send_reply().
+PENDING = "registrar.reply"
+
+Headers = list[tuple[str, str]]
+
+
+def contact_header(contacts: list[Contact], now: float, p: RegParams) -> str | None:
+    """The Contact value listing the live bindings (None when there is none)."""
+    parts = []
+    for c in contacts:
+        if not c.alive(now):
+            continue
+        item = f"<{c.c}>"
+        if c.q != Q_UNSPECIFIED:
+            item += f";q={q_text(c.q)}"
+        item += f";expires={c.remaining(now)}"
+        if c.received and p.received_param:
+            item += f';{p.received_param}="{c.received}"'
+        if c.instance is not None:
+            item += f';+sip.instance="{c.instance}"'
+        if c.reg_id:
+            item += f";reg-id={c.reg_id}"
+        parts.append(item)
+    return ", ".join(parts) if parts else None
+
+
+def ok_headers(contacts: list[Contact], now: float, p: RegParams,
+               path_reply: str | None) -> Headers:
+    headers: Headers = []
+    value = contact_header(contacts, now, p)
+    if value:
+        headers.append(("Contact", value))
+    if path_reply:
+        headers.append(("Path", path_reply))
+    if p.flow_timer > 0:
+        headers.append(("Flow-Timer", str(p.flow_timer)))
+    if p.date_header:
+        headers.append(("Date", formatdate(now, usegmt=True)))
+    return headers
+
+
+def error_headers(err: RegError, contacts: list[Contact], now: float, p: RegParams) -> Headers:
+    headers: Headers = []
+    if err.late:
+        value = contact_header(contacts, now, p)
+        if value:
+            headers.append(("Contact", value))
+    extra = list(err.headers)
+    headers += [h for h in extra if h[0] != "Retry-After"]
+    headers.append(("P-Registrar-Error", err.detail))
+    if err.code == 503 and p.retry_after > 0:
+        headers.append(("Retry-After", str(p.retry_after)))
+    return headers
+
+
+def send(ctx: MsgContext, code: int, reason: str, headers: Headers) -> bool:
+    """Reply through sl's send_reply with ``headers`` added after the script's own."""
+    export = ctx.core.registry.lookup("sl", "send_reply")
+    if export is None:
+        log.error("registrar: the sl module is not loaded: no reply sent")
+        return False
+    pending = ctx.extra.setdefault("reply_headers", [])
+    pending.extend(headers)
+    try:
+        return int(export.func(ctx, code, reason)) > 0
+    finally:
+        for h in headers:
+            if h in pending:
+                pending.remove(h)

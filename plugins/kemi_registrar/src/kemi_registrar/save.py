@@ -1,0 +1,97 @@
+"""save(): a REGISTER applied to the location table and answered (RFC 3261 10.3)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kemi_core.api import MsgContext
+from kemi_registrar import reply
+from kemi_registrar.request import (
+    SAVE_MEMORY_ONLY,
+    SAVE_NO_REPLY,
+    SAVE_PREPARE_REPLY,
+    RegError,
+    parse_request,
+)
+from kemi_registrar.state import state
+from kemi_registrar.update import Outcome, apply
+from kemi_usrloc.contact import Contact
+from kemi_usrloc.domain import UsrlocDbError
+
+log = logging.getLogger("kemi.registrar")
+
+#: ctx.mod_state key of a q set by set_q_override().
+Q_OVERRIDE = "registrar.q"
+
+
+def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int:
+    """Kamailio's save(table, flags, uri): 1 inserted, 2 updated, 3 deleted, 4 contacts
+    returned; -1 error (answered), -2 too many contacts (answered 503)."""
+    st = state()
+    p, ul = st.params, st.ul
+    msg = ctx.msg
+    if not msg.is_request:
+        log.error("save: the current message is not a request")
+        return -1
+    dom = ul.domain(table)
+    now = int(time.time())
+    contacts: list[Contact] = []
+    try:
+        req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE))
+        db = not flags & SAVE_MEMORY_ONLY
+        outcome: Outcome = dom.update(req.aor, lambda old: _change(old, contacts, req, now, flags),
+                                      db=db)
+        if outcome.error is not None:
+            outcome.error.aor = req.aor
+            raise outcome.error
+    except RegError as err:
+        if err.late and not contacts and err.aor is not None:
+            try:
+                contacts = dom.get(err.aor)
+            except UsrlocDbError:
+                contacts = []
+        st.rejected += 1
+        _answer(ctx, flags, err.code, err.reason,
+                reply.error_headers(err, contacts, now, p))
+        return err.rc
+    except UsrlocDbError:
+        st.rejected += 1
+        _answer(ctx, flags, 500, "Server Internal Error",
+                [("P-Registrar-Error", "usrloc_contact_insert failed")])
+        return -1
+    st.accepted += 1
+    _answer(ctx, flags, 200, "OK", reply.ok_headers(contacts, now, p, req.path_reply))
+    return outcome.rc
+
+
+def _change(old: list[Contact], out: list[Contact], req: object, now: int,
+            flags: int) -> tuple[list[Contact] | None, Outcome]:
+    """The update run under the location lock; ``out`` receives the contacts to answer with."""
+    st = state()
+    new, outcome = apply(old, req, now, flags, st.rules)  # type: ignore[arg-type]
+    out[:] = old if new is None else new
+    return new, outcome
+
+
+def _answer(ctx: MsgContext, flags: int, code: int, reason: str,
+            headers: list[tuple[str, str]]) -> None:
+    if flags & SAVE_NO_REPLY:
+        ctx.mod_state[reply.PENDING] = (code, reason, headers)
+        if flags & SAVE_PREPARE_REPLY:
+            ctx.extra.setdefault("reply_headers", []).extend(headers)
+        return
+    reply.send(ctx, code, reason, headers)
+
+
+def reg_send_reply(ctx: MsgContext) -> int:
+    """Send the reply save(..., 0x02) prepared; -1 when there is none."""
+    pending = ctx.mod_state.pop(reply.PENDING, None)
+    if pending is None:
+        return -1
+    code, reason, headers = pending
+    pending_hdrs = ctx.extra.get("reply_headers", [])
+    for h in headers:  # prepared by 0x10: sent once, not twice
+        if h in pending_hdrs:
+            pending_hdrs.remove(h)
+    return 1 if reply.send(ctx, code, reason, headers) else -1

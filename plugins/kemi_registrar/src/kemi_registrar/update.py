@@ -1,0 +1,119 @@
+"""The change one REGISTER makes to an AOR's contacts: a pure function of the old list.
+
+It runs under the shared store's writer lock (usrloc's ``Domain.update``), so it only
+computes: no I/O, no logging of its own. Kamailio's rules, as observed on 5.6:
+
+- a Contact matches a stored one by ``+sip.instance`` and ``reg-id`` when it has an instance,
+  else by usrloc's ``matching_mode`` (contact URI; with Call-ID; with path; Call-ID only);
+- the same Call-ID with a CSeq not above the stored one is refused ("Invalid CSeq number"),
+  except the same CSeq within ``cseq_delay`` seconds: a retransmission, answered, not applied;
+- expires 0 removes the matched contact; otherwise it is refreshed or inserted (q order);
+- ``max_contacts`` counts live contacts after the change (503 when exceeded);
+- flag 0x04 keeps only this REGISTER's contacts;
+- the return code is 3 when a contact was removed, else 1 when one was inserted, else 2.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from kemi_registrar.request import SAVE_MEMORY_ONLY, SAVE_SINGLE, Binding, RegError, Request
+from kemi_usrloc.contact import FL_MEM, Contact, new_ruid, place
+
+RC_INSERTED, RC_UPDATED, RC_DELETED, RC_QUERY = 1, 2, 3, 4
+
+
+@attrs.define
+class Outcome:
+    rc: int
+    error: RegError | None = None
+
+
+@attrs.frozen
+class Rules:
+    matching_mode: int
+    cseq_delay: int
+    desc_time_order: bool
+
+
+def _matches(c: Contact, b: Binding, req: Request, rules: Rules) -> bool:
+    if b.instance is not None and c.instance is not None:
+        return c.instance == b.instance and c.reg_id == b.reg_id
+    mode = rules.matching_mode
+    if mode == 3:
+        return c.callid == req.callid
+    if c.c != b.uri:
+        return False
+    if mode == 1:
+        return c.callid == req.callid
+    if mode == 2:
+        return c.path == req.path
+    return True
+
+
+def _find(contacts: list[Contact], b: Binding, req: Request, rules: Rules) -> int | None:
+    for i, c in enumerate(contacts):
+        if _matches(c, b, req, rules):
+            return i
+    return None
+
+
+def apply(old: list[Contact], req: Request, now: int, flags: int,
+          rules: Rules) -> tuple[list[Contact] | None, Outcome]:
+    """``(new contacts or None when unchanged, outcome)`` for ``req`` on ``old``."""
+    if req.star:
+        return ([] if old else None), Outcome(RC_DELETED)
+    if not req.bindings:
+        return None, Outcome(RC_QUERY)
+    contacts = list(old)
+    inserted = updated = deleted = False
+    touched: set[str] = set()
+    mem = FL_MEM if flags & SAVE_MEMORY_ONLY else 0
+    for b in req.bindings:
+        i = _find(contacts, b, req, rules)
+        if i is None:
+            if b.expires == 0:
+                continue
+            new = Contact(
+                ruid=new_ruid(), aor=req.aor, c=b.uri, expires=now + b.expires, q=b.q,
+                callid=req.callid, cseq=req.cseq, flags=mem, cflags=req.cflags,
+                user_agent=req.user_agent, received=req.received, path=req.path,
+                socket=req.socket, methods=b.methods, instance=b.instance, reg_id=b.reg_id,
+                last_modified=now)
+            contacts = place(contacts, new, rules.desc_time_order)
+            touched.add(new.ruid)
+            inserted = True
+            continue
+        cur = contacts[i]
+        if cur.callid == req.callid and req.cseq <= cur.cseq:
+            if (req.cseq == cur.cseq and rules.cseq_delay
+                    and now - cur.last_modified <= rules.cseq_delay):
+                touched.add(cur.ruid)
+                updated = True  # a retransmission: answered, not applied
+                continue
+            return None, Outcome(-1, RegError("Invalid CSeq number", late=True))
+        if b.expires == 0:
+            del contacts[i]
+            deleted = True
+            continue
+        refreshed = cur._replace(
+            c=b.uri, expires=now + b.expires, q=b.q, callid=req.callid, cseq=req.cseq,
+            flags=(cur.flags & ~FL_MEM) | mem, cflags=req.cflags, user_agent=req.user_agent,
+            received=req.received, path=req.path, socket=req.socket, methods=b.methods,
+            instance=b.instance, reg_id=b.reg_id, last_modified=now)
+        if refreshed.q != cur.q or rules.desc_time_order:
+            del contacts[i]
+            contacts = place(contacts, refreshed, rules.desc_time_order)
+        else:
+            contacts[i] = refreshed
+        touched.add(cur.ruid)
+        updated = True
+    if flags & SAVE_SINGLE:
+        contacts = [c for c in contacts if c.ruid in touched]
+    if (req.max_contacts and inserted
+            and sum(1 for c in contacts if c.alive(now)) > req.max_contacts):
+        return None, Outcome(-2, RegError("Too many registered contacts", 503,
+                                           "Service Unavailable", rc=-2, late=True))
+    rc = RC_DELETED if deleted else RC_INSERTED if inserted else RC_UPDATED if updated \
+        else RC_INSERTED
+    return contacts, Outcome(rc)

@@ -1,0 +1,128 @@
+"""One registered contact (Kamailio's ``ucontact_t``) and the rules every mode shares.
+
+A contact is an immutable named tuple; a record (every contact of one AOR) is a list of them,
+kept in Kamailio's order: highest q first, unspecified q (-1) last, older before newer at equal
+q (or newest first with ``desc_time_order``). Times are whole Unix seconds, as Kamailio keeps
+them; ``expires == 0`` means permanent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any, NamedTuple
+
+#: Write-back states (``State`` in ul.dump).
+CS_NEW, CS_SYNC, CS_DIRTY = 0, 1, 2
+STATE_NAMES = {CS_NEW: "CS_NEW", CS_SYNC: "CS_SYNC", CS_DIRTY: "CS_DIRTY"}
+
+#: Contact flags (``Flags``): FL_MEM = saved with save(..., 0x01), never written to a database.
+FL_MEM = 1
+
+#: q not given (Kamailio's Q_UNSPECIFIED); q values are kept in thousandths.
+Q_UNSPECIFIED = -1
+#: Every method (Kamailio's ALL_METHODS, printed unsigned by ul.dump).
+ALL_METHODS = -1
+
+
+class Contact(NamedTuple):
+    """A binding of an AOR to a contact address, with what save() learnt from the REGISTER."""
+
+    ruid: str
+    aor: str
+    c: str  # the contact URI
+    expires: int  # absolute Unix time; 0 = permanent
+    q: int = Q_UNSPECIFIED
+    callid: str = "Default-Call-ID"
+    cseq: int = 1
+    flags: int = 0
+    cflags: int = 0  # branch flags of the REGISTER, restored by lookup
+    user_agent: str = ""
+    received: str | None = None
+    path: str | None = None
+    socket: str | None = None
+    methods: int = ALL_METHODS
+    instance: str | None = None
+    reg_id: int = 0
+    server_id: int = 0
+    tcpconn_id: int = -1
+    keepalive: int = 0
+    last_modified: int = 0
+    state: int = CS_NEW
+
+    def alive(self, now: float) -> bool:
+        """Not expired at ``now`` (Kamailio's VALID_CONTACT)."""
+        return self.expires == 0 or self.expires > now
+
+    def remaining(self, now: float) -> int:
+        return 0 if self.expires == 0 else max(int(self.expires - int(now)), 0)
+
+    def same_data(self, other: Contact) -> bool:
+        """Equal but for the write-back state."""
+        return self[:-1] == other[:-1]
+
+
+_seq = itertools.count(1)
+
+
+def new_ruid() -> str:
+    """A record unique id, unique across the server's processes (the pid is part of it)."""
+    return f"uloc-{int(time.time()):x}-{os.getpid():x}-{next(_seq):x}"
+
+
+def q_text(q: int) -> str:
+    """q as a Contact parameter value: ``1``, ``0.5``, ``0.25``, ``0``."""
+    whole, frac = divmod(q, 1000)
+    return str(whole) if not frac else f"{whole}.{frac:03d}".rstrip("0")
+
+
+def q_number(q: int) -> int | float:
+    """q as ul.dump shows it: -1 or a number (integral values without a fraction)."""
+    if q == Q_UNSPECIFIED or q % 1000 == 0:
+        return q if q == Q_UNSPECIFIED else q // 1000
+    return q / 1000
+
+
+def sort_key(c: Contact) -> int:
+    return c.q if c.q != Q_UNSPECIFIED else -1
+
+
+def place(contacts: list[Contact], new: Contact, desc_time_order: bool) -> list[Contact]:
+    """``contacts`` with ``new`` inserted where Kamailio's ordering puts it."""
+    if desc_time_order:
+        return [new, *contacts]
+    for i, old in enumerate(contacts):
+        if sort_key(old) < sort_key(new):
+            return [*contacts[:i], new, *contacts[i:]]
+    return [*contacts, new]
+
+
+def to_row(c: Contact, username: str, domain: str | None) -> dict[str, Any]:
+    """A row of Kamailio's ``location`` table."""
+    return {"ruid": c.ruid, "username": username, "domain": domain, "contact": c.c,
+            "received": c.received, "path": c.path, "expires": c.expires,
+            "q": -1.0 if c.q == Q_UNSPECIFIED else c.q / 1000, "callid": c.callid,
+            "cseq": c.cseq, "last_modified": c.last_modified, "flags": c.flags,
+            "cflags": c.cflags, "user_agent": c.user_agent, "socket": c.socket,
+            "methods": c.methods, "instance": c.instance, "reg_id": c.reg_id,
+            "server_id": c.server_id, "connection_id": c.tcpconn_id,
+            "keepalive": c.keepalive, "partition": 0}
+
+
+def from_row(row: dict[str, Any], aor: str, state: int = CS_SYNC) -> Contact:
+    """A contact read back from the ``location`` table."""
+    q = row.get("q")
+    return Contact(
+        ruid=row["ruid"], aor=aor, c=row["contact"], expires=int(row.get("expires") or 0),
+        q=Q_UNSPECIFIED if q is None or q < 0 else round(float(q) * 1000),
+        callid=row.get("callid") or "", cseq=int(row.get("cseq") or 0),
+        flags=int(row.get("flags") or 0), cflags=int(row.get("cflags") or 0),
+        user_agent=row.get("user_agent") or "", received=row.get("received") or None,
+        path=row.get("path") or None, socket=row.get("socket") or None,
+        methods=ALL_METHODS if row.get("methods") is None else int(row["methods"]),
+        instance=row.get("instance") or None, reg_id=int(row.get("reg_id") or 0),
+        server_id=int(row.get("server_id") or 0),
+        tcpconn_id=-1 if row.get("connection_id") is None else int(row["connection_id"]),
+        keepalive=int(row.get("keepalive") or 0),
+        last_modified=int(row.get("last_modified") or 0), state=state)

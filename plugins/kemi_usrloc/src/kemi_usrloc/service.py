@@ -1,0 +1,143 @@
+"""The usrloc service other modules bind to (Kamailio's ``bind_usrloc``): ``core.services["usrloc"]``.
+
+Made in the main process at mod_init, inherited by every worker. It knows the parameters, the
+database (db_mode 1-3) and the location tables ("domains"), and runs the expiry/flush timer
+in the main process only, so expiry happens once per server, never once per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from kemi_core.api import Core, Database, DbError, ModuleError, db, open_db, shared_store
+from kemi_usrloc.contact import CS_SYNC, Contact, from_row, sort_key
+from kemi_usrloc.domain import DB_ONLY, NO_DB, WRITE_BACK, DbDomain, Domain, MemDomain
+
+log = logging.getLogger("kemi.usrloc")
+
+META_TABLE = "usrloc:meta"
+
+
+class Usrloc:
+    """The location tables of this server and the rules every mode shares."""
+
+    def __init__(self, core: Core) -> None:
+        param = lambda name: core.modparam("usrloc", name)  # noqa: E731
+        self.core = core
+        self.db_mode = int(param("db_mode"))
+        self.use_domain = bool(param("use_domain"))
+        self.desc_time_order = bool(param("desc_time_order"))
+        self.matching_mode = int(param("matching_mode"))
+        self.cseq_delay = int(param("cseq_delay"))
+        self.timer_interval = max(int(param("timer_interval")), 1)
+        self.rm_expired_delay = int(param("rm_expired_delay"))
+        self.hash_size = 1 << max(min(int(param("hash_size")), 16), 1)
+        nat_bflag = int(param("nat_bflag"))
+        self.nat_bflag_mask = (1 << nat_bflag) if nat_bflag >= 0 else 0
+        self.db_url = str(param("db_url"))
+        self.db: Database | None = None
+        self.domains: dict[str, Domain] = {}
+        self.expired_handlers: list[Callable[[str, Contact], None]] = []
+        if self.db_mode not in (0, 1, 2, 3):
+            raise ModuleError(f"usrloc: db_mode must be 0, 1, 2 or 3, not {self.db_mode}")
+        if self.db_mode != NO_DB:
+            self.db = open_db(core, self.db_url, user="usrloc")
+        self.meta = None if self.db_mode == DB_ONLY else shared_store(core).table(META_TABLE)
+
+    # ---- AORs --------------------------------------------------------------------------
+    def split_aor(self, aor: str) -> tuple[str, str | None]:
+        """``(username, domain)`` of an AOR (domain None without use_domain)."""
+        if not self.use_domain:
+            return aor, None
+        user, sep, domain = aor.rpartition("@")
+        return (user, domain) if sep else (aor, None)
+
+    def aor_of_row(self, row: dict[str, Any]) -> str:
+        if self.use_domain and row.get("domain"):
+            return f"{row['username']}@{row['domain']}"
+        return str(row["username"])
+
+    def aor_hash(self, aor: str) -> int:
+        return zlib.crc32(aor.encode())
+
+    def ordered(self, contacts: list[Contact]) -> list[Contact]:
+        if self.desc_time_order:
+            return sorted(contacts, key=lambda c: c.last_modified, reverse=True)
+        return sorted(contacts, key=sort_key, reverse=True)
+
+    # ---- tables ------------------------------------------------------------------------
+    def layout(self, name: str) -> db.Table:
+        base = db.tables.LOCATION
+        return base if name == base.name else base.renamed(name)
+
+    def domain(self, name: str) -> Domain:
+        """The location table ``name`` (registered on first use, in any process)."""
+        dom = self.domains.get(name)
+        if dom is not None:
+            return dom
+        if self.db_mode == DB_ONLY:
+            dom = DbDomain(self, name)
+        else:
+            store = shared_store(self.core)
+            dom = MemDomain(self, name, store.table(f"usrloc:{name}"),
+                            store.table(f"usrloc:{name}:deleted"))
+            assert self.meta is not None
+            if self.meta.add(f"domain:{name}", True) and self.db_mode != NO_DB:
+                self._load(dom)  # the first process to use this table loads it
+        self.domains[name] = dom
+        return dom
+
+    def known_domains(self) -> list[Domain]:
+        """Every table any process registered (the main process's timer and RPCs)."""
+        if self.meta is not None:
+            for key in self.meta.keys("domain:"):
+                self.domain(key[len("domain:"):])
+        return list(self.domains.values())
+
+    def _load(self, dom: MemDomain) -> None:
+        """Preload a table from the database (db_mode 1 and 2)."""
+        assert self.db is not None
+        try:
+            rows = self.db.query(self.layout(dom.name), order_by="id")
+        except DbError as exc:
+            raise ModuleError(f"usrloc: cannot load table {dom.name}: {exc}")
+        records: dict[str, list[Contact]] = {}
+        for row in rows:
+            aor = self.aor_of_row(row)
+            records.setdefault(aor, []).append(from_row(row, aor, CS_SYNC))
+        with dom.table.store.transaction() as tx:
+            for aor, contacts in records.items():
+                tx.put(dom.table, aor, [tuple(c) for c in self.ordered(contacts)])
+        log.info("usrloc: %d contacts of %d AORs loaded from table %s", len(rows),
+                 len(records), dom.name)
+
+    # ---- timer (main process) ------------------------------------------------------------
+    def start_timer(self, loop: Any) -> None:
+        def run() -> None:
+            try:
+                self.timer(time.time())
+            except Exception:
+                log.exception("usrloc timer failed")
+            loop.call_later(self.timer_interval, run)
+
+        loop.call_later(self.timer_interval, run)
+
+    def timer(self, now: float) -> None:
+        for dom in self.known_domains():
+            dom.timer(now)
+
+    def flush(self) -> None:
+        if self.db_mode == WRITE_BACK:
+            for dom in self.known_domains():
+                dom.flush()
+
+    def expired(self, domain: str, contact: Contact) -> None:
+        for handler in self.expired_handlers:
+            try:
+                handler(domain, contact)
+            except Exception:
+                log.exception("usrloc: contact-expired handler failed")
