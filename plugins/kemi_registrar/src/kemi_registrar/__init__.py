@@ -27,7 +27,7 @@ from kemi_registrar import lookup as lk
 from kemi_registrar import params, records
 from kemi_registrar import save as sv
 from kemi_registrar.params import MODULE
-from kemi_registrar.state import init
+from kemi_registrar.state import check, init
 
 # ---- KEMI functions -------------------------------------------------------------------------
 
@@ -214,4 +214,5 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 
 @hookimpl
 def mod_init(core: Core) -> None:
+    check(core)
     init(core, params.read(core))

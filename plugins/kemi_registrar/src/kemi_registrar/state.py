@@ -36,25 +36,39 @@ class State:
 
 
 class _Holder:
+    core: Core | None = None
+    params: RegParams | None = None
     current: State | None = None
 
 
 _holder = _Holder()
 
 
-def init(core: Core, params: RegParams) -> State:
-    ul: Any = core.services.get("usrloc")
-    if not isinstance(ul, Usrloc):
-        raise ModuleError("registrar needs the usrloc module: loadmodule \"usrloc.so\" first")
-    if core.registry.lookup("sl", "send_reply") is None:
+def check(core: Core) -> None:
+    """At mod_init: the modules registrar works with are loaded (in any order)."""
+    if "usrloc" not in core.loaded_modules:
+        raise ModuleError("registrar needs the usrloc module: loadmodule \"usrloc.so\"")
+    if "sl" not in core.loaded_modules:
         raise ModuleError("registrar needs the sl module: loadmodule \"sl.so\"")
-    st = State(core, params, ul, Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order))
-    _holder.current = st
-    return st
+
+
+def init(core: Core, params: RegParams) -> None:
+    _holder.core, _holder.params = core, params
+    _holder.current = None
 
 
 def state() -> State:
+    """The state, made at first use (usrloc's service exists by then, whatever the order of
+    the loadmodule lines)."""
     st = _holder.current
-    if st is None:
+    if st is not None:
+        return st
+    core, params = _holder.core, _holder.params
+    if core is None or params is None:
         raise ModuleError("registrar is not initialised")
+    ul: Any = core.services.get("usrloc")
+    if not isinstance(ul, Usrloc):
+        raise ModuleError("registrar: the usrloc service is missing")
+    st = _holder.current = State(core, params, ul,
+                                 Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order))
     return st
