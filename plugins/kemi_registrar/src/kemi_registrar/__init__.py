@@ -18,10 +18,8 @@ from kemi_core.api import (
     Core,
     KemiExport,
     MsgContext,
-    cached_format,
     export,
     hookimpl,
-    register_pv,
 )
 from kemi_registrar import lookup as lk
 from kemi_registrar import params, records
@@ -145,7 +143,7 @@ def exports() -> list[KemiExport]:
 
 # ---- native cfg functions (strings may hold pseudo-variables, as Kamailio's fixups) -------
 def _fmt(ctx: MsgContext, text: str) -> str:
-    return cached_format(text)(ctx) if "$" in text else text
+    return ctx.core.pv.format(text)(ctx) if "$" in text else text
 
 
 def _flags(ctx: MsgContext, text: str) -> int:
@@ -202,7 +200,7 @@ def mod_register(core: Core) -> None:
     params.declare(core)
     for name, func, lo, hi in CFG_FUNCTIONS:
         core.add_cfg_function(CfgFunction(MODULE, name, func, lo, hi))
-    register_pv("ulc", records.ulc_value, takes_arg=True, parse_arg=records.parse_ulc,
+    core.pv.register("ulc", records.ulc_value, takes_arg=True, parse_arg=records.parse_ulc,
                 index_getter=records.ulc_get, replace=True,
                 doc="$ulc(profile=>attr): contacts fetched by reg_fetch_contacts()")
 

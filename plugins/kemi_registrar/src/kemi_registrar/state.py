@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 
 from kemi_core.api import Core, ModuleError
@@ -66,9 +64,7 @@ def state() -> State:
     core, params = _holder.core, _holder.params
     if core is None or params is None:
         raise ModuleError("registrar is not initialised")
-    ul: Any = core.services.get("usrloc")
-    if not isinstance(ul, Usrloc):
-        raise ModuleError("registrar: the usrloc service is missing")
+    ul = core.require("usrloc", Usrloc)
     st = _holder.current = State(core, params, ul,
                                  Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order))
     return st

@@ -13,7 +13,7 @@ worker is what a lookup in any other worker reads at its very next message. With
 
 In modes 1 and 2 the ``location`` table (and those named by ``preload``) are loaded at start.
 The expiry timer runs in the main process only. usrloc exports no script functions (registrar
-does); its service is ``core.services["usrloc"]`` (:class:`kemi_usrloc.service.Usrloc`). RPCs:
+does); its service is ``core.require("usrloc", Usrloc)`` (:class:`kemi_usrloc.service.Usrloc`). RPCs:
 ``ul.dump``, ``ul.lookup``, ``ul.rm``, ``ul.rm_contact``, ``ul.add``, ``ul.flush``,
 ``ul.db_users``, ``ul.db_contacts``, ``ul.db_expired_contacts``.
 """
@@ -91,7 +91,7 @@ def mod_init(core: Core) -> None:
     if ul.db_mode == NO_DB or int(core.modparam(MODULE, "db_load")):
         for name in ["location", *core.modparam(MODULE, "preload")]:
             ul.domain(name)
-    core.services["usrloc"] = ul
+    core.provide("usrloc", ul)
     rpc.register(core, ul)
     core.main_loop_hooks.append(ul.start_timer)
     _state.ul = ul

@@ -1,4 +1,4 @@
-"""The usrloc service other modules bind to (Kamailio's ``bind_usrloc``): ``core.services["usrloc"]``.
+"""The usrloc service other modules bind to (Kamailio's bind_usrloc): ``core.require("usrloc", Usrloc)``.
 
 Made in the main process at mod_init, inherited by every worker. It knows the parameters, the
 database (db_mode 1-3) and the location tables ("domains"), and runs the expiry/flush timer
