@@ -155,9 +155,14 @@ def forward_to(ctx: MsgContext, target_uri: str) -> int:
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
     if not ctx.core.run_onsend(out, ctx.rcv, proto, ip, port):
         return 1  # dropped by onsend_route: handled, as in Kamailio
+    stats = ctx.core.stats
     if not ctx.core.send(proto, ip, port, out.to_bytes()):
         script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
+        if stats is not None:
+            stats.err_requests.inc()
         return -1
+    if stats is not None:
+        stats.fwd_requests.inc()
     return 1
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from kemi_core import __version__
 from kemi_core.runtime.core import Core
+from kemi_core.stats import CoreStats, register_stats_commands
 
 
 def _version(core: Core, params: list[Any]) -> str:
@@ -49,6 +50,9 @@ def _engine(core: Core, params: list[Any]) -> dict[str, Any]:
 
 
 def register_core_commands(core: Core) -> None:
+    """The core's RPC commands, and its statistics (declared here, before any fork)."""
+    core.stats = CoreStats(core)
+    register_stats_commands(core)
     core.add_rpc("core.version", _version, "kemi version")
     core.add_rpc("core.uptime", _uptime, "time since start")
     core.add_rpc("core.psx", _psx, "the server's processes")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kemi_core.plugins import ModuleLoader
     from kemi_core.runtime.dispatch import Dispatcher
     from kemi_core.sip.message import SipMsg
+    from kemi_core.stats import CoreStats
 
 log = logging.getLogger("kemi.core")
 
@@ -112,6 +113,8 @@ class Core:
         self.loop: Any = None  # the worker's asyncio loop, set when it starts
         #: Counters and gauges shared by every process (kemi's statistics).
         self.counters = CounterTable(config.children if config.fork else 1)
+        #: The core's own statistics (kemi_core.stats), declared with the core RPC commands.
+        self.stats: CoreStats | None = None
         self._worker_rank = 0
         self.started_at = time.time()
         self.log = logging.getLogger("kemi")
@@ -302,7 +305,10 @@ class Core:
         if self.transport is None:
             log.error("send with no transport attached (main process?)")
             return False
-        return self.transport.send(proto, host, port, data, local)
+        ok = self.transport.send(proto, host, port, data, local)
+        if ok and self.stats is not None:
+            self.stats.sent(data)
+        return ok
 
     def send_reply(self, ctx: MsgContext, data: bytes) -> bool:
         """Send a reply to the request of ``ctx``: to its source per RFC 3261 18.2.2 / RFC 3581,
@@ -335,11 +341,13 @@ class Core:
         try:
             engine.run(name, ctx)
         except ScriptDrop:
-            return False
+            ctx.dropped = True
         except ScriptExit:
             return True
         except Exception:  # a broken onsend route must not stop the message
             log.exception("error in onsend route %s", name)
+        if ctx.dropped and self.stats is not None:
+            self.stats.drop_requests.inc()
         return not ctx.dropped
 
     def call_later(self, delay: float, func: Callable[[], None]) -> Timer:

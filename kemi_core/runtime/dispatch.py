@@ -15,7 +15,8 @@ from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.destinations import via_reply_destination
 from kemi_core.runtime.logs import LOG_CONTEXT
-from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_datagram
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_datagram, parse_uri
+from kemi_core.stats import CoreStats
 
 log = logging.getLogger("kemi.dispatch")
 
@@ -31,9 +32,9 @@ class Dispatcher:
         cbs = core.config.kemi_callbacks
         self.request_cb = cbs.get("request_route_callback") or "ksr_request_route"
         self.reply_cb = cbs.get("reply_route_callback") or "ksr_reply_route"
-        self.counters = {"requests": 0, "replies": 0, "parse_errors": 0, "script_errors": 0,
-                         "dropped_replies": 0}
-        core.shared_vars.setdefault("stats", self.counters)
+        if core.stats is None:  # a core built without the core commands (some unit tests)
+            core.stats = CoreStats(core)
+        self.stats = core.stats
 
     # ---- entry points from the transport ------------------------------------------------
     def on_data(self, data: bytes, rcv: RecvInfo) -> None:
@@ -43,7 +44,7 @@ class Dispatcher:
         try:
             msg = parse_datagram(data, self.limits)
         except SipParseError as exc:
-            self.counters["parse_errors"] += 1
+            self.stats.bad_msg_hdr.inc()
             self._answer_unparsable(data, rcv, exc)
             return
         self.on_msg(msg, rcv)
@@ -53,19 +54,21 @@ class Dispatcher:
         LOG_CONTEXT.msg = msg  # log lines name its Call-ID, method, CSeq (read when written)
         try:
             if msg.is_request:
-                self.counters["requests"] += 1
+                self.stats.request(msg.method)
                 self._request(msg, rcv)
             else:
-                self.counters["replies"] += 1
+                self.stats.reply(msg.status, _cseq_method(msg))
                 self._reply(msg, rcv)
         except SipParseError as exc:
             # A header the script read turned out malformed (parsing is lazy).
-            self.counters["parse_errors"] += 1
+            self.stats.bad_msg_hdr.inc()
+            if msg.is_request and _bad_ruri(msg):
+                self.stats.bad_URIs_rcvd.inc()
             log.info("bad message from %s:%s: %s", rcv.src_ip, rcv.src_port, exc.reason)
             if msg.is_request and msg.method != "ACK":
                 self._try_reply(msg, rcv, exc.status, exc.reason)
         except Exception:  # the guard: one message never takes the worker down
-            self.counters["script_errors"] += 1
+            self.stats.script_errors.inc()
             log.exception("unexpected error handling a message from %s:%s", rcv.src_ip, rcv.src_port)
         finally:
             LOG_CONTEXT.msg = None
@@ -96,11 +99,11 @@ class Dispatcher:
             ctx.dropped = True
             return False
         except Exception:
-            self.counters["script_errors"] += 1
+            self.stats.script_errors.inc()
             log.exception("error in route %s", name)
             return True
         if ctx.extra.pop("script_error", None) is not None:
-            self.counters["script_errors"] += 1
+            self.stats.script_errors.inc()
             return True
         return False
 
@@ -112,6 +115,7 @@ class Dispatcher:
         if engine is not None and engine.has_route(self.reply_cb):
             self.run_route(self.reply_cb, ctx)
             if ctx.dropped:
+                self.stats.drop_replies.inc()
                 return
         for handler in core.reply_handlers:
             if handler(ctx):
@@ -123,18 +127,20 @@ class Dispatcher:
         msg = ctx.msg
         vias = msg.vias
         if len(vias) < 2:
-            self.counters["dropped_replies"] += 1
+            self.stats.drop_replies.inc()
             log.debug("reply %s with no Via for us to forward to: dropped", msg.status)
             return False
         top = vias[0]
         if not self._is_our_via(top.host, top.port):
-            self.counters["dropped_replies"] += 1
+            self.stats.drop_replies.inc()
             log.info("reply %s %s: top Via %s:%s is not ours: dropped", msg.status, msg.reason,
                      top.host, top.port)
             return False
         msg.pop_via()
         proto, host, port = via_reply_destination(vias[1])
-        return self.core.send(proto, host, port, msg.to_bytes(), self._listen_for(proto))
+        ok = self.core.send(proto, host, port, msg.to_bytes(), self._listen_for(proto))
+        (self.stats.fwd_replies if ok else self.stats.err_replies).inc()
+        return ok
 
     def _is_our_via(self, host: str, port: int | None) -> bool:
         core = self.core
@@ -171,6 +177,22 @@ class Dispatcher:
                  rcv.src_port, exc.reason)
         dest_port = rcv.src_port
         self.core.send(rcv.proto, rcv.src_ip, dest_port, reply, (rcv.dst_ip, rcv.dst_port))
+
+
+def _cseq_method(msg: SipMsg) -> str | None:
+    """A reply's CSeq method, None when its CSeq does not parse (the reply fails later)."""
+    try:
+        return msg.cseq.method
+    except SipParseError:
+        return None
+
+
+def _bad_ruri(msg: SipMsg) -> bool:
+    try:
+        parse_uri(msg.ruri)
+    except (SipParseError, ValueError):
+        return True
+    return False
 
 
 def check_request_headers(msg: SipMsg) -> None:

@@ -21,6 +21,7 @@ from kemi_core.errors import ConfigError
 from kemi_core.rpc.server import DEFAULT_CTL, serve
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.worker import Worker
+from kemi_core.stats import count_restart
 from kemi_core.transport.sockets import family_of
 
 log = logging.getLogger("kemi.server")
@@ -190,6 +191,7 @@ class Server:
                 return
             self._spawn(rank, shared=len(self.children) + 1 > 1)
             self.built.core.worker_pids = {r: p for p, r in self.children.items()}  # type: ignore[attr-defined]
+            count_restart(self.built.core, rank)
 
     def _stop_children(self) -> None:
         for pid in list(self.children):

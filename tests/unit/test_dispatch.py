@@ -48,7 +48,10 @@ def test_script_exception_gets_500_and_is_counted() -> None:
     d, _, tr = _dispatcher(boom)
     d.on_data(request("INVITE", "sip:b@127.0.0.1", 40000), RCV)
     assert tr.sent[0].msg.status == 500
-    assert d.counters["script_errors"] == 1
+    stats = d.stats
+    assert stats.script_errors.value == 1
+    assert (stats.rcv_requests.value, stats.request_by_method["INVITE"].value) == (1, 1)
+    assert (stats.sent_replies.value, stats.sent_class[4].value) == (1, 1)  # the 500
 
 
 def test_engine_reported_error_gets_500() -> None:
@@ -71,7 +74,7 @@ def test_exit_and_drop_are_not_errors() -> None:
     for route in (ex, dr):
         d, _, tr = _dispatcher(route)
         d.on_data(request("OPTIONS", "sip:b@127.0.0.1", 40000), RCV)
-        assert tr.sent == [] and d.counters["script_errors"] == 0
+        assert tr.sent == [] and d.stats.script_errors.value == 0
 
 
 def test_no_500_for_ack_and_none_after_a_reply() -> None:
@@ -92,7 +95,7 @@ def test_parse_error_answers_400_when_readable_else_drops() -> None:
     assert len(tr.sent) == 1
     reply = tr.sent[0].msg
     assert reply.status in (400, 505)
-    assert d.counters["parse_errors"] == 2
+    assert d.stats.bad_msg_hdr.value == 2 and d.stats.rcv_requests.value == 0
 
 
 def test_salvaged_reply_needs_the_matching_headers() -> None:
@@ -117,6 +120,9 @@ def test_reply_forwarded_to_next_via_after_popping_ours() -> None:
     assert (sent.host, sent.port) == ("127.0.0.2", 41000)
     assert sent.msg.via.branch == "z9hG4bKtheirs"
     assert core.engine.seen == ["ksr_reply_route"]  # type: ignore[union-attr]
+    stats = d.stats
+    assert (stats.rcv_replies.value, stats.reply_class[1].value, stats.fwd_replies.value) == (1, 1, 1)
+    assert stats.reply_class_method[(2, "INVITE")].value == 1 and stats.sent_replies.value == 1
 
 
 def test_reply_not_for_us_is_dropped() -> None:
@@ -126,7 +132,7 @@ def test_reply_not_for_us_is_dropped() -> None:
              b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
              b"Content-Length: 0\r\n\r\n")
     d.on_data(reply, RCV)
-    assert tr.sent == [] and d.counters["dropped_replies"] == 1
+    assert tr.sent == [] and d.stats.drop_replies.value == 1
 
 
 def test_onsend_route_sees_the_outgoing_request_and_can_drop_it() -> None:

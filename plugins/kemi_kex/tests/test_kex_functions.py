@@ -100,23 +100,6 @@ def test_is_myself(core: Core, ctx: MsgContext) -> None:
     assert cfg(core, "is_myself")(ctx, "sip:10.9.9.9") == -1
 
 
-def test_statistics_rpcs(core: Core) -> None:
-    counters = {"requests": 7, "replies": 2, "parse_errors": 1}
-    core.shared_vars["stats"] = counters
-    counters["sl"] = {"sent": 5}  # type: ignore[assignment]
+def test_aliases_list_rpc(core: Core) -> None:
     rpc = core.rpc_commands
-    assert rpc["stats.get_statistics"].func(core, ["all"]) == [
-        "core:requests = 7", "core:replies = 2", "core:parse_errors = 1", "sl:sent = 5"]
-    assert rpc["stats.get_statistics"].func(core, ["sl:"]) == ["sl:sent = 5"]
-    assert rpc["stats.fetch"].func(core, ["requests", "sl.sent"]) == {
-        "core.requests": "7", "sl.sent": "5"}
-    assert rpc["stats.fetchn"].func(core, ["core:"])["core.replies"] == 2
-    counters["requests"] += 1  # the dispatcher counts on: read live
-    assert rpc["stats.fetchn"].func(core, ["requests"]) == {"core.requests": 8}
-    assert rpc["stats.clear_statistics"].func(core, ["replies"]) == ["core:replies = 2"]
-    assert counters["replies"] == 0
-    assert rpc["stats.reset_statistics"].func(core, ["all"]) == {"reset": 4}
-    assert counters["requests"] == 0 and counters["sl"] == {"sent": 0}
-    with pytest.raises(ValueError):
-        rpc["stats.reset_statistics"].func(core, [])
     assert rpc["core.aliases_list"].func(core, []) == [{"host": "proxy.example.com", "port": None}]

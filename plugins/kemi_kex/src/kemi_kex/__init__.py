@@ -2,7 +2,8 @@
 
 KEMI exports, as in Kamailio 5.6: ``setdebug(level)`` and ``resetdebug()`` (the flag, $du and
 myself functions are KSR core functions there and here). kamailio.cfg gets kex's native
-functions (setsflag, setbflag, setdsturi, pv_printf, is_myself, ...) and the statistics RPCs.
+functions (setsflag, setbflag, setdsturi, pv_printf, is_myself, ...). The statistics RPCs
+(``stats.*``) that kex offers in Kamailio are the core's in kemi (kemi_core.stats).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kemi_core.api import CfgFunction, Core, KemiExport, export, hookimpl
-from kemi_kex import cfgfuncs, debug, stats
+from kemi_kex import cfgfuncs, debug
 
 MODULE = "kex"
 
@@ -38,14 +39,13 @@ CFG: list[tuple[str, Callable[..., int], int, int, tuple[int, ...]]] = [
     ("resetdebug", debug.resetdebug, 0, 0, ()),
 ]
 
+def rpc_aliases_list(core: Core, params: list[Any]) -> list[dict[str, Any]]:
+    return [{"host": a.host, "port": a.port} for a in core.config.aliases]
+
+
+#: The statistics RPCs (stats.*) are the core's own in kemi (kemi_core.stats), on core.counter.
 RPCS = [
-    ("stats.get_statistics", stats.rpc_get_statistics,
-     'statistics as "group:name = value" lines; params: all | group: | name ...'),
-    ("stats.fetch", stats.rpc_fetch, '{"group.name": "value"}; params as get_statistics'),
-    ("stats.fetchn", stats.rpc_fetchn, '{"group.name": value}; params as get_statistics'),
-    ("stats.reset_statistics", stats.rpc_reset, "set the named statistics to 0"),
-    ("stats.clear_statistics", stats.rpc_clear, "return the named statistics, then zero them"),
-    ("core.aliases_list", stats.rpc_aliases_list, "the local host aliases"),
+    ("core.aliases_list", rpc_aliases_list, "the local host aliases"),
 ]
 
 

@@ -24,6 +24,7 @@ from kemi_core.api import (
     hookimpl,
 )
 from kemi_core.sip import SipParseError, build_reply
+from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
 
@@ -49,8 +50,7 @@ class _State:
 
     core: Core | None = None
     tag_prefix = ""
-    sent = 0
-    absorbed_acks = 0
+    stats: SlStats | None = None
 
 
 _state = _State()
@@ -67,7 +67,7 @@ def mod_register(core: Core) -> None:
         core.add_cfg_function(CfgFunction(MODULE, name, func, 2, 2, (0,)))
     core.add_cfg_function(CfgFunction(MODULE, "sl_reply_error", lambda ctx: sl_reply_error(ctx)))
     core.add_cfg_function(CfgFunction(MODULE, "sl_forward_reply", _cfg_forward_reply, 0, 2))
-    core.add_rpc("sl.stats", _rpc_stats, "stateless replies sent and ACKs absorbed")
+    core.add_rpc("sl.stats", _rpc_stats, "stateless replies sent, by code and class")
 
 
 @hookimpl
@@ -78,6 +78,7 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     _state.core = core
+    _state.stats = SlStats(core)  # before the fork: the counters are shared memory
     _state.tag_prefix = secrets.token_hex(8)
     core.request_filters.append(_absorb_own_ack)
 
@@ -104,9 +105,13 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     except SipParseError as exc:
         log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
         return -1
+    stats = _state.stats
     if not ctx.core.send_reply(ctx, data):
+        if stats is not None:
+            stats.failures.inc()
         return -1
-    _state.sent += 1
+    if stats is not None:
+        stats.replied(code)
     return 1
 
 
@@ -129,7 +134,10 @@ def sl_reply_error(ctx: MsgContext) -> int:
     if code is None:
         code = int(ctx.core.modparam(MODULE, "default_code"))
         reason = str(ctx.core.modparam(MODULE, "default_reason"))
-    return sl_send_reply(ctx, code, reason)
+    ret = sl_send_reply(ctx, code, reason)
+    if ret > 0 and _state.stats is not None:
+        _state.stats.sent_err.inc()
+    return ret
 
 
 def sl_forward_reply(ctx: MsgContext, code: str, reason: str) -> int:
@@ -183,7 +191,8 @@ def _absorb_own_ack(ctx: MsgContext) -> bool:
     except SipParseError:
         return False
     if tag is not None and tag.startswith(_state.tag_prefix + "."):
-        _state.absorbed_acks += 1
+        if _state.stats is not None:
+            _state.stats.received_acks.inc()
         return True
     return False
 
@@ -217,4 +226,4 @@ def _cfg_forward_reply(ctx: MsgContext, code: str = "", reason: str = "") -> int
 
 
 def _rpc_stats(core: Core, params: list[Any]) -> dict[str, int]:
-    return {"sent": _state.sent, "absorbed_acks": _state.absorbed_acks}
+    return _state.stats.rpc_stats() if _state.stats is not None else {}

@@ -258,7 +258,7 @@ class ProxyTransaction:
         data = build_reply(self.request, status, reason,
                            to_tag=None if status == 100 else self.to_tag,
                            headers=list(headers), body=body, content_type=content_type)
-        out = self.server.send_reply(status, data, now)
+        out = _marked(self.server.send_reply(status, data, now), "local")
         if status >= 200:
             self.deciding = False
             out += self._cancel_pending(now)
@@ -308,7 +308,7 @@ class ProxyTransaction:
             if b.cancel_wanted and b.cancel is None and b.client.got_provisional:
                 out += self._send_cancel(b, now)
             if status > 100 and self.server.can_reply(status):
-                out += self.server.send_reply(status, _strip_via(reply), now)
+                out += _marked(self.server.send_reply(status, _strip_via(reply), now), "relayed")
             return out
         first = b.pending
         if first:
@@ -316,7 +316,7 @@ class ProxyTransaction:
             out.append(BranchFinal(b.index, status, reply))
         if status < 300:
             if self.server.can_reply(status):
-                out += self.server.send_reply(status, _strip_via(reply), now)
+                out += _marked(self.server.send_reply(status, _strip_via(reply), now), "relayed")
                 self.deciding = False
             else:
                 out.append(PassUp(reply))  # too late for the transaction: forward statelessly
@@ -356,7 +356,7 @@ class ProxyTransaction:
             data = _strip_via(reply)
             if remap:
                 data = rewrite_status(data, 500, REASONS[500])
-            return self.server.send_reply(500 if remap else status, data, now)
+            return _marked(self.server.send_reply(500 if remap else status, data, now), "relayed")
         if remap:
             status = 500
         return self.reply(status, REASONS.get(status, "Error"), now)
@@ -389,3 +389,11 @@ def _strip_via(reply: SipMsg) -> bytes:
     fwd = reply.copy()
     fwd.pop_via()
     return fwd.to_bytes()
+
+
+def _marked(actions: list[Action], origin: str) -> list[Action]:
+    """Say where the reply among ``actions`` came from (for tm's statistics)."""
+    for a in actions:
+        if isinstance(a, Send):
+            a.origin = origin
+    return actions

@@ -104,7 +104,7 @@ def new_transaction(svc: TmService, ctx: MsgContext, key: ServerKey | None = Non
                      xavps=ctx.xavps, force_rport=ctx.force_rport)
     tx.glue.overrides = ov
     svc.table.insert(tx)
-    svc.stats.incr("created")
+    svc.stats.incr("uas")
     state.tx = tx
     svc.perform(tx, tx.start(svc.now()))
     return tx

@@ -24,9 +24,7 @@ def register(core: Core, svc: TmService) -> None:
 
 
 def stats(svc: TmService, core: Core, params: list[Any]) -> dict[str, Any]:
-    totals: dict[str, Any] = dict(svc.stats.totals())
-    totals["workers"] = {str(rank): row for rank, row in sorted(svc.stats.by_rank().items())}
-    return totals
+    return dict(svc.stats.totals())
 
 
 def list_transactions(svc: TmService, core: Core, params: list[Any]) -> dict[str, Any]:
@@ -37,8 +35,8 @@ def list_transactions(svc: TmService, core: Core, params: list[Any]) -> dict[str
                       "cseq": req.cseq.number, "branches": len(tx.branches),
                       "pending": tx.pending_branches, "status": tx.final_status,
                       "canceled": tx.canceled})
-    per_worker = {str(rank): row["created"] - row["freed"]
-                  for rank, row in sorted(svc.stats.by_rank().items()) if row["created"]}
+    per_worker = {str(rank): row["uas"] - row["freed"]
+                  for rank, row in sorted(svc.stats.by_rank().items()) if row["uas"]}
     out: dict[str, Any] = {"transactions": local, "current_per_worker": per_worker}
     if core.transport is None:
         out["note"] = ("transactions live in the worker processes; this process lists only "

@@ -100,6 +100,8 @@ class TmService:
         """Do what the transaction asked, in order; then count a final sent upstream."""
         for a in actions:
             if isinstance(a, Send):
+                if a.origin:
+                    self.stats.incr("rpl_generated" if a.origin == "local" else "rpl_relayed")
                 if not self.send(a):
                     log.warning("tm: sending to %s:%s:%d failed", a.dest.proto, a.dest.host,
                                 a.dest.port)
@@ -160,8 +162,6 @@ class TmService:
         return ctx
 
     def _branch_final(self, tx: TmTransaction, bf: BranchFinal) -> None:
-        if bf.reply is None:
-            self.stats.incr("replied_locally")
         name = tx.glue.callbacks.branch_failure
         if name is None or bf.status < 300:
             return

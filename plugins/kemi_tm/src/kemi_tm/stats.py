@@ -1,9 +1,11 @@
-"""tm statistics on the core's shared counters (``core.counter``), read by the tm.stats RPC
-and the statistics RPCs as ``tm:<name>`` (Kamailio's tm statistic names).
+"""tm statistics on the core's shared counters (``core.counter``), under Kamailio's names.
 
-The counters are declared in mod_init, before the workers are forked; each worker adds in its
-own slot and a read sums them. A worker that dies and is restarted keeps adding to its slot;
-transactions it held when it died stay counted as in use.
+Kamailio lists tm's statistics in group ``tmx`` (``tmx:UAS_transactions``,
+``tmx:2xx_transactions``, ``tmx:rpl_sent`` ...) and the ``tm.stats`` RPC as one struct
+(current, waiting, total ...); both are read from the same counters here. Declared in mod_init,
+before the workers are forked; each worker adds in its own slot and a read sums them. A worker
+that dies and is restarted keeps adding to its slot; transactions it held when it died stay
+counted as in use.
 """
 
 from __future__ import annotations
@@ -13,31 +15,36 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kemi_core.api import Core
 
-#: tm.stats field -> (Kamailio statistic name, what it counts).
-FIELDS: dict[str, tuple[str, str]] = {
-    "created": ("created", "transactions created"),
-    "freed": ("freed", "transactions freed"),
-    "replied_locally": ("local_replies", "final replies tm sent itself"),
-    "relayed_replies": ("relayed_replies", "replies relayed upstream"),
-    "2xx": ("2xx_transactions", "transactions completed with a 2xx"),
-    "3xx": ("3xx_transactions", "transactions completed with a 3xx"),
-    "4xx": ("4xx_transactions", "transactions completed with a 4xx"),
-    "5xx": ("5xx_transactions", "transactions completed with a 5xx"),
-    "6xx": ("6xx_transactions", "transactions completed with a 6xx"),
-    "rpl_received": ("rpl_received", "replies received for transactions"),
-    "uac_sent": ("UAC_transactions", "requests tm sent as a UAC"),
+#: Short field -> (group, Kamailio statistic name, what it counts).
+FIELDS: dict[str, tuple[str, str, str]] = {
+    "uas": ("tmx", "UAS_transactions", "transactions created for received requests"),
+    "uac": ("tmx", "UAC_transactions", "transactions created for requests tm sent itself"),
+    "2xx": ("tmx", "2xx_transactions", "transactions completed with a 2xx"),
+    "3xx": ("tmx", "3xx_transactions", "transactions completed with a 3xx"),
+    "4xx": ("tmx", "4xx_transactions", "transactions completed with a 4xx"),
+    "5xx": ("tmx", "5xx_transactions", "transactions completed with a 5xx"),
+    "6xx": ("tmx", "6xx_transactions", "transactions completed with a 6xx"),
+    "rpl_received": ("tmx", "rpl_received", "replies received for transactions"),
+    "rpl_generated": ("tmx", "rpl_generated", "replies tm generated (t_reply, 100 Trying, 408)"),
+    "rpl_relayed": ("tmx", "rpl_relayed", "replies relayed upstream"),
+    "rpl_absorbed": ("tmx", "rpl_absorbed", "retransmitted replies absorbed"),
+    "freed": ("tm", "freed", "transactions freed (their wait time over)"),
 }
+CLASSES = ("2xx", "3xx", "4xx", "5xx", "6xx")
 
 
 class TmStats:
-    """tm's counters by their tm.stats field names."""
+    """tm's counters by short field name, and the gauges computed from them."""
 
     def __init__(self, core: Core) -> None:
-        self.counters = {field: core.counter("tm", name, doc)
-                         for field, (name, doc) in FIELDS.items()}
-        created, freed = self.counters["created"], self.counters["freed"]
-        core.gauge("tm", "inuse_transactions", lambda: created.value - freed.value,
-                   "transactions in use (created - freed)")
+        self.counters = {field: core.counter(group, name, doc)
+                         for field, (group, name, doc) in FIELDS.items()}
+        c = self.counters
+        core.gauge("tmx", "rpl_sent", lambda: c["rpl_generated"].value + c["rpl_relayed"].value,
+                   "replies sent upstream (generated + relayed)")
+        core.gauge("tmx", "inuse_transactions", self.inuse, "transactions in memory")
+        core.gauge("tmx", "active_transactions", self.active,
+                   "transactions still without a final reply")
 
     def incr(self, name: str, by: int = 1) -> None:
         self.counters[name].inc(by)
@@ -46,6 +53,14 @@ class TmStats:
         cls = status // 100
         if 2 <= cls <= 6:
             self.counters[f"{cls}xx"].inc()
+
+    # ---- computed (the main process reads; counts from every worker) -----------------------
+    def inuse(self) -> int:
+        return max(0, self.counters["uas"].value - self.counters["freed"].value)
+
+    def active(self) -> int:
+        done = sum(self.counters[k].value for k in CLASSES)
+        return max(0, min(self.inuse(), self.counters["uas"].value - done))
 
     def by_rank(self) -> dict[int, dict[str, int]]:
         """rank -> {field: count} for the processes that counted anything."""
@@ -56,6 +71,14 @@ class TmStats:
         return rows
 
     def totals(self) -> dict[str, int]:
-        out = {field: counter.value for field, counter in self.counters.items()}
-        out["current"] = out["created"] - out["freed"]
+        """tm.stats as Kamailio prints it, field for field and in its order."""
+        v = {field: counter.value for field, counter in self.counters.items()}
+        inuse = self.inuse()
+        total = v["uas"] + v["uac"]
+        out = {"current": inuse, "waiting": inuse - self.active(), "total": total,
+               "total_local": v["uac"], "rpl_received": v["rpl_received"],
+               "rpl_generated": v["rpl_generated"],
+               "rpl_sent": v["rpl_generated"] + v["rpl_relayed"]}
+        out.update({k: v[k] for k in reversed(CLASSES)})
+        out.update({"created": total, "freed": v["freed"], "delayed_free": 0})
         return out

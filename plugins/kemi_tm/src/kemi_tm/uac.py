@@ -185,7 +185,7 @@ def t_uac_send(ctx: MsgContext, method: str, ruri: str, nexthop: str, socket: st
         return -1
     if not local.start(request, dest, add_via=False):
         return -1
-    svc.stats.incr("uac_sent")
+    svc.stats.incr("uac")
     return 1
 
 
@@ -272,6 +272,6 @@ class MainProcessUac:
         request = build_request(method.upper(), ruri, headers, body, uac.via_for(dest))
         if not uac.start(request, dest, add_via=False):
             raise RuntimeError("the request could not be sent")
-        self.svc.stats.incr("uac_sent")
+        self.svc.stats.incr("uac")
         return {"sent": True, "method": request.method, "call_id": request.call_id,
                 "to": f"{dest.proto}:{dest.host}:{dest.port}"}
