@@ -64,6 +64,7 @@ from kemi_core.kemi.exports import (
     export,
 )
 from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.metrics_http import serve_metrics
 from kemi_core.pv import PvDef, PvError, PvReadOnlyError, PvSpec, PvTable, PvValue, get_pv, set_pv
 from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
@@ -80,6 +81,7 @@ from kemi_core.sip import (
     parse_datagram,
     parse_uri,
 )
+from kemi_core.stats import prometheus_text
 
 __all__ = [
     "ALERT",
@@ -142,6 +144,8 @@ __all__ = [
     "db",
     "drive_with_loop",
     "export",
+    "prometheus_text",
+    "serve_metrics",
     "forward_to",
     "get_pv",
     "hookimpl",
