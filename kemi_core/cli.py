@@ -185,6 +185,10 @@ from kemi_core.cli_db import db_app  # noqa: E402 - kept apart from the commands
 
 app.add_typer(db_app, name="db")
 
+from kemi_core.cli_stats import register_stats_commands  # noqa: E402 - kemi stats, kemi top
+
+register_stats_commands(app)
+
 
 def _version_text() -> str:
     return f"kemi {__version__} (Python {sys.version.split()[0]})"
