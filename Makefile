@@ -44,6 +44,8 @@ bench: dev
 	$(BIN)/python bench/db_ops.py
 	# ns per core.counter inc (the statistics' hot-path cost)
 	$(BIN)/python bench/counters.py
+	# ns per statistics call on the message path (request, reply, sent) and with statistics off
+	$(BIN)/python bench/statistics.py
 
 lint: dev
 	$(BIN)/ruff check .

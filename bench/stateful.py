@@ -12,12 +12,14 @@ is one JSON object with the figures, one section per engine.
 
     python bench/stateful.py [--engine lua|python|native|all] [--seconds 15]
                              [--rates 500,1000,2000,3000,4000,5000,6000]
+    python bench/stateful.py --statistics-cost --engine lua --rates 1000 --seconds 10
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -134,8 +136,8 @@ def step(name: str, port: int, work: Path, rate: int, seconds: int, pid: int) ->
 
 
 def run_server(name: str, args: list[str], port: int, work: Path, rates: list[int],
-               seconds: int) -> dict:
-    proc = Proc(args, work / f"{name}.log", cwd=work)
+               seconds: int, env: dict[str, str] | None = None) -> dict:
+    proc = Proc(args, work / f"{name}.log", cwd=work, env=env)
     steps = []
     try:
         if not wait_udp_answer(port):
@@ -223,6 +225,36 @@ def kemi_engines_compared(sections: dict[str, dict]) -> dict:
     return out
 
 
+def statistics_cost(engine: str, work: Path, rates: list[int], seconds: int,
+                    rounds: int = 2) -> dict:
+    """kemi alone with statistics on and off (KEMI_STATISTICS), alternated ``rounds`` times at
+    each rate: CPU per call of each, and the difference (what statistics cost per call)."""
+    _, suffix, script_text, tail = ENGINES[engine]
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
+    for i in range(rounds):
+        for mode in ("on", "off"):
+            name = f"kemi_{engine}_stats_{mode}_{i}"
+            uas_port, port = free_port(), free_port()
+            script = work / f"{name}{suffix}"
+            if script_text:
+                script.write_text(script_text.replace("{uas_port}", str(uas_port)))
+            cfg = work / f"{name}.cfg"
+            cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH)
+                           + tail.replace("{script}", str(script)).replace("{uas_port}", str(uas_port)))
+            env = dict(os.environ, KEMI_STATISTICS=mode)
+            with SippUas(work, uas_port, name=f"uas_{name}", extra=["-aa"]):
+                res = run_server(name, [*kemi_executable(), "run", "-f", str(cfg)], port, work,
+                                 rates, seconds, env)
+            cpu[mode] += [s["cpu_us_per_call"] for s in res["steps"]
+                          if s["sustained"] and s["cpu_us_per_call"]]
+    on, off = (min(cpu[m]) if cpu[m] else None for m in ("on", "off"))
+    out: dict = {"rates": rates, "rounds": rounds, "cpu_us_per_call_on": cpu["on"],
+                 "cpu_us_per_call_off": cpu["off"], "best_on": on, "best_off": off}
+    if on and off:
+        out["statistics_us_per_call"] = round(on - off, 1)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", choices=[*ENGINES, "all"], default="all")
@@ -230,6 +262,8 @@ def main() -> int:
     parser.add_argument("--kemi-only", action="store_true",
                         help="skip Kamailio (e.g. to compare kemi's engines with each other)")
     parser.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000")
+    parser.add_argument("--statistics-cost", action="store_true",
+                        help="kemi alone, statistics on vs off (KEMI_STATISTICS), at --rates")
     opts = parser.parse_args()
     rates = [int(x) for x in opts.rates.split(",")]
     engines = list(ENGINES) if opts.engine == "all" else [opts.engine]
@@ -237,6 +271,11 @@ def main() -> int:
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
         return 1
     sections: dict[str, dict] = {}
+    if opts.statistics_cost:
+        with tempfile.TemporaryDirectory(prefix="kemi-bench-") as tmp:
+            cost = {e: statistics_cost(e, Path(tmp), rates, opts.seconds) for e in engines}
+        print(json.dumps({"seconds_per_step": opts.seconds, "statistics_cost": cost}))
+        return 0
     with tempfile.TemporaryDirectory(prefix="kemi-bench-") as tmp:
         work = Path(tmp)
         for engine in engines:

@@ -115,6 +115,8 @@ class Core:
         self.counters = CounterTable(config.children if config.fork else 1)
         #: The core's own statistics (kemi_core.stats), declared with the core RPC commands.
         self.stats: CoreStats | None = None
+        #: KEMI_STATISTICS=off: counters count nothing (the benchmarks' "statistics off").
+        self.statistics_enabled = os.environ.get("KEMI_STATISTICS", "on").lower() != "off"
         self._worker_rank = 0
         self.started_at = time.time()
         self.log = logging.getLogger("kemi")
@@ -156,6 +158,10 @@ class Core:
         ``kind="gauge"``: a level that goes up and down (``inc(-1)``) and is never reset."""
         if self.worker_pids:
             self.counters.seal()
+        if not self.statistics_enabled:
+            from kemi_core.stats import NullCounter
+
+            return NullCounter(group, name, doc, kind)  # type: ignore[return-value]
         return self.counters.counter(group, name, doc, kind)
 
     def gauge(self, group: str, name: str, read: Callable[[], int], doc: str = "") -> Gauge:
