@@ -175,10 +175,23 @@ def compare(kemi: dict, other: dict) -> dict:
     return out
 
 
+def write_setup(engine: str, name: str, work: Path) -> tuple[Path, int, int]:
+    """The engine's kamailio.cfg and script under ``name`` in ``work``: (cfg, port, UAS port)."""
+    _, suffix, script_text, tail = ENGINES[engine]
+    uas_port, port = free_port(), free_port()
+    script = work / f"{name}{suffix}"
+    if script_text:
+        script.write_text(script_text.replace("{uas_port}", str(uas_port)))
+    cfg = work / f"{name}.cfg"
+    cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH)
+                   + tail.replace("{script}", str(script)).replace("{uas_port}", str(uas_port)))
+    return cfg, port, uas_port
+
+
 def run_engine(engine: str, work: Path, rates: list[int], seconds: int,
                kemi_only: bool = False) -> dict:
     """kemi, then Kamailio 5.6 when it has the engine's module, on the same config and script."""
-    module, suffix, script_text, tail = ENGINES[engine]
+    module = ENGINES[engine][0]
     servers: list[tuple[str, Callable[[Path], list[str]]]] = [
         ("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)])]
     if kemi_only:
@@ -190,13 +203,7 @@ def run_engine(engine: str, work: Path, rates: list[int], seconds: int,
     results = []
     for server, make_args in servers:
         name = f"{server}_{engine}"
-        uas_port, port = free_port(), free_port()
-        script = work / f"{name}{suffix}"
-        if script_text:
-            script.write_text(script_text.replace("{uas_port}", str(uas_port)))
-        cfg = work / f"{name}.cfg"
-        cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH)
-                       + tail.replace("{script}", str(script)).replace("{uas_port}", str(uas_port)))
+        cfg, port, uas_port = write_setup(engine, name, work)
         with SippUas(work, uas_port, name=f"uas_{name}", extra=["-aa"]):
             results.append(run_server(name, make_args(cfg), port, work, rates, seconds))
     section: dict = {"results": results}
@@ -229,18 +236,11 @@ def statistics_cost(engine: str, work: Path, rates: list[int], seconds: int,
                     rounds: int = 2) -> dict:
     """kemi alone with statistics on and off (KEMI_STATISTICS), alternated ``rounds`` times at
     each rate: CPU per call of each, and the difference (what statistics cost per call)."""
-    _, suffix, script_text, tail = ENGINES[engine]
     cpu: dict[str, list[float]] = {"on": [], "off": []}
     for i in range(rounds):
         for mode in ("on", "off"):
             name = f"kemi_{engine}_stats_{mode}_{i}"
-            uas_port, port = free_port(), free_port()
-            script = work / f"{name}{suffix}"
-            if script_text:
-                script.write_text(script_text.replace("{uas_port}", str(uas_port)))
-            cfg = work / f"{name}.cfg"
-            cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH)
-                           + tail.replace("{script}", str(script)).replace("{uas_port}", str(uas_port)))
+            cfg, port, uas_port = write_setup(engine, name, work)
             env = dict(os.environ, KEMI_STATISTICS=mode)
             with SippUas(work, uas_port, name=f"uas_{name}", extra=["-aa"]):
                 res = run_server(name, [*kemi_executable(), "run", "-f", str(cfg)], port, work,

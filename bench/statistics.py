@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from counters import best_ns  # noqa: E402 - the same timing loop as the counter bench
 
 from kemi_core.config.model import CoreConfig
 from kemi_core.runtime.core import Core
 from kemi_core.stats import CoreStats, NullCounter
-
-
-def best_ns(fn: Callable[[int], None], calls: int, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t0 = time.perf_counter_ns()
-        fn(calls)
-        best = min(best, (time.perf_counter_ns() - t0) / calls)
-    return best
 
 
 def main() -> None:

@@ -119,21 +119,11 @@ def rpc(
     socket: Annotated[str | None, typer.Option("-s", "--socket", help="unix:/path of the control socket")] = None,
 ) -> None:
     """Call a control-socket command (like kamcmd); exits non-zero on an RPC error."""
-    import os
+    from kemi_core.cli_stats import call_or_exit, ctl_spec
 
-    from kemi_core.rpc.client import RpcError, call
-    from kemi_core.rpc.server import DEFAULT_CTL
-
-    spec = socket or os.environ.get("KEMI_CTL", DEFAULT_CTL)
+    spec = ctl_spec(socket)
     args: list[Any] = [int(p) if p.lstrip("-").isdigit() else p for p in params or []]
-    try:
-        result = call(spec, method, args)
-    except RpcError as exc:
-        typer.echo(f"error: {exc.code} - {exc.message}", err=True)
-        raise typer.Exit(code=1)
-    except (OSError, ValueError) as exc:
-        typer.echo(f"error: cannot reach {spec}: {exc}", err=True)
-        raise typer.Exit(code=2)
+    result = call_or_exit(spec, method, args)
     typer.echo(result if isinstance(result, str) else json.dumps(result, indent=2))
 
 

@@ -16,23 +16,28 @@ import typer
 SocketOpt = Annotated[str | None, typer.Option("-s", "--socket", help="control socket (unix:/path or tcp:host:port)")]
 
 
-def _spec(socket: str | None) -> str:
+def ctl_spec(socket: str | None) -> str:
     from kemi_core.rpc.server import DEFAULT_CTL
 
     return socket or os.environ.get("KEMI_CTL", DEFAULT_CTL)
 
 
-def _fetch(spec: str) -> dict[str, Any]:
+def call_or_exit(spec: str, method: str, params: list[Any] | None = None) -> Any:
+    """The command's result; on an RPC error or an unreachable socket, say so and exit 1 / 2."""
     from kemi_core.rpc.client import RpcError, call
 
     try:
-        snap: dict[str, Any] = call(spec, "kemi.stats")
+        return call(spec, method, params or [])
     except RpcError as exc:
         typer.echo(f"error: {exc.code} - {exc.message}", err=True)
         raise typer.Exit(code=1)
     except (OSError, ValueError) as exc:
         typer.echo(f"error: cannot reach {spec}: {exc}", err=True)
         raise typer.Exit(code=2)
+
+
+def _fetch(spec: str) -> dict[str, Any]:
+    snap: dict[str, Any] = call_or_exit(spec, "kemi.stats")
     return snap
 
 
@@ -49,7 +54,7 @@ def stats(
     count: Annotated[int, typer.Option("-n", "--count", help="samples to take (plot a time series with --json)")] = 1,
 ) -> None:
     """Statistics of a running server: "group:name = value" lines, or JSON lines for plotting."""
-    spec = _spec(socket)
+    spec = ctl_spec(socket)
     wanted = keys or ["all"]
     for i in range(max(count, 1)):
         if i:
@@ -76,7 +81,7 @@ def top(
 
     from kemi_core.dashboard import render
 
-    spec = _spec(socket)
+    spec = ctl_spec(socket)
     console = Console()
     prev = None
     cur = _fetch(spec)

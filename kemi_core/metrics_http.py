@@ -49,6 +49,8 @@ def answer(head: bytes, render: Render, path: str = "/metrics") -> bytes:
 
 async def serve_metrics(host: str, port: int, render: Render,
                         path: str = "/metrics") -> asyncio.AbstractServer:
+    """Serve ``render()`` (Prometheus text) at ``GET path`` on host:port, from the calling
+    process's running event loop (the main process's: off the SIP path)."""
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HEAD_TIMEOUT)
