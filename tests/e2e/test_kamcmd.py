@@ -33,6 +33,7 @@ loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "kex.so"
 loadmodule "maxfwd.so"
+loadmodule "usrloc.so"
 loadmodule "ctl.so"
 loadmodule "app_lua.so"
 modparam("ctl", "binrpc", "unix:{ctl}")
@@ -73,7 +74,8 @@ def struct_keys(text: str) -> list[str]:
 def answers(ctl: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for cmd in (["core.version"], ["core.uptime"], ["tm.stats"], ["system.listMethods"],
-                ["app_lua.reload"], ["stats.get_statistics", "all"], ["nosuch.command"]):
+                ["app_lua.reload"], ["stats.get_statistics", "all"], ["ul.dump"],
+                ["nosuch.command"]):
         res = kamcmd(ctl, *cmd)
         assert res.returncode == 0, res.stderr
         out[" ".join(cmd)] = res.stdout
@@ -92,6 +94,7 @@ def check_shapes(out: dict[str, str]) -> None:
     assert not out["app_lua.reload"].startswith("error")
     lines = out["stats.get_statistics all"].splitlines()
     assert all(re.fullmatch(r"[\w.-]+:[\w.-]+ = -?\d+", line) for line in lines), lines[:5]
+    assert out["ul.dump"].startswith("{\n\tDomains: {\n"), out["ul.dump"]
     assert out["nosuch.command"] == "error: 500 - command nosuch.command not found\n"
 
 
