@@ -14,9 +14,11 @@ For module authors::
 Timers run in the process that owns them, between messages, never concurrently. A timer made in
 ``mod_init`` (main process, before the fork) is copied into every worker with the rest of the
 module's state, so per-worker work (each worker's transactions) goes there or in
-``child_init(rank)``; work that must happen once for the whole server (expiring a shared store)
-belongs in ``child_init`` with ``rank == 1``. A timer callback that raises is logged and the others
-go on (a periodic one stays scheduled).
+``child_init(rank)``. Work that must happen once for the whole server (sweeping state the workers
+share, e.g. expired registrations) is ``core.add_housekeeping(fn, interval)``: the main process
+runs it, and a test router runs it on its clock. Expiry stamps kept in shared tables or databases
+use ``clock.wall()``. A timer callback that raises is logged and the others go on (a periodic one
+stays scheduled).
 
 Two clocks implement this:
 
@@ -196,6 +198,25 @@ class VirtualClock(Clock):
                                    "re-arms itself without moving forward?")
         self._now = end
         return fired
+
+
+def repeat(call_later: Callable[[float, Callable[[], None]], Any],
+           fn: Callable[[], float | None], interval: float) -> None:
+    """Run ``fn()`` every ``interval`` seconds through ``call_later`` (an asyncio loop's or a
+    clock's). ``fn`` may return the delay before its next run instead (sooner when work is left);
+    an exception is logged and the next run still comes."""
+
+    def run() -> None:
+        delay = interval
+        try:
+            asked = fn()
+            if asked is not None:
+                delay = asked
+        except Exception:
+            log.exception("periodic task %r failed", fn)
+        call_later(delay, run)
+
+    call_later(interval, run)
 
 
 def drive_with_loop(clock: Clock, loop: Any, interval: float = POLL_INTERVAL,

@@ -21,7 +21,7 @@ from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ModuleError
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
-from kemi_core.runtime.clock import Clock, Timer
+from kemi_core.runtime.clock import Clock, Timer, repeat
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 
 if TYPE_CHECKING:
@@ -132,6 +132,10 @@ class Core:
         self.main_loop_hooks: list[Callable[[Any], None]] = []
         #: Handlers given to add_timer_handler (each runs from a clock timer every TIMER_TICK).
         self.timer_handlers: list[Callable[[float], None]] = []
+        #: Tasks given to add_housekeeping, and the clock they run on in a test router (None:
+        #: the main process's loop runs them).
+        self.housekeeping: list[tuple[Callable[[], float | None], float]] = []
+        self.housekeeping_clock: Clock | None = None
         #: The module loader that calls the loaded modules' hooks (set when it is made).
         self.loader: ModuleLoader | None = None
         #: This worker's message dispatcher (None in the main process and offline).
@@ -285,6 +289,29 @@ class Core:
         self.timer_handlers.append(handler)
         clock = self.clock
         return clock.call_every(TIMER_TICK, lambda: handler(clock.now()))
+
+    def add_housekeeping(self, fn: Callable[[], float | None], interval: float) -> None:
+        """Run ``fn()`` every ``interval`` seconds once for the whole server, not in each worker
+        (expiring state the workers share): from the main process's event loop under ``kemi
+        run`` (the one process's loop with fork=no), from the clock a test router advances.
+        ``fn`` may return the delay before its next run. Work for each worker goes on
+        ``core.clock`` instead."""
+        self.housekeeping.append((fn, interval))
+        if self.housekeeping_clock is not None:
+            repeat(self.housekeeping_clock.call_later, fn, interval)
+            return
+        self.main_loop_hooks.append(lambda loop: repeat(loop.call_later, fn, interval))
+        loop = self.loop
+        main = self.worker_rank == 0 or not self.config.fork  # fork=no: one process does both
+        if loop is not None and loop.is_running() and main:
+            repeat(loop.call_later, fn, interval)  # added after the main loop started
+
+    def run_housekeeping_on(self, clock: Clock) -> None:
+        """Run the housekeeping tasks on ``clock`` from now on (a test router, which has no main
+        process and never runs the main loop hooks)."""
+        self.housekeeping_clock = clock
+        for fn, interval in self.housekeeping:
+            repeat(clock.call_later, fn, interval)
 
     # ---- running scripts -----------------------------------------------------------------
     def new_context(self, msg: SipMsg, rcv: RecvInfo,

@@ -164,3 +164,35 @@ def test_real_clock_driven_by_an_event_loop() -> None:
         assert 1 in runs  # the wrapped run fired the timer
     finally:
         loop.close()
+
+
+def test_housekeeping_runs_once_per_server_on_the_main_loop_or_a_test_clock() -> None:
+    clock = VirtualClock(start=0.0)
+    core = Core(CoreConfig(), clock)
+    runs: list[float] = []
+    core.add_housekeeping(lambda: runs.append(core.now()) or None, 10.0)
+    assert len(core.main_loop_hooks) == 1  # kemi run: started with the main process's loop
+    core.run_housekeeping_on(clock)  # a test router instead
+    late: list[float] = []
+
+    def busy() -> float | None:
+        late.append(clock.now())
+        return 1.0 if len(late) < 3 else None  # asks to come back sooner while work is left
+
+    core.add_housekeeping(busy, 5.0)
+    clock.advance(20.0)
+    assert runs == [10.0, 20.0]
+    assert late == [5.0, 6.0, 7.0, 12.0, 17.0]
+
+
+def test_housekeeping_on_a_real_loop() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        core = Core(CoreConfig())
+        done = loop.create_future()
+        core.add_housekeeping(lambda: None if done.done() else done.set_result(True), 0.01)
+        for hook in core.main_loop_hooks:
+            hook(loop)
+        assert loop.run_until_complete(asyncio.wait_for(done, 5)) is True
+    finally:
+        loop.close()
