@@ -1,4 +1,5 @@
-"""One shared store per server, made in the main process, swept by the main process's loop."""
+"""One shared store per server, made in the main process, swept once for the server (the
+core's housekeeping: the main process's loop, or a test router's clock)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.errors import ModuleError
+from kemi_core.runtime.clock import repeat
 from kemi_core.shared.store import SWEEP_BATCH, SharedStore
 
 if TYPE_CHECKING:
@@ -41,7 +43,9 @@ def shared_store(core: Core) -> SharedStore:
 
     The first call must come from the main process before the workers are forked: a module's
     ``mod_init`` (or ``mod_register``). Workers get the same store; a first call from a forked
-    worker is refused, since the other workers could never see what it made.
+    worker is refused, since the other workers could never see what it made. Expiry follows
+    ``core.clock.wall()``, and the sweep is the core's housekeeping (the main process's loop; a
+    test router's clock).
     """
     store = _stores.get(core)
     if store is not None:
@@ -50,37 +54,40 @@ def shared_store(core: Core) -> SharedStore:
         raise ModuleError("the shared store must be made in the main process (call "
                           "shared_store(core) in mod_init), not first in a worker")
     store = SharedStore.create()
+    store.wall = core.clock.wall
     _stores[core] = store
-    core.main_loop_hooks.append(lambda loop: Sweeper(store, loop).start())
-    loop = core.loop
-    if loop is not None and loop.is_running():  # made after the main loop started
-        Sweeper(store, loop).start()
+    core.add_housekeeping(Sweeper(store).run_once, SWEEP_INTERVAL)
     log.debug("shared store at %s", store.path)
     return store
 
 
-class Sweeper:
-    """Removes expired entries once for the whole server, from the main process's loop."""
+def drop_shared_store(core: Core) -> None:
+    """Remove the store made for ``core``, if any (a test router that is done)."""
+    store = _stores.pop(core, None)
+    if store is not None:
+        store.remove()
 
-    def __init__(self, store: SharedStore, loop: Any, interval: float = SWEEP_INTERVAL) -> None:
+
+class Sweeper:
+    """Removes expired entries once for the whole server (the core's housekeeping)."""
+
+    def __init__(self, store: SharedStore, loop: Any = None, interval: float = SWEEP_INTERVAL) -> None:
         self.store = store
         self.loop = loop
         self.interval = interval
         self.runs = 0
 
     def start(self) -> None:
-        self.loop.call_later(self.interval, self._run)
+        """Sweep from ``loop`` every ``interval`` seconds (what the housekeeping does)."""
+        repeat(self.loop.call_later, self.run_once, self.interval)
 
-    def _run(self) -> None:
+    def run_once(self) -> float | None:
+        """One sweep; the delay before the next one (at once while a full batch came out)."""
         if self.store.closed:
-            return
-        removed = 0
-        try:
-            removed = self.store.sweep()
-            self.runs += 1
-            if self.runs % READER_CHECK_EVERY == 0:
-                self.store.reader_check()
-        except Exception:
-            log.exception("shared store sweep failed")
+            return None
+        removed = self.store.sweep()
+        self.runs += 1
+        if self.runs % READER_CHECK_EVERY == 0:
+            self.store.reader_check()
         # A full batch: more are due, so come back at once (each batch holds the lock briefly).
-        self.loop.call_later(0.01 if removed >= SWEEP_BATCH else self.interval, self._run)
+        return 0.01 if removed >= SWEEP_BATCH else None

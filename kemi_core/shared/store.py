@@ -74,6 +74,9 @@ class SharedStore:
         self._tables: dict[str, SharedTable] = {}
         self._callbacks: dict[str, list[ExpireCallback]] = {}
         self._writing = False
+        #: Wall-clock time for expiry stamps and checks (``core.clock.wall`` for a server's
+        #: store, so a test router's advance() expires entries).
+        self.wall: Callable[[], float] = time.time
         self._open()
         _live.add(self)
 
@@ -209,7 +212,7 @@ class SharedStore:
 
     def sweep(self, now: float | None = None, limit: int = SWEEP_BATCH) -> int:
         """Remove up to ``limit`` entries expired at ``now``; returns how many were removed."""
-        now = time.time() if now is None else now
+        now = self.wall() if now is None else now
         due = self._due(now, limit)
         if not due:
             return 0

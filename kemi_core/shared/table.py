@@ -8,7 +8,6 @@ expire callbacks.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -66,7 +65,7 @@ class SharedTable:
         env = self.store._env or self.store._open()
         with env.begin(db=self._db, buffers=True) as txn:
             buf = txn.get(kb)
-            if buf is None or not codec.live(buf, time.time()):
+            if buf is None or not codec.live(buf, self.store.wall()):
                 return default
             return codec.decode(buf)
 
@@ -78,7 +77,7 @@ class SharedTable:
         kb = codec.key_bytes(key)
         with self.store.env().begin(db=self._handle(), buffers=True) as txn:
             buf = txn.get(kb)
-            if buf is None or not codec.live(buf, time.time()):
+            if buf is None or not codec.live(buf, self.store.wall()):
                 return None
             stamp = codec.expiry_of(buf)
             return None if stamp == codec.NEVER else stamp
@@ -87,7 +86,7 @@ class SharedTable:
         """Every live ``(key, value)`` whose key starts with ``prefix``, in key order, read in
         one consistent snapshot."""
         pb = prefix.encode() if isinstance(prefix, str) else bytes(prefix)
-        now = time.time()
+        now = self.store.wall()
         out = []
         with self.store.env().begin(db=self._handle(), buffers=True) as txn:
             cur = txn.cursor()
@@ -118,13 +117,13 @@ class SharedTable:
     def put(self, key: str | bytes, value: Any, ttl: float | None = None) -> None:
         """Set ``key``; with ``ttl`` it expires that many seconds from now."""
         kb = codec.key_bytes(key)
-        stamp = _stamp(ttl, time.time())
+        stamp = _stamp(ttl, self.store.wall())
         self.store.write(lambda txn: _put_in(txn, self, kb, value, stamp))
 
     def add(self, key: str | bytes, value: Any, ttl: float | None = None) -> bool:
         """Set ``key`` only when it is absent (or expired); True when it was set."""
         kb = codec.key_bytes(key)
-        now = time.time()
+        now = self.store.wall()
 
         def body(txn: lmdb.Transaction) -> bool:
             buf = txn.get(kb, db=self._handle())
@@ -161,7 +160,7 @@ class SharedTable:
         process waits for it. Returns the new value (None when deleted).
         """
         kb = codec.key_bytes(key)
-        now = time.time()
+        now = self.store.wall()
         return self.store.write(lambda txn: _update_in(txn, self, kb, fn, default, ttl, now))
 
     def incr(self, key: str | bytes, delta: int = 1, ttl: Ttl = KEEP) -> int:
@@ -188,7 +187,7 @@ class Transaction:
     def __init__(self, store: SharedStore, txn: lmdb.Transaction) -> None:
         self.store = store
         self.txn = txn
-        self.now = time.time()
+        self.now = self.store.wall()
 
     def get(self, table: SharedTable, key: str | bytes, default: Any = None) -> Any:
         buf = self.txn.get(codec.key_bytes(key), db=table._handle())

@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from kemi_core.config.model import CoreConfig
 from kemi_core.errors import ModuleError
+from kemi_core.runtime.core import Core
 from kemi_core.shared import SharedStore, shared_store
 from kemi_core.shared.server import Sweeper
 
@@ -162,26 +164,18 @@ def test_the_owner_removes_the_directory_at_exit(tmp_path: Path) -> None:
     assert not Path(path).exists()
 
 
-class _FakeCore:
-    """Only what shared_store() reads of a Core."""
-
-    def __init__(self) -> None:
-        self.main_loop_hooks: list[Callable[[Any], None]] = []
-        self.loop = None
-
-
 def test_shared_store_is_made_in_main_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KEMI_SHARED_DIR", str(tmp_path))
-    core = _FakeCore()
-    made = shared_store(core)  # type: ignore[arg-type]
+    core = Core(CoreConfig())
+    made = shared_store(core)
     try:
-        assert shared_store(core) is made  # type: ignore[arg-type]
+        assert shared_store(core) is made
         assert len(core.main_loop_hooks) == 1
 
         def in_worker() -> tuple[bool, str]:
-            same = shared_store(core) is made  # type: ignore[arg-type]
+            same = shared_store(core) is made
             try:
-                shared_store(_FakeCore())  # type: ignore[arg-type]
+                shared_store(Core(CoreConfig()))
             except ModuleError as exc:
                 return same, str(exc)
             return same, "made"
