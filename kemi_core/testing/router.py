@@ -107,7 +107,8 @@ class Router:
             engine.load()
             core.engine = engine
             self.dispatcher = Dispatcher(core, limits_of(built))
-            core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
+            core.dispatcher = self.dispatcher
+            core.run_housekeeping_on(self.clock)  # what the main process would run, once
         self.built = built
         self.core: Core = core
         #: What loading the config and script logged (mod_init, child_init ...).
@@ -166,8 +167,12 @@ class Router:
         return self.clock.now()
 
     def close(self) -> None:
-        """Run the modules' mod_destroy (the fixture does this when the test ends)."""
+        """Run the modules' mod_destroy and remove the shared store, if one was made (the
+        fixture does this when the test ends)."""
+        from kemi_core.shared.server import drop_shared_store
+
         self.built.loader.destroy_all()
+        drop_shared_store(self.core)
 
     # ---- internals ------------------------------------------------------------------------
     def _receive(self, data: bytes, source: str, step: str) -> Outcome:

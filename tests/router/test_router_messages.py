@@ -125,3 +125,23 @@ reply_route {
     assert [r.status for r in bad.replies] == [400] and not bad.dropped and bad.forwarded == []
     noise = router.request(b"hello\r\n\r\n", raw=True)
     assert noise.sent == [] and noise.dropped
+
+
+def test_shared_store_entries_expire_on_advance(kemi_router: Any) -> None:
+    """State modules share between workers (registrations, nonces) expires on the router's
+    clock: reads stop seeing it when its time comes, and the sweep (the main process's job in
+    a server) runs its expiry callbacks."""
+    from kemi_core.shared import shared_store
+
+    router = kemi_router(FAILOVER_CFGS["native"])
+    store = shared_store(router.core)
+    expired: list[str] = []
+    store.on_expire("location", lambda key, value: expired.append(key))
+    table = store.table("location")
+    table.put("alice", {"contact": "sip:alice@127.0.0.1:5070"}, ttl=60)
+    table.put("bob", {"contact": "sip:bob@127.0.0.1:5072"}, ttl=3600)
+    router.advance(59)
+    assert table.get("alice") is not None and expired == []
+    router.advance(2)
+    assert table.get("alice") is None and table.get("bob") is not None
+    assert expired == ["alice"]
