@@ -9,7 +9,6 @@ flags saved with the contact are restored.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from kemi_core.api import Branch, MsgContext
@@ -38,7 +37,7 @@ def usable_contacts(ctx: MsgContext, table: str, aor: str) -> tuple[int, list[Co
     st = state()
     p = st.params
     contacts = st.ul.domain(table).get(aor)
-    now = time.time()
+    now = ctx.core.clock.wall()
     found = [c for c in contacts if p.use_expired_contacts or c.alive(now)]
     if not found:
         return NOT_FOUND, []
@@ -178,7 +177,7 @@ def registered(ctx: MsgContext, table: str, uri: str | None = None, match_flags:
         contacts = st.ul.domain(table).get(aor)
     except (AorError, SipParseError, UsrlocDbError):
         return NOT_FOUND
-    now = time.time()
+    now = ctx.core.clock.wall()
     wanted: dict[str, Any] = {}
     if match_flags and p.xavp_cfg:
         items = ctx.xavps.get(p.xavp_cfg)

@@ -4,7 +4,6 @@ add_sock_hdr, set_q_override."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from kemi_core.api import MsgContext, PvValue
@@ -65,7 +64,7 @@ def reg_fetch_contacts(ctx: MsgContext, table: str, uri: str, profile: str) -> i
         contacts = st.ul.domain(table).get(aor)
     except (AorError, UsrlocDbError):
         return -1
-    now = time.time()
+    now = ctx.core.clock.wall()
     live = [c for c in contacts if c.alive(now)]
     if not live:
         return -1
@@ -123,7 +122,7 @@ def ulc_get(ctx: MsgContext, arg: tuple[str, str], index: int | None = 0) -> PvV
         i += len(prof.contacts)
     if not 0 <= i < len(prof.contacts):
         return None
-    return _contact_attr(prof.contacts[i], attr, time.time())
+    return _contact_attr(prof.contacts[i], attr, ctx.core.clock.wall())
 
 
 def ulc_value(ctx: MsgContext, arg: tuple[str, str]) -> PvValue:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from kemi_core.api import MsgContext
 from kemi_registrar import reply
@@ -35,7 +34,7 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         log.error("save: the current message is not a request")
         return -1
     dom = ul.domain(table)
-    now = int(time.time())
+    now = int(ctx.core.clock.wall())
     contacts: list[Contact] = []
     try:
         req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE))

@@ -93,7 +93,7 @@ def mod_init(core: Core) -> None:
             ul.domain(name)
     core.provide("usrloc", ul)
     rpc.register(core, ul)
-    core.main_loop_hooks.append(ul.start_timer)
+    ul.start_timer()
     _state.ul = ul
 
 

@@ -9,7 +9,6 @@ in memory: every operation is a query on the database, so several servers can sh
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -276,6 +275,3 @@ class DbDomain(Domain):
         except DbError:
             pass  # logged by the DB layer
 
-
-def now() -> float:
-    return time.time()

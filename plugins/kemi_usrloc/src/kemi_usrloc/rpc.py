@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from kemi_core.api import Core, KemiError
@@ -77,7 +76,7 @@ def contact_info(c: Contact, now: float) -> dict[str, Any]:
 
 def dump(ul: Usrloc, params: list[Any]) -> dict[str, Any]:
     brief = bool(params) and str(params[0]) == "brief"
-    now = time.time()
+    now = ul.now()
     domains = []
     for dom in ul.known_domains():
         aors: list[dict[str, Any]] = []
@@ -103,7 +102,7 @@ def lookup(ul: Usrloc, params: list[Any]) -> dict[str, Any]:
     contacts = dom.get(key)
     if not contacts:
         raise KemiError("AOR not found in location table")
-    now = time.time()
+    now = ul.now()
     return {"AoR": key, "Contacts": [contact_info(c, now) for c in contacts]}
 
 
@@ -158,7 +157,7 @@ def add(ul: Usrloc, params: list[Any]) -> dict[str, Any]:
     sock = _opt(p[10]) if len(p) > 10 else None
     dom = ul.domain(table)
     key = _aor(ul, aor)
-    now = int(time.time())
+    now = int(ul.now())
     new = Contact(ruid=new_ruid(), aor=key, c=uri, expires=now + expires if expires > 0 else 0,
                   q=q if q >= 0 else -1, callid="dfjrewr12386fd6-343@kamailio.rpc", cseq=1,
                   flags=flags, cflags=cflags, user_agent="kamailio SIP Router - RPC Server",
@@ -183,7 +182,7 @@ def _count(ul: Usrloc, params: list[Any], what: str) -> int:
     table = _need(params, 1, "table")[0]
     if ul.db_mode == NO_DB:
         raise KemiError("Not available with db_mode 0")
-    now = time.time()
+    now = ul.now()
     dom = _domain(ul, table) if ul.db_mode != DB_ONLY else ul.domain(table)
     records = list(dom.records())
     if what == "users":

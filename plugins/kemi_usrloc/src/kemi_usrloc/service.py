@@ -8,7 +8,6 @@ in the main process only, so expiry happens once per server, never once per work
 from __future__ import annotations
 
 import logging
-import time
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -115,16 +114,16 @@ class Usrloc:
         log.info("usrloc: %d contacts of %d AORs loaded from table %s", len(rows),
                  len(records), dom.name)
 
-    # ---- timer (main process) ------------------------------------------------------------
-    def start_timer(self, loop: Any) -> None:
-        def run() -> None:
-            try:
-                self.timer(time.time())
-            except Exception:
-                log.exception("usrloc timer failed")
-            loop.call_later(self.timer_interval, run)
+    # ---- time and the timer (once per server) ----------------------------------------------
+    def now(self) -> float:
+        """Wall-clock seconds, the scale of a contact's ``expires`` (the core's clock: a test
+        router's advance() ages registrations)."""
+        return self.core.clock.wall()
 
-        loop.call_later(self.timer_interval, run)
+    def start_timer(self) -> None:
+        """Expire contacts (and, with a database, sync or delete rows) every timer_interval, once
+        for the whole server: the core's housekeeping."""
+        self.core.add_housekeeping(lambda: self.timer(self.now()), self.timer_interval)
 
     def timer(self, now: float) -> None:
         for dom in self.known_domains():
