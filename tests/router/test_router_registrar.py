@@ -1,0 +1,74 @@
+"""Registrations age on the router's clock: save() and lookup() through usrloc's shared store,
+then advance() past the expiry and the AOR is gone (reads, and usrloc's timer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CFG = """#!KAMAILIO
+listen=udp:127.0.0.1:5060
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "timer_interval", 10)
+
+request_route {
+	if (is_method("REGISTER")) {
+		save("location");
+		exit;
+	}
+	if (!lookup("location")) {
+		sl_send_reply("404", "Not Here");
+		exit;
+	}
+	t_relay();
+}
+"""
+
+REGISTER = """\
+REGISTER sip:example.com SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKreg1
+Max-Forwards: 70
+From: <sip:alice@example.com>;tag=r1
+To: <sip:alice@example.com>
+Call-ID: reg-1@127.0.0.1
+CSeq: 1 REGISTER
+Contact: <sip:alice@127.0.0.1:5072>;expires=60
+"""
+
+INVITE = """\
+INVITE sip:alice@example.com SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKinv{n}
+Max-Forwards: 70
+From: <sip:bob@example.com>;tag=b{n}
+To: <sip:alice@example.com>
+Call-ID: inv-{n}@127.0.0.1
+CSeq: 1 INVITE
+Contact: <sip:bob@127.0.0.1:5070>
+"""
+
+
+def test_registration_routes_calls_until_it_expires(kemi_router: Any, tmp_path: Path) -> None:
+    (tmp_path / "kamailio.cfg").write_text(CFG)
+    router = kemi_router(tmp_path / "kamailio.cfg")
+    reg = router.request(REGISTER, source="udp:127.0.0.1:5072")
+    assert [r.status for r in reg.replies] == [200]
+    assert "expires=60" in (reg.replies[0].header("contact") or "")
+
+    call = router.request(INVITE.format(n=1))
+    assert [f.dest for f in call.forwarded] == ["udp:127.0.0.1:5072"]
+    assert call.forwarded[0].msg.ruri == "sip:alice@127.0.0.1:5072"
+
+    router.advance(59)
+    assert router.request(INVITE.format(n=2)).forwarded  # still registered
+
+    router.advance(2)  # past the 60 s: lookup finds nothing, and usrloc's timer drops it
+    gone = router.request(INVITE.format(n=3))
+    assert gone.forwarded == [] and [(r.status, r.reason) for r in gone.replies] == [(404, "Not Here")]
+    router.advance(10)
+    dump = router.rpc("ul.dump")
+    assert "alice@example.com" not in str(dump)
