@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 
+from kemi_core.config.paths import resolve_existing_file
 from kemi_core.counters import Counter, CounterTable, Gauge, Kind
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.errors import ConfigError, ModuleError
@@ -48,6 +49,8 @@ class ParamSpec:
     default: Any = None
     multi: bool = False  # repeatable: the value is the list of every modparam given
     doc: str = ""
+    #: The value names a file that must exist (a routing script): see kemi_core.config.paths.
+    existing_file: bool = False
 
 
 @attrs.frozen
@@ -214,11 +217,16 @@ class Core:
 
     # ---- module parameters -------------------------------------------------------------
     def declare_param(self, module: str, name: str, kind: type, default: Any = None,
-                      multi: bool = False, doc: str = "") -> None:
-        """Declare a parameter ``modparam("module", "name", value)`` may set."""
+                      multi: bool = False, doc: str = "", existing_file: bool = False) -> None:
+        """Declare a parameter ``modparam("module", "name", value)`` may set.
+
+        ``existing_file``: the value names a file that must exist. A relative path is read
+        against the directory of the config file that sets it (else the working directory) and
+        stored absolute; a missing file is refused at that modparam's file:line."""
         if kind not in (int, str):
             raise ModuleError(f"{module}: parameter {name} must be of kind int or str")
-        self.params[(module, name)] = ParamSpec(module, name, kind, default, multi, doc)
+        self.params[(module, name)] = ParamSpec(module, name, kind, default, multi, doc,
+                                                existing_file)
 
     def set_param(self, module: str, name: str, value: Any, file: str | None = None,
                   line: int | None = None) -> None:
@@ -237,6 +245,8 @@ class Core:
                     raise ConfigError(f"modparam {module}.{name} expects an integer, got {value!r}", file, line)
         elif not isinstance(value, str):
             value = str(value)
+        if spec.existing_file and value:
+            value = resolve_existing_file(value, f"{module}.{name}", file, line)
         if spec.multi:
             self.param_values.setdefault((module, name), []).append(value)
         else:

@@ -63,8 +63,19 @@ def test_mod_init_refuses_a_broken_script(core, write_script, text, match):
         loader.init_all()
 
 
-def test_mod_init_refuses_a_missing_script_file(core, tmp_path):
-    loader = _load(core, ("load", str(tmp_path / "gone.lua")))
+def test_a_missing_script_file_is_refused_at_its_modparam(core, tmp_path):
+    loader = _load(core)
+    with pytest.raises(ConfigError, match=r"^k.cfg:7: app_lua.load: file .*gone.lua not found"):
+        core.set_param("app_lua", "load", str(tmp_path / "gone.lua"), "k.cfg", 7)
+    assert core.modparam("app_lua", "load") == []  # nothing was kept
+    assert "app_lua" in loader.plugins
+
+
+def test_the_engine_still_refuses_a_script_file_gone_since(core, tmp_path):
+    script = tmp_path / "gone.lua"
+    script.write_text("function ksr_request_route() end\n")
+    loader = _load(core, ("load", str(script)))
+    script.unlink()
     with pytest.raises(ScriptError, match="gone.lua: Lua script not found"):
         loader.init_all()
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from kemi_core.api import (
+    ConfigError,
     ModuleError,
     MsgContext,
     ReturnKind,
@@ -213,9 +214,19 @@ def test_sibling_modules_import(pyenv: Any) -> None:
     assert engine.run("ksr_request_route", env.ctx()) == 42
 
 
-def test_mod_init_refuses_a_missing_script(pyenv: Any, tmp_path: Any) -> None:
+def test_a_missing_script_is_refused_at_its_modparam(pyenv: Any, tmp_path: Any) -> None:
     env = pyenv()
-    env.core.set_param("app_python", "script_name", str(tmp_path / "nope.py"))
+    for param in ("script_name", "load"):
+        with pytest.raises(ConfigError, match=rf"^k.cfg:3: app_python.{param}: file .*nope.py not"):
+            env.core.set_param("app_python", param, str(tmp_path / "nope.py"), "k.cfg", 3)
+
+
+def test_mod_init_refuses_a_script_gone_since_or_none(pyenv: Any, tmp_path: Any) -> None:
+    env = pyenv()
+    script = tmp_path / "gone.py"
+    script.write_text("")
+    env.core.set_param("app_python", "script_name", str(script))
+    script.unlink()
     with pytest.raises(ModuleError, match="does not exist"):
         env.loader.init_all()
     env = pyenv()

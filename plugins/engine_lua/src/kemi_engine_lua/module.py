@@ -31,8 +31,9 @@ class AppLua:
         self._engines: weakref.WeakSet[LuaEngine] = weakref.WeakSet()
         self._resolver: Resolver | None = None
         dp = core.declare_param
-        dp(MODULE, "load", str, multi=True,
-           doc="Lua script with the routing functions; repeat to load several, in order")
+        dp(MODULE, "load", str, multi=True, existing_file=True,
+           doc="Lua script with the routing functions; repeat to load several, in order "
+               "(a relative path is read against the config file's directory)")
         dp(MODULE, "reload", int, 1, doc="1: the app_lua.reload RPC may reload the script")
         dp(MODULE, "log_mode", int, 0, doc="bit 1: log each KSR function as it is resolved")
         dp(MODULE, "register", str, multi=True,

@@ -54,7 +54,9 @@ class PythonEngineModule:
                 raise ModuleError(f"{self.name} and {other} both provide the \"python\" engine; "
                                   "load only one of them")
         m = self.name
-        core.declare_param(m, "load", str, "", doc="Path of the Python routing script.")
+        core.declare_param(m, "load", str, "", existing_file=True,
+                           doc="Path of the Python routing script (a relative path is read "
+                               "against the config file's directory).")
         if self.function_style:
             core.declare_param(m, "script_init", str, "",
                                doc="Function run once when the script is loaded "
@@ -63,7 +65,7 @@ class PythonEngineModule:
                                doc="Function run with the rank in each worker "
                                    "(default: ksr_script_child_init when defined).")
         else:
-            core.declare_param(m, "script_name", str, "",
+            core.declare_param(m, "script_name", str, "", existing_file=True,
                                doc="Path of the Python routing script (same as load).")
             core.declare_param(m, "mod_init_function", str, "mod_init",
                                doc="Script function returning the handler object.")
