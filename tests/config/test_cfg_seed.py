@@ -75,3 +75,23 @@ def test_seed_python_modparams() -> None:
     last = cfg.modparams[-1]
     assert (last.module, last.name, last.value) == (
         "app_python", "script_name", "/etc/kamailio/kamailio.py")
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize(("seed", "example", "changed"), [
+    ("seed_lua.cfg", "lua/kamailio.cfg", {
+        'modparam("app_lua", "load", "kamailio.lua")'}),
+    ("seed_python.cfg", "python/kamailio.cfg", {
+        'modparam("app_python", "script_name", "kamailio.py")'}),
+])
+def test_examples_are_the_seeds_configs_but_for_these_lines(seed: str, example: str,
+                                                            changed: set[str]) -> None:
+    """The examples run the seed's configs; only the lines that name files differ (the script
+    next to the config instead of /etc/kamailio)."""
+    seed_lines = (DATA / seed).read_text().splitlines()
+    example_lines = (EXAMPLES / example).read_text().splitlines()
+    assert len(seed_lines) == len(example_lines)
+    differ = {new for old, new in zip(seed_lines, example_lines, strict=True) if old != new}
+    assert differ == changed

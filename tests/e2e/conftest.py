@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,14 +25,17 @@ def port() -> int:
 
 @pytest.fixture
 def start_kemi(tmp_path: Path) -> Iterator[Callable[..., KemiProcess]]:
-    """``start_kemi(cfg_text, **kwargs)`` writes kamailio.cfg and starts ``kemi run`` (cwd = the
-    repository, so the examples' relative script paths work); every server started is stopped."""
+    """``start_kemi(cfg, **kwargs)`` starts ``kemi run`` on a config: text is written to
+    tmp_path/kamailio.cfg, a Path (an example) is used where it is. The working directory is the
+    repository unless ``cwd=`` says otherwise. Every server started is stopped."""
     started: list[KemiProcess] = []
 
-    def start(cfg_text: str, name: str = "kamailio.cfg", **kwargs: object) -> KemiProcess:
-        cfg = tmp_path / name
-        cfg.write_text(cfg_text)
-        proc = KemiProcess(cfg, tmp_path, cwd=REPO, **kwargs)  # type: ignore[arg-type]
+    def start(cfg: str | Path, name: str = "kamailio.cfg", **kwargs: Any) -> KemiProcess:
+        if isinstance(cfg, str):
+            (tmp_path / name).write_text(cfg)
+            cfg = tmp_path / name
+        kwargs.setdefault("cwd", REPO)
+        proc = KemiProcess(cfg, tmp_path, **kwargs)
         started.append(proc)
         return proc.start()
 
@@ -49,17 +53,17 @@ def udp_free(port: int) -> bool:
     return True
 
 
-def start_on_fixed_ports(start: Callable[..., KemiProcess], cfg_text: str, ports: tuple[int, ...],
-                         what: str, wait: float = 60) -> KemiProcess:
-    """Start a config whose ports are fixed (the seed's examples). Another test (or its SIPp)
-    may hold one for a while: wait until all are free, else skip."""
+def start_on_fixed_ports(start: Callable[..., KemiProcess], cfg: str | Path, ports: tuple[int, ...],
+                         what: str, wait: float = 60, **kwargs: Any) -> KemiProcess:
+    """Start a config that needs fixed ports (the seed's examples relay to a callee on 5080).
+    Another test (or its SIPp) may hold one for a while: wait until all are free, else skip."""
     try:
         wait_until(lambda: all(udp_free(p) for p in ports), wait, f"udp ports {list(ports)} free")
     except WaitTimeout:
         busy = [p for p in ports if not udp_free(p)]
         pytest.skip(f"udp 127.0.0.1:{busy} in use ({what} needs {list(ports)})")
     try:
-        return start(cfg_text)
+        return start(cfg, **kwargs)
     except RuntimeError as exc:  # lost a race for the port to another test's server
         if "address already in use" in str(exc):
             pytest.skip(f"{what}: a fixed port was taken while starting")

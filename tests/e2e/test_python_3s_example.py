@@ -23,16 +23,18 @@ TAG = "from kamailio python3s script"
 
 
 def example_on_free_ports(tmp_path: Path) -> tuple[str, int, int]:
-    """The example's cfg text and a copy of its script, moved to free ports."""
+    """The example's cfg text and a copy of its script, moved to free ports. Both go to
+    tmp_path: the script path in the cfg ("kamailio.py") is relative to the config's directory,
+    so the copy is the one loaded (the server's working directory is the repository)."""
     port, uas_port = free_port(), free_port()
     script = tmp_path / "kamailio.py"
     text = (EXAMPLE / "kamailio.py").read_text()
     assert text.count("127.0.0.1:5080") == 1
     script.write_text(text.replace("127.0.0.1:5080", f"127.0.0.1:{uas_port}"))
     cfg = (EXAMPLE / "kamailio.cfg").read_text()
-    assert "listen=udp:127.0.0.1:5060\n" in cfg and '"examples/python3s/kamailio.py"' in cfg
+    assert "listen=udp:127.0.0.1:5060\n" in cfg
+    assert 'modparam("app_python3s", "load", "kamailio.py")' in cfg
     cfg = cfg.replace("listen=udp:127.0.0.1:5060", f"listen=udp:127.0.0.1:{port}")
-    cfg = cfg.replace('"examples/python3s/kamailio.py"', f'"{script}"')
     return cfg, port, uas_port
 
 

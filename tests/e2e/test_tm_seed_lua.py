@@ -1,8 +1,8 @@
 """THE acceptance test: the seed's Lua example (examples/lua/kamailio.cfg, verbatim) proxies
 SIPp calls statefully through tm, and its branch, onreply and failure callbacks run.
 
-The example fixes udp:127.0.0.1:5060 (kemi) and sip:127.0.0.1:5080 (the callee): these tests
-run one after the other in this module and skip when either port is taken.
+The example relays to a callee on the fixed sip:127.0.0.1:5080: these tests run one after the
+other and skip when that port stays taken; kemi itself is moved to a free port with -l.
 """
 
 from __future__ import annotations
@@ -24,17 +24,22 @@ SEED_CFG = REPO / "examples" / "lua" / "kamailio.cfg"
 
 
 @pytest.fixture
-def seed_server(start_kemi: Callable[..., KemiProcess]) -> KemiProcess:
-    # Verbatim: the script path is relative to the repository, the server's cwd. Started means
-    # both workers are in the SO_REUSEPORT group (the control socket opens only then).
-    return start_on_fixed_ports(start_kemi, SEED_CFG.read_text(), (5060, 5080),
-                                "the seed's Lua example")
+def seed(start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> tuple[KemiProcess, int]:
+    """The example as it is in the repository, started from another directory (its script path
+    is relative to the config's directory) on a free port (-l, as beside a running Kamailio);
+    its script relays to a callee on 5080. Started means both workers are in the SO_REUSEPORT
+    group (the control socket opens only then)."""
+    port = free_port()
+    srv = start_on_fixed_ports(start_kemi, SEED_CFG, (5080,), "the seed's Lua example",
+                               args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path)
+    return srv, port
 
 
 @pytest.mark.soak
-def test_seed_lua_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: Path) -> None:
+def test_seed_lua_example_relays_1000_calls(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
+    seed_server, port = seed
     with SippUas(tmp_path, 5080, "uas", name="uas"):
-        result = run_sipp("127.0.0.1:5060", tmp_path, scenario="uac", calls=1000, rate=100,
+        result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=1000, rate=100,
                           local_port=free_port(), timeout=90, name="uac")
     log = seed_server.log()
     assert result.successful == 1000, (result.stdout[-3000:], log[-3000:])
@@ -48,9 +53,10 @@ def test_seed_lua_example_relays_1000_calls(seed_server: KemiProcess, tmp_path: 
     assert stats["2xx"] >= 2000
 
 
-def test_seed_lua_example_failure_route_runs(seed_server: KemiProcess, tmp_path: Path) -> None:
+def test_seed_lua_example_failure_route_runs(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
+    seed_server, port = seed
     with SippUas(tmp_path, 5080, SCENARIOS / "uas_busy.xml", name="uas_busy"):
-        result = run_sipp("127.0.0.1:5060", tmp_path, scenario=SCENARIOS / "uac_expect_486.xml",
+        result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario=SCENARIOS / "uac_expect_486.xml",
                           calls=20, rate=20, local_port=free_port(), timeout=30, name="uac486")
     log = seed_server.log()
     assert result.successful == 20, (result.stdout[-3000:], log[-3000:])

@@ -112,3 +112,31 @@ def test_test_modules_are_the_suites_own(test_plugins: list[str]) -> None:
 def test_rpc_unreachable_socket_exits_nonzero(tmp_path: Path) -> None:
     out = runner.invoke(app, ["rpc", "-s", f"unix:{tmp_path}/none", "core.version"])
     assert out.exit_code == 2
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("example", ["lua", "python", "python3s"])
+def test_check_an_example_by_absolute_path_from_elsewhere(example: str, tmp_path: Path) -> None:
+    """The examples name their script relative to the config's directory: `kemi check` works
+    from any working directory."""
+    cfg = EXAMPLES / example / "kamailio.cfg"
+    out = subprocess.run([*kemi_executable(), "check", "-f", str(cfg)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{cfg}: ok")
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_missing_script_names_the_modparam_line(command: str, tmp_path: Path) -> None:
+    cfg = tmp_path / "etc" / "kamailio.cfg"
+    cfg.parent.mkdir()
+    cfg.write_text('#!KAMAILIO\nlisten=udp:127.0.0.1:5099\nloadmodule "app_lua.so"\n\n'
+                   'modparam("app_lua", "load", "routing.lua")\ncfgengine "lua"\n')
+    out = subprocess.run([*kemi_executable(), command, "-f", str(cfg)], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr == (
+        f"kemi: {cfg}:5: app_lua.load: file 'routing.lua' not found (looked in the config's "
+        f"directory {cfg.parent} or the working directory {tmp_path})\n")
