@@ -1,4 +1,4 @@
-# kemi: make run | make test | make bench | make dev
+# kemi: make run [CFG=... ARGS=...] | make test | make bench | make dev
 # Debian's own CPython when it is 3.11 or newer (the distribution's optimised build, on which
 # the README's figures are measured); else the python3 on PATH. `make PYTHON=...` overrides.
 PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c $(wildcard plugins/*/pyp
 
 dev: $(STAMP)
 
+# make run ARGS="-l udp:127.0.0.1:5070": flags for kemi run (e.g. beside a Kamailio on 5060).
 run: dev
-	$(BIN)/kemi run -f $(CFG)
+	$(BIN)/kemi run -f $(CFG) $(ARGS)
 
 # The test-only plugins of tests/plugins/ are provided by the suite itself (tests/conftest.py),
 # never installed; a .venv made by an older Makefile had them installed: remove them once.
