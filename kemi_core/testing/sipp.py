@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import attrs
 
 from kemi_core.testing.process import free_port
+from kemi_core.testing.wait import wait_until
 
 #: SIPp's exit codes (its documentation, "Exit codes").
 SIPP_ALL_OK = 0
@@ -75,6 +77,35 @@ def run_sipp(target: str | None, workdir: Path, *, scenario: str | Path = "uac",
     return SippResult(proc.returncode, proc.stdout + proc.stderr, _read_stats(stat_file))
 
 
+class SippExited(RuntimeError):
+    """A SIPp UAS exited while starting (its port was taken, or a bad scenario)."""
+
+
+def _udp_inodes(port: int) -> set[str]:
+    """Inodes of the UDP sockets bound to 127.0.0.1:port (/proc/net/udp)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as fh:
+        rows = [line.split() for line in fh.readlines()[1:]]
+    return {row[9] for row in rows if row[1] == local}
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets process ``pid`` holds open."""
+    found: set[str] = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(target[8:-1])
+    return found
+
+
 class SippUas:
     """A SIPp UAS running in the background until stopped (by its PID)."""
 
@@ -93,11 +124,27 @@ class SippUas:
         self.args = args
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> SippUas:
+    def start(self, timeout: float = 10.0) -> SippUas:
+        """Start SIPp and return once its UDP socket is bound (requests sent from then on are
+        received); SippExited if it exits first (the port was taken, a bad scenario)."""
         self._out = open(self.workdir / f"{self.name}.out", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(self.args, cwd=self.workdir, stdout=self._out,
                                      stderr=subprocess.STDOUT)
+        proc = self.proc
+        wait_until(lambda: proc.poll() is not None or self.listening(), timeout,
+                   f"SIPp UAS {self.name} to listen on udp 127.0.0.1:{self.port}")
+        if proc.poll() is not None:
+            self.stop()
+            errors = self.workdir / f"{self.name}_errors.log"
+            why = (errors.read_text(errors="replace") if errors.exists() else "")[-500:]
+            raise SippExited(f"SIPp UAS {self.name} on port {self.port} exited with "
+                             f"{proc.returncode}: {why.strip()}")
         return self
+
+    def listening(self) -> bool:
+        """Whether this SIPp process (not another one) holds udp 127.0.0.1:port."""
+        assert self.proc is not None
+        return bool(_udp_inodes(self.port) & _socket_inodes(self.proc.pid))
 
     def wait(self, timeout: float = 30.0) -> dict[str, str]:
         """Wait for a UAS started with ``calls=N`` to exit, which SIPp does once N calls have

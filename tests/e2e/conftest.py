@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kemi_core.testing.process import KemiProcess, free_port
-from kemi_core.testing.sipp import sipp_available
+from kemi_core.testing.sipp import SippExited, SippUas, sipp_available
 from kemi_core.testing.wait import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,18 +54,26 @@ def udp_free(port: int) -> bool:
     return True
 
 
-def start_on_fixed_ports(start: Callable[..., KemiProcess], cfg: str | Path, ports: tuple[int, ...],
-                         what: str, wait: float = 60, **kwargs: Any) -> KemiProcess:
-    """Start a config that needs fixed ports (the seed's examples relay to a callee on 5080).
-    Another test (or its SIPp) may hold one for a while: wait until all are free, else skip."""
+@contextmanager
+def fixed_port_uas(workdir: Path, port: int, scenario: str | Path, name: str,
+                   wait: float = 60) -> Iterator[SippUas]:
+    """A SIPp callee on a fixed port (the seed's examples relay to 127.0.0.1:5080). Another
+    test's callee (in this run or another one on the machine) may hold it for a while: try
+    until the port is ours, else skip."""
+
+    def attempt() -> SippUas | None:
+        if not udp_free(port):
+            return None
+        try:
+            return SippUas(workdir, port, scenario, name=name).start()
+        except SippExited:  # lost the race for the port
+            return None
+
     try:
-        wait_until(lambda: all(udp_free(p) for p in ports), wait, f"udp ports {list(ports)} free")
+        uas = wait_until(attempt, wait, f"udp 127.0.0.1:{port} for the callee", interval=0.2)
     except WaitTimeout:
-        busy = [p for p in ports if not udp_free(p)]
-        pytest.skip(f"udp 127.0.0.1:{busy} in use ({what} needs {list(ports)})")
+        pytest.skip(f"udp 127.0.0.1:{port} stayed in use (the callee of the seed's examples)")
     try:
-        return start(cfg, **kwargs)
-    except RuntimeError as exc:  # lost a race for the port to another test's server
-        if "address already in use" in str(exc):
-            pytest.skip(f"{what}: a fixed port was taken while starting")
-        raise
+        yield uas
+    finally:
+        uas.stop()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from kemi_core.testing.process import KemiProcess, free_port
-from kemi_core.testing.sipp import SippUas, run_sipp
+from kemi_core.testing.sipp import run_sipp
 
-from .conftest import REPO, needs_sipp, start_on_fixed_ports
+from .conftest import REPO, fixed_port_uas, needs_sipp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -31,15 +31,14 @@ def seed(start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> tuple[KemiPr
     """The example as it is in the repository, started from another directory (its script path
     is relative to the config's directory) on a free port (-l); it relays to 5080."""
     port = free_port()
-    srv = start_on_fixed_ports(start_kemi, SEED_CFG, (5080,), "the seed's Python example",
-                               args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path)
+    srv = start_kemi(SEED_CFG, args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path)
     return srv, port
 
 
 @pytest.mark.soak
 def test_seed_python_example_relays_1000_calls(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
     seed_server, port = seed
-    with SippUas(tmp_path, 5080, "uas", name="uas"):
+    with fixed_port_uas(tmp_path, 5080, "uas", name="uas"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario=SCENARIOS / "py_uac_trying_on_bye.xml",
                           calls=1000, rate=100, local_port=free_port(), timeout=90, name="uac")
     log = seed_server.log()
@@ -56,7 +55,7 @@ def test_seed_python_example_relays_1000_calls(seed: tuple[KemiProcess, int], tm
 
 def test_seed_python_example_failure_route_runs(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
     seed_server, port = seed
-    with SippUas(tmp_path, 5080, SCENARIOS / "uas_busy.xml", name="uas_busy"):
+    with fixed_port_uas(tmp_path, 5080, SCENARIOS / "uas_busy.xml", name="uas_busy"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario=SCENARIOS / "uac_expect_486.xml",
                           calls=20, rate=20, local_port=free_port(), timeout=30, name="uac486")
     log = seed_server.log()

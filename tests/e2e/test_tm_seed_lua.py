@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from kemi_core.testing.process import KemiProcess, free_port
-from kemi_core.testing.sipp import SippUas, run_sipp
+from kemi_core.testing.sipp import run_sipp
 
-from .conftest import REPO, needs_sipp, start_on_fixed_ports
+from .conftest import REPO, fixed_port_uas, needs_sipp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -30,15 +30,14 @@ def seed(start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> tuple[KemiPr
     its script relays to a callee on 5080. Started means both workers are in the SO_REUSEPORT
     group (the control socket opens only then)."""
     port = free_port()
-    srv = start_on_fixed_ports(start_kemi, SEED_CFG, (5080,), "the seed's Lua example",
-                               args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path)
+    srv = start_kemi(SEED_CFG, args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path)
     return srv, port
 
 
 @pytest.mark.soak
 def test_seed_lua_example_relays_1000_calls(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
     seed_server, port = seed
-    with SippUas(tmp_path, 5080, "uas", name="uas"):
+    with fixed_port_uas(tmp_path, 5080, "uas", name="uas"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=1000, rate=100,
                           local_port=free_port(), timeout=90, name="uac")
     log = seed_server.log()
@@ -55,7 +54,7 @@ def test_seed_lua_example_relays_1000_calls(seed: tuple[KemiProcess, int], tmp_p
 
 def test_seed_lua_example_failure_route_runs(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
     seed_server, port = seed
-    with SippUas(tmp_path, 5080, SCENARIOS / "uas_busy.xml", name="uas_busy"):
+    with fixed_port_uas(tmp_path, 5080, SCENARIOS / "uas_busy.xml", name="uas_busy"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario=SCENARIOS / "uac_expect_486.xml",
                           calls=20, rate=20, local_port=free_port(), timeout=30, name="uac486")
     log = seed_server.log()
