@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 from kemi_core.api import MsgContext, get_pv
-from kemi_core.sip import NameAddr, SipParseError
+from kemi_core.sip import NameAddr, SipMsg, SipParseError, split_commas
 from kemi_registrar.aor import AorError, aor_of, first_uri, methods_mask
 from kemi_registrar.params import RegParams
 
@@ -65,6 +65,7 @@ class Request:
     received: str | None
     path: str | None  # the Path vector to store
     path_reply: str | None  # the Path to echo in the 200
+    path_unsupported: bool  # path_mode 2 and no Supported: path: saved, answered 420
     socket: str
     cflags: int
     max_contacts: int
@@ -132,14 +133,12 @@ def _path(ctx: MsgContext, p: RegParams) -> tuple[str | None, str | None, str | 
     """(path to store, Path for the reply, received taken from the first Path URI)."""
     if not p.use_path:
         return None, None, None
-    values = [v.strip() for v in ctx.msg.headers("path") if v.strip()]
+    values = [v.strip() for name, v in ctx.msg.iter_headers()
+              if name.lower() == "path" and v.strip()]
     if not values:
         return None, None, None
     vector = ",".join(values)
     supported = "path" in (t.lower() for t in ctx.msg.supported)
-    if p.path_mode == 2 and not supported:
-        raise RegError("No support for found Path indicated", 420, "Bad Extension",
-                       (("Unsupported", "path"), ("Path", vector)), late=True)
     echo = vector if p.path_mode == 2 or (p.path_mode == 1 and supported) else None
     received = None
     if p.path_use_received:
@@ -152,21 +151,27 @@ def _path(ctx: MsgContext, p: RegParams) -> tuple[str | None, str | None, str | 
     return vector, echo, received
 
 
+def _has_star(msg: SipMsg) -> bool:
+    return any(part.strip() == "*" for value in msg.headers("contact")
+               for part in split_commas(value, strict=False))
+
+
 def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
                   uri: str | None, q_override: int | None) -> Request:
     """Everything save() needs from the REGISTER (RegError when it must be refused)."""
     msg = ctx.msg
+    hdr_expires = _expires_header(ctx)
     try:
         contacts = msg.contacts
     except SipParseError:
+        if _has_star(msg):  # the parser refuses '*' mixed with others: Kamailio's words
+            if hdr_expires != 0:
+                raise RegError("* used in contact and expires is not zero")
+            raise RegError("* used in contact and more than 1 contact")
         raise RegError("Contact parse error")
     star = any(na.is_star for na in contacts)
-    hdr_expires = _expires_header(ctx)
-    if star:
-        if len(contacts) > 1:
-            raise RegError("* used in contact and more than 1 contact")
-        if hdr_expires != 0:
-            raise RegError("* used in contact and expires is not zero")
+    if star and hdr_expires != 0:
+        raise RegError("* used in contact and expires is not zero")
     for na in contacts:
         if len(na.uri_text) > p.contact_max_size:
             raise RegError("Contact/received too long")
@@ -208,7 +213,9 @@ def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, 
     req = Request(
         aor=aor, star=star, bindings=bindings,
         callid=callid, cseq=cseq, user_agent=(msg.header("user-agent") or "")[:255],
-        received=received, path=path, path_reply=path_reply, socket=_socket(ctx, p),
+        received=received, path=path, path_reply=path_reply,
+        path_unsupported=bool(path) and p.path_mode == 2
+        and "path" not in (t.lower() for t in msg.supported), socket=_socket(ctx, p),
         cflags=ctx.bflags, max_contacts=int(xavp_max) if xavp_max is not None else p.max_contacts)
     return check_expires(req, p)
 

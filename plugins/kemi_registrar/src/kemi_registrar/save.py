@@ -59,8 +59,16 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         _answer(ctx, flags, 500, "Server Internal Error",
                 [("P-Registrar-Error", "usrloc_contact_insert failed")])
         return -1
+    if req.path_unsupported:
+        # Kamailio saves the binding, then answers 420 instead of 200 (path_mode 2).
+        unsup = RegError("No support for found Path indicated", 420, "Bad Extension",
+                         (("Unsupported", "path"), ("Path", req.path or "")), late=True)
+        _answer(ctx, flags, 420, unsup.reason, reply.error_headers(unsup, contacts, now, p))
+        return outcome.rc
     st.accepted += 1
-    _answer(ctx, flags, 200, "OK", reply.ok_headers(contacts, now, p, req.path_reply))
+    # A reply deferred by 0x02 is built without the Path echo, as Kamailio's reg_send_reply.
+    path_reply = None if flags & SAVE_NO_REPLY else req.path_reply
+    _answer(ctx, flags, 200, "OK", reply.ok_headers(contacts, now, p, path_reply))
     return outcome.rc
 
 

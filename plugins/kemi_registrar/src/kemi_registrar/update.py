@@ -88,8 +88,7 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
         if cur.callid == req.callid and req.cseq <= cur.cseq:
             if (req.cseq == cur.cseq and rules.cseq_delay
                     and now - cur.last_modified <= rules.cseq_delay):
-                touched.add(cur.ruid)
-                updated = True  # a retransmission: answered, not applied
+                touched.add(cur.ruid)  # a retransmission: answered, not applied
                 continue
             return None, Outcome(-1, RegError("Invalid CSeq number", late=True))
         if b.expires == 0:
