@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kemi_core.api import DbError, SharedTable
 from kemi_usrloc.contact import CS_DIRTY, CS_NEW, CS_SYNC, FL_MEM, Contact, from_row, to_row
+from kemi_usrloc.sync import Batch
 
 if TYPE_CHECKING:
     from kemi_usrloc.service import Usrloc
@@ -61,11 +62,13 @@ class Domain:
     def delete(self, aor: str) -> bool:
         return bool(self.update(aor, lambda old: ([], bool(old))))
 
-    def timer(self, now: float) -> None:
-        """Remove expired contacts (and synchronise with the database)."""
+    def collect(self, now: float, expire: bool = True) -> Batch:
+        """Timer work (main process): expired contacts removed from memory, and what the
+        database must be told about them and, with write-back, about every change."""
+        return Batch(self)
 
-    def flush(self) -> None:
-        """Write every pending change to the database (write-back)."""
+    def done(self, batch: Batch) -> None:
+        """After ``batch`` was written: the contacts it wrote are in sync (main process)."""
 
     # ---- database rows ---------------------------------------------------------------------
     def _where(self, aor: str) -> dict[str, Any]:
@@ -75,7 +78,7 @@ class Domain:
             where["domain"] = domain
         return where
 
-    def _row(self, c: Contact) -> dict[str, Any]:
+    def row_of(self, c: Contact) -> dict[str, Any]:
         username, domain = self.ul.split_aor(c.aor)
         return to_row(c, username, domain if self.ul.use_domain else None)
 
@@ -90,9 +93,9 @@ class Domain:
                 continue
             prev = before.get(ruid)
             if prev is None:
-                db.insert(layout, self._row(c))
+                db.insert(layout, self.row_of(c))
             elif not prev.same_data(c):
-                db.update(layout, self._row(c), {"ruid": ruid})
+                db.update(layout, self.row_of(c), {"ruid": ruid})
         for ruid, c in before.items():
             if ruid not in after and not c.flags & FL_MEM:
                 db.delete(layout, {"ruid": ruid})
@@ -163,69 +166,57 @@ class MemDomain(Domain):
         return marked
 
     # ---- timer -----------------------------------------------------------------------------
-    def timer(self, now: float) -> None:
-        expired_any = False
+    def collect(self, now: float, expire: bool = True) -> Batch:
+        mode = self.ul.db_mode
+        batch = Batch(self)
         for aor, contacts in list(self.records()):
-            if any(not c.alive(now) for c in contacts):
-                expired_any = True
-                self._expire(aor, now)
-        if self.ul.db_mode == WRITE_BACK:
-            self.flush()
-        elif expired_any:
-            log.debug("usrloc %s: expired contacts removed", self.name)
+            if expire and any(not c.alive(now) for c in contacts):
+                for c in self._expire(aor, now):
+                    self.ul.expired(self.name, c)
+                    if c.flags & FL_MEM or (mode == WRITE_BACK and c.state == CS_NEW):
+                        continue  # never written: nothing to delete
+                    if mode != NO_DB:
+                        batch.deletes.append(c.ruid)
+                contacts = self.get(aor)
+            if mode == WRITE_BACK:
+                batch.upserts += [c for c in contacts
+                                  if c.state != CS_SYNC and not c.flags & FL_MEM]
+        if mode == WRITE_BACK:
+            for ruid, _aor in self.deleted.items():
+                batch.deletes.append(ruid)
+                batch.tombstones.append(ruid)
+        return batch
 
-    def _expire(self, aor: str, now: float) -> None:
+    def _expire(self, aor: str, now: float) -> list[Contact]:
         def drop(old: list[Contact]) -> tuple[list[Contact] | None, list[Contact]]:
             gone = [c for c in old if not c.alive(now)]
             return ([c for c in old if c.alive(now)] if gone else None), gone
 
-        try:
-            gone = self.update(aor, drop)
-        except UsrlocDbError:
-            return  # logged by the DB layer; tried again at the next run
-        for c in gone:
-            self.ul.expired(self.name, c)
+        return self.update(aor, drop, db=False)  # the rows go with the batch
 
-    def flush(self) -> None:
-        """Write-back: insert/update what changed, delete what was removed (main process)."""
-        db, layout = self.ul.db, self.ul.layout(self.name)
-        if db is None:
-            return
-        try:
-            for ruid, _aor in self.deleted.items():
-                db.delete(layout, {"ruid": ruid})
-                self.deleted.delete(ruid)
-            for aor, contacts in list(self.records()):
-                pending = [c for c in contacts
-                           if c.state != CS_SYNC and not c.flags & FL_MEM]
-                if not pending:
-                    continue
-                for c in pending:
-                    if c.state == CS_NEW:
-                        db.replace(layout, self._row(c), ("ruid",))
-                    else:
-                        db.update(layout, self._row(c), {"ruid": c.ruid})
-                self._mark_synced(aor, pending)
-        except DbError:
-            log.error("usrloc %s: write-back flush failed; tried again at the next timer",
-                      self.name)
+    def done(self, batch: Batch) -> None:
+        for ruid in batch.tombstones:
+            self.deleted.delete(ruid)
+        by_aor: dict[str, list[Contact]] = {}
+        for c in batch.upserts:
+            by_aor.setdefault(c.aor, []).append(c)
+        for aor, written in by_aor.items():
+            self._mark_synced(aor, written)
 
     def _mark_synced(self, aor: str, written: list[Contact]) -> None:
         done = {c.ruid: c for c in written}
-
-        def sync(old: list[Contact]) -> tuple[list[Contact], None]:
-            new = []
-            for c in old:
-                w = done.get(c.ruid)
-                # Changed again since it was written: stays pending for the next flush.
-                new.append(c._replace(state=CS_SYNC) if w is not None and w.same_data(c) else c)
-            return new, None
-
         with self.table.store.transaction() as tx:
-            raw = tx.get(self.table, aor)
-            if raw:
-                new, _ = sync(_unpack(raw))
-                tx.put(self.table, aor, _pack(new))
+            current = _unpack(tx.get(self.table, aor))
+            present = {c.ruid for c in current}
+            for ruid in done:
+                if ruid not in present:  # removed while its row was being written
+                    tx.put(self.deleted, ruid, aor)
+            if not current:
+                return
+            # A contact changed again since it was written stays pending for the next flush.
+            tx.put(self.table, aor, _pack([
+                c._replace(state=CS_SYNC) if c.ruid in done and done[c.ruid].same_data(c) else c
+                for c in current]))
 
 
 class DbDomain(Domain):
@@ -265,13 +256,10 @@ class DbDomain(Domain):
             raise UsrlocDbError(str(exc)) from exc
         return result
 
-    def timer(self, now: float) -> None:
-        """Delete expired rows (once per server, from the main process)."""
-        assert self.ul.db is not None
-        limit = int(now) - self.ul.rm_expired_delay
-        try:
-            self.ul.db.delete(self.ul.layout(self.name),
-                              [("expires", "<", limit), ("expires", "!=", 0)])
-        except DbError:
-            pass  # logged by the DB layer
+    def collect(self, now: float, expire: bool = True) -> Batch:
+        """Rows that expired (rm_expired_delay seconds ago) are deleted, once per server."""
+        batch = Batch(self)
+        if expire:
+            batch.expired_before = int(now) - self.ul.rm_expired_delay
+        return batch
 

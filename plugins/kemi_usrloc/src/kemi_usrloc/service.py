@@ -10,15 +10,21 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from kemi_core.api import Core, Database, DbError, ModuleError, db, open_db, shared_store
+from kemi_usrloc import sync
 from kemi_usrloc.contact import CS_SYNC, Contact, from_row, sort_key
-from kemi_usrloc.domain import DB_ONLY, NO_DB, WRITE_BACK, DbDomain, Domain, MemDomain
+from kemi_usrloc.domain import DB_ONLY, NO_DB, DbDomain, Domain, MemDomain
 
 log = logging.getLogger("kemi.usrloc")
 
 META_TABLE = "usrloc:meta"
+#: Seconds between looks at a database sync running in the database thread.
+POLL = 0.05
+#: Seconds a flush waits for a sync already running.
+FLUSH_WAIT = 10.0
 
 
 class Usrloc:
@@ -41,6 +47,7 @@ class Usrloc:
         self.db: Database | None = None
         self.domains: dict[str, Domain] = {}
         self.expired_handlers: list[Callable[[str, Contact], None]] = []
+        self._inflight: tuple[Future[int], list[sync.Batch]] | None = None
         if self.db_mode not in (0, 1, 2, 3):
             raise ModuleError(f"usrloc: db_mode must be 0, 1, 2 or 3, not {self.db_mode}")
         if self.db_mode != NO_DB:
@@ -123,16 +130,53 @@ class Usrloc:
     def start_timer(self) -> None:
         """Expire contacts (and, with a database, sync or delete rows) every timer_interval, once
         for the whole server: the core's housekeeping."""
-        self.core.add_housekeeping(lambda: self.timer(self.now()), self.timer_interval)
+        self.core.add_housekeeping(self.timer, self.timer_interval)
 
-    def timer(self, now: float) -> None:
-        for dom in self.known_domains():
-            dom.timer(now)
+    def timer(self) -> float | None:
+        """One timer run; the database statements go to the database thread, and the next
+        run comes soon to see them done (the housekeeping's ``fn`` may ask for that)."""
+        if self._inflight is not None:
+            if not self._inflight[0].done():
+                return POLL
+            self._finish()
+        batches = [b for b in (d.collect(self.now()) for d in self.known_domains()) if not b.empty]
+        if not batches or self.db is None:
+            return None
+        self._inflight = (self.db.submit(sync.write, self.db, batches), batches)
+        return POLL
 
-    def flush(self) -> None:
-        if self.db_mode == WRITE_BACK:
-            for dom in self.known_domains():
-                dom.flush()
+    def _finish(self, timeout: float | None = None) -> None:
+        assert self._inflight is not None
+        future, batches = self._inflight
+        self._inflight = None
+        try:
+            future.result(timeout)
+        except DbError:
+            log.error("usrloc: database sync failed; tried again at the next timer run")
+            return
+        except TimeoutError:
+            log.error("usrloc: database sync still running after %ss", timeout)
+            return
+        for b in batches:
+            b.domain.done(b)
+
+    def flush(self, expire: bool = False) -> None:
+        """Write every pending change now (ul.flush, and write-back at shutdown)."""
+        if self.db is None or self.db_mode == DB_ONLY:
+            return
+        if self._inflight is not None:
+            self._finish(FLUSH_WAIT)
+        batches = [b for b in (d.collect(self.now(), expire) for d in self.known_domains())
+                   if not b.empty]
+        if not batches:
+            return
+        try:
+            sync.write(self.db, batches)
+        except DbError:
+            log.error("usrloc: flush to the database failed")
+            return
+        for b in batches:
+            b.domain.done(b)
 
     def expired(self, domain: str, contact: Contact) -> None:
         for handler in self.expired_handlers:
