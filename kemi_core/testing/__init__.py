@@ -2,7 +2,8 @@
 
 ``kemi_core.testing`` is public for tests (a plugin's own ``tests/`` and test harnesses), beside
 ``kemi_core.api``: ``offline_core`` builds a Core with modules loaded and a transport that
-records what would be sent; ``context`` turns raw SIP into the MsgContext a KEMI function gets;
+records what would be sent; ``side_by_side`` runs one kamailio.cfg on kemi and on Kamailio 5.6
+and compares their replies; ``context`` turns raw SIP into the MsgContext a KEMI function gets;
 ``attach_dispatcher`` routes messages through the real dispatcher; ``request`` writes a
 well-formed request. ``PostgresServer`` / the ``postgres_server`` fixture run a private
 PostgreSQL for database tests. ``Router`` is what the ``kemi_router`` fixture (this package's
@@ -26,10 +27,12 @@ if TYPE_CHECKING:
         context,
         offline_core,
     )
+    from kemi_core.testing.kamailio import kamailio_available
     from kemi_core.testing.outcome import Outcome, SentMessage
     from kemi_core.testing.postgres import PostgresServer, postgres_server
     from kemi_core.testing.process import KemiProcess, free_port
     from kemi_core.testing.router import Router, ScriptFailure
+    from kemi_core.testing.sidebyside import Answer, Pair, exchange, request_text, side_by_side
     from kemi_core.testing.udp_client import request
     from kemi_core.testing.wait import WaitTimeout, wait_until
 
@@ -51,6 +54,12 @@ _HOMES = {
     "Router": "kemi_core.testing.router",
     "ScriptFailure": "kemi_core.testing.router",
     "request": "kemi_core.testing.udp_client",
+    "kamailio_available": "kemi_core.testing.kamailio",
+    "Answer": "kemi_core.testing.sidebyside",
+    "Pair": "kemi_core.testing.sidebyside",
+    "exchange": "kemi_core.testing.sidebyside",
+    "request_text": "kemi_core.testing.sidebyside",
+    "side_by_side": "kemi_core.testing.sidebyside",
     "KemiProcess": "kemi_core.testing.process",
     "free_port": "kemi_core.testing.process",
     "WaitTimeout": "kemi_core.testing.wait",
@@ -68,10 +77,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Answer",
     "CaptureTransport",
     "KemiProcess",
     "ModuleLoader",
     "Outcome",
+    "Pair",
     "PostgresServer",
     "Router",
     "ScriptFailure",
@@ -81,10 +92,14 @@ __all__ = [
     "add_core_exports",
     "attach_dispatcher",
     "context",
+    "exchange",
     "free_port",
     "installed_modules",
+    "kamailio_available",
     "offline_core",
     "postgres_server",
     "request",
+    "request_text",
+    "side_by_side",
     "wait_until",
 ]
