@@ -66,6 +66,7 @@ from kemi_core.kemi.exports import (
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.metrics_http import serve_metrics
 from kemi_core.pv import PvDef, PvError, PvReadOnlyError, PvSpec, PvTable, PvValue, get_pv, set_pv
+from kemi_core.rpc.protocol import RpcFault
 from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
@@ -128,6 +129,7 @@ __all__ = [
     "ReturnKind",
     "RouteType",
     "RpcCommand",
+    "RpcFault",
     "RrApi",
     "ScriptDrop",
     "ScriptError",
