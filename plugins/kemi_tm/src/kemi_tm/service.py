@@ -57,6 +57,9 @@ class TmService:
         self._timer: Timer | None = None  # the clock timer armed at the table's earliest deadline
         #: locally generated requests (t_uac_send, t_replicate), set up by kemi_tm.uac
         self.uac: object | None = None
+        #: called once per transaction when its final reply has gone upstream: ``fn(tx)``
+        #: (Kamailio's TMCB_RESPONSE_OUT for a final reply; the acc module registers here)
+        self.final_handlers: list[Callable[[TmTransaction], None]] = []
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -118,6 +121,11 @@ class TmService:
         if tx.final_status and not glue.counted_final:
             glue.counted_final = True
             self.stats.final(tx.final_status)
+            for handler in self.final_handlers:
+                try:
+                    handler(tx)
+                except Exception:  # a failing observer never breaks the transaction
+                    log.exception("tm: final reply handler %r failed", handler)
 
     def forward_reply(self, reply: SipMsg) -> None:
         """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly."""
