@@ -11,6 +11,7 @@ comparison should look at.
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,8 +79,9 @@ def request_text(method: str = "OPTIONS", ruri: str = "sip:u@127.0.0.1", extra: 
             to: str = "<sip:u@127.0.0.1>", call_id: str | None = "sbs-1", via: str | None = None,
             content_length: int | None = None) -> str:
     """A request text for ``exchange`` (its Via names the client's port as ``PORT``)."""
+    branch = "z9hG4bK" + uuid.uuid4().hex[:16]  # a new transaction each time
     lines = [f"{method} {ruri} SIP/2.0",
-             via or "Via: SIP/2.0/UDP 127.0.0.1:PORT;branch=z9hG4bKsbs1",
+             via or f"Via: SIP/2.0/UDP 127.0.0.1:PORT;branch={branch}",
              f"From: {frm}", f"To: {to}"]
     if call_id is not None:
         lines.append(f"Call-ID: {call_id}")

@@ -79,7 +79,7 @@ def mod_register(core: Core) -> None:
                                       dispatch.__doc__ or ""))
     core.add_cfg_function(CfgFunction(MODULE, "jsonrpc_exec", _cfg_exec, 1, 1, (),
                                       jsonrpc_exec.__doc__ or ""))
-    register_pv("jsonrpl", _pv_jsonrpl, takes_arg=True,
+    register_pv("jsonrpl", _pv_jsonrpl, takes_arg=True, replace=True,
                 doc="$jsonrpl(code|text|body): the answer of the last jsonrpc_exec")
     core.add_rpc("jsonrpc.echo", lambda core, params: params,
                  "return the parameters (a transport check)")
