@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
@@ -23,8 +24,16 @@ def uri_is_myself(ctx: MsgContext, uri: SipUri | None) -> bool:
 
 
 def is_myself(ctx: MsgContext, uri: str) -> bool:
-    """True when ``uri`` points at a local socket or alias."""
-    return uri_is_myself(ctx, parse_uri_or_none(uri))
+    """True when ``uri`` points at a local socket or alias: a SIP URI (its port counts), or a
+    bare host name or IP address (any port). As in Kamailio, text without a scheme is a host
+    only: ``127.0.0.1`` is ours, ``127.0.0.1:5060`` is not a host name and is not."""
+    text = uri.strip()
+    if _SCHEME.match(text):
+        return uri_is_myself(ctx, parse_uri_or_none(text))
+    return bool(text) and ctx.core.is_myself(text, None)
+
+
+_SCHEME = re.compile(r"(?i)(sips?|tel|tels|urn):")
 
 
 def is_myself_ruri(ctx: MsgContext) -> bool:

@@ -153,6 +153,12 @@ def test_is_myself_family() -> None:
     assert call(ctx, "is_myself", "sip:sip.example.net:9999") is True  # alias without port
     assert call(ctx, "is_myself", "sip:10.9.9.9") is False
     assert call(ctx, "is_myself", "garbage") is False
+    # a bare host or IP (any port), as Kamailio: the official Python example checks $si so
+    assert call(ctx, "is_myself", "127.0.0.1") is True
+    assert call(ctx, "is_myself", "SIP.example.NET") is True
+    assert call(ctx, "is_myself", "10.9.9.9") is False
+    assert call(ctx, "is_myself", "127.0.0.1:5060") is False  # not a host name (Kamailio too)
+    assert call(ctx, "is_myself", "") is False
     assert call(ctx, "is_myself_ruri") is True
     assert call(ctx, "is_myself_furi") is True
     assert call(ctx, "is_myself_turi") is False
