@@ -200,19 +200,14 @@ def get_msgtype(ctx: MsgContext) -> int:
     return 1 if ctx.msg.is_request else 2
 
 
-def get_def(ctx: MsgContext, name: str) -> str | None:
-    """Value of the config's ``#!define name`` (quotes removed); None when not defined."""
-    value = _state["defines"].get(name)
-    if value is None:
-        return None
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return str(value[1:-1])
-    return str(value)
+def get_def(ctx: MsgContext, name: str) -> str:
+    """Value of the config's ``#!define name`` as written (quotes kept); '' when not defined."""
+    return str(_state["defines"].get(name) or "")
 
 
 def get_defn(ctx: MsgContext, name: str) -> int:
     """Value of ``#!define name`` as an integer; 0 when not defined or not a number."""
-    value = get_def(ctx, name)
+    value = get_def(ctx, name).strip("\"'")
     try:
         return int(value, 0) if value else 0
     except ValueError:
