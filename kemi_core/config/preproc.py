@@ -256,6 +256,8 @@ class Preprocessor:
     # ---- includes -----------------------------------------------------------------------
     def _include(self, f: _File, optional: bool, raw: str) -> None:
         what = "import_file" if optional else "include_file"
+        for rule in self.substs:  # Kamailio applies #!subst to the file name too
+            raw = rule.apply(raw)
         target = self._resolve(raw, f.directory)
         if target is None:
             if optional:

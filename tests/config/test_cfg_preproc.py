@@ -325,6 +325,20 @@ def test_hash_include_and_import_missing(tmp_path: Path) -> None:
     assert (cfg.debug, cfg.children) == (4, 2)
 
 
+def test_subst_rewrites_include_and_import_file_names(tmp_path: Path) -> None:
+    """As Kamailio 5.6 does: a wrapper can point an included config's absolute paths (the
+    official example's /usr/local/etc/kamailio/...) somewhere else without editing it."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "mods.cfg").write_text('loadmodule "tm.so"\n')
+    (tmp_path / "real" / "local.cfg").write_text("#!define FROM_LOCAL 3\n")
+    main = tmp_path / "k.cfg"
+    main.write_text(f'#!subst "!/nonexistent/dir/!{tmp_path}/real/!"\n'
+                    'include_file "/nonexistent/dir/mods.cfg"\n'
+                    'import_file "/nonexistent/dir/local.cfg"\nchildren=FROM_LOCAL\n')
+    cfg = parse_config(main)
+    assert [m.name for m in cfg.loadmodules] == ["tm"] and cfg.children == 3
+
+
 def test_include_error_names_the_included_file(tmp_path: Path) -> None:
     (tmp_path / "bad.cfg").write_text("debug=1\n\nbogus_param=1\n")
     main = tmp_path / "k.cfg"
