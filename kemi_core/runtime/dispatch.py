@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
 from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
@@ -35,6 +36,8 @@ class Dispatcher:
         if core.stats is None:  # a core built without the core commands (some unit tests)
             core.stats = CoreStats(core)
         self.stats = core.stats
+        #: the compiled log_prefix format (None: no prefix configured)
+        self.log_prefix = _prefix_format(core, core.config.log_prefix)
 
     # ---- entry points from the transport ------------------------------------------------
     def on_data(self, data: bytes, rcv: RecvInfo) -> None:
@@ -52,6 +55,8 @@ class Dispatcher:
     def on_msg(self, msg: SipMsg, rcv: RecvInfo) -> None:
         """A parsed message (from UDP, or framed from a TCP stream)."""
         LOG_CONTEXT.msg = msg  # log lines name its Call-ID, method, CSeq (read when written)
+        if self.log_prefix is not None:
+            LOG_CONTEXT.prefix = self._eval_prefix(msg, rcv)
         try:
             if msg.is_request:
                 self.stats.request(msg.method)
@@ -72,6 +77,14 @@ class Dispatcher:
             log.exception("unexpected error handling a message from %s:%s", rcv.src_ip, rcv.src_port)
         finally:
             LOG_CONTEXT.msg = None
+            LOG_CONTEXT.prefix = ""
+
+    def _eval_prefix(self, msg: SipMsg, rcv: RecvInfo) -> str:
+        """Kamailio's log_prefix: the format evaluated once for each received message."""
+        try:
+            return str(self.log_prefix(self.core.new_context(msg, rcv)))  # type: ignore[misc]
+        except Exception:  # a header the prefix reads may be malformed: no prefix then
+            return ""
 
     # ---- requests ---------------------------------------------------------------------
     def _request(self, msg: SipMsg, rcv: RecvInfo) -> None:
@@ -193,6 +206,16 @@ def _bad_ruri(msg: SipMsg) -> bool:
     except (SipParseError, ValueError):
         return True
     return False
+
+
+def _prefix_format(core: Core, prefix: str | None) -> Callable[[MsgContext], str] | None:
+    if not prefix:
+        return None
+    try:
+        return core.pv.compile_format(prefix)
+    except ValueError as exc:  # an unknown variable: print the text as it is, say why once
+        log.error("log_prefix %r: %s; printed as it is", prefix, exc)
+        return lambda ctx: prefix
 
 
 def check_request_headers(msg: SipMsg) -> None:

@@ -32,10 +32,12 @@ JSON_FLAGS = frozenset("caAMN")
 class SipLogContext:
     """What the process is doing, for log lines: its rank and the SIP message at hand."""
 
-    __slots__ = ("msg", "rank")
+    __slots__ = ("msg", "prefix", "rank")
 
     def __init__(self) -> None:
         self.msg: Any = None  # the SipMsg being handled, or None
+        #: log_prefix evaluated for that message ("" when none is configured or no message)
+        self.prefix = ""
         self.rank = 0  # 0 = main process, 1..N = workers
 
 
@@ -72,6 +74,14 @@ def sip_fields(msg: Any) -> dict[str, Any]:
     return out
 
 
+class PrefixFilter(logging.Filter):
+    """Gives each record the log prefix of the message being handled (``%(log_prefix)s``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.log_prefix = LOG_CONTEXT.prefix
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, idx (process rank), pid, level, module, file, line,
     function, the SIP context when a message is being handled, logprefix, message."""
@@ -99,8 +109,9 @@ class JsonFormatter(logging.Formatter):
         msg = LOG_CONTEXT.msg
         if msg is not None:
             obj.update(sip_fields(msg))
-        if self.prefix:
-            obj["logprefix"] = self.prefix
+        prefix = getattr(record, "log_prefix", "") if self.prefix is not None else ""
+        if prefix:
+            obj["logprefix"] = prefix
         obj["message"] = message
         if record.exc_info:
             obj["exception"] = self.formatException(record.exc_info)
@@ -119,12 +130,15 @@ def setup_logging(debug: int, prefix: str | None = None, stream: object = None,
     if engine not in (None, "", "json"):
         raise ValueError(f"log_engine_type {engine!r}: kemi knows the json engine (or none)")
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    # Kamailio's log_prefix: evaluated once per received message (the dispatcher sets
+    # LOG_CONTEXT.prefix), printed after the level on every line logged while handling it.
+    handler.addFilter(PrefixFilter())
     if engine == "json":
         handler.setFormatter(JsonFormatter(engine_data, prefix))
         if "N" in engine_data:
             handler.terminator = ""
     else:
-        fmt = (prefix or "") + " %(process)d %(levelname)s: <%(name)s> %(message)s"
+        fmt = " %(process)d %(levelname)s: %(log_prefix)s<%(name)s> %(message)s"
         handler.setFormatter(logging.Formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):

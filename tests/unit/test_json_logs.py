@@ -62,7 +62,9 @@ def test_lines_are_json_with_the_sip_context(json_lines: io.StringIO) -> None:
     log.info("no message yet\n")
     LOG_CONTEXT.msg = parse_datagram(request("OPTIONS", "sip:a@127.0.0.1", 5070, cseq=7,
                                              call_id="cid-1@x"))
+    LOG_CONTEXT.prefix = "{1 7 OPTIONS cid-1@x} "  # what the dispatcher evaluated for it
     log.error('quoted "text" and ünïcode')
+    LOG_CONTEXT.prefix = ""
     LOG_CONTEXT.msg = parse_datagram(b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1\r\n"
                                      b"From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: cid-2@x\r\n"
                                      b"CSeq: 3 INVITE\r\nContent-Length: 0\r\n\r\n")
@@ -70,7 +72,8 @@ def test_lines_are_json_with_the_sip_context(json_lines: io.StringIO) -> None:
     first, second, third = _objects(json_lines)
     assert first["message"] == "no message yet" and "callid" not in first  # M: no line end
     assert {"time", "idx", "pid", "level", "module", "file", "line", "function"} <= first.keys()
-    assert first["level"] == "INFO" and first["module"] == "tm" and first["logprefix"] == "{pfx} "
+    assert first["level"] == "INFO" and first["module"] == "tm" and "logprefix" not in first
+    assert second["logprefix"] == "{1 7 OPTIONS cid-1@x} "  # the prefix of the message at hand
     assert (second["callid"], second["method"], second["cseq"]) == ("cid-1@x", "OPTIONS", 7)
     assert second["message"] == 'quoted "text" and ünïcode' and second["level"] == "ERROR"
     assert (third["callid"], third["method"], third["cseq"], third["status"]) == (
