@@ -71,9 +71,28 @@ def load_config(path: str | Path, overrides: Overrides | None = None) -> CoreCon
     if ov.fork is not None:
         cfg.fork = ov.fork
     if not cfg.listen:
-        cfg.listen = [ListenAddr("udp", "127.0.0.1", cfg.port), ListenAddr("tcp", "127.0.0.1", cfg.port)]
-        log.warning("no listen address configured: using udp and tcp on 127.0.0.1:%s", cfg.port)
+        cfg.listen = default_listen(cfg)
+        log.info("no listen= in the config: listening on every local IPv4 address, as Kamailio")
     return cfg
+
+
+def default_listen(cfg: CoreConfig) -> list[ListenAddr]:
+    """Kamailio's sockets when no ``listen=`` is given: UDP and TCP (unless disable_tcp) on each
+    IPv4 address of the host's interfaces (IPv6 too with auto_bind_ipv6), at ``port``."""
+    from kemi_core.runtime.interfaces import local_addresses
+
+    ipv6 = bool(_int_param(cfg, "auto_bind_ipv6"))
+    protos = ["udp"] if _int_param(cfg, "disable_tcp") else ["udp", "tcp"]
+    addrs = local_addresses(ipv6=ipv6) or ["127.0.0.1"]
+    return [ListenAddr(proto, ip, cfg.port) for proto in protos for ip in addrs]
+
+
+def _int_param(cfg: CoreConfig, name: str) -> int:
+    value = cfg.ignored.get(name, 0)  # kemi accepts these and acts on them only here
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def native_engine_spec(cfg: CoreConfig, core: Core) -> EngineSpec:

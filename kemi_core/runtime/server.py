@@ -76,6 +76,8 @@ class Server:
     def run(self) -> int:
         cfg = self.built.core.config
         check_listen_free(self.built)
+        for lst in cfg.listen:  # as Kamailio's "Listening on" list, one line per socket
+            log.info("listening on %s:%s:%d", lst.proto, _bracketed(lst.host), lst.port)
         if self.pid_file:
             with open(self.pid_file, "w") as fh:
                 fh.write(f"{os.getpid()}\n")
@@ -239,3 +241,7 @@ class _CtlServers(list[Any]):
     def close(self) -> None:
         for server in self:
             server.close()
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -57,6 +57,7 @@ class KemiProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> KemiProcess:
+        self._check_listens_locally()
         env = dict(os.environ, KEMI_CTL=self.ctl, PYTHONUNBUFFERED="1", **self.extra_env)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([*kemi_executable(), "run", "-f", str(self.cfg), *self.args],
@@ -78,6 +79,18 @@ class KemiProcess:
             raise RuntimeError(f"kemi exited with {self.proc.returncode}:\n{self.log()}")
         self.stop()
         raise RuntimeError(f"kemi did not become ready in {self.ready_timeout}s:\n{self.log()}")
+
+    def _check_listens_locally(self) -> None:
+        """Without listen= a server binds every interface (as Kamailio): a test must never."""
+        if "-l" in self.args:
+            return
+        try:
+            text = self.cfg.read_text(errors="replace")
+        except OSError:
+            return  # kemi itself reports the missing file
+        if not any(line.strip().startswith("listen") for line in text.splitlines()):
+            raise ValueError(f"{self.cfg}: a test config must set listen= (127.0.0.1) or pass -l;"
+                             " without one kemi listens on every interface")
 
     def rpc(self, method: str, *params: Any) -> Any:
         return call(self.ctl, method, list(params))
