@@ -14,6 +14,7 @@ due, from a worker's loop or from a test's ``VirtualClock.advance``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.api import (
