@@ -18,6 +18,9 @@ from .conftest import invite
 NEEDS: dict[str, list[str]] = {
     # the FIFO path must be writable; the router never creates the FIFO itself
     "mi_fifo": ['modparam("mi_fifo", "fifo_name", "{tmp}/kemi_fifo")'],
+    # the same for jsonrpcs's FIFO and datagram socket (made only when a server starts)
+    "jsonrpcs": ['modparam("jsonrpcs", "fifo_name", "{tmp}/rpc.fifo")',
+                 'modparam("jsonrpcs", "dgram_socket", "{tmp}/rpc.sock")'],
 }
 
 ROUTES = """
@@ -54,4 +57,4 @@ def test_every_installed_module_runs_in_process(kemi_router: Any, tmp_path: Path
     later = router.advance(60)  # every module's timers fire; the branch times out (fr_timer 30 s)
     assert [r.status for r in later.replies] == [408]
     assert "failure route: 408" in later.logs
-    assert not (tmp_path / "kemi_fifo").exists()
+    assert not (tmp_path / "kemi_fifo").exists() and not (tmp_path / "rpc.fifo").exists()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
+from collections.abc import Callable
 from typing import Any
 
 from kemi_core.api import (
@@ -100,24 +102,65 @@ def mod_init(core: Core) -> None:
     elif transport & HTTP:
         log.warning("jsonrpcs: the HTTP transport needs the xhttp module, which kemi does not "
                     "have: not enabled")
-    channels: list[Any] = []
+    # Paths are checked here, so a bad one stops the start; the FIFO and the socket are made
+    # when the main process starts serving them, so loading the config (kemi check, in-process
+    # tests) never replaces those of a server already running.
+    opened: list[Any] = []
+    makers: list[Callable[[], Any]] = []
     if transport & FIFO:
         path = _in_run_dir(str(core.modparam(MODULE, "fifo_name")))
-        make_fifo(path, int(core.modparam(MODULE, "fifo_mode")))
-        _chown(path, str(core.modparam(MODULE, "fifo_user")), str(core.modparam(MODULE, "fifo_group")))
+        _check_place(path, stat.S_ISFIFO, "a FIFO")
+        mode = int(core.modparam(MODULE, "fifo_mode"))
+        owner = (str(core.modparam(MODULE, "fifo_user")), str(core.modparam(MODULE, "fifo_group")))
         reply_dir = str(core.modparam(MODULE, "fifo_reply_dir"))
-        channels.append(FifoChannel(path, reply_dir, _respond))
+
+        def make_fifo_channel() -> Any:
+            make_fifo(path, mode)
+            _chown(path, *owner)
+            return FifoChannel(path, reply_dir, _respond)
+        makers.append(make_fifo_channel)
     if transport & DGRAM:
         spec = str(core.modparam(MODULE, "dgram_socket"))
-        if not spec.lower().startswith(("udp:", "udp4:", "udp6:", "unix:")):
+        is_udp = spec.lower().startswith(("udp:", "udp4:", "udp6:"))
+        if not is_udp and not spec.lower().startswith("unix:"):
             spec = _in_run_dir(spec)
-        sock = datagram_socket(spec, int(core.modparam(MODULE, "dgram_mode")))
-        if sock.family == getattr(os, "AF_UNIX", None) or not spec.lower().startswith("udp"):
-            _chown(spec, str(core.modparam(MODULE, "dgram_user")),
-                   str(core.modparam(MODULE, "dgram_group")))
-        channels.append(DatagramChannel(sock, spec, _respond))
-    _state.channels = channels
-    core.main_loop_hooks.extend(ch.attach for ch in channels)
+        if not is_udp:
+            _check_place(spec[5:] if spec.lower().startswith("unix:") else spec, stat.S_ISSOCK,
+                         "a socket")
+        dmode = int(core.modparam(MODULE, "dgram_mode"))
+        downer = (str(core.modparam(MODULE, "dgram_user")), str(core.modparam(MODULE, "dgram_group")))
+
+        def make_dgram_channel() -> Any:
+            sock = datagram_socket(spec, dmode)
+            if not is_udp:
+                _chown(spec[5:] if spec.lower().startswith("unix:") else spec, *downer)
+            return DatagramChannel(sock, spec, _respond)
+        makers.append(make_dgram_channel)
+
+    def serve(loop: Any) -> None:
+        for make in makers:
+            try:
+                channel = make()
+            except ModuleError as exc:
+                log.error("%s", exc)
+                continue
+            channel.attach(loop)
+            opened.append(channel)
+    _state.channels = opened
+    core.main_loop_hooks.append(serve)
+
+
+def _check_place(path: str, is_kind: Callable[[int], bool], kind: str) -> None:
+    """The directory can hold ``path`` and nothing else is there already."""
+    directory = os.path.dirname(path) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if os.path.lexists(path) and not is_kind(os.lstat(path).st_mode):
+            raise ModuleError(f"jsonrpcs: {path} exists and is not {kind}")
+    except OSError as exc:
+        raise ModuleError(f"jsonrpcs: cannot use {path}: {exc.strerror}")
+    if not os.access(directory, os.W_OK):
+        raise ModuleError(f"jsonrpcs: cannot create {path}: its directory is not writable")
 
 
 @hookimpl
