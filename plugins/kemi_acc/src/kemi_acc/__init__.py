@@ -26,7 +26,6 @@ from kemi_core.api import (
     MsgContext,
     SipMsg,
     SipParseError,
-    cached_format,
     export,
     get_pv,
     hookimpl,
@@ -179,7 +178,7 @@ def acc_request(ctx: MsgContext, comment: str, table: str) -> int:
 
 
 def _dyn(text: str, ctx: MsgContext) -> str:
-    return cached_format(text)(ctx) if "$" in text else text
+    return ctx.core.pv.format(text)(ctx) if "$" in text else text
 
 
 def _cfg_log_request(ctx: MsgContext, comment: str) -> int:

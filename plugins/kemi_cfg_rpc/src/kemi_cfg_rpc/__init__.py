@@ -4,7 +4,7 @@ cfg.sets, cfg.set_delayed_* + cfg.commit, cfg.list, cfg.help ...).
 The variables are the custom ones kamailio.cfg declares (``pstn.gw_ip = "" desc "PSTN GW"``)
 and ``core.debug``. Values live in the server's shared store: a change made over RPC is seen by
 every worker at once; a new ``core.debug`` sets each worker's log level at its next timer tick.
-Other modules read a variable with ``core.services["cfg"].get(group, name)``.
+Other modules read a variable with ``core.services["cfg"].get(group, name)`` (provided as "cfg").
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def mod_init(core: Core) -> None:
     table = shared_store(core).table("cfg_rpc:values")
     vars_ = CfgVars(table, variables)
     _state["vars"] = vars_
-    core.services["cfg"] = vars_
+    core.provide("cfg", vars_)
     applied = {"debug": int(core.config.debug)}
 
     def follow_debug(now: float) -> None:

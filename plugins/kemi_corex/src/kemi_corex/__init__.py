@@ -13,7 +13,6 @@ from kemi_core.api import (
     KemiExport,
     MsgContext,
     ReturnKind,
-    cached_format,
     export,
     hookimpl,
 )
@@ -47,7 +46,7 @@ EXPORTS: list[tuple[str, Callable[..., Any], str]] = [
 def _dyn(fn: Callable[..., int]) -> Callable[..., int]:
     """A cfg function whose string parameters may hold variables: evaluated first."""
     def call(ctx: MsgContext, *args: Any) -> int:
-        return fn(ctx, *(cached_format(a)(ctx) if isinstance(a, str) and "$" in a else a
+        return fn(ctx, *(ctx.core.pv.format(a)(ctx) if isinstance(a, str) and "$" in a else a
                          for a in args))
     call.__doc__ = fn.__doc__
     return call
@@ -64,7 +63,7 @@ def _send_tcp(ctx: MsgContext, dest: str | None = None) -> int:
 
 
 def _file_read(ctx: MsgContext, path: str, var: str) -> int:
-    return f.file_read_into(ctx, cached_format(path)(ctx) if "$" in path else path, var)
+    return f.file_read_into(ctx, ctx.core.pv.format(path)(ctx) if "$" in path else path, var)
 
 
 _file_read.__doc__ = f.file_read_into.__doc__

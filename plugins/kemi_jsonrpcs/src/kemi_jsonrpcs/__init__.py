@@ -26,10 +26,8 @@ from kemi_core.api import (
     ModuleError,
     MsgContext,
     ReturnKind,
-    cached_format,
     export,
     hookimpl,
-    register_pv,
 )
 from kemi_jsonrpcs.channels import DatagramChannel, FifoChannel, datagram_socket, make_fifo
 from kemi_jsonrpcs.protocol import answer, parse_request, render
@@ -81,7 +79,7 @@ def mod_register(core: Core) -> None:
                                       dispatch.__doc__ or ""))
     core.add_cfg_function(CfgFunction(MODULE, "jsonrpc_exec", _cfg_exec, 1, 1, (),
                                       jsonrpc_exec.__doc__ or ""))
-    register_pv("jsonrpl", _pv_jsonrpl, takes_arg=True, replace=True,
+    core.pv.register("jsonrpl", _pv_jsonrpl, takes_arg=True,
                 doc="$jsonrpl(code|text|body): the answer of the last jsonrpc_exec")
     core.add_rpc("jsonrpc.echo", lambda core, params: params,
                  "return the parameters (a transport check)")
@@ -220,7 +218,7 @@ def jsonrpc_exec(ctx: MsgContext, cmd: str) -> int:
 
 def jsonrpc_execx(ctx: MsgContext, cmd: str) -> int:
     """jsonrpc_exec for a document holding variables: they are evaluated first."""
-    return jsonrpc_exec(ctx, cached_format(cmd)(ctx) if "$" in cmd else cmd)
+    return jsonrpc_exec(ctx, ctx.core.pv.format(cmd)(ctx) if "$" in cmd else cmd)
 
 
 def response(ctx: MsgContext) -> str | None:

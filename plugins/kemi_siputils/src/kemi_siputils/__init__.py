@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, cached_format, export, hookimpl
+from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, export, hookimpl
 from kemi_siputils import checks, headers, uris
 
 MODULE = "siputils"
@@ -50,7 +50,7 @@ EXPORTS: list[tuple[str, Callable[..., Any], str]] = [
 def _dyn(fn: Callable[..., int]) -> Callable[..., int]:
     """A cfg function whose string parameters may hold variables ($rU ...): evaluated first."""
     def call(ctx: MsgContext, *args: Any) -> int:
-        return fn(ctx, *(cached_format(a)(ctx) if isinstance(a, str) and "$" in a else a
+        return fn(ctx, *(ctx.core.pv.format(a)(ctx) if isinstance(a, str) and "$" in a else a
                          for a in args))
     call.__doc__ = fn.__doc__
     return call
@@ -74,7 +74,7 @@ def _output_var(fn: Callable[..., int]) -> Callable[..., int]:
     """Like _dyn for every parameter but the last, a variable name to write to."""
     def call(ctx: MsgContext, *args: str) -> int:
         *ins, out = args
-        return fn(ctx, *(cached_format(a)(ctx) if "$" in a else a for a in ins), out)
+        return fn(ctx, *(ctx.core.pv.format(a)(ctx) if "$" in a else a for a in ins), out)
     call.__doc__ = fn.__doc__
     return call
 

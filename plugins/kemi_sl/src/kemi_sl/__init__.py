@@ -20,7 +20,6 @@ from kemi_core.api import (
     MsgContext,
     ReturnKind,
     TmApi,
-    cached_format,
     export,
     hookimpl,
 )
@@ -216,11 +215,11 @@ def _destination_set(ctx: MsgContext) -> list[str]:
 
 def _cfg_sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     # The reason is a dynamic string in kamailio.cfg, as in Kamailio: "$var(x)" is evaluated.
-    return sl_send_reply(ctx, code, cached_format(reason)(ctx) if "$" in reason else reason)
+    return sl_send_reply(ctx, code, ctx.core.pv.format(reason)(ctx) if "$" in reason else reason)
 
 
 def _cfg_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
-    return send_reply(ctx, code, cached_format(reason)(ctx) if "$" in reason else reason)
+    return send_reply(ctx, code, ctx.core.pv.format(reason)(ctx) if "$" in reason else reason)
 
 
 def _cfg_forward_reply(ctx: MsgContext, code: str = "", reason: str = "") -> int:

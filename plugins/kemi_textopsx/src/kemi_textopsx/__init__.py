@@ -20,7 +20,6 @@ from kemi_core.api import (
     KemiExport,
     MsgContext,
     ReturnKind,
-    cached_format,
     export,
     hookimpl,
 )
@@ -191,7 +190,7 @@ EXPORTS: list[tuple[str, Callable[..., Any], str, ReturnKind]] = [
 
 def _dyn(fn: Callable[..., int]) -> Callable[..., int]:
     def call(ctx: MsgContext, *args: Any) -> int:
-        return fn(ctx, *(cached_format(a)(ctx) if isinstance(a, str) and "$" in a else a
+        return fn(ctx, *(ctx.core.pv.format(a)(ctx) if isinstance(a, str) and "$" in a else a
                          for a in args))
     call.__doc__ = fn.__doc__
     return call
@@ -225,13 +224,12 @@ def _pv_hfitbody(ctx: MsgContext, iname: str) -> Any:
 
 @hookimpl
 def mod_register(core: Core) -> None:
-    from kemi_core.api import register_pv
 
     for name, fn, lo, hi, ints in CFG:
         core.add_cfg_function(CfgFunction(MODULE, name, fn, lo, hi, ints, fn.__doc__ or ""))
-    register_pv("hfitname", _pv_hfitname, takes_arg=True, replace=True,
+    core.pv.register("hfitname", _pv_hfitname, takes_arg=True,
                 doc="$hfitname(iname): name of the header the iterator is on")
-    register_pv("hfitbody", _pv_hfitbody, takes_arg=True, replace=True,
+    core.pv.register("hfitbody", _pv_hfitbody, takes_arg=True,
                 doc="$hfitbody(iname): value of the header the iterator is on")
 
 
