@@ -14,13 +14,11 @@ if TYPE_CHECKING:
 
 
 def uri_is_myself(ctx: MsgContext, uri: SipUri | None) -> bool:
-    """A URI is ours when its host and port (the scheme's default when absent) are ours."""
+    """A URI is ours when its host is ours and, when it names a port, that port is ours too: a
+    URI without a port matches any of our ports, as Kamailio's ``uri==myself`` does."""
     if uri is None or not uri.host:
         return False
-    port = uri.port
-    if port is None:
-        port = 5061 if uri.scheme == "sips" or uri.transport == "tls" else 5060
-    return ctx.core.is_myself(uri.host, port)
+    return ctx.core.is_myself(uri.host, uri.port)
 
 
 def is_myself(ctx: MsgContext, uri: str) -> bool:

@@ -51,7 +51,8 @@ EXPRS = [
     "KSR.is_myself('127.0.0.1')", "KSR.is_myself('127.0.0.1:{port}')",
     "KSR.is_myself('127.0.0.1:5999')", "KSR.is_myself('10.1.2.3')", "KSR.is_myself('localhost')",
     "KSR.is_myself('sip:127.0.0.1:{port}')", "KSR.is_myself(KSR.pv.get('$si'))",
-    "KSR.is_myself('')",
+    "KSR.is_myself('')", "KSR.is_myself('sip:127.0.0.1')", "KSR.is_myself('sip:127.0.0.1:5060')",
+    "KSR.is_myself_ruri()", "KSR.is_myself_furi()",
 ]
 
 LUA = """
