@@ -37,9 +37,10 @@ FEATURES = ["WITH_MYSQL", "WITH_AUTH", "WITH_IPAUTH", "WITH_USRLOCDB", "WITH_NAT
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.sipp,
-    pytest.mark.skipif(not BASIC.exists() or not kamailio_available("app_lua.so", "usrloc.so"),
+    pytest.mark.skipif(not BASIC.exists() or not kamailio_available("app_lua.so", "usrloc.so",
+                                                                    "app_python3.so"),
                        reason="Kamailio 5.6 and its examples (Debian's kamailio package, "
-                              "kamailio-lua-modules) are not installed"),
+                              "kamailio-lua-modules, kamailio-python3-modules) are not installed"),
     pytest.mark.skipif(not sipp_available(), reason="SIPp (sip-tester) is not installed"),
 ]
 
@@ -71,24 +72,11 @@ def kamailio_copy(workdir: Path) -> Path:
 
 
 def start_kemi(workdir: Path, engine: str) -> tuple[KemiProcess, int]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    (workdir / "kamailio-local.cfg").write_text("".join(f"#!undef {n}\n" for n in FEATURES))
-    cfg = workdir / "wrapper.cfg"
-    cfg.write_text(WRAPPER.format(examples=EXAMPLES, basic=BASIC, port=port,
-                                  ctl=workdir / "kemi_ctl", dir=workdir))
-    args = ["-A", "WITH_CFGLUA"] if engine == "lua" else []
-    return KemiProcess(cfg, workdir, args=args, cwd=workdir).start(), port
+    return start_kemi_with(workdir, ["-A", "WITH_CFGLUA"] if engine == "lua" else [])
 
 
 def start_kamailio(workdir: Path, engine: str) -> tuple[KamailioProcess, int]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    cfg = workdir / "wrapper.cfg"
-    define = "#!define WITH_CFGLUA\n" if engine == "lua" else ""
-    cfg.write_text(define + WRAPPER.format(examples=EXAMPLES, basic=kamailio_copy(workdir),
-                                           port=port, ctl=workdir / "ctl", dir=workdir))
-    return KamailioProcess(cfg, workdir, f"unix:{workdir / 'ctl'}").start(), port
+    return start_kamailio_with(workdir, "#!define WITH_CFGLUA\n" if engine == "lua" else "")
 
 
 def expect_scenario(workdir: Path, method: str, ruri: str, code: int, maxfwd: int = 70) -> Path:
@@ -184,3 +172,52 @@ def test_kemi_reaches_the_registrar_with_the_features_switched_off(tmp_path: Pat
                              capture_output=True, text=True, cwd=tmp_path, timeout=60)
         assert "module 'usrloc' is not installed" in out.stdout + out.stderr, out.stderr
 
+
+
+def test_python_script_needs_the_nat_and_auth_modules(workdir: Path) -> None:
+    """The official Python script calls KSR.nathelper, KSR.permissions, KSR.auth_db, KSR.auth
+    (and, for traffic from other hosts, KSR.pike and KSR.htable) whether or not the config loads
+    them. With those features off, on Kamailio 5.6 and on kemi alike, only what the script does
+    before its NAT detection works (the keepalive OPTIONS); other requests fail in the script at
+    KSR.nathelper (Kamailio then sends nothing, kemi a 500 and the logged reason)."""
+    from kemi_core.testing import exchange, request_text
+
+    if not registrar_available():
+        pytest.skip("the registrar and usrloc modules are not installed")
+    msgs = [request_text("OPTIONS", ruri="sip:127.0.0.1"),
+            request_text("REGISTER", ruri="sip:127.0.0.1", to="<sip:alice@127.0.0.1>",
+                         extra="Contact: <sip:alice@127.0.0.1:5099>")]
+    d = workdir / "kamailio"
+    kam, kport = start_kamailio_with(d, "#!define WITH_CFGPYTHON3\n")
+    try:
+        theirs = exchange(kport, msgs, timeout=1.5)
+    finally:
+        kam.stop()
+    kemi, port = start_kemi_with(workdir / "kemi", ["-A", "WITH_CFGPYTHON3"])
+    try:
+        ours = exchange(port, msgs, timeout=1.5)
+        log = kemi.log()
+    finally:
+        kemi.stop()
+    assert [a.status for a in theirs] == ["SIP/2.0 200 Keepalive", "(no reply)"]
+    assert [a.status for a in ours] == ["SIP/2.0 200 Keepalive", "SIP/2.0 500 Server Internal Error"]
+    assert "module 'KSR' has no attribute 'nathelper'" in log
+
+
+def start_kemi_with(workdir: Path, args: list[str]) -> tuple[KemiProcess, int]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (workdir / "kamailio-local.cfg").write_text("".join(f"#!undef {n}\n" for n in FEATURES))
+    cfg = workdir / "wrapper.cfg"
+    cfg.write_text(WRAPPER.format(examples=EXAMPLES, basic=BASIC, port=port,
+                                  ctl=workdir / "kemi_ctl", dir=workdir))
+    return KemiProcess(cfg, workdir, args=args, cwd=workdir).start(), port
+
+
+def start_kamailio_with(workdir: Path, defines: str) -> tuple[KamailioProcess, int]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    cfg = workdir / "wrapper.cfg"
+    cfg.write_text(defines + WRAPPER.format(examples=EXAMPLES, basic=kamailio_copy(workdir),
+                                            port=port, ctl=workdir / "ctl", dir=workdir))
+    return KamailioProcess(cfg, workdir, f"unix:{workdir / 'ctl'}").start(), port
