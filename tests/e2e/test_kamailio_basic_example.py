@@ -154,26 +154,6 @@ def test_example_runs_unmodified_on_kemi_like_kamailio(workdir: Path, engine: st
     assert got == reference, log[-4000:]
 
 
-def test_kemi_reaches_the_registrar_with_the_features_switched_off(tmp_path: Path) -> None:
-    """Until usrloc/registrar land, kemi check gets through every other module of the example
-    (the first one missing is usrloc), with the example in place."""
-    import subprocess
-
-    from kemi_core.testing.process import kemi_executable
-
-    if registrar_available():
-        pytest.skip("registrar is installed: the flows test covers the whole example")
-    (tmp_path / "kamailio-local.cfg").write_text("".join(f"#!undef {n}\n" for n in FEATURES))
-    cfg = tmp_path / "wrapper.cfg"
-    cfg.write_text(WRAPPER.format(examples=EXAMPLES, basic=BASIC, port=free_port(),
-                                  ctl=tmp_path / "kemi_ctl", dir=tmp_path))
-    for args in (["-A", "WITH_CFGLUA"], []):
-        out = subprocess.run([*kemi_executable(), "check", "-f", str(cfg), *args],
-                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
-        assert "module 'usrloc' is not installed" in out.stdout + out.stderr, out.stderr
-
-
-
 def test_python_script_needs_the_nat_and_auth_modules(workdir: Path) -> None:
     """The official Python script calls KSR.nathelper, KSR.permissions, KSR.auth_db, KSR.auth
     (and, for traffic from other hosts, KSR.pike and KSR.htable) whether or not the config loads
