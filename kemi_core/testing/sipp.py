@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import attrs
 
+from kemi_core.testing.netstat import socket_inodes, udp_inodes
 from kemi_core.testing.process import free_port
 from kemi_core.testing.wait import wait_until
 
@@ -81,31 +81,6 @@ class SippExited(RuntimeError):
     """A SIPp UAS exited while starting (its port was taken, or a bad scenario)."""
 
 
-def _udp_inodes(port: int) -> set[str]:
-    """Inodes of the UDP sockets bound to 127.0.0.1:port (/proc/net/udp)."""
-    local = f"0100007F:{port:04X}"
-    with open("/proc/net/udp") as fh:
-        rows = [line.split() for line in fh.readlines()[1:]]
-    return {row[9] for row in rows if row[1] == local}
-
-
-def _socket_inodes(pid: int) -> set[str]:
-    """Inodes of the sockets process ``pid`` holds open."""
-    found: set[str] = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return found
-    for fd in fds:
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            found.add(target[8:-1])
-    return found
-
-
 class SippUas:
     """A SIPp UAS running in the background until stopped (by its PID)."""
 
@@ -144,7 +119,7 @@ class SippUas:
     def listening(self) -> bool:
         """Whether this SIPp process (not another one) holds udp 127.0.0.1:port."""
         assert self.proc is not None
-        return bool(_udp_inodes(self.port) & _socket_inodes(self.proc.pid))
+        return bool(udp_inodes(self.port) & socket_inodes(self.proc.pid))
 
     def wait(self, timeout: float = 30.0) -> dict[str, str]:
         """Wait for a UAS started with ``calls=N`` to exit, which SIPp does once N calls have

@@ -45,6 +45,20 @@ def start_kemi(tmp_path: Path) -> Iterator[Callable[..., KemiProcess]]:
         proc.stop()
 
 
+@pytest.fixture
+def start_example(start_kemi: Callable[..., KemiProcess],
+                  tmp_path: Path) -> Callable[[Path], tuple[KemiProcess, int]]:
+    """``start_example(cfg)``: an example config as it is in the repository, started from
+    another directory (its script path is relative to the config's directory) on a free port
+    (-l, as beside a Kamailio on 5060). Returns the server and its port."""
+
+    def start(cfg: Path) -> tuple[KemiProcess, int]:
+        port = free_port()
+        return start_kemi(cfg, args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path), port
+
+    return start
+
+
 def udp_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:

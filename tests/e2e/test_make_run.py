@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kemi_core.rpc.client import call
+from kemi_core.testing.netstat import udp_inodes
 from kemi_core.testing.process import free_port
 from kemi_core.testing.wait import wait_until
 
@@ -20,12 +21,6 @@ from .conftest import REPO
 
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")]
-
-
-def _udp_bound(port: int) -> bool:
-    local = f"0100007F:{port:04X}"
-    with open("/proc/net/udp") as fh:
-        return any(line.split()[1] == local for line in fh.readlines()[1:])
 
 
 def _answers(ctl: str) -> bool:
@@ -49,7 +44,7 @@ def test_make_run_passes_args_through(tmp_path: Path) -> None:
         wait_until(lambda: _answers(ctl) or proc.poll() is not None, 60,
                    lambda: f"make run to answer on {ctl}:\n{log.read_text()[-2000:]}")
         assert proc.poll() is None, log.read_text()
-        assert _udp_bound(port)  # -l replaced the example's listen=udp:127.0.0.1:5060
+        assert udp_inodes(port)  # -l replaced the example's listen=udp:127.0.0.1:5060
         assert len(call(ctl, "core.psx")) == 2  # -n 1: the main process and one worker
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # make and the kemi it started: our own session

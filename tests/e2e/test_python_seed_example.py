@@ -27,12 +27,8 @@ TAG = "from kamailio python script"
 
 
 @pytest.fixture
-def seed(start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> tuple[KemiProcess, int]:
-    """The example as it is in the repository, started from another directory (its script path
-    is relative to the config's directory) on a free port (-l); it relays to 5080."""
-    port = free_port()
-    srv = start_kemi(SEED_CFG, args=["-l", f"udp:127.0.0.1:{port}"], cwd=tmp_path)
-    return srv, port
+def seed(start_example: Callable[[Path], tuple[KemiProcess, int]]) -> tuple[KemiProcess, int]:
+    return start_example(SEED_CFG)  # it relays to a callee on 5080
 
 
 @pytest.mark.soak

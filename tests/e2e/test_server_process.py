@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from kemi_core.sip import SipMsg, StreamBuffer, parse_datagram
+from kemi_core.testing.netstat import udp_inodes
 from kemi_core.testing.process import KemiProcess, kemi_executable
 from kemi_core.testing.udp_client import UdpClient, request, tcp_exchange
 
@@ -118,13 +119,6 @@ def test_tcp_connection_limit_and_idle_timeout(start_kemi: Callable[..., KemiPro
     assert time.monotonic() - last_traffic >= 0.9
 
 
-def _udp_sockets_on(port: int) -> int:
-    """How many UDP sockets of this machine are bound to 127.0.0.1:port (/proc/net/udp)."""
-    local = f"0100007F:{port:04X}"
-    with open("/proc/net/udp") as fh:
-        return sum(1 for line in fh.readlines()[1:] if line.split()[1] == local)
-
-
 @pytest.mark.parametrize(("fork", "children", "sockets"), [("yes", 3, 3), ("no", 1, 1)])
 def test_rpc_answers_only_once_every_worker_listens(start_kemi: Callable[..., KemiProcess],
                                                     port: int, fork: str, children: int,
@@ -133,4 +127,4 @@ def test_rpc_answers_only_once_every_worker_listens(start_kemi: Callable[..., Ke
     bound (what the tests rely on instead of sleeping after start)."""
     cfg = CFG.format(port=port, children=children).replace("fork=yes", f"fork={fork}")
     start_kemi(cfg + 'modparam("app_replier", "load_delay_ms", 500)\n')  # a slow script load
-    assert _udp_sockets_on(port) == sockets
+    assert len(udp_inodes(port)) == sockets
