@@ -41,6 +41,8 @@ bench: dev
 	$(BIN)/python bench/soak.py
 	# the shared store's get/put cost between two processes (docs/shared-store.md)
 	$(BIN)/python bench/shared_store.py
+	# REGISTER CPU kemi / Kamailio, usrloc in memory and SQLite write-through (bench/register.py)
+	$(BIN)/python bench/register.py
 	# one database call (lookup/insert/update) through kemi's DB layer, SQLite and PostgreSQL
 	$(BIN)/python bench/db_ops.py
 	# ns per core.counter inc (the statistics' hot-path cost)

@@ -72,7 +72,15 @@ from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
 from kemi_core.runtime.destinations import reply_destination, uri_destination, via_reply_destination
 from kemi_core.services import RrApi, TmApi
-from kemi_core.shared import DELETE, KEEP, SharedStore, SharedStoreError, SharedTable, shared_store
+from kemi_core.shared import (
+    DELETE,
+    KEEP,
+    UNCHANGED,
+    SharedStore,
+    SharedStoreError,
+    SharedTable,
+    shared_store,
+)
 from kemi_core.sip import (
     ParseLimits,
     SipMsg,
@@ -167,4 +175,5 @@ __all__ = [
 ]
 
 # State shared by worker processes (docs/shared-store.md).
-__all__ += ["DELETE", "KEEP", "SharedStore", "SharedStoreError", "SharedTable", "shared_store"]
+__all__ += ["DELETE", "KEEP", "UNCHANGED", "SharedStore", "SharedStoreError", "SharedTable",
+            "shared_store"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kemi_core.shared.codec import MAX_KEY, KeyTooLong
 from kemi_core.shared.server import shared_store
 from kemi_core.shared.store import SharedStore, SharedStoreError, SharedStoreFull
-from kemi_core.shared.table import DELETE, KEEP, SharedTable, Transaction
+from kemi_core.shared.table import DELETE, KEEP, UNCHANGED, SharedTable, Transaction
 
 __all__ = [
     "DELETE",
@@ -22,5 +22,6 @@ __all__ = [
     "SharedStoreFull",
     "SharedTable",
     "Transaction",
+    "UNCHANGED",
     "shared_store",
 ]

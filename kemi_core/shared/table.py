@@ -31,6 +31,8 @@ class _Marker:
 KEEP: Final = _Marker("KEEP")
 #: Returned by an ``update`` function: remove the entry.
 DELETE: Final = _Marker("DELETE")
+#: Returned by an ``update`` function: write nothing (the entry stays as it is).
+UNCHANGED: Final = _Marker("UNCHANGED")
 
 Ttl = float | int | None | _Marker
 
@@ -155,9 +157,10 @@ class SharedTable:
         """Atomic read-modify-write: ``new = fn(current)`` under the writer lock.
 
         ``fn`` gets ``default`` when the key is absent or expired, and returns the new value,
-        or ``DELETE`` to remove the entry. ``ttl``: ``KEEP`` (the entry's current expiry), None
+        ``DELETE`` to remove the entry, or ``UNCHANGED`` to write nothing. ``ttl``: ``KEEP`` (the entry's current expiry), None
         (never) or seconds from now. ``fn`` must be quick and do no I/O: every writer of every
-        process waits for it. Returns the new value (None when deleted).
+        process waits for it. Returns the new value (None when deleted; the current one when
+        unchanged).
         """
         kb = codec.key_bytes(key)
         now = self.store.wall()
@@ -220,14 +223,18 @@ _ABSENT: Final = _Marker("ABSENT")
 
 def _put_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any,
             stamp: float) -> None:
-    db, index = table._handle(), table.store._index
-    old = txn.get(kb, db=db)
-    if old is not None:
-        old_stamp = codec.expiry_of(old)
-        if old_stamp != codec.NEVER and old_stamp != stamp:
-            txn.delete(codec.index_key(old_stamp, table.name_bytes, kb), db=index)
-    txn.put(kb, codec.encode(value, stamp), db=db)
-    if stamp != codec.NEVER:
+    old = txn.get(kb, db=table._handle())
+    _write(txn, table, kb, value, stamp, codec.NEVER if old is None else codec.expiry_of(old))
+
+
+def _write(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any, stamp: float,
+           old_stamp: float) -> None:
+    """Store ``value``, keeping the expiry index right (``old_stamp``: the entry's current)."""
+    index = table.store._index
+    if old_stamp != codec.NEVER and old_stamp != stamp:
+        txn.delete(codec.index_key(old_stamp, table.name_bytes, kb), db=index)
+    txn.put(kb, codec.encode(value, stamp), db=table._db)
+    if stamp != codec.NEVER and stamp != old_stamp:
         txn.put(codec.index_key(stamp, table.name_bytes, kb), b"", db=index)
 
 
@@ -237,7 +244,10 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
     buf = txn.get(kb, db=db)
     old_stamp = codec.expiry_of(buf) if buf is not None else codec.NEVER
     present = buf is not None and codec.live(buf, now)
-    new = fn(codec.decode(buf) if buf is not None and present else default)
+    current = codec.decode(buf) if buf is not None and present else default
+    new = fn(current)
+    if new is UNCHANGED:
+        return current
     if new is DELETE:
         if buf is not None:
             txn.delete(kb, db=db)
@@ -249,5 +259,5 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
         stamp = old_stamp if present else codec.NEVER
     else:
         stamp = _stamp(ttl, now)
-    _put_in(txn, table, kb, new, stamp)
+    _write(txn, table, kb, new, stamp, old_stamp)
     return new

@@ -10,6 +10,7 @@ import pytest
 from kemi_core.shared import (
     DELETE,
     KEEP,
+    UNCHANGED,
     KeyTooLong,
     SharedStore,
     SharedStoreError,
@@ -66,6 +67,16 @@ def test_update_is_read_modify_write(store: SharedStore) -> None:
     assert t.incr("n") == 1
     assert t.incr("n", 5) == 6
     assert t.incr("n", -6) == 0
+
+
+def test_update_may_leave_the_entry_as_it_is(store: SharedStore) -> None:
+    t = store.table("t")
+    t.put("k", [1], ttl=60)
+    stamp = t.expires_at("k")
+    assert t.update("k", lambda v: UNCHANGED, ttl=None) == [1]
+    assert t.get("k") == [1] and t.expires_at("k") == stamp
+    assert t.update("absent", lambda v: UNCHANGED, default="d") == "d"
+    assert "absent" not in t
 
 
 def test_update_error_changes_nothing(store: SharedStore) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from email.utils import formatdate
+from typing import Any
 
 from kemi_core.api import MsgContext
 from kemi_registrar.params import RegParams
@@ -47,6 +48,16 @@ def contact_header(contacts: list[Contact], now: float, p: RegParams) -> str | N
     return ", ".join(parts) if parts else None
 
 
+_last_date: list[Any] = [0, ""]
+
+
+def _date(now: int) -> str:
+    """RFC 1123 date of ``now``, formatted once per second."""
+    if _last_date[0] != now:
+        _last_date[:] = [now, formatdate(now, usegmt=True)]
+    return str(_last_date[1])
+
+
 def ok_headers(contacts: list[Contact], now: float, p: RegParams,
                path_reply: str | None) -> Headers:
     headers: Headers = []
@@ -58,7 +69,7 @@ def ok_headers(contacts: list[Contact], now: float, p: RegParams,
     if p.flow_timer > 0:
         headers.append(("Flow-Timer", str(p.flow_timer)))
     if p.date_header:
-        headers.append(("Date", formatdate(now, usegmt=True)))
+        headers.append(("Date", _date(int(now))))
     return headers
 
 

@@ -217,7 +217,7 @@ def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, 
         path_unsupported=bool(path) and p.path_mode == 2
         and "path" not in (t.lower() for t in msg.supported), socket=_socket(ctx, p),
         cflags=ctx.bflags, max_contacts=int(xavp_max) if xavp_max is not None else p.max_contacts)
-    return check_expires(req, p)
+    return req
 
 
 def _binding(ctx: MsgContext, p: RegParams, na: NameAddr, hdr_expires: int | None, flags: int,
@@ -243,7 +243,7 @@ def _binding(ctx: MsgContext, p: RegParams, na: NameAddr, hdr_expires: int | Non
             expires = _ranged(expires, p.expires_range)
     elif not flags & SAVE_NO_RANGE:
         expires = _ranged(expires, p.expires_range)
-    expires = max(expires, 0)
+    expires = _limited(max(expires, 0), p)
     xq = _xavp(ctx, p, "q")
     q = _q_of(na, int(xq) if xq is not None else q_override, p.default_q)
     instance = params.get("+sip.instance")
@@ -263,16 +263,12 @@ def _binding(ctx: MsgContext, p: RegParams, na: NameAddr, hdr_expires: int | Non
                    methods=methods)
 
 
-def check_expires(req: Request, p: RegParams) -> Request:
+def _limited(expires: int, p: RegParams) -> int:
     """min_expires / max_expires (423 in min_expires_mode 1)."""
-    out = []
-    for b in req.bindings:
-        e = b.expires
-        if e and p.min_expires and e < p.min_expires:
-            if p.min_expires_mode == 1:
-                raise too_brief(p.min_expires)
-            e = p.min_expires
-        if e and p.max_expires and e > p.max_expires:
-            e = p.max_expires
-        out.append(attrs.evolve(b, expires=e) if e != b.expires else b)
-    return attrs.evolve(req, bindings=tuple(out))
+    if expires and p.min_expires and expires < p.min_expires:
+        if p.min_expires_mode == 1:
+            raise too_brief(p.min_expires)
+        expires = p.min_expires
+    if expires and p.max_expires and expires > p.max_expires:
+        expires = p.max_expires
+    return expires

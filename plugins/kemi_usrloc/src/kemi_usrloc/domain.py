@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kemi_core.api import DbError, SharedTable
+from kemi_core.api import DELETE, UNCHANGED, DbError, SharedTable
 from kemi_usrloc.contact import CS_DIRTY, CS_NEW, CS_SYNC, FL_MEM, Contact, from_row, to_row
 from kemi_usrloc.sync import Batch
 
@@ -121,22 +121,21 @@ class MemDomain(Domain):
         mode = self.ul.db_mode
         out: list[Any] = []
 
-        def body(tx: Any) -> None:
-            old = _unpack(tx.get(self.table, aor))
+        def change(raw: list[tuple[Any, ...]] | None, tx: Any = None) -> Any:
+            old = _unpack(raw)
             new, result = fn(old)
+            if new is not None and mode == WRITE_BACK:
+                new = self._mark(old, new, tx)
             out[:] = [old, new, result]
             if new is None:
-                return
-            if mode == WRITE_BACK:
-                new = self._mark(old, new, tx)
-                out[1] = new
-            if new:
-                tx.put(self.table, aor, _pack(new))
-            else:
-                tx.delete(self.table, aor)
+                return UNCHANGED
+            return _pack(new) if new else DELETE
 
-        with self.table.store.transaction() as tx:
-            body(tx)
+        if mode == WRITE_BACK:  # the tombstones of removed contacts go in the same transaction
+            with self.table.store.transaction() as tx:
+                tx.update(self.table, aor, lambda raw: change(raw, tx))
+        else:
+            self.table.update(aor, change)
         old, new, result = out
         if new is not None and mode == WRITE_THROUGH and db:
             try:
