@@ -78,7 +78,7 @@ def stateless_branch(msg: SipMsg) -> str:
         seed = "|".join(str(x) for x in (
             safe(lambda: msg.to.tag), safe(lambda: msg.from_.tag), safe(lambda: msg.call_id),
             msg.ruri, via.raw if via is not None else "", cseq.number if cseq else ""))
-    return MAGIC_COOKIE + hashlib.md5(seed.encode()).hexdigest()[:16]
+    return MAGIC_COOKIE + hashlib.md5(seed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def received_via(ctx: MsgContext, msg: SipMsg) -> str | None:

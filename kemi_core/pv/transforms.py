@@ -133,7 +133,7 @@ def compile_transform(text: str) -> Transform:
         "s.trim": lambda v: None if v is None else str(v).strip(" \t\r\n"),
         "s.rtrim": lambda v: None if v is None else str(v).rstrip(" \t\r\n"),
         "s.ltrim": lambda v: None if v is None else str(v).lstrip(" \t\r\n"),
-        "s.md5": lambda v: hashlib.md5(_s(v).encode()).hexdigest(),
+        "s.md5": lambda v: hashlib.md5(_s(v).encode("utf-8", "surrogateescape")).hexdigest(),
         "s.numeric": lambda v: None if v is None else "".join(c for c in str(v) if c.isdigit()),
         "uri.user": _uri_part("user"), "uri.host": _uri_part("host"),
         "uri.port": _uri_part("port"), "uri.passwd": _uri_part("passwd"),

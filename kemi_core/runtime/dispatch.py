@@ -16,6 +16,7 @@ from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.destinations import via_reply_destination
 from kemi_core.runtime.logs import LOG_CONTEXT
+from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_datagram, parse_uri
 from kemi_core.stats import CoreStats
 
@@ -38,6 +39,8 @@ class Dispatcher:
         self.stats = core.stats
         #: the compiled log_prefix format (None: no prefix configured)
         self.log_prefix = _prefix_format(core, core.config.log_prefix)
+        #: complaints about bad input: one line per kind per second at most
+        self.limited = RateLimitedLog(log)
 
     # ---- entry points from the transport ------------------------------------------------
     def on_data(self, data: bytes, rcv: RecvInfo) -> None:
@@ -69,12 +72,14 @@ class Dispatcher:
             self.stats.bad_msg_hdr.inc()
             if msg.is_request and _bad_ruri(msg):
                 self.stats.bad_URIs_rcvd.inc()
-            log.info("bad message from %s:%s: %s", rcv.src_ip, rcv.src_port, exc.reason)
+            self.limited.info("bad_message", "bad message from %s:%s: %s", rcv.src_ip,
+                              rcv.src_port, exc.reason)
             if msg.is_request and msg.method != "ACK":
                 self._try_reply(msg, rcv, exc.status, exc.reason)
-        except Exception:  # the guard: one message never takes the worker down
+        except Exception as exc:  # the guard: one message never takes the worker down
             self.stats.script_errors.inc()
-            log.exception("unexpected error handling a message from %s:%s", rcv.src_ip, rcv.src_port)
+            self.limited.error("unexpected", "unexpected error handling a message from %s:%s: %s",
+                               rcv.src_ip, rcv.src_port, brief_error(exc))
         finally:
             LOG_CONTEXT.msg = None
             LOG_CONTEXT.prefix = ""
@@ -111,9 +116,9 @@ class Dispatcher:
         except ScriptDrop:
             ctx.dropped = True
             return False
-        except Exception:
+        except Exception as exc:
             self.stats.script_errors.inc()
-            log.exception("error in route %s", name)
+            self.limited.error("route_error", "error in route %s: %s", name, brief_error(exc))
             return True
         if ctx.extra.pop("script_error", None) is not None:
             self.stats.script_errors.inc()
@@ -177,17 +182,28 @@ class Dispatcher:
         self.core.send_reply(ctx, data)
 
     def _try_reply(self, msg: SipMsg, rcv: RecvInfo, status: int, reason: str) -> None:
-        ctx = self.core.new_context(msg, rcv)
-        self._send_simple_reply(ctx, status, reason)
+        """An error reply to a request found malformed; never raises. With an unreadable top
+        Via it goes where the request came from (over TCP: back on its connection)."""
+        try:
+            data = build_reply(msg, status, reason, to_tag=_local_tag(msg))
+            try:
+                self.core.send_reply(self.core.new_context(msg, rcv), data)
+            except SipParseError:
+                self.core.send(rcv.proto, rcv.src_ip, rcv.src_port, data,
+                               (rcv.dst_ip, rcv.dst_port))
+        except Exception as exc:  # nothing addressable: the drop is the answer
+            self.limited.info("unanswerable", "no %d sent to %s:%s: %s", status, rcv.src_ip,
+                              rcv.src_port, brief_error(exc))
 
     def _answer_unparsable(self, data: bytes, rcv: RecvInfo, exc: SipParseError) -> None:
         """RFC 3261 16.3 / 8.2: answer 400 when enough of the request is readable, else drop."""
         reply = salvage_error_reply(data, exc.status, exc.reason)
         if reply is None:
-            log.info("dropped unparsable message from %s:%s: %s", rcv.src_ip, rcv.src_port, exc.reason)
+            self.limited.info("unparsable", "dropped unparsable message from %s:%s: %s",
+                              rcv.src_ip, rcv.src_port, exc.reason)
             return
-        log.info("answered %s to a bad request from %s:%s: %s", exc.status, rcv.src_ip,
-                 rcv.src_port, exc.reason)
+        self.limited.info("unparsable", "answered %s to a bad request from %s:%s: %s",
+                          exc.status, rcv.src_ip, rcv.src_port, exc.reason)
         dest_port = rcv.src_port
         self.core.send(rcv.proto, rcv.src_ip, dest_port, reply, (rcv.dst_ip, rcv.dst_port))
 
@@ -238,7 +254,8 @@ def _local_tag(msg: SipMsg) -> str:
         key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{msg.via.branch}"
     except SipParseError:
         key = msg.to_bytes()[:256].decode("latin-1")
-    return hashlib.blake2s(key.encode(), digest_size=8).hexdigest()
+    # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
+    return hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 _HDR_LINE = re.compile(rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)

@@ -18,13 +18,27 @@ from typing import Any
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.context import RecvInfo
 from kemi_core.sip import ParseLimits, SipParseError, StreamBuffer
+from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.transport.sockets import bind_tcp, bind_udp
 
 log = logging.getLogger("kemi.transport")
 
+#: The largest UDP payload over IPv4 (65,535 - 8 UDP - 20 IP header bytes) and over IPv6.
+MAX_UDP4_PAYLOAD = 65_507
+MAX_UDP6_PAYLOAD = 65_527
+
 #: dispatcher entry: (raw datagram or framed message bytes / parsed msg, receive info)
 OnData = Callable[[bytes, RecvInfo], None]
 OnMsg = Callable[[Any, RecvInfo], None]
+
+
+_internal_log = RateLimitedLog(log)
+
+
+def internal_error(exc: BaseException, where: str) -> None:
+    """One line (rate-limited) for an error nothing else caught."""
+    _internal_log.error("internal", "internal error handling a message (%s): %s", where,
+                        brief_error(exc))
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -40,7 +54,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.on_data(data, RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port))
+        try:
+            self.on_data(data, RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port))
+        except Exception as exc:  # the dispatcher guards; this is the last line of defence
+            internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the peer is gone; timers handle the rest.
@@ -48,6 +65,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpProtocol(asyncio.Protocol):
+    """One TCP connection. ``last_active`` moves only when a whole message arrives or we
+    send, so a peer trickling bytes cannot keep an idle connection open; a message must
+    arrive whole within ``tcp_read_timeout`` of its first byte (see WorkerEndpoints.sweep)."""
+
     def __init__(self, owner: WorkerEndpoints, local: tuple[str, int]) -> None:
         self.owner = owner
         self.local = local
@@ -55,47 +76,88 @@ class _TcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.last_active = 0.0
+        self.opened_at = 0.0
+        self.got_message = False
+        #: when the bytes of the message being received began arriving (0: none pending)
+        self.partial_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
+        if not peer:  # reset before we saw it: nothing to talk to
+            transport.abort()
+            self.transport = None
+            return
         self.peer = (peer[0], peer[1])
-        self.last_active = self.owner.loop.time()
+        self.last_active = self.opened_at = self.owner.loop.time()
         if len(self.owner.tcp_conns) >= self.owner.tcp_max_connections:
             # Over the limit (tcp_max_connections): refuse rather than starve the worker.
-            log.warning("tcp: %d connections open, refusing %s:%s", len(self.owner.tcp_conns),
-                        *self.peer)
-            self.owner.counters["tcp_refused"] = self.owner.counters.get("tcp_refused", 0) + 1
-            transport.close()
+            self.owner.warn_limited("tcp_refused", "tcp: %d connections open, refusing %s:%s",
+                                    len(self.owner.tcp_conns), *self.peer)
+            transport.abort()
+            self.transport = None
             return
+        old = self.owner.tcp_conns.get(self.peer)
+        if old is not None and old.transport is not None:
+            old.transport.abort()  # the same peer address again: the old one is dead
         self.owner.tcp_conns[self.peer] = self
         if self.local[1] == 0:  # outgoing connection: learn our own address
             sockname = transport.get_extra_info("sockname")
-            self.local = (sockname[0], sockname[1])
+            if sockname:
+                self.local = (sockname[0], sockname[1])
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.owner.loop.time()
+        if self.transport is None:
+            return
         rcv = RecvInfo("tcp", self.peer[0], self.peer[1], self.local[0], self.local[1])
         try:
             msgs = self.buffer.feed(data)
         except SipParseError as exc:
             # A broken stream cannot be re-synchronised: drop the connection (RFC 3261 18.3).
-            log.warning("tcp %s:%s: unparsable stream (%s); closing", *self.peer, exc.reason)
-            self.owner.counters["parse_errors"] = self.owner.counters.get("parse_errors", 0) + 1
-            if self.transport is not None:
-                self.transport.close()
+            self.owner.warn_limited("parse_errors", "tcp %s:%s: unparsable stream (%s); closing",
+                                    *self.peer, exc.reason)
+            self.transport.abort()
             return
-        for msg in msgs:
-            self.owner.on_msg(msg, rcv)
+        now = self.owner.loop.time()
+        if msgs:
+            self.last_active = now
+            self.got_message = True
+        pending = self.buffer.pending
+        if not pending:
+            self.partial_since = 0.0
+        elif msgs or not self.partial_since:
+            self.partial_since = now
+        for msg in msgs:  # one message failing must not lose those behind it
+            try:
+                self.owner.on_msg(msg, rcv)
+            except Exception as exc:
+                internal_error(exc, f"tcp from {self.peer[0]}:{self.peer[1]}")
+        if self.buffer.failed and self.transport is not None:
+            # a bad message after good ones: those were delivered, the stream ends here
+            self.owner.warn_limited("parse_errors", "tcp %s:%s: unparsable stream; closing",
+                                    *self.peer)
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.owner.tcp_conns.get(self.peer) is self:
             del self.owner.tcp_conns[self.peer]
+        self.transport = None
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.last_active = self.owner.loop.time()
             self.transport.write(data)
+
+    def expired(self, now: float) -> str | None:
+        """Why this connection must be closed now, if it must."""
+        owner = self.owner
+        if self.partial_since and now - self.partial_since > owner.tcp_read_timeout:
+            return "message not complete within tcp_msg_read_timeout"
+        if not self.got_message and now - self.opened_at > owner.tcp_first_data_timeout:
+            return "no message within tcp_msg_data_timeout"
+        if now - self.last_active > owner.tcp_idle_timeout:
+            return "idle for tcp_connection_lifetime"
+        return None
 
 
 class WorkerEndpoints:
@@ -103,7 +165,8 @@ class WorkerEndpoints:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listens: list[ListenAddr],
                  on_data: OnData, on_msg: OnMsg, limits: ParseLimits, shared: bool,
-                 tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0) -> None:
+                 tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0,
+                 tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0) -> None:
         self.loop = loop
         self.listens = listens
         self.on_data = on_data
@@ -120,19 +183,37 @@ class WorkerEndpoints:
         self.tcp_max_connections = tcp_max_connections
         #: tcp_connection_lifetime: a connection idle this long (s) is closed.
         self.tcp_idle_timeout = tcp_idle_timeout
+        #: tcp_msg_read_timeout: a message must arrive whole this long (s) after its first byte.
+        self.tcp_read_timeout = tcp_read_timeout
+        #: tcp_msg_data_timeout: a new connection must bring a message within this time (s).
+        self.tcp_first_data_timeout = tcp_first_data_timeout
+        self.limited_log = RateLimitedLog(log)
 
-    def close_idle_tcp(self) -> int:
-        """Close connections idle longer than tcp_idle_timeout; returns how many."""
-        cutoff = self.loop.time() - self.tcp_idle_timeout
-        idle = [c for c in self.tcp_conns.values() if c.last_active < cutoff]
-        for conn in idle:
-            if conn.transport is not None:
-                conn.transport.close()
-        return len(idle)
+    def warn_limited(self, counter: str, fmt: str, *args: object) -> None:
+        """Count a refused connection or bad stream; log it at most once a second."""
+        self.counters[counter] = self.counters.get(counter, 0) + 1
+        self.limited_log.warning(counter, fmt, *args)
+
+    def close_expired_tcp(self) -> int:
+        """Close connections that are idle, silent since they opened, or trickling a message
+        too slowly; returns how many."""
+        now = self.loop.time()
+        closed = 0
+        for conn in list(self.tcp_conns.values()):
+            why = conn.expired(now)
+            if why is not None and conn.transport is not None:
+                log.debug("tcp %s:%s: %s; closing", *conn.peer, why)
+                conn.transport.abort()
+                closed += 1
+        return closed
+
+    def _sweep_period(self) -> float:
+        return max(0.1, min(self.tcp_idle_timeout, self.tcp_read_timeout,
+                            self.tcp_first_data_timeout, 10.0) / 4)
 
     def _idle_sweep(self) -> None:
-        self.close_idle_tcp()
-        self.loop.call_later(min(self.tcp_idle_timeout, 10.0), self._idle_sweep)
+        self.close_expired_tcp()
+        self.loop.call_later(self._sweep_period(), self._idle_sweep)
 
     async def start(self) -> None:
         for lst in self.listens:
@@ -149,7 +230,7 @@ class WorkerEndpoints:
                 server = await self.loop.create_server(make_tcp, sock=sock)
                 self.tcp_servers.append(server)
                 if len(self.tcp_servers) == 1:
-                    self.loop.call_later(min(self.tcp_idle_timeout, 10.0), self._idle_sweep)
+                    self.loop.call_later(self._sweep_period(), self._idle_sweep)
             else:
                 log.warning("listen %s:%s:%s: protocol not supported, skipped", lst.proto, lst.host, lst.port)
         first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)
@@ -182,6 +263,14 @@ class WorkerEndpoints:
                 tr = self.own_udp
             if tr is None:
                 return False
+            limit = MAX_UDP6_PAYLOAD if ":" in host else MAX_UDP4_PAYLOAD
+            if len(data) > limit:
+                # The kernel would refuse it later, where nobody hears (error_received): say
+                # so now, so the caller (tm) answers at once instead of waiting for a timeout.
+                self.warn_limited("udp_too_large", "udp: %d bytes to %s:%s do not fit in a "
+                                  "UDP datagram (at most %d): not sent", len(data), host, port,
+                                  limit)
+                return False
             tr.sendto(data, (host, port))
             return True
         if proto == "tcp":
@@ -212,6 +301,18 @@ class WorkerEndpoints:
             return
         for data in self.tcp_pending.pop((host, port), []):
             proto.write(data)
+
+    def stop_accepting(self, udp: bool = False) -> None:
+        """Accept no new TCP connections (open ones stay for the transactions in progress);
+        with ``udp``, close the shared UDP listen sockets too (this worker's own socket, where
+        replies to its transactions arrive, stays)."""
+        for server in self.tcp_servers:
+            server.close()
+        self.tcp_servers.clear()
+        if udp and self.own_udp is not None and self.own_udp not in self.udp.values():
+            for tr in self.udp.values():
+                tr.close()
+            self.udp.clear()
 
     def close(self) -> None:
         for tr in self.udp.values():

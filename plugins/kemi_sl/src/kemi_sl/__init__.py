@@ -178,7 +178,8 @@ def totag_for(ctx: MsgContext) -> str:
     msg = ctx.msg
     via = msg.via
     key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{via.branch}|{via.host}:{via.port}"
-    digest = hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
+    # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
+    digest = hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
     return f"{_state.tag_prefix}.{digest}"
 
 

@@ -33,7 +33,7 @@ def _same_transaction_request(method: str, request: SipMsg, to_value: str) -> by
         "Max-Forwards: 70",
         "Content-Length: 0",
     ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 def build_ack(request: SipMsg, reply: SipMsg) -> bytes:
@@ -51,4 +51,4 @@ def rewrite_status(data: bytes, status: int, reason: str) -> bytes:
     end = data.find(b"\r\n")
     if end < 0:
         end = data.find(b"\n")
-    return f"SIP/2.0 {status} {reason}".encode() + data[end:]
+    return f"SIP/2.0 {status} {reason}".encode("utf-8", "surrogateescape") + data[end:]
