@@ -118,7 +118,10 @@ def rpc(
     params: Annotated[list[str] | None, typer.Argument(help="parameters (ints are sent as numbers)")] = None,
     socket: Annotated[str | None, typer.Option("-s", "--socket", help="unix:/path of the control socket")] = None,
 ) -> None:
-    """Call a control-socket command (like kamcmd); exits non-zero on an RPC error."""
+    """Call a control-socket command (like kamcmd); exits non-zero on an RPC error.
+
+    Without -s: $KEMI_CTL, else the default ``kemi run`` uses (/run/kemi/kemi_ctl as root,
+    $XDG_RUNTIME_DIR/kemi/kemi_ctl or <tmp>/kemi-<uid>/kemi_ctl for other users)."""
     from kemi_core.cli_stats import call_or_exit, ctl_spec
 
     spec = ctl_spec(socket)

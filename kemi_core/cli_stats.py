@@ -6,7 +6,6 @@ Both read the ``kemi.stats`` RPC of a running server's control socket.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Annotated, Any
@@ -17,20 +16,24 @@ SocketOpt = Annotated[str | None, typer.Option("-s", "--socket", help="control s
 
 
 def ctl_spec(socket: str | None) -> str:
-    from kemi_core.rpc.server import DEFAULT_CTL
+    """``-s``, else $KEMI_CTL, else the default ``kemi run`` listens on (per user unless root)."""
+    from kemi_core.rpc.paths import default_spec
 
-    return socket or os.environ.get("KEMI_CTL", DEFAULT_CTL)
+    return socket or default_spec()
 
 
 def call_or_exit(spec: str, method: str, params: list[Any] | None = None) -> Any:
     """The command's result; on an RPC error or an unreachable socket, say so and exit 1 / 2."""
-    from kemi_core.rpc.client import RpcError, call
+    from kemi_core.rpc.client import CtlUnreachable, RpcError, call
 
     try:
         return call(spec, method, params or [])
     except RpcError as exc:
         typer.echo(f"error: {exc.code} - {exc.message}", err=True)
         raise typer.Exit(code=1)
+    except CtlUnreachable as exc:  # its text names the socket and the reason, in one line
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2)
     except (OSError, ValueError) as exc:
         typer.echo(f"error: cannot reach {spec}: {exc}", err=True)
         raise typer.Exit(code=2)

@@ -57,6 +57,19 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
     "max_msg_size": (Kind.INT, "max_msg_size"),
     "max_headers": (Kind.INT, "max_headers"),
     "max_header_line": (Kind.INT, "max_header_line"),
+    # Shutdown: how long SIGTERM waits for transactions in progress before the workers are
+    # killed (Kamailio's exit_timeout / ser_kill_timeout bound the whole shutdown the same way).
+    "exit_timeout": (Kind.INT, "exit_timeout"),
+    "ser_kill_timeout": (Kind.INT, "exit_timeout"),
+    # TCP reading bounds (the names of Kamailio 5.7): a message must arrive whole this many
+    # seconds after its first byte; a new connection must send its first byte within this time.
+    "tcp_msg_read_timeout": (Kind.INT, "tcp_msg_read_timeout"),
+    "tcp_msg_data_timeout": (Kind.INT, "tcp_msg_data_timeout"),
+    # kemi's worker supervision (not in Kamailio): seconds one message may keep a worker busy
+    # before it is killed and replaced (0: never), and the resident memory (MB) past which a
+    # worker is replaced once its transactions are done (0: no limit).
+    "watchdog_timeout": (Kind.INT, "watchdog_timeout"),
+    "worker_rss_limit": (Kind.INT, "worker_rss_limit"),
 }
 
 #: Kamailio 5.6 core parameters (aliases included) that kemi accepts but does not act on.
@@ -64,8 +77,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset(
     """
     advertised_address advertised_port async_workers async_nonblock async_usleep
     async_workers_group auto_bind_ipv6 bind_ipv6_link_local check_via chroot corelog
-    disable_core_dump disable_tls tls_disable enable_tls tls_enable exit_timeout
-    ser_kill_timeout force_rport fork_delay group gid http_reply_parse http_reply_hack
+    disable_core_dump disable_tls tls_disable enable_tls tls_enable force_rport fork_delay group gid http_reply_parse http_reply_hack
     ip_free_bind ipfreebind ip_nonlocal_bind ipv6_hex_style latency_cfg_log
     latency_limit_action latency_limit_db latency_log local_rport
     log_name log_prefix_mode log_color maxbuffer max_branches

@@ -124,6 +124,11 @@ class CoreConfig:
     max_header_line: int = 16384
     tcp_max_connections: int = 2048
     tcp_connection_lifetime: int = 120
+    tcp_msg_read_timeout: int = 20
+    tcp_msg_data_timeout: int = 20
+    exit_timeout: int = 10
+    watchdog_timeout: int = 10
+    worker_rss_limit: int = 0
 
     @property
     def engine_name(self) -> str:

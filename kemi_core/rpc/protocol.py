@@ -31,12 +31,19 @@ def _error(req_id: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": req_id, "error": {"code": code, "message": message}}
 
 
+def error_line(req_id: Any, code: int, message: str) -> bytes:
+    """A JSON-RPC error response line."""
+    return _encode(_error(req_id, code, message))
+
+
 def handle_line(core: Core, line: bytes) -> bytes:
     """Answer one request line; never raises."""
     try:
         req = json.loads(line)
-    except ValueError as exc:
+    except ValueError as exc:  # also invalid UTF-8 (UnicodeDecodeError)
         return _encode(_error(None, PARSE_ERROR, f"parse error: {exc}"))
+    except RecursionError:
+        return _encode(_error(None, PARSE_ERROR, "parse error: JSON nested too deep"))
     if not isinstance(req, dict) or not isinstance(req.get("method"), str):
         return _encode(_error(None, INVALID_REQUEST, "invalid request"))
     req_id = req.get("id")
@@ -71,4 +78,8 @@ def run_command(core: Core, method: str, params: list[Any]) -> Any:
 
 
 def _encode(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, default=str).encode() + b"\n"
+    try:
+        return json.dumps(obj, default=str).encode() + b"\n"
+    except (ValueError, RecursionError) as exc:  # a result JSON cannot carry (e.g. a cycle)
+        fallback = _error(obj.get("id"), COMMAND_FAILED, f"result cannot be encoded: {exc}")
+        return json.dumps(fallback, default=repr).encode() + b"\n"

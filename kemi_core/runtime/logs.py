@@ -149,3 +149,20 @@ def setup_logging(debug: int, prefix: str | None = None, stream: object = None,
     if unknown:
         logging.getLogger("kemi").warning("log_engine_data: flags %s are not supported (known: "
                                           "%s)", "".join(unknown), "".join(sorted(JSON_FLAGS)))
+
+
+def reopen_log_files() -> int:
+    """Reopen every log file a handler writes to (after logrotate moved it: SIGHUP).
+    Returns how many were reopened; logging to stderr has none."""
+    count = 0
+    for handler in list(logging.getLogger().handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                if handler.stream is not None:
+                    handler.stream.close()
+                handler.stream = handler._open()
+                count += 1
+            finally:
+                handler.release()
+    return count

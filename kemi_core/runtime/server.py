@@ -2,6 +2,11 @@
 
 ``children=N`` with ``fork=yes`` forks N workers after the config is loaded and modules are
 initialised (as Kamailio does); ``fork=no`` runs everything in one process.
+
+Signals (main process): SIGTERM/SIGINT stop the server: the workers take no new requests,
+finish the transactions in progress (at most ``exit_timeout`` s) and exit; then the control
+socket and the pid file are removed. A second SIGTERM/SIGINT kills the workers at once.
+SIGHUP reopens log files (logrotate) and never stops anything; workers ignore it.
 """
 
 from __future__ import annotations
@@ -18,16 +23,26 @@ import time
 from typing import Any
 
 from kemi_core.errors import ConfigError
-from kemi_core.rpc.server import DEFAULT_CTL, serve
+from kemi_core.rpc.paths import default_spec
+from kemi_core.rpc.server import ControlServer
+from kemi_core.runtime.board import WorkerBoard
 from kemi_core.runtime.builder import Built
+from kemi_core.runtime.logs import reopen_log_files
+from kemi_core.runtime.supervisor import Supervisor, describe_status
 from kemi_core.runtime.worker import Worker
 from kemi_core.stats import count_restart
 from kemi_core.transport.sockets import family_of
 
 log = logging.getLogger("kemi.server")
 
-#: A worker that dies is restarted, but no more often than this per minute.
+#: Workers that crash more often than this per minute are restarted with a growing delay.
 MAX_RESTARTS_PER_MINUTE = 10
+#: A rank whose worker dies this many times in a row before it is ready stops the server.
+MAX_START_FAILURES = 3
+#: How often the supervisor looks at the workers (s).
+SUPERVISE_EVERY = 0.1
+#: Extra time after exit_timeout before the workers still running are killed (s).
+KILL_MARGIN = 1.0
 
 
 def check_listen_free(built: Built) -> None:
@@ -55,13 +70,26 @@ def _exited(pid: int) -> bool:
 
 
 def ctl_specs(built: Built) -> list[str]:
-    """Every ``modparam("ctl", "binrpc", ...)`` address, else $KEMI_CTL or the default."""
+    """Every ``modparam("ctl", "binrpc", ...)`` address, else $KEMI_CTL or the default (per
+    user when not root: see kemi_core.rpc.paths)."""
     core = built.core
     if "ctl" in core.loaded_modules:
         values = core.modparam("ctl", "binrpc")
         if values:
             return [str(v) for v in values]
-    return [os.environ.get("KEMI_CTL", DEFAULT_CTL)]
+    return [default_spec()]
+
+
+def notify_worker_gone(built: Built, rank: int) -> None:
+    """Tell the modules a worker is gone for good (tm stops counting its transactions)."""
+    for svc in list(built.core.services.values()):
+        gone = getattr(svc, "worker_gone", None)
+        if gone is None:
+            continue
+        try:
+            gone(rank)
+        except Exception:
+            log.exception("worker_gone(%d) of %r failed", rank, svc)
 
 
 class Server:
@@ -70,12 +98,21 @@ class Server:
         self.pid_file = pid_file
         self.children: dict[int, int] = {}  # pid -> rank
         self.stopping = False
-        self.restarts: list[float] = []
+        self.stop_started = 0.0
+        self.crash_times: list[float] = []
+        self.start_failures: dict[int, int] = {}
         self.exit_code = 0
+        #: the control socket's listeners (one per ctl binrpc address)
+        self.ctl = [ControlServer(built.core, spec) for spec in ctl_specs(built)]
+        self.board: WorkerBoard | None = None
+        self.supervisor: Supervisor | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def run(self) -> int:
         cfg = self.built.core.config
         check_listen_free(self.built)
+        for ctl in self.ctl:
+            ctl.claim()  # a live server on our unix socket: refuse now, before forking
         for lst in cfg.listen:  # as Kamailio's "Listening on" list, one line per socket
             log.info("listening on %s:%s:%d", lst.proto, _bracketed(lst.host), lst.port)
         if self.pid_file:
@@ -86,66 +123,98 @@ class Server:
                 return self._run_single()
             return self._run_forked(cfg.children)
         finally:
+            self._close_ctl()
             if self.pid_file and os.path.exists(self.pid_file):
                 os.unlink(self.pid_file)
             self.built.loader.destroy_all()
+            if self.stopping:
+                log.info("shutdown: done (%.2f s after the signal)",
+                         time.monotonic() - self.stop_started)
 
     # ---- one process ------------------------------------------------------------------
     def _run_single(self) -> int:
         worker = Worker(self.built, rank=1, shared_sockets=False)
         worker.setup()
-        ctl = worker.loop.run_until_complete(self._start_ctl())
+        self.loop = worker.loop
+        worker.loop.run_until_complete(self._start_ctl())
         self._main_loop_hooks(worker.loop)
         log.info("kemi running in one process (fork=no)")
-        worker.run_forever()
-        if ctl is not None:
-            ctl.close()
+
+        def stop(signame: str) -> None:
+            self._log_stop(signame)
+            worker.drain("stopping")
+
+        worker.run_forever(on_stop=stop, on_hup=self._on_hup)
         return 0
 
     # ---- main process and workers -----------------------------------------------------
     def _run_forked(self, n: int) -> int:
+        cfg = self.built.core.config
+        self.board = WorkerBoard(n)
+        self.supervisor = Supervisor(self.board, float(cfg.watchdog_timeout),
+                                     cfg.worker_rss_limit)
         # Workers report "ready" (sockets bound, script loaded) on this pipe; the control socket
         # opens only once all are, so "the RPC answers" means "the server takes traffic".
         self.ready_r, self.ready_w = os.pipe()
         for rank in range(1, n + 1):
-            self._spawn(rank, shared=n > 1)
+            self._spawn(rank)
         self._wait_ready(n)
         core = self.built.core
-        core.worker_pids = {rank: pid for pid, rank in self.children.items()}  # type: ignore[attr-defined]
+        core.worker_pids = self.workers()  # type: ignore[attr-defined]
+        core.supervisor = self.supervisor  # type: ignore[attr-defined]
+        core.add_rpc("core.workers", self._rpc_workers,
+                     "workers: state, busy time, memory, restarts and why (watchdog, memory, "
+                     "crash)")
         loop = asyncio.new_event_loop()
+        self.loop = loop
         asyncio.set_event_loop(loop)
         core.loop = loop
-        ctl = loop.run_until_complete(self._start_ctl())
+        loop.run_until_complete(self._start_ctl())
         self._main_loop_hooks(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, loop.stop)
+            loop.add_signal_handler(sig, self._on_stop_signal, signal.Signals(sig).name)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         loop.add_reader(self.ready_r, self._drain_ready)  # restarted workers report too
+        loop.call_later(SUPERVISE_EVERY, self._supervise)
         log.info("kemi main process %d: %d workers", os.getpid(), n)
+        self._reap()  # a worker that died before the handler was installed
         try:
-            loop.run_forever()
+            if self.children or not self.stopping:
+                loop.run_forever()
         finally:
             self.stopping = True
-            if ctl is not None:
-                ctl.close()
-            self._stop_children()
+            self._stop_children(kill=True)
+            if self.stop_started:
+                log.info("shutdown: all workers stopped (%.2f s)",
+                         time.monotonic() - self.stop_started)
+            self._close_ctl()
             loop.close()
         return self.exit_code
 
-    def _spawn(self, rank: int, shared: bool) -> None:
+    def workers(self) -> dict[int, int]:
+        """rank -> pid of the workers running now."""
+        return {rank: pid for pid, rank in self.children.items()}
+
+    def _spawn(self, rank: int) -> None:
+        shared = self.built.core.config.children > 1
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                worker = Worker(self.built, rank, shared)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                for ctl in self.ctl:
+                    ctl.forget()  # the main process's sockets: not ours to serve or remove
+                assert self.board is not None
+                self.board.start(rank, os.getpid())
+                worker = Worker(self.built, rank, shared, self.board)
                 worker.setup()
                 os.write(self.ready_w, bytes([rank % 256]))
                 worker.run_forever()
-            except BaseException:
-                log.exception("worker %d failed", rank)
+            except BaseException as exc:
+                log.error("worker %d failed: %s", rank, exc, exc_info=not isinstance(
+                    exc, (SystemExit, KeyboardInterrupt)))
                 code = 1
             finally:
                 sys.stdout.flush()
@@ -168,55 +237,134 @@ class Server:
 
     def _drain_ready(self) -> None:
         try:
-            os.read(self.ready_r, 256)
+            for rank in os.read(self.ready_r, 256):
+                self.start_failures.pop(rank, None)
         except BlockingIOError:
             pass
 
+    def _supervise(self) -> None:
+        assert self.loop is not None and self.supervisor is not None
+        if not self.stopping:
+            try:
+                self.supervisor.tick(self.workers())
+            except Exception:
+                log.exception("worker supervision failed")
+        self.loop.call_later(SUPERVISE_EVERY, self._supervise)
+
+    # ---- exits and restarts -----------------------------------------------------------------------
     def _reap(self) -> None:
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
             rank = self.children.pop(pid, None)
-            if rank is None or self.stopping:
+            if rank is None:
                 continue
-            log.error("worker %d (pid %d) exited with status %d", rank, pid, status)
-            now = time.monotonic()
-            self.restarts = [t for t in self.restarts if now - t < 60] + [now]
-            if len(self.restarts) > MAX_RESTARTS_PER_MINUTE:
-                log.critical("workers keep dying: stopping the server")
-                self.exit_code = 1
-                asyncio.get_event_loop().stop()
-                return
-            self._spawn(rank, shared=len(self.children) + 1 > 1)
-            self.built.core.worker_pids = {r: p for p, r in self.children.items()}  # type: ignore[attr-defined]
-            count_restart(self.built.core, rank)
+            if self.board is not None:
+                self.board.clear(rank)
+            notify_worker_gone(self.built, rank)
+            if self.stopping:
+                if status:
+                    log.info("worker %d (pid %d) stopped: %s", rank, pid, describe_status(status))
+                continue
+            self._replace(rank, pid, status)
+        self.built.core.worker_pids = self.workers()  # type: ignore[attr-defined]
+        if self.stopping and not self.children and self.loop is not None:
+            self.loop.stop()
 
-    def _stop_children(self) -> None:
+    def _replace(self, rank: int, pid: int, status: int) -> None:
+        assert self.supervisor is not None and self.loop is not None
+        started = self.board.read(rank) if self.board is not None else None
+        record = self.supervisor.exited(rank, pid, status)
+        if record.reason != "crash":
+            self._spawn(rank)
+            return
+        log.error("worker %d (pid %d) exited: %s; starting a new one", rank, pid, record.detail)
+        if started is not None and started.state == "starting":
+            self.start_failures[rank] = self.start_failures.get(rank, 0) + 1
+            if self.start_failures[rank] >= MAX_START_FAILURES:
+                log.critical("worker %d failed %d times before it was ready: stopping the server",
+                             rank, self.start_failures[rank])
+                self.exit_code = 1
+                self._begin_stop()
+                return
+        now = time.monotonic()
+        self.crash_times = [t for t in self.crash_times if now - t < 60] + [now]
+        excess = len(self.crash_times) - MAX_RESTARTS_PER_MINUTE
+        if excess > 0:
+            delay = min(30.0, 2.0 ** min(excess, 5))
+            log.error("workers keep dying (%d in a minute): next start of worker %d in %g s",
+                      len(self.crash_times), rank, delay)
+            self.loop.call_later(delay, self._spawn_later, rank)
+            return
+        self._spawn(rank)
+
+    def _spawn_later(self, rank: int) -> None:
+        if not self.stopping and rank not in self.children.values():
+            self._spawn(rank)
+            self.built.core.worker_pids = self.workers()  # type: ignore[attr-defined]
+
+    # ---- stopping -------------------------------------------------------------------------------
+    def _on_stop_signal(self, signame: str) -> None:
+        if self.stopping:
+            log.warning("shutdown: %s again: killing the workers now", signame)
+            self._stop_children(kill=True)
+            return
+        self._log_stop(signame)
+        self._begin_stop()
+
+    def _log_stop(self, signame: str) -> None:
+        self.stop_started = time.monotonic()
+        self.stopping = True
+        log.info("shutdown: %s received: taking no new requests, finishing the transactions "
+                 "in progress (at most exit_timeout=%d s)", signame,
+                 self.built.core.config.exit_timeout)
+
+    def _begin_stop(self) -> None:
+        assert self.loop is not None
+        if not self.stopping:
+            self.stop_started = time.monotonic()
+            self.stopping = True
+        if not self.children:
+            self.loop.stop()
+            return
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
-                self.children.pop(pid, None)
-        deadline = time.monotonic() + 5
-        while self.children and time.monotonic() < deadline:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                time.sleep(0.05)
-                continue
-            self.children.pop(pid, None)
+                pass
+        grace = max(self.built.core.config.exit_timeout, 0) + KILL_MARGIN
+        self.loop.call_later(grace, self._stop_children, True)
+
+    def _stop_children(self, kill: bool) -> None:
+        """Kill the workers still running (after exit_timeout, or a second signal)."""
+        if self.children:
+            log.warning("shutdown: killing %d workers still running", len(self.children))
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
+            except ProcessLookupError:
                 pass
+        for pid in list(self.children):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            self.children.pop(pid, None)
+        if self.loop is not None and self.loop.is_running():
+            self.loop.stop()
+
+    def _on_hup(self) -> None:
+        reopened = reopen_log_files()
+        if self.board is not None:
+            self.board.bump_log_generation()
+        if reopened:
+            log.info("SIGHUP: %d log files reopened", reopened)
+        else:
+            log.info("SIGHUP: logging to stderr, nothing to reopen (the server goes on)")
 
     def _main_loop_hooks(self, loop: asyncio.AbstractEventLoop) -> None:
         for hook in self.built.core.main_loop_hooks:
@@ -225,22 +373,17 @@ class Server:
             except Exception:
                 log.exception("a module failed to start on the main loop")
 
-    async def _start_ctl(self) -> _CtlServers:
-        servers = _CtlServers()
-        for spec in ctl_specs(self.built):
-            try:
-                servers.append(await serve(self.built.core, spec))
-            except (OSError, ValueError) as exc:
-                log.error("control socket %s not available: %s", spec, exc)
-        return servers
+    async def _start_ctl(self) -> None:
+        for ctl in self.ctl:
+            await ctl.start()  # CtlPathError (a KemiError) when taken since the check: stop
 
+    def _close_ctl(self) -> None:
+        for ctl in self.ctl:
+            ctl.close()
 
-class _CtlServers(list[Any]):
-    """The control socket's listeners (one per ctl binrpc address)."""
-
-    def close(self) -> None:
-        for server in self:
-            server.close()
+    def _rpc_workers(self, core: Any, params: list[Any]) -> dict[str, Any]:
+        assert self.supervisor is not None
+        return self.supervisor.report(self.workers())
 
 
 def _bracketed(host: str) -> str:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import gc
 import logging
+import os
 import signal
+from collections.abc import Callable
 
+from kemi_core.runtime import stuck
+from kemi_core.runtime.board import DRAINING, READY, WorkerBoard
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.clock import drive_with_loop
 from kemi_core.runtime.dispatch import Dispatcher
-from kemi_core.runtime.logs import LOG_CONTEXT
+from kemi_core.runtime.drain import EntryGate, work_in_progress
+from kemi_core.runtime.logs import LOG_CONTEXT, reopen_log_files
 from kemi_core.sip import ParseLimits
 from kemi_core.transport.endpoints import WorkerEndpoints
 
 log = logging.getLogger("kemi.worker")
+
+#: How often a worker looks at its board slot (retire request, log reopening) and its parent.
+HOUSEKEEPING_TICK = 0.25
+
+#: How often a draining worker checks whether its transactions are done.
+DRAIN_POLL = 0.02
+
+#: A lone worker asked to retire keeps serving until it has no transaction in progress, at
+#: most this long (s); then it drains like a stopping worker.
+RETIRE_QUIET_WAIT = 30.0
 
 #: The worker's collector thresholds: young generations as CPython's defaults, full collections
 #: about 100 times rarer (see tune_gc).
@@ -57,13 +73,24 @@ def limits_of(built: Built) -> ParseLimits:
 class Worker:
     """Receives, routes and sends SIP messages in one process."""
 
-    def __init__(self, built: Built, rank: int, shared_sockets: bool) -> None:
+    def __init__(self, built: Built, rank: int, shared_sockets: bool,
+                 board: WorkerBoard | None = None) -> None:
         self.built = built
         self.rank = rank
         self.shared_sockets = shared_sockets
+        self.board = board
         self.loop = new_event_loop()
         self.endpoints: WorkerEndpoints | None = None
         self.dispatcher: Dispatcher | None = None
+        if board is not None:
+            busy, index = board.busy_cell(rank)
+        else:  # one process (fork=no): nobody watches, the gate still drains
+            busy, index = array.array("d", [0.0]), 0
+        self.gate = EntryGate(built.core, busy, index)
+        self.parent = os.getppid()
+        self.log_generation = board.log_generation() if board is not None else 0
+        self.retire_asked_at: float | None = None
+        self.drain_deadline: float | None = None
 
     def setup(self) -> None:
         """child_init, this worker's engine instance, sockets."""
@@ -80,22 +107,98 @@ class Worker:
             core.engine = engine
         self.dispatcher = Dispatcher(core, limits_of(built))
         core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
-        self.endpoints = WorkerEndpoints(self.loop, core.config.listen, self.dispatcher.on_data,
-                                         self.dispatcher.on_msg, limits_of(built),
-                                         self.shared_sockets,
-                                         tcp_max_connections=core.config.tcp_max_connections,
-                                         tcp_idle_timeout=float(core.config.tcp_connection_lifetime))
+        cfg = core.config
+        self.endpoints = WorkerEndpoints(self.loop, cfg.listen,
+                                         self.gate.wrap(self.dispatcher.on_data, raw=True),
+                                         self.gate.wrap(self.dispatcher.on_msg, raw=False),
+                                         limits_of(built), self.shared_sockets,
+                                         tcp_max_connections=cfg.tcp_max_connections,
+                                         tcp_idle_timeout=float(cfg.tcp_connection_lifetime),
+                                         tcp_read_timeout=float(cfg.tcp_msg_read_timeout),
+                                         tcp_first_data_timeout=float(cfg.tcp_msg_data_timeout))
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
+        if self.board is not None:
+            stuck.install(core, self.board, self.rank)
         tune_gc()
-        drive_with_loop(core.clock, self.loop)  # module timers (tm, add_timer_handler ...)
+        # module timers (tm, add_timer_handler ...), marked busy for the watchdog like messages
+        drive_with_loop(core.clock, self.loop, wrap=self.gate.mark)
 
-    def run_forever(self) -> None:
+    def run_forever(self, on_stop: Callable[[str], None] | None = None,
+                    on_hup: Callable[[], None] | None = None) -> None:
+        """Serve until drained. A worker drains on SIGTERM/SIGINT and ignores SIGHUP; in one
+        process (fork=no) the server passes its own handlers for both."""
+        loop = self.loop
         for sig in (signal.SIGTERM, signal.SIGINT):
-            self.loop.add_signal_handler(sig, self.loop.stop)
+            name = signal.Signals(sig).name
+            if on_stop is None:
+                loop.add_signal_handler(sig, self.drain, "stopping")
+            else:
+                loop.add_signal_handler(sig, on_stop, name)
+        if on_hup is None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the main process handles it
+        else:
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+        if self.board is not None:
+            self.board.set_state(self.rank, READY)
+        loop.call_later(HOUSEKEEPING_TICK, self._housekeeping)
         log.info("worker %d ready", self.rank)
         try:
-            self.loop.run_forever()
+            loop.run_forever()
         finally:
             if self.endpoints is not None:
                 self.endpoints.close()
+
+    # ---- housekeeping: parent, log files, retire requests ---------------------------------------
+    def _housekeeping(self) -> None:
+        if os.getppid() != self.parent:
+            log.error("worker %d: the main process is gone; stopping", self.rank)
+            self.drain("stopping")
+        board = self.board
+        if board is not None:
+            generation = board.log_generation()
+            if generation != self.log_generation:
+                self.log_generation = generation
+                reopen_log_files()
+            if board.retire_requested(self.rank) and self.drain_deadline is None:
+                self._retire()
+        self.loop.call_later(HOUSEKEEPING_TICK, self._housekeeping)
+
+    def _retire(self) -> None:
+        """Asked to make room for a fresh worker (memory limit): with other workers to take
+        the traffic, drain now; alone, wait for a moment with nothing in progress."""
+        now = self.loop.time()
+        if self.retire_asked_at is None:
+            self.retire_asked_at = now
+        if (self.shared_sockets or work_in_progress(self.built.core) == 0
+                or now - self.retire_asked_at > RETIRE_QUIET_WAIT):
+            self.drain("recycling")
+
+    # ---- draining -----------------------------------------------------------------------------
+    def drain(self, why: str) -> None:
+        """Take no new requests; stop once the transactions in progress are done (at most
+        exit_timeout seconds)."""
+        if self.drain_deadline is not None:
+            return
+        self.drain_deadline = self.loop.time() + max(self.built.core.config.exit_timeout, 0)
+        self.gate.start_draining()
+        if self.board is not None:
+            self.board.set_state(self.rank, DRAINING)
+        if self.endpoints is not None:
+            self.endpoints.stop_accepting(udp=why == "recycling" and self.shared_sockets)
+        pending = work_in_progress(self.built.core)
+        if pending:
+            log.info("worker %d %s: waiting for %d transactions in progress (at most %d s)",
+                     self.rank, why, pending, self.built.core.config.exit_timeout)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        pending = work_in_progress(self.built.core)
+        assert self.drain_deadline is not None
+        if pending and self.loop.time() < self.drain_deadline:
+            self.loop.call_later(DRAIN_POLL, self._check_drained)
+            return
+        if pending:
+            log.warning("worker %d: exit_timeout reached with %d transactions in progress",
+                        self.rank, pending)
+        self.loop.stop()

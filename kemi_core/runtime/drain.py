@@ -1,0 +1,118 @@
+"""In a worker: the message entry points (busy mark, drain gate) and draining before exit.
+
+A worker drains when the server stops (SIGTERM) or when the main process recycles it: it
+takes no new requests (they get a 503; ACK and CANCEL still reach the transactions they
+belong to, replies still arrive) and exits as soon as no transaction is in progress, or when
+``exit_timeout`` runs out. Modules say how much work they have in progress through a
+``work_in_progress() -> int`` method on the service they register in ``core.services``
+(tm counts its transactions without a final reply).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kemi_core.sip import SipMsg, SipParseError, build_reply, parse_datagram
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import RecvInfo
+    from kemi_core.runtime.core import Core
+
+log = logging.getLogger("kemi.worker")
+
+Entry = Callable[[Any, Any], None]
+
+#: Requests a draining worker still routes: they belong to transactions already in progress.
+PASS_WHEN_DRAINING = ("ACK", "CANCEL")
+
+
+def work_in_progress(core: Core) -> int:
+    """What the modules still have to finish (transactions waiting for a final reply, ...)."""
+    total = 0
+    for svc in list(core.services.values()):
+        count = getattr(svc, "work_in_progress", None)
+        if count is None:
+            continue
+        try:
+            total += int(count())
+        except Exception:
+            log.exception("work_in_progress of %r failed", svc)
+    return total
+
+
+class EntryGate:
+    """Wraps the dispatcher's entry points: marks the worker busy on the board for the length
+    of each message, and while draining answers new requests with 503 instead of routing."""
+
+    def __init__(self, core: Core, busy: Any, index: int) -> None:
+        self.core = core
+        self._busy = busy  # the board's float64 view, this worker's busy-since at [index]
+        self._index = index
+        self._draining: list[bool] = [False]
+
+    @property
+    def draining(self) -> bool:
+        return self._draining[0]
+
+    def start_draining(self) -> None:
+        self._draining[0] = True
+
+    def wrap(self, inner: Entry, raw: bool) -> Entry:
+        """``inner(data_or_msg, rcv)`` as a transport callback; ``raw``: it takes bytes."""
+        busy, i, draining, mono = self._busy, self._index, self._draining, time.monotonic
+        refuse = self._refuse_raw if raw else self._refuse_msg
+
+        def entry(a: Any, b: Any) -> None:
+            if busy[i]:  # re-entered from inside a message: the outer mark counts
+                inner(a, b)
+                return
+            if draining[0] and refuse(a, b):
+                return
+            busy[i] = mono()
+            try:
+                inner(a, b)
+            finally:
+                busy[i] = 0.0
+        return entry
+
+    def mark(self, inner: Callable[[], None]) -> Callable[[], None]:
+        """``inner()`` (the timer tick, which runs tm's failure routes) with the busy mark."""
+        busy, i, mono = self._busy, self._index, time.monotonic
+
+        def marked() -> None:
+            if busy[i]:
+                inner()
+                return
+            busy[i] = mono()
+            try:
+                inner()
+            finally:
+                busy[i] = 0.0
+        return marked
+
+    # ---- while draining -----------------------------------------------------------------------
+    def _refuse_raw(self, data: bytes, rcv: RecvInfo) -> bool:
+        if data[:4] == b"SIP/" or len(data) <= 4:  # replies and keep-alives go on
+            return False
+        try:
+            msg = parse_datagram(data)
+        except SipParseError:
+            return False  # the dispatcher answers or drops it as usual
+        return self._refuse_msg(msg, rcv)
+
+    def _refuse_msg(self, msg: SipMsg, rcv: RecvInfo) -> bool:
+        if not msg.is_request or msg.method in PASS_WHEN_DRAINING:
+            return False
+        try:
+            tag = hashlib.blake2s(msg.to_bytes()[:512], digest_size=6).hexdigest()
+            data = build_reply(msg, 503, "Service Unavailable", to_tag=tag,
+                               headers=[("Retry-After", "5")])
+            ctx = self.core.new_context(msg, rcv)
+            self.core.send_reply(ctx, data)
+        except (SipParseError, ValueError, OSError):
+            pass  # nothing addressable: dropping is the answer
+        return True
