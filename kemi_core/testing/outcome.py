@@ -177,6 +177,9 @@ def fault_text(record: logging.LogRecord) -> str:
     text = record.getMessage()
     if record.exc_info and record.exc_info[1] is not None:
         text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    elif isinstance(exc := getattr(record, "kemi_exception", None), BaseException):
+        # logged in one line (no traceback in a server's log); the test shows the traceback
+        text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
     return text
 
 

@@ -40,6 +40,30 @@ def _lua_number_text(value: float) -> str:
     return text
 
 
+# Bytes are bytes: a message may carry invalid UTF-8, which kemi keeps as lone surrogates
+# (surrogateescape). lupa converts strings strictly, so such a value goes to Lua with each
+# escaped byte as a code point of the last private-use block (valid UTF-8) and comes back
+# the same way: KSR.hdr.append("X: " .. KSR.pv.get("$ci")) writes the original bytes.
+_TO_LUA = {0xDC80 + i: 0x10FF80 + i for i in range(128)}
+_FROM_LUA = {0x10FF80 + i: 0xDC80 + i for i in range(128)}
+
+
+def to_lua_text(value: str) -> str:
+    """``value`` as lupa can hand it to Lua (ASCII and valid text unchanged)."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.translate(_TO_LUA)
+    return value
+
+
+def from_lua_text(value: str) -> str:
+    """The inverse of to_lua_text for a string Lua passes back."""
+    return value if value.isascii() else value.translate(_FROM_LUA)
+
+
 def to_int(value: Any, exp: KemiExport, pos: int) -> int:
     """An int parameter: Lua integers, floats with an integral value, strings of digits."""
     if type(value) is int:
@@ -59,7 +83,7 @@ def to_int(value: Any, exp: KemiExport, pos: int) -> int:
 def to_str(value: Any, exp: KemiExport, pos: int) -> str:
     """A str parameter: Lua strings, or numbers converted the way Lua's tostring does."""
     if type(value) is str:
-        return value
+        return value if value.isascii() else value.translate(_FROM_LUA)
     if type(value) is bytes:
         return value.decode("utf-8", "surrogateescape")
     if type(value) is int:
@@ -91,15 +115,17 @@ def _ret_int(value: Any) -> int:
 
 
 def _ret_xval(value: Any) -> Any:
-    if value is None or type(value) is str or type(value) is int:
+    if type(value) is str:
+        return value if value.isascii() else to_lua_text(value)
+    if value is None or type(value) is int:
         return value
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, bytes):
-        return value.decode("utf-8", "surrogateescape")
+        return to_lua_text(value.decode("utf-8", "surrogateescape"))
     if isinstance(value, int):
         return int(value)
-    return str(value)
+    return to_lua_text(str(value))
 
 
 def _ret_bool(value: Any) -> bool:
@@ -166,7 +192,7 @@ def bind(exp: KemiExport, holder: CtxHolder, variadic: bool = False) -> Callable
             if len(args) != 1:
                 raise wrong_count(len(args))
             a = args[0]
-            if (type(a) is not int) if want_int else (type(a) is not str):
+            if (type(a) is not int) if want_int else (type(a) is not str or not a.isascii()):
                 a = conv(a, exp, 0)
             return ret(func(holder.ctx, a))
         return call1
@@ -179,9 +205,9 @@ def bind(exp: KemiExport, holder: CtxHolder, variadic: bool = False) -> Callable
             if len(args) != 2:
                 raise wrong_count(len(args))
             a, b = args
-            if (type(a) is not int) if int0 else (type(a) is not str):
+            if (type(a) is not int) if int0 else (type(a) is not str or not a.isascii()):
                 a = conv0(a, exp, 0)
-            if (type(b) is not int) if int1 else (type(b) is not str):
+            if (type(b) is not int) if int1 else (type(b) is not str or not b.isascii()):
                 b = conv1(b, exp, 1)
             return ret(func(holder.ctx, a, b))
         return call2

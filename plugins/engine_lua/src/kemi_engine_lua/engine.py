@@ -73,6 +73,8 @@ class LuaSettings:
     log_mode: int = 0
     request_route: str = REQUEST_ROUTE
     reply_route: str = REPLY_ROUTE
+    #: Lua instructions between two watchdog polls (0: no hook; see runtime.WATCH_COUNT)
+    watch_count: int = 0
 
 
 class LuaEngine:
@@ -97,7 +99,7 @@ class LuaEngine:
               sources: Sequence[str] | None = None) -> LuaState:
         """A new, checked runtime (does not replace the running one)."""
         return build_state(self._lua, self.resolver, scripts or self.settings.scripts,
-                           self.settings.request_route, sources)
+                           self.settings.request_route, sources, self.settings.watch_count)
 
     def load(self) -> None:
         version = self.counter.value
@@ -170,8 +172,15 @@ class LuaEngine:
             return 0
         text = clean_trace(trace if isinstance(trace, str) else str(value), self.settings.scripts)
         first = text.splitlines()[0] if text else repr(value)
-        exc_info = (type(value), value, value.__traceback__) if isinstance(value, BaseException) else None
-        log.error("app_lua: error in %s(): %s", name, text, exc_info=exc_info, extra=SCRIPT_FAULT)
+        # The Lua traceback names the script lines; an exception a KSR function raised is in
+        # its first line (type and text). No Python traceback in the log (a message could
+        # trigger it); the exception rides along for test fixtures (kemi_exception).
+        extra: dict[str, object] = dict(SCRIPT_FAULT)
+        if isinstance(value, BaseException):
+            first_line, _, rest = text.partition("\n")
+            text = f"{first_line} ({type(value).__name__})" + (f"\n{rest}" if rest else "")
+            extra["kemi_exception"] = value
+        log.error("app_lua: error in %s(): %s", name, text, extra=extra)
         ctx.extra["script_error"] = first
         return -1
 

@@ -12,7 +12,7 @@ from kemi_core.runtime.reload import ReloadChannel
 from kemi_engine_lua.engine import Counter, LuaEngine, LuaSettings
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.rpc import register_rpcs
-from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES
+from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES, WATCH_COUNT
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
@@ -52,6 +52,7 @@ class AppLua:
             log_mode=int(core.modparam(MODULE, "log_mode")),
             request_route=cbs.get("request_route_callback") or REQUEST_ROUTE,
             reply_route=cbs.get("reply_route_callback") or REPLY_ROUTE,
+            watch_count=WATCH_COUNT if getattr(core.config, "watchdog_timeout", 0) > 0 else 0,
         )
 
     def allow_reload(self) -> bool:

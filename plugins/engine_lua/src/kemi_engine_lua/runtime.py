@@ -52,10 +52,22 @@ def _importable(name: str) -> bool:
     return True
 
 
+#: With the watchdog on, Lua calls back into Python every this many VM instructions (a few
+#: milliseconds of a busy Lua loop), so a stuck script still lets the worker answer the
+#: watchdog's "where are you?" signal (Python runs signal handlers only between bytecodes).
+WATCH_COUNT = 1_000_000
+
+_WATCH_HOOK = "local poll, count = ...\ndebug.sethook(function() poll() end, '', count)\n"
+
+
+def _let_signals_run() -> None:
+    """Called from the Lua count hook: entering Python runs the pending signal handlers."""
+
+
 class LuaState:
     """A Lua runtime with the prelude and every script loaded, checked."""
 
-    def __init__(self, lua: ModuleType, resolver: Resolver) -> None:
+    def __init__(self, lua: ModuleType, resolver: Resolver, watch_count: int = 0) -> None:
         self.runtime = lua.LuaRuntime(encoding="utf-8", register_eval=False,
                                       register_builtins=False, unpack_returned_tuples=True)
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
@@ -65,6 +77,8 @@ class LuaState:
         self.run: Callable[[str], tuple[int, Any, Any]] = run
         self._load = load
         self._has = has
+        if watch_count > 0:
+            self.runtime.execute(_WATCH_HOOK, _let_signals_run, watch_count)
 
     def has(self, name: str) -> bool:
         return bool(self._has(name))
@@ -130,11 +144,12 @@ def untruncate(text: str, paths: Sequence[str]) -> str:
 
 
 def build_state(lua: ModuleType, resolver: Resolver, scripts: Sequence[str],
-                required: str | None, sources: Sequence[str] | None = None) -> LuaState:
+                required: str | None, sources: Sequence[str] | None = None,
+                watch_count: int = 0) -> LuaState:
     """A fresh runtime with ``scripts`` loaded; ``required`` must be a function in it."""
     if not scripts:
         raise ScriptError("app_lua: no script to load (set modparam(\"app_lua\", \"load\", ...))")
-    state = LuaState(lua, resolver)
+    state = LuaState(lua, resolver, watch_count)
     state.load_scripts(scripts, sources)
     if required and not state.has(required):
         raise ScriptError(f"{scripts[-1]}: the Lua script does not define function {required}()")
