@@ -141,6 +141,18 @@ class TmService:
     def _freed(self, tx: ProxyTransaction) -> None:
         self.stats.incr("freed")
 
+    # ---- what the core asks at shutdown and after a worker died --------------------------------
+    def work_in_progress(self) -> int:
+        """Transactions still waiting for their final reply (a stopping worker waits for them;
+        those only absorbing retransmissions after their final reply do not count)."""
+        return sum(1 for tx in self.table.transactions() if not tx.final_status)
+
+    def worker_gone(self, rank: int) -> None:
+        """In the main process: the worker of ``rank`` died; its transactions died with it."""
+        lost = self.stats.forget_current(rank)
+        if lost:
+            log.debug("tm: %d transactions of worker %d are gone with it", lost, rank)
+
     # ---- script callbacks ----------------------------------------------------------------
     def run_callback(self, name: str, ctx: MsgContext) -> int:
         """Run a tm callback route; errors are logged, never raised into the transaction layer."""

@@ -4,8 +4,9 @@ Kamailio lists tm's statistics in group ``tmx`` (``tmx:UAS_transactions``,
 ``tmx:2xx_transactions``, ``tmx:rpl_sent`` ...) and the ``tm.stats`` RPC as one struct
 (current, waiting, total ...); both are read from the same counters here. Declared in mod_init,
 before the workers are forked; each worker adds in its own slot and a read sums them. A worker
-that dies and is restarted keeps adding to its slot; transactions it held when it died stay
-counted as in use.
+that dies and is restarted keeps adding to its slot; the main process then counts the
+transactions the dead one held as freed, in its own slot (``forget_current``), so they no
+longer show as in use.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class TmStats:
         core.gauge("tmx", "inuse_transactions", self.inuse, "transactions in memory")
         core.gauge("tmx", "active_transactions", self.active,
                    "transactions still without a final reply")
+        #: rank -> transactions of dead workers of that rank already counted as freed
+        self._forgotten: dict[int, int] = {}
 
     def incr(self, name: str, by: int = 1) -> None:
         self.counters[name].inc(by)
@@ -61,6 +64,19 @@ class TmStats:
     def active(self) -> int:
         done = sum(self.counters[k].value for k in CLASSES)
         return max(0, min(self.inuse(), self.counters["uas"].value - done))
+
+    def forget_current(self, rank: int) -> int:
+        """In the main process: the worker of ``rank`` is gone with its transactions; count
+        them as freed (in the main process's own slot: no other process writes there).
+        Returns how many."""
+        row = self.by_rank().get(rank, {})
+        held = row.get("uas", 0) + row.get("uac", 0) - row.get("freed", 0)
+        lost = held - self._forgotten.get(rank, 0)
+        if lost <= 0:
+            return 0
+        self._forgotten[rank] = self._forgotten.get(rank, 0) + lost
+        self.counters["freed"].inc(lost)
+        return lost
 
     def by_rank(self) -> dict[int, dict[str, int]]:
         """rank -> {field: count} for the processes that counted anything."""
