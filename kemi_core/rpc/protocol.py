@@ -8,6 +8,7 @@ from typing import Any
 
 from kemi_core.errors import KemiError
 from kemi_core.runtime.core import Core
+from kemi_core.runtime.ratelimit import brief_error
 
 log = logging.getLogger("kemi.rpc")
 
@@ -73,7 +74,8 @@ def run_command(core: Core, method: str, params: list[Any]) -> Any:
     except KemiError as exc:  # e.g. a reload refused: the reason is the whole answer
         raise RpcFault(str(exc))
     except Exception as exc:  # a failing command answers an error; the server goes on
-        log.exception("rpc %s failed", method)
+        # one line: the parameters come from whoever talks to the socket
+        log.error("rpc %s failed: %s", method, brief_error(exc))
         raise RpcFault(f"{type(exc).__name__}: {exc}")
 
 

@@ -28,6 +28,7 @@ from kemi_core.rpc.ctl_address import CtlAddress, parse_ctl_address
 from kemi_core.rpc.paths import CtlPathError, prepare_dir
 from kemi_core.rpc.protocol import PARSE_ERROR, error_line, handle_line
 from kemi_core.runtime.core import Core
+from kemi_core.runtime.ratelimit import brief_error
 
 #: parse_ctl_address is re-exported for the ctl module, which checks its addresses with it.
 __all__ = ["ControlServer", "CtlInUse", "CtlPathError", "claim_path", "parse_ctl_address",
@@ -218,8 +219,8 @@ class ControlServer:
                 await self.protocol_for(first)(first, timed, writer)
         except (TimeoutError, ConnectionError, OSError):
             pass  # idle, reset or gone: nothing to answer
-        except Exception:  # a bug here must not become an unhandled task error
-            log.exception("control socket connection failed")
+        except Exception as exc:  # a bug here must not become an unhandled task error
+            log.error("control socket connection failed: %s", brief_error(exc))
         finally:
             self._clients.discard(writer)
             writer.close()

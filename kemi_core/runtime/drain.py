@@ -67,9 +67,7 @@ class EntryGate:
         refuse = self._refuse_raw if raw else self._refuse_msg
 
         def entry(a: Any, b: Any) -> None:
-            if busy[i]:  # re-entered from inside a message: the outer mark counts
-                inner(a, b)
-                return
+            # the transport calls this once per message, never from inside another one
             if draining[0] and refuse(a, b):
                 return
             busy[i] = mono()
@@ -84,9 +82,6 @@ class EntryGate:
         busy, i, mono = self._busy, self._index, time.monotonic
 
         def marked() -> None:
-            if busy[i]:
-                inner()
-                return
             busy[i] = mono()
             try:
                 inner()

@@ -244,11 +244,10 @@ class Server:
 
     def _supervise(self) -> None:
         assert self.loop is not None and self.supervisor is not None
-        if not self.stopping:
-            try:
-                self.supervisor.tick(self.workers())
-            except Exception:
-                log.exception("worker supervision failed")
+        try:  # while stopping too: a stuck worker would hold the shutdown for exit_timeout
+            self.supervisor.tick(self.workers(), memory=not self.stopping)
+        except Exception:
+            log.exception("worker supervision failed")
         self.loop.call_later(SUPERVISE_EVERY, self._supervise)
 
     # ---- exits and restarts -----------------------------------------------------------------------

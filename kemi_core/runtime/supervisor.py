@@ -76,13 +76,13 @@ class Supervisor:
         self._next_memory = 0.0
 
     # ---- periodic checks --------------------------------------------------------------------
-    def tick(self, workers: dict[int, int]) -> None:
-        """``workers``: rank -> pid of the workers running now."""
+    def tick(self, workers: dict[int, int], memory: bool = True) -> None:
+        """``workers``: rank -> pid of the workers running now; ``memory``: check RSS too."""
         now = time.monotonic()
         if self.watchdog_timeout > 0:
             for rank, pid in workers.items():
                 self._watch(rank, pid, now)
-        if now >= self._next_memory:
+        if memory and now >= self._next_memory:
             self._next_memory = now + MEMORY_EVERY
             self._check_memory(workers)
 

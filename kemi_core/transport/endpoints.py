@@ -17,8 +17,8 @@ from typing import Any
 
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.context import RecvInfo
-from kemi_core.sip import ParseLimits, SipParseError, StreamBuffer
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
+from kemi_core.sip import ParseLimits, SipParseError, StreamBuffer
 from kemi_core.transport.sockets import bind_tcp, bind_udp
 
 log = logging.getLogger("kemi.transport")
@@ -82,10 +82,11 @@ class _TcpProtocol(asyncio.Protocol):
         self.partial_since = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        tr: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport = tr
         peer = transport.get_extra_info("peername")
         if not peer:  # reset before we saw it: nothing to talk to
-            transport.abort()
+            tr.abort()
             self.transport = None
             return
         self.peer = (peer[0], peer[1])
@@ -94,7 +95,7 @@ class _TcpProtocol(asyncio.Protocol):
             # Over the limit (tcp_max_connections): refuse rather than starve the worker.
             self.owner.warn_limited("tcp_refused", "tcp: %d connections open, refusing %s:%s",
                                     len(self.owner.tcp_conns), *self.peer)
-            transport.abort()
+            tr.abort()
             self.transport = None
             return
         old = self.owner.tcp_conns.get(self.peer)
@@ -296,7 +297,8 @@ class WorkerEndpoints:
             _, proto = await asyncio.wait_for(
                 self.loop.create_connection(lambda: _TcpProtocol(self, ("", 0)), host, port), 10)
         except (TimeoutError, OSError) as exc:
-            log.warning("tcp connect to %s:%s failed: %s", host, port, exc)
+            self.warn_limited("tcp_connect_failed", "tcp connect to %s:%s failed: %s", host,
+                              port, exc)
             self.tcp_pending.pop((host, port), None)
             return
         for data in self.tcp_pending.pop((host, port), []):
