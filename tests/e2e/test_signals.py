@@ -1,0 +1,218 @@
+"""Signals: SIGHUP never stops the server; SIGTERM stops it at once when idle, and under load
+lets the transactions in progress finish (new requests get 503) before it exits; the pid
+file and the control socket are gone afterwards. A worker killed by a signal is replaced and
+its transactions leave tm.stats' "current"."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing.sipp import SippUas, run_sipp
+from kemi_core.testing.udp_client import request
+
+from .conftest import needs_sipp
+from .ops_helpers import assert_no_traceback, wait_for, wait_log, workers_ready
+
+pytestmark = [pytest.mark.e2e]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "app_lua.so"
+modparam("tm", "fr_timer", 3000)
+modparam("tm", "fr_inv_timer", 5000)
+modparam("app_lua", "load", "{script}")
+cfgengine "lua"
+"""
+
+SCRIPT = """
+function ksr_request_route()
+    if KSR.is_OPTIONS() then
+        KSR.sl.send_reply(200, "OK")
+        return
+    end
+    KSR.pv.sets("$du", "sip:127.0.0.1:{uas}")
+    KSR.tm.t_relay()
+end
+"""
+
+
+def _start(start_kemi: Callable[..., KemiProcess], tmp_path: Path, uas: int,
+           args: list[str] | None = None) -> tuple[KemiProcess, int]:
+    port = free_port()
+    script = tmp_path / "route.lua"
+    script.write_text(SCRIPT.replace("{uas}", str(uas)))
+    srv = start_kemi(CFG.format(port=port, script=script), args=args)
+    workers_ready(srv, 2)
+    return srv, port
+
+
+def _stop_timed(srv: KemiProcess) -> tuple[int | None, float]:
+    assert srv.proc is not None
+    t0 = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+    code = srv.proc.wait(timeout=30)
+    return code, time.monotonic() - t0
+
+
+def _ctl_path(srv: KemiProcess) -> Path:
+    return Path(srv.ctl.removeprefix("unix:"))
+
+
+@needs_sipp
+@pytest.mark.sipp
+def test_sighup_is_logged_and_calls_go_on(start_kemi: Callable[..., KemiProcess],
+                                          tmp_path: Path) -> None:
+    uas = free_port()
+    srv, port = _start(start_kemi, tmp_path, uas)
+    before = sorted(w["pid"] for w in srv.rpc("core.workers")["workers"])
+    assert srv.proc is not None
+    for i in range(3):  # one at a time: signals sent together may arrive as one
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_log(srv, "SIGHUP: logging to stderr, nothing to reopen", i + 1)
+    with SippUas(tmp_path, uas, "uas", name="callee"):
+        result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=20, rate=20,
+                          timeout=30, name="caller")
+    assert result.successful == 20 and result.failed == 0, result.stdout[-2000:]
+    assert srv.proc.poll() is None
+    assert sorted(w["pid"] for w in srv.rpc("core.workers")["workers"]) == before
+    assert srv.stop() == 0
+    assert_no_traceback(srv)
+
+
+def test_sigterm_when_idle_exits_at_once_and_cleans_up(start_kemi: Callable[..., KemiProcess],
+                                                       tmp_path: Path) -> None:
+    pid_file = tmp_path / "kemi.pid"
+    srv, _ = _start(start_kemi, tmp_path, free_port(), args=["-P", str(pid_file)])
+    assert pid_file.exists() and _ctl_path(srv).exists()
+    code, took = _stop_timed(srv)
+    print(f"\nSIGTERM, idle: exited in {took:.3f} s")
+    assert code == 0
+    assert took < 1.0, took
+    assert not pid_file.exists() and not _ctl_path(srv).exists()
+    log = srv.log()
+    for phase in ("shutdown: SIGTERM received", "shutdown: all workers stopped",
+                  "shutdown: done"):
+        assert log.count(phase) == 1, log[-2000:]
+    assert_no_traceback(srv)
+
+
+def _invite(port: int, local_port: int) -> bytes:
+    return request("INVITE", f"sip:callee@127.0.0.1:{port}", local_port)
+
+
+def _finals(sock: socket.socket, count: int, timeout: float) -> list[bytes]:
+    """The final replies (status >= 200) received on ``sock`` until ``count`` or timeout."""
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < count and (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data = sock.recv(65535)
+        except TimeoutError:
+            break
+        if not data.startswith(b"SIP/2.0 1"):
+            out.append(data)
+    return out
+
+
+@needs_sipp
+@pytest.mark.sipp
+def test_sigterm_lets_transactions_in_progress_finish(start_kemi: Callable[..., KemiProcess],
+                                                      tmp_path: Path) -> None:
+    uas = free_port()
+    pid_file = tmp_path / "kemi.pid"
+    srv, port = _start(start_kemi, tmp_path, uas, args=["-P", str(pid_file)])
+    with SippUas(tmp_path, uas, SCENARIOS / "uas_slow_answer.xml", name="slow"), \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as late:
+        caller.bind(("127.0.0.1", 0))
+        late.bind(("127.0.0.1", 0))
+        for _ in range(5):
+            caller.sendto(_invite(port, caller.getsockname()[1]), ("127.0.0.1", port))
+        # every INVITE is ringing: 5 transactions wait for the callee's 200 (1.5 s)
+        ringing = 0
+        caller.settimeout(5)
+        while ringing < 5:
+            if caller.recv(65535).startswith(b"SIP/2.0 180"):
+                ringing += 1
+        assert srv.proc is not None
+        stopped: list[tuple[int | None, float]] = []
+        waiter = threading.Thread(target=lambda: stopped.append(_stop_timed(srv)))
+        waiter.start()
+        wait_log(srv, "shutdown: SIGTERM received")
+        late.sendto(_invite(port, late.getsockname()[1]), ("127.0.0.1", port))
+        refused = _finals(late, 1, 5)
+        answered = _finals(caller, 5, 10)
+        waiter.join(timeout=30)
+    assert refused and refused[0].startswith(b"SIP/2.0 503 "), refused
+    assert len(answered) == 5 and all(r.startswith(b"SIP/2.0 200 ") for r in answered), answered
+    code, took = stopped[0]
+    print(f"\nSIGTERM with 5 calls ringing (answered 1.5 s after the INVITE): exited in {took:.3f} s")
+    assert code == 0 and took < 8, (code, took, srv.log()[-3000:])
+    assert not pid_file.exists() and not _ctl_path(srv).exists()
+    log = srv.log()
+    assert "waiting for" in log and "transactions in progress" in log
+    assert_no_traceback(srv)
+
+
+@needs_sipp
+@pytest.mark.sipp
+def test_sigterm_under_sipp_load(start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    uas = free_port()
+    srv, port = _start(start_kemi, tmp_path, uas)
+    with SippUas(tmp_path, uas, "uas", name="callee"):
+        result: list[object] = []
+        load = threading.Thread(target=lambda: result.append(run_sipp(
+            f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=2000, rate=100, timeout=8,
+            name="caller")))
+        load.start()
+        wait_for("calls flowing", lambda: srv.rpc("tm.stats")["created"] > 100, timeout=20)
+        code, took = _stop_timed(srv)
+        load.join(timeout=40)
+    print(f"\nSIGTERM under SIPp load (100 calls/s): exited in {took:.3f} s")
+    assert code == 0 and took < 3, (code, took)
+    assert not _ctl_path(srv).exists()
+    assert_no_traceback(srv)
+
+
+def test_killed_worker_is_replaced_and_its_transactions_forgotten(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    blackhole = free_port()  # nobody answers there: the INVITE transactions stay in progress
+    srv, port = _start(start_kemi, tmp_path, blackhole)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller:
+        caller.bind(("127.0.0.1", 0))
+        for _ in range(3):
+            caller.sendto(_invite(port, caller.getsockname()[1]), ("127.0.0.1", port))
+        wait_for("3 current transactions", lambda: srv.rpc("tm.stats")["current"] == 3)
+    holder = next(w for w in srv.rpc("core.workers")["workers"]
+                  if str(w["rank"]) in srv.rpc("tm.stats")["workers"])
+    os.kill(holder["pid"], signal.SIGKILL)
+    wait_log(srv, f"worker {holder['rank']} (pid {holder['pid']}) exited: killed by SIGKILL")
+    workers_ready(srv, 2)
+    stats = srv.rpc("tm.stats")
+    assert stats["current"] == 0 and stats["created"] == 3, stats
+    report = srv.rpc("core.workers")
+    assert report["totals"]["crashes"] == 1
+    entry = next(w for w in report["workers"] if w["rank"] == holder["rank"])
+    assert entry["last_restart"]["reason"] == "crash"
+    assert entry["last_restart"]["detail"] == "killed by SIGKILL"
+    assert srv.stop() == 0

@@ -1,0 +1,192 @@
+"""The watchdog: a worker stuck on one message (a Lua or Python route that never returns) is
+reported with its route and file:line, killed and replaced, while SIPp calls go on through
+the other worker; core.workers tells why. A worker past worker_rss_limit is recycled."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing.sipp import SippUas, run_sipp
+
+from .conftest import needs_sipp
+from .ops_helpers import (
+    assert_no_traceback,
+    options,
+    port_served_by_other,
+    serving_pid,
+    udp_ask,
+    wait_for,
+    wait_log,
+    workers_ready,
+)
+
+pytestmark = [pytest.mark.e2e]
+
+CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+watchdog_timeout=2
+listen=udp:127.0.0.1:{port}
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "{engine_mod}"
+modparam("{engine}", "load", "{script}")
+cfgengine "{engine_name}"
+"""
+
+LUA = """
+function ksr_request_route()
+    if KSR.hdr.is_present("X-Stuck") > 0 then
+        local n = 0
+        while true do
+            n = n + 1
+        end
+    end
+    if KSR.hdr.is_present("X-Probe") > 0 then
+        KSR.sl.send_reply(200, "pid " .. KSR.pv.get("$pp"))
+        return
+    end
+    KSR.pv.sets("$du", "sip:127.0.0.1:{uas}")
+    KSR.tm.t_relay()
+end
+"""
+
+PYTHON = """
+import KSR
+
+
+class Router:
+    def ksr_request_route(self, msg):
+        if KSR.hdr.is_present("X-Stuck") > 0:
+            n = 0
+            while True:
+                n += 1
+        if KSR.hdr.is_present("X-Probe") > 0:
+            KSR.sl.send_reply(200, "pid %d" % KSR.pv.get("$pp"))
+            return 1
+        KSR.pv.sets("$du", "sip:127.0.0.1:{uas}")
+        KSR.tm.t_relay()
+        return 1
+
+
+def mod_init():
+    return Router()
+"""
+
+ENGINES = {
+    # engine: loadmodule, modparam module, cfgengine, script, file name, the loop's lines
+    "lua": ("app_lua.so", "app_lua", "lua", LUA, "stuck.lua", (5, 6)),
+    "python": ("app_python3.so", "app_python3", "python", PYTHON, "stuck.py", (9, 10)),
+}
+
+
+@needs_sipp
+@pytest.mark.sipp
+@pytest.mark.parametrize("engine", ["lua", "python"])
+def test_stuck_route_is_killed_and_replaced_while_calls_go_on(
+        engine: str, start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    mod, param_mod, name, source, filename, loop_lines = ENGINES[engine]
+    port, uas, uac_port = free_port(), free_port(), free_port()
+    script = tmp_path / filename
+    script.write_text(source.replace("{uas}", str(uas)))
+    srv = start_kemi(CFG.format(port=port, engine_mod=mod, engine=param_mod, script=script,
+                                engine_name=name))
+    workers_ready(srv, 2)
+    caller_pid = serving_pid(port, uac_port)
+    stuck_port = port_served_by_other(port, caller_pid)
+    with SippUas(tmp_path, uas, "uas", name="callee"):
+        import threading
+
+        result: list[object] = []
+        calls = threading.Thread(target=lambda: result.append(run_sipp(
+            f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=60, rate=10,
+            local_port=uac_port, timeout=60, name="caller")))
+        calls.start()
+        time.sleep(0.5)  # calls are flowing: now pin the other worker
+        sent_at = time.monotonic()
+        udp_ask(port, options(port, stuck_port, "X-Stuck: 1"), timeout=0.1)
+        log = wait_log(srv, "watchdog: worker", timeout=20)
+        replaced = wait_for("a new worker", lambda: all(
+            w["state"] == "ready" and w["pid"] for w in srv.rpc("core.workers")["workers"])
+            and "restarts" in srv.rpc("core.workers")["totals"]
+            and srv.rpc("core.workers")["totals"]["watchdog_kills"] == 1)
+        assert replaced
+        recovered_at = time.monotonic()
+        calls.join(timeout=90)
+    res = result[0]
+    assert res.successful == 60 and res.failed == 0, (res.stdout[-2000:], srv.log()[-3000:])  # type: ignore[attr-defined]
+    line = next(x for x in log.splitlines() if "watchdog: worker" in x)
+    where = re.search(rf"{name} route ksr_request_route at {re.escape(str(script))}:(\d+);", line)
+    assert where is not None and int(where.group(1)) in loop_lines, line
+    assert re.search(r"spent [0-9.]+ s on one message", line), line
+    report = srv.rpc("core.workers")
+    last = [w["last_restart"] for w in report["workers"] if w["last_restart"]]
+    assert len(last) == 1 and last[0]["reason"] == "watchdog"
+    assert f"{script}:{where.group(1)}" in last[0]["detail"]
+    assert report["totals"]["watchdog_kills"] == 1 and report["totals"]["restarts"] == 1
+    # service is back for the flow that was stuck
+    reply = udp_ask(port, options(port, stuck_port, "X-Probe: 1"))
+    assert reply is not None and reply.startswith(b"SIP/2.0 200 pid ")
+    print(f"\n{engine}: stuck at +0.00 s, replaced at +{recovered_at - sent_at:.2f} s "
+          f"(watchdog_timeout 2 s)")
+    assert_no_traceback(srv)
+
+
+LEAK_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+fork=yes
+children=2
+worker_rss_limit={limit}
+listen=udp:127.0.0.1:{port}
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "app_lua.so"
+modparam("app_lua", "load", "{script}")
+cfgengine "lua"
+"""
+
+LEAK_LUA = """
+leak = {}
+function ksr_request_route()
+    if KSR.hdr.is_present("X-Leak") > 0 then
+        for i = 1, 200000 do leak[#leak + 1] = "some text " .. #leak end
+    end
+    KSR.sl.send_reply(200, "pid " .. KSR.pv.get("$pp"))
+end
+"""
+
+
+def test_worker_over_rss_limit_is_recycled(start_kemi: Callable[..., KemiProcess],
+                                           tmp_path: Path) -> None:
+    port = free_port()
+    script = tmp_path / "leak.lua"
+    script.write_text(LEAK_LUA)
+    srv = start_kemi(LEAK_CFG.format(port=port, script=script, limit=80))
+    workers_ready(srv, 2)
+    before = {w["rank"]: w["pid"] for w in srv.rpc("core.workers")["workers"]}
+    local = free_port()
+    pid = serving_pid(port, local)
+    for _ in range(6):  # ~15 MB of Lua strings each
+        reply = udp_ask(port, options(port, local, "X-Leak: 1"), timeout=10)
+        assert reply is not None
+    wait_log(srv, "over worker_rss_limit 80 MB: replacing it once its transactions are done")
+    wait_for("the recycled worker replaced", lambda: srv.rpc("core.workers")["totals"][
+        "memory_recycles"] == 1 and pid not in {w["pid"] for w in srv.rpc("core.workers")[
+            "workers"]} and all(w["state"] == "ready" for w in srv.rpc("core.workers")["workers"]))
+    after = srv.rpc("core.workers")
+    rank = next(r for r, p in before.items() if p == pid)
+    entry = next(w for w in after["workers"] if w["rank"] == rank)
+    assert entry["last_restart"]["reason"] == "memory"
+    assert entry["rss_mb"] is None or entry["rss_mb"] < 80
+    assert udp_ask(port, options(port, free_port())) is not None
+    assert_no_traceback(srv)
