@@ -1,41 +1,12 @@
-"""Helpers for the operating tests (signals, watchdog, bad input): waiting with deadlines,
-finding which worker serves a source port, checking a log for tracebacks."""
+"""Helpers for the operating tests (signals, watchdog, bad input): ready workers, finding which worker serves a source port, checking a log for tracebacks."""
 
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from kemi_core.testing.process import KemiProcess
 from kemi_core.testing.udp_client import request
-
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0,
-             every: float = 0.05) -> T:
-    """``probe()`` until it returns something true; AssertionError naming ``what`` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
-
-
-def wait_log(srv: KemiProcess, text: str, count: int = 1, timeout: float = 15.0) -> str:
-    """The server's log once ``text`` appears ``count`` times in it."""
-    def probe() -> str | None:
-        log = srv.log()
-        return log if log.count(text) >= count else None
-    try:
-        return wait_for(repr(text), probe, timeout)
-    except AssertionError:
-        raise AssertionError(f"{text!r} not logged {count} times:\n{srv.log()[-3000:]}") from None
+from kemi_core.testing.wait import wait_until
 
 
 def workers_ready(srv: KemiProcess, n: int) -> None:
@@ -43,7 +14,7 @@ def workers_ready(srv: KemiProcess, n: int) -> None:
     def probe() -> bool:
         workers = srv.rpc("core.workers")["workers"]
         return sum(1 for w in workers if w["state"] == "ready") == n
-    wait_for(f"{n} ready workers", probe)
+    wait_until(probe, 15.0, f"{n} ready workers")
 
 
 def assert_no_traceback(srv: KemiProcess) -> None:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing.wait import wait_until
 
 from . import bad_inputs
-from .ops_helpers import assert_no_traceback, udp_ask, wait_for, workers_ready
+from .ops_helpers import assert_no_traceback, udp_ask, workers_ready
 
 pytestmark = [pytest.mark.e2e]
 
@@ -210,7 +211,7 @@ def test_tcp_reset_right_after_connect_is_closed_at_once(
         sock.connect(("127.0.0.1", port))
         sock.close()  # RST at once
     _still_serving(port)
-    wait_for("the reset connections closed", lambda: open_fds() <= before + 2, timeout=10)
+    wait_until(lambda: open_fds() <= before + 2, 10, "the reset connections closed")
     assert_no_traceback(srv)
 
 

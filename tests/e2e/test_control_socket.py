@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from kemi_core.testing.process import KemiProcess, free_port, kemi_executable
+from kemi_core.testing.wait import wait_until
 
-from .ops_helpers import assert_no_traceback, wait_for
+from .ops_helpers import assert_no_traceback
 
 pytestmark = [pytest.mark.e2e]
 
@@ -120,7 +121,7 @@ def test_unprivileged_run_and_rpc_need_no_flags(shared_dir: Path, with_xdg: bool
             res = subprocess.run(_as_user([*kemi_executable(), "rpc", "core.version"]), env=env,
                                  capture_output=True, text=True, timeout=30)
             return res.stdout if res.returncode == 0 else None
-        assert wait_for("kemi rpc core.version", answered, timeout=30, every=0.3)
+        assert wait_until(answered, 30, "kemi rpc core.version", interval=0.3)
         assert expected.exists()
         assert (expected.parent.stat().st_mode & 0o777) == 0o700
         assert expected.parent.stat().st_uid == uid
@@ -190,7 +191,7 @@ def test_500_concurrent_clients_are_all_served(start_kemi: Callable[..., KemiPro
     srv = start_kemi(CFG.format(port=free_port()))
     sel = selectors.DefaultSelector()
     socks = []
-    for i in range(500):
+    for _ in range(500):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(_ctl(srv))
         socks.append(s)
@@ -213,7 +214,7 @@ def test_500_concurrent_clients_are_all_served(start_kemi: Callable[..., KemiPro
                     answered.add(data[0])
                     sel.unregister(key.fileobj)
             return len(answered) == 500
-        wait_for("500 answers", progress, timeout=60, every=0)
+        wait_until(progress, 60, lambda: f"500 answers ({len(answered)} so far)", interval=0)
     finally:
         for s in socks:
             s.close()

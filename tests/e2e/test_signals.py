@@ -18,9 +18,10 @@ import pytest
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp
 from kemi_core.testing.udp_client import request
+from kemi_core.testing.wait import wait_until
 
 from .conftest import needs_sipp
-from .ops_helpers import assert_no_traceback, wait_for, wait_log, workers_ready
+from .ops_helpers import assert_no_traceback, workers_ready
 
 pytestmark = [pytest.mark.e2e]
 
@@ -87,7 +88,7 @@ def test_sighup_is_logged_and_calls_go_on(start_kemi: Callable[..., KemiProcess]
     assert srv.proc is not None
     for i in range(3):  # one at a time: signals sent together may arrive as one
         srv.proc.send_signal(signal.SIGHUP)
-        wait_log(srv, "SIGHUP: logging to stderr, nothing to reopen", i + 1)
+        srv.wait_log("SIGHUP: logging to stderr, nothing to reopen", i + 1)
     with SippUas(tmp_path, uas, "uas", name="callee"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=20, rate=20,
                           timeout=30, name="caller")
@@ -158,7 +159,7 @@ def test_sigterm_lets_transactions_in_progress_finish(start_kemi: Callable[..., 
         stopped: list[tuple[int | None, float]] = []
         waiter = threading.Thread(target=lambda: stopped.append(_stop_timed(srv)))
         waiter.start()
-        wait_log(srv, "shutdown: SIGTERM received")
+        srv.wait_log("shutdown: SIGTERM received")
         late.sendto(_invite(port, late.getsockname()[1]), ("127.0.0.1", port))
         refused = _finals(late, 1, 5)
         answered = _finals(caller, 5, 10)
@@ -185,7 +186,7 @@ def test_sigterm_under_sipp_load(start_kemi: Callable[..., KemiProcess], tmp_pat
             f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=2000, rate=100, timeout=8,
             name="caller")))
         load.start()
-        wait_for("calls flowing", lambda: srv.rpc("tm.stats")["created"] > 100, timeout=20)
+        wait_until(lambda: srv.rpc("tm.stats")["created"] > 100, 20, "calls flowing")
         code, took = _stop_timed(srv)
         load.join(timeout=40)
     print(f"\nSIGTERM under SIPp load (100 calls/s): exited in {took:.3f} s")
@@ -202,11 +203,11 @@ def test_killed_worker_is_replaced_and_its_transactions_forgotten(
         caller.bind(("127.0.0.1", 0))
         for _ in range(3):
             caller.sendto(_invite(port, caller.getsockname()[1]), ("127.0.0.1", port))
-        wait_for("3 current transactions", lambda: srv.rpc("tm.stats")["current"] == 3)
+        wait_until(lambda: srv.rpc("tm.stats")["current"] == 3, 10, "3 current transactions")
     holder = next(w for w in srv.rpc("core.workers")["workers"]
                   if str(w["rank"]) in srv.rpc("tm.stats")["workers"])
     os.kill(holder["pid"], signal.SIGKILL)
-    wait_log(srv, f"worker {holder['rank']} (pid {holder['pid']}) exited: killed by SIGKILL")
+    srv.wait_log(f"worker {holder['rank']} (pid {holder['pid']}) exited: killed by SIGKILL")
     workers_ready(srv, 2)
     stats = srv.rpc("tm.stats")
     assert stats["current"] == 0 and stats["created"] == 3, stats

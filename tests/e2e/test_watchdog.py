@@ -5,6 +5,7 @@ the other worker; core.workers tells why. A worker past worker_rss_limit is recy
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp
+from kemi_core.testing.wait import wait_until
 
 from .conftest import needs_sipp
 from .ops_helpers import (
@@ -21,8 +23,6 @@ from .ops_helpers import (
     port_served_by_other,
     serving_pid,
     udp_ask,
-    wait_for,
-    wait_log,
     workers_ready,
 )
 
@@ -114,12 +114,12 @@ def test_stuck_route_is_killed_and_replaced_while_calls_go_on(
         time.sleep(0.5)  # calls are flowing: now pin the other worker
         sent_at = time.monotonic()
         udp_ask(port, options(port, stuck_port, "X-Stuck: 1"), timeout=0.1)
-        log = wait_log(srv, "watchdog: worker", timeout=20)
-        replaced = wait_for("a new worker", lambda: all(
-            w["state"] == "ready" and w["pid"] for w in srv.rpc("core.workers")["workers"])
-            and "restarts" in srv.rpc("core.workers")["totals"]
-            and srv.rpc("core.workers")["totals"]["watchdog_kills"] == 1)
-        assert replaced
+        log = srv.wait_log("watchdog: worker", timeout=20)
+        def replaced() -> bool:
+            report = srv.rpc("core.workers")
+            return report["totals"]["watchdog_kills"] == 1 and all(
+                w["state"] == "ready" and w["pid"] for w in report["workers"])
+        wait_until(replaced, 15, "the stuck worker replaced")
         recovered_at = time.monotonic()
         calls.join(timeout=90)
     res = result[0]
@@ -176,13 +176,18 @@ def test_worker_over_rss_limit_is_recycled(start_kemi: Callable[..., KemiProcess
     before = {w["rank"]: w["pid"] for w in srv.rpc("core.workers")["workers"]}
     local = free_port()
     pid = serving_pid(port, local)
-    for _ in range(6):  # ~15 MB of Lua strings each
-        reply = udp_ask(port, options(port, local, "X-Leak: 1"), timeout=10)
-        assert reply is not None
-    wait_log(srv, "over worker_rss_limit 80 MB: replacing it once its transactions are done")
-    wait_for("the recycled worker replaced", lambda: srv.rpc("core.workers")["totals"][
-        "memory_recycles"] == 1 and pid not in {w["pid"] for w in srv.rpc("core.workers")[
-            "workers"]} and all(w["state"] == "ready" for w in srv.rpc("core.workers")["workers"]))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", local))  # the same flow: the same worker grows
+        for _ in range(6):  # ~15 MB of Lua strings each
+            reply = udp_ask(port, options(port, local, "X-Leak: 1"), sock, timeout=10)
+            assert reply is not None and f"pid {pid}".encode() in reply.split(b"\r\n")[0]
+    srv.wait_log("over worker_rss_limit 80 MB: replacing it once its transactions are done")
+    def recycled() -> bool:
+        report = srv.rpc("core.workers")
+        return (report["totals"]["memory_recycles"] == 1
+                and pid not in {w["pid"] for w in report["workers"]}
+                and all(w["state"] == "ready" for w in report["workers"]))
+    wait_until(recycled, 15, "the recycled worker replaced")
     after = srv.rpc("core.workers")
     rank = next(r for r, p in before.items() if p == pid)
     entry = next(w for w in after["workers"] if w["rank"] == rank)
