@@ -96,7 +96,9 @@ def test_the_dispatcher_sets_and_clears_the_context(json_lines: io.StringIO) -> 
     in_route = next(o for o in objs if o["message"] == "in the route")
     assert (in_route["callid"], in_route["method"], in_route["cseq"]) == ("cid-3@x", "MESSAGE", 2)
     error = next(o for o in objs if o["level"] == "ERROR")
-    assert "RuntimeError: script bug" in error["exception"] and error["callid"] == "cid-3@x"
+    # one line naming the error and where it was raised (no traceback: docs/operating.md)
+    assert "RuntimeError: script bug" in error["message"] and error["callid"] == "cid-3@x"
+    assert "test_json_logs.py" in error["message"] and "exception" not in error
     assert "callid" not in objs[-1] and LOG_CONTEXT.msg is None
 
 
