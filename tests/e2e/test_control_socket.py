@@ -28,8 +28,10 @@ log_stderror=yes
 fork=yes
 children=1
 listen=udp:127.0.0.1:{port}
-loadmodule "app_replier.so"
-cfgengine "replier"
+loadmodule "sl.so"
+request_route {{
+    sl_send_reply("200", "OK");
+}}
 """
 
 
