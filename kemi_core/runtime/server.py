@@ -278,6 +278,7 @@ class Server:
         assert self.supervisor is not None and self.loop is not None
         started = self.board.read(rank) if self.board is not None else None
         record = self.supervisor.exited(rank, pid, status)
+        count_restart(self.built.core, rank)  # kemi:worker_restarts
         if record.reason == "memory":
             log.info("worker %d (pid %d) finished its transactions and exited (%s); starting a "
                      "new one", rank, pid, record.detail)

@@ -204,8 +204,9 @@ def test_killed_worker_is_replaced_and_its_transactions_forgotten(
         for _ in range(3):
             caller.sendto(_invite(port, caller.getsockname()[1]), ("127.0.0.1", port))
         wait_until(lambda: srv.rpc("tm.stats")["current"] == 3, 10, "3 current transactions")
+    per_worker = srv.rpc("tm.list")["current_per_worker"]
     holder = next(w for w in srv.rpc("core.workers")["workers"]
-                  if str(w["rank"]) in srv.rpc("tm.stats")["workers"])
+                  if per_worker.get(str(w["rank"]), 0) == 3)
     os.kill(holder["pid"], signal.SIGKILL)
     srv.wait_log(f"worker {holder['rank']} (pid {holder['pid']}) exited: killed by SIGKILL")
     workers_ready(srv, 2)
