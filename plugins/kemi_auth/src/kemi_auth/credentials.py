@@ -1,0 +1,139 @@
+"""Digest credentials (RFC 7616 3.4, RFC 2617 3.2.2): parsing ``Authorization`` values.
+
+Sans-IO: text in, :class:`Credentials` out. A value that is not Digest, or lacks a required
+parameter, is *malformed* (Kamailio answers it with a new challenge). A value with a parameter
+longer than any honest client sends is *overlong*: :class:`OverlongCredentials`, which the
+module answers with 400 (an attacker probing buffer sizes learns nothing and costs nothing).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+#: Longest accepted value per parameter (anything longer is an attack or a broken client).
+#: A SHA-512 response is 128 hex digits; a request URI may be long, but not this long.
+LIMITS: dict[str, int] = {
+    "username": 256, "realm": 256, "nonce": 256, "uri": 2048, "response": 128,
+    "algorithm": 32, "cnonce": 256, "opaque": 256, "qop": 32, "nc": 8, "userhash": 8,
+}
+#: Longest accepted header value, and most parameters in one value.
+MAX_VALUE = 4096
+MAX_PARAMS = 24
+_OTHER_LIMIT = 256
+_REQUIRED = ("username", "realm", "nonce", "uri", "response")
+
+
+class OverlongCredentials(ValueError):
+    """A credentials value, or one of its parameters, is longer than any client sends."""
+
+
+class MalformedCredentials(ValueError):
+    """A credentials value that cannot be read as Digest credentials."""
+
+
+@attrs.frozen
+class Credentials:
+    """One Digest response as the client sent it (values unquoted)."""
+
+    username: str
+    realm: str
+    nonce: str
+    uri: str
+    response: str
+    algorithm: str = ""
+    cnonce: str = ""
+    opaque: str = ""
+    qop: str = ""
+    nc: str = ""
+    #: the raw header value, to find the header again (consume_credentials)
+    raw: str = ""
+
+    @property
+    def user(self) -> str:
+        """The user part of ``username`` (some clients send ``user@domain``)."""
+        return self.username.partition("@")[0]
+
+    @property
+    def domain(self) -> str:
+        """The domain part of ``username`` when it has one, else ``realm``."""
+        user, at, domain = self.username.partition("@")
+        return domain if at else self.realm
+
+
+def parse_params(value: str) -> dict[str, str]:
+    """The ``name=value`` pairs after the ``Digest`` scheme (names lower-cased, values
+    unquoted). Raises Overlong/MalformedCredentials."""
+    if len(value) > MAX_VALUE:
+        raise OverlongCredentials(f"credentials of {len(value)} characters")
+    text = value.strip()
+    scheme, _, rest = text.partition(" ")
+    if scheme.lower() != "digest":
+        raise MalformedCredentials(f"scheme {scheme[:20]!r} is not Digest")
+    params: dict[str, str] = {}
+    pos, end = 0, len(rest)
+    while pos < end:
+        while pos < end and rest[pos] in " \t,":
+            pos += 1
+        if pos >= end:
+            break
+        eq = rest.find("=", pos)
+        if eq < 0:
+            raise MalformedCredentials("a parameter without '='")
+        name = rest[pos:eq].strip().lower()
+        pos = eq + 1
+        while pos < end and rest[pos] in " \t":
+            pos += 1
+        if pos < end and rest[pos] == '"':
+            val, pos = _quoted(rest, pos)
+        else:
+            comma = rest.find(",", pos)
+            stop = end if comma < 0 else comma
+            val, pos = rest[pos:stop].strip(), stop
+        if not name:
+            raise MalformedCredentials("a parameter without a name")
+        if len(val) > LIMITS.get(name, _OTHER_LIMIT):
+            raise OverlongCredentials(f"parameter {name} of {len(val)} characters")
+        if len(params) >= MAX_PARAMS:
+            raise OverlongCredentials(f"more than {MAX_PARAMS} parameters")
+        params.setdefault(name, val)
+    return params
+
+
+def _quoted(text: str, pos: int) -> tuple[str, int]:
+    """The quoted-string starting at ``text[pos] == '"'`` (backslash escapes undone) and the
+    index after its closing quote."""
+    out: list[str] = []
+    i, end = pos + 1, len(text)
+    while i < end:
+        c = text[i]
+        if c == "\\" and i + 1 < end:
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out), i + 1
+        out.append(c)
+        i += 1
+    raise MalformedCredentials("an unterminated quoted string")
+
+
+def parse_credentials(value: str) -> Credentials:
+    """Digest credentials from one Authorization/Proxy-Authorization value."""
+    p = parse_params(value)
+    missing = [n for n in _REQUIRED if not p.get(n)]
+    if missing:
+        raise MalformedCredentials(f"missing {', '.join(missing)}")
+    if p.get("userhash", "").lower() == "true":  # RFC 7616 3.4.4: not offered, so not taken
+        raise MalformedCredentials("userhash is not supported")
+    return Credentials(
+        username=p["username"], realm=p["realm"], nonce=p["nonce"], uri=p["uri"],
+        response=p["response"], algorithm=p.get("algorithm", ""), cnonce=p.get("cnonce", ""),
+        opaque=p.get("opaque", ""), qop=p.get("qop", ""), nc=p.get("nc", ""), raw=value)
+
+
+def realm_of(value: str) -> str | None:
+    """Just the realm of a credentials value (has_credentials), None when unreadable."""
+    try:
+        return parse_params(value).get("realm")
+    except ValueError:
+        return None

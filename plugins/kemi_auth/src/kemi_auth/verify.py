@@ -1,0 +1,265 @@
+"""Checking a request's Digest credentials: what auth_db and the pv_* functions share.
+
+:meth:`AuthApi.authenticate` finds the credentials for a realm, checks the nonce, asks the
+caller for the user's HA1 (auth_db reads it from the subscriber table), compares the response
+in constant time and applies the replay rules. Return codes are Kamailio's (``AuthResult``).
+It is ``core.services["auth"]`` for other modules.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from kemi_auth import digest
+from kemi_auth.credentials import (
+    Credentials,
+    MalformedCredentials,
+    OverlongCredentials,
+    parse_credentials,
+)
+from kemi_auth.nonce import NonceCheck, NonceCodec, NonceStatus
+from kemi_auth.replay import ReplayGuard
+from kemi_auth.settings import AuthSettings
+from kemi_core.sip import SipParseError
+
+if TYPE_CHECKING:
+    from kemi_core.api import MsgContext
+
+log = logging.getLogger("kemi.auth")
+
+WWW = "Authorization"
+PROXY = "Proxy-Authorization"
+STATE = "auth"
+
+
+class AuthResult(enum.IntEnum):
+    """Kamailio's auth return codes (auth_check, www_authenticate, pv_auth_check ...)."""
+
+    OK = 1
+    ERROR = -1
+    INVALID_PASSWORD = -2
+    USER_UNKNOWN = -3
+    STALE_NONCE = -4
+    NO_CREDENTIALS = -5
+    NONCE_REUSED = -6
+    USER_MISMATCH = -8
+
+
+@attrs.define(slots=True)
+class AuthState:
+    """What the auth functions learned about one request (``ctx.mod_state["auth"]``)."""
+
+    #: (header name, credentials) that were verified: consume_credentials removes them
+    authorized: tuple[str, Credentials] | None = None
+    #: the nonce was stale but the digest right: the next challenge says stale=true
+    stale: bool = False
+    #: a 400 went out for overlong credentials: no challenge follows it
+    replied: bool = False
+
+
+def state(ctx: MsgContext) -> AuthState:
+    st = ctx.mod_state.get(STATE)
+    if st is None:
+        st = ctx.mod_state[STATE] = AuthState()
+    return st  # type: ignore[no-any-return]
+
+
+#: ``lookup(credentials, algorithm)`` -> the user's HA1 (hex) or an AuthResult code.
+HA1Lookup = Callable[[Credentials, str], "str | int"]
+
+
+class AuthApi:
+    def __init__(self, settings: AuthSettings, codec: NonceCodec, guard: ReplayGuard,
+                 reply: Callable[[MsgContext, int, str, list[tuple[str, str]]], bool]) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.guard = guard
+        self.reply = reply
+
+    # ---- credentials ---------------------------------------------------------------------
+    def strip_realm(self, realm: str) -> str:
+        prefix = self.settings.realm_prefix
+        if prefix and realm.startswith(prefix) and len(realm) > len(prefix):
+            return realm[len(prefix):]
+        return realm
+
+    def find(self, ctx: MsgContext, hf: str, realm: str) -> Credentials | None:
+        """The first ``hf`` credentials for ``realm``; raises Overlong/MalformedCredentials."""
+        found = None
+        for value in ctx.msg.headers(hf):
+            cred = parse_credentials(value)  # every one is read: an overlong one is refused
+            if found is None and cred.realm == realm:
+                found = cred
+        return found
+
+    def refuse_overlong(self, ctx: MsgContext, why: str) -> int:
+        log.warning("auth: 400 to %s:%d: %s", ctx.rcv.src_ip, ctx.rcv.src_port, why)
+        st = state(ctx)
+        if not st.replied:
+            self.reply(ctx, 400, "Bad Request", [])
+            st.replied = True
+        return AuthResult.ERROR
+
+    # ---- authentication ------------------------------------------------------------------
+    def authenticate(self, ctx: MsgContext, realm: str, hf: str, lookup: HA1Lookup,
+                     method: str = "") -> int:
+        """Verify the ``hf`` credentials for ``realm`` with the HA1 ``lookup`` gives."""
+        realm = self.strip_realm(realm)
+        try:
+            cred = self.find(ctx, hf, realm)
+        except OverlongCredentials as exc:
+            return self.refuse_overlong(ctx, str(exc))
+        except MalformedCredentials as exc:
+            log.info("auth: unusable credentials from %s: %s", ctx.rcv.src_ip, exc)
+            return AuthResult.ERROR
+        if cred is None:
+            return AuthResult.NO_CREDENTIALS
+        algorithm = digest.canonical_algorithm(cred.algorithm)
+        if algorithm != self.settings.algorithm:
+            log.info("auth: algorithm %r not offered (%s expected)", cred.algorithm,
+                     self.settings.algorithm)
+            return AuthResult.ERROR
+        if cred.qop and (not cred.cnonce or not _is_nc(cred.nc)):
+            return AuthResult.ERROR
+        check = self.codec.check(cred.nonce, time.time(),
+                                 binding(ctx, self.codec.checks_of(cred.nonce)))
+        if check.status is NonceStatus.INVALID:
+            log.info("auth: a nonce that is not ours from %s", ctx.rcv.src_ip)
+            return AuthResult.ERROR
+        ha1 = lookup(cred, algorithm)
+        if isinstance(ha1, int):
+            return AuthResult.STALE_NONCE if check.status is NonceStatus.STALE else ha1
+        good = self.response_ok(ctx, cred, algorithm, ha1, method)
+        if check.status is NonceStatus.STALE:
+            state(ctx).stale = good  # RFC 7616 3.3: stale=true only for a right digest
+            return AuthResult.STALE_NONCE
+        if not good:
+            return AuthResult.INVALID_PASSWORD
+        if not self.fresh(cred, check):
+            return AuthResult.NONCE_REUSED
+        state(ctx).authorized = (hf, cred)
+        if self.settings.add_authinfo_hdr:
+            self.add_authinfo(ctx, cred, algorithm, ha1)
+        return AuthResult.OK
+
+    def response_ok(self, ctx: MsgContext, cred: Credentials, algorithm: str, ha1: str,
+                    method: str = "") -> bool:
+        msg = ctx.msg
+        h2 = digest.ha2(algorithm, method or msg.method, cred.uri, cred.qop, msg.body)
+        want = digest.response(algorithm, ha1, cred.nonce, h2, cred.qop, cred.nc, cred.cnonce)
+        return digest.same(want, cred.response)
+
+    def fresh(self, cred: Credentials, check: NonceCheck) -> bool:
+        """The replay rules: nonce_count for responses with nc, else one_time_nonce."""
+        s = self.settings
+        if cred.nc and s.nonce_count:
+            return self.guard.count_up(check.nid, int(cred.nc, 16), check.expires)
+        if s.one_time_nonce:
+            return self.guard.first_use(check.nid, check.expires)
+        return True
+
+    def add_authinfo(self, ctx: MsgContext, cred: Credentials, algorithm: str, ha1: str) -> None:
+        """Authentication-Info for the 200 (RFC 7616 3.5): the next nonce and, with qop,
+        rspauth proving the server knows the password too."""
+        nextnonce = self.new_nonce(ctx) if self.settings.one_time_nonce else cred.nonce
+        parts = [f'nextnonce="{nextnonce}"']
+        if cred.qop:
+            h2 = digest.ha2(algorithm, "", cred.uri, cred.qop, b"")
+            rspauth = digest.response(algorithm, ha1, cred.nonce, h2, cred.qop, cred.nc,
+                                      cred.cnonce)
+            parts += [f"qop={cred.qop}", f'rspauth="{rspauth}"', f'cnonce="{cred.cnonce}"',
+                      f"nc={cred.nc}"]
+        ctx.extra.setdefault("reply_headers", []).append(("Authentication-Info", ", ".join(parts)))
+
+    # ---- challenges ----------------------------------------------------------------------
+    def new_nonce(self, ctx: MsgContext) -> str:
+        checks = self.settings.checks_for(ctx.msg)
+        return self.codec.make(time.time(), checks, binding(ctx, checks))
+
+    def challenge_value(self, ctx: MsgContext, realm: str, flags: int) -> str:
+        """A Digest challenge (the WWW-/Proxy-Authenticate value). flags: 1 qop=auth,
+        2 qop=auth-int, 16 stale=true (also set when this request's nonce was stale)."""
+        parts = [f'Digest realm="{_quote(self.strip_realm(realm))}"',
+                 f'nonce="{self.new_nonce(ctx)}"']
+        if flags & 16 or state(ctx).stale:
+            parts.append("stale=true")
+        qop = [q for bit, q in ((1, "auth"), (2, "auth-int")) if flags & bit]
+        if not qop and self.settings.qop:
+            qop = [self.settings.qop]
+        if qop:
+            parts.append(f'qop="{",".join(qop)}"')
+        if self.settings.algorithm_param:
+            parts.append(f"algorithm={self.settings.algorithm}")
+        return ", ".join(parts)
+
+    def challenge(self, ctx: MsgContext, realm: str, flags: int, proxy: bool) -> int:
+        """Send 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with a fresh nonce."""
+        if state(ctx).replied:
+            return 1  # the request already got its 400: a challenge would be a second reply
+        msg = ctx.msg
+        if not msg.is_request or msg.method == "ACK":
+            return AuthResult.ERROR
+        if not realm:
+            try:
+                uri = (msg.from_ if proxy else msg.to).uri
+            except SipParseError:  # no readable From/To: no realm to offer
+                uri = None
+            realm = uri.host if uri is not None else ""
+        if not realm:
+            log.error("auth: no realm for the challenge")
+            if not flags & 4:
+                self.reply(ctx, 500, "Internal Server Error", [])
+            return AuthResult.ERROR
+        value = self.challenge_value(ctx, realm, flags)
+        if proxy:
+            ok = self.reply(ctx, 407, "Proxy Authentication Required", [("Proxy-Authenticate", value)])
+        else:
+            ok = self.reply(ctx, 401, "Unauthorized", [("WWW-Authenticate", value)])
+        return 1 if ok else AuthResult.ERROR
+
+    def consume(self, ctx: MsgContext) -> int:
+        """Remove the credentials that were verified from the request (consume_credentials)."""
+        st = state(ctx)
+        if st.authorized is None:
+            return AuthResult.ERROR
+        hf, cred = st.authorized
+        msg = ctx.msg
+        keep = [v for v in msg.headers(hf) if v != cred.raw]
+        msg.remove_header(hf)
+        for value in keep:
+            msg.append_header(hf, value)
+        return 1
+
+
+def binding(ctx: MsgContext, checks: int) -> bytes:
+    """The parts of the request a nonce is bound to (Kamailio's auth_checks_* bits)."""
+    if not checks:
+        return b""
+    msg = ctx.msg
+    parts = []
+    try:
+        if checks & 1:
+            parts.append(msg.ruri)
+        if checks & 2:
+            parts.append(msg.call_id)
+        if checks & 4:
+            parts.append(msg.from_.tag or "")
+        if checks & 8:
+            parts.append(ctx.rcv.src_ip)
+    except SipParseError:  # unreadable headers bind to nothing that can match
+        parts.append("\x00unreadable")
+    return "\x00".join(parts).encode("utf-8", "surrogateescape")
+
+
+def _is_nc(nc: str) -> bool:
+    return len(nc) == 8 and all(c in "0123456789abcdefABCDEF" for c in nc)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')

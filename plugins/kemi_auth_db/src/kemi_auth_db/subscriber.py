@@ -1,0 +1,147 @@
+"""The subscriber table: a user's HA1 for a Digest response, and the columns to load as AVPs.
+
+Kamailio's rules for where the HA1 comes from:
+
+- ``calculate_ha1`` = 1: the ``password_column`` holds the plain password and the HA1 is
+  computed as H(username ":" realm ":" password), with the username as the client sent it;
+- ``calculate_ha1`` = 0: the column holds the HA1 itself: ``password_column`` (``ha1``) for a
+  username without a domain, ``password_column_2`` (``ha1b``, computed over ``user@domain``)
+  for one with.
+
+The user is looked up by the user part of the credentials' username (and, with ``use_domain``,
+the domain: the username's domain part, else the realm). Values are always bound parameters:
+a username like ``alice' OR '1'='1`` is looked up as exactly that text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from kemi_auth import AuthResult, Credentials
+from kemi_auth.digest import ha1
+from kemi_core.api import ConfigError, Database, DbError, MsgContext, set_pv
+
+if TYPE_CHECKING:
+    from kemi_core.api import Core
+
+log = logging.getLogger("kemi.auth_db")
+
+MODULE = "auth_db"
+_AVP_SPEC = re.compile(r"^\$avp\((?:[si]:)?([A-Za-z0-9_.\-]+)\)$")
+
+
+@attrs.frozen
+class SubscriberSettings:
+    user_column: str = "username"
+    domain_column: str = "domain"
+    password_column: str = "ha1"
+    password_column_2: str = "ha1b"
+    calculate_ha1: bool = False
+    use_domain: bool = False
+    #: (AVP name, column) pairs of load_credentials
+    credentials: tuple[tuple[str, str], ...] = ()
+    version_table: bool = True
+    force_generate_avps: bool = False
+
+    @classmethod
+    def from_core(cls, core: Core) -> SubscriberSettings:
+        def p(name: str) -> Any:
+            return core.modparam(MODULE, name)
+
+        return cls(
+            user_column=p("user_column"), domain_column=p("domain_column"),
+            password_column=p("password_column"), password_column_2=p("password_column_2"),
+            calculate_ha1=bool(p("calculate_ha1")), use_domain=bool(p("use_domain")),
+            credentials=parse_load_credentials(p("load_credentials")),
+            version_table=bool(p("version_table")),
+            force_generate_avps=bool(p("force_generate_avps")))
+
+
+def parse_load_credentials(text: str) -> tuple[tuple[str, str], ...]:
+    """``$avp(i:123)=rpid;email_address`` -> (("123", "rpid"), ("email_address", ...))."""
+    out = []
+    for item in (t.strip() for t in text.split(";")):
+        if not item:
+            continue
+        avp, eq, column = item.partition("=")
+        if not eq:
+            avp, column = item, item
+        else:
+            m = _AVP_SPEC.match(avp.strip())
+            if m is None:
+                raise ConfigError(f"auth_db: load_credentials: {avp.strip()!r} is not an AVP "
+                                  "($avp(name))")
+            avp = m.group(1)
+        out.append((avp.strip(), column.strip()))
+    return tuple(out)
+
+
+class Subscribers:
+    """Lookups in the subscriber table (one per process; the DB layer connects lazily)."""
+
+    def __init__(self, db: Database, settings: SubscriberSettings) -> None:
+        self.db = db
+        self.s = settings
+        self._checked: set[str] = set()
+
+    def _ready(self, table: str) -> bool:
+        """Kamailio's table version check, once per table and process."""
+        if not self.s.version_table or table in self._checked:
+            return True
+        try:
+            self.db.check_version(table, 7, user=MODULE)
+        except DbError as exc:
+            log.error("%s", exc)
+            return False
+        self._checked.add(table)
+        return True
+
+    def fetch(self, table: str, user: str, domain: str,
+              use_domain: bool | None = None) -> list[dict[str, Any]] | None:
+        """The rows for ``user`` (and ``domain`` with use_domain); None on a database error."""
+        if not self._ready(table):
+            return None
+        s = self.s
+        columns = [s.password_column]
+        if not s.calculate_ha1 and s.password_column_2 not in columns:
+            columns.append(s.password_column_2)
+        columns += [c for _, c in s.credentials if c not in columns]
+        where = {s.user_column: user}
+        if s.use_domain if use_domain is None else use_domain:
+            where[s.domain_column] = domain
+        try:
+            return self.db.query(table, where, columns, limit=1)
+        except (DbError, ValueError) as exc:
+            if isinstance(exc, ValueError):  # a table or column name SQL cannot hold
+                log.error("auth_db: %s", exc)
+            return None
+
+    def ha1_lookup(self, ctx: MsgContext, table: str, found: list[dict[str, Any]]) -> Any:
+        """The HA1 lookup auth's ``authenticate`` calls; keeps the row in ``found``."""
+
+        def lookup(cred: Credentials, algorithm: str) -> str | int:
+            rows = self.fetch(table, cred.user, cred.domain)
+            if rows is None:
+                return AuthResult.ERROR
+            if not rows:
+                return AuthResult.USER_UNKNOWN
+            row = rows[0]
+            found.append(row)
+            if self.s.calculate_ha1:
+                password = row.get(self.s.password_column) or ""
+                return ha1(algorithm, cred.username, cred.realm, str(password))
+            column = self.s.password_column_2 if "@" in cred.username else self.s.password_column
+            value = row.get(column)
+            return str(value) if value else AuthResult.ERROR
+
+        return lookup
+
+    def load_avps(self, ctx: MsgContext, row: dict[str, Any]) -> None:
+        for avp, column in self.s.credentials:
+            value = row.get(column)
+            if value is not None:
+                set_pv(ctx, f"$avp({avp})", value if isinstance(value, int) else str(value))
