@@ -30,7 +30,6 @@ from kemi_core.api import (
     Core,
     KemiExport,
     MsgContext,
-    cached_format,
     export,
     hookimpl,
     set_pv,
@@ -58,7 +57,7 @@ def api() -> AuthApi:
 
 def expand(ctx: MsgContext, text: str) -> str:
     """A string parameter with pseudo-variables in it, as Kamailio's cfg functions take them."""
-    return cached_format(text)(ctx) if "$" in text else text
+    return ctx.core.pv.format(text)(ctx) if "$" in text else text
 
 
 # ---- exports ----------------------------------------------------------------------------
@@ -103,7 +102,7 @@ def mod_register(core: Core) -> None:
         core.declare_param(MODULE, name, kind, default, doc=doc)
     for name, func, lo, hi, ints in _CFG:
         core.add_cfg_function(CfgFunction(MODULE, name, func, lo, hi, ints))
-    register_pvs()
+    register_pvs(core)
 
 
 @hookimpl
@@ -118,7 +117,7 @@ def mod_init(core: Core) -> None:
     guard = ReplayGuard(shared_store(core).table(TABLE))
     _state.api = AuthApi(settings, codec, guard, lambda ctx, c, r, h: _reply(core, ctx, c, r, h,
                                                                               settings))
-    core.services[MODULE] = _state.api
+    core.provide(MODULE, _state.api)
 
 
 def _reply(core: Core, ctx: MsgContext, code: int, reason: str,

@@ -31,6 +31,10 @@ class MalformedCredentials(ValueError):
     """A credentials value that cannot be read as Digest credentials."""
 
 
+class NotDigest(MalformedCredentials):
+    """Credentials of another scheme (Basic ...): not ours to check, as if absent."""
+
+
 @attrs.frozen
 class Credentials:
     """One Digest response as the client sent it (values unquoted)."""
@@ -68,7 +72,7 @@ def parse_params(value: str) -> dict[str, str]:
     text = value.strip()
     scheme, _, rest = text.partition(" ")
     if scheme.lower() != "digest":
-        raise MalformedCredentials(f"scheme {scheme[:20]!r} is not Digest")
+        raise NotDigest(f"scheme {scheme[:20]!r} is not Digest")
     params: dict[str, str] = {}
     pos, end = 0, len(rest)
     while pos < end:

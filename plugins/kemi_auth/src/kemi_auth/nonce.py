@@ -2,13 +2,14 @@
 
 A nonce is base64url (no padding) of::
 
-    version(1) checks(1) issued(4) expires(4) id(8) mac(16) [binding mac(8)]
+    version(1) flags(1) issued(4) expires(4) id(8) mac(16) [binding mac(8)]
 
 ``mac`` is HMAC-SHA256 over the first 18 bytes under a key derived from the ``secret``
 modparam: a client cannot make, change or extend a nonce. ``id`` is random: it names the nonce
-in the replay state (nonce_count, one_time_nonce). ``checks`` is Kamailio's auth_checks_*
-mask (1 R-URI, 2 Call-ID, 4 From tag, 8 source IP); the binding MAC covers those parts of the
-challenged request, so a nonce answered from elsewhere is stale. Sans-IO: time is passed in.
+in the replay state. ``flags`` holds Kamailio's auth_checks_* mask in its low bits (1 R-URI,
+2 Call-ID, 4 From tag, 8 source IP: the binding MAC covers those parts of the challenged
+request, so a nonce answered from elsewhere is stale) and which replay rules the nonce was
+issued under (:data:`NC`, :data:`OTN`). Sans-IO: time is passed in.
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ _BIND_MAC = 8
 _PLAIN = _HEAD.size + _MAC
 #: Longest nonce text we make (the parser refuses longer ones before they reach us).
 MAX_TEXT = 64
+#: The auth_checks bits of the flags byte.
+CHECKS = 0x0F
+#: Issued with qop under nonce_count: responses carrying nc are counted.
+NC = 0x10
+#: Issued under one_time_nonce: a response without nc is good once.
+OTN = 0x20
 
 
 class NonceStatus(enum.Enum):
@@ -43,6 +50,7 @@ class NonceCheck:
     status: NonceStatus
     nid: bytes = b""
     expires: int = 0
+    flags: int = 0
 
 
 def derive_keys(secret: str | bytes) -> tuple[bytes, bytes]:
@@ -61,18 +69,18 @@ class NonceCodec:
         self.expire = expire
         self.max_drift = max_drift
 
-    def make(self, now: float, checks: int = 0, binding: bytes = b"") -> str:
+    def make(self, now: float, flags: int = 0, binding: bytes = b"") -> str:
         issued = int(now)
-        head = _HEAD.pack(_VERSION, checks & 0xFF, issued, issued + self.expire, os.urandom(8))
+        head = _HEAD.pack(_VERSION, flags & 0xFF, issued, issued + self.expire, os.urandom(8))
         raw = head + hmac.new(self.key, head, hashlib.sha256).digest()[:_MAC]
-        if checks:
+        if flags & CHECKS:
             raw += hmac.new(self.bind_key, raw + binding, hashlib.sha256).digest()[:_BIND_MAC]
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def checks_of(self, nonce: str) -> int:
         """The auth_checks mask a nonce was made with (0 when unreadable)."""
         raw = _decode(nonce)
-        return raw[1] if raw is not None and len(raw) >= _PLAIN else 0
+        return raw[1] & CHECKS if raw is not None and len(raw) >= _PLAIN else 0
 
     def check(self, nonce: str, now: float, binding: bytes = b"") -> NonceCheck:
         """Whether ``nonce`` is ours and still good at ``now``; ``binding`` is the challenged
@@ -80,20 +88,20 @@ class NonceCodec:
         raw = _decode(nonce)
         if raw is None or len(raw) < _PLAIN:
             return NonceCheck(NonceStatus.INVALID)
-        version, checks, issued, expires, nid = _HEAD.unpack_from(raw)
+        version, flags, issued, expires, nid = _HEAD.unpack_from(raw)
         head, mac = raw[:_HEAD.size], raw[_HEAD.size:_PLAIN]
         want = hmac.new(self.key, head, hashlib.sha256).digest()[:_MAC]
         if version != _VERSION or not hmac.compare_digest(mac, want):
             return NonceCheck(NonceStatus.INVALID)
-        if len(raw) != (_PLAIN + _BIND_MAC if checks else _PLAIN):
+        if len(raw) != (_PLAIN + _BIND_MAC if flags & CHECKS else _PLAIN):
             return NonceCheck(NonceStatus.INVALID)
         if now > expires or issued > now + self.max_drift:
-            return NonceCheck(NonceStatus.STALE, nid, expires)
-        if checks:
+            return NonceCheck(NonceStatus.STALE, nid, expires, flags)
+        if flags & CHECKS:
             bind = hmac.new(self.bind_key, raw[:_PLAIN] + binding, hashlib.sha256).digest()
             if not hmac.compare_digest(raw[_PLAIN:], bind[:_BIND_MAC]):
-                return NonceCheck(NonceStatus.STALE, nid, expires)
-        return NonceCheck(NonceStatus.OK, nid, expires)
+                return NonceCheck(NonceStatus.STALE, nid, expires, flags)
+        return NonceCheck(NonceStatus.OK, nid, expires, flags)
 
 
 def _decode(nonce: str) -> bytes | None:

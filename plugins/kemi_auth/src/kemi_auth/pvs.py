@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_auth.credentials import Credentials, parse_credentials
-from kemi_core.api import PvValue, lookup_pv, register_pv
+from kemi_core.api import PvValue
 
 if TYPE_CHECKING:
-    from kemi_core.api import MsgContext
+    from kemi_core.api import Core, MsgContext
 
 
 def request_credentials(ctx: MsgContext) -> Credentials | None:
@@ -51,7 +51,6 @@ _PVS: tuple[tuple[str, Callable[[Credentials], str], str], ...] = (
 )
 
 
-def register_pvs() -> None:
+def register_pvs(core: Core) -> None:
     for name, field, doc in _PVS:
-        if lookup_pv(name) is None:  # loading a config twice in one process (tests)
-            register_pv(name, _reader(field), doc=doc)
+        core.pv.register(name, _reader(field), doc=doc)

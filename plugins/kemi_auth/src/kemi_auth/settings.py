@@ -23,7 +23,8 @@ PARAMS: tuple[tuple[str, type, Any, str], ...] = (
                         "die with a restart), set it to share nonces between servers"),
     ("nonce_expire", int, 300, "seconds a nonce stays good; an older one is stale"),
     ("nonce_auth_max_drift", int, 3, "seconds a nonce may seem to come from the future"),
-    ("qop", str, "", "qop offered by every challenge: auth, auth-int or empty"),
+    ("qop", str, "", "accepted (auth, auth-int or empty); as in Kamailio 5.6 the challenge "
+                     "functions offer qop by their flags only"),
     ("nonce_count", int, 0, "1: a response's nc must grow for each use of its nonce"),
     ("one_time_nonce", int, 0, "1: a nonce is good for one response only"),
     ("auth_checks_register", int, 0, "nonce bound to the REGISTER: 1 R-URI, 2 Call-ID, "

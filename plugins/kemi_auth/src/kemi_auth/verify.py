@@ -3,7 +3,7 @@
 :meth:`AuthApi.authenticate` finds the credentials for a realm, checks the nonce, asks the
 caller for the user's HA1 (auth_db reads it from the subscriber table), compares the response
 in constant time and applies the replay rules. Return codes are Kamailio's (``AuthResult``).
-It is ``core.services["auth"]`` for other modules.
+Other modules get it with ``core.require("auth", AuthApi)``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from kemi_auth import digest
 from kemi_auth.credentials import (
     Credentials,
     MalformedCredentials,
+    NotDigest,
     OverlongCredentials,
     parse_credentials,
 )
-from kemi_auth.nonce import NonceCheck, NonceCodec, NonceStatus
+from kemi_auth.nonce import NC, OTN, NonceCheck, NonceCodec, NonceStatus
 from kemi_auth.replay import ReplayGuard
 from kemi_auth.settings import AuthSettings
 from kemi_core.sip import SipParseError
@@ -93,7 +94,10 @@ class AuthApi:
         """The first ``hf`` credentials for ``realm``; raises Overlong/MalformedCredentials."""
         found = None
         for value in ctx.msg.headers(hf):
-            cred = parse_credentials(value)  # every one is read: an overlong one is refused
+            try:  # every one is read: an overlong one is refused
+                cred = parse_credentials(value)
+            except NotDigest:
+                continue
             if found is None and cred.realm == realm:
                 found = cred
         return found
@@ -132,6 +136,10 @@ class AuthApi:
         if check.status is NonceStatus.INVALID:
             log.info("auth: a nonce that is not ours from %s", ctx.rcv.src_ip)
             return AuthResult.ERROR
+        if check.status is NonceStatus.OK:
+            replay = self.replay(cred, check)
+            if replay is not None:
+                return replay
         ha1 = lookup(cred, algorithm)
         if isinstance(ha1, int):
             return AuthResult.STALE_NONCE if check.status is NonceStatus.STALE else ha1
@@ -141,8 +149,6 @@ class AuthApi:
             return AuthResult.STALE_NONCE
         if not good:
             return AuthResult.INVALID_PASSWORD
-        if not self.fresh(cred, check):
-            return AuthResult.NONCE_REUSED
         state(ctx).authorized = (hf, cred)
         if self.settings.add_authinfo_hdr:
             self.add_authinfo(ctx, cred, algorithm, ha1)
@@ -155,19 +161,23 @@ class AuthApi:
         want = digest.response(algorithm, ha1, cred.nonce, h2, cred.qop, cred.nc, cred.cnonce)
         return digest.same(want, cred.response)
 
-    def fresh(self, cred: Credentials, check: NonceCheck) -> bool:
-        """The replay rules: nonce_count for responses with nc, else one_time_nonce."""
-        s = self.settings
-        if cred.nc and s.nonce_count:
-            return self.guard.count_up(check.nid, int(cred.nc, 16), check.expires)
-        if s.one_time_nonce:
-            return self.guard.first_use(check.nid, check.expires)
-        return True
+    def replay(self, cred: Credentials, check: NonceCheck) -> int | None:
+        """The replay rules the nonce was issued under (see kemi_auth.replay): None when the
+        response may be checked, else its code (-4 for an nc already seen, -6 for a one-time
+        nonce used before)."""
+        if cred.nc and check.flags & NC:
+            if self.guard.count_up(check.nid, int(cred.nc, 16), check.expires):
+                return None
+            return AuthResult.STALE_NONCE
+        if check.flags & OTN and not self.guard.first_use(check.nid, check.expires):
+            return AuthResult.NONCE_REUSED
+        return None
 
     def add_authinfo(self, ctx: MsgContext, cred: Credentials, algorithm: str, ha1: str) -> None:
         """Authentication-Info for the 200 (RFC 7616 3.5): the next nonce and, with qop,
         rspauth proving the server knows the password too."""
-        nextnonce = self.new_nonce(ctx) if self.settings.one_time_nonce else cred.nonce
+        nextnonce = (self.new_nonce(ctx, bool(cred.qop)) if self.settings.one_time_nonce
+                     else cred.nonce)
         parts = [f'nextnonce="{nextnonce}"']
         if cred.qop:
             h2 = digest.ha2(algorithm, "", cred.uri, cred.qop, b"")
@@ -178,20 +188,21 @@ class AuthApi:
         ctx.extra.setdefault("reply_headers", []).append(("Authentication-Info", ", ".join(parts)))
 
     # ---- challenges ----------------------------------------------------------------------
-    def new_nonce(self, ctx: MsgContext) -> str:
-        checks = self.settings.checks_for(ctx.msg)
-        return self.codec.make(time.time(), checks, binding(ctx, checks))
+    def new_nonce(self, ctx: MsgContext, qop: bool = False) -> str:
+        """A nonce for this request; ``qop``: the challenge offers qop (nonce_count applies)."""
+        s = self.settings
+        checks = s.checks_for(ctx.msg)
+        flags = checks | (NC if qop and s.nonce_count else 0) | (OTN if s.one_time_nonce else 0)
+        return self.codec.make(time.time(), flags, binding(ctx, checks))
 
     def challenge_value(self, ctx: MsgContext, realm: str, flags: int) -> str:
         """A Digest challenge (the WWW-/Proxy-Authenticate value). flags: 1 qop=auth,
         2 qop=auth-int, 16 stale=true (also set when this request's nonce was stale)."""
+        qop = [q for bit, q in ((1, "auth"), (2, "auth-int")) if flags & bit]
         parts = [f'Digest realm="{_quote(self.strip_realm(realm))}"',
-                 f'nonce="{self.new_nonce(ctx)}"']
+                 f'nonce="{self.new_nonce(ctx, bool(qop))}"']
         if flags & 16 or state(ctx).stale:
             parts.append("stale=true")
-        qop = [q for bit, q in ((1, "auth"), (2, "auth-int")) if flags & bit]
-        if not qop and self.settings.qop:
-            qop = [self.settings.qop]
         if qop:
             parts.append(f'qop="{",".join(qop)}"')
         if self.settings.algorithm_param:

@@ -54,10 +54,7 @@ _state = _State()
 
 
 def _auth(ctx: MsgContext) -> AuthApi:
-    auth = ctx.core.services.get("auth")
-    if auth is None:
-        raise ModuleError("auth_db needs the auth module (loadmodule \"auth.so\")")
-    return auth  # type: ignore[no-any-return]
+    return ctx.core.require("auth", AuthApi)
 
 
 def _subs() -> Subscribers:

@@ -19,7 +19,6 @@ from kemi_core.api import (
     KemiExport,
     ModuleError,
     MsgContext,
-    cached_format,
     export,
     hookimpl,
     shared_store,
@@ -95,7 +94,7 @@ def exports() -> list[KemiExport]:
 
 
 def _x(ctx: MsgContext, text: str) -> str:
-    return cached_format(text)(ctx) if "$" in text else text
+    return ctx.core.pv.format(text)(ctx) if "$" in text else text
 
 
 def _split_ref(ctx: MsgContext, text: str) -> tuple[str, str]:
@@ -148,7 +147,7 @@ def mod_register(core: Core) -> None:
     for fn in _cfg_functions():
         core.add_cfg_function(fn)
     rpc.register(core, lambda: _state.sync)
-    register_pvs()
+    register_pvs(core)
 
 
 @hookimpl
@@ -184,7 +183,7 @@ def mod_init(core: Core) -> None:
 
 
 @hookimpl
-def mod_destroy() -> None:
+def mod_destroy(core: Core) -> None:
     sync = _state.sync
     if sync is None:
         return

@@ -7,30 +7,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kemi_core.api import PvError, PvValue, compile_format, lookup_pv, register_pv
+from kemi_core.api import PvError, PvValue
 from kemi_htable.registry import ITERATORS, table
 from kemi_htable.table import count_matching
 
 if TYPE_CHECKING:
-    from kemi_core.api import MsgContext
+    from kemi_core.api import Core, MsgContext
 
 Text = Callable[["MsgContext"], str]
 Ref = tuple[Text, Text]
 
 
-def _text(raw: str) -> Text:
-    raw = raw.strip()
+def _text(core: Core, raw: str, strip: bool = True) -> Text:
+    if strip:
+        raw = raw.strip()
     if "$" not in raw:
         return lambda _ctx: raw
-    return compile_format(raw)
+    return core.pv.compile_format(raw)
 
 
-def parse_ref(raw: str) -> Ref:
-    """``name=>key`` (either part may hold pseudo-variables)."""
+def parse_ref(core: Core, raw: str) -> Ref:
+    """``name=>key`` (either part may hold pseudo-variables; the key is taken as written)."""
     name, arrow, key = raw.partition("=>")
     if not arrow or not name.strip():
         raise PvError(f"htable: expected table=>key, not {raw!r}")
-    return _text(name), (lambda _ctx, k=key: k) if "$" not in key else compile_format(key)
+    return _text(core, name), _text(core, key, strip=False)
 
 
 def _get(ctx: MsgContext, ref: Ref) -> PvValue:
@@ -90,18 +91,23 @@ def _iter_part(index: int) -> Callable[[MsgContext, Text], PvValue]:
     return get
 
 
-def register_pvs() -> None:
+def register_pvs(core: Core) -> None:
+    def ref(raw: str) -> Ref:
+        return parse_ref(core, raw)
+
+    def text(raw: str) -> Text:
+        return _text(core, raw)
+
     defs: tuple[tuple[str, Callable[..., PvValue], Callable[..., None] | None,
                       Callable[[str], object], str], ...] = (
-        ("sht", _get, _set, parse_ref, "an item of a hash table: $sht(table=>key)"),
-        ("shtex", _get_ex, _set_ex, parse_ref, "seconds until the item expires"),
-        ("shtinc", _adder(1), None, parse_ref, "increment the item and read it"),
-        ("shtdec", _adder(-1), None, parse_ref, "decrement the item and read it"),
-        ("shtcn", _count(True), None, parse_ref, "items whose name matches: $shtcn(t=>re)"),
-        ("shtcv", _count(False), None, parse_ref, "items whose value matches"),
-        ("shtitkey", _iter_part(0), None, _text, "key of an iterator's current item"),
-        ("shtitval", _iter_part(1), None, _text, "value of an iterator's current item"),
+        ("sht", _get, _set, ref, "an item of a hash table: $sht(table=>key)"),
+        ("shtex", _get_ex, _set_ex, ref, "seconds until the item expires"),
+        ("shtinc", _adder(1), None, ref, "increment the item and read it"),
+        ("shtdec", _adder(-1), None, ref, "decrement the item and read it"),
+        ("shtcn", _count(True), None, ref, "items whose name matches: $shtcn(t=>re)"),
+        ("shtcv", _count(False), None, ref, "items whose value matches"),
+        ("shtitkey", _iter_part(0), None, text, "key of an iterator's current item"),
+        ("shtitval", _iter_part(1), None, text, "value of an iterator's current item"),
     )
     for name, getter, setter, parse, doc in defs:
-        if lookup_pv(name) is None:  # a second config loaded in one process (tests)
-            register_pv(name, getter, setter, takes_arg=True, parse_arg=parse, doc=doc)
+        core.pv.register(name, getter, setter, takes_arg=True, parse_arg=parse, doc=doc)

@@ -22,7 +22,6 @@ from kemi_core.api import (
     KemiExport,
     ModuleError,
     MsgContext,
-    cached_format,
     export,
     hookimpl,
     set_pv,
@@ -86,7 +85,7 @@ def exports() -> list[KemiExport]:
 
 
 def _x(ctx: MsgContext, text: str) -> str:
-    return cached_format(text)(ctx) if "$" in text else text
+    return ctx.core.pv.format(text)(ctx) if "$" in text else text
 
 
 def _int(ctx: MsgContext, text: str | int) -> int:

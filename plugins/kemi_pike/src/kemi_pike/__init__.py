@@ -29,7 +29,6 @@ from kemi_core.api import (
     KemiExport,
     MsgContext,
     SharedTable,
-    cached_format,
     export,
     hookimpl,
     shared_store,
@@ -174,7 +173,7 @@ def pike_check_ip(ctx: MsgContext, ip: str) -> int:
 
 
 def _cfg_check_ip(ctx: MsgContext, ip: str) -> int:
-    return pike_check_ip(ctx, cached_format(ip)(ctx) if "$" in ip else ip)
+    return pike_check_ip(ctx, ctx.core.pv.format(ip)(ctx) if "$" in ip else ip)
 
 
 # ---- RPC ---------------------------------------------------------------------------------
