@@ -21,6 +21,8 @@ NEEDS: dict[str, list[str]] = {
     # the same for jsonrpcs's FIFO and datagram socket (made only when a server starts)
     "jsonrpcs": ['modparam("jsonrpcs", "fifo_name", "{tmp}/rpc.fifo")',
                  'modparam("jsonrpcs", "dgram_socket", "{tmp}/rpc.sock")'],
+    # auth_db's default db_url is Kamailio's MySQL one (no db_mysql here); nothing connects
+    "auth_db": ['modparam("auth_db", "db_url", "sqlite://{tmp}/auth.db")'],
 }
 
 ROUTES = """

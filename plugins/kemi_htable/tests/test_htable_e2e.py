@@ -13,8 +13,7 @@ import pytest
 
 from kemi_auth.testing import DigestUA
 from kemi_core.sip import SipMsg
-from kemi_core.testing.process import KemiProcess, free_port
-from kemi_core.testing.wait import wait_until
+from kemi_core.testing import KemiProcess, free_port, wait_until
 
 CFG = """#!KAMAILIO
 listen=udp:127.0.0.1:{port}

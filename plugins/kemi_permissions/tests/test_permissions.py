@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kemi_auth.testing import DigestUA
-from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing import KemiProcess, free_port
 from kemi_permissions.addresses import AddressRow, AddressTable, InvalidRecord, make_row
 from kemi_permissions.cache import read_address_file
 from kemi_permissions.trusted import TrustedRow, TrustedTable

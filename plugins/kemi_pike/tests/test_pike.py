@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kemi_auth.testing import DigestUA
-from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing import KemiProcess, free_port
 from kemi_pike import count
 
 
