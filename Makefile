@@ -45,6 +45,8 @@ bench: dev
 	$(BIN)/python bench/register.py
 	# one database call (lookup/insert/update) through kemi's DB layer, SQLite and PostgreSQL
 	$(BIN)/python bench/db_ops.py
+	# authenticated REGISTERs and calls (SIPp -au/-ap): CPU per unit, kemi / Kamailio, one SQLite
+	$(BIN)/python bench/auth.py
 	# ns per core.counter inc (the statistics' hot-path cost)
 	$(BIN)/python bench/counters.py
 	# ns per statistics call on the message path (request, reply, sent) and with statistics off
