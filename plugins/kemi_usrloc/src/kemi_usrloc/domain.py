@@ -40,6 +40,11 @@ def _unpack(raw: list[tuple[Any, ...]] | None) -> list[Contact]:
     return [Contact._make(t) for t in raw] if raw else []
 
 
+def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a row that differ (a refresh changes expires, cseq and a few more)."""
+    return {k: v for k, v in after.items() if before.get(k) != v}
+
+
 class Domain:
     """What every mode offers registrar and the RPCs."""
 
@@ -95,7 +100,8 @@ class Domain:
             if prev is None:
                 db.insert(layout, self.row_of(c))
             elif not prev.same_data(c):
-                db.update(layout, self.row_of(c), {"ruid": ruid})
+                db.update(layout, changed_columns(self.row_of(prev), self.row_of(c)),
+                          {"ruid": ruid})
         for ruid, c in before.items():
             if ruid not in after and not c.flags & FL_MEM:
                 db.delete(layout, {"ruid": ruid})
