@@ -9,6 +9,7 @@ from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.message import SipMsg
 from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
 from kemi_core.sip.reply import build_reply
+from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
 from kemi_core.sip.syntax import header_key, split_commas
 from kemi_core.sip.uri import SipUri, parse_uri
@@ -16,16 +17,21 @@ from kemi_core.sip.uri import SipUri, parse_uri
 __all__ = [
     "DEFAULT_LIMITS",
     "CSeq",
+    "Connection",
+    "Media",
     "NameAddr",
     "ParseLimits",
     "SipMsg",
     "SipParseError",
+    "Sdp",
+    "SdpError",
     "SipUri",
     "StreamBuffer",
     "Via",
     "build_reply",
     "header_key",
     "parse_name_addr",
+    "parse_connection",
     "parse_datagram",
     "parse_uri",
     "split_commas",

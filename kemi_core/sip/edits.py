@@ -192,6 +192,20 @@ class EditsMixin:
         self._buf = None
         self._forget(key)
 
+    def set_header_value(self, name: str, value: str, nth: int = 0) -> bool:
+        """Replace the whole value of the ``nth`` line named ``name`` (its name kept as
+        written, its place kept); False when there is no such line."""
+        key = header_key(name)
+        idx = [i for i, n in enumerate(self._names) if n == key]
+        if nth >= len(idx):
+            return False
+        i = idx[nth]
+        head, _, _ = self._lines[i].partition(":")
+        self._lines[i] = f"{head}: {_clean(value, 'a header value')}\r"
+        self._buf = None
+        self._forget(key)
+        return True
+
     def set_max_forwards(self, n: int) -> None:
         """Set Max-Forwards (0..255), adding the header when missing."""
         if not 0 <= n <= 255:
