@@ -230,7 +230,14 @@ class Core:
 
     def set_param(self, module: str, name: str, value: Any, file: str | None = None,
                   line: int | None = None) -> None:
-        """Apply a ``modparam``; errors carry the config's file:line."""
+        """Apply a ``modparam``; errors carry the config's file:line. A module name that is
+        not a loaded module is a regular expression, as in Kamailio: the parameter goes to every
+        loaded module it matches that has it (``modparam("nathelper|registrar", ...)``)."""
+        if module not in self.loaded_modules and any(ch in module for ch in "|*[(?+.^$"):
+            matched = self._modules_matching(module, name, file, line)
+            for mod in matched:
+                self.set_param(mod, name, value, file, line)
+            return
         if module not in self.loaded_modules:
             raise ConfigError(f"modparam for module {module!r} which is not loaded", file, line)
         spec = self.params.get((module, name))
@@ -251,6 +258,22 @@ class Core:
             self.param_values.setdefault((module, name), []).append(value)
         else:
             self.param_values[(module, name)] = value
+
+    def _modules_matching(self, pattern: str, name: str, file: str | None,
+                          line: int | None) -> list[str]:
+        import re
+
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(f"modparam module {pattern!r} is not a valid expression: {exc}",
+                              file, line)
+        matched = [m for m in self.loaded_modules if regex.fullmatch(m)
+                   and (m, name) in self.params]
+        if not matched:
+            raise ConfigError(f"modparam {name!r}: no loaded module matching {pattern!r} has "
+                              "this parameter", file, line)
+        return matched
 
     def modparam(self, module: str, name: str) -> Any:
         """The value set by modparam, else the declared default (a list for multi params)."""

@@ -91,3 +91,28 @@ def test_module_statement_errors(text: str, reason: str) -> None:
         P(f'loadmodule "acc.so"\n{text}\n')
     assert (ei.value.file, ei.value.line) == ("t.cfg", 2)
     assert reason in ei.value.reason
+
+
+def test_modparam_module_regex_sets_every_matching_module() -> None:
+    """modparam("nathelper|registrar", ...): the name is a regular expression over the loaded
+    modules (Kamailio's rule); each matching module that has the parameter gets it."""
+    from kemi_core.api import Core, hookimpl
+    from kemi_core.testing import offline_core
+
+    class Mod:
+        def __init__(self, name: str, params: tuple[str, ...]) -> None:
+            self.name, self.params = name, params
+
+        @hookimpl
+        def mod_register(self, core: Core) -> None:
+            for p in self.params:
+                core.declare_param(self.name, p, str, "")
+
+    mods = [("alpha", Mod("alpha", ("avp",))), ("beta", Mod("beta", ("avp",))),
+            ("gamma", Mod("gamma", ("other",)))]
+    core, _ = offline_core(*mods, params={("alpha|beta|gamma", "avp"): "$avp(X)"})
+    assert [core.modparam(m, "avp") for m in ("alpha", "beta")] == ["$avp(X)", "$avp(X)"]
+    with pytest.raises(ConfigError, match="no loaded module matching"):
+        core.set_param("alph.|gamma", "missing", "v")
+    with pytest.raises(ConfigError, match="not loaded"):
+        core.set_param("delta", "avp", "v")
