@@ -145,6 +145,23 @@ class Usrloc:
         self._inflight = (self.db.submit(sync.write, self.db, batches), batches)
         return POLL
 
+    def get_all_contacts(self, flags: int = 0, part_idx: int = 0, part_max: int = 1,
+                         now: float | None = None) -> list[Contact]:
+        """Every live contact of every table (Kamailio's get_all_ucontacts, what nathelper's
+        pinger reads): with ``flags``, only contacts whose branch flags (cflags) have one of
+        them set; the AORs are split into ``part_max`` parts by their hash and part
+        ``part_idx`` is returned, so a caller can spread its work over ``part_max`` runs."""
+        when = self.now() if now is None else now
+        part_max = max(part_max, 1)
+        out: list[Contact] = []
+        for dom in self.known_domains():
+            for aor, contacts in dom.records():
+                if self.aor_hash(aor) % part_max != part_idx % part_max:
+                    continue
+                out.extend(c for c in contacts
+                           if c.alive(when) and (not flags or c.cflags & flags))
+        return out
+
     def _finish(self, timeout: float | None = None) -> None:
         assert self._inflight is not None
         future, batches = self._inflight
