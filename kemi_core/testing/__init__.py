@@ -27,7 +27,12 @@ if TYPE_CHECKING:
         context,
         offline_core,
     )
-    from kemi_core.testing.kamailio import kamailio_available
+    from kemi_core.testing.kamailio import (
+        KAMAILIO_MPATH,
+        KamailioProcess,
+        kamailio_available,
+        kamcmd,
+    )
     from kemi_core.testing.outcome import Outcome, SentMessage
     from kemi_core.testing.postgres import PostgresServer, postgres_server
     from kemi_core.testing.process import KemiProcess, free_port
@@ -61,6 +66,9 @@ _HOMES = {
     "request_text": "kemi_core.testing.sidebyside",
     "side_by_side": "kemi_core.testing.sidebyside",
     "KemiProcess": "kemi_core.testing.process",
+    "KAMAILIO_MPATH": "kemi_core.testing.kamailio",
+    "KamailioProcess": "kemi_core.testing.kamailio",
+    "kamcmd": "kemi_core.testing.kamailio",
     "free_port": "kemi_core.testing.process",
     "WaitTimeout": "kemi_core.testing.wait",
     "wait_until": "kemi_core.testing.wait",
@@ -77,7 +85,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "KAMAILIO_MPATH",
     "Answer",
+    "KamailioProcess",
+    "kamcmd",
     "CaptureTransport",
     "KemiProcess",
     "ModuleLoader",

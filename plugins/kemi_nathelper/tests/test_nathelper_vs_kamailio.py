@@ -14,8 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from kemi_core.sip import parse_datagram
-from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available
-from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing import (
+    KAMAILIO_MPATH,
+    KamailioProcess,
+    KemiProcess,
+    free_port,
+    kamailio_available,
+)
 
 pytestmark = [
     pytest.mark.e2e,
