@@ -88,6 +88,9 @@ def _register() -> None:
     reg("su", _src_uri, doc="source address as a SIP URI")
     reg("Ri", lambda c: c.rcv.dst_ip, doc="local IP the message arrived on")
     reg("Rp", lambda c: c.rcv.dst_port, doc="local port the message arrived on")
+    # the native engine keeps the last return code in ctx.extra["retcode"] (kemi_core.native)
+    for name in ("rc", "retcode"):
+        reg(name, lambda c: c.extra.get("retcode", 1), doc="return code of the last function")
     reg("pr", lambda c: c.rcv.proto, doc="transport protocol of the message")
     reg("proto", lambda c: c.rcv.proto, doc="alias of $pr")
     reg("mf", lambda c: c.flags, _set_flags, doc="message flags")
