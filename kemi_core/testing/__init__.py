@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kemi_core.testing.postgres import PostgresServer, postgres_server
     from kemi_core.testing.process import KemiProcess, free_port
     from kemi_core.testing.router import Router, ScriptFailure
+    from kemi_core.testing.rtpengine import RtpEngineProcess, rtpengine_available
     from kemi_core.testing.sidebyside import Answer, Pair, exchange, request_text, side_by_side
     from kemi_core.testing.udp_client import request
     from kemi_core.testing.wait import WaitTimeout, wait_until
@@ -57,6 +58,8 @@ _HOMES = {
     "PostgresServer": "kemi_core.testing.postgres",
     "postgres_server": "kemi_core.testing.postgres",
     "Router": "kemi_core.testing.router",
+    "RtpEngineProcess": "kemi_core.testing.rtpengine",
+    "rtpengine_available": "kemi_core.testing.rtpengine",
     "ScriptFailure": "kemi_core.testing.router",
     "request": "kemi_core.testing.udp_client",
     "kamailio_available": "kemi_core.testing.kamailio",
@@ -96,6 +99,7 @@ __all__ = [
     "Pair",
     "PostgresServer",
     "Router",
+    "RtpEngineProcess",
     "ScriptFailure",
     "Sent",
     "SentMessage",
@@ -112,5 +116,6 @@ __all__ = [
     "request",
     "request_text",
     "side_by_side",
+    "rtpengine_available",
     "wait_until",
 ]

@@ -1,0 +1,118 @@
+"""A real media relay for tests: Debian's rtpengine in userspace, on its rtpproxy-compatible port.
+
+Debian bookworm has no ``rtpproxy`` package; ``rtpengine-daemon`` is there, and its
+``--listen-udp`` control port speaks the rtpproxy protocol (V, VF, U, L, D) that Kamailio's
+rtpproxy module speaks. With ``--table=-1`` it forwards media in userspace, without its kernel
+module. The daemon logs every command it gets (``--log-level=6``): tests read what each SIP
+server asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from kemi_core.testing.process import free_port
+from kemi_core.testing.wait import wait_until
+
+RTPENGINE = "rtpengine"
+_COMMAND = re.compile(r"Got valid command from udp:[^:]+:\d+: (\S+) (.*)$")
+
+
+def rtpengine_available() -> bool:
+    """Debian's rtpengine (package rtpengine-daemon) is installed."""
+    return shutil.which(RTPENGINE) is not None
+
+
+class RtpEngineProcess:
+    """``with RtpEngineProcess(workdir) as rtp:`` runs rtpengine on ``rtp.port`` (127.0.0.1);
+    ready once it answers ``V``. ``rtp.sock`` is the rtpproxy_sock value for it."""
+
+    def __init__(self, workdir: Path, ready_timeout: float = 15.0) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.media_min = random.randrange(30000, 59000, 2)
+        self.log_path = workdir / "rtpengine.log"
+        self.ready_timeout = ready_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sock(self) -> str:
+        return f"udp:127.0.0.1:{self.port}"
+
+    def start(self) -> RtpEngineProcess:
+        conf = self.workdir / "rtpengine.conf"
+        conf.write_text("[rtpengine]\n")  # no /etc/rtpengine defaults (kernel table, ports)
+        args = [RTPENGINE, f"--config-file={conf}", "--table=-1", "--interface=127.0.0.1",
+                f"--listen-udp=127.0.0.1:{self.port}", "--foreground", "--log-stderr",
+                "--log-level=6", f"--port-min={self.media_min}",
+                f"--port-max={self.media_min + 400}", "--num-threads=2"]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     cwd=self.workdir, start_new_session=True)
+        deadline = time.monotonic() + self.ready_timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"rtpengine exited with {self.proc.returncode}:\n"
+                                       f"{self.log()}")
+                s.sendto(b"ready V", ("127.0.0.1", self.port))
+                try:
+                    if s.recv(100).startswith(b"ready 20040107"):
+                        return self
+                except OSError:
+                    continue
+        self.stop()
+        raise RuntimeError(f"rtpengine did not answer V:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def commands(self, containing: str = "") -> list[str]:
+        """Every command received (cookie left out), in order, those with ``containing``."""
+        out = []
+        for line in self.log().splitlines():
+            m = _COMMAND.search(line)
+            if m and containing in m.group(2):
+                out.append(m.group(2).strip())
+        return out
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Return once rtpengine has logged a command sent now: what it received before (the
+        commands of a call whose replies a test has seen) is in its log too."""
+        self._flushes = getattr(self, "_flushes", 0) + 1
+        cookie = f"flush{self._flushes}"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.sendto(f"{cookie} V".encode(), ("127.0.0.1", self.port))
+            s.recv(100)
+        wait_until(lambda: f": {cookie} V" in self.log(), timeout, f"rtpengine to log {cookie}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+    def __enter__(self) -> RtpEngineProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
