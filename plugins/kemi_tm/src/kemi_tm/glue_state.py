@@ -93,6 +93,9 @@ class TxGlue:
     avps: dict[str, list[Any]] = attrs.Factory(dict)
     xavps: dict[str, list[dict[str, Any]]] = attrs.Factory(dict)
     force_rport: bool = False
+    #: branch flags of each branch (setbflag, lookup's contact flags), by branch index:
+    #: onreply, failure and branch-failure routes see their branch's
+    branch_flags: dict[int, int] = attrs.Factory(dict)
     #: branches that got at least one reply (t_branch_replied / t_any_replied)
     replied: set[int] = attrs.Factory(set)
     #: t_drop_replies was called in the failure route

@@ -163,11 +163,11 @@ def _relay_cancel(svc: TmService, ctx: MsgContext, proto: str | None, target: Ta
 
 
 # ---- branches -----------------------------------------------------------------------------
-def _destinations(ctx: MsgContext) -> list[tuple[str, str | None, str | None]]:
-    """(R-URI, $du, Path vector) of branch 0 and of every appended branch."""
-    out: list[tuple[str, str | None, str | None]] = [
-        (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"))]
-    out += [(b.uri, b.dst_uri, b.path) for b in ctx.branches]
+def _destinations(ctx: MsgContext) -> list[tuple[str, str | None, str | None, int]]:
+    """(R-URI, $du, Path vector, branch flags) of branch 0 and of every appended branch."""
+    out: list[tuple[str, str | None, str | None, int]] = [
+        (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"), ctx.bflags)]
+    out += [(b.uri, b.dst_uri, b.path, b.flags) for b in ctx.branches]
     return out
 
 
@@ -189,7 +189,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     # None in a failure route, whose request has them already.
     via = received_via(ctx, msg)
     name = tx.glue.callbacks.branch
-    for index, (ruri, du, path) in enumerate(_destinations(ctx)):
+    for index, (ruri, du, path, bflags) in enumerate(_destinations(ctx)):
         breq = msg.copy()
         if ruri != breq.ruri:
             breq.set_ruri(ruri)
@@ -197,12 +197,13 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         if path:
             _add_path(breq, path)
         if name is not None:
-            bctx = _branch_context(ctx, breq, du, tx, len(tx.branches) + index)
+            bctx = _branch_context(ctx, breq, du, tx, len(tx.branches))
+            bctx.bflags = bflags
             svc.run_callback(name, bctx)
             if bctx.dropped:
                 log.debug("t_relay: branch %d dropped by branch route %s", index, name)
                 continue
-            breq, du = bctx.msg, bctx.dst_uri
+            breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
         dest = _dest_for(du or breq.ruri, proto, target)
         if dest is None:
             continue
@@ -210,6 +211,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             # breq is this branch's own copy: the client transaction takes it over
             pending.append(tx.add_branch(breq, dest, now, sent_by=_sent_by(svc, dest.proto),
                                          owned=True))
+            tx.glue.branch_flags[pending[-1][0]] = bflags
         except TransactionStateError as exc:
             log.error("t_relay: cannot add a branch: %s", exc)
             break

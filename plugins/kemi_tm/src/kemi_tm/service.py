@@ -196,6 +196,7 @@ class TmService:
             ctx = self.request_context(tx, RouteType.BRANCH_FAILURE)
             state = req_state(ctx)
         self._set_reply(state, bf.branch, bf.status, bf.reply)
+        ctx.bflags = tx.glue.branch_flags.get(bf.branch, 0)
         self.run_callback(name, ctx)
         tx.glue.flags = ctx.flags
 
@@ -215,7 +216,9 @@ class TmService:
             glue.callbacks.failure = None  # one shot: the route re-arms it for the next step
             ctx = self.request_context(tx, RouteType.FAILURE)
             state = req_state(ctx)
-            self._set_reply(state, self._best_branch(tx, nd), nd.status, nd.reply)
+            best = self._best_branch(tx, nd)
+            self._set_reply(state, best, nd.status, nd.reply)
+            ctx.bflags = glue.branch_flags.get(best, 0)
             ctx.extra["tm_reply"] = nd.reply
             glue.in_failure = True
             try:
@@ -271,6 +274,7 @@ class TmService:
             state = req_state(ctx)
             state.tx, state.branch = tx, branch
             ctx.flags = glue.flags
+            ctx.bflags = glue.branch_flags.get(branch, 0)
             self.run_callback(name, ctx)
             glue.flags = ctx.flags
             ctx.route_type = prev_type
