@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 #: Slot layout: float64 fields, then int64 fields, then the report text.
-_F_BUSY, _F_STARTED = 0, 1
+_F_BUSY, _F_BEAT = 0, 1  # busy since; the last heartbeat (the worker's loop turning)
 _N_FLOATS = 2
 _I_PID, _I_STATE, _I_REPORT_SEQ, _I_REPORT_LEN, _I_LOG_GEN, _I_RETIRE = 0, 1, 2, 3, 4, 5
 _N_INTS = 6
@@ -36,6 +36,7 @@ class SlotView:
     pid: int
     state: str
     busy_since: float  # 0.0 when idle
+    beat: float  # the worker's last heartbeat (time.monotonic())
     report_seq: int
     report: str
 
@@ -67,7 +68,11 @@ class WorkerBoard:
         self._mm[base:base + SLOT_SIZE] = bytes(SLOT_SIZE)
         self._i[self._ii(rank, _I_PID)] = pid
         self._i[self._ii(rank, _I_STATE)] = STARTING
-        self._f[self._fi(rank, _F_STARTED)] = time.monotonic()
+        self._f[self._fi(rank, _F_BEAT)] = time.monotonic()
+
+    def beat(self, rank: int) -> None:
+        """The worker's event loop is turning (written by its housekeeping timer)."""
+        self._f[self._fi(rank, _F_BEAT)] = time.monotonic()
 
     def set_state(self, rank: int, state: int) -> None:
         self._i[self._ii(rank, _I_STATE)] = state
@@ -96,6 +101,7 @@ class WorkerBoard:
         return SlotView(rank=rank, pid=self._i[self._ii(rank, _I_PID)],
                         state=STATE_NAMES.get(self._i[self._ii(rank, _I_STATE)], "?"),
                         busy_since=self._f[self._fi(rank, _F_BUSY)],
+                        beat=self._f[self._fi(rank, _F_BEAT)],
                         report_seq=self._i[self._ii(rank, _I_REPORT_SEQ)],
                         report=self._mm[base:base + size].decode("utf-8", "replace"))
 

@@ -2,8 +2,9 @@
 the restart record the ``core.workers`` RPC and the statistics read.
 
 The watchdog (beyond Kamailio, which hangs with its worker): a worker whose board slot says
-it has been busy with one message longer than ``watchdog_timeout`` seconds is asked where it
-is (SIGUSR2, see ``stuck``), logged with that report, killed and replaced. A worker whose
+it has been busy with one message longer than ``watchdog_timeout`` seconds, or whose event
+loop has not turned for that long (no heartbeat: stopped, or stuck outside a message), is
+asked where it is (SIGUSR2, see ``stuck``), logged with that report, killed and replaced. A worker whose
 resident memory passes ``worker_rss_limit`` MB is asked to retire: it finishes its
 transactions and exits, and a fresh one takes its rank.
 """
@@ -55,6 +56,7 @@ class _Asked:
     asked_at: float
     report_seq: int
     busy_since: float
+    beat: float
 
 
 class Supervisor:
@@ -93,22 +95,31 @@ class Supervisor:
             del self._asked[rank]
             asked = None
         if asked is None:
-            if slot.busy_since and now - slot.busy_since > self.watchdog_timeout:
-                self._asked[rank] = _Asked(pid, now, slot.report_seq, slot.busy_since)
+            busy = slot.busy_since and now - slot.busy_since > self.watchdog_timeout
+            # no heartbeat while idle: its loop is not turning (stopped, or stuck elsewhere)
+            silent = (slot.state in ("ready", "draining") and slot.beat
+                      and now - slot.beat > self.watchdog_timeout)
+            if busy or silent:
+                self._asked[rank] = _Asked(pid, now, slot.report_seq, slot.busy_since,
+                                           slot.beat)
                 _signal(pid, REPORT_SIGNAL)
             return
-        if slot.busy_since != asked.busy_since:  # it finished that message after all
-            del self._asked[rank]
+        if slot.busy_since != asked.busy_since or slot.beat != asked.beat:
+            del self._asked[rank]  # it finished that message, or its loop turned, after all
             return
         answered = slot.report_seq != asked.report_seq
         if not answered and now - asked.asked_at < REPORT_GRACE:
             return
         where = slot.report if answered else "no answer from the worker (stuck outside Python?)"
-        busy_for = now - asked.busy_since
-        log.error("watchdog: worker %d (pid %d) spent %.1f s on one message (watchdog_timeout "
-                  "%g s): %s; killing it and starting a new one", rank, pid, busy_for,
-                  self.watchdog_timeout, where)
-        self._verdict[rank] = (pid, "watchdog", f"{busy_for:.1f} s in {where}")
+        if asked.busy_since:
+            what = f"spent {now - asked.busy_since:.1f} s on one message"
+            detail = f"{now - asked.busy_since:.1f} s in {where}"
+        else:
+            what = f"has not run its event loop for {now - asked.beat:.1f} s"
+            detail = f"no heartbeat for {now - asked.beat:.1f} s: {where}"
+        log.error("watchdog: worker %d (pid %d) %s (watchdog_timeout %g s): %s; killing it and "
+                  "starting a new one", rank, pid, what, self.watchdog_timeout, where)
+        self._verdict[rank] = (pid, "watchdog", detail)
         del self._asked[rank]
         _signal(pid, signal.SIGKILL)
 

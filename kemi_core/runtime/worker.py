@@ -156,6 +156,7 @@ class Worker:
             self.drain("stopping")
         board = self.board
         if board is not None:
+            board.beat(self.rank)
             generation = board.log_generation()
             if generation != self.log_generation:
                 self.log_generation = generation

@@ -4,11 +4,14 @@ the other worker; core.workers tells why. A worker past worker_rss_limit is recy
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,4 +201,34 @@ def test_worker_over_rss_limit_is_recycled(start_kemi: Callable[..., KemiProcess
     assert entry["last_restart"]["reason"] == "memory"
     assert entry["rss_mb"] is None or entry["rss_mb"] < 80
     assert udp_ask(port, options(port, free_port())) is not None
+    assert_no_traceback(srv)
+
+
+def test_a_stopped_worker_is_replaced(start_kemi: Callable[..., KemiProcess],
+                                      tmp_path: Path) -> None:
+    """SIGSTOP: no message in progress, but its loop no longer turns (no heartbeat)."""
+    port = free_port()
+    script = tmp_path / "stuck.lua"
+    script.write_text(LUA.replace("{uas}", str(free_port())))
+    srv = start_kemi(CFG.format(port=port, engine_mod="app_lua.so", engine="app_lua",
+                                script=script, engine_name="lua"))
+    workers_ready(srv, 2)
+    victim = srv.rpc("core.workers")["workers"][0]
+    os.kill(victim["pid"], signal.SIGSTOP)
+    try:
+        srv.wait_log(f"watchdog: worker {victim['rank']} (pid {victim['pid']}) has not run its "
+                     "event loop", timeout=20)
+    finally:
+        try:
+            os.kill(victim["pid"], signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    def replaced() -> dict[str, Any] | None:
+        entry = next(w for w in srv.rpc("core.workers")["workers"] if w["rank"] == victim["rank"])
+        return entry if entry["pid"] not in (0, victim["pid"]) and entry["state"] == "ready" \
+            else None
+    entry = wait_until(replaced, 15, "the stopped worker replaced")
+    assert entry["last_restart"]["reason"] == "watchdog"
+    assert "no heartbeat" in entry["last_restart"]["detail"]
+    assert udp_ask(port, options(port, free_port(), "X-Probe: 1")) is not None
     assert_no_traceback(srv)
