@@ -66,6 +66,7 @@ from kemi_core.kemi.exports import (
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.metrics_http import serve_metrics
 from kemi_core.pv import PvDef, PvError, PvReadOnlyError, PvSpec, PvTable, PvValue, get_pv, set_pv
+from kemi_core.rpc.paths import prepare_runtime_path, runtime_path
 from kemi_core.rpc.protocol import RpcFault
 from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
@@ -177,3 +178,5 @@ __all__ = [
 # State shared by worker processes (docs/shared-store.md).
 __all__ += ["DELETE", "KEEP", "UNCHANGED", "SharedStore", "SharedStoreError", "SharedTable",
             "shared_store"]
+# Runtime files (FIFOs, sockets) of a module: where a relative name goes (kemi_core.rpc.paths).
+__all__ += ["prepare_runtime_path", "runtime_path"]

@@ -66,3 +66,30 @@ def prepare_dir(path: str) -> None:
         raise CtlPathError(f"{directory} is not a directory owned by this user")
     if st.st_mode & 0o022:
         raise CtlPathError(f"{directory} is writable by other users")
+
+
+def runtime_dir() -> str:
+    """kemi's directory for runtime files (control socket, FIFOs; Kamailio's rundir): the
+    default control socket's directory, so /run/kemi as root and the per-user directory
+    otherwise; the directory of ``$KEMI_CTL`` when that names a unix socket."""
+    spec = default_spec()
+    for prefix in ("unix:", "unixs:", "unixd:"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+            break
+    if os.path.isabs(spec):
+        return os.path.dirname(spec)
+    return os.path.dirname(ROOT_DEFAULT) if os.geteuid() == 0 else user_runtime_dir()
+
+
+def runtime_path(name: str) -> str:
+    """Where a runtime file named by a module parameter goes: an absolute ``name`` as it is,
+    a relative one in :func:`runtime_dir` (as Kamailio puts relative FIFO names in its rundir,
+    never in kemi's working directory or in Kamailio's own /run/kamailio)."""
+    return name if os.path.isabs(name) else os.path.join(runtime_dir(), name)
+
+
+def prepare_runtime_path(path: str) -> None:
+    """Create the directory ``path`` goes in, with the control socket's rules (the per-user
+    directory private to its user); CtlPathError (a KemiError) says in one line why not."""
+    prepare_dir(path)

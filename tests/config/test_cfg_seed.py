@@ -82,14 +82,17 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.mark.parametrize(("seed", "example", "changed"), [
     ("seed_lua.cfg", "lua/kamailio.cfg", {
+        'modparam("mi_fifo", "fifo_name", "kamailio_fifo")',
         'modparam("app_lua", "load", "kamailio.lua")'}),
     ("seed_python.cfg", "python/kamailio.cfg", {
+        'modparam("mi_fifo", "fifo_name", "kamailio_fifo")',
         'modparam("app_python", "script_name", "kamailio.py")'}),
 ])
 def test_examples_are_the_seeds_configs_but_for_these_lines(seed: str, example: str,
                                                             changed: set[str]) -> None:
-    """The examples run the seed's configs; only the lines that name files differ (the script
-    next to the config instead of /etc/kamailio)."""
+    """The examples run the seed's configs; only the lines that name files differ: the script
+    next to the config instead of /etc/kamailio, the FIFO in kemi's runtime directory instead of
+    Kamailio's (so an example starts beside a running Kamailio and never touches its files)."""
     seed_lines = (DATA / seed).read_text().splitlines()
     example_lines = (EXAMPLES / example).read_text().splitlines()
     assert len(seed_lines) == len(example_lines)

@@ -2,8 +2,8 @@
 kamailio.cfg routing language) proxies SIPp calls through tm; its branch, onreply, failure and
 reply routes run; a failure route serially forks a refused call to a second callee.
 
-The example listens on 5060, relays to 5080 and opens /tmp/kamailio_native_fifo; the tests run
-copies moved to free ports and a private fifo (nothing else changes)."""
+The example listens on 5060 and relays to 5080; the tests run copies moved to free ports (nothing
+else changes: its FIFO, a relative name, goes beside each test server's own control socket)."""
 
 from __future__ import annotations
 
@@ -53,10 +53,9 @@ def example_variant(tmp_path: Path, uas_port: int, second_uas: int | None = None
     port = free_port()
     cfg = EXAMPLE.read_text()
     for piece in ("listen=udp:127.0.0.1:5060\n", REQUEST_DU, FAILURE_LOG,
-                  '"/tmp/kamailio_native_fifo"', 'loadmodule "tm.so"\n'):
+                  'modparam("mi_fifo", "fifo_name", "kamailio_fifo")', 'loadmodule "tm.so"\n'):
         assert cfg.count(piece) == 1, piece
     cfg = cfg.replace("listen=udp:127.0.0.1:5060", f"listen=udp:127.0.0.1:{port}")
-    cfg = cfg.replace("/tmp/kamailio_native_fifo", str(tmp_path / "kamailio_fifo"))
     du = REQUEST_DU.replace("5080", str(uas_port))
     if second_uas is None:
         return cfg.replace(REQUEST_DU, du), port

@@ -7,6 +7,8 @@ other and skip when that port stays taken; kemi itself is moved to a free port w
 
 from __future__ import annotations
 
+import os
+import select
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,3 +57,28 @@ def test_seed_lua_example_failure_route_runs(seed: tuple[KemiProcess, int], tmp_
     assert result.successful == 20, (result.stdout[-3000:], log[-3000:])
     assert "===== failure route - from kamailio lua script" in log
     assert "===== onreply route - from kamailio lua script" in log
+
+
+def test_seed_lua_example_keeps_its_files_in_its_own_runtime_directory(
+        seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
+    """The example's FIFO ("kamailio_fifo", relative) goes beside the server's control socket
+    (here the test's directory, through $KEMI_CTL), never into Kamailio's /run/kamailio; it
+    answers there, and is gone once the server stops."""
+    seed_server, _ = seed
+    fifo = tmp_path / "kamailio_fifo"
+    seed_server.wait_log(f"mi_fifo: listening on {fifo}")
+    assert fifo.is_fifo()
+    reply = Path("/tmp") / f"kemi_test_reply_{os.getpid()}"  # in mi_fifo's reply_dir (/tmp/)
+    os.mkfifo(reply)
+    rfd = os.open(reply, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        wfd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(wfd, f":core.version:{reply.name}\n\n".encode())
+        os.close(wfd)
+        ready, _, _ = select.select([rfd], [], [], 10)  # the answer, with a deadline
+        assert ready and os.read(rfd, 4096).startswith(b"200 OK\nkemi ")
+    finally:
+        os.close(rfd)
+        reply.unlink()
+    assert seed_server.stop() == 0
+    assert not fifo.exists()

@@ -74,6 +74,25 @@ def test_default_paths(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert paths.default_spec() == "unix:/x/y"
 
 
+def test_runtime_files_go_beside_the_default_control_socket(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    import tempfile
+
+    monkeypatch.delenv("KEMI_CTL", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert paths.runtime_path("kamailio_fifo") == "/run/kemi/kamailio_fifo"
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)
+    assert paths.runtime_path("kamailio_fifo") == f"{tmp_path}/kemi-4242/kamailio_fifo"
+    monkeypatch.setenv("KEMI_CTL", "unix:/x/y")
+    assert paths.runtime_path("kamailio_fifo") == "/x/kamailio_fifo"
+    monkeypatch.setenv("KEMI_CTL", "tcp:127.0.0.1:2049")  # no directory: the user's default
+    assert paths.runtime_path("kamailio_fifo") == f"{tmp_path}/kemi-4242/kamailio_fifo"
+    assert paths.runtime_path("/var/tmp/f") == "/var/tmp/f"  # absolute: as it is
+
+
 def test_private_dir_is_refused_when_others_can_write(monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)

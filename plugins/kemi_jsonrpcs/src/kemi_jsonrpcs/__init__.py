@@ -3,8 +3,9 @@
 The commands are the control socket's (``kemi rpc``, kamcmd): this module only adds Kamailio's
 jsonrpcs transports and answer format, so clients written for Kamailio (kamcli's jsonrpc mode,
 scripts writing to ``kamailio_rpc.fifo``) work unchanged. ``transport`` picks them (0 all, 2
-FIFO, 4 datagram, 6 both: the default); relative paths are under Kamailio's run directory
-(/run/kamailio). The HTTP transport needs xhttp, which kemi does not have.
+FIFO, 4 datagram, 6 both: the default); relative paths are in kemi's runtime directory, the
+control socket's (Kamailio's rundir; /run/kemi as root, else the user's own, never Kamailio's
+/run/kamailio). The HTTP transport needs xhttp, which kemi does not have.
 
 Scripts run commands with ``jsonrpc_exec(doc)`` / ``KSR.jsonrpcs.exec(doc)`` and read the
 answer from ``$jsonrpl(code)``, ``$jsonrpl(text)`` and ``$jsonrpl(body)``.
@@ -28,6 +29,7 @@ from kemi_core.api import (
     ReturnKind,
     export,
     hookimpl,
+    runtime_path,
 )
 from kemi_jsonrpcs.channels import DatagramChannel, FifoChannel, datagram_socket, make_fifo
 from kemi_jsonrpcs.protocol import answer, parse_request, render
@@ -35,7 +37,6 @@ from kemi_jsonrpcs.protocol import answer, parse_request, render
 log = logging.getLogger("kemi.jsonrpcs")
 
 MODULE = "jsonrpcs"
-RUN_DIR = "/run/kamailio"
 HTTP, FIFO, DGRAM = 1, 2, 4
 _REPLY = "jsonrpl"  # ctx.extra key: (code, text, body) of the last jsonrpc_exec
 
@@ -63,13 +64,13 @@ def mod_register(core: Core) -> None:
     p = core.declare_param
     p(MODULE, "pretty_format", int, 1, doc="1: answers laid out one member a line (cJSON style)")
     p(MODULE, "transport", int, FIFO | DGRAM, doc="0 all, 1 HTTP (needs xhttp), 2 FIFO, 4 datagram")
-    p(MODULE, "fifo_name", str, "kamailio_rpc.fifo", doc="FIFO file (relative: in /run/kamailio)")
+    p(MODULE, "fifo_name", str, "kamailio_rpc.fifo", doc="FIFO file (relative: in kemi's runtime directory)")
     p(MODULE, "fifo_mode", int, 0o660, doc="permissions of the FIFO file")
     p(MODULE, "fifo_group", str, "", doc="group of the FIFO file (name or id)")
     p(MODULE, "fifo_user", str, "", doc="owner of the FIFO file (name or id)")
     p(MODULE, "fifo_reply_dir", str, "/tmp/", doc="directory of the clients' reply FIFOs")
     p(MODULE, "dgram_socket", str, "kamailio_rpc.sock",
-      doc="unix datagram socket path (relative: in /run/kamailio) or udp:host:port")
+      doc="unix datagram socket path (relative: in kemi's runtime directory) or udp:host:port")
     p(MODULE, "dgram_workers", int, 1, doc="accepted: the main process serves the socket")
     p(MODULE, "dgram_mode", int, 0o660, doc="permissions of the unix socket file")
     p(MODULE, "dgram_group", str, "", doc="group of the unix socket file (name or id)")
@@ -169,7 +170,7 @@ def mod_destroy() -> None:
 
 
 def _in_run_dir(path: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(RUN_DIR, path)
+    return runtime_path(path)
 
 
 def _chown(path: str, user: str, group: str) -> None:

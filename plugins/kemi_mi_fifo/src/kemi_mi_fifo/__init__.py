@@ -8,7 +8,10 @@ Two request forms are read from ``fifo_name`` (one request at a time):
 * A JSON-RPC 2.0 request on one line with a ``reply_name`` member (Kamailio's jsonrpcs FIFO form);
   the JSON answer goes to ``reply_dir/reply_name``.
 
-The FIFO is served by the main process, beside the control socket.
+The FIFO is served by the main process, beside the control socket. A relative ``fifo_name``
+(the default is ``kemi_fifo``) goes in kemi's runtime directory, the control socket's (as
+Kamailio puts it in its rundir): /run/kemi as root, else a directory of the user's own. A FIFO
+another running server reads is never taken over; the FIFO is removed at exit.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ import os
 import stat
 from typing import Any
 
-from kemi_core.api import Core, ModuleError, hookimpl
+from kemi_core.api import (
+    Core,
+    KemiError,
+    ModuleError,
+    hookimpl,
+    prepare_runtime_path,
+    runtime_path,
+)
 
 log = logging.getLogger("kemi.mi_fifo")
 
@@ -29,7 +39,8 @@ MODULE = "mi_fifo"
 
 @hookimpl
 def mod_register(core: Core) -> None:
-    core.declare_param(MODULE, "fifo_name", str, "/run/kemi/kemi_fifo")
+    core.declare_param(MODULE, "fifo_name", str, "kemi_fifo",
+                       doc="FIFO file (relative: in kemi's runtime directory)")
     core.declare_param(MODULE, "fifo_mode", int, 0o660)
     core.declare_param(MODULE, "reply_dir", str, "/tmp/")
     core.declare_param(MODULE, "fifo_group", str, "")
@@ -42,11 +53,13 @@ def mod_init(core: Core) -> None:
     # Checked here so a bad path stops the start; the FIFO itself is made when the main process
     # starts serving it (attach), so loading the config (kemi check, kemi_router tests) never
     # replaces the FIFO of a server already running.
-    path = str(core.modparam(MODULE, "fifo_name"))
+    path = runtime_path(str(core.modparam(MODULE, "fifo_name")))
     try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        prepare_runtime_path(path)
         if os.path.exists(path) and not stat.S_ISFIFO(os.stat(path).st_mode):
             raise ModuleError(f"mi_fifo: {path} exists and is not a FIFO")
+    except KemiError as exc:
+        raise ModuleError(f"mi_fifo: cannot create FIFO {path}: {exc}")
     except OSError as exc:
         raise ModuleError(f"mi_fifo: cannot create FIFO {path}: {exc.strerror}")
     if not os.access(os.path.dirname(path) or ".", os.W_OK):
@@ -57,6 +70,13 @@ def mod_init(core: Core) -> None:
     core.provide("mi_fifo", server)
 
 
+@hookimpl
+def mod_destroy(core: Core) -> None:
+    server = core.service("mi_fifo", FifoServer)
+    if server is not None:
+        server.close()
+
+
 class FifoServer:
     def __init__(self, core: Core, path: str, reply_dir: str, mode: int = 0o660) -> None:
         self.core = core
@@ -65,23 +85,44 @@ class FifoServer:
         self.mode = mode
         self.buffer = b""
         self.fd = -1
+        self.inode = -1
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def create(self) -> None:
-        """(Re)make the FIFO: an old one left by a previous run is replaced."""
+        """(Re)make the FIFO: an old one left by a previous run is replaced, one that a running
+        server reads (Kamailio or another kemi) is not."""
         if os.path.exists(self.path):
+            if _has_reader(self.path):
+                raise FileExistsError(f"{self.path} is read by a running server")
             os.unlink(self.path)
         os.mkfifo(self.path, self.mode)
+        self.inode = os.stat(self.path).st_ino
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             self.create()
         except OSError as exc:
-            log.error("mi_fifo: cannot create FIFO %s: %s", self.path, exc.strerror)
+            log.error("mi_fifo: cannot create FIFO %s: %s", self.path, exc.strerror or exc)
             return
         # O_RDWR keeps a writer open ourselves, so the FIFO never reports EOF between clients.
         self.fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
+        self.loop = loop
         loop.add_reader(self.fd, self._readable)
         log.info("mi_fifo: listening on %s", self.path)
+
+    def close(self) -> None:
+        """Stop serving and remove the FIFO, if it is still the one made here."""
+        if self.fd < 0:
+            return
+        if self.loop is not None:
+            self.loop.remove_reader(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
 
     def _readable(self) -> None:
         try:
@@ -149,3 +190,14 @@ class FifoServer:
 
 def _arg(text: str) -> Any:
     return int(text) if text.lstrip("-").isdigit() else text
+
+
+def _has_reader(path: str) -> bool:
+    """Whether a process has ``path`` (a FIFO) open for reading: opening it to write without
+    blocking succeeds only then (ENXIO otherwise). Nothing is written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
