@@ -114,7 +114,8 @@ def test_stuck_route_is_killed_and_replaced_while_calls_go_on(
             f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=60, rate=10,
             local_port=uac_port, timeout=60, name="caller")))
         calls.start()
-        time.sleep(0.5)  # calls are flowing: now pin the other worker
+        # Calls are flowing (transactions through tm), then the other worker is pinned.
+        wait_until(lambda: srv.rpc("tm.stats")["created"] >= 2, 20, "calls through tm")
         sent_at = time.monotonic()
         udp_ask(port, options(port, stuck_port, "X-Stuck: 1"), timeout=0.1)
         log = srv.wait_log("watchdog: worker", timeout=20)
