@@ -18,22 +18,15 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    KAMAILIO_MPATH,
-    Proc,
-    kamailio_args,
-    kamailio_available,
-    tree_cpu_seconds,
-    wait_udp_answer,
-)
+from common import KAMAILIO_MPATH, kamailio_args, kamailio_available  # noqa: E402
+from stepping import compare, sipp_step, step_up  # noqa: E402
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
-from kemi_core.testing.sipp import run_sipp, sipp_available  # noqa: E402
+from kemi_core.testing.sipp import sipp_available  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parent / "scenarios" / "register_uac.xml"
 
@@ -96,56 +89,6 @@ def users_file(work: Path, n: int) -> Path:
     return path
 
 
-def step(name: str, port: int, work: Path, rate: int, seconds: int, pid: int,
-         users: Path) -> dict:
-    cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
-    res = run_sipp(f"127.0.0.1:{port}", work, scenario=SCENARIO, calls=rate * seconds,
-                   rate=rate, timeout=seconds * 3 + 30, name=f"{name}_{rate}",
-                   extra=["-inf", str(users), "-l", str(max(rate * 4, 100))])
-    cpu1, t1 = tree_cpu_seconds(pid), time.monotonic()
-    ok, failed = res.successful, res.failed
-    total = ok + failed
-    achieved = ok / (t1 - t0)
-    good = total > 0 and ok / max(total, rate * seconds) >= 0.995 and achieved >= 0.95 * rate
-    return {"rate": rate, "ok": ok, "failed": failed, "registers_per_s": round(achieved, 1),
-            "cpu_us_per_register": round((cpu1 - cpu0) / ok * 1e6, 1) if ok else None,
-            "sustained": good}
-
-
-def run_server(name: str, args: list[str], port: int, work: Path, rates: list[int],
-               seconds: int, users: Path) -> dict:
-    proc = Proc(args, work / f"{name}.log", cwd=work)
-    steps = []
-    try:
-        if not wait_udp_answer(port):
-            raise RuntimeError(f"{name} did not answer; see {work / (name + '.log')}")
-        for rate in rates:
-            r = step(name, port, work, rate, seconds, proc.pid, users)
-            steps.append(r)
-            print(f"  {name:16} {rate:6}/s asked: {r['ok']:7} ok {r['failed']:6} failed "
-                  f"{r['registers_per_s']:8}/s  {r['cpu_us_per_register']} us CPU/REGISTER  "
-                  f"{'ok' if r['sustained'] else 'NOT sustained'}", flush=True)
-            if not r["sustained"] or not proc.alive():
-                break
-    finally:
-        proc.stop()
-    held = [s["rate"] for s in steps if s["sustained"]]
-    return {"server": name, "steps": steps, "max_sustained_registers_per_s": max(held, default=0)}
-
-
-def compare(kemi: dict, other: dict) -> dict:
-    out: dict = {}
-    both = {s["rate"] for s in kemi["steps"] if s["sustained"]} & {
-        s["rate"] for s in other["steps"] if s["sustained"]}
-    if both:
-        rate = max(both)
-        kc = next(s["cpu_us_per_register"] for s in kemi["steps"] if s["rate"] == rate)
-        oc = next(s["cpu_us_per_register"] for s in other["steps"] if s["rate"] == rate)
-        out["cpu_compared_at_rate"] = rate
-        out["cpu_ratio_kemi_over_kamailio"] = round(kc / oc, 2) if kc and oc else None
-    return out
-
-
 def run_mode(mode: str, work: Path, rates: list[int], seconds: int, users: Path) -> dict:
     servers: list[tuple[str, Callable[[Path], list[str]]]] = [
         ("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)])]
@@ -157,10 +100,16 @@ def run_mode(mode: str, work: Path, rates: list[int], seconds: int, users: Path)
     for server, make_args in servers:
         name = f"{server}_{mode}"
         cfg, port = write_cfg(mode, name, work)
-        results.append(run_server(name, make_args(cfg), port, work, rates, seconds, users))
+
+        def run_step(rate: int, pid: int, name: str = name, port: int = port) -> dict:
+            return sipp_step(name, port, work, rate, seconds, pid, SCENARIO,
+                             ["-inf", str(users), "-l", str(max(rate * 4, 100))], "register")
+
+        results.append(step_up(name, make_args(cfg), port, work, rates, run_step, "register"))
     section: dict = {"results": results}
     if len(results) == 2:
-        section.update(compare(results[0], results[1]))
+        section.update({f"{k}_kemi_over_kamailio" if k.endswith("ratio") else k: v
+                        for k, v in compare(results[0], results[1], "register").items()})
     return section
 
 

@@ -22,22 +22,15 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    KAMAILIO_MPATH,
-    Proc,
-    kamailio_args,
-    kamailio_available,
-    tree_cpu_seconds,
-    wait_udp_answer,
-)
+from common import KAMAILIO_MPATH, kamailio_args, kamailio_available  # noqa: E402
+from stepping import compare, sipp_step, step_up  # noqa: E402
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
-from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available  # noqa: E402
+from kemi_core.testing.sipp import SippUas, sipp_available  # noqa: E402
 
 LUA = """
 function ksr_request_route()
@@ -120,59 +113,14 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def step(name: str, port: int, work: Path, rate: int, seconds: int, pid: int) -> dict:
-    cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
-    res = run_sipp(f"127.0.0.1:{port}", work, scenario="uac", calls=rate * seconds, rate=rate,
-                   timeout=seconds * 3 + 30, name=f"{name}_{rate}",
-                   extra=["-d", "0", "-l", str(max(rate * 4, 100))])
-    cpu1, t1 = tree_cpu_seconds(pid), time.monotonic()
-    ok, failed = res.successful, res.failed
-    total = ok + failed
-    achieved = ok / (t1 - t0)
-    good = total > 0 and ok / max(total, rate * seconds) >= 0.995 and achieved >= 0.95 * rate
-    return {"rate": rate, "ok": ok, "failed": failed, "calls_per_s": round(achieved, 1),
-            "cpu_us_per_call": round((cpu1 - cpu0) / ok * 1e6, 1) if ok else None,
-            "sustained": good}
-
-
 def run_server(name: str, args: list[str], port: int, work: Path, rates: list[int],
                seconds: int, env: dict[str, str] | None = None) -> dict:
-    proc = Proc(args, work / f"{name}.log", cwd=work, env=env)
-    steps = []
-    try:
-        if not wait_udp_answer(port):
-            raise RuntimeError(f"{name} did not answer; see {work / (name + '.log')}")
-        for rate in rates:
-            r = step(name, port, work, rate, seconds, proc.pid)
-            steps.append(r)
-            print(f"  {name:15} {rate:6}/s asked: {r['ok']:7} ok {r['failed']:6} failed "
-                  f"{r['calls_per_s']:8}/s  {r['cpu_us_per_call']} us CPU/call  "
-                  f"{'ok' if r['sustained'] else 'NOT sustained'}", flush=True)
-            if not r["sustained"] or not proc.alive():
-                break
-            time.sleep(2)  # let retransmission timers of the step drain
-    finally:
-        proc.stop()
-    sustained = [s for s in steps if s["sustained"]]
-    return {"server": name, "steps": steps,
-            "max_sustained_calls_per_s": max((s["rate"] for s in sustained), default=0)}
+    def run_step(rate: int, pid: int) -> dict:
+        return sipp_step(name, port, work, rate, seconds, pid, "uac",
+                         ["-d", "0", "-l", str(max(rate * 4, 100))], "call")
 
-
-def compare(kemi: dict, other: dict) -> dict:
-    """Ratios kemi / other: max sustained rate, and CPU per call at the highest rate both hold."""
-    out: dict = {}
-    if other["max_sustained_calls_per_s"]:
-        out["rate_ratio"] = round(kemi["max_sustained_calls_per_s"]
-                                  / other["max_sustained_calls_per_s"], 2)
-    common = [s["rate"] for s in kemi["steps"] if s["sustained"]]
-    common = [r for r in common if any(s["rate"] == r and s["sustained"] for s in other["steps"])]
-    if common:
-        r = max(common)
-        kc = next(s["cpu_us_per_call"] for s in kemi["steps"] if s["rate"] == r)
-        oc = next(s["cpu_us_per_call"] for s in other["steps"] if s["rate"] == r)
-        out["cpu_compared_at_rate"] = r
-        out["cpu_ratio"] = round(kc / oc, 2) if kc and oc else None
-    return out
+    # 2 s between steps: the retransmission timers of a step drain first
+    return step_up(name, args, port, work, rates, run_step, "call", pause=2, env=env)
 
 
 def write_setup(engine: str, name: str, work: Path) -> tuple[Path, int, int]:
@@ -208,7 +156,7 @@ def run_engine(engine: str, work: Path, rates: list[int], seconds: int,
             results.append(run_server(name, make_args(cfg), port, work, rates, seconds))
     section: dict = {"results": results}
     if len(results) == 2:
-        ratios = compare(results[0], results[1])
+        ratios = compare(results[0], results[1], "call")
         section.update({f"{k}_kemi_over_kamailio" if k.endswith("ratio") else k: v
                         for k, v in ratios.items()})
     return section

@@ -161,31 +161,36 @@ class SharedStore:
         txn = self._begin_write()
         try:
             yield Transaction(self, txn)
-            txn.commit()
-        except lmdb.MapFullError:
-            txn.abort()
-            raise self._full()
-        except BaseException:
-            txn.abort()
+        except BaseException as exc:
+            self._end(txn, exc)
             raise
-        finally:
-            self._writing = False
+        self._end(txn, None)
 
     def write(self, body: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``body(txn)`` in one write transaction and commit it (abort on any error)."""
         txn = self._begin_write()
         try:
             result = body(txn)
-            txn.commit()
-            return result
-        except lmdb.MapFullError:
-            txn.abort()
-            raise self._full()
-        except BaseException:
-            txn.abort()
+        except BaseException as exc:
+            self._end(txn, exc)
             raise
+        self._end(txn, None)
+        return result
+
+    def _end(self, txn: lmdb.Transaction, exc: BaseException | None) -> None:
+        """Commit (``exc`` None) or abort a write; a full map becomes SharedStoreFull."""
+        try:
+            if exc is None:
+                try:
+                    txn.commit()
+                    return
+                except lmdb.MapFullError as full:
+                    exc = full
+            txn.abort()
         finally:
             self._writing = False
+        if isinstance(exc, lmdb.MapFullError):
+            raise self._full() from exc
 
     def _full(self) -> SharedStoreFull:
         return SharedStoreFull(f"the shared store {self.path} is full "

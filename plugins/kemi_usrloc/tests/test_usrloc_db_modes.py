@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,40 +10,7 @@ import pytest
 
 from kemi_core.testing import KemiProcess, free_port, wait_until
 from kemi_registrar.testing import RegUA, Reply
-
-CFG = """#!KAMAILIO
-listen=udp:127.0.0.1:{port}
-children=2
-loadmodule "db_sqlite.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-modparam("usrloc", "db_url", "sqlite://{db}")
-modparam("usrloc", "db_mode", {mode})
-modparam("usrloc", "timer_interval", {interval})
-modparam("registrar", "min_expires", 0)
-request_route {{
-    if (is_method("REGISTER")) {{
-        save("location");
-        exit;
-    }}
-    lookup("location");
-    $var(rc) = $rc;
-    append_to_reply("X-RC: $var(rc)\\r\\n");
-    append_to_reply("X-RU: $ru\\r\\n");
-    sl_send_reply("200", "Lookup");
-}}
-"""
-
-
-def db_init(db: Path) -> None:
-    kemi = Path(sys.executable).with_name("kemi")
-    out = subprocess.run([str(kemi), "db", "init", f"sqlite://{db}", "usrloc"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+from kemi_usrloc.testing import db_init, lookup_cfg
 
 
 def rows(db: Path) -> list[tuple[str, str]]:
@@ -59,7 +24,7 @@ Start = Callable[..., tuple[KemiProcess, int]]
 @pytest.fixture
 def start(tmp_path: Path) -> Iterator[Start]:
     db = tmp_path / "kamailio.db"
-    db_init(db)
+    db_init(f"sqlite://{db}")
     procs: list[KemiProcess] = []
 
     def run(mode: int, interval: int = 60, name: str = "a") -> tuple[KemiProcess, int]:
@@ -67,7 +32,7 @@ def start(tmp_path: Path) -> Iterator[Start]:
         work = tmp_path / name
         work.mkdir(exist_ok=True)
         cfg = work / "kamailio.cfg"
-        cfg.write_text(CFG.format(port=port, db=db, mode=mode, interval=interval))
+        cfg.write_text(lookup_cfg(port, f"sqlite://{db}", mode, interval))
         proc = KemiProcess(cfg, work).start()
         procs.append(proc)
         return proc, port

@@ -2,53 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from kemi_core.testing import KemiProcess, PostgresServer, free_port, wait_until
 from kemi_registrar.testing import RegUA
-
-CFG = """#!KAMAILIO
-listen=udp:127.0.0.1:{port}
-children=2
-loadmodule "db_postgres.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-modparam("usrloc", "db_url", "{url}")
-modparam("usrloc", "db_mode", 3)
-modparam("usrloc", "timer_interval", 1)
-modparam("registrar", "min_expires", 0)
-request_route {{
-    if (is_method("REGISTER")) {{
-        save("location");
-        exit;
-    }}
-    lookup("location");
-    $var(rc) = $rc;
-    append_to_reply("X-RC: $var(rc)\\r\\n");
-    append_to_reply("X-RU: $ru\\r\\n");
-    sl_send_reply("200", "Lookup");
-}}
-"""
+from kemi_usrloc.testing import db_init, lookup_cfg
 
 
 def test_two_servers_share_registrations(tmp_path: Path, postgres_server: PostgresServer) -> None:
     url = postgres_server.new_database()
-    kemi = Path(sys.executable).with_name("kemi")
-    out = subprocess.run([str(kemi), "db", "init", url, "usrloc"], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    db_init(url)
     servers = []
     try:
         for name in ("a", "b"):
             work = tmp_path / name
             work.mkdir()
             port = free_port()
-            (work / "kamailio.cfg").write_text(CFG.format(port=port, url=url))
+            (work / "kamailio.cfg").write_text(lookup_cfg(port, url, 3, interval=1))
             servers.append((KemiProcess(work / "kamailio.cfg", work).start(), port))
         (a, port_a), (b, port_b) = servers
         with RegUA(port_a) as ua, RegUA(port_b) as ub:
