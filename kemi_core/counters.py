@@ -1,26 +1,32 @@
 """Counters that cross processes: ``core.counter(group, name)`` and ``core.gauge(...)``.
 
 KEMI functions run in forked workers, RPC commands in the main process, so a module's counter
-must be shared memory. Here every counter is a column in a block of anonymous shared memory
-(``mmap``) made in the main process **before the fork**; each process adds to its own row (its
-worker rank, 0 for the main process), so an increment is one unlocked 64-bit add, and reading
-sums the rows. A worker that dies and is restarted keeps adding to its row.
+must live in shared memory. The Core maps two blocks of anonymous shared memory when it is made
+(before any fork): a table of counter **names** and a table of **values** with one row per
+process (worker rank; 0 is the main process) and one column per counter. An increment adds to
+this process's own slot: one unlocked 64-bit add, no system call. Reading sums the rows.
 
-That is why counters must be declared before the workers start: in ``mod_register`` or
-``mod_init``. Declaring one later raises ModuleError (a worker would never see it).
+``core.counter(group, name)`` returns the same counter however often, wherever it is called: the
+first call anywhere takes a column under a lock and writes the name into the shared table, so a
+counter declared in a worker is seen by the main process too (and enumerated by the statistics).
+Declaring counters in ``mod_register`` or ``mod_init`` and keeping the object is the cheap way
+(a later call costs a dict lookup, a first call in a process a short scan of the names).
+There is room for ``CAPACITY`` counters per server.
 
-Reset without locks: a last row holds each counter's *base*; ``value`` is the sum of the rows
-minus the base, and ``reset()`` moves the base to the current sum, so an increment racing with a
-reset is never lost or doubled.
+Reset without losing increments: a last row holds each counter's *base*; ``value`` is the sum of
+the rows minus the base, and ``reset()`` moves the base to the current sum.
 
-This table is kemi's statistics: the statistics RPCs and metrics enumerate it (``iter(table)``
-gives every counter and gauge with its group and name, in declaration order).
+This table is kemi's statistics: the statistics RPCs and metrics enumerate it (``iter(table)``:
+every counter, whichever process declared it, and the gauges of this process, with group and
+name, in declaration order).
 """
 
 from __future__ import annotations
 
 import logging
 import mmap
+import multiprocessing
+import struct
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -28,10 +34,15 @@ from kemi_core.errors import ModuleError
 
 log = logging.getLogger("kemi.counters")
 
-#: Counters per shared block; a block is (rows + 1) * BLOCK * 8 bytes.
-BLOCK = 512
+#: Counters one server can hold.
+CAPACITY = 4096
+#: Bytes per name entry: 1 (kind) + 1 (length) + ``group:name`` in UTF-8.
+_ENTRY = 96
+_COUNT = struct.Struct("q")  # entries in use, at the start of the name table
 
 Kind = Literal["counter", "gauge"]
+_KIND_CODE = {"counter": b"c", "gauge": b"g"}
+_CODE_KIND: dict[int, Kind] = {ord("c"): "counter", ord("g"): "gauge"}
 
 
 class Counter:
@@ -45,7 +56,7 @@ class Counter:
                  "name")
 
     def __init__(self, group: str, name: str, doc: str, kind: Kind, view: memoryview,
-                 column: int, rows: int) -> None:
+                 column: int, rows: int, stride: int, row: int) -> None:
         self.group = group
         self.name = name
         self.doc = doc
@@ -53,9 +64,9 @@ class Counter:
         self._view = view
         self._column = column
         self._rows = rows
-        self._stride = BLOCK
-        self._base = rows * BLOCK + column
-        self._slot = column  # row 0 (main process) until bind()
+        self._stride = stride
+        self._base = rows * stride + column
+        self._slot = row * stride + column
 
     def inc(self, n: int = 1) -> None:
         """Add ``n`` (may be negative) in this process's slot: no lock, no system call."""
@@ -88,7 +99,8 @@ class Counter:
 
 
 class Gauge:
-    """A statistic computed when read, in the reading process: ``read()`` returns an int."""
+    """A statistic computed when read, in the process that declared it (the main process for
+    one declared in mod_register/mod_init): ``read()`` returns an int."""
 
     __slots__ = ("doc", "group", "kind", "name", "read")
 
@@ -117,47 +129,80 @@ Statistic = Counter | Gauge
 class CounterTable:
     """Every counter and gauge of one server, by (group, name), in declaration order."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, capacity: int = CAPACITY) -> None:
         #: Rows of counts: one per process rank, 0 (main) to ``processes`` (the last worker).
         self.rows = max(processes, 1) + 1
-        self._stats: dict[tuple[str, str], Statistic] = {}
-        self._blocks: list[memoryview] = []
-        self._used = BLOCK  # columns used in the last block (full: a new block is needed)
+        self.capacity = capacity
+        values = mmap.mmap(-1, (self.rows + 1) * capacity * 8)  # MAP_SHARED | MAP_ANONYMOUS
+        self._values = memoryview(values).cast("q")
+        self._names = mmap.mmap(-1, _COUNT.size + capacity * _ENTRY)
+        self._lock = multiprocessing.get_context("fork").Lock()  # taken to add a name only
+        self._counters: dict[tuple[str, str], Counter] = {}  # this process's view
+        self._order: list[Counter] = []  # by column, as far as this process has read
+        self._gauges: dict[tuple[str, str], Gauge] = {}
         self._row = 0
-        self.sealed = False
 
-    # ---- declaring (main process, before the fork) ---------------------------------------
+    # ---- declaring (any process) ---------------------------------------------------------
     def counter(self, group: str, name: str, doc: str = "", kind: Kind = "counter") -> Counter:
-        self._check_new(group, name)
-        if kind not in ("counter", "gauge"):
-            raise ModuleError(f"counter {group}:{name}: kind must be 'counter' or 'gauge'")
-        if self._used == BLOCK:
-            mm = mmap.mmap(-1, (self.rows + 1) * BLOCK * 8)  # MAP_SHARED | MAP_ANONYMOUS
-            self._blocks.append(memoryview(mm).cast("q"))
-            self._used = 0
-        counter = Counter(group, name, doc, kind, self._blocks[-1], self._used, self.rows)
-        counter._bind(self._row)
-        self._used += 1
-        self._stats[(group, name)] = counter
-        return counter
+        """The counter ``group:name``, made on first use (see the module docstring)."""
+        key = (group, name)
+        found = self._counters.get(key)
+        if found is None:
+            _check_name(group, name)
+            if kind not in _KIND_CODE:
+                raise ModuleError(f"counter {group}:{name}: kind must be 'counter' or 'gauge'")
+            if key in self._gauges:
+                raise ModuleError(f"statistic {group}:{name} is a computed gauge already")
+            found = self._claim(group, name, doc, kind)
+        if found.kind != kind:
+            raise ModuleError(f"counter {group}:{name} is a {found.kind}, not a {kind}")
+        if doc and not found.doc:
+            found.doc = doc
+        return found
 
     def gauge(self, group: str, name: str, read: Callable[[], int], doc: str = "") -> Gauge:
-        self._check_new(group, name)
+        """A statistic computed by ``read()`` in this process when read."""
+        _check_name(group, name)
+        self._sync()
+        if (group, name) in self._counters or (group, name) in self._gauges:
+            raise ModuleError(f"statistic {group}:{name} is declared twice")
         gauge = Gauge(group, name, read, doc)
-        self._stats[(group, name)] = gauge
+        self._gauges[(group, name)] = gauge
         return gauge
 
-    def _check_new(self, group: str, name: str) -> None:
-        if self.sealed:
-            raise ModuleError(
-                f"counter {group}:{name} declared after the workers started: declare counters "
-                "in mod_register or mod_init (they live in memory shared before the fork)")
-        for part in (group, name):
-            if not part or any(c in part for c in ": \t\r\n"):
-                raise ModuleError(f"counter {group!r}:{name!r}: group and name must be non-empty, "
-                                  "without ':' or blanks")
-        if (group, name) in self._stats:
-            raise ModuleError(f"counter {group}:{name} is declared twice")
+    def _claim(self, group: str, name: str, doc: str, kind: Kind) -> Counter:
+        with self._lock:
+            self._sync()
+            found = self._counters.get((group, name))
+            if found is not None:
+                return found
+            column = len(self._order)
+            if column >= self.capacity:
+                raise ModuleError(f"counter {group}:{name}: all {self.capacity} counters are "
+                                  "in use")
+            text = f"{group}:{name}".encode()
+            entry = _KIND_CODE[kind] + bytes([len(text)]) + text
+            start = _COUNT.size + column * _ENTRY
+            self._names[start:start + len(entry)] = entry
+            _COUNT.pack_into(self._names, 0, column + 1)  # last: the entry is complete
+        return self._adopt(column, group, name, kind, doc)
+
+    def _sync(self) -> None:
+        """Read the names other processes added since this one last looked."""
+        (count,) = _COUNT.unpack_from(self._names, 0)
+        for column in range(len(self._order), count):
+            start = _COUNT.size + column * _ENTRY
+            kind = _CODE_KIND[self._names[start]]
+            size = self._names[start + 1]
+            group, _, name = self._names[start + 2:start + 2 + size].decode().partition(":")
+            self._adopt(column, group, name, kind, "")
+
+    def _adopt(self, column: int, group: str, name: str, kind: Kind, doc: str) -> Counter:
+        counter = Counter(group, name, doc, kind, self._values, column, self.rows,
+                          self.capacity, self._row)
+        self._counters[(group, name)] = counter
+        self._order.append(counter)
+        return counter
 
     # ---- after the fork ----------------------------------------------------------------
     def bind(self, rank: int) -> None:
@@ -168,34 +213,31 @@ class CounterTable:
                       "its counts go to the main process's row", rank, self.rows - 1)
             row = 0
         self._row = row
-        if rank != 0:
-            self.sealed = True
-        for stat in self._stats.values():
-            if isinstance(stat, Counter):
-                stat._bind(row)
-
-    def seal(self) -> None:
-        """The workers are forked: no more declarations (the main process calls this)."""
-        self.sealed = True
+        for counter in self._counters.values():
+            counter._bind(row)
 
     # ---- reading (any process; the statistics RPCs run in the main one) -----------------
     def __iter__(self) -> Iterator[Statistic]:
-        return iter(list(self._stats.values()))
+        self._sync()
+        stats: list[Statistic] = [*self._order, *self._gauges.values()]
+        return iter(stats)
 
     def __len__(self) -> int:
-        return len(self._stats)
+        self._sync()
+        return len(self._order) + len(self._gauges)
 
     def get(self, group: str, name: str) -> Statistic | None:
-        return self._stats.get((group, name))
+        self._sync()
+        return self._counters.get((group, name)) or self._gauges.get((group, name))
 
     def groups(self) -> list[str]:
         """Group names in declaration order."""
-        return list(dict.fromkeys(g for g, _ in self._stats))
+        return list(dict.fromkeys(s.group for s in self))
 
     def select(self, group: str | None = None, name: str | None = None) -> list[Statistic]:
         """Statistics matching ``group`` and/or ``name`` (None matches all)."""
-        return [s for (g, n), s in self._stats.items()
-                if (group is None or g == group) and (name is None or n == name)]
+        return [s for s in self if (group is None or s.group == group)
+                and (name is None or s.name == name)]
 
     def reset(self, group: str | None = None, name: str | None = None) -> int:
         """Reset the matching counters (gauges stay); returns how many were reset."""
@@ -206,4 +248,13 @@ class CounterTable:
 
     def snapshot(self) -> dict[str, int]:
         """``{"group:name": value}`` of every statistic, in declaration order."""
-        return {f"{s.group}:{s.name}": s.value for s in self._stats.values()}
+        return {f"{s.group}:{s.name}": s.value for s in self}
+
+
+def _check_name(group: str, name: str) -> None:
+    for part in (group, name):
+        if not part or any(c in part for c in ": \t\r\n"):
+            raise ModuleError(f"counter {group!r}:{name!r}: group and name must be non-empty, "
+                              "without ':' or blanks")
+    if len(f"{group}:{name}".encode()) > _ENTRY - 2:
+        raise ModuleError(f"counter {group}:{name}: the name is longer than {_ENTRY - 2} bytes")

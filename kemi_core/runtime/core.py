@@ -163,8 +163,6 @@ class Core:
         ``mod_init``: it lives in memory shared before the workers are forked, so declaring it
         later raises ModuleError. It shows in the statistics RPCs as ``group:name``.
         ``kind="gauge"``: a level that goes up and down (``inc(-1)``) and is never reset."""
-        if self.worker_pids:
-            self.counters.seal()
         if not self.statistics_enabled:
             from kemi_core.stats import NullCounter
 
@@ -174,8 +172,6 @@ class Core:
     def gauge(self, group: str, name: str, read: Callable[[], int], doc: str = "") -> Gauge:
         """A statistic computed by ``read()`` when it is read (in the reading process, the main
         one for RPCs): for values a module already holds there."""
-        if self.worker_pids:
-            self.counters.seal()
         return self.counters.gauge(group, name, read, doc)
 
     # ---- services modules offer each other (Kamailio's bind_tm & co) -----------------------

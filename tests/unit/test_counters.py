@@ -1,5 +1,6 @@
-"""core.counter: counts made in forked workers add up in the main process; declaring after the
-fork is refused; reset never loses a racing increment; statistics enumerate with group/name."""
+"""core.counter: counts made in forked workers add up in the main process; a counter first
+declared in a worker is the same everywhere; reset never loses a racing increment; statistics
+enumerate with group/name."""
 
 from __future__ import annotations
 
@@ -81,22 +82,37 @@ def test_enumerate_select_and_groups() -> None:
     assert core.counters.get("tm", "nope") is None and len(core.counters) == 3
 
 
-def test_declaring_after_the_fork_is_refused() -> None:
+def test_a_counter_first_made_in_workers_is_the_same_everywhere() -> None:
     core = Core(CoreConfig(children=2))
-    core.worker_rank = 1  # in a worker
-    with pytest.raises(ModuleError, match="mod_register or mod_init"):
-        core.counter("hello", "late")
-    main = Core(CoreConfig(children=2))
-    main.worker_pids = {1: 4242}  # the main process once workers run
-    with pytest.raises(ModuleError, match="declared after the workers started"):
-        main.counter("hello", "late")
+    pids = []
+    for rank, times in ((1, 30), (2, 12)):
+        pid = os.fork()
+        if pid == 0:  # each worker asks for the counter on each call, as a lazy module might
+            core.worker_rank = rank
+            for _ in range(times):
+                core.counter("lazy", "calls").inc()
+            core.counter("lazy", f"only_in_{rank}").inc(rank)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    calls = core.counter("lazy", "calls")  # the main process finds what the workers made
+    assert calls.value == 42 and calls.by_rank() == {1: 30, 2: 12}
+    assert core.counters.snapshot() == {"lazy:calls": 42, "lazy:only_in_1": 1, "lazy:only_in_2": 2}
+    assert core.counter("lazy", "calls") is calls
 
 
-def test_bad_names_and_duplicates_are_refused() -> None:
+def test_bad_names_and_kinds_are_refused() -> None:
     core = Core(CoreConfig())
-    core.counter("hello", "calls")
+    calls = core.counter("hello", "calls")
+    assert core.counter("hello", "calls") is calls  # the same counter, not a second one
+    with pytest.raises(ModuleError, match="is a counter, not a gauge"):
+        core.counter("hello", "calls", kind="gauge")
+    core.gauge("hello", "level", lambda: 1)
+    with pytest.raises(ModuleError, match="computed gauge"):
+        core.counter("hello", "level")
     with pytest.raises(ModuleError, match="declared twice"):
-        core.counter("hello", "calls")
+        core.gauge("hello", "calls", lambda: 1)
     for group, name in (("", "x"), ("a:b", "x"), ("hello", "with space")):
         with pytest.raises(ModuleError, match="non-empty"):
             core.counter(group, name)
@@ -104,16 +120,18 @@ def test_bad_names_and_duplicates_are_refused() -> None:
         core.counter("hello", "odd", kind="histogram")  # type: ignore[arg-type]
 
 
-def test_many_counters_span_several_shared_blocks() -> None:
-    from kemi_core.counters import BLOCK
+def test_the_table_holds_capacity_counters_and_says_when_full() -> None:
+    from kemi_core.counters import CounterTable
 
-    core = Core(CoreConfig(children=2))
-    counters = [core.counter("many", f"c{i}") for i in range(BLOCK + 3)]
+    table = CounterTable(processes=2, capacity=50)
+    counters = [table.counter("many", f"c{i}") for i in range(50)]
     pid = os.fork()
     if pid == 0:
-        core.worker_rank = 2
+        table.bind(2)
         for i, c in enumerate(counters):
             c.inc(i)
         os._exit(0)
     os.waitpid(pid, 0)
-    assert [c.value for c in counters] == list(range(BLOCK + 3))
+    assert [c.value for c in counters] == list(range(50))
+    with pytest.raises(ModuleError, match="all 50 counters are in use"):
+        table.counter("many", "one_more")
