@@ -220,15 +220,14 @@ def build(engine: str, route: str, work: Path) -> tuple[Any, NullTransport]:
     if engine == "native":
         from kemi_core.config.model import RouteBlock
         from kemi_core.config.parser import parse_config_text
-        from kemi_core.native.live import LiveNativeEngine
-        from kemi_core.runtime.reload import ReloadChannel
+        from kemi_core.engine import EngineSpec
+        from kemi_core.native.engine import NativeEngine
 
         blocks: list[RouteBlock] = parse_config_text(NATIVE[route], "bench.cfg").routes
-        eng: Any = LiveNativeEngine(core, blocks, lambda: blocks, ReloadChannel("bench"))
+        spec = EngineSpec("native", lambda core: NativeEngine(core, blocks, lambda: blocks))
     else:
-        eng = core.engine_specs[engine].factory(core)
-    eng.load()
-    core.engine = eng
+        spec = core.engine_specs[engine]
+    core.use_engine(spec)  # as the server: built and reloaded by the core
     core.loader.child_init_all(1)  # what a worker does after fork
     null = NullTransport()
     core.attach_transport(null)

@@ -53,6 +53,9 @@ from kemi_core.engine import (
     EngineSpec,
     ScriptDrop,
     ScriptExit,
+    normalize_bool,
+    normalize_result,
+    normalize_xval,
 )
 from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
 from kemi_core.kemi.exports import (
@@ -162,6 +165,9 @@ __all__ = [
     "hookimpl",
     "is_script_fault",
     "kamailio_level",
+    "normalize_bool",
+    "normalize_result",
+    "normalize_xval",
     "open_db",
     "parse_datagram",
     "parse_uri",

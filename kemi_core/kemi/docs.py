@@ -49,11 +49,6 @@ def as_json(registry: KemiRegistry) -> list[dict[str, Any]]:
              "doc": e.doc} for e in registry]
 
 
-def signature(exp: KemiExport) -> str:
-    args = ", ".join(f"{p['kind']} {p['name']}" for p in _params(exp))
-    return f"{exp.returns.value} KSR.{exp.qualified_name}({args})"
-
-
 def summary(doc: str) -> str:
     """A docstring's first paragraph on one line: whole sentences, however they wrap."""
     paragraph = re.split(r"\n\s*\n", doc.strip(), maxsplit=1)[0]
@@ -65,6 +60,6 @@ def as_markdown(registry: KemiRegistry) -> str:
     for module in registry.module_names:
         out += [f"## KSR.{module}" if module else "## KSR (core)", ""]
         for exp in registry.module(module).values():
-            out.append(f"- `{signature(exp)}`" + (f": {summary(exp.doc)}" if exp.doc else ""))
+            out.append(f"- `{exp.signature()}`" + (f": {summary(exp.doc)}" if exp.doc else ""))
         out.append("")
     return "\n".join(out)

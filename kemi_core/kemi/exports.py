@@ -91,6 +91,15 @@ class KemiExport:
         """``module.name`` as scripts write it after ``KSR.`` (just ``name`` for core)."""
         return f"{self.module}.{self.name}" if self.module else self.name
 
+    def signature(self, with_return: bool = True) -> str:
+        """``KSR.sl.send_reply(int code, str reason) -> int``: the one text every engine's
+        error messages, the RPC listings and ``kemi docs`` show (unnamed parameters are
+        ``p1`` ...)."""
+        names = self.param_names or tuple(f"p{i + 1}" for i in range(len(self.params)))
+        args = ", ".join(f"{k.value} {n}" for k, n in zip(self.params, names, strict=True))
+        text = f"KSR.{self.qualified_name}({args})"
+        return f"{text} -> {self.returns.value}" if with_return else text
+
 
 _KIND_LETTERS = {"i": ParamKind.INT, "s": ParamKind.STR}
 _KIND_HINTS = {int: ParamKind.INT, "int": ParamKind.INT, str: ParamKind.STR, "str": ParamKind.STR}

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.errors import ConfigError
+from kemi_core.engine import ScriptDrop, ScriptExit, normalize_result
+from kemi_core.errors import ConfigError, ScriptError
 from kemi_core.native import ast as A
 from kemi_core.native import values as V
 from kemi_core.native.functions import BUILTINS
@@ -28,7 +28,7 @@ RawCall = Callable[["MsgContext"], int]
 ArgGetter = Callable[["MsgContext"], Any]
 
 
-class ScriptFault(Exception):  # noqa: N818 - a runtime failure inside a route, with its place
+class ScriptFault(ScriptError):  # noqa: N818 - a runtime failure inside a route, with its place
     """A statement failed at run time; ``loc`` is where it was written."""
 
     def __init__(self, loc: A.Loc, reason: str) -> None:
@@ -38,17 +38,6 @@ class ScriptFault(Exception):  # noqa: N818 - a runtime failure inside a route, 
 
 
 _PASS_THROUGH = (ScriptExit, ScriptDrop, ScriptFault)
-
-
-def normalize_result(r: Any) -> int:
-    """A cfg function's result as Kamailio's int: None/True -> 1, False -> -1."""
-    if r is None or r is True:
-        return 1
-    if r is False:
-        return -1
-    if isinstance(r, int):
-        return int(r)
-    return 1 if r else -1
 
 
 class CallCompiler:

@@ -13,23 +13,26 @@ Names ``run``/``has_route`` accept:
   route, failure_route, branch_route, onreply_route, branch_failure_route, event_route.
   ``event_route[tm:branch-failure:NAME]`` is branch_failure_route NAME.
 
-Result of ``run``: the route's return value (1 when it ends without ``return``); ``exit``
-(and ``return(0)``, or a function returning 0) gives 1; ``drop`` gives 0 and sets
-``ctx.dropped`` (callers test ctx.dropped, not the number); a run-time error is logged with
-file:line:column and gives -1.
+Result of ``run``: the route's return value (1 when it ends without ``return``); ``exit``,
+``return(0)`` or a function returning 0 raise ScriptExit, ``drop`` raises ScriptDrop, and a
+run-time error raises ScriptFault (a ScriptError with file:line:column): the core's
+``run_route`` gives them their meaning, as for every engine.
+
+Reload is the core's (``cfg.reload`` / ``cfgengine.reload``): a fresh engine reads the route
+blocks from the config file again; ``snapshot`` / ``load_snapshot`` hand the blocks the main
+process compiled to every worker.
 """
 
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from kemi_core.config.model import RouteBlock
-from kemi_core.core_exports.log import SCRIPT_FAULT
-from kemi_core.engine import ONSEND_ROUTE, REPLY_ROUTE, REQUEST_ROUTE, ScriptDrop, ScriptExit
+from kemi_core.engine import ONSEND_ROUTE, REPLY_ROUTE, REQUEST_ROUTE
 from kemi_core.errors import ConfigError, ScriptError
-from kemi_core.native.calls import ScriptFault
 from kemi_core.native.check import check_blocks
 from kemi_core.native.compiler import Program, RouteFn, compile_routes
 from kemi_core.native.parser import parse_block
@@ -38,7 +41,6 @@ from kemi_core.runtime.context import RouteType
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
     from kemi_core.runtime.core import Core
-    from kemi_core.runtime.reload import ReloadChannel
 
 log = logging.getLogger("kemi.native")
 
@@ -52,8 +54,6 @@ _KIND_BY_ROUTE_TYPE = {
     RouteType.BRANCH_FAILURE: "branch_failure_route",
     RouteType.EVENT: "event_route",
 }
-#: Live reload takes a new generation when one of these starts (not mid-transaction).
-_RELOAD_AT = frozenset({REQUEST_ROUTE, REPLY_ROUTE})
 _CALLBACK_KEYS = {"request_route_callback": "request_route",
                   "reply_route_callback": "reply_route",
                   "onsend_route_callback": "onsend_route"}
@@ -76,9 +76,6 @@ class NativeEngine:
         #: name -> route for the names whose meaning does not depend on the route type (the
         #: callbacks and qualified names): ``run`` finds them with one dict lookup.
         self._direct: dict[str, RouteFn] = {}
-        #: Live reload (LiveNativeEngine): the generation channel, checked in ``run``.
-        self._channel: ReloadChannel | None = None
-        self._seen = 0
         self._callbacks = {REQUEST_ROUTE: "request_route", REPLY_ROUTE: "reply_route",
                            ONSEND_ROUTE: "onsend_route"}
         for key, kind in _CALLBACK_KEYS.items():
@@ -120,8 +117,15 @@ class NativeEngine:
         self._install(program)
         log.info("native routes reloaded (%d blocks)", len(blocks))
 
-    def _adopt(self) -> None:
-        """Take the routes of a newer generation (LiveNativeEngine)."""
+    def snapshot(self) -> bytes:
+        """The route blocks this engine compiled, for the workers of a reload."""
+        return pickle.dumps(self._blocks)
+
+    def load_snapshot(self, data: bytes) -> None:
+        """Compile the blocks another process compiled and published (``snapshot``)."""
+        blocks: list[RouteBlock] = pickle.loads(data)  # noqa: S301 - our own main process wrote it
+        self._install(self._compile(blocks))
+        self._blocks = blocks
 
     def _install(self, program: Program) -> None:
         self._program = program
@@ -179,29 +183,12 @@ class NativeEngine:
 
     # ---- running ------------------------------------------------------------------------
     def run(self, name: str, ctx: MsgContext) -> int:
-        channel = self._channel
-        if channel is not None and channel.changed(self._seen) and name in _RELOAD_AT:
-            self._adopt()
         fn = self._direct.get(name)
         if fn is None:
             fn = self._lookup(name, int(ctx.route_type))
             if fn is None:
                 raise ScriptError(f"native: the config defines no route for {name!r}")
-        try:
-            return fn(ctx)
-        except ScriptExit:
-            return 1
-        except ScriptDrop:
-            ctx.dropped = True
-            return 0
-        except ScriptFault as fault:
-            log.error("%s: %s", fault.loc, fault.reason, exc_info=fault.__cause__,
-                      extra=SCRIPT_FAULT)
-            return -1
-        except RecursionError:
-            log.error("native: route %r recursed too deeply (route() calling itself?)", name,
-                      extra=SCRIPT_FAULT)
-            return -1
+        return fn(ctx)
 
 
 def _split_qualified(name: str) -> tuple[str, str] | None:

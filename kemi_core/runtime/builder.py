@@ -96,17 +96,21 @@ def _int_param(cfg: CoreConfig, name: str) -> int:
 
 
 def native_engine_spec(cfg: CoreConfig, core: Core) -> EngineSpec:
-    """The built-in engine for the kamailio.cfg routing language, with live ``cfg.reload``."""
-    from kemi_core.native.live import LiveNativeEngine, install_cfg_reload
+    """The built-in engine for the kamailio.cfg routing language, with live ``cfg.reload``
+    (the core-managed reload: the route blocks are read again from the config file)."""
+    from kemi_core.native.engine import NativeEngine
 
     def reload_source() -> list[RouteBlock]:
         return parse_config(cfg.source, defines=cfg.extra.get("cli_defines") or None).routes
 
-    channel = install_cfg_reload(core, reload_source)
+    first = [cfg.routes]  # the blocks parsed at start serve the first engine
 
     def factory(core: Core) -> Engine:
-        return LiveNativeEngine(core, cfg.routes, reload_source, channel)
+        blocks = first.pop() if first else None
+        return NativeEngine(core, blocks, reload_source=reload_source)
 
+    core.add_rpc("cfg.reload", lambda core, params: core.rpc_reload_engine("native"),
+                 "Recompile kamailio.cfg's route blocks; every worker switches at its next message")
     return EngineSpec("native", factory, "kamailio.cfg routing blocks, compiled to closures")
 
 
@@ -154,9 +158,7 @@ def build(cfg: CoreConfig, available: dict[str, ModuleEntry] | None = None,
         loader.init_all()
     except ModuleError as exc:
         raise ConfigError(str(exc), cfg.source)
-    engine = spec.factory(core)
-    engine.load()
-    core.engine = engine
+    core.use_engine(spec)  # loads and checks the script here, before any worker exists
     return Built(core, loader, spec)
 
 

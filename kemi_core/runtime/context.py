@@ -85,6 +85,9 @@ class MsgContext:
     replied: bool = False
     #: drop()/set_drop(): do not send this message on (onsend, reply routes).
     dropped: bool = False
+    #: A script error in a route run for this message (``file:line: reason``), set by the
+    #: core (``core.run_route``); a request gets a 500 when nothing was sent.
+    fault: str | None = None
     #: Request-URI as received ($ou), kept while the R-URI is rewritten.
     orig_ruri: str | None = None
     #: Module-owned state, by module name (tm keeps its transaction here, xlog nothing, ...).

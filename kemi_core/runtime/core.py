@@ -12,24 +12,24 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-import attrs
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kemi_core.config.paths import resolve_existing_file
 from kemi_core.counters import Counter, CounterTable, Gauge, Kind
-from kemi_core.engine import ScriptDrop, ScriptExit
-from kemi_core.errors import ConfigError, ModuleError
+from kemi_core.errors import ConfigError, ModuleError, ScriptError
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
 from kemi_core.runtime.clock import Clock, Timer, repeat
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
+from kemi_core.runtime.records import CfgFunction, ParamSpec, RpcCommand, Transport
+from kemi_core.runtime.routes import run_route
 
 if TYPE_CHECKING:
     from kemi_core.config.model import CoreConfig
     from kemi_core.engine import Engine, EngineSpec
     from kemi_core.plugins import ModuleLoader
     from kemi_core.runtime.dispatch import Dispatcher
+    from kemi_core.runtime.reload import EngineReload
     from kemi_core.sip.message import SipMsg
     from kemi_core.stats import CoreStats
 
@@ -39,54 +39,7 @@ log = logging.getLogger("kemi.core")
 TIMER_TICK = 0.05
 
 
-@attrs.frozen
-class ParamSpec:
-    """A module parameter declared in ``mod_register`` (checked against ``modparam``)."""
-
-    module: str
-    name: str
-    kind: type  # int or str
-    default: Any = None
-    multi: bool = False  # repeatable: the value is the list of every modparam given
-    doc: str = ""
-    #: The value names a file that must exist (a routing script): see kemi_core.config.paths.
-    existing_file: bool = False
-
-
-@attrs.frozen
-class RpcCommand:
-    """A control-socket command: ``func(core, params)`` returns a JSON-able result."""
-
-    name: str
-    func: Callable[[Core, list[Any]], Any]
-    doc: str = ""
-
-
-@attrs.frozen
-class CfgFunction:
-    """A function the native kamailio.cfg language can call by its cfg name.
-
-    ``func(ctx, *args)`` gets the arguments already fixed up (str, or int where ``int_params``
-    names the position) and returns Kamailio's int convention.
-    """
-
-    module: str
-    name: str
-    func: Callable[..., int]
-    min_args: int = 0
-    max_args: int = 0
-    int_params: tuple[int, ...] = ()
-    doc: str = ""
-
-
-class Transport(Protocol):
-    """What a worker's network layer offers the core (kemi_core.transport implements it)."""
-
-    def send(self, proto: str, host: str, port: int, data: bytes,
-             local: tuple[str, int] | None = None) -> bool: ...
-
-    def local_address(self, proto: str) -> tuple[str, int]: ...
-
+__all__ = ["CfgFunction", "Core", "ParamSpec", "RpcCommand", "Transport"]
 
 ReplyHandler = Callable[[MsgContext], bool]
 S = TypeVar("S")
@@ -108,7 +61,11 @@ class Core:
         self.rpc_commands: dict[str, RpcCommand] = {}
         self.cfg_functions: dict[str, CfgFunction] = {}
         self.engine_specs: dict[str, EngineSpec] = {}
+        #: The engine running the script in this process (replaced by a reload).
         self.engine: Engine | None = None
+        #: The cfgengine's spec and its cross-worker reload (set by ``use_engine``).
+        self.engine_spec: EngineSpec | None = None
+        self._reload: EngineReload | None = None
         self.loaded_modules: list[str] = []
         #: Called for each reply after the reply route (tm registers here); True = consumed.
         self.reply_handlers: list[ReplyHandler] = []
@@ -158,11 +115,12 @@ class Core:
 
     # ---- statistics ----------------------------------------------------------------------
     def counter(self, group: str, name: str, doc: str = "", kind: Kind = "counter") -> Counter:
-        """A counter shared by every process: ``inc(n=1)`` in any worker, ``value`` (the sum)
-        anywhere, e.g. in an RPC (main process). Declare it in ``mod_register`` or
-        ``mod_init``: it lives in memory shared before the workers are forked, so declaring it
-        later raises ModuleError. It shows in the statistics RPCs as ``group:name``.
-        ``kind="gauge"``: a level that goes up and down (``inc(-1)``) and is never reset."""
+        """The counter ``group:name`` shared by every process: ``inc(n=1)`` in any worker,
+        ``value`` (the sum over all processes) anywhere, e.g. in an RPC (main process). The
+        same call returns the same counter in any process, at any time; declaring it in
+        ``mod_register`` or ``mod_init`` and keeping the object is the cheapest. It shows in the
+        statistics RPCs as ``group:name``. ``kind="gauge"``: a level that goes up and down
+        (``inc(-1)``) and is never reset."""
         if not self.statistics_enabled:
             from kemi_core.stats import NullCounter
 
@@ -350,11 +308,63 @@ class Core:
             ctx.orig_ruri = msg.ruri
         return ctx
 
+    # ---- the config engine (built, reloaded and followed by the core) ------------------------
+    def use_engine(self, spec: EngineSpec) -> Engine:
+        """Make ``spec`` the cfgengine: its first engine is built and loaded here (main
+        process, before the fork; ScriptError stops the start) and ``cfgengine.reload`` works."""
+        from kemi_core.runtime.reload import EngineReload
+
+        self.engine_spec = spec
+        self._reload = EngineReload(self, spec)
+        self.engine = self._reload.start()
+        if "cfgengine.reload" not in self.rpc_commands:
+            self.add_rpc("cfgengine.reload", lambda core, params: core.rpc_reload_engine(),
+                         "Load and check the routing script again (any engine); every worker "
+                         "switches to it at its next message. On error nothing changes.")
+        return self.engine
+
+    def new_engine(self) -> Engine:
+        """A fresh engine of the cfgengine loaded with the current script (a worker at start)."""
+        if self._reload is None:
+            raise ModuleError("no config engine was selected (use_engine)")
+        return self._reload.build()
+
+    def reload_engine(self, engine_name: str | None = None) -> int:
+        """Reload the routing script in every process (main process, from an RPC): a fresh
+        engine's ``load()`` checks it here first; a ScriptError (``file:line: reason``) leaves
+        the old script running. Returns the new generation. ``engine_name``: refuse unless
+        that engine is the cfgengine (``app_lua.reload`` names ``lua``)."""
+        if self._reload is None:
+            raise ScriptError("no config engine to reload")
+        active = self._reload.spec.name
+        if engine_name is not None and engine_name != active:
+            raise ScriptError(f"the {engine_name} engine is not the cfgengine ({active}): "
+                              "nothing to reload")
+        return self._reload.reload()
+
+    def rpc_reload_engine(self, engine_name: str | None = None) -> dict[str, Any]:
+        """What the reload RPCs answer: the engine and the generations before and after."""
+        gen = self.reload_engine(engine_name)
+        assert self.engine_spec is not None
+        return {"engine": self.engine_spec.name, "old": gen - 1, "new": gen}
+
+    @property
+    def engine_generation(self) -> int:
+        """How many reloads were published (0: the script loaded at start)."""
+        return self._reload.channel.generation if self._reload is not None else 0
+
+    def follow_reload(self) -> None:
+        """Before a message (dispatcher): switch to a reloaded script if one was published."""
+        if self._reload is not None:
+            self._reload.follow()
+
     def run_route(self, name: str, ctx: MsgContext) -> int:
-        """Run a script callback by name (tm's branch/onreply/failure callbacks)."""
-        if self.engine is None:
-            raise ModuleError("no config engine is active")
-        return self.engine.run(name, ctx)
+        """Run the script's callback ``name`` for ``ctx`` (request, reply, onsend, tm's branch /
+        onreply / failure callbacks, a module's event route) and return Kamailio's int:
+        what the route returned, normalised; 1 after ``KSR.x.exit()``; 0 after
+        ``KSR.x.drop()``, which also sets ``ctx.dropped``; -1 for a script error, which is
+        logged once with its ``file:line`` and recorded in ``ctx.fault`` (never raised)."""
+        return run_route(self, name, ctx)
 
     # ---- network -------------------------------------------------------------------------
     def attach_transport(self, transport: Transport) -> None:
@@ -400,14 +410,7 @@ class Core:
             return True
         ctx = MsgContext(msg=out, rcv=rcv, core=self, route_type=RouteType.ONSEND)
         ctx.extra["send_info"] = {"proto": proto, "host": host, "port": port}
-        try:
-            engine.run(name, ctx)
-        except ScriptDrop:
-            ctx.dropped = True
-        except ScriptExit:
-            return True
-        except Exception:  # a broken onsend route must not stop the message
-            log.exception("error in onsend route %s", name)
+        run_route(self, name, ctx)  # a fault is logged; the message still goes
         if ctx.dropped and self.stats is not None:
             self.stats.drop_requests.inc()
         return not ctx.dropped

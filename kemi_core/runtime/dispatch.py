@@ -11,7 +11,6 @@ import logging
 import re
 from collections.abc import Callable
 
-from kemi_core.engine import ScriptDrop, ScriptExit
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.destinations import via_reply_destination
@@ -61,6 +60,7 @@ class Dispatcher:
         if self.log_prefix is not None:
             LOG_CONTEXT.prefix = self._eval_prefix(msg, rcv)
         try:
+            self.core.follow_reload()  # a script reloaded by the main process takes over here
             if msg.is_request:
                 self.stats.request(msg.method)
                 self._request(msg, rcv)
@@ -99,31 +99,11 @@ class Dispatcher:
         for accept in core.request_filters:
             if accept(ctx):
                 return
-        failed = self.run_route(self.request_cb, ctx)
-        if failed and not ctx.replied and msg.method != "ACK":
-            self._send_simple_reply(ctx, 500, "Server Internal Error")
-
-    def run_route(self, name: str, ctx: MsgContext) -> bool:
-        """Run one route; True when the script failed (error logged by the engine or here)."""
-        engine = self.core.engine
-        if engine is None:
-            log.error("no config engine loaded")
-            return True
-        try:
-            engine.run(name, ctx)
-        except ScriptExit:
-            return False
-        except ScriptDrop:
-            ctx.dropped = True
-            return False
-        except Exception as exc:
+        core.run_route(self.request_cb, ctx)  # exit/drop/fault mapped there, fault logged
+        if ctx.fault is not None:
             self.stats.script_errors.inc()
-            self.limited.error("route_error", "error in route %s: %s", name, brief_error(exc))
-            return True
-        if ctx.extra.pop("script_error", None) is not None:
-            self.stats.script_errors.inc()
-            return True
-        return False
+            if not ctx.replied and msg.method != "ACK":
+                self._send_simple_reply(ctx, 500, "Server Internal Error")
 
     # ---- replies ----------------------------------------------------------------------
     def _reply(self, msg: SipMsg, rcv: RecvInfo) -> None:
@@ -131,7 +111,9 @@ class Dispatcher:
         ctx = core.new_context(msg, rcv, RouteType.CORE_ONREPLY)
         engine = core.engine
         if engine is not None and engine.has_route(self.reply_cb):
-            self.run_route(self.reply_cb, ctx)
+            core.run_route(self.reply_cb, ctx)
+            if ctx.fault is not None:
+                self.stats.script_errors.inc()
             if ctx.dropped:
                 self.stats.drop_replies.inc()
                 return

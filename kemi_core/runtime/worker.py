@@ -102,9 +102,7 @@ class Worker:
         asyncio.set_event_loop(self.loop)
         built.loader.child_init_all(self.rank)
         if self.rank > 0 or core.engine is None:
-            engine = built.engine_spec.factory(core)
-            engine.load()
-            core.engine = engine
+            core.engine = core.new_engine()
         self.dispatcher = Dispatcher(core, limits_of(built))
         core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
         cfg = core.config

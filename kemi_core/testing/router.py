@@ -103,9 +103,7 @@ class Router:
             core.attach_transport(self.wire)
             core.worker_rank = RANK  # as Worker.setup, minus the event loop and sockets
             built.loader.child_init_all(RANK)
-            engine = built.engine_spec.factory(core)
-            engine.load()
-            core.engine = engine
+            core.engine = core.new_engine()  # a worker's engine, as Worker.setup builds it
             self.dispatcher = Dispatcher(core, limits_of(built))
             core.dispatcher = self.dispatcher
             core.run_housekeeping_on(self.clock)  # what the main process would run, once

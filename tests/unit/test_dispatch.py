@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.errors import ScriptError
 from kemi_core.runtime.context import MsgContext, RecvInfo
 from kemi_core.runtime.dispatch import Dispatcher, salvage_error_reply
 from kemi_core.sip import ParseLimits, parse_datagram
@@ -56,12 +57,12 @@ def test_script_exception_gets_500_and_is_counted() -> None:
 
 def test_engine_reported_error_gets_500() -> None:
     def reported(ctx: MsgContext) -> int:
-        ctx.extra["script_error"] = "kamailio.lua:3: attempt to call a nil value"
-        return -1
+        raise ScriptError("kamailio.lua:3: attempt to call a nil value")
 
     d, _, tr = _dispatcher(reported)
     d.on_data(request("OPTIONS", "sip:b@127.0.0.1", 40000), RCV)
     assert tr.sent[0].msg.status == 500
+    assert d.counters["script_errors"] == 1
 
 
 def test_exit_and_drop_are_not_errors() -> None:

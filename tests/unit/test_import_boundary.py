@@ -23,17 +23,14 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("kemi_ctl", "kemi_core.rpc.server"):
         "ctl configures the core's own control socket: it checks the address with the server's "
         "parser, so the module and the server can never disagree on what an address is",
-    ("engine_lua", "kemi_core.runtime.reload"):
-        "app_lua's own cross-worker reload channel, until the core manages reload for every engine",
-    ("engine_python", "kemi_core.runtime.reload"):
-        "app_python's own cross-worker reload channel, until the core manages reload for every "
-        "engine",
 }
 
 
 def _distributions() -> list[Path]:
     dists = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
-    dists += sorted(p for p in (ROOT / "tests" / "plugins").iterdir() if (p / "pyproject.toml").exists())
+    for folder in ("plugins", "third_party"):
+        dists += sorted(p for p in (ROOT / "tests" / folder).iterdir()
+                        if (p / "pyproject.toml").exists())
     return dists
 
 

@@ -29,7 +29,7 @@ end
     assert lua_eval(engine, "rawget(KSR, 't')") is None
     assert lua_eval(engine, "rawget(KSR, 'corefn')") is None
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert core.run_route("ksr_request_route", ctx) == 1
     assert lua_eval(engine, "type(rawget(KSR, 't'))") == "table"
     assert lua_eval(engine, "rawget(KSR.t, 'f') ~= nil")
     assert lua_eval(engine, "rawget(KSR, 'corefn') ~= nil")
@@ -38,7 +38,7 @@ end
     assert calls.log == [("t.f", ctx, (1, "a")), ("corefn", ctx, ("c",))]
     # a second run calls the cached function; the resolver is not asked again
     resolved = dict(engine.resolver._bound)
-    engine.run("ksr_request_route", make_ctx())
+    core.run_route("ksr_request_route", make_ctx())
     assert engine.resolver._bound == resolved
     assert len(calls.log) == 4
 
@@ -48,8 +48,8 @@ end
 def test_every_param_kind_combination(core, calls, make_engine, make_ctx, kinds):
     core.registry.add([export("t", "f", _recorder(calls, "f"), kinds)])
     lua_args = ", ".join(str(i + 1) if k == "i" else f'"s{i + 1}"' for i, k in enumerate(kinds))
-    engine = make_engine(f"function ksr_request_route() KSR.t.f({lua_args}) end")
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    make_engine(f"function ksr_request_route() KSR.t.f({lua_args}) end")
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     expected = tuple(i + 1 if k == "i" else f"s{i + 1}" for i, k in enumerate(kinds))
     (got,) = calls.args("f")
     assert got == expected
@@ -60,14 +60,14 @@ def test_argument_conversions(core, calls, make_engine, make_ctx):
     core.registry.add([export("t", "ii", _recorder(calls, "ii"), "ii"),
                        export("t", "ss", _recorder(calls, "ss"), "ss"),
                        export("t", "six", _recorder(calls, "six"), "isisss")])
-    engine = make_engine("""
+    make_engine("""
 function ksr_request_route()
   KSR.t.ii(2.0, "42")          -- integral float and a string of digits become ints
   KSR.t.ss(7, 2.5)             -- numbers become strings the way tostring writes them
   KSR.t.six(" 3 ", 4, 5.0, "x", 1e20, "")
 end
 """)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     assert calls.args("ii") == [(2, 42)]
     assert calls.args("ss") == [("7", "2.5")]
     assert calls.args("six") == [(3, "4", 5, "x", "1e+20", "")]
@@ -102,9 +102,9 @@ end
 """)
     ctx = make_ctx()
     with caplog.at_level(logging.ERROR):
-        assert engine.run("ksr_request_route", ctx) == -1
-    assert message in ctx.extra["script_error"]
-    assert ctx.extra["script_error"].startswith(engine.settings.scripts[0] + ":3: ")
+        assert core.run_route("ksr_request_route", ctx) == -1
+    assert message in ctx.fault
+    assert ctx.fault.startswith(engine.settings.scripts[0] + ":3: ")
     assert calls.names() == []  # the call failed and nothing after it ran
     assert message in caplog.text
 
@@ -133,7 +133,7 @@ function ksr_request_route()
   result.none = select("#", KSR.r.none())
 end
 """)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     res = lua_eval(engine, "result")
     assert res["int"] == "integer:5"
     assert res["neg"] == -2
@@ -147,7 +147,7 @@ end
 def test_unknown_module_or_function_logs_once_and_fails_with_the_line(core, make_engine, make_ctx,
                                                                       caplog):
     core.registry.add([export("t", "f", lambda ctx: 1, "")])
-    engine = make_engine("""function ksr_request_route()
+    make_engine("""function ksr_request_route()
   KSR.t.f()
   KSR.t.nosuch()
 end
@@ -158,18 +158,18 @@ end
     for _ in range(3):
         ctx = make_ctx()
         with caplog.at_level(logging.ERROR):
-            assert engine.run("ksr_request_route", ctx) == -1
-        assert ctx.extra["script_error"].endswith(":3: attempt to call a nil value (field 'nosuch')")
+            assert core.run_route("ksr_request_route", ctx) == -1
+        assert ctx.fault.endswith(":3: attempt to call a nil value (field 'nosuch')")
     assert caplog.text.count("KSR.t.nosuch is not a known KEMI function") == 1
     ctx = make_ctx()
-    assert engine.run("ksr_other", ctx) == -1
-    assert ":6: attempt to index a nil value (field 'nomod')" in ctx.extra["script_error"]
+    assert core.run_route("ksr_other", ctx) == -1
+    assert ":6: attempt to index a nil value (field 'nomod')" in ctx.fault
     assert caplog.text.count("KSR.nomod is not a known KEMI function or module") == 1
 
 
 def test_nothing_is_cached_for_unknown_names(core, make_engine, make_ctx, lua_eval):
     engine = make_engine("function ksr_request_route() local x = KSR.later end")
-    engine.run("ksr_request_route", make_ctx())
+    core.run_route("ksr_request_route", make_ctx())
     assert lua_eval(engine, "rawget(KSR, 'later')") is None
     core.registry.add([export("", "later", lambda ctx: 1, "")])
     assert lua_eval(engine, "KSR.later ~= nil")
@@ -187,7 +187,7 @@ def test_legacy_sr_object_maps_to_the_registry(core, calls, make_engine, make_ct
         export("", "dbg", _recorder(calls, "dbg"), "s"),
         export("", "warn", _recorder(calls, "warn"), "s"),
     ])
-    engine = make_engine("""function ksr_request_route()
+    make_engine("""function ksr_request_route()
   if sr.maxfwd.process_maxfwd(10) < 0 then return -5 end
   sr.pv.sets("$du", "sip:127.0.0.1:5080")
   sr.pv.seti("$var(x)", 3)
@@ -198,7 +198,7 @@ def test_legacy_sr_object_maps_to_the_registry(core, calls, make_engine, make_ct
   return 7
 end
 """)
-    assert engine.run("ksr_request_route", make_ctx()) == 7
+    assert core.run_route("ksr_request_route", make_ctx()) == 7
     assert calls.names() == ["maxfwd", "pv.sets", "pv.seti", "pv.unset", "info", "err", "dbg",
                              "warn", "info", "err"]
     assert calls.args("info") == [("val:$ru",), ("via log",)]
@@ -207,10 +207,10 @@ end
 
 def test_sr_log_with_an_unknown_level_is_an_error(core, make_engine, make_ctx):
     core.registry.add([export("", "info", lambda ctx, s: 1, "s")])
-    engine = make_engine("function ksr_request_route() sr.log('loud', 'x') end")
+    make_engine("function ksr_request_route() sr.log('loud', 'x') end")
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == -1
-    assert "sr.log(str level, str msg)" in ctx.extra["script_error"]
+    assert core.run_route("ksr_request_route", ctx) == -1
+    assert "sr.log(str level, str msg)" in ctx.fault
 
 
 def test_python_exception_in_an_export_is_logged_with_line_and_traceback(core, make_engine,
@@ -222,7 +222,7 @@ def test_python_exception_in_an_export_is_logged_with_line_and_traceback(core, m
     engine = make_engine("function ksr_request_route()\n\n  KSR.t.broken()\nend\n")
     ctx = make_ctx()
     with caplog.at_level(logging.ERROR):
-        assert engine.run("ksr_request_route", ctx) == -1
-    assert ctx.extra["script_error"].startswith(engine.settings.scripts[0] + ":3: ")
-    assert "missing-thing" in ctx.extra["script_error"]
+        assert core.run_route("ksr_request_route", ctx) == -1
+    assert ctx.fault.startswith(engine.settings.scripts[0] + ":3: ")
+    assert "missing-thing" in ctx.fault
     assert "KeyError" in caplog.text and "stack traceback" in caplog.text

@@ -10,7 +10,10 @@ from kemi_engine_lua.runtime import LUA_MODULES, lupa_module
 
 
 def _engine(core, *paths: str, **kw) -> LuaEngine:
-    return LuaEngine(core, LuaSettings(scripts=paths, **kw))
+    """An engine, made the core's active one (core.run_route runs it)."""
+    engine = LuaEngine(core, LuaSettings(scripts=paths, **kw))
+    core.engine = engine
+    return engine
 
 
 def test_syntax_error_names_file_and_line(core, write_script):
@@ -59,7 +62,7 @@ def test_several_scripts_load_in_order_into_one_runtime(core, write_script, make
                         "main.lua")
     engine = _engine(core, lib, main)
     engine.load()
-    assert engine.run("ksr_request_route", make_ctx()) == 42
+    assert core.run_route("ksr_request_route", make_ctx()) == 42
     assert engine.state is not None and engine.state.runtime.eval("ORDER") == "lib,main"
 
 
@@ -71,7 +74,7 @@ def test_reload_picks_up_the_new_script(core, write_script, make_ctx):
     write_script("function ksr_request_route() return 2 end\n")
     engine.reload()
     assert engine.state is not old_state
-    assert engine.run("ksr_request_route", make_ctx()) == 2
+    assert core.run_route("ksr_request_route", make_ctx()) == 2
 
 
 @pytest.mark.parametrize("broken", [
@@ -88,13 +91,13 @@ def test_broken_reload_keeps_the_old_script(core, write_script, make_ctx, broken
     with pytest.raises(ScriptError):
         engine.reload()
     assert engine.state is old_state
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
 
 
 def test_lazy_load_on_first_run(core, write_script, make_ctx):
     engine = _engine(core, write_script("function ksr_request_route() return 3 end\n"))
     assert engine.state is None
-    assert engine.run("ksr_request_route", make_ctx()) == 3
+    assert core.run_route("ksr_request_route", make_ctx()) == 3
 
 
 def test_each_engine_has_its_own_runtime(core, write_script, make_ctx):
@@ -122,12 +125,12 @@ def test_other_lua_versions_run_the_same_script(core, write_script, make_ctx, ca
     path = write_script("function ksr_request_route()\n"
                         "  local r = KSR.t.f(2, 3)\n  KSR.x.exit()\n  return -1\nend\n"
                         "function ksr_bad()\n  KSR.t.f(1)\nend\n")
-    engine = _engine(core, path, lua_version=version)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    _engine(core, path, lua_version=version)
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     assert calls.args("f") == [(2, "3")]
     ctx = make_ctx()
-    assert engine.run("ksr_bad", ctx) == -1
-    assert ctx.extra["script_error"].startswith(f"{path}:7: KSR.t.f(int n, str s): expected 2")
+    assert core.run_route("ksr_bad", ctx) == -1
+    assert ctx.fault.startswith(f"{path}:7: KSR.t.f(int n, str s): expected 2")
 
 
 def test_unknown_lua_version_is_a_module_error(core, write_script):

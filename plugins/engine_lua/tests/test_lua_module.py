@@ -50,7 +50,7 @@ def test_mod_init_checks_the_script_and_the_factory_builds_a_working_engine(core
     assert isinstance(engine, LuaEngine)
     engine.load()
     core.engine = engine
-    assert engine.run("ksr_request_route", make_ctx()) == 7
+    assert core.run_route("ksr_request_route", make_ctx()) == 7
 
 
 @pytest.mark.parametrize("text, match", [
@@ -107,75 +107,71 @@ def test_log_mode_logs_each_resolution(core, write_script, make_ctx, caplog):
     loader = _load(core, ("load", write_script(
         "function ksr_request_route() KSR.t.f(); KSR.t.f() end\n")), ("log_mode", 1))
     loader.init_all()
-    engine = core.engine_specs["lua"].factory(core)
+    core.use_engine(core.engine_specs["lua"])
     with caplog.at_level(logging.INFO):
-        engine.run("ksr_request_route", make_ctx())
+        core.run_route("ksr_request_route", make_ctx())
     assert caplog.text.count("resolved KSR.t.f") == 1
-
-
-def test_child_init_builds_a_fresh_runtime_per_worker(core, write_script):
-    loader = _load(core, ("load", write_script(GOOD.format(n=1))))
-    loader.init_all()
-    engine = core.engine_specs["lua"].factory(core)
-    engine.load()
-    before = engine.state
-    loader.child_init_all(1)
-    assert engine.state is not None and engine.state is not before
 
 
 def _rpc(core: Core, name: str, *params: object) -> object:
     return core.rpc_commands[name].func(core, list(params))
 
 
-def test_rpc_reload_checks_then_bumps_the_shared_version(core, write_script, make_ctx):
+def _started(core: Core, path: str) -> LuaEngine:
+    """app_lua loaded with ``path``, "lua" the core's engine (what the server does at start)."""
+    _load(core, ("load", path)).init_all()
+    engine = core.use_engine(core.engine_specs["lua"])
+    assert isinstance(engine, LuaEngine)
+    return engine
+
+
+def test_a_worker_builds_its_own_runtime_from_what_the_main_loaded(core, write_script, make_ctx):
     path = write_script(GOOD.format(n=1))
-    loader = _load(core, ("load", path))
-    loader.init_all()
-    main_engine = core.engine_specs["lua"].factory(core)
-    core.engine = main_engine
-    worker_engine = core.engine_specs["lua"].factory(core)  # same process here; see fork test
-    assert worker_engine.run("ksr_request_route", make_ctx()) == 1
+    main_engine = _started(core, path)
+    write_script("broken(")  # the file changes after the main process checked it
+    worker_engine = core.new_engine()  # a worker at start
+    assert isinstance(worker_engine, LuaEngine)
+    assert worker_engine.state is not None and worker_engine.state is not main_engine.state
+    core.engine = worker_engine
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
 
+
+def test_rpc_reload_checks_then_switches(core, write_script, make_ctx):
+    path = write_script(GOOD.format(n=1))
+    _started(core, path)
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     write_script(GOOD.format(n=2))
-    assert _rpc(core, "app_lua.reload") == {"old": 0, "new": 1}
-    assert main_engine.run("ksr_request_route", make_ctx()) == 2
-    # the other engine notices the counter at its next request route and reloads
-    assert worker_engine.run("ksr_request_route", make_ctx()) == 2
-    assert worker_engine.version == 1
-
+    assert _rpc(core, "app_lua.reload") == {"engine": "lua", "old": 0, "new": 1}
+    assert core.run_route("ksr_request_route", make_ctx()) == 2
     write_script("function ksr_request_route( broken\n")
     with pytest.raises(ScriptError, match=r"script.lua:2: .\). expected near <eof>"):
         _rpc(core, "app_lua.reload")
     assert _rpc(core, "app_lua.list")["version"] == 1  # nothing changed
-    assert main_engine.run("ksr_request_route", make_ctx()) == 2
-    assert worker_engine.run("ksr_request_route", make_ctx()) == 2
+    assert core.run_route("ksr_request_route", make_ctx()) == 2
 
 
 def test_worker_loads_what_the_main_checked_not_the_file(core, write_script, make_ctx):
     path = write_script(GOOD.format(n=1))
-    loader = _load(core, ("load", path))
-    loader.init_all()
-    worker_engine = core.engine_specs["lua"].factory(core)
-    assert worker_engine.run("ksr_request_route", make_ctx()) == 1
+    _started(core, path)
     write_script(GOOD.format(n=2))
     _rpc(core, "app_lua.reload")
     write_script("broken(")  # the file breaks after the main's check, before the worker's turn
-    assert worker_engine.run("ksr_request_route", make_ctx()) == 2
+    core.engine = core.new_engine()  # a worker (re)started now
+    assert core.run_route("ksr_request_route", make_ctx()) == 2
 
 
 def test_worker_keeps_its_script_when_its_own_reload_fails(core, write_script, make_ctx, caplog):
-    path = write_script(GOOD.format(n=1))
-    loader = _load(core, ("load", path))
-    loader.init_all()
-    engine = core.engine_specs["lua"].factory(core)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    _started(core, write_script(GOOD.format(n=1)))
+    before = core.engine
     # A published text this worker cannot load (the main process checked it with the same
     # modules, so only a per-process difference could cause this): the old script stays.
-    kemi_engine_lua._current().counter.publish(json.dumps(["broken("]).encode())
+    core._reload.channel.publish(json.dumps(["broken("]).encode())  # type: ignore[union-attr]
     with caplog.at_level(logging.ERROR):
-        assert engine.run("ksr_request_route", make_ctx()) == 1
-        assert engine.run("ksr_request_route", make_ctx()) == 1
-    assert caplog.text.count("reload to version 1 failed") == 1
+        core.follow_reload()
+        core.follow_reload()
+    assert core.engine is before
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
+    assert caplog.text.count("generation 1 failed to load here") == 1
 
 
 def test_rpc_reload_refused_when_disabled(core, write_script):
@@ -186,9 +182,8 @@ def test_rpc_reload_refused_when_disabled(core, write_script):
 
 
 def test_rpc_reload_checks_the_script_index(core, write_script):
-    loader = _load(core, ("load", write_script(GOOD.format(n=1))))
-    loader.init_all()
-    assert _rpc(core, "app_lua.reload", 0) == {"old": 0, "new": 1}
+    _started(core, write_script(GOOD.format(n=1)))
+    assert _rpc(core, "app_lua.reload", 0) == {"engine": "lua", "old": 0, "new": 1}
     with pytest.raises(ScriptError, match="no script with index 3"):
         _rpc(core, "app_lua.reload", 3)
 
@@ -213,24 +208,23 @@ def test_rpc_list_and_api_list(core, write_script):
     assert "x.exit" in by_name and "x.drop" in by_name
 
 
-def _worker(engine: LuaEngine, make_ctx, go, results) -> None:
+def _worker(core: Core, make_ctx, go, results) -> None:
     """A forked worker: run one request before and one after the main process reloads."""
-    results.put(engine.run("ksr_request_route", make_ctx()))
+    core.worker_rank = 1
+    core.follow_reload()  # what the dispatcher does before each message
+    results.put(core.run_route("ksr_request_route", make_ctx()))
     go.wait(10)
-    results.put(engine.run("ksr_request_route", make_ctx()))
+    core.follow_reload()
+    results.put(core.run_route("ksr_request_route", make_ctx()))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_reload_reaches_a_forked_worker_through_shared_memory(core, write_script, make_ctx):
     path = write_script(GOOD.format(n=1))
-    loader = _load(core, ("load", path))
-    loader.init_all()  # creates the shared counter before the fork, as the server does
-    engine = core.engine_specs["lua"].factory(core)
-    core.engine = engine
-    engine.load()
+    _started(core, path)  # the reload channel is made before the fork, as the server does
     fork = multiprocessing.get_context("fork")
     go, results = fork.Event(), fork.Queue()
-    proc = fork.Process(target=_worker, args=(engine, make_ctx, go, results))
+    proc = fork.Process(target=_worker, args=(core, make_ctx, go, results))
     proc.start()
     try:
         assert results.get(timeout=10) == 1

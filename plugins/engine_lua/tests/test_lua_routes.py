@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.api import ReturnKind, ScriptDrop, ScriptError, ScriptExit, export
+from kemi_core.api import ReturnKind, ScriptDrop, ScriptExit, export
 
 
 def _mark(calls: Any) -> Any:
@@ -21,15 +21,15 @@ def _mark(calls: Any) -> Any:
     ("", 1), ("return", 1), ("return true", 1), ("return false", -1), ("return 5", 5),
     ("return -3", -3), ("return 0", 0), ("return 2.0", 2), ("return 'text'", 1),
 ])
-def test_route_results(make_engine, make_ctx, body, result):
-    engine = make_engine(f"function ksr_request_route() {body} end")
-    assert engine.run("ksr_request_route", make_ctx()) == result
+def test_route_results(core, make_engine, make_ctx, body, result):
+    make_engine(f"function ksr_request_route() {body} end")
+    assert core.run_route("ksr_request_route", make_ctx()) == result
 
 
 @pytest.mark.parametrize("exit_call", ["KSR.x.exit()", "sr.x.exit()"])
 def test_exit_stops_the_route_successfully(core, calls, make_engine, make_ctx, exit_call):
     core.registry.add([export("t", "mark", _mark(calls), "s")])
-    engine = make_engine(f"""function ksr_request_route()
+    make_engine(f"""function ksr_request_route()
   KSR.t.mark("before")
   {exit_call}
   KSR.t.mark("after")
@@ -37,35 +37,35 @@ def test_exit_stops_the_route_successfully(core, calls, make_engine, make_ctx, e
 end
 """)
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert core.run_route("ksr_request_route", ctx) == 1
     assert calls.args("mark") == [("before",)]
     assert not ctx.dropped
-    assert "script_error" not in ctx.extra
+    assert ctx.fault is None
 
 
 def test_exit_from_deep_lua_calls_and_loops(core, calls, make_engine, make_ctx):
     core.registry.add([export("t", "mark", _mark(calls), "s")])
-    engine = make_engine("""
+    make_engine("""
 local function inner(i) if i == 3 then KSR.x.exit() end KSR.t.mark("i" .. i) end
 function ksr_request_route()
   for i = 1, 10 do inner(i) end
   KSR.t.mark("after loop")
 end
 """)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     assert calls.args("mark") == [("i1",), ("i2",)]
 
 
 def test_drop_stops_the_route_and_marks_the_context(core, calls, make_engine, make_ctx):
     core.registry.add([export("t", "mark", _mark(calls), "s")])
-    engine = make_engine("""function ksr_request_route()
+    make_engine("""function ksr_request_route()
   KSR.t.mark("before")
   KSR.x.drop()
   KSR.t.mark("after")
 end
 """)
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 0
+    assert core.run_route("ksr_request_route", ctx) == 0
     assert ctx.dropped
     assert calls.args("mark") == [("before",)]
 
@@ -83,13 +83,13 @@ def test_registry_exports_of_module_x_are_used_before_the_engines_own(core, call
     core.registry.add([export("x", "exit", core_exit, "", ReturnKind.NONE),
                        export("x", "drop", core_drop, "", ReturnKind.NONE),
                        export("t", "mark", _mark(calls), "s")])
-    engine = make_engine("""
+    make_engine("""
 function ksr_request_route() KSR.x.exit(); KSR.t.mark("no") end
 function ksr_reply_route() KSR.x.drop(); KSR.t.mark("no") end
 """)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     ctx = make_ctx()
-    assert engine.run("ksr_reply_route", ctx) == 0 and ctx.dropped
+    assert core.run_route("ksr_reply_route", ctx) == 0 and ctx.dropped
     assert calls.names() == ["core exit", "core drop"]
 
 
@@ -104,21 +104,21 @@ def test_x_modf_is_variadic_and_calls_a_native_cfg_function(core, calls, make_en
 
     add_core_exports(core)
     core.add_cfg_function(CfgFunction("t", "t_cfg", cfg_fn, 1, 2, (0,)))
-    engine = make_engine("""
+    make_engine("""
 function ksr_request_route() return KSR.x.modf("t_cfg", 16, "txt") end
 function ksr_one() return sr.modf("t_cfg", "3") end
 function ksr_none() return KSR.x.modf() end
 function ksr_unknown() return KSR.x.modf("nosuch") end
 """)
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 4
-    assert engine.run("ksr_one", ctx) == 4
+    assert core.run_route("ksr_request_route", ctx) == 4
+    assert core.run_route("ksr_one", ctx) == 4
     assert calls.log == [("cfg", ctx, (16, "txt")), ("cfg", ctx, (3, "-"))]
     bad = make_ctx()
-    assert engine.run("ksr_none", bad) == -1
-    assert "KSR.x.modf(str fname, ...): expected at least 1 argument, got 0" in bad.extra["script_error"]
+    assert core.run_route("ksr_none", bad) == -1
+    assert "KSR.x.modf(str fname, ...): expected at least 1 argument, got 0" in bad.fault
     with caplog.at_level(logging.ERROR):
-        assert engine.run("ksr_unknown", make_ctx()) == -1  # modf's own "no such function"
+        assert core.run_route("ksr_unknown", make_ctx()) == -1  # modf's own "no such function"
     assert "nosuch" in caplog.text
 
 
@@ -150,7 +150,7 @@ function ksr_branch_one()
 end
 """)
     outer = make_ctx()
-    assert engine.run("ksr_request_route", outer) == 1  # the branch route's exit counts as 1
+    assert core.run_route("ksr_request_route", outer) == 1  # the branch route's exit counts as 1
     assert [(n, c, a) for n, c, a in calls.log] == [
         ("who", outer, ("request before",)),
         ("relay", outer, ()),
@@ -166,7 +166,7 @@ def test_an_error_in_a_nested_run_does_not_end_the_outer_route(core, calls, make
         export("tm", "t_relay", lambda ctx: core.run_route("ksr_branch_bad", inner_ctx), ""),
         export("t", "mark", _mark(calls), "s"),
     ])
-    engine = make_engine("""
+    make_engine("""
 function ksr_request_route()
   local r = KSR.tm.t_relay()
   KSR.t.mark("after relay " .. r)
@@ -174,13 +174,13 @@ end
 function ksr_branch_bad() error("branch broke") end
 """)
     outer = make_ctx()
-    assert engine.run("ksr_request_route", outer) == 1
+    assert core.run_route("ksr_request_route", outer) == 1
     assert calls.args("mark") == [("after relay -1",)]
-    assert "branch broke" in inner_ctx.extra["script_error"]
-    assert "script_error" not in outer.extra
+    assert "branch broke" in inner_ctx.fault
+    assert outer.fault is None
 
 
-def test_lua_runtime_error_is_logged_with_line_and_traceback(make_engine, make_ctx, caplog):
+def test_lua_runtime_error_is_logged_with_line_and_traceback(core, make_engine, make_ctx, caplog):
     engine = make_engine("""-- line 1
 local function helper()
   local t = nil
@@ -192,26 +192,28 @@ end
 """)
     ctx = make_ctx()
     with caplog.at_level(logging.ERROR, logger="kemi.app_lua"):
-        assert engine.run("ksr_request_route", ctx) == -1
+        assert core.run_route("ksr_request_route", ctx) == -1
     path = engine.settings.scripts[0]
-    assert ctx.extra["script_error"] == f"{path}:4: attempt to index a nil value (local 't')"
+    assert ctx.fault == f"{path}:4: attempt to index a nil value (local 't')"
     assert "stack traceback:" in caplog.text
     assert f"{path}:7: in function 'ksr_request_route'" in caplog.text
     # the worker goes on: the same engine runs the next message
-    assert engine.run("ksr_request_route", make_ctx()) == -1
+    assert core.run_route("ksr_request_route", make_ctx()) == -1
 
 
-def test_missing_callback_is_logged_and_raised(make_engine, make_ctx, caplog):
+def test_missing_callback_is_logged_and_raised(core, make_engine, make_ctx, caplog):
     engine = make_engine("function ksr_request_route() end")
     assert engine.has_route("ksr_request_route")
     assert not engine.has_route("ksr_failure_route_one")
-    with caplog.at_level(logging.ERROR), pytest.raises(ScriptError, match="ksr_failure_route_one"):
-        engine.run("ksr_failure_route_one", make_ctx())
-    assert "no function ksr_failure_route_one()" in caplog.text
+    ctx = make_ctx()
+    with caplog.at_level(logging.ERROR):
+        assert core.run_route("ksr_failure_route_one", ctx) == -1
+    assert "function ksr_failure_route_one() is not defined" in caplog.text
+    assert ctx.fault is not None and "ksr_failure_route_one" in ctx.fault
 
 
-def test_a_global_that_is_not_a_function_is_not_a_route(make_engine, make_ctx):
+def test_a_global_that_is_not_a_function_is_not_a_route(core, make_engine, make_ctx):
     engine = make_engine("function ksr_request_route() end\nksr_reply_route = 5\n")
     assert not engine.has_route("ksr_reply_route")
-    with pytest.raises(ScriptError):
-        engine.run("ksr_reply_route", make_ctx())
+    ctx = make_ctx()
+    assert core.run_route("ksr_reply_route", ctx) == -1 and ctx.fault is not None

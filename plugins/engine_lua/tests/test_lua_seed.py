@@ -88,7 +88,7 @@ def test_the_copy_is_the_seeds_text_verbatim():
 def test_request_route_relays_with_the_three_callbacks(core, calls, make_ctx):
     engine = _seed_engine(core, SeedDoubles(calls))
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert core.run_route("ksr_request_route", ctx) == 1
     assert calls.names() == ["info", "maxfwd.process_maxfwd", "pv.sets", "tm.t_on_branch",
                              "tm.t_on_reply", "tm.t_on_failure", "tm.t_relay"]
     assert calls.args("info") == [("===== request - from kamailio lua script\n",)]
@@ -101,7 +101,7 @@ def test_request_route_relays_with_the_three_callbacks(core, calls, make_ctx):
     for kind, route in routes.items():
         cb_ctx = make_ctx()
         assert engine.has_route(route)
-        assert engine.run(route, cb_ctx) == 1
+        assert core.run_route(route, cb_ctx) == 1
         assert calls.log[-1] == ("info", cb_ctx, (f"===== {_label(kind)} - from kamailio lua script\n",))
     assert all(c is ctx for n, c, _ in calls.log[:7])
 
@@ -111,17 +111,17 @@ def _label(kind: str) -> str:
 
 
 def test_too_many_hops_is_answered_483_and_not_relayed(core, calls, make_ctx):
-    engine = _seed_engine(core, SeedDoubles(calls, maxfwd=-1))
+    _seed_engine(core, SeedDoubles(calls, maxfwd=-1))
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert core.run_route("ksr_request_route", ctx) == 1
     assert calls.names() == ["info", "maxfwd.process_maxfwd", "sl.send_reply"]
     assert calls.args("sl.send_reply") == [(483, "Too Many Hops")]
 
 
 def test_relay_failure_is_answered_500(core, calls, make_ctx):
-    engine = _seed_engine(core, SeedDoubles(calls, relay=-1))
+    _seed_engine(core, SeedDoubles(calls, relay=-1))
     ctx = make_ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert core.run_route("ksr_request_route", ctx) == 1
     assert calls.names()[-2:] == ["tm.t_relay", "sl.send_reply"]
     assert calls.args("sl.send_reply") == [(500, "Server error")]
 
@@ -131,7 +131,7 @@ def test_reply_route(core, calls, make_ctx):
     assert engine.has_route("ksr_reply_route")
     assert not engine.has_route("ksr_onsend_route")
     ctx = make_ctx()
-    assert engine.run("ksr_reply_route", ctx) == 1
+    assert core.run_route("ksr_reply_route", ctx) == 1
     assert calls.log == [("info", ctx, ("===== response - from kamailio lua script\n",))]
 
 
@@ -150,7 +150,7 @@ def test_seed_script_runs_under_the_module_with_the_seeds_modparams(core, calls,
     engine = core.engine_specs["lua"].factory(core)
     core.engine = engine
     loader.child_init_all(1)
-    assert engine.run("ksr_request_route", make_ctx()) == 1
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
     assert "tm.t_relay" in calls.names()
 
 
@@ -172,7 +172,7 @@ end
 """)
     ctx = make_ctx()
     with caplog.at_level(logging.INFO):
-        assert engine.run("ksr_request_route", ctx) == 1
+        assert core.run_route("ksr_request_route", ctx) == 1
     assert ctx.dst_uri == "sip:127.0.0.1:5080"
     assert engine.state is not None
     assert engine.state.runtime.eval("RESULT") == "sip:127.0.0.1:5080|42"

@@ -65,11 +65,14 @@ class PyEnv:
             self.core.set_param(self.variant, name, value)
         self.core.registry.add(exports)
         self.loader.init_all()
-        engine = self.core.engine_specs["python"].factory(self.core)
+        spec = self.core.engine_specs["python"]
+        if not load:
+            engine = spec.factory(self.core)
+            assert isinstance(engine, PythonEngine)
+            self.core.engine = engine
+            return engine
+        engine = self.core.use_engine(spec)  # as the server: the core builds and reloads it
         assert isinstance(engine, PythonEngine)
-        self.core.engine = engine
-        if load:
-            engine.load()
         return engine
 
     def ctx(self, raw: bytes = INVITE) -> MsgContext:

@@ -35,12 +35,12 @@ def method_export() -> Any:
 
 def test_function_style_callbacks_and_inits(pyenv: Any) -> None:
     env = pyenv("app_python3s")
-    engine = env.start(SCRIPT, [method_export()])
-    log = env.module.get_state().image.module.log
+    env.start(SCRIPT, [method_export()])
+    log = env.core.engine.image.module.log
     assert log == ["init"]
     env.loader.child_init_all(4)
-    assert engine.run("ksr_request_route", env.ctx()) == 2
-    assert engine.run("ksr_reply_route", env.reply_ctx()) == 1
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 2
+    assert env.core.run_route("ksr_reply_route", env.reply_ctx()) == 1
     assert log == ["init", ("child", 4), ("req", "INVITE"), ("helper", "p"), "reply"]
     assert "app_python3s.reload" in env.core.rpc_commands
     assert "app_python.reload" in env.core.rpc_commands

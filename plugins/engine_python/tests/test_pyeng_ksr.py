@@ -47,12 +47,12 @@ def test_every_parameter_combination_reaches_the_export_with_the_context(pyenv: 
     env = pyenv()
     engine = env.start(script, recorder_exports(calls))
     ctx = env.ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert env.core.run_route("ksr_request_route", ctx) == 1
     assert [c[0] for c in calls] == [f"f_{c or 'none'}" for c in COMBOS]
     for (name, got_ctx, args), combo in zip(calls, COMBOS, strict=True):
         assert got_ctx is ctx, name
         assert list(args) == sample(combo), name
-    results = engine.state.image.module.results
+    results = engine.image.module.results
     assert results == [len(c) + 1 for c in COMBOS]
 
 
@@ -127,7 +127,7 @@ def test_nested_runs_see_their_own_context_and_restore_the_outer_one(pyenv: Any)
         return 1
 
     env = pyenv()
-    engine = env.start("""\
+    env.start("""\
         import KSR
         def mod_init():
             return H()
@@ -142,7 +142,7 @@ def test_nested_runs_see_their_own_context_and_restore_the_outer_one(pyenv: Any)
                 return 1
         """, [export("t", "relay", relay), export("t", "who", who)])
     ctx = env.ctx()
-    assert engine.run("ksr_request_route", ctx) == 1
+    assert env.core.run_route("ksr_request_route", ctx) == 1
     assert seen == [ctx, inner_ctx[0], ctx]
     assert env.module.get_state().cur[0] is None
 

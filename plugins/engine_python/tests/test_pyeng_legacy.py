@@ -65,15 +65,15 @@ def test_logger_and_msg_on_a_request(pyenv: Any, caplog: pytest.LogCaptureFixtur
     calls: list[tuple[Any, ...]] = []
     env = pyenv()
     env.core.add_cfg_function(cfg_double(calls))
-    engine = env.start(SCRIPT)
+    env.start(SCRIPT)
     ctx = env.ctx()
     with caplog.at_level(logging.DEBUG, logger="kemi.script"):
-        assert engine.run("ksr_request_route", ctx) == 1
+        assert env.core.run_route("ksr_request_route", ctx) == 1
     logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "kemi.script"]
     assert logged == [(logging.INFO, "info line"), (logging.ERROR, "err line"),
                       (logging.DEBUG, "dbg line"), (logging.WARNING, "gen1 warn"),
                       (logging.CRITICAL, "gen2 crit")]
-    seen = env.module.get_state().image.module.seen
+    seen = env.core.engine.image.module.seen
     assert seen["levels"] == (-5, -2, -1, 0, 1, 2, 3)
     assert seen["router_logger"] is True
     assert seen["type"] == "SIP_REQUEST" and seen["method"] == "INVITE"
@@ -88,9 +88,9 @@ def test_logger_and_msg_on_a_request(pyenv: Any, caplog: pytest.LogCaptureFixtur
 
 def test_msg_on_a_reply(pyenv: Any) -> None:
     env = pyenv()
-    engine = env.start(SCRIPT)
-    assert engine.run("ksr_reply_route", env.reply_ctx()) == 1
-    seen = env.module.get_state().image.module.seen
+    env.start(SCRIPT)
+    assert env.core.run_route("ksr_reply_route", env.reply_ctx()) == 1
+    seen = env.core.engine.image.module.seen
     assert seen["rtype"] == "SIP_REPLY" and seen["status"] == "180"
     assert "Not a request" in seen["rewrite_err"]
 

@@ -24,22 +24,22 @@ def test_reload_ok_and_broken(pyenv: Any) -> None:
     path = env.write(VERSION.format(n=11))
     engine = env.start(path)
     rpc = env.core.rpc_commands["app_python.reload"].func
-    assert engine.run("ksr_request_route", env.ctx()) == 11
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 11
 
     path.write_text(VERSION.format(n=22))
     out = rpc(env.core, [])
-    assert out["old_generation"] == 0 and out["generation"] == 1
-    assert engine.run("ksr_request_route", env.ctx()) == 22
+    assert (out["engine"], out["old"], out["new"]) == ("python", 0, 1)
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 22
 
     path.write_text("def mod_init():\n    return (\n")  # broken: the old handler stays
     with pytest.raises(ScriptError, match="reload refused.*SyntaxError"):
         rpc(env.core, [])
-    assert engine.run("ksr_request_route", env.ctx()) == 22
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 22
     path.write_text("def mod_init():\n    return object()\n")  # loads, but no request route
     with pytest.raises(ScriptError, match="ksr_request_route"):
         engine.reload()
-    assert engine.run("ksr_request_route", env.ctx()) == 22
-    assert env.module.get_state().counter.value == 1
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 22
+    assert env.core.engine_generation == 1
 
 
 def _worker(engine: Any, env: Any, conn: Any) -> None:
@@ -48,7 +48,8 @@ def _worker(engine: Any, env: Any, conn: Any) -> None:
     for _ in range(3):
         if conn.recv() != "run":
             break
-        conn.send(engine.run("ksr_request_route", env.ctx()))
+        env.core.follow_reload()  # what the dispatcher does before each message
+        conn.send(env.core.run_route("ksr_request_route", env.ctx()))
     conn.close()
 
 

@@ -50,8 +50,8 @@ def mark_exports(marks: list[str]) -> list[Any]:
 ])
 def test_route_results(pyenv: Any, body: str, expected: int) -> None:
     env = pyenv()
-    engine = env.start(HEAD + f"    def ksr_request_route(self, msg):\n        {body}\n")
-    assert engine.run("ksr_request_route", env.ctx()) == expected
+    env.start(HEAD + f"    def ksr_request_route(self, msg):\n        {body}\n")
+    assert env.core.run_route("ksr_request_route", env.ctx()) == expected
 
 
 @pytest.mark.parametrize(("stop", "result", "dropped"), [
@@ -62,7 +62,7 @@ def test_exit_drop_and_sys_exit_end_the_route(pyenv: Any, stop: str, result: int
                                               dropped: bool) -> None:
     marks: list[str] = []
     env = pyenv()
-    engine = env.start(HEAD + f"""\
+    env.start(HEAD + f"""\
     def ksr_request_route(self, msg):
         KSR.t.mark("before")
         {stop}
@@ -70,11 +70,11 @@ def test_exit_drop_and_sys_exit_end_the_route(pyenv: Any, stop: str, result: int
         return 5
 """, mark_exports(marks))
     ctx = env.ctx()
-    assert engine.run("ksr_request_route", ctx) == result
+    assert env.core.run_route("ksr_request_route", ctx) == result
     assert marks == ["before"]
     assert ctx.dropped is dropped
     # The worker goes on: the next message runs normally.
-    assert engine.run("ksr_request_route", env.ctx()) == result
+    assert env.core.run_route("ksr_request_route", env.ctx()) == result
     assert marks == ["before", "before"]
 
 
@@ -86,17 +86,17 @@ def test_exception_is_logged_with_script_line_and_returns_minus_one(
         x = 1
         return x / 0
 """)
-    engine = env.start(path)
+    env.start(path)
     ctx = env.ctx()
     with caplog.at_level(logging.ERROR, logger="kemi.script"):
-        assert engine.run("ksr_request_route", ctx) == -1
+        assert env.core.run_route("ksr_request_route", ctx) == -1
     rec = next(r for r in caplog.records if r.name == "kemi.script")
     assert f"{path}:8" in rec.getMessage()
     assert "ZeroDivisionError" in rec.getMessage()
     assert rec.exc_info is not None  # traceback logged
-    assert ctx.extra["script_error"].startswith(f"{path}:8")
+    assert ctx.fault.startswith(f"{path}:8")
     assert env.module.get_state().cur[0] is None
-    assert engine.run("ksr_request_route", env.ctx()) == -1  # and again: the worker goes on
+    assert env.core.run_route("ksr_request_route", env.ctx()) == -1  # and again: the worker goes on
 
 
 def test_ksr_kind_error_is_a_script_error_at_the_calling_line(
@@ -106,9 +106,9 @@ def test_ksr_kind_error_is_a_script_error_at_the_calling_line(
     def ksr_request_route(self, msg):
         KSR.t.mark(42)
 """)
-    engine = env.start(path, mark_exports([]))
+    env.start(path, mark_exports([]))
     with caplog.at_level(logging.ERROR, logger="kemi.script"):
-        assert engine.run("ksr_request_route", env.ctx()) == -1
+        assert env.core.run_route("ksr_request_route", env.ctx()) == -1
     text = caplog.records[-1].getMessage()
     assert f"{path}:7" in text and "KSR.t.mark(str text) -> int: argument 1 must be str" in text
 
@@ -145,16 +145,17 @@ def test_missing_named_callback_is_logged_loudly_and_raises(
     engine = env.start(HEAD + "    def ksr_request_route(self, msg):\n        return 1\n")
     assert engine.has_route("ksr_request_route")
     assert not engine.has_route("ksr_branch_route_nope")
-    with caplog.at_level(logging.ERROR, logger="kemi.script"), pytest.raises(
-            ScriptError, match="ksr_branch_route_nope"):
-        env.core.run_route("ksr_branch_route_nope", env.ctx())
+    ctx = env.ctx()
+    with caplog.at_level(logging.ERROR, logger="kemi.script"):
+        assert env.core.run_route("ksr_branch_route_nope", ctx) == -1
+    assert ctx.fault is not None and "ksr_branch_route_nope" in ctx.fault
     assert any("ksr_branch_route_nope" in r.getMessage() and r.levelno == logging.ERROR
                for r in caplog.records)
 
 
 def test_child_init_runs_once_per_process_with_the_rank(pyenv: Any) -> None:
     env = pyenv()
-    engine = env.start(HEAD + """\
+    env.start(HEAD + """\
     ranks = []
     def child_init(self, rank):
         self.ranks.append(rank)
@@ -163,25 +164,25 @@ def test_child_init_runs_once_per_process_with_the_rank(pyenv: Any) -> None:
         return 1
 """)
     env.loader.child_init_all(3)
-    engine.run("ksr_request_route", env.ctx())
-    engine.run("ksr_request_route", env.ctx())
-    assert env.module.get_state().image.target.ranks == [3]
+    env.core.run_route("ksr_request_route", env.ctx())
+    env.core.run_route("ksr_request_route", env.ctx())
+    assert env.core.engine.image.target.ranks == [3]
 
 
 def test_child_init_is_lazy_when_no_hook_ran(pyenv: Any) -> None:
     env = pyenv()
     env.core.worker_rank = 2
-    engine = env.start(HEAD + """\
+    env.start(HEAD + """\
     ranks = []
     def child_init(self, rank):
         self.ranks.append(rank)
     def ksr_request_route(self, msg):
         return 1
 """)
-    assert env.module.get_state().image.target.ranks == []
-    engine.run("ksr_request_route", env.ctx())
-    engine.run("ksr_request_route", env.ctx())
-    assert env.module.get_state().image.target.ranks == [2]
+    assert env.core.engine.image.target.ranks == []
+    env.core.run_route("ksr_request_route", env.ctx())
+    env.core.run_route("ksr_request_route", env.ctx())
+    assert env.core.engine.image.target.ranks == [2]
 
 
 def test_custom_init_names_and_load_alias(pyenv: Any) -> None:
@@ -198,20 +199,20 @@ def test_custom_init_names_and_load_alias(pyenv: Any) -> None:
             return R()
         """)
     env.core.set_param("app_python", "load", str(path))
-    engine = env.start(env.write("raise RuntimeError('script_name is not used')\n", "unused.py"),
+    env.start(env.write("raise RuntimeError('script_name is not used')\n", "unused.py"),
                        params={"mod_init_function": "make_handler",
                                "child_init_method": "start_worker"})
-    assert engine.run("ksr_request_route", env.ctx()) == 7
-    assert env.module.get_state().image.target.ranks == [0]
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 7
+    assert env.core.engine.image.target.ranks == [0]
 
 
 def test_sibling_modules_import(pyenv: Any) -> None:
     env = pyenv()
     env.write("def answer():\n    return 42\n", "pyeng_sibling_helper.py")
-    engine = env.start(HEAD.replace("import KSR\n", "import KSR\nimport pyeng_sibling_helper\n")
+    env.start(HEAD.replace("import KSR\n", "import KSR\nimport pyeng_sibling_helper\n")
                        + "    def ksr_request_route(self, msg):\n"
                          "        return pyeng_sibling_helper.answer()\n")
-    assert engine.run("ksr_request_route", env.ctx()) == 42
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 42
 
 
 def test_a_missing_script_is_refused_at_its_modparam(pyenv: Any, tmp_path: Any) -> None:

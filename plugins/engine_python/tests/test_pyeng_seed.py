@@ -86,7 +86,7 @@ def test_seed_script_loads_and_routes(pyenv: Any, tmp_path: Path,
     env = pyenv()
     exports = [info_double(events), *RecordingTmDouble(events).exports(),
                *RecordingSlDouble(events).exports()]
-    engine = env.start(script, exports)
+    env.start(script, exports)
     env.loader.child_init_all(1)
     assert events == [("info", "===== from Python mod init\n"),
                       ("info", "===== kamailio.__init__\n"),
@@ -94,7 +94,7 @@ def test_seed_script_loads_and_routes(pyenv: Any, tmp_path: Path,
     events.clear()
     ctx = env.ctx()
     with caplog.at_level(logging.ERROR):
-        assert engine.run("ksr_request_route", ctx) == 1
+        assert env.core.run_route("ksr_request_route", ctx) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert events == [
         ("info", "===== request - from kamailio python script\n"),
@@ -112,7 +112,7 @@ def test_seed_script_loads_and_routes(pyenv: Any, tmp_path: Path,
     ]
     assert ctx.msg.ruri == "sip:alice@127.0.0.1:5080"
     events.clear()
-    assert engine.run("ksr_reply_route", env.reply_ctx()) == 1
+    assert env.core.run_route("ksr_reply_route", env.reply_ctx()) == 1
     assert events == [("info", "===== response - from kamailio python script\n")]
 
 
@@ -124,7 +124,7 @@ def test_seed_dump_obj_uses_router_logger(pyenv: Any, tmp_path: Path,
     env = pyenv()
     env.start(script, [info_double(events), *RecordingTmDouble(events).exports(),
                        *RecordingSlDouble(events).exports()])
-    module = env.module.get_state().image.module
+    module = env.core.engine.image.module
     with caplog.at_level(logging.INFO, logger="kemi.script"):
         module.dumpObj(module.KSR.sl)
     assert any(r.getMessage().startswith("obj.send_reply = <function KSR.sl.send_reply")

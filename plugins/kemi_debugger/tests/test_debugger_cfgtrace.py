@@ -41,6 +41,6 @@ def test_trace_names_the_lua_script_line(tmp_path, caplog: pytest.LogCaptureFixt
     core.engine = engine
     ctx = context(core, request("OPTIONS", "sip:k@127.0.0.1", 5070))
     with caplog.at_level(logging.DEBUG, logger="kemi.cfgtrace"):
-        assert engine.run("ksr_request_route", ctx) == 1
+        assert core.run_route("ksr_request_route", ctx) == 1
     assert f"KSR.sl.send_reply(200, 'OK') = 1 [{script}:3]" in caplog.text
     assert f"KSR.info('x') = None [{script}:2]" in caplog.text

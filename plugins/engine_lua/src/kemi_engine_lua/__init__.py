@@ -12,40 +12,28 @@ from typing import TYPE_CHECKING
 
 from kemi_core.api import hookimpl
 from kemi_engine_lua.engine import LuaEngine, LuaSettings
-from kemi_engine_lua.module import AppLua
+from kemi_engine_lua.module import MODULE, AppLua
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, EngineSpec
 
 __all__ = ["AppLua", "LuaEngine", "LuaSettings"]
 
-#: The module state for the Core that loaded this module (one per process; hooks such as
-#: child_init get no core, so it is kept here).
-_app: AppLua | None = None
 
-
-def _current() -> AppLua:
-    if _app is None:
-        raise RuntimeError("app_lua: mod_register was not called")
-    return _app
+def _app(core: Core) -> AppLua:
+    return core.require(MODULE, AppLua)
 
 
 @hookimpl
 def mod_register(core: Core) -> None:
-    global _app
-    _app = AppLua(core)
+    core.provide(MODULE, AppLua(core))
 
 
 @hookimpl
-def sr_kemi_eng_register() -> list[EngineSpec]:
-    return _current().engine_specs()
+def sr_kemi_eng_register(core: Core) -> list[EngineSpec]:
+    return _app(core).engine_specs()
 
 
 @hookimpl
 def mod_init(core: Core) -> None:
-    _current().mod_init()
-
-
-@hookimpl
-def child_init(rank: int) -> None:
-    _current().child_init(rank)
+    _app(core).mod_init()

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from kemi_core.api import KemiExport, ParamKind, ReturnKind
+from kemi_core.api import (
+    KemiExport,
+    ParamKind,
+    ReturnKind,
+    normalize_bool,
+    normalize_result,
+    normalize_xval,
+)
 
 
 class CtxHolder(Protocol):
@@ -26,10 +33,8 @@ class LuaArgError(TypeError):
 
 
 def signature(exp: KemiExport) -> str:
-    """``KSR.sl.send_reply(int code, str reason)`` for error messages and ``app_lua.api_list``."""
-    names = exp.param_names or tuple(f"p{i + 1}" for i in range(len(exp.params)))
-    args = ", ".join(f"{k.value} {n}" for k, n in zip(exp.params, names, strict=True))
-    return f"KSR.{exp.qualified_name}({args})"
+    """``KSR.sl.send_reply(int code, str reason)`` for argument errors."""
+    return exp.signature(with_return=False)
 
 
 def _lua_number_text(value: float) -> str:
@@ -106,30 +111,10 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _ret_int(value: Any) -> int:
-    if type(value) is int:
-        return value
-    if value is None:
-        return 1  # an int export that returned nothing: count it as success
-    return int(value)
-
-
 def _ret_xval(value: Any) -> Any:
-    if type(value) is str:
-        return value if value.isascii() else to_lua_text(value)
-    if value is None or type(value) is int:
-        return value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, bytes):
-        return to_lua_text(value.decode("utf-8", "surrogateescape"))
-    if isinstance(value, int):
-        return int(value)
-    return to_lua_text(str(value))
-
-
-def _ret_bool(value: Any) -> bool:
-    return bool(value) if type(value) is not bool else value
+    """An XVAL result (``normalize_xval``), its text made safe for lupa (``to_lua_text``)."""
+    value = normalize_xval(value)
+    return to_lua_text(value) if value.__class__ is str else value
 
 
 def _ret_none(_value: Any) -> tuple[()]:
@@ -137,8 +122,8 @@ def _ret_none(_value: Any) -> tuple[()]:
 
 
 _RETURNS: dict[ReturnKind, Callable[[Any], Any]] = {
-    ReturnKind.INT: _ret_int,
-    ReturnKind.BOOL: _ret_bool,
+    ReturnKind.INT: normalize_result,
+    ReturnKind.BOOL: normalize_bool,
     ReturnKind.XVAL: _ret_xval,
     ReturnKind.NONE: _ret_none,
 }

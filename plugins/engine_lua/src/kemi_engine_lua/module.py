@@ -1,15 +1,16 @@
-"""app_lua as a kemi module: its parameters, start-up checks, engines and reload counter."""
+"""app_lua as a kemi module: its parameters, start-up checks and engine spec.
+
+The module's state for one Core is an :class:`AppLua` object, provided as the service
+``app_lua`` so every hook reaches it through the core it is given.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
-import weakref
 from typing import TYPE_CHECKING
 
 from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec, ModuleError, ScriptError
-from kemi_core.runtime.reload import ReloadChannel
-from kemi_engine_lua.engine import Counter, LuaEngine, LuaSettings
+from kemi_engine_lua.engine import LuaEngine, LuaSettings
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.rpc import register_rpcs
 from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES, WATCH_COUNT
@@ -27,8 +28,6 @@ class AppLua:
 
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._counter: Counter | None = None
-        self._engines: weakref.WeakSet[LuaEngine] = weakref.WeakSet()
         self._resolver: Resolver | None = None
         dp = core.declare_param
         dp(MODULE, "load", str, multi=True, existing_file=True,
@@ -58,14 +57,6 @@ class AppLua:
     def allow_reload(self) -> bool:
         return int(self.core.modparam(MODULE, "reload")) != 0
 
-    @property
-    def counter(self) -> Counter:
-        """The reload version shared by all processes; created in mod_init, before the fork."""
-        if self._counter is None:
-            # Shared memory made before fork: workers see the generations the main publishes.
-            self._counter = ReloadChannel("app_lua")
-        return self._counter
-
     def resolver(self) -> Resolver:
         if self._resolver is None:
             self._resolver = Resolver(self.core.registry, _NoCtx(), log, 0)
@@ -81,51 +72,22 @@ class AppLua:
         if settings.lua_version not in LUA_MODULES:
             raise ModuleError(f"app_lua: lua_version {settings.lua_version!r} is not one of "
                               f"{', '.join(LUA_MODULES)}")
-        _ = self.counter
         if not settings.scripts:
             if self.core.config.engine_name == "lua":
                 raise ScriptError("app_lua: cfgengine is \"lua\" but no script is set: "
                                   "modparam(\"app_lua\", \"load\", \"/path/to/script.lua\")")
             log.warning("app_lua: loaded without a script (modparam load)")
-            return
-        # Check now, in the main process, so a broken script stops start-up.
-        LuaEngine(self.core, settings, self.counter).build()
+        elif self.core.config.engine_name != "lua":
+            # Not the cfgengine (which the core loads and checks): check the script here, so
+            # a broken one stops start-up all the same.
+            LuaEngine(self.core, settings).load()
 
     def engine_factory(self, core: Core) -> LuaEngine:
-        engine = LuaEngine(core, self.settings(), self.counter)
-        self._engines.add(engine)
-        return engine
-
-    def child_init(self, rank: int) -> None:
-        """Each worker builds its own runtime from the script file, as Kamailio does."""
-        for engine in list(self._engines):
-            engine.load()
-
-    def reload_all(self) -> int:
-        """RPC reload: check the new script here, then tell every worker. Returns the version."""
-        settings = self.settings()
-        sources = [_read(path) for path in settings.scripts]
-        active = self.core.engine
-        # Raises ScriptError, changing nothing, when the script is broken. The active engine
-        # builds it when there is one: its KSR bindings must read that engine's context.
-        checker = active if isinstance(active, LuaEngine) else LuaEngine(self.core, settings, self.counter)
-        state = checker.build(sources=sources)
-        version = self.counter.publish(json.dumps(sources).encode())
-        if isinstance(active, LuaEngine):
-            active.state, active.version = state, version
-        return version
+        return LuaEngine(core, self.settings())
 
     def engine_specs(self) -> list[EngineSpec]:
         return [EngineSpec("lua", self.engine_factory,
                            "Routing logic in Lua (lupa; Lua 5.4 unless lua_version says otherwise)")]
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise ScriptError(f"{path}: cannot read the Lua script: {exc.strerror}")
 
 
 class _NoCtx:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.api import ScriptError
-from kemi_engine_lua.binding import signature
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
@@ -15,7 +14,8 @@ if TYPE_CHECKING:
 def register_rpcs(core: Core, app: AppLua) -> None:
     core.add_rpc("app_lua.reload", lambda c, p: rpc_reload(app, c, p),
                  "Load and check the Lua script again; every worker switches to it before its "
-                 "next message. On error nothing changes and the error is returned.")
+                 "next message. On error nothing changes and the error is returned "
+                 "(the core's reload, as cfgengine.reload).")
     core.add_rpc("app_lua.list", lambda c, p: rpc_list(app, c, p),
                  "The loaded Lua scripts and the current reload version.")
     core.add_rpc("app_lua.api_list", lambda c, p: rpc_api_list(app, c, p),
@@ -34,12 +34,11 @@ def rpc_reload(app: AppLua, core: Core, params: list[Any]) -> dict[str, Any]:
             raise ScriptError(f"app_lua.reload: script index must be an integer, got {params[0]!r}")
         if not 0 <= index < len(app.settings().scripts):
             raise ScriptError(f"app_lua.reload: no script with index {index}")
-    version = app.reload_all()
-    return {"old": version - 1, "new": version}
+    return core.rpc_reload_engine("lua")
 
 
 def rpc_list(app: AppLua, core: Core, params: list[Any]) -> dict[str, Any]:
-    version = app.counter.value
+    version = core.engine_generation
     settings = app.settings()
     scripts = [{"index": i, "version": version, "script": path}
                for i, path in enumerate(settings.scripts)]
@@ -54,6 +53,6 @@ def rpc_api_list(app: AppLua, core: Core, params: list[Any]) -> dict[str, Any]:
         "name": exp.name,
         "params": [k.value for k in exp.params],
         "ret": exp.returns.value,
-        "signature": signature(exp),
+        "signature": exp.signature(with_return=False),
     } for exp in exports]
     return {"msize": len(methods), "methods": methods}

@@ -1,10 +1,11 @@
 """The "python" config engine: runs the script's callbacks for each message.
 
-``PythonState`` is what one loaded app_python module keeps in a process: the KSR module, the
-loaded script and a reload counter in shared memory. It is built in the main process and
-inherited by the workers through fork. A reload (RPC, main process) imports the new script
-there first; only when that worked is the counter moved, and each worker re-imports the script
-when it sees the counter move at the start of its next request or reply route.
+``PythonState`` is what one loaded app_python module keeps in a process: the KSR module and the
+slot holding the running context. Each :class:`PythonEngine` holds one imported script (a
+``ScriptImage``). Reload is the core's (``app_python.reload`` / ``cfgengine.reload``): the main
+process imports the script in a fresh engine to check it, then each worker builds a fresh engine
+at its next message from the very bytes the main process checked (``snapshot`` /
+``load_snapshot``) and runs the script's child init there.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import SCRIPT_FAULT, ScriptDrop, ScriptError, ScriptExit
-from kemi_core.runtime.reload import ReloadChannel
+from kemi_core.api import ScriptDrop, ScriptError, ScriptExit
 from kemi_engine_python.ksr import ContextSlot, build_ksr
 from kemi_engine_python.legacy import PyMsg
 from kemi_engine_python.script import (
@@ -42,136 +42,106 @@ class PythonState:
         #: The running message context, read by every KSR closure (index 0).
         self.cur: ContextSlot = [None]
         self.ksr: types.ModuleType | None = None
-        self.image: ScriptImage | None = None
-        #: Generations published by successful reloads (shared memory made before fork).
-        self.counter: Any = None
         #: Rank given by the child_init hook (else core.worker_rank).
         self.rank: int | None = None
-
-    def ensure_counter(self) -> None:
-        if self.counter is None:
-            self.counter = ReloadChannel("app_python")
+        #: The script app_python.exec runs when "python" is not the cfgengine.
+        self.exec_image: ScriptImage | None = None
+        #: The last script imported and its bytes: a worker handed the very bytes its main
+        #: process imported uses that import (inherited through fork) instead of a second one.
+        self._last: tuple[bytes, ScriptImage] | None = None
 
     def _ksr(self) -> types.ModuleType:
         self.ksr = build_ksr(self.core.registry, self.cur, self.ksr)
         return self.ksr
 
-    def load_image(self, generation: int, source: bytes | None = None) -> ScriptImage:
-        """Import the script now (raises ScriptError, with file:line where there is one)."""
-        return load_script(self.options, self._ksr(), generation, source)
-
-    def ensure_loaded(self) -> ScriptImage:
-        self.ensure_counter()
-        if self.image is None:
-            generation, source = self.counter.fetch()  # after a reload: the published text
-            self.image = self.load_image(generation, source or None)
-        return self.image
-
-    def reload(self) -> ScriptImage:
-        """Import the script's current contents; the old one stays on any error."""
-        self.ensure_counter()
-        source = read_source(self.options.path)  # read once: workers get these very bytes
-        image = self.load_image(self.counter.value + 1, source)
-        self.image = image
-        self.counter.publish(source)
-        log.info("%s: Python script reloaded (generation %d)", self.options.path, image.generation)
-        return image
+    def load_image(self, source: bytes | None = None) -> tuple[ScriptImage, bytes]:
+        """Import the script (its file, or ``source``); raises ScriptError with file:line
+        where there is one."""
+        if source is None:
+            source = read_source(self.options.path)  # read once: a reload hands these on
+        elif self._last is not None and self._last[0] == source:
+            return self._last[1], source
+        image = load_script(self.options, self._ksr(), self.core.engine_generation, source)
+        self._last = (source, image)
+        return image, source
 
     def worker_rank(self) -> int:
         return self.rank if self.rank is not None else self.core.worker_rank
 
-    def sync_worker(self) -> None:
-        """In a worker: follow a reload done in the main process, then run child init."""
-        self.ensure_counter()
-        target = self.counter.value
-        if self.image is None:
-            self.ensure_loaded()
-        elif self.image.generation != target:
-            try:
-                target, source = self.counter.fetch()
-                self.image = self.load_image(target, source or None)
-                log.info("%s: worker %d re-imported the script (generation %d)",
-                         self.options.path, self.worker_rank(), target)
-            except ScriptError as exc:
-                log.error("reload in worker %d failed, the old script keeps running: %s",
-                          self.worker_rank(), exc)
-        assert self.image is not None
-        self.image.ensure_child_init(self.worker_rank())
-
-    def call(self, image: ScriptImage, name: str, ctx: MsgContext, *args: Any) -> int:
-        """Run callback ``name`` of ``image`` with ``ctx`` as KSR's current context."""
+    def call(self, image: ScriptImage, name: str, ctx: MsgContext, *args: Any) -> Any:
+        """Run callback ``name`` of ``image`` with ``ctx`` as KSR's current context; returns
+        what it returned. ScriptExit/ScriptDrop propagate; sys.exit() ends the route like
+        KSR.x.exit(); any other error is raised as ScriptError with the script's file:line."""
         fn = image.callback(name)
         if fn is None:
-            script_log.error("%s: the script has no callback %s()%s", image.path, name,
-                             " method in its handler object" if image.takes_msg else "",
-                             extra=SCRIPT_FAULT)
-            raise ScriptError(f"{image.path}: callback {name} is not defined by the script")
+            raise ScriptError(f"{image.path}: callback {name} is not defined by the script"
+                              f"{' (a method of its handler object)' if image.takes_msg else ''}")
         cur = self.cur
         previous = cur[0]
         cur[0] = ctx
         try:
-            result = fn(PyMsg(ctx), *args) if image.takes_msg else fn(*args)
-        except ScriptExit:  # KSR.x.exit(): the route ends, successfully (as app_lua)
-            return 1
-        except ScriptDrop:
-            ctx.dropped = True
-            return 0
-        except SystemExit:  # sys.exit() ends the route like KSR.x.exit(), never the worker
-            return 1
+            return fn(PyMsg(ctx), *args) if image.takes_msg else fn(*args)
+        except SystemExit:  # ends the route like KSR.x.exit(), never the worker
+            raise ScriptExit() from None
+        except (ScriptExit, ScriptDrop, ScriptError):
+            raise
         except Exception as exc:
             where = error_location(exc, image.path)
-            first = f"{where}: {type(exc).__name__}: {exc}"
-            script_log.error("%s: error in %s(): %s: %s", where, name, type(exc).__name__, exc,
-                             exc_info=exc, extra=SCRIPT_FAULT)
-            ctx.extra["script_error"] = first
-            return -1
+            raise ScriptError(f"{where}: error in {name}(): {type(exc).__name__}: {exc}") from exc
         finally:
             cur[0] = previous
-        if result is None:
-            return 1
-        if result.__class__ is int:
-            return int(result)
-        if isinstance(result, bool):
-            return 1 if result else -1
-        return int(result) if isinstance(result, int) else 1
 
 
 class PythonEngine:
-    """One engine object (the core may build one in main and one per worker)."""
+    """One imported script (the core builds one in main and one per worker and reload)."""
 
     name = "python"
 
     def __init__(self, state: PythonState) -> None:
         self._state = state
-        self._seen = -1  # counter value at the last sync; -1 = never synced in this object
+        self.image: ScriptImage | None = None
+        self.source = b""
+        self._child_ready = False  # the script's child init ran for this image, here
 
     @property
     def state(self) -> PythonState:
         return self._state
 
     def load(self) -> None:
-        self._state.ensure_loaded()
+        self.image, self.source = self._state.load_image()
+        self._child_ready = False
+
+    def snapshot(self) -> bytes:
+        """The script's bytes this engine imported (what the workers of a reload import)."""
+        return self.source
+
+    def load_snapshot(self, data: bytes) -> None:
+        self.image, self.source = self._state.load_image(data)
+        self._child_ready = False
+
+    def _image(self) -> ScriptImage:
+        if self.image is None:
+            self.load()
+        assert self.image is not None
+        return self.image
 
     def has_route(self, name: str) -> bool:
-        image = self._state.ensure_loaded()
-        return image.callback(name) is not None
+        return self._image().callback(name) is not None
 
-    def run(self, name: str, ctx: MsgContext) -> int:
-        st = self._state
-        # One int compare per message; a reload is followed only at an outermost run, never
-        # between a request route and the branch routes tm runs inside it.
-        if st.image is None or (self._seen != st.counter.value and st.cur[0] is None):
-            st.sync_worker()
-            self._seen = st.counter.value
-        return st.call(st.image, name, ctx)  # type: ignore[arg-type]
+    def run(self, name: str, ctx: MsgContext) -> Any:
+        image = self._image()
+        if not self._child_ready:  # the script's per-worker init, at its first message here
+            self._child_ready = True
+            image.ensure_child_init(self._state.worker_rank())
+        return self._state.call(image, name, ctx)
 
     def reload(self) -> None:
-        self._state.reload()
-        self._seen = -1
+        """Import the script file again in this process; the old one stays on error."""
+        self.load()
 
     def current_location(self) -> str | None:
         """file:line of the innermost script frame running now (the debugger's cfgtrace)."""
-        image = self._state.image
+        image = self.image
         if image is None:
             return None
         frame = sys._getframe(1)

@@ -22,6 +22,9 @@ from kemi_core.api import (
     ScriptDrop,
     ScriptExit,
     export,
+    normalize_bool,
+    normalize_result,
+    normalize_xval,
 )
 
 log = logging.getLogger("kemi.engine.python")
@@ -31,40 +34,12 @@ ContextSlot = list[Any]
 
 _RETURN_EXPR = {
     ReturnKind.INT: "r = func(cur[0]{args})\n        return r if r.__class__ is int else as_int(r)",
-    ReturnKind.BOOL: "r = func(cur[0]{args})\n        return r is True or (r.__class__ is int and r > 0)",
+    ReturnKind.BOOL: "r = func(cur[0]{args})\n        return r if r is True or r is False else as_bool(r)",
     ReturnKind.XVAL: "r = func(cur[0]{args})\n        return r if r is None or r.__class__ is str or r.__class__ is int else as_xval(r)",
     ReturnKind.NONE: "func(cur[0]{args})\n        return None",
 }
 
 _factories: dict[tuple[tuple[ParamKind, ...], ReturnKind], Callable[..., Callable[..., Any]]] = {}
-
-
-def _as_int(r: Any) -> int:
-    """An INT export returned something else: bool -> 1/-1, None -> 1, numbers -> int."""
-    if r is True:
-        return 1
-    if r is False:
-        return -1
-    if r is None:
-        return 1
-    return int(r)
-
-
-def _as_xval(r: Any) -> str | int | None:
-    if isinstance(r, bool):
-        return int(r)
-    if isinstance(r, int):
-        return int(r)
-    if isinstance(r, bytes | bytearray):
-        return bytes(r).decode("utf-8", "replace")
-    return str(r)
-
-
-def signature_text(exp: KemiExport) -> str:
-    """``KSR.sl.send_reply(int code, str reason) -> int`` for error messages and docs."""
-    names = exp.param_names or tuple(f"p{i}" for i in range(len(exp.params)))
-    params = ", ".join(f"{k.value} {n}" for k, n in zip(exp.params, names, strict=True))
-    return f"KSR.{exp.qualified_name}({params}) -> {exp.returns.value}"
 
 
 def _factory(kinds: tuple[ParamKind, ...], returns: ReturnKind) -> Callable[..., Callable[..., Any]]:
@@ -81,7 +56,7 @@ def _factory(kinds: tuple[ParamKind, ...], returns: ReturnKind) -> Callable[...,
     args = "".join(f", {p}" for p in params)
     body = _RETURN_EXPR[returns].format(args=args)
     src = (
-        "def make(func, cur, bad, as_int, as_xval, isinstance=isinstance, int=int, str=str):\n"
+        "def make(func, cur, bad, as_int, as_bool, as_xval, isinstance=isinstance, int=int, str=str):\n"
         f"    def call({', '.join(params)}):\n"
         + "".join(checks)
         + f"        {body}\n"
@@ -96,13 +71,14 @@ def _factory(kinds: tuple[ParamKind, ...], returns: ReturnKind) -> Callable[...,
 
 def make_callable(exp: KemiExport, cur: ContextSlot) -> Callable[..., Any]:
     """The script-visible callable for one export, reading the context from ``cur[0]``."""
-    sig = signature_text(exp)
+    sig = exp.signature()
 
     def bad(index: int, value: Any) -> None:
         kind = exp.params[index].value
         raise TypeError(f"{sig}: argument {index + 1} must be {kind}, not {type(value).__name__}")
 
-    call = _factory(exp.params, exp.returns)(exp.func, cur, bad, _as_int, _as_xval)
+    call = _factory(exp.params, exp.returns)(exp.func, cur, bad, normalize_result,
+                                                normalize_bool, normalize_xval)
     call.__name__ = exp.name
     call.__qualname__ = f"KSR.{exp.qualified_name}"
     call.__doc__ = f"{sig}\n\n{exp.doc}" if exp.doc else sig

@@ -7,6 +7,7 @@ config engine "python" and the RPC commands app_python.reload / app_python.api_l
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +17,17 @@ from kemi_core.api import (
     EngineSpec,
     KemiExport,
     ModuleError,
+    ScriptError,
     ScriptExit,
     export,
     hookimpl,
+    normalize_result,
 )
 from kemi_engine_python.engine import PythonEngine, PythonState
 from kemi_engine_python.rpc import register_rpcs
 from kemi_engine_python.script import ScriptOptions
+
+script_log = logging.getLogger("kemi.script")
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, MsgContext
@@ -101,7 +106,6 @@ class PythonEngineModule:
                               f"modparam(\"{self.name}\", \"{param}\", \"/path/script.py\")")
         if not os.path.isfile(state.options.path):
             raise ModuleError(f"{self.name}: the Python script {state.options.path} does not exist")
-        state.ensure_counter()  # shared memory must exist before the workers fork
 
     @hookimpl
     def write_script_stubs(self, core: Core, directory: str) -> list[str]:
@@ -114,11 +118,13 @@ class PythonEngineModule:
 
     @hookimpl
     def child_init(self, rank: int) -> None:
+        """Run the script's child init with the worker's rank (Kamailio's child_init)."""
         if self.state is None:
             return
         self.state.rank = rank
-        if self.state.image is not None:
-            self.state.image.ensure_child_init(rank)
+        engine = self.core.engine if self.core is not None else None
+        if isinstance(engine, PythonEngine) and engine.state is self.state and engine.image:
+            engine.image.ensure_child_init(rank)
 
     # ---- state and engine ----------------------------------------------------------------
     def options(self, core: Core) -> ScriptOptions:
@@ -153,10 +159,24 @@ class PythonEngineModule:
     # ---- app_python.exec & co: call a script function from a route ---------------------------
     def _exec(self, ctx: MsgContext, method: str, *args: Any) -> int:
         state = self.get_state()
-        image = state.ensure_loaded()
+        engine = ctx.core.engine
+        if isinstance(engine, PythonEngine) and engine.state is state:
+            if engine.image is None:
+                engine.load()
+            image = engine.image
+        else:  # "python" is not the cfgengine: the module imports the script for exec itself
+            if state.exec_image is None:
+                state.exec_image = state.load_image()[0]
+            image = state.exec_image
+        assert image is not None
         if image.callback(method) is None:
-            state.call(image, method, ctx)  # logs loudly and raises ScriptError
-        return 1 if state.call(image, method, ctx, *args) >= 0 else -1
+            raise ScriptError(f"{image.path}: app_python exec: the script has no {method}()")
+        try:
+            result = state.call(image, method, ctx, *args)
+        except ScriptError as exc:
+            script_log.error("%s", exc, exc_info=exc.__cause__)
+            return -1
+        return 1 if normalize_result(result) >= 0 else -1
 
     def ksr_exec(self, ctx: MsgContext, method: str) -> int:
         """Run the script function ``method`` (with the msg object in class style)."""

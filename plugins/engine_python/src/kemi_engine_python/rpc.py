@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.api import ScriptError
-from kemi_engine_python.ksr import signature_text
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
@@ -21,20 +20,20 @@ def register_rpcs(core: Core, module: PythonEngineModule) -> None:
     if module.name == "app_python3s":
         prefixes.append("app_python3s")
 
-    def reload(_core: Core, params: list[Any]) -> dict[str, Any]:
-        state = module.get_state()
-        old = state.image.generation if state.image is not None else None
+    def reload(core_: Core, params: list[Any]) -> dict[str, Any]:
+        """The core's reload (as cfgengine.reload): checked here, then every worker."""
         try:
-            image = state.reload()
+            answer = core_.rpc_reload_engine("python")
         except ScriptError as exc:
             raise ScriptError(f"reload refused, the old script keeps running: {exc}")
-        return {"script": image.path, "old_generation": old, "generation": image.generation}
+        answer["script"] = module.get_state().options.path
+        return answer
 
     def api_list(core_: Core, params: list[Any]) -> dict[str, Any]:
         methods = [
             {"func": exp.qualified_name, "module": exp.module, "name": exp.name,
              "params": [k.value for k in exp.params], "ret": exp.returns.value,
-             "signature": signature_text(exp)}
+             "signature": exp.signature()}
             for exp in core_.registry
         ]
         return {"msize": len(methods), "methods": methods}

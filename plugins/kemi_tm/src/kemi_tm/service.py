@@ -18,12 +18,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.api import (
-    SCRIPT_FAULT,
     MsgContext,
     RouteType,
-    ScriptDrop,
-    ScriptError,
-    ScriptExit,
     via_reply_destination,
 )
 from kemi_core.sip import SipParseError
@@ -155,19 +151,9 @@ class TmService:
 
     # ---- script callbacks ----------------------------------------------------------------
     def run_callback(self, name: str, ctx: MsgContext) -> int:
-        """Run a tm callback route; errors are logged, never raised into the transaction layer."""
-        try:
-            return self.core.run_route(name, ctx)
-        except ScriptExit:
-            return 1
-        except ScriptDrop:
-            ctx.dropped = True
-            return 0
-        except ScriptError as exc:
-            log.error("tm: cannot run route %s: %s", name, exc, extra=SCRIPT_FAULT)
-        except Exception:
-            log.exception("tm: error in route %s", name)
-        return -1
+        """Run a tm callback route (the core's contract: exit 1, drop 0 and ctx.dropped, a
+        script fault logged and -1, never raised into the transaction layer)."""
+        return self.core.run_route(name, ctx)
 
     def request_context(self, tx: TmTransaction, route_type: RouteType) -> MsgContext:
         """A context on a copy of the transaction's request (failure routes): flags and AVPs are

@@ -1,0 +1,64 @@
+"""Running a script callback: the one place where exit, drop and a script fault get their
+meaning, for every engine and every caller (dispatcher, onsend, tm, modules' event routes).
+
+``run_route`` returns Kamailio's int (``normalize_result`` of what the engine returned);
+``KSR.x.exit()`` gives 1; ``KSR.x.drop()`` sets ``ctx.dropped`` and gives 0; a script fault
+(any exception out of ``engine.run``) is logged once with the place the engine gave, recorded
+in ``ctx.fault`` and gives -1. Callers decide what that means for the message: the dispatcher
+answers a request 500 when nothing was sent, onsend still sends, tm goes on with the
+transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kemi_core.core_exports.log import SCRIPT_FAULT
+from kemi_core.engine import ScriptDrop, ScriptExit, normalize_result
+from kemi_core.errors import KemiError
+from kemi_core.runtime.ratelimit import brief_error
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.runtime.core import Core
+
+log = logging.getLogger("kemi.script")
+
+
+def run_route(core: Core, name: str, ctx: MsgContext) -> int:
+    """Run callback ``name`` of the active engine for ``ctx`` (see the module docstring)."""
+    engine = core.engine
+    if engine is None:
+        return route_fault(name, ctx, KemiError("no config engine is active"))
+    try:
+        return normalize_result(engine.run(name, ctx))
+    except ScriptExit:
+        return 1
+    except ScriptDrop:
+        ctx.dropped = True
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a script fault never leaves the route
+        return route_fault(name, ctx, exc)
+
+
+def route_fault(name: str, ctx: MsgContext, exc: BaseException) -> int:
+    """Log a fault of route ``name`` once, in one line, and record it in ``ctx.fault``; -1.
+
+    A KemiError (ScriptError and the native engine's faults) carries its place in its text
+    (``file:line: reason``); any other exception is a bug below the script and is described by
+    its innermost frame. No traceback goes to the log (a message could trigger it, and a log
+    is no place for one per message): the exception (or the Python error a ScriptError was
+    raised from) rides along as ``kemi_exception``, and test fixtures show its traceback.
+    """
+    if isinstance(exc, RecursionError):
+        text = f"route {name} recursed too deeply (a route calling itself?)"
+    elif isinstance(exc, KemiError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = brief_error(exc)
+    cause = exc.__cause__ if isinstance(exc, KemiError) and exc.__cause__ is not None else exc
+    log.error("error in %s: %s", name, text, extra={**SCRIPT_FAULT, "kemi_exception": cause})
+    if ctx.fault is None:
+        ctx.fault = text.splitlines()[0] if text else name
+    return -1
