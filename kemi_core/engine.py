@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 if TYPE_CHECKING:
+    from kemi_core.kemi.exports import KemiExport
     from kemi_core.runtime.context import MsgContext
     from kemi_core.runtime.core import Core
 
@@ -40,6 +41,26 @@ class ScriptExit(Exception):  # noqa: N818 - mirrors KSR.x.exit()
 
 class ScriptDrop(Exception):  # noqa: N818 - mirrors KSR.x.drop()
     """Raised by KSR.x.drop(): the route ends and the message is not sent on."""
+
+
+def script_exit(ctx: MsgContext) -> None:
+    """Stop the route here; the route counts as successful (``KSR.x.exit()``, native ``exit``)."""
+    raise ScriptExit()
+
+
+def script_drop(ctx: MsgContext) -> None:
+    """Stop the route and do not send the message on (``KSR.x.drop()``, native ``drop``)."""
+    ctx.dropped = True
+    raise ScriptDrop()
+
+
+def flow_exports() -> list[KemiExport]:
+    """The records of ``KSR.x.exit`` and ``KSR.x.drop`` (the core exports them; an engine that
+    runs with a registry without the core's exports, as in unit tests, may add these)."""
+    from kemi_core.kemi.exports import ReturnKind, export
+
+    return [export("x", "exit", script_exit, "", ReturnKind.NONE),
+            export("x", "drop", script_drop, "", ReturnKind.NONE)]
 
 
 def normalize_result(value: Any) -> int:

@@ -5,22 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kemi_core.core_exports.log import script_log
-from kemi_core.engine import ScriptDrop, ScriptExit
+from kemi_core.engine import flow_exports, normalize_result
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
-
-
-def x_exit(ctx: MsgContext) -> None:
-    """Stop the route here (the native ``exit``)."""
-    raise ScriptExit()
-
-
-def x_drop(ctx: MsgContext) -> None:
-    """Stop the route and do not send the message on (the native ``drop``)."""
-    ctx.dropped = True
-    raise ScriptDrop()
 
 
 def modf(ctx: MsgContext, fname: str, *params: str) -> int:
@@ -45,13 +34,11 @@ def modf(ctx: MsgContext, fname: str, *params: str) -> int:
                 return -1
         else:
             args.append(value if isinstance(value, str) else str(value))
-    return int(fn.func(ctx, *args))
+    return normalize_result(fn.func(ctx, *args))
 
 
 def exports() -> list[KemiExport]:
-    n = ReturnKind.NONE
     return [
-        export("x", "exit", x_exit, "", n),
-        export("x", "drop", x_drop, "", n),
+        *flow_exports(),
         export("x", "modf", modf, "s", ReturnKind.INT),
     ]

@@ -16,25 +16,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.api import KemiExport, KemiRegistry, ReturnKind, ScriptDrop, ScriptExit, export
+from kemi_core.api import (
+    KemiExport,
+    KemiRegistry,
+    flow_exports,
+)
 from kemi_engine_lua.binding import CtxHolder, LuaArgError, bind
 
-
-def _x_exit(_ctx: Any) -> None:
-    """Stop the running route here; the route counts as successful."""
-    raise ScriptExit()
-
-
-def _x_drop(_ctx: Any) -> None:
-    """Stop the running route and drop the message (it is not sent on)."""
-    raise ScriptDrop()
-
-
-#: Engine-supplied exports, used only when the registry has no record of that name.
-BUILTINS: dict[tuple[str, str], KemiExport] = {
-    ("x", "exit"): export("x", "exit", _x_exit, "", ReturnKind.NONE),
-    ("x", "drop"): export("x", "drop", _x_drop, "", ReturnKind.NONE),
-}
+#: KSR.x.exit/drop even when the registry lacks the core's exports (engine unit tests).
+BUILTINS: dict[tuple[str, str], KemiExport] = {(e.module, e.name): e for e in flow_exports()}
 _BUILTIN_MODULES = frozenset(m for m, _ in BUILTINS)
 
 #: Exports that take any number of extra arguments after their declared ones (Kamailio's

@@ -19,9 +19,7 @@ from kemi_core.api import (
     KemiRegistry,
     ParamKind,
     ReturnKind,
-    ScriptDrop,
-    ScriptExit,
-    export,
+    flow_exports,
     normalize_bool,
     normalize_result,
     normalize_xval,
@@ -96,19 +94,8 @@ class KsrNamespace(types.SimpleNamespace):
         return f"<KSR.{self.__ksr_module__} ({len(vars(self)) - 1} functions)>"
 
 
-def _x_exit(_ctx: Any) -> None:
-    """Stop the running route here; the route counts as successful."""
-    raise ScriptExit()
-
-
-def _x_drop(_ctx: Any) -> None:
-    """Stop the running route and drop the message (it is not sent on)."""
-    raise ScriptDrop()
-
-
-#: Engine-supplied exports, used only when no module registered a record of that name.
-BUILTINS = (export("x", "exit", _x_exit, "", ReturnKind.NONE),
-            export("x", "drop", _x_drop, "", ReturnKind.NONE))
+#: KSR.x.exit/drop even when the registry lacks the core's exports (engine unit tests).
+BUILTINS = tuple(flow_exports())
 
 
 def build_ksr(registry: KemiRegistry, cur: ContextSlot,
