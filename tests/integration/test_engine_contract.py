@@ -161,7 +161,7 @@ def test_a_script_fault_is_answered_500_with_its_place(engine: str, tmp_path: Pa
         assert _answer(dispatcher, transport, "fault") == (500, "Server Internal Error")
     script = {"lua": "route.lua:4:", "python": "route.py:7:", "native": "kamailio.cfg:4:"}[engine]
     assert script in caplog.text
-    assert dispatcher.counters["script_errors"] == 1
+    assert dispatcher.stats.script_errors.value == 1
     # The worker goes on: the next message is routed as usual.
     assert _answer(dispatcher, transport, "two") == (200, "R2")
 

@@ -62,7 +62,7 @@ def test_engine_reported_error_gets_500() -> None:
     d, _, tr = _dispatcher(reported)
     d.on_data(request("OPTIONS", "sip:b@127.0.0.1", 40000), RCV)
     assert tr.sent[0].msg.status == 500
-    assert d.counters["script_errors"] == 1
+    assert d.stats.script_errors.value == 1
 
 
 def test_exit_and_drop_are_not_errors() -> None:
