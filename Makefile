@@ -1,4 +1,4 @@
-# kemi: make run [CFG=... ARGS=...] | make test | make bench | make dev
+# kemi: make run [CFG=... ARGS=...] | make test | make bench | make dev | make docs
 # Debian's own CPython when it is 3.11 or newer (the distribution's optimised build, on which
 # the README's figures are measured); else the python3 on PATH. `make PYTHON=...` overrides.
 PYTHON ?= $(shell /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -9,13 +9,13 @@ PLUGINS := $(sort $(wildcard plugins/*))
 CFG ?= examples/lua/kamailio.cfg
 STAMP := $(VENV)/.installed
 
-.PHONY: dev run test bench lint clean
+.PHONY: dev run test bench lint clean docs
 
 # One pip call: kemi-core and every plugin distribution under plugins/, editable.
 $(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c $(wildcard plugins/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' $(addprefix -e ,$(PLUGINS))
+	$(BIN)/pip install -q -e '.[test,docs]' $(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
 dev: $(STAMP)
@@ -31,6 +31,8 @@ test: dev
 	    $(BIN)/pip uninstall -y -q kemi-testmods && rm $(VENV)/.installed-test; fi
 	$(BIN)/ruff check .
 	$(BIN)/mypy kemi_core $(wildcard plugins/*/src)
+	# the documentation site builds with warnings as errors (mkdocs.yml: strict)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
 	$(BIN)/pytest
 
 bench: dev
@@ -51,6 +53,10 @@ bench: dev
 	$(BIN)/python bench/counters.py
 	# ns per statistics call on the message path (request, reply, sent) and with statistics off
 	$(BIN)/python bench/statistics.py
+
+# The documentation site (guides, the API reference from kemi_core.api) into site/.
+docs: dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: dev
 	$(BIN)/ruff check .

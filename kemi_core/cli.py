@@ -196,6 +196,10 @@ from kemi_core.cli_stats import register_stats_commands  # noqa: E402 - kemi sta
 
 register_stats_commands(app)
 
+from kemi_core.cli_new import new_app  # noqa: E402 - kemi new module|engine NAME
+
+app.add_typer(new_app, name="new")
+
 
 def _version_text() -> str:
     return f"kemi {__version__} (Python {sys.version.split()[0]})"
