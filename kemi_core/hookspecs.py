@@ -12,7 +12,8 @@ Processes: kemi has a **main process** (it reads the config, loads modules, serv
 socket and runs RPC commands) and, with ``fork=yes``, ``children`` **worker processes** forked
 from it once modules are initialised (they receive SIP and run the routing script and the KEMI
 functions it calls). What a hook builds in the main process before the fork is inherited by
-every worker as a copy; shared state must be made before the fork (``core.counter``).
+every worker as a copy; what the processes share lives in shared memory (``core.counter``,
+the shared store). The plugin authors' guide (docs/plugins/process-model.md) has the table.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def sr_kemi_eng_register(core: Core) -> list[EngineSpec]:  # type: ignore[empty-
 @hookspec
 def mod_init(core: Core) -> None:
     """**Main process, once, after every** ``modparam`` **is applied and before the fork**:
-    validate parameters, open resources, declare counters. Raise
+    validate parameters, open resources. Raise
     :class:`~kemi_core.api.ModuleError` with a clear message to stop start-up."""
 
 
