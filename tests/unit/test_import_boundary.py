@@ -39,6 +39,10 @@ def _is_test_code(path: Path, dist: Path) -> bool:
     return "tests" in rel or path.name in ("conftest.py", "testing.py") or path.name.startswith("bench_")
 
 
+def _is_core(name: str) -> bool:
+    return name == "kemi_core" or name.startswith("kemi_core.")  # not kemi_corex & co
+
+
 def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
     """(line, module) of every import of a kemi_core module, including importorskip("...")."""
     found: list[tuple[int, str]] = []
@@ -49,9 +53,9 @@ def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
             elif node.module.startswith("kemi_core."):
                 found.append((node.lineno, node.module))
         elif isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("kemi_core")]
+            found += [(node.lineno, a.name) for a in node.names if _is_core(a.name)]
         elif (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
-              and isinstance(node.args[0].value, str) and node.args[0].value.startswith("kemi_core")
+              and isinstance(node.args[0].value, str) and _is_core(node.args[0].value)
               and getattr(node.func, "attr", getattr(node.func, "id", "")) in
               ("importorskip", "import_module", "__import__")):
             found.append((node.lineno, node.args[0].value))
@@ -83,7 +87,7 @@ def test_plugins_import_only_the_public_namespaces() -> None:
 
 
 def test_the_finder_sees_every_import_form(tmp_path: Path) -> None:
-    src = ("from kemi_core import hookimpl\nimport kemi_core.runtime.core\n"
+    src = ("from kemi_core import hookimpl\nimport kemi_core.runtime.core\nimport kemi_corex\n"
            "from kemi_core.engine import Engine\nx = pytest.importorskip('kemi_core.pv')\n"
            "from kemi_core.api import Core\nfrom . import sibling\n")
     assert [m for _, m in _imported_modules(ast.parse(src))] == [
