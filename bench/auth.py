@@ -138,7 +138,7 @@ def measure(name: str, unit: str, port: int, pid: int, work: Path, rate: int,
 def run_server(name: str, args: list[str], port: int, uas_port: int, work: Path,
                rates: dict[str, int], seconds: int) -> list[dict]:
     out = []
-    with SippUas(work, uas_port, name=f"{name}-uas"):
+    with SippUas(work, uas_port, HERE / "scenarios" / "rr_uas.xml", name=f"{name}-uas"):
         proc = Proc(args, work / f"{name}.log", cwd=work)
         try:
             if not wait_udp_answer(port):

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from kemi_auth import digest
-from kemi_core.sip import SipMsg, SipParseError, parse_datagram
+from kemi_core.sip import SipMsg, SipParseError, build_reply, parse_datagram
 
 _PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]+)')
 
@@ -92,7 +92,8 @@ class DigestUA:
     # ---- building and sending -------------------------------------------------------------
     def build(self, method: str, ruri: str | None = None, auth: str | None = None,
               hf: str | None = None, from_user: str | None = None, to_user: str | None = None,
-              call_id: str | None = None, extra: str = "", expires: int | None = None) -> bytes:
+              call_id: str | None = None, extra: str = "", expires: int | None = None,
+              contact: str | None = None) -> bytes:
         self.cseq += 1
         ruri = ruri or (f"sip:{self.domain}" if method == "REGISTER" else f"sip:bob@{self.domain}")
         fu = from_user if from_user is not None else self.user
@@ -104,7 +105,7 @@ class DigestUA:
             f"To: <sip:{tu}@{self.domain}>",
             f"Call-ID: {call_id or self.call_id}",
             f"CSeq: {self.cseq} {method}",
-            f"Contact: <sip:{fu}@{self.src}:{self.lport}>",
+            f"Contact: {contact or f'<sip:{fu}@{self.src}:{self.lport}>'}",
             "Max-Forwards: 70",
             "User-Agent: kemi-auth-test",
         ]
@@ -133,6 +134,25 @@ class DigestUA:
             except SipParseError:
                 continue
             if not msg.is_request and msg.status >= 200:
+                return msg
+        return None
+
+    def wait_request(self, method: str, timeout: float | None = None) -> SipMsg | None:
+        """The next request of ``method`` sent to this socket (this UA as a callee); it is
+        answered 200 OK. None after ``timeout``."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return None
+            try:
+                msg = parse_datagram(data)
+            except SipParseError:
+                continue
+            if msg.is_request and msg.method == method:
+                self.sock.sendto(build_reply(msg, 200, "OK", to_tag=secrets.token_hex(4)), peer)
                 return msg
         return None
 
