@@ -8,6 +8,8 @@ module answers with 400 (an attacker probing buffer sizes learns nothing and cos
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
 #: Longest accepted value per parameter (anything longer is an attack or a broken client).
@@ -64,6 +66,12 @@ class Credentials:
         return domain if at else self.realm
 
 
+#: One ``name=value`` (the value a quoted-string or a token) and the comma after it.
+_PARAM = re.compile(r'[ \t,]*([!%\'*+.0-9A-Z_`a-z~-]+)[ \t]*=[ \t]*'
+                    r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^",\s]*))[ \t]*(?:,|$)')
+_ESCAPE = re.compile(r"\\(.)")
+
+
 def parse_params(value: str) -> dict[str, str]:
     """The ``name=value`` pairs after the ``Digest`` scheme (names lower-cased, values
     unquoted). Raises Overlong/MalformedCredentials."""
@@ -73,52 +81,24 @@ def parse_params(value: str) -> dict[str, str]:
     scheme, _, rest = text.partition(" ")
     if scheme.lower() != "digest":
         raise NotDigest(f"scheme {scheme[:20]!r} is not Digest")
+    rest = rest.rstrip(" \t,")
     params: dict[str, str] = {}
-    pos, end = 0, len(rest)
+    pos, end, match = 0, len(rest), _PARAM.match
     while pos < end:
-        while pos < end and rest[pos] in " \t,":
-            pos += 1
-        if pos >= end:
-            break
-        eq = rest.find("=", pos)
-        if eq < 0:
-            raise MalformedCredentials("a parameter without '='")
-        name = rest[pos:eq].strip().lower()
-        pos = eq + 1
-        while pos < end and rest[pos] in " \t":
-            pos += 1
-        if pos < end and rest[pos] == '"':
-            val, pos = _quoted(rest, pos)
-        else:
-            comma = rest.find(",", pos)
-            stop = end if comma < 0 else comma
-            val, pos = rest[pos:stop].strip(), stop
-        if not name:
-            raise MalformedCredentials("a parameter without a name")
+        m = match(rest, pos)
+        if m is None:
+            raise MalformedCredentials(f"unreadable parameters at {rest[pos:pos + 20]!r}")
+        name, quoted, token = m.groups()
+        val = token if quoted is None else (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted
+                                             else quoted)
+        name = name.lower()
         if len(val) > LIMITS.get(name, _OTHER_LIMIT):
             raise OverlongCredentials(f"parameter {name} of {len(val)} characters")
         if len(params) >= MAX_PARAMS:
             raise OverlongCredentials(f"more than {MAX_PARAMS} parameters")
         params.setdefault(name, val)
+        pos = m.end()
     return params
-
-
-def _quoted(text: str, pos: int) -> tuple[str, int]:
-    """The quoted-string starting at ``text[pos] == '"'`` (backslash escapes undone) and the
-    index after its closing quote."""
-    out: list[str] = []
-    i, end = pos + 1, len(text)
-    while i < end:
-        c = text[i]
-        if c == "\\" and i + 1 < end:
-            out.append(text[i + 1])
-            i += 2
-            continue
-        if c == '"':
-            return "".join(out), i + 1
-        out.append(c)
-        i += 1
-    raise MalformedCredentials("an unterminated quoted string")
 
 
 def parse_credentials(value: str) -> Credentials:

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Callable
 
 import attrs
 
@@ -72,25 +73,21 @@ class NonceCodec:
     def make(self, now: float, flags: int = 0, binding: bytes = b"") -> str:
         issued = int(now)
         head = _HEAD.pack(_VERSION, flags & 0xFF, issued, issued + self.expire, os.urandom(8))
-        raw = head + hmac.new(self.key, head, hashlib.sha256).digest()[:_MAC]
+        raw = head + hmac.digest(self.key, head, "sha256")[:_MAC]
         if flags & CHECKS:
-            raw += hmac.new(self.bind_key, raw + binding, hashlib.sha256).digest()[:_BIND_MAC]
+            raw += hmac.digest(self.bind_key, raw + binding, "sha256")[:_BIND_MAC]
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
-    def checks_of(self, nonce: str) -> int:
-        """The auth_checks mask a nonce was made with (0 when unreadable)."""
-        raw = _decode(nonce)
-        return raw[1] & CHECKS if raw is not None and len(raw) >= _PLAIN else 0
-
-    def check(self, nonce: str, now: float, binding: bytes = b"") -> NonceCheck:
-        """Whether ``nonce`` is ours and still good at ``now``; ``binding`` is the challenged
-        parts of this request for the nonce's checks mask (see :meth:`checks_of`)."""
+    def check(self, nonce: str, now: float,
+              binding: Callable[[int], bytes] | None = None) -> NonceCheck:
+        """Whether ``nonce`` is ours and still good at ``now``; ``binding(checks)`` gives the
+        parts of this request the nonce's auth_checks mask names (called only when set)."""
         raw = _decode(nonce)
         if raw is None or len(raw) < _PLAIN:
             return NonceCheck(NonceStatus.INVALID)
         version, flags, issued, expires, nid = _HEAD.unpack_from(raw)
         head, mac = raw[:_HEAD.size], raw[_HEAD.size:_PLAIN]
-        want = hmac.new(self.key, head, hashlib.sha256).digest()[:_MAC]
+        want = hmac.digest(self.key, head, "sha256")[:_MAC]
         if version != _VERSION or not hmac.compare_digest(mac, want):
             return NonceCheck(NonceStatus.INVALID)
         if len(raw) != (_PLAIN + _BIND_MAC if flags & CHECKS else _PLAIN):
@@ -98,7 +95,8 @@ class NonceCodec:
         if now > expires or issued > now + self.max_drift:
             return NonceCheck(NonceStatus.STALE, nid, expires, flags)
         if flags & CHECKS:
-            bind = hmac.new(self.bind_key, raw[:_PLAIN] + binding, hashlib.sha256).digest()
+            parts = binding(flags & CHECKS) if binding is not None else b""
+            bind = hmac.digest(self.bind_key, raw[:_PLAIN] + parts, "sha256")
             if not hmac.compare_digest(raw[_PLAIN:], bind[:_BIND_MAC]):
                 return NonceCheck(NonceStatus.STALE, nid, expires, flags)
         return NonceCheck(NonceStatus.OK, nid, expires, flags)

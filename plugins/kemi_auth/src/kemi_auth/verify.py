@@ -131,8 +131,7 @@ class AuthApi:
             return AuthResult.ERROR
         if cred.qop and (not cred.cnonce or not _is_nc(cred.nc)):
             return AuthResult.ERROR
-        check = self.codec.check(cred.nonce, time.time(),
-                                 binding(ctx, self.codec.checks_of(cred.nonce)))
+        check = self.codec.check(cred.nonce, time.time(), lambda checks: binding(ctx, checks))
         if check.status is NonceStatus.INVALID:
             log.info("auth: a nonce that is not ours from %s", ctx.rcv.src_ip)
             return AuthResult.ERROR

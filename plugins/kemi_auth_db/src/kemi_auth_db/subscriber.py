@@ -32,6 +32,7 @@ log = logging.getLogger("kemi.auth_db")
 
 MODULE = "auth_db"
 _AVP_SPEC = re.compile(r"^\$avp\((?:[si]:)?([A-Za-z0-9_.\-]+)\)$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 @attrs.frozen
@@ -87,6 +88,30 @@ class Subscribers:
         self.db = db
         self.s = settings
         self._checked: set[str] = set()
+        #: (table, use_domain) -> (SQL text, columns): one statement per shape, values bound
+        self._statements: dict[tuple[str, bool], tuple[str, list[str]]] = {}
+
+    def _statement(self, table: str, use_domain: bool) -> tuple[str, list[str]]:
+        key = (table, use_domain)
+        found = self._statements.get(key)
+        if found is None:
+            s = self.s
+            columns = [s.password_column]
+            if not s.calculate_ha1 and s.password_column_2 not in columns:
+                columns.append(s.password_column_2)
+            columns += [c for _, c in s.credentials if c not in columns]
+            names = [table, s.user_column, s.domain_column, *columns]
+            bad = [n for n in names if not _IDENT.match(n)]
+            if bad:  # names come from the script and modparams, never from SIP
+                raise ValueError(f"invalid SQL name {bad[0]!r}: letters, digits and _ only")
+            ph = self.db.placeholder
+            where = f'"{s.user_column}" = {ph}'
+            if use_domain:
+                where += f' AND "{s.domain_column}" = {ph}'
+            selected = ", ".join(f'"{c}"' for c in columns)
+            text = f'SELECT {selected} FROM "{table}" WHERE {where} LIMIT 1'
+            found = self._statements[key] = (text, columns)
+        return found
 
     def _ready(self, table: str) -> bool:
         """Kamailio's table version check, once per table and process."""
@@ -105,20 +130,16 @@ class Subscribers:
         """The rows for ``user`` (and ``domain`` with use_domain); None on a database error."""
         if not self._ready(table):
             return None
-        s = self.s
-        columns = [s.password_column]
-        if not s.calculate_ha1 and s.password_column_2 not in columns:
-            columns.append(s.password_column_2)
-        columns += [c for _, c in s.credentials if c not in columns]
-        where = {s.user_column: user}
-        if s.use_domain if use_domain is None else use_domain:
-            where[s.domain_column] = domain
+        with_domain = self.s.use_domain if use_domain is None else use_domain
         try:
-            return self.db.query(table, where, columns, limit=1)
-        except (DbError, ValueError) as exc:
-            if isinstance(exc, ValueError):  # a table or column name SQL cannot hold
-                log.error("auth_db: %s", exc)
+            text, columns = self._statement(table, with_domain)
+            rows = self.db.raw_query(text, (user, domain) if with_domain else (user,))
+        except ValueError as exc:  # a table or column name SQL cannot hold
+            log.error("auth_db: %s", exc)
             return None
+        except DbError:  # the database layer has logged it
+            return None
+        return [dict(zip(columns, row, strict=False)) for row in rows]
 
     def ha1_lookup(self, ctx: MsgContext, table: str, found: list[dict[str, Any]]) -> Any:
         """The HA1 lookup auth's ``authenticate`` calls; keeps the row in ``found``."""
