@@ -68,6 +68,7 @@ SETS: dict[str, tuple[int, str]] = {
                        'modparam("auth", "one_time_nonce", 1)\n'),
     "one_time": (0, 'modparam("auth", "one_time_nonce", 1)\n'),
     "stale": (0, 'modparam("auth", "nonce_expire", 2)\n'),
+    "sha256": (1, 'modparam("auth", "algorithm", "SHA-256")\n'),
 }
 
 
@@ -185,6 +186,14 @@ CASES: dict[str, tuple[str, list[tuple[str, Step]]]] = {
         ("new challenge", challenge()),
         ("right password", answer()),
         ("replayed: reused", again()),
+    ]),
+    "sha256": ("sha256", [
+        ("challenge names SHA-256", challenge()),
+        ("SHA-256 response", answer(qop="auth")),
+        ("MD5 response to a SHA-256 challenge", answer(algorithm="MD5", qop="auth", nc=2)),
+        ("wrong password", answer(password="x", qop="auth", nc=3)),
+        ("INVITE", challenge("INVITE")),
+        ("INVITE answered", answer("INVITE", qop="auth")),
     ]),
     "stale": ("stale", [
         ("challenge", challenge()),
