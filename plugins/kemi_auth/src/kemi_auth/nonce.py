@@ -4,8 +4,9 @@ A nonce is base64url (no padding) of::
 
     version(1) flags(1) issued(4) expires(4) id(8) mac(16) [binding mac(8)]
 
-``mac`` is HMAC-SHA256 over the first 18 bytes under a key derived from the ``secret``
-modparam: a client cannot make, change or extend a nonce. ``id`` is random: it names the nonce
+``mac`` is keyed BLAKE2s (a MAC by design, and several times cheaper than HMAC through
+OpenSSL 3) over the first 18 bytes, under a key derived from the ``secret`` modparam: a client
+cannot make, change or extend a nonce. ``id`` is random: it names the nonce
 in the replay state. ``flags`` holds Kamailio's auth_checks_* mask in its low bits (1 R-URI,
 2 Call-ID, 4 From tag, 8 source IP: the binding MAC covers those parts of the challenged
 request, so a nonce answered from elsewhere is stale) and which replay rules the nonce was
@@ -22,6 +23,7 @@ import hmac
 import os
 import struct
 from collections.abc import Callable
+from hashlib import blake2s
 
 import attrs
 
@@ -73,9 +75,9 @@ class NonceCodec:
     def make(self, now: float, flags: int = 0, binding: bytes = b"") -> str:
         issued = int(now)
         head = _HEAD.pack(_VERSION, flags & 0xFF, issued, issued + self.expire, os.urandom(8))
-        raw = head + hmac.digest(self.key, head, "sha256")[:_MAC]
+        raw = head + blake2s(head, key=self.key, digest_size=_MAC).digest()
         if flags & CHECKS:
-            raw += hmac.digest(self.bind_key, raw + binding, "sha256")[:_BIND_MAC]
+            raw += blake2s(raw + binding, key=self.bind_key, digest_size=_BIND_MAC).digest()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def check(self, nonce: str, now: float,
@@ -87,7 +89,7 @@ class NonceCodec:
             return NonceCheck(NonceStatus.INVALID)
         version, flags, issued, expires, nid = _HEAD.unpack_from(raw)
         head, mac = raw[:_HEAD.size], raw[_HEAD.size:_PLAIN]
-        want = hmac.digest(self.key, head, "sha256")[:_MAC]
+        want = blake2s(head, key=self.key, digest_size=_MAC).digest()
         if version != _VERSION or not hmac.compare_digest(mac, want):
             return NonceCheck(NonceStatus.INVALID)
         if len(raw) != (_PLAIN + _BIND_MAC if flags & CHECKS else _PLAIN):
@@ -96,8 +98,8 @@ class NonceCodec:
             return NonceCheck(NonceStatus.STALE, nid, expires, flags)
         if flags & CHECKS:
             parts = binding(flags & CHECKS) if binding is not None else b""
-            bind = hmac.digest(self.bind_key, raw[:_PLAIN] + parts, "sha256")
-            if not hmac.compare_digest(raw[_PLAIN:], bind[:_BIND_MAC]):
+            bind = blake2s(raw[:_PLAIN] + parts, key=self.bind_key, digest_size=_BIND_MAC).digest()
+            if not hmac.compare_digest(raw[_PLAIN:], bind):
                 return NonceCheck(NonceStatus.STALE, nid, expires, flags)
         return NonceCheck(NonceStatus.OK, nid, expires, flags)
 
