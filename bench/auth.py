@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -139,9 +140,11 @@ def run_server(name: str, args: list[str], port: int, uas_port: int, work: Path,
                rates: dict[str, int], seconds: int) -> list[dict]:
     out = []
     with SippUas(work, uas_port, HERE / "scenarios" / "rr_uas.xml", name=f"{name}-uas"):
-        proc = Proc(args, work / f"{name}.log", cwd=work)
+        # a private control socket: another kemi on this machine may hold the default one
+        env = dict(os.environ, KEMI_CTL=f"unix:{work}/{name}_ctl")
+        proc = Proc(args, work / f"{name}.log", cwd=work, env=env)
         try:
-            if not wait_udp_answer(port):
+            if not wait_udp_answer(port, timeout=60.0):
                 raise RuntimeError(f"{name} did not answer; see {work / (name + '.log')}")
             for unit in ("register", "call"):
                 out.append(measure(name, unit, port, proc.pid, work, rates[unit], seconds))
