@@ -223,7 +223,7 @@ def test_brute_force_burst_blocked_by_pike_and_htable(
         start: Callable[..., tuple[KemiProcess, int]]) -> None:
     proc, port = start()
     answered = 0
-    with DigestUA(port, src="127.0.0.2", password="guess", timeout=0.5) as attacker:
+    with DigestUA(port, src="127.0.0.2", password="guess", timeout=1.5) as attacker:
         for i in range(60):
             reply = attacker.register(password=f"guess{i}")
             if reply is None:

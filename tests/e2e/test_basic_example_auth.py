@@ -199,7 +199,7 @@ def flood_flow(srv: Server) -> list[tuple[str, Any]]:
     """Keepalive OPTIONS from one address as fast as it answers: pike detects the flood and
     the address is banned in htable (ipban); another address is served meanwhile."""
     answered = 0
-    with DigestUA(srv.port, src=FLOODER, timeout=0.5) as flooder:
+    with DigestUA(srv.port, src=FLOODER, timeout=1.5) as flooder:
         for _ in range(80):
             if flooder.request("OPTIONS", ruri=f"sip:{srv.domain}") is None:
                 break
