@@ -1,0 +1,67 @@
+"""app_jsdt as a kemi module: its parameters, start-up checks and engine spec.
+
+The module's state for one Core is an :class:`AppJsdt` object, provided as the service
+``app_jsdt`` so every hook reaches it through the core it is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kemi_core.api import REQUEST_ROUTE, EngineSpec, ScriptError
+from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings
+from kemi_engine_jsdt.rpc import register_rpcs
+
+if TYPE_CHECKING:
+    from kemi_core.api import Core
+
+log = logging.getLogger("kemi.app_jsdt")
+
+MODULE = "app_jsdt"
+
+
+class AppJsdt:
+    """The module's state for one Core (created at loadmodule, in the main process)."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        dp = core.declare_param
+        dp(MODULE, "load", str, "", existing_file=True,
+           doc="JavaScript file with the routing functions (a relative path is read against "
+               "the config file's directory)")
+        dp(MODULE, "mode", int, 1,
+           doc="Kamailio: 1 sets up Duktape's require() for Node.js-style modules; accepted, "
+               "kemi's QuickJS engine offers no require() (load one self-contained file)")
+        dp(MODULE, "log_mode", int, 0, doc="kemi extra: bit 1 logs each KSR function as it is "
+                                           "first resolved")
+        register_rpcs(core, self)
+
+    # ---- parameters ----------------------------------------------------------------------
+    def settings(self) -> JsdtSettings:
+        core = self.core
+        return JsdtSettings(
+            script=core.resolve_path(str(core.modparam(MODULE, "load"))),
+            request_route=core.config.kemi_callbacks.get("request_route_callback") or REQUEST_ROUTE,
+            log_resolved=bool(int(core.modparam(MODULE, "log_mode")) & 1),
+        )
+
+    # ---- hooks ---------------------------------------------------------------------------
+    def mod_init(self) -> None:
+        settings = self.settings()
+        if not settings.script:
+            if self.core.config.engine_name == "jsdt":
+                raise ScriptError("app_jsdt: cfgengine is \"jsdt\" but no script is set: "
+                                  "modparam(\"app_jsdt\", \"load\", \"/path/to/script.js\")")
+            log.warning("app_jsdt: loaded without a script (modparam load)")
+        elif self.core.config.engine_name != "jsdt":
+            # Not the cfgengine (which the core loads and checks): check the script here, so
+            # a broken one stops start-up all the same.
+            JsdtEngine(self.core, settings).load()
+
+    def engine_factory(self, core: Core) -> JsdtEngine:
+        return JsdtEngine(core, self.settings())
+
+    def engine_specs(self) -> list[EngineSpec]:
+        return [EngineSpec("jsdt", self.engine_factory,
+                           "Routing logic in JavaScript (QuickJS-ng), as Kamailio's app_jsdt")]

@@ -1,0 +1,130 @@
+"""``kemi docs --stubs DIR`` writes KSR.d.ts from the installed modules' real exports: the
+TypeScript compiler accepts Kamailio's official JS routing file with it and rejects a misspelt
+KSR function or a wrong argument; without tsc the declarations are parsed here instead."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kemi_core.api import KemiRegistry, ReturnKind, export
+from kemi_core.testing.process import kemi_executable
+from kemi_engine_jsdt.stubs import typescript_stub
+
+OFFICIAL = Path("/usr/share/doc/kamailio/examples/kemi/kamailio-basic-kemi-jsdt.js")
+TSC_ARGS = ["--noEmit", "--allowJs", "--checkJs", "--target", "es2020", "--pretty", "false"]
+
+
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("stubs")
+    done = subprocess.run([*kemi_executable(), "docs", "--stubs", str(out)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    path = out / "KSR.d.ts"
+    assert path.is_file()
+    return path
+
+
+def tsc() -> list[str] | None:
+    found = shutil.which("tsc")
+    return [found] if found else None
+
+
+def compile_js(stubs: Path, script: Path) -> subprocess.CompletedProcess[str]:
+    command = tsc()
+    assert command is not None
+    return subprocess.run([*command, *TSC_ARGS, str(stubs), str(script)], capture_output=True,
+                          text=True, timeout=300, cwd=script.parent)
+
+
+def installed_modules(stubs: Path) -> set[str]:
+    return set(re.findall(r"^    (\w+): \w+Module;$", stubs.read_text(), re.M))
+
+
+@pytest.mark.skipif(not OFFICIAL.exists(), reason="Debian's kamailio package is not installed")
+@pytest.mark.skipif(tsc() is None, reason="no TypeScript compiler (npm install -g typescript)")
+def test_tsc_accepts_the_official_js_file(stubs: Path, tmp_path: Path) -> None:
+    script = tmp_path / "kamailio.js"
+    script.write_text(OFFICIAL.read_text())
+    result = compile_js(stubs, script)
+    errors = [ln for ln in result.stdout.splitlines() if ": error " in ln]
+    # A module of the official example that is not installed here is the one thing tsc may
+    # name (KSR.auth, KSR.nathelper ... until their distributions are installed).
+    used = set(re.findall(r"KSR\.(\w+)\.", OFFICIAL.read_text()))
+    missing = used - installed_modules(stubs)
+    expected = re.compile(r"Property '(\w+)' does not exist on type 'Root'")
+    # Kamailio 5.6 has no KSR.hdr.append_hf either (its app_jsdt.api_list): the official
+    # file's foreign-domain branch fails there as here.
+    known = "Property 'append_hf' does not exist on type 'hdrModule'"
+    unexplained = [e for e in errors if known not in e
+                   and not ((m := expected.search(e)) and m.group(1) in missing)]
+    assert unexplained == [], result.stdout
+
+
+@pytest.mark.skipif(tsc() is None, reason="no TypeScript compiler (npm install -g typescript)")
+@pytest.mark.parametrize(("bad", "error"), [
+    ("KSR.tm.t_relayy();", "Property 't_relayy' does not exist on type 'tmModule'"),
+    ('KSR.sl.send_reply("404");', "Expected 2 arguments, but got 1"),
+    ('KSR.sl.send_reply("404", "Not Found");', "not assignable to parameter of type 'number'"),
+    ('KSR.inf("x");', "Property 'inf' does not exist on type 'Root'"),
+])
+def test_tsc_rejects_a_misspelt_function_or_wrong_arguments(stubs: Path, tmp_path: Path,
+                                                            bad: str, error: str) -> None:
+    good = tmp_path / "good.js"
+    good.write_text("function ksr_request_route() {\n  KSR.sl.send_reply(404, 'Not Found');\n"
+                    "  if (KSR.tm.t_relay() < 0) { KSR.x.exit(); }\n}\n")
+    assert compile_js(stubs, good).returncode == 0
+    script = tmp_path / "bad.js"
+    script.write_text(f"function ksr_request_route() {{\n  {bad}\n}}\n")
+    result = compile_js(stubs, script)
+    assert result.returncode != 0
+    assert "bad.js(2," in result.stdout and error in result.stdout, result.stdout
+
+
+def _send_reply(ctx: object, code: int, reason: str) -> int:
+    """Send a stateless reply."""
+    return 1
+
+
+def _modf(ctx: object, fname: str, *params: str) -> int:
+    return 1
+
+
+def test_declarations_without_a_compiler() -> None:
+    """The structure tsc reads, checked by parsing: one interface per module, each export a
+    method with its parameter names and kinds, reserved words kept out of parameter names."""
+    reg = KemiRegistry()
+    reg.add([
+        export("sl", "send_reply", _send_reply, "is"),
+        export("x", "modf", _modf, "s"),
+        export("x", "exit", lambda ctx: None, "", ReturnKind.NONE),
+        export("pv", "get", lambda ctx, name: None, "s", ReturnKind.XVAL),
+        export("debugger", "dbg_pv_dump", lambda ctx, mask, level: 1, "ii"),
+        export("kx", "isflagset", lambda ctx, flag: True, "i", ReturnKind.BOOL),
+        export("", "info", lambda ctx, msg: None, "s", ReturnKind.NONE),
+        export("t", "case", lambda ctx, default: 1, "s"),
+    ])
+    text = typescript_stub(reg)
+    assert "declare const KSR: KSR.Root;" in text
+    for line in [
+        "    info(msg: string): void;",
+        "    sl: slModule;", "    debugger: debuggerModule;",
+        "  interface slModule {", "    /** Send a stateless reply. */",
+        "    send_reply(code: number, reason: string): number;",
+        "    modf(fname: string, ...more: (string | number)[]): number;",
+        "    exit(): never;", "    get(name: string): XVal;",
+        "    isflagset(flag: number): boolean;",
+        "    dbg_pv_dump(mask: number, level: number): number;",
+        "    case(default_: string): number;",
+    ]:
+        assert line in text.splitlines(), line
+    # balanced braces, and every member line is a complete declaration
+    assert text.count("{") == text.count("}")
+    members = [ln for ln in text.splitlines() if ln.startswith("    ") and "(" in ln
+               and not ln.strip().startswith("/**")]
+    assert all(re.fullmatch(r"    \w+\(.*\): [\w |]+;", m) for m in members), members
