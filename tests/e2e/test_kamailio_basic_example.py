@@ -201,3 +201,46 @@ def start_kamailio_with(workdir: Path, defines: str) -> tuple[KamailioProcess, i
     cfg.write_text(defines + WRAPPER.format(examples=EXAMPLES, basic=kamailio_copy(workdir),
                                             port=port, ctl=workdir / "ctl", dir=workdir))
     return KamailioProcess(cfg, workdir, f"unix:{workdir / 'ctl'}").start(), port
+
+
+def test_js_script_runs_like_kamailio_until_the_nat_and_auth_modules(workdir: Path) -> None:
+    """The official JavaScript file, unmodified, on Kamailio 5.6 (Duktape) and on kemi (jsdt):
+    like the Python file, it calls KSR.nathelper (and, for traffic from other hosts, KSR.pike,
+    KSR.htable, then KSR.permissions, KSR.auth_db) whatever the config loads. With those
+    features off, what its initial checks answer is the same on both (keepalive, scanner,
+    Max-Forwards); the other requests fail in the script at KSR.nathelper: Kamailio then sends
+    nothing, kemi a 500 with file:line and the JS stack logged."""
+    from kemi_core.testing import exchange, request_text
+
+    if not registrar_available():
+        pytest.skip("the registrar and usrloc modules are not installed")
+    if not kamailio_available("app_jsdt.so"):
+        pytest.skip("Kamailio's app_jsdt (Debian's kamailio-extra-modules) is not installed")
+    hops0 = request_text("OPTIONS", ruri="sip:alice@127.0.0.1").replace("Max-Forwards: 70",
+                                                                         "Max-Forwards: 0")
+    msgs = [request_text("OPTIONS", ruri="sip:127.0.0.1"),
+            hops0,
+            request_text("OPTIONS", ruri="sip:alice@127.0.0.1", extra="User-Agent: friendly-scanner"),
+            request_text("REGISTER", ruri="sip:127.0.0.1", to="<sip:alice@127.0.0.1>",
+                         extra="Contact: <sip:alice@127.0.0.1:5099>"),
+            request_text("INVITE", ruri="sip:nobody@127.0.0.1", to="<sip:nobody@127.0.0.1>")]
+    kam, kport = start_kamailio_with(workdir / "kamailio", "#!define WITH_CFGJSDT\n")
+    try:
+        theirs = exchange(kport, msgs, timeout=1.5)
+        kam_log = kam.log()
+    finally:
+        kam.stop()
+    kemi, port = start_kemi_with(workdir / "kemi", ["-A", "WITH_CFGJSDT"])
+    try:
+        ours = exchange(port, msgs, timeout=1.5)
+        log = kemi.log()
+    finally:
+        kemi.stop()
+    same = ["SIP/2.0 200 Keepalive", "SIP/2.0 483 Too Many Hops", "SIP/2.0 200 OK"]
+    assert [a.status for a in theirs] == [*same, "(no reply)", "(no reply)"], kam_log[-3000:]
+    assert [a.status for a in ours] == [*same, "SIP/2.0 500 Server Internal Error",
+                                        "SIP/2.0 500 Server Internal Error"], log[-3000:]
+    script = EXAMPLES / "kamailio-basic-kemi-jsdt.js"
+    assert "nat_uac_test" in kam_log  # Duktape's TypeError names the same call
+    assert f"{script}:279: TypeError: cannot read property 'nat_uac_test' of undefined" in log
+    assert f"at ksr_route_natdetect ({script}:279:" in log
