@@ -11,6 +11,7 @@ SCRIPTS = Path(__file__).parent / "scripts"
 
 #: One routing logic (keepalive, hop limit, relay with failover) in each engine.
 FAILOVER_CFGS = {
+    "jsdt": SCRIPTS / "failover_jsdt.cfg",
     "lua": SCRIPTS / "failover_lua.cfg",
     "python": SCRIPTS / "failover_python.cfg",
     "native": SCRIPTS / "failover_native.cfg",

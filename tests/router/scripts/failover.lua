@@ -1,5 +1,5 @@
 -- Keepalive answer, hop limit, relay to the primary with a mark, failover to the secondary on
--- busy or timeout. The same logic is in failover.py and failover_native.cfg.
+-- busy or timeout. The same logic is in failover.py, failover.js and failover_native.cfg.
 PRIMARY = "sip:127.0.0.1:5080"
 SECONDARY = "sip:127.0.0.1:5090"
 
