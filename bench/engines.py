@@ -1,4 +1,4 @@
-"""In-process engine benchmark: the same routing logic in kemi's three config engines.
+"""In-process engine benchmark: the same routing logic in kemi's four config engines.
 
 The end-to-end benchmarks cannot tell the engines apart (the script is a few percent of a
 stateful call), so this one drives the real Dispatcher in-process with a null transport and
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROUTES = ("empty", "trivial", "realistic")
-ENGINES = ("native", "lua", "python")
+ENGINES = ("native", "lua", "python", "jsdt")
 
 NATIVE = {
     "empty": "request_route {\n}\n",
@@ -127,6 +127,54 @@ end
 """,
 }
 
+JSDT = {
+    "empty": "function ksr_request_route() {\n}\n",
+    "trivial": """
+function ksr_request_route() {
+    if (KSR.is_method("OPTIONS")) {
+        KSR.sl.send_reply(200, "OK");
+        return;
+    }
+    KSR.sl.send_reply(404, "Not here");
+}
+""",
+    "realistic": """
+function classify() {
+    var m = KSR.pv.get("$rm");
+    if (m == "INVITE") {
+        KSR.pv.sets("$var(kind)", "call");
+    } else if (m == "REGISTER") {
+        KSR.pv.sets("$var(kind)", "registration");
+    } else if (m == "MESSAGE") {
+        KSR.pv.sets("$var(kind)", "im");
+    } else {
+        KSR.pv.sets("$var(kind)", "other");
+    }
+}
+
+function ksr_request_route() {
+    if (KSR.maxfwd.process_maxfwd(10) < 0) {
+        KSR.sl.send_reply(483, "Too Many Hops");
+        return;
+    }
+    if (KSR.textops.is_present_hf("User-Agent") > 0) {
+        KSR.pv.seti("$var(ua)", 1);
+    } else {
+        KSR.pv.seti("$var(ua)", 0);
+    }
+    if (KSR.textops.is_present_hf("Contact") > 0) {
+        KSR.pv.seti("$var(contact)", 1);
+    }
+    KSR.pv.sets("$var(caller)", KSR.pv.get("$fU"));
+    KSR.pv.sets("$var(callee)", KSR.pv.get("$rU"));
+    KSR.pv.sets("$du", "sip:127.0.0.1:5090");
+    classify();
+    KSR.xlog.xdbg("routing $rm from $fU to $rU\\n");
+    KSR.sl.send_reply(200, "OK");
+}
+""",
+}
+
 _PY_HEAD = "import KSR as KSR\n\n\nclass Router:\n    def child_init(self, rank):\n        return 0\n\n"
 _PY_TAIL = "\n\ndef mod_init():\n    return Router()\n"
 PYTHON = {
@@ -216,6 +264,12 @@ def build(engine: str, route: str, work: Path) -> tuple[Any, NullTransport]:
         script.write_text(PYTHON[route])
         mods.append(("app_python3", app_python3))
         params[("app_python3", "load")] = str(script)
+    elif engine == "jsdt":
+        import kemi_engine_jsdt
+        script = work / "route.js"
+        script.write_text(JSDT[route])
+        mods.append(("app_jsdt", kemi_engine_jsdt))
+        params[("app_jsdt", "load")] = str(script)
     core, _ = offline_core(*mods, params=params)
     if engine == "native":
         from kemi_core.config.model import RouteBlock
@@ -254,11 +308,11 @@ def run_one(engine: str, route: str, messages: int, rounds: int) -> dict[str, An
             for i in range(messages):
                 on_data(pool[i % npool], rcv)
             best = min(best, time.process_time() - t0)
-        counters = dict(dispatcher.counters)
+        errors = dispatcher.stats.script_errors.value
         expected_replies = 0 if route == "empty" else messages * rounds + len(pool)
-        if null.count != expected_replies or counters.get("script_errors"):
+        if null.count != expected_replies or errors:
             raise SystemExit(f"{engine}/{route}: {null.count} replies sent, {expected_replies} "
-                             f"expected; counters {counters}")
+                             f"expected; {errors} script errors")
         run_best = engine_run_only(dispatcher, pool, rcv, messages, rounds)
     return {"engine": engine, "route": route, "us_per_msg": round(best / messages * 1e6, 2),
             "run_us_per_msg": round(run_best / messages * 1e6, 2)}

@@ -1,8 +1,9 @@
 """Stateful proxy load: SIPp UAC -> server (KSR.tm.t_relay / t_relay()) -> SIPp UAS.
 
-The same proxy logic (Max-Forwards check, $du to the UAS, stateful relay) is written for three
-config engines: Lua (app_lua), Python (app_python3, Kamailio 5.6's module, param "load") and the
-native kamailio.cfg routing language. For each engine kemi and Kamailio 5.6 run the SAME
+The same proxy logic (Max-Forwards check, $du to the UAS, stateful relay) is written for four
+config engines: Lua (app_lua), Python (app_python3, Kamailio 5.6's module, param "load"),
+JavaScript (app_jsdt: Duktape in Kamailio, QuickJS-ng in kemi) and the native kamailio.cfg
+routing language. For each engine kemi and Kamailio 5.6 run the SAME
 kamailio.cfg and script with one worker (children=1), one after the other in this one run. For
 each, the call rate steps up until a step fails (< 99.5% of calls successful, or < 95% of the
 asked rate achieved); the last good step is the max sustainable rate. Server CPU per call
@@ -10,7 +11,7 @@ asked rate achieved); the last good step is the max sustainable rate. Server CPU
 machine's two cores with the server, as in the issue's reference figures. The last line printed
 is one JSON object with the figures, one section per engine.
 
-    python bench/stateful.py [--engine lua|python|native|all] [--seconds 15]
+    python bench/stateful.py [--engine lua,python,jsdt,native|all] [--seconds 15]
                              [--rates 500,1000,2000,3000,4000,5000,6000]
     python bench/stateful.py --statistics-cost --engine lua --rates 1000 --seconds 10
 """
@@ -75,6 +76,19 @@ def mod_init():
     return Router()
 """
 
+JSDT = """
+function ksr_request_route() {
+    if (KSR.maxfwd.process_maxfwd(10) < 0) {
+        KSR.sl.send_reply(483, "Too Many Hops");
+        return;
+    }
+    KSR.pv.sets("$du", "sip:127.0.0.1:{uas_port}");
+    if (KSR.tm.t_relay() < 0) {
+        KSR.sl.send_reply(500, "Server error");
+    }
+}
+"""
+
 NATIVE = """
 request_route {
     if (!mf_process_maxfwd_header("10")) {
@@ -109,6 +123,8 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
     "python": ("app_python3.so", ".py", PYTHON,
                'loadmodule "app_python3.so"\nmodparam("app_python3", "load", "{script}")\n'
                'cfgengine "python"\n'),
+    "jsdt": ("app_jsdt.so", ".js", JSDT,
+             'loadmodule "app_jsdt.so"\nmodparam("app_jsdt", "load", "{script}")\ncfgengine "jsdt"\n'),
     "native": ("tm.so", "", "", NATIVE),
 }
 
@@ -205,7 +221,8 @@ def statistics_cost(engine: str, work: Path, rates: list[int], seconds: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--engine", choices=[*ENGINES, "all"], default="all")
+    parser.add_argument("--engine", default="all",
+                        help=f"all, or a comma-separated list of {', '.join(ENGINES)}")
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--kemi-only", action="store_true",
                         help="skip Kamailio (e.g. to compare kemi's engines with each other)")
@@ -214,7 +231,9 @@ def main() -> int:
                         help="kemi alone, statistics on vs off (KEMI_STATISTICS), at --rates")
     opts = parser.parse_args()
     rates = [int(x) for x in opts.rates.split(",")]
-    engines = list(ENGINES) if opts.engine == "all" else [opts.engine]
+    engines = list(ENGINES) if opts.engine == "all" else opts.engine.split(",")
+    if set(engines) - set(ENGINES):
+        parser.error(f"unknown engine in {opts.engine!r}: {', '.join(ENGINES)}")
     if not sipp_available():
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
         return 1
