@@ -53,6 +53,8 @@ bench: dev
 	$(BIN)/python bench/counters.py
 	# ns per statistics call on the message path (request, reply, sent) and with statistics off
 	$(BIN)/python bench/statistics.py
+	# embedded JS interpreters from PyPI side by side (each in its own venv under ~/.cache)
+	$(BIN)/python bench/js_interpreters.py
 
 # The documentation site (guides, the API reference from kemi_core.api) into site/.
 docs: dev

@@ -15,7 +15,7 @@ from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings
 from kemi_engine_jsdt.module import MODULE, AppJsdt
 
 if TYPE_CHECKING:
-    from kemi_core.api import Core, EngineSpec
+    from kemi_core.api import Core, EngineSpec, KemiExport
 
 __all__ = ["AppJsdt", "JsdtEngine", "JsdtSettings"]
 
@@ -27,6 +27,11 @@ def _app(core: Core) -> AppJsdt:
 @hookimpl
 def mod_register(core: Core) -> None:
     core.provide(MODULE, AppJsdt(core))
+
+
+@hookimpl
+def sr_kemi_modules_add(core: Core) -> list[KemiExport]:
+    return _app(core).exports()
 
 
 @hookimpl

@@ -116,15 +116,33 @@ class JsdtEngine:
 
     def run(self, name: str, ctx: MsgContext) -> Any:
         """Run JS function ``name``; returns what it returned (the core normalises it)."""
+        return self.call(name, ctx)
+
+    def call(self, name: str, ctx: MsgContext, *args: Any) -> Any:
+        """Run JS function ``name`` with ``args`` for ``ctx`` (a route, app_jsdt.run)."""
         runtime = self._runtime()
         fn = runtime.function(name)
         if fn is None:
             raise ScriptError(f"{self.settings.script}: JavaScript function {name}() is not "
                               "defined (a callback name given to the script, e.g. KSR.tm.t_on_*?)")
+        return self._enter(runtime, fn, args, ctx)
+
+    def evaluate(self, code: str, ctx: MsgContext, name: str | None = None) -> Any:
+        """Run JavaScript text in this engine's context (app_jsdt.runstring; dostring and
+        dofile in a context without a script); ``name`` is what its errors call the text."""
+        if self.runtime is None and not self.settings.script:
+            self.runtime = JsRuntime(self.resolver)  # a context of its own, no file
+        runtime = self._runtime()
+        if name is not None:
+            runtime.path = name
+        return self._enter(runtime, runtime.context.eval, (code,), ctx)
+
+    def _enter(self, runtime: JsRuntime, fn: Any, args: tuple[Any, ...], ctx: MsgContext) -> Any:
+        """``fn(*args)`` with ``ctx`` as the KSR functions' context (nested runs keep theirs)."""
         outer_ctx, outer_failure = self.ctx, self._failure
         self.ctx, self._failure = ctx, None
         try:
-            return fn()
+            return fn(*args)
         except quickjs.JSException as exc:
             failure = self._failure if str(exc).startswith(PYTHON_CALL_FAILED) else None
             if isinstance(failure, ScriptExit | ScriptDrop):

@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kemi_core.api import REQUEST_ROUTE, EngineSpec, ScriptError
+import attrs
+
+from kemi_core.api import REQUEST_ROUTE, EngineSpec, KemiExport, ScriptError
 from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings
+from kemi_engine_jsdt.exports import JsdtCalls
 from kemi_engine_jsdt.rpc import register_rpcs
 
 if TYPE_CHECKING:
@@ -36,6 +39,9 @@ class AppJsdt:
         dp(MODULE, "log_mode", int, 0, doc="kemi extra: bit 1 logs each KSR function as it is "
                                            "first resolved")
         register_rpcs(core, self)
+        self.calls = JsdtCalls(core, MODULE, self.settings)
+        for fn in self.calls.cfg_functions():
+            core.add_cfg_function(fn)
 
     # ---- parameters ----------------------------------------------------------------------
     def settings(self) -> JsdtSettings:
@@ -55,9 +61,12 @@ class AppJsdt:
                                   "modparam(\"app_jsdt\", \"load\", \"/path/to/script.js\")")
             log.warning("app_jsdt: loaded without a script (modparam load)")
         elif self.core.config.engine_name != "jsdt":
-            # Not the cfgengine (which the core loads and checks): check the script here, so
-            # a broken one stops start-up all the same.
-            JsdtEngine(self.core, settings).load()
+            # Not the cfgengine (which the core loads and checks) but a file for jsdt_run & co:
+            # check it here, so a broken one stops start-up all the same.
+            JsdtEngine(self.core, attrs.evolve(settings, request_route="")).load()
+
+    def exports(self) -> list[KemiExport]:
+        return self.calls.exports()
 
     def engine_factory(self, core: Core) -> JsdtEngine:
         return JsdtEngine(core, self.settings())
