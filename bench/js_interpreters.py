@@ -14,7 +14,8 @@ process so memory figures start from a clean interpreter. What a probe measures:
   (20 interpreters in one process, RSS growth / 20);
 - ``error``: the text of an Error thrown two functions deep in a file named ``route.js``;
   ``py_error``: what reaches Python when the Python function raises;
-- ``interrupt``: seconds until ``while(true){}`` stops with a 0.2 s limit, or why it cannot.
+- ``interrupt``: seconds until a runaway loop stops with a 0.2 s limit, or why it cannot;
+  ``limit_and_calls``: whether JS may still call Python while such a limit is set.
 
     python bench/js_interpreters.py [--only quickjs,pyduktape2] [--venvs DIR] [--calls 200000]
 
@@ -167,6 +168,11 @@ def probe_quickjs(calls: int) -> dict[str, Any]:
         out["interrupt"] = f"{time.perf_counter() - t:.2f} s ({str(exc).splitlines()[0]})"
     else:
         out["interrupt"] = "not interrupted (the loop ran its 5 s)"
+    try:  # a routing script calls KSR functions: does the limit allow that?
+        ctx.eval("f(1, 'x')")
+        out["limit_and_calls"] = "calls into Python work with a time limit set"
+    except quickjs.JSException as exc:
+        out["limit_and_calls"] = str(exc).splitlines()[0]
     return out
 
 
@@ -519,7 +525,7 @@ def main() -> None:
               f"(JS->JS {js if js is None else f'{js:5.0f}'} ns)  "
               f"mem {mem if mem is None else f'{mem:7.0f}'} KiB/interp  "
               f"interrupt: {res.get('interrupt', '-')}", flush=True)
-        for key in ("types", "big", "error", "py_error", "crash", "failed"):
+        for key in ("types", "big", "error", "py_error", "limit_and_calls", "crash", "failed"):
             if key in res:
                 print(f"    {key}: {json.dumps(res[key])}")
     print(json.dumps(results, default=str))
