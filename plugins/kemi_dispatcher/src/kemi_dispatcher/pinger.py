@@ -1,0 +1,270 @@
+"""The keepalives: one round every ``ds_ping_interval`` seconds, once for the whole server.
+
+The rounds are the core's housekeeping (the main process's loop; a test router's clock). Each
+keepalive is a small non-INVITE client transaction of its own (RFC 3261 17.1.2: retransmitted
+from T1 doubling up to T2 over UDP, a local 408 when tm's ``fr_timer`` passes with no final
+reply). Where the requests leave from:
+
+- a process that has the SIP transport (``fork=no``, a test router) sends from its worker socket
+  and gets the replies through the core's reply handlers;
+- the main process of a forked server has no SIP socket: it opens a UDP socket of its own on the
+  first UDP listen address (any port) and reads the replies from its event loop.
+
+Results change the destinations' state in the shared store, so every worker sees them at its
+next selection. Keepalives go over UDP; a destination reached over TCP/TLS is probed over UDP at
+the same address (logged once).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from kemi_core.api import Core, MsgContext
+from kemi_core.sip import SipMsg, SipParseError, parse_datagram, parse_uri
+from kemi_dispatcher.destinations import Dest
+from kemi_dispatcher.probing import accepted, after_probe, targets
+from kemi_dispatcher.state import SetState, letters
+
+if TYPE_CHECKING:
+    from kemi_dispatcher.service import DsService
+
+log = logging.getLogger("kemi.dispatcher")
+
+BRANCH_PREFIX = "z9hG4bKds"
+T1, T2 = 0.5, 4.0
+MAX_PENDING = 10_000  # bound on keepalives in flight
+
+
+@attrs.define
+class Ping:
+    setid: int
+    index: int
+    gen: int
+    uri: str
+    target: tuple[str, int]
+    data: bytes
+    deadline: float
+    next_retx: float
+    retx_interval: float = T1
+
+
+class UdpChannel:
+    """The main process's own UDP socket for keepalives, read from its event loop."""
+
+    def __init__(self, host: str, loop: Any, on_reply: Callable[[SipMsg], bool]) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()[:2]
+        self.on_reply = on_reply
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def send(self, proto: str, host: str, port: int, data: bytes) -> bool:
+        try:
+            self.sock.sendto(data, (host, port))
+            return True
+        except OSError:
+            return False
+
+    def local(self, proto: str) -> tuple[str, int]:
+        return str(self.address[0]), int(self.address[1])
+
+    def _readable(self) -> None:
+        for _ in range(64):  # bounded per wake-up
+            try:
+                data = self.sock.recv(65535)
+            except OSError:  # BlockingIOError included: nothing more to read
+                return
+            try:
+                msg = parse_datagram(data)
+            except SipParseError:
+                continue
+            if not msg.is_request:
+                self.on_reply(msg)
+
+
+class CoreChannel:
+    """The process's SIP transport (fork=no, test routers): replies come through the core."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def send(self, proto: str, host: str, port: int, data: bytes) -> bool:
+        return self.core.send(proto, host, port, data)
+
+    def local(self, proto: str) -> tuple[str, int]:
+        return self.core.local_address(proto)
+
+
+class Pinger:
+    def __init__(self, svc: DsService) -> None:
+        self.svc = svc
+        self.core = svc.core
+        self.pending: dict[str, Ping] = {}
+        self.channel: UdpChannel | CoreChannel | None = None
+        self.next_round: float | None = None
+        self._warned_tcp = False
+        fr = 30000
+        if "tm" in self.core.loaded_modules:
+            try:
+                fr = int(self.core.modparam("tm", "fr_timer"))
+            except (KeyError, ValueError):
+                pass
+        self.timeout = max(fr, 100) / 1000.0
+
+    def start(self) -> None:
+        """Run the rounds as the core's housekeeping (once per server) and take replies that
+        come through the core (fork=no, test routers)."""
+        interval = self.svc.settings.ping_interval
+        self.core.reply_handlers.insert(0, self._core_reply)
+        self.core.add_housekeeping(self.tick, interval)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def tick(self) -> float:
+        """Send what is due; returns the delay until the next thing to do."""
+        now = self.core.clock.now()
+        interval = float(self.svc.settings.ping_interval)
+        if self.next_round is None or now >= self.next_round:
+            self.round(now)
+            self.next_round = now + interval
+        due = self.next_round
+        for branch, p in list(self.pending.items()):
+            if now >= p.deadline:
+                del self.pending[branch]
+                self.finish(p, 408)
+                continue
+            if now >= p.next_retx:
+                self._send(p)
+                p.retx_interval = min(p.retx_interval * 2, T2)
+                p.next_retx = now + p.retx_interval
+            due = min(due, p.next_retx, p.deadline)
+        return max(due - now, 0.01)
+
+    def _channel(self) -> UdpChannel | CoreChannel | None:
+        if self.channel is None:
+            if self.core.transport is not None:
+                self.channel = CoreChannel(self.core)
+            elif self.core.loop is not None:
+                udp = [a for a in self.core.config.listen if a.proto == "udp"]
+                host = udp[0].host.strip("[]") if udp else "127.0.0.1"
+                try:
+                    self.channel = UdpChannel(host, self.core.loop, self.on_reply)
+                except OSError as exc:
+                    log.error("dispatcher: no socket for keepalives on %s: %s", host, exc)
+        return self.channel
+
+    def round(self, now: float) -> None:
+        state = self.svc.state
+        if not state.ping_active:
+            return
+        dslist = state.current()
+        states = {s: st for s in dslist.sets if (st := state.set_state(s)) is not None}
+        channel = self._channel()
+        if channel is None:
+            return
+        for setid, i, dest in targets(dslist, states, self.svc.settings.probing_mode):
+            if len(self.pending) >= MAX_PENDING:
+                log.error("dispatcher: %d keepalives in flight: round cut short", MAX_PENDING)
+                return
+            self._start(channel, setid, i, states[setid].gen, dest, now)
+
+    def _start(self, channel: UdpChannel | CoreChannel, setid: int, index: int, gen: int,
+               dest: Dest, now: float) -> None:
+        s = self.svc.settings
+        proto, host, port = dest.proto, dest.ip, dest.port
+        if s.outbound_proxy or dest.obproxy:
+            proxy = make_target(dest.obproxy or s.outbound_proxy)
+            if proxy is not None:
+                proto, host, port = proxy
+        if not host:
+            return
+        if proto != "udp" and not self._warned_tcp:
+            self._warned_tcp = True
+            log.warning("dispatcher: keepalives go over UDP (%s is %s)", dest.uri, proto)
+        branch = f"{BRANCH_PREFIX}{secrets.token_hex(8)}"
+        lhost, lport = channel.local("udp")
+        data = build_ping(s.ping_method, dest.uri, dest.ping_from or s.ping_from, branch,
+                          lhost, lport)
+        ping = Ping(setid, index, gen, dest.uri, (host, port), data, now + self.timeout,
+                    now + T1)
+        self.pending[branch] = ping
+        self._send(ping)
+
+    def _send(self, p: Ping) -> None:
+        channel = self.channel
+        if channel is not None:
+            channel.send("udp", p.target[0], p.target[1], p.data)
+
+    # ---- replies -------------------------------------------------------------------------
+    def _core_reply(self, ctx: MsgContext) -> bool:
+        return self.on_reply(ctx.msg)
+
+    def on_reply(self, msg: SipMsg) -> bool:
+        """A reply to one of our keepalives (True: consumed)."""
+        try:
+            branch = msg.via.branch or ""
+        except SipParseError:
+            return False
+        if not branch.startswith(BRANCH_PREFIX):
+            return False
+        ping = self.pending.get(branch)
+        if ping is None:
+            return True  # a late retransmission of a reply: ours, nothing to do
+        if msg.status >= 200:
+            del self.pending[branch]
+            self.finish(ping, msg.status)
+        return True
+
+    def finish(self, p: Ping, status: int) -> None:
+        s = self.svc.settings
+        ok = accepted(status, s.ping_reply_codes)
+        before: list[int] = []
+
+        def change(st: SetState) -> SetState:
+            if st.gen != p.gen or p.index >= len(st.flags):
+                return st  # the list was reloaded meanwhile
+            before.append(st.flags[p.index])
+            return after_probe(st, p.index, ok, s.probing_mode, s.probing_threshold,
+                               s.inactive_threshold)
+
+        st = self.svc.state.update_set(p.setid, change)
+        if st is None or not before:
+            return
+        old, new = letters(before[0]), letters(st.flags[p.index])
+        if old[0] != new[0]:
+            log.info("dispatcher: destination %s of set %d %s (%s -> %s, keepalive %d)",
+                     p.uri, p.setid, "up" if new[0] == "A" else "down", old, new, status)
+
+
+def make_target(uri: str) -> tuple[str, str, int] | None:
+    from kemi_core.api import uri_destination
+
+    try:
+        parse_uri(uri)
+        return uri_destination(uri)
+    except (SipParseError, ValueError):
+        log.error("dispatcher: bad outbound proxy %r", uri)
+        return None
+
+
+def build_ping(method: str, uri: str, from_uri: str, branch: str, host: str, port: int) -> bytes:
+    """A keepalive request, as Kamailio's: To the destination, From ``ds_ping_from``."""
+    tag = secrets.token_hex(8)
+    callid = f"{secrets.token_hex(8)}-ds@{host}"
+    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return (f"{method} {uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {hostport};branch={branch}\r\n"
+            f"To: <{uri}>\r\n"
+            f"From: <{from_uri}>;tag={tag}\r\n"
+            f"CSeq: 10 {method}\r\n"
+            f"Call-ID: {callid}\r\n"
+            "Max-Forwards: 70\r\n"
+            "Content-Length: 0\r\n"
+            "User-Agent: kemi\r\n\r\n").encode()
