@@ -46,6 +46,8 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
     "alias": (Kind.ALIAS, None),
     "cfgengine": (Kind.ENGINE, None),
     "tcp_max_connections": (Kind.INT, "tcp_max_connections"),
+    # this server's id in a cluster: usrloc stamps it on the contacts it saves (extra["server_id"])
+    "server_id": (Kind.INT, None),
     "tcp_connection_lifetime": (Kind.INT, "tcp_connection_lifetime"),
     "kemi.request_route_callback": (Kind.CALLBACK, None),
     "kemi.reply_route_callback": (Kind.CALLBACK, None),
@@ -85,7 +87,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset(
     mem_status_mode mem_summary mhomed mlock_pages modinit_delay onsend_route_reply
     open_files_limit phone2tel pmtu_discovery pv_buffer_size pv_buffer_slots pv_cache_limit
     pv_cache_action rundir run_dir received_route_mode reply_to_via route_locks_size
-    server_id server_header server_signature shm_force_alloc shm_mem_size sip_parser_log
+    server_header server_signature shm_force_alloc shm_mem_size sip_parser_log
     sip_parser_mode sip_warning socket_workers sql_buffer_size stats_name_separator tos
     udp_mtu udp_mtu_try_proto uri_host_extra_chars user uid user_agent_header
     verbose_startup version_table wait_worker1_mode wait_worker1_time wait_worker1_usleep

@@ -66,5 +66,6 @@ def state() -> State:
         raise ModuleError("registrar is not initialised")
     ul = core.require("usrloc", Usrloc)
     st = _holder.current = State(core, params, ul,
-                                 Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order))
+                                 Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order,
+                                       int(core.config.extra.get("server_id") or 0)))
     return st

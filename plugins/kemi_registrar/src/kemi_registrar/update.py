@@ -34,6 +34,9 @@ class Rules:
     matching_mode: int
     cseq_delay: int
     desc_time_order: bool
+    #: the core's server_id, stamped on the contacts this server saves (usrloc's
+    #: server_id_filter: each node of a cluster expires only its own)
+    server_id: int = 0
 
 
 def _matches(c: Contact, b: Binding, req: Request, rules: Rules) -> bool:
@@ -79,7 +82,7 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
                 callid=req.callid, cseq=req.cseq, flags=mem, cflags=req.cflags,
                 user_agent=req.user_agent, received=req.received, path=req.path,
                 socket=req.socket, methods=b.methods, instance=b.instance, reg_id=b.reg_id,
-                last_modified=now)
+                server_id=rules.server_id, last_modified=now)
             contacts = place(contacts, new, rules.desc_time_order)
             touched.add(new.ruid)
             inserted = True
@@ -99,7 +102,8 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
             c=b.uri, expires=now + b.expires, q=b.q, callid=req.callid, cseq=req.cseq,
             flags=(cur.flags & ~FL_MEM) | mem, cflags=req.cflags, user_agent=req.user_agent,
             received=req.received, path=req.path, socket=req.socket, methods=b.methods,
-            instance=b.instance, reg_id=b.reg_id, last_modified=now)
+            instance=b.instance, reg_id=b.reg_id, server_id=rules.server_id,
+            last_modified=now)
         if refreshed.q != cur.q or rules.desc_time_order:
             del contacts[i]
             contacts = place(contacts, refreshed, rules.desc_time_order)

@@ -45,6 +45,8 @@ PARAMS: tuple[tuple[str, type, object, str], ...] = (
     ("hash_size", int, 10, "2^hash_size slots (reported by ul.dump)"),
     ("db_load", int, 1, "load the tables from the database at start (db_mode 1, 2)"),
     ("rm_expired_delay", int, 0, "seconds expired rows stay in the database (db_mode 3)"),
+    ("server_id_filter", int, 0, "expire (db_mode 3) and load (db_mode 1, 2) only the rows of "
+                                 "this server's server_id"),
     ("version_table", int, 1, "check the table version at start"),
     ("xavp_contact", str, "", "accepted; contact xavps are not stored"),
 )
@@ -52,7 +54,7 @@ PARAMS: tuple[tuple[str, type, object, str], ...] = (
 ACCEPTED = ("timer_procs", "db_insert_update", "fetch_rows", "db_update_as_insert",
             "db_check_update", "db_ops_ruid", "handle_lost_tcp", "close_expired_tcp",
             "expires_type", "db_raw_fetch_type", "db_insert_null", "skip_remote_socket",
-            "db_timer_clean", "server_id_filter", "ka_mode", "ka_filter", "ka_timeout",
+            "db_timer_clean", "ka_mode", "ka_filter", "ka_timeout",
             "ka_loglevel", "load_rank", "db_clean_tcp")
 ACCEPTED_STR = ("ka_method", "ka_from", "ka_domain", "ka_logmsg")
 

@@ -262,7 +262,9 @@ class DbDomain(Domain):
         return result
 
     def collect(self, now: float, expire: bool = True) -> Batch:
-        """Rows that expired (rm_expired_delay seconds ago) are deleted, once per server."""
+        """Rows that expired (rm_expired_delay seconds ago) are deleted, once per server. Nodes
+        sharing the table each do it, as Kamailio's nodes do: the delete is idempotent, so each
+        row goes once; with server_id_filter a node deletes only the rows it saved."""
         batch = Batch(self)
         if expire:
             batch.expired_before = int(now) - self.ul.rm_expired_delay

@@ -40,6 +40,10 @@ class Usrloc:
         self.cseq_delay = int(param("cseq_delay"))
         self.timer_interval = max(int(param("timer_interval")), 1)
         self.rm_expired_delay = int(param("rm_expired_delay"))
+        #: the core's server_id; with server_id_filter, this server expires and loads only the
+        #: rows saved with it (Kamailio's rule for nodes sharing one table)
+        self.server_id = int(core.config.extra.get("server_id") or 0)
+        self.server_id_filter = bool(int(param("server_id_filter")))
         self.hash_size = 1 << max(min(int(param("hash_size")), 16), 1)
         nat_bflag = int(param("nat_bflag"))
         self.nat_bflag_mask = (1 << nat_bflag) if nat_bflag >= 0 else 0
@@ -107,8 +111,9 @@ class Usrloc:
     def _load(self, dom: MemDomain) -> None:
         """Preload a table from the database (db_mode 1 and 2)."""
         assert self.db is not None
+        where = {"server_id": self.server_id} if self.server_id_filter else None
         try:
-            rows = self.db.query(self.layout(dom.name), order_by="id")
+            rows = self.db.query(self.layout(dom.name), where, order_by="id")
         except DbError as exc:
             raise ModuleError(f"usrloc: cannot load table {dom.name}: {exc}")
         records: dict[str, list[Contact]] = {}

@@ -56,5 +56,9 @@ def write(db: Database, batches: list[Batch]) -> int:
                 db.update(layout, row, {"ruid": c.ruid})
             n += 1
         if b.expired_before is not None:
-            n += db.delete(layout, [("expires", "<", b.expired_before), ("expires", "!=", 0)])
+            where: list[tuple[str, str, object]] = [("expires", "<", b.expired_before),
+                                                    ("expires", "!=", 0)]
+            if b.domain.ul.server_id_filter:  # Kamailio's rule: only this node's rows
+                where.append(("server_id", "=", b.domain.ul.server_id))
+            n += db.delete(layout, where)
     return n
