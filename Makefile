@@ -55,6 +55,8 @@ bench: dev
 	$(BIN)/python bench/statistics.py
 	# embedded JS interpreters from PyPI side by side (each in its own venv under ~/.cache)
 	$(BIN)/python bench/js_interpreters.py
+	# calls/s and CPU per call: dispatcher + 2 proxies vs one proxy (PostgreSQL usrloc), kemi and Kamailio
+	$(BIN)/python bench/cluster.py
 
 # The documentation site (guides, the API reference from kemi_core.api) into site/.
 docs: dev
