@@ -23,6 +23,11 @@ NEEDS: dict[str, list[str]] = {
                  'modparam("jsonrpcs", "dgram_socket", "{tmp}/rpc.sock")'],
     # auth_db's default db_url is Kamailio's MySQL one (no db_mysql here); nothing connects
     "auth_db": ['modparam("auth_db", "db_url", "sqlite://{tmp}/auth.db")'],
+    # a destination list (an empty one: Kamailio refuses to start without one)
+    "dispatcher": ['modparam("dispatcher", "list_file", "/dev/null")'],
+    # a Redis server, not connected to at start (no socket in the router)
+    "ndb_redis": ['modparam("ndb_redis", "server", "name=t;addr=127.0.0.1;port=6379")',
+                  'modparam("ndb_redis", "init_without_redis", 1)'],
 }
 
 ROUTES = """
