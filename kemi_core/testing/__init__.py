@@ -36,10 +36,11 @@ if TYPE_CHECKING:
     from kemi_core.testing.outcome import Outcome, SentMessage
     from kemi_core.testing.postgres import PostgresServer, postgres_server
     from kemi_core.testing.process import KemiProcess, free_port
+    from kemi_core.testing.redis import RedisServer, redis_server
     from kemi_core.testing.router import Router, ScriptFailure
     from kemi_core.testing.rtpengine import RtpEngineProcess, rtpengine_available
     from kemi_core.testing.sidebyside import Answer, Pair, exchange, request_text, side_by_side
-    from kemi_core.testing.udp_client import request
+    from kemi_core.testing.udp_client import UdpClient, request
     from kemi_core.testing.wait import WaitTimeout, wait_until
 
 #: name -> the module it comes from. Imported on first use: pytest loads this package for every
@@ -63,6 +64,9 @@ _HOMES = {
     "ScriptFailure": "kemi_core.testing.router",
     "request": "kemi_core.testing.udp_client",
     "kamailio_available": "kemi_core.testing.kamailio",
+    "RedisServer": "kemi_core.testing.redis",
+    "redis_server": "kemi_core.testing.redis",
+    "UdpClient": "kemi_core.testing.udp_client",
     "Answer": "kemi_core.testing.sidebyside",
     "Pair": "kemi_core.testing.sidebyside",
     "exchange": "kemi_core.testing.sidebyside",
@@ -98,11 +102,13 @@ __all__ = [
     "Outcome",
     "Pair",
     "PostgresServer",
+    "RedisServer",
     "Router",
     "RtpEngineProcess",
     "ScriptFailure",
     "Sent",
     "SentMessage",
+    "UdpClient",
     "WaitTimeout",
     "add_core_exports",
     "attach_dispatcher",
@@ -113,6 +119,7 @@ __all__ = [
     "kamailio_available",
     "offline_core",
     "postgres_server",
+    "redis_server",
     "request",
     "request_text",
     "side_by_side",

@@ -31,6 +31,8 @@ def request(method: str, ruri: str, local_port: int, transport: str = "UDP",
 
 
 class UdpClient:
+    """A UDP socket on 127.0.0.1 (any port): ``send(data, port)``, ``recv()``, ``recv_final()``."""
+
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))

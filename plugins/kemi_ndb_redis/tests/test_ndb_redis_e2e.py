@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import KemiProcess, free_port, wait_until
-from kemi_core.testing.kamailio import KamailioProcess, kamailio_available
-from kemi_core.testing.redis import RedisServer, redis_server  # noqa: F401 - the fixture
-from kemi_core.testing.udp_client import UdpClient, request
+from kemi_core.testing import (  # noqa: F401 - redis_server is the fixture
+    KamailioProcess,
+    KemiProcess,
+    RedisServer,
+    UdpClient,
+    free_port,
+    kamailio_available,
+    redis_server,
+    request,
+    wait_until,
+)
 
 CFG = """#!KAMAILIO
 listen=udp:127.0.0.1:{port}
