@@ -128,9 +128,7 @@ def kamailio_cluster_available() -> str | None:
 def location_database(pg: object, name: str | None = None) -> str:
     """A new database on the PostgresServer ``pg`` with the usrloc and dispatcher tables made by
     ``kemi db init``; returns its db_url."""
-    from kemi_core.db import tables
-    from kemi_core.db.provision import create_tables
-    from kemi_core.db.standalone import open_standalone
+    from kemi_core.db import create_tables, open_standalone, tables
 
     url: str = pg.new_database(name)  # type: ignore[attr-defined]
     db = open_standalone(url)
