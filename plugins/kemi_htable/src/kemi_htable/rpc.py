@@ -87,6 +87,21 @@ def reload(sync: DbSync | None, core: Core, params: list[Any]) -> str:
     return "Reload OK"
 
 
+def store(sync: DbSync | None, core: Core, params: list[Any]) -> str:
+    """Write the table to its dbtable now (what dbmode=1 does at shutdown): how nodes sharing
+    one database hand a table over (``htable.store`` on one, ``htable.reload`` on another)."""
+    t = _table(params, 1)
+    if sync is None or sync.db is None:
+        raise KemiError("No htable db_url")
+    if not t.spec.dbtable:
+        raise KemiError("No database table for htable")
+    try:
+        sync.save(t)
+    except DbError as exc:
+        raise KemiError(f"Htable store failed: {exc}")
+    return "Ok. Htable successfully stored to DB."
+
+
 def list_tables(core: Core, params: list[Any]) -> list[dict[str, Any]]:
     return [{"name": t.name, "dbtable": t.spec.dbtable, "dbmode": t.spec.dbmode,
              "expire": t.spec.autoexpire, "updateexpire": int(t.spec.updateexpire),
@@ -112,5 +127,7 @@ def register(core: Core, sync: Callable[[], DbSync | None]) -> None:
     core.add_rpc("htable.flush", flush, "remove every item: htable.flush NAME")
     core.add_rpc("htable.reload", lambda c, p: reload(sync(), c, p),
                  "reload a table from its dbtable: htable.reload NAME")
+    core.add_rpc("htable.store", lambda c, p: store(sync(), c, p),
+                 "write a table to its dbtable now: htable.store NAME")
     core.add_rpc("htable.listTables", list_tables, "the tables and their attributes")
     core.add_rpc("htable.stats", stats, "items per table")
