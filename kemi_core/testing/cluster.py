@@ -126,14 +126,14 @@ def kamailio_cluster_available() -> str | None:
 
 
 def location_database(pg: object, name: str | None = None) -> str:
-    """A new database on the PostgresServer ``pg`` with the usrloc and dispatcher tables made by
-    ``kemi db init``; returns its db_url."""
+    """A new database on the PostgresServer ``pg`` with the usrloc, dispatcher and htable tables
+    made by ``kemi db init``; returns its db_url."""
     from kemi_core.db import create_tables, open_standalone, tables
 
     url: str = pg.new_database(name)  # type: ignore[attr-defined]
     db = open_standalone(url)
     try:
-        create_tables(db, tables.tables_for(["usrloc", "dispatcher"]))
+        create_tables(db, tables.tables_for(["usrloc", "dispatcher", "htable"]))
     finally:
         db.close()
     return url
