@@ -1,7 +1,7 @@
 """Kamailio's official KEMI example with its database features on, on SQLite, on kemi and on
-Kamailio 5.6 side by side, with the Lua script and with the native routes: WITH_AUTH,
-WITH_IPAUTH, WITH_USRLOCDB and WITH_ANTIFLOOD (NAT and accounting to a database are left off:
-other modules).
+Kamailio 5.6 side by side, with the Lua script, the native routes and the JavaScript file:
+WITH_AUTH, WITH_IPAUTH, WITH_USRLOCDB and WITH_ANTIFLOOD (accounting to a database is left off;
+NAT too, except for the JavaScript file, which calls KSR.nathelper unconditionally).
 
 What is set from outside, and how: a wrapper config (the test's directory) defines ``DBURL``
 (an SQLite file made by ``kemi db init``), rewrites the example's ``loadmodule "db_mysql.so"``
@@ -41,6 +41,12 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "bench" / "scenarios"
 AUTH_CALL, CALLEE = SCENARIOS / "auth_invite_uac.xml", SCENARIOS / "rr_uas.xml"
 #: What the example switches on by itself and these flows leave off (other helpers' modules).
 OFF = ["WITH_NAT", "WITH_ACCDB"]
+#: The JS file calls KSR.nathelper whatever the config loads (the Lua file checks first), so
+#: it runs with WITH_NAT on: nathelper and rtpproxy loaded; local traffic is never NATed, so no
+#: rtpproxy is asked anything.
+OFF_FOR = {"jsdt": ["WITH_ACCDB"]}
+#: -A / #!define that selects each engine's script (native: none).
+ENGINE_DEFINE = {"lua": "WITH_CFGLUA", "jsdt": "WITH_CFGJSDT"}
 TRUSTED = "127.0.0.5"
 FLOODER, OTHER = "127.0.0.2", "127.0.0.3"
 
@@ -92,18 +98,20 @@ class Server:
 
     def start(self) -> Server:
         d = self.dir
+        off = OFF_FOR.get(self.engine, OFF)
+        define = ENGINE_DEFINE.get(self.engine)
         if self.who == "kemi":
-            (d / "kamailio-local.cfg").write_text("".join(f"#!undef {n}\n" for n in OFF))
+            (d / "kamailio-local.cfg").write_text("".join(f"#!undef {n}\n" for n in off))
             basic, ctl, defines = BASIC, d / "kemi_ctl", ""
-            args = ["-A", "WITH_CFGLUA"] if self.engine == "lua" else []
+            args = ["-A", define] if define else []
         else:
             text = BASIC.read_text()
-            for name in OFF:
+            for name in off:
                 text = re.sub(rf"^#!define {name}$", f"##!define {name}", text, flags=re.M)
             basic = d / "kamailio-basic-kemi.cfg"
             basic.write_text(text)
             ctl, args = d / "ctl", []
-            defines = "#!define WITH_CFGLUA\n" if self.engine == "lua" else ""
+            defines = f"#!define {define}\n" if define else ""
         cfg = d / "wrapper.cfg"
         # Kamailio reads sqlite:///x relative to its working directory: four slashes
         cfg.write_text(defines + WRAPPER.format(db=f"/{self.db}", examples=EXAMPLES, basic=basic,
@@ -239,11 +247,16 @@ def run_all(srv: Server) -> list[tuple[str, Any]]:
         srv.stop()
 
 
-@pytest.mark.parametrize("engine", ["lua", "native"])
+@pytest.mark.parametrize("engine", ["lua", "native", "jsdt"])
 def test_example_with_auth_on_sqlite_like_kamailio(tmp_path: Path, engine: str) -> None:
+    if engine == "jsdt" and not kamailio_available("app_jsdt.so", "nathelper.so", "rtpproxy.so"):
+        pytest.skip("Kamailio's app_jsdt, nathelper and rtpproxy modules are not installed")
     kam = Server("kamailio", engine, tmp_path / "kamailio", make_db(tmp_path / "kamailio.db"))
     reference = run_all(kam)
     assert reference == EXPECTED, kam.log()[-3000:]
     kemi = Server("kemi", engine, tmp_path / "kemi", make_db(tmp_path / "kemi.db"))
     got = run_all(kemi)
     assert got == reference, kemi.log()[-4000:]
+    if engine == "jsdt":  # the JS file ran (its reply route logs), with no script error
+        log = kemi.log()
+        assert "===== response - from kamailio JS script" in log and "error in ksr_" not in log
