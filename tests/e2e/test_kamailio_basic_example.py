@@ -209,7 +209,8 @@ def test_js_script_runs_like_kamailio_until_the_nat_and_auth_modules(workdir: Pa
     KSR.htable, then KSR.permissions, KSR.auth_db) whatever the config loads. With those
     features off, what its initial checks answer is the same on both (keepalive, scanner,
     Max-Forwards); the other requests fail in the script at KSR.nathelper: Kamailio then sends
-    nothing, kemi a 500 with file:line and the JS stack logged."""
+    nothing, kemi a 500 with file:line and the JS stack logged. With the features on, the
+    full flows pass on both: tests/e2e/test_basic_example_auth.py."""
     from kemi_core.testing import exchange, request_text
 
     if not registrar_available():
