@@ -48,8 +48,9 @@ SCENARIOS = ROOT / "tests" / "cluster" / "scenarios"
 
 
 def node(name: str, engine: str, ip: str, kind: str, work: Path, **values: object) -> Node:
+    script = "\n".join((CONFIGS / f"{n}.lua").read_text() for n in ("cluster", kind))
     return Node(name, engine, ip, free_port(), work / f"{engine}-{name}",
-                (CONFIGS / f"{kind}.cfg").read_text(), (CONFIGS / f"{kind}.lua").read_text(),
+                (CONFIGS / f"{kind}.cfg").read_text(), script,
                 {k.upper(): v for k, v in values.items()})
 
 
@@ -122,7 +123,7 @@ def run_topology(engine: str, topology: str, pg: PostgresServer, work: Path, rat
 
 
 def failover(engine: str, pg: PostgresServer, work: Path) -> dict:
-    """Seconds, measured with the cluster configs (keepalive every 1 s, tm fr_timer 2 s):
+    """Seconds, measured with the cluster configs (keepalive every 1 s, tm fr_timer 3 s):
     proxy B stopped -> the dispatcher marks it inactive by keepalives alone (no calls);
     B started again -> marked active; and, B stopped but still marked active, how long the
     next call takes to complete through A (its first try at B waits for fr_timer)."""
@@ -175,6 +176,37 @@ def failover(engine: str, pg: PostgresServer, work: Path) -> dict:
     return out
 
 
+def registrations(engine: str, pg: PostgresServer, work: Path, rate: int, seconds: int) -> dict:
+    """One proxy, db_mode 3: ``rate`` REGISTERs a second for ``seconds``, each for a new user
+    (an INSERT); CPU per REGISTER of the node and of PostgreSQL, and the table's bytes per row
+    (heap and indexes): the inputs of the internet-scale model (docs/internet-scale.md)."""
+    url = location_database(pg)
+    dbname = url.rsplit("/", 1)[1]
+    a = node("ra", engine, "127.0.0.2", "proxy", work, db_url=url, server_id=1)
+    try:
+        a.start()
+        assert a.proc is not None and a.proc.proc is not None and pg.proc is not None
+        pid, pg_pid = a.proc.proc.pid, pg.proc.pid
+        cpu0, pg0, t0 = tree_cpu_seconds(pid), tree_cpu_seconds(pg_pid), time.monotonic()
+        res = run_sipp(a.address, work, scenario=SCENARIOS / "register_many.xml",
+                       calls=rate * seconds, rate=rate, timeout=seconds * 3 + 30,
+                       name=f"regs_{engine}", extra=["-key", "expires", "3600",
+                                                     "-l", str(rate * 4)])
+        elapsed = time.monotonic() - t0
+        cpu, pg_cpu = tree_cpu_seconds(pid) - cpu0, tree_cpu_seconds(pg_pid) - pg0
+        rows = int(pg.psql(dbname, "SELECT count(*) FROM location").strip() or 0)
+        size = int(pg.psql(dbname, "SELECT pg_total_relation_size('location')").strip() or 0)
+    finally:
+        a.stop()
+    ok = res.successful
+    out = {"rate": rate, "ok": ok, "failed": res.failed, "per_s": round(ok / elapsed, 1),
+           "cpu_us_per_register": round(cpu / ok * 1e6) if ok else None,
+           "pg_cpu_us_per_register": round(pg_cpu / ok * 1e6) if ok else None,
+           "rows": rows, "bytes_per_row": round(size / rows) if rows else None}
+    print(f"  {engine} registrations: {out}", flush=True)
+    return out
+
+
 def summary(results: dict[str, dict]) -> dict:
     """Per engine: cluster/one ratios of rate and CPU per call (at the highest rate both held),
     and kemi/Kamailio ratios per topology."""
@@ -212,6 +244,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rates", default="50,100,200,300,400,600,800")
     parser.add_argument("--engine", choices=["kemi", "kamailio", "all"], default="all")
+    parser.add_argument("--register-rate", type=int, default=100,
+                        help="REGISTERs per second for the registrations figures")
     parser.add_argument("--failover-only", action="store_true",
                         help="only the failover timings, not the load steps")
     opts = parser.parse_args()
@@ -229,6 +263,7 @@ def main() -> int:
         engines.remove("kamailio")
     results: dict[str, dict] = {}
     failovers: dict[str, dict] = {}
+    regs: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="kemi-bench-cluster-") as tmp, \
             PostgresServer() as pg:
         work = Path(tmp)
@@ -238,9 +273,12 @@ def main() -> int:
                     print(f"{engine}, {topology}:", flush=True)
                     results[f"{engine}_{topology}"] = run_topology(engine, topology, pg, work,
                                                                    rates, opts.seconds)
+                regs[engine] = registrations(engine, pg, work, opts.register_rate,
+                                             opts.seconds)
             failovers[engine] = failover(engine, pg, work)
     print(json.dumps({"seconds_per_step": opts.seconds, "results": results,
-                      "summary": summary(results), "failover": failovers}))
+                      "summary": summary(results), "registrations": regs,
+                      "failover": failovers}))
     return 0
 
 

@@ -25,16 +25,22 @@ if not loopback_available("127.0.0.3"):
 MakeNode = Callable[..., Node]
 
 
+def script_of(names: tuple[str, ...]) -> str:
+    """configs/cluster.lua, then each configs/<name>.lua: one node's routing script."""
+    return "\n".join((CONFIGS / f"{n}.lua").read_text() for n in ("cluster", *names))
+
+
 @pytest.fixture
 def make_node(tmp_path: Path) -> Iterator[MakeNode]:
-    """``make_node(name, engine, ip, kind, **values)``: a Node from configs/<kind>.cfg and
-    configs/<kind>.lua, on a free port; stopped at the test's end."""
+    """``make_node(name, engine, ip, kind, scripts=(kind,), **values)``: a Node from
+    configs/<kind>.cfg and a script joining configs/cluster.lua and configs/<each>.lua, on a
+    free port; stopped at the test's end."""
     nodes: list[Node] = []
 
     def make(name: str, engine: str, ip: str, kind: str, port: int | None = None,
-             **values: object) -> Node:
+             scripts: tuple[str, ...] | None = None, **values: object) -> Node:
         node = Node(name, engine, ip, port or free_port(), tmp_path / name,
-                    (CONFIGS / f"{kind}.cfg").read_text(), (CONFIGS / f"{kind}.lua").read_text(),
+                    (CONFIGS / f"{kind}.cfg").read_text(), script_of(scripts or (kind,)),
                     {k.upper(): v for k, v in values.items()})
         nodes.append(node)
         return node

@@ -33,7 +33,7 @@ def calls_counted(redis: Any) -> int:
 def test_redis_restart_under_load(engine: str, make_node: Any, postgres_server: Any,
                                   redis_server: Any, tmp_path: Path) -> None:  # noqa: F811
     url = location_database(postgres_server)
-    proxies = [make_node(n, engine, ip, "redis", db_url=url, server_id=i + 1,
+    proxies = [make_node(n, engine, ip, "redis", scripts=("proxy", "redis"), db_url=url, server_id=i + 1,
                          redis_port=redis_server.port).start()
                for i, (n, ip) in enumerate((("a", "127.0.0.2"), ("b", "127.0.0.3")))]
     with SippUas(tmp_path, free_port(), scenario=SCENARIOS / "uas.xml") as uas:

@@ -43,9 +43,9 @@ def test_expired_rows_go_once(engine: str, filter_: int, make_node: Any, postgre
                                            "ORDER BY username")
         return [(u, int(s)) for u, s in (line.split("|") for line in out.split())]
 
-    a = make_node("a", engine, "127.0.0.2", "expiry", db_url=url, server_id=1,
+    a = make_node("a", engine, "127.0.0.2", "expiry", scripts=("proxy",), db_url=url, server_id=1,
                   filter=filter_).start()
-    b = make_node("b", engine, "127.0.0.3", "expiry", db_url=url, server_id=2,
+    b = make_node("b", engine, "127.0.0.3", "expiry", scripts=("proxy",), db_url=url, server_id=2,
                   filter=filter_).start()
     register(a, tmp_path, "bob", 5)
     assert rows() == [("bob", 1)]
