@@ -29,7 +29,7 @@ def test_sets_from_the_dispatcher_table(kemi_router: Any, tmp_path: Path) -> Non
     router = kemi_router(cfg)
     listing = router.rpc("dispatcher.list")
     assert listing["NRSETS"] == 1
-    dests = [t["DEST"] for t in listing["RECORDS"][0]["SET"]["TARGETS"]]
+    dests = listing["RECORDS"]["SET"][0]["TARGETS"]["DEST"]
     assert [(d["URI"], d["FLAGS"], d["PRIORITY"]) for d in dests] == [
         ("sip:127.0.0.3:5060", "AP", 5), ("sip:127.0.0.2:5060", "AX", 0)]
     assert [f.dest for f in router.request(invite("db1", alg=8)).forwarded] == [

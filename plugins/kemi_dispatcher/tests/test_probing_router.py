@@ -21,9 +21,9 @@ def ping_cfg(tmp_path: Path, mode: int, list_text: str = TWO, more: str = "") ->
 
 def flags(router: Any) -> dict[str, str]:
     out = {}
-    for rec in router.rpc("dispatcher.list")["RECORDS"]:
-        for t in rec["SET"]["TARGETS"]:
-            out[t["DEST"]["URI"].split(":")[1]] = t["DEST"]["FLAGS"]
+    for rec in router.rpc("dispatcher.list")["RECORDS"]["SET"]:
+        for dest in rec["TARGETS"]["DEST"]:
+            out[dest["URI"].split(":")[1]] = dest["FLAGS"]
     return out
 
 

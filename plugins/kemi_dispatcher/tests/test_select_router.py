@@ -56,11 +56,11 @@ def test_list_shape_and_set_order(kemi_router: Any, ds_cfg: Write) -> None:
     router = kemi_router(ds_cfg())
     listing = router.rpc("dispatcher.list")
     assert listing["NRSETS"] == 3
-    assert [r["SET"]["ID"] for r in listing["RECORDS"]] == [1, 3, 2]  # Kamailio's order
-    first = listing["RECORDS"][0]["SET"]["TARGETS"][0]["DEST"]
+    assert [r["ID"] for r in listing["RECORDS"]["SET"]] == [1, 3, 2]  # Kamailio's order
+    first = listing["RECORDS"]["SET"][0]["TARGETS"]["DEST"][0]
     assert first["URI"] == "sip:127.0.0.5:5060" and first["FLAGS"] == "AX"
     assert first["ATTRS"]["BODY"] == "duid=c;weight=50" and first["ATTRS"]["WEIGHT"] == 50
-    assert "ATTRS" not in listing["RECORDS"][1]["SET"]["TARGETS"][0]["DEST"]
+    assert "ATTRS" not in listing["RECORDS"]["SET"][1]["TARGETS"]["DEST"][0]
 
 
 def test_failover_marks_the_failed_proxy_for_every_later_call(kemi_router: Any,
@@ -70,7 +70,7 @@ def test_failover_marks_the_failed_proxy_for_every_later_call(kemi_router: Any,
     assert [f.dest for f in out.forwarded] == ["udp:127.0.0.5:5060"]
     again = router.reply(out.forwarded[0], 503, "Service Unavailable")
     assert [f.dest for f in again.forwarded] == ["udp:127.0.0.3:5060"]
-    assert router.rpc("dispatcher.list")["RECORDS"][0]["SET"]["TARGETS"][0]["DEST"]["FLAGS"] == "IP"
+    assert router.rpc("dispatcher.list")["RECORDS"]["SET"][0]["TARGETS"]["DEST"][0]["FLAGS"] == "IP"
     later = [router.request(invite(f"g{i}")).forwarded[0].dest for i in range(4)]
     assert "udp:127.0.0.5:5060" not in later
 

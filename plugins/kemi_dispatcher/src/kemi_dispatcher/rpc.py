@@ -25,13 +25,19 @@ def register(core: Core, svc: DsService) -> None:
     cmd("dispatcher.hash", hash_values, "The hash of one or two values: nslots val1 [val2]")
 
 
+#: what Kamailio sends for an attribute that is not set (its RPC layer's text for a null string)
+NULL = "<null string>"
+
+
 def _attrs(d: Dest) -> dict[str, Any]:
-    return {"BODY": d.attrs, "DUID": d.duid or None, "MAXLOAD": d.maxload, "WEIGHT": d.weight,
-            "RWEIGHT": d.rweight, "SOCKET": d.socket or None, "SOCKNAME": d.sockname or None,
-            "OBPROXY": d.obproxy or None}
+    return {"BODY": d.attrs, "DUID": d.duid or NULL, "MAXLOAD": d.maxload, "WEIGHT": d.weight,
+            "RWEIGHT": d.rweight, "SOCKET": d.socket or NULL, "SOCKNAME": d.sockname or NULL,
+            "OBPROXY": d.obproxy or NULL}
 
 
 def list_sets(svc: DsService, params: list[Any]) -> dict[str, Any]:
+    """Kamailio's layout: RECORDS holds one SET member per set, each SET's TARGETS one DEST
+    member per destination (a list under a name repeats the name, as kamcmd shows it)."""
     dslist = svc.state.current()
     if not dslist.sets:
         raise KemiError("No Destination Sets")
@@ -44,9 +50,9 @@ def list_sets(svc: DsService, params: list[Any]) -> dict[str, Any]:
             dest: dict[str, Any] = {"URI": d.uri, "FLAGS": letters(flags), "PRIORITY": d.priority}
             if d.attrs:
                 dest["ATTRS"] = _attrs(d)
-            targets.append({"DEST": dest})
-        records.append({"SET": {"ID": dset.setid, "TARGETS": targets}})
-    return {"NRSETS": len(dslist.sets), "RECORDS": records}
+            targets.append(dest)
+        records.append({"ID": dset.setid, "TARGETS": {"DEST": targets}})
+    return {"NRSETS": len(dslist.sets), "RECORDS": {"SET": records}}
 
 
 def set_state(svc: DsService, params: list[Any]) -> str:

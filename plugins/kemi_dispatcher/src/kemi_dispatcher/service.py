@@ -52,14 +52,34 @@ class DsService:
         s = self.settings
         if self.db is not None:
             rows = self.db.query(s.table_name, order_by="id")
-            return rows_to_dests(rows, s.columns, s.strict_load, s.attrs_none)
+            return self._with_local_sockets(rows_to_dests(rows, s.columns, s.strict_load,
+                                                          s.attrs_none))
         path = self.source
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
         except OSError as exc:
             raise ListError(f"cannot read the list file {path}: {exc.strerror}") from None
-        return parse_list(text, path, s.strict_load, s.attrs_none)
+        return self._with_local_sockets(parse_list(text, path, s.strict_load, s.attrs_none))
+
+    def _with_local_sockets(self, dests: list[Dest]) -> list[Dest]:
+        """Drop (or, with ds_load_mode 1, refuse) destinations whose ``socket`` attribute names
+        no socket this server listens on, as Kamailio does."""
+        local = {(a.proto, a.host.strip("[]"), a.port) for a in self.core.config.listen}
+        kept = []
+        for d in dests:
+            if d.socket:
+                proto, _, rest = d.socket.partition(":")
+                host, _, port = rest.rpartition(":")
+                if (proto.lower(), host.strip("[]"), int(port) if port.isdigit() else 5060) \
+                        not in local:
+                    msg = f"socket {d.socket} of {d.uri} is not one this server listens on"
+                    if self.settings.strict_load:
+                        raise ListError(msg)
+                    log.error("dispatcher: %s: destination skipped", msg)
+                    continue
+            kept.append(d)
+        return kept
 
     def reload(self, force: bool = False) -> DsList:
         """Load the destinations again and publish them (ReloadRefused within reload_delta;
