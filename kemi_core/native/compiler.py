@@ -167,7 +167,7 @@ class Compiler(ExprCompiler):
         clear_first = node.op == ":=" and spec.name in _MULTI_VALUE_PVS
         if isinstance(spec, PvSpec) and not clear_first:
             return _void(self.direct_assign(spec, node.value, loc, text))
-        value = self.expr(node.value)
+        value = self.assigned(node.value)
         setter = spec.set
 
         def assign(ctx: MsgContext) -> None:
@@ -208,7 +208,7 @@ class Compiler(ExprCompiler):
                 except Exception as exc:
                     raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
             return assign_const
-        value = self.expr(node)
+        value = self.assigned(node)
         if spec.pvdef.takes_arg:
             def assign_arg(ctx: MsgContext) -> None:
                 try:

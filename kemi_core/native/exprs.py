@@ -163,6 +163,18 @@ class ExprCompiler(CallCompiler):
             return self.binary(node)
         raise self.err(node.loc, f"unsupported expression {type(node).__name__}")
 
+    def assigned(self, node: A.Expr) -> Fn:
+        """The value an assignment stores. Kamailio's rule: when the value is one function or
+        ``route()`` call (also once its optimiser has dropped neutral operands such as ``+ 0``
+        or ``&& 1``), the variable gets the call's return code (-1, 2, ...); any other use of a
+        call in an expression counts 1 or 0."""
+        call = _bare_call(node)
+        if isinstance(call, A.Call):
+            return self.raw_call(call, "value")
+        if isinstance(call, A.RouteCall):
+            return self.route_runner(call)
+        return self.expr(node)
+
     def condition(self, node: A.Expr, guard: tuple[A.Loc, str] | None = None) -> Callable[[MsgContext], bool]:
         """What if/while test: functions by Kamailio's >0 rule, values as int > 0.
 
@@ -392,6 +404,31 @@ def _is_boolean(node: A.Expr) -> bool:
     if isinstance(node, A.Binary):
         return node.op in _BOOLEAN_OPS
     return isinstance(node, A.Unary) and node.op in ("!", "defined")
+
+
+#: Operands Kamailio's expression optimiser removes: op -> neutral constants on the left,
+#: on the right (``0 + x``, ``x - 0``, ``x * 1``, ``x && 1``, ``x || 0`` ... are just ``x``).
+_NEUTRAL: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "+": ((0,), (0,)), "-": ((), (0,)), "*": ((1,), (1,)), "/": ((), (1,)),
+    "|": ((0,), (0,)), "&&": ((1,), (1,)), "||": ((0,), (0,)),
+}
+
+
+def _is_int_const(node: A.Expr, values: tuple[int, ...]) -> bool:
+    return isinstance(node, A.Const) and isinstance(node.value, int) and node.value in values
+
+
+def _bare_call(node: A.Expr) -> A.Call | A.RouteCall | None:
+    """The call ``node`` amounts to once neutral operands are dropped, or None."""
+    while isinstance(node, A.Binary) and node.op in _NEUTRAL:
+        left_neutral, right_neutral = _NEUTRAL[node.op]
+        if _is_int_const(node.right, right_neutral):
+            node = node.left
+        elif _is_int_const(node.left, left_neutral):
+            node = node.right
+        else:
+            return None
+    return node if isinstance(node, (A.Call, A.RouteCall)) else None
 
 
 def _is_method(node: A.Expr) -> bool:

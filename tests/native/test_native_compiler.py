@@ -49,6 +49,28 @@ def test_retcode_holds_the_last_result(h, rec) -> None:
     assert rec.calls[-1] == ("mark", ("-7", "3"))
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    # one call (or route call) assigned: its return code, as Kamailio 5.6 stores it
+    ("ret(-2)", "-2"), ("ret(2)", "2"), ("(ret(-1))", "-1"), ("route(R)", "-3"),
+    # Kamailio's optimiser drops neutral operands first: still the return code
+    ("ret(-2) + 0", "-2"), ("0 + ret(-2)", "-2"), ("ret(-2) - 0", "-2"), ("ret(-2) * 1", "-2"),
+    ("1 * ret(-2)", "-2"), ("ret(-2) / 1", "-2"), ("ret(-2) | 0", "-2"), ("ret(-2) && 1", "-2"),
+    ("1 && ret(-2)", "-2"), ("ret(-2) || 0", "-2"), ("0 || ret(-2)", "-2"),
+    # any other use counts the call as 1 (> 0) or 0
+    ("ret(-2) + 5", "5"), ("ret(2) + 5", "6"), ("!ret(-2)", "1"), ("-ret(-2)", "0"),
+    ("ret(-2) == -2", "0"), ("0 - ret(2)", "-1"), ("ret(-2) ^ 0", "0"), ("(int)ret(-2)", "0"),
+])
+def test_assigned_call_stores_its_return_code(h, rec, value: str, expected: str) -> None:
+    sub = h.block("return(-3);", "route", "R")
+    h.run(f"$var(x) = {value}; mark($var(x), $rc);", sub)
+    assert rec.calls[-1][1][0] == expected
+
+
+def test_assigned_call_returning_zero_ends_the_script(h, rec) -> None:
+    rc, _ = h.run('$var(x) = ret(0); mark("never");')
+    assert rc == 1 and "mark" not in rec.names()
+
+
 def test_module_dot_function_names(h, rec) -> None:
     h.run('sl.sl_send_reply("200", "OK");')
     assert rec.calls == [("sl_send_reply", (200, "OK"))]
