@@ -25,10 +25,12 @@ class ListenAddr:
 
 @attrs.define
 class Alias:
-    """One ``alias=host[:port]``: another name this server answers to (``is_myself``)."""
+    """One ``alias=[proto:]host[:port]``: another name this server answers to (``is_myself``);
+    no port or proto: any."""
 
     host: str
     port: int | None = None
+    proto: str | None = None
 
 
 @attrs.define

@@ -132,12 +132,12 @@ def parse_listen(raw: str) -> ListenSpec:
 
 
 def parse_aliases(raw: str) -> list[Alias]:
-    """``alias=host[:port]``, several allowed (``alias=a.com:5060 b.com``); a proto is dropped."""
+    """``alias=[proto:]host[:port]``, several allowed (``alias=a.com:5060 tcp:b.com``)."""
     words = _WORDS.findall(raw)
     if not words:
         raise AddressError("alias needs a host name")
     out = []
     for w in words:
         hp = parse_hostport(w, "alias")
-        out.append(Alias(hp.host, hp.port))
+        out.append(Alias(hp.host, hp.port, hp.proto.lower() if hp.proto else None))
     return out

@@ -2,46 +2,33 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
-from kemi_core.pv._util import parse_uri_or_none, safe
+from kemi_core.pv._util import safe
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
-    from kemi_core.sip.uri import SipUri
-
-
-def uri_is_myself(ctx: MsgContext, uri: SipUri | None) -> bool:
-    """A URI is ours when its host is ours and, when it names a port, that port is ours too: a
-    URI without a port matches any of our ports, as Kamailio's ``uri==myself`` does."""
-    if uri is None or not uri.host:
-        return False
-    return ctx.core.is_myself(uri.host, uri.port)
 
 
 def is_myself(ctx: MsgContext, uri: str) -> bool:
-    """True when ``uri`` points at a local socket or alias: a SIP URI (its port counts), or a
-    bare host name or IP address (any port). As in Kamailio, text without a scheme is a host
-    only: ``127.0.0.1`` is ours, ``127.0.0.1:5060`` is not a host name and is not."""
-    text = uri.strip()
-    if _SCHEME.match(text):
-        return uri_is_myself(ctx, parse_uri_or_none(text))
-    return bool(text) and ctx.core.is_myself(text, None)
+    """True when ``uri`` points at a local socket or alias: a ``sip:``/``sips:`` URI (its port
+    and transport count when given; no port matches any of ours), or a bare host name or IP
+    address (any port). As in Kamailio, text without a scheme is a host only: ``127.0.0.1`` is
+    ours, ``127.0.0.1:5060`` is not a host name and is not."""
+    return ctx.core.myself.uri_or_host(uri)
 
 
-_SCHEME = re.compile(r"(?i)(sips?|tel|tels|urn):")
-
-
+# The variants below judge the URI's text as is_myself() does, as Kamailio's do (so a scheme
+# written in upper case, "SIP:", makes it no URI there either).
 def is_myself_ruri(ctx: MsgContext) -> bool:
     """True when the R-URI points at this server."""
-    return ctx.msg.is_request and uri_is_myself(ctx, safe(lambda: ctx.msg.uri))
+    return ctx.msg.is_request and ctx.core.myself.uri_or_host(ctx.msg.ruri)
 
 
 def is_myself_duri(ctx: MsgContext) -> bool:
     """True when $du is set and points at this server."""
-    return uri_is_myself(ctx, parse_uri_or_none(ctx.dst_uri))
+    return ctx.core.myself.uri_or_host(ctx.dst_uri)
 
 
 def is_myself_nhuri(ctx: MsgContext) -> bool:
@@ -53,12 +40,12 @@ def is_myself_nhuri(ctx: MsgContext) -> bool:
 
 def is_myself_furi(ctx: MsgContext) -> bool:
     """True when the From URI points at this server."""
-    return uri_is_myself(ctx, safe(lambda: ctx.msg.from_.uri))
+    return ctx.core.myself.uri_or_host(safe(lambda: ctx.msg.from_.uri_text))
 
 
 def is_myself_turi(ctx: MsgContext) -> bool:
     """True when the To URI points at this server."""
-    return uri_is_myself(ctx, safe(lambda: ctx.msg.to.uri))
+    return ctx.core.myself.uri_or_host(safe(lambda: ctx.msg.to.uri_text))
 
 
 def is_myself_suri(ctx: MsgContext) -> bool:

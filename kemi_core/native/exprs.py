@@ -78,16 +78,19 @@ _KEYWORD_GETTERS: dict[str, Fn] = {
 
 
 def _host_is_myself(ctx: MsgContext, value: Any) -> bool:
-    """`X == myself`: a URI's host[:port], or a bare host/IP, names this server."""
+    """`X == myself`: a SIP URI as Kamailio's `uri == myself` takes it (a missing port is the
+    default one, the transport is not compared), or a bare host/IP (any port)."""
     if value is None:
         return False
     text = V.to_str(value).strip()
-    if ":" in text and text.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
+    if text[:4].lower() == "sip:" or text[:5].lower() == "sips:":
         try:
             uri = parse_uri(text)
         except Exception:
             return False
-        return ctx.core.is_myself(uri.host, uri.port)
+        return ctx.core.myself.cfg_uri(uri)
+    if text[:4].lower() in ("tel:", "tels"):
+        return False
     return ctx.core.is_myself(text)
 
 

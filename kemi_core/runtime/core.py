@@ -21,6 +21,7 @@ from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
 from kemi_core.runtime.clock import Clock, Timer, repeat
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
+from kemi_core.runtime.myself import Myself
 from kemi_core.runtime.records import CfgFunction, ParamSpec, RpcCommand, Transport
 from kemi_core.runtime.routes import run_route
 
@@ -102,6 +103,7 @@ class Core:
         self.dispatcher: Dispatcher | None = None
         #: Worker rank -> pid, kept by the main process (``core.ps``).
         self.worker_pids: dict[int, int] = {}
+        self._myself: Myself | None = None
 
     @property
     def worker_rank(self) -> int:
@@ -436,19 +438,18 @@ class Core:
             return (lst.host, lst.port) if lst else ("127.0.0.1", 5060)
         return self.transport.local_address(proto)
 
-    def is_myself(self, host: str, port: int | None = None) -> bool:
-        """Whether host[:port] names this server (listen addresses and aliases)."""
-        host = host.lower().strip("[]")
-        for addr in self.config.listen:
-            if addr.host.lower().strip("[]") == host and (port is None or port == addr.port):
-                return True
-            for name in addr.advertise_names():
-                if name == host and (port is None or port == addr.port):
-                    return True
-        for alias in self.config.aliases:
-            if alias.host == host and (port is None or alias.port is None or alias.port == port):
-                return True
-        return False
+    @property
+    def myself(self) -> Myself:
+        """This server's names (listen sockets, aliases): built once from the config, in the
+        main process before the workers fork (auto_aliases asks the resolver)."""
+        if self._myself is None:
+            self._myself = Myself.from_config(self.config)
+        return self._myself
+
+    def is_myself(self, host: str, port: int | None = None, proto: str | None = None) -> bool:
+        """Whether host[:port] over ``proto`` names this server, as Kamailio's check_self
+        decides (listen sockets, advertised addresses, aliases); None or 0: any port/proto."""
+        return self.myself.matches(host, port, proto)
 
     def now(self) -> float:
         """Monotonic seconds (``core.clock.now()``)."""

@@ -115,6 +115,8 @@ class Server:
             ctl.claim()  # a live server on our unix socket: refuse now, before forking
         for lst in cfg.listen:  # as Kamailio's "Listening on" list, one line per socket
             log.info("listening on %s:%s:%d", lst.proto, _bracketed(lst.host), lst.port)
+        for name in self.built.core.myself.aliases():  # built here once, before the fork
+            log.info("alias %s:%s:%s", name.proto or "*", _bracketed(name.host), name.port or "*")
         if self.pid_file:
             with open(self.pid_file, "w") as fh:
                 fh.write(f"{os.getpid()}\n")

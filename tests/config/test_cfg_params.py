@@ -162,7 +162,7 @@ def test_alias_forms() -> None:
     """)
     assert cfg.aliases == [
         Alias("sip.example.com"), Alias("other.example.com"), Alias("third.example.com", 5080),
-        Alias("fourth.example.com", 5060), Alias("fifth.example.com"),
+        Alias("fourth.example.com", 5060, "udp"), Alias("fifth.example.com"),
     ]
 
 

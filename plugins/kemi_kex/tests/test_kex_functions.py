@@ -22,7 +22,7 @@ OPTIONS = (b"OPTIONS sip:alice@example.com SIP/2.0\r\n"
 @pytest.fixture
 def core() -> Core:
     cfg = CoreConfig(debug=2, listen=[ListenAddr("udp", "127.0.0.1", 5060)],
-                     aliases=[Alias("proxy.example.com", None)])
+                     aliases=[Alias("proxy.example.com", None)], auto_aliases=False)
     core, _ = offline_core(("kex", kemi_kex), config=cfg, init=False)
     return core
 
@@ -102,4 +102,5 @@ def test_is_myself(core: Core, ctx: MsgContext) -> None:
 
 def test_aliases_list_rpc(core: Core) -> None:
     rpc = core.rpc_commands
-    assert rpc["core.aliases_list"].func(core, []) == [{"host": "proxy.example.com", "port": None}]
+    assert rpc["core.aliases_list"].func(core, []) == [
+        {"proto": "*", "address": "proxy.example.com", "port": "*"}]

@@ -40,7 +40,9 @@ CFG: list[tuple[str, Callable[..., int], int, int, tuple[int, ...]]] = [
 ]
 
 def rpc_aliases_list(core: Core, params: list[Any]) -> list[dict[str, Any]]:
-    return [{"host": a.host, "port": a.port} for a in core.config.aliases]
+    """The aliases (given and automatic) with Kamailio's fields; ``*``: any."""
+    return [{"proto": a.proto or "*", "address": a.host, "port": a.port or "*"}
+            for a in core.myself.aliases()]
 
 
 #: The statistics RPCs (stats.*) are the core's own in kemi (kemi_core.stats), on core.counter.

@@ -87,33 +87,15 @@ def pv_printf(ctx: MsgContext, var: str, fmt: str) -> int:
 
 
 def is_myself(ctx: MsgContext, uri: str) -> int:
-    """``uri`` (a URI, or a bare host[:port]; variables evaluated) names this server. A URI
-    without a port matches on host alone, as kex documents."""
+    """``uri`` (variables evaluated) names this server, as KSR.is_myself decides: a ``sip:``
+    URI (a missing port matches any of ours, a ``;transport=`` must be ours), or a bare host
+    with any port."""
     text = uri
     if "$" in text:
         try:
             text = ctx.core.pv.format(text)(ctx)
         except ValueError:
             pass
-    host, port = _host_port(text.strip())
-    if not host:
-        return -1
-    return _rc(ctx.core.is_myself(host, port))
+    return _rc(ctx.core.myself.uri_or_host(text))
 
 
-def _host_port(text: str) -> tuple[str | None, int | None]:
-    if ":" in text.split("@", 1)[0] and not text.startswith("["):
-        scheme = text.split(":", 1)[0].lower()
-        if scheme in ("sip", "sips", "tel"):
-            try:
-                u = parse_uri(text)
-            except SipParseError:
-                return None, None
-            return u.host, u.port
-    if text.startswith("["):  # [v6]:port
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
-    host, _, port = text.partition(":")
-    if text.count(":") > 1:  # a bare IPv6 address
-        return text, None
-    return host, int(port) if port.isdigit() else None
