@@ -37,6 +37,12 @@ _MULTI_VALUE_PVS = frozenset({"avp", "xavp", "xavu", "xavi"})
 DEFAULT_MAX_WHILE_LOOPS = 100
 
 
+def assign_failed(loc: A.Loc, target: str, exc: Exception) -> None:
+    """A failed assignment is logged and the route goes on, the variable unchanged (Kamailio
+    5.6 does the same: ``$ru = 5`` or ``$(branch(q)[9]) = 1`` are errors, not the end)."""
+    log.error("%s: assignment to %s failed: %s", loc, target, exc)
+
+
 def _noop(ctx: MsgContext) -> None:
     return None
 
@@ -165,7 +171,7 @@ class Compiler(ExprCompiler):
             raise self.err(node.loc, f"{node.target.spec} cannot be assigned (read-only)")
         loc, text = node.loc, node.target.spec
         clear_first = node.op == ":=" and spec.name in _MULTI_VALUE_PVS
-        if isinstance(spec, PvSpec) and not clear_first:
+        if isinstance(spec, PvSpec) and not clear_first and spec.index == "":
             return _void(self.direct_assign(spec, node.value, loc, text))
         value = self.assigned(node.value)
         setter = spec.set
@@ -179,7 +185,7 @@ class Compiler(ExprCompiler):
             except _PASS:
                 raise
             except Exception as exc:
-                raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+                assign_failed(loc, text, exc)
         return _void(assign)
 
     def direct_assign(self, spec: PvSpec, node: A.Expr, loc: A.Loc, text: str) -> Stmt:
@@ -197,7 +203,7 @@ class Compiler(ExprCompiler):
                     except _PASS:
                         raise
                     except Exception as exc:
-                        raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+                        assign_failed(loc, text, exc)
                 return assign_const_arg
 
             def assign_const(ctx: MsgContext) -> None:
@@ -206,7 +212,7 @@ class Compiler(ExprCompiler):
                 except _PASS:
                     raise
                 except Exception as exc:
-                    raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+                    assign_failed(loc, text, exc)
             return assign_const
         value = self.assigned(node)
         if spec.pvdef.takes_arg:
@@ -216,7 +222,7 @@ class Compiler(ExprCompiler):
                 except _PASS:
                     raise
                 except Exception as exc:
-                    raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+                    assign_failed(loc, text, exc)
             return assign_arg
 
         def assign_value(ctx: MsgContext) -> None:
@@ -225,7 +231,7 @@ class Compiler(ExprCompiler):
             except _PASS:
                 raise
             except Exception as exc:
-                raise ScriptFault(loc, f"assignment to {text} failed: {exc}") from exc
+                assign_failed(loc, text, exc)
         return assign_value
 
     def stmt_if(self, node: A.If) -> Stmt:
