@@ -80,6 +80,19 @@ def _fmt_time(ts: float) -> str:
     return time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(ts))
 
 
+def q_text(q: int) -> str:
+    """A q value kept as 0..1000 as SIP writes it: 1000 -> "1", 500 -> "0.5", 0 -> "0"."""
+    if q >= 1000:
+        return "1"
+    return "0" if q <= 0 else "0." + f"{q:03d}".rstrip("0")
+
+
+def _all_branches(ctx: MsgContext) -> str | None:
+    if not ctx.branches:
+        return None
+    return ", ".join(b.uri if b.q < 0 else f"<{b.uri}>;q={q_text(b.q)}" for b in ctx.branches)
+
+
 def _register() -> None:
     reg = register_builtin
     reg("si", lambda c: c.rcv.src_ip, doc="source IP")
@@ -98,8 +111,7 @@ def _register() -> None:
     reg("sf", lambda c: int(c.extra.get("sflags", 0)), _set_sflags, doc="script flags")
     reg("br", lambda c: c.branches[0].uri if c.branches else None, _set_br,
         doc="URI of the first added branch")
-    reg("bR", lambda c: ",".join(b.uri for b in c.branches) if c.branches else None,
-        doc="URIs of all added branches")
+    reg("bR", _all_branches, doc="all added branches: <uri>;q=0.5 (just the URI without q), ', '-joined")
     reg("fs", lambda c: c.send_socket, _set_fs, doc="forced send socket")
     reg("mi", msg_id, doc="message id")
     reg("pp", lambda c: os.getpid(), doc="process id")

@@ -33,7 +33,8 @@ class PvDef:
     Without an argument ``getter(ctx)`` / ``setter(ctx, value)``; with ``takes_arg``
     ``getter(ctx, arg)`` / ``setter(ctx, arg, value)``, where ``arg`` is what ``parse_arg``
     made of the text between the parentheses (the text itself when there is no parse_arg).
-    ``index_getter(ctx, arg, idx)`` serves ``$(name(arg)[idx])``; idx is an int or None for ``*``.
+    ``index_getter(ctx, arg, idx)`` serves ``$(name(arg)[idx])``; idx is an int or None for ``*``;
+    ``index_setter(ctx, arg, idx, value)`` assigns ``$(name(arg)[idx])`` (idx an int).
     """
 
     name: str
@@ -43,6 +44,7 @@ class PvDef:
     parse_arg: Callable[[str], Any] | None = None
     index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None
     doc: str = ""
+    index_setter: Callable[[MsgContext, Any, int, PvValue], None] | None = None
 
 
 #: The core's own pseudo-variables ($ru, $si, $var(x) ...), registered when kemi_core.pv is
@@ -55,13 +57,14 @@ PvLookup = Callable[[str], "PvDef | None"]
 def make_pv(name: str, getter: Callable[..., PvValue], setter: Callable[..., None] | None = None,
             takes_arg: bool = False, parse_arg: Callable[[str], Any] | None = None,
             index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None,
-            doc: str = "") -> PvDef:
+            doc: str = "",
+            index_setter: Callable[[MsgContext, Any, int, PvValue], None] | None = None) -> PvDef:
     """A checked PvDef: ``$name`` is letters, digits and ``_``, not starting with a digit."""
     name = name.lstrip("$")
     if not name or not (name[0].isalpha() or name[0] == "_") or not all(
             c.isalnum() or c == "_" for c in name):
         raise PvError(f"invalid pseudo-variable name {name!r}")
-    return PvDef(name, getter, setter, takes_arg, parse_arg, index_getter, doc)
+    return PvDef(name, getter, setter, takes_arg, parse_arg, index_getter, doc, index_setter)
 
 
 def register_builtin(name: str, getter: Callable[..., PvValue],

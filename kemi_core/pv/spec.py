@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kemi_core.pv.registry import (
     PvDef,
@@ -17,6 +17,9 @@ from kemi_core.pv.transforms import Transform, compile_transform
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
+
+#: What a spec's index is: "" (none written), an int, None for [*], or a variable.
+Index: TypeAlias = "int | None | str | PvSpec"
 
 
 def _name_end(text: str, pos: int) -> int:
@@ -40,18 +43,28 @@ def _closing(text: str, pos: int, open_c: str, close_c: str) -> int:
     raise PvError(f"unbalanced {open_c!r} in {text!r}")
 
 
+def _int_index(value: PvValue) -> int:
+    """A variable index as Kamailio reads it: its integer value, $null and text as 0."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return 0
+
+
 class PvSpec:
     """A parsed pseudo-variable: ``get(ctx)`` reads it, ``set(ctx, value)`` assigns it."""
 
     __slots__ = ("name", "text", "arg", "index", "transforms", "pvdef", "get")
 
     def __init__(self, text: str, pvdef: PvDef, arg: Any, has_arg: bool,
-                 index: int | None | str, transforms: list[Transform]) -> None:
+                 index: Index, transforms: list[Transform]) -> None:
         self.name = pvdef.name
         self.text = text
         self.pvdef = pvdef
         self.arg = arg
-        #: "" when no index was written, an int, or None for [*].
+        #: "" when no index was written, an int, None for [*], or a variable ([$var(i)]).
         self.index = index
         self.transforms = transforms
         self.get: Callable[[MsgContext], PvValue] = self._build_getter(has_arg)
@@ -59,12 +72,19 @@ class PvSpec:
     def _build_getter(self, has_arg: bool) -> Callable[[MsgContext], PvValue]:
         pvdef, arg, index = self.pvdef, self.arg, self.index
         base: Callable[[MsgContext], PvValue]
-        if index != "":
-            idx_get = pvdef.index_getter
+        idx_get = pvdef.index_getter
+        if isinstance(index, PvSpec):
             assert idx_get is not None
+            dyn_get, idx_of = idx_get, index.get
 
             def base(ctx: MsgContext) -> PvValue:
-                return idx_get(ctx, arg, index)  # type: ignore[arg-type]
+                return dyn_get(ctx, arg, _int_index(idx_of(ctx)))
+        elif index != "":
+            assert idx_get is not None
+            const_get = idx_get
+
+            def base(ctx: MsgContext) -> PvValue:
+                return const_get(ctx, arg, index)  # type: ignore[arg-type]
         elif has_arg:
             getter = pvdef.getter
 
@@ -85,13 +105,24 @@ class PvSpec:
 
     @property
     def writable(self) -> bool:
-        return self.pvdef.setter is not None and self.index == "" and not self.transforms
+        if self.transforms or self.index is None:
+            return False
+        if self.index == "":
+            return self.pvdef.setter is not None
+        return self.pvdef.index_setter is not None
 
     def set(self, ctx: MsgContext, value: PvValue) -> None:
         """Assign ``value`` (None = $null); raises PvReadOnlyError for read-only variables."""
-        setter = self.pvdef.setter
-        if setter is None or self.index != "" or self.transforms:
+        if not self.writable:
             raise PvReadOnlyError(f"{self.text} is read-only")
+        index = self.index
+        if index != "":
+            idx = _int_index(index.get(ctx)) if isinstance(index, PvSpec) else index
+            assert self.pvdef.index_setter is not None and isinstance(idx, int)
+            self.pvdef.index_setter(ctx, self.arg, idx, value)
+            return
+        setter = self.pvdef.setter
+        assert setter is not None
         if self.pvdef.takes_arg:
             setter(ctx, self.arg, value)
         else:
@@ -144,15 +175,17 @@ def _parse_inner(inner: str, full: str, lookup: PvLookup) -> PvSpec:
         close = _closing(inner, pos, "(", ")")
         raw_arg = inner[pos + 1:close]
         pos = close + 1
-    index: int | None | str = ""
+    index: Index = ""
     if inner[pos:pos + 1] == "[":
-        close = inner.find("]", pos)
+        close = _closing(inner, pos, "[", "]") if "[" in inner[pos + 1:] else inner.find("]", pos)
         if close < 0:
             raise PvError(f"unclosed index in {full!r}")
         idx_text = inner[pos + 1:close].strip()
         if pvdef.index_getter is None:
             raise PvError(f"${name} cannot be indexed ({full!r})")
-        if idx_text == "*":
+        if idx_text.startswith("$"):  # [$var(i)]: the index is read when the variable is
+            index = parse_pv(idx_text, lookup)
+        elif idx_text == "*":
             index = None
         else:
             try:
@@ -170,7 +203,7 @@ def _parse_inner(inner: str, full: str, lookup: PvLookup) -> PvSpec:
     return _make(full, pvdef, raw_arg, index, transforms)
 
 
-def _make(text: str, pvdef: PvDef, raw_arg: str | None, index: int | None | str,
+def _make(text: str, pvdef: PvDef, raw_arg: str | None, index: Index,
           transforms: list[Transform]) -> PvSpec:
     arg: Any = raw_arg
     if pvdef.takes_arg:

@@ -37,15 +37,17 @@ class PvTable:
                  setter: Callable[..., None] | None = None, takes_arg: bool = False, *,
                  parse_arg: Callable[[str], Any] | None = None,
                  index_getter: Callable[[MsgContext, Any, int | None], PvValue] | None = None,
+                 index_setter: Callable[[MsgContext, Any, int, PvValue], None] | None = None,
                  doc: str = "", replace: bool = False) -> PvDef:
         """Add the pseudo-variable class ``$name`` (from ``mod_register``).
 
         Without an argument ``getter(ctx)`` / ``setter(ctx, value)``; with ``takes_arg``
         ``getter(ctx, arg)`` / ``setter(ctx, arg, value)``, where ``arg`` is what ``parse_arg``
         made of the text in parentheses. ``index_getter(ctx, arg, idx)`` serves
-        ``$(name(arg)[idx])``. A name registered twice is an error unless ``replace`` is given.
+        ``$(name(arg)[idx])`` (idx an int, or None for ``[*]``) and ``index_setter(ctx, arg, idx,
+        value)`` assigns it. A name registered twice is an error unless ``replace`` is given.
         """
-        pv = make_pv(name, getter, setter, takes_arg, parse_arg, index_getter, doc)
+        pv = make_pv(name, getter, setter, takes_arg, parse_arg, index_getter, doc, index_setter)
         if pv.name in self._defs and not replace:
             raise PvError(f"pseudo-variable ${pv.name} is registered twice")
         self._defs[pv.name] = pv

@@ -55,6 +55,7 @@ class Branch:
     send_socket: str | None = None
     instance: str | None = None
     ruid: str | None = None
+    location_ua: str | None = None  # the User-Agent of a registered contact (lookup)
 
 
 @attrs.define(slots=True, eq=False)

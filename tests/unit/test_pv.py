@@ -239,3 +239,28 @@ def test_time_and_process(ctx: MsgContext) -> None:
     mi = get_pv(ctx, "$mi")
     assert get_pv(ctx, "$mi") == mi
     assert get_pv(make_ctx(), "$mi") != mi
+
+
+def test_variable_index(ctx: MsgContext) -> None:
+    """``$(name[$var(i)])``: the index is the variable's value when read ($null or text: 0)."""
+    set_pv(ctx, "$var(i)", 1)
+    assert get_pv(ctx, "$(hdr(Via)[$var(i)])") == "SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKxx"
+    assert ctx.core.pv.format("[$(hdr(X-Multi)[$var(i)])]")(ctx) == "[two]"
+    set_pv(ctx, "$var(i)", "x")
+    assert get_pv(ctx, "$(hdr(X-Multi)[$var(i)])") == "one"
+    assert not parse_pv("$(hdr(Via)[$var(i)])").writable  # $hdr has no indexed setter
+
+
+def test_indexed_setter(ctx: MsgContext) -> None:
+    store = ["a", "b"]
+
+    def put(c: MsgContext, arg: str, idx: int, value: object) -> None:
+        store[idx] = str(value)
+
+    ctx.core.pv.register("T_list", lambda c, a: store[0], takes_arg=True,
+                         index_getter=lambda c, a, i: store[i or 0], index_setter=put)
+    set_pv(ctx, "$var(j)", 1)
+    set_pv(ctx, "$(T_list(x)[$var(j)])", "B")
+    set_pv(ctx, "$(T_list(x)[0])", "A")
+    assert store == ["A", "B"] and get_pv(ctx, "$(T_list(x)[1])") == "B"
+    assert not ctx.core.pv.parse("$(T_list(x)[*])").writable

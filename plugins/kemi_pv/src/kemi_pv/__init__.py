@@ -1,9 +1,9 @@
 """kemi's pv module (``loadmodule "pv.so"``, ``KSR.pvx.*``).
 
-$var, $shv, $avp, $xavp/$xavi/$xavu helpers, the static branch ($sbranch) and evalx, with
-Kamailio 5.6's KEMI names and kinds. The variables themselves ($var, $avp, $xavp ...) are the
-core's (kemi_core.pv); this module adds $sbranch, the shvset/varset parameters, pv.shvSet /
-pv.shvGet and the native pv_* functions.
+$var, $shv, $avp, $xavp/$xavi/$xavu helpers, $branch(...), the static branch ($sbranch) and
+evalx, with Kamailio 5.6's KEMI names and kinds. The variables themselves ($var, $avp, $xavp ...)
+are the core's (kemi_core.pv); this module adds $branch and $sbranch, the shvset/varset
+parameters, pv.shvSet / pv.shvGet and the native pv_* functions.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kemi_core.api import Core, KemiExport, ModuleError, export, hookimpl
-from kemi_pv import cfgfuncs, kemi_api, sbranch, variables
+from kemi_pv import branch, cfgfuncs, kemi_api, sbranch, variables
 from kemi_pv import xavu as xavu_mod
 
 log = logging.getLogger("kemi.pv")
@@ -110,6 +110,7 @@ def mod_register(core: Core) -> None:
     core.declare_param(PARAM_MODULE, "shvset", str, multi=True, doc="initial $shv: name=i:1 / name=s:x")
     core.declare_param(PARAM_MODULE, "varset", str, multi=True, doc="initial $var: name=i:1 / name=s:x")
     sbranch.register_sbranch_pv(core)
+    branch.register_branch_pv(core)
     for fn in cfgfuncs.cfg_functions():
         if fn.name not in core.cfg_functions:
             core.add_cfg_function(fn)
