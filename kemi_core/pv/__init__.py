@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kemi_core.pv import builtin_msg, builtin_net, builtin_vars  # noqa: F401  (core PVs)
+from kemi_core.pv import (  # noqa: F401  (core PVs)
+    builtin_cfg,
+    builtin_msg,
+    builtin_net,
+    builtin_time,
+    builtin_vars,
+)
 from kemi_core.pv.format import NULL_TEXT, compile_format
 from kemi_core.pv.registry import PvDef, PvError, PvReadOnlyError, PvValue, lookup_builtin
 from kemi_core.pv.spec import PvSpec, parse_pv

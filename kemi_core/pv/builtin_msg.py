@@ -83,6 +83,36 @@ def _set_rport(ctx: MsgContext, value: PvValue) -> None:
     rewrite_ruri(ctx, port=port)
 
 
+_NH_KEYS = ("u", "U", "d", "p", "P")
+
+
+def _nh_key(arg: str) -> str:
+    key = arg.strip()
+    if key not in _NH_KEYS:
+        raise PvError(f"$nh({arg}): unknown key (known: {', '.join(_NH_KEYS)})")
+    return key
+
+
+def _next_hop(ctx: MsgContext, key: str) -> PvValue:
+    """$nh(key) as Kamailio reads it: a missing port is 5060 and a missing transport "UDP"
+    (whatever the scheme); the transport parameter is given as written."""
+    text = ctx.dst_uri or _ruri(ctx)
+    if not text:
+        return None
+    if key == "u":
+        return text
+    uri = parse_uri_or_none(str(text))
+    if uri is None:
+        return None
+    if key == "U":
+        return uri.user
+    if key == "d":
+        return uri.host
+    if key == "p":
+        return uri.port if uri.port is not None else 5060
+    return uri.params.get("transport") or "UDP"
+
+
 def _orig_uri(ctx: MsgContext) -> SipUri | None:
     return parse_uri_or_none(ctx.orig_ruri)
 
@@ -204,6 +234,10 @@ def _call_id(ctx: MsgContext) -> PvValue:
         return None
 
 
+def _len(value: PvValue) -> PvValue:
+    return len(str(value)) if value else 0  # no user: 0, as Kamailio
+
+
 def _register() -> None:
     reg = register_builtin
     reg("ru", _ruri, _set_ru, doc="Request-URI (as rewritten so far)")
@@ -221,6 +255,8 @@ def _register() -> None:
     reg("op", lambda c: _uri_port(_orig_uri(c)), doc="port of $ou")
     reg("oP", lambda c: _uri_proto(_orig_uri(c)), doc="transport of $ou")
     reg("du", lambda c: c.dst_uri, _set_du, doc="destination URI (outbound proxy)")
+    reg("nh", _next_hop, takes_arg=True, parse_arg=_nh_key,
+        doc="next hop ($du, else the R-URI): u uri, U user, d host, p port, P transport")
     reg("dd", lambda c: _u.host if (_u := _du_parsed(c)) else None, doc="domain of $du")
     reg("dp", lambda c: _uri_port(_du_parsed(c)), doc="port of $du")
     reg("dP", lambda c: _uri_proto(_du_parsed(c)), doc="transport of $du")
@@ -256,6 +292,11 @@ def _register() -> None:
     reg("rb", _body, doc="message body")
     reg("ml", lambda c: len(c.msg.to_bytes()), doc="message length")
     reg("mb", _msg_buf, doc="whole message")
+    reg("mbu", _msg_buf, doc="whole message with the changes made so far")
+    reg("fUl", lambda c: _len(_na_user(_from(c))), doc="length of the From URI user")
+    reg("tUl", lambda c: _len(_na_user(_to(c))), doc="length of the To URI user")
+    reg("rUl", lambda c: _len(_u.user if (_u := _ruri_parsed(c)) else None),
+        doc="length of the R-URI user")
     reg("hdr", _hdr, takes_arg=True, parse_arg=_header_name_arg, index_getter=_hdr_index,
         doc="first header of that name ($(hdr(X)[n]) for the n-th)")
     reg("hdrc", _hdrc, takes_arg=True, parse_arg=_header_name_arg,

@@ -59,6 +59,16 @@ def mod_register(core: Core) -> None:
     for name, rpc, doc in RPCS:
         if name not in core.rpc_commands:
             core.add_rpc(name, rpc, doc)
+    core.pv.register("stat", _stat, takes_arg=True, parse_arg=str.strip,
+                     doc="value of a statistic: $stat(name) or $stat(group:name)")
+
+
+def _stat(ctx: Any, name: str) -> int | None:
+    """A statistic by name (any group) or group:name; $null when there is none."""
+    group, colon, short = name.partition(":")
+    found = ctx.core.counters.select(group=group, name=short) if colon else \
+        ctx.core.counters.select(name=name)
+    return int(found[0].value) if found else None
 
 
 @hookimpl
