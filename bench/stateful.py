@@ -139,10 +139,11 @@ def run_server(name: str, args: list[str], port: int, work: Path, rates: list[in
     return step_up(name, args, port, work, rates, run_step, "call", pause=2, env=env)
 
 
-def write_setup(engine: str, name: str, work: Path) -> tuple[Path, int, int]:
+def write_setup(engine: str, name: str, work: Path,
+                uas_port: int | None = None) -> tuple[Path, int, int]:
     """The engine's kamailio.cfg and script under ``name`` in ``work``: (cfg, port, UAS port)."""
     _, suffix, script_text, tail = ENGINES[engine]
-    uas_port, port = free_port(), free_port()
+    uas_port, port = uas_port or free_port(), free_port()
     script = work / f"{name}{suffix}"
     if script_text:
         script.write_text(script_text.replace("{uas_port}", str(uas_port)))
