@@ -47,14 +47,19 @@ def bench_mark(messages: int, rounds: int) -> dict[str, float]:
     from kemi_core.runtime.context import RecvInfo
     from kemi_core.runtime.drain import EntryGate
     from kemi_core.testing.udp_client import request
+    from kemi_core.transport.receiver import deliver_datagram
 
     with tempfile.TemporaryDirectory(prefix="kemi-bench-sup-") as tmp:
         dispatcher, _ = engines.build("native", "trivial", Path(tmp))
         board = WorkerBoard(1)
         busy, index = board.busy_cell(1)
-        marked = EntryGate(dispatcher.core, busy, index).wrap(dispatcher.on_data, raw=True)
+        gated = EntryGate(dispatcher.core, busy, index).receiver(dispatcher)
         rcv = RecvInfo("udp", "127.0.0.1", 40000, "127.0.0.1", 5060)
         pool = [request("OPTIONS", "sip:bob@127.0.0.1", 40000) for _ in range(200)]
+
+        def marked(data: bytes, rcv: RecvInfo) -> None:
+            deliver_datagram(gated, data, rcv, dispatcher.limits)
+
         for data in pool:
             marked(data, rcv)
         return _best_interleaved({"plain": dispatcher.on_data, "marked": marked}, pool, rcv,

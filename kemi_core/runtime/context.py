@@ -12,9 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+# RecvInfo is made by the transport that received the message; routes read it from here too.
+from kemi_core.transport.receiver import RecvInfo
+
 if TYPE_CHECKING:
     from kemi_core.runtime.core import Core
     from kemi_core.sip.message import SipMsg
+
+__all__ = ["Branch", "MsgContext", "RecvInfo", "RouteType"]
 
 
 class RouteType(enum.IntFlag):
@@ -30,17 +35,6 @@ class RouteType(enum.IntFlag):
     CORE_ONREPLY = 128  # reply_route / ksr_reply_route
     BRANCH_FAILURE = 256
     EVENT = 512
-
-
-@attrs.define(slots=True)
-class RecvInfo:
-    """Where a message came from and on which local socket (Kamailio's ``receive_info``)."""
-
-    proto: str  # "udp" | "tcp"
-    src_ip: str
-    src_port: int
-    dst_ip: str
-    dst_port: int
 
 
 @attrs.define(slots=True)

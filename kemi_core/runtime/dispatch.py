@@ -1,4 +1,7 @@
-"""Per-message dispatch in a worker: parse, run the script's route, forward replies.
+"""Per-message dispatch in a worker: run the script's route, forward replies.
+
+The dispatcher is the transports' Receiver (kemi_core.transport.receiver): it gets parsed
+messages, or parse errors with the bytes that failed.
 
 Everything a message does happens inside a guard: a parse error gets its 400 (where the
 request's Via can be read) or is dropped, and a script error is logged and answered with a 500
@@ -16,12 +19,11 @@ from kemi_core.runtime.core import Core
 from kemi_core.runtime.destinations import via_reply_destination
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
-from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_datagram, parse_uri
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
 from kemi_core.stats import CoreStats
+from kemi_core.transport.receiver import deliver_datagram
 
 log = logging.getLogger("kemi.dispatch")
-
-_KEEPALIVES = (b"\r\n", b"\r\n\r\n", b"\n", b"\x00\x00\x00\x00")
 
 
 class Dispatcher:
@@ -41,21 +43,19 @@ class Dispatcher:
         #: complaints about bad input: one line per kind per second at most
         self.limited = RateLimitedLog(log)
 
-    # ---- entry points from the transport ------------------------------------------------
+    # ---- entry points from the transport (its Receiver) -----------------------------------
     def on_data(self, data: bytes, rcv: RecvInfo) -> None:
-        """A UDP datagram."""
-        if len(data) <= 4 and data in _KEEPALIVES:
-            return
-        try:
-            msg = parse_datagram(data, self.limits)
-        except SipParseError as exc:
-            self.stats.bad_msg_hdr.inc()
-            self._answer_unparsable(data, rcv, exc)
-            return
-        self.on_msg(msg, rcv)
+        """One datagram's bytes, parsed as a UDP transport does (tests, benchmarks)."""
+        deliver_datagram(self, data, rcv, self.limits)
 
-    def on_msg(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        """A parsed message (from UDP, or framed from a TCP stream)."""
+    def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
+        """Bytes that did not parse: a 400 (or the error's status) when the request's
+        addressing can be read, else dropped; counted either way."""
+        self.stats.bad_msg_hdr.inc()
+        self._answer_unparsable(data, rcv, error)
+
+    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        """A parsed message, whatever transport brought it."""
         LOG_CONTEXT.msg = msg  # log lines name its Call-ID, method, CSeq (read when written)
         if self.log_prefix is not None:
             LOG_CONTEXT.prefix = self._eval_prefix(msg, rcv)

@@ -16,15 +16,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.sip import SipMsg, SipParseError, build_reply, parse_datagram
+from kemi_core.sip import SipMsg, SipParseError, build_reply
 
 if TYPE_CHECKING:
-    from kemi_core.runtime.context import RecvInfo
     from kemi_core.runtime.core import Core
+    from kemi_core.transport.receiver import Receiver, RecvInfo
 
 log = logging.getLogger("kemi.worker")
-
-Entry = Callable[[Any, Any], None]
 
 #: Requests a draining worker still routes: they belong to transactions already in progress.
 PASS_WHEN_DRAINING = ("ACK", "CANCEL")
@@ -61,21 +59,9 @@ class EntryGate:
     def start_draining(self) -> None:
         self._draining[0] = True
 
-    def wrap(self, inner: Entry, raw: bool) -> Entry:
-        """``inner(data_or_msg, rcv)`` as a transport callback; ``raw``: it takes bytes."""
-        busy, i, draining, mono = self._busy, self._index, self._draining, time.monotonic
-        refuse = self._refuse_raw if raw else self._refuse_msg
-
-        def entry(a: Any, b: Any) -> None:
-            # the transport calls this once per message, never from inside another one
-            if draining[0] and refuse(a, b):
-                return
-            busy[i] = mono()
-            try:
-                inner(a, b)
-            finally:
-                busy[i] = 0.0
-        return entry
+    def receiver(self, inner: Receiver) -> Receiver:
+        """``inner`` (the dispatcher) as the transports' receiver, behind this gate."""
+        return _GatedReceiver(self, inner)
 
     def mark(self, inner: Callable[[], None]) -> Callable[[], None]:
         """``inner()`` (the timer tick, which runs tm's failure routes) with the busy mark."""
@@ -90,15 +76,6 @@ class EntryGate:
         return marked
 
     # ---- while draining -----------------------------------------------------------------------
-    def _refuse_raw(self, data: bytes, rcv: RecvInfo) -> bool:
-        if data[:4] == b"SIP/" or len(data) <= 4:  # replies and keep-alives go on
-            return False
-        try:
-            msg = parse_datagram(data)
-        except SipParseError:
-            return False  # the dispatcher answers or drops it as usual
-        return self._refuse_msg(msg, rcv)
-
     def _refuse_msg(self, msg: SipMsg, rcv: RecvInfo) -> bool:
         if not msg.is_request or msg.method in PASS_WHEN_DRAINING:
             return False
@@ -111,3 +88,34 @@ class EntryGate:
         except (SipParseError, ValueError, OSError):
             pass  # nothing addressable: dropping is the answer
         return True
+
+
+class _GatedReceiver:
+    """A receiver that marks the worker busy for the length of each message and, while the
+    worker drains, answers new requests with 503 instead of passing them on."""
+
+    __slots__ = ("on_message", "on_bad_message")
+
+    def __init__(self, gate: EntryGate, inner: Receiver) -> None:
+        busy, i, draining, mono = gate._busy, gate._index, gate._draining, time.monotonic
+        refuse, deliver, bad = gate._refuse_msg, inner.on_message, inner.on_bad_message
+
+        # the transport calls these once per message, never from inside another one
+        def on_message(msg: SipMsg, rcv: RecvInfo) -> None:
+            if draining[0] and refuse(msg, rcv):
+                return
+            busy[i] = mono()
+            try:
+                deliver(msg, rcv)
+            finally:
+                busy[i] = 0.0
+
+        def on_bad_message(data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
+            busy[i] = mono()
+            try:
+                bad(data, rcv, error)
+            finally:
+                busy[i] = 0.0
+
+        self.on_message = on_message
+        self.on_bad_message = on_bad_message

@@ -107,8 +107,7 @@ class Worker:
         core.dispatcher = self.dispatcher  # type: ignore[attr-defined]
         cfg = core.config
         self.endpoints = WorkerEndpoints(self.loop, cfg.listen,
-                                         self.gate.wrap(self.dispatcher.on_data, raw=True),
-                                         self.gate.wrap(self.dispatcher.on_msg, raw=False),
+                                         self.gate.receiver(self.dispatcher),
                                          limits_of(built), self.shared_sockets,
                                          tcp_max_connections=cfg.tcp_max_connections,
                                          tcp_idle_timeout=float(cfg.tcp_connection_lifetime),

@@ -22,7 +22,8 @@ from kemi_core.sip.parser import (
 class StreamBuffer:
     """Incremental framer for one connection. Not thread-safe (one per connection)."""
 
-    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_scan", "_error")
+    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_scan", "_error",
+                 "failed_data")
 
     def __init__(self, limits: ParseLimits = DEFAULT_LIMITS) -> None:
         self._buf = bytearray()
@@ -32,11 +33,18 @@ class StreamBuffer:
         self._need = 0  # total bytes of that message
         self._scan = 0  # where to resume looking for the empty line (no quadratic rescans)
         self._error: SipParseError | None = None
+        #: the bytes the stream failed on (what was buffered then, at most one message's size)
+        self.failed_data = b""
 
     @property
     def failed(self) -> bool:
         """True once framing is lost; every later feed() raises the same error."""
         return self._error is not None
+
+    @property
+    def error(self) -> SipParseError | None:
+        """Why framing was lost (None while it is not)."""
+        return self._error
 
     @property
     def pending(self) -> int:
@@ -58,6 +66,7 @@ class StreamBuffer:
             self._drain(out)
         except SipParseError as exc:
             self._error = exc
+            self.failed_data = bytes(self._buf[: self._limits.max_message_size])
             self._buf.clear()
             self._head = None
             self._scan = 0

@@ -60,7 +60,7 @@ def add_core_exports(core: Core) -> None:
 
 def attach_dispatcher(core: Core, limits: ParseLimits | None = None) -> Dispatcher:
     """The real per-message dispatcher for ``core`` (what a worker runs), attached to it:
-    feed it with ``dispatcher.on_msg(msg, rcv)`` or ``dispatcher.on_data(bytes, rcv)``."""
+    feed it with ``dispatcher.on_message(msg, rcv)`` or ``dispatcher.on_data(bytes, rcv)``."""
     from kemi_core.runtime.dispatch import Dispatcher
 
     dispatcher = Dispatcher(core, limits or ParseLimits())

@@ -1,1 +1,2 @@
-"""asyncio network endpoints (UDP and TCP). Thin glue: bytes in, bytes out; SIP lives elsewhere."""
+"""The network side: transports deliver parsed messages or parse errors (``receiver``); the
+asyncio UDP and TCP endpoints of a worker (``endpoints``)."""

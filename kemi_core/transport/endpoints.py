@@ -5,6 +5,9 @@ workers) one UDP socket of its own on an ephemeral port. Requests the worker for
 that socket and its Via names that port, so RFC 3261 response routing brings each reply back to
 the worker that holds its transaction (docs/design.md, "Processes and transactions"). Replies
 we send leave from the listen socket the request came in on (RFC 3581 section 4).
+
+Whatever the protocol, what arrives goes up as a parsed message or a parse error with its
+RecvInfo (``kemi_core.transport.receiver``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kemi_core.config.model import ListenAddr
-from kemi_core.runtime.context import RecvInfo
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.sip import ParseLimits, SipParseError, StreamBuffer
+from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
 from kemi_core.transport.sockets import bind_tcp, bind_udp
 
 log = logging.getLogger("kemi.transport")
@@ -26,10 +29,6 @@ log = logging.getLogger("kemi.transport")
 #: The largest UDP payload over IPv4 (65,535 - 8 UDP - 20 IP header bytes) and over IPv6.
 MAX_UDP4_PAYLOAD = 65_507
 MAX_UDP6_PAYLOAD = 65_527
-
-#: dispatcher entry: (raw datagram or framed message bytes / parsed msg, receive info)
-OnData = Callable[[bytes, RecvInfo], None]
-OnMsg = Callable[[Any, RecvInfo], None]
 
 
 _internal_log = RateLimitedLog(log)
@@ -42,10 +41,12 @@ def internal_error(exc: BaseException, where: str) -> None:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    __slots__ = ("on_data", "local_ip", "local_port", "transport")
+    __slots__ = ("receiver", "limits", "local_ip", "local_port", "transport")
 
-    def __init__(self, on_data: OnData, local_ip: str, local_port: int) -> None:
-        self.on_data = on_data
+    def __init__(self, receiver: Receiver, limits: ParseLimits, local_ip: str,
+                 local_port: int) -> None:
+        self.receiver = receiver
+        self.limits = limits
         self.local_ip = local_ip
         self.local_port = local_port
         self.transport: asyncio.DatagramTransport | None = None
@@ -55,7 +56,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         try:
-            self.on_data(data, RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port))
+            deliver_datagram(self.receiver, data,
+                             RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port),
+                             self.limits)
         except Exception as exc:  # the dispatcher guards; this is the last line of defence
             internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
 
@@ -114,10 +117,7 @@ class _TcpProtocol(asyncio.Protocol):
         try:
             msgs = self.buffer.feed(data)
         except SipParseError as exc:
-            # A broken stream cannot be re-synchronised: drop the connection (RFC 3261 18.3).
-            self.owner.warn_limited("parse_errors", "tcp %s:%s: unparsable stream (%s); closing",
-                                    *self.peer, exc.reason)
-            self.transport.abort()
+            self._failed(rcv, exc)
             return
         now = self.owner.loop.time()
         if msgs:
@@ -128,16 +128,28 @@ class _TcpProtocol(asyncio.Protocol):
             self.partial_since = 0.0
         elif msgs or not self.partial_since:
             self.partial_since = now
+        receiver = self.owner.receiver
         for msg in msgs:  # one message failing must not lose those behind it
             try:
-                self.owner.on_msg(msg, rcv)
+                receiver.on_message(msg, rcv)
             except Exception as exc:
                 internal_error(exc, f"tcp from {self.peer[0]}:{self.peer[1]}")
-        if self.buffer.failed and self.transport is not None:
+        error = self.buffer.error
+        if error is not None and self.transport is not None:
             # a bad message after good ones: those were delivered, the stream ends here
-            self.owner.warn_limited("parse_errors", "tcp %s:%s: unparsable stream; closing",
-                                    *self.peer)
-            self.transport.abort()
+            self._failed(rcv, error)
+
+    def _failed(self, rcv: RecvInfo, exc: SipParseError) -> None:
+        """The stream cannot be framed any more (RFC 3261 18.3): the receiver hears about the
+        bad bytes (it may answer them), then the connection closes once that answer is out."""
+        self.owner.warn_limited("parse_errors", "tcp %s:%s: unparsable stream (%s); closing",
+                                *self.peer, exc.reason)
+        try:
+            self.owner.receiver.on_bad_message(self.buffer.failed_data, rcv, exc)
+        except Exception as err:
+            internal_error(err, f"tcp from {self.peer[0]}:{self.peer[1]}")
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.owner.tcp_conns.get(self.peer) is self:
@@ -165,13 +177,12 @@ class WorkerEndpoints:
     """The sockets of one worker; implements the core's Transport protocol."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, listens: list[ListenAddr],
-                 on_data: OnData, on_msg: OnMsg, limits: ParseLimits, shared: bool,
+                 receiver: Receiver, limits: ParseLimits, shared: bool,
                  tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0,
                  tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0) -> None:
         self.loop = loop
         self.listens = listens
-        self.on_data = on_data
-        self.on_msg = on_msg
+        self.receiver = receiver
         self.limits = limits
         self.shared = shared  # several workers: reuse ports and use an own send socket
         self.udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
@@ -221,7 +232,7 @@ class WorkerEndpoints:
             if lst.proto == "udp":
                 sock = bind_udp(lst.host, lst.port, self.shared)
                 make_udp: Callable[[], _UdpProtocol] = functools.partial(
-                    _UdpProtocol, self.on_data, lst.host, lst.port)
+                    _UdpProtocol, self.receiver, self.limits, lst.host, lst.port)
                 tr, _ = await self.loop.create_datagram_endpoint(make_udp, sock=sock)
                 self.udp[(lst.host, lst.port)] = tr  # type: ignore[assignment]
             elif lst.proto == "tcp":
@@ -239,7 +250,8 @@ class WorkerEndpoints:
             if self.shared:
                 sock = bind_udp(first_udp.host, 0, reuse_port=False)
                 tr, _ = await self.loop.create_datagram_endpoint(
-                    lambda: _UdpProtocol(self.on_data, first_udp.host, sock.getsockname()[1]), sock=sock)
+                    lambda: _UdpProtocol(self.receiver, self.limits, first_udp.host,
+                                         sock.getsockname()[1]), sock=sock)
                 self.own_udp = tr  # type: ignore[assignment]
                 self.own_udp_addr = (first_udp.host, sock.getsockname()[1])
             else:

@@ -79,7 +79,7 @@ class TmHarness:
 
     def request(self, raw: bytes | str, src: tuple[str, int] = ("127.0.0.1", 5070)) -> None:
         data = raw.encode() if isinstance(raw, str) else raw
-        self.dispatcher.on_msg(parse_datagram(data),
+        self.dispatcher.on_message(parse_datagram(data),
                                RecvInfo("udp", src[0], src[1], "127.0.0.1", 5060))
 
     def reply(self, raw: bytes | str, src: tuple[str, int] = ("127.0.0.1", 5080)) -> None:
