@@ -32,7 +32,7 @@ from __future__ import annotations
 from kemi_core import db, hookimpl
 from kemi_core.config.model import Alias, CoreConfig, ListenAddr
 from kemi_core.config.subst import SubstSyntaxError, split_sed
-from kemi_core.core_exports.forward import apply_via, forward_to, received_via, stamp_received
+from kemi_core.core_exports.forward import forward_to
 from kemi_core.core_exports.log import (
     ALERT,
     BUG,
@@ -59,6 +59,22 @@ from kemi_core.engine import (
     normalize_xval,
 )
 from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
+from kemi_core.forwarding import (
+    PENDING,
+    Resolver,
+    apply_via,
+    forward_reply,
+    our_via,
+    received_via,
+    reply_destination,
+    send_to,
+    stamp_received,
+    uri_destination,
+    uri_target,
+    via_params,
+    via_reply_destination,
+    via_sent_by,
+)
 from kemi_core.kemi.exports import (
     MAX_PARAMS,
     ExportError,
@@ -75,7 +91,6 @@ from kemi_core.rpc.protocol import RpcFault
 from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
-from kemi_core.runtime.destinations import reply_destination, uri_destination, via_reply_destination
 from kemi_core.services import RrApi, TmApi
 from kemi_core.shared import (
     DELETE,
@@ -154,7 +169,15 @@ __all__ = [
     "Timer",
     "VirtualClock",
     "TmApi",
+    "PENDING",
+    "Resolver",
     "apply_via",
+    "forward_reply",
+    "our_via",
+    "send_to",
+    "uri_target",
+    "via_params",
+    "via_sent_by",
     "build_reply",
     "db",
     "drive_with_loop",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kemi_core.config.paths import resolve_existing_file
 from kemi_core.counters import Counter, CounterTable, Gauge, Kind
 from kemi_core.errors import ConfigError, ModuleError, ScriptError
+from kemi_core.forwarding import RESOLVER, Resolver, forward_reply, reply_destination
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
 from kemi_core.runtime.clock import Clock, Timer, repeat
@@ -71,6 +72,10 @@ class Core:
         #: Called for each reply after the reply route (tm registers here); True = consumed.
         self.reply_handlers: list[ReplyHandler] = []
         self.transport: Transport | None = None
+        #: Next-hop names to addresses, cached for a bounded time, looked up off the event
+        #: loop (kemi_core.forwarding.resolver); one per process.
+        self.resolver: Resolver = RESOLVER
+        _configure_resolver(self.resolver, config)
         self.loop: Any = None  # the worker's asyncio loop, set when it starts
         #: Counters and gauges shared by every process (kemi's statistics).
         self.counters = CounterTable(config.children if config.fork else 1)
@@ -387,8 +392,6 @@ class Core:
     def send_reply(self, ctx: MsgContext, data: bytes) -> bool:
         """Send a reply to the request of ``ctx``: to its source per RFC 3261 18.2.2 / RFC 3581,
         from the socket the request arrived on."""
-        from kemi_core.runtime.destinations import reply_destination
-
         proto, host, port = reply_destination(ctx.msg.via, ctx.rcv, ctx.force_rport)
         ok = self.send(proto, host, port, data, (ctx.rcv.dst_ip, ctx.rcv.dst_port))
         if ok:
@@ -397,11 +400,9 @@ class Core:
 
     def forward_reply_statelessly(self, ctx: MsgContext) -> bool:
         """Send the reply of ``ctx`` on statelessly: pop our Via, send it to the next one
-        (RFC 3261 16.11, 18.2.2). False when it is not ours to forward or nothing can send it
-        (the main process has no dispatcher)."""
-        if self.dispatcher is None:
-            return False
-        return self.dispatcher.forward_reply_statelessly(ctx)
+        (RFC 3261 16.11, 18.2.2; ``kemi_core.forwarding.forward_reply``). False when it is not
+        ours to forward or could not be sent."""
+        return forward_reply(self, ctx.msg)
 
     def run_onsend(self, out: SipMsg, rcv: RecvInfo, proto: str, host: str, port: int) -> bool:
         """Kamailio's onsend_route: run for a request about to leave (stateless forward or a
@@ -454,3 +455,15 @@ class Core:
     def now(self) -> float:
         """Monotonic seconds (``core.clock.now()``)."""
         return self.clock.now()
+
+
+def _configure_resolver(resolver: Resolver, config: CoreConfig) -> None:
+    """Kamailio's DNS cache lifetimes, when kamailio.cfg sets them (seconds)."""
+    for name, attr in (("dns_cache_max_ttl", "ttl"), ("dns_cache_negative_ttl", "negative_ttl")):
+        value = config.ignored.get(name)
+        try:
+            seconds = int(value) if value is not None else 0
+        except (TypeError, ValueError):
+            continue
+        if seconds > 0:
+            setattr(resolver, attr, float(seconds))

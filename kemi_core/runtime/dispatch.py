@@ -14,9 +14,9 @@ import logging
 import re
 from collections.abc import Callable
 
+from kemi_core.forwarding import forward_reply
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
-from kemi_core.runtime.destinations import via_reply_destination
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
@@ -120,40 +120,7 @@ class Dispatcher:
         for handler in core.reply_handlers:
             if handler(ctx):
                 return
-        self.forward_reply_statelessly(ctx)
-
-    def forward_reply_statelessly(self, ctx: MsgContext) -> bool:
-        """Pop our Via and send the reply to the next one (RFC 3261 16.11 / 18.2.2)."""
-        msg = ctx.msg
-        vias = msg.vias
-        if len(vias) < 2:
-            self.stats.drop_replies.inc()
-            log.debug("reply %s with no Via for us to forward to: dropped", msg.status)
-            return False
-        top = vias[0]
-        if not self._is_our_via(top.host, top.port):
-            self.stats.drop_replies.inc()
-            log.info("reply %s %s: top Via %s:%s is not ours: dropped", msg.status, msg.reason,
-                     top.host, top.port)
-            return False
-        msg.pop_via()
-        proto, host, port = via_reply_destination(vias[1])
-        ok = self.core.send(proto, host, port, msg.to_bytes(), self._listen_for(proto))
-        (self.stats.fwd_replies if ok else self.stats.err_replies).inc()
-        return ok
-
-    def _is_our_via(self, host: str, port: int | None) -> bool:
-        core = self.core
-        if core.is_myself(host, port or 5060):
-            return True
-        own = core.local_address("udp")
-        return own == (host, port)
-
-    def _listen_for(self, proto: str) -> tuple[str, int] | None:
-        for lst in self.core.config.listen:
-            if lst.proto == proto:
-                return (lst.host, lst.port)
-        return None
+        forward_reply(core, msg)
 
     # ---- local replies ----------------------------------------------------------------
     def _send_simple_reply(self, ctx: MsgContext, status: int, reason: str) -> None:

@@ -99,6 +99,7 @@ class Worker:
         core.worker_rank = self.rank
         LOG_CONTEXT.rank = self.rank
         core.loop = self.loop
+        core.resolver.loop = self.loop  # next-hop names are looked up off this loop
         asyncio.set_event_loop(self.loop)
         built.loader.child_init_all(self.rank)
         if self.rank > 0 or core.engine is None:

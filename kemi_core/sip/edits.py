@@ -178,6 +178,24 @@ class EditsMixin:
             raise SipParseError(400, "Empty Via")
         return parse_via(values[0])
 
+    def bytes_without_top_via(self) -> bytes:
+        """The bytes ``pop_via()`` then ``to_bytes()`` would give, the message left as it is
+        (a proxy relaying a reply keeps the reply it got)."""
+        names = self._names
+        if "via" not in names:
+            return self.to_bytes()  # type: ignore[attr-defined, no-any-return]
+        i = names.index("via")
+        lines = self._lines
+        line = lines[i]
+        if "," in line and len(split_commas(line_value(line), strict=False)) > 1:
+            rest = line_value(line)
+            rest = ", ".join(split_commas(rest, strict=False)[1:])
+            head = lines[:i] + [f"{line[: line.find(':')]}: {rest}\r"] + lines[i + 1:]
+        else:
+            head = lines[:i] + lines[i + 1:]
+        return b"".join(("\n".join(head).encode("utf-8", "surrogateescape"), b"\n\r\n",
+                         self._body))
+
     def _set_value(self, key: str, name: str, value: str) -> None:
         """Replace the value of the first ``key`` line (keeping its name as written) or
         append the header."""

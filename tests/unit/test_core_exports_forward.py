@@ -8,7 +8,7 @@ import pytest
 
 from kemi_core.config.model import CoreConfig, ListenAddr
 from kemi_core.core_exports import core_exports
-from kemi_core.core_exports.forward import resolve_host
+from kemi_core.forwarding import Resolver
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.runtime.context import MsgContext, RecvInfo
 from kemi_core.runtime.core import Core
@@ -171,5 +171,5 @@ def test_connection_flags_and_tcp_alias() -> None:
 @pytest.mark.parametrize(("host", "expected"), [
     ("127.0.0.1", "127.0.0.1"), ("[::1]", "::1"), ("example.com", None), ("", None),
 ])
-def test_resolve_host(host: str, expected: str | None) -> None:
-    assert resolve_host(host) == expected
+def test_ip_literals(host: str, expected: str | None) -> None:
+    assert Resolver().literal(host) == expected

@@ -1,0 +1,41 @@
+"""Forwarding: what the core, KSR.forward and tm share to send messages on.
+
+* our Via, ;received/;rport on the sender's (``via``);
+* where things go: reply destinations, next-hop URIs (``targets``);
+* next-hop names resolved without blocking the event loop, cached for a bounded time
+  (``resolver``);
+* sending: a stateless request forward, the one reply-forwarding path ("pop our Via and send
+  the reply on"), any send to a name (``send``).
+"""
+
+from __future__ import annotations
+
+from kemi_core.forwarding.resolver import PENDING, RESOLVER, Resolver
+from kemi_core.forwarding.send import forward_reply, forward_request, resolve_then, send_to
+from kemi_core.forwarding.targets import (
+    DEFAULT_PORT,
+    Target,
+    is_our_via,
+    listen_for,
+    reply_destination,
+    uri_destination,
+    uri_target,
+    via_reply_destination,
+)
+from kemi_core.forwarding.via import (
+    MAGIC_COOKIE,
+    apply_via,
+    our_via,
+    received_via,
+    stamp_received,
+    stateless_branch,
+    via_params,
+    via_sent_by,
+)
+
+__all__ = [
+    "DEFAULT_PORT", "MAGIC_COOKIE", "PENDING", "RESOLVER", "Resolver", "Target", "apply_via",
+    "forward_reply", "forward_request", "is_our_via", "listen_for", "our_via", "received_via",
+    "reply_destination", "resolve_then", "send_to", "stamp_received", "stateless_branch",
+    "uri_destination", "uri_target", "via_params", "via_reply_destination", "via_sent_by",
+]

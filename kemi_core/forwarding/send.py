@@ -1,0 +1,129 @@
+"""Sending on what we forward: stateless requests (KSR.forward) and replies (one path for the
+dispatcher's stateless replies and tm's late 2xx), next hops resolved without blocking.
+
+``send_to(core, proto, host, port, data, local)`` sends now when ``host`` is an address or a
+cached name, else when its lookup answers (the event loop goes on meanwhile).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kemi_core.forwarding.resolver import PENDING
+from kemi_core.forwarding.targets import (
+    is_our_via,
+    listen_for,
+    uri_target,
+    via_reply_destination,
+)
+from kemi_core.forwarding.via import our_via, stamp_received, stateless_branch
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.runtime.core import Core
+    from kemi_core.sip.message import SipMsg
+
+log = logging.getLogger("kemi.forward")
+#: errors a script caused (a bad URI to forward to) go where the script's own lines go
+script_log = logging.getLogger("kemi.script")
+
+#: transports a stateless forward can use
+STATELESS_PROTOS = ("udp", "tcp")
+
+
+def resolve_then(core: Core, host: str, send: Callable[[str | None], bool]) -> bool:
+    """``send(ip)`` now when ``host``'s address is known (``send(None)``: known not to
+    resolve), else once its lookup answers; True when sent or on its way."""
+    resolver = core.resolver
+    ip = resolver.known(host)
+    if ip is not None:
+        return send(ip)
+    found = resolver.resolve(host, send)
+    if found is PENDING:
+        return True
+    return send(found)
+
+
+def send_to(core: Core, proto: str, host: str, port: int, data: bytes,
+            local: tuple[str, int] | None = None) -> bool:
+    """Send ``data`` to ``host`` (an address or a name); False when it cannot go."""
+    def send(ip: str | None) -> bool:
+        if ip is None:
+            log.error("cannot send to %s:%s:%d: the name does not resolve", proto, host, port)
+            return False
+        return core.send(proto, ip, port, data, local)
+
+    return resolve_then(core, host, send)
+
+
+# ---- requests --------------------------------------------------------------------------
+def forward_request(ctx: MsgContext, target_uri: str) -> int:
+    """Send the request statelessly to ``target_uri`` with our Via on top (1 sent or on its
+    way once the name resolves, -1 on failure)."""
+    msg = ctx.msg
+    if not msg.is_request:
+        script_log.error("forward: only requests can be forwarded by the script")
+        return -1
+    target = uri_target(target_uri)
+    if target is None:
+        script_log.error("forward - bad_uri dropping packet: %r", target_uri)
+        return -1
+    proto, host, port = target
+    if proto not in STATELESS_PROTOS:
+        script_log.error("forward: transport %s is not supported", proto)
+        return -1
+    out = msg.copy()
+    stamp_received(ctx, out, msg)
+    out.prepend_via(our_via(ctx, proto, stateless_branch(msg)))
+    # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
+    # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
+    core, rcv = ctx.core, ctx.rcv
+
+    def send(ip: str | None) -> bool:
+        stats = core.stats
+        if ip is None:
+            script_log.error("forward: %s does not resolve: dropping the request", host)
+            if stats is not None:
+                stats.err_requests.inc()
+            return False
+        if not core.run_onsend(out, rcv, proto, ip, port):
+            return True  # dropped by onsend_route: handled, as in Kamailio
+        if not core.send(proto, ip, port, out.to_bytes()):
+            script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
+            if stats is not None:
+                stats.err_requests.inc()
+            return False
+        if stats is not None:
+            stats.fwd_requests.inc()
+        return True
+
+    return 1 if resolve_then(core, host, send) else -1
+
+
+# ---- replies ---------------------------------------------------------------------------
+def forward_reply(core: Core, reply: SipMsg, check_ours: bool = True) -> bool:
+    """Pop our Via and send the reply to the next one (RFC 3261 16.11, 18.2.2), from the
+    listen socket of its transport: the dispatcher's stateless replies (``check_ours``: drop a
+    reply whose top Via is not ours) and tm's replies that no transaction takes (a late 2xx).
+    False when it was dropped or could not be sent (counted in the statistics either way)."""
+    stats = core.stats
+    vias = reply.vias
+    if len(vias) < 2:
+        if stats is not None:
+            stats.drop_replies.inc()
+        log.debug("reply %s with no Via for us to forward to: dropped", reply.status)
+        return False
+    top = vias[0]
+    if check_ours and not is_our_via(core, top):
+        if stats is not None:
+            stats.drop_replies.inc()
+        log.info("reply %s %s: top Via %s:%s is not ours: dropped", reply.status, reply.reason,
+                 top.host, top.port)
+        return False
+    proto, host, port = via_reply_destination(vias[1])
+    ok = send_to(core, proto, host, port, reply.bytes_without_top_via(), listen_for(core, proto))
+    if stats is not None:
+        (stats.fwd_replies if ok else stats.err_replies).inc()
+    return ok

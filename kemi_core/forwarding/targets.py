@@ -1,0 +1,95 @@
+"""Where a message goes: reply routing (RFC 3261 18.2.2, RFC 3581) and request next hops.
+
+Addresses come out as ``(proto, host, port)``; a request's next hop names a host that may still
+need resolving (``Resolver``), a reply's destination names what the Via says (``;received``
+when the previous hop was stamped, else its sent-by host).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.uri import parse_uri
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.core import Core
+    from kemi_core.sip.values import Via
+    from kemi_core.transport.receiver import RecvInfo
+
+DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443, "sctp": 5060}
+Target = tuple[str, str, int]
+
+
+def reply_destination(via: Via, rcv: RecvInfo, force_rport: bool = False) -> Target:
+    """(proto, host, port) for a reply to a request that arrived with top Via ``via``.
+
+    Over TCP the reply goes back on the connection it came from. Over UDP it goes to the
+    source address (the implicit "received"), to the source port when the client asked for
+    rport (or the script forced it), else to the port in sent-by.
+    """
+    if rcv.proto != "udp":
+        return rcv.proto, rcv.src_ip, rcv.src_port
+    if force_rport or via.rport is not None:
+        return "udp", rcv.src_ip, rcv.src_port
+    return "udp", rcv.src_ip, via.port or 5060
+
+
+def via_reply_destination(via: Via) -> Target:
+    """(proto, host, port) to forward a reply to, read from the Via the previous hop put there
+    (the host may be a name: resolve it before sending)."""
+    proto = via.transport.lower()
+    host = via.received or via.host
+    rport = via.rport
+    port = rport if type(rport) is int else None
+    if port is None:
+        port = via.port or DEFAULT_PORT.get(proto, 5060)
+    return proto, host, port
+
+
+@functools.lru_cache(maxsize=1024)
+def uri_target(uri: str) -> Target | None:
+    """(proto, host, port) of the next hop a SIP URI names ($du or R-URI), the host as
+    written (unresolved); None when the text is no usable URI. Follows RFC 3263 for the cases
+    without NAPTR/SRV: the transport parameter (default UDP, TLS for sips), the explicit port
+    or the transport's default. Scripts send to a handful of URIs: each is parsed once."""
+    try:
+        parsed = parse_uri(uri)
+    except (SipParseError, ValueError):
+        return None
+    if not parsed.host:
+        return None
+    proto = (parsed.params.get("transport") or ("tls" if parsed.scheme == "sips" else "udp"))
+    proto = proto.lower()
+    return proto, parsed.host, parsed.port or DEFAULT_PORT.get(proto, 5060)
+
+
+def uri_destination(uri: str) -> Target | None:
+    """(proto, ip, port) of the next hop named by a SIP URI when its address is known now (an
+    IP literal, a cached name), else None. A name not cached yet starts its lookup and gives
+    None this time (the event loop is never blocked): a sender that must wait for the answer
+    uses ``kemi_core.forwarding.send_to`` instead."""
+    from kemi_core.forwarding.resolver import RESOLVER
+
+    target = uri_target(uri)
+    if target is None:
+        return None
+    ip = RESOLVER.resolve(target[1])
+    return (target[0], ip, target[2]) if ip is not None else None
+
+
+def listen_for(core: Core, proto: str) -> tuple[str, int] | None:
+    """The first listen socket of ``proto`` (where stateless replies leave from)."""
+    for lst in core.config.listen:
+        if lst.proto == proto:
+            return (lst.host, lst.port)
+    return None
+
+
+def is_our_via(core: Core, via: Via) -> bool:
+    """Whether a reply's top Via names this server (a listen address, an alias, or this
+    worker's own socket)."""
+    if core.is_myself(via.host, via.port or 5060):
+        return True
+    return core.local_address("udp") == (via.host, via.port)

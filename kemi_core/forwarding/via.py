@@ -1,0 +1,119 @@
+"""The Via headers of what we forward: ours on top, and ;received/;rport on the sender's.
+
+* ``our_via(ctx, proto, branch)``: the Via this server puts on a request it sends on (a
+  stateless forward, a tm branch), naming this worker's address for ``proto`` (so replies come
+  back to the worker that sent it), or what ``set_advertised_address``/``_port`` asked for, with
+  ``;rport`` after ``add_local_rport``.
+* ``received_via(ctx, msg)``: the sender's top Via with ``;received`` (RFC 3261 18.2.1) and
+  ``;rport=`` (RFC 3581) filled in from where the request came from; ``apply_via`` puts it on a
+  copy.
+* ``stateless_branch(msg)``: a branch that is the same for a request's retransmissions (RFC 3261
+  16.11), so a stateless proxy's downstream transactions match them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from kemi_core.sip.errors import SipParseError
+
+if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
+    from kemi_core.sip.message import SipMsg
+
+MAGIC_COOKIE = "z9hG4bK"
+#: what a lazy-parse accessor may raise on a malformed part
+_PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexError, KeyError)
+
+
+def via_sent_by(ctx: MsgContext, proto: str) -> str:
+    """host:port our Via names for ``proto``: this worker's socket, or the advertised ones."""
+    extra = ctx.extra
+    host, port = ctx.core.local_address(proto)
+    if extra:
+        host = str(extra.get("advertised_address") or host)
+        port = int(extra.get("advertised_port") or port)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def via_params(ctx: MsgContext) -> str:
+    """Parameters our Via carries besides the branch (``;rport`` after add_local_rport)."""
+    return ";rport" if ctx.extra and ctx.extra.get("add_local_rport") else ""
+
+
+def our_via(ctx: MsgContext, proto: str, branch: str) -> str:
+    """The value of the Via we put on a request sent on over ``proto``."""
+    return (f"SIP/2.0/{proto.upper()} {via_sent_by(ctx, proto)};branch={branch}"
+            f"{via_params(ctx)}")
+
+
+def received_via(ctx: MsgContext, msg: SipMsg) -> str | None:
+    """The top Via of ``msg`` with ;received (sent-by differs from the source IP, RFC 3261
+    18.2.1) and ;rport= (RFC 3581, or force_rport) added, or None when it needs neither.
+    Computed once per request and applied to each copy sent on (``apply_via``)."""
+    try:
+        via = msg.via
+    except _PARSE_ERRORS:
+        return None
+    rcv = ctx.rcv
+    src_ip = rcv.src_ip
+    raw = via.raw
+    changed = False
+    if via.host.strip("[]") != src_ip and via.received is None:
+        raw += f";received={src_ip}"
+        changed = True
+    rport = via.rport
+    if rport is True or (ctx.force_rport and "rport" not in via.params):
+        if rport is True:
+            raw = _fill_rport(raw, rcv.src_port)
+        else:
+            raw += f";rport={rcv.src_port}"
+        changed = True
+    return raw if changed else None
+
+
+def apply_via(msg: SipMsg, raw: str | None) -> None:
+    """Replace the top Via of ``msg`` by ``raw`` (from ``received_via``; None: unchanged)."""
+    if raw is not None:
+        msg.pop_via()
+        msg.prepend_via(raw)
+
+
+def stamp_received(ctx: MsgContext, msg: SipMsg, source: SipMsg | None = None) -> None:
+    """Add ;received and ;rport= to the top Via of ``msg`` before it is sent on (see
+    ``received_via``); ``source``: the message ``msg`` was just copied from, whose Via is
+    parsed already."""
+    apply_via(msg, received_via(ctx, source if source is not None else msg))
+
+
+def _fill_rport(raw: str, port: int) -> str:
+    """Give a value to a bare ;rport parameter."""
+    parts = raw.split(";")
+    return ";".join(f"{p}={port}" if p.strip().lower() == "rport" else p for p in parts)
+
+
+def stateless_branch(msg: SipMsg) -> str:
+    """A branch that is the same for retransmissions (and for a CANCEL of the INVITE), but
+    different for different requests (RFC 3261 16.11)."""
+    try:
+        via = msg.via
+    except _PARSE_ERRORS:
+        via = None
+    top_branch = via.branch if via is not None else None
+    if top_branch and top_branch.startswith(MAGIC_COOKIE):
+        seed = f"{top_branch}|{via.host}|{via.port}"  # type: ignore[union-attr]
+    else:
+        seed = "|".join(str(x) for x in (
+            _safe(lambda: msg.to.tag), _safe(lambda: msg.from_.tag), _safe(lambda: msg.call_id),
+            msg.ruri, via.raw if via is not None else "", _safe(lambda: msg.cseq.number)))
+    return MAGIC_COOKIE + hashlib.md5(seed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _safe(read: object) -> object:
+    try:
+        return read()  # type: ignore[operator]
+    except _PARSE_ERRORS:
+        return ""
