@@ -1,9 +1,13 @@
 """kemi_tm: Kamailio's tm module (stateful SIP transactions) for kemi.
 
 The sans-IO transaction layer lives in ``timers``, ``keys``, ``actions``, ``client``,
-``server``, ``proxy`` and ``table``. The KEMI glue: ``service`` (per-process state, replies,
-timers, callbacks), ``relay`` (t_relay, t_reply), ``exports`` (KSR.tm.*), ``contacts``,
-``uac`` (local requests), ``pvs`` ($T_*), ``rpc`` (tm.*), ``settings`` (modparams), ``stats``.
+``server``, ``proxy`` and ``table``. The KEMI glue, each part calling only those below it:
+``exports`` (KSR.tm.*) -> ``relay`` (t_relay and the request side: branches, ACK, CANCEL) ->
+``service`` (the transactions' lifecycle: made, replies in, timers, stateful replies, the
+decision when every branch failed) -> ``callbacks`` (the script's branch, onreply, failure and
+branch-failure routes) -> ``transaction`` (a transaction with the script's state) and
+``state`` (tm's state on a message context). Also ``contacts``, ``uac`` (local requests),
+``pvs`` ($T_*), ``rpc`` (tm.*), ``settings`` (modparams), ``stats``.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 from kemi_core.api import Core, KemiExport, hookimpl
 from kemi_tm import exports as _exports
 from kemi_tm import pvs, rpc, settings
-from kemi_tm.glue_state import MODULE
 from kemi_tm.service import TmService
+from kemi_tm.state import MODULE
 from kemi_tm.stats import TmStats
 
 

@@ -92,12 +92,13 @@ class ClientTransaction(EndsAfterTimer):
 
 
 
-    def on_transport_error(self, now: float) -> list[Action]:
-        """The transport could not send the request: behave as if a 503 came back (16.9)."""
+    def on_transport_error(self, now: float, status: int = 503) -> list[Action]:
+        """The transport could not send the request: behave as if a 503 came back (16.9), or
+        ``status``."""
         if self.state not in _WAITING or self.local_final:
             return []
-        self.local_final = 503
-        return [LocalFinal(503), *self._finish()]
+        self.local_final = status
+        return [LocalFinal(status), *self._finish()]
 
     def on_timer(self, now: float) -> list[Action]:
         out: list[Action] = []

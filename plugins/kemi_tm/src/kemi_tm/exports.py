@@ -7,10 +7,19 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
-from kemi_core.api import CfgFunction, KemiExport, MsgContext, ReturnKind, RouteType, export
+from kemi_core.api import (
+    CfgFunction,
+    KemiExport,
+    MsgContext,
+    ReturnKind,
+    RouteType,
+    export,
+    uri_target,
+)
 from kemi_tm import contacts, relay
-from kemi_tm.glue_state import MODULE, Callbacks, TmTransaction, req_state
 from kemi_tm.service import TmService
+from kemi_tm.state import MODULE, Callbacks, req_state
+from kemi_tm.transaction import TmTransaction
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
@@ -138,14 +147,11 @@ def t_relay_to_flags(ctx: MsgContext, flags: int) -> int:
 
 
 def _parse_proxy(text: str) -> relay.Target | None:
-    from kemi_core.api import uri_destination
-
+    """(proto, host, port) of "proto:host:port" or a SIP URI (the host may be a name: the
+    branch waits for it to resolve)."""
     text = text.strip()
     if text.startswith(("sip:", "sips:")):
-        try:
-            return uri_destination(text)
-        except ValueError:
-            return None
+        return uri_target(text)
     parts = text.split(":")
     proto = "udp"
     if parts and parts[0].lower() in ("udp", "tcp", "tls", "sctp", "ws", "wss"):
@@ -215,16 +221,15 @@ def t_newtran(ctx: MsgContext) -> int:
         return 1
     old = svc.table.lookup_request(msg)
     if old is not None:
-        assert isinstance(old, TmTransaction)
-        svc.perform(old, old.on_request(msg, svc.now()))
+        svc.absorb(old, msg)
         return 0
-    relay.new_transaction(svc, ctx)
+    svc.new_transaction(ctx)
     return 1
 
 
 def t_reply(ctx: MsgContext, code: int, reason: str) -> int:
     """Send a stateful reply (creating the transaction in a request route)."""
-    return relay.t_reply(svc_of(ctx), ctx, code, reason)
+    return svc_of(ctx).t_reply(ctx, code, reason)
 
 
 def t_check_trans(ctx: MsgContext) -> int:

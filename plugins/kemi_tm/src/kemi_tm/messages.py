@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 REASONS = {
     100: "Trying",
     408: "Request Timeout",
+    478: "Unresolvable destination",
     487: "Request Terminated",
     500: "Server Internal Error",
     503: "Service Unavailable",

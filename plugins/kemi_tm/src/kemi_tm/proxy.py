@@ -167,8 +167,10 @@ class ProxyTransaction:
         return []
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,
-                   sent_by: str, owned: bool = False) -> tuple[int, list[Action]]:
-        """Forward a copy of ``request`` to ``dest`` with our Via (``sent_by`` = "host[:port]").
+                   sent_by: str, via_params: str = "",
+                   owned: bool = False) -> tuple[int, list[Action]]:
+        """Forward a copy of ``request`` to ``dest`` with our Via (``sent_by`` = "host[:port]",
+        ``via_params`` after the branch, e.g. ";rport").
         ``owned``: the caller hands ``request`` over (a copy made for this branch), so it is
         used as it is instead of being copied again.
 
@@ -192,7 +194,7 @@ class ProxyTransaction:
         else:
             msg = request if owned else request.copy()
         branch = f"{self.branch_prefix}{index}"
-        msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}")
+        msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}")
         client = new_client_transaction(msg, dest, self.settings, branch)  # owns msg from now on
         self.branches.append(BranchState(index=index, step=self.step, client=client))
         out = client.start(now)
@@ -229,10 +231,11 @@ class ProxyTransaction:
         self._changed()
         return out
 
-    def branch_send_failed(self, branch: int, now: float) -> list[Action]:
-        """The transport refused a branch's request: it counts as a local 503 (16.9)."""
+    def branch_send_failed(self, branch: int, now: float, status: int = 503) -> list[Action]:
+        """The transport refused a branch's request: it counts as a local 503 (16.9), or
+        ``status`` (478: its destination does not resolve)."""
         b = self.branches[branch]
-        out = self._client_actions(b, b.client.on_transport_error(now), now)
+        out = self._client_actions(b, b.client.on_transport_error(now, status), now)
         self._changed()
         return out
 
@@ -386,9 +389,7 @@ class ProxyTransaction:
 
 def _strip_via(reply: SipMsg) -> bytes:
     """The reply as forwarded upstream: our top Via removed, every other byte as received."""
-    fwd = reply.copy()
-    fwd.pop_via()
-    return fwd.to_bytes()
+    return reply.bytes_without_top_via()
 
 
 def _marked(actions: list[Action], origin: str) -> list[Action]:

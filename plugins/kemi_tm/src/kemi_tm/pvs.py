@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from kemi_core.api import Core, PvValue, RouteType, get_pv
 from kemi_tm.exports import status_code
-from kemi_tm.glue_state import req_state
+from kemi_tm.state import req_state
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext

@@ -1,4 +1,4 @@
-"""t_relay and the other functions that create or answer a transaction (request side).
+"""t_relay and the other functions that forward a request statefully (the request side).
 
 Flow (see ``proxy``'s "Life of a call through it"):
 * ACK: one that matches a transaction (the hop-by-hop ACK of our negative final) is absorbed;
@@ -6,10 +6,15 @@ Flow (see ``proxy``'s "Life of a call through it"):
 * CANCEL: one whose INVITE transaction is here is answered 200 and CANCELs the branches;
   otherwise it is forwarded statelessly.
 * A retransmission of a request with a transaction gets the last reply again (absorbed).
-* Otherwise a transaction is created (100 Trying for INVITE) and one branch sent per
+* Otherwise a transaction is made (100 Trying for INVITE) and one branch sent per
   destination: branch 0 is the R-URI (to $du when set), then every append_branch entry; the
-  branch route (t_on_branch) runs on each branch's copy and may change or drop it.
+  branch route (t_on_branch) runs on each branch's copy and may change or drop it. A branch
+  to a name that is not resolved yet goes out when its lookup answers (the worker goes on
+  meanwhile); one that does not resolve ends as a local 478.
 In a failure route, t_relay adds the branches to the transaction being decided (serial forking).
+
+The transaction's lifecycle is ``TmService``'s and the routes are ``ScriptCallbacks``': this
+module calls them, they never call back here.
 """
 
 from __future__ import annotations
@@ -19,18 +24,21 @@ import logging
 from typing import TYPE_CHECKING
 
 from kemi_core.api import (
+    PENDING,
     MsgContext,
     RouteType,
     apply_via,
     forward_to,
     received_via,
-    reply_destination,
-    uri_destination,
+    uri_target,
+    via_params,
+    via_sent_by,
 )
 from kemi_core.sip import SipParseError, build_reply
-from kemi_tm.actions import Action, Dest, NeedsDecision, Send, TransactionStateError
-from kemi_tm.glue_state import MODULE, TmTransaction, TxGlue, req_state
-from kemi_tm.keys import ServerKey, server_key
+from kemi_tm.actions import Action, Dest, NeedsDecision, PassUp, Send, TransactionStateError
+from kemi_tm.keys import server_key
+from kemi_tm.state import MODULE, req_state
+from kemi_tm.transaction import TmTransaction
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -40,6 +48,9 @@ log = logging.getLogger("kemi.tm")
 
 #: (proto, host, port) forced by t_relay_to_proto_addr & co.
 Target = tuple[str, str, int]
+
+#: the local outcome of a branch whose destination does not resolve (Kamailio's 478)
+UNRESOLVABLE = 478
 
 
 # ---- entry point ------------------------------------------------------------------------
@@ -65,10 +76,9 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
             key = server_key(msg)
             old = svc.table.get(key)
             if old is not None:
-                assert isinstance(old, TmTransaction)
-                svc.perform(old, old.on_request(msg, svc.now()))
+                svc.absorb(old, msg)
                 return 0
-            tx = new_transaction(svc, ctx, key)
+            tx = svc.new_transaction(ctx, key)
         state.callbacks.merge_into(tx.glue.callbacks)
         tx.glue.flags = ctx.flags
     except SipParseError as exc:
@@ -82,32 +92,6 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         return -1
     ctx.replied = True  # the transaction answers from now on
     return 1
-
-
-def new_transaction(svc: TmService, ctx: MsgContext, key: ServerKey | None = None) -> TmTransaction:
-    """Create, insert and start the transaction of the current request (t_newtran); ``key``:
-    its server key when the caller computed it already."""
-    msg = ctx.msg
-    state = req_state(ctx)
-    rcv = ctx.rcv
-    proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
-    reply_dest = Dest(proto, host, port, (rcv.dst_ip, rcv.dst_port))
-    ov = state.overrides
-    # The key comes from the received request (its headers are parsed; the copy's are not).
-    tx = TmTransaction(msg.copy(), reply_dest, settings=svc.settings.timers_for(ov),
-                       proxy_settings=svc.settings.proxy_for(ov),
-                       key=key if key is not None else server_key(msg))
-    # The key is computed: now the saved request may get ;received/;rport like what we forward,
-    # so our own replies carry them too (RFC 3261 18.2.1).
-    apply_via(tx.request, received_via(ctx, msg))
-    tx.glue = TxGlue(rcv=rcv, created=svc.now(), flags=ctx.flags, avps=ctx.avps,
-                     xavps=ctx.xavps, force_rport=ctx.force_rport)
-    tx.glue.overrides = ov
-    svc.table.insert(tx)
-    svc.stats.incr("uas")
-    state.tx = tx
-    svc.perform(tx, tx.start(svc.now()))
-    return tx
 
 
 # ---- ACK and CANCEL -----------------------------------------------------------------------
@@ -138,7 +122,7 @@ def _relay_ack(svc: TmService, ctx: MsgContext, proto: str | None, target: Targe
     if tx is not None:
         assert isinstance(tx, TmTransaction)
         actions = tx.on_request(ctx.msg, svc.now())
-        if not actions or not any(type(a).__name__ == "PassUp" for a in actions):
+        if not any(isinstance(a, PassUp) for a in actions):
             svc.perform(tx, actions)
             return 0  # the hop-by-hop ACK of our negative final: absorbed
     return _stateless(ctx, proto, target)  # end to end (2xx): routed like any request
@@ -181,14 +165,19 @@ def _add_path(breq: SipMsg, path: str) -> None:
 def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
                    target: Target | None, in_failure: bool) -> int:
     """Add one branch per destination, then send them all (so a branch that fails at once
-    cannot end the step before the others exist). Returns how many went out."""
+    cannot end the step before the others exist). Returns how many went out or wait for their
+    destination's name to resolve."""
     now = svc.now()
     pending: list[tuple[int, list[Action]]] = []
     msg = ctx.msg
     # ;received/;rport for the copies, computed once from the request (whose Via is parsed);
     # None in a failure route, whose request has them already.
     via = received_via(ctx, msg)
-    name = tx.glue.callbacks.branch
+    glue = tx.glue
+    branch_route = glue.callbacks.branch
+    vparams = via_params(ctx)
+    resolver = ctx.core.resolver
+    waiting = 0
     for index, (ruri, du, path, bflags) in enumerate(_destinations(ctx)):
         breq = msg.copy()
         if ruri != breq.ruri:
@@ -196,25 +185,38 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         apply_via(breq, via)
         if path:
             _add_path(breq, path)
-        if name is not None:
-            bctx = _branch_context(ctx, breq, du, tx, len(tx.branches))
-            bctx.bflags = bflags
-            svc.run_callback(name, bctx)
-            if bctx.dropped:
-                log.debug("t_relay: branch %d dropped by branch route %s", index, name)
+        if branch_route is not None:
+            bctx = svc.script.branch(ctx, breq, du, tx, len(tx.branches), bflags)
+            if bctx is None:
+                log.debug("t_relay: branch %d dropped by branch route %s", index, branch_route)
                 continue
             breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
-        dest = _dest_for(du or breq.ruri, proto, target)
-        if dest is None:
+        hop = _next_hop(du or breq.ruri, proto, target)
+        if hop is None:
             continue
+        bproto, host, port = hop
+        sent_by = via_sent_by(ctx, bproto)
+        ip = resolver.known(host)
+        if ip is None:
+            found = resolver.resolve(host, functools.partial(
+                _resolved, svc, tx, breq, hop, sent_by, vparams, bflags))
+            if found is None:
+                log.error("t_relay: cannot resolve the destination %s", host)
+                continue
+            if found is PENDING:  # the branch goes out when the name resolves
+                glue.dns_pending += 1
+                waiting += 1
+                continue
+            ip = found
         try:
             # breq is this branch's own copy: the client transaction takes it over
-            pending.append(tx.add_branch(breq, dest, now, sent_by=_sent_by(svc, dest.proto),
-                                         owned=True))
-            tx.glue.branch_flags[pending[-1][0]] = bflags
+            added = tx.add_branch(breq, _dest(bproto, ip, port), now, sent_by=sent_by,
+                                  via_params=vparams, owned=True)
         except TransactionStateError as exc:
             log.error("t_relay: cannot add a branch: %s", exc)
             break
+        pending.append(added)
+        glue.branch_flags[added[0]] = bflags
     sent = 0
     failed: list[Action] = []
     for index, actions in pending:
@@ -228,51 +230,57 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             log.error("t_relay: sending branch %d to %s:%d failed", index,
                       tx.branches[index].client.dest.host, tx.branches[index].client.dest.port)
             failed += tx.branch_send_failed(index, now)
-    if sent == 0 and not in_failure:
+    if sent == 0 and waiting == 0 and not in_failure:
         failed = [a for a in failed if not isinstance(a, NeedsDecision)]
     svc.perform(tx, failed)
-    return sent
+    return sent + waiting
 
 
-def _sent_by(svc: TmService, proto: str) -> str:
-    host, port = svc.core.local_address(proto)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent_by: str,
+              vparams: str, bflags: int, ip: str | None) -> None:
+    """A branch's destination name answered: the branch goes out now (or ends as a local 478
+    when the name does not resolve), unless the transaction was answered meanwhile."""
+    glue = tx.glue
+    glue.dns_pending -= 1
+    if tx not in svc.table or tx.final_status or tx.canceled:
+        return
+    proto, host, port = hop
+    now = svc.now()
+    try:
+        index, actions = tx.add_branch(breq, Dest(proto, ip or host, port), now,
+                                       sent_by=sent_by, via_params=vparams, owned=True)
+    except TransactionStateError as exc:
+        log.error("t_relay: cannot add a branch: %s", exc)
+        return
+    glue.branch_flags[index] = bflags
+    if ip is None:
+        log.error("t_relay: the destination %s does not resolve", host)
+        svc.perform(tx, tx.branch_send_failed(index, now, UNRESOLVABLE))
+        return
+    if all(svc.send(a) for a in actions if isinstance(a, Send)):
+        svc.perform(tx, [])
+    else:
+        log.error("t_relay: sending branch %d to %s:%d failed", index, ip, port)
+        svc.perform(tx, tx.branch_send_failed(index, now))
 
 
-def _branch_context(ctx: MsgContext, breq: SipMsg, du: str | None, tx: TmTransaction,
-                    index: int) -> MsgContext:
-    bctx = MsgContext(msg=breq, rcv=ctx.rcv, core=ctx.core, route_type=RouteType.BRANCH,
-                      dst_uri=du, flags=ctx.flags, avps=ctx.avps, xavps=ctx.xavps,
-                      force_rport=ctx.force_rport, send_socket=ctx.send_socket,
-                      orig_ruri=ctx.orig_ruri, extra=dict(ctx.extra))
-    state = req_state(bctx)
-    state.tx, state.branch = tx, index
-    return bctx
-
-
-def _dest_for(uri: str, proto: str | None, target: Target | None) -> Dest | None:
-    """Where a branch goes: ``target`` when forced, else its $du or R-URI (``uri``)."""
+def _next_hop(uri: str, proto: str | None, target: Target | None) -> Target | None:
+    """(proto, host, port) a branch goes to: ``target`` when forced, else its $du or R-URI
+    (``uri``), with the transport ``proto`` when forced; the host may be a name."""
     if target is not None:
-        return Dest(target[0].lower(), target[1], target[2])
+        return (target[0].lower(), target[1], target[2])
     if proto:
         uri = _with_transport(uri, proto)
-    try:
-        dest = _uri_dest(uri)
-    except (SipParseError, ValueError) as exc:
-        log.error("t_relay: bad destination %r: %s", uri, exc)
-        return None
-    if dest is None:
-        log.error("t_relay: cannot resolve the destination %r", uri)
-    return dest
+    hop = uri_target(uri)
+    if hop is None:
+        log.error("t_relay: bad destination %r", uri)
+    return hop
 
 
 @functools.lru_cache(maxsize=256)
-def _uri_dest(uri: str) -> Dest | None:
-    """The Dest of a next-hop URI text (Dest is frozen: one object serves every branch to it).
-    Scripts send to a handful of $du / R-URI values, each parsed and resolved once here (names
-    are resolved once per process anyway: destinations.resolve_host caches them)."""
-    found = uri_destination(uri)
-    return Dest(*found) if found is not None else None
+def _dest(proto: str, ip: str, port: int) -> Dest:
+    """Dest is frozen: one object serves every branch to one address."""
+    return Dest(proto, ip, port)
 
 
 def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
@@ -284,54 +292,6 @@ def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str 
     tx.settings = svc.settings.timers_for(tx.glue.overrides)
     sent = _send_branches(svc, ctx, tx, proto, target, in_failure=True)
     return 1 if sent else -1
-
-
-# ---- stateful replies -------------------------------------------------------------------
-def t_reply(svc: TmService, ctx: MsgContext, code: int, reason: str) -> int:
-    """Reply statefully; in a request route the transaction is created when there is none."""
-    msg = ctx.msg
-    if not msg.is_request:
-        log.error("t_reply: the current message is a reply")
-        return -1
-    if msg.method == "ACK":
-        log.error("t_reply: an ACK gets no reply")
-        return -1
-    if not 100 <= code <= 699:
-        log.error("t_reply: invalid code %d", code)
-        return -1
-    state = req_state(ctx)
-    tx = state.tx
-    try:
-        if tx is None:
-            if not ctx.route_type & RouteType.REQUEST:
-                log.error("t_reply: no transaction for this message")
-                return -1
-            old = svc.table.lookup_request(msg)
-            if old is not None:
-                assert isinstance(old, TmTransaction)
-                svc.perform(old, old.on_request(msg, svc.now()))
-                return 0
-            tx = new_transaction(svc, ctx)
-        headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
-        body, ctype = ctx.extra.get("reply_body", (b"", None))
-        actions = tx.reply(code, reason, svc.now(), headers=headers, body=body,
-                           content_type=ctype)
-    except TransactionStateError as exc:
-        log.error("t_reply: %s", exc)
-        return -1
-    except SipParseError as exc:
-        log.error("t_reply: malformed request: %s", exc.reason)
-        return -1
-    svc.perform(tx, actions)
-    ctx.replied = True
-    return 1
-
-
-def _split_header(line: str | tuple[str, str]) -> tuple[str, str]:
-    if isinstance(line, tuple):
-        return line
-    name, _, value = line.strip().partition(":")
-    return name.strip(), value.strip()
 
 
 def relay_cancel(svc: TmService, ctx: MsgContext) -> int:

@@ -1,10 +1,13 @@
-"""TmService: one per process; joins the sans-IO transactions to the network and the script.
+"""TmService: one per process; the transactions' lifecycle, joining the sans-IO machines to
+the network and the script.
 
-It owns the worker's ``TmTable``, performs the actions the machines return (``perform``),
-runs the script's tm callbacks (branch, onreply, failure, branch-failure routes), handles
-replies (``on_reply``, a core reply handler) and timers (``tick``). It is also the service
-``core.require("tm", TmService)``: sl's ``send_reply`` asks it ``has_transaction(ctx)`` and
-``t_reply(ctx, code, reason)``.
+It owns the worker's ``TmTable``: it makes transactions (``new_transaction``), performs the
+actions the machines return (``perform``), takes replies (``on_reply``, a core reply handler)
+and timers (``tick``), replies statefully (``t_reply``) and decides when every branch failed
+(``decide``). The script's tm routes run through ``ScriptCallbacks`` (``callbacks``); the
+request side (t_relay, branches) is ``relay``, which calls in here, never the other way. It is
+also the service ``core.require("tm", TmService)``: sl's ``send_reply`` asks it
+``has_transaction(ctx)`` and ``t_reply(ctx, code, reason)``.
 
 Time: every ``now`` is ``core.clock.now()``. One clock timer stays armed at the table's earliest
 deadline (the table reports each deadline it schedules), so the transactions' timers fire when
@@ -20,20 +23,27 @@ from typing import TYPE_CHECKING
 from kemi_core.api import (
     MsgContext,
     RouteType,
-    via_reply_destination,
+    apply_via,
+    forward_reply,
+    received_via,
+    reply_destination,
 )
 from kemi_core.sip import SipParseError
 from kemi_tm.actions import (
     Action,
     BranchFinal,
+    Dest,
     NeedsDecision,
     PassUp,
     Send,
     TransactionStateError,
 )
-from kemi_tm.glue_state import ReqState, TmTable, TmTransaction, req_state
+from kemi_tm.callbacks import ScriptCallbacks
+from kemi_tm.keys import ServerKey, server_key
 from kemi_tm.settings import TmSettings
+from kemi_tm.state import req_state
 from kemi_tm.stats import TmStats
+from kemi_tm.transaction import TmTable, TmTransaction, TxGlue
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, Timer
@@ -57,6 +67,8 @@ class TmService:
         #: called once per transaction when its final reply has gone upstream: ``fn(tx)``
         #: (Kamailio's TMCB_RESPONSE_OUT for a final reply; the acc module registers here)
         self.final_handlers: list[Callable[[TmTransaction], None]] = []
+        #: the script's tm callbacks (branch, onreply, failure, branch-failure routes)
+        self.script = ScriptCallbacks(core)
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -83,13 +95,78 @@ class TmService:
         return state is not None and state.tx is not None
 
     def t_reply(self, ctx: MsgContext, code: int, reason: str) -> int:
-        from kemi_tm.relay import t_reply
-
-        return t_reply(self, ctx, code, reason)
+        """Reply statefully; in a request route the transaction is made when there is none."""
+        msg = ctx.msg
+        if not msg.is_request:
+            log.error("t_reply: the current message is a reply")
+            return -1
+        if msg.method == "ACK":
+            log.error("t_reply: an ACK gets no reply")
+            return -1
+        if not 100 <= code <= 699:
+            log.error("t_reply: invalid code %d", code)
+            return -1
+        state = req_state(ctx)
+        tx = state.tx
+        try:
+            if tx is None:
+                if not ctx.route_type & RouteType.REQUEST:
+                    log.error("t_reply: no transaction for this message")
+                    return -1
+                old = self.table.lookup_request(msg)
+                if old is not None:
+                    self.absorb(old, msg)
+                    return 0
+                tx = self.new_transaction(ctx)
+            headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
+            body, ctype = ctx.extra.get("reply_body", (b"", None))
+            actions = tx.reply(code, reason, self.now(), headers=headers, body=body,
+                               content_type=ctype)
+        except TransactionStateError as exc:
+            log.error("t_reply: %s", exc)
+            return -1
+        except SipParseError as exc:
+            log.error("t_reply: malformed request: %s", exc.reason)
+            return -1
+        self.perform(tx, actions)
+        ctx.replied = True
+        return 1
 
     def transaction_of(self, ctx: MsgContext) -> TmTransaction | None:
         state = ctx.mod_state.get("tm")
         return state.tx if state is not None else None
+
+    # ---- transactions come and go ------------------------------------------------------------
+    def new_transaction(self, ctx: MsgContext, key: ServerKey | None = None) -> TmTransaction:
+        """Make, insert and start the transaction of the current request (t_newtran); ``key``:
+        its server key when the caller computed it already."""
+        msg = ctx.msg
+        state = req_state(ctx)
+        rcv = ctx.rcv
+        proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
+        ov = state.overrides
+        now = self.now()
+        glue = TxGlue(rcv=rcv, created=now, overrides=ov, flags=ctx.flags, avps=ctx.avps,
+                      xavps=ctx.xavps, force_rport=ctx.force_rport)
+        # The key comes from the received request (parsed already; its copy shares that).
+        tx = TmTransaction(msg.copy(), Dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)), glue,
+                           settings=self.settings.timers_for(ov),
+                           proxy_settings=self.settings.proxy_for(ov),
+                           key=key if key is not None else server_key(msg))
+        # The key is computed: now the saved request may get ;received/;rport like what we
+        # forward, so our own replies carry them too (RFC 3261 18.2.1).
+        apply_via(tx.request, received_via(ctx, msg))
+        self.table.insert(tx)
+        self.stats.incr("uas")
+        state.tx = tx
+        self.perform(tx, tx.start(now))
+        return tx
+
+    def absorb(self, tx: ProxyTransaction, msg: SipMsg) -> None:
+        """A retransmission of ``tx``'s request (or the ACK of its negative final): the
+        transaction answers it (the last reply again) or takes it in."""
+        assert isinstance(tx, TmTransaction)
+        self.perform(tx, tx.on_request(msg, self.now()))
 
     # ---- performing actions --------------------------------------------------------------
     def send(self, action: Send) -> bool:
@@ -108,7 +185,7 @@ class TmService:
             elif isinstance(a, PassUp):
                 self.forward_reply(a.msg)
             elif isinstance(a, BranchFinal):
-                self._branch_final(tx, a)
+                self.script.branch_failure(tx, a)
             elif isinstance(a, NeedsDecision) and not tx.glue.in_failure:
                 self.decide(tx, a)
         self._count_final(tx)
@@ -126,13 +203,10 @@ class TmService:
 
     def forward_reply(self, reply: SipMsg) -> None:
         """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly."""
-        fwd = reply.copy()
-        fwd.pop_via()
         try:
-            proto, host, port = via_reply_destination(fwd.via)
+            forward_reply(self.core, reply, check_ours=False)
         except SipParseError:
             return
-        self.core.send(proto, host, port, fwd.to_bytes())
 
     def _freed(self, tx: ProxyTransaction) -> None:
         self.stats.incr("freed")
@@ -149,74 +223,18 @@ class TmService:
         if lost:
             log.debug("tm: %d transactions of worker %d are gone with it", lost, rank)
 
-    # ---- script callbacks ----------------------------------------------------------------
-    def run_callback(self, name: str, ctx: MsgContext) -> int:
-        """Run a tm callback route (the core's contract: exit 1, drop 0 and ctx.dropped, a
-        script fault logged and -1, never raised into the transaction layer)."""
-        return self.core.run_route(name, ctx)
-
-    def request_context(self, tx: TmTransaction, route_type: RouteType) -> MsgContext:
-        """A context on a copy of the transaction's request (failure routes): flags and AVPs are
-        the transaction's."""
-        glue = tx.glue
-        ctx = self.core.new_context(tx.request.copy(), glue.rcv, route_type)
-        ctx.flags = glue.flags
-        ctx.avps = glue.avps
-        ctx.xavps = glue.xavps
-        ctx.force_rport = glue.force_rport
-        state = req_state(ctx)
-        state.tx = tx
-        return ctx
-
-    def _branch_final(self, tx: TmTransaction, bf: BranchFinal) -> None:
-        name = tx.glue.callbacks.branch_failure
-        if name is None or bf.status < 300:
-            return
-        if bf.reply is not None:
-            ctx = self.core.new_context(bf.reply, tx.glue.rcv, RouteType.BRANCH_FAILURE)
-            ctx.flags = tx.glue.flags
-            ctx.avps = tx.glue.avps
-            state = req_state(ctx)
-            state.tx = tx
-        else:
-            ctx = self.request_context(tx, RouteType.BRANCH_FAILURE)
-            state = req_state(ctx)
-        self._set_reply(state, bf.branch, bf.status, bf.reply)
-        ctx.bflags = tx.glue.branch_flags.get(bf.branch, 0)
-        self.run_callback(name, ctx)
-        tx.glue.flags = ctx.flags
-
-    @staticmethod
-    def _set_reply(state: ReqState, branch: int, status: int, reply: SipMsg | None) -> None:
-        state.branch = branch
-        state.reply = reply
-        state.reply_code = status
-        state.reply_reason = reply.reason if reply is not None else _LOCAL_REASONS.get(status, "")
-
+    # ---- every branch failed ----------------------------------------------------------------
     def decide(self, tx: TmTransaction, nd: NeedsDecision) -> None:
         """Every branch failed: run the failure route, then relay the best reply unless the
         route replied or forked again."""
-        glue = tx.glue
-        name = glue.callbacks.failure
-        if name is not None and not glue.overrides.disable_failover:
-            glue.callbacks.failure = None  # one shot: the route re-arms it for the next step
-            ctx = self.request_context(tx, RouteType.FAILURE)
-            state = req_state(ctx)
-            best = self._best_branch(tx, nd)
-            self._set_reply(state, best, nd.status, nd.reply)
-            ctx.bflags = glue.branch_flags.get(best, 0)
-            ctx.extra["tm_reply"] = nd.reply
-            glue.in_failure = True
-            try:
-                self.run_callback(name, ctx)
-            finally:
-                glue.in_failure = False
-            glue.flags = ctx.flags
-        if tx.final_status or tx.pending_branches:
+        if tx.glue.dns_pending:
+            return  # a branch is still on its way: it decides when it ends
+        self.script.failure(tx, nd)
+        if tx.final_status or tx.pending_branches or tx.glue.dns_pending:
             return
         now = self.now()
         try:
-            if glue.drop_replies:
+            if tx.glue.drop_replies:
                 actions = tx.reply(500, "Server Internal Error", now)
             else:
                 actions = tx.relay_best(now)
@@ -224,16 +242,6 @@ class TmService:
             log.error("tm: cannot answer the transaction after the failure route: %s", exc)
             return
         self.perform(tx, actions)
-
-    @staticmethod
-    def _best_branch(tx: TmTransaction, nd: NeedsDecision) -> int:
-        for b in tx.branches:
-            if nd.reply is not None and b.reply is nd.reply:
-                return b.index
-        for b in reversed(tx.branches):
-            if b.reply is None and b.status == nd.status:
-                return b.index
-        return len(tx.branches) - 1
 
     # ---- replies and timers (core handlers) ----------------------------------------------
     def on_reply(self, ctx: MsgContext) -> bool:
@@ -251,32 +259,15 @@ class TmService:
         tx, branch = found
         assert isinstance(tx, TmTransaction)
         self.stats.incr("rpl_received")
-        glue = tx.glue
-        glue.replied.add(branch)
-        name = glue.callbacks.reply
-        if name is not None:
-            prev_type = ctx.route_type
-            ctx.route_type = RouteType.TM_ONREPLY
-            state = req_state(ctx)
-            state.tx, state.branch = tx, branch
-            ctx.flags = glue.flags
-            ctx.bflags = glue.branch_flags.get(branch, 0)
-            self.run_callback(name, ctx)
-            glue.flags = ctx.flags
-            ctx.route_type = prev_type
-            if ctx.dropped and msg.status < 200:
-                return True  # drop() in onreply_route discards a provisional reply
-            ctx.dropped = False
+        tx.glue.replied.add(branch)
+        if tx.glue.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
+            return True  # a provisional reply the onreply route dropped
         self.perform(tx, tx.on_response(branch, msg, self.now()))
         return True
 
     def _unmatched_reply(self, ctx: MsgContext) -> bool:
-        """on_sl_reply: a route that sees replies of no transaction; returning 0 drops them."""
         name = self.settings.on_sl_reply
-        if not name:
-            return False
-        ret = self.run_callback(name, ctx)
-        return ret == 0 or ctx.dropped
+        return bool(name) and self.script.unmatched_reply(ctx, name)
 
     def tick(self, now: float) -> None:
         """Fire the transactions' timers due at ``now``."""
@@ -285,4 +276,10 @@ class TmService:
             self.perform(tx, actions)
 
 
-_LOCAL_REASONS = {408: "Request Timeout", 487: "Request Terminated", 503: "Service Unavailable"}
+def _split_header(line: str | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(line, tuple):
+        return line
+    name, _, value = line.strip().partition(":")
+    return name.strip(), value.strip()
+
+

@@ -9,7 +9,7 @@ import attrs
 
 from kemi_core.api import ModuleError
 from kemi_tm.context import ProxySettings
-from kemi_tm.glue_state import MODULE, Overrides
+from kemi_tm.state import MODULE, Overrides
 from kemi_tm.timers import TimerSettings
 
 if TYPE_CHECKING:

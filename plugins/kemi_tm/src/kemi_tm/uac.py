@@ -22,9 +22,9 @@ from kemi_core.api import Clock, KemiExport, drive_with_loop, export, uri_destin
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import Dest, PassUp, Send
 from kemi_tm.client import ClientTransaction, new_client_transaction
-from kemi_tm.glue_state import MODULE, req_state
 from kemi_tm.keys import MAGIC_COOKIE
 from kemi_tm.service import TmService
+from kemi_tm.state import MODULE, req_state
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, MsgContext, Timer
