@@ -50,9 +50,6 @@ log = logging.getLogger("kemi.clock")
 #: not hold the process forever).
 MAX_FIRED_PER_RUN = 100_000
 
-#: How often :func:`drive_with_loop` polls the clock (the worker's timer tick), in seconds.
-POLL_INTERVAL = 0.05
-
 
 class Timer:
     """A scheduled call; ``cancel()`` it to drop it (cancelling twice, or after it ran, is fine)."""
@@ -219,20 +216,47 @@ def repeat(call_later: Callable[[float, Callable[[], None]], Any],
     call_later(interval, run)
 
 
-def drive_with_loop(clock: Clock, loop: Any, interval: float = POLL_INTERVAL,
+def drive_with_loop(clock: Clock, loop: Any,
                     wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None) -> None:
-    """Run ``clock``'s timers from an asyncio ``loop``: poll every ``interval`` seconds.
-    ``wrap``, when given, wraps each run (e.g. to mark the worker busy while timers run).
-
-    (Issue 13 replaces the polling with one ``loop.call_at`` armed at ``clock.next_deadline()``
-    and re-armed from ``clock.on_deadline_changed``; callers do not change.)
-    """
+    """Run ``clock``'s timers from an asyncio ``loop``: one loop timer stays armed at the
+    clock's earliest deadline, re-armed when an earlier timer is scheduled and after each run,
+    so the loop wakes only when a timer is due (an idle worker sleeps). ``wrap``, when given,
+    wraps each run (e.g. to mark the worker busy while timers run)."""
     run = wrap(clock.run_due) if wrap is not None else clock.run_due
+    LoopDriver(clock, loop, run)
 
-    def tick() -> None:
+
+class LoopDriver:
+    """One loop timer at the clock's earliest deadline (see :func:`drive_with_loop`)."""
+
+    def __init__(self, clock: Clock, loop: Any, run: Callable[[], Any]) -> None:
+        self.clock = clock
+        self.loop = loop
+        self.run = run
+        self.handle: Any = None  # the armed loop timer
+        self.armed_at: float | None = None  # the clock deadline it is armed for
+        clock.on_deadline_changed(self.deadline_changed)
+        self.arm(clock.next_deadline())
+
+    def arm(self, deadline: float | None) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.armed_at = deadline
+        if deadline is not None:
+            self.handle = self.loop.call_later(max(deadline - self.clock.now(), 0.0), self.fire)
+
+    def deadline_changed(self, deadline: float) -> None:
+        armed = self.armed_at
+        if armed is None or deadline < armed:
+            self.arm(deadline)
+
+    def fire(self) -> None:
+        self.handle = None
+        self.armed_at = None
         try:
-            run()
+            self.run()
         finally:
-            loop.call_later(interval, tick)
-
-    loop.call_later(interval, tick)
+            # what is left (timers the run added, or one the loop woke a little early for)
+            if self.handle is None:
+                self.arm(self.clock.next_deadline())

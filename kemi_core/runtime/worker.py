@@ -22,8 +22,17 @@ from kemi_core.transport.endpoints import WorkerEndpoints
 
 log = logging.getLogger("kemi.worker")
 
-#: How often a worker looks at its board slot (retire request, log reopening) and its parent.
-HOUSEKEEPING_TICK = 0.25
+#: How often a worker looks at its board slot (heartbeat, retire request, log reopening) and
+#: its parent: at most this long (s), shorter when the watchdog needs more frequent beats. The
+#: only periodic wakeup of an idle worker (timers are armed at their deadlines).
+HOUSEKEEPING_TICK = 1.0
+
+
+def housekeeping_interval(watchdog_timeout: float) -> float:
+    """A heartbeat at least four times per watchdog_timeout, at most once a second."""
+    if watchdog_timeout <= 0:
+        return HOUSEKEEPING_TICK
+    return max(0.05, min(HOUSEKEEPING_TICK, watchdog_timeout / 4))
 
 #: How often a draining worker checks whether its transactions are done.
 DRAIN_POLL = 0.02
@@ -91,6 +100,7 @@ class Worker:
         self.log_generation = board.log_generation() if board is not None else 0
         self.retire_asked_at: float | None = None
         self.drain_deadline: float | None = None
+        self.housekeeping_every = HOUSEKEEPING_TICK
 
     def setup(self) -> None:
         """child_init, this worker's engine instance, sockets."""
@@ -139,7 +149,8 @@ class Worker:
             loop.add_signal_handler(signal.SIGHUP, on_hup)
         if self.board is not None:
             self.board.set_state(self.rank, READY)
-        loop.call_later(HOUSEKEEPING_TICK, self._housekeeping)
+        self.housekeeping_every = housekeeping_interval(float(self.built.core.config.watchdog_timeout))
+        loop.call_later(self.housekeeping_every, self._housekeeping)
         log.info("worker %d ready", self.rank)
         try:
             loop.run_forever()
@@ -161,7 +172,7 @@ class Worker:
                 reopen_log_files()
             if board.retire_requested(self.rank) and self.drain_deadline is None:
                 self._retire()
-        self.loop.call_later(HOUSEKEEPING_TICK, self._housekeeping)
+        self.loop.call_later(self.housekeeping_every, self._housekeeping)
 
     def _retire(self) -> None:
         """Asked to make room for a fresh worker (memory limit): with other workers to take

@@ -105,6 +105,7 @@ class _TcpProtocol(asyncio.Protocol):
         if old is not None and old.transport is not None:
             old.transport.abort()  # the same peer address again: the old one is dead
         self.owner.tcp_conns[self.peer] = self
+        self.owner.sweep_tcp()
         if self.local[1] == 0:  # outgoing connection: learn our own address
             sockname = transport.get_extra_info("sockname")
             if sockname:
@@ -200,6 +201,8 @@ class WorkerEndpoints:
         #: tcp_msg_data_timeout: a new connection must bring a message within this time (s).
         self.tcp_first_data_timeout = tcp_first_data_timeout
         self.limited_log = RateLimitedLog(log)
+        #: the expiry sweep is armed (only while connections are open)
+        self.sweeping = False
 
     def warn_limited(self, counter: str, fmt: str, *args: object) -> None:
         """Count a refused connection or bad stream; log it at most once a second."""
@@ -224,8 +227,16 @@ class WorkerEndpoints:
                             self.tcp_first_data_timeout, 10.0) / 4)
 
     def _idle_sweep(self) -> None:
+        self.sweeping = False
         self.close_expired_tcp()
-        self.loop.call_later(self._sweep_period(), self._idle_sweep)
+        self.sweep_tcp()
+
+    def sweep_tcp(self) -> None:
+        """Look for expired connections while there are connections (an idle worker without
+        any is not woken for it)."""
+        if not self.sweeping and self.tcp_conns:
+            self.sweeping = True
+            self.loop.call_later(self._sweep_period(), self._idle_sweep)
 
     async def start(self) -> None:
         for lst in self.listens:
@@ -241,8 +252,6 @@ class WorkerEndpoints:
                     _TcpProtocol, self, (lst.host, lst.port))
                 server = await self.loop.create_server(make_tcp, sock=sock)
                 self.tcp_servers.append(server)
-                if len(self.tcp_servers) == 1:
-                    self.loop.call_later(self._sweep_period(), self._idle_sweep)
             else:
                 log.warning("listen %s:%s:%s: protocol not supported, skipped", lst.proto, lst.host, lst.port)
         first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)

@@ -157,7 +157,7 @@ def test_real_clock_driven_by_an_event_loop() -> None:
         def counted(run: Callable[[], int]) -> Callable[[], int]:
             return lambda: runs.append(run()) or runs[-1]
 
-        drive_with_loop(clock, loop, interval=0.005, wrap=counted)
+        drive_with_loop(clock, loop, wrap=counted)
         started = clock.now()
         fired_at = loop.run_until_complete(asyncio.wait_for(done, 5))
         assert fired_at >= started
@@ -194,5 +194,107 @@ def test_housekeeping_on_a_real_loop() -> None:
         for hook in core.main_loop_hooks:
             hook(loop)
         assert loop.run_until_complete(asyncio.wait_for(done, 5)) is True
+    finally:
+        loop.close()
+
+
+class RecordingLoop:
+    """The part of an event loop the driver uses (``call_later``), recording each timer armed;
+    the test fires them by moving a VirtualClock."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.armed: list[RecordingLoop.Handle] = []
+
+    class Handle:
+        def __init__(self, at: float, fn: Callable[[], None]) -> None:
+            self.at, self.fn, self.cancelled = at, fn, False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> RecordingLoop.Handle:
+        handle = RecordingLoop.Handle(self.clock.now() + delay, fn)
+        self.armed.append(handle)
+        return handle
+
+    def live(self) -> list[float]:
+        return [h.at for h in self.armed if not h.cancelled]
+
+    def run_until(self, t: float) -> int:
+        """Fire the armed timers due by ``t`` (moving the clock to each), as a loop would."""
+        wakeups = 0
+        while True:
+            due = sorted((h for h in self.armed if not h.cancelled and h.at <= t),
+                         key=lambda h: h.at)
+            if not due:
+                break
+            h = due[0]
+            h.cancelled = True  # a loop timer fires once
+            self.clock._now = max(self.clock._now, h.at)
+            wakeups += 1
+            h.fn()
+        self.clock._now = max(self.clock._now, t)
+        return wakeups
+
+
+def test_one_loop_timer_armed_at_the_earliest_deadline_and_rearmed() -> None:
+    clock = VirtualClock(start=100.0)
+    loop = RecordingLoop(clock)
+    fired: list[tuple[str, float]] = []
+    drive_with_loop(clock, loop)
+    assert loop.live() == []  # nothing scheduled: nothing armed, an idle worker sleeps
+    clock.call_at(105.0, lambda: fired.append(("a", clock.now())))
+    assert loop.live() == [105.0]
+    clock.call_at(102.0, lambda: fired.append(("b", clock.now())))
+    assert loop.live() == [102.0]  # an earlier timer re-arms (the old loop timer is cancelled)
+    clock.call_at(110.0, lambda: fired.append(("c", clock.now())))
+    assert loop.live() == [102.0]  # a later one changes nothing
+    assert loop.run_until(103.0) == 1
+    assert fired == [("b", 102.0)] and loop.live() == [105.0]  # re-armed after the run
+    # a timer scheduled by a timer callback, earlier than what is left
+    clock.call_at(106.0, lambda: clock.call_later(0.5, lambda: fired.append(("d", clock.now()))))
+    assert loop.run_until(200.0) == 4  # 105, 106, 106.5, 110: one wakeup each, no polling
+    assert fired == [("b", 102.0), ("a", 105.0), ("d", 106.5), ("c", 110.0)]
+    assert loop.live() == []
+
+
+def test_a_cancelled_earliest_timer_costs_one_wakeup_at_most() -> None:
+    clock = VirtualClock(start=0.0)
+    loop = RecordingLoop(clock)
+    drive_with_loop(clock, loop)
+    fired: list[float] = []
+    early = clock.call_at(1.0, lambda: fired.append(1.0))
+    clock.call_at(3.0, lambda: fired.append(3.0))
+    early.cancel()
+    assert loop.run_until(2.0) <= 1
+    assert fired == [] and loop.live() == [3.0]
+    assert loop.run_until(4.0) == 1 and fired == [3.0]
+
+
+def test_an_idle_real_loop_is_not_woken_by_the_clock() -> None:
+    """On a real event loop: no timer scheduled, no loop timer; a periodic one keeps exactly
+    one loop timer armed, at its next run."""
+    loop = asyncio.new_event_loop()
+
+    def driver_timers() -> list[asyncio.TimerHandle]:
+        return [h for h in loop._scheduled  # type: ignore[attr-defined]
+                if not h.cancelled() and type(getattr(h._callback, "__self__", None)).__name__
+                == "LoopDriver"]
+
+    try:
+        clock = Clock()
+        drive_with_loop(clock, loop)
+        assert driver_timers() == []
+        ticks: list[float] = []
+        clock.call_every(0.02, lambda: ticks.append(clock.now()))
+        assert len(driver_timers()) == 1
+
+        async def three_ticks() -> None:
+            while len(ticks) < 3:
+                await asyncio.sleep(0.01)
+
+        loop.run_until_complete(asyncio.wait_for(three_ticks(), 10))
+        assert len(driver_timers()) == 1
     finally:
         loop.close()

@@ -97,6 +97,10 @@ def mod_register(core: Core) -> None:
         core.add_rpc(name, fn, fn.__doc__ or "")
 
 
+#: How often each process looks for a core.debug set by cfg.seti (seconds).
+FOLLOW_DEBUG_EVERY = 1.0
+
+
 @hookimpl
 def mod_init(core: Core) -> None:
     variables = [CfgVar("core", "debug", int, int(core.config.debug), "debug level")]
@@ -112,12 +116,13 @@ def mod_init(core: Core) -> None:
     core.provide("cfg", vars_)
     applied = {"debug": int(core.config.debug)}
 
-    def follow_debug(now: float) -> None:
+    def follow_debug() -> None:
         level = int(table.get("core.debug", applied["debug"]))
         if level != applied["debug"]:
             applied["debug"] = level
             logging.getLogger("kemi").setLevel(kamailio_level(level))
-    core.add_timer_handler(follow_debug)
+    # each worker takes a new level within a second, without waking more often when idle
+    core.clock.call_every(FOLLOW_DEBUG_EVERY, follow_debug)
 
 
 # ---- RPC commands -----------------------------------------------------------------------
