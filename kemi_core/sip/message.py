@@ -38,7 +38,6 @@ from kemi_core.sip.uri import SipUri, parse_uri
 from kemi_core.sip.values import CSeq, NameAddr, Via
 
 _MISSING: Any = object()
-_IMMUTABLE = (str, int, type(None))
 _BYTE_VALUES = {str(i): i for i in range(256)}
 # Whole Max-Forwards lines seen ("Max-Forwards: 70\r") -> value; bounded, filled by valid lines.
 _MF_LINES: dict[str, int] = {}
@@ -336,15 +335,19 @@ class SipMsg(EditsMixin):
         return self.to_bytes()
 
     def copy(self) -> SipMsg:
-        """An independent copy (edits to one do not show in the other). The immutable
-        parsed values (Call-ID, Max-Forwards, Content-Length, Expires) come along; the value
-        tuples do not: their params dicts and parsed URIs can be changed in place by a
-        caller (tm's copies mostly get a Via and are serialized). Each edit forgets only
-        what it changes."""
+        """An independent copy (edits to one do not show in the other) that re-parses nothing:
+        the parsed values come along, shared (Via, From, To, CSeq ... are immutable; lists of
+        them are copied). Only the Request-URI's parsed form (a mutable SipUri) is left to be
+        parsed again when asked for. Each edit forgets only what it changes."""
         m = SipMsg(list(self._lines), list(self._names), self._body)
         c = self._cache
         if c:
-            m._cache = {k: v for k, v in c.items() if type(v) in _IMMUTABLE}
+            m._cache = d = c.copy()
+            if "uri" in d:
+                del d["uri"]
+            for k, v in d.items():
+                if type(v) is list:
+                    d[k] = v.copy()
         m._buf = self._buf
         m.is_request = self.is_request
         m._method = self._method

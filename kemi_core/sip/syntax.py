@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 from kemi_core.sip.errors import SipParseError
 
@@ -272,7 +273,7 @@ def parse_params(text: str) -> dict[str, str | None]:
     return params
 
 
-def format_params(params: dict[str, str | None]) -> str:
+def format_params(params: Mapping[str, str | None]) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params.items())
 
 

@@ -1,14 +1,17 @@
 """The typed header values: CSeq, Via, NameAddr (what msg.cseq, msg.via, msg.from_ ... return).
 
-They are named tuples: immutable, so a copy of a message can share them, and cheap to build
+They are named tuples: immutable, so a copy of a message shares them, and cheap to build
 (the parsers' fast paths make one with a single ``tuple.__new__``; a Python-level ``__init__``
 would cost as much as the regex match that found the fields). Via and NameAddr keep the raw
-parameter text; the parameter dict is split from it on first access and cached in the
-instance dict, which is derived data, not state.
+parameter text; the parameters are split from it on first access and cached in the instance
+dict (derived data, not state) as a read-only mapping, so no holder of a shared value can
+change it under the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from kemi_core.sip.errors import SipParseError
@@ -16,6 +19,7 @@ from kemi_core.sip.syntax import bad, format_params, params_trusted
 from kemi_core.sip.uri import SipUri, parse_uri
 
 _UNSET: Any = object()
+_NO_PARAMS: Mapping[str, str | None] = MappingProxyType({})
 _tuple_new = tuple.__new__
 
 
@@ -43,11 +47,13 @@ class _HeaderValue:
     raw: str
 
     @property
-    def params(self) -> dict[str, str | None]:
+    def params(self) -> Mapping[str, str | None]:
+        """The parameters (names lower-cased), read-only."""
         d = self.__dict__
         p = d.get("_params")
         if p is None:
-            p = d["_params"] = params_trusted(self.ptext, {}) if self.ptext else {}
+            p = d["_params"] = (MappingProxyType(params_trusted(self.ptext, {})) if self.ptext
+                                else _NO_PARAMS)
         return p  # type: ignore[no-any-return]
 
     def __ne__(self, other: object) -> bool:
@@ -92,7 +98,7 @@ class Via(_HeaderValue, _ViaFields):
         if params is None:
             return _tuple_new(cls, (protocol, transport, host, port, raw, branch, ptext))
         v = _tuple_new(cls, (protocol, transport, host, port, raw, params.get("branch"), ""))
-        v.__dict__["_params"] = params
+        v.__dict__["_params"] = MappingProxyType(params)
         return v  # type: ignore[no-any-return]
 
     @property
@@ -155,7 +161,7 @@ class NameAddr(_HeaderValue, _NameAddrFields):
         if params is None:
             return _tuple_new(cls, (display, uri_text, is_star, raw, tag, ptext))
         na = _tuple_new(cls, (display, uri_text, is_star, raw, params.get("tag"), ""))
-        na.__dict__["_params"] = params
+        na.__dict__["_params"] = MappingProxyType(params)
         return na  # type: ignore[no-any-return]
 
     @property
