@@ -112,7 +112,11 @@ class SipMsg(EditsMixin):
         return line_value(self._lines[names.index(key)])
 
     def _indexes(self, key: str) -> list[int]:
-        return [i for i, n in enumerate(self._names) if n == key]
+        names = self._names
+        count = names.count(key)  # C-level scans for the usual none or one
+        if count <= 1:
+            return [names.index(key)] if count else []
+        return [i for i, n in enumerate(names) if n == key]
 
     def header(self, name: str) -> str | None:
         """First header of that name: its raw value (unfolded, stripped), None if absent."""

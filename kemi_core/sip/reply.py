@@ -51,22 +51,30 @@ def build_reply(
         raise ValueError("build_reply needs a request")
     if not 100 <= status <= 699:
         raise ValueError(f"bad status code {status}")
-    out = [f"SIP/2.0 {status} {_clean(reason, 'reason')}\r"]
     lines = req._lines
     names = req._names
-    for key in _COPIED:
-        for i, name in enumerate(names):
-            if name != key:
-                continue
-            line = lines[i]
-            if key == "to" and to_tag and status != 100 and not _has_tag(req):
-                value = line_value(line)
-                line = f"{line[: line.find(':')]}: {value};tag={_clean(to_tag, 'tag')}\r"
-            out.append(line)
+    tag = None
+    if to_tag and status != 100 and not _has_tag(req):
+        tag = _clean(to_tag, "tag")
+    out = [f"SIP/2.0 {status} {_clean(reason, 'reason')}\r"]
+    # One pass over the request's headers, each copied line put in its name's group.
+    groups: dict[str, list[str]] = {"via": [], "from": [], "to": [], "call-id": [], "cseq": []}
+    for name, line in zip(names, lines, strict=True):  # parallel lists
+        group = groups.get(name)
+        if group is not None:
+            group.append(line)
+    if tag is not None:
+        groups["to"] = [f"{line[: line.find(':')]}: {line_value(line)};tag={tag}\r"
+                        for line in groups["to"]]
+    for group in groups.values():
+        out += group
     if status == 100 and "timestamp" in names:
         out.append(lines[names.index("timestamp")])
     for name, value in headers:
-        out.append(f"{_clean(name, 'header name')}: {_clean(value, 'header value')}\r")
+        line = f"{name}: {value}\r"
+        if "\n" in line or "\r" in line[:-1]:
+            raise ValueError(f"CR/LF not allowed in header {name!r}")
+        out.append(line)
     if content_type is not None:
         out.append(f"Content-Type: {_clean(content_type, 'Content-Type')}\r")
     out.append(f"Content-Length: {len(body)}\r")

@@ -186,6 +186,9 @@ def unquote_string(text: str) -> str:
 def split_commas(value: str, strict: bool = True) -> list[str]:
     """Split a #rule list on commas outside quotes and <...>; empty elements are dropped.
     An unterminated quote is a 400 when ``strict``, else it runs to the end of the value."""
+    if "," not in value and '"' not in value:  # one element (a Contact, a Route): no scan
+        value = value.strip()
+        return [value] if value else []
     if '"' not in value and "<" not in value:
         parts = value.split(",")
     else:
