@@ -163,8 +163,16 @@ class SharedTable:
         unchanged).
         """
         kb = codec.key_bytes(key)
-        now = self.store.wall()
-        return self.store.write(lambda txn: _update_in(txn, self, kb, fn, default, ttl, now))
+        store = self.store
+        now = store.wall()
+        txn = store._begin_write()  # store.write(...) unrolled: this is usrloc's save path
+        try:
+            result = _update_in(txn, self, kb, fn, default, ttl, now)
+        except BaseException as exc:
+            store._end(txn, exc)
+            raise
+        store._end(txn, None)
+        return result
 
     def incr(self, key: str | bytes, delta: int = 1, ttl: Ttl = KEEP) -> int:
         """Add ``delta`` to an integer entry (absent counts as 0); returns the new value."""
@@ -240,11 +248,14 @@ def _write(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any, sta
 
 def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
                fn: Callable[[Any], Any], default: Any, ttl: Ttl, now: float) -> Any:
-    db = table._handle()
+    db = table._db if table._db is not None else table._handle()
     buf = txn.get(kb, db=db)
-    old_stamp = codec.expiry_of(buf) if buf is not None else codec.NEVER
-    present = buf is not None and codec.live(buf, now)
-    current = codec.decode(buf) if buf is not None and present else default
+    if buf is None:
+        old_stamp, present, current = codec.NEVER, False, default
+    else:
+        old_stamp = codec.expiry_of(buf)
+        present = old_stamp == codec.NEVER or old_stamp > now  # codec.live
+        current = codec.decode(buf) if present else default
     new = fn(current)
     if new is UNCHANGED:
         return current
