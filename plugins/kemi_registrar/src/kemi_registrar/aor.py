@@ -17,6 +17,12 @@ METHOD_OTHER = 524288
 MAX_AOR = 256
 
 
+#: AORs of URIs seen lately: a phone refreshes its registration with the same To URI, and every
+#: save, lookup and registered() needs the AOR of one (bounded: emptied when full).
+_AORS: dict[tuple[str, bool, bool, str], str] = {}
+AOR_MEMO_SIZE = 16384
+
+
 class AorError(ValueError):
     """The URI gives no usable address of record (the reason is Kamailio's words)."""
 
@@ -24,11 +30,24 @@ class AorError(ValueError):
 def aor_of(uri_text: str, use_domain: bool, case_sensitive: bool, realm_prefix: str = "") -> str:
     """The usrloc key of a SIP URI: ``user`` (or ``user@domain`` with use_domain), unescaped,
     lower-cased unless case_sensitive; ``realm_prefix`` is stripped from the domain."""
+    key = (uri_text, use_domain, case_sensitive, realm_prefix)
+    aor = _AORS.get(key)
+    if aor is None:
+        aor = _aor_of(uri_text, use_domain, case_sensitive, realm_prefix)
+        if len(_AORS) >= AOR_MEMO_SIZE:
+            _AORS.clear()
+        _AORS[key] = aor
+    return aor
+
+
+def _aor_of(uri_text: str, use_domain: bool, case_sensitive: bool, realm_prefix: str) -> str:
     try:
         uri = parse_uri(uri_text)
     except SipParseError:
         raise AorError("Error while parsing AOR")
-    user = unquote(uri.user or "")
+    user = uri.user or ""
+    if "%" in user:
+        user = unquote(user)
     if not case_sensitive:
         user = user.lower()
     if use_domain:

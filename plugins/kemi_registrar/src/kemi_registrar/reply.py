@@ -88,16 +88,19 @@ def error_headers(err: RegError, contacts: list[Contact], now: float, p: RegPara
 
 
 def send(ctx: MsgContext, code: int, reason: str, headers: Headers) -> bool:
-    """Reply through sl's send_reply with ``headers`` added after the script's own."""
+    """Reply through sl's send_reply with ``headers`` added after the script's own (and
+    taken away again: the script's own stay queued, as they were)."""
     export = ctx.core.registry.lookup("sl", "send_reply")
     if export is None:
         log.error("registrar: the sl module is not loaded: no reply sent")
         return False
-    pending = ctx.extra.setdefault("reply_headers", [])
+    extra = ctx.extra
+    pending = extra.get("reply_headers")
+    if pending is None:
+        pending = extra["reply_headers"] = []
+    queued = len(pending)
     pending.extend(headers)
     try:
         return int(export.func(ctx, code, reason)) > 0
     finally:
-        for h in headers:
-            if h in pending:
-                pending.remove(h)
+        del pending[queued:]

@@ -7,12 +7,10 @@ Errors carry Kamailio's reply for them: the status, its reason phrase and the te
 from __future__ import annotations
 
 import random
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from kemi_core.api import MsgContext, get_pv
-from kemi_core.sip import NameAddr, SipMsg, SipParseError, split_commas
+from kemi_core.sip import NameAddr, SipMsg, SipParseError, parse_uri, split_commas
 from kemi_registrar.aor import AorError, aor_of, first_uri, methods_mask
 from kemi_registrar.params import RegParams
 
@@ -42,8 +40,7 @@ def too_brief(min_expires: int) -> RegError:
                     (("Min-Expires", str(min_expires)),), late=True)
 
 
-@attrs.frozen
-class Binding:
+class Binding(NamedTuple):
     """One Contact of the REGISTER, with the expiry and q it gets."""
 
     uri: str
@@ -54,8 +51,7 @@ class Binding:
     methods: int
 
 
-@attrs.frozen
-class Request:
+class Request(NamedTuple):
     aor: str
     star: bool
     bindings: tuple[Binding, ...]
@@ -71,28 +67,28 @@ class Request:
     max_contacts: int
 
 
-def _uri_of(ctx: MsgContext, uri: str | None) -> str:
+def _uri_of(msg: SipMsg, uri: str | None) -> str:
     if uri:
         return uri
-    msg = ctx.msg
     try:
         return msg.to.uri_text
     except SipParseError:
         raise RegError("To header not found")
 
 
-def _expires_header(ctx: MsgContext) -> int | None:
+def _expires_header(msg: SipMsg) -> int | None:
     try:
-        return ctx.msg.expires
+        return msg.expires
     except (SipParseError, ValueError):
         return None  # a malformed Expires is ignored, as Kamailio does
 
 
-def _xavp(ctx: MsgContext, p: RegParams, name: str) -> Any:
+def _xavp_cfg(ctx: MsgContext, p: RegParams) -> dict[str, Any] | None:
+    """The first item of the xavp_cfg class (run-time settings), None without one."""
     if not p.xavp_cfg:
         return None
     items = ctx.xavps.get(p.xavp_cfg)
-    return items[0].get(name) if items else None
+    return items[0] if items else None
 
 
 def _ranged(expires: int, percent: int) -> int:
@@ -116,8 +112,8 @@ def _q_of(na: NameAddr, override: int | None, default_q: int) -> int:
     return round(value * 1000)
 
 
-def _socket(ctx: MsgContext, p: RegParams) -> str:
-    forced = _xavp(ctx, p, "socket")
+def _socket(ctx: MsgContext, p: RegParams, cfg: dict[str, Any] | None) -> str:
+    forced = cfg.get("socket") if cfg else None
     if forced:
         return str(forced)
     if p.sock_flag >= 0 and ctx.flags & (1 << p.sock_flag) and p.sock_hdr_name:
@@ -129,21 +125,22 @@ def _socket(ctx: MsgContext, p: RegParams) -> str:
     return f"{rcv.proto}:{host}:{rcv.dst_port}"
 
 
-def _path(ctx: MsgContext, p: RegParams) -> tuple[str | None, str | None, str | None]:
+_NO_PATH: tuple[None, None, None] = (None, None, None)
+
+
+def _path(msg: SipMsg, p: RegParams) -> tuple[str | None, str | None, str | None]:
     """(path to store, Path for the reply, received taken from the first Path URI)."""
-    if not p.use_path:
-        return None, None, None
-    values = [v.strip() for name, v in ctx.msg.iter_headers()
+    if not p.use_path or not msg.has_header("path"):
+        return _NO_PATH
+    values = [v.strip() for name, v in msg.iter_headers()
               if name.lower() == "path" and v.strip()]
     if not values:
-        return None, None, None
+        return _NO_PATH
     vector = ",".join(values)
-    supported = "path" in (t.lower() for t in ctx.msg.supported)
+    supported = "path" in (t.lower() for t in msg.supported)
     echo = vector if p.path_mode == 2 or (p.path_mode == 1 and supported) else None
     received = None
     if p.path_use_received:
-        from kemi_core.sip import parse_uri
-
         try:
             received = parse_uri(first_uri(vector)).params.get("received")
         except SipParseError:
@@ -160,7 +157,7 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
                   uri: str | None, q_override: int | None) -> Request:
     """Everything save() needs from the REGISTER (RegError when it must be refused)."""
     msg = ctx.msg
-    hdr_expires = _expires_header(ctx)
+    hdr_expires = _expires_header(msg)
     try:
         contacts = msg.contacts
     except SipParseError:
@@ -169,14 +166,15 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
                 raise RegError("* used in contact and expires is not zero")
             raise RegError("* used in contact and more than 1 contact")
         raise RegError("Contact parse error")
-    star = any(na.is_star for na in contacts)
+    star = bool(contacts) and contacts[0].is_star  # the parser keeps a '*' alone
     if star and hdr_expires != 0:
         raise RegError("* used in contact and expires is not zero")
+    limit = p.contact_max_size
     for na in contacts:
-        if len(na.uri_text) > p.contact_max_size:
+        if len(na.uri_text) > limit:
             raise RegError("Contact/received too long")
     try:
-        aor = aor_of(_uri_of(ctx, uri), use_domain, p.case_sensitive, p.realm_prefix)
+        aor = aor_of(_uri_of(msg, uri), use_domain, p.case_sensitive, p.realm_prefix)
     except AorError as exc:
         raise RegError(str(exc))
     try:
@@ -196,71 +194,80 @@ def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, 
              star: bool, contacts: list[NameAddr], hdr_expires: int | None, callid: str,
              cseq: int) -> Request:
     msg = ctx.msg
-    path, path_reply, path_received = _path(ctx, p)
-    received = path_received
+    path, path_reply, received = _path(msg, p)
     if received is None and p.received_avp:
         value = get_pv(ctx, p.received_avp)
         received = str(value) if value else None
     if received is not None and len(received) > p.contact_max_size:
         raise RegError("Contact/received too long")
-    xavp_max = _xavp(ctx, p, "max_contacts")
-    try:
-        bindings = () if star else tuple(
-            _binding(ctx, p, na, hdr_expires, flags, q_override) for na in contacts)
-    except RegError as exc:
-        exc.late = True
-        raise
-    req = Request(
-        aor=aor, star=star, bindings=bindings,
-        callid=callid, cseq=cseq, user_agent=(msg.header("user-agent") or "")[:255],
-        received=received, path=path, path_reply=path_reply,
-        path_unsupported=bool(path) and p.path_mode == 2
-        and "path" not in (t.lower() for t in msg.supported), socket=_socket(ctx, p),
-        cflags=ctx.bflags, max_contacts=int(xavp_max) if xavp_max is not None else p.max_contacts)
-    return req
+    cfg = _xavp_cfg(ctx, p)
+    xavp_max = cfg.get("max_contacts") if cfg else None
+    bindings: tuple[Binding, ...] = ()
+    if not star:
+        allow: list[int] = []  # the Allow header's method mask, read once when needed
+        try:
+            bindings = tuple([_binding(msg, p, cfg, na, hdr_expires, flags, q_override, allow)
+                              for na in contacts])
+        except RegError as exc:
+            exc.late = True
+            raise
+    return Request(
+        aor, star, bindings, callid, cseq, (msg.header("user-agent") or "")[:255],
+        received, path, path_reply,
+        bool(path) and p.path_mode == 2 and "path" not in (t.lower() for t in msg.supported),
+        _socket(ctx, p, cfg), ctx.bflags,
+        int(xavp_max) if xavp_max is not None else p.max_contacts)
 
 
-def _binding(ctx: MsgContext, p: RegParams, na: NameAddr, hdr_expires: int | None, flags: int,
-             q_override: int | None) -> Binding:
+def _binding(msg: SipMsg, p: RegParams, cfg: dict[str, Any] | None, na: NameAddr,
+             hdr_expires: int | None, flags: int, q_override: int | None,
+             allow: list[int]) -> Binding:
     """Validation of one Contact (errors here are answered with the current contacts)."""
     params = na.params
-    forced = _xavp(ctx, p, "expires")
+    ranged = not flags & SAVE_NO_RANGE
+    forced = cfg.get("expires") if cfg else None
     expires: int | None = None
     if forced is not None:
         expires = int(forced)
-    elif params.get("expires") is not None:
-        try:
-            expires = int(str(params["expires"]))
-        except ValueError:
-            expires = None  # Kamailio ignores a malformed expires parameter
+    else:
+        text = params.get("expires")
+        if text is not None:
+            try:
+                expires = int(str(text))
+            except ValueError:
+                expires = None  # Kamailio ignores a malformed expires parameter
     if expires is None:
         expires = hdr_expires
         if expires is None:
             expires = p.default_expires
-            if not flags & SAVE_NO_RANGE:
+            if ranged:
                 expires = _ranged(expires, p.default_expires_range)
-        elif not flags & SAVE_NO_RANGE:
+        elif ranged:
             expires = _ranged(expires, p.expires_range)
-    elif not flags & SAVE_NO_RANGE:
+    elif ranged:
         expires = _ranged(expires, p.expires_range)
-    expires = _limited(max(expires, 0), p)
-    xq = _xavp(ctx, p, "q")
+    expires = _limited(expires if expires > 0 else 0, p)
+    xq = cfg.get("q") if cfg else None
     q = _q_of(na, int(xq) if xq is not None else q_override, p.default_q)
     instance = params.get("+sip.instance")
     if instance is not None:
         instance = instance.strip('"')
-    try:
-        reg_id = int(str(params.get("reg-id") or 0))
-    except ValueError:
-        reg_id = 0  # Kamailio stores none for a malformed reg-id
+    reg_id = 0
+    reg_text = params.get("reg-id")
+    if reg_text:
+        try:
+            reg_id = int(reg_text)
+        except ValueError:
+            pass  # Kamailio stores none for a malformed reg-id
     methods_param = params.get("methods")
     if methods_param is not None:
         methods = methods_mask(methods_param.strip('"').split(","))
     else:
-        allow = [m for v in ctx.msg.headers("allow") for m in v.split(",")]
-        methods = methods_mask(allow) if allow else -1
-    return Binding(uri=na.uri_text, expires=expires, q=q, instance=instance, reg_id=reg_id,
-                   methods=methods)
+        if not allow:
+            names = [m for v in msg.headers("allow") for m in v.split(",")]
+            allow.append(methods_mask(names) if names else -1)
+        methods = allow[0]
+    return Binding(na.uri_text, expires, q, instance, reg_id, methods)
 
 
 def _limited(expires: int, p: RegParams) -> int:

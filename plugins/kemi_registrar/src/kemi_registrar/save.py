@@ -11,10 +11,11 @@ from kemi_registrar.request import (
     SAVE_NO_REPLY,
     SAVE_PREPARE_REPLY,
     RegError,
+    Request,
     parse_request,
 )
 from kemi_registrar.state import state
-from kemi_registrar.update import Outcome, apply
+from kemi_registrar.update import Outcome, Rules, apply
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
 
@@ -36,11 +37,12 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     dom = ul.domain(table)
     now = int(ctx.core.clock.wall())
     contacts: list[Contact] = []
+    rules = st.rules
     try:
         req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE))
-        db = not flags & SAVE_MEMORY_ONLY
-        outcome: Outcome = dom.update(req.aor, lambda old: _change(old, contacts, req, now, flags),
-                                      db=db)
+        outcome: Outcome = dom.update(
+            req.aor, lambda old: _change(old, contacts, req, now, flags, rules),
+            db=not flags & SAVE_MEMORY_ONLY)
         if outcome.error is not None:
             outcome.error.aor = req.aor
             raise outcome.error
@@ -72,11 +74,10 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     return outcome.rc
 
 
-def _change(old: list[Contact], out: list[Contact], req: object, now: int,
-            flags: int) -> tuple[list[Contact] | None, Outcome]:
+def _change(old: list[Contact], out: list[Contact], req: Request, now: int, flags: int,
+            rules: Rules) -> tuple[list[Contact] | None, Outcome]:
     """The update run under the location lock; ``out`` receives the contacts to answer with."""
-    st = state()
-    new, outcome = apply(old, req, now, flags, st.rules)  # type: ignore[arg-type]
+    new, outcome = apply(old, req, now, flags, rules)
     out[:] = old if new is None else new
     return new, outcome
 

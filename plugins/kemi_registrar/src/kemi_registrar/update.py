@@ -15,6 +15,8 @@ computes: no I/O, no logging of its own. Kamailio's rules, as observed on 5.6:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import attrs
 
 from kemi_registrar.request import SAVE_MEMORY_ONLY, SAVE_SINGLE, Binding, RegError, Request
@@ -23,8 +25,7 @@ from kemi_usrloc.contact import FL_MEM, Contact, new_ruid, place
 RC_INSERTED, RC_UPDATED, RC_DELETED, RC_QUERY = 1, 2, 3, 4
 
 
-@attrs.define
-class Outcome:
+class Outcome(NamedTuple):
     rc: int
     error: RegError | None = None
 
@@ -98,12 +99,12 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
             del contacts[i]
             deleted = True
             continue
-        refreshed = cur._replace(
-            c=b.uri, expires=now + b.expires, q=b.q, callid=req.callid, cseq=req.cseq,
-            flags=(cur.flags & ~FL_MEM) | mem, cflags=req.cflags, user_agent=req.user_agent,
-            received=req.received, path=req.path, socket=req.socket, methods=b.methods,
-            instance=b.instance, reg_id=b.reg_id, server_id=rules.server_id,
-            last_modified=now)
+        # cur._replace(...) of these fields, at a third of its cost (all 21 in order)
+        refreshed = Contact(
+            cur.ruid, cur.aor, b.uri, now + b.expires, b.q, req.callid, req.cseq,
+            (cur.flags & ~FL_MEM) | mem, req.cflags, req.user_agent, req.received, req.path,
+            req.socket, b.methods, b.instance, b.reg_id, rules.server_id, cur.tcpconn_id,
+            cur.keepalive, now, cur.state)
         if refreshed.q != cur.q or rules.desc_time_order:
             del contacts[i]
             contacts = place(contacts, refreshed, rules.desc_time_order)
