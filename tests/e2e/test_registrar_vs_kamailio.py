@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available
+from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available, kamcmd
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_registrar.testing import Capture, RegUA, Reply
 
@@ -208,6 +208,8 @@ class Servers:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.running: dict[str, tuple[int, int]] = {}
+        #: control sockets of each set's (Kamailio, kemi)
+        self.ctls: dict[str, list[str]] = {}
         self.procs: list[KamailioProcess | KemiProcess] = []
 
     def ports(self, name: str) -> tuple[int, int]:
@@ -225,6 +227,7 @@ class Servers:
         work = self.tmp / f"kam-{name}"
         work.mkdir(exist_ok=True)
         ctl = f"unix:{work}/ctl"
+        self.ctls[name] = [ctl]
         proc = KamailioProcess(self._cfg("kamailio", name, port, ctl), work, ctl).start()
         self.procs.append(proc)
         return port
@@ -234,6 +237,7 @@ class Servers:
         work = self.tmp / f"kemi-{name}"
         work.mkdir(exist_ok=True)
         cfg = self._cfg("kemi", name, port, f"unix:{work}/kemi_ctl")
+        self.ctls[name].append(f"unix:{work}/kemi_ctl")
         proc = KemiProcess(cfg, work).start()
         self.procs.append(proc)
         return port
@@ -318,3 +322,36 @@ def test_forwarded_invite_equals_kamailio(servers: Servers) -> None:
     finally:
         phone.close()
     assert got == expected
+
+
+#: REGISTERs accepted and refused, bindings added, refreshed and removed (for the statistics)
+STATS_STEPS: list[Step] = [
+    ("two", reg([C1, C2])),
+    ("refresh", reg([C1])),
+    ("remove one", reg([C2], extra="Expires: 0\r\n")),
+    ("refused star", reg(["*"], extra="Expires: 60\r\n")),
+    ("another AOR", reg([C3], to="<sip:{user}x@127.0.0.1>")),
+]
+
+
+def _statistics(ctl: str) -> list[str]:
+    lines = []
+    for group in ("registrar:", "usrloc:"):
+        out = kamcmd(ctl, "stats.get_statistics", group).stdout
+        lines += sorted(line.strip() for line in out.splitlines() if line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("set_name", sorted(SETS))
+def test_statistics_equal_kamailio(servers: Servers, set_name: str) -> None:
+    """registrar's and usrloc's statistics read through kamcmd are Kamailio's, name for name
+    and value for value, after the same requests (the cases above too, when they ran first)."""
+    kam_port, kemi_port = servers.ports(set_name)
+    kam_ctl, kemi_ctl = servers.ctls[set_name]
+    user = f"stats{uuid.uuid4().hex[:6]}"
+    run_case(kam_port, STATS_STEPS, user)
+    run_case(kemi_port, STATS_STEPS, user)
+    expected = _statistics(kam_ctl)
+    assert any(line.startswith("registrar:accepted_regs = ") for line in expected), expected
+    assert "usrloc:location_contacts = 0" not in expected
+    assert _statistics(kemi_ctl) == expected

@@ -26,6 +26,7 @@ from kemi_registrar import params, records
 from kemi_registrar import save as sv
 from kemi_registrar.params import MODULE
 from kemi_registrar.state import check, init
+from kemi_registrar.stats import RegStats, publish_settings
 
 # ---- KEMI functions -------------------------------------------------------------------------
 
@@ -213,4 +214,7 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     check(core)
-    init(core, params.read(core))
+    settings = params.read(core)
+    init(core, settings)
+    RegStats(core)  # declared at start, so they read 0 before the first REGISTER
+    publish_settings(core, settings)

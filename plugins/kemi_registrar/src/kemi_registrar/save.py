@@ -52,22 +52,22 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
                 contacts = dom.get(err.aor)
             except UsrlocDbError:
                 contacts = []
-        st.rejected += 1
+        st.stats.rejected.inc()
         _answer(ctx, flags, err.code, err.reason,
                 reply.error_headers(err, contacts, now, p))
         return err.rc
     except UsrlocDbError:
-        st.rejected += 1
+        st.stats.rejected.inc()
         _answer(ctx, flags, 500, "Server Internal Error",
                 [("P-Registrar-Error", "usrloc_contact_insert failed")])
         return -1
+    st.stats.accepted.inc()  # a 420 below counts as accepted too, as in Kamailio
     if req.path_unsupported:
         # Kamailio saves the binding, then answers 420 instead of 200 (path_mode 2).
         unsup = RegError("No support for found Path indicated", 420, "Bad Extension",
                          (("Unsupported", "path"), ("Path", req.path or "")), late=True)
         _answer(ctx, flags, 420, unsup.reason, reply.error_headers(unsup, contacts, now, p))
         return outcome.rc
-    st.accepted += 1
     # A reply deferred by 0x02 is built without the Path echo, as Kamailio's reg_send_reply.
     path_reply = None if flags & SAVE_NO_REPLY else req.path_reply
     _answer(ctx, flags, 200, "OK", reply.ok_headers(contacts, now, p, path_reply))

@@ -6,6 +6,7 @@ import attrs
 
 from kemi_core.api import Core, ModuleError
 from kemi_registrar.params import RegParams
+from kemi_registrar.stats import RegStats
 from kemi_registrar.update import Rules
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.service import Usrloc
@@ -27,10 +28,9 @@ class State:
     params: RegParams
     ul: Usrloc
     rules: Rules
+    stats: RegStats
     #: $ulc profiles: per process and kept across messages, as in Kamailio.
     profiles: dict[str, Profile] = attrs.Factory(dict)
-    accepted: int = 0
-    rejected: int = 0
 
 
 class _Holder:
@@ -67,5 +67,6 @@ def state() -> State:
     ul = core.require("usrloc", Usrloc)
     st = _holder.current = State(core, params, ul,
                                  Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order,
-                                       int(core.config.extra.get("server_id") or 0)))
+                                       int(core.config.extra.get("server_id") or 0)),
+                                 RegStats(core))
     return st

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kemi_core.api import DELETE, UNCHANGED, DbError, SharedTable
 from kemi_usrloc.contact import CS_DIRTY, CS_NEW, CS_SYNC, FL_MEM, Contact, from_row, to_row
+from kemi_usrloc.stats import DomainStats
 from kemi_usrloc.sync import Batch
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Domain:
     def __init__(self, ul: Usrloc, name: str) -> None:
         self.ul = ul
         self.name = name
+        self.stats = DomainStats(ul.core, name, ul.registered_users)
 
     def get(self, aor: str) -> list[Contact]:
         """Every contact of ``aor`` (expired ones not yet removed included)."""
@@ -149,11 +151,13 @@ class MemDomain(Domain):
         else:
             self.table.update(aor, change)
         old, new, result = out
-        if new is not None and mode == WRITE_THROUGH and db:
-            try:
-                self._write_diff(old, new)
-            except DbError as exc:
-                raise UsrlocDbError(str(exc)) from exc
+        if new is not None:
+            self.stats.changed(len(old), len(new))
+            if mode == WRITE_THROUGH and db:
+                try:
+                    self._write_diff(old, new)
+                except DbError as exc:
+                    raise UsrlocDbError(str(exc)) from exc
         return result  # type: ignore[no-any-return]
 
     def _mark(self, old: list[Contact], new: list[Contact], tx: Any) -> list[Contact]:
@@ -183,6 +187,7 @@ class MemDomain(Domain):
         for aor, contacts in list(self.records()):
             if expire and any(not c.alive(now) for c in contacts):
                 for c in self._expire(aor, now):
+                    self.stats.expires.inc()
                     self.ul.expired(self.name, c)
                     if c.flags & FL_MEM or (mode == WRITE_BACK and c.state == CS_NEW):
                         continue  # never written: nothing to delete

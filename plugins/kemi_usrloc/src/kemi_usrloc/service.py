@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from kemi_core.api import Core, Database, DbError, ModuleError, db, open_db, shared_store
-from kemi_usrloc import sync
+from kemi_usrloc import stats, sync
 from kemi_usrloc.contact import CS_SYNC, Contact, from_row, sort_key
 from kemi_usrloc.domain import DB_ONLY, NO_DB, DbDomain, Domain, MemDomain
 
@@ -57,6 +57,8 @@ class Usrloc:
         if self.db_mode != NO_DB:
             self.db = open_db(core, self.db_url, user="usrloc")
         self.meta = None if self.db_mode == DB_ONLY else shared_store(core).table(META_TABLE)
+        #: usrloc:registered_users (each table's counters add to it)
+        self.registered_users = stats.registered_users(core)
 
     # ---- AORs --------------------------------------------------------------------------
     def split_aor(self, aor: str) -> tuple[str, str | None]:
@@ -123,6 +125,7 @@ class Usrloc:
         with dom.table.store.transaction() as tx:
             for aor, contacts in records.items():
                 tx.put(dom.table, aor, [tuple(c) for c in self.ordered(contacts)])
+        dom.stats.loaded(len(records), len(rows))
         log.info("usrloc: %d contacts of %d AORs loaded from table %s", len(rows),
                  len(records), dom.name)
 
