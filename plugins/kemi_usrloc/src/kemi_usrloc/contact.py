@@ -102,12 +102,37 @@ def to_row(c: Contact, username: str, domain: str | None) -> dict[str, Any]:
     """A row of Kamailio's ``location`` table."""
     return {"ruid": c.ruid, "username": username, "domain": domain, "contact": c.c,
             "received": c.received, "path": c.path, "expires": c.expires,
-            "q": -1.0 if c.q == Q_UNSPECIFIED else c.q / 1000, "callid": c.callid,
+            "q": q_column(c.q), "callid": c.callid,
             "cseq": c.cseq, "last_modified": c.last_modified, "flags": c.flags,
             "cflags": c.cflags, "user_agent": c.user_agent, "socket": c.socket,
             "methods": c.methods, "instance": c.instance, "reg_id": c.reg_id,
             "server_id": c.server_id, "connection_id": c.tcpconn_id,
             "keepalive": c.keepalive, "partition": 0}
+
+
+#: (field index, column) of the fields stored as they are; q is converted (q_column), the AOR
+#: (username, domain) never changes for a ruid, the write-back state is not stored.
+_PLAIN_COLUMNS = tuple((Contact._fields.index(field), column) for field, column in (
+    ("c", "contact"), ("received", "received"), ("path", "path"), ("expires", "expires"),
+    ("callid", "callid"), ("cseq", "cseq"), ("last_modified", "last_modified"),
+    ("flags", "flags"), ("cflags", "cflags"), ("user_agent", "user_agent"),
+    ("socket", "socket"), ("methods", "methods"), ("instance", "instance"),
+    ("reg_id", "reg_id"), ("server_id", "server_id"), ("tcpconn_id", "connection_id"),
+    ("keepalive", "keepalive")))
+
+
+def q_column(q: int) -> float:
+    return -1.0 if q == Q_UNSPECIFIED else q / 1000
+
+
+def changed_row(before: Contact, after: Contact) -> dict[str, Any]:
+    """The columns of ``before``'s row that ``after`` changes (what to_row of each would give
+    apart, without building either row: a refresh changes four or five)."""
+    out: dict[str, Any] = {column: after[i] for i, column in _PLAIN_COLUMNS
+                           if before[i] != after[i]}
+    if before.q != after.q:
+        out["q"] = q_column(after.q)
+    return out
 
 
 def from_row(row: dict[str, Any], aor: str, state: int = CS_SYNC) -> Contact:

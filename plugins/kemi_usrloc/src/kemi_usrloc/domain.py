@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kemi_core.api import DELETE, UNCHANGED, DbError, SharedTable
-from kemi_usrloc.contact import CS_DIRTY, CS_NEW, CS_SYNC, FL_MEM, Contact, from_row, to_row
+from kemi_usrloc.contact import (
+    CS_DIRTY,
+    CS_NEW,
+    CS_SYNC,
+    FL_MEM,
+    Contact,
+    changed_row,
+    from_row,
+    to_row,
+)
 from kemi_usrloc.stats import DomainStats
 from kemi_usrloc.sync import Batch
 
@@ -45,11 +55,6 @@ def _unpack(raw: list[tuple[Any, ...]] | None) -> list[Contact]:
     # tuple.__new__ as Contact._make does, without its length check (the store holds what
     # _pack wrote)
     return [_tuple_new(Contact, t) for t in raw] if raw else []
-
-
-def changed_columns(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a row that differ (a refresh changes expires, cseq and a few more)."""
-    return {k: v for k, v in after.items() if before.get(k) != v}
 
 
 class Domain:
@@ -101,18 +106,24 @@ class Domain:
         assert db is not None
         before = {c.ruid: c for c in old}
         after = {c.ruid: c for c in new}
+        writes: list[Callable[[], object]] = []
         for ruid, c in after.items():
             if c.flags & FL_MEM:
                 continue
             prev = before.get(ruid)
             if prev is None:
-                db.insert(layout, self.row_of(c))
+                writes.append(partial(db.insert, layout, self.row_of(c)))
             elif not prev.same_data(c):
-                db.update(layout, changed_columns(self.row_of(prev), self.row_of(c)),
-                          {"ruid": ruid})
+                writes.append(partial(db.update, layout, changed_row(prev, c), {"ruid": ruid}))
         for ruid, c in before.items():
             if ruid not in after and not c.flags & FL_MEM:
-                db.delete(layout, {"ruid": ruid})
+                writes.append(partial(db.delete, layout, {"ruid": ruid}))
+        if len(writes) == 1:  # a refresh: one statement, committed on its own
+            writes[0]()
+        elif writes:  # the rows of one REGISTER change together or not at all
+            with db.transaction():
+                for write in writes:
+                    write()
 
 
 class MemDomain(Domain):
