@@ -19,6 +19,7 @@ from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
+from kemi_core.runtime.request_gate import check_request_headers
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
 from kemi_core.stats import CoreStats
 from kemi_core.transport.receiver import deliver_datagram
@@ -181,18 +182,6 @@ def _prefix_format(core: Core, prefix: str | None) -> Callable[[MsgContext], str
     except ValueError as exc:  # an unknown variable: print the text as it is, say why once
         log.error("log_prefix %r: %s; printed as it is", prefix, exc)
         return lambda ctx: prefix
-
-
-def check_request_headers(msg: SipMsg) -> None:
-    """Parse what every request must carry correctly (RFC 3261 8.1.1, 8.2): the top Via, From,
-    To, Call-ID and CSeq, whose method must be the request's. Raises SipParseError (-> 400)."""
-    msg.via  # noqa: B018 - parsing is the check
-    msg.from_  # noqa: B018
-    msg.to  # noqa: B018
-    msg.call_id  # noqa: B018
-    cseq = msg.cseq
-    if cseq.method != msg.method:
-        raise SipParseError(400, "CSeq method does not match the request method")
 
 
 def _local_tag(msg: SipMsg) -> str:

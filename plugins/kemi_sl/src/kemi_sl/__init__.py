@@ -177,7 +177,11 @@ def totag_for(ctx: MsgContext) -> str:
     """Same tag for every retransmission of one request; our prefix marks it as ours."""
     msg = ctx.msg
     via = msg.via
-    key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{via.branch}|{via.host}:{via.port}"
+    try:
+        key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{via.branch}|{via.host}:{via.port}"
+    except SipParseError:  # the script may answer a request whose CSeq or From is malformed
+        key = "|".join(msg.header(h) or "" for h in ("call-id", "from", "cseq"))
+        key += f"|{via.branch}|{via.host}:{via.port}"
     # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
     digest = hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
     return f"{_state.tag_prefix}.{digest}"

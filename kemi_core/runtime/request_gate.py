@@ -1,0 +1,73 @@
+"""What a request must get right before the script sees it, as Kamailio 5.6's core decides.
+
+Kamailio reads a request's headers in order only until it has found From, To, Call-ID and
+CSeq; what it meets on the way must be right: every Via (protocol SIP/2.0, no empty element),
+a To that parses as a name-addr (its URI is not judged), a CSeq of two words, none of From, To,
+Call-ID, CSeq or Max-Forwards twice. A request line with more than one space between its parts
+it refuses too (RFC 4475 3.1.2.10). Headers after those four are read only when the script asks.
+
+Everything else reaches the script, where sanity_check judges it: a CSeq number that is not
+one, a CSeq method other than the request's, an empty Call-ID, a From that does not parse, a
+bad header after the four.
+
+Kamailio drops what it refuses here; kemi answers 400 (SipParseError) as RFC 3261 8.2 asks,
+addressed as the dispatcher can (see Dispatcher._try_reply).
+"""
+
+from __future__ import annotations
+
+from kemi_core.sip import SipMsg, SipParseError, header_key, parse_name_addr
+from kemi_core.sip.headers import Via, parse_vias
+
+#: The four headers whose first sight ends Kamailio's reading before the script.
+_REQUIRED = frozenset(("from", "to", "call-id", "cseq"))
+#: Headers Kamailio refuses to meet twice on that way.
+_ONCE = _REQUIRED | {"max-forwards"}
+#: To-header complaints about the URI or a parameter's value only: Kamailio's To parser reads
+#: the structure (display name, <>, parameters) and does not judge these.
+_TO_URI_ONLY = frozenset(("Address without scheme", "Unexpected '*'", "Empty parameter value"))
+
+
+def check_request_headers(msg: SipMsg) -> None:
+    """Raise SipParseError (-> 400) for what Kamailio 5.6 refuses before running the script."""
+    if "  " in msg.first_line:
+        raise SipParseError(400, "Malformed request line")
+    top = msg.via  # it parses (Kamailio reads it first, wherever it is); cached for later
+    seen: set[str] = set()
+    for name, value in msg.iter_headers():
+        key = header_key(name)
+        if key in _ONCE:
+            if key in seen:
+                raise SipParseError(400, f"Multiple {key} headers")
+            seen.add(key)
+        if key == "via":
+            _check_via_line([top] if top.raw == value else parse_vias(value), value)
+        elif key == "to":
+            _check_to(msg, value)
+        elif key == "cseq" and len(value.split()) != 2:
+            raise SipParseError(400, "Malformed CSeq")
+        if seen >= _REQUIRED:
+            return
+    missing = sorted(_REQUIRED - seen)[0]
+    raise SipParseError(400, f"Missing {missing} header")
+
+
+def _check_via_line(vias: list[Via], value: str) -> None:
+    if '"' not in value and len(vias) != value.count(",") + 1:
+        raise SipParseError(400, "Empty Via element")
+    for via in vias:
+        if via.protocol.upper() != "SIP/2.0":
+            raise SipParseError(400, "Bad Via protocol version")
+
+
+def _check_to(msg: SipMsg, value: str) -> None:
+    if not value:
+        raise SipParseError(400, "Empty To header")
+    try:
+        if msg.header_count("to") == 1:
+            msg.to  # noqa: B018 - parsed once here, cached for the script
+        else:  # a second To after the four is the script's business
+            parse_name_addr(value)
+    except SipParseError as exc:
+        if exc.reason not in _TO_URI_ONLY:
+            raise
