@@ -49,10 +49,21 @@ BRANCH = """  if ($hdr(X-A) == "{a}" && $hdr(X-B) == "{b}") {{
 
 
 def cases(extra: str) -> list[str]:
-    """Requests kemi's core passes to the script. (A CSeq method or number that is wrong, or a
-    Content-Length that disagrees with the body, kemi's SIP layer answers with 400 itself.)"""
+    """Requests Kamailio's core passes to the script, and kemi's too: a CSeq number or method
+    that is wrong, an empty Call-ID, a From or To that does not parse. (A body shorter than the
+    Content-Length kemi refuses before the script, as RFC 4475 3.1.2.2 asks; the octets of a
+    datagram past the Content-Length it drops as RFC 3261 18.3 says, so sanity's 128 check
+    finds them equal where Kamailio's says "Content-Length mis-match".)"""
     x = extra
     return [
+        request(extra=x, cseq="1 INVITE"),
+        request(extra=x, cseq="1 options"),
+        request(extra=x, cseq="abc OPTIONS"),
+        request(extra=x, cseq="2147483648 OPTIONS"),
+        request(extra=x, cseq="-1 OPTIONS"),
+        request(extra=x, call_id=""),
+        request(extra=x, frm="garbage"),
+        request(extra=x, to="garbage"),
         request(extra=x),
         request(ruri="http://127.0.0.1/", extra=x),
         request(ruri="tel:+1234", extra=x),
