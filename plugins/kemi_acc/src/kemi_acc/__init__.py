@@ -6,9 +6,13 @@
   ``log_flag`` set, it is accounted ("transaction answered"); a failed one (>= 300) only when
   ``failed_transaction_flag`` is set too. With ``log_missed_flag`` set, a failed INVITE is also
   logged as "call missed".
-* ``log_extra`` adds ``name=$pv`` values. The database backend (``db_flag``, ``db_url`` ...)
-  writes the same records to Kamailio's ``acc`` / ``missed_calls`` tables: not built yet, so
-  setting it is refused at start-up rather than silently not accounting.
+* ``log_extra`` adds ``name=$pv`` values.
+* The database backend (``db_url``): ``db_flag`` and ``db_missed_flag`` do for the database what
+  ``log_flag`` and ``log_missed_flag`` do for the log (each backend has its own flags, as in
+  Kamailio; ``failed_transaction_flag`` serves both), writing rows to the ``acc`` and
+  ``missed_calls`` tables (``db_table_acc``, ``db_table_missed_calls``) with ``db_extra``
+  columns; ``acc_db_request(comment, table)`` writes one row now, ``acc_request`` to the log
+  and the database.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import time
 from typing import Any
 
+from kemi_acc.dbwriter import CORE_COLUMNS, Columns, DbWriter
 from kemi_acc.records import AccRecord, LogWriter, Writer, extra_values, parse_extra
 from kemi_core.api import (
     CfgFunction,
@@ -30,6 +35,7 @@ from kemi_core.api import (
     get_pv,
     hookimpl,
     kamailio_level,
+    open_db,
     parse_datagram,
 )
 
@@ -45,6 +51,12 @@ class _State:
     failed_flag = -1
     extra: list[tuple[str, str]] = []
     writer: Writer | None = None
+    db_flag = -1
+    db_missed_flag = -1
+    db_extra: list[tuple[str, str]] = []
+    db: DbWriter | None = None
+    db_table_acc = "acc"
+    db_table_missed = "missed_calls"
 
 
 _state = _State()
@@ -64,8 +76,8 @@ def mod_register(core: Core) -> None:
     for name, doc in (("log_flag", "message flag: account the transaction to the log"),
                       ("log_missed_flag", "message flag: log a failed INVITE as a missed call"),
                       ("failed_transaction_flag", "message flag: account failed transactions too"),
-                      ("db_flag", "message flag: account to the database (not built yet)"),
-                      ("db_missed_flag", "message flag: missed calls to the database (not built)")):
+                      ("db_flag", "message flag: account the transaction to the database"),
+                      ("db_missed_flag", "message flag: write a failed INVITE to missed_calls")):
         p(MODULE, name, int, -1, doc=doc)
     p(MODULE, "log_level", int, 1, doc="Kamailio log level of the records (1: notice)")
     p(MODULE, "log_facility", str, "LOG_DAEMON", doc="syslog facility (accepted)")
@@ -73,11 +85,15 @@ def mod_register(core: Core) -> None:
     for name in ("early_media", "report_ack", "report_cancels", "detect_direction",
                  "cdr_enable", "db_insert_mode", "time_mode"):
         p(MODULE, name, int, 0, doc="accepted for compatibility")
-    for name in ("db_url", "db_extra", "db_table_acc", "db_table_missed_calls", "multi_leg_info",
-                 "acc_method_column", "acc_from_tag_column", "acc_to_tag_column",
-                 "acc_callid_column", "acc_sip_code_column", "acc_sip_reason_column",
-                 "acc_time_column", "time_attr", "time_exten", "cdr_extra"):
-        p(MODULE, name, str, "", doc="database backend setting (the backend is not built yet)")
+    p(MODULE, "acc_extra_nullable", int, 0, doc="1: an empty db_extra value is written NULL")
+    p(MODULE, "db_url", str, "", doc="database of the acc and missed_calls tables")
+    p(MODULE, "db_extra", str, "", doc="extra columns: column=$pv;column2=$pv2")
+    p(MODULE, "db_table_acc", str, "acc", doc="table of accounted transactions")
+    p(MODULE, "db_table_missed_calls", str, "missed_calls", doc="table of missed calls")
+    for name, default in CORE_COLUMNS:
+        p(MODULE, name, str, default, doc=f"column of the {default} field")
+    for name in ("multi_leg_info", "time_attr", "time_exten", "cdr_extra"):
+        p(MODULE, name, str, "", doc="accepted for compatibility")
     core.add_cfg_function(CfgFunction(MODULE, "acc_log_request", _cfg_log_request, 1, 1, (),
                                       acc_log_request.__doc__ or ""))
     core.add_cfg_function(CfgFunction(MODULE, "acc_db_request", _cfg_db_request, 2, 2, (),
@@ -94,10 +110,7 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     _state.core = core
-    if str(core.modparam(MODULE, "db_url")) or int(core.modparam(MODULE, "db_flag")) >= 0 \
-            or int(core.modparam(MODULE, "db_missed_flag")) >= 0:
-        raise ModuleError("acc: accounting to a database (db_url, db_flag, db_missed_flag) is not "
-                          "available yet in kemi; account to the log (log_flag) instead")
+    _init_db(core)
     _state.log_flag = _flag(core, "log_flag")
     _state.missed_flag = _flag(core, "log_missed_flag")
     _state.failed_flag = _flag(core, "failed_transaction_flag")
@@ -107,8 +120,32 @@ def mod_init(core: Core) -> None:
         raise ModuleError(f"acc: log_extra: {exc}")
     level = kamailio_level(int(core.modparam(MODULE, "log_level")))
     _state.writer = LogWriter(logging.getLogger("kemi.acc"), level)
-    if any(f >= 0 for f in (_state.log_flag, _state.missed_flag)):
+    if any(f >= 0 for f in (_state.log_flag, _state.missed_flag, _state.db_flag,
+                            _state.db_missed_flag)):
         _arm_tm(core)
+
+
+def _init_db(core: Core) -> None:
+    """The database backend, when db_url is set (Kamailio: no db_url, no SQL accounting)."""
+    url = str(core.modparam(MODULE, "db_url")).strip()
+    _state.db_flag = _flag(core, "db_flag")
+    _state.db_missed_flag = _flag(core, "db_missed_flag")
+    if not url:
+        if _state.db_flag >= 0 or _state.db_missed_flag >= 0:
+            log.warning("acc: db_flag/db_missed_flag without db_url: no database accounting")
+        _state.db = None
+        return
+    try:
+        _state.db_extra = parse_extra(str(core.modparam(MODULE, "db_extra")))
+    except ValueError as exc:
+        raise ModuleError(f"acc: db_extra: {exc}")
+    columns = Columns(*(str(core.modparam(MODULE, name)) or default
+                        for name, default in CORE_COLUMNS))
+    _state.db = DbWriter(open_db(core, url, user=MODULE), columns,
+                         [name for name, _ in _state.db_extra],
+                         bool(int(core.modparam(MODULE, "acc_extra_nullable"))))
+    _state.db_table_acc = str(core.modparam(MODULE, "db_table_acc")) or "acc"
+    _state.db_table_missed = str(core.modparam(MODULE, "db_table_missed_calls")) or "missed_calls"
 
 
 def _flag(core: Core, name: str) -> int:
@@ -137,13 +174,29 @@ def _tag(fn: Any) -> str:
     return value or ""
 
 
-def record_for(ctx: MsgContext, code: str, reason: str, to_tag: str | None = None) -> AccRecord:
+def record_for(ctx: MsgContext, code: str, reason: str, to_tag: str | None = None,
+               extra: list[tuple[str, str]] | None = None) -> AccRecord:
+    """A record of the request of ``ctx`` with the values of ``extra`` (log_extra by default)."""
     msg = ctx.msg
     return AccRecord(
         method=msg.method, from_tag=_tag(lambda: msg.from_.tag),
         to_tag=to_tag if to_tag is not None else _tag(lambda: msg.to.tag),
         call_id=_tag(lambda: msg.call_id), code=code, reason=reason, time=time.time(),
-        extra=extra_values(_state.extra, lambda spec: get_pv(ctx, spec)))
+        extra=extra_values(_state.extra if extra is None else extra,
+                           lambda spec: get_pv(ctx, spec)))
+
+
+def _table(ctx: MsgContext, name: str) -> str:
+    """A table name, evaluated for this message when it holds variables (acc_$time(year))."""
+    return ctx.core.pv.format(name)(ctx) if "$" in name else name
+
+
+def _write_db(ctx: MsgContext, code: str, reason: str, table: str,
+              to_tag: str | None = None) -> int:
+    if _state.db is None:
+        return -1
+    record = record_for(ctx, code, reason, to_tag, _state.db_extra)
+    return 1 if _state.db.write(record, _table(ctx, table)) else -1
 
 
 def _write(record: AccRecord, kind: str) -> int:
@@ -159,22 +212,36 @@ def acc_log_request(ctx: MsgContext, comment: str) -> int:
     if not ctx.msg.is_request:
         log.error("acc_log_request: the current message is a reply")
         return -1
+    code, reason = _comment(comment)
+    return _write(record_for(ctx, code, reason), "request")
+
+
+def _comment(comment: str) -> tuple[str, str]:
     code, _, reason = comment.strip().partition(" ")
     if not (code.isdigit() and len(code) == 3):
-        code, reason = "", comment.strip()
-    return _write(record_for(ctx, code, reason.strip()), "request")
+        return "", comment.strip()
+    return code, reason.strip()
 
 
 def acc_db_request(ctx: MsgContext, comment: str, table: str) -> int:
-    """Account the current request to database table ``table``: not available yet (-1)."""
-    log.error("acc_db_request: no database backend in kemi's acc yet")
-    return -1
+    """Account the current request to database table ``table`` now (a row with the db_extra
+    columns); ``comment`` gives the code and reason ("403 Forbidden"). -1 without db_url."""
+    if not ctx.msg.is_request:
+        log.error("acc_db_request: the current message is a reply")
+        return -1
+    if _state.db is None:
+        log.error("acc_db_request: no db_url is set")
+        return -1
+    code, reason = _comment(comment)
+    return _write_db(ctx, code, reason, table or _state.db_table_acc)
 
 
 def acc_request(ctx: MsgContext, comment: str, table: str) -> int:
-    """Account the current request to every backend: the log (the database backend is not
-    available yet)."""
-    return acc_log_request(ctx, comment)
+    """Account the current request to the log and, with db_url, to database table ``table``."""
+    rc = acc_log_request(ctx, comment)
+    if rc > 0 and _state.db is not None:
+        rc = acc_db_request(ctx, comment, table)
+    return rc
 
 
 def _dyn(text: str, ctx: MsgContext) -> str:
@@ -204,9 +271,13 @@ def _on_final(tx: Any) -> None:
     def isset(flag: int) -> bool:
         return flag >= 0 and bool(flags & (1 << flag))
 
-    account = isset(_state.log_flag) and (status < 300 or isset(_state.failed_flag))
-    missed = status >= 300 and isset(_state.missed_flag) and request.method == "INVITE"
-    if core is None or not (account or missed):
+    failed_ok = status < 300 or isset(_state.failed_flag)
+    invite_missed = status >= 300 and request.method == "INVITE"
+    account = isset(_state.log_flag) and failed_ok
+    missed = invite_missed and isset(_state.missed_flag)
+    db_account = _state.db is not None and isset(_state.db_flag) and failed_ok
+    db_missed = _state.db is not None and invite_missed and isset(_state.db_missed_flag)
+    if core is None or not (account or missed or db_account or db_missed):
         return
     reason, reply_tag = _final_reply_parts(tx)
     to_tag: str | None = reply_tag
@@ -220,6 +291,10 @@ def _on_final(tx: Any) -> None:
         _write(record_for(ctx, str(status), reason, to_tag), "acc")
     if missed:
         _write(record_for(ctx, str(status), reason, to_tag), "missed")
+    if db_account:
+        _write_db(ctx, str(status), reason, _state.db_table_acc, to_tag)
+    if db_missed:
+        _write_db(ctx, str(status), reason, _state.db_table_missed, to_tag)
 
 
 _STANDARD_REASONS = {200: "OK", 202: "Accepted", 204: "No Notification"}
