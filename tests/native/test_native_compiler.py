@@ -291,3 +291,20 @@ def test_config_error_objects_carry_place(h) -> None:
     with pytest.raises(ConfigError) as info:
         compile_blocks(h.core, [h.block("\n  nosuch();", line=40)])
     assert (info.value.file, info.value.line, info.value.column) == ("test.cfg", 41, 3)
+
+
+def test_myself_uri_without_port_means_the_default_port() -> None:
+    """Kamailio 5.6: `from_uri == myself` with sip:b@127.0.0.1 (no port) is false on a server
+    listening on 127.0.0.1:5070 (the URI means port 5060); a bare address takes any port."""
+    from kemi_core.config.model import CoreConfig, ListenAddr
+    from kemi_core.native.exprs import _host_is_myself
+    from kemi_core.testing import context, offline_core
+
+    core, _ = offline_core(config=CoreConfig(listen=[ListenAddr("udp", "127.0.0.1", 5070)]))
+    ctx = context(core, "OPTIONS sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKm\r\n"
+                        "From: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: m\r\n"
+                        "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+    assert not _host_is_myself(ctx, "sip:b@127.0.0.1")
+    assert _host_is_myself(ctx, "sip:b@127.0.0.1:5070")
+    assert not _host_is_myself(ctx, "sips:b@127.0.0.1:5060")
+    assert _host_is_myself(ctx, "127.0.0.1")
