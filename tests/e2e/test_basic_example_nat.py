@@ -1,6 +1,8 @@
-"""Kamailio's official KEMI example with WITH_NAT, WITH_USRLOCDB and WITH_ACCDB on SQLite, on
-kemi and on Kamailio 5.6.3, with the same SIPp flows and one real media relay (Debian's
-rtpengine on its rtpproxy-compatible port; Debian has no rtpproxy).
+"""Kamailio's official KEMI example on SQLite, on kemi and on Kamailio 5.6.3, with the same SIPp
+flows and one real media relay (Debian's rtpengine on its rtpproxy-compatible port; Debian has
+no rtpproxy). Two feature sets: "nat" (WITH_NAT, WITH_USRLOCDB, WITH_ACCDB) and "all" (every
+feature the example switches on, WITH_AUTH, WITH_IPAUTH and WITH_ANTIFLOOD too: the UAs then
+authenticate with digest credentials from the subscriber table).
 
 The flows, for each server:
 * alice and carol register from behind a NAT: a private address (10.0.0.7) in the Contact, sent
@@ -13,11 +15,11 @@ The flows, for each server:
   from (natping_interval 30, SIP pings for NATed contacts as the example sets them).
 
 kemi runs the example files unmodified (the wrapper and kamailio-local.cfg are the only files
-written): ``kamailio-local.cfg`` #!undefs what needs modules kemi has not yet or a MySQL server
-(WITH_MYSQL, WITH_AUTH, WITH_IPAUTH, WITH_ANTIFLOOD), defines DBURL and loads db_sqlite; the
+written): ``kamailio-local.cfg`` #!undefs WITH_MYSQL (and, for "nat", WITH_AUTH, WITH_IPAUTH,
+WITH_ANTIFLOOD), defines DBURL and loads db_sqlite; the
 wrapper's #!subst points the example's /usr/local/etc/kamailio paths at Debian's copies and its
 rtpproxy socket (udp:127.0.0.1:7722) at the test's relay. Kamailio has no working #!undef: it
-runs a copy of kamailio-basic-kemi.cfg with those four #!define lines commented out.
+runs a copy of kamailio-basic-kemi.cfg with those #!define lines commented out.
 """
 
 from __future__ import annotations
@@ -51,9 +53,12 @@ from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available
 EXAMPLES = Path("/usr/share/doc/kamailio/examples/kemi")
 BASIC = EXAMPLES / "kamailio-basic-kemi.cfg"
 SCENARIOS = Path(__file__).parent / "scenarios" / "basic_example_nat"
-#: Features the example switches on that this test switches off.
-OFF = ["WITH_MYSQL", "WITH_AUTH", "WITH_IPAUTH", "WITH_ANTIFLOOD"]
-NEEDED = ("nathelper", "rtpproxy", "acc", "usrloc", "registrar", "db_sqlite")
+#: Features the example switches on that each feature set switches off.
+OFF = {"nat": ["WITH_MYSQL", "WITH_AUTH", "WITH_IPAUTH", "WITH_ANTIFLOOD"],
+       "all": ["WITH_MYSQL"]}
+NEEDED = ("nathelper", "rtpproxy", "acc", "usrloc", "registrar", "db_sqlite", "auth", "auth_db",
+          "permissions", "htable", "pike")
+USERS = ("alice", "bob", "carol", "dave")
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.sipp,
@@ -91,38 +96,50 @@ class Server:
     port: int
     db: Path
     proc: KemiProcess | KamailioProcess
+    auth: bool = False
 
     def log(self) -> str:
         return self.proc.log()
 
 
 def make_db(path: Path) -> None:
+    """The tables (kemi db init) and a subscriber row per user (password secret-<user>)."""
     subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite:///{path}",
-                    "usrloc", "acc", "acc_extra"], check=True, capture_output=True, timeout=60)
+                    "usrloc", "acc", "acc_extra", "auth_db", "permissions"], check=True,
+                   capture_output=True, timeout=60)
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)",
+                         [(u, "127.0.0.1", f"secret-{u}") for u in USERS])
 
 
-def kamailio_copy(workdir: Path) -> Path:
+def kamailio_copy(workdir: Path, off: list[str]) -> Path:
     text = BASIC.read_text()
-    for name in OFF:
+    for name in off:
         text = re.sub(rf"^#!define {name}$", f"##!define {name}", text, flags=re.M)
     copy = workdir / "kamailio-basic-kemi.cfg"
     copy.write_text(text)
     return copy
 
 
-def start(kind: str, base: Path, engine: str, rtp: RtpEngineProcess) -> Server:
+ENGINE_DEFINES = {"lua": "#!define WITH_CFGLUA\n", "python": "#!define WITH_CFGPYTHON3\n",
+                  "native": ""}
+
+
+def start(kind: str, base: Path, engine: str, rtp: RtpEngineProcess,
+          features: str = "nat") -> Server:
     d = base / kind
     d.mkdir(parents=True)
     port = free_port()
     db = d / "kamailio.db"
     make_db(db)
     local = LOCAL.format(db=db)
+    off = OFF[features]
     if kind == "kemi":
-        local = "".join(f"#!undef {n}\n" for n in OFF) + local
+        local = "".join(f"#!undef {n}\n" for n in off) + local
     (d / "kamailio-local.cfg").write_text(local)
-    basic = BASIC if kind == "kemi" else kamailio_copy(d)
+    basic = BASIC if kind == "kemi" else kamailio_copy(d, off)
     ctl = d / ("kemi_ctl" if kind == "kemi" else "ctl")
-    defines = "#!define WITH_CFGLUA\n" if engine == "lua" else ""
+    defines = ENGINE_DEFINES[engine]
     cfg = d / "wrapper.cfg"
     cfg.write_text(defines + WRAPPER.format(examples=EXAMPLES, basic=basic, port=port, ctl=ctl,
                                             dir=d, rtpsock=rtp.sock))
@@ -131,7 +148,7 @@ def start(kind: str, base: Path, engine: str, rtp: RtpEngineProcess) -> Server:
         proc = KemiProcess(cfg, d, cwd=d).start()
     else:
         proc = KamailioProcess(cfg, d, f"unix:{ctl}").start()
-    return Server(kind, d, port, db, proc)
+    return Server(kind, d, port, db, proc, auth=features == "all")
 
 
 def scenario(workdir: Path, name: str, **subs: str) -> Path:
@@ -157,32 +174,41 @@ NO_BODY = """      Content-Length: 0
 """
 
 
-def call(server: Server, callee: str, code: int) -> dict[str, object]:
+def call(server: Server, callee: str, code: int, challenged: bool) -> dict[str, object]:
     """callee registers from behind the NAT, then bob (behind his own NAT) calls: what each
-    side saw."""
+    side saw. ``challenged``: the INVITE gets a 407 first."""
     work = server.dir
     target = f"127.0.0.1:{server.port}"
     uas_port = free_port()
-    reg = run_sipp(target, work, scenario=SCENARIOS / "register_nat.xml", calls=1, rate=1,
-                   local_port=uas_port, timeout=20, name=f"register_{callee}",
-                   extra=["-s", callee, "-key", "expires", "600"])
+    auth = "_auth" if server.auth else ""  # REGISTER is always authenticated with WITH_AUTH
+    reg = run_sipp(target, work, scenario=SCENARIOS / f"register_nat{auth}.xml", calls=1,
+                   rate=1, local_port=uas_port, timeout=20, name=f"register_{callee}",
+                   extra=["-s", callee, "-key", "expires", "600", "-au", callee, "-ap",
+                          f"secret-{callee}"])
     answered = code == 200
+
+    def part(name: str) -> str:
+        text = (SCENARIOS / name).read_text()
+        return text.replace("CSeq: 1 ACK", f"CSeq: {cseq} ACK").replace(
+            "CSeq: 2 BYE", f"CSeq: {cseq + 1} BYE")
+
     uas_xml = scenario(work, "callee_nat.xml", CODE=str(code),
                        REASON="OK" if answered else "Busy Here",
                        BODY=ANSWER_SDP if answered else NO_BODY,
                        BYE=(SCENARIOS / "callee_bye.part").read_text() if answered else "")
-    uac_xml = scenario(work, "caller_nat.xml", CODE=str(code),
+    cseq = 2 if challenged else 1
+    uac_xml = scenario(work, f"caller_nat{'_auth' if challenged else ''}.xml", CODE=str(code),
                        CHECK_SDP="true" if answered else "false",
-                       ACK=(SCENARIOS / ("ack_2xx.part" if answered else "ack_error.part"))
-                       .read_text(),
-                       BYE=(SCENARIOS / "bye.part").read_text() if answered else "")
+                       ACK=part("ack_2xx.part" if answered else "ack_error.part"),
+                       BYE=part("bye.part") if answered else "")
     uas_log = work / f"callee_{callee}_logs.log"
     uac_log = work / f"caller_{callee}_logs.log"
     with SippUas(work, uas_port, uas_xml, calls=1, name=f"callee_{callee}",
                  extra=["-s", callee, "-aa", "-trace_logs", "-log_file", str(uas_log)]) as uas:
         uac = run_sipp(target, work, scenario=uac_xml, calls=1, rate=1, timeout=30,
                        name=f"caller_{callee}",
-                       extra=["-s", callee, "-trace_logs", "-log_file", str(uac_log)])
+                       extra=["-s", callee, "-au", "bob", "-ap", "secret-bob", "-trace_logs",
+                           "-log_file", str(uac_log)])
         uas_stats = uas.wait(20)
     return {
         "register": (reg.successful, reg.failed),
@@ -255,9 +281,9 @@ def relay(tmp_path: Path) -> Iterator[RtpEngineProcess]:
         yield rtp
 
 
-def run_all(server: Server) -> dict[str, object]:
-    out: dict[str, object] = {"alice": call(server, "alice", 200),
-                              "carol": call(server, "carol", 486)}
+def run_all(server: Server, challenged: bool) -> dict[str, object]:
+    out: dict[str, object] = {"alice": call(server, "alice", 200, challenged),
+                              "carol": call(server, "carol", 486, challenged)}
     try:  # the accounting rows are written as the replies go out
         wait_until(lambda: acc_rows(server.db, "acc") and acc_rows(server.db, "missed_calls"),
                    5, "acc rows")
@@ -268,19 +294,28 @@ def run_all(server: Server) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("engine", ["lua", "native"])
-def test_nat_example_like_kamailio(tmp_path: Path, relay: RtpEngineProcess, engine: str) -> None:
+@pytest.mark.parametrize(("engine", "features"), [
+    ("lua", "nat"), ("native", "nat"), ("lua", "all"), ("native", "all"), ("python", "all")])
+def test_nat_example_like_kamailio(tmp_path: Path, relay: RtpEngineProcess, engine: str,
+                                   features: str) -> None:
+    """(The official Python script calls KSR.auth_db and KSR.permissions whatever the config
+    loads: it runs only with every feature on, on Kamailio as on kemi.)"""
     missing = [m for m in NEEDED if m not in installed_modules()]
     if missing:
         pytest.skip(f"kemi modules not installed: {missing}")
-    kam = start("kamailio", tmp_path, engine, relay)
+    # With WITH_AUTH, the INVITE is challenged when its From URI is ours. bob's From is
+    # sip:bob@127.0.0.1 (no port): KSR.is_myself_furi() says yes (Lua, Python), the native
+    # routes' from_uri==myself says no (port 5060 is not the one we listen on), so Kamailio
+    # relays bob's INVITE without a challenge there; kemi must do the same.
+    challenged = features == "all" and engine != "native"
+    kam = start("kamailio", tmp_path, engine, relay, features)
     try:
-        theirs = run_all(kam)
+        theirs = run_all(kam, challenged)
     finally:
         kam.proc.stop()
-    ours_server = start("kemi", tmp_path, engine, relay)
+    ours_server = start("kemi", tmp_path, engine, relay, features)
     try:
-        ours = run_all(ours_server)
+        ours = run_all(ours_server, challenged)
         log = ours_server.log()
     finally:
         ours_server.proc.stop()
