@@ -6,12 +6,12 @@ started in their own session and stopped by PID.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
+
+from kemi_core.testing.daemon import Daemon
 
 KAMAILIO_MPATH = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 
@@ -32,7 +32,7 @@ def kamcmd(ctl: str, *args: str, timeout: float = 15.0) -> subprocess.CompletedP
                           timeout=timeout)
 
 
-class KamailioProcess:
+class KamailioProcess(Daemon):
     """``with KamailioProcess(cfg, workdir, ctl) as k:`` runs ``kamailio -DD -E -f cfg``; ready
     once ``kamcmd -s ctl core.version`` answers."""
 
@@ -46,9 +46,8 @@ class KamailioProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> KamailioProcess:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(self.args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=self.workdir, start_new_session=True)
+        self.spawn(self.args, self.workdir)
+        assert self.proc is not None
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -59,26 +58,5 @@ class KamailioProcess:
         self.stop()
         raise RuntimeError(f"kamailio did not become ready:\n{self.log()}")
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-
     def __enter__(self) -> KamailioProcess:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -9,16 +9,15 @@ server asked for.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+from kemi_core.testing.daemon import Daemon
 from kemi_core.testing.process import free_port
 from kemi_core.testing.wait import wait_until
 
@@ -31,7 +30,7 @@ def rtpengine_available() -> bool:
     return shutil.which(RTPENGINE) is not None
 
 
-class RtpEngineProcess:
+class RtpEngineProcess(Daemon):
     """``with RtpEngineProcess(workdir) as rtp:`` runs rtpengine on ``rtp.port`` (127.0.0.1);
     ready once it answers ``V``. ``rtp.sock`` is the rtpproxy_sock value for it."""
 
@@ -54,15 +53,13 @@ class RtpEngineProcess:
                 f"--listen-udp=127.0.0.1:{self.port}", "--foreground", "--log-stderr",
                 "--log-level=6", f"--port-min={self.media_min}",
                 f"--port-max={self.media_min + 400}", "--num-threads=2"]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=self.workdir, start_new_session=True)
+        proc = self.spawn(args, self.workdir)
         deadline = time.monotonic() + self.ready_timeout
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(0.2)
             while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"rtpengine exited with {self.proc.returncode}:\n"
+                if proc.poll() is not None:
+                    raise RuntimeError(f"rtpengine exited with {proc.returncode}:\n"
                                        f"{self.log()}")
                 s.sendto(b"ready V", ("127.0.0.1", self.port))
                 try:
@@ -72,12 +69,6 @@ class RtpEngineProcess:
                     continue
         self.stop()
         raise RuntimeError(f"rtpengine did not answer V:\n{self.log()}")
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
 
     def commands(self, containing: str = "") -> list[str]:
         """Every command received (cookie left out), in order, those with ``containing``."""
@@ -99,20 +90,5 @@ class RtpEngineProcess:
             s.recv(100)
         wait_until(lambda: f": {cookie} V" in self.log(), timeout, f"rtpengine to log {cookie}")
 
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        self._log.close()
-
     def __enter__(self) -> RtpEngineProcess:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

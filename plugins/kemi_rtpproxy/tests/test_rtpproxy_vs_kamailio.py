@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -237,34 +238,40 @@ class Side:
     ua: Ua
 
 
+@contextmanager
+def both_servers(base: Path, rtpsock: str) -> Iterator[tuple[Side, Side]]:
+    """Kamailio and kemi on the config, each with its caller and callee sockets."""
+    sides: list[Side] = []
+    procs: list[KamailioProcess | KemiProcess] = []
+    try:
+        for name in ("kamailio", "kemi"):
+            d = base / name
+            d.mkdir()
+            port = free_port()
+            ua = Ua(port)
+            sides.append(Side(name, ua))
+            cfg = d / "kamailio.cfg"
+            cfg.write_text(CFG.format(
+                port=port, uas=ua.uas_port, rtpsock=rtpsock,
+                ctl=d / ("ctl" if name == "kamailio" else "kemi_ctl"),
+                mpath=f'mpath="{KAMAILIO_MPATH}"' if name == "kamailio" else ""))
+            proc: KamailioProcess | KemiProcess = (
+                KamailioProcess(cfg, d, f"unix:{d / 'ctl'}") if name == "kamailio"
+                else KemiProcess(cfg, d))
+            procs.append(proc.start())
+        yield sides[0], sides[1]
+    finally:
+        for p in procs:
+            p.stop()
+        for s in sides:
+            s.ua.close()
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RtpEngineProcess, Side, Side]]:
     base = tmp_path_factory.mktemp("rtpproxy")
-    with RtpEngineProcess(base) as rtp:
-        sides = []
-        procs: list[KamailioProcess | KemiProcess] = []
-        try:
-            for name in ("kamailio", "kemi"):
-                d = base / name
-                d.mkdir()
-                port = free_port()
-                ua = Ua(port)
-                cfg = d / "kamailio.cfg"
-                cfg.write_text(CFG.format(
-                    port=port, uas=ua.uas_port, rtpsock=rtp.sock,
-                    ctl=d / ("ctl" if name == "kamailio" else "kemi_ctl"),
-                    mpath=f'mpath="{KAMAILIO_MPATH}"' if name == "kamailio" else ""))
-                proc: KamailioProcess | KemiProcess = (
-                    KamailioProcess(cfg, d, f"unix:{d / 'ctl'}") if name == "kamailio"
-                    else KemiProcess(cfg, d))
-                procs.append(proc.start())
-                sides.append(Side(name, ua))
-            yield rtp, sides[0], sides[1]
-        finally:
-            for p in procs:
-                p.stop()
-            for s in sides:
-                s.ua.close()
+    with RtpEngineProcess(base) as rtp, both_servers(base, rtp.sock) as (kamailio, kemi):
+        yield rtp, kamailio, kemi
 
 
 def _commands(rtp: RtpEngineProcess, callid: str) -> list[str]:
@@ -302,30 +309,8 @@ def test_the_relay_was_used(setup: tuple[RtpEngineProcess, Side, Side]) -> None:
 def without_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Side, Side, Path]]:
     """Both servers pointed at a control port nobody listens on."""
     base = tmp_path_factory.mktemp("rtpproxy_down")
-    dead = f"udp:127.0.0.1:{free_port()}"
-    sides, procs = [], []
-    try:
-        for name in ("kamailio", "kemi"):
-            d = base / name
-            d.mkdir()
-            port = free_port()
-            ua = Ua(port)
-            cfg = d / "kamailio.cfg"
-            cfg.write_text(CFG.format(
-                port=port, uas=ua.uas_port, rtpsock=dead,
-                ctl=d / ("ctl" if name == "kamailio" else "kemi_ctl"),
-                mpath=f'mpath="{KAMAILIO_MPATH}"' if name == "kamailio" else ""))
-            proc: KamailioProcess | KemiProcess = (
-                KamailioProcess(cfg, d, f"unix:{d / 'ctl'}") if name == "kamailio"
-                else KemiProcess(cfg, d))
-            procs.append(proc.start())
-            sides.append(Side(name, ua))
-        yield sides[0], sides[1], base / "kemi"
-    finally:
-        for p in procs:
-            p.stop()
-        for s in sides:
-            s.ua.close()
+    with both_servers(base, f"udp:127.0.0.1:{free_port()}") as (kamailio, kemi):
+        yield kamailio, kemi, base / "kemi"
 
 
 @pytest.mark.parametrize("flow", FLOWS[:2], ids=[f.name for f in FLOWS[:2]])

@@ -8,21 +8,19 @@ on re-serialised parsed values.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
 #: Kamailio's protocol numbers, as ``;alias=ip~port~proto`` carries them.
 PROTO_NUMBERS = {"udp": 1, "tcp": 2, "tls": 3, "sctp": 4, "ws": 5, "wss": 6}
 PROTO_NAMES = {n: p for p, n in PROTO_NUMBERS.items()}
 
 
-def first_element(value: str) -> tuple[int, int]:
-    """Span of the first comma-separated element of a header value (quotes and <...> kept
-    whole), leading and trailing blanks left out."""
-    depth = 0
+def _unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """(index, character) of every character outside double quotes (escapes honoured)."""
     quoted = False
-    end = len(value)
     i = 0
-    while i < len(value):
-        ch = value[i]
+    while i < len(text):
+        ch = text[i]
         if quoted:
             if ch == "\\":
                 i += 1
@@ -30,14 +28,24 @@ def first_element(value: str) -> tuple[int, int]:
                 quoted = False
         elif ch == '"':
             quoted = True
-        elif ch == "<":
+        else:
+            yield i, ch
+        i += 1
+
+
+def first_element(value: str) -> tuple[int, int]:
+    """Span of the first comma-separated element of a header value (quotes and <...> kept
+    whole), leading and trailing blanks left out."""
+    depth = 0
+    end = len(value)
+    for i, ch in _unquoted(value):
+        if ch == "<":
             depth += 1
         elif ch == ">":
             depth = max(depth - 1, 0)
         elif ch == "," and depth == 0:
             end = i
             break
-        i += 1
     start = 0
     while start < end and value[start] in " \t":
         start += 1
@@ -49,30 +57,12 @@ def first_element(value: str) -> tuple[int, int]:
 def uri_in_element(element: str) -> tuple[int, int, bool]:
     """(start, end, bracketed) of the URI in a name-addr or addr-spec element. A bare
     addr-spec ends at its first ``;`` (what follows are header parameters, RFC 3261 20)."""
-    lt = _unquoted_find(element, "<")
+    lt = next((i for i, ch in _unquoted(element) if ch == "<"), -1)
     if lt >= 0:
         gt = element.find(">", lt)
         return lt + 1, (gt if gt >= 0 else len(element)), True
     semi = element.find(";")
     return 0, (semi if semi >= 0 else len(element)), False
-
-
-def _unquoted_find(text: str, ch: str) -> int:
-    quoted = False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quoted:
-            if c == "\\":
-                i += 1
-            elif c == '"':
-                quoted = False
-        elif c == '"':
-            quoted = True
-        elif c == ch:
-            return i
-        i += 1
-    return -1
 
 
 def hostport_in_uri(uri: str) -> tuple[int, int, int]:
