@@ -25,7 +25,6 @@ Life of a call through it (what the tm glue does):
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -46,6 +45,7 @@ from kemi_tm.client import (
     new_client_transaction,
 )
 from kemi_tm.context import DEFAULT_PROXY, BranchState, ProxySettings, reply_priority
+from kemi_tm.idents import new_ident_and_tag
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey
 from kemi_tm.messages import REASONS, build_cancel, rewrite_status
 from kemi_tm.server import new_server_transaction
@@ -81,9 +81,9 @@ class ProxyTransaction:
         self.server = new_server_transaction(request, reply_dest, settings, key)
         self.key = self.server.key
         if not ident or not to_tag:
-            token = secrets.token_hex(16)  # one random read for both
-            ident = ident or token[:16]
-            to_tag = to_tag or token[16:]
+            new_ident, new_tag = new_ident_and_tag()
+            ident = ident or new_ident
+            to_tag = to_tag or new_tag
         #: unique id; our branch ids are ``z9hG4bK<ident>.<index>``
         self.ident = ident
         self.branch_prefix = f"{MAGIC_COOKIE}{ident}."
