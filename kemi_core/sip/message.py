@@ -38,6 +38,7 @@ from kemi_core.sip.uri import SipUri, parse_uri
 from kemi_core.sip.values import CSeq, NameAddr, Via
 
 _MISSING: Any = object()
+_new_msg = object.__new__
 _BYTE_VALUES = {str(i): i for i in range(256)}
 # Whole Max-Forwards lines seen ("Max-Forwards: 70\r") -> value; bounded, filled by valid lines.
 _MF_LINES: dict[str, int] = {}
@@ -343,14 +344,15 @@ class SipMsg(EditsMixin):
         the parsed values come along, shared (Via, From, To, CSeq ... are immutable; lists of
         them are copied). Only the Request-URI's parsed form (a mutable SipUri) is left to be
         parsed again when asked for. Each edit forgets only what it changes."""
-        m = SipMsg(list(self._lines), list(self._names), self._body)
-        c = self._cache
-        if c:
-            m._cache = d = c.copy()
-            if "uri" in d:
-                del d["uri"]
+        m = _new_msg(SipMsg)  # every slot is set below: no __init__ defaults to overwrite
+        m._lines = self._lines.copy()
+        m._names = self._names.copy()
+        m._body = self._body
+        m._cache = d = self._cache.copy()
+        if d:
+            d.pop("uri", None)
             for k, v in d.items():
-                if type(v) is list:
+                if v.__class__ is list:
                     d[k] = v.copy()
         m._buf = self._buf
         m.is_request = self.is_request

@@ -52,11 +52,17 @@ class TimerSettings:
 DEFAULT_TIMERS = TimerSettings()
 
 
-@attrs.define(slots=True)
 class TimerSet:
-    """Named one-shot deadlines of one state machine (a handful at most, so a dict is enough)."""
+    """Named one-shot deadlines of one state machine (a handful at most, so a dict is enough).
+    A plain class: two of these are made for every transaction."""
 
-    deadlines: dict[str, float] = attrs.field(factory=dict)
+    __slots__ = ("deadlines",)
+
+    def __init__(self) -> None:
+        self.deadlines: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return f"TimerSet({self.deadlines!r})"
 
     def set(self, name: str, at: float) -> None:
         self.deadlines[name] = at
@@ -72,13 +78,17 @@ class TimerSet:
         return self.deadlines.get(name)
 
     def next(self) -> float | None:
-        return min(self.deadlines.values()) if self.deadlines else None
+        d = self.deadlines
+        return min(d.values()) if d else None
 
     def pop_due(self, now: float) -> list[str]:
         """Names whose deadline is <= now, earliest first, removed from the set."""
-        due = sorted((at, name) for name, at in self.deadlines.items() if at <= now)
+        d = self.deadlines
+        due = [(at, name) for name, at in d.items() if at <= now]
+        if len(due) > 1:
+            due.sort()
         for _, name in due:
-            del self.deadlines[name]
+            del d[name]
         return [name for _, name in due]
 
 
