@@ -14,6 +14,8 @@ is one JSON object with the figures, one section per engine.
     python bench/stateful.py [--engine lua,python,jsdt,native|all] [--seconds 15]
                              [--rates 500,1000,2000,3000,4000,5000,6000]
     python bench/stateful.py --statistics-cost --engine lua --rates 1000 --seconds 10
+    python bench/stateful.py --interleave 3 --rate 1500 --seconds 10 --engine lua,native
+        (the issue's measurement: both servers up, runs alternated, median of the ratios)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import KAMAILIO_MPATH, kamailio_args, kamailio_available  # noqa: E402
+from interleave import interleaved  # noqa: E402
 from stepping import compare, sipp_step, step_up  # noqa: E402
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
@@ -179,6 +182,19 @@ def run_engine(engine: str, work: Path, rates: list[int], seconds: int,
     return section
 
 
+def run_interleaved(engine: str, work: Path, rate: int, seconds: int, rounds: int) -> dict:
+    """kemi and Kamailio 5.6 on the engine's cfg and script, ``rounds`` alternated runs at
+    ``rate`` calls/s: CPU per call of each and the median ratio kemi / Kamailio."""
+    servers = []
+    for server, make_args in (("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)]),
+                              ("kamailio", kamailio_args(work))):
+        name = f"{server}_{engine}_il"
+        cfg, port, uas_port = write_setup(engine, name, work)
+        servers.append((name, make_args, cfg, port, uas_port))
+    return interleaved(servers, work, rate, seconds, rounds, "uac",
+                       ["-d", "0", "-l", str(max(rate * 4, 100))], "call")
+
+
 def kemi_engines_compared(sections: dict[str, dict]) -> dict:
     """kemi's engines side by side: max rate, and CPU per call at the highest rate all held."""
     kemi = {e: next(r for r in sec["results"] if r["server"].startswith("kemi_"))
@@ -230,6 +246,9 @@ def main() -> int:
     parser.add_argument("--rates", default="500,1000,2000,3000,4000,5000,6000")
     parser.add_argument("--statistics-cost", action="store_true",
                         help="kemi alone, statistics on vs off (KEMI_STATISTICS), at --rates")
+    parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                        help="kemi and Kamailio alternated ROUNDS times at --rate (median ratio)")
+    parser.add_argument("--rate", type=int, default=1500, help="calls/s of --interleave")
     opts = parser.parse_args()
     rates = [int(x) for x in opts.rates.split(",")]
     engines = list(ENGINES) if opts.engine == "all" else opts.engine.split(",")
@@ -239,6 +258,16 @@ def main() -> int:
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
         return 1
     sections: dict[str, dict] = {}
+    if opts.interleave:
+        with tempfile.TemporaryDirectory(prefix="kemi-bench-") as tmp:
+            for engine in engines:
+                print(f"engine {engine}, interleaved at {opts.rate}/s:", flush=True)
+                sections[engine] = run_interleaved(engine, Path(tmp), opts.rate, opts.seconds,
+                                                   opts.interleave)
+                print(f"  median CPU ratio kemi / Kamailio: {sections[engine]['median_ratio']}",
+                      flush=True)
+        print(json.dumps({"interleaved": sections}))
+        return 0
     if opts.statistics_cost:
         with tempfile.TemporaryDirectory(prefix="kemi-bench-") as tmp:
             cost = {e: statistics_cost(e, Path(tmp), rates, opts.seconds) for e in engines}
