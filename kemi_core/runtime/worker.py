@@ -19,6 +19,7 @@ from kemi_core.runtime.drain import EntryGate, work_in_progress
 from kemi_core.runtime.logs import LOG_CONTEXT, reopen_log_files
 from kemi_core.sip import ParseLimits
 from kemi_core.transport.endpoints import WorkerEndpoints
+from kemi_core.transport.stream import HttpService, TlsService
 
 log = logging.getLogger("kemi.worker")
 
@@ -123,7 +124,9 @@ class Worker:
                                          tcp_max_connections=cfg.tcp_max_connections,
                                          tcp_idle_timeout=float(cfg.tcp_connection_lifetime),
                                          tcp_read_timeout=float(cfg.tcp_msg_read_timeout),
-                                         tcp_first_data_timeout=float(cfg.tcp_msg_data_timeout))
+                                         tcp_first_data_timeout=float(cfg.tcp_msg_data_timeout),
+                                         tls=core.service("tls", TlsService),
+                                         http=core.service("http", HttpService))
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
         if self.board is not None:

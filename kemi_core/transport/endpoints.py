@@ -1,4 +1,5 @@
-"""A worker's sockets: UDP listeners, its own UDP send socket, TCP listeners and connections.
+"""A worker's sockets: UDP listeners, its own UDP send socket, TCP and TLS listeners and the
+stream connections (``stream``) accepted on them or opened to send.
 
 Each worker binds every ``listen`` address with SO_REUSEPORT, plus (when there are several
 workers) one UDP socket of its own on an ephemeral port. Requests the worker forwards leave from
@@ -20,9 +21,10 @@ from typing import Any
 
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
-from kemi_core.sip import ParseLimits, SipParseError, StreamBuffer
+from kemi_core.sip import ParseLimits
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
 from kemi_core.transport.sockets import bind_tcp, bind_udp
+from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
 
 log = logging.getLogger("kemi.transport")
 
@@ -67,111 +69,16 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port, exc)
 
 
-class _TcpProtocol(asyncio.Protocol):
-    """One TCP connection. ``last_active`` moves only when a whole message arrives or we
-    send, so a peer trickling bytes cannot keep an idle connection open; a message must
-    arrive whole within ``tcp_read_timeout`` of its first byte (see WorkerEndpoints.sweep)."""
+#: Which stream protocols a send to ``proto`` may use: a WebSocket connection is reached by
+#: either name (a URI says ws for a client connected over wss, as Kamailio's aliases do).
+STREAM_FAMILY = {"tcp": ("tcp",), "tls": ("tls",), "ws": ("ws", "wss"), "wss": ("wss", "ws")}
 
-    def __init__(self, owner: WorkerEndpoints, local: tuple[str, int]) -> None:
-        self.owner = owner
-        self.local = local
-        self.buffer = StreamBuffer(owner.limits)
-        self.transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.last_active = 0.0
-        self.opened_at = 0.0
-        self.got_message = False
-        #: when the bytes of the message being received began arriving (0: none pending)
-        self.partial_since = 0.0
+#: Listen sockets a stream protocol leaves from (WebSocket connections are accepted on TCP and
+#: TLS listeners).
+LISTEN_PROTO = {"ws": "tcp", "wss": "tls"}
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tr: asyncio.Transport = transport  # type: ignore[assignment]
-        self.transport = tr
-        peer = transport.get_extra_info("peername")
-        if not peer:  # reset before we saw it: nothing to talk to
-            tr.abort()
-            self.transport = None
-            return
-        self.peer = (peer[0], peer[1])
-        self.last_active = self.opened_at = self.owner.loop.time()
-        if len(self.owner.tcp_conns) >= self.owner.tcp_max_connections:
-            # Over the limit (tcp_max_connections): refuse rather than starve the worker.
-            self.owner.warn_limited("tcp_refused", "tcp: %d connections open, refusing %s:%s",
-                                    len(self.owner.tcp_conns), *self.peer)
-            tr.abort()
-            self.transport = None
-            return
-        old = self.owner.tcp_conns.get(self.peer)
-        if old is not None and old.transport is not None:
-            old.transport.abort()  # the same peer address again: the old one is dead
-        self.owner.tcp_conns[self.peer] = self
-        self.owner.sweep_tcp()
-        if self.local[1] == 0:  # outgoing connection: learn our own address
-            sockname = transport.get_extra_info("sockname")
-            if sockname:
-                self.local = (sockname[0], sockname[1])
-
-    def data_received(self, data: bytes) -> None:
-        if self.transport is None:
-            return
-        rcv = RecvInfo("tcp", self.peer[0], self.peer[1], self.local[0], self.local[1])
-        try:
-            msgs = self.buffer.feed(data)
-        except SipParseError as exc:
-            self._failed(rcv, exc)
-            return
-        now = self.owner.loop.time()
-        if msgs:
-            self.last_active = now
-            self.got_message = True
-        pending = self.buffer.pending
-        if not pending:
-            self.partial_since = 0.0
-        elif msgs or not self.partial_since:
-            self.partial_since = now
-        receiver = self.owner.receiver
-        for msg in msgs:  # one message failing must not lose those behind it
-            try:
-                receiver.on_message(msg, rcv)
-            except Exception as exc:
-                internal_error(exc, f"tcp from {self.peer[0]}:{self.peer[1]}")
-        error = self.buffer.error
-        if error is not None and self.transport is not None:
-            # a bad message after good ones: those were delivered, the stream ends here
-            self._failed(rcv, error)
-
-    def _failed(self, rcv: RecvInfo, exc: SipParseError) -> None:
-        """The stream cannot be framed any more (RFC 3261 18.3): the receiver hears about the
-        bad bytes (it may answer them), then the connection closes once that answer is out."""
-        self.owner.warn_limited("parse_errors", "tcp %s:%s: unparsable stream (%s); closing",
-                                *self.peer, exc.reason)
-        try:
-            self.owner.receiver.on_bad_message(self.buffer.failed_data, rcv, exc)
-        except Exception as err:
-            internal_error(err, f"tcp from {self.peer[0]}:{self.peer[1]}")
-        if self.transport is not None:
-            self.transport.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.owner.tcp_conns.get(self.peer) is self:
-            del self.owner.tcp_conns[self.peer]
-        self.transport = None
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.last_active = self.owner.loop.time()
-            self.transport.write(data)
-
-    def expired(self, now: float) -> str | None:
-        """Why this connection must be closed now, if it must."""
-        owner = self.owner
-        if self.partial_since and now - self.partial_since > owner.tcp_read_timeout:
-            return "message not complete within tcp_msg_read_timeout"
-        if not self.got_message and now - self.opened_at > owner.tcp_first_data_timeout:
-            return "no message within tcp_msg_data_timeout"
-        if now - self.last_active > owner.tcp_idle_timeout:
-            return "idle for tcp_connection_lifetime"
-        return None
+#: How long connecting to a next hop may take (s).
+CONNECT_TIMEOUT = 10.0
 
 
 class WorkerEndpoints:
@@ -180,7 +87,8 @@ class WorkerEndpoints:
     def __init__(self, loop: asyncio.AbstractEventLoop, listens: list[ListenAddr],
                  receiver: Receiver, limits: ParseLimits, shared: bool,
                  tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0,
-                 tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0) -> None:
+                 tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0,
+                 tls: TlsService | None = None, http: HttpService | None = None) -> None:
         self.loop = loop
         self.listens = listens
         self.receiver = receiver
@@ -189,9 +97,9 @@ class WorkerEndpoints:
         self.udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
         self.own_udp: asyncio.DatagramTransport | None = None
         self.own_udp_addr: tuple[str, int] | None = None
-        self.tcp_servers: list[asyncio.AbstractServer] = []
-        self.tcp_conns: dict[tuple[str, int], _TcpProtocol] = {}
-        self.tcp_pending: dict[tuple[str, int], list[bytes]] = {}
+        self.stream_servers: list[asyncio.AbstractServer] = []
+        #: stream connections by peer address (accepted or opened), whatever their protocol
+        self.conns: dict[tuple[str, int], StreamConnection] = {}
         self.counters: dict[str, int] = {}
         self.tcp_max_connections = tcp_max_connections
         #: tcp_connection_lifetime: a connection idle this long (s) is closed.
@@ -200,6 +108,12 @@ class WorkerEndpoints:
         self.tcp_read_timeout = tcp_read_timeout
         #: tcp_msg_data_timeout: a new connection must bring a message within this time (s).
         self.tcp_first_data_timeout = tcp_first_data_timeout
+        #: the tls module's contexts (None: tls not loaded, TLS listeners refused at start)
+        self.tls = tls
+        #: the xhttp module (None: HTTP requests are not taken from SIP connections)
+        self.http = http
+        #: idle lifetime by protocol when it is not tcp_connection_lifetime (modules set it)
+        self.idle_timeouts: dict[str, float] = {}
         self.limited_log = RateLimitedLog(log)
         #: the expiry sweep is armed (only while connections are open)
         self.sweeping = False
@@ -209,32 +123,44 @@ class WorkerEndpoints:
         self.counters[counter] = self.counters.get(counter, 0) + 1
         self.limited_log.warning(counter, fmt, *args)
 
-    def close_expired_tcp(self) -> int:
-        """Close connections that are idle, silent since they opened, or trickling a message
-        too slowly; returns how many."""
+    def idle_timeout(self, conn: StreamConnection) -> float:
+        return self.idle_timeouts.get(conn.proto, self.tcp_idle_timeout)
+
+    def close_expired(self) -> int:
+        """Close connections that are idle, silent since they opened, trickling a message too
+        slowly or stuck in their TLS handshake; returns how many. Readers get their tick
+        (WebSocket keepalives)."""
         now = self.loop.time()
         closed = 0
-        for conn in list(self.tcp_conns.values()):
+        for conn in list(self.conns.values()):
             why = conn.expired(now)
             if why is not None and conn.transport is not None:
-                log.debug("tcp %s:%s: %s; closing", *conn.peer, why)
-                conn.transport.abort()
+                log.debug("%s %s:%s: %s; closing", conn.proto, *conn.peer, why)
+                conn.abort()
                 closed += 1
+            elif conn.transport is not None:
+                conn.reader.tick(conn, now)
         return closed
 
+    #: the name the tests and the nathelper module know
+    close_expired_tcp = close_expired
+
     def _sweep_period(self) -> float:
-        return max(0.1, min(self.tcp_idle_timeout, self.tcp_read_timeout,
-                            self.tcp_first_data_timeout, 10.0) / 4)
+        limits = [self.tcp_idle_timeout, self.tcp_read_timeout, self.tcp_first_data_timeout,
+                  10.0, *self.idle_timeouts.values()]
+        if self.tls is not None:
+            limits.append(self.tls.handshake_timeout)
+        return max(0.1, min(limits) / 4)
 
     def _idle_sweep(self) -> None:
         self.sweeping = False
-        self.close_expired_tcp()
+        self.close_expired()
         self.sweep_tcp()
 
     def sweep_tcp(self) -> None:
         """Look for expired connections while there are connections (an idle worker without
         any is not woken for it)."""
-        if not self.sweeping and self.tcp_conns:
+        if not self.sweeping and self.conns:
             self.sweeping = True
             self.loop.call_later(self._sweep_period(), self._idle_sweep)
 
@@ -246,12 +172,8 @@ class WorkerEndpoints:
                     _UdpProtocol, self.receiver, self.limits, lst.host, lst.port)
                 tr, _ = await self.loop.create_datagram_endpoint(make_udp, sock=sock)
                 self.udp[(lst.host, lst.port)] = tr  # type: ignore[assignment]
-            elif lst.proto == "tcp":
-                sock = bind_tcp(lst.host, lst.port, self.shared)
-                make_tcp: Callable[[], _TcpProtocol] = functools.partial(
-                    _TcpProtocol, self, (lst.host, lst.port))
-                server = await self.loop.create_server(make_tcp, sock=sock)
-                self.tcp_servers.append(server)
+            elif lst.proto in ("tcp", "tls"):
+                await self._listen_stream(lst)
             else:
                 log.warning("listen %s:%s:%s: protocol not supported, skipped", lst.proto, lst.host, lst.port)
         first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)
@@ -267,10 +189,27 @@ class WorkerEndpoints:
                 self.own_udp = self.udp[(first_udp.host, first_udp.port)]
                 self.own_udp_addr = (first_udp.host, first_udp.port)
 
+    async def _listen_stream(self, lst: ListenAddr) -> None:
+        if lst.proto == "tls" and self.tls is None:
+            log.error("listen tls:%s:%s: the tls module is not loaded (loadmodule \"tls.so\" "
+                      "and enable_tls=yes); skipped", lst.host, lst.port)
+            return
+        sock = bind_tcp(lst.host, lst.port, self.shared)
+        local = (lst.host, lst.port)
+        tls = self.tls
+
+        def accept() -> StreamConnection:
+            if lst.proto == "tls" and tls is not None:
+                return StreamConnection(self, local, "tls", tls.server_context(local))
+            return StreamConnection(self, local, "tcp")
+
+        self.stream_servers.append(await self.loop.create_server(accept, sock=sock))
+
     # ---- Transport protocol (kemi_core.runtime.core) -----------------------------------
     def local_address(self, proto: str) -> tuple[str, int]:
         if proto == "udp" and self.own_udp_addr is not None:
             return self.own_udp_addr
+        proto = LISTEN_PROTO.get(proto, proto)
         for lst in self.listens:
             if lst.proto == proto:
                 return (lst.host, lst.port)
@@ -295,43 +234,78 @@ class WorkerEndpoints:
                 return False
             tr.sendto(data, (host, port))
             return True
-        if proto == "tcp":
-            return self._send_tcp(host, port, data)
-        log.error("send over %s is not supported", proto)
-        return False
+        family = STREAM_FAMILY.get(proto)
+        if family is None:
+            log.error("send over %s is not supported", proto)
+            return False
+        conn = self.conns.get((host, port))
+        if conn is not None and conn.proto in family:
+            if conn.open:
+                return conn.send_message(data)
+            if conn.transport is None and not conn.server_side and not conn.opened_at:
+                conn.waiting.append(data)  # still connecting
+                return True
+        if proto in ("ws", "wss"):
+            # WebSocket clients connect to us; a connection that is gone cannot be reopened
+            self.warn_limited("ws_gone", "%s: no connection to %s:%s (closed?): not sent",
+                              proto, host, port)
+            return False
+        return self._connect(proto, host, port, data)
 
-    def _send_tcp(self, host: str, port: int, data: bytes) -> bool:
-        conn = self.tcp_conns.get((host, port))
-        if conn is not None:
-            conn.write(data)
-            return True
-        pending = self.tcp_pending.get((host, port))
-        if pending is not None:
-            pending.append(data)
-            return True
-        self.tcp_pending[(host, port)] = [data]
-        self.loop.create_task(self._connect(host, port))
+    def connection(self, host: str, port: int) -> StreamConnection | None:
+        """The stream connection with that peer address, if one is open."""
+        conn = self.conns.get((host, port))
+        return conn if conn is not None and conn.open else None
+
+    def _connect(self, proto: str, host: str, port: int, data: bytes) -> bool:
+        """Open a connection to a next hop (TLS: with the tls module's client profile); the
+        message goes once it is established."""
+        ctx = sni = None
+        if proto == "tls":
+            if self.tls is None:
+                self.warn_limited("tls_missing", "tls: the tls module is not loaded: no "
+                                  "message to %s:%s", host, port)
+                return False
+            ctx, sni = self.tls.client_context((host, port))
+        local = self._source_for(proto)
+        conn = StreamConnection(self, ("", 0), proto, ctx, server_side=False,
+                                server_hostname=sni)
+        conn.waiting.append(data)
+        self.conns[(host, port)] = conn  # later sends queue on it until it is up
+        conn.peer = (host, port)
+        self.loop.create_task(self._open(conn, host, port, local))
         return True
 
-    async def _connect(self, host: str, port: int) -> None:
+    def _source_for(self, proto: str) -> tuple[str, int] | None:
+        for lst in self.listens:
+            if lst.proto == proto and lst.host not in ("0.0.0.0", "::"):
+                return (lst.host.strip("[]"), 0)
+        return None
+
+    async def _open(self, conn: StreamConnection, host: str, port: int,
+                    local: tuple[str, int] | None) -> None:
         try:
-            _, proto = await asyncio.wait_for(
-                self.loop.create_connection(lambda: _TcpProtocol(self, ("", 0)), host, port), 10)
+            await asyncio.wait_for(self.loop.create_connection(
+                lambda: conn, host, port, local_addr=local), CONNECT_TIMEOUT)
         except (TimeoutError, OSError) as exc:
-            self.warn_limited("tcp_connect_failed", "tcp connect to %s:%s failed: %s", host,
-                              port, exc)
-            self.tcp_pending.pop((host, port), None)
+            self.warn_limited("tcp_connect_failed", "%s connect to %s:%s failed: %s",
+                              conn.proto, host, port, exc)
+            if self.conns.get((host, port)) is conn:
+                del self.conns[(host, port)]
+            conn.waiting.clear()
             return
-        for data in self.tcp_pending.pop((host, port), []):
-            proto.write(data)
+        if conn.tls is None:  # plain TCP: up now (TLS sends once its handshake is done)
+            waiting, conn.waiting = conn.waiting, []
+            for data in waiting:
+                conn.send_message(data)
 
     def stop_accepting(self, udp: bool = False) -> None:
-        """Accept no new TCP connections (open ones stay for the transactions in progress);
+        """Accept no new stream connections (open ones stay for the transactions in progress);
         with ``udp``, close the shared UDP listen sockets too (this worker's own socket, where
         replies to its transactions arrive, stays)."""
-        for server in self.tcp_servers:
+        for server in self.stream_servers:
             server.close()
-        self.tcp_servers.clear()
+        self.stream_servers.clear()
         if udp and self.own_udp is not None and self.own_udp not in self.udp.values():
             for tr in self.udp.values():
                 tr.close()
@@ -342,8 +316,7 @@ class WorkerEndpoints:
             tr.close()
         if self.own_udp is not None:
             self.own_udp.close()
-        for server in self.tcp_servers:
+        for server in self.stream_servers:
             server.close()
-        for conn in list(self.tcp_conns.values()):
-            if conn.transport is not None:
-                conn.transport.close()
+        for conn in list(self.conns.values()):
+            conn.close()

@@ -1,0 +1,410 @@
+"""Stream connections: TCP and TLS, and what modules turn them into (HTTP, WebSocket).
+
+One asyncio protocol per connection. The bytes read go through TLS first when the connection is
+TLS (``tlsio``: the worker's loop is never blocked by a handshake), then to the connection's
+current **reader**:
+
+* ``SipStreamReader`` (the default): SIP messages framed by Content-Length (``StreamBuffer``).
+  On a connection we accepted, a first line that is an HTTP request hands the connection to the
+  ``http`` service when a module offers one (xhttp), as Kamailio's TCP reader does.
+* a module's reader: xhttp's HTTP reader, then (after ``KSR.websocket.handle_handshake()``)
+  the websocket module's, which delivers one SIP message per WebSocket message with proto
+  ``ws`` or ``wss``.
+
+A reader delivers through the connection (``deliver`` / ``deliver_bad``), so whatever the
+protocol the core gets a parsed message or a parse error with its RecvInfo
+(``kemi_core.transport.receiver``). Sending a SIP message goes through the reader too
+(``send_message``: a WebSocket frame for a WebSocket connection).
+
+Timeouts (checked by the endpoints' sweep): the TLS handshake must finish within
+``handshake_timeout``; a message within ``tcp_msg_data_timeout`` of the connection opening and
+whole within ``tcp_msg_read_timeout`` of its first byte; idle connections close after
+``tcp_connection_lifetime``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from kemi_core.sip import SipMsg, SipParseError, StreamBuffer
+from kemi_core.transport.receiver import RecvInfo
+from kemi_core.transport.tlsio import TlsError, TlsSession
+
+if TYPE_CHECKING:
+    import ssl
+
+    from kemi_core.transport.endpoints import WorkerEndpoints
+
+log = logging.getLogger("kemi.transport")
+
+#: Connection ids, unique across the server's processes (made before the workers fork); the
+#: ids ``ws.dump``, ``ws.close`` and ``tls.list`` show.
+_NEXT_ID: Any = multiprocessing.Value("q", 0)
+
+#: How much of an accepted connection's first line is read to tell HTTP from SIP.
+SNIFF_LIMIT = 2048
+
+#: What a peer may leave unread in our send buffer before the connection is dropped (a peer
+#: that never reads must not grow a worker's memory without bound).
+MAX_WRITE_BUFFER = 4 * 1024 * 1024
+
+
+def next_conn_id() -> int:
+    with _NEXT_ID.get_lock():
+        _NEXT_ID.value += 1
+        return int(_NEXT_ID.value)
+
+
+class StreamReader(Protocol):
+    """What makes sense of a connection's plaintext bytes."""
+
+    def feed(self, conn: StreamConnection, data: bytes) -> None:
+        """Consume ``data``; deliver what it completed with ``conn.deliver`` (or
+        ``conn.deliver_bad``), answer on ``conn.write`` when the protocol wants to."""
+
+    def wire(self, data: bytes) -> bytes:
+        """The bytes that carry the SIP message ``data`` on this connection."""
+
+    def pending(self) -> bool:
+        """Whether part of a message is buffered (the read timeout runs)."""
+
+    def tick(self, conn: StreamConnection, now: float) -> None:
+        """Called by the endpoints' sweep (keepalives)."""
+
+    def lost(self, conn: StreamConnection) -> None:
+        """The connection is gone (event routes, bookkeeping)."""
+
+
+@runtime_checkable
+class HttpService(Protocol):
+    """The ``http`` service (xhttp): takes over connections whose first line is HTTP."""
+
+    def reader(self, conn: StreamConnection) -> StreamReader: ...
+
+
+@runtime_checkable
+class TlsService(Protocol):
+    """The ``tls`` service (the tls module): the SSL context for each connection."""
+
+    handshake_timeout: float
+
+    def server_context(self, local: tuple[str, int]) -> ssl.SSLContext: ...
+
+    def client_context(self, remote: tuple[str, int]) -> tuple[ssl.SSLContext, str | None]:
+        """The context and the SNI name to send for a connection to ``remote``."""
+
+    def opened(self, conn: StreamConnection) -> None:
+        """A TLS session was established (tls.list bookkeeping)."""
+
+    def closed(self, conn: StreamConnection) -> None: ...
+
+
+def looks_like_http(first_line: bytes) -> bool:
+    """``GET /path HTTP/1.1``: a request line whose version is HTTP."""
+    parts = first_line.rstrip(b"\r\n").split(b" ")
+    return len(parts) == 3 and parts[2][:7] == b"HTTP/1." and parts[0].isalpha()
+
+
+class SipStreamReader:
+    """SIP messages framed by Content-Length (RFC 3261 18.3)."""
+
+    __slots__ = ("buffer", "sniff")
+
+    def __init__(self, conn: StreamConnection, sniff: bool) -> None:
+        self.buffer = StreamBuffer(conn.owner.limits)
+        #: an accepted connection whose first line is not read yet (HTTP or SIP?)
+        self.sniff = sniff
+
+    def feed(self, conn: StreamConnection, data: bytes) -> None:
+        if self.sniff:
+            self.sniff = False
+            http = conn.owner.http
+            if http is not None and self._is_http(conn, data):
+                conn.set_reader(http.reader(conn))
+                conn.reader.feed(conn, data)
+                return
+        try:
+            msgs = self.buffer.feed(data)
+        except SipParseError as exc:
+            conn.stream_failed(self.buffer.failed_data, exc)
+            return
+        for msg in msgs:  # one message failing must not lose those behind it
+            conn.deliver(msg)
+        error = self.buffer.error
+        if error is not None and conn.open:
+            # a bad message after good ones: those were delivered, the stream ends here
+            conn.stream_failed(self.buffer.failed_data, error)
+
+    def _is_http(self, conn: StreamConnection, data: bytes) -> bool:
+        end = data.find(b"\n", 0, SNIFF_LIMIT)
+        line = data[:end] if end >= 0 else data[:SNIFF_LIMIT]
+        return looks_like_http(line)
+
+    def wire(self, data: bytes) -> bytes:
+        return data
+
+    def pending(self) -> bool:
+        return self.buffer.pending > 0
+
+    def tick(self, conn: StreamConnection, now: float) -> None:
+        pass
+
+    def lost(self, conn: StreamConnection) -> None:
+        pass
+
+
+class StreamConnection(asyncio.Protocol):
+    """One TCP or TLS connection of a worker (accepted or opened by us).
+
+    ``last_active`` moves only when a whole message arrives or we send, so a peer trickling
+    bytes cannot keep an idle connection open."""
+
+    def __init__(self, owner: WorkerEndpoints, local: tuple[str, int], proto: str,
+                 tls_context: ssl.SSLContext | None = None, server_side: bool = True,
+                 server_hostname: str | None = None) -> None:
+        self.owner = owner
+        self.local = local
+        #: "tcp" | "tls", "ws" | "wss" once upgraded
+        self.proto = proto
+        self.server_side = server_side
+        self.conn_id = 0
+        self.tls: TlsSession | None = None
+        self._tls_context = tls_context
+        self._server_hostname = server_hostname
+        self.reader: StreamReader = SipStreamReader(self, sniff=server_side)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self.last_active = 0.0
+        self.opened_at = 0.0
+        self.got_message = False
+        #: when the bytes of the message being received began arriving (0: none pending)
+        self.partial_since = 0.0
+        #: SIP messages waiting for the TLS handshake of a connection we opened
+        self.waiting: list[bytes] = []
+        #: per-connection state modules keep (the websocket module's, the tls module's ...)
+        self.extra: dict[str, Any] = {}
+        self._rcv: RecvInfo | None = None
+
+    # ---- what the connection is ----------------------------------------------------------
+    @property
+    def open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    @property
+    def established(self) -> bool:
+        """Ready for SIP: connected, and the TLS handshake (if any) done."""
+        return self.transport is not None and (self.tls is None or self.tls.established)
+
+    def rcv(self) -> RecvInfo:
+        """The RecvInfo of what arrives on this connection (its protocol may change)."""
+        rcv = self._rcv
+        if rcv is None or rcv.proto != self.proto:
+            rcv = self._rcv = RecvInfo(self.proto, self.peer[0], self.peer[1], self.local[0],
+                                       self.local[1])
+        return rcv
+
+    def set_reader(self, reader: StreamReader, proto: str | None = None) -> None:
+        """Hand the connection to another reader (HTTP, WebSocket); ``proto`` renames the
+        transport messages on it arrive by (``ws``/``wss``)."""
+        self.reader = reader
+        if proto is not None:
+            self.proto = proto
+
+    # ---- asyncio ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tr: asyncio.Transport = transport  # type: ignore[assignment]
+        self.transport = tr
+        owner = self.owner
+        peer = transport.get_extra_info("peername")
+        if not peer:  # reset before we saw it: nothing to talk to
+            tr.abort()
+            self.transport = None
+            return
+        self.peer = (peer[0], peer[1])
+        self.last_active = self.opened_at = owner.loop.time()
+        if len(owner.conns) >= owner.tcp_max_connections:
+            # Over the limit (tcp_max_connections): refuse rather than starve the worker.
+            owner.warn_limited("tcp_refused", "tcp: %d connections open, refusing %s:%s",
+                               len(owner.conns), *self.peer)
+            tr.abort()
+            self.transport = None
+            return
+        old = owner.conns.get(self.peer)
+        if old is not None and old is not self and old.transport is not None:
+            old.transport.abort()  # the same peer address again: the old one is dead
+        owner.conns[self.peer] = self
+        owner.sweep_tcp()
+        self.conn_id = next_conn_id()
+        if self.local[1] == 0:  # outgoing connection: learn our own address
+            sockname = transport.get_extra_info("sockname")
+            if sockname:
+                self.local = (sockname[0], sockname[1])
+        tr.set_write_buffer_limits(high=MAX_WRITE_BUFFER)
+        if self._tls_context is not None:
+            self.tls = TlsSession(self._tls_context, self.server_side, self._server_hostname)
+            self._tls_context = None
+            if not self.server_side:
+                self.tls.start()
+                self._flush_tls()
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        tls = self.tls
+        if tls is not None:
+            was = tls.established
+            try:
+                data = tls.receive(data)
+            except TlsError as exc:
+                self._flush_tls()
+                self.owner.warn_limited("tls_failed", "tls %s:%s: %s; closing", *self.peer,
+                                        exc)
+                self.abort()
+                return
+            self._flush_tls()
+            if not was and tls.established:
+                self._tls_established()
+            if not data:
+                return
+        reader = self.reader
+        reader.feed(self, data)
+        if self.transport is None:
+            return
+        if not reader.pending():
+            self.partial_since = 0.0
+        elif not self.partial_since:
+            self.partial_since = self.owner.loop.time()
+
+    def _tls_established(self) -> None:
+        svc = self.owner.tls
+        if svc is not None:
+            svc.opened(self)
+        waiting, self.waiting = self.waiting, []
+        for data in waiting:
+            self.send_message(data)
+
+    def _flush_tls(self) -> None:
+        if self.tls is not None and self.transport is not None:
+            out = self.tls.outgoing()
+            if out:
+                self.transport.write(out)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        owner = self.owner
+        if owner.conns.get(self.peer) is self:
+            del owner.conns[self.peer]
+        self.transport = None
+        try:
+            self.reader.lost(self)
+        except Exception as err:  # a module's bookkeeping must not break the loop
+            log.error("closing %s:%s: %s", *self.peer, err)
+        if self.tls is not None and owner.tls is not None and self.tls.established:
+            owner.tls.closed(self)
+
+    # ---- for readers -------------------------------------------------------------------------
+    def deliver(self, msg: SipMsg) -> None:
+        """A whole SIP message arrived: to the core, with this connection's RecvInfo."""
+        self.last_active = self.owner.loop.time()
+        self.got_message = True
+        self.partial_since = 0.0
+        try:
+            self.owner.receiver.on_message(msg, self.rcv())
+        except Exception as exc:
+            from kemi_core.transport.endpoints import internal_error
+
+            internal_error(exc, f"{self.proto} from {self.peer[0]}:{self.peer[1]}")
+
+    def deliver_bad(self, data: bytes, error: SipParseError) -> None:
+        """Bytes that did not parse as a SIP message (the connection stays open)."""
+        self.last_active = self.owner.loop.time()
+        self.got_message = True
+        try:
+            self.owner.receiver.on_bad_message(data, self.rcv(), error)
+        except Exception as exc:
+            from kemi_core.transport.endpoints import internal_error
+
+            internal_error(exc, f"{self.proto} from {self.peer[0]}:{self.peer[1]}")
+
+    def activity(self) -> None:
+        """Something that counts as use arrived (an HTTP request, a WebSocket pong)."""
+        self.last_active = self.owner.loop.time()
+        self.got_message = True
+
+    def stream_failed(self, data: bytes, exc: SipParseError) -> None:
+        """The stream cannot be framed any more (RFC 3261 18.3): the receiver hears about the
+        bad bytes (it may answer them), then the connection closes once that answer is out."""
+        self.owner.warn_limited("parse_errors", "%s %s:%s: unparsable stream (%s); closing",
+                                self.proto, *self.peer, exc.reason)
+        self.deliver_bad(data, exc)
+        self.close()
+
+    # ---- sending -------------------------------------------------------------------------------
+    def send_message(self, data: bytes) -> bool:
+        """Send one SIP message (framed by the reader: a WebSocket message on a WebSocket)."""
+        if self.transport is None:
+            return False
+        if not self.established:
+            self.waiting.append(data)
+            return True
+        return self.write(self.reader.wire(data))
+
+    def write(self, data: bytes) -> bool:
+        """Raw bytes of the current protocol (encrypted first on TLS)."""
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return False
+        if tr.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self.owner.warn_limited("tcp_stalled", "%s %s:%s does not read what we send; "
+                                    "closing", self.proto, *self.peer)
+            self.abort()
+            return False
+        self.last_active = self.owner.loop.time()
+        if self.tls is not None:
+            try:
+                self.tls.send(data)
+            except TlsError as exc:
+                log.debug("tls %s:%s: %s", *self.peer, exc)
+                self.abort()
+                return False
+            data = self.tls.outgoing()
+        tr.write(data)
+        return True
+
+    def close(self) -> None:
+        """Close once what was written is out (a TLS close_notify first)."""
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return
+        if self.tls is not None:
+            notify = self.tls.close_notify()
+            if notify:
+                tr.write(notify)
+        tr.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # ---- the sweep ------------------------------------------------------------------------------
+    def expired(self, now: float) -> str | None:
+        """Why this connection must be closed now, if it must."""
+        owner = self.owner
+        if self.tls is not None and not self.tls.established:
+            limit = owner.tls.handshake_timeout if owner.tls is not None else 10.0
+            if now - self.opened_at > limit:
+                return "TLS handshake not done in time"
+            return None
+        if self.partial_since and now - self.partial_since > owner.tcp_read_timeout:
+            return "message not complete within tcp_msg_read_timeout"
+        if not self.got_message and self.server_side \
+                and now - self.opened_at > owner.tcp_first_data_timeout:
+            return "no message within tcp_msg_data_timeout"
+        if now - self.last_active > owner.idle_timeout(self):
+            return "idle for tcp_connection_lifetime"
+        return None
