@@ -111,6 +111,16 @@ from kemi_core.sip import (
     parse_uri,
 )
 from kemi_core.stats import prometheus_text
+from kemi_core.transport.stream import (
+    HttpExchange,
+    HttpService,
+    StreamConnection,
+    StreamReader,
+    TlsService,
+    connection_of,
+    http_exchange,
+)
+from kemi_core.transport.tlsio import TlsSession
 
 __all__ = [
     "ALERT",
@@ -211,3 +221,7 @@ __all__ += ["DELETE", "KEEP", "UNCHANGED", "SharedStore", "SharedStoreError", "S
             "shared_store"]
 # Runtime files (FIFOs, sockets) of a module: where a relative name goes (kemi_core.rpc.paths).
 __all__ += ["prepare_runtime_path", "runtime_path"]
+# Stream connections (TCP, TLS and what modules make of them: HTTP, WebSocket), the services
+# the tls and xhttp modules offer the transport, a TLS session's details.
+__all__ += ["HttpExchange", "HttpService", "StreamConnection", "StreamReader", "TlsService",
+            "TlsSession", "connection_of", "http_exchange"]

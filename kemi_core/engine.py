@@ -133,7 +133,9 @@ class Engine(Protocol):
 
     def run(self, name: str, ctx: MsgContext) -> int:
         """Run callback ``name`` for ``ctx`` and return what it returned (the core normalises
-        it with :func:`normalize_result`). Let ScriptExit/ScriptDrop propagate; raise for a
+        it with :func:`normalize_result`). Event callbacks (``core.run_event_route``) are called
+        as ``run(name, ctx, event_name)``: an engine that runs KEMI scripts takes that extra
+        argument and passes it to the script's function (Lua ``ksr_xhttp_event(evname)``). Let ScriptExit/ScriptDrop propagate; raise for a
         script error (ScriptError with ``file:line: reason`` where the engine knows the
         place) and for a callback that is not defined: the core logs it, counts it and
         answers a request with 500."""

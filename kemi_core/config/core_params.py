@@ -45,6 +45,12 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
     "listen": (Kind.LISTEN, None),
     "alias": (Kind.ALIAS, None),
     "cfgengine": (Kind.ENGINE, None),
+    # TLS (the tls module does the work): listen=tls:... is served only with enable_tls=yes,
+    # and a listen without protocol then also opens TLS on its port + 1, as Kamailio does.
+    "enable_tls": (Kind.BOOL, "enable_tls"),
+    "tls_enable": (Kind.BOOL, "enable_tls"),
+    "disable_tls": (Kind.BOOL, None),
+    "tls_disable": (Kind.BOOL, None),
     "tcp_max_connections": (Kind.INT, "tcp_max_connections"),
     # this server's id in a cluster: usrloc stamps it on the contacts it saves (extra["server_id"])
     "server_id": (Kind.INT, None),
@@ -79,7 +85,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset(
     """
     advertised_address advertised_port async_workers async_nonblock async_usleep
     async_workers_group auto_bind_ipv6 bind_ipv6_link_local check_via chroot corelog
-    disable_core_dump disable_tls tls_disable enable_tls tls_enable force_rport fork_delay group gid http_reply_parse http_reply_hack
+    disable_core_dump force_rport fork_delay group gid http_reply_parse http_reply_hack
     ip_free_bind ipfreebind ip_nonlocal_bind ipv6_hex_style latency_cfg_log
     latency_limit_action latency_limit_db latency_log local_rport
     log_name log_prefix_mode log_color maxbuffer max_branches

@@ -11,7 +11,7 @@ import attrs
 class ListenAddr:
     """One ``listen=proto:host:port`` (``advertise`` given with ``advertise host:port``)."""
 
-    proto: str  # "udp" | "tcp"
+    proto: str  # "udp" | "tcp" | "tls"
     host: str
     port: int = 5060
     advertise_host: str | None = None
@@ -124,6 +124,8 @@ class CoreConfig:
     max_msg_size: int = 65535
     max_headers: int = 256
     max_header_line: int = 16384
+    #: enable_tls=yes: TLS listens are served (the tls module must be loaded)
+    enable_tls: bool = False
     tcp_max_connections: int = 2048
     tcp_connection_lifetime: int = 120
     tcp_msg_read_timeout: int = 20

@@ -22,7 +22,14 @@ from kemi_core.config.core_params import (
     Kind,
 )
 from kemi_core.config.lexer import Lexer, Token, describe
-from kemi_core.config.model import CoreConfig, LoadModule, Located, ModParam, RouteBlock
+from kemi_core.config.model import (
+    CoreConfig,
+    ListenAddr,
+    LoadModule,
+    Located,
+    ModParam,
+    RouteBlock,
+)
 from kemi_core.config.preproc import Source, preprocess_file, preprocess_text
 from kemi_core.config.routes import read_route_block
 from kemi_core.config.textscan import module_name
@@ -336,13 +343,25 @@ class _Parser:
 
     # ---- end ------------------------------------------------------------------------------
     def _finish(self) -> None:
+        cfg = self.cfg
+        tls_on = cfg.enable_tls and not (cfg.extra.get("disable_tls") or cfg.extra.get("tls_disable"))
         for spec, file, line in self._listens:
-            for addr in spec.addrs(self.cfg.port):
-                if addr.proto in SERVED_PROTOS:
-                    self.cfg.listen.append(addr)
+            for addr in spec.addrs(cfg.port):
+                if addr.proto in SERVED_PROTOS or (addr.proto == "tls" and tls_on):
+                    cfg.listen.append(addr)
                     continue
-                log.warning("%s:%d: listen on %s is not supported by kemi (udp and tcp only): "
-                            "skipped", file, line, addr.proto)
-                self.cfg.ignored.setdefault("listen", []).append(
+                if addr.proto == "tls":
+                    log.warning("%s:%d: listen on tls:%s:%d needs enable_tls=yes: skipped", file,
+                                line, addr.host, addr.port)
+                else:
+                    log.warning("%s:%d: listen on %s is not supported by kemi (udp, tcp and tls "
+                                "only): skipped", file, line, addr.proto)
+                cfg.ignored.setdefault("listen", []).append(
                     f"{addr.proto}:{addr.host}:{addr.port}")
+            if tls_on and spec.protos == SERVED_PROTOS:  # no protocol given: TLS on port + 1
+                port = (spec.port if spec.port is not None else cfg.port) + 1
+                adv = spec.advertise
+                cfg.listen.append(ListenAddr("tls", spec.host, port, adv.host if adv else None,
+                                             adv.port + 1 if adv and adv.port else None,
+                                             spec.name, spec.virtual))
 

@@ -373,6 +373,21 @@ class Core:
         logged once with its ``file:line`` and recorded in ``ctx.fault`` (never raised)."""
         return run_route(self, name, ctx)
 
+    def run_event_route(self, event: str, ctx: MsgContext, callback: str = "") -> int | None:
+        """Run the script's handler of event route ``event`` (``"xhttp:request"``) for
+        ``ctx``: ``event_route[event]`` in a native config, else the KEMI function
+        ``callback`` (a module's ``event_callback`` parameter; ``kemi.event_route_callback``
+        when empty) with the event name as its argument. Returns what ``run_route`` returns,
+        or None when the script handles no such event."""
+        from kemi_core.runtime.routes import event_handler
+
+        found = event_handler(self, event, callback)
+        if found is None:
+            return None
+        name, args = found
+        ctx.route_type = RouteType.EVENT
+        return run_route(self, name, ctx, *args)
+
     # ---- network -------------------------------------------------------------------------
     def attach_transport(self, transport: Transport) -> None:
         self.transport = transport

@@ -26,12 +26,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("kemi.script")
 
 
-def run_route(core: Core, name: str, ctx: MsgContext) -> int:
-    """Run callback ``name`` of the active engine for ``ctx`` (see the module docstring)."""
+def run_route(core: Core, name: str, ctx: MsgContext, *args: str | int) -> int:
+    """Run callback ``name`` of the active engine for ``ctx`` (see the module docstring);
+    ``args`` go to the callback after the message (a KEMI event callback's event name)."""
     engine = core.engine
     if engine is None:
         return route_fault(name, ctx, KemiError("no config engine is active"))
     try:
+        if args:
+            return normalize_result(engine.run(name, ctx, *args))  # type: ignore[call-arg]
         return normalize_result(engine.run(name, ctx))
     except ScriptExit:
         return 1
@@ -62,3 +65,19 @@ def route_fault(name: str, ctx: MsgContext, exc: BaseException) -> int:
     if ctx.fault is None:
         ctx.fault = text.splitlines()[0] if text else name
     return -1
+
+
+def event_handler(core: Core, event: str, callback: str = "") -> tuple[str, tuple[str, ...]] | None:
+    """How the script handles event route ``event`` (``xhttp:request``): the native engine's
+    ``event_route[event]``; for KEMI engines the module's ``event_callback`` (else
+    ``kemi.event_route_callback``), called with the event name. None when it has none."""
+    engine = core.engine
+    if engine is None:
+        return None
+    if engine.name == "native":
+        name = f"event_route[{event}]"
+        return (name, ()) if engine.has_route(name) else None
+    fn = callback or core.config.kemi_callbacks.get("event_route_callback") or ""
+    if fn and engine.has_route(fn):
+        return fn, (event,)
+    return None

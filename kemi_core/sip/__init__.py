@@ -6,6 +6,7 @@ from its submodules, which are internal).
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
+from kemi_core.sip.http import http_request, is_http
 from kemi_core.sip.message import SipMsg
 from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
 from kemi_core.sip.reply import build_reply
@@ -30,6 +31,8 @@ __all__ = [
     "Via",
     "build_reply",
     "header_key",
+    "http_request",
+    "is_http",
     "parse_name_addr",
     "parse_connection",
     "parse_datagram",

@@ -36,6 +36,7 @@ from kemi_core.transport.tlsio import TlsError, TlsSession
 if TYPE_CHECKING:
     import ssl
 
+    from kemi_core.runtime.context import MsgContext
     from kemi_core.transport.endpoints import WorkerEndpoints
 
 log = logging.getLogger("kemi.transport")
@@ -83,6 +84,28 @@ class HttpService(Protocol):
     """The ``http`` service (xhttp): takes over connections whose first line is HTTP."""
 
     def reader(self, conn: StreamConnection) -> StreamReader: ...
+
+
+@runtime_checkable
+class HttpExchange(Protocol):
+    """The HTTP request a script is handling (``ctx.extra["http"]``, set by xhttp): what
+    other modules answer it with, or take its connection over with (websocket)."""
+
+    conn: StreamConnection
+    msg: SipMsg
+
+    def reply(self, code: int, reason: str, ctype: str, body: bytes, close: bool = False,
+              headers: list[tuple[str, str]] | None = None) -> bool:
+        """Answer it once (False when answered already)."""
+
+    def take_over(self) -> bytes:
+        """No more HTTP on this connection: the bytes received after the request."""
+
+
+def http_exchange(ctx: MsgContext) -> HttpExchange | None:
+    """The HTTP request ``ctx`` is about, when it is one."""
+    found = ctx.extra.get("http")
+    return found if isinstance(found, HttpExchange) else None
 
 
 @runtime_checkable
@@ -408,3 +431,15 @@ class StreamConnection(asyncio.Protocol):
         if now - self.last_active > owner.idle_timeout(self):
             return "idle for tcp_connection_lifetime"
         return None
+
+
+def connection_of(ctx: MsgContext) -> StreamConnection | None:
+    """The stream connection the message of ``ctx`` arrived on (None for UDP, or when it is
+    closed already)."""
+    if ctx.rcv.proto == "udp":
+        return None
+    find = getattr(ctx.core.transport, "connection", None)
+    if find is None:
+        return None
+    conn: StreamConnection | None = find(ctx.rcv.src_ip, ctx.rcv.src_port)
+    return conn

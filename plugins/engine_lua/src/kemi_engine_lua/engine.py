@@ -116,8 +116,9 @@ class LuaEngine:
         assert self.state is not None
         return self.state.has(name)
 
-    def run(self, name: str, ctx: MsgContext) -> Any:
-        """Run Lua function ``name``; returns what it returned (the core normalises it)."""
+    def run(self, name: str, ctx: MsgContext, *args: str | int) -> Any:
+        """Run Lua function ``name`` (with ``args``: an event callback's event name); returns
+        what it returned (the core normalises it)."""
         state = self.state
         if state is None:
             self.load()
@@ -126,7 +127,7 @@ class LuaEngine:
         prev = self.ctx
         self.ctx = ctx
         try:
-            code, value, trace = state.run(name)
+            code, value, trace = state.run(name, *args)
         finally:
             self.ctx = prev
         if code == 0:

@@ -68,10 +68,10 @@ local function handler(e)
   return e
 end
 
-local function run(name)
+local function run(name, ...)
   local f = _G[name]
   if type(f) ~= "function" then return 2, nil, nil end
-  local ok, r = xpcall(f, handler)
+  local ok, r = xpcall(f, handler, ...)
   if ok then return 0, r, nil end
   return 1, r, last_trace
 end

@@ -73,8 +73,9 @@ class LuaState:
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
         run, load, has = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member)
-        #: run(name) -> (code, value, trace): called on every message.
-        self.run: Callable[[str], tuple[int, Any, Any]] = run
+        #: run(name, *args) -> (code, value, trace): called on every message (event
+        #: callbacks get the event name as their argument).
+        self.run: Callable[..., tuple[int, Any, Any]] = run
         self._load = load
         self._has = has
         if watch_count > 0:

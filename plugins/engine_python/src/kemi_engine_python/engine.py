@@ -128,12 +128,13 @@ class PythonEngine:
     def has_route(self, name: str) -> bool:
         return self._image().callback(name) is not None
 
-    def run(self, name: str, ctx: MsgContext) -> Any:
+    def run(self, name: str, ctx: MsgContext, *args: str | int) -> Any:
+        """Run callback ``name`` (``args``: an event callback's event name, after ``msg``)."""
         image = self._image()
         if not self._child_ready:  # the script's per-worker init, at its first message here
             self._child_ready = True
             image.ensure_child_init(self._state.worker_rank())
-        return self._state.call(image, name, ctx)
+        return self._state.call(image, name, ctx, *args)
 
     def reload(self) -> None:
         """Import the script file again in this process; the old one stays on error."""

@@ -1,0 +1,188 @@
+"""SIP clients for tests: over a plain or TLS stream (``StreamSipClient``) and over WebSocket
+(``WsSipClient``, ws:// or wss://, with wsproto as the client side). Blocking sockets, every
+wait bounded by a deadline; what arrives is parsed into SipMsg objects.
+
+    with WsSipClient("127.0.0.1", port, tls=ctx) as ua:
+        ua.send(register_text)
+        reply = ua.expect(lambda m: not m.is_request)
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+from collections.abc import Callable
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+
+from kemi_core.sip import SipMsg, StreamBuffer, parse_datagram
+
+
+class _Base:
+    sock: socket.socket
+    received: list[SipMsg]
+
+    def local(self) -> tuple[str, int]:
+        host, port = self.sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def _read_more(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def expect(self, match: Callable[[SipMsg], bool] = lambda m: True,
+               timeout: float = 5.0) -> SipMsg:
+        """The first message received (now or within ``timeout``) that ``match`` accepts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, msg in enumerate(self.received):
+                if match(msg):
+                    return self.received.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no matching SIP message within {timeout} s "
+                                   f"(got {self.received})")
+            self._read_more(left)
+
+    def reply_to(self, req: SipMsg, code: int, reason: str, extra: str = "",
+                 body: str = "") -> None:
+        """Send a reply to ``req`` (Via, From, To with a tag, Call-ID, CSeq copied)."""
+        lines = [f"SIP/2.0 {code} {reason}"]
+        lines += [f"Via: {v}" for v in req.headers("via")]
+        lines += [f"Record-Route: {v}" for v in req.headers("record-route")]
+        lines.append(f"From: {req.header('from')}")
+        to = req.header("to") or ""
+        lines.append(to if "tag=" in to else f"To: {to};tag=ua{abs(hash(req.call_id)) % 10**8}")
+        if not lines[-1].startswith("To:"):
+            lines[-1] = "To: " + lines[-1]
+        lines.append(f"Call-ID: {req.call_id}")
+        lines.append(f"CSeq: {req.header('cseq')}")
+        text = "\r\n".join(lines) + "\r\n" + extra
+        self.send(f"{text}Content-Length: {len(body.encode())}\r\n\r\n{body}")
+
+    def send(self, text: str | bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StreamSipClient(_Base):
+    """SIP over TCP, or TLS with ``tls`` (an ssl client context)."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                 server_hostname: str | None = None, timeout: float = 5.0) -> None:
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock = tls.wrap_socket(raw, server_hostname=server_hostname) if tls else raw
+        self.buffer = StreamBuffer()
+        self.received = []
+
+    def send(self, text: str | bytes) -> None:
+        self.sock.sendall(text.encode() if isinstance(text, str) else text)
+
+    def _read_more(self, timeout: float) -> None:
+        self.sock.settimeout(max(timeout, 0.01))
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self.received += self.buffer.feed(data)
+
+
+class WsSipClient(_Base):
+    """SIP over WebSocket (subprotocol ``sip``); ``tls`` makes it wss://."""
+
+    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                 path: str = "/", subprotocols: tuple[str, ...] = ("sip",),
+                 timeout: float = 5.0, extra_headers: list[tuple[bytes, bytes]] | None = None,
+                 ) -> None:
+        raw = socket.create_connection((host, port), timeout=timeout)
+        self.sock = tls.wrap_socket(raw, server_hostname=None) if tls else raw
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.received = []
+        self.pings = 0
+        self.closed: CloseConnection | None = None
+        self._text: list[str] = []
+        self.send_raw(self.ws.send(Request(host=f"{host}:{port}", target=path,
+                                           subprotocols=list(subprotocols),
+                                           extra_headers=extra_headers or [])))
+        self.accepted: AcceptConnection | None = None
+        self.rejected: RejectConnection | None = None
+        self.reject_body = b""
+        deadline = time.monotonic() + timeout
+        while self.accepted is None and self.rejected is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no answer to the WebSocket handshake")
+            self._read_more(left)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, text: str | bytes) -> None:
+        data = text.decode() if isinstance(text, bytes) else text
+        self.send_raw(self.ws.send(TextMessage(data=data)))
+
+    def _read_more(self, timeout: float) -> None:
+        self.sock.settimeout(max(timeout, 0.01))
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self.ws.receive_data(data)
+        for event in self.ws.events():
+            if isinstance(event, AcceptConnection):
+                self.accepted = event
+            elif isinstance(event, RejectConnection):
+                self.rejected = event
+            elif isinstance(event, RejectData):
+                self.reject_body += event.data
+            elif isinstance(event, TextMessage | BytesMessage):
+                chunk = event.data if isinstance(event.data, str) else event.data.decode()
+                self._text.append(chunk)
+                if event.message_finished:
+                    self.received.append(parse_datagram("".join(self._text).encode()))
+                    self._text = []
+            elif isinstance(event, Ping):
+                self.pings += 1
+                self.send_raw(self.ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self.closed = event
+                try:
+                    self.send_raw(self.ws.send(event.response()))
+                except Exception:  # noqa: BLE001 - the state may not allow it any more
+                    pass
+                raise ConnectionError(f"WebSocket closed: {event.code} {event.reason}")
+
+    def wait_closed(self, timeout: float = 5.0) -> CloseConnection | None:
+        """Read until the server closes (a Close frame or the end of the stream)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self._read_more(deadline - time.monotonic())
+            except (ConnectionError, OSError):
+                return self.closed
+        raise TimeoutError("the server did not close the WebSocket")
