@@ -30,7 +30,7 @@ log = logging.getLogger("kemi.forward")
 script_log = logging.getLogger("kemi.script")
 
 #: transports a stateless forward can use
-STATELESS_PROTOS = ("udp", "tcp")
+STATELESS_PROTOS = ("udp", "tcp", "tls", "ws", "wss")
 
 
 def resolve_then(core: Core, host: str, send: Callable[[str | None], bool]) -> bool:

@@ -40,8 +40,13 @@ def via_sent_by(ctx: MsgContext, proto: str) -> str:
 
 
 def via_params(ctx: MsgContext) -> str:
-    """Parameters our Via carries besides the branch (``;rport`` after add_local_rport)."""
-    return ";rport" if ctx.extra and ctx.extra.get("add_local_rport") else ""
+    """Parameters our Via carries besides the branch: ``;rport`` after add_local_rport;
+    ``;kw=RANK`` when several workers share stream connections, so that a reply arriving on
+    a connection another worker holds finds this worker's transaction
+    (kemi_core.transport.handoff)."""
+    core = ctx.core
+    worker = f";kw={core.worker_rank}" if core.stream_owners is not None else ""
+    return (";rport" + worker) if ctx.extra and ctx.extra.get("add_local_rport") else worker
 
 
 def our_via(ctx: MsgContext, proto: str, branch: str) -> str:

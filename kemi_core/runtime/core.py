@@ -106,6 +106,9 @@ class Core:
         self.loader: ModuleLoader | None = None
         #: This worker's message dispatcher (None in the main process and offline).
         self.dispatcher: Dispatcher | None = None
+        #: Several workers with stream listeners: the shared table of who holds which stream
+        #: connection (kemi_core.transport.handoff), made before the fork; None otherwise.
+        self.stream_owners: Any = None
         #: Worker rank -> pid, kept by the main process (``core.ps``).
         self.worker_pids: dict[int, int] = {}
         self._myself: Myself | None = None

@@ -155,6 +155,12 @@ class Server:
         self.board = WorkerBoard(n)
         self.supervisor = Supervisor(self.board, float(cfg.watchdog_timeout),
                                      cfg.worker_rss_limit)
+        if n > 1 and any(lst.proto in ("tcp", "tls") for lst in cfg.listen):
+            # stream connections live in one worker; the others hand sends and replies over
+            from kemi_core.shared import shared_store
+            from kemi_core.transport.handoff import OWNERS
+
+            self.built.core.stream_owners = shared_store(self.built.core).table(OWNERS)
         # Workers report "ready" (sockets bound, script loaded) on this pipe; the control socket
         # opens only once all are, so "the RPC answers" means "the server takes traffic".
         self.ready_r, self.ready_w = os.pipe()

@@ -126,7 +126,10 @@ class Worker:
                                          tcp_read_timeout=float(cfg.tcp_msg_read_timeout),
                                          tcp_first_data_timeout=float(cfg.tcp_msg_data_timeout),
                                          tls=core.service("tls", TlsService),
-                                         http=core.service("http", HttpService))
+                                         http=core.service("http", HttpService),
+                                         rank=self.rank,
+                                         owners=core.stream_owners if self.shared_sockets
+                                         else None)
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
         if self.board is not None:

@@ -17,14 +17,26 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
-from kemi_core.sip import ParseLimits
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.transport.handoff import (
+    WORKER_PARAM,
+    Mailbox,
+    decode,
+    encode_received,
+    encode_send,
+    main_pid,
+    owner_key,
+)
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
 from kemi_core.transport.sockets import bind_tcp, bind_udp
 from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
+
+if TYPE_CHECKING:
+    from kemi_core.shared import SharedTable
 
 log = logging.getLogger("kemi.transport")
 
@@ -88,7 +100,8 @@ class WorkerEndpoints:
                  receiver: Receiver, limits: ParseLimits, shared: bool,
                  tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0,
                  tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0,
-                 tls: TlsService | None = None, http: HttpService | None = None) -> None:
+                 tls: TlsService | None = None, http: HttpService | None = None,
+                 rank: int = 0, owners: SharedTable | None = None) -> None:
         self.loop = loop
         self.listens = listens
         self.receiver = receiver
@@ -114,6 +127,11 @@ class WorkerEndpoints:
         self.http = http
         #: idle lifetime by protocol when it is not tcp_connection_lifetime (modules set it)
         self.idle_timeouts: dict[str, float] = {}
+        #: several workers: who holds which stream connection, and this worker's mailbox for
+        #: what the others hand over (kemi_core.transport.handoff)
+        self.rank = rank
+        self.owners = owners
+        self.mailbox: Mailbox | None = None
         self.limited_log = RateLimitedLog(log)
         #: the expiry sweep is armed (only while connections are open)
         self.sweeping = False
@@ -165,6 +183,10 @@ class WorkerEndpoints:
             self.loop.call_later(self._sweep_period(), self._idle_sweep)
 
     async def start(self) -> None:
+        if self.owners is not None:
+            self.mailbox = Mailbox(main_pid(), self.rank)
+            box = self.mailbox
+            self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over)
         for lst in self.listens:
             if lst.proto == "udp":
                 sock = bind_udp(lst.host, lst.port, self.shared)
@@ -245,12 +267,60 @@ class WorkerEndpoints:
             if conn.transport is None and not conn.server_side and not conn.opened_at:
                 conn.waiting.append(data)  # still connecting
                 return True
+        if self.owners is not None and self.mailbox is not None:
+            rank = self.owners.get(owner_key(host, port))
+            if rank is not None and rank != self.rank:
+                return self.mailbox.post(rank, encode_send(proto, host, port, data))
         if proto in ("ws", "wss"):
             # WebSocket clients connect to us; a connection that is gone cannot be reopened
             self.warn_limited("ws_gone", "%s: no connection to %s:%s (closed?): not sent",
                               proto, host, port)
             return False
         return self._connect(proto, host, port, data)
+
+    # ---- connections held by other workers (kemi_core.transport.handoff) ------------------
+    def stream_opened(self, conn: StreamConnection) -> None:
+        if self.owners is not None:
+            self.owners.put(owner_key(*conn.peer), self.rank)
+
+    def stream_closed(self, conn: StreamConnection) -> None:
+        if self.owners is not None:
+            key = owner_key(*conn.peer)
+            try:
+                if self.owners.get(key) == self.rank:
+                    self.owners.delete(key)
+            except Exception as exc:  # the store may be gone at shutdown
+                log.debug("forgetting connection %s: %s", key, exc)
+
+    def steer_reply(self, msg: SipMsg, rcv: RecvInfo) -> bool:
+        """A reply on one of our connections to a request another worker sent on: hand it
+        to that worker (True), whose transaction takes it as if it had arrived there."""
+        try:
+            worker = msg.via.params.get(WORKER_PARAM)
+        except SipParseError:
+            return False
+        if not worker or worker == str(self.rank) or not worker.isdigit() \
+                or self.mailbox is None:
+            return False
+        return self.mailbox.post(int(worker), encode_received(rcv, msg.to_bytes()))
+
+    def _handed_over(self, packet: bytes) -> None:
+        found = decode(packet)
+        if found is None:
+            log.warning("worker mailbox: a malformed hand-over was dropped")
+            return
+        kind, fields, data = found
+        if kind == "S":
+            proto, host, port = fields[0], fields[1], int(fields[2])
+            conn = self.conns.get((host, port))
+            if conn is None or not conn.open:
+                self.warn_limited("handoff_gone", "%s to %s:%s: the connection is gone; not "
+                                  "sent", proto, host, port)
+                return
+            conn.send_message(data)
+            return
+        rcv = RecvInfo(fields[0], fields[1], int(fields[2]), fields[3], int(fields[4]))
+        deliver_datagram(self.receiver, data, rcv, self.limits)
 
     def connection(self, host: str, port: int) -> StreamConnection | None:
         """The stream connection with that peer address, if one is open."""
@@ -312,6 +382,9 @@ class WorkerEndpoints:
             self.udp.clear()
 
     def close(self) -> None:
+        if self.mailbox is not None:
+            self.loop.remove_reader(self.mailbox.sock.fileno())
+            self.mailbox.close()
         for tr in self.udp.values():
             tr.close()
         if self.own_udp is not None:

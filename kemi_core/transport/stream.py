@@ -259,6 +259,7 @@ class StreamConnection(asyncio.Protocol):
         if old is not None and old is not self and old.transport is not None:
             old.transport.abort()  # the same peer address again: the old one is dead
         owner.conns[self.peer] = self
+        owner.stream_opened(self)
         owner.sweep_tcp()
         self.conn_id = next_conn_id()
         if self.local[1] == 0:  # outgoing connection: learn our own address
@@ -322,6 +323,7 @@ class StreamConnection(asyncio.Protocol):
         owner = self.owner
         if owner.conns.get(self.peer) is self:
             del owner.conns[self.peer]
+            owner.stream_closed(self)
         self.transport = None
         try:
             self.reader.lost(self)
@@ -333,11 +335,14 @@ class StreamConnection(asyncio.Protocol):
     # ---- for readers -------------------------------------------------------------------------
     def deliver(self, msg: SipMsg) -> None:
         """A whole SIP message arrived: to the core, with this connection's RecvInfo."""
-        self.last_active = self.owner.loop.time()
+        owner = self.owner
+        self.last_active = owner.loop.time()
         self.got_message = True
         self.partial_since = 0.0
+        if owner.mailbox is not None and not msg.is_request and owner.steer_reply(msg, self.rcv()):
+            return
         try:
-            self.owner.receiver.on_message(msg, self.rcv())
+            owner.receiver.on_message(msg, self.rcv())
         except Exception as exc:
             from kemi_core.transport.endpoints import internal_error
 

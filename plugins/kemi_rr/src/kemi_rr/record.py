@@ -9,7 +9,7 @@ from kemi_core.api import MsgContext
 from kemi_core.sip import SipParseError, parse_uri
 from kemi_rr.hdrlines import line_values, rewrite_lines
 from kemi_rr.state import rr_state
-from kemi_rr.uris import PROTOS, hostport, uri_proto
+from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport, uri_proto
 
 log = logging.getLogger("kemi.rr")
 
@@ -69,8 +69,9 @@ def _scheme(ctx: MsgContext) -> str:
 
 def _advertised(ctx: MsgContext, sock: Socket) -> Socket:
     proto, host, port = sock
+    listen_proto = LISTEN_PROTO.get(proto, proto)
     for lst in ctx.core.config.listen:
-        if lst.proto == proto and lst.host == host and lst.port == port and lst.advertise_host:
+        if lst.proto == listen_proto and lst.host == host and lst.port == port and lst.advertise_host:
             return proto, lst.advertise_host, lst.advertise_port or port
     return sock
 
@@ -95,9 +96,10 @@ def outbound_socket(ctx: MsgContext) -> Socket | None:
         return None
     if proto == ctx.rcv.proto.lower():
         return None
+    listen_proto = LISTEN_PROTO.get(proto, proto)
     for lst in ctx.core.config.listen:
-        if lst.proto == proto:
-            return lst.proto, lst.host, lst.port
+        if lst.proto == listen_proto:
+            return proto, lst.host, lst.port
     return None
 
 

@@ -6,6 +6,8 @@ from kemi_core.api import Core
 from kemi_core.sip import SipUri
 
 PROTOS = ("udp", "tcp", "tls", "sctp", "ws", "wss")
+#: WebSocket connections ride the TCP (ws) and TLS (wss) listen sockets
+LISTEN_PROTO = {"ws": "tcp", "wss": "tls"}
 
 
 def default_port(proto: str) -> int:

@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import os
 import ssl
+import warnings
 from typing import Literal
 
 import attrs
@@ -73,10 +74,12 @@ class Pki:
             ctx.verify_mode = ssl.CERT_NONE
         if with_cert:
             ctx.load_cert_chain(self.client_cert, self.client_key)
-        if minimum is not None:
-            ctx.minimum_version = minimum
-        if maximum is not None:
-            ctx.maximum_version = maximum
+        with warnings.catch_warnings():  # TLS 1.0/1.1 are deprecated: tests offer them anyway
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if minimum is not None:
+                ctx.minimum_version = minimum
+            if maximum is not None:
+                ctx.maximum_version = maximum
         if minimum is not None and minimum < ssl.TLSVersion.TLSv1_2:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let an old version be offered at all
         return ctx

@@ -62,9 +62,9 @@ class _Base:
         lines += [f"Record-Route: {v}" for v in req.headers("record-route")]
         lines.append(f"From: {req.header('from')}")
         to = req.header("to") or ""
-        lines.append(to if "tag=" in to else f"To: {to};tag=ua{abs(hash(req.call_id)) % 10**8}")
-        if not lines[-1].startswith("To:"):
-            lines[-1] = "To: " + lines[-1]
+        if "tag=" not in to:
+            to += f";tag=ua{abs(hash(req.call_id)) % 10**8}"
+        lines.append(f"To: {to}")
         lines.append(f"Call-ID: {req.call_id}")
         lines.append(f"CSeq: {req.header('cseq')}")
         text = "\r\n".join(lines) + "\r\n" + extra
@@ -186,3 +186,56 @@ class WsSipClient(_Base):
             except (ConnectionError, OSError):
                 return self.closed
         raise TimeoutError("the server did not close the WebSocket")
+
+
+class Ua:
+    """A SIP user agent as WebRTC clients behave: an ``.invalid`` host in Via and Contact
+    (RFC 7118), reached back only through the connection it opened."""
+
+    def __init__(self, client: _Base, user: str, transport: str, domain: str = "127.0.0.1") -> None:
+        self.client = client
+        self.user = user
+        self.transport = transport  # WS, WSS, TLS, TCP
+        self.domain = domain
+        self.host = f"{user}{id(self) % 10**6}.invalid"
+        self.cseq = 0
+        self.call_ids = 0
+
+    def contact(self) -> str:
+        t = {"WS": "ws", "WSS": "ws", "TLS": "tls", "TCP": "tcp"}[self.transport]
+        return f"<sip:{self.user}@{self.host};transport={t}>"
+
+    def request(self, method: str, ruri: str, to: str, extra: str = "", body: str = "",
+                call_id: str | None = None) -> str:
+        self.cseq += 1
+        self.call_ids += 1
+        cid = call_id or f"{self.user}-{self.call_ids}-{id(self)}"
+        lines = [f"{method} {ruri} SIP/2.0",
+                 f"Via: SIP/2.0/{self.transport} {self.host};branch=z9hG4bK{cid}x{self.cseq}",
+                 "Max-Forwards: 70", f"From: <sip:{self.user}@{self.domain}>;tag=f{self.user}",
+                 f"To: <{to}>", f"Call-ID: {cid}", f"CSeq: {self.cseq} {method}"]
+        text = "\r\n".join(lines) + "\r\n" + extra
+        return f"{text}Content-Length: {len(body.encode())}\r\n\r\n{body}"
+
+    def register(self, expires: int = 600, timeout: float = 5.0) -> SipMsg:
+        aor = f"sip:{self.user}@{self.domain}"
+        self.client.send(self.request("REGISTER", f"sip:{self.domain}", aor,
+                                      f"Contact: {self.contact()};expires={expires}\r\n"))
+        return self.client.expect(lambda m: not m.is_request, timeout)
+
+    def message(self, to_user: str, text: str, timeout: float = 5.0) -> SipMsg:
+        uri = f"sip:{to_user}@{self.domain}"
+        self.client.send(self.request("MESSAGE", uri, uri, "Content-Type: text/plain\r\n", text))
+        return self.client.expect(lambda m: not m.is_request and m.status >= 200, timeout)
+
+    def answer_call(self, timeout: float = 10.0) -> None:
+        """Take an INVITE (answer 200 with SDP), its ACK and the BYE (answer 200)."""
+        c = self.client
+        invite = c.expect(lambda m: m.is_request and m.method == "INVITE", timeout)
+        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 40000 RTP/AVP 0\r\n")
+        c.reply_to(invite, 200, "OK", f"Contact: {self.contact()}\r\n"
+                   "Content-Type: application/sdp\r\n", sdp)
+        c.expect(lambda m: m.is_request and m.method == "ACK", timeout)
+        bye = c.expect(lambda m: m.is_request and m.method == "BYE", timeout)
+        c.reply_to(bye, 200, "OK")

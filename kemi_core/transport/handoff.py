@@ -1,0 +1,112 @@
+"""Stream connections shared by the workers: sends and replies handed to the worker that holds
+the connection or the transaction.
+
+A TCP, TLS or WebSocket connection lives in the worker that accepted (or opened) it: its socket,
+its TLS session, its WebSocket state. With several workers a request for a WebSocket client
+may be routed by another worker (a UDP INVITE lands on any of them), and the client's reply
+comes back on its connection, in the worker that holds it, not in the one that holds the
+transaction. Kamailio passes connections between processes; kemi passes messages instead:
+
+* every stream connection is recorded in a shared table, peer ``ip:port`` -> worker rank
+  (``OWNERS``);
+* a worker that must send on a connection it does not hold hands the bytes to its owner
+  (``S``);
+* our Via on what we forward names the worker (``;kw=RANK``, ``via_params``); a reply that
+  arrives on a stream connection in another worker is handed to that one (``R``), with the
+  RecvInfo it arrived with, so the transaction sees it as if it had come in there.
+
+The workers talk over Linux abstract AF_UNIX datagram sockets named after the main process
+(nothing in the file system); a message is one datagram: a kind byte, NUL-separated fields,
+then the SIP bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from kemi_core.transport.receiver import RecvInfo
+
+log = logging.getLogger("kemi.transport")
+
+#: the shared-store table of stream connections: "ip:port" -> owner rank
+OWNERS = "core:stream_owners"
+#: the Via parameter naming the worker that sent a request on
+WORKER_PARAM = "kw"
+#: a datagram can carry a SIP message of max_msg_size (and more) with its header
+_BUF = 256 * 1024
+
+
+def mailbox_name(main_pid: int, rank: int) -> bytes:
+    return f"\0kemi-{main_pid}-w{rank}".encode()
+
+
+def owner_key(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
+def encode_send(proto: str, host: str, port: int, data: bytes) -> bytes:
+    return b"S" + f"{proto}\0{host}\0{port}\0".encode() + data
+
+
+def encode_received(rcv: RecvInfo, data: bytes) -> bytes:
+    head = f"{rcv.proto}\0{rcv.src_ip}\0{rcv.src_port}\0{rcv.dst_ip}\0{rcv.dst_port}\0"
+    return b"R" + head.encode() + data
+
+
+def decode(packet: bytes) -> tuple[str, list[str], bytes] | None:
+    """(kind, fields, data) of a handed-over message, None when malformed."""
+    kind = packet[:1].decode("ascii", "replace")
+    nfields = {"S": 3, "R": 5}.get(kind)
+    if nfields is None:
+        return None
+    parts = packet[1:].split(b"\0", nfields)
+    if len(parts) != nfields + 1:
+        return None
+    return kind, [p.decode() for p in parts[:nfields]], parts[nfields]
+
+
+class Mailbox:
+    """This worker's socket for messages from the other workers."""
+
+    def __init__(self, main_pid: int, rank: int) -> None:
+        self.main_pid = main_pid
+        self.rank = rank
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.bind(mailbox_name(main_pid, rank))
+        self.sock.setblocking(False)
+
+    def post(self, rank: int, packet: bytes) -> bool:
+        """Hand ``packet`` to worker ``rank``; False when it cannot take it (gone, full)."""
+        try:
+            self.sock.sendto(packet, mailbox_name(self.main_pid, rank))
+        except OSError as exc:
+            log.warning("handing a message to worker %d failed: %s", rank, exc)
+            return False
+        return True
+
+    def drain(self, handle: Callable[[bytes], None]) -> None:
+        """Read every waiting packet (from the event loop's reader callback)."""
+        for _ in range(1000):
+            try:
+                packet = self.sock.recv(_BUF)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("worker mailbox: %s", exc)
+                return
+            try:
+                handle(packet)
+            except Exception:  # one bad hand-over must not stop the others
+                log.exception("handling a message from another worker failed")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def main_pid() -> int:
+    """The server's main process (the workers' parent; this process with fork=no)."""
+    return os.getppid()

@@ -1,0 +1,180 @@
+"""SIP over WS, WSS and TLS through one proxy/registrar, on kemi and on Kamailio 5.6 with the
+same kamailio.cfg and Lua script (kemi_websocket.webrtc_cfg): registrations over ws:// and
+wss://, a MESSAGE between them, a SIPp UDP caller's call to a WebSocket user set up and torn
+down through Record-Route, SIP over TLS (OPTIONS, REGISTER), a TLS 1.0 client refused by a
+TLSv1.2+ profile, a request to a WebSocket user whose connection is gone.
+
+The certificates are made per run (kemi_tls.testing). The same flows must give the same
+outcomes on both servers.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing import (
+    KAMAILIO_MPATH,
+    KamailioProcess,
+    KemiProcess,
+    free_port,
+    kamailio_available,
+    wait_until,
+)
+from kemi_core.testing.sipp import run_sipp, sipp_available
+from kemi_tls.testing import Pki, make_pki
+from kemi_websocket.testing import StreamSipClient, Ua, WsSipClient
+from kemi_websocket.webrtc_cfg import Ports, write_server
+
+pytestmark = pytest.mark.e2e
+
+SCENARIO = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "scenarios" / "native_uac_rr.xml"
+#: what Kamailio 5.6 answers a request for a WebSocket contact whose connection is closed
+#: (t_relay fails at once: no socket for the Via; the script answers sl_reply_error)
+GONE_STATUS = 500
+KAMAILIO_MODULES = ("tls.so", "websocket.so", "xhttp.so", "app_lua.so", "nathelper.so")
+
+
+class Server:
+    def __init__(self, kind: str, ports: Ports, pki: Pki, proc: KemiProcess | KamailioProcess):
+        self.kind = kind
+        self.ports = ports
+        self.pki = pki
+        self.proc = proc
+
+    def ws(self, user: str) -> Ua:
+        return Ua(WsSipClient("127.0.0.1", self.ports.ws), user, "WS")
+
+    def wss(self, user: str) -> Ua:
+        return Ua(WsSipClient("127.0.0.1", self.ports.tls, tls=self.pki.client_context()),
+                  user, "WSS")
+
+    def tls(self, user: str, ctx: ssl.SSLContext | None = None) -> Ua:
+        client = StreamSipClient("127.0.0.1", self.ports.tls, tls=ctx or self.pki.client_context())
+        return Ua(client, user, "TLS")
+
+
+def _ports() -> Ports:
+    return Ports(udp=free_port(), ws=free_port(), tls=free_port())
+
+
+@pytest.fixture(scope="module", params=["kemi", "kamailio"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[Server]:
+    kind = request.param
+    if kind == "kamailio" and not kamailio_available(*KAMAILIO_MODULES):
+        pytest.skip("Kamailio 5.6 with its tls, websocket, xhttp and Lua modules is not installed")
+    base = tmp_path_factory.mktemp(f"webrtc-{kind}")
+    pki = make_pki(base / "pki")
+    ports = _ports()
+    ctl = base / ("ctl" if kind == "kamailio" else "kemi_ctl")
+    mpath = f'mpath="{KAMAILIO_MPATH}"' if kind == "kamailio" else ""
+    cfg = Path(write_server(base, ports, pki.server_cert, pki.server_key, pki.ca,
+                            str(ctl), mpath=mpath))
+    proc: KemiProcess | KamailioProcess
+    proc = (KamailioProcess(cfg, base, f"unix:{ctl}") if kind == "kamailio"
+            else KemiProcess(cfg, base))
+    with proc:
+        yield Server(kind, ports, pki, proc)
+
+
+def test_register_over_ws_and_wss_and_message_between(server: Server) -> None:
+    alice, bob = server.ws("alice"), server.wss("bob")
+    with alice.client, bob.client:
+        assert alice.register().status == 200
+        assert bob.register().status == 200
+        done: list[int] = []
+
+        def bob_side() -> None:
+            msg = bob.client.expect(lambda m: m.is_request and m.method == "MESSAGE")
+            assert msg.body == b"hello bob"
+            bob.client.reply_to(msg, 200, "OK")
+            done.append(1)
+
+        t = threading.Thread(target=bob_side)
+        t.start()
+        reply = alice.message("bob", "hello bob")
+        t.join(10)
+        assert done and reply.status == 200
+        # and back, wss -> ws
+        t = threading.Thread(target=lambda: alice.client.reply_to(alice.client.expect(
+            lambda m: m.is_request and m.method == "MESSAGE"), 200, "OK"))
+        t.start()
+        assert bob.message("alice", "hi alice").status == 200
+        t.join(10)
+
+
+@pytest.mark.skipif(not sipp_available(), reason="SIPp (sip-tester) is not installed")
+def test_udp_sipp_call_to_websocket_user_through_record_route(server: Server,
+                                                                tmp_path: Path) -> None:
+    carol = server.ws("carol")
+    with carol.client:
+        assert carol.register().status == 200
+        errors: list[BaseException] = []
+
+        def answer() -> None:
+            try:
+                carol.answer_call(timeout=20)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+
+        t = threading.Thread(target=answer)
+        t.start()
+        result = run_sipp(f"127.0.0.1:{server.ports.udp}", tmp_path, scenario=SCENARIO,
+                          calls=1, rate=1, timeout=30, extra=["-s", "carol"])
+        t.join(25)
+        assert not errors, errors
+        assert result.successful == 1, result.stdout[-2000:]
+
+
+def test_sip_over_tls_options_and_register(server: Server) -> None:
+    dave = server.tls("dave")
+    with dave.client:
+        dave.client.send(dave.request("OPTIONS", "sip:127.0.0.1", "sip:127.0.0.1"))
+        assert dave.client.expect(lambda m: not m.is_request).status == 200
+        assert dave.register().status == 200
+
+
+def test_tls10_client_is_refused_by_a_tls12_profile(server: Server) -> None:
+    old = server.pki.client_context(minimum=ssl.TLSVersion.TLSv1, maximum=ssl.TLSVersion.TLSv1)
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        StreamSipClient("127.0.0.1", server.ports.tls, tls=old).close()
+    # a TLS 1.2 client is served on the same port
+    ok = server.pki.client_context(minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.TLSv1_2)
+    ua = server.tls("erin", ok)
+    with ua.client:
+        ua.client.send(ua.request("OPTIONS", "sip:127.0.0.1", "sip:127.0.0.1"))
+        assert ua.client.expect(lambda m: not m.is_request).status == 200
+
+
+def test_message_to_a_websocket_user_whose_connection_is_gone(server: Server) -> None:
+    """The contact stays registered, its connection is closed: the proxy answers at once with an
+    error (Kamailio: the send fails), never a hang."""
+    frank, gina = server.ws("frank"), server.ws("gina")
+    with gina.client:
+        assert gina.register().status == 200
+        with frank.client:
+            assert frank.register().status == 200
+        reply = gina.message("frank", "are you there?", timeout=10)
+        assert reply.status == GONE_STATUS, reply.to_bytes()
+
+
+def test_ws_closed_connections_leave_ws_dump(server: Server) -> None:
+    if server.kind == "kamailio":
+        from kemi_core.testing import kamcmd
+
+        def dump() -> str:
+            return kamcmd(server.proc.ctl, "ws.dump").stdout  # type: ignore[union-attr]
+    else:
+        def dump() -> str:
+            return str(server.proc.rpc("ws.dump"))  # type: ignore[union-attr]
+    ua = server.ws("ivan")
+    with ua.client:
+        assert ua.register().status == 200
+        port = ua.client.local()[1]
+        wait_until(lambda: f":{port} ->" in dump(), 5, "the connection in ws.dump")
+    wait_until(lambda: f":{port} ->" not in dump(), 10, "the closed connection gone from ws.dump")
