@@ -293,11 +293,10 @@ class StreamConnection(asyncio.Protocol):
                 self._tls_established()
             if not data:
                 return
-        reader = self.reader
-        reader.feed(self, data)
+        self.reader.feed(self, data)
         if self.transport is None:
             return
-        if not reader.pending():
+        if not self.reader.pending():  # the reader may have handed over (HTTP, WebSocket)
             self.partial_since = 0.0
         elif not self.partial_since:
             self.partial_since = self.owner.loop.time()

@@ -59,7 +59,7 @@ GONE_METHODS = frozenset({"sslv2", "sslv3"})
 
 VERIFY_CLIENT = frozenset({"off", "on", "optional", "optional_no_ca"})
 
-_SECTION = re.compile(r"^\[\s*(server|client)\s*:\s*([^\]]+?)\s*\]$", re.IGNORECASE)
+_SECTION = re.compile(r"^\[\s*(server|client)\s*:\s*(.+?)\s*\]$", re.IGNORECASE)
 
 
 @attrs.frozen
