@@ -12,23 +12,14 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import (
-    KAMAILIO_MPATH,
-    KamailioProcess,
-    KemiProcess,
-    free_port,
-    kamailio_available,
-    wait_until,
-)
+from kemi_core.testing import wait_until
 from kemi_core.testing.sipp import run_sipp, sipp_available
-from kemi_tls.testing import Pki, make_pki
-from kemi_websocket.testing import StreamSipClient, Ua, WsSipClient
-from kemi_websocket.webrtc_cfg import Ports, write_server
+from kemi_websocket.testing import StreamSipClient
+from kemi_websocket.webrtc_cfg import WebrtcServer as Server
 
 pytestmark = pytest.mark.e2e
 
@@ -36,50 +27,6 @@ SCENARIO = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "scenarios" /
 #: what Kamailio 5.6 answers a request for a WebSocket contact whose connection is closed
 #: (t_relay fails at once: no socket for the Via; the script answers sl_reply_error)
 GONE_STATUS = 500
-KAMAILIO_MODULES = ("tls.so", "websocket.so", "xhttp.so", "app_lua.so", "nathelper.so")
-
-
-class Server:
-    def __init__(self, kind: str, ports: Ports, pki: Pki, proc: KemiProcess | KamailioProcess):
-        self.kind = kind
-        self.ports = ports
-        self.pki = pki
-        self.proc = proc
-
-    def ws(self, user: str) -> Ua:
-        return Ua(WsSipClient("127.0.0.1", self.ports.ws), user, "WS")
-
-    def wss(self, user: str) -> Ua:
-        return Ua(WsSipClient("127.0.0.1", self.ports.tls, tls=self.pki.client_context()),
-                  user, "WSS")
-
-    def tls(self, user: str, ctx: ssl.SSLContext | None = None) -> Ua:
-        client = StreamSipClient("127.0.0.1", self.ports.tls, tls=ctx or self.pki.client_context())
-        return Ua(client, user, "TLS")
-
-
-def _ports() -> Ports:
-    return Ports(udp=free_port(), ws=free_port(), tls=free_port())
-
-
-@pytest.fixture(scope="module", params=["kemi", "kamailio"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Server]:
-    kind = request.param
-    if kind == "kamailio" and not kamailio_available(*KAMAILIO_MODULES):
-        pytest.skip("Kamailio 5.6 with its tls, websocket, xhttp and Lua modules is not installed")
-    base = tmp_path_factory.mktemp(f"webrtc-{kind}")
-    pki = make_pki(base / "pki")
-    ports = _ports()
-    ctl = base / ("ctl" if kind == "kamailio" else "kemi_ctl")
-    mpath = f'mpath="{KAMAILIO_MPATH}"' if kind == "kamailio" else ""
-    cfg = Path(write_server(base, ports, pki.server_cert, pki.server_key, pki.ca,
-                            str(ctl), mpath=mpath))
-    proc: KemiProcess | KamailioProcess
-    proc = (KamailioProcess(cfg, base, f"unix:{ctl}") if kind == "kamailio"
-            else KemiProcess(cfg, base))
-    with proc:
-        yield Server(kind, ports, pki, proc)
 
 
 def test_register_over_ws_and_wss_and_message_between(server: Server) -> None:
