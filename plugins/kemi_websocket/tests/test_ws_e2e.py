@@ -188,3 +188,51 @@ def test_trickled_request_is_dropped_and_others_served(srv: tuple[KemiProcess, i
     assert time.monotonic() - t0 < 5  # tcp_msg_read_timeout=1
     slow.close()
     wait_until(lambda: served(port), 5, "still serving")
+
+
+PY_CFG = """#!KAMAILIO
+children=1
+listen=udp:127.0.0.1:{udp}
+listen=tcp:127.0.0.1:{ws}
+loadmodule "sl.so"
+loadmodule "xhttp.so"
+loadmodule "websocket.so"
+loadmodule "app_python3.so"
+modparam("xhttp", "event_callback", "ksr_xhttp_event")
+modparam("app_python3", "load", "{script}")
+cfgengine "python"
+"""
+
+PY_SCRIPT = '''
+import KSR
+
+
+class Handler:
+    def ksr_request_route(self, msg):
+        KSR.sl.sl_send_reply(200, "OK")
+        return 1
+
+    def ksr_xhttp_event(self, msg, evname):
+        if KSR.hdr.get("Upgrade") and KSR.websocket.handle_handshake() > 0:
+            return 1
+        KSR.xhttp.xhttp_reply(200, "OK", "text/plain", "event " + evname + " "
+                              + KSR.pv.get("$hu"))
+        return 1
+
+
+def mod_init():
+    return Handler()
+'''
+
+
+def test_python_engine_event_callback_gets_the_event_name(tmp_path: Path) -> None:
+    ws = free_port()
+    (tmp_path / "script.py").write_text(PY_SCRIPT)
+    (tmp_path / "kamailio.cfg").write_text(PY_CFG.format(udp=free_port(), ws=ws,
+                                                         script=tmp_path / "script.py"))
+    with KemiProcess(tmp_path / "kamailio.cfg", tmp_path):
+        out = http(ws, b"GET /py HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert out.endswith(b"event xhttp:request /py")
+        with WsSipClient("127.0.0.1", ws) as c:
+            c.send(OPTIONS.format(n=7))
+            assert c.expect(lambda m: not m.is_request).status == 200
