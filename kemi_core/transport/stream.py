@@ -291,6 +291,11 @@ class StreamConnection(asyncio.Protocol):
             self._flush_tls()
             if not was and tls.established:
                 self._tls_established()
+            if tls.peer_closed:  # answer its close_notify with ours, then close
+                if data:
+                    self.reader.feed(self, data)
+                self.close()
+                return
             if not data:
                 return
         self.reader.feed(self, data)

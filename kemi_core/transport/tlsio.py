@@ -27,7 +27,7 @@ class TlsError(Exception):
 class TlsSession:
     """One TLS session on memory BIOs (server or client side)."""
 
-    __slots__ = ("obj", "_in", "_out", "established", "server_side", "_fresh")
+    __slots__ = ("obj", "_in", "_out", "established", "server_side", "_fresh", "peer_closed")
 
     def __init__(self, context: ssl.SSLContext, server_side: bool,
                  server_hostname: str | None = None) -> None:
@@ -38,6 +38,8 @@ class TlsSession:
                                     server_hostname=server_hostname if not server_side else None)
         self.established = False
         self._fresh = True  # nothing received yet
+        #: the peer sent its close_notify: it sends nothing more, and waits for ours
+        self.peer_closed = False
 
     def start(self) -> None:
         """A client sends its ClientHello first (take it with ``outgoing()``)."""
@@ -61,10 +63,12 @@ class TlsSession:
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:  # close_notify: the peer is done
+                self.peer_closed = True
                 break
             except ssl.SSLError as exc:
                 raise TlsError(_reason(exc)) from exc
-            if not chunk:
+            if not chunk:  # how ssl reports a close_notify received
+                self.peer_closed = True
                 break
             chunks.append(chunk)
             size += len(chunk)

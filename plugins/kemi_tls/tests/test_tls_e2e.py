@@ -208,6 +208,20 @@ def test_tls_list_and_info(env: dict) -> None:
                "the closed connection gone from tls.list")
 
 
+def test_close_notify_is_answered(env: dict) -> None:
+    """A client closing cleanly sends close_notify and waits for the server's (as asyncio's
+    TLS streams do): it gets it at once and the connection closes."""
+    raw = socket.create_connection(("127.0.0.1", env["ports"]["tls"]), timeout=5)
+    with env["pki"].client_context().wrap_socket(raw) as conn:
+        conn.sendall(b"OPTIONS sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS c.invalid;branch="
+                     b"z9hG4bKcn\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:u@x>\r\nCall-ID: cn\r\n"
+                     b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        assert conn.recv(65536).startswith(b"SIP/2.0 200")
+        plain = conn.unwrap()  # raises TimeoutError when the server does not answer it
+        assert _closed_by_server(plain, 5)
+        plain.close()
+
+
 def test_outgoing_tls_and_connection_reuse(env: dict) -> None:
     pki, hop = env["pki"], env["hop"]
     before = hop.connections
