@@ -184,7 +184,7 @@ class WorkerEndpoints:
 
     async def start(self) -> None:
         if self.owners is not None:
-            self.mailbox = Mailbox(main_pid(), self.rank)
+            self.mailbox = Mailbox(main_pid(), self.rank, self.loop)
             box = self.mailbox
             self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over)
         for lst in self.listens:

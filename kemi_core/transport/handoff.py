@@ -22,9 +22,11 @@ then the SIP bytes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable
 
 from kemi_core.transport.receiver import RecvInfo
@@ -68,25 +70,97 @@ def decode(packet: bytes) -> tuple[str, list[str], bytes] | None:
     return kind, [p.decode() for p in parts[:nfields]], parts[nfields]
 
 
-class Mailbox:
-    """This worker's socket for messages from the other workers."""
+#: hand-overs waiting for a busy worker (its queue holds only net.unix.max_dgram_qlen
+#: datagrams, 10 by default); past this many per worker, newer ones are dropped
+MAX_WAITING = 4096
 
-    def __init__(self, main_pid: int, rank: int) -> None:
+
+class _Outbox:
+    """A socket connected to one worker's mailbox, and what waits for room in its queue (a
+    connected AF_UNIX datagram socket polls writable when the peer's queue has room)."""
+
+    __slots__ = ("sock", "waiting")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.waiting: deque[bytes] = deque()
+
+
+class Mailbox:
+    """This worker's socket for messages from the other workers, and its sockets to theirs."""
+
+    def __init__(self, main_pid: int, rank: int, loop: asyncio.AbstractEventLoop) -> None:
         self.main_pid = main_pid
         self.rank = rank
+        self.loop = loop
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         self.sock.bind(mailbox_name(main_pid, rank))
         self.sock.setblocking(False)
+        self._out: dict[int, _Outbox] = {}
 
     def post(self, rank: int, packet: bytes) -> bool:
-        """Hand ``packet`` to worker ``rank``; False when it cannot take it (gone, full)."""
-        try:
-            self.sock.sendto(packet, mailbox_name(self.main_pid, rank))
-        except OSError as exc:
-            log.warning("handing a message to worker %d failed: %s", rank, exc)
-            return False
-        return True
+        """Hand ``packet`` to worker ``rank`` (now, or in order once its queue has room);
+        False when it cannot take it (gone, or too far behind)."""
+        for _ in range(2):  # a worker restarted since we connected: connect again once
+            box = self._outbox(rank)
+            if box is None:
+                return False
+            if box.waiting:
+                if len(box.waiting) >= MAX_WAITING:
+                    log.warning("worker %d is %d hand-overs behind: one dropped", rank,
+                                len(box.waiting))
+                    return False
+                box.waiting.append(packet)
+                return True
+            try:
+                box.sock.send(packet)
+            except BlockingIOError:
+                box.waiting.append(packet)
+                self.loop.add_writer(box.sock.fileno(), self._flush, rank, box)
+                return True
+            except OSError as exc:
+                log.warning("handing a message to worker %d failed: %s", rank, exc)
+                self._drop(rank)
+                continue
+            return True
+        return False
+
+    def _outbox(self, rank: int) -> _Outbox | None:
+        box = self._out.get(rank)
+        if box is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            try:
+                sock.connect(mailbox_name(self.main_pid, rank))
+            except OSError as exc:
+                sock.close()
+                log.warning("handing a message to worker %d failed: %s", rank, exc)
+                return None
+            box = self._out[rank] = _Outbox(sock)
+        return box
+
+    def _flush(self, rank: int, box: _Outbox) -> None:
+        """The worker's queue has room again: send what waits, in order."""
+        waiting = box.waiting
+        while waiting:
+            try:
+                box.sock.send(waiting[0])
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("handing %d messages to worker %d failed: %s", len(waiting), rank,
+                            exc)
+                self._drop(rank)
+                return
+            waiting.popleft()
+        self.loop.remove_writer(box.sock.fileno())
+
+    def _drop(self, rank: int) -> None:
+        box = self._out.pop(rank, None)
+        if box is not None:
+            self.loop.remove_writer(box.sock.fileno())
+            box.sock.close()
 
     def drain(self, handle: Callable[[bytes], None]) -> None:
         """Read every waiting packet (from the event loop's reader callback)."""
@@ -104,6 +178,8 @@ class Mailbox:
                 log.exception("handling a message from another worker failed")
 
     def close(self) -> None:
+        for rank in list(self._out):
+            self._drop(rank)
         self.sock.close()
 
 
