@@ -77,9 +77,11 @@ class Conn:
 
 def request(method: str, ruri: str, conn: Conn, user: str, to: str, call_id: str, cseq: int,
             extra: str = "", body: str = "") -> str:
+    """``to`` is a URI, or a whole To value (``<uri>;tag=...``) in a dialog."""
+    to = to if to.startswith("<") else f"<{to}>"
     return (f"{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS {conn.local};branch=z9hG4bK"
             f"{call_id}{cseq}{method}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag="
-            f"{user}{call_id}\r\nTo: <{to}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+            f"{user}{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
             f"Contact: <sip:{user}@{conn.local};transport=tls>\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n{body}")
 
@@ -106,7 +108,7 @@ async def handshake_loop(port: int, ctx: ssl.SSLContext, count: int) -> int:
             msg = await asyncio.wait_for(conn.next(), 10)
             done += msg.status == 200
             await asyncio.wait_for(conn.close(), 10)
-        except (OSError, ssl.SSLError, asyncio.TimeoutError):
+        except (OSError, ssl.SSLError, TimeoutError):
             continue
     return done
 
@@ -134,9 +136,7 @@ async def callee_loop(conn: Conn) -> None:
         msg = await conn.next()
         if not msg.is_request:
             continue
-        if msg.method == "INVITE":
-            conn.send(reply(msg, 200, "OK", conn))
-        elif msg.method == "BYE":
+        if msg.method in ("INVITE", "BYE"):  # the ACK needs no answer
             conn.send(reply(msg, 200, "OK", conn))
 
 
@@ -167,21 +167,19 @@ class Caller:
         c.send(request("INVITE", target, c, "caller", target, cid, 1))
         try:
             answer = await asyncio.wait_for(ok, 10)
-        except asyncio.TimeoutError:  # a lost call counts as failed
+        except TimeoutError:  # a lost call counts as failed
             return False
         if answer.status != 200:
             return False
         routes = "".join(f"Route: {v}\r\n" for v in reversed(answer.headers("record-route")))
         remote = answer.contacts[0].uri_text if answer.contacts else target
         to = answer.header("to") or target
-        c.send(request("ACK", remote, c, "caller", to.strip("<>").split(">")[0], cid, 1,
-                       routes).replace(f"To: <{to.strip('<>').split('>')[0]}>", f"To: {to}"))
+        c.send(request("ACK", remote, c, "caller", to, cid, 1, routes))
         bye_ok = self.expect(cid, "BYE")
-        c.send(request("BYE", remote, c, "caller", to.strip("<>").split(">")[0], cid, 2,
-                       routes).replace(f"To: <{to.strip('<>').split('>')[0]}>", f"To: {to}"))
+        c.send(request("BYE", remote, c, "caller", to, cid, 2, routes))
         try:
             return (await asyncio.wait_for(bye_ok, 10)).status == 200
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
 
