@@ -33,7 +33,8 @@ from common import KAMAILIO_MPATH, tree_cpu_seconds  # noqa: E402
 from kemi_core.sip import SipMsg, StreamBuffer  # noqa: E402
 from kemi_core.testing import kamailio_available  # noqa: E402
 from kemi_tls.testing import make_pki  # noqa: E402
-from kemi_websocket.webrtc_cfg import KAMAILIO_MODULES, WebrtcServer  # noqa: E402
+from kemi_websocket.testing import WebrtcServer
+from kemi_websocket.webrtc_cfg import KAMAILIO_MODULES  # noqa: E402
 
 CONCURRENCY = 8
 CALL_LOOPS = 8

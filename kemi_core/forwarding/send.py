@@ -74,6 +74,10 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
     if proto not in STATELESS_PROTOS:
         script_log.error("forward: transport %s is not supported", proto)
         return -1
+    if proto in ("tls", "wss") and listen_for(ctx.core, "tls") is None:
+        # as Kamailio: no TLS socket to send from (enable_tls and listen=tls:... needed)
+        script_log.error("forward: no tls listen socket for %s", target_uri)
+        return -1
     out = msg.copy()
     stamp_received(ctx, out, msg)
     out.prepend_via(our_via(ctx, proto, stateless_branch(msg)))

@@ -30,4 +30,5 @@ def http_request(method: str, target: str, version: str, headers: Iterable[tuple
 
 
 def is_http(msg: SipMsg) -> bool:
+    """Whether ``msg`` is an HTTP request (made by ``http_request``), not SIP."""
     return msg.version.upper().startswith("HTTP/")

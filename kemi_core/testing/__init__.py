@@ -8,7 +8,8 @@ and compares their replies; ``context`` turns raw SIP into the MsgContext a KEMI
 well-formed request. ``PostgresServer`` / the ``postgres_server`` fixture run a private
 PostgreSQL for database tests. ``Router`` is what the ``kemi_router`` fixture (this package's
 pytest plugin) returns: kamailio.cfg and its script run in the test's process. The submodules
-(``process``, ``sipp``, ``udp_client``) serve kemi's own end-to-end suite and may be imported
+(``process``, ``sipp``, ``udp_client``) serve kemi's own end-to-end suite (``run_sipp`` and
+``sipp_available`` are named here for plugins' tests too) and may be imported
 directly for that.
 """
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from kemi_core.testing.router import Router, ScriptFailure
     from kemi_core.testing.rtpengine import RtpEngineProcess, rtpengine_available
     from kemi_core.testing.sidebyside import Answer, Pair, exchange, request_text, side_by_side
+    from kemi_core.testing.sipp import run_sipp, sipp_available
     from kemi_core.testing.udp_client import UdpClient, request
     from kemi_core.testing.wait import WaitTimeout, wait_until
 
@@ -67,6 +69,8 @@ _HOMES = {
     "RedisServer": "kemi_core.testing.redis",
     "redis_server": "kemi_core.testing.redis",
     "UdpClient": "kemi_core.testing.udp_client",
+    "run_sipp": "kemi_core.testing.sipp",
+    "sipp_available": "kemi_core.testing.sipp",
     "Answer": "kemi_core.testing.sidebyside",
     "Pair": "kemi_core.testing.sidebyside",
     "exchange": "kemi_core.testing.sidebyside",
@@ -124,5 +128,7 @@ __all__ = [
     "request_text",
     "side_by_side",
     "rtpengine_available",
+    "run_sipp",
+    "sipp_available",
     "wait_until",
 ]

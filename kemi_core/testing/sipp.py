@@ -19,6 +19,7 @@ SIPP_SOME_FAILED = 1
 
 
 def sipp_available() -> bool:
+    """Whether SIPp (Debian's sip-tester) is on PATH (tests needing it skip without it)."""
     return shutil.which("sipp") is not None
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from kemi_core.testing import KAMAILIO_MPATH, kamailio_available
-from kemi_websocket.webrtc_cfg import KAMAILIO_MODULES, WebrtcServer
+from kemi_websocket.testing import WebrtcServer
+from kemi_websocket.webrtc_cfg import KAMAILIO_MODULES
 
 
 @pytest.fixture(scope="module", params=["kemi", "kamailio"])

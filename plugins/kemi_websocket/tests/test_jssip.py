@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_websocket.webrtc_cfg import WebrtcServer
+from kemi_websocket.testing import WebrtcServer
 
 pytestmark = pytest.mark.e2e
 

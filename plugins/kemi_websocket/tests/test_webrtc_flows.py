@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import wait_until
-from kemi_core.testing.sipp import run_sipp, sipp_available
+from kemi_core.testing import run_sipp, sipp_available, wait_until
 from kemi_websocket.testing import StreamSipClient
-from kemi_websocket.webrtc_cfg import WebrtcServer as Server
+from kemi_websocket.testing import WebrtcServer as Server
 
 pytestmark = pytest.mark.e2e
 

@@ -13,6 +13,8 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -27,6 +29,10 @@ from wsproto.events import (
 )
 
 from kemi_core.sip import SipMsg, StreamBuffer, parse_datagram
+from kemi_websocket.webrtc_cfg import Ports, write_server
+
+if TYPE_CHECKING:
+    from kemi_tls.testing import Pki
 
 
 class _Base:
@@ -239,3 +245,41 @@ class Ua:
         c.expect(lambda m: m.is_request and m.method == "ACK", timeout)
         bye = c.expect(lambda m: m.is_request and m.method == "BYE", timeout)
         c.reply_to(bye, 200, "OK")
+
+
+class WebrtcServer:
+    """The proxy/registrar running on kemi or Kamailio ("kind"), with its clients."""
+
+    def __init__(self, kind: str, base: Path, children: int = 2, kamailio_mpath: str = "",
+                 pki: Pki | None = None, **cfg: Any) -> None:
+        from kemi_core.testing import KamailioProcess, KemiProcess, free_port
+        from kemi_tls.testing import make_pki
+
+        self.kind = kind
+        self.pki = pki or make_pki(base / "pki")
+        self.ports = Ports(udp=free_port(), ws=free_port(), tls=free_port())
+        self.ctl = base / ("ctl" if kind == "kamailio" else "kemi_ctl")
+        mpath = f'mpath="{kamailio_mpath}"' if kind == "kamailio" else ""
+        cfg_path = Path(write_server(base, self.ports, self.pki.server_cert,
+                                     self.pki.server_key, self.pki.ca, str(self.ctl),
+                                     mpath=mpath, children=children, **cfg))
+        self.proc: Any = (KamailioProcess(cfg_path, base, f"unix:{self.ctl}")
+                          if kind == "kamailio" else KemiProcess(cfg_path, base))
+
+    def __enter__(self) -> WebrtcServer:
+        self.proc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.stop()
+
+    def ws(self, user: str) -> Ua:
+        return Ua(WsSipClient("127.0.0.1", self.ports.ws), user, "WS")
+
+    def wss(self, user: str) -> Ua:
+        return Ua(WsSipClient("127.0.0.1", self.ports.tls, tls=self.pki.client_context()),
+                  user, "WSS")
+
+    def tls(self, user: str, ctx: ssl.SSLContext | None = None) -> Ua:
+        client = StreamSipClient("127.0.0.1", self.ports.tls, tls=ctx or self.pki.client_context())
+        return Ua(client, user, "TLS")

@@ -3,22 +3,15 @@ and on Kamailio 5.6 alike: one kamailio.cfg with a Lua routing script (registrar
 nathelper, rr, tm, xhttp, websocket, tls), as Kamailio's own WebSocket example routes (nathelper
 aliases for WebSocket clients, double Record-Route across transports).
 
-``write_server(directory, ports, pki, mpath)`` writes kamailio.cfg, proxy.lua and tls.cfg.
+``write_server(directory, ports, ...)`` writes kamailio.cfg, proxy.lua and tls.cfg;
+``kemi_websocket.testing.WebrtcServer`` runs them.
 """
 
 from __future__ import annotations
 
 import os
-import ssl
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import attrs
-
-from kemi_websocket.testing import StreamSipClient, Ua, WsSipClient
-
-if TYPE_CHECKING:
-    from kemi_tls.testing import Pki
 
 CFG = """#!KAMAILIO
 debug=2
@@ -199,41 +192,3 @@ def write_server(directory: str | os.PathLike[str], ports: Ports, cert: str, key
 
 #: the Kamailio modules the config needs (tests and the benchmark skip without them)
 KAMAILIO_MODULES = ("tls.so", "websocket.so", "xhttp.so", "app_lua.so", "nathelper.so")
-
-
-class WebrtcServer:
-    """The proxy/registrar running on kemi or Kamailio ("kind"), with its clients."""
-
-    def __init__(self, kind: str, base: Path, children: int = 2, kamailio_mpath: str = "",
-                 pki: Pki | None = None, **cfg: Any) -> None:
-        from kemi_core.testing import KamailioProcess, KemiProcess, free_port
-        from kemi_tls.testing import make_pki
-
-        self.kind = kind
-        self.pki = pki or make_pki(base / "pki")
-        self.ports = Ports(udp=free_port(), ws=free_port(), tls=free_port())
-        self.ctl = base / ("ctl" if kind == "kamailio" else "kemi_ctl")
-        mpath = f'mpath="{kamailio_mpath}"' if kind == "kamailio" else ""
-        cfg_path = Path(write_server(base, self.ports, self.pki.server_cert,
-                                     self.pki.server_key, self.pki.ca, str(self.ctl),
-                                     mpath=mpath, children=children, **cfg))
-        self.proc: Any = (KamailioProcess(cfg_path, base, f"unix:{self.ctl}")
-                          if kind == "kamailio" else KemiProcess(cfg_path, base))
-
-    def __enter__(self) -> WebrtcServer:
-        self.proc.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.stop()
-
-    def ws(self, user: str) -> Ua:
-        return Ua(WsSipClient("127.0.0.1", self.ports.ws), user, "WS")
-
-    def wss(self, user: str) -> Ua:
-        return Ua(WsSipClient("127.0.0.1", self.ports.tls, tls=self.pki.client_context()),
-                  user, "WSS")
-
-    def tls(self, user: str, ctx: ssl.SSLContext | None = None) -> Ua:
-        client = StreamSipClient("127.0.0.1", self.ports.tls, tls=ctx or self.pki.client_context())
-        return Ua(client, user, "TLS")
