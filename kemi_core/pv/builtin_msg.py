@@ -21,26 +21,30 @@ def _ruri(ctx: MsgContext) -> PvValue:
 
 
 def _ruri_parsed(ctx: MsgContext) -> SipUri | None:
-    if not ctx.msg.is_request:
+    msg = ctx.msg
+    if not msg.is_request:
         return None
-    return safe(lambda: ctx.msg.uri)
-
-
-def _default_port(uri: SipUri) -> int:
-    return 5061 if uri.scheme == "sips" or uri.transport == "tls" else 5060
+    try:
+        return msg.uri
+    except SipParseError:  # headers in it (refused for routing, RFC 4475 3.1.2.11): still read
+        return parse_uri_or_none(msg.ruri)
 
 
 def _uri_port(uri: SipUri | None) -> PvValue:
-    # Kamailio shows the default port when the URI has none.
-    if uri is None or uri.scheme == "tel":
+    # Kamailio 5.6 shows 5060 for a URI without a port (sips: and tel: too), 5061 only for
+    # ;transport=tls.
+    if uri is None:
         return None
-    return uri.port if uri.port is not None else _default_port(uri)
+    if uri.port is not None:
+        return uri.port
+    return 5061 if uri.transport == "tls" else 5060
 
 
 def _uri_proto(uri: SipUri | None) -> PvValue:
+    # Kamailio 5.6: the ;transport= value as written, else UDP (sips: too).
     if uri is None:
         return None
-    return uri.transport or ("tls" if uri.scheme == "sips" else "udp")
+    return uri.params.get("transport") or "UDP"
 
 
 def rewrite_ruri(ctx: MsgContext, **changes: object) -> None:

@@ -102,7 +102,12 @@ def test_message_length_and_buffer(ctx: MsgContext) -> None:
 def test_default_port_and_tcp_source() -> None:
     raw = INVITE.replace(b"sip:bob@example.com:5070;transport=udp", b"sips:bob@example.com")
     ctx = make_ctx(raw, proto="tcp")
-    assert get_pv(ctx, "$rp") == 5061
+    # as Kamailio 5.6 shows them (tests/e2e/test_uri_pvs_vs_kamailio.py): 5061 only for
+    # ;transport=tls, whatever the scheme
+    assert (get_pv(ctx, "$rp"), get_pv(ctx, "$rP")) == (5060, "UDP")
+    set_pv(ctx, "$ru", "sips:bob@example.com;transport=TLS")
+    assert (get_pv(ctx, "$rp"), get_pv(ctx, "$rP")) == (5061, "TLS")
+    set_pv(ctx, "$ru", "sips:bob@example.com")
     assert get_pv(ctx, "$rz") == "sips"
     assert get_pv(ctx, "$su") == "sip:10.0.0.2:5062;transport=tcp"
 
