@@ -91,6 +91,16 @@ class KemiExport:
         """``module.name`` as scripts write it after ``KSR.`` (just ``name`` for core)."""
         return f"{self.module}.{self.name}" if self.module else self.name
 
+    @property
+    def variadic(self) -> bool:
+        """Whether the callable takes ``*args`` after its declared parameters (``KSR.x.modf``):
+        engines pass it any extra script arguments, as strings. Read it once, when binding."""
+        try:
+            params = inspect.signature(self.func).parameters.values()
+        except (TypeError, ValueError):
+            return False
+        return any(p.kind is p.VAR_POSITIONAL for p in params)
+
     def signature(self, with_return: bool = True) -> str:
         """``KSR.sl.send_reply(int code, str reason) -> int``: the one text every engine's
         error messages, the RPC listings and ``kemi docs`` show (unnamed parameters are

@@ -118,3 +118,18 @@ def test_export_refuses_what_hints_cannot_say() -> None:
         export("m", "untyped", untyped)
     with pytest.raises(ExportError, match="plain positional"):
         export("m", "star", star)
+
+
+def test_an_export_says_whether_it_takes_extra_arguments() -> None:
+    """KSR.x.modf-style callables (``*args`` after the declared parameters) are variadic;
+    engines read it once when they bind the export."""
+
+    def modf(ctx: object, fname: str, *params: str) -> int:
+        return 1
+
+    def plain(ctx: object, fname: str) -> int:
+        return 1
+
+    assert export("x", "modf", modf, "s").variadic
+    assert not export("x", "plain", plain, "s").variadic
+    assert not export("x", "lam", lambda ctx: 1, "").variadic
