@@ -13,7 +13,6 @@ returns.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -156,16 +155,6 @@ _RETURNS: dict[ReturnKind, Callable[[Any], Any]] = {
 }
 
 
-def is_variadic(exp: KemiExport) -> bool:
-    """An export whose callable takes ``*args`` after its declared parameters (KSR.x.modf):
-    extra JS arguments go to it as strings."""
-    try:
-        params = inspect.signature(exp.func).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.kind is p.VAR_POSITIONAL for p in params)
-
-
 def bind(exp: KemiExport, holder: Holder) -> Callable[..., Any]:
     """The callable JS gets as ``KSR.<module>.<name>`` for ``exp``."""
     func = exp.func
@@ -174,7 +163,7 @@ def bind(exp: KemiExport, holder: Holder) -> Callable[..., Any]:
     ret = _RETURNS[exp.returns]
     convs = tuple(to_int if k is ParamKind.INT else to_str for k in kinds)
     is_int = tuple(k is ParamKind.INT for k in kinds)
-    variadic = is_variadic(exp)
+    variadic = exp.variadic
     failed = holder.failed
 
     def count_error(got: int) -> JsArgError:

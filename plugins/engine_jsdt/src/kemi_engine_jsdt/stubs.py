@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from kemi_core.api import KemiExport, KemiRegistry, ParamKind, ReturnKind
-from kemi_engine_jsdt.binding import is_variadic
 
 FILE_NAME = "KSR.d.ts"
 
@@ -46,7 +45,7 @@ def _doc(exp: KemiExport, indent: str) -> list[str]:
 
 def _member(exp: KemiExport, indent: str) -> list[str]:
     params = [f"{n}: {_TS_PARAM[k]}" for n, k in zip(_param_names(exp), exp.params, strict=True)]
-    if is_variadic(exp):
+    if exp.variadic:
         params.append("...more: (string | number)[]")
     ret = "never" if (exp.module, exp.name) in _NEVER else _TS_RETURN[exp.returns]
     return [*_doc(exp, indent), f"{indent}{exp.name}({', '.join(params)}): {ret};"]
