@@ -27,11 +27,12 @@ def reply_destination(via: Via, rcv: RecvInfo, force_rport: bool = False) -> Tar
 
     Over TCP the reply goes back on the connection it came from. Over UDP it goes to the
     source address (the implicit "received"), to the source port when the client asked for
-    rport (or the script forced it), else to the port in sent-by.
+    rport (or the script forced it), else to the port in sent-by. Any ;rport counts, a value
+    that is no port too (as in Kamailio 5.6: the reply still goes back).
     """
     if rcv.proto != "udp":
         return rcv.proto, rcv.src_ip, rcv.src_port
-    if force_rport or via.rport is not None:
+    if force_rport or "rport" in via.params:
         return "udp", rcv.src_ip, rcv.src_port
     return "udp", rcv.src_ip, via.port or 5060
 

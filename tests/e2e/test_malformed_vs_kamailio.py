@@ -64,6 +64,9 @@ PASSED = {
     "via lower case": request(via="Via: sip/2.0/udp 127.0.0.1:PORT;branch=z9hG4bK1"),
     "via ttl": request(via=VIA + ";ttl=abc"), "via maddr": request(via=VIA + ";maddr=!!"),
     "via other transport": request(via="Via: SIP/2.0/FOO 127.0.0.1:PORT;branch=z9hG4bK1"),
+    # the reply reaches the client only at its source port (nothing listens on port 9)
+    "via rport not a port": request(via="Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK1;rport=x"),
+    "via rport too big": request(via="Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK1;rport=99999"),
     "max-forwards word": request().replace("Max-Forwards: 70", "Max-Forwards: abc"),
     "no max-forwards": request().replace("Max-Forwards: 70\r\n", ""),
     "trailing space": request().replace(" SIP/2.0\r\n", " SIP/2.0 \r\n", 1),
