@@ -1,0 +1,204 @@
+"""Where a REGISTER's time goes inside kemi: one worker in this process (no sockets, no SIPp).
+
+The config of bench/register.py (``memory``, ``sqlite``: usrloc write-through, ``floor``: a bare
+200) or of bench/auth.py (``auth``: digest check against SQLite's subscriber table, then save)
+runs in a :class:`kemi_core.testing.router.Router`; its sends go to a counting sink. REGISTERs
+for ``--users`` users in turn go through the dispatcher as a worker receives them (the first
+pass inserts bindings, later ones refresh them). Printed: CPU microseconds per REGISTER
+(process time, best of ``--rounds``), and with ``--profile`` the top functions by cumulative
+and by own time. ``--callgrind`` counts instructions per REGISTER instead (deterministic: two
+runs under valgrind's callgrind, ``--count`` and twice that, the difference divided; not for
+``auth``, whose batches are built by sending challenges).
+
+    python bench/register_profile.py [--mode memory|sqlite|floor|auth] [--count 5000]
+                                     [--profile | --callgrind]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import hashlib
+import os
+import pstats
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import auth as auth_bench  # noqa: E402
+import register as register_bench  # noqa: E402
+from callpath import callgrind_total  # noqa: E402
+
+from kemi_core.runtime.context import RecvInfo  # noqa: E402
+from kemi_core.runtime.worker import tune_gc  # noqa: E402
+from kemi_core.testing.router import Router  # noqa: E402
+
+REGISTER = (
+    "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{n}-1;rport\r\n"
+    "From: <sip:{user}@127.0.0.1>;tag={n}SIPpTag001\r\n"
+    "To: <sip:{user}@127.0.0.1>\r\n"
+    "Call-ID: {n}-reg@127.0.0.1\r\n"
+    "CSeq: {cseq} REGISTER\r\n"
+    "Contact: <sip:{user}@127.0.0.1:5070>\r\n"
+    "Max-Forwards: 70\r\n"
+    "Expires: 3600\r\n"
+    "User-Agent: SIPp register bench\r\n"
+    "{auth}"
+    "Content-Length: 0\r\n\r\n")
+
+
+class Sink:
+    """The worker's transport: counts what would be sent, keeps the last datagram."""
+
+    def __init__(self, listen: list) -> None:
+        self.listen = listen
+        self.count = 0
+        self.last = b""
+
+    def send(self, proto: str, host: str, port: int, data: bytes,
+             local: tuple[str, int] | None = None) -> bool:
+        self.count += 1
+        self.last = data
+        return True
+
+    def local_address(self, proto: str) -> tuple[str, int]:
+        return (self.listen[0].host, self.listen[0].port)
+
+
+def _router(mode: str, work: Path) -> Router:
+    if mode == "auth":
+        db = work / "auth.db"
+        auth_bench.make_db(db)
+        script = work / "auth.lua"
+        script.write_text(auth_bench.LUA.replace("{uas_port}", "5090"))
+        cfg = work / "auth.cfg"
+        cfg.write_text(auth_bench.CFG.format(port=5060, mpath="", db=db, script=script))
+    else:
+        cfg, _port = register_bench.write_cfg(mode, mode, work)
+    return Router(cfg)
+
+
+def _digest(challenge: bytes, user: str, cseq: int) -> str:
+    """An Authorization header answering the 401 in ``challenge`` (MD5, qop=auth)."""
+    text = challenge.decode()
+    start = text.index('nonce="') + 7
+    nonce = text[start:text.index('"', start)]
+    realm = "127.0.0.1"
+    uri = "sip:127.0.0.1:5060"
+    ha1 = hashlib.md5(f"{user}:{realm}:{auth_bench.PASSWORD}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()
+    nc, cnonce = "00000001", f"c{cseq}"
+    resp = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    return (f'Authorization: Digest username="{user}",realm="{realm}",nonce="{nonce}",'
+            f'uri="{uri}",response="{resp}",algorithm=MD5,qop=auth,nc={nc},cnonce="{cnonce}"\r\n')
+
+
+def _messages(mode: str, router: Router, sink: Sink, users: int,
+              count: int) -> Callable[[int], list[bytes]]:
+    """The datagrams of one round: ``count`` REGISTERs (auth: each a challenged one and the
+    answered one, the answers computed from real 401s before the round is timed)."""
+    rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
+
+    def make(round_no: int) -> list[bytes]:
+        out = []
+        for n in range(count):
+            user = (auth_bench.USER if mode == "auth" else f"user{n % users:06d}")
+            serial = round_no * count + n
+            first = REGISTER.format(n=serial, user=user, cseq=2 * serial + 1, auth="").encode()
+            if mode != "auth":
+                out.append(first)
+                continue
+            router.dispatcher.on_data(first, rcv)
+            answer = REGISTER.format(n=serial, user=user, cseq=2 * serial + 2,
+                                     auth=_digest(sink.last, user, serial)).encode()
+            out += [first, answer]
+        return out
+
+    return make
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["memory", "sqlite", "floor", "auth"], default="memory")
+    parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--callgrind", action="store_true",
+                        help="instructions per REGISTER under valgrind (deterministic)")
+    opts = parser.parse_args()
+    if opts.callgrind:
+        return callgrind(opts.mode, opts.count, opts.users)
+    with tempfile.TemporaryDirectory(prefix="kemi-register-profile-") as tmp:
+        router = _router(opts.mode, Path(tmp))
+        sink = Sink(router.wire.listen)
+        router.core.attach_transport(sink)
+        rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
+        on_data = router.dispatcher.on_data
+        make = _messages(opts.mode, router, sink, opts.users, opts.count)
+        for data in make(0)[: 2 * opts.users]:  # warm-up: every user registered once
+            on_data(data, rcv)
+        tune_gc()  # as a worker does once it is set up
+        best = float("inf")
+        prof = cProfile.Profile() if opts.profile else None
+        for r in range(1, opts.rounds + 1):
+            batch = make(r)
+            sent = sink.count
+            if prof is not None:
+                prof.enable()
+            start = time.process_time()
+            for data in batch:
+                on_data(data, rcv)
+            elapsed = time.process_time() - start
+            if prof is not None:
+                prof.disable()
+            if sink.count - sent != len(batch):
+                raise SystemExit(f"{len(batch)} requests, {sink.count - sent} replies")
+            if opts.mode == "sqlite" and r == 1:
+                _check_rows(Path(tmp) / "sqlite.db", opts.users)
+            best = min(best, elapsed / opts.count)
+        print(sink.last.decode().split("\r\n")[0])
+        print(f"{opts.mode}: {best * 1e6:.1f} us CPU per REGISTER "
+              f"({'challenge + answer' if opts.mode == 'auth' else 'one request'})")
+        if prof is not None:
+            stats = pstats.Stats(prof)
+            stats.sort_stats("cumulative").print_stats(opts.top)
+            stats.sort_stats("tottime").print_stats(opts.top)
+        router.close()
+    return 0
+
+
+def callgrind(mode: str, count: int, users: int) -> int:
+    """(Ir with 2N REGISTERs - Ir with N) / N: start-up and warm-up cancelled out."""
+    if mode == "auth":
+        raise SystemExit("--callgrind: not for auth (its batches are built by sending challenges)")
+    totals = []
+    with tempfile.TemporaryDirectory(prefix="kemi-callgrind-") as tmp:
+        for n in (count, 2 * count):
+            out = Path(tmp) / f"callgrind.{n}"
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                            sys.executable, __file__, "--mode", mode, "--count", str(n),
+                            "--users", str(users), "--rounds", "1"],
+                           check=True, env=dict(os.environ, PYTHONHASHSEED="0"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            totals.append(callgrind_total(out))
+    print(f"{mode}: {round((totals[1] - totals[0]) / count):,} instructions per REGISTER")
+    return 0
+
+
+def _check_rows(db: Path, users: int) -> None:
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT COUNT(*) FROM location").fetchone()[0]
+    if rows != users:
+        raise SystemExit(f"write-through: {rows} rows in location, {users} users registered")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
