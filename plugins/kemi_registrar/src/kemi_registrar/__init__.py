@@ -6,7 +6,9 @@ table is usrloc's (loadmodule "usrloc.so" first), shared by every worker, so a r
 saved by one worker is found by a lookup in any other at its very next message.
 
 KEMI (``KSR.registrar.*``) and native cfg functions with Kamailio 5.6's names, parameters and
-return codes; ``$ulc(profile=>attr)`` after reg_fetch_contacts().
+return codes; ``$ulc(profile=>attr)`` after reg_fetch_contacts(). Statistics as Kamailio's
+(``kamcmd stats.get_statistics registrar:``): ``accepted_regs``, ``rejected_regs`` and the
+expiry/contact settings (:mod:`kemi_registrar.stats`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ In modes 1 and 2 the ``location`` table (and those named by ``preload``) are loa
 The expiry timer runs in the main process only. usrloc exports no script functions (registrar
 does); its service is ``core.require("usrloc", Usrloc)`` (:class:`kemi_usrloc.service.Usrloc`). RPCs:
 ``ul.dump``, ``ul.lookup``, ``ul.rm``, ``ul.rm_contact``, ``ul.add``, ``ul.flush``,
-``ul.db_users``, ``ul.db_contacts``, ``ul.db_expired_contacts``.
+``ul.db_users``, ``ul.db_contacts``, ``ul.db_expired_contacts``. Statistics as Kamailio's
+(``kamcmd stats.get_statistics usrloc:``): ``registered_users`` and, per table,
+``location_users``, ``location_contacts``, ``location_expires`` (:mod:`kemi_usrloc.stats`).
 """
 
 from __future__ import annotations
