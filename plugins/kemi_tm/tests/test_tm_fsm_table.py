@@ -1,4 +1,4 @@
-"""TransactionTable: matching, one timer heap for all, removal of finished transactions."""
+"""TransactionTable: matching, one timer index for all, removal of finished transactions."""
 
 from __future__ import annotations
 
@@ -55,6 +55,30 @@ def test_heap_fires_only_due_entries(sip):
     assert [tx for tx, _ in fired] == [a]  # only a's Timer E was due
     assert table.next_timer() == 1.5  # a re-armed, b at 10.5
     assert table.on_timer(1.0) == []
+
+
+def test_a_partly_due_tick_fires_only_what_is_due(sip):
+    # Timer E of a at 0.501 and of b at 0.51: both in the tick ending at 33/64 s
+    table = TransactionTable()
+    a = make(sip, table, 1, method="OPTIONS", now=0.001)
+    b = make(sip, table, 2, method="OPTIONS", now=0.01)
+    a.add_branch(a.request, CALLEE, 0.001, sent_by=ME)
+    b.add_branch(b.request, CALLEE, 0.01, sent_by=ME)
+    assert table.next_timer() == pytest.approx(0.501)
+    fired = table.on_timer(0.505)
+    assert [tx for tx, _ in fired] == [a]
+    assert table.next_timer() == pytest.approx(0.51)
+    assert [tx for tx, _ in table.on_timer(0.51)] == [b]
+    assert table.next_timer() == pytest.approx(1.505)  # a's E again: 1 s after it fired
+
+
+def test_due_entries_fire_in_deadline_order(sip):
+    table = TransactionTable()
+    txs = [make(sip, table, n, method="OPTIONS", now=0.3 - n * 0.05) for n in range(1, 5)]
+    for tx, n in zip(txs, range(1, 5), strict=True):
+        tx.add_branch(tx.request, CALLEE, 0.3 - n * 0.05, sent_by=ME)
+    fired = table.on_timer(2.0)
+    assert [tx for tx, _ in fired] == txs[::-1]  # the earliest deadline first
 
 
 def test_finished_transactions_leave_after_their_wait(sip):
