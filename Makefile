@@ -57,6 +57,11 @@ bench: dev
 	$(BIN)/python bench/js_interpreters.py
 	# calls/s and CPU per call: dispatcher + 2 proxies vs one proxy (PostgreSQL usrloc), kemi and Kamailio
 	$(BIN)/python bench/cluster.py
+	# the call path's table (issue 13): callgrind instructions per call per engine, interleaved
+	# CPU ratios vs Kamailio (stateful per engine, stateless Lua), memory per transaction, soak
+	$(BIN)/python bench/summary.py
+	# the README's call-path figures, written from bench/figures/summary.json
+	$(BIN)/python bench/readme_perf.py
 
 # The documentation site (guides, the API reference from kemi_core.api) into site/.
 docs: dev

@@ -213,8 +213,11 @@ def main() -> None:
             res = run(engine, args.calls, args.rounds, args.rate, args.warmup)
             print(f"{engine:7} {res['us_per_call']:8} us CPU per call", flush=True)
         results[engine] = res
-    print(json.dumps({"benchmark": "callpath", "calls": args.calls, "rate": args.rate,
-                      "callgrind": args.callgrind, "engines": results}))
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    print(json.dumps({"benchmark": "callpath", "commit": head or None, "calls": args.calls,
+                      "warmup": args.warmup, "rate": args.rate, "callgrind": args.callgrind,
+                      "engines": results}))
 
 
 if __name__ == "__main__":

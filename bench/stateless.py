@@ -6,7 +6,10 @@ kamailio.cfg and Lua script, one after the other in this one run, each with one 
 microseconds per request (user+system of the whole process tree, from /proc), and the ratio.
 The last line printed is one JSON object with the figures.
 
-    python bench/stateless.py [--rate 2000] [--seconds 10]
+    python bench/stateless.py [--rate 2000] [--seconds 10] [--interleave ROUNDS]
+
+With ``--interleave ROUNDS`` both servers stay up and the SIPp runs alternate between them
+(bench/interleave.py): the figure is the median of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from common import (  # noqa: E402
     tree_cpu_seconds,
     wait_udp_answer,
 )
+from interleave import interleaved  # noqa: E402
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
 from kemi_core.testing.sipp import run_sipp, sipp_available  # noqa: E402
@@ -77,14 +81,37 @@ def measure(name: str, args: list[str], port: int, work: Path, rate: int, second
             "cpu_us_per_request": round((cpu1 - cpu0) / ok * 1e6, 2) if ok else None}
 
 
+def run_interleaved(rate: int, seconds: int, rounds: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="kemi-bench-") as tmp:
+        work = Path(tmp)
+        (work / "bench.lua").write_text(LUA)
+        servers = []
+        for name, make_args in (("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)]),
+                                ("kamailio", kamailio_args(work))):
+            port = free_port()
+            cfg = work / f"{name}.cfg"
+            cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH, script=work / "bench.lua"))
+            servers.append((name, make_args, cfg, port, 0))
+        res = interleaved(servers, work, rate, seconds, rounds,
+                          str(HERE / "scenarios" / "options_uac.xml"), ["-l", str(rate * 2)],
+                          "request", with_uas=False)
+    print(f"median CPU ratio kemi / Kamailio: {res['median_ratio']}")
+    print(json.dumps({"interleaved": res}))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                        help="both servers up, ROUNDS alternated runs (median ratio)")
     opts = parser.parse_args()
     if not sipp_available():
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
         return 1
+    if opts.interleave:
+        return run_interleaved(opts.rate, opts.seconds, opts.interleave)
     results = []
     with tempfile.TemporaryDirectory(prefix="kemi-bench-") as tmp:
         work = Path(tmp)
