@@ -16,7 +16,7 @@ addressed as the dispatcher can (see Dispatcher._try_reply).
 
 from __future__ import annotations
 
-from kemi_core.sip import SipMsg, SipParseError, header_key, parse_name_addr
+from kemi_core.sip import SipMsg, SipParseError, parse_name_addr
 from kemi_core.sip.headers import Via, parse_vias
 
 #: The four headers whose first sight ends Kamailio's reading before the script.
@@ -29,25 +29,30 @@ _TO_URI_ONLY = frozenset(("Address without scheme", "Unexpected '*'", "Empty par
 
 
 def check_request_headers(msg: SipMsg) -> None:
-    """Raise SipParseError (-> 400) for what Kamailio 5.6 refuses before running the script."""
+    """Raise SipParseError (-> 400) for what Kamailio 5.6 refuses before running the script.
+
+    It runs for every request: it walks the parser's canonical header keys and reads the
+    value of a Via, To or CSeq line only (no per-line name or value is made for the others)."""
     if "  " in msg.first_line:
         raise SipParseError(400, "Malformed request line")
     top = msg.via  # it parses (Kamailio reads it first, wherever it is); cached for later
     seen: set[str] = set()
-    for name, value in msg.iter_headers():
-        key = header_key(name)
-        if key in _ONCE:
+    keys = msg.header_keys
+    for i in range(1, len(keys)):
+        key = keys[i]
+        if key == "via":
+            value = msg.value_at(i)
+            _check_via_line([top] if top.raw == value else parse_vias(value), value)
+        elif key in _ONCE:
             if key in seen:
                 raise SipParseError(400, f"Multiple {key} headers")
             seen.add(key)
-        if key == "via":
-            _check_via_line([top] if top.raw == value else parse_vias(value), value)
-        elif key == "to":
-            _check_to(msg, value)
-        elif key == "cseq" and len(value.split()) != 2:
-            raise SipParseError(400, "Malformed CSeq")
-        if seen >= _REQUIRED:
-            return
+            if key == "to":
+                _check_to(msg, msg.value_at(i))
+            elif key == "cseq" and len(msg.value_at(i).split()) != 2:
+                raise SipParseError(400, "Malformed CSeq")
+            if seen >= _REQUIRED:
+                return
     missing = sorted(_REQUIRED - seen)[0]
     raise SipParseError(400, f"Missing {missing} header")
 

@@ -140,6 +140,17 @@ class SipMsg(EditsMixin):
         """Number of header lines of that name."""
         return self._names.count(header_key(name))
 
+    @property
+    def header_keys(self) -> list[str]:
+        """The canonical key (``header_key``) of each line, parallel to the lines: index 0 is
+        the start line (""), then one per header in order, edits included. Read only."""
+        return self._names
+
+    def value_at(self, index: int) -> str:
+        """The raw value (unfolded, stripped) of the header line at ``index`` of
+        ``header_keys``."""
+        return line_value(self._lines[index])
+
     def iter_headers(self) -> Iterator[tuple[str, str]]:
         """(name as written, raw value) of every header line in order, edits included."""
         for line in self._lines[1:]:
