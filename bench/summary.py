@@ -165,6 +165,9 @@ def main() -> int:
     ap.add_argument("--before", type=Path, default=RESULTS / "callgrind_before.json")
     ap.add_argument("--merge", action="store_true",
                     help="keep the figures of steps not run from the existing summary.json")
+    ap.add_argument("--from", dest="given", action="append", default=[], metavar="STEP=FILE",
+                    help="a step's figures from the output of its own run (its last JSON "
+                         "line), e.g. callgrind=out.log: the slow callgrind run made apart")
     args = ap.parse_args()
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(STEPS)
@@ -172,7 +175,12 @@ def main() -> int:
         ap.error(f"unknown step(s) {', '.join(sorted(unknown))}")
     old = json.loads(SUMMARY.read_text()) if args.merge and SUMMARY.exists() else {}
     results = dict(old.get("results", {}))
+    given = dict(g.split("=", 1) for g in args.given)
     for name in names:
+        if name in given:
+            lines = [x for x in Path(given[name]).read_text().splitlines() if x.startswith("{")]
+            results[name] = json.loads(lines[-1])
+            continue
         print(f"== {name}: {' '.join(STEPS[name])}", flush=True)
         results[name] = run_step(name)
     summary = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit(),
