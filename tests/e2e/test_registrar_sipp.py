@@ -157,15 +157,18 @@ def register_expect(tmp: Path, port: int, user: str, expires: int, code: int, he
 
 def test_register_on_one_worker_call_through_the_other_unregister_then_404(tmp_path: Path) -> None:
     proc, port = start(tmp_path)
-    via_a, via_b = two_workers(port)
-    uas_port = free_port()
-    assert register(tmp_path, port, "alice", uas_port, local_port=via_a) == (1, 0)
-    (caller, callee) = call(tmp_path, port, "alice", uas_port, local_port=via_b)
-    assert caller == (1, 0) and callee == "1", proc.log()[-3000:]
-    assert register(tmp_path, port, "alice", uas_port, expires=0, local_port=via_b,
-                    name="unregister") == (1, 0)
-    assert expect(tmp_path, port, "INVITE", "alice", 404, "after_unregister") == (1, 0)
-    assert expect(tmp_path, port, "INVITE", "nobody", 404, "unknown") == (1, 0)
+    try:
+        via_a, via_b = two_workers(port)
+        uas_port = free_port()
+        assert register(tmp_path, port, "alice", uas_port, local_port=via_a) == (1, 0)
+        (caller, callee) = call(tmp_path, port, "alice", uas_port, local_port=via_b)
+        assert caller == (1, 0) and callee == "1", proc.log()[-3000:]
+        assert register(tmp_path, port, "alice", uas_port, expires=0, local_port=via_b,
+                        name="unregister") == (1, 0)
+        assert expect(tmp_path, port, "INVITE", "alice", 404, "after_unregister") == (1, 0)
+        assert expect(tmp_path, port, "INVITE", "nobody", 404, "unknown") == (1, 0)
+    finally:  # stopped whatever happens (the server would outlive the test)
+        proc.stop()
 
 
 def test_interval_too_brief_and_path(tmp_path: Path) -> None:
@@ -173,13 +176,16 @@ def test_interval_too_brief_and_path(tmp_path: Path) -> None:
               'modparam("registrar", "use_path", 1)\n'
               'modparam("registrar", "path_mode", 1)\n')
     proc, port = start(tmp_path, params)
-    assert register_expect(tmp_path, port, "bob", 10, 423, "Min-Expires:", "^ *60$",
-                           name="brief") == (1, 0)
-    path = "      Path: <sip:edge.example.com;lr>\n      Supported: path\n"
-    assert register_expect(tmp_path, port, "bob", 600, 200, "Path:",
-                           r"sip:edge\.example\.com;lr", extra=path, name="path") == (1, 0)
-    contact = proc.rpc("ul.lookup", "location", "bob")["Contacts"][0]["Contact"]
-    assert contact["Path"] == "<sip:edge.example.com;lr>"
+    try:
+        assert register_expect(tmp_path, port, "bob", 10, 423, "Min-Expires:", "^ *60$",
+                               name="brief") == (1, 0)
+        path = "      Path: <sip:edge.example.com;lr>\n      Supported: path\n"
+        assert register_expect(tmp_path, port, "bob", 600, 200, "Path:",
+                               r"sip:edge\.example\.com;lr", extra=path, name="path") == (1, 0)
+        contact = proc.rpc("ul.lookup", "location", "bob")["Contacts"][0]["Contact"]
+        assert contact["Path"] == "<sip:edge.example.com;lr>"
+    finally:
+        proc.stop()
 
 
 def test_write_back_registration_survives_a_restart(tmp_path: Path) -> None:
