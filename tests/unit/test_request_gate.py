@@ -1,0 +1,48 @@
+"""kemi_core.runtime.request_gate without a network: what reaches the script and what is a 400
+(the side-by-side proof against Kamailio 5.6 is tests/e2e/test_malformed_vs_kamailio.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kemi_core.runtime.request_gate import check_request_headers
+from kemi_core.sip import SipParseError, parse_datagram
+from kemi_core.testing import request_text as request
+
+VIA = "Via: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1"
+
+
+def gate(text: str) -> str | None:
+    """None when the request passes, else the reason of its 400."""
+    try:
+        check_request_headers(parse_datagram(text.replace("PORT", "5").encode()))
+    except SipParseError as exc:
+        assert exc.status == 400
+        return exc.reason
+    return None
+
+
+@pytest.mark.parametrize("text", [
+    request(), request(cseq="abc INVITE"), request(call_id=""), request(frm="garbage"),
+    request(to="garbage"), request(to="*"), request(extra="Call-ID: second\r\nTo: <>\r\nVia: x"),
+    request(via=VIA + "\r\nCSeq: 2 OPTIONS"),  # the second CSeq comes after the walk's end
+    request(via=VIA + ", SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bK2"),
+])
+def test_passes(text: str) -> None:
+    assert gate(text) is None
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    (request(call_id=None), "Missing call-id header"),
+    (request().replace("CSeq: 1 OPTIONS\r\n", ""), "Missing cseq header"),
+    (request(via=VIA + "\r\nFrom: <sip:b@x>;tag=2"), "Multiple from headers"),
+    (request(via=VIA + "\r\nMax-Forwards: 1\r\nMax-Forwards: 2"), "Multiple max-forwards headers"),
+    (request(cseq="1 OPTIONS x"), "Malformed CSeq"), (request(to=""), "Empty To header"),
+    (request(to="<sip:x"), "Missing '>'"),
+    (request(via=VIA + "\r\nVia: garbage"), "Malformed Via"),
+    (request(via=VIA + ","), "Empty Via element"),
+    (request(via="Via: SIP/3.0/UDP 127.0.0.1:5;branch=z9hG4bK1"), "Bad Via protocol version"),
+    (request().replace("OPTIONS sip:", "OPTIONS  sip:", 1), "Malformed request line"),
+])
+def test_refused(text: str, reason: str) -> None:
+    assert gate(text) == reason
