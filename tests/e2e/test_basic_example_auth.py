@@ -1,7 +1,8 @@
 """Kamailio's official KEMI example with its database features on, on SQLite, on kemi and on
-Kamailio 5.6 side by side, with the Lua script, the native routes and the JavaScript file:
-WITH_AUTH, WITH_IPAUTH, WITH_USRLOCDB and WITH_ANTIFLOOD (accounting to a database is left off;
-NAT too, except for the JavaScript file, which calls KSR.nathelper unconditionally).
+Kamailio 5.6 side by side, with the Lua script, the native routes, the JavaScript file and the
+Python script: WITH_AUTH, WITH_IPAUTH, WITH_USRLOCDB and WITH_ANTIFLOOD (accounting to a
+database is left off; NAT too, except for the JavaScript and Python files, which call
+KSR.nathelper unconditionally).
 
 What is set from outside, and how: a wrapper config (the test's directory) defines ``DBURL``
 (an SQLite file made by ``kemi db init``), rewrites the example's ``loadmodule "db_mysql.so"``
@@ -41,12 +42,13 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "bench" / "scenarios"
 AUTH_CALL, CALLEE = SCENARIOS / "auth_invite_uac.xml", SCENARIOS / "rr_uas.xml"
 #: What the example switches on by itself and these flows leave off (other helpers' modules).
 OFF = ["WITH_NAT", "WITH_ACCDB"]
-#: The JS file calls KSR.nathelper whatever the config loads (the Lua file checks first), so
-#: it runs with WITH_NAT on: nathelper and rtpproxy loaded; local traffic is never NATed, so no
-#: rtpproxy is asked anything.
-OFF_FOR = {"jsdt": ["WITH_ACCDB"]}
+#: The JS and Python files call KSR.nathelper whatever the config loads (the Lua file checks
+#: first), so they run with WITH_NAT on: nathelper and rtpproxy loaded; local traffic is never
+#: NATed, so no rtpproxy is asked anything.
+OFF_FOR = {"jsdt": ["WITH_ACCDB"], "python": ["WITH_ACCDB"]}
 #: -A / #!define that selects each engine's script (native: none).
-ENGINE_DEFINE = {"lua": "WITH_CFGLUA", "jsdt": "WITH_CFGJSDT"}
+ENGINE_DEFINE = {"lua": "WITH_CFGLUA", "jsdt": "WITH_CFGJSDT",
+                 "python": "WITH_CFGPYTHON3"}
 TRUSTED = "127.0.0.5"
 FLOODER, OTHER = "127.0.0.2", "127.0.0.3"
 
@@ -247,12 +249,24 @@ def run_all(srv: Server) -> list[tuple[str, Any]]:
         srv.stop()
 
 
-@pytest.mark.parametrize("engine", ["lua", "native", "jsdt"])
+#: Kamailio 5.6.3's app_python3 looks up ksr_onsend_route, which the official Python script
+#: does not define, and leaves the AttributeError set: a later KSR call in that process fails
+#: ("returned a result with an exception set") and the request is lost (a relayed MESSAGE, at
+#: times an INVITE). Steps Kamailio loses that way are not kemi's reference: kemi must give
+#: every expected answer.
+APP_PYTHON3_BUG = "has no attribute 'ksr_onsend_route'"
+
+
+@pytest.mark.parametrize("engine", ["lua", "native", "jsdt", "python"])
 def test_example_with_auth_on_sqlite_like_kamailio(tmp_path: Path, engine: str) -> None:
-    if engine == "jsdt" and not kamailio_available("app_jsdt.so", "nathelper.so", "rtpproxy.so"):
-        pytest.skip("Kamailio's app_jsdt, nathelper and rtpproxy modules are not installed")
+    app = {"jsdt": "app_jsdt.so", "python": "app_python3.so"}.get(engine)
+    if app and not kamailio_available(app, "nathelper.so", "rtpproxy.so"):
+        pytest.skip(f"Kamailio's {app}, nathelper and rtpproxy modules are not installed")
     kam = Server("kamailio", engine, tmp_path / "kamailio", make_db(tmp_path / "kamailio.db"))
     reference = run_all(kam)
+    if engine == "python" and reference != EXPECTED:
+        assert APP_PYTHON3_BUG in kam.log(), kam.log()[-3000:]
+        reference = EXPECTED
     assert reference == EXPECTED, kam.log()[-3000:]
     kemi = Server("kemi", engine, tmp_path / "kemi", make_db(tmp_path / "kemi.db"))
     got = run_all(kemi)
