@@ -294,6 +294,18 @@ def run_all(server: Server, challenged: bool) -> dict[str, object]:
     return out
 
 
+#: Kamailio 5.6.3's app_python3 looks up ksr_onsend_route, which the official Python script
+#: does not define, and leaves the AttributeError set: the next KSR call in that process fails
+#: ("returned a result with an exception set"), mostly after t_relay has sent the request, but
+#: at times early in the next request's route, and Kamailio loses that call. Such a run is no
+#: reference: it is made again (at most 3 runs).
+APP_PYTHON3_BUG = "has no attribute 'ksr_onsend_route'"
+#: What alice's call gives on both servers.
+ALICE = {"register": (1, 0), "caller": (1, 0), "callee": (1, 0),
+         "offer": "offer c=IN IP4 127.0.0.1 m=audio RELAY",
+         "answer": "answer c=IN IP4 127.0.0.1 m=audio RELAY"}
+
+
 @pytest.mark.parametrize(("engine", "features"), [
     ("lua", "nat"), ("native", "nat"), ("lua", "all"), ("native", "all"), ("python", "all")])
 def test_nat_example_like_kamailio(tmp_path: Path, relay: RtpEngineProcess, engine: str,
@@ -308,11 +320,16 @@ def test_nat_example_like_kamailio(tmp_path: Path, relay: RtpEngineProcess, engi
     # routes' from_uri==myself says no (port 5060 is not the one we listen on), so Kamailio
     # relays bob's INVITE without a challenge there; kemi must do the same.
     challenged = features == "all" and engine != "native"
-    kam = start("kamailio", tmp_path, engine, relay, features)
-    try:
-        theirs = run_all(kam, challenged)
-    finally:
-        kam.proc.stop()
+    for attempt in range(3):
+        kam = start("kamailio", tmp_path / f"try{attempt}", engine, relay, features)
+        try:
+            theirs = run_all(kam, challenged)
+        finally:
+            kam.proc.stop()
+        if APP_PYTHON3_BUG not in kam.log() or (theirs["alice"] == ALICE and all(
+                theirs["carol"][k] == (1, 0)  # type: ignore[index]
+                for k in ("register", "caller", "callee"))):
+            break
     ours_server = start("kemi", tmp_path, engine, relay, features)
     try:
         ours = run_all(ours_server, challenged)
@@ -320,9 +337,7 @@ def test_nat_example_like_kamailio(tmp_path: Path, relay: RtpEngineProcess, engi
     finally:
         ours_server.proc.stop()
     alice = theirs["alice"]
-    assert alice == {"register": (1, 0), "caller": (1, 0), "callee": (1, 0),
-                     "offer": "offer c=IN IP4 127.0.0.1 m=audio RELAY",
-                     "answer": "answer c=IN IP4 127.0.0.1 m=audio RELAY"}, kam.log()[-3000:]
+    assert alice == ALICE, kam.log()[-3000:]
     # Kamailio's db_sqlite may lose a row to "database is locked" (usrloc's write-back runs in
     # another process): its rows are some of the expected ones; kemi's are all of them.
     expected_acc = [("INVITE", "200"), ("BYE", "200")]
