@@ -1,30 +1,34 @@
 """SIP over TLS, kemi beside Kamailio 5.6 with the same kamailio.cfg and Lua script
-(kemi_websocket.webrtc_cfg): TLS handshakes per second with the server's CPU per handshake,
-and the server's CPU per call over TLS. Debian's SIPp has no TLS: the load client is here
-(asyncio + ssl, uvloop when installed).
+(kemi_websocket.webrtc_cfg, 2 workers each): TLS handshakes per second with the server's CPU
+per handshake, and the server's CPU per call over TLS and, for comparison, over plain TCP.
+Debian's SIPp has no TLS: the load client is here (asyncio + ssl, uvloop when installed).
 
 * handshakes: CONCURRENCY clients each connect, complete a TLS 1.3 handshake (ECDSA P-256
-  certificates made per run), send an OPTIONS, read its 200 and close, HANDSHAKES times in all;
-* calls: a callee registered over TLS and a caller over TLS; each call is INVITE / 200 / ACK /
-  BYE / 200 through the proxy (Record-Route, tm, registrar lookup), CALLS in all, CALL_LOOPS at
-  a time.
+  certificates made per run), send an OPTIONS, read its 200 and close;
+* calls: a callee and a caller registered over TLS (then over TCP); each call is INVITE / 200 /
+  ACK / BYE / 200 through the proxy (Record-Route, tm, registrar lookup), CALL_LOOPS at a time.
 
-Reported: rate (handshakes/s, calls/s) and the server's CPU (all its processes, from /proc)
-per unit, and the ratio kemi / Kamailio of the CPU per unit (the goal: <= 1.0).
+Both servers run at once and take turns (``--rounds``), so load from elsewhere on the machine
+falls on both alike. Reported: rates and the server's CPU (all its processes, from /proc) per
+unit, the ratios kemi / Kamailio of the CPU per unit (the goal: <= 1.0), and what TLS itself
+adds to a call (TLS minus TCP) on each.
 
-    .venv/bin/python bench/tls.py [--handshakes N] [--calls N]
+    .venv/bin/python bench/tls.py [--handshakes N] [--calls N] [--rounds N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import ssl
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -32,7 +36,7 @@ from common import KAMAILIO_MPATH, tree_cpu_seconds  # noqa: E402
 
 from kemi_core.sip import SipMsg, StreamBuffer  # noqa: E402
 from kemi_core.testing import kamailio_available  # noqa: E402
-from kemi_tls.testing import make_pki  # noqa: E402
+from kemi_tls.testing import Pki, make_pki  # noqa: E402
 from kemi_websocket.testing import WebrtcServer
 from kemi_websocket.webrtc_cfg import KAMAILIO_MODULES  # noqa: E402
 
@@ -42,20 +46,25 @@ _ids = itertools.count(1)
 
 
 class Conn:
-    """One SIP-over-TLS connection of the load client."""
+    """One SIP connection of the load client: over TLS, or plain TCP (no context)."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 proto: str) -> None:
         self.reader, self.writer = reader, writer
+        self.proto = proto
         self.buffer = StreamBuffer()
         self.queue: list[SipMsg] = []
         host, port = writer.get_extra_info("sockname")[:2]
         self.local = f"{host}:{port}"
 
     @classmethod
-    async def open(cls, port: int, ctx: ssl.SSLContext) -> Conn:
+    async def open(cls, port: int, ctx: ssl.SSLContext | None) -> Conn:
+        if ctx is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            return cls(reader, writer, "tcp")
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx,
                                                        server_hostname=None)
-        return cls(reader, writer)
+        return cls(reader, writer, "tls")
 
     def send(self, text: str) -> None:
         self.writer.write(text.encode())
@@ -80,10 +89,10 @@ def request(method: str, ruri: str, conn: Conn, user: str, to: str, call_id: str
             extra: str = "", body: str = "") -> str:
     """``to`` is a URI, or a whole To value (``<uri>;tag=...``) in a dialog."""
     to = to if to.startswith("<") else f"<{to}>"
-    return (f"{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/TLS {conn.local};branch=z9hG4bK"
+    return (f"{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/{conn.proto.upper()} {conn.local};branch=z9hG4bK"
             f"{call_id}{cseq}{method}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag="
             f"{user}{call_id}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-            f"Contact: <sip:{user}@{conn.local};transport=tls>\r\n{extra}"
+            f"Contact: <sip:{user}@{conn.local};transport={conn.proto}>\r\n{extra}"
             f"Content-Length: {len(body)}\r\n\r\n{body}")
 
 
@@ -95,7 +104,8 @@ def reply(msg: SipMsg, code: int, reason: str, conn: Conn, extra: str = "") -> s
         to += ";tag=callee"
     return (f"SIP/2.0 {code} {reason}\r\n{vias}{rrs}From: {msg.header('from')}\r\nTo: {to}\r\n"
             f"Call-ID: {msg.call_id}\r\nCSeq: {msg.header('cseq')}\r\n"
-            f"Contact: <sip:callee@{conn.local};transport=tls>\r\n{extra}Content-Length: 0\r\n\r\n")
+            f"Contact: <sip:callee@{conn.local};transport={conn.proto}>\r\n{extra}"
+            "Content-Length: 0\r\n\r\n")
 
 
 # ---- handshakes ----------------------------------------------------------------------------
@@ -121,7 +131,7 @@ async def handshakes(port: int, ctx: ssl.SSLContext, total: int) -> int:
 
 
 # ---- calls ------------------------------------------------------------------------------------
-async def register(port: int, ctx: ssl.SSLContext, user: str) -> Conn:
+async def register(port: int, ctx: ssl.SSLContext | None, user: str) -> Conn:
     conn = await Conn.open(port, ctx)
     aor = f"sip:{user}@127.0.0.1"
     conn.send(request("REGISTER", "sip:127.0.0.1", conn, user, aor, f"reg-{user}", 1,
@@ -142,8 +152,9 @@ async def callee_loop(conn: Conn) -> None:
 
 
 class Caller:
-    def __init__(self, conn: Conn) -> None:
+    def __init__(self, conn: Conn, callee: str) -> None:
         self.conn = conn
+        self.target = f"sip:{callee}@127.0.0.1"
         self.waiting: dict[tuple[str, str], asyncio.Future[SipMsg]] = {}
 
     async def read_loop(self) -> None:
@@ -163,7 +174,7 @@ class Caller:
     async def call(self) -> bool:
         c = self.conn
         cid = f"call{next(_ids)}"
-        target = "sip:callee@127.0.0.1"
+        target = self.target
         ok = self.expect(cid, "INVITE")
         c.send(request("INVITE", target, c, "caller", target, cid, 1))
         try:
@@ -184,9 +195,12 @@ class Caller:
             return False
 
 
-async def calls(port: int, ctx: ssl.SSLContext, total: int) -> tuple[int, float]:
-    callee = await register(port, ctx, "callee")
-    caller = Caller(await register(port, ctx, "caller"))
+async def calls(port: int, ctx: ssl.SSLContext | None, total: int) -> tuple[int, float]:
+    """``total`` calls between a caller and a callee registered for this run alone (a
+    registration left by an earlier run would fork the INVITE to its closed connection)."""
+    tag = next(_ids)
+    callee = await register(port, ctx, f"callee{tag}")
+    caller = Caller(await register(port, ctx, f"caller{tag}"), f"callee{tag}")
     tasks = [asyncio.create_task(callee_loop(callee)), asyncio.create_task(caller.read_loop())]
     per = total // CALL_LOOPS
 
@@ -204,30 +218,57 @@ async def calls(port: int, ctx: ssl.SSLContext, total: int) -> tuple[int, float]
     return done, wall
 
 
-# ---- one server -------------------------------------------------------------------------------
-def run_one(kind: str, base: Path, n_handshakes: int, n_calls: int) -> dict[str, float]:
-    pki = make_pki(base / "pki")
-    ctx = pki.client_context()
-    with WebrtcServer(kind, base / kind, children=2, kamailio_mpath=KAMAILIO_MPATH,
-                      pki=pki) as srv:
-        pid = srv.proc.proc.pid
-        port = srv.ports.tls
-        asyncio.run(handshakes(port, ctx, CONCURRENCY))  # warm-up
+# ---- the servers, measured in turns ------------------------------------------------------------
+class Measured:
+    """One server under test, with what it has done and the CPU it took for it."""
+
+    def __init__(self, kind: str, base: Path, pki: Pki) -> None:
+        self.kind = kind
+        (base / kind).mkdir()
+        self.server = WebrtcServer(kind, base / kind, children=2, kamailio_mpath=KAMAILIO_MPATH,
+                                   pki=pki)
+        self.ctx = pki.client_context()
+        #: metric -> [units done, wall seconds, server CPU seconds]
+        self.sums: dict[str, list[float]] = {m: [0, 0.0, 0.0] for m in METRICS}
+
+    def measure(self, metric: str, run: Callable[[], Coroutine[Any, Any, int]]) -> None:
+        pid = self.server.proc.proc.pid
         cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
-        ok = asyncio.run(handshakes(port, ctx, n_handshakes))
-        hs_wall, hs_cpu = time.monotonic() - t0, tree_cpu_seconds(pid) - cpu0
-        cpu0 = tree_cpu_seconds(pid)
-        done, call_wall = asyncio.run(calls(port, ctx, n_calls))
-        call_cpu = tree_cpu_seconds(pid) - cpu0
-    return {"handshakes": ok, "hs_per_s": ok / hs_wall, "cpu_ms_per_hs": 1000 * hs_cpu / max(ok, 1),
-            "calls": done, "calls_per_s": done / call_wall,
-            "cpu_ms_per_call": 1000 * call_cpu / max(done, 1)}
+        done = asyncio.run(run())
+        wall, cpu = time.monotonic() - t0, tree_cpu_seconds(pid) - cpu0
+        acc = self.sums[metric]
+        acc[0] += done
+        acc[1] += wall
+        acc[2] += cpu
+
+    def round(self, n_handshakes: int, n_calls: int) -> None:
+        ports = self.server.ports
+        self.measure("handshakes", lambda: handshakes(ports.tls, self.ctx, n_handshakes))
+        self.measure("tls calls", lambda: _done(calls(ports.tls, self.ctx, n_calls)))
+        self.measure("tcp calls", lambda: _done(calls(ports.ws, None, n_calls)))
+
+    def rate(self, metric: str) -> float:
+        done, wall, _ = self.sums[metric]
+        return done / wall if wall else 0.0
+
+    def cpu_ms(self, metric: str) -> float:
+        done, _, cpu = self.sums[metric]
+        return 1000 * cpu / done if done else float("nan")
+
+
+METRICS = ("handshakes", "tls calls", "tcp calls")
+
+
+async def _done(run: Coroutine[Any, Any, tuple[int, float]]) -> int:
+    return (await run)[0]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--handshakes", type=int, default=1600)
-    ap.add_argument("--calls", type=int, default=800)
+    ap.add_argument("--handshakes", type=int, default=1600, help="in all, per server")
+    ap.add_argument("--calls", type=int, default=800, help="over TLS and over TCP, per server")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="turns the servers take (spreads the machine's other load over both)")
     args = ap.parse_args()
     try:
         import uvloop
@@ -240,22 +281,34 @@ def main() -> int:
         kinds.append("kamailio")
     else:
         print("Kamailio 5.6 with tls/websocket/xhttp/app_lua is not installed: kemi alone")
-    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="kemi-bench-tls-") as tmp:
-        for kind in kinds:
-            (Path(tmp) / kind).mkdir()
-            results[kind] = run_one(kind, Path(tmp), args.handshakes, args.calls)
-    print(f"{'server':10} {'handshakes/s':>13} {'CPU ms/hs':>10} {'calls/s':>9} "
-          f"{'CPU ms/call':>12}")
-    for kind, r in results.items():
-        print(f"{kind:10} {r['hs_per_s']:13.0f} {r['cpu_ms_per_hs']:10.3f} "
-              f"{r['calls_per_s']:9.0f} {r['cpu_ms_per_call']:12.3f}"
-              f"   ({int(r['handshakes'])} handshakes, {int(r['calls'])} calls)")
-    if "kamailio" in results:
-        k, e = results["kamailio"], results["kemi"]
-        print(f"kemi / Kamailio: CPU per handshake {e['cpu_ms_per_hs'] / k['cpu_ms_per_hs']:.2f}, "
-              f"CPU per call over TLS {e['cpu_ms_per_call'] / k['cpu_ms_per_call']:.2f}, "
-              f"handshakes/s {e['hs_per_s'] / k['hs_per_s']:.2f}")
+        pki = make_pki(Path(tmp) / "pki")
+        servers = [Measured(kind, Path(tmp), pki) for kind in kinds]
+        with contextlib.ExitStack() as stack:
+            for m in servers:
+                stack.enter_context(m.server)
+                asyncio.run(handshakes(m.server.ports.tls, m.ctx, CONCURRENCY))  # warm-up
+            for _ in range(args.rounds):
+                for m in servers:
+                    m.round(args.handshakes // args.rounds, args.calls // args.rounds)
+    print(f"{'server':10} {'handshakes/s':>13} {'CPU ms/hs':>10} {'TLS calls/s':>12} "
+          f"{'CPU ms/call':>12} {'TCP calls/s':>12} {'CPU ms/call':>12}")
+    for m in servers:
+        print(f"{m.kind:10} {m.rate('handshakes'):13.0f} {m.cpu_ms('handshakes'):10.3f} "
+              f"{m.rate('tls calls'):12.0f} {m.cpu_ms('tls calls'):12.3f} "
+              f"{m.rate('tcp calls'):12.0f} {m.cpu_ms('tcp calls'):12.3f}   "
+              f"({', '.join(f'{int(m.sums[x][0])} {x}' for x in METRICS)})")
+    if len(servers) == 2:
+        e, k = servers
+
+        def ratio(metric: str) -> str:
+            return f"{e.cpu_ms(metric) / k.cpu_ms(metric):.2f}"
+
+        print(f"kemi / Kamailio, CPU per unit: handshake {ratio('handshakes')}, call over TLS "
+              f"{ratio('tls calls')}, call over TCP {ratio('tcp calls')}")
+        print("TLS's own share of a call (TLS - TCP, ms CPU): kemi "
+              f"{e.cpu_ms('tls calls') - e.cpu_ms('tcp calls'):.3f}, Kamailio "
+              f"{k.cpu_ms('tls calls') - k.cpu_ms('tcp calls'):.3f}")
     return 0
 
 
