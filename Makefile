@@ -62,6 +62,8 @@ bench: dev
 	$(BIN)/python bench/summary.py
 	# the README's call-path figures, written from bench/figures/summary.json
 	$(BIN)/python bench/readme_perf.py
+	# TLS handshakes/s and CPU per handshake, CPU per call over TLS, kemi / Kamailio (docs/tls-websocket.md)
+	$(BIN)/python bench/tls.py
 
 # The documentation site (guides, the API reference from kemi_core.api) into site/.
 docs: dev
