@@ -101,6 +101,7 @@ from kemi_core.shared import (
     SharedTable,
     shared_store,
 )
+from kemi_core.shared.dirs import pid_alive
 from kemi_core.sip import (
     ParseLimits,
     SipMsg,
@@ -219,6 +220,8 @@ __all__ = [
 # State shared by worker processes (docs/shared-store.md).
 __all__ += ["DELETE", "KEEP", "UNCHANGED", "SharedStore", "SharedStoreError", "SharedTable",
             "shared_store"]
+# Whether a process still runs (records it left in a shared table are stale when it does not).
+__all__ += ["pid_alive"]
 # Runtime files (FIFOs, sockets) of a module: where a relative name goes (kemi_core.rpc.paths).
 __all__ += ["prepare_runtime_path", "runtime_path"]
 # Stream connections (TCP, TLS and what modules make of them: HTTP, WebSocket), the services

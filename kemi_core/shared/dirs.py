@@ -35,7 +35,11 @@ def base_dir() -> Path:
     return Path(tempfile.gettempdir())
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a record left in a shared table by a process that
+    died, a store directory of a server that is gone, can be told by it)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except OSError as exc:
@@ -58,7 +62,7 @@ def remove_stale(base: Path) -> int:
         try:
             if not pid_text.isdigit() or entry.stat().st_uid != uid:
                 continue
-            if not (entry / MARKER).exists() or _pid_alive(int(pid_text)):
+            if not (entry / MARKER).exists() or pid_alive(int(pid_text)):
                 continue
         except OSError:
             continue

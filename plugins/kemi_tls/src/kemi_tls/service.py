@@ -16,7 +16,14 @@ import ssl
 import time
 from typing import Any
 
-from kemi_core.api import ConfigError, Core, SharedTable, StreamConnection, shared_store
+from kemi_core.api import (
+    ConfigError,
+    Core,
+    SharedTable,
+    StreamConnection,
+    pid_alive,
+    shared_store,
+)
 from kemi_tls import certinfo
 from kemi_tls.contexts import Contexts
 from kemi_tls.profiles import ProfileSet, complete, parse_text
@@ -150,17 +157,7 @@ class TlsModule:
             return []
         alive = []
         for _, rec in self.table.items():
-            if _pid_alive(int(rec.get("pid", 0))):
+            if pid_alive(int(rec.get("pid", 0))):
                 alive.append(rec)
         return sorted(alive, key=lambda r: int(r["id"]))
 
-
-def _pid_alive(pid: int) -> bool:
-    """A worker killed with its connections leaves records behind: they are not listed."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Any
 
-from kemi_core.api import Core, SharedTable, StreamConnection, shared_store
+from kemi_core.api import Core, SharedTable, StreamConnection, pid_alive, shared_store
 from kemi_core.sip import parse_datagram
 from kemi_websocket.session import WsReader
 
@@ -103,7 +103,7 @@ class WebSocketModule:
         """(main process) Ask the worker owning ``conn_id`` to close/ping/pong it; False when
         no such connection is open."""
         rec = self.records.get(str(conn_id))
-        if rec is None or not _pid_alive(int(rec.get("pid", 0))):
+        if rec is None or not pid_alive(int(rec.get("pid", 0))):
             return False
         self.commands.put(str(conn_id), what, ttl=30)
         return True
@@ -125,7 +125,7 @@ class WebSocketModule:
 
     def dump(self, order: str) -> dict[str, Any]:
         now = time.time()
-        recs = [r for _, r in self.records.items() if _pid_alive(int(r.get("pid", 0)))]
+        recs = [r for _, r in self.records.items() if pid_alive(int(r.get("pid", 0)))]
         if order == "used_desc":
             recs.sort(key=lambda r: -r["last_used"])
         elif order == "used_asc":
@@ -140,12 +140,3 @@ class WebSocketModule:
         return {"connections": conns,
                 "info": {"wscounter": len(recs), "truncated": "yes" if len(recs) > 50 else "no"}}
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -44,6 +44,17 @@ class _Base:
         return str(host), int(port)
 
     def _read_more(self, timeout: float) -> None:
+        self.sock.settimeout(max(timeout, 0.01))
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        self._consume(data)
+
+    def _consume(self, data: bytes) -> None:
+        """What the client makes of bytes read (SIP framing, WebSocket frames)."""
         raise NotImplementedError
 
     def expect(self, match: Callable[[SipMsg], bool] = lambda m: True,
@@ -105,14 +116,7 @@ class StreamSipClient(_Base):
     def send(self, text: str | bytes) -> None:
         self.sock.sendall(text.encode() if isinstance(text, str) else text)
 
-    def _read_more(self, timeout: float) -> None:
-        self.sock.settimeout(max(timeout, 0.01))
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return
-        if not data:
-            raise ConnectionError("the server closed the connection")
+    def _consume(self, data: bytes) -> None:
         self.received += self.buffer.feed(data)
 
 
@@ -150,14 +154,7 @@ class WsSipClient(_Base):
         data = text.decode() if isinstance(text, bytes) else text
         self.send_raw(self.ws.send(TextMessage(data=data)))
 
-    def _read_more(self, timeout: float) -> None:
-        self.sock.settimeout(max(timeout, 0.01))
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError:
-            return
-        if not data:
-            raise ConnectionError("the server closed the connection")
+    def _consume(self, data: bytes) -> None:
         self.ws.receive_data(data)
         for event in self.ws.events():
             if isinstance(event, AcceptConnection):
