@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.transport.conntable import ConnTable
 from kemi_core.transport.handoff import (
     WORKER_PARAM,
     Mailbox,
@@ -112,7 +113,7 @@ class WorkerEndpoints:
         self.own_udp_addr: tuple[str, int] | None = None
         self.stream_servers: list[asyncio.AbstractServer] = []
         #: stream connections by peer address (accepted or opened), whatever their protocol
-        self.conns: dict[tuple[str, int], StreamConnection] = {}
+        self.conns = ConnTable()
         self.counters: dict[str, int] = {}
         self.tcp_max_connections = tcp_max_connections
         #: tcp_connection_lifetime: a connection idle this long (s) is closed.
@@ -150,7 +151,7 @@ class WorkerEndpoints:
         (WebSocket keepalives)."""
         now = self.loop.time()
         closed = 0
-        for conn in list(self.conns.values()):
+        for conn in self.conns.values():
             why = conn.expired(now)
             if why is not None and conn.transport is not None:
                 log.debug("%s %s:%s: %s; closing", conn.proto, *conn.peer, why)
@@ -260,8 +261,8 @@ class WorkerEndpoints:
         if family is None:
             log.error("send over %s is not supported", proto)
             return False
-        conn = self.conns.get((host, port))
-        if conn is not None and conn.proto in family:
+        conn = self.conns.find(host, port, family)
+        if conn is not None:
             if conn.open:
                 return conn.send_message(data)
             if conn.transport is None and not conn.server_side and not conn.opened_at:
@@ -312,7 +313,7 @@ class WorkerEndpoints:
         kind, fields, data = found
         if kind == "S":
             proto, host, port = fields[0], fields[1], int(fields[2])
-            conn = self.conns.get((host, port))
+            conn = self.conns.find(host, port, STREAM_FAMILY.get(proto, (proto,)))
             if conn is None or not conn.open:
                 self.warn_limited("handoff_gone", "%s to %s:%s: the connection is gone; not "
                                   "sent", proto, host, port)
@@ -322,9 +323,11 @@ class WorkerEndpoints:
         rcv = RecvInfo(fields[0], fields[1], int(fields[2]), fields[3], int(fields[4]))
         deliver_datagram(self.receiver, data, rcv, self.limits)
 
-    def connection(self, host: str, port: int) -> StreamConnection | None:
-        """The stream connection with that peer address, if one is open."""
-        conn = self.conns.get((host, port))
+    def connection(self, host: str, port: int,
+                   local: tuple[str, int] | None = None) -> StreamConnection | None:
+        """The stream connection with that peer address (on our address ``local`` when
+        given), if one is open."""
+        conn = self.conns.find(host, port, local=local)
         return conn if conn is not None and conn.open else None
 
     def _connect(self, proto: str, host: str, port: int, data: bytes) -> bool:
@@ -341,8 +344,8 @@ class WorkerEndpoints:
         conn = StreamConnection(self, ("", 0), proto, ctx, server_side=False,
                                 server_hostname=sni)
         conn.waiting.append(data)
-        self.conns[(host, port)] = conn  # later sends queue on it until it is up
         conn.peer = (host, port)
+        self.conns.add(conn)  # later sends queue on it until it is up
         self.loop.create_task(self._open(conn, host, port, local))
         return True
 
@@ -360,8 +363,7 @@ class WorkerEndpoints:
         except (TimeoutError, OSError) as exc:
             self.warn_limited("tcp_connect_failed", "%s connect to %s:%s failed: %s",
                               conn.proto, host, port, exc)
-            if self.conns.get((host, port)) is conn:
-                del self.conns[(host, port)]
+            self.conns.remove(conn)
             conn.waiting.clear()
             return
         if conn.tls is None:  # plain TCP: up now (TLS sends once its handshake is done)
@@ -391,5 +393,5 @@ class WorkerEndpoints:
             self.own_udp.close()
         for server in self.stream_servers:
             server.close()
-        for conn in list(self.conns.values()):
+        for conn in self.conns.values():
             conn.close()

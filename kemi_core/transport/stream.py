@@ -255,10 +255,12 @@ class StreamConnection(asyncio.Protocol):
             tr.abort()
             self.transport = None
             return
-        old = owner.conns.get(self.peer)
-        if old is not None and old is not self and old.transport is not None:
-            old.transport.abort()  # the same peer address again: the old one is dead
-        owner.conns[self.peer] = self
+        conns = owner.conns
+        if not conns.holds(self):  # accepted (an outgoing one is recorded as it starts)
+            old = conns.find(*self.peer, local=self.local)
+            if old is not None and old.transport is not None:
+                old.transport.abort()  # the same pair of addresses again: the old one is dead
+            conns.add(self)
         owner.stream_opened(self)
         owner.sweep_tcp()
         self.conn_id = next_conn_id()
@@ -325,8 +327,7 @@ class StreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         owner = self.owner
-        if owner.conns.get(self.peer) is self:
-            del owner.conns[self.peer]
+        if owner.conns.remove(self):
             owner.stream_closed(self)
         self.transport = None
         try:
@@ -450,5 +451,6 @@ def connection_of(ctx: MsgContext) -> StreamConnection | None:
     find = getattr(ctx.core.transport, "connection", None)
     if find is None:
         return None
-    conn: StreamConnection | None = find(ctx.rcv.src_ip, ctx.rcv.src_port)
+    rcv = ctx.rcv
+    conn: StreamConnection | None = find(rcv.src_ip, rcv.src_port, (rcv.dst_ip, rcv.dst_port))
     return conn

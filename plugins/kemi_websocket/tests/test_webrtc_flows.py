@@ -10,6 +10,7 @@ outcomes on both servers.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
 from pathlib import Path
@@ -52,6 +53,29 @@ def test_register_over_ws_and_wss_and_message_between(server: Server) -> None:
         t.start()
         assert bob.message("alice", "hi alice").status == 200
         t.join(10)
+
+
+def test_ws_and_wss_clients_on_one_source_port(server: Server) -> None:
+    """A client may use one source port for a ws:// and a wss:// connection (to our two
+    listeners): both stay up and each gets its own requests."""
+    if server.kind == "kamailio":
+        pytest.skip("Kamailio 5.6 sends the wss client's requests on the ws connection that "
+                    "shares its source port (docs/tls-websocket.md, what differs)")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    alice, bob = server.ws("lena", source_port=port), server.wss("mona", source_port=port)
+    with alice.client, bob.client:
+        assert alice.client.local() == bob.client.local()
+        assert alice.register().status == 200
+        assert bob.register().status == 200
+        for sender, receiver, text in ((alice, bob, "to mona"), (bob, alice, "to lena")):
+            t = threading.Thread(target=lambda r=receiver: r.client.reply_to(r.client.expect(
+                lambda m: m.is_request and m.method == "MESSAGE", 10), 200, "OK"))
+            t.start()
+            assert sender.message(receiver.user, text, timeout=10).status == 200
+            t.join(10)
 
 
 @pytest.mark.skipif(not sipp_available(), reason="SIPp (sip-tester) is not installed")

@@ -103,12 +103,26 @@ class _Base:
         self.close()
 
 
+def connect(host: str, port: int, timeout: float, source_port: int = 0) -> socket.socket:
+    """A TCP connection; ``source_port``: from that local port, even when another
+    connection (to another address of the server) uses it already."""
+    if not source_port:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.settimeout(timeout)
+    sock.bind((host, source_port))
+    sock.connect((host, port))
+    return sock
+
+
 class StreamSipClient(_Base):
     """SIP over TCP, or TLS with ``tls`` (an ssl client context)."""
 
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
-                 server_hostname: str | None = None, timeout: float = 5.0) -> None:
-        raw = socket.create_connection((host, port), timeout=timeout)
+                 server_hostname: str | None = None, timeout: float = 5.0,
+                 source_port: int = 0) -> None:
+        raw = connect(host, port, timeout, source_port)
         self.sock = tls.wrap_socket(raw, server_hostname=server_hostname) if tls else raw
         self.buffer = StreamBuffer()
         self.received = []
@@ -126,8 +140,8 @@ class WsSipClient(_Base):
     def __init__(self, host: str, port: int, tls: ssl.SSLContext | None = None,
                  path: str = "/", subprotocols: tuple[str, ...] = ("sip",),
                  timeout: float = 5.0, extra_headers: list[tuple[bytes, bytes]] | None = None,
-                 ) -> None:
-        raw = socket.create_connection((host, port), timeout=timeout)
+                 source_port: int = 0) -> None:
+        raw = connect(host, port, timeout, source_port)
         self.sock = tls.wrap_socket(raw, server_hostname=None) if tls else raw
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.received = []
@@ -270,11 +284,12 @@ class WebrtcServer:
     def __exit__(self, *exc: object) -> None:
         self.proc.stop()
 
-    def ws(self, user: str) -> Ua:
-        return Ua(WsSipClient("127.0.0.1", self.ports.ws), user, "WS")
+    def ws(self, user: str, source_port: int = 0) -> Ua:
+        return Ua(WsSipClient("127.0.0.1", self.ports.ws, source_port=source_port), user, "WS")
 
-    def wss(self, user: str) -> Ua:
-        return Ua(WsSipClient("127.0.0.1", self.ports.tls, tls=self.pki.client_context()),
+    def wss(self, user: str, source_port: int = 0) -> Ua:
+        return Ua(WsSipClient("127.0.0.1", self.ports.tls, tls=self.pki.client_context(),
+                              source_port=source_port),
                   user, "WSS")
 
     def tls(self, user: str, ctx: ssl.SSLContext | None = None) -> Ua:
