@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from kemi_core.transport.receiver import RecvInfo
 
 DEFAULT_PORT = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443, "sctp": 5060}
+#: the transport a sips: URI's transport parameter comes to (TLS over TCP, WSS over WS)
+SECURE = {"tcp": "tls", "tls": "tls", "ws": "wss", "wss": "wss"}
 Target = tuple[str, str, int]
 
 
@@ -63,6 +65,11 @@ def uri_target(uri: str) -> Target | None:
         return None
     proto = (parsed.params.get("transport") or ("tls" if parsed.scheme == "sips" else "udp"))
     proto = proto.lower()
+    if parsed.scheme == "sips":  # secure whatever the transport says (RFC 3261 26.2.2)
+        secure = SECURE.get(proto)
+        if secure is None:
+            return None  # sips over UDP does not exist
+        proto = secure
     return proto, parsed.host, parsed.port or DEFAULT_PORT.get(proto, 5060)
 
 

@@ -173,3 +173,16 @@ def test_connection_flags_and_tcp_alias() -> None:
 ])
 def test_ip_literals(host: str, expected: str | None) -> None:
     assert Resolver().literal(host) == expected
+
+
+def test_next_hop_of_secure_uris() -> None:
+    """sips: is TLS whatever its transport parameter says (RFC 3261 26.2.2): tcp -> tls,
+    ws -> wss; sips over UDP is no usable next hop."""
+    from kemi_core.forwarding import uri_target
+
+    assert uri_target("sips:127.0.0.1") == ("tls", "127.0.0.1", 5061)
+    assert uri_target("sips:a@h;transport=tcp") == ("tls", "h", 5061)
+    assert uri_target("sips:a@h:8443;transport=ws") == ("wss", "h", 8443)
+    assert uri_target("sips:a@h;transport=udp") is None
+    assert uri_target("sip:a@h;transport=TLS") == ("tls", "h", 5061)
+    assert uri_target("sip:a@h;transport=ws") == ("ws", "h", 80)
