@@ -104,12 +104,12 @@ class _Base:
 
 
 def connect(host: str, port: int, timeout: float, source_port: int = 0) -> socket.socket:
-    """A TCP connection; ``source_port``: from that local port, even when another
-    connection (to another address of the server) uses it already."""
-    if not source_port:
-        return socket.create_connection((host, port), timeout=timeout)
+    """A TCP connection from a local port no other socket has (connect() alone may give one
+    that another connection to another of the server's ports uses, and Kamailio then confuses
+    the two); ``source_port``: from that port, even when another connection uses it."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if source_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.settimeout(timeout)
     sock.bind((host, source_port))
     sock.connect((host, port))
