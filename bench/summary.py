@@ -113,7 +113,8 @@ def table(summary: dict) -> list[str]:
     rows.append(f"| instructions per call, in process (callgrind), before ({b_commit}) | "
                 + " | ".join(_fmt(_get(before, "engines", e, "instructions_per_call"))
                              for e in ENGINES) + " |")
-    rows.append(f"| instructions per call, in process (callgrind), now ({summary.get('commit')}) | "
+    now_commit = _get(res, "callgrind", "commit") or summary.get("commit")
+    rows.append(f"| instructions per call, in process (callgrind), now ({now_commit}) | "
                 + " | ".join(_fmt(_get(res, "callgrind", "engines", e, "instructions_per_call"))
                              for e in ENGINES) + " |")
     rows.append("| CPU per call in process (µs, best of 3) | "
