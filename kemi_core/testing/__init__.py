@@ -3,7 +3,7 @@
 ``kemi_core.testing`` is public for tests (a plugin's own ``tests/`` and test harnesses), beside
 ``kemi_core.api``: ``offline_core`` builds a Core with modules loaded and a transport that
 records what would be sent; ``side_by_side`` runs one kamailio.cfg on kemi and on Kamailio 5.6
-and compares their replies; ``context`` turns raw SIP into the MsgContext a KEMI function gets;
+and compares their replies (``cfg_preamble`` writes that config's usual start); ``context`` turns raw SIP into the MsgContext a KEMI function gets;
 ``attach_dispatcher`` routes messages through the real dispatcher; ``request`` writes a
 well-formed request. ``PostgresServer`` / the ``postgres_server`` fixture run a private
 PostgreSQL for database tests. ``Router`` is what the ``kemi_router`` fixture (this package's
@@ -40,7 +40,14 @@ if TYPE_CHECKING:
     from kemi_core.testing.redis import RedisServer, redis_server
     from kemi_core.testing.router import Router, ScriptFailure
     from kemi_core.testing.rtpengine import RtpEngineProcess, rtpengine_available
-    from kemi_core.testing.sidebyside import Answer, Pair, exchange, request_text, side_by_side
+    from kemi_core.testing.sidebyside import (
+        Answer,
+        Pair,
+        cfg_preamble,
+        exchange,
+        request_text,
+        side_by_side,
+    )
     from kemi_core.testing.sipp import run_sipp, sipp_available
     from kemi_core.testing.udp_client import UdpClient, request
     from kemi_core.testing.wait import WaitTimeout, wait_until
@@ -73,6 +80,7 @@ _HOMES = {
     "sipp_available": "kemi_core.testing.sipp",
     "Answer": "kemi_core.testing.sidebyside",
     "Pair": "kemi_core.testing.sidebyside",
+    "cfg_preamble": "kemi_core.testing.sidebyside",
     "exchange": "kemi_core.testing.sidebyside",
     "request_text": "kemi_core.testing.sidebyside",
     "side_by_side": "kemi_core.testing.sidebyside",
@@ -116,6 +124,7 @@ __all__ = [
     "WaitTimeout",
     "add_core_exports",
     "attach_dispatcher",
+    "cfg_preamble",
     "context",
     "exchange",
     "free_port",

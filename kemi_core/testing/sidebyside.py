@@ -3,7 +3,7 @@ replies compared.
 
 ``side_by_side(cfg_text, workdir)`` starts ``kemi run`` and ``kamailio`` on free ports of
 127.0.0.1, each with its own control socket; ``{port}``, ``{mpath}``, ``{ctl}`` and ``{dir}`` in the
-config text are filled per server. ``exchange(port, messages)`` sends raw requests (``PORT`` in a
+config text are filled per server; ``cfg_preamble(modules)`` writes the usual start of that text. ``exchange(port, messages)`` sends raw requests (``PORT`` in a
 message is replaced by the client's own port) and returns what came back, reduced to what a
 comparison should look at.
 """
@@ -90,6 +90,19 @@ def request_text(method: str = "OPTIONS", ruri: str = "sip:u@127.0.0.1", extra: 
     lines += [x for x in extra.split("\r\n") if x]
     lines.append(f"Content-Length: {len(body.encode()) if content_length is None else content_length}")
     return "\r\n".join(lines) + "\r\n\r\n" + body
+
+
+def cfg_preamble(*modules: str, defines: str = "") -> str:
+    """The start of a kamailio.cfg for ``side_by_side``: ``#!KAMAILIO``, then ``defines`` as
+    given (lines such as ``#!define X 1``), one worker logging to stderr, listening on
+    ``udp:127.0.0.1:{port}``, a ``loadmodule`` for each of ``modules`` in order (``"sl"`` loads
+    ``sl.so``), and ctl.so on ``{ctl}`` (how Kamailio is seen ready). Ends with a newline: the
+    test adds its own modparams and routes."""
+    lines = ["#!KAMAILIO", *defines.splitlines(), "debug=2", "log_stderror=yes", "children=1",
+             "auto_aliases=no", "listen=udp:127.0.0.1:{port}", 'mpath="{mpath}"']
+    lines += [f'loadmodule "{m}.so"' for m in (*modules, "ctl")]
+    lines.append('modparam("ctl", "binrpc", "unix:{ctl}")')
+    return "\n".join(lines) + "\n"
 
 
 @attrs.define

@@ -8,25 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import exchange, kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, exchange, kamailio_available, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("corex.so", "pv.so"), reason="Kamailio 5.6 is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "kex.so"
-loadmodule "corex.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-route[ALL] {
+CFG = cfg_preamble("sl", "pv", "kex", "corex") + """route[ALL] {
   $var(o) = $var(o) + " c=" + $branch(count) + " u=" + $branch(uri) + " d=" + $branch(dst_uri)
     + " q=" + $branch(q) + " p=" + $branch(path) + " f=" + $branch(flags)
     + " s=" + $branch(send_socket) + " r=" + $branch(ruid) + " i=" + $branch(instance)

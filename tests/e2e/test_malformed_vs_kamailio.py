@@ -21,26 +21,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from kemi_core.testing import exchange, kamailio_available, side_by_side, wait_until
+from kemi_core.testing import cfg_preamble, exchange, kamailio_available, side_by_side, wait_until
 from kemi_core.testing import request_text as request
 from kemi_core.testing.sidebyside import Answer, Pair
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("sl.so", "xlog.so"), reason="Kamailio 5.6 is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "xlog.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-request_route {
+CFG = cfg_preamble("sl", "pv", "xlog") + """request_route {
   xlog("L_INFO", "script ran for [$ru $ci] $rm $cs $fu $tu\\n");
   sl_send_reply("200", "script $rm");
 }

@@ -9,25 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, kamcmd, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, kamcmd, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("cfg_rpc.so", "kex.so"), reason="Kamailio 5.6 is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "kex.so"
-loadmodule "cfg_rpc.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-#!define FOO "bar"
+CFG = cfg_preamble("sl", "pv", "kex", "cfg_rpc") + """#!define FOO "bar"
 #!define NUM 42
 #!define EMPTY
 pstn.gw_ip = "" desc "PSTN GW Address"

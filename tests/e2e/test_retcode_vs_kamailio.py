@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("textops.so", "maxfwd.so"), reason="Kamailio 5.6 is not installed")]
@@ -25,20 +25,7 @@ VALUES = {
     "p": '(int)is_method("INVITE")', "q": 'is_method("INVITE") && $var(one)',
 }
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "maxfwd.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-route[R] { return(-3); }
+CFG = cfg_preamble("sl", "pv", "textops", "maxfwd") + """route[R] { return(-3); }
 route[Z] { return(0); }
 request_route {
   $var(one) = 1;

@@ -13,23 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import exchange, kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, exchange, kamailio_available, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("sl.so", "pv.so"), reason="Kamailio 5.6 is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-request_route {
+CFG = cfg_preamble("sl", "pv") + """request_route {
   $du = $hdr(X-D);
   sl_send_reply("200", "r=$rp|$rP|$rU|$rd|$rz o=$op|$oP d=$dp|$dP|$dd");
 }

@@ -18,27 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, request_text, side_by_side, wait_until
+from kemi_core.testing import (
+    cfg_preamble,
+    kamailio_available,
+    request_text,
+    side_by_side,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("acc.so", "tm.so", "db_sqlite.so"),
     reason="Kamailio 5.6 with acc and db_sqlite is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "db_sqlite.so"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "acc.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-modparam("acc", "log_flag", 1)
+CFG = cfg_preamble("db_sqlite", "tm", "sl", "pv", "acc") + """modparam("acc", "log_flag", 1)
 modparam("acc", "db_flag", 1)
 modparam("acc", "db_missed_flag", 2)
 modparam("acc", "failed_transaction_flag", 3)

@@ -9,25 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("acc.so", "tm.so"), reason="Kamailio 5.6 is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "acc.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-modparam("acc", "log_flag", 1)
+CFG = cfg_preamble("tm", "sl", "pv", "acc") + """modparam("acc", "log_flag", 1)
 modparam("acc", "log_missed_flag", 2)
 modparam("acc", "failed_transaction_flag", 3)
 modparam("acc", "log_extra", "src_user=$fU;src_domain=$fd;dst_ouser=$tU;dst_user=$rU;dst_domain=$rd;ua=$ua")

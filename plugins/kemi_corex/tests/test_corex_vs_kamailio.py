@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, side_by_side
 from kemi_core.testing import request_text as request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
@@ -24,20 +24,7 @@ CALLS = [
     'is_faked_msg()',
 ]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "corex.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-request_route {
+CFG = cfg_preamble("sl", "pv", "textops", "corex") + """request_route {
   $var(x) = "none";
 BRANCHES
   sl_send_reply("404", "no such call");

@@ -14,22 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, request_text, side_by_side
 from kemi_jsonrpcs.protocol import pretty, split_documents
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "jsonrpcs.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-modparam("jsonrpcs", "fifo_name", "{dir}/rpc.fifo")
+CFG = cfg_preamble("sl", "pv", "jsonrpcs") + """modparam("jsonrpcs", "fifo_name", "{dir}/rpc.fifo")
 modparam("jsonrpcs", "dgram_socket", "{dir}/rpc.sock")
 modparam("jsonrpcs", "fifo_reply_dir", "{dir}/")
 request_route {

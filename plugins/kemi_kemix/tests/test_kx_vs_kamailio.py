@@ -7,30 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("kemix.so", "app_lua.so", "corex.so"),
     reason="Kamailio 5.6 with app_lua is not installed")]
 
-CFG = """#!KAMAILIO
-#!define MYDEF "hello"
-#!define MYNUM 42
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "corex.so"
-loadmodule "kemix.so"
-loadmodule "app_lua.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-modparam("app_lua", "load", "{dir}/script.lua")
+CFG = cfg_preamble("sl", "pv", "textops", "corex", "kemix", "app_lua",
+                   defines='#!define MYDEF "hello"\n#!define MYNUM 42') + """modparam("app_lua", "load", "{dir}/script.lua")
 cfgengine "lua"
 """
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, side_by_side
 from kemi_core.testing import request_text as request
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
@@ -17,20 +17,7 @@ COMBOS = [("17895", "7"), ("1511", "7"), ("3047", "7"), ("17604", "6"), ("1024",
           ("4096", "7"), ("2048", "7"), ("8192", "7"), ("512", "7"), ("32", "7"), ("64", "7"),
           ("128", "7"), ("256", "7"), ("2", "7")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "xlog.so"
-loadmodule "sanity.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-modparam("sanity", "autodrop", AUTODROP)
+CFG = cfg_preamble("sl", "pv", "xlog", "sanity") + """modparam("sanity", "autodrop", AUTODROP)
 request_route {
   if ($hdr(X-A) == $null) {
     if (!sanity_check()) { xlog("L_NOTICE", "sanity failed\\n"); exit; }

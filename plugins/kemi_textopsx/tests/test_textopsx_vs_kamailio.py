@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, request_text, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, request_text, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("textopsx.so", "textops.so"), reason="Kamailio 5.6 is not installed")]
@@ -21,20 +21,7 @@ CALLS = [
     'keep_hf("X-Keep"); msg_apply_changes(); $var(x) = $hdr(X-Keep) + "/" + $hdr(X-Drop)',
 ]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=udp:127.0.0.1:{port}
-mpath="{mpath}"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "textops.so"
-loadmodule "textopsx.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
-request_route {
+CFG = cfg_preamble("sl", "pv", "textops", "textopsx") + """request_route {
   $var(x) = "none";
 BRANCHES
   sl_send_reply("404", "no such call");
