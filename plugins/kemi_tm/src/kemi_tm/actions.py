@@ -46,11 +46,12 @@ class Dest:
     host: str
     port: int
     local: tuple[str, int] | None = None
+    #: no SIP-level retransmissions over reliable transports (RFC 3261 17.1.1.2, 17.1.2.2);
+    #: computed once: the machines read it on every start, reply and final
+    reliable: bool = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def reliable(self) -> bool:
-        """No SIP-level retransmissions over reliable transports (RFC 3261 17.1.1.2, 17.1.2.2)."""
-        return self.proto.lower() not in UNRELIABLE
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "reliable", self.proto.lower() not in UNRELIABLE)
 
 
 @attrs.define(slots=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from kemi_tm.actions import Action, Dest, LocalFinal, PassUp, Send
 from kemi_tm.keys import ClientKey, client_key
 from kemi_tm.messages import build_ack
-from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, TimerSet, TimerSettings
+from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, Timers, TimerSettings, earliest, pop_due
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -60,7 +60,7 @@ class ClientTransaction(EndsAfterTimer):
         self.key: ClientKey = client_key(branch if branch is not None else request.via.branch or "",
                                          request.method)
         self.state = ClientState.TERMINATED  # until start()
-        self.timers = TimerSet()
+        self.timers: Timers = {}
         self.data = b""
         #: status of the final reply received (0: none yet)
         self.final_status = 0
@@ -85,7 +85,7 @@ class ClientTransaction(EndsAfterTimer):
         raise NotImplementedError
 
     def next_timer(self) -> float | None:
-        return self.timers.next()
+        return earliest(self.timers)
 
     def _send_request(self) -> Send:
         return Send(self.dest, self.data)
@@ -102,7 +102,7 @@ class ClientTransaction(EndsAfterTimer):
 
     def on_timer(self, now: float) -> list[Action]:
         out: list[Action] = []
-        for name in self.timers.pop_due(now):
+        for name in pop_due(self.timers, now):
             if self.state is ClientState.TERMINATED:
                 break
             out.extend(self._fire(name, now))
@@ -131,8 +131,8 @@ class InviteClientTransaction(ClientTransaction):
         self._life_end = now + s.max_inv_lifetime
         if not self.dest.reliable:
             self._interval = s.retr_timer1
-            self.timers.set("A", now + self._interval)
-        self.timers.set("B", min(now + s.fr_timer, self._life_end))
+            self.timers["A"] = now + self._interval
+        self.timers["B"] = min(now + s.fr_timer, self._life_end)
         return [self._send_request()]
 
     def mark_cancelled(self, now: float) -> None:
@@ -141,7 +141,7 @@ class InviteClientTransaction(ClientTransaction):
         if self.state is ClientState.PROCEEDING:
             limit = now + self.settings.cancel_wait
             current = self.timers.get("giveup")
-            self.timers.set("giveup", limit if current is None else min(current, limit))
+            self.timers["giveup"] = limit if current is None else min(current, limit)
 
     def on_response(self, reply: SipMsg, now: float) -> list[Action]:
         status = reply.status
@@ -151,9 +151,11 @@ class InviteClientTransaction(ClientTransaction):
                 return []
             first = state is ClientState.CALLING
             self.state = ClientState.PROCEEDING
-            self.timers.cancel("A", "B")
+            timers = self.timers
+            timers.pop("A", None)
+            timers.pop("B", None)
             if not self.local_final and (first or self.settings.restart_fr_on_each_reply):
-                self.timers.set("fr", min(now + self.settings.fr_inv_timer, self._life_end))
+                self.timers["fr"] = min(now + self.settings.fr_inv_timer, self._life_end)
             if first and self.cancelled:
                 self.mark_cancelled(now)
             return [PassUp(reply)]
@@ -162,7 +164,7 @@ class InviteClientTransaction(ClientTransaction):
                 self.state = ClientState.ACCEPTED
                 self.final_status = status
                 self.timers.clear()
-                self.timers.set("M", now + self.settings.wt_timer)
+                self.timers["M"] = now + self.settings.wt_timer
                 return [PassUp(reply)]
             # 2xx retransmissions and 2xx of other forks downstream: end to end, pass them up
             return [PassUp(reply)] if state is ClientState.ACCEPTED else []
@@ -181,7 +183,7 @@ class InviteClientTransaction(ClientTransaction):
     def _fire(self, name: str, now: float) -> list[Action]:
         if name == "A" and self.state is ClientState.CALLING:
             self._interval *= 2
-            self.timers.set("A", now + self._interval)
+            self.timers["A"] = now + self._interval
             return [self._send_request()]
         if name == "B" and self.state is ClientState.CALLING:
             self.local_final = 408
@@ -190,7 +192,7 @@ class InviteClientTransaction(ClientTransaction):
             self.local_final = 408
             # stay to ACK the 487 the CANCEL will bring; bounded by the give-up timer
             if self.timers.get("giveup") is None:
-                self.timers.set("giveup", now + self.settings.cancel_wait)
+                self.timers["giveup"] = now + self.settings.cancel_wait
             return [LocalFinal(408)]
         if name == "giveup" and self.state is ClientState.PROCEEDING:
             out: list[Action] = []
@@ -213,8 +215,8 @@ class NonInviteClientTransaction(ClientTransaction):
         self._start = now
         if not self.dest.reliable:
             self._interval = s.retr_timer1
-            self.timers.set("E", now + self._interval)
-        self.timers.set("F", now + min(s.fr_timer, s.max_noninv_lifetime))
+            self.timers["E"] = now + self._interval
+        self.timers["F"] = now + min(s.fr_timer, s.max_noninv_lifetime)
         return [self._send_request()]
 
     def on_response(self, reply: SipMsg, now: float) -> list[Action]:
@@ -235,7 +237,7 @@ class NonInviteClientTransaction(ClientTransaction):
                 self._interval = min(2 * self._interval, self.settings.retr_timer2)
             else:
                 self._interval = self.settings.retr_timer2
-            self.timers.set("E", now + self._interval)
+            self.timers["E"] = now + self._interval
             return [self._send_request()]
         if name == "F" and self.state in (ClientState.TRYING, ClientState.PROCEEDING):
             self.local_final = 408

@@ -101,8 +101,18 @@ def register_cfg_functions(core: Core) -> None:
         core.add_cfg_function(CfgFunction(MODULE, exp.name, exp.func, n, n, int_params))
 
 
+#: (core, its tm service) of the last lookup: one Core per process, so the lookup by name and
+#: the type check run once instead of for every t_relay
+_last_svc: tuple[object, TmService | None] = (None, None)
+
+
 def svc_of(ctx: MsgContext) -> TmService:
-    return ctx.core.require("tm", TmService)
+    global _last_svc
+    core, svc = _last_svc
+    if core is not ctx.core or svc is None:
+        svc = ctx.core.require("tm", TmService)
+        _last_svc = (ctx.core, svc)
+    return svc
 
 
 def _tx(ctx: MsgContext) -> TmTransaction | None:

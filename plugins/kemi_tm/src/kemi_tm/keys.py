@@ -30,17 +30,15 @@ def is_rfc3261_branch(branch: str | None) -> bool:
     return bool(branch) and branch.startswith(MAGIC_COOKIE)  # type: ignore[union-attr]
 
 
-def _sent_by(msg: SipMsg) -> tuple[str, int]:
-    via = msg.via
-    port = via.port if via.port is not None else _DEFAULT_PORTS.get(via.transport.lower(), 5060)
-    return via.host.lower(), port
-
-
 def _key(msg: SipMsg, method: str) -> ServerKey:
+    # every request a transaction handles computes its key: the 3261 case inline
     via = msg.via
-    if is_rfc3261_branch(via.branch):
-        host, port = _sent_by(msg)
-        return ("3261", via.branch, host, port, method)
+    branch = via.branch
+    if branch and branch.startswith(MAGIC_COOKIE):
+        port = via.port
+        if port is None:
+            port = _DEFAULT_PORTS.get(via.transport.lower(), 5060)
+        return ("3261", branch, via.host.lower(), port, method)
     return ("2543", msg.ruri, msg.from_.tag, msg.call_id, msg.cseq.number, method,
             "".join(via.raw.split()))
 

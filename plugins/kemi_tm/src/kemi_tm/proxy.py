@@ -40,6 +40,7 @@ from kemi_tm.actions import (
     TransactionStateError,
 )
 from kemi_tm.client import (
+    ClientState,
     InviteClientTransaction,
     NonInviteClientTransaction,
     new_client_transaction,
@@ -48,7 +49,7 @@ from kemi_tm.context import DEFAULT_PROXY, BranchState, ProxySettings, reply_pri
 from kemi_tm.idents import new_ident_and_tag
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey
 from kemi_tm.messages import REASONS, build_cancel, rewrite_status
-from kemi_tm.server import new_server_transaction
+from kemi_tm.server import ServerState, new_server_transaction
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
 
 if TYPE_CHECKING:
@@ -110,37 +111,52 @@ class ProxyTransaction:
 
     @property
     def terminated(self) -> bool:
-        if not self.server.terminated:
+        # read after every input (the table): states compared inline, no property per machine
+        if self.server.state is not ServerState.TERMINATED:
             return False
         for b in self.branches:
-            if not b.client.terminated or (b.cancel is not None and not b.cancel.terminated):
+            if b.client.state is not ClientState.TERMINATED or (
+                    b.cancel is not None and b.cancel.state is not ClientState.TERMINATED):
                 return False
         return True
 
     def next_timer(self) -> float | None:
-        # called after every input (the table re-arms this entry): no temporary lists
-        at = self.server.next_timer()
+        # called after every input (the table re-arms this entry): the machines' timer dicts
+        # read inline, no temporary lists
+        timers = self.server.timers
+        at = min(timers.values()) if timers else None
         for b in self.branches:
-            t = b.client.next_timer()
-            if t is not None and (at is None or t < at):
-                at = t
-            if b.cancel is not None:
-                t = b.cancel.next_timer()
-                if t is not None and (at is None or t < at):
+            timers = b.client.timers
+            if timers:
+                t = min(timers.values())
+                if at is None or t < at:
                     at = t
+            if b.cancel is not None:
+                timers = b.cancel.timers
+                if timers:
+                    t = min(timers.values())
+                    if at is None or t < at:
+                        at = t
         return at
 
     def match_reply(self, reply: SipMsg) -> int | None:
         """Index of the branch a reply belongs to (by Via branch and CSeq method), or None."""
         branch = reply.via.branch or ""
         head, _, tail = branch.rpartition(".")
-        if head + "." != self.branch_prefix or not tail.isdigit():
+        if head + "." != self.branch_prefix:
+            return None
+        return self.match_branch(branch, tail, reply.cseq.method)
+
+    def match_branch(self, branch: str, tail: str, method: str) -> int | None:
+        """``match_reply`` once the caller split the Via ``branch`` at its last dot (``tail``:
+        our branch index, as text) and checked the rest is this transaction's prefix."""
+        if not tail.isdigit():
             return None
         index = int(tail)
-        if index >= len(self.branches):
+        branches = self.branches
+        if index >= len(branches):
             return None
-        b = self.branches[index]
-        method = reply.cseq.method
+        b = branches[index]
         if method == "CANCEL":
             return index if b.cancel is not None else None
         return index if b.client.key == (branch, method) else None
@@ -179,7 +195,7 @@ class ProxyTransaction:
         """
         if self.method in ("ACK", "CANCEL"):
             raise TransactionStateError(f"{self.method} is not relayed on a branch")
-        if self.final_status:
+        if self.server.final_status:
             raise TransactionStateError(f"a {self.final_status} was already sent upstream")
         if self.canceled:
             raise TransactionStateError("the transaction was canceled")
@@ -214,8 +230,11 @@ class ProxyTransaction:
 
     def on_request(self, msg: SipMsg, now: float) -> list[Action]:
         """A retransmission of our request, or the ACK matched to it (PassUp: an end-to-end ACK)."""
-        out = self.server.on_request(msg, now)
-        self._changed()
+        server = self.server
+        before = server.state
+        out = server.on_request(msg, now)
+        if server.state is not before:  # a retransmission or a 2xx's ACK changes no timer
+            self._changed()
         return out
 
     def on_timer(self, now: float) -> list[Action]:
@@ -261,7 +280,7 @@ class ProxyTransaction:
         data = build_reply(self.request, status, reason,
                            to_tag=None if status == 100 else self.to_tag,
                            headers=list(headers), body=body, content_type=content_type)
-        out = _marked(self.server.send_reply(status, data, now), "local")
+        out = self.server.send_reply(status, data, now, "local")
         if status >= 200:
             self.deciding = False
             out += self._cancel_pending(now)
@@ -295,13 +314,14 @@ class ProxyTransaction:
 
     def _client_actions(self, b: BranchState, acts: list[Action], now: float) -> list[Action]:
         out: list[Action] = []
-        for a in acts:
-            if isinstance(a, Send):
+        for a in acts:  # exact types: these classes are final
+            kind = type(a)
+            if kind is Send:
                 out.append(a)
-            elif isinstance(a, PassUp):
-                out.extend(self._branch_reply(b, a.msg, now))
-            elif isinstance(a, LocalFinal):
-                out.extend(self._branch_local(b, a.status, now))
+            elif kind is PassUp:
+                out += self._branch_reply(b, a.msg, now)  # type: ignore[union-attr]
+            elif kind is LocalFinal:
+                out += self._branch_local(b, a.status, now)  # type: ignore[union-attr]
         return out
 
     def _branch_reply(self, b: BranchState, reply: SipMsg, now: float) -> list[Action]:
@@ -311,7 +331,7 @@ class ProxyTransaction:
             if b.cancel_wanted and b.cancel is None and b.client.got_provisional:
                 out += self._send_cancel(b, now)
             if status > 100 and self.server.can_reply(status):
-                out += _marked(self.server.send_reply(status, _strip_via(reply), now), "relayed")
+                out += self.server.send_reply(status, _strip_via(reply), now, "relayed")
             return out
         first = b.pending
         if first:
@@ -319,7 +339,7 @@ class ProxyTransaction:
             out.append(BranchFinal(b.index, status, reply))
         if status < 300:
             if self.server.can_reply(status):
-                out += _marked(self.server.send_reply(status, _strip_via(reply), now), "relayed")
+                out += self.server.send_reply(status, _strip_via(reply), now, "relayed")
                 self.deciding = False
             else:
                 out.append(PassUp(reply))  # too late for the transaction: forward statelessly
@@ -359,7 +379,7 @@ class ProxyTransaction:
             data = _strip_via(reply)
             if remap:
                 data = rewrite_status(data, 500, REASONS[500])
-            return _marked(self.server.send_reply(500 if remap else status, data, now), "relayed")
+            return self.server.send_reply(500 if remap else status, data, now, "relayed")
         if remap:
             status = 500
         return self.reply(status, REASONS.get(status, "Error"), now)
@@ -390,11 +410,3 @@ class ProxyTransaction:
 def _strip_via(reply: SipMsg) -> bytes:
     """The reply as forwarded upstream: our top Via removed, every other byte as received."""
     return reply.bytes_without_top_via()
-
-
-def _marked(actions: list[Action], origin: str) -> list[Action]:
-    """Say where the reply among ``actions`` came from (for tm's statistics)."""
-    for a in actions:
-        if isinstance(a, Send):
-            a.origin = origin
-    return actions

@@ -121,8 +121,8 @@ def _relay_ack(svc: TmService, ctx: MsgContext, proto: str | None, target: Targe
     tx = svc.table.lookup_request(ctx.msg)
     if tx is not None:
         assert isinstance(tx, TmTransaction)
-        actions = tx.on_request(ctx.msg, svc.now())
-        if not any(isinstance(a, PassUp) for a in actions):
+        actions = tx.on_request(ctx.msg, svc.clock.now())
+        if not any(type(a) is PassUp for a in actions):
             svc.perform(tx, actions)
             return 0  # the hop-by-hop ACK of our negative final: absorbed
     return _stateless(ctx, proto, target)  # end to end (2xx): routed like any request
@@ -219,11 +219,13 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         glue.branch_flags[added[0]] = bflags
     sent = 0
     failed: list[Action] = []
+    send = svc.core.send
     for index, actions in pending:
         ok = True
         for a in actions:
-            if isinstance(a, Send):
-                ok = svc.send(a) and ok
+            if type(a) is Send:
+                d = a.dest  # type: ignore[union-attr]
+                ok = send(d.proto, d.host, d.port, a.data, d.local) and ok  # type: ignore[union-attr]
         if ok:
             sent += 1
         else:
@@ -232,7 +234,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             failed += tx.branch_send_failed(index, now)
     if sent == 0 and waiting == 0 and not in_failure:
         failed = [a for a in failed if not isinstance(a, NeedsDecision)]
-    svc.perform(tx, failed)
+    if failed:
+        svc.perform(tx, failed)
     return sent + waiting
 
 

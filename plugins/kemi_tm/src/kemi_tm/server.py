@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from kemi_tm.actions import Action, Dest, PassUp, Send, TransactionStateError
 from kemi_tm.keys import ServerKey, server_key
-from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, TimerSet, TimerSettings
+from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, Timers, TimerSettings, earliest, pop_due
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -55,7 +55,7 @@ class ServerTransaction(EndsAfterTimer):
         self.settings = settings
         self.key: ServerKey = key if key is not None else server_key(request)
         self.state = ServerState.PROCEEDING
-        self.timers = TimerSet()
+        self.timers: Timers = {}
         #: bytes of the last reply sent (what a retransmitted request gets again)
         self.last_reply: bytes | None = None
         self.last_status = 0
@@ -68,12 +68,13 @@ class ServerTransaction(EndsAfterTimer):
         return self.state is ServerState.TERMINATED
 
     def next_timer(self) -> float | None:
-        return self.timers.next()
+        return earliest(self.timers)
 
     def can_reply(self, status: int) -> bool:
         raise NotImplementedError
 
-    def send_reply(self, status: int, data: bytes, now: float) -> list[Action]:
+    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> list[Action]:
+        """Send the transaction user's reply ``data``; ``origin``: the Send's (statistics)."""
         raise NotImplementedError
 
     def on_request(self, msg: SipMsg, now: float) -> list[Action]:
@@ -82,18 +83,16 @@ class ServerTransaction(EndsAfterTimer):
     def _resend(self) -> list[Action]:
         return [Send(self.reply_dest, self.last_reply)] if self.last_reply is not None else []
 
-    def _record(self, status: int, data: bytes) -> Send:
+    def _record(self, status: int, data: bytes, origin: str) -> Send:
         self.last_reply = data
         self.last_status = status
         if status >= 200 and not self.final_status:
             self.final_status = status
-        return Send(self.reply_dest, data)
-
-
+        return Send(self.reply_dest, data, origin)
 
     def on_timer(self, now: float) -> list[Action]:
         out: list[Action] = []
-        for name in self.timers.pop_due(now):
+        for name in pop_due(self.timers, now):
             if self.state is ServerState.TERMINATED:
                 break
             out.extend(self._fire(name, now))
@@ -116,28 +115,29 @@ class InviteServerTransaction(ServerTransaction):
             return True
         return self.state is ServerState.ACCEPTED and 200 <= status < 300
 
-    def send_reply(self, status: int, data: bytes, now: float) -> list[Action]:
+    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> list[Action]:
         if not self.can_reply(status):
             raise self._refuse(status)
-        send = self._record(status, data)
+        send = self._record(status, data, origin)
         if status < 200:
             return [send]
         if status < 300:
             self.state = ServerState.ACCEPTED
-            self.timers.set("L", now + self.settings.wt_timer)
+            self.timers["L"] = now + self.settings.wt_timer
             return [send]
         self.state = ServerState.COMPLETED
         if not self.reply_dest.reliable:
             self._interval = self.settings.retr_timer1
-            self.timers.set("G", now + self._interval)
-        self.timers.set("H", now + self.settings.timer_h)
+            self.timers["G"] = now + self._interval
+        self.timers["H"] = now + self.settings.timer_h
         return [send]
 
     def on_request(self, msg: SipMsg, now: float) -> list[Action]:
         if msg.method == "ACK":
             if self.state is ServerState.COMPLETED:
                 self.state = ServerState.CONFIRMED
-                self.timers.cancel("G", "H")
+                self.timers.pop("G", None)
+                self.timers.pop("H", None)
                 delay = 0.0 if self.reply_dest.reliable else self.settings.t4
                 return self._linger("I", delay, now)
             if self.state is ServerState.ACCEPTED:
@@ -150,7 +150,7 @@ class InviteServerTransaction(ServerTransaction):
     def _fire(self, name: str, now: float) -> list[Action]:
         if name == "G" and self.state is ServerState.COMPLETED:
             self._interval = min(2 * self._interval, self.settings.retr_timer2)
-            self.timers.set("G", now + self._interval)
+            self.timers["G"] = now + self._interval
             return self._resend()
         if name in ("H", "I", "L"):
             return self._finish()
@@ -168,10 +168,10 @@ class NonInviteServerTransaction(ServerTransaction):
     def can_reply(self, status: int) -> bool:
         return self.state in (ServerState.TRYING, ServerState.PROCEEDING)
 
-    def send_reply(self, status: int, data: bytes, now: float) -> list[Action]:
+    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> list[Action]:
         if not self.can_reply(status):
             raise self._refuse(status)
-        send = self._record(status, data)
+        send = self._record(status, data, origin)
         if status < 200:
             self.state = ServerState.PROCEEDING
             return [send]

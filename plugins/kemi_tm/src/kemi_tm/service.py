@@ -16,6 +16,7 @@ so the transactions' timers fire when due, from a worker's loop or from a test's
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -91,7 +92,7 @@ class TmService:
 
     def _on_clock(self) -> None:
         self._timer = None
-        self.tick(self.now())
+        self.tick(self.clock.now())
         at = self.table.next_timer()
         if at is not None:
             self._arm(at)
@@ -127,7 +128,7 @@ class TmService:
                 tx = self.new_transaction(ctx)
             headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
             body, ctype = ctx.extra.get("reply_body", (b"", None))
-            actions = tx.reply(code, reason, self.now(), headers=headers, body=body,
+            actions = tx.reply(code, reason, self.clock.now(), headers=headers, body=body,
                                content_type=ctype)
         except TransactionStateError as exc:
             log.error("t_reply: %s", exc)
@@ -152,28 +153,31 @@ class TmService:
         rcv = ctx.rcv
         proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
         ov = state.overrides
-        now = self.now()
-        glue = TxGlue(rcv=rcv, created=now, overrides=ov, flags=ctx.flags, avps=ctx.avps,
-                      xavps=ctx.xavps, force_rport=ctx.force_rport)
+        now = self.clock.now()
+        glue = TxGlue(rcv, now, None, ov, ctx.flags, ctx.avps, ctx.xavps, ctx.force_rport)
+        settings = self.settings
+        timers, proxy = ((settings.timers_for(ov), settings.proxy_for(ov)) if ov.any_set
+                         else (settings.timers, settings.proxy))
         # The key comes from the received request (parsed already; its copy shares that).
-        tx = TmTransaction(msg.copy(), Dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)), glue,
-                           settings=self.settings.timers_for(ov),
-                           proxy_settings=self.settings.proxy_for(ov),
+        tx = TmTransaction(msg.copy(), _dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)),
+                           glue, settings=timers, proxy_settings=proxy,
                            key=key if key is not None else server_key(msg))
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         apply_via(tx.request, received_via(ctx, msg))
+        # started before it is filed: the table reads its first deadline once, on insert
+        actions = tx.start(now)
         self.table.insert(tx)
-        self.stats.incr("uas")
+        self.stats.uas.inc()
         state.tx = tx
-        self.perform(tx, tx.start(now))
+        self.perform(tx, actions)
         return tx
 
     def absorb(self, tx: ProxyTransaction, msg: SipMsg) -> None:
         """A retransmission of ``tx``'s request (or the ACK of its negative final): the
         transaction answers it (the last reply again) or takes it in."""
         assert isinstance(tx, TmTransaction)
-        self.perform(tx, tx.on_request(msg, self.now()))
+        self.perform(tx, tx.on_request(msg, self.clock.now()))
 
     # ---- performing actions --------------------------------------------------------------
     def send(self, action: Send) -> bool:
@@ -182,20 +186,27 @@ class TmService:
 
     def perform(self, tx: TmTransaction, actions: list[Action]) -> None:
         """Do what the transaction asked, in order; then count a final sent upstream."""
+        # runs for every message of every transaction: exact type tests, the common action
+        # (Send) first, the script's routes only when armed
         for a in actions:
-            if isinstance(a, Send):
-                if a.origin:
-                    self.stats.incr("rpl_generated" if a.origin == "local" else "rpl_relayed")
-                if not self.send(a):
-                    log.warning("tm: sending to %s:%s:%d failed", a.dest.proto, a.dest.host,
-                                a.dest.port)
-            elif isinstance(a, PassUp):
-                self.forward_reply(a.msg)
-            elif isinstance(a, BranchFinal):
-                self.script.branch_failure(tx, a)
-            elif isinstance(a, NeedsDecision) and not tx.glue.in_failure:
-                self.decide(tx, a)
-        self._count_final(tx)
+            kind = type(a)
+            if kind is Send:
+                origin = a.origin  # type: ignore[union-attr]
+                if origin:
+                    (self.stats.rpl_generated if origin == "local"
+                     else self.stats.rpl_relayed).inc()
+                d = a.dest  # type: ignore[union-attr]
+                if not self.core.send(d.proto, d.host, d.port, a.data, d.local):  # type: ignore[union-attr]
+                    log.warning("tm: sending to %s:%s:%d failed", d.proto, d.host, d.port)
+            elif kind is PassUp:
+                self.forward_reply(a.msg)  # type: ignore[union-attr]
+            elif kind is BranchFinal:
+                if tx.glue.callbacks.branch_failure is not None:
+                    self.script.branch_failure(tx, a)  # type: ignore[arg-type]
+            elif kind is NeedsDecision and not tx.glue.in_failure:
+                self.decide(tx, a)  # type: ignore[arg-type]
+        if tx.server.final_status and not tx.glue.counted_final:
+            self._count_final(tx)
 
     def _count_final(self, tx: TmTransaction) -> None:
         glue = tx.glue
@@ -216,7 +227,7 @@ class TmService:
             return
 
     def _freed(self, tx: ProxyTransaction) -> None:
-        self.stats.incr("freed")
+        self.stats.freed.inc()
 
     # ---- what the core asks at shutdown and after a worker died --------------------------------
     def work_in_progress(self) -> int:
@@ -239,7 +250,7 @@ class TmService:
         self.script.failure(tx, nd)
         if tx.final_status or tx.pending_branches or tx.glue.dns_pending:
             return
-        now = self.now()
+        now = self.clock.now()
         try:
             if tx.glue.drop_replies:
                 actions = tx.reply(500, "Server Internal Error", now)
@@ -265,11 +276,12 @@ class TmService:
             return False
         tx, branch = found
         assert isinstance(tx, TmTransaction)
-        self.stats.incr("rpl_received")
-        tx.glue.replied.add(branch)
-        if tx.glue.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
+        self.stats.rpl_received.inc()
+        glue = tx.glue
+        glue.replied.add(branch)
+        if glue.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
             return True  # a provisional reply the onreply route dropped
-        self.perform(tx, tx.on_response(branch, msg, self.now()))
+        self.perform(tx, tx.on_response(branch, msg, self.clock.now()))
         return True
 
     def _unmatched_reply(self, ctx: MsgContext) -> bool:
@@ -281,6 +293,12 @@ class TmService:
         for tx, actions in self.table.on_timer(now):
             assert isinstance(tx, TmTransaction)
             self.perform(tx, actions)
+
+
+@functools.lru_cache(maxsize=1024)
+def _dest(proto: str, host: str, port: int, local: tuple[str, int]) -> Dest:
+    """Dest is frozen: one object serves every transaction answering one address."""
+    return Dest(proto, host, port, local)
 
 
 def _split_header(line: str | tuple[str, str]) -> tuple[str, str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import attrs
-
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
     from kemi_core.sip import SipMsg
@@ -16,26 +14,31 @@ if TYPE_CHECKING:
 MODULE = "tm"
 
 
-@attrs.define(slots=True)
 class Callbacks:
-    """Route names armed with t_on_branch / t_on_reply / t_on_failure / t_on_branch_failure."""
+    """Route names armed with t_on_branch / t_on_reply / t_on_failure / t_on_branch_failure.
+
+    A plain class whose defaults are class attributes: one is made for every request and
+    every transaction, and most never arm anything, so making one sets nothing."""
 
     branch: str | None = None
     reply: str | None = None
     failure: str | None = None
     branch_failure: str | None = None
 
+    def __repr__(self) -> str:
+        return (f"Callbacks(branch={self.branch!r}, reply={self.reply!r}, "
+                f"failure={self.failure!r}, branch_failure={self.branch_failure!r})")
+
     def merge_into(self, other: Callbacks) -> None:
         """Copy what is armed here onto ``other`` (t_relay copies the request's to the tx)."""
-        for name in ("branch", "reply", "failure", "branch_failure"):
-            value = getattr(self, name)
+        for name, value in self.__dict__.items():
             if value is not None:
                 setattr(other, name, value)
 
 
-@attrs.define(slots=True)
 class Overrides:
-    """Per-transaction settings from the script (milliseconds; None = modparam default)."""
+    """Per-transaction settings from the script (milliseconds; None = modparam default).
+    Defaults are class attributes, as for ``Callbacks``: making one sets nothing."""
 
     fr_inv: int | None = None
     fr: int | None = None
@@ -47,21 +50,31 @@ class Overrides:
     disable_6xx: bool | None = None
     disable_failover: bool = False
 
+    def __repr__(self) -> str:
+        return f"Overrides({self.__dict__!r})"
 
-@attrs.define(slots=True, eq=False)
+    @property
+    def any_set(self) -> bool:
+        """Whether the script changed anything (else the modparam settings apply as they are)."""
+        return bool(self.__dict__)
+
+
 class ReqState:
     """tm's state on one message context."""
 
-    callbacks: Callbacks = attrs.Factory(Callbacks)
-    overrides: Overrides = attrs.Factory(Overrides)
-    #: the transaction of this message (t_newtran/t_relay, or the one a callback runs for)
-    tx: TmTransaction | None = None
-    #: branch index a branch/onreply/branch-failure route runs for (-1: none)
-    branch: int = -1
-    #: failure/branch-failure route: the reply (None when local) and its status
-    reply: SipMsg | None = None
-    reply_code: int = 0
-    reply_reason: str = ""
+    __slots__ = ("callbacks", "overrides", "tx", "branch", "reply", "reply_code", "reply_reason")
+
+    def __init__(self) -> None:
+        self.callbacks = Callbacks()
+        self.overrides = Overrides()
+        #: the transaction of this message (t_newtran/t_relay, or the one a callback runs for)
+        self.tx: TmTransaction | None = None
+        #: branch index a branch/onreply/branch-failure route runs for (-1: none)
+        self.branch = -1
+        #: failure/branch-failure route: the reply (None when local) and its status
+        self.reply: SipMsg | None = None
+        self.reply_code = 0
+        self.reply_reason = ""
 
 
 def req_state(ctx: MsgContext) -> ReqState:

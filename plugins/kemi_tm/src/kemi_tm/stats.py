@@ -41,6 +41,15 @@ class TmStats:
         self.counters = {field: core.counter(group, name, doc)
                          for field, (group, name, doc) in FIELDS.items()}
         c = self.counters
+        # the counters the call path adds to, as attributes: ``stats.uas.inc()`` costs no
+        # lookup by name (several per message)
+        self.uas = c["uas"]
+        self.rpl_received = c["rpl_received"]
+        self.rpl_generated = c["rpl_generated"]
+        self.rpl_relayed = c["rpl_relayed"]
+        self.freed = c["freed"]
+        #: status class (2..6) -> its counter
+        self.by_class = {cls: c[f"{cls}xx"] for cls in range(2, 7)}
         core.gauge("tmx", "rpl_sent", lambda: c["rpl_generated"].value + c["rpl_relayed"].value,
                    "replies sent upstream (generated + relayed)")
         core.gauge("tmx", "inuse_transactions", self.inuse, "transactions in memory")
@@ -53,9 +62,9 @@ class TmStats:
         self.counters[name].inc(by)
 
     def final(self, status: int) -> None:
-        cls = status // 100
-        if 2 <= cls <= 6:
-            self.counters[f"{cls}xx"].inc()
+        counter = self.by_class.get(status // 100)
+        if counter is not None:
+            counter.inc()
 
     # ---- computed (the main process reads; counts from every worker) -----------------------
     def inuse(self) -> int:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 _MAX_TIMER_ROUNDS = 100_000  # bound of one on_timer call (entries handled)
 #: buckets per second of the timer index (a power of two: tick * (1/TICKS_PER_S) is exact)
 TICKS_PER_S = 64
+_COOKIE_LEN = len(MAGIC_COOKIE)
 
 
 class TransactionTable:
@@ -63,14 +64,16 @@ class TransactionTable:
         tx.on_reschedule = self._hook
         self._reschedule(tx)
 
-    def remove(self, tx: ProxyTransaction) -> None:
+    def remove(self, tx: ProxyTransaction) -> bool:
+        """Take ``tx`` out (its timer too); False when it was not in the table."""
         if self._by_ident.get(tx.ident) is not tx:
-            return
+            return False
         del self._by_ident[tx.ident]
         if self._by_key.get(tx.key) is tx:
             del self._by_key[tx.key]
         self._unfile(tx.ident)
         tx.on_reschedule = None
+        return True
 
     def lookup_request(self, msg: SipMsg) -> ProxyTransaction | None:
         return self._by_key.get(server_key(msg))
@@ -87,11 +90,11 @@ class TransactionTable:
         branch = reply.via.branch or ""
         if not branch.startswith(MAGIC_COOKIE):
             return None
-        ident = branch[len(MAGIC_COOKIE):].rpartition(".")[0]
-        tx = self._by_ident.get(ident)
+        head, _, tail = branch.rpartition(".")  # z9hG4bK<ident> . <branch index>
+        tx = self._by_ident.get(head[_COOKIE_LEN:])
         if tx is None:
             return None
-        index = tx.match_reply(reply)
+        index = tx.match_branch(branch, tail, reply.cseq.method)
         return (tx, index) if index is not None else None
 
     def next_timer(self) -> float | None:
@@ -146,21 +149,30 @@ class TransactionTable:
                 bucket.pop(ident, None)
 
     def _reschedule(self, tx: ProxyTransaction) -> None:
+        # runs after every input of every transaction: the common case (deadline unchanged,
+        # or moved from one bucket to another) is a few dict operations inline
         if tx.terminated:
             self.remove(tx)
             return
         at = tx.next_timer()
         ident = tx.ident
-        if self._deadline.get(ident) == at:
+        deadline = self._deadline
+        old = deadline.get(ident)
+        if old == at:
             return
-        self._unfile(ident)
+        buckets = self._buckets
+        if old is not None:
+            del deadline[ident]
+            bucket = buckets.get(math.ceil(old * TICKS_PER_S))
+            if bucket is not None:
+                bucket.pop(ident, None)
         if at is None:
             return
-        self._deadline[ident] = at
+        deadline[ident] = at
         tick = math.ceil(at * TICKS_PER_S)
-        bucket = self._buckets.get(tick)
+        bucket = buckets.get(tick)
         if bucket is None:
-            self._buckets[tick] = bucket = {}
+            buckets[tick] = bucket = {}
             heapq.heappush(self._ticks, tick)
             if self.on_deadline is not None:
                 self.on_deadline(at)

@@ -52,44 +52,29 @@ class TimerSettings:
 DEFAULT_TIMERS = TimerSettings()
 
 
-class TimerSet:
-    """Named one-shot deadlines of one state machine (a handful at most, so a dict is enough).
-    A plain class: two of these are made for every transaction."""
+#: the named one-shot deadlines of one state machine (a handful at most): a plain dict kept on
+#: the machine, read and written inline (a wrapper object cost a call per access and an object
+#: per machine)
+Timers = dict[str, float]
 
-    __slots__ = ("deadlines",)
 
-    def __init__(self) -> None:
-        self.deadlines: dict[str, float] = {}
+def earliest(timers: Timers) -> float | None:
+    """The next deadline of ``timers`` (None when none is armed)."""
+    return min(timers.values()) if timers else None
 
-    def __repr__(self) -> str:
-        return f"TimerSet({self.deadlines!r})"
 
-    def set(self, name: str, at: float) -> None:
-        self.deadlines[name] = at
+def pop_due(timers: Timers, now: float) -> list[str]:
+    """Names whose deadline is <= now, earliest first, removed from ``timers``."""
+    due = [(at, name) for name, at in timers.items() if at <= now]
+    if len(due) > 1:
+        due.sort()
+    for _, name in due:
+        del timers[name]
+    return [name for _, name in due]
 
-    def cancel(self, *names: str) -> None:
-        for name in names:
-            self.deadlines.pop(name, None)
 
-    def clear(self) -> None:
-        self.deadlines.clear()
-
-    def get(self, name: str) -> float | None:
-        return self.deadlines.get(name)
-
-    def next(self) -> float | None:
-        d = self.deadlines
-        return min(d.values()) if d else None
-
-    def pop_due(self, now: float) -> list[str]:
-        """Names whose deadline is <= now, earliest first, removed from the set."""
-        d = self.deadlines
-        due = [(at, name) for name, at in d.items() if at <= now]
-        if len(due) > 1:
-            due.sort()
-        for _, name in due:
-            del d[name]
-        return [name for _, name in due]
+#: what every machine reports when it ends (no fields: one object serves every report)
+_TERMINATED = Terminated()
 
 
 class EndsAfterTimer:
@@ -100,16 +85,16 @@ class EndsAfterTimer:
 
     TERMINATED_STATE: Any
     state: Any
-    timers: TimerSet
+    timers: Timers
 
     def _finish(self) -> list[Action]:
         self.state = self.TERMINATED_STATE
         self.timers.clear()
-        return [Terminated()]
+        return [_TERMINATED]
 
     def _linger(self, name: str, delay: float, now: float) -> list[Action]:
         """Arm the timer that ends a completed transaction, or end it now when it is 0."""
         if delay <= 0:
             return self._finish()
-        self.timers.set(name, now + delay)
+        self.timers[name] = now + delay
         return []
