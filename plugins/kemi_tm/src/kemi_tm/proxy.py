@@ -37,6 +37,7 @@ from kemi_tm.actions import (
     NeedsDecision,
     PassUp,
     Send,
+    Terminated,
     TransactionStateError,
 )
 from kemi_tm.client import (
@@ -224,7 +225,11 @@ class ProxyTransaction:
             acts = b.cancel.on_response(reply, now) if b.cancel is not None else []
             out: list[Action] = [a for a in acts if isinstance(a, Send)]
         else:
-            out = self._client_actions(b, b.client.on_response(reply, now), now)
+            acts = b.client.on_response(reply, now)
+            if len(acts) == 1 and type(acts[0]) is PassUp:  # the usual outcome: straight on
+                out = self._branch_reply(b, reply, now)
+            else:
+                out = self._client_actions(b, acts, now)
         self._changed()
         return out
 
@@ -238,15 +243,25 @@ class ProxyTransaction:
         return out
 
     def on_timer(self, now: float) -> list[Action]:
-        out = self.server.on_timer(now)
+        # Most calls end a transaction: each machine's last wait timer fires and reports
+        # Terminated, which stays here (the table sees the end through ``terminated``).
+        out: list[Action] = []
+        server = self.server
+        timers = server.timers
+        if timers and min(timers.values()) <= now:
+            out += [a for a in server.on_timer(now) if type(a) is not Terminated]
         for b in list(self.branches):
-            t = b.client.next_timer()
-            if t is not None and t <= now:
-                out.extend(self._client_actions(b, b.client.on_timer(now), now))
-            if b.cancel is not None:
-                t = b.cancel.next_timer()
-                if t is not None and t <= now:
-                    out.extend(a for a in b.cancel.on_timer(now) if isinstance(a, Send))
+            client = b.client
+            timers = client.timers
+            if timers and min(timers.values()) <= now:
+                acts = client.on_timer(now)
+                if acts and type(acts[0]) is not Terminated:
+                    out += self._client_actions(b, acts, now)
+            cancel = b.cancel
+            if cancel is not None:
+                timers = cancel.timers
+                if timers and min(timers.values()) <= now:
+                    out += [a for a in cancel.on_timer(now) if type(a) is Send]
         self._changed()
         return out
 
@@ -331,7 +346,7 @@ class ProxyTransaction:
             if b.cancel_wanted and b.cancel is None and b.client.got_provisional:
                 out += self._send_cancel(b, now)
             if status > 100 and self.server.can_reply(status):
-                out += self.server.send_reply(status, _strip_via(reply), now, "relayed")
+                out += self.server.send_reply(status, reply.bytes_without_top_via(), now, "relayed")
             return out
         first = b.pending
         if first:
@@ -339,7 +354,7 @@ class ProxyTransaction:
             out.append(BranchFinal(b.index, status, reply))
         if status < 300:
             if self.server.can_reply(status):
-                out += self.server.send_reply(status, _strip_via(reply), now, "relayed")
+                out += self.server.send_reply(status, reply.bytes_without_top_via(), now, "relayed")
                 self.deciding = False
             else:
                 out.append(PassUp(reply))  # too late for the transaction: forward statelessly

@@ -72,19 +72,22 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
             return _relay_cancel(svc, ctx, proto, target, forward_unmatched=True)
         state = req_state(ctx)
         tx = state.tx
+        # ;received/;rport for the copies (the transaction's and each branch's), computed
+        # once from the request (whose Via is parsed)
+        via = received_via(ctx, msg)
         if tx is None:
             key = server_key(msg)
             old = svc.table.get(key)
             if old is not None:
                 svc.absorb(old, msg)
                 return 0
-            tx = svc.new_transaction(ctx, key)
+            tx = svc.open_transaction(ctx, key, via)
         state.callbacks.merge_into(tx.glue.callbacks)
         tx.glue.flags = ctx.flags
     except SipParseError as exc:
         log.error("t_relay: malformed request: %s", exc.reason)
         return -1
-    sent = _send_branches(svc, ctx, tx, proto, target, in_failure=False)
+    sent = _send_branches(svc, ctx, tx, proto, target, via, in_failure=False)
     if sent == 0:
         # Nothing went out: forget the transaction so the script may answer statelessly.
         svc.table.remove(tx)
@@ -163,16 +166,14 @@ def _add_path(breq: SipMsg, path: str) -> None:
 
 
 def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
-                   target: Target | None, in_failure: bool) -> int:
+                   target: Target | None, via: str | None, in_failure: bool) -> int:
     """Add one branch per destination, then send them all (so a branch that fails at once
     cannot end the step before the others exist). Returns how many went out or wait for their
-    destination's name to resolve."""
-    now = svc.now()
+    destination's name to resolve. ``via``: the request's top Via with ;received/;rport
+    (``received_via``; None in a failure route, whose request has them already)."""
+    now = svc.clock.now()
     pending: list[tuple[int, list[Action]]] = []
     msg = ctx.msg
-    # ;received/;rport for the copies, computed once from the request (whose Via is parsed);
-    # None in a failure route, whose request has them already.
-    via = received_via(ctx, msg)
     glue = tx.glue
     branch_route = glue.callbacks.branch
     vparams = via_params(ctx)
@@ -293,7 +294,8 @@ def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str 
     state.callbacks.merge_into(tx.glue.callbacks)
     tx.glue.flags = ctx.flags
     tx.settings = svc.settings.timers_for(tx.glue.overrides)
-    sent = _send_branches(svc, ctx, tx, proto, target, in_failure=True)
+    sent = _send_branches(svc, ctx, tx, proto, target, received_via(ctx, ctx.msg),
+                          in_failure=True)
     return 1 if sent else -1
 
 

@@ -148,6 +148,14 @@ class TmService:
     def new_transaction(self, ctx: MsgContext, key: ServerKey | None = None) -> TmTransaction:
         """Make, insert and start the transaction of the current request (t_newtran); ``key``:
         its server key when the caller computed it already."""
+        return self.open_transaction(ctx, key if key is not None else server_key(ctx.msg),
+                                     received_via(ctx, ctx.msg))
+
+    def open_transaction(self, ctx: MsgContext, key: ServerKey,
+                         via: str | None) -> TmTransaction:
+        """``new_transaction`` with the request's server key and its top Via as we pass it on
+        (``received_via``: None when unchanged) computed by the caller, which reuses the Via
+        for the branches (t_relay)."""
         msg = ctx.msg
         state = req_state(ctx)
         rcv = ctx.rcv
@@ -160,11 +168,10 @@ class TmService:
                          else (settings.timers, settings.proxy))
         # The key comes from the received request (parsed already; its copy shares that).
         tx = TmTransaction(msg.copy(), _dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)),
-                           glue, settings=timers, proxy_settings=proxy,
-                           key=key if key is not None else server_key(msg))
+                           glue, settings=timers, proxy_settings=proxy, key=key)
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
-        apply_via(tx.request, received_via(ctx, msg))
+        apply_via(tx.request, via)
         # started before it is filed: the table reads its first deadline once, on insert
         actions = tx.start(now)
         self.table.insert(tx)

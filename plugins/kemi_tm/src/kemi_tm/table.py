@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from kemi_tm.actions import Action
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey, cancel_target_key, server_key
 from kemi_tm.proxy import ProxyTransaction
+from kemi_tm.server import ServerState
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -36,6 +37,7 @@ _MAX_TIMER_ROUNDS = 100_000  # bound of one on_timer call (entries handled)
 #: buckets per second of the timer index (a power of two: tick * (1/TICKS_PER_S) is exact)
 TICKS_PER_S = 64
 _COOKIE_LEN = len(MAGIC_COOKIE)
+_SERVER_TERMINATED = ServerState.TERMINATED
 
 
 class TransactionTable:
@@ -151,7 +153,7 @@ class TransactionTable:
     def _reschedule(self, tx: ProxyTransaction) -> None:
         # runs after every input of every transaction: the common case (deadline unchanged,
         # or moved from one bucket to another) is a few dict operations inline
-        if tx.terminated:
+        if tx.server.state is _SERVER_TERMINATED and tx.terminated:  # cheap test first
             self.remove(tx)
             return
         at = tx.next_timer()

@@ -65,6 +65,12 @@ def earliest(timers: Timers) -> float | None:
 
 def pop_due(timers: Timers, now: float) -> list[str]:
     """Names whose deadline is <= now, earliest first, removed from ``timers``."""
+    if len(timers) == 1:  # the usual case: a machine's one last wait timer
+        for name, at in timers.items():
+            if at > now:
+                return []
+            timers.clear()
+            return [name]
     due = [(at, name) for name, at in timers.items() if at <= now]
     if len(due) > 1:
         due.sort()
