@@ -11,7 +11,7 @@ runs under valgrind's callgrind, ``--count`` and twice that, the difference divi
 ``auth``, whose batches are built by sending challenges).
 
     python bench/register_profile.py [--mode memory|sqlite|floor|auth] [--count 5000]
-                                     [--profile | --callgrind]
+                                     [--profile [--profile-out FILE] | --callgrind]
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--profile-out", help="with --profile: also write the raw pstats here")
     parser.add_argument("--callgrind", action="store_true",
                         help="instructions per REGISTER under valgrind (deterministic)")
     opts = parser.parse_args()
@@ -168,6 +169,8 @@ def main() -> int:
         print(f"{opts.mode}: {best * 1e6:.1f} us CPU per REGISTER "
               f"({'challenge + answer' if opts.mode == 'auth' else 'one request'})")
         if prof is not None:
+            if opts.profile_out:
+                prof.dump_stats(opts.profile_out)
             stats = pstats.Stats(prof)
             stats.sort_stats("cumulative").print_stats(opts.top)
             stats.sort_stats("tottime").print_stats(opts.top)

@@ -164,10 +164,9 @@ class SharedTable:
         """
         kb = codec.key_bytes(key)
         store = self.store
-        now = store.wall()
         txn = store._begin_write()  # store.write(...) unrolled: this is usrloc's save path
         try:
-            result = _update_in(txn, self, kb, fn, default, ttl, now)
+            result = _update_in(txn, self, kb, fn, default, ttl, None)
         except BaseException as exc:
             store._end(txn, exc)
             raise
@@ -247,14 +246,18 @@ def _write(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any, sta
 
 
 def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
-               fn: Callable[[Any], Any], default: Any, ttl: Ttl, now: float) -> Any:
+               fn: Callable[[Any], Any], default: Any, ttl: Ttl, now: float | None) -> Any:
+    """``now``: the wall clock, read here when None and an expiry needs it (an entry that
+    never expires, updated with KEEP, as usrloc's records are, needs no clock)."""
     db = table._db if table._db is not None else table._handle()
     buf = txn.get(kb, db=db)
     if buf is None:
         old_stamp, present, current = codec.NEVER, False, default
     else:
         old_stamp = codec.expiry_of(buf)
-        present = old_stamp == codec.NEVER or old_stamp > now  # codec.live
+        if old_stamp != codec.NEVER and now is None:
+            now = table.store.wall()
+        present = old_stamp == codec.NEVER or old_stamp > now  # type: ignore[operator]
         current = codec.decode(buf) if present else default
     new = fn(current)
     if new is UNCHANGED:
@@ -269,6 +272,6 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
     if isinstance(ttl, _Marker):  # KEEP
         stamp = old_stamp if present else codec.NEVER
     else:
-        stamp = _stamp(ttl, now)
+        stamp = _stamp(ttl, table.store.wall() if now is None else now)
     _write(txn, table, kb, new, stamp, old_stamp)
     return new

@@ -153,11 +153,70 @@ def _has_star(msg: SipMsg) -> bool:
                for part in split_commas(value, strict=False))
 
 
+#: Bindings computed lately, by what they are computed from (_memo_key): a phone refreshes its
+#: registration with the same Contact, Expires and Allow, so the Contact parsing and the
+#: expires/q/methods rules run once per phone, not once per REGISTER. Only valid ones are kept;
+#: bounded (emptied when full), and emptied when the module is initialised again.
+_BINDINGS: dict[tuple[Any, ...], tuple[Binding, ...]] = {}
+BINDINGS_MEMO_SIZE = 16384
+
+
+def forget_bindings() -> None:
+    _BINDINGS.clear()
+
+
+def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None,
+              q_override: int | None) -> tuple[Any, ...] | None:
+    """What the bindings of this REGISTER depend on, or None when they cannot be memoised
+    (no Contact or several Contact or Allow lines, random expires ranges, xavp_cfg settings)."""
+    msg = ctx.msg
+    keys = msg.header_keys
+    if keys.count("contact") != 1:
+        return None
+    allows = keys.count("allow")
+    if allows > 1:
+        return None
+    ranged = not flags & SAVE_NO_RANGE
+    if ranged and (p.expires_range > 0 or p.default_expires_range > 0):
+        return None
+    if p.xavp_cfg and _xavp_cfg(ctx, p) is not None:
+        return None
+    return (msg.value_at(keys.index("contact")),
+            msg.value_at(keys.index("allow")) if allows else None,
+            hdr_expires, ranged, q_override)
+
+
 def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
                   uri: str | None, q_override: int | None) -> Request:
     """Everything save() needs from the REGISTER (RegError when it must be refused)."""
     msg = ctx.msg
     hdr_expires = _expires_header(msg)
+    key = _memo_key(ctx, p, flags, hdr_expires, q_override)
+    known = _BINDINGS.get(key) if key is not None else None
+    star = False
+    contacts: list[NameAddr] = []
+    if known is None:  # (a memoised Contact passed the checks below)
+        star, contacts = _contacts(msg, p, hdr_expires)
+    try:
+        aor = aor_of(_uri_of(msg, uri), use_domain, p.case_sensitive, p.realm_prefix)
+    except AorError as exc:
+        raise RegError(str(exc))
+    try:
+        callid, cseq = msg.call_id, msg.cseq.number
+    except SipParseError:
+        raise RegError("Message parse error")
+    if len(callid) > 255:
+        raise RegError("Callid too long")
+    try:
+        return _request(ctx, p, flags, q_override, aor, star, contacts, hdr_expires, callid, cseq,
+                        known, key)
+    except RegError as exc:
+        exc.aor = aor
+        raise
+
+
+def _contacts(msg: SipMsg, p: RegParams, hdr_expires: int | None) -> tuple[bool, list[NameAddr]]:
+    """(star, the Contact values), checked as Kamailio checks them first."""
     try:
         contacts = msg.contacts
     except SipParseError:
@@ -173,26 +232,13 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
     for na in contacts:
         if len(na.uri_text) > limit:
             raise RegError("Contact/received too long")
-    try:
-        aor = aor_of(_uri_of(msg, uri), use_domain, p.case_sensitive, p.realm_prefix)
-    except AorError as exc:
-        raise RegError(str(exc))
-    try:
-        callid, cseq = msg.call_id, msg.cseq.number
-    except SipParseError:
-        raise RegError("Message parse error")
-    if len(callid) > 255:
-        raise RegError("Callid too long")
-    try:
-        return _request(ctx, p, flags, q_override, aor, star, contacts, hdr_expires, callid, cseq)
-    except RegError as exc:
-        exc.aor = aor
-        raise
+    return star, contacts
 
 
 def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, aor: str,
              star: bool, contacts: list[NameAddr], hdr_expires: int | None, callid: str,
-             cseq: int) -> Request:
+             cseq: int, known: tuple[Binding, ...] | None,
+             key: tuple[Any, ...] | None) -> Request:
     msg = ctx.msg
     path, path_reply, received = _path(msg, p)
     if received is None and p.received_avp:
@@ -203,7 +249,9 @@ def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, 
     cfg = _xavp_cfg(ctx, p)
     xavp_max = cfg.get("max_contacts") if cfg else None
     bindings: tuple[Binding, ...] = ()
-    if not star:
+    if known is not None:
+        bindings = known
+    elif not star:
         allow: list[int] = []  # the Allow header's method mask, read once when needed
         try:
             bindings = tuple([_binding(msg, p, cfg, na, hdr_expires, flags, q_override, allow)
@@ -211,6 +259,10 @@ def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, 
         except RegError as exc:
             exc.late = True
             raise
+        if key is not None:
+            if len(_BINDINGS) >= BINDINGS_MEMO_SIZE:
+                _BINDINGS.clear()
+            _BINDINGS[key] = bindings
     return Request(
         aor, star, bindings, callid, cseq, (msg.header("user-agent") or "")[:255],
         received, path, path_reply,

@@ -6,6 +6,7 @@ import attrs
 
 from kemi_core.api import Core, ModuleError
 from kemi_registrar.params import RegParams
+from kemi_registrar.request import forget_bindings
 from kemi_registrar.stats import RegStats
 from kemi_registrar.update import Rules
 from kemi_usrloc.contact import Contact
@@ -53,6 +54,7 @@ def check(core: Core) -> None:
 def init(core: Core, params: RegParams) -> None:
     _holder.core, _holder.params = core, params
     _holder.current = None
+    forget_bindings()  # they were computed with the previous parameters
 
 
 def state() -> State:

@@ -27,6 +27,9 @@ from kemi_core.sip import SipParseError, build_reply
 from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
+_blake2s = hashlib.blake2s
+#: no body set by set_reply_body
+_NO_BODY: tuple[bytes, None] = (b"", None)
 
 MODULE = "sl"
 
@@ -95,10 +98,12 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     if not 100 <= code <= 699:
         log.error("sl_send_reply: invalid code %d", code)
         return -1
-    headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
+    extra = ctx.extra
+    queued = extra.get("reply_headers")  # append_to_reply / registrar's Contact list
+    headers = [_split_header(h) for h in queued] if queued else []
     if 300 <= code < 400:
         headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
-    body, ctype = ctx.extra.get("reply_body", (b"", None))
+    body, ctype = extra.get("reply_body", _NO_BODY)
     try:
         data = build_reply(msg, code, reason, to_tag=None if code == 100 else totag_for(ctx),
                            headers=headers, body=body, content_type=ctype)
@@ -166,24 +171,20 @@ def get_reply_totag(ctx: MsgContext) -> str | None:
     """The To-tag a stateless reply to the current request carries."""
     if not ctx.msg.is_request:
         return None
-    try:
-        return totag_for(ctx)
-    except SipParseError:
-        return None
+    return totag_for(ctx)
 
 
 # ---- helpers --------------------------------------------------------------------------
 def totag_for(ctx: MsgContext) -> str:
-    """Same tag for every retransmission of one request; our prefix marks it as ours."""
-    msg = ctx.msg
-    via = msg.via
-    try:
-        key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{via.branch}|{via.host}:{via.port}"
-    except SipParseError:  # the script may answer a request whose CSeq or From is malformed
-        key = "|".join(msg.header(h) or "" for h in ("call-id", "from", "cseq"))
-        key += f"|{via.branch}|{via.host}:{via.port}"
+    """Same tag for every retransmission of one request; our prefix marks it as ours.
+
+    The digest is over the raw Call-ID, From, CSeq and top Via values: a retransmission
+    repeats them byte for byte, another request differs in one of them (its From tag, CSeq
+    or branch), and nothing has to be parsed (malformed headers included)."""
+    header = ctx.msg.header
+    key = f"{header('call-id')}|{header('from')}|{header('cseq')}|{header('via')}"
     # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
-    digest = hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
+    digest = _blake2s(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
     return f"{_state.tag_prefix}.{digest}"
 
 

@@ -144,32 +144,53 @@ class MemDomain(Domain):
 
     def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
         mode = self.ul.db_mode
+        if mode != WRITE_BACK:
+            return self._update(aor, fn, db and mode == WRITE_THROUGH)
         out: list[Any] = []
 
-        def change(raw: list[tuple[Any, ...]] | None, tx: Any = None) -> Any:
+        def change(raw: list[tuple[Any, ...]] | None, tx: Any) -> Any:
             old = _unpack(raw)
             new, result = fn(old)
-            if new is not None and mode == WRITE_BACK:
+            if new is not None:
                 new = self._mark(old, new, tx)
             out[:] = [old, new, result]
             if new is None:
                 return UNCHANGED
             return _pack(new) if new else DELETE
 
-        if mode == WRITE_BACK:  # the tombstones of removed contacts go in the same transaction
-            with self.table.store.transaction() as tx:
-                tx.update(self.table, aor, lambda raw: change(raw, tx))
-        else:
-            self.table.update(aor, change)
+        # the tombstones of removed contacts go in the same transaction
+        with self.table.store.transaction() as tx:
+            tx.update(self.table, aor, lambda raw: change(raw, tx))
         old, new, result = out
         if new is not None:
             self.stats.changed(len(old), len(new))
-            if mode == WRITE_THROUGH and db:
+        return result  # type: ignore[no-any-return]
+
+    def _update(self, aor: str, fn: Change[R], write_through: bool) -> R:
+        """update() without write-back (every REGISTER's save): one store write, and the
+        database row changes after it with write-through."""
+        out: tuple[list[Contact], list[Contact] | None, R] | None = None
+
+        def change(raw: list[tuple[Any, ...]] | None) -> Any:
+            nonlocal out
+            old = [_tuple_new(Contact, t) for t in raw] if raw else []  # _unpack
+            new, result = fn(old)
+            out = (old, new, result)
+            if new is None:
+                return UNCHANGED
+            return [tuple(c) for c in new] if new else DELETE  # _pack
+
+        self.table.update(aor, change)
+        assert out is not None
+        old, new, result = out
+        if new is not None:
+            self.stats.changed(len(old), len(new))
+            if write_through:
                 try:
                     self._write_diff(old, new)
                 except DbError as exc:
                     raise UsrlocDbError(str(exc)) from exc
-        return result  # type: ignore[no-any-return]
+        return result
 
     def _mark(self, old: list[Contact], new: list[Contact], tx: Any) -> list[Contact]:
         """Write-back: new contacts are CS_NEW, changed synced ones CS_DIRTY; removed synced
