@@ -11,11 +11,10 @@ from kemi_registrar.request import (
     SAVE_NO_REPLY,
     SAVE_PREPARE_REPLY,
     RegError,
-    Request,
     parse_request,
 )
 from kemi_registrar.state import state
-from kemi_registrar.update import Outcome, Rules, apply
+from kemi_registrar.update import Outcome, apply
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
 
@@ -40,9 +39,14 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     rules = st.rules
     try:
         req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE))
-        outcome: Outcome = dom.update(
-            req.aor, lambda old: _change(old, contacts, req, now, flags, rules),
-            db=not flags & SAVE_MEMORY_ONLY)
+
+        def change(old: list[Contact]) -> tuple[list[Contact] | None, Outcome]:
+            """Run under the location lock; ``contacts`` gets the ones to answer with."""
+            new, outcome = apply(old, req, now, flags, rules)
+            contacts[:] = old if new is None else new
+            return new, outcome
+
+        outcome: Outcome = dom.update(req.aor, change, db=not flags & SAVE_MEMORY_ONLY)
         if outcome.error is not None:
             outcome.error.aor = req.aor
             raise outcome.error
@@ -72,14 +76,6 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     path_reply = None if flags & SAVE_NO_REPLY else req.path_reply
     _answer(ctx, flags, 200, "OK", reply.ok_headers(contacts, now, p, path_reply))
     return outcome.rc
-
-
-def _change(old: list[Contact], out: list[Contact], req: Request, now: int, flags: int,
-            rules: Rules) -> tuple[list[Contact] | None, Outcome]:
-    """The update run under the location lock; ``out`` receives the contacts to answer with."""
-    new, outcome = apply(old, req, now, flags, rules)
-    out[:] = old if new is None else new
-    return new, outcome
 
 
 def _answer(ctx: MsgContext, flags: int, code: int, reason: str,

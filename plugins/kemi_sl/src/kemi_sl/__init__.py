@@ -8,9 +8,9 @@ this; sl does it without state).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
+import zlib
 from typing import Any
 
 from kemi_core.api import (
@@ -27,7 +27,7 @@ from kemi_core.sip import SipParseError, build_reply
 from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
-_blake2s = hashlib.blake2s
+_crc32 = zlib.crc32
 #: no body set by set_reply_body
 _NO_BODY: tuple[bytes, None] = (b"", None)
 
@@ -178,14 +178,19 @@ def get_reply_totag(ctx: MsgContext) -> str | None:
 def totag_for(ctx: MsgContext) -> str:
     """Same tag for every retransmission of one request; our prefix marks it as ours.
 
-    The digest is over the raw Call-ID, From, CSeq and top Via values: a retransmission
-    repeats them byte for byte, another request differs in one of them (its From tag, CSeq
-    or branch), and nothing has to be parsed (malformed headers included)."""
-    header = ctx.msg.header
-    key = f"{header('call-id')}|{header('from')}|{header('cseq')}|{header('via')}"
+    The suffix is a CRC-32 of the raw Call-ID, From, CSeq and top Via values: a retransmission
+    repeats them byte for byte, another request differs in one of them (its From tag, CSeq or
+    branch), and nothing has to be parsed. The same in every worker (no per-process hash)."""
+    msg = ctx.msg
+    keys, value_at = msg.header_keys, msg.value_at
+    try:
+        key = (f"{value_at(keys.index('call-id'))}|{value_at(keys.index('from'))}|"
+               f"{value_at(keys.index('cseq'))}|{value_at(keys.index('via'))}")
+    except ValueError:  # a header missing: a request the script answers anyway
+        header = msg.header
+        key = f"{header('call-id')}|{header('from')}|{header('cseq')}|{header('via')}"
     # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
-    digest = _blake2s(key.encode("utf-8", "surrogateescape"), digest_size=6).hexdigest()
-    return f"{_state.tag_prefix}.{digest}"
+    return f"{_state.tag_prefix}.{_crc32(key.encode('utf-8', 'surrogateescape')):08x}"
 
 
 def _absorb_own_ack(ctx: MsgContext) -> bool:
