@@ -9,8 +9,7 @@ module answers with 400 (an attacker probing buffer sizes learns nothing and cos
 from __future__ import annotations
 
 import re
-
-import attrs
+from typing import NamedTuple
 
 #: Longest accepted value per parameter (anything longer is an attack or a broken client).
 #: A SHA-512 response is 128 hex digits; a request URI may be long, but not this long.
@@ -37,9 +36,9 @@ class NotDigest(MalformedCredentials):
     """Credentials of another scheme (Basic ...): not ours to check, as if absent."""
 
 
-@attrs.frozen
-class Credentials:
-    """One Digest response as the client sent it (values unquoted)."""
+class Credentials(NamedTuple):
+    """One Digest response as the client sent it (values unquoted). A named tuple: made for
+    every authenticated request, at half the cost of a frozen attrs class."""
 
     username: str
     realm: str

@@ -24,8 +24,7 @@ import os
 import struct
 from collections.abc import Callable
 from hashlib import blake2s
-
-import attrs
+from typing import NamedTuple
 
 _HEAD = struct.Struct(">BBII8s")
 _VERSION = 1
@@ -48,8 +47,9 @@ class NonceStatus(enum.Enum):
     INVALID = "invalid"  # not ours (forged, changed, truncated)
 
 
-@attrs.frozen
-class NonceCheck:
+class NonceCheck(NamedTuple):
+    """What check() found (a named tuple: made for every authenticated request)."""
+
     status: NonceStatus
     nid: bytes = b""
     expires: int = 0
