@@ -43,6 +43,15 @@ def encode(value: Any, expires_at: float) -> bytes:
     return _STAMP.pack(expires_at) + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+#: The stamp of an entry that never expires (encode_never's prefix).
+NEVER_PREFIX = _STAMP.pack(NEVER)
+
+
+def encode_never(value: Any) -> bytes:
+    """encode(value, NEVER), for the writes of entries that never expire (usrloc's)."""
+    return NEVER_PREFIX + pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def expiry_of(buf: bytes | memoryview) -> float:
     return float(_STAMP.unpack_from(buf)[0])
 

@@ -37,7 +37,12 @@ log = logging.getLogger("kemi.shared")
 #: Address space reserved for the store; tmpfs backs only the pages written (sparse file).
 DEFAULT_MAP_SIZE = 1 << 30
 ENV_MAP_SIZE = "KEMI_SHARED_SIZE_MB"
-MAX_TABLES = 1000
+#: Tables the store can hold. LMDB sizes every read transaction for this many databases and
+#: zeroes that much at each begin (about 60 bytes each): 1000 made a one-key read ~55,000
+#: instructions, 128 makes it ~12,500. A server uses ~25 plus one per htable and two per
+#: location table; ``KEMI_SHARED_TABLES`` raises it.
+DEFAULT_MAX_TABLES = 128
+ENV_MAX_TABLES = "KEMI_SHARED_TABLES"
 #: Reader slots: one per process in use, plus slots of dead workers until the sweeper frees them.
 MAX_READERS = 1024
 #: Expired entries removed per write transaction (keeps the writer lock short).
@@ -67,6 +72,7 @@ class SharedStore:
     def __init__(self, path: Path, map_size: int | None = None, owner: bool = True) -> None:
         self.path = Path(path)
         self.map_size = map_size or _map_size_from_env()
+        self.max_tables = _max_tables_from_env()
         self.owner_pid = os.getpid() if owner else None
         self.closed = False
         self._env: lmdb.Environment | None = None
@@ -92,7 +98,7 @@ class SharedStore:
         if self.closed:
             raise SharedStoreError(f"the shared store {self.path} is closed")
         # sync/metasync off: the store is scratch memory on tmpfs, never a durable copy.
-        env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=MAX_TABLES,
+        env = lmdb.open(str(self.path), map_size=self.map_size, max_dbs=self.max_tables,
                         max_readers=MAX_READERS, sync=False, metasync=False, writemap=True,
                         map_async=True, readahead=False, meminit=False, lock=True)
         self._index = env.open_db(_INDEX_DB)
@@ -141,7 +147,12 @@ class SharedStore:
         if self._writing:
             raise SharedStoreError("a table cannot be opened inside a write transaction")
         table = SharedTable(self, name)
-        table._db = self.env().open_db(data)
+        try:
+            table._db = self.env().open_db(data)
+        except lmdb.DbsFullError as exc:
+            raise SharedStoreError(
+                f"the shared store {self.path} holds {self.max_tables} tables, no more "
+                f"(table {name!r}): raise ${ENV_MAX_TABLES}") from exc
         self._tables[name] = table
         return table
 
@@ -274,6 +285,11 @@ class SharedStore:
 def _map_size_from_env() -> int:
     value = os.environ.get(ENV_MAP_SIZE)
     return int(value) << 20 if value and value.isdigit() else DEFAULT_MAP_SIZE
+
+
+def _max_tables_from_env() -> int:
+    value = os.environ.get(ENV_MAX_TABLES)
+    return max(int(value), 16) if value and value.isdigit() else DEFAULT_MAX_TABLES
 
 
 def _remove_at_exit(ref: weakref.ref[SharedStore]) -> None:

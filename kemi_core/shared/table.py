@@ -273,5 +273,8 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
         stamp = old_stamp if present else codec.NEVER
     else:
         stamp = _stamp(ttl, table.store.wall() if now is None else now)
-    _write(txn, table, kb, new, stamp, old_stamp)
+    if stamp == codec.NEVER and old_stamp == codec.NEVER:  # no expiry index to keep right
+        txn.put(kb, codec.encode_never(new), db=db)
+    else:
+        _write(txn, table, kb, new, stamp, old_stamp)
     return new

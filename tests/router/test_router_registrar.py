@@ -72,3 +72,31 @@ def test_registration_routes_calls_until_it_expires(kemi_router: Any, tmp_path: 
     router.advance(10)
     dump = router.rpc("ul.dump")
     assert "alice@example.com" not in str(dump)
+
+
+def _contact_of(router: Any) -> dict[str, Any]:
+    """The one contact of alice in ul.dump (no use_domain: the AOR is the user)."""
+    for domain in router.rpc("ul.dump")["Domains"]:
+        for record in domain["Domain"]["AoRs"]:
+            if record["Info"]["AoR"] == "alice":
+                (contact,) = record["Info"]["Contacts"]
+                return dict(contact["Contact"])
+    raise AssertionError("alice is not registered")
+
+
+def test_same_contact_with_other_expires_or_allow_is_not_taken_from_the_memo(
+        kemi_router: Any, tmp_path: Path) -> None:
+    """save() memoises the bindings of a Contact value; what else they depend on (Expires,
+    Allow) must still change them."""
+    (tmp_path / "kamailio.cfg").write_text(CFG)
+    router = kemi_router(tmp_path / "kamailio.cfg")
+    plain = REGISTER.replace(";expires=60", "")
+    steps = [("", 3600, 0xFFFFFFFF), ("Expires: 120\n", 120, 0xFFFFFFFF),
+             ("Expires: 120\nAllow: INVITE, BYE\n", 120, 1 | 8), ("", 3600, 0xFFFFFFFF),
+             ("Allow: MESSAGE\n", 3600, 256)]
+    for cseq, (extra, expires, methods) in enumerate(steps, start=1):
+        text = plain.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra
+        reg = router.request(text, source="udp:127.0.0.1:5072")
+        assert [r.status for r in reg.replies] == [200]
+        assert f";expires={expires}" in (reg.replies[0].header("contact") or "")
+        assert _contact_of(router)["Methods"] == methods

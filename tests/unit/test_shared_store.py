@@ -247,3 +247,18 @@ def test_stats(store: SharedStore) -> None:
     stats = store.stats()
     assert stats["tables"] == {"t": 1}
     assert stats["used_bytes"] > 0
+
+
+def test_table_limit_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEMI_SHARED_TABLES", "16")
+    st = SharedStore.create(base=tmp_path)
+    try:
+        assert st.max_tables == 16
+        # the expiry index is one of the 16 LMDB databases
+        for i in range(15):
+            st.table(f"t{i}").put("k", i)
+        with pytest.raises(SharedStoreError, match="KEMI_SHARED_TABLES"):
+            st.table("one-too-many")
+        assert st.table("t3").get("k") == 3  # the others still work
+    finally:
+        st.remove()

@@ -54,6 +54,9 @@ class _State:
     core: Core | None = None
     tag_prefix = ""
     stats: SlStats | None = None
+    #: send_reply's tm (None: reply statelessly), looked up at its first use for ``tm_for``
+    tm: TmApi | None = None
+    tm_for: Core | None = None
 
 
 _state = _State()
@@ -81,6 +84,7 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     _state.core = core
+    _state.tm_for = None
     _state.stats = SlStats(core)  # before the fork: the counters are shared memory
     _state.tag_prefix = secrets.token_hex(8)
     core.request_filters.append(_absorb_own_ack)
@@ -122,10 +126,19 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
 
 def send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     """Reply statefully when tm holds a transaction for the request, else statelessly."""
-    tm = ctx.core.service("tm", TmApi)
-    if tm is not None and ctx.core.modparam(MODULE, "bind_tm") and tm.has_transaction(ctx):
+    tm = _state.tm if _state.tm_for is ctx.core else _bound_tm(ctx.core)
+    if tm is not None and tm.has_transaction(ctx):
         return int(tm.t_reply(ctx, code, reason))
     return sl_send_reply(ctx, code, reason)
+
+
+def _bound_tm(core: Core) -> TmApi | None:
+    """tm's API when it is loaded and bind_tm is on; looked up once (every module is
+    initialised before the first message), not for every reply."""
+    tm = core.service("tm", TmApi)
+    _state.tm = tm if tm is not None and core.modparam(MODULE, "bind_tm") else None
+    _state.tm_for = core
+    return _state.tm
 
 
 def send_reply_mode(ctx: MsgContext, code: int, reason: str, mode: int) -> int:
