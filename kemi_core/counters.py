@@ -52,8 +52,8 @@ class Counter:
     goes up and down (``inc(-1)``; never reset, like Kamailio's STAT_NO_RESET).
     """
 
-    __slots__ = ("_base", "_column", "_rows", "_slot", "_stride", "_view", "doc", "group", "kind",
-                 "name")
+    __slots__ = ("_base", "_column", "_parts", "_rows", "_slot", "_stride", "_view", "doc",
+                 "group", "kind", "name")
 
     def __init__(self, group: str, name: str, doc: str, kind: Kind, view: memoryview,
                  column: int, rows: int, stride: int, row: int) -> None:
@@ -67,21 +67,35 @@ class Counter:
         self._stride = stride
         self._base = rows * stride + column
         self._slot = row * stride + column
+        self._parts: tuple[Counter, ...] = ()
 
     def inc(self, n: int = 1) -> None:
         """Add ``n`` (may be negative) in this process's slot: no lock, no system call."""
         self._view[self._slot] += n
 
+    def sum_of(self, parts: list[Counter]) -> None:
+        """Count every event the ``parts`` count, too: a family's total (all requests, all
+        replies by class) without a second increment per event on the message path. Its own
+        ``inc`` still counts (the events no part takes), and its reset moves its own base only
+        (a part's reset does not touch the total, as with two separate counters)."""
+        self._parts = tuple(parts)
+
+    def _raw(self, rank: int | None = None) -> int:
+        """Increments since start (no reset applied): every process's, or one rank's."""
+        view, col, stride = self._view, self._column, self._stride
+        if rank is not None:
+            return int(view[rank * stride + col]) + sum(p._raw(rank) for p in self._parts)
+        return (sum(view[r * stride + col] for r in range(self._rows))
+                + sum(p._raw() for p in self._parts))
+
     @property
     def value(self) -> int:
         """The sum over every process (since the last reset)."""
-        view, col, stride = self._view, self._column, self._stride
-        return sum(view[r * stride + col] for r in range(self._rows)) - view[self._base]
+        return self._raw() - self._view[self._base]
 
     def by_rank(self) -> dict[int, int]:
         """Raw counts per process rank (0: main process), since start, non-zero ones only."""
-        view, col, stride = self._view, self._column, self._stride
-        counts = {r: int(view[r * stride + col]) for r in range(self._rows)}
+        counts = {r: self._raw(r) for r in range(self._rows)}
         return {r: v for r, v in counts.items() if v}
 
     def reset(self) -> int:

@@ -51,6 +51,9 @@ class NullCounter:
     def reset(self) -> int:
         return 0
 
+    def sum_of(self, parts: list[Any]) -> None:
+        pass
+
     def by_rank(self) -> dict[int, int]:
         return {}
 
@@ -92,18 +95,22 @@ class CoreStats:
                            for k in range(1, 7)]
         self.script_errors = c("kemi", "script_errors", "routing script runs that failed")
         self.worker_restarts = c("kemi", "worker_restarts", "workers restarted after dying")
+        # Totals are the sums of their families (one increment per message, not two); their
+        # own increments count what no member takes (a status outside 100-699).
+        self.rcv_requests.sum_of([*self.request_by_method.values(), self.unsupported_methods])
+        self.rcv_replies.sum_of(self.reply_class)
+        self.sent_replies.sum_of(self.sent_class)
 
-    # ---- on the message path (a dict lookup and two or three adds) -----------------------
+    # ---- on the message path (a dict lookup and one to three adds) -----------------------
     def request(self, method: str) -> None:
-        self.rcv_requests.inc()
-        self.request_by_method.get(method, self.unsupported_methods).inc()
+        self.request_by_method.get(method, self.unsupported_methods).inc()  # + rcv_requests
 
     def reply(self, status: int, cseq_method: str | None) -> None:
-        self.rcv_replies.inc()
         cls = status // 100
         if not 1 <= cls <= 6:
+            self.rcv_replies.inc()
             return
-        self.reply_class[cls - 1].inc()
+        self.reply_class[cls - 1].inc()  # + rcv_replies
         if 180 <= status <= 189:
             self.reply_18x.inc()
         by_code = self.reply_code.get(status)
@@ -117,10 +124,11 @@ class CoreStats:
     def sent(self, data: bytes) -> None:
         """Count one outgoing message by its first bytes (``SIP/2.0 NNN`` is a reply)."""
         if data[:8] == b"SIP/2.0 ":
-            self.sent_replies.inc()
             cls = data[8] - 48
             if 1 <= cls <= 6:
-                self.sent_class[cls - 1].inc()
+                self.sent_class[cls - 1].inc()  # + sent_replies
+            else:
+                self.sent_replies.inc()
         else:
             self.sent_requests.inc()
 

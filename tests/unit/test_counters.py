@@ -135,3 +135,20 @@ def test_the_table_holds_capacity_counters_and_says_when_full() -> None:
     assert [c.value for c in counters] == list(range(50))
     with pytest.raises(ModuleError, match="all 50 counters are in use"):
         table.counter("many", "one_more")
+
+
+def test_a_total_sums_its_family_counted_in_workers_and_resets_apart() -> None:
+    core = Core(CoreConfig(children=2))
+    total = core.counter("hello", "calls")
+    ok, failed = core.counter("hello", "calls_ok"), core.counter("hello", "calls_failed")
+    total.sum_of([ok, failed])
+    _in_workers(core, {1: 30}, "calls_ok")
+    _in_workers(core, {2: 12}, "calls_failed")
+    total.inc(5)  # events no member takes count too
+    assert (total.value, ok.value, failed.value) == (47, 30, 12)
+    assert total.by_rank() == {0: 5, 1: 30, 2: 12}
+    assert total.reset() == 47
+    assert (total.value, ok.value) == (0, 30)  # the total's reset leaves the members alone
+    ok.inc(3)
+    assert ok.reset() == 33
+    assert total.value == 3  # ... and a member's reset leaves the total alone
