@@ -365,8 +365,10 @@ class Core:
 
     def follow_reload(self) -> None:
         """Before a message (dispatcher): switch to a reloaded script if one was published."""
-        if self._reload is not None:
-            self._reload.follow()
+        reload = self._reload
+        # runs before every message: one read of the shared generation, the rest only on change
+        if reload is not None and reload.channel.cell.value != reload.seen:
+            reload.follow()
 
     def run_route(self, name: str, ctx: MsgContext) -> int:
         """Run the script's callback ``name`` for ``ctx`` (request, reply, onsend, tm's branch /

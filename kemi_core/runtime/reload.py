@@ -31,13 +31,14 @@ class ReloadChannel:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._generation: Any = multiprocessing.Value("i", 0, lock=False)
+        #: the generation, one int in shared memory (``cell.value``; read before each message)
+        self.cell: Any = multiprocessing.Value("i", 0, lock=False)
         self._dir = tempfile.mkdtemp(prefix=f"kemi-reload-{name}-")
         self._owner = os.getpid()
 
     @property
     def generation(self) -> int:
-        return int(self._generation.value)
+        return int(self.cell.value)
 
     #: The Counter protocol engines read (``value`` is the generation).
     value = generation
@@ -49,11 +50,11 @@ class ReloadChannel:
         with open(tmp, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, os.path.join(self._dir, str(gen)))
-        self._generation.value = gen  # last: a worker never sees a generation without its file
+        self.cell.value = gen  # last: a worker never sees a generation without its file
         return gen
 
     def changed(self, seen: int) -> bool:
-        return self._generation.value != seen
+        return self.cell.value != seen
 
     def fetch(self) -> tuple[int, bytes]:
         """The current generation and its payload (generation 0 has none: b"")."""
