@@ -26,6 +26,7 @@ _ONCE = _REQUIRED | {"max-forwards"}
 #: To-header complaints about the URI or a parameter's value only: Kamailio's To parser reads
 #: the structure (display name, <>, parameters) and does not judge these.
 _TO_URI_ONLY = frozenset(("Address without scheme", "Unexpected '*'", "Empty parameter value"))
+_BAD_PROTOCOL = "Bad Via protocol version"
 
 
 def check_request_headers(msg: SipMsg) -> None:
@@ -42,7 +43,11 @@ def check_request_headers(msg: SipMsg) -> None:
         key = keys[i]
         if key == "via":
             value = msg.value_at(i)
-            _check_via_line([top] if top.raw == value else parse_vias(value), value)
+            if value == top.raw and "," not in value:  # the usual lone top Via, parsed already
+                if top.protocol.upper() != "SIP/2.0":
+                    raise SipParseError(400, _BAD_PROTOCOL)
+            else:
+                _check_via_line(parse_vias(value), value)
         elif key in _ONCE:
             if key in seen:
                 raise SipParseError(400, f"Multiple {key} headers")
@@ -62,14 +67,14 @@ def _check_via_line(vias: list[Via], value: str) -> None:
         raise SipParseError(400, "Empty Via element")
     for via in vias:
         if via.protocol.upper() != "SIP/2.0":
-            raise SipParseError(400, "Bad Via protocol version")
+            raise SipParseError(400, _BAD_PROTOCOL)
 
 
 def _check_to(msg: SipMsg, value: str) -> None:
     if not value:
         raise SipParseError(400, "Empty To header")
     try:
-        if msg.header_count("to") == 1:
+        if msg.header_keys.count("to") == 1:  # (keys are canonical: no header_key call)
             msg.to  # noqa: B018 - parsed once here, cached for the script
         else:  # a second To after the four is the script's business
             parse_name_addr(value)
