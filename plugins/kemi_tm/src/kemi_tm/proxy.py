@@ -42,21 +42,30 @@ from kemi_tm.actions import (
 )
 from kemi_tm.client import (
     ClientState,
+    ClientTransaction,
     InviteClientTransaction,
     NonInviteClientTransaction,
-    new_client_transaction,
 )
 from kemi_tm.context import DEFAULT_PROXY, BranchState, ProxySettings, reply_priority
 from kemi_tm.idents import new_ident_and_tag
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey
 from kemi_tm.messages import REASONS, build_cancel, rewrite_status
-from kemi_tm.server import ServerState, new_server_transaction
+from kemi_tm.server import (
+    InviteServerTransaction,
+    NonInviteServerTransaction,
+    ServerState,
+    ServerTransaction,
+)
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
 
-__all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "reply_priority"]
+__all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "not_filed", "reply_priority"]
+
+
+def not_filed(tx: ProxyTransaction) -> None:
+    """``on_reschedule`` of a transaction no table holds: nothing to re-arm."""
 
 
 class ProxyTransaction:
@@ -80,7 +89,9 @@ class ProxyTransaction:
         self.proxy_settings = proxy_settings
         #: ``key``: the request's server key when the caller has it already (computed on the
         #: message it copied ``request`` from, whose headers are parsed)
-        self.server = new_server_transaction(request, reply_dest, settings, key)
+        self.server: ServerTransaction = (
+            InviteServerTransaction(request, reply_dest, settings, key) if self.is_invite
+            else NonInviteServerTransaction(request, reply_dest, settings, key))
         self.key = self.server.key
         if not ident or not to_tag:
             new_ident, new_tag = new_ident_and_tag()
@@ -97,8 +108,9 @@ class ProxyTransaction:
         #: NeedsDecision was emitted and not yet answered
         self.deciding = False
         self.got_6xx = False
-        #: the table's hook: called after every input so it can re-arm this entry's timer
-        self.on_reschedule: Callable[[ProxyTransaction], None] | None = None
+        #: the table's hook: called after every input so it can re-arm this entry's timer (a
+        #: no-op until the table takes the entry: always callable, no test per input)
+        self.on_reschedule: Callable[[ProxyTransaction], None] = not_filed
 
     # ----- state -----
     @property
@@ -180,7 +192,7 @@ class ProxyTransaction:
         """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``."""
         if self.is_invite and self.proxy_settings.auto_inv_100 and self.server.can_reply(100):
             return self.reply(100, self.proxy_settings.auto_inv_100_reason, now)  # re-arms
-        self._changed()
+        self.on_reschedule(self)
         return []
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,
@@ -212,10 +224,13 @@ class ProxyTransaction:
             msg = request if owned else request.copy()
         branch = f"{self.branch_prefix}{index}"
         msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}")
-        client = new_client_transaction(msg, dest, self.settings, branch)  # owns msg from now on
+        # the client owns msg from now on; a branch carries the transaction's method
+        client: ClientTransaction = (
+            InviteClientTransaction(msg, dest, self.settings, branch) if self.is_invite
+            else NonInviteClientTransaction(msg, dest, self.settings, branch))
         self.branches.append(BranchState(index=index, step=self.step, client=client))
         out = client.start(now)
-        self._changed()
+        self.on_reschedule(self)
         return index, out
 
     def on_response(self, branch: int, reply: SipMsg, now: float) -> list[Action]:
@@ -230,7 +245,7 @@ class ProxyTransaction:
                 out = self._branch_reply(b, reply, now)
             else:
                 out = self._client_actions(b, acts, now)
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     def on_request(self, msg: SipMsg, now: float) -> list[Action]:
@@ -239,7 +254,7 @@ class ProxyTransaction:
         before = server.state
         out = server.on_request(msg, now)
         if server.state is not before:  # a retransmission or a 2xx's ACK changes no timer
-            self._changed()
+            self.on_reschedule(self)
         return out
 
     def on_timer(self, now: float) -> list[Action]:
@@ -262,7 +277,7 @@ class ProxyTransaction:
                 timers = cancel.timers
                 if timers and min(timers.values()) <= now:
                     out += [a for a in cancel.on_timer(now) if type(a) is Send]
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     def branch_send_failed(self, branch: int, now: float, status: int = 503) -> list[Action]:
@@ -270,7 +285,7 @@ class ProxyTransaction:
         ``status`` (478: its destination does not resolve)."""
         b = self.branches[branch]
         out = self._client_actions(b, b.client.on_transport_error(now, status), now)
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     def relay_best(self, now: float) -> list[Action]:
@@ -283,7 +298,7 @@ class ProxyTransaction:
             raise TransactionStateError("no final reply to relay")
         self.deciding = False
         out = self._send_final(status, reply, now)
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     def reply(self, status: int, reason: str, now: float, *,
@@ -299,7 +314,7 @@ class ProxyTransaction:
         if status >= 200:
             self.deciding = False
             out += self._cancel_pending(now)
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     def cancel_all(self, now: float) -> list[Action]:
@@ -312,21 +327,16 @@ class ProxyTransaction:
             out = self._cancel_pending(now)
             if not self.branches and self.server.can_reply(487):
                 out += self.reply(487, REASONS[487], now)
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     def cancel_branch(self, branch: int, now: float) -> list[Action]:
         """CANCEL one pending INVITE branch (t_cancel_branches style)."""
         out = self._cancel(self.branches[branch], now) if self.is_invite else []
-        self._changed()
+        self.on_reschedule(self)
         return out
 
     # ----- internals -----
-    def _changed(self) -> None:
-        hook = self.on_reschedule
-        if hook is not None:
-            hook(self)
-
     def _client_actions(self, b: BranchState, acts: list[Action], now: float) -> list[Action]:
         out: list[Action] = []
         for a in acts:  # exact types: these classes are final

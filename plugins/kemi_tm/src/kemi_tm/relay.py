@@ -183,7 +183,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         breq = msg.copy()
         if ruri != breq.ruri:
             breq.set_ruri(ruri)
-        apply_via(breq, via)
+        if via is not None:
+            apply_via(breq, via)
         if path:
             _add_path(breq, path)
         if branch_route is not None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from kemi_tm.actions import Action
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey, cancel_target_key, server_key
-from kemi_tm.proxy import ProxyTransaction
+from kemi_tm.proxy import ProxyTransaction, not_filed
 from kemi_tm.server import ServerState
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class TransactionTable:
         if self._by_key.get(tx.key) is tx:
             del self._by_key[tx.key]
         self._unfile(tx.ident)
-        tx.on_reschedule = None
+        tx.on_reschedule = not_filed
         return True
 
     def lookup_request(self, msg: SipMsg) -> ProxyTransaction | None:
