@@ -75,6 +75,22 @@ from kemi_core.forwarding import (
     via_reply_destination,
     via_sent_by,
 )
+from kemi_core.kemi.binding import (
+    PASS_ASCII,
+    PASS_BOOL,
+    PASS_INT,
+    PASS_INT32,
+    PASS_NONE,
+    PASS_STR,
+    BindingRules,
+    ExportTable,
+    api_list,
+    bind_export,
+    count_text,
+    from_script_text,
+    script_exports,
+    to_script_text,
+)
 from kemi_core.kemi.exports import (
     MAX_PARAMS,
     ExportError,
@@ -228,3 +244,8 @@ __all__ += ["prepare_runtime_path", "runtime_path"]
 # the tls and xhttp modules offer the transport, a TLS session's details.
 __all__ += ["HttpExchange", "HttpService", "StreamConnection", "StreamReader", "TlsService",
             "TlsSession", "connection_of", "http_exchange"]
+# What every config engine does to let a script call KEMI exports (kemi_core.kemi.binding):
+# name lookup (ExportTable), generated callables per engine's value rules (bind_export).
+__all__ += ["PASS_ASCII", "PASS_BOOL", "PASS_INT", "PASS_INT32", "PASS_NONE", "PASS_STR",
+            "BindingRules", "ExportTable", "api_list", "bind_export", "count_text",
+            "from_script_text", "script_exports", "to_script_text"]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def modf(ctx: MsgContext, fname: str, *params: str) -> int:
     """Call the cfg function ``fname`` a loaded module registered (``core.cfg_functions``)
-    with string parameters. Variadic: engines pass every argument after ``fname`` through."""
+    with string parameters. Exported variadic: engines pass every argument after ``fname``."""
     fn = ctx.core.cfg_functions.get(fname)
     if fn is None:
         script_log.error("modf: no cfg function %r (is its module loaded?)", fname)
@@ -40,5 +40,5 @@ def modf(ctx: MsgContext, fname: str, *params: str) -> int:
 def exports() -> list[KemiExport]:
     return [
         *flow_exports(),
-        export("x", "modf", modf, "s", ReturnKind.INT),
+        export("x", "modf", modf, "s", ReturnKind.INT, variadic=True),
     ]

@@ -67,6 +67,15 @@ def _check_params(_inst: object, _attr: object, value: tuple[ParamKind, ...]) ->
             raise ExportError(f"parameter kind must be ParamKind.INT or ParamKind.STR, not {kind!r}")
 
 
+def _takes_extra(func: Callable[..., Any]) -> bool:
+    """Whether ``func`` takes ``*args`` (checked once, for an export declared variadic)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return True  # a builtin without a readable signature: trust the declaration
+    return any(p.kind is p.VAR_POSITIONAL for p in params)
+
+
 @attrs.frozen
 class KemiExport:
     """One function exported to KEMI (Kamailio's ``sr_kemi_t``)."""
@@ -81,25 +90,21 @@ class KemiExport:
     doc: str = ""
     #: Parameter names for docs and stubs (same length as ``params``).
     param_names: tuple[str, ...] = attrs.field(default=(), converter=_as_tuple)
+    #: Takes any number of extra arguments after the declared ones (``KSR.x.modf``): every
+    #: engine passes them on (as strings); the callable must take ``*args`` for them.
+    variadic: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.param_names and len(self.param_names) != len(self.params):
             raise ExportError(f"{self.qualified_name}: {len(self.param_names)} names for {len(self.params)} parameters")
+        if self.variadic and not _takes_extra(self.func):
+            raise ExportError(f"{self.qualified_name}: a variadic export's callable must take "
+                              "*args after its declared parameters")
 
     @property
     def qualified_name(self) -> str:
         """``module.name`` as scripts write it after ``KSR.`` (just ``name`` for core)."""
         return f"{self.module}.{self.name}" if self.module else self.name
-
-    @property
-    def variadic(self) -> bool:
-        """Whether the callable takes ``*args`` after its declared parameters (``KSR.x.modf``):
-        engines pass it any extra script arguments, as strings. Read it once, when binding."""
-        try:
-            params = inspect.signature(self.func).parameters.values()
-        except (TypeError, ValueError):
-            return False
-        return any(p.kind is p.VAR_POSITIONAL for p in params)
 
     def signature(self, with_return: bool = True) -> str:
         """``KSR.sl.send_reply(int code, str reason) -> int``: the one text every engine's
@@ -160,6 +165,7 @@ def export(
     params: str | None = None,
     returns: ReturnKind | str | None = None,
     doc: str | None = None,
+    variadic: bool = False,
 ) -> KemiExport:
     """Build a record the short way: ``export("hello", "greet", greet)``.
 
@@ -168,7 +174,8 @@ def export(
     parameter: ``i`` for int, ``s`` for str (``export("sl", "sreply", sl_sreply, "is")``).
     ``returns`` defaults to what the return hint says: ``-> int`` (or none) is Kamailio's int
     convention, ``-> bool`` true/false, ``-> None`` nothing, anything else a value (str, int or
-    None). Parameter names and the docstring are taken from ``func``.
+    None). Parameter names and the docstring are taken from ``func``. ``variadic=True``: the
+    script may pass extra arguments after the declared ones, which ``func`` takes as ``*args``.
     """
     if params is None:
         kinds = kinds_from_hints(module, name, func)
@@ -190,4 +197,4 @@ def export(
         ret = returns if isinstance(returns, ReturnKind) else ReturnKind(returns)
     text = doc if doc is not None else inspect.getdoc(func) or ""
     return KemiExport(module=module, name=name, func=func, params=kinds, returns=ret, doc=text,
-                      param_names=names)
+                      param_names=names, variadic=variadic)

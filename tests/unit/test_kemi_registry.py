@@ -120,9 +120,9 @@ def test_export_refuses_what_hints_cannot_say() -> None:
         export("m", "star", star)
 
 
-def test_an_export_says_whether_it_takes_extra_arguments() -> None:
-    """KSR.x.modf-style callables (``*args`` after the declared parameters) are variadic;
-    engines read it once when they bind the export."""
+def test_an_export_declares_whether_it_takes_extra_arguments() -> None:
+    """KSR.x.modf-style exports are declared variadic (one source of truth every engine reads
+    when it binds the export); the callable must then take ``*args`` for the extras."""
 
     def modf(ctx: object, fname: str, *params: str) -> int:
         return 1
@@ -130,6 +130,8 @@ def test_an_export_says_whether_it_takes_extra_arguments() -> None:
     def plain(ctx: object, fname: str) -> int:
         return 1
 
-    assert export("x", "modf", modf, "s").variadic
+    assert export("x", "modf", modf, "s", variadic=True).variadic
+    assert not export("x", "modf", modf, "s").variadic  # *args alone declares nothing
     assert not export("x", "plain", plain, "s").variadic
-    assert not export("x", "lam", lambda ctx: 1, "").variadic
+    with pytest.raises(ExportError, match="must take \\*args"):
+        export("x", "plain", plain, "s", variadic=True)

@@ -24,7 +24,7 @@ def test_declarations_without_a_compiler() -> None:
     reg = KemiRegistry()
     reg.add([
         export("sl", "send_reply", _send_reply, "is"),
-        export("x", "modf", _modf, "s"),
+        export("x", "modf", _modf, "s", variadic=True),
         export("x", "exit", lambda ctx: None, "", ReturnKind.NONE),
         export("pv", "get", lambda ctx, name: None, "s", ReturnKind.XVAL),
         export("debugger", "dbg_pv_dump", lambda ctx, mask, level: 1, "ii"),

@@ -164,3 +164,27 @@ def test_api_list_rpc(pyenv: Any) -> None:
     entry = next(m for m in out["methods"] if m["func"] == "sl.send_reply")
     assert entry["params"] == ["int", "str"] and entry["ret"] == "int"
     assert out["msize"] == len(out["methods"])
+
+
+def test_x_modf_takes_extra_arguments_as_in_the_other_engines(pyenv: Any) -> None:
+    """KSR.x.modf is declared variadic (KemiExport.variadic): Python passes the extras on too."""
+    from kemi_core.api import CfgFunction
+    from kemi_core.testing import add_core_exports
+
+    seen: list[tuple[Any, ...]] = []
+
+    def cfg_fn(ctx: Any, n: int, text: str = "-") -> int:
+        seen.append((n, text))
+        return 4
+
+    env = pyenv()
+    add_core_exports(env.core)
+    env.core.add_cfg_function(CfgFunction("t", "t_cfg", cfg_fn, 1, 2, (0,)))
+    env.start("import KSR\ndef mod_init():\n    return H()\nclass H:\n"
+              "    def ksr_request_route(self, msg):\n"
+              "        return KSR.x.modf('t_cfg', 16, 'txt') + KSR.x.modf('t_cfg', '3')\n")
+    assert env.core.run_route("ksr_request_route", env.ctx()) == 8
+    assert seen == [(16, "txt"), (3, "-")]
+    ksr = env.module.get_state().ksr
+    with pytest.raises(TypeError, match=r"argument 2 must be str, not float"):
+        ksr.x.modf("t_cfg", 1.5)

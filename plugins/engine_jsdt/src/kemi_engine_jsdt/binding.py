@@ -1,9 +1,10 @@
 """Python callables that JavaScript calls for ``KSR.<module>.<function>(...)``.
 
-One callable is built per export, the first time a script touches it. It converts the JS
-arguments to the export's parameter kinds, calls ``func(ctx, *args)`` with the message context
-of the route running now (``holder.ctx``) and converts the result for JS: int and str results
-as JS numbers and strings, ``null`` for an xval none, a boolean for a bool export.
+One callable is built per export, the first time a script touches it, by kemi's shared
+binding (``bind_export``) with JavaScript's rules for values. It converts the JS arguments to
+the export's parameter kinds, calls ``func(ctx, *args)`` with the message context of the route
+running now (``holder.ctx``) and converts the result for JS: int and str results as JS numbers
+and strings, ``null`` for an xval none, a boolean for a bool export.
 
 QuickJS turns a Python exception raised by a callable into a JS ``InternalError`` and drops
 the Python exception; so each callable hands the exception to ``holder.failed`` before raising
@@ -18,12 +19,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kemi_core.api import (
+    PASS_ASCII,
+    PASS_BOOL,
+    PASS_INT32,
+    PASS_NONE,
+    BindingRules,
     KemiExport,
-    ParamKind,
     ReturnKind,
+    bind_export,
+    count_text,
+    from_script_text,
     normalize_bool,
     normalize_result,
     normalize_xval,
+    to_script_text,
 )
 
 #: QuickJS converts a Python int to a JS int32 (bits above are lost): larger ones go as floats,
@@ -60,29 +69,6 @@ def js_number_text(value: float) -> str:
     return text
 
 
-# A message may carry invalid UTF-8, which kemi keeps as lone surrogates (surrogateescape).
-# QuickJS takes strings as strict UTF-8, so such a value travels with each escaped byte as a
-# code point of the last private-use block and comes back the same way.
-_TO_JS = {0xDC80 + i: 0x10FF80 + i for i in range(128)}
-_FROM_JS = {0x10FF80 + i: 0xDC80 + i for i in range(128)}
-
-
-def to_js_text(value: str) -> str:
-    """``value`` as QuickJS can take it (ASCII and valid text unchanged)."""
-    if value.isascii():
-        return value
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.translate(_TO_JS)
-    return value
-
-
-def from_js_text(value: str) -> str:
-    """The inverse of to_js_text for a string JS passes back."""
-    return value if value.isascii() else value.translate(_FROM_JS)
-
-
 def describe(value: Any) -> str:
     """A JS value as an error message names it."""
     if value is None:
@@ -116,7 +102,7 @@ def to_int(value: Any, exp: KemiExport, pos: int) -> int:
 def to_str(value: Any, exp: KemiExport, pos: int) -> str:
     """A str parameter: strings, numbers as JS writes them, booleans as true/false."""
     if type(value) is str:
-        return from_js_text(value)
+        return from_script_text(value)
     if type(value) is int:
         return str(value)
     if type(value) is float:
@@ -140,93 +126,27 @@ def _ret_xval(value: Any) -> Any:
             return value if INT32_MIN <= value <= INT32_MAX else float(value)
         if value is None:
             return None
-    return to_js_text(value)
+    return to_script_text(value)
 
 
-def _ret_none(_value: Any) -> None:
-    return None
+def _count_error(exp: KemiExport, given: int) -> JsArgError:
+    return JsArgError(f"{exp.signature(with_return=False)}: {count_text(exp, given)}")
 
 
-_RETURNS: dict[ReturnKind, Callable[[Any], Any]] = {
-    ReturnKind.INT: _ret_int,
-    ReturnKind.BOOL: normalize_bool,
-    ReturnKind.XVAL: _ret_xval,
-    ReturnKind.NONE: _ret_none,
-}
+#: JavaScript's values for KEMI exports: numbers, booleans and strings convert as JS does;
+#: ints beyond int32 go back as floats; a Python error is handed to the engine (``failed``)
+#: before QuickJS replaces it with an InternalError.
+RULES = BindingRules(
+    to_int=to_int, to_str=to_str, to_extra=to_str, count_error=_count_error,
+    returns={ReturnKind.INT: _ret_int, ReturnKind.BOOL: normalize_bool,
+             ReturnKind.XVAL: _ret_xval},
+    passes={ReturnKind.INT: (PASS_INT32,), ReturnKind.BOOL: (PASS_BOOL,),
+            ReturnKind.XVAL: (PASS_NONE, PASS_INT32, PASS_ASCII)},
+    ascii_only=True,
+    guarded=True,
+)
 
 
 def bind(exp: KemiExport, holder: Holder) -> Callable[..., Any]:
     """The callable JS gets as ``KSR.<module>.<name>`` for ``exp``."""
-    func = exp.func
-    kinds = exp.params
-    nparams = len(kinds)
-    ret = _RETURNS[exp.returns]
-    convs = tuple(to_int if k is ParamKind.INT else to_str for k in kinds)
-    is_int = tuple(k is ParamKind.INT for k in kinds)
-    variadic = exp.variadic
-    failed = holder.failed
-
-    def count_error(got: int) -> JsArgError:
-        least = "at least " if variadic else ""
-        return JsArgError(f"{exp.signature(with_return=False)}: expected {least}{nparams} "
-                          f"argument{'s' if nparams != 1 else ''}, got {got}")
-
-    # Fast paths for the common arities: the value has the right type (and a string is ASCII)
-    # most of the time, so the call is one check per argument and the export's own call.
-    if nparams == 0 and not variadic:
-        def call0(*args: Any) -> Any:
-            try:
-                if args:
-                    raise count_error(len(args))
-                return ret(func(holder.ctx))
-            except BaseException as exc:
-                failed(exc)
-                raise
-        return call0
-
-    if nparams == 1 and not variadic:
-        int0, conv0 = is_int[0], convs[0]
-
-        def call1(*args: Any) -> Any:
-            try:
-                if len(args) != 1:
-                    raise count_error(len(args))
-                a = args[0]
-                if (a.__class__ is not int) if int0 else (a.__class__ is not str or not a.isascii()):
-                    a = conv0(a, exp, 0)
-                return ret(func(holder.ctx, a))
-            except BaseException as exc:
-                failed(exc)
-                raise
-        return call1
-
-    if nparams == 2 and not variadic:
-        int0, int1 = is_int
-        conv0, conv1 = convs
-
-        def call2(*args: Any) -> Any:
-            try:
-                if len(args) != 2:
-                    raise count_error(len(args))
-                a, b = args
-                if (a.__class__ is not int) if int0 else (a.__class__ is not str or not a.isascii()):
-                    a = conv0(a, exp, 0)
-                if (b.__class__ is not int) if int1 else (b.__class__ is not str or not b.isascii()):
-                    b = conv1(b, exp, 1)
-                return ret(func(holder.ctx, a, b))
-            except BaseException as exc:
-                failed(exc)
-                raise
-        return call2
-
-    def calln(*args: Any) -> Any:
-        try:
-            if len(args) < nparams or (len(args) > nparams and not variadic):
-                raise count_error(len(args))
-            fixed = [c(v, exp, i) for i, (c, v) in enumerate(zip(convs, args, strict=False))]
-            extra = [to_str(v, exp, nparams + i) for i, v in enumerate(args[nparams:])]
-            return ret(func(holder.ctx, *fixed, *extra))
-        except BaseException as exc:
-            failed(exc)
-            raise
-    return calln
+    return bind_export(exp, holder, RULES)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec, ModuleError, ScriptError
 from kemi_engine_lua.engine import LuaEngine, LuaSettings
-from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.rpc import register_rpcs
 from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES, WATCH_COUNT
 
@@ -28,7 +27,6 @@ class AppLua:
 
     def __init__(self, core: Core) -> None:
         self.core = core
-        self._resolver: Resolver | None = None
         dp = core.declare_param
         dp(MODULE, "load", str, multi=True, existing_file=True,
            doc="Lua script with the routing functions; repeat to load several, in order "
@@ -57,11 +55,6 @@ class AppLua:
     def allow_reload(self) -> bool:
         return int(self.core.modparam(MODULE, "reload")) != 0
 
-    def resolver(self) -> Resolver:
-        if self._resolver is None:
-            self._resolver = Resolver(self.core.registry, _NoCtx(), log, 0)
-        return self._resolver
-
     # ---- hooks ---------------------------------------------------------------------------
     def mod_init(self) -> None:
         registered = self.core.modparam(MODULE, "register")
@@ -89,8 +82,3 @@ class AppLua:
         return [EngineSpec("lua", self.engine_factory,
                            "Routing logic in Lua (lupa; Lua 5.4 unless lua_version says otherwise)")]
 
-
-class _NoCtx:
-    """Context holder for a resolver used only to list exports (never calls them)."""
-
-    ctx = None

@@ -1,8 +1,8 @@
 """Name resolution behind the ``KSR`` and ``sr`` tables' ``__index`` (called once per name).
 
 ``KSR.<module>.<function>`` and ``KSR.<function>`` (core, module "") come from the KEMI
-registry. ``KSR.x.exit`` / ``KSR.x.drop`` are app_lua's own in Kamailio: when no module exports
-them to the registry, the engine supplies them here.
+registry (kemi's shared ExportTable; ``KSR.x.exit`` / ``KSR.x.drop`` are the engine's own when
+no module exports them).
 
 ``sr`` is the Lua API of Kamailio before KEMI (the seed's example calls ``sr.maxfwd.process_maxfwd``
 and ``sr.pv.sets``). kemi maps it onto the same registry: ``sr.<module>.<fn>`` is
@@ -16,20 +16,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.api import (
-    KemiExport,
-    KemiRegistry,
-    flow_exports,
-)
+from kemi_core.api import ExportTable, KemiRegistry
 from kemi_engine_lua.binding import CtxHolder, LuaArgError, bind
-
-#: KSR.x.exit/drop even when the registry lacks the core's exports (engine unit tests).
-BUILTINS: dict[tuple[str, str], KemiExport] = {(e.module, e.name): e for e in flow_exports()}
-_BUILTIN_MODULES = frozenset(m for m, _ in BUILTINS)
-
-#: Exports that take any number of extra arguments after their declared ones (Kamailio's
-#: KSR.x.modf("cfg_function", ...)); the extras reach the callable as strings.
-VARIADIC = frozenset({("x", "modf")})
 
 #: sr.<name> (top level) -> KSR (module, name) where the old API differs.
 SR_TOP_ALIASES: dict[str, tuple[str, str]] = {
@@ -46,52 +34,13 @@ SR_LOG_LEVELS = {
 }
 
 
-class Resolver:
+class Resolver(ExportTable):
     """Looks names up in the registry and builds (once) the callables Lua caches."""
 
     def __init__(self, registry: KemiRegistry, holder: CtxHolder, log: logging.Logger,
                  log_mode: int = 0) -> None:
-        self.registry = registry
-        self.holder = holder
-        self.log = log
-        self.log_mode = log_mode
-        self._bound: dict[tuple[str, str], Callable[..., Any]] = {}
-        self._reported: set[str] = set()
-
-    # ---- lookups ------------------------------------------------------------------------
-    def export_for(self, module: str, name: str) -> KemiExport | None:
-        exp = self.registry.lookup(module, name)
-        return exp if exp is not None else BUILTINS.get((module, name))
-
-    def has_module(self, module: str) -> bool:
-        # "x" always exists: exit/drop fall back to the engine's own (see BUILTINS)
-        return module != "" and (self.registry.has_module(module) or module in _BUILTIN_MODULES)
-
-    def function(self, module: str, name: str) -> Callable[..., Any] | None:
-        """The bound callable for KSR.<module>.<name>, built on first use, or None."""
-        key = (module, name)
-        fn = self._bound.get(key)
-        if fn is None:
-            exp = self.export_for(module, name)
-            if exp is None:
-                return None
-            fn = bind(exp, self.holder, variadic=key in VARIADIC)
-            self._bound[key] = fn
-            if self.log_mode & 1:
-                self.log.info("app_lua: resolved KSR.%s", exp.qualified_name)
-        return fn
-
-    def exports(self) -> list[KemiExport]:
-        """Every function a script can call through KSR (registry plus engine built-ins)."""
-        out = list(self.registry)
-        out.extend(e for k, e in BUILTINS.items() if self.registry.lookup(*k) is None)
-        return sorted(out, key=lambda e: (e.module, e.name))
-
-    def _unknown(self, what: str) -> None:
-        if what not in self._reported:
-            self._reported.add(what)
-            self.log.error("app_lua: %s is not a known KEMI function or module "
-                           "(is its module loaded?)", what)
+        super().__init__(registry, lambda exp: bind(exp, holder), log, "app_lua",
+                         log_resolved=bool(log_mode & 1))
 
     # ---- KSR __index (called from Lua) ------------------------------------------------------
     def ksr_top(self, key: Any) -> tuple[bool, Callable[..., Any] | None]:
@@ -102,14 +51,14 @@ class Resolver:
             fn = self.function("", key)
             if fn is not None:
                 return False, fn
-        self._unknown(f"KSR.{key}")
+        self.unknown(f"KSR.{key}")
         return False, None
 
     def ksr_member(self, module: str, key: Any) -> Callable[..., Any] | None:
         """``KSR.<module>.<key>``."""
         fn = self.function(module, key) if type(key) is str else None
         if fn is None:
-            self._unknown(f"KSR.{module}.{key}")
+            self.unknown(f"KSR.{module}.{key}")
         return fn
 
     # ---- sr __index (the legacy API) ------------------------------------------------------
@@ -128,7 +77,7 @@ class Resolver:
                 fn = self.function("", key)
                 if fn is not None:
                     return False, fn
-        self._unknown(f"sr.{key}")
+        self.unknown(f"sr.{key}")
         return False, None
 
     def sr_member(self, module: str, key: Any) -> Callable[..., Any] | None:
@@ -137,7 +86,7 @@ class Resolver:
             target = SR_MEMBER_ALIASES.get((module, key), (module, key))
             fn = self.function(*target)
         if fn is None:
-            self._unknown(f"sr.{module}.{key}")
+            self.unknown(f"sr.{module}.{key}")
         return fn
 
     def _sr_log(self, level: Any = None, msg: Any = None, *rest: Any) -> None:
@@ -148,6 +97,6 @@ class Resolver:
                               f"{', '.join(sorted(SR_LOG_LEVELS))}; got ({level!r}, {msg!r})")
         fn = self.function("", name)
         if fn is None:
-            self._unknown(f"KSR.{name}")
+            self.unknown(f"KSR.{name}")
             raise LuaArgError(f"sr.log: no core log function KSR.{name} is exported")
         fn(msg)

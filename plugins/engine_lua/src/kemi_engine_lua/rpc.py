@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import ScriptError
+from kemi_core.api import ScriptError, api_list, script_exports
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
@@ -46,13 +46,4 @@ def rpc_list(app: AppLua, core: Core, params: list[Any]) -> dict[str, Any]:
 
 
 def rpc_api_list(app: AppLua, core: Core, params: list[Any]) -> dict[str, Any]:
-    exports = app.resolver().exports()
-    methods = [{
-        "func": exp.qualified_name,
-        "module": exp.module,
-        "name": exp.name,
-        "params": [k.value for k in exp.params],
-        "ret": exp.returns.value,
-        "signature": exp.signature(with_return=False),
-    } for exp in exports]
-    return {"msize": len(methods), "methods": methods}
+    return api_list(script_exports(core.registry))

@@ -1,8 +1,9 @@
 """The script-side ``KSR`` module: every KEMI export as a plain Python callable.
 
-Each export gets one closure, built once per signature shape from generated source, that checks
-its arguments' kinds with ``isinstance``, reads the running message context from a one-slot
-list shared by the whole tree, and converts the result to its ReturnKind. A KSR call therefore
+Each export gets one closure, made by kemi's shared binding (``bind_export``, generated source
+per signature shape) with Python's rules: it checks its arguments' kinds, reads the running
+message context from a one-slot list shared by the whole tree, and converts the result to its
+ReturnKind. A KSR call therefore
 costs one Python call plus the export itself: no name lookup, no dict, no pluggy.
 """
 
@@ -15,10 +16,15 @@ from collections.abc import Callable
 from typing import Any
 
 from kemi_core.api import (
+    PASS_BOOL,
+    PASS_INT,
+    PASS_NONE,
+    PASS_STR,
+    BindingRules,
     KemiExport,
     KemiRegistry,
-    ParamKind,
     ReturnKind,
+    bind_export,
     flow_exports,
     normalize_bool,
     normalize_result,
@@ -30,53 +36,52 @@ log = logging.getLogger("kemi.engine.python")
 #: Holds the MsgContext of the route running now (index 0); engines save/restore it.
 ContextSlot = list[Any]
 
-_RETURN_EXPR = {
-    ReturnKind.INT: "r = func(cur[0]{args})\n        return r if r.__class__ is int else as_int(r)",
-    ReturnKind.BOOL: "r = func(cur[0]{args})\n        return r if r is True or r is False else as_bool(r)",
-    ReturnKind.XVAL: "r = func(cur[0]{args})\n        return r if r is None or r.__class__ is str or r.__class__ is int else as_xval(r)",
-    ReturnKind.NONE: "func(cur[0]{args})\n        return None",
-}
 
-_factories: dict[tuple[tuple[ParamKind, ...], ReturnKind], Callable[..., Callable[..., Any]]] = {}
+def _strict(kind: type, name: str) -> Callable[[Any, KemiExport, int], Any]:
+    """A parameter check: values of ``kind`` (subclasses too) pass, anything else is a
+    TypeError, as Python's own calls would raise it (no conversion: Python has types)."""
+
+    def check(value: Any, exp: KemiExport, pos: int) -> Any:
+        if isinstance(value, kind):
+            return value
+        raise TypeError(f"{exp.signature()}: argument {pos + 1} must be {name}, "
+                        f"not {type(value).__name__}")
+    return check
 
 
-def _factory(kinds: tuple[ParamKind, ...], returns: ReturnKind) -> Callable[..., Callable[..., Any]]:
-    """Source for a closure maker of one signature shape, compiled once and cached."""
-    key = (kinds, returns)
-    made = _factories.get(key)
-    if made is not None:
-        return made
-    params = [f"p{i}" for i in range(len(kinds))]
-    checks = []
-    for i, kind in enumerate(kinds):
-        typ = "int" if kind is ParamKind.INT else "str"
-        checks.append(f"        if not isinstance(p{i}, {typ}): bad({i}, p{i})\n")
-    args = "".join(f", {p}" for p in params)
-    body = _RETURN_EXPR[returns].format(args=args)
-    src = (
-        "def make(func, cur, bad, as_int, as_bool, as_xval, isinstance=isinstance, int=int, str=str):\n"
-        f"    def call({', '.join(params)}):\n"
-        + "".join(checks)
-        + f"        {body}\n"
-        "    return call\n"
-    )
-    namespace: dict[str, Any] = {}
-    exec(compile(src, f"<ksr {''.join(k.value[0] for k in kinds)}->{returns.value}>", "exec"), namespace)
-    made = namespace["make"]
-    _factories[key] = made
-    return made
+def _extra(value: Any, exp: KemiExport, pos: int) -> str:
+    """An extra argument of a variadic export (KSR.x.modf): a str, or an int as its digits."""
+    if isinstance(value, str):
+        return value
+    if type(value) is int:
+        return str(value)
+    raise TypeError(f"{exp.signature()}: argument {pos + 1} must be str, "
+                    f"not {type(value).__name__}")
+
+
+def _no_count_error(exp: KemiExport, given: int) -> TypeError:
+    raise AssertionError("native_arity: Python checks the number of arguments")  # pragma: no cover
+
+
+#: Python's rules for KEMI exports: arguments are checked, not converted; the callables have
+#: Python's own signature (a wrong number of arguments is Python's TypeError) and read the
+#: context from the engine's one-slot list.
+RULES = BindingRules(
+    to_int=_strict(int, "int"), to_str=_strict(str, "str"), to_extra=_extra,
+    count_error=_no_count_error,
+    returns={ReturnKind.INT: normalize_result, ReturnKind.BOOL: normalize_bool,
+             ReturnKind.XVAL: normalize_xval},
+    passes={ReturnKind.INT: (PASS_INT,), ReturnKind.BOOL: (PASS_BOOL,),
+            ReturnKind.XVAL: (PASS_NONE, PASS_STR, PASS_INT)},
+    context="slot",
+    native_arity=True,
+)
 
 
 def make_callable(exp: KemiExport, cur: ContextSlot) -> Callable[..., Any]:
     """The script-visible callable for one export, reading the context from ``cur[0]``."""
     sig = exp.signature()
-
-    def bad(index: int, value: Any) -> None:
-        kind = exp.params[index].value
-        raise TypeError(f"{sig}: argument {index + 1} must be {kind}, not {type(value).__name__}")
-
-    call = _factory(exp.params, exp.returns)(exp.func, cur, bad, normalize_result,
-                                                normalize_bool, normalize_xval)
+    call = bind_export(exp, cur, RULES)
     call.__name__ = exp.name
     call.__qualname__ = f"KSR.{exp.qualified_name}"
     call.__doc__ = f"{sig}\n\n{exp.doc}" if exp.doc else sig

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.api import ScriptError
+from kemi_core.api import api_list as api_listing
 
 if TYPE_CHECKING:
     from kemi_core.api import Core
@@ -30,13 +31,7 @@ def register_rpcs(core: Core, module: PythonEngineModule) -> None:
         return answer
 
     def api_list(core_: Core, params: list[Any]) -> dict[str, Any]:
-        methods = [
-            {"func": exp.qualified_name, "module": exp.module, "name": exp.name,
-             "params": [k.value for k in exp.params], "ret": exp.returns.value,
-             "signature": exp.signature()}
-            for exp in core_.registry
-        ]
-        return {"msize": len(methods), "methods": methods}
+        return api_listing(core_.registry, with_return=True)
 
     for prefix in prefixes:
         if f"{prefix}.reload" in core.rpc_commands:

@@ -38,8 +38,10 @@ def _doc_line(exp: KemiExport) -> str:
 def _py_def(exp: KemiExport, indent: str, static: bool) -> list[str]:
     names = [n + "_" if keyword.iskeyword(n) else n for n in _param_names(exp)]
     params = [f"{n}: {_PY_PARAM[k]}" for n, k in zip(names, exp.params, strict=True)]
-    # KSR callables take positional arguments only.
+    # KSR callables take positional arguments only (and a variadic one, extra ones).
     sig = ", ".join(params + ["/"]) if params else ""
+    if exp.variadic:
+        sig += ", *more: str | int" if sig else "*more: str | int"
     lines = [f"{indent}@staticmethod"] if static else []
     doc = _doc_line(exp)
     body = f'\n{indent}    """{doc}"""' if doc else " ..."
@@ -92,6 +94,9 @@ def _lua_function(exp: KemiExport, table: str) -> list[str]:
     if doc:
         lines.append(f"---{doc}")
     lines += [f"---@param {n} {_LUA_PARAM[k]}" for n, k in zip(names, exp.params, strict=True)]
+    if exp.variadic:
+        lines.append("---@param ... string|number")
+        names.append("...")
     ret = _LUA_RETURN[exp.returns]
     if ret is not None:
         lines.append(f"---@return {ret}")
