@@ -4,7 +4,8 @@
 ``kemi_core.api``: ``offline_core`` builds a Core with modules loaded and a transport that
 records what would be sent; ``side_by_side`` runs one kamailio.cfg on kemi and on Kamailio 5.6
 and compares their replies (``cfg_preamble`` writes that config's usual start); ``context`` turns raw SIP into the MsgContext a KEMI function gets;
-``attach_dispatcher`` routes messages through the real dispatcher; ``request`` writes a
+``attach_dispatcher`` routes messages through the real dispatcher; ``engine_fixtures``,
+``Calls`` and ``script_writer`` are what config engines' tests share; ``request`` writes a
 well-formed request. ``PostgresServer`` / the ``postgres_server`` fixture run a private
 PostgreSQL for database tests. ``Router`` is what the ``kemi_router`` fixture (this package's
 pytest plugin) returns: kamailio.cfg and its script run in the test's process. The submodules
@@ -27,6 +28,13 @@ if TYPE_CHECKING:
         attach_dispatcher,
         context,
         offline_core,
+    )
+    from kemi_core.testing.engines import (
+        ENGINE_INVITE,
+        Calls,
+        engine_fixtures,
+        new_context,
+        script_writer,
     )
     from kemi_core.testing.kamailio import (
         KAMAILIO_MPATH,
@@ -55,6 +63,11 @@ if TYPE_CHECKING:
 #: name -> the module it comes from. Imported on first use: pytest loads this package for every
 #: run (the kemi_router plugin lives in it), which must not cost the import of the whole core.
 _HOMES = {
+    "Calls": "kemi_core.testing.engines",
+    "ENGINE_INVITE": "kemi_core.testing.engines",
+    "engine_fixtures": "kemi_core.testing.engines",
+    "new_context": "kemi_core.testing.engines",
+    "script_writer": "kemi_core.testing.engines",
     "ModuleLoader": "kemi_core.plugins",
     "installed_modules": "kemi_core.plugins",
     "CaptureTransport": "kemi_core.testing.capture",
@@ -104,6 +117,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Calls",
+    "ENGINE_INVITE",
+    "engine_fixtures",
+    "new_context",
+    "script_writer",
     "KAMAILIO_MPATH",
     "Answer",
     "KamailioProcess",

@@ -201,7 +201,7 @@ def test_invalid_utf8_from_a_message_comes_back_byte_for_byte(core, make_engine,
     from kemi_core.api import get_pv
 
     raw = b"\xff\xfeok"
-    msg = make_ctx().msg.to_bytes().replace(b"Call-ID: js-test-1@127.0.0.1",
+    msg = make_ctx().msg.to_bytes().replace(b"Call-ID: eng-test-1@127.0.0.1",
                                              b"Call-ID: " + raw + b"@h")
     core.registry.add([export("t", "ci", lambda ctx: get_pv(ctx, "$ci"), "", ReturnKind.XVAL),
                        export("t", "keep", lambda ctx, v: ctx.extra.__setitem__("v", v) or 1,

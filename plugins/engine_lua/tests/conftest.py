@@ -1,4 +1,7 @@
-"""Fixtures for the app_lua tests: a Core, real SIP messages, scripts in tmp_path, engines."""
+"""Fixtures for the app_lua tests: a Core, real SIP messages, scripts in tmp_path, engines.
+
+``core``, ``calls`` and ``make_ctx`` are the engines' shared fixtures (kemi_core.testing).
+"""
 
 from __future__ import annotations
 
@@ -8,64 +11,16 @@ from typing import Any
 
 import pytest
 
-from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo
+from kemi_core.api import Core
+from kemi_core.testing import engine_fixtures, script_writer
 from kemi_engine_lua import LuaEngine, LuaSettings
 
-INVITE = (
-    b"INVITE sip:bob@example.com SIP/2.0\r\n"
-    b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-lua-1\r\n"
-    b"Max-Forwards: 70\r\n"
-    b"From: <sip:alice@example.com>;tag=a1\r\n"
-    b"To: <sip:bob@example.com>\r\n"
-    b"Call-ID: lua-test-1@127.0.0.1\r\n"
-    b"CSeq: 1 INVITE\r\n"
-    b"Content-Length: 0\r\n\r\n"
-)
-
-
-class Calls:
-    """Records what test-double exports were called with (and the context they saw)."""
-
-    def __init__(self) -> None:
-        self.log: list[tuple[str, Any, tuple[Any, ...]]] = []
-
-    def rec(self, name: str, ctx: Any, *args: Any) -> None:
-        self.log.append((name, ctx, args))
-
-    def names(self) -> list[str]:
-        return [n for n, _, _ in self.log]
-
-    def args(self, name: str) -> list[tuple[Any, ...]]:
-        return [a for n, _, a in self.log if n == name]
-
-
-@pytest.fixture
-def core() -> Core:
-    return Core(CoreConfig())
-
-
-@pytest.fixture
-def calls() -> Calls:
-    return Calls()
-
-
-@pytest.fixture
-def make_ctx(core: Core) -> Callable[[], MsgContext]:
-    from kemi_core.sip import parse_datagram
-
-    def make() -> MsgContext:
-        rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
-        return core.new_context(parse_datagram(INVITE), rcv)
-    return make
+core, calls, make_ctx = engine_fixtures()
 
 
 @pytest.fixture
 def write_script(tmp_path: Path) -> Callable[..., str]:
-    def write(text: str, name: str = "script.lua") -> str:
-        path = tmp_path / name
-        path.write_text(text)
-        return str(path)
-    return write
+    return script_writer(tmp_path, "script.lua")
 
 
 @pytest.fixture
