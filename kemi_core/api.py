@@ -58,6 +58,7 @@ from kemi_core.engine import (
     normalize_result,
     normalize_xval,
 )
+from kemi_core.engine_module import EngineApp, app_hooks, check_script, read_script
 from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
 from kemi_core.forwarding import (
     PENDING,
@@ -249,3 +250,5 @@ __all__ += ["HttpExchange", "HttpService", "StreamConnection", "StreamReader", "
 __all__ += ["PASS_ASCII", "PASS_BOOL", "PASS_INT", "PASS_INT32", "PASS_NONE", "PASS_STR",
             "BindingRules", "ExportTable", "api_list", "bind_export", "count_text",
             "from_script_text", "script_exports", "to_script_text"]
+# An engine module's glue (kemi_core.engine_module): its hooks, start-up check, script reading.
+__all__ += ["EngineApp", "app_hooks", "check_script", "read_script"]

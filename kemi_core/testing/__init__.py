@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         ENGINE_INVITE,
         Calls,
         engine_fixtures,
+        load_plugin,
         new_context,
         script_writer,
     )
@@ -66,6 +67,7 @@ _HOMES = {
     "Calls": "kemi_core.testing.engines",
     "ENGINE_INVITE": "kemi_core.testing.engines",
     "engine_fixtures": "kemi_core.testing.engines",
+    "load_plugin": "kemi_core.testing.engines",
     "new_context": "kemi_core.testing.engines",
     "script_writer": "kemi_core.testing.engines",
     "ModuleLoader": "kemi_core.plugins",
@@ -120,6 +122,7 @@ __all__ = [
     "Calls",
     "ENGINE_INVITE",
     "engine_fixtures",
+    "load_plugin",
     "new_context",
     "script_writer",
     "KAMAILIO_MPATH",

@@ -16,6 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, KemiExport, MsgContext
+    from kemi_core.plugins import ModuleLoader
 
 #: The request engine tests route: a plain INVITE from 127.0.0.1:5070.
 ENGINE_INVITE = (
@@ -70,6 +71,18 @@ def new_context(core: Core, data: bytes = ENGINE_INVITE) -> MsgContext:
 
     rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
     return core.new_context(parse_datagram(data), rcv)
+
+
+def load_plugin(core: Core, name: str, plugin: Any, *params: tuple[str, object]) -> ModuleLoader:
+    """A loader with ``plugin`` registered as module ``name`` (its hooks run: params declared,
+    RPCs added) and ``params`` set as its modparams; ``init_all()`` runs mod_init."""
+    from kemi_core.plugins import ModuleLoader
+
+    loader = ModuleLoader(core, available={})
+    loader.register(name, plugin)
+    for param, value in params:
+        core.set_param(name, param, value)
+    return loader
 
 
 def script_writer(directory: Path, default_name: str) -> Callable[..., str]:

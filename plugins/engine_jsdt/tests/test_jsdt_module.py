@@ -9,18 +9,14 @@ import pytest
 
 import kemi_engine_jsdt
 from kemi_core.api import ConfigError, Core, ScriptError, export
-from kemi_core.testing import ModuleLoader, add_core_exports
+from kemi_core.testing import ModuleLoader, add_core_exports, load_plugin
 from kemi_engine_jsdt import JsdtEngine
 
 GOOD = "var MARK = {n};\nfunction ksr_request_route() {{ return MARK; }}\n"
 
 
 def _load(core: Core, *params: tuple[str, object]) -> ModuleLoader:
-    loader = ModuleLoader(core, available={})
-    loader.register("app_jsdt", kemi_engine_jsdt)
-    for name, value in params:
-        core.set_param("app_jsdt", name, value)
-    return loader
+    return load_plugin(core, "app_jsdt", kemi_engine_jsdt, *params)
 
 
 def test_registers_params_rpcs_exports_cfg_functions_and_the_engine(core):

@@ -11,18 +11,14 @@ import pytest
 
 import kemi_engine_lua
 from kemi_core.api import ConfigError, Core, CoreConfig, ModuleError, ScriptError, export
-from kemi_core.testing import ModuleLoader
+from kemi_core.testing import ModuleLoader, load_plugin
 from kemi_engine_lua import LuaEngine
 
 GOOD = "function ksr_request_route() return VERSION_MARK end\nVERSION_MARK = {n}\n"
 
 
 def _load(core: Core, *params: tuple[str, object]) -> ModuleLoader:
-    loader = ModuleLoader(core, available={})
-    loader.register("app_lua", kemi_engine_lua)
-    for name, value in params:
-        core.set_param("app_lua", name, value)
-    return loader
+    return load_plugin(core, "app_lua", kemi_engine_lua, *params)
 
 
 def test_registers_params_rpcs_and_the_lua_engine(core):

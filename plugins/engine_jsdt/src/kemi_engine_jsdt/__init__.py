@@ -10,38 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kemi_core.api import hookimpl
+from kemi_core.api import app_hooks, hookimpl
 from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings
 from kemi_engine_jsdt.module import MODULE, AppJsdt
 
 if TYPE_CHECKING:
-    from kemi_core.api import Core, EngineSpec, KemiExport
+    from kemi_core.api import Core, KemiExport
 
 __all__ = ["AppJsdt", "JsdtEngine", "JsdtSettings"]
 
-
-def _app(core: Core) -> AppJsdt:
-    return core.require(MODULE, AppJsdt)
-
-
-@hookimpl
-def mod_register(core: Core) -> None:
-    core.provide(MODULE, AppJsdt(core))
+# The module's state is an AppJsdt, provided as the service "app_jsdt"; the hooks reach it there.
+mod_register, sr_kemi_eng_register, mod_init = app_hooks(MODULE, AppJsdt)
 
 
 @hookimpl
 def sr_kemi_modules_add(core: Core) -> list[KemiExport]:
-    return _app(core).exports()
-
-
-@hookimpl
-def sr_kemi_eng_register(core: Core) -> list[EngineSpec]:
-    return _app(core).engine_specs()
-
-
-@hookimpl
-def mod_init(core: Core) -> None:
-    _app(core).mod_init()
+    return core.require(MODULE, AppJsdt).exports()
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import quickjs
 
-from kemi_core.api import REQUEST_ROUTE, ScriptDrop, ScriptError, ScriptExit
+from kemi_core.api import REQUEST_ROUTE, ScriptDrop, ScriptError, ScriptExit, read_script
 from kemi_engine_jsdt.binding import JsArgError
 from kemi_engine_jsdt.resolver import Resolver
 from kemi_engine_jsdt.runtime import JsRuntime
@@ -37,18 +37,6 @@ class JsdtSettings:
     script: str
     request_route: str = REQUEST_ROUTE
     log_resolved: bool = False
-
-
-def read_script(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise ScriptError(f"{path}: JavaScript file not found")
-    except UnicodeDecodeError as exc:
-        raise ScriptError(f"{path}: the JavaScript file is not UTF-8 text ({exc.reason})")
-    except OSError as exc:
-        raise ScriptError(f"{path}: cannot read the JavaScript file: {exc.strerror}")
 
 
 class JsdtEngine:
@@ -77,7 +65,7 @@ class JsdtEngine:
         if not self.settings.script:
             raise ScriptError("app_jsdt: no script to load "
                               "(set modparam(\"app_jsdt\", \"load\", \"/path/script.js\"))")
-        self.load_source(read_script(self.settings.script))
+        self.load_source(read_script(self.settings.script, "JavaScript file"))
 
     def load_source(self, source: str) -> None:
         runtime = JsRuntime(self.resolver)

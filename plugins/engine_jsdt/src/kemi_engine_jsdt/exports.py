@@ -13,8 +13,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import SCRIPT_FAULT, CfgFunction, KemiExport, ScriptError, export, script_log
-from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings, read_script
+from kemi_core.api import (
+    SCRIPT_FAULT,
+    CfgFunction,
+    KemiExport,
+    ScriptError,
+    export,
+    read_script,
+    script_log,
+)
+from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, MsgContext
@@ -86,7 +94,7 @@ class JsdtCalls:
     def dofile(self, ctx: MsgContext, path: str) -> int:
         """Read and run a JavaScript file in a context of its own (not the loaded file's)."""
         try:
-            text = read_script(path)
+            text = read_script(path, "JavaScript file")
         except ScriptError as exc:
             script_log.error("app_jsdt: dofile: %s", exc)
             return -1

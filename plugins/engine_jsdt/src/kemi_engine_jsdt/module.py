@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from kemi_core.api import REQUEST_ROUTE, EngineSpec, KemiExport, ScriptError
+from kemi_core.api import REQUEST_ROUTE, EngineSpec, KemiExport, check_script
 from kemi_engine_jsdt.engine import JsdtEngine, JsdtSettings
 from kemi_engine_jsdt.exports import JsdtCalls
 from kemi_engine_jsdt.rpc import register_rpcs
@@ -55,15 +55,10 @@ class AppJsdt:
     # ---- hooks ---------------------------------------------------------------------------
     def mod_init(self) -> None:
         settings = self.settings()
-        if not settings.script:
-            if self.core.config.engine_name == "jsdt":
-                raise ScriptError("app_jsdt: cfgengine is \"jsdt\" but no script is set: "
-                                  "modparam(\"app_jsdt\", \"load\", \"/path/to/script.js\")")
-            log.warning("app_jsdt: loaded without a script (modparam load)")
-        elif self.core.config.engine_name != "jsdt":
-            # Not the cfgengine (which the core loads and checks) but a file for jsdt_run & co:
-            # check it here, so a broken one stops start-up all the same.
+        # Not the cfgengine but a file for jsdt_run & co: no request route needed.
+        def check() -> None:
             JsdtEngine(self.core, attrs.evolve(settings, request_route="")).load()
+        check_script(self.core, MODULE, "jsdt", settings.script, check, "/path/to/script.js")
 
     def exports(self) -> list[KemiExport]:
         return self.calls.exports()

@@ -8,32 +8,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from kemi_core.api import hookimpl
+from kemi_core.api import app_hooks
 from kemi_engine_lua.engine import LuaEngine, LuaSettings
 from kemi_engine_lua.module import MODULE, AppLua
 
-if TYPE_CHECKING:
-    from kemi_core.api import Core, EngineSpec
-
 __all__ = ["AppLua", "LuaEngine", "LuaSettings"]
 
-
-def _app(core: Core) -> AppLua:
-    return core.require(MODULE, AppLua)
-
-
-@hookimpl
-def mod_register(core: Core) -> None:
-    core.provide(MODULE, AppLua(core))
-
-
-@hookimpl
-def sr_kemi_eng_register(core: Core) -> list[EngineSpec]:
-    return _app(core).engine_specs()
-
-
-@hookimpl
-def mod_init(core: Core) -> None:
-    _app(core).mod_init()
+# The module's state is an AppLua, provided as the service "app_lua"; the hooks reach it there.
+mod_register, sr_kemi_eng_register, mod_init = app_hooks(MODULE, AppLua)

@@ -20,6 +20,7 @@ from kemi_core.api import (
     ScriptDrop,
     ScriptError,
     ScriptExit,
+    read_script,
 )
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.runtime import (
@@ -49,16 +50,6 @@ class LuaSettings:
     watch_count: int = 0
 
 
-def read_script(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise ScriptError(f"{path}: Lua script not found")
-    except OSError as exc:
-        raise ScriptError(f"{path}: cannot read the Lua script: {exc.strerror}")
-
-
 class LuaEngine:
     """Runs Lua callbacks for messages; see :class:`kemi_core.api.Engine`."""
 
@@ -86,7 +77,7 @@ class LuaEngine:
         running runtime, if any, stays)."""
         if not self.settings.scripts:
             raise ScriptError("app_lua: no script to load (set modparam(\"app_lua\", \"load\", ...))")
-        sources = [read_script(path) for path in self.settings.scripts]
+        sources = [read_script(path, "Lua script") for path in self.settings.scripts]
         self.load_sources(sources)
 
     def load_sources(self, sources: list[str]) -> None:

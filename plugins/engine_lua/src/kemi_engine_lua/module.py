@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec, ModuleError, ScriptError
+from kemi_core.api import REPLY_ROUTE, REQUEST_ROUTE, EngineSpec, ModuleError, check_script
 from kemi_engine_lua.engine import LuaEngine, LuaSettings
 from kemi_engine_lua.rpc import register_rpcs
 from kemi_engine_lua.runtime import DEFAULT_LUA_VERSION, LUA_MODULES, WATCH_COUNT
@@ -65,15 +65,8 @@ class AppLua:
         if settings.lua_version not in LUA_MODULES:
             raise ModuleError(f"app_lua: lua_version {settings.lua_version!r} is not one of "
                               f"{', '.join(LUA_MODULES)}")
-        if not settings.scripts:
-            if self.core.config.engine_name == "lua":
-                raise ScriptError("app_lua: cfgengine is \"lua\" but no script is set: "
-                                  "modparam(\"app_lua\", \"load\", \"/path/to/script.lua\")")
-            log.warning("app_lua: loaded without a script (modparam load)")
-        elif self.core.config.engine_name != "lua":
-            # Not the cfgengine (which the core loads and checks): check the script here, so
-            # a broken one stops start-up all the same.
-            LuaEngine(self.core, settings).load()
+        check_script(self.core, MODULE, "lua", ",".join(settings.scripts),
+                     lambda: LuaEngine(self.core, settings).load(), "/path/to/script.lua")
 
     def engine_factory(self, core: Core) -> LuaEngine:
         return LuaEngine(core, self.settings())
