@@ -86,6 +86,35 @@ def example_source() -> str:
     return EXAMPLE_JS.read_text() if EXAMPLE_JS.exists() else "function ksr_request_route() {}\n"
 
 
+def ns_per_call(run: Callable[[], Any], n: int, rounds: int = 5) -> float:
+    """ns per call of ``run()``, a loop of ``n`` calls (best of ``rounds``)."""
+    return best(rounds, run) / n * 1e9
+
+
+def mem_per_interpreter(load: Callable[[str], Any], keep: list[Any]) -> float:
+    """KiB of RSS per interpreter made by ``load(source)`` with Kamailio's JS routing file
+    (20 of them, kept alive in ``keep``)."""
+    emit("mem")
+    src = example_source()
+    before = rss_kib()
+    for _ in range(20):
+        keep.append(load(src))
+    return (rss_kib() - before) / 20
+
+
+def record_error(key: str, run: Callable[[], Any],
+                 text: Callable[[Exception], str] = str) -> None:
+    """OUT[key] = what ``run()`` raised, as ``text`` writes it (nothing when it did not raise)."""
+    try:
+        run()
+    except Exception as exc:
+        OUT[key] = text(exc)
+
+
+def first_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0]} ..."
+
+
 class Recorder:
     """The Python side of the calls: what f() received, what the result functions give."""
 
@@ -133,32 +162,25 @@ def probe_quickjs(calls: int) -> dict[str, Any]:
             ctx.add_callable(name, getattr(rec, name))
         return ctx
 
+    def loaded(src: str) -> Any:
+        c = new()
+        c.eval(src)
+        return c
+
     ctx = new()
     ctx.eval(LOOP_JS + JSLOOP_JS)
     loop, jsloop = ctx.get("loop"), ctx.get("jsloop")
-    out["call_ns"] = best(5, lambda: loop(calls)) / calls * 1e9
-    out["js_ns"] = best(5, lambda: jsloop(calls)) / calls * 1e9
+    out["call_ns"] = ns_per_call(lambda: loop(calls), calls)
+    out["js_ns"] = ns_per_call(lambda: jsloop(calls), calls)
     rec.recording = True
     arr = ctx.eval(TYPES_JS)
     out["types"] = {"py_got": rec.seen, "js_got": json.loads(arr.json())}
     out["big"] = ctx.eval("big()")
-    try:
-        ctx.eval(ERROR_JS)
-    except quickjs.JSException as exc:
-        out["error"] = str(exc)
-    try:
-        ctx.eval("function k() { bad(1); }\nk();")
-    except Exception as exc:
-        out["py_error"] = f"{type(exc).__name__}: {exc}"
-    emit('mem')
-    src = example_source()
-    before = rss_kib()
-    keep = []
-    for _ in range(20):
-        c = new()
-        c.eval(src)
-        keep.append(c)
-    out["mem_kib"] = (rss_kib() - before) / 20
+    record_error("error", lambda: ctx.eval(ERROR_JS))
+    record_error("py_error", lambda: ctx.eval("function k() { bad(1); }\nk();"),
+                 lambda exc: f"{type(exc).__name__}: {exc}")
+    keep: list[Any] = []
+    out["mem_kib"] = mem_per_interpreter(loaded, keep)
     emit('interrupt')
     ctx.set_time_limit(0.2)
     t = time.perf_counter()
@@ -188,11 +210,16 @@ def probe_pyduktape2(calls: int) -> dict[str, Any]:
                         big=rec.big, bad=rec.bad)
         return ctx
 
+    def loaded(src: str) -> Any:
+        c = new()
+        c.eval_js(src)
+        return c
+
     out["interrupt"] = "no API (Duktape's exec timeout is a compile-time option, not built in)"
     ctx = new()
     ctx.eval_js(LOOP_JS + JSLOOP_JS)
-    out["call_ns"] = best(5, lambda: ctx.eval_js(f"loop({calls})")) / calls * 1e9
-    out["js_ns"] = best(5, lambda: ctx.eval_js(f"jsloop({calls})")) / calls * 1e9
+    out["call_ns"] = ns_per_call(lambda: ctx.eval_js(f"loop({calls})"), calls)
+    out["js_ns"] = ns_per_call(lambda: ctx.eval_js(f"jsloop({calls})"), calls)
     rec.recording = True
     out["types"] = {"py_got": None, "js_got": json.loads(ctx.eval_js(f"JSON.stringify({TYPES_JS})"))}
     out["types"]["py_got"] = rec.seen
@@ -200,24 +227,12 @@ def probe_pyduktape2(calls: int) -> dict[str, Any]:
     path = Path(os.environ.get("TMPDIR", "/tmp")) / f"route-{os.getpid()}.js"
     path.write_text(ERROR_JS)
     try:
-        ctx.eval_js_file(str(path))
-    except Exception as exc:
-        out["error"] = str(exc)
+        record_error("error", lambda: ctx.eval_js_file(str(path)))
     finally:
         path.unlink()
-    emit('mem')
-    src = example_source()
-    before = rss_kib()
-    keep = []
-    for _ in range(20):
-        c = new()
-        c.eval_js(src)
-        keep.append(c)
-    out["mem_kib"] = (rss_kib() - before) / 20
-    try:
-        ctx.eval_js("function k() { bad(1); }\nk();")
-    except Exception as exc:
-        out["py_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]} ..."
+    keep: list[Any] = []
+    out["mem_kib"] = mem_per_interpreter(loaded, keep)
+    record_error("py_error", lambda: ctx.eval_js("function k() { bad(1); }\nk();"), first_line)
     emit("new contexts after a Python exception crossed JS")
     for _ in range(20):
         c = new()
@@ -238,36 +253,28 @@ def probe_dukpy(calls: int) -> dict[str, Any]:
             interp.export_function(name, getattr(rec, name))
         return interp
 
+    def loaded(src: str) -> Any:
+        c = new()
+        c.evaljs(src)
+        return c
+
     interp = new()
     interp.evaljs("globalThis.f = function(a, b) { return call_python('f', a, b); };"
                   "globalThis.loop = " + LOOP_JS.replace("function loop", "function") + ";"
                   + JSLOOP_JS + "null;")
     n = max(calls // 20, 1000)  # JSON both ways: far slower, fewer calls
-    out["call_ns"] = best(3, lambda: interp.evaljs(f"loop({n})")) / n * 1e9
-    out["js_ns"] = best(3, lambda: interp.evaljs(f"jsloop({calls})")) / calls * 1e9
+    out["call_ns"] = ns_per_call(lambda: interp.evaljs(f"loop({n})"), n, rounds=3)
+    out["js_ns"] = ns_per_call(lambda: interp.evaljs(f"jsloop({calls})"), calls, rounds=3)
     rec.recording = True
     got = interp.evaljs("[call_python('f', 1), call_python('f', 1.5), call_python('f', 's'),"
                         " call_python('f', null), typeof call_python('r_int'),"
                         " typeof call_python('r_str'), call_python('r_none') === null]")
     out["types"] = {"py_got": rec.seen, "js_got": got}
     out["big"] = interp.evaljs("call_python('big')")
-    try:
-        interp.evaljs(ERROR_JS)
-    except Exception as exc:
-        out["error"] = str(exc)
-    try:
-        interp.evaljs("function k() { call_python('bad', 1); }\nk();")
-    except Exception as exc:
-        out["py_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]} ..."
-    emit('mem')
-    src = example_source()
-    before = rss_kib()
-    keep = []
-    for _ in range(20):
-        c = new()
-        c.evaljs(src)
-        keep.append(c)
-    out["mem_kib"] = (rss_kib() - before) / 20
+    record_error("error", lambda: interp.evaljs(ERROR_JS))
+    record_error("py_error", lambda: interp.evaljs("function k() { call_python('bad', 1); }\nk();"),
+                 first_line)
+    out["mem_kib"] = mem_per_interpreter(loaded, [])
     out["interrupt"] = "no API"
     return out
 
@@ -295,21 +302,16 @@ def probe_mini_racer(calls: int) -> dict[str, Any]:
     asyncio.run(measure())
     mr = MiniRacer()
     mr.eval(JSLOOP_JS)
-    out["js_ns"] = best(5, lambda: mr.eval(f"jsloop({calls})")) / calls * 1e9
+    out["js_ns"] = ns_per_call(lambda: mr.eval(f"jsloop({calls})"), calls)
     out["types"] = "Python functions are async: JS gets a Promise, never a value in the same call"
-    try:
-        mr.eval(ERROR_JS)
-    except Exception as exc:
-        out["error"] = str(exc)
-    emit('mem')
-    src = example_source()
-    before = rss_kib()
-    keep = []
-    for _ in range(20):
+    record_error("error", lambda: mr.eval(ERROR_JS))
+
+    def loaded(src: str) -> Any:
         c = MiniRacer()
         c.eval(src)
-        keep.append(c)
-    out["mem_kib"] = (rss_kib() - before) / 20
+        return c
+
+    out["mem_kib"] = mem_per_interpreter(loaded, [])
     emit('interrupt')
     t = time.perf_counter()
     try:
@@ -351,30 +353,24 @@ def probe_stpyv8(calls: int) -> dict[str, Any]:
     ctx = STPyV8.JSContext(Global())
     with ctx:
         ctx.eval(LOOP_JS + JSLOOP_JS)
-        out["call_ns"] = best(5, lambda: ctx.eval(f"loop({calls})")) / calls * 1e9
-        out["js_ns"] = best(5, lambda: ctx.eval(f"jsloop({calls})")) / calls * 1e9
+        out["call_ns"] = ns_per_call(lambda: ctx.eval(f"loop({calls})"), calls)
+        out["js_ns"] = ns_per_call(lambda: ctx.eval(f"jsloop({calls})"), calls)
         rec.recording = True
         got = ctx.eval(f"JSON.stringify({TYPES_JS})")
         out["types"] = {"py_got": rec.seen, "js_got": json.loads(got)}
         out["big"] = ctx.eval("big()")
-        try:
-            ctx.eval(ERROR_JS, "route.js")
-        except Exception as exc:
-            out["error"] = f"{exc}\n{getattr(exc, 'stackTrace', '')}"
-        try:
-            ctx.eval("function k() { bad(1); }\nk();", "k.js")
-        except Exception as exc:
-            out["py_error"] = f"{type(exc).__name__}: {exc}"
-    emit('mem')
-    src = example_source()
-    before = rss_kib()
-    keep = []
-    for _ in range(20):
+        record_error("error", lambda: ctx.eval(ERROR_JS, "route.js"),
+                     lambda exc: f"{exc}\n{getattr(exc, 'stackTrace', '')}")
+        record_error("py_error", lambda: ctx.eval("function k() { bad(1); }\nk();", "k.js"),
+                     lambda exc: f"{type(exc).__name__}: {exc}")
+
+    def loaded(src: str) -> Any:
         c = STPyV8.JSContext(Global())
         with c:
             c.eval(src)
-        keep.append(c)
-    out["mem_kib"] = (rss_kib() - before) / 20
+        return c
+
+    out["mem_kib"] = mem_per_interpreter(loaded, [])
     out["mem_note"] = "contexts of one shared isolate"
     with ctx:
         emit('interrupt')
@@ -400,20 +396,15 @@ def probe_pythonmonkey(calls: int) -> dict[str, Any]:
         pm.globalThis[name] = getattr(rec, name)
     pm.eval(LOOP_JS + JSLOOP_JS)
     loop, jsloop = pm.globalThis["loop"], pm.globalThis["jsloop"]
-    out["call_ns"] = best(5, lambda: loop(calls)) / calls * 1e9
-    out["js_ns"] = best(5, lambda: jsloop(calls)) / calls * 1e9
+    out["call_ns"] = ns_per_call(lambda: loop(calls), calls)
+    out["js_ns"] = ns_per_call(lambda: jsloop(calls), calls)
     rec.recording = True
     got = pm.eval(f"JSON.stringify({TYPES_JS})")
     out["types"] = {"py_got": rec.seen, "js_got": json.loads(got)}
     out["big"] = pm.eval("big()")
-    try:
-        pm.eval(ERROR_JS, {"filename": "route.js"})
-    except Exception as exc:
-        out["error"] = str(exc)
-    try:
-        pm.eval("function k() { bad(1); }\nk();", {"filename": "k.js"})
-    except Exception as exc:
-        out["py_error"] = f"{type(exc).__name__}: {str(exc).splitlines()[1]} ..."
+    record_error("error", lambda: pm.eval(ERROR_JS, {"filename": "route.js"}))
+    record_error("py_error", lambda: pm.eval("function k() { bad(1); }\nk();", {"filename": "k.js"}),
+                 lambda exc: f"{type(exc).__name__}: {str(exc).splitlines()[1]} ...")
     out["mem_kib"] = None
     out["mem_note"] = "one SpiderMonkey global per process: no second interpreter to measure"
     out["interrupt"] = "no API"
@@ -430,16 +421,15 @@ def probe_lupa(calls: int) -> dict[str, Any]:
     loop = rt.eval("function(f, n) for i = 1, n do f(i, 'x') end return n end")
     jsloop = rt.eval("function(n) local g = function(a, b) return 1 end "
                      "for i = 1, n do g(i, 'x') end return n end")
-    out["call_ns"] = best(5, lambda: loop(rec.f, calls)) / calls * 1e9
-    out["js_ns"] = best(5, lambda: jsloop(calls)) / calls * 1e9
-    emit("mem")
-    before = rss_kib()
-    keep = []
-    for _ in range(20):
+    out["call_ns"] = ns_per_call(lambda: loop(rec.f, calls), calls)
+    out["js_ns"] = ns_per_call(lambda: jsloop(calls), calls)
+
+    def loaded(_src: str) -> Any:  # not JS: a Lua runtime with an empty route
         r = lua.LuaRuntime()
         r.execute("function ksr_request_route() end")
-        keep.append(r)
-    out["mem_kib"] = (rss_kib() - before) / 20
+        return r
+
+    out["mem_kib"] = mem_per_interpreter(loaded, [])
     out["interrupt"] = "debug.sethook count hook (kemi uses it for the watchdog)"
     return out
 
