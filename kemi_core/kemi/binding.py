@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from kemi_core.engine import flow_exports
+from kemi_core.engine import flow_exports, normalize_bool, normalize_result, normalize_xval
 from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind
 from kemi_core.kemi.registry import KemiRegistry
 
@@ -36,6 +36,15 @@ PASS_ASCII = "(r.__class__ is str and r.isascii())"
 
 _CONTEXTS = {"attr": "holder.ctx", "slot": "holder[0]"}
 
+#: What a result becomes when it passes no test, unless an engine's rules say otherwise.
+DEFAULT_RETURNS: dict[ReturnKind, Callable[[Any], Any]] = {
+    ReturnKind.INT: normalize_result, ReturnKind.BOOL: normalize_bool,
+    ReturnKind.XVAL: normalize_xval}
+#: The results that go back as they are, unless an engine's rules say otherwise.
+DEFAULT_PASSES: dict[ReturnKind, tuple[str, ...]] = {
+    ReturnKind.INT: (PASS_INT,), ReturnKind.BOOL: (PASS_BOOL,),
+    ReturnKind.XVAL: (PASS_NONE, PASS_STR, PASS_INT)}
+
 
 @attrs.frozen(eq=False)
 class BindingRules:
@@ -44,16 +53,17 @@ class BindingRules:
     A str argument whose class is ``str`` (and, with ``ascii_only``, is ASCII) and an int
     argument whose class is ``int`` go to the export as they are; any other value goes through
     ``to_str`` / ``to_int``, which convert it or raise the engine's argument error. A result
-    passing one of ``passes[kind]`` goes back as it is, others through ``returns[kind]``.
+    passing one of ``passes[kind]`` goes back as it is, others through ``returns[kind]`` (both
+    default to DEFAULT_PASSES / DEFAULT_RETURNS for the kinds an engine does not name).
     """
 
     to_int: Conversion
     to_str: Conversion
     #: an argument after the declared ones of a variadic export (KSR.x.modf)
     to_extra: Conversion
-    #: ``count_error(exp, given)``: the exception for a wrong number of arguments
-    count_error: Callable[[KemiExport, int], BaseException]
-    returns: Mapping[ReturnKind, Callable[[Any], Any]]
+    #: raised with ``KSR.m.f(int a, ...): expected 2 arguments, got 1`` (see count_text)
+    arg_error: type[Exception] = TypeError
+    returns: Mapping[ReturnKind, Callable[[Any], Any]] = attrs.field(factory=dict)
     passes: Mapping[ReturnKind, tuple[str, ...]] = attrs.field(factory=dict)
     #: what the script gets from a NONE export (Lua: ``()``, no value at all)
     none_value: Any = None
@@ -63,8 +73,11 @@ class BindingRules:
     #: hand every exception to ``holder.failed(exc)`` before raising it (an interpreter that
     #: loses Python exceptions, as QuickJS does)
     guarded: bool = False
-    #: let Python check the number of arguments (its own TypeError), instead of count_error
+    #: let Python check the number of arguments (its own TypeError), instead of arg_error
     native_arity: bool = False
+
+    def count_error(self, exp: KemiExport, given: int) -> Exception:
+        return self.arg_error(count_text(exp, given))
 
 
 _NO = object()  # an argument the script did not pass
@@ -107,7 +120,7 @@ def _source(ints: tuple[bool, ...], variadic: bool, kind: ReturnKind, rules: Bin
     if kind is ReturnKind.NONE:
         body += [call, "return none_value"]
     else:
-        passes = rules.passes.get(kind, ())
+        passes = rules.passes.get(kind, DEFAULT_PASSES.get(kind, ()))
         body.append(f"r = {call}")
         body.append(f"return r if {' or '.join(passes)} else slow(r)" if passes else "return slow(r)")
     if rules.guarded:
@@ -139,16 +152,20 @@ def bind_export(exp: KemiExport, holder: Any, rules: BindingRules) -> Callable[.
     (``holder.ctx``, or ``holder[0]`` with ``context="slot"``) at each call."""
     convs = tuple(rules.to_int if k is ParamKind.INT else rules.to_str for k in exp.params)
     failed = holder.failed if rules.guarded else None
-    slow = rules.returns.get(exp.returns)
+    slow = rules.returns.get(exp.returns, DEFAULT_RETURNS.get(exp.returns))
     return _maker(exp, rules)(exp.func, holder, exp, convs, rules.to_extra, slow,
                               rules.count_error, failed, rules.none_value)
 
 
 def count_text(exp: KemiExport, given: int) -> str:
-    """``expected 2 arguments, got 1`` (``at least`` for a variadic export)."""
+    """``KSR.m.f(int a, str b): expected 2 arguments, got 1``; for a variadic export
+    ``KSR.x.modf(str fname, ...): expected at least 1 argument, got 0``."""
     n = len(exp.params)
-    least = "at least " if exp.variadic else ""
-    return f"expected {least}{n} argument{'s' if n != 1 else ''}, got {given}"
+    sig = exp.signature(with_return=False)
+    if exp.variadic:
+        sig = sig[:-1] + (", ...)" if n else "...)")
+        return f"{sig}: expected at least {n} argument{'s' if n != 1 else ''}, got {given}"
+    return f"{sig}: expected {n} argument{'s' if n != 1 else ''}, got {given}"
 
 
 # A message may carry invalid UTF-8, which kemi keeps as lone surrogates (surrogateescape).

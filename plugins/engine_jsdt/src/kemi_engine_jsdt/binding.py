@@ -20,16 +20,13 @@ from typing import Any, Protocol
 
 from kemi_core.api import (
     PASS_ASCII,
-    PASS_BOOL,
     PASS_INT32,
     PASS_NONE,
     BindingRules,
     KemiExport,
     ReturnKind,
     bind_export,
-    count_text,
     from_script_text,
-    normalize_bool,
     normalize_result,
     normalize_xval,
     to_script_text,
@@ -129,19 +126,13 @@ def _ret_xval(value: Any) -> Any:
     return to_script_text(value)
 
 
-def _count_error(exp: KemiExport, given: int) -> JsArgError:
-    return JsArgError(f"{exp.signature(with_return=False)}: {count_text(exp, given)}")
-
-
 #: JavaScript's values for KEMI exports: numbers, booleans and strings convert as JS does;
 #: ints beyond int32 go back as floats; a Python error is handed to the engine (``failed``)
 #: before QuickJS replaces it with an InternalError.
 RULES = BindingRules(
-    to_int=to_int, to_str=to_str, to_extra=to_str, count_error=_count_error,
-    returns={ReturnKind.INT: _ret_int, ReturnKind.BOOL: normalize_bool,
-             ReturnKind.XVAL: _ret_xval},
-    passes={ReturnKind.INT: (PASS_INT32,), ReturnKind.BOOL: (PASS_BOOL,),
-            ReturnKind.XVAL: (PASS_NONE, PASS_INT32, PASS_ASCII)},
+    to_int=to_int, to_str=to_str, to_extra=to_str, arg_error=JsArgError,
+    returns={ReturnKind.INT: _ret_int, ReturnKind.XVAL: _ret_xval},
+    passes={ReturnKind.INT: (PASS_INT32,), ReturnKind.XVAL: (PASS_NONE, PASS_INT32, PASS_ASCII)},
     ascii_only=True,
     guarded=True,
 )

@@ -15,17 +15,13 @@ from typing import Any, Protocol
 
 from kemi_core.api import (
     PASS_ASCII,
-    PASS_BOOL,
     PASS_INT,
     PASS_NONE,
     BindingRules,
     KemiExport,
     ReturnKind,
     bind_export,
-    count_text,
     from_script_text,
-    normalize_bool,
-    normalize_result,
     normalize_xval,
     to_script_text,
 )
@@ -109,21 +105,12 @@ def to_text(value: Any, exp: KemiExport, pos: int) -> str:
     return to_str(value, exp, pos)
 
 
-def _count_error(exp: KemiExport, given: int) -> LuaArgError:
-    sig = signature(exp)
-    if exp.variadic:
-        sig = sig[:-1] + ", ...)"
-    return LuaArgError(f"{sig}: {count_text(exp, given)}")
-
-
 #: Lua's values for KEMI exports: numbers and strings convert both ways as Lua's tostring
-#: does, results go back unchanged when lupa can take them as they are.
+#: does; a result goes back unchanged when lupa can take it as it is.
 RULES = BindingRules(
-    to_int=to_int, to_str=to_str, to_extra=to_text, count_error=_count_error,
-    returns={ReturnKind.INT: normalize_result, ReturnKind.BOOL: normalize_bool,
-             ReturnKind.XVAL: _ret_xval},
-    passes={ReturnKind.INT: (PASS_INT,), ReturnKind.BOOL: (PASS_BOOL,),
-            ReturnKind.XVAL: (PASS_NONE, PASS_INT, PASS_ASCII)},
+    to_int=to_int, to_str=to_str, to_extra=to_text, arg_error=LuaArgError,
+    returns={ReturnKind.XVAL: _ret_xval},
+    passes={ReturnKind.XVAL: (PASS_NONE, PASS_INT, PASS_ASCII)},
     none_value=(),  # with unpack_returned_tuples, Lua receives no value at all
     ascii_only=True,
 )

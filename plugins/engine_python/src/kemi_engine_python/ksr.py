@@ -16,19 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 from kemi_core.api import (
-    PASS_BOOL,
-    PASS_INT,
-    PASS_NONE,
-    PASS_STR,
     BindingRules,
     KemiExport,
     KemiRegistry,
-    ReturnKind,
     bind_export,
     flow_exports,
-    normalize_bool,
-    normalize_result,
-    normalize_xval,
 )
 
 log = logging.getLogger("kemi.engine.python")
@@ -59,23 +51,11 @@ def _extra(value: Any, exp: KemiExport, pos: int) -> str:
                     f"not {type(value).__name__}")
 
 
-def _no_count_error(exp: KemiExport, given: int) -> TypeError:
-    raise AssertionError("native_arity: Python checks the number of arguments")  # pragma: no cover
-
-
 #: Python's rules for KEMI exports: arguments are checked, not converted; the callables have
 #: Python's own signature (a wrong number of arguments is Python's TypeError) and read the
 #: context from the engine's one-slot list.
-RULES = BindingRules(
-    to_int=_strict(int, "int"), to_str=_strict(str, "str"), to_extra=_extra,
-    count_error=_no_count_error,
-    returns={ReturnKind.INT: normalize_result, ReturnKind.BOOL: normalize_bool,
-             ReturnKind.XVAL: normalize_xval},
-    passes={ReturnKind.INT: (PASS_INT,), ReturnKind.BOOL: (PASS_BOOL,),
-            ReturnKind.XVAL: (PASS_NONE, PASS_STR, PASS_INT)},
-    context="slot",
-    native_arity=True,
-)
+RULES = BindingRules(to_int=_strict(int, "int"), to_str=_strict(str, "str"), to_extra=_extra,
+                     context="slot", native_arity=True)
 
 
 def make_callable(exp: KemiExport, cur: ContextSlot) -> Callable[..., Any]:
