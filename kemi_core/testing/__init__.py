@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     )
     from kemi_core.testing.engines import (
         ENGINE_INVITE,
+        NESTED_ERROR_JS,
+        NESTED_RUNS_JS,
         Calls,
+        check_error_in_nested_run,
+        check_nested_runs,
         engine_fixtures,
         load_plugin,
         new_context,
@@ -66,6 +70,10 @@ if TYPE_CHECKING:
 _HOMES = {
     "Calls": "kemi_core.testing.engines",
     "ENGINE_INVITE": "kemi_core.testing.engines",
+    "NESTED_ERROR_JS": "kemi_core.testing.engines",
+    "NESTED_RUNS_JS": "kemi_core.testing.engines",
+    "check_error_in_nested_run": "kemi_core.testing.engines",
+    "check_nested_runs": "kemi_core.testing.engines",
     "engine_fixtures": "kemi_core.testing.engines",
     "load_plugin": "kemi_core.testing.engines",
     "new_context": "kemi_core.testing.engines",
@@ -121,6 +129,10 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Calls",
     "ENGINE_INVITE",
+    "NESTED_ERROR_JS",
+    "NESTED_RUNS_JS",
+    "check_error_in_nested_run",
+    "check_nested_runs",
     "engine_fixtures",
     "load_plugin",
     "new_context",

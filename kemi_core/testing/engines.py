@@ -57,6 +57,76 @@ class Calls:
         return export(module, name, func, params)
 
 
+# ---- scenarios every engine passes, each with its script in the engine's language -----------
+
+#: The script check_nested_runs runs, in JavaScript (an engine's test writes it in its own):
+NESTED_RUNS_JS = """
+function ksr_request_route() {
+  KSR.t.who("request before");
+  var r = KSR.tm.t_relay();
+  KSR.t.who("request after " + r);
+  return r;
+}
+function ksr_branch_one() { KSR.t.who("branch"); KSR.x.exit(); KSR.t.who("branch after exit"); }
+"""
+
+
+def check_nested_runs(core: Core, calls: Calls, make_ctx: Callable[[], MsgContext],
+                      start: Callable[[], Any]) -> None:
+    """tm runs a branch route (``ksr_branch_one``) while ``KSR.tm.t_relay()`` runs in the
+    request route: each run sees its own context, the outer one gets its context back, and the
+    branch route's ``KSR.x.exit()`` ends that route only. ``start()`` loads the engine with
+    the script of NESTED_RUNS_JS (in its language) and returns it."""
+    from kemi_core.api import export
+
+    inner_ctx = make_ctx()
+
+    def relay(ctx: Any) -> int:
+        calls.rec("relay", ctx)
+        return core.run_route("ksr_branch_one", inner_ctx)
+
+    core.registry.add([export("tm", "t_relay", relay, ""), calls.export("t", "who", "s")])
+    engine = start()
+    outer = make_ctx()
+    assert core.run_route("ksr_request_route", outer) == 1  # the branch route's exit counts as 1
+    assert calls.log == [
+        ("who", outer, ("request before",)),
+        ("relay", outer, ()),
+        ("who", inner_ctx, ("branch",)),
+        ("who", outer, ("request after 1",)),
+    ]
+    assert engine.ctx is None
+
+
+#: The script check_error_in_nested_run runs, in JavaScript:
+NESTED_ERROR_JS = """
+function ksr_request_route() { var r = KSR.tm.t_relay(); KSR.t.mark("after relay " + r); }
+function ksr_branch_bad() { throw new Error("branch broke"); }
+"""
+
+
+def check_error_in_nested_run(core: Core, calls: Calls, make_ctx: Callable[[], MsgContext],
+                              start: Callable[[], Any]) -> None:
+    """A script error in a nested run (``ksr_branch_bad``, run by t_relay) is that run's
+    fault (-1 to t_relay); the outer route goes on. ``start()``: see check_nested_runs, with
+    the script of NESTED_ERROR_JS."""
+    from kemi_core.api import export
+
+    inner_ctx = make_ctx()
+    core.registry.add([
+        export("tm", "t_relay", lambda ctx: core.run_route("ksr_branch_bad", inner_ctx), ""),
+        calls.export("t", "mark", "s"),
+    ])
+    start()
+    outer = make_ctx()
+    assert core.run_route("ksr_request_route", outer) == 1
+    assert calls.args("mark") == [("after relay -1",)]
+    assert inner_ctx.fault is not None and "branch broke" in inner_ctx.fault
+    assert outer.fault is None
+
+
+# ---- building blocks ----------------------------------------------------------------------------
+
 def new_core() -> Core:
     """A Core with the default configuration and nothing loaded."""
     from kemi_core.api import Core, CoreConfig

@@ -8,13 +8,12 @@ from typing import Any
 import pytest
 
 from kemi_core.api import ReturnKind, ScriptError, export
-
-
-def _mark(calls: Any) -> Any:
-    def mark(ctx: Any, what: str) -> int:
-        calls.rec("mark", ctx, what)
-        return 1
-    return mark
+from kemi_core.testing import (
+    NESTED_ERROR_JS,
+    NESTED_RUNS_JS,
+    check_error_in_nested_run,
+    check_nested_runs,
+)
 
 
 @pytest.mark.parametrize("body, result", [
@@ -28,7 +27,7 @@ def test_route_results(core, make_engine, make_ctx, body, result):
 
 
 def test_exit_stops_the_route_successfully_from_deep_calls(core, calls, make_engine, make_ctx):
-    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    core.registry.add([calls.export("t", "mark", "s")])
     make_engine("""
 function inner(i) { if (i == 3) { KSR.x.exit(); } KSR.t.mark("i" + i); }
 function ksr_request_route() {
@@ -44,7 +43,7 @@ function ksr_request_route() {
 
 
 def test_drop_stops_the_route_and_marks_the_context(core, calls, make_engine, make_ctx):
-    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    core.registry.add([calls.export("t", "mark", "s")])
     make_engine("""function ksr_request_route() {
   KSR.t.mark("before"); KSR.x.drop(); KSR.t.mark("after");
 }""")
@@ -56,53 +55,11 @@ def test_drop_stops_the_route_and_marks_the_context(core, calls, make_engine, ma
 
 def test_nested_runs_see_their_own_context_and_restore_the_outer_one(core, calls, make_engine,
                                                                      make_ctx):
-    """tm runs a branch route while t_relay runs in the request route."""
-    inner_ctx = make_ctx()
-
-    def relay(ctx: Any) -> int:
-        calls.rec("relay", ctx)
-        return core.run_route("ksr_branch_one", inner_ctx)
-
-    def who(ctx: Any, where: str) -> int:
-        calls.rec("who", ctx, where)
-        return 1
-
-    core.registry.add([export("tm", "t_relay", relay, ""), export("t", "who", who, "s")])
-    engine = make_engine("""
-function ksr_request_route() {
-  KSR.t.who("request before");
-  var r = KSR.tm.t_relay();
-  KSR.t.who("request after " + r);
-  return r;
-}
-function ksr_branch_one() { KSR.t.who("branch"); KSR.x.exit(); KSR.t.who("branch after exit"); }
-""")
-    outer = make_ctx()
-    assert core.run_route("ksr_request_route", outer) == 1  # the branch route's exit counts as 1
-    assert calls.log == [
-        ("who", outer, ("request before",)),
-        ("relay", outer, ()),
-        ("who", inner_ctx, ("branch",)),
-        ("who", outer, ("request after 1",)),
-    ]
-    assert engine.ctx is None
+    check_nested_runs(core, calls, make_ctx, lambda: make_engine(NESTED_RUNS_JS))
 
 
 def test_an_error_in_a_nested_run_does_not_end_the_outer_route(core, calls, make_engine, make_ctx):
-    inner_ctx = make_ctx()
-    core.registry.add([
-        export("tm", "t_relay", lambda ctx: core.run_route("ksr_branch_bad", inner_ctx), ""),
-        export("t", "mark", _mark(calls), "s"),
-    ])
-    make_engine("""
-function ksr_request_route() { var r = KSR.tm.t_relay(); KSR.t.mark("after relay " + r); }
-function ksr_branch_bad() { throw new Error("branch broke"); }
-""")
-    outer = make_ctx()
-    assert core.run_route("ksr_request_route", outer) == 1
-    assert calls.args("mark") == [("after relay -1",)]
-    assert "branch broke" in inner_ctx.fault
-    assert outer.fault is None
+    check_error_in_nested_run(core, calls, make_ctx, lambda: make_engine(NESTED_ERROR_JS))
 
 
 def test_a_script_error_is_logged_with_file_line_and_the_js_stack(core, make_engine, make_ctx,
@@ -176,7 +133,7 @@ function bad_null() { KSR.t.take(1, null); }
 
 def test_results_reach_js_as_numbers_strings_booleans_and_null(core, calls, make_engine, make_ctx):
     core.registry.add([
-        export("t", "mark", _mark(calls), "s"),
+        calls.export("t", "mark", "s"),
         export("t", "num", lambda ctx: 42, ""),
         export("t", "big", lambda ctx: 2**40, "", ReturnKind.XVAL),
         export("t", "neg", lambda ctx: -(2**35), ""),
@@ -291,7 +248,7 @@ def test_current_location_is_the_script_line_running_a_ksr_call(core, make_engin
 
 def test_one_interpreter_per_engine(core, calls, make_engine, make_ctx):
     """Globals of one engine (one worker, one reload generation) are not another's."""
-    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    core.registry.add([calls.export("t", "mark", "s")])
     text = "var n = 0;\nfunction ksr_request_route() { n++; KSR.t.mark('n' + n); }\n"
     first = make_engine(text)
     core.run_route("ksr_request_route", make_ctx())

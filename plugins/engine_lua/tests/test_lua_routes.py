@@ -8,13 +8,7 @@ from typing import Any
 import pytest
 
 from kemi_core.api import ReturnKind, ScriptDrop, ScriptExit, export
-
-
-def _mark(calls: Any) -> Any:
-    def mark(ctx: Any, what: str) -> int:
-        calls.rec("mark", ctx, what)
-        return 1
-    return mark
+from kemi_core.testing import check_error_in_nested_run, check_nested_runs
 
 
 @pytest.mark.parametrize("body, result", [
@@ -28,7 +22,7 @@ def test_route_results(core, make_engine, make_ctx, body, result):
 
 @pytest.mark.parametrize("exit_call", ["KSR.x.exit()", "sr.x.exit()"])
 def test_exit_stops_the_route_successfully(core, calls, make_engine, make_ctx, exit_call):
-    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    core.registry.add([calls.export("t", "mark", "s")])
     make_engine(f"""function ksr_request_route()
   KSR.t.mark("before")
   {exit_call}
@@ -44,7 +38,7 @@ end
 
 
 def test_exit_from_deep_lua_calls_and_loops(core, calls, make_engine, make_ctx):
-    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    core.registry.add([calls.export("t", "mark", "s")])
     make_engine("""
 local function inner(i) if i == 3 then KSR.x.exit() end KSR.t.mark("i" .. i) end
 function ksr_request_route()
@@ -57,7 +51,7 @@ end
 
 
 def test_drop_stops_the_route_and_marks_the_context(core, calls, make_engine, make_ctx):
-    core.registry.add([export("t", "mark", _mark(calls), "s")])
+    core.registry.add([calls.export("t", "mark", "s")])
     make_engine("""function ksr_request_route()
   KSR.t.mark("before")
   KSR.x.drop()
@@ -82,7 +76,7 @@ def test_registry_exports_of_module_x_are_used_before_the_engines_own(core, call
 
     core.registry.add([export("x", "exit", core_exit, "", ReturnKind.NONE),
                        export("x", "drop", core_drop, "", ReturnKind.NONE),
-                       export("t", "mark", _mark(calls), "s")])
+                       calls.export("t", "mark", "s")])
     make_engine("""
 function ksr_request_route() KSR.x.exit(); KSR.t.mark("no") end
 function ksr_reply_route() KSR.x.drop(); KSR.t.mark("no") end
@@ -124,23 +118,11 @@ function ksr_unknown() return KSR.x.modf("nosuch") end
 
 def test_nested_runs_see_their_own_context_and_restore_the_outer_one(core, calls, make_engine,
                                                                      make_ctx):
-    """tm runs a branch route while t_relay runs in the request route."""
-    inner_ctx = make_ctx()
-
-    def relay(ctx: Any) -> int:
-        calls.rec("relay", ctx)
-        return core.run_route("ksr_branch_one", inner_ctx)
-
-    def who(ctx: Any, where: str) -> int:
-        calls.rec("who", ctx, where)
-        return 1
-
-    core.registry.add([export("tm", "t_relay", relay, ""), export("t", "who", who, "s")])
-    engine = make_engine("""
+    check_nested_runs(core, calls, make_ctx, lambda: make_engine("""
 function ksr_request_route()
   KSR.t.who("request before")
   local r = KSR.tm.t_relay()
-  KSR.t.who("request after")
+  KSR.t.who("request after " .. r)
   return r
 end
 function ksr_branch_one()
@@ -148,36 +130,17 @@ function ksr_branch_one()
   KSR.x.exit()
   KSR.t.who("branch after exit")
 end
-""")
-    outer = make_ctx()
-    assert core.run_route("ksr_request_route", outer) == 1  # the branch route's exit counts as 1
-    assert [(n, c, a) for n, c, a in calls.log] == [
-        ("who", outer, ("request before",)),
-        ("relay", outer, ()),
-        ("who", inner_ctx, ("branch",)),
-        ("who", outer, ("request after",)),
-    ]
-    assert engine.ctx is None
+"""))
 
 
 def test_an_error_in_a_nested_run_does_not_end_the_outer_route(core, calls, make_engine, make_ctx):
-    inner_ctx = make_ctx()
-    core.registry.add([
-        export("tm", "t_relay", lambda ctx: core.run_route("ksr_branch_bad", inner_ctx), ""),
-        export("t", "mark", _mark(calls), "s"),
-    ])
-    make_engine("""
+    check_error_in_nested_run(core, calls, make_ctx, lambda: make_engine("""
 function ksr_request_route()
   local r = KSR.tm.t_relay()
   KSR.t.mark("after relay " .. r)
 end
 function ksr_branch_bad() error("branch broke") end
-""")
-    outer = make_ctx()
-    assert core.run_route("ksr_request_route", outer) == 1
-    assert calls.args("mark") == [("after relay -1",)]
-    assert "branch broke" in inner_ctx.fault
-    assert outer.fault is None
+"""))
 
 
 def test_lua_runtime_error_is_logged_with_line_and_traceback(core, make_engine, make_ctx, caplog):
