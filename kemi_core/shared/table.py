@@ -27,6 +27,9 @@ class _Marker:
         return self.name
 
 
+#: Entries keep_decoded() remembers per process (emptied when full).
+DECODED_SIZE = 16384
+
 #: ``update``/``incr``: keep the entry's current expiry (a new entry gets none).
 KEEP: Final = _Marker("KEEP")
 #: Returned by an ``update`` function: remove the entry.
@@ -44,13 +47,30 @@ def _stamp(ttl: float | int | None, now: float) -> float:
 class SharedTable:
     """A table of the shared store (``store.table(name)``)."""
 
-    __slots__ = ("store", "name", "name_bytes", "_db")
+    __slots__ = ("store", "name", "name_bytes", "_db", "_decoded")
 
     def __init__(self, store: SharedStore, name: str) -> None:
         self.store = store
         self.name = name
         self.name_bytes = name.encode()
         self._db: Any = None  # this process's LMDB handle, renewed after a fork
+        #: keep_decoded(): key -> (the stored bytes, their value) last written or read here
+        self._decoded: dict[bytes, tuple[bytes, Any]] | None = None
+
+    def keep_decoded(self) -> None:
+        """Remember, in this process, the value of each entry it last wrote or read, with its
+        stored bytes: when an entry still holds those bytes, ``get`` and ``update`` hand out
+        the remembered value instead of unpickling it again (a refresh REGISTER rewrites the
+        record the same worker wrote last time). Only for tables whose users never change a
+        value in place (usrloc's records are lists of tuples, read and replaced whole)."""
+        self._decoded = {}
+
+    def _remember(self, kb: bytes, data: bytes, value: Any) -> None:
+        decoded = self._decoded
+        if decoded is not None:
+            if len(decoded) >= DECODED_SIZE:
+                decoded.clear()
+            decoded[kb] = (data, value)
 
     def __repr__(self) -> str:
         return f"<SharedTable {self.name}>"
@@ -69,7 +89,15 @@ class SharedTable:
             buf = txn.get(kb)
             if buf is None or not codec.live(buf, self.store.wall()):
                 return default
-            return codec.decode(buf)
+            decoded = self._decoded
+            if decoded is None:
+                return codec.decode(buf)
+            hit = decoded.get(kb)
+            if hit is not None and hit[0] == buf:
+                return hit[1]
+            value = codec.decode(buf)
+            self._remember(kb, bytes(buf), value)
+            return value
 
     def __contains__(self, key: str | bytes) -> bool:
         return self.get(key, _ABSENT) is not _ABSENT
@@ -167,10 +195,11 @@ class SharedTable:
         txn = store._begin_write()  # store.write(...) unrolled: this is usrloc's save path
         try:
             result = _update_in(txn, self, kb, fn, default, ttl, None)
+            txn.commit()  # store._end(txn, None) inlined; a full map is handled there
         except BaseException as exc:
             store._end(txn, exc)
             raise
-        store._end(txn, None)
+        store._writing = False
         return result
 
     def incr(self, key: str | bytes, delta: int = 1, ttl: Ttl = KEEP) -> int:
@@ -258,11 +287,16 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
         if old_stamp != codec.NEVER and now is None:
             now = table.store.wall()
         present = old_stamp == codec.NEVER or old_stamp > now  # type: ignore[operator]
-        current = codec.decode(buf) if present else default
+        current = default
+        if present:
+            hit = table._decoded.get(kb) if table._decoded is not None else None
+            current = hit[1] if hit is not None and hit[0] == buf else codec.decode(buf)
     new = fn(current)
     if new is UNCHANGED:
         return current
     if new is DELETE:
+        if table._decoded is not None:
+            table._decoded.pop(kb, None)
         if buf is not None:
             txn.delete(kb, db=db)
             if old_stamp != codec.NEVER:
@@ -274,7 +308,11 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
     else:
         stamp = _stamp(ttl, table.store.wall() if now is None else now)
     if stamp == codec.NEVER and old_stamp == codec.NEVER:  # no expiry index to keep right
-        txn.put(kb, codec.encode_never(new), db=db)
+        data = codec.encode_never(new)
+        txn.put(kb, data, db=db)
+        table._remember(kb, data, new)  # (if the commit fails, the bytes differ: no harm)
     else:
+        if table._decoded is not None:
+            table._decoded.pop(kb, None)
         _write(txn, table, kb, new, stamp, old_stamp)
     return new

@@ -262,3 +262,25 @@ def test_table_limit_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monkey
         assert st.table("t3").get("k") == 3  # the others still work
     finally:
         st.remove()
+
+
+def test_kept_values_follow_writes_made_elsewhere(store: SharedStore) -> None:
+    """keep_decoded() hands out the remembered value only while the entry holds the very
+    bytes it was remembered with: a write by another process (here: straight into LMDB) is
+    read as written."""
+    from kemi_core.shared import codec
+
+    t = store.table("records")
+    t.keep_decoded()
+    t.update("alice", lambda old: [("c1", 1)])
+    assert t.get("alice") == [("c1", 1)]
+    assert t.update("alice", lambda old: old + [("c2", 2)]) == [("c1", 1), ("c2", 2)]
+    store.write(lambda txn: txn.put(b"alice", codec.encode_never([("other", 9)]), db=t._db))
+    assert t.get("alice") == [("other", 9)]
+    seen = []
+    t.update("alice", lambda old: seen.append(old) or UNCHANGED)
+    assert seen == [[("other", 9)]]
+    t.update("alice", lambda old: DELETE)
+    assert t.get("alice") is None
+    t.put("alice", [("put", 3)])  # put() bypasses the memory: still read right
+    assert t.update("alice", lambda old: old) == [("put", 3)]

@@ -240,13 +240,14 @@ def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, 
              cseq: int, known: tuple[Binding, ...] | None,
              key: tuple[Any, ...] | None) -> Request:
     msg = ctx.msg
-    path, path_reply, received = _path(msg, p)
+    # (the checks _path and _xavp_cfg start with, made here: no call when the feature is off)
+    path, path_reply, received = _path(msg, p) if p.use_path else _NO_PATH
     if received is None and p.received_avp:
         value = get_pv(ctx, p.received_avp)
         received = str(value) if value else None
     if received is not None and len(received) > p.contact_max_size:
         raise RegError("Contact/received too long")
-    cfg = _xavp_cfg(ctx, p)
+    cfg = _xavp_cfg(ctx, p) if p.xavp_cfg else None
     xavp_max = cfg.get("max_contacts") if cfg else None
     bindings: tuple[Binding, ...] = ()
     if known is not None:

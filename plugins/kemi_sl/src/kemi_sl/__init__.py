@@ -104,7 +104,8 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
         return -1
     extra = ctx.extra
     queued = extra.get("reply_headers")  # append_to_reply / registrar's Contact list
-    headers = [_split_header(h) for h in queued] if queued else []
+    # (name, value) pairs as they are; a whole "Name: value" line is split
+    headers = [h if type(h) is tuple else _split_header(h) for h in queued] if queued else []
     if 300 <= code < 400:
         headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
     body, ctype = extra.get("reply_body", _NO_BODY)

@@ -95,8 +95,9 @@ class Usrloc:
             dom = DbDomain(self, name)
         else:
             store = shared_store(self.core)
-            dom = MemDomain(self, name, store.table(f"usrloc:{name}"),
-                            store.table(f"usrloc:{name}:deleted"))
+            records = store.table(f"usrloc:{name}")
+            records.keep_decoded()  # records are read and replaced whole, never changed in place
+            dom = MemDomain(self, name, records, store.table(f"usrloc:{name}:deleted"))
             assert self.meta is not None
             if self.meta.add(f"domain:{name}", True) and self.db_mode != NO_DB:
                 self._load(dom)  # the first process to use this table loads it
