@@ -577,6 +577,234 @@ name_addr_fields(PyObject *module, PyObject *value)
     return pack_fields(6, items);
 }
 
+
+/* ---- the whole datagram ------------------------------------------------------------------
+ * scan_datagram(data, names, methods, max_size, max_headers, max_line) does in one pass what
+ * parser.parse_datagram does for the usual datagram: an ASCII head ending in CRLF CRLF, every
+ * line ending in CR, every header name already in ``names`` (the parser's cache), a request
+ * line "METHOD URI SIP/2.0" with a known method or a status line "SIP/2.0 NNN reason", at most
+ * one Content-Length made of digits and not past the end. It returns
+ * (lines, keys, is_request, method, ruri, status, reason, body, buf), the very values the
+ * Python path gives (body and buf cut at Content-Length, RFC 3261 18.3), or None for anything
+ * else: the Python path then decides, errors included. It never raises for any bytes. */
+
+static PyObject *s_content_length;
+
+/* A compact ASCII str of the n bytes at p (what decoding ASCII bytes gives). */
+static PyObject *
+ascii_str(const char *p, Py_ssize_t n)
+{
+    PyObject *o = PyUnicode_New(n, 127);
+    if (o != NULL)
+        memcpy(PyUnicode_DATA(o), p, (size_t)n);
+    return o;
+}
+
+static int
+is_content_length(PyObject *key)
+{
+    return key == s_content_length ||
+           (PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 14 &&
+            PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND &&
+            memcmp(PyUnicode_DATA(key), "content-length", 14) == 0);
+}
+
+static PyObject *
+scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyDict_Check(args[1]) || !PyAnySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "scan_datagram(data: bytes, names: dict, methods: "
+                                         "frozenset, max_size, max_headers, max_line: int)");
+        return NULL;
+    }
+    if (!PyBytes_CheckExact(args[0]))
+        Py_RETURN_NONE;
+    Py_ssize_t max_size = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t max_headers = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t max_line = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *data = args[0];
+    PyObject *names = args[1];
+    const char *d = PyBytes_AS_STRING(data);
+    Py_ssize_t n = PyBytes_GET_SIZE(data);
+    if (n > max_size || n < 4 || d[0] == '\r' || d[0] == '\n')
+        Py_RETURN_NONE;
+    const char *end4 = memmem(d, (size_t)n, "\r\n\r\n", 4);
+    if (end4 == NULL || end4 == d)
+        Py_RETURN_NONE;
+    Py_ssize_t head_len = (end4 - d) + 1; /* through the last header's CR */
+    for (Py_ssize_t i = 0; i < head_len; i++)
+        if ((unsigned char)d[i] >= 0x80)
+            Py_RETURN_NONE;
+
+    PyObject *lines = PyList_New(0), *keys = PyList_New(0);
+    PyObject *method = NULL, *ruri = NULL, *reason = NULL, *result = NULL;
+    Py_ssize_t cl_line = -1; /* index of the Content-Length line */
+    if (lines == NULL || keys == NULL)
+        goto done;
+    Py_ssize_t start = 0;
+    while (start < head_len) {
+        const char *nl = memchr(d + start, '\n', (size_t)(head_len - start));
+        Py_ssize_t end = nl == NULL ? head_len : nl - d;
+        Py_ssize_t len = end - start;
+        if (len == 0 || d[end - 1] != '\r' || len > max_line)
+            goto careful;
+        PyObject *line = ascii_str(d + start, len);
+        if (line == NULL)
+            goto done;
+        int rc = PyList_Append(lines, line);
+        Py_DECREF(line);
+        if (rc < 0)
+            goto done;
+        if (start == 0) {
+            if (PyList_Append(keys, empty_key) < 0)
+                goto done;
+        }
+        else {
+            const char *colon = memchr(d + start, ':', (size_t)len);
+            if (colon == NULL)
+                goto careful;
+            PyObject *raw = ascii_str(d + start, colon - (d + start));
+            if (raw == NULL)
+                goto done;
+            PyObject *key = PyDict_GetItemWithError(names, raw); /* borrowed */
+            Py_DECREF(raw);
+            if (key == NULL) {
+                if (PyErr_Occurred())
+                    goto done;
+                goto careful;
+            }
+            if (is_content_length(key)) {
+                if (cl_line >= 0)
+                    goto careful; /* several: the Python path's 400 */
+                cl_line = PyList_GET_SIZE(keys);
+            }
+            if (PyList_Append(keys, key) < 0)
+                goto done;
+        }
+        if (PyList_GET_SIZE(lines) > max_headers + 1)
+            goto careful;
+        if (nl == NULL)
+            break;
+        start = end + 1;
+    }
+
+    /* the start line, as parse_head's two usual shapes (anything else: careful) */
+    PyObject *first = PyList_GET_ITEM(lines, 0);
+    const char *f = (const char *)PyUnicode_DATA(first);
+    Py_ssize_t flen = PyUnicode_GET_LENGTH(first);
+    const char *sp1 = memchr(f, ' ', (size_t)flen);
+    const char *sp2 = sp1 == NULL ? NULL : memchr(sp1 + 1, ' ', (size_t)(f + flen - sp1 - 1));
+    int is_request = 0;
+    long status = 0;
+    if (sp2 != NULL && memchr(sp2 + 1, ' ', (size_t)(f + flen - sp2 - 1)) == NULL &&
+        f + flen - (sp2 + 1) == 8 && memcmp(sp2 + 1, "SIP/2.0\r", 8) == 0 && sp2 > sp1 + 1) {
+        method = ascii_str(f, sp1 - f);
+        if (method == NULL)
+            goto done;
+        is_request = PySet_Contains(args[2], method);
+        if (is_request < 0)
+            goto done;
+        if (!is_request)
+            Py_CLEAR(method); /* not a known method: maybe a status line */
+    }
+    if (is_request) {
+        ruri = ascii_str(sp1 + 1, sp2 - sp1 - 1);
+        reason = empty_key;
+        Py_INCREF(reason);
+        if (ruri == NULL)
+            goto done;
+    }
+    else if (flen >= 12 && memcmp(f, "SIP/2.0 ", 8) == 0 && f[8] >= '1' && f[8] <= '9' &&
+             f[9] >= '0' && f[9] <= '9' && f[10] >= '0' && f[10] <= '9' && f[11] == ' ') {
+        is_request = 0;
+        status = (f[8] - '0') * 100 + (f[9] - '0') * 10 + (f[10] - '0');
+        method = empty_key;
+        Py_INCREF(method);
+        ruri = empty_key;
+        Py_INCREF(ruri);
+        reason = PyUnicode_Substring(first, 12, flen - 1);
+        if (reason == NULL)
+            goto done;
+    }
+    else
+        goto careful;
+
+    /* the body: the rest of the datagram, cut at Content-Length */
+    Py_ssize_t body_start = head_len + 3;
+    Py_ssize_t body_len = n - body_start;
+    Py_ssize_t buf_len = n;
+    if (cl_line >= 0) {
+        PyObject *line = PyList_GET_ITEM(lines, cl_line);
+        const char *l = (const char *)PyUnicode_DATA(line);
+        Py_ssize_t ll = PyUnicode_GET_LENGTH(line);
+        const char *v = memchr(l, ':', (size_t)ll) + 1;
+        const char *ve = l + ll - 1; /* the CR */
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        if (ve == v || ve - v > 10)
+            goto careful;
+        long long cl = 0;
+        for (const char *c = v; c < ve; c++) {
+            if (*c < '0' || *c > '9')
+                goto careful;
+            cl = cl * 10 + (*c - '0');
+        }
+        if (cl > body_len)
+            goto careful; /* the Python path's 400 */
+        buf_len = n - body_len + (Py_ssize_t)cl;
+        body_len = (Py_ssize_t)cl;
+    }
+    PyObject *body = PyBytes_FromStringAndSize(d + body_start, body_len);
+    PyObject *buf;
+    if (buf_len == n) {
+        buf = data;
+        Py_INCREF(buf);
+    }
+    else
+        buf = PyBytes_FromStringAndSize(d, buf_len);
+    PyObject *st = PyLong_FromLong(status);
+    if (body == NULL || buf == NULL || st == NULL) {
+        Py_XDECREF(body);
+        Py_XDECREF(buf);
+        Py_XDECREF(st);
+        goto done;
+    }
+    result = PyTuple_New(9);
+    if (result == NULL) {
+        Py_DECREF(body);
+        Py_DECREF(buf);
+        Py_DECREF(st);
+        goto done;
+    }
+    PyObject *flag = is_request ? Py_True : Py_False;
+    Py_INCREF(flag);
+    PyTuple_SET_ITEM(result, 0, lines);
+    PyTuple_SET_ITEM(result, 1, keys);
+    PyTuple_SET_ITEM(result, 2, flag);
+    PyTuple_SET_ITEM(result, 3, method);
+    PyTuple_SET_ITEM(result, 4, ruri);
+    PyTuple_SET_ITEM(result, 5, st);
+    PyTuple_SET_ITEM(result, 6, reason);
+    PyTuple_SET_ITEM(result, 7, body);
+    PyTuple_SET_ITEM(result, 8, buf);
+    return result;
+
+careful:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(lines);
+    Py_XDECREF(keys);
+    Py_XDECREF(method);
+    Py_XDECREF(ruri);
+    Py_XDECREF(reason);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -590,6 +818,9 @@ static PyMethodDef methods[] = {
      "via_fields(value) -> the fields of the Via tuple for the usual shape, else None"},
     {"name_addr_fields", (PyCFunction)name_addr_fields, METH_O,
      "name_addr_fields(value) -> the fields of the NameAddr tuple for the usual shape, else None"},
+    {"scan_datagram", (PyCFunction)(void (*)(void))scan_datagram, METH_FASTCALL,
+     "scan_datagram(data, names, methods, max_size, max_headers, max_line) -> the parsed "
+     "fields of the usual datagram, else None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -608,7 +839,8 @@ PyInit__fast(void)
     s_sctp = PyUnicode_InternFromString("SCTP");
     s_ws = PyUnicode_InternFromString("WS");
     s_wss = PyUnicode_InternFromString("WSS");
-    if (!empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    s_content_length = PyUnicode_InternFromString("content-length");
+    if (!s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     return PyModule_Create(&module_def);
 }

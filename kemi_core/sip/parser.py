@@ -24,6 +24,7 @@ from kemi_core.sip.syntax import (
     TOKEN_CHARS,
     index_head,
     line_value,
+    scan_datagram,
     single_index,
 )
 
@@ -256,6 +257,19 @@ def _split_careful(data: bytes) -> tuple[bytes, bytes]:
 
 def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     """Parse one UDP datagram. Raises only SipParseError."""
+    if scan_datagram is not None:
+        # The usual datagram in one compiled pass (_fast.c); None: the careful path below.
+        found = scan_datagram(data, _NAME_CACHE, METHODS, limits.max_message_size,
+                              limits.max_headers, limits.max_header_line)
+        if found is not None:
+            msg = _new_msg(SipMsg)
+            (msg._lines, msg._names, msg.is_request, msg._method, msg._ruri, msg.status,
+             msg.reason, msg._body, msg._buf) = found
+            msg.version = "SIP/2.0"
+            msg._cache = {}
+            if limits.require_mandatory:
+                check_mandatory(msg, limits)
+            return msg
     if type(data) is not bytes:
         data = bytes(data)
     if len(data) > limits.max_message_size:

@@ -142,6 +142,7 @@ try:
         index_head,
         line_value,
         name_addr_fields,
+        scan_datagram,
         single_index,
         single_value,
         via_fields,
@@ -154,6 +155,8 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     # The value parsers' Python forms are headers.py's fast regexes, used when these are None.
     via_fields = None
     name_addr_fields = None
+    # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
+    scan_datagram = None
 
 
 def bad(reason: str) -> SipParseError:

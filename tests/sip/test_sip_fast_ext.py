@@ -126,6 +126,10 @@ def test_single_value_matches_python(pairs: list[tuple[str, str]], key: str) -> 
 
 def test_helpers_refuse_wrong_types() -> None:
     with pytest.raises(TypeError):
+        fast.scan_datagram(b"x", [], frozenset(), 1, 1, 1)  # type: ignore[arg-type]
+    # Not bytes: None (the Python path converts it), never an error.
+    assert fast.scan_datagram(bytearray(b"x"), {}, frozenset(), 9, 9, 9) is None
+    with pytest.raises(TypeError):
         fast.line_value(b"Via: x")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         fast.index_head("x", [])  # type: ignore[arg-type]
@@ -151,6 +155,7 @@ def pure_python() -> Iterator[None]:
         (reply_mod, "line_value", line_value_py),
         (headers_mod, "via_fields", None),
         (headers_mod, "name_addr_fields", None),
+        (parser_mod, "scan_datagram", None),
     ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
     try:
@@ -203,6 +208,7 @@ def test_compiled_helpers_are_in_use() -> None:
     assert message_mod.single_value is fast.single_value
     assert headers_mod.via_fields is fast.via_fields
     assert headers_mod.name_addr_fields is fast.name_addr_fields
+    assert parser_mod.scan_datagram is fast.scan_datagram
 
 
 # ---- the value parsers against headers.py's regex paths -------------------------------------
@@ -276,3 +282,78 @@ def test_name_addr_fields_match_the_regex_path(value: str) -> None:
     compiled = value_outcome(headers_mod.parse_name_addr, value)
     with pure_python():
         assert value_outcome(headers_mod.parse_name_addr, value) == compiled
+
+
+# ---- the whole-datagram pass against the Python path ----------------------------------------
+START_LINES = ["INVITE sip:b@h SIP/2.0", "OPTIONS sip:b@h SIP/2.0", "FOO sip:b@h SIP/2.0",
+               "SIP/2.0 200 OK", "SIP/2.0 180 Ringing now", "SIP/2.0 099 Low", "SIP/2.0 200",
+               "SIP/2.0 200 SIP/2.0", "INVITE  sip:b@h SIP/2.0", "INVITE sip:b@h SIP/2.1",
+               "INVITE sip:b@h sip/2.0", " INVITE sip:b@h SIP/2.0", "INVITE sip:\xe9@h SIP/2.0",
+               "SIP/2.0 2x0 OK", "INVITE sip:b@h SIP/2.0 x", "ACK  SIP/2.0"]  # fmt: skip
+HEADERS = ["Via: SIP/2.0/UDP h;branch=z9hG4bK1", "v: SIP/2.0/UDP h", "From: <sip:a@h>;tag=1",
+           "To: <sip:b@h>", "Call-ID: c1", "CSeq: 1 INVITE", "Max-Forwards: 70",
+           "X-Odd : 1", "Content-Length: 0", "Content-Length: 4", "Content-Length:  2 ",
+           "l: 3", "Content-Length: 99", "Content-Length: x", "Content-Length: 00000000001",
+           "Content-Length: \x0c1", "Content-Length:", "Subject: caf\xc3\xa9", "junk line",
+           "Bad Name: x", " folded", "\tfolded", "Content-Length: 1\r"]  # fmt: skip
+SEPS = ["\r\n", "\r\n", "\r\n", "\n", "\r"]
+
+
+@st.composite
+def datagram(draw: st.DrawFn) -> bytes:
+    # Half are clean (what the compiled pass takes, but for its own refusals), half anything.
+    clean = draw(st.booleans())
+    lines = [draw(st.sampled_from(START_LINES[:8] if clean else START_LINES))]
+    lines += draw(st.lists(st.sampled_from(HEADERS[:15] if clean else HEADERS), max_size=8))
+    sep = "\r\n" if clean else draw(st.sampled_from(SEPS))
+    text = "".join(line + (sep if draw(st.booleans()) else "\r\n") for line in lines)
+    head = (("" if clean else draw(st.sampled_from(["", "\r\n"]))) + text).encode("latin-1")
+    head = head.decode("unicode_escape").encode("latin-1")
+    end = b"\r\n" if clean else draw(st.sampled_from([b"\r\n", b"\n", b""]))
+    body = draw(st.sampled_from([b"", b"abcd", b"ab", b"abcdefgh", b"\xff\x00"]))
+    return head + end + body
+
+
+def datagram_outcome(data: bytes, limits: parser_mod.ParseLimits) -> object:
+    try:
+        m = parse_datagram(data, limits)
+    except SipParseError as exc:
+        return ("raised", exc.status, str(exc))
+    return (m._lines, m._names, m.is_request, m._method, m._ruri, m.status, m.reason,
+            m.version, m._body, m._buf, m._cache)
+
+
+LIMITS = [parser_mod.DEFAULT_LIMITS, parser_mod.ParseLimits(max_headers=3),
+          parser_mod.ParseLimits(max_header_line=20), parser_mod.ParseLimits(max_message_size=60),
+          parser_mod.ParseLimits(require_mandatory=True)]  # fmt: skip
+
+
+@settings(max_examples=800, deadline=None)
+@given(datagram(), st.sampled_from(LIMITS))
+def test_scan_datagram_parses_as_the_python_path(data: bytes,
+                                                 limits: parser_mod.ParseLimits) -> None:
+    # Warm the name cache with every header name, as earlier messages would.
+    for h in HEADERS:
+        try:
+            parse_datagram(f"OPTIONS sip:a@b SIP/2.0\r\n{h}\r\n\r\n".encode())
+        except SipParseError:
+            pass
+    with pure_python():
+        want = datagram_outcome(data, limits)
+    got = datagram_outcome(data, limits)
+    assert got == want
+    if want[0] != "raised":
+        # identical keys (the cache's interned objects), and str of the same kind
+        m = parse_datagram(data, limits)
+        assert [a.isascii() for a in m._lines] == [a.isascii() for a in want[0]]  # type: ignore[index]
+
+
+def test_scan_datagram_takes_the_usual_messages() -> None:
+    """The usual request and reply are taken by the compiled pass (not left to Python)."""
+    parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nab")
+    for data in (b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nabcd",
+                 b"SIP/2.0 180 Ringing\r\nVia: x\r\n\r\n"):
+        found = fast.scan_datagram(data, _NAME_CACHE, parser_mod.METHODS, 65535, 256, 8192)
+        assert found is not None
+    assert found[:7] == (["SIP/2.0 180 Ringing\r", "Via: x\r"], ["", "via"], False, "", "",
+                         180, "Ringing")
