@@ -600,6 +600,64 @@ ascii_str(const char *p, Py_ssize_t n)
     return o;
 }
 
+/* A small table in front of the names dict, keyed by the raw bytes of a name, so a known name
+ * costs a hash of a few bytes instead of a new str and a dict lookup. The dict maps a raw name
+ * to its key the same way whenever it has it (a pure function of the name), so an entry never
+ * goes stale; the table starts over when another dict is passed. */
+#define NT_SLOTS 512
+#define NT_NAME 32
+typedef struct {
+    Py_ssize_t len; /* 0: empty */
+    char name[NT_NAME];
+    PyObject *key; /* strong */
+} nt_entry;
+static nt_entry name_table[NT_SLOTS];
+static PyObject *name_table_owner; /* strong: its address cannot be reused while we hold it */
+
+static void
+name_table_reset(PyObject *owner)
+{
+    for (int i = 0; i < NT_SLOTS; i++) {
+        Py_CLEAR(name_table[i].key);
+        name_table[i].len = 0;
+    }
+    Py_XINCREF(owner);
+    Py_XSETREF(name_table_owner, owner);
+}
+
+/* The key of the raw name [p, p+n) (borrowed), NULL when the dict has none (error set if any). */
+static PyObject *
+lookup_name(PyObject *names, const char *p, Py_ssize_t n)
+{
+    if (names != name_table_owner)
+        name_table_reset(names);
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    nt_entry *slot = NULL;
+    if (n <= NT_NAME) {
+        for (int k = 0; k < 4; k++) {
+            nt_entry *e = &name_table[(h + (uint32_t)k) % NT_SLOTS];
+            if (e->len == n && memcmp(e->name, p, (size_t)n) == 0)
+                return e->key;
+            if (e->len == 0 && slot == NULL)
+                slot = e;
+        }
+    }
+    PyObject *raw = ascii_str(p, n);
+    if (raw == NULL)
+        return NULL;
+    PyObject *key = PyDict_GetItemWithError(names, raw); /* borrowed */
+    Py_DECREF(raw);
+    if (key != NULL && slot != NULL) {
+        slot->len = n;
+        memcpy(slot->name, p, (size_t)n);
+        Py_INCREF(key);
+        slot->key = key;
+    }
+    return key;
+}
+
 static int
 is_content_length(PyObject *key)
 {
@@ -665,11 +723,7 @@ scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             const char *colon = memchr(d + start, ':', (size_t)len);
             if (colon == NULL)
                 goto careful;
-            PyObject *raw = ascii_str(d + start, colon - (d + start));
-            if (raw == NULL)
-                goto done;
-            PyObject *key = PyDict_GetItemWithError(names, raw); /* borrowed */
-            Py_DECREF(raw);
+            PyObject *key = lookup_name(names, d + start, colon - (d + start));
             if (key == NULL) {
                 if (PyErr_Occurred())
                     goto done;
