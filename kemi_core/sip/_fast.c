@@ -658,6 +658,23 @@ lookup_name(PyObject *names, const char *p, Py_ssize_t n)
     return key;
 }
 
+/* Whether the n bytes at p are all ASCII (eight at a time). */
+static int
+is_ascii(const char *p, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & 0x8080808080808080ull)
+            return 0;
+    }
+    for (; i < n; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return 0;
+    return 1;
+}
+
 static int
 is_content_length(PyObject *key)
 {
@@ -692,9 +709,8 @@ scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (end4 == NULL || end4 == d)
         Py_RETURN_NONE;
     Py_ssize_t head_len = (end4 - d) + 1; /* through the last header's CR */
-    for (Py_ssize_t i = 0; i < head_len; i++)
-        if ((unsigned char)d[i] >= 0x80)
-            Py_RETURN_NONE;
+    if (!is_ascii(d, head_len))
+        Py_RETURN_NONE;
 
     PyObject *lines = PyList_New(0), *keys = PyList_New(0);
     PyObject *method = NULL, *ruri = NULL, *reason = NULL, *result = NULL;
@@ -859,6 +875,61 @@ done:
     return result;
 }
 
+
+/* ---- replies ------------------------------------------------------------------------------
+ * reply_lines(keys, lines) (reply.reply_lines_py) is what build_reply copies from a request
+ * (RFC 3261 8.2.6.2): its Via, From, To, Call-ID and CSeq lines, grouped in that order, each
+ * group in the request's order; returns (copied lines, index of the first To line among them,
+ * index past the last). */
+static PyObject *s_via, *s_from, *s_to, *s_call_id, *s_cseq;
+
+static int
+key_is(PyObject *key, PyObject *want)
+{
+    if (key == want)
+        return 1;
+    if (!PyUnicode_CheckExact(key))
+        return 0; /* (the parser's keys are str; an odd one is simply not copied) */
+    return PyUnicode_GET_LENGTH(key) == PyUnicode_GET_LENGTH(want) &&
+           PyUnicode_KIND(key) == PyUnicode_KIND(want) &&
+           memcmp(PyUnicode_DATA(key), PyUnicode_DATA(want),
+                  (size_t)PyUnicode_GET_LENGTH(want) * PyUnicode_KIND(want)) == 0;
+}
+
+static PyObject *
+reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "reply_lines(keys: list, lines: list)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *lines = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    if (PyList_GET_SIZE(lines) != n) {
+        PyErr_SetString(PyExc_ValueError, "reply_lines: keys and lines differ in length");
+        return NULL;
+    }
+    PyObject *wanted[5] = {s_via, s_from, s_to, s_call_id, s_cseq};
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t to_start = 0, to_end = 0;
+    for (int g = 0; g < 5; g++) {
+        if (g == 2)
+            to_start = PyList_GET_SIZE(out);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (key_is(PyList_GET_ITEM(keys, i), wanted[g]) &&
+                PyList_Append(out, PyList_GET_ITEM(lines, i)) < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        }
+        if (g == 2)
+            to_end = PyList_GET_SIZE(out);
+    }
+    return Py_BuildValue("(Nnn)", out, to_start, to_end);
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -875,6 +946,9 @@ static PyMethodDef methods[] = {
     {"scan_datagram", (PyCFunction)(void (*)(void))scan_datagram, METH_FASTCALL,
      "scan_datagram(data, names, methods, max_size, max_headers, max_line) -> the parsed "
      "fields of the usual datagram, else None"},
+    {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
+     "reply_lines(keys, lines) -> (the Via, From, To, Call-ID, CSeq lines in that order, "
+     "first To index, end of the To lines)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -894,7 +968,12 @@ PyInit__fast(void)
     s_ws = PyUnicode_InternFromString("WS");
     s_wss = PyUnicode_InternFromString("WSS");
     s_content_length = PyUnicode_InternFromString("content-length");
-    if (!s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    s_via = PyUnicode_InternFromString("via");
+    s_from = PyUnicode_InternFromString("from");
+    s_to = PyUnicode_InternFromString("to");
+    s_call_id = PyUnicode_InternFromString("call-id");
+    s_cseq = PyUnicode_InternFromString("cseq");
+    if (!s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     return PyModule_Create(&module_def);
 }

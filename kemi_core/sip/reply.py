@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg, line_value
+from kemi_core.sip.syntax import PURE_PYTHON
 
 # Header lines copied verbatim from the request, in the request's order per name.
 _COPIED = ("via", "from", "to", "call-id", "cseq")
@@ -29,6 +30,28 @@ def _has_tag(req: SipMsg) -> bool:
     except SipParseError:
         value = req.header("to") or ""
         return _TAG_RE.search(value[value.rfind(">") + 1 :]) is not None
+
+
+def reply_lines_py(names: list[str], lines: list[str]) -> tuple[list[str], int, int]:
+    """The request's lines a reply copies (RFC 3261 8.2.6.2): Via, From, To, Call-ID, CSeq,
+    grouped in that order, each group in the request's order; with where the To lines are.
+    kemi_core/sip/_fast.c has the compiled form (reply_lines), used when built."""
+    groups: dict[str, list[str]] = {k: [] for k in _COPIED}
+    for name, line in zip(names, lines, strict=True):  # parallel lists
+        group = groups.get(name)
+        if group is not None:
+            group.append(line)
+    to_start = len(groups["via"]) + len(groups["from"])
+    return ([line for group in groups.values() for line in group], to_start,
+            to_start + len(groups["to"]))
+
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import reply_lines
+except ImportError:  # not built: same result, slower
+    reply_lines = reply_lines_py
 
 
 def build_reply(
@@ -57,17 +80,11 @@ def build_reply(
     if to_tag and status != 100 and not _has_tag(req):
         tag = _clean(to_tag, "tag")
     out = [f"SIP/2.0 {status} {_clean(reason, 'reason')}\r"]
-    # One pass over the request's headers, each copied line put in its name's group.
-    groups: dict[str, list[str]] = {"via": [], "from": [], "to": [], "call-id": [], "cseq": []}
-    for name, line in zip(names, lines, strict=True):  # parallel lists
-        group = groups.get(name)
-        if group is not None:
-            group.append(line)
+    copied, to_start, to_end = reply_lines(names, lines)
     if tag is not None:
-        groups["to"] = [f"{line[: line.find(':')]}: {line_value(line)};tag={tag}\r"
-                        for line in groups["to"]]
-    for group in groups.values():
-        out += group
+        copied[to_start:to_end] = [f"{line[: line.find(':')]}: {line_value(line)};tag={tag}\r"
+                                   for line in copied[to_start:to_end]]
+    out += copied
     if status == 100 and "timestamp" in names:
         out.append(lines[names.index("timestamp")])
     for name, value in headers:

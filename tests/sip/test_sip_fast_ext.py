@@ -156,6 +156,7 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "via_fields", None),
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_datagram", None),
+        (reply_mod, "reply_lines", reply_mod.reply_lines_py),
     ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
     try:
@@ -209,6 +210,7 @@ def test_compiled_helpers_are_in_use() -> None:
     assert headers_mod.via_fields is fast.via_fields
     assert headers_mod.name_addr_fields is fast.name_addr_fields
     assert parser_mod.scan_datagram is fast.scan_datagram
+    assert reply_mod.reply_lines is fast.reply_lines
 
 
 # ---- the value parsers against headers.py's regex paths -------------------------------------
@@ -357,3 +359,24 @@ def test_scan_datagram_takes_the_usual_messages() -> None:
         assert found is not None
     assert found[:7] == (["SIP/2.0 180 Ringing\r", "Via: x\r"], ["", "via"], False, "", "",
                          180, "Ringing")
+
+
+# ---- the lines a reply copies ----------------------------------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["", "via", "from", "to", "call-id", "cseq", "contact", "x"]),
+                max_size=14))
+def test_reply_lines_match_python(names: list[str]) -> None:
+    lines = [f"{n or 'start'}-{i}\r" for i, n in enumerate(names)]
+    # Equal but not identical keys too (edits add keys built at run time).
+    copies = ["".join(list(n)) for n in names]
+    assert fast.reply_lines(copies, lines) == reply_mod.reply_lines_py(copies, lines)
+    assert fast.reply_lines(names, lines) == reply_mod.reply_lines_py(names, lines)
+
+
+def test_reply_lines_refuses_what_python_refuses() -> None:
+    with pytest.raises(ValueError):
+        reply_mod.reply_lines_py(["", "via"], ["x\r"])
+    with pytest.raises(ValueError):
+        fast.reply_lines(["", "via"], ["x\r"])
+    with pytest.raises(TypeError):
+        fast.reply_lines(("via",), ["x"])  # type: ignore[arg-type]
