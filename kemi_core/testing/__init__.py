@@ -38,7 +38,6 @@ if TYPE_CHECKING:
         check_nested_runs,
         engine_fixtures,
         load_plugin,
-        new_context,
         script_writer,
     )
     from kemi_core.testing.kamailio import (
@@ -76,7 +75,6 @@ _HOMES = {
     "check_nested_runs": "kemi_core.testing.engines",
     "engine_fixtures": "kemi_core.testing.engines",
     "load_plugin": "kemi_core.testing.engines",
-    "new_context": "kemi_core.testing.engines",
     "script_writer": "kemi_core.testing.engines",
     "ModuleLoader": "kemi_core.plugins",
     "installed_modules": "kemi_core.plugins",
@@ -135,7 +133,6 @@ __all__ = [
     "check_nested_runs",
     "engine_fixtures",
     "load_plugin",
-    "new_context",
     "script_writer",
     "KAMAILIO_MPATH",
     "Answer",

@@ -134,15 +134,6 @@ def new_core() -> Core:
     return Core(CoreConfig())
 
 
-def new_context(core: Core, data: bytes = ENGINE_INVITE) -> MsgContext:
-    """``data`` parsed into the context of a message received over UDP from 127.0.0.1:5070."""
-    from kemi_core.api import RecvInfo
-    from kemi_core.sip import parse_datagram
-
-    rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
-    return core.new_context(parse_datagram(data), rcv)
-
-
 def load_plugin(core: Core, name: str, plugin: Any, *params: tuple[str, object]) -> ModuleLoader:
     """A loader with ``plugin`` registered as module ``name`` (its hooks run: params declared,
     RPCs added) and ``params`` set as its modparams; ``init_all()`` runs mod_init."""
@@ -180,8 +171,10 @@ def engine_fixtures() -> tuple[Any, Any, Any]:
 
     @pytest.fixture
     def make_ctx(core: Core) -> Callable[..., MsgContext]:
+        from kemi_core.testing.capture import context
+
         def make(data: bytes = ENGINE_INVITE) -> MsgContext:
-            return new_context(core, data)
+            return context(core, data)  # received over UDP from 127.0.0.1:5070
         return make
 
     return core, calls, make_ctx
