@@ -20,7 +20,7 @@ from kemi_core.api import (
     KemiExport,
     KemiRegistry,
     bind_export,
-    flow_exports,
+    script_exports,
 )
 
 log = logging.getLogger("kemi.engine.python")
@@ -79,13 +79,10 @@ class KsrNamespace(types.SimpleNamespace):
         return f"<KSR.{self.__ksr_module__} ({len(vars(self)) - 1} functions)>"
 
 
-#: KSR.x.exit/drop even when the registry lacks the core's exports (engine unit tests).
-BUILTINS = tuple(flow_exports())
-
-
 def build_ksr(registry: KemiRegistry, cur: ContextSlot,
               target: types.ModuleType | None = None) -> types.ModuleType:
-    """Fill (or refill) the ``KSR`` module object from the registry.
+    """Fill (or refill) the ``KSR`` module object from the registry (plus ``KSR.x.exit``/
+    ``KSR.x.drop`` when the registry lacks them: ``script_exports``, as the other engines).
 
     Refilling keeps the module object, so scripts that did ``import KSR`` earlier see the new
     functions as well.
@@ -93,12 +90,11 @@ def build_ksr(registry: KemiRegistry, cur: ContextSlot,
     mod = target if target is not None else types.ModuleType("KSR", "KEMI exports (kemi)")
     for name in [n for n in vars(mod) if not n.startswith("__")]:
         delattr(mod, name)
-    for name, exp in registry.module("").items():
+    modules: dict[str, dict[str, KemiExport]] = {}
+    for exp in script_exports(registry):
+        modules.setdefault(exp.module, {})[exp.name] = exp
+    for name, exp in modules.pop("", {}).items():
         setattr(mod, name, make_callable(exp, cur))
-    modules: dict[str, dict[str, KemiExport]] = {
-        m: dict(registry.module(m)) for m in registry.module_names if m}
-    for exp in BUILTINS:
-        modules.setdefault(exp.module, {}).setdefault(exp.name, exp)
     for module, funcs in sorted(modules.items()):
         if hasattr(mod, module):
             log.warning("KSR.%s is both a core function and a module; the module wins", module)
