@@ -100,3 +100,38 @@ def test_same_contact_with_other_expires_or_allow_is_not_taken_from_the_memo(
         assert [r.status for r in reg.replies] == [200]
         assert f";expires={expires}" in (reg.replies[0].header("contact") or "")
         assert _contact_of(router)["Methods"] == methods
+
+
+LUA_CFG = """#!KAMAILIO
+listen=udp:127.0.0.1:5060
+loadmodule "sl.so"
+loadmodule "tm.so"
+loadmodule "pv.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "app_lua.so"
+modparam("app_lua", "load", "{script}")
+cfgengine "lua"
+"""
+
+Q_SCRIPT = """
+function ksr_request_route()
+    local q = KSR.pv.get("$hdr(X-Q)")
+    if q then KSR.registrar.set_q_override(q) end
+    KSR.registrar.save("location", 0)
+end
+"""
+
+
+def test_same_contact_with_another_q_override_is_not_taken_from_the_memo(
+        kemi_router: Any, tmp_path: Path) -> None:
+    """set_q_override changes the q of the bindings save() memoises by Contact value."""
+    (tmp_path / "route.lua").write_text(Q_SCRIPT)
+    (tmp_path / "kamailio.cfg").write_text(LUA_CFG.format(script=tmp_path / "route.lua"))
+    router = kemi_router(tmp_path / "kamailio.cfg")
+    for cseq, (extra, q) in enumerate([("", -1), ("X-Q: 0.5\n", 0.5), ("X-Q: 0.2\n", 0.2),
+                                       ("", -1)], start=1):
+        text = REGISTER.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra
+        reg = router.request(text, source="udp:127.0.0.1:5072")
+        assert [r.status for r in reg.replies] == [200]
+        assert _contact_of(router)["Q"] == q
