@@ -173,12 +173,12 @@ class MemDomain(Domain):
 
         def change(raw: list[tuple[Any, ...]] | None) -> Any:
             nonlocal out
-            old = [_tuple_new(Contact, t) for t in raw] if raw else []  # _unpack
+            old = _unpack(raw)
             new, result = fn(old)
             out = (old, new, result)
             if new is None:
                 return UNCHANGED
-            return [tuple(c) for c in new] if new else DELETE  # _pack
+            return _pack(new) if new else DELETE
 
         self.table.update(aor, change)
         assert out is not None
