@@ -102,14 +102,8 @@ def test_same_contact_with_other_expires_or_allow_is_not_taken_from_the_memo(
         assert _contact_of(router)["Methods"] == methods
 
 
-LUA_CFG = """#!KAMAILIO
-listen=udp:127.0.0.1:5060
-loadmodule "sl.so"
-loadmodule "tm.so"
-loadmodule "pv.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "app_lua.so"
+#: CFG's modules with the routing in Lua (the script's path filled in as {script})
+LUA_CFG = CFG[: CFG.index("request_route")] + """loadmodule "app_lua.so"
 modparam("app_lua", "load", "{script}")
 cfgengine "lua"
 """
