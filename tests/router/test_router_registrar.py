@@ -129,3 +129,21 @@ def test_same_contact_with_another_q_override_is_not_taken_from_the_memo(
         reg = router.request(text, source="udp:127.0.0.1:5072")
         assert [r.status for r in reg.replies] == [200]
         assert _contact_of(router)["Q"] == q
+
+
+def test_xavp_cfg_settings_apply_and_bypass_the_memo(kemi_router: Any, tmp_path: Path) -> None:
+    """With modparam xavp_cfg, the message's $xavp(reg=>expires) sets the bindings' expires:
+    those bindings are not taken from (nor left in) the memo of the Contact value."""
+    cfg = CFG.replace('modparam("usrloc", "timer_interval", 10)\n',
+                      'modparam("usrloc", "timer_interval", 10)\n'
+                      'modparam("registrar", "xavp_cfg", "reg")\n')
+    cfg = cfg.replace('\t\tsave("location");', '\t\tif (is_present_hf("X-Exp")) {\n'
+                      '\t\t\t$xavp(reg=>expires) = 120;\n\t\t}\n\t\tsave("location");')
+    (tmp_path / "kamailio.cfg").write_text(cfg)
+    router = kemi_router(tmp_path / "kamailio.cfg")
+    for cseq, (extra, expires) in enumerate([("", 60), ("X-Exp: 1\n", 120), ("", 60),
+                                             ("X-Exp: 1\n", 120)], start=1):
+        text = REGISTER.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra
+        reg = router.request(text, source="udp:127.0.0.1:5072")
+        assert [r.status for r in reg.replies] == [200]
+        assert f";expires={expires}" in (reg.replies[0].header("contact") or "")
