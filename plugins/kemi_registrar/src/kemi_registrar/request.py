@@ -168,7 +168,8 @@ def forget_bindings() -> None:
 def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None,
               q_override: int | None) -> tuple[Any, ...] | None:
     """What the bindings of this REGISTER depend on, or None when they cannot be memoised
-    (no Contact or several Contact or Allow lines, random expires ranges, xavp_cfg settings)."""
+    (no Contact or several Contact or Allow lines, random expires ranges); not called when
+    xavp_cfg settings apply to the message."""
     msg = ctx.msg
     keys = msg.header_keys
     if keys.count("contact") != 1:
@@ -178,8 +179,6 @@ def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None
         return None
     ranged = not flags & SAVE_NO_RANGE
     if ranged and (p.expires_range > 0 or p.default_expires_range > 0):
-        return None
-    if p.xavp_cfg and _xavp_cfg(ctx, p) is not None:
         return None
     return (msg.value_at(keys.index("contact")),
             msg.value_at(keys.index("allow")) if allows else None,
@@ -191,7 +190,9 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
     """Everything save() needs from the REGISTER (RegError when it must be refused)."""
     msg = ctx.msg
     hdr_expires = _expires_header(msg)
-    key = _memo_key(ctx, p, flags, hdr_expires, q_override)
+    # (the test _xavp_cfg starts with, made here: no call when the feature is off)
+    cfg = _xavp_cfg(ctx, p) if p.xavp_cfg else None
+    key = _memo_key(ctx, p, flags, hdr_expires, q_override) if cfg is None else None
     known = _BINDINGS.get(key) if key is not None else None
     star = False
     contacts: list[NameAddr] = []
@@ -208,8 +209,8 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
     if len(callid) > 255:
         raise RegError("Callid too long")
     try:
-        return _request(ctx, p, flags, q_override, aor, star, contacts, hdr_expires, callid, cseq,
-                        known, key)
+        return _request(ctx, p, cfg, flags, q_override, aor, star, contacts, hdr_expires, callid,
+                        cseq, known, key)
     except RegError as exc:
         exc.aor = aor
         raise
@@ -235,19 +236,18 @@ def _contacts(msg: SipMsg, p: RegParams, hdr_expires: int | None) -> tuple[bool,
     return star, contacts
 
 
-def _request(ctx: MsgContext, p: RegParams, flags: int, q_override: int | None, aor: str,
-             star: bool, contacts: list[NameAddr], hdr_expires: int | None, callid: str,
-             cseq: int, known: tuple[Binding, ...] | None,
-             key: tuple[Any, ...] | None) -> Request:
+def _request(ctx: MsgContext, p: RegParams, cfg: dict[str, Any] | None, flags: int,
+             q_override: int | None, aor: str, star: bool, contacts: list[NameAddr],
+             hdr_expires: int | None, callid: str, cseq: int,
+             known: tuple[Binding, ...] | None, key: tuple[Any, ...] | None) -> Request:
     msg = ctx.msg
-    # (the checks _path and _xavp_cfg start with, made here: no call when the feature is off)
+    # (the check _path starts with, made here: no call when the feature is off)
     path, path_reply, received = _path(msg, p) if p.use_path else _NO_PATH
     if received is None and p.received_avp:
         value = get_pv(ctx, p.received_avp)
         received = str(value) if value else None
     if received is not None and len(received) > p.contact_max_size:
         raise RegError("Contact/received too long")
-    cfg = _xavp_cfg(ctx, p) if p.xavp_cfg else None
     xavp_max = cfg.get("max_contacts") if cfg else None
     bindings: tuple[Binding, ...] = ()
     if known is not None:
