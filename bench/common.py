@@ -36,17 +36,31 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
+def _cpu_ticks(pid: int) -> tuple[str, int] | None:
+    """(command name, user + system CPU in clock ticks) of ``pid``; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            head, rest = fh.read().rsplit(")", 1)
+    except OSError:
+        return None
+    fields = rest.split()
+    return head.split("(", 1)[1], int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU seconds used so far by ``root`` and its live descendants."""
-    total = 0
+    ticks = (_cpu_ticks(pid) for pid in tree_pids(root))
+    return sum(t[1] for t in ticks if t is not None) / CLK_TCK
+
+
+def per_process_cpu(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each live process of the tree, keyed "pid name"."""
+    out = {}
     for pid in tree_pids(root):
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
+        got = _cpu_ticks(pid)
+        if got is not None:
+            out[f"{pid} {got[0]}"] = got[1] / CLK_TCK
+    return out
 
 
 def kamailio_available() -> bool:

@@ -25,25 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import CLK_TCK, Proc, kamailio_args, tree_pids, wait_udp_answer  # noqa: E402
+from common import Proc, kamailio_args, per_process_cpu, wait_udp_answer  # noqa: E402
 from interleave import median  # noqa: E402
 from stateful import write_setup  # noqa: E402
 
 from kemi_core.testing.sipp import SippUas, run_sipp  # noqa: E402
-
-
-def per_process_cpu(root: int) -> dict[str, float]:
-    """CPU seconds (user + system) of each live process of the tree, keyed "pid name"."""
-    out = {}
-    for pid in tree_pids(root):
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                head, rest = fh.read().rsplit(")", 1)
-        except OSError:
-            continue
-        fields = rest.split()
-        out[f"{pid} {head.split('(', 1)[1]}"] = (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return out
 
 
 def one_run(name: str, port: int, work: Path, rate: int, seconds: int, pid: int) -> dict:
