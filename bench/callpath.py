@@ -166,11 +166,20 @@ def run(engine: str, calls: int, rounds: int, rate: int, warmup: int) -> dict[st
     return {"engine": engine, "us_per_call": round(best / calls * 1e6, 1) if calls else None}
 
 
-def callgrind_total(out_file: Path) -> int:
-    for line in out_file.read_text().splitlines():
+def callgrind_total_or_none(out_file: Path) -> int | None:
+    """The instructions a callgrind output file counts in all (None when it has no total: a
+    process that did not exit cleanly)."""
+    for line in out_file.read_text(errors="replace").splitlines():
         if line.startswith("totals:") or line.startswith("summary:"):
             return int(line.split()[1])
-    raise SystemExit(f"no totals in {out_file}")
+    return None
+
+
+def callgrind_total(out_file: Path) -> int:
+    total = callgrind_total_or_none(out_file)
+    if total is None:
+        raise SystemExit(f"no totals in {out_file}")
+    return total
 
 
 def callgrind(engine: str, calls: int, rate: int, warmup: int, keep: Path | None) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from callpath import callgrind_total_or_none  # noqa: E402
 from common import Proc, wait_udp_answer  # noqa: E402
 from stateful import write_setup  # noqa: E402
 
@@ -35,12 +35,8 @@ from kemi_core.testing.sipp import SippUas, run_sipp  # noqa: E402
 
 def total_instructions(work: Path) -> dict[str, int]:
     """Instructions of each process, from the callgrind files written when it exited."""
-    out = {}
-    for f in work.glob("cg.*"):
-        m = re.search(r"^(?:summary|totals):\s*(\d+)", f.read_text(errors="replace"), re.M)
-        if m:
-            out[f.name] = int(m.group(1))
-    return out
+    totals = {f.name: callgrind_total_or_none(f) for f in work.glob("cg.*")}
+    return {name: n for name, n in totals.items() if n is not None}
 
 
 def calls(port: int, work: Path, name: str, n: int, rate: int) -> int:
