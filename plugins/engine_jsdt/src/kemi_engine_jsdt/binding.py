@@ -110,17 +110,20 @@ def to_str(value: Any, exp: KemiExport, pos: int) -> str:
                      f"string, got {describe(value)}")
 
 
-def _ret_int(value: Any) -> Any:
-    if value.__class__ is not int:
-        value = normalize_result(value)
+def _js_number(value: int) -> int | float:
+    """An int as QuickJS can take it: a float beyond int32 (see INT32_MIN)."""
     return value if INT32_MIN <= value <= INT32_MAX else float(value)
+
+
+def _ret_int(value: Any) -> Any:
+    return _js_number(value if value.__class__ is int else normalize_result(value))
 
 
 def _ret_xval(value: Any) -> Any:
     if value.__class__ is not str:
         value = normalize_xval(value)
         if value.__class__ is int:
-            return value if INT32_MIN <= value <= INT32_MAX else float(value)
+            return _js_number(value)
         if value is None:
             return None
     return to_script_text(value)
