@@ -160,6 +160,11 @@ def test_sigterm_lets_transactions_in_progress_finish(start_kemi: Callable[..., 
         waiter = threading.Thread(target=lambda: stopped.append(_stop_timed(srv)))
         waiter.start()
         srv.wait_log("shutdown: SIGTERM received")
+        # the main process logs before it signals the workers: wait until the worker holding
+        # the calls drains and the idle one is gone, so the late INVITE can only meet a
+        # draining worker (one that has not got its SIGTERM yet would route it)
+        wait_until(lambda: sorted(w["state"] for w in srv.rpc("core.workers")["workers"])
+                   == ["down", "draining"], 5, "one worker draining, the other gone")
         late.sendto(_invite(port, late.getsockname()[1]), ("127.0.0.1", port))
         refused = _finals(late, 1, 5)
         answered = _finals(caller, 5, 10)
