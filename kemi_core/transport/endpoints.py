@@ -14,13 +14,11 @@ RecvInfo (``kemi_core.transport.receiver``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kemi_core.config.model import ListenAddr
-from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
+from kemi_core.runtime.ratelimit import RateLimitedLog
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError
 from kemi_core.transport.conntable import ConnTable
 from kemi_core.transport.handoff import (
@@ -35,6 +33,7 @@ from kemi_core.transport.handoff import (
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
 from kemi_core.transport.sockets import bind_tcp, bind_udp
 from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
+from kemi_core.transport.udp import UdpSocket
 
 if TYPE_CHECKING:
     from kemi_core.shared import SharedTable
@@ -44,42 +43,6 @@ log = logging.getLogger("kemi.transport")
 #: The largest UDP payload over IPv4 (65,535 - 8 UDP - 20 IP header bytes) and over IPv6.
 MAX_UDP4_PAYLOAD = 65_507
 MAX_UDP6_PAYLOAD = 65_527
-
-
-_internal_log = RateLimitedLog(log)
-
-
-def internal_error(exc: BaseException, where: str) -> None:
-    """One line (rate-limited) for an error nothing else caught."""
-    _internal_log.error("internal", "internal error handling a message (%s): %s", where,
-                        brief_error(exc))
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    __slots__ = ("receiver", "limits", "local_ip", "local_port", "transport")
-
-    def __init__(self, receiver: Receiver, limits: ParseLimits, local_ip: str,
-                 local_port: int) -> None:
-        self.receiver = receiver
-        self.limits = limits
-        self.local_ip = local_ip
-        self.local_port = local_port
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        try:
-            deliver_datagram(self.receiver, data,
-                             RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port),
-                             self.limits)
-        except Exception as exc:  # the dispatcher guards; this is the last line of defence
-            internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the peer is gone; timers handle the rest.
-        log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port, exc)
 
 
 #: Which stream protocols a send to ``proto`` may use: a WebSocket connection is reached by
@@ -108,8 +71,8 @@ class WorkerEndpoints:
         self.receiver = receiver
         self.limits = limits
         self.shared = shared  # several workers: reuse ports and use an own send socket
-        self.udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
-        self.own_udp: asyncio.DatagramTransport | None = None
+        self.udp: dict[tuple[str, int], UdpSocket] = {}
+        self.own_udp: UdpSocket | None = None
         self.own_udp_addr: tuple[str, int] | None = None
         self.stream_servers: list[asyncio.AbstractServer] = []
         #: stream connections by peer address (accepted or opened), whatever their protocol
@@ -191,10 +154,8 @@ class WorkerEndpoints:
         for lst in self.listens:
             if lst.proto == "udp":
                 sock = bind_udp(lst.host, lst.port, self.shared)
-                make_udp: Callable[[], _UdpProtocol] = functools.partial(
-                    _UdpProtocol, self.receiver, self.limits, lst.host, lst.port)
-                tr, _ = await self.loop.create_datagram_endpoint(make_udp, sock=sock)
-                self.udp[(lst.host, lst.port)] = tr  # type: ignore[assignment]
+                self.udp[(lst.host, lst.port)] = UdpSocket(self.loop, sock, self.receiver,
+                                                           self.limits, lst.host, lst.port)
             elif lst.proto in ("tcp", "tls"):
                 await self._listen_stream(lst)
             else:
@@ -203,11 +164,10 @@ class WorkerEndpoints:
         if first_udp is not None:
             if self.shared:
                 sock = bind_udp(first_udp.host, 0, reuse_port=False)
-                tr, _ = await self.loop.create_datagram_endpoint(
-                    lambda: _UdpProtocol(self.receiver, self.limits, first_udp.host,
-                                         sock.getsockname()[1]), sock=sock)
-                self.own_udp = tr  # type: ignore[assignment]
-                self.own_udp_addr = (first_udp.host, sock.getsockname()[1])
+                port = sock.getsockname()[1]
+                self.own_udp = UdpSocket(self.loop, sock, self.receiver, self.limits,
+                                         first_udp.host, port)
+                self.own_udp_addr = (first_udp.host, port)
             else:
                 self.own_udp = self.udp[(first_udp.host, first_udp.port)]
                 self.own_udp_addr = (first_udp.host, first_udp.port)

@@ -17,14 +17,24 @@ transports (TCP, TLS) frame with ``kemi_core.sip.StreamBuffer``.
 
 from __future__ import annotations
 
+import logging
 from typing import Protocol
 
 import attrs
 
+from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, parse_datagram
 
 #: Datagrams that are keep-alives, not messages (RFC 5626 3.5.1 CRLF, and NAT pings of zeros).
 KEEPALIVES = (b"\r\n", b"\r\n\r\n", b"\n", b"\x00\x00\x00\x00")
+
+_internal_log = RateLimitedLog(logging.getLogger("kemi.transport"))
+
+
+def internal_error(exc: BaseException, where: str) -> None:
+    """One line (rate-limited) for an error nothing else caught."""
+    _internal_log.error("internal", "internal error handling a message (%s): %s", where,
+                        brief_error(exc))
 
 
 @attrs.define(slots=True)

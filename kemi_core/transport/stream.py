@@ -30,7 +30,7 @@ import multiprocessing
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from kemi_core.sip import SipMsg, SipParseError, StreamBuffer
-from kemi_core.transport.receiver import RecvInfo
+from kemi_core.transport.receiver import RecvInfo, internal_error
 from kemi_core.transport.tlsio import TlsError, TlsSession
 
 if TYPE_CHECKING:
@@ -349,8 +349,6 @@ class StreamConnection(asyncio.Protocol):
         try:
             owner.receiver.on_message(msg, self.rcv())
         except Exception as exc:
-            from kemi_core.transport.endpoints import internal_error
-
             internal_error(exc, f"{self.proto} from {self.peer[0]}:{self.peer[1]}")
 
     def deliver_bad(self, data: bytes, error: SipParseError) -> None:
@@ -360,8 +358,6 @@ class StreamConnection(asyncio.Protocol):
         try:
             self.owner.receiver.on_bad_message(data, self.rcv(), error)
         except Exception as exc:
-            from kemi_core.transport.endpoints import internal_error
-
             internal_error(exc, f"{self.proto} from {self.peer[0]}:{self.peer[1]}")
 
     def activity(self) -> None:

@@ -1,0 +1,132 @@
+"""kemi_core.transport.udp.UdpSocket: a burst is drained in bounded rounds, nothing is lost or
+reordered, bad datagrams and keep-alives are handled, sends reach the peer. Real sockets on
+127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.transport import udp
+from kemi_core.transport.receiver import RecvInfo
+from kemi_core.transport.sockets import bind_udp
+
+DEADLINE = 5.0
+
+
+def options(n: int) -> bytes:
+    return (f"OPTIONS sip:b@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKud{n}\r\n"
+            f"From: <sip:a@127.0.0.1>;tag=t{n}\r\nTo: <sip:b@127.0.0.1>\r\n"
+            f"Call-ID: ud{n}@test\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        self.events.append(("msg", msg, rcv))
+
+    def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
+        self.events.append(("bad", data, rcv, error))
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.rec = Recorder()
+        sock = bind_udp("127.0.0.1", 0, reuse_port=False)
+        self.port = sock.getsockname()[1]
+        self.udp = udp.UdpSocket(self.loop, sock, self.rec, ParseLimits(), "127.0.0.1",
+                                 self.port)
+        self.peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.peer.bind(("127.0.0.1", 0))
+        self.peer.settimeout(DEADLINE)
+
+    def run_until(self, count: int) -> list[tuple]:
+        async def until() -> None:
+            end = self.loop.time() + DEADLINE
+            while len(self.rec.events) < count and self.loop.time() < end:
+                await asyncio.sleep(0.005)
+
+        self.loop.run_until_complete(until())
+        return self.rec.events
+
+    def close(self) -> None:
+        self.udp.close()
+        self.peer.close()
+        self.loop.close()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    r = Rig()
+    yield r
+    r.close()
+
+
+def test_a_burst_is_drained_in_order_in_bounded_rounds(rig: Rig,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(udp, "DRAIN_MAX", 8)
+    rounds = []
+    read_ready = rig.udp._read_ready
+
+    def counted() -> None:
+        rounds.append(len(rig.rec.events))
+        read_ready()
+
+    rig.loop.remove_reader(rig.udp.fd)
+    rig.loop.add_reader(rig.udp.fd, counted)
+    for n in range(40):  # all queued in the socket before the loop reads any
+        rig.peer.sendto(options(n), ("127.0.0.1", rig.port))
+    events = rig.run_until(40)
+    assert [e[1].call_id for e in events] == [f"ud{n}@test" for n in range(40)]
+    assert events[0][2] == RecvInfo("udp", "127.0.0.1", rig.peer.getsockname()[1],
+                                    "127.0.0.1", rig.port)
+    # at most DRAIN_MAX per readiness event, and more than one per event
+    steps = [b - a for a, b in zip(rounds, rounds[1:] + [len(events)], strict=True)]
+    assert max(steps) <= 8
+    assert len(rounds) < 40
+
+
+def test_bad_datagrams_and_keepalives(rig: Rig) -> None:
+    rig.peer.sendto(b"\r\n\r\n", ("127.0.0.1", rig.port))
+    rig.peer.sendto(b"NOT SIP AT ALL\r\n\r\n", ("127.0.0.1", rig.port))
+    rig.peer.sendto(options(1), ("127.0.0.1", rig.port))
+    events = rig.run_until(2)
+    assert [e[0] for e in events] == ["bad", "msg"]
+    assert events[0][3].status == 400
+
+
+def test_a_receiver_error_does_not_stop_the_socket(rig: Rig) -> None:
+    class Failing(Recorder):
+        def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
+            super().on_message(msg, rcv)
+            if len(self.events) == 1:
+                raise RuntimeError("boom")
+
+    rig.rec = rig.udp.receiver = Failing()  # type: ignore[assignment]
+    rig.peer.sendto(options(1), ("127.0.0.1", rig.port))
+    rig.peer.sendto(options(2), ("127.0.0.1", rig.port))
+    assert len(rig.run_until(2)) == 2
+
+
+def test_sendto_reaches_the_peer(rig: Rig) -> None:
+    rig.udp.sendto(b"hello", rig.peer.getsockname())
+    data, addr = rig.peer.recvfrom(100)
+    assert (data, addr) == (b"hello", ("127.0.0.1", rig.port))
+
+
+def test_an_empty_datagram_after_another_is_still_read(rig: Rig) -> None:
+    # after the first datagram of an event the socket is asked whether more wait (FIONREAD),
+    # which says 0 for an empty datagram: it is taken at the next readiness event, in order
+    for data in (options(1), b"", options(2)):
+        rig.peer.sendto(data, ("127.0.0.1", rig.port))
+    events = rig.run_until(3)
+    assert [e[0] for e in events] == ["msg", "bad", "msg"]
+    assert events[1][1] == b""
