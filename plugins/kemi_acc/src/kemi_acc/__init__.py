@@ -265,7 +265,7 @@ def _on_final(tx: Any) -> None:
     """tm: the transaction ``tx`` sent its final reply upstream."""
     core = _state.core
     status = int(tx.final_status)
-    flags = int(tx.glue.flags)
+    flags = int(tx.flags)
     request: SipMsg = tx.request
 
     def isset(flag: int) -> bool:
@@ -281,11 +281,11 @@ def _on_final(tx: Any) -> None:
         return
     reason, reply_tag = _final_reply_parts(tx)
     to_tag: str | None = reply_tag
-    if status < 300 and not tx.glue.replied:
+    if status < 300 and not tx.any_replied:
         # A 2xx the server sent itself (t_reply): Kamailio accounts the request's own To-tag
         # and the standard reason phrase, not those of the reply it built.
         to_tag, reason = None, _STANDARD_REASONS.get(status, "")
-    ctx = core.new_context(request, tx.glue.rcv)
+    ctx = core.new_context(request, tx.rcv)
     ctx.flags = flags
     if account:
         _write(record_for(ctx, str(status), reason, to_tag), "acc")

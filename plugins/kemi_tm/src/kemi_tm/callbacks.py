@@ -46,7 +46,7 @@ class ScriptCallbacks:
         bctx.bflags = bflags
         state = req_state(bctx)
         state.tx, state.branch = tx, index
-        name = tx.glue.callbacks.branch
+        name = tx.callbacks.branch
         assert name is not None
         self.run(name, bctx)
         return None if bctx.dropped else bctx
@@ -54,12 +54,11 @@ class ScriptCallbacks:
     def request_context(self, tx: TmTransaction, route_type: RouteType) -> MsgContext:
         """A context on a copy of the transaction's request (failure routes): flags and AVPs
         are the transaction's."""
-        glue = tx.glue
-        ctx = self.core.new_context(tx.request.copy(), glue.rcv, route_type)
-        ctx.flags = glue.flags
-        ctx.avps = glue.avps
-        ctx.xavps = glue.xavps
-        ctx.force_rport = glue.force_rport
+        ctx = self.core.new_context(tx.request.copy(), tx.rcv, route_type)
+        ctx.flags = tx.flags
+        ctx.avps = tx.avps
+        ctx.xavps = tx.xavps
+        ctx.force_rport = tx.force_rport
         req_state(ctx).tx = tx
         return ctx
 
@@ -67,18 +66,17 @@ class ScriptCallbacks:
     def onreply(self, ctx: MsgContext, tx: TmTransaction, branch: int) -> bool:
         """The onreply route armed for the transaction, on a reply of ``branch``; True when
         the route dropped a provisional reply (it goes no further)."""
-        glue = tx.glue
-        name = glue.callbacks.reply
+        name = tx.callbacks.reply
         if name is None:
             return False
         prev_type = ctx.route_type
         ctx.route_type = RouteType.TM_ONREPLY
         state = req_state(ctx)
         state.tx, state.branch = tx, branch
-        ctx.flags = glue.flags
-        ctx.bflags = glue.branch_flags.get(branch, 0)
+        ctx.flags = tx.flags
+        ctx.bflags = tx.branches[branch].flags
         self.run(name, ctx)
-        glue.flags = ctx.flags
+        tx.flags = ctx.flags
         ctx.route_type = prev_type
         if ctx.dropped and ctx.msg.status < 200:
             return True  # drop() in onreply_route discards a provisional reply
@@ -92,44 +90,42 @@ class ScriptCallbacks:
 
     def branch_failure(self, tx: TmTransaction, bf: BranchFinal) -> None:
         """The branch-failure route for a branch that ended with a negative final."""
-        glue = tx.glue
-        name = glue.callbacks.branch_failure
+        name = tx.callbacks.branch_failure
         if name is None or bf.status < 300:
             return
         if bf.reply is not None:
-            ctx = self.core.new_context(bf.reply, glue.rcv, RouteType.BRANCH_FAILURE)
-            ctx.flags = glue.flags
-            ctx.avps = glue.avps
+            ctx = self.core.new_context(bf.reply, tx.rcv, RouteType.BRANCH_FAILURE)
+            ctx.flags = tx.flags
+            ctx.avps = tx.avps
             state = req_state(ctx)
             state.tx = tx
         else:
             ctx = self.request_context(tx, RouteType.BRANCH_FAILURE)
             state = req_state(ctx)
         _set_reply(state, bf.branch, bf.status, bf.reply)
-        ctx.bflags = glue.branch_flags.get(bf.branch, 0)
+        ctx.bflags = tx.branches[bf.branch].flags
         self.run(name, ctx)
-        glue.flags = ctx.flags
+        tx.flags = ctx.flags
 
     def failure(self, tx: TmTransaction, nd: NeedsDecision) -> None:
         """The failure route, once every branch failed (one shot: the route re-arms it for the
         next serial step). It may reply, fork again (t_relay) or leave the best reply to go."""
-        glue = tx.glue
-        name = glue.callbacks.failure
-        if name is None or glue.overrides.disable_failover:
+        name = tx.callbacks.failure
+        if name is None or tx.overrides.disable_failover:
             return
-        glue.callbacks.failure = None
+        tx.callbacks.failure = None
         ctx = self.request_context(tx, RouteType.FAILURE)
         state = req_state(ctx)
         best = _best_branch(tx, nd)
         _set_reply(state, best, nd.status, nd.reply)
-        ctx.bflags = glue.branch_flags.get(best, 0)
+        ctx.bflags = tx.branches[best].flags if best >= 0 else 0
         ctx.extra["tm_reply"] = nd.reply
-        glue.in_failure = True
+        tx.in_failure = True
         try:
             self.run(name, ctx)
         finally:
-            glue.in_failure = False
-        glue.flags = ctx.flags
+            tx.in_failure = False
+        tx.flags = ctx.flags
 
 
 def _set_reply(state: ReqState, branch: int, status: int, reply: SipMsg | None) -> None:

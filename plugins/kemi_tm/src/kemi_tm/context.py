@@ -55,6 +55,10 @@ class BranchState:
     status: int = 0  # final outcome, 0 while pending
     reply: SipMsg | None = None  # the final reply (None: pending or local outcome)
     cancel_wanted: bool = False  # CANCELed; sent once a 1xx allows it (9.1)
+    #: the script's branch flags (setbflag, lookup's contact flags): the onreply, failure and
+    #: branch-failure routes of this branch see them
+    flags: int = 0
+    replied: bool = False  # got at least one reply (t_branch_replied / t_any_replied)
 
     @property
     def pending(self) -> bool:

@@ -194,7 +194,7 @@ def _arm(ctx: MsgContext, kind: str, name: str) -> int:
     tx = state.tx
     if tx is not None and ctx.route_type & (RouteType.FAILURE | RouteType.TM_ONREPLY
                                            | RouteType.BRANCH):
-        setattr(tx.glue.callbacks, kind, value)  # the transaction exists: arm it directly
+        setattr(tx.callbacks, kind, value)  # the transaction exists: arm it directly
     return 1
 
 
@@ -283,7 +283,7 @@ def t_lookup_cancel_flags(ctx: MsgContext, flags: int) -> int:
     if inv is None:
         return -1
     if flags & 1:
-        ctx.flags |= inv.glue.flags  # type: ignore[attr-defined]
+        ctx.flags |= inv.flags  # type: ignore[attr-defined]
     return 1
 
 
@@ -330,7 +330,7 @@ def t_is_expired(ctx: MsgContext) -> int:
         return -1
     s = tx.settings
     life = s.max_inv_lifetime if tx.is_invite else s.max_noninv_lifetime
-    return 1 if svc_of(ctx).now() - tx.glue.created > life else -1
+    return 1 if svc_of(ctx).now() - tx.created > life else -1
 
 
 def t_is_set(ctx: MsgContext, target: str) -> int:
@@ -341,7 +341,7 @@ def t_is_set(ctx: MsgContext, target: str) -> int:
         log.error("t_is_set: unknown target %r", target)
         return -1
     tx = _tx(ctx)
-    cbs: Callbacks = tx.glue.callbacks if tx is not None else req_state(ctx).callbacks
+    cbs: Callbacks = tx.callbacks if tx is not None else req_state(ctx).callbacks
     return 1 if getattr(cbs, kind) or getattr(req_state(ctx).callbacks, kind) else -1
 
 
@@ -370,7 +370,7 @@ def t_branch_timeout(ctx: MsgContext) -> int:
 def t_branch_replied(ctx: MsgContext) -> int:
     """In failure / branch-failure routes: the failed branch got at least one reply."""
     found = _failed_branch(ctx)
-    return 1 if found is not None and found[1] in found[0].glue.replied else -1
+    return 1 if found is not None and found[0].branches[found[1]].replied else -1
 
 
 def t_any_timeout(ctx: MsgContext) -> int:
@@ -381,7 +381,7 @@ def t_any_timeout(ctx: MsgContext) -> int:
 
 def t_any_replied(ctx: MsgContext) -> int:
     tx = _tx(ctx)
-    return 1 if tx is not None and tx.glue.replied else -1
+    return 1 if tx is not None and tx.any_replied else -1
 
 
 def status_code(ctx: MsgContext) -> int:
@@ -434,7 +434,7 @@ def t_drop_replies(ctx: MsgContext, mode: str) -> int:
     if tx is None or not ctx.route_type & RouteType.FAILURE:
         return -1
     if mode in ("", "a", "l", "n"):
-        tx.glue.drop_replies = True
+        tx.drop_replies = True
     return 1
 
 
@@ -447,8 +447,8 @@ def _apply_timers(ctx: MsgContext) -> None:
     """Settings changed while the transaction exists (failure route): next branches use them."""
     tx = _tx(ctx)
     if tx is not None:
-        tx.glue.overrides = req_state(ctx).overrides
-        tx.settings = svc_of(ctx).settings.timers_for(tx.glue.overrides)
+        tx.overrides = req_state(ctx).overrides
+        tx.settings = svc_of(ctx).settings.timers_for(tx.overrides)
 
 
 def t_set_fr(ctx: MsgContext, fr_inv: int, fr: int) -> int:
@@ -522,7 +522,7 @@ def t_set_disable_failover(ctx: MsgContext, on: int) -> int:
     state = req_state(ctx)
     state.overrides.disable_failover = bool(on)
     if state.tx is not None:
-        state.tx.glue.overrides.disable_failover = bool(on)
+        state.tx.overrides.disable_failover = bool(on)
     return 1
 
 

@@ -43,7 +43,7 @@ def t_req(ctx: MsgContext, spec: str) -> PvValue:
     tx = state.tx
     if tx is None:
         return None
-    rctx = ctx.core.new_context(tx.request, tx.glue.rcv, RouteType.REQUEST)
+    rctx = ctx.core.new_context(tx.request, tx.rcv, RouteType.REQUEST)
     return get_pv(rctx, spec)
 
 

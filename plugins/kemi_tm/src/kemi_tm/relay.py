@@ -82,8 +82,8 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
                 svc.absorb(old, msg)
                 return 0
             tx = svc.open_transaction(ctx, key, via)
-        state.callbacks.merge_into(tx.glue.callbacks)
-        tx.glue.flags = ctx.flags
+        state.callbacks.merge_into(tx.callbacks)
+        tx.flags = ctx.flags
     except SipParseError as exc:
         log.error("t_relay: malformed request: %s", exc.reason)
         return -1
@@ -174,8 +174,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     now = svc.clock.now()
     pending: list[tuple[int, list[Action]]] = []
     msg = ctx.msg
-    glue = tx.glue
-    branch_route = glue.callbacks.branch
+    branch_route = tx.callbacks.branch
     vparams = via_params(ctx)
     resolver = ctx.core.resolver
     waiting = 0
@@ -206,7 +205,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                 log.error("t_relay: cannot resolve the destination %s", host)
                 continue
             if found is PENDING:  # the branch goes out when the name resolves
-                glue.dns_pending += 1
+                tx.dns_pending += 1
                 waiting += 1
                 continue
             ip = found
@@ -218,7 +217,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             log.error("t_relay: cannot add a branch: %s", exc)
             break
         pending.append(added)
-        glue.branch_flags[added[0]] = bflags
+        tx.branches[added[0]].flags = bflags
     sent = 0
     failed: list[Action] = []
     send = svc.core.send
@@ -245,8 +244,7 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
               vparams: str, bflags: int, ip: str | None) -> None:
     """A branch's destination name answered: the branch goes out now (or ends as a local 478
     when the name does not resolve), unless the transaction was answered meanwhile."""
-    glue = tx.glue
-    glue.dns_pending -= 1
+    tx.dns_pending -= 1
     if tx not in svc.table or tx.final_status or tx.canceled:
         return
     proto, host, port = hop
@@ -257,7 +255,7 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
     except TransactionStateError as exc:
         log.error("t_relay: cannot add a branch: %s", exc)
         return
-    glue.branch_flags[index] = bflags
+    tx.branches[index].flags = bflags
     if ip is None:
         log.error("t_relay: the destination %s does not resolve", host)
         svc.perform(tx, tx.branch_send_failed(index, now, UNRESOLVABLE))
@@ -292,9 +290,9 @@ def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str 
                  target: Target | None) -> int:
     """t_relay in a failure route: a new serial step on the same transaction."""
     state = req_state(ctx)
-    state.callbacks.merge_into(tx.glue.callbacks)
-    tx.glue.flags = ctx.flags
-    tx.settings = svc.settings.timers_for(tx.glue.overrides)
+    state.callbacks.merge_into(tx.callbacks)
+    tx.flags = ctx.flags
+    tx.settings = svc.settings.timers_for(tx.overrides)
     sent = _send_branches(svc, ctx, tx, proto, target, received_via(ctx, ctx.msg),
                           in_failure=True)
     return 1 if sent else -1

@@ -45,7 +45,7 @@ from kemi_tm.keys import ServerKey, server_key
 from kemi_tm.settings import TmSettings
 from kemi_tm.state import req_state
 from kemi_tm.stats import TmStats
-from kemi_tm.transaction import TmTable, TmTransaction, TxGlue
+from kemi_tm.transaction import TmTable, TmTransaction
 
 if TYPE_CHECKING:
     from kemi_core.api import Core, Timer
@@ -162,13 +162,13 @@ class TmService:
         proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
         ov = state.overrides
         now = self.clock.now()
-        glue = TxGlue(rcv, now, None, ov, ctx.flags, ctx.avps, ctx.xavps, ctx.force_rport)
         settings = self.settings
         timers, proxy = ((settings.timers_for(ov), settings.proxy_for(ov)) if ov.any_set
                          else (settings.timers, settings.proxy))
         # The key comes from the received request (parsed already; its copy shares that).
         tx = TmTransaction(msg.copy(), _dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)),
-                           glue, settings=timers, proxy_settings=proxy, key=key)
+                           rcv, now, ov, ctx.flags, ctx.avps, ctx.xavps, ctx.force_rport,
+                           settings=timers, proxy_settings=proxy, key=key)
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         apply_via(tx.request, via)
@@ -208,17 +208,16 @@ class TmService:
             elif kind is PassUp:
                 self.forward_reply(a.msg)  # type: ignore[union-attr]
             elif kind is BranchFinal:
-                if tx.glue.callbacks.branch_failure is not None:
+                if tx.callbacks.branch_failure is not None:
                     self.script.branch_failure(tx, a)  # type: ignore[arg-type]
-            elif kind is NeedsDecision and not tx.glue.in_failure:
+            elif kind is NeedsDecision and not tx.in_failure:
                 self.decide(tx, a)  # type: ignore[arg-type]
-        if tx.server.final_status and not tx.glue.counted_final:
+        if tx.server.final_status and not tx.counted_final:
             self._count_final(tx)
 
     def _count_final(self, tx: TmTransaction) -> None:
-        glue = tx.glue
-        if tx.final_status and not glue.counted_final:
-            glue.counted_final = True
+        if tx.final_status and not tx.counted_final:
+            tx.counted_final = True
             self.stats.final(tx.final_status)
             for handler in self.final_handlers:
                 try:
@@ -252,14 +251,14 @@ class TmService:
     def decide(self, tx: TmTransaction, nd: NeedsDecision) -> None:
         """Every branch failed: run the failure route, then relay the best reply unless the
         route replied or forked again."""
-        if tx.glue.dns_pending:
+        if tx.dns_pending:
             return  # a branch is still on its way: it decides when it ends
         self.script.failure(tx, nd)
-        if tx.final_status or tx.pending_branches or tx.glue.dns_pending:
+        if tx.final_status or tx.pending_branches or tx.dns_pending:
             return
         now = self.clock.now()
         try:
-            if tx.glue.drop_replies:
+            if tx.drop_replies:
                 actions = tx.reply(500, "Server Internal Error", now)
             else:
                 actions = tx.relay_best(now)
@@ -284,9 +283,8 @@ class TmService:
         tx, branch = found
         assert isinstance(tx, TmTransaction)
         self.stats.rpl_received.inc()
-        glue = tx.glue
-        glue.replied.add(branch)
-        if glue.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
+        tx.branches[branch].replied = True
+        if tx.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
             return True  # a provisional reply the onreply route dropped
         self.perform(tx, tx.on_response(branch, msg, self.clock.now()))
         return True

@@ -1,8 +1,9 @@
 """A tm transaction: the sans-IO proxy transaction with what the script attached to it.
 
-* ``TxGlue``: what the script asked for the transaction (callbacks, flags, AVPs, branch flags)
-  and what the branch tests (``t_branch_replied`` ...) need to know.
-* ``TmTransaction``: ``ProxyTransaction`` built with its ``TxGlue``.
+* ``TmTransaction``: ``ProxyTransaction`` plus what the script asked for the transaction
+  (callbacks, flags, AVPs, overrides) and what its routes and the branch tests
+  (``t_branch_replied`` ...) need to know; the branches' flags and "replied" marks are on the
+  branches (``BranchState``). One object per transaction.
 * ``TmTable``: the worker's ``TransactionTable``, telling its owner each transaction it frees.
 """
 
@@ -11,42 +12,44 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from kemi_tm.context import DEFAULT_PROXY, ProxySettings
 from kemi_tm.proxy import ProxyTransaction
 from kemi_tm.state import Callbacks, Overrides
 from kemi_tm.table import TransactionTable
+from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
 
 if TYPE_CHECKING:
     from kemi_core.api import RecvInfo
     from kemi_core.sip import SipMsg
     from kemi_tm.actions import Dest
+    from kemi_tm.keys import ServerKey
 
 
-class TxGlue:
-    """What the script attached to a transaction (a plain class with slots: one is made per
-    transaction)."""
+class TmTransaction(ProxyTransaction):
+    """A proxy transaction with the script's state, given when it is made (the fields a plain
+    UAS transaction never changes are class attributes: nothing to set per transaction)."""
 
     __slots__ = ("rcv", "created", "callbacks", "overrides", "flags", "avps", "xavps",
-                 "force_rport", "branch_flags", "replied", "drop_replies", "in_failure",
-                 "counted_final", "dns_pending")
+                 "force_rport", "drop_replies", "in_failure", "counted_final", "dns_pending")
 
-    def __init__(self, rcv: RecvInfo, created: float, callbacks: Callbacks | None = None,
-                 overrides: Overrides | None = None, flags: int = 0,
+    def __init__(self, request: SipMsg, reply_dest: Dest, rcv: RecvInfo, created: float,
+                 overrides: Overrides, flags: int = 0,
                  avps: dict[str, list[Any]] | None = None,
                  xavps: dict[str, list[dict[str, Any]]] | None = None,
-                 force_rport: bool = False) -> None:
+                 force_rport: bool = False, *,
+                 settings: TimerSettings = DEFAULT_TIMERS,
+                 proxy_settings: ProxySettings = DEFAULT_PROXY,
+                 key: ServerKey | None = None) -> None:
+        super().__init__(request, reply_dest, settings=settings, proxy_settings=proxy_settings,
+                         key=key)
         self.rcv = rcv
         self.created = created
-        self.callbacks = callbacks if callbacks is not None else Callbacks()
-        self.overrides = overrides if overrides is not None else Overrides()
+        self.callbacks = Callbacks()
+        self.overrides = overrides
         self.flags = flags
         self.avps = avps if avps is not None else {}
         self.xavps = xavps if xavps is not None else {}
         self.force_rport = force_rport
-        #: branch flags of each branch (setbflag, lookup's contact flags), by branch index:
-        #: onreply, failure and branch-failure routes see their branch's
-        self.branch_flags: dict[int, int] = {}
-        #: branches that got at least one reply (t_branch_replied / t_any_replied)
-        self.replied: set[int] = set()
         #: t_drop_replies was called in the failure route
         self.drop_replies = False
         #: running the failure route now (a NeedsDecision from inside it is not re-entered)
@@ -56,15 +59,10 @@ class TxGlue:
         #: branches waiting for their destination's name to resolve (relay.py)
         self.dns_pending = 0
 
-
-class TmTransaction(ProxyTransaction):
-    """A proxy transaction with the script's state (``glue``), given when it is made."""
-
-    __slots__ = ("glue",)
-
-    def __init__(self, request: SipMsg, reply_dest: Dest, glue: TxGlue, **kwargs: Any) -> None:
-        super().__init__(request, reply_dest, **kwargs)
-        self.glue = glue
+    @property
+    def any_replied(self) -> bool:
+        """Some branch got at least one reply (t_any_replied)."""
+        return any(b.replied for b in self.branches)
 
 
 class TmTable(TransactionTable):

@@ -142,7 +142,7 @@ def t_cancel_callid(ctx: MsgContext, callid: str, cseq: int, flags: int) -> int:
         return -1
     tm = _tm(ctx)
     if flags:
-        tx.glue.flags |= flags
+        tx.flags |= flags
     tm.perform(tx, tx.cancel_all(tm.now()))
     return 1
 
@@ -169,5 +169,5 @@ def t_flush_flags(ctx: MsgContext) -> int:
     state = ctx.mod_state.get("tm")
     if state is None or state.tx is None:
         return -1
-    state.tx.glue.flags = ctx.flags
+    state.tx.flags = ctx.flags
     return 1
