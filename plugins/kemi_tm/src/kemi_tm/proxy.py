@@ -75,7 +75,7 @@ class ProxyTransaction:
     # and for the garbage collector to walk.
     __slots__ = ("request", "method", "is_invite", "settings", "proxy_settings", "server", "key",
                  "ident", "branch_prefix", "to_tag", "branches", "step", "canceled", "deciding",
-                 "got_6xx", "on_reschedule")
+                 "got_6xx", "on_reschedule", "filed_at")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, *,
                  settings: TimerSettings = DEFAULT_TIMERS,
@@ -111,6 +111,8 @@ class ProxyTransaction:
         #: the table's hook: called after every input so it can re-arm this entry's timer (a
         #: no-op until the table takes the entry: always callable, no test per input)
         self.on_reschedule: Callable[[ProxyTransaction], None] = not_filed
+        #: the table's bookkeeping: the deadline it filed this entry under (None: not filed)
+        self.filed_at: float | None = None
 
     # ----- state -----
     @property
@@ -264,8 +266,11 @@ class ProxyTransaction:
         server = self.server
         timers = server.timers
         if timers and min(timers.values()) <= now:
-            out += [a for a in server.on_timer(now) if type(a) is not Terminated]
-        for b in list(self.branches):
+            acts = server.on_timer(now)
+            if acts and type(acts[0]) is not Terminated:
+                out += [a for a in acts if type(a) is not Terminated]
+        # no branch is added while timers run (a failure route runs after, from the actions)
+        for b in self.branches:
             client = b.client
             timers = client.timers
             if timers and min(timers.values()) <= now:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from kemi_tm.actions import Action, Dest, PassUp, Send, TransactionStateError
 from kemi_tm.keys import ServerKey, server_key
-from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, Timers, TimerSettings, earliest, pop_due
+from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, Timers, TimerSettings, earliest
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -89,17 +89,6 @@ class ServerTransaction(EndsAfterTimer):
         if status >= 200 and not self.final_status:
             self.final_status = status
         return Send(self.reply_dest, data, origin)
-
-    def on_timer(self, now: float) -> list[Action]:
-        out: list[Action] = []
-        for name in pop_due(self.timers, now):
-            if self.state is ServerState.TERMINATED:
-                break
-            out.extend(self._fire(name, now))
-        return out
-
-    def _fire(self, name: str, now: float) -> list[Action]:
-        raise NotImplementedError
 
     def _refuse(self, status: int) -> TransactionStateError:
         return TransactionStateError(

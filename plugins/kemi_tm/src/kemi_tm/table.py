@@ -8,7 +8,8 @@ plain stateful UAS, e.g. t_newtran + t_reply or a CANCEL's own transaction).
 * ``lookup_cancel_target(cancel)``: the INVITE transaction a CANCEL refers to.
 * ``lookup_reply(reply)``: ``(tx, branch index)`` from the Via branch we generated.
 * ``next_timer()`` / ``on_timer(now) -> [(tx, actions), ...]``: each entry's next deadline, filed
-  in a bucket per tick of 1/TICKS_PER_S s, with a min-heap of the ticks that have a bucket.
+  in a bucket per tick of 1/TICKS_PER_S s (and kept on the entry, ``tx.filed_at``), with a
+  min-heap of the ticks that have a bucket.
   Entries report every change through ``tx.on_reschedule`` (set on insert); moving an entry is
   two dict operations (a heap push per change left superseded items to skip and compact, and
   at 1,500 calls/s the heap held ~100,000 of them). Due entries are handled in deadline order.
@@ -44,12 +45,13 @@ class TransactionTable:
     def __init__(self) -> None:
         self._by_key: dict[ServerKey, ProxyTransaction] = {}
         self._by_ident: dict[str, ProxyTransaction] = {}
-        self._deadline: dict[str, float] = {}  # ident -> its current deadline
         self._buckets: dict[int, dict[str, ProxyTransaction]] = {}  # tick -> entries due in it
         self._ticks: list[int] = []  # min-heap of the ticks in _buckets
         # one bound method shared by every entry (not one allocated per insert)
         self._hook = self._reschedule
         self.on_deadline: Callable[[float], None] | None = None
+        #: hears about every transaction that leaves the table
+        self.on_freed: Callable[[ProxyTransaction], None] | None = None
 
     def __len__(self) -> int:
         return len(self._by_ident)
@@ -64,17 +66,22 @@ class TransactionTable:
         self._by_key[tx.key] = tx
         self._by_ident[tx.ident] = tx
         tx.on_reschedule = self._hook
-        self._reschedule(tx)
+        if tx.branches or tx.server.timers or tx.server.state is _SERVER_TERMINATED:
+            self._reschedule(tx)  # else nothing to file yet (a new transaction, 100 sent)
 
     def remove(self, tx: ProxyTransaction) -> bool:
         """Take ``tx`` out (its timer too); False when it was not in the table."""
-        if self._by_ident.get(tx.ident) is not tx:
+        ident = tx.ident
+        if self._by_ident.get(ident) is not tx:
             return False
-        del self._by_ident[tx.ident]
+        del self._by_ident[ident]
         if self._by_key.get(tx.key) is tx:
             del self._by_key[tx.key]
-        self._unfile(tx.ident)
+        if tx.filed_at is not None:  # not when on_timer took it out to run it
+            self._unfile(tx)
         tx.on_reschedule = not_filed
+        if self.on_freed is not None:
+            self.on_freed(tx)
         return True
 
     def lookup_request(self, msg: SipMsg) -> ProxyTransaction | None:
@@ -105,15 +112,14 @@ class TransactionTable:
         while ticks:
             bucket = buckets.get(ticks[0])
             if bucket:
-                deadline = self._deadline
-                return min(deadline[ident] for ident in bucket)
+                return min(tx.filed_at for tx in bucket.values())  # type: ignore[type-var]
             buckets.pop(heapq.heappop(ticks), None)
         return None
 
     def on_timer(self, now: float) -> list[tuple[ProxyTransaction, list[Action]]]:
         """Fire every due timer, earliest first; each entry is run at most once per call."""
         due: list[tuple[float, int, ProxyTransaction]] = []
-        ticks, buckets, deadline = self._ticks, self._buckets, self._deadline
+        ticks, buckets = self._ticks, self._buckets
         last = math.ceil(now * TICKS_PER_S)  # the bucket holding ``now`` may be due in part
         n = 0
         while ticks and ticks[0] <= last and len(due) < _MAX_TIMER_ROUNDS:
@@ -121,16 +127,18 @@ class TransactionTable:
             bucket = buckets.get(tick)
             if bucket and tick == last:  # a partly due bucket: only what is due leaves it
                 for ident, tx in list(bucket.items()):
-                    at = deadline[ident]
-                    if at <= now:
-                        del bucket[ident], deadline[ident]
-                        due.append((at, n, tx))
+                    at = tx.filed_at
+                    if at <= now:  # type: ignore[operator]
+                        del bucket[ident]
+                        tx.filed_at = None
+                        due.append((at, n, tx))  # type: ignore[arg-type]
                         n += 1
                 if bucket:
                     break
             elif bucket:
-                for ident, tx in bucket.items():
-                    due.append((deadline.pop(ident), n, tx))
+                for tx in bucket.values():
+                    due.append((tx.filed_at, n, tx))  # type: ignore[arg-type]
+                    tx.filed_at = None
                     n += 1
             heapq.heappop(ticks)
             buckets.pop(tick, None)
@@ -142,13 +150,14 @@ class TransactionTable:
                 results.append((tx, actions))
         return results
 
-    def _unfile(self, ident: str) -> None:
-        """Take ``ident`` out of its bucket (its deadline forgotten)."""
-        at = self._deadline.pop(ident, None)
+    def _unfile(self, tx: ProxyTransaction) -> None:
+        """Take ``tx`` out of its bucket (its deadline forgotten)."""
+        at = tx.filed_at
         if at is not None:
+            tx.filed_at = None
             bucket = self._buckets.get(math.ceil(at * TICKS_PER_S))
             if bucket is not None:
-                bucket.pop(ident, None)
+                bucket.pop(tx.ident, None)
 
     def _reschedule(self, tx: ProxyTransaction) -> None:
         # runs after every input of every transaction: the common case (deadline unchanged,
@@ -157,20 +166,18 @@ class TransactionTable:
             self.remove(tx)
             return
         at = tx.next_timer()
-        ident = tx.ident
-        deadline = self._deadline
-        old = deadline.get(ident)
+        old = tx.filed_at  # the entry's deadline as filed here (kept on it: no dict to upkeep)
         if old == at:
             return
+        tx.filed_at = at
+        ident = tx.ident
         buckets = self._buckets
         if old is not None:
-            del deadline[ident]
             bucket = buckets.get(math.ceil(old * TICKS_PER_S))
             if bucket is not None:
                 bucket.pop(ident, None)
         if at is None:
             return
-        deadline[ident] = at
         tick = math.ceil(at * TICKS_PER_S)
         bucket = buckets.get(tick)
         if bucket is None:

@@ -93,6 +93,25 @@ class EndsAfterTimer:
     state: Any
     timers: Timers
 
+    def on_timer(self, now: float) -> list[Action]:
+        """Fire the timers due at ``now``, earliest first."""
+        timers = self.timers
+        if len(timers) == 1:  # the usual wake-up: the machine's one last wait timer
+            ((name, at),) = timers.items()
+            if at > now:
+                return []
+            timers.clear()
+            return self._fire(name, now)
+        out: list[Action] = []
+        for name in pop_due(timers, now):
+            if self.state is self.TERMINATED_STATE:
+                break
+            out.extend(self._fire(name, now))
+        return out
+
+    def _fire(self, name: str, now: float) -> list[Action]:
+        raise NotImplementedError
+
     def _finish(self) -> list[Action]:
         self.state = self.TERMINATED_STATE
         self.timers.clear()

@@ -66,17 +66,11 @@ class TmTransaction(ProxyTransaction):
 
 
 class TmTable(TransactionTable):
-    """The worker's table; ``on_freed`` hears about every transaction that leaves it."""
+    """The worker's table (``on_freed`` hears about every transaction that leaves it)."""
 
     def __init__(self, on_freed: Callable[[ProxyTransaction], None] | None = None) -> None:
         super().__init__()
         self.on_freed = on_freed
-
-    def remove(self, tx: ProxyTransaction) -> bool:
-        removed = super().remove(tx)
-        if removed and self.on_freed is not None:
-            self.on_freed(tx)
-        return removed
 
     def transactions(self) -> Iterator[ProxyTransaction]:
         """Every live transaction (RPC listing, tmx's t_*_callid lookups)."""
