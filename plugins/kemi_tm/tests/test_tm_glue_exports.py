@@ -122,6 +122,28 @@ def test_failover_disabled_relays_reply_without_failure_route() -> None:
     assert ran == [] and [m.status for m in at(h.take(), CALLER)] == [480]
 
 
+def test_failover_disabled_after_relay_is_this_transaction_only() -> None:
+    """Set once the transaction exists (it shares the default overrides until then): the next
+    transaction still runs its failure route."""
+    ran: list[str] = []
+
+    def route(ctx: MsgContext) -> int:
+        ctx.dst_uri = "sip:127.0.0.1:5080"
+        tm.t_on_failure(ctx, "f")
+        ret = tm.t_relay(ctx)
+        if ctx.msg.call_id == "first":
+            tm.t_set_disable_failover(ctx, 1)
+        return ret
+
+    h = TmHarness({"ksr_request_route": route, "f": lambda ctx: ran.append(ctx.msg.call_id)})
+    for call_id in ("first", "second"):
+        h.request(request(branch=f"z9hG4bK{call_id}", call_id=call_id), CALLER)
+        fwd = at(h.take(), UAS1)[0]
+        h.reply(build_reply(fwd, 480, "Later", to_tag="x"), UAS1)
+        assert [m.status for m in at(h.take(), CALLER)] == [480]
+    assert ran == ["second"]
+
+
 def test_drop_replies_in_failure_route_answers_500() -> None:
     def route(ctx: MsgContext) -> int:
         ctx.dst_uri = "sip:127.0.0.1:5080"

@@ -18,7 +18,7 @@ from kemi_core.api import (
 )
 from kemi_tm import contacts, relay
 from kemi_tm.service import TmService
-from kemi_tm.state import MODULE, Callbacks, req_state
+from kemi_tm.state import MODULE, NO_OVERRIDES, Callbacks, Overrides, req_state
 from kemi_tm.transaction import TmTransaction
 
 if TYPE_CHECKING:
@@ -521,8 +521,11 @@ def t_set_disable_failover(ctx: MsgContext, on: int) -> int:
     """1: the failure route is not run for this transaction."""
     state = req_state(ctx)
     state.overrides.disable_failover = bool(on)
-    if state.tx is not None:
-        state.tx.overrides.disable_failover = bool(on)
+    tx = state.tx
+    if tx is not None:
+        if tx.overrides is NO_OVERRIDES:  # shared by every transaction: never changed
+            tx.overrides = Overrides()
+        tx.overrides.disable_failover = bool(on)
     return 1
 
 

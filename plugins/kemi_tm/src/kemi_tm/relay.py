@@ -82,7 +82,8 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
                 svc.absorb(old, msg)
                 return 0
             tx = svc.open_transaction(ctx, key, via)
-        state.callbacks.merge_into(tx.callbacks)
+        if state.callbacks is not tx.callbacks:  # the same object when made here
+            state.callbacks.merge_into(tx.callbacks)
         tx.flags = ctx.flags
     except SipParseError as exc:
         log.error("t_relay: malformed request: %s", exc.reason)
@@ -125,7 +126,7 @@ def _relay_ack(svc: TmService, ctx: MsgContext, proto: str | None, target: Targe
     if tx is not None:
         assert isinstance(tx, TmTransaction)
         actions = tx.on_request(ctx.msg, svc.clock.now())
-        if not any(type(a) is PassUp for a in actions):
+        if not actions or type(actions[0]) is not PassUp:  # PassUp comes alone
             svc.perform(tx, actions)
             return 0  # the hop-by-hop ACK of our negative final: absorbed
     return _stateless(ctx, proto, target)  # end to end (2xx): routed like any request
@@ -154,7 +155,8 @@ def _destinations(ctx: MsgContext) -> list[tuple[str, str | None, str | None, in
     """(R-URI, $du, Path vector, branch flags) of branch 0 and of every appended branch."""
     out: list[tuple[str, str | None, str | None, int]] = [
         (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"), ctx.bflags)]
-    out += [(b.uri, b.dst_uri, b.path, b.flags) for b in ctx.branches]
+    if ctx.branches:  # most requests have no appended branch: no comprehension to run
+        out += [(b.uri, b.dst_uri, b.path, b.flags) for b in ctx.branches]
     return out
 
 

@@ -43,7 +43,7 @@ from kemi_tm.actions import (
 from kemi_tm.callbacks import ScriptCallbacks
 from kemi_tm.keys import ServerKey, server_key
 from kemi_tm.settings import TmSettings
-from kemi_tm.state import req_state
+from kemi_tm.state import NO_OVERRIDES, req_state
 from kemi_tm.stats import TmStats
 from kemi_tm.transaction import TmTable, TmTransaction
 
@@ -160,14 +160,18 @@ class TmService:
         state = req_state(ctx)
         rcv = ctx.rcv
         proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
-        ov = state.overrides
+        ov = state.script_overrides
         now = self.clock.now()
         settings = self.settings
-        timers, proxy = ((settings.timers_for(ov), settings.proxy_for(ov)) if ov.any_set
-                         else (settings.timers, settings.proxy))
+        if ov is None:  # the script set nothing: the modparam settings as they are
+            ov, timers, proxy = NO_OVERRIDES, settings.timers, settings.proxy
+        elif ov.any_set:
+            timers, proxy = settings.timers_for(ov), settings.proxy_for(ov)
+        else:
+            timers, proxy = settings.timers, settings.proxy
         # The key comes from the received request (parsed already; its copy shares that).
         tx = TmTransaction(msg.copy(), _dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)),
-                           rcv, now, ov, ctx.flags, ctx.avps, ctx.xavps, ctx.force_rport,
+                           rcv, now, state.callbacks, ov, ctx.flags, ctx.avps, ctx.xavps, ctx.force_rport,
                            settings=timers, proxy_settings=proxy, key=key)
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).

@@ -59,14 +59,21 @@ class Overrides:
         return bool(self.__dict__)
 
 
+#: the overrides of a transaction whose request set none (never changed: a transaction that
+#: gets one later is given its own, see exports.t_set_disable_failover)
+NO_OVERRIDES = Overrides()
+
+
 class ReqState:
     """tm's state on one message context."""
 
-    __slots__ = ("callbacks", "overrides", "tx", "branch", "reply", "reply_code", "reply_reason")
+    __slots__ = ("callbacks", "script_overrides", "tx", "branch", "reply", "reply_code",
+                 "reply_reason")
 
     def __init__(self) -> None:
         self.callbacks = Callbacks()
-        self.overrides = Overrides()
+        #: the script's per-transaction settings, None until it sets one (``overrides``)
+        self.script_overrides: Overrides | None = None
         #: the transaction of this message (t_newtran/t_relay, or the one a callback runs for)
         self.tx: TmTransaction | None = None
         #: branch index a branch/onreply/branch-failure route runs for (-1: none)
@@ -75,6 +82,14 @@ class ReqState:
         self.reply: SipMsg | None = None
         self.reply_code = 0
         self.reply_reason = ""
+
+    @property
+    def overrides(self) -> Overrides:
+        """The script's per-transaction settings, made on first use (most requests set none)."""
+        ov = self.script_overrides
+        if ov is None:
+            ov = self.script_overrides = Overrides()
+        return ov
 
 
 def req_state(ctx: MsgContext) -> ReqState:

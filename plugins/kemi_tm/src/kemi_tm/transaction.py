@@ -33,7 +33,7 @@ class TmTransaction(ProxyTransaction):
                  "force_rport", "drop_replies", "in_failure", "counted_final", "dns_pending")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, rcv: RecvInfo, created: float,
-                 overrides: Overrides, flags: int = 0,
+                 callbacks: Callbacks, overrides: Overrides, flags: int = 0,
                  avps: dict[str, list[Any]] | None = None,
                  xavps: dict[str, list[dict[str, Any]]] | None = None,
                  force_rport: bool = False, *,
@@ -44,7 +44,9 @@ class TmTransaction(ProxyTransaction):
                          key=key)
         self.rcv = rcv
         self.created = created
-        self.callbacks = Callbacks()
+        #: the routes armed with t_on_*: the request's own object (``ReqState.callbacks``), so
+        #: t_on_* before and after the transaction is made arm the same one
+        self.callbacks = callbacks
         self.overrides = overrides
         self.flags = flags
         self.avps = avps if avps is not None else {}
