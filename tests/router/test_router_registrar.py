@@ -74,6 +74,15 @@ def test_registration_routes_calls_until_it_expires(kemi_router: Any, tmp_path: 
     assert "alice@example.com" not in str(dump)
 
 
+def _register(router: Any, cseq: int, extra: str, base: str = REGISTER) -> Any:
+    """REGISTER number ``cseq`` of alice's phone (``base`` plus ``extra`` header lines): its
+    one reply, a 200."""
+    reg = router.request(base.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra,
+                         source="udp:127.0.0.1:5072")
+    assert [r.status for r in reg.replies] == [200]
+    return reg.replies[0]
+
+
 def _contact_of(router: Any) -> dict[str, Any]:
     """The one contact of alice in ul.dump (no use_domain: the AOR is the user)."""
     for domain in router.rpc("ul.dump")["Domains"]:
@@ -95,10 +104,8 @@ def test_same_contact_with_other_expires_or_allow_is_not_taken_from_the_memo(
              ("Expires: 120\nAllow: INVITE, BYE\n", 120, 1 | 8), ("", 3600, 0xFFFFFFFF),
              ("Allow: MESSAGE\n", 3600, 256)]
     for cseq, (extra, expires, methods) in enumerate(steps, start=1):
-        text = plain.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra
-        reg = router.request(text, source="udp:127.0.0.1:5072")
-        assert [r.status for r in reg.replies] == [200]
-        assert f";expires={expires}" in (reg.replies[0].header("contact") or "")
+        ok = _register(router, cseq, extra, plain)
+        assert f";expires={expires}" in (ok.header("contact") or "")
         assert _contact_of(router)["Methods"] == methods
 
 
@@ -125,9 +132,7 @@ def test_same_contact_with_another_q_override_is_not_taken_from_the_memo(
     router = kemi_router(tmp_path / "kamailio.cfg")
     for cseq, (extra, q) in enumerate([("", -1), ("X-Q: 0.5\n", 0.5), ("X-Q: 0.2\n", 0.2),
                                        ("", -1)], start=1):
-        text = REGISTER.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra
-        reg = router.request(text, source="udp:127.0.0.1:5072")
-        assert [r.status for r in reg.replies] == [200]
+        _register(router, cseq, extra)
         assert _contact_of(router)["Q"] == q
 
 
@@ -143,7 +148,5 @@ def test_xavp_cfg_settings_apply_and_bypass_the_memo(kemi_router: Any, tmp_path:
     router = kemi_router(tmp_path / "kamailio.cfg")
     for cseq, (extra, expires) in enumerate([("", 60), ("X-Exp: 1\n", 120), ("", 60),
                                              ("X-Exp: 1\n", 120)], start=1):
-        text = REGISTER.replace("CSeq: 1 ", f"CSeq: {cseq} ") + extra
-        reg = router.request(text, source="udp:127.0.0.1:5072")
-        assert [r.status for r in reg.replies] == [200]
-        assert f";expires={expires}" in (reg.replies[0].header("contact") or "")
+        ok = _register(router, cseq, extra)
+        assert f";expires={expires}" in (ok.header("contact") or "")
