@@ -363,7 +363,7 @@ class ProxyTransaction:
             if status > 100 and self.server.can_reply(status):
                 out += self.server.send_reply(status, reply.bytes_without_top_via(), now, "relayed")
             return out
-        first = b.pending
+        first = b.status == 0  # b.pending, read on every final: no property call
         if first:
             b.status, b.reply = status, reply
             out.append(BranchFinal(b.index, status, reply))
@@ -419,7 +419,7 @@ class ProxyTransaction:
             return []
         out: list[Action] = []
         for b in self.branches:
-            if b.pending:
+            if b.status == 0:  # b.pending without the property call (every final runs this)
                 out += self._cancel(b, now)
         return out
 

@@ -220,9 +220,10 @@ class TmService:
             self._count_final(tx)
 
     def _count_final(self, tx: TmTransaction) -> None:
-        if tx.final_status and not tx.counted_final:
+        status = tx.server.final_status
+        if status and not tx.counted_final:
             tx.counted_final = True
-            self.stats.final(tx.final_status)
+            self.stats.final(status)
             for handler in self.final_handlers:
                 try:
                     handler(tx)
