@@ -81,7 +81,7 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
             if old is not None:
                 svc.absorb(old, msg)
                 return 0
-            tx = svc.open_transaction(ctx, key, via)
+            tx = svc.open_transaction(ctx, key, via, state)
         if state.callbacks is not tx.callbacks:  # the same object when made here
             state.callbacks.merge_into(tx.callbacks)
         tx.flags = ctx.flags

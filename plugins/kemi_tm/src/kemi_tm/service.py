@@ -43,7 +43,7 @@ from kemi_tm.actions import (
 from kemi_tm.callbacks import ScriptCallbacks
 from kemi_tm.keys import ServerKey, server_key
 from kemi_tm.settings import TmSettings
-from kemi_tm.state import NO_OVERRIDES, req_state
+from kemi_tm.state import NO_OVERRIDES, ReqState, req_state
 from kemi_tm.stats import TmStats
 from kemi_tm.transaction import TmTable, TmTransaction
 
@@ -149,15 +149,14 @@ class TmService:
         """Make, insert and start the transaction of the current request (t_newtran); ``key``:
         its server key when the caller computed it already."""
         return self.open_transaction(ctx, key if key is not None else server_key(ctx.msg),
-                                     received_via(ctx, ctx.msg))
+                                     received_via(ctx, ctx.msg), req_state(ctx))
 
-    def open_transaction(self, ctx: MsgContext, key: ServerKey,
-                         via: str | None) -> TmTransaction:
-        """``new_transaction`` with the request's server key and its top Via as we pass it on
-        (``received_via``: None when unchanged) computed by the caller, which reuses the Via
-        for the branches (t_relay)."""
+    def open_transaction(self, ctx: MsgContext, key: ServerKey, via: str | None,
+                         state: ReqState) -> TmTransaction:
+        """``new_transaction`` with the request's server key, its top Via as we pass it on
+        (``received_via``: None when unchanged) and tm's state on it (``req_state``) computed
+        by the caller, which reuses the Via for the branches (t_relay)."""
         msg = ctx.msg
-        state = req_state(ctx)
         rcv = ctx.rcv
         proto, host, port = reply_destination(msg.via, rcv, ctx.force_rport)
         ov = state.script_overrides
@@ -171,8 +170,8 @@ class TmService:
             timers, proxy = settings.timers, settings.proxy
         # The key comes from the received request (parsed already; its copy shares that).
         tx = TmTransaction(msg.copy(), _dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)),
-                           rcv, now, state.callbacks, ov, ctx.flags, ctx.avps, ctx.xavps, ctx.force_rport,
-                           settings=timers, proxy_settings=proxy, key=key)
+                           rcv, now, state.callbacks, ov, ctx.flags, ctx.avps, ctx.xavps,
+                           ctx.force_rport, settings=timers, proxy_settings=proxy, key=key)
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         apply_via(tx.request, via)
