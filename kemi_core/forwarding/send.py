@@ -18,7 +18,7 @@ from kemi_core.forwarding.targets import (
     uri_target,
     via_reply_destination,
 )
-from kemi_core.forwarding.via import our_via, stamp_received, stateless_branch
+from kemi_core.forwarding.via import apply_via, our_via, received_via, stateless_branch
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -78,12 +78,19 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
         # as Kamailio: no TLS socket to send from (enable_tls and listen=tls:... needed)
         script_log.error("forward: no tls listen socket for %s", target_uri)
         return -1
-    out = msg.copy()
-    stamp_received(ctx, out, msg)
-    out.prepend_via(our_via(ctx, proto, stateless_branch(msg)))
     # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
     core, rcv = ctx.core, ctx.rcv
+    ours = our_via(ctx, proto, stateless_branch(msg))
+    top = received_via(ctx, msg)
+    out: SipMsg | None = None
+    data = b""
+    if core.has_onsend_route():  # the route reads (and may edit) the message about to leave
+        out = msg.copy()
+        apply_via(out, top)
+        out.prepend_via(ours)
+    else:  # nobody looks at it: its bytes straight from the request, no copy, no edits
+        data = msg.bytes_with_via(ours, top)
 
     def send(ip: str | None) -> bool:
         stats = core.stats
@@ -92,9 +99,13 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
             if stats is not None:
                 stats.err_requests.inc()
             return False
-        if not core.run_onsend(out, rcv, proto, ip, port):
-            return True  # dropped by onsend_route: handled, as in Kamailio
-        if not core.send(proto, ip, port, out.to_bytes()):
+        if out is not None:
+            if not core.run_onsend(out, rcv, proto, ip, port):
+                return True  # dropped by onsend_route: handled, as in Kamailio
+            payload = out.to_bytes()
+        else:
+            payload = data
+        if not core.send(proto, ip, port, payload):
             script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
             if stats is not None:
                 stats.err_requests.inc()

@@ -424,13 +424,18 @@ class Core:
         ours to forward or could not be sent."""
         return forward_reply(self, ctx.msg)
 
+    def has_onsend_route(self) -> bool:
+        """Whether the script has an onsend_route (``run_onsend`` then runs it)."""
+        engine = self.engine
+        return engine is not None and engine.has_route(
+            self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route")
+
     def run_onsend(self, out: SipMsg, rcv: RecvInfo, proto: str, host: str, port: int) -> bool:
         """Kamailio's onsend_route: run for a request about to leave (stateless forward or a
         tm branch) with the outgoing message; False when the script dropped it."""
-        engine = self.engine
-        name = self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route"
-        if engine is None or not engine.has_route(name):
+        if not self.has_onsend_route():
             return True
+        name = self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route"
         ctx = MsgContext(msg=out, rcv=rcv, core=self, route_type=RouteType.ONSEND)
         ctx.extra["send_info"] = {"proto": proto, "host": host, "port": port}
         run_route(self, name, ctx)  # a fault is logged; the message still goes

@@ -24,6 +24,17 @@ def _clean(text: str, what: str) -> str:
     return text
 
 
+def _top_via_stays(names: list[str], lines: list[str], i: int) -> bool:
+    """Whether ``pop_via()`` + ``prepend_via(v)`` leaves ``v`` on line ``i`` (the first Via
+    line, holding one value): the next line is a Via, or there is no other Via and line ``i``
+    is the first header (prepend_via's place when no Via is left)."""
+    if "," in lines[i]:
+        return False
+    if i + 1 < len(names) and names[i + 1] == "via":
+        return True
+    return i == 1 and names.count("via") == 1
+
+
 class EditsMixin:
     """Edit operations, and the slots of the message state SipMsg reads."""
 
@@ -193,6 +204,31 @@ class EditsMixin:
             head = lines[:i] + [f"{line[: line.find(':')]}: {rest}\r"] + lines[i + 1:]
         else:
             head = lines[:i] + lines[i + 1:]
+        return b"".join(("\n".join(head).encode("utf-8", "surrogateescape"), b"\n\r\n",
+                         self._body))
+
+    def bytes_with_via(self, ours: str, top: str | None = None) -> bytes:
+        """The bytes a copy of this request would give after ``pop_via()`` +
+        ``prepend_via(top)`` (when ``top`` is given) and ``prepend_via(ours)``, the message
+        left as it is: a stateless forward sends these without making the copy."""
+        if "\r" in ours or "\n" in ours:
+            raise ValueError("CR/LF not allowed in a Via")
+        names = self._names
+        i = names.index("via") if "via" in names else 1
+        lines = self._lines
+        head = lines[:i]
+        head.append(f"Via: {ours}\r")
+        if top is None:
+            head += lines[i:]
+        elif _top_via_stays(names, lines, i) and "\r" not in top and "\n" not in top:
+            head.append(f"Via: {top}\r")
+            head += lines[i + 1:]
+        else:  # the rare layouts where the new top Via moves: the edits themselves decide
+            out = self.copy()  # type: ignore[attr-defined]
+            out.pop_via()
+            out.prepend_via(top)
+            out.prepend_via(ours)
+            return out.to_bytes()  # type: ignore[no-any-return]
         return b"".join(("\n".join(head).encode("utf-8", "surrogateescape"), b"\n\r\n",
                          self._body))
 
