@@ -16,6 +16,8 @@ addressed as the dispatcher can (see Dispatcher._try_reply).
 
 from __future__ import annotations
 
+from typing import Any
+
 from kemi_core.sip import SipMsg, SipParseError, parse_name_addr
 from kemi_core.sip.headers import Via, parse_vias
 
@@ -27,6 +29,10 @@ _ONCE = _REQUIRED | {"max-forwards"}
 #: the structure (display name, <>, parameters) and does not judge these.
 _TO_URI_ONLY = frozenset(("Address without scheme", "Unexpected '*'", "Empty parameter value"))
 _BAD_PROTOCOL = "Bad Via protocol version"
+#: header layouts met (the keys as a tuple) -> ``_read_layout``'s answer; bounded
+_LAYOUTS: dict[tuple[str, ...], tuple[int, int, int] | None] = {}
+_LAYOUTS_MAX = 1024
+_UNSEEN: Any = object()
 
 
 def check_request_headers(msg: SipMsg) -> None:
@@ -37,8 +43,56 @@ def check_request_headers(msg: SipMsg) -> None:
     if "  " in msg.first_line:
         raise SipParseError(400, "Malformed request line")
     top = msg.via  # it parses (Kamailio reads it first, wherever it is); cached for later
-    seen: set[str] = set()
     keys = msg.header_keys
+    at = _usual_layout(keys)
+    if at is None or not _usual_values_pass(msg, top, *at):
+        _walk(msg, keys, top)
+
+
+def _usual_layout(keys: list[str]) -> tuple[int, int, int] | None:
+    """(Via, To, CSeq) line indexes when the walk over ``keys`` meets the usual request: the
+    four required headers each once, at most one Max-Forwards, one Via line before the last of
+    them; else None. Every request comes here and a sender keeps its layout, so the answer is
+    kept per layout (bounded like the parser's caches) instead of a step per header."""
+    layout = tuple(keys)
+    at = _LAYOUTS.get(layout, _UNSEEN)
+    if at is _UNSEEN:
+        at = _read_layout(layout)
+        if len(_LAYOUTS) < _LAYOUTS_MAX:
+            _LAYOUTS[layout] = at
+    return at  # type: ignore[no-any-return]
+
+
+def _read_layout(keys: tuple[str, ...]) -> tuple[int, int, int] | None:
+    if not ("from" in keys and "to" in keys and "call-id" in keys and "cseq" in keys):
+        return None
+    read = keys[:max(keys.index("from"), keys.index("to"), keys.index("call-id"),
+                     keys.index("cseq")) + 1]  # what Kamailio reads before the script
+    if (read.count("via") != 1 or read.count("from") != 1 or read.count("to") != 1
+            or read.count("call-id") != 1 or read.count("cseq") != 1
+            or read.count("max-forwards") > 1):
+        return None
+    return read.index("via"), read.index("to"), read.index("cseq")
+
+
+def _usual_values_pass(msg: SipMsg, top: Via, via_at: int, to_at: int, cseq_at: int) -> bool:
+    """The walk's value checks on the usual layout: the Via line is the lone top Via (parsed
+    already) of protocol SIP/2.0, CSeq has two words, To passes; False: the walk decides."""
+    via = msg.value_at(via_at)
+    if via != top.raw or "," in via or top.protocol.upper() != "SIP/2.0":
+        return False
+    if len(msg.value_at(cseq_at).split()) != 2:
+        return False
+    try:
+        _check_to(msg, msg.value_at(to_at))
+    except SipParseError:
+        return False
+    return True
+
+
+def _walk(msg: SipMsg, keys: list[str], top: Via) -> None:
+    """Kamailio's reading, header by header, until From, To, Call-ID and CSeq were all met."""
+    seen: set[str] = set()
     for i in range(1, len(keys)):
         key = keys[i]
         if key == "via":

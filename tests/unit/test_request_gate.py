@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kemi_core.runtime.request_gate import check_request_headers
-from kemi_core.sip import SipParseError, parse_datagram
+from kemi_core.runtime.request_gate import _walk, check_request_headers
+from kemi_core.sip import SipMsg, SipParseError, parse_datagram
 from kemi_core.testing import request_text as request
 
 VIA = "Via: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1"
@@ -46,3 +48,44 @@ def test_passes(text: str) -> None:
 ])
 def test_refused(text: str, reason: str) -> None:
     assert gate(text) == reason
+
+
+# The usual layout is judged once per layout (a bounded cache) without the header-by-header
+# walk: whatever the lines, the answer must be the walk's.
+LINES = [
+    VIA, "Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK9", "Via: garbage", "v: SIP/3.0/UDP h;branch=x",
+    "From: <sip:a@example.com>;tag=1", "f: <sip:b@example.com>;tag=2", "To: <sip:u@127.0.0.1>",
+    "To: <sip:x", "t: garbage", "Call-ID: c1", "i: c2", "CSeq: 1 OPTIONS", "CSeq: 1 OPTIONS x",
+    "Max-Forwards: 70", "Max-Forwards: 69", "Subject: s", "Contact: <sip:a@10.0.0.1>",
+]
+
+
+def walk_answer(msg: SipMsg) -> str | None:
+    try:
+        _walk(msg, msg.header_keys, msg.via)
+    except SipParseError as exc:
+        return exc.reason
+    return None
+
+
+REQUIRED = ["From: <sip:a@example.com>;tag=1", "To: <sip:u@127.0.0.1>", "Call-ID: c1",
+            "CSeq: 1 OPTIONS"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(LINES), max_size=5).flatmap(
+    lambda extra: st.permutations([VIA, *REQUIRED, *extra])))
+def test_same_answer_as_the_walk(lines: list[str]) -> None:
+    raw = "OPTIONS sip:u@127.0.0.1 SIP/2.0\r\n" + "".join(f"{x}\r\n" for x in lines) + "\r\n"
+    for _ in range(2):  # the layout's first sight, then its cached answer
+        msg = parse_datagram(raw.encode())
+        try:
+            expected = walk_answer(msg)
+        except SipParseError:
+            return  # no top Via to read: the gate's first step already refuses it
+        try:
+            check_request_headers(msg)
+            got = None
+        except SipParseError as exc:
+            got = exc.reason
+        assert got == expected
