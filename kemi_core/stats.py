@@ -95,42 +95,54 @@ class CoreStats:
                            for k in range(1, 7)]
         self.script_errors = c("kemi", "script_errors", "routing script runs that failed")
         self.worker_restarts = c("kemi", "worker_restarts", "workers restarted after dying")
-        # Totals are the sums of their families (one increment per message, not two); their
-        # own increments count what no member takes (a status outside 100-699).
+        # Totals are the sums of their families (one increment per message, not two or
+        # three); their own increments count what no member takes (a status outside 100-699,
+        # a reply to a method not counted by name).
         self.rcv_requests.sum_of([*self.request_by_method.values(), self.unsupported_methods])
+        for k, by_class in enumerate(self.reply_class, 1):
+            by_class.sum_of([self.reply_class_method[(k, m)] for m in REPLY_METHODS])
         self.rcv_replies.sum_of(self.reply_class)
         self.sent_replies.sum_of(self.sent_class)
+        #: what a reply received increments, by (status, CSeq method); filled as met, bounded
+        self._reply_counters: dict[tuple[int, str | None], tuple[Counter, ...]] = {}
+        #: a reply sent, by the byte of its class ("SIP/2.0 2..." -> 2xx)
+        self._sent_by_class = {48 + k: self.sent_class[k - 1] for k in range(1, 7)}
 
-    # ---- on the message path (a dict lookup and one to three adds) -----------------------
+    # ---- on the message path (a dict lookup and one or two adds) ------------------------
     def request(self, method: str) -> None:
         self.request_by_method.get(method, self.unsupported_methods).inc()  # + rcv_requests
 
     def reply(self, status: int, cseq_method: str | None) -> None:
+        counters = self._reply_counters.get((status, cseq_method))
+        if counters is None:
+            counters = self._counters_of_reply(status, cseq_method)
+        for counter in counters:
+            counter.inc()
+
+    def _counters_of_reply(self, status: int, cseq_method: str | None) -> tuple[Counter, ...]:
+        """The counters a reply increments: its class by method (+ class, + rcv_replies), or
+        its class alone, 18x, its code when counted on its own."""
         cls = status // 100
         if not 1 <= cls <= 6:
-            self.rcv_replies.inc()
-            return
-        self.reply_class[cls - 1].inc()  # + rcv_replies
-        if 180 <= status <= 189:
-            self.reply_18x.inc()
-        by_code = self.reply_code.get(status)
-        if by_code is not None:
-            by_code.inc()
-        if cseq_method is not None:
-            by_method = self.reply_class_method.get((cls, cseq_method))
-            if by_method is not None:
-                by_method.inc()
+            counters: tuple[Counter, ...] = (self.rcv_replies,)
+        else:
+            by_method = self.reply_class_method.get((cls, cseq_method))  # type: ignore[arg-type]
+            counters = (by_method if by_method is not None else self.reply_class[cls - 1],)
+            if 180 <= status <= 189:
+                counters += (self.reply_18x,)
+            by_code = self.reply_code.get(status)
+            if by_code is not None:
+                counters += (by_code,)
+        if len(self._reply_counters) < 4096:
+            self._reply_counters[(status, cseq_method)] = counters
+        return counters
 
     def sent(self, data: bytes) -> None:
         """Count one outgoing message by its first bytes (``SIP/2.0 NNN`` is a reply)."""
-        if data[:8] == b"SIP/2.0 ":
-            cls = data[8] - 48
-            if 1 <= cls <= 6:
-                self.sent_class[cls - 1].inc()  # + sent_replies
-            else:
-                self.sent_replies.inc()
-        else:
+        if data[:8] != b"SIP/2.0 ":
             self.sent_requests.inc()
+        else:  # by class (+ sent_replies), a class outside 1-6 by sent_replies alone
+            self._sent_by_class.get(data[8], self.sent_replies).inc()
 
 
 def count_restart(core: Core, rank: int) -> None:

@@ -46,6 +46,24 @@ def test_requests_and_replies_counted_under_kamailio_names(core) -> None:  # typ
     assert all(re.fullmatch(r"\w+:\w+ = \d+", line) for line in lines)
 
 
+def test_reply_class_totals_are_sums_of_their_methods(core) -> None:  # type: ignore[no-untyped-def]
+    stats = core.stats
+    for _ in range(2):  # the second time from the counters kept per (status, method)
+        stats.reply(200, "INVITE")
+        stats.reply(202, "NOTIFY")  # a method not counted by name: the class alone
+        stats.reply(183, "INVITE")
+    assert (stats.reply_class_method[(2, "INVITE")].value, stats.reply_class[1].value,
+            stats.reply_18x.value, stats.reply_class[0].value, stats.rcv_replies.value) == (
+            2, 4, 2, 2, 6)
+    assert _rpc(core, "stats.reset_statistics", "rcv_replies_2xx_invite") is None
+    # a member's reset leaves its totals alone, as with counters of their own
+    assert (stats.reply_class_method[(2, "INVITE")].value, stats.reply_class[1].value,
+            stats.rcv_replies.value) == (0, 4, 6)
+    assert _rpc(core, "stats.reset_statistics", "rcv_replies_2xx") is None
+    stats.reply(200, "BYE")
+    assert (stats.reply_class[1].value, stats.rcv_replies.value) == (1, 7)
+
+
 def test_selection_reset_and_clear_as_kamailio(core) -> None:  # type: ignore[no-untyped-def]
     core.stats.request("OPTIONS")
     core.stats.request("OPTIONS")
