@@ -89,3 +89,34 @@ class MsgContext:
     mod_state: dict[str, Any] = attrs.Factory(dict)
     #: Free-form key/values for engines and modules (e.g. the reply being sent in onsend).
     extra: dict[str, Any] = attrs.Factory(dict)
+
+
+_new_context = object.__new__
+
+
+def message_context(msg: SipMsg, rcv: RecvInfo, core: Core,
+                    route_type: RouteType = RouteType.REQUEST) -> MsgContext:
+    """``MsgContext(msg, rcv, core, route_type)``, every other field at its default, made
+    without the generated ``__init__`` (keyword arguments, a test and a factory call per
+    container): every message received gets one. tests/unit/test_context.py checks that it
+    equals the class's own construction, field by field."""
+    ctx: MsgContext = _new_context(MsgContext)
+    ctx.msg = msg
+    ctx.rcv = rcv
+    ctx.core = core
+    ctx.route_type = route_type
+    ctx.dst_uri = None
+    ctx.flags = 0
+    ctx.bflags = 0
+    ctx.branches = []
+    ctx.avps = {}
+    ctx.xavps = {}
+    ctx.force_rport = False
+    ctx.send_socket = None
+    ctx.replied = False
+    ctx.dropped = False
+    ctx.fault = None
+    ctx.orig_ruri = None
+    ctx.mod_state = {}
+    ctx.extra = {}
+    return ctx

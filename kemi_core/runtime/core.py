@@ -21,7 +21,7 @@ from kemi_core.forwarding import RESOLVER, Resolver, forward_reply, reply_destin
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
 from kemi_core.runtime.clock import Clock, Timer, repeat
-from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
+from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType, message_context
 from kemi_core.runtime.myself import Myself
 from kemi_core.runtime.records import CfgFunction, ParamSpec, RpcCommand, Transport
 from kemi_core.runtime.routes import run_route
@@ -313,7 +313,7 @@ class Core:
     # ---- running scripts -----------------------------------------------------------------
     def new_context(self, msg: SipMsg, rcv: RecvInfo,
                     route_type: RouteType = RouteType.REQUEST) -> MsgContext:
-        ctx = MsgContext(msg=msg, rcv=rcv, core=self, route_type=route_type)
+        ctx = message_context(msg, rcv, self, route_type)
         if msg.is_request:
             ctx.orig_ruri = msg.ruri
         return ctx
