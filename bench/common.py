@@ -68,9 +68,13 @@ def kamailio_available() -> bool:
 
 
 class Proc:
-    """A server process started in its own session, stopped by its PID."""
+    """A server process started in its own session, stopped by its PID. A kemi gets a control
+    socket of its own in ``cwd`` unless ``env`` names one (KEMI_CTL): the default one may be
+    held by another kemi running on this machine (a bench must never take it over)."""
 
     def __init__(self, args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+        env = dict(os.environ if env is None else env)
+        env.setdefault("KEMI_CTL", f"unix:{cwd}/{log.stem}_ctl")
         self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=cwd,
                                       env=env, start_new_session=True)
