@@ -584,8 +584,9 @@ name_addr_fields(PyObject *module, PyObject *value)
  * line ending in CR, every header name already in ``names`` (the parser's cache), a request
  * line "METHOD URI SIP/2.0" with a known method or a status line "SIP/2.0 NNN reason", at most
  * one Content-Length made of digits and not past the end. It returns
- * (lines, keys, is_request, method, ruri, status, reason, body, buf), the very values the
- * Python path gives (body and buf cut at Content-Length, RFC 3261 18.3), or None for anything
+ * (lines, keys, is_request, method, ruri, status, reason, body, buf, cache), the very values
+ * the Python path gives (body and buf cut at Content-Length, RFC 3261 18.3) and the message's
+ * first cache of parsed values (parsed_values: its top Via and CSeq), or None for anything
  * else: the Python path then decides, errors included. It never raises for any bytes. */
 
 static PyObject *s_content_length;
@@ -682,6 +683,180 @@ is_content_length(PyObject *key)
            (PyUnicode_CheckExact(key) && PyUnicode_GET_LENGTH(key) == 14 &&
             PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND &&
             memcmp(PyUnicode_DATA(key), "content-length", 14) == 0);
+}
+
+static PyObject *s_via, *s_from, *s_to, *s_call_id, *s_cseq;
+
+static int
+key_is(PyObject *key, PyObject *want)
+{
+    if (key == want)
+        return 1;
+    if (!PyUnicode_CheckExact(key))
+        return 0; /* (the parser's keys are str; an odd one is simply not copied) */
+    return PyUnicode_GET_LENGTH(key) == PyUnicode_GET_LENGTH(want) &&
+           PyUnicode_KIND(key) == PyUnicode_KIND(want) &&
+           memcmp(PyUnicode_DATA(key), PyUnicode_DATA(want),
+                  (size_t)PyUnicode_GET_LENGTH(want) * PyUnicode_KIND(want)) == 0;
+}
+
+/* The fields of the top Via (via_fields) when the first Via line holds one value of the usual
+ * shape, else None: what reading msg.via parses first, parsed here because every message has
+ * it read (the gate, tm, the reply path). New reference; NULL on error. */
+static PyObject *
+top_via_fields(PyObject *module, PyObject *keys, PyObject *lines)
+{
+    for (Py_ssize_t i = 1; i < PyList_GET_SIZE(keys); i++) {
+        if (!key_is(PyList_GET_ITEM(keys, i), s_via))
+            continue;
+        PyObject *value = line_value(module, PyList_GET_ITEM(lines, i));
+        if (value == NULL)
+            return NULL;
+        Py_ssize_t comma = PyUnicode_FindChar(value, ',', 0, PyUnicode_GET_LENGTH(value), 1);
+        PyObject *fields;
+        if (comma == -1)
+            fields = via_fields(module, value);
+        else if (comma == -2)
+            fields = NULL;
+        else {
+            fields = Py_None; /* several values: msg.via splits them when read */
+            Py_INCREF(fields);
+        }
+        Py_DECREF(value);
+        return fields;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The fields (number, method) of a reply's CSeq when it has one CSeq line of the usual shape,
+ * as parse_cseq's fast path takes it ("<1-9 ASCII digits> <method in methods>"); else None:
+ * what reading msg.cseq parses first (anything else is parsed, or refused, when read).
+ * New reference; NULL on error. */
+static PyObject *
+cseq_fields(PyObject *module, PyObject *keys, PyObject *lines, PyObject *methods)
+{
+    Py_ssize_t at = -1;
+    for (Py_ssize_t i = 1; i < PyList_GET_SIZE(keys); i++) {
+        if (key_is(PyList_GET_ITEM(keys, i), s_cseq)) {
+            if (at >= 0)
+                Py_RETURN_NONE; /* several: reading it refuses them */
+            at = i;
+        }
+    }
+    if (at < 0)
+        Py_RETURN_NONE;
+    PyObject *value = line_value(module, PyList_GET_ITEM(lines, at));
+    if (value == NULL)
+        return NULL;
+    PyObject *result = NULL, *name = NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    Py_ssize_t sp = PyUnicode_FindChar(value, ' ', 0, n, 1);
+    if (sp == -2)
+        goto done;
+    if (sp < 1 || sp >= 10)
+        goto other;
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    long number = 0;
+    for (Py_ssize_t i = 0; i < sp; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, d, i);
+        if (c < '0' || c > '9')
+            goto other;
+        number = number * 10 + (long)(c - '0');
+    }
+    name = PyUnicode_Substring(value, sp + 1, n);
+    if (name == NULL)
+        goto done;
+    int known = PySet_Contains(methods, name);
+    if (known < 0)
+        goto done;
+    if (!known)
+        goto other;
+    result = Py_BuildValue("(lO)", number, name);
+    goto done;
+other:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(name);
+    Py_DECREF(value);
+    return result;
+}
+
+/* The classes of the values parsed ahead (kemi_core.sip.values Via and CSeq, tuple
+ * subclasses), given once by value_types(); unset, nothing is parsed ahead. */
+static PyTypeObject *via_type, *cseq_type;
+
+static PyObject *
+value_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type) ||
+        !PyType_IsSubtype((PyTypeObject *)args[1], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "value_types(Via, CSeq): two tuple subclasses");
+        return NULL;
+    }
+    Py_INCREF(args[0]);
+    Py_XSETREF(via_type, (PyTypeObject *)args[0]);
+    Py_INCREF(args[1]);
+    Py_XSETREF(cseq_type, (PyTypeObject *)args[1]);
+    Py_RETURN_NONE;
+}
+
+/* An instance of the tuple subclass ``type`` holding the items of ``fields`` (a tuple,
+ * consumed), as tuple.__new__(type, fields) makes it; NULL on error. */
+static PyObject *
+as_value(PyTypeObject *type, PyObject *fields)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(fields);
+    PyObject *o = type->tp_alloc(type, n);
+    if (o != NULL) {
+        for (Py_ssize_t k = 0; k < n; k++) {
+            PyObject *item = PyTuple_GET_ITEM(fields, k);
+            Py_INCREF(item);
+            PyTuple_SET_ITEM(o, k, item);
+        }
+    }
+    Py_DECREF(fields);
+    return o;
+}
+
+/* Put ``fields`` (consumed; None: nothing) as a ``type`` value under ``key``; -1 on error. */
+static int
+put_value(PyObject *cache, PyObject *key, PyTypeObject *type, PyObject *fields)
+{
+    if (fields == NULL)
+        return -1;
+    if (fields == Py_None) {
+        Py_DECREF(fields);
+        return 0;
+    }
+    PyObject *value = as_value(type, fields);
+    if (value == NULL)
+        return -1;
+    int rc = PyDict_SetItem(cache, key, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* What msg._cache starts with: the top Via and a reply's CSeq parsed ahead as reading
+ * msg.via and msg.cseq would (every message has its Via read, every reply its CSeq; a
+ * request's CSeq is rarely read on the way), when they have the usual shapes (top_via_fields,
+ * cseq_fields); the others are parsed, or refused, when read. New reference; NULL on error. */
+static PyObject *
+parsed_values(PyObject *module, PyObject *keys, PyObject *lines, PyObject *methods,
+              int is_request)
+{
+    PyObject *cache = PyDict_New();
+    if (cache == NULL || via_type == NULL || cseq_type == NULL)
+        return cache;
+    if (put_value(cache, s_via, via_type, top_via_fields(module, keys, lines)) < 0 ||
+        (!is_request &&
+         put_value(cache, s_cseq, cseq_type, cseq_fields(module, keys, lines, methods)) < 0)) {
+        Py_DECREF(cache);
+        return NULL;
+    }
+    return cache;
 }
 
 static PyObject *
@@ -837,17 +1012,20 @@ scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     else
         buf = PyBytes_FromStringAndSize(d, buf_len);
     PyObject *st = PyLong_FromLong(status);
-    if (body == NULL || buf == NULL || st == NULL) {
+    PyObject *cache = parsed_values(module, keys, lines, args[2], is_request);
+    if (body == NULL || buf == NULL || st == NULL || cache == NULL) {
         Py_XDECREF(body);
         Py_XDECREF(buf);
         Py_XDECREF(st);
+        Py_XDECREF(cache);
         goto done;
     }
-    result = PyTuple_New(9);
+    result = PyTuple_New(10);
     if (result == NULL) {
         Py_DECREF(body);
         Py_DECREF(buf);
         Py_DECREF(st);
+        Py_DECREF(cache);
         goto done;
     }
     PyObject *flag = is_request ? Py_True : Py_False;
@@ -861,6 +1039,7 @@ scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyTuple_SET_ITEM(result, 6, reason);
     PyTuple_SET_ITEM(result, 7, body);
     PyTuple_SET_ITEM(result, 8, buf);
+    PyTuple_SET_ITEM(result, 9, cache);
     return result;
 
 careful:
@@ -881,21 +1060,6 @@ done:
  * (RFC 3261 8.2.6.2): its Via, From, To, Call-ID and CSeq lines, grouped in that order, each
  * group in the request's order; returns (copied lines, index of the first To line among them,
  * index past the last). */
-static PyObject *s_via, *s_from, *s_to, *s_call_id, *s_cseq;
-
-static int
-key_is(PyObject *key, PyObject *want)
-{
-    if (key == want)
-        return 1;
-    if (!PyUnicode_CheckExact(key))
-        return 0; /* (the parser's keys are str; an odd one is simply not copied) */
-    return PyUnicode_GET_LENGTH(key) == PyUnicode_GET_LENGTH(want) &&
-           PyUnicode_KIND(key) == PyUnicode_KIND(want) &&
-           memcmp(PyUnicode_DATA(key), PyUnicode_DATA(want),
-                  (size_t)PyUnicode_GET_LENGTH(want) * PyUnicode_KIND(want)) == 0;
-}
-
 static PyObject *
 reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -946,6 +1110,8 @@ static PyMethodDef methods[] = {
     {"scan_datagram", (PyCFunction)(void (*)(void))scan_datagram, METH_FASTCALL,
      "scan_datagram(data, names, methods, max_size, max_headers, max_line) -> the parsed "
      "fields of the usual datagram, else None"},
+    {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
+     "value_types(Via, CSeq): the classes scan_datagram makes the values it parses ahead of"},
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
      "reply_lines(keys, lines) -> (the Via, From, To, Call-ID, CSeq lines in that order, "
      "first To index, end of the To lines)"},

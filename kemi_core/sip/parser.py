@@ -26,7 +26,12 @@ from kemi_core.sip.syntax import (
     line_value,
     scan_datagram,
     single_index,
+    value_types,
 )
+from kemi_core.sip.values import CSeq, Via
+
+if value_types is not None:
+    value_types(Via, CSeq)  # the compiled pass parses the top Via and a reply's CSeq ahead
 
 # Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
 MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -264,9 +269,8 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
         if found is not None:
             msg = _new_msg(SipMsg)
             (msg._lines, msg._names, msg.is_request, msg._method, msg._ruri, msg.status,
-             msg.reason, msg._body, msg._buf) = found
+             msg.reason, msg._body, msg._buf, msg._cache) = found  # (top Via, CSeq parsed)
             msg.version = "SIP/2.0"
-            msg._cache = {}
             if limits.require_mandatory:
                 check_mandatory(msg, limits)
             return msg

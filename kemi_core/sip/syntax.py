@@ -145,6 +145,7 @@ try:
         scan_datagram,
         single_index,
         single_value,
+        value_types,
         via_fields,
     )
 except ImportError:  # not built (no C compiler at install time): same results, slower
@@ -157,6 +158,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     name_addr_fields = None
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
     scan_datagram = None
+    value_types = None  # (what the compiled pass makes the values it parses ahead of)
 
 
 def bad(reason: str) -> SipParseError:

@@ -30,6 +30,7 @@ from kemi_core.sip.syntax import (
     single_index_py,
     single_value_py,
 )
+from kemi_core.sip.values import CSeq, Via
 
 fast = pytest.importorskip(
     "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
@@ -129,6 +130,8 @@ def test_helpers_refuse_wrong_types() -> None:
         fast.scan_datagram(b"x", [], frozenset(), 1, 1, 1)  # type: ignore[arg-type]
     # Not bytes: None (the Python path converts it), never an error.
     assert fast.scan_datagram(bytearray(b"x"), {}, frozenset(), 9, 9, 9) is None
+    with pytest.raises(TypeError):
+        fast.value_types(Via, dict)  # tuple subclasses only
     with pytest.raises(TypeError):
         fast.line_value(b"Via: x")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -293,7 +296,9 @@ START_LINES = ["INVITE sip:b@h SIP/2.0", "OPTIONS sip:b@h SIP/2.0", "FOO sip:b@h
                "INVITE sip:b@h sip/2.0", " INVITE sip:b@h SIP/2.0", "INVITE sip:\xe9@h SIP/2.0",
                "SIP/2.0 2x0 OK", "INVITE sip:b@h SIP/2.0 x", "ACK  SIP/2.0"]  # fmt: skip
 HEADERS = ["Via: SIP/2.0/UDP h;branch=z9hG4bK1", "v: SIP/2.0/UDP h", "From: <sip:a@h>;tag=1",
-           "To: <sip:b@h>", "Call-ID: c1", "CSeq: 1 INVITE", "Max-Forwards: 70",
+           "To: <sip:b@h>", "Call-ID: c1", "CSeq: 1 INVITE", "CSeq: 2 OPTIONS", "CSeq: 0012  ACK",
+           "CSeq: 1234567890 INVITE", "CSeq: 7 FOO", "CSeq: \t3 INVITE ",
+           "Via: SIP/2.0/TCP x, SIP/2.0/UDP y;branch=z9hG4bK2", "Max-Forwards: 70",
            "X-Odd : 1", "Content-Length: 0", "Content-Length: 4", "Content-Length:  2 ",
            "l: 3", "Content-Length: 99", "Content-Length: x", "Content-Length: 00000000001",
            "Content-Length: \x0c1", "Content-Length:", "Subject: caf\xc3\xa9", "junk line",
@@ -306,7 +311,7 @@ def datagram(draw: st.DrawFn) -> bytes:
     # Half are clean (what the compiled pass takes, but for its own refusals), half anything.
     clean = draw(st.booleans())
     lines = [draw(st.sampled_from(START_LINES[:8] if clean else START_LINES))]
-    lines += draw(st.lists(st.sampled_from(HEADERS[:15] if clean else HEADERS), max_size=8))
+    lines += draw(st.lists(st.sampled_from(HEADERS[:21] if clean else HEADERS), max_size=8))
     sep = "\r\n" if clean else draw(st.sampled_from(SEPS))
     text = "".join(line + (sep if draw(st.booleans()) else "\r\n") for line in lines)
     head = (("" if clean else draw(st.sampled_from(["", "\r\n"]))) + text).encode("latin-1")
@@ -321,8 +326,15 @@ def datagram_outcome(data: bytes, limits: parser_mod.ParseLimits) -> object:
         m = parse_datagram(data, limits)
     except SipParseError as exc:
         return ("raised", exc.status, str(exc))
+    # the compiled pass parses the top Via and the CSeq as reading them does: read them too
+    read = []
+    for name in ("via", "cseq"):
+        try:
+            read.append(tuple(getattr(m, name)))
+        except SipParseError as exc:
+            read.append(("raised", exc.status, str(exc)))
     return (m._lines, m._names, m.is_request, m._method, m._ruri, m.status, m.reason,
-            m.version, m._body, m._buf, m._cache)
+            m.version, m._body, m._buf, read, m._cache)
 
 
 LIMITS = [parser_mod.DEFAULT_LIMITS, parser_mod.ParseLimits(max_headers=3),
@@ -352,6 +364,7 @@ def test_scan_datagram_parses_as_the_python_path(data: bytes,
 
 def test_scan_datagram_takes_the_usual_messages() -> None:
     """The usual request and reply are taken by the compiled pass (not left to Python)."""
+    fast.value_types(Via, CSeq)  # (as the parser does when it uses the compiled pass)
     parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nab")
     for data in (b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nabcd",
                  b"SIP/2.0 180 Ringing\r\nVia: x\r\n\r\n"):
@@ -359,6 +372,24 @@ def test_scan_datagram_takes_the_usual_messages() -> None:
         assert found is not None
     assert found[:7] == (["SIP/2.0 180 Ringing\r", "Via: x\r"], ["", "via"], False, "", "",
                          180, "Ringing")
+    assert found[9] == {}  # a Via of another shape: parsed (or refused) when read
+    found = fast.scan_datagram(b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP h:5;branch=z9hG4bK1;rport\r\n"
+                               b"Via: SIP/2.0/TCP x\r\n\r\n", _NAME_CACHE, parser_mod.METHODS,
+                               65535, 256, 8192)
+    assert found is not None
+    via = found[9]["via"]
+    assert type(via) is Via and found[9].keys() == {"via"}  # no CSeq
+    assert tuple(via) == ("SIP/2.0", "UDP", "h", 5, "SIP/2.0/UDP h:5;branch=z9hG4bK1;rport",
+                          "z9hG4bK1", ";branch=z9hG4bK1;rport")
+    for cseq, fields in (("1 INVITE", (1, "INVITE")), ("007  BYE", None), ("1 FOO", None)):
+        found = fast.scan_datagram(f"SIP/2.0 200 OK\r\nCSeq: {cseq}\r\n\r\n".encode(),
+                                   _NAME_CACHE, parser_mod.METHODS, 65535, 256, 8192)
+        assert found is not None
+        assert found[9].get("cseq") == fields
+        assert fields is None or type(found[9]["cseq"]) is CSeq
+    found = fast.scan_datagram(b"BYE sip:a@b SIP/2.0\r\nCSeq: 2 INVITE\r\n\r\n", _NAME_CACHE,
+                               parser_mod.METHODS, 65535, 256, 8192)
+    assert found is not None and found[9] == {}  # a request's: parsed (or refused) when read
 
 
 # ---- the lines a reply copies ----------------------------------------------------------------
