@@ -42,6 +42,9 @@ _new_msg = object.__new__
 _BYTE_VALUES = {str(i): i for i in range(256)}
 # Whole Max-Forwards lines seen ("Max-Forwards: 70\r") -> value; bounded, filled by valid lines.
 _MF_LINES: dict[str, int] = {}
+#: the cache's keys whose values are lists (copy() copies them; the other values are immutable)
+_LIST_KEYS = frozenset(("vias", "contact", "route", "record-route", "require", "proxy-require",
+                        "supported"))
 
 __all__ = ["SipMsg", "header_key", "line_value"]
 
@@ -362,9 +365,8 @@ class SipMsg(EditsMixin):
         m._cache = d = self._cache.copy()
         if d:
             d.pop("uri", None)
-            for k, v in d.items():
-                if v.__class__ is list:
-                    d[k] = v.copy()
+            for k in _LIST_KEYS.intersection(d):  # (usually none: a step per list, not per key)
+                d[k] = d[k].copy()
         m._buf = self._buf
         m.is_request = self.is_request
         m._method = self._method

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+import kemi_core.sip.message as message_mod
 from kemi_core.sip import SipMsg, parse_datagram
 
 RAW = (
@@ -50,6 +51,9 @@ def read_all(m: SipMsg) -> tuple[object, ...]:
 def test_copy_shares_the_parsed_values_and_parses_nothing_again() -> None:
     m = parse_datagram(RAW)
     before = read_all(m)
+    # copy() copies the lists it knows of: every list the cache holds must be one of them
+    m.record_routes, m.supported, m.proxy_require  # noqa: B018 - read (cached) too
+    assert {k for k, v in m._cache.items() if type(v) is list} <= message_mod._LIST_KEYS
     c = m.copy()
     assert c._cache.keys() == m._cache.keys() - {"uri"}  # the R-URI (a mutable SipUri) aside
     for key in ("via", "from", "to", "cseq", "call-id"):
