@@ -8,12 +8,13 @@ Without Cython or a C compiler the install goes on and the ``.py`` runs (``optio
 
     python compiled_build.py   # (re)build every listed module in place: what ``make dev`` runs
 
-Only a module whose ``.py`` is newer than its compiled form is rebuilt; kemi_core/compiled.py
-refuses (at import) a compiled form older than its ``.py``, so edited source is never shadowed.
+Only a distribution with a compiled module older than its ``.py`` is rebuilt; kemi_core/compiled.py
+imports the ``.py`` instead of a compiled form older than it, so edited source is never shadowed.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import subprocess
 import sys
@@ -71,11 +72,24 @@ def dist_dirs() -> list[Path]:
     return sorted({owner(rel) for rel in compiled_paths()})
 
 
+def out_of_date(rel: str) -> bool:
+    """No compiled form beside the listed ``.py``, or one older than it (what
+    kemi_core/compiled.py refuses to import)."""
+    source = ROOT / rel
+    built = source.with_suffix(importlib.machinery.EXTENSION_SUFFIXES[0])
+    return not built.exists() or built.stat().st_mtime < source.stat().st_mtime
+
+
 def main() -> None:
-    """Build every distribution's compiled modules in place (each only if out of date)."""
+    """Build in place the compiled modules of each distribution that has one out of date.
+
+    The check is ours, not build_ext's: build_ext compares with its build/lib copy, which a
+    pip install (built in a temporary directory) does not leave, so it would rebuild them all.
+    """
     for dist in dist_dirs():
-        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-                       cwd=dist, check=True)
+        if any(out_of_date(rel) for rel in compiled_paths() if owner(rel) == dist):
+            subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                           cwd=dist, check=True)
 
 
 if __name__ == "__main__":
