@@ -80,12 +80,28 @@ def out_of_date(rel: str) -> bool:
     return not built.exists() or built.stat().st_mtime < source.stat().st_mtime
 
 
+def leftovers() -> list[Path]:
+    """Compiled forms beside a ``.py`` that is no longer on the list: they would shadow it."""
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    listed = {ROOT / rel for rel in compiled_paths()}
+    found = []
+    for built in [*ROOT.glob(f"kemi_core/**/*{suffix}"), *ROOT.glob(f"plugins/*/src/**/*{suffix}")]:
+        source = built.with_name(built.name.removesuffix(suffix) + ".py")
+        if source.exists() and source not in listed:
+            found.append(built)
+    return found
+
+
 def main() -> None:
-    """Build in place the compiled modules of each distribution that has one out of date.
+    """Remove the leftovers; build in place the compiled modules of each distribution that has
+    one out of date.
 
     The check is ours, not build_ext's: build_ext compares with its build/lib copy, which a
     pip install (built in a temporary directory) does not leave, so it would rebuild them all.
     """
+    for built in leftovers():
+        print(f"compiled_build: removing {built.relative_to(ROOT)} (off the list)", file=sys.stderr)
+        built.unlink()
     for dist in dist_dirs():
         if any(out_of_date(rel) for rel in compiled_paths() if owner(rel) == dist):
             subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import os
+import sys
 import tomllib
 import traceback
 from pathlib import Path
@@ -38,6 +39,16 @@ def listed_modules() -> list[str]:
 def test_listed_module_runs_compiled(name: str) -> None:
     module = importlib.import_module(name)
     assert module.__file__ and module.__file__.endswith(SUFFIX), module.__file__
+
+
+def test_no_compiled_module_off_the_list() -> None:
+    """A module taken off the list must lose its compiled form (make dev removes it)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from compiled_build import leftovers
+    finally:
+        sys.path.remove(str(ROOT))
+    assert leftovers() == []
 
 
 def test_traceback_names_the_py_file_and_line() -> None:
