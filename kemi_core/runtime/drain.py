@@ -6,6 +6,13 @@ belong to, replies still arrive) and exits as soon as no transaction is in progr
 ``exit_timeout`` runs out. Modules say how much work they have in progress through a
 ``work_in_progress() -> int`` method on the service they register in ``core.services``
 (tm counts its transactions without a final reply).
+
+A retransmission of a request whose transaction is still there (an INVITE resent before its
+final reply, a BYE resent while its branch waits) is no new request: a 503 would end the
+caller's transaction while the server still works on it. While draining, the gate offers each
+request first to the services with an ``absorb_retransmission(msg) -> bool`` method (tm's
+answers it with the last reply, or takes it in, and says True); only a request no service
+takes gets the 503. Without such a service (no tm) every request is new.
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ log = logging.getLogger("kemi.worker")
 
 #: Requests a draining worker still routes: they belong to transactions already in progress.
 PASS_WHEN_DRAINING = ("ACK", "CANCEL")
+
+
+def retransmission_absorbers(core: Core) -> list[Callable[[SipMsg], bool]]:
+    """The services' ``absorb_retransmission(msg) -> bool`` methods (see the module's doc)."""
+    found = (getattr(svc, "absorb_retransmission", None) for svc in list(core.services.values()))
+    return [fn for fn in found if callable(fn)]
 
 
 def work_in_progress(core: Core) -> int:
@@ -51,12 +64,15 @@ class EntryGate:
         self._busy = busy  # the board's float64 view, this worker's busy-since at [index]
         self._index = index
         self._draining: list[bool] = [False]
+        #: asked only while draining (the fast path never looks at them); set by start_draining
+        self._absorbers: list[Callable[[SipMsg], bool]] = []
 
     @property
     def draining(self) -> bool:
         return self._draining[0]
 
     def start_draining(self) -> None:
+        self._absorbers = retransmission_absorbers(self.core)
         self._draining[0] = True
 
     def receiver(self, inner: Receiver) -> Receiver:
@@ -79,6 +95,8 @@ class EntryGate:
     def _refuse_msg(self, msg: SipMsg, rcv: RecvInfo) -> bool:
         if not msg.is_request or msg.method in PASS_WHEN_DRAINING:
             return False
+        if self._absorbed(msg):
+            return True  # a retransmission: its transaction answered it, the script never sees it
         try:
             tag = hashlib.blake2s(msg.to_bytes()[:512], digest_size=6).hexdigest()
             data = build_reply(msg, 503, "Service Unavailable", to_tag=tag,
@@ -88,6 +106,22 @@ class EntryGate:
         except (SipParseError, ValueError, OSError):
             pass  # nothing addressable: dropping is the answer
         return True
+
+
+    def _absorbed(self, msg: SipMsg) -> bool:
+        busy, i = self._busy, self._index
+        for absorb in self._absorbers:
+            busy[i] = time.monotonic()
+            try:
+                if absorb(msg):
+                    return True
+            except SipParseError:
+                pass  # no key to match: a new request to the service, so refused below
+            except Exception:
+                log.exception("absorb_retransmission %r failed", absorb)
+            finally:
+                busy[i] = 0.0
+        return False
 
 
 class _GatedReceiver:

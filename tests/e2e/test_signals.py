@@ -1,6 +1,6 @@
 """Signals: SIGHUP never stops the server; SIGTERM stops it at once when idle, and under load
-lets the transactions in progress finish (new requests get 503) before it exits; the pid
-file and the control socket are gone afterwards. A worker killed by a signal is replaced and
+lets the transactions in progress finish (new requests get 503, retransmissions of requests in
+progress are tm's) before it exits; the pid file and the control socket are gone afterwards. A worker killed by a signal is replaced and
 its transactions leave tm.stats' "current"."""
 
 from __future__ import annotations
@@ -116,23 +116,28 @@ def test_sigterm_when_idle_exits_at_once_and_cleans_up(start_kemi: Callable[...,
     assert_no_traceback(srv)
 
 
-def _invite(port: int, local_port: int) -> bytes:
-    return request("INVITE", f"sip:callee@127.0.0.1:{port}", local_port)
+def _invite(port: int, local_port: int, call_id: str | None = None, cseq: int = 1) -> bytes:
+    return request("INVITE", f"sip:callee@127.0.0.1:{port}", local_port, call_id=call_id,
+                   cseq=cseq)
+
+
+def _replies(sock: socket.socket, finals: int, timeout: float) -> list[bytes]:
+    """Every reply received on ``sock`` until ``finals`` final ones (status >= 200) or timeout."""
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while sum(not r.startswith(b"SIP/2.0 1") for r in out) < finals \
+            and (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            out.append(sock.recv(65535))
+        except TimeoutError:
+            break
+    return out
 
 
 def _finals(sock: socket.socket, count: int, timeout: float) -> list[bytes]:
     """The final replies (status >= 200) received on ``sock`` until ``count`` or timeout."""
-    out: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while len(out) < count and (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
-            data = sock.recv(65535)
-        except TimeoutError:
-            break
-        if not data.startswith(b"SIP/2.0 1"):
-            out.append(data)
-    return out
+    return [r for r in _replies(sock, count, timeout) if not r.startswith(b"SIP/2.0 1")]
 
 
 @needs_sipp
@@ -147,8 +152,9 @@ def test_sigterm_lets_transactions_in_progress_finish(start_kemi: Callable[..., 
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as late:
         caller.bind(("127.0.0.1", 0))
         late.bind(("127.0.0.1", 0))
-        for _ in range(5):
-            caller.sendto(_invite(port, caller.getsockname()[1]), ("127.0.0.1", port))
+        invites = [_invite(port, caller.getsockname()[1], f"drain-{i}") for i in range(5)]
+        for data in invites:
+            caller.sendto(data, ("127.0.0.1", port))
         # every INVITE is ringing: 5 transactions wait for the callee's 200 (1.5 s)
         ringing = 0
         caller.settimeout(5)
@@ -165,12 +171,18 @@ def test_sigterm_lets_transactions_in_progress_finish(start_kemi: Callable[..., 
         # draining worker (one that has not got its SIGTERM yet would route it)
         wait_until(lambda: sorted(w["state"] for w in srv.rpc("core.workers")["workers"])
                    == ["down", "draining"], 5, "one worker draining, the other gone")
-        late.sendto(_invite(port, late.getsockname()[1]), ("127.0.0.1", port))
+        # a retransmission of a ringing INVITE is tm's (the 180 again), never a 503; a new
+        # INVITE - even in the same call (new branch, next CSeq) - is refused
+        caller.sendto(invites[0], ("127.0.0.1", port))
+        late.sendto(_invite(port, late.getsockname()[1], "drain-0", cseq=2), ("127.0.0.1", port))
         refused = _finals(late, 1, 5)
-        answered = _finals(caller, 5, 10)
+        replies = _replies(caller, 5, 10)
         waiter.join(timeout=30)
     assert refused and refused[0].startswith(b"SIP/2.0 503 "), refused
-    assert len(answered) == 5 and all(r.startswith(b"SIP/2.0 200 ") for r in answered), answered
+    answered = [r for r in replies if not r.startswith(b"SIP/2.0 1")]
+    assert len(answered) == 5 and all(r.startswith(b"SIP/2.0 200 ") for r in answered), replies
+    again = [r for r in replies if r.startswith(b"SIP/2.0 180 ")]
+    assert len(again) == 1 and b"Call-ID: drain-0\r\n" in again[0], replies
     code, took = stopped[0]
     print(f"\nSIGTERM with 5 calls ringing (answered 1.5 s after the INVITE): exited in {took:.3f} s")
     assert code == 0 and took < 8, (code, took, srv.log()[-3000:])

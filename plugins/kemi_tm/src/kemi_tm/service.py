@@ -189,6 +189,16 @@ class TmService:
         assert isinstance(tx, TmTransaction)
         self.perform(tx, tx.on_request(msg, self.clock.now()))
 
+    def absorb_retransmission(self, msg: SipMsg) -> bool:
+        """For a draining worker's gate (kemi_core.runtime.drain): True when ``msg`` is a
+        retransmission of a request with a transaction here, answered (or taken in) by it;
+        False for a new request, which the gate refuses."""
+        tx = self.table.lookup_request(msg)
+        if tx is None:
+            return False
+        self.absorb(tx, msg)
+        return True
+
     # ---- performing actions --------------------------------------------------------------
     def send(self, action: Send) -> bool:
         d = action.dest
