@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from kemi_core.config.model import ListenAddr
-from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.sip import ParseLimits, SipMsg
 from kemi_core.testing.process import free_port
+from kemi_core.testing.receivers import EventRecorder
 from kemi_core.transport.endpoints import WorkerEndpoints
-from kemi_core.transport.receiver import RecvInfo
 
 DEADLINE = 5.0
 
@@ -28,27 +28,13 @@ def options(n: int, port: int, proto: str = "UDP") -> bytes:
             "Content-Length: 0\r\n\r\n").encode()
 
 
-class Recorder:
-    """A Receiver keeping every event: ("msg", SipMsg, RecvInfo) or ("bad", bytes, RecvInfo,
-    SipParseError)."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        self.events.append(("msg", msg, rcv))
-
-    def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
-        self.events.append(("bad", data, rcv, error))
-
-
 class Endpoints:
     """UDP and TCP listeners on one port, run on their own event loop."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.loop = asyncio.new_event_loop()
-        self.rec = Recorder()
+        self.rec = EventRecorder()
         listens = [ListenAddr("udp", "127.0.0.1", self.port),
                    ListenAddr("tcp", "127.0.0.1", self.port)]
         self.ep = WorkerEndpoints(self.loop, listens, self.rec, ParseLimits(), shared=False)

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.sip import ParseLimits, SipMsg
+from kemi_core.testing.receivers import EventRecorder
 from kemi_core.transport import udp
 from kemi_core.transport.receiver import RecvInfo
 from kemi_core.transport.sockets import bind_udp
@@ -25,21 +26,10 @@ def options(n: int) -> bytes:
             f"Call-ID: ud{n}@test\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        self.events.append(("msg", msg, rcv))
-
-    def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
-        self.events.append(("bad", data, rcv, error))
-
-
 class Rig:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.rec = Recorder()
+        self.rec = EventRecorder()
         sock = bind_udp("127.0.0.1", 0, reuse_port=False)
         self.port = sock.getsockname()[1]
         self.udp = udp.UdpSocket(self.loop, sock, self.rec, ParseLimits(), "127.0.0.1",
@@ -104,7 +94,7 @@ def test_bad_datagrams_and_keepalives(rig: Rig) -> None:
 
 
 def test_a_receiver_error_does_not_stop_the_socket(rig: Rig) -> None:
-    class Failing(Recorder):
+    class Failing(EventRecorder):
         def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
             super().on_message(msg, rcv)
             if len(self.events) == 1:
