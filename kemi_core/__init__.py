@@ -2,11 +2,6 @@
 
 import pluggy
 
-from kemi_core import compiled
-
-# before any other kemi module is imported: a stale Cython build never shadows edited source
-compiled.install()
-
 PROJECT_NAME = "kemi"
 __version__ = "0.1.0"
 
