@@ -121,7 +121,9 @@ def _tx(ctx: MsgContext) -> TmTransaction | None:
 
 # ---- relaying ----------------------------------------------------------------------------
 def t_relay(ctx: MsgContext) -> int:
-    """Relay the request statefully to $du or the R-URI (and every appended branch)."""
+    """Relay the request statefully to $du or the R-URI (and every appended branch). A CANCEL
+    whose INVITE transaction is here is answered 200 and cancels its branches; any other CANCEL
+    is relayed in a transaction of its own (Kamailio's default)."""
     return relay.relay(svc_of(ctx), ctx)
 
 

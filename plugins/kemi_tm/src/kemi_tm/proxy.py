@@ -172,7 +172,7 @@ class ProxyTransaction:
         if index >= len(branches):
             return None
         b = branches[index]
-        if method == "CANCEL":
+        if method == "CANCEL" and self.method != "CANCEL":  # the CANCEL we sent for an INVITE branch
             return index if b.cancel is not None else None
         return index if b.client.key == (branch, method) else None
 
@@ -208,8 +208,8 @@ class ProxyTransaction:
         While other branches are pending it forks in parallel; after ``NeedsDecision`` it opens
         a new serial step. Returns the branch index and the actions (the request to send).
         """
-        if self.method in ("ACK", "CANCEL"):
-            raise TransactionStateError(f"{self.method} is not relayed on a branch")
+        if self.method == "ACK":
+            raise TransactionStateError("ACK is not relayed on a branch")
         if self.server.final_status:
             raise TransactionStateError(f"a {self.final_status} was already sent upstream")
         if self.canceled:
@@ -238,7 +238,7 @@ class ProxyTransaction:
     def on_response(self, branch: int, reply: SipMsg, now: float) -> list[Action]:
         """A reply matched to ``branch`` (see ``match_reply`` / ``TransactionTable.lookup_reply``)."""
         b = self.branches[branch]
-        if reply.cseq.method == "CANCEL":
+        if reply.cseq.method == "CANCEL" and self.method != "CANCEL":
             acts = b.cancel.on_response(reply, now) if b.cancel is not None else []
             out: list[Action] = [a for a in acts if isinstance(a, Send)]
         else:

@@ -4,7 +4,8 @@ Flow (see ``proxy``'s "Life of a call through it"):
 * ACK: one that matches a transaction (the hop-by-hop ACK of our negative final) is absorbed;
   any other (the end-to-end ACK of a 2xx) is forwarded statelessly.
 * CANCEL: one whose INVITE transaction is here is answered 200 and CANCELs the branches;
-  otherwise it is forwarded statelessly.
+  any other is relayed statefully in a transaction of its own, as any request (Kamailio 5.6's
+  default: its retransmissions, the downstream reply relayed back, or a local 408).
 * A retransmission of a request with a transaction gets the last reply again (absorbed).
 * Otherwise a transaction is made (100 Trying for INVITE) and one branch sent per
   destination: branch 0 is the R-URI (to $du when set), then every append_branch entry; the
@@ -69,7 +70,9 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         if method == "ACK":
             return _relay_ack(svc, ctx, proto, target)
         if method == "CANCEL":
-            return _relay_cancel(svc, ctx, proto, target, forward_unmatched=True)
+            done = _relay_cancel(svc, ctx)
+            if done != _UNMATCHED:
+                return done
         state = req_state(ctx)
         tx = state.tx
         # ;received/;rport for the copies (the transaction's and each branch's), computed
@@ -132,14 +135,17 @@ def _relay_ack(svc: TmService, ctx: MsgContext, proto: str | None, target: Targe
     return _stateless(ctx, proto, target)  # end to end (2xx): routed like any request
 
 
-def _relay_cancel(svc: TmService, ctx: MsgContext, proto: str | None, target: Target | None,
-                  forward_unmatched: bool) -> int:
+#: _relay_cancel's answer for a CANCEL whose INVITE transaction is not here
+_UNMATCHED = -2
+
+
+def _relay_cancel(svc: TmService, ctx: MsgContext) -> int:
     """CANCEL of an INVITE we hold: 200 here, CANCEL on every pending branch (their 487 goes
-    up through the transaction). 1 done, -2 not matched (when not forwarded)."""
+    up through the transaction). 1 done, ``_UNMATCHED`` when the INVITE is not here."""
     msg = ctx.msg
     inv = svc.table.lookup_cancel_target(msg)
     if inv is None:
-        return _stateless(ctx, proto, target) if forward_unmatched else -2
+        return _UNMATCHED
     assert isinstance(inv, TmTransaction)
     try:
         data = build_reply(msg, 200, "canceling", to_tag=inv.to_tag)
@@ -304,5 +310,5 @@ def relay_cancel(svc: TmService, ctx: MsgContext) -> int:
     """t_relay_cancel: 0 when the CANCEL matched and was handled, 1 when it matched nothing."""
     if ctx.msg.method != "CANCEL":
         return 1
-    ret = _relay_cancel(svc, ctx, None, None, forward_unmatched=False)
-    return 1 if ret == -2 else (0 if ret > 0 else ret)
+    ret = _relay_cancel(svc, ctx)
+    return 1 if ret == _UNMATCHED else (0 if ret > 0 else ret)
