@@ -46,9 +46,9 @@ def _recv(sock: socket.socket, until: float) -> bytes | None:
         return None
 
 
-def _flow(server_port: int, answer: bool) -> tuple[str, list[str], str]:
+def _flow(server_port: int, answer: bool, wait: float = 6.0) -> tuple[str, list[str], str]:
     """Send a CANCEL whose INVITE the server never saw, R-URI to our downstream socket, which
-    answers 481 when ``answer``. Returns (reply status, top Via branch of each copy the
+    answers 481 when ``answer``; a reply is awaited ``wait`` seconds at most. Returns (reply status, top Via branch of each copy the
     downstream got, status of the reply to a retransmission of the CANCEL)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as down, \
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
@@ -59,7 +59,7 @@ def _flow(server_port: int, answer: bool) -> tuple[str, list[str], str]:
         up.sendto(cancel, ("127.0.0.1", server_port))
         branches: list[str] = []
         status = "(no reply)"
-        deadline = time.monotonic() + 6.0
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             data = _recv(down, min(deadline, time.monotonic() + 0.05))
             if data is not None:
@@ -97,3 +97,25 @@ def test_unmatched_cancel_relayed_statefully(tmp_path: Path, engine: str) -> Non
             assert status == "SIP/2.0 408 Request Timeout", (port, pair.kemi.log())
             assert len(branches) >= 2 and len(set(branches)) == 1, branches
             assert again == "SIP/2.0 408 Request Timeout"
+
+
+MODES = HEAD + """modparam("tm", "unmatched_cancel", MODE)
+request_route {
+  if (!t_relay()) { sl_send_reply("500", "relay failed"); exit; }
+  sl_send_reply("299", "went on");
+}
+"""
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    # forwarded statelessly: one copy, no retransmission, no 408; t_relay ends the script
+    (1, ("(no reply)", 1)),
+    # dropped: nothing goes out, t_relay is true and the script goes on
+    (2, ("SIP/2.0 299 went on", 0)),
+])
+def test_unmatched_cancel_modparam(tmp_path: Path, mode: int, expected: tuple[str, int]) -> None:
+    with side_by_side(MODES.replace("MODE", str(mode)), tmp_path) as pair:
+        for port in (pair.kemi_port, pair.kamailio_port):
+            # long enough for the 408 (fr_timer 1.5 s) a transaction would send
+            status, branches, _ = _flow(port, answer=False, wait=2.5)
+            assert (status, len(branches)) == expected, (port, pair.kemi.log())

@@ -5,7 +5,8 @@ Flow (see ``proxy``'s "Life of a call through it"):
   any other (the end-to-end ACK of a 2xx) is forwarded statelessly.
 * CANCEL: one whose INVITE transaction is here is answered 200 and CANCELs the branches;
   any other is relayed statefully in a transaction of its own, as any request (Kamailio 5.6's
-  default: its retransmissions, the downstream reply relayed back, or a local 408).
+  default: its retransmissions, the downstream reply relayed back, or a local 408), unless
+  ``unmatched_cancel`` says to forward it statelessly (1) or to drop it (2).
 * A retransmission of a request with a transaction gets the last reply again (absorbed).
 * Otherwise a transaction is made (100 Trying for INVITE) and one branch sent per
   destination: branch 0 is the R-URI (to $du when set), then every append_branch entry; the
@@ -73,6 +74,9 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
             done = _relay_cancel(svc, ctx)
             if done != _UNMATCHED:
                 return done
+            unmatched = svc.settings.unmatched_cancel
+            if unmatched:  # Kamailio: 1 forwards it statelessly and ends the script, 2 drops it
+                return (_stateless(ctx, proto, target) and 0) if unmatched == 1 else 1
         state = req_state(ctx)
         tx = state.tx
         # ;received/;rport for the copies (the transaction's and each branch's), computed

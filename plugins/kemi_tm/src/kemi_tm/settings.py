@@ -32,6 +32,8 @@ PARAMS: list[tuple[str, type, object, str]] = [
     ("disable_6xx_block", int, 0, "1: a 6xx does not stop serial forking"),
     ("on_sl_reply", str, "", "route run for replies that match no transaction (then 0 drops them)"),
     ("contacts_avp", str, "tm_contacts", "xavp name t_load_contacts stores the contacts in"),
+    ("unmatched_cancel", int, 0, "a CANCEL matching no INVITE: 0 relayed statefully, 1 forwarded "
+     "statelessly (t_relay then ends the script), 2 dropped"),
 ]
 
 #: Kamailio parameters accepted for compatibility; they change nothing here.
@@ -71,6 +73,7 @@ class TmSettings:
     proxy: ProxySettings
     on_sl_reply: str
     contacts_avp: str
+    unmatched_cancel: int = 0
 
     @classmethod
     def from_core(cls, core: Core) -> TmSettings:
@@ -91,7 +94,11 @@ class TmSettings:
             failure_reply_mode=mode, faked_reply_prio=int(p("faked_reply_prio")),
             auto_inv_100=bool(p("auto_inv_100")), auto_inv_100_reason=str(p("auto_inv_100_reason")),
             disable_6xx_block=bool(p("disable_6xx_block")))
-        return cls(timers, proxy, str(p("on_sl_reply") or ""), str(p("contacts_avp") or "tm_contacts"))
+        unmatched = int(p("unmatched_cancel"))
+        if unmatched not in (0, 1, 2):
+            raise ModuleError(f"tm: unmatched_cancel must be 0, 1 or 2 (not {unmatched})")
+        return cls(timers, proxy, str(p("on_sl_reply") or ""), str(p("contacts_avp") or "tm_contacts"),
+                   unmatched)
 
     def timers_for(self, ov: Overrides) -> TimerSettings:
         """The timer settings of one transaction: the script's overrides, else the modparams."""
