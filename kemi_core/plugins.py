@@ -152,7 +152,11 @@ class ModuleLoader:
         for name, plugin in self.plugins.items():
             try:
                 self._call(plugin, "mod_init", core=self.core)
-            except (ModuleError, ConfigError) as exc:
+            except ConfigError as exc:
+                if exc.line is not None:  # a parameter's value (core.param_error): at its place
+                    raise
+                raise ModuleError(f"module {name}: mod_init failed: {exc}")
+            except ModuleError as exc:
                 raise ModuleError(f"module {name}: mod_init failed: {exc}")
 
     def child_init_all(self, rank: int) -> None:

@@ -60,6 +60,8 @@ class Core:
         self.pv = PvTable()
         self.params: dict[tuple[str, str], ParamSpec] = {}
         self.param_values: dict[tuple[str, str], Any] = {}
+        #: (file, line) of the modparam that set each parameter last (for param_error)
+        self.param_places: dict[tuple[str, str], tuple[str | None, int | None]] = {}
         self.rpc_commands: dict[str, RpcCommand] = {}
         self.cfg_functions: dict[str, CfgFunction] = {}
         self.engine_specs: dict[str, EngineSpec] = {}
@@ -222,6 +224,13 @@ class Core:
             self.param_values.setdefault((module, name), []).append(value)
         else:
             self.param_values[(module, name)] = value
+        self.param_places[(module, name)] = (file, line)
+
+    def param_error(self, module: str, name: str, reason: str) -> ConfigError:
+        """The error for a parameter value a module refuses (raised from its mod_init): the
+        reason at the file:line of the modparam that set it."""
+        file, line = self.param_places.get((module, name), (None, None))
+        return ConfigError(f"modparam {module}.{name}: {reason}", file, line)
 
     def _modules_matching(self, pattern: str, name: str, file: str | None,
                           line: int | None) -> list[str]:
