@@ -13,6 +13,14 @@
   ``missed_calls`` tables (``db_table_acc``, ``db_table_missed_calls``) with ``db_extra``
   columns; ``acc_db_request(comment, table)`` writes one row now, ``acc_request`` to the log
   and the database.
+* ``time_mode`` (with ``time_attr``, ``time_exten``, ``time_format``): an extra time value per
+  record, in the log and the database (``timemode``).
+* ``multi_leg_info``: per-call-leg values from AVPs, appended in the log, one row per leg in
+  the database (``legs``).
+* ``db_insert_mode`` 2: database rows are written by a background thread, never on the event
+  loop; a stopping worker waits for its queued rows (``dbwriter``).
+* ``cdr_enable`` needs Kamailio's dialog module, which kemi does not have: 1 is refused at
+  start-up.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import time
 from typing import Any
 
 from kemi_acc.dbwriter import CORE_COLUMNS, Columns, DbWriter
+from kemi_acc.legs import parse_legs, read_legs
 from kemi_acc.records import AccRecord, LogWriter, Writer, extra_values, parse_extra
+from kemi_acc.timemode import DEFAULT_FORMAT, TimeMode
 from kemi_core.api import (
     CfgFunction,
     Core,
@@ -57,6 +67,7 @@ class _State:
     db: DbWriter | None = None
     db_table_acc = "acc"
     db_table_missed = "missed_calls"
+    legs: list[tuple[str, str]] = []  # multi_leg_info: (name, AVP name)
 
 
 _state = _State()
@@ -82,9 +93,21 @@ def mod_register(core: Core) -> None:
     p(MODULE, "log_level", int, 1, doc="Kamailio log level of the records (1: notice)")
     p(MODULE, "log_facility", str, "LOG_DAEMON", doc="syslog facility (accepted)")
     p(MODULE, "log_extra", str, "", doc="extra values: name=$pv;name2=$pv2")
-    for name in ("early_media", "report_ack", "report_cancels", "detect_direction",
-                 "cdr_enable", "db_insert_mode", "time_mode"):
+    for name in ("early_media", "report_ack", "report_cancels", "detect_direction"):
         p(MODULE, name, int, 0, doc="accepted for compatibility")
+    p(MODULE, "cdr_enable", int, 0, doc="1 (CDRs from the dialog module) is refused: kemi "
+      "has no dialog module")
+    p(MODULE, "db_insert_mode", int, 0, doc="0/1: insert at once (1 is MySQL's INSERT DELAYED: "
+      "a plain insert here); 2: insert from a background thread, never blocking the worker")
+    p(MODULE, "time_mode", int, 0, doc="extra time value: 1 seconds in time_attr and "
+      "microseconds in time_exten; 2 seconds.milliseconds in time_attr; 3/4 time_format of "
+      "the local time / UTC in time_attr; 0 none")
+    p(MODULE, "time_attr", str, "time_attr", doc="log field / database column of time_mode's value")
+    p(MODULE, "time_exten", str, "time_exten", doc="log field / database column of the "
+      "microseconds (time_mode 1)")
+    p(MODULE, "time_format", str, DEFAULT_FORMAT, doc="strftime format of time_mode 3 and 4")
+    p(MODULE, "multi_leg_info", str, "", doc="per-leg values: name=$avp(x);name2=$avp(y) "
+      "(log fields / database columns)")
     p(MODULE, "acc_extra_nullable", int, 0, doc="1: an empty db_extra value is written NULL")
     p(MODULE, "db_url", str, "", doc="database of the acc and missed_calls tables")
     p(MODULE, "db_extra", str, "", doc="extra columns: column=$pv;column2=$pv2")
@@ -92,8 +115,7 @@ def mod_register(core: Core) -> None:
     p(MODULE, "db_table_missed_calls", str, "missed_calls", doc="table of missed calls")
     for name, default in CORE_COLUMNS:
         p(MODULE, name, str, default, doc=f"column of the {default} field")
-    for name in ("multi_leg_info", "time_attr", "time_exten", "cdr_extra"):
-        p(MODULE, name, str, "", doc="accepted for compatibility")
+    p(MODULE, "cdr_extra", str, "", doc="accepted for compatibility (CDRs are not made)")
     core.add_cfg_function(CfgFunction(MODULE, "acc_log_request", _cfg_log_request, 1, 1, (),
                                       acc_log_request.__doc__ or ""))
     core.add_cfg_function(CfgFunction(MODULE, "acc_db_request", _cfg_db_request, 2, 2, (),
@@ -110,7 +132,15 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 @hookimpl
 def mod_init(core: Core) -> None:
     _state.core = core
-    _init_db(core)
+    if int(core.modparam(MODULE, "cdr_enable")) == 1:
+        raise core.param_error(MODULE, "cdr_enable", "CDRs need Kamailio's dialog module, which "
+                               "kemi does not have (set it to 0)")
+    try:
+        _state.legs = parse_legs(str(core.modparam(MODULE, "multi_leg_info")))
+    except ValueError as exc:
+        raise core.param_error(MODULE, "multi_leg_info", str(exc))
+    time_mode = _time_mode(core)
+    _init_db(core, time_mode)
     _state.log_flag = _flag(core, "log_flag")
     _state.missed_flag = _flag(core, "log_missed_flag")
     _state.failed_flag = _flag(core, "failed_transaction_flag")
@@ -119,13 +149,21 @@ def mod_init(core: Core) -> None:
     except ValueError as exc:
         raise ModuleError(f"acc: log_extra: {exc}")
     level = kamailio_level(int(core.modparam(MODULE, "log_level")))
-    _state.writer = LogWriter(logging.getLogger("kemi.acc"), level)
+    _state.writer = LogWriter(logging.getLogger("kemi.acc"), level, time_mode)
     if any(f >= 0 for f in (_state.log_flag, _state.missed_flag, _state.db_flag,
                             _state.db_missed_flag)):
         _arm_tm(core)
 
 
-def _init_db(core: Core) -> None:
+def _time_mode(core: Core) -> TimeMode:
+    def text(name: str) -> str:
+        return str(core.modparam(MODULE, name))
+
+    return TimeMode(int(core.modparam(MODULE, "time_mode")), text("time_attr"),
+                    text("time_exten"), text("time_format"))
+
+
+def _init_db(core: Core, time_mode: TimeMode) -> None:
     """The database backend, when db_url is set (Kamailio: no db_url, no SQL accounting)."""
     url = str(core.modparam(MODULE, "db_url")).strip()
     _state.db_flag = _flag(core, "db_flag")
@@ -143,7 +181,10 @@ def _init_db(core: Core) -> None:
                         for name, default in CORE_COLUMNS))
     _state.db = DbWriter(open_db(core, url, user=MODULE), columns,
                          [name for name, _ in _state.db_extra],
-                         bool(int(core.modparam(MODULE, "acc_extra_nullable"))))
+                         bool(int(core.modparam(MODULE, "acc_extra_nullable"))), time_mode,
+                         [name for name, _ in _state.legs],
+                         int(core.modparam(MODULE, "db_insert_mode")))
+    core.provide(MODULE, _state.db)  # its work_in_progress: a draining worker waits for it
     _state.db_table_acc = str(core.modparam(MODULE, "db_table_acc")) or "acc"
     _state.db_table_missed = str(core.modparam(MODULE, "db_table_missed_calls")) or "missed_calls"
 
@@ -183,7 +224,8 @@ def record_for(ctx: MsgContext, code: str, reason: str, to_tag: str | None = Non
         to_tag=to_tag if to_tag is not None else _tag(lambda: msg.to.tag),
         call_id=_tag(lambda: msg.call_id), code=code, reason=reason, time=time.time(),
         extra=extra_values(_state.extra if extra is None else extra,
-                           lambda spec: get_pv(ctx, spec)))
+                           lambda spec: get_pv(ctx, spec)),
+        legs=read_legs(_state.legs, lambda spec: get_pv(ctx, spec)) if _state.legs else ())
 
 
 def _table(ctx: MsgContext, name: str) -> str:
@@ -287,6 +329,9 @@ def _on_final(tx: Any) -> None:
         to_tag, reason = None, _STANDARD_REASONS.get(status, "")
     ctx = core.new_context(request, tx.rcv)
     ctx.flags = flags
+    # the AVPs the request route set live with the transaction (extra values, legs)
+    ctx.avps = getattr(tx, "avps", ctx.avps)
+    ctx.xavps = getattr(tx, "xavps", ctx.xavps)
     if account:
         _write(record_for(ctx, str(status), reason, to_tag), "acc")
     if missed:

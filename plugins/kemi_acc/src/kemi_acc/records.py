@@ -1,7 +1,8 @@
 """Accounting records and their writers, sans-IO.
 
 A record is what Kamailio's acc module accounts for one request: the core fields (method,
-From/To tags, Call-ID, reply code and reason, time) and the ``*_extra`` values. Writers get
+From/To tags, Call-ID, reply code and reason, time), the ``*_extra`` values and the call legs
+(``multi_leg_info``, see ``legs``). Writers get
 records and a kind ("acc": a transaction accounted or acc_*_request, "missed": a call missed);
 ``LogWriter`` prints Kamailio's syslog form. A database writer (the ``acc`` and
 ``missed_calls`` tables) is another ``Writer`` with the same input.
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import attrs
+
+from kemi_acc.timemode import TimeMode
 
 #: What a record is, and the log text Kamailio prints before it.
 KIND_TEXT = {"acc": "transaction answered", "request": "request accounted",
@@ -31,13 +34,21 @@ class AccRecord:
     reason: str
     time: float
     extra: tuple[tuple[str, str], ...] = ()
+    #: the call legs: (name, value or None) per leg AVP, per leg
+    legs: tuple[tuple[tuple[str, object], ...], ...] = ()
 
-    def fields(self) -> list[tuple[str, str]]:
-        """(name, value) in Kamailio's order: the core columns, then the extra ones."""
-        core = [("timestamp", str(int(self.time))), ("method", self.method),
-                ("from_tag", self.from_tag), ("to_tag", self.to_tag), ("call_id", self.call_id),
-                ("code", self.code), ("reason", self.reason)]
-        return core + list(self.extra)
+    def fields(self, time_mode: TimeMode | None = None) -> list[tuple[str, str]]:
+        """(name, value) in Kamailio's log order: the timestamp and the ``time_mode`` field,
+        the other core fields, the extra values, then every leg's values."""
+        out = [("timestamp", str(int(self.time)))]
+        if time_mode is not None:
+            out += time_mode.log_fields(self.time)
+        out += [("method", self.method), ("from_tag", self.from_tag), ("to_tag", self.to_tag),
+                ("call_id", self.call_id), ("code", self.code), ("reason", self.reason)]
+        out += self.extra
+        for leg in self.legs:
+            out += [(name, "" if value is None else str(value)) for name, value in leg]
+        return out
 
 
 class Writer(Protocol):
@@ -47,12 +58,13 @@ class Writer(Protocol):
 class LogWriter:
     """Kamailio's log backend: ``ACC: transaction answered: timestamp=...;method=...``."""
 
-    def __init__(self, logger: logging.Logger, level: int) -> None:
+    def __init__(self, logger: logging.Logger, level: int, time_mode: TimeMode | None = None) -> None:
         self.logger = logger
         self.level = level
+        self.time_mode = time_mode
 
     def format(self, record: AccRecord, kind: str) -> str:
-        body = ";".join(f"{name}={value}" for name, value in record.fields())
+        body = ";".join(f"{name}={value}" for name, value in record.fields(self.time_mode))
         return f"ACC: {KIND_TEXT[kind]}: {body}"
 
     def write(self, record: AccRecord, kind: str) -> bool:
