@@ -1,7 +1,8 @@
 """Where a REGISTER's time goes inside kemi: one worker in this process (no sockets, no SIPp).
 
 The config of bench/register.py (``memory``, ``sqlite``: usrloc write-through, ``floor``: a bare
-200) or of bench/auth.py (``auth``: digest check against SQLite's subscriber table, then save)
+200), of bench/auth.py (``auth``: digest check against SQLite's subscriber table, then save) or
+of bench/stateless.py (``options``: OPTIONS answered 200 by the Lua script, in place of REGISTER)
 runs in a :class:`kemi_core.testing.router.Router`; its sends go to a counting sink. REGISTERs
 for ``--users`` users in turn go through the dispatcher as a worker receives them (the first
 pass inserts bindings, later ones refresh them). Printed: CPU microseconds per REGISTER
@@ -10,7 +11,7 @@ and by own time. ``--callgrind`` counts instructions per REGISTER instead (deter
 runs under valgrind's callgrind, ``--count`` and twice that, the difference divided; for ``auth``
 the answers' nonces are made without sending the challenges).
 
-    python bench/register_profile.py [--mode memory|sqlite|floor|auth] [--count 5000]
+    python bench/register_profile.py [--mode memory|sqlite|floor|auth|options] [--count 5000]
                                      [--profile [--profile-out FILE] | --callgrind]
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import auth as auth_bench  # noqa: E402
 import register as register_bench  # noqa: E402
+import stateless as stateless_bench  # noqa: E402
 from callpath import callgrind_total  # noqa: E402
 
 from kemi_core.runtime.context import RecvInfo  # noqa: E402
@@ -51,6 +53,18 @@ REGISTER = (
     "Expires: 3600\r\n"
     "User-Agent: SIPp register bench\r\n"
     "{auth}"
+    "Content-Length: 0\r\n\r\n")
+
+#: what SIPp sends in bench/stateless.py (scenarios/options_uac.xml)
+OPTIONS = (
+    "OPTIONS sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{n}-1;rport\r\n"
+    "From: <sip:sipp@127.0.0.1:5070>;tag=1234SIPpTag00{n}\r\n"
+    "To: <sip:service@127.0.0.1:5060>\r\n"
+    "Call-ID: {n}-1234@127.0.0.1\r\n"
+    "CSeq: 1 OPTIONS\r\n"
+    "Contact: <sip:sipp@127.0.0.1:5070>\r\n"
+    "Max-Forwards: 70\r\n"
     "Content-Length: 0\r\n\r\n")
 
 
@@ -80,6 +94,11 @@ def _router(mode: str, work: Path) -> Router:
         script.write_text(auth_bench.LUA.replace("{uas_port}", "5090"))
         cfg = work / "auth.cfg"
         cfg.write_text(auth_bench.CFG.format(port=5060, mpath="", db=db, script=script))
+    elif mode == "options":
+        script = work / "stateless.lua"
+        script.write_text(stateless_bench.LUA)
+        cfg = work / "stateless.cfg"
+        cfg.write_text(stateless_bench.CFG.format(port=5060, mpath="", script=script))
     else:
         cfg, _port = register_bench.write_cfg(mode, mode, work)
     return Router(cfg)
@@ -125,6 +144,9 @@ def _messages(mode: str, router: Router, sink: Sink, users: int,
         for n in range(count):
             user = (auth_bench.USER if mode == "auth" else f"user{n % users:06d}")
             serial = round_no * count + n
+            if mode == "options":
+                out.append(OPTIONS.format(n=serial).encode())
+                continue
             first = REGISTER.format(n=serial, user=user, cseq=2 * serial + 1, auth="").encode()
             if mode != "auth":
                 out.append(first)
@@ -139,7 +161,7 @@ def _messages(mode: str, router: Router, sink: Sink, users: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["memory", "sqlite", "floor", "auth"], default="memory")
+    parser.add_argument("--mode", choices=["memory", "sqlite", "floor", "auth", "options"], default="memory")
     parser.add_argument("--count", type=int, default=5000)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)

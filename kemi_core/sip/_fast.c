@@ -1056,18 +1056,40 @@ done:
 
 
 /* ---- replies ------------------------------------------------------------------------------
- * reply_lines(keys, lines) (reply.reply_lines_py) is what build_reply copies from a request
+ * reply_lines(keys, lines, tag) (reply.reply_lines_py) is what build_reply copies from a request
  * (RFC 3261 8.2.6.2): its Via, From, To, Call-ID and CSeq lines, grouped in that order, each
- * group in the request's order; returns (copied lines, index of the first To line among them,
- * index past the last). */
+ * group in the request's order, each To line given ";tag=<tag>" when tag is not None (as
+ * "Name: value;tag=<tag>\r", the value unfolded and stripped); returns the lines. */
+static PyObject *
+tagged_line(PyObject *line, PyObject *tag)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(line);
+    Py_ssize_t colon = PyUnicode_FindChar(line, ':', 0, n, 1);
+    if (colon == -2)
+        return NULL;
+    PyObject *name = PyUnicode_Substring(line, 0, colon >= 0 ? colon : (n > 0 ? n - 1 : 0));
+    if (name == NULL)
+        return NULL;
+    PyObject *value = line_value(NULL, line);
+    if (value == NULL) {
+        Py_DECREF(name);
+        return NULL;
+    }
+    PyObject *out = PyUnicode_FromFormat("%U: %U;tag=%U\r", name, value, tag);
+    Py_DECREF(name);
+    Py_DECREF(value);
+    return out;
+}
+
 static PyObject *
 reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "reply_lines(keys: list, lines: list)");
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyList_Check(args[1]) ||
+        (args[2] != Py_None && !PyUnicode_Check(args[2]))) {
+        PyErr_SetString(PyExc_TypeError, "reply_lines(keys: list, lines: list, tag: str | None)");
         return NULL;
     }
-    PyObject *keys = args[0], *lines = args[1];
+    PyObject *keys = args[0], *lines = args[1], *tag = args[2];
     Py_ssize_t n = PyList_GET_SIZE(keys);
     if (PyList_GET_SIZE(lines) != n) {
         PyErr_SetString(PyExc_ValueError, "reply_lines: keys and lines differ in length");
@@ -1077,21 +1099,26 @@ reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
-    Py_ssize_t to_start = 0, to_end = 0;
     for (int g = 0; g < 5; g++) {
-        if (g == 2)
-            to_start = PyList_GET_SIZE(out);
         for (Py_ssize_t i = 0; i < n; i++) {
-            if (key_is(PyList_GET_ITEM(keys, i), wanted[g]) &&
-                PyList_Append(out, PyList_GET_ITEM(lines, i)) < 0) {
+            if (!key_is(PyList_GET_ITEM(keys, i), wanted[g]))
+                continue;
+            PyObject *line = PyList_GET_ITEM(lines, i);
+            int failed;
+            if (g == 2 && tag != Py_None) {
+                PyObject *tagged = tagged_line(line, tag);
+                failed = tagged == NULL || PyList_Append(out, tagged) < 0;
+                Py_XDECREF(tagged);
+            } else {
+                failed = PyList_Append(out, line) < 0;
+            }
+            if (failed) {
                 Py_DECREF(out);
                 return NULL;
             }
         }
-        if (g == 2)
-            to_end = PyList_GET_SIZE(out);
     }
-    return Py_BuildValue("(Nnn)", out, to_start, to_end);
+    return out;
 }
 
 static PyMethodDef methods[] = {
@@ -1113,8 +1140,8 @@ static PyMethodDef methods[] = {
     {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
      "value_types(Via, CSeq): the classes scan_datagram makes the values it parses ahead of"},
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
-     "reply_lines(keys, lines) -> (the Via, From, To, Call-ID, CSeq lines in that order, "
-     "first To index, end of the To lines)"},
+     "reply_lines(keys, lines, tag) -> the Via, From, To (tagged when tag is not None), "
+     "Call-ID and CSeq lines in that order"},
     {NULL, NULL, 0, NULL},
 };
 

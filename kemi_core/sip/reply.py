@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable
 
 from kemi_core.sip.errors import SipParseError
@@ -32,18 +33,20 @@ def _has_tag(req: SipMsg) -> bool:
         return _TAG_RE.search(value[value.rfind(">") + 1 :]) is not None
 
 
-def reply_lines_py(names: list[str], lines: list[str]) -> tuple[list[str], int, int]:
+def reply_lines_py(names: list[str], lines: list[str], tag: str | None) -> list[str]:
     """The request's lines a reply copies (RFC 3261 8.2.6.2): Via, From, To, Call-ID, CSeq,
-    grouped in that order, each group in the request's order; with where the To lines are.
+    grouped in that order, each group in the request's order; each To line gets ``;tag=tag``
+    when a tag is given (``Name: value;tag=...``, the value unfolded and stripped).
     kemi_core/sip/_fast.c has the compiled form (reply_lines), used when built."""
     groups: dict[str, list[str]] = {k: [] for k in _COPIED}
     for name, line in zip(names, lines, strict=True):  # parallel lists
         group = groups.get(name)
         if group is not None:
             group.append(line)
-    to_start = len(groups["via"]) + len(groups["from"])
-    return ([line for group in groups.values() for line in group], to_start,
-            to_start + len(groups["to"]))
+    if tag is not None:
+        groups["to"] = [f"{line[: line.find(':')]}: {line_value(line)};tag={tag}\r"
+                        for line in groups["to"]]
+    return [line for group in groups.values() for line in group]
 
 
 try:
@@ -72,21 +75,14 @@ def build_reply(
     """
     if not req.is_request:
         raise ValueError("build_reply needs a request")
-    if not 100 <= status <= 699:
-        raise ValueError(f"bad status code {status}")
-    lines = req._lines
     names = req._names
+    out = [_status_line(status, reason)]
     tag = None
     if to_tag and status != 100 and not _has_tag(req):
         tag = _clean(to_tag, "tag")
-    out = [f"SIP/2.0 {status} {_clean(reason, 'reason')}\r"]
-    copied, to_start, to_end = reply_lines(names, lines)
-    if tag is not None:
-        copied[to_start:to_end] = [f"{line[: line.find(':')]}: {line_value(line)};tag={tag}\r"
-                                   for line in copied[to_start:to_end]]
-    out += copied
+    out += reply_lines(names, req._lines, tag)
     if status == 100 and "timestamp" in names:
-        out.append(lines[names.index("timestamp")])
+        out.append(req._lines[names.index("timestamp")])
     for name, value in headers:
         line = f"{name}: {value}\r"
         if "\n" in line or "\r" in line[:-1]:
@@ -94,9 +90,47 @@ def build_reply(
         out.append(line)
     if content_type is not None:
         out.append(f"Content-Type: {_clean(content_type, 'Content-Type')}\r")
+    if not body:  # the usual reply: one join and one encode make the whole datagram
+        out += _EMPTY_BODY_END
+        return "\n".join(out).encode("utf-8", "surrogateescape")
     out.append(f"Content-Length: {len(body)}\r")
     head = "\n".join(out).encode("utf-8", "surrogateescape")
     return b"%s\n\r\n%s" % (head, bytes(body))
 
 
-__all__ = ["build_reply", "SipParseError"]
+#: the last lines of a reply without a body ("\n".join adds the LFs)
+_EMPTY_BODY_END = ("Content-Length: 0\r", "\r", "")
+#: (status, reason) -> the status line; a server answers with a handful of them (bounded)
+_STATUS_LINES: dict[tuple[int, str], str] = {}
+
+
+def _status_line(status: int, reason: str) -> str:
+    """``SIP/2.0 200 OK\\r`` for a valid code and reason (ValueError otherwise), kept per
+    (status, reason): every reply has one, and checking and formatting it is most of its cost."""
+    line = _STATUS_LINES.get((status, reason))
+    if line is None:
+        if not 100 <= status <= 699:
+            raise ValueError(f"bad status code {status}")
+        line = f"SIP/2.0 {status} {_clean(reason, 'reason')}\r"
+        if len(_STATUS_LINES) < 256:
+            _STATUS_LINES[(status, reason)] = line
+    return line
+
+
+def request_crc32(req: SipMsg) -> int:
+    """CRC-32 of the request's Call-ID, From, CSeq and first Via lines as received: the same
+    for every retransmission of a request (they repeat it byte for byte), different for another
+    request (its From tag, CSeq or branch differ); what a stateless reply's To-tag is made of.
+    The raw lines, because unfolding and stripping their values would only cost here."""
+    keys, lines = req._names, req._lines
+    try:
+        key = (f"{lines[keys.index('call-id')]}|{lines[keys.index('from')]}|"
+               f"{lines[keys.index('cseq')]}|{lines[keys.index('via')]}")
+    except ValueError:  # a header missing: a request the script answers anyway
+        header = req.header
+        key = f"{header('call-id')}|{header('from')}|{header('cseq')}|{header('via')}"
+    # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
+    return zlib.crc32(key.encode("utf-8", "surrogateescape"))
+
+
+__all__ = ["build_reply", "request_crc32", "SipParseError"]

@@ -395,19 +395,24 @@ def test_scan_datagram_takes_the_usual_messages() -> None:
 # ---- the lines a reply copies ----------------------------------------------------------------
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.sampled_from(["", "via", "from", "to", "call-id", "cseq", "contact", "x"]),
-                max_size=14))
-def test_reply_lines_match_python(names: list[str]) -> None:
-    lines = [f"{n or 'start'}-{i}\r" for i, n in enumerate(names)]
+                max_size=14),
+       st.one_of(st.none(), st.text("abc.-\u00e9\udc80", max_size=5)),
+       st.sampled_from(["{n}-{i}\r", "{n}: <sip:a@b> \r", "{n}:\r\n\t{i}\r", "T :x;y=1\r",
+                        "{n}-\u00e9\udc80: v\r"]))
+def test_reply_lines_match_python(names: list[str], tag: str | None, shape: str) -> None:
+    lines = [shape.format(n=n or "start", i=i) for i, n in enumerate(names)]
     # Equal but not identical keys too (edits add keys built at run time).
     copies = ["".join(list(n)) for n in names]
-    assert fast.reply_lines(copies, lines) == reply_mod.reply_lines_py(copies, lines)
-    assert fast.reply_lines(names, lines) == reply_mod.reply_lines_py(names, lines)
+    assert fast.reply_lines(copies, lines, tag) == reply_mod.reply_lines_py(copies, lines, tag)
+    assert fast.reply_lines(names, lines, tag) == reply_mod.reply_lines_py(names, lines, tag)
 
 
 def test_reply_lines_refuses_what_python_refuses() -> None:
     with pytest.raises(ValueError):
-        reply_mod.reply_lines_py(["", "via"], ["x\r"])
+        reply_mod.reply_lines_py(["", "via"], ["x\r"], None)
     with pytest.raises(ValueError):
-        fast.reply_lines(["", "via"], ["x\r"])
+        fast.reply_lines(["", "via"], ["x\r"], None)
     with pytest.raises(TypeError):
-        fast.reply_lines(("via",), ["x"])  # type: ignore[arg-type]
+        fast.reply_lines(("via",), ["x"], None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.reply_lines(["via"], ["x"], 1)  # type: ignore[arg-type]

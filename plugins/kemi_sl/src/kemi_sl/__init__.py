@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-import zlib
+from collections.abc import Sequence
 from typing import Any
 
 from kemi_core.api import (
@@ -23,11 +23,10 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
-from kemi_core.sip import SipParseError, build_reply
+from kemi_core.sip import SipParseError, build_reply, request_crc32
 from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
-_crc32 = zlib.crc32
 #: no body set by set_reply_body
 _NO_BODY: tuple[bytes, None] = (b"", None)
 
@@ -103,15 +102,13 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
         log.error("sl_send_reply: invalid code %d", code)
         return -1
     extra = ctx.extra
-    queued = extra.get("reply_headers")  # append_to_reply / registrar's Contact list
-    # (name, value) pairs as they are; a whole "Name: value" line is split
-    headers = [h if type(h) is tuple else _split_header(h) for h in queued] if queued else []
-    if 300 <= code < 400:
-        headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
-    body, ctype = extra.get("reply_body", _NO_BODY)
+    headers: Sequence[tuple[str, str]] = ()
+    body, ctype = _NO_BODY
+    if extra or 300 <= code < 400:  # else the usual reply: nothing queued, no Contact list
+        headers, body, ctype = _reply_additions(ctx, code, extra)
     try:
-        data = build_reply(msg, code, reason, to_tag=None if code == 100 else totag_for(ctx),
-                           headers=headers, body=body, content_type=ctype)
+        data = build_reply(msg, code, reason, None if code == 100 else totag_for(ctx),
+                           headers, body, ctype)
     except SipParseError as exc:
         log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
         return -1
@@ -123,6 +120,19 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     if stats is not None:
         stats.replied(code)
     return 1
+
+
+def _reply_additions(ctx: MsgContext, code: int, extra: dict[str, Any]
+                     ) -> tuple[list[tuple[str, str]], bytes, str | None]:
+    """The headers (append_to_reply, registrar's Contact list, a 3xx's destinations) and the
+    body (set_reply_body) the script gave the reply."""
+    queued = extra.get("reply_headers")
+    # (name, value) pairs as they are; a whole "Name: value" line is split
+    headers = [h if type(h) is tuple else _split_header(h) for h in queued] if queued else []
+    if 300 <= code < 400:
+        headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
+    body, ctype = extra.get("reply_body", _NO_BODY)
+    return headers, body, ctype
 
 
 def send_reply(ctx: MsgContext, code: int, reason: str) -> int:
@@ -192,19 +202,9 @@ def get_reply_totag(ctx: MsgContext) -> str | None:
 def totag_for(ctx: MsgContext) -> str:
     """Same tag for every retransmission of one request; our prefix marks it as ours.
 
-    The suffix is a CRC-32 of the raw Call-ID, From, CSeq and top Via values: a retransmission
-    repeats them byte for byte, another request differs in one of them (its From tag, CSeq or
-    branch), and nothing has to be parsed. The same in every worker (no per-process hash)."""
-    msg = ctx.msg
-    keys, value_at = msg.header_keys, msg.value_at
-    try:
-        key = (f"{value_at(keys.index('call-id'))}|{value_at(keys.index('from'))}|"
-               f"{value_at(keys.index('cseq'))}|{value_at(keys.index('via'))}")
-    except ValueError:  # a header missing: a request the script answers anyway
-        header = msg.header
-        key = f"{header('call-id')}|{header('from')}|{header('cseq')}|{header('via')}"
-    # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
-    return f"{_state.tag_prefix}.{_crc32(key.encode('utf-8', 'surrogateescape')):08x}"
+    The suffix is a CRC-32 of the raw Call-ID, From, CSeq and top Via lines (request_crc32):
+    nothing has to be parsed, and it is the same in every worker (no per-process hash)."""
+    return f"{_state.tag_prefix}.{request_crc32(ctx.msg):08x}"
 
 
 def _absorb_own_ack(ctx: MsgContext) -> bool:
