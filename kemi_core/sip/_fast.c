@@ -1055,6 +1055,69 @@ done:
 }
 
 
+/* ---- parameters ---------------------------------------------------------------------------
+ * params_trusted(text, into) (syntax.params_trusted_py): ";a=b;c" parameters (the text after
+ * its first character, validated already) added to the dict into, names lower-cased, a name
+ * given twice keeping its first value; returns into. Every Via's and name-addr's parameters are
+ * split this way when first read (a reply's rport, a tag, a branch not first). */
+static PyObject *
+lower_name(PyObject *name)
+{
+    /* the usual lower-case ASCII name as it is; anything else as str.lower() makes it */
+    if (PyUnicode_IS_ASCII(name)) {
+        const Py_UCS1 *p = PyUnicode_1BYTE_DATA(name);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(name), i = 0;
+        while (i < n && !(p[i] >= 'A' && p[i] <= 'Z'))
+            i++;
+        if (i == n) {
+            Py_INCREF(name);
+            return name;
+        }
+    }
+    return PyObject_CallMethod(name, "lower", NULL);
+}
+
+static PyObject *
+params_trusted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "params_trusted(text: str, into: dict)");
+        return NULL;
+    }
+    PyObject *text = args[0], *into = args[1];
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t i = n > 0 ? 1 : 0;
+    for (;;) {
+        Py_ssize_t end = PyUnicode_FindChar(text, ';', i, n, 1);
+        if (end == -2)
+            return NULL;
+        if (end < 0)
+            end = n;
+        Py_ssize_t eq = PyUnicode_FindChar(text, '=', i, end, 1);
+        if (eq == -2)
+            return NULL;
+        PyObject *raw = PyUnicode_Substring(text, i, eq >= 0 ? eq : end);
+        if (raw == NULL)
+            return NULL;
+        PyObject *name = lower_name(raw);
+        Py_DECREF(raw);
+        if (name == NULL)
+            return NULL;
+        PyObject *value = eq >= 0 ? PyUnicode_Substring(text, eq + 1, end) : Py_NewRef(Py_None);
+        if (value == NULL || PyDict_SetDefault(into, name, value) == NULL) {
+            Py_DECREF(name);
+            Py_XDECREF(value);
+            return NULL;
+        }
+        Py_DECREF(name);
+        Py_DECREF(value);
+        if (end >= n)
+            break;
+        i = end + 1;
+    }
+    return Py_NewRef(into);
+}
+
 /* ---- replies ------------------------------------------------------------------------------
  * reply_lines(keys, lines, tag) (reply.reply_lines_py) is what build_reply copies from a request
  * (RFC 3261 8.2.6.2): its Via, From, To, Call-ID and CSeq lines, grouped in that order, each
@@ -1139,6 +1202,8 @@ static PyMethodDef methods[] = {
      "fields of the usual datagram, else None"},
     {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
      "value_types(Via, CSeq): the classes scan_datagram makes the values it parses ahead of"},
+    {"params_trusted", (PyCFunction)(void (*)(void))params_trusted, METH_FASTCALL,
+     "params_trusted(text, into) -> into with the ;name=value parameters of text added"},
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
      "reply_lines(keys, lines, tag) -> the Via, From, To (tagged when tag is not None), "
      "Call-ID and CSeq lines in that order"},

@@ -133,6 +133,16 @@ def single_value_py(keys: list[str], lines: list[str], key: str) -> str | None:
     return v.strip()
 
 
+def params_trusted_py(text: str, into: dict[str, str | None]) -> dict[str, str | None]:
+    """Add ';a=b;c' params (text starting with ';') already validated by a fast regex. A name
+    given twice keeps its first value, as in parse_params. kemi_core/sip/_fast.c has the
+    compiled form (params_trusted), used when built."""
+    for item in text[1:].split(";"):
+        name, eq, value = item.partition("=")
+        into.setdefault(name.lower(), value if eq else None)
+    return into
+
+
 # KEMI_SIP_PURE=1 keeps the compiled helpers out (to compare both, or to debug the Python forms).
 PURE_PYTHON = os.environ.get("KEMI_SIP_PURE", "") not in ("", "0")
 try:
@@ -142,6 +152,7 @@ try:
         index_head,
         line_value,
         name_addr_fields,
+        params_trusted,
         scan_datagram,
         single_index,
         single_value,
@@ -151,6 +162,7 @@ try:
 except ImportError:  # not built (no C compiler at install time): same results, slower
     index_head = index_head_py
     line_value = line_value_py
+    params_trusted = params_trusted_py
     single_index = single_index_py
     single_value = single_value_py
     # The value parsers' Python forms are headers.py's fast regexes, used when these are None.
@@ -243,15 +255,6 @@ def split_semis(text: str) -> list[str]:
         i += 1
     parts.append(text[start:])
     return parts
-
-
-def params_trusted(text: str, into: dict[str, str | None]) -> dict[str, str | None]:
-    """Add ';a=b;c' params (text starting with ';') already validated by a fast regex. A name
-    given twice keeps its first value, as in parse_params."""
-    for item in text[1:].split(";"):
-        name, eq, value = item.partition("=")
-        into.setdefault(name.lower(), value if eq else None)
-    return into
 
 
 def parse_params(text: str) -> dict[str, str | None]:

@@ -21,6 +21,8 @@ import kemi_core.sip.headers as headers_mod
 import kemi_core.sip.message as message_mod
 import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
+import kemi_core.sip.syntax as syntax_mod
+import kemi_core.sip.values as values_mod
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_core.sip.parser import _NAME_CACHE
 from kemi_core.sip.syntax import (
@@ -160,6 +162,8 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_datagram", None),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
+        (values_mod, "params_trusted", syntax_mod.params_trusted_py),
+        (headers_mod, "params_trusted", syntax_mod.params_trusted_py),
     ]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in swaps]
     try:
@@ -214,6 +218,8 @@ def test_compiled_helpers_are_in_use() -> None:
     assert headers_mod.name_addr_fields is fast.name_addr_fields
     assert parser_mod.scan_datagram is fast.scan_datagram
     assert reply_mod.reply_lines is fast.reply_lines
+    assert values_mod.params_trusted is fast.params_trusted
+    assert headers_mod.params_trusted is fast.params_trusted
 
 
 # ---- the value parsers against headers.py's regex paths -------------------------------------
@@ -390,6 +396,29 @@ def test_scan_datagram_takes_the_usual_messages() -> None:
     found = fast.scan_datagram(b"BYE sip:a@b SIP/2.0\r\nCSeq: 2 INVITE\r\n\r\n", _NAME_CACHE,
                                parser_mod.METHODS, 65535, 256, 8192)
     assert found is not None and found[9] == {}  # a request's: parsed (or refused) when read
+
+
+# ---- parameters ------------------------------------------------------------------------------
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(st.one_of(text, st.sampled_from(["branch", "RPort", "Tag", "\u00c9x",
+                                                            "\u0130", "ß", ""])),
+                          st.one_of(st.none(), text)), max_size=5),
+       st.sampled_from([";", "", "x"]))
+def test_params_trusted_matches_python(items: list[tuple[str, str | None]], lead: str) -> None:
+    body = ";".join(name if value is None else f"{name}={value}" for name, value in items)
+    for ptext in (lead + body, body):
+        start = {"kept": "1"}
+        want = syntax_mod.params_trusted_py(ptext, dict(start))
+        into = dict(start)
+        got = fast.params_trusted(ptext, into)
+        assert got is into and got == want and list(got) == list(want)
+
+
+def test_params_trusted_refuses_what_it_cannot_take() -> None:
+    with pytest.raises(TypeError):
+        fast.params_trusted(b";a", {})  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast.params_trusted(";a", [])  # type: ignore[arg-type]
 
 
 # ---- the lines a reply copies ----------------------------------------------------------------
