@@ -95,10 +95,11 @@ _new_context = object.__new__
 
 
 def message_context(msg: SipMsg, rcv: RecvInfo, core: Core,
-                    route_type: RouteType = RouteType.REQUEST) -> MsgContext:
-    """``MsgContext(msg, rcv, core, route_type)``, every other field at its default, made
-    without the generated ``__init__`` (keyword arguments, a test and a factory call per
-    container): every message received gets one. tests/unit/test_context.py checks that it
+                    route_type: RouteType = RouteType.REQUEST,
+                    orig_ruri: str | None = None) -> MsgContext:
+    """``MsgContext(msg, rcv, core, route_type, orig_ruri=orig_ruri)``, every other field at its
+    default, made without the generated ``__init__`` (keyword arguments, a test and a factory
+    call per container): every message received gets one. tests/unit/test_context.py checks that it
     equals the class's own construction, field by field."""
     ctx: MsgContext = _new_context(MsgContext)
     ctx.msg = msg
@@ -116,7 +117,7 @@ def message_context(msg: SipMsg, rcv: RecvInfo, core: Core,
     ctx.replied = False
     ctx.dropped = False
     ctx.fault = None
-    ctx.orig_ruri = None
+    ctx.orig_ruri = orig_ruri
     ctx.mod_state = {}
     ctx.extra = {}
     return ctx

@@ -322,10 +322,8 @@ class Core:
     # ---- running scripts -----------------------------------------------------------------
     def new_context(self, msg: SipMsg, rcv: RecvInfo,
                     route_type: RouteType = RouteType.REQUEST) -> MsgContext:
-        ctx = message_context(msg, rcv, self, route_type)
-        if msg.is_request:
-            ctx.orig_ruri = msg.ruri
-        return ctx
+        return message_context(msg, rcv, self, route_type,
+                               msg.ruri if msg.is_request else None)
 
     # ---- the config engine (built, reloaded and followed by the core) ------------------------
     def use_engine(self, spec: EngineSpec) -> Engine:

@@ -20,6 +20,7 @@ from kemi_core.runtime.core import Core
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.runtime.request_gate import check_request_headers
+from kemi_core.runtime.routes import run_route
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
 from kemi_core.stats import CoreStats
 from kemi_core.transport.receiver import deliver_datagram
@@ -100,7 +101,7 @@ class Dispatcher:
         for accept in core.request_filters:
             if accept(ctx):
                 return
-        core.run_route(self.request_cb, ctx)  # exit/drop/fault mapped there, fault logged
+        run_route(core, self.request_cb, ctx)  # exit/drop/fault mapped there, fault logged
         if ctx.fault is not None:
             self.stats.script_errors.inc()
             if not ctx.replied and msg.method != "ACK":
@@ -112,7 +113,7 @@ class Dispatcher:
         ctx = core.new_context(msg, rcv, RouteType.CORE_ONREPLY)
         engine = core.engine
         if engine is not None and engine.has_route(self.reply_cb):
-            core.run_route(self.reply_cb, ctx)
+            run_route(core, self.reply_cb, ctx)
             if ctx.fault is not None:
                 self.stats.script_errors.inc()
             if ctx.dropped:

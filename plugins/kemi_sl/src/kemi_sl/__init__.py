@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
 from typing import Any
 
 from kemi_core.api import (
@@ -102,13 +101,12 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
         log.error("sl_send_reply: invalid code %d", code)
         return -1
     extra = ctx.extra
-    headers: Sequence[tuple[str, str]] = ()
-    body, ctype = _NO_BODY
-    if extra or 300 <= code < 400:  # else the usual reply: nothing queued, no Contact list
-        headers, body, ctype = _reply_additions(ctx, code, extra)
+    tag = None if code == 100 else totag_for(ctx)
     try:
-        data = build_reply(msg, code, reason, None if code == 100 else totag_for(ctx),
-                           headers, body, ctype)
+        if extra or 300 <= code < 400:
+            data = build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra))
+        else:  # the usual reply: nothing queued by the script, no Contact list
+            data = build_reply(msg, code, reason, tag)
     except SipParseError as exc:
         log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
         return -1

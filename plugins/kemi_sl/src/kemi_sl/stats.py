@@ -24,9 +24,11 @@ class SlStats:
         self.sent_err = c("sl", "sent_err_replies", "error replies sent by sl_reply_error")
         self.failures = c("sl", "failures", "stateless replies that could not be sent")
         self.received_acks = c("sl", "received_ACKs", "ACKs to our own replies, absorbed")
+        # every reply sent counts in exactly one of these: the total is their sum, so a reply
+        # costs one increment (core.counter's sum_of)
+        self.sent.sum_of([*self.by_code.values(), *self.by_class, self.other])
 
     def replied(self, code: int) -> None:
-        self.sent.inc()
         by_code = self.by_code.get(code)
         if by_code is not None:
             by_code.inc()
