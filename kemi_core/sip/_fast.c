@@ -1184,6 +1184,84 @@ reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* lines_crc32(keys, lines) (reply.lines_crc32_py): zlib's CRC-32 of the first Call-ID, From,
+ * CSeq and Via lines joined by '|', UTF-8 with surrogateescape; None when one is missing. The
+ * stateless To-tag of every sl reply is made of it. */
+static uint32_t crc_table[256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t
+crc_update(uint32_t crc, const char *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        crc = crc_table[(crc ^ (unsigned char)p[i]) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+/* crc over the line's UTF-8 (surrogateescape) bytes; 0 on success, -1 on error */
+static int
+crc_line(uint32_t *crc, PyObject *line)
+{
+    if (!PyUnicode_Check(line)) {
+        PyErr_SetString(PyExc_TypeError, "lines_crc32: a line is not a str");
+        return -1;
+    }
+    if (PyUnicode_IS_ASCII(line)) {
+        *crc = crc_update(*crc, (const char *)PyUnicode_1BYTE_DATA(line),
+                          PyUnicode_GET_LENGTH(line));
+        return 0;
+    }
+    PyObject *b = PyUnicode_AsEncodedString(line, "utf-8", "surrogateescape");
+    if (b == NULL)
+        return -1;
+    *crc = crc_update(*crc, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+    Py_DECREF(b);
+    return 0;
+}
+
+static PyObject *
+lines_crc32(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyList_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "lines_crc32(keys: list, lines: list)");
+        return NULL;
+    }
+    PyObject *keys = args[0], *lines = args[1];
+    PyObject *wanted[4] = {s_call_id, s_from, s_cseq, s_via};
+    Py_ssize_t n = PyList_GET_SIZE(keys);
+    uint32_t crc = 0xFFFFFFFFu;
+    for (int w = 0; w < 4; w++) {
+        Py_ssize_t at = -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (key_is(PyList_GET_ITEM(keys, i), wanted[w])) {
+                at = i;
+                break;
+            }
+        }
+        if (at < 0)
+            Py_RETURN_NONE;
+        if (at >= PyList_GET_SIZE(lines)) {
+            PyErr_SetString(PyExc_IndexError, "lines_crc32: fewer lines than keys");
+            return NULL;
+        }
+        if (w > 0)
+            crc = crc_update(crc, "|", 1);
+        if (crc_line(&crc, PyList_GET_ITEM(lines, at)) < 0)
+            return NULL;
+    }
+    return PyLong_FromUnsignedLong(crc ^ 0xFFFFFFFFu);
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -1204,6 +1282,8 @@ static PyMethodDef methods[] = {
      "value_types(Via, CSeq): the classes scan_datagram makes the values it parses ahead of"},
     {"params_trusted", (PyCFunction)(void (*)(void))params_trusted, METH_FASTCALL,
      "params_trusted(text, into) -> into with the ;name=value parameters of text added"},
+    {"lines_crc32", (PyCFunction)(void (*)(void))lines_crc32, METH_FASTCALL,
+     "lines_crc32(keys, lines) -> CRC-32 of the Call-ID|From|CSeq|Via lines, None if one is missing"},
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
      "reply_lines(keys, lines, tag) -> the Via, From, To (tagged when tag is not None), "
      "Call-ID and CSeq lines in that order"},
@@ -1217,6 +1297,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__fast(void)
 {
+    crc_init();
     empty_key = PyUnicode_InternFromString("");
     s_sip20 = PyUnicode_InternFromString("SIP/2.0");
     s_udp = PyUnicode_InternFromString("UDP");

@@ -117,20 +117,37 @@ def _status_line(status: int, reason: str) -> str:
     return line
 
 
-def request_crc32(req: SipMsg) -> int:
-    """CRC-32 of the request's Call-ID, From, CSeq and first Via lines as received: the same
-    for every retransmission of a request (they repeat it byte for byte), different for another
-    request (its From tag, CSeq or branch differ); what a stateless reply's To-tag is made of.
-    The raw lines, because unfolding and stripping their values would only cost here."""
-    keys, lines = req._names, req._lines
+def lines_crc32_py(keys: list[str], lines: list[str]) -> int | None:
+    """CRC-32 of the first Call-ID, From, CSeq and Via lines joined by ``|`` (UTF-8 with
+    surrogateescape: header text keeps any byte the message had), None when one is missing.
+    kemi_core/sip/_fast.c has the compiled form (lines_crc32), used when built."""
     try:
         key = (f"{lines[keys.index('call-id')]}|{lines[keys.index('from')]}|"
                f"{lines[keys.index('cseq')]}|{lines[keys.index('via')]}")
-    except ValueError:  # a header missing: a request the script answers anyway
+    except ValueError:
+        return None
+    return zlib.crc32(key.encode("utf-8", "surrogateescape"))
+
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import lines_crc32
+except ImportError:  # not built: same result, slower
+    lines_crc32 = lines_crc32_py
+
+
+def request_crc32(req: SipMsg) -> int:
+    """A checksum of the request's Call-ID, From, CSeq and first Via lines as received: the same
+    for every retransmission of a request (they repeat it byte for byte), different for another
+    request (its From tag, CSeq or branch differ); what a stateless reply's To-tag is made of.
+    The raw lines, because unfolding and stripping their values would only cost here."""
+    crc = lines_crc32(req._names, req._lines)
+    if crc is None:  # a header missing: a request the script answers anyway
         header = req.header
         key = f"{header('call-id')}|{header('from')}|{header('cseq')}|{header('via')}"
-    # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
-    return zlib.crc32(key.encode("utf-8", "surrogateescape"))
+        crc = zlib.crc32(key.encode("utf-8", "surrogateescape"))
+    return crc  # type: ignore[no-any-return]
 
 
 __all__ = ["build_reply", "request_crc32", "SipParseError"]

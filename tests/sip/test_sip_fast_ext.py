@@ -162,6 +162,7 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_datagram", None),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
+        (reply_mod, "lines_crc32", reply_mod.lines_crc32_py),
         (values_mod, "params_trusted", syntax_mod.params_trusted_py),
         (headers_mod, "params_trusted", syntax_mod.params_trusted_py),
     ]
@@ -218,6 +219,7 @@ def test_compiled_helpers_are_in_use() -> None:
     assert headers_mod.name_addr_fields is fast.name_addr_fields
     assert parser_mod.scan_datagram is fast.scan_datagram
     assert reply_mod.reply_lines is fast.reply_lines
+    assert reply_mod.lines_crc32 is fast.lines_crc32
     assert values_mod.params_trusted is fast.params_trusted
     assert headers_mod.params_trusted is fast.params_trusted
 
@@ -434,6 +436,17 @@ def test_reply_lines_match_python(names: list[str], tag: str | None, shape: str)
     copies = ["".join(list(n)) for n in names]
     assert fast.reply_lines(copies, lines, tag) == reply_mod.reply_lines_py(copies, lines, tag)
     assert fast.reply_lines(names, lines, tag) == reply_mod.reply_lines_py(names, lines, tag)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["", "via", "from", "to", "call-id", "cseq", "x"]), max_size=10),
+       st.lists(text, min_size=10, max_size=10))
+def test_lines_crc32_matches_python(names: list[str], texts: list[str]) -> None:
+    lines = [f"{n}: {t}\r" for n, t in zip(names, texts, strict=False)]
+    copies = ["".join(list(n)) for n in names]  # equal, not identical keys
+    want = reply_mod.lines_crc32_py(names, lines)
+    assert fast.lines_crc32(names, lines) == want
+    assert fast.lines_crc32(copies, lines) == want
 
 
 def test_reply_lines_refuses_what_python_refuses() -> None:
