@@ -116,6 +116,20 @@ class WorkerBoard:
         self._i[self._ii(rank, _I_PID)] = 0
         self._f[self._fi(rank, _F_BUSY)] = 0.0
 
+    # ---- the server stops (slot 0's state, written by the main process) -----------------------
+    def mark_stopping(self) -> None:
+        """The server is stopping: set by the main process before it signals the workers."""
+        self._i[self._ii(0, _I_STATE)] = DRAINING
+
+    def stopping(self) -> bool:
+        return self._i[self._ii(0, _I_STATE)] == DRAINING
+
+    def still_routing(self, rank: int) -> list[int]:
+        """The other workers that have not taken the stop yet (starting or ready): they still
+        route new requests."""
+        return [r for r in range(1, self.slots) if r != rank
+                and self._i[self._ii(r, _I_STATE)] in (STARTING, READY)]
+
     # ---- log reopening (SIGHUP) ---------------------------------------------------------------
     def bump_log_generation(self) -> int:
         """Ask every worker to reopen its log files (slot 0's counter, read on their tick)."""

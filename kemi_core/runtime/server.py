@@ -342,6 +342,8 @@ class Server:
         if not self.children:
             self.loop.stop()
             return
+        if self.board is not None:
+            self.board.mark_stopping()  # before the signals: see Worker._others_still_routing
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM)

@@ -101,6 +101,7 @@ class Worker:
         self.log_generation = board.log_generation() if board is not None else 0
         self.retire_asked_at: float | None = None
         self.drain_deadline: float | None = None
+        self.drain_reason = ""
         self.housekeeping_every = HOUSEKEEPING_TICK
 
     def setup(self) -> None:
@@ -197,6 +198,7 @@ class Worker:
         if self.drain_deadline is not None:
             return
         self.drain_deadline = self.loop.time() + max(self.built.core.config.exit_timeout, 0)
+        self.drain_reason = why
         self.gate.start_draining()
         if self.board is not None:
             self.board.set_state(self.rank, DRAINING)
@@ -211,10 +213,25 @@ class Worker:
     def _check_drained(self) -> None:
         pending = work_in_progress(self.built.core)
         assert self.drain_deadline is not None
-        if pending and self.loop.time() < self.drain_deadline:
+        if self.loop.time() < self.drain_deadline and (pending or self._others_still_routing()):
             self.loop.call_later(DRAIN_POLL, self._check_drained)
             return
         if pending:
             log.warning("worker %d: exit_timeout reached with %d transactions in progress",
                         self.rank, pending)
         self.loop.stop()
+
+    def _others_still_routing(self) -> bool:
+        """While the server stops, whether another worker has not taken the stop yet.
+
+        Leaving closes this worker's SO_REUSEPORT listen sockets, and the kernel moves the
+        flows hashed to them onto the workers left: one that has not taken its SIGTERM yet
+        would route their requests as new transactions of a stopping server (an in-dialog BYE
+        whose reply a SIPp UAS sends to this worker's port, gone: a 408 after fr_timer). So
+        the first workers to finish stay, refusing new requests, until all have taken it.
+        """
+        board = self.board
+        if self.drain_reason != "stopping" or board is None or not board.stopping():
+            return False
+        return bool(board.still_routing(self.rank))
+

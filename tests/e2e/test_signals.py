@@ -6,6 +6,7 @@ its transactions leave tm.stats' "current"."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import threading
@@ -21,7 +22,7 @@ from kemi_core.testing.udp_client import request
 from kemi_core.testing.wait import wait_until
 
 from .conftest import needs_sipp
-from .ops_helpers import assert_no_traceback, workers_ready
+from .ops_helpers import assert_no_traceback, options, workers_ready
 
 pytestmark = [pytest.mark.e2e]
 
@@ -209,6 +210,55 @@ def test_sigterm_under_sipp_load(start_kemi: Callable[..., KemiProcess], tmp_pat
     print(f"\nSIGTERM under SIPp load (100 calls/s): exited in {took:.3f} s")
     assert code == 0 and took < 3, (code, took)
     assert not _ctl_path(srv).exists()
+    assert_no_traceback(srv)
+
+
+def _first_503(port: int, sockets: int, timeout: float) -> bytes | None:
+    """OPTIONS from ``sockets`` fresh source ports at once (SO_REUSEPORT spreads them over the
+    workers' listen sockets); the first 503 any of them gets within ``timeout``, else None."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(sockets)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+            s.sendto(options(port, s.getsockname()[1]), ("127.0.0.1", port))
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select(socks, [], [], left)
+            for s in readable:
+                data = s.recv(65535)
+                if data.startswith(b"SIP/2.0 503 "):
+                    return data
+        return None
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_stopping_worker_stays_until_every_worker_drains(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    """A worker with nothing in progress does not leave while another has not taken the stop:
+    leaving would close its share of the listen port, and the kernel would hand the flows it
+    held to a worker still routing new requests (seen under SIPp load: an in-dialog BYE routed
+    after SIGTERM by the other worker, its reply sent by the UAS to the gone worker's port)."""
+    srv, port = _start(start_kemi, tmp_path, free_port())
+    assert srv.proc is not None
+    late = next(w for w in srv.rpc("core.workers")["workers"] if w["rank"] == 2)
+    os.kill(late["pid"], signal.SIGSTOP)  # it cannot take its SIGTERM until continued
+    try:
+        srv.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: next(w["state"] for w in srv.rpc("core.workers")["workers"]
+                                if w["rank"] == 1) in ("draining", "down"), 5,
+                   "worker 1 draining")
+        # worker 1 has nothing in progress, yet it still answers its share of the port
+        refused = _first_503(port, 16, 5)
+        states = {w["rank"]: w["state"] for w in srv.rpc("core.workers")["workers"]}
+    finally:
+        os.kill(late["pid"], signal.SIGCONT)
+    assert refused is not None, srv.log()[-2000:]
+    assert states == {1: "draining", 2: "ready"}, states
+    code = srv.proc.wait(timeout=10)
+    assert code == 0
     assert_no_traceback(srv)
 
 
