@@ -9,6 +9,7 @@ from kemi_tm.client import (
     NonInviteClientTransaction,
     new_client_transaction,
 )
+from kemi_tm.testing import Driven
 from kemi_tm.timers import TimerSettings
 
 UDP = Dest("udp", "10.0.0.2", 5060)
@@ -42,7 +43,7 @@ def test_factory_picks_the_machine(sip):
 
 
 def test_invite_timer_a_doubles_and_timer_b_gives_local_408(sip):
-    tx = InviteClientTransaction(invite(sip), UDP)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
     out = tx.start(0.0)
     assert sends(out) == [tx.request.to_bytes()]
     assert tx.state is ClientState.CALLING and tx.key == (BRANCH, "INVITE")
@@ -56,7 +57,7 @@ def test_invite_timer_a_doubles_and_timer_b_gives_local_408(sip):
 
 
 def test_invite_over_tcp_has_no_retransmissions(sip):
-    tx = InviteClientTransaction(invite(sip, transport="TCP"), TCP)
+    tx = Driven(InviteClientTransaction(invite(sip, transport="TCP"), TCP))
     tx.start(10.0)
     assert tx.next_timer() == 40.0  # only Timer B
     fired = run_timers(tx, 100.0)
@@ -64,7 +65,7 @@ def test_invite_over_tcp_has_no_retransmissions(sip):
 
 
 def test_invite_provisional_switches_to_fr_inv_timer(sip):
-    tx = InviteClientTransaction(invite(sip), UDP)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
     tx.start(0.0)
     out = tx.on_response(sip.reply(tx.request, 180, "Ringing"), 1.0)
     assert [type(a) for a in out] == [PassUp]
@@ -77,7 +78,7 @@ def test_invite_provisional_switches_to_fr_inv_timer(sip):
 
 def test_fr_inv_not_restarted_when_disabled_and_capped_by_lifetime(sip):
     s = TimerSettings(restart_fr_on_each_reply=False, max_inv_lifetime=100.0)
-    tx = InviteClientTransaction(invite(sip), UDP, s)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP, s))
     tx.start(0.0)
     tx.on_response(sip.reply(tx.request, 180, "Ringing"), 1.0)
     assert tx.next_timer() == 100.0  # max_inv_lifetime caps fr_inv_timer
@@ -87,7 +88,7 @@ def test_fr_inv_not_restarted_when_disabled_and_capped_by_lifetime(sip):
 
 def test_invite_negative_final_is_acked_per_17_1_1_3(sip):
     req = invite(sip, routes=("<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"))
-    tx = InviteClientTransaction(req, UDP)
+    tx = Driven(InviteClientTransaction(req, UDP))
     tx.start(0.0)
     tx.on_response(sip.reply(req, 180, "Ringing"), 0.2)
     busy = sip.reply(req, 486, "Busy Here", to_tag="bobtag")
@@ -110,7 +111,7 @@ def test_invite_negative_final_is_acked_per_17_1_1_3(sip):
 
 
 def test_invite_negative_final_over_tcp_terminates_at_once(sip):
-    tx = InviteClientTransaction(invite(sip, transport="TCP"), TCP)
+    tx = Driven(InviteClientTransaction(invite(sip, transport="TCP"), TCP))
     tx.start(0.0)
     out = tx.on_response(sip.reply(tx.request, 404, "Not Found"), 1.0)
     assert [type(a) for a in out] == [Send, PassUp, Terminated]
@@ -118,7 +119,7 @@ def test_invite_negative_final_over_tcp_terminates_at_once(sip):
 
 
 def test_invite_2xx_is_passed_up_with_its_retransmissions(sip):
-    tx = InviteClientTransaction(invite(sip), UDP)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
     tx.start(0.0)
     ok = sip.reply(tx.request, 200, "OK")
     out = tx.on_response(ok, 2.0)
@@ -131,7 +132,7 @@ def test_invite_2xx_is_passed_up_with_its_retransmissions(sip):
 
 
 def test_fr_inv_timeout_reports_408_and_still_acks_the_487(sip):
-    tx = InviteClientTransaction(invite(sip), UDP)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
     tx.start(0.0)
     tx.on_response(sip.reply(tx.request, 180, "Ringing"), 1.0)
     fired = run_timers(tx, 121.0)
@@ -145,7 +146,7 @@ def test_fr_inv_timeout_reports_408_and_still_acks_the_487(sip):
 
 
 def test_cancelled_invite_gives_up_after_64_t1(sip):
-    tx = InviteClientTransaction(invite(sip), UDP)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
     tx.start(0.0)
     tx.on_response(sip.reply(tx.request, 180, "Ringing"), 1.0)
     tx.mark_cancelled(5.0)
@@ -157,7 +158,7 @@ def test_cancelled_invite_gives_up_after_64_t1(sip):
 
 def test_non_invite_timer_e_caps_at_t2_and_timer_f_times_out(sip):
     req = sip.request("OPTIONS", branch=BRANCH)
-    tx = NonInviteClientTransaction(req, UDP)
+    tx = Driven(NonInviteClientTransaction(req, UDP))
     tx.start(0.0)
     assert tx.state is ClientState.TRYING
     fired = run_timers(tx, 100.0)
@@ -168,7 +169,7 @@ def test_non_invite_timer_e_caps_at_t2_and_timer_f_times_out(sip):
 
 def test_non_invite_proceeding_retransmits_every_t2(sip):
     req = sip.request("OPTIONS", branch=BRANCH)
-    tx = NonInviteClientTransaction(req, UDP)
+    tx = Driven(NonInviteClientTransaction(req, UDP))
     tx.start(0.0)
     out = tx.on_response(sip.reply(req, 100, "Trying", to_tag=None), 0.2)
     assert [type(a) for a in out] == [PassUp] and tx.state is ClientState.PROCEEDING
@@ -178,7 +179,7 @@ def test_non_invite_proceeding_retransmits_every_t2(sip):
 
 def test_non_invite_final_then_timer_k(sip):
     req = sip.request("OPTIONS", branch=BRANCH)
-    tx = NonInviteClientTransaction(req, UDP)
+    tx = Driven(NonInviteClientTransaction(req, UDP))
     tx.start(0.0)
     ok = sip.reply(req, 200, "OK")
     assert [type(a) for a in tx.on_response(ok, 1.0)] == [PassUp]
@@ -190,7 +191,7 @@ def test_non_invite_final_then_timer_k(sip):
 
 def test_non_invite_over_tcp(sip):
     req = sip.request("OPTIONS", branch=BRANCH, transport="TCP")
-    tx = NonInviteClientTransaction(req, TCP)
+    tx = Driven(NonInviteClientTransaction(req, TCP))
     tx.start(0.0)
     assert tx.next_timer() == 30.0  # no Timer E
     out = tx.on_response(sip.reply(req, 200, "OK"), 1.0)
@@ -198,7 +199,7 @@ def test_non_invite_over_tcp(sip):
 
 
 def test_transport_error_counts_as_503(sip):
-    tx = InviteClientTransaction(invite(sip), UDP)
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
     tx.start(0.0)
     out = tx.on_transport_error(0.1)
     assert [type(a) for a in out] == [LocalFinal, Terminated] and out[0].status == 503

@@ -14,6 +14,7 @@ from kemi_tm.actions import (
 )
 from kemi_tm.proxy import ProxySettings, ProxyTransaction, reply_priority
 from kemi_tm.server import ServerState
+from kemi_tm.testing import Driven
 
 CALLER = Dest("udp", "10.0.0.1", 5060)
 B0 = Dest("udp", "10.0.0.10", 5060)
@@ -27,14 +28,16 @@ class Call:
     def __init__(self, sip, method: str = "INVITE", **settings) -> None:
         self.sip = sip
         self.req = sip.request(method, routes=("<sip:next.example.com;lr>",))
-        self.tx = ProxyTransaction(self.req, CALLER, ident="abc", to_tag="ptag",
-                                   proxy_settings=ProxySettings(**settings))
+        self.tx = Driven(ProxyTransaction(self.req, CALLER, ident="abc", to_tag="ptag",
+                                          proxy_settings=ProxySettings(**settings)))
         self.sent: dict[int, bytes] = {}
 
     def fork(self, dest: Dest, now: float = 0.0) -> int:
-        index, out = self.tx.add_branch(self.req, dest, now, sent_by=ME)
-        assert [(a.dest, type(a)) for a in out] == [(dest, Send)]
-        self.sent[index] = out[0].data
+        index = self.tx.add_branch(self.req, dest, now, sent_by=ME)
+        assert self.tx.sink.take() == []  # the branch's request is the caller's to send
+        client = self.tx.branches[index].client
+        assert client.dest == dest
+        self.sent[index] = client.data
         return index
 
     def answer(self, index: int, status: int, now: float = 1.0, tag: str | None = None):

@@ -11,6 +11,7 @@ from kemi_tm.server import (
     ServerState,
     new_server_transaction,
 )
+from kemi_tm.testing import Driven
 
 UDP = Dest("udp", "10.0.0.1", 5060)
 TCP = Dest("tcp", "10.0.0.1", 5060)
@@ -37,7 +38,7 @@ def test_factory(sip):
 
 def test_invite_retransmission_gets_last_provisional(sip):
     req = sip.request("INVITE")
-    tx = InviteServerTransaction(req, UDP)
+    tx = Driven(InviteServerTransaction(req, UDP))
     assert tx.state is ServerState.PROCEEDING
     assert tx.on_request(req, 0.1) == []  # nothing sent yet: absorbed
     trying = raw(sip, req, 100, "Trying")
@@ -51,7 +52,7 @@ def test_invite_retransmission_gets_last_provisional(sip):
 
 def test_invite_negative_final_timer_g_then_h(sip):
     req = sip.request("INVITE")
-    tx = InviteServerTransaction(req, UDP)
+    tx = Driven(InviteServerTransaction(req, UDP))
     busy = raw(sip, req, 486, "Busy Here")
     assert tx.send_reply(486, busy, 0.0) == [Send(UDP, busy)]
     assert tx.state is ServerState.COMPLETED and tx.final_status == 486
@@ -65,7 +66,7 @@ def test_invite_negative_final_timer_g_then_h(sip):
 
 def test_invite_ack_confirms_then_timer_i(sip):
     req = sip.request("INVITE")
-    tx = InviteServerTransaction(req, UDP)
+    tx = Driven(InviteServerTransaction(req, UDP))
     tx.send_reply(404, raw(sip, req, 404), 0.0)
     ack = sip.request("ACK", to_tag="uas1")
     assert tx.on_request(ack, 0.7) == []  # absorbed
@@ -77,7 +78,7 @@ def test_invite_ack_confirms_then_timer_i(sip):
 
 def test_invite_over_tcp_no_timer_g_and_no_wait_after_ack(sip):
     req = sip.request("INVITE", transport="TCP")
-    tx = InviteServerTransaction(req, TCP)
+    tx = Driven(InviteServerTransaction(req, TCP))
     tx.send_reply(486, raw(sip, req, 486), 0.0)
     assert tx.next_timer() == 32.0  # Timer H only
     out = tx.on_request(sip.request("ACK", transport="TCP", to_tag="uas1"), 1.0)
@@ -86,7 +87,7 @@ def test_invite_over_tcp_no_timer_g_and_no_wait_after_ack(sip):
 
 def test_invite_2xx_accepted_state(sip):
     req = sip.request("INVITE")
-    tx = InviteServerTransaction(req, UDP)
+    tx = Driven(InviteServerTransaction(req, UDP))
     ok1 = raw(sip, req, 200, "OK", tag="fork1")
     ok2 = raw(sip, req, 200, "OK", tag="fork2")
     tx.send_reply(200, ok1, 1.0)
@@ -104,7 +105,7 @@ def test_invite_2xx_accepted_state(sip):
 
 def test_invite_second_final_refused(sip):
     req = sip.request("INVITE")
-    tx = InviteServerTransaction(req, UDP)
+    tx = Driven(InviteServerTransaction(req, UDP))
     tx.send_reply(486, raw(sip, req, 486), 0.0)
     with pytest.raises(TransactionStateError):
         tx.send_reply(200, raw(sip, req, 200), 0.1)
@@ -112,7 +113,7 @@ def test_invite_second_final_refused(sip):
 
 def test_non_invite_trying_proceeding_completed_timer_j(sip):
     req = sip.request("BYE", to_tag="uas1")
-    tx = NonInviteServerTransaction(req, UDP)
+    tx = Driven(NonInviteServerTransaction(req, UDP))
     assert tx.state is ServerState.TRYING
     assert tx.on_request(req, 0.1) == []
     trying = raw(sip, req, 100, "Trying")
@@ -131,6 +132,6 @@ def test_non_invite_trying_proceeding_completed_timer_j(sip):
 
 def test_non_invite_over_tcp_terminates_on_final(sip):
     req = sip.request("OPTIONS", transport="TCP")
-    tx = NonInviteServerTransaction(req, TCP)
+    tx = Driven(NonInviteServerTransaction(req, TCP))
     out = tx.send_reply(200, raw(sip, req, 200), 0.0)
     assert [type(a) for a in out] == [Send, Terminated]

@@ -24,6 +24,12 @@ def make(sip, table, n: int, method: str = "INVITE", transport: str = "UDP", now
     return tx
 
 
+def branch(tx, dest, now: float) -> bytes:
+    """Add a branch to ``dest``; the request it sends (sending it is the caller's part)."""
+    index = tx.add_branch(tx.request, dest, now, sent_by=ME)
+    return tx.branches[index].client.data
+
+
 def test_lookups(sip):
     table = TransactionTable()
     tx = make(sip, table, 1)
@@ -36,8 +42,7 @@ def test_lookups(sip):
     assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKzz")) is None
     assert table.lookup_request(sip.request("CANCEL", branch="z9hG4bKc1")) is None
     assert table.lookup_cancel_target(sip.request("CANCEL", branch="z9hG4bKc1")) is tx
-    _, out = tx.add_branch(tx.request, CALLEE, 0.0, sent_by=ME)
-    reply = sip.reply(out[0].data, 180, "Ringing")
+    reply = sip.reply(branch(tx, CALLEE, 0.0), 180, "Ringing")
     assert table.lookup_reply(reply) == (tx, 0)
     assert table.lookup_reply(sip.reply(sip.request("INVITE", branch="z9hG4bKt9.0"), 180)) \
         is None
@@ -51,8 +56,8 @@ def test_heap_fires_only_due_entries(sip):
     a.add_branch(a.request, CALLEE, 0.0, sent_by=ME)
     b.add_branch(b.request, CALLEE, 10.0, sent_by=ME)
     assert table.next_timer() == 0.5
-    fired = table.on_timer(0.5)
-    assert [tx for tx, _ in fired] == [a]  # only a's Timer E was due
+    assert table.on_timer(0.5) == [a]  # only a's Timer E was due
+    assert [type(x) for x in a.sink.take()] == [Send] and b.sink.take() == []
     assert table.next_timer() == 1.5  # a re-armed, b at 10.5
     assert table.on_timer(1.0) == []
 
@@ -65,10 +70,9 @@ def test_a_partly_due_tick_fires_only_what_is_due(sip):
     a.add_branch(a.request, CALLEE, 0.001, sent_by=ME)
     b.add_branch(b.request, CALLEE, 0.01, sent_by=ME)
     assert table.next_timer() == pytest.approx(0.501)
-    fired = table.on_timer(0.505)
-    assert [tx for tx, _ in fired] == [a]
+    assert table.on_timer(0.505) == [a]
     assert table.next_timer() == pytest.approx(0.51)
-    assert [tx for tx, _ in table.on_timer(0.51)] == [b]
+    assert table.on_timer(0.51) == [b]
     assert table.next_timer() == pytest.approx(1.505)  # a's E again: 1 s after it fired
 
 
@@ -77,18 +81,17 @@ def test_due_entries_fire_in_deadline_order(sip):
     txs = [make(sip, table, n, method="OPTIONS", now=0.3 - n * 0.05) for n in range(1, 5)]
     for tx, n in zip(txs, range(1, 5), strict=True):
         tx.add_branch(tx.request, CALLEE, 0.3 - n * 0.05, sent_by=ME)
-    fired = table.on_timer(2.0)
-    assert [tx for tx, _ in fired] == txs[::-1]  # the earliest deadline first
+    assert table.on_timer(2.0) == txs[::-1]  # the earliest deadline first
 
 
 def test_finished_transactions_leave_after_their_wait(sip):
     table = TransactionTable()
     tx = make(sip, table, 1)
-    _, out = tx.add_branch(tx.request, CALLEE, 0.0, sent_by=ME)
-    hit = table.lookup_reply(sip.reply(out[0].data, 486, "Busy"))
+    data = branch(tx, CALLEE, 0.0)
+    hit = table.lookup_reply(sip.reply(data, 486, "Busy"))
     assert hit is not None
-    out = tx.on_response(hit[1], sip.reply(out[0].data, 486, "Busy"), 1.0)
-    assert any(isinstance(a, NeedsDecision) for a in out)
+    tx.on_response(hit[1], sip.reply(data, 486, "Busy"), 1.0)
+    assert any(isinstance(a, NeedsDecision) for a in tx.sink.take())
     tx.relay_best(1.0)
     tx.on_request(sip.request("ACK", branch="z9hG4bKc1", to_tag="x"), 1.2)
     for _ in range(100):
@@ -104,8 +107,7 @@ def test_tcp_non_invite_removed_at_once(sip):
     table = TransactionTable()
     tx = make(sip, table, 1, method="OPTIONS", transport="TCP")
     tcp = Dest("tcp", "10.0.0.10", 5060)
-    _, out = tx.add_branch(tx.request, tcp, 0.0, sent_by=ME)
-    tx.on_response(0, sip.reply(out[0].data, 200, "OK"), 0.1)
+    tx.on_response(0, sip.reply(branch(tx, tcp, 0.0), 200, "OK"), 0.1)
     assert len(table) == 0  # server J = 0 and client K = 0 on reliable transports
 
 
@@ -117,10 +119,11 @@ def test_soak_every_transaction_is_removed(sip):
     pending: list[tuple[float, str, ProxyTransaction, bytes]] = []  # scheduled UAS answers
     now = 0.0
 
-    def handle(tx, actions, t):
-        for a in actions:
+    def handle(tx, t):
+        for a in tx.sink.take():  # what the input just made ``tx`` do
             if isinstance(a, NeedsDecision):
-                handle(tx, tx.relay_best(t), t)
+                tx.relay_best(t)
+                handle(tx, t)
             elif isinstance(a, Send) and a.dest == CALLER:
                 reply = sip.parse(a.data)
                 if reply.status >= 200:
@@ -135,11 +138,11 @@ def test_soak_every_transaction_is_removed(sip):
         method = "INVITE" if n % 3 else "OPTIONS"
         tx = make(sip, table, n, method=method, now=now)
         for _ in range(rng.choice((1, 1, 2))):
-            _, out = tx.add_branch(tx.request, CALLEE, now, sent_by=ME)
+            data = branch(tx, CALLEE, now)
             fate = rng.choice(("200", "486", "ring200", "ringcancel", "silent", "ringtimeout"))
             if method != "INVITE" and fate.startswith("ring"):
                 fate = "200"
-            pending.append((now + rng.uniform(0.01, 2.0), fate, tx, out[0].data))
+            pending.append((now + rng.uniform(0.01, 2.0), fate, tx, data))
 
     for _ in range(100_000):
         pending.sort(key=lambda p: p[0])
@@ -150,14 +153,16 @@ def test_soak_every_transaction_is_removed(sip):
             if tx not in table:
                 continue
             if fate == "ack":
-                handle(tx, tx.on_request(sip.parse(data), now), now)
+                tx.on_request(sip.parse(data), now)
+                handle(tx, now)
                 continue
             if fate == "silent":
                 continue
             if fate in ("200", "486"):
                 reply = sip.reply(data, int(fate), "R")
             elif fate == "cancel":  # the caller CANCELs; the callee answers 487
-                handle(tx, tx.cancel_all(now), now)
+                tx.cancel_all(now)
+                handle(tx, now)
                 reply = sip.reply(data, 487, "Request Terminated")
             else:
                 reply = sip.reply(data, 180, "Ringing")
@@ -165,11 +170,12 @@ def test_soak_every_transaction_is_removed(sip):
                 pending.append((now + 1.0, later, tx, data))
             hit = table.lookup_reply(reply)
             if hit is not None:
-                handle(tx, tx.on_response(hit[1], reply, now), now)
+                tx.on_response(hit[1], reply, now)
+                handle(tx, now)
         elif nxt is not None:
             now = max(now, nxt)
-            for tx, actions in table.on_timer(now):
-                handle(tx, actions, now)
+            for tx in table.on_timer(now):
+                handle(tx, now)
         else:
             break
     assert len(table) == 0

@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from kemi_core.sip import build_reply, parse_datagram
-from kemi_tm.actions import Dest, Send
+from kemi_tm.actions import Dest
 from kemi_tm.proxy import ProxyTransaction
 from kemi_tm.table import TransactionTable
 
@@ -27,8 +27,8 @@ def run_calls(table: TransactionTable, start: int, count: int, clock: list[float
         tx = ProxyTransaction(req, CALLER)
         table.insert(tx)
         tx.start(clock[0])
-        _, acts = tx.add_branch(req, CALLEE, clock[0], sent_by="127.0.0.1:5060")
-        sent = parse_datagram(next(a for a in acts if isinstance(a, Send)).data)
+        index = tx.add_branch(req, CALLEE, clock[0], sent_by="127.0.0.1:5060")
+        sent = parse_datagram(tx.branches[index].client.data)
         reply = parse_datagram(build_reply(sent, 200, "OK", to_tag="b"))
         found = table.lookup_reply(reply)
         assert found is not None

@@ -5,14 +5,17 @@
 Build either with ``new_client_transaction(request, dest, settings)``, then call ``start(now)``.
 
 Inputs: ``start(now)``, ``on_response(reply, now)``, ``on_timer(now)``, ``on_transport_error(now)``
-and, for INVITE, ``mark_cancelled(now)``. Each returns ``list[Action]`` (see ``actions``).
+and, for INVITE, ``mark_cancelled(now)``. What goes on the wire goes to the machine's ``sink``
+(see ``actions``); ``on_response`` returns whether the transaction user must see the reply,
+``on_timer`` and ``on_transport_error`` the status of a local final (0: none). A proxy branch is
+armed with ``arm(now)`` instead of ``start``: its caller sends the request (``data``) itself.
 ``next_timer()`` is the absolute time ``on_timer`` wants to be called next (None: no timer).
 
 Where this differs from the letter of RFC 3261, on purpose:
 * 2xx to an INVITE moves to Accepted (RFC 6026) for ``wt_timer`` so 2xx retransmissions from
   the other side are still matched and passed up (the proxy forwards each of them).
 * Timer B is Kamailio's ``fr_timer``; after a 1xx the INVITE waits ``fr_inv_timer`` for a final.
-  When that runs out in Proceeding the transaction reports ``LocalFinal(408)`` but stays alive:
+  When that runs out in Proceeding the transaction reports a local 408 but stays alive:
   the proxy CANCELs the branch and the 487 that follows is still ACKed (9.1: given up 64*T1
   after the CANCEL at the latest).
 """
@@ -22,7 +25,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from kemi_tm.actions import Action, Dest, LocalFinal, PassUp, Send
+from kemi_tm.actions import Dest, Recorder, Sink
 from kemi_tm.keys import ClientKey, client_key
 from kemi_tm.messages import build_ack
 from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, Timers, TimerSettings, earliest
@@ -49,11 +52,14 @@ class ClientTransaction(EndsAfterTimer):
     TERMINATED_STATE = ClientState.TERMINATED
 
     __slots__ = ("request", "dest", "settings", "key", "state", "timers", "data",
-                 "final_status", "local_final", "_interval", "_start")
+                 "final_status", "local_final", "sink", "_interval", "_start")
 
     def __init__(self, request: SipMsg, dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None) -> None:
+                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None,
+                 sink: Sink | None = None) -> None:
         self.request = request
+        #: where retransmissions, ACKs (and ``start``'s request) go; none given: a Recorder
+        self.sink: Sink = sink if sink is not None else Recorder()
         self.dest = dest
         self.settings = settings
         # ``branch``: the top Via branch when the caller just put it there (no Via to parse)
@@ -78,41 +84,47 @@ class ClientTransaction(EndsAfterTimer):
         """A 1xx came and no final yet (the only time a CANCEL may be sent, 9.1)."""
         return self.state is ClientState.PROCEEDING
 
-    def start(self, now: float) -> list[Action]:
+    def start(self, now: float) -> bool:
+        """Arm the machine and send the request; whether the sink took it."""
+        self.arm(now)
+        return self.sink.send(self.dest, self.data)
+
+    def arm(self, now: float) -> None:
+        """``start`` without the send (the caller sends ``data`` to ``dest``)."""
         raise NotImplementedError
 
-    def on_response(self, reply: SipMsg, now: float) -> list[Action]:
+    def on_response(self, reply: SipMsg, now: float) -> bool:
         raise NotImplementedError
 
     def next_timer(self) -> float | None:
         return earliest(self.timers)
 
-    def _send_request(self) -> Send:
-        return Send(self.dest, self.data)
+    def _send_request(self) -> None:
+        self.sink.send(self.dest, self.data)
 
-
-
-    def on_transport_error(self, now: float, status: int = 503) -> list[Action]:
+    def on_transport_error(self, now: float, status: int = 503) -> int:
         """The transport could not send the request: behave as if a 503 came back (16.9), or
-        ``status``."""
+        ``status``; returns that local final (0: the machine was past waiting for one)."""
         if self.state not in _WAITING or self.local_final:
-            return []
+            return 0
         self.local_final = status
-        return [LocalFinal(status), *self._finish()]
+        self._finish()
+        return status
 
 
 class InviteClientTransaction(ClientTransaction):
     __slots__ = ("ack", "cancelled", "_life_end")
 
     def __init__(self, request: SipMsg, dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None) -> None:
-        super().__init__(request, dest, settings, branch)
+                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None,
+                 sink: Sink | None = None) -> None:
+        super().__init__(request, dest, settings, branch, sink)
         #: the hop-by-hop ACK sent for the negative final (resent on its retransmissions)
         self.ack: bytes | None = None
         self.cancelled = False
         self._life_end = 0.0
 
-    def start(self, now: float) -> list[Action]:
+    def arm(self, now: float) -> None:
         s = self.settings
         self.state = ClientState.CALLING
         self.data = self.request.to_bytes()
@@ -122,7 +134,6 @@ class InviteClientTransaction(ClientTransaction):
             self._interval = s.retr_timer1
             self.timers["A"] = now + self._interval
         self.timers["B"] = min(now + s.fr_timer, self._life_end)
-        return [self._send_request()]
 
     def mark_cancelled(self, now: float) -> None:
         """A CANCEL went out for this branch: give up 64*T1 later if no final comes (9.1)."""
@@ -132,12 +143,12 @@ class InviteClientTransaction(ClientTransaction):
             current = self.timers.get("giveup")
             self.timers["giveup"] = limit if current is None else min(current, limit)
 
-    def on_response(self, reply: SipMsg, now: float) -> list[Action]:
+    def on_response(self, reply: SipMsg, now: float) -> bool:
         status = reply.status
         state = self.state
         if status < 200:
             if state not in (ClientState.CALLING, ClientState.PROCEEDING):
-                return []
+                return False
             first = state is ClientState.CALLING
             self.state = ClientState.PROCEEDING
             timers = self.timers
@@ -147,57 +158,60 @@ class InviteClientTransaction(ClientTransaction):
                 self.timers["fr"] = min(now + self.settings.fr_inv_timer, self._life_end)
             if first and self.cancelled:
                 self.mark_cancelled(now)
-            return [PassUp(reply)]
+            return True
         if status < 300:
             if state in (ClientState.CALLING, ClientState.PROCEEDING):
                 self.state = ClientState.ACCEPTED
                 self.final_status = status
                 self.timers.clear()
                 self.timers["M"] = now + self.settings.wt_timer
-                return [PassUp(reply)]
+                return True
             # 2xx retransmissions and 2xx of other forks downstream: end to end, pass them up
-            return [PassUp(reply)] if state is ClientState.ACCEPTED else []
+            return state is ClientState.ACCEPTED
         if state in (ClientState.CALLING, ClientState.PROCEEDING):
             self.state = ClientState.COMPLETED
             self.final_status = status
             self.timers.clear()
-            self.ack = build_ack(self.request, reply)
-            out: list[Action] = [Send(self.dest, self.ack), PassUp(reply)]
-            delay = 0.0 if self.dest.reliable else self.settings.wt_timer
-            return out + self._linger("D", delay, now)
+            self.ack = ack = build_ack(self.request, reply)
+            self.sink.send(self.dest, ack)
+            self._linger("D", 0.0 if self.dest.reliable else self.settings.wt_timer, now)
+            return True
         if state is ClientState.COMPLETED and self.ack is not None:
-            return [Send(self.dest, self.ack)]  # retransmitted final: ACK again, absorb it
-        return []
+            self.sink.send(self.dest, self.ack)  # retransmitted final: ACK again, absorb it
+        return False
 
-    def _fire(self, name: str, now: float) -> list[Action]:
+    def _fire(self, name: str, now: float) -> int:
         if name in ("D", "M"):  # tested first: the timer that fires in most transactions
-            return self._finish()
+            self._finish()
+            return 0
         if name == "A" and self.state is ClientState.CALLING:
             self._interval *= 2
             self.timers["A"] = now + self._interval
-            return [self._send_request()]
+            self._send_request()
+            return 0
         if name == "B" and self.state is ClientState.CALLING:
             self.local_final = 408
-            return [LocalFinal(408), *self._finish()]
+            self._finish()
+            return 408
         if name == "fr" and self.state is ClientState.PROCEEDING:
             self.local_final = 408
             # stay to ACK the 487 the CANCEL will bring; bounded by the give-up timer
             if self.timers.get("giveup") is None:
                 self.timers["giveup"] = now + self.settings.cancel_wait
-            return [LocalFinal(408)]
+            return 408
         if name == "giveup" and self.state is ClientState.PROCEEDING:
-            out: list[Action] = []
+            local = 0
             if not self.local_final:
-                self.local_final = 487 if self.cancelled else 408
-                out.append(LocalFinal(self.local_final))
-            return out + self._finish()
-        return []
+                self.local_final = local = 487 if self.cancelled else 408
+            self._finish()
+            return local
+        return 0
 
 
 class NonInviteClientTransaction(ClientTransaction):
     __slots__ = ()
 
-    def start(self, now: float) -> list[Action]:
+    def arm(self, now: float) -> None:
         s = self.settings
         self.state = ClientState.TRYING
         self.data = self.request.to_bytes()
@@ -206,41 +220,44 @@ class NonInviteClientTransaction(ClientTransaction):
             self._interval = s.retr_timer1
             self.timers["E"] = now + self._interval
         self.timers["F"] = now + min(s.fr_timer, s.max_noninv_lifetime)
-        return [self._send_request()]
 
-    def on_response(self, reply: SipMsg, now: float) -> list[Action]:
+    def on_response(self, reply: SipMsg, now: float) -> bool:
         if self.state not in (ClientState.TRYING, ClientState.PROCEEDING):
-            return []  # Completed absorbs retransmitted finals
+            return False  # Completed absorbs retransmitted finals
         if reply.status < 200:
             self.state = ClientState.PROCEEDING
-            return [PassUp(reply)]
+            return True
         self.state = ClientState.COMPLETED
         self.final_status = reply.status
         self.timers.clear()
-        delay = 0.0 if self.dest.reliable else self.settings.t4
-        return [PassUp(reply), *self._linger("K", delay, now)]
+        self._linger("K", 0.0 if self.dest.reliable else self.settings.t4, now)
+        return True
 
-    def _fire(self, name: str, now: float) -> list[Action]:
+    def _fire(self, name: str, now: float) -> int:
         if name == "K":  # tested first: the timer that fires in most transactions
-            return self._finish()
+            self._finish()
+            return 0
         if name == "E" and self.state in (ClientState.TRYING, ClientState.PROCEEDING):
             if self.state is ClientState.TRYING:
                 self._interval = min(2 * self._interval, self.settings.retr_timer2)
             else:
                 self._interval = self.settings.retr_timer2
             self.timers["E"] = now + self._interval
-            return [self._send_request()]
+            self._send_request()
+            return 0
         if name == "F" and self.state in (ClientState.TRYING, ClientState.PROCEEDING):
             self.local_final = 408
-            return [LocalFinal(408), *self._finish()]
-        return []
+            self._finish()
+            return 408
+        return 0
 
 
 def new_client_transaction(request: SipMsg, dest: Dest,
                            settings: TimerSettings = DEFAULT_TIMERS,
-                           branch: str | None = None) -> ClientTransaction:
+                           branch: str | None = None, sink: Sink | None = None
+                           ) -> ClientTransaction:
     """The client transaction for ``request`` (its top Via branch names the transaction;
     ``branch``: that branch when the caller knows it, else read from the Via)."""
     if request.method == "INVITE":
-        return InviteClientTransaction(request, dest, settings, branch)
-    return NonInviteClientTransaction(request, dest, settings, branch)
+        return InviteClientTransaction(request, dest, settings, branch, sink)
+    return NonInviteClientTransaction(request, dest, settings, branch, sink)

@@ -258,10 +258,9 @@ def t_check_trans(ctx: MsgContext) -> int:
     if tx is None:
         return -1
     assert isinstance(tx, TmTransaction)
-    actions = tx.on_request(msg, svc.now())
-    if msg.method == "ACK" and any(type(a).__name__ == "PassUp" for a in actions):
-        return 1
-    svc.perform(tx, actions)
+    if tx.on_request(msg, svc.now()):
+        return 1  # an ACK of a 2xx: end to end, relay it
+    svc.done(tx)
     return 0
 
 

@@ -1,22 +1,26 @@
 """The stateful proxy core (RFC 3261 16.6-16.10): one server transaction, N branch clients.
 
 ``ProxyTransaction(request, reply_dest, ...)`` owns the server transaction of a received request
-and one client transaction per branch. It is sans-IO like the machines it joins: every input
-returns ``list[Action]`` (``actions`` module), time comes in as ``now``.
+and one client transaction per branch. It is sans-IO like the machines it joins: what goes on
+the wire and what the transaction user must act on goes to its ``sink`` (``actions`` module),
+time comes in as ``now``.
 
 Life of a call through it (what the tm glue does):
   1. ``tx = ProxyTransaction(req, reply_dest)``; ``table.insert(tx)``; ``tx.start(now)`` (100
      Trying for INVITE when ``auto_inv_100``).
   2. ``tx.add_branch(req_for_branch, dest, now, sent_by="host:port")`` once per destination
-     (parallel forking); it puts our Via (branch ``z9hG4bK<ident>.<n>``) on a copy and sends it.
+     (parallel forking); it puts our Via (branch ``z9hG4bK<ident>.<n>``) on a copy; then the
+     caller sends each branch's request (``branch_send_failed`` when the transport refuses it).
   3. Replies: ``table.lookup_reply(reply)`` -> ``(tx, branch)``; run onreply_route on the reply
      (edits stay: the forwarded reply is this message minus our Via); ``tx.on_response(branch,
      reply, now)``. 1xx (not 100) are forwarded at once, every 2xx too (other INVITE branches
      get CANCELed), a 6xx CANCELs the others; finals are stored in the response context.
-  4. When every branch completed without a 2xx: ``NeedsDecision`` -> run failure_route, which may
+  4. When every branch completed without a 2xx: ``sink.needs_decision`` -> run failure_route,
+     which may
      ``add_branch`` (serial forking: a new step), ``reply()``; otherwise call ``relay_best(now)``
      (16.7 step 6 choice; 503 becomes 500).
-  5. Retransmitted request / ACK: ``table.lookup_request(msg)`` -> ``tx.on_request(msg, now)``.
+  5. Retransmitted request / ACK: ``table.lookup_request(msg)`` -> ``tx.on_request(msg, now)``
+     (True: an ACK of a 2xx, routed end to end).
      Caller CANCEL: ``table.lookup_cancel_target(cancel)`` -> ``tx.cancel_all(now)``.
   6. Timers: ``table.next_timer()`` / ``table.on_timer(now)``; a branch with no final in time
      counts as a local 408 (nothing is sent downstream for it; an INVITE branch that had a 1xx
@@ -29,17 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from kemi_core.sip import build_reply, parse_datagram
-from kemi_tm.actions import (
-    Action,
-    BranchFinal,
-    Dest,
-    LocalFinal,
-    NeedsDecision,
-    PassUp,
-    Send,
-    Terminated,
-    TransactionStateError,
-)
+from kemi_tm.actions import Dest, ProxySink, Recorder, TransactionStateError
 from kemi_tm.client import (
     ClientState,
     ClientTransaction,
@@ -73,25 +67,27 @@ class ProxyTransaction:
 
     # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
     # and for the garbage collector to walk.
-    __slots__ = ("request", "method", "is_invite", "settings", "proxy_settings", "server", "key",
-                 "ident", "branch_prefix", "to_tag", "branches", "step", "canceled", "deciding",
-                 "got_6xx", "on_reschedule", "filed_at")
+    __slots__ = ("request", "method", "is_invite", "settings", "proxy_settings", "sink", "server",
+                 "key", "ident", "branch_prefix", "to_tag", "branches", "step", "canceled",
+                 "deciding", "got_6xx", "on_reschedule", "filed_at")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, *,
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
                  ident: str | None = None, to_tag: str | None = None,
-                 key: ServerKey | None = None) -> None:
+                 key: ServerKey | None = None, sink: ProxySink | None = None) -> None:
         self.request = request
         self.method = request.method
         self.is_invite = self.method == "INVITE"
         self.settings = settings
         self.proxy_settings = proxy_settings
+        #: where this transaction's machines send and report; none given: a Recorder
+        self.sink: ProxySink = sink if sink is not None else Recorder()
         #: ``key``: the request's server key when the caller has it already (computed on the
         #: message it copied ``request`` from, whose headers are parsed)
         self.server: ServerTransaction = (
-            InviteServerTransaction(request, reply_dest, settings, key) if self.is_invite
-            else NonInviteServerTransaction(request, reply_dest, settings, key))
+            InviteServerTransaction(request, reply_dest, settings, key, self.sink) if self.is_invite
+            else NonInviteServerTransaction(request, reply_dest, settings, key, self.sink))
         self.key = self.server.key
         if not ident or not to_tag:
             new_ident, new_tag = new_ident_and_tag()
@@ -105,7 +101,7 @@ class ProxyTransaction:
         self.branches: list[BranchState] = []
         self.step = 0
         self.canceled = False
-        #: NeedsDecision was emitted and not yet answered
+        #: a decision was asked (``sink.needs_decision``) and not yet answered
         self.deciding = False
         self.got_6xx = False
         #: the table's hook: called after every input so it can re-arm this entry's timer (a
@@ -190,23 +186,26 @@ class ProxyTransaction:
         return (best.status, best.reply) if best is not None else (0, None)
 
     # ----- inputs -----
-    def start(self, now: float) -> list[Action]:
+    # Each input sends through ``self.sink`` and reports branch finals and decisions to it
+    # as it goes (``actions``); the table hears about the new deadline at the end.
+    def start(self, now: float) -> None:
         """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``."""
         if self.is_invite and self.proxy_settings.auto_inv_100 and self.server.can_reply(100):
-            return self.reply(100, self.proxy_settings.auto_inv_100_reason, now)  # re-arms
+            self._reply(100, self.proxy_settings.auto_inv_100_reason, now)  # re-arms
+            return
         self.on_reschedule(self)
-        return []
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,
-                   sent_by: str, via_params: str = "",
-                   owned: bool = False) -> tuple[int, list[Action]]:
-        """Forward a copy of ``request`` to ``dest`` with our Via (``sent_by`` = "host[:port]",
-        ``via_params`` after the branch, e.g. ";rport").
+                   sent_by: str, via_params: str = "", owned: bool = False) -> int:
+        """Make a branch for a copy of ``request`` to ``dest`` with our Via (``sent_by`` =
+        "host[:port]", ``via_params`` after the branch, e.g. ";rport").
         ``owned``: the caller hands ``request`` over (a copy made for this branch), so it is
         used as it is instead of being copied again.
 
-        While other branches are pending it forks in parallel; after ``NeedsDecision`` it opens
-        a new serial step. Returns the branch index and the actions (the request to send).
+        While other branches are pending it forks in parallel; after a decision was asked it
+        opens a new serial step. Returns the branch index; the branch's client is armed and
+        its request (``client.data`` to ``client.dest``) is the caller's to send, so a branch
+        that fails at once cannot end the step before the others exist.
         """
         if self.method == "ACK":
             raise TransactionStateError("ACK is not relayed on a branch")
@@ -228,213 +227,194 @@ class ProxyTransaction:
         msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}")
         # the client owns msg from now on; a branch carries the transaction's method
         client: ClientTransaction = (
-            InviteClientTransaction(msg, dest, self.settings, branch) if self.is_invite
-            else NonInviteClientTransaction(msg, dest, self.settings, branch))
+            InviteClientTransaction(msg, dest, self.settings, branch, self.sink) if self.is_invite
+            else NonInviteClientTransaction(msg, dest, self.settings, branch, self.sink))
         self.branches.append(BranchState(index=index, step=self.step, client=client))
-        out = client.start(now)
+        client.arm(now)
         self.on_reschedule(self)
-        return index, out
+        return index
 
-    def on_response(self, branch: int, reply: SipMsg, now: float) -> list[Action]:
+    def on_response(self, branch: int, reply: SipMsg, now: float) -> None:
         """A reply matched to ``branch`` (see ``match_reply`` / ``TransactionTable.lookup_reply``)."""
         b = self.branches[branch]
         if reply.cseq.method == "CANCEL" and self.method != "CANCEL":
-            acts = b.cancel.on_response(reply, now) if b.cancel is not None else []
-            out: list[Action] = [a for a in acts if isinstance(a, Send)]
-        else:
-            acts = b.client.on_response(reply, now)
-            if len(acts) == 1 and type(acts[0]) is PassUp:  # the usual outcome: straight on
-                out = self._branch_reply(b, reply, now)
-            else:
-                out = self._client_actions(b, acts, now)
+            if b.cancel is not None:
+                b.cancel.on_response(reply, now)  # the 200 for our CANCEL ends there
+        elif b.client.on_response(reply, now):
+            self._branch_reply(b, reply, now)
         self.on_reschedule(self)
-        return out
 
-    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
-        """A retransmission of our request, or the ACK matched to it (PassUp: an end-to-end ACK)."""
+    def on_request(self, msg: SipMsg, now: float) -> bool:
+        """A retransmission of our request, or the ACK matched to it; True: an end-to-end ACK
+        (of a 2xx), to be routed."""
         server = self.server
         before = server.state
-        out = server.on_request(msg, now)
+        pass_up = server.on_request(msg, now)
         if server.state is not before:  # a retransmission or a 2xx's ACK changes no timer
             self.on_reschedule(self)
-        return out
+        return pass_up
 
-    def on_timer(self, now: float) -> list[Action]:
-        # Most calls end a transaction: each machine's last wait timer fires and reports
-        # Terminated, which stays here (the table sees the end through ``terminated``).
-        out: list[Action] = []
+    def on_timer(self, now: float) -> None:
+        # Most calls end a transaction: each machine's last wait timer fires and ends it
+        # (the table sees the end through ``terminated``).
         server = self.server
         timers = server.timers
         if timers and min(timers.values()) <= now:
-            acts = server.on_timer(now)
-            if acts and type(acts[0]) is not Terminated:
-                out += [a for a in acts if type(a) is not Terminated]
-        # no branch is added while timers run (a failure route runs after, from the actions)
+            server.on_timer(now)
+        # no branch is added while timers run (a failure route runs after, from the sink)
         for b in self.branches:
             client = b.client
             timers = client.timers
             if timers and min(timers.values()) <= now:
-                acts = client.on_timer(now)
-                if acts and type(acts[0]) is not Terminated:
-                    out += self._client_actions(b, acts, now)
+                local = client.on_timer(now)
+                if local:
+                    self._branch_local(b, local, now)
             cancel = b.cancel
             if cancel is not None:
                 timers = cancel.timers
                 if timers and min(timers.values()) <= now:
-                    out += [a for a in cancel.on_timer(now) if type(a) is Send]
+                    cancel.on_timer(now)  # a CANCEL that gets no answer changes nothing
         self.on_reschedule(self)
-        return out
 
-    def branch_send_failed(self, branch: int, now: float, status: int = 503) -> list[Action]:
+    def branch_send_failed(self, branch: int, now: float, status: int = 503) -> None:
         """The transport refused a branch's request: it counts as a local 503 (16.9), or
         ``status`` (478: its destination does not resolve)."""
         b = self.branches[branch]
-        out = self._client_actions(b, b.client.on_transport_error(now, status), now)
+        local = b.client.on_transport_error(now, status)
+        if local:
+            self._branch_local(b, local, now)
         self.on_reschedule(self)
-        return out
 
-    def relay_best(self, now: float) -> list[Action]:
+    def relay_best(self, now: float) -> None:
         """Send upstream the best final of the response context (after the failure route)."""
         if self.final_status:
             self.deciding = False
-            return []
+            return
         status, reply = self.best_reply()
         if not status:
             raise TransactionStateError("no final reply to relay")
         self.deciding = False
-        out = self._send_final(status, reply, now)
+        self._send_final(status, reply, now)
         self.on_reschedule(self)
-        return out
 
     def reply(self, status: int, reason: str, now: float, *,
               headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
-              content_type: str | None = None) -> list[Action]:
+              content_type: str | None = None) -> None:
         """A reply generated here (t_reply); a final one CANCELs the pending INVITE branches."""
         if not self.server.can_reply(status):
             raise TransactionStateError(f"cannot reply {status}: {self.server.state.value}")
-        data = build_reply(self.request, status, reason,
-                           to_tag=None if status == 100 else self.to_tag,
-                           headers=list(headers), body=body, content_type=content_type)
-        out = self.server.send_reply(status, data, now, "local")
-        if status >= 200:
-            self.deciding = False
-            out += self._cancel_pending(now)
-        self.on_reschedule(self)
-        return out
+        self._reply(status, reason, now, headers, body, content_type)
 
-    def cancel_all(self, now: float) -> list[Action]:
+    def cancel_all(self, now: float) -> None:
         """The caller CANCELed: CANCEL every pending branch (those without a 1xx as soon as one
         comes); they end in 487s, so the caller gets a 487 through the normal relay. With no
         branch at all, the 487 is answered here at once."""
         self.canceled = True
-        out: list[Action] = []
         if self.is_invite:
-            out = self._cancel_pending(now)
+            self._cancel_pending(now)
             if not self.branches and self.server.can_reply(487):
-                out += self.reply(487, REASONS[487], now)
+                self._reply(487, REASONS[487], now)
         self.on_reschedule(self)
-        return out
 
-    def cancel_branch(self, branch: int, now: float) -> list[Action]:
+    def cancel_branch(self, branch: int, now: float) -> None:
         """CANCEL one pending INVITE branch (t_cancel_branches style)."""
-        out = self._cancel(self.branches[branch], now) if self.is_invite else []
+        if self.is_invite:
+            self._cancel(self.branches[branch], now)
         self.on_reschedule(self)
-        return out
 
     # ----- internals -----
-    def _client_actions(self, b: BranchState, acts: list[Action], now: float) -> list[Action]:
-        out: list[Action] = []
-        for a in acts:  # exact types: these classes are final
-            kind = type(a)
-            if kind is Send:
-                out.append(a)
-            elif kind is PassUp:
-                out += self._branch_reply(b, a.msg, now)  # type: ignore[union-attr]
-            elif kind is LocalFinal:
-                out += self._branch_local(b, a.status, now)  # type: ignore[union-attr]
-        return out
+    def _reply(self, status: int, reason: str, now: float,
+               headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
+               content_type: str | None = None) -> None:
+        """``reply`` once ``server.can_reply(status)`` was checked (one check per reply)."""
+        data = build_reply(self.request, status, reason,
+                           to_tag=None if status == 100 else self.to_tag,
+                           headers=list(headers), body=body, content_type=content_type)
+        self.server.reply(status, data, now, "local")
+        if status >= 200:
+            self.deciding = False
+            self._cancel_pending(now)
+        self.on_reschedule(self)
 
-    def _branch_reply(self, b: BranchState, reply: SipMsg, now: float) -> list[Action]:
+    def _branch_reply(self, b: BranchState, reply: SipMsg, now: float) -> None:
         status = reply.status
-        out: list[Action] = []
+        server = self.server
         if status < 200:
             if b.cancel_wanted and b.cancel is None and b.client.got_provisional:
-                out += self._send_cancel(b, now)
-            if status > 100 and self.server.can_reply(status):
-                out += self.server.send_reply(status, reply.bytes_without_top_via(), now, "relayed")
-            return out
+                self._send_cancel(b, now)
+            if status > 100 and server.can_reply(status):
+                server.reply(status, reply.bytes_without_top_via(), now, "relayed")
+            return
         first = b.status == 0  # b.pending, read on every final: no property call
         if first:
             b.status, b.reply = status, reply
-            out.append(BranchFinal(b.index, status, reply))
+            self.sink.branch_final(self, b.index, status, reply)
         if status < 300:
-            if self.server.can_reply(status):
-                out += self.server.send_reply(status, reply.bytes_without_top_via(), now, "relayed")
+            if server.can_reply(status):
+                server.reply(status, reply.bytes_without_top_via(), now, "relayed")
                 self.deciding = False
             else:
-                out.append(PassUp(reply))  # too late for the transaction: forward statelessly
+                self.sink.pass_up(reply)  # too late for the transaction: forward statelessly
             if first:
-                out += self._cancel_pending(now)
-            return out
+                self._cancel_pending(now)
+            return
         if not first:
-            return out  # already final (e.g. a local 408): the late reply only gets its ACK
+            return  # already final (e.g. a local 408): the late reply only gets its ACK
         if status >= 600:
             self.got_6xx = True
-            out += self._cancel_pending(now)
-        return out + self._check_complete()
+            self._cancel_pending(now)
+        self._check_complete()
 
-    def _branch_local(self, b: BranchState, status: int, now: float) -> list[Action]:
+    def _branch_local(self, b: BranchState, status: int, now: float) -> None:
         if not b.pending:
-            return []
+            return
         if status == 408 and b.cancel_wanted:
             status = 487  # a canceled branch that never answered was terminated by us
         b.status = status
-        out: list[Action] = [BranchFinal(b.index, status, None)]
+        self.sink.branch_final(self, b.index, status, None)
         if status == 408 and self.is_invite:
-            out += self._cancel(b, now)  # fr_inv_timer: stop the ringing downstream
-        return out + self._check_complete()
+            self._cancel(b, now)  # fr_inv_timer: stop the ringing downstream
+        self._check_complete()
 
-    def _check_complete(self) -> list[Action]:
+    def _check_complete(self) -> None:
         if self.deciding or self.final_status or any(b.pending for b in self.branches):
-            return []
+            return
         status, reply = self.best_reply()
-        if not status:
-            return []
-        self.deciding = True
-        return [NeedsDecision(status, reply)]
+        if status:
+            self.deciding = True
+            self.sink.needs_decision(self, status, reply)
 
-    def _send_final(self, status: int, reply: SipMsg | None, now: float) -> list[Action]:
+    def _send_final(self, status: int, reply: SipMsg | None, now: float) -> None:
         remap = status == 503 and self.proxy_settings.remap_503_500
         if reply is not None:
             data = _strip_via(reply)
             if remap:
                 data = rewrite_status(data, 500, REASONS[500])
-            return self.server.send_reply(500 if remap else status, data, now, "relayed")
+            self.server.send_reply(500 if remap else status, data, now, "relayed")
+            return
         if remap:
             status = 500
-        return self.reply(status, REASONS.get(status, "Error"), now)
+        self.reply(status, REASONS.get(status, "Error"), now)
 
-    def _cancel_pending(self, now: float) -> list[Action]:
+    def _cancel_pending(self, now: float) -> None:
         if not self.is_invite:
-            return []
-        out: list[Action] = []
+            return
         for b in self.branches:
             if b.status == 0:  # b.pending without the property call (every final runs this)
-                out += self._cancel(b, now)
-        return out
+                self._cancel(b, now)
 
-    def _cancel(self, b: BranchState, now: float) -> list[Action]:
+    def _cancel(self, b: BranchState, now: float) -> None:
         b.cancel_wanted = True
         if b.cancel is None and b.client.got_provisional:
-            return self._send_cancel(b, now)
-        return []
+            self._send_cancel(b, now)
 
-    def _send_cancel(self, b: BranchState, now: float) -> list[Action]:
+    def _send_cancel(self, b: BranchState, now: float) -> None:
         b.cancel = NonInviteClientTransaction(
-            parse_datagram(build_cancel(b.client.request)), b.client.dest, self.settings)
+            parse_datagram(build_cancel(b.client.request)), b.client.dest, self.settings,
+            sink=self.sink)
         if isinstance(b.client, InviteClientTransaction):
             b.client.mark_cancelled(now)
-        return b.cancel.start(now)
+        b.cancel.start(now)
 
 
 def _strip_via(reply: SipMsg) -> bytes:

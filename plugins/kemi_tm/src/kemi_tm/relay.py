@@ -37,7 +37,7 @@ from kemi_core.api import (
     via_sent_by,
 )
 from kemi_core.sip import SipParseError, build_reply
-from kemi_tm.actions import Action, Dest, NeedsDecision, PassUp, Send, TransactionStateError
+from kemi_tm.actions import Dest, TransactionStateError
 from kemi_tm.keys import server_key
 from kemi_tm.state import MODULE, req_state
 from kemi_tm.transaction import TmTransaction
@@ -132,9 +132,8 @@ def _relay_ack(svc: TmService, ctx: MsgContext, proto: str | None, target: Targe
     tx = svc.table.lookup_request(ctx.msg)
     if tx is not None:
         assert isinstance(tx, TmTransaction)
-        actions = tx.on_request(ctx.msg, svc.clock.now())
-        if not actions or type(actions[0]) is not PassUp:  # PassUp comes alone
-            svc.perform(tx, actions)
+        if not tx.on_request(ctx.msg, svc.clock.now()):
+            svc.done(tx)
             return 0  # the hop-by-hop ACK of our negative final: absorbed
     return _stateless(ctx, proto, target)  # end to end (2xx): routed like any request
 
@@ -156,7 +155,8 @@ def _relay_cancel(svc: TmService, ctx: MsgContext) -> int:
     except SipParseError:
         return -1
     svc.core.send_reply(ctx, data)
-    svc.perform(inv, inv.cancel_all(svc.now()))
+    inv.cancel_all(svc.now())
+    svc.done(inv)
     return 1
 
 
@@ -184,7 +184,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     destination's name to resolve. ``via``: the request's top Via with ;received/;rport
     (``received_via``; None in a failure route, whose request has them already)."""
     now = svc.clock.now()
-    pending: list[tuple[int, list[Action]]] = []
+    pending: list[int] = []
     msg = ctx.msg
     branch_route = tx.callbacks.branch
     vparams = via_params(ctx)
@@ -223,33 +223,33 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             ip = found
         try:
             # breq is this branch's own copy: the client transaction takes it over
-            added = tx.add_branch(breq, _dest(bproto, ip, port), now, sent_by=sent_by,
+            index = tx.add_branch(breq, _dest(bproto, ip, port), now, sent_by=sent_by,
                                   via_params=vparams, owned=True)
         except TransactionStateError as exc:
             log.error("t_relay: cannot add a branch: %s", exc)
             break
-        pending.append(added)
-        tx.branches[added[0]].flags = bflags
+        pending.append(index)
+        tx.branches[index].flags = bflags
     sent = 0
-    failed: list[Action] = []
-    send = svc.core.send
-    for index, actions in pending:
-        ok = True
-        for a in actions:
-            if type(a) is Send:
-                d = a.dest  # type: ignore[union-attr]
-                ok = send(d.proto, d.host, d.port, a.data, d.local) and ok  # type: ignore[union-attr]
-        if ok:
+    for index in pending:
+        if _send_request(svc, tx, index):
             sent += 1
         else:
-            log.error("t_relay: sending branch %d to %s:%d failed", index,
-                      tx.branches[index].client.dest.host, tx.branches[index].client.dest.port)
-            failed += tx.branch_send_failed(index, now)
-    if sent == 0 and waiting == 0 and not in_failure:
-        failed = [a for a in failed if not isinstance(a, NeedsDecision)]
-    if failed:
-        svc.perform(tx, failed)
+            tx.branch_send_failed(index, now)
+    # every branch failed at once in a request route: no failure route, t_relay's -1 lets
+    # the script answer
+    svc.done(tx, decide=bool(sent or waiting or in_failure))
     return sent + waiting
+
+
+def _send_request(svc: TmService, tx: TmTransaction, index: int) -> bool:
+    """Send the request of a branch just added (its client is armed); an error is logged."""
+    client = tx.branches[index].client
+    d = client.dest
+    if svc.core.send(d.proto, d.host, d.port, client.data, d.local):
+        return True
+    log.error("t_relay: sending branch %d to %s:%d failed", index, d.host, d.port)
+    return False
 
 
 def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent_by: str,
@@ -262,21 +262,18 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
     proto, host, port = hop
     now = svc.now()
     try:
-        index, actions = tx.add_branch(breq, Dest(proto, ip or host, port), now,
-                                       sent_by=sent_by, via_params=vparams, owned=True)
+        index = tx.add_branch(breq, Dest(proto, ip or host, port), now,
+                              sent_by=sent_by, via_params=vparams, owned=True)
     except TransactionStateError as exc:
         log.error("t_relay: cannot add a branch: %s", exc)
         return
     tx.branches[index].flags = bflags
     if ip is None:
         log.error("t_relay: the destination %s does not resolve", host)
-        svc.perform(tx, tx.branch_send_failed(index, now, UNRESOLVABLE))
-        return
-    if all(svc.send(a) for a in actions if isinstance(a, Send)):
-        svc.perform(tx, [])
-    else:
-        log.error("t_relay: sending branch %d to %s:%d failed", index, ip, port)
-        svc.perform(tx, tx.branch_send_failed(index, now))
+        tx.branch_send_failed(index, now, UNRESOLVABLE)
+    elif not _send_request(svc, tx, index):
+        tx.branch_send_failed(index, now)
+    svc.done(tx)
 
 
 def _next_hop(uri: str, proto: str | None, target: Target | None) -> Target | None:

@@ -7,7 +7,9 @@ Build either with ``new_server_transaction(request, reply_dest, settings)``.
 
 Inputs: ``send_reply(status, data, now)`` (the transaction user's reply, serialized),
 ``on_request(msg, now)`` (a retransmitted request or the ACK, as matched by ``keys.server_key``),
-``on_timer(now)``. Each returns ``list[Action]``; ``next_timer()`` is the next deadline.
+``on_timer(now)``. What goes on the wire goes to the machine's ``sink`` (see ``actions``);
+``on_request`` returns whether the transaction user must see the message (an ACK of a 2xx);
+``next_timer()`` is the next deadline.
 
 * Retransmitted requests are answered with the last reply sent (none yet: absorbed).
 * Timer G retransmits a negative final of an INVITE over UDP until the ACK (or Timer H);
@@ -23,7 +25,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from kemi_tm.actions import Action, Dest, PassUp, Send, TransactionStateError
+from kemi_tm.actions import Dest, Recorder, Sink, TransactionStateError
 from kemi_tm.keys import ServerKey, server_key
 from kemi_tm.timers import DEFAULT_TIMERS, EndsAfterTimer, Timers, TimerSettings, earliest
 
@@ -46,11 +48,14 @@ class ServerTransaction(EndsAfterTimer):
     TERMINATED_STATE = ServerState.TERMINATED
 
     __slots__ = ("request", "reply_dest", "settings", "key", "state", "timers",
-                 "last_reply", "last_status", "final_status", "_interval")
+                 "last_reply", "last_status", "final_status", "sink", "_interval")
 
     def __init__(self, request: SipMsg, reply_dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS, key: ServerKey | None = None) -> None:
+                 settings: TimerSettings = DEFAULT_TIMERS, key: ServerKey | None = None,
+                 sink: Sink | None = None) -> None:
         self.request = request
+        #: where the replies go; none given: a Recorder
+        self.sink: Sink = sink if sink is not None else Recorder()
         self.reply_dest = reply_dest
         self.settings = settings
         self.key: ServerKey = key if key is not None else server_key(request)
@@ -73,22 +78,30 @@ class ServerTransaction(EndsAfterTimer):
     def can_reply(self, status: int) -> bool:
         raise NotImplementedError
 
-    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> list[Action]:
-        """Send the transaction user's reply ``data``; ``origin``: the Send's (statistics)."""
+    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> None:
+        """Send the transaction user's reply ``data`` (TransactionStateError when the state
+        forbids it); ``origin``: the sink's (statistics)."""
+        if not self.can_reply(status):
+            raise self._refuse(status)
+        self.reply(status, data, now, origin)
+
+    def reply(self, status: int, data: bytes, now: float, origin: str = "") -> None:
+        """``send_reply`` for a caller that checked ``can_reply(status)`` already."""
         raise NotImplementedError
 
-    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
+    def on_request(self, msg: SipMsg, now: float) -> bool:
         raise NotImplementedError
 
-    def _resend(self) -> list[Action]:
-        return [Send(self.reply_dest, self.last_reply)] if self.last_reply is not None else []
+    def _resend(self) -> None:
+        if self.last_reply is not None:
+            self.sink.send(self.reply_dest, self.last_reply)
 
-    def _record(self, status: int, data: bytes, origin: str) -> Send:
+    def _record(self, status: int, data: bytes, origin: str) -> None:
         self.last_reply = data
         self.last_status = status
         if status >= 200 and not self.final_status:
             self.final_status = status
-        return Send(self.reply_dest, data, origin)
+        self.sink.send(self.reply_dest, data, origin)
 
     def _refuse(self, status: int) -> TransactionStateError:
         return TransactionStateError(
@@ -104,84 +117,80 @@ class InviteServerTransaction(ServerTransaction):
             return True
         return self.state is ServerState.ACCEPTED and 200 <= status < 300
 
-    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> list[Action]:
-        if not self.can_reply(status):
-            raise self._refuse(status)
-        send = self._record(status, data, origin)
+    def reply(self, status: int, data: bytes, now: float, origin: str = "") -> None:
+        self._record(status, data, origin)
         if status < 200:
-            return [send]
+            return
         if status < 300:
             self.state = ServerState.ACCEPTED
             self.timers["L"] = now + self.settings.wt_timer
-            return [send]
+            return
         self.state = ServerState.COMPLETED
         if not self.reply_dest.reliable:
             self._interval = self.settings.retr_timer1
             self.timers["G"] = now + self._interval
         self.timers["H"] = now + self.settings.timer_h
-        return [send]
 
-    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
+    def on_request(self, msg: SipMsg, now: float) -> bool:
         if msg.method == "ACK":
             if self.state is ServerState.COMPLETED:
                 self.state = ServerState.CONFIRMED
                 self.timers.pop("G", None)
                 self.timers.pop("H", None)
-                delay = 0.0 if self.reply_dest.reliable else self.settings.t4
-                return self._linger("I", delay, now)
-            if self.state is ServerState.ACCEPTED:
-                return [PassUp(msg)]
-            return []
+                self._linger("I", 0.0 if self.reply_dest.reliable else self.settings.t4, now)
+                return False
+            return self.state is ServerState.ACCEPTED
         if self.state in (ServerState.PROCEEDING, ServerState.COMPLETED):
-            return self._resend()
-        return []  # Confirmed / Accepted absorb INVITE retransmissions
+            self._resend()
+        return False  # Confirmed / Accepted absorb INVITE retransmissions
 
-    def _fire(self, name: str, now: float) -> list[Action]:
+    def _fire(self, name: str, now: float) -> int:
         if name == "G" and self.state is ServerState.COMPLETED:
             self._interval = min(2 * self._interval, self.settings.retr_timer2)
             self.timers["G"] = now + self._interval
-            return self._resend()
-        if name in ("H", "I", "L"):
-            return self._finish()
-        return []
+            self._resend()
+        elif name in ("H", "I", "L"):
+            self._finish()
+        return 0
 
 
 class NonInviteServerTransaction(ServerTransaction):
     __slots__ = ()
 
     def __init__(self, request: SipMsg, reply_dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS, key: ServerKey | None = None) -> None:
-        super().__init__(request, reply_dest, settings, key)
+                 settings: TimerSettings = DEFAULT_TIMERS, key: ServerKey | None = None,
+                 sink: Sink | None = None) -> None:
+        super().__init__(request, reply_dest, settings, key, sink)
         self.state = ServerState.TRYING
 
     def can_reply(self, status: int) -> bool:
         return self.state in (ServerState.TRYING, ServerState.PROCEEDING)
 
-    def send_reply(self, status: int, data: bytes, now: float, origin: str = "") -> list[Action]:
-        if not self.can_reply(status):
-            raise self._refuse(status)
-        send = self._record(status, data, origin)
+    def reply(self, status: int, data: bytes, now: float, origin: str = "") -> None:
+        self._record(status, data, origin)
         if status < 200:
             self.state = ServerState.PROCEEDING
-            return [send]
+            return
         self.state = ServerState.COMPLETED
-        delay = 0.0 if self.reply_dest.reliable else self.settings.wt_timer
-        return [send, *self._linger("J", delay, now)]
+        self._linger("J", 0.0 if self.reply_dest.reliable else self.settings.wt_timer, now)
 
-    def on_request(self, msg: SipMsg, now: float) -> list[Action]:
+    def on_request(self, msg: SipMsg, now: float) -> bool:
         if self.state in (ServerState.PROCEEDING, ServerState.COMPLETED):
-            return self._resend()
-        return []  # Trying: nothing to answer with yet
+            self._resend()
+        return False  # Trying: nothing to answer with yet
 
-    def _fire(self, name: str, now: float) -> list[Action]:
-        return self._finish() if name == "J" else []
+    def _fire(self, name: str, now: float) -> int:
+        if name == "J":
+            self._finish()
+        return 0
 
 
 def new_server_transaction(request: SipMsg, reply_dest: Dest,
                            settings: TimerSettings = DEFAULT_TIMERS,
-                           key: ServerKey | None = None) -> ServerTransaction:
+                           key: ServerKey | None = None,
+                           sink: Sink | None = None) -> ServerTransaction:
     """The server transaction for ``request``; replies go to ``reply_dest`` (18.2.2).
     ``key``: its server key when already known (else computed from ``request``)."""
     if request.method == "INVITE":
-        return InviteServerTransaction(request, reply_dest, settings, key)
-    return NonInviteServerTransaction(request, reply_dest, settings, key)
+        return InviteServerTransaction(request, reply_dest, settings, key, sink)
+    return NonInviteServerTransaction(request, reply_dest, settings, key, sink)

@@ -1,8 +1,9 @@
 """TmService: one per process; the transactions' lifecycle, joining the sans-IO machines to
 the network and the script.
 
-It owns the worker's ``TmTable``: it makes transactions (``new_transaction``), performs the
-actions the machines return (``perform``), takes replies (``on_reply``, a core reply handler)
+It owns the worker's ``TmTable``: it makes transactions (``new_transaction``), is the sink the
+machines send and report to (``send`` ... ``needs_decision``; ``done`` after each input), takes
+replies (``on_reply``, a core reply handler)
 and timers (``tick``), replies statefully (``t_reply``) and decides when every branch failed
 (``decide``). The script's tm routes run through ``ScriptCallbacks`` (``callbacks``); the
 request side (t_relay, branches) is ``relay``, which calls in here, never the other way. It is
@@ -76,6 +77,9 @@ class TmService:
         self.final_handlers: list[Callable[[TmTransaction], None]] = []
         #: the script's tm callbacks (branch, onreply, failure, branch-failure routes)
         self.script = ScriptCallbacks(core)
+        #: what the machines told the sink that waits for the end of the input (``done``):
+        #: (transaction, record) in order; None when nothing waits (the usual case)
+        self._held: list[tuple[TmTransaction | None, Action]] | None = None
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -128,15 +132,15 @@ class TmService:
                 tx = self.new_transaction(ctx)
             headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
             body, ctype = ctx.extra.get("reply_body", (b"", None))
-            actions = tx.reply(code, reason, self.clock.now(), headers=headers, body=body,
-                               content_type=ctype)
+            tx.reply(code, reason, self.clock.now(), headers=headers, body=body,
+                     content_type=ctype)
         except TransactionStateError as exc:
             log.error("t_reply: %s", exc)
             return -1
         except SipParseError as exc:
             log.error("t_reply: malformed request: %s", exc.reason)
             return -1
-        self.perform(tx, actions)
+        self.done(tx)
         ctx.replied = True
         return 1
 
@@ -171,23 +175,26 @@ class TmService:
         # The key comes from the received request (parsed already; its copy shares that).
         tx = TmTransaction(msg.copy(), _dest(proto, host, port, (rcv.dst_ip, rcv.dst_port)),
                            rcv, now, state.callbacks, ov, ctx.flags, ctx.avps, ctx.xavps,
-                           ctx.force_rport, settings=timers, proxy_settings=proxy, key=key)
+                           ctx.force_rport, settings=timers, proxy_settings=proxy, key=key,
+                           sink=self)
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         apply_via(tx.request, via)
         # started before it is filed: the table reads its first deadline once, on insert
-        actions = tx.start(now)
+        tx.start(now)
         self.table.insert(tx)
         self.stats.uas.inc()
         state.tx = tx
-        self.perform(tx, actions)
+        self.done(tx)
         return tx
 
     def absorb(self, tx: ProxyTransaction, msg: SipMsg) -> None:
         """A retransmission of ``tx``'s request (or the ACK of its negative final): the
         transaction answers it (the last reply again) or takes it in."""
         assert isinstance(tx, TmTransaction)
-        self.perform(tx, tx.on_request(msg, self.clock.now()))
+        if tx.on_request(msg, self.clock.now()):
+            self.pass_up(msg)
+        self.done(tx)
 
     def absorb_retransmission(self, msg: SipMsg) -> bool:
         """For a draining worker's gate (kemi_core.runtime.drain): True when ``msg`` is a
@@ -199,32 +206,64 @@ class TmService:
         self.absorb(tx, msg)
         return True
 
-    # ---- performing actions --------------------------------------------------------------
-    def send(self, action: Send) -> bool:
-        d = action.dest
-        return self.core.send(d.proto, d.host, d.port, action.data, d.local)
+    # ---- the machines' sink (actions.ProxySink) ---------------------------------------------
+    # The machines call these as they go. What runs the script (a branch-failure route, the
+    # failure route) waits for the end of the input that caused it (``done``), and what is
+    # sent or passed up after it waits with it: everything happens in the order it was told,
+    # and a route never runs in the middle of a machine's input.
+    def send(self, dest: Dest, data: bytes, origin: str = "") -> bool:
+        if self._held is not None:
+            self._held.append((None, Send(dest, data, origin)))
+            return True
+        return self._send(dest, data, origin)
 
-    def perform(self, tx: TmTransaction, actions: list[Action]) -> None:
-        """Do what the transaction asked, in order; then count a final sent upstream."""
-        # runs for every message of every transaction: exact type tests, the common action
-        # (Send) first, the script's routes only when armed
-        for a in actions:
-            kind = type(a)
-            if kind is Send:
-                origin = a.origin  # type: ignore[union-attr]
-                if origin:
-                    (self.stats.rpl_generated if origin == "local"
-                     else self.stats.rpl_relayed).inc()
-                d = a.dest  # type: ignore[union-attr]
-                if not self.core.send(d.proto, d.host, d.port, a.data, d.local):  # type: ignore[union-attr]
-                    log.warning("tm: sending to %s:%s:%d failed", d.proto, d.host, d.port)
-            elif kind is PassUp:
-                self.forward_reply(a.msg)  # type: ignore[union-attr]
-            elif kind is BranchFinal:
-                if tx.callbacks.branch_failure is not None:
-                    self.script.branch_failure(tx, a)  # type: ignore[arg-type]
-            elif kind is NeedsDecision and not tx.in_failure:
-                self.decide(tx, a)  # type: ignore[arg-type]
+    def _send(self, dest: Dest, data: bytes, origin: str) -> bool:
+        if origin:
+            (self.stats.rpl_generated if origin == "local" else self.stats.rpl_relayed).inc()
+        if self.core.send(dest.proto, dest.host, dest.port, data, dest.local):
+            return True
+        log.warning("tm: sending to %s:%s:%d failed", dest.proto, dest.host, dest.port)
+        return False
+
+    def pass_up(self, msg: SipMsg) -> None:
+        if self._held is not None:
+            self._held.append((None, PassUp(msg)))
+        else:
+            self.forward_reply(msg)
+
+    def branch_final(self, tx: TmTransaction, branch: int, status: int,
+                     reply: SipMsg | None) -> None:
+        if tx.callbacks.branch_failure is not None:  # else nobody listens
+            self._hold(tx, BranchFinal(branch, status, reply))
+
+    def needs_decision(self, tx: TmTransaction, status: int, reply: SipMsg | None) -> None:
+        self._hold(tx, NeedsDecision(status, reply))
+
+    def _hold(self, tx: TmTransaction, record: Action) -> None:
+        if self._held is None:
+            self._held = [(tx, record)]
+        else:
+            self._held.append((tx, record))
+
+    def done(self, tx: TmTransaction, decide: bool = True) -> None:
+        """After an input of ``tx``: run what waited for its end, in order, then count a final
+        sent upstream. ``decide=False``: a decision asked for ``tx`` is not run (t_relay whose
+        branches all failed at once leaves the answer to the script)."""
+        held = self._held
+        if held is not None:
+            self._held = None  # what the routes below cause runs at once, as it comes
+            for owner, record in held:  # rare: only when a route is to run
+                if isinstance(record, Send):
+                    self._send(record.dest, record.data, record.origin)
+                elif isinstance(record, PassUp):
+                    self.forward_reply(record.msg)
+                elif owner is None:
+                    continue
+                elif isinstance(record, BranchFinal):
+                    self.script.branch_failure(owner, record)
+                elif isinstance(record, NeedsDecision) and not owner.in_failure and (
+                        decide or owner is not tx):
+                    self.decide(owner, record)
         if tx.server.final_status and not tx.counted_final:
             self._count_final(tx)
 
@@ -273,13 +312,13 @@ class TmService:
         now = self.clock.now()
         try:
             if tx.drop_replies:
-                actions = tx.reply(500, "Server Internal Error", now)
+                tx.reply(500, "Server Internal Error", now)
             else:
-                actions = tx.relay_best(now)
+                tx.relay_best(now)
         except TransactionStateError as exc:
             log.error("tm: cannot answer the transaction after the failure route: %s", exc)
             return
-        self.perform(tx, actions)
+        self.done(tx)
 
     # ---- replies and timers (core handlers) ----------------------------------------------
     def on_reply(self, ctx: MsgContext) -> bool:
@@ -300,7 +339,8 @@ class TmService:
         tx.branches[branch].replied = True
         if tx.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
             return True  # a provisional reply the onreply route dropped
-        self.perform(tx, tx.on_response(branch, msg, self.clock.now()))
+        tx.on_response(branch, msg, self.clock.now())
+        self.done(tx)
         return True
 
     def _unmatched_reply(self, ctx: MsgContext) -> bool:
@@ -309,9 +349,9 @@ class TmService:
 
     def tick(self, now: float) -> None:
         """Fire the transactions' timers due at ``now``."""
-        for tx, actions in self.table.on_timer(now):
+        for tx in self.table.on_timer(now):
             assert isinstance(tx, TmTransaction)
-            self.perform(tx, actions)
+            self.done(tx)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -7,7 +7,7 @@ plain stateful UAS, e.g. t_newtran + t_reply or a CANCEL's own transaction).
 * ``lookup_request(msg)``: the transaction a retransmitted request or a non-2xx ACK belongs to.
 * ``lookup_cancel_target(cancel)``: the INVITE transaction a CANCEL refers to.
 * ``lookup_reply(reply)``: ``(tx, branch index)`` from the Via branch we generated.
-* ``next_timer()`` / ``on_timer(now) -> [(tx, actions), ...]``: each entry's next deadline, filed
+* ``next_timer()`` / ``on_timer(now) -> [tx, ...]`` (the entries run): each entry's next deadline, filed
   in a bucket per tick of 1/TICKS_PER_S s (and kept on the entry, ``tx.filed_at``), with a
   min-heap of the ticks that have a bucket.
   Entries report every change through ``tx.on_reschedule`` (set on insert); moving an entry is
@@ -26,7 +26,6 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from kemi_tm.actions import Action
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey, cancel_target_key, server_key
 from kemi_tm.proxy import ProxyTransaction, not_filed
 from kemi_tm.server import ServerState
@@ -116,8 +115,9 @@ class TransactionTable:
             buckets.pop(heapq.heappop(ticks), None)
         return None
 
-    def on_timer(self, now: float) -> list[tuple[ProxyTransaction, list[Action]]]:
-        """Fire every due timer, earliest first; each entry is run at most once per call."""
+    def on_timer(self, now: float) -> list[ProxyTransaction]:
+        """Fire every due timer, earliest first; each entry is run at most once per call.
+        Returns the entries run (their sink heard what they did)."""
         due: list[tuple[float, int, ProxyTransaction]] = []
         ticks, buckets = self._ticks, self._buckets
         last = math.ceil(now * TICKS_PER_S)  # the bucket holding ``now`` may be due in part
@@ -143,12 +143,10 @@ class TransactionTable:
             heapq.heappop(ticks)
             buckets.pop(tick, None)
         due.sort()
-        results: list[tuple[ProxyTransaction, list[Action]]] = []
-        for _, _, tx in due:
-            actions = tx.on_timer(now)  # reschedules (or removes) itself through the hook
-            if actions:
-                results.append((tx, actions))
-        return results
+        ran = [tx for _, _, tx in due]
+        for tx in ran:
+            tx.on_timer(now)  # reschedules (or removes) itself through the hook
+        return ran
 
     def _unfile(self, tx: ProxyTransaction) -> None:
         """Take ``tx`` out of its bucket (its deadline forgotten)."""

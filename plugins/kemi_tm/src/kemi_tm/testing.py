@@ -16,6 +16,9 @@ from typing import Any
 from kemi_core.api import MsgContext, RecvInfo, RouteType, ScriptError, VirtualClock
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import CaptureTransport, Sent, attach_dispatcher, offline_core
+from kemi_tm.actions import Action, LocalFinal, PassUp, Recorder, Terminated
+from kemi_tm.client import ClientTransaction
+from kemi_tm.server import ServerTransaction
 from kemi_tm.service import TmService
 
 Route = Callable[[MsgContext], Any]
@@ -88,3 +91,45 @@ class TmHarness:
     def advance(self, seconds: float) -> None:
         """Move the clock: every timer due on the way fires at its deadline."""
         self.clock.advance(seconds)
+
+
+#: the machines' inputs ``Driven`` turns into lists of records
+_INPUTS = frozenset({"start", "on_response", "on_request", "on_timer", "on_transport_error",
+                     "send_reply", "relay_best", "reply", "cancel_all", "cancel_branch",
+                     "branch_send_failed"})
+
+
+class Driven:
+    """A transaction machine (client, server or proxy) whose inputs return what it did, in
+    order, as ``kemi_tm.actions`` records: what its sink (a ``Recorder``) was told, then the
+    input's own result as a record (a message to pass up: ``PassUp``, a local final:
+    ``LocalFinal``) and ``Terminated`` when the input ended a client or server machine.
+    Anything else reads and writes through to the machine (``.machine`` is the machine)."""
+
+    def __init__(self, machine: Any) -> None:
+        assert isinstance(machine.sink, Recorder), "a machine made without a sink"
+        object.__setattr__(self, "machine", machine)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.machine, name)
+        if name not in _INPUTS:
+            return value
+
+        def drive(*args: Any, **kwargs: Any) -> list[Action]:
+            machine = self.machine
+            ends = isinstance(machine, ClientTransaction | ServerTransaction)
+            ended = ends and machine.terminated
+            result = value(*args, **kwargs)
+            out = machine.sink.take()
+            if result is True:  # on_response / on_request: the message goes up
+                out.append(PassUp(args[0]))
+            elif type(result) is int and result:  # on_timer / on_transport_error
+                out.append(LocalFinal(result))
+            if ends and machine.terminated and not ended:
+                out.append(Terminated())
+            return out
+
+        return drive
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.machine, name, value)

@@ -10,8 +10,6 @@ from typing import Any
 
 import attrs
 
-from kemi_tm.actions import Action, Terminated
-
 
 @attrs.frozen
 class TimerSettings:
@@ -79,10 +77,6 @@ def pop_due(timers: Timers, now: float) -> list[str]:
     return [name for _, name in due]
 
 
-#: what every machine reports when it ends (no fields: one object serves every report)
-_TERMINATED = Terminated()
-
-
 class EndsAfterTimer:
     """For a transaction machine (``state``, ``timers``, class attribute ``TERMINATED_STATE``):
     end now, or linger until one last timer fires (D, I, J, K and the Accepted wait)."""
@@ -93,33 +87,33 @@ class EndsAfterTimer:
     state: Any
     timers: Timers
 
-    def on_timer(self, now: float) -> list[Action]:
-        """Fire the timers due at ``now``, earliest first."""
+    def on_timer(self, now: float) -> int:
+        """Fire the timers due at ``now``, earliest first; the status of the local final one
+        of them reported (a client's Timer B/F/fr/give-up), else 0."""
         timers = self.timers
         if len(timers) == 1:  # the usual wake-up: the machine's one last wait timer
             ((name, at),) = timers.items()
             if at > now:
-                return []
+                return 0
             timers.clear()
             return self._fire(name, now)
-        out: list[Action] = []
+        local = 0
         for name in pop_due(timers, now):
             if self.state is self.TERMINATED_STATE:
                 break
-            out.extend(self._fire(name, now))
-        return out
+            local = self._fire(name, now) or local
+        return local
 
-    def _fire(self, name: str, now: float) -> list[Action]:
+    def _fire(self, name: str, now: float) -> int:
         raise NotImplementedError
 
-    def _finish(self) -> list[Action]:
+    def _finish(self) -> None:
         self.state = self.TERMINATED_STATE
         self.timers.clear()
-        return [_TERMINATED]
 
-    def _linger(self, name: str, delay: float, now: float) -> list[Action]:
+    def _linger(self, name: str, delay: float, now: float) -> None:
         """Arm the timer that ends a completed transaction, or end it now when it is 0."""
         if delay <= 0:
-            return self._finish()
-        self.timers[name] = now + delay
-        return []
+            self._finish()
+        else:
+            self.timers[name] = now + delay

@@ -21,7 +21,7 @@ from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
 if TYPE_CHECKING:
     from kemi_core.api import RecvInfo
     from kemi_core.sip import SipMsg
-    from kemi_tm.actions import Dest
+    from kemi_tm.actions import Dest, ProxySink
     from kemi_tm.keys import ServerKey
 
 
@@ -39,9 +39,9 @@ class TmTransaction(ProxyTransaction):
                  force_rport: bool = False, *,
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
-                 key: ServerKey | None = None) -> None:
+                 key: ServerKey | None = None, sink: ProxySink | None = None) -> None:
         super().__init__(request, reply_dest, settings=settings, proxy_settings=proxy_settings,
-                         key=key)
+                         key=key, sink=sink)
         self.rcv = rcv
         self.created = created
         #: the routes armed with t_on_*: the request's own object (``ReqState.callbacks``), so

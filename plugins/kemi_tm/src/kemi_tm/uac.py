@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from kemi_core.api import Clock, KemiExport, drive_with_loop, export, uri_destination
 from kemi_core.sip import SipParseError, parse_datagram
-from kemi_tm.actions import Dest, PassUp, Send
+from kemi_tm.actions import Dest
 from kemi_tm.client import ClientTransaction, new_client_transaction
 from kemi_tm.keys import MAGIC_COOKIE
 from kemi_tm.service import TmService
@@ -37,7 +37,8 @@ _MAX_LOCAL = 10_000  # bound on concurrent local transactions per process
 
 
 class LocalUac:
-    """Local client transactions, each with a timer on ``clock`` at its next deadline."""
+    """Local client transactions, each with a timer on ``clock`` at its next deadline; the
+    sink their machines send through (a send that fails ends the transaction as a 503)."""
 
     def __init__(self, send: Callable[[Dest, bytes], bool],
                  local_address: Callable[[str], tuple[str, int]], clock: Clock,
@@ -52,6 +53,8 @@ class LocalUac:
         self.clients: dict[tuple[str, str], ClientTransaction] = {}
         self._timers: dict[tuple[str, str], Timer] = {}
         self.outcomes: list[tuple[str, int]] = []  # (method, status), last 100
+        #: a send of the machine being driven failed (``_after`` handles it)
+        self._send_failed = False
 
     def __len__(self) -> int:
         return len(self.clients)
@@ -69,9 +72,10 @@ class LocalUac:
             return False
         if add_via:
             request.prepend_via(self.via_for(dest))
-        client = new_client_transaction(request, dest, self._settings())
+        client = new_client_transaction(request, dest, self._settings(), sink=self)
         self.clients[client.key] = client
-        self._do(client, client.start(self._now()))
+        client.start(self._now())
+        self._after(client)
         return True
 
     def on_reply(self, reply: SipMsg) -> bool:
@@ -82,24 +86,31 @@ class LocalUac:
         client = self.clients.get(key)
         if client is None:
             return False
-        self._do(client, client.on_response(reply, self._now()))
+        final = reply.status if client.on_response(reply, self._now()) else 0
+        self._after(client, final if final >= 200 else 0)
         return True
 
     def _on_timer(self, client: ClientTransaction) -> None:
         self._timers.pop(client.key, None)
         if not client.terminated:
-            self._do(client, client.on_timer(self._now()))
+            self._after(client, client.on_timer(self._now()))
 
-    def _do(self, client: ClientTransaction, actions: list[Any]) -> None:
-        for a in actions:
-            if isinstance(a, Send):
-                if not self._send(a.dest, a.data):
-                    self._do(client, client.on_transport_error(self._now()))
-                    return
-            elif isinstance(a, PassUp) and a.msg.status >= 200:
-                self._record(client.request.method, a.msg.status)
-            elif type(a).__name__ == "LocalFinal":
-                self._record(client.request.method, a.status)
+    def send(self, dest: Dest, data: bytes, origin: str = "") -> bool:
+        """The machines' sink."""
+        if self._send(dest, data):
+            return True
+        self._send_failed = True
+        return False
+
+    def _after(self, client: ClientTransaction, final: int = 0) -> None:
+        """After an input of ``client``: its outcome ``final`` (a final reply's or a local
+        final's status, 0: none) is recorded, unless a send failed: then the transport error
+        is the outcome (16.9)."""
+        if self._send_failed:
+            self._send_failed = False
+            final = client.on_transport_error(self._now())
+        if final:
+            self._record(client.request.method, final)
         self._rearm(client)
 
     def _rearm(self, client: ClientTransaction) -> None:

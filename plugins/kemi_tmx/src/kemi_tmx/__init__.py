@@ -117,7 +117,8 @@ def t_cancel_branches(ctx: MsgContext, which: str) -> int:
             continue
         if (which == "others" and b.index == current) or (which == "this" and b.index != current):
             continue
-        tm.perform(tx, tx.cancel_branch(b.index, now))
+        tx.cancel_branch(b.index, now)
+        tm.done(tx)
     return 1
 
 
@@ -143,7 +144,8 @@ def t_cancel_callid(ctx: MsgContext, callid: str, cseq: int, flags: int) -> int:
     tm = _tm(ctx)
     if flags:
         tx.flags |= flags
-    tm.perform(tx, tx.cancel_all(tm.now()))
+    tx.cancel_all(tm.now())
+    tm.done(tx)
     return 1
 
 
@@ -157,10 +159,11 @@ def t_reply_callid(ctx: MsgContext, callid: str, cseq: int, code: int, reason: s
         return -1
     tm = _tm(ctx)
     try:
-        tm.perform(tx, tx.reply(code, reason, tm.now()))
+        tx.reply(code, reason, tm.now())
     except TransactionStateError as exc:
         log.error("t_reply_callid: %s", exc)
         return -1
+    tm.done(tx)
     return 1
 
 
