@@ -14,6 +14,7 @@ from kemi_tm.actions import (
 )
 from kemi_tm.proxy import ProxySettings, ProxyTransaction, reply_priority
 from kemi_tm.server import ServerState
+from kemi_tm.table import TransactionTable
 from kemi_tm.testing import Driven
 
 CALLER = Dest("udp", "10.0.0.1", 5060)
@@ -358,14 +359,18 @@ def test_late_2xx_after_final_is_passed_up_for_stateless_forwarding(sip):
     assert [type(a) for a in out] == [PassUp] and out[0].msg.status == 200
 
 
-def test_match_reply(sip):
+def test_replies_matched_to_their_branch(sip):
     c = Call(sip)
     c.fork(B0)
+    table = TransactionTable()
+    table.insert(c.tx.machine)
     ok = sip.reply(c.sent[0], 200, "OK")
-    assert c.tx.match_reply(ok) == 0
-    assert c.tx.match_reply(sip.reply(c.req, 200, "OK")) is None  # not our Via
+    assert table.lookup_reply(ok) == (c.tx.machine, 0)
+    assert table.lookup_reply(sip.reply(c.req, 200, "OK")) is None  # not our Via
     bad = sip.reply(sip.request("INVITE", branch="z9hG4bKabc.7"), 200, "OK")
-    assert c.tx.match_reply(bad) is None
+    assert table.lookup_reply(bad) is None  # no such branch
+    other = sip.reply(sip.request("BYE", branch="z9hG4bKabc.0"), 200, "OK")
+    assert table.lookup_reply(other) is None  # our branch, another method
 
 
 def test_unsupported_failure_reply_mode():

@@ -9,7 +9,6 @@ from kemi_tm.server import (
     InviteServerTransaction,
     NonInviteServerTransaction,
     ServerState,
-    new_server_transaction,
 )
 from kemi_tm.testing import Driven
 
@@ -29,11 +28,6 @@ def run_timers(tx, until: float) -> list[tuple[float, object]]:
 
 def raw(sip, req, status, reason="X", tag="uas1") -> bytes:
     return sip.reply(req, status, reason, to_tag=None if status == 100 else tag).to_bytes()
-
-
-def test_factory(sip):
-    assert isinstance(new_server_transaction(sip.request("INVITE"), UDP), InviteServerTransaction)
-    assert isinstance(new_server_transaction(sip.request("BYE"), UDP), NonInviteServerTransaction)
 
 
 def test_invite_retransmission_gets_last_provisional(sip):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.api import (
@@ -101,17 +103,22 @@ def register_cfg_functions(core: Core) -> None:
         core.add_cfg_function(CfgFunction(MODULE, exp.name, exp.func, n, n, int_params))
 
 
-#: (core, its tm service) of the last lookup: one Core per process, so the lookup by name and
-#: the type check run once instead of for every t_relay
-_last_svc: tuple[object, TmService | None] = (None, None)
+#: the tm service of the last lookup (one Core per process, so the lookup by name and the type
+#: check run once instead of for every t_relay); a weak reference: a Core that is gone (tests
+#: make many) is not kept alive by it
+def _no_svc() -> TmService | None:
+    return None
+
+
+_last_svc: Callable[[], TmService | None] = _no_svc
 
 
 def svc_of(ctx: MsgContext) -> TmService:
     global _last_svc
-    core, svc = _last_svc
-    if core is not ctx.core or svc is None:
+    svc = _last_svc()
+    if svc is None or svc.core is not ctx.core:
         svc = ctx.core.require("tm", TmService)
-        _last_svc = (ctx.core, svc)
+        _last_svc = weakref.ref(svc)
     return svc
 
 
@@ -258,7 +265,7 @@ def t_check_trans(ctx: MsgContext) -> int:
     if tx is None:
         return -1
     assert isinstance(tx, TmTransaction)
-    if tx.on_request(msg, svc.now()):
+    if tx.on_request(msg, svc.clock.now()):
         return 1  # an ACK of a 2xx: end to end, relay it
     svc.done(tx)
     return 0
@@ -331,7 +338,7 @@ def t_is_expired(ctx: MsgContext) -> int:
         return -1
     s = tx.settings
     life = s.max_inv_lifetime if tx.is_invite else s.max_noninv_lifetime
-    return 1 if svc_of(ctx).now() - tx.created > life else -1
+    return 1 if svc_of(ctx).clock.now() - tx.created > life else -1
 
 
 def t_is_set(ctx: MsgContext, target: str) -> int:

@@ -150,17 +150,10 @@ class ProxyTransaction:
                         at = t
         return at
 
-    def match_reply(self, reply: SipMsg) -> int | None:
-        """Index of the branch a reply belongs to (by Via branch and CSeq method), or None."""
-        branch = reply.via.branch or ""
-        head, _, tail = branch.rpartition(".")
-        if head + "." != self.branch_prefix:
-            return None
-        return self.match_branch(branch, tail, reply.cseq.method)
-
     def match_branch(self, branch: str, tail: str, method: str) -> int | None:
-        """``match_reply`` once the caller split the Via ``branch`` at its last dot (``tail``:
-        our branch index, as text) and checked the rest is this transaction's prefix."""
+        """Index of the branch a reply belongs to (by its Via ``branch`` and CSeq ``method``),
+        or None; the caller (``TransactionTable.lookup_reply``) split ``branch`` at its last dot
+        (``tail``: our branch index, as text) and found this transaction by the rest."""
         if not tail.isdigit():
             return None
         index = int(tail)
@@ -235,7 +228,7 @@ class ProxyTransaction:
         return index
 
     def on_response(self, branch: int, reply: SipMsg, now: float) -> None:
-        """A reply matched to ``branch`` (see ``match_reply`` / ``TransactionTable.lookup_reply``)."""
+        """A reply matched to ``branch`` (``TransactionTable.lookup_reply``)."""
         b = self.branches[branch]
         if reply.cseq.method == "CANCEL" and self.method != "CANCEL":
             if b.cancel is not None:
@@ -387,7 +380,7 @@ class ProxyTransaction:
     def _send_final(self, status: int, reply: SipMsg | None, now: float) -> None:
         remap = status == 503 and self.proxy_settings.remap_503_500
         if reply is not None:
-            data = _strip_via(reply)
+            data = reply.bytes_without_top_via()  # our Via off, every other byte as received
             if remap:
                 data = rewrite_status(data, 500, REASONS[500])
             self.server.send_reply(500 if remap else status, data, now, "relayed")
@@ -417,6 +410,3 @@ class ProxyTransaction:
         b.cancel.start(now)
 
 
-def _strip_via(reply: SipMsg) -> bytes:
-    """The reply as forwarded upstream: our top Via removed, every other byte as received."""
-    return reply.bytes_without_top_via()

@@ -155,7 +155,7 @@ def _relay_cancel(svc: TmService, ctx: MsgContext) -> int:
     except SipParseError:
         return -1
     svc.core.send_reply(ctx, data)
-    inv.cancel_all(svc.now())
+    inv.cancel_all(svc.clock.now())
     svc.done(inv)
     return 1
 
@@ -181,8 +181,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                    target: Target | None, via: str | None, in_failure: bool) -> int:
     """Add one branch per destination, then send them all (so a branch that fails at once
     cannot end the step before the others exist). Returns how many went out or wait for their
-    destination's name to resolve. ``via``: the request's top Via with ;received/;rport
-    (``received_via``; None in a failure route, whose request has them already)."""
+    destination's name to resolve. ``via``: the request's top Via as we pass it on, with
+    ;received/;rport (``received_via``; None when it goes unchanged)."""
     now = svc.clock.now()
     pending: list[int] = []
     msg = ctx.msg
@@ -260,7 +260,7 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
     if tx not in svc.table or tx.final_status or tx.canceled:
         return
     proto, host, port = hop
-    now = svc.now()
+    now = svc.clock.now()
     try:
         index = tx.add_branch(breq, Dest(proto, ip or host, port), now,
                               sent_by=sent_by, via_params=vparams, owned=True)

@@ -3,7 +3,8 @@
 ``InviteServerTransaction``: Proceeding -> Completed -> Confirmed -> Terminated, or
 Proceeding -> Accepted -> Terminated after a 2xx (RFC 6026).
 ``NonInviteServerTransaction``: Trying -> Proceeding -> Completed -> Terminated.
-Build either with ``new_server_transaction(request, reply_dest, settings)``.
+Build either with ``InviteServerTransaction(request, reply_dest, settings)`` or
+``NonInviteServerTransaction(...)`` (the proxy picks by the request's method).
 
 Inputs: ``send_reply(status, data, now)`` (the transaction user's reply, serialized),
 ``on_request(msg, now)`` (a retransmitted request or the ACK, as matched by ``keys.server_key``),
@@ -184,13 +185,3 @@ class NonInviteServerTransaction(ServerTransaction):
             self._finish()
         return 0
 
-
-def new_server_transaction(request: SipMsg, reply_dest: Dest,
-                           settings: TimerSettings = DEFAULT_TIMERS,
-                           key: ServerKey | None = None,
-                           sink: Sink | None = None) -> ServerTransaction:
-    """The server transaction for ``request``; replies go to ``reply_dest`` (18.2.2).
-    ``key``: its server key when already known (else computed from ``request``)."""
-    if request.method == "INVITE":
-        return InviteServerTransaction(request, reply_dest, settings, key, sink)
-    return NonInviteServerTransaction(request, reply_dest, settings, key, sink)

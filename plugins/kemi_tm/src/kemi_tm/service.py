@@ -83,6 +83,7 @@ class TmService:
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
+        """The clock tm's timers run on (for other modules, e.g. tmx; tm reads ``clock.now()``)."""
         return self.clock.now()
 
     def _arm(self, at: float) -> None:
@@ -268,15 +269,14 @@ class TmService:
             self._count_final(tx)
 
     def _count_final(self, tx: TmTransaction) -> None:
-        status = tx.server.final_status
-        if status and not tx.counted_final:
-            tx.counted_final = True
-            self.stats.final(status)
-            for handler in self.final_handlers:
-                try:
-                    handler(tx)
-                except Exception:  # a failing observer never breaks the transaction
-                    log.exception("tm: final reply handler %r failed", handler)
+        """``done`` saw a final sent upstream that was not counted yet."""
+        tx.counted_final = True
+        self.stats.final(tx.server.final_status)
+        for handler in self.final_handlers:
+            try:
+                handler(tx)
+            except Exception:  # a failing observer never breaks the transaction
+                log.exception("tm: final reply handler %r failed", handler)
 
     def forward_reply(self, reply: SipMsg) -> None:
         """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly."""

@@ -6,6 +6,9 @@ a capture transport and a clock the test moves.
     h.reply(raw_180)                   # runs the reply handlers (tm first)
     h.advance(31.0)                    # moves the virtual clock: tm's timers fire when due
     h.sent                             # every datagram "sent" (kemi_core.testing.Sent)
+
+``Driven(machine)`` drives one sans-IO machine (client, server or proxy transaction, made
+without a sink) whose inputs then return what it did as a list of ``kemi_tm.actions`` records.
 """
 
 from __future__ import annotations
