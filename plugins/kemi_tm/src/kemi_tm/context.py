@@ -1,19 +1,22 @@
 """The response context of a proxy transaction (RFC 3261 16.7): settings, branches, ranking.
 
 ``ProxySettings`` are the Kamailio tm parameters that shape it, ``BranchState`` is one branch
-and its outcome, ``reply_priority`` ranks finals for the 16.7 step 6 choice.
+(its client transaction and its outcome), ``reply_priority`` ranks finals for the 16.7 step 6
+choice.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
-from kemi_tm.client import ClientTransaction, NonInviteClientTransaction
+from kemi_tm.client import InviteClientTransaction, NonInviteClientTransaction
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
+    from kemi_tm.actions import Dest, Sink
+    from kemi_tm.timers import TimerSettings
 
 _PREFERRED_4XX = frozenset({401, 407, 415, 420, 484})  # 16.7 step 6: combinable/actionable
 _CLASS_PRIO = {2: 0, 6: 1000, 3: 3000, 4: 4000, 5: 5000}
@@ -44,25 +47,68 @@ class ProxySettings:
 DEFAULT_PROXY = ProxySettings()
 
 
-@attrs.define(slots=True, eq=False)
-class BranchState:
-    """One forwarded copy of the request and what came back for it."""
+class BranchFields:
+    """What a proxy keeps about one branch beside its client transaction's own state. The
+    branch is its client transaction (``InviteBranch``, ``NonInviteBranch``): one object per
+    branch, not two."""
+
+    # the fields are slots of the concrete classes (one base with a layout only); mypy would
+    # read this empty __slots__ as the only slots a branch has
+    if not TYPE_CHECKING:
+        __slots__ = ()
 
     index: int
     step: int  # serial forking step the branch belongs to
-    client: ClientTransaction
-    cancel: NonInviteClientTransaction | None = None
-    status: int = 0  # final outcome, 0 while pending
-    reply: SipMsg | None = None  # the final reply (None: pending or local outcome)
-    cancel_wanted: bool = False  # CANCELed; sent once a 1xx allows it (9.1)
+    cancel: NonInviteClientTransaction | None  # the CANCEL's client transaction, once sent
+    status: int  # final outcome, 0 while pending
+    reply: SipMsg | None  # the final reply (None: pending or local outcome)
+    cancel_wanted: bool  # CANCELed; sent once a 1xx allows it (9.1)
     #: the script's branch flags (setbflag, lookup's contact flags): the onreply, failure and
     #: branch-failure routes of this branch see them
-    flags: int = 0
-    replied: bool = False  # got at least one reply (t_branch_replied / t_any_replied)
+    flags: int
+    replied: bool  # got at least one reply (t_branch_replied / t_any_replied)
+
+    def __init__(self, index: int, step: int, request: SipMsg, dest: Dest,
+                 settings: TimerSettings, branch: str, sink: Sink) -> None:
+        self.index = index
+        self.step = step
+        self.cancel = None
+        self.status = 0
+        self.reply = None
+        self.cancel_wanted = False
+        self.flags = 0
+        self.replied = False
+        # the client transaction (next in the MRO)
+        super().__init__(request, dest, settings, branch, sink)  # type: ignore[call-arg]
 
     @property
     def pending(self) -> bool:
         return self.status == 0
+
+    @property
+    def client(self) -> BranchState:
+        """The branch's client transaction: the branch itself."""
+        return self  # type: ignore[return-value]
+
+
+_BRANCH_SLOTS = ("index", "step", "cancel", "status", "reply", "cancel_wanted", "flags",
+                 "replied")
+
+
+class InviteBranch(BranchFields, InviteClientTransaction):
+    """A branch of an INVITE transaction: ``BranchFields(index, step, request, dest, settings,
+    branch, sink)``."""
+
+    __slots__ = _BRANCH_SLOTS
+
+
+class NonInviteBranch(BranchFields, NonInviteClientTransaction):
+    """A branch of a non-INVITE transaction (as ``InviteBranch``)."""
+
+    __slots__ = _BRANCH_SLOTS
+
+
+BranchState: TypeAlias = InviteBranch | NonInviteBranch
 
 
 def reply_priority(status: int, local: bool, faked_prio: int = 0) -> int:

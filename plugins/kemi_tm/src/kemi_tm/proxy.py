@@ -34,13 +34,15 @@ from typing import TYPE_CHECKING
 
 from kemi_core.sip import build_reply, parse_datagram
 from kemi_tm.actions import Dest, ProxySink, Recorder, TransactionStateError
-from kemi_tm.client import (
-    ClientState,
-    ClientTransaction,
-    InviteClientTransaction,
-    NonInviteClientTransaction,
+from kemi_tm.client import ClientState, InviteClientTransaction, NonInviteClientTransaction
+from kemi_tm.context import (
+    DEFAULT_PROXY,
+    BranchState,
+    InviteBranch,
+    NonInviteBranch,
+    ProxySettings,
+    reply_priority,
 )
-from kemi_tm.context import DEFAULT_PROXY, BranchState, ProxySettings, reply_priority
 from kemi_tm.idents import new_ident_and_tag
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey
 from kemi_tm.messages import REASONS, build_cancel, rewrite_status
@@ -126,7 +128,7 @@ class ProxyTransaction:
         if self.server.state is not ServerState.TERMINATED:
             return False
         for b in self.branches:
-            if b.client.state is not ClientState.TERMINATED or (
+            if b.state is not ClientState.TERMINATED or (
                     b.cancel is not None and b.cancel.state is not ClientState.TERMINATED):
                 return False
         return True
@@ -137,7 +139,7 @@ class ProxyTransaction:
         timers = self.server.timers
         at = min(timers.values()) if timers else None
         for b in self.branches:
-            timers = b.client.timers
+            timers = b.timers
             if timers:
                 t = min(timers.values())
                 if at is None or t < at:
@@ -163,7 +165,7 @@ class ProxyTransaction:
         b = branches[index]
         if method == "CANCEL" and self.method != "CANCEL":  # the CANCEL we sent for an INVITE branch
             return index if b.cancel is not None else None
-        return index if b.client.key == (branch, method) else None
+        return index if b.key == (branch, method) else None
 
     def best_reply(self) -> tuple[int, SipMsg | None]:
         """The 16.7 step 6 choice among the finals considered (status 0 when none)."""
@@ -218,12 +220,12 @@ class ProxyTransaction:
             msg = request if owned else request.copy()
         branch = f"{self.branch_prefix}{index}"
         msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}")
-        # the client owns msg from now on; a branch carries the transaction's method
-        client: ClientTransaction = (
-            InviteClientTransaction(msg, dest, self.settings, branch, self.sink) if self.is_invite
-            else NonInviteClientTransaction(msg, dest, self.settings, branch, self.sink))
-        self.branches.append(BranchState(index=index, step=self.step, client=client))
-        client.arm(now)
+        # the branch (its client transaction) owns msg from now on; it carries the
+        # transaction's method
+        b: BranchState = (InviteBranch if self.is_invite else NonInviteBranch)(
+            index, self.step, msg, dest, self.settings, branch, self.sink)
+        self.branches.append(b)
+        b.arm(now)
         self.on_reschedule(self)
         return index
 
@@ -233,7 +235,7 @@ class ProxyTransaction:
         if reply.cseq.method == "CANCEL" and self.method != "CANCEL":
             if b.cancel is not None:
                 b.cancel.on_response(reply, now)  # the 200 for our CANCEL ends there
-        elif b.client.on_response(reply, now):
+        elif b.on_response(reply, now):
             self._branch_reply(b, reply, now)
         self.on_reschedule(self)
 
@@ -256,10 +258,9 @@ class ProxyTransaction:
             server.on_timer(now)
         # no branch is added while timers run (a failure route runs after, from the sink)
         for b in self.branches:
-            client = b.client
-            timers = client.timers
+            timers = b.timers
             if timers and min(timers.values()) <= now:
-                local = client.on_timer(now)
+                local = b.on_timer(now)
                 if local:
                     self._branch_local(b, local, now)
             cancel = b.cancel
@@ -273,7 +274,7 @@ class ProxyTransaction:
         """The transport refused a branch's request: it counts as a local 503 (16.9), or
         ``status`` (478: its destination does not resolve)."""
         b = self.branches[branch]
-        local = b.client.on_transport_error(now, status)
+        local = b.on_transport_error(now, status)
         if local:
             self._branch_local(b, local, now)
         self.on_reschedule(self)
@@ -333,7 +334,7 @@ class ProxyTransaction:
         status = reply.status
         server = self.server
         if status < 200:
-            if b.cancel_wanted and b.cancel is None and b.client.got_provisional:
+            if b.cancel_wanted and b.cancel is None and b.state is ClientState.PROCEEDING:
                 self._send_cancel(b, now)
             if status > 100 and server.can_reply(status):
                 server.reply(status, reply.bytes_without_top_via(), now, "relayed")
@@ -398,15 +399,14 @@ class ProxyTransaction:
 
     def _cancel(self, b: BranchState, now: float) -> None:
         b.cancel_wanted = True
-        if b.cancel is None and b.client.got_provisional:
+        if b.cancel is None and b.state is ClientState.PROCEEDING:  # got_provisional
             self._send_cancel(b, now)
 
     def _send_cancel(self, b: BranchState, now: float) -> None:
         b.cancel = NonInviteClientTransaction(
-            parse_datagram(build_cancel(b.client.request)), b.client.dest, self.settings,
-            sink=self.sink)
-        if isinstance(b.client, InviteClientTransaction):
-            b.client.mark_cancelled(now)
+            parse_datagram(build_cancel(b.request)), b.dest, self.settings, sink=self.sink)
+        if isinstance(b, InviteClientTransaction):
+            b.mark_cancelled(now)
         b.cancel.start(now)
 
 

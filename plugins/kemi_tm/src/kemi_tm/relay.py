@@ -243,10 +243,10 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
 
 
 def _send_request(svc: TmService, tx: TmTransaction, index: int) -> bool:
-    """Send the request of a branch just added (its client is armed); an error is logged."""
-    client = tx.branches[index].client
-    d = client.dest
-    if svc.core.send(d.proto, d.host, d.port, client.data, d.local):
+    """Send the request of a branch just added (armed); an error is logged."""
+    b = tx.branches[index]
+    d = b.dest
+    if svc.core.send(d.proto, d.host, d.port, b.data, d.local):
         return True
     log.error("t_relay: sending branch %d to %s:%d failed", index, d.host, d.port)
     return False
