@@ -230,15 +230,17 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             break
         pending.append(index)
         tx.branches[index].flags = bflags
-    sent = 0
+    sent = failed = 0
     for index in pending:
         if _send_request(svc, tx, index):
             sent += 1
         else:
+            failed += 1
             tx.branch_send_failed(index, now)
-    # every branch failed at once in a request route: no failure route, t_relay's -1 lets
-    # the script answer
-    svc.done(tx, decide=bool(sent or waiting or in_failure))
+    if failed:
+        # every branch failed at once in a request route: no failure route, t_relay's -1
+        # lets the script answer
+        svc.done(tx, decide=bool(sent or waiting or in_failure))
     return sent + waiting
 
 

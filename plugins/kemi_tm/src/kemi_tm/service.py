@@ -181,12 +181,12 @@ class TmService:
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         apply_via(tx.request, via)
-        # started before it is filed: the table reads its first deadline once, on insert
+        # started before it is filed: the table reads its first deadline once, on insert;
+        # start sends a 100 at most: no route waits and no final to count (no ``done``)
         tx.start(now)
         self.table.insert(tx)
         self.stats.uas.inc()
         state.tx = tx
-        self.done(tx)
         return tx
 
     def absorb(self, tx: ProxyTransaction, msg: SipMsg) -> None:
@@ -216,9 +216,6 @@ class TmService:
         if self._held is not None:
             self._held.append((None, Send(dest, data, origin)))
             return True
-        return self._send(dest, data, origin)
-
-    def _send(self, dest: Dest, data: bytes, origin: str) -> bool:
         if origin:
             (self.stats.rpl_generated if origin == "local" else self.stats.rpl_relayed).inc()
         if self.core.send(dest.proto, dest.host, dest.port, data, dest.local):
@@ -255,7 +252,7 @@ class TmService:
             self._held = None  # what the routes below cause runs at once, as it comes
             for owner, record in held:  # rare: only when a route is to run
                 if isinstance(record, Send):
-                    self._send(record.dest, record.data, record.origin)
+                    self.send(record.dest, record.data, record.origin)  # nothing held: sent
                 elif isinstance(record, PassUp):
                     self.forward_reply(record.msg)
                 elif owner is None:
@@ -350,8 +347,11 @@ class TmService:
     def tick(self, now: float) -> None:
         """Fire the transactions' timers due at ``now``."""
         for tx in self.table.on_timer(now):
-            assert isinstance(tx, TmTransaction)
-            self.done(tx)
+            # a timer sends no final itself: only a route it asked for (a branch's timeout)
+            # needs ``done``; most wake-ups just end transactions
+            if self._held is not None:
+                assert isinstance(tx, TmTransaction)
+                self.done(tx)
 
 
 @functools.lru_cache(maxsize=1024)
