@@ -73,6 +73,9 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
     # seconds after its first byte; a new connection must send its first byte within this time.
     "tcp_msg_read_timeout": (Kind.INT, "tcp_msg_read_timeout"),
     "tcp_msg_data_timeout": (Kind.INT, "tcp_msg_data_timeout"),
+    # a message on TCP/TLS without Content-Length: refused (400, connection closed) unless set,
+    # then it has no body (Kamailio: for HTTP-like peers that omit it)
+    "tcp_accept_no_cl": (Kind.BOOL, "tcp_accept_no_cl"),
     # kemi's worker supervision (not in Kamailio): seconds one message may keep a worker busy
     # before it is killed and replaced (0: never), and the resident memory (MB) past which a
     # worker is replaced once its transactions are done (0: no limit).
@@ -104,7 +107,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset(
     dns_srv_lb dns_srv_loadbalancing dns_try_ipv6 dns_try_naptr dns_sctp_pref dns_tcp_pref
     dns_tls_pref dns_udp_pref dns_sctp_preference dns_tcp_preference dns_tls_preference
     dns_udp_preference dns_use_search_list use_dns_cache use_dns_failover disable_tcp
-    tcp_accept_aliases tcp_accept_haproxy tcp_accept_hep3 tcp_accept_no_cl tcp_accept_unique
+    tcp_accept_aliases tcp_accept_haproxy tcp_accept_hep3 tcp_accept_unique
     tcp_async tcp_buf_write tcp_children tcp_clone_rcvbuf tcp_connection_match
     tcp_connect_timeout tcp_conn_wq_max tcp_crlf_ping tcp_defer_accept tcp_delayed_ack
     tcp_fd_cache tcp_keepalive tcp_keepcnt tcp_keepidle tcp_keepintvl tcp_linger2

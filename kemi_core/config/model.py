@@ -130,6 +130,8 @@ class CoreConfig:
     tcp_connection_lifetime: int = 120
     tcp_msg_read_timeout: int = 20
     tcp_msg_data_timeout: int = 20
+    #: tcp_accept_no_cl=yes: a message on a stream without Content-Length ends at its empty line
+    tcp_accept_no_cl: bool = False
     exit_timeout: int = 10
     watchdog_timeout: int = 10
     worker_rss_limit: int = 0

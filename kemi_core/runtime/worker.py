@@ -77,7 +77,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 def limits_of(built: Built) -> ParseLimits:
     cfg = built.core.config
     return ParseLimits(max_message_size=cfg.max_msg_size, max_headers=cfg.max_headers,
-                       max_header_line=cfg.max_header_line)
+                       max_header_line=cfg.max_header_line, accept_no_cl=cfg.tcp_accept_no_cl)
 
 
 class Worker:

@@ -56,6 +56,9 @@ class ParseLimits:
     #: default: RFC 4475 3.3.1 wants the parser not to break on them; reading the missing
     #: header (msg.from_, ...) raises the 400 instead.
     require_mandatory: bool = False
+    #: a message on a stream without Content-Length has no body (core tcp_accept_no_cl);
+    #: off, it loses the framing (StreamBuffer)
+    accept_no_cl: bool = False
 
 
 DEFAULT_LIMITS = ParseLimits()

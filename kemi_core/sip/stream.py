@@ -3,7 +3,8 @@
 Feed it whatever each read returned; it hands back every message completed so far. CRLF
 keep-alives (RFC 5626 "\\r\\n\\r\\n" ping, "\\r\\n" pong) between messages are skipped. On a stream
 Content-Length is mandatory: without it the framing is lost, so the buffer fails for good and
-the connection should be closed.
+the connection should be closed; unless ``ParseLimits.accept_no_cl`` (Kamailio's
+``tcp_accept_no_cl``), where such a message ends at its empty line, without a body.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ class StreamBuffer:
                 msg = parse_head(bytes(buf[: he + sep // 2]), limits)
                 cl = content_length_of(msg)
                 if cl is None:
-                    raise SipParseError(400, "Missing Content-Length on a stream")
+                    if not limits.accept_no_cl:
+                        raise SipParseError(400, "Missing Content-Length on a stream")
+                    cl = 0
                 self._head_len = he + sep
                 self._need = he + sep + cl
                 if self._need > limits.max_message_size:

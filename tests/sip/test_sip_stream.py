@@ -52,6 +52,16 @@ def test_missing_content_length_is_error(register: bytes) -> None:
         sb.feed(register)
 
 
+def test_missing_content_length_accepted_without_body(register: bytes) -> None:
+    """tcp_accept_no_cl: the message ends at its empty line; what follows starts the next."""
+    bare = register.replace(b"Content-Length: 0\r\n", b"")
+    sb = StreamBuffer(ParseLimits(accept_no_cl=True))
+    msgs = sb.feed(bare + b"hello" + register[:10])
+    assert len(msgs) == 1 and msgs[0].body == b"" and not sb.failed
+    assert msgs[0].to_bytes() == bare
+    assert sb.pending == len(b"hello") + 10  # waiting for the rest of a next message
+
+
 def test_good_message_before_bad_one(register: bytes) -> None:
     bad = register.replace(b"Content-Length: 0\r\n", b"")
     sb = StreamBuffer()
