@@ -159,17 +159,29 @@ def _na_uri_text(na: NameAddr | None) -> PvValue:
     return na.uri_text if na is not None else None
 
 
-def _na_uri(na: NameAddr | None) -> SipUri | None:
-    return safe(lambda: na.uri) if na is not None else None  # type: ignore[union-attr]
+#: the internal error a From/To URI that does not parse leaves for sl_reply_error (Kamailio's)
+BAD_URI_ERROR = (479, "Regretfully, we were not able to process the URI")
 
 
-def _na_user(na: NameAddr | None) -> PvValue:
-    u = _na_uri(na)
+def _xuri(ctx: MsgContext, to: bool) -> SipUri | None:
+    """The From (``to``: To) URI; a header or URI that does not parse reads as $null and
+    leaves Kamailio's bad-URI error for sl_reply_error."""
+    try:
+        return (ctx.msg.to if to else ctx.msg.from_).uri
+    except SipParseError:
+        ctx.extra["last_error"] = BAD_URI_ERROR
+    except (AttributeError, ValueError, TypeError, IndexError, KeyError):
+        pass
+    return None
+
+
+def _xuri_user(ctx: MsgContext, to: bool) -> PvValue:
+    u = _xuri(ctx, to)
     return u.user if u is not None else None
 
 
-def _na_host(na: NameAddr | None) -> PvValue:
-    u = _na_uri(na)
+def _xuri_host(ctx: MsgContext, to: bool) -> PvValue:
+    u = _xuri(ctx, to)
     return u.host if u is not None and u.host else None
 
 
@@ -270,13 +282,13 @@ def _register() -> None:
     reg("rv", lambda c: c.msg.version, doc="SIP version")
     reg("mt", lambda c: 1 if c.msg.is_request else 2, doc="message type: 1 request, 2 reply")
     reg("fu", lambda c: _na_uri_text(_from(c)), doc="From URI")
-    reg("fU", lambda c: _na_user(_from(c)), doc="From URI user")
-    reg("fd", lambda c: _na_host(_from(c)), doc="From URI domain")
+    reg("fU", lambda c: _xuri_user(c, False), doc="From URI user")
+    reg("fd", lambda c: _xuri_host(c, False), doc="From URI domain")
     reg("fn", lambda c: _na_display(_from(c)), doc="From display name")
     reg("ft", lambda c: _na_tag(_from(c)), doc="From tag")
     reg("tu", lambda c: _na_uri_text(_to(c)), doc="To URI")
-    reg("tU", lambda c: _na_user(_to(c)), doc="To URI user")
-    reg("td", lambda c: _na_host(_to(c)), doc="To URI domain")
+    reg("tU", lambda c: _xuri_user(c, True), doc="To URI user")
+    reg("td", lambda c: _xuri_host(c, True), doc="To URI domain")
     reg("tn", lambda c: _na_display(_to(c)), doc="To display name")
     reg("tt", lambda c: _na_tag(_to(c)), doc="To tag")
     reg("ci", _call_id, doc="Call-ID")
@@ -297,8 +309,8 @@ def _register() -> None:
     reg("ml", lambda c: len(c.msg.to_bytes()), doc="message length")
     reg("mb", _msg_buf, doc="whole message")
     reg("mbu", _msg_buf, doc="whole message with the changes made so far")
-    reg("fUl", lambda c: _len(_na_user(_from(c))), doc="length of the From URI user")
-    reg("tUl", lambda c: _len(_na_user(_to(c))), doc="length of the To URI user")
+    reg("fUl", lambda c: _len(_xuri_user(c, False)), doc="length of the From URI user")
+    reg("tUl", lambda c: _len(_xuri_user(c, True)), doc="length of the To URI user")
     reg("rUl", lambda c: _len(_u.user if (_u := _ruri_parsed(c)) else None),
         doc="length of the R-URI user")
     reg("hdr", _hdr, takes_arg=True, parse_arg=_header_name_arg, index_getter=_hdr_index,

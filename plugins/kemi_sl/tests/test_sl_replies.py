@@ -85,11 +85,13 @@ def test_redirect_carries_destination_set_and_reply_headers() -> None:
 def test_reply_error_default_and_known_error() -> None:
     core, tr = offline_core(("sl", kemi_sl))
     ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))
+    kemi_sl.sl_reply_error(ctx)  # Kamailio 5.6's words, its internal error number 1
+    assert (tr.sent[-1].msg.status, tr.sent[-1].msg.reason) == (
+        500, "I'm terribly sorry, server error occurred (1/SL)")
+    ctx.extra["last_error"] = (478, "Unresolvable destination")
     kemi_sl.sl_reply_error(ctx)
-    assert tr.sent[-1].msg.status == 500
-    ctx.extra["last_error"] = (400, "Bad Max-Forwards")
-    kemi_sl.sl_reply_error(ctx)
-    assert (tr.sent[-1].msg.status, tr.sent[-1].msg.reason) == (400, "Bad Max-Forwards")
+    assert (tr.sent[-1].msg.status, tr.sent[-1].msg.reason) == (
+        478, "Unresolvable destination (478/SL)")
 
 
 def test_send_reply_uses_tm_when_a_transaction_exists() -> None:

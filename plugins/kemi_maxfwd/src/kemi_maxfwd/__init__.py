@@ -64,8 +64,8 @@ def process_maxfwd(ctx: MsgContext, limit: int) -> int:
     try:
         value = msg.max_forwards
     except SipParseError as exc:
+        # no internal error is recorded: Kamailio's sl_reply_error then gives its generic 500
         log.info("process_maxfwd: bad Max-Forwards: %s", exc.reason)
-        ctx.extra["last_error"] = (400, "Bad Max-Forwards")
         return -2
     if value is None:
         msg.set_max_forwards(min(limit, _settings.max_limit))

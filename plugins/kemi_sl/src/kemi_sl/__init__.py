@@ -63,8 +63,10 @@ _state = _State()
 # ---- hooks ----------------------------------------------------------------------------
 @hookimpl
 def mod_register(core: Core) -> None:
-    core.declare_param(MODULE, "default_code", int, 500, doc="code for sl_reply_error without a known error")
-    core.declare_param(MODULE, "default_reason", str, "Internal Server Error")
+    core.declare_param(MODULE, "default_code", int, 500,
+                       doc="accepted (Kamailio's sl_reply_error does not use it either)")
+    core.declare_param(MODULE, "default_reason", str, "Internal Server Error",
+                       doc="accepted (Kamailio's sl_reply_error does not use it either)")
     core.declare_param(MODULE, "bind_tm", int, 1, doc="send_reply uses tm when a transaction exists")
     core.declare_param(MODULE, "event_callback", str, "")
     for name, func in (("sl_send_reply", _cfg_sl_send_reply), ("send_reply", _cfg_send_reply)):
@@ -155,12 +157,21 @@ def send_reply_mode(ctx: MsgContext, code: int, reason: str, mode: int) -> int:
     return send_reply(ctx, code, reason)
 
 
+#: Kamailio 5.6's answer when no known internal error is behind sl_reply_error (run: its
+#: internal error number 1 in the reason)
+UNKNOWN_ERROR = (500, "I'm terribly sorry, server error occurred (1/SL)")
+
+
 def sl_reply_error(ctx: MsgContext) -> int:
-    """Reply with the last internal error of this message (e.g. a parse error), else 500."""
+    """Reply with the last internal error of this message, worded as Kamailio 5.6 does: a From
+    or To URI that does not parse gives "479 Regretfully, we were not able to process the URI
+    (479/SL)", a destination that does not resolve "478 Unresolvable destination (478/SL)";
+    with no known error, "500 I'm terribly sorry, server error occurred (1/SL)"."""
     code, reason = ctx.extra.get("last_error", (None, None))
     if code is None:
-        code = int(ctx.core.modparam(MODULE, "default_code"))
-        reason = str(ctx.core.modparam(MODULE, "default_reason"))
+        code, reason = UNKNOWN_ERROR
+    else:
+        reason = f"{reason} ({code}/SL)"
     ret = sl_send_reply(ctx, code, reason)
     if ret > 0 and _state.stats is not None:
         _state.stats.sent_err.inc()
