@@ -4,8 +4,9 @@
 ``sips:`` next hops open (and then reuse) TLS connections. Profiles come from Kamailio's
 tls.cfg format (``modparam("tls", "config", "tls.cfg")``: ``[server:default]``,
 ``[client:default]``, ``[server:IP:PORT]``, ``[client:IP:PORT]``, ``[server:any]`` with
-``server_name`` for SNI) completed by the inline module parameters (``certificate``,
-``private_key``, ``ca_list``, ``tls_method`` ...). ``tls.reload`` loads the file again without a
+``server_name`` for SNI; what a profile leaves unset takes the module's own values, as
+Kamailio 5.6 does), or, without a tls.cfg, from the inline module parameters (``certificate``,
+``private_key``, ``ca_list``, ``tls_method``, ``verify_depth`` ...). ``tls.reload`` loads the file again without a
 restart (new connections use it); ``tls.list``, ``tls.info`` and ``tls.options`` answer as
 Kamailio's do. ``$tls_version``, ``$tls_peer_subject_cn`` and the other ``$tls_*`` variables read
 the connection a message arrived on.
@@ -208,20 +209,13 @@ def _profile_defaults(core: Core) -> dict[str, object]:
     return out
 
 
-def _modparam_place(core: Core, name: str) -> tuple[str | None, int | None]:
-    for mp in core.config.modparams:
-        if mp.module == MODULE and mp.name == name:
-            return mp.file, mp.line
-    return None, None
-
-
 @hookimpl
 def mod_init(core: Core) -> None:
     if not core.config.enable_tls:
         log.warning("tls support is disabled (set enable_tls=1 in the config to enable it)")
         return
     method = str(core.modparam(MODULE, "tls_method"))
-    check_method(method, *_modparam_place(core, "tls_method"))
+    check_method(method, *core.param_places.get((MODULE, "tls_method"), (None, None)))
     mod = TlsModule(core, _profile_defaults(core), str(core.modparam(MODULE, "config")),
                     float(core.modparam(MODULE, "handshake_timeout")))
     for prof in mod.contexts.profiles.all:

@@ -7,9 +7,9 @@ when the client sends SNI, a profile with a matching ``server_name`` on that soc
 of the next hop, else ``[client:default]``.
 
 Kamailio's meanings kept: ``verify_certificate``/``require_certificate`` (or ``verify_client``)
-decide whether a client certificate is asked for and must verify; the peer's name is never
-checked against its certificate (only its chain); ``tls_method`` bounds the protocol versions;
-without ``cipher_list`` OpenSSL's defaults apply.
+decide whether a client certificate is asked for and must verify; ``verify_depth`` bounds the
+chain (``depth``); the peer's name is never checked against its certificate (only its chain);
+``tls_method`` bounds the protocol versions; without ``cipher_list`` OpenSSL's defaults apply.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import ssl
 from collections.abc import Callable
 
 from kemi_core.api import ConfigError
+from kemi_tls.depth import set_verify_depth
 from kemi_tls.profiles import METHODS, Profile, ProfileSet, sni_matches
 
 log = logging.getLogger("kemi.tls")
@@ -97,6 +98,10 @@ def build_context(prof: Profile) -> ssl.SSLContext:
     else:
         ctx.check_hostname = False  # Kamailio checks the chain, never the name
         ctx.verify_mode = ssl.CERT_REQUIRED if prof.get("verify_certificate") else ssl.CERT_NONE
+    depth = prof.get("verify_depth")
+    if isinstance(depth, int) and not set_verify_depth(ctx, depth):
+        log.warning("tls: [%s]: verify_depth %d cannot be set with this Python/OpenSSL: "
+                    "OpenSSL's own limit applies", prof.name, depth)
     return ctx
 
 

@@ -2,9 +2,9 @@
 
 A profile starts with ``[server:DOMAIN]`` or ``[client:DOMAIN]``; DOMAIN is ``default``,
 ``any`` or ``IP:PORT`` (``[::1]:5061`` for IPv6). ``name = value`` lines set its attributes;
-``#`` starts a comment. What a profile leaves unset comes from the module parameters
-(``modparam("tls", "certificate", ...)`` and the others), as in Kamailio, and a missing
-``[server:default]`` / ``[client:default]`` is made from them alone.
+``#`` starts a comment. ``complete`` fills what a profile leaves unset from the defaults it is
+given (the service passes Kamailio's own values for a tls.cfg, the module parameters without
+one) and makes a missing ``[server:default]`` / ``[client:default]`` from them alone.
 
 Errors are ConfigError with the tls.cfg file and line.
 """

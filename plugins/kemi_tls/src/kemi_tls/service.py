@@ -25,13 +25,21 @@ from kemi_core.api import (
     shared_store,
 )
 from kemi_tls import certinfo
-from kemi_tls.contexts import Contexts
+from kemi_tls.contexts import FILE_ATTRS, Contexts
 from kemi_tls.profiles import ProfileSet, complete, parse_text
 
 log = logging.getLogger("kemi.tls")
 
 MODULE = "tls"
 CONN_TABLE = "tls:connections"
+
+
+#: What a tls.cfg profile leaves unset, as Kamailio 5.6 does it: its own values, not the module
+#: parameters (ignored once a tls.cfg is used); a server profile without a certificate reads
+#: cert.pem beside the main config file (also its private key).
+FILE_DEFAULTS: dict[str, object] = {"tls_method": "SSLv23", "verify_certificate": False,
+                                    "require_certificate": False, "verify_depth": 9}
+DEFAULT_CERT = "cert.pem"
 
 
 def resolve(path: str, cfg_file: str) -> str:
@@ -62,29 +70,32 @@ class TlsModule:
     # ---- profiles -----------------------------------------------------------------------------
     def load_profiles(self) -> ProfileSet:
         """Read tls.cfg (a file, or every file of a directory) and complete its profiles with
-        the module parameters; ConfigError with file:line on any problem."""
+        Kamailio's values (``FILE_DEFAULTS``); without a tls.cfg the module parameters make the
+        default profiles. ConfigError with file:line on any problem."""
         cfg = self.core.config.source
+        if not self.config_path:
+            return complete([], {k: (resolve(v, cfg) if isinstance(v, str) and k in FILE_ATTRS
+                                     else v) for k, v in self.defaults.items()})
         profiles = []
-        if self.config_path:
-            path = resolve(self.config_path, cfg)
-            files = ([os.path.join(path, f) for f in sorted(os.listdir(path))]
-                     if os.path.isdir(path) else [path])
-            for name in files:
-                try:
-                    with open(name, encoding="utf-8") as fh:
-                        text = fh.read()
-                except OSError as exc:
-                    raise ConfigError(f"tls config {name}: {exc.strerror}", cfg) from None
-                profiles += parse_text(text, name)
-            for prof in profiles:
-                for key in ("certificate", "private_key", "ca_list", "ca_path", "crl"):
-                    value = prof.attrs.get(key)
-                    if isinstance(value, str):
-                        prof.attrs[key] = resolve(value, cfg)
-        defaults = {k: (resolve(v, cfg) if isinstance(v, str) and k in (
-            "certificate", "private_key", "ca_list", "ca_path", "crl") else v)
-            for k, v in self.defaults.items()}
-        return complete(profiles, defaults)
+        path = resolve(self.config_path, cfg)
+        files = ([os.path.join(path, f) for f in sorted(os.listdir(path))]
+                 if os.path.isdir(path) else [path])
+        for name in files:
+            try:
+                with open(name, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as exc:
+                raise ConfigError(f"tls config {name}: {exc.strerror}", cfg) from None
+            profiles += parse_text(text, name)
+        for prof in profiles:
+            for key in FILE_ATTRS:
+                value = prof.attrs.get(key)
+                if isinstance(value, str):
+                    prof.attrs[key] = resolve(value, cfg)
+        found = complete(profiles, FILE_DEFAULTS)
+        for prof in found.server:
+            prof.attrs.setdefault("certificate", resolve(DEFAULT_CERT, cfg))
+        return found
 
     def reload(self) -> None:
         """tls.reload in the main process: the new profiles are checked here; on error the old

@@ -106,21 +106,25 @@ def issue(ca_cert: x509.Certificate, ca_key: PrivateKey, cn: str, kind: KeyType,
     return cert, key
 
 
-def _ca(cn: str, kind: KeyType) -> tuple[x509.Certificate, PrivateKey]:
+def _ca(cn: str, kind: KeyType, path_length: int | None = 1,
+        issuer: tuple[x509.Certificate, PrivateKey] | None = None,
+        ) -> tuple[x509.Certificate, PrivateKey]:
+    """A CA certificate: self-signed, or signed by ``issuer`` (an intermediate)."""
     key = _key(kind)
     now = datetime.datetime.now(datetime.UTC)
+    issuer_name, signer = (_name(cn), key) if issuer is None else (issuer[0].subject, issuer[1])
     cert = (x509.CertificateBuilder()
-            .subject_name(_name(cn)).issuer_name(_name(cn))
+            .subject_name(_name(cn)).issuer_name(issuer_name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=60))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True,
                                          crl_sign=True, content_commitment=False,
                                          key_encipherment=False, data_encipherment=False,
                                          key_agreement=False, encipher_only=False,
                                          decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
+            .sign(signer, hashes.SHA256()))
     return cert, key
 
 
@@ -162,3 +166,36 @@ def reissue_server(pki: Pki, cn: str, kind: KeyType = "ec") -> tuple[str, str]:
     os.replace(pki.server_key + ".new", pki.server_key)
     os.replace(pki.server_cert + ".new", pki.server_cert)
     return pki.server_cert, pki.server_key
+
+
+@attrs.frozen
+class Chain:
+    """A root CA and leaf certificates issued through ``intermediates`` CAs below it."""
+
+    root: str  # the trust anchor (what ca_list names)
+    server_chain: str  # a server leaf, then the intermediates, lowest first
+    server_key: str
+    client_chain: str  # a client leaf, then the intermediates
+    client_key: str
+    intermediates: int
+
+
+def make_chain(directory: str | os.PathLike[str], intermediates: int, kind: KeyType = "ec",
+               ) -> Chain:
+    """Root -> ``intermediates`` CAs -> a server and a client leaf (for verify_depth)."""
+    d = os.fspath(directory)
+    os.makedirs(d, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    root = _ca("kemi chain root", kind, path_length=None)
+    chain = [root]
+    for n in range(intermediates):
+        chain.append(_ca(f"kemi chain intermediate {n + 1}", kind, None, issuer=chain[-1]))
+    above = b"".join(c.public_bytes(pem) for c, _ in reversed(chain[1:]))
+    out = {}
+    for role in ("server", "client"):
+        cert, key = issue(chain[-1][0], chain[-1][1], f"{role}.chain.kemi.test", kind,
+                          server=role == "server")
+        out[role] = (_write(os.path.join(d, f"{role}-chain.pem"), cert.public_bytes(pem) + above),
+                     _write(os.path.join(d, f"{role}-chain-key.pem"), _pem_key(key)))
+    return Chain(_write(os.path.join(d, "chain-root.pem"), root[0].public_bytes(pem)),
+                 *out["server"], *out["client"], intermediates)
