@@ -10,23 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import kamailio_available, side_by_side
+from kemi_core.testing import cfg_preamble, kamailio_available, side_by_side
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("sl.so"), reason="Kamailio 5.6 is not installed")]
 
-CFG = """#!KAMAILIO
-debug=2
-log_stderror=yes
-children=1
-auto_aliases=no
-listen=tcp:127.0.0.1:{port}
-mpath="{mpath}"
-NO_CL
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "ctl.so"
-modparam("ctl", "binrpc", "unix:{ctl}")
+CFG = cfg_preamble("sl", "pv", defines="NO_CL").replace("listen=udp:", "listen=tcp:") + """
 request_route {
     sl_send_reply("200", "ok $ci");
 }
