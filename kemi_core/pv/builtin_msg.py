@@ -221,8 +221,8 @@ def _header_name_arg(raw: str) -> str:
 
 
 def _content_length(ctx: MsgContext) -> PvValue:
-    cl = safe(lambda: ctx.msg.content_length)
-    return cl if cl is not None else len(ctx.msg.body)
+    # the header's value: $null without one, as Kamailio 5.6 (not the body's length)
+    return safe(lambda: ctx.msg.content_length)
 
 
 def _body(ctx: MsgContext) -> PvValue:
@@ -294,7 +294,7 @@ def _register() -> None:
     reg("ci", _call_id, doc="Call-ID")
     reg("cs", _cseq_num, doc="CSeq number")
     reg("ct", _first_contact, doc="first Contact header value")
-    reg("cl", _content_length, doc="Content-Length")
+    reg("cl", _content_length, doc="Content-Length header value ($null without one)")
     reg("cT", lambda c: safe(lambda: c.msg.content_type), doc="Content-Type")
     reg("ua", lambda c: c.msg.header("User-Agent"), doc="User-Agent header")
     reg("ai", lambda c: name_addr_uri(c.msg.header("P-Asserted-Identity")),

@@ -1,7 +1,7 @@
 """Pseudo-variables Kamailio's examples and Debian's kamailio.cfg use, on kemi and on Kamailio
 5.6 with the same config: $sel(cfg_get.*) (also after cfg.sets over the control socket),
 $def/$defn, $time/$utime/$timef/$utimef/$TV, $nh, $fUl/$tUl/$rUl, $stat and a variable index
-($(hdr(X)[$var(i)]))."""
+($(hdr(X)[$var(i)])), $cl ($null without a Content-Length header, even with a body)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ request_route {
   } else if ($hdr(X-T) == "stat") {
     $var(o) = "rcv=" + ($stat(rcv_requests) > 0) + " none=" + $stat(no_such_statistic)
       + " unsupported=" + $stat(unsupported_methods);
+  } else if ($hdr(X-T) == "cl") {
+    $var(o) = "cl=[" + $cl + "]";
   } else if ($hdr(X-T) == "index") {
     $var(i) = 0;
     $var(o) = "";
@@ -60,6 +62,9 @@ MSGS = [request_text(extra="X-T: sel"), request_text(extra="X-T: def"),
         request_text(extra="X-T: nh", ruri="sip:Bob@127.0.0.1:5070;transport=udp",
                      frm="<sip:Alice@example.com>;tag=1", to="<sip:u@example.com>"),
         request_text(extra="X-T: stat"),
+        request_text(extra="X-T: cl", body="abc"),
+        request_text(extra="X-T: cl", body="abc").replace("Content-Length: 3\r\n", ""),
+        request_text(extra="X-T: cl").replace("Content-Length: 0\r\n", ""),
         request_text(extra="X-T: index\r\nX-Multi: one\r\nX-Multi: two, three\r\nX-Multi: four")]
 
 
