@@ -163,10 +163,10 @@ UNKNOWN_ERROR = (500, "I'm terribly sorry, server error occurred (1/SL)")
 
 
 def sl_reply_error(ctx: MsgContext) -> int:
-    """Reply with the last internal error of this message, worded as Kamailio 5.6 does: a From
-    or To URI that does not parse gives "479 Regretfully, we were not able to process the URI
-    (479/SL)", a destination that does not resolve "478 Unresolvable destination (478/SL)";
-    with no known error, "500 I'm terribly sorry, server error occurred (1/SL)"."""
+    """Reply with the last internal error of this message, worded as Kamailio 5.6 does
+    ("<reason> (<code>/SL)"): a From or To URI that does not parse (read through $fU, $fd,
+    $tU, $td) gives "479 Regretfully, we were not able to process the URI (479/SL)"; with no
+    known error, "500 I'm terribly sorry, server error occurred (1/SL)"."""
     code, reason = ctx.extra.get("last_error", (None, None))
     if code is None:
         code, reason = UNKNOWN_ERROR
