@@ -111,6 +111,7 @@ _HOMES = {
     "kamcmd": "kemi_core.testing.kamailio",
     "free_port": "kemi_core.testing.process",
     "WaitTimeout": "kemi_core.testing.wait",
+    "db_init": "kemi_core.testing.database",
     "wait_until": "kemi_core.testing.wait",
 }
 
@@ -125,6 +126,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "db_init",
     "Calls",
     "ENGINE_INVITE",
     "NESTED_ERROR_JS",

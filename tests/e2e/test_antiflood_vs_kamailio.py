@@ -6,14 +6,13 @@ answer exactly as Kamailio does (values, types, Kamailio's odd return codes incl
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kemi_auth.testing import DigestUA
+from kemi_core.testing import db_init
 from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available
 from kemi_core.testing.process import KemiProcess, free_port
 
@@ -57,8 +56,7 @@ ADDRESSES = [
 def ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]]:
     tmp = tmp_path_factory.mktemp("antiflood")
     db = tmp / "k.db"
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite://{db}",
-                    "permissions", "htable"], check=True, capture_output=True)
+    db_init(f"sqlite://{db}", "permissions", "htable")
     with sqlite3.connect(db) as con:
         con.executemany("INSERT INTO address (grp, ip_addr, mask, port, tag) VALUES (?,?,?,?,?)",
                         ADDRESSES)

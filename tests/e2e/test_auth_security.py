@@ -10,14 +10,13 @@ address blocked by pike and htable exactly as the official example's REQINIT rou
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from kemi_auth.testing import DigestUA, credentials, parse_challenge
+from kemi_core.testing import db_init
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.wait import wait_until
 
@@ -78,8 +77,7 @@ USERS = [
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("authsec") / "auth.db"
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite://{db}",
-                    "auth_db"], check=True, capture_output=True)
+    db_init(f"sqlite://{db}", "auth_db")
     with sqlite3.connect(db) as con:
         con.executemany("INSERT INTO subscriber (username, domain, password) VALUES (?,?,?)",
                         USERS)

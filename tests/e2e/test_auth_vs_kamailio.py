@@ -10,8 +10,6 @@ came with the right password, where Kamailio 5.6 does not (tests/e2e/test_auth_s
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 
 from kemi_auth.testing import Challenge, DigestUA, credentials, parse_challenge
 from kemi_core.sip import SipMsg
+from kemi_core.testing import db_init
 from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.wait import wait_until
@@ -218,8 +217,7 @@ class Servers:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.db = tmp / "auth.db"
-        subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init",
-                        f"sqlite://{self.db}", "auth_db"], check=True, capture_output=True)
+        db_init(f"sqlite://{self.db}", "auth_db")
         with sqlite3.connect(self.db) as con:
             con.execute("INSERT INTO subscriber (username, domain, password) "
                         "VALUES ('alice', '127.0.0.1', 'secret')")

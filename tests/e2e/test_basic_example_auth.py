@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from typing import Any
 import pytest
 
 from kemi_auth.testing import DigestUA, credentials, parse_challenge
-from kemi_core.testing import kamailio_available
+from kemi_core.testing import db_init, kamailio_available
 from kemi_core.testing.kamailio import KamailioProcess
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available
@@ -76,8 +74,7 @@ SUBSCRIBERS = [("alice", "127.0.0.1", "alicepw"), ("bob", "127.0.0.1", "bobpw")]
 
 
 def make_db(path: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite://{path}",
-                    "usrloc", "auth_db", "permissions"], check=True, capture_output=True)
+    db_init(f"sqlite://{path}", "usrloc", "auth_db", "permissions")
     with sqlite3.connect(path) as con:
         con.executemany("INSERT INTO subscriber (username, domain, password) VALUES (?,?,?)",
                         SUBSCRIBERS)

@@ -27,8 +27,6 @@ from __future__ import annotations
 import re
 import socket
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +40,7 @@ from kemi_core.testing import (
     KemiProcess,
     RtpEngineProcess,
     WaitTimeout,
+    db_init,
     free_port,
     installed_modules,
     kamailio_available,
@@ -104,9 +103,7 @@ class Server:
 
 def make_db(path: Path) -> None:
     """The tables (kemi db init) and a subscriber row per user (password secret-<user>)."""
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite:///{path}",
-                    "usrloc", "acc", "acc_extra", "auth_db", "permissions"], check=True,
-                   capture_output=True, timeout=60)
+    db_init(f"sqlite:///{path}", "usrloc", "acc", "acc_extra", "auth_db", "permissions")
     with sqlite3.connect(path) as conn:
         conn.executemany("INSERT INTO subscriber (username, domain, password) VALUES (?, ?, ?)",
                          [(u, "127.0.0.1", f"secret-{u}") for u in USERS])

@@ -5,12 +5,12 @@ Too Brief; Path; and (db_mode 2 on SQLite) a registration that survives a restar
 from __future__ import annotations
 
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from kemi_core.testing.process import KemiProcess, free_port, kemi_executable
+from kemi_core.testing import db_init
+from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp,
@@ -190,9 +190,7 @@ def test_interval_too_brief_and_path(tmp_path: Path) -> None:
 
 def test_write_back_registration_survives_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "kamailio.db"
-    out = subprocess.run([*kemi_executable(), "db", "init", f"sqlite://{db}", "usrloc"],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr
+    db_init(f"sqlite://{db}", "usrloc")
     proc, port = start(tmp_path, db=db, name="first")
     uas_port = free_port()
     assert register(tmp_path, port, "carol", uas_port) == (1, 0)

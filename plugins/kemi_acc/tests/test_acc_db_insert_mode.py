@@ -12,13 +12,11 @@ from __future__ import annotations
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import KemiProcess, free_port, request_text, wait_until
+from kemi_core.testing import KemiProcess, db_init, free_port, request_text, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +42,7 @@ request_route {{
 
 def _db(tmp_path: Path) -> Path:
     path = tmp_path / "acc.db"
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite:///{path}",
-                    "acc"], check=True, capture_output=True, timeout=60)
+    db_init(f"sqlite:///{path}", "acc")
     return path
 
 

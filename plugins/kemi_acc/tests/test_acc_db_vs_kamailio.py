@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import calendar
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import pytest
 
 from kemi_core.testing import (
     cfg_preamble,
+    db_init,
     kamailio_available,
     request_text,
     side_by_side,
@@ -71,8 +70,7 @@ COLUMNS = ("method", "from_tag", "callid", "sip_code", "sip_reason", "src_user",
 
 def make_db(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite:///{path}",
-                    "acc", "acc_extra"], check=True, capture_output=True, timeout=60)
+    db_init(f"sqlite:///{path}", "acc", "acc_extra")
 
 
 def rows(path: Path, table: str) -> list[tuple[object, ...]]:

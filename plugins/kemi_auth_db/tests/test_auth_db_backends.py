@@ -5,8 +5,6 @@ use_domain, load_credentials into AVPs, and names with SQL in them matched as te
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 
 from kemi_auth.testing import DigestUA
 from kemi_core.api import db
-from kemi_core.testing import KemiProcess, free_port
+from kemi_core.testing import KemiProcess, db_init, free_port
 
 CFG = """#!KAMAILIO
 listen=udp:127.0.0.1:{port}
@@ -62,8 +60,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         target = f"sqlite://{tmp_path}/auth.db"
     else:
         target = request.getfixturevalue("postgres_server").new_database()
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", target, "auth_db"],
-                   check=True, capture_output=True)
+    db_init(target, "auth_db")
     conn = db.open_standalone(target)
     try:
         for col in ("rpid", "email_address"):  # extra columns, as an operator adds them

@@ -4,8 +4,6 @@ every worker at once, expiry, the RPC commands, and a table loaded from and save
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 
 from kemi_auth.testing import DigestUA
 from kemi_core.sip import SipMsg
-from kemi_core.testing import KemiProcess, free_port, wait_until
+from kemi_core.testing import KemiProcess, db_init, free_port, wait_until
 
 CFG = """#!KAMAILIO
 listen=udp:127.0.0.1:{port}
@@ -58,8 +56,7 @@ request_route {{
 @pytest.fixture
 def database(tmp_path: Path) -> Path:
     db = tmp_path / "ht.db"
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite://{db}",
-                    "htable"], check=True, capture_output=True)
+    db_init(f"sqlite://{db}", "htable")
     with sqlite3.connect(db) as con:
         con.executemany("INSERT INTO htable (key_name, key_type, value_type, key_value) "
                         "VALUES (?,?,?,?)", [("gw", 0, 0, "10.0.0.1"), ("limit", 0, 1, "30"),

@@ -4,14 +4,12 @@ seeing a reload of the address table."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kemi_auth.testing import DigestUA
-from kemi_core.testing import KemiProcess, free_port
+from kemi_core.testing import KemiProcess, db_init, free_port
 from kemi_permissions.addresses import AddressRow, AddressTable, InvalidRecord, make_row
 from kemi_permissions.cache import read_address_file
 from kemi_permissions.trusted import TrustedRow, TrustedTable
@@ -80,8 +78,7 @@ request_route {{
 
 def test_reload_seen_by_every_worker(tmp_path: Path) -> None:
     db = tmp_path / "perm.db"
-    subprocess.run([sys.executable, "-m", "kemi_core.cli", "db", "init", f"sqlite://{db}",
-                    "permissions"], check=True, capture_output=True)
+    db_init(f"sqlite://{db}", "permissions")
     with sqlite3.connect(db) as con:
         con.execute("INSERT INTO address (grp, ip_addr, mask, port, tag) VALUES (1, '127.0.0.7', 32, 0, 'peer')")
         con.execute("INSERT INTO trusted (src_ip, proto, from_pattern, tag) VALUES ('127.0.0.8', 'any', '^sip:alice@', 't')")

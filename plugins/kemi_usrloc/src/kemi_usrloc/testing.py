@@ -3,9 +3,7 @@ lookup() found (``X-RC``, ``X-RU``), and ``kemi db init`` for a database URL."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from kemi_core.testing import db_init as core_db_init
 
 LOOKUP_CFG = """#!KAMAILIO
 listen=udp:127.0.0.1:{port}
@@ -44,8 +42,4 @@ def lookup_cfg(port: int, url: str, mode: int, interval: int = 60) -> str:
 
 def db_init(url: str) -> None:
     """``kemi db init URL usrloc`` (the location table and its version row)."""
-    kemi = Path(sys.executable).with_name("kemi")
-    out = subprocess.run([str(kemi), "db", "init", url, "usrloc"], capture_output=True,
-                         text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(out.stdout + out.stderr)
+    core_db_init(url, "usrloc")
