@@ -180,3 +180,37 @@ def test_a_global_that_is_not_a_function_is_not_a_route(core, make_engine, make_
     assert not engine.has_route("ksr_reply_route")
     ctx = make_ctx()
     assert core.run_route("ksr_reply_route", ctx) == -1 and ctx.fault is not None
+
+
+def test_a_route_defined_or_removed_at_run_time_is_seen(core, make_engine, make_ctx):
+    # has_route's answers are kept per script load (asked for every reply); a function
+    # assigned to a new global later, or a route that went away, is still seen.
+    engine = make_engine("""function ksr_request_route()
+  if ksr_reply_route == nil then
+    ksr_reply_route = function() return 7 end
+  else
+    ksr_reply_route = nil
+  end
+end
+""")
+    assert not engine.has_route("ksr_reply_route")
+    core.run_route("ksr_request_route", make_ctx())
+    assert engine.has_route("ksr_reply_route")
+    assert core.run_route("ksr_reply_route", make_ctx()) == 7
+    core.run_route("ksr_request_route", make_ctx())  # removes it
+    assert core.run_route("ksr_reply_route", make_ctx()) == -1  # not defined: a fault
+    assert not engine.has_route("ksr_reply_route")
+
+
+def test_a_script_with_its_own_globals_metatable_keeps_it(core, make_engine, make_ctx):
+    engine = make_engine("""
+local declared = {}
+setmetatable(_G, {__newindex = function(t, k, v) declared[#declared + 1] = k; rawset(t, k, v) end})
+function ksr_request_route()
+  fresh = function() return 3 end
+  return #declared
+end
+""")
+    assert core.run_route("ksr_request_route", make_ctx()) == 2  # ksr_request_route, fresh
+    assert engine.has_route("fresh")
+    assert core.run_route("fresh", make_ctx()) == 3

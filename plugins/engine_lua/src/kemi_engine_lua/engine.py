@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
@@ -102,10 +102,13 @@ class LuaEngine:
 
     # ---- running ------------------------------------------------------------------------
     def has_route(self, name: str) -> bool:
-        if self.state is None:
+        state = self.state
+        if state is None:
             self.load()
-        assert self.state is not None
-        return self.state.has(name)
+            state = self.state
+            assert state is not None
+        known = state.routes.get(name)  # the answer kept since the script was loaded
+        return state.has(name) if known is None else known
 
     def run(self, name: str, ctx: MsgContext, *args: str | int) -> Any:
         """Run Lua function ``name`` (with ``args``: an event callback's event name); returns
@@ -118,12 +121,20 @@ class LuaEngine:
         prev = self.ctx
         self.ctx = ctx
         try:
-            code, value, trace = state.run(name, *args)
+            result = state.run(name, *args)
         finally:
             self.ctx = prev
-        if code == 0:
-            return value
+        # A route's result is one value (nil, a number...); only a failure comes as a tuple
+        # (a script cannot hold a Python tuple: the KSR functions return str, int or nothing).
+        if result.__class__ is not tuple:
+            return result
+        self._failed(state, name, *result)
+
+    def _failed(self, state: LuaState, name: str, code: int, value: Any, trace: Any) -> NoReturn:
+        """Raise what a failed run means: ScriptExit/ScriptDrop as they are, else ScriptError
+        with the Lua traceback (file:line)."""
         if code == 2:
+            state.forget_routes()  # has_route may have said yes before the script removed it
             raise ScriptError(f"{self.settings.scripts[-1]}: Lua function {name}() is not "
                               "defined (a callback name given to the script, e.g. KSR.tm.t_on_*?)")
         if isinstance(value, ScriptExit | ScriptDrop):

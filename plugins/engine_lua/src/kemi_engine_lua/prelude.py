@@ -4,18 +4,23 @@ It creates the global ``KSR`` and ``sr`` tables. Each is an empty table whose ``
 Python once per name and stores the answer with ``rawset``: the next ``KSR.sl.send_reply`` is two
 plain Lua table reads and a call of a Python callable, with no Python on the lookup path.
 
-It returns three functions for the engine:
-``run(name)``     -> code, value, trace   (0 ok / 1 error / 2 no such function)
+It returns four functions for the engine:
+``run(name)``     -> the function's first result (one value) when it ran; on failure
+                  1, error, trace; 2, nil, nil when there is no such function (three values:
+                  Python receives a tuple only then, which spares building one per message)
 ``load(path, source)`` -> code, value, trace (compile and run one script: the file, or
                   ``source`` text published by a reload, named after the file)
 ``has(name)``     -> whether the global ``name`` is a function
+``watch(changed)`` -> after the scripts are loaded: calls ``changed()`` whenever a function is
+                  assigned to a new global (the engine caches ``has``); false when ``_G``
+                  already has a metatable (a script's own), which it leaves alone
 Errors are caught with ``xpcall`` so the message handler can add ``debug.traceback``; a Python
 exception raised by an export arrives as itself (the engine tells ScriptExit/ScriptDrop apart).
 """
 
 PRELUDE = r"""
 local ksr_top, ksr_member, sr_top, sr_member = ...
-local rawset, setmetatable, type, tostring = rawset, setmetatable, type, tostring
+local rawset, setmetatable, getmetatable, type, tostring = rawset, setmetatable, getmetatable, type, tostring
 local xpcall, loadfile, loadstr = xpcall, loadfile, loadstring or load
 local getinfo, traceback = debug.getinfo, debug.traceback
 
@@ -72,7 +77,7 @@ local function run(name, ...)
   local f = _G[name]
   if type(f) ~= "function" then return 2, nil, nil end
   local ok, r = xpcall(f, handler, ...)
-  if ok then return 0, r, nil end
+  if ok then return r end
   return 1, r, last_trace
 end
 
@@ -89,5 +94,14 @@ local function has(name)
   return type(_G[name]) == "function"
 end
 
-return run, load, has
+local function watch(changed)
+  if getmetatable(_G) ~= nil then return false end
+  setmetatable(_G, {__newindex = function(t, k, v)
+    rawset(t, k, v)
+    if type(v) == "function" then changed() end
+  end})
+  return true
+end
+
+return run, load, has, watch
 """

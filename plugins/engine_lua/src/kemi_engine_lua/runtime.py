@@ -71,18 +71,39 @@ class LuaState:
         self.runtime = lua.LuaRuntime(encoding="utf-8", register_eval=False,
                                       register_builtins=False, unpack_returned_tuples=True)
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
-        run, load, has = self.runtime.execute(
+        run, load, has, watch = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member)
-        #: run(name, *args) -> (code, value, trace): called on every message (event
+        #: run(name, *args) -> what the function returned, or a tuple (code, value, trace)
+        #: when it failed (1) or is not defined (2): called on every message (event
         #: callbacks get the event name as their argument).
-        self.run: Callable[..., tuple[int, Any, Any]] = run
+        self.run: Callable[..., Any] = run
         self._load = load
         self._has = has
+        self._watch = watch
+        #: has(name) answers, kept while no function is assigned to a new global (stays
+        #: empty when the script put its own metatable on _G: every has() asks Lua).
+        self.routes: dict[str, bool] = {}
+        self._keep_routes = False
         if watch_count > 0:
             self.runtime.execute(_WATCH_HOOK, _let_signals_run, watch_count)
 
     def has(self, name: str) -> bool:
-        return bool(self._has(name))
+        """Whether the global ``name`` is a function; asked for every reply (ksr_reply_route)
+        and forwarded request (onsend): the engine reads ``routes`` first, once the scripts
+        are loaded (see watch_routes), and calls into Lua only on a miss."""
+        known = bool(self._has(name))
+        if self._keep_routes:
+            self.routes[name] = known
+        return known
+
+    def watch_routes(self) -> None:
+        """Start keeping has()'s answers: called once the scripts are loaded. A function
+        assigned to a new global later (a route defined at run time) empties ``routes``; so
+        does :meth:`forget_routes` when a route said to be there turned out to be gone."""
+        self._keep_routes = bool(self._watch(self.routes.clear))
+
+    def forget_routes(self) -> None:
+        self.routes.clear()
 
     def script_location(self) -> str | None:
         """``file:line`` of the script line running now (called from inside a KSR function;
@@ -154,4 +175,5 @@ def build_state(lua: ModuleType, resolver: Resolver, scripts: Sequence[str],
     state.load_scripts(scripts, sources)
     if required and not state.has(required):
         raise ScriptError(f"{scripts[-1]}: the Lua script does not define function {required}()")
+    state.watch_routes()
     return state
