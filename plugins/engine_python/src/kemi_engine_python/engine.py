@@ -72,8 +72,10 @@ class PythonState:
         """Run callback ``name`` of ``image`` with ``ctx`` as KSR's current context; returns
         what it returned. ScriptExit/ScriptDrop propagate; sys.exit() ends the route like
         KSR.x.exit(); any other error is raised as ScriptError with the script's file:line."""
-        fn = image.callback(name)
-        if fn is None:
+        # Looked up at each call, as app_python3 does (a script may replace a method); getattr
+        # here rather than image.callback(): this runs for every message.
+        fn = getattr(image.target, name, None)
+        if not callable(fn):
             raise ScriptError(f"{image.path}: callback {name} is not defined by the script"
                               f"{' (a method of its handler object)' if image.takes_msg else ''}")
         cur = self.cur
@@ -125,15 +127,27 @@ class PythonEngine:
         assert self.image is not None
         return self.image
 
+    def _first_run(self) -> ScriptImage:
+        """The image, loaded if need be, with the script's per-worker init run (at the first
+        message in this process)."""
+        image = self._image()
+        if not self._child_ready:
+            self._child_ready = True
+            image.ensure_child_init(self._state.worker_rank())
+        return image
+
     def has_route(self, name: str) -> bool:
-        return self._image().callback(name) is not None
+        # asked for every reply and forwarded request: image.callback()'s test, inlined
+        image = self.image
+        if image is None:
+            image = self._image()
+        return callable(getattr(image.target, name, None))
 
     def run(self, name: str, ctx: MsgContext, *args: str | int) -> Any:
         """Run callback ``name`` (``args``: an event callback's event name, after ``msg``)."""
-        image = self._image()
-        if not self._child_ready:  # the script's per-worker init, at its first message here
-            self._child_ready = True
-            image.ensure_child_init(self._state.worker_rank())
+        image = self.image
+        if image is None or not self._child_ready:
+            image = self._first_run()
         return self._state.call(image, name, ctx, *args)
 
     def reload(self) -> None:
