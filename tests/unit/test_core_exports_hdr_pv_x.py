@@ -172,9 +172,16 @@ def test_pv_errors_are_logged_not_raised(caplog: pytest.LogCaptureFixture) -> No
     call(ctx, "pv.sets", "$ci", "readonly")
     assert ctx.msg.call_id == "msg-1"
     assert call(ctx, "pv.is_null", "$bad(") is False
+    call(ctx, "pv.sets", "$du", "sip:10.0.0.5")
+    for _ in range(2):  # the second time through the remembered setter
+        call(ctx, "pv.sets", "$du", "not a uri")
+    assert ctx.dst_uri == "sip:10.0.0.5"
+    call(ctx, "pv.sets", "$(var(x){s.len})", "a")  # transforms: read-only
     messages = [r.getMessage() for r in caplog.records]
     assert any("$nosuch" in m for m in messages)
     assert any("unable to set pv [$ci]" in m for m in messages)
+    assert sum("unable to set pv [$du]: invalid URI" in m for m in messages) == 2
+    assert any("unable to set pv [$(var(x){s.len})]" in m for m in messages)
 
 
 # ---- x ---------------------------------------------------------------------------------------
