@@ -72,7 +72,11 @@ def process_maxfwd(ctx: MsgContext, limit: int) -> int:
         return 2
     if value == 0:
         return -1
-    msg.set_max_forwards(min(value - 1, _settings.max_limit))
+    # every request: a comparison rather than a call of min()
+    value -= 1
+    if value > _settings.max_limit:
+        value = _settings.max_limit
+    msg.set_max_forwards(value)
     return 1
 
 
