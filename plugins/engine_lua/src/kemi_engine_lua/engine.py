@@ -121,7 +121,7 @@ class LuaEngine:
         prev = self.ctx
         self.ctx = ctx
         try:
-            result = state.run(name, *args)
+            result = (state.runners.get(name) or state.runner(name))(*args)
         finally:
             self.ctx = prev
         # A route's result is one value (nil, a number...); only a failure comes as a tuple

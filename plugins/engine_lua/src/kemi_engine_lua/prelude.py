@@ -5,9 +5,11 @@ Python once per name and stores the answer with ``rawset``: the next ``KSR.sl.se
 plain Lua table reads and a call of a Python callable, with no Python on the lookup path.
 
 It returns four functions for the engine:
-``run(name)``     -> the function's first result (one value) when it ran; on failure
-                  1, error, trace; 2, nil, nil when there is no such function (three values:
-                  Python receives a tuple only then, which spares building one per message)
+``runner(name)``  -> a function running the global function ``name`` (looked up at each
+                  call): ``runner(name)(...)`` gives its first result (one value) when it ran;
+                  on failure 1, error, trace; 2, nil, nil when there is no such function (three
+                  values: Python receives a tuple only then, which spares building one per
+                  message). The engine keeps one runner per name: no name crosses per message.
 ``load(path, source)`` -> code, value, trace (compile and run one script: the file, or
                   ``source`` text published by a reload, named after the file)
 ``has(name)``     -> whether the global ``name`` is a function
@@ -73,12 +75,14 @@ local function handler(e)
   return e
 end
 
-local function run(name, ...)
-  local f = _G[name]
-  if type(f) ~= "function" then return 2, nil, nil end
-  local ok, r = xpcall(f, handler, ...)
-  if ok then return r end
-  return 1, r, last_trace
+local function runner(name)
+  return function(...)
+    local f = _G[name]
+    if type(f) ~= "function" then return 2, nil, nil end
+    local ok, r = xpcall(f, handler, ...)
+    if ok then return r end
+    return 1, r, last_trace
+  end
 end
 
 local function load(path, source)
@@ -103,5 +107,5 @@ local function watch(changed)
   return true
 end
 
-return run, load, has, watch
+return runner, load, has, watch
 """

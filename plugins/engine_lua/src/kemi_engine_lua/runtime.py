@@ -64,6 +64,9 @@ def _let_signals_run() -> None:
     """Called from the Lua count hook: entering Python runs the pending signal handlers."""
 
 
+_RUNNERS_MAX = 256
+
+
 class LuaState:
     """A Lua runtime with the prelude and every script loaded, checked."""
 
@@ -71,12 +74,12 @@ class LuaState:
         self.runtime = lua.LuaRuntime(encoding="utf-8", register_eval=False,
                                       register_builtins=False, unpack_returned_tuples=True)
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
-        run, load, has, watch = self.runtime.execute(
+        runner, load, has, watch = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member)
-        #: run(name, *args) -> what the function returned, or a tuple (code, value, trace)
-        #: when it failed (1) or is not defined (2): called on every message (event
-        #: callbacks get the event name as their argument).
-        self.run: Callable[..., Any] = run
+        self._runner = runner
+        #: name -> runner(*args): what the function returned, or a tuple (code, value,
+        #: trace) when it failed (1) or is not defined (2); see :meth:`runner`.
+        self.runners: dict[str, Callable[..., Any]] = {}
         self._load = load
         self._has = has
         self._watch = watch
@@ -86,6 +89,17 @@ class LuaState:
         self._keep_routes = False
         if watch_count > 0:
             self.runtime.execute(_WATCH_HOOK, _let_signals_run, watch_count)
+
+    def runner(self, name: str) -> Callable[..., Any]:
+        """The Lua function running the script's function ``name`` (called on every message,
+        with an event callback's event name as argument): made once per name, so a run
+        passes no name into Lua."""
+        fn = self.runners.get(name)
+        if fn is None:
+            if len(self.runners) >= _RUNNERS_MAX:  # names a script made up at run time
+                self.runners.clear()
+            fn = self.runners[name] = self._runner(name)
+        return fn
 
     def has(self, name: str) -> bool:
         """Whether the global ``name`` is a function; asked for every reply (ksr_reply_route)
