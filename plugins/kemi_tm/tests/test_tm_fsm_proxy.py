@@ -93,7 +93,7 @@ def test_provisionals_forwarded_except_100_and_2xx_forwarded(sip):
     out = c.answer(0, 200, 2.0)
     assert kinds(out) == [BranchFinal, Send]
     assert sip.parse(out[1].data).status == 200
-    assert c.tx.final_status == 200 and c.tx.server.state is ServerState.ACCEPTED
+    assert c.tx.final_status == 200 and c.tx.state is ServerState.ACCEPTED
     # a retransmitted 2xx is forwarded again (the ACK for 2xx is end to end)
     assert sip.parse(upstream(c.answer(0, 200, 2.5))[0].data).status == 200
 
@@ -291,7 +291,7 @@ def test_caller_cancel_gives_487(sip):
     assert sip.parse(final).status == 487
     # the caller's ACK for the 487 is absorbed by the server transaction
     assert c.tx.on_request(sip.request("ACK", to_tag="uas0"), 2.3) == []
-    assert c.tx.server.state is ServerState.CONFIRMED
+    assert c.tx.state is ServerState.CONFIRMED
 
 
 def test_caller_cancel_before_any_provisional(sip):
@@ -317,7 +317,7 @@ def test_non_invite_single_branch(sip):
     c.fork(B0)
     out = c.answer(0, 200, 1.0)
     assert sip.parse(upstream(out)[0].data).status == 200
-    assert c.tx.server.state is ServerState.COMPLETED
+    assert c.tx.state is ServerState.COMPLETED
 
 
 def test_non_invite_timeout_and_no_cancel(sip):

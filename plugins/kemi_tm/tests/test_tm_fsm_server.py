@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kemi_tm.actions import Dest, PassUp, Send, Terminated, TransactionStateError
-from kemi_tm.server import (
-    InviteServerTransaction,
-    NonInviteServerTransaction,
-    ServerState,
-)
+from kemi_tm.server import ServerState, ServerTransaction
 from kemi_tm.testing import Driven
 
 UDP = Dest("udp", "10.0.0.1", 5060)
@@ -32,7 +28,7 @@ def raw(sip, req, status, reason="X", tag="uas1") -> bytes:
 
 def test_invite_retransmission_gets_last_provisional(sip):
     req = sip.request("INVITE")
-    tx = Driven(InviteServerTransaction(req, UDP))
+    tx = Driven(ServerTransaction(req, UDP))
     assert tx.state is ServerState.PROCEEDING
     assert tx.on_request(req, 0.1) == []  # nothing sent yet: absorbed
     trying = raw(sip, req, 100, "Trying")
@@ -46,7 +42,7 @@ def test_invite_retransmission_gets_last_provisional(sip):
 
 def test_invite_negative_final_timer_g_then_h(sip):
     req = sip.request("INVITE")
-    tx = Driven(InviteServerTransaction(req, UDP))
+    tx = Driven(ServerTransaction(req, UDP))
     busy = raw(sip, req, 486, "Busy Here")
     assert tx.send_reply(486, busy, 0.0) == [Send(UDP, busy)]
     assert tx.state is ServerState.COMPLETED and tx.final_status == 486
@@ -60,7 +56,7 @@ def test_invite_negative_final_timer_g_then_h(sip):
 
 def test_invite_ack_confirms_then_timer_i(sip):
     req = sip.request("INVITE")
-    tx = Driven(InviteServerTransaction(req, UDP))
+    tx = Driven(ServerTransaction(req, UDP))
     tx.send_reply(404, raw(sip, req, 404), 0.0)
     ack = sip.request("ACK", to_tag="uas1")
     assert tx.on_request(ack, 0.7) == []  # absorbed
@@ -72,7 +68,7 @@ def test_invite_ack_confirms_then_timer_i(sip):
 
 def test_invite_over_tcp_no_timer_g_and_no_wait_after_ack(sip):
     req = sip.request("INVITE", transport="TCP")
-    tx = Driven(InviteServerTransaction(req, TCP))
+    tx = Driven(ServerTransaction(req, TCP))
     tx.send_reply(486, raw(sip, req, 486), 0.0)
     assert tx.next_timer() == 32.0  # Timer H only
     out = tx.on_request(sip.request("ACK", transport="TCP", to_tag="uas1"), 1.0)
@@ -81,7 +77,7 @@ def test_invite_over_tcp_no_timer_g_and_no_wait_after_ack(sip):
 
 def test_invite_2xx_accepted_state(sip):
     req = sip.request("INVITE")
-    tx = Driven(InviteServerTransaction(req, UDP))
+    tx = Driven(ServerTransaction(req, UDP))
     ok1 = raw(sip, req, 200, "OK", tag="fork1")
     ok2 = raw(sip, req, 200, "OK", tag="fork2")
     tx.send_reply(200, ok1, 1.0)
@@ -99,7 +95,7 @@ def test_invite_2xx_accepted_state(sip):
 
 def test_invite_second_final_refused(sip):
     req = sip.request("INVITE")
-    tx = Driven(InviteServerTransaction(req, UDP))
+    tx = Driven(ServerTransaction(req, UDP))
     tx.send_reply(486, raw(sip, req, 486), 0.0)
     with pytest.raises(TransactionStateError):
         tx.send_reply(200, raw(sip, req, 200), 0.1)
@@ -107,7 +103,7 @@ def test_invite_second_final_refused(sip):
 
 def test_non_invite_trying_proceeding_completed_timer_j(sip):
     req = sip.request("BYE", to_tag="uas1")
-    tx = Driven(NonInviteServerTransaction(req, UDP))
+    tx = Driven(ServerTransaction(req, UDP))
     assert tx.state is ServerState.TRYING
     assert tx.on_request(req, 0.1) == []
     trying = raw(sip, req, 100, "Trying")
@@ -126,6 +122,6 @@ def test_non_invite_trying_proceeding_completed_timer_j(sip):
 
 def test_non_invite_over_tcp_terminates_on_final(sip):
     req = sip.request("OPTIONS", transport="TCP")
-    tx = Driven(NonInviteServerTransaction(req, TCP))
+    tx = Driven(ServerTransaction(req, TCP))
     out = tx.send_reply(200, raw(sip, req, 200), 0.0)
     assert [type(a) for a in out] == [Send, Terminated]

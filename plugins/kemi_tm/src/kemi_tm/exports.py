@@ -298,11 +298,11 @@ def t_lookup_cancel_flags(ctx: MsgContext, flags: int) -> int:
 def t_retransmit_reply(ctx: MsgContext) -> int:
     """Send the last reply of the transaction again."""
     tx = _tx(ctx) or svc_of(ctx).table.lookup_request(ctx.msg)
-    if tx is None or tx.server.last_reply is None:
+    if tx is None or tx.last_reply is None:
         return -1
     svc = svc_of(ctx)
-    d = tx.server.reply_dest
-    ok = svc.core.send(d.proto, d.host, d.port, tx.server.last_reply, d.local)
+    d = tx.reply_dest
+    ok = svc.core.send(d.proto, d.host, d.port, tx.last_reply, d.local)
     return 1 if ok else -1
 
 
@@ -402,7 +402,7 @@ def status_code(ctx: MsgContext) -> int:
     if state.reply_code:
         return state.reply_code
     tx = state.tx
-    return tx.server.last_status if tx is not None else 0
+    return tx.last_status if tx is not None else 0
 
 
 def t_check_status(ctx: MsgContext, regex: str) -> int:
@@ -427,7 +427,7 @@ def t_grep_status(ctx: MsgContext, code: int) -> int:
 def t_get_status_code(ctx: MsgContext) -> int:
     """The last status the transaction sent upstream, -1 without a transaction."""
     tx = _tx(ctx)
-    return tx.server.last_status if tx is not None else -1
+    return tx.last_status if tx is not None else -1
 
 
 def t_get_branch_index(ctx: MsgContext) -> int:

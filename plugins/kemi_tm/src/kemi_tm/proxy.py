@@ -46,16 +46,13 @@ from kemi_tm.context import (
 from kemi_tm.idents import new_ident_and_tag
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey
 from kemi_tm.messages import REASONS, build_cancel, rewrite_status
-from kemi_tm.server import (
-    InviteServerTransaction,
-    NonInviteServerTransaction,
-    ServerState,
-    ServerTransaction,
-)
+from kemi_tm.server import ServerState, ServerTransaction
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
+
+_PROCEEDING = ServerState.PROCEEDING
 
 __all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "not_filed", "reply_priority"]
 
@@ -64,33 +61,32 @@ def not_filed(tx: ProxyTransaction) -> None:
     """``on_reschedule`` of a transaction no table holds: nothing to re-arm."""
 
 
-class ProxyTransaction:
-    """A server transaction joined to its branches, with the 16.7 response context."""
+class ProxyTransaction(ServerTransaction):
+    """A server transaction joined to its branches, with the 16.7 response context.
+
+    It is its own server transaction (a subclass, not a member): one object less per
+    transaction and the server's state read without a hop on every input. Its ``on_request``,
+    ``on_timer``, ``next_timer`` and ``terminated`` cover the branches too; ``reply`` is t_reply's
+    (a status and a reason), the server machine's is ``send_reply`` / ``offer_reply`` (bytes)."""
 
     # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
     # and for the garbage collector to walk.
-    __slots__ = ("request", "method", "is_invite", "settings", "proxy_settings", "sink", "server",
-                 "key", "ident", "branch_prefix", "to_tag", "branches", "step", "canceled",
-                 "deciding", "got_6xx", "on_reschedule", "filed_at")
+    __slots__ = ("proxy_settings", "ident", "branch_prefix", "to_tag", "branches", "step",
+                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, *,
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
                  ident: str | None = None, to_tag: str | None = None,
                  key: ServerKey | None = None, sink: ProxySink | None = None) -> None:
-        self.request = request
-        self.method = request.method
-        self.is_invite = self.method == "INVITE"
-        self.settings = settings
+        # the server transaction's fields; ``key``: the request's server key when the caller
+        # has it already (computed on the message it copied ``request`` from, whose headers
+        # are parsed); where this transaction's machines send and report: ``sink``, none
+        # given: a Recorder
+        super().__init__(request, reply_dest, settings, key,
+                         sink if sink is not None else Recorder())
+        self.sink: ProxySink
         self.proxy_settings = proxy_settings
-        #: where this transaction's machines send and report; none given: a Recorder
-        self.sink: ProxySink = sink if sink is not None else Recorder()
-        #: ``key``: the request's server key when the caller has it already (computed on the
-        #: message it copied ``request`` from, whose headers are parsed)
-        self.server: ServerTransaction = (
-            InviteServerTransaction(request, reply_dest, settings, key, self.sink) if self.is_invite
-            else NonInviteServerTransaction(request, reply_dest, settings, key, self.sink))
-        self.key = self.server.key
         if not ident or not to_tag:
             new_ident, new_tag = new_ident_and_tag()
             ident = ident or new_ident
@@ -114,18 +110,13 @@ class ProxyTransaction:
 
     # ----- state -----
     @property
-    def final_status(self) -> int:
-        """First final status sent upstream (0: none yet)."""
-        return self.server.final_status
-
-    @property
     def pending_branches(self) -> int:
         return sum(1 for b in self.branches if b.pending)
 
     @property
     def terminated(self) -> bool:
         # read after every input (the table): states compared inline, no property per machine
-        if self.server.state is not ServerState.TERMINATED:
+        if self.state is not ServerState.TERMINATED:
             return False
         for b in self.branches:
             if b.state is not ClientState.TERMINATED or (
@@ -136,7 +127,7 @@ class ProxyTransaction:
     def next_timer(self) -> float | None:
         # called after every input (the table re-arms this entry): the machines' timer dicts
         # read inline, no temporary lists
-        timers = self.server.timers
+        timers = self.timers
         at = min(timers.values()) if timers else None
         for b in self.branches:
             timers = b.timers
@@ -185,7 +176,8 @@ class ProxyTransaction:
     # as it goes (``actions``); the table hears about the new deadline at the end.
     def start(self, now: float) -> None:
         """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``."""
-        if self.is_invite and self.proxy_settings.auto_inv_100 and self.server.can_reply(100):
+        # can_reply(100) of a new INVITE transaction: Proceeding, read inline
+        if self.is_invite and self.proxy_settings.auto_inv_100 and self.state is _PROCEEDING:
             self._reply(100, self.proxy_settings.auto_inv_100_reason, now)  # re-arms
             return
         self.on_reschedule(self)
@@ -204,7 +196,7 @@ class ProxyTransaction:
         """
         if self.method == "ACK":
             raise TransactionStateError("ACK is not relayed on a branch")
-        if self.server.final_status:
+        if self.final_status:
             raise TransactionStateError(f"a {self.final_status} was already sent upstream")
         if self.canceled:
             raise TransactionStateError("the transaction was canceled")
@@ -242,20 +234,19 @@ class ProxyTransaction:
     def on_request(self, msg: SipMsg, now: float) -> bool:
         """A retransmission of our request, or the ACK matched to it; True: an end-to-end ACK
         (of a 2xx), to be routed."""
-        server = self.server
-        before = server.state
-        pass_up = server.on_request(msg, now)
-        if server.state is not before:  # a retransmission or a 2xx's ACK changes no timer
+        before = self.state
+        pass_up = ServerTransaction.on_request(self, msg, now)
+        if self.state is not before:  # a retransmission or a 2xx's ACK changes no timer
             self.on_reschedule(self)
         return pass_up
 
-    def on_timer(self, now: float) -> None:
+    def on_timer(self, now: float) -> int:
+        """Fire the timers due at ``now``; 0 (a branch's local final goes to the sink)."""
         # Most calls end a transaction: each machine's last wait timer fires and ends it
         # (the table sees the end through ``terminated``).
-        server = self.server
-        timers = server.timers
+        timers = self.timers
         if timers and min(timers.values()) <= now:
-            server.on_timer(now)
+            ServerTransaction.on_timer(self, now)  # the server machine's own
         # no branch is added while timers run (a failure route runs after, from the sink)
         for b in self.branches:
             timers = b.timers
@@ -269,6 +260,7 @@ class ProxyTransaction:
                 if timers and min(timers.values()) <= now:
                     cancel.on_timer(now)  # a CANCEL that gets no answer changes nothing
         self.on_reschedule(self)
+        return 0
 
     def branch_send_failed(self, branch: int, now: float, status: int = 503) -> None:
         """The transport refused a branch's request: it counts as a local 503 (16.9), or
@@ -295,8 +287,8 @@ class ProxyTransaction:
               headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
               content_type: str | None = None) -> None:
         """A reply generated here (t_reply); a final one CANCELs the pending INVITE branches."""
-        if not self.server.can_reply(status):
-            raise TransactionStateError(f"cannot reply {status}: {self.server.state.value}")
+        if not self.can_reply(status):
+            raise TransactionStateError(f"cannot reply {status}: {self.state.value}")
         self._reply(status, reason, now, headers, body, content_type)
 
     def cancel_all(self, now: float) -> None:
@@ -306,7 +298,7 @@ class ProxyTransaction:
         self.canceled = True
         if self.is_invite:
             self._cancel_pending(now)
-            if not self.branches and self.server.can_reply(487):
+            if not self.branches and self.can_reply(487):
                 self._reply(487, REASONS[487], now)
         self.on_reschedule(self)
 
@@ -320,11 +312,11 @@ class ProxyTransaction:
     def _reply(self, status: int, reason: str, now: float,
                headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
                content_type: str | None = None) -> None:
-        """``reply`` once ``server.can_reply(status)`` was checked (one check per reply)."""
+        """``reply`` once ``can_reply(status)`` was checked (one check per reply)."""
         data = build_reply(self.request, status, reason,
                            to_tag=None if status == 100 else self.to_tag,
                            headers=list(headers), body=body, content_type=content_type)
-        self.server.reply(status, data, now, "local")
+        self.offer_reply(status, data, now, "local")
         if status >= 200:
             self.deciding = False
             self._cancel_pending(now)
@@ -332,20 +324,20 @@ class ProxyTransaction:
 
     def _branch_reply(self, b: BranchState, reply: SipMsg, now: float) -> None:
         status = reply.status
-        server = self.server
         if status < 200:
             if b.cancel_wanted and b.cancel is None and b.state is ClientState.PROCEEDING:
                 self._send_cancel(b, now)
-            if status > 100 and server.can_reply(status):
-                server.reply(status, reply.bytes_without_top_via(), now, "relayed")
+            # can_reply with its usual answer read inline (Proceeding takes any reply)
+            if status > 100 and (self.state is _PROCEEDING or self.can_reply(status)):
+                self.offer_reply(status, reply.bytes_without_top_via(), now, "relayed")
             return
         first = b.status == 0  # b.pending, read on every final: no property call
         if first:
             b.status, b.reply = status, reply
             self.sink.branch_final(self, b.index, status, reply)
         if status < 300:
-            if server.can_reply(status):
-                server.reply(status, reply.bytes_without_top_via(), now, "relayed")
+            if self.state is _PROCEEDING or self.can_reply(status):  # as above
+                self.offer_reply(status, reply.bytes_without_top_via(), now, "relayed")
                 self.deciding = False
             else:
                 self.sink.pass_up(reply)  # too late for the transaction: forward statelessly
@@ -384,7 +376,7 @@ class ProxyTransaction:
             data = reply.bytes_without_top_via()  # our Via off, every other byte as received
             if remap:
                 data = rewrite_status(data, 500, REASONS[500])
-            self.server.send_reply(500 if remap else status, data, now, "relayed")
+            self.send_reply(500 if remap else status, data, now, "relayed")
             return
         if remap:
             status = 500

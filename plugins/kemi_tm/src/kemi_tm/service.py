@@ -262,13 +262,13 @@ class TmService:
                 elif isinstance(record, NeedsDecision) and not owner.in_failure and (
                         decide or owner is not tx):
                     self.decide(owner, record)
-        if tx.server.final_status and not tx.counted_final:
+        if tx.final_status and not tx.counted_final:
             self._count_final(tx)
 
     def _count_final(self, tx: TmTransaction) -> None:
         """``done`` saw a final sent upstream that was not counted yet."""
         tx.counted_final = True
-        self.stats.final(tx.server.final_status)
+        self.stats.final(tx.final_status)
         for handler in self.final_handlers:
             try:
                 handler(tx)

@@ -65,7 +65,7 @@ class TransactionTable:
         self._by_key[tx.key] = tx
         self._by_ident[tx.ident] = tx
         tx.on_reschedule = self._hook
-        if tx.branches or tx.server.timers or tx.server.state is _SERVER_TERMINATED:
+        if tx.branches or tx.timers or tx.state is _SERVER_TERMINATED:
             self._reschedule(tx)  # else nothing to file yet (a new transaction, 100 sent)
 
     def remove(self, tx: ProxyTransaction) -> bool:
@@ -160,7 +160,7 @@ class TransactionTable:
     def _reschedule(self, tx: ProxyTransaction) -> None:
         # runs after every input of every transaction: the common case (deadline unchanged,
         # or moved from one bucket to another) is a few dict operations inline
-        if tx.server.state is _SERVER_TERMINATED and tx.terminated:  # cheap test first
+        if tx.state is _SERVER_TERMINATED and tx.terminated:  # cheap test first
             self.remove(tx)
             return
         at = tx.next_timer()

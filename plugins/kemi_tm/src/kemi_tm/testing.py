@@ -21,6 +21,7 @@ from kemi_core.sip import parse_datagram
 from kemi_core.testing import CaptureTransport, Sent, attach_dispatcher, offline_core
 from kemi_tm.actions import Action, LocalFinal, PassUp, Recorder, Terminated
 from kemi_tm.client import ClientTransaction
+from kemi_tm.proxy import ProxyTransaction
 from kemi_tm.server import ServerTransaction
 from kemi_tm.service import TmService
 
@@ -120,7 +121,9 @@ class Driven:
 
         def drive(*args: Any, **kwargs: Any) -> list[Action]:
             machine = self.machine
-            ends = isinstance(machine, ClientTransaction | ServerTransaction)
+            # a proxy transaction is a server transaction too, but reports no Terminated
+            ends = (isinstance(machine, ClientTransaction | ServerTransaction)
+                    and not isinstance(machine, ProxyTransaction))
             ended = ends and machine.terminated
             result = value(*args, **kwargs)
             out = machine.sink.take()
