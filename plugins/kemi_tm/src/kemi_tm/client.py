@@ -51,8 +51,11 @@ class ClientTransaction(EndsAfterTimer):
 
     TERMINATED_STATE = ClientState.TERMINATED
 
+    # the INVITE machine's own fields (ack, cancelled, _life_end) are here too: one __init__
+    # sets every field (a branch is made per relayed request; a layer of __init__ less)
     __slots__ = ("request", "dest", "settings", "key", "state", "timers", "data",
-                 "final_status", "local_final", "sink", "_interval", "_start")
+                 "final_status", "local_final", "sink", "_interval", "_start",
+                 "ack", "cancelled", "_life_end")
 
     def __init__(self, request: SipMsg, dest: Dest,
                  settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None,
@@ -62,9 +65,12 @@ class ClientTransaction(EndsAfterTimer):
         self.sink: Sink = sink if sink is not None else Recorder()
         self.dest = dest
         self.settings = settings
-        # ``branch``: the top Via branch when the caller just put it there (no Via to parse)
-        self.key: ClientKey = client_key(branch if branch is not None else request.via.branch or "",
-                                         request.method)
+        # ``branch``: the top Via branch when the caller just put it there (no Via to parse);
+        # a proxy's branch gives it (the usual case: keys.client_key without its call)
+        method = request.method
+        self.key: ClientKey = (
+            (branch, method) if branch is not None and method != "ACK"
+            else client_key(branch if branch is not None else request.via.branch or "", method))
         self.state = ClientState.TERMINATED  # until start()
         self.timers: Timers = {}
         self.data = b""
@@ -74,6 +80,10 @@ class ClientTransaction(EndsAfterTimer):
         self.local_final = 0
         self._interval = settings.retr_timer1
         self._start = 0.0
+        #: INVITE: the hop-by-hop ACK sent for the negative final (resent on its retransmissions)
+        self.ack: bytes | None = None
+        self.cancelled = False
+        self._life_end = 0.0
 
     @property
     def terminated(self) -> bool:
@@ -113,16 +123,7 @@ class ClientTransaction(EndsAfterTimer):
 
 
 class InviteClientTransaction(ClientTransaction):
-    __slots__ = ("ack", "cancelled", "_life_end")
-
-    def __init__(self, request: SipMsg, dest: Dest,
-                 settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None,
-                 sink: Sink | None = None) -> None:
-        super().__init__(request, dest, settings, branch, sink)
-        #: the hop-by-hop ACK sent for the negative final (resent on its retransmissions)
-        self.ack: bytes | None = None
-        self.cancelled = False
-        self._life_end = 0.0
+    __slots__ = ()
 
     def arm(self, now: float) -> None:
         s = self.settings

@@ -143,21 +143,6 @@ class ProxyTransaction(ServerTransaction):
                         at = t
         return at
 
-    def match_branch(self, branch: str, tail: str, method: str) -> int | None:
-        """Index of the branch a reply belongs to (by its Via ``branch`` and CSeq ``method``),
-        or None; the caller (``TransactionTable.lookup_reply``) split ``branch`` at its last dot
-        (``tail``: our branch index, as text) and found this transaction by the rest."""
-        if not tail.isdigit():
-            return None
-        index = int(tail)
-        branches = self.branches
-        if index >= len(branches):
-            return None
-        b = branches[index]
-        if method == "CANCEL" and self.method != "CANCEL":  # the CANCEL we sent for an INVITE branch
-            return index if b.cancel is not None else None
-        return index if b.key == (branch, method) else None
-
     def best_reply(self) -> tuple[int, SipMsg | None]:
         """The 16.7 step 6 choice among the finals considered (status 0 when none)."""
         ps = self.proxy_settings

@@ -100,10 +100,19 @@ class TransactionTable:
             return None
         head, _, tail = branch.rpartition(".")  # z9hG4bK<ident> . <branch index>
         tx = self._by_ident.get(head[_COOKIE_LEN:])
-        if tx is None:
+        if tx is None or not tail.isdigit():
             return None
-        index = tx.match_branch(branch, tail, reply.cseq.method)
-        return (tx, index) if index is not None else None
+        # the branch by its index, then its key (Via branch, CSeq method) checked: inline, as
+        # every reply comes this way
+        index = int(tail)
+        branches = tx.branches
+        if index >= len(branches):
+            return None
+        b = branches[index]
+        method = reply.cseq.method
+        if method == "CANCEL" and tx.method != "CANCEL":  # the CANCEL we sent for an INVITE branch
+            return (tx, index) if b.cancel is not None else None
+        return (tx, index) if b.key == (branch, method) else None
 
     def next_timer(self) -> float | None:
         """The earliest deadline of any entry (None when no entry has a timer)."""
