@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
 
 _PROCEEDING = ServerState.PROCEEDING
+#: ``filed_in`` of a transaction no table filed (never written)
+_NO_BUCKET: dict[str, ProxyTransaction] = {}
 
 __all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "not_filed", "reply_priority"]
 
@@ -72,7 +74,7 @@ class ProxyTransaction(ServerTransaction):
     # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
     # and for the garbage collector to walk.
     __slots__ = ("proxy_settings", "ident", "branch_prefix", "to_tag", "branches", "step",
-                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at")
+                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at", "filed_in")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, *,
                  settings: TimerSettings = DEFAULT_TIMERS,
@@ -107,6 +109,8 @@ class ProxyTransaction(ServerTransaction):
         self.on_reschedule: Callable[[ProxyTransaction], None] = not_filed
         #: the table's bookkeeping: the deadline it filed this entry under (None: not filed)
         self.filed_at: float | None = None
+        #: ... and the bucket it is in (meaningful while ``filed_at`` is not None)
+        self.filed_in: dict[str, ProxyTransaction] = _NO_BUCKET
 
     # ----- state -----
     @property
