@@ -76,11 +76,13 @@ class ProxyTransaction(ServerTransaction):
     __slots__ = ("proxy_settings", "ident", "branch_prefix", "to_tag", "branches", "step",
                  "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at", "filed_in")
 
-    def __init__(self, request: SipMsg, reply_dest: Dest, *,
+    # settings, proxy_settings, key and sink may come by position: a subclass passes them on
+    # without binding keywords again (one is made per relayed request)
+    def __init__(self, request: SipMsg, reply_dest: Dest,
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
-                 ident: str | None = None, to_tag: str | None = None,
-                 key: ServerKey | None = None, sink: ProxySink | None = None) -> None:
+                 key: ServerKey | None = None, sink: ProxySink | None = None, *,
+                 ident: str | None = None, to_tag: str | None = None) -> None:
         # the server transaction's fields; ``key``: the request's server key when the caller
         # has it already (computed on the message it copied ``request`` from, whose headers
         # are parsed); where this transaction's machines send and report: ``sink``, none

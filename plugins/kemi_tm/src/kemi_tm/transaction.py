@@ -40,8 +40,7 @@ class TmTransaction(ProxyTransaction):
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
                  key: ServerKey | None = None, sink: ProxySink | None = None) -> None:
-        super().__init__(request, reply_dest, settings=settings, proxy_settings=proxy_settings,
-                         key=key, sink=sink)
+        super().__init__(request, reply_dest, settings, proxy_settings, key, sink)
         self.rcv = rcv
         self.created = created
         #: the routes armed with t_on_*: the request's own object (``ReqState.callbacks``), so
