@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from kemi_core.sip import parse_datagram
 from kemi_tm.actions import Dest, Recorder, Sink
 from kemi_tm.keys import ClientKey, client_key
 from kemi_tm.messages import build_ack
@@ -53,27 +54,35 @@ class ClientTransaction(EndsAfterTimer):
 
     # the INVITE machine's own fields (ack, cancelled, _life_end) are here too: one __init__
     # sets every field (a branch is made per relayed request; a layer of __init__ less)
-    __slots__ = ("request", "dest", "settings", "key", "state", "timers", "data",
+    __slots__ = ("_request", "dest", "settings", "key", "state", "timers", "data",
                  "final_status", "local_final", "sink", "_interval", "_start",
                  "ack", "cancelled", "_life_end")
 
-    def __init__(self, request: SipMsg, dest: Dest,
+    def __init__(self, request: SipMsg | bytes, dest: Dest,
                  settings: TimerSettings = DEFAULT_TIMERS, branch: str | None = None,
-                 sink: Sink | None = None) -> None:
-        self.request = request
+                 sink: Sink | None = None, method: str = "") -> None:
+        # ``request`` as bytes: what goes on the wire, ready (a proxy's branch, made without a
+        # copy of the message); then ``branch`` and ``method`` say what it is, and ``request``
+        # parses the bytes only when asked (to build a CANCEL or an ACK)
+        if isinstance(request, bytes):
+            self._request: SipMsg | None = None
+            self.data = request
+        else:
+            self._request = request
+            self.data = b""
+            method = request.method
         #: where retransmissions, ACKs (and ``start``'s request) go; none given: a Recorder
         self.sink: Sink = sink if sink is not None else Recorder()
         self.dest = dest
         self.settings = settings
         # ``branch``: the top Via branch when the caller just put it there (no Via to parse);
         # a proxy's branch gives it (the usual case: keys.client_key without its call)
-        method = request.method
         self.key: ClientKey = (
             (branch, method) if branch is not None and method != "ACK"
-            else client_key(branch if branch is not None else request.via.branch or "", method))
+            else client_key(branch if branch is not None else self.request.via.branch or "",
+                            method))
         self.state = ClientState.TERMINATED  # until start()
         self.timers: Timers = {}
-        self.data = b""
         #: status of the final reply received (0: none yet)
         self.final_status = 0
         #: status of the LocalFinal reported (0: none)
@@ -84,6 +93,15 @@ class ClientTransaction(EndsAfterTimer):
         self.ack: bytes | None = None
         self.cancelled = False
         self._life_end = 0.0
+
+    @property
+    def request(self) -> SipMsg:
+        """The request this machine sends (parsed from its bytes on first use when it was
+        given as bytes)."""
+        req = self._request
+        if req is None:
+            req = self._request = parse_datagram(self.data)
+        return req
 
     @property
     def terminated(self) -> bool:
@@ -128,7 +146,8 @@ class InviteClientTransaction(ClientTransaction):
     def arm(self, now: float) -> None:
         s = self.settings
         self.state = ClientState.CALLING
-        self.data = self.request.to_bytes()
+        if self._request is not None:  # else made from its bytes
+            self.data = self._request.to_bytes()
         self._start = now
         self._life_end = now + s.max_inv_lifetime
         if not self.dest.reliable:
@@ -215,7 +234,8 @@ class NonInviteClientTransaction(ClientTransaction):
     def arm(self, now: float) -> None:
         s = self.settings
         self.state = ClientState.TRYING
-        self.data = self.request.to_bytes()
+        if self._request is not None:  # else made from its bytes
+            self.data = self._request.to_bytes()
         self._start = now
         if not self.dest.reliable:
             self._interval = s.retr_timer1

@@ -68,8 +68,8 @@ class BranchFields:
     flags: int
     replied: bool  # got at least one reply (t_branch_replied / t_any_replied)
 
-    def __init__(self, index: int, step: int, request: SipMsg, dest: Dest,
-                 settings: TimerSettings, branch: str, sink: Sink) -> None:
+    def __init__(self, index: int, step: int, request: SipMsg | bytes, dest: Dest,
+                 settings: TimerSettings, branch: str, sink: Sink, method: str = "") -> None:
         self.index = index
         self.step = step
         self.cancel = None
@@ -79,7 +79,7 @@ class BranchFields:
         self.flags = 0
         self.replied = False
         # the client transaction (next in the MRO)
-        super().__init__(request, dest, settings, branch, sink)  # type: ignore[call-arg]
+        super().__init__(request, dest, settings, branch, sink, method)  # type: ignore[call-arg]
 
     @property
     def pending(self) -> bool:

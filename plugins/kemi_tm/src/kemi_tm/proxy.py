@@ -174,11 +174,14 @@ class ProxyTransaction(ServerTransaction):
         self.on_reschedule(self)
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,
-                   sent_by: str, via_params: str = "", owned: bool = False) -> int:
+                   sent_by: str, via_params: str = "", owned: bool = False,
+                   top_via: str | None = None) -> int:
         """Make a branch for a copy of ``request`` to ``dest`` with our Via (``sent_by`` =
         "host[:port]", ``via_params`` after the branch, e.g. ";rport").
         ``owned``: the caller hands ``request`` over (a copy made for this branch), so it is
-        used as it is instead of being copied again.
+        used as it is. Otherwise the branch's request is ``request``'s bytes with our Via on
+        top (and ``top_via`` in place of its own top Via, as ``apply_via``): no copy of the
+        message is made, the branch parses its bytes again only to build a CANCEL or an ACK.
 
         While other branches are pending it forks in parallel; after a decision was asked it
         opens a new serial step. Returns the branch index; the branch's client is armed and
@@ -197,16 +200,21 @@ class ProxyTransaction(ServerTransaction):
             self.step += 1  # serial forking from the failure route
         self.deciding = False
         index = len(self.branches)
-        if isinstance(request, bytes):
-            msg = parse_datagram(request)
-        else:
-            msg = request if owned else request.copy()
         branch = f"{self.branch_prefix}{index}"
-        msg.prepend_via(f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}")
-        # the branch (its client transaction) owns msg from now on; it carries the
+        ours = f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}"
+        wire: SipMsg | bytes
+        if isinstance(request, bytes):
+            wire = parse_datagram(request)
+            wire.prepend_via(ours)
+        elif owned:
+            wire = request
+            wire.prepend_via(ours)
+        else:
+            wire = request.bytes_with_via(ours, top_via)
+        # the branch (its client transaction) owns wire from now on; it carries the
         # transaction's method
         b: BranchState = (InviteBranch if self.is_invite else NonInviteBranch)(
-            index, self.step, msg, dest, self.settings, branch, self.sink)
+            index, self.step, wire, dest, self.settings, branch, self.sink, self.method)
         self.branches.append(b)
         b.arm(now)
         self.on_reschedule(self)

@@ -177,6 +177,19 @@ def _add_path(breq: SipMsg, path: str) -> None:
         breq.add_header_after_last("via", "Route", path)
 
 
+def _branch_copy(msg: SipMsg, ruri: str, via: str | None, path: str | None) -> SipMsg:
+    """A branch's own copy of the request: its R-URI, the request's top Via as we pass it on
+    (``via``, None: unchanged), the Path it goes through as Route."""
+    breq = msg.copy()
+    if ruri != breq.ruri:
+        breq.set_ruri(ruri)
+    if via is not None:
+        apply_via(breq, via)
+    if path:
+        _add_path(breq, path)
+    return breq
+
+
 def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
                    target: Target | None, via: str | None, in_failure: bool) -> int:
     """Add one branch per destination, then send them all (so a branch that fails at once
@@ -191,13 +204,10 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     resolver = ctx.core.resolver
     waiting = 0
     for index, (ruri, du, path, bflags) in enumerate(_destinations(ctx)):
-        breq = msg.copy()
-        if ruri != breq.ruri:
-            breq.set_ruri(ruri)
-        if via is not None:
-            apply_via(breq, via)
-        if path:
-            _add_path(breq, path)
+        # the usual branch (the request's R-URI, no Path, no branch route) is the request as
+        # it is: add_branch puts our Via (and ``via``) on its bytes, no copy of it is made
+        plain = branch_route is None and not path and ruri == msg.ruri
+        breq = msg if plain else _branch_copy(msg, ruri, via, path)
         if branch_route is not None:
             bctx = svc.script.branch(ctx, breq, du, tx, len(tx.branches), bflags)
             if bctx is None:
@@ -211,8 +221,9 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         sent_by = via_sent_by(ctx, bproto)
         ip = resolver.known(host)
         if ip is None:
+            own = _branch_copy(msg, ruri, via, path) if plain else breq
             found = resolver.resolve(host, functools.partial(
-                _resolved, svc, tx, breq, hop, sent_by, vparams, bflags))
+                _resolved, svc, tx, own, hop, sent_by, vparams, bflags))
             if found is None:
                 log.error("t_relay: cannot resolve the destination %s", host)
                 continue
@@ -222,9 +233,10 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                 continue
             ip = found
         try:
-            # breq is this branch's own copy: the client transaction takes it over
+            # breq is this branch's own copy (the client transaction takes it over), or the
+            # request itself (plain: not the branch's to change)
             index = tx.add_branch(breq, _dest(bproto, ip, port), now, sent_by=sent_by,
-                                  via_params=vparams, owned=True)
+                                  via_params=vparams, owned=not plain, top_via=via)
         except TransactionStateError as exc:
             log.error("t_relay: cannot add a branch: %s", exc)
             break
