@@ -77,7 +77,7 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
             unmatched = svc.settings.unmatched_cancel
             if unmatched:  # Kamailio: 1 forwards it statelessly and ends the script, 2 drops it
                 return (_stateless(ctx, proto, target) and 0) if unmatched == 1 else 1
-        state = req_state(ctx)
+        state = current if current is not None else req_state(ctx)  # looked up once
         tx = state.tx
         # ;received/;rport for the copies (the transaction's and each branch's), computed
         # once from the request (whose Via is parsed)
