@@ -347,7 +347,7 @@ _STANDARD_REASONS = {200: "OK", 202: "Accepted", 204: "No Notification"}
 
 def _final_reply_parts(tx: Any) -> tuple[str, str]:
     """Reason phrase and To-tag of the final reply the transaction sent."""
-    data = getattr(getattr(tx, "server", None), "last_reply", None)
+    data = getattr(tx, "last_reply", None)  # the transaction is its server transaction
     if not data:
         return "", ""
     try:
