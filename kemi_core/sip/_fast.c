@@ -28,6 +28,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h> /* T_OBJECT_EX, READONLY: the message's slots */
 
 static PyObject *empty_key; /* "" */
 
@@ -579,15 +580,16 @@ name_addr_fields(PyObject *module, PyObject *value)
 
 
 /* ---- the whole datagram ------------------------------------------------------------------
- * scan_datagram(data, names, methods, max_size, max_headers, max_line) does in one pass what
+ * scan_message(data, names, methods, max_size, max_headers, max_line) does in one pass what
  * parser.parse_datagram does for the usual datagram: an ASCII head ending in CRLF CRLF, every
  * line ending in CR, every header name already in ``names`` (the parser's cache), a request
  * line "METHOD URI SIP/2.0" with a known method or a status line "SIP/2.0 NNN reason", at most
- * one Content-Length made of digits and not past the end. It returns
- * (lines, keys, is_request, method, ruri, status, reason, body, buf, cache), the very values
- * the Python path gives (body and buf cut at Content-Length, RFC 3261 18.3) and the message's
- * first cache of parsed values (parsed_values: its top Via and CSeq), or None for anything
- * else: the Python path then decides, errors included. It never raises for any bytes. */
+ * one Content-Length made of digits and not past the end. It returns the SipMsg with the very
+ * state the Python path gives (lines, keys, is_request, method, ruri, status, reason, body and
+ * buf cut at Content-Length (RFC 3261 18.3), version) and the message's first cache of parsed
+ * values (parsed_values: its top Via, a reply's CSeq, a request's Max-Forwards), or None for
+ * anything else: the Python path then decides, errors included. It never raises for any bytes
+ * (once message_type registered the class). */
 
 static PyObject *s_content_length;
 
@@ -685,7 +687,7 @@ is_content_length(PyObject *key)
             memcmp(PyUnicode_DATA(key), "content-length", 14) == 0);
 }
 
-static PyObject *s_via, *s_from, *s_to, *s_call_id, *s_cseq;
+static PyObject *s_via, *s_from, *s_to, *s_call_id, *s_cseq, *s_max_forwards;
 
 static int
 key_is(PyObject *key, PyObject *want)
@@ -783,6 +785,39 @@ done:
     return result;
 }
 
+/* A request's Max-Forwards when it has one such line whose value is 1 to 3 ASCII digits up to
+ * 255, as reading msg.max_forwards gives it (every relayed request has it read, then
+ * decremented); else None: anything else is parsed, or refused, when read. New reference;
+ * NULL on error. */
+static PyObject *
+max_forwards_value(PyObject *module, PyObject *keys, PyObject *lines)
+{
+    Py_ssize_t at = find_single(keys, s_max_forwards);
+    if (at == -3)
+        return NULL;
+    if (at < 0 || at >= PyList_GET_SIZE(lines))
+        Py_RETURN_NONE;
+    PyObject *value = line_value(module, PyList_GET_ITEM(lines, at));
+    if (value == NULL)
+        return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    long number = 0;
+    for (Py_ssize_t i = 0; i < n && n <= 3; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, d, i);
+        if (c < '0' || c > '9') {
+            number = -1;
+            break;
+        }
+        number = number * 10 + (long)(c - '0');
+    }
+    Py_DECREF(value);
+    if (n < 1 || n > 3 || number < 0 || number > 255)
+        Py_RETURN_NONE;
+    return PyLong_FromLong(number);
+}
+
 /* The classes of the values parsed ahead (kemi_core.sip.values Via and CSeq, tuple
  * subclasses), given once by value_types(); unset, nothing is parsed ahead. */
 static PyTypeObject *via_type, *cseq_type;
@@ -839,10 +874,12 @@ put_value(PyObject *cache, PyObject *key, PyTypeObject *type, PyObject *fields)
     return rc;
 }
 
-/* What msg._cache starts with: the top Via and a reply's CSeq parsed ahead as reading
- * msg.via and msg.cseq would (every message has its Via read, every reply its CSeq; a
- * request's CSeq is rarely read on the way), when they have the usual shapes (top_via_fields,
- * cseq_fields); the others are parsed, or refused, when read. New reference; NULL on error. */
+/* What msg._cache starts with: the top Via, a reply's CSeq and a request's Max-Forwards parsed
+ * ahead as reading msg.via, msg.cseq and msg.max_forwards would (every message has its Via
+ * read, every reply its CSeq, every relayed request its Max-Forwards; a request's CSeq is rarely
+ * read on the way), when they have the usual shapes (top_via_fields, cseq_fields,
+ * max_forwards_value); the others are parsed, or refused, when read. New reference; NULL on
+ * error. */
 static PyObject *
 parsed_values(PyObject *module, PyObject *keys, PyObject *lines, PyObject *methods,
               int is_request)
@@ -852,43 +889,76 @@ parsed_values(PyObject *module, PyObject *keys, PyObject *lines, PyObject *metho
         return cache;
     if (put_value(cache, s_via, via_type, top_via_fields(module, keys, lines)) < 0 ||
         (!is_request &&
-         put_value(cache, s_cseq, cseq_type, cseq_fields(module, keys, lines, methods)) < 0)) {
-        Py_DECREF(cache);
-        return NULL;
+         put_value(cache, s_cseq, cseq_type, cseq_fields(module, keys, lines, methods)) < 0))
+        goto error;
+    if (is_request) {
+        PyObject *mf = max_forwards_value(module, keys, lines);
+        if (mf == NULL || (mf != Py_None && PyDict_SetItem(cache, s_max_forwards, mf) < 0)) {
+            Py_XDECREF(mf);
+            goto error;
+        }
+        Py_DECREF(mf);
     }
     return cache;
+error:
+    Py_DECREF(cache);
+    return NULL;
 }
 
-static PyObject *
-scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The first CRLF CRLF of [d, d + n), NULL when there is none. memchr hops from CR to CR (one
+ * per line): glibc's memmem took ~1,500 instructions per message for this 4-byte needle. */
+static const char *
+find_head_end(const char *d, Py_ssize_t n)
+{
+    const char *p = d, *end = d + n;
+    while (end - p >= 4) {
+        /* a match starts at end - 4 at the latest: cr[3] stays inside the data */
+        const char *cr = memchr(p, '\r', (size_t)(end - p - 3));
+        if (cr == NULL)
+            return NULL;
+        if (cr[1] == '\n' && cr[2] == '\r' && cr[3] == '\n')
+            return cr;
+        p = cr + 1;
+    }
+    return NULL;
+}
+
+/* The message's fields (SCAN_FIELDS new references in out, in the order of F_LINES ... F_CACHE
+ * below) for the usual datagram: 1; 0 for anything else (the careful path decides); -1 on
+ * error. */
+#define SCAN_FIELDS 10
+
+static int
+scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject **out)
 {
     if (nargs != 6 || !PyDict_Check(args[1]) || !PyAnySet_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "scan_datagram(data: bytes, names: dict, methods: "
+        PyErr_SetString(PyExc_TypeError, "scan_message(data: bytes, names: dict, methods: "
                                          "frozenset, max_size, max_headers, max_line: int)");
-        return NULL;
+        return -1;
     }
     if (!PyBytes_CheckExact(args[0]))
-        Py_RETURN_NONE;
+        return 0;
     Py_ssize_t max_size = PyLong_AsSsize_t(args[3]);
     Py_ssize_t max_headers = PyLong_AsSsize_t(args[4]);
     Py_ssize_t max_line = PyLong_AsSsize_t(args[5]);
     if (PyErr_Occurred())
-        return NULL;
+        return -1;
     PyObject *data = args[0];
     PyObject *names = args[1];
     const char *d = PyBytes_AS_STRING(data);
     Py_ssize_t n = PyBytes_GET_SIZE(data);
     if (n > max_size || n < 4 || d[0] == '\r' || d[0] == '\n')
-        Py_RETURN_NONE;
-    const char *end4 = memmem(d, (size_t)n, "\r\n\r\n", 4);
+        return 0;
+    const char *end4 = find_head_end(d, n);
     if (end4 == NULL || end4 == d)
-        Py_RETURN_NONE;
+        return 0;
     Py_ssize_t head_len = (end4 - d) + 1; /* through the last header's CR */
     if (!is_ascii(d, head_len))
-        Py_RETURN_NONE;
+        return 0;
 
     PyObject *lines = PyList_New(0), *keys = PyList_New(0);
-    PyObject *method = NULL, *ruri = NULL, *reason = NULL, *result = NULL;
+    PyObject *method = NULL, *ruri = NULL, *reason = NULL;
+    int result = -1;
     Py_ssize_t cl_line = -1; /* index of the Content-Length line */
     if (lines == NULL || keys == NULL)
         goto done;
@@ -1020,31 +1090,20 @@ scan_datagram(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_XDECREF(cache);
         goto done;
     }
-    result = PyTuple_New(10);
-    if (result == NULL) {
-        Py_DECREF(body);
-        Py_DECREF(buf);
-        Py_DECREF(st);
-        Py_DECREF(cache);
-        goto done;
-    }
-    PyObject *flag = is_request ? Py_True : Py_False;
-    Py_INCREF(flag);
-    PyTuple_SET_ITEM(result, 0, lines);
-    PyTuple_SET_ITEM(result, 1, keys);
-    PyTuple_SET_ITEM(result, 2, flag);
-    PyTuple_SET_ITEM(result, 3, method);
-    PyTuple_SET_ITEM(result, 4, ruri);
-    PyTuple_SET_ITEM(result, 5, st);
-    PyTuple_SET_ITEM(result, 6, reason);
-    PyTuple_SET_ITEM(result, 7, body);
-    PyTuple_SET_ITEM(result, 8, buf);
-    PyTuple_SET_ITEM(result, 9, cache);
-    return result;
+    out[0] = lines;
+    out[1] = keys;
+    out[2] = Py_NewRef(is_request ? Py_True : Py_False);
+    out[3] = method;
+    out[4] = ruri;
+    out[5] = st;
+    out[6] = reason;
+    out[7] = body;
+    out[8] = buf;
+    out[9] = cache;
+    return 1;
 
 careful:
-    result = Py_None;
-    Py_INCREF(result);
+    result = 0;
 done:
     Py_XDECREF(lines);
     Py_XDECREF(keys);
@@ -1052,6 +1111,189 @@ done:
     Py_XDECREF(ruri);
     Py_XDECREF(reason);
     return result;
+}
+
+/* ---- the message object ---------------------------------------------------------------------
+ * message_type(SipMsg, list_keys) registers the class of parsed messages and the keys of its
+ * cache whose values are lists (message._LIST_KEYS), and returns copy_message as a method of
+ * that class. Each state slot is found through its member descriptor (a __slots__ entry that
+ * holds an object), so C reads and writes it where Python's slot access does.
+ *
+ * scan_message(data, names, methods, max_size, max_headers, max_line) returns the message of the
+ * usual datagram (see the whole-datagram pass above) or None: one call makes the message,
+ * instead of a tuple of its fields unpacked into eleven slot stores in Python.
+ *
+ * copy_message(msg) (message.SipMsg.copy_py) is an independent copy that shares the immutable
+ * state: new lists of lines and keys, a new cache dict without "uri" (a mutable SipUri) whose
+ * list values (list_keys) are copied. tm copies every relayed request twice. */
+enum { F_LINES, F_NAMES, F_IS_REQUEST, F_METHOD, F_RURI, F_STATUS, F_REASON, F_BODY, F_BUF,
+       F_CACHE, F_VERSION, F_COUNT };
+/* (the first SCAN_FIELDS in scan's order) */
+static const char *const field_names[F_COUNT] = {
+    "_lines", "_names", "is_request", "_method", "_ruri", "status", "reason", "_body", "_buf",
+    "_cache", "version",
+};
+static PyTypeObject *msg_type; /* strong; NULL until registered */
+static Py_ssize_t field_offset[F_COUNT];
+static PyObject *msg_list_keys; /* strong */
+static PyObject *s_uri;
+
+static inline PyObject **
+field(PyObject *msg, int f)
+{
+    return (PyObject **)((char *)msg + field_offset[f]);
+}
+
+/* A new message holding fields (F_COUNT new references, consumed); NULL on error. */
+static PyObject *
+new_message(PyObject **fields)
+{
+    PyObject *m = msg_type->tp_alloc(msg_type, 0);
+    for (int f = 0; f < F_COUNT; f++) {
+        if (m == NULL)
+            Py_DECREF(fields[f]);
+        else
+            Py_XSETREF(*field(m, f), fields[f]);
+    }
+    return m;
+}
+
+static PyObject *
+scan_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *fields[F_COUNT];
+    int rc = scan(module, args, nargs, fields);
+    if (rc <= 0)
+        return rc < 0 ? NULL : Py_NewRef(Py_None);
+    fields[F_VERSION] = Py_NewRef(s_sip20);
+    if (msg_type == NULL) {
+        for (int f = 0; f < F_COUNT; f++)
+            Py_DECREF(fields[f]);
+        PyErr_SetString(PyExc_RuntimeError, "scan_message: message_type() was not called");
+        return NULL;
+    }
+    return new_message(fields);
+}
+
+/* A copy of a list or dict (anything else: its copy() method's result). */
+static PyObject *
+copied(PyObject *o)
+{
+    if (PyList_CheckExact(o))
+        return PyList_GetSlice(o, 0, PyList_GET_SIZE(o));
+    if (PyDict_CheckExact(o))
+        return PyDict_Copy(o);
+    return PyObject_CallMethod(o, "copy", NULL);
+}
+
+/* The copy's cache: no "uri", the list values copied. New reference; NULL on error. */
+static PyObject *
+copied_cache(PyObject *cache)
+{
+    PyObject *d = copied(cache);
+    if (d == NULL || !PyDict_Check(d) || PyDict_GET_SIZE(d) == 0)
+        return d;
+    PyObject *uri = PyDict_GetItemWithError(d, s_uri);
+    if ((uri == NULL && PyErr_Occurred()) || (uri != NULL && PyDict_DelItem(d, s_uri) < 0))
+        goto error;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(d, &pos, &key, &value)) {
+        int listed = PySet_Contains(msg_list_keys, key);
+        if (listed < 0)
+            goto error;
+        if (!listed)
+            continue;
+        PyObject *own = copied(value);
+        /* (replacing the value of a key while walking is allowed: the size stays) */
+        int rc = own == NULL ? -1 : PyDict_SetItem(d, key, own);
+        Py_XDECREF(own);
+        if (rc < 0)
+            goto error;
+    }
+    return d;
+error:
+    Py_DECREF(d);
+    return NULL;
+}
+
+static PyObject *
+copy_message(PyObject *self, PyObject *unused)
+{
+    if (msg_type == NULL || !PyObject_TypeCheck(self, msg_type)) {
+        PyErr_SetString(PyExc_TypeError, "copy_message(msg): not a registered message");
+        return NULL;
+    }
+    PyObject *fields[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++) {
+        if (*field(self, f) == NULL) {
+            PyErr_SetString(PyExc_AttributeError, field_names[f]);
+            return NULL;
+        }
+    }
+    for (int f = 0; f < F_COUNT; f++) {
+        PyObject *v = *field(self, f);
+        fields[f] = f == F_LINES || f == F_NAMES ? copied(v)
+                    : f == F_CACHE               ? copied_cache(v)
+                                                 : Py_NewRef(v);
+    }
+    for (int f = 0; f < F_COUNT; f++) {
+        if (fields[f] == NULL) {
+            for (int k = 0; k < F_COUNT; k++)
+                Py_XDECREF(fields[k]);
+            return NULL;
+        }
+    }
+    return new_message(fields);
+}
+
+static PyMethodDef copy_def = {
+    "copy", (PyCFunction)copy_message, METH_NOARGS,
+    "An independent copy that shares the immutable state (compiled form of copy_py).",
+};
+
+static PyObject *
+message_type(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "message_type(SipMsg, list_keys: frozenset)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    Py_ssize_t offsets[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++) {
+        PyObject *d = PyObject_GetAttrString(args[0], field_names[f]);
+        if (d == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+                return NULL;
+            PyErr_Clear();
+            d = Py_NewRef(Py_None); /* (refused below) */
+        }
+        PyMemberDef *m = Py_IS_TYPE(d, &PyMemberDescr_Type) &&
+                                 PyType_IsSubtype(type, ((PyDescrObject *)d)->d_type)
+                             ? ((PyMemberDescrObject *)d)->d_member
+                             : NULL;
+        int ok = m != NULL && m->type == T_OBJECT_EX && !(m->flags & READONLY) &&
+                 m->offset >= (Py_ssize_t)sizeof(PyObject) &&
+                 m->offset + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize;
+        offsets[f] = ok ? m->offset : -1;
+        Py_DECREF(d);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "message_type: %s is not an object slot",
+                         field_names[f]);
+            return NULL;
+        }
+    }
+    if (type->tp_itemsize != 0) {
+        PyErr_SetString(PyExc_TypeError, "message_type: a variable-size type");
+        return NULL;
+    }
+    memcpy(field_offset, offsets, sizeof(offsets));
+    Py_INCREF(type);
+    Py_XSETREF(msg_type, type);
+    Py_INCREF(args[1]);
+    Py_XSETREF(msg_list_keys, args[1]);
+    return PyDescr_NewMethod(type, &copy_def);
 }
 
 
@@ -1275,11 +1517,13 @@ static PyMethodDef methods[] = {
      "via_fields(value) -> the fields of the Via tuple for the usual shape, else None"},
     {"name_addr_fields", (PyCFunction)name_addr_fields, METH_O,
      "name_addr_fields(value) -> the fields of the NameAddr tuple for the usual shape, else None"},
-    {"scan_datagram", (PyCFunction)(void (*)(void))scan_datagram, METH_FASTCALL,
-     "scan_datagram(data, names, methods, max_size, max_headers, max_line) -> the parsed "
-     "fields of the usual datagram, else None"},
+    {"scan_message", (PyCFunction)(void (*)(void))scan_message, METH_FASTCALL,
+     "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
+     "usual datagram, else None"},
+    {"message_type", (PyCFunction)(void (*)(void))message_type, METH_FASTCALL,
+     "message_type(SipMsg, list_keys) -> copy_message as a method of SipMsg"},
     {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
-     "value_types(Via, CSeq): the classes scan_datagram makes the values it parses ahead of"},
+     "value_types(Via, CSeq): the classes scan_message makes the values it parses ahead of"},
     {"params_trusted", (PyCFunction)(void (*)(void))params_trusted, METH_FASTCALL,
      "params_trusted(text, into) -> into with the ;name=value parameters of text added"},
     {"lines_crc32", (PyCFunction)(void (*)(void))lines_crc32, METH_FASTCALL,
@@ -1312,7 +1556,9 @@ PyInit__fast(void)
     s_to = PyUnicode_InternFromString("to");
     s_call_id = PyUnicode_InternFromString("call-id");
     s_cseq = PyUnicode_InternFromString("cseq");
-    if (!s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    s_max_forwards = PyUnicode_InternFromString("max-forwards");
+    s_uri = PyUnicode_InternFromString("uri");
+    if (!s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     return PyModule_Create(&module_def);
 }

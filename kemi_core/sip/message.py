@@ -28,6 +28,7 @@ from kemi_core.sip.syntax import (
     METHODS,
     header_key,
     line_value,
+    message_type,
     parse_token_list,
     parse_uint,
     single_index,
@@ -375,3 +376,11 @@ class SipMsg(EditsMixin):
         m.reason = self.reason
         m.version = self.version
         return m
+
+
+#: SipMsg.copy as written above; the compiled form (_fast.c copy_message, the same result) takes
+#: its place when built: tm copies every relayed request twice (the transaction's, the branch's).
+copy_py = SipMsg.copy
+if message_type is not None:
+    # (message_type also registers the class for the parser's compiled pass, scan_message)
+    setattr(SipMsg, "copy", message_type(SipMsg, _LIST_KEYS))  # noqa: B010

@@ -24,7 +24,7 @@ from kemi_core.sip.syntax import (
     TOKEN_CHARS,
     index_head,
     line_value,
-    scan_datagram,
+    scan_message,
     single_index,
     value_types,
 )
@@ -265,18 +265,15 @@ def _split_careful(data: bytes) -> tuple[bytes, bytes]:
 
 def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     """Parse one UDP datagram. Raises only SipParseError."""
-    if scan_datagram is not None:
-        # The usual datagram in one compiled pass (_fast.c); None: the careful path below.
-        found = scan_datagram(data, _NAME_CACHE, METHODS, limits.max_message_size,
-                              limits.max_headers, limits.max_header_line)
-        if found is not None:
-            msg = _new_msg(SipMsg)
-            (msg._lines, msg._names, msg.is_request, msg._method, msg._ruri, msg.status,
-             msg.reason, msg._body, msg._buf, msg._cache) = found  # (top Via, CSeq parsed)
-            msg.version = "SIP/2.0"
+    if scan_message is not None:
+        # The usual datagram in one compiled pass (_fast.c) that makes the message (its top
+        # Via, a reply's CSeq and a request's Max-Forwards parsed); None: the careful path below.
+        msg = scan_message(data, _NAME_CACHE, METHODS, limits.max_message_size,
+                           limits.max_headers, limits.max_header_line)
+        if msg is not None:
             if limits.require_mandatory:
                 check_mandatory(msg, limits)
-            return msg
+            return msg  # type: ignore[no-any-return]
     if type(data) is not bytes:
         data = bytes(data)
     if len(data) > limits.max_message_size:

@@ -151,9 +151,10 @@ try:
     from kemi_core.sip._fast import (
         index_head,
         line_value,
+        message_type,
         name_addr_fields,
         params_trusted,
-        scan_datagram,
+        scan_message,
         single_index,
         single_value,
         value_types,
@@ -169,7 +170,9 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     via_fields = None
     name_addr_fields = None
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
-    scan_datagram = None
+    scan_message = None
+    # (registers SipMsg for scan_message and returns SipMsg.copy's compiled form)
+    message_type = None
     value_types = None  # (what the compiled pass makes the values it parses ahead of)
 
 

@@ -23,7 +23,7 @@ import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
 import kemi_core.sip.syntax as syntax_mod
 import kemi_core.sip.values as values_mod
-from kemi_core.sip import SipParseError, parse_datagram
+from kemi_core.sip import SipMsg, SipParseError, parse_datagram
 from kemi_core.sip.parser import _NAME_CACHE
 from kemi_core.sip.syntax import (
     PURE_PYTHON,
@@ -129,9 +129,14 @@ def test_single_value_matches_python(pairs: list[tuple[str, str]], key: str) -> 
 
 def test_helpers_refuse_wrong_types() -> None:
     with pytest.raises(TypeError):
-        fast.scan_datagram(b"x", [], frozenset(), 1, 1, 1)  # type: ignore[arg-type]
+        fast.scan_message(b"x", [], frozenset(), 1, 1, 1)  # type: ignore[arg-type]
     # Not bytes: None (the Python path converts it), never an error.
-    assert fast.scan_datagram(bytearray(b"x"), {}, frozenset(), 9, 9, 9) is None
+    assert fast.scan_message(bytearray(b"x"), {}, frozenset(), 9, 9, 9) is None
+    with pytest.raises(TypeError):
+        fast.message_type(dict, frozenset())  # a class whose state is in object slots only
+    with pytest.raises(TypeError):
+        fast.message_type(type("M", (), dict.fromkeys(message_mod.SipMsg.__slots__ + (
+            "_lines",), 1)), frozenset())
     with pytest.raises(TypeError):
         fast.value_types(Via, dict)  # tuple subclasses only
     with pytest.raises(TypeError):
@@ -160,7 +165,8 @@ def pure_python() -> Iterator[None]:
         (reply_mod, "line_value", line_value_py),
         (headers_mod, "via_fields", None),
         (headers_mod, "name_addr_fields", None),
-        (parser_mod, "scan_datagram", None),
+        (parser_mod, "scan_message", None),
+        (SipMsg, "copy", message_mod.copy_py),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
         (reply_mod, "lines_crc32", reply_mod.lines_crc32_py),
         (values_mod, "params_trusted", syntax_mod.params_trusted_py),
@@ -217,7 +223,8 @@ def test_compiled_helpers_are_in_use() -> None:
     assert message_mod.single_value is fast.single_value
     assert headers_mod.via_fields is fast.via_fields
     assert headers_mod.name_addr_fields is fast.name_addr_fields
-    assert parser_mod.scan_datagram is fast.scan_datagram
+    assert parser_mod.scan_message is fast.scan_message
+    assert SipMsg.copy is not message_mod.copy_py
     assert reply_mod.reply_lines is fast.reply_lines
     assert reply_mod.lines_crc32 is fast.lines_crc32
     assert values_mod.params_trusted is fast.params_trusted
@@ -307,6 +314,7 @@ HEADERS = ["Via: SIP/2.0/UDP h;branch=z9hG4bK1", "v: SIP/2.0/UDP h", "From: <sip
            "To: <sip:b@h>", "Call-ID: c1", "CSeq: 1 INVITE", "CSeq: 2 OPTIONS", "CSeq: 0012  ACK",
            "CSeq: 1234567890 INVITE", "CSeq: 7 FOO", "CSeq: \t3 INVITE ",
            "Via: SIP/2.0/TCP x, SIP/2.0/UDP y;branch=z9hG4bK2", "Max-Forwards: 70",
+           "Max-Forwards: 0", "Max-Forwards: 256", "Max-Forwards:  007 ",
            "X-Odd : 1", "Content-Length: 0", "Content-Length: 4", "Content-Length:  2 ",
            "l: 3", "Content-Length: 99", "Content-Length: x", "Content-Length: 00000000001",
            "Content-Length: \x0c1", "Content-Length:", "Subject: caf\xc3\xa9", "junk line",
@@ -319,7 +327,7 @@ def datagram(draw: st.DrawFn) -> bytes:
     # Half are clean (what the compiled pass takes, but for its own refusals), half anything.
     clean = draw(st.booleans())
     lines = [draw(st.sampled_from(START_LINES[:8] if clean else START_LINES))]
-    lines += draw(st.lists(st.sampled_from(HEADERS[:21] if clean else HEADERS), max_size=8))
+    lines += draw(st.lists(st.sampled_from(HEADERS[:24] if clean else HEADERS), max_size=8))
     sep = "\r\n" if clean else draw(st.sampled_from(SEPS))
     text = "".join(line + (sep if draw(st.booleans()) else "\r\n") for line in lines)
     head = (("" if clean else draw(st.sampled_from(["", "\r\n"]))) + text).encode("latin-1")
@@ -336,9 +344,10 @@ def datagram_outcome(data: bytes, limits: parser_mod.ParseLimits) -> object:
         return ("raised", exc.status, str(exc))
     # the compiled pass parses the top Via and the CSeq as reading them does: read them too
     read = []
-    for name in ("via", "cseq"):
+    for name in ("via", "cseq", "max_forwards"):
         try:
-            read.append(tuple(getattr(m, name)))
+            value = getattr(m, name)
+            read.append(value if value is None or type(value) is int else tuple(value))
         except SipParseError as exc:
             read.append(("raised", exc.status, str(exc)))
     return (m._lines, m._names, m.is_request, m._method, m._ruri, m.status, m.reason,
@@ -370,34 +379,93 @@ def test_scan_datagram_parses_as_the_python_path(data: bytes,
         assert [a.isascii() for a in m._lines] == [a.isascii() for a in want[0]]  # type: ignore[index]
 
 
-def test_scan_datagram_takes_the_usual_messages() -> None:
+def scan(data: bytes) -> SipMsg | None:
+    return fast.scan_message(data, _NAME_CACHE, parser_mod.METHODS, 65535, 256, 8192)  # type: ignore[no-any-return]
+
+
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set (SipMsg is not registered)")
+def test_scan_message_takes_the_usual_messages() -> None:
     """The usual request and reply are taken by the compiled pass (not left to Python)."""
     fast.value_types(Via, CSeq)  # (as the parser does when it uses the compiled pass)
     parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nab")
+    parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: 1\r\n\r\n")
     for data in (b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nabcd",
                  b"SIP/2.0 180 Ringing\r\nVia: x\r\n\r\n"):
-        found = fast.scan_datagram(data, _NAME_CACHE, parser_mod.METHODS, 65535, 256, 8192)
-        assert found is not None
-    assert found[:7] == (["SIP/2.0 180 Ringing\r", "Via: x\r"], ["", "via"], False, "", "",
-                         180, "Ringing")
-    assert found[9] == {}  # a Via of another shape: parsed (or refused) when read
-    found = fast.scan_datagram(b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP h:5;branch=z9hG4bK1;rport\r\n"
-                               b"Via: SIP/2.0/TCP x\r\n\r\n", _NAME_CACHE, parser_mod.METHODS,
-                               65535, 256, 8192)
+        found = scan(data)
+        assert type(found) is SipMsg
     assert found is not None
-    via = found[9]["via"]
-    assert type(via) is Via and found[9].keys() == {"via"}  # no CSeq
+    assert (found._lines, found._names, found.is_request, found._method, found._ruri,
+            found.status, found.reason, found.version) == (
+        ["SIP/2.0 180 Ringing\r", "Via: x\r"], ["", "via"], False, "", "", 180, "Ringing",
+        "SIP/2.0")  # fmt: skip
+    assert found._cache == {}  # a Via of another shape: parsed (or refused) when read
+    found = scan(b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP h:5;branch=z9hG4bK1;rport\r\n"
+                 b"Via: SIP/2.0/TCP x\r\n\r\n")
+    assert found is not None
+    via = found._cache["via"]
+    assert type(via) is Via and found._cache.keys() == {"via"}  # no CSeq
     assert tuple(via) == ("SIP/2.0", "UDP", "h", 5, "SIP/2.0/UDP h:5;branch=z9hG4bK1;rport",
                           "z9hG4bK1", ";branch=z9hG4bK1;rport")
     for cseq, fields in (("1 INVITE", (1, "INVITE")), ("007  BYE", None), ("1 FOO", None)):
-        found = fast.scan_datagram(f"SIP/2.0 200 OK\r\nCSeq: {cseq}\r\n\r\n".encode(),
-                                   _NAME_CACHE, parser_mod.METHODS, 65535, 256, 8192)
+        found = scan(f"SIP/2.0 200 OK\r\nCSeq: {cseq}\r\n\r\n".encode())
         assert found is not None
-        assert found[9].get("cseq") == fields
-        assert fields is None or type(found[9]["cseq"]) is CSeq
-    found = fast.scan_datagram(b"BYE sip:a@b SIP/2.0\r\nCSeq: 2 INVITE\r\n\r\n", _NAME_CACHE,
-                               parser_mod.METHODS, 65535, 256, 8192)
-    assert found is not None and found[9] == {}  # a request's: parsed (or refused) when read
+        assert found._cache.get("cseq") == fields
+        assert fields is None or type(found._cache["cseq"]) is CSeq
+    found = scan(b"BYE sip:a@b SIP/2.0\r\nCSeq: 2 INVITE\r\n\r\n")
+    assert found is not None and found._cache == {}  # a request's: parsed (or refused) when read
+    # a request's usual Max-Forwards is parsed ahead; the other shapes when read
+    for value, parsed in (("70", 70), ("0", 0), ("255", 255), ("256", None), ("0070", None),
+                          ("7 0", None), ("", None), ("\u0661", None)):
+        data = f"BYE sip:a@b SIP/2.0\r\nMax-Forwards: {value}\r\n\r\n".encode()
+        found = scan(data)
+        if found is not None:
+            assert found._cache.get("max-forwards") == parsed
+    found = scan(b"BYE sip:a@b SIP/2.0\r\nMax-Forwards: 7\r\nMax-Forwards: 7\r\n\r\n")
+    assert found is not None and "max-forwards" not in found._cache  # (reading it: a 400)
+
+
+# ---- the message's copy against its Python form -----------------------------------------------
+EDITS: list[Callable[[SipMsg], object]] = [
+    lambda m: m.via, lambda m: m.vias, lambda m: m.uri, lambda m: m.max_forwards,
+    lambda m: m.contacts, lambda m: m.append_header("Contact", "<sip:a@b>, <sip:c@d>"),
+    lambda m: m.prepend_via("SIP/2.0/UDP p;branch=z9hG4bKp"), lambda m: m.pop_via(),
+    lambda m: m.set_max_forwards(3), lambda m: m.remove_header("Via"), lambda m: m.cseq,
+    lambda m: m.set_ruri("sip:x@y"), lambda m: m.set_body(b"xy"),
+]  # fmt: skip
+
+
+def message_state(m: SipMsg) -> tuple[object, ...]:
+    return (m._lines, m._names, m.is_request, m._method, m._ruri, m.status, m.reason, m._body,
+            m._buf, m._cache, m.version)
+
+
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
+def test_compiled_copy_refuses_other_objects() -> None:
+    with pytest.raises(TypeError):
+        SipMsg.copy(object())  # type: ignore[arg-type]
+
+
+@settings(max_examples=400, deadline=None)
+@given(datagram(), st.lists(st.integers(0, len(EDITS) - 1), max_size=6))
+def test_copy_matches_python(data: bytes, edits: list[int]) -> None:
+    try:
+        m = parse_datagram(data)
+    except SipParseError:
+        return
+    for e in edits:
+        try:
+            EDITS[e](m)
+        except (SipParseError, ValueError):
+            pass
+    got, want = m.copy(), message_mod.copy_py(m)
+    assert type(got) is SipMsg and message_state(got) == message_state(want)
+    # independent of the original: its own lists, its own list values in the cache
+    assert got._lines is not m._lines and got._names is not m._names
+    assert got._cache is not m._cache or not m._cache
+    for key in message_mod._LIST_KEYS & got._cache.keys():
+        assert got._cache[key] is not m._cache[key]
+    got.append_header("X-Copy", "1")
+    assert m._names.count("x-copy") == 0 and message_state(want) != message_state(got)
 
 
 # ---- parameters ------------------------------------------------------------------------------
