@@ -77,9 +77,11 @@ class Resolver:
     def known(self, host: str) -> str | None:
         """The address of ``host`` if it is a literal or a fresh cache entry, else None (and
         no lookup starts)."""
-        ip = self.literal(host)
+        ip = self._literals.get(host, PENDING)  # (the usual hit without literal()'s call)
+        if ip is PENDING:
+            ip = self.literal(host)
         if ip is not None:
-            return ip
+            return ip  # type: ignore[return-value]
         entry = self._names.get(host.lower())
         if entry is not None and entry[1] > self.now():
             return entry[0]

@@ -17,6 +17,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.values import port_value
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -67,15 +68,19 @@ def received_via(ctx: MsgContext, msg: SipMsg) -> str | None:
     src_ip = rcv.src_ip
     raw = via.raw
     changed = False
-    if via.host.strip("[]") != src_ip and via.received is None:
+    params = via.params  # (read once: via.received and via.rport would each read it again)
+    if via.host.strip("[]") != src_ip and params.get("received") is None:
         raw += f";received={src_ip}"
         changed = True
-    rport = via.rport
-    if rport is True or (ctx.force_rport and "rport" not in via.params):
-        if rport is True:
+    if "rport" in params:
+        rport = params["rport"]
+        if rport is None:  # a bare ;rport: the client asks for the source port (RFC 3581)
             raw = _fill_rport(raw, rcv.src_port)
+            changed = True
         else:
-            raw += f";rport={rcv.src_port}"
+            port_value(rport)  # (as via.rport: a value that is no port is a 400)
+    elif ctx.force_rport:
+        raw += f";rport={rcv.src_port}"
         changed = True
     return raw if changed else None
 

@@ -31,6 +31,7 @@
 #include <structmember.h> /* T_OBJECT_EX, READONLY: the message's slots */
 
 static PyObject *empty_key; /* "" */
+static PyObject *empty_tuple;
 
 static PyObject *
 index_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -1426,6 +1427,102 @@ reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- serialising ---------------------------------------------------------------------------
+ * message_bytes(lines, body[, at, drop, insert]) (edits.message_bytes_py) is the bytes of a
+ * message whose head is ``lines`` with ``drop`` lines at ``at`` replaced by the str of
+ * ``insert``: "\n".join(head) encoded UTF-8 with surrogateescape, then "\n\r\n", then body
+ * (0 <= at <= at + drop <= len(lines), else IndexError). to_bytes of an edited message, a relayed
+ * reply without our Via and a stateless forward with ours each make their bytes in this one call,
+ * where Python built a list of the lines, joined it, encoded it and joined that with the body. */
+
+/* Piece k of the head: lines[:at], then insert, then lines[at + drop:] (borrowed). */
+static PyObject *
+head_piece(PyObject *lines, PyObject *insert, Py_ssize_t at, Py_ssize_t drop, Py_ssize_t k)
+{
+    Py_ssize_t ni = PySequence_Fast_GET_SIZE(insert);
+    if (k < at)
+        return PyList_GET_ITEM(lines, k);
+    if (k < at + ni)
+        return PySequence_Fast_GET_ITEM(insert, k - at);
+    return PyList_GET_ITEM(lines, k - ni + drop);
+}
+
+static PyObject *
+message_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if ((nargs != 2 && nargs != 5) || !PyList_Check(args[0]) || !PyBytes_Check(args[1]) ||
+        (nargs == 5 && (!PyLong_Check(args[2]) || !PyLong_Check(args[3]) ||
+                        !(PyList_Check(args[4]) || PyTuple_Check(args[4]))))) {
+        PyErr_SetString(PyExc_TypeError, "message_bytes(lines: list, body: bytes[, at: int, "
+                                         "drop: int, insert: list | tuple])");
+        return NULL;
+    }
+    PyObject *lines = args[0], *body = args[1];
+    PyObject *insert = nargs == 5 ? args[4] : empty_tuple;
+    Py_ssize_t at = 0, drop = 0;
+    if (nargs == 5) {
+        at = PyLong_AsSsize_t(args[2]);
+        drop = PyLong_AsSsize_t(args[3]);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    Py_ssize_t nl = PyList_GET_SIZE(lines);
+    if (at < 0 || drop < 0 || at > nl || drop > nl - at) {
+        PyErr_SetString(PyExc_IndexError, "message_bytes: at/drop outside the lines");
+        return NULL;
+    }
+    Py_ssize_t count = nl - drop + PySequence_Fast_GET_SIZE(insert);
+    /* the pieces' bytes: ASCII str as they are, others encoded (kept in enc until copied) */
+    PyObject **enc = PyMem_Calloc((size_t)(count > 0 ? count : 1), sizeof(PyObject *));
+    if (enc == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = NULL;
+    Py_ssize_t size = (count > 0 ? count - 1 : 0) + 3 + PyBytes_GET_SIZE(body);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        PyObject *piece = head_piece(lines, insert, at, drop, k);
+        if (!PyUnicode_Check(piece)) {
+            PyErr_SetString(PyExc_TypeError, "message_bytes: a line is not a str");
+            goto done;
+        }
+        if (PyUnicode_IS_ASCII(piece)) {
+            size += PyUnicode_GET_LENGTH(piece);
+            continue;
+        }
+        enc[k] = PyUnicode_AsEncodedString(piece, "utf-8", "surrogateescape");
+        if (enc[k] == NULL)
+            goto done;
+        size += PyBytes_GET_SIZE(enc[k]);
+    }
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL)
+        goto done;
+    char *w = PyBytes_AS_STRING(out);
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (k > 0)
+            *w++ = '\n';
+        const char *p;
+        Py_ssize_t n;
+        if (enc[k] != NULL) {
+            p = PyBytes_AS_STRING(enc[k]);
+            n = PyBytes_GET_SIZE(enc[k]);
+        }
+        else {
+            PyObject *piece = head_piece(lines, insert, at, drop, k);
+            p = (const char *)PyUnicode_1BYTE_DATA(piece);
+            n = PyUnicode_GET_LENGTH(piece);
+        }
+        memcpy(w, p, (size_t)n);
+        w += n;
+    }
+    memcpy(w, "\n\r\n", 3);
+    memcpy(w + 3, PyBytes_AS_STRING(body), (size_t)PyBytes_GET_SIZE(body));
+done:
+    for (Py_ssize_t k = 0; k < count; k++)
+        Py_XDECREF(enc[k]);
+    PyMem_Free(enc);
+    return out;
+}
+
 /* lines_crc32(keys, lines) (reply.lines_crc32_py): zlib's CRC-32 of the first Call-ID, From,
  * CSeq and Via lines joined by '|', UTF-8 with surrogateescape; None when one is missing. The
  * stateless To-tag of every sl reply is made of it. */
@@ -1526,6 +1623,9 @@ static PyMethodDef methods[] = {
      "value_types(Via, CSeq): the classes scan_message makes the values it parses ahead of"},
     {"params_trusted", (PyCFunction)(void (*)(void))params_trusted, METH_FASTCALL,
      "params_trusted(text, into) -> into with the ;name=value parameters of text added"},
+    {"message_bytes", (PyCFunction)(void (*)(void))message_bytes, METH_FASTCALL,
+     "message_bytes(lines, body[, at, drop, insert]) -> the message's bytes, the head's lines "
+     "[at, at + drop) replaced by insert"},
     {"lines_crc32", (PyCFunction)(void (*)(void))lines_crc32, METH_FASTCALL,
      "lines_crc32(keys, lines) -> CRC-32 of the Call-ID|From|CSeq|Via lines, None if one is missing"},
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
@@ -1543,6 +1643,7 @@ PyInit__fast(void)
 {
     crc_init();
     empty_key = PyUnicode_InternFromString("");
+    empty_tuple = PyTuple_New(0);
     s_sip20 = PyUnicode_InternFromString("SIP/2.0");
     s_udp = PyUnicode_InternFromString("UDP");
     s_tcp = PyUnicode_InternFromString("TCP");
@@ -1558,7 +1659,7 @@ PyInit__fast(void)
     s_cseq = PyUnicode_InternFromString("cseq");
     s_max_forwards = PyUnicode_InternFromString("max-forwards");
     s_uri = PyUnicode_InternFromString("uri");
-    if (!s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    if (!empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -11,11 +11,31 @@ from typing import Any
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import parse_via
-from kemi_core.sip.syntax import TOKEN_CHARS, header_key, line_value, split_commas
+from kemi_core.sip.syntax import PURE_PYTHON, TOKEN_CHARS, header_key, line_value, split_commas
 from kemi_core.sip.values import Via
 
 # The usual spelling's lines, made once: set_max_forwards runs on every relayed request.
 _MF_LINES = [f"Max-Forwards: {n}\r" for n in range(256)]
+
+
+def message_bytes_py(lines: list[str], body: bytes, at: int = 0, drop: int = 0,
+                     insert: list[str] | tuple[str, ...] = ()) -> bytes:
+    """The bytes of a message whose head is ``lines`` with ``drop`` lines at ``at`` replaced by
+    ``insert`` (0 <= at <= at + drop <= len(lines)). kemi_core/sip/_fast.c has the compiled
+    form (message_bytes), used when built: it makes the bytes in one pass, without the list,
+    the joined str and its encoding made here (every message sent on is serialised)."""
+    if not 0 <= at <= at + drop <= len(lines):
+        raise IndexError("message_bytes: at/drop outside the lines")
+    head = "\n".join([*lines[:at], *insert, *lines[at + drop:]])
+    return b"".join((head.encode("utf-8", "surrogateescape"), b"\n\r\n", body))
+
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import message_bytes
+except ImportError:
+    message_bytes = message_bytes_py
 
 
 def _clean(text: str, what: str) -> str:
@@ -198,14 +218,12 @@ class EditsMixin:
         i = names.index("via")
         lines = self._lines
         line = lines[i]
-        if "," in line and len(split_commas(line_value(line), strict=False)) > 1:
-            rest = line_value(line)
-            rest = ", ".join(split_commas(rest, strict=False)[1:])
-            head = lines[:i] + [f"{line[: line.find(':')]}: {rest}\r"] + lines[i + 1:]
-        else:
-            head = lines[:i] + lines[i + 1:]
-        return b"".join(("\n".join(head).encode("utf-8", "surrogateescape"), b"\n\r\n",
-                         self._body))
+        if "," in line:
+            values = split_commas(line_value(line), strict=False)
+            if len(values) > 1:  # the line stays with the other values
+                rest = f"{line[: line.find(':')]}: {', '.join(values[1:])}\r"
+                return message_bytes(lines, self._body, i, 1, (rest,))
+        return message_bytes(lines, self._body, i, 1, ())
 
     def bytes_with_via(self, ours: str, top: str | None = None) -> bytes:
         """The bytes a copy of this request would give after ``pop_via()`` +
@@ -216,21 +234,16 @@ class EditsMixin:
         names = self._names
         i = names.index("via") if "via" in names else 1
         lines = self._lines
-        head = lines[:i]
-        head.append(f"Via: {ours}\r")
         if top is None:
-            head += lines[i:]
-        elif _top_via_stays(names, lines, i) and "\r" not in top and "\n" not in top:
-            head.append(f"Via: {top}\r")
-            head += lines[i + 1:]
-        else:  # the rare layouts where the new top Via moves: the edits themselves decide
-            out = self.copy()  # type: ignore[attr-defined]
-            out.pop_via()
-            out.prepend_via(top)
-            out.prepend_via(ours)
-            return out.to_bytes()  # type: ignore[no-any-return]
-        return b"".join(("\n".join(head).encode("utf-8", "surrogateescape"), b"\n\r\n",
-                         self._body))
+            return message_bytes(lines, self._body, i, 0, (f"Via: {ours}\r",))
+        if _top_via_stays(names, lines, i) and "\r" not in top and "\n" not in top:
+            return message_bytes(lines, self._body, i, 1, (f"Via: {ours}\r", f"Via: {top}\r"))
+        # the rare layouts where the new top Via moves: the edits themselves decide
+        out = self.copy()  # type: ignore[attr-defined]
+        out.pop_via()
+        out.prepend_via(top)
+        out.prepend_via(ours)
+        return out.to_bytes()  # type: ignore[no-any-return]
 
     def _set_value(self, key: str, name: str, value: str) -> None:
         """Replace the value of the first ``key`` line (keeping its name as written) or

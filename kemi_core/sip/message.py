@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kemi_core.sip.edits import EditsMixin
+from kemi_core.sip.edits import EditsMixin, message_bytes
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import (
     parse_cseq,
@@ -347,9 +347,7 @@ class SipMsg(EditsMixin):
         b = self._buf
         if b is not None:
             return b
-        return b"".join(
-            ("\n".join(self._lines).encode("utf-8", "surrogateescape"), b"\n\r\n", self._body)
-        )
+        return message_bytes(self._lines, self._body)
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()

@@ -167,6 +167,8 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_message", None),
         (SipMsg, "copy", message_mod.copy_py),
+        (edits_mod, "message_bytes", edits_mod.message_bytes_py),
+        (message_mod, "message_bytes", edits_mod.message_bytes_py),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
         (reply_mod, "lines_crc32", reply_mod.lines_crc32_py),
         (values_mod, "params_trusted", syntax_mod.params_trusted_py),
@@ -225,6 +227,8 @@ def test_compiled_helpers_are_in_use() -> None:
     assert headers_mod.name_addr_fields is fast.name_addr_fields
     assert parser_mod.scan_message is fast.scan_message
     assert SipMsg.copy is not message_mod.copy_py
+    assert edits_mod.message_bytes is fast.message_bytes
+    assert message_mod.message_bytes is fast.message_bytes
     assert reply_mod.reply_lines is fast.reply_lines
     assert reply_mod.lines_crc32 is fast.lines_crc32
     assert values_mod.params_trusted is fast.params_trusted
@@ -466,6 +470,35 @@ def test_copy_matches_python(data: bytes, edits: list[int]) -> None:
         assert got._cache[key] is not m._cache[key]
     got.append_header("X-Copy", "1")
     assert m._names.count("x-copy") == 0 and message_state(want) != message_state(got)
+
+
+# ---- serialising -----------------------------------------------------------------------------
+line_text = st.text(st.sampled_from(["a", "V", ":", " ", "\r", "\u00e9", "\udc80", "\u3000"]),
+                    max_size=6)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(line_text, max_size=6), st.binary(max_size=5), st.integers(-1, 7),
+       st.integers(-1, 3), st.lists(line_text, max_size=3), st.booleans())
+def test_message_bytes_matches_python(lines: list[str], body: bytes, at: int, drop: int,
+                                      insert: list[str], as_tuple: bool) -> None:
+    def outcome(fn: Callable[..., bytes], *args: object) -> object:
+        try:
+            return fn(*args)
+        except IndexError:
+            return "IndexError"
+
+    ins = tuple(insert) if as_tuple else insert
+    assert (outcome(fast.message_bytes, lines, body, at, drop, ins)
+            == outcome(edits_mod.message_bytes_py, lines, body, at, drop, ins))
+    assert fast.message_bytes(lines, body) == edits_mod.message_bytes_py(lines, body)
+
+
+def test_message_bytes_refuses_what_it_cannot_take() -> None:
+    for args in ((("a",), b""), (["a"], ""), (["a"], b"", 0, 0), (["a"], b"", 0, 0, "x"),
+                 ([b"a"], b""), (["a"], b"", 0, 0, [b"x"])):
+        with pytest.raises(TypeError):
+            fast.message_bytes(*args)
 
 
 # ---- parameters ------------------------------------------------------------------------------
