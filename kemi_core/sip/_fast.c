@@ -1253,6 +1253,116 @@ static PyMethodDef copy_def = {
     "An independent copy that shares the immutable state (compiled form of copy_py).",
 };
 
+/* ---- cached values -----------------------------------------------------------------------
+ * cached_value(key, getter) is a read-only descriptor for a SipMsg property whose getter
+ * (the Python property's fget, its pure form) caches what it parses in msg._cache[key]: a value
+ * found there is returned as it is, else getter(msg) parses it. key None stands for
+ * msg.method: the request's own method, else getter(msg). msg.via, msg.cseq ... are read ~40
+ * times per call, most of them cache hits, each through a Python call before. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *key;    /* str, or NULL for the method */
+    PyObject *getter; /* the pure form, called on a miss */
+} CachedValue;
+
+static PyObject *
+cached_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    CachedValue *cv = (CachedValue *)self;
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(self); /* read on the class */
+    if (msg_type != NULL && PyObject_TypeCheck(obj, msg_type)) {
+        if (cv->key == NULL) {
+            PyObject *method = *field(obj, F_METHOD);
+            if (*field(obj, F_IS_REQUEST) == Py_True && method != NULL)
+                return Py_NewRef(method);
+        }
+        else {
+            PyObject *cache = *field(obj, F_CACHE);
+            if (cache != NULL && PyDict_CheckExact(cache)) {
+                PyObject *v = PyDict_GetItemWithError(cache, cv->key); /* borrowed */
+                if (v != NULL)
+                    return Py_NewRef(v);
+                if (PyErr_Occurred())
+                    return NULL;
+            }
+        }
+    }
+    return PyObject_CallOneArg(cv->getter, obj);
+}
+
+static int
+cached_set(PyObject *self, PyObject *obj, PyObject *value)
+{
+    PyErr_SetString(PyExc_AttributeError, "read-only attribute");
+    return -1;
+}
+
+static PyObject *
+cached_doc(PyObject *self, void *closure)
+{
+    return PyObject_GetAttrString(((CachedValue *)self)->getter, "__doc__");
+}
+
+static PyGetSetDef cached_getset[] = {
+    {"__doc__", cached_doc, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int
+cached_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((CachedValue *)self)->key);
+    Py_VISIT(((CachedValue *)self)->getter);
+    return 0;
+}
+
+static int
+cached_clear(PyObject *self)
+{
+    Py_CLEAR(((CachedValue *)self)->key);
+    Py_CLEAR(((CachedValue *)self)->getter);
+    return 0;
+}
+
+static void
+cached_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    cached_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject CachedValueType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kemi_core.sip._fast.cached_value",
+    .tp_basicsize = sizeof(CachedValue),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = cached_dealloc,
+    .tp_traverse = cached_traverse,
+    .tp_clear = cached_clear,
+    .tp_descr_get = cached_get,
+    .tp_descr_set = cached_set,
+    .tp_getset = cached_getset,
+};
+
+static PyObject *
+cached_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !(args[0] == Py_None || PyUnicode_CheckExact(args[0])) ||
+        !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "cached_value(key: str | None, getter)");
+        return NULL;
+    }
+    CachedValue *cv = PyObject_GC_New(CachedValue, &CachedValueType);
+    if (cv == NULL)
+        return NULL;
+    cv->key = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
+    cv->getter = Py_NewRef(args[1]);
+    PyObject_GC_Track((PyObject *)cv);
+    return (PyObject *)cv;
+}
+
 static PyObject *
 message_type(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1619,6 +1729,9 @@ static PyMethodDef methods[] = {
      "usual datagram, else None"},
     {"message_type", (PyCFunction)(void (*)(void))message_type, METH_FASTCALL,
      "message_type(SipMsg, list_keys) -> copy_message as a method of SipMsg"},
+    {"cached_value", (PyCFunction)(void (*)(void))cached_value, METH_FASTCALL,
+     "cached_value(key, getter) -> a read-only descriptor: msg._cache[key] when there, else "
+     "getter(msg) (key None: the request's method, else getter(msg))"},
     {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
      "value_types(Via, CSeq): the classes scan_message makes the values it parses ahead of"},
     {"params_trusted", (PyCFunction)(void (*)(void))params_trusted, METH_FASTCALL,
@@ -1660,6 +1773,8 @@ PyInit__fast(void)
     s_max_forwards = PyUnicode_InternFromString("max-forwards");
     s_uri = PyUnicode_InternFromString("uri");
     if (!empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+        return NULL;
+    if (PyType_Ready(&CachedValueType) < 0)
         return NULL;
     return PyModule_Create(&module_def);
 }

@@ -26,6 +26,7 @@ from kemi_core.sip.headers import (
 from kemi_core.sip.syntax import (
     LIST_HEADERS,
     METHODS,
+    cached_value,
     header_key,
     line_value,
     message_type,
@@ -375,6 +376,18 @@ class SipMsg(EditsMixin):
         m.version = self.version
         return m
 
+
+#: The properties read on every message that keep what they parse in msg._cache (name ->
+#: cache key; None: the method, a request's own). They are the pure forms: when built, each is
+#: wrapped in a compiled descriptor (_fast.c cached_value) that returns a cached value without
+#: the Python call the property costs, and calls the property's getter for anything else.
+CACHED_PROPERTIES = {"via": "via", "vias": "vias", "cseq": "cseq", "from_": "from", "to": "to",
+                     "call_id": "call-id", "max_forwards": "max-forwards", "uri": "uri",
+                     "method": None}
+properties_py: dict[str, property] = {name: SipMsg.__dict__[name] for name in CACHED_PROPERTIES}
+if cached_value is not None:
+    for _name, _key in CACHED_PROPERTIES.items():
+        setattr(SipMsg, _name, cached_value(_key, properties_py[_name].fget))
 
 #: SipMsg.copy as written above; the compiled form (_fast.c copy_message, the same result) takes
 #: its place when built: tm copies every relayed request twice (the transaction's, the branch's).

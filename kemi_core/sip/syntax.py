@@ -149,6 +149,7 @@ try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
     from kemi_core.sip._fast import (
+        cached_value,
         index_head,
         line_value,
         message_type,
@@ -173,6 +174,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     scan_message = None
     # (registers SipMsg for scan_message and returns SipMsg.copy's compiled form)
     message_type = None
+    cached_value = None  # (SipMsg's cached parsed values read without a Python call)
     value_types = None  # (what the compiled pass makes the values it parses ahead of)
 
 

@@ -167,6 +167,7 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_message", None),
         (SipMsg, "copy", message_mod.copy_py),
+        *((SipMsg, name, prop) for name, prop in message_mod.properties_py.items()),
         (edits_mod, "message_bytes", edits_mod.message_bytes_py),
         (message_mod, "message_bytes", edits_mod.message_bytes_py),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
@@ -227,6 +228,7 @@ def test_compiled_helpers_are_in_use() -> None:
     assert headers_mod.name_addr_fields is fast.name_addr_fields
     assert parser_mod.scan_message is fast.scan_message
     assert SipMsg.copy is not message_mod.copy_py
+    assert type(SipMsg.__dict__["via"]) is not property
     assert edits_mod.message_bytes is fast.message_bytes
     assert message_mod.message_bytes is fast.message_bytes
     assert reply_mod.reply_lines is fast.reply_lines
@@ -470,6 +472,50 @@ def test_copy_matches_python(data: bytes, edits: list[int]) -> None:
         assert got._cache[key] is not m._cache[key]
     got.append_header("X-Copy", "1")
     assert m._names.count("x-copy") == 0 and message_state(want) != message_state(got)
+
+
+# ---- the cached values read through the compiled descriptor ------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(datagram(), st.lists(st.one_of(st.integers(0, len(EDITS) - 1),
+                                      st.sampled_from(list(message_mod.CACHED_PROPERTIES))),
+                            max_size=12))
+def test_cached_values_read_as_the_properties(data: bytes, steps: list[int | str]) -> None:
+    """Reads (any order, between edits) give the same through cached_value as through the
+    Python properties, errors included, and leave the same cache."""
+    try:
+        compiled, pure = parse_datagram(data), parse_datagram(data)
+    except SipParseError:
+        return
+
+    def run(m: SipMsg, read: Callable[[SipMsg, str], object]) -> list[object]:
+        seen: list[object] = []
+        for step in [*steps, *message_mod.CACHED_PROPERTIES]:
+            try:
+                seen.append(repr(read(m, step)) if isinstance(step, str) else EDITS[step](m))
+            except (SipParseError, ValueError) as exc:
+                seen.append(("raised", type(exc).__name__, str(exc)))
+        return [*seen, repr(m._cache)]
+
+    def read_pure(m: SipMsg, name: str) -> object:
+        return message_mod.properties_py[name].__get__(m, SipMsg)
+
+    assert [repr(x) for x in run(compiled, getattr)] == [repr(x) for x in run(pure, read_pure)]
+
+
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
+def test_cached_value_descriptor() -> None:
+    via = SipMsg.__dict__["via"]
+    assert SipMsg.via is via and via.__doc__ == message_mod.properties_py["via"].__doc__
+    m = parse_datagram(b"SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\n\r\n")
+    with pytest.raises(AttributeError):
+        m.via = None  # type: ignore[misc]
+    assert m.method == "INVITE"  # a reply's: its CSeq's (the getter)
+    with pytest.raises(SipParseError):
+        m.via  # noqa: B018  (missing: the getter's 400)
+    with pytest.raises(TypeError):
+        fast.cached_value(1, len)
+    # on anything but a message: the getter decides
+    assert fast.cached_value("via", repr).__get__(5, int) == "5"
 
 
 # ---- serialising -----------------------------------------------------------------------------
