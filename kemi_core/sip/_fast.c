@@ -1115,9 +1115,10 @@ done:
 }
 
 /* ---- the message object ---------------------------------------------------------------------
- * message_type(SipMsg, list_keys) registers the class of parsed messages and the keys of its
- * cache whose values are lists (message._LIST_KEYS), and returns copy_message as a method of
- * that class. Each state slot is found through its member descriptor (a __slots__ entry that
+ * message_type(SipMsg, list_keys, pure) registers the class of parsed messages, the keys of
+ * its cache whose values are lists (message._LIST_KEYS) and the pure forms of the edits below
+ * (name -> function), and returns the compiled methods of that class by name (copy_message and
+ * the edits). Each state slot is found through its member descriptor (a __slots__ entry that
  * holds an object), so C reads and writes it where Python's slot access does.
  *
  * scan_message(data, names, methods, max_size, max_headers, max_line) returns the message of the
@@ -1137,7 +1138,7 @@ static const char *const field_names[F_COUNT] = {
 static PyTypeObject *msg_type; /* strong; NULL until registered */
 static Py_ssize_t field_offset[F_COUNT];
 static PyObject *msg_list_keys; /* strong */
-static PyObject *s_uri;
+static PyObject *s_uri, *s_vias, *s_mf_prefix;
 
 static inline PyObject **
 field(PyObject *msg, int f)
@@ -1248,10 +1249,26 @@ copy_message(PyObject *self, PyObject *unused)
     return new_message(fields);
 }
 
-static PyMethodDef copy_def = {
-    "copy", (PyCFunction)copy_message, METH_NOARGS,
-    "An independent copy that shares the immutable state (compiled form of copy_py).",
+static PyObject *msg_set_max_forwards(PyObject *self, PyObject *n);
+static PyObject *msg_prepend_via(PyObject *self, PyObject *value);
+static PyObject *msg_bytes_without_top_via(PyObject *self, PyObject *unused);
+static PyObject *pure_set_max_forwards, *pure_prepend_via, *pure_bytes_without_top_via;
+
+/* The compiled methods message_type() puts on the class, and the pure forms they fall back to. */
+static PyMethodDef msg_methods[] = {
+    {"copy", (PyCFunction)copy_message, METH_NOARGS,
+     "An independent copy that shares the immutable state (compiled form of copy_py)."},
+    {"set_max_forwards", (PyCFunction)msg_set_max_forwards, METH_O,
+     "Set Max-Forwards (0..255), adding the header when missing (compiled form)."},
+    {"prepend_via", (PyCFunction)msg_prepend_via, METH_O,
+     "Add a Via line above the top-most one (compiled form)."},
+    {"bytes_without_top_via", (PyCFunction)msg_bytes_without_top_via, METH_NOARGS,
+     "The bytes pop_via() then to_bytes() would give, the message left as it is (compiled "
+     "form)."},
+    {NULL, NULL, 0, NULL},
 };
+static PyObject **msg_pure[] = {NULL, &pure_set_max_forwards, &pure_prepend_via,
+                                &pure_bytes_without_top_via};
 
 /* ---- cached values -----------------------------------------------------------------------
  * cached_value(key, getter) is a read-only descriptor for a SipMsg property whose getter
@@ -1366,9 +1383,21 @@ cached_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 message_type(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyType_Check(args[0]) || !PyAnySet_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "message_type(SipMsg, list_keys: frozenset)");
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyAnySet_Check(args[1]) ||
+        !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "message_type(SipMsg, list_keys: frozenset, pure: dict)");
         return NULL;
+    }
+    /* the pure forms the compiled methods fall back to, by name (all but copy's) */
+    PyObject *pure[4] = {NULL, NULL, NULL, NULL};
+    for (int k = 1; k < 4; k++) {
+        pure[k] = PyDict_GetItemString(args[2], msg_methods[k].ml_name); /* borrowed */
+        if (pure[k] == NULL || !PyCallable_Check(pure[k])) {
+            PyErr_Format(PyExc_TypeError, "message_type: no pure form of %s",
+                         msg_methods[k].ml_name);
+            return NULL;
+        }
     }
     PyTypeObject *type = (PyTypeObject *)args[0];
     Py_ssize_t offsets[F_COUNT];
@@ -1400,11 +1429,25 @@ message_type(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     memcpy(field_offset, offsets, sizeof(offsets));
+    PyObject *methods = PyDict_New();
+    if (methods == NULL)
+        return NULL;
+    for (int k = 0; msg_methods[k].ml_name != NULL; k++) {
+        PyObject *m = PyDescr_NewMethod(type, &msg_methods[k]);
+        int rc = m == NULL ? -1 : PyDict_SetItemString(methods, msg_methods[k].ml_name, m);
+        Py_XDECREF(m);
+        if (rc < 0) {
+            Py_DECREF(methods);
+            return NULL;
+        }
+    }
     Py_INCREF(type);
     Py_XSETREF(msg_type, type);
     Py_INCREF(args[1]);
     Py_XSETREF(msg_list_keys, args[1]);
-    return PyDescr_NewMethod(type, &copy_def);
+    for (int k = 1; k < 4; k++)
+        Py_XSETREF(*msg_pure[k], Py_NewRef(pure[k]));
+    return methods;
 }
 
 
@@ -1557,6 +1600,9 @@ head_piece(PyObject *lines, PyObject *insert, Py_ssize_t at, Py_ssize_t drop, Py
     return PyList_GET_ITEM(lines, k - ni + drop);
 }
 
+static PyObject *join_message(PyObject *lines, PyObject *body, Py_ssize_t at, Py_ssize_t drop,
+                              PyObject *insert);
+
 static PyObject *
 message_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -1576,6 +1622,13 @@ message_bytes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (PyErr_Occurred())
             return NULL;
     }
+    return join_message(lines, body, at, drop, insert);
+}
+
+/* message_bytes' work, its arguments checked for type (insert a list or tuple). */
+static PyObject *
+join_message(PyObject *lines, PyObject *body, Py_ssize_t at, Py_ssize_t drop, PyObject *insert)
+{
     Py_ssize_t nl = PyList_GET_SIZE(lines);
     if (at < 0 || drop < 0 || at > nl || drop > nl - at) {
         PyErr_SetString(PyExc_IndexError, "message_bytes: at/drop outside the lines");
@@ -1631,6 +1684,136 @@ done:
         Py_XDECREF(enc[k]);
     PyMem_Free(enc);
     return out;
+}
+
+/* ---- edits -----------------------------------------------------------------------------------
+ * Compiled forms of three SipMsg methods run for every relayed message: set_max_forwards (the
+ * maxfwd module), prepend_via (tm's branch), bytes_without_top_via (a relayed reply). Each does
+ * the usual case here (every list and key of the usual types, the header's usual layout) and
+ * hands anything else to its pure form (EditsMixin's, registered by message_type and kept as
+ * message.methods_py), so errors and rare layouts are decided in one place. */
+static PyObject *mf_lines[256]; /* "Max-Forwards: N\r", made on first use */
+
+/* Whether msg's lines and keys are lists, its cache a dict and its body bytes (as always). */
+static int
+usual_state(PyObject *msg)
+{
+    PyObject *lines = *field(msg, F_LINES), *names = *field(msg, F_NAMES);
+    PyObject *cache = *field(msg, F_CACHE), *body = *field(msg, F_BODY);
+    return lines != NULL && PyList_CheckExact(lines) && names != NULL &&
+           PyList_CheckExact(names) && cache != NULL && PyDict_CheckExact(cache) &&
+           body != NULL && PyBytes_Check(body) &&
+           PyList_GET_SIZE(lines) == PyList_GET_SIZE(names);
+}
+
+/* Index of the first key that is want (list.index), -1 when none; -2 when a key that is not
+ * an exact str comes first (its == might say yes: the pure form decides). */
+static Py_ssize_t
+first_index(PyObject *keys, PyObject *want)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyUnicode_CheckExact(key))
+            return -2;
+        if (key_is(key, want))
+            return i;
+    }
+    return -1;
+}
+
+static PyObject *
+msg_set_max_forwards(PyObject *self, PyObject *n)
+{
+    if (!usual_state(self) || !PyLong_CheckExact(n))
+        goto pure;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(n, &overflow);
+    if (overflow || v < 0 || v > 255)
+        goto pure; /* (the pure form's ValueError) */
+    PyObject *lines = *field(self, F_LINES);
+    Py_ssize_t i = first_index(*field(self, F_NAMES), s_max_forwards);
+    if (i < 0)
+        goto pure; /* none: the pure form adds the header */
+    /* only the value changes, in the usual spelling; another keeps its name as written */
+    PyObject *line = PyList_GET_ITEM(lines, i);
+    if (!PyUnicode_Check(line))
+        goto pure;
+    int usual = PyUnicode_Tailmatch(line, s_mf_prefix, 0, PY_SSIZE_T_MAX, -1);
+    if (usual < 0)
+        return NULL;
+    if (!usual)
+        goto pure;
+    if (mf_lines[v] == NULL && (mf_lines[v] = PyUnicode_FromFormat("Max-Forwards: %ld\r", v)) == NULL)
+        return NULL;
+    if (PyList_SetItem(lines, i, Py_NewRef(mf_lines[v])) < 0 ||
+        PyDict_SetItem(*field(self, F_CACHE), s_max_forwards, n) < 0)
+        return NULL;
+    Py_XSETREF(*field(self, F_BUF), Py_NewRef(Py_None));
+    Py_RETURN_NONE;
+pure:
+    return PyObject_CallFunctionObjArgs(pure_set_max_forwards, self, n, NULL);
+}
+
+/* Delete key from the dict when it is there; -1 on error. */
+static int
+forget(PyObject *cache, PyObject *key)
+{
+    PyObject *v = PyDict_GetItemWithError(cache, key);
+    if (v == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyDict_DelItem(cache, key);
+}
+
+static PyObject *
+msg_prepend_via(PyObject *self, PyObject *value)
+{
+    if (!usual_state(self) || !PyUnicode_CheckExact(value))
+        goto pure;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    Py_ssize_t cr = PyUnicode_FindChar(value, '\r', 0, n, 1);
+    Py_ssize_t lf = cr == -1 ? PyUnicode_FindChar(value, '\n', 0, n, 1) : cr;
+    if (lf != -1)
+        goto pure; /* CR/LF: the pure form's ValueError (or an error of FindChar) */
+    PyObject *names = *field(self, F_NAMES), *lines = *field(self, F_LINES);
+    Py_ssize_t i = first_index(names, s_via);
+    if (i == -2)
+        goto pure;
+    if (i == -1)
+        i = 1; /* no Via: after the start line */
+    PyObject *line = PyUnicode_FromFormat("Via: %U\r", value);
+    if (line == NULL)
+        return NULL;
+    int rc = PyList_Insert(names, i, s_via) < 0 || PyList_Insert(lines, i, line) < 0;
+    Py_DECREF(line);
+    if (rc)
+        return NULL;
+    Py_XSETREF(*field(self, F_BUF), Py_NewRef(Py_None));
+    PyObject *cache = *field(self, F_CACHE);
+    if (forget(cache, s_via) < 0 || forget(cache, s_vias) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+pure:
+    return PyObject_CallFunctionObjArgs(pure_prepend_via, self, value, NULL);
+}
+
+static PyObject *
+msg_bytes_without_top_via(PyObject *self, PyObject *unused)
+{
+    if (!usual_state(self))
+        goto pure;
+    PyObject *lines = *field(self, F_LINES);
+    Py_ssize_t i = first_index(*field(self, F_NAMES), s_via);
+    if (i < 0)
+        goto pure; /* none: to_bytes */
+    PyObject *line = PyList_GET_ITEM(lines, i);
+    if (!PyUnicode_Check(line))
+        goto pure;
+    Py_ssize_t comma = PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1);
+    if (comma != -1)
+        goto pure; /* maybe several values on the line: the pure form splits them */
+    return join_message(lines, *field(self, F_BODY), i, 1, empty_tuple);
+pure:
+    return PyObject_CallOneArg(pure_bytes_without_top_via, self);
 }
 
 /* lines_crc32(keys, lines) (reply.lines_crc32_py): zlib's CRC-32 of the first Call-ID, From,
@@ -1728,7 +1911,7 @@ static PyMethodDef methods[] = {
      "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
      "usual datagram, else None"},
     {"message_type", (PyCFunction)(void (*)(void))message_type, METH_FASTCALL,
-     "message_type(SipMsg, list_keys) -> copy_message as a method of SipMsg"},
+     "message_type(SipMsg, list_keys, pure) -> {name: compiled method of SipMsg}"},
     {"cached_value", (PyCFunction)(void (*)(void))cached_value, METH_FASTCALL,
      "cached_value(key, getter) -> a read-only descriptor: msg._cache[key] when there, else "
      "getter(msg) (key None: the request's method, else getter(msg))"},
@@ -1772,7 +1955,9 @@ PyInit__fast(void)
     s_cseq = PyUnicode_InternFromString("cseq");
     s_max_forwards = PyUnicode_InternFromString("max-forwards");
     s_uri = PyUnicode_InternFromString("uri");
-    if (!empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    s_vias = PyUnicode_InternFromString("vias");
+    s_mf_prefix = PyUnicode_InternFromString("Max-Forwards:");
+    if (!s_vias || !s_mf_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     if (PyType_Ready(&CachedValueType) < 0)
         return NULL;

@@ -389,9 +389,14 @@ if cached_value is not None:
     for _name, _key in CACHED_PROPERTIES.items():
         setattr(SipMsg, _name, cached_value(_key, properties_py[_name].fget))
 
-#: SipMsg.copy as written above; the compiled form (_fast.c copy_message, the same result) takes
-#: its place when built: tm copies every relayed request twice (the transaction's, the branch's).
-copy_py = SipMsg.copy
+#: SipMsg's methods as written (here and in EditsMixin) that have a compiled form in _fast.c,
+#: which takes their place when built: tm copies every relayed request twice and prepends its
+#: Via on each branch, every relayed request has its Max-Forwards set and every relayed reply
+#: loses our Via. The compiled edits do the usual layout and call these for anything else.
+methods_py = {name: getattr(SipMsg, name) for name in (
+    "copy", "set_max_forwards", "prepend_via", "bytes_without_top_via")}
+copy_py = methods_py["copy"]
 if message_type is not None:
     # (message_type also registers the class for the parser's compiled pass, scan_message)
-    setattr(SipMsg, "copy", message_type(SipMsg, _LIST_KEYS))  # noqa: B010
+    for _name, _method in message_type(SipMsg, _LIST_KEYS, methods_py).items():
+        setattr(SipMsg, _name, _method)

@@ -166,7 +166,7 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "via_fields", None),
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_message", None),
-        (SipMsg, "copy", message_mod.copy_py),
+        *((SipMsg, name, method) for name, method in message_mod.methods_py.items()),
         *((SipMsg, name, prop) for name, prop in message_mod.properties_py.items()),
         (edits_mod, "message_bytes", edits_mod.message_bytes_py),
         (message_mod, "message_bytes", edits_mod.message_bytes_py),
@@ -227,7 +227,8 @@ def test_compiled_helpers_are_in_use() -> None:
     assert headers_mod.via_fields is fast.via_fields
     assert headers_mod.name_addr_fields is fast.name_addr_fields
     assert parser_mod.scan_message is fast.scan_message
-    assert SipMsg.copy is not message_mod.copy_py
+    for name, method in message_mod.methods_py.items():
+        assert getattr(SipMsg, name) is not method
     assert type(SipMsg.__dict__["via"]) is not property
     assert edits_mod.message_bytes is fast.message_bytes
     assert message_mod.message_bytes is fast.message_bytes
@@ -472,6 +473,54 @@ def test_copy_matches_python(data: bytes, edits: list[int]) -> None:
         assert got._cache[key] is not m._cache[key]
     got.append_header("X-Copy", "1")
     assert m._names.count("x-copy") == 0 and message_state(want) != message_state(got)
+
+
+# ---- the compiled edits against their pure forms ------------------------------------------------
+EDIT_ARGS: dict[str, list[tuple[object, ...]]] = {
+    "set_max_forwards": [(0,), (69,), (255,), (256,), (-1,), (3.0,), (True,), (2**70,), ("7",)],
+    "prepend_via": [("SIP/2.0/UDP a:5;branch=z9hG4bKx",), ("",), ("x\r",), ("y\n",),
+                    ("\u00e9\udc80",), (b"v",)],
+    "bytes_without_top_via": [()],
+}  # fmt: skip
+LAYOUTS: list[Callable[[SipMsg], object]] = [
+    lambda m: m.append_header("max-forwards", "9"), lambda m: m.insert_header("v", "SIP/2.0/UDP q"),
+    lambda m: m.append_header("Via", "SIP/2.0/UDP r, SIP/2.0/UDP s"),
+    lambda m: m.remove_header("Max-Forwards"), lambda m: m.insert_header("Via", "SIP/2.0/TCP t"),
+]  # fmt: skip
+edit_call = st.sampled_from([(name, args) for name, many in EDIT_ARGS.items() for args in many])
+
+
+@settings(max_examples=500, deadline=None)
+@given(datagram(), st.lists(st.one_of(st.integers(0, len(EDITS) + len(LAYOUTS) - 1), edit_call),
+                            max_size=10))
+def test_compiled_edits_match_python(data: bytes, steps: list[object]) -> None:
+    """set_max_forwards, prepend_via and bytes_without_top_via give the same results, errors
+    and message state compiled or pure, on any layout the edits make."""
+    try:
+        compiled, pure = parse_datagram(data), parse_datagram(data)
+    except SipParseError:
+        return
+    ops = EDITS + LAYOUTS
+
+    def run(m: SipMsg, call: Callable[[SipMsg, str, tuple[object, ...]], object]) -> list[object]:
+        seen: list[object] = []
+        for step in steps:
+            try:
+                if isinstance(step, int):
+                    ops[step](m)
+                    seen.append(message_state(m))
+                else:
+                    name, args = step  # type: ignore[misc]
+                    seen.append((call(m, name, args), message_state(m)))
+            except (SipParseError, ValueError, TypeError, IndexError) as exc:
+                seen.append(("raised", type(exc).__name__, str(exc)))
+        return seen
+
+    def call_pure(m: SipMsg, name: str, args: tuple[object, ...]) -> object:
+        return message_mod.methods_py[name](m, *args)
+
+    got = run(compiled, lambda m, name, args: getattr(m, name)(*args))
+    assert repr(got) == repr(run(pure, call_pure))
 
 
 # ---- the cached values read through the compiled descriptor ------------------------------------
