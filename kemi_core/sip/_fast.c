@@ -821,22 +821,45 @@ max_forwards_value(PyObject *module, PyObject *keys, PyObject *lines)
 
 /* The classes of the values parsed ahead (kemi_core.sip.values Via and CSeq, tuple
  * subclasses), given once by value_types(); unset, nothing is parsed ahead. */
-static PyTypeObject *via_type, *cseq_type;
+static PyTypeObject *via_type, *cseq_type, *name_addr_type;
 
 static PyObject *
 value_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1]) ||
-        !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type) ||
-        !PyType_IsSubtype((PyTypeObject *)args[1], &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "value_types(Via, CSeq): two tuple subclasses");
+    int ok = nargs == 2 || nargs == 3;
+    for (Py_ssize_t k = 0; ok && k < nargs; k++)
+        ok = PyType_Check(args[k]) && PyType_IsSubtype((PyTypeObject *)args[k], &PyTuple_Type);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError,
+                        "value_types(Via, CSeq[, NameAddr]): tuple subclasses");
         return NULL;
     }
     Py_INCREF(args[0]);
     Py_XSETREF(via_type, (PyTypeObject *)args[0]);
     Py_INCREF(args[1]);
     Py_XSETREF(cseq_type, (PyTypeObject *)args[1]);
+    Py_XINCREF(nargs == 3 ? args[2] : NULL);
+    Py_XSETREF(name_addr_type, nargs == 3 ? (PyTypeObject *)args[2] : NULL);
     Py_RETURN_NONE;
+}
+
+/* The fields of a request's To (name_addr_fields) when it has one To line of the usual shape,
+ * else None: what reading msg.to parses first (the request gate reads every request's To).
+ * New reference; NULL on error. */
+static PyObject *
+to_fields(PyObject *module, PyObject *keys, PyObject *lines)
+{
+    Py_ssize_t at = find_single(keys, s_to);
+    if (at == -3)
+        return NULL;
+    if (at < 0 || at >= PyList_GET_SIZE(lines))
+        Py_RETURN_NONE;
+    PyObject *value = line_value(module, PyList_GET_ITEM(lines, at));
+    if (value == NULL)
+        return NULL;
+    PyObject *fields = name_addr_fields(module, value);
+    Py_DECREF(value);
+    return fields;
 }
 
 /* An instance of the tuple subclass ``type`` holding the items of ``fields`` (a tuple,
@@ -875,12 +898,12 @@ put_value(PyObject *cache, PyObject *key, PyTypeObject *type, PyObject *fields)
     return rc;
 }
 
-/* What msg._cache starts with: the top Via, a reply's CSeq and a request's Max-Forwards parsed
- * ahead as reading msg.via, msg.cseq and msg.max_forwards would (every message has its Via
- * read, every reply its CSeq, every relayed request its Max-Forwards; a request's CSeq is rarely
- * read on the way), when they have the usual shapes (top_via_fields, cseq_fields,
- * max_forwards_value); the others are parsed, or refused, when read. New reference; NULL on
- * error. */
+/* What msg._cache starts with: the top Via, a reply's CSeq, a request's To and Max-Forwards
+ * parsed ahead as reading msg.via, msg.cseq, msg.to and msg.max_forwards would (every message
+ * has its Via read, every reply its CSeq, every request its To, every relayed request its
+ * Max-Forwards; a request's CSeq is rarely read on the way), when they have the usual shapes
+ * (top_via_fields, cseq_fields, to_fields, max_forwards_value); the others are parsed, or
+ * refused, when read. New reference; NULL on error. */
 static PyObject *
 parsed_values(PyObject *module, PyObject *keys, PyObject *lines, PyObject *methods,
               int is_request)
@@ -891,6 +914,9 @@ parsed_values(PyObject *module, PyObject *keys, PyObject *lines, PyObject *metho
     if (put_value(cache, s_via, via_type, top_via_fields(module, keys, lines)) < 0 ||
         (!is_request &&
          put_value(cache, s_cseq, cseq_type, cseq_fields(module, keys, lines, methods)) < 0))
+        goto error;
+    if (is_request && name_addr_type != NULL &&
+        put_value(cache, s_to, name_addr_type, to_fields(module, keys, lines)) < 0)
         goto error;
     if (is_request) {
         PyObject *mf = max_forwards_value(module, keys, lines);
@@ -1916,7 +1942,8 @@ static PyMethodDef methods[] = {
      "cached_value(key, getter) -> a read-only descriptor: msg._cache[key] when there, else "
      "getter(msg) (key None: the request's method, else getter(msg))"},
     {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
-     "value_types(Via, CSeq): the classes scan_message makes the values it parses ahead of"},
+     "value_types(Via, CSeq[, NameAddr]): the classes scan_message makes the values it parses "
+     "ahead of"},
     {"params_trusted", (PyCFunction)(void (*)(void))params_trusted, METH_FASTCALL,
      "params_trusted(text, into) -> into with the ;name=value parameters of text added"},
     {"message_bytes", (PyCFunction)(void (*)(void))message_bytes, METH_FASTCALL,

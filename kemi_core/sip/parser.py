@@ -28,10 +28,11 @@ from kemi_core.sip.syntax import (
     single_index,
     value_types,
 )
-from kemi_core.sip.values import CSeq, Via
+from kemi_core.sip.values import CSeq, NameAddr, Via
 
 if value_types is not None:
-    value_types(Via, CSeq)  # the compiled pass parses the top Via and a reply's CSeq ahead
+    # the compiled pass parses the top Via, a reply's CSeq and a request's To ahead
+    value_types(Via, CSeq, NameAddr)
 
 # Headers RFC 3261 8.1.1 requires in every request (and 8.2.6 copies into every reply).
 MANDATORY = ("via", "from", "to", "call-id", "cseq")

@@ -32,7 +32,7 @@ from kemi_core.sip.syntax import (
     single_index_py,
     single_value_py,
 )
-from kemi_core.sip.values import CSeq, Via
+from kemi_core.sip.values import CSeq, NameAddr, Via
 
 fast = pytest.importorskip(
     "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
@@ -318,7 +318,7 @@ START_LINES = ["INVITE sip:b@h SIP/2.0", "OPTIONS sip:b@h SIP/2.0", "FOO sip:b@h
                "INVITE sip:b@h sip/2.0", " INVITE sip:b@h SIP/2.0", "INVITE sip:\xe9@h SIP/2.0",
                "SIP/2.0 2x0 OK", "INVITE sip:b@h SIP/2.0 x", "ACK  SIP/2.0"]  # fmt: skip
 HEADERS = ["Via: SIP/2.0/UDP h;branch=z9hG4bK1", "v: SIP/2.0/UDP h", "From: <sip:a@h>;tag=1",
-           "To: <sip:b@h>", "Call-ID: c1", "CSeq: 1 INVITE", "CSeq: 2 OPTIONS", "CSeq: 0012  ACK",
+           "To: <sip:b@h>", "t: B <sip:b@h>;tag=9", "To: sip:b@h;x", "Call-ID: c1", "CSeq: 1 INVITE", "CSeq: 2 OPTIONS", "CSeq: 0012  ACK",
            "CSeq: 1234567890 INVITE", "CSeq: 7 FOO", "CSeq: \t3 INVITE ",
            "Via: SIP/2.0/TCP x, SIP/2.0/UDP y;branch=z9hG4bK2", "Max-Forwards: 70",
            "Max-Forwards: 0", "Max-Forwards: 256", "Max-Forwards:  007 ",
@@ -334,7 +334,7 @@ def datagram(draw: st.DrawFn) -> bytes:
     # Half are clean (what the compiled pass takes, but for its own refusals), half anything.
     clean = draw(st.booleans())
     lines = [draw(st.sampled_from(START_LINES[:8] if clean else START_LINES))]
-    lines += draw(st.lists(st.sampled_from(HEADERS[:24] if clean else HEADERS), max_size=8))
+    lines += draw(st.lists(st.sampled_from(HEADERS[:26] if clean else HEADERS), max_size=8))
     sep = "\r\n" if clean else draw(st.sampled_from(SEPS))
     text = "".join(line + (sep if draw(st.booleans()) else "\r\n") for line in lines)
     head = (("" if clean else draw(st.sampled_from(["", "\r\n"]))) + text).encode("latin-1")
@@ -351,7 +351,7 @@ def datagram_outcome(data: bytes, limits: parser_mod.ParseLimits) -> object:
         return ("raised", exc.status, str(exc))
     # the compiled pass parses the top Via and the CSeq as reading them does: read them too
     read = []
-    for name in ("via", "cseq", "max_forwards"):
+    for name in ("via", "cseq", "max_forwards", "to"):
         try:
             value = getattr(m, name)
             read.append(value if value is None or type(value) is int else tuple(value))
@@ -393,7 +393,7 @@ def scan(data: bytes) -> SipMsg | None:
 @pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set (SipMsg is not registered)")
 def test_scan_message_takes_the_usual_messages() -> None:
     """The usual request and reply are taken by the compiled pass (not left to Python)."""
-    fast.value_types(Via, CSeq)  # (as the parser does when it uses the compiled pass)
+    fast.value_types(Via, CSeq, NameAddr)  # (as the parser does when it uses the compiled pass)
     parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nab")
     parse_datagram(b"OPTIONS sip:a@b SIP/2.0\r\nMax-Forwards: 1\r\n\r\n")
     for data in (b"INVITE sip:a@b SIP/2.0\r\nVia: x\r\nContent-Length: 2\r\n\r\nabcd",
@@ -420,6 +420,12 @@ def test_scan_message_takes_the_usual_messages() -> None:
         assert fields is None or type(found._cache["cseq"]) is CSeq
     found = scan(b"BYE sip:a@b SIP/2.0\r\nCSeq: 2 INVITE\r\n\r\n")
     assert found is not None and found._cache == {}  # a request's: parsed (or refused) when read
+    # a request's usual To is parsed ahead (the gate reads it), a reply's when read
+    found = scan(b"BYE sip:a@b SIP/2.0\r\nTo: B <sip:b@h>;tag=1\r\n\r\n")
+    assert found is not None and type(found._cache["to"]) is NameAddr
+    assert tuple(found._cache["to"]) == ("B", "sip:b@h", False, "B <sip:b@h>;tag=1", "1", ";tag=1")
+    found = scan(b"SIP/2.0 200 OK\r\nTo: B <sip:b@h>;tag=1\r\n\r\n")
+    assert found is not None and "to" not in found._cache
     # a request's usual Max-Forwards is parsed ahead; the other shapes when read
     for value, parsed in (("70", 70), ("0", 0), ("255", 255), ("256", None), ("0070", None),
                           ("7 0", None), ("", None), ("\u0661", None)):
