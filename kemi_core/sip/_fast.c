@@ -1278,7 +1278,9 @@ copy_message(PyObject *self, PyObject *unused)
 static PyObject *msg_set_max_forwards(PyObject *self, PyObject *n);
 static PyObject *msg_prepend_via(PyObject *self, PyObject *value);
 static PyObject *msg_bytes_without_top_via(PyObject *self, PyObject *unused);
-static PyObject *pure_set_max_forwards, *pure_prepend_via, *pure_bytes_without_top_via;
+static PyObject *msg_value_at(PyObject *self, PyObject *index);
+static PyObject *pure_set_max_forwards, *pure_prepend_via, *pure_bytes_without_top_via,
+    *pure_value_at;
 
 /* The compiled methods message_type() puts on the class, and the pure forms they fall back to. */
 static PyMethodDef msg_methods[] = {
@@ -1291,10 +1293,13 @@ static PyMethodDef msg_methods[] = {
     {"bytes_without_top_via", (PyCFunction)msg_bytes_without_top_via, METH_NOARGS,
      "The bytes pop_via() then to_bytes() would give, the message left as it is (compiled "
      "form)."},
+    {"value_at", (PyCFunction)msg_value_at, METH_O,
+     "The raw value (unfolded, stripped) of the header line at index (compiled form)."},
     {NULL, NULL, 0, NULL},
 };
-static PyObject **msg_pure[] = {NULL, &pure_set_max_forwards, &pure_prepend_via,
-                                &pure_bytes_without_top_via};
+#define MSG_METHODS 5
+static PyObject **msg_pure[MSG_METHODS] = {NULL, &pure_set_max_forwards, &pure_prepend_via,
+                                           &pure_bytes_without_top_via, &pure_value_at};
 
 /* ---- cached values -----------------------------------------------------------------------
  * cached_value(key, getter) is a read-only descriptor for a SipMsg property whose getter
@@ -1416,8 +1421,8 @@ message_type(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     /* the pure forms the compiled methods fall back to, by name (all but copy's) */
-    PyObject *pure[4] = {NULL, NULL, NULL, NULL};
-    for (int k = 1; k < 4; k++) {
+    PyObject *pure[MSG_METHODS] = {NULL};
+    for (int k = 1; k < MSG_METHODS; k++) {
         pure[k] = PyDict_GetItemString(args[2], msg_methods[k].ml_name); /* borrowed */
         if (pure[k] == NULL || !PyCallable_Check(pure[k])) {
             PyErr_Format(PyExc_TypeError, "message_type: no pure form of %s",
@@ -1471,7 +1476,7 @@ message_type(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(msg_type, type);
     Py_INCREF(args[1]);
     Py_XSETREF(msg_list_keys, args[1]);
-    for (int k = 1; k < 4; k++)
+    for (int k = 1; k < MSG_METHODS; k++)
         Py_XSETREF(*msg_pure[k], Py_NewRef(pure[k]));
     return methods;
 }
@@ -1713,8 +1718,9 @@ done:
 }
 
 /* ---- edits -----------------------------------------------------------------------------------
- * Compiled forms of three SipMsg methods run for every relayed message: set_max_forwards (the
- * maxfwd module), prepend_via (tm's branch), bytes_without_top_via (a relayed reply). Each does
+ * Compiled forms of SipMsg methods run for every relayed message: set_max_forwards (the
+ * maxfwd module), prepend_via (tm's branch), bytes_without_top_via (a relayed reply), value_at
+ * (the request gate, ~3 per request). Each does
  * the usual case here (every list and key of the usual types, the header's usual layout) and
  * hands anything else to its pure form (EditsMixin's, registered by message_type and kept as
  * message.methods_py), so errors and rare layouts are decided in one place. */
@@ -1820,6 +1826,23 @@ msg_prepend_via(PyObject *self, PyObject *value)
     Py_RETURN_NONE;
 pure:
     return PyObject_CallFunctionObjArgs(pure_prepend_via, self, value, NULL);
+}
+
+/* value_at(index): the request gate reads each usual header's value by its index. */
+static PyObject *
+msg_value_at(PyObject *self, PyObject *index)
+{
+    PyObject *lines = *field(self, F_LINES);
+    if (lines == NULL || !PyList_CheckExact(lines) || !PyLong_CheckExact(index))
+        goto pure;
+    Py_ssize_t i = PyLong_AsSsize_t(index);
+    if (i < 0 || i >= PyList_GET_SIZE(lines)) {
+        PyErr_Clear(); /* (an overflow: the pure form's IndexError) */
+        goto pure;
+    }
+    return line_value(NULL, PyList_GET_ITEM(lines, i));
+pure:
+    return PyObject_CallFunctionObjArgs(pure_value_at, self, index, NULL);
 }
 
 static PyObject *

@@ -391,10 +391,10 @@ if cached_value is not None:
 
 #: SipMsg's methods as written (here and in EditsMixin) that have a compiled form in _fast.c,
 #: which takes their place when built: tm copies every relayed request twice and prepends its
-#: Via on each branch, every relayed request has its Max-Forwards set and every relayed reply
-#: loses our Via. The compiled edits do the usual layout and call these for anything else.
+#: Via on each branch, every relayed request has its Max-Forwards set, every relayed reply
+#: loses our Via, the request gate reads values by index. The compiled edits do the usual layout and call these for anything else.
 methods_py = {name: getattr(SipMsg, name) for name in (
-    "copy", "set_max_forwards", "prepend_via", "bytes_without_top_via")}
+    "copy", "set_max_forwards", "prepend_via", "bytes_without_top_via", "value_at")}
 copy_py = methods_py["copy"]
 if message_type is not None:
     # (message_type also registers the class for the parser's compiled pass, scan_message)

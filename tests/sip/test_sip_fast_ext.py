@@ -487,6 +487,7 @@ EDIT_ARGS: dict[str, list[tuple[object, ...]]] = {
     "prepend_via": [("SIP/2.0/UDP a:5;branch=z9hG4bKx",), ("",), ("x\r",), ("y\n",),
                     ("\u00e9\udc80",), (b"v",)],
     "bytes_without_top_via": [()],
+    "value_at": [(0,), (1,), (2,), (5,), (-1,), (99,), (2**70,), ("1",)],
 }  # fmt: skip
 LAYOUTS: list[Callable[[SipMsg], object]] = [
     lambda m: m.append_header("max-forwards", "9"), lambda m: m.insert_header("v", "SIP/2.0/UDP q"),
