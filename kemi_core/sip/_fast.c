@@ -898,6 +898,38 @@ put_value(PyObject *cache, PyObject *key, PyTypeObject *type, PyObject *fields)
     return rc;
 }
 
+static PyObject *params_trusted(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *s_params; /* "_params" */
+
+/* A request's top Via (in cache) gets its parameters split as reading via.params does
+ * (MappingProxyType(params_trusted(ptext, {})), kept in its __dict__ under "_params"), when it
+ * has any: received_via, reply_destination and the rport checks read them for every request
+ * relayed. 0, or -1 on error. */
+static int
+via_params_ahead(PyObject *cache)
+{
+    PyObject *via = PyDict_GetItemWithError(cache, s_via); /* borrowed */
+    if (via == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(via) || PyTuple_GET_SIZE(via) != 7 || _PyObject_GetDictPtr(via) == NULL)
+        return 0; /* (not a Via with an instance dict: nothing ahead) */
+    PyObject *ptext = PyTuple_GET_ITEM(via, 6);
+    if (!PyUnicode_Check(ptext) || PyUnicode_GET_LENGTH(ptext) == 0)
+        return 0; /* none: the shared empty mapping, when read */
+    PyObject *args[2] = {ptext, PyDict_New()};
+    if (args[1] == NULL)
+        return -1;
+    PyObject *params = params_trusted(NULL, args, 2);
+    Py_DECREF(args[1]);
+    PyObject *proxy = params == NULL ? NULL : PyDictProxy_New(params);
+    Py_XDECREF(params);
+    PyObject *dict = proxy == NULL ? NULL : PyObject_GenericGetDict(via, NULL);
+    int rc = dict == NULL ? -1 : PyDict_SetItem(dict, s_params, proxy);
+    Py_XDECREF(dict);
+    Py_XDECREF(proxy);
+    return rc;
+}
+
 /* What msg._cache starts with: the top Via, a reply's CSeq, a request's To and Max-Forwards
  * parsed ahead as reading msg.via, msg.cseq, msg.to and msg.max_forwards would (every message
  * has its Via read, every reply its CSeq, every request its To, every relayed request its
@@ -914,6 +946,8 @@ parsed_values(PyObject *module, PyObject *keys, PyObject *lines, PyObject *metho
     if (put_value(cache, s_via, via_type, top_via_fields(module, keys, lines)) < 0 ||
         (!is_request &&
          put_value(cache, s_cseq, cseq_type, cseq_fields(module, keys, lines, methods)) < 0))
+        goto error;
+    if (is_request && via_params_ahead(cache) < 0)
         goto error;
     if (is_request && name_addr_type != NULL &&
         put_value(cache, s_to, name_addr_type, to_fields(module, keys, lines)) < 0)
@@ -1311,6 +1345,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *key;    /* str, or NULL for the method */
     PyObject *getter; /* the pure form, called on a miss */
+    int in_instance;  /* key is looked up in the instance's __dict__ (instance_value) */
 } CachedValue;
 
 static PyObject *
@@ -1319,7 +1354,17 @@ cached_get(PyObject *self, PyObject *obj, PyObject *type)
     CachedValue *cv = (CachedValue *)self;
     if (obj == NULL || obj == Py_None)
         return Py_NewRef(self); /* read on the class */
-    if (msg_type != NULL && PyObject_TypeCheck(obj, msg_type)) {
+    if (cv->in_instance) {
+        PyObject **dictptr = _PyObject_GetDictPtr(obj);
+        if (dictptr != NULL && *dictptr != NULL && PyDict_CheckExact(*dictptr)) {
+            PyObject *v = PyDict_GetItemWithError(*dictptr, cv->key); /* borrowed */
+            if (v != NULL)
+                return Py_NewRef(v);
+            if (PyErr_Occurred())
+                return NULL;
+        }
+    }
+    else if (msg_type != NULL && PyObject_TypeCheck(obj, msg_type)) {
         if (cv->key == NULL) {
             PyObject *method = *field(obj, F_METHOD);
             if (*field(obj, F_IS_REQUEST) == Py_True && method != NULL)
@@ -1407,7 +1452,23 @@ cached_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     cv->key = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
     cv->getter = Py_NewRef(args[1]);
+    cv->in_instance = 0;
     PyObject_GC_Track((PyObject *)cv);
+    return (PyObject *)cv;
+}
+
+/* instance_value(key, getter): the same for a value cached in the instance's __dict__ (Via's
+ * and NameAddr's params, split on first read): __dict__[key] when there, else getter(obj). */
+static PyObject *
+instance_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "instance_value(key: str, getter)");
+        return NULL;
+    }
+    CachedValue *cv = (CachedValue *)cached_value(module, args, nargs);
+    if (cv != NULL)
+        cv->in_instance = 1;
     return (PyObject *)cv;
 }
 
@@ -1964,6 +2025,9 @@ static PyMethodDef methods[] = {
     {"cached_value", (PyCFunction)(void (*)(void))cached_value, METH_FASTCALL,
      "cached_value(key, getter) -> a read-only descriptor: msg._cache[key] when there, else "
      "getter(msg) (key None: the request's method, else getter(msg))"},
+    {"instance_value", (PyCFunction)(void (*)(void))instance_value, METH_FASTCALL,
+     "instance_value(key, getter) -> a read-only descriptor: obj.__dict__[key] when there, "
+     "else getter(obj)"},
     {"value_types", (PyCFunction)(void (*)(void))value_types, METH_FASTCALL,
      "value_types(Via, CSeq[, NameAddr]): the classes scan_message makes the values it parses "
      "ahead of"},
@@ -2006,8 +2070,9 @@ PyInit__fast(void)
     s_max_forwards = PyUnicode_InternFromString("max-forwards");
     s_uri = PyUnicode_InternFromString("uri");
     s_vias = PyUnicode_InternFromString("vias");
+    s_params = PyUnicode_InternFromString("_params");
     s_mf_prefix = PyUnicode_InternFromString("Max-Forwards:");
-    if (!s_vias || !s_mf_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    if (!s_params || !s_vias || !s_mf_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     if (PyType_Ready(&CachedValueType) < 0)
         return NULL;

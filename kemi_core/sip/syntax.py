@@ -151,6 +151,7 @@ try:
     from kemi_core.sip._fast import (
         cached_value,
         index_head,
+        instance_value,
         line_value,
         message_type,
         name_addr_fields,
@@ -175,6 +176,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     # (registers SipMsg for scan_message and returns SipMsg.copy's compiled form)
     message_type = None
     cached_value = None  # (SipMsg's cached parsed values read without a Python call)
+    instance_value = None  # (the same for Via's and NameAddr's params)
     value_types = None  # (what the compiled pass makes the values it parses ahead of)
 
 

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from kemi_core.sip.errors import SipParseError
-from kemi_core.sip.syntax import bad, format_params, params_trusted
+from kemi_core.sip.syntax import bad, format_params, instance_value, params_trusted
 from kemi_core.sip.uri import SipUri, parse_uri
 
 _UNSET: Any = object()
@@ -55,6 +55,14 @@ class _HeaderValue:
             p = d["_params"] = (MappingProxyType(params_trusted(self.ptext, {})) if self.ptext
                                 else _NO_PARAMS)
         return p  # type: ignore[no-any-return]
+
+    #: (the property above is the pure form; see the end of this class)
+    params_py = params
+
+    if instance_value is not None:
+        # Compiled (_fast.c): the split parameters returned without the property's Python call
+        # once cached (for a request's top Via the parser splits them ahead), else params_py.
+        params = instance_value("_params", params.fget)  # type: ignore[assignment, attr-defined]
 
     def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)

@@ -168,6 +168,7 @@ def pure_python() -> Iterator[None]:
         (parser_mod, "scan_message", None),
         *((SipMsg, name, method) for name, method in message_mod.methods_py.items()),
         *((SipMsg, name, prop) for name, prop in message_mod.properties_py.items()),
+        (values_mod._HeaderValue, "params", values_mod._HeaderValue.params_py),
         (edits_mod, "message_bytes", edits_mod.message_bytes_py),
         (message_mod, "message_bytes", edits_mod.message_bytes_py),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
@@ -230,6 +231,7 @@ def test_compiled_helpers_are_in_use() -> None:
     for name, method in message_mod.methods_py.items():
         assert getattr(SipMsg, name) is not method
     assert type(SipMsg.__dict__["via"]) is not property
+    assert type(values_mod._HeaderValue.__dict__["params"]) is not property
     assert edits_mod.message_bytes is fast.message_bytes
     assert message_mod.message_bytes is fast.message_bytes
     assert reply_mod.reply_lines is fast.reply_lines
@@ -572,6 +574,25 @@ def test_cached_value_descriptor() -> None:
         fast.cached_value(1, len)
     # on anything but a message: the getter decides
     assert fast.cached_value("via", repr).__get__(5, int) == "5"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["branch", "rport", "RPort", "received", "x"]),
+                          st.one_of(st.none(), word)), max_size=4), st.booleans())
+def test_params_ahead_read_as_the_property(items: list[tuple[str, str | None]],
+                                           request: bool) -> None:
+    """A request's top Via has its params split by the parser: the same mapping reading them
+    would make; anything read through the compiled descriptor is what the property gives."""
+    ptext = "".join(f";{n}" + (f"={v}" if v is not None else "") for n, v in items)
+    start = "INVITE sip:a@b SIP/2.0" if request else "SIP/2.0 200 OK"
+    m = parse_datagram(f"{start}\r\nVia: SIP/2.0/UDP h:5{ptext}\r\n\r\n".encode())
+    fresh = headers_mod.parse_via(m.via.raw)  # its params not read yet
+    pure = values_mod._HeaderValue.params_py.fget(fresh)  # type: ignore[attr-defined]
+    assert m.via.params == pure and type(m.via.params) is type(pure)
+    assert m.via.params is m.via.params  # (split once)
+    na = headers_mod.parse_name_addr(f"<sip:a@b>{ptext}")
+    assert na.params == values_mod._HeaderValue.params_py.fget(  # type: ignore[attr-defined]
+        headers_mod.parse_name_addr(na.raw))
 
 
 # ---- serialising -----------------------------------------------------------------------------
