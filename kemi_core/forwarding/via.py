@@ -16,6 +16,13 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+try:
+    # CPython's own MD5 (the same digests): for a few dozen bytes it takes about a third of the
+    # time of hashlib.md5, OpenSSL's, whose context setup dominates (one per stateless forward).
+    from _md5 import md5 as _md5
+except ImportError:  # (a Python built without it)
+    _md5 = hashlib.md5
+
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.values import port_value
 
@@ -119,7 +126,7 @@ def stateless_branch(msg: SipMsg) -> str:
         seed = "|".join(str(x) for x in (
             _safe(lambda: msg.to.tag), _safe(lambda: msg.from_.tag), _safe(lambda: msg.call_id),
             msg.ruri, via.raw if via is not None else "", _safe(lambda: msg.cseq.number)))
-    return MAGIC_COOKIE + hashlib.md5(seed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return MAGIC_COOKIE + _md5(seed.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _safe(read: object) -> object:
