@@ -50,8 +50,12 @@ def _spec(ctx: MsgContext, pvname: str) -> PvSpec | None:
 
 def get(ctx: MsgContext, pvname: str) -> PvValue:
     """The value (str or int), None for $null or an invalid name."""
-    spec = _spec(ctx, pvname)
-    return spec.get(ctx) if spec is not None else None
+    try:  # _spec() in place: scripts read variables all the time
+        spec = ctx.core.pv.spec(pvname)
+    except PvError as exc:
+        script_log.error("invalid pv [%s]: %s", pvname, exc)
+        return None
+    return spec.get(ctx)
 
 
 def gete(ctx: MsgContext, pvname: str) -> PvValue:
