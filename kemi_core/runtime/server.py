@@ -31,7 +31,7 @@ from kemi_core.runtime.logs import reopen_log_files
 from kemi_core.runtime.supervisor import Supervisor, describe_status
 from kemi_core.runtime.worker import Worker
 from kemi_core.stats import count_restart
-from kemi_core.transport.sockets import family_of
+from kemi_core.transport.sockets import RankSockets, family_of
 
 log = logging.getLogger("kemi.server")
 
@@ -107,6 +107,8 @@ class Server:
         self.board: WorkerBoard | None = None
         self.supervisor: Supervisor | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        #: each rank's UDP sockets, kept here for the workers that replace each other
+        self.rank_sockets: dict[int, RankSockets] = {}
 
     def run(self) -> int:
         cfg = self.built.core.config
@@ -164,6 +166,8 @@ class Server:
         # Workers report "ready" (sockets bound, script loaded) on this pipe; the control socket
         # opens only once all are, so "the RPC answers" means "the server takes traffic".
         self.ready_r, self.ready_w = os.pipe()
+        udp = [(lst.host, lst.port) for lst in cfg.listen if lst.proto == "udp"]
+        self.rank_sockets = {rank: RankSockets(udp, n > 1) for rank in range(1, n + 1)}
         for rank in range(1, n + 1):
             self._spawn(rank)
         self._wait_ready(n)
@@ -197,6 +201,8 @@ class Server:
                 log.info("shutdown: all workers stopped (%.2f s)",
                          time.monotonic() - self.stop_started)
             self._close_ctl()
+            for made in self.rank_sockets.values():
+                made.close()
             loop.close()
         return self.exit_code
 
@@ -214,9 +220,13 @@ class Server:
                     signal.signal(sig, signal.SIG_DFL)
                 for ctl in self.ctl:
                     ctl.forget()  # the main process's sockets: not ours to serve or remove
+                for other, made in self.rank_sockets.items():
+                    if other != rank:
+                        made.close()  # this process's copies only: the main process keeps them
                 assert self.board is not None
                 self.board.start(rank, os.getpid())
-                worker = Worker(self.built, rank, shared, self.board)
+                worker = Worker(self.built, rank, shared, self.board,
+                                self.rank_sockets.get(rank))
                 worker.setup()
                 os.write(self.ready_w, bytes([rank % 256]))
                 worker.run_forever()
@@ -274,6 +284,7 @@ class Server:
                 self.board.clear(rank)
             notify_worker_gone(self.built, rank)
             if self.stopping:
+                self._release_sockets(rank)
                 if status:
                     log.info("worker %d (pid %d) stopped: %s", rank, pid, describe_status(status))
                 continue
@@ -281,6 +292,14 @@ class Server:
         self.built.core.worker_pids = self.workers()  # type: ignore[attr-defined]
         if self.stopping and not self.children and self.loop is not None:
             self.loop.stop()
+
+    def _release_sockets(self, rank: int) -> None:
+        """While stopping, no worker replaces one that is gone: close its rank's sockets, so
+        the kernel hands their flows to the workers still draining (which answer new requests
+        with 503 and retransmissions as their transactions do) instead of queueing them."""
+        made = self.rank_sockets.pop(rank, None)
+        if made is not None:
+            made.close()
 
     def _replace(self, rank: int, pid: int, status: int) -> None:
         assert self.supervisor is not None and self.loop is not None

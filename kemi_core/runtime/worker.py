@@ -19,6 +19,7 @@ from kemi_core.runtime.drain import EntryGate, work_in_progress
 from kemi_core.runtime.logs import LOG_CONTEXT, reopen_log_files
 from kemi_core.sip import ParseLimits
 from kemi_core.transport.endpoints import WorkerEndpoints
+from kemi_core.transport.sockets import RankSockets
 from kemi_core.transport.stream import HttpService, TlsService
 
 log = logging.getLogger("kemi.worker")
@@ -84,8 +85,10 @@ class Worker:
     """Receives, routes and sends SIP messages in one process."""
 
     def __init__(self, built: Built, rank: int, shared_sockets: bool,
-                 board: WorkerBoard | None = None) -> None:
+                 board: WorkerBoard | None = None, sockets: RankSockets | None = None) -> None:
         self.built = built
+        #: this rank's UDP sockets, made by the main process (None: bound in setup)
+        self.sockets = sockets
         self.rank = rank
         self.shared_sockets = shared_sockets
         self.board = board
@@ -130,14 +133,15 @@ class Worker:
                                          http=core.service("http", HttpService),
                                          rank=self.rank,
                                          owners=core.stream_owners if self.shared_sockets
-                                         else None)
-        self.loop.run_until_complete(self.endpoints.start())
+                                         else None, sockets=self.sockets)
+        self.loop.run_until_complete(self.endpoints.start(udp=False))
         core.attach_transport(self.endpoints)
         if self.board is not None:
             stuck.install(core, self.board, self.rank)
         tune_gc()
         # module timers (tm, add_timer_handler ...), marked busy for the watchdog like messages
         drive_with_loop(core.clock, self.loop, wrap=self.gate.mark)
+        self.endpoints.open_udp()  # last: its sockets may hold datagrams already
 
     def run_forever(self, on_stop: Callable[[str], None] | None = None,
                     on_hup: Callable[[], None] | None = None) -> None:

@@ -1,8 +1,10 @@
 """A worker's sockets: UDP listeners, its own UDP send socket, TCP and TLS listeners and the
 stream connections (``stream``) accepted on them or opened to send.
 
-Each worker binds every ``listen`` address with SO_REUSEPORT, plus (when there are several
-workers) one UDP socket of its own on an ephemeral port. Requests the worker forwards leave from
+Each worker has a socket on every UDP ``listen`` address with SO_REUSEPORT, plus (when there
+are several workers) one UDP socket of its own on an ephemeral port; with fork=yes the main
+process made them for the worker's rank and keeps them (``sockets.RankSockets``), so a
+replacement worker gets the same ones. Requests the worker forwards leave from
 that socket and its Via names that port, so RFC 3261 response routing brings each reply back to
 the worker that holds its transaction (docs/design.md, "Processes and transactions"). Replies
 we send leave from the listen socket the request came in on (RFC 3581 section 4).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from kemi_core.config.model import ListenAddr
@@ -31,7 +34,7 @@ from kemi_core.transport.handoff import (
     owner_key,
 )
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
-from kemi_core.transport.sockets import bind_tcp, bind_udp
+from kemi_core.transport.sockets import RankSockets, bind_tcp, bind_udp
 from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
 from kemi_core.transport.udp import UdpSocket
 
@@ -65,7 +68,8 @@ class WorkerEndpoints:
                  tcp_max_connections: int = 2048, tcp_idle_timeout: float = 120.0,
                  tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0,
                  tls: TlsService | None = None, http: HttpService | None = None,
-                 rank: int = 0, owners: SharedTable | None = None) -> None:
+                 rank: int = 0, owners: SharedTable | None = None,
+                 sockets: RankSockets | None = None) -> None:
         self.loop = loop
         self.listens = listens
         self.receiver = receiver
@@ -74,6 +78,8 @@ class WorkerEndpoints:
         self.udp: dict[tuple[str, int], UdpSocket] = {}
         self.own_udp: UdpSocket | None = None
         self.own_udp_addr: tuple[str, int] | None = None
+        #: the rank's UDP sockets made by the main process (None: bind them here, fork=no)
+        self.sockets = sockets
         self.stream_servers: list[asyncio.AbstractServer] = []
         #: stream connections by peer address (accepted or opened), whatever their protocol
         self.conns = ConnTable()
@@ -146,24 +152,33 @@ class WorkerEndpoints:
             self.sweeping = True
             self.loop.call_later(self._sweep_period(), self._idle_sweep)
 
-    async def start(self) -> None:
+    async def start(self, udp: bool = True) -> None:
+        """Open the sockets; with ``udp`` False, all but UDP (``open_udp`` then)."""
         if self.owners is not None:
             self.mailbox = Mailbox(main_pid(), self.rank, self.loop)
             box = self.mailbox
             self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over)
         for lst in self.listens:
+            if lst.proto in ("tcp", "tls"):
+                await self._listen_stream(lst)
+            elif lst.proto != "udp":
+                log.warning("listen %s:%s:%s: protocol not supported, skipped", lst.proto, lst.host, lst.port)
+        if udp:
+            self.open_udp()
+
+    def open_udp(self) -> None:
+        """Start reading the UDP sockets. Sockets the main process kept may hold datagrams
+        already (they came while the rank had no worker): a worker opens them last, once
+        everything that routes a message is in place, outside any loop turn."""
+        for lst in self.listens:
             if lst.proto == "udp":
-                sock = bind_udp(lst.host, lst.port, self.shared)
+                sock = self._udp_socket(lst.host, lst.port)
                 self.udp[(lst.host, lst.port)] = UdpSocket(self.loop, sock, self.receiver,
                                                            self.limits, lst.host, lst.port)
-            elif lst.proto in ("tcp", "tls"):
-                await self._listen_stream(lst)
-            else:
-                log.warning("listen %s:%s:%s: protocol not supported, skipped", lst.proto, lst.host, lst.port)
         first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)
         if first_udp is not None:
             if self.shared:
-                sock = bind_udp(first_udp.host, 0, reuse_port=False)
+                sock = self._udp_socket(first_udp.host, 0)
                 port = sock.getsockname()[1]
                 self.own_udp = UdpSocket(self.loop, sock, self.receiver, self.limits,
                                          first_udp.host, port)
@@ -171,6 +186,15 @@ class WorkerEndpoints:
             else:
                 self.own_udp = self.udp[(first_udp.host, first_udp.port)]
                 self.own_udp_addr = (first_udp.host, first_udp.port)
+
+    def _udp_socket(self, host: str, port: int) -> socket.socket:
+        """The rank's socket on a listen address (port 0: its send socket), else a new one."""
+        made = self.sockets
+        if made is not None:
+            sock = made.send if port == 0 else made.listen.get((host, port))
+            if sock is not None:
+                return sock
+        return bind_udp(host, port, self.shared and port != 0)
 
     async def _listen_stream(self, lst: ListenAddr) -> None:
         if lst.proto == "tls" and self.tls is None:
@@ -333,8 +357,10 @@ class WorkerEndpoints:
 
     def stop_accepting(self, udp: bool = False) -> None:
         """Accept no new stream connections (open ones stay for the transactions in progress);
-        with ``udp``, close the shared UDP listen sockets too (this worker's own socket, where
-        replies to its transactions arrive, stays)."""
+        with ``udp``, stop reading the UDP listen sockets too (this worker's own socket, where
+        replies to its transactions arrive, stays). Closing closes only this worker's copy: the
+        main process keeps the rank's sockets, so what comes meanwhile waits for the worker
+        that replaces this one."""
         for server in self.stream_servers:
             server.close()
         self.stream_servers.clear()

@@ -35,3 +35,29 @@ def bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+class RankSockets:
+    """One worker rank's UDP sockets, made by the main process before it forks and kept open
+    while the server runs: its SO_REUSEPORT socket on each UDP ``listen`` address and (with
+    several workers) its send socket, whose port our Via names. A worker that replaces another
+    of the same rank inherits the very same sockets, so the kernel's reuseport group (which
+    worker each flow hashes to) and every Via port stay as they were, and datagrams that come
+    while the rank has no worker wait in its queues (Kamailio's UDP sockets outlive its
+    workers the same way)."""
+
+    __slots__ = ("listen", "send")
+
+    def __init__(self, listens: list[tuple[str, int]], shared: bool) -> None:
+        #: (host, port) of each UDP listen address -> this rank's socket on it
+        self.listen = {addr: bind_udp(addr[0], addr[1], shared) for addr in listens}
+        #: the send socket on the first UDP listen host's ephemeral port (several workers only)
+        self.send = bind_udp(listens[0][0], 0, reuse_port=False) if shared and listens else None
+
+    def close(self) -> None:
+        """Close this process's copies (a worker: the other ranks' sockets it inherited; the
+        main process: all of them once the workers are gone)."""
+        for sock in self.listen.values():
+            sock.close()
+        if self.send is not None:
+            self.send.close()
