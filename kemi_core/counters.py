@@ -52,8 +52,8 @@ class Counter:
     goes up and down (``inc(-1)``; never reset, like Kamailio's STAT_NO_RESET).
     """
 
-    __slots__ = ("_base", "_column", "_parts", "_rows", "_slot", "_stride", "_view", "doc",
-                 "group", "kind", "name")
+    __slots__ = ("_base", "_column", "_parts", "_rows", "_stride", "doc", "group", "kind", "name",
+                 "slot", "view")
 
     def __init__(self, group: str, name: str, doc: str, kind: Kind, view: memoryview,
                  column: int, rows: int, stride: int, row: int) -> None:
@@ -61,17 +61,20 @@ class Counter:
         self.name = name
         self.doc = doc
         self.kind: Kind = kind
-        self._view = view
+        #: the shared table of counts, and this process's place in it: ``view[slot] += n`` is
+        #: what ``inc(n)`` does, for a hot caller that keeps ``view`` and saves the call
+        #: (``slot`` moves when the process binds its row after the fork: read it each time)
+        self.view = view
         self._column = column
         self._rows = rows
         self._stride = stride
         self._base = rows * stride + column
-        self._slot = row * stride + column
+        self.slot = row * stride + column
         self._parts: tuple[Counter, ...] = ()
 
     def inc(self, n: int = 1) -> None:
         """Add ``n`` (may be negative) in this process's slot: no lock, no system call."""
-        self._view[self._slot] += n
+        self.view[self.slot] += n
 
     def sum_of(self, parts: list[Counter]) -> None:
         """Count every event the ``parts`` count, too: a family's total (all requests, all
@@ -82,7 +85,7 @@ class Counter:
 
     def _raw(self, rank: int | None = None) -> int:
         """Increments since start (no reset applied): every process's, or one rank's."""
-        view, col, stride = self._view, self._column, self._stride
+        view, col, stride = self.view, self._column, self._stride
         if rank is not None:
             return int(view[rank * stride + col]) + sum(p._raw(rank) for p in self._parts)
         return (sum(view[r * stride + col] for r in range(self._rows))
@@ -91,7 +94,7 @@ class Counter:
     @property
     def value(self) -> int:
         """The sum over every process (since the last reset)."""
-        return self._raw() - self._view[self._base]
+        return self._raw() - self.view[self._base]
 
     def by_rank(self) -> dict[int, int]:
         """Raw counts per process rank (0: main process), since start, non-zero ones only."""
@@ -102,11 +105,11 @@ class Counter:
         """Start again from 0 (a gauge is left alone); returns the value before."""
         before = self.value
         if self.kind == "counter":
-            self._view[self._base] += before
+            self.view[self._base] += before
         return before
 
     def _bind(self, row: int) -> None:
-        self._slot = row * self._stride + self._column
+        self.slot = row * self._stride + self._column
 
     def __repr__(self) -> str:
         return f"<Counter {self.group}:{self.name} = {self.value}>"

@@ -56,7 +56,7 @@ def _int_index(value: PvValue) -> int:
 class PvSpec:
     """A parsed pseudo-variable: ``get(ctx)`` reads it, ``set(ctx, value)`` assigns it."""
 
-    __slots__ = ("name", "text", "arg", "index", "transforms", "pvdef", "get")
+    __slots__ = ("name", "text", "arg", "index", "transforms", "pvdef", "get", "set")
 
     def __init__(self, text: str, pvdef: PvDef, arg: Any, has_arg: bool,
                  index: Index, transforms: list[Transform]) -> None:
@@ -68,6 +68,9 @@ class PvSpec:
         self.index = index
         self.transforms = transforms
         self.get: Callable[[MsgContext], PvValue] = self._build_getter(has_arg)
+        #: ``set(ctx, value)``: assign ``value`` (None = $null); raises PvReadOnlyError for
+        #: read-only variables. Built once, like ``get``: for ``$du`` it is the setter itself.
+        self.set: Callable[[MsgContext, PvValue], None] = self._build_setter()
 
     def _build_getter(self, has_arg: bool) -> Callable[[MsgContext], PvValue]:
         pvdef, arg, index = self.pvdef, self.arg, self.index
@@ -111,22 +114,31 @@ class PvSpec:
             return self.pvdef.setter is not None
         return self.pvdef.index_setter is not None
 
-    def set(self, ctx: MsgContext, value: PvValue) -> None:
-        """Assign ``value`` (None = $null); raises PvReadOnlyError for read-only variables."""
+    def _build_setter(self) -> Callable[[MsgContext, PvValue], None]:
+        pvdef, arg, index = self.pvdef, self.arg, self.index
         if not self.writable:
-            raise PvReadOnlyError(f"{self.text} is read-only")
-        index = self.index
+            text = self.text
+
+            def read_only(ctx: MsgContext, value: PvValue) -> None:
+                raise PvReadOnlyError(f"{text} is read-only")
+            return read_only
         if index != "":
-            idx = _int_index(index.get(ctx)) if isinstance(index, PvSpec) else index
-            assert self.pvdef.index_setter is not None and isinstance(idx, int)
-            self.pvdef.index_setter(ctx, self.arg, idx, value)
-            return
-        setter = self.pvdef.setter
+            index_setter = pvdef.index_setter
+            assert index_setter is not None
+
+            def set_at(ctx: MsgContext, value: PvValue) -> None:
+                idx = _int_index(index.get(ctx)) if isinstance(index, PvSpec) else index
+                assert isinstance(idx, int)
+                index_setter(ctx, arg, idx, value)
+            return set_at
+        setter = pvdef.setter
         assert setter is not None
-        if self.pvdef.takes_arg:
-            setter(ctx, self.arg, value)
-        else:
-            setter(ctx, value)
+        if not pvdef.takes_arg:
+            return setter  # the common case: no wrapper, one call less per assignment
+
+        def set_arg(ctx: MsgContext, value: PvValue) -> None:
+            setter(ctx, arg, value)
+        return set_arg
 
     def __repr__(self) -> str:
         return f"PvSpec({self.text!r})"

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 
 from kemi_core.forwarding import forward_reply
-from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType
+from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType, message_context
 from kemi_core.runtime.core import Core
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
@@ -62,7 +62,11 @@ class Dispatcher:
         if self.log_prefix is not None:
             LOG_CONTEXT.prefix = self._eval_prefix(msg, rcv)
         try:
-            self.core.follow_reload()  # a script reloaded by the main process takes over here
+            # core.follow_reload() written out, a call less on every message: a script
+            # reloaded by the main process takes over here (one read of the shared generation)
+            reload = self.core._reload
+            if reload is not None and reload.cell.value != reload.seen:
+                reload.follow()
             if msg.is_request:
                 self.stats.request(msg.method)
                 self._request(msg, rcv)
@@ -97,7 +101,7 @@ class Dispatcher:
     def _request(self, msg: SipMsg, rcv: RecvInfo) -> None:
         core = self.core
         check_request_headers(msg)
-        ctx = core.new_context(msg, rcv, RouteType.REQUEST)
+        ctx = message_context(msg, rcv, core, RouteType.REQUEST, msg.ruri)  # core.new_context
         for accept in core.request_filters:
             if accept(ctx):
                 return
@@ -110,7 +114,7 @@ class Dispatcher:
     # ---- replies ----------------------------------------------------------------------
     def _reply(self, msg: SipMsg, rcv: RecvInfo) -> None:
         core = self.core
-        ctx = core.new_context(msg, rcv, RouteType.CORE_ONREPLY)
+        ctx = message_context(msg, rcv, core, RouteType.CORE_ONREPLY)  # core.new_context
         engine = core.engine
         if engine is not None and engine.has_route(self.reply_cb):
             run_route(core, self.reply_cb, ctx)

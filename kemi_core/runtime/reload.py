@@ -86,6 +86,8 @@ class EngineReload:
         self.core = core
         self.spec = spec
         self.channel = ReloadChannel(spec.name)  # shared memory: made before the fork
+        #: the channel's generation cell, read before every message (``cell.value != seen``)
+        self.cell = self.channel.cell
         self.seen = 0
         self._initial: bytes | None = None  # what the main process loaded at start (gen 0)
 

@@ -39,28 +39,42 @@ def check_request_headers(msg: SipMsg) -> None:
     """Raise SipParseError (-> 400) for what Kamailio 5.6 refuses before running the script.
 
     It runs for every request: it walks the parser's canonical header keys and reads the
-    value of a Via, To or CSeq line only (no per-line name or value is made for the others)."""
+    value of a Via, To or CSeq line only (no per-line name or value is made for the others).
+    The usual request is judged right here, a call or two fewer per request: its layout is
+    looked up (``_usual_layout``) and only its Via, CSeq and To values are checked; anything
+    else, or a check that fails, takes the walk (which raises the precise error)."""
     if "  " in msg.first_line:
         raise SipParseError(400, "Malformed request line")
     top = msg.via  # it parses (Kamailio reads it first, wherever it is); cached for later
     keys = msg.header_keys
-    at = _usual_layout(keys)
-    if at is None or not _usual_values_pass(msg, top, *at):
-        _walk(msg, keys, top)
-
-
-def _usual_layout(keys: list[str]) -> tuple[int, int, int] | None:
-    """(Via, To, CSeq) line indexes when the walk over ``keys`` meets the usual request: the
-    four required headers each once, at most one Max-Forwards, one Via line before the last of
-    them; else None. Every request comes here and a sender keeps its layout, so the answer is
-    kept per layout (bounded like the parser's caches) instead of a step per header."""
     layout = tuple(keys)
     at = _LAYOUTS.get(layout, _UNSEEN)
     if at is _UNSEEN:
-        at = _read_layout(layout)
-        if len(_LAYOUTS) < _LAYOUTS_MAX:
-            _LAYOUTS[layout] = at
-    return at  # type: ignore[no-any-return]
+        at = _usual_layout(layout)
+    if at is not None:
+        # the lone top Via (parsed already) of protocol SIP/2.0, a CSeq of two words, a To
+        via_at, to_at, cseq_at = at
+        via = msg.value_at(via_at)
+        if (via == top.raw and "," not in via and top.protocol.upper() == "SIP/2.0"
+                and len(msg.value_at(cseq_at).split()) == 2):
+            try:
+                _check_to(msg, msg.value_at(to_at))
+                return
+            except SipParseError:
+                pass  # the walk decides
+    _walk(msg, keys, top)
+
+
+def _usual_layout(layout: tuple[str, ...]) -> tuple[int, int, int] | None:
+    """(Via, To, CSeq) line indexes when the walk over the header keys ``layout`` meets the
+    usual request: the four required headers each once, at most one Max-Forwards, one Via line
+    before the last of them; else None. Every request asks and a sender keeps its layout, so
+    the answer is kept per layout in ``_LAYOUTS`` (bounded like the parser's caches) instead of
+    a step per header."""
+    at = _read_layout(layout)
+    if len(_LAYOUTS) < _LAYOUTS_MAX:
+        _LAYOUTS[layout] = at
+    return at
 
 
 def _read_layout(keys: tuple[str, ...]) -> tuple[int, int, int] | None:
@@ -73,21 +87,6 @@ def _read_layout(keys: tuple[str, ...]) -> tuple[int, int, int] | None:
             or read.count("max-forwards") > 1):
         return None
     return read.index("via"), read.index("to"), read.index("cseq")
-
-
-def _usual_values_pass(msg: SipMsg, top: Via, via_at: int, to_at: int, cseq_at: int) -> bool:
-    """The walk's value checks on the usual layout: the Via line is the lone top Via (parsed
-    already) of protocol SIP/2.0, CSeq has two words, To passes; False: the walk decides."""
-    via = msg.value_at(via_at)
-    if via != top.raw or "," in via or top.protocol.upper() != "SIP/2.0":
-        return False
-    if len(msg.value_at(cseq_at).split()) != 2:
-        return False
-    try:
-        _check_to(msg, msg.value_at(to_at))
-    except SipParseError:
-        return False
-    return True
 
 
 def _walk(msg: SipMsg, keys: list[str], top: Via) -> None:
