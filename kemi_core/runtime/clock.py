@@ -37,12 +37,14 @@ itself (the driver wakes once for nothing and re-arms).
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import logging
+import operator
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("kemi.clock")
 
@@ -75,22 +77,20 @@ class Timer:
 class Clock:
     """Time and timers of one process, on a monotonic scale (see the module docstring)."""
 
+    #: ``now()``: monotonic seconds, the scale of every deadline. ``wall()``: Unix time (seconds
+    #: since the epoch), for timestamps kept in tables or databases. Both are the time sources
+    #: themselves (``time.monotonic`` in a worker), not methods that call them: modules read
+    #: the time several times per message, and this saves a Python call each time.
+    now: Callable[[], float]
+    wall: Callable[[], float]
+
     def __init__(self, time_source: Callable[[], float] = time.monotonic,
                  wall_source: Callable[[], float] = time.time) -> None:
-        self._time = time_source
-        self._wall = wall_source
+        self.now = time_source
+        self.wall = wall_source
         self._heap: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._listeners: list[Callable[[float], None]] = []
-
-    # ---- reading time ---------------------------------------------------------------------
-    def now(self) -> float:
-        """Monotonic seconds: the scale of every deadline."""
-        return self._time()
-
-    def wall(self) -> float:
-        """Unix time (seconds since the epoch), for timestamps kept in tables or databases."""
-        return self._wall()
 
     # ---- scheduling -----------------------------------------------------------------------
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any) -> Timer:
@@ -167,12 +167,21 @@ class VirtualClock(Clock):
     """
 
     def __init__(self, start: float = 1000.0) -> None:
-        self._now = float(start)
-        self._wall_start = time.time() - self._now
-        super().__init__(self._read, self._read_wall)
+        #: the time, in a one-item list: ``now`` reads it with no Python frame (as
+        #: ``time.monotonic`` does in a worker), so a harness on this clock pays what a
+        #: worker pays per reading
+        self._time = [float(start)]
+        self._wall_start = time.time() - start
+        read = cast(Callable[[], float], functools.partial(operator.getitem, self._time, 0))
+        super().__init__(read, self._read_wall)
 
-    def _read(self) -> float:
-        return self._now
+    @property
+    def _now(self) -> float:
+        return self._time[0]
+
+    @_now.setter
+    def _now(self, value: float) -> None:
+        self._time[0] = value
 
     def _read_wall(self) -> float:
         return self._wall_start + self._now
