@@ -35,7 +35,12 @@ def run_route(core: Core, name: str, ctx: MsgContext, *args: str | int) -> int:
     try:
         if args:
             return normalize_result(engine.run(name, ctx, *args))  # type: ignore[call-arg]
-        return normalize_result(engine.run(name, ctx))
+        result = engine.run(name, ctx)
+        # normalize_result's two usual answers without its call: a route returning nothing
+        # (1) or an int (itself)
+        if result is None:
+            return 1
+        return result if result.__class__ is int else normalize_result(result)
     except ScriptExit:
         return 1
     except ScriptDrop:
