@@ -1313,8 +1313,9 @@ static PyObject *msg_set_max_forwards(PyObject *self, PyObject *n);
 static PyObject *msg_prepend_via(PyObject *self, PyObject *value);
 static PyObject *msg_bytes_without_top_via(PyObject *self, PyObject *unused);
 static PyObject *msg_value_at(PyObject *self, PyObject *index);
+static PyObject *msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *pure_set_max_forwards, *pure_prepend_via, *pure_bytes_without_top_via,
-    *pure_value_at;
+    *pure_value_at, *pure_bytes_with_via;
 
 /* The compiled methods message_type() puts on the class, and the pure forms they fall back to. */
 static PyMethodDef msg_methods[] = {
@@ -1329,11 +1330,15 @@ static PyMethodDef msg_methods[] = {
      "form)."},
     {"value_at", (PyCFunction)msg_value_at, METH_O,
      "The raw value (unfolded, stripped) of the header line at index (compiled form)."},
+    {"bytes_with_via", (PyCFunction)(void (*)(void))msg_bytes_with_via, METH_FASTCALL,
+     "The bytes a copy would give after pop_via() + prepend_via(top) (when top is given) and "
+     "prepend_via(ours), the message left as it is (compiled form)."},
     {NULL, NULL, 0, NULL},
 };
-#define MSG_METHODS 5
+#define MSG_METHODS 6
 static PyObject **msg_pure[MSG_METHODS] = {NULL, &pure_set_max_forwards, &pure_prepend_via,
-                                           &pure_bytes_without_top_via, &pure_value_at};
+                                           &pure_bytes_without_top_via, &pure_value_at,
+                                           &pure_bytes_with_via};
 
 /* ---- cached values -----------------------------------------------------------------------
  * cached_value(key, getter) is a read-only descriptor for a SipMsg property whose getter
@@ -1904,6 +1909,89 @@ msg_value_at(PyObject *self, PyObject *index)
     return line_value(NULL, PyList_GET_ITEM(lines, i));
 pure:
     return PyObject_CallFunctionObjArgs(pure_value_at, self, index, NULL);
+}
+
+/* Whether the str has a CR or LF (-1: an error). */
+static int
+has_crlf(PyObject *text)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t cr = PyUnicode_FindChar(text, '\r', 0, n, 1);
+    if (cr != -1)
+        return cr == -2 ? -1 : 1;
+    Py_ssize_t lf = PyUnicode_FindChar(text, '\n', 0, n, 1);
+    return lf == -2 ? -1 : lf != -1;
+}
+
+/* bytes_with_via(ours, top=None): tm's every branch and every stateless forward. The usual
+ * layouts: no top (our Via above the first Via line, or after the start line), or a top that
+ * stays where the top Via line is (a line of one value followed by another Via line, or the
+ * only Via line right after the start line): EditsMixin._top_via_stays. */
+static PyObject *
+msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *ours = nargs >= 1 ? args[0] : NULL, *top = nargs == 2 ? args[1] : Py_None;
+    if (nargs < 1 || nargs > 2 || !usual_state(self) || !PyUnicode_CheckExact(ours) ||
+        !(top == Py_None || PyUnicode_CheckExact(top)))
+        goto pure;
+    int bad = has_crlf(ours);
+    if (bad != 0 || (top != Py_None && (bad = has_crlf(top)) != 0)) {
+        if (bad < 0)
+            return NULL;
+        goto pure; /* the pure form's ValueError, or its rare-layout path */
+    }
+    PyObject *names = *field(self, F_NAMES), *lines = *field(self, F_LINES);
+    Py_ssize_t i = first_index(names, s_via);
+    if (i == -2 || (i == -1 && top != Py_None))
+        goto pure;
+    PyObject *out = NULL, *our_line = PyUnicode_FromFormat("Via: %U\r", ours);
+    if (our_line == NULL)
+        return NULL;
+    if (top == Py_None) {
+        PyObject *insert = PyTuple_Pack(1, our_line);
+        if (insert != NULL)
+            out = join_message(lines, *field(self, F_BODY), i < 0 ? 1 : i, 0, insert);
+        Py_XDECREF(insert);
+        Py_DECREF(our_line);
+        return out;
+    }
+    /* the top Via line holds one value, and the next line is a Via or it is the only one
+     * right after the start line */
+    Py_ssize_t n = PyList_GET_SIZE(names);
+    PyObject *line = PyList_GET_ITEM(lines, i);
+    int stays = PyUnicode_Check(line) &&
+                PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1) == -1;
+    if (stays && !(i + 1 < n && PyUnicode_CheckExact(PyList_GET_ITEM(names, i + 1)) &&
+                   key_is(PyList_GET_ITEM(names, i + 1), s_via))) {
+        stays = i == 1;
+        for (Py_ssize_t k = i + 1; stays && k < n; k++) {
+            PyObject *key = PyList_GET_ITEM(names, k);
+            if (!PyUnicode_CheckExact(key) || key_is(key, s_via))
+                stays = 0; /* another Via (or an odd key): the pure form decides */
+        }
+    }
+    if (!stays) {
+        Py_DECREF(our_line);
+        goto pure;
+    }
+    PyObject *top_line = PyUnicode_FromFormat("Via: %U\r", top);
+    PyObject *insert = top_line == NULL ? NULL : PyTuple_Pack(2, our_line, top_line);
+    if (insert != NULL)
+        out = join_message(lines, *field(self, F_BODY), i, 1, insert);
+    Py_XDECREF(insert);
+    Py_XDECREF(top_line);
+    Py_DECREF(our_line);
+    return out;
+pure: {
+    /* pure(self, *args) */
+    PyObject *call[4] = {self, nargs >= 1 ? args[0] : NULL, nargs >= 2 ? args[1] : NULL,
+                         nargs >= 3 ? args[2] : NULL};
+    if (nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "bytes_with_via(ours, top=None)");
+        return NULL;
+    }
+    return PyObject_Vectorcall(pure_bytes_with_via, call, (size_t)nargs + 1, NULL);
+}
 }
 
 static PyObject *

@@ -394,7 +394,8 @@ if cached_value is not None:
 #: Via on each branch, every relayed request has its Max-Forwards set, every relayed reply
 #: loses our Via, the request gate reads values by index. The compiled edits do the usual layout and call these for anything else.
 methods_py = {name: getattr(SipMsg, name) for name in (
-    "copy", "set_max_forwards", "prepend_via", "bytes_without_top_via", "value_at")}
+    "copy", "set_max_forwards", "prepend_via", "bytes_without_top_via", "value_at",
+    "bytes_with_via")}
 copy_py = methods_py["copy"]
 if message_type is not None:
     # (message_type also registers the class for the parser's compiled pass, scan_message)

@@ -490,6 +490,10 @@ EDIT_ARGS: dict[str, list[tuple[object, ...]]] = {
                     ("\u00e9\udc80",), (b"v",)],
     "bytes_without_top_via": [()],
     "value_at": [(0,), (1,), (2,), (5,), (-1,), (99,), (2**70,), ("1",)],
+    "bytes_with_via": [("SIP/2.0/UDP o;branch=z9hG4bKo",),
+                       ("SIP/2.0/UDP o;branch=z9hG4bKo", "SIP/2.0/UDP t;received=1.2.3.4"),
+                       ("SIP/2.0/UDP o", None), ("o\r",), ("o", "t\n"), ("o", b"t"), (b"o",),
+                       ("\u00e9", "\udc80"), ("o", "t", "x")],
 }  # fmt: skip
 LAYOUTS: list[Callable[[SipMsg], object]] = [
     lambda m: m.append_header("max-forwards", "9"), lambda m: m.insert_header("v", "SIP/2.0/UDP q"),
