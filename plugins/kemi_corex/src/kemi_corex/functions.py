@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import attrs
+
 from kemi_core.api import (
     Branch,
     MsgContext,
@@ -213,7 +215,9 @@ def _set_recv(ctx: MsgContext, sock: tuple[str, str, int] | None, what: str) -> 
     if sock is None:
         log.error("%s: no such local socket", what)
         return -1
-    ctx.rcv.proto, ctx.rcv.dst_ip, ctx.rcv.dst_port = sock
+    proto, ip, port = sock
+    # a new RecvInfo for this message: a stream connection hands one to all its messages
+    ctx.rcv = attrs.evolve(ctx.rcv, proto=proto, dst_ip=ip, dst_port=port)
     return 1
 
 
@@ -233,7 +237,9 @@ def set_source_address(ctx: MsgContext, addr: str) -> int:
     if parts is None:
         log.error("set_source_address: bad address %r", addr)
         return -1
-    _, ctx.rcv.src_ip, ctx.rcv.src_port = parts
+    _, ip, port = parts
+    # a new RecvInfo for this message: a stream connection hands one to all its messages
+    ctx.rcv = attrs.evolve(ctx.rcv, src_ip=ip, src_port=port)
     return 1
 
 
