@@ -53,8 +53,6 @@ if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
 
 _PROCEEDING = ServerState.PROCEEDING
-#: ``filed_in`` of a transaction no table filed (never written)
-_NO_BUCKET: dict[str, ProxyTransaction] = {}
 
 __all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "not_filed", "reply_priority"]
 
@@ -74,7 +72,7 @@ class ProxyTransaction(ServerTransaction):
     # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
     # and for the garbage collector to walk.
     __slots__ = ("proxy_settings", "ident", "branch_prefix", "to_tag", "branches", "step",
-                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at", "filed_in")
+                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at")
 
     # settings, proxy_settings, key and sink may come by position: a subclass passes them on
     # without binding keywords again (one is made per relayed request)
@@ -111,8 +109,6 @@ class ProxyTransaction(ServerTransaction):
         self.on_reschedule: Callable[[ProxyTransaction], None] = not_filed
         #: the table's bookkeeping: the deadline it filed this entry under (None: not filed)
         self.filed_at: float | None = None
-        #: ... and the bucket it is in (meaningful while ``filed_at`` is not None)
-        self.filed_in: dict[str, ProxyTransaction] = _NO_BUCKET
 
     # ----- state -----
     @property

@@ -8,8 +8,7 @@ plain stateful UAS, e.g. t_newtran + t_reply or a CANCEL's own transaction).
 * ``lookup_cancel_target(cancel)``: the INVITE transaction a CANCEL refers to.
 * ``lookup_reply(reply)``: ``(tx, branch index)`` from the Via branch we generated.
 * ``next_timer()`` / ``on_timer(now) -> [tx, ...]`` (the entries run): each entry's next deadline, filed
-  in a bucket per tick of 1/TICKS_PER_S s (kept on the entry: ``tx.filed_at``, and its bucket
-  ``tx.filed_in``, so moving it needs no tick computed for the old deadline), with a
+  in a bucket per tick of 1/TICKS_PER_S s (and kept on the entry, ``tx.filed_at``), with a
   min-heap of the ticks that have a bucket.
   Entries report every change through ``tx.on_reschedule`` (set on insert); moving an entry is
   two dict operations (a heap push per change left superseded items to skip and compact, and
@@ -23,8 +22,8 @@ plain stateful UAS, e.g. t_newtran + t_reply or a CANCEL's own transaction).
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
-from math import ceil
 from typing import TYPE_CHECKING
 
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey, cancel_target_key, server_key
@@ -130,7 +129,7 @@ class TransactionTable:
         Returns the entries run (their sink heard what they did)."""
         due: list[tuple[float, int, ProxyTransaction]] = []
         ticks, buckets = self._ticks, self._buckets
-        last = ceil(now * TICKS_PER_S)  # the bucket holding ``now`` may be due in part
+        last = math.ceil(now * TICKS_PER_S)  # the bucket holding ``now`` may be due in part
         n = 0
         while ticks and ticks[0] <= last and len(due) < _MAX_TIMER_ROUNDS:
             tick = ticks[0]
@@ -160,9 +159,12 @@ class TransactionTable:
 
     def _unfile(self, tx: ProxyTransaction) -> None:
         """Take ``tx`` out of its bucket (its deadline forgotten)."""
-        if tx.filed_at is not None:
+        at = tx.filed_at
+        if at is not None:
             tx.filed_at = None
-            tx.filed_in.pop(tx.ident, None)
+            bucket = self._buckets.get(math.ceil(at * TICKS_PER_S))
+            if bucket is not None:
+                bucket.pop(tx.ident, None)
 
     def _reschedule(self, tx: ProxyTransaction) -> None:
         # runs after every input of every transaction: the common case (deadline unchanged,
@@ -176,13 +178,14 @@ class TransactionTable:
             return
         tx.filed_at = at
         ident = tx.ident
+        buckets = self._buckets
         if old is not None:
-            # its bucket (one on_timer took from the index is a detached dict: harmless)
-            tx.filed_in.pop(ident, None)
+            bucket = buckets.get(math.ceil(old * TICKS_PER_S))
+            if bucket is not None:
+                bucket.pop(ident, None)
         if at is None:
             return
-        tick = ceil(at * TICKS_PER_S)
-        buckets = self._buckets
+        tick = math.ceil(at * TICKS_PER_S)
         bucket = buckets.get(tick)
         if bucket is None:
             buckets[tick] = bucket = {}
@@ -190,4 +193,3 @@ class TransactionTable:
             if self.on_deadline is not None:
                 self.on_deadline(at)
         bucket[ident] = tx
-        tx.filed_in = bucket
