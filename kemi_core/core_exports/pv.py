@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.core_exports.log import script_log
@@ -13,32 +12,6 @@ if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
 
 NULL_TEXT = "<<null>>"
-
-Assign = Callable[["MsgContext", PvValue], None]
-#: spec -> how to assign it. Scripts set the same few variables for every request
-#: (KSR.pv.sets("$du", ...)): a plain one (no index, no transforms) goes straight to its
-#: setter, as the native engine's ``$du = ...`` does, without spec.set re-checking at each
-#: call what it checked the first time. Keyed by the spec (each core's table has its own).
-_assigners: dict[PvSpec, Assign] = {}
-_ASSIGNERS_MAX = 1024  # scripts building names at run time: forget and start again
-
-
-def _assigner(spec: PvSpec) -> Assign:
-    if len(_assigners) >= _ASSIGNERS_MAX:
-        _assigners.clear()
-    assign: Assign = spec.set
-    setter = spec.pvdef.setter
-    if spec.writable and spec.index == "" and setter is not None:
-        if spec.pvdef.takes_arg:
-            arg, set_arg = spec.arg, setter
-
-            def assign(ctx: MsgContext, value: PvValue) -> None:
-                set_arg(ctx, arg, value)
-        else:
-            assign = setter
-    _assigners[spec] = assign
-    return assign
-
 
 def _spec(ctx: MsgContext, pvname: str) -> PvSpec | None:
     try:
@@ -99,9 +72,8 @@ def _set(ctx: MsgContext, pvname: str, value: PvValue) -> None:
     except PvError as exc:
         script_log.error("invalid pv [%s]: %s", pvname, exc)
         return
-    assign = _assigners.get(spec) or _assigner(spec)
     try:
-        assign(ctx, value)
+        spec.set(ctx, value)  # a plain variable's set is its pvdef's setter itself
     except PvError as exc:
         script_log.error("unable to set pv [%s]: %s", pvname, exc)
 
