@@ -786,6 +786,22 @@ done:
     return result;
 }
 
+/* The value of the one line under ``key`` in (keys, lines): a new reference; NULL with
+ * *absent set when there is no such single line, NULL with an exception on error. */
+static PyObject *
+single_line_value(PyObject *module, PyObject *keys, PyObject *lines, PyObject *key, int *absent)
+{
+    Py_ssize_t at = find_single(keys, key);
+    *absent = 0;
+    if (at == -3)
+        return NULL;
+    if (at < 0 || at >= PyList_GET_SIZE(lines)) {
+        *absent = 1;
+        return NULL;
+    }
+    return line_value(module, PyList_GET_ITEM(lines, at));
+}
+
 /* A request's Max-Forwards when it has one such line whose value is 1 to 3 ASCII digits up to
  * 255, as reading msg.max_forwards gives it (every relayed request has it read, then
  * decremented); else None: anything else is parsed, or refused, when read. New reference;
@@ -793,14 +809,13 @@ done:
 static PyObject *
 max_forwards_value(PyObject *module, PyObject *keys, PyObject *lines)
 {
-    Py_ssize_t at = find_single(keys, s_max_forwards);
-    if (at == -3)
+    int absent;
+    PyObject *value = single_line_value(module, keys, lines, s_max_forwards, &absent);
+    if (value == NULL) {
+        if (absent)
+            Py_RETURN_NONE;
         return NULL;
-    if (at < 0 || at >= PyList_GET_SIZE(lines))
-        Py_RETURN_NONE;
-    PyObject *value = line_value(module, PyList_GET_ITEM(lines, at));
-    if (value == NULL)
-        return NULL;
+    }
     Py_ssize_t n = PyUnicode_GET_LENGTH(value);
     int kind = PyUnicode_KIND(value);
     const void *d = PyUnicode_DATA(value);
@@ -849,14 +864,13 @@ value_types(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 to_fields(PyObject *module, PyObject *keys, PyObject *lines)
 {
-    Py_ssize_t at = find_single(keys, s_to);
-    if (at == -3)
+    int absent;
+    PyObject *value = single_line_value(module, keys, lines, s_to, &absent);
+    if (value == NULL) {
+        if (absent)
+            Py_RETURN_NONE;
         return NULL;
-    if (at < 0 || at >= PyList_GET_SIZE(lines))
-        Py_RETURN_NONE;
-    PyObject *value = line_value(module, PyList_GET_ITEM(lines, at));
-    if (value == NULL)
-        return NULL;
+    }
     PyObject *fields = name_addr_fields(module, value);
     Py_DECREF(value);
     return fields;
