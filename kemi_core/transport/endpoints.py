@@ -239,15 +239,6 @@ class WorkerEndpoints:
                                   "UDP datagram (at most %d): not sent", len(data), host, port,
                                   limit)
                 return False
-            if not tr.pending:
-                # UdpSocket.sendto's usual case written out, a call less per datagram: nothing
-                # queued, the kernel takes it now. On any error that call does it all (queues
-                # it, or says why), sending it at most once.
-                try:
-                    tr.sock.sendto(data, (host, port))
-                    return True
-                except OSError:
-                    pass
             tr.sendto(data, (host, port))
             return True
         family = STREAM_FAMILY.get(proto)

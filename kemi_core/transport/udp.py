@@ -26,8 +26,8 @@ import socket
 import termios
 from typing import Any
 
-from kemi_core.sip import ParseLimits, SipParseError, parse_datagram
-from kemi_core.transport.receiver import KEEPALIVES, Receiver, RecvInfo, internal_error
+from kemi_core.sip import ParseLimits
+from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram, internal_error
 
 log = logging.getLogger("kemi.transport")
 
@@ -41,7 +41,7 @@ QUEUE_MAX = 4096
 
 class UdpSocket:
     """One bound, non-blocking UDP socket of a worker: what arrives goes to ``receiver`` as a
-    parsed message (as ``deliver_datagram`` does) with the socket's own address as destination."""
+    parsed message (``deliver_datagram``) with the socket's own address as destination."""
 
     __slots__ = ("loop", "sock", "fd", "receiver", "limits", "local_ip", "local_port",
                  "pending", "closed", "buffer", "waiting")
@@ -81,17 +81,8 @@ class UdpSocket:
                 log.debug("udp error on %s:%s: %s", local_ip, local_port, exc)
                 continue
             try:
-                # deliver_datagram written out, a call less per datagram: keep-alives dropped,
-                # a message or its parse error to the receiver
-                if size <= 4 and data in KEEPALIVES:
-                    continue
-                rcv = RecvInfo("udp", addr[0], addr[1], local_ip, local_port)
-                try:
-                    msg = parse_datagram(data, limits)
-                except SipParseError as exc:
-                    receiver.on_bad_message(data, rcv, exc)
-                else:
-                    receiver.on_message(msg, rcv)
+                deliver_datagram(receiver, data,
+                                 RecvInfo("udp", addr[0], addr[1], local_ip, local_port), limits)
             except Exception as exc:  # the dispatcher guards; this is the last line of defence
                 internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
             if self.closed:
