@@ -195,3 +195,42 @@ def test_soak_every_transaction_is_removed(sip, late):
     pending.clear()
     gc.collect()
     assert live_transactions() == alive_before  # no finished transaction kept alive
+
+
+def test_inputs_mark_and_a_flush_refiles_once(sip):
+    """An input only marks its entry (the owner hears it once per batch); the next
+    next_timer/on_timer files each marked entry once, under its deadline as it is then."""
+    table = TransactionTable()
+    heard: list[str] = []
+    table.on_refile = lambda: heard.append("refile")
+    table.on_deadline = lambda at: heard.append(f"deadline {at}")
+    tx = make(sip, table, 1)
+    data = branch(tx, CALLEE, 0.0)  # Timer A at 0.5, B at 30
+    tx.on_response(0, sip.reply(data, 180, "Ringing"), 0.1)  # fr_inv at 120.1
+    tx.on_response(0, sip.reply(data, 200, "OK"), 0.2)  # L and M at 5.2
+    assert heard == ["refile"] and tx.filed_at is None and tx.refile
+    assert table.next_timer() == 5.2  # the deadline after the last input, filed once
+    assert heard == ["refile", "deadline 5.2"] and not tx.refile
+    assert table.on_timer(5.2) == [tx] and len(table) == 0
+
+
+def test_a_marked_entry_fires_no_later_than_its_new_deadline(sip):
+    # filed at 120.1 (fr_inv), then an input moves its deadline to 5.2: on_timer at 5.2
+    # flushes before it collects what is due
+    table = TransactionTable()
+    tx = make(sip, table, 1)
+    data = branch(tx, CALLEE, 0.0)
+    tx.on_response(0, sip.reply(data, 180, "Ringing"), 0.1)
+    assert table.next_timer() == pytest.approx(120.1)
+    tx.on_response(0, sip.reply(data, 200, "OK"), 0.2)
+    assert tx.filed_at == pytest.approx(120.1) and tx.refile
+    assert table.on_timer(5.2) == [tx] and len(table) == 0
+
+
+def test_an_entry_removed_while_marked_is_not_filed(sip):
+    table = TransactionTable()
+    tx = make(sip, table, 1, method="OPTIONS")
+    branch(tx, CALLEE, 0.0)
+    assert tx.refile
+    assert table.remove(tx)
+    assert table.next_timer() is None and not table._buckets and not tx.refile

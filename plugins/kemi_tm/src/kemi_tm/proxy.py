@@ -72,7 +72,8 @@ class ProxyTransaction(ServerTransaction):
     # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
     # and for the garbage collector to walk.
     __slots__ = ("proxy_settings", "ident", "branch_prefix", "to_tag", "branches", "step",
-                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at")
+                 "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at",
+                 "refile")
 
     # settings, proxy_settings, key and sink may come by position: a subclass passes them on
     # without binding keywords again (one is made per relayed request)
@@ -109,6 +110,8 @@ class ProxyTransaction(ServerTransaction):
         self.on_reschedule: Callable[[ProxyTransaction], None] = not_filed
         #: the table's bookkeeping: the deadline it filed this entry under (None: not filed)
         self.filed_at: float | None = None
+        #: the table's bookkeeping: marked for a refile at its next flush
+        self.refile = False
 
     # ----- state -----
     @property

@@ -69,6 +69,7 @@ class TmService:
         self.clock = core.clock
         self.table = TmTable(on_freed=self._freed)
         self.table.on_deadline = self._arm
+        self.table.on_refile = self._flush_soon
         self._timer: Timer | None = None  # the clock timer armed at the table's earliest deadline
         #: locally generated requests (t_uac_send, t_replicate), set up by kemi_tm.uac
         self.uac: object | None = None
@@ -94,6 +95,11 @@ class TmService:
                 return
             timer.cancel()
         self._timer = self.clock.call_at(at, self._on_clock)
+
+    def _flush_soon(self) -> None:
+        """A transaction waits to be refiled: the clock timer fires at the next tick at the
+        latest (its ``on_timer`` files it; no deadline is due before that tick)."""
+        self._arm(self.clock.now())
 
     def _on_clock(self) -> None:
         self._timer = None
