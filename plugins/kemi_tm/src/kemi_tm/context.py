@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
-from kemi_tm.client import InviteClientTransaction, NonInviteClientTransaction
+from kemi_tm.client import ClientState, InviteClientTransaction, NonInviteClientTransaction
+from kemi_tm.keys import client_key
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
     from kemi_tm.actions import Dest, Sink
-    from kemi_tm.timers import TimerSettings
+    from kemi_tm.timers import Timers, TimerSettings
 
 _PREFERRED_4XX = frozenset({401, 407, 415, 420, 484})  # 16.7 step 6: combinable/actionable
 _CLASS_PRIO = {2: 0, 6: 1000, 3: 3000, 4: 4000, 5: 5000}
@@ -78,8 +79,29 @@ class BranchFields:
         self.cancel_wanted = False
         self.flags = 0
         self.replied = False
-        # the client transaction (next in the MRO)
-        super().__init__(request, dest, settings, branch, sink, method)  # type: ignore[call-arg]
+        # the client transaction's fields (ClientTransaction.__init__'s, for a proxy's branch:
+        # its bytes, its branch and method given) set here: a frame less per relayed request
+        # (test_tm_fsm_proxy.py checks they match)
+        if isinstance(request, bytes):
+            self._request: SipMsg | None = None
+            self.data = request
+        else:
+            self._request = request
+            self.data = b""
+            method = request.method
+        self.sink = sink
+        self.dest = dest
+        self.settings = settings
+        self.key = (branch, method) if method != "ACK" else client_key(branch, method)
+        self.state = ClientState.TERMINATED  # until arm()
+        self.timers: Timers = {}
+        self.final_status = 0
+        self.local_final = 0
+        self._interval = settings.retr_timer1
+        self._start = 0.0
+        self.ack: bytes | None = None
+        self.cancelled = False
+        self._life_end = 0.0
 
     @property
     def pending(self) -> bool:

@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from kemi_tm.actions import Recorder
 from kemi_tm.context import DEFAULT_PROXY, ProxySettings
-from kemi_tm.proxy import ProxyTransaction
+from kemi_tm.idents import new_ident_and_tag
+from kemi_tm.keys import MAGIC_COOKIE, server_key
+from kemi_tm.proxy import ProxyTransaction, not_filed
+from kemi_tm.server import ServerState
 from kemi_tm.state import Callbacks, Overrides
 from kemi_tm.table import TransactionTable
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
     from kemi_tm.actions import Dest, ProxySink
     from kemi_tm.keys import ServerKey
+
+_PROCEEDING = ServerState.PROCEEDING
+_TRYING = ServerState.TRYING
 
 
 class TmTransaction(ProxyTransaction):
@@ -40,7 +47,38 @@ class TmTransaction(ProxyTransaction):
                  settings: TimerSettings = DEFAULT_TIMERS,
                  proxy_settings: ProxySettings = DEFAULT_PROXY,
                  key: ServerKey | None = None, sink: ProxySink | None = None) -> None:
-        super().__init__(request, reply_dest, settings, proxy_settings, key, sink)
+        # One frame sets every field, ServerTransaction's and ProxyTransaction's too: one is
+        # made per relayed request, and their two __init__ calls cost more than the fields
+        # (test_tm_transaction.py checks this sets what theirs set, field for field).
+        # -- ServerTransaction's
+        self.request = request
+        self.method = method = request.method
+        self.is_invite = is_invite = method == "INVITE"
+        self.sink = sink if sink is not None else Recorder()
+        self.reply_dest = reply_dest
+        self.settings = settings
+        self.key = key if key is not None else server_key(request)
+        self.state = _PROCEEDING if is_invite else _TRYING
+        self.timers = {}
+        self.last_reply = None
+        self.last_status = 0
+        self.final_status = 0
+        self._interval = settings.retr_timer1
+        # -- ProxyTransaction's
+        self.proxy_settings = proxy_settings
+        ident, to_tag = new_ident_and_tag()
+        self.ident = ident
+        self.to_tag = to_tag
+        self.branch_prefix = f"{MAGIC_COOKIE}{ident}."
+        self.branches = []
+        self.step = 0
+        self.canceled = False
+        self.deciding = False
+        self.got_6xx = False
+        self.on_reschedule = not_filed
+        self.filed_at = None
+        self.refile = False
+        # -- its own
         self.rcv = rcv
         self.created = created
         #: the routes armed with t_on_*: the request's own object (``ReqState.callbacks``), so
