@@ -121,10 +121,28 @@ def test_soak_every_transaction_is_removed(sip, late):
     """Many calls with random outcomes on a fake clock: the table must end empty and nothing
     may keep a finished transaction alive. ``late``: the timer fires that much after the
     earliest deadline (a busy worker), so whole buckets are due at once, not only a part."""
-    rng = random.Random(3261)
     gc.collect()
     alive_before = live_transactions()
+    soak(sip, late)
+    gc.collect()
+    assert live_transactions() == alive_before  # no finished transaction kept alive
+
+
+@pytest.mark.parametrize("late", [0.0, 0.07])
+def test_ending_all_machines_at_once_is_the_timer_dispatch(sip, late, monkeypatch):
+    """ProxyTransaction.on_timer ends every machine at once when each has only its last wait
+    left: the same as firing each machine's timer (the general path)."""
+    fast = soak(sip, late)
+    monkeypatch.setattr(ProxyTransaction, "_waits_over", lambda self, now: False)
+    assert soak(sip, late) == fast
+
+
+def soak(sip, late: float) -> list[tuple[float, str, int, bool]]:
+    """The random calls of the soak test; what happened: (time, ident, final status sent,
+    removed) per table.on_timer entry run, then per final."""
+    rng = random.Random(3261)
     table = TransactionTable()
+    trace: list[tuple[float, str, int, bool]] = []
     finals: dict[str, int] = {}
     pending: list[tuple[float, str, ProxyTransaction, bytes]] = []  # scheduled UAS answers
     now = 0.0
@@ -186,15 +204,13 @@ def test_soak_every_transaction_is_removed(sip, late):
             now = max(now, nxt + late)
             for tx in table.on_timer(now):
                 handle(tx, now)
+                trace.append((now, tx.ident, tx.final_status, tx not in table))
         else:
             break
     assert len(table) == 0
     assert len(finals) == 300  # every caller got a final answer
     assert {200, 408, 486, 487} <= set(finals.values())
-    del tx, hit
-    pending.clear()
-    gc.collect()
-    assert live_transactions() == alive_before  # no finished transaction kept alive
+    return trace + [(0.0, ident, status, True) for ident, status in sorted(finals.items())]
 
 
 def test_inputs_mark_and_a_flush_refiles_once(sip):

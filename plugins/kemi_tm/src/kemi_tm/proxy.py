@@ -53,6 +53,11 @@ if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
 
 _PROCEEDING = ServerState.PROCEEDING
+_TERMINATED = ServerState.TERMINATED
+_CLIENT_TERMINATED = ClientState.TERMINATED
+#: the timers that end their machine when they fire and send nothing: the server's H, I, J, L
+#: and the clients' D, M (INVITE) and K (non-INVITE); no machine uses another's names
+_LAST_WAITS = frozenset({"H", "I", "J", "L", "D", "M", "K"})
 
 __all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "not_filed", "reply_priority"]
 
@@ -240,8 +245,17 @@ class ProxyTransaction(ServerTransaction):
 
     def on_timer(self, now: float) -> int:
         """Fire the timers due at ``now``; 0 (a branch's local final goes to the sink)."""
-        # Most calls end a transaction: each machine's last wait timer fires and ends it
-        # (the table sees the end through ``terminated``).
+        # Most wake-ups end the transaction: each machine's last wait timer fires and ends it
+        # (the table sees the end through ``terminated``); that case ends them all here,
+        # without a timer dispatch per machine
+        if self._waits_over(now):
+            self.state = _TERMINATED
+            self.timers.clear()
+            for b in self.branches:
+                b.state = _CLIENT_TERMINATED
+                b.timers.clear()
+            self.on_reschedule(self)
+            return 0
         timers = self.timers
         if timers and min(timers.values()) <= now:
             ServerTransaction.on_timer(self, now)  # the server machine's own
@@ -259,6 +273,30 @@ class ProxyTransaction(ServerTransaction):
                     cancel.on_timer(now)  # a CANCEL that gets no answer changes nothing
         self.on_reschedule(self)
         return 0
+
+    def _waits_over(self, now: float) -> bool:
+        """Whether every machine has ended or has one timer left, its last wait (``_LAST_WAITS``),
+        due at ``now`` (no CANCEL sent): what ``on_timer`` would do is end them all."""
+        timers = self.timers
+        if timers:
+            if len(timers) != 1:
+                return False
+            for name, at in timers.items():
+                if at > now or name not in _LAST_WAITS:
+                    return False
+        elif self.state is not _TERMINATED:
+            return False
+        for b in self.branches:
+            timers = b.timers
+            if timers:
+                if len(timers) != 1 or b.cancel is not None:
+                    return False
+                for name, at in timers.items():
+                    if at > now or name not in _LAST_WAITS:
+                        return False
+            elif b.state is not _CLIENT_TERMINATED or b.cancel is not None:
+                return False
+        return True
 
     def branch_send_failed(self, branch: int, now: float, status: int = 503) -> None:
         """The transport refused a branch's request: it counts as a local 503 (16.9), or
