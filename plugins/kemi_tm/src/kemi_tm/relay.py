@@ -214,8 +214,11 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                 log.debug("t_relay: branch %d dropped by branch route %s", index, branch_route)
                 continue
             breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
-        hop = _next_hop(du or breq.ruri, proto, target)
+        uri = du or breq.ruri
+        # the usual branch (no transport or target forced) goes to its URI's target
+        hop = uri_target(uri) if target is None and not proto else _next_hop(uri, proto, target)
         if hop is None:
+            log.error("t_relay: bad destination %r", uri)
             continue
         bproto, host, port = hop
         sent_by = via_sent_by(ctx, bproto)
@@ -243,10 +246,14 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         pending.append(index)
         tx.branches[index].flags = bflags
     sent = failed = 0
+    send = svc.core.send
     for index in pending:
-        if _send_request(svc, tx, index):
+        b = tx.branches[index]  # _send_request written out: one branch per call, usually
+        d = b.dest
+        if send(d.proto, d.host, d.port, b.data, d.local):
             sent += 1
         else:
+            log.error("t_relay: sending branch %d to %s:%d failed", index, d.host, d.port)
             failed += 1
             tx.branch_send_failed(index, now)
     if failed:
@@ -292,15 +299,13 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
 
 def _next_hop(uri: str, proto: str | None, target: Target | None) -> Target | None:
     """(proto, host, port) a branch goes to: ``target`` when forced, else its $du or R-URI
-    (``uri``), with the transport ``proto`` when forced; the host may be a name."""
+    (``uri``), with the transport ``proto`` when forced; the host may be a name. None: a bad
+    URI (the caller logs it)."""
     if target is not None:
         return (target[0].lower(), target[1], target[2])
     if proto:
         uri = _with_transport(uri, proto)
-    hop = uri_target(uri)
-    if hop is None:
-        log.error("t_relay: bad destination %r", uri)
-    return hop
+    return uri_target(uri)
 
 
 @functools.lru_cache(maxsize=256)
