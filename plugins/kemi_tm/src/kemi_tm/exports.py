@@ -131,7 +131,10 @@ def t_relay(ctx: MsgContext) -> int:
     """Relay the request statefully to $du or the R-URI (and every appended branch). A CANCEL
     whose INVITE transaction is here is answered 200 and cancels its branches; any other CANCEL
     is relayed in a transaction of its own (Kamailio's default)."""
-    return relay.relay(svc_of(ctx), ctx)
+    svc = _last_svc()  # svc_of's usual answer read here: every request of a call comes this way
+    if svc is None or svc.core is not ctx.core:
+        svc = svc_of(ctx)
+    return relay.relay(svc, ctx)
 
 
 def t_relay_to_proto(ctx: MsgContext, proto: str) -> int:

@@ -232,7 +232,8 @@ class ProxyTransaction(ServerTransaction):
                 b.cancel.on_response(reply, now)  # the 200 for our CANCEL ends there
         elif b.on_response(reply, now):
             self._branch_reply(b, reply, now)
-        self.on_reschedule(self)
+        if not self.refile or self.state is _TERMINATED:  # else marked already: the table
+            self.on_reschedule(self)  # has nothing new to hear (replies come in bursts)
 
     def on_request(self, msg: SipMsg, now: float) -> bool:
         """A retransmission of our request, or the ACK matched to it; True: an end-to-end ACK
@@ -363,8 +364,7 @@ class ProxyTransaction(ServerTransaction):
         if status < 200:
             if b.cancel_wanted and b.cancel is None and b.state is ClientState.PROCEEDING:
                 self._send_cancel(b, now)
-            # can_reply with its usual answer read inline (Proceeding takes any reply)
-            if status > 100 and (self.state is _PROCEEDING or self.can_reply(status)):
+            if status > 100:  # sent when the state allows it (offer_reply checks)
                 self.offer_reply(status, reply.bytes_without_top_via(), now, "relayed")
             return
         first = b.status == 0  # b.pending, read on every final: no property call
@@ -372,12 +372,11 @@ class ProxyTransaction(ServerTransaction):
             b.status, b.reply = status, reply
             self.sink.branch_final(self, b.index, status, reply)
         if status < 300:
-            if self.state is _PROCEEDING or self.can_reply(status):  # as above
-                self.offer_reply(status, reply.bytes_without_top_via(), now, "relayed")
+            if self.offer_reply(status, reply.bytes_without_top_via(), now, "relayed"):
                 self.deciding = False
             else:
                 self.sink.pass_up(reply)  # too late for the transaction: forward statelessly
-            if first:
+            if first and len(self.branches) > 1:  # a lone branch has no other to cancel
                 self._cancel_pending(now)
             return
         if not first:
