@@ -30,7 +30,9 @@ def is_rfc3261_branch(branch: str | None) -> bool:
     return bool(branch) and branch.startswith(MAGIC_COOKIE)  # type: ignore[union-attr]
 
 
-def _key(msg: SipMsg, method: str) -> ServerKey:
+def key_for(msg: SipMsg, method: str) -> ServerKey:
+    """The server key of ``msg`` as a request of ``method`` (``server_key`` of any request but
+    an ACK: t_relay, which knows the method, calls this directly)."""
     # every request a transaction handles computes its key: the 3261 case inline
     via = msg.via
     branch = via.branch
@@ -46,12 +48,12 @@ def _key(msg: SipMsg, method: str) -> ServerKey:
 def server_key(msg: SipMsg) -> ServerKey:
     """Key of the server transaction a request belongs to (ACK maps to its INVITE)."""
     method = msg.method
-    return _key(msg, "INVITE" if method == "ACK" else method)
+    return key_for(msg, "INVITE" if method == "ACK" else method)
 
 
 def cancel_target_key(cancel: SipMsg) -> ServerKey:
     """Key of the INVITE server transaction a CANCEL refers to (RFC 3261 9.2)."""
-    return _key(cancel, "INVITE")
+    return key_for(cancel, "INVITE")
 
 
 def client_key(branch: str, method: str) -> ClientKey:

@@ -38,7 +38,7 @@ from kemi_core.api import (
 )
 from kemi_core.sip import SipParseError, build_reply
 from kemi_tm.actions import Dest, TransactionStateError
-from kemi_tm.keys import server_key
+from kemi_tm.keys import key_for
 from kemi_tm.state import MODULE, req_state
 from kemi_tm.transaction import TmTransaction
 
@@ -83,7 +83,7 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         # once from the request (whose Via is parsed)
         via = received_via(ctx, msg)
         if tx is None:
-            key = server_key(msg)
+            key = key_for(msg, method)  # server_key of a request other than ACK
             old = svc.table.get(key)
             if old is not None:
                 svc.absorb(old, msg)
@@ -161,13 +161,15 @@ def _relay_cancel(svc: TmService, ctx: MsgContext) -> int:
 
 
 # ---- branches -----------------------------------------------------------------------------
-def _destinations(ctx: MsgContext) -> list[tuple[str, str | None, str | None, int]]:
+Destination = tuple[str, str | None, str | None, int]
+
+
+def _destinations(ctx: MsgContext) -> tuple[Destination, ...]:
     """(R-URI, $du, Path vector, branch flags) of branch 0 and of every appended branch."""
-    out: list[tuple[str, str | None, str | None, int]] = [
-        (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"), ctx.bflags)]
-    if ctx.branches:  # most requests have no appended branch: no comprehension to run
-        out += [(b.uri, b.dst_uri, b.path, b.flags) for b in ctx.branches]
-    return out
+    first = (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"), ctx.bflags)
+    if not ctx.branches:  # most requests have no appended branch: no comprehension to run
+        return (first,)
+    return (first, *[(b.uri, b.dst_uri, b.path, b.flags) for b in ctx.branches])
 
 
 def _add_path(breq: SipMsg, path: str) -> None:

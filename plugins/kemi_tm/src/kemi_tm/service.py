@@ -352,7 +352,8 @@ class TmService:
         if tx.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
             return True  # a provisional reply the onreply route dropped
         tx.on_response(branch, msg, self.clock.now())
-        self.done(tx)
+        if self._held is not None or (tx.final_status and not tx.counted_final):
+            self.done(tx)  # else (a 1xx, usually) nothing waits and no final is to count
         return True
 
     def _unmatched_reply(self, ctx: MsgContext) -> bool:
