@@ -250,3 +250,14 @@ def test_an_entry_removed_while_marked_is_not_filed(sip):
     assert tx.refile
     assert table.remove(tx)
     assert table.next_timer() is None and not table._buckets and not tx.refile
+
+
+def test_entries_run_by_on_timer_are_filed_without_waking_the_owner(sip):
+    table = TransactionTable()
+    heard: list[str] = []
+    table.on_refile = lambda: heard.append("refile")
+    tx = make(sip, table, 1, method="OPTIONS")
+    branch(tx, CALLEE, 0.0)  # Timer E at 0.5
+    assert heard == ["refile"] and table.next_timer() == 0.5
+    assert table.on_timer(0.5) == [tx]  # E fired (a retransmission): E again at 1.5
+    assert heard == ["refile"] and not tx.refile and tx.filed_at == 1.5

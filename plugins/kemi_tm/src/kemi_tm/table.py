@@ -167,10 +167,16 @@ class TransactionTable:
             buckets.pop(tick, None)
         due.sort()
         ran = [tx for _, _, tx in due]
-        for tx in ran:
-            tx.on_timer(now)  # marks itself for a refile (or is removed) through the hook
+        # the entries run mark themselves for a refile (or are removed) through the hook; they
+        # are filed below, before the owner asks for the next deadline: no wake-up for them
+        on_refile, self.on_refile = self.on_refile, None
+        try:
+            for tx in ran:
+                tx.on_timer(now)
+        finally:
+            self.on_refile = on_refile
         if self._marked:
-            self._flush()  # filed again before the owner asks for the next deadline
+            self._flush()
         return ran
 
     def _unfile(self, tx: ProxyTransaction) -> None:
