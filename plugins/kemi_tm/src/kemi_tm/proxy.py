@@ -170,12 +170,11 @@ class ProxyTransaction(ServerTransaction):
     # Each input sends through ``self.sink`` and reports branch finals and decisions to it
     # as it goes (``actions``); the table hears about the new deadline at the end.
     def start(self, now: float) -> None:
-        """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``."""
+        """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``. No timer is
+        armed (a server transaction in Trying or Proceeding has none): the table hears nothing."""
         # can_reply(100) of a new INVITE transaction: Proceeding, read inline
         if self.is_invite and self.proxy_settings.auto_inv_100 and self.state is _PROCEEDING:
-            self._reply(100, self.proxy_settings.auto_inv_100_reason, now)  # re-arms
-            return
-        self.on_reschedule(self)
+            self._reply(100, self.proxy_settings.auto_inv_100_reason, now)
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,
                    sent_by: str, via_params: str = "", owned: bool = False,
@@ -354,10 +353,10 @@ class ProxyTransaction(ServerTransaction):
                            to_tag=None if status == 100 else self.to_tag,
                            headers=list(headers), body=body, content_type=content_type)
         self.offer_reply(status, data, now, "local")
-        if status >= 200:
+        if status >= 200:  # a provisional reply arms no timer: nothing for the table
             self.deciding = False
             self._cancel_pending(now)
-        self.on_reschedule(self)
+            self.on_reschedule(self)
 
     def _branch_reply(self, b: BranchState, reply: SipMsg, now: float) -> None:
         status = reply.status

@@ -39,7 +39,7 @@ from kemi_core.api import (
 from kemi_core.sip import SipParseError, build_reply
 from kemi_tm.actions import Dest, TransactionStateError
 from kemi_tm.keys import key_for
-from kemi_tm.state import MODULE, req_state
+from kemi_tm.state import MODULE, ReqState, req_state
 from kemi_tm.transaction import TmTransaction
 
 if TYPE_CHECKING:
@@ -77,7 +77,9 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
             unmatched = svc.settings.unmatched_cancel
             if unmatched:  # Kamailio: 1 forwards it statelessly and ends the script, 2 drops it
                 return (_stateless(ctx, proto, target) and 0) if unmatched == 1 else 1
-        state = current if current is not None else req_state(ctx)  # looked up once
+        if current is None:  # req_state's new state, made here: the lookup was done above
+            current = ctx.mod_state[MODULE] = ReqState()
+        state = current
         tx = state.tx
         # ;received/;rport for the copies (the transaction's and each branch's), computed
         # once from the request (whose Via is parsed)
