@@ -70,6 +70,32 @@ def test_replies_relayed_upstream_and_transaction_freed() -> None:
     assert stats["created"] == 1 and stats["freed"] == 1 and stats["2xx"] == 1
 
 
+def test_a_ringing_branch_times_out_from_the_service_clock_alone() -> None:
+    """Timers re-armed by replies fire from the service's own clock timer (the table refiles
+    an entry at the next tick after its inputs; nothing here asks it for the next deadline):
+    fr_inv_timer (120 s) CANCELs the ringing branch, the caller gets a 408, and the
+    transaction is freed after the CANCEL's wait."""
+    h = TmHarness({"ksr_request_route": relay_to_callee})
+    for n in range(3):
+        h.request(invite(branch=f"z9hG4bKr{n}", call_id=f"ring-{n}"), CALLER)
+        fwd = to(h.take(), CALLEE)[0]
+        h.reply(answer(fwd, 180, "Ringing"), CALLEE)
+        h.advance(0.003)
+    h.take()
+    h.advance(119.0)
+    assert to(h.take(), CALLEE) == []  # not before fr_inv_timer
+    h.advance(2.0)
+    sent = h.take()
+    canceled = {m.call_id for m in to(sent, CALLEE) if m.method == "CANCEL"}
+    assert canceled == {"ring-0", "ring-1", "ring-2"}
+    h.advance(60.0)
+    sent += h.take()
+    up = to(sent, CALLER)  # the 408 and its retransmissions (the caller never ACKs here)
+    assert {m.status for m in up} == {408}
+    assert {m.call_id for m in up} == {"ring-0", "ring-1", "ring-2"}
+    assert len(h.tm.table) == 0
+
+
 def test_retransmitted_invite_is_absorbed_and_gets_last_reply() -> None:
     h = TmHarness({"ksr_request_route": relay_to_callee})
     h.request(invite(), CALLER)
