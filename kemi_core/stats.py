@@ -108,7 +108,8 @@ class CoreStats:
         self.rcv_replies.sum_of(self.reply_class)
         self.sent_replies.sum_of(self.sent_class)
         #: what a reply received increments, by (status, CSeq method); filled as met, bounded
-        self._reply_counters: dict[tuple[int, str | None], tuple[Counter, ...]] = {}
+        #: (the dispatcher reads it itself: ``get(key) or counters_of_reply(*key)``)
+        self.reply_counters: dict[tuple[int, str | None], tuple[Counter, ...]] = {}
         #: what a message sent increments, by its first 9 bytes: a reply ("SIP/2.0 2") its
         #: class (+ sent_replies), a class outside 1-6 sent_replies alone; anything else is a
         #: request (``sent_counter.get(data[:9], sent_requests)``, in ``core.send``)
@@ -118,20 +119,21 @@ class CoreStats:
             self.sent_counter[b"SIP/2.0 %d" % k] = self.sent_class[k - 1]
 
     # ---- on the message path (a dict lookup and one or two adds) ------------------------
-    # Each message received or sent passes here: the adds are ``Counter.inc`` written out
-    # (``view[slot] += 1``), a Python call less per counter.
+    # The adds are ``Counter.inc`` written out (``view[slot] += 1``), a Python call less per
+    # counter. The dispatcher and ``core.send`` count what they receive and send themselves,
+    # as these do, without the call.
     def request(self, method: str) -> None:
         counter = self.request_by_method.get(method, self.unsupported_methods)  # + rcv_requests
         counter.view[counter.slot] += 1
 
     def reply(self, status: int, cseq_method: str | None) -> None:
-        counters = self._reply_counters.get((status, cseq_method))
+        counters = self.reply_counters.get((status, cseq_method))
         if counters is None:
-            counters = self._counters_of_reply(status, cseq_method)
+            counters = self.counters_of_reply(status, cseq_method)
         for counter in counters:
             counter.view[counter.slot] += 1
 
-    def _counters_of_reply(self, status: int, cseq_method: str | None) -> tuple[Counter, ...]:
+    def counters_of_reply(self, status: int, cseq_method: str | None) -> tuple[Counter, ...]:
         """The counters a reply increments: its class by method (+ class, + rcv_replies), or
         its class alone, 18x, its code when counted on its own."""
         cls = status // 100
@@ -145,8 +147,8 @@ class CoreStats:
             by_code = self.reply_code.get(status)
             if by_code is not None:
                 counters += (by_code,)
-        if len(self._reply_counters) < 4096:
-            self._reply_counters[(status, cseq_method)] = counters
+        if len(self.reply_counters) < 4096:
+            self.reply_counters[(status, cseq_method)] = counters
         return counters
 
     def sent(self, data: bytes) -> None:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
+from array import array
 from collections.abc import Callable
+from time import monotonic
+from typing import Any
 
 from kemi_core.forwarding import forward_reply
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType, message_context
@@ -24,6 +27,8 @@ from kemi_core.runtime.routes import run_route
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
 from kemi_core.stats import CoreStats
 from kemi_core.transport.receiver import deliver_datagram
+
+REQUEST, CORE_ONREPLY = RouteType.REQUEST, RouteType.CORE_ONREPLY
 
 log = logging.getLogger("kemi.dispatch")
 
@@ -39,11 +44,28 @@ class Dispatcher:
         self.reply_cb = cbs.get("reply_route_callback") or "ksr_reply_route"
         if core.stats is None:  # a core built without the core commands (some unit tests)
             core.stats = CoreStats(core)
-        self.stats = core.stats
+        self.stats = stats = core.stats
+        #: the counters a message received increments, read by on_message itself (CoreStats)
+        self._by_method = stats.request_by_method
+        self._unsupported = stats.unsupported_methods
+        self._reply_counters = stats.reply_counters
         #: the compiled log_prefix format (None: no prefix configured)
         self.log_prefix = _prefix_format(core, core.config.log_prefix)
         #: complaints about bad input: one line per kind per second at most
         self.limited = RateLimitedLog(log)
+        # The worker's entry gate (kemi_core.runtime.drain.EntryGate.receiver sets these): the
+        # watchdog's busy-since cell of this worker, written around each message, and while
+        # the worker drains, ``refuse`` answers new requests instead of routing them.
+        self._busy: Any = array("d", [0.0])
+        self._busy_at = 0
+        self._draining: list[bool] = [False]
+        self._refuse: Callable[[SipMsg, RecvInfo], bool] = _route_all
+
+    def entry_gate(self, busy: Any, index: int, draining: list[bool],
+                   refuse: Callable[[SipMsg, RecvInfo], bool]) -> None:
+        """Mark this worker busy in ``busy[index]`` while a message is handled; while
+        ``draining[0]``, messages ``refuse(msg, rcv)`` takes are not routed (EntryGate)."""
+        self._busy, self._busy_at, self._draining, self._refuse = busy, index, draining, refuse
 
     # ---- entry points from the transport (its Receiver) -----------------------------------
     def on_data(self, data: bytes, rcv: RecvInfo) -> None:
@@ -53,26 +75,72 @@ class Dispatcher:
     def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
         """Bytes that did not parse: a 400 (or the error's status) when the request's
         addressing can be read, else dropped; counted either way."""
-        self.stats.bad_msg_hdr.inc()
-        self._answer_unparsable(data, rcv, error)
+        busy, at = self._busy, self._busy_at
+        busy[at] = monotonic()
+        try:
+            self.stats.bad_msg_hdr.inc()
+            self._answer_unparsable(data, rcv, error)
+        finally:
+            busy[at] = 0.0
 
     def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        """A parsed message, whatever transport brought it."""
+        """A parsed message, whatever transport brought it: counted, then a request runs the
+        request route, a reply the reply route and the reply handlers (tm) or is forwarded
+        statelessly. One function on purpose: every message passes here, and the entry gate,
+        the counting and the request and reply halves were each a Python call more."""
+        if self._draining[0] and self._refuse(msg, rcv):
+            return
+        busy, at = self._busy, self._busy_at
+        busy[at] = monotonic()
         LOG_CONTEXT.msg = msg  # log lines name its Call-ID, method, CSeq (read when written)
         if self.log_prefix is not None:
             LOG_CONTEXT.prefix = self._eval_prefix(msg, rcv)
+        core = self.core
         try:
             # core.follow_reload() written out, a call less on every message: a script
             # reloaded by the main process takes over here (one read of the shared generation)
-            reload = self.core._reload
+            reload = core._reload
             if reload is not None and reload.cell.value != reload.seen:
                 reload.follow()
             if msg.is_request:
-                self.stats.request(msg.method)
-                self._request(msg, rcv)
-            else:
-                self.stats.reply(msg.status, _cseq_method(msg))
-                self._reply(msg, rcv)
+                # stats.request(method) written out; its total is the sum of these
+                counter = self._by_method.get(msg.method, self._unsupported)
+                counter.view[counter.slot] += 1
+                check_request_headers(msg)
+                ctx = message_context(msg, rcv, core, REQUEST, msg.ruri)  # core.new_context
+                for accept in core.request_filters:
+                    if accept(ctx):
+                        return
+                run_route(core, self.request_cb, ctx)  # exit/drop/fault mapped there
+                if ctx.fault is not None:
+                    self.stats.script_errors.inc()
+                    if not ctx.replied and msg.method != "ACK":
+                        self._send_simple_reply(ctx, 500, "Server Internal Error")
+                return
+            # a reply: stats.reply(status, CSeq method) written out
+            key: tuple[int, str | None]
+            try:
+                key = (msg.status, msg.cseq.method)
+            except SipParseError:  # a CSeq that does not parse: the reply fails later
+                key = (msg.status, None)
+            counters = self._reply_counters.get(key)
+            if counters is None:
+                counters = self.stats.counters_of_reply(*key)
+            for counter in counters:
+                counter.view[counter.slot] += 1
+            ctx = message_context(msg, rcv, core, CORE_ONREPLY)  # core.new_context
+            engine = core.engine
+            if engine is not None and engine.has_route(self.reply_cb):
+                run_route(core, self.reply_cb, ctx)
+                if ctx.fault is not None:
+                    self.stats.script_errors.inc()
+                if ctx.dropped:
+                    self.stats.drop_replies.inc()
+                    return
+            for handler in core.reply_handlers:
+                if handler(ctx):
+                    return
+            forward_reply(core, msg)
         except SipParseError as exc:
             # A header the script read turned out malformed (parsing is lazy).
             self.stats.bad_msg_hdr.inc()
@@ -87,6 +155,7 @@ class Dispatcher:
             self.limited.error("unexpected", "unexpected error handling a message from %s:%s: %s",
                                rcv.src_ip, rcv.src_port, brief_error(exc))
         finally:
+            busy[at] = 0.0
             LOG_CONTEXT.msg = None
             LOG_CONTEXT.prefix = ""
 
@@ -96,37 +165,6 @@ class Dispatcher:
             return str(self.log_prefix(self.core.new_context(msg, rcv)))  # type: ignore[misc]
         except Exception:  # a header the prefix reads may be malformed: no prefix then
             return ""
-
-    # ---- requests ---------------------------------------------------------------------
-    def _request(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        core = self.core
-        check_request_headers(msg)
-        ctx = message_context(msg, rcv, core, RouteType.REQUEST, msg.ruri)  # core.new_context
-        for accept in core.request_filters:
-            if accept(ctx):
-                return
-        run_route(core, self.request_cb, ctx)  # exit/drop/fault mapped there, fault logged
-        if ctx.fault is not None:
-            self.stats.script_errors.inc()
-            if not ctx.replied and msg.method != "ACK":
-                self._send_simple_reply(ctx, 500, "Server Internal Error")
-
-    # ---- replies ----------------------------------------------------------------------
-    def _reply(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        core = self.core
-        ctx = message_context(msg, rcv, core, RouteType.CORE_ONREPLY)  # core.new_context
-        engine = core.engine
-        if engine is not None and engine.has_route(self.reply_cb):
-            run_route(core, self.reply_cb, ctx)
-            if ctx.fault is not None:
-                self.stats.script_errors.inc()
-            if ctx.dropped:
-                self.stats.drop_replies.inc()
-                return
-        for handler in core.reply_handlers:
-            if handler(ctx):
-                return
-        forward_reply(core, msg)
 
     # ---- local replies ----------------------------------------------------------------
     def _send_simple_reply(self, ctx: MsgContext, status: int, reason: str) -> None:
@@ -163,12 +201,9 @@ class Dispatcher:
         self.core.send(rcv.proto, rcv.src_ip, dest_port, reply, (rcv.dst_ip, rcv.dst_port))
 
 
-def _cseq_method(msg: SipMsg) -> str | None:
-    """A reply's CSeq method, None when its CSeq does not parse (the reply fails later)."""
-    try:
-        return msg.cseq.method
-    except SipParseError:
-        return None
+def _route_all(msg: SipMsg, rcv: RecvInfo) -> bool:
+    """The entry gate's refusal before a worker drains: none (never asked while not draining)."""
+    return False
 
 
 def _bad_ruri(msg: SipMsg) -> bool:

@@ -27,7 +27,8 @@ from kemi_core.sip import SipMsg, SipParseError, build_reply
 
 if TYPE_CHECKING:
     from kemi_core.runtime.core import Core
-    from kemi_core.transport.receiver import Receiver, RecvInfo
+    from kemi_core.runtime.dispatch import Dispatcher
+    from kemi_core.transport.receiver import RecvInfo
 
 log = logging.getLogger("kemi.worker")
 
@@ -75,9 +76,13 @@ class EntryGate:
         self._absorbers = retransmission_absorbers(self.core)
         self._draining[0] = True
 
-    def receiver(self, inner: Receiver) -> Receiver:
-        """``inner`` (the dispatcher) as the transports' receiver, behind this gate."""
-        return _GatedReceiver(self, inner)
+    def receiver(self, dispatcher: Dispatcher) -> Dispatcher:
+        """``dispatcher`` as the transports' receiver, behind this gate: it marks the worker
+        busy for the length of each message and, while the worker drains, answers new
+        requests with 503 instead of routing them (``Dispatcher.entry_gate``; the dispatcher
+        does this itself, a Python call less per message than a wrapper)."""
+        dispatcher.entry_gate(self._busy, self._index, self._draining, self._refuse_msg)
+        return dispatcher
 
     def mark(self, inner: Callable[[], None]) -> Callable[[], None]:
         """``inner()`` (the timer tick, which runs tm's failure routes) with the busy mark."""
@@ -122,34 +127,3 @@ class EntryGate:
             finally:
                 busy[i] = 0.0
         return False
-
-
-class _GatedReceiver:
-    """A receiver that marks the worker busy for the length of each message and, while the
-    worker drains, answers new requests with 503 instead of passing them on."""
-
-    __slots__ = ("on_message", "on_bad_message")
-
-    def __init__(self, gate: EntryGate, inner: Receiver) -> None:
-        busy, i, draining, mono = gate._busy, gate._index, gate._draining, time.monotonic
-        refuse, deliver, bad = gate._refuse_msg, inner.on_message, inner.on_bad_message
-
-        # the transport calls these once per message, never from inside another one
-        def on_message(msg: SipMsg, rcv: RecvInfo) -> None:
-            if draining[0] and refuse(msg, rcv):
-                return
-            busy[i] = mono()
-            try:
-                deliver(msg, rcv)
-            finally:
-                busy[i] = 0.0
-
-        def on_bad_message(data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
-            busy[i] = mono()
-            try:
-                bad(data, rcv, error)
-            finally:
-                busy[i] = 0.0
-
-        self.on_message = on_message
-        self.on_bad_message = on_bad_message

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from kemi_core.config.model import CoreConfig, ListenAddr
+from kemi_core.runtime.context import MsgContext
+from kemi_core.runtime.core import Core
+from kemi_core.runtime.dispatch import Dispatcher
 from kemi_core.runtime.drain import EntryGate
 from kemi_core.runtime.worker import new_event_loop
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, parse_datagram
@@ -26,18 +29,22 @@ from kemi_core.transport.receiver import RecvInfo
 DEADLINE = 5.0
 
 
-class Inner:
-    """The dispatcher's place: records what the gate let through; ``on_first`` runs once, while
-    the first message is handled (as a drain or a recycle would between two messages)."""
+class Inner(Dispatcher):
+    """The worker's dispatcher, whose requests stop at a request filter that records what the
+    gate let through; ``on_first`` runs once, while the first message is handled (as a drain
+    or a recycle would between two messages)."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: Core) -> None:
+        super().__init__(core, ParseLimits())
         self.seen: list[SipMsg] = []
         self.on_first = lambda: None
+        core.request_filters.append(self._record)
 
-    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
-        self.seen.append(msg)
+    def _record(self, ctx: MsgContext) -> bool:
+        self.seen.append(ctx.msg)
         if len(self.seen) == 1:
             self.on_first()
+        return True
 
     def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
         raise AssertionError(f"no bad message expected: {error}")
@@ -50,7 +57,7 @@ class Rig:
         core, _ = offline_core(config=CoreConfig(listen=[ListenAddr("udp", "127.0.0.1",
                                                                     self.port)]))
         self.gate = EntryGate(core, array.array("d", [0.0]), 0)
-        self.inner = Inner()
+        self.inner = Inner(core)
         self.endpoints = WorkerEndpoints(self.loop, core.config.listen,
                                          self.gate.receiver(self.inner), ParseLimits(), shared)
         self.loop.run_until_complete(self.endpoints.start())
