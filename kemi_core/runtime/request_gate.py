@@ -30,7 +30,7 @@ _ONCE = _REQUIRED | {"max-forwards"}
 _TO_URI_ONLY = frozenset(("Address without scheme", "Unexpected '*'", "Empty parameter value"))
 _BAD_PROTOCOL = "Bad Via protocol version"
 #: header layouts met (the keys as a tuple) -> ``_read_layout``'s answer; bounded
-_LAYOUTS: dict[tuple[str, ...], tuple[int, int, int] | None] = {}
+_LAYOUTS: dict[tuple[str, ...], tuple[int, int, int, bool] | None] = {}
 _LAYOUTS_MAX = 1024
 _UNSEEN: Any = object()
 
@@ -52,32 +52,34 @@ def check_request_headers(msg: SipMsg) -> None:
     if at is _UNSEEN:
         at = _usual_layout(layout)
     if at is not None:
-        # the lone top Via (parsed already) of protocol SIP/2.0, a CSeq of two words, a To
-        via_at, to_at, cseq_at = at
+        # the lone top Via (parsed already) of protocol SIP/2.0, a CSeq of two words, and
+        # the message's only To, not empty (_check_to's usual case): parsed, kept for the script
+        via_at, to_at, cseq_at, to_once = at
         via = msg.value_at(via_at)
         if (via == top.raw and "," not in via and top.protocol.upper() == "SIP/2.0"
-                and len(msg.value_at(cseq_at).split()) == 2):
+                and len(msg.value_at(cseq_at).split()) == 2 and to_once
+                and msg.value_at(to_at)):
             try:
-                _check_to(msg, msg.value_at(to_at))
+                msg.to  # noqa: B018
                 return
             except SipParseError:
-                pass  # the walk decides
+                pass  # the walk decides (a complaint about the URI alone passes there)
     _walk(msg, keys, top)
 
 
-def _usual_layout(layout: tuple[str, ...]) -> tuple[int, int, int] | None:
-    """(Via, To, CSeq) line indexes when the walk over the header keys ``layout`` meets the
-    usual request: the four required headers each once, at most one Max-Forwards, one Via line
-    before the last of them; else None. Every request asks and a sender keeps its layout, so
-    the answer is kept per layout in ``_LAYOUTS`` (bounded like the parser's caches) instead of
-    a step per header."""
+def _usual_layout(layout: tuple[str, ...]) -> tuple[int, int, int, bool] | None:
+    """(Via, To, CSeq) line indexes, and whether that To is the message's only one, when the
+    walk over the header keys ``layout`` meets the usual request: the four required headers
+    each once, at most one Max-Forwards, one Via line before the last of them; else None.
+    Every request asks and a sender keeps its layout, so the answer is kept per layout in
+    ``_LAYOUTS`` (bounded like the parser's caches) instead of a step per header."""
     at = _read_layout(layout)
     if len(_LAYOUTS) < _LAYOUTS_MAX:
         _LAYOUTS[layout] = at
     return at
 
 
-def _read_layout(keys: tuple[str, ...]) -> tuple[int, int, int] | None:
+def _read_layout(keys: tuple[str, ...]) -> tuple[int, int, int, bool] | None:
     if not ("from" in keys and "to" in keys and "call-id" in keys and "cseq" in keys):
         return None
     read = keys[:max(keys.index("from"), keys.index("to"), keys.index("call-id"),
@@ -86,7 +88,7 @@ def _read_layout(keys: tuple[str, ...]) -> tuple[int, int, int] | None:
             or read.count("call-id") != 1 or read.count("cseq") != 1
             or read.count("max-forwards") > 1):
         return None
-    return read.index("via"), read.index("to"), read.index("cseq")
+    return read.index("via"), read.index("to"), read.index("cseq"), keys.count("to") == 1
 
 
 def _walk(msg: SipMsg, keys: list[str], top: Via) -> None:
@@ -106,7 +108,7 @@ def _walk(msg: SipMsg, keys: list[str], top: Via) -> None:
                 raise SipParseError(400, f"Multiple {key} headers")
             seen.add(key)
             if key == "to":
-                _check_to(msg, msg.value_at(i))
+                _check_to(msg, msg.value_at(i), keys.count("to") == 1)
             elif key == "cseq" and len(msg.value_at(i).split()) != 2:
                 raise SipParseError(400, "Malformed CSeq")
             if seen >= _REQUIRED:
@@ -123,11 +125,13 @@ def _check_via_line(vias: list[Via], value: str) -> None:
             raise SipParseError(400, _BAD_PROTOCOL)
 
 
-def _check_to(msg: SipMsg, value: str) -> None:
+def _check_to(msg: SipMsg, value: str, once: bool) -> None:
+    """The To ``value`` read on the way parses (its URI is not judged); ``once``: it is the
+    message's only To, whose parse is kept for the script."""
     if not value:
         raise SipParseError(400, "Empty To header")
     try:
-        if msg.header_keys.count("to") == 1:  # (keys are canonical: no header_key call)
+        if once:
             msg.to  # noqa: B018 - parsed once here, cached for the script
         else:  # a second To after the four is the script's business
             parse_name_addr(value)
