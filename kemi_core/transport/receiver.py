@@ -37,9 +37,13 @@ def internal_error(exc: BaseException, where: str) -> None:
                         brief_error(exc))
 
 
-@attrs.define(slots=True)
+@attrs.frozen(slots=True)
 class RecvInfo:
-    """Where a message came from and on which local socket (Kamailio's ``receive_info``)."""
+    """Where a message came from and on which local socket (Kamailio's ``receive_info``).
+
+    Frozen: one is shared by every message of a stream connection, and by every datagram
+    from one source on one UDP socket; whoever changes where a message came from (corex's
+    set_source_address) puts a new one in ``ctx.rcv`` (``attrs.evolve``)."""
 
     proto: str  # "udp" | "tcp" | "tls" | "ws" | "wss"
     src_ip: str

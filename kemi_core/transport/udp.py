@@ -37,6 +37,8 @@ DRAIN_MAX = 64
 RECV_SIZE = 65_536
 #: datagrams kept while the send buffer is full; past that they are dropped (UDP may lose them)
 QUEUE_MAX = 4096
+#: sources whose RecvInfo a socket keeps; past that it starts a new set
+SOURCES_MAX = 4096
 
 
 class UdpSocket:
@@ -44,7 +46,7 @@ class UdpSocket:
     parsed message (``deliver_datagram``) with the socket's own address as destination."""
 
     __slots__ = ("loop", "sock", "fd", "receiver", "limits", "local_ip", "local_port",
-                 "pending", "closed", "buffer", "waiting")
+                 "pending", "closed", "buffer", "waiting", "sources")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver,
                  limits: ParseLimits, local_ip: str, local_port: int) -> None:
@@ -62,12 +64,16 @@ class UdpSocket:
         self.buffer = memoryview(bytearray(RECV_SIZE))
         #: the size of the next datagram waiting (FIONREAD)
         self.waiting = array.array("i", [0])
+        #: the RecvInfo of each source address met (frozen, shared by its datagrams): a
+        #: datagram costs a dict lookup instead of a RecvInfo made
+        self.sources: dict[Any, RecvInfo] = {}
         loop.add_reader(self.fd, self._read_ready)
 
     def _read_ready(self) -> None:
         recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
         receiver, limits = self.receiver, self.limits
         local_ip, local_port = self.local_ip, self.local_port
+        sources = self.sources
         for taken in range(DRAIN_MAX):
             if taken == 1 and not self._more_waiting():
                 return
@@ -81,12 +87,22 @@ class UdpSocket:
                 log.debug("udp error on %s:%s: %s", local_ip, local_port, exc)
                 continue
             try:
-                deliver_datagram(receiver, data,
-                                 RecvInfo("udp", addr[0], addr[1], local_ip, local_port), limits)
+                rcv = sources.get(addr)
+                if rcv is None:
+                    rcv = self._source(addr)
+                deliver_datagram(receiver, data, rcv, limits)
             except Exception as exc:  # the dispatcher guards; this is the last line of defence
                 internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
             if self.closed:
                 return
+
+    def _source(self, addr: Any) -> RecvInfo:
+        """The RecvInfo of datagrams from ``addr`` to this socket, kept for the next ones."""
+        sources = self.sources
+        if len(sources) >= SOURCES_MAX:
+            sources.clear()
+        rcv = sources[addr] = RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port)
+        return rcv
 
     def _more_waiting(self) -> bool:
         """Another datagram waits (its size is not 0). Asked once, after the first datagram of

@@ -120,3 +120,25 @@ def test_an_empty_datagram_after_another_is_still_read(rig: Rig) -> None:
     events = rig.run_until(3)
     assert [e[0] for e in events] == ["msg", "bad", "msg"]
     assert events[1][1] == b""
+
+
+def test_each_source_has_one_recvinfo_kept_for_its_datagrams(rig: Rig,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(udp, "SOURCES_MAX", 2)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    third = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for n, peer in enumerate((rig.peer, other, rig.peer, other, third, rig.peer)):
+            peer.sendto(options(n), ("127.0.0.1", rig.port))
+            rig.run_until(n + 1)
+        events = rig.run_until(6)
+        rcvs = [e[2] for e in events]
+        ports = [s.getsockname()[1] for s in (rig.peer, other, rig.peer, other, third, rig.peer)]
+        assert rcvs == [RecvInfo("udp", "127.0.0.1", p, "127.0.0.1", rig.port) for p in ports]
+        assert rcvs[0] is rcvs[2] and rcvs[1] is rcvs[3]  # shared by one source's datagrams
+        assert rcvs[5] is not rcvs[0]  # the third source started a new set (SOURCES_MAX)
+        assert len(rig.udp.sources) <= 2
+    finally:
+        other.close()
+        third.close()
+

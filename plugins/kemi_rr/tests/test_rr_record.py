@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 import kemi_rr
@@ -52,7 +53,7 @@ def test_record_route_params_and_add_rr_param_before_and_after() -> None:
 def test_port_and_transport_when_not_default_udp() -> None:
     core = _core(enable_double_rr=0)
     ctx = _invite(core, proto="tcp")
-    ctx.rcv.dst_port = 5090
+    ctx.rcv = attrs.evolve(ctx.rcv, dst_port=5090)
     kemi_rr.ki_record_route(ctx)
     assert _wire(ctx)[0].startswith("<sip:127.0.0.1:5090;transport=tcp;lr;ftag=")
 
@@ -61,7 +62,7 @@ def test_tcp_in_udp_out_double_rr_like_kamailio() -> None:
     # Kamailio 5.6, TCP in on 5090 and UDP out: the outbound entry first, both with r2=on.
     core = _core()
     ctx = _invite(core, proto="tcp")
-    ctx.rcv.dst_port = 5090
+    ctx.rcv = attrs.evolve(ctx.rcv, dst_port=5090)
     ftag = ctx.msg.from_.tag
     kemi_rr.ki_record_route(ctx)
     assert _wire(ctx) == [f"<sip:127.0.0.1;r2=on;lr;ftag={ftag}>",
