@@ -243,3 +243,51 @@ def test_two_python_variants_cannot_both_load(pyenv: Any) -> None:
     env = pyenv()
     with pytest.raises(ConfigError, match="both provide"):
         env.loader.register("app_python3", PythonEngineModule("app_python3"))
+
+
+def test_a_callback_that_is_no_function_or_raises_type_error_is_told_apart(
+        pyenv: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A missing callback is found out only when calling it failed (the route run's fast
+    path): a callback that is not callable is still "not defined", while a TypeError raised
+    inside a callback is the script's error at its line."""
+    env = pyenv()
+    path = env.write(HEAD + """\
+    ksr_reply_route = 5
+    def ksr_request_route(self, msg):
+        return len(5)
+""")
+    engine = env.start(path)
+    assert not engine.has_route("ksr_reply_route")
+    with caplog.at_level(logging.ERROR, logger="kemi.script"):
+        ctx = env.ctx()
+        assert env.core.run_route("ksr_reply_route", ctx) == -1
+        assert "callback ksr_reply_route is not defined" in ctx.fault
+        ctx = env.ctx()
+        assert env.core.run_route("ksr_request_route", ctx) == -1
+    assert ctx.fault.startswith(f"{path}:8: error in ksr_request_route(): TypeError")
+    assert env.module.get_state().cur[0] is None
+
+
+def test_callbacks_get_a_msg_of_their_own_and_event_arguments(pyenv: Any) -> None:
+    """Each run hands the callback a new msg object wrapping its context (made without
+    PyMsg's __init__), and an event callback gets its event name after it."""
+    from kemi_engine_python.legacy import PyMsg
+
+    env = pyenv()
+    env.start(HEAD + """\
+    seen = []
+    def ksr_request_route(self, msg):
+        self.seen.append((msg, msg.ctx))
+        return 1
+    def on_event(self, msg, evname):
+        self.seen.append((msg, evname))
+        return 2
+""")
+    ctx1, ctx2 = env.ctx(), env.ctx()
+    assert env.core.run_route("ksr_request_route", ctx1) == 1
+    assert env.core.run_route("ksr_request_route", ctx2) == 1
+    assert env.core.run_event_route("xhttp:request", ctx1, "on_event") == 2
+    seen = env.core.engine.image.target.seen
+    assert [type(m) for m, _ in seen] == [PyMsg] * 3
+    assert seen[0][1] is ctx1 and seen[1][1] is ctx2 and seen[0][0] is not seen[1][0]
+    assert seen[2][0].ctx is ctx1 and seen[2][1] == "xhttp:request"

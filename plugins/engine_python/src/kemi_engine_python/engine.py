@@ -68,30 +68,42 @@ class PythonState:
     def worker_rank(self) -> int:
         return self.rank if self.rank is not None else self.core.worker_rank
 
-    def call(self, image: ScriptImage, name: str, ctx: MsgContext, *args: Any) -> Any:
-        """Run callback ``name`` of ``image`` with ``ctx`` as KSR's current context; returns
-        what it returned. ScriptExit/ScriptDrop propagate; sys.exit() ends the route like
-        KSR.x.exit(); any other error is raised as ScriptError with the script's file:line."""
-        # Looked up at each call, as app_python3 does (a script may replace a method); getattr
-        # here rather than image.callback(): this runs for every message.
+    def call(self, image: ScriptImage, name: str, ctx: MsgContext,
+             args: tuple[Any, ...] = ()) -> Any:
+        """Run callback ``name`` of ``image`` with ``ctx`` as KSR's current context (``args``
+        after the msg object); returns what it returned. ScriptExit/ScriptDrop propagate;
+        sys.exit() ends the route like KSR.x.exit(); any other error is raised as ScriptError
+        with the script's file:line."""
+        # Looked up at each call, as app_python3 does (a script may replace a method). This
+        # runs for every route of every message: a callback that is not there is told apart
+        # only when calling it failed, and the usual call has no *args to unpack.
         fn = getattr(image.target, name, None)
-        if not callable(fn):
-            raise ScriptError(f"{image.path}: callback {name} is not defined by the script"
-                              f"{' (a method of its handler object)' if image.takes_msg else ''}")
         cur = self.cur
         previous = cur[0]
         cur[0] = ctx
         try:
-            return fn(PyMsg(ctx), *args) if image.takes_msg else fn(*args)
+            if not image.takes_msg:
+                return fn(*args)  # type: ignore[misc]
+            msg = _new_msg(PyMsg)  # PyMsg(ctx) without a Python __init__ frame
+            msg._ctx = ctx
+            return fn(msg, *args) if args else fn(msg)  # type: ignore[misc]
         except SystemExit:  # ends the route like KSR.x.exit(), never the worker
             raise ScriptExit() from None
         except (ScriptExit, ScriptDrop, ScriptError):
             raise
         except Exception as exc:
+            if not callable(fn):
+                raise ScriptError(f"{image.path}: callback {name} is not defined by the script"
+                                  f"{' (a method of its handler object)' if image.takes_msg else ''}"
+                                  ) from None
             where = error_location(exc, image.path)
             raise ScriptError(f"{where}: error in {name}(): {type(exc).__name__}: {exc}") from exc
         finally:
             cur[0] = previous
+
+
+#: PyMsg's allocation, for making one without a call of its __init__ (once per route run)
+_new_msg = object.__new__
 
 
 class PythonEngine:
@@ -148,7 +160,7 @@ class PythonEngine:
         image = self.image
         if image is None or not self._child_ready:
             image = self._first_run()
-        return self._state.call(image, name, ctx, *args)
+        return self._state.call(image, name, ctx, args)
 
     def reload(self) -> None:
         """Import the script file again in this process; the old one stays on error."""

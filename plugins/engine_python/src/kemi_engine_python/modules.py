@@ -172,7 +172,7 @@ class PythonEngineModule:
         if image.callback(method) is None:
             raise ScriptError(f"{image.path}: app_python exec: the script has no {method}()")
         try:
-            result = state.call(image, method, ctx, *args)
+            result = state.call(image, method, ctx, args)
         except ScriptError as exc:
             script_log.error("%s", exc, exc_info=exc.__cause__)
             return -1
