@@ -257,3 +257,20 @@ def test_one_interpreter_per_engine(core, calls, make_engine, make_ctx):
     core.run_route("ksr_request_route", make_ctx())
     assert first.runtime is not second.runtime
     assert calls.args("mark") == [("n1",), ("n2",), ("n1",)]
+
+
+def test_has_route_says_what_typeof_says_for_every_kind_of_global(core, make_engine):
+    """has_route reads the global from Python first (only an object can be a function): the
+    same answer as JS's ``typeof globalThis[name] === 'function'`` for every kind of value."""
+    values = {"fn": "function () {}", "arrow": "() => 1", "klass": "class {}",
+              "obj": "{}", "arr": "[1]", "num": "1.5", "int": "7", "str": "'ksr'", "yes": "true",
+              "nul": "null", "undef": "undefined", "sym": "Symbol('s')", "big": "10n",
+              "bound": "Math.max.bind(null)", "date": "new Date(0)"}
+    text = "function ksr_request_route() {}\n" + "".join(
+        f"var {name} = {value};\n" for name, value in values.items())
+    engine = make_engine(text)
+    runtime = engine.runtime
+    typeof = runtime.context.eval("(function (n) { return typeof globalThis[n] === 'function'; })")
+    for name in [*values, "nosuch"]:
+        assert engine.has_route(name) is bool(typeof(name)), name
+    assert {n for n in values if engine.has_route(n)} == {"fn", "arrow", "klass", "bound"}

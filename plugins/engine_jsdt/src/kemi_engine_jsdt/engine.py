@@ -99,21 +99,35 @@ class JsdtEngine:
         assert self.runtime is not None
         return self.runtime
 
+    # has_route and run are asked for every message: the loaded runtime is read in place
+    # rather than through _runtime() and call(), a Python call less each.
     def has_route(self, name: str) -> bool:
-        return self._runtime().has(name)
+        runtime = self.runtime
+        if runtime is None:
+            runtime = self._runtime()
+        return runtime.has(name)
 
     def run(self, name: str, ctx: MsgContext) -> Any:
         """Run JS function ``name``; returns what it returned (the core normalises it)."""
-        return self.call(name, ctx)
+        runtime = self.runtime
+        if runtime is None:
+            runtime = self._runtime()
+        fn = runtime.function(name)
+        if fn is None:
+            raise self._undefined(name)
+        return self._enter(runtime, fn, (), ctx)
 
     def call(self, name: str, ctx: MsgContext, *args: Any) -> Any:
         """Run JS function ``name`` with ``args`` for ``ctx`` (a route, app_jsdt.run)."""
         runtime = self._runtime()
         fn = runtime.function(name)
         if fn is None:
-            raise ScriptError(f"{self.settings.script}: JavaScript function {name}() is not "
-                              "defined (a callback name given to the script, e.g. KSR.tm.t_on_*?)")
+            raise self._undefined(name)
         return self._enter(runtime, fn, args, ctx)
+
+    def _undefined(self, name: str) -> ScriptError:
+        return ScriptError(f"{self.settings.script}: JavaScript function {name}() is not "
+                           "defined (a callback name given to the script, e.g. KSR.tm.t_on_*?)")
 
     def evaluate(self, code: str, ctx: MsgContext, name: str | None = None) -> Any:
         """Run JavaScript text in this engine's context (app_jsdt.runstring; dostring and

@@ -93,7 +93,14 @@ class JsRuntime:
             raise ScriptError(self.error_text(str(exc))) from None
 
     def has(self, name: str) -> bool:
-        return bool(self._is_function(name))
+        """Whether the global ``name`` is a function (asked for every reply and forwarded
+        request): the global is read from Python first, a third of the cost of a call into
+        JS, and only when it is an object does JS say whether that object is a function."""
+        try:
+            value = self.context.get(name)
+        except TypeError:  # a BigInt (the binding does not convert it): not a function
+            return False
+        return value.__class__ is quickjs.Object and bool(self._is_function(name))
 
     def function(self, name: str) -> Any:
         """The script's global function ``name`` (a callable), or None."""
