@@ -66,26 +66,18 @@ def geti(ctx: MsgContext, pvname: str) -> int:
         return 0
 
 
-def _set(ctx: MsgContext, pvname: str, value: PvValue) -> None:
+def _set(ctx: MsgContext, pvname: str, val: PvValue) -> None:
+    """Assign ``val`` (KSR.pv.sets and KSR.pv.seti are this function itself: scripts assign
+    for every message, and a wrapper per kind would cost a call each time)."""
     try:
         spec = ctx.core.pv.spec(pvname)
     except PvError as exc:
         script_log.error("invalid pv [%s]: %s", pvname, exc)
         return
     try:
-        spec.set(ctx, value)  # a plain variable's set is its pvdef's setter itself
+        spec.set(ctx, val)  # a plain variable's set is its pvdef's setter itself
     except PvError as exc:
         script_log.error("unable to set pv [%s]: %s", pvname, exc)
-
-
-def sets(ctx: MsgContext, pvname: str, val: str) -> None:
-    """Assign a string."""
-    _set(ctx, pvname, val)
-
-
-def seti(ctx: MsgContext, pvname: str, val: int) -> None:
-    """Assign an integer."""
-    _set(ctx, pvname, val)
 
 
 def unset(ctx: MsgContext, pvname: str) -> None:
@@ -108,8 +100,8 @@ def exports() -> list[KemiExport]:
         export("pv", "getvn", getvn, "si", x),
         export("pv", "getvs", getvs, "ss", x),
         export("pv", "geti", geti, "s", ReturnKind.INT),
-        export("pv", "sets", sets, "ss", n),
-        export("pv", "seti", seti, "si", n),
+        export("pv", "sets", _set, "ss", n, doc="Assign a string."),
+        export("pv", "seti", _set, "si", n, doc="Assign an integer."),
         export("pv", "unset", unset, "s", n),
         export("pv", "is_null", is_null, "s", ReturnKind.BOOL),
     ]
