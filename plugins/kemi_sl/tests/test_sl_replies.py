@@ -142,3 +142,26 @@ def test_sl_forward_reply_with_a_new_code_and_reason() -> None:
     # Another class than the reply's is refused, nothing sent.
     ctx = context(core, reply)
     assert kemi_sl.sl_forward_reply(ctx, "200", "OK") == -1 and len(tr.sent) == 1
+
+
+def test_each_reply_counts_in_its_code_or_class_counter() -> None:
+    """sl_send_reply counts through the per-code table (for_code), built once from the rule:
+    Kamailio's own codes by themselves, other codes in their class, beyond 6xx in xxx."""
+    from kemi_sl.stats import CODES
+
+    core, tr = offline_core(("sl", kemi_sl))
+    stats = kemi_sl._state.stats
+    assert stats is not None
+    assert set(stats.for_code) == set(range(100, 700))
+    for code in range(100, 700):
+        want = stats.by_code[code] if code in CODES else stats.by_class[code // 100 - 1]
+        assert stats.for_code[code] is want is stats.counter_of(code)
+    assert stats.counter_of(700) is stats.other is stats.counter_of(99)
+    before = {code: stats.for_code[code].value for code in (200, 299, 404, 486)}
+    for code in (200, 299, 404, 486, 486):
+        ctx = context(core, request("OPTIONS", "sip:kemi@127.0.0.1", 5070, call_id=f"k{code}"))
+        assert kemi_sl.sl_send_reply(ctx, code, "X") == 1
+    after = {code: stats.for_code[code].value for code in before}
+    # 299 and 486 share their class's counter with nothing else sent here
+    assert {c: after[c] - before[c] for c in before} == {200: 1, 299: 1, 404: 1, 486: 2}
+    assert len(tr.sent) == 5

@@ -7,7 +7,7 @@ and a code outside 1xx-6xx in ``sl:xxx_replies``.
 
 from __future__ import annotations
 
-from kemi_core.api import Core
+from kemi_core.api import Core, Counter
 
 CODES = (200, 202, 300, 301, 302, 400, 401, 403, 404, 407, 408, 483, 500)
 
@@ -27,15 +27,23 @@ class SlStats:
         # every reply sent counts in exactly one of these: the total is their sum, so a reply
         # costs one increment (core.counter's sum_of)
         self.sent.sum_of([*self.by_code.values(), *self.by_class, self.other])
+        #: the counter of each code a reply can have (100-699), so that a reply sent costs
+        #: one dict lookup and one increment
+        self.for_code = {code: self.counter_of(code) for code in range(100, 700)}
 
-    def replied(self, code: int) -> None:
+    def counter_of(self, code: int) -> Counter:
+        """The counter a reply with ``code`` counts in: its own, else its class's, else
+        ``sl:xxx_replies``."""
         by_code = self.by_code.get(code)
         if by_code is not None:
-            by_code.inc()
-        elif 1 <= code // 100 <= 6:
-            self.by_class[code // 100 - 1].inc()
-        else:
-            self.other.inc()
+            return by_code
+        if 1 <= code // 100 <= 6:
+            return self.by_class[code // 100 - 1]
+        return self.other
+
+    def replied(self, code: int) -> None:
+        counter = self.for_code.get(code)
+        (counter if counter is not None else self.counter_of(code)).inc()
 
     def rpc_stats(self) -> dict[str, int]:
         """sl.stats as Kamailio prints it: 200, 202, 2xx, 300 ... 4xx, 500, 5xx, 6xx, xxx."""
