@@ -274,3 +274,13 @@ def test_has_route_says_what_typeof_says_for_every_kind_of_global(core, make_eng
     for name in [*values, "nosuch"]:
         assert engine.has_route(name) is bool(typeof(name)), name
     assert {n for n in values if engine.has_route(n)} == {"fn", "arrow", "klass", "bound"}
+
+
+def test_has_route_follows_a_route_that_ran_once_and_is_gone(core, make_engine, make_ctx):
+    """A function that ran is asked of JS directly: still the live answer after the script
+    made its global something else."""
+    engine = make_engine("function ksr_request_route() {}\n"
+                         "function ksr_reply_route() { ksr_reply_route = {}; return 2; }\n")
+    assert engine.has_route("ksr_reply_route")
+    assert core.run_route("ksr_reply_route", make_ctx()) == 2
+    assert not engine.has_route("ksr_reply_route")

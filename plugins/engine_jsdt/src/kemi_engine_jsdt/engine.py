@@ -11,7 +11,7 @@ the exact text the main process checked (``snapshot`` / ``load_snapshot``).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import quickjs
@@ -112,10 +112,18 @@ class JsdtEngine:
         runtime = self.runtime
         if runtime is None:
             runtime = self._runtime()
-        fn = runtime.function(name)
+        fn = runtime.functions.get(name) or runtime.function(name)
         if fn is None:
             raise self._undefined(name)
-        return self._enter(runtime, fn, (), ctx)
+        # _enter(runtime, fn, (), ctx) in place
+        outer_ctx, outer_failure = self.ctx, self._failure
+        self.ctx, self._failure = ctx, None
+        try:
+            return fn()
+        except quickjs.JSException as exc:
+            self._raise_failure(runtime, exc)
+        finally:
+            self.ctx, self._failure = outer_ctx, outer_failure
 
     def call(self, name: str, ctx: MsgContext, *args: Any) -> Any:
         """Run JS function ``name`` with ``args`` for ``ctx`` (a route, app_jsdt.run)."""
@@ -146,14 +154,18 @@ class JsdtEngine:
         try:
             return fn(*args)
         except quickjs.JSException as exc:
-            failure = self._failure if str(exc).startswith(PYTHON_CALL_FAILED) else None
-            if isinstance(failure, ScriptExit | ScriptDrop):
-                raise failure from None
-            raise self._fault(runtime, str(exc), failure) from (
-                None if failure is None or isinstance(failure, JsArgError | ScriptError)
-                else failure)
+            self._raise_failure(runtime, exc)
         finally:
             self.ctx, self._failure = outer_ctx, outer_failure
+
+    def _raise_failure(self, runtime: JsRuntime, exc: quickjs.JSException) -> NoReturn:
+        """Raise what a JS error means: ScriptExit/ScriptDrop a KSR function raised as they
+        are, else ScriptError with file:line and the JS stack."""
+        failure = self._failure if str(exc).startswith(PYTHON_CALL_FAILED) else None
+        if isinstance(failure, ScriptExit | ScriptDrop):
+            raise failure from None
+        raise self._fault(runtime, str(exc), failure) from (
+            None if failure is None or isinstance(failure, JsArgError | ScriptError) else failure)
 
     @staticmethod
     def _fault(runtime: JsRuntime, text: str, failure: BaseException | None) -> ScriptError:

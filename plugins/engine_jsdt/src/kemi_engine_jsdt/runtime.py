@@ -81,7 +81,8 @@ class JsRuntime:
         self.context.add_callable("__ksr_top", resolver.top)
         self.context.add_callable("__ksr_member", resolver.member)
         self._is_function = self.context.eval(PRELUDE)
-        self._functions: dict[str, Any] = {}
+        #: name -> the script's function, read in place by the engine's run
+        self.functions: dict[str, Any] = {}
 
     def load(self, path: str, source: str) -> None:
         """Run the script's top level (its function definitions); ScriptError with
@@ -94,19 +95,23 @@ class JsRuntime:
 
     def has(self, name: str) -> bool:
         """Whether the global ``name`` is a function (asked for every reply and forwarded
-        request): the global is read from Python first, a third of the cost of a call into
-        JS, and only when it is an object does JS say whether that object is a function."""
-        try:
-            value = self.context.get(name)
-        except TypeError:  # a BigInt (the binding does not convert it): not a function
-            return False
-        return value.__class__ is quickjs.Object and bool(self._is_function(name))
+        request). For a name that never ran (usually no function: a script without a reply
+        route) the global is read from Python first, a third of the cost of a call into JS:
+        only an object can be a function, and JS's typeof is asked only then."""
+        if name not in self.functions:
+            try:
+                value = self.context.get(name)
+            except TypeError:  # a BigInt (the binding does not convert it): not a function
+                return False
+            if value.__class__ is not quickjs.Object:
+                return False
+        return bool(self._is_function(name))
 
     def function(self, name: str) -> Any:
         """The script's global function ``name`` (a callable), or None."""
-        fn = self._functions.get(name)
+        fn = self.functions.get(name)
         if fn is None and self.has(name):
-            fn = self._functions[name] = self.context.get(name)
+            fn = self.functions[name] = self.context.get(name)
         return fn
 
     def location(self) -> str | None:
