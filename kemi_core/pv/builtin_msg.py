@@ -127,10 +127,11 @@ def _reply_only(ctx: MsgContext, value: PvValue) -> PvValue:
 
 # ---- $du and friends ---------------------------------------------------------------------------
 def _set_du(ctx: MsgContext, value: PvValue) -> None:
-    if value in (None, ""):
+    # a script sets $du for every request it relays, nearly always to a str: no str() call
+    text = value if value.__class__ is str else "" if value is None else str(value)
+    if not text:  # None or "": no destination
         ctx.dst_uri = None
         return
-    text = str(value)
     if not _valid_uri(text):
         raise PvError(f"invalid URI for $du: {value!r}")
     ctx.dst_uri = text

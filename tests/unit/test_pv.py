@@ -269,3 +269,18 @@ def test_indexed_setter(ctx: MsgContext) -> None:
     set_pv(ctx, "$(T_list(x)[0])", "A")
     assert store == ["A", "B"] and get_pv(ctx, "$(T_list(x)[1])") == "B"
     assert not ctx.core.pv.parse("$(T_list(x)[*])").writable
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("sip:10.0.0.7:5090", "sip:10.0.0.7:5090"), ("", None), (None, None)])
+def test_du_takes_a_uri_string_and_empty_or_null_clear_it(value: str | None,
+                                                          expected: str | None) -> None:
+    """$du's setter: a str as it is (no str() call), "" and $null clear the destination, and
+    anything that is no URI (an int 0 included) is refused."""
+    ctx = make_ctx()
+    set_pv(ctx, "$du", "sip:10.0.0.1")
+    set_pv(ctx, "$du", value)
+    assert ctx.dst_uri == expected
+    for bad in (0, 5, "not a uri"):
+        with pytest.raises(PvError, match="invalid URI for \\$du"):
+            set_pv(ctx, "$du", bad)
