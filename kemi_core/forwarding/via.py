@@ -24,6 +24,7 @@ except ImportError:  # (a Python built without it)
     _md5 = hashlib.md5
 
 from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.syntax import via_received
 from kemi_core.sip.values import port_value
 
 if TYPE_CHECKING:
@@ -90,6 +91,14 @@ def received_via(ctx: MsgContext, msg: SipMsg) -> str | None:
         raw += f";rport={rcv.src_port}"
         changed = True
     return raw if changed else None
+
+
+#: (the function above is the pure form)
+received_via_py = received_via
+if via_received is not None:
+    # Compiled (_fast.c): the usual request's answer without a Python call (tm reads it for
+    # every request it relays, the stateless forward for each it sends on); else the above.
+    received_via = via_received(received_via_py)
 
 
 def apply_via(msg: SipMsg, raw: str | None) -> None:

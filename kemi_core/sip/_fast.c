@@ -1003,6 +1003,9 @@ find_head_end(const char *d, Py_ssize_t n)
  * error. */
 #define SCAN_FIELDS 10
 
+static int scan_bytes(PyObject *data, PyObject *names, PyObject *methods, Py_ssize_t max_size,
+                      Py_ssize_t max_headers, Py_ssize_t max_line, PyObject **out);
+
 static int
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject **out)
 {
@@ -1018,8 +1021,14 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject **out)
     Py_ssize_t max_line = PyLong_AsSsize_t(args[5]);
     if (PyErr_Occurred())
         return -1;
-    PyObject *data = args[0];
-    PyObject *names = args[1];
+    return scan_bytes(args[0], args[1], args[2], max_size, max_headers, max_line, out);
+}
+
+/* scan() with its arguments checked: data an exact bytes, names a dict, methods a set. */
+static int
+scan_bytes(PyObject *data, PyObject *names, PyObject *methods, Py_ssize_t max_size,
+           Py_ssize_t max_headers, Py_ssize_t max_line, PyObject **out)
+{
     const char *d = PyBytes_AS_STRING(data);
     Py_ssize_t n = PyBytes_GET_SIZE(data);
     if (n > max_size || n < 4 || d[0] == '\r' || d[0] == '\n')
@@ -1093,7 +1102,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject **out)
         method = ascii_str(f, sp1 - f);
         if (method == NULL)
             goto done;
-        is_request = PySet_Contains(args[2], method);
+        is_request = PySet_Contains(methods, method);
         if (is_request < 0)
             goto done;
         if (!is_request)
@@ -1157,7 +1166,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs, PyObject **out)
     else
         buf = PyBytes_FromStringAndSize(d, buf_len);
     PyObject *st = PyLong_FromLong(status);
-    PyObject *cache = parsed_values(module, keys, lines, args[2], is_request);
+    PyObject *cache = parsed_values(NULL, keys, lines, methods, is_request);
     if (body == NULL || buf == NULL || st == NULL || cache == NULL) {
         Py_XDECREF(body);
         Py_XDECREF(buf);
@@ -1249,6 +1258,93 @@ scan_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     return new_message(fields);
+}
+
+/* ---- the compiled entry ---------------------------------------------------------------------
+ * datagram_parser(pure, careful, names, methods, default_limits) returns parse_datagram(data,
+ * limits=default_limits) compiled (parser.parse_datagram_py is its pure form): the usual datagram
+ * made into a message by scan_bytes, anything else given to careful(data, limits) (the rest of
+ * the pure form), keywords and require_mandatory to pure itself. Every received datagram goes
+ * through it: one C call where the pure form was a Python call around scan_message. A
+ * ParseLimits is frozen, so the numbers of the last one seen are kept with it. */
+enum { DP_PURE, DP_CAREFUL, DP_NAMES, DP_METHODS, DP_DEFAULT, DP_COUNT };
+static PyObject *dp_limits; /* strong: the last limits read */
+static Py_ssize_t dp_max_size, dp_max_headers, dp_max_line;
+static int dp_mandatory;
+
+static int
+read_limits(PyObject *limits)
+{
+    static const char *const names[4] = {"max_message_size", "max_headers", "max_header_line",
+                                         "require_mandatory"};
+    Py_ssize_t v[4];
+    for (int k = 0; k < 4; k++) {
+        PyObject *o = PyObject_GetAttrString(limits, names[k]);
+        if (o == NULL)
+            return -1;
+        v[k] = k == 3 ? PyObject_IsTrue(o) : PyLong_AsSsize_t(o);
+        Py_DECREF(o);
+        if (v[k] == -1 && PyErr_Occurred())
+            return -1;
+    }
+    dp_max_size = v[0];
+    dp_max_headers = v[1];
+    dp_max_line = v[2];
+    dp_mandatory = (int)v[3];
+    Py_XSETREF(dp_limits, Py_NewRef(limits));
+    return 0;
+}
+
+static PyObject *
+parse_datagram(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(self, DP_PURE);
+    if (kwnames != NULL || nargs < 1 || nargs > 2 || msg_type == NULL)
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *limits = nargs == 2 ? args[1] : PyTuple_GET_ITEM(self, DP_DEFAULT);
+    if (limits != dp_limits && read_limits(limits) < 0)
+        return NULL;
+    if (dp_mandatory)
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    PyObject *fields[F_COUNT];
+    int rc = PyBytes_CheckExact(args[0])
+                 ? scan_bytes(args[0], PyTuple_GET_ITEM(self, DP_NAMES),
+                              PyTuple_GET_ITEM(self, DP_METHODS), dp_max_size, dp_max_headers,
+                              dp_max_line, fields)
+                 : 0;
+    if (rc < 0)
+        return NULL;
+    if (rc == 0) {
+        PyObject *call[2] = {args[0], limits};
+        return PyObject_Vectorcall(PyTuple_GET_ITEM(self, DP_CAREFUL), call, 2, NULL);
+    }
+    fields[F_VERSION] = Py_NewRef(s_sip20);
+    return new_message(fields);
+}
+
+static PyMethodDef parse_datagram_def = {
+    "parse_datagram", (PyCFunction)(void (*)(void))parse_datagram,
+    METH_FASTCALL | METH_KEYWORDS,
+    "parse_datagram(data, limits=DEFAULT_LIMITS): parse one UDP datagram. Raises only SipParseError (compiled form of parse_datagram_py)."};
+
+static PyObject *
+datagram_parser(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != DP_COUNT || !PyCallable_Check(args[DP_PURE]) ||
+        !PyCallable_Check(args[DP_CAREFUL]) || !PyDict_Check(args[DP_NAMES]) ||
+        !PyAnySet_Check(args[DP_METHODS])) {
+        PyErr_SetString(PyExc_TypeError, "datagram_parser(pure, careful, names: dict, "
+                                         "methods: frozenset, default_limits)");
+        return NULL;
+    }
+    PyObject *state = PyTuple_New(DP_COUNT);
+    if (state == NULL)
+        return NULL;
+    for (int k = 0; k < DP_COUNT; k++)
+        PyTuple_SET_ITEM(state, k, Py_NewRef(args[k]));
+    PyObject *fn = PyCFunction_NewEx(&parse_datagram_def, state, NULL);
+    Py_DECREF(state);
+    return fn;
 }
 
 /* A copy of a list or dict (anything else: its copy() method's result). */
@@ -1623,6 +1719,99 @@ params_trusted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         i = end + 1;
     }
     return Py_NewRef(into);
+}
+
+/* ---- forwarding --------------------------------------------------------------------------
+ * via_received(pure) returns forwarding.via.received_via compiled (pure: received_via_py, its
+ * pure form): received_via(ctx, msg) is the top Via of msg with ;received=<source IP> when its
+ * host is not that address, and ;rport=<source port> after force_rport, or None when it needs
+ * neither. Done here for the usual request (its Via parsed ahead, no ;received or ;rport of
+ * its own, a host without brackets, an int source port); pure(ctx, msg) does the rest. tm and
+ * the stateless forward read it for every request they pass on. */
+static PyObject *s_rcv, *s_src_ip, *s_src_port, *s_force_rport, *s_received, *s_rport;
+
+static PyObject *
+received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || msg_type == NULL || via_type == NULL || !PyObject_TypeCheck(args[1], msg_type))
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    PyObject *ctx = args[0], *cache = *field(args[1], F_CACHE);
+    PyObject *via = cache != NULL && PyDict_CheckExact(cache) ? PyDict_GetItemWithError(cache, s_via)
+                                                             : NULL; /* borrowed */
+    if (via == NULL && PyErr_Occurred())
+        return NULL;
+    PyObject **dictptr = via != NULL && Py_IS_TYPE(via, via_type) && PyTuple_GET_SIZE(via) == 7
+                             ? _PyObject_GetDictPtr(via)
+                             : NULL;
+    PyObject *params = dictptr != NULL && *dictptr != NULL && PyDict_CheckExact(*dictptr)
+                           ? PyDict_GetItemWithError(*dictptr, s_params)
+                           : NULL; /* borrowed */
+    if (params == NULL && PyErr_Occurred())
+        return NULL;
+    PyObject *host = params != NULL ? PyTuple_GET_ITEM(via, 2) : NULL;
+    PyObject *raw = params != NULL ? PyTuple_GET_ITEM(via, 4) : NULL;
+    if (host == NULL || !PyUnicode_CheckExact(host) || !PyUnicode_CheckExact(raw) ||
+        PyUnicode_GET_LENGTH(host) == 0 || PyUnicode_READ_CHAR(host, 0) == '[' ||
+        PyUnicode_READ_CHAR(host, PyUnicode_GET_LENGTH(host) - 1) == ']')
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    int has_received = PySequence_Contains(params, s_received);
+    int has_rport = has_received < 0 ? -1 : PySequence_Contains(params, s_rport);
+    if (has_rport < 0)
+        return NULL;
+    if (has_received || has_rport)
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    PyObject *rcv = PyObject_GetAttr(ctx, s_rcv);
+    PyObject *src_ip = rcv == NULL ? NULL : PyObject_GetAttr(rcv, s_src_ip);
+    PyObject *force = src_ip == NULL ? NULL : PyObject_GetAttr(ctx, s_force_rport);
+    PyObject *port = NULL, *result = NULL;
+    int forced = force == NULL ? -1 : PyObject_IsTrue(force);
+    if (forced < 0)
+        goto done;
+    if (!PyUnicode_CheckExact(src_ip)) {
+        result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+        goto done;
+    }
+    int differs = PyUnicode_Compare(host, src_ip) != 0;
+    if (differs && PyErr_Occurred())
+        goto done;
+    if (forced) {
+        port = PyObject_GetAttr(rcv, s_src_port);
+        if (port == NULL)
+            goto done;
+        if (!PyLong_CheckExact(port)) {
+            result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+            goto done;
+        }
+    }
+    if (differs && forced)
+        result = PyUnicode_FromFormat("%U;received=%U;rport=%S", raw, src_ip, port);
+    else if (differs)
+        result = PyUnicode_FromFormat("%U;received=%U", raw, src_ip);
+    else if (forced)
+        result = PyUnicode_FromFormat("%U;rport=%S", raw, port);
+    else
+        result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(rcv);
+    Py_XDECREF(src_ip);
+    Py_XDECREF(force);
+    Py_XDECREF(port);
+    return result;
+}
+
+static PyMethodDef received_via_def = {
+    "received_via", (PyCFunction)(void (*)(void))received_via, METH_FASTCALL,
+    "received_via(ctx, msg): the top Via of msg with ;received and ;rport= filled in, or None "
+    "when it needs neither (compiled form of received_via_py)."};
+
+static PyObject *
+via_received(PyObject *module, PyObject *pure)
+{
+    if (!PyCallable_Check(pure)) {
+        PyErr_SetString(PyExc_TypeError, "via_received(pure)");
+        return NULL;
+    }
+    return PyCFunction_NewEx(&received_via_def, pure, NULL);
 }
 
 /* ---- replies ------------------------------------------------------------------------------
@@ -2122,6 +2311,10 @@ static PyMethodDef methods[] = {
     {"scan_message", (PyCFunction)(void (*)(void))scan_message, METH_FASTCALL,
      "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
      "usual datagram, else None"},
+    {"datagram_parser", (PyCFunction)(void (*)(void))datagram_parser, METH_FASTCALL,
+     "datagram_parser(pure, careful, names, methods, default_limits): parse_datagram compiled."},
+    {"via_received", (PyCFunction)via_received, METH_O,
+     "via_received(pure): forwarding's received_via compiled."},
     {"message_type", (PyCFunction)(void (*)(void))message_type, METH_FASTCALL,
      "message_type(SipMsg, list_keys, pure) -> {name: compiled method of SipMsg}"},
     {"cached_value", (PyCFunction)(void (*)(void))cached_value, METH_FASTCALL,
@@ -2174,6 +2367,14 @@ PyInit__fast(void)
     s_vias = PyUnicode_InternFromString("vias");
     s_params = PyUnicode_InternFromString("_params");
     s_mf_prefix = PyUnicode_InternFromString("Max-Forwards:");
+    s_rcv = PyUnicode_InternFromString("rcv");
+    s_src_ip = PyUnicode_InternFromString("src_ip");
+    s_src_port = PyUnicode_InternFromString("src_port");
+    s_force_rport = PyUnicode_InternFromString("force_rport");
+    s_received = PyUnicode_InternFromString("received");
+    s_rport = PyUnicode_InternFromString("rport");
+    if (!s_rcv || !s_src_ip || !s_src_port || !s_force_rport || !s_received || !s_rport)
+        return NULL;
     if (!s_params || !s_vias || !s_mf_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     if (PyType_Ready(&CachedValueType) < 0)

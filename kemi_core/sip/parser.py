@@ -22,6 +22,7 @@ from kemi_core.sip.syntax import (
     COMPACT_FORMS,
     METHODS,
     TOKEN_CHARS,
+    datagram_parser,
     index_head,
     line_value,
     scan_message,
@@ -264,7 +265,7 @@ def _split_careful(data: bytes) -> tuple[bytes, bytes]:
         pos = nxt
 
 
-def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
+def parse_datagram_py(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
     """Parse one UDP datagram. Raises only SipParseError."""
     if scan_message is not None:
         # The usual datagram in one compiled pass (_fast.c) that makes the message (its top
@@ -275,6 +276,11 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
             if limits.require_mandatory:
                 check_mandatory(msg, limits)
             return msg  # type: ignore[no-any-return]
+    return _parse_careful(data, limits)
+
+
+def _parse_careful(data: bytes, limits: ParseLimits) -> SipMsg:
+    """parse_datagram of what the compiled pass left (or of everything, without it)."""
     if type(data) is not bytes:
         data = bytes(data)
     if len(data) > limits.max_message_size:
@@ -311,3 +317,11 @@ def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
             msg._buf = data[: len(data) - len(body) + cl]
             msg._body = body[:cl]
     return msg
+
+
+parse_datagram = parse_datagram_py
+if datagram_parser is not None:
+    # Compiled (_fast.c): the usual datagram straight from scan_message's pass, without a
+    # Python call around it (every received datagram comes here); the rest as above.
+    parse_datagram = datagram_parser(parse_datagram_py, _parse_careful, _NAME_CACHE, METHODS,
+                                     DEFAULT_LIMITS)

@@ -150,6 +150,7 @@ try:
         raise ImportError("KEMI_SIP_PURE is set")
     from kemi_core.sip._fast import (
         cached_value,
+        datagram_parser,
         index_head,
         instance_value,
         line_value,
@@ -161,6 +162,7 @@ try:
         single_value,
         value_types,
         via_fields,
+        via_received,
     )
 except ImportError:  # not built (no C compiler at install time): same results, slower
     index_head = index_head_py
@@ -178,6 +180,8 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     cached_value = None  # (SipMsg's cached parsed values read without a Python call)
     instance_value = None  # (the same for Via's and NameAddr's params)
     value_types = None  # (what the compiled pass makes the values it parses ahead of)
+    datagram_parser = None  # (parser.parse_datagram compiled around scan_message's pass)
+    via_received = None  # (forwarding.via.received_via compiled for the usual request)
 
 
 def bad(reason: str) -> SipParseError:

@@ -23,7 +23,7 @@ import kemi_core.sip.parser as parser_mod
 import kemi_core.sip.reply as reply_mod
 import kemi_core.sip.syntax as syntax_mod
 import kemi_core.sip.values as values_mod
-from kemi_core.sip import SipMsg, SipParseError, parse_datagram
+from kemi_core.sip import DEFAULT_LIMITS, ParseLimits, SipMsg, SipParseError
 from kemi_core.sip.parser import _NAME_CACHE
 from kemi_core.sip.syntax import (
     PURE_PYTHON,
@@ -33,6 +33,12 @@ from kemi_core.sip.syntax import (
     single_value_py,
 )
 from kemi_core.sip.values import CSeq, NameAddr, Via
+
+
+def parse_datagram(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> SipMsg:
+    """The parser's entry as pure_python() leaves it (compiled, or parse_datagram_py)."""
+    return parser_mod.parse_datagram(data, limits)
+
 
 fast = pytest.importorskip(
     "kemi_core.sip._fast", reason="the C helpers were not built (no compiler at install time)"
@@ -166,6 +172,7 @@ def pure_python() -> Iterator[None]:
         (headers_mod, "via_fields", None),
         (headers_mod, "name_addr_fields", None),
         (parser_mod, "scan_message", None),
+        (parser_mod, "parse_datagram", parser_mod.parse_datagram_py),
         *((SipMsg, name, method) for name, method in message_mod.methods_py.items()),
         *((SipMsg, name, prop) for name, prop in message_mod.properties_py.items()),
         (values_mod._HeaderValue, "params", values_mod._HeaderValue.params_py),
