@@ -1003,6 +1003,7 @@ find_head_end(const char *d, Py_ssize_t n)
  * error. */
 #define SCAN_FIELDS 10
 
+#define SCAN_LINES 64
 static int scan_bytes(PyObject *data, PyObject *names, PyObject *methods, Py_ssize_t max_size,
                       Py_ssize_t max_headers, Py_ssize_t max_line, PyObject **out);
 
@@ -1040,35 +1041,29 @@ scan_bytes(PyObject *data, PyObject *names, PyObject *methods, Py_ssize_t max_si
     if (!is_ascii(d, head_len))
         return 0;
 
-    PyObject *lines = PyList_New(0), *keys = PyList_New(0);
+    /* the lines (new references) and their keys (borrowed) gathered here, then moved into
+     * lists of their size: no list growing line by line (a message of more lines than this
+     * is left to the careful path, which gives the same message) */
+    PyObject *lv[SCAN_LINES], *kv[SCAN_LINES];
+    Py_ssize_t count = 0;
+    PyObject *lines = NULL, *keys = NULL;
     PyObject *method = NULL, *ruri = NULL, *reason = NULL;
     int result = -1;
     Py_ssize_t cl_line = -1; /* index of the Content-Length line */
-    if (lines == NULL || keys == NULL)
-        goto done;
     Py_ssize_t start = 0;
     while (start < head_len) {
         const char *nl = memchr(d + start, '\n', (size_t)(head_len - start));
         Py_ssize_t end = nl == NULL ? head_len : nl - d;
         Py_ssize_t len = end - start;
-        if (len == 0 || d[end - 1] != '\r' || len > max_line)
+        if (len == 0 || d[end - 1] != '\r' || len > max_line || count == SCAN_LINES ||
+            count > max_headers)
             goto careful;
-        PyObject *line = ascii_str(d + start, len);
-        if (line == NULL)
-            goto done;
-        int rc = PyList_Append(lines, line);
-        Py_DECREF(line);
-        if (rc < 0)
-            goto done;
-        if (start == 0) {
-            if (PyList_Append(keys, empty_key) < 0)
-                goto done;
-        }
-        else {
+        PyObject *key = empty_key;
+        if (start != 0) {
             const char *colon = memchr(d + start, ':', (size_t)len);
             if (colon == NULL)
                 goto careful;
-            PyObject *key = lookup_name(names, d + start, colon - (d + start));
+            key = lookup_name(names, d + start, colon - (d + start));
             if (key == NULL) {
                 if (PyErr_Occurred())
                     goto done;
@@ -1077,17 +1072,27 @@ scan_bytes(PyObject *data, PyObject *names, PyObject *methods, Py_ssize_t max_si
             if (is_content_length(key)) {
                 if (cl_line >= 0)
                     goto careful; /* several: the Python path's 400 */
-                cl_line = PyList_GET_SIZE(keys);
+                cl_line = count;
             }
-            if (PyList_Append(keys, key) < 0)
-                goto done;
         }
-        if (PyList_GET_SIZE(lines) > max_headers + 1)
-            goto careful;
+        PyObject *line = ascii_str(d + start, len);
+        if (line == NULL)
+            goto done;
+        lv[count] = line;
+        kv[count++] = key;
         if (nl == NULL)
             break;
         start = end + 1;
     }
+    lines = PyList_New(count);
+    keys = PyList_New(count);
+    if (lines == NULL || keys == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyList_SET_ITEM(lines, i, lv[i]); /* (moved: the list owns it now) */
+        PyList_SET_ITEM(keys, i, Py_NewRef(kv[i]));
+    }
+    count = 0;
 
     /* the start line, as parse_head's two usual shapes (anything else: careful) */
     PyObject *first = PyList_GET_ITEM(lines, 0);
@@ -1189,6 +1194,8 @@ scan_bytes(PyObject *data, PyObject *names, PyObject *methods, Py_ssize_t max_si
 careful:
     result = 0;
 done:
+    for (Py_ssize_t i = 0; i < count; i++)
+        Py_DECREF(lv[i]);
     Py_XDECREF(lines);
     Py_XDECREF(keys);
     Py_XDECREF(method);
@@ -1461,6 +1468,8 @@ typedef struct {
     PyObject *key;    /* str, or NULL for the method */
     PyObject *getter; /* the pure form, called on a miss */
     int in_instance;  /* key is looked up in the instance's __dict__ (instance_value) */
+    int field;        /* >= 0: a state slot's value (field_value), -1 otherwise */
+    PyObject *setter; /* field_value's setter (NULL: read-only) */
 } CachedValue;
 
 static PyObject *
@@ -1469,7 +1478,24 @@ cached_get(PyObject *self, PyObject *obj, PyObject *type)
     CachedValue *cv = (CachedValue *)self;
     if (obj == NULL || obj == Py_None)
         return Py_NewRef(self); /* read on the class */
-    if (cv->in_instance) {
+    if (cv->field >= 0) {
+        if (msg_type != NULL && PyObject_TypeCheck(obj, msg_type)) {
+            PyObject *v = *field(obj, cv->field);
+            if (v != NULL && cv->field != F_LINES)
+                return Py_NewRef(v);
+            if (v != NULL && PyList_CheckExact(v) && PyList_GET_SIZE(v) > 0 &&
+                PyUnicode_CheckExact(PyList_GET_ITEM(v, 0))) {
+                /* first_line: the start line without its CR */
+                PyObject *line = PyList_GET_ITEM(v, 0);
+                Py_ssize_t n = PyUnicode_GET_LENGTH(line);
+                if (n == 0 || PyUnicode_READ_CHAR(line, n - 1) != '\r' ||
+                    (n > 1 && PyUnicode_READ_CHAR(line, n - 2) == '\r'))
+                    return PyObject_CallOneArg(cv->getter, obj);
+                return PyUnicode_Substring(line, 0, n - 1);
+            }
+        }
+    }
+    else if (cv->in_instance) {
         PyObject **dictptr = _PyObject_GetDictPtr(obj);
         if (dictptr != NULL && *dictptr != NULL && PyDict_CheckExact(*dictptr)) {
             PyObject *v = PyDict_GetItemWithError(*dictptr, cv->key); /* borrowed */
@@ -1502,6 +1528,12 @@ cached_get(PyObject *self, PyObject *obj, PyObject *type)
 static int
 cached_set(PyObject *self, PyObject *obj, PyObject *value)
 {
+    PyObject *setter = ((CachedValue *)self)->setter;
+    if (setter != NULL && value != NULL) {
+        PyObject *r = PyObject_CallFunctionObjArgs(setter, obj, value, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
     PyErr_SetString(PyExc_AttributeError, "read-only attribute");
     return -1;
 }
@@ -1522,6 +1554,7 @@ cached_traverse(PyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(((CachedValue *)self)->key);
     Py_VISIT(((CachedValue *)self)->getter);
+    Py_VISIT(((CachedValue *)self)->setter);
     return 0;
 }
 
@@ -1530,6 +1563,7 @@ cached_clear(PyObject *self)
 {
     Py_CLEAR(((CachedValue *)self)->key);
     Py_CLEAR(((CachedValue *)self)->getter);
+    Py_CLEAR(((CachedValue *)self)->setter);
     return 0;
 }
 
@@ -1568,6 +1602,8 @@ cached_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     cv->key = args[0] == Py_None ? NULL : Py_NewRef(args[0]);
     cv->getter = Py_NewRef(args[1]);
     cv->in_instance = 0;
+    cv->field = -1;
+    cv->setter = NULL;
     PyObject_GC_Track((PyObject *)cv);
     return (PyObject *)cv;
 }
@@ -1584,6 +1620,34 @@ instance_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     CachedValue *cv = (CachedValue *)cached_value(module, args, nargs);
     if (cv != NULL)
         cv->in_instance = 1;
+    return (PyObject *)cv;
+}
+
+/* field_value(slot, getter, setter): the same for a property that reads a state slot of the
+ * message (msg.ruri: "_ruri", msg.header_keys: "_names"; "_lines" stands for msg.first_line,
+ * the start line without its CR): the value without a Python call, getter(msg) when the slot
+ * is not set (or the start line has no CR); setter(msg, value) on assignment, None: read-only.
+ * The request gate, tm and the scripts read them several times per message. */
+static PyObject *
+field_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int f = -1;
+    if (nargs == 3 && PyUnicode_Check(args[0]) && PyCallable_Check(args[1]) &&
+        (args[2] == Py_None || PyCallable_Check(args[2]))) {
+        for (int k = 0; k < F_COUNT; k++)
+            if (PyUnicode_CompareWithASCIIString(args[0], field_names[k]) == 0)
+                f = k;
+    }
+    if (f < 0) {
+        PyErr_SetString(PyExc_TypeError, "field_value(slot: str, getter, setter | None)");
+        return NULL;
+    }
+    PyObject *getter_args[2] = {Py_None, args[1]};
+    CachedValue *cv = (CachedValue *)cached_value(module, getter_args, 2);
+    if (cv != NULL) {
+        cv->field = f;
+        cv->setter = args[2] == Py_None ? NULL : Py_NewRef(args[2]);
+    }
     return (PyObject *)cv;
 }
 
@@ -2311,6 +2375,8 @@ static PyMethodDef methods[] = {
     {"scan_message", (PyCFunction)(void (*)(void))scan_message, METH_FASTCALL,
      "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
      "usual datagram, else None"},
+    {"field_value", (PyCFunction)(void (*)(void))field_value, METH_FASTCALL,
+     "field_value(slot, getter, setter): a SipMsg property reading a state slot, compiled."},
     {"datagram_parser", (PyCFunction)(void (*)(void))datagram_parser, METH_FASTCALL,
      "datagram_parser(pure, careful, names, methods, default_limits): parse_datagram compiled."},
     {"via_received", (PyCFunction)via_received, METH_O,

@@ -27,6 +27,7 @@ from kemi_core.sip.syntax import (
     LIST_HEADERS,
     METHODS,
     cached_value,
+    field_value,
     header_key,
     line_value,
     message_type,
@@ -384,10 +385,18 @@ class SipMsg(EditsMixin):
 CACHED_PROPERTIES = {"via": "via", "vias": "vias", "cseq": "cseq", "from_": "from", "to": "to",
                      "call_id": "call-id", "max_forwards": "max-forwards", "uri": "uri",
                      "method": None}
-properties_py: dict[str, property] = {name: SipMsg.__dict__[name] for name in CACHED_PROPERTIES}
+#: The properties that read a state slot (name -> slot; "_lines": the first line without its
+#: CR), read several times per message (the request gate, tm, scripts): compiled the same way.
+FIELD_PROPERTIES = {"ruri": "_ruri", "header_keys": "_names", "first_line": "_lines"}
+properties_py: dict[str, property] = {name: SipMsg.__dict__[name]
+                                      for name in (*CACHED_PROPERTIES, *FIELD_PROPERTIES)}
 if cached_value is not None:
     for _name, _key in CACHED_PROPERTIES.items():
         setattr(SipMsg, _name, cached_value(_key, properties_py[_name].fget))
+if field_value is not None:
+    for _name, _slot in FIELD_PROPERTIES.items():
+        _prop = properties_py[_name]
+        setattr(SipMsg, _name, field_value(_slot, _prop.fget, _prop.fset))
 
 #: SipMsg's methods as written (here and in EditsMixin) that have a compiled form in _fast.c,
 #: which takes their place when built: tm copies every relayed request twice and prepends its

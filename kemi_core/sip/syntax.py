@@ -151,6 +151,7 @@ try:
     from kemi_core.sip._fast import (
         cached_value,
         datagram_parser,
+        field_value,
         index_head,
         instance_value,
         line_value,
@@ -182,6 +183,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     value_types = None  # (what the compiled pass makes the values it parses ahead of)
     datagram_parser = None  # (parser.parse_datagram compiled around scan_message's pass)
     via_received = None  # (forwarding.via.received_via compiled for the usual request)
+    field_value = None  # (SipMsg's properties that read a state slot, without a Python call)
 
 
 def bad(reason: str) -> SipParseError:

@@ -207,7 +207,7 @@ def read_all(data: bytes) -> object:
     except SipParseError as exc:
         return ("raised", exc.status)
     return (
-        m.first_line, m.to_bytes(), list(m.iter_headers()),
+        m.first_line, m.ruri, m.header_keys, m.to_bytes(), list(m.iter_headers()),
         attempt(lambda: [repr(v) for v in m.vias]), attempt(lambda: str(m.from_)),
         attempt(lambda: str(m.to)), attempt(lambda: str(m.cseq)), attempt(lambda: m.call_id),
         attempt(lambda: m.max_forwards), attempt(lambda: m.content_length),
@@ -238,6 +238,9 @@ def test_compiled_helpers_are_in_use() -> None:
     for name, method in message_mod.methods_py.items():
         assert getattr(SipMsg, name) is not method
     assert type(SipMsg.__dict__["via"]) is not property
+    for name in message_mod.FIELD_PROPERTIES:
+        assert type(SipMsg.__dict__[name]) is not property
+    assert parser_mod.parse_datagram is not parser_mod.parse_datagram_py
     assert type(values_mod._HeaderValue.__dict__["params"]) is not property
     assert edits_mod.message_bytes is fast.message_bytes
     assert message_mod.message_bytes is fast.message_bytes
@@ -693,3 +696,17 @@ def test_reply_lines_refuses_what_python_refuses() -> None:
         fast.reply_lines(("via",), ["x"], None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         fast.reply_lines(["via"], ["x"], 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
+def test_slot_properties_read_and_set_as_their_pure_forms() -> None:
+    data = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\n\r\n"
+    m = parse_datagram(data)
+    for name in message_mod.FIELD_PROPERTIES:
+        assert getattr(m, name) == message_mod.properties_py[name].fget(m)
+    m.ruri = "sip:c@d"  # through set_ruri, as the property's setter
+    assert m.ruri == "sip:c@d" and m.first_line == "INVITE sip:c@d SIP/2.0"
+    m._lines[0] = "INVITE sip:x SIP/2.0\r\r"  # (no parse makes this: the getter decides)
+    assert m.first_line == "INVITE sip:x SIP/2.0"
+    with pytest.raises(AttributeError):
+        m.header_keys = []  # type: ignore[misc]
