@@ -1785,6 +1785,130 @@ params_trusted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(into);
 }
 
+/* ---- a whole reply -------------------------------------------------------------------------
+ * reply_builder(pure) returns reply.build_reply compiled (pure: build_reply_py): the usual
+ * reply (no extra headers, no body, no Content-Type; a valid code and reason; the request's
+ * To parsed; no Timestamp to copy into a 100) made here in one pass, the status line kept per
+ * code for the last reason given with it; anything else (errors included) by pure. tm's 100
+ * and every stateless reply (sl_send_reply) are made this way. */
+static PyObject *reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *join_message(PyObject *lines, PyObject *body, Py_ssize_t at, Py_ssize_t drop,
+                              PyObject *insert);
+static PyObject *status_reasons[600], *status_lines[600]; /* strong; by status - 100 */
+static PyObject *s_timestamp, *s_content_length_0;
+
+static int
+has_crlf_str(PyObject *text)
+{
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    return PyUnicode_FindChar(text, '\r', 0, n, 1) != -1 ||
+           PyUnicode_FindChar(text, '\n', 0, n, 1) != -1;
+}
+
+/* "SIP/2.0 <status> <reason>\r" (borrowed from the cache); NULL with no error: not usual. */
+static PyObject *
+status_line(long status, PyObject *reason)
+{
+    PyObject **cached = &status_lines[status - 100];
+    PyObject *known = status_reasons[status - 100];
+    if (known != NULL && (known == reason || PyUnicode_Compare(known, reason) == 0))
+        return *cached;
+    if (has_crlf_str(reason))
+        return NULL;
+    PyObject *line = PyUnicode_FromFormat("SIP/2.0 %ld %U\r", status, reason);
+    if (line == NULL)
+        return NULL;
+    Py_XSETREF(status_reasons[status - 100], Py_NewRef(reason));
+    Py_XSETREF(*cached, line);
+    return line;
+}
+
+static PyObject *
+build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const kw[7] = {"req", "status", "reason", "to_tag", "headers", "body",
+                                      "content_type"};
+    PyObject *v[7] = {NULL, NULL, NULL, Py_None, NULL, NULL, Py_None};
+    int usual = nargs >= 3 && nargs <= 7 && msg_type != NULL && name_addr_type != NULL;
+    for (Py_ssize_t k = 0; usual && k < nargs; k++)
+        v[k] = args[k];
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t k = 0; usual && k < nkw; k++) {
+        int at = -1;
+        for (int j = 3; j < 7; j++)
+            if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, k), kw[j]) == 0)
+                at = j;
+        usual = at >= nargs;
+        if (usual)
+            v[at] = args[nargs + k];
+    }
+    PyObject *req = v[0], *reason = v[2], *tag = v[3];
+    long status = usual && PyLong_CheckExact(v[1]) ? PyLong_AsLong(v[1]) : 0;
+    if (status == -1 && PyErr_Occurred())
+        PyErr_Clear(); /* (pure says what is wrong) */
+    usual = usual && status >= 100 && status <= 699 && PyObject_TypeCheck(req, msg_type) &&
+            *field(req, F_IS_REQUEST) == Py_True && PyUnicode_CheckExact(reason) &&
+            (tag == Py_None || PyUnicode_CheckExact(tag)) &&
+            (v[4] == NULL || ((PyList_CheckExact(v[4]) || PyTuple_CheckExact(v[4])) &&
+                              Py_SIZE(v[4]) == 0)) &&
+            (v[5] == NULL || (PyBytes_CheckExact(v[5]) && PyBytes_GET_SIZE(v[5]) == 0)) &&
+            v[6] == Py_None;
+    PyObject *keys = usual ? *field(req, F_NAMES) : NULL;
+    PyObject *lines = usual ? *field(req, F_LINES) : NULL;
+    PyObject *cache = usual ? *field(req, F_CACHE) : NULL;
+    if (keys == NULL || lines == NULL || cache == NULL || !PyList_CheckExact(keys) ||
+        !PyList_CheckExact(lines) || !PyDict_CheckExact(cache))
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    if (status == 100) {
+        int stamped = PySequence_Contains(keys, s_timestamp);
+        if (stamped != 0)
+            return stamped < 0 ? NULL : PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    }
+    PyObject *to_tag = Py_None;
+    if (tag != Py_None && PyUnicode_GET_LENGTH(tag) > 0 && status != 100) {
+        PyObject *to = PyDict_GetItemWithError(cache, s_to); /* borrowed */
+        if (to == NULL && PyErr_Occurred())
+            return NULL;
+        if (to == NULL || !Py_IS_TYPE(to, name_addr_type) || PyTuple_GET_SIZE(to) != 6 ||
+            has_crlf_str(tag))
+            return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+        if (PyTuple_GET_ITEM(to, 4) == Py_None)
+            to_tag = tag;
+    }
+    PyObject *first = status_line(status, reason);
+    if (first == NULL)
+        return PyErr_Occurred() ? NULL : PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *rl_args[3] = {keys, lines, to_tag};
+    PyObject *copied_lines = reply_lines(NULL, rl_args, 3);
+    if (copied_lines == NULL)
+        return NULL;
+    PyObject *out = NULL;
+    if (PyList_Insert(copied_lines, 0, first) == 0 &&
+        PyList_Append(copied_lines, s_content_length_0) == 0) {
+        PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
+        if (empty != NULL)
+            out = join_message(copied_lines, empty, 0, 0, empty_tuple);
+        Py_XDECREF(empty);
+    }
+    Py_DECREF(copied_lines);
+    return out;
+}
+
+static PyMethodDef build_reply_def = {
+    "build_reply", (PyCFunction)(void (*)(void))build_reply, METH_FASTCALL | METH_KEYWORDS,
+    "build_reply(req, status, reason, to_tag=None, headers=(), body=b'', content_type=None): "
+    "the reply's bytes (compiled form of build_reply_py)."};
+
+static PyObject *
+reply_builder(PyObject *module, PyObject *pure)
+{
+    if (!PyCallable_Check(pure)) {
+        PyErr_SetString(PyExc_TypeError, "reply_builder(pure)");
+        return NULL;
+    }
+    return PyCFunction_NewEx(&build_reply_def, pure, NULL);
+}
+
 /* ---- forwarding --------------------------------------------------------------------------
  * via_received(pure) returns forwarding.via.received_via compiled (pure: received_via_py, its
  * pure form): received_via(ctx, msg) is the top Via of msg with ;received=<source IP> when its
@@ -2379,6 +2503,8 @@ static PyMethodDef methods[] = {
      "field_value(slot, getter, setter): a SipMsg property reading a state slot, compiled."},
     {"datagram_parser", (PyCFunction)(void (*)(void))datagram_parser, METH_FASTCALL,
      "datagram_parser(pure, careful, names, methods, default_limits): parse_datagram compiled."},
+    {"reply_builder", (PyCFunction)reply_builder, METH_O,
+     "reply_builder(pure): reply.build_reply compiled."},
     {"via_received", (PyCFunction)via_received, METH_O,
      "via_received(pure): forwarding's received_via compiled."},
     {"message_type", (PyCFunction)(void (*)(void))message_type, METH_FASTCALL,
@@ -2433,6 +2559,10 @@ PyInit__fast(void)
     s_vias = PyUnicode_InternFromString("vias");
     s_params = PyUnicode_InternFromString("_params");
     s_mf_prefix = PyUnicode_InternFromString("Max-Forwards:");
+    s_timestamp = PyUnicode_InternFromString("timestamp");
+    s_content_length_0 = PyUnicode_InternFromString("Content-Length: 0\r");
+    if (!s_timestamp || !s_content_length_0)
+        return NULL;
     s_rcv = PyUnicode_InternFromString("rcv");
     s_src_ip = PyUnicode_InternFromString("src_ip");
     s_src_port = PyUnicode_InternFromString("src_port");

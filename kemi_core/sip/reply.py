@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg, line_value
-from kemi_core.sip.syntax import PURE_PYTHON
+from kemi_core.sip.syntax import PURE_PYTHON, reply_builder
 
 # Header lines copied verbatim from the request, in the request's order per name.
 _COPIED = ("via", "from", "to", "call-id", "cseq")
@@ -96,6 +96,14 @@ def build_reply(
     out.append(f"Content-Length: {len(body)}\r")
     head = "\n".join(out).encode("utf-8", "surrogateescape")
     return b"%s\n\r\n%s" % (head, bytes(body))
+
+
+#: (the function above is the pure form)
+build_reply_py = build_reply
+if reply_builder is not None:
+    # Compiled (_fast.c): the usual reply (nothing added, no body) in one C call, the status
+    # line kept per code; anything else by build_reply_py. tm's 100 and every sl reply.
+    build_reply = reply_builder(build_reply_py)
 
 
 #: the last lines of a reply without a body ("\n".join adds the LFs)

@@ -158,6 +158,7 @@ try:
         message_type,
         name_addr_fields,
         params_trusted,
+        reply_builder,
         scan_message,
         single_index,
         single_value,
@@ -184,6 +185,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     datagram_parser = None  # (parser.parse_datagram compiled around scan_message's pass)
     via_received = None  # (forwarding.via.received_via compiled for the usual request)
     field_value = None  # (SipMsg's properties that read a state slot, without a Python call)
+    reply_builder = None  # (reply.build_reply compiled for the usual reply)
 
 
 def bad(reason: str) -> SipParseError:
