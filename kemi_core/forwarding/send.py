@@ -7,6 +7,7 @@ cached name, else when its lookup answers (the event loop goes on meanwhile).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -80,41 +81,47 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
         return -1
     # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
-    core, rcv = ctx.core, ctx.rcv
+    core = ctx.core
     ours = our_via(ctx, proto, stateless_branch(msg))
     top = received_via(ctx, msg)
-    out: SipMsg | None = None
-    data = b""
     if core.has_onsend_route():  # the route reads (and may edit) the message about to leave
         out = msg.copy()
         apply_via(out, top)
         out.prepend_via(ours)
-    else:  # nobody looks at it: its bytes straight from the request, no copy, no edits
-        data = msg.bytes_with_via(ours, top)
+        rcv = ctx.rcv
 
-    def send(ip: str | None) -> bool:
-        stats = core.stats
-        if ip is None:
-            script_log.error("forward: %s does not resolve: dropping the request", host)
-            if stats is not None:
-                stats.err_requests.inc()
-            return False
-        if out is not None:
-            if not core.run_onsend(out, rcv, proto, ip, port):
+        def send(ip: str | None) -> bool:
+            if ip is not None and not core.run_onsend(out, rcv, proto, ip, port):
                 return True  # dropped by onsend_route: handled, as in Kamailio
-            payload = out.to_bytes()
-        else:
-            payload = data
-        if not core.send(proto, ip, port, payload):
-            script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
-            if stats is not None:
-                stats.err_requests.inc()
-            return False
-        if stats is not None:
-            stats.fwd_requests.inc()
-        return True
+            return _send_request(core, proto, host, ip, port, out.to_bytes())
 
-    return 1 if resolve_then(core, host, send) else -1
+        return 1 if resolve_then(core, host, send) else -1
+    # nobody looks at it: its bytes straight from the request, no copy, no edits
+    data = msg.bytes_with_via(ours, top)
+    ip = core.resolver.known(host)
+    if ip is not None:  # the usual next hop, an address: sent now, no callback made
+        return 1 if _send_request(core, proto, host, ip, port, data) else -1
+    return 1 if resolve_then(core, host, functools.partial(
+        _send_request, core, proto, host, port=port, data=data)) else -1
+
+
+def _send_request(core: Core, proto: str, host: str, ip: str | None, port: int,
+                  data: bytes) -> bool:
+    """Send a stateless forward's bytes to ``ip`` (None: ``host`` did not resolve), counted."""
+    stats = core.stats
+    if ip is None:
+        script_log.error("forward: %s does not resolve: dropping the request", host)
+        if stats is not None:
+            stats.err_requests.inc()
+        return False
+    if not core.send(proto, ip, port, data):
+        script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
+        if stats is not None:
+            stats.err_requests.inc()
+        return False
+    if stats is not None:
+        stats.fwd_requests.inc()
+    return True
 
 
 # ---- replies ---------------------------------------------------------------------------

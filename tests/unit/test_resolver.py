@@ -151,3 +151,36 @@ def test_send_to_a_name_waits_for_its_answer(clock: VirtualClock) -> None:
     assert [(s.host, s.port, s.data) for s in wire.sent] == [("127.0.0.1", 5080, b"three")]
     assert send_to(core, "udp", "next.example", 5080, b"four") is True
     assert wire.sent[-1].data == b"four"
+
+
+def test_a_stateless_forward_to_a_name_goes_out_when_it_resolves(clock: VirtualClock) -> None:
+    """KSR.forward to a name: 1 at once (on its way), the request sent with our Via when the
+    name answers; a name that does not resolve sends nothing and counts an error."""
+    from kemi_core.forwarding import forward_request
+    from kemi_core.runtime.context import RecvInfo
+    from kemi_core.sip import parse_datagram
+    from kemi_core.stats import CoreStats
+
+    core = Core(CoreConfig(listen=[ListenAddr("udp", "127.0.0.1", 5060)]), clock)
+    lookups = Lookups()
+    core.resolver = Resolver(clock.now, lookups, negative_ttl=10)
+    core.stats = CoreStats(core)
+    wire = CaptureTransport()
+    core.attach_transport(wire)
+    request = (b"ACK sip:b@next.example SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKa"
+               b"\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\n"
+               b"CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+    rcv = RecvInfo("udp", "10.0.0.1", 5070, "127.0.0.1", 5060)
+    ctx = core.new_context(parse_datagram(request), rcv)
+    assert forward_request(ctx, "sip:next.example:5080") == 1
+    assert wire.sent == []
+    lookups.answer("next.example", "127.0.0.1")
+    [sent] = wire.sent
+    assert (sent.host, sent.port) == ("127.0.0.1", 5080)
+    assert sent.data.startswith(b"ACK sip:b@next.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:")
+    assert b"\r\nVia: SIP/2.0/UDP 10.0.0.1:5070;branch=z9hG4bKa\r\n" in sent.data
+    assert core.stats.fwd_requests.value == 1
+    ctx = core.new_context(parse_datagram(request), rcv)
+    assert forward_request(ctx, "sip:other.example") == 1
+    lookups.answer("other.example", None)
+    assert len(wire.sent) == 1 and core.stats.err_requests.value == 1
