@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import TYPE_CHECKING
 
@@ -38,11 +39,20 @@ _PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexErro
 
 def via_sent_by(ctx: MsgContext, proto: str) -> str:
     """host:port our Via names for ``proto``: this worker's socket, or the advertised ones."""
+    core = ctx.core
+    transport = core.transport  # (its address asked straight: a call less per branch)
+    host, port = (core.local_address(proto) if transport is None
+                  else transport.local_address(proto))
     extra = ctx.extra
-    host, port = ctx.core.local_address(proto)
     if extra:
         host = str(extra.get("advertised_address") or host)
         port = int(extra.get("advertised_port") or port)
+    return _sent_by(host, port)
+
+
+@functools.lru_cache(maxsize=64)
+def _sent_by(host: str, port: int) -> str:
+    """host:port as a Via names it (an IPv6 address in brackets); a worker names one or two."""
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"
