@@ -13,7 +13,8 @@ failure. Several senders waiting for one name share one lookup.
     ip = RESOLVER.known(host)              # literal or cached, never starts a lookup
 
 Names in the hosts file (``localhost`` ...) are answered on the spot: reading a local file is no
-network wait. Without a running event loop (tests' in-process routers, ``kemi check``) a lookup
+network wait; so are names under the reserved ``invalid`` top-level domain (RFC 6761 6.4: never
+resolves), so a t_relay to one fails at once as Kamailio's does. Without a running event loop (tests' in-process routers, ``kemi check``) a lookup
 runs on the spot too. ``lookup`` replaces the system resolver (a test drives failure and recovery with it): it
 is called as ``lookup(host, done)`` and must call ``done(ip_or_None)`` once, now or later.
 """
@@ -130,6 +131,9 @@ class Resolver:
 
     # ---- the system resolver ----------------------------------------------------------
     def _system_lookup(self, name: str, done: Done) -> None:
+        if _never_resolves(name):
+            done(None)
+            return
         loop = self.loop
         if loop is None or not loop.is_running() or self.hosts.has(name):
             done(_first_address(_getaddrinfo_now(name)))
@@ -172,6 +176,11 @@ def _hosts_names(path: str) -> list[str]:
     except OSError:
         return []
     return [name.lower() for line in lines for name in line.split("#", 1)[0].split()[1:]]
+
+
+def _never_resolves(name: str) -> bool:
+    """A name under the ``invalid`` top-level domain (RFC 6761 6.4)."""
+    return name.rstrip(".").rsplit(".", 1)[-1] == "invalid"
 
 
 def _getaddrinfo_now(name: str) -> list[Any]:
