@@ -16,7 +16,10 @@ RecvInfo (``kemi_core.transport.receiver``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
+import select
 import socket
 from typing import TYPE_CHECKING
 
@@ -316,7 +319,8 @@ class WorkerEndpoints:
 
     def _connect(self, proto: str, host: str, port: int, data: bytes) -> bool:
         """Open a connection to a next hop (TLS: with the tls module's client profile); the
-        message goes once it is established."""
+        message goes once it is established. False when the connect fails at once (a refused
+        port on this host): the caller (tm) fails now, as Kamailio's first send does."""
         ctx = sni = None
         if proto == "tls":
             if self.tls is None:
@@ -325,13 +329,39 @@ class WorkerEndpoints:
                 return False
             ctx, sni = self.tls.client_context((host, port))
         local = self._source_for(proto)
+        sock = self._start_connect(proto, host, port, local)
+        if sock is None:
+            return False
         conn = StreamConnection(self, ("", 0), proto, ctx, server_side=False,
                                 server_hostname=sni)
         conn.waiting.append(data)
         conn.peer = (host, port)
         self.conns.add(conn)  # later sends queue on it until it is up
-        self.loop.create_task(self._open(conn, host, port, local))
+        self.loop.create_task(self._open(conn, sock, host, port))
         return True
+
+    def _start_connect(self, proto: str, host: str, port: int,
+                       local: tuple[str, int] | None) -> socket.socket | None:
+        """A non-blocking socket whose connect to ``host:port`` is under way or done; None
+        when it failed at once (logged). A refused port on this host is known right after
+        connect(): a poll that does not wait says so."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            if local is not None:
+                sock.bind(local)
+            err = sock.connect_ex((host.strip("[]"), port))
+            if err == errno.EINPROGRESS and _writable_now(sock):
+                err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except OSError as exc:
+            err = exc.errno or errno.EIO
+        if err in (0, errno.EINPROGRESS):
+            return sock
+        sock.close()
+        self.warn_limited("tcp_connect_failed", "%s connect to %s:%s failed: %s", proto, host,
+                          port, os.strerror(err))
+        return None
 
     def _source_for(self, proto: str) -> tuple[str, int] | None:
         for lst in self.listens:
@@ -339,12 +369,13 @@ class WorkerEndpoints:
                 return (lst.host.strip("[]"), 0)
         return None
 
-    async def _open(self, conn: StreamConnection, host: str, port: int,
-                    local: tuple[str, int] | None) -> None:
+    async def _open(self, conn: StreamConnection, sock: socket.socket, host: str,
+                    port: int) -> None:
         try:
-            await asyncio.wait_for(self.loop.create_connection(
-                lambda: conn, host, port, local_addr=local), CONNECT_TIMEOUT)
+            await asyncio.wait_for(self._connected(sock), CONNECT_TIMEOUT)
+            await self.loop.create_connection(lambda: conn, sock=sock)
         except (TimeoutError, OSError) as exc:
+            sock.close()
             self.warn_limited("tcp_connect_failed", "%s connect to %s:%s failed: %s",
                               conn.proto, host, port, exc)
             self.conns.remove(conn)
@@ -354,6 +385,25 @@ class WorkerEndpoints:
             waiting, conn.waiting = conn.waiting, []
             for data in waiting:
                 conn.send_message(data)
+
+    async def _connected(self, sock: socket.socket) -> None:
+        """Wait until the connect under way on ``sock`` is done; OSError when it failed."""
+        loop = self.loop
+        done = loop.create_future()
+        fd = sock.fileno()
+
+        def ready() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_writer(fd, ready)
+        try:
+            await done
+        finally:
+            loop.remove_writer(fd)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
 
     def stop_accepting(self, udp: bool = False) -> None:
         """Accept no new stream connections (open ones stay for the transactions in progress);
@@ -381,3 +431,10 @@ class WorkerEndpoints:
             server.close()
         for conn in self.conns.values():
             conn.close()
+
+
+def _writable_now(sock: socket.socket) -> bool:
+    """Whether ``sock`` is writable (its connect finished, well or not) without waiting."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(0))
