@@ -139,7 +139,9 @@ def test_message_and_options_through_tm() -> None:
     assert len(h.tm.table) == 0
 
 
-def test_unresolvable_destination_fails_and_leaves_no_transaction() -> None:
+def test_unresolvable_destination_fails_then_the_transaction_answers_478() -> None:
+    """As Kamailio 5.6: t_relay returns -478 at once; the transaction stays and, the route
+    over, answers "478 Unresolvable destination (478/TM)" itself."""
     def route(ctx: MsgContext) -> int:
         ctx.dst_uri = "sip:no-such-host.invalid"
         return tm.t_relay(ctx)
@@ -147,8 +149,25 @@ def test_unresolvable_destination_fails_and_leaves_no_transaction() -> None:
     results: list[int] = []
     h = TmHarness({"ksr_request_route": lambda ctx: results.append(route(ctx))})
     h.request(invite("OPTIONS"), CALLER)
-    assert results == [-1]
+    assert results == [-478]
+    h.advance(0.0)
+    up = to(h.take(), CALLER)
+    assert [(m.status, m.reason) for m in up] == [(478, "Unresolvable destination (478/TM)")]
+    h.advance(40.0)
     assert len(h.tm.table) == 0
+
+
+def test_stateful_reply_after_a_failed_relay_replaces_the_error_reply() -> None:
+    def route(ctx: MsgContext) -> int:
+        ctx.dst_uri = "sip:no-such-host.invalid"
+        if tm.t_relay(ctx) < 0:
+            tm.t_reply(ctx, 503, "Mine")
+        return 1
+
+    h = TmHarness({"ksr_request_route": route})
+    h.request(invite("OPTIONS"), CALLER)
+    h.advance(0.0)
+    assert [m.status for m in to(h.take(), CALLER)] == [503]
 
 
 def test_parallel_fork_to_appended_branch() -> None:

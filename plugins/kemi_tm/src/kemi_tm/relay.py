@@ -31,6 +31,7 @@ from kemi_core.api import (
     RouteType,
     apply_via,
     forward_to,
+    listen_for,
     received_via,
     uri_target,
     via_params,
@@ -54,11 +55,34 @@ Target = tuple[str, str, int]
 #: the local outcome of a branch whose destination does not resolve (Kamailio's 478)
 UNRESOLVABLE = 478
 
+# t_relay's answer when no branch went out: Kamailio 5.6's error codes, which a script may
+# test ($rc, or the value of KSR.tm.t_relay())
+#: nothing to send (a bad destination, every branch dropped by the branch route)
+E_UNSPEC = -1
+#: no listen socket for the branch's transport (;transport=tcp with only UDP listeners)
+E_NO_SOCKET = -7
+#: sending failed (a refused TCP connect): t_relay returns E_UNSPEC, the reply says 477
+E_SEND = -477
+#: the destination does not resolve
+E_BAD_ADDRESS = -478
+#: After these, as in Kamailio, the transaction stays and answers the error itself once the
+#: request route is over (unless the script replied statefully or relayed again meanwhile;
+#: a stateless reply such as sl_reply_error's does not count): status and reason.
+DELAYED_REPLIES = {
+    E_BAD_ADDRESS: (478, "Unresolvable destination (478/TM)"),
+    E_SEND: (477, "Unfortunately error on sending to next hop occurred (477/TM)"),
+    E_NO_SOCKET: (500, "I'm terribly sorry, server error occurred (7/TM)"),
+}
+#: the transports a branch needs a listen socket of (UDP goes from the worker's own socket;
+#: WebSocket goes over a connection the client opened)
+LISTENED_PROTOS = frozenset(("tcp", "tls", "sctp"))
+
 
 # ---- entry point ------------------------------------------------------------------------
 def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
           target: Target | None = None) -> int:
-    """t_relay: 1 when sent, 0 when absorbed (retransmission, ACK), -1 on failure."""
+    """t_relay: 1 when sent, 0 when absorbed (retransmission, ACK), negative on failure
+    (E_BAD_ADDRESS, E_NO_SOCKET, E_UNSPEC as Kamailio)."""
     msg = ctx.msg
     if not msg.is_request:
         log.error("t_relay: the current message is a reply")
@@ -98,13 +122,36 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         log.error("t_relay: malformed request: %s", exc.reason)
         return -1
     sent = _send_branches(svc, ctx, tx, proto, target, via, in_failure=False)
-    if sent == 0:
-        # Nothing went out: forget the transaction so the script may answer statelessly.
-        svc.table.remove(tx)
-        state.tx = None
-        return -1
+    if sent <= 0:
+        return _nothing_sent(svc, tx, state, sent or E_UNSPEC)
     ctx.replied = True  # the transaction answers from now on
     return 1
+
+
+def _nothing_sent(svc: TmService, tx: TmTransaction, state: ReqState, error: int) -> int:
+    """t_relay in a request route sent no branch: its (negative) return value. A known error
+    leaves the transaction to answer it once the route is over (``DELAYED_REPLIES``); any
+    other forgets the transaction, so the script may answer statelessly."""
+    delayed = DELAYED_REPLIES.get(error)
+    if delayed is None:
+        svc.table.remove(tx)
+        state.tx = None
+        return error
+    svc.clock.call_later(0.0, _delayed_reply, svc, tx, *delayed)
+    return E_UNSPEC if error == E_SEND else error
+
+
+def _delayed_reply(svc: TmService, tx: TmTransaction, status: int, reason: str) -> None:
+    """After the request route of a t_relay that sent nothing: the transaction's error reply,
+    unless it was answered or has a branch under way meanwhile."""
+    if tx not in svc.table or tx.final_status or any(b.pending for b in tx.branches):
+        return
+    try:
+        tx.reply(status, reason, svc.clock.now())
+    except TransactionStateError as exc:
+        log.error("t_relay: cannot send the error reply: %s", exc)
+        return
+    svc.done(tx)
 
 
 # ---- ACK and CANCEL -----------------------------------------------------------------------
@@ -198,8 +245,9 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                    target: Target | None, via: str | None, in_failure: bool) -> int:
     """Add one branch per destination, then send them all (so a branch that fails at once
     cannot end the step before the others exist). Returns how many went out or wait for their
-    destination's name to resolve. ``via``: the request's top Via as we pass it on, with
-    ;received/;rport (``received_via``; None when it goes unchanged)."""
+    destination's name to resolve, else (none did) the error code of the last branch that
+    could not go. ``via``: the request's top Via as we pass it on, with ;received/;rport
+    (``received_via``; None when it goes unchanged)."""
     now = svc.clock.now()
     pending: list[int] = []
     msg = ctx.msg
@@ -207,6 +255,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     vparams = via_params(ctx)
     resolver = ctx.core.resolver
     waiting = 0
+    error = E_UNSPEC
     for index, (ruri, du, path, bflags) in enumerate(_destinations(ctx)):
         # the usual branch (the request's R-URI, no Path, no branch route) is the request as
         # it is: add_branch puts our Via (and ``via``) on its bytes, no copy of it is made
@@ -225,6 +274,10 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             log.error("t_relay: bad destination %r", uri)
             continue
         bproto, host, port = hop
+        if bproto in LISTENED_PROTOS and listen_for(ctx.core, bproto) is None:
+            log.error("t_relay: no %s listen socket to send to %s:%d from", bproto, host, port)
+            error = E_NO_SOCKET
+            continue
         sent_by = via_sent_by(ctx, bproto)
         ip = resolver.known(host)
         if ip is None:
@@ -233,6 +286,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                 _resolved, svc, tx, own, hop, sent_by, vparams, bflags))
             if found is None:
                 log.error("t_relay: cannot resolve the destination %s", host)
+                error = E_BAD_ADDRESS
                 continue
             if found is PENDING:  # the branch goes out when the name resolves
                 tx.dns_pending += 1
@@ -263,8 +317,9 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     if failed:
         # every branch failed at once in a request route: no failure route, t_relay's -1
         # lets the script answer
+        error = E_SEND
         svc.done(tx, decide=bool(sent or waiting or in_failure))
-    return sent + waiting
+    return sent + waiting or error
 
 
 def _send_request(svc: TmService, tx: TmTransaction, index: int) -> bool:
@@ -327,7 +382,7 @@ def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str 
     tx.settings = svc.settings.timers_for(tx.overrides)
     sent = _send_branches(svc, ctx, tx, proto, target, received_via(ctx, ctx.msg),
                           in_failure=True)
-    return 1 if sent else -1
+    return 1 if sent > 0 else E_UNSPEC if sent in (0, E_SEND) else sent
 
 
 def relay_cancel(svc: TmService, ctx: MsgContext) -> int:
