@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -25,6 +26,7 @@ from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType, message_c
 from kemi_core.runtime.myself import Myself
 from kemi_core.runtime.records import CfgFunction, ParamSpec, RpcCommand, Transport
 from kemi_core.runtime.routes import run_route
+from kemi_core.sip.reply import request_crc32
 
 if TYPE_CHECKING:
     from kemi_core.config.model import CoreConfig
@@ -94,6 +96,10 @@ class Core:
         self.shared_vars: dict[str, Any] = {}
         #: Run before the request route; True = the request was consumed (sl's ACK filter).
         self.request_filters: list[Callable[[MsgContext], bool]] = []
+        #: What starts the To-tag of every stateless reply made here (sl's, the drain gate's
+        #: 503, the dispatcher's 500): made before the workers fork, so an ACK of such a reply
+        #: is known as ours whichever worker it reaches (``local_tag``, ``is_local_tag``).
+        self.local_tag_prefix = secrets.token_hex(8)
         self._services: dict[str, object] = {}
         self._checked: dict[tuple[str, type], object] = {}
         #: Called with the main process's event loop once it runs (control channels live there).
@@ -428,6 +434,15 @@ class Core:
         if ok:
             ctx.replied = True
         return ok
+
+    def local_tag(self, msg: SipMsg) -> str:
+        """The To-tag of a stateless reply to ``msg``: the server's prefix, then a CRC of the
+        request's Call-ID, From, CSeq and top Via lines (the same for its retransmissions)."""
+        return f"{self.local_tag_prefix}.{request_crc32(msg):08x}"
+
+    def is_local_tag(self, tag: str | None) -> bool:
+        """Whether a To-tag is one ``local_tag`` made (an ACK with it ends there)."""
+        return tag is not None and tag.startswith(self.local_tag_prefix + ".")
 
     def forward_reply_statelessly(self, ctx: MsgContext) -> bool:
         """Send the reply of ``ctx`` on statelessly: pop our Via, send it to the next one

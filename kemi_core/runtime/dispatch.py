@@ -169,7 +169,7 @@ class Dispatcher:
     # ---- local replies ----------------------------------------------------------------
     def _send_simple_reply(self, ctx: MsgContext, status: int, reason: str) -> None:
         try:
-            data = build_reply(ctx.msg, status, reason, to_tag=_local_tag(ctx.msg))
+            data = build_reply(ctx.msg, status, reason, to_tag=self.core.local_tag(ctx.msg))
         except SipParseError:
             return
         self.core.send_reply(ctx, data)
@@ -178,7 +178,7 @@ class Dispatcher:
         """An error reply to a request found malformed; never raises. With an unreadable top
         Via it goes where the request came from (over TCP: back on its connection)."""
         try:
-            data = build_reply(msg, status, reason, to_tag=_local_tag(msg))
+            data = build_reply(msg, status, reason, to_tag=self.core.local_tag(msg))
             try:
                 self.core.send_reply(self.core.new_context(msg, rcv), data)
             except SipParseError:
@@ -222,18 +222,6 @@ def _prefix_format(core: Core, prefix: str | None) -> Callable[[MsgContext], str
     except ValueError as exc:  # an unknown variable: print the text as it is, say why once
         log.error("log_prefix %r: %s; printed as it is", prefix, exc)
         return lambda ctx: prefix
-
-
-def _local_tag(msg: SipMsg) -> str:
-    """A To-tag that is the same for retransmissions of one request (stateless replies)."""
-    import hashlib
-
-    try:
-        key = f"{msg.call_id}|{msg.from_.tag}|{msg.cseq.number}|{msg.via.branch}"
-    except SipParseError:
-        key = msg.to_bytes()[:256].decode("latin-1")
-    # surrogateescape: header text keeps any byte the message had (invalid UTF-8 included)
-    return hashlib.blake2s(key.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
 
 
 _HDR_LINE = re.compile(rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)

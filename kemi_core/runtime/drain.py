@@ -17,7 +17,6 @@ takes gets the 503. Without such a service (no tm) every request is new.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -98,12 +97,16 @@ class EntryGate:
 
     # ---- while draining -----------------------------------------------------------------------
     def _refuse_msg(self, msg: SipMsg, rcv: RecvInfo) -> bool:
-        if not msg.is_request or msg.method in PASS_WHEN_DRAINING:
+        if not msg.is_request:
             return False
+        if msg.method in PASS_WHEN_DRAINING:
+            return msg.method == "ACK" and self._acks_local_reply(msg)
         if self._absorbed(msg):
             return True  # a retransmission: its transaction answered it, the script never sees it
         try:
-            tag = hashlib.blake2s(msg.to_bytes()[:512], digest_size=6).hexdigest()
+            # the tag of every stateless reply made here: the ACK of this 503 ends at sl's
+            # filter (or below while draining), as the ACK of any local negative reply
+            tag = self.core.local_tag(msg)
             data = build_reply(msg, 503, "Service Unavailable", to_tag=tag,
                                headers=[("Retry-After", "5")])
             ctx = self.core.new_context(msg, rcv)
@@ -112,6 +115,14 @@ class EntryGate:
             pass  # nothing addressable: dropping is the answer
         return True
 
+
+    def _acks_local_reply(self, msg: SipMsg) -> bool:
+        """An ACK of a stateless reply made here (this gate's 503): it ends here, as
+        Kamailio's sl module ends the ACK of its own replies (also without sl loaded)."""
+        try:
+            return self.core.is_local_tag(msg.to.tag)
+        except SipParseError:
+            return False
 
     def _absorbed(self, msg: SipMsg) -> bool:
         busy, i = self._busy, self._index

@@ -107,3 +107,40 @@ def test_without_tm_every_request_is_new() -> None:
     for _ in range(2):
         entry.on_message(parse_datagram(data), RecvInfo("udp", *CALLER, "127.0.0.1", 5060))
     assert [s.msg.status for s in transport.sent] == [503, 503]
+
+
+def ack_of(req: bytes, reply: SipMsg) -> bytes:
+    """The hop-by-hop ACK of a negative final reply to ``req`` (same branch, the reply's To)."""
+    msg = parse_datagram(req)
+    head = [f"ACK {RURI} SIP/2.0", f"Via: {msg.via.raw}", f"From: {msg.header('From')}",
+            f"To: {reply.header('To')}", f"Call-ID: {msg.call_id}",
+            f"CSeq: {msg.cseq.number} ACK", "Max-Forwards: 70", "Content-Length: 0"]
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+def test_ack_of_the_gates_503_ends_at_the_gate() -> None:
+    """As the ACK of any local negative reply (Kamailio's sl filter): the ACK of the draining
+    gate's 503 is neither routed nor relayed downstream."""
+    g = Gated()
+    g.gate.start_draining()
+    req = invite(call_id="call-ack")
+    g.send(req, CALLER)
+    up = to(g.h.take(), CALLER)
+    assert [m.status for m in up] == [503]
+    assert g.h.core.is_local_tag(up[0].to.tag)
+    g.send(ack_of(req, up[0]), CALLER)
+    assert g.h.take() == []  # not relayed to the callee
+    assert g.routed() == 0
+
+
+def test_gate_503_tag_is_the_servers_local_tag() -> None:
+    """The 503's To-tag is the one every stateless reply here carries, so sl's ACK filter in
+    a worker that does not drain ends its ACK too; the same for its retransmissions."""
+    g = Gated()
+    g.gate.start_draining()
+    req = invite(call_id="call-tag")
+    g.send(req, CALLER)
+    g.send(req, CALLER)
+    tags = [m.to.tag for m in to(g.h.take(), CALLER)]
+    assert len(tags) == 2 and tags[0] == tags[1]
+    assert tags[0] == g.h.core.local_tag(parse_datagram(req))

@@ -9,7 +9,6 @@ this; sl does it without state).
 from __future__ import annotations
 
 import logging
-import secrets
 from typing import Any
 
 from kemi_core.api import (
@@ -86,7 +85,7 @@ def mod_init(core: Core) -> None:
     _state.core = core
     _state.tm_for = None
     _state.stats = SlStats(core)  # before the fork: the counters are shared memory
-    _state.tag_prefix = secrets.token_hex(8)
+    _state.tag_prefix = core.local_tag_prefix  # the ACK of any local stateless reply is ours
     core.request_filters.append(_absorb_own_ack)
 
 
