@@ -31,7 +31,7 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
-from kemi_tls.profiles import check_method
+from kemi_tls.profiles import check_method, check_verify_client
 from kemi_tls.pvs import register_pvs, tls_conn
 from kemi_tls.service import MODULE, TlsModule
 
@@ -216,6 +216,10 @@ def mod_init(core: Core) -> None:
         return
     method = str(core.modparam(MODULE, "tls_method"))
     check_method(method, *core.param_places.get((MODULE, "tls_method"), (None, None)))
+    verify_client = str(core.modparam(MODULE, "verify_client"))
+    if verify_client:  # as Kamailio: a value it does not know stops the start
+        check_verify_client(verify_client,
+                            *core.param_places.get((MODULE, "verify_client"), (None, None)))
     mod = TlsModule(core, _profile_defaults(core), str(core.modparam(MODULE, "config")),
                     float(core.modparam(MODULE, "handshake_timeout")))
     for prof in mod.contexts.profiles.all:

@@ -43,6 +43,8 @@ TRUE = frozenset({"yes", "on", "true", "1", "enable"})
 FALSE = frozenset({"no", "off", "false", "0", "disable"})
 
 #: tls_method values and the (minimum, maximum) protocol versions they allow; None: no bound.
+#: Kamailio 5.6.3 knows no TLSv1.3 nor TLSv1.3+ (refused: "Unsupported enum value"); TLS 1.3
+#: comes with TLSv1.2+, TLSv1+ or SSLv23.
 METHODS: dict[str, tuple[str | None, str | None]] = {
     "tlsv1": ("TLSv1", "TLSv1"),
     "tlsv1+": ("TLSv1", None),
@@ -50,8 +52,6 @@ METHODS: dict[str, tuple[str | None, str | None]] = {
     "tlsv1.1+": ("TLSv1_1", None),
     "tlsv1.2": ("TLSv1_2", "TLSv1_2"),
     "tlsv1.2+": ("TLSv1_2", None),
-    "tlsv1.3": ("TLSv1_3", "TLSv1_3"),
-    "tlsv1.3+": ("TLSv1_3", None),
     "sslv23": (None, None),
 }
 #: Methods OpenSSL 3 (and so Python's ssl) no longer has.
@@ -133,10 +133,15 @@ def convert(key: str, raw: str, file: str, line: int) -> object:
             raise ConfigError(f"{key}: expected a number, found {text!r}", file, line) from None
     if key == "tls_method":
         check_method(text, file, line)
-    elif key == "verify_client" and text.lower() not in VERIFY_CLIENT:
+    elif key == "verify_client":
+        check_verify_client(text, file, line)
+    return text
+
+
+def check_verify_client(text: str, file: str | None, line: int | None) -> None:
+    if text.strip().lower() not in VERIFY_CLIENT:
         raise ConfigError(f"verify_client: expected off, on, optional or optional_no_ca, "
                           f"found {text!r}", file, line)
-    return text
 
 
 def check_method(text: str, file: str | None, line: int | None) -> None:
@@ -146,7 +151,7 @@ def check_method(text: str, file: str | None, line: int | None) -> None:
                           line)
     if low not in METHODS:
         known = ", ".join(["TLSv1", "TLSv1+", "TLSv1.1", "TLSv1.1+", "TLSv1.2", "TLSv1.2+",
-                           "TLSv1.3", "TLSv1.3+", "SSLv23"])
+                           "SSLv23"])
         raise ConfigError(f"unknown tls_method {text!r} (known: {known})", file, line)
 
 
