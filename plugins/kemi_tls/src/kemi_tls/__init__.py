@@ -19,6 +19,7 @@ own connection).
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from kemi_core.api import (
@@ -31,6 +32,7 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
+from kemi_tls.noca import peer_verified
 from kemi_tls.profiles import check_method, check_verify_client
 from kemi_tls.pvs import register_pvs, tls_conn
 from kemi_tls.service import MODULE, TlsModule
@@ -88,7 +90,10 @@ def is_peer_verified(ctx: MsgContext) -> int:
     conn = tls_conn(ctx)
     if conn is None or conn.tls is None:
         return -1
-    return 1 if conn.tls.peer_der() and conn.tls.obj.getpeercert() else -1
+    try:
+        return 1 if peer_verified(conn.tls.obj) else -1
+    except (ValueError, ssl.SSLError):
+        return -1
 
 
 def tls_set_connect_server_id(ctx: MsgContext, srvid: str) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from kemi_core.api import ConfigError
 from kemi_tls.depth import set_verify_depth
+from kemi_tls.noca import accept_unverified
 from kemi_tls.profiles import METHODS, Profile, ProfileSet, sni_matches
 
 log = logging.getLogger("kemi.tls")
@@ -95,6 +96,10 @@ def build_context(prof: Profile) -> ssl.SSLContext:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if server:
         ctx.verify_mode = _server_verify(prof)
+        if str(prof.get("verify_client") or "").lower() == "optional_no_ca" and \
+                not accept_unverified(ctx):
+            log.warning("tls: [%s]: verify_client optional_no_ca cannot be set with this "
+                        "Python/OpenSSL: no client certificate is asked for", prof.name)
     else:
         ctx.check_hostname = False  # Kamailio checks the chain, never the name
         ctx.verify_mode = ssl.CERT_REQUIRED if prof.get("verify_certificate") else ssl.CERT_NONE

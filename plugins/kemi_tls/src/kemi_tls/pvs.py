@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from cryptography import x509
 
 from kemi_core.api import Core, MsgContext, PvValue, StreamConnection, connection_of
 from kemi_tls import certinfo
+from kemi_tls.noca import peer_verified
 
 if TYPE_CHECKING:
     from kemi_tls.service import TlsModule
@@ -37,8 +39,10 @@ def _peer_verified(ctx: MsgContext) -> PvValue:
     conn = tls_conn(ctx)
     if conn is None or conn.tls is None:
         return None
-    # getpeercert() is empty unless the chain was verified (CERT_OPTIONAL/REQUIRED)
-    return 1 if conn.tls.peer_der() and conn.tls.obj.getpeercert() else 0
+    try:
+        return 1 if peer_verified(conn.tls.obj) else 0
+    except (ValueError, ssl.SSLError):
+        return 0
 
 
 def _name_reader(part: str, field: str) -> Callable[[x509.Certificate], PvValue]:
