@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 REASONS = {
     100: "Trying",
     408: "Request Timeout",
-    478: "Unresolvable destination",
+    478: "Unresolvable destination (478/TM)",  # Kamailio's words for its own 478
     487: "Request Terminated",
     500: "Server Internal Error",
     503: "Service Unavailable",
@@ -23,7 +23,8 @@ REASONS = {
 
 
 def _same_transaction_request(method: str, request: SipMsg, to_value: str) -> bytes:
-    """Request-URI, top Via only, Route set, From, To, Call-ID and CSeq number of ``request``."""
+    """Request-URI, top Via only, Route set, From, To, Call-ID and CSeq number of ``request``,
+    and its Max-Forwards as it was sent (Kamailio 5.6 copies it into the ACK and CANCEL)."""
     lines = [f"{method} {request.ruri} SIP/2.0", f"Via: {request.via.raw}"]
     lines.extend(f"Route: {route}" for route in request.headers("Route"))
     lines += [
@@ -31,7 +32,7 @@ def _same_transaction_request(method: str, request: SipMsg, to_value: str) -> by
         f"To: {to_value}",
         f"Call-ID: {request.call_id}",
         f"CSeq: {request.cseq.number} {method}",
-        "Max-Forwards: 70",
+        f"Max-Forwards: {(request.header('Max-Forwards') or '70').strip()}",
         "Content-Length: 0",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
