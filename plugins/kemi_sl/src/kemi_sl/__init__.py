@@ -165,13 +165,15 @@ UNKNOWN_ERROR = (500, "I'm terribly sorry, server error occurred (1/SL)")
 def sl_reply_error(ctx: MsgContext) -> int:
     """Reply with the last internal error of this message, worded as Kamailio 5.6 does
     ("<reason> (<code>/SL)"): a From or To URI that does not parse (read through $fU, $fd,
-    $tU, $td) gives "479 Regretfully, we were not able to process the URI (479/SL)"; with no
-    known error, "500 I'm terribly sorry, server error occurred (1/SL)"."""
-    code, reason = ctx.extra.get("last_error", (None, None))
-    if code is None:
+    $tU, $td) gives "479 Regretfully, we were not able to process the URI (479/SL)", a t_relay
+    in native routes that sent nothing "478 Unresolvable destination (478/SL)" and the like; with
+    no known error, "500 I'm terribly sorry, server error occurred (1/SL)"."""
+    error = ctx.extra.get("last_error")
+    if error is None:
         code, reason = UNKNOWN_ERROR
-    else:
-        reason = f"{reason} ({code}/SL)"
+    else:  # (status, reason) or (status, reason, Kamailio's error number when not the status)
+        code, reason = error[0], error[1]
+        reason = f"{reason} ({error[2] if len(error) > 2 else code}/SL)"
     ret = sl_send_reply(ctx, code, reason)
     if ret > 0 and _state.stats is not None:
         _state.stats.sent_err.inc()

@@ -73,6 +73,13 @@ DELAYED_REPLIES = {
     E_SEND: (477, "Unfortunately error on sending to next hop occurred (477/TM)"),
     E_NO_SOCKET: (500, "I'm terribly sorry, server error occurred (7/TM)"),
 }
+#: What sl_reply_error() answers right after such a t_relay in native routes (Kamailio's
+#: internal error, which its KEMI engines do not pass on to sl): status, reason, error number.
+SL_ERRORS = {
+    E_BAD_ADDRESS: (478, "Unresolvable destination", 478),
+    E_SEND: (477, "Unfortunately error on sending to next hop occurred", 477),
+    E_NO_SOCKET: (500, "I'm terribly sorry, server error occurred", 7),
+}
 #: the transports a branch needs a listen socket of (UDP goes from the worker's own socket;
 #: WebSocket goes over a connection the client opened)
 LISTENED_PROTOS = frozenset(("tcp", "tls", "sctp"))
@@ -123,12 +130,13 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         return -1
     sent = _send_branches(svc, ctx, tx, proto, target, via, in_failure=False)
     if sent <= 0:
-        return _nothing_sent(svc, tx, state, sent or E_UNSPEC)
+        return _nothing_sent(svc, ctx, tx, state, sent or E_UNSPEC)
     ctx.replied = True  # the transaction answers from now on
     return 1
 
 
-def _nothing_sent(svc: TmService, tx: TmTransaction, state: ReqState, error: int) -> int:
+def _nothing_sent(svc: TmService, ctx: MsgContext, tx: TmTransaction, state: ReqState,
+                  error: int) -> int:
     """t_relay in a request route sent no branch: its (negative) return value. A known error
     leaves the transaction to answer it once the route is over (``DELAYED_REPLIES``); any
     other forgets the transaction, so the script may answer statelessly."""
@@ -137,6 +145,9 @@ def _nothing_sent(svc: TmService, tx: TmTransaction, state: ReqState, error: int
         svc.table.remove(tx)
         state.tx = None
         return error
+    engine = ctx.core.engine
+    if engine is not None and engine.name == "native":  # for sl_reply_error (kept per message)
+        ctx.extra["last_error"] = SL_ERRORS[error]
     svc.clock.call_later(0.0, _delayed_reply, svc, tx, *delayed)
     return E_UNSPEC if error == E_SEND else error
 
