@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from kemi_core.api import (
     MsgContext,
-    RouteType,
     apply_via,
     forward_reply,
     received_via,
@@ -114,7 +113,8 @@ class TmService:
         return state is not None and state.tx is not None
 
     def t_reply(self, ctx: MsgContext, code: int, reason: str) -> int:
-        """Reply statefully; in a request route the transaction is made when there is none."""
+        """Reply statefully on the transaction of the message (t_newtran or t_relay made it);
+        -1 without one, as Kamailio 5.6 (nothing is sent)."""
         msg = ctx.msg
         if not msg.is_request:
             log.error("t_reply: the current message is a reply")
@@ -129,14 +129,10 @@ class TmService:
         tx = state.tx
         try:
             if tx is None:
-                if not ctx.route_type & RouteType.REQUEST:
-                    log.error("t_reply: no transaction for this message")
-                    return -1
-                old = self.table.lookup_request(msg)
-                if old is not None:
-                    self.absorb(old, msg)
-                    return 0
-                tx = self.new_transaction(ctx)
+                # as Kamailio 5.6: t_reply does not make the transaction (t_newtran or
+                # t_relay does); without one it sends nothing
+                log.error("t_reply: no transaction for this message (t_newtran first)")
+                return -1
             headers = [_split_header(h) for h in ctx.extra.get("reply_headers", ())]
             body, ctype = ctx.extra.get("reply_body", (b"", None))
             tx.reply(code, reason, self.clock.now(), headers=headers, body=body,
