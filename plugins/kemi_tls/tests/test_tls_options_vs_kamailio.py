@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import cfg_preamble, kamailio_available, side_by_side
-from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess
-from kemi_core.testing.process import KemiProcess, free_port
+from kemi_core.testing import (
+    KAMAILIO_MPATH,
+    KamailioProcess,
+    KemiProcess,
+    cfg_preamble,
+    free_port,
+    kamailio_available,
+    side_by_side,
+)
 from kemi_tls.testing import Pki, make_chain, make_pki
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
