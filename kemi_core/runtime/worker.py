@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -14,6 +13,7 @@ from kemi_core.runtime import stuck
 from kemi_core.runtime.board import DRAINING, READY, WorkerBoard
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.clock import drive_with_loop
+from kemi_core.runtime.collector import SurvivorFreezer, tune_gc
 from kemi_core.runtime.dispatch import Dispatcher
 from kemi_core.runtime.drain import EntryGate, work_in_progress
 from kemi_core.runtime.logs import LOG_CONTEXT, reopen_log_files
@@ -42,29 +42,6 @@ DRAIN_POLL = 0.02
 #: A lone worker asked to retire keeps serving until it has no transaction in progress, at
 #: most this long (s); then it drains like a stopping worker.
 RETIRE_QUIET_WAIT = 30.0
-
-#: The worker's collector thresholds: young generations as CPython's defaults, full collections
-#: about 100 times rarer (see tune_gc).
-GC_THRESHOLDS = (700, 10, 1000)
-
-
-def tune_gc() -> None:
-    """Keep the cyclic garbage collector off the message path.
-
-    A stateful proxy holds tens of thousands of live transactions (each lingers ``wt_timer``
-    after its final reply) made of a few dozen tracked objects each. With CPython's default
-    thresholds a full collection walks all of them every few thousand calls: ~0.25 s each at
-    40,000 transactions, about 100 us of CPU per call at 4,000 calls/s, more than any single
-    piece of SIP work. The message path makes no reference cycles (freed by reference
-    counting), so full collections find next to nothing: make them rare, and freeze what was
-    loaded at start (modules, config, the engine) so they never walk it again. Young
-    generations keep their default pace, so short-lived cycles (an error's traceback) still
-    go at once.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed (several times cheaper per datagram), else asyncio's own."""
@@ -106,6 +83,8 @@ class Worker:
         self.drain_deadline: float | None = None
         self.drain_reason = ""
         self.housekeeping_every = HOUSEKEEPING_TICK
+        #: the collector callback (tune_gc, in setup): its full collections run in housekeeping
+        self.collector: SurvivorFreezer | None = None
 
     def setup(self) -> None:
         """child_init, this worker's engine instance, sockets."""
@@ -138,7 +117,7 @@ class Worker:
         core.attach_transport(self.endpoints)
         if self.board is not None:
             stuck.install(core, self.board, self.rank)
-        tune_gc()
+        self.collector = tune_gc()
         # module timers (tm, add_timer_handler ...), marked busy for the watchdog like messages
         drive_with_loop(core.clock, self.loop, wrap=self.gate.mark)
         self.endpoints.open_udp()  # last: its sockets may hold datagrams already
@@ -183,6 +162,8 @@ class Worker:
                 reopen_log_files()
             if board.retire_requested(self.rank) and self.drain_deadline is None:
                 self._retire()
+        if self.collector is not None:
+            self.collector.collect_if_due()  # between messages, after the beat (collector.py)
         self.loop.call_later(self.housekeeping_every, self._housekeeping)
 
     def _retire(self) -> None:
