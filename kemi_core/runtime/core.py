@@ -462,7 +462,7 @@ class Core:
         if not self.has_onsend_route():
             return True
         name = self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route"
-        ctx = MsgContext(msg=out, rcv=rcv, core=self, route_type=RouteType.ONSEND)
+        ctx = message_context(out, rcv, self, RouteType.ONSEND)  # without attrs' __init__
         ctx.extra["send_info"] = {"proto": proto, "host": host, "port": port}
         run_route(self, name, ctx)  # a fault is logged; the message still goes
         if ctx.dropped and self.stats is not None:
