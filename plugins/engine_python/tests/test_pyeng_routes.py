@@ -291,3 +291,40 @@ def test_callbacks_get_a_msg_of_their_own_and_event_arguments(pyenv: Any) -> Non
     assert [type(m) for m, _ in seen] == [PyMsg] * 3
     assert seen[0][1] is ctx1 and seen[1][1] is ctx2 and seen[0][0] is not seen[1][0]
     assert seen[2][0].ctx is ctx1 and seen[2][1] == "xhttp:request"
+
+
+def test_exec_runs_the_script_when_python_is_not_the_cfgengine(
+        pyenv: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """app_python.exec with another cfgengine: the module imports the script for exec alone
+    (once), runs no per-worker init for it, and gives each run KSR's context and a msg."""
+    marks: list[str] = []
+    env = pyenv()
+    path = env.write(HEAD + """\
+    calls = []
+    def child_init(self, rank):
+        self.calls.append(("child", rank))
+    def ksr_request_route(self, msg):
+        return 1
+    def helper(self, msg, *args):
+        KSR.t.mark(msg.Method)  # KSR reads the context of the exec
+        self.calls.append(("helper", args))
+        return 1
+    def broken(self, msg):
+        return 1 / 0
+""")
+    env.start(path, mark_exports(marks), load=False)
+    env.core.engine = None  # another engine (native, Lua ...) routes the messages
+    module, ctx = env.module, env.ctx()
+    assert module.ksr_exec(ctx, "helper") == 1
+    assert module.ksr_exec_p1(ctx, "helper", "p") == 1
+    engine = module.get_state().exec_engine
+    assert engine is not None and engine.image is not None
+    assert engine.image.target.calls == [("helper", ()), ("helper", ("p",))]
+    assert marks == ["INVITE", "INVITE"]
+    assert module.get_state().cur[0] is None
+    with caplog.at_level(logging.ERROR, logger="kemi.script"):
+        assert module.ksr_exec(ctx, "broken") == -1
+    assert "ZeroDivisionError" in caplog.text
+    with pytest.raises(ScriptError, match="app_python exec: the script has no nosuch"):
+        module.ksr_exec(ctx, "nosuch")
+    assert module.get_state().exec_engine is engine  # imported once

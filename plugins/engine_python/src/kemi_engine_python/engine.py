@@ -44,8 +44,8 @@ class PythonState:
         self.ksr: types.ModuleType | None = None
         #: Rank given by the child_init hook (else core.worker_rank).
         self.rank: int | None = None
-        #: The script app_python.exec runs when "python" is not the cfgengine.
-        self.exec_image: ScriptImage | None = None
+        #: The engine app_python.exec runs when "python" is not the cfgengine.
+        self.exec_engine: PythonEngine | None = None
         #: The last script imported and its bytes: a worker handed the very bytes its main
         #: process imported uses that import (inherited through fork) instead of a second one.
         self._last: tuple[bytes, ScriptImage] | None = None
@@ -67,39 +67,6 @@ class PythonState:
 
     def worker_rank(self) -> int:
         return self.rank if self.rank is not None else self.core.worker_rank
-
-    def call(self, image: ScriptImage, name: str, ctx: MsgContext,
-             args: tuple[Any, ...] = ()) -> Any:
-        """Run callback ``name`` of ``image`` with ``ctx`` as KSR's current context (``args``
-        after the msg object); returns what it returned. ScriptExit/ScriptDrop propagate;
-        sys.exit() ends the route like KSR.x.exit(); any other error is raised as ScriptError
-        with the script's file:line."""
-        # Looked up at each call, as app_python3 does (a script may replace a method). This
-        # runs for every route of every message: a callback that is not there is told apart
-        # only when calling it failed, and the usual call has no *args to unpack.
-        fn = getattr(image.target, name, None)
-        cur = self.cur
-        previous = cur[0]
-        cur[0] = ctx
-        try:
-            if not image.takes_msg:
-                return fn(*args)  # type: ignore[misc]
-            msg = _new_msg(PyMsg)  # PyMsg(ctx) without a Python __init__ frame
-            msg._ctx = ctx
-            return fn(msg, *args) if args else fn(msg)  # type: ignore[misc]
-        except SystemExit:  # ends the route like KSR.x.exit(), never the worker
-            raise ScriptExit() from None
-        except (ScriptExit, ScriptDrop, ScriptError):
-            raise
-        except Exception as exc:
-            if not callable(fn):
-                raise ScriptError(f"{image.path}: callback {name} is not defined by the script"
-                                  f"{' (a method of its handler object)' if image.takes_msg else ''}"
-                                  ) from None
-            where = error_location(exc, image.path)
-            raise ScriptError(f"{where}: error in {name}(): {type(exc).__name__}: {exc}") from exc
-        finally:
-            cur[0] = previous
 
 
 #: PyMsg's allocation, for making one without a call of its __init__ (once per route run)
@@ -155,12 +122,49 @@ class PythonEngine:
             image = self._image()
         return callable(getattr(image.target, name, None))
 
+    @classmethod
+    def for_exec(cls, state: PythonState) -> PythonEngine:
+        """The engine app_python.exec runs the script in when "python" is not the cfgengine:
+        the script imported for it alone, with no per-worker init."""
+        engine = cls(state)
+        engine.image = state.load_image()[0]
+        engine._child_ready = True
+        return engine
+
     def run(self, name: str, ctx: MsgContext, *args: str | int) -> Any:
-        """Run callback ``name`` (``args``: an event callback's event name, after ``msg``)."""
+        """Run callback ``name`` with ``ctx`` as KSR's current context (``args``: an event
+        callback's event name, after the msg object); returns what it returned.
+        ScriptExit/ScriptDrop propagate; sys.exit() ends the route like KSR.x.exit(); any
+        other error is raised as ScriptError with the script's file:line."""
         image = self.image
         if image is None or not self._child_ready:
             image = self._first_run()
-        return self._state.call(image, name, ctx, args)
+        # Looked up at each call, as app_python3 does (a script may replace a method). This
+        # runs for every route of every message: a callback that is not there is told apart
+        # only when calling it failed, and the usual call has no *args to unpack.
+        fn = getattr(image.target, name, None)
+        cur = self._state.cur
+        previous = cur[0]
+        cur[0] = ctx
+        try:
+            if not image.takes_msg:
+                return fn(*args)  # type: ignore[misc]
+            msg = _new_msg(PyMsg)  # PyMsg(ctx) without a Python __init__ frame
+            msg._ctx = ctx
+            return fn(msg, *args) if args else fn(msg)  # type: ignore[misc]
+        except SystemExit:  # ends the route like KSR.x.exit(), never the worker
+            raise ScriptExit() from None
+        except (ScriptExit, ScriptDrop, ScriptError):
+            raise
+        except Exception as exc:
+            if not callable(fn):
+                raise ScriptError(f"{image.path}: callback {name} is not defined by the script"
+                                  f"{' (a method of its handler object)' if image.takes_msg else ''}"
+                                  ) from None
+            where = error_location(exc, image.path)
+            raise ScriptError(f"{where}: error in {name}(): {type(exc).__name__}: {exc}") from exc
+        finally:
+            cur[0] = previous
 
     def reload(self) -> None:
         """Import the script file again in this process; the old one stays on error."""

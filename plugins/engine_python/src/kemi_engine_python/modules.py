@@ -160,19 +160,16 @@ class PythonEngineModule:
     def _exec(self, ctx: MsgContext, method: str, *args: Any) -> int:
         state = self.get_state()
         engine = ctx.core.engine
-        if isinstance(engine, PythonEngine) and engine.state is state:
-            if engine.image is None:
-                engine.load()
-            image = engine.image
-        else:  # "python" is not the cfgengine: the module imports the script for exec itself
-            if state.exec_image is None:
-                state.exec_image = state.load_image()[0]
-            image = state.exec_image
-        assert image is not None
-        if image.callback(method) is None:
-            raise ScriptError(f"{image.path}: app_python exec: the script has no {method}()")
+        if not (isinstance(engine, PythonEngine) and engine.state is state):
+            # "python" is not the cfgengine: the module imports the script for exec itself
+            if state.exec_engine is None:
+                state.exec_engine = PythonEngine.for_exec(state)
+            engine = state.exec_engine
+        if not engine.has_route(method):
+            path = engine.image.path if engine.image is not None else ""
+            raise ScriptError(f"{path}: app_python exec: the script has no {method}()")
         try:
-            result = state.call(image, method, ctx, args)
+            result = engine.run(method, ctx, *args)
         except ScriptError as exc:
             script_log.error("%s", exc, exc_info=exc.__cause__)
             return -1
