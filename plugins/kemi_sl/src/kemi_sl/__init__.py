@@ -118,7 +118,9 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
             stats.failures.inc()
         return -1
     if stats is not None:
-        stats.for_code[code].inc()  # stats.replied(code) for a code checked to be 100-699
+        # stats.replied(code) for a code checked to be 100-699, with Counter.inc in place
+        counter = stats.for_code[code]
+        counter.view[counter.slot] += 1
     return 1
 
 
