@@ -11,8 +11,6 @@ enable, true, 1 ...; "2" is refused). The module parameters ``tls_method`` and
 
 from __future__ import annotations
 
-import socket
-import ssl
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from kemi_core.testing import (
     kamailio_available,
     side_by_side,
 )
-from kemi_tls.testing import Pki, make_chain, make_pki
+from kemi_tls.testing import REFUSED, Pki, make_chain, make_pki, options_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("tls.so"), reason="Kamailio 5.6 with tls is not installed")]
@@ -38,7 +36,7 @@ request_route {
 }
 """
 
-STARTS, REFUSED = "starts", "refused"
+STARTS = "starts"  # (REFUSED: kemi_tls.testing's, what a failed handshake answers too)
 #: (tls.cfg line or None, module parameter line) -> what both servers do
 CASES = {
     "method TLSv1.3": ("method = TLSv1.3", "", REFUSED),
@@ -105,26 +103,6 @@ ca_list = {ca}
 """
 
 
-def _probe(port: int, cert: tuple[str, str] | None) -> str:
-    """The reply's status line over a TLS connection presenting ``cert`` (chain, key), or
-    "refused" when the handshake fails."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    if cert is not None:
-        ctx.load_cert_chain(*cert)
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-                ctx.wrap_socket(raw) as sock:
-            sock.sendall(b"OPTIONS sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS c.invalid;branch="
-                         b"z9hG4bKnoca\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:u@x>\r\nCall-ID: nc\r\n"
-                         b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-            data = sock.recv(65535)
-    except (ssl.SSLError, ConnectionError):
-        return REFUSED
-    return data.split(b"\r\n")[0].decode() if data else REFUSED
-
-
 def test_optional_no_ca_lets_any_client_certificate_in_like_kamailio(tmp_path: Path) -> None:
     """optional_no_ca: a certificate is asked for; none, a trusted one and one from a CA the
     server does not know all get in, and $tls_peer_verified says which verified."""
@@ -135,8 +113,8 @@ def test_optional_no_ca_lets_any_client_certificate_in_like_kamailio(tmp_path: P
     clients = [None, (pki.client_cert, pki.client_key),
                (stranger.client_chain, stranger.client_key)]
     with side_by_side(cfg, tmp_path / "run", files={"tls.cfg": profile}) as pair:
-        theirs = [_probe(pair.kamailio_port, c) for c in clients]
-        ours = [_probe(pair.kemi_port, c) for c in clients]
+        theirs = [options_status(pair.kamailio_port, c) for c in clients]
+        ours = [options_status(pair.kemi_port, c) for c in clients]
         log = pair.kemi.log()
     assert theirs == ["SIP/2.0 200 verified 0", "SIP/2.0 200 verified 1",
                       "SIP/2.0 200 verified 0"]

@@ -10,7 +10,6 @@ without one do they make the profiles.
 
 from __future__ import annotations
 
-import socket
 import ssl
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pytest
 from kemi_core.testing import cfg_preamble, kamailio_available, side_by_side
 from kemi_tls.contexts import build_context
 from kemi_tls.profiles import Domain, Profile
-from kemi_tls.testing import Chain, make_chain
+from kemi_tls.testing import REFUSED, Chain, make_chain, options_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("tls.so"), reason="Kamailio 5.6 with tls is not installed")]
@@ -38,27 +37,6 @@ certificate = {cert}
 private_key = {key}
 ca_list = {root}
 """
-REFUSED = "refused"
-
-
-def _probe(port: int, chain: Chain, tls12: bool = False) -> str:
-    """The reply's status line, or "refused" when the handshake fails."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.load_cert_chain(chain.client_chain, chain.client_key)
-    if tls12:
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
-                ctx.wrap_socket(raw) as sock:
-            sock.sendall(b"OPTIONS sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS c.invalid;branch="
-                         b"z9hG4bKd1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:u@x>\r\nCall-ID: d1\r\n"
-                         b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
-            data = sock.recv(65535)
-    except (ssl.SSLError, ConnectionError):
-        return REFUSED
-    return data.split(b"\r\n")[0].decode() if data else REFUSED
 
 
 def _modparams(chain: Chain, extra: str) -> str:
@@ -102,8 +80,10 @@ def test_verify_depth_and_profile_defaults_match_kamailio(tmp_path: Path, case: 
         else:
             profile += lines + "\n"
         cfg = CFG.replace("PARAMS", 'modparam("tls", "config", "{dir}/tls.cfg")\n' + params)
+    client = (chain.client_chain, chain.client_key)
     with side_by_side(cfg, tmp_path, files={"tls.cfg": profile}) as pair:
-        got = (_probe(pair.kemi_port, chain, tls12), _probe(pair.kamailio_port, chain, tls12))
+        got = (options_status(pair.kemi_port, client, tls12),
+               options_status(pair.kamailio_port, client, tls12))
     assert got == (expected, expected), pair.kemi.log()[-2000:]
 
 

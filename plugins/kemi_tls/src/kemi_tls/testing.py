@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import socket
 import ssl
 import warnings
 from typing import Literal
@@ -199,3 +200,31 @@ def make_chain(directory: str | os.PathLike[str], intermediates: int, kind: KeyT
                      _write(os.path.join(d, f"{role}-chain-key.pem"), _pem_key(key)))
     return Chain(_write(os.path.join(d, "chain-root.pem"), root[0].public_bytes(pem)),
                  *out["server"], *out["client"], intermediates)
+
+
+#: what ``options_status`` answers when the handshake (or the connection) fails
+REFUSED = "refused"
+
+
+def options_status(port: int, cert: tuple[str, str] | None = None, tls12: bool = False) -> str:
+    """The status line a server on 127.0.0.1:``port`` answers to an OPTIONS over TLS, the
+    client presenting ``cert`` (chain, key) when given and offering at most TLS 1.2 when
+    ``tls12``; ``REFUSED`` when the handshake fails. The server's certificate is not checked:
+    the tests using this look at what the server accepts."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        ctx.load_cert_chain(*cert)
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                ctx.wrap_socket(raw) as sock:
+            sock.sendall(b"OPTIONS sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS c.invalid;branch="
+                         b"z9hG4bKprobe\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:u@x>\r\n"
+                         b"Call-ID: probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+            data = sock.recv(65535)
+    except (ssl.SSLError, ConnectionError):
+        return REFUSED
+    return data.split(b"\r\n")[0].decode() if data else REFUSED
