@@ -258,7 +258,48 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     cannot end the step before the others exist). Returns how many went out or wait for their
     destination's name to resolve, else (none did) the error code of the last branch that
     could not go. ``via``: the request's top Via as we pass it on, with ;received/;rport
-    (``received_via``; None when it goes unchanged)."""
+    (``received_via``; None when it goes unchanged).
+
+    The usual request has one destination (its R-URI, or $du) at a known address over UDP,
+    and no branch route, Path, transport or target forced: its one branch is added and sent
+    here, without the per-destination steps of ``_send_each_branch`` (which does the rest)."""
+    if (tx.callbacks.branch is None and not ctx.branches and target is None and not proto
+            and not ctx.extra.get("path_vec")):
+        msg = ctx.msg
+        hop = uri_target(ctx.dst_uri or msg.ruri)
+        if hop is not None and hop[0] not in LISTENED_PROTOS:
+            bproto, host, port = hop
+            ip = ctx.core.resolver.known(host)
+            if ip is not None:
+                now = svc.clock.now()
+                d = _dest(bproto, ip, port)
+                try:
+                    index = tx.add_branch(msg, d, now, sent_by=via_sent_by(ctx, bproto),
+                                          via_params=via_params(ctx), top_via=via)
+                except TransactionStateError as exc:
+                    log.error("t_relay: cannot add a branch: %s", exc)
+                    return E_UNSPEC
+                b = tx.branches[index]
+                b.flags = ctx.bflags
+                if svc.core.send(d.proto, d.host, d.port, b.data, d.local):
+                    return 1
+                _send_failed(tx, index, now)
+                svc.done(tx, decide=in_failure)
+                return E_SEND
+    return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure)
+
+
+def _send_failed(tx: TmTransaction, index: int, now: float) -> None:
+    """The transport refused the request of branch ``index``: logged, a local final for it."""
+    d = tx.branches[index].dest
+    log.error("t_relay: sending branch %d to %s:%d failed", index, d.host, d.port)
+    tx.branch_send_failed(index, now)
+
+
+def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
+                      target: Target | None, via: str | None, in_failure: bool) -> int:
+    """``_send_branches`` for any request: each destination's branch through its steps (the
+    branch route, a Path, a forced transport or target, a listen socket, a name to resolve)."""
     now = svc.clock.now()
     pending: list[int] = []
     msg = ctx.msg
@@ -322,9 +363,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         if send(d.proto, d.host, d.port, b.data, d.local):
             sent += 1
         else:
-            log.error("t_relay: sending branch %d to %s:%d failed", index, d.host, d.port)
             failed += 1
-            tx.branch_send_failed(index, now)
+            _send_failed(tx, index, now)
     if failed:
         # every branch failed at once in a request route: no failure route, t_relay's -1
         # lets the script answer
