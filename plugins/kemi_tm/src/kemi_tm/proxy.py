@@ -245,16 +245,8 @@ class ProxyTransaction(ServerTransaction):
 
     def on_timer(self, now: float) -> int:
         """Fire the timers due at ``now``; 0 (a branch's local final goes to the sink)."""
-        # Most wake-ups end the transaction: each machine's last wait timer fires and ends it
-        # (the table sees the end through ``terminated``); that case ends them all here,
-        # without a timer dispatch per machine
-        if self._waits_over(now):
-            self.state = _TERMINATED
-            self.timers.clear()
-            for b in self.branches:
-                b.state = _CLIENT_TERMINATED
-                b.timers.clear()
-            self.on_reschedule(self)
+        if self.ends_now(now):
+            self.on_reschedule(self)  # (the table sees the end through ``terminated``)
             return 0
         timers = self.timers
         if timers and min(timers.values()) <= now:
@@ -274,6 +266,19 @@ class ProxyTransaction(ServerTransaction):
         self.on_reschedule(self)
         return 0
 
+    def ends_now(self, now: float) -> bool:
+        """Most wake-ups end the transaction: each machine's last wait timer fires and ends it.
+        When that is all ``on_timer`` would do (``_waits_over``), every machine ends here at
+        once, without a timer dispatch per machine (True; the table is not told)."""
+        if not self._waits_over(now):
+            return False
+        self.state = _TERMINATED
+        self.timers.clear()
+        for b in self.branches:
+            b.state = _CLIENT_TERMINATED
+            b.timers.clear()
+        return True
+
     def _waits_over(self, now: float) -> bool:
         """Whether every machine has ended or has one timer left, its last wait (``_LAST_WAITS``),
         due at ``now`` (no CANCEL sent): what ``on_timer`` would do is end them all."""
@@ -281,20 +286,22 @@ class ProxyTransaction(ServerTransaction):
         if timers:
             if len(timers) != 1:
                 return False
-            for name, at in timers.items():
-                if at > now or name not in _LAST_WAITS:
-                    return False
+            ((name, at),) = timers.items()
+            if at > now or name not in _LAST_WAITS:
+                return False
         elif self.state is not _TERMINATED:
             return False
         for b in self.branches:
+            if b.cancel is not None:
+                return False
             timers = b.timers
             if timers:
-                if len(timers) != 1 or b.cancel is not None:
+                if len(timers) != 1:
                     return False
-                for name, at in timers.items():
-                    if at > now or name not in _LAST_WAITS:
-                        return False
-            elif b.state is not _CLIENT_TERMINATED or b.cancel is not None:
+                ((name, at),) = timers.items()
+                if at > now or name not in _LAST_WAITS:
+                    return False
+            elif b.state is not _CLIENT_TERMINATED:
                 return False
         return True
 

@@ -83,15 +83,20 @@ class TransactionTable:
         ident = tx.ident
         if self._by_ident.get(ident) is not tx:
             return False
-        del self._by_ident[ident]
-        if self._by_key.get(tx.key) is tx:
-            del self._by_key[tx.key]
         if tx.filed_at is not None:  # not when on_timer took it out to run it
             self._unfile(tx)
+        self._forget(tx)
+        return True
+
+    def _forget(self, tx: ProxyTransaction) -> None:
+        """``remove`` of an entry known to be in the table and not filed."""
+        del self._by_ident[tx.ident]
+        by_key = self._by_key
+        if by_key.get(tx.key) is tx:
+            del by_key[tx.key]
         tx.on_reschedule = not_filed
         if self.on_freed is not None:
             self.on_freed(tx)
-        return True
 
     def lookup_request(self, msg: SipMsg) -> ProxyTransaction | None:
         return self._by_key.get(server_key(msg))
@@ -172,7 +177,12 @@ class TransactionTable:
         on_refile, self.on_refile = self.on_refile, None
         try:
             for tx in ran:
-                tx.on_timer(now)
+                # the usual wake-up ends the entry (``ends_now``): it leaves at once, without
+                # the hook and the end test it would run through
+                if tx.ends_now(now):
+                    self._forget(tx)
+                else:
+                    tx.on_timer(now)
         finally:
             self.on_refile = on_refile
         if self._marked:
