@@ -76,7 +76,7 @@ class ProxyTransaction(ServerTransaction):
 
     # slots: thousands of these live for seconds (wt_timer); no per-instance dict to allocate
     # and for the garbage collector to walk.
-    __slots__ = ("proxy_settings", "ident", "branch_prefix", "to_tag", "branches", "step",
+    __slots__ = ("proxy_settings", "ident", "to_tag", "branches", "step",
                  "canceled", "deciding", "got_6xx", "on_reschedule", "filed_at",
                  "refile")
 
@@ -101,7 +101,6 @@ class ProxyTransaction(ServerTransaction):
             to_tag = to_tag or new_tag
         #: unique id; our branch ids are ``z9hG4bK<ident>.<index>``
         self.ident = ident
-        self.branch_prefix = f"{MAGIC_COOKIE}{ident}."
         #: To tag of the replies we generate ourselves
         self.to_tag = to_tag
         self.branches: list[BranchState] = []
@@ -203,7 +202,7 @@ class ProxyTransaction(ServerTransaction):
             self.step += 1  # serial forking from the failure route
         self.deciding = False
         index = len(self.branches)
-        branch = f"{self.branch_prefix}{index}"
+        branch = f"{MAGIC_COOKIE}{self.ident}.{index}"
         ours = f"SIP/2.0/{dest.proto.upper()} {sent_by};branch={branch}{via_params}"
         wire: SipMsg | bytes
         if isinstance(request, bytes):

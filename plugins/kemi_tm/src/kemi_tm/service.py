@@ -182,7 +182,8 @@ class TmService:
                            sink=self)
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
-        apply_via(tx.request, via)
+        if via is not None:
+            apply_via(tx.request, via)
         # started before it is filed: the table reads its first deadline once, on insert;
         # start sends a 100 at most: no route waits and no final to count (no ``done``)
         tx.start(now)

@@ -65,23 +65,22 @@ NO_OVERRIDES = Overrides()
 
 
 class ReqState:
-    """tm's state on one message context."""
+    """tm's state on one message context. The defaults are class attributes, as for
+    ``Callbacks``: one is made for every request, and only a tm route sets the reply fields."""
 
-    __slots__ = ("callbacks", "script_overrides", "tx", "branch", "reply", "reply_code",
-                 "reply_reason")
+    #: the script's per-transaction settings, None until it sets one (``overrides``)
+    script_overrides: Overrides | None = None
+    #: the transaction of this message (t_newtran/t_relay, or the one a callback runs for)
+    tx: TmTransaction | None = None
+    #: branch index a branch/onreply/branch-failure route runs for (-1: none)
+    branch = -1
+    #: failure/branch-failure route: the reply (None when local) and its status
+    reply: SipMsg | None = None
+    reply_code = 0
+    reply_reason = ""
 
     def __init__(self) -> None:
         self.callbacks = Callbacks()
-        #: the script's per-transaction settings, None until it sets one (``overrides``)
-        self.script_overrides: Overrides | None = None
-        #: the transaction of this message (t_newtran/t_relay, or the one a callback runs for)
-        self.tx: TmTransaction | None = None
-        #: branch index a branch/onreply/branch-failure route runs for (-1: none)
-        self.branch = -1
-        #: failure/branch-failure route: the reply (None when local) and its status
-        self.reply: SipMsg | None = None
-        self.reply_code = 0
-        self.reply_reason = ""
 
     @property
     def overrides(self) -> Overrides:

@@ -110,15 +110,15 @@ class TransactionTable:
         return tx if tx is not None and tx.is_invite else None
 
     def lookup_reply(self, reply: SipMsg) -> tuple[ProxyTransaction, int] | None:
-        branch = reply.via.branch or ""
-        if not branch.startswith(MAGIC_COOKIE):
+        branch = reply.via.branch
+        if branch is None:
             return None
         head, _, tail = branch.rpartition(".")  # z9hG4bK<ident> . <branch index>
         tx = self._by_ident.get(head[_COOKIE_LEN:])
         if tx is None or not tail.isdigit():
             return None
         # the branch by its index, then its key (Via branch, CSeq method) checked: inline, as
-        # every reply comes this way
+        # every reply comes this way. The key holds the whole branch: the magic cookie too.
         index = int(tail)
         branches = tx.branches
         if index >= len(branches):
@@ -126,7 +126,7 @@ class TransactionTable:
         b = branches[index]
         method = reply.cseq.method
         if method == "CANCEL" and tx.method != "CANCEL":  # the CANCEL we sent for an INVITE branch
-            return (tx, index) if b.cancel is not None else None
+            return (tx, index) if b.cancel is not None and b.key[0] == branch else None
         return (tx, index) if b.key == (branch, method) else None
 
     def next_timer(self) -> float | None:

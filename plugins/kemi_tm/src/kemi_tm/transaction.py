@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from kemi_tm.actions import Recorder
 from kemi_tm.context import DEFAULT_PROXY, ProxySettings
 from kemi_tm.idents import new_ident_and_tag
-from kemi_tm.keys import MAGIC_COOKIE, server_key
+from kemi_tm.keys import server_key
 from kemi_tm.proxy import ProxyTransaction, not_filed
 from kemi_tm.server import ServerState
 from kemi_tm.state import Callbacks, Overrides
@@ -69,7 +69,6 @@ class TmTransaction(ProxyTransaction):
         ident, to_tag = new_ident_and_tag()
         self.ident = ident
         self.to_tag = to_tag
-        self.branch_prefix = f"{MAGIC_COOKIE}{ident}."
         self.branches = []
         self.step = 0
         self.canceled = False
