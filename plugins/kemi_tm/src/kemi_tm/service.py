@@ -349,8 +349,10 @@ class TmService:
         if tx.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
             return True  # a provisional reply the onreply route dropped
         tx.on_response(branch, msg, self.clock.now())
-        if self._held is not None or (tx.final_status and not tx.counted_final):
-            self.done(tx)  # else (a 1xx, usually) nothing waits and no final is to count
+        if self._held is not None:
+            self.done(tx)
+        elif tx.final_status and not tx.counted_final:
+            self._count_final(tx)  # ``done`` with nothing held (a 1xx, usually: neither)
         return True
 
     def _unmatched_reply(self, ctx: MsgContext) -> bool:
