@@ -106,6 +106,30 @@ def test_t_grep_status_and_pvs_in_failure_route() -> None:
                     "is_set": -1}  # one shot: not armed again in the route
 
 
+def test_t_grep_status_sees_a_2xx_after_it_was_relayed() -> None:
+    """A 2xx's reply is not kept on its branch (BranchFields.reply): its status still counts
+    as received, in the onreply route of its retransmission."""
+    seen: list[tuple[int, int, int]] = []
+
+    def route(ctx: MsgContext) -> int:
+        ctx.dst_uri = "sip:127.0.0.1:5080"
+        tm.t_on_reply(ctx, "r")
+        return tm.t_relay(ctx)
+
+    def onreply(ctx: MsgContext) -> int:
+        seen.append((ctx.msg.status, tm.t_grep_status(ctx, 200), tm.t_grep_status(ctx, 404)))
+        return 1
+
+    h = TmHarness({"ksr_request_route": route, "r": onreply})
+    h.request(request(), CALLER)
+    fwd = at(h.take(), UAS1)[0]
+    ok = build_reply(fwd, 200, "OK", to_tag="x")
+    h.reply(ok, UAS1)
+    h.reply(ok, UAS1)  # retransmitted by the UAS
+    assert seen == [(200, -1, -1), (200, 1, -1)]
+    assert [m.status for m in at(h.take(), CALLER)] == [200, 200]  # both relayed
+
+
 def test_failover_disabled_relays_reply_without_failure_route() -> None:
     ran: list[str] = []
 

@@ -62,7 +62,10 @@ class BranchFields:
     step: int  # serial forking step the branch belongs to
     cancel: NonInviteClientTransaction | None  # the CANCEL's client transaction, once sent
     status: int  # final outcome, 0 while pending
-    reply: SipMsg | None  # the final reply (None: pending or local outcome)
+    #: the negative final reply received (None: pending, a local outcome, or a 2xx). A 2xx
+    #: ends the transaction's choice (a final goes upstream at once): only its status is
+    #: read after, so the message is not kept alive with the transaction (wt_timer).
+    reply: SipMsg | None
     cancel_wanted: bool  # CANCELed; sent once a 1xx allows it (9.1)
     #: the script's branch flags (setbflag, lookup's contact flags): the onreply, failure and
     #: branch-failure routes of this branch see them

@@ -421,9 +421,10 @@ def t_check_status(ctx: MsgContext, regex: str) -> int:
 
 
 def t_grep_status(ctx: MsgContext, code: int) -> int:
-    """Whether any branch got a reply with this code."""
+    """Whether any branch got a reply with this code (a 2xx is never a local outcome, and
+    its reply is not kept: ``BranchFields.reply``)."""
     tx = _tx(ctx)
-    return 1 if tx is not None and any(b.status == code and b.reply is not None
+    return 1 if tx is not None and any(b.status == code and (code < 300 or b.reply is not None)
                                        for b in tx.branches) else -1
 
 

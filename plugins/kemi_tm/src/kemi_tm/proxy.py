@@ -374,7 +374,9 @@ class ProxyTransaction(ServerTransaction):
             return
         first = b.status == 0  # b.pending, read on every final: no property call
         if first:
-            b.status, b.reply = status, reply
+            b.status = status
+            if status >= 300:  # a 2xx is not kept: see BranchFields.reply
+                b.reply = reply
             self.sink.branch_final(self, b.index, status, reply)
         if status < 300:
             if self.offer_reply(status, reply.bytes_without_top_via(), now, "relayed"):
