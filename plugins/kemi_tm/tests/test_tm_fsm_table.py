@@ -37,6 +37,11 @@ def test_lookups(sip):
     with pytest.raises(KeyError):
         table.insert(ProxyTransaction(sip.request("INVITE", branch="z9hG4bKc1", call_id="c1"),
                                       CALLER, ident="other"))
+    same_ident = ProxyTransaction(sip.request("INVITE", branch="z9hG4bKc2", call_id="c2"),
+                                  CALLER, ident=tx.ident)
+    with pytest.raises(KeyError):
+        table.insert(same_ident)
+    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc2")) is None
     assert len(table) == 1 and tx in table
     assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc1")) is tx
     assert table.lookup_request(sip.request("ACK", branch="z9hG4bKc1", to_tag="x")) is tx

@@ -70,10 +70,14 @@ class TransactionTable:
 
     def insert(self, tx: ProxyTransaction) -> None:
         """Add a new transaction; KeyError when one with the same key or ident exists."""
-        if tx.key in self._by_key or tx.ident in self._by_ident:
-            raise KeyError(f"transaction already exists: {tx.key!r}")
-        self._by_key[tx.key] = tx
-        self._by_ident[tx.ident] = tx
+        # (the key, a tuple, is hashed once: its hash is not cached)
+        key, by_key, by_ident = tx.key, self._by_key, self._by_ident
+        if by_key.setdefault(key, tx) is not tx:
+            raise KeyError(f"transaction already exists: {key!r}")
+        if tx.ident in by_ident:
+            del by_key[key]
+            raise KeyError(f"transaction already exists: {key!r}")
+        by_ident[tx.ident] = tx
         tx.on_reschedule = self._hook
         if tx.branches or tx.timers or tx.state is _SERVER_TERMINATED:
             self._reschedule(tx)  # else nothing to file yet (a new transaction, 100 sent)
@@ -91,9 +95,7 @@ class TransactionTable:
     def _forget(self, tx: ProxyTransaction) -> None:
         """``remove`` of an entry known to be in the table and not filed."""
         del self._by_ident[tx.ident]
-        by_key = self._by_key
-        if by_key.get(tx.key) is tx:
-            del by_key[tx.key]
+        del self._by_key[tx.key]  # there: ``insert`` keeps keys and idents one to one
         tx.on_reschedule = not_filed
         if self.on_freed is not None:
             self.on_freed(tx)
