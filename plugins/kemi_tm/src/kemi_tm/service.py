@@ -361,9 +361,12 @@ class TmService:
 
     def tick(self, now: float) -> None:
         """Fire the transactions' timers due at ``now``."""
-        for tx in self.table.on_timer(now):
+        ran = self.table.on_timer(now)
+        if self._held is None:
+            return  # most wake-ups just end transactions: nothing waits
+        for tx in ran:
             # a timer sends no final itself: only a route it asked for (a branch's timeout)
-            # needs ``done``; most wake-ups just end transactions
+            # needs ``done``
             if self._held is not None:
                 assert isinstance(tx, TmTransaction)
                 self.done(tx)
