@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from callpath import callgrind_total_or_none  # noqa: E402
-from common import Proc, wait_udp_answer  # noqa: E402
+from common import Proc, kamailio_args, wait_udp_answer  # noqa: E402
 from stateful import write_setup  # noqa: E402
 
 from kemi_core.testing.sipp import SippUas, run_sipp  # noqa: E402
@@ -48,15 +48,17 @@ def calls(port: int, work: Path, name: str, n: int, rate: int) -> int:
 
 
 def server_run(exe: Path, engine: str, warmup: int, n: int, rate: int, window: float,
-               results: dict, key: str, keep: Path | None) -> None:
+               results: dict, key: str, keep: Path | None, kamailio: bool = False) -> None:
     """One server under callgrind: ``warmup`` calls, then a window of ``window`` seconds in
     which ``n`` calls are made (0: idle), then SIGTERM; its processes' instructions."""
     with tempfile.TemporaryDirectory(prefix="kemi-srvcg-") as tmp:
         work = Path(tmp)
         cfg, port, uas_port = write_setup(engine, f"srv_{engine}", work)
         env = dict(os.environ, KEMI_CTL=f"unix:{work}/kemi_ctl", PYTHONHASHSEED="0")
-        args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.%p",
-                str(exe.parent / "python"), str(exe), "run", "-f", str(cfg)]
+        server = (kamailio_args(work)(cfg) if kamailio
+                  else [str(exe.parent / "python"), str(exe), "run", "-f", str(cfg)])
+        args = ["valgrind", "--tool=callgrind",
+                f"--callgrind-out-file={work}/cg.%p", *server]
         with SippUas(work, uas_port, name="uas", extra=["-aa"]):
             proc = Proc(args, work / "server.log", cwd=work, env=env)
             try:
@@ -91,12 +93,15 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=0.0,
                         help="seconds of each server's measured window (default calls/rate + 20)")
     parser.add_argument("--keep", type=Path, help="keep the callgrind files here")
+    parser.add_argument("--kamailio", action="store_true",
+                        help="measure Kamailio 5.6 (its processes) on the same cfg and script")
     opts = parser.parse_args()
     exe = Path(opts.kemi)
     window = opts.window or opts.calls / opts.rate + 20
     results: dict = {}
     runs = [threading.Thread(target=server_run, args=(exe, opts.engine, opts.warmup, n,
-                                                      opts.rate, window, results, key, opts.keep))
+                                                      opts.rate, window, results, key, opts.keep,
+                                                      opts.kamailio))
             for key, n in (("busy", opts.calls), ("idle", 0))]
     for t in runs:
         t.start()

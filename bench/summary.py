@@ -5,7 +5,8 @@ Runs, each as its own process (each prints one JSON object as its last line):
 - ``callgrind``: bench/callpath.py --callgrind, instructions per call per engine (deterministic;
   the warm-up is longer than tm's wait timer, so transactions end inside the counted calls);
 - ``stateful``: bench/stateful.py --interleave, kemi / Kamailio 5.6 CPU per call at 1,500 calls/s,
-  one worker, per engine (median of the interleaved rounds);
+  one worker, per engine (median of the interleaved rounds; jsdt against app_jsdt, at the
+  same rate as the others: kemi's CPU per call grows as the rate falls, Kamailio's much less);
 - ``stateless``: bench/stateless.py --interleave, OPTIONS answered by the Lua script;
 - ``tm_memory``: bytes per in-flight INVITE transaction beside Kamailio's shm;
 - ``soak``: 100,000 calls, tm's transactions all freed, the worker's RSS flat.
@@ -35,12 +36,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "figures"  # committed: the README is written from them
 SUMMARY = RESULTS / "summary.json"
-ENGINES = ("lua", "python", "native")
+ENGINES = ("lua", "python", "native", "jsdt")
+#: empty cells after a figure that fills one column of the table
+REST = " |" * (len(ENGINES) - 1)
 
 #: name -> the benchmark's arguments (run with this interpreter from the repository root)
 STEPS: dict[str, list[str]] = {
-    "callpath": ["bench/callpath.py", "--calls", "5000", "--rounds", "3"],
-    "callgrind": ["bench/callpath.py", "--callgrind", "--calls", "300", "--warmup", "8000"],
+    "callpath": ["bench/callpath.py", "--calls", "5000", "--rounds", "3",
+                 "--engine", ",".join(ENGINES)],
+    "callgrind": ["bench/callpath.py", "--callgrind", "--calls", "300", "--warmup", "8000",
+                  "--engine", ",".join(ENGINES)],
     "stateful": ["bench/stateful.py", "--interleave", "3", "--rate", "1500", "--seconds", "10",
                  "--engine", ",".join(ENGINES)],
     "stateless": ["bench/stateless.py", "--interleave", "3", "--rate", "2000", "--seconds", "10"],
@@ -48,8 +53,8 @@ STEPS: dict[str, list[str]] = {
     "soak": ["bench/soak.py", "--calls", "100000", "--rate", "1000"],
 }
 
-#: the goals of issue 13 (kemi / Kamailio 5.6 CPU ratios)
-GOALS = {"lua": 1.0, "python": 1.0, "native": 0.85, "stateless": 0.8}
+#: the goals of issues 13 and 19 (kemi / Kamailio 5.6 CPU ratios; jsdt: against app_jsdt)
+GOALS = {"lua": 1.0, "python": 1.0, "native": 0.85, "jsdt": 1.0, "stateless": 0.8}
 
 
 def machine() -> dict:
@@ -108,7 +113,7 @@ def table(summary: dict) -> list[str]:
     """The summary as Markdown table rows (what `make bench` prints and the README shows)."""
     res = summary.get("results", {})
     before = summary.get("callgrind_before") or {}
-    rows = ["| figure | lua | python | native |", "|---|---|---|---|"]
+    rows = ["| figure | " + " | ".join(ENGINES) + " |", "|---" * (len(ENGINES) + 1) + "|"]
     b_commit = before.get("commit", "?")
     rows.append(f"| instructions per call, in process (callgrind), before ({b_commit}) | "
                 + " | ".join(_fmt(_get(before, "engines", e, "instructions_per_call"))
@@ -135,28 +140,29 @@ def table(summary: dict) -> list[str]:
                      f"{'/'.join(_fmt(x) for x in kemi)} µs, Kamailio "
                      f"{'/'.join(_fmt(x) for x in kam)} µs; load "
                      f"{'/'.join(_fmt(x) for x in sec.get('load_average_1min', []))})")
-    rows.append("| stateful call, 1 worker, 1,500 calls/s: CPU kemi / Kamailio 5.6, median of "
-                "interleaved rounds | " + " | ".join(cells) + " |")
+    rows.append("| stateful call, 1 worker, 1,500 calls/s: CPU kemi / Kamailio 5.6 (jsdt: "
+                "app_jsdt), median of interleaved rounds | " + " | ".join(cells) + " |")
     sl = _get(res, "stateless", "interleaved") or {}
     if sl:
         rows.append(f"| stateless OPTIONS (Lua), 2,000 req/s: CPU kemi / Kamailio 5.6 | "
                     f"**{_fmt(sl.get('median_ratio'))}** (goal ≤ {GOALS['stateless']}; rounds "
                     f"{', '.join(_fmt(r) for r in sl.get('ratios', []))}; load "
-                    f"{'/'.join(_fmt(x) for x in sl.get('load_average_1min', []))}) | | |")
+                    f"{'/'.join(_fmt(x) for x in sl.get('load_average_1min', []))}) |{REST}")
     mem = res.get("tm_memory") or {}
     if mem and "error" not in mem:
         rows.append("| bytes per in-flight INVITE transaction (10,000): kemi in process / kemi "
                     "worker RSS / Kamailio shm | | | "
                     f"{_fmt(_get(mem, 'kemi_in_process', 'bytes_per_transaction'))} / "
                     f"{_fmt(mem.get('kemi_server_rss_bytes_per_transaction'))} / "
-                    f"{_fmt(mem.get('kamailio_shm_bytes_per_transaction'))} |")
+                    f"{_fmt(mem.get('kamailio_shm_bytes_per_transaction'))} |"
+                    + " |" * (len(ENGINES) - 3))
     soak = res.get("soak") or {}
     if soak and "error" not in soak:
         rows.append(f"| soak: {_fmt(soak.get('calls'))} calls at {_fmt(soak.get('rate'))}/s "
                     f"(ok / failed; tm current after; worker RSS warm -> end) | "
                     f"{_fmt(soak.get('ok'))} / {_fmt(soak.get('failed'))}; "
                     f"{_fmt(soak.get('tm_current_after'))}; {_fmt(soak.get('rss_kb_warm'))} -> "
-                    f"{_fmt(soak.get('rss_kb_end'))} kB | | |")
+                    f"{_fmt(soak.get('rss_kb_end'))} kB |{REST}")
     return rows
 
 
