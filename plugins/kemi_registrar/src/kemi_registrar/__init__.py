@@ -149,16 +149,26 @@ def _fmt(ctx: MsgContext, text: str) -> str:
     return ctx.core.pv.format(text)(ctx) if "$" in text else text
 
 
+#: flags written without pseudo-variables, as numbers: read once, not at every save()
+_CONST_FLAGS: dict[str, int] = {}
+
+
 def _flags(ctx: MsgContext, text: str) -> int:
+    number = _CONST_FLAGS.get(text)
+    if number is not None:
+        return number
     value = _fmt(ctx, text).strip()
     try:
-        return int(value, 0) if value else 0
+        number = int(value, 0) if value else 0
     except ValueError:
-        return int(value, 16) if value.lower().startswith("0x") else 0
+        number = int(value, 16) if value.lower().startswith("0x") else 0
+    if "$" not in text and len(_CONST_FLAGS) < 256:
+        _CONST_FLAGS[text] = number
+    return number
 
 
 def _cfg_save(ctx: MsgContext, table: str, flags: str = "0", uri: str = "") -> int:
-    return sv.save(ctx, table, _flags(ctx, flags), _fmt(ctx, uri) or None)
+    return sv.save(ctx, table, _flags(ctx, flags), (_fmt(ctx, uri) or None) if uri else None)
 
 
 def _cfg_lookup(ctx: MsgContext, table: str, uri: str = "") -> int:

@@ -37,10 +37,11 @@ def contact_header(contacts: list[Contact], now: float, p: RegParams) -> str | N
         expires = c.expires  # Contact.alive() and remaining(), inlined: run for every 200
         if expires and expires <= now:
             continue
-        item = f"<{c.c}>"
-        if c.q != Q_UNSPECIFIED:
-            item += f";q={q_text(c.q)}"
-        item += f";expires={max(expires - whole_now, 0) if expires else 0}"
+        # (alive: expires > now >= whole_now, so what is left is positive)
+        left = expires - whole_now if expires else 0
+        q = c.q
+        item = (f"<{c.c}>;expires={left}" if q == Q_UNSPECIFIED
+                else f"<{c.c}>;q={q_text(q)};expires={left}")
         if c.received and received_param:
             item += f';{received_param}="{c.received}"'
         if c.instance is not None:
@@ -90,10 +91,19 @@ def error_headers(err: RegError, contacts: list[Contact], now: float, p: RegPara
     return headers
 
 
+#: (core, sl's send_reply export) last looked up: the same for every reply of a server
+_sl_export: list[Any] = [None, None]
+
+
 def send(ctx: MsgContext, code: int, reason: str, headers: Headers) -> bool:
     """Reply through sl's send_reply with ``headers`` added after the script's own (and
     taken away again: the script's own stay queued, as they were)."""
-    export = ctx.core.registry.lookup("sl", "send_reply")
+    core = ctx.core
+    if _sl_export[0] is core:
+        export = _sl_export[1]
+    else:
+        export = core.registry.lookup("sl", "send_reply")
+        _sl_export[:] = [core, export]
     if export is None:
         log.error("registrar: the sl module is not loaded: no reply sent")
         return False

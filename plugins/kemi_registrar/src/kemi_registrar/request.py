@@ -18,6 +18,8 @@ from kemi_registrar.params import RegParams
 SAVE_MEMORY_ONLY, SAVE_NO_REPLY, SAVE_SINGLE, SAVE_NO_RANGE, SAVE_PREPARE_REPLY = 1, 2, 4, 8, 16
 Q_UNSPECIFIED = -1
 
+_tuple_new = tuple.__new__
+
 
 class RegError(Exception):
     """A REGISTER refused: Kamailio's status, reason and P-Registrar-Error text."""
@@ -264,12 +266,13 @@ def _request(ctx: MsgContext, p: RegParams, cfg: dict[str, Any] | None, flags: i
             if len(_BINDINGS) >= BINDINGS_MEMO_SIZE:
                 _BINDINGS.clear()
             _BINDINGS[key] = bindings
-    return Request(
+    # Request(...) made as Request._make makes it, without the call of Request.__new__
+    return _tuple_new(Request, (  # type: ignore[no-any-return]
         aor, star, bindings, callid, cseq, (msg.header("user-agent") or "")[:255],
         received, path, path_reply,
         bool(path) and p.path_mode == 2 and "path" not in (t.lower() for t in msg.supported),
         _socket(ctx, p, cfg), ctx.bflags,
-        int(xavp_max) if xavp_max is not None else p.max_contacts)
+        int(xavp_max) if xavp_max is not None else p.max_contacts))
 
 
 def _binding(msg: SipMsg, p: RegParams, cfg: dict[str, Any] | None, na: NameAddr,

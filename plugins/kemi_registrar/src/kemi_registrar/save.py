@@ -65,7 +65,8 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         _answer(ctx, flags, 500, "Server Internal Error",
                 [("P-Registrar-Error", "usrloc_contact_insert failed")])
         return -1
-    st.stats.accepted.inc()  # a 420 below counts as accepted too, as in Kamailio
+    accepted = st.stats.accepted  # a 420 below counts as accepted too, as in Kamailio
+    accepted.view[accepted.slot] += 1  # (Counter.inc in place)
     if req.path_unsupported:
         # Kamailio saves the binding, then answers 420 instead of 200 (path_mode 2).
         unsup = RegError("No support for found Path indicated", 420, "Bad Extension",

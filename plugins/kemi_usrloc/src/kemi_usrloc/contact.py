@@ -9,6 +9,7 @@ them; ``expires == 0`` means permanent.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import time
 from typing import Any, NamedTuple
@@ -125,11 +126,19 @@ def q_column(q: int) -> float:
     return -1.0 if q == Q_UNSPECIFIED else q / 1000
 
 
+#: the fields of _PLAIN_COLUMNS picked out of a contact, and their column names, in that order
+_plain_fields = operator.itemgetter(*(i for i, _ in _PLAIN_COLUMNS))
+_plain_names = tuple(column for _, column in _PLAIN_COLUMNS)
+_ne = operator.ne
+
+
 def changed_row(before: Contact, after: Contact) -> dict[str, Any]:
     """The columns of ``before``'s row that ``after`` changes (what to_row of each would give
-    apart, without building either row: a refresh changes four or five)."""
-    out: dict[str, Any] = {column: after[i] for i, column in _PLAIN_COLUMNS
-                           if before[i] != after[i]}
+    apart, without building either row: a refresh changes four or five). Compared field by
+    field in C (itemgetter, map, compress): every write-through refresh makes one."""
+    values = _plain_fields(after)
+    out: dict[str, Any] = dict(itertools.compress(zip(_plain_names, values, strict=True),
+                                                  map(_ne, _plain_fields(before), values)))
     if before.q != after.q:
         out["q"] = q_column(after.q)
     return out

@@ -104,6 +104,13 @@ class Domain:
         """Make the table's rows for one AOR go from ``old`` to ``new`` (by ruid)."""
         db, layout = self.ul.db, self.ul.layout(self.name)
         assert db is not None
+        if len(old) == 1 and len(new) == 1 and old[0].ruid == new[0].ruid:
+            # the usual write-through: an AOR's only binding refreshed (what the loops below
+            # would do for it, without their dicts and partials)
+            first, only = old[0], new[0]
+            if not only.flags & FL_MEM and not first.same_data(only):
+                db.update(layout, changed_row(first, only), {"ruid": only.ruid})
+            return
         before = {c.ruid: c for c in old}
         after = {c.ruid: c for c in new}
         writes: list[Callable[[], object]] = []
