@@ -1787,10 +1787,11 @@ params_trusted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* ---- a whole reply -------------------------------------------------------------------------
  * reply_builder(pure) returns reply.build_reply compiled (pure: build_reply_py): the usual
- * reply (no extra headers, no body, no Content-Type; a valid code and reason; the request's
- * To parsed; no Timestamp to copy into a 100) made here in one pass, the status line kept per
- * code for the last reason given with it; anything else (errors included) by pure. tm's 100
- * and every stateless reply (sl_send_reply) are made this way. */
+ * reply (no body, no Content-Type; headers, if any, as (str, str) pairs without CR or LF; a
+ * valid code and reason; the request's To parsed; no Timestamp to copy into a 100) made here
+ * in one pass, the status line kept per code for the last reason given with it; anything else
+ * (errors included) by pure. tm's 100 and every stateless reply (sl_send_reply, registrar's
+ * 200 with its Contact list) are made this way. */
 static PyObject *reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *join_message(PyObject *lines, PyObject *body, Py_ssize_t at, Py_ssize_t drop,
                               PyObject *insert);
@@ -1823,6 +1824,24 @@ status_line(long status, PyObject *reason)
     return line;
 }
 
+/* Whether headers (a list or tuple) are all (str, str) pairs without CR or LF. */
+static int
+plain_headers(PyObject *headers)
+{
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+    PyObject **items = PySequence_Fast_ITEMS(headers);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = items[i];
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2)
+            return 0;
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value) || has_crlf_str(name) ||
+            has_crlf_str(value))
+            return 0;
+    }
+    return 1;
+}
+
 static PyObject *
 build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -1849,8 +1868,8 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     usual = usual && status >= 100 && status <= 699 && PyObject_TypeCheck(req, msg_type) &&
             *field(req, F_IS_REQUEST) == Py_True && PyUnicode_CheckExact(reason) &&
             (tag == Py_None || PyUnicode_CheckExact(tag)) &&
-            (v[4] == NULL || ((PyList_CheckExact(v[4]) || PyTuple_CheckExact(v[4])) &&
-                              Py_SIZE(v[4]) == 0)) &&
+            (v[4] == NULL ||
+             ((PyList_CheckExact(v[4]) || PyTuple_CheckExact(v[4])) && plain_headers(v[4]))) &&
             (v[5] == NULL || (PyBytes_CheckExact(v[5]) && PyBytes_GET_SIZE(v[5]) == 0)) &&
             v[6] == Py_None;
     PyObject *keys = usual ? *field(req, F_NAMES) : NULL;
@@ -1883,7 +1902,18 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (copied_lines == NULL)
         return NULL;
     PyObject *out = NULL;
-    if (PyList_Insert(copied_lines, 0, first) == 0 &&
+    Py_ssize_t nheaders = v[4] == NULL ? 0 : Py_SIZE(v[4]);
+    int added = 0;
+    for (Py_ssize_t i = 0; i < nheaders; i++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(v[4], i);
+        PyObject *line = PyUnicode_FromFormat("%U: %U\r", PyTuple_GET_ITEM(pair, 0),
+                                              PyTuple_GET_ITEM(pair, 1));
+        added = line != NULL && PyList_Append(copied_lines, line) == 0;
+        Py_XDECREF(line);
+        if (!added)
+            break;
+    }
+    if ((nheaders == 0 || added) && PyList_Insert(copied_lines, 0, first) == 0 &&
         PyList_Append(copied_lines, s_content_length_0) == 0) {
         PyObject *empty = PyBytes_FromStringAndSize(NULL, 0);
         if (empty != NULL)

@@ -34,6 +34,13 @@ def outcome(fn: Any, *args: Any, **kwargs: Any) -> object:
        reason=st.sampled_from(["OK", "Trying", "Not Found", "a\rb", "", "\xe9t\xe9"]),
        tag=st.sampled_from([None, "", "abc", "a\nb"]),
        kwargs=st.sampled_from([{}, {"headers": []}, {"headers": [("X-A", "1")]}, {"body": b""},
+                               {"headers": [("Contact", "<sip:a@h>;expires=60"),
+                                            ("Date", "Sat, 05 Dec 2026 22:00:00 GMT")]},
+                               {"headers": (("X-\xe9", "\xe9t\xe9"), ("X-B", ""))},
+                               {"headers": [("X-A", "1\r\nX-B: 2")]}, {"headers": [("X\nA", "1")]},
+                               {"headers": [("X-A", 1)]}, {"headers": [["X-A", "1"]]},
+                               {"headers": [("X-A", "1", "2")]},
+                               {"headers": [("X-A", "1")], "body": b"v=0\r\n"},
                                {"body": b"v=0\r\n"}, {"content_type": None},
                                {"content_type": "application/sdp"}, {"headers": ()}]),
        by_keyword=st.booleans())
