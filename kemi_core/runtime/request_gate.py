@@ -53,12 +53,14 @@ def check_request_headers(msg: SipMsg) -> None:
         at = _usual_layout(layout)
     if at is not None:
         # the lone top Via (parsed already) of protocol SIP/2.0, a CSeq of two words, and
-        # the message's only To, not empty (_check_to's usual case): parsed, kept for the script
-        via_at, to_at, cseq_at, to_once = at
+        # the message's only To (_check_to's usual case): parsed, kept for the script. An
+        # empty To does not parse ("Empty address"): the walk gives its "Empty To header".
+        via_at, _, cseq_at, to_once = at
         via = msg.value_at(via_at)
-        if (via == top.raw and "," not in via and top.protocol.upper() == "SIP/2.0"
-                and len(msg.value_at(cseq_at).split()) == 2 and to_once
-                and msg.value_at(to_at)):
+        protocol = top.protocol
+        if (via == top.raw and "," not in via
+                and (protocol == "SIP/2.0" or protocol.upper() == "SIP/2.0")
+                and len(msg.value_at(cseq_at).split()) == 2 and to_once):
             try:
                 msg.to  # noqa: B018
                 return
