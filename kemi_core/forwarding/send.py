@@ -19,7 +19,7 @@ from kemi_core.forwarding.targets import (
     uri_target,
     via_reply_destination,
 )
-from kemi_core.forwarding.via import apply_via, our_via, received_via, stateless_branch
+from kemi_core.forwarding.via import our_via, received_via, stateless_branch
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -84,20 +84,15 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
     core = ctx.core
     ours = our_via(ctx, proto, stateless_branch(msg))
     top = received_via(ctx, msg)
-    if core.has_onsend_route():  # the route reads (and may edit) the message about to leave
-        out = msg.copy()
-        apply_via(out, top)
-        out.prepend_via(ours)
-        rcv = ctx.rcv
-
+    data = msg.bytes_with_via(ours, top)
+    if core.onsend is not None and core.onsend_name() is not None:
+        # onsend_route sees the request as routed; what it changes is not sent (Kamailio)
         def send(ip: str | None) -> bool:
-            if ip is not None and not core.run_onsend(out, rcv, proto, ip, port):
+            if ip is not None and not core.run_onsend(msg, ctx.rcv, data, proto, ip, port, ctx):
                 return True  # dropped by onsend_route: handled, as in Kamailio
-            return _send_request(core, proto, host, ip, port, out.to_bytes())
+            return _send_request(core, proto, host, ip, port, data)
 
         return 1 if resolve_then(core, host, send) else -1
-    # nobody looks at it: its bytes straight from the request, no copy, no edits
-    data = msg.bytes_with_via(ours, top)
     ip = core.resolver.known(host)
     if ip is not None:  # the usual next hop, an address: sent now, no callback made
         return 1 if _send_request(core, proto, host, ip, port, data) else -1

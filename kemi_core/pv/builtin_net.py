@@ -93,6 +93,41 @@ def _all_branches(ctx: MsgContext) -> str | None:
     return ", ".join(b.uri if b.q < 0 else f"<{b.uri}>;q={q_text(b.q)}" for b in ctx.branches)
 
 
+#: Kamailio's numbers for the transports ($snd(proto), $pr's number)
+_PROTO_NUMBERS = {"udp": 1, "tcp": 2, "tls": 3, "sctp": 4, "ws": 5, "wss": 6}
+#: the names $snd(...) takes in Kamailio 5.6 (any other refuses the config)
+_SND_NAMES = frozenset(("ip", "port", "proto", "sproto", "af", "buf", "len"))
+
+
+def _snd_name(arg: str) -> str:
+    name = arg.strip()
+    if name not in _SND_NAMES:
+        raise PvError(f"unknown $snd name {name!r}")
+    return name
+
+
+def _snd(ctx: MsgContext, name: str) -> PvValue:
+    """$snd(name): where the message onsend_route runs for goes (ip, port, proto as Kamailio's
+    number, sproto as its name, af 2/10) and what goes (buf, len); $null elsewhere."""
+    info = ctx.extra.get("send_info")
+    if not isinstance(info, dict):
+        return None
+    if name == "ip":
+        return str(info["host"])
+    if name == "port":
+        return int(info["port"])
+    if name == "sproto":
+        return str(info["proto"])
+    if name == "proto":
+        return _PROTO_NUMBERS.get(str(info["proto"]), 0)
+    if name == "af":
+        return 10 if ":" in str(info["host"]) else 2
+    data = info.get("buf", b"")
+    if name == "len":
+        return len(data)
+    return data.decode("utf-8", "replace")
+
+
 def _register() -> None:
     reg = register_builtin
     reg("si", lambda c: c.rcv.src_ip, doc="source IP")
@@ -104,6 +139,9 @@ def _register() -> None:
     # the native engine keeps the last return code in ctx.extra["retcode"] (kemi_core.native)
     for name in ("rc", "retcode"):
         reg(name, lambda c: c.extra.get("retcode", 1), doc="return code of the last function")
+    reg("snd", _snd, takes_arg=True, parse_arg=_snd_name,
+        doc="where the message goes and its bytes, in onsend_route: ip, port, proto, sproto, "
+            "af, buf, len")
     reg("pr", lambda c: c.rcv.proto, doc="transport protocol of the message")
     reg("proto", lambda c: c.rcv.proto, doc="alias of $pr")
     reg("mf", lambda c: c.flags, _set_flags, doc="message flags")

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from kemi_core.sip.message import SipMsg
     from kemi_core.stats import CoreStats
 
+#: ``Core.onsend`` before the engine was asked whether the script has an onsend_route
+ONSEND_UNKNOWN = ""
+
 log = logging.getLogger("kemi.core")
 
 #: How often the handlers of add_timer_handler run, in seconds (Kamailio's timer tick order).
@@ -69,6 +72,12 @@ class Core:
         self.engine_specs: dict[str, EngineSpec] = {}
         #: The engine running the script in this process (replaced by a reload).
         self.engine: Engine | None = None
+        #: The script's onsend_route callback (``onsend_name``): None when it has none,
+        #: ONSEND_UNKNOWN until asked after the engine changed (a hot path tests ``is None``).
+        self.onsend: str | None = ONSEND_UNKNOWN
+        #: onsend_route_reply=yes: onsend_route also runs for the replies forwarded here.
+        self.onsend_reply = str(config.ignored.get("onsend_route_reply", "")).lower() in (
+            "yes", "on", "true", "1")
         #: The cfgengine's spec and its cross-worker reload (set by ``use_engine``).
         self.engine_spec: EngineSpec | None = None
         self._reload: EngineReload | None = None
@@ -120,6 +129,11 @@ class Core:
         #: Worker rank -> pid, kept by the main process (``core.ps``).
         self.worker_pids: dict[int, int] = {}
         self._myself: Myself | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "engine":  # another script: whether it has an onsend_route is asked anew
+            object.__setattr__(self, "onsend", ONSEND_UNKNOWN)
 
     @property
     def worker_rank(self) -> int:
@@ -450,23 +464,46 @@ class Core:
         ours to forward or could not be sent."""
         return forward_reply(self, ctx.msg)
 
+    def onsend_name(self) -> str | None:
+        """The script's onsend_route callback, None when it has none (kept in ``onsend`` until
+        the engine changes)."""
+        name = self.onsend
+        if name == ONSEND_UNKNOWN:
+            engine = self.engine
+            name = self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route"
+            if engine is None or not engine.has_route(name):
+                name = None
+            self.onsend = name
+        return name
+
     def has_onsend_route(self) -> bool:
         """Whether the script has an onsend_route (``run_onsend`` then runs it)."""
-        engine = self.engine
-        return engine is not None and engine.has_route(
-            self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route")
+        return self.onsend is not None and self.onsend_name() is not None
 
-    def run_onsend(self, out: SipMsg, rcv: RecvInfo, proto: str, host: str, port: int) -> bool:
-        """Kamailio's onsend_route: run for a request about to leave (stateless forward or a
-        tm branch) with the outgoing message; False when the script dropped it."""
-        if not self.has_onsend_route():
+    def run_onsend(self, msg: SipMsg, rcv: RecvInfo, data: bytes, proto: str, ip: str,
+                   port: int, routed: MsgContext | None = None) -> bool:
+        """Kamailio's onsend_route, run just before ``data`` leaves for ip:port over ``proto``:
+        a request forwarded statelessly or the first send of each branch tm relays (not its
+        retransmissions, nor the CANCEL or ACK tm makes itself), and with onsend_route_reply=yes
+        a reply forwarded statelessly or relayed by tm (not a local one). As in Kamailio 5.6
+        the route sees the message as routed (``msg``: the request with its R-URI and Via as
+        received, not tm's branch; or the reply), with $du, flags and AVPs of ``routed``, and
+        the outgoing bytes only through $snd(buf)/$snd(len); what it changes in the message is
+        not sent (``data`` goes as it is). False when the script dropped it: it is not sent."""
+        name = self.onsend_name()
+        if name is None:
             return True
-        name = self.config.kemi_callbacks.get("onsend_route_callback") or "ksr_onsend_route"
-        ctx = message_context(out, rcv, self, RouteType.ONSEND)  # without attrs' __init__
-        ctx.extra["send_info"] = {"proto": proto, "host": host, "port": port}
+        ctx = message_context(msg, rcv, self, RouteType.ONSEND)  # without attrs' __init__
+        if routed is not None:
+            ctx.dst_uri = routed.dst_uri
+            ctx.flags = routed.flags
+            ctx.bflags = routed.bflags
+            ctx.avps = routed.avps
+            ctx.xavps = routed.xavps
+        ctx.extra["send_info"] = {"proto": proto, "host": ip, "port": port, "buf": data}
         run_route(self, name, ctx)  # a fault is logged; the message still goes
         if ctx.dropped and self.stats is not None:
-            self.stats.drop_requests.inc()
+            (self.stats.drop_requests if msg.is_request else self.stats.drop_replies).inc()
         return not ctx.dropped
 
     def call_later(self, delay: float, func: Callable[[], None]) -> Timer:

@@ -136,17 +136,20 @@ def test_reply_not_for_us_is_dropped() -> None:
     assert tr.sent == [] and d.stats.drop_replies.value == 1
 
 
-def test_onsend_route_sees_the_outgoing_request_and_can_drop_it() -> None:
+def test_onsend_route_sees_the_routed_request_and_can_drop_it() -> None:
+    """As Kamailio 5.6: the route sees the request as routed (its Via as received), the bytes
+    going out only as send_info's buf; what it changes is not sent; drop stops the send."""
     from kemi_core.core_exports.forward import forward_uri
 
-    seen: list[tuple[str, object]] = []
+    seen: list[tuple[int, object]] = []
 
     class OnsendEngine(ScriptedEngine):
         def has_route(self, name: str) -> bool:
             return name == "ksr_onsend_route"
 
         def run(self, name: str, ctx: MsgContext) -> int:
-            seen.append((ctx.msg.vias[0].host, ctx.extra["send_info"]))
+            seen.append((ctx.msg.vias[0].port, dict(ctx.extra["send_info"])))
+            ctx.msg.append_header("X-Onsend", "1")  # not sent (Kamailio: no effect either)
             if ctx.msg.has_header("X-Drop"):
                 ctx.dropped = True
             return 1
@@ -156,7 +159,9 @@ def test_onsend_route_sees_the_outgoing_request_and_can_drop_it() -> None:
     ctx = core.new_context(parse_datagram(request("MESSAGE", "sip:b@127.0.0.1", 40000)), RCV)
     assert forward_uri(ctx, "sip:127.0.0.1:5090") == 1
     assert len(tr.sent) == 1
-    assert seen[0] == ("127.0.0.1", {"proto": "udp", "host": "127.0.0.1", "port": 5090})
+    sent = tr.sent[0].data
+    assert b"X-Onsend" not in sent
+    assert seen[0] == (40000, {"proto": "udp", "host": "127.0.0.1", "port": 5090, "buf": sent})
     dropped = core.new_context(parse_datagram(request("MESSAGE", "sip:b@127.0.0.1", 40000,
                                                       extra="X-Drop: 1")), RCV)
     assert forward_uri(dropped, "sip:127.0.0.1:5090") == 1

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 REASONS = {
     100: "Trying",
     408: "Request Timeout",
-    478: "Unresolvable destination (478/TM)",  # Kamailio's words for its own 478
+    # Kamailio's words for its own 477 (a branch onsend_route dropped) and 478
+    477: "Unfortunately error on sending to next hop occurred (477/TM)",
+    478: "Unresolvable destination (478/TM)",
     487: "Request Terminated",
     500: "Server Internal Error",
     503: "Service Unavailable",

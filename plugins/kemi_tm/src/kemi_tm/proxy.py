@@ -59,6 +59,11 @@ _CLIENT_TERMINATED = ClientState.TERMINATED
 #: and the clients' D, M (INVITE) and K (non-INVITE); no machine uses another's names
 _LAST_WAITS = frozenset({"H", "I", "J", "L", "D", "M", "K"})
 
+#: the local outcome of a branch onsend_route dropped (never sent): every other final of its
+#: step beats it, so only a step whose every branch was dropped answers it (Kamailio 5.6)
+DROPPED = 477
+_DROPPED_PRIO = 1 << 30
+
 __all__ = ["BranchState", "ProxySettings", "ProxyTransaction", "not_filed", "reply_priority"]
 
 
@@ -161,6 +166,8 @@ class ProxyTransaction(ServerTransaction):
             if b.pending or (ps.failure_reply_mode == 3 and b.step != self.step):
                 continue
             prio = reply_priority(b.status, b.reply is None, ps.faked_reply_prio)
+            if b.status == DROPPED and b.reply is None:
+                prio = _DROPPED_PRIO
             if best is None or prio < best_prio:
                 best, best_prio = b, prio
         return (best.status, best.reply) if best is not None else (0, None)
@@ -311,6 +318,15 @@ class ProxyTransaction(ServerTransaction):
         local = b.on_transport_error(now, status)
         if local:
             self._branch_local(b, local, now)
+        self.on_reschedule(self)
+
+    def branch_dropped(self, branch: int, now: float) -> None:
+        """The onsend_route dropped the request of a branch just added: it is never sent and
+        ends as ``DROPPED``, with no branch-failure route (as in Kamailio 5.6)."""
+        b = self.branches[branch]
+        if b.on_transport_error(now, DROPPED) and b.pending:
+            b.status = DROPPED
+            self._check_complete()
         self.on_reschedule(self)
 
     def relay_best(self, now: float) -> None:

@@ -65,12 +65,16 @@ E_NO_SOCKET = -7
 E_SEND = -477
 #: the destination does not resolve
 E_BAD_ADDRESS = -478
+#: onsend_route dropped every branch (kemi's own code: t_relay returns E_UNSPEC, the reply
+#: says 477 as for a send error, sl_reply_error says 500 (1/SL))
+E_DROPPED = -1477
 #: After these, as in Kamailio, the transaction stays and answers the error itself once the
 #: request route is over (unless the script replied statefully or relayed again meanwhile;
 #: a stateless reply such as sl_reply_error's does not count): status and reason.
 DELAYED_REPLIES = {
     E_BAD_ADDRESS: (478, "Unresolvable destination (478/TM)"),
     E_SEND: (477, "Unfortunately error on sending to next hop occurred (477/TM)"),
+    E_DROPPED: (477, "Unfortunately error on sending to next hop occurred (477/TM)"),
     E_NO_SOCKET: (500, "I'm terribly sorry, server error occurred (7/TM)"),
 }
 #: What sl_reply_error() answers right after such a t_relay in native routes (Kamailio's
@@ -146,10 +150,11 @@ def _nothing_sent(svc: TmService, ctx: MsgContext, tx: TmTransaction, state: Req
         state.tx = None
         return error
     engine = ctx.core.engine
-    if engine is not None and engine.name == "native":  # for sl_reply_error (kept per message)
-        ctx.extra["last_error"] = SL_ERRORS[error]
+    sl_error = SL_ERRORS.get(error)
+    if sl_error is not None and engine is not None and engine.name == "native":
+        ctx.extra["last_error"] = sl_error  # for sl_reply_error (kept per message)
     svc.clock.call_later(0.0, _delayed_reply, svc, tx, *delayed)
-    return E_UNSPEC if error == E_SEND else error
+    return E_UNSPEC if error in (E_SEND, E_DROPPED) else error
 
 
 def _delayed_reply(svc: TmService, tx: TmTransaction, status: int, reason: str) -> None:
@@ -281,12 +286,33 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
                     return E_UNSPEC
                 b = tx.branches[index]
                 b.flags = ctx.bflags
-                if svc.core.send(d.proto, d.host, d.port, b.data, d.local):
+                core = svc.core
+                if core.onsend is not None and not _onsend(svc, tx, index, ctx, now):
+                    svc.done(tx, decide=in_failure)
+                    return E_DROPPED
+                if core.send(d.proto, d.host, d.port, b.data, d.local):
                     return 1
                 _send_failed(tx, index, now)
                 svc.done(tx, decide=in_failure)
                 return E_SEND
     return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure)
+
+
+def _onsend(svc: TmService, tx: TmTransaction, index: int, ctx: MsgContext | None,
+            now: float) -> bool:
+    """The script's onsend_route on the first send of branch ``index``, which it sees as the
+    request routed (``ctx``; None: the transaction's request) and its bytes in $snd(buf).
+    False when it dropped the branch: never sent, it ends as a local 477 (``branch_dropped``)."""
+    b = tx.branches[index]
+    d = b.dest
+    if ctx is None:
+        sent = svc.core.run_onsend(tx.request, tx.rcv, b.data, d.proto, d.host, d.port)
+    else:
+        sent = svc.core.run_onsend(ctx.msg, ctx.rcv, b.data, d.proto, d.host, d.port, ctx)
+    if not sent:
+        log.debug("t_relay: branch %d to %s:%d dropped by onsend_route", index, d.host, d.port)
+        tx.branch_dropped(index, now)
+    return sent
 
 
 def _send_failed(tx: TmTransaction, index: int, now: float) -> None:
@@ -355,9 +381,14 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
             break
         pending.append(index)
         tx.branches[index].flags = bflags
-    sent = failed = 0
-    send = svc.core.send
+    sent = failed = dropped = 0
+    core = svc.core
+    send = core.send
+    onsend = core.onsend is not None and core.onsend_name() is not None
     for index in pending:
+        if onsend and not _onsend(svc, tx, index, ctx, now):
+            dropped += 1
+            continue
         b = tx.branches[index]  # _send_request written out: one branch per call, usually
         d = b.dest
         if send(d.proto, d.host, d.port, b.data, d.local):
@@ -365,10 +396,10 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
         else:
             failed += 1
             _send_failed(tx, index, now)
-    if failed:
+    if failed or dropped:
         # every branch failed at once in a request route: no failure route, t_relay's -1
         # lets the script answer
-        error = E_SEND
+        error = E_SEND if failed else E_DROPPED
         svc.done(tx, decide=bool(sent or waiting or in_failure))
     return sent + waiting or error
 
@@ -402,6 +433,8 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
     if ip is None:
         log.error("t_relay: the destination %s does not resolve", host)
         tx.branch_send_failed(index, now, UNRESOLVABLE)
+    elif svc.core.onsend is not None and not _onsend(svc, tx, index, None, now):
+        pass  # dropped by onsend_route: ended as a local 477
     elif not _send_request(svc, tx, index):
         tx.branch_send_failed(index, now)
     svc.done(tx)
@@ -433,7 +466,7 @@ def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str 
     tx.settings = svc.settings.timers_for(tx.overrides)
     sent = _send_branches(svc, ctx, tx, proto, target, received_via(ctx, ctx.msg),
                           in_failure=True)
-    return 1 if sent > 0 else E_UNSPEC if sent in (0, E_SEND) else sent
+    return 1 if sent > 0 else E_UNSPEC if sent in (0, E_SEND, E_DROPPED) else sent
 
 
 def relay_cancel(svc: TmService, ctx: MsgContext) -> int:
