@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 
 #: ``Core.onsend`` before the engine was asked whether the script has an onsend_route
 ONSEND_UNKNOWN = ""
+#: Kamailio 5.6.3 ignores a drop in the onsend_route of its KEMI engines (KSR.x.drop(),
+#: KSR.set_drop() or any value returned: the message goes; run side by side, stateless and
+#: tm): kemi's KEMI engines do the same, only native routes drop there
+ONSEND_DROP_IGNORED = frozenset(("lua", "python", "jsdt"))
 
 log = logging.getLogger("kemi.core")
 
@@ -489,7 +493,9 @@ class Core:
         the route sees the message as routed (``msg``: the request with its R-URI and Via as
         received, not tm's branch; or the reply), with $du, flags and AVPs of ``routed``, and
         the outgoing bytes only through $snd(buf)/$snd(len); what it changes in the message is
-        not sent (``data`` goes as it is). False when the script dropped it: it is not sent."""
+        not sent (``data`` goes as it is). False when the script dropped it: it is not sent
+        (native routes only: Kamailio's KEMI engines cannot drop there,
+        ``ONSEND_DROP_IGNORED``)."""
         name = self.onsend_name()
         if name is None:
             return True
@@ -502,9 +508,11 @@ class Core:
             ctx.xavps = routed.xavps
         ctx.extra["send_info"] = {"proto": proto, "host": ip, "port": port, "buf": data}
         run_route(self, name, ctx)  # a fault is logged; the message still goes
-        if ctx.dropped and self.stats is not None:
+        if not ctx.dropped or getattr(self.engine, "name", "") in ONSEND_DROP_IGNORED:
+            return True
+        if self.stats is not None:
             (self.stats.drop_requests if msg.is_request else self.stats.drop_replies).inc()
-        return not ctx.dropped
+        return False
 
     def call_later(self, delay: float, func: Callable[[], None]) -> Timer:
         """Run ``func`` after ``delay`` seconds (``core.clock.call_later``); returns a timer

@@ -175,3 +175,12 @@ def test_no_onsend_route_nothing_changes(sip: Any) -> None:
     h.request(invite(sip), CALLER)
     assert len(to(h.take(), CALLEE)) == 1
     assert h.core.onsend is None  # asked once, then read as an attribute
+
+
+def test_a_kemi_engine_cannot_drop_in_onsend_route(sip: Any) -> None:
+    """Kamailio 5.6.3's Lua, Python and JavaScript engines ignore a drop there: it goes."""
+    onsend = Onsend(drop=(CALLEE,))
+    h = TmHarness({"ksr_request_route": relay_to_callee, "ksr_onsend_route": onsend})
+    h.engine.name = "lua"
+    h.request(invite(sip), CALLER)
+    assert len(to(h.take(), CALLEE)) == 1 and len(onsend.seen) == 1
