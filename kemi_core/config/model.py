@@ -132,6 +132,8 @@ class CoreConfig:
     tcp_msg_data_timeout: int = 20
     #: tcp_accept_no_cl=yes: a message on a stream without Content-Length ends at its empty line
     tcp_accept_no_cl: bool = False
+    #: onsend_route_reply=yes: onsend_route also runs for the replies forwarded or relayed
+    onsend_route_reply: bool = False
     exit_timeout: int = 10
     watchdog_timeout: int = 10
     worker_rss_limit: int = 0

@@ -120,7 +120,8 @@ def _send_request(core: Core, proto: str, host: str, ip: str | None, port: int,
 
 
 # ---- replies ---------------------------------------------------------------------------
-def forward_reply(core: Core, reply: SipMsg, check_ours: bool = True) -> bool:
+def forward_reply(core: Core, reply: SipMsg, check_ours: bool = True,
+                  ctx: MsgContext | None = None) -> bool:
     """Pop our Via and send the reply to the next one (RFC 3261 16.11, 18.2.2), from the
     listen socket of its transport: the dispatcher's stateless replies (``check_ours``: drop a
     reply whose top Via is not ours) and tm's replies that no transaction takes (a late 2xx).
@@ -140,7 +141,31 @@ def forward_reply(core: Core, reply: SipMsg, check_ours: bool = True) -> bool:
                  top.host, top.port)
         return False
     proto, host, port = via_reply_destination(vias[1])
-    ok = send_to(core, proto, host, port, reply.bytes_without_top_via(), listen_for(core, proto))
+    data = reply.bytes_without_top_via()
+    if ctx is not None and core.onsend_reply and core.has_onsend_route():
+        return _reply_after_onsend(core, ctx, proto, host, port, data)
+    ok = send_to(core, proto, host, port, data, listen_for(core, proto))
     if stats is not None:
         (stats.fwd_replies if ok else stats.err_replies).inc()
     return ok
+
+
+def _reply_after_onsend(core: Core, ctx: MsgContext, proto: str, host: str, port: int,
+                        data: bytes) -> bool:
+    """onsend_route_reply=yes: the script's onsend_route on the reply ``ctx`` forwards (it sees
+    the reply as received), then ``data`` goes unless the route dropped it (native routes)."""
+    stats = core.stats
+
+    def send(ip: str | None) -> bool:
+        if ip is None:
+            log.error("cannot send to %s:%s:%d: the name does not resolve", proto, host, port)
+            ok = False
+        elif not core.run_onsend(ctx.msg, ctx.rcv, data, proto, ip, port, ctx):
+            return False  # dropped (counted as such)
+        else:
+            ok = core.send(proto, ip, port, data, listen_for(core, proto))
+        if stats is not None:
+            (stats.fwd_replies if ok else stats.err_replies).inc()
+        return ok
+
+    return resolve_then(core, host, send)

@@ -80,8 +80,7 @@ class Core:
         #: ONSEND_UNKNOWN until asked after the engine changed (a hot path tests ``is None``).
         self.onsend: str | None = ONSEND_UNKNOWN
         #: onsend_route_reply=yes: onsend_route also runs for the replies forwarded here.
-        self.onsend_reply = str(config.ignored.get("onsend_route_reply", "")).lower() in (
-            "yes", "on", "true", "1")
+        self.onsend_reply = config.onsend_route_reply
         #: The cfgengine's spec and its cross-worker reload (set by ``use_engine``).
         self.engine_spec: EngineSpec | None = None
         self._reload: EngineReload | None = None
@@ -466,7 +465,7 @@ class Core:
         """Send the reply of ``ctx`` on statelessly: pop our Via, send it to the next one
         (RFC 3261 16.11, 18.2.2; ``kemi_core.forwarding.forward_reply``). False when it is not
         ours to forward or could not be sent."""
-        return forward_reply(self, ctx.msg)
+        return forward_reply(self, ctx.msg, True, ctx)
 
     def onsend_name(self) -> str | None:
         """The script's onsend_route callback, None when it has none (kept in ``onsend`` until

@@ -140,7 +140,7 @@ class Dispatcher:
             for handler in core.reply_handlers:
                 if handler(ctx):
                     return
-            forward_reply(core, msg)
+            forward_reply(core, msg, True, ctx)
         except SipParseError as exc:
             # A header the script read turned out malformed (parsing is lazy).
             self.stats.bad_msg_hdr.inc()

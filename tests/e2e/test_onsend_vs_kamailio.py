@@ -171,7 +171,8 @@ class Call:
     def invite(self, server: int, hops: int, extra: str = "") -> None:
         me = self.port("up")
         self.base = [f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{uuid.uuid4().hex[:12]}",
-                     "From: <sip:a@x>;tag=1", "To: <sip:b@x>", f"Call-ID: {uuid.uuid4().hex}"]
+                     "From: <sip:a@x>;tag=1", "To: <sip:b@x>",
+                     f"Call-ID: {self.name}-{uuid.uuid4().hex}"]
         uas = " ".join(str(self.port(r)) for r in ("d1", "d2")[:hops])
         lines = ["INVITE sip:b@127.0.0.1 SIP/2.0", *self.base, "CSeq: 1 INVITE",
                  "Max-Forwards: 5", f"X-Uas: {uas}", *[x for x in extra.split("\r\n") if x],
@@ -302,10 +303,104 @@ def test_onsend_route_on_tm_branches_like_kamailio(tmp_path: Path, engine: str) 
     their_lines = script_lines(their_log, their_names)
     ours = [[named(x, our_names) for x in call] for call in ours]
     theirs = [[named(x, their_names) for x in call] for call in theirs]
-    print("\n".join(map(str, theirs)), "\n".join(their_lines), sep="\n")
     assert their_lines[:3] == [
         "ONSEND INVITE 127.0.0.1 c0.d1 udp 1 2 sip:b@127.0.0.1:c0.d1 127.0.0.1:c0.up INVITE",
         "ONSEND INVITE 127.0.0.1 c0.d2 udp 1 2 sip:b@127.0.0.1:c0.d1 127.0.0.1:c0.up INVITE",
         "RELAY 1"]
+    assert ours == theirs, our_log[-3000:]
+    assert our_lines == their_lines, our_log[-3000:]
+
+
+# ---- onsend_route_reply=yes ------------------------------------------------------------------
+REPLY_NATIVE = r"""onsend_route_reply=yes
+request_route {
+  if ($rm == "ACK") { t_relay(); exit; }
+  if ($hdr(X-SL) != "") { $du = "sip:127.0.0.1:" + $hdr(X-Uas); forward(); exit; }
+  $ru = "sip:b@127.0.0.1:" + $hdr(X-Uas);
+  t_relay();
+}
+onsend_route {
+  xlog("L_ERR", "ONSEND $mt $rs $snd(port) $(snd(buf){s.substr,0,11})\n");
+  if ($mt == 2 && $rs == 180 && $ci =~ "^r1-") { drop; }
+}
+"""
+REPLY_LUA = """onsend_route_reply=yes
+loadmodule "app_lua.so"
+modparam("app_lua", "load", "{dir}/onsend.lua")
+cfgengine "lua"
+"""
+REPLY_LUA_SCRIPT = r"""
+function ksr_request_route()
+  if KSR.pv.get("$rm") == "ACK" then
+    KSR.tm.t_relay()
+    return
+  end
+  if KSR.pv.get("$hdr(X-SL)") ~= nil then
+    KSR.pv.sets("$du", "sip:127.0.0.1:" .. KSR.pv.get("$hdr(X-Uas)"))
+    KSR.forward()
+    return
+  end
+  KSR.pv.sets("$ru", "sip:b@127.0.0.1:" .. KSR.pv.get("$hdr(X-Uas)"))
+  KSR.tm.t_relay()
+end
+
+function ksr_onsend_route()
+  KSR.err("ONSEND " .. KSR.pv.get("$mt") .. " " .. tostring(KSR.pv.get("$rs")) .. " "
+    .. KSR.pv.get("$snd(port)") .. " " .. string.sub(KSR.pv.get("$snd(buf)"), 1, 11) .. "\n")
+  if KSR.pv.get("$mt") == 2 and KSR.pv.get("$rs") == 180
+      and string.sub(KSR.pv.get("$ci"), 1, 3) == "r1-" then
+    KSR.x.drop()
+  end
+end
+"""
+
+
+def reply_calls(server: int) -> tuple[list[Seen], dict[str, str]]:
+    """A call relayed by tm and one forwarded statelessly; the next hop answers 180, 183 and
+    486: what the caller got."""
+    seen: list[Seen] = []
+    names: dict[str, str] = {}
+    calls = [Call(f"r{n}") for n in range(2)]
+    try:
+        for call, extra in zip(calls, ("", "X-SL: 1"), strict=True):
+            call.invite(server, 1, extra)
+            d1 = call.take("d1", 2, first=True)
+            for status in ("180 Ringing", "183 Session Progress", "486 Busy Here"):
+                answer(call.socks["d1"], d1[0], status)
+                time.sleep(0.05)
+            seen.append(once(first_lines("up", call.take("up"))))
+            names.update(call.names())
+    finally:
+        for c in calls:
+            c.close()
+    return seen, names
+
+
+@pytest.mark.parametrize("engine", ["native", "lua"])
+def test_onsend_route_reply_like_kamailio(tmp_path: Path, engine: str) -> None:
+    """onsend_route_reply=yes: the route runs for the replies tm relays and those forwarded
+    statelessly (not tm's 100 Trying); a native drop keeps a stateless reply from going (the
+    second call's 180). (Not compared: a native drop of a reply tm relays; Kamailio 5.6.3 then
+    sends no other reply of that transaction upstream, not even its final, "dst no longer
+    set", which kemi does not copy: it drops only that reply.)"""
+    head = cfg_preamble("tm", "sl", "pv", "textops", "xlog")
+    routes, files = ((REPLY_NATIVE, {}) if engine == "native"
+                     else (REPLY_LUA, {"onsend.lua": REPLY_LUA_SCRIPT}))
+    with side_by_side(head + routes, tmp_path, files) as pair:
+        ours, our_names = reply_calls(pair.kemi_port)
+        theirs, their_names = reply_calls(pair.kamailio_port)
+        time.sleep(0.3)
+        our_log = pair.kemi.log()
+        their_log = pair.kamailio.log()
+    ours = [[named(x, our_names) for x in call] for call in ours]
+    theirs = [[named(x, their_names) for x in call] for call in theirs]
+    our_lines = [named(m.group(0).strip(), our_names)
+                 for m in re.finditer(r"ONSEND [^\n]*", our_log)]
+    their_lines = [named(m.group(0).strip(), their_names)
+                   for m in re.finditer(r"ONSEND [^\n]*", their_log)]
+    assert theirs[1] == (["up: SIP/2.0 183 Session Progress", "up: SIP/2.0 486 Busy Here"]
+                         if engine == "native" else
+                         ["up: SIP/2.0 180 Ringing", "up: SIP/2.0 183 Session Progress",
+                          "up: SIP/2.0 486 Busy Here"])
     assert ours == theirs, our_log[-3000:]
     assert our_lines == their_lines, our_log[-3000:]

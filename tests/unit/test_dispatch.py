@@ -166,3 +166,40 @@ def test_onsend_route_sees_the_routed_request_and_can_drop_it() -> None:
                                                       extra="X-Drop: 1")), RCV)
     assert forward_uri(dropped, "sip:127.0.0.1:5090") == 1
     assert len(tr.sent) == 1  # the onsend route dropped the second one
+
+
+def test_onsend_route_reply_runs_on_forwarded_replies_and_drops() -> None:
+    """onsend_route_reply=yes: the route sees the reply as received (our Via on top) and its
+    bytes as they go; a drop keeps it from going (counted as a dropped reply)."""
+    seen: list[tuple[int, str, bytes]] = []
+
+    class OnsendEngine(ScriptedEngine):
+        def has_route(self, name: str) -> bool:
+            return name in ("ksr_onsend_route", "ksr_reply_route")
+
+        def run(self, name: str, ctx: MsgContext) -> int:
+            if name == "ksr_onsend_route":
+                seen.append((ctx.msg.status, ctx.msg.via.branch, ctx.extra["send_info"]["buf"]))
+                ctx.dropped = ctx.msg.status == 180
+            return 1
+
+    core, tr = offline_core()
+    core.engine = OnsendEngine(lambda ctx: 1)
+    d = Dispatcher(core, ParseLimits())
+    rcv = RecvInfo("udp", "127.0.0.1", 5080, "127.0.0.1", 5060)
+    replies = (b"SIP/2.0 STATUS X\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours\r\n"
+               b"Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKtheirs\r\n"
+               b"From: <sip:a@b>;tag=1\r\nTo: <sip:b@c>;tag=2\r\nCall-ID: x\r\n"
+               b"CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+    for status in (180, 200):
+        d.on_data(replies.replace(b"STATUS", str(status).encode()), rcv)
+    assert seen == [] and len(tr.sent) == 2  # onsend_route_reply=no: not run
+    tr.sent.clear()
+    core.onsend_reply = True
+    for status in (180, 200):
+        d.on_data(replies.replace(b"STATUS", str(status).encode()), rcv)
+    (sent,) = tr.sent
+    assert sent.msg.status == 200
+    assert [(s, b) for s, b, _ in seen] == [(180, "z9hG4bKours"), (200, "z9hG4bKours")]
+    assert seen[1][2] == sent.data
+    assert d.stats.drop_replies.value == 1

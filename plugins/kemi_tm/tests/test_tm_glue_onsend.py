@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kemi_core.api import MsgContext, RouteType, get_pv
-from kemi_core.runtime.context import Branch
+from kemi_core.api import Branch, MsgContext, RouteType, get_pv
 from kemi_core.sip import SipMsg
 from kemi_tm import exports as tm
 from kemi_tm.testing import TmHarness

@@ -80,6 +80,12 @@ class TmService:
         #: what the machines told the sink that waits for the end of the input (``done``):
         #: (transaction, record) in order; None when nothing waits (the usual case)
         self._held: list[tuple[TmTransaction | None, Action]] | None = None
+        #: onsend_route_reply=yes: the reply being handled, whose relayed copies the script's
+        #: onsend_route sees (``_relay_after_onsend``)
+        self._reply_in: MsgContext | None = None
+        if core.onsend_reply:  # else the plain methods: nothing to test per reply
+            self.on_reply = self._on_reply_with_onsend  # type: ignore[method-assign]
+            self.send = self._send_after_onsend  # type: ignore[method-assign]
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
@@ -230,6 +236,25 @@ class TmService:
         log.warning("tm: sending to %s:%s:%d failed", dest.proto, dest.host, dest.port)
         return False
 
+    def _send_after_onsend(self, dest: Dest, data: bytes, origin: str = "") -> bool:
+        """``send`` with onsend_route_reply=yes: a reply relayed from the one being handled
+        goes through the script's onsend_route first, as in Kamailio 5.6 (not tm's own replies,
+        nor the retransmissions it answers a request's with)."""
+        ctx = self._reply_in
+        if (ctx is not None and origin == "relayed" and self._held is None
+                and not self.core.run_onsend(ctx.msg, ctx.rcv, data, dest.proto, dest.host,
+                                             dest.port, ctx)):
+            return True  # dropped by the route: not sent
+        return TmService.send(self, dest, data, origin)
+
+    def _on_reply_with_onsend(self, ctx: MsgContext) -> bool:
+        """``on_reply`` with onsend_route_reply=yes: what it relays runs the onsend route."""
+        self._reply_in = ctx
+        try:
+            return TmService.on_reply(self, ctx)
+        finally:
+            self._reply_in = None
+
     def pass_up(self, msg: SipMsg) -> None:
         if self._held is not None:
             self._held.append((None, PassUp(msg)))
@@ -287,7 +312,7 @@ class TmService:
     def forward_reply(self, reply: SipMsg) -> None:
         """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly."""
         try:
-            forward_reply(self.core, reply, check_ours=False)
+            forward_reply(self.core, reply, False, self._reply_in)
         except SipParseError:
             return
 
