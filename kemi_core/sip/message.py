@@ -11,7 +11,8 @@ Text is UTF-8 decoded with surrogateescape: any byte survives the round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
+from itertools import compress
 from typing import Any
 
 from kemi_core.sip.edits import EditsMixin, message_bytes
@@ -156,6 +157,12 @@ class SipMsg(EditsMixin):
         """The raw value (unfolded, stripped) of the header line at ``index`` of
         ``header_keys``."""
         return line_value(self._lines[index])
+
+    def lines_of(self, keys: Set[str]) -> tuple[str, ...]:
+        """The raw header lines (as stored: a received one keeps its CR; edits included) whose
+        ``header_key`` is in ``keys``, in order: what those headers say, byte for byte, in one
+        C-level pass."""
+        return tuple(compress(self._lines, map(keys.__contains__, self._names)))
 
     def iter_headers(self) -> Iterator[tuple[str, str]]:
         """(name as written, raw value) of every header line in order, edits included."""

@@ -150,3 +150,42 @@ def test_xavp_cfg_settings_apply_and_bypass_the_memo(kemi_router: Any, tmp_path:
                                              ("X-Exp: 1\n", 120)], start=1):
         ok = _register(router, cseq, extra)
         assert f";expires={expires}" in (ok.header("contact") or "")
+
+
+def _aors(router: Any) -> list[str]:
+    return [record["Info"]["AoR"] for domain in router.rpc("ul.dump")["Domains"]
+            for record in domain["Domain"]["AoRs"]]
+
+
+def test_refreshes_taken_from_the_memo_keep_cseq_order_and_what_changed(
+        kemi_router: Any, tmp_path: Path) -> None:
+    """save() memoises a whole request by the phone's header lines; the Call-ID, CSeq and
+    what the lines say still count at every refresh (RFC 3261 10.3 steps 7-8)."""
+    (tmp_path / "kamailio.cfg").write_text(CFG)
+    router = kemi_router(tmp_path / "kamailio.cfg")
+    ua = "User-Agent: phone/1\n"
+    for cseq in (1, 2, 3):  # the second and third come from the memo
+        _register(router, cseq, ua)
+        contact = _contact_of(router)
+        assert (contact["CSeq"], contact["Call-ID"], contact["User-Agent"]) == (
+            cseq, "reg-1@127.0.0.1", "phone/1")
+    # the same lines with an older CSeq of the same Call-ID: refused, the binding unchanged
+    old = router.request(REGISTER.replace("CSeq: 1 ", "CSeq: 2 ") + ua,
+                         source="udp:127.0.0.1:5072")
+    assert [(r.status, r.header("p-registrar-error")) for r in old.replies] == [
+        (400, "Invalid CSeq number")]
+    assert _contact_of(router)["CSeq"] == 3
+    # another Call-ID may start again at CSeq 1
+    _register(router, 1, ua, REGISTER.replace("reg-1@", "reg-2@"))
+    assert (_contact_of(router)["Call-ID"], _contact_of(router)["CSeq"]) == ("reg-2@127.0.0.1", 1)
+    # another User-Agent line is another request
+    _register(router, 2, "User-Agent: phone/2\n", REGISTER.replace("reg-1@", "reg-2@"))
+    assert _contact_of(router)["User-Agent"] == "phone/2"
+    # the same Contact for another To: another AOR
+    _register(router, 5, ua, REGISTER.replace("To: <sip:alice@", "To: <sip:bob@"))
+    assert sorted(_aors(router)) == ["alice", "bob"]
+    # expires 0 from the memoised phone: its binding goes
+    unreg = REGISTER.replace("reg-1@", "reg-2@").replace(";expires=60", ";expires=0")
+    _register(router, 3, ua, unreg)
+    _register(router, 4, ua, unreg)  # (a memo hit: nothing left to remove)
+    assert _aors(router) == ["bob"]

@@ -63,6 +63,19 @@ def test_header_access(invite: bytes) -> None:
     assert names[0] == "Via" and names[-1] == "Content-Length" and len(names) == 12
 
 
+def test_lines_of_gives_the_raw_lines_of_those_headers_in_order() -> None:
+    m = parse_datagram(b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+                       b"t:  <sip:a@example.com>\r\nm: <sip:a@h>\r\nCall-ID: c\r\n"
+                       b"CSeq: 1 REGISTER\r\nContact: <sip:b@h>\r\nFrom: <sip:a@example.com>;tag=1"
+                       b"\r\nContent-Length: 0\r\n\r\n")
+    wanted = frozenset(("to", "contact", "expires"))
+    lines = [line.rstrip("\r") for line in m.lines_of(wanted)]  # (a received line keeps its CR)
+    assert lines == ["t:  <sip:a@example.com>", "m: <sip:a@h>", "Contact: <sip:b@h>"]
+    assert m.lines_of(frozenset(("route",))) == ()
+    m.append_header("Expires", "60")
+    assert m.lines_of(wanted)[-1].rstrip("\r") == "Expires: 60"
+
+
 def test_multi_via_reply(reply200: bytes) -> None:
     m = parse_datagram(reply200)
     assert m.header_count("via") == 2

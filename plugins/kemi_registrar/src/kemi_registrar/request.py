@@ -163,8 +163,42 @@ _BINDINGS: dict[tuple[Any, ...], tuple[Binding, ...]] = {}
 BINDINGS_MEMO_SIZE = 16384
 
 
+#: Whole requests computed lately (Call-ID, CSeq and branch flags aside: a refresh changes
+#: them), by the raw values they are computed from (_phone_key): a phone refreshes with the
+#: same To, Contact, Expires, Allow and User-Agent lines on the same socket, so everything but
+#: the Call-ID and CSeq is read once per phone. Only requests that passed every check are kept;
+#: bounded (emptied when full), and emptied when the module is initialised again.
+_REQUESTS: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], int]] = {}
+REQUESTS_MEMO_SIZE = 16384
+
+
 def forget_bindings() -> None:
     _BINDINGS.clear()
+    _REQUESTS.clear()
+
+
+def memoisable(p: RegParams) -> bool:
+    """Whether a request may come from _REQUESTS under these parameters: nothing it holds
+    may depend on more than _phone_key's values (no run-time settings, Path, received AVP
+    or socket header; the random expires ranges are left out per message, by flags)."""
+    return not (p.xavp_cfg or p.use_path or p.received_avp or p.sock_flag >= 0)
+
+
+#: The headers a memoised request is computed from (_phone_key).
+_PHONE_HEADERS = frozenset(("to", "contact", "expires", "allow", "user-agent"))
+
+
+def _phone_key(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int, uri: str | None,
+               q_override: int | None) -> tuple[Any, ...] | None:
+    """What a whole request depends on besides its Call-ID, CSeq and branch flags, with
+    memoisable parameters: every To, Contact, Expires, Allow and User-Agent line byte for byte,
+    the save() arguments and the receiving socket; None with random expires ranges."""
+    no_range = flags & SAVE_NO_RANGE
+    if not no_range and (p.expires_range > 0 or p.default_expires_range > 0):
+        return None
+    rcv = ctx.rcv
+    return (ctx.msg.lines_of(_PHONE_HEADERS), uri, use_domain, no_range, q_override,
+            rcv.proto, rcv.dst_ip, rcv.dst_port)
 
 
 def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None,
@@ -188,8 +222,36 @@ def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None
 
 
 def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
-                  uri: str | None, q_override: int | None) -> Request:
-    """Everything save() needs from the REGISTER (RegError when it must be refused)."""
+                  uri: str | None, q_override: int | None, memo: bool = False) -> Request:
+    """Everything save() needs from the REGISTER (RegError when it must be refused);
+    ``memo``: memoisable(p), whole requests are looked up in _REQUESTS first."""
+    if not memo:
+        return _parse_request(ctx, p, use_domain, flags, uri, q_override)
+    key = _phone_key(ctx, p, use_domain, flags, uri, q_override)
+    if key is None:
+        return _parse_request(ctx, p, use_domain, flags, uri, q_override)
+    known = _REQUESTS.get(key)
+    if known is None:
+        req = _parse_request(ctx, p, use_domain, flags, uri, q_override)
+        if len(_REQUESTS) >= REQUESTS_MEMO_SIZE:
+            _REQUESTS.clear()
+        # (the fields before the Call-ID, those between the CSeq and the branch flags, the last)
+        _REQUESTS[key] = (req[:3], req[5:11], req[12])
+        return req
+    # the checks _parse_request makes after the ones ``known`` passed
+    msg = ctx.msg
+    try:
+        callid, cseq = msg.call_id, msg.cseq.number
+    except SipParseError:
+        raise RegError("Message parse error")
+    if len(callid) > 255:
+        raise RegError("Callid too long")
+    head, middle, last = known
+    return _tuple_new(Request, (*head, callid, cseq, *middle, ctx.bflags, last))  # type: ignore[no-any-return]
+
+
+def _parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
+                   uri: str | None, q_override: int | None) -> Request:
     msg = ctx.msg
     hdr_expires = _expires_header(msg)
     # (the test _xavp_cfg starts with, made here: no call when the feature is off)

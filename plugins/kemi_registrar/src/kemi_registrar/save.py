@@ -38,7 +38,8 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     contacts: list[Contact] = []
     rules = st.rules
     try:
-        req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE))
+        req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE),
+                            st.memo)
 
         def change(old: list[Contact]) -> tuple[list[Contact] | None, Outcome]:
             """Run under the location lock; ``contacts`` gets the ones to answer with."""

@@ -6,7 +6,7 @@ import attrs
 
 from kemi_core.api import Core, ModuleError
 from kemi_registrar.params import RegParams
-from kemi_registrar.request import forget_bindings
+from kemi_registrar.request import forget_bindings, memoisable
 from kemi_registrar.stats import RegStats
 from kemi_registrar.update import Rules
 from kemi_usrloc.contact import Contact
@@ -30,6 +30,8 @@ class State:
     ul: Usrloc
     rules: Rules
     stats: RegStats
+    #: save() looks whole requests up in request._REQUESTS (request.memoisable)
+    memo: bool
     #: $ulc profiles: per process and kept across messages, as in Kamailio.
     profiles: dict[str, Profile] = attrs.Factory(dict)
 
@@ -70,5 +72,5 @@ def state() -> State:
     st = _holder.current = State(core, params, ul,
                                  Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order,
                                        int(core.config.extra.get("server_id") or 0)),
-                                 RegStats(core))
+                                 RegStats(core), memoisable(params))
     return st
