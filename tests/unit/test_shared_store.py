@@ -284,3 +284,25 @@ def test_kept_values_follow_writes_made_elsewhere(store: SharedStore) -> None:
     assert t.get("alice") is None
     t.put("alice", [("put", 3)])  # put() bypasses the memory: still read right
     assert t.update("alice", lambda old: old) == [("put", 3)]
+
+
+def test_keep_updates_of_entries_without_expiry(store: SharedStore) -> None:
+    """update() with KEEP of an entry that never expires (usrloc's records) writes none; one
+    that has an expiry keeps it; removing either leaves no expiry behind."""
+    t = store.table("records")
+    t.keep_decoded()
+    assert t.update("a", lambda v: UNCHANGED, default=[]) == []
+    assert "a" not in t
+    assert t.update("a", lambda v: [1]) == [1]
+    assert t.update("a", lambda v: v + [2]) == [1, 2]
+    assert t.get("a") == [1, 2] and t.expires_at("a") is None
+    assert t.update("a", lambda v: v, ttl=60) == [1, 2]
+    stamp = t.expires_at("a")
+    assert stamp is not None
+    assert t.update("a", lambda v: v + [3]) == [1, 2, 3]
+    assert t.expires_at("a") == stamp and t.get("a") == [1, 2, 3]
+    assert t.update("a", lambda v: DELETE) is None
+    assert "a" not in t and t.update("a", lambda v: DELETE) is None
+    t.update("b", lambda v: ["b"])
+    assert t.update("b", lambda v: DELETE) is None and "b" not in t
+    assert store.sweep(time.time() + 120) == 0  # (no expiry entry was left for "a")

@@ -46,15 +46,18 @@ class UsrlocDbError(Exception):
 _tuple_new = tuple.__new__
 
 
+#: tuple.__new__(Contact, t) as Contact._make does it, without its length check (the store
+#: holds what _pack wrote)
+_as_contact = partial(_tuple_new, Contact)
+
+
 def _pack(contacts: list[Contact]) -> list[tuple[Any, ...]]:
     """Contacts as plain tuples: they pickle smaller and faster than named tuples."""
-    return [tuple(c) for c in contacts]
+    return list(map(tuple, contacts))  # (C-level loops, here and in _unpack)
 
 
 def _unpack(raw: list[tuple[Any, ...]] | None) -> list[Contact]:
-    # tuple.__new__ as Contact._make does, without its length check (the store holds what
-    # _pack wrote)
-    return [_tuple_new(Contact, t) for t in raw] if raw else []
+    return list(map(_as_contact, raw)) if raw else []
 
 
 class Domain:
@@ -191,7 +194,8 @@ class MemDomain(Domain):
         assert out is not None
         old, new, result = out
         if new is not None:
-            self.stats.changed(len(old), len(new))
+            if len(old) != len(new):  # (stats.changed does nothing else)
+                self.stats.changed(len(old), len(new))
             if write_through:
                 try:
                     self._write_diff(old, new)
