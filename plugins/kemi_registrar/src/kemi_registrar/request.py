@@ -239,15 +239,19 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
         _REQUESTS[key] = (req[:3], req[5:11], req[12])
         return req
     # the checks _parse_request makes after the ones ``known`` passed
-    msg = ctx.msg
+    callid, cseq = _callid_cseq(ctx.msg)
+    head, middle, last = known
+    return _tuple_new(Request, (*head, callid, cseq, *middle, ctx.bflags, last))  # type: ignore[no-any-return]
+
+
+def _callid_cseq(msg: SipMsg) -> tuple[str, int]:
     try:
         callid, cseq = msg.call_id, msg.cseq.number
     except SipParseError:
         raise RegError("Message parse error")
     if len(callid) > 255:
         raise RegError("Callid too long")
-    head, middle, last = known
-    return _tuple_new(Request, (*head, callid, cseq, *middle, ctx.bflags, last))  # type: ignore[no-any-return]
+    return callid, cseq
 
 
 def _parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
@@ -266,12 +270,7 @@ def _parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
         aor = aor_of(_uri_of(msg, uri), use_domain, p.case_sensitive, p.realm_prefix)
     except AorError as exc:
         raise RegError(str(exc))
-    try:
-        callid, cseq = msg.call_id, msg.cseq.number
-    except SipParseError:
-        raise RegError("Message parse error")
-    if len(callid) > 255:
-        raise RegError("Callid too long")
+    callid, cseq = _callid_cseq(msg)
     try:
         return _request(ctx, p, cfg, flags, q_override, aor, star, contacts, hdr_expires, callid,
                         cseq, known, key)
