@@ -2,7 +2,8 @@
 
 Two usrloc set-ups (and a floor: the same config answering a bare 200), each run on kemi then on Kamailio with the SAME kamailio.cfg (native
 routes, one worker): ``memory`` (db_mode 0) and ``sqlite`` (db_mode 1, write-through to one
-SQLite file made by ``kemi db init``, which Kamailio's db_sqlite reads as well). SIPp registers
+SQLite file made by ``kemi db init``, which Kamailio's db_sqlite reads as well; kemi's
+db_sqlite gets ``synchronous`` FULL, what Kamailio's uses, so both sync every commit). SIPp registers
 ``--users`` users in turn (the first pass inserts bindings, later ones refresh them). For each,
 the REGISTER rate steps up until a step fails (< 99.5% answered 200 or < 95% of the asked
 rate); server CPU per REGISTER (user+system of its process tree) is compared at the highest
@@ -77,6 +78,11 @@ def write_cfg(mode: str, name: str, work: Path) -> tuple[Path, int]:
         db_module = 'loadmodule "db_sqlite.so"\n'
         # four slashes: an absolute path for Kamailio's db_sqlite too (kemi reads both)
         db_url = f'modparam("usrloc", "db_url", "sqlite:///{db}")\n'
+        if not name.startswith("kamailio"):
+            # The same durability: Kamailio's db_sqlite leaves SQLite's default synchronous
+            # (FULL: the WAL is synced at every commit, one fdatasync per write-through
+            # REGISTER), kemi's default is NORMAL (synced at checkpoints only).
+            db_url += 'modparam("db_sqlite", "synchronous", "FULL")\n'
     text = CFG.format(port=port, mpath=KAMAILIO_MPATH, db_module=db_module, db_url=db_url,
                       db_mode=MODES.get(mode, 0))
     if mode == FLOOR:
