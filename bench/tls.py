@@ -13,6 +13,12 @@ falls on both alike. Reported: rates and the server's CPU (all its processes, fr
 unit, the ratios kemi / Kamailio of the CPU per unit (the goal: <= 1.0), and what TLS itself
 adds to a call (TLS minus TCP) on each.
 
+Kamailio 5.6.3 with OpenSSL 3 (Debian 12) loses a TCP reader now and then under the handshake
+load (SIGSEGV after "qm_free(): BUG: freeing already freed pointer ... tls_init.c: ser_free",
+kamailio/kamailio#3791), and its main process then stops the whole server: its TLS port
+refuses the next step's connections. A server that died during a step is started again and
+the step repeated (its CPU so far died with it); the report lists each restart.
+
     .venv/bin/python bench/tls.py [--handshakes N] [--calls N] [--rounds N]
 """
 
@@ -23,6 +29,7 @@ import asyncio
 import contextlib
 import itertools
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +49,8 @@ from kemi_websocket.webrtc_cfg import KAMAILIO_MODULES  # noqa: E402
 
 CONCURRENCY = 8
 CALL_LOOPS = 8
+#: how many times a server that died during a step is started again before the run gives up
+MAX_RESTARTS = 3
 _ids = itertools.count(1)
 
 
@@ -230,16 +239,57 @@ class Measured:
         self.ctx = pki.client_context()
         #: metric -> [units done, wall seconds, server CPU seconds]
         self.sums: dict[str, list[float]] = {m: [0, 0.0, 0.0] for m in METRICS}
+        #: why the server had to be started again (the step in progress, its crash)
+        self.crashes: list[str] = []
 
     def measure(self, metric: str, run: Callable[[], Coroutine[Any, Any, int]]) -> None:
-        pid = self.server.proc.proc.pid
-        cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
-        done = asyncio.run(run())
-        wall, cpu = time.monotonic() - t0, tree_cpu_seconds(pid) - cpu0
-        acc = self.sums[metric]
-        acc[0] += done
-        acc[1] += wall
-        acc[2] += cpu
+        """Run one step and add it up. A server that died during it (Kamailio 5.6.3's TLS
+        reader crashes now and then under this load) is started again and the step repeated:
+        a dead process's CPU is not counted, and the next step would meet a closed port."""
+        for _ in range(MAX_RESTARTS + 1):
+            pid = self.server.proc.proc.pid
+            crashes = self.crash_lines()
+            cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
+            try:
+                done = asyncio.run(run())
+            except OSError:  # refused, reset: by a server going down?
+                if not self.gone(crashes):
+                    raise
+            else:
+                wall, cpu = time.monotonic() - t0, tree_cpu_seconds(pid) - cpu0
+                if not self.gone(crashes):
+                    acc = self.sums[metric]
+                    acc[0] += done
+                    acc[1] += wall
+                    acc[2] += cpu
+                    return
+            self.restart(metric)
+        raise RuntimeError(f"{self.kind} died {MAX_RESTARTS + 1} times during {metric}")
+
+    def crash_lines(self) -> list[str]:
+        """What the server logged of its processes killed by a signal (Kamailio's main
+        process says so, then stops the others: that takes it a moment)."""
+        return [line.strip() for line in self.server.proc.log().splitlines()
+                if "exited by a signal" in line]
+
+    def gone(self, crashes_before: list[str]) -> bool:
+        """Whether the server died (or one of its processes crashed) since ``crashes_before``;
+        a server going down is waited for."""
+        proc = self.server.proc.proc
+        if proc.poll() is None and self.crash_lines() == crashes_before:
+            return False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        return True
+
+    def restart(self, metric: str) -> None:
+        why = self.crash_lines()
+        self.crashes.append(f"{metric}: {why[-1] if why else 'exited'}")
+        print(f"{self.kind} died during {metric} ({self.crashes[-1]}): started again, the step "
+              "is repeated", file=sys.stderr)
+        self.server.__exit__()
+        self.server.__enter__()
+        asyncio.run(handshakes(self.server.ports.tls, self.ctx, CONCURRENCY))  # warm-up
 
     def round(self, n_handshakes: int, n_calls: int) -> None:
         ports = self.server.ports
@@ -298,6 +348,8 @@ def main() -> int:
               f"{m.rate('tls calls'):12.0f} {m.cpu_ms('tls calls'):12.3f} "
               f"{m.rate('tcp calls'):12.0f} {m.cpu_ms('tcp calls'):12.3f}   "
               f"({', '.join(f'{int(m.sums[x][0])} {x}' for x in METRICS)})")
+        for crash in m.crashes:
+            print(f"  {m.kind} died and was started again: {crash}")
     if len(servers) == 2:
         e, k = servers
 
