@@ -12,12 +12,14 @@ from __future__ import annotations
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg
 from kemi_core.sip.parser import (
+    _NAME_CACHE,
     DEFAULT_LIMITS,
     ParseLimits,
     check_mandatory,
     content_length_of,
     parse_head,
 )
+from kemi_core.sip.syntax import METHODS, scan_message
 
 
 class StreamBuffer:
@@ -97,6 +99,11 @@ class StreamBuffer:
                     self._scan = max(0, len(buf) - 3)
                     return
                 self._scan = 0
+                if sep == 4 and scan_message is not None:
+                    whole = self._scan_whole(buf)
+                    if whole is not None:
+                        out.append(whole)
+                        continue
                 msg = parse_head(bytes(buf[: he + sep // 2]), limits)
                 cl = content_length_of(msg)
                 if cl is None:
@@ -118,3 +125,18 @@ class StreamBuffer:
             msg._body = data[self._head_len :]
             msg._buf = data
             out.append(msg)
+
+    def _scan_whole(self, buf: bytearray) -> SipMsg | None:
+        """The usual case in one compiled pass (_fast.c, as for a datagram): the buffer starts
+        with a whole message that has a Content-Length (scan_message cuts it there); that
+        message, taken off the buffer. None for anything else (a message not whole yet, no
+        Content-Length, anything unusual): the Python path below decides, errors included."""
+        limits = self._limits
+        msg = scan_message(bytes(buf), _NAME_CACHE, METHODS, limits.max_message_size,
+                           limits.max_headers, limits.max_header_line)
+        if msg is None or "content-length" not in msg._names:
+            return None
+        check_mandatory(msg, limits)
+        del buf[: len(msg._buf)]
+        return msg  # type: ignore[no-any-return]
+

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kemi_core.sip import ParseLimits, SipParseError, StreamBuffer
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError, StreamBuffer
+from kemi_core.sip import stream as stream_module
 
 
 def test_whole_message(invite: bytes) -> None:
@@ -84,3 +85,35 @@ def test_content_length_too_large(register: bytes) -> None:
     with pytest.raises(SipParseError) as ei:
         sb.feed(register.replace(b"Content-Length: 0", b"Content-Length: 5000"))
     assert ei.value.status == 413
+
+
+def _state(msg: SipMsg) -> tuple[object, ...]:
+    return (msg._lines, msg._names, msg._body, msg._buf, msg.is_request, msg.status,
+            msg.reason, str(msg.via), msg.cseq.method)
+
+
+@pytest.mark.parametrize("split", [None, 1, 7, 200])
+def test_compiled_pass_gives_the_python_paths_messages(invite: bytes, register: bytes,
+                                                       split: int | None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whole messages at the buffer's start go through _fast.c's scan_message (as datagrams
+    do); what comes out is what the Python framing gives, however the reads split."""
+    reply = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:a@b>;"
+             b"tag=1\r\nTo: <sip:b@c>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+             b"Content-Length: 4\r\n\r\nabcd")
+    data = invite + b"\r\n" + reply + register + reply[:60]
+
+    def feed_all() -> tuple[list[SipMsg], int]:
+        sb = StreamBuffer()
+        step = split or len(data)
+        got: list[SipMsg] = []
+        for i in range(0, len(data), step):
+            got += sb.feed(data[i : i + step])
+        return got, sb.pending
+
+    compiled, pending = feed_all()
+    monkeypatch.setattr(stream_module, "scan_message", None)
+    python, python_pending = feed_all()
+    assert [_state(m) for m in compiled] == [_state(m) for m in python]
+    assert [m.status or m.method for m in compiled] == ["INVITE", 200, "REGISTER"]
+    assert pending == python_pending == 60
