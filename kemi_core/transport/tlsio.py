@@ -72,6 +72,8 @@ class TlsSession:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if not self._in.pending and not self.obj.pending():
+                break  # all read: another read would only raise SSLWantReadError
         return b"".join(chunks)
 
     def _handshake(self) -> bool:

@@ -1,0 +1,60 @@
+"""TlsSession (kemi_core.transport.tlsio) on memory buffers, sans-IO: a server and a client
+session talk through each other's outgoing bytes."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from kemi_core.transport.tlsio import TlsError, TlsSession
+from kemi_tls.testing import make_pki
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[TlsSession, TlsSession]:
+    pki = make_pki(tmp_path / "pki")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    server, client = TlsSession(server_ctx, True), TlsSession(pki.client_context(), False)
+    client.start()
+    for _ in range(10):
+        assert server.receive(client.outgoing()) == b""
+        back = server.outgoing()
+        if back:
+            assert client.receive(back) == b""
+    assert server.established and client.established
+    return server, client
+
+
+def test_records_read_in_one_feed_and_across_feeds(pair: tuple[TlsSession, TlsSession]) -> None:
+    server, client = pair
+    msgs = [b"INVITE sip:a@b SIP/2.0\r\n" + bytes([65 + i]) * (100 + 20000 * i) for i in range(3)]
+    records = []
+    for msg in msgs:
+        client.send(msg)
+        records.append(client.outgoing())
+    wire = b"".join(records)
+    assert server.receive(wire) == b"".join(msgs)  # several records (one over 16 KB) at once
+    client.send(msgs[0])
+    record = client.outgoing()
+    assert server.receive(record[:7]) == b""  # a record's start: nothing to read yet
+    assert server.receive(record[7:]) == msgs[0]
+    assert not server.peer_closed
+
+
+def test_close_notify_after_data(pair: tuple[TlsSession, TlsSession]) -> None:
+    server, client = pair
+    client.send(b"bye")
+    wire = client.outgoing() + client.close_notify()
+    assert server.receive(wire) == b"bye"
+    assert server.peer_closed
+
+
+def test_plaintext_on_a_tls_port(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    with pytest.raises(TlsError):
+        TlsSession(ctx, True).receive(b"OPTIONS sip:a SIP/2.0\r\n")
