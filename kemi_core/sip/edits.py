@@ -152,14 +152,20 @@ class EditsMixin:
         """Remove every line of that name; returns how many."""
         key = header_key(name)
         names = self._names
-        idx = [i for i, n in enumerate(names) if n == key]
-        for i in reversed(idx):
+        count = names.count(key)
+        if not count:
+            return 0
+        if count == 1:  # the usual case: found in C, no scan in Python
+            i = names.index(key)
             del names[i]
             del self._lines[i]
-        if idx:
-            self._buf = None
-            self._forget(key)
-        return len(idx)
+        else:
+            for i in reversed([i for i, n in enumerate(names) if n == key]):
+                del names[i]
+                del self._lines[i]
+        self._buf = None
+        self._forget(key)
+        return count
 
     def prepend_via(self, value: str) -> None:
         """Add a Via line above the top-most one."""

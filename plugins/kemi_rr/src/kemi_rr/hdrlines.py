@@ -15,17 +15,25 @@ from kemi_core.sip import SipMsg, header_key
 def line_values(msg: SipMsg, name: str) -> list[str]:
     """Raw value of every ``name`` line, in order."""
     key = header_key(name)
-    return [v for n, v in msg.iter_headers() if header_key(n) == key]
+    keys = msg.header_keys  # canonical keys, parallel to the lines: no name parsed again
+    count = keys.count(key)
+    if count < 2:  # none or one line (the usual in-dialog Route): found in C
+        return [msg.value_at(keys.index(key))] if count else []
+    value_at = msg.value_at
+    return [value_at(i) for i, k in enumerate(keys) if k == key]
 
 
 def rewrite_lines(msg: SipMsg, name: str, new: list[list[str]]) -> None:
     """Line i of ``name`` becomes the lines ``new[i]`` (empty list: deleted)."""
+    if not any(new):  # every line goes (loose_route removing our only Route): nothing to place
+        msg.remove_header(name)
+        return
     key = header_key(name)
-    snap = [(header_key(n), v) for n, v in msg.iter_headers()]
+    snap = msg.header_keys[1:]  # a copy: the edits below change the message's list
     slots: list[tuple[int, list[str]]] = []  # (non-`name` lines before it, its new lines)
     others = 0
     i = 0
-    for k, _v in snap:
+    for k in snap:
         if k != key:
             others += 1
             continue
@@ -37,7 +45,7 @@ def rewrite_lines(msg: SipMsg, name: str, new: list[list[str]]) -> None:
             slots[-1][1].extend(lines)
         else:
             slots.append((others, list(lines)))
-    rest = [k for k, _ in snap if k != key]
+    rest = [k for k in snap if k != key]
     placements = [_anchor(rest, slot) for slot, _ in slots]
     msg.remove_header(name)
     if any(p is None for p in placements):
