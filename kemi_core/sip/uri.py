@@ -97,6 +97,25 @@ def parse_uri(text: str) -> SipUri:
     raise SipParseError(416, "Unsupported URI Scheme")
 
 
+#: parse_uri_shared's memo: URI text -> its parsed form. Bounded (emptied when full): a
+#: server sees the same few From/To/Route/Contact URIs again and again.
+_SHARED: dict[str, SipUri] = {}
+_SHARED_MAX = 1024
+
+
+def parse_uri_shared(text: str) -> SipUri:
+    """parse_uri for a URI that is only read (the URI of a From, To, Route, Contact value):
+    the same text gives the same object, so the caller must not change it. Errors are raised
+    each time, not kept."""
+    u = _SHARED.get(text)
+    if u is None:
+        u = parse_uri(text)
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        _SHARED[text] = u
+    return u
+
+
 def _parse_params(text: str) -> dict[str, str | None]:
     """';'-separated params (the text after the first ';'), names lower-cased."""
     params: dict[str, str | None] = {}

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.syntax import bad, format_params, instance_value, params_trusted
-from kemi_core.sip.uri import SipUri, parse_uri
+from kemi_core.sip.uri import SipUri, parse_uri_shared
 
 _UNSET: Any = object()
 _NO_PARAMS: Mapping[str, str | None] = MappingProxyType({})
@@ -150,8 +150,9 @@ class _NameAddrFields(NamedTuple):
 class NameAddr(_HeaderValue, _NameAddrFields):
     """A name-addr or addr-spec with header params (From, To, Contact, Route, ...).
 
-    ``uri`` is parsed on first access; it is None for a scheme other than sip/sips/tel (and for
-    the ``*`` Contact). ``display`` is the display name without quotes and escapes.
+    ``uri`` is parsed on first access (a SipUri shared with every value of the same URI text:
+    read it, never change it); it is None for a scheme other than sip/sips/tel (and for the
+    ``*`` Contact). ``display`` is the display name without quotes and escapes.
     """
 
     # No __slots__: the instance dict caches the parameter dict and the parsed URI.
@@ -181,7 +182,7 @@ class NameAddr(_HeaderValue, _NameAddrFields):
                 u = None
             else:
                 try:
-                    u = parse_uri(self.uri_text)
+                    u = parse_uri_shared(self.uri_text)  # read only: shared
                 except SipParseError as exc:
                     if exc.status != 416:
                         raise

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kemi_core.sip import SipParseError, SipUri
-from kemi_core.sip.uri import parse_uri, unescape
+from kemi_core.sip import uri as uri_mod
+from kemi_core.sip.uri import parse_uri, parse_uri_shared, unescape
 
 
 def test_full_sip_uri() -> None:
@@ -88,3 +89,28 @@ def test_bad_uris(text: str, status: int) -> None:
     with pytest.raises(SipParseError) as ei:
         parse_uri(text)
     assert ei.value.status == status
+
+
+def test_shared_parse_gives_one_object_per_text_and_keeps_no_error() -> None:
+    a = parse_uri_shared("sip:alice@example.com;transport=tcp")
+    assert a == parse_uri("sip:alice@example.com;transport=tcp")
+    assert parse_uri_shared("sip:alice@example.com;transport=tcp") is a
+    assert parse_uri("sip:alice@example.com;transport=tcp") is not a  # parse_uri: a new one
+    for _ in range(2):  # an error is raised each time, never kept
+        with pytest.raises(SipParseError):
+            parse_uri_shared("sip:@example.com")
+    assert "sip:@example.com" not in uri_mod._SHARED
+
+
+def test_shared_parse_memo_is_bounded() -> None:
+    for i in range(uri_mod._SHARED_MAX + 5):
+        parse_uri_shared(f"sip:u{i}@example.com")
+    assert len(uri_mod._SHARED) <= uri_mod._SHARED_MAX
+
+
+def test_name_addr_uris_of_one_text_are_shared() -> None:
+    from kemi_core.sip import parse_name_addr
+
+    one = parse_name_addr("<sip:bob@example.com>;tag=1")
+    two = parse_name_addr('"Bob" <sip:bob@example.com>;tag=2')
+    assert one.uri is not None and one.uri is two.uri
