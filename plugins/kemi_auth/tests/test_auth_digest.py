@@ -9,6 +9,7 @@ from kemi_auth.credentials import (
     MalformedCredentials,
     OverlongCredentials,
     parse_credentials,
+    parse_params,
     realm_of,
 )
 from kemi_auth.nonce import NonceCodec, NonceStatus
@@ -88,6 +89,35 @@ def test_malformed_credentials(value: str) -> None:
 def test_overlong_credentials(value: str) -> None:
     with pytest.raises(OverlongCredentials):
         parse_credentials(value)
+
+
+@pytest.mark.parametrize(("plain", "escaped"), [
+    ('Digest username="alice",realm="r, x",nc=00000001,opaque=""',
+     'Digest username="al\\ice",realm="r, x",nc=00000001,opaque=""'),
+    ('Digest , a="1" ,\tB=2,,  a="3"', 'Digest , a="\\1" ,\tB=2,,  a="3"'),
+])
+def test_parse_params_reads_the_same_with_and_without_escapes(plain: str, escaped: str) -> None:
+    # without a backslash the parameters are read in one pass (findall), with one one by one
+    assert parse_params(plain) == parse_params(escaped)
+
+
+@pytest.mark.parametrize("value", [
+    'Digest a="1", b c="2"',  # unreadable in the middle: not read over
+    'Digest a="1"x, b="2"',
+    'Digest a="1", b="2',
+    'Digest a="1", b="\\2',
+])
+def test_parse_params_unreadable_text_is_malformed(value: str) -> None:
+    with pytest.raises(MalformedCredentials, match="unreadable parameters at"):
+        parse_params(value)
+
+
+def test_parse_params_unreadable_before_overlong_is_malformed() -> None:
+    # in order: the unreadable part comes first, so the value is malformed, not overlong
+    with pytest.raises(MalformedCredentials):
+        parse_params('Digest a=1 b, nonce="' + "n" * 300 + '"')
+    with pytest.raises(OverlongCredentials):
+        parse_params('Digest nonce="' + "n" * 300 + '", a=1 b')
 
 
 def test_realm_of_never_raises() -> None:

@@ -9,6 +9,8 @@ module answers with 400 (an attacker probing buffer sizes learns nothing and cos
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
 from typing import NamedTuple
 
 #: Longest accepted value per parameter (anything longer is an attack or a broken client).
@@ -69,6 +71,12 @@ class Credentials(NamedTuple):
 _PARAM = re.compile(r'[ \t,]*([!%\'*+.0-9A-Z_`a-z~-]+)[ \t]*=[ \t]*'
                     r'(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^",\s]*))[ \t]*(?:,|$)')
 _ESCAPE = re.compile(r"\\(.)")
+#: _PARAM for a text with no backslash, where a quoted-string is just ``"[^"]*"`` (that one
+#: class runs ~3x faster in sre than ``[^"\\]``), whole: findall reads every parameter in
+#: one pass, and the lengths of the whole matches tell whether they cover the text.
+_PLAIN_PARAMS = re.compile(r'([ \t,]*([!%\'*+.0-9A-Z_`a-z~-]+)[ \t]*=[ \t]*'
+                           r'(?:"([^"]*)"|([^",\s]*))[ \t]*(?:,|$))')
+_WHOLE = itemgetter(0)
 
 
 def parse_params(value: str) -> dict[str, str]:
@@ -81,22 +89,39 @@ def parse_params(value: str) -> dict[str, str]:
     if scheme.lower() != "digest":
         raise NotDigest(f"scheme {scheme[:20]!r} is not Digest")
     rest = rest.rstrip(" \t,")
-    params: dict[str, str] = {}
+    if "\\" not in rest:
+        found = _PLAIN_PARAMS.findall(rest)
+        if sum(map(len, map(_WHOLE, found))) == len(rest):  # else unreadable: the loop says where
+            return _checked(found)
+    return _checked(_escaped_params(rest))
+
+
+def _escaped_params(rest: str) -> Iterator[tuple[str, str, str, str]]:
+    """Each parameter read one by one (escapes allowed), in the shape of _PLAIN_PARAMS'
+    findall: ("", name, unquoted value, "")."""
     pos, end, match = 0, len(rest), _PARAM.match
     while pos < end:
         m = match(rest, pos)
         if m is None:
             raise MalformedCredentials(f"unreadable parameters at {rest[pos:pos + 20]!r}")
         name, quoted, token = m.groups()
-        val = token if quoted is None else (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted
-                                             else quoted)
+        yield "", name, (token if quoted is None else (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted
+                                                        else quoted)), ""
+        pos = m.end()
+
+
+def _checked(found: Iterable[tuple[str, str, str, str]]) -> dict[str, str]:
+    """The parameters by lower-cased name (the first of a repeated one), each checked against
+    its length limit, in order. ``found``: (whole match, name, quoted value, token value)."""
+    params: dict[str, str] = {}
+    for _, name, quoted, token in found:
+        val = quoted or token  # (one of them is "")
         name = name.lower()
         if len(val) > LIMITS.get(name, _OTHER_LIMIT):
             raise OverlongCredentials(f"parameter {name} of {len(val)} characters")
         if len(params) >= MAX_PARAMS:
             raise OverlongCredentials(f"more than {MAX_PARAMS} parameters")
         params.setdefault(name, val)
-        pos = m.end()
     return params
 
 
