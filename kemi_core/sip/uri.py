@@ -81,22 +81,6 @@ class SipUri:
         return "".join(out)
 
 
-def parse_uri(text: str) -> SipUri:
-    """Parse a sip:, sips: or tel: URI. Another valid scheme raises 416, bad syntax 400."""
-    text = text.strip()
-    scheme, sep, rest = text.partition(":")
-    if not sep or not _SCHEME_RE.fullmatch(scheme):
-        raise _bad("Malformed URI")
-    if _FORBIDDEN_RE.search(text):
-        raise _bad("Bad character in URI")
-    low = scheme.lower()
-    if low == "sip" or low == "sips":
-        return _parse_sip(low, rest)
-    if low == "tel":
-        return _parse_tel(rest)
-    raise SipParseError(416, "Unsupported URI Scheme")
-
-
 #: parse_uri_shared's memo: URI text -> its parsed form. Bounded (emptied when full): a
 #: server sees the same few From/To/Route/Contact URIs again and again.
 _SHARED: dict[str, SipUri] = {}
@@ -109,11 +93,36 @@ def parse_uri_shared(text: str) -> SipUri:
     each time, not kept."""
     u = _SHARED.get(text)
     if u is None:
-        u = parse_uri(text)
+        u = _parse_uri(text)
         if len(_SHARED) >= _SHARED_MAX:
             _SHARED.clear()
         _SHARED[text] = u
     return u
+
+
+def parse_uri(text: str) -> SipUri:
+    """Parse a sip:, sips: or tel: URI. Another valid scheme raises 416, bad syntax 400.
+
+    A new SipUri each time (the caller may change it), copied from parse_uri_shared's."""
+    u = _SHARED.get(text) or parse_uri_shared(text)
+    return SipUri(u.scheme, u.user, u.password, u.host, u.port,
+                  dict(u.params) if u.params else {}, dict(u.headers) if u.headers else {})
+
+
+def _parse_uri(text: str) -> SipUri:
+    """parse_uri's work, not memoized."""
+    text = text.strip()
+    scheme, sep, rest = text.partition(":")
+    if not sep or not _SCHEME_RE.fullmatch(scheme):
+        raise _bad("Malformed URI")
+    if _FORBIDDEN_RE.search(text):
+        raise _bad("Bad character in URI")
+    low = scheme.lower()
+    if low == "sip" or low == "sips":
+        return _parse_sip(low, rest)
+    if low == "tel":
+        return _parse_tel(rest)
+    raise SipParseError(416, "Unsupported URI Scheme")
 
 
 def _parse_params(text: str) -> dict[str, str | None]:

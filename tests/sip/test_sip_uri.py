@@ -114,3 +114,15 @@ def test_name_addr_uris_of_one_text_are_shared() -> None:
     one = parse_name_addr("<sip:bob@example.com>;tag=1")
     two = parse_name_addr('"Bob" <sip:bob@example.com>;tag=2')
     assert one.uri is not None and one.uri is two.uri
+
+
+def test_parse_uri_gives_a_new_object_each_time_from_the_memo() -> None:
+    text = "sip:carol@example.com:5070;transport=tcp;lr?subject=x"
+    a = parse_uri(text)
+    a.params["lr"] = "changed"
+    a.headers["subject"] = "changed"
+    a.host = "other.example"
+    b = parse_uri(text)
+    assert b is not a and b.host == "example.com"
+    assert b.params == {"transport": "tcp", "lr": None} and b.headers == {"subject": "x"}
+    assert parse_uri_shared(text) == b  # the memo's own was not touched either
