@@ -20,7 +20,7 @@ from kemi_core.api import (
 )
 from kemi_tm import contacts, relay
 from kemi_tm.service import TmService
-from kemi_tm.state import MODULE, NO_OVERRIDES, Callbacks, Overrides, req_state
+from kemi_tm.state import MODULE, NO_OVERRIDES, Overrides, ReqState, req_state
 from kemi_tm.transaction import TmTransaction
 
 if TYPE_CHECKING:
@@ -194,18 +194,23 @@ def t_relay_cancel(ctx: MsgContext) -> int:
 
 
 # ---- callbacks -----------------------------------------------------------------------------
+#: the route types where t_on_* arms the transaction of the message directly
+_ARMS_TX = RouteType.FAILURE | RouteType.TM_ONREPLY | RouteType.BRANCH
+
+
 def _arm(ctx: MsgContext, kind: str, name: str) -> int:
-    func = f"t_on_{kind}"
     engine = ctx.core.engine
     if name and engine is not None and not engine.has_route(name):
-        log.error("%s: the script defines no route %r: the callback would never run", func, name)
+        log.error("t_on_%s: the script defines no route %r: the callback would never run",
+                  kind, name)
         return -1
-    state = req_state(ctx)
+    state = ctx.mod_state.get(MODULE)  # req_state written out: every relay of a call arms
+    if state is None:
+        state = ctx.mod_state[MODULE] = ReqState()
     value = name or None
     setattr(state.callbacks, kind, value)
     tx = state.tx
-    if tx is not None and ctx.route_type & (RouteType.FAILURE | RouteType.TM_ONREPLY
-                                           | RouteType.BRANCH):
+    if tx is not None and ctx.route_type & _ARMS_TX:
         setattr(tx.callbacks, kind, value)  # the transaction exists: arm it directly
     return 1
 
@@ -344,16 +349,25 @@ def t_is_expired(ctx: MsgContext) -> int:
     return 1 if svc_of(ctx).clock.now() - tx.created > life else -1
 
 
+#: t_is_set's targets -> the Callbacks field each names
+_IS_SET_KINDS = {"branch_route": "branch", "failure_route": "failure",
+                 "onreply_route": "reply", "branch_failure_route": "branch_failure"}
+
+
 def t_is_set(ctx: MsgContext, target: str) -> int:
-    """Whether "branch_route", "failure_route" or "onreply_route" is armed."""
-    kind = {"branch_route": "branch", "failure_route": "failure", "onreply_route": "reply",
-            "branch_failure_route": "branch_failure"}.get(target)
+    """Whether "branch_route", "failure_route" or "onreply_route" is armed (on the message
+    or on its transaction)."""
+    kind = _IS_SET_KINDS.get(target)
     if kind is None:
         log.error("t_is_set: unknown target %r", target)
         return -1
-    tx = _tx(ctx)
-    cbs: Callbacks = tx.callbacks if tx is not None else req_state(ctx).callbacks
-    return 1 if getattr(cbs, kind) or getattr(req_state(ctx).callbacks, kind) else -1
+    state = ctx.mod_state.get(MODULE)  # req_state written out, as in _arm
+    if state is None:
+        state = ctx.mod_state[MODULE] = ReqState()
+    tx = state.tx
+    if tx is not None and getattr(tx.callbacks, kind):
+        return 1
+    return 1 if getattr(state.callbacks, kind) else -1
 
 
 def t_is_retr_async_reply(ctx: MsgContext) -> int:
