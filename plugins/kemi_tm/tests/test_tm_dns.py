@@ -20,10 +20,15 @@ loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
+loadmodule "textops.so"
 
 request_route {
     if ($rm == "CANCEL") {
         t_relay();
+        exit;
+    }
+    if ($rU == "moved") {
+        route(MOVED);
         exit;
     }
     $du = "sip:next.example:5090";
@@ -33,15 +38,26 @@ request_route {
     }
 }
 
+route[MOVED] {
+    $du = "sip:next.example:5090";
+    t_on_branch("TAGGED");
+    t_relay();
+}
+
+branch_route[TAGGED] {
+    xlog("L_INFO", "branch route on $ru\n");
+    append_hf("X-Tagged: yes\r\n");
+}
+
 failure_route[FAILED] {
     xlog("L_INFO", "failed with $T_reply_code\\n");
 }
 """
 
 
-def invite(n: int, method: str = "INVITE") -> str:
+def invite(n: int, method: str = "INVITE", user: str = "bob") -> str:
     return f"""\
-{method} sip:bob@example.com SIP/2.0
+{method} sip:{user}@example.com SIP/2.0
 Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKdns{n}
 Max-Forwards: 70
 From: <sip:alice@example.com>;tag=a{n}
@@ -124,3 +140,15 @@ def test_a_call_canceled_while_its_name_resolves_sends_no_branch(router: Any,
     assert sorted(r.status for r in cancel.replies) == [200, 487]
     later = router.advance(0.1)
     assert later.forwarded == []
+
+
+def test_a_branch_route_runs_once_for_a_branch_that_waits_for_its_name(router: Any,
+                                                                     dns: SlowDns) -> None:
+    dns.answers["next.example"] = "127.0.0.1"
+    out = router.request(invite(1, user="moved"))
+    assert out.forwarded == [] and [line for line in out.logs if "branch route on" in line] == [
+        "<script>: branch route on sip:moved@example.com"]
+    later = router.advance(0.1)
+    (branch,) = later.forwarded
+    assert branch.dest == "udp:127.0.0.1:5090" and branch.msg.header("X-Tagged") == "yes"
+    assert "branch route on" not in later.logs

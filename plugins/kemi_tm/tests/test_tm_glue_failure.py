@@ -220,3 +220,66 @@ def test_branch_route_can_edit_or_drop_a_branch() -> None:
     sent = h.take()
     assert at(sent, UAS2) == []
     assert at(sent, UAS1)[0].header("X-Branch") == "0"
+
+
+def _one_branch(br_route: Any) -> tuple[TmHarness, list[int]]:
+    """A request relayed to UAS1 alone with branch route ``br_route``; t_relay's results."""
+    results: list[int] = []
+
+    def route(ctx: MsgContext) -> int:
+        ctx.dst_uri = "sip:127.0.0.1:5080"
+        tm.t_on_branch(ctx, "br")
+        results.append(tm.t_relay(ctx))
+        return 1
+
+    h = TmHarness({"ksr_request_route": route, "br": br_route})
+    h.request(request(), CALLER)
+    return h, results
+
+
+def test_branch_route_of_the_only_branch_edits_that_branch_alone() -> None:
+    """One destination with a branch route (t_relay's one-branch path): the route runs once,
+    on the branch's copy; its header and $du go with the branch, not into the transaction."""
+    runs: list[str] = []
+
+    def br(ctx: MsgContext) -> int:
+        runs.append(ctx.msg.ruri)
+        ctx.msg.append_header("X-Branch", "only")
+        ctx.dst_uri = "sip:127.0.0.1:5090"
+        return 1
+
+    h, results = _one_branch(br)
+    sent = h.take()
+    assert results == [1] and runs == ["sip:bob@example.com"]
+    assert at(sent, UAS1) == []
+    (fwd,) = at(sent, UAS2)
+    assert fwd.header("X-Branch") == "only" and len(fwd.vias) == 2
+    (tx,) = h.tm.table._by_ident.values()
+    assert tx.request.header("X-Branch") is None
+    h.reply(answer(fwd, 200, "OK"), UAS2)
+    assert [m.status for m in at(h.take(), CALLER)] == [200]
+
+
+def test_branch_route_dropping_the_only_branch_fails_t_relay() -> None:
+    def br(ctx: MsgContext) -> int:
+        ctx.dropped = True
+        return 0
+
+    h, results = _one_branch(br)
+    assert results == [-1]
+    assert at(h.take(), UAS1) == []
+
+
+def test_branch_route_sending_the_only_branch_over_tcp_without_a_socket() -> None:
+    """The branch route's $du needs a listen socket the server lacks: the general steps take
+    the routed branch over (the route does not run again) and t_relay says no socket."""
+    runs: list[int] = []
+
+    def br(ctx: MsgContext) -> int:
+        runs.append(1)
+        ctx.dst_uri = "sip:127.0.0.1:5090;transport=tcp"
+        return 1
+
+    h, results = _one_branch(br)
+    assert results == [-7] and runs == [1]
+    assert at(h.take(), UAS2) == []

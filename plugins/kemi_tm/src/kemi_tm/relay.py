@@ -265,37 +265,52 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     could not go. ``via``: the request's top Via as we pass it on, with ;received/;rport
     (``received_via``; None when it goes unchanged).
 
-    The usual request has one destination (its R-URI, or $du) at a known address over UDP,
-    and no branch route, Path, transport or target forced: its one branch is added and sent
-    here, without the per-destination steps of ``_send_each_branch`` (which does the rest)."""
-    if (tx.callbacks.branch is None and not ctx.branches and target is None and not proto
-            and not ctx.extra.get("path_vec")):
-        msg = ctx.msg
-        hop = uri_target(ctx.dst_uri or msg.ruri)
-        if hop is not None and hop[0] not in LISTENED_PROTOS:
-            bproto, host, port = hop
-            ip = ctx.core.resolver.known(host)
-            if ip is not None:
-                now = svc.clock.now()
-                d = _dest(bproto, ip, port)
-                try:
-                    index = tx.add_branch(msg, d, now, sent_by=via_sent_by(ctx, bproto),
-                                          via_params=via_params(ctx), top_via=via)
-                except TransactionStateError as exc:
-                    log.error("t_relay: cannot add a branch: %s", exc)
-                    return E_UNSPEC
-                b = tx.branches[index]
-                b.flags = ctx.bflags
-                core = svc.core
-                if core.onsend is not None and not _onsend(svc, tx, index, ctx, now):
-                    svc.done(tx, decide=in_failure)
-                    return E_DROPPED
-                if core.send(d.proto, d.host, d.port, b.data, d.local):
-                    return 1
-                _send_failed(tx, index, now)
+    The usual request has one destination (its R-URI, or $du) and no Path, transport or target
+    forced; when it goes (after its branch route, if one is armed) to a known address over
+    UDP, its one branch is added and sent here, without the per-destination steps of
+    ``_send_each_branch`` (which does the rest)."""
+    if ctx.branches or target is not None or proto or ctx.extra.get("path_vec"):
+        return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure)
+    msg = ctx.msg
+    route = tx.callbacks.branch
+    if route is None:
+        breq, du, bflags = msg, ctx.dst_uri, ctx.bflags
+    else:  # the branch route on the branch's own copy, as _send_each_branch runs it
+        breq = _branch_copy(msg, msg.ruri, via, None)
+        bctx = svc.script.branch(ctx, breq, ctx.dst_uri, tx, len(tx.branches), ctx.bflags)
+        if bctx is None:
+            log.debug("t_relay: branch 0 dropped by branch route %s", route)
+            return E_UNSPEC
+        breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
+    hop = uri_target(du or breq.ruri)
+    if hop is not None and hop[0] not in LISTENED_PROTOS:
+        bproto, host, port = hop
+        ip = ctx.core.resolver.known(host)
+        if ip is not None:
+            now = svc.clock.now()
+            d = _dest(bproto, ip, port)
+            try:
+                # a copy made for the branch route is the branch's (``owned``); else the
+                # branch is the request's bytes with our Via
+                index = tx.add_branch(breq, d, now, sent_by=via_sent_by(ctx, bproto),
+                                      via_params=via_params(ctx), owned=route is not None,
+                                      top_via=via)
+            except TransactionStateError as exc:
+                log.error("t_relay: cannot add a branch: %s", exc)
+                return E_UNSPEC
+            b = tx.branches[index]
+            b.flags = bflags
+            core = svc.core
+            if core.onsend is not None and not _onsend(svc, tx, index, ctx, now):
                 svc.done(tx, decide=in_failure)
-                return E_SEND
-    return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure)
+                return E_DROPPED
+            if core.send(d.proto, d.host, d.port, b.data, d.local):
+                return 1
+            _send_failed(tx, index, now)
+            svc.done(tx, decide=in_failure)
+            return E_SEND
+    routed = None if route is None else (breq, du, bflags)
+    return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure, routed)
 
 
 def _onsend(svc: TmService, tx: TmTransaction, index: int, ctx: MsgContext | None,
@@ -323,9 +338,12 @@ def _send_failed(tx: TmTransaction, index: int, now: float) -> None:
 
 
 def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
-                      target: Target | None, via: str | None, in_failure: bool) -> int:
+                      target: Target | None, via: str | None, in_failure: bool,
+                      routed: tuple[SipMsg, str | None, int] | None = None) -> int:
     """``_send_branches`` for any request: each destination's branch through its steps (the
-    branch route, a Path, a forced transport or target, a listen socket, a name to resolve)."""
+    branch route, a Path, a forced transport or target, a listen socket, a name to resolve).
+    ``routed``: the first branch's (request copy, $du, branch flags) after its branch route,
+    which ``_send_branches`` ran already."""
     now = svc.clock.now()
     pending: list[int] = []
     msg = ctx.msg
@@ -338,13 +356,17 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
         # the usual branch (the request's R-URI, no Path, no branch route) is the request as
         # it is: add_branch puts our Via (and ``via``) on its bytes, no copy of it is made
         plain = branch_route is None and not path and ruri == msg.ruri
-        breq = msg if plain else _branch_copy(msg, ruri, via, path)
-        if branch_route is not None:
-            bctx = svc.script.branch(ctx, breq, du, tx, len(tx.branches), bflags)
-            if bctx is None:
-                log.debug("t_relay: branch %d dropped by branch route %s", index, branch_route)
-                continue
-            breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
+        if routed is not None:  # the first branch, its branch route run
+            (breq, du, bflags), routed = routed, None
+        else:
+            breq = msg if plain else _branch_copy(msg, ruri, via, path)
+            if branch_route is not None:
+                bctx = svc.script.branch(ctx, breq, du, tx, len(tx.branches), bflags)
+                if bctx is None:
+                    log.debug("t_relay: branch %d dropped by branch route %s", index,
+                              branch_route)
+                    continue
+                breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
         uri = du or breq.ruri
         # the usual branch (no transport or target forced) goes to its URI's target
         hop = uri_target(uri) if target is None and not proto else _next_hop(uri, proto, target)
