@@ -164,6 +164,38 @@ end
     assert core.run_route("ksr_request_route", make_ctx()) == -1
 
 
+def test_faults_keep_their_traceback_between_exits_and_drops(core, calls, make_engine,
+                                                             make_ctx, caplog):
+    """KSR.x.exit/drop end a route without a traceback (the message handler skips it); a
+    fault after them, Lua's or an export's, still has its own line and traceback."""
+    def broken(ctx: Any) -> None:
+        raise ValueError("export broke")
+
+    core.registry.add([export("t", "broken", broken, "", ReturnKind.NONE)])
+    engine = make_engine("""-- line 1
+function ksr_request_route() KSR.x.exit() end
+function ksr_drop() KSR.x.drop() end
+function ksr_lua_fault()
+  error("lua broke")      -- line 5
+end
+function ksr_export_fault()
+  KSR.t.broken()          -- line 8
+end
+""")
+    path = engine.settings.scripts[0]
+    for route, line, text in (("ksr_lua_fault", 5, "lua broke"),
+                              ("ksr_export_fault", 8, "export broke")):
+        assert core.run_route("ksr_request_route", make_ctx()) == 1
+        dropped = make_ctx()
+        assert core.run_route("ksr_drop", dropped) == 0 and dropped.dropped
+        ctx = make_ctx()
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert core.run_route(route, ctx) == -1
+        assert ctx.fault is not None and ctx.fault.startswith(f"{path}:{line}: ")
+        assert text in ctx.fault and "stack traceback:" in caplog.text
+
+
 def test_missing_callback_is_logged_and_raised(core, make_engine, make_ctx, caplog):
     engine = make_engine("function ksr_request_route() end")
     assert engine.has_route("ksr_request_route")

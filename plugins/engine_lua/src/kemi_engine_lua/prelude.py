@@ -18,10 +18,12 @@ It returns four functions for the engine:
                   already has a metatable (a script's own), which it leaves alone
 Errors are caught with ``xpcall`` so the message handler can add ``debug.traceback``; a Python
 exception raised by an export arrives as itself (the engine tells ScriptExit/ScriptDrop apart).
+``is_flow(e)``, the prelude's fifth argument, tells the handler that a Python exception is
+ScriptExit/ScriptDrop (KSR.x.exit/drop): those end the route with no traceback to build.
 """
 
 PRELUDE = r"""
-local ksr_top, ksr_member, sr_top, sr_member = ...
+local ksr_top, ksr_member, sr_top, sr_member, is_flow = ...
 local rawset, setmetatable, getmetatable, type, tostring = rawset, setmetatable, getmetatable, type, tostring
 local xpcall, loadfile, loadstr = xpcall, loadfile, loadstring or load
 local getinfo, traceback = debug.getinfo, debug.traceback
@@ -67,6 +69,12 @@ end
 
 local last_trace = nil
 local function handler(e)
+  if type(e) == "userdata" and is_flow(e) then
+    -- KSR.x.exit / KSR.x.drop: the route ends as asked, no fault to locate (a traceback walks
+    -- every loaded module per level to name the functions: a cost per exit otherwise)
+    last_trace = nil
+    return e
+  end
   if type(e) == "string" then
     last_trace = traceback(e, 2)
   else

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from kemi_core.api import ModuleError, ScriptError
+from kemi_core.api import ModuleError, ScriptDrop, ScriptError, ScriptExit
 from kemi_engine_lua.prelude import PRELUDE
 from kemi_engine_lua.resolver import Resolver
 
@@ -67,6 +67,11 @@ def _let_signals_run() -> None:
 _RUNNERS_MAX = 256
 
 
+def _is_flow(error: object) -> bool:
+    """Whether an error raised in Lua is KSR.x.exit's or KSR.x.drop's (no traceback kept)."""
+    return isinstance(error, ScriptExit | ScriptDrop)
+
+
 class LuaState:
     """A Lua runtime with the prelude and every script loaded, checked."""
 
@@ -75,7 +80,8 @@ class LuaState:
                                       register_builtins=False, unpack_returned_tuples=True)
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
         runner, load, has, watch = self.runtime.execute(
-            PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member)
+            PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member,
+            _is_flow)
         self._runner = runner
         #: name -> runner(*args): what the function returned, or a tuple (code, value,
         #: trace) when it failed (1) or is not defined (2); see :meth:`runner`.
