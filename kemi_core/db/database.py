@@ -34,6 +34,8 @@ TableRef = Table | str
 
 #: A statement slower than this is logged as a warning (Kamailio's latency_limit_db).
 SLOW_STATEMENT = 0.2
+#: update statements kept per Database (table, columns set, where column)
+UPDATE_PLANS = 256
 
 
 class Database:
@@ -45,6 +47,8 @@ class Database:
         self.backend = backend
         self.link = DbLink(url, backend)
         self._decoders: dict[tuple[str, tuple[str, ...]], list[tuple[int, str]]] = {}
+        #: (table, SET columns, WHERE column) -> (statement, what it is called in logs)
+        self._updates: dict[tuple[str, tuple[str, ...], str], tuple[str, str]] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_pid = 0
 
@@ -108,10 +112,34 @@ class Database:
         """Set ``values`` in the rows matching ``where``; returns how many rows matched."""
         layout, name = _resolve(table)
         cols = tuple(values)
+        if type(where) is dict and len(where) == 1:
+            # one column equal to a value (usrloc's write-through by ruid): the statement is
+            # kept per (table, columns, where column), without rebuilding the conditions
+            ((wcol, wval),) = where.items()
+            if wval is not None:
+                key = (name, cols, wcol)
+                plan = self._updates.get(key)
+                if plan is None:
+                    plan = self._update_plan(key)
+                text, what = plan
+                encode = self._encode
+                params = [encode(layout, col, val) for col, val in values.items()]
+                params.append(encode(layout, wcol, wval))
+                _, count = self._run(what, lambda c: c.execute(text, params), retry=True)
+                return count
         text, wparams = sql.update(self.placeholder, name, cols, self._encode_where(layout, where))
         params = self._encode_values(layout, values) + wparams
         _, count = self._run(f"update {name}", lambda c: c.execute(text, params), retry=True)
         return count
+
+    def _update_plan(self, key: tuple[str, tuple[str, ...], str]) -> tuple[str, str]:
+        """What update() built for this key (sql.update checks the names), kept (bounded)."""
+        name, cols, wcol = key
+        text, _ = sql.update(self.placeholder, name, cols, [(wcol, "=", "")])
+        if len(self._updates) >= UPDATE_PLANS:
+            self._updates.clear()
+        plan = self._updates[key] = (text, f"update {name}")
+        return plan
 
     def delete(self, table: TableRef, where: Where = None) -> int:
         """Delete the rows matching ``where`` (every row when None); returns how many."""

@@ -161,3 +161,19 @@ def test_missing_columns_of_an_existing_table_are_added(db: Database) -> None:
     assert rows == [{"callid": "c1", "src_user": "", "dst_domain": "", "time": NOW},
                     {"callid": "c2", "src_user": "alice", "dst_domain": "", "time": NOW}]
     assert create_tables(db, [acc, missed]).added == []
+
+
+def test_update_by_one_column_keeps_its_statement_and_encodes_as_the_general_path(
+        db: Database) -> None:
+    db.insert_many(LOC, [contact("r1"), contact("r2"), contact("r3", user="bob", domain=None)])
+    for cseq in (5, 6):  # the second time from the kept statement
+        assert db.update(LOC, {"cseq": cseq, "expires": NOW + cseq}, {"ruid": "r2"}) == 1
+        assert db.query(LOC, {"ruid": "r2"}, ("cseq", "expires")) == [
+            {"cseq": cseq, "expires": NOW + cseq}]
+    assert db.query(LOC, {"ruid": "r1"}, ("cseq",)) == [{"cseq": 7}]
+    # a None to match is IS NULL (the general path), not a statement kept with "= ?"
+    assert db.update(LOC, {"cseq": 9}, {"domain": None}) == 1
+    assert db.query(LOC, {"ruid": "r3"}, ("cseq",)) == [{"cseq": 9}]
+    assert db.update(LOC, {"cseq": 9}, {"ruid": "nobody"}) == 0
+    with pytest.raises(ValueError):
+        db.update(LOC, {"cseq": 1}, {"ruid; DROP TABLE location": "x"})
