@@ -160,6 +160,9 @@ def test_cfg_is_method(core: Core) -> None:
     assert cfg(core, "is_method")(ctx, "INVITE") == 1
     assert cfg(core, "is_method")(ctx, "OPTIONS|invite") == 1
     assert cfg(core, "is_method")(ctx, "BYE|CANCEL") == -1
+    for _ in range(2):  # the second time from the split kept for this text
+        assert cfg(core, "is_method")(ctx, " bye | Invite ") == 1
+        assert cfg(core, "is_method")(ctx, "INVITEX|NVITE") == -1
 
 
 # ---- body ------------------------------------------------------------------------------

@@ -240,10 +240,21 @@ def append_time_to_request(ctx: MsgContext) -> int:
 
 
 # ---- method and privacy ----------------------------------------------------------------
+#: is_method's argument -> the methods it names (upper case, stripped); a script passes a few
+#: fixed texts, so the split is made once per text (bounded all the same)
+_METHOD_SETS: dict[str, frozenset[str]] = {}
+_METHOD_SETS_MAX = 256
+
+
 def is_method(ctx: MsgContext, name: str) -> int:
     """The method (CSeq method for replies) is ``name`` or one of ``a|b|c``."""
-    method = ctx.msg.method.upper()
-    return 1 if any(m.strip().upper() == method for m in name.split("|")) else -1
+    names = _METHOD_SETS.get(name)
+    if names is None:
+        names = frozenset(m.strip().upper() for m in name.split("|"))
+        if len(_METHOD_SETS) >= _METHOD_SETS_MAX:
+            _METHOD_SETS.clear()
+        _METHOD_SETS[name] = names
+    return 1 if ctx.msg.method.upper() in names else -1
 
 
 def is_privacy(ctx: MsgContext, privacy: str) -> int:
