@@ -82,6 +82,21 @@ def test_redirect_carries_destination_set_and_reply_headers() -> None:
     assert reply.header("X-Why") == "test"
 
 
+@pytest.mark.parametrize("queued", [
+    [("X-One", "1"), ("X-Two", "2")],  # pairs only: copied as they are
+    [("X-One", "1"), "X-Two: 2\r\n"],  # a whole line among them: split
+    ["X-One: 1\r\n", "X-Two:2"],
+])
+def test_queued_reply_headers_as_pairs_or_lines(queued: list[object]) -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    ctx = context(core, request("REGISTER", "sip:127.0.0.1", 5070))
+    ctx.extra["reply_headers"] = list(queued)
+    assert kemi_sl.sl_send_reply(ctx, 200, "OK") == 1
+    reply = tr.sent[0].msg
+    assert (reply.header("X-One"), reply.header("X-Two")) == ("1", "2")
+    assert ctx.extra["reply_headers"] == queued  # the queue itself is left as it was
+
+
 def test_reply_error_default_and_known_error() -> None:
     core, tr = offline_core(("sl", kemi_sl))
     ctx = context(core, request("INVITE", "sip:bob@127.0.0.1", 5070))

@@ -27,6 +27,8 @@ from kemi_sl.stats import SlStats
 log = logging.getLogger("kemi.sl")
 #: no body set by set_reply_body
 _NO_BODY: tuple[bytes, None] = (b"", None)
+#: the entry types of a reply_headers list that are all (name, value) pairs
+_PAIRS_ONLY = frozenset((tuple,))
 
 MODULE = "sl"
 
@@ -129,8 +131,14 @@ def _reply_additions(ctx: MsgContext, code: int, extra: dict[str, Any]
     """The headers (append_to_reply, registrar's Contact list, a 3xx's destinations) and the
     body (set_reply_body) the script gave the reply."""
     queued = extra.get("reply_headers")
-    # (name, value) pairs as they are; a whole "Name: value" line is split
-    headers = [h if type(h) is tuple else _split_header(h) for h in queued] if queued else []
+    # (name, value) pairs as they are; a whole "Name: value" line is split (when every entry
+    # is a pair, as registrar's and auth's are, the list is copied at C level)
+    if not queued:
+        headers = []
+    elif {*map(type, queued)} <= _PAIRS_ONLY:
+        headers = list(queued)
+    else:
+        headers = [h if type(h) is tuple else _split_header(h) for h in queued]
     if 300 <= code < 400:
         headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
     body, ctype = extra.get("reply_body", _NO_BODY)
