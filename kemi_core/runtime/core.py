@@ -108,6 +108,9 @@ class Core:
         self.shared_vars: dict[str, Any] = {}
         #: Run before the request route; True = the request was consumed (sl's ACK filter).
         self.request_filters: list[Callable[[MsgContext], bool]] = []
+        #: Run after those for an ACK only; True = consumed (sl's filter of the ACKs of its own
+        #: replies: no call for every other request).
+        self.ack_filters: list[Callable[[MsgContext], bool]] = []
         #: What starts the To-tag of every stateless reply made here (sl's, the drain gate's
         #: 503, the dispatcher's 500): made before the workers fork, so an ACK of such a reply
         #: is known as ours whichever worker it reaches (``local_tag``, ``is_local_tag``).

@@ -104,17 +104,22 @@ class Dispatcher:
                 reload.follow()
             if msg.is_request:
                 # stats.request(method) written out; its total is the sum of these
-                counter = self._by_method.get(msg.method, self._unsupported)
+                method = msg.method
+                counter = self._by_method.get(method, self._unsupported)
                 counter.view[counter.slot] += 1
                 check_request_headers(msg)
                 ctx = message_context(msg, rcv, core, REQUEST, msg.ruri)  # core.new_context
                 for accept in core.request_filters:
                     if accept(ctx):
                         return
+                if method == "ACK":
+                    for accept in core.ack_filters:
+                        if accept(ctx):
+                            return
                 run_route(core, self.request_cb, ctx)  # exit/drop/fault mapped there
                 if ctx.fault is not None:
                     self.stats.script_errors.inc()
-                    if not ctx.replied and msg.method != "ACK":
+                    if not ctx.replied and method != "ACK":
                         self._send_simple_reply(ctx, 500, "Server Internal Error")
                 return
             # a reply: stats.reply(status, CSeq method) written out

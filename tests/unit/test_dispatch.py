@@ -203,3 +203,20 @@ def test_onsend_route_reply_runs_on_forwarded_replies_and_drops() -> None:
     assert [(s, b) for s, b, _ in seen] == [(180, "z9hG4bKours"), (200, "z9hG4bKours")]
     assert seen[1][2] == sent.data
     assert d.stats.drop_replies.value == 1
+
+
+def test_ack_filters_run_for_an_ack_only_and_a_true_one_consumes_it() -> None:
+    routed: list[str] = []
+    d, core, _ = _dispatcher(lambda ctx: routed.append(ctx.msg.method) or 1)
+    asked: list[str] = []
+
+    def absorb(ctx: MsgContext) -> bool:
+        asked.append(ctx.msg.method)
+        return ctx.msg.call_id == "ours"
+
+    core.ack_filters.append(absorb)
+    d.on_data(request("INVITE", "sip:b@127.0.0.1", 40000), RCV)
+    d.on_data(request("ACK", "sip:b@127.0.0.1", 40000, call_id="ours"), RCV)
+    d.on_data(request("ACK", "sip:b@127.0.0.1", 40000, call_id="theirs"), RCV)
+    assert asked == ["ACK", "ACK"]  # never for the INVITE
+    assert routed == ["INVITE", "ACK"]  # the consumed ACK did not reach the script

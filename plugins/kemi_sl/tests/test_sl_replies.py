@@ -55,10 +55,10 @@ def test_no_reply_to_ack_and_own_acks_absorbed() -> None:
     ack = context(core, ack_raw)
     assert kemi_sl.sl_send_reply(ack, 200, "OK") == 1
     assert len(tr.sent) == 1  # nothing sent for the ACK
-    assert any(f(ack) for f in core.request_filters)  # the core drops it before the script
+    assert any(f(ack) for f in core.ack_filters)  # the core drops it before the script
     other = context(core, request("ACK", "sip:bob@127.0.0.1", 5070).replace(
         b"To: <sip:bob@127.0.0.1>", b"To: <sip:bob@127.0.0.1>;tag=theirs"))
-    assert not any(f(other) for f in core.request_filters)
+    assert not any(f(other) for f in core.ack_filters)
 
 
 def test_100_has_no_totag_and_bad_codes_refused() -> None:

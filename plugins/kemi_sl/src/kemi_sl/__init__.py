@@ -88,7 +88,7 @@ def mod_init(core: Core) -> None:
     _state.tm_for = None
     _state.stats = SlStats(core)  # before the fork: the counters are shared memory
     _state.tag_prefix = core.local_tag_prefix  # the ACK of any local stateless reply is ours
-    core.request_filters.append(_absorb_own_ack)
+    core.ack_filters.append(_absorb_own_ack)
 
 
 # ---- KEMI functions -------------------------------------------------------------------
