@@ -22,12 +22,35 @@ from kemi_core.testing.process import free_port
 from kemi_core.testing.wait import wait_until
 
 RTPENGINE = "rtpengine"
+#: How many media ports the relay may open (--port-min .. --port-min + MEDIA_PORTS).
+MEDIA_PORTS = 400
 _COMMAND = re.compile(r"Got valid command from udp:[^:]+:\d+: (\S+) (.*)$")
 
 
 def rtpengine_available() -> bool:
     """Debian's rtpengine (package rtpengine-daemon) is installed."""
     return shutil.which(RTPENGINE) is not None
+
+
+def ephemeral_ports(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")
+                    ) -> tuple[int, int]:
+    """The kernel's range of ports for ``bind(port 0)`` (Linux's default if unreadable)."""
+    try:
+        low, high = path.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def media_range_start(ephemeral: tuple[int, int] | None = None) -> int:
+    """An even first media port whose range lies below the ephemeral ports.
+
+    rtpengine binds its media ports with SO_REUSEADDR, as SIP servers bind theirs: a media port
+    equal to a SIP server's (``free_port`` and port-0 sockets take ephemeral ports) would take
+    that server's datagrams until rtpengine deletes the call (30 s after a D)."""
+    low, _ = ephemeral or ephemeral_ports()
+    top = low - MEDIA_PORTS - 2
+    return random.randrange(max(top - 12000, 1024), max(top, 1026), 2)
 
 
 class RtpEngineProcess(Daemon):
@@ -37,7 +60,7 @@ class RtpEngineProcess(Daemon):
     def __init__(self, workdir: Path, ready_timeout: float = 15.0) -> None:
         self.workdir = workdir
         self.port = free_port()
-        self.media_min = random.randrange(30000, 59000, 2)
+        self.media_min = media_range_start()
         self.log_path = workdir / "rtpengine.log"
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,7 +75,7 @@ class RtpEngineProcess(Daemon):
         args = [RTPENGINE, f"--config-file={conf}", "--table=-1", "--interface=127.0.0.1",
                 f"--listen-udp=127.0.0.1:{self.port}", "--foreground", "--log-stderr",
                 "--log-level=6", f"--port-min={self.media_min}",
-                f"--port-max={self.media_min + 400}", "--num-threads=2"]
+                f"--port-max={self.media_min + MEDIA_PORTS}", "--num-threads=2"]
         proc = self.spawn(args, self.workdir)
         deadline = time.monotonic() + self.ready_timeout
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -1,0 +1,25 @@
+"""The test relay's media ports never overlap the ports tests and servers bind to port 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing.rtpengine import MEDIA_PORTS, ephemeral_ports, media_range_start
+
+
+@pytest.mark.parametrize("ephemeral", [None, (32768, 60999), (49152, 65535), (20000, 30000)])
+def test_media_range_lies_below_the_ephemeral_ports(ephemeral: tuple[int, int] | None) -> None:
+    low, _ = ephemeral or ephemeral_ports()
+    for _ in range(2000):
+        start = media_range_start(ephemeral)
+        assert start % 2 == 0  # RTP on even ports, RTCP the odd one above
+        assert start >= 1024 and start + MEDIA_PORTS < low
+
+
+def test_ephemeral_ports_read_from_the_kernel_file(tmp_path: Path) -> None:
+    f = tmp_path / "range"
+    f.write_text("40000\t50000\n")
+    assert ephemeral_ports(f) == (40000, 50000)
+    assert ephemeral_ports(tmp_path / "missing") == (32768, 60999)
