@@ -15,6 +15,9 @@ from kemi_core.testing.sipp import SippExited, SippUas, sipp_available
 from kemi_core.testing.wait import WaitTimeout, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+#: The callee for load runs: SIPp's "uas" that absorbs a proxy's INVITE retransmission after its
+#: 200 (SIPp's built-in aborts the call on it, a loaded machine's late 180 then fails a call).
+UAS = Path(__file__).parent / "scenarios" / "uas_invite_retrans.xml"
 
 needs_sipp = pytest.mark.skipif(not sipp_available(), reason="SIPp (sip-tester) is not installed")
 

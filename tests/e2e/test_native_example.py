@@ -16,7 +16,7 @@ import pytest
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp
 
-from .conftest import REPO, needs_sipp
+from .conftest import REPO, UAS, needs_sipp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -84,7 +84,7 @@ def test_native_example_relays_calls(start_kemi: Callable[..., KemiProcess], tmp
     uas_port = free_port()
     cfg, port = example_variant(tmp_path, uas_port)
     srv = start_kemi(cfg)
-    with SippUas(tmp_path, uas_port, "uas", name="uas"):
+    with SippUas(tmp_path, uas_port, UAS, name="uas"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=500, rate=100,
                           timeout=60, name="uac")
     log = srv.log()

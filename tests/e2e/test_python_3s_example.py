@@ -13,7 +13,7 @@ import pytest
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import SippUas, run_sipp
 
-from .conftest import REPO, needs_sipp
+from .conftest import REPO, UAS, needs_sipp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -51,7 +51,7 @@ def example(start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> tuple[Kem
 def test_python3s_example_relays_200_calls(example: tuple[KemiProcess, int, int],
                                            tmp_path: Path) -> None:
     srv, port, uas_port = example
-    with SippUas(tmp_path, uas_port, "uas", name="uas"):
+    with SippUas(tmp_path, uas_port, UAS, name="uas"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=200, rate=50,
                           timeout=60, name="uac")
     log = srv.log()

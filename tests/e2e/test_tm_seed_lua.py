@@ -17,7 +17,7 @@ import pytest
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_core.testing.sipp import run_sipp
 
-from .conftest import REPO, fixed_port_uas, needs_sipp
+from .conftest import REPO, UAS, fixed_port_uas, needs_sipp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.sipp, needs_sipp]
 
@@ -33,7 +33,7 @@ def seed(start_example: Callable[[Path], tuple[KemiProcess, int]]) -> tuple[Kemi
 @pytest.mark.soak
 def test_seed_lua_example_relays_1000_calls(seed: tuple[KemiProcess, int], tmp_path: Path) -> None:
     seed_server, port = seed
-    with fixed_port_uas(tmp_path, 5080, "uas", name="uas"):
+    with fixed_port_uas(tmp_path, 5080, UAS, name="uas"):
         result = run_sipp(f"127.0.0.1:{port}", tmp_path, scenario="uac", calls=1000, rate=100,
                           local_port=free_port(), timeout=90, name="uac")
     log = seed_server.log()
