@@ -98,8 +98,15 @@ def _wait_idle(ctl: str, timeout: float = 20.0) -> dict[str, int]:
     return tm
 
 
-def _load(workdir: Path, port: int, uas_port: int, name: str) -> dict[str, Any]:
-    """SIPp: CALLS calls (INVITE/180/200/ACK/BYE/200 through tm) and OPTIONS OPTIONS."""
+def _ringing_relayed(uac_stdout: str) -> int:
+    """How many 180s the caller got (the last count on SIPp's scenario screen)."""
+    counts = re.findall(r"^\s*180 <-+\s+(\d+)", uac_stdout, re.M)
+    return int(counts[-1]) if counts else 0
+
+
+def _load(workdir: Path, port: int, uas_port: int, name: str) -> tuple[dict[str, Any], int]:
+    """SIPp: CALLS calls (INVITE/180/200/ACK/BYE/200 through tm) and OPTIONS OPTIONS; the
+    retransmissions seen and how many 180s reached the caller."""
     with SippUas(workdir, uas_port, name=f"uas_{name}") as uas:
         calls = run_sipp(f"127.0.0.1:{port}", workdir, scenario="uac", calls=CALLS, rate=40,
                          timeout=60, name=f"uac_{name}")
@@ -109,7 +116,7 @@ def _load(workdir: Path, port: int, uas_port: int, name: str) -> dict[str, Any]:
     assert calls.successful == CALLS and opts.successful == OPTIONS, (calls.stdout, opts.stdout)
     retrans = sum(int(s.stats.get("Retransmissions(C)", "0") or 0) for s in (calls, opts))
     uas_retrans = int(uas_stats.get("Retransmissions(C)", "0") or 0)
-    return {"retrans": retrans, "uas_retrans": uas_retrans}
+    return {"retrans": retrans, "uas_retrans": uas_retrans}, _ringing_relayed(calls.stdout)
 
 
 def _start_cfg(workdir: Path, name: str, extra: str) -> tuple[Path, str, int, int]:
@@ -127,7 +134,7 @@ def test_statistics_match_sipp_counts(tmp_path: Path) -> None:
     http_port = free_port()
     cfg, ctl, port, uas_port = _start_cfg(tmp_path, "kemi", KEMI_EXTRA.format(http_port=http_port))
     with KemiProcess(cfg, tmp_path) as srv:
-        load = _load(tmp_path, port, uas_port, "kemi")
+        load, ringing = _load(tmp_path, port, uas_port, "kemi")
         tm = _wait_idle(ctl)
         via_rpc = _lines_to_dict(srv.rpc("stats.get_statistics", "all"))
         via_kamcmd = _kamcmd_stats(ctl)
@@ -135,6 +142,7 @@ def test_statistics_match_sipp_counts(tmp_path: Path) -> None:
             assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
             metrics = resp.read().decode()
     assert load == {"retrans": 0, "uas_retrans": 0}, "loopback at 40/s should not retransmit"
+    assert ringing == CALLS  # a worker gets a transaction's replies in order on its own socket
     expected = {
         "core:rcv_requests": 3 * CALLS + OPTIONS, "core:rcv_requests_invite": CALLS,
         "core:rcv_requests_ack": CALLS, "core:rcv_requests_bye": CALLS,
@@ -162,10 +170,19 @@ def test_statistics_match_sipp_counts(tmp_path: Path) -> None:
     kdir.mkdir()
     cfg, ctl, port, uas_port = _start_cfg(kdir, "kamailio", "")
     with KamailioProcess(cfg, kdir, ctl):
-        assert _load(kdir, port, uas_port, "kamailio") == load
+        kload, kringing = _load(kdir, port, uas_port, "kamailio")
+        assert kload == load
         ktm = _wait_idle(ctl)
         reference = _kamcmd_stats(ctl)
-    assert {k: via_rpc[k] for k in SHARED} == {k: reference[k] for k in SHARED}
+    # Kamailio's children share one socket: a 180 read by one child after another relayed the
+    # 200 is dropped (RFC 3261 16.7 step 5, no 1xx after the final), on a loaded machine now
+    # and then; kemi's workers get each transaction's replies in order. Such 180s are counted
+    # received but neither relayed nor sent.
+    late = CALLS - kringing
+    ours = {k: via_rpc[k] - (late if k in ("tmx:rpl_relayed", "tmx:rpl_sent") else 0)
+            for k in SHARED}
+    assert ours == {k: reference[k] for k in SHARED}
     assert list(ktm) == list(tm)  # tm.stats: the same fields in the same order
-    assert {k: tm[k] for k in ("current", "total", "2xx", "rpl_sent")} == {
-        k: ktm[k] for k in ("current", "total", "2xx", "rpl_sent")}
+    assert {k: tm[k] for k in ("current", "total", "2xx")} == {
+        k: ktm[k] for k in ("current", "total", "2xx")}
+    assert tm["rpl_sent"] - late == ktm["rpl_sent"]
