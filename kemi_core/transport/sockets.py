@@ -10,9 +10,16 @@ def family_of(host: str) -> socket.AddressFamily:
 
 
 def bind_udp(host: str, port: int, reuse_port: bool) -> socket.socket:
-    """A bound, non-blocking UDP socket; with ``reuse_port`` several workers share the port."""
+    """A bound, non-blocking UDP socket; with ``reuse_port`` several workers share the port.
+
+    A listen address gets SO_REUSEADDR (as Kamailio's UDP sockets do); a send socket on an
+    ephemeral port (``port`` 0) does not: on UDP, SO_REUSEADDR lets any later socket with it
+    bind the same port and take its datagrams, and a media relay on this host (rtpengine binds
+    its media ports so, in a range that usually overlaps the ephemeral ports) would take the
+    replies to every request this worker forwarded."""
     sock = socket.socket(family_of(host), socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # Room for bursts: a SIPp load test sends faster than one Python worker reads.
