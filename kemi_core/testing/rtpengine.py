@@ -43,14 +43,21 @@ def ephemeral_ports(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 def media_range_start(ephemeral: tuple[int, int] | None = None) -> int:
-    """An even first media port whose range lies below the ephemeral ports.
+    """An even first media port whose range lies outside the ephemeral ports (below them, else
+    above them; anywhere when neither side has room).
 
     rtpengine binds its media ports with SO_REUSEADDR, as SIP servers bind theirs: a media port
     equal to a SIP server's (``free_port`` and port-0 sockets take ephemeral ports) would take
     that server's datagrams until rtpengine deletes the call (30 s after a D)."""
-    low, _ = ephemeral or ephemeral_ports()
-    top = low - MEDIA_PORTS - 2
-    return random.randrange(max(top - 12000, 1024), max(top, 1026), 2)
+    low, high = ephemeral or ephemeral_ports()
+    span = MEDIA_PORTS + 2
+    if low - span > 1024:
+        first, last = max(low - span - 12000, 1024), low - span
+    elif high + span < 65535:
+        first, last = high + 2, min(high + 2 + 12000, 65535 - span)
+    else:
+        first, last = 1024, 65535 - span
+    return random.randrange(first - first % 2, last - last % 2 + 2, 2)
 
 
 class RtpEngineProcess(Daemon):

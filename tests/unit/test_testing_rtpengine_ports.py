@@ -9,13 +9,21 @@ import pytest
 from kemi_core.testing.rtpengine import MEDIA_PORTS, ephemeral_ports, media_range_start
 
 
-@pytest.mark.parametrize("ephemeral", [None, (32768, 60999), (49152, 65535), (20000, 30000)])
-def test_media_range_lies_below_the_ephemeral_ports(ephemeral: tuple[int, int] | None) -> None:
-    low, _ = ephemeral or ephemeral_ports()
+@pytest.mark.parametrize("ephemeral", [None, (32768, 60999), (49152, 65535), (20000, 30000),
+                                       (1024, 60999), (1100, 50000)])
+def test_media_range_lies_outside_the_ephemeral_ports(ephemeral: tuple[int, int] | None) -> None:
+    low, high = ephemeral or ephemeral_ports()
     for _ in range(2000):
         start = media_range_start(ephemeral)
         assert start % 2 == 0  # RTP on even ports, RTCP the odd one above
-        assert start >= 1024 and start + MEDIA_PORTS < low
+        assert start >= 1024 and start + MEDIA_PORTS <= 65535
+        assert start + MEDIA_PORTS < low or start > high
+
+
+def test_media_range_anywhere_when_the_ephemeral_ports_take_everything() -> None:
+    for _ in range(2000):
+        start = media_range_start((1024, 65535))
+        assert start % 2 == 0 and start >= 1024 and start + MEDIA_PORTS <= 65535
 
 
 def test_ephemeral_ports_read_from_the_kernel_file(tmp_path: Path) -> None:
