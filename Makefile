@@ -54,6 +54,9 @@ bench: dev
 	$(BIN)/python bench/db_ops.py
 	# authenticated REGISTERs and calls (SIPp -au/-ap): CPU per unit, kemi / Kamailio, one SQLite
 	$(BIN)/python bench/auth.py
+	# calls through the official example's call logic (rr, nathelper, sanity, siputils, tm),
+	# kemi / Kamailio interleaved; in process: bench/callpath.py --script example
+	$(BIN)/python bench/example_call.py
 	# ns per core.counter inc (the statistics' hot-path cost)
 	$(BIN)/python bench/counters.py
 	# ns per statistics call on the message path (request, reply, sent) and with statistics off

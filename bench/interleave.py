@@ -29,9 +29,11 @@ Server = tuple[str, Callable[[Path], list[str]], Path, int, int]
 
 
 def interleaved(servers: list[Server], work: Path, rate: int, seconds: int, rounds: int,
-                scenario: str, extra: list[str], unit: str, with_uas: bool = True) -> dict:
+                scenario: str, extra: list[str], unit: str, with_uas: bool = True,
+                uas_scenario: str | Path = "uas") -> dict:
     """``rounds`` SIPp runs of ``rate``/s for ``seconds`` against each of two servers,
-    alternated; CPU per unit of each run, the ratio first/second per round and its median."""
+    alternated; CPU per unit of each run, the ratio first/second per round and its median.
+    Each server relays to its own SIPp UAS (``uas_scenario``: built-in name or xml file)."""
     cpu: dict[str, list[float | None]] = {s[0]: [] for s in servers}
     rates: dict[str, list[float]] = {s[0]: [] for s in servers}
     load = [os.getloadavg()[0]]
@@ -39,7 +41,8 @@ def interleaved(servers: list[Server], work: Path, rate: int, seconds: int, roun
         procs = {}
         for name, make_args, cfg, port, uas_port in servers:
             if with_uas:
-                stack.enter_context(SippUas(work, uas_port, name=f"uas_{name}", extra=["-aa"]))
+                stack.enter_context(SippUas(work, uas_port, uas_scenario, name=f"uas_{name}",
+                                            extra=["-aa"]))
             proc = Proc(make_args(cfg), work / f"{name}.log", cwd=work)
             stack.callback(proc.stop)
             if not wait_udp_answer(port):
