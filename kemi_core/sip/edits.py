@@ -269,10 +269,16 @@ class EditsMixin:
         """Replace the whole value of the ``nth`` line named ``name`` (its name kept as
         written, its place kept); False when there is no such line."""
         key = header_key(name)
-        idx = [i for i, n in enumerate(self._names) if n == key]
-        if nth >= len(idx):
-            return False
-        i = idx[nth]
+        if nth == 0:  # the usual case: found in C, no scan in Python
+            try:
+                i = self._names.index(key)
+            except ValueError:
+                return False
+        else:
+            idx = [i for i, n in enumerate(self._names) if n == key]
+            if nth >= len(idx):
+                return False
+            i = idx[nth]
         head, _, _ = self._lines[i].partition(":")
         self._lines[i] = f"{head}: {_clean(value, 'a header value')}\r"
         self._buf = None

@@ -88,3 +88,6 @@ def test_header_value_replacement_keeps_place_and_name() -> None:
     text = msg.to_bytes().decode()
     assert "m: <sip:a@10.0.0.1>\r\nContact: <sip:c@192.0.2.1>\r\nCall-ID" in text
     assert [c.uri_text for c in msg.contacts] == ["sip:a@10.0.0.1", "sip:c@192.0.2.1"]
+    assert msg.set_header_value("CONTACT", "<sip:a@192.0.2.9>")  # the first line (nth 0)
+    assert not msg.set_header_value("route", "<sip:r@h;lr>")
+    assert "m: <sip:a@192.0.2.9>\r\nContact: <sip:c@192.0.2.1>\r\n" in msg.to_bytes().decode()

@@ -51,15 +51,32 @@ def _first_uri(value: str) -> tuple[int, int, bool]:
     return es + us, es + ue, bracketed
 
 
-def _edit_first_uri(ctx: MsgContext, change: Callable[[str], str]) -> int:
-    """Apply ``change(uri_text) -> new uri_text`` to the first Contact URI; 1 done, -1 when
-    there is no usable Contact."""
+def _bracketed_first_uri(ctx: MsgContext, nth: int, value: str) -> tuple[str, int, int]:
+    """(value, start, end) of the first Contact URI, a bare addr-spec given <...> first (in
+    the message too), so a URI parameter added to it is not read as a header parameter
+    (RFC 3261 20.10)."""
+    start, end, bracketed = _first_uri(value)
+    if not bracketed:
+        ctx.msg.set_header_value("contact", f"{value[:start]}<{value[start:end]}>{value[end:]}",
+                                 nth)
+        value = ctx.msg.header("contact") or ""  # as the message now holds it
+        start, end, _ = _first_uri(value)
+    return value, start, end
+
+
+def _edit_first_uri(ctx: MsgContext, change: Callable[[str], str],
+                    bracket: bool = False) -> int:
+    """Apply ``change(uri_text) -> new uri_text`` to the first Contact URI (given <...> first
+    when ``bracket``); 1 done, -1 when there is no usable Contact."""
     found = _contact_line(ctx)
     if found is None:
         log.debug("nathelper: no Contact header to change")
         return -1
     nth, value = found
-    start, end, _ = _first_uri(value)
+    if bracket:
+        value, start, end = _bracketed_first_uri(ctx, nth, value)
+    else:
+        start, end, _ = _first_uri(value)
     uri = value[start:end]
     if not uri.lower().startswith(("sip:", "sips:")):
         return -1
@@ -123,25 +140,7 @@ def set_contact_alias(ctx: MsgContext, trim: int = 0) -> int:
             uri = _drop_params(uri, name)
         return _add_param(uri, alias)
 
-    if _ensure_brackets(ctx) < 0:
-        return -1
-    return _edit_first_uri(ctx, change)
-
-
-def _ensure_brackets(ctx: MsgContext) -> int:
-    """A bare addr-spec Contact gets <...> first, so a URI parameter added to it is not read as
-    a header parameter (RFC 3261 20.10)."""
-    found = _contact_line(ctx)
-    if found is None:
-        return -1
-    nth, value = found
-    es, ee = first_element(value)
-    us, ue, bracketed = uri_in_element(value[es:ee])
-    if bracketed:
-        return 1
-    us, ue = es + us, es + ue
-    ctx.msg.set_header_value("contact", f"{value[:us]}<{value[us:ue]}>{value[ue:]}", nth)
-    return 1
+    return _edit_first_uri(ctx, change, bracket=True)
 
 
 def add_contact_alias(ctx: MsgContext) -> int:
@@ -169,14 +168,12 @@ def add_contact_alias_addr(ctx: MsgContext, ip: str, port: str, proto: str) -> i
     except ValueError as exc:
         log.error("add_contact_alias: %s", exc)
         return -1
-    if _ensure_brackets(ctx) < 0:
-        return -1
 
     def change(uri: str) -> str:  # Kamailio puts it right after host:port
         end = hostport_in_uri(uri)[2]
         return uri[:end] + alias + uri[end:]
 
-    return _edit_first_uri(ctx, change)
+    return _edit_first_uri(ctx, change, bracket=True)
 
 
 def parse_alias(value: str) -> tuple[str, int, str]:

@@ -41,8 +41,24 @@ class Settings:
 settings = Settings()
 
 
+#: is_private's answers per (nat_addr_mode, text): the same few addresses come in every
+#: message; emptied when full
+_PRIVATE_MEMO: dict[tuple[int, str], bool] = {}
+_MEMO_SIZE = 1024
+
+
 def is_private(text: str) -> bool:
     """An IPv4 address in the private ranges (a name or an IPv6 address is not)."""
+    key = (settings.nat_addr_mode, text)
+    found = _PRIVATE_MEMO.get(key)
+    if found is None:
+        if len(_PRIVATE_MEMO) >= _MEMO_SIZE:
+            _PRIVATE_MEMO.clear()
+        found = _PRIVATE_MEMO[key] = _is_private(text)
+    return found
+
+
+def _is_private(text: str) -> bool:
     try:
         ip = ipaddress.ip_address(text.strip("[]"))
     except ValueError:

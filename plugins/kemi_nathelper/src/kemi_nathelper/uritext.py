@@ -36,6 +36,21 @@ def _unquoted(text: str) -> Iterator[tuple[int, str]]:
 def first_element(value: str) -> tuple[int, int]:
     """Span of the first comma-separated element of a header value (quotes and <...> kept
     whole), leading and trailing blanks left out."""
+    if '"' not in value:
+        # the usual value: no quotes, and no '<' before the first comma (or no comma)
+        end = value.find(",")
+        if end < 0:
+            end = len(value)
+        elif "<" in value[:end]:
+            return _first_element_scan(value)
+        lead = value[:end].lstrip(" \t")
+        start = end - len(lead)
+        return start, start + len(lead.rstrip(" \t"))
+    return _first_element_scan(value)
+
+
+def _first_element_scan(value: str) -> tuple[int, int]:
+    """first_element() character by character (quotes and <...> nesting)."""
     depth = 0
     end = len(value)
     for i, ch in _unquoted(value):
@@ -57,7 +72,10 @@ def first_element(value: str) -> tuple[int, int]:
 def uri_in_element(element: str) -> tuple[int, int, bool]:
     """(start, end, bracketed) of the URI in a name-addr or addr-spec element. A bare
     addr-spec ends at its first ``;`` (what follows are header parameters, RFC 3261 20)."""
-    lt = next((i for i, ch in _unquoted(element) if ch == "<"), -1)
+    if '"' in element:
+        lt = next((i for i, ch in _unquoted(element) if ch == "<"), -1)
+    else:
+        lt = element.find("<")
     if lt >= 0:
         gt = element.find(">", lt)
         return lt + 1, (gt if gt >= 0 else len(element)), True

@@ -1,0 +1,46 @@
+"""set_contact_alias and add_contact_alias sans-IO: the first Contact URI gets ;alias, a bare
+addr-spec gets <...> first, every other byte stays as written."""
+
+from __future__ import annotations
+
+import pytest
+
+import kemi_nathelper
+from kemi_core.api import MsgContext
+from kemi_core.testing import context, offline_core
+from kemi_nathelper import contact
+
+
+def _ctx(contact_value: str | None) -> MsgContext:
+    core, _ = offline_core(("nathelper", kemi_nathelper))
+    contact_line = "" if contact_value is None else f"Contact: {contact_value}\r\n"
+    raw = ("INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.10:5061;branch=z9hG4bKa\r\n"
+           "From: <sip:a@h>;tag=1\r\nTo: <sip:bob@h>\r\nCall-ID: c1\r\nCSeq: 1 INVITE\r\n"
+           f"{contact_line}Content-Length: 0\r\n\r\n")
+    return context(core, raw, src=("203.0.113.7", 40000))
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("<sip:a@192.168.1.10:5061>", "<sip:a@192.168.1.10:5061;alias=203.0.113.7~40000~1>"),
+    ("sip:a@192.168.1.10;expires=60", "<sip:a@192.168.1.10;alias=203.0.113.7~40000~1>;expires=60"),
+    ('"A, B" <sip:a@h;x=1?h=v>, <sip:c@d>', '"A, B" <sip:a@h;x=1;alias=203.0.113.7~40000~1?h=v>, <sip:c@d>'),
+    ("sip:a@h, sip:c@d", "<sip:a@h;alias=203.0.113.7~40000~1>, sip:c@d"),
+])
+def test_set_contact_alias(before: str, after: str) -> None:
+    ctx = _ctx(before)
+    assert contact.set_contact_alias(ctx) == 1
+    assert ctx.msg.header("contact") == after
+
+
+def test_no_contact_and_non_sip_uri() -> None:
+    assert contact.set_contact_alias(_ctx(None)) == -1
+    ctx = _ctx("tel:+123")
+    assert contact.set_contact_alias(ctx) == -1
+    assert ctx.msg.header("contact") == "<tel:+123>"  # bracketed all the same, as before
+
+
+def test_add_contact_alias_after_hostport() -> None:
+    ctx = _ctx("sip:a@192.168.1.10:5061;transport=udp")
+    assert contact.add_contact_alias(ctx) == 1
+    # a bare addr-spec ends at its first ";": transport is a header parameter here
+    assert ctx.msg.header("contact") == "<sip:a@192.168.1.10:5061;alias=203.0.113.7~40000~1>;transport=udp"
