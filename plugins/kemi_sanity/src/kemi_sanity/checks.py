@@ -82,8 +82,11 @@ def check_ruri_scheme(msg: SipMsg, s: Settings) -> Failure | None:
     return None
 
 
+_REQUIRED = frozenset(("to", "from", "cseq", "call-id", "via"))
+
+
 def check_required_headers(msg: SipMsg, s: Settings) -> Failure | None:
-    if not all(msg.has_header(h) for h in ("to", "from", "cseq", "call-id", "via")):
+    if not _REQUIRED.issubset(msg.header_keys):
         return _fail(REQUIRED_HEADERS, 400, "Missing Required Header in Request")
     return None
 
@@ -241,13 +244,26 @@ CHECKS: tuple[tuple[int, Check], ...] = (
 )
 
 
+#: the check functions a ``checks`` value selects, in order (a script uses one or two values)
+_SELECTED: dict[int, tuple[Check, ...]] = {}
+
+
+def _selected(checks: int) -> tuple[Check, ...]:
+    found = _SELECTED.get(checks)
+    if found is None:
+        if len(_SELECTED) >= 256:
+            _SELECTED.clear()
+        found = _SELECTED[checks] = tuple(check for bit, check in CHECKS
+                                          if checks & bit and check is not _always_ok)
+    return found
+
+
 def run_checks(msg: SipMsg, checks: int, settings: Settings) -> Failure | None:
     """The first failing check among ``checks`` (request-only ones skipped for a reply)."""
     if not msg.is_request:
         checks &= ~_REQUEST_ONLY
-    for bit, check in CHECKS:
-        if checks & bit:
-            failure = check(msg, settings)
-            if failure is not None:
-                return failure
+    for check in _selected(checks):
+        failure = check(msg, settings)
+        if failure is not None:
+            return failure
     return None
