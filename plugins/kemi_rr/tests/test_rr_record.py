@@ -182,3 +182,16 @@ def test_kemi_exports_registered(name: str, kinds: tuple[str, ...]) -> None:
     exp = core.registry.lookup("rr", name)
     assert exp is not None and tuple(k.value for k in exp.params) == kinds
     assert exp.returns.value == "int"
+
+
+def test_add_rr_param_after_record_route_edits_our_line_in_place() -> None:
+    core = _core()
+    ctx = _invite(core, extra="X-A: 1\r\n" + UPSTREAM_RR + "\r\nX-B: 2")
+    assert kemi_rr.ki_record_route(ctx) == 1
+    before = ctx.msg.to_bytes()
+    own = before.split(b"\r\n")[1]
+    assert own.startswith(b"Record-Route: <sip:127.0.0.1;lr")
+    assert kemi_rr.ki_add_rr_param(ctx, ";nat=yes") == 1
+    assert ctx.msg.to_bytes() == before.replace(own, own[:-1] + b";nat=yes>")
+    assert kemi_rr.ki_add_rr_param(ctx, "x=2") == 1
+    assert ctx.msg.to_bytes() == before.replace(own, own[:-1] + b";nat=yes;x=2>")

@@ -248,5 +248,9 @@ def _replace_own(ctx: MsgContext, own: list[str], repl: list[list[str]]) -> bool
             return False
         used.add(idx)
         new[idx] = lines_for
+    if all(len(x) == 1 for x in repl):  # add_rr_param: each of our lines gets a new value,
+        for idx in used:                # in its place (no line removed or added)
+            ctx.msg.set_header_value(RR, new[idx][0], idx)
+        return True
     rewrite_lines(ctx.msg, RR, new)
     return True
