@@ -90,14 +90,15 @@ def hostport_in_uri(uri: str) -> tuple[int, int, int]:
         raise ValueError(f"not a URI: {uri!r}")
     start = colon + 1
     stop = len(uri)
-    for ch in ";?":
-        k = uri.find(ch, start)
-        at = uri.find("@", start)
-        # a user part may hold ';' (RFC 3261 user-unreserved): only what follows '@' counts
-        if k >= 0 and (at < 0 or k > at):
-            stop = min(stop, k)
-    at = uri.find("@", start, stop)
-    if at >= 0:
+    at = uri.find("@", start)
+    # a user part may hold ';' (RFC 3261 user-unreserved): only what follows '@' counts
+    k = uri.find(";", start)
+    if k > at:  # k >= 0 and (at < 0 or k > at)
+        stop = k
+    k = uri.find("?", start, stop)
+    if k > at:
+        stop = k
+    if 0 <= at < stop:
         start = at + 1
     if uri.startswith("[", start):
         close = uri.find("]", start, stop)
