@@ -41,8 +41,18 @@ def is_method(ctx: MsgContext, vmethod: str) -> bool:
     return any(m.strip().upper() == method for m in vmethod.split(","))
 
 
+#: the method names of each is_method_in string whose letters are all known (a script uses
+#: a few strings, called on every message)
+_LETTER_SETS: dict[str, frozenset[str]] = {}
+
+
 def is_method_in(ctx: MsgContext, vmethod: str) -> bool:
     """True when the method matches one of the letters (I=INVITE, A=ACK, B=BYE ...)."""
+    names = _LETTER_SETS.get(vmethod)
+    if names is None and len(_LETTER_SETS) < 256 and all(c in _METHOD_LETTERS for c in vmethod):
+        names = _LETTER_SETS[vmethod] = frozenset(_METHOD_LETTERS[c] for c in vmethod)
+    if names is not None:
+        return ctx.msg.method.upper() in names
     method = ctx.msg.method.upper()
     for letter in vmethod:
         name = _METHOD_LETTERS.get(letter)

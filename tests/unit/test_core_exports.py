@@ -113,6 +113,11 @@ def test_is_method_in_letters() -> None:
     assert call(ctx, "is_method_in", "IABC") is False
     assert call(make_ctx(req("BYE")), "is_method_in", "IABC") is True
     assert call(ctx, "is_method_in", "Z") is False  # unknown letter
+    assert call(ctx, "is_method_in", "RZ") is True  # found before the unknown letter
+    assert call(ctx, "is_method_in", "ZR") is False  # the unknown letter stops the walk
+    for _ in range(2):  # the second time from the memo of letter sets
+        assert call(ctx, "is_method_in", "IBSU") is False
+        assert call(make_ctx(req("BYE")), "is_method_in", "IBSU") is True
 
 
 def test_method_of_reply_is_cseq_method() -> None:
