@@ -44,3 +44,18 @@ def test_add_contact_alias_after_hostport() -> None:
     assert contact.add_contact_alias(ctx) == 1
     # a bare addr-spec ends at its first ";": transport is a header parameter here
     assert ctx.msg.header("contact") == "<sip:a@192.168.1.10:5061;alias=203.0.113.7~40000~1>;transport=udp"
+
+
+@pytest.mark.parametrize(("ruri", "rc", "after", "du"), [
+    ("sip:bob@10.0.0.2", 2, "sip:bob@10.0.0.2", None),
+    ("sip:bob@10.0.0.2;x=alias", 2, "sip:bob@10.0.0.2;x=alias", None),
+    ("sip:bob@10.0.0.2;ALIAS=192.0.2.1~5070~2;lr", 1, "sip:bob@10.0.0.2;lr",
+     "sip:192.0.2.1:5070;transport=tcp"),
+    ("sip:bob@10.0.0.2;alias=192.0.2.1~5070~1", 1, "sip:bob@10.0.0.2", "sip:192.0.2.1:5070"),
+])
+def test_handle_ruri_alias(ruri: str, rc: int, after: str, du: str | None) -> None:
+    ctx = _ctx(None)
+    ctx.msg.set_ruri(ruri)
+    assert contact.handle_ruri_alias(ctx) == rc
+    assert ctx.msg.ruri == after
+    assert (ctx.dst_uri or None) == du

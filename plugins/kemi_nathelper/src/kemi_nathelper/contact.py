@@ -200,8 +200,11 @@ def handle_ruri_alias(ctx: MsgContext, mode: int = 0) -> int:
     if not msg.is_request:
         return -1
     ruri = msg.ruri
+    name = settings.alias_name
+    if ":" in ruri and name.lower() not in ruri.lower():
+        return 2  # the usual in-dialog R-URI: no such parameter can be there
     try:
-        spans = uri_param_spans(ruri, settings.alias_name)
+        spans = uri_param_spans(ruri, name)
     except ValueError:
         return -1
     if not spans:
