@@ -24,3 +24,11 @@ def test_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(10):
         assert detect.is_private(f"10.0.0.{i}")
     assert len(detect._PRIVATE_MEMO) <= 4
+
+
+def test_nat_uac_test_chooses_the_flagged_tests() -> None:
+    chosen = detect._chosen(19)
+    assert [bit for bit, _ in chosen] == [1, 2, 16]
+    assert detect._chosen(19) is chosen  # from the memo
+    assert detect._chosen(0) == ()
+    assert [bit for bit, _ in detect._chosen(1023)] == [bit for bit, _ in detect.TESTS]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kemi_core.sip import parse_datagram
-from kemi_sanity.checks import CHECKS, Failure, Settings, run_checks
 from kemi_sanity.checks import _REQUEST_ONLY as REQUEST_ONLY
+from kemi_sanity.checks import CHECKS, Failure, Settings, run_checks
 
 GOOD = (b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\n"
         b"From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 
 from kemi_core.api import MsgContext
 from kemi_core.sip import Sdp, SdpError, SipParseError, SipUri, parse_uri
@@ -190,11 +191,22 @@ TESTS = (
     (NAT_UAC_TEST_TARGET, _target_differs),
 )
 
+#: the (bit, test) pairs each ``flags`` value chooses (a script passes one or two values)
+_CHOSEN: dict[int, tuple[tuple[int, Callable[[MsgContext], bool]], ...]] = {}
+
+
+def _chosen(flags: int) -> tuple[tuple[int, Callable[[MsgContext], bool]], ...]:
+    found = _CHOSEN.get(flags)
+    if found is None:
+        if len(_CHOSEN) >= 256:
+            _CHOSEN.clear()
+        found = _CHOSEN[flags] = tuple((bit, test) for bit, test in TESTS if flags & bit)
+    return found
+
+
 def nat_uac_test(ctx: MsgContext, flags: int) -> int:
     """1 when one of the tests chosen by ``flags`` says the sender is behind a NAT, else -1."""
-    for bit, test in TESTS:
-        if not flags & bit:
-            continue
+    for bit, test in _chosen(flags):
         try:
             if test(ctx):
                 return 1
