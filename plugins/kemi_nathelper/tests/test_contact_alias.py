@@ -59,3 +59,20 @@ def test_handle_ruri_alias(ruri: str, rc: int, after: str, du: str | None) -> No
     assert contact.handle_ruri_alias(ctx) == rc
     assert ctx.msg.ruri == after
     assert (ctx.dst_uri or None) == du
+
+
+@pytest.mark.parametrize("before", [
+    "sip:a@192.168.1.10:5061", "sip:a@h;expires=60", " sip:a@h , <sip:c@d>", "sip:a@h,sip:c@d",
+    'sip:a"x@h', "sip:a@h?x=1",
+])
+def test_a_bare_contact_is_bracketed_and_aliased_in_one_write(before: str) -> None:
+    """The alias of a bare addr-spec equals bracketing first, then aliasing the bracketed
+    value (the two writes set_contact_alias made before)."""
+    ctx = _ctx(before)
+    assert contact.set_contact_alias(ctx) == 1
+    two = _ctx(before)
+    value = two.msg.header("contact") or ""
+    start, end, _ = contact._first_uri(value)
+    two.msg.set_header_value("contact", f"{value[:start]}<{value[start:end]}>{value[end:]}")
+    assert contact.set_contact_alias(two) == 1
+    assert ctx.msg.header("contact") == two.msg.header("contact")

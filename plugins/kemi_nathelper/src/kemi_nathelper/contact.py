@@ -73,17 +73,24 @@ def _edit_first_uri(ctx: MsgContext, change: Callable[[str], str],
         log.debug("nathelper: no Contact header to change")
         return -1
     nth, value = found
-    if bracket:
-        value, start, end = _bracketed_first_uri(ctx, nth, value)
-    else:
-        start, end, _ = _first_uri(value)
+    start, end, bracketed = _first_uri(value)
+    pending = ""  # a bracketed value not written yet: written even when the change fails
+    if bracket and not bracketed:
+        if '"' in value:  # rare: write the brackets, then find the URI in what is written
+            value, start, end = _bracketed_first_uri(ctx, nth, value)
+        else:  # no quote: the same element, its URI moved by the '<'
+            value = pending = f"{value[:start]}<{value[start:end]}>{value[end:]}"
+            start, end = start + 1, end + 1
     uri = value[start:end]
-    if not uri.lower().startswith(("sip:", "sips:")):
-        return -1
-    try:
-        new = change(uri)
-    except ValueError as exc:
-        log.error("nathelper: cannot change the Contact URI %s: %s", uri, exc)
+    new = None
+    if uri.lower().startswith(("sip:", "sips:")):
+        try:
+            new = change(uri)
+        except ValueError as exc:
+            log.error("nathelper: cannot change the Contact URI %s: %s", uri, exc)
+    if new is None:
+        if pending:
+            ctx.msg.set_header_value("contact", pending, nth)
         return -1
     ctx.msg.set_header_value("contact", value[:start] + new + value[end:], nth)
     return 1
