@@ -283,3 +283,37 @@ def test_branch_route_sending_the_only_branch_over_tcp_without_a_socket() -> Non
     h, results = _one_branch(br)
     assert results == [-7] and runs == [1]
     assert at(h.take(), UAS2) == []
+
+
+def test_branch_route_copy_of_a_request_with_rport_stamped_once() -> None:
+    """force_rport: the transaction's request and the branch's copy (made from it) carry the
+    received Via with ;rport=, once."""
+    def route(ctx: MsgContext) -> int:
+        ctx.force_rport = True
+        ctx.dst_uri = "sip:127.0.0.1:5080"
+        tm.t_on_branch(ctx, "br")
+        return tm.t_relay(ctx)
+
+    h = TmHarness({"ksr_request_route": route, "br": lambda c: 1})
+    h.request(request(), CALLER)
+    (fwd,) = at(h.take(), UAS1)
+    assert [v.branch for v in fwd.vias][1] == "z9hG4bKc1" and len(fwd.vias) == 2
+    assert fwd.vias[1].rport == 5070 and fwd.vias[1].raw.count("rport") == 1
+    (tx,) = h.tm.table._by_ident.values()
+    assert len(tx.request.vias) == 1 and tx.request.via.rport == 5070
+
+
+def test_branch_route_after_t_newtran_sees_what_the_route_changed_since() -> None:
+    """The transaction made before the script changed the request (t_newtran, then a header
+    added): the branch is a copy of the request as routed, with the header."""
+    def route(ctx: MsgContext) -> int:
+        tm.t_newtran(ctx)
+        ctx.msg.append_header("X-Later", "yes")
+        ctx.dst_uri = "sip:127.0.0.1:5080"
+        tm.t_on_branch(ctx, "br")
+        return tm.t_relay(ctx)
+
+    h = TmHarness({"ksr_request_route": route, "br": lambda c: 1})
+    h.request(request(), CALLER)
+    (fwd,) = at(h.take(), UAS1)
+    assert fwd.header("X-Later") == "yes"

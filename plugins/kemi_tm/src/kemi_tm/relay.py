@@ -119,6 +119,7 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         # ;received/;rport for the copies (the transaction's and each branch's), computed
         # once from the request (whose Via is parsed)
         via = received_via(ctx, msg)
+        source: SipMsg | None = None
         if tx is None:
             key = key_for(msg, method)  # server_key of a request other than ACK
             old = svc.table.get(key)
@@ -126,13 +127,14 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
                 svc.absorb(old, msg)
                 return 0
             tx = svc.open_transaction(ctx, key, via, state)
+            source = tx.request  # the request as routed, ``via`` on top: a branch's copy
         if state.callbacks is not tx.callbacks:  # the same object when made here
             state.callbacks.merge_into(tx.callbacks)
         tx.flags = ctx.flags
     except SipParseError as exc:
         log.error("t_relay: malformed request: %s", exc.reason)
         return -1
-    sent = _send_branches(svc, ctx, tx, proto, target, via, in_failure=False)
+    sent = _send_branches(svc, ctx, tx, proto, target, via, in_failure=False, source=source)
     if sent <= 0:
         return _nothing_sent(svc, ctx, tx, state, sent or E_UNSPEC)
     ctx.replied = True  # the transaction answers from now on
@@ -258,12 +260,15 @@ def _branch_copy(msg: SipMsg, ruri: str, via: str | None, path: str | None) -> S
 
 
 def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
-                   target: Target | None, via: str | None, in_failure: bool) -> int:
+                   target: Target | None, via: str | None, in_failure: bool,
+                   source: SipMsg | None = None) -> int:
     """Add one branch per destination, then send them all (so a branch that fails at once
     cannot end the step before the others exist). Returns how many went out or wait for their
     destination's name to resolve, else (none did) the error code of the last branch that
     could not go. ``via``: the request's top Via as we pass it on, with ;received/;rport
-    (``received_via``; None when it goes unchanged).
+    (``received_via``; None when it goes unchanged). ``source``: the request as routed with
+    ``via`` applied already (the transaction's request, made by this t_relay), None to make
+    a branch's copy from the request.
 
     The usual request has one destination (its R-URI, or $du) and no Path, transport or target
     forced; when it goes (after its branch route, if one is armed) to a known address over
@@ -276,7 +281,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     if route is None:
         breq, du, bflags = msg, ctx.dst_uri, ctx.bflags
     else:  # the branch route on the branch's own copy, as _send_each_branch runs it
-        breq = _branch_copy(msg, msg.ruri, via, None)
+        breq = source.copy() if source is not None else _branch_copy(msg, msg.ruri, via, None)
         bctx = svc.script.branch(ctx, breq, ctx.dst_uri, tx, len(tx.branches), ctx.bflags)
         if bctx is None:
             log.debug("t_relay: branch 0 dropped by branch route %s", route)
