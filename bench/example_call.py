@@ -28,11 +28,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KAMAILIO_MPATH, kamailio_args  # noqa: E402
-from interleave import interleaved  # noqa: E402
+import stateful  # noqa: E402
 
 from kemi_core.testing.kamailio import kamailio_available  # noqa: E402
-from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
 from kemi_core.testing.sipp import sipp_available  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -417,30 +415,17 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
 def write_setup(engine: str, name: str, work: Path,
                 uas_port: int | None = None) -> tuple[Path, int, int]:
     """The engine's kamailio.cfg and script under ``name`` in ``work``: (cfg, port, UAS port)
-    (as bench/stateful.py's write_setup, for bench/callpath.py's harness)."""
-    _, suffix, script_text, tail = ENGINES[engine]
-    uas_port, port = uas_port or free_port(), free_port()
-    script = work / f"{name}{suffix}"
-    if script_text:
-        script.write_text(script_text.replace("{uas_port}", str(uas_port)))
-    cfg = work / f"{name}.cfg"
-    cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH)
-                   + tail.replace("{script}", str(script)).replace("{uas_port}", str(uas_port)))
-    return cfg, port, uas_port
+    (bench/stateful.py's, on this benchmark's cfg; bench/callpath.py's harness uses it too)."""
+    return stateful.write_setup(engine, name, work, uas_port, ENGINES, CFG)
 
 
 def run_interleaved(engine: str, work: Path, rate: int, seconds: int, rounds: int) -> dict:
     """kemi and Kamailio 5.6 on the engine's cfg, ``rounds`` alternated SIPp runs at ``rate``
-    calls/s: CPU per call of each and the median ratio kemi / Kamailio."""
-    servers = []
-    for server, make_args in (("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)]),
-                              ("kamailio", kamailio_args(work))):
-        name = f"{server}_{engine}_example"
-        cfg, port, uas_port = write_setup(engine, name, work)
-        servers.append((name, make_args, cfg, port, uas_port))
-    return interleaved(servers, work, rate, seconds, rounds, str(HERE / "scenarios" / "rr_uac.xml"),
-                       ["-l", str(max(rate * 4, 100))], "call",
-                       uas_scenario=HERE / "scenarios" / "rr_uas.xml")
+    calls/s (the caller and callee follow the Record-Route): CPU per call of each and the
+    median ratio kemi / Kamailio."""
+    return stateful.run_interleaved(engine, work, rate, seconds, rounds, setup=write_setup,
+                                    tag="example", scenario=str(HERE / "scenarios" / "rr_uac.xml"),
+                                    sipp_args=(), uas_scenario=HERE / "scenarios" / "rr_uas.xml")
 
 
 def main() -> int:

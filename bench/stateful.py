@@ -142,16 +142,18 @@ def run_server(name: str, args: list[str], port: int, work: Path, rates: list[in
     return step_up(name, args, port, work, rates, run_step, "call", pause=2, env=env)
 
 
-def write_setup(engine: str, name: str, work: Path,
-                uas_port: int | None = None) -> tuple[Path, int, int]:
-    """The engine's kamailio.cfg and script under ``name`` in ``work``: (cfg, port, UAS port)."""
-    _, suffix, script_text, tail = ENGINES[engine]
+def write_setup(engine: str, name: str, work: Path, uas_port: int | None = None,
+                engines: dict[str, tuple[str, str, str, str]] | None = None,
+                cfg_head: str = CFG) -> tuple[Path, int, int]:
+    """The engine's kamailio.cfg and script under ``name`` in ``work``: (cfg, port, UAS port).
+    ``engines`` and ``cfg_head``: another benchmark's table and cfg (bench/example_call.py)."""
+    _, suffix, script_text, tail = (engines or ENGINES)[engine]
     uas_port, port = uas_port or free_port(), free_port()
     script = work / f"{name}{suffix}"
     if script_text:
         script.write_text(script_text.replace("{uas_port}", str(uas_port)))
     cfg = work / f"{name}.cfg"
-    cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH)
+    cfg.write_text(cfg_head.format(port=port, mpath=KAMAILIO_MPATH)
                    + tail.replace("{script}", str(script)).replace("{uas_port}", str(uas_port)))
     return cfg, port, uas_port
 
@@ -182,17 +184,23 @@ def run_engine(engine: str, work: Path, rates: list[int], seconds: int,
     return section
 
 
-def run_interleaved(engine: str, work: Path, rate: int, seconds: int, rounds: int) -> dict:
+def run_interleaved(engine: str, work: Path, rate: int, seconds: int, rounds: int,
+                    setup: Callable[[str, str, Path], tuple[Path, int, int]] = write_setup,
+                    tag: str = "il", scenario: str = "uac",
+                    sipp_args: tuple[str, ...] = ("-d", "0"),
+                    uas_scenario: str | Path = "uas") -> dict:
     """kemi and Kamailio 5.6 on the engine's cfg and script, ``rounds`` alternated runs at
-    ``rate`` calls/s: CPU per call of each and the median ratio kemi / Kamailio."""
+    ``rate`` calls/s: CPU per call of each and the median ratio kemi / Kamailio. ``setup``,
+    ``scenario``, ``uas_scenario``: another benchmark's (bench/example_call.py)."""
     servers = []
     for server, make_args in (("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)]),
                               ("kamailio", kamailio_args(work))):
-        name = f"{server}_{engine}_il"
-        cfg, port, uas_port = write_setup(engine, name, work)
+        name = f"{server}_{engine}_{tag}"
+        cfg, port, uas_port = setup(engine, name, work)
         servers.append((name, make_args, cfg, port, uas_port))
-    return interleaved(servers, work, rate, seconds, rounds, "uac",
-                       ["-d", "0", "-l", str(max(rate * 4, 100))], "call")
+    return interleaved(servers, work, rate, seconds, rounds, scenario,
+                       [*sipp_args, "-l", str(max(rate * 4, 100))], "call",
+                       uas_scenario=uas_scenario)
 
 
 def kemi_engines_compared(sections: dict[str, dict]) -> dict:
