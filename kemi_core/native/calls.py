@@ -121,23 +121,40 @@ class CallCompiler:
         """One closure per call site; ``mode`` says what it returns, so no wrapper closure is
         needed: "value" the int result, "stmt" None, "cond" result > 0, "notcond" its negation,
         "bool" 1 or 0 (a call used as a value)."""
+        site = self.call_site(node)
+        if site is None:
+            return self.unresolved(node)
+        fn, parts = site
+        return make_call(fn.func, parts, node.loc, node.name, mode)
+
+    def call_site(self, node: A.Call) -> tuple[CfgFunction, list[tuple[bool, Any]]] | None:
+        """The function and its fixed-up arguments ((True, constant) or (False, getter));
+        None when no module provides it (syntax-only checks)."""
         fn = self.resolve(node)
-        loc = node.loc
         if fn is None:
-            def unresolved(ctx: MsgContext) -> int:
-                raise ScriptFault(loc, f"unknown function '{node.name}'")
-            return unresolved
-        parts = [self.argument(fn, i, a) for i, a in enumerate(node.args)]
-        return make_call(fn.func, parts, loc, node.name, mode)
+            return None
+        return fn, [self.argument(fn, i, a) for i, a in enumerate(node.args)]
+
+    @staticmethod
+    def unresolved(node: A.Call) -> RawCall:
+        loc, name = node.loc, node.name
+
+        def unresolved(ctx: MsgContext) -> int:
+            raise ScriptFault(loc, f"unknown function '{name}'")
+        return unresolved
 
     def bool_call(self, node: A.Call) -> ArgGetter:
         """A call used as a value: 1 when it returned > 0, else 0 (Kamailio's rule)."""
         return self.raw_call(node, "bool")
 
-    def route_runner(self, node: A.RouteCall) -> RawCall:
+    def route_cell(self, node: A.RouteCall) -> list[Callable[[MsgContext], int] | None]:
+        """The one-element list that will hold route[NAME]'s compiled callable."""
         if node.name not in self.known_routes:
             raise self.err(node.loc, f"route({node.name}): no route[{node.name}] block is defined")
-        cell = self.route_cells.setdefault(node.name, [None])
+        return self.route_cells.setdefault(node.name, [None])
+
+    def route_runner(self, node: A.RouteCall) -> RawCall:
+        cell = self.route_cell(node)
 
         def run(ctx: MsgContext) -> int:
             r = cell[0](ctx)  # type: ignore[misc]

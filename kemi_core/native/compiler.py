@@ -18,6 +18,7 @@ from kemi_core.errors import ConfigError
 from kemi_core.native import ast as A
 from kemi_core.native import values as V
 from kemi_core.native.calls import ScriptFault
+from kemi_core.native.codegen import BlockWriter
 from kemi_core.native.exprs import ExprCompiler
 from kemi_core.pv import PvSpec
 
@@ -35,6 +36,8 @@ _PASS = (ScriptExit, ScriptDrop, ScriptFault)
 #: Pseudo-variables where ``:=`` first removes every older value.
 _MULTI_VALUE_PVS = frozenset({"avp", "xavp", "xavu", "xavi"})
 DEFAULT_MAX_WHILE_LOOPS = 100
+#: Statements codegen writes inline (a block of one other statement is that statement's closure).
+_INLINED = (A.ExprStmt, A.If, A.Exit, A.Return, A.Break, A.Drop)
 
 
 def assign_failed(loc: A.Loc, target: str, exc: Exception) -> None:
@@ -60,31 +63,6 @@ def _void(fn: Stmt) -> Stmt:
 
 def _is_void(fn: Stmt) -> bool:
     return getattr(fn, VOID, False) is True
-
-
-_SEQ_MAKERS: dict[tuple[bool, ...], Callable[..., Stmt]] = {}
-
-
-def _make_seq(compiled: tuple[Stmt, ...]) -> Stmt:
-    """A block as one closure calling its statements in a row (source built per shape):
-    the result of a void statement is not tested, any other one ends the block when not None."""
-    shape = tuple(_is_void(st) for st in compiled)
-    maker = _SEQ_MAKERS.get(shape)
-    if maker is None:
-        names = [f"s{i}" for i in range(len(compiled))]
-        lines = [f"def make({', '.join(names)}):", "    def seq(ctx):"]
-        for name, void in zip(names, shape, strict=True):
-            if void:
-                lines.append(f"        {name}(ctx)")
-            else:
-                lines += [f"        r = {name}(ctx)", "        if r is not None:", "            return r"]
-        lines += ["        return None", "    return seq"]
-        env: dict[str, Any] = {}
-        exec(compile("\n".join(lines) + "\n", f"<native block {len(shape)}>", "exec"), env)  # noqa: S102
-        maker = env["make"]
-        _SEQ_MAKERS[shape] = maker
-    seq = maker(*compiled)
-    return _void(seq) if all(shape) else seq
 
 
 @attrs.define
@@ -123,31 +101,29 @@ class Compiler(ExprCompiler):
         return out
 
     def block(self, stmts: Iterable[A.Stmt]) -> Stmt:
-        compiled = tuple(self.stmt_list(stmts))
-        if not compiled:
-            return _noop
-        if len(compiled) == 1:
-            return compiled[0]
-        return _make_seq(compiled)
+        nodes = tuple(stmts)
+        if len(nodes) == 1 and not isinstance(nodes[0], _INLINED):
+            compiled = self.stmt_list(nodes)  # its closure, without a function around it
+            return compiled[0] if compiled else _noop
+        return self.generated(nodes) if nodes else _noop
+
+    def generated(self, stmts: Iterable[A.Stmt]) -> Stmt:
+        """Statements as one generated function (codegen), void when no path returns."""
+        writer = BlockWriter(self, False, BREAK)
+        fn = writer.build(stmts, "block")
+        return fn if writer.returns else _void(fn)
+
+    def is_void(self, fn: Stmt) -> bool:
+        return _is_void(fn)
 
     def route(self, route: A.Route) -> RouteFn:
         # Only engine.run calls the other kinds, and it turns ScriptExit into 1: there ``exit``
         # outside a sub-route can simply return 1 (raising costs more than the route itself).
         self.exit_returns = route.kind != "route"
         try:
-            body = self.block(route.body)
+            return BlockWriter(self, True, BREAK).build(route.body, "run_route")
         finally:
             self.exit_returns = False
-        if _is_void(body):
-            def run_void_route(ctx: MsgContext) -> int:
-                body(ctx)
-                return 1
-            return run_void_route
-
-        def run_route(ctx: MsgContext) -> int:
-            r = body(ctx)
-            return 1 if r is None or r is BREAK else r  # type: ignore[no-any-return]
-        return run_route
 
     # ---- statements ---------------------------------------------------------------------
     def stmt(self, node: A.Stmt) -> Stmt:
@@ -235,23 +211,7 @@ class Compiler(ExprCompiler):
         return assign_value
 
     def stmt_if(self, node: A.If) -> Stmt:
-        cond = self.condition(node.cond, (node.loc, "if condition"))
-        then = self.block(node.then)
-        if node.orelse is None:
-            if _is_void(then):
-                def if_void(ctx: MsgContext) -> None:
-                    if cond(ctx):
-                        then(ctx)
-                return _void(if_void)
-
-            def if_then(ctx: MsgContext) -> Any:
-                return then(ctx) if cond(ctx) else None
-            return if_then
-        orelse = self.block(node.orelse)
-
-        def if_else(ctx: MsgContext) -> Any:
-            return then(ctx) if cond(ctx) else orelse(ctx)
-        return _void(if_else) if _is_void(then) and _is_void(orelse) else if_else
+        return self.generated((node,))
 
     def stmt_switch(self, node: A.Switch) -> Stmt:
         subject = self.guarded(node.loc, self.expr(node.subject), "switch value")
