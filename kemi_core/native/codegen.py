@@ -15,6 +15,7 @@ the block's shape, so its code object is compiled once per shape.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,17 @@ _GLOBALS: dict[str, Any] = {"ScriptFault": ScriptFault, "ScriptExit": ScriptExit
                             "ScriptDrop": ScriptDrop, "normalize_result": normalize_result,
                             "_PASS": (ScriptExit, ScriptDrop, ScriptFault), "equal": V.equal}
 _CODE: dict[str, CodeType] = {}
+log = logging.getLogger("kemi.native")
 Lines = list[str]
+
+
+def assign_failed(loc: A.Loc, target: str, exc: Exception) -> None:
+    """A failed assignment is logged and the route goes on, the variable unchanged (Kamailio
+    5.6 does the same: ``$ru = 5`` or ``$(branch(q)[9]) = 1`` are errors, not the end)."""
+    log.error("%s: assignment to %s failed: %s", loc, target, exc)
+
+
+_GLOBALS["assign_failed"] = assign_failed
 
 
 class BlockWriter:
@@ -91,6 +102,8 @@ class BlockWriter:
                 return self.call(node.expr, ind)
             cell = self.comp.route_cell(node.expr)
             return [f"{ind}r = {self.bind(cell)}[0](ctx)", f"{ind}ctx.extra[{RETCODE_KEY!r}] = r"]
+        if isinstance(node, A.Assign):
+            return self.assign(node, ind)
         if isinstance(node, A.If) and depth < MAX_INDENT:
             return self.if_stmt(node, depth)
         if isinstance(node, A.Exit):
@@ -113,6 +126,29 @@ class BlockWriter:
         result = f"1 if r is {self.bind(self.break_value)} else r" if self.top else "r"
         return [f"{ind}r = {self.bind(fn)}(ctx)", f"{ind}if r is not None:",
                 f"{ind}    return {result}"]
+
+    def assign(self, node: A.Assign, ind: str) -> Lines:
+        """``$x = value`` calling the variable's setter inline (Compiler.direct_target), or
+        the assignment's closure."""
+        spec, clear_first = self.comp.assign_target(node)
+        direct = self.comp.direct_target(spec, clear_first)
+        if direct is None:
+            return [f"{ind}{self.bind(self.comp.assign_closure(node, spec, clear_first))}(ctx)"]
+        assert direct.pvdef.setter is not None
+        args = [self.bind(direct.pvdef.setter), "ctx"]
+        if direct.pvdef.takes_arg:
+            args.append(self.bind(direct.arg))
+        if isinstance(node.value, A.Const):
+            args.append(self.bind(node.value.value))
+        else:
+            args.append(f"{self.bind(self.comp.assigned(node.value))}(ctx)")
+        loc, text = self.bind(node.loc), self.bind(node.target.spec)
+        return [f"{ind}try:",
+                f"{ind}    {args[0]}({', '.join(args[1:])})",
+                f"{ind}except _PASS:",
+                f"{ind}    raise",
+                f"{ind}except Exception as exc:",
+                f"{ind}    assign_failed({loc}, {text}, exc)"]
 
     def ret(self, ind: str, value: str) -> Lines:
         self.returns = True

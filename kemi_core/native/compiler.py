@@ -18,8 +18,8 @@ from kemi_core.errors import ConfigError
 from kemi_core.native import ast as A
 from kemi_core.native import values as V
 from kemi_core.native.calls import ScriptFault
-from kemi_core.native.codegen import BlockWriter
-from kemi_core.native.exprs import ExprCompiler
+from kemi_core.native.codegen import BlockWriter, assign_failed
+from kemi_core.native.exprs import ExprCompiler, _UnknownPv
 from kemi_core.pv import PvSpec
 
 if TYPE_CHECKING:
@@ -38,12 +38,6 @@ _MULTI_VALUE_PVS = frozenset({"avp", "xavp", "xavu", "xavi"})
 DEFAULT_MAX_WHILE_LOOPS = 100
 #: Statements codegen writes inline (a block of one other statement is that statement's closure).
 _INLINED = (A.ExprStmt, A.If, A.Exit, A.Return, A.Break, A.Drop)
-
-
-def assign_failed(loc: A.Loc, target: str, exc: Exception) -> None:
-    """A failed assignment is logged and the route goes on, the variable unchanged (Kamailio
-    5.6 does the same: ``$ru = 5`` or ``$(branch(q)[9]) = 1`` are errors, not the end)."""
-    log.error("%s: assignment to %s failed: %s", loc, target, exc)
 
 
 def _noop(ctx: MsgContext) -> None:
@@ -142,13 +136,28 @@ class Compiler(ExprCompiler):
         return _void(call_stmt)
 
     def stmt_assign(self, node: A.Assign) -> Stmt:
+        spec, clear_first = self.assign_target(node)
+        if self.direct_target(spec, clear_first) is not None:
+            return self.generated((node,))
+        return self.assign_closure(node, spec, clear_first)
+
+    def assign_target(self, node: A.Assign) -> tuple[PvSpec | _UnknownPv, bool]:
+        """The assigned variable, and whether it is emptied first (``:=`` on a multi-value one)."""
         spec = self.pv(node.target.spec, node.target.loc)
         if not spec.writable:
             raise self.err(node.loc, f"{node.target.spec} cannot be assigned (read-only)")
-        loc, text = node.loc, node.target.spec
-        clear_first = node.op == ":=" and spec.name in _MULTI_VALUE_PVS
+        return spec, node.op == ":=" and spec.name in _MULTI_VALUE_PVS
+
+    @staticmethod
+    def direct_target(spec: PvSpec | _UnknownPv, clear_first: bool) -> PvSpec | None:
+        """The variable when ``$x = value`` may call its setter itself (spec.set would re-check
+        what ``writable`` checked at compile time): codegen writes that call inline."""
         if isinstance(spec, PvSpec) and not clear_first and spec.index == "":
-            return _void(self.direct_assign(spec, node.value, loc, text))
+            return spec
+        return None
+
+    def assign_closure(self, node: A.Assign, spec: PvSpec | _UnknownPv, clear_first: bool) -> Stmt:
+        loc, text = node.loc, node.target.spec
         value = self.assigned(node.value)
         setter = spec.set
 
@@ -163,52 +172,6 @@ class Compiler(ExprCompiler):
             except Exception as exc:
                 assign_failed(loc, text, exc)
         return _void(assign)
-
-    def direct_assign(self, spec: PvSpec, node: A.Expr, loc: A.Loc, text: str) -> Stmt:
-        """``$x = value`` calling the variable's setter itself (spec.set would re-check what
-        ``writable`` checked at compile time); a constant value is bound, not called."""
-        setter = spec.pvdef.setter
-        assert setter is not None
-        arg = spec.arg
-        if isinstance(node, A.Const):
-            c = node.value
-            if spec.pvdef.takes_arg:
-                def assign_const_arg(ctx: MsgContext) -> None:
-                    try:
-                        setter(ctx, arg, c)
-                    except _PASS:
-                        raise
-                    except Exception as exc:
-                        assign_failed(loc, text, exc)
-                return assign_const_arg
-
-            def assign_const(ctx: MsgContext) -> None:
-                try:
-                    setter(ctx, c)
-                except _PASS:
-                    raise
-                except Exception as exc:
-                    assign_failed(loc, text, exc)
-            return assign_const
-        value = self.assigned(node)
-        if spec.pvdef.takes_arg:
-            def assign_arg(ctx: MsgContext) -> None:
-                try:
-                    setter(ctx, arg, value(ctx))
-                except _PASS:
-                    raise
-                except Exception as exc:
-                    assign_failed(loc, text, exc)
-            return assign_arg
-
-        def assign_value(ctx: MsgContext) -> None:
-            try:
-                setter(ctx, value(ctx))
-            except _PASS:
-                raise
-            except Exception as exc:
-                assign_failed(loc, text, exc)
-        return assign_value
 
     def stmt_if(self, node: A.If) -> Stmt:
         return self.generated((node,))

@@ -189,3 +189,21 @@ def test_syntax_only_unknown_functions_fault_when_run(h, rec) -> None:
     assert [n for n, _, _ in comp.unknown] == ["nosuch", "other"]
     with pytest.raises(Exception, match="unknown function 'nosuch'"):
         program.get("request_route", None)(h.ctx())  # type: ignore[misc]
+
+
+# ---- assignments ---------------------------------------------------------------------------
+def test_assignments_inline_and_through_closures(h, rec, caplog) -> None:
+    with caplog.at_level(logging.ERROR, logger="kemi.native"):
+        h.run('if (ret(1)) {\n  $var(a) = ret(-2); $var(b) = "x" + $var(a); $ru = "bad";\n'
+              '  $avp(m) = 1; $avp(m) = 2; $avp(m) := 3; }'
+              'switch ($rm) { case "INVITE": $var(c) = 5; $ru = "bad2"; }'
+              'mark($var(a), $var(b), $var(c)); mark($avp(m), $ru);')
+    assert marks(rec) == [("-2", "x-2", "5"), ("3", "sip:bob@127.0.0.1:5060;transport=udp")]
+    assert "test.cfg:2:47: assignment to $ru failed" in caplog.text
+    assert "test.cfg:3:87: assignment to $ru failed" in caplog.text
+
+
+def test_assigned_call_returning_zero_exits_inline(h, rec) -> None:
+    sub = h.block('if (ret(1)) { $var(a) = ret(0); } mark("no");', "route", "S")
+    rc, _ = h.run('route(S); mark("no");', sub)
+    assert rc == 1 and marks(rec) == []
