@@ -37,7 +37,8 @@ Fn = Callable[["MsgContext"], Any]
 MAX_INDENT = 40
 _GLOBALS: dict[str, Any] = {"ScriptFault": ScriptFault, "ScriptExit": ScriptExit,
                             "ScriptDrop": ScriptDrop, "normalize_result": normalize_result,
-                            "_PASS": (ScriptExit, ScriptDrop, ScriptFault), "equal": V.equal}
+                            "_PASS": (ScriptExit, ScriptDrop, ScriptFault), "equal": V.equal,
+                            "to_str": V.to_str}
 _CODE: dict[str, CodeType] = {}
 log = logging.getLogger("kemi.native")
 Lines = list[str]
@@ -199,7 +200,7 @@ class BlockWriter:
             return self.closure_test(node, guard, ind)
         if isinstance(node, A.RouteCall):
             cell = self.bind(self.comp.route_cell(node))
-            return self.guarded(f"r = {cell}[0](ctx)", guard, ind) + [
+            return self.guarded(ind, f"r = {cell}[0](ctx)", guard=guard) + [
                 f"{ind}ctx.extra[{RETCODE_KEY!r}] = r"], "r > 0"
         if isinstance(node, A.Unary) and node.op == "!" and _is_boolean(node.operand):
             lines, test = self.cond(node.operand, guard, ind)
@@ -218,6 +219,12 @@ class BlockWriter:
             inline = self.equal_test(node, guard, ind)
             if inline is not None:
                 return inline[0], neg + inline[1]
+        if isinstance(node, A.Binary) and node.op in ("=~", "!~") and isinstance(node.right, A.Const):
+            get, search = self.bind(self.comp.expr(node.left)), self.comp.const_regex(node.right).search
+            match = (f"t = a is not None and {self.bind(search)}"
+                     f"(a if a.__class__ is str else to_str(a)) is not None")
+            return (self.guarded(ind, f"a = {get}(ctx)", match, guard=guard),
+                    "t" if node.op == "=~" else "not t")
         return self.closure_test(node, guard, ind)
 
     def operand(self, node: A.Expr, guard: tuple[A.Loc, str], ind: str) -> tuple[Lines, str]:
@@ -225,7 +232,7 @@ class BlockWriter:
         if _is_boolean(node):
             return self.cond(node, guard, ind)
         nonzero = self.bind(self.comp.nonzero(node))
-        return self.guarded(f"t = {nonzero}(ctx)", guard, ind), "t"
+        return self.guarded(ind, f"t = {nonzero}(ctx)", guard=guard), "t"
 
     def equal_test(self, node: A.Binary, guard: tuple[A.Loc, str],
                    ind: str) -> tuple[Lines, str] | None:
@@ -239,25 +246,25 @@ class BlockWriter:
             if isinstance(other, A.Null):
                 return None
             get = self.bind(self.comp.expr(other))
-            return self.guarded(f"t = {get}(ctx) is None", guard, ind), "t"
+            return self.guarded(ind, f"t = {get}(ctx) is None", guard=guard), "t"
         const, other = (right, left) if isinstance(right, A.Const) else (left, right)
         if (not isinstance(const, A.Const) or isinstance(other, A.Const) or _is_method(other)):
             return None
         get = self.bind(self.comp.expr(other))
         c, cls = self.bind(const.value), self.bind(const.value.__class__)
-        return (self.guarded(f"a = {get}(ctx)", guard, ind),
+        return (self.guarded(ind, f"a = {get}(ctx)", guard=guard),
                 f"(a == {c} if a.__class__ is {cls} else equal(a, {c}))")
 
     def closure_test(self, node: A.Expr, guard: tuple[A.Loc, str], ind: str) -> tuple[Lines, str]:
         """Any other test: its (unguarded) closure, faulting at ``guard``'s place."""
         test = self.bind(self.comp.condition(node))
-        return self.guarded(f"t = {test}(ctx)", guard, ind), "t"
+        return self.guarded(ind, f"t = {test}(ctx)", guard=guard), "t"
 
-    def guarded(self, line: str, guard: tuple[A.Loc, str], ind: str) -> Lines:
-        """``line`` with Python errors turned into a ScriptFault at the test's place."""
+    def guarded(self, ind: str, *lines: str, guard: tuple[A.Loc, str]) -> Lines:
+        """``lines`` with Python errors turned into a ScriptFault at the test's place."""
         loc, what = self.bind(guard[0]), self.bind(guard[1])
         return [f"{ind}try:",
-                f"{ind}    {line}",
+                *(f"{ind}    {line}" for line in lines),
                 f"{ind}except _PASS:",
                 f"{ind}    raise",
                 f"{ind}except Exception as exc:",

@@ -76,6 +76,8 @@ class NativeEngine:
         #: name -> route for the names whose meaning does not depend on the route type (the
         #: callbacks and qualified names): ``run`` finds them with one dict lookup.
         self._direct: dict[str, RouteFn] = {}
+        #: name -> has_route's answer.
+        self._known: dict[str, bool] = {}
         self._callbacks = {REQUEST_ROUTE: "request_route", REPLY_ROUTE: "reply_route",
                            ONSEND_ROUTE: "onsend_route"}
         for key, kind in _CALLBACK_KEYS.items():
@@ -131,6 +133,7 @@ class NativeEngine:
         self._program = program
         self._cache = {}
         self._direct = {}
+        self._known = {}
 
     @property
     def program(self) -> Program:
@@ -179,7 +182,11 @@ class NativeEngine:
         return None
 
     def has_route(self, name: str) -> bool:
-        return self._lookup(name, 0) is not None
+        # asked per reply and per t_on_*: the answer is kept until the routes change
+        known = self._known.get(name)
+        if known is None:
+            known = self._known[name] = self._lookup(name, 0) is not None
+        return known
 
     # ---- running ------------------------------------------------------------------------
     def run(self, name: str, ctx: MsgContext) -> int:

@@ -359,15 +359,17 @@ class ExprCompiler(CallCompiler):
             return lambda ctx: not test(ctx)
         return test
 
+    def const_regex(self, node: A.Const) -> re.Pattern[str]:
+        try:
+            return V.compile_regex(V.to_str(node.value))
+        except re.error as exc:
+            raise self.err(node.loc, f"invalid regular expression: {exc}")
+
     def regex_match(self, node: A.Binary) -> Callable[[MsgContext], bool]:
         left = self.expr(node.left)
         want = node.op == "=~"
         if isinstance(node.right, A.Const):
-            try:
-                rx = V.compile_regex(V.to_str(node.right.value))
-            except re.error as exc:
-                raise self.err(node.right.loc, f"invalid regular expression: {exc}")
-            search = rx.search
+            search = self.const_regex(node.right).search
 
             def match(ctx: MsgContext) -> bool:
                 v = left(ctx)

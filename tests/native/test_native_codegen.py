@@ -30,7 +30,9 @@ CONDITIONS = [
     "ret(2) && ret(-2)", "ret(-2) || ret(2)", "ret(2) && $var(n)", "$var(zero) || !ret(-1)",
     "!(ret(2) && ret(-2))", "!(ret(-2) || $rU == $null)", "ret(2) && (ret(-1) || $rU == \"bob\")",
     "(ret(2) || ret(-1)) && !($var(n) == 4)", "ret(2) == 1", "route(R)", "!route(R)",
-    "route(R) && ret(2)", "$var(n) && $var(zero) || $var(s)",
+    "route(R) && ret(2)", "$var(n) && $var(zero) || $var(s)", '$ua !~ "^test"',
+    '$avp(none) =~ "x"', '$avp(none) !~ "x"', '$var(n) =~ "^3$"', '$rU =~ $var(s)',
+    'ret(2) && $ua =~ "TEST"',
 ]
 
 
@@ -70,6 +72,7 @@ def test_call_test_fault_has_the_call_place(h, rec, test: str) -> None:
 
 
 @pytest.mark.parametrize("test", ["$var(a) / 0 == 1", "$var(a) / 0 == $null", "$var(a) / 0",
+                                  '$var(a) / 0 =~ "x"', '$var(a) / 0 !~ $var(b)',
                                   "ret(1) && $var(a) / 0", "$var(a) / 0 > 1"])
 def test_value_test_fault_has_the_if_place(h, rec, test: str) -> None:
     rc, ctx = h.run(f"\n  if ({test}) mark();")

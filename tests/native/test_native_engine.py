@@ -92,6 +92,19 @@ def test_reload_swaps_and_keeps_old_on_error(h, rec) -> None:
     assert [a[0] for _, a in rec.calls] == ["v1", "v2", "v2"]
 
 
+def test_has_route_follows_a_reload(h) -> None:
+    source = [[h.block("exit;")]]
+    eng = NativeEngine(h.core, reload_source=lambda: source[0])
+    eng.load()
+    assert not eng.has_route("X") and not eng.has_route("X")
+    source[0] = [h.block("exit;"), h.block("exit;", "failure_route", "X")]
+    eng.reload()
+    assert eng.has_route("X") and eng.has_route("failure_route:X")
+    source[0] = [h.block("exit;")]
+    eng.reload()
+    assert not eng.has_route("X")
+
+
 def test_reload_without_source_and_constructor_checks(h) -> None:
     eng = h.engine(h.block("exit;"))
     with pytest.raises(ScriptError, match="reload_source"):
