@@ -39,7 +39,9 @@ _GLOBALS: dict[str, Any] = {"ScriptFault": ScriptFault, "ScriptExit": ScriptExit
                             "ScriptDrop": ScriptDrop, "normalize_result": normalize_result,
                             "_PASS": (ScriptExit, ScriptDrop, ScriptFault), "equal": V.equal,
                             "to_str": V.to_str}
+#: source -> code object; a config has a few dozen shapes
 _CODE: dict[str, CodeType] = {}
+MAX_SHAPES = 1024
 log = logging.getLogger("kemi.native")
 Lines = list[str]
 
@@ -79,6 +81,8 @@ class BlockWriter:
                          f"    return {name}", ""])
         code = _CODE.get(src)
         if code is None:
+            if len(_CODE) >= MAX_SHAPES:  # reloads of ever new shapes: start over
+                _CODE.clear()
             code = _CODE[src] = compile(src, f"<native {name}>", "exec")
         env = dict(_GLOBALS)
         exec(code, env)  # noqa: S102 - our own generated source
