@@ -1472,6 +1472,75 @@ typedef struct {
     PyObject *setter; /* field_value's setter (NULL: read-only) */
 } CachedValue;
 
+/* A request's Call-ID or CSeq read the first time (msg.call_id, msg.cseq: the registrar, tm
+ * and the dialog read them for every request), parsed here when it has the usual shape, as the
+ * pure getter would give it: one Call-ID line with a value without blanks; one CSeq line of
+ * "<1-9 ASCII digits> <the request's own method>". The value is put in the cache (the getter's
+ * key) and returned (a new reference); NULL without an exception: another shape, or not a
+ * request, which the getter parses or refuses; NULL with one on error. */
+static PyObject *
+request_value_ahead(PyObject *msg, PyObject *key, PyObject *cache)
+{
+    int is_call_id = key_is(key, s_call_id);
+    if (!is_call_id && (cseq_type == NULL || !key_is(key, s_cseq) ||
+                        *field(msg, F_IS_REQUEST) != Py_True))
+        return NULL;
+    PyObject *keys = *field(msg, F_NAMES), *lines = *field(msg, F_LINES);
+    PyObject *method = *field(msg, F_METHOD);
+    if (keys == NULL || lines == NULL || !PyList_CheckExact(keys) || !PyList_CheckExact(lines))
+        return NULL;
+    int absent;
+    PyObject *value = single_line_value(NULL, keys, lines, is_call_id ? s_call_id : s_cseq,
+                                        &absent);
+    if (value == NULL)
+        return NULL; /* (absent or several: the getter refuses it; else the error is set) */
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    PyObject *result = NULL;
+    if (is_call_id) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (c == ' ' || c == '\t')
+                goto done;
+        }
+        if (n > 0)
+            result = Py_NewRef(value);
+    }
+    else if (method != NULL && PyUnicode_CheckExact(method)) {
+        Py_ssize_t sp = PyUnicode_FindChar(value, ' ', 0, n, 1);
+        if (sp == -2)
+            goto done;
+        if (sp < 1 || sp >= 10 || n - sp - 1 != PyUnicode_GET_LENGTH(method))
+            goto done;
+        long number = 0;
+        for (Py_ssize_t i = 0; i < sp; i++) {
+            Py_UCS4 c = PyUnicode_READ(kind, d, i);
+            if (c < '0' || c > '9')
+                goto done;
+            number = number * 10 + (long)(c - '0');
+        }
+        int same = PyUnicode_Tailmatch(value, method, sp + 1, n, 1);
+        if (same < 0)
+            goto done;
+        if (same) {
+            result = cseq_type->tp_alloc(cseq_type, 2);
+            PyObject *num = result == NULL ? NULL : PyLong_FromLong(number);
+            if (num == NULL)
+                Py_CLEAR(result);
+            else {
+                PyTuple_SET_ITEM(result, 0, num);
+                PyTuple_SET_ITEM(result, 1, Py_NewRef(method));
+            }
+        }
+    }
+done:
+    Py_DECREF(value);
+    if (result != NULL && PyDict_SetItem(cache, key, result) < 0)
+        Py_CLEAR(result);
+    return result;
+}
+
 static PyObject *
 cached_get(PyObject *self, PyObject *obj, PyObject *type)
 {
@@ -1519,6 +1588,9 @@ cached_get(PyObject *self, PyObject *obj, PyObject *type)
                     return Py_NewRef(v);
                 if (PyErr_Occurred())
                     return NULL;
+                v = request_value_ahead(obj, cv->key, cache);
+                if (v != NULL || PyErr_Occurred())
+                    return v;
             }
         }
     }

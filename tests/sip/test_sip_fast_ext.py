@@ -590,6 +590,43 @@ def test_cached_value_descriptor() -> None:
     assert fast.cached_value("via", repr).__get__(5, int) == "5"
 
 
+CALL_IDS = ["Call-ID: c1@h", "i: a-b.c", "Call-ID:  c2 ", "Call-ID: a b", "Call-ID: a\tb",
+            "Call-ID:", "Call-ID: x\r\n y", "Call-ID: \u00e9t\u00e9"]
+CSEQS = ["CSeq: 1 REGISTER", "CSeq: 007 REGISTER", "CSeq: 123456789 REGISTER",
+         "CSeq: 1234567890 REGISTER", "CSeq: 2 INVITE", "CSeq: 3  REGISTER", "CSeq: 4 REGISTERX",
+         "CSeq: x REGISTER", "CSeq: 5 register", "CSeq: 6\tREGISTER", "CSeq:", "CSeq: 7 FOO"]
+
+
+@pytest.mark.parametrize("method", ["REGISTER", "FOO"])
+@pytest.mark.parametrize("callid", [*CALL_IDS, None, "Call-ID: c1\r\ni: c2"])
+@pytest.mark.parametrize("cseq", [*CSEQS, None, "CSeq: 1 REGISTER\r\nCSeq: 1 REGISTER"])
+def test_request_call_id_and_cseq_read_as_the_properties(method: str, callid: str | None,
+                                                         cseq: str | None) -> None:
+    """A request's Call-ID and CSeq, parsed in the descriptor on their first read (the usual
+    shapes), give what the pure getters give, errors included, and leave the same cache."""
+    lines = [f"{method} sip:a@h SIP/2.0", "Via: SIP/2.0/UDP h;branch=z9hG4bK1", "To: <sip:a@h>",
+             *(x for x in (callid, cseq) if x is not None)]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def reads(m: SipMsg, read: Callable[[SipMsg, str], object]) -> list[object]:
+        seen: list[object] = []
+        for name in ("cseq", "call_id", "cseq", "call_id"):
+            try:
+                seen.append(repr(read(m, name)))
+            except SipParseError as exc:
+                seen.append(("raised", exc.status, str(exc)))
+        return [*seen, repr(m._cache)]
+
+    def read_pure(m: SipMsg, name: str) -> object:
+        return message_mod.properties_py[name].__get__(m, SipMsg)
+
+    try:
+        compiled, pure = parse_datagram(data), parse_datagram(data)
+    except SipParseError:
+        return
+    assert reads(compiled, getattr) == reads(pure, read_pure)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["branch", "rport", "RPort", "received", "x"]),
                           st.one_of(st.none(), word)), max_size=4), st.booleans())
