@@ -2510,7 +2510,7 @@ pure:
 /* lines_crc32(keys, lines) (reply.lines_crc32_py): zlib's CRC-32 of the first Call-ID, From,
  * CSeq and Via lines joined by '|', UTF-8 with surrogateescape; None when one is missing. The
  * stateless To-tag of every sl reply is made of it. */
-static uint32_t crc_table[256];
+static uint32_t crc_table[8][256]; /* slice-by-8: [k][b] is b's CRC followed by k zero bytes */
 
 static void
 crc_init(void)
@@ -2519,15 +2519,30 @@ crc_init(void)
         uint32_t c = n;
         for (int k = 0; k < 8; k++)
             c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
+        crc_table[0][n] = c;
     }
+    for (uint32_t n = 0; n < 256; n++)
+        for (int k = 1; k < 8; k++)
+            crc_table[k][n] = crc_table[0][crc_table[k - 1][n] & 0xff] ^ (crc_table[k - 1][n] >> 8);
 }
 
+/* Eight bytes per step (the lines are ~60-100 bytes: the bytewise loop took ~1,900
+ * instructions per reply); the same CRC as the bytewise table loop. */
 static uint32_t
 crc_update(uint32_t crc, const char *p, Py_ssize_t n)
 {
-    for (Py_ssize_t i = 0; i < n; i++)
-        crc = crc_table[(crc ^ (unsigned char)p[i]) & 0xff] ^ (crc >> 8);
+    const unsigned char *b = (const unsigned char *)p;
+    while (n >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                             (uint32_t)b[3] << 24);
+        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+              crc_table[3][b[4]] ^ crc_table[2][b[5]] ^ crc_table[1][b[6]] ^ crc_table[0][b[7]];
+        b += 8;
+        n -= 8;
+    }
+    while (n-- > 0)
+        crc = crc_table[0][(crc ^ *b++) & 0xff] ^ (crc >> 8);
     return crc;
 }
 
