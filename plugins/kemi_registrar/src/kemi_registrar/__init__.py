@@ -168,7 +168,9 @@ def _flags(ctx: MsgContext, text: str) -> int:
 
 
 def _cfg_save(ctx: MsgContext, table: str, flags: str = "0", uri: str = "") -> int:
-    return sv.save(ctx, table, _flags(ctx, flags), (_fmt(ctx, uri) or None) if uri else None)
+    number = _CONST_FLAGS.get(flags)  # (_flags' usual case without its call)
+    return sv.save(ctx, table, _flags(ctx, flags) if number is None else number,
+                   (_fmt(ctx, uri) or None) if uri else None)
 
 
 def _cfg_lookup(ctx: MsgContext, table: str, uri: str = "") -> int:

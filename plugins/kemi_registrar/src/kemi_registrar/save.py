@@ -13,7 +13,7 @@ from kemi_registrar.request import (
     RegError,
     parse_request,
 )
-from kemi_registrar.state import state
+from kemi_registrar.state import _holder, state
 from kemi_registrar.update import Outcome, apply
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
@@ -27,13 +27,13 @@ Q_OVERRIDE = "registrar.q"
 def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int:
     """Kamailio's save(table, flags, uri): 1 inserted, 2 updated, 3 deleted, 4 contacts
     returned; -1 error (answered), -2 too many contacts (answered 503)."""
-    st = state()
+    st = _holder.current or state()  # (state()'s usual case without its call)
     p, ul = st.params, st.ul
     msg = ctx.msg
     if not msg.is_request:
         log.error("save: the current message is not a request")
         return -1
-    dom = ul.domain(table)
+    dom = ul.domains.get(table) or ul.domain(table)  # (a known table without a call)
     now = int(ctx.core.clock.wall())
     contacts: list[Contact] = []
     rules = st.rules

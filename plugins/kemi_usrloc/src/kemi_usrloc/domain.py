@@ -153,9 +153,38 @@ class MemDomain(Domain):
             yield aor, _unpack(raw)
 
     def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
+        """Without write-back (every REGISTER's save): one store write, and the database row
+        changes after it with write-through."""
         mode = self.ul.db_mode
-        if mode != WRITE_BACK:
-            return self._update(aor, fn, db and mode == WRITE_THROUGH)
+        if mode == WRITE_BACK:
+            return self._update_back(aor, fn)
+        out: tuple[list[Contact], list[Contact] | None, R] | None = None
+
+        def change(raw: list[tuple[Any, ...]] | None) -> Any:
+            nonlocal out
+            old = list(map(_as_contact, raw)) if raw else []  # (_unpack, inlined)
+            new, result = fn(old)
+            out = (old, new, result)
+            if new is None:
+                return UNCHANGED
+            return _pack(new) if new else DELETE
+
+        self.table.update(aor, change)
+        assert out is not None
+        old, new, result = out
+        if new is not None:
+            if len(old) != len(new):  # (stats.changed does nothing else)
+                self.stats.changed(len(old), len(new))
+            if db and mode == WRITE_THROUGH:
+                try:
+                    self._write_diff(old, new)
+                except DbError as exc:
+                    raise UsrlocDbError(str(exc)) from exc
+        return result
+
+    def _update_back(self, aor: str, fn: Change[R]) -> R:
+        """update() with write-back: the contacts' sync states and the tombstones of removed
+        ones change in the same transaction."""
         out: list[Any] = []
 
         def change(raw: list[tuple[Any, ...]] | None, tx: Any) -> Any:
@@ -175,33 +204,6 @@ class MemDomain(Domain):
         if new is not None:
             self.stats.changed(len(old), len(new))
         return result  # type: ignore[no-any-return]
-
-    def _update(self, aor: str, fn: Change[R], write_through: bool) -> R:
-        """update() without write-back (every REGISTER's save): one store write, and the
-        database row changes after it with write-through."""
-        out: tuple[list[Contact], list[Contact] | None, R] | None = None
-
-        def change(raw: list[tuple[Any, ...]] | None) -> Any:
-            nonlocal out
-            old = _unpack(raw)
-            new, result = fn(old)
-            out = (old, new, result)
-            if new is None:
-                return UNCHANGED
-            return _pack(new) if new else DELETE
-
-        self.table.update(aor, change)
-        assert out is not None
-        old, new, result = out
-        if new is not None:
-            if len(old) != len(new):  # (stats.changed does nothing else)
-                self.stats.changed(len(old), len(new))
-            if write_through:
-                try:
-                    self._write_diff(old, new)
-                except DbError as exc:
-                    raise UsrlocDbError(str(exc)) from exc
-        return result
 
     def _mark(self, old: list[Contact], new: list[Contact], tx: Any) -> list[Contact]:
         """Write-back: new contacts are CS_NEW, changed synced ones CS_DIRTY; removed synced
