@@ -87,6 +87,9 @@ class Core:
         self.loaded_modules: list[str] = []
         #: Called for each reply after the reply route (tm registers here); True = consumed.
         self.reply_handlers: list[ReplyHandler] = []
+        #: Told of a message the transport took (send returned True) but could not deliver
+        #: after all: a stream connection another worker held was gone (tm fails its branch).
+        self.send_failure_handlers: list[Callable[[bytes], None]] = []
         self.transport: Transport | None = None
         #: Next-hop names to addresses, cached for a bounded time, looked up off the event
         #: loop (kemi_core.forwarding.resolver); one per process.
@@ -313,6 +316,17 @@ class Core:
 
     def add_reply_handler(self, handler: ReplyHandler) -> None:
         self.reply_handlers.append(handler)
+
+    def add_send_failure_handler(self, handler: Callable[[bytes], None]) -> None:
+        self.send_failure_handlers.append(handler)
+
+    def send_failed_later(self, data: bytes) -> None:
+        """The message ``data``, which ``send`` took, could not be delivered after all."""
+        for handler in self.send_failure_handlers:
+            try:
+                handler(data)
+            except Exception:  # one module's bookkeeping must not stop the others
+                log.exception("a send failure handler failed")
 
     def add_timer_handler(self, handler: Callable[[float], None]) -> Timer:
         """Run ``handler(now)`` every TIMER_TICK seconds in each worker. Prefer

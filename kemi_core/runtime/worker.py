@@ -113,6 +113,7 @@ class Worker:
                                          rank=self.rank,
                                          owners=core.stream_owners if self.shared_sockets
                                          else None, sockets=self.sockets)
+        self.endpoints.on_send_failed = core.send_failed_later
         self.loop.run_until_complete(self.endpoints.start(udp=False))
         core.attach_transport(self.endpoints)
         if self.board is not None:

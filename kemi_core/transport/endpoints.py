@@ -21,6 +21,7 @@ import logging
 import os
 import select
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.config.model import ListenAddr
@@ -31,6 +32,7 @@ from kemi_core.transport.handoff import (
     WORKER_PARAM,
     Mailbox,
     decode,
+    encode_failed,
     encode_received,
     encode_send,
     main_pid,
@@ -105,6 +107,9 @@ class WorkerEndpoints:
         self.rank = rank
         self.owners = owners
         self.mailbox: Mailbox | None = None
+        #: told of a message send() took but that could not go out after all (the core's
+        #: ``send_failed_later``: tm fails the branch)
+        self.on_send_failed: Callable[[bytes], None] | None = None
         self.limited_log = RateLimitedLog(log)
         #: the expiry sweep is armed (only while connections are open)
         self.sweeping = False
@@ -258,7 +263,11 @@ class WorkerEndpoints:
         if self.owners is not None and self.mailbox is not None:
             rank = self.owners.get(owner_key(host, port))
             if rank is not None and rank != self.rank:
-                return self.mailbox.post(rank, encode_send(proto, host, port, data))
+                return self.mailbox.post(rank, encode_send(self.rank, proto, host, port, data))
+        return self._send_unheld(proto, host, port, data)
+
+    def _send_unheld(self, proto: str, host: str, port: int, data: bytes) -> bool:
+        """Send on a connection no worker holds: a new one (TCP, TLS)."""
         if proto in ("ws", "wss"):
             # WebSocket clients connect to us; a connection that is gone cannot be reopened
             self.warn_limited("ws_gone", "%s: no connection to %s:%s (closed?): not sent",
@@ -299,16 +308,29 @@ class WorkerEndpoints:
             return
         kind, fields, data = found
         if kind == "S":
-            proto, host, port = fields[0], fields[1], int(fields[2])
+            proto, host, port = fields[1], fields[2], int(fields[3])
             conn = self.conns.find(host, port, STREAM_FAMILY.get(proto, (proto,)))
-            if conn is None or not conn.open:
+            if conn is not None and conn.open and conn.send_message(data):
+                return
+            # gone since the sender looked it up: back to the sender, who tries as for a
+            # connection nobody holds and tells its transaction when that fails too
+            if self.mailbox is None or not self.mailbox.post(
+                    int(fields[0]), encode_failed(proto, host, port, data)):
                 self.warn_limited("handoff_gone", "%s to %s:%s: the connection is gone; not "
                                   "sent", proto, host, port)
-                return
-            conn.send_message(data)
+            return
+        if kind == "F":
+            proto, host, port = fields[0], fields[1], int(fields[2])
+            if not self._send_unheld(proto, host, port, data):
+                self.send_failed(data)
             return
         rcv = RecvInfo(fields[0], fields[1], int(fields[2]), fields[3], int(fields[4]))
         deliver_datagram(self.receiver, data, rcv, self.limits)
+
+    def send_failed(self, data: bytes) -> None:
+        """A message send() took could not go out after all."""
+        if self.on_send_failed is not None:
+            self.on_send_failed(data)
 
     def connection(self, host: str, port: int,
                    local: tuple[str, int] | None = None) -> StreamConnection | None:

@@ -10,7 +10,11 @@ transaction. Kamailio passes connections between processes; kemi passes messages
 * every stream connection is recorded in a shared table, peer ``ip:port`` -> worker rank
   (``OWNERS``);
 * a worker that must send on a connection it does not hold hands the bytes to its owner
-  (``S``);
+  (``S``, naming itself); when the owner finds the connection gone (closed since the table
+  said otherwise), it hands them back (``F``): the sender then does what a send to a
+  connection nobody holds does (a new TCP/TLS connection; a WebSocket cannot be reopened) and,
+  when that fails too, tells the core the send failed (tm fails the branch at once, as
+  Kamailio's t_relay would have);
 * our Via on what we forward names the worker (``;kw=RANK``, ``via_params``); a reply that
   arrives on a stream connection in another worker is handed to that one (``R``), with the
   RecvInfo it arrived with, so the transaction sees it as if it had come in there.
@@ -49,8 +53,12 @@ def owner_key(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
-def encode_send(proto: str, host: str, port: int, data: bytes) -> bytes:
-    return b"S" + f"{proto}\0{host}\0{port}\0".encode() + data
+def encode_send(sender: int, proto: str, host: str, port: int, data: bytes) -> bytes:
+    return b"S" + f"{sender}\0{proto}\0{host}\0{port}\0".encode() + data
+
+
+def encode_failed(proto: str, host: str, port: int, data: bytes) -> bytes:
+    return b"F" + f"{proto}\0{host}\0{port}\0".encode() + data
 
 
 def encode_received(rcv: RecvInfo, data: bytes) -> bytes:
@@ -58,10 +66,14 @@ def encode_received(rcv: RecvInfo, data: bytes) -> bytes:
     return b"R" + head.encode() + data
 
 
+#: how many fields each kind of hand-over has before its data
+_FIELDS = {"S": 4, "R": 5, "F": 3}
+
+
 def decode(packet: bytes) -> tuple[str, list[str], bytes] | None:
     """(kind, fields, data) of a handed-over message, None when malformed."""
     kind = packet[:1].decode("ascii", "replace")
-    nfields = {"S": 3, "R": 5}.get(kind)
+    nfields = _FIELDS.get(kind)
     if nfields is None:
         return None
     parts = packet[1:].split(b"\0", nfields)

@@ -403,7 +403,8 @@ class StreamConnection(asyncio.Protocol):
                 return False
             data = self.tls.outgoing()
         tr.write(data)
-        return True
+        # a socket the peer has reset fails the write at once: asyncio closes the transport
+        return not tr.is_closing()
 
     def close(self) -> None:
         """Close once what was written is out (a TLS close_notify first)."""

@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
+import pytest
+
+from kemi_core.sip import ParseLimits
+from kemi_core.testing.process import free_port
+from kemi_core.transport import endpoints
 from kemi_core.transport.handoff import Mailbox
 
 BURST = 200
@@ -44,3 +50,54 @@ def test_posting_to_a_worker_that_is_not_there_fails() -> None:
             box.close()
 
     assert asyncio.run(run()) is False
+
+
+class _Owners(dict[str, int]):
+    """The shared table of connection owners, in one process."""
+
+    def put(self, key: str, value: int) -> None:
+        self[key] = value
+
+    def delete(self, key: str) -> None:
+        self.pop(key, None)
+
+
+class _NoReceiver:
+    def on_message(self, msg: object, rcv: object) -> None:
+        raise AssertionError("nothing is received here")
+
+    def on_bad_message(self, data: bytes, rcv: object, error: object) -> None:
+        raise AssertionError("nothing is received here")
+
+
+def test_a_hand_over_to_a_gone_connection_comes_back_as_a_send_failure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker 1 hands a message for a connection the table says worker 2 holds; worker 2 has
+    no such connection (any more): it hands the message back, and worker 1 does what it does
+    for a connection nobody holds (WebSocket: nothing; TCP: a new connection, refused here),
+    then reports the send as failed."""
+    monkeypatch.setattr(endpoints, "main_pid", lambda: os.getpid() * 1000 + 9)
+    refused = free_port(socket.SOCK_STREAM)  # nobody listens there
+
+    async def run() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        owners = _Owners({"127.0.0.1:5999": 2, f"127.0.0.1:{refused}": 2})
+        failed: list[bytes] = []
+        workers = [endpoints.WorkerEndpoints(loop, [], _NoReceiver(), ParseLimits(), True,
+                                             rank=rank, owners=owners)  # type: ignore[arg-type]
+                   for rank in (1, 2)]
+        try:
+            for ep in workers:
+                await ep.start(udp=False)
+            workers[0].on_send_failed = failed.append
+            assert workers[0].send("ws", "127.0.0.1", 5999, b"to ws")
+            assert workers[0].send("tcp", "127.0.0.1", refused, b"to tcp")
+            deadline = loop.time() + 5
+            while len(failed) < 2 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        finally:
+            for ep in workers:
+                ep.close()
+        return failed
+
+    assert asyncio.run(run()) == [b"to ws", b"to tcp"]

@@ -155,3 +155,34 @@ def test_ws_closed_connections_leave_ws_dump(server: Server) -> None:
         wait_until(lambda: f":{port} ->" in ws_dump(server), 5, "the connection in ws.dump")
     wait_until(lambda: f":{port} ->" not in ws_dump(server), 10,
                "the closed connection gone from ws.dump")
+
+
+def tls_list(server: Server) -> str:
+    """What the server's tls.list shows (kamcmd for Kamailio, kemi's RPC for kemi)."""
+    if server.kind == "kamailio":
+        from kemi_core.testing import kamcmd
+
+        return kamcmd(server.proc.ctl, "tls.list").stdout  # type: ignore[union-attr]
+    return str(server.proc.rpc("tls.list"))  # type: ignore[union-attr]
+
+
+def test_message_to_a_tls_user_whose_connection_is_gone(server: Server) -> None:
+    """A user registered over TLS with its own address as Contact hangs up: the relay tries a
+    new connection to it, refused at once, and the proxy answers 500 at once (t_relay fails,
+    sl_reply_error), on both servers."""
+    gina = server.ws("gina3")
+    with gina.client:
+        assert gina.register().status == 200
+        hank = server.tls("hank3")
+        with hank.client:
+            port = hank.client.local()[1]
+            aor = f"sip:{hank.user}@127.0.0.1"
+            hank.client.send(hank.request(
+                "REGISTER", "sip:127.0.0.1", aor,
+                f"Contact: <sip:{hank.user}@127.0.0.1:{port};transport=tls>;expires=600\r\n"))
+            assert hank.client.expect(lambda m: not m.is_request).status == 200
+            wait_until(lambda: str(port) in tls_list(server), 5, "the connection in tls.list")
+        wait_until(lambda: str(port) not in tls_list(server), 10,
+                   "hank's closed connection gone from tls.list")
+        reply = gina.message(hank.user, "are you there?", timeout=5)
+        assert reply.status == GONE_STATUS, reply.to_bytes()

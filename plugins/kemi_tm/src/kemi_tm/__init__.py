@@ -40,4 +40,5 @@ def mod_init(core: Core) -> None:
     svc = TmService(core, tm_settings, TmStats(core))
     core.provide(MODULE, svc)
     core.add_reply_handler(svc.on_reply)
+    core.add_send_failure_handler(svc.on_send_failed)
     rpc.register(core, svc)

@@ -30,7 +30,7 @@ from kemi_core.api import (
     received_via,
     reply_destination,
 )
-from kemi_core.sip import SipParseError
+from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import (
     Action,
     BranchFinal,
@@ -350,6 +350,27 @@ class TmService:
         except TransactionStateError as exc:
             log.error("tm: cannot answer the transaction after the failure route: %s", exc)
             return
+        self.done(tx)
+
+    def on_send_failed(self, data: bytes) -> None:
+        """Core send-failure handler: a request of one of our branches, which the transport
+        took, could not go out after all (a stream connection another worker held was gone):
+        the branch fails as a send refused at once would have (``branch_send_failed``)."""
+        try:
+            msg = parse_datagram(data)
+            found = self.table.lookup_reply(msg) if msg.is_request else None
+        except SipParseError:
+            return
+        if found is None:
+            return
+        tx, index = found
+        if TYPE_CHECKING:
+            assert isinstance(tx, TmTransaction)
+        if msg.method != tx.method:
+            return  # an ACK or CANCEL of the branch: no transaction of its own waits
+        log.error("t_relay: sending branch %d to %s:%d failed", index,
+                  tx.branches[index].dest.host, tx.branches[index].dest.port)
+        tx.branch_send_failed(index, self.clock.now())
         self.done(tx)
 
     # ---- replies and timers (core handlers) ----------------------------------------------
