@@ -83,15 +83,17 @@ def held_by(server: Server, ua: Ua) -> int:
     return pid[0]
 
 
-def connect_elsewhere(make: object, server: Server, other_pid: int) -> tuple[Ua, int]:
-    """A client (``make()``) whose connection a worker other than ``other_pid`` holds."""
+def connect_elsewhere(make: object, server: Server, other_pid: int,
+                      same: bool = False) -> tuple[Ua, int]:
+    """A client (``make()``) whose connection a worker other than ``other_pid`` holds (with
+    ``same``: that one)."""
     for _ in range(40):
         ua: Ua = make()  # type: ignore[operator]
         pid = held_by(server, ua)
-        if pid != other_pid:
+        if (pid == other_pid) == same:
             return ua, pid
         ua.client.close()
-    raise AssertionError("every connection landed in the same worker")
+    raise AssertionError("the connections did not land where the test needs them")
 
 
 def message_while_stopped(server: Server, caller: Ua, callee: Ua, pid: int) -> SipMsg:
@@ -115,6 +117,19 @@ def test_message_handed_to_a_gone_websocket_fails_at_once(server: Server) -> Non
         assert gina.register().status == 200
         frank, frank_pid = connect_elsewhere(lambda: server.ws("frank"), server,
                                              held_by(server, gina))
+        assert frank.register().status == 200
+        reply = message_while_stopped(server, gina, frank, frank_pid)
+        assert reply.status == GONE_STATUS, reply.to_bytes()
+
+
+def test_message_to_a_gone_websocket_in_the_same_worker_fails_at_once(server: Server) -> None:
+    """The same, both connections in one worker: it reads the hang-up, then the request; the
+    connection is closing, the relay fails at once (t_relay < 0, sl_reply_error's 500)."""
+    gina = server.ws("gina4")
+    with gina.client:
+        assert gina.register().status == 200
+        frank, frank_pid = connect_elsewhere(lambda: server.ws("frank4"), server,
+                                             held_by(server, gina), same=True)
         assert frank.register().status == 200
         reply = message_while_stopped(server, gina, frank, frank_pid)
         assert reply.status == GONE_STATUS, reply.to_bytes()
