@@ -53,8 +53,11 @@ class TlsSession:
             if self.server_side and data[0] != HANDSHAKE_RECORD:
                 raise TlsError("not a TLS handshake (plaintext on a TLS port?)")
         self._in.write(data)
-        if not self.established and not self._handshake():
-            return b""
+        if not self.established:
+            if not self._handshake():
+                return b""
+            if not self._in.pending and not self.obj.pending():
+                return b""  # the handshake took every byte: a read would only raise
         chunks: list[bytes] = []
         size = 0
         while size < MAX_READ:

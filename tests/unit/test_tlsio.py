@@ -58,3 +58,46 @@ def test_plaintext_on_a_tls_port(tmp_path: Path) -> None:
     ctx.load_cert_chain(pki.server_cert, pki.server_key)
     with pytest.raises(TlsError):
         TlsSession(ctx, True).receive(b"OPTIONS sip:a SIP/2.0\r\n")
+
+
+def _server_ctx(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    pki = make_pki(tmp_path / "pki")
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    return server_ctx, pki.client_context()
+
+
+def test_the_handshake_end_reads_nothing_more(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's feed that ends the handshake brings no data: no read is tried (each one
+    that finds nothing raises SSLWantReadError, a costly exception)."""
+    server_ctx, client_ctx = _server_ctx(tmp_path)
+    server, client = TlsSession(server_ctx, True), TlsSession(client_ctx, False)
+    reads: list[int] = []
+    real_read = ssl.SSLObject.read
+
+    def read(obj: ssl.SSLObject, size: int = 1024) -> bytes:
+        reads.append(1)
+        return real_read(obj, size)
+
+    monkeypatch.setattr(ssl.SSLObject, "read", read)
+    client.start()
+    assert server.receive(client.outgoing()) == b""
+    assert client.receive(server.outgoing()) == b""
+    assert client.established
+    assert server.receive(client.outgoing()) == b""  # the client's Finished
+    assert server.established
+    assert reads == []
+
+
+def test_data_right_behind_the_handshake_end(tmp_path: Path) -> None:
+    """The client's Finished and its first message in one segment: the message comes out."""
+    server_ctx, client_ctx = _server_ctx(tmp_path)
+    server, client = TlsSession(server_ctx, True), TlsSession(client_ctx, False)
+    client.start()
+    assert server.receive(client.outgoing()) == b""
+    assert client.receive(server.outgoing()) == b""
+    finished = client.outgoing()
+    client.send(b"OPTIONS sip:a SIP/2.0\r\n\r\n")
+    assert server.receive(finished + client.outgoing()) == b"OPTIONS sip:a SIP/2.0\r\n\r\n"
+    assert server.established
