@@ -57,6 +57,7 @@ from kemi_core.engine import (
     normalize_bool,
     normalize_result,
     normalize_xval,
+    script_exit,
 )
 from kemi_core.engine_module import EngineApp, app_hooks, check_script, read_script
 from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
@@ -215,6 +216,7 @@ __all__ = [
     "prometheus_text",
     "serve_metrics",
     "flow_exports",
+    "script_exit",
     "forward_to",
     "get_pv",
     "hookimpl",

@@ -50,6 +50,62 @@ end
     assert calls.args("mark") == [("i1",), ("i2",)]
 
 
+def test_exit_is_a_lua_error_that_python_never_sees(core, calls, make_engine, make_ctx,
+                                                    lua_eval):
+    """The core's KSR.x.exit runs in Lua (the prelude's EXIT error, as Kamailio's app_lua)."""
+    core.registry.add([calls.export("t", "mark", "s")])
+    engine = make_engine("function ksr_request_route() KSR.x.exit() end")
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
+    assert lua_eval(engine, "type(KSR.x.exit)") == "function"  # a Lua function, not Python's
+    with pytest.raises(ScriptExit):
+        engine.run("ksr_request_route", make_ctx())
+
+
+def test_exit_with_arguments_is_refused_as_before(core, make_engine, make_ctx):
+    make_engine('function ksr_request_route() KSR.x.exit("now") end')
+    ctx = make_ctx()
+    assert core.run_route("ksr_request_route", ctx) == -1
+    assert ctx.fault is not None and "KSR.x.exit(): expected 0 arguments, got 1" in ctx.fault
+
+
+def test_exit_caught_by_the_scripts_pcall_lets_the_route_go_on(core, calls, make_engine,
+                                                                make_ctx):
+    core.registry.add([calls.export("t", "mark", "s")])
+    make_engine("""function ksr_request_route()
+  local ok = pcall(KSR.x.exit)
+  KSR.t.mark(tostring(ok))
+  return 5
+end
+""")
+    assert core.run_route("ksr_request_route", make_ctx()) == 5
+    assert calls.args("mark") == [("false",)]
+
+
+def test_exit_at_the_top_of_a_script_fails_its_load(core, make_engine):
+    from kemi_core.api import ScriptError
+
+    with pytest.raises(ScriptError, match=r"\.lua: ScriptExit\(\)$"):
+        make_engine("KSR.x.exit()\nfunction ksr_request_route() end")
+
+
+def test_a_wrapped_exit_is_called_through_python(core, calls, make_engine, make_ctx):
+    """A registry whose exports were wrapped (the debugger's cfgtrace) keeps its wrapper."""
+    from kemi_core.api import flow_exports
+
+    core.registry.add(flow_exports())
+
+    def traced(exp: Any) -> Any:
+        def func(ctx: Any, *args: Any) -> Any:
+            calls.rec("traced " + exp.name, ctx)
+            return exp.func(ctx, *args)
+        return export(exp.module, exp.name, func, "", exp.returns)
+
+    core.registry.wrap_all(traced)
+    make_engine("function ksr_request_route() KSR.x.exit(); return -1 end")
+    assert core.run_route("ksr_request_route", make_ctx()) == 1
+    assert calls.names() == ["traced exit"]
+
+
 def test_drop_stops_the_route_and_marks_the_context(core, calls, make_engine, make_ctx):
     core.registry.add([calls.export("t", "mark", "s")])
     make_engine("""function ksr_request_route()

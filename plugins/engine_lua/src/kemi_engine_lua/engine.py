@@ -133,6 +133,8 @@ class LuaEngine:
     def _failed(self, state: LuaState, name: str, code: int, value: Any, trace: Any) -> NoReturn:
         """Raise what a failed run means: ScriptExit/ScriptDrop as they are, else ScriptError
         with the Lua traceback (file:line)."""
+        if code == 3:  # KSR.x.exit() (the prelude's EXIT)
+            raise ScriptExit()
         if code == 2:
             state.forget_routes()  # has_route may have said yes before the script removed it
             raise ScriptError(f"{self.settings.scripts[-1]}: Lua function {name}() is not "

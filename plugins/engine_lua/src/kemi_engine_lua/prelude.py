@@ -7,10 +7,12 @@ plain Lua table reads and a call of a Python callable, with no Python on the loo
 It returns four functions for the engine:
 ``runner(name)``  -> a function running the global function ``name`` (looked up at each
                   call): ``runner(name)(...)`` gives its first result (one value) when it ran;
-                  on failure 1, error, trace; 2, nil, nil when there is no such function (three
+                  on failure 1, error, trace; 3, nil, nil after KSR.x.exit(); 2, nil, nil
+                  when there is no such function (three
                   values: Python receives a tuple only then, which spares building one per
                   message). The engine keeps one runner per name: no name crosses per message.
-``load(path, source)`` -> code, value, trace (compile and run one script: the file, or
+``load(path, source)`` -> code (0 ran, 1 failed, 3 KSR.x.exit()), value, trace (compile and
+                  run one script: the file, or
                   ``source`` text published by a reload, named after the file)
 ``has(name)``     -> whether the global ``name`` is a function
 ``watch(changed)`` -> after the scripts are loaded: calls ``changed()`` whenever a function is
@@ -20,6 +22,9 @@ Errors are caught with ``xpcall`` so the message handler can add ``debug.traceba
 exception raised by an export arrives as itself (the engine tells ScriptExit/ScriptDrop apart).
 ``is_flow(e)``, the prelude's fifth argument, tells the handler that a Python exception is
 ScriptExit/ScriptDrop (KSR.x.exit/drop): those end the route with no traceback to build.
+``KSR.x.exit`` itself, when it is the core's (not wrapped, e.g. by the debugger's cfgtrace;
+the member function's second result says so), is a Lua function raising the Lua error EXIT,
+as Kamailio's app_lua raises its own exit string: no Python exception crosses Lua then.
 """
 
 PRELUDE = r"""
@@ -28,9 +33,22 @@ local rawset, setmetatable, getmetatable, type, tostring = rawset, setmetatable,
 local xpcall, loadfile, loadstr = xpcall, loadfile, loadstring or load
 local getinfo, traceback = debug.getinfo, debug.traceback
 
+-- KSR.x.exit() as Kamailio's app_lua does it: a Lua error the runner knows (EXIT), no Python
+-- exception crossing Lua (an exit ends most relayed requests of a script). Arguments, which
+-- the export refuses, still go to the export (its error message).
+local EXIT = {}
+local select, error = select, error
+local function lua_exit(export)
+  return function(...)
+    if select("#", ...) ~= 0 then return export(...) end
+    error(EXIT, 0)
+  end
+end
+
 local function lazy_module(modname, member)
   return setmetatable({}, {__index = function(t, k)
-    local f = member(modname, k)
+    local f, is_exit = member(modname, k)
+    if is_exit then f = lua_exit(f) end
     if f ~= nil then rawset(t, k, f) end
     return f
   end})
@@ -69,6 +87,10 @@ end
 
 local last_trace = nil
 local function handler(e)
+  if e == EXIT then
+    last_trace = nil
+    return e
+  end
   if type(e) == "userdata" and is_flow(e) then
     -- KSR.x.exit / KSR.x.drop: the route ends as asked, no fault to locate (a traceback walks
     -- every loaded module per level to name the functions: a cost per exit otherwise)
@@ -89,6 +111,7 @@ local function runner(name)
     if type(f) ~= "function" then return 2, nil, nil end
     local ok, r = xpcall(f, handler, ...)
     if ok then return r end
+    if r == EXIT then return 3, nil, nil end
     return 1, r, last_trace
   end
 end
@@ -99,6 +122,7 @@ local function load(path, source)
   if chunk == nil then return 1, err, err end
   local ok, r = xpcall(chunk, handler)
   if ok then return 0, nil, nil end
+  if r == EXIT then return 3, nil, nil end
   return 1, r, last_trace
 end
 

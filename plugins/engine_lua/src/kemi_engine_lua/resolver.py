@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.api import ExportTable, KemiRegistry
+from kemi_core.api import ExportTable, KemiRegistry, script_exit
 from kemi_engine_lua.binding import CtxHolder, LuaArgError, bind
 
 #: sr.<name> (top level) -> KSR (module, name) where the old API differs.
@@ -54,12 +54,19 @@ class Resolver(ExportTable):
         self.unknown(f"KSR.{key}")
         return False, None
 
-    def ksr_member(self, module: str, key: Any) -> Callable[..., Any] | None:
-        """``KSR.<module>.<key>``."""
+    def ksr_member(self, module: str, key: Any) -> Any:
+        """``KSR.<module>.<key>``: the callable; with True after it (a second Lua value) when
+        it is the core's own KSR.x.exit, which the prelude runs as a Lua error instead."""
         fn = self.function(module, key) if type(key) is str else None
         if fn is None:
             self.unknown(f"KSR.{module}.{key}")
+        elif module == "x" and key == "exit" and self._is_core_exit():
+            return fn, True
         return fn
+
+    def _is_core_exit(self) -> bool:
+        exp = self.export_for("x", "exit")
+        return exp is not None and exp.func is script_exit
 
     # ---- sr __index (the legacy API) ------------------------------------------------------
     def sr_top(self, key: Any) -> tuple[bool, Callable[..., Any] | None]:

@@ -146,6 +146,8 @@ class LuaState:
             if source is None and not os.path.isfile(path):
                 raise ScriptError(f"{path}: Lua script not found")
             code, value, trace = self._load(path, source)
+            if code == 3:  # KSR.x.exit() at the top of a script (the prelude's EXIT)
+                value = ScriptExit()
             if code != 0:
                 raise ScriptError(load_error_text(path, value, trace))
 
