@@ -124,16 +124,20 @@ class CallCompiler:
         site = self.call_site(node)
         if site is None:
             return self.unresolved(node)
-        fn, parts = site
-        return make_call(fn.func, parts, node.loc, node.name, mode)
+        func, parts = site
+        return make_call(func, parts, node.loc, node.name, mode)
 
-    def call_site(self, node: A.Call) -> tuple[CfgFunction, list[tuple[bool, Any]]] | None:
-        """The function and its fixed-up arguments ((True, constant) or (False, getter));
-        None when no module provides it (syntax-only checks)."""
+    def call_site(self, node: A.Call) -> tuple[Callable[..., Any], list[tuple[bool, Any]]] | None:
+        """The function to call and its fixed-up arguments ((True, constant) or (False,
+        getter)); None when no module provides it (syntax-only checks). A function with a
+        ``by_args`` table (argument count -> function) gives the one for this call's count."""
         fn = self.resolve(node)
         if fn is None:
             return None
-        return fn, [self.argument(fn, i, a) for i, a in enumerate(node.args)]
+        parts = [self.argument(fn, i, a) for i, a in enumerate(node.args)]
+        by_args = getattr(fn.func, "by_args", None)
+        func = fn.func if by_args is None else by_args.get(len(parts), fn.func)
+        return func, parts
 
     @staticmethod
     def unresolved(node: A.Call) -> RawCall:

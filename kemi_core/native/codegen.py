@@ -178,7 +178,7 @@ class BlockWriter:
         fn, parts = site
         args = "".join(f", {self.bind(v)}" if const else f", {self.bind(v)}(ctx)"
                        for const, v in parts)
-        func, loc, name = self.bind(fn.func), self.bind(node.loc), self.bind(node.name)
+        func, loc, name = self.bind(fn), self.bind(node.loc), self.bind(node.name)
         return [f"{ind}try:",
                 f"{ind}    r = {func}(ctx{args})",
                 f"{ind}except _PASS:",

@@ -192,7 +192,9 @@ class NativeEngine:
     def run(self, name: str, ctx: MsgContext) -> int:
         fn = self._direct.get(name)
         if fn is None:
-            fn = self._lookup(name, int(ctx.route_type))
+            # a bare name (tm's t_on_branch("X") & co.): its meaning depends on the route type
+            route_type = int(ctx.route_type)
+            fn = self._cache.get((name, route_type)) or self._lookup(name, route_type)
             if fn is None:
                 raise ScriptError(f"native: the config defines no route for {name!r}")
         return fn(ctx)

@@ -27,6 +27,8 @@ def _bflag(one: Callable[[MsgContext, int], bool],
     """setbflag(flag) works on branch 0; setbflag(flag, branch) on that branch."""
     def fn(ctx: MsgContext, flag: int, branch: int | None = None) -> bool:
         return one(ctx, flag) if branch is None else indexed(ctx, flag, branch)
+    # a call site with its argument count known calls these directly (calls.call_site)
+    fn.by_args = {1: one, 2: indexed}  # type: ignore[attr-defined]
     return fn
 
 

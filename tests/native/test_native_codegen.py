@@ -210,3 +210,12 @@ def test_assigned_call_returning_zero_exits_inline(h, rec) -> None:
     sub = h.block('if (ret(1)) { $var(a) = ret(0); } mark("no");', "route", "S")
     rc, _ = h.run('route(S); mark("no");', sub)
     assert rc == 1 and marks(rec) == []
+
+
+def test_branch_flags_by_argument_count(h, rec) -> None:
+    """setbflag(f) works on branch 0, setbflag(f, b) on branch b: the call site calls the
+    function for its argument count (by_args), the value-position call too."""
+    rc, ctx = h.run('append_branch("sip:x@127.0.0.2"); setbflag(6); setbflag(2, 1);'
+                    'if (isbflagset(6) && !isbflagset(2) && isbflagset(2, 1)) mark("b");'
+                    '$var(x) = isbflagset(6, 1); resetbflag(6); mark($var(x), isbflagset(6));')
+    assert ctx.bflags == 0 and marks(rec) == [("b",), ("-1", "0")]
