@@ -9,15 +9,16 @@ Python errors become ScriptFaults with the call's place (``name() failed: ...``)
 (``if condition failed: ...``); ``exit`` in a main route returns 1 (engine.run's caller gives
 ScriptExit that meaning anyway) and raises ScriptExit in a ``route[]``; ``break`` leaves the
 block with BREAK (1 at a route's top). The called functions, constants, places and closures
-are the generated function's free variables (``v0``, ``v1``...); the source depends only on
-the block's shape, so its code object is compiled once per shape.
+are the generated function's globals (``v0``, ``v1``...), not closure cells: a call copies
+every free variable of its function into the frame (and releases them after), ~15
+instructions each, and a route has dozens of them. Each function is compiled on its own
+(a code object shared by functions with other globals would thrash LOAD_GLOBAL's caches).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.engine import ScriptDrop, ScriptExit, normalize_result
@@ -39,9 +40,6 @@ _GLOBALS: dict[str, Any] = {"ScriptFault": ScriptFault, "ScriptExit": ScriptExit
                             "ScriptDrop": ScriptDrop, "normalize_result": normalize_result,
                             "_PASS": (ScriptExit, ScriptDrop, ScriptFault), "equal": V.equal,
                             "to_str": V.to_str}
-#: source -> code object; a config has a few dozen shapes
-_CODE: dict[str, CodeType] = {}
-MAX_SHAPES = 1024
 log = logging.getLogger("kemi.native")
 Lines = list[str]
 
@@ -76,17 +74,11 @@ class BlockWriter:
             body.append("        return 1")
         elif not body:
             body.append("        pass")
-        params = ", ".join(f"v{i}" for i in range(len(self.values)))
-        src = "\n".join([f"def make({params}):", f"    def {name}(ctx):", *body,
-                         f"    return {name}", ""])
-        code = _CODE.get(src)
-        if code is None:
-            if len(_CODE) >= MAX_SHAPES:  # reloads of ever new shapes: start over
-                _CODE.clear()
-            code = _CODE[src] = compile(src, f"<native {name}>", "exec")
+        src = "\n".join([f"def {name}(ctx):", *body, ""])
         env = dict(_GLOBALS)
-        exec(code, env)  # noqa: S102 - our own generated source
-        return env["make"](*self.values)  # type: ignore[no-any-return]
+        env.update((f"v{i}", v) for i, v in enumerate(self.values))
+        exec(compile(src, f"<native {name}>", "exec"), env)  # noqa: S102 - our own source
+        return env[name]  # type: ignore[no-any-return]
 
     # ---- statements ---------------------------------------------------------------------
     def block(self, stmts: Iterable[A.Stmt], depth: int) -> Lines:

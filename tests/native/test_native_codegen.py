@@ -166,14 +166,6 @@ def test_blocks_without_a_return_are_void(h) -> None:
     assert _is_void(void) and not _is_void(valued)
 
 
-def test_same_shape_compiles_once(h) -> None:
-    comp = Compiler(h.core, set())
-    comp.generated(parse_text('if (ret(1)) { mark("a"); }', "t", 1, 1))
-    size = len(codegen._CODE)
-    comp.generated(parse_text('if (ret(-7)) { mark("other"); }', "t", 1, 1))
-    assert len(codegen._CODE) == size
-
-
 def test_errors_in_nested_statements_are_all_collected(h) -> None:
     errors = check_blocks(h.core, [h.block('if (ret(1)) {\n nosuch(); if (nope()) { mark(); }\n'
                                            ' mark(1, 2, 3, 4); } else { alsono(); }')])
