@@ -128,13 +128,13 @@ class LuaEngine:
         # (a script cannot hold a Python tuple: the KSR functions return str, int or nothing).
         if result.__class__ is not tuple:
             return result
+        if result[0] == 3:  # KSR.x.exit() (the prelude's EXIT), raised here: a frame less
+            raise ScriptExit()
         self._failed(state, name, *result)
 
     def _failed(self, state: LuaState, name: str, code: int, value: Any, trace: Any) -> NoReturn:
         """Raise what a failed run means: ScriptExit/ScriptDrop as they are, else ScriptError
         with the Lua traceback (file:line)."""
-        if code == 3:  # KSR.x.exit() (the prelude's EXIT)
-            raise ScriptExit()
         if code == 2:
             state.forget_routes()  # has_route may have said yes before the script removed it
             raise ScriptError(f"{self.settings.scripts[-1]}: Lua function {name}() is not "
