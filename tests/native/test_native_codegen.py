@@ -211,3 +211,25 @@ def test_branch_flags_by_argument_count(h, rec) -> None:
                     'if (isbflagset(6) && !isbflagset(2) && isbflagset(2, 1)) mark("b");'
                     '$var(x) = isbflagset(6, 1); resetbflag(6); mark($var(x), isbflagset(6));')
     assert ctx.bflags == 0 and marks(rec) == [("b",), ("-1", "0")]
+
+
+def test_generated_frames_have_one_line(h, rec) -> None:
+    """Tracebacks through generated routes stay valid (every instruction on line 1) and the
+    script's place is the fault's."""
+    import traceback
+
+    from kemi_core.native import codegen
+
+    if not codegen._LINE_TABLE_FORMAT_KNOWN:
+        pytest.skip("this Python's location table layout is not the one written")
+    comp = Compiler(h.core, set())
+    fn = comp.generated(parse_text('mark(); if (ret(1)) { mark(); boom(); }', "t", 1, 1))
+    assert {line for _, _, line in fn.__code__.co_lines()} == {1}
+    try:
+        fn(h.ctx())
+    except Exception as exc:  # noqa: BLE001 - the fault itself is what is looked at
+        frames = traceback.extract_tb(exc.__traceback__)
+        assert [f.lineno for f in frames if f.filename == "<native block>"] == [1]
+        assert str(exc).startswith("t:1:31: boom() failed")
+    else:
+        pytest.fail("boom() did not fault")
