@@ -735,6 +735,23 @@ top_via_fields(PyObject *module, PyObject *keys, PyObject *lines)
  * as parse_cseq's fast path takes it ("<1-9 ASCII digits> <method in methods>"); else None:
  * what reading msg.cseq parses first (anything else is parsed, or refused, when read).
  * New reference; NULL on error. */
+/* The decimal number in value[0:sp] (1-9 digits: it fits a long), or -1 when one of them is
+ * not a digit. */
+static long
+leading_number(PyObject *value, Py_ssize_t sp)
+{
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    long number = 0;
+    for (Py_ssize_t i = 0; i < sp; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, d, i);
+        if (c < '0' || c > '9')
+            return -1;
+        number = number * 10 + (long)(c - '0');
+    }
+    return number;
+}
+
 static PyObject *
 cseq_fields(PyObject *module, PyObject *keys, PyObject *lines, PyObject *methods)
 {
@@ -758,15 +775,9 @@ cseq_fields(PyObject *module, PyObject *keys, PyObject *lines, PyObject *methods
         goto done;
     if (sp < 1 || sp >= 10)
         goto other;
-    int kind = PyUnicode_KIND(value);
-    const void *d = PyUnicode_DATA(value);
-    long number = 0;
-    for (Py_ssize_t i = 0; i < sp; i++) {
-        Py_UCS4 c = PyUnicode_READ(kind, d, i);
-        if (c < '0' || c > '9')
-            goto other;
-        number = number * 10 + (long)(c - '0');
-    }
+    long number = leading_number(value, sp);
+    if (number < 0)
+        goto other;
     name = PyUnicode_Substring(value, sp + 1, n);
     if (name == NULL)
         goto done;
@@ -1513,13 +1524,9 @@ request_value_ahead(PyObject *msg, PyObject *key, PyObject *cache)
             goto done;
         if (sp < 1 || sp >= 10 || n - sp - 1 != PyUnicode_GET_LENGTH(method))
             goto done;
-        long number = 0;
-        for (Py_ssize_t i = 0; i < sp; i++) {
-            Py_UCS4 c = PyUnicode_READ(kind, d, i);
-            if (c < '0' || c > '9')
-                goto done;
-            number = number * 10 + (long)(c - '0');
-        }
+        long number = leading_number(value, sp);
+        if (number < 0)
+            goto done;
         int same = PyUnicode_Tailmatch(value, method, sp + 1, n, 1);
         if (same < 0)
             goto done;

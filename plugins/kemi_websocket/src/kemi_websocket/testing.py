@@ -240,6 +240,17 @@ class Ua:
                                       f"Contact: {self.contact()};expires={expires}\r\n"))
         return self.client.expect(lambda m: not m.is_request, timeout)
 
+    def register_own_address(self, expires: int = 600, timeout: float = 5.0) -> tuple[SipMsg, int]:
+        """REGISTER a Contact at this client's own address and port (a TLS/TCP phone that
+        could be reached by a new connection, unlike a WebRTC one); the reply and the port."""
+        port = self.client.local()[1]
+        t = {"WS": "ws", "WSS": "ws", "TLS": "tls", "TCP": "tcp"}[self.transport]
+        aor = f"sip:{self.user}@{self.domain}"
+        self.client.send(self.request(
+            "REGISTER", f"sip:{self.domain}", aor,
+            f"Contact: <sip:{self.user}@127.0.0.1:{port};transport={t}>;expires={expires}\r\n"))
+        return self.client.expect(lambda m: not m.is_request, timeout), port
+
     def message(self, to_user: str, text: str, timeout: float = 5.0) -> SipMsg:
         uri = f"sip:{to_user}@{self.domain}"
         self.client.send(self.request("MESSAGE", uri, uri, "Content-Type: text/plain\r\n", text))
