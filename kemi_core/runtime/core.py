@@ -318,6 +318,9 @@ class Core:
         self.reply_handlers.append(handler)
 
     def add_send_failure_handler(self, handler: Callable[[bytes], None]) -> None:
+        """Call ``handler(data)`` with a message that ``send`` took but that could not go out
+        after all (the stream connection another worker held was gone and no new one could be
+        made): tm fails the branch the request belonged to, as for a send refused at once."""
         self.send_failure_handlers.append(handler)
 
     def send_failed_later(self, data: bytes) -> None:
