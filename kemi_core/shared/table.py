@@ -204,6 +204,56 @@ class SharedTable:
         store._writing = False
         return result
 
+    def update_never(self, key: str, fn: Callable[[Any, Any], tuple[Any, Any]], arg: Any) -> Any:
+        """update(key, ...) of an entry that never expires, in one step (usrloc's records, each
+        read and replaced whole by every REGISTER): ``fn(current or None, arg)`` returns
+        ``(new value or DELETE or UNCHANGED, result)``; ``result`` is returned. An entry found
+        with an expiry keeps it (through the general path)."""
+        kb = key.encode("utf-8", "surrogateescape")
+        if not kb or len(kb) > codec.MAX_KEY:
+            codec.key_bytes(key)  # (raises KeyTooLong)
+        store = self.store
+        txn = store._begin_write()
+        try:
+            db = self._db if self._db is not None else self._handle()
+            buf = txn.get(kb, db=db)
+            if buf is not None and buf[:STAMP_SIZE] != NEVER_PREFIX:
+                out: list[Any] = []
+
+                def general(value: Any) -> Any:
+                    new, result = fn(value, arg)
+                    out.append(result)
+                    return new
+
+                _update_in(txn, self, kb, general, None, KEEP, None)
+                result = out[0]
+            else:
+                decoded = self._decoded
+                if buf is None:
+                    current = None
+                else:
+                    hit = decoded.get(kb) if decoded is not None else None
+                    current = hit[1] if hit is not None and hit[0] == buf else codec.decode(buf)
+                new, result = fn(current, arg)
+                if new is DELETE:
+                    if decoded is not None:
+                        decoded.pop(kb, None)
+                    if buf is not None:
+                        txn.delete(kb, db=db)
+                elif new is not UNCHANGED:
+                    data = NEVER_PREFIX + pickle.dumps(new, protocol=pickle.HIGHEST_PROTOCOL)
+                    txn.put(kb, data, db=db)
+                    if decoded is not None:  # (_remember, inlined)
+                        if len(decoded) >= DECODED_SIZE:
+                            decoded.clear()
+                        decoded[kb] = (data, new)
+            txn.commit()
+        except BaseException as exc:
+            store._end(txn, exc)
+            raise
+        store._writing = False
+        return result
+
     def incr(self, key: str | bytes, delta: int = 1, ttl: Ttl = KEEP) -> int:
         """Add ``delta`` to an integer entry (absent counts as 0); returns the new value."""
         return int(self.update(key, lambda v: v + delta, 0, ttl))

@@ -306,3 +306,45 @@ def test_keep_updates_of_entries_without_expiry(store: SharedStore) -> None:
     t.update("b", lambda v: ["b"])
     assert t.update("b", lambda v: DELETE) is None and "b" not in t
     assert store.sweep(time.time() + 120) == 0  # (no expiry entry was left for "a")
+
+
+def _fails(value: object, arg: object) -> tuple[object, object]:
+    raise RuntimeError("no")
+
+
+def test_update_never_is_update_in_one_step(store: SharedStore) -> None:
+    """update_never(key, fn, arg): fn(current or None, arg) -> (new, result), as update()."""
+    seen: list[object] = []
+
+    def fn(value: object, arg: object) -> tuple[object, object]:
+        seen.append((value, arg))
+        return arg, "r"
+
+    for remembered in (False, True):
+        t = store.table(f"t{remembered}")
+        if remembered:
+            t.keep_decoded()
+        seen.clear()
+        assert t.update_never("k", fn, [1]) == "r"  # absent: None
+        assert t.get("k") == [1] and t.expires_at("k") is None
+        assert t.update_never("k", fn, [2]) == "r"
+        assert seen == [(None, [1]), ([1], [2])] and t.get("k") == [2]
+        assert t.update_never("k", lambda v, a: (UNCHANGED, v), None) == [2]
+        assert t.get("k") == [2]
+        assert t.update_never("k", lambda v, a: (DELETE, a), 5) == 5
+        assert t.get("k") is None and "k" not in t
+        assert t.update_never("k", lambda v, a: (DELETE, v), 0) is None  # absent, stays so
+        t.put("e", [3], ttl=60)  # an entry with an expiry keeps it
+        stamp = t.expires_at("e")
+        assert t.update_never("e", lambda v, a: ([*v, a], len(v)), 4) == 1
+        assert t.get("e") == [3, 4] and t.expires_at("e") == stamp
+        with pytest.raises(RuntimeError):
+            t.update_never("e", _fails, 0)
+        assert t.get("e") == [3, 4]
+        with pytest.raises(KeyTooLong):
+            t.update_never("x" * 401, fn, 1)
+        with pytest.raises(KeyTooLong):
+            t.update_never("", fn, 1)
+    t = store.table("t")  # the store is free for the next write after each of them
+    t.update_never("z", lambda v, a: (a, None), 1)
+    assert t.get("z") == 1

@@ -14,7 +14,7 @@ from kemi_registrar.request import (
     parse_request,
 )
 from kemi_registrar.state import _holder, state
-from kemi_registrar.update import Outcome, apply
+from kemi_registrar.update import RC_INSERTED, RC_UPDATED, Outcome, apply, one
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
 
@@ -40,17 +40,27 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     try:
         req = parse_request(ctx, p, ul.use_domain, flags, uri, ctx.mod_state.get(Q_OVERRIDE),
                             st.memo)
+        bindings = req.bindings
+        # The usual REGISTER (one Contact, kept) in one step of usrloc's, else apply() in
+        # update()'s (update.one says when).
+        got = (dom.update_one(req.aor, one, (req, now, flags, rules),
+                              not flags & SAVE_MEMORY_ONLY)
+               if len(bindings) == 1 and bindings[0].expires else None)
+        if got is not None:
+            contacts = [got[1]]
+            rc = RC_INSERTED if got[0] is None else RC_UPDATED
+        else:
+            def change(old: list[Contact]) -> tuple[list[Contact] | None, Outcome]:
+                """Run under the location lock; ``contacts`` gets the ones to answer with."""
+                new, outcome = apply(old, req, now, flags, rules)
+                contacts[:] = old if new is None else new
+                return new, outcome
 
-        def change(old: list[Contact]) -> tuple[list[Contact] | None, Outcome]:
-            """Run under the location lock; ``contacts`` gets the ones to answer with."""
-            new, outcome = apply(old, req, now, flags, rules)
-            contacts[:] = old if new is None else new
-            return new, outcome
-
-        outcome: Outcome = dom.update(req.aor, change, db=not flags & SAVE_MEMORY_ONLY)
-        if outcome.error is not None:
-            outcome.error.aor = req.aor
-            raise outcome.error
+            outcome: Outcome = dom.update(req.aor, change, db=not flags & SAVE_MEMORY_ONLY)
+            if outcome.error is not None:
+                outcome.error.aor = req.aor
+                raise outcome.error
+            rc = outcome.rc
     except RegError as err:
         if err.late and not contacts and err.aor is not None:
             try:
@@ -73,13 +83,13 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         unsup = RegError("No support for found Path indicated", 420, "Bad Extension",
                          (("Unsupported", "path"), ("Path", req.path or "")), late=True)
         _answer(ctx, flags, 420, unsup.reason, reply.error_headers(unsup, contacts, now, p))
-        return outcome.rc
+        return rc
     # A reply deferred by 0x02 is built without the Path echo, as Kamailio's reg_send_reply.
     if flags & SAVE_NO_REPLY:
         _answer(ctx, flags, 200, "OK", reply.ok_headers(contacts, now, p, None))
     else:  # _answer's usual case, a call less for every 200
         reply.send(ctx, 200, "OK", reply.ok_headers(contacts, now, p, req.path_reply))
-    return outcome.rc
+    return rc
 
 
 def _answer(ctx: MsgContext, flags: int, code: int, reason: str,

@@ -86,6 +86,28 @@ def _refreshed(cur: Contact, b: Binding, req: Request, now: int, flags: int,
         rules.server_id, cur.tcpconn_id, cur.keepalive, now, cur.state))
 
 
+def one(cur: Contact | None, arg: tuple[Request, int, int, Rules]) -> Contact | None:
+    """apply() of the usual REGISTER, on an AOR's only contact (None: it has none), as usrloc's
+    update_one runs it: the contact the AOR keeps, or None when apply() must decide. Only for a
+    request of one Contact that does not remove it (``bindings[0].expires`` not 0): inserted
+    on an AOR without contacts, or refreshing its only contact when that is the one it matches,
+    in CSeq order. (What apply() does for these, without the lists.)"""
+    req, now, flags, rules = arg
+    b = req.bindings[0]
+    if cur is None:
+        return Contact(
+            ruid=new_ruid(), aor=req.aor, c=b.uri, expires=now + b.expires, q=b.q,
+            callid=req.callid, cseq=req.cseq, flags=FL_MEM if flags & SAVE_MEMORY_ONLY else 0,
+            cflags=req.cflags, user_agent=req.user_agent, received=req.received, path=req.path,
+            socket=req.socket, methods=b.methods, instance=b.instance, reg_id=b.reg_id,
+            server_id=rules.server_id, last_modified=now)
+    if ((cur.c == b.uri if b.instance is None and rules.matching_mode == 0
+         else _matches(cur, b, req, rules))
+            and (req.cseq > cur.cseq or cur.callid != req.callid)):
+        return _refreshed(cur, b, req, now, flags, rules)
+    return None
+
+
 def apply(old: list[Contact], req: Request, now: int, flags: int,
           rules: Rules) -> tuple[list[Contact] | None, Outcome]:
     """``(new contacts or None when unchanged, outcome)`` for ``req`` on ``old``."""

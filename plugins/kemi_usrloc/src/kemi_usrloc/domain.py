@@ -33,8 +33,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("kemi.usrloc")
 
 R = TypeVar("R")
+A = TypeVar("A")
 #: ``fn(contacts) -> (new contacts or None for unchanged, result)``: the change save() makes.
 Change = Callable[[list[Contact]], tuple[list[Contact] | None, R]]
+#: ``fn(the record's only contact or None, arg) -> its one contact after, or None``: save()'s
+#: usual change (update_one).
+ChangeOne = Callable[[Contact | None, A], Contact | None]
 
 NO_DB, WRITE_THROUGH, WRITE_BACK, DB_ONLY = 0, 1, 2, 3
 
@@ -60,6 +64,19 @@ def _unpack(raw: list[tuple[Any, ...]] | None) -> list[Contact]:
     return list(map(_as_contact, raw)) if raw else []
 
 
+def _change_one(raw: list[tuple[Any, ...]] | None,
+                fn_arg: tuple[ChangeOne[Any], Any]) -> tuple[Any, Any]:
+    """update_one's change of the stored record (SharedTable.update_never's ``fn``)."""
+    if raw is not None and len(raw) != 1:
+        return UNCHANGED, None
+    fn, arg = fn_arg
+    old = _as_contact(raw[0]) if raw else None
+    new = fn(old, arg)
+    if new is None:
+        return UNCHANGED, None
+    return [tuple(new)], (old, new)
+
+
 class Domain:
     """What every mode offers registrar and the RPCs."""
 
@@ -75,6 +92,15 @@ class Domain:
     def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
         """Apply ``fn`` to the record of ``aor`` atomically; ``db=False``: memory only."""
         raise NotImplementedError
+
+    def update_one(self, aor: str, fn: ChangeOne[A], arg: A,
+                   db: bool = True) -> tuple[Contact | None, Contact] | None:
+        """save()'s usual change in one step: when the record of ``aor`` holds one contact or
+        none and ``fn(it or None, arg)`` returns a contact, the record becomes that one contact
+        and ``(old or None, new)`` is returned, as update() with a function doing the same
+        would leave it. None: nothing changed (``fn`` returned None, the record holds several
+        contacts, or this mode has no such step): the caller takes update()."""
+        return None
 
     def records(self) -> Iterator[tuple[str, list[Contact]]]:
         """Every AOR and its contacts."""
@@ -181,6 +207,25 @@ class MemDomain(Domain):
                 except DbError as exc:
                     raise UsrlocDbError(str(exc)) from exc
         return result
+
+    def update_one(self, aor: str, fn: ChangeOne[A], arg: A,
+                   db: bool = True) -> tuple[Contact | None, Contact] | None:
+        mode = self.ul.db_mode
+        if mode == WRITE_BACK:  # (the sync states: update() keeps them)
+            return None
+        got: tuple[Contact | None, Contact] | None = self.table.update_never(aor, _change_one,
+                                                                             (fn, arg))
+        if got is None:
+            return None
+        old = got[0]
+        if old is None:  # (what update() tells the stats when the count changes)
+            self.stats.changed(0, 1)
+        if db and mode == WRITE_THROUGH:
+            try:
+                self._write_diff([old] if old is not None else [], [got[1]])
+            except DbError as exc:
+                raise UsrlocDbError(str(exc)) from exc
+        return got
 
     def _update_back(self, aor: str, fn: Change[R]) -> R:
         """update() with write-back: the contacts' sync states and the tombstones of removed
