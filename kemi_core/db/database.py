@@ -36,6 +36,11 @@ TableRef = Table | str
 SLOW_STATEMENT = 0.2
 #: update statements kept per Database (table, columns set, where column)
 UPDATE_PLANS = 256
+#: The types of the values _encode leaves as they are, but in a DATETIME column.
+_AS_IS = frozenset((int, float, str, type(None)))
+#: A kept update statement: its text, the operation's name, the column types it was made for
+#: (its layout's), and the positions of its DATETIME parameters.
+_UpdatePlan = tuple[str, str, "dict[str, ColumnType] | None", tuple[int, ...]]
 
 
 class Database:
@@ -48,7 +53,7 @@ class Database:
         self.link = DbLink(url, backend)
         self._decoders: dict[tuple[str, tuple[str, ...]], list[tuple[int, str]]] = {}
         #: (table, SET columns, WHERE column) -> (statement, what it is called in logs)
-        self._updates: dict[tuple[str, tuple[str, ...], str], tuple[str, str]] = {}
+        self._updates: dict[tuple[str, tuple[str, ...], str], _UpdatePlan] = {}
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_pid = 0
 
@@ -119,12 +124,21 @@ class Database:
             if wval is not None:
                 key = (name, cols, wcol)
                 plan = self._updates.get(key)
-                if plan is None:
-                    plan = self._update_plan(key)
-                text, what = plan
-                encode = self._encode
-                params = [encode(layout, col, val) for col, val in values.items()]
-                params.append(encode(layout, wcol, wval))
+                types = layout.types if layout is not None else None
+                # (a layout made again, e.g. renamed, has other but equal column types)
+                if plan is None or (plan[2] is not types and plan[2] != types):
+                    plan = self._update_plan(key, types)
+                text, what, _, stamps = plan
+                params = [*values.values(), wval]
+                if {*map(type, params)} <= _AS_IS:  # _encode's work: the DATETIMEs' only
+                    for i in stamps:
+                        val = params[i]
+                        if val is not None and type(val) is not str:
+                            params[i] = self.backend.encode_datetime(val)
+                else:
+                    encode = self._encode
+                    params = [encode(layout, col, val) for col, val in values.items()]
+                    params.append(encode(layout, wcol, wval))
                 _, count = self._run(what, lambda c: c.execute(text, params), retry=True)
                 return count
         text, wparams = sql.update(self.placeholder, name, cols, self._encode_where(layout, where))
@@ -132,13 +146,16 @@ class Database:
         _, count = self._run(f"update {name}", lambda c: c.execute(text, params), retry=True)
         return count
 
-    def _update_plan(self, key: tuple[str, tuple[str, ...], str]) -> tuple[str, str]:
+    def _update_plan(self, key: tuple[str, tuple[str, ...], str],
+                     types: dict[str, ColumnType] | None) -> _UpdatePlan:
         """What update() built for this key (sql.update checks the names), kept (bounded)."""
         name, cols, wcol = key
         text, _ = sql.update(self.placeholder, name, cols, [(wcol, "=", "")])
         if len(self._updates) >= UPDATE_PLANS:
             self._updates.clear()
-        plan = self._updates[key] = (text, f"update {name}")
+        stamps = tuple(i for i, col in enumerate((*cols, wcol))
+                       if types is not None and types.get(col) is ColumnType.DATETIME)
+        plan = self._updates[key] = (text, f"update {name}", types, stamps)
         return plan
 
     def delete(self, table: TableRef, where: Where = None) -> int:

@@ -3,6 +3,7 @@ table, statement errors that leave the connection usable, and parameterised valu
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import pytest
@@ -177,3 +178,20 @@ def test_update_by_one_column_keeps_its_statement_and_encodes_as_the_general_pat
     assert db.update(LOC, {"cseq": 9}, {"ruid": "nobody"}) == 0
     with pytest.raises(ValueError):
         db.update(LOC, {"cseq": 1}, {"ruid; DROP TABLE location": "x"})
+
+
+def test_update_by_one_column_encodes_every_type_as_the_general_path(db: Database) -> None:
+    """The kept statement's parameters (DATETIMEs converted, the rest as they are) are what the
+    general path's _encode makes of each value: bools, datetimes, floats, None, text."""
+    db.insert_many(LOC, [contact("k1"), contact("k2")])
+    stamp = datetime.datetime.fromtimestamp(NOW + 99)
+    for values in ({"expires": NOW + 5, "q": 0.25, "flags": True, "received": "sip:x"},
+                   {"expires": stamp, "cseq": False, "path": None, "last_modified": NOW + 2},
+                   {"expires": float(NOW + 7), "last_modified": NOW + 1, "user_agent": "ua"}):
+        assert db.update(LOC, values, {"ruid": "k1"}) == 1  # the kept statement
+        assert db.update(LOC, values, {"ruid": "k2", "username": "alice"}) == 1  # general
+        first, second = (db.query(LOC, {"ruid": ruid})[0] for ruid in ("k1", "k2"))
+        assert {k: v for k, v in first.items() if k not in ("id", "ruid", "callid")} == \
+            {k: v for k, v in second.items() if k not in ("id", "ruid", "callid")}
+    # a DATETIME column to match is converted as well
+    assert db.update(LOC, {"cseq": 3}, {"expires": NOW + 7}) == 2

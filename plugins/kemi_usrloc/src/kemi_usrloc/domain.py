@@ -129,16 +129,20 @@ class Domain:
         username, domain = self.ul.split_aor(c.aor)
         return to_row(c, username, domain if self.ul.use_domain else None)
 
+    def _write_refresh(self, before: Contact, after: Contact) -> None:
+        """The usual write-through: an AOR's only binding refreshed (what _write_diff's loops
+        would do for it, without their dicts and partials)."""
+        if not after.flags & FL_MEM and not before.same_data(after):
+            db = self.ul.db
+            assert db is not None
+            db.update(self.ul.layout(self.name), changed_row(before, after), {"ruid": after.ruid})
+
     def _write_diff(self, old: list[Contact], new: list[Contact]) -> None:
         """Make the table's rows for one AOR go from ``old`` to ``new`` (by ruid)."""
         db, layout = self.ul.db, self.ul.layout(self.name)
         assert db is not None
         if len(old) == 1 and len(new) == 1 and old[0].ruid == new[0].ruid:
-            # the usual write-through: an AOR's only binding refreshed (what the loops below
-            # would do for it, without their dicts and partials)
-            first, only = old[0], new[0]
-            if not only.flags & FL_MEM and not first.same_data(only):
-                db.update(layout, changed_row(first, only), {"ruid": only.ruid})
+            self._write_refresh(old[0], new[0])
             return
         before = {c.ruid: c for c in old}
         after = {c.ruid: c for c in new}
@@ -222,7 +226,10 @@ class MemDomain(Domain):
             self.stats.changed(0, 1)
         if db and mode == WRITE_THROUGH:
             try:
-                self._write_diff([old] if old is not None else [], [got[1]])
+                if old is None:
+                    self._write_diff([], [got[1]])
+                else:
+                    self._write_refresh(old, got[1])
             except DbError as exc:
                 raise UsrlocDbError(str(exc)) from exc
         return got
