@@ -229,12 +229,7 @@ class SharedTable:
                 result = out[0]
             else:
                 decoded = self._decoded
-                if buf is None:
-                    current = None
-                else:
-                    hit = decoded.get(kb) if decoded is not None else None
-                    current = hit[1] if hit is not None and hit[0] == buf else codec.decode(buf)
-                new, result = fn(current, arg)
+                new, result = fn(_current(decoded, kb, buf, None), arg)
                 if new is DELETE:
                     if decoded is not None:
                         decoded.pop(kb, None)
@@ -326,6 +321,16 @@ def _write(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any, sta
         txn.put(codec.index_key(stamp, table.name_bytes, kb), b"", db=index)
 
 
+def _current(decoded: dict[bytes, tuple[bytes, Any]] | None, kb: bytes,
+             buf: bytes | memoryview | None, default: Any) -> Any:
+    """The value ``buf`` holds (``default`` for None): the one remembered with these very bytes
+    (keep_decoded), else unpickled."""
+    if buf is None:
+        return default
+    hit = decoded.get(kb) if decoded is not None else None
+    return hit[1] if hit is not None and hit[0] == buf else codec.decode(buf)
+
+
 def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
                fn: Callable[[Any], Any], default: Any, ttl: Ttl, now: float | None) -> Any:
     """``now``: the wall clock, read here when None and an expiry needs it (an entry that
@@ -336,11 +341,7 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
         # The usual update of an entry without expiry (usrloc's records): no stamp to read or
         # index to keep right; what the general path below does for it, in fewer steps.
         decoded = table._decoded
-        if buf is None:
-            current = default
-        else:
-            hit = decoded.get(kb) if decoded is not None else None
-            current = hit[1] if hit is not None and hit[0] == buf else codec.decode(buf)
+        current = _current(decoded, kb, buf, default)
         new = fn(current)
         if new is UNCHANGED:
             return current
@@ -364,10 +365,7 @@ def _update_in(txn: lmdb.Transaction, table: SharedTable, kb: bytes,
         if old_stamp != codec.NEVER and now is None:
             now = table.store.wall()
         present = old_stamp == codec.NEVER or old_stamp > now  # type: ignore[operator]
-        current = default
-        if present:
-            hit = table._decoded.get(kb) if table._decoded is not None else None
-            current = hit[1] if hit is not None and hit[0] == buf else codec.decode(buf)
+        current = _current(table._decoded, kb, buf, default) if present else default
     new = fn(current)
     if new is UNCHANGED:
         return current
