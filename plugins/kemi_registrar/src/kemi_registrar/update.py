@@ -86,6 +86,16 @@ def _refreshed(cur: Contact, b: Binding, req: Request, now: int, flags: int,
         rules.server_id, cur.tcpconn_id, cur.keepalive, now, cur.state))
 
 
+def _inserted(b: Binding, req: Request, now: int, flags: int, rules: Rules) -> Contact:
+    """The contact ``b`` of ``req`` adds to its AOR."""
+    return Contact(
+        ruid=new_ruid(), aor=req.aor, c=b.uri, expires=now + b.expires, q=b.q,
+        callid=req.callid, cseq=req.cseq, flags=FL_MEM if flags & SAVE_MEMORY_ONLY else 0,
+        cflags=req.cflags, user_agent=req.user_agent, received=req.received, path=req.path,
+        socket=req.socket, methods=b.methods, instance=b.instance, reg_id=b.reg_id,
+        server_id=rules.server_id, last_modified=now)
+
+
 def one(cur: Contact | None, arg: tuple[Request, int, int, Rules]) -> Contact | None:
     """apply() of the usual REGISTER, on an AOR's only contact (None: it has none), as usrloc's
     update_one runs it: the contact the AOR keeps, or None when apply() must decide. Only for a
@@ -95,12 +105,7 @@ def one(cur: Contact | None, arg: tuple[Request, int, int, Rules]) -> Contact | 
     req, now, flags, rules = arg
     b = req.bindings[0]
     if cur is None:
-        return Contact(
-            ruid=new_ruid(), aor=req.aor, c=b.uri, expires=now + b.expires, q=b.q,
-            callid=req.callid, cseq=req.cseq, flags=FL_MEM if flags & SAVE_MEMORY_ONLY else 0,
-            cflags=req.cflags, user_agent=req.user_agent, received=req.received, path=req.path,
-            socket=req.socket, methods=b.methods, instance=b.instance, reg_id=b.reg_id,
-            server_id=rules.server_id, last_modified=now)
+        return _inserted(b, req, now, flags, rules)
     if ((cur.c == b.uri if b.instance is None and rules.matching_mode == 0
          else _matches(cur, b, req, rules))
             and (req.cseq > cur.cseq or cur.callid != req.callid)):
@@ -129,18 +134,12 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
     contacts = list(old)
     inserted = updated = deleted = False
     touched: set[str] = set()
-    mem = FL_MEM if flags & SAVE_MEMORY_ONLY else 0
     for b in req.bindings:
         i = _find(contacts, b, req, rules)
         if i is None:
             if b.expires == 0:
                 continue
-            new = Contact(
-                ruid=new_ruid(), aor=req.aor, c=b.uri, expires=now + b.expires, q=b.q,
-                callid=req.callid, cseq=req.cseq, flags=mem, cflags=req.cflags,
-                user_agent=req.user_agent, received=req.received, path=req.path,
-                socket=req.socket, methods=b.methods, instance=b.instance, reg_id=b.reg_id,
-                server_id=rules.server_id, last_modified=now)
+            new = _inserted(b, req, now, flags, rules)
             contacts = place(contacts, new, rules.desc_time_order)
             touched.add(new.ruid)
             inserted = True
