@@ -101,6 +101,7 @@ from kemi_core.kemi.exports import (
     ParamKind,
     ReturnKind,
     export,
+    message_fact,
 )
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.metrics_http import serve_metrics
@@ -213,6 +214,7 @@ __all__ = [
     "db",
     "drive_with_loop",
     "export",
+    "message_fact",
     "prometheus_text",
     "serve_metrics",
     "flow_exports",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.core_exports.log import script_log
-from kemi_core.kemi.exports import KemiExport, ReturnKind, export
+from kemi_core.kemi.exports import KemiExport, ReturnKind, export, message_fact
 from kemi_core.pv._util import parse_uri_or_none
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def _method_is(method: str) -> Callable[[MsgContext], bool]:
     def test(ctx: MsgContext) -> bool:
         return ctx.msg.method == method
     test.__doc__ = f"True when the method (CSeq method for replies) is {method}."
+    message_fact(test, "method", method)
     return test
 
 
@@ -62,6 +63,9 @@ def is_method_in(ctx: MsgContext, vmethod: str) -> bool:
         if name == method:
             return True
     return False
+
+
+message_fact(is_method_in, "method_in", _METHOD_LETTERS)
 
 
 def _proto_is(*protos: str) -> Callable[[MsgContext], bool]:

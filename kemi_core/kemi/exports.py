@@ -116,6 +116,25 @@ class KemiExport:
         return f"{text} -> {self.returns.value}" if with_return else text
 
 
+#: ``func.message_fact`` (see :func:`message_fact`): what an export's answer depends on.
+MessageFact = tuple[Any, ...]
+
+
+def message_fact(func: Callable[..., Any], *fact: Any) -> None:
+    """Say that export callable ``func`` answers from the message's kind and method alone
+    (``msg.is_request``, ``msg.method``: for a reply the CSeq method), so an engine may answer
+    it without calling Python (app_lua reads them once per route run):
+
+    ``("method", NAME)``        -> bool, ``msg.method == NAME``
+    ``("method_in", LETTERS)``  -> bool, ``msg.method.upper()`` among the names of the letters
+                                   (LETTERS: letter -> name; other letters: call ``func``)
+    ``("kind", IF_REQUEST, IF_REPLY)`` -> int, by ``msg.is_request``
+
+    A wrapped export (the debugger's cfgtrace) has another callable, so it is called as usual.
+    """
+    func.message_fact = fact  # type: ignore[attr-defined]
+
+
 _KIND_LETTERS = {"i": ParamKind.INT, "s": ParamKind.STR}
 _KIND_HINTS = {int: ParamKind.INT, "int": ParamKind.INT, str: ParamKind.STR, "str": ParamKind.STR}
 _RETURN_HINTS = {int: ReturnKind.INT, "int": ReturnKind.INT, bool: ReturnKind.BOOL,

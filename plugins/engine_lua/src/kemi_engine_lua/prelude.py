@@ -25,10 +25,13 @@ ScriptExit/ScriptDrop (KSR.x.exit/drop): those end the route with no traceback t
 ``KSR.x.exit`` itself, when it is the core's (not wrapped, e.g. by the debugger's cfgtrace;
 the member function's second result says so), is a Lua function raising the Lua error EXIT,
 as Kamailio's app_lua raises its own exit string: no Python exception crosses Lua then.
+``facts()``, the sixth argument, gives the running message's kind and method, from which the
+prelude answers the exports marked ``message_fact`` (KSR.is_INVITE, is_method_in,
+siputils.is_request ...) in Lua: a script asks those many times per message.
 """
 
 PRELUDE = r"""
-local ksr_top, ksr_member, sr_top, sr_member, is_flow = ...
+local ksr_top, ksr_member, sr_top, sr_member, is_flow, facts = ...
 local rawset, setmetatable, getmetatable, type, tostring = rawset, setmetatable, getmetatable, type, tostring
 local xpcall, loadfile, loadstr = xpcall, loadfile, loadstring or load
 local getinfo, traceback = debug.getinfo, debug.traceback
@@ -45,10 +48,84 @@ local function lua_exit(export)
   end
 end
 
+-- The running route's message facts (is_request, method, upper-case method), read from
+-- Python once per route run at the first question (the runner starts each run without them,
+-- and gives a nested run's caller its own back): KSR.is_INVITE, is_method_in,
+-- siputils.is_request ... (exports marked message_fact) answer here, without a Python call
+-- each. A call of a module that may replace the message or edit a reply's CSeq (textops, hdr:
+-- the "edits" members) lets the next question read them again. A fact Python could not read
+-- (nil) or unexpected arguments: the export is called, and answers or fails as it would.
+local known, f_req, f_method, f_upper = false, nil, nil, nil
+local function read_facts()
+  f_req, f_method, f_upper = facts()
+  known = true
+end
+
+local function method_is(export, name)
+  return function(...)
+    if select("#", ...) ~= 0 then return export(...) end
+    if not known then read_facts() end
+    if f_method == nil then return export() end
+    return f_method == name
+  end
+end
+
+local function message_kind(export, if_request, if_reply)
+  return function(...)
+    if select("#", ...) ~= 0 then return export(...) end
+    if not known then read_facts() end
+    if f_req == nil then return export() end
+    if f_req then return if_request end
+    return if_reply
+  end
+end
+
+local letter_sets, letter_count = {}, 0  -- is_method_in letters -> {NAME = true} or false
+local function method_in(export, names_of)
+  return function(...)
+    local letters = ...
+    if select("#", ...) ~= 1 or type(letters) ~= "string" then return export(...) end
+    local set = letter_sets[letters]
+    if set == nil then
+      local names = names_of(letters)
+      set = false
+      if names ~= nil then
+        set = {}
+        for n in names:gmatch("%S+") do set[n] = true end
+      end
+      if letter_count < 256 then  -- a script uses a few strings
+        letter_sets[letters] = set
+        letter_count = letter_count + 1
+      end
+    end
+    if set == false then return export(letters) end  -- an unknown letter: the export logs it
+    if not known then read_facts() end
+    if f_upper == nil then return export(letters) end
+    return set[f_upper] == true
+  end
+end
+
+local function edits(export)
+  return function(...)
+    known = false
+    return export(...)
+  end
+end
+
+-- the function KSR.<...> holds: the export's callable, or the Lua one its kind asks for
+local function in_lua(f, kind, a, b)
+  if kind == nil or f == nil then return f end
+  if kind == "exit" then return lua_exit(f) end
+  if kind == "method" then return method_is(f, a) end
+  if kind == "method_in" then return method_in(f, a) end
+  if kind == "kind" then return message_kind(f, a, b) end
+  if kind == "edits" then return edits(f) end
+  return f
+end
+
 local function lazy_module(modname, member)
   return setmetatable({}, {__index = function(t, k)
-    local f, is_exit = member(modname, k)
-    if is_exit then f = lua_exit(f) end
+    local f = in_lua(member(modname, k))
     if f ~= nil then rawset(t, k, f) end
     return f
   end})
@@ -56,12 +133,13 @@ end
 
 local function lazy_root(top, member)
   return setmetatable({}, {__index = function(t, k)
-    local is_module, f = top(k)
+    local is_module, f, kind, a, b = top(k)
     if is_module then
       local m = lazy_module(k, member)
       rawset(t, k, m)
       return m
     end
+    f = in_lua(f, kind, a, b)
     if f ~= nil then rawset(t, k, f) end
     return f
   end})
@@ -70,12 +148,14 @@ end
 KSR = lazy_root(ksr_top, ksr_member)
 sr = lazy_root(sr_top, sr_member)
 
--- file:line of the innermost Lua frame with a line (1 = where, 2 = handler, 3 = the C call)
+-- file:line of the innermost script frame with a line (1 = where, 2 = handler, 3 = the C
+-- call); the prelude's own frames (its Lua wrappers of exports) are not the script's
+local PRELUDE_SOURCE = getinfo(1, "S").source
 local function where(level)
   for _ = 1, 200 do
     local info = getinfo(level, "Sl")
     if info == nil then return "?" end
-    if info.currentline ~= nil and info.currentline > 0 then
+    if info.currentline ~= nil and info.currentline > 0 and info.source ~= PRELUDE_SOURCE then
       local src = info.source
       if src:sub(1, 1) == "@" then src = src:sub(2) end
       return src .. ":" .. info.currentline
@@ -109,7 +189,10 @@ local function runner(name)
   return function(...)
     local f = _G[name]
     if type(f) ~= "function" then return 2, nil, nil end
+    local k, req, m, up = known, f_req, f_method, f_upper  -- a nested run's caller's facts
+    known = false
     local ok, r = xpcall(f, handler, ...)
+    known, f_req, f_method, f_upper = k, req, m, up
     if ok then return r end
     if r == EXIT then return 3, nil, nil end
     return 1, r, last_trace
@@ -120,7 +203,9 @@ local function load(path, source)
   local chunk, err
   if source == nil then chunk, err = loadfile(path) else chunk, err = loadstr(source, "@" .. path) end
   if chunk == nil then return 1, err, err end
+  known = false
   local ok, r = xpcall(chunk, handler)
+  known = false
   if ok then return 0, nil, nil end
   if r == EXIT then return 3, nil, nil end
   return 1, r, last_trace

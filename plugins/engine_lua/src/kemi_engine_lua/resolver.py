@@ -13,7 +13,8 @@ tables below, which had other names or shapes in the old API.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from kemi_core.api import ExportTable, KemiRegistry, script_exit
@@ -28,6 +29,10 @@ SR_TOP_ALIASES: dict[str, tuple[str, str]] = {
 #: names in KEMI; add an entry here when an old member name is found that did not.
 SR_MEMBER_ALIASES: dict[tuple[str, str], tuple[str, str]] = {}
 #: sr.log(level, msg): level words of the old API -> core log function names.
+#: Modules whose calls may replace the message (textops re-parses it at once) or edit a reply's
+#: CSeq: after each call the prelude reads the message facts again (see ``facts``).
+EDITING_MODULES = frozenset({"textops", "textopsx", "hdr"})
+EDITING_MEMBERS = frozenset({("x", "modf")})  # runs a cfg function by name (textops' too)
 SR_LOG_LEVELS = {
     "dbg": "dbg", "debug": "dbg", "info": "info", "notice": "notice", "warn": "warn",
     "warning": "warn", "err": "err", "error": "err", "crit": "crit", "alert": "crit",
@@ -41,32 +46,64 @@ class Resolver(ExportTable):
                  log_mode: int = 0) -> None:
         super().__init__(registry, lambda exp: bind(exp, holder), log, "app_lua",
                          log_resolved=bool(log_mode & 1))
+        self.holder = holder
+
+    # ---- what the prelude answers in Lua ------------------------------------------------
+    def facts(self) -> tuple[bool | None, str | None, str | None]:
+        """The running route's message: (is_request, method, method.upper()); the prelude
+        reads them once per route run for the exports marked with ``message_fact``. None for
+        what cannot be read: the prelude then calls the export, which fails as it would."""
+        try:
+            msg = self.holder.ctx.msg
+            is_request = msg.is_request
+        except Exception:  # noqa: BLE001 - the export itself reports it
+            return None, None, None
+        try:
+            method = msg.method
+            return is_request, method, method.upper()
+        except Exception:  # noqa: BLE001 - a reply's unreadable CSeq: the export reports it
+            return is_request, None, None
+
+    def _fact(self, module: str, name: str) -> tuple[Any, ...]:
+        """How the prelude runs KSR.<module>.<name> in Lua (after the callable): ("exit",) for
+        the core's KSR.x.exit, the export's ``message_fact`` (method_in: a function giving
+        the names of a letter string, space-separated, or None), ("edits",) for a call after
+        which the message facts are read again; () for a plain call."""
+        if module in EDITING_MODULES or (module, name) in EDITING_MEMBERS:
+            return ("edits",)
+        exp = self.export_for(module, name)
+        if exp is None:
+            return ()
+        if exp.func is script_exit:
+            return ("exit",) if (module, name) == ("x", "exit") else ()
+        fact = getattr(exp.func, "message_fact", None)
+        if not isinstance(fact, tuple) or not fact:
+            return ()
+        if fact[0] == "method_in":
+            return ("method_in", partial(_method_names, fact[1]))
+        return fact
 
     # ---- KSR __index (called from Lua) ------------------------------------------------------
-    def ksr_top(self, key: Any) -> tuple[bool, Callable[..., Any] | None]:
-        """``KSR.<key>``: (True, None) for a module sub-table, else (False, core function)."""
+    def ksr_top(self, key: Any) -> tuple[Any, ...]:
+        """``KSR.<key>``: (True, None) for a module sub-table, else (False, core function,
+        *how the prelude runs it*: see ``_fact``)."""
         if type(key) is str:
             if self.has_module(key):
                 return True, None
             fn = self.function("", key)
             if fn is not None:
-                return False, fn
+                return (False, fn, *self._fact("", key))
         self.unknown(f"KSR.{key}")
         return False, None
 
     def ksr_member(self, module: str, key: Any) -> Any:
-        """``KSR.<module>.<key>``: the callable; with True after it (a second Lua value) when
-        it is the core's own KSR.x.exit, which the prelude runs as a Lua error instead."""
+        """``KSR.<module>.<key>``: the callable, then how the prelude runs it (``_fact``: the
+        core's own KSR.x.exit as a Lua error, a message fact in Lua)."""
         fn = self.function(module, key) if type(key) is str else None
         if fn is None:
             self.unknown(f"KSR.{module}.{key}")
-        elif module == "x" and key == "exit" and self._is_core_exit():
-            return fn, True
-        return fn
-
-    def _is_core_exit(self) -> bool:
-        exp = self.export_for("x", "exit")
-        return exp is not None and exp.func is script_exit
+            return fn
+        return (fn, *self._fact(module, key))
 
     # ---- sr __index (the legacy API) ------------------------------------------------------
     def sr_top(self, key: Any) -> tuple[bool, Callable[..., Any] | None]:
@@ -87,11 +124,13 @@ class Resolver(ExportTable):
         self.unknown(f"sr.{key}")
         return False, None
 
-    def sr_member(self, module: str, key: Any) -> Callable[..., Any] | None:
+    def sr_member(self, module: str, key: Any) -> Any:
         fn = None
         if type(key) is str:
             target = SR_MEMBER_ALIASES.get((module, key), (module, key))
             fn = self.function(*target)
+            if fn is not None and (target[0] in EDITING_MODULES or target in EDITING_MEMBERS):
+                return fn, "edits"
         if fn is None:
             self.unknown(f"sr.{module}.{key}")
         return fn
@@ -107,3 +146,11 @@ class Resolver(ExportTable):
             self.unknown(f"KSR.{name}")
             raise LuaArgError(f"sr.log: no core log function KSR.{name} is exported")
         fn(msg)
+
+
+def _method_names(letters: Mapping[str, str], text: Any) -> str | None:
+    """The method names of is_method_in's letter string ``text``, space-separated; None when
+    it is not a string of known letters (the export logs and answers those)."""
+    if type(text) is not str or not all(c in letters for c in text):
+        return None
+    return " ".join(letters[c] for c in text)

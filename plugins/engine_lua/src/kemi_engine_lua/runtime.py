@@ -81,7 +81,7 @@ class LuaState:
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
         runner, load, has, watch = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member,
-            _is_flow)
+            _is_flow, resolver.facts)
         self._runner = runner
         #: name -> runner(*args): what the function returned, or a tuple (code, value,
         #: trace) when it failed (1) or is not defined (2); see :meth:`runner`.

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import re
 
-from kemi_core.api import MsgContext, SipParseError, parse_uri
+from kemi_core.api import MsgContext, SipParseError, message_fact, parse_uri
 
 log = logging.getLogger("kemi.siputils")
 
@@ -22,7 +22,7 @@ def _rc(ok: bool) -> int:
 def has_totag(ctx: MsgContext) -> int:
     """1 when the To header carries a tag (a request inside a dialog), else -1."""
     try:
-        return _rc(bool(ctx.msg.to.tag))
+        return 1 if ctx.msg.to.tag else -1
     except SipParseError:
         log.error("has_totag: cannot parse the To header")
         return -1
@@ -30,12 +30,16 @@ def has_totag(ctx: MsgContext) -> int:
 
 def is_request(ctx: MsgContext) -> int:
     """1 when the current message is a request."""
-    return _rc(ctx.msg.is_request)
+    return 1 if ctx.msg.is_request else -1
 
 
 def is_reply(ctx: MsgContext) -> int:
     """1 when the current message is a reply."""
-    return _rc(not ctx.msg.is_request)
+    return -1 if ctx.msg.is_request else 1
+
+
+message_fact(is_request, "kind", 1, -1)
+message_fact(is_reply, "kind", -1, 1)
 
 
 def is_first_hop(ctx: MsgContext) -> int:
@@ -51,7 +55,7 @@ def is_first_hop_mode(ctx: MsgContext, mode: int) -> int:
     msg = ctx.msg
     try:
         if msg.is_request:
-            return _rc(len(msg.vias) == 1)
+            return 1 if len(msg.vias) == 1 else -1
         rrs = msg.record_routes
     except SipParseError:
         return -1
