@@ -8,7 +8,8 @@ What an engine does and what the core does:
 
 * the engine loads the script (``load``), says which callbacks it defines (``has_route``) and
   runs one (``run``), letting :class:`ScriptExit` / :class:`ScriptDrop` (raised by
-  ``KSR.x.exit()`` / ``KSR.x.drop()``) and any script error propagate;
+  ``KSR.x.exit()`` / ``KSR.x.drop()``) and any script error propagate (an engine that sees
+  the exit itself may return 1 instead, the int ``run_route`` gives an exit);
 * the core turns the result into Kamailio's int (:func:`normalize_result`), maps exit, drop
   and a script fault to what the dispatcher, onsend and tm do (``core.run_route``), and
   manages reload across workers (``cfgengine.reload``: a fresh engine's ``load()`` checks the

@@ -112,7 +112,8 @@ class LuaEngine:
 
     def run(self, name: str, ctx: MsgContext, *args: str | int) -> Any:
         """Run Lua function ``name`` (with ``args``: an event callback's event name); returns
-        what it returned (the core normalises it)."""
+        what it returned (the core normalises it), 1 after the core's KSR.x.exit() (what
+        run_route makes of ScriptExit: no exception raised through the frames per exit)."""
         state = self.state
         if state is None:
             self.load()
@@ -128,8 +129,6 @@ class LuaEngine:
         # (a script cannot hold a Python tuple: the KSR functions return str, int or nothing).
         if result.__class__ is not tuple:
             return result
-        if result[0] == 3:  # KSR.x.exit() (the prelude's EXIT), raised here: a frame less
-            raise ScriptExit()
         self._failed(state, name, *result)
 
     def _failed(self, state: LuaState, name: str, code: int, value: Any, trace: Any) -> NoReturn:

@@ -7,8 +7,9 @@ plain Lua table reads and a call of a Python callable, with no Python on the loo
 It returns four functions for the engine:
 ``runner(name)``  -> a function running the global function ``name`` (looked up at each
                   call): ``runner(name)(...)`` gives its first result (one value) when it ran;
-                  on failure 1, error, trace; 3, nil, nil after KSR.x.exit(); 2, nil, nil
-                  when there is no such function (three
+                  1 after KSR.x.exit() (the route's int for an exit, as core.run_route
+                  gives it: no exception to raise in Python); on failure 1, error, trace;
+                  2, nil, nil when there is no such function (three
                   values: Python receives a tuple only then, which spares building one per
                   message). The engine keeps one runner per name: no name crosses per message.
 ``load(path, source)`` -> code (0 ran, 1 failed, 3 KSR.x.exit()), value, trace (compile and
@@ -194,7 +195,7 @@ local function runner(name)
     local ok, r = xpcall(f, handler, ...)
     known, f_req, f_method, f_upper = k, req, m, up
     if ok then return r end
-    if r == EXIT then return 3, nil, nil end
+    if r == EXIT then return 1 end
     return 1, r, last_trace
   end
 end
