@@ -69,6 +69,9 @@ class Core:
         self.pv = PvTable()
         self.params: dict[tuple[str, str], ParamSpec] = {}
         self.param_values: dict[tuple[str, str], Any] = {}
+        #: bumped by every set_param: a module keeping its settings read from ``modparam``
+        #: reads them again when it changed (tests set params after start-up)
+        self.param_version = 0
         #: (file, line) of the modparam that set each parameter last (for param_error)
         self.param_places: dict[tuple[str, str], tuple[str | None, int | None]] = {}
         self.rpc_commands: dict[str, RpcCommand] = {}
@@ -253,6 +256,7 @@ class Core:
             self.param_values.setdefault((module, name), []).append(value)
         else:
             self.param_values[(module, name)] = value
+        self.param_version += 1
         self.param_places[(module, name)] = (file, line)
 
     def param_error(self, module: str, name: str, reason: str) -> ConfigError:

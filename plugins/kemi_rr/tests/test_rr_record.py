@@ -76,6 +76,24 @@ def test_modparams_full_lr_no_fromtag_username() -> None:
     assert _wire(ctx) == ["<sip:bob@127.0.0.1;lr=on>"]
 
 
+def test_modparams_set_after_use_and_other_cores_apply_at_once() -> None:
+    """rr keeps its settings read from the core; a set_param (tests do it after start-up)
+    and another core with other params are seen by the next call."""
+    def recorded(core: Core) -> tuple[list[str], str]:
+        ctx = _invite(core)
+        assert kemi_rr.ki_record_route(ctx) == 1
+        return _wire(ctx), ctx.msg.from_.tag
+
+    wire, ftag = recorded(core := _core())
+    assert wire == [f"<sip:127.0.0.1;lr;ftag={ftag}>"]
+    core.set_param("rr", "enable_full_lr", 1)
+    wire, ftag = recorded(core)
+    assert wire == [f"<sip:127.0.0.1;lr=on;ftag={ftag}>"]
+    assert recorded(_core(append_fromtag=0))[0] == ["<sip:127.0.0.1;lr>"]
+    wire, ftag = recorded(core)
+    assert wire == [f"<sip:127.0.0.1;lr=on;ftag={ftag}>"]
+
+
 def test_second_record_route_refused_until_removed() -> None:
     core = _core()
     ctx = _invite(core, extra=UPSTREAM_RR)

@@ -11,6 +11,7 @@ import re
 from kemi_core.api import MsgContext
 from kemi_core.sip import SipParseError, SipUri
 from kemi_rr.routeset import RouteSet
+from kemi_rr.settings import settings
 from kemi_rr.state import RrState, rr_state
 from kemi_rr.uris import is_own, param_value, params_text, uri_proto
 
@@ -76,7 +77,7 @@ def _after_loose(ctx: MsgContext, st: RrState, routes: RouteSet, preloaded: bool
         if "r2" in top.params and routes and is_own(ctx.core, routes[0].uri):
             local = routes.pop(0).uri or top  # double RR: both entries are ours
             _force_socket(ctx, local)
-        elif ctx.core.modparam("rr", "force_send_socket"):
+        elif settings(ctx.core).force_send_socket:
             _force_socket(ctx, local)
         if not routes:
             routes.commit()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
 
 from kemi_core.api import MsgContext
 from kemi_core.sip import SipParseError, parse_uri
 from kemi_rr.hdrlines import line_values, rewrite_lines
+from kemi_rr.settings import RrSettings, settings
 from kemi_rr.state import rr_state
 from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport, uri_proto
 
@@ -19,15 +20,11 @@ RR = "Record-Route"
 Socket = tuple[str, str, int]  # proto, host, port
 
 
-def _param(ctx: MsgContext, name: str) -> Any:
-    return ctx.core.modparam(MODULE, name)
-
-
-def _rr_tail(ctx: MsgContext, r2: bool) -> str | None:
+def _rr_tail(ctx: MsgContext, conf: RrSettings, r2: bool) -> str | None:
     """``;r2=on;lr;ftag=...``; None when the From header cannot be parsed."""
     out = ";r2=on" if r2 else ""
-    out += ";lr=on" if _param(ctx, "enable_full_lr") else ";lr"
-    if _param(ctx, "append_fromtag"):
+    out += ";lr=on" if conf.enable_full_lr else ";lr"
+    if conf.append_fromtag:
         try:
             tag = ctx.msg.from_.tag
         except SipParseError as exc:
@@ -38,10 +35,10 @@ def _rr_tail(ctx: MsgContext, r2: bool) -> str | None:
     return out
 
 
-def _user(ctx: MsgContext) -> str:
-    if not _param(ctx, "add_username"):
+def _user(ctx: MsgContext, conf: RrSettings) -> str:
+    if not conf.add_username:
         return ""
-    spec = str(_param(ctx, "custom_user_avp") or "")
+    spec = conf.custom_user_avp
     user: object = None
     if spec:
         from kemi_core.api import get_pv
@@ -58,8 +55,8 @@ def _user(ctx: MsgContext) -> str:
     return f"{user}@" if user else ""
 
 
-def _scheme(ctx: MsgContext) -> str:
-    if _param(ctx, "ignore_sips"):
+def _scheme(ctx: MsgContext, conf: RrSettings) -> str:
+    if conf.ignore_sips:
         return "sip"
     try:
         return "sips" if ctx.msg.uri.scheme == "sips" else "sip"
@@ -103,9 +100,9 @@ def outbound_socket(ctx: MsgContext) -> Socket | None:
     return None
 
 
-def _double(ctx: MsgContext) -> Socket | None:
+def _double(ctx: MsgContext, conf: RrSettings) -> Socket | None:
     """The outbound socket when two Record-Route entries are due, else None."""
-    mode = int(_param(ctx, "enable_double_rr") or 0)
+    mode = conf.enable_double_rr
     out = outbound_socket(ctx)
     if mode == 2:
         return out or inbound_socket(ctx)
@@ -114,13 +111,15 @@ def _double(ctx: MsgContext) -> Socket | None:
     return None
 
 
-def _entry(ctx: MsgContext, sock: Socket, double: bool, explicit: bool, extra: str) -> str | None:
+def _entry(ctx: MsgContext, conf: RrSettings, sock: Socket, double: bool, explicit: bool,
+           extra: str) -> str | None:
     proto, host, port = _advertised(ctx, sock)
-    tail = _rr_tail(ctx, double)
+    tail = _rr_tail(ctx, conf, double)
     if tail is None:
         return None
     transport = f";transport={proto}" if proto != "udp" or explicit else ""
-    return f"{_scheme(ctx)}:{_user(ctx)}{hostport(host, port, proto)}{transport}{tail}{extra}"
+    return (f"{_scheme(ctx, conf)}:{_user(ctx, conf)}{hostport(host, port, proto)}{transport}"
+            f"{tail}{extra}")
 
 
 def _norm_params(params: str) -> str:
@@ -152,36 +151,38 @@ def record_route(ctx: MsgContext, params: str = "") -> int:
     if not _can_record(ctx, "record_route"):
         return -1
     extra = _norm_params(params)
-    out = _double(ctx)
-    explicit = int(_param(ctx, "enable_double_rr") or 0) == 2
+    conf = settings(ctx.core)
+    out = _double(ctx, conf)
     if out is None:
-        entries = [_entry(ctx, inbound_socket(ctx), False, False, extra)]
+        entries = [_entry(ctx, conf, inbound_socket(ctx), False, False, extra)]
     else:  # the top entry faces the next hop, the second the previous hop
-        entries = [_entry(ctx, out, True, explicit, extra),
-                   _entry(ctx, inbound_socket(ctx), True, explicit, extra)]
+        explicit = conf.enable_double_rr == 2
+        entries = [_entry(ctx, conf, out, True, explicit, extra),
+                   _entry(ctx, conf, inbound_socket(ctx), True, explicit, extra)]
     if any(e is None for e in entries):
         return -1
     return _insert(ctx, [e for e in entries if e is not None])
 
 
-def _preset_uri(ctx: MsgContext, addr: str) -> str | None:
+def _preset_uri(ctx: MsgContext, conf: RrSettings, addr: str) -> str | None:
     addr = addr.strip().strip("<>")
     if not addr:
         return None
-    tail = _rr_tail(ctx, False)
+    tail = _rr_tail(ctx, conf, False)
     if tail is None:
         return None
     low = addr.lower()
     if low.startswith(("sip:", "sips:")):
         return addr + tail
-    return f"{_scheme(ctx)}:{_user(ctx)}{addr}{tail}"
+    return f"{_scheme(ctx, conf)}:{_user(ctx, conf)}{addr}{tail}"
 
 
 def record_route_preset(ctx: MsgContext, addr: str, addr2: str = "") -> int:
     """``addr`` goes in the top entry (outbound side), ``addr2`` in a second one (inbound)."""
     if not _can_record(ctx, "record_route_preset"):
         return -1
-    uris = [_preset_uri(ctx, a) for a in ((addr, addr2) if addr2.strip() else (addr,))]
+    conf = settings(ctx.core)
+    uris = [_preset_uri(ctx, conf, a) for a in ((addr, addr2) if addr2.strip() else (addr,))]
     if any(u is None for u in uris):
         log.error("record_route_preset: empty address")
         return -1
@@ -192,15 +193,16 @@ def record_route_advertised_address(ctx: MsgContext, addr: str) -> int:
     if not _can_record(ctx, "record_route_advertised_address"):
         return -1
     addr = addr.strip().strip("<>")
-    tail_one = _rr_tail(ctx, False)
+    conf = settings(ctx.core)
+    tail_one = _rr_tail(ctx, conf, False)
     if not addr or tail_one is None:
         return -1
-    base = f"{_scheme(ctx)}:{_user(ctx)}{addr}"
-    out = _double(ctx)
+    base = f"{_scheme(ctx, conf)}:{_user(ctx, conf)}{addr}"
+    out = _double(ctx, conf)
     if out is None:
         return _insert(ctx, [base + tail_one])
-    tail = _rr_tail(ctx, True)
-    explicit = int(_param(ctx, "enable_double_rr") or 0) == 2
+    tail = _rr_tail(ctx, conf, True)
+    explicit = conf.enable_double_rr == 2
     uris = []
     for proto in (out[0], inbound_socket(ctx)[0]):
         transport = f";transport={proto}" if proto != "udp" or explicit else ""
@@ -217,7 +219,7 @@ def add_rr_param(ctx: MsgContext, param: str) -> int:
         log.error("add_rr_param: empty param")
         return -1
     st = rr_state(ctx)
-    st.params.append(param)
+    st.params = [*st.params, param]
     if st.recorded:
         new_values = [f"<{u}{''.join(st.params)}>" for u in st.own_rr]
         if not _replace_own(ctx, st.own_values, [[v] for v in new_values]):
@@ -237,7 +239,7 @@ def remove_record_route(ctx: MsgContext) -> int:
     return 1
 
 
-def _replace_own(ctx: MsgContext, own: list[str], repl: list[list[str]]) -> bool:
+def _replace_own(ctx: MsgContext, own: Sequence[str], repl: list[list[str]]) -> bool:
     lines = line_values(ctx.msg, RR)
     new: list[list[str]] = [[v] for v in lines]
     used: set[int] = set()

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import attrs
+from collections.abc import Sequence
 
 from kemi_core.api import MsgContext
 
 KEY = "rr"
 
 
-@attrs.define(slots=True)
 class RrState:
+    """The defaults are class attributes (as tm's ReqState): one is made for every request
+    that record-routes or loose-routes, and each field is replaced, never changed in place."""
+
     #: URI text of each Record-Route entry we inserted, top first, without the add_rr_param params.
-    own_rr: list[str] = attrs.Factory(list)
+    own_rr: Sequence[str] = ()
     #: The exact header values currently in the message for ``own_rr`` (to find them again).
-    own_values: list[str] = attrs.Factory(list)
+    own_values: Sequence[str] = ()
     #: add_rr_param() params (";name=value"), pending until record_route or already applied.
-    params: list[str] = attrs.Factory(list)
+    params: Sequence[str] = ()
     #: loose_route ran on this message.
-    routed: bool = False
+    routed = False
     #: Params (";lr;ftag=...") of the Route entry naming us, None when there was none.
     route_params: str | None = None
     #: URI of the top Route header as received, for $route_uri.
@@ -31,6 +33,6 @@ class RrState:
 
 def rr_state(ctx: MsgContext) -> RrState:
     st = ctx.extra.get(KEY)
-    if not isinstance(st, RrState):
+    if st.__class__ is not RrState:
         st = ctx.extra[KEY] = RrState()
-    return st
+    return st  # type: ignore[no-any-return]
