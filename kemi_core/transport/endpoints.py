@@ -194,6 +194,10 @@ class WorkerEndpoints:
             else:
                 self.own_udp = self.udp[(first_udp.host, first_udp.port)]
                 self.own_udp_addr = (first_udp.host, first_udp.port)
+            # never closed while the worker runs (stop_accepting closes only the listen
+            # sockets several workers share): these read an event's datagrams ahead
+            for tr in (self.own_udp, *([] if self.shared else self.udp.values())):
+                tr.read_ahead = True
 
     def _udp_socket(self, host: str, port: int) -> socket.socket:
         """The rank's socket on a listen address (port 0: its send socket), else a new one."""

@@ -9,6 +9,15 @@ order, as asyncio's transport keeps them. Each datagram reaches the receiver (th
 entry gate) as soon as it is read, so a drain or a close between two datagrams of one event
 applies to the next one (tests/unit/test_udp_drain.py).
 
+Except on a socket that is never closed while its worker runs (``read_ahead``: the worker's own
+socket; with one worker, every listen socket): it reads all of an event's datagrams before it
+delivers the first (the drain gate still judges each as it is delivered). The kernel's receive
+path then runs once per event instead of between every two messages' Python, whose caches it
+evicts (/work/wt/findings-floor-lean.md). A listen socket shared with other workers delivers
+each as it is read: a recycled worker closes it between two datagrams and leaves the rest in
+the kernel for the worker that replaces it. Sends go out at once, as they are made: a handler
+may block after its reply (a database write) and the reply must not wait for it.
+
 A datagram is read into one reused 64 KiB buffer and copied out at its size. Reading with
 ``recvfrom(65536)`` instead allocates 64 KiB per datagram and shrinks it in place: with the
 messages transactions keep alive, that scatters small blocks over the heap and the worker's
@@ -46,7 +55,7 @@ class UdpSocket:
     parsed message (``deliver_datagram``) with the socket's own address as destination."""
 
     __slots__ = ("loop", "sock", "fd", "receiver", "limits", "local_ip", "local_port",
-                 "pending", "closed", "buffer", "waiting", "sources")
+                 "pending", "closed", "buffer", "waiting", "sources", "read_ahead")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver,
                  limits: ParseLimits, local_ip: str, local_port: int) -> None:
@@ -67,9 +76,14 @@ class UdpSocket:
         #: the RecvInfo of each source address met (frozen, shared by its datagrams): a
         #: datagram costs a dict lookup instead of a RecvInfo made
         self.sources: dict[Any, RecvInfo] = {}
+        #: read an event's datagrams before delivering them (see the module's doc)
+        self.read_ahead = False
         loop.add_reader(self.fd, self._read_ready)
 
     def _read_ready(self) -> None:
+        if self.read_ahead:
+            self._deliver_all(self._read_all())
+            return
         recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
         receiver, limits = self.receiver, self.limits
         local_ip, local_port = self.local_ip, self.local_port
@@ -86,6 +100,37 @@ class UdpSocket:
                 # ICMP port unreachable and the like: the peer is gone; timers do the rest.
                 log.debug("udp error on %s:%s: %s", local_ip, local_port, exc)
                 continue
+            try:
+                rcv = sources.get(addr)
+                if rcv is None:
+                    rcv = self._source(addr)
+                deliver_datagram(receiver, data, rcv, limits)
+            except Exception as exc:  # the dispatcher guards; this is the last line of defence
+                internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
+            if self.closed:
+                return
+
+    def _read_all(self) -> list[tuple[bytes, Any]]:
+        """The datagrams waiting (DRAIN_MAX at most), read before any is delivered."""
+        recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
+        got: list[tuple[bytes, Any]] = []
+        for taken in range(DRAIN_MAX):
+            if taken == 1 and not self._more_waiting():
+                break
+            try:
+                size, addr = recvfrom_into(buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port, exc)
+                continue
+            got.append((buffer[:size].tobytes(), addr))
+        return got
+
+    def _deliver_all(self, got: list[tuple[bytes, Any]]) -> None:
+        """Deliver datagrams read ahead, in order (a close meanwhile drops the rest)."""
+        receiver, limits, sources = self.receiver, self.limits, self.sources
+        for data, addr in got:
             try:
                 rcv = sources.get(addr)
                 if rcv is None:

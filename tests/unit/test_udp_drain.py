@@ -136,3 +136,13 @@ def test_a_recycled_worker_stops_reading_its_listen_socket_at_once(shared_rig: R
     rig.run_until(seen=2, replies=0)
     assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1"), ("ACK", "c1")]
     assert rig.replies == [] and rig.endpoints.udp == {}
+
+
+def test_only_sockets_never_closed_while_the_worker_runs_read_ahead(rig: Rig,
+                                                                     shared_rig: Rig) -> None:
+    # a lone worker's listen socket is its own; several workers' shared listen sockets are
+    # closed by a recycle between two datagrams (the rest stays for the next worker)
+    assert [tr.read_ahead for tr in rig.endpoints.udp.values()] == [True]
+    assert [tr.read_ahead for tr in shared_rig.endpoints.udp.values()] == [False]
+    own = shared_rig.endpoints.own_udp
+    assert own is not None and own.read_ahead

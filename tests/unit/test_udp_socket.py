@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import select
 import socket
 from collections.abc import Iterator
 
@@ -54,9 +55,10 @@ class Rig:
         self.loop.close()
 
 
-@pytest.fixture
-def rig() -> Iterator[Rig]:
+@pytest.fixture(params=[False, True], ids=["deliver_each", "read_ahead"])
+def rig(request: pytest.FixtureRequest) -> Iterator[Rig]:
     r = Rig()
+    r.udp.read_ahead = request.param
     yield r
     r.close()
 
@@ -111,6 +113,24 @@ def test_sendto_reaches_the_peer(rig: Rig) -> None:
     rig.udp.sendto(b"hello", rig.peer.getsockname())
     data, addr = rig.peer.recvfrom(100)
     assert (data, addr) == (b"hello", ("127.0.0.1", rig.port))
+
+
+def test_a_send_goes_out_before_the_next_datagram_is_delivered(rig: Rig) -> None:
+    # a handler may block after its reply (a database write): the reply is not held for it
+    readable_then: list[bool] = []
+
+    class Answering(EventRecorder):
+        def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
+            super().on_message(msg, rcv)
+            readable_then.append(bool(select.select([rig.peer], [], [], 0)[0]))
+            rig.udp.sendto(msg.call_id.encode(), (rcv.src_ip, rcv.src_port))
+
+    rig.rec = rig.udp.receiver = Answering()  # type: ignore[assignment]
+    for n in range(3):  # all queued before the loop reads any: one event
+        rig.peer.sendto(options(n), ("127.0.0.1", rig.port))
+    rig.run_until(3)
+    assert readable_then == [False, True, True]
+    assert [rig.peer.recv(100) for _ in range(3)] == [f"ud{n}@test".encode() for n in range(3)]
 
 
 def test_an_empty_datagram_after_another_is_still_read(rig: Rig) -> None:
