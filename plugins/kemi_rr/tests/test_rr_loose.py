@@ -209,3 +209,13 @@ def test_untouched_lines_keep_their_place(core: Core) -> None:
     expected = list(names)
     expected.remove("Route")  # the first Route line (ours) went, the other stayed in place
     assert out == expected
+
+
+def test_one_route_line_whose_entries_all_go_is_removed_in_place(core: Core) -> None:
+    """Our two entries (double RR) on one line: the line goes, every other line unchanged."""
+    line = f"<sip:127.0.0.1;r2=on;lr;ftag={FTAG}>, <sip:127.0.0.1;r2=on;lr;ftag={FTAG}>"
+    ctx = _req(core, "BYE", "sip:bob@127.0.0.1:5999", [line])
+    before = ctx.msg.to_bytes().decode()
+    assert kemi_rr.ki_loose_route(ctx) == 1
+    assert _out(ctx) == ("sip:bob@127.0.0.1:5999", [])
+    assert ctx.msg.to_bytes().decode() == before.replace(f"Route: {line}\r\n", "")

@@ -39,6 +39,13 @@ class RouteSet:
     def commit(self) -> None:
         if not self._changed:
             return
+        if not self.items and not self._appended and len(self.lines) == 1:
+            # the one Route line's entries all went (loose_route took our own, the usual
+            # in-dialog Route): the line goes, as rewrite_lines would remove it
+            self.msg.remove_header(ROUTE)
+            self.lines = []
+            self._changed = False
+            return
         new: list[list[str]] = []
         for i, line in enumerate(self.lines):
             kept = [raw for li, raw, _ in self.items if li == i]
