@@ -3,6 +3,7 @@ addr-spec gets <...> first, every other byte stays as written."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 import kemi_nathelper
@@ -27,9 +28,36 @@ def _ctx(contact_value: str | None) -> MsgContext:
     ("sip:a@h, sip:c@d", "<sip:a@h;alias=203.0.113.7~40000~1>, sip:c@d"),
 ])
 def test_set_contact_alias(before: str, after: str) -> None:
-    ctx = _ctx(before)
+    contact._EDITED.clear()
+    for _ in range(2):  # the second from the memo of edited Contact values
+        ctx = _ctx(before)
+        assert contact.set_contact_alias(ctx) == 1
+        assert ctx.msg.header("contact") == after
+        assert ctx.msg.to_bytes() == _ctx(after).msg.to_bytes()
+
+
+def test_the_memo_of_edits_is_per_value_source_and_change() -> None:
+    contact._EDITED.clear()
+    value = "<sip:a@192.168.1.10:5061;alias=1.2.3.4~5~1>"
+    ctx = _ctx(value)
+    assert contact.set_contact_alias(ctx, 1) == 1  # trim: the old alias goes
+    assert ctx.msg.header("contact") == "<sip:a@192.168.1.10:5061;alias=203.0.113.7~40000~1>"
+    ctx = _ctx(value)
     assert contact.set_contact_alias(ctx) == 1
-    assert ctx.msg.header("contact") == after
+    assert ctx.msg.header("contact") == ("<sip:a@192.168.1.10:5061;alias=1.2.3.4~5~1"
+                                         ";alias=203.0.113.7~40000~1>")
+    ctx = _ctx(value)
+    ctx.rcv = attrs.evolve(ctx.rcv, src_port=40001)
+    assert contact.set_contact_alias(ctx, 1) == 1
+    assert ctx.msg.header("contact") == "<sip:a@192.168.1.10:5061;alias=203.0.113.7~40001~1>"
+    for _ in range(2):
+        ctx = _ctx(value)
+        assert contact.fix_nated_contact(ctx) == 1
+        assert ctx.msg.header("contact") == "<sip:a@203.0.113.7:40000;alias=1.2.3.4~5~1>"
+    for _ in range(2):  # a failed change is not kept: it fails (and logs) each time
+        ctx = _ctx("tel:+123")
+        assert contact.set_contact_alias(ctx) == -1
+        assert ctx.msg.header("contact") == "<tel:+123>"
 
 
 def test_no_contact_and_non_sip_uri() -> None:

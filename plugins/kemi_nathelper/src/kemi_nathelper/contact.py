@@ -64,15 +64,31 @@ def _bracketed_first_uri(ctx: MsgContext, nth: int, value: str) -> tuple[str, in
     return value, start, end
 
 
+#: the Contact values _edit_first_uri made, per (Contact value as received, what the change
+#: depends on): a UA sends the same Contact in every request (the INVITE, ACK and BYE of a
+#: call, its next calls); emptied when full
+_EDITED: dict[tuple[str, ...], str] = {}
+_EDITED_SIZE = 1024
+
+
 def _edit_first_uri(ctx: MsgContext, change: Callable[[str], str],
-                    bracket: bool = False) -> int:
+                    bracket: bool = False, memo: tuple[str, ...] | None = None) -> int:
     """Apply ``change(uri_text) -> new uri_text`` to the first Contact URI (given <...> first
-    when ``bracket``); 1 done, -1 when there is no usable Contact."""
+    when ``bracket``); 1 done, -1 when there is no usable Contact. ``memo``: every value the
+    change depends on besides the URI (a change that succeeded is then kept: the same
+    Contact value is given the same result without the work)."""
     found = _contact_line(ctx)
     if found is None:
         log.debug("nathelper: no Contact header to change")
         return -1
     nth, value = found
+    key = None
+    if memo is not None:
+        key = (value, str(bracket), *memo)
+        done = _EDITED.get(key)
+        if done is not None:
+            ctx.msg.set_header_value("contact", done, nth)
+            return 1
     start, end, bracketed = _first_uri(value)
     pending = ""  # a bracketed value not written yet: written even when the change fails
     if bracket and not bracketed:
@@ -92,7 +108,12 @@ def _edit_first_uri(ctx: MsgContext, change: Callable[[str], str],
         if pending:
             ctx.msg.set_header_value("contact", pending, nth)
         return -1
-    ctx.msg.set_header_value("contact", value[:start] + new + value[end:], nth)
+    done = value[:start] + new + value[end:]
+    ctx.msg.set_header_value("contact", done, nth)
+    if key is not None:
+        if len(_EDITED) >= _EDITED_SIZE:
+            _EDITED.clear()
+        _EDITED[key] = done
     return 1
 
 
@@ -115,7 +136,7 @@ def fix_nated_contact(ctx: MsgContext) -> int:
         hs, _, he = hostport_in_uri(uri)
         return uri[:hs] + new_hostport + uri[he:]
 
-    return _edit_first_uri(ctx, change)
+    return _edit_first_uri(ctx, change, memo=("hostport", new_hostport))
 
 
 def _alias_value(ip: str, port: int | str, proto: str) -> str:
@@ -147,7 +168,7 @@ def set_contact_alias(ctx: MsgContext, trim: int = 0) -> int:
             uri = _drop_params(uri, name)
         return _add_param(uri, alias)
 
-    return _edit_first_uri(ctx, change, bracket=True)
+    return _edit_first_uri(ctx, change, bracket=True, memo=("alias", alias, str(trim)))
 
 
 def add_contact_alias(ctx: MsgContext) -> int:
@@ -180,7 +201,7 @@ def add_contact_alias_addr(ctx: MsgContext, ip: str, port: str, proto: str) -> i
         end = hostport_in_uri(uri)[2]
         return uri[:end] + alias + uri[end:]
 
-    return _edit_first_uri(ctx, change, bracket=True)
+    return _edit_first_uri(ctx, change, bracket=True, memo=("alias_addr", alias))
 
 
 def parse_alias(value: str) -> tuple[str, int, str]:
