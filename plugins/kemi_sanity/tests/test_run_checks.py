@@ -16,6 +16,10 @@ MESSAGES = [
     GOOD.replace(b"Call-ID: c\r\n", b""),
     GOOD.replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE"),
     GOOD.replace(b"CSeq: 1 INVITE", b"CSeq: x INVITE"),
+    GOOD.replace(b"CSeq: 1 INVITE", b"CSeq: x BYE"),
+    GOOD.replace(b"CSeq: 1 INVITE", b"CSeq: 1"),
+    GOOD.replace(b"CSeq: 1 INVITE", b"CSeq: 1 INVITE x"),
+    GOOD.replace(b"CSeq: 1 INVITE\r\n", b""),
     GOOD.replace(b"Expires: 60", b"Expires: soon"),
     GOOD.replace(b"To: <sip:b@h>", b"To: <sip:b@h>;tag=1;tag=2"),
     b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\n"
@@ -35,7 +39,8 @@ def walk(data: bytes, checks: int) -> Failure | None:
     return None
 
 
-@pytest.mark.parametrize("checks", [0, 1511, 3047, 17895, 32767, 4, 64 | 128, 4096])
+@pytest.mark.parametrize("checks", [0, 1511, 3047, 17895, 32767, 4, 64 | 128, 4096, 32, 64,
+                                    32 | 64])
 def test_run_checks_is_the_walk(checks: int) -> None:
     for data in MESSAGES:
         for _ in range(2):  # the second time from the memo of selected checks

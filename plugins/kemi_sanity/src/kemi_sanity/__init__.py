@@ -94,7 +94,8 @@ def _valid(checks: int, uri_checks: int) -> bool:
 
 def _run(ctx: MsgContext, checks: int, uri_checks: int) -> bool:
     """Run the checks; on a failure reply (unless noreply) and return False."""
-    if not _valid(checks, uri_checks):
+    if not (0 <= checks <= _MAX_CHECKS and 1 <= uri_checks <= 16) and not _valid(checks,
+                                                                                uri_checks):
         return False
     settings = _state.settings
     if uri_checks != settings.uri_checks:

@@ -91,24 +91,37 @@ def check_required_headers(msg: SipMsg, s: Settings) -> Failure | None:
     return None
 
 
-def check_cseq_method(msg: SipMsg, s: Settings) -> Failure | None:
-    text = msg.header("cseq")
-    if text is None:
-        return None
-    parts = text.split()
+def _cseq_method_failure(msg: SipMsg, parts: list[str]) -> Failure | None:
     if len(parts) != 2 or parts[1] != msg.method:
         return _fail(CSEQ_METHOD, 400, "CSeq method does not match request method")
     return None
 
 
-def check_cseq_value(msg: SipMsg, s: Settings) -> Failure | None:
-    text = msg.header("cseq")
-    if text is None:
-        return None
-    number = text.split()[0] if text.split() else ""
+def _cseq_value_failure(parts: list[str]) -> Failure | None:
+    number = parts[0] if parts else ""
     if not number.isascii() or not number.isdigit():
         return _fail(CSEQ_VALUE, 400, "CSeq number is illegal")
     return None
+
+
+def check_cseq_method(msg: SipMsg, s: Settings) -> Failure | None:
+    text = msg.header("cseq")
+    return None if text is None else _cseq_method_failure(msg, text.split())
+
+
+def check_cseq_value(msg: SipMsg, s: Settings) -> Failure | None:
+    text = msg.header("cseq")
+    return None if text is None else _cseq_value_failure(text.split())
+
+
+def check_cseq(msg: SipMsg, s: Settings) -> Failure | None:
+    """check_cseq_method then check_cseq_value (both selected: the usual case), the CSeq
+    header read and split once."""
+    text = msg.header("cseq")
+    if text is None:
+        return None
+    parts = text.split()
+    return _cseq_method_failure(msg, parts) or _cseq_value_failure(parts)
 
 
 def check_content_length(msg: SipMsg, s: Settings) -> Failure | None:
@@ -253,8 +266,11 @@ def _selected(checks: int) -> tuple[Check, ...]:
     if found is None:
         if len(_SELECTED) >= 256:
             _SELECTED.clear()
-        found = _SELECTED[checks] = tuple(check for bit, check in CHECKS
-                                          if checks & bit and check is not _always_ok)
+        chosen = [check for bit, check in CHECKS if checks & bit and check is not _always_ok]
+        if check_cseq_method in chosen and check_cseq_value in chosen:  # neighbours in CHECKS
+            at = chosen.index(check_cseq_method)
+            chosen[at:at + 2] = [check_cseq]
+        found = _SELECTED[checks] = tuple(chosen)
     return found
 
 
