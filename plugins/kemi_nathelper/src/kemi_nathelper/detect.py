@@ -103,7 +103,26 @@ def _sdp(ctx: MsgContext) -> Sdp | None:
         return None
 
 
+#: _contact_private's answers per (nat_addr_mode, value of a message's one Contact line): a UA
+#: sends the same Contact in every request; emptied when full
+_CONTACT_MEMO: dict[tuple[int, str], bool] = {}
+
+
 def _contact_private(ctx: MsgContext) -> bool:
+    msg = ctx.msg
+    keys = msg.header_keys
+    if keys.count("contact") != 1:  # none, or several lines: each parsed as it comes
+        return _contact_uri_private(ctx)
+    key = (settings.nat_addr_mode, msg.value_at(keys.index("contact")))
+    found = _CONTACT_MEMO.get(key)
+    if found is None:
+        if len(_CONTACT_MEMO) >= _MEMO_SIZE:
+            _CONTACT_MEMO.clear()
+        found = _CONTACT_MEMO[key] = _contact_uri_private(ctx)
+    return found
+
+
+def _contact_uri_private(ctx: MsgContext) -> bool:
     uri = _first_contact_uri(ctx)
     return uri is not None and is_private(uri.host)
 
