@@ -48,15 +48,19 @@ _PRIVATE_MEMO: dict[tuple[int, str], bool] = {}
 _MEMO_SIZE = 1024
 
 
+def _remember(memo: dict[tuple[int, str], bool], key: tuple[int, str], answer: bool) -> bool:
+    """Keep ``answer`` in ``memo`` (emptied when full) and return it."""
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = answer
+    return answer
+
+
 def is_private(text: str) -> bool:
     """An IPv4 address in the private ranges (a name or an IPv6 address is not)."""
     key = (settings.nat_addr_mode, text)
     found = _PRIVATE_MEMO.get(key)
-    if found is None:
-        if len(_PRIVATE_MEMO) >= _MEMO_SIZE:
-            _PRIVATE_MEMO.clear()
-        found = _PRIVATE_MEMO[key] = _is_private(text)
-    return found
+    return _remember(_PRIVATE_MEMO, key, _is_private(text)) if found is None else found
 
 
 def _is_private(text: str) -> bool:
@@ -115,11 +119,7 @@ def _contact_private(ctx: MsgContext) -> bool:
         return _contact_uri_private(ctx)
     key = (settings.nat_addr_mode, msg.value_at(keys.index("contact")))
     found = _CONTACT_MEMO.get(key)
-    if found is None:
-        if len(_CONTACT_MEMO) >= _MEMO_SIZE:
-            _CONTACT_MEMO.clear()
-        found = _CONTACT_MEMO[key] = _contact_uri_private(ctx)
-    return found
+    return _remember(_CONTACT_MEMO, key, _contact_uri_private(ctx)) if found is None else found
 
 
 def _contact_uri_private(ctx: MsgContext) -> bool:
