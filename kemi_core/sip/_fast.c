@@ -1864,6 +1864,157 @@ params_trusted(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(into);
 }
 
+/* ---- Digest credentials ------------------------------------------------------------------
+ * digest_fields(value) (kemi_auth.credentials.parse_credentials' pure path stands for it) reads
+ * an Authorization / Proxy-Authorization value of the usual shape in one call: printable ASCII
+ * without a backslash, the "Digest" scheme, name=value parameters (quoted-string or token)
+ * separated by commas, every parameter within its length limit, at most DIGEST_MAX_PARAMS,
+ * username/realm/nonce/uri/response not empty, no userhash. It returns (username, realm,
+ * nonce, uri, response, algorithm, cnonce, opaque, qop, nc, value) (the first of a repeated
+ * name, "" when absent; the items of a Credentials), or None for anything else: the Python
+ * parser then decides (and words the error, e.g. overlong credentials that get 400). It never
+ * raises for a str. */
+enum { D_USERNAME, D_REALM, D_NONCE, D_URI, D_RESPONSE, D_ALGORITHM, D_CNONCE, D_OPAQUE, D_QOP,
+       D_NC, D_USERHASH, D_COUNT };
+static const struct {
+    const char *name;
+    Py_ssize_t len, limit;
+} digest_names[D_COUNT] = {
+    {"username", 8, 256}, {"realm", 5, 256}, {"nonce", 5, 256}, {"uri", 3, 2048},
+    {"response", 8, 128}, {"algorithm", 9, 32}, {"cnonce", 6, 256}, {"opaque", 6, 256},
+    {"qop", 3, 32}, {"nc", 2, 8}, {"userhash", 8, 8},
+};
+#define DIGEST_MAX_VALUE 4096
+#define DIGEST_MAX_PARAMS 24 /* with no more parameters than this, none is refused for count */
+#define DIGEST_OTHER_LIMIT 256
+
+/* The parameter-name characters of credentials.py's _PARAM: [!%'*+.0-9A-Z_`a-z~-] */
+static inline int
+digest_name_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '!' || c == '%' || c == '\'' || c == '*' || c == '+' || c == '.' || c == '_' ||
+           c == '`' || c == '~' || c == '-';
+}
+
+/* Which known name [p, p+n) is (ASCII case-insensitive), D_COUNT when none. */
+static int
+digest_name(const char *p, Py_ssize_t n)
+{
+    for (int k = 0; k < D_COUNT; k++) {
+        if (digest_names[k].len != n)
+            continue;
+        Py_ssize_t i = 0;
+        while (i < n && (p[i] | 0x20) == digest_names[k].name[i])
+            i++;
+        if (i == n)
+            return k;
+    }
+    return D_COUNT;
+}
+
+static PyObject *
+digest_fields(PyObject *module, PyObject *value)
+{
+    if (!PyUnicode_Check(value) || !PyUnicode_IS_ASCII(value) ||
+        PyUnicode_GET_LENGTH(value) > DIGEST_MAX_VALUE)
+        Py_RETURN_NONE;
+    const char *d = (const char *)PyUnicode_1BYTE_DATA(value);
+    Py_ssize_t s = 0, e = PyUnicode_GET_LENGTH(value);
+    for (Py_ssize_t i = 0; i < e; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f || c == '\\')
+            Py_RETURN_NONE; /* controls (str.strip and \s see more than space and tab), escapes */
+    }
+    while (s < e && (d[s] == ' ' || d[s] == '\t'))
+        s++;
+    while (e > s && (d[e - 1] == ' ' || d[e - 1] == '\t'))
+        e--;
+    static const char scheme[] = "digest";
+    Py_ssize_t i = 0;
+    while (s + i < e && i < 6 && (d[s + i] | 0x20) == scheme[i])
+        i++;
+    if (i != 6 || s + 6 >= e || d[s + 6] != ' ')
+        Py_RETURN_NONE; /* another scheme, or no parameters at all */
+    Py_ssize_t pos = s + 7;
+    while (e > pos && (d[e - 1] == ' ' || d[e - 1] == '\t' || d[e - 1] == ','))
+        e--;
+    Py_ssize_t at[D_COUNT][2];
+    for (int k = 0; k < D_COUNT; k++)
+        at[k][0] = -1;
+    int count = 0;
+    while (pos < e) {
+        while (d[pos] == ' ' || d[pos] == '\t' || d[pos] == ',')
+            pos++; /* (e is not one of them: the loop stops before it) */
+        Py_ssize_t ns = pos;
+        while (pos < e && digest_name_char((unsigned char)d[pos]))
+            pos++;
+        Py_ssize_t ne = pos;
+        while (pos < e && (d[pos] == ' ' || d[pos] == '\t'))
+            pos++;
+        if (ne == ns || pos >= e || d[pos] != '=')
+            Py_RETURN_NONE;
+        pos++;
+        while (pos < e && (d[pos] == ' ' || d[pos] == '\t'))
+            pos++;
+        Py_ssize_t vs, ve;
+        if (pos < e && d[pos] == '"') {
+            vs = pos + 1;
+            const char *q = memchr(d + vs, '"', (size_t)(e - vs));
+            if (q == NULL)
+                Py_RETURN_NONE;
+            ve = q - d;
+            pos = ve + 1;
+        }
+        else {
+            vs = pos;
+            while (pos < e && d[pos] != '"' && d[pos] != ',' && d[pos] != ' ' && d[pos] != '\t')
+                pos++;
+            ve = pos;
+        }
+        while (pos < e && (d[pos] == ' ' || d[pos] == '\t'))
+            pos++;
+        if (pos < e) {
+            if (d[pos] != ',')
+                Py_RETURN_NONE;
+            pos++;
+        }
+        if (++count > DIGEST_MAX_PARAMS)
+            Py_RETURN_NONE;
+        int k = digest_name(d + ns, ne - ns);
+        if (ve - vs > (k < D_COUNT ? digest_names[k].limit : DIGEST_OTHER_LIMIT))
+            Py_RETURN_NONE; /* overlong: the Python parser raises */
+        if (k < D_COUNT && at[k][0] < 0) {
+            at[k][0] = vs;
+            at[k][1] = ve;
+        }
+    }
+    for (int k = D_USERNAME; k <= D_RESPONSE; k++) {
+        if (at[k][0] < 0 || at[k][1] == at[k][0])
+            Py_RETURN_NONE; /* missing: the Python parser says which */
+    }
+    if (at[D_USERHASH][0] >= 0)
+        Py_RETURN_NONE;
+    PyObject *out = PyTuple_New(D_USERHASH + 1);
+    if (out == NULL)
+        return NULL;
+    Py_INCREF(value);
+    PyTuple_SET_ITEM(out, D_USERHASH, value);
+    for (int k = 0; k < D_USERHASH; k++) {
+        PyObject *v;
+        if (at[k][0] < 0 || at[k][1] == at[k][0]) {
+            v = empty_key;
+            Py_INCREF(v);
+        }
+        else if ((v = PyUnicode_Substring(value, at[k][0], at[k][1])) == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, k, v);
+    }
+    return out;
+}
+
 /* ---- a whole reply -------------------------------------------------------------------------
  * reply_builder(pure) returns reply.build_reply compiled (pure: build_reply_py): the usual
  * reply (no body, no Content-Type; headers, if any, as (str, str) pairs without CR or LF; a
@@ -2620,6 +2771,8 @@ static PyMethodDef methods[] = {
      "via_fields(value) -> the fields of the Via tuple for the usual shape, else None"},
     {"name_addr_fields", (PyCFunction)name_addr_fields, METH_O,
      "name_addr_fields(value) -> the fields of the NameAddr tuple for the usual shape, else None"},
+    {"digest_fields", (PyCFunction)digest_fields, METH_O,
+     "digest_fields(value) -> the Digest credentials' fields for the usual shape, else None"},
     {"scan_message", (PyCFunction)(void (*)(void))scan_message, METH_FASTCALL,
      "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
      "usual datagram, else None"},

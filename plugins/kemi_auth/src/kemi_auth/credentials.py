@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import NamedTuple
 
+from kemi_core.sip.syntax import PURE_PYTHON
+
 #: Longest accepted value per parameter (anything longer is an attack or a broken client).
 #: A SHA-512 response is 128 hex digits; a request URI may be long, but not this long.
 LIMITS: dict[str, int] = {
@@ -77,6 +79,15 @@ _ESCAPE = re.compile(r"\\(.)")
 _PLAIN_PARAMS = re.compile(r'([ \t,]*([!%\'*+.0-9A-Z_`a-z~-]+)[ \t]*=[ \t]*'
                            r'(?:"([^"]*)"|([^",\s]*))[ \t]*(?:,|$))')
 _WHOLE = itemgetter(0)
+#: a Credentials from the 11 items digest_fields returns, without a Python __new__ frame
+_new_tuple = tuple.__new__
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import digest_fields
+except ImportError:  # not built: parse_credentials_py alone, same results
+    digest_fields = None
 
 
 def parse_params(value: str) -> dict[str, str]:
@@ -126,7 +137,18 @@ def _checked(found: Iterable[tuple[str, str, str, str]]) -> dict[str, str]:
 
 
 def parse_credentials(value: str) -> Credentials:
-    """Digest credentials from one Authorization/Proxy-Authorization value."""
+    """Digest credentials from one Authorization/Proxy-Authorization value: the usual shape
+    read in one compiled call (kemi_core.sip._fast.digest_fields), anything else (escapes,
+    errors, overlong parameters ...) by parse_credentials_py."""
+    if digest_fields is not None:
+        fields = digest_fields(value)
+        if fields is not None:
+            return _new_tuple(Credentials, fields)
+    return parse_credentials_py(value)
+
+
+def parse_credentials_py(value: str) -> Credentials:
+    """parse_credentials in Python: the reference digest_fields is tested against."""
     p = parse_params(value)
     missing = [n for n in _REQUIRED if not p.get(n)]
     if missing:
