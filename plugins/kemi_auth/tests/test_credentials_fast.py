@@ -1,8 +1,11 @@
 """The compiled credentials reader (kemi_core.sip._fast.digest_fields) against the Python parser
-(parse_credentials_py): the same Credentials whenever it answers, None wherever Python raises."""
+(parse_credentials_py): the same Credentials whenever it answers, None wherever Python raises;
+the nonce's base64url steps against the base64 module's."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 
 import pytest
@@ -15,8 +18,9 @@ from kemi_auth.credentials import (
     parse_credentials,
     parse_credentials_py,
 )
+from kemi_auth.nonce import NonceCodec, NonceStatus, _decode
 
-pytestmark = pytest.mark.skipif(digest_fields is None, reason="kemi_core.sip._fast not built")
+needs_c = pytest.mark.skipif(digest_fields is None, reason="kemi_core.sip._fast not built")
 
 SIPP = ('Digest username="alice",realm="127.0.0.1",uri="sip:127.0.0.1:5060",'
         'nonce="AQAAZ2Vx-AAAZ2VyKBcD_abcdefghijklmnopqrstuvw",response="0123456789abcdef0123456789abcdef",'
@@ -50,6 +54,7 @@ def check(value: str) -> bool:
     return got is not None
 
 
+@needs_c
 @pytest.mark.parametrize("value", [
     SIPP, FULL, "  " + FULL + " ,\t", FULL.replace("Digest", "dIgEsT"),
     FULL.replace(", ", ",").replace("=", " = "), FULL.replace(", ", " ,\t,, "),
@@ -63,6 +68,7 @@ def test_usual_shapes_are_read_in_c_as_in_python(value: str) -> None:
     assert check(value)
 
 
+@needs_c
 @pytest.mark.parametrize("value", [
     FULL.replace('username="bob@example.com"', 'username="b\\"ob"'),  # escape
     FULL.replace("bob", "bøb"),  # not ASCII
@@ -82,6 +88,7 @@ def test_other_shapes_are_left_to_python(value: str) -> None:
     assert not check(value)
 
 
+@needs_c
 def test_overlong_and_malformed_still_raise() -> None:
     with pytest.raises(OverlongCredentials):
         parse_credentials(FULL.replace('"n1"', '"' + "n" * 300 + '"'))
@@ -118,7 +125,28 @@ def _header(rng: random.Random) -> str:
     return rng.choice(["", " ", "\t"]) + scheme + text + rng.choice(["", " ", ",", " , "])
 
 
+@needs_c
 def test_random_shapes_agree() -> None:
     rng = random.Random(17)
     answered = sum(check(_header(rng)) for _ in range(20_000))
     assert 3_000 < answered < 17_000  # both paths were exercised
+
+
+def test_nonce_text_decodes_as_base64_urlsafe_b64decode() -> None:
+    rng = random.Random(7)
+    alphabet = "AZaz09-_+/=. é\n"
+    for _ in range(5_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(70)))
+        try:
+            want: bytes | None = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            want = None
+        assert _decode(text) == (want if len(text) <= 64 else None), text
+
+
+def test_nonce_made_is_base64_urlsafe_without_padding() -> None:
+    codec = NonceCodec("s3cret")
+    for flags in (0, 1, 0x10):
+        text = codec.make(1_000_000.0, flags, b"bound")
+        assert "=" not in text and _decode(text) == base64.urlsafe_b64decode(text + "==")
+        assert codec.check(text, 1_000_001.0, lambda _: b"bound").status is NonceStatus.OK

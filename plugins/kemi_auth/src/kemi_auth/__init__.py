@@ -24,7 +24,7 @@ from kemi_auth.nonce import NonceCodec
 from kemi_auth.pvs import register_pvs
 from kemi_auth.replay import TABLE, ReplayGuard
 from kemi_auth.settings import MODULE, PARAMS, AuthSettings
-from kemi_auth.verify import PROXY, WWW, AuthApi, AuthResult, state
+from kemi_auth.verify import PROXY, STATE, WWW, AuthApi, AuthResult
 from kemi_core.api import (
     CfgFunction,
     Core,
@@ -115,28 +115,44 @@ def mod_init(core: Core) -> None:
     settings = AuthSettings.from_core(core)
     codec = NonceCodec(settings.secret, settings.nonce_expire, settings.max_drift)
     guard = ReplayGuard(shared_store(core).table(TABLE))
-    _state.api = AuthApi(settings, codec, guard, lambda ctx, c, r, h: _reply(core, ctx, c, r, h,
-                                                                              settings))
+    _state.api = AuthApi(settings, codec, guard, _Replier(core, settings))
     core.provide(MODULE, _state.api)
 
 
-def _reply(core: Core, ctx: MsgContext, code: int, reason: str,
-           headers: list[tuple[str, str]], settings: AuthSettings) -> bool:
-    """Send a reply through sl (statefully when tm holds the transaction, unless
-    force_stateless_reply), with ``headers`` added to the script's append_to_reply ones."""
-    name = "sl_send_reply" if settings.force_stateless_reply else "send_reply"
-    sl = core.registry.lookup("sl", name)
-    if sl is None:
-        log.error("auth: the sl module is not loaded: no %d sent", code)
-        return False
-    pending = ctx.extra.setdefault("reply_headers", [])
-    pending.extend(headers)
-    try:
-        return int(sl.func(ctx, code, reason)) > 0
-    finally:
-        for h in headers:
-            if h in pending:
-                pending.remove(h)
+class _Replier:
+    """Sends auth's replies through sl (statefully when tm holds the transaction, unless
+    force_stateless_reply), with its headers added to the script's append_to_reply ones."""
+
+    def __init__(self, core: Core, settings: AuthSettings) -> None:
+        self.core = core
+        self.name = "sl_send_reply" if settings.force_stateless_reply else "send_reply"
+        self.send: Any = None  # sl's function, found at the first reply (modules are loaded)
+
+    def __call__(self, ctx: MsgContext, code: int, reason: str,
+                 headers: list[tuple[str, str]]) -> bool:
+        send = self.send
+        if send is None:
+            sl = self.core.registry.lookup("sl", self.name)
+            if sl is None:
+                log.error("auth: the sl module is not loaded: no %d sent", code)
+                return False
+            send = self.send = sl.func
+        extra = ctx.extra
+        pending = extra.get("reply_headers")
+        if not pending:  # the usual case: ours alone (the key goes again after the reply)
+            extra["reply_headers"] = headers
+            try:
+                return int(send(ctx, code, reason)) > 0
+            finally:
+                if extra.get("reply_headers") is headers:
+                    del extra["reply_headers"]
+        pending.extend(headers)
+        try:
+            return int(send(ctx, code, reason)) > 0
+        finally:
+            for h in headers:
+                if h in pending:
+                    pending.remove(h)
 
 
 # ---- challenges -------------------------------------------------------------------------
@@ -226,26 +242,27 @@ def check_identity(ctx: MsgContext, realm: str, flags: int, use_domain: bool) ->
     To; PUBLISH: From, To and R-URI), and with ``use_domain`` their domains the realm. Flags
     bit 2 skips it for requests that may be anonymous (INVITE, BYE, PRACK, UPDATE, MESSAGE)."""
     msg = ctx.msg
-    st = state(ctx)
-    if st.authorized is None:
+    st = ctx.mod_state.get(STATE)
+    if st is None or st.authorized is None:
         return AuthResult.ERROR
-    cred = st.authorized[1]
     method = msg.method
-    if flags & 2 and method in ("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"):
+    if flags & 2 and method in _MAY_BE_ANONYMOUS:
         return AuthResult.OK
     try:
-        uris = [msg.from_.uri]
-        if method in ("REGISTER", "PUBLISH"):
-            uris.append(msg.to.uri)
-        if method == "PUBLISH":
-            uris.append(msg.uri)
+        uris = ((msg.from_.uri, msg.to.uri) if method == "REGISTER"
+                else (msg.from_.uri,) if method != "PUBLISH"
+                else (msg.from_.uri, msg.to.uri, msg.uri))
     except SipParseError:  # an unreadable identity header cannot match
         return AuthResult.USER_MISMATCH
-    realm = api().strip_realm(realm)
+    user = st.authorized[1].username.partition("@")[0]
+    domain = api().strip_realm(realm).lower() if use_domain else ""
     for uri in uris:
-        if uri is None or (uri.user or "") != cred.user:
+        if uri is None or (uri.user or "") != user:
             return AuthResult.USER_MISMATCH
-        if use_domain and uri.host.lower() != realm.lower():
+        if use_domain and uri.host.lower() != domain:
             return AuthResult.USER_MISMATCH
     return AuthResult.OK
+
+
+_MAY_BE_ANONYMOUS = frozenset(("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"))
 

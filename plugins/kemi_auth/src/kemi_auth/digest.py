@@ -48,6 +48,23 @@ def response(algorithm: str, ha1_hex: str, nonce: str, ha2_hex: str, qop: str = 
     return hexdigest(algorithm, f"{ha1_hex}:{nonce}:{ha2_hex}")
 
 
+def response_matches(algorithm: str, ha1_hex: str, method: str, uri: str, nonce: str,
+                     qop: str, nc: str, cnonce: str, body: bytes, received: str) -> bool:
+    """Whether ``received`` is the response for these credentials (ha2, response and same in
+    one frame: every authenticated request goes through here)."""
+    h = ALGORITHMS[algorithm]
+    if qop and qop.lower() == "auth-int":
+        ha2_hex = ha2(algorithm, method, uri, qop, body)
+    else:
+        ha2_hex = h(f"{method}:{uri}".encode("utf-8", "surrogateescape")).hexdigest()
+    text = (f"{ha1_hex}:{nonce}:{nc}:{cnonce}:{qop}:{ha2_hex}" if qop
+            else f"{ha1_hex}:{nonce}:{ha2_hex}")
+    want = h(text.encode("utf-8", "surrogateescape")).hexdigest()
+    if received.isascii():  # compare_digest takes ASCII str as they are
+        return hmac.compare_digest(want, received.lower())
+    return same(want, received)
+
+
 def same(expected: str, received: str) -> bool:
     """Constant-time comparison of two hex digests (case-insensitive, as RFC 7616 allows)."""
     return hmac.compare_digest(expected.lower().encode("ascii", "replace"),

@@ -15,15 +15,16 @@ issued under (:data:`NC`, :data:`OTN`). Sans-IO: time is passed in.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import enum
 import hashlib
 import hmac
 import os
 import struct
+from binascii import a2b_base64, b2a_base64
 from collections.abc import Callable
 from hashlib import blake2s
+from hmac import compare_digest
 from typing import NamedTuple
 
 _HEAD = struct.Struct(">BBII8s")
@@ -78,7 +79,8 @@ class NonceCodec:
         raw = head + blake2s(head, key=self.key, digest_size=_MAC).digest()
         if flags & CHECKS:
             raw += blake2s(raw + binding, key=self.bind_key, digest_size=_BIND_MAC).digest()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        # base64.urlsafe_b64encode's steps without its three Python frames
+        return b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=").decode("ascii")
 
     def check(self, nonce: str, now: float,
               binding: Callable[[int], bytes] | None = None) -> NonceCheck:
@@ -86,28 +88,39 @@ class NonceCodec:
         parts of this request the nonce's auth_checks mask names (called only when set)."""
         raw = _decode(nonce)
         if raw is None or len(raw) < _PLAIN:
-            return NonceCheck(NonceStatus.INVALID)
+            return _INVALID
         version, flags, issued, expires, nid = _HEAD.unpack_from(raw)
-        head, mac = raw[:_HEAD.size], raw[_HEAD.size:_PLAIN]
-        want = blake2s(head, key=self.key, digest_size=_MAC).digest()
-        if version != _VERSION or not hmac.compare_digest(mac, want):
-            return NonceCheck(NonceStatus.INVALID)
+        want = blake2s(raw[:_HEAD_SIZE], key=self.key, digest_size=_MAC).digest()
+        if version != _VERSION or not compare_digest(raw[_HEAD_SIZE:_PLAIN], want):
+            return _INVALID
         if len(raw) != (_PLAIN + _BIND_MAC if flags & CHECKS else _PLAIN):
-            return NonceCheck(NonceStatus.INVALID)
+            return _INVALID
         if now > expires or issued > now + self.max_drift:
-            return NonceCheck(NonceStatus.STALE, nid, expires, flags)
+            return _new_tuple(NonceCheck, (_STALE, nid, expires, flags))
         if flags & CHECKS:
             parts = binding(flags & CHECKS) if binding is not None else b""
             bind = blake2s(raw[:_PLAIN] + parts, key=self.bind_key, digest_size=_BIND_MAC).digest()
-            if not hmac.compare_digest(raw[_PLAIN:], bind):
-                return NonceCheck(NonceStatus.STALE, nid, expires, flags)
-        return NonceCheck(NonceStatus.OK, nid, expires, flags)
+            if not compare_digest(raw[_PLAIN:], bind):
+                return _new_tuple(NonceCheck, (_STALE, nid, expires, flags))
+        return _new_tuple(NonceCheck, (_OK, nid, expires, flags))
+
+
+#: base64url <-> base64 (what base64.urlsafe_b64decode/-encode translate)
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PADDING = ("", "===", "==", "=")
+_HEAD_SIZE = _HEAD.size
+_OK, _STALE = NonceStatus.OK, NonceStatus.STALE
+_INVALID = NonceCheck(NonceStatus.INVALID)
+#: a NonceCheck from a 4-tuple without the named tuple's Python __new__ frame
+_new_tuple = tuple.__new__
 
 
 def _decode(nonce: str) -> bytes | None:
+    """base64.urlsafe_b64decode's steps (ASCII only, not strict) in one frame."""
     if len(nonce) > MAX_TEXT:
         return None
     try:
-        return base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+        return a2b_base64((nonce + _PADDING[len(nonce) % 4]).encode("ascii").translate(_FROM_URLSAFE))
     except (binascii.Error, ValueError):
         return None

@@ -72,6 +72,15 @@ def state(ctx: MsgContext) -> AuthState:
     return st  # type: ignore[no-any-return]
 
 
+def _stale(ctx: MsgContext) -> bool:
+    """Whether this request's nonce was stale with a right digest (no state made to tell)."""
+    st = ctx.mod_state.get(STATE)
+    return st is not None and st.stale
+
+
+#: Algorithm names as clients usually spell them -> the ALGORITHMS key (others: canonical_algorithm)
+_ALGORITHMS = {"": "MD5", "MD5": "MD5", "SHA-256": "SHA-256", "SHA-512-256": "SHA-512-256"}
+
 #: ``lookup(credentials, algorithm)`` -> the user's HA1 (hex) or an AuthResult code.
 HA1Lookup = Callable[[Credentials, str], "str | int"]
 
@@ -115,7 +124,8 @@ class AuthApi:
     def authenticate(self, ctx: MsgContext, realm: str, hf: str, lookup: HA1Lookup,
                      method: str = "") -> int:
         """Verify the ``hf`` credentials for ``realm`` with the HA1 ``lookup`` gives."""
-        realm = self.strip_realm(realm)
+        if self.settings.realm_prefix:
+            realm = self.strip_realm(realm)
         try:
             cred = self.find(ctx, hf, realm)
         except OverlongCredentials as exc:
@@ -125,7 +135,7 @@ class AuthApi:
             return AuthResult.ERROR
         if cred is None:
             return AuthResult.NO_CREDENTIALS
-        algorithm = digest.canonical_algorithm(cred.algorithm)
+        algorithm = _ALGORITHMS.get(cred.algorithm) or digest.canonical_algorithm(cred.algorithm)
         if algorithm != self.settings.algorithm:
             log.info("auth: algorithm %r not offered (%s expected)", cred.algorithm,
                      self.settings.algorithm)
@@ -136,7 +146,7 @@ class AuthApi:
         if check.status is NonceStatus.INVALID:
             log.info("auth: a nonce that is not ours from %s", ctx.rcv.src_ip)
             return AuthResult.ERROR
-        if check.status is NonceStatus.OK:
+        if check.status is NonceStatus.OK and check.flags & (NC | OTN):
             replay = self.replay(cred, check)
             if replay is not None:
                 return replay
@@ -157,9 +167,9 @@ class AuthApi:
     def response_ok(self, ctx: MsgContext, cred: Credentials, algorithm: str, ha1: str,
                     method: str = "") -> bool:
         msg = ctx.msg
-        h2 = digest.ha2(algorithm, method or msg.method, cred.uri, cred.qop, msg.body)
-        want = digest.response(algorithm, ha1, cred.nonce, h2, cred.qop, cred.nc, cred.cnonce)
-        return digest.same(want, cred.response)
+        return digest.response_matches(algorithm, ha1, method or msg.method, cred.uri,
+                                       cred.nonce, cred.qop, cred.nc, cred.cnonce, msg.body,
+                                       cred.response)
 
     def replay(self, cred: Credentials, check: NonceCheck) -> int | None:
         """The replay rules the nonce was issued under (see kemi_auth.replay): None when the
@@ -201,7 +211,7 @@ class AuthApi:
         qop = [q for bit, q in ((1, "auth"), (2, "auth-int")) if flags & bit]
         parts = [f'Digest realm="{_quote(self.strip_realm(realm))}"',
                  f'nonce="{self.new_nonce(ctx, bool(qop))}"']
-        if flags & 16 or state(ctx).stale:
+        if flags & 16 or _stale(ctx):
             parts.append("stale=true")
         if qop:
             parts.append(f'qop="{",".join(qop)}"')
@@ -211,7 +221,8 @@ class AuthApi:
 
     def challenge(self, ctx: MsgContext, realm: str, flags: int, proxy: bool) -> int:
         """Send 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with a fresh nonce."""
-        if state(ctx).replied:
+        st = ctx.mod_state.get(STATE)
+        if st is not None and st.replied:
             return 1  # the request already got its 400: a challenge would be a second reply
         msg = ctx.msg
         if not msg.is_request or msg.method == "ACK":
@@ -241,10 +252,12 @@ class AuthApi:
             return AuthResult.ERROR
         hf, cred = st.authorized
         msg = ctx.msg
-        keep = [v for v in msg.headers(hf) if v != cred.raw]
+        values = msg.headers(hf)
         msg.remove_header(hf)
-        for value in keep:
-            msg.append_header(hf, value)
+        if len(values) != 1 or values[0] != cred.raw:  # (usually the one verified, alone)
+            for value in values:
+                if value != cred.raw:
+                    msg.append_header(hf, value)
         return 1
 
 

@@ -90,6 +90,8 @@ class Subscribers:
         self._checked: set[str] = set()
         #: (table, use_domain) -> (SQL text, columns): one statement per shape, values bound
         self._statements: dict[tuple[str, bool], tuple[str, list[str]]] = {}
+        #: table -> what _lookup_of gives, for tables whose version was checked
+        self._lookups: dict[str, tuple[str, list[str], int]] = {}
 
     def _statement(self, table: str, use_domain: bool) -> tuple[str, list[str]]:
         key = (table, use_domain)
@@ -141,22 +143,46 @@ class Subscribers:
             return None
         return [dict(zip(columns, row, strict=False)) for row in rows]
 
+    def _lookup_of(self, table: str) -> tuple[str, list[str], int] | None:
+        """(SQL text, columns, index of password_column_2's value) of the HA1 lookup in
+        ``table``, made once the table's version is checked; None (not kept) on an error."""
+        if not self._ready(table):
+            return None
+        try:
+            text, columns = self._statement(table, self.s.use_domain)
+        except ValueError as exc:  # a table or column name SQL cannot hold
+            log.error("auth_db: %s", exc)
+            return None
+        found = self._lookups[table] = (text, columns, columns.index(self.s.password_column_2)
+                                        if self.s.password_column_2 in columns else 0)
+        return found
+
     def ha1_lookup(self, ctx: MsgContext, table: str, found: list[dict[str, Any]]) -> Any:
-        """The HA1 lookup auth's ``authenticate`` calls; keeps the row in ``found``."""
+        """The HA1 lookup auth's ``authenticate`` calls; keeps the row in ``found`` (as a dict
+        by column when load_credentials wants columns of it)."""
 
         def lookup(cred: Credentials, algorithm: str) -> str | int:
-            rows = self.fetch(table, cred.user, cred.domain)
-            if rows is None:
+            entry = self._lookups.get(table) or self._lookup_of(table)
+            if entry is None:
+                return AuthResult.ERROR
+            text, columns, second = entry
+            username = cred.username
+            user, at, domain = username.partition("@")
+            try:
+                rows = self.db.raw_query(text, (user, domain if at else cred.realm)
+                                         if self.s.use_domain else (user,))
+            except DbError:  # the database layer has logged it
+                return AuthResult.ERROR
+            except ValueError as exc:  # e.g. a value the driver cannot bind
+                log.error("auth_db: %s", exc)
                 return AuthResult.ERROR
             if not rows:
                 return AuthResult.USER_UNKNOWN
             row = rows[0]
-            found.append(row)
+            found.append(dict(zip(columns, row, strict=False)) if self.s.credentials else {})
             if self.s.calculate_ha1:
-                password = row.get(self.s.password_column) or ""
-                return ha1(algorithm, cred.username, cred.realm, str(password))
-            column = self.s.password_column_2 if "@" in cred.username else self.s.password_column
-            value = row.get(column)
+                return ha1(algorithm, username, cred.realm, str(row[0] or ""))
+            value = row[second] if at else row[0]
             return str(value) if value else AuthResult.ERROR
 
         return lookup
