@@ -201,6 +201,9 @@ class AuthApi:
     def new_nonce(self, ctx: MsgContext, qop: bool = False) -> str:
         """A nonce for this request; ``qop``: the challenge offers qop (nonce_count applies)."""
         s = self.settings
+        if not (s.checks_register or s.checks_no_dlg or s.checks_in_dlg):  # the default
+            flags = (NC if qop and s.nonce_count else 0) | (OTN if s.one_time_nonce else 0)
+            return self.codec.make(time.time(), flags)
         checks = s.checks_for(ctx.msg)
         flags = checks | (NC if qop and s.nonce_count else 0) | (OTN if s.one_time_nonce else 0)
         return self.codec.make(time.time(), flags, binding(ctx, checks))
@@ -208,16 +211,18 @@ class AuthApi:
     def challenge_value(self, ctx: MsgContext, realm: str, flags: int) -> str:
         """A Digest challenge (the WWW-/Proxy-Authenticate value). flags: 1 qop=auth,
         2 qop=auth-int, 16 stale=true (also set when this request's nonce was stale)."""
-        qop = [q for bit, q in ((1, "auth"), (2, "auth-int")) if flags & bit]
-        parts = [f'Digest realm="{_quote(self.strip_realm(realm))}"',
-                 f'nonce="{self.new_nonce(ctx, bool(qop))}"']
+        if self.settings.realm_prefix:
+            realm = self.strip_realm(realm)
+        if '"' in realm or "\\" in realm:
+            realm = _quote(realm)
+        value = f'Digest realm="{realm}", nonce="{self.new_nonce(ctx, bool(flags & 3))}"'
         if flags & 16 or _stale(ctx):
-            parts.append("stale=true")
-        if qop:
-            parts.append(f'qop="{",".join(qop)}"')
+            value += ", stale=true"
+        if flags & 3:
+            value += _QOP[flags & 3]
         if self.settings.algorithm_param:
-            parts.append(f"algorithm={self.settings.algorithm}")
-        return ", ".join(parts)
+            value += f", algorithm={self.settings.algorithm}"
+        return value
 
     def challenge(self, ctx: MsgContext, realm: str, flags: int, proxy: bool) -> int:
         """Send 401 (WWW-Authenticate) or 407 (Proxy-Authenticate) with a fresh nonce."""
@@ -287,6 +292,10 @@ _NC = re.compile(r"[0-9a-fA-F]{8}")
 def _is_nc(nc: str) -> bool:
     """Eight hex digits (one regex call: cheaper than a generator over the characters)."""
     return _NC.fullmatch(nc) is not None
+
+
+#: the qop of a challenge by its flags' bits 1 (auth) and 2 (auth-int)
+_QOP = ("", ', qop="auth"', ', qop="auth-int"', ', qop="auth,auth-int"')
 
 
 def _quote(text: str) -> str:
