@@ -153,7 +153,10 @@ class AuthApi:
         ha1 = lookup(cred, algorithm)
         if isinstance(ha1, int):
             return AuthResult.STALE_NONCE if check.status is NonceStatus.STALE else ha1
-        good = self.response_ok(ctx, cred, algorithm, ha1, method)
+        msg = ctx.msg
+        good = digest.response_matches(algorithm, ha1, method or msg.method, cred.uri,
+                                       cred.nonce, cred.qop, cred.nc, cred.cnonce, msg.body,
+                                       cred.response)
         if check.status is NonceStatus.STALE:
             state(ctx).stale = good  # RFC 7616 3.3: stale=true only for a right digest
             return AuthResult.STALE_NONCE
@@ -163,13 +166,6 @@ class AuthApi:
         if self.settings.add_authinfo_hdr:
             self.add_authinfo(ctx, cred, algorithm, ha1)
         return AuthResult.OK
-
-    def response_ok(self, ctx: MsgContext, cred: Credentials, algorithm: str, ha1: str,
-                    method: str = "") -> bool:
-        msg = ctx.msg
-        return digest.response_matches(algorithm, ha1, method or msg.method, cred.uri,
-                                       cred.nonce, cred.qop, cred.nc, cred.cnonce, msg.body,
-                                       cred.response)
 
     def replay(self, cred: Credentials, check: NonceCheck) -> int | None:
         """The replay rules the nonce was issued under (see kemi_auth.replay): None when the

@@ -53,10 +53,6 @@ class _State:
 _state = _State()
 
 
-def _auth(ctx: MsgContext) -> AuthApi:
-    return ctx.core.require("auth", AuthApi)
-
-
 def _subs() -> Subscribers:
     if _state.subscribers is None:
         raise ModuleError("auth_db: used before mod_init")
@@ -114,7 +110,9 @@ def mod_init(core: Core) -> None:
 
 # ---- functions ----------------------------------------------------------------------------
 def _authenticate(ctx: MsgContext, realm: str, table: str, hf: str, method: str = "") -> int:
-    subs = _subs()
+    subs = _state.subscribers  # (_subs() inlined)
+    if subs is None:
+        raise ModuleError("auth_db: used before mod_init")
     if not realm:  # Kamailio: an empty realm means the From (Proxy) / To (WWW) domain
         try:
             uri = (ctx.msg.from_ if hf == PROXY else ctx.msg.to).uri
@@ -124,8 +122,9 @@ def _authenticate(ctx: MsgContext, realm: str, table: str, hf: str, method: str 
         if not realm:
             return AuthResult.ERROR
     found: list[dict[str, Any]] = []
-    rc = _auth(ctx).authenticate(ctx, realm, hf, subs.ha1_lookup(ctx, table, found), method)
-    if found and (rc == AuthResult.OK or subs.s.force_generate_avps):
+    rc = ctx.core.require("auth", AuthApi).authenticate(
+        ctx, realm, hf, subs.ha1_lookup(ctx, table, found), method)
+    if found and subs.s.credentials and (rc == AuthResult.OK or subs.s.force_generate_avps):
         subs.load_avps(ctx, found[0])
     return rc
 
