@@ -12,7 +12,7 @@ from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
 from kemi_core.sip.reply import build_reply, request_crc32
 from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
-from kemi_core.sip.syntax import header_key, split_commas
+from kemi_core.sip.syntax import digest_fields, header_key, split_commas
 from kemi_core.sip.uri import SipUri, parse_uri
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "StreamBuffer",
     "Via",
     "build_reply",
+    "digest_fields",
     "request_crc32",
     "header_key",
     "http_request",

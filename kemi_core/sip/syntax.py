@@ -151,6 +151,7 @@ try:
     from kemi_core.sip._fast import (
         cached_value,
         datagram_parser,
+        digest_fields,
         field_value,
         index_head,
         instance_value,
@@ -175,6 +176,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     # The value parsers' Python forms are headers.py's fast regexes, used when these are None.
     via_fields = None
     name_addr_fields = None
+    digest_fields = None  # (kemi_auth's credentials: its Python parser reads them all)
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
     scan_message = None
     # (registers SipMsg for scan_message and returns SipMsg.copy's compiled form)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import NamedTuple
 
-from kemi_core.sip.syntax import PURE_PYTHON
+from kemi_core.sip import digest_fields  # (None when kemi_core.sip._fast is not built)
 
 #: Longest accepted value per parameter (anything longer is an attack or a broken client).
 #: A SHA-512 response is 128 hex digits; a request URI may be long, but not this long.
@@ -81,13 +81,6 @@ _PLAIN_PARAMS = re.compile(r'([ \t,]*([!%\'*+.0-9A-Z_`a-z~-]+)[ \t]*=[ \t]*'
 _WHOLE = itemgetter(0)
 #: a Credentials from the 11 items digest_fields returns, without a Python __new__ frame
 _new_tuple = tuple.__new__
-
-try:
-    if PURE_PYTHON:
-        raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import digest_fields
-except ImportError:  # not built: parse_credentials_py alone, same results
-    digest_fields = None
 
 
 def parse_params(value: str) -> dict[str, str]:
