@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         check_error_in_nested_run,
         check_nested_runs,
         engine_fixtures,
+        engine_reply,
         load_plugin,
         script_writer,
     )
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "Calls": "kemi_core.testing.engines",
     "ENGINE_INVITE": "kemi_core.testing.engines",
+    "engine_reply": "kemi_core.testing.engines",
     "NESTED_ERROR_JS": "kemi_core.testing.engines",
     "NESTED_RUNS_JS": "kemi_core.testing.engines",
     "check_error_in_nested_run": "kemi_core.testing.engines",
@@ -129,6 +131,7 @@ __all__ = [
     "db_init",
     "Calls",
     "ENGINE_INVITE",
+    "engine_reply",
     "NESTED_ERROR_JS",
     "NESTED_RUNS_JS",
     "check_error_in_nested_run",

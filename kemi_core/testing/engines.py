@@ -31,6 +31,17 @@ ENGINE_INVITE = (
 )
 
 
+
+def engine_reply(status: str = "200 OK") -> bytes:
+    """A reply to ENGINE_INVITE with that status line (the callee's To-tag b1)."""
+    return (f"SIP/2.0 {status}\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-eng-1\r\n"
+            "From: <sip:alice@example.com>;tag=a1\r\n"
+            "To: <sip:bob@example.com>;tag=b1\r\n"
+            "Call-ID: eng-test-1@127.0.0.1\r\n"
+            "CSeq: 1 INVITE\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
 class Calls:
     """Records what test-double exports were called with (and the context they saw)."""
 

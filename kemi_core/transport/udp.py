@@ -33,6 +33,7 @@ import fcntl
 import logging
 import socket
 import termios
+from collections.abc import Callable
 from typing import Any
 
 from kemi_core.sip import ParseLimits
@@ -82,64 +83,44 @@ class UdpSocket:
 
     def _read_ready(self) -> None:
         if self.read_ahead:
-            self._deliver_all(self._read_all())
-            return
+            got: list[tuple[bytes, Any]] = []
+            self._drain(got.append)
+            for item in got:
+                self._deliver(item)
+                if self.closed:  # the rest is dropped
+                    return
+        else:
+            self._drain(self._deliver)
+
+    def _drain(self, take: Callable[[tuple[bytes, Any]], None]) -> None:
+        """Read the datagrams waiting (DRAIN_MAX at most), each given to ``take`` as it is read:
+        delivered at once, or kept to be delivered after the last one (read ahead)."""
         recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
-        receiver, limits = self.receiver, self.limits
-        local_ip, local_port = self.local_ip, self.local_port
-        sources = self.sources
         for taken in range(DRAIN_MAX):
             if taken == 1 and not self._more_waiting():
                 return
             try:
                 size, addr = recvfrom_into(buffer)
-                data = buffer[:size].tobytes()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 # ICMP port unreachable and the like: the peer is gone; timers do the rest.
-                log.debug("udp error on %s:%s: %s", local_ip, local_port, exc)
-                continue
-            try:
-                rcv = sources.get(addr)
-                if rcv is None:
-                    rcv = self._source(addr)
-                deliver_datagram(receiver, data, rcv, limits)
-            except Exception as exc:  # the dispatcher guards; this is the last line of defence
-                internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
-            if self.closed:
-                return
-
-    def _read_all(self) -> list[tuple[bytes, Any]]:
-        """The datagrams waiting (DRAIN_MAX at most), read before any is delivered."""
-        recvfrom_into, buffer = self.sock.recvfrom_into, self.buffer
-        got: list[tuple[bytes, Any]] = []
-        for taken in range(DRAIN_MAX):
-            if taken == 1 and not self._more_waiting():
-                break
-            try:
-                size, addr = recvfrom_into(buffer)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
                 log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port, exc)
                 continue
-            got.append((buffer[:size].tobytes(), addr))
-        return got
-
-    def _deliver_all(self, got: list[tuple[bytes, Any]]) -> None:
-        """Deliver datagrams read ahead, in order (a close meanwhile drops the rest)."""
-        receiver, limits, sources = self.receiver, self.limits, self.sources
-        for data, addr in got:
-            try:
-                rcv = sources.get(addr)
-                if rcv is None:
-                    rcv = self._source(addr)
-                deliver_datagram(receiver, data, rcv, limits)
-            except Exception as exc:  # the dispatcher guards; this is the last line of defence
-                internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
+            take((buffer[:size].tobytes(), addr))
             if self.closed:
                 return
+
+    def _deliver(self, item: tuple[bytes, Any]) -> None:
+        """One datagram to the receiver, from its source's RecvInfo."""
+        data, addr = item
+        try:
+            rcv = self.sources.get(addr)
+            if rcv is None:
+                rcv = self._source(addr)
+            deliver_datagram(self.receiver, data, rcv, self.limits)
+        except Exception as exc:  # the dispatcher guards; this is the last line of defence
+            internal_error(exc, f"udp from {addr[0]}:{addr[1]}")
 
     def _source(self, addr: Any) -> RecvInfo:
         """The RecvInfo of datagrams from ``addr`` to this socket, kept for the next ones."""

@@ -10,7 +10,7 @@ import pytest
 
 from kemi_core.api import ReturnKind, export, message_fact
 from kemi_core.sip import parse_datagram
-from kemi_core.testing import ENGINE_INVITE, add_core_exports
+from kemi_core.testing import ENGINE_INVITE, add_core_exports, engine_reply
 from kemi_engine_lua.resolver import Resolver
 
 ACK = (b"ACK sip:bob@example.com SIP/2.0\r\n"
@@ -20,13 +20,7 @@ ACK = (b"ACK sip:bob@example.com SIP/2.0\r\n"
        b"Call-ID: eng-test-1@127.0.0.1\r\n"
        b"CSeq: 1 ACK\r\n"
        b"Content-Length: 0\r\n\r\n")
-REPLY = (b"SIP/2.0 180 Ringing\r\n"
-         b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-eng-1\r\n"
-         b"From: <sip:alice@example.com>;tag=a1\r\n"
-         b"To: <sip:bob@example.com>;tag=b1\r\n"
-         b"Call-ID: eng-test-1@127.0.0.1\r\n"
-         b"CSeq: 1 INVITE\r\n"
-         b"Content-Length: 0\r\n\r\n")
+REPLY = engine_reply("180 Ringing")
 LOWER = ACK.replace(b"ACK sip", b"ack sip").replace(b"CSeq: 1 ACK", b"CSeq: 1 ack")
 
 #: every method test of the script below, in order

@@ -6,17 +6,10 @@ from __future__ import annotations
 import pytest
 
 from kemi_core.api import Core, CoreConfig
-from kemi_core.testing import ENGINE_INVITE, context
+from kemi_core.testing import ENGINE_INVITE, context, engine_reply
 from kemi_siputils import checks
 
-REPLY = (b"SIP/2.0 200 OK\r\n"
-         b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-eng-1\r\n"
-         b"From: <sip:alice@example.com>;tag=a1\r\n"
-         b"To: <sip:bob@example.com>;tag=b1\r\n"
-         b"Call-ID: eng-test-1@127.0.0.1\r\n"
-         b"CSeq: 1 INVITE\r\n"
-         b"Content-Length: 0\r\n\r\n")
-
+REPLY = engine_reply("200 OK")
 
 @pytest.mark.parametrize("func", [checks.is_request, checks.is_reply])
 @pytest.mark.parametrize("data", [ENGINE_INVITE, REPLY], ids=["request", "reply"])
