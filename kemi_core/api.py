@@ -22,6 +22,8 @@ The names, by what they are for:
 * SIP helpers modules share: destinations, ``;received``/``;rport`` stamping, stateless forward;
 * databases (``db_url``): :func:`open_db`, :class:`Database`, :class:`DbError` and the rest of
   :mod:`kemi_core.db` as ``db`` (``db.tables.LOCATION``, ``db.register_backend`` ...);
+* code that may block the worker (a socket exchange, a sleep, a child process): call
+  :func:`about_to_wait` first, so the UDP sends held for the event go out before it;
 * time and timers: ``core.clock`` (a :class:`Clock`: ``now()``, ``wall()``, ``call_at``,
   ``call_later``, ``call_every`` returning a :class:`Timer`); tests advance a
   :class:`VirtualClock`.
@@ -132,6 +134,7 @@ from kemi_core.sip import (
     parse_uri,
 )
 from kemi_core.stats import prometheus_text
+from kemi_core.transport.outbox import about_to_wait
 from kemi_core.transport.stream import (
     HttpExchange,
     HttpService,
@@ -210,6 +213,7 @@ __all__ = [
     "uri_target",
     "via_params",
     "via_sent_by",
+    "about_to_wait",
     "build_reply",
     "db",
     "drive_with_loop",

@@ -25,6 +25,7 @@ from kemi_core.db.schema import ColumnType, Table
 from kemi_core.db.sql import Where
 from kemi_core.db.tables import KNOWN_TABLES, VERSION
 from kemi_core.db.url import DbUrl
+from kemi_core.transport.outbox import about_to_wait
 
 log = logging.getLogger("kemi.db")
 
@@ -274,6 +275,7 @@ class Database:
     # ---- internals ----------------------------------------------------------------------
     def _run(self, what: str, fn: Callable[[Connection], T], retry: bool,
              conn_required: Connection | None = None) -> T:
+        about_to_wait()  # a statement may wait (a lock, the network): held replies go first
         link = self.link
         slot = link.slot
         for attempt in (0, 1):

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from kemi_core.transport.outbox import about_to_wait
+
 log = logging.getLogger("kemi.dns")
 
 Done = Callable[[str | None], object]
@@ -184,6 +186,7 @@ def _never_resolves(name: str) -> bool:
 
 
 def _getaddrinfo_now(name: str) -> list[Any]:
+    about_to_wait()
     try:
         return socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
     except (OSError, UnicodeError):

@@ -38,6 +38,7 @@ from kemi_core.transport.handoff import (
     main_pid,
     owner_key,
 )
+from kemi_core.transport.outbox import Outbox
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
 from kemi_core.transport.sockets import RankSockets, bind_tcp, bind_udp
 from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
@@ -81,6 +82,8 @@ class WorkerEndpoints:
         self.limits = limits
         self.shared = shared  # several workers: reuse ports and use an own send socket
         self.udp: dict[tuple[str, int], UdpSocket] = {}
+        #: the sends all these UDP sockets hold while a read-ahead event is routed
+        self.outbox = Outbox()
         self.own_udp: UdpSocket | None = None
         self.own_udp_addr: tuple[str, int] | None = None
         #: the rank's UDP sockets made by the main process (None: bind them here, fork=no)
@@ -182,14 +185,15 @@ class WorkerEndpoints:
             if lst.proto == "udp":
                 sock = self._udp_socket(lst.host, lst.port)
                 self.udp[(lst.host, lst.port)] = UdpSocket(self.loop, sock, self.receiver,
-                                                           self.limits, lst.host, lst.port)
+                                                           self.limits, lst.host, lst.port,
+                                                           self.outbox)
         first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)
         if first_udp is not None:
             if self.shared:
                 sock = self._udp_socket(first_udp.host, 0)
                 port = sock.getsockname()[1]
                 self.own_udp = UdpSocket(self.loop, sock, self.receiver, self.limits,
-                                         first_udp.host, port)
+                                         first_udp.host, port, self.outbox)
                 self.own_udp_addr = (first_udp.host, port)
             else:
                 self.own_udp = self.udp[(first_udp.host, first_udp.port)]

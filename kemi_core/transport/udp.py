@@ -15,8 +15,12 @@ delivers the first (the drain gate still judges each as it is delivered). The ke
 path then runs once per event instead of between every two messages' Python, whose caches it
 evicts (/work/wt/findings-floor-lean.md). A listen socket shared with other workers delivers
 each as it is read: a recycled worker closes it between two datagrams and leaves the rest in
-the kernel for the worker that replaces it. Sends go out at once, as they are made: a handler
-may block after its reply (a database write) and the reply must not wait for it.
+the kernel for the worker that replaces it.
+
+When a read-ahead event brings several datagrams, the sends their routing makes are held in the
+worker's :class:`~kemi_core.transport.outbox.Outbox` and go out together after the last one
+(sooner when many are held, when the event has held a few ms, or before anything blocks: see
+that module). Every other send goes out at once, as it is made.
 
 A datagram is read into one reused 64 KiB buffer and copied out at its size. Reading with
 ``recvfrom(65536)`` instead allocates 64 KiB per datagram and shrinks it in place: with the
@@ -33,10 +37,12 @@ import fcntl
 import logging
 import socket
 import termios
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from kemi_core.sip import ParseLimits
+from kemi_core.transport.outbox import Outbox
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram, internal_error
 
 log = logging.getLogger("kemi.transport")
@@ -56,11 +62,15 @@ class UdpSocket:
     parsed message (``deliver_datagram``) with the socket's own address as destination."""
 
     __slots__ = ("loop", "sock", "fd", "receiver", "limits", "local_ip", "local_port",
-                 "pending", "closed", "buffer", "waiting", "sources", "read_ahead")
+                 "pending", "closed", "buffer", "waiting", "sources", "read_ahead", "outbox", "loop_thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver,
-                 limits: ParseLimits, local_ip: str, local_port: int) -> None:
+                 limits: ParseLimits, local_ip: str, local_port: int,
+                 outbox: Outbox | None = None) -> None:
         self.loop = loop
+        #: where sends wait while a read-ahead event is routed (the worker's, shared)
+        self.outbox = Outbox() if outbox is None else outbox
+        self.loop_thread = threading.get_ident()
         self.sock = sock
         self.fd = sock.fileno()
         self.receiver = receiver
@@ -85,10 +95,21 @@ class UdpSocket:
         if self.read_ahead:
             got: list[tuple[bytes, Any]] = []
             self._drain(got.append)
-            for item in got:
-                self._deliver(item)
-                if self.closed:  # the rest is dropped
-                    return
+            outbox = self.outbox
+            if len(got) == 1 or not outbox.hold():  # one datagram: nothing to hold sends for
+                for item in got:
+                    self._deliver(item)
+                    if self.closed:  # the rest is dropped
+                        return
+                return
+            try:
+                for item in got:
+                    self._deliver(item)
+                    if self.closed:
+                        return
+                    outbox.flush_late()
+            finally:
+                outbox.release()
         else:
             self._drain(self._deliver)
 
@@ -139,7 +160,16 @@ class UdpSocket:
         return self.waiting[0] > 0
 
     def sendto(self, data: bytes, addr: Any) -> None:
-        """Send now; queue it when the send buffer is full (or others are queued already)."""
+        """Send; held while a read-ahead event's datagrams are routed (see the module's doc)."""
+        outbox = self.outbox
+        if outbox.held is not None:
+            outbox.add(self.send_now, data, addr)
+            return
+        self.send_now(data, addr)
+
+    def send_now(self, data: bytes, addr: Any) -> None:
+        """Send now; queue it when the send buffer is full (or others are queued already).
+        Also called by the outbox's flusher thread while the loop's thread blocks."""
         if self.pending:
             self._queue(data, addr)
             return
@@ -147,7 +177,10 @@ class UdpSocket:
             self.sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
             self._queue(data, addr)
-            self.loop.add_writer(self.fd, self._write_ready)
+            if threading.get_ident() == self.loop_thread:
+                self.loop.add_writer(self.fd, self._write_ready)
+            else:
+                self.loop.call_soon_threadsafe(self.loop.add_writer, self.fd, self._write_ready)
         except OSError as exc:
             log.debug("udp send from %s:%s to %s: %s", self.local_ip, self.local_port, addr, exc)
 
@@ -175,6 +208,7 @@ class UdpSocket:
     def close(self) -> None:
         if self.closed:
             return
+        self.outbox.flush()  # what a handler sent before the close still goes out
         self.closed = True
         self.loop.remove_reader(self.fd)
         if self.pending:

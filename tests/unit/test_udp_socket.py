@@ -8,13 +8,15 @@ import asyncio
 import errno
 import select
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from kemi_core.sip import ParseLimits, SipMsg
 from kemi_core.testing.receivers import EventRecorder
-from kemi_core.transport import udp
+from kemi_core.transport import outbox, udp
+from kemi_core.transport.outbox import about_to_wait
 from kemi_core.transport.receiver import RecvInfo
 from kemi_core.transport.sockets import RankSockets, bind_udp
 
@@ -115,22 +117,122 @@ def test_sendto_reaches_the_peer(rig: Rig) -> None:
     assert (data, addr) == (b"hello", ("127.0.0.1", rig.port))
 
 
-def test_a_send_goes_out_before_the_next_datagram_is_delivered(rig: Rig) -> None:
-    # a handler may block after its reply (a database write): the reply is not held for it
-    readable_then: list[bool] = []
+class Answering(EventRecorder):
+    """Answers each message with its Call-ID, noting whether the peer could read an answer
+    at that moment; ``then`` runs after the answer (a handler that goes on: blocks, closes)."""
 
-    class Answering(EventRecorder):
-        def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
-            super().on_message(msg, rcv)
-            readable_then.append(bool(select.select([rig.peer], [], [], 0)[0]))
-            rig.udp.sendto(msg.call_id.encode(), (rcv.src_ip, rcv.src_port))
+    def __init__(self, rig: Rig, then: Callable[[int], None] = lambda n: None) -> None:
+        super().__init__()
+        self.rig = rig
+        self.then = then
+        self.readable_then: list[bool] = []
 
-    rig.rec = rig.udp.receiver = Answering()  # type: ignore[assignment]
-    for n in range(3):  # all queued before the loop reads any: one event
+    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        super().on_message(msg, rcv)
+        self.readable_then.append(_readable(self.rig.peer))
+        self.rig.udp.sendto(msg.call_id.encode(), (rcv.src_ip, rcv.src_port))
+        self.then(len(self.events))
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _answering(rig: Rig, then: Callable[[int], None] = lambda n: None) -> Answering:
+    rec = Answering(rig, then)
+    rig.rec = rig.udp.receiver = rec  # type: ignore[assignment]
+    return rec
+
+
+def _burst(rig: Rig, count: int) -> None:
+    for n in range(count):  # all queued before the loop reads any: one event
         rig.peer.sendto(options(n), ("127.0.0.1", rig.port))
+
+
+def _answers(rig: Rig, count: int) -> list[bytes]:
+    return [rig.peer.recv(100) for _ in range(count)]
+
+
+def test_an_events_sends_go_out_after_its_datagrams_in_order(rig: Rig) -> None:
+    # read ahead: held until the event's last datagram is routed; else each goes out at once
+    rec = _answering(rig)
+    _burst(rig, 3)
     rig.run_until(3)
-    assert readable_then == [False, True, True]
-    assert [rig.peer.recv(100) for _ in range(3)] == [f"ud{n}@test".encode() for n in range(3)]
+    assert rec.readable_then == ([False] * 3 if rig.udp.read_ahead else [False, True, True])
+    assert _answers(rig, 3) == [f"ud{n}@test".encode() for n in range(3)]
+    assert rig.udp.outbox.held is None  # outside an event a send goes out at once
+    rig.udp.sendto(b"now", rig.peer.getsockname())
+    assert _readable(rig.peer)
+
+
+def test_an_event_of_one_datagram_holds_nothing(rig: Rig) -> None:
+    seen: list[bool] = []
+    _answering(rig, lambda n: seen.append(_readable(rig.peer)))
+    _burst(rig, 1)
+    rig.run_until(1)
+    assert seen == [True]
+
+
+def test_a_handler_that_blocks_does_not_hold_the_sends_made_before(rig: Rig) -> None:
+    # the second handler answers, then blocks (a sleep of its own: no about_to_wait call);
+    # the flusher thread sends the answers held so far while it sleeps
+    seen: list[bool] = []
+
+    def block(n: int) -> None:
+        if n == 2:
+            time.sleep(0.3)
+            seen.append(_readable(rig.peer))
+
+    _answering(rig, block)
+    _burst(rig, 4)
+    rig.run_until(4)
+    assert seen == [True]
+    assert _answers(rig, 4) == [f"ud{n}@test".encode() for n in range(4)]
+
+
+def test_about_to_wait_sends_what_is_held(rig: Rig) -> None:
+    seen: list[bool] = []
+
+    def wait(n: int) -> None:
+        if n == 2:
+            about_to_wait()
+            seen.append(_readable(rig.peer))
+
+    _answering(rig, wait)
+    _burst(rig, 3)
+    rig.run_until(3)
+    assert seen == [True]
+    assert _answers(rig, 3) == [f"ud{n}@test".encode() for n in range(3)]
+
+
+def test_held_sends_go_out_at_hold_max_and_when_the_socket_closes(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "HOLD_SECONDS", 60.0)
+    monkeypatch.setattr(outbox, "HOLD_MAX", 2)
+    rig.udp.read_ahead = True
+
+    def close(n: int) -> None:
+        if n == 3:
+            rig.udp.close()
+
+    rec = _answering(rig, close)
+    _burst(rig, 5)
+    rig.run_until(3)
+    # the third message found the first two answers sent (HOLD_MAX); its own went out when
+    # its handler closed the socket; the rest were dropped with the socket
+    assert rec.readable_then == [False, False, True]
+    assert _answers(rig, 3) == [f"ud{n}@test".encode() for n in range(3)]
+    assert len(rec.events) == 3
+
+
+def test_held_sends_go_out_after_hold_seconds(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "HOLD_SECONDS", 0.0)  # every datagram's sends go out after it
+    rig.udp.read_ahead = True
+    rec = _answering(rig)
+    _burst(rig, 3)
+    rig.run_until(3)
+    assert rec.readable_then == [False, True, True]
+    assert _answers(rig, 3) == [f"ud{n}@test".encode() for n in range(3)]
 
 
 def test_an_empty_datagram_after_another_is_still_read(rig: Rig) -> None:

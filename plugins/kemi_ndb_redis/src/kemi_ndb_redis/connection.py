@@ -24,6 +24,7 @@ from redis.exceptions import InvalidResponse, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from kemi_core.api import about_to_wait
 from kemi_ndb_redis.replies import ErrorReply, Status
 
 log = logging.getLogger("kemi.ndb_redis")
@@ -167,6 +168,7 @@ class Server:
     def execute(self, commands: list[list[str]], now: float) -> list[Any] | None:
         """Send ``commands`` (pipelined when several) and read their replies in order; None
         when the server cannot be reached or answer (logged)."""
+        about_to_wait()
         try:
             conn = self._connection()
             conn.send_packed_command(conn.pack_commands(commands))

@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from kemi_core.api import ModuleError
+from kemi_core.api import ModuleError, about_to_wait
 from kemi_rtpproxy import protocol
 
 log = logging.getLogger("kemi.rtpproxy")
@@ -94,6 +94,7 @@ class Transport:
 
     def command(self, node: Node, command: str) -> str | None:
         """The reply text, or None when the node did not answer (or refused)."""
+        about_to_wait()
         try:
             if node.proto == "unix":
                 return self._unix(node, command)

@@ -1,0 +1,217 @@
+"""The UDP sends a worker holds while it routes one readiness event's datagrams.
+
+When an event brings several datagrams, the sends their routing makes (replies, forwarded
+requests) are held and sent together, in the order they were made, once the event's last
+datagram is routed: the kernel's network stack then runs once per event instead of between
+every two messages' Python, whose caches it evicts (bench/register.py: ~15 us less per REGISTER
+at 2,000/s; /work/wt/findings-hold-sends.md). An event bringing one datagram holds nothing.
+
+A held send may wait only for the CPU-bound routing of the other datagrams of its event, never
+for a handler that blocks (a database lock, a socket, a sleep, a child process):
+
+* the worker's own thread sends what is held once ``HOLD_MAX`` sends are held or the event has
+  held for ``HOLD_SECONDS`` (checked after each datagram);
+* code about to block calls :func:`about_to_wait` (kemi's database layer, redis, rtpproxy's
+  control exchange, the resolver's synchronous lookups do): what is held goes out first;
+* anything else that blocks (a script's own ``time.sleep``, socket or ``os.execute``, a
+  third-party module) releases the GIL in its blocking call, and the :class:`Flusher` thread,
+  awake only while something is held, sends once the event has held for ``HOLD_SECONDS``.
+
+The two threads send under one lock, from the front of one list, so sends keep their order.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("kemi.transport")
+
+#: sends held during one readiness event at most before they go out
+HOLD_MAX = 32
+#: how long an event may hold its first send (s) before it goes out anyway
+HOLD_SECONDS = 0.002
+
+#: one held send: the function that sends it now, the datagram, the address
+Held = tuple[Callable[[bytes, Any], None], bytes, Any]
+
+
+class Outbox:
+    """A worker's held UDP sends (shared by its UDP sockets, so a reply on a listen socket and
+    a request forwarded from the worker's own socket go out in the order they were made)."""
+
+    __slots__ = ("held", "since", "lock", "flusher", "clock")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        #: the sends held in order; None: not holding, a send goes out at once
+        self.held: list[Held] | None = None
+        #: when the oldest send still held may have been made (clock)
+        self.since = 0.0
+        #: taken to send what is held (the loop's thread and the flusher's)
+        self.lock = threading.Lock()
+        self.clock = clock
+        #: the safety net for a blocked handler; None (no timerfd): nothing is ever held
+        self.flusher: Flusher | None = Flusher(self) if _TIMERFD is not None else None
+
+    def hold(self) -> bool:
+        """Begin holding (an event with several datagrams); False: sends go out at once (no
+        safety net here: no timerfd, or it could not be made)."""
+        global holding
+        flusher = self.flusher
+        if flusher is None:
+            return False
+        with self.lock:
+            try:
+                flusher.arm()
+            except OSError as exc:
+                log.warning("udp: sends are not held (%s)", exc)
+                self.flusher = None
+                return False
+            self.held = []
+            self.since = self.clock()
+        holding = self
+        return True
+
+    def release(self) -> None:
+        """Stop holding: send what is held, in order."""
+        global holding
+        holding = None
+        with self.lock:
+            held, self.held = self.held, None
+            if self.flusher is not None:
+                self.flusher.disarm()
+            if held:
+                for send, data, addr in held:
+                    send(data, addr)
+
+    def add(self, send: Callable[[bytes, Any], None], data: bytes, addr: Any) -> None:
+        """Hold a send (only while holding), sending all at ``HOLD_MAX``."""
+        held = self.held
+        assert held is not None
+        held.append((send, data, addr))
+        if len(held) >= HOLD_MAX:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what is held, in order; the event goes on holding what comes next."""
+        with self.lock:
+            self._send_held()
+
+    def flush_late(self) -> None:
+        """Send what is held if the oldest has waited ``HOLD_SECONDS`` (after each datagram)."""
+        if self.held and self.clock() - self.since >= HOLD_SECONDS:
+            self.flush()
+
+    def _send_held(self) -> None:
+        # from the front of the same list: the loop's thread may append while this sends
+        held = self.held
+        if held:
+            pop = held.pop
+            while held:
+                send, data, addr = pop(0)
+                send(data, addr)
+        self.since = self.clock()
+
+
+#: the outbox holding now (at most one per process: the worker's), for about_to_wait
+holding: Outbox | None = None
+
+
+def about_to_wait() -> None:
+    """Send what the worker holds: call it before anything that may block (a database call, a
+    socket exchange, a lookup, a sleep, a child process), so that a reply made before does not
+    wait for it. Cheap when nothing is held (the usual case)."""
+    box = holding
+    if box is not None and box.held:
+        box.flush()
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+def _libc_timerfd() -> tuple[Any, Any] | None:
+    """libc's timerfd_create and timerfd_settime (Linux), else None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        create, settime = libc.timerfd_create, libc.timerfd_settime
+    except (OSError, AttributeError):
+        return None
+    create.argtypes = [ctypes.c_int, ctypes.c_int]
+    create.restype = ctypes.c_int
+    settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec),
+                        ctypes.POINTER(_Itimerspec)]
+    settime.restype = ctypes.c_int
+    return create, settime
+
+
+_TIMERFD = _libc_timerfd()
+_CLOCK_MONOTONIC = 1
+_TFD_CLOEXEC = 0o2000000
+
+
+class Flusher:
+    """A daemon thread that sends what an outbox holds once an event has held ``HOLD_SECONDS``
+    while the loop's thread is blocked (it releases the GIL in any blocking call).
+
+    It sleeps in a read of a kernel timer (timerfd) that the loop's thread sets when an event
+    begins holding and clears when it ends: an event that ends in time never wakes it (two
+    system calls for the loop's thread, no GIL taken by the flusher). Started at the first event
+    that holds (in the worker: an outbox belongs to the process that made it)."""
+
+    __slots__ = ("outbox", "fd", "settime", "due", "off", "thread", "fired")
+
+    def __init__(self, outbox: Outbox) -> None:
+        assert _TIMERFD is not None
+        self.outbox = outbox
+        self.settime = _TIMERFD[1]
+        self.fd = -1  # made with the thread, at the first event that holds
+        ns = int(HOLD_SECONDS * 1e9)
+        self.due = ctypes.pointer(_Itimerspec(_Timespec(0, 0), _Timespec(ns // 10**9, ns % 10**9)))
+        self.off = ctypes.pointer(_Itimerspec())
+        self.thread: threading.Thread | None = None
+        #: how many times its timer fired (an event held past HOLD_SECONDS)
+        self.fired = 0
+
+    def arm(self) -> None:
+        """An event began holding (the loop's thread, under the outbox's lock)."""
+        if self.thread is None:
+            self._start()
+        self.settime(self.fd, 0, self.due, None)
+
+    def _start(self) -> None:
+        assert _TIMERFD is not None
+        self.fd = _TIMERFD[0](_CLOCK_MONOTONIC, _TFD_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create")
+        self.thread = threading.Thread(target=self._run, name="kemi-udp-flusher", daemon=True)
+        self.thread.start()
+
+    def disarm(self) -> None:
+        """The event ended (the loop's thread, under the outbox's lock)."""
+        self.settime(self.fd, 0, self.off, None)
+
+    def _run(self) -> None:
+        outbox, read, fd = self.outbox, os.read, self.fd
+        while True:
+            try:
+                read(fd, 8)
+            except InterruptedError:
+                continue
+            self.fired += 1
+            try:
+                with outbox.lock:
+                    if outbox.held is not None:  # the event still runs: blocked, or long
+                        outbox._send_held()
+                        self.settime(fd, 0, self.due, None)
+            except Exception:  # a send function's own failure; the thread must live on
+                log.exception("udp: held sends")
