@@ -114,6 +114,7 @@ _HOMES = {
     "free_port": "kemi_core.testing.process",
     "WaitTimeout": "kemi_core.testing.wait",
     "db_init": "kemi_core.testing.database",
+    "one_send_held": "kemi_core.testing.held",
     "wait_until": "kemi_core.testing.wait",
 }
 
@@ -129,6 +130,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "db_init",
+    "one_send_held",
     "Calls",
     "ENGINE_INVITE",
     "engine_reply",
