@@ -114,8 +114,7 @@ if via_received is not None:
 def apply_via(msg: SipMsg, raw: str | None) -> None:
     """Replace the top Via of ``msg`` by ``raw`` (from ``received_via``; None: unchanged)."""
     if raw is not None:
-        msg.pop_via()
-        msg.prepend_via(raw)
+        msg.replace_top_via(raw)
 
 
 def stamp_received(ctx: MsgContext, msg: SipMsg, source: SipMsg | None = None) -> None:

@@ -1442,8 +1442,10 @@ static PyObject *msg_prepend_via(PyObject *self, PyObject *value);
 static PyObject *msg_bytes_without_top_via(PyObject *self, PyObject *unused);
 static PyObject *msg_value_at(PyObject *self, PyObject *index);
 static PyObject *msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *msg_replace_top_via(PyObject *self, PyObject *value);
+static int has_crlf(PyObject *text);
 static PyObject *pure_set_max_forwards, *pure_prepend_via, *pure_bytes_without_top_via,
-    *pure_value_at, *pure_bytes_with_via;
+    *pure_value_at, *pure_bytes_with_via, *pure_replace_top_via;
 
 /* The compiled methods message_type() puts on the class, and the pure forms they fall back to. */
 static PyMethodDef msg_methods[] = {
@@ -1461,12 +1463,14 @@ static PyMethodDef msg_methods[] = {
     {"bytes_with_via", (PyCFunction)(void (*)(void))msg_bytes_with_via, METH_FASTCALL,
      "The bytes a copy would give after pop_via() + prepend_via(top) (when top is given) and "
      "prepend_via(ours), the message left as it is (compiled form)."},
+    {"replace_top_via", (PyCFunction)msg_replace_top_via, METH_O,
+     "pop_via() then prepend_via(value) (compiled form)."},
     {NULL, NULL, 0, NULL},
 };
-#define MSG_METHODS 6
+#define MSG_METHODS 7
 static PyObject **msg_pure[MSG_METHODS] = {NULL, &pure_set_max_forwards, &pure_prepend_via,
                                            &pure_bytes_without_top_via, &pure_value_at,
-                                           &pure_bytes_with_via};
+                                           &pure_bytes_with_via, &pure_replace_top_via};
 
 /* ---- cached values -----------------------------------------------------------------------
  * cached_value(key, getter) is a read-only descriptor for a SipMsg property whose getter
@@ -2543,6 +2547,74 @@ msg_prepend_via(PyObject *self, PyObject *value)
     Py_RETURN_NONE;
 pure:
     return PyObject_CallFunctionObjArgs(pure_prepend_via, self, value, NULL);
+}
+
+/* replace_top_via(value): pop_via() + prepend_via(value) (tm's transaction request with
+ * ;received/;rport, once per relayed request). The usual case: the top Via parsed already (in
+ * the cache) alone on its line; its line goes where prepend_via would put the new one (the same
+ * index when the next line is a Via, else above the first Via left, else after the start
+ * line). Anything else (a comma on the line, a Via not parsed: pop_via parses what it removes
+ * and may refuse it) is the pure form's. */
+static PyObject *
+msg_replace_top_via(PyObject *self, PyObject *value)
+{
+    if (!usual_state(self) || !PyUnicode_CheckExact(value))
+        goto pure;
+    int crlf = has_crlf(value);
+    if (crlf < 0)
+        return NULL;
+    if (crlf)
+        goto pure; /* the pure form's ValueError */
+    PyObject *names = *field(self, F_NAMES), *lines = *field(self, F_LINES);
+    PyObject *cache = *field(self, F_CACHE);
+    PyObject *cached = PyDict_GetItemWithError(cache, s_via);
+    if (cached == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        goto pure;
+    }
+    Py_ssize_t i = first_index(names, s_via);
+    if (i < 1)
+        goto pure;
+    PyObject *old = PyList_GET_ITEM(lines, i);
+    if (!PyUnicode_Check(old))
+        goto pure;
+    Py_ssize_t comma = PyUnicode_FindChar(old, ',', 0, PyUnicode_GET_LENGTH(old), 1);
+    if (comma == -2)
+        return NULL;
+    if (comma != -1)
+        goto pure;
+    /* where prepend_via puts the new line once the old one is gone: the next Via line's
+     * place (k - 1 after the removal; i when it comes right after), else after the start line */
+    Py_ssize_t n = PyList_GET_SIZE(names), j = 1;
+    for (Py_ssize_t k = i + 1; k < n; k++) {
+        PyObject *key = PyList_GET_ITEM(names, k);
+        if (!PyUnicode_CheckExact(key))
+            goto pure;
+        if (key_is(key, s_via)) {
+            j = k - 1;
+            break;
+        }
+    }
+    PyObject *line = PyUnicode_FromFormat("Via: %U\r", value);
+    if (line == NULL)
+        return NULL;
+    if (j == i) {
+        if (PyList_SetItem(lines, i, line) < 0) /* (steals line) */
+            return NULL;
+    } else {
+        int rc = PySequence_DelItem(names, i) < 0 || PySequence_DelItem(lines, i) < 0 ||
+                 PyList_Insert(names, j, s_via) < 0 || PyList_Insert(lines, j, line) < 0;
+        Py_DECREF(line);
+        if (rc)
+            return NULL;
+    }
+    Py_XSETREF(*field(self, F_BUF), Py_NewRef(Py_None));
+    if (PyDict_DelItem(cache, s_via) < 0 || forget(cache, s_vias) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+pure:
+    return PyObject_CallFunctionObjArgs(pure_replace_top_via, self, value, NULL);
 }
 
 /* value_at(index): the request gate reads each usual header's value by its index. */

@@ -215,6 +215,33 @@ class EditsMixin:
             raise SipParseError(400, "Empty Via")
         return parse_via(values[0])
 
+    def replace_top_via(self, value: str) -> None:
+        """``pop_via()`` then ``prepend_via(value)`` (a request's Via with ;received/;rport on
+        a copy sent on). The usual top Via, parsed already and alone on its line, has its line
+        replaced where prepend_via would put the new one: no split of the line, no parse of
+        the value removed."""
+        names = self._names
+        c = self._cache
+        if "via" in c and "\r" not in value and "\n" not in value:
+            i = names.index("via")
+            lines = self._lines
+            if "," not in lines[i]:
+                new = f"Via: {value}\r"
+                if i + 1 < len(names) and names[i + 1] == "via":
+                    lines[i] = new  # the next Via stays below it: the same line
+                else:
+                    del names[i]
+                    del lines[i]
+                    j = names.index("via") if "via" in names else 1
+                    names.insert(j, "via")
+                    lines.insert(j, new)
+                self._buf = None
+                del c["via"]
+                c.pop("vias", None)
+                return
+        self.pop_via()
+        self.prepend_via(value)
+
     def bytes_without_top_via(self) -> bytes:
         """The bytes ``pop_via()`` then ``to_bytes()`` would give, the message left as it is
         (a proxy relaying a reply keeps the reply it got)."""

@@ -411,7 +411,7 @@ if field_value is not None:
 #: loses our Via, the request gate reads values by index. The compiled edits do the usual layout and call these for anything else.
 methods_py = {name: getattr(SipMsg, name) for name in (
     "copy", "set_max_forwards", "prepend_via", "bytes_without_top_via", "value_at",
-    "bytes_with_via")}
+    "bytes_with_via", "replace_top_via")}
 copy_py = methods_py["copy"]
 if message_type is not None:
     # (message_type also registers the class for the parser's compiled pass, scan_message)
