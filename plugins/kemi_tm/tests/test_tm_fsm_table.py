@@ -138,7 +138,7 @@ def test_ending_all_machines_at_once_is_the_timer_dispatch(sip, late, monkeypatc
     """ProxyTransaction.on_timer ends every machine at once when each has only its last wait
     left: the same as firing each machine's timer (the general path)."""
     fast = soak(sip, late)
-    monkeypatch.setattr(ProxyTransaction, "_waits_over", lambda self, now: False)
+    monkeypatch.setattr(ProxyTransaction, "ends_now", lambda self, now: False)
     assert soak(sip, late) == fast
 
 

@@ -274,20 +274,10 @@ class ProxyTransaction(ServerTransaction):
 
     def ends_now(self, now: float) -> bool:
         """Most wake-ups end the transaction: each machine's last wait timer fires and ends it.
-        When that is all ``on_timer`` would do (``_waits_over``), every machine ends here at
-        once, without a timer dispatch per machine (True; the table is not told)."""
-        if not self._waits_over(now):
-            return False
-        self.state = _TERMINATED
-        self.timers.clear()
-        for b in self.branches:
-            b.state = _CLIENT_TERMINATED
-            b.timers.clear()
-        return True
-
-    def _waits_over(self, now: float) -> bool:
-        """Whether every machine has ended or has one timer left, its last wait (``_LAST_WAITS``),
-        due at ``now`` (no CANCEL sent): what ``on_timer`` would do is end them all."""
+        When that is all ``on_timer`` would do (every machine has ended or has one timer left,
+        its last wait (``_LAST_WAITS``), due at ``now``, and no CANCEL was sent), every machine
+        ends here at once, without a timer dispatch per machine (True; the table is not
+        told). One frame: it runs for every transaction that ends."""
         timers = self.timers
         if timers:
             if len(timers) != 1:
@@ -297,7 +287,8 @@ class ProxyTransaction(ServerTransaction):
                 return False
         elif self.state is not _TERMINATED:
             return False
-        for b in self.branches:
+        branches = self.branches
+        for b in branches:
             if b.cancel is not None:
                 return False
             timers = b.timers
@@ -309,6 +300,11 @@ class ProxyTransaction(ServerTransaction):
                     return False
             elif b.state is not _CLIENT_TERMINATED:
                 return False
+        self.state = _TERMINATED
+        self.timers.clear()
+        for b in branches:
+            b.state = _CLIENT_TERMINATED
+            b.timers.clear()
         return True
 
     def branch_send_failed(self, branch: int, now: float, status: int = 503) -> None:
