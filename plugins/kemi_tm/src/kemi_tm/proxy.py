@@ -187,8 +187,8 @@ class ProxyTransaction(ServerTransaction):
                    top_via: str | None = None) -> int:
         """Make a branch for a copy of ``request`` to ``dest`` with our Via (``sent_by`` =
         "host[:port]", ``via_params`` after the branch, e.g. ";rport").
-        ``owned``: the caller hands ``request`` over (a copy made for this branch), so it is
-        used as it is. Otherwise the branch's request is ``request``'s bytes with our Via on
+        ``owned``: the caller hands ``request`` over (a copy made for this branch, e.g. the
+        branch route's), so its own top Via is kept as it is. Otherwise the branch's request is ``request``'s bytes with our Via on
         top (and ``top_via`` in place of its own top Via, as ``apply_via``): no copy of the
         message is made, the branch parses its bytes again only to build a CANCEL or an ACK.
 
@@ -216,8 +216,10 @@ class ProxyTransaction(ServerTransaction):
             wire = parse_datagram(request)
             wire.prepend_via(ours)
         elif owned:
-            wire = request
-            wire.prepend_via(ours)
+            # the copy made for this branch (its branch route ran on it) is not kept: the
+            # branch holds its bytes, parsed again only for a CANCEL or an ACK (as a branch
+            # made from the request's bytes); fewer objects live as long as the transaction
+            wire = request.bytes_with_via(ours)
         else:
             wire = request.bytes_with_via(ours, top_via)
         # the branch (its client transaction) owns wire from now on; it carries the
