@@ -11,6 +11,7 @@ import kemi_rr
 from kemi_core.api import Core, ListenAddr, MsgContext, get_pv
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import context, offline_core, request
+from kemi_rr.state import rr_state
 
 FTAG = "caller1"
 TTAG = "callee1"
@@ -219,3 +220,18 @@ def test_one_route_line_whose_entries_all_go_is_removed_in_place(core: Core) -> 
     assert kemi_rr.ki_loose_route(ctx) == 1
     assert _out(ctx) == ("sip:bob@127.0.0.1:5999", [])
     assert ctx.msg.to_bytes().decode() == before.replace(f"Route: {line}\r\n", "")
+
+
+def test_two_route_lines_whose_entries_all_go_are_removed_in_place(core: Core) -> None:
+    """Our two entries (double RR) on two lines, as a UA copies them: both lines go, every
+    other line unchanged; the params are those of the top entry, also the second time."""
+    lines = [f"<sip:127.0.0.1;r2=on;lr;ftag={FTAG};nat=yes>",
+             f"<sip:127.0.0.1;r2=on;lr;ftag={FTAG}>"]
+    for _ in range(2):
+        ctx = _req(core, "BYE", "sip:bob@127.0.0.1:5999", lines)
+        before = ctx.msg.to_bytes().decode()
+        assert kemi_rr.ki_loose_route(ctx) == 1
+        assert _out(ctx) == ("sip:bob@127.0.0.1:5999", [])
+        assert ctx.msg.to_bytes().decode() == before.replace(
+            "".join(f"Route: {v}\r\n" for v in lines), "")
+        assert rr_state(ctx).route_params == f";r2=on;lr;ftag={FTAG};nat=yes"

@@ -20,7 +20,8 @@ def line_values(msg: SipMsg, name: str) -> list[str]:
     if count < 2:  # none or one line (the usual in-dialog Route): found in C
         return [msg.value_at(keys.index(key))] if count else []
     value_at = msg.value_at
-    return [value_at(i) for i, k in enumerate(keys) if k == key]
+    first = keys.index(key)  # the lines before the first of the name are not looked at
+    return [value_at(i) for i in range(first, len(keys)) if keys[i] == key]
 
 
 def rewrite_lines(msg: SipMsg, name: str, new: list[list[str]]) -> None:

@@ -13,7 +13,7 @@ from kemi_core.sip import SipParseError, SipUri
 from kemi_rr.routeset import RouteSet
 from kemi_rr.settings import settings
 from kemi_rr.state import RrState, rr_state
-from kemi_rr.uris import is_own, param_value, params_text, uri_proto
+from kemi_rr.uris import is_own, param_value, params_text, route_params, uri_proto
 
 log = logging.getLogger("kemi.rr")
 
@@ -68,10 +68,11 @@ def _after_strict(ctx: MsgContext, st: RrState, routes: RouteSet, ruri: SipUri) 
 
 
 def _after_loose(ctx: MsgContext, st: RrState, routes: RouteSet, preloaded: bool) -> int:
-    top = routes[0].uri
+    entry = routes[0]
+    top = entry.uri
     if is_own(ctx.core, top):
         assert top is not None
-        st.route_params = params_text(top)
+        st.route_params = route_params(entry.uri_text, top)
         routes.pop(0)
         local = top
         if "r2" in top.params and routes and is_own(ctx.core, routes[0].uri):

@@ -39,9 +39,10 @@ class RouteSet:
     def commit(self) -> None:
         if not self._changed:
             return
-        if not self.items and not self._appended and len(self.lines) == 1:
-            # the one Route line's entries all went (loose_route took our own, the usual
-            # in-dialog Route): the line goes, as rewrite_lines would remove it
+        if not self.items and not self._appended:
+            # every entry went (loose_route took our own: the usual in-dialog Route, one line,
+            # or two after a double Record-Route): the lines go, as rewrite_lines would
+            # remove them
             self.msg.remove_header(ROUTE)
             self.lines = []
             self._changed = False

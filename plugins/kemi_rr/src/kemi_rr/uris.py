@@ -34,6 +34,23 @@ def params_text(uri: SipUri) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in uri.params.items())
 
 
+#: route_params' memo: URI text -> its params as text (bounded: emptied when full)
+_ROUTE_PARAMS: dict[str, str] = {}
+_ROUTE_PARAMS_MAX = 1024
+
+
+def route_params(uri_text: str, uri: SipUri) -> str:
+    """params_text of a Route entry's URI, ``uri`` being the read-only parse of ``uri_text``
+    (NameAddr.uri): the same text gives the same params, so a call's ACK and BYE (and the
+    next calls of a dialog's route) find them made."""
+    found = _ROUTE_PARAMS.get(uri_text)
+    if found is None:
+        if len(_ROUTE_PARAMS) >= _ROUTE_PARAMS_MAX:
+            _ROUTE_PARAMS.clear()
+        found = _ROUTE_PARAMS[uri_text] = params_text(uri)
+    return found
+
+
 def param_value(params: str | None, name: str) -> tuple[bool, str | None]:
     """(present, value) of ``name`` in a ``;a=1;b`` string."""
     if not params:
