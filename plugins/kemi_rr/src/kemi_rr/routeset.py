@@ -13,12 +13,16 @@ class RouteSet:
 
     def __init__(self, msg: SipMsg) -> None:
         self.msg = msg
-        self.lines = line_values(msg, ROUTE)
+        self.lines = lines = line_values(msg, ROUTE)
         #: (line index, raw value, parsed) of each value; raises SipParseError when malformed.
-        self.items: list[tuple[int, str, NameAddr]] = [
-            (i, raw, parse_name_addr(raw)) for i, line in enumerate(self.lines)
-            for raw in split_commas(line)
-        ]
+        self.items: list[tuple[int, str, NameAddr]]
+        if len(lines) == 1 and "," not in (line := lines[0]) and '"' not in line:
+            # one line of one entry (the usual in-dialog Route): split_commas' answer
+            raw = line.strip()
+            self.items = [(0, raw, parse_name_addr(raw))] if raw else []
+        else:
+            self.items = [(i, raw, parse_name_addr(raw)) for i, line in enumerate(lines)
+                          for raw in split_commas(line)]
         self._appended: list[str] = []
         self._changed = False
 
