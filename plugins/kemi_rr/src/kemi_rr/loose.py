@@ -111,8 +111,9 @@ def _force_socket(ctx: MsgContext, uri: SipUri) -> None:
     """Send from the local socket the Route entry names (double RR / force_send_socket)."""
     port = uri.port
     proto = uri_proto(uri)
+    host = uri.host.strip("[]")
     for lst in ctx.core.config.listen:
-        if lst.proto == proto and (uri.host.strip("[]") in (lst.host, lst.advertise_host)) and (
+        if lst.proto == proto and host in (lst.host, lst.advertise_host) and (
                 port is None or port in (lst.port, lst.advertise_port)):
             ctx.send_socket = f"{lst.proto}:{lst.host}:{lst.port}"
             return

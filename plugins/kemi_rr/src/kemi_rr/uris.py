@@ -21,12 +21,29 @@ def uri_proto(uri: SipUri) -> str:
     return "tls" if uri.scheme == "sips" else "udp"
 
 
+#: is_own's answers per (host, port) for one set of the server's names (core.myself: built
+#: once per core; another core's empties it); bounded: emptied when full
+_OWN: dict[tuple[str, int], bool] = {}
+_OWN_MAX = 1024
+_own_names: list[object] = [None]
+
+
 def is_own(core: Core, uri: SipUri | None) -> bool:
     """Whether a sip:/sips: URI names this server (a missing port is the default one)."""
     if uri is None or uri.scheme not in ("sip", "sips") or not uri.host:
         return False
     port = uri.port if uri.port is not None else default_port(uri_proto(uri))
-    return core.is_myself(uri.host, port)
+    names = core.myself
+    if names is not _own_names[0]:
+        _OWN.clear()
+        _own_names[0] = names
+    key = (uri.host, port)
+    found = _OWN.get(key)
+    if found is None:
+        if len(_OWN) >= _OWN_MAX:
+            _OWN.clear()
+        found = _OWN[key] = core.is_myself(uri.host, port)
+    return found
 
 
 def params_text(uri: SipUri) -> str:
