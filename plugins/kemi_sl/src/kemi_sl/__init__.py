@@ -107,7 +107,8 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     # totag_for(ctx) in place (every reply but a 100 carries the tag: a call less per reply)
     tag = None if code == 100 else f"{_state.tag_prefix}.{request_crc32(msg):08x}"
     try:
-        if extra or 300 <= code < 400:
+        # (extra holds more than these: the native engine's $rc is there after any call)
+        if "reply_headers" in extra or "reply_body" in extra or 300 <= code < 400:
             data = build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra))
         else:  # the usual reply: nothing queued by the script, no Contact list
             data = build_reply(msg, code, reason, tag)
