@@ -23,7 +23,7 @@ from kemi_core.runtime.core import Core
 from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.runtime.request_gate import check_request_headers
-from kemi_core.runtime.routes import run_route
+from kemi_core.runtime.routes import route_raised, run_route
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
 from kemi_core.stats import CoreStats
 from kemi_core.transport.receiver import deliver_datagram
@@ -116,7 +116,16 @@ class Dispatcher:
                     for accept in core.ack_filters:
                         if accept(ctx):
                             return
-                run_route(core, self.request_cb, ctx)  # exit/drop/fault mapped there
+                # run_route(core, self.request_cb, ctx) written out (its result is not read
+                # here): a call less for every request; exit/drop/fault mapped by route_raised
+                engine = core.engine
+                if engine is None:
+                    run_route(core, self.request_cb, ctx)  # its fault: no engine is active
+                else:
+                    try:
+                        engine.run(self.request_cb, ctx)
+                    except Exception as exc:  # noqa: BLE001 - a script fault never leaves it
+                        route_raised(self.request_cb, ctx, exc)
                 if ctx.fault is not None:
                     self.stats.script_errors.inc()
                     if not ctx.replied and method != "ACK":

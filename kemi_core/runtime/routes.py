@@ -41,13 +41,20 @@ def run_route(core: Core, name: str, ctx: MsgContext, *args: str | int) -> int:
         if result is None:
             return 1
         return result if result.__class__ is int else normalize_result(result)
-    except ScriptExit:
+    except Exception as exc:  # noqa: BLE001 - a script fault never leaves the route
+        return route_raised(name, ctx, exc)
+
+
+def route_raised(name: str, ctx: MsgContext, exc: Exception) -> int:
+    """What an exception out of ``engine.run`` of route ``name`` means (run_route's answer):
+    KSR.x.exit() 1, KSR.x.drop() 0 with ``ctx.dropped`` set, anything else a fault (-1,
+    ``route_fault``). The dispatcher calls the engine itself for a request and comes here."""
+    if isinstance(exc, ScriptExit):
         return 1
-    except ScriptDrop:
+    if isinstance(exc, ScriptDrop):
         ctx.dropped = True
         return 0
-    except Exception as exc:  # noqa: BLE001 - a script fault never leaves the route
-        return route_fault(name, ctx, exc)
+    return route_fault(name, ctx, exc)
 
 
 def route_fault(name: str, ctx: MsgContext, exc: BaseException) -> int:
