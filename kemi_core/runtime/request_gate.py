@@ -20,6 +20,7 @@ from typing import Any
 
 from kemi_core.sip import SipMsg, SipParseError, parse_name_addr
 from kemi_core.sip.headers import Via, parse_vias
+from kemi_core.sip.syntax import usual_request
 
 #: The four headers whose first sight ends Kamailio's reading before the script.
 _REQUIRED = frozenset(("from", "to", "call-id", "cseq"))
@@ -42,7 +43,15 @@ def check_request_headers(msg: SipMsg) -> None:
     value of a Via, To or CSeq line only (no per-line name or value is made for the others).
     The usual request is judged right here, a call or two fewer per request: its layout is
     looked up (``_usual_layout``) and only its Via, CSeq and To values are checked; anything
-    else, or a check that fails, takes the walk (which raises the precise error)."""
+    else, or a check that fails, takes the walk (which raises the precise error). Compiled
+    (``usual_request``), the usual case's checks are one call; whatever it does not call
+    usual takes the Python below, which decides."""
+    if usual_request is not None and usual_request(msg, _LAYOUTS):
+        try:
+            msg.to  # noqa: B018 - parsed (kept for the script)
+            return
+        except SipParseError:
+            pass  # the checks below decide
     if "  " in msg.first_line:
         raise SipParseError(400, "Malformed request line")
     top = msg.via  # it parses (Kamailio reads it first, wherever it is); cached for later

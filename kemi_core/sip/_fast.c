@@ -2830,6 +2830,149 @@ lines_crc32(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLong(crc ^ 0xFFFFFFFFu);
 }
 
+/* The request gate's usual request (runtime.request_gate.check_request_headers), judged in
+ * one call: no double space in the request line, a header layout the gate already judged usual
+ * (layouts[tuple(keys)] a (via_at, to_at, cseq_at, to_once) with to_once true), that Via line
+ * the parsed top Via alone (its value equals via.raw, no comma), of protocol SIP/2.0 (ASCII,
+ * any case), and a CSeq value of two words. True: the gate has only msg.to left to read;
+ * False: anything else (the gate's Python decides, raising its precise error). msg.via is
+ * read after the request line as the gate does (its parse error propagates). */
+static PyObject *s_lines_attr, *s_names_attr, *s_via_attr, *s_raw_attr, *s_protocol_attr;
+
+static int
+two_words(PyObject *value)
+{
+    int kind = PyUnicode_KIND(value);
+    const void *data = PyUnicode_DATA(value);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    int words = 0, in_word = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int space = Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, i));
+        if (!space && !in_word)
+            words++;
+        in_word = !space;
+    }
+    return words == 2;
+}
+
+static PyObject *
+usual_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "usual_request(msg, layouts: dict)");
+        return NULL;
+    }
+    PyObject *msg = args[0];
+    PyObject *result = Py_False;
+    PyObject *lines = NULL, *names = NULL, *layout = NULL, *top = NULL, *raw = NULL;
+    PyObject *protocol = NULL, *via = NULL, *cseq = NULL;
+    lines = PyObject_GetAttr(msg, s_lines_attr);
+    if (lines == NULL)
+        goto error;
+    names = PyObject_GetAttr(msg, s_names_attr);
+    if (names == NULL)
+        goto error;
+    if (!PyList_Check(lines) || !PyList_Check(names) || PyList_GET_SIZE(lines) < 1 ||
+        !PyUnicode_Check(PyList_GET_ITEM(lines, 0)))
+        goto done;
+    PyObject *first = PyList_GET_ITEM(lines, 0);
+    {
+        int kind = PyUnicode_KIND(first);
+        const void *data = PyUnicode_DATA(first);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(first);
+        for (Py_ssize_t i = 1; i < n; i++) {
+            if (PyUnicode_READ(kind, data, i) == ' ' && PyUnicode_READ(kind, data, i - 1) == ' ')
+                goto done;
+        }
+    }
+    top = PyObject_GetAttr(msg, s_via_attr);
+    if (top == NULL)
+        goto error;
+    layout = PyList_AsTuple(names);
+    if (layout == NULL)
+        goto error;
+    PyObject *at = PyDict_GetItemWithError(args[1], layout);
+    if (at == NULL) {
+        if (PyErr_Occurred())
+            goto error;
+        goto done;
+    }
+    if (!PyTuple_Check(at) || PyTuple_GET_SIZE(at) != 4 ||
+        !PyLong_Check(PyTuple_GET_ITEM(at, 0)) || !PyLong_Check(PyTuple_GET_ITEM(at, 2)) ||
+        PyTuple_GET_ITEM(at, 3) != Py_True)
+        goto done;
+    Py_ssize_t via_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(at, 0));
+    Py_ssize_t cseq_at = PyLong_AsSsize_t(PyTuple_GET_ITEM(at, 2));
+    Py_ssize_t count = PyList_GET_SIZE(lines);
+    if (via_at < 0 || cseq_at < 0 || via_at >= count || cseq_at >= count) {
+        if (PyErr_Occurred())
+            goto error;
+        goto done;
+    }
+    raw = PyObject_GetAttr(top, s_raw_attr);
+    if (raw == NULL)
+        goto error;
+    protocol = PyObject_GetAttr(top, s_protocol_attr);
+    if (protocol == NULL)
+        goto error;
+    via = line_value(module, PyList_GET_ITEM(lines, via_at));
+    if (via == NULL)
+        goto error;
+    if (!PyUnicode_Check(raw) || !PyUnicode_Check(protocol))
+        goto done;
+    int same = PyUnicode_Compare(via, raw);
+    if (same == -1 && PyErr_Occurred())
+        goto error;
+    if (same != 0)
+        goto done;
+    Py_ssize_t comma = PyUnicode_FindChar(via, ',', 0, PyUnicode_GET_LENGTH(via), 1);
+    if (comma == -2)
+        goto error;
+    if (comma >= 0)
+        goto done;
+    /* protocol == "SIP/2.0" in any case; a non-ASCII one is left to str.upper() in Python */
+    if (PyUnicode_GET_LENGTH(protocol) != 7 || PyUnicode_KIND(protocol) != PyUnicode_1BYTE_KIND)
+        goto done;
+    {
+        const Py_UCS1 *p = PyUnicode_1BYTE_DATA(protocol);
+        static const char want[] = "SIP/2.0";
+        for (int i = 0; i < 7; i++) {
+            Py_UCS1 c = p[i];
+            if (c >= 'a' && c <= 'z')
+                c = (Py_UCS1)(c - 'a' + 'A');
+            if (c != (Py_UCS1)want[i])
+                goto done;
+        }
+    }
+    cseq = line_value(module, PyList_GET_ITEM(lines, cseq_at));
+    if (cseq == NULL)
+        goto error;
+    if (two_words(cseq))
+        result = Py_True;
+done:
+    Py_XDECREF(lines);
+    Py_XDECREF(names);
+    Py_XDECREF(layout);
+    Py_XDECREF(top);
+    Py_XDECREF(raw);
+    Py_XDECREF(protocol);
+    Py_XDECREF(via);
+    Py_XDECREF(cseq);
+    Py_INCREF(result);
+    return result;
+error:
+    result = NULL;
+    Py_XDECREF(lines);
+    Py_XDECREF(names);
+    Py_XDECREF(layout);
+    Py_XDECREF(top);
+    Py_XDECREF(raw);
+    Py_XDECREF(protocol);
+    Py_XDECREF(via);
+    Py_XDECREF(cseq);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -2874,6 +3017,9 @@ static PyMethodDef methods[] = {
      "[at, at + drop) replaced by insert"},
     {"lines_crc32", (PyCFunction)(void (*)(void))lines_crc32, METH_FASTCALL,
      "lines_crc32(keys, lines) -> CRC-32 of the Call-ID|From|CSeq|Via lines, None if one is missing"},
+    {"usual_request", (PyCFunction)(void (*)(void))usual_request, METH_FASTCALL,
+     "usual_request(msg, layouts) -> True when the request gate's usual case holds but for "
+     "msg.to, else False"},
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
      "reply_lines(keys, lines, tag) -> the Via, From, To (tagged when tag is not None), "
      "Call-ID and CSeq lines in that order"},
@@ -2921,6 +3067,13 @@ PyInit__fast(void)
     if (!s_rcv || !s_src_ip || !s_src_port || !s_force_rport || !s_received || !s_rport)
         return NULL;
     if (!s_params || !s_vias || !s_mf_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+        return NULL;
+    s_lines_attr = PyUnicode_InternFromString("_lines");
+    s_names_attr = PyUnicode_InternFromString("_names");
+    s_via_attr = PyUnicode_InternFromString("via");
+    s_raw_attr = PyUnicode_InternFromString("raw");
+    s_protocol_attr = PyUnicode_InternFromString("protocol");
+    if (!s_lines_attr || !s_names_attr || !s_via_attr || !s_raw_attr || !s_protocol_attr)
         return NULL;
     if (PyType_Ready(&CachedValueType) < 0)
         return NULL;

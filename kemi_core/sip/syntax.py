@@ -163,6 +163,7 @@ try:
         scan_message,
         single_index,
         single_value,
+        usual_request,
         value_types,
         via_fields,
         via_received,
@@ -188,6 +189,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     via_received = None  # (forwarding.via.received_via compiled for the usual request)
     field_value = None  # (SipMsg's properties that read a state slot, without a Python call)
     reply_builder = None  # (reply.build_reply compiled for the usual reply)
+    usual_request = None  # (runtime.request_gate's usual request judged in one call)
 
 
 def bad(reason: str) -> SipParseError:

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kemi_core.runtime import request_gate
 from kemi_core.runtime.request_gate import _walk, check_request_headers
-from kemi_core.sip import SipMsg, SipParseError, parse_datagram
+from kemi_core.sip import SipMsg, SipParseError, parse_datagram, syntax
 from kemi_core.testing import request_text as request
 
 VIA = "Via: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1"
@@ -89,3 +90,44 @@ def test_same_answer_as_the_walk(lines: list[str]) -> None:
         except SipParseError as exc:
             got = exc.reason
         assert got == expected
+
+
+# The compiled usual case (syntax.usual_request) must answer as the Python checks do: each
+# request below is judged twice (the layout's first sight, then the compiled call) with and
+# without it.
+USUAL_CASES = [
+    request(), request(cseq="1\tOPTIONS"), request(cseq="1\u00a0OPTIONS"), request(cseq="1 OPTIONS x"),
+    request(cseq=" 1   OPTIONS "), request(cseq="1"),
+    request(via="Via: sip/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1"),
+    request(via="Via: \u017fIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK1"),
+    request(via="Via: SIP/2.1/UDP 127.0.0.1:5;branch=z9hG4bK1"),
+    request(via=VIA + ", SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bK2"), request(via=VIA + ","),
+    request().replace("OPTIONS sip:", "OPTIONS  sip:", 1),
+    request().replace("SIP/2.0\r\n", "SIP/2.0  \r\n", 1),
+    request(to="<sip:x"), request(to="garbage"), request(extra="To: <sip:second@x>"),
+]
+
+
+def gate_twice(text: str) -> list[str | None]:
+    return [gate(text), gate(text)]
+
+
+@pytest.mark.skipif(syntax.usual_request is None, reason="the compiled helpers are not built")
+@pytest.mark.parametrize("text", USUAL_CASES)
+def test_compiled_usual_case_as_python(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = gate_twice(text)
+    monkeypatch.setattr(request_gate, "usual_request", None)
+    assert compiled == gate_twice(text)
+
+
+@pytest.mark.skipif(syntax.usual_request is None, reason="the compiled helpers are not built")
+def test_compiled_usual_case_takes_the_usual_request() -> None:
+    assert syntax.usual_request is not None
+    gate(request())  # the layout's first sight
+    layouts = request_gate._LAYOUTS
+    assert syntax.usual_request(parse_datagram(request().replace("PORT", "5").encode()),
+                                layouts) is True
+    for text in (request(cseq="1 OPTIONS x"), request(via=VIA + ", SIP/2.0/TCP h;branch=z9hG4bK2"),
+                 request().replace("OPTIONS sip:", "OPTIONS  sip:", 1)):
+        msg = parse_datagram(text.replace("PORT", "5").encode())
+        assert syntax.usual_request(msg, layouts) is False
