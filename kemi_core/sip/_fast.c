@@ -2950,18 +2950,11 @@ usual_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (two_words(cseq))
         result = Py_True;
 done:
-    Py_XDECREF(lines);
-    Py_XDECREF(names);
-    Py_XDECREF(layout);
-    Py_XDECREF(top);
-    Py_XDECREF(raw);
-    Py_XDECREF(protocol);
-    Py_XDECREF(via);
-    Py_XDECREF(cseq);
     Py_INCREF(result);
-    return result;
+    goto cleanup;
 error:
     result = NULL;
+cleanup:
     Py_XDECREF(lines);
     Py_XDECREF(names);
     Py_XDECREF(layout);
@@ -2970,7 +2963,7 @@ error:
     Py_XDECREF(protocol);
     Py_XDECREF(via);
     Py_XDECREF(cseq);
-    return NULL;
+    return result;
 }
 
 static PyMethodDef methods[] = {
