@@ -4,7 +4,7 @@ When an event brings several datagrams, the sends their routing makes (replies, 
 requests) are held and sent together, in the order they were made, once the event's last
 datagram is routed: the kernel's network stack then runs once per event instead of between
 every two messages' Python, whose caches it evicts (bench/register.py: ~15 us less per REGISTER
-at 2,000/s; /work/wt/findings-hold-sends.md). An event bringing one datagram holds nothing.
+at 2,000/s). An event bringing one datagram holds nothing.
 
 A held send may wait only for the CPU-bound routing of the other datagrams of its event, never
 for a handler that blocks (a database lock, a socket, a sleep, a child process):

@@ -13,9 +13,10 @@ Except on a socket that is never closed while its worker runs (``read_ahead``: t
 socket; with one worker, every listen socket): it reads all of an event's datagrams before it
 delivers the first (the drain gate still judges each as it is delivered). The kernel's receive
 path then runs once per event instead of between every two messages' Python, whose caches it
-evicts (/work/wt/findings-floor-lean.md). A listen socket shared with other workers delivers
-each as it is read: a recycled worker closes it between two datagrams and leaves the rest in
-the kernel for the worker that replaces it.
+evicts (a REGISTER costs about twice in the server, bench/register.py, what the same handler
+costs in process, bench/register_profile.py; the syscalls are a fifth of the difference). A
+listen socket shared with other workers delivers each as it is read: a recycled worker closes
+it between two datagrams and leaves the rest in the kernel for the worker that replaces it.
 
 When a read-ahead event brings several datagrams, the sends their routing makes are held in the
 worker's :class:`~kemi_core.transport.outbox.Outbox` and go out together after the last one
