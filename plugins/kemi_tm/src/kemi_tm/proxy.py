@@ -188,9 +188,10 @@ class ProxyTransaction(ServerTransaction):
         """Make a branch for a copy of ``request`` to ``dest`` with our Via (``sent_by`` =
         "host[:port]", ``via_params`` after the branch, e.g. ";rport").
         ``owned``: the caller hands ``request`` over (a copy made for this branch, e.g. the
-        branch route's), so its own top Via is kept as it is. Otherwise the branch's request is ``request``'s bytes with our Via on
-        top (and ``top_via`` in place of its own top Via, as ``apply_via``): no copy of the
-        message is made, the branch parses its bytes again only to build a CANCEL or an ACK.
+        branch route's), so its own top Via is kept as it is. Otherwise the branch's request
+        is ``request``'s bytes with our Via on top (and ``top_via`` in place of its own top
+        Via, as ``apply_via``). Either way no parsed copy is kept: the branch holds the bytes
+        and parses them again only to build a CANCEL or an ACK.
 
         While other branches are pending it forks in parallel; after a decision was asked it
         opens a new serial step. Returns the branch index; the branch's client is armed and
