@@ -227,6 +227,13 @@ def once(lines: list[str]) -> Seen:
     return list(dict.fromkeys(lines))
 
 
+def after_branch_timers(started: float) -> None:
+    """Wait until a call's dropped branches have ended by fr_timer (1 s after ``started``; they
+    log BRANCH-FAILURE 408 and send nothing on the wire) and a margin more, so the next call's
+    lines follow them in the log however slow the machine is."""
+    time.sleep(max(0.0, started + 2.0 - time.monotonic()))
+
+
 def run_calls(server: int) -> tuple[list[Seen], dict[str, str]]:
     """Four calls: a fork the caller CANCELs after one branch said 486 (tm's ACK and CANCEL
     go down), one branch dropped, both dropped, one branch the route edits."""
@@ -250,6 +257,7 @@ def run_calls(server: int) -> tuple[list[Seen], dict[str, str]]:
         d2 += fork.take("d2", 0.2)
         seen.append(once(first_lines("d1", d1) + first_lines("d2", d2) + first_lines("up", up)))
 
+        started = time.monotonic()
         drop_one.invite(server, 2, f"X-Drop: {drop_one.port('d2')}")
         d1 = drop_one.take("d1", 2, first=True)
         answer(drop_one.socks["d1"], d1[0], "486 Busy Here")
@@ -257,11 +265,14 @@ def run_calls(server: int) -> tuple[list[Seen], dict[str, str]]:
         seen.append(once(first_lines("d1", d1) + first_lines("d2", drop_one.take("d2", 0.1))
                          + first_lines("up", drop_one.take("up", 0.3))))
 
+        after_branch_timers(started)
+        started = time.monotonic()
         drop_all.invite(server, 2, "X-Drop: all")
         seen.append(once(first_lines("up", drop_all.take("up", 0.6))
                          + first_lines("d1", drop_all.take("d1", 0.1))
                          + first_lines("d2", drop_all.take("d2", 0.1))))
 
+        after_branch_timers(started)
         edit.invite(server, 1, "X-Edit: 1")
         d1 = edit.take("d1", 2, first=True)
         answer(edit.socks["d1"], d1[0], "486 Busy Here")
