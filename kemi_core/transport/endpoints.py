@@ -261,17 +261,24 @@ class WorkerEndpoints:
         if family is None:
             log.error("send over %s is not supported", proto)
             return False
-        conn = self.conns.find(host, port, family)
-        if conn is not None:
-            if conn.open:
-                return conn.send_message(data)
-            if conn.transport is None and not conn.server_side and not conn.opened_at:
-                conn.waiting.append(data)  # still connecting
-                return True
-        if self.owners is not None and self.mailbox is not None:
-            rank = self.owners.get(owner_key(host, port))
-            if rank is not None and rank != self.rank:
-                return self.mailbox.post(rank, encode_send(self.rank, proto, host, port, data))
+        # each transport of the family in turn (ws then wss for ws): ours, else the worker
+        # holding one; a wss connection in another worker comes before our ws one from the
+        # same source port
+        handoff = self.owners is not None and self.mailbox is not None
+        for each in family:
+            conn = self.conns.find(host, port, (each,))
+            if conn is not None:
+                if conn.open:
+                    return conn.send_message(data)
+                if conn.transport is None and not conn.server_side and not conn.opened_at:
+                    conn.waiting.append(data)  # still connecting
+                    return True
+            if handoff:
+                assert self.owners is not None and self.mailbox is not None
+                rank = self.owners.get(owner_key(host, port, each))
+                if rank is not None and rank != self.rank:
+                    return self.mailbox.post(rank, encode_send(self.rank, proto, host, port,
+                                                               data))
         return self._send_unheld(proto, host, port, data)
 
     def _send_unheld(self, proto: str, host: str, port: int, data: bytes) -> bool:
@@ -286,11 +293,11 @@ class WorkerEndpoints:
     # ---- connections held by other workers (kemi_core.transport.handoff) ------------------
     def stream_opened(self, conn: StreamConnection) -> None:
         if self.owners is not None:
-            self.owners.put(owner_key(*conn.peer), self.rank)
+            self.owners.put(owner_key(*conn.peer, conn.proto), self.rank)
 
     def stream_closed(self, conn: StreamConnection) -> None:
         if self.owners is not None:
-            key = owner_key(*conn.peer)
+            key = owner_key(*conn.peer, conn.proto)
             try:
                 if self.owners.get(key) == self.rank:
                     self.owners.delete(key)

@@ -49,8 +49,12 @@ def mailbox_name(main_pid: int, rank: int) -> bytes:
     return f"\0kemi-{main_pid}-w{rank}".encode()
 
 
-def owner_key(host: str, port: int) -> str:
-    return f"{host}:{port}"
+def owner_key(host: str, port: int, proto: str) -> str:
+    """The owners table's key of a connection with peer ``host:port`` over ``proto``: by its
+    base transport (TLS for tls/wss, else plain TCP), so a client using one source port for a
+    ws:// and a wss:// connection (to our two listeners) has both found, each in its worker."""
+    base = "tls" if proto in ("tls", "wss") else "tcp"
+    return f"{base}:{host}:{port}"
 
 
 def encode_send(sender: int, proto: str, host: str, port: int, data: bytes) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from kemi_core.sip import ParseLimits
 from kemi_core.testing.process import free_port
 from kemi_core.transport import endpoints
-from kemi_core.transport.handoff import Mailbox
+from kemi_core.transport.handoff import Mailbox, owner_key
 
 BURST = 200
 
@@ -52,6 +52,14 @@ def test_posting_to_a_worker_that_is_not_there_fails() -> None:
     assert asyncio.run(run()) is False
 
 
+def test_owner_keys_tell_a_plain_from_a_tls_connection_of_one_source_port() -> None:
+    # a client may use one source port for a ws:// and a wss:// connection, held by two
+    # workers: each must be found (a ws connection is opened as tcp, wss as tls)
+    assert owner_key("127.0.0.1", 5999, "ws") == owner_key("127.0.0.1", 5999, "tcp")
+    assert owner_key("127.0.0.1", 5999, "wss") == owner_key("127.0.0.1", 5999, "tls")
+    assert owner_key("127.0.0.1", 5999, "ws") != owner_key("127.0.0.1", 5999, "wss")
+
+
 class _Owners(dict[str, int]):
     """The shared table of connection owners, in one process."""
 
@@ -81,7 +89,8 @@ def test_a_hand_over_to_a_gone_connection_comes_back_as_a_send_failure(
 
     async def run() -> list[bytes]:
         loop = asyncio.get_running_loop()
-        owners = _Owners({"127.0.0.1:5999": 2, f"127.0.0.1:{refused}": 2})
+        owners = _Owners({owner_key("127.0.0.1", 5999, "ws"): 2,
+                          owner_key("127.0.0.1", refused, "tcp"): 2})
         failed: list[bytes] = []
         workers = [endpoints.WorkerEndpoints(loop, [], _NoReceiver(), ParseLimits(), True,
                                              rank=rank, owners=owners)  # type: ignore[arg-type]
