@@ -12,7 +12,8 @@ The names, by what they are for:
   :class:`ReturnKind`, :class:`MsgContext`, :class:`Core` (with ``declare_param``/``modparam``,
   ``add_rpc``, ``add_cfg_function``, ``counter``, ``registry``), :class:`CfgFunction`,
   :class:`Counter` and :class:`Gauge` (statistics shared by every process), services modules
-  offer each other (``core.provide`` / ``core.require`` with :class:`TmApi`, :class:`RrApi`);
+  offer each other (``core.provide`` / ``core.require`` with :class:`TmApi`, :class:`RrApi`,
+  :class:`SlApi`);
 * writing an engine: :class:`Engine`, :class:`EngineSpec`, :class:`ScriptExit`,
   :class:`ScriptDrop`, the default callback names (``REQUEST_ROUTE`` ...);
 * errors: :class:`ModuleError` (refuse loading or start-up), :class:`ConfigError` (a config
@@ -113,7 +114,7 @@ from kemi_core.rpc.protocol import RpcFault
 from kemi_core.runtime.clock import Clock, Timer, VirtualClock, drive_with_loop
 from kemi_core.runtime.context import Branch, MsgContext, RecvInfo, RouteType
 from kemi_core.runtime.core import CfgFunction, Core, ParamSpec, RpcCommand
-from kemi_core.services import RrApi, TmApi
+from kemi_core.services import RrApi, SlApi, TmApi
 from kemi_core.shared import (
     DELETE,
     KEEP,
@@ -193,6 +194,7 @@ __all__ = [
     "RpcCommand",
     "RpcFault",
     "RrApi",
+    "SlApi",
     "ScriptDrop",
     "ScriptError",
     "ScriptExit",

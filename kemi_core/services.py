@@ -9,6 +9,7 @@ its own Protocol (or pass a class) for what it provides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -26,6 +27,19 @@ class TmApi(Protocol):
 
     def t_reply(self, ctx: MsgContext, code: int, reason: str) -> int:
         """Reply to the transaction of ``ctx`` statefully (Kamailio's int result)."""
+        ...
+
+
+@runtime_checkable
+class SlApi(Protocol):
+    """What sl offers other modules (``core.service("sl", SlApi)``): a reply with headers of
+    the caller's own (registrar's Contact list) without queueing them for the script."""
+
+    def send_reply(self, ctx: MsgContext, code: int, reason: str,
+                   headers: Sequence[tuple[str, str]] = ()) -> int:
+        """sl's ``send_reply`` (stateful when tm holds a transaction for the request) with
+        ``headers`` after the ones the script queued (append_to_reply ...), which stay queued
+        for a later reply as they were (Kamailio's int result)."""
         ...
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kemi_sl
-from kemi_core.api import Branch
+from kemi_core.api import Branch, MsgContext, SlApi
 from kemi_core.testing import attach_dispatcher, context, offline_core, request
 
 
@@ -129,6 +129,55 @@ def test_send_reply_uses_tm_when_a_transaction_exists() -> None:
     assert tm.replied == [(180, "Ringing")] and tr.sent == []
     kemi_sl.sl_send_reply(ctx, 180, "Ringing")  # sl_send_reply is always stateless
     assert len(tr.sent) == 1
+
+
+@pytest.mark.parametrize("queued", [
+    None,  # nothing queued by the script: the usual registrar 200
+    [("X-One", "1")],
+    ["X-One: 1\r\n"],
+])
+def test_service_reply_adds_headers_after_the_queued_ones(queued: list[object] | None) -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    api = core.require("sl", SlApi)
+    raw = request("REGISTER", "sip:127.0.0.1", 5070)
+    ctx = context(core, raw)
+    if queued is not None:
+        ctx.extra["reply_headers"] = list(queued)
+    added = [("Contact", "<sip:a@10.0.0.1>;expires=60"), ("X-Two", "2")]
+    assert api.send_reply(ctx, 200, "OK", added) == 1
+    reply = tr.sent[0].msg
+    names = [k for k in reply.header_keys if k in ("x-one", "contact", "x-two")]
+    assert names == ([] if queued is None else ["x-one"]) + ["contact", "x-two"]
+    assert reply.header("Contact") == "<sip:a@10.0.0.1>;expires=60"
+    # the script's queue is left as it was (none made when there was none)
+    assert ctx.extra.get("reply_headers") == queued
+    # the same reply as queueing the headers for sl_send_reply (what registrar did before)
+    ctx2 = context(core, raw)
+    ctx2.extra["reply_headers"] = [*(queued or []), *added]
+    kemi_sl.sl_send_reply(ctx2, 200, "OK")
+    assert tr.sent[1].data == tr.sent[0].data
+
+
+def test_service_reply_through_tm_sees_the_headers_queued() -> None:
+    core, tr = offline_core(("sl", kemi_sl))
+    seen: list[list[object]] = []
+
+    class FakeTm:  # a test double of tm's service API: tm reads the queue when it replies
+        def has_transaction(self, ctx: object) -> bool:
+            return True
+
+        def t_reply(self, ctx: MsgContext, code: int, reason: str) -> int:
+            seen.append(list(ctx.extra["reply_headers"]))
+            return 1
+
+    core.provide("tm", FakeTm())
+    ctx = context(core, request("REGISTER", "sip:127.0.0.1", 5070))
+    ctx.extra["reply_headers"] = ["X-One: 1\r\n"]
+    api = core.require("sl", SlApi)
+    assert api.send_reply(ctx, 200, "OK", [("Contact", "<sip:a@10.0.0.1>")]) == 1
+    assert api.send_reply(ctx, 200, "OK") == 1
+    assert seen == [["X-One: 1\r\n", ("Contact", "<sip:a@10.0.0.1>")], ["X-One: 1\r\n"]]
+    assert ctx.extra["reply_headers"] == ["X-One: 1\r\n"] and tr.sent == []
 
 
 def test_exports_table_and_seed_aliases() -> None:

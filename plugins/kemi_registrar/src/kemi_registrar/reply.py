@@ -15,7 +15,7 @@ import logging
 from email.utils import formatdate
 from typing import Any
 
-from kemi_core.api import MsgContext
+from kemi_core.api import MsgContext, SlApi
 from kemi_registrar.params import RegParams
 from kemi_registrar.request import RegError
 from kemi_usrloc.contact import Q_UNSPECIFIED, Contact, q_text
@@ -88,29 +88,20 @@ def error_headers(err: RegError, contacts: list[Contact], now: float, p: RegPara
     return headers
 
 
-#: (core, sl's send_reply export) last looked up: the same for every reply of a server
-_sl_export: list[Any] = [None, None]
+#: (core, sl's service) last looked up: the same for every reply of a server
+_sl: list[Any] = [None, None]
 
 
 def send(ctx: MsgContext, code: int, reason: str, headers: Headers) -> bool:
-    """Reply through sl's send_reply with ``headers`` added after the script's own (and
-    taken away again: the script's own stay queued, as they were)."""
+    """Reply through sl's send_reply (stateful when tm holds a transaction) with ``headers``
+    after the script's own (which stay queued, as they were)."""
     core = ctx.core
-    if _sl_export[0] is core:
-        export = _sl_export[1]
+    if _sl[0] is core:
+        sl = _sl[1]
     else:
-        export = core.registry.lookup("sl", "send_reply")
-        _sl_export[:] = [core, export]
-    if export is None:
+        sl = core.service("sl", SlApi)
+        _sl[:] = [core, sl]
+    if sl is None:
         log.error("registrar: the sl module is not loaded: no reply sent")
         return False
-    extra = ctx.extra
-    pending = extra.get("reply_headers")
-    if pending is None:
-        pending = extra["reply_headers"] = []
-    queued = len(pending)
-    pending.extend(headers)
-    try:
-        return int(export.func(ctx, code, reason)) > 0
-    finally:
-        del pending[queued:]
+    return sl.send_reply(ctx, code, reason, headers) > 0

@@ -9,6 +9,7 @@ this; sl does it without state).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from kemi_core.api import (
@@ -29,6 +30,8 @@ log = logging.getLogger("kemi.sl")
 _NO_BODY: tuple[bytes, None] = (b"", None)
 #: the entry types of a reply_headers list that are all (name, value) pairs
 _PAIRS_ONLY = frozenset((tuple,))
+#: (name, value) pairs a module adds to a reply (SlApi.send_reply's headers)
+Headers = Sequence[tuple[str, str]]
 
 MODULE = "sl"
 
@@ -75,6 +78,7 @@ def mod_register(core: Core) -> None:
     core.add_cfg_function(CfgFunction(MODULE, "sl_reply_error", lambda ctx: sl_reply_error(ctx)))
     core.add_cfg_function(CfgFunction(MODULE, "sl_forward_reply", _cfg_forward_reply, 0, 2))
     core.add_rpc("sl.stats", _rpc_stats, "stateless replies sent, by code and class")
+    core.provide(MODULE, _Api())
 
 
 @hookimpl
@@ -92,8 +96,9 @@ def mod_init(core: Core) -> None:
 
 
 # ---- KEMI functions -------------------------------------------------------------------
-def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
-    """Send a stateless reply with this code and reason to the current request."""
+def sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
+    """Send a stateless reply with this code and reason to the current request (``added``:
+    a module's own headers, after the script's; scripts pass none)."""
     msg = ctx.msg
     if not msg.is_request:
         log.error("sl_send_reply: the current message is a reply")
@@ -109,9 +114,9 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     try:
         # (extra holds more than these: the native engine's $rc is there after any call)
         if "reply_headers" in extra or "reply_body" in extra or 300 <= code < 400:
-            data = build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra))
+            data = build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra, added))
         else:  # the usual reply: nothing queued by the script, no Contact list
-            data = build_reply(msg, code, reason, tag)
+            data = build_reply(msg, code, reason, tag, added)
     except SipParseError as exc:
         log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
         return -1
@@ -127,31 +132,54 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str) -> int:
     return 1
 
 
-def _reply_additions(ctx: MsgContext, code: int, extra: dict[str, Any]
+def _reply_additions(ctx: MsgContext, code: int, extra: dict[str, Any], added: Headers
                      ) -> tuple[list[tuple[str, str]], bytes, str | None]:
-    """The headers (append_to_reply, registrar's Contact list, a 3xx's destinations) and the
+    """The headers (append_to_reply, then a module's ``added``, a 3xx's destinations) and the
     body (set_reply_body) the script gave the reply."""
     queued = extra.get("reply_headers")
     # (name, value) pairs as they are; a whole "Name: value" line is split (when every entry
-    # is a pair, as registrar's and auth's are, the list is copied at C level)
+    # is a pair, as auth's are, the list is copied at C level)
     if not queued:
-        headers = []
+        headers = [*added]
     elif {*map(type, queued)} <= _PAIRS_ONLY:
-        headers = list(queued)
+        headers = [*queued, *added]
     else:
         headers = [h if type(h) is tuple else _split_header(h) for h in queued]
+        headers += added
     if 300 <= code < 400:
         headers += [("Contact", f"<{uri}>") for uri in _destination_set(ctx)]
     body, ctype = extra.get("reply_body", _NO_BODY)
     return headers, body, ctype
 
 
-def send_reply(ctx: MsgContext, code: int, reason: str) -> int:
-    """Reply statefully when tm holds a transaction for the request, else statelessly."""
+def send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
+    """Reply statefully when tm holds a transaction for the request, else statelessly
+    (``added``: a module's own headers, after the script's; scripts pass none)."""
     tm = _state.tm if _state.tm_for is ctx.core else _bound_tm(ctx.core)
     if tm is not None and tm.has_transaction(ctx):
+        return _t_reply(tm, ctx, code, reason, added) if added else int(tm.t_reply(ctx, code, reason))
+    return sl_send_reply(ctx, code, reason, added)
+
+
+def _t_reply(tm: TmApi, ctx: MsgContext, code: int, reason: str, added: Headers) -> int:
+    """tm's reply with ``added`` after the script's queued headers (tm reads the queue; the
+    script's own stay queued, as they were)."""
+    extra = ctx.extra
+    pending = extra.get("reply_headers")
+    if pending is None:
+        pending = extra["reply_headers"] = []
+    queued = len(pending)
+    pending.extend(added)
+    try:
         return int(tm.t_reply(ctx, code, reason))
-    return sl_send_reply(ctx, code, reason)
+    finally:
+        del pending[queued:]
+
+
+class _Api:
+    """sl's service to other modules (:class:`~kemi_core.services.SlApi`)."""
+
+    send_reply = staticmethod(send_reply)
 
 
 def _bound_tm(core: Core) -> TmApi | None:
