@@ -25,7 +25,7 @@ from kemi_core.sip.syntax import METHODS, scan_message
 class StreamBuffer:
     """Incremental framer for one connection. Not thread-safe (one per connection)."""
 
-    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_scan", "_error",
+    __slots__ = ("_buf", "_limits", "_head", "_head_len", "_need", "_scan", "error",
                  "failed_data")
 
     def __init__(self, limits: ParseLimits = DEFAULT_LIMITS) -> None:
@@ -35,19 +35,15 @@ class StreamBuffer:
         self._head_len = 0  # bytes of that head including the empty line
         self._need = 0  # total bytes of that message
         self._scan = 0  # where to resume looking for the empty line (no quadratic rescans)
-        self._error: SipParseError | None = None
+        #: why framing was lost (None while it is not); every later feed() raises it
+        self.error: SipParseError | None = None
         #: the bytes the stream failed on (what was buffered then, at most one message's size)
         self.failed_data = b""
 
     @property
     def failed(self) -> bool:
         """True once framing is lost; every later feed() raises the same error."""
-        return self._error is not None
-
-    @property
-    def error(self) -> SipParseError | None:
-        """Why framing was lost (None while it is not)."""
-        return self._error
+        return self.error is not None
 
     @property
     def pending(self) -> int:
@@ -61,14 +57,30 @@ class StreamBuffer:
         messages were completed before the bad one, they are returned first and the error is
         raised by the next feed() call (check ``failed``).
         """
-        if self._error is not None:
-            raise self._error
-        self._buf += data
+        if self.error is not None:
+            raise self.error
         out: list[SipMsg] = []
+        limits = self._limits
+        if (not self._buf and self._head is None and data.__class__ is bytes
+                and scan_message is not None and not limits.require_mandatory):
+            # The usual read: whole messages (several when they come fast), the first at its
+            # start. Each is made in one compiled pass (as _scan_whole) without going through
+            # the buffer; a read that ends with a whole message ends here.
+            while True:
+                msg = scan_message(data, _NAME_CACHE, METHODS, limits.max_message_size,
+                                   limits.max_headers, limits.max_header_line)
+                if msg is None or "content-length" not in msg._names:
+                    break  # not whole, or unusual: the buffer's path decides
+                out.append(msg)
+                n = len(msg._buf)
+                if n == len(data):
+                    return out
+                data = data[n:]
+        self._buf += data
         try:
             self._drain(out)
         except SipParseError as exc:
-            self._error = exc
+            self.error = exc
             self.failed_data = bytes(self._buf[: self._limits.max_message_size])
             self._buf.clear()
             self._head = None

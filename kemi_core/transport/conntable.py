@@ -68,6 +68,16 @@ class ConnTable:
         if protos is None:
             return conns[-1]
         for proto in protos:
+            found = self.newest(host, port, proto)
+            if found is not None:
+                return found
+        return None
+
+    def newest(self, host: str, port: int, proto: str) -> StreamConnection | None:
+        """The newest connection with peer ``host:port`` over ``proto`` (``find`` with one
+        transport, without the tuple: every stream send looks one up)."""
+        conns = self._by_peer.get((host, port))
+        if conns:
             for conn in reversed(conns):
                 if conn.proto == proto:
                     return conn

@@ -264,17 +264,17 @@ class WorkerEndpoints:
         # each transport of the family in turn (ws then wss for ws): ours, else the worker
         # holding one; a wss connection in another worker comes before our ws one from the
         # same source port
-        handoff = self.owners is not None and self.mailbox is not None
+        conns = self.conns
         for each in family:
-            conn = self.conns.find(host, port, (each,))
+            conn = conns.newest(host, port, each)
             if conn is not None:
-                if conn.open:
+                st = conn.transport
+                if st is not None and not st.is_closing():  # conn.open, written out
                     return conn.send_message(data)
-                if conn.transport is None and not conn.server_side and not conn.opened_at:
+                if st is None and not conn.server_side and not conn.opened_at:
                     conn.waiting.append(data)  # still connecting
                     return True
-            if handoff:
-                assert self.owners is not None and self.mailbox is not None
+            if self.owners is not None and self.mailbox is not None:  # workers hand over
                 rank = self.owners.get(owner_key(host, port, each))
                 if rank is not None and rank != self.rank:
                     return self.mailbox.post(rank, encode_send(self.rank, proto, host, port,

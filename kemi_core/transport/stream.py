@@ -344,10 +344,13 @@ class StreamConnection(asyncio.Protocol):
         self.last_active = owner.loop.time()
         self.got_message = True
         self.partial_since = 0.0
-        if owner.mailbox is not None and not msg.is_request and owner.steer_reply(msg, self.rcv()):
+        rcv = self._rcv  # self.rcv()'s usual answer read here: once per message
+        if rcv is None or rcv.proto != self.proto:
+            rcv = self.rcv()
+        if owner.mailbox is not None and not msg.is_request and owner.steer_reply(msg, rcv):
             return
         try:
-            owner.receiver.on_message(msg, self.rcv())
+            owner.receiver.on_message(msg, rcv)
         except Exception as exc:
             internal_error(exc, f"{self.proto} from {self.peer[0]}:{self.peer[1]}")
 
@@ -378,7 +381,8 @@ class StreamConnection(asyncio.Protocol):
         """Send one SIP message (framed by the reader: a WebSocket message on a WebSocket)."""
         if self.transport is None:
             return False
-        if not self.established:
+        tls = self.tls
+        if tls is not None and not tls.established:  # not ``established`` yet
             self.waiting.append(data)
             return True
         return self.write(self.reader.wire(data))
@@ -394,14 +398,14 @@ class StreamConnection(asyncio.Protocol):
             self.abort()
             return False
         self.last_active = self.owner.loop.time()
-        if self.tls is not None:
+        tls = self.tls
+        if tls is not None:
             try:
-                self.tls.send(data)
+                data = tls.send(data)
             except TlsError as exc:
                 log.debug("tls %s:%s: %s", *self.peer, exc)
                 self.abort()
                 return False
-            data = self.tls.outgoing()
         tr.write(data)
         # a socket the peer has reset fails the write at once: asyncio closes the transport
         return not tr.is_closing()

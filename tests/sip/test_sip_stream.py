@@ -117,3 +117,25 @@ def test_compiled_pass_gives_the_python_paths_messages(invite: bytes, register: 
     assert [_state(m) for m in compiled] == [_state(m) for m in python]
     assert [m.status or m.method for m in compiled] == ["INVITE", 200, "REGISTER"]
     assert pending == python_pending == 60
+
+
+def test_whole_messages_in_one_read_skip_the_buffer(invite: bytes, register: bytes,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read of whole messages back to back (several come in one read when they come fast)
+    is framed by the compiled pass alone: nothing goes through the buffer's path; a partial
+    message behind them does, and completes as usual."""
+    data = invite + register + invite
+    sb = StreamBuffer()
+
+    def no_drain(self: StreamBuffer, out: list[SipMsg]) -> None:
+        pytest.fail("the buffer's path ran")
+
+    monkeypatch.setattr(StreamBuffer, "_drain", no_drain)
+    msgs = sb.feed(data)
+    assert [m.to_bytes() for m in msgs] == [invite, register, invite]
+    assert sb.pending == 0
+    monkeypatch.undo()
+    sb = StreamBuffer()
+    msgs = sb.feed(invite + register[:40])
+    assert [m.to_bytes() for m in msgs] == [invite] and sb.pending == 40
+    assert [m.to_bytes() for m in sb.feed(register[40:])] == [register]

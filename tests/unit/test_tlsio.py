@@ -33,12 +33,11 @@ def test_records_read_in_one_feed_and_across_feeds(pair: tuple[TlsSession, TlsSe
     msgs = [b"INVITE sip:a@b SIP/2.0\r\n" + bytes([65 + i]) * (100 + 20000 * i) for i in range(3)]
     records = []
     for msg in msgs:
-        client.send(msg)
-        records.append(client.outgoing())
+        records.append(client.send(msg))
     wire = b"".join(records)
     assert server.receive(wire) == b"".join(msgs)  # several records (one over 16 KB) at once
-    client.send(msgs[0])
-    record = client.outgoing()
+    record = client.send(msgs[0])
+    assert client.outgoing() == b""  # send took the records
     assert server.receive(record[:7]) == b""  # a record's start: nothing to read yet
     assert server.receive(record[7:]) == msgs[0]
     assert not server.peer_closed
@@ -46,8 +45,7 @@ def test_records_read_in_one_feed_and_across_feeds(pair: tuple[TlsSession, TlsSe
 
 def test_close_notify_after_data(pair: tuple[TlsSession, TlsSession]) -> None:
     server, client = pair
-    client.send(b"bye")
-    wire = client.outgoing() + client.close_notify()
+    wire = client.send(b"bye") + client.close_notify()
     assert server.receive(wire) == b"bye"
     assert server.peer_closed
 
@@ -98,6 +96,6 @@ def test_data_right_behind_the_handshake_end(tmp_path: Path) -> None:
     assert server.receive(client.outgoing()) == b""
     assert client.receive(server.outgoing()) == b""
     finished = client.outgoing()
-    client.send(b"OPTIONS sip:a SIP/2.0\r\n\r\n")
-    assert server.receive(finished + client.outgoing()) == b"OPTIONS sip:a SIP/2.0\r\n\r\n"
+    sent = client.send(b"OPTIONS sip:a SIP/2.0\r\n\r\n")
+    assert server.receive(finished + sent) == b"OPTIONS sip:a SIP/2.0\r\n\r\n"
     assert server.established
