@@ -224,8 +224,11 @@ def _chosen(flags: int) -> tuple[tuple[int, Callable[[MsgContext], bool]], ...]:
 
 
 def nat_uac_test(ctx: MsgContext, flags: int) -> int:
-    """1 when one of the tests chosen by ``flags`` says the sender is behind a NAT, else -1."""
-    for bit, test in _chosen(flags):
+    """Guess whether the sender is behind NAT: 1 when a test chosen by ``flags`` says so
+    (1 private Contact, 2 Via address is not the source, 4 private Via, 8 private SDP address,
+    16 source port is not the Via's, 32 private source, 64 WebSocket, 128 Contact port is not
+    the source port, 256 SDP address is not the source, 512 target differs), else -1."""
+    for bit, test in _CHOSEN.get(flags) or _chosen(flags):  # the kept answer read here
         try:
             if test(ctx):
                 return 1
