@@ -66,8 +66,11 @@ from kemi_core.engine_module import EngineApp, app_hooks, check_script, read_scr
 from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
 from kemi_core.forwarding import (
     PENDING,
+    SOCKET_EDIT,
     Resolver,
+    SocketEdit,
     apply_via,
+    for_socket,
     forward_reply,
     listen_for,
     our_via,
@@ -207,7 +210,10 @@ __all__ = [
     "TmApi",
     "PENDING",
     "Resolver",
+    "SOCKET_EDIT",
+    "SocketEdit",
     "apply_via",
+    "for_socket",
     "forward_reply",
     "our_via",
     "send_to",

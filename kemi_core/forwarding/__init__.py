@@ -4,6 +4,7 @@
 * where things go: reply destinations, next-hop URIs (``targets``);
 * next-hop names resolved without blocking the event loop, cached for a bounded time
   (``resolver``);
+* a request's edit per socket it leaves from, made at send time (``socket_edit``);
 * sending: a stateless request forward, the one reply-forwarding path ("pop our Via and send
   the reply on"), any send to a name (``send``).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from kemi_core.forwarding.resolver import PENDING, RESOLVER, Resolver
 from kemi_core.forwarding.send import forward_reply, forward_request, resolve_then, send_to
+from kemi_core.forwarding.socket_edit import SOCKET_EDIT, SocketEdit, for_socket
 from kemi_core.forwarding.targets import (
     DEFAULT_PORT,
     Target,
@@ -34,8 +36,8 @@ from kemi_core.forwarding.via import (
 )
 
 __all__ = [
-    "DEFAULT_PORT", "MAGIC_COOKIE", "PENDING", "RESOLVER", "Resolver", "Target", "apply_via",
-    "forward_reply", "forward_request", "is_our_via", "listen_for", "our_via", "received_via",
+    "DEFAULT_PORT", "MAGIC_COOKIE", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
+    "Target", "apply_via", "for_socket", "forward_reply", "forward_request", "is_our_via", "listen_for", "our_via", "received_via",
     "reply_destination", "resolve_then", "send_to", "stamp_received", "stateless_branch",
     "uri_destination", "uri_target", "via_params", "via_reply_destination", "via_sent_by",
 ]

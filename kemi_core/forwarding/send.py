@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.forwarding.resolver import PENDING
+from kemi_core.forwarding.socket_edit import for_socket
 from kemi_core.forwarding.targets import (
     is_our_via,
     listen_for,
@@ -84,7 +85,8 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
     core = ctx.core
     ours = our_via(ctx, proto, stateless_branch(msg))
     top = received_via(ctx, msg)
-    data = msg.bytes_with_via(ours, top)
+    # as it leaves from its socket (rr's double Record-Route, say)
+    data = for_socket(ctx, msg, proto, ctx.send_socket).bytes_with_via(ours, top)
     if core.onsend is not None and core.onsend_name() is not None:
         # onsend_route sees the request as routed; what it changes is not sent (Kamailio)
         def send(ip: str | None) -> bool:

@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 import kemi_rr
-from kemi_core.api import Core, ListenAddr, MsgContext
+from kemi_core.api import Core, ListenAddr, MsgContext, for_socket
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import context, offline_core, request
 
@@ -26,6 +26,12 @@ def _invite(core: Core, extra: str = "", proto: str = "udp", ruri: str = "sip:bo
 def _wire(ctx: MsgContext) -> list[str]:
     """Record-Route values of the request as it would go out (re-parsed from its bytes)."""
     return [str(v) for v in parse_datagram(ctx.msg.to_bytes()).headers("Record-Route")]
+
+
+def _sent(ctx: MsgContext, proto: str, forced: str | None = None) -> list[str]:
+    """Record-Route values of a branch that leaves over ``proto`` (from ``forced``)."""
+    out = for_socket(ctx, ctx.msg, proto, forced)
+    return [str(v) for v in parse_datagram(out.to_bytes()).headers("Record-Route")]
 
 
 def test_record_route_on_top_with_ftag() -> None:
@@ -65,8 +71,10 @@ def test_tcp_in_udp_out_double_rr_like_kamailio() -> None:
     ctx.rcv = attrs.evolve(ctx.rcv, dst_port=5090)
     ftag = ctx.msg.from_.tag
     kemi_rr.ki_record_route(ctx)
-    assert _wire(ctx) == [f"<sip:127.0.0.1;r2=on;lr;ftag={ftag}>",
-                          f"<sip:127.0.0.1:5090;transport=tcp;r2=on;lr;ftag={ftag}>"]
+    assert _sent(ctx, "udp") == [f"<sip:127.0.0.1;r2=on;lr;ftag={ftag}>",
+                                 f"<sip:127.0.0.1:5090;transport=tcp;r2=on;lr;ftag={ftag}>"]
+    # the branch that leaves over TCP leaves from the socket it came in on: one entry
+    assert _sent(ctx, "tcp") == [f"<sip:127.0.0.1:5090;transport=tcp;lr;ftag={ftag}>"]
 
 
 def test_modparams_full_lr_no_fromtag_username() -> None:
@@ -151,30 +159,80 @@ def test_listen_advertise_is_used() -> None:
     assert _wire(ctx)[0].startswith("<sip:sip.example.com;lr;ftag=")
 
 
-def test_double_rr_when_transport_changes() -> None:
+def test_double_rr_decided_per_branch_by_its_socket() -> None:
+    # Kamailio decides when each branch is sent, from the socket it leaves from, not from the
+    # R-URI at record_route time (its lumps are conditional on different realms)
     core = _core()
     core.config.listen.append(ListenAddr("tcp", "127.0.0.1", 5062))
     ctx = _invite(core, ruri="sip:bob@10.0.0.2;transport=tcp")
     ftag = ctx.msg.from_.tag
     kemi_rr.ki_record_route(ctx)
+    single = [f"<sip:127.0.0.1;lr;ftag={ftag}>"]
+    assert _wire(ctx) == single  # what the request carries: the socket it came in on
     # Top entry faces the next hop (tcp out), the second the previous hop (udp in).
-    assert _wire(ctx) == [f"<sip:127.0.0.1:5062;transport=tcp;r2=on;lr;ftag={ftag}>",
-                          f"<sip:127.0.0.1;r2=on;lr;ftag={ftag}>"]
+    double = [f"<sip:127.0.0.1:5062;transport=tcp;r2=on;lr;ftag={ftag}>",
+              f"<sip:127.0.0.1;r2=on;lr;ftag={ftag}>"]
+    assert _sent(ctx, "tcp") == double
+    assert _sent(ctx, "udp") == single
+    assert _wire(ctx) == single  # the branch's copy took the edit
+    # a forced socket: the one it names; the same as the inbound one: one entry
+    assert _sent(ctx, "udp", "tcp:127.0.0.1:5062") == double
+    assert _sent(ctx, "udp", "udp:127.0.0.1:5060") == single
+    # add_rr_param after record_route reaches both entries of a branch
+    kemi_rr.ki_add_rr_param(ctx, ";n=1")
+    assert _sent(ctx, "tcp") == [v[:-1] + ";n=1>" for v in double]
     core0 = _core(enable_double_rr=0)
     core0.config.listen.append(ListenAddr("tcp", "127.0.0.1", 5062))
     ctx = _invite(core0, ruri="sip:bob@10.0.0.2;transport=tcp")
     kemi_rr.ki_record_route(ctx)
-    assert len(_wire(ctx)) == 1
+    assert len(_sent(ctx, "tcp")) == 1
+
+
+def test_double_rr_forced_socket_at_record_route_then_branch_back_on_inbound() -> None:
+    core = _core()
+    core.config.listen.append(ListenAddr("tcp", "127.0.0.1", 5062))
+    ctx = _invite(core)
+    ftag = ctx.msg.from_.tag
+    ctx.send_socket = "tcp:127.0.0.1:5062"
+    kemi_rr.ki_record_route(ctx)
+    assert _wire(ctx) == [f"<sip:127.0.0.1:5062;transport=tcp;r2=on;lr;ftag={ftag}>",
+                          f"<sip:127.0.0.1;r2=on;lr;ftag={ftag}>"]
+    assert _sent(ctx, "tcp", ctx.send_socket) == _wire(ctx)
+    assert _sent(ctx, "udp") == [f"<sip:127.0.0.1;lr;ftag={ftag}>"]
+
+
+def test_double_rr_gone_after_remove_record_route() -> None:
+    core = _core()
+    core.config.listen.append(ListenAddr("tcp", "127.0.0.1", 5062))
+    ctx = _invite(core, extra=UPSTREAM_RR)
+    kemi_rr.ki_record_route(ctx)
+    kemi_rr.ki_remove_record_route(ctx)
+    assert _sent(ctx, "tcp") == ["<sip:10.0.0.9;lr>"]
 
 
 def test_double_rr_mode_2_always_two_explicit() -> None:
     core = _core(enable_double_rr=2)
+    core.config.listen.append(ListenAddr("tcp", "127.0.0.1", 5062))
     ctx = _invite(core)
     ftag = ctx.msg.from_.tag
     kemi_rr.ki_record_route(ctx)
     kemi_rr.ki_add_rr_param(ctx, ";n=1")  # reaches both entries
     entry = f"<sip:127.0.0.1;transport=udp;r2=on;lr;ftag={ftag};n=1>"
     assert _wire(ctx) == [entry, entry]
+    assert _sent(ctx, "udp") == [entry, entry]
+    assert _sent(ctx, "tcp") == [f"<sip:127.0.0.1:5062;transport=tcp;r2=on;lr;ftag={ftag};n=1>",
+                                 entry]
+
+
+def test_advertised_address_double_per_branch() -> None:
+    core = _core()
+    core.config.listen.append(ListenAddr("tcp", "127.0.0.1", 5062))
+    ctx = _invite(core)
+    ftag = ctx.msg.from_.tag
+    assert kemi_rr.ki_record_route_advertised_address(ctx, "proxy.example.com") == 1
+    assert _sent(ctx, "udp") == [f"<sip:proxy.example.com;lr;ftag={ftag}>"]
+    assert _sent(ctx, "tcp") == [f"<sip:proxy.example.com;transport=tcp;r2=on;lr;ftag={ftag}>",
+                                 f"<sip:proxy.example.com;r2=on;lr;ftag={ftag}>"]
 
 
 def test_reply_is_refused() -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from kemi_core.api import MsgContext
-from kemi_core.sip import SipParseError, parse_uri
+from kemi_core.api import SOCKET_EDIT, Core, MsgContext
+from kemi_core.sip import SipMsg, SipParseError
 from kemi_rr.hdrlines import line_values, rewrite_lines
 from kemi_rr.settings import RrSettings, settings
-from kemi_rr.state import rr_state
-from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport, uri_proto
+from kemi_rr.state import RrState, rr_state
+from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport
 
 log = logging.getLogger("kemi.rr")
 
@@ -64,10 +64,10 @@ def _scheme(ctx: MsgContext, conf: RrSettings) -> str:
         return "sip"
 
 
-def _advertised(ctx: MsgContext, sock: Socket) -> Socket:
+def _advertised(core: Core, sock: Socket) -> Socket:
     proto, host, port = sock
     listen_proto = LISTEN_PROTO.get(proto, proto)
-    for lst in ctx.core.config.listen:
+    for lst in core.config.listen:
         if lst.proto == listen_proto and lst.host == host and lst.port == port and lst.advertise_host:
             return proto, lst.advertise_host, lst.advertise_port or port
     return sock
@@ -77,49 +77,92 @@ def inbound_socket(ctx: MsgContext) -> Socket:
     return ctx.rcv.proto.lower(), ctx.rcv.dst_ip, ctx.rcv.dst_port
 
 
-def outbound_socket(ctx: MsgContext) -> Socket | None:
-    """The socket the request will leave from, when it is known now and is another one.
-
-    Kamailio decides this when the request is sent; here it is decided by force_send_socket
-    or by the transport of $du / the R-URI at the time record_route runs.
-    """
-    if ctx.send_socket:
-        parts = ctx.send_socket.split(":")
+def forced_socket(send_socket: str | None) -> Socket | None:
+    """force_send_socket's "proto:ip:port" as a socket; None when unset or not one."""
+    if send_socket:
+        parts = send_socket.split(":")
         if len(parts) >= 3 and parts[0].lower() in PROTOS and parts[-1].isdigit():
             return parts[0].lower(), ":".join(parts[1:-1]).strip("[]"), int(parts[-1])
-    try:
-        proto = uri_proto(parse_uri(ctx.dst_uri or ctx.msg.ruri))
-    except SipParseError:
-        return None
-    if proto == ctx.rcv.proto.lower():
-        return None
+    return None
+
+
+def leaves_from(core: Core, inbound: Socket, proto: str, forced: str | None) -> Socket | None:
+    """The socket a request that came in on ``inbound`` leaves from over ``proto``, as
+    Kamailio picks it (mhomed off): the forced one; the one it came in on for the same
+    transport; else the first listen socket of the transport (None: there is none)."""
+    sock = forced_socket(forced)
+    if sock is not None:
+        return sock
+    if proto == inbound[0]:
+        return inbound
     listen_proto = LISTEN_PROTO.get(proto, proto)
-    for lst in ctx.core.config.listen:
+    for lst in core.config.listen:
         if lst.proto == listen_proto:
             return proto, lst.host, lst.port
     return None
 
 
-def _double(ctx: MsgContext, conf: RrSettings) -> Socket | None:
-    """The outbound socket when two Record-Route entries are due, else None."""
-    mode = conf.enable_double_rr
-    out = outbound_socket(ctx)
+def outbound_entry(mode: int, inbound: Socket, out: Socket | None) -> Socket | None:
+    """The socket of the outbound (top) entry when two entries are due, else None:
+    enable_double_rr 1 when the request leaves from another socket than it came in on
+    (Kamailio's lumps conditional on different realms), 2 always, 0 never."""
     if mode == 2:
-        return out or inbound_socket(ctx)
-    if mode == 1 and out is not None and out != inbound_socket(ctx):
+        return out or inbound
+    if mode == 1 and out is not None and out != inbound:
         return out
     return None
 
 
-def _entry(ctx: MsgContext, conf: RrSettings, sock: Socket, double: bool, explicit: bool,
-           extra: str) -> str | None:
-    proto, host, port = _advertised(ctx, sock)
-    tail = _rr_tail(ctx, conf, double)
-    if tail is None:
-        return None
-    transport = f";transport={proto}" if proto != "udp" or explicit else ""
-    return (f"{_scheme(ctx, conf)}:{_user(ctx, conf)}{hostport(host, port, proto)}{transport}"
-            f"{tail}{extra}")
+def _transport(proto: str, explicit: bool) -> str:
+    return f";transport={proto}" if proto != "udp" or explicit else ""
+
+
+def _entry(core: Core, head: str, sock: Socket, tail: str, explicit: bool, extra: str) -> str:
+    """One Record-Route URI: ``head`` (scheme:user@), the socket as advertised, the tail."""
+    proto, host, port = _advertised(core, sock)
+    return f"{head}{hostport(host, port, proto)}{_transport(proto, explicit)}{tail}{extra}"
+
+
+#: the Record-Route URIs (top first, without add_rr_param's params) of a request that leaves
+#: with this outbound entry (``outbound_entry``; None: one entry)
+Entries = Callable[[Socket | None], list[str]]
+
+
+class PerSocket:
+    """record_route's ``SocketEdit``: the entries are decided again for each branch from the
+    socket it leaves from (Kamailio evaluates its conditional Record-Route lumps per branch).
+    The request carries the entries for ``out`` (decided at record_route: the socket it came
+    in on, or the forced one); a branch that leaves otherwise gets a copy with its own."""
+
+    __slots__ = ("core", "entries", "inbound", "mode", "out", "state")
+
+    def __init__(self, core: Core, mode: int, inbound: Socket, out: Socket | None,
+                 entries: Entries, state: RrState) -> None:
+        self.core = core
+        self.mode = mode
+        self.inbound = inbound
+        self.out = out
+        self.entries = entries
+        self.state = state
+
+    def __call__(self, msg: SipMsg, proto: str, forced: str | None) -> SipMsg | None:
+        st = self.state
+        if not st.own_values:  # remove_record_route took them back
+            return None
+        inbound = self.inbound
+        if forced is None and proto == inbound[0]:  # the usual branch: the socket it came in on
+            out = outbound_entry(self.mode, inbound, inbound)
+        else:
+            out = outbound_entry(self.mode, inbound, leaves_from(self.core, inbound, proto, forced))
+        if out == self.out:
+            return None
+        params = "".join(st.params)
+        values = [f"<{u}{params}>" for u in self.entries(out)]
+        copy = msg.copy()
+        own = st.own_values
+        if not _replace_own(copy, own, [values, *([] for _ in own[1:])]):
+            return None
+        return copy
 
 
 def _norm_params(params: str) -> str:
@@ -147,21 +190,41 @@ def _can_record(ctx: MsgContext, func: str) -> bool:
     return True
 
 
+def _head(ctx: MsgContext, conf: RrSettings) -> str:
+    return f"{_scheme(ctx, conf)}:{_user(ctx, conf)}"
+
+
+def _record(ctx: MsgContext, conf: RrSettings, entries: Entries) -> int:
+    """Insert the entries for the socket known now (the forced one, else the one the request
+    came in on) and leave the choice per branch to ``PerSocket``."""
+    inbound = inbound_socket(ctx)
+    mode = conf.enable_double_rr
+    out = outbound_entry(mode, inbound, forced_socket(ctx.send_socket) or inbound)
+    done = _insert(ctx, entries(out))
+    if mode:
+        ctx.extra[SOCKET_EDIT] = PerSocket(ctx.core, mode, inbound, out, entries, rr_state(ctx))
+    return done
+
+
 def record_route(ctx: MsgContext, params: str = "") -> int:
     if not _can_record(ctx, "record_route"):
         return -1
     extra = _norm_params(params)
     conf = settings(ctx.core)
-    out = _double(ctx, conf)
-    if out is None:
-        entries = [_entry(ctx, conf, inbound_socket(ctx), False, False, extra)]
-    else:  # the top entry faces the next hop, the second the previous hop
-        explicit = conf.enable_double_rr == 2
-        entries = [_entry(ctx, conf, out, True, explicit, extra),
-                   _entry(ctx, conf, inbound_socket(ctx), True, explicit, extra)]
-    if any(e is None for e in entries):
+    tail = _rr_tail(ctx, conf, False)
+    if tail is None:
         return -1
-    return _insert(ctx, [e for e in entries if e is not None])
+    core, head, inbound = ctx.core, _head(ctx, conf), inbound_socket(ctx)
+    explicit = conf.enable_double_rr == 2
+
+    def entries(out: Socket | None) -> list[str]:
+        if out is None:
+            return [_entry(core, head, inbound, tail, False, extra)]
+        # the top entry faces the next hop, the second the previous hop
+        return [_entry(core, head, out, ";r2=on" + tail, explicit, extra),
+                _entry(core, head, inbound, ";r2=on" + tail, explicit, extra)]
+
+    return _record(ctx, conf, entries)
 
 
 def _preset_uri(ctx: MsgContext, conf: RrSettings, addr: str) -> str | None:
@@ -194,20 +257,19 @@ def record_route_advertised_address(ctx: MsgContext, addr: str) -> int:
         return -1
     addr = addr.strip().strip("<>")
     conf = settings(ctx.core)
-    tail_one = _rr_tail(ctx, conf, False)
-    if not addr or tail_one is None:
+    tail = _rr_tail(ctx, conf, False)
+    if not addr or tail is None:
         return -1
-    base = f"{_scheme(ctx, conf)}:{_user(ctx, conf)}{addr}"
-    out = _double(ctx, conf)
-    if out is None:
-        return _insert(ctx, [base + tail_one])
-    tail = _rr_tail(ctx, conf, True)
+    base = f"{_head(ctx, conf)}{addr}"
+    inbound = inbound_socket(ctx)[0]
     explicit = conf.enable_double_rr == 2
-    uris = []
-    for proto in (out[0], inbound_socket(ctx)[0]):
-        transport = f";transport={proto}" if proto != "udp" or explicit else ""
-        uris.append(f"{base}{transport}{tail}")
-    return _insert(ctx, uris)
+
+    def entries(out: Socket | None) -> list[str]:
+        if out is None:
+            return [base + tail]
+        return [f"{base}{_transport(proto, explicit)};r2=on{tail}" for proto in (out[0], inbound)]
+
+    return _record(ctx, conf, entries)
 
 
 def add_rr_param(ctx: MsgContext, param: str) -> int:
@@ -222,7 +284,7 @@ def add_rr_param(ctx: MsgContext, param: str) -> int:
     st.params = [*st.params, param]
     if st.recorded:
         new_values = [f"<{u}{''.join(st.params)}>" for u in st.own_rr]
-        if not _replace_own(ctx, st.own_values, [[v] for v in new_values]):
+        if not _replace_own(ctx.msg, st.own_values, [[v] for v in new_values]):
             return -1
         st.own_values = new_values
     return 1
@@ -232,15 +294,15 @@ def remove_record_route(ctx: MsgContext) -> int:
     """Take back the Record-Route entries this server added to the request (and their params)."""
     st = rr_state(ctx)
     if st.recorded:
-        _replace_own(ctx, st.own_values, [[] for _ in st.own_values])
+        _replace_own(ctx.msg, st.own_values, [[] for _ in st.own_values])
     st.own_rr = []
     st.own_values = []
     st.params = []
     return 1
 
 
-def _replace_own(ctx: MsgContext, own: Sequence[str], repl: list[list[str]]) -> bool:
-    lines = line_values(ctx.msg, RR)
+def _replace_own(msg: SipMsg, own: Sequence[str], repl: list[list[str]]) -> bool:
+    lines = line_values(msg, RR)
     new: list[list[str]] = [[v] for v in lines]
     used: set[int] = set()
     for value, lines_for in zip(own, repl, strict=True):
@@ -252,7 +314,7 @@ def _replace_own(ctx: MsgContext, own: Sequence[str], repl: list[list[str]]) -> 
         new[idx] = lines_for
     if all(len(x) == 1 for x in repl):  # add_rr_param: each of our lines gets a new value,
         for idx in used:                # in its place (no line removed or added)
-            ctx.msg.set_header_value(RR, new[idx][0], idx)
+            msg.set_header_value(RR, new[idx][0], idx)
         return True
-    rewrite_lines(ctx.msg, RR, new)
+    rewrite_lines(msg, RR, new)
     return True

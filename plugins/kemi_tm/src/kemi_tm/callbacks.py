@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kemi_core.api import MsgContext, RouteType
+from kemi_core.api import SOCKET_EDIT, MsgContext, RouteType
 from kemi_tm.state import ReqState, req_state
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ class ScriptCallbacks:
         ctx.avps = tx.avps
         ctx.xavps = tx.xavps
         ctx.force_rport = tx.force_rport
+        if tx.socket_edit is not None:  # rr's double Record-Route, decided per new branch
+            ctx.extra[SOCKET_EDIT] = tx.socket_edit
         req_state(ctx).tx = tx
         return ctx
 

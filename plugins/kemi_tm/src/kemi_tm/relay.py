@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING
 
 from kemi_core.api import (
     PENDING,
+    SOCKET_EDIT,
     MsgContext,
     RouteType,
     apply_via,
+    for_socket,
     forward_to,
     listen_for,
     received_via,
@@ -128,6 +130,7 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
                 return 0
             tx = svc.open_transaction(ctx, key, via, state)
             source = tx.request  # the request as routed, ``via`` on top: a branch's copy
+            tx.socket_edit = ctx.extra.get(SOCKET_EDIT)  # for a failure route's branches
         if state.callbacks is not tx.callbacks:  # the same object when made here
             state.callbacks.merge_into(tx.callbacks)
         tx.flags = ctx.flags
@@ -278,6 +281,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure)
     msg = ctx.msg
     route = tx.callbacks.branch
+    sctx = ctx  # the context the branch is sent from (its socket, its Record-Route)
     if route is None:
         breq, du, bflags = msg, ctx.dst_uri, ctx.bflags
     else:  # the branch route on the branch's own copy, as _send_each_branch runs it
@@ -286,7 +290,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         if bctx is None:
             log.debug("t_relay: branch 0 dropped by branch route %s", route)
             return E_UNSPEC
-        breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
+        breq, du, bflags, sctx = bctx.msg, bctx.dst_uri, bctx.bflags, bctx
     hop = uri_target(du or breq.ruri)
     if hop is not None and hop[0] not in LISTENED_PROTOS:
         bproto, host, port = hop
@@ -294,6 +298,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         if ip is not None:
             now = svc.clock.now()
             d = _dest(bproto, ip, port)
+            # as it leaves from its socket (a copy when rr's double Record-Route differs)
+            breq = for_socket(sctx, breq, bproto, sctx.send_socket)
             try:
                 # a copy made for the branch route is the branch's (``owned``); else the
                 # branch is the request's bytes with our Via
@@ -314,7 +320,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             _send_failed(tx, index, now)
             svc.done(tx, decide=in_failure)
             return E_SEND
-    routed = None if route is None else (breq, du, bflags)
+    routed = None if route is None else (breq, du, bflags, sctx)
     return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure, routed)
 
 
@@ -344,11 +350,11 @@ def _send_failed(tx: TmTransaction, index: int, now: float) -> None:
 
 def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,
                       target: Target | None, via: str | None, in_failure: bool,
-                      routed: tuple[SipMsg, str | None, int] | None = None) -> int:
+                      routed: tuple[SipMsg, str | None, int, MsgContext] | None = None) -> int:
     """``_send_branches`` for any request: each destination's branch through its steps (the
     branch route, a Path, a forced transport or target, a listen socket, a name to resolve).
-    ``routed``: the first branch's (request copy, $du, branch flags) after its branch route,
-    which ``_send_branches`` ran already."""
+    ``routed``: the first branch's (request copy, $du, branch flags, context) after its branch
+    route, which ``_send_branches`` ran already."""
     now = svc.clock.now()
     pending: list[int] = []
     msg = ctx.msg
@@ -361,8 +367,9 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
         # the usual branch (the request's R-URI, no Path, no branch route) is the request as
         # it is: add_branch puts our Via (and ``via``) on its bytes, no copy of it is made
         plain = branch_route is None and not path and ruri == msg.ruri
+        sctx = ctx  # the context the branch is sent from (its socket, its Record-Route)
         if routed is not None:  # the first branch, its branch route run
-            (breq, du, bflags), routed = routed, None
+            (breq, du, bflags, sctx), routed = routed, None
         else:
             breq = msg if plain else _branch_copy(msg, ruri, via, path)
             if branch_route is not None:
@@ -371,7 +378,7 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
                     log.debug("t_relay: branch %d dropped by branch route %s", index,
                               branch_route)
                     continue
-                breq, du, bflags = bctx.msg, bctx.dst_uri, bctx.bflags
+                breq, du, bflags, sctx = bctx.msg, bctx.dst_uri, bctx.bflags, bctx
         uri = du or breq.ruri
         # the usual branch (no transport or target forced) goes to its URI's target
         hop = uri_target(uri) if target is None and not proto else _next_hop(uri, proto, target)
@@ -383,6 +390,11 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
             log.error("t_relay: no %s listen socket to send to %s:%d from", bproto, host, port)
             error = E_NO_SOCKET
             continue
+        edited = for_socket(sctx, breq, bproto, sctx.send_socket)
+        if edited is not breq:  # rr's double Record-Route differs for this socket: the copy is
+            if plain and via is not None:  # the branch's own (our Via goes on it as on any)
+                apply_via(edited, via)
+            breq, plain = edited, False
         sent_by = via_sent_by(ctx, bproto)
         ip = resolver.known(host)
         if ip is None:

@@ -23,7 +23,7 @@ from kemi_tm.table import TransactionTable
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
 
 if TYPE_CHECKING:
-    from kemi_core.api import RecvInfo
+    from kemi_core.api import RecvInfo, SocketEdit
     from kemi_core.sip import SipMsg
     from kemi_tm.actions import Dest, ProxySink
     from kemi_tm.keys import ServerKey
@@ -37,7 +37,8 @@ class TmTransaction(ProxyTransaction):
     UAS transaction never changes are class attributes: nothing to set per transaction)."""
 
     __slots__ = ("rcv", "created", "callbacks", "overrides", "flags", "avps", "xavps",
-                 "force_rport", "drop_replies", "in_failure", "counted_final", "dns_pending")
+                 "force_rport", "drop_replies", "in_failure", "counted_final", "dns_pending",
+                 "socket_edit")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, rcv: RecvInfo, created: float,
                  callbacks: Callbacks, overrides: Overrides, flags: int = 0,
@@ -96,6 +97,9 @@ class TmTransaction(ProxyTransaction):
         self.counted_final = False
         #: branches waiting for their destination's name to resolve (relay.py)
         self.dns_pending = 0
+        #: the request's edit per socket a branch leaves from (rr's double Record-Route), for
+        #: the branches a failure route adds (relay.py)
+        self.socket_edit: SocketEdit | None = None
 
     @property
     def any_replied(self) -> bool:
