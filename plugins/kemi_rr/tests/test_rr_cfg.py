@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import kemi_rr
-from kemi_core.api import ConfigError, RrApi
+from kemi_core.api import ConfigError, MsgContext, RrApi, SipMsg, for_socket
 from kemi_core.testing import context, offline_core, request
 
 
@@ -21,16 +21,21 @@ def test_cfg_functions_and_arg_counts() -> None:
     assert core.cfg_functions["loose_route_mode"].int_params == (0,)
 
 
+def _sent(ctx: MsgContext) -> SipMsg:
+    """The request as it is sent over UDP (our Record-Route on it)."""
+    return for_socket(ctx, ctx.msg, "udp", None)
+
+
 def test_cfg_string_args_expand_pseudo_variables() -> None:
     core, _ = offline_core(("rr", kemi_rr))
     ctx = context(core, request("INVITE", "sip:bob@10.0.0.2", 5070))
     ftag = ctx.msg.from_.tag
     assert core.cfg_functions["add_rr_param"].func(ctx, ";u=$rU") == 1
     assert core.cfg_functions["record_route"].func(ctx, ";m=$rm") == 1
-    assert ctx.msg.header("Record-Route") == f"<sip:127.0.0.1;lr;ftag={ftag};m=INVITE;u=bob>"
+    assert _sent(ctx).header("Record-Route") == f"<sip:127.0.0.1;lr;ftag={ftag};m=INVITE;u=bob>"
     ctx = context(core, request("INVITE", "sip:bob@10.0.0.2", 5070))
     assert core.cfg_functions["record_route_preset"].func(ctx, "$rd:5090") == 1
-    assert ctx.msg.header("Record-Route").startswith("<sip:10.0.0.2:5090;lr;ftag=")
+    assert _sent(ctx).header("Record-Route").startswith("<sip:10.0.0.2:5090;lr;ftag=")
     ctx = context(core, request("INVITE", "sip:bob@10.0.0.2", 5070))
     assert core.cfg_functions["record_route"].func(ctx) == 1  # no argument
 
@@ -41,7 +46,7 @@ def test_custom_user_avp() -> None:
     ctx = context(core, request("INVITE", "sip:bob@10.0.0.2", 5070))
     ctx.avps["rru"] = ["mo"]
     kemi_rr.ki_record_route(ctx)
-    assert ctx.msg.header("Record-Route").startswith("<sip:mo@127.0.0.1;lr")
+    assert _sent(ctx).header("Record-Route").startswith("<sip:mo@127.0.0.1;lr")
 
 
 def test_modparams_declared_and_checked() -> None:

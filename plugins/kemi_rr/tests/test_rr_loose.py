@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 import kemi_rr
-from kemi_core.api import Core, ListenAddr, MsgContext, get_pv
+from kemi_core.api import Core, ListenAddr, MsgContext, for_socket, get_pv
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import context, offline_core, request
 from kemi_rr.state import rr_state
@@ -186,7 +186,8 @@ def test_dialog_round_trip(core: Core) -> None:
     inv = _req(core, "INVITE", "sip:bob@127.0.0.1:5998", [], totag=None)
     kemi_rr.ki_record_route(inv)
     kemi_rr.ki_add_rr_param(inv, ";nat=yes")
-    rr = [str(v) for v in parse_datagram(inv.msg.to_bytes()).headers("Record-Route")]
+    sent = for_socket(inv, inv.msg, "udp", None).to_bytes()
+    rr = [str(v) for v in parse_datagram(sent).headers("Record-Route")]
     bye = _req(core, "BYE", "sip:alice@127.0.0.1:5070", rr, totag=FTAG, from_tag=TTAG)
     assert kemi_rr.ki_loose_route(bye) == 1
     assert _out(bye) == ("sip:alice@127.0.0.1:5070", [])

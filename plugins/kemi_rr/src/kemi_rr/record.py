@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from kemi_core.api import SOCKET_EDIT, Core, MsgContext
 from kemi_core.sip import SipMsg, SipParseError
-from kemi_rr.hdrlines import line_values, rewrite_lines
 from kemi_rr.settings import RrSettings, settings
 from kemi_rr.state import RrState, rr_state
 from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport
@@ -129,39 +128,36 @@ Entries = Callable[[Socket | None], list[str]]
 
 
 class PerSocket:
-    """record_route's ``SocketEdit``: the entries are decided again for each branch from the
-    socket it leaves from (Kamailio evaluates its conditional Record-Route lumps per branch).
-    The request carries the entries for ``out`` (decided at record_route: the socket it came
-    in on, or the forced one); a branch that leaves otherwise gets a copy with its own."""
+    """record_route's ``SocketEdit``: the entries go on each branch as it is sent, decided
+    from the socket it leaves from. As Kamailio's Record-Route lumps, they are not in the
+    message the script reads (is_present_hf, $hdr, onsend_route, branch and failure routes),
+    only in what is sent."""
 
-    __slots__ = ("core", "entries", "inbound", "mode", "out", "state")
+    __slots__ = ("core", "entries", "inbound", "mode", "state")
 
-    def __init__(self, core: Core, mode: int, inbound: Socket, out: Socket | None,
-                 entries: Entries, state: RrState) -> None:
+    def __init__(self, core: Core, mode: int, inbound: Socket, entries: Entries,
+                 state: RrState) -> None:
         self.core = core
         self.mode = mode
         self.inbound = inbound
-        self.out = out
         self.entries = entries
         self.state = state
 
     def __call__(self, msg: SipMsg, proto: str, forced: str | None) -> SipMsg | None:
         st = self.state
-        if not st.own_values:  # remove_record_route took them back
+        if not st.own_rr:  # remove_record_route took them back
             return None
         inbound = self.inbound
-        if forced is None and proto == inbound[0]:  # the usual branch: the socket it came in on
-            out = outbound_entry(self.mode, inbound, inbound)
+        mode = self.mode
+        if mode == 0 or (mode == 1 and forced is None and proto == inbound[0]):
+            values = st.own_values  # the usual branch: one entry, made at record_route
         else:
-            out = outbound_entry(self.mode, inbound, leaves_from(self.core, inbound, proto, forced))
-        if out == self.out:
-            return None
-        params = "".join(st.params)
-        values = [f"<{u}{params}>" for u in self.entries(out)]
+            out = outbound_entry(mode, inbound, leaves_from(self.core, inbound, proto, forced))
+            params = "".join(st.params)
+            values = [f"<{u}{params}>" for u in self.entries(out)]
         copy = msg.copy()
-        own = st.own_values
-        if not _replace_own(copy, own, [values, *([] for _ in own[1:])]):
-            return None
+        for v in reversed(values):
+            copy.insert_header(RR, v)  # Kamailio puts its Record-Route on top of the headers
         return copy
 
 
@@ -170,13 +166,16 @@ def _norm_params(params: str) -> str:
     return params if not params or params.startswith(";") else ";" + params
 
 
-def _insert(ctx: MsgContext, uris: list[str]) -> int:
+def _keep(ctx: MsgContext, mode: int, inbound: Socket, uris: list[str],
+          entries: Entries) -> int:
+    """Keep our entries (``uris``: the usual branch's) for the send step (``PerSocket``): the
+    message is left as it is."""
     st = rr_state(ctx)
-    values = [f"<{u}{''.join(st.params)}>" for u in uris]
-    for v in reversed(values):
-        ctx.msg.insert_header(RR, v)  # Kamailio puts its Record-Route on top of the headers
     st.own_rr = uris
-    st.own_values = values
+    params = st.params
+    st.own_values = [f"<{u}{''.join(params)}>" for u in uris] if params else [
+        f"<{u}>" for u in uris]
+    ctx.extra[SOCKET_EDIT] = PerSocket(ctx.core, mode, inbound, entries, st)
     return 1
 
 
@@ -194,16 +193,10 @@ def _head(ctx: MsgContext, conf: RrSettings) -> str:
     return f"{_scheme(ctx, conf)}:{_user(ctx, conf)}"
 
 
-def _record(ctx: MsgContext, conf: RrSettings, entries: Entries) -> int:
-    """Insert the entries for the socket known now (the forced one, else the one the request
-    came in on) and leave the choice per branch to ``PerSocket``."""
-    inbound = inbound_socket(ctx)
-    mode = conf.enable_double_rr
-    out = outbound_entry(mode, inbound, forced_socket(ctx.send_socket) or inbound)
-    done = _insert(ctx, entries(out))
-    if mode:
-        ctx.extra[SOCKET_EDIT] = PerSocket(ctx.core, mode, inbound, out, entries, rr_state(ctx))
-    return done
+def _record(ctx: MsgContext, mode: int, inbound: Socket, entries: Entries) -> int:
+    """Keep the entries of the usual branch (one, or two in mode 2) and the way to make them
+    for any socket (``PerSocket``)."""
+    return _keep(ctx, mode, inbound, entries(inbound if mode == 2 else None), entries)
 
 
 def record_route(ctx: MsgContext, params: str = "") -> int:
@@ -215,7 +208,8 @@ def record_route(ctx: MsgContext, params: str = "") -> int:
     if tail is None:
         return -1
     core, head, inbound = ctx.core, _head(ctx, conf), inbound_socket(ctx)
-    explicit = conf.enable_double_rr == 2
+    mode = conf.enable_double_rr
+    explicit = mode == 2
 
     def entries(out: Socket | None) -> list[str]:
         if out is None:
@@ -224,7 +218,7 @@ def record_route(ctx: MsgContext, params: str = "") -> int:
         return [_entry(core, head, out, ";r2=on" + tail, explicit, extra),
                 _entry(core, head, inbound, ";r2=on" + tail, explicit, extra)]
 
-    return _record(ctx, conf, entries)
+    return _record(ctx, mode, inbound, entries)
 
 
 def _preset_uri(ctx: MsgContext, conf: RrSettings, addr: str) -> str | None:
@@ -249,7 +243,8 @@ def record_route_preset(ctx: MsgContext, addr: str, addr2: str = "") -> int:
     if any(u is None for u in uris):
         log.error("record_route_preset: empty address")
         return -1
-    return _insert(ctx, [u for u in uris if u is not None])
+    kept = [u for u in uris if u is not None]
+    return _keep(ctx, conf.enable_double_rr, inbound_socket(ctx), kept, lambda _out: kept)
 
 
 def record_route_advertised_address(ctx: MsgContext, addr: str) -> int:
@@ -261,15 +256,17 @@ def record_route_advertised_address(ctx: MsgContext, addr: str) -> int:
     if not addr or tail is None:
         return -1
     base = f"{_head(ctx, conf)}{addr}"
-    inbound = inbound_socket(ctx)[0]
-    explicit = conf.enable_double_rr == 2
+    inbound = inbound_socket(ctx)
+    mode = conf.enable_double_rr
+    explicit = mode == 2
 
     def entries(out: Socket | None) -> list[str]:
         if out is None:
             return [base + tail]
-        return [f"{base}{_transport(proto, explicit)};r2=on{tail}" for proto in (out[0], inbound)]
+        return [f"{base}{_transport(proto, explicit)};r2=on{tail}"
+                for proto in (out[0], inbound[0])]
 
-    return _record(ctx, conf, entries)
+    return _record(ctx, mode, inbound, entries)
 
 
 def add_rr_param(ctx: MsgContext, param: str) -> int:
@@ -283,38 +280,14 @@ def add_rr_param(ctx: MsgContext, param: str) -> int:
     st = rr_state(ctx)
     st.params = [*st.params, param]
     if st.recorded:
-        new_values = [f"<{u}{''.join(st.params)}>" for u in st.own_rr]
-        if not _replace_own(ctx.msg, st.own_values, [[v] for v in new_values]):
-            return -1
-        st.own_values = new_values
+        st.own_values = [f"<{u}{''.join(st.params)}>" for u in st.own_rr]
     return 1
 
 
 def remove_record_route(ctx: MsgContext) -> int:
     """Take back the Record-Route entries this server added to the request (and their params)."""
     st = rr_state(ctx)
-    if st.recorded:
-        _replace_own(ctx.msg, st.own_values, [[] for _ in st.own_values])
     st.own_rr = []
     st.own_values = []
     st.params = []
     return 1
-
-
-def _replace_own(msg: SipMsg, own: Sequence[str], repl: list[list[str]]) -> bool:
-    lines = line_values(msg, RR)
-    new: list[list[str]] = [[v] for v in lines]
-    used: set[int] = set()
-    for value, lines_for in zip(own, repl, strict=True):
-        idx = next((i for i, v in enumerate(lines) if v == value and i not in used), None)
-        if idx is None:
-            log.error("rr: our Record-Route %s is no longer in the request", value)
-            return False
-        used.add(idx)
-        new[idx] = lines_for
-    if all(len(x) == 1 for x in repl):  # add_rr_param: each of our lines gets a new value,
-        for idx in used:                # in its place (no line removed or added)
-            msg.set_header_value(RR, new[idx][0], idx)
-        return True
-    rewrite_lines(msg, RR, new)
-    return True

@@ -13,9 +13,12 @@ class RrState:
     """The defaults are class attributes (as tm's ReqState): one is made for every request
     that record-routes or loose-routes, and each field is replaced, never changed in place."""
 
-    #: URI text of each Record-Route entry we inserted, top first, without the add_rr_param params.
+    #: URI text of each Record-Route entry record_route made for the usual branch (the one
+    #: that leaves from the socket the request came in on), top first, without the
+    #: add_rr_param params. Kept aside, as Kamailio's lumps: not in the message, put on each
+    #: branch as it is sent (record.PerSocket).
     own_rr: Sequence[str] = ()
-    #: The exact header values currently in the message for ``own_rr`` (to find them again).
+    #: The header values of ``own_rr`` with the add_rr_param params.
     own_values: Sequence[str] = ()
     #: add_rr_param() params (";name=value"), pending until record_route or already applied.
     params: Sequence[str] = ()

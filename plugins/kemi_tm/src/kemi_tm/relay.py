@@ -298,7 +298,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         if ip is not None:
             now = svc.clock.now()
             d = _dest(bproto, ip, port)
-            # as it leaves from its socket (a copy when rr's double Record-Route differs)
+            # as it leaves from its socket (rr's Record-Route: a copy with it)
             breq = for_socket(sctx, breq, bproto, sctx.send_socket)
             try:
                 # a copy made for the branch route is the branch's (``owned``); else the
@@ -390,15 +390,13 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
             log.error("t_relay: no %s listen socket to send to %s:%d from", bproto, host, port)
             error = E_NO_SOCKET
             continue
-        edited = for_socket(sctx, breq, bproto, sctx.send_socket)
-        if edited is not breq:  # rr's double Record-Route differs for this socket: the copy is
-            if plain and via is not None:  # the branch's own (our Via goes on it as on any)
-                apply_via(edited, via)
-            breq, plain = edited, False
+        # as it leaves from its socket (rr's Record-Route: a copy with it; still ``plain``:
+        # add_branch puts ``via`` on its bytes)
+        breq = for_socket(sctx, breq, bproto, sctx.send_socket)
         sent_by = via_sent_by(ctx, bproto)
         ip = resolver.known(host)
         if ip is None:
-            own = _branch_copy(msg, ruri, via, path) if plain else breq
+            own = _branch_copy(breq, ruri, via, path) if plain else breq
             found = resolver.resolve(host, functools.partial(
                 _resolved, svc, tx, own, hop, sent_by, vparams, bflags))
             if found is None:
