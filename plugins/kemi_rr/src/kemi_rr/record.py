@@ -1,9 +1,15 @@
-"""Record-Route insertion (RFC 3261 16.6 step 4) and the params kept on it (add_rr_param)."""
+"""Record-Route insertion (RFC 3261 16.6 step 4) and the params kept on it (add_rr_param).
+
+As Kamailio's lumps, the entries are kept aside (rr's state) and put on each branch as it is
+sent (``PerSocket``, the request's ``SocketEdit``): one entry, or two (;r2=on) when the branch
+leaves from another socket than the request came in on (enable_double_rr)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+
+import attrs
 
 from kemi_core.api import SOCKET_EDIT, Core, MsgContext
 from kemi_core.sip import SipMsg, SipParseError
@@ -127,21 +133,20 @@ def _entry(core: Core, head: str, sock: Socket, tail: str, explicit: bool, extra
 Entries = Callable[[Socket | None], list[str]]
 
 
+@attrs.define(slots=True, eq=False)
 class PerSocket:
     """record_route's ``SocketEdit``: the entries go on each branch as it is sent, decided
     from the socket it leaves from. As Kamailio's Record-Route lumps, they are not in the
     message the script reads (is_present_hf, $hdr, onsend_route, branch and failure routes),
     only in what is sent."""
 
-    __slots__ = ("core", "entries", "inbound", "mode", "state")
-
-    def __init__(self, core: Core, mode: int, inbound: Socket, entries: Entries,
-                 state: RrState) -> None:
-        self.core = core
-        self.mode = mode
-        self.inbound = inbound
-        self.entries = entries
-        self.state = state
+    core: Core
+    #: enable_double_rr
+    mode: int
+    #: the socket the request came in on
+    inbound: Socket
+    entries: Entries
+    state: RrState
 
     def __call__(self, msg: SipMsg, proto: str, forced: str | None) -> SipMsg | None:
         st = self.state
