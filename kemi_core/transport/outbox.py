@@ -15,7 +15,9 @@ for a handler that blocks (a database lock, a socket, a sleep, a child process):
   control exchange, the resolver's synchronous lookups do): what is held goes out first;
 * anything else that blocks (a script's own ``time.sleep``, socket or ``os.execute``, a
   third-party module) releases the GIL in its blocking call, and the :class:`Flusher` thread,
-  awake only while something is held, sends once the event has held for ``HOLD_SECONDS``.
+  its timer armed only while something is held, sends once a send has been held for
+  ``HOLD_SECONDS``. Nothing held, nothing armed: a handler that blocks after about_to_wait
+  sent what was held (a write-through REGISTER waiting for SQLite's fdatasync) wakes no thread.
 
 The two threads send under one lock, from the front of one list, so sends keep their order.
 """
@@ -45,7 +47,7 @@ class Outbox:
     """A worker's held UDP sends (shared by its UDP sockets, so a reply on a listen socket and
     a request forwarded from the worker's own socket go out in the order they were made)."""
 
-    __slots__ = ("held", "since", "lock", "flusher", "clock")
+    __slots__ = ("held", "since", "lock", "flusher", "clock", "armed")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         #: the sends held in order; None: not holding, a send goes out at once
@@ -57,6 +59,8 @@ class Outbox:
         self.clock = clock
         #: the safety net for a blocked handler; None (no timerfd): nothing is ever held
         self.flusher: Flusher | None = Flusher(self) if _TIMERFD is not None else None
+        #: whether the flusher's timer is set (from the first send held until none is)
+        self.armed = False
 
     def hold(self) -> bool:
         """Begin holding (an event with several datagrams); False: sends go out at once (no
@@ -65,15 +69,15 @@ class Outbox:
         flusher = self.flusher
         if flusher is None:
             return False
-        with self.lock:
+        if flusher.thread is None:
             try:
-                flusher.arm()
+                flusher.start()
             except OSError as exc:
                 log.warning("udp: sends are not held (%s)", exc)
                 self.flusher = None
                 return False
+        with self.lock:
             self.held = []
-            self.since = self.clock()
         holding = self
         return True
 
@@ -83,17 +87,23 @@ class Outbox:
         holding = None
         with self.lock:
             held, self.held = self.held, None
-            if self.flusher is not None:
-                self.flusher.disarm()
+            if self.armed:
+                self._disarm()
             if held:
                 for send, data, addr in held:
                     send(data, addr)
 
     def add(self, send: Callable[[bytes, Any], None], data: bytes, addr: Any) -> None:
-        """Hold a send (only while holding), sending all at ``HOLD_MAX``."""
+        """Hold a send (only while holding), sending all at ``HOLD_MAX``; the first one held
+        (since the event began or what was held went out) sets the flusher's timer."""
         held = self.held
         assert held is not None
-        held.append((send, data, addr))
+        with self.lock:  # (the flusher may be sending from the same list)
+            held.append((send, data, addr))
+            if not self.armed:
+                self.since = self.clock()
+                self.armed = True
+                self.flusher.arm()  # type: ignore[union-attr]  # (holding: there is one)
         if len(held) >= HOLD_MAX:
             self.flush()
 
@@ -108,14 +118,19 @@ class Outbox:
             self.flush()
 
     def _send_held(self) -> None:
-        # from the front of the same list: the loop's thread may append while this sends
+        # (under the lock) nothing is left held: the timer is cleared until the next send held
         held = self.held
         if held:
             pop = held.pop
             while held:
                 send, data, addr = pop(0)
                 send(data, addr)
-        self.since = self.clock()
+        if self.armed:
+            self._disarm()
+
+    def _disarm(self) -> None:
+        self.armed = False
+        self.flusher.disarm()  # type: ignore[union-attr]  # (armed: there is one)
 
 
 #: the outbox holding now (at most one per process: the worker's), for about_to_wait
@@ -164,9 +179,11 @@ class Flusher:
     while the loop's thread is blocked (it releases the GIL in any blocking call).
 
     It sleeps in a read of a kernel timer (timerfd) that the loop's thread sets when an event
-    begins holding and clears when it ends: an event that ends in time never wakes it (two
-    system calls for the loop's thread, no GIL taken by the flusher). Started at the first event
-    that holds (in the worker: an outbox belongs to the process that made it)."""
+    holds its first send and clears when nothing is held any more (the event ended, or
+    about_to_wait, HOLD_MAX or HOLD_SECONDS sent what was held): an event that ends in time
+    never wakes it (two system calls for the loop's thread, no GIL taken by the flusher).
+    Started at the first event that holds (in the worker: an outbox belongs to the process that
+    made it)."""
 
     __slots__ = ("outbox", "fd", "settime", "due", "off", "thread", "fired")
 
@@ -183,12 +200,11 @@ class Flusher:
         self.fired = 0
 
     def arm(self) -> None:
-        """An event began holding (the loop's thread, under the outbox's lock)."""
-        if self.thread is None:
-            self._start()
+        """A send is held (the loop's thread, under the outbox's lock)."""
         self.settime(self.fd, 0, self.due, None)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Make the timer and the thread (at the first event that holds)."""
         assert _TIMERFD is not None
         self.fd = _TIMERFD[0](_CLOCK_MONOTONIC, _TFD_CLOEXEC)
         if self.fd < 0:
@@ -197,7 +213,7 @@ class Flusher:
         self.thread.start()
 
     def disarm(self) -> None:
-        """The event ended (the loop's thread, under the outbox's lock)."""
+        """Nothing is held any more (under the outbox's lock)."""
         self.settime(self.fd, 0, self.off, None)
 
     def _run(self) -> None:
@@ -210,8 +226,11 @@ class Flusher:
             self.fired += 1
             try:
                 with outbox.lock:
-                    if outbox.held is not None:  # the event still runs: blocked, or long
+                    # (the timer ran out: a send held HOLD_SECONDS, the event blocked or long;
+                    # what comes next sets it again; a timer set again meanwhile may fire
+                    # once with nothing to send)
+                    outbox.armed = False
+                    if outbox.held:
                         outbox._send_held()
-                        self.settime(fd, 0, self.due, None)
             except Exception:  # a send function's own failure; the thread must live on
                 log.exception("udp: held sends")

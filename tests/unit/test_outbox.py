@@ -104,7 +104,7 @@ def test_the_flusher_sends_while_the_loops_thread_is_blocked() -> None:
     time.sleep(0.2)  # a handler blocked (its GIL released): the flusher's timer fires
     assert [d for d, _ in wire.sent] == [b"reply"]
     assert wire.threads != [threading.get_ident()]
-    box.add(wire.send, b"later", None)  # it re-arms while the event goes on
+    box.add(wire.send, b"later", None)  # held again: the timer is set again
     time.sleep(0.2)
     assert [d for d, _ in wire.sent] == [b"reply", b"later"]
     box.release()
@@ -126,3 +126,21 @@ def test_an_event_that_ends_in_time_never_wakes_the_flusher() -> None:
     assert box.flusher.fired >= 1
     assert wire.threads[-1] != threading.get_ident()
     box.release()
+
+
+def test_nothing_held_nothing_armed_a_blocked_handler_wakes_no_thread() -> None:
+    box, wire = Outbox(), Wire()
+    box.hold()
+    time.sleep(0.05)  # an event that has held nothing yet blocks: no timer set
+    box.add(wire.send, b"reply", None)
+    about_to_wait()  # what was held goes out before the handler blocks (SQLite's fdatasync)
+    time.sleep(0.05)  # past HOLD_SECONDS: a timer left set would have fired by now
+    assert box.flusher is not None and box.flusher.fired == 0
+    assert not box.armed and wire.threads == [threading.get_ident()]
+    box.add(wire.send, b"next", None)  # the next send held sets it again
+    time.sleep(0.2)
+    assert box.flusher.fired == 1 and not box.armed
+    assert [d for d, _ in wire.sent] == [b"reply", b"next"]
+    assert wire.threads[-1] != threading.get_ident()
+    box.release()
+    assert len(wire.sent) == 2
