@@ -70,20 +70,22 @@ def encode_received(rcv: RecvInfo, data: bytes) -> bytes:
     return b"R" + head.encode() + data
 
 
-#: how many fields each kind of hand-over has before its data
-_FIELDS = {"S": 4, "R": 5, "F": 3}
+#: each kind of hand-over by its first byte: its name and how many fields come before its data
+_KINDS = {b"S": ("S", 4), b"R": ("R", 5), b"F": ("F", 3)}
 
 
 def decode(packet: bytes) -> tuple[str, list[str], bytes] | None:
     """(kind, fields, data) of a handed-over message, None when malformed."""
-    kind = packet[:1].decode("ascii", "replace")
-    nfields = _FIELDS.get(kind)
-    if nfields is None:
+    found = _KINDS.get(packet[:1])
+    if found is None:
         return None
-    parts = packet[1:].split(b"\0", nfields)
+    kind, nfields = found
+    parts = packet.split(b"\0", nfields)
     if len(parts) != nfields + 1:
         return None
-    return kind, [p.decode() for p in parts[:nfields]], parts[nfields]
+    data = parts.pop()
+    # the fields decoded at once (a NUL is never part of a UTF-8 sequence), the kind cut off
+    return kind, b"\0".join(parts)[1:].decode().split("\0"), data
 
 
 #: hand-overs waiting for a busy worker (its queue holds only net.unix.max_dgram_qlen

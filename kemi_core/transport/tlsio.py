@@ -60,9 +60,10 @@ class TlsSession:
                 return b""  # the handshake took every byte: a read would only raise
         chunks: list[bytes] = []
         size = 0
+        obj, incoming = self.obj, self._in  # read once: several records may have come
         while size < MAX_READ:
             try:
-                chunk = self.obj.read(65536)
+                chunk = obj.read(65536)
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:  # close_notify: the peer is done
@@ -75,7 +76,7 @@ class TlsSession:
                 break
             chunks.append(chunk)
             size += len(chunk)
-            if not self._in.pending and not self.obj.pending():
+            if not incoming.pending and not obj.pending():
                 break  # all read: another read would only raise SSLWantReadError
         return b"".join(chunks)
 
