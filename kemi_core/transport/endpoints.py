@@ -78,6 +78,8 @@ class WorkerEndpoints:
                  sockets: RankSockets | None = None) -> None:
         self.loop = loop
         self.listens = listens
+        #: local_address's answers by transport (the listens do not change once it runs)
+        self._local_of: dict[str, tuple[str, int]] = {}
         self.receiver = receiver
         self.limits = limits
         self.shared = shared  # several workers: reuse ports and use an own send socket
@@ -232,10 +234,14 @@ class WorkerEndpoints:
     def local_address(self, proto: str) -> tuple[str, int]:
         if proto == "udp" and self.own_udp_addr is not None:
             return self.own_udp_addr
-        proto = LISTEN_PROTO.get(proto, proto)
+        known = self._local_of.get(proto)  # every Via we add asks: kept per transport
+        if known is not None:
+            return known
+        listen = LISTEN_PROTO.get(proto, proto)
         for lst in self.listens:
-            if lst.proto == proto:
-                return (lst.host, lst.port)
+            if lst.proto == listen:
+                known = self._local_of[proto] = (lst.host, lst.port)
+                return known
         lst = self.listens[0]
         return (lst.host, lst.port)
 
