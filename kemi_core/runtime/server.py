@@ -162,7 +162,11 @@ class Server:
             from kemi_core.shared import shared_store
             from kemi_core.transport.handoff import OWNERS
 
-            self.built.core.stream_owners = shared_store(self.built.core).table(OWNERS)
+            owners = shared_store(self.built.core).table(OWNERS)
+            # its values are ranks (ints, replaced whole): a read of an entry unchanged since
+            # gives the value kept, not unpickled again (every hand-over of a send reads one)
+            owners.keep_decoded()
+            self.built.core.stream_owners = owners
         # Workers report "ready" (sockets bound, script loaded) on this pipe; the control socket
         # opens only once all are, so "the RPC answers" means "the server takes traffic".
         self.ready_r, self.ready_w = os.pipe()

@@ -62,6 +62,9 @@ STREAM_FAMILY = {"tcp": ("tcp",), "tls": ("tls",), "ws": ("ws", "wss"), "wss": (
 #: TLS listeners).
 LISTEN_PROTO = {"ws": "tcp", "wss": "tls"}
 
+#: RecvInfos of handed-over replies kept (one per connection another worker holds)
+MAX_HANDED_RCV = 1024
+
 #: How long connecting to a next hop may take (s).
 CONNECT_TIMEOUT = 10.0
 
@@ -112,6 +115,8 @@ class WorkerEndpoints:
         self.rank = rank
         self.owners = owners
         self.mailbox: Mailbox | None = None
+        #: the RecvInfo of replies handed over to us, by their hand-over's fields
+        self._handed_rcv: dict[tuple[str, ...], RecvInfo] = {}
         #: told of a message send() took but that could not go out after all (the core's
         #: ``send_failed_later``: tm fails the branch)
         self.on_send_failed: Callable[[bytes], None] | None = None
@@ -345,7 +350,15 @@ class WorkerEndpoints:
             if not self._send_unheld(proto, host, port, data):
                 self.send_failed(data)
             return
-        rcv = RecvInfo(fields[0], fields[1], int(fields[2]), fields[3], int(fields[4]))
+        # a reply steered here from the worker holding its connection: the RecvInfo of that
+        # connection, made once (frozen: one serves all its replies, as a stream's own does)
+        key = tuple(fields)
+        rcv = self._handed_rcv.get(key)
+        if rcv is None:
+            if len(self._handed_rcv) >= MAX_HANDED_RCV:
+                self._handed_rcv.clear()
+            rcv = self._handed_rcv[key] = RecvInfo(fields[0], fields[1], int(fields[2]),
+                                                   fields[3], int(fields[4]))
         deliver_datagram(self.receiver, data, rcv, self.limits)
 
     def send_failed(self, data: bytes) -> None:

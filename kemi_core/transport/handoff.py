@@ -120,10 +120,12 @@ class Mailbox:
     def post(self, rank: int, packet: bytes) -> bool:
         """Hand ``packet`` to worker ``rank`` (now, or in order once its queue has room);
         False when it cannot take it (gone, or too far behind)."""
+        box = self._out.get(rank)  # _outbox's usual answer read here: once per hand-over
         for _ in range(2):  # a worker restarted since we connected: connect again once
-            box = self._outbox(rank)
             if box is None:
-                return False
+                box = self._outbox(rank)
+                if box is None:
+                    return False
             if box.waiting:
                 if len(box.waiting) >= MAX_WAITING:
                     log.warning("worker %d is %d hand-overs behind: one dropped", rank,
@@ -140,6 +142,7 @@ class Mailbox:
             except OSError as exc:
                 log.warning("handing a message to worker %d failed: %s", rank, exc)
                 self._drop(rank)
+                box = None
                 continue
             return True
         return False
