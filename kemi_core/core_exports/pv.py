@@ -6,24 +6,17 @@ from typing import TYPE_CHECKING
 
 from kemi_core.core_exports.log import script_log
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
-from kemi_core.pv import PvError, PvSpec, PvValue
+from kemi_core.pv import PvError, PvValue
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
 
 NULL_TEXT = "<<null>>"
 
-def _spec(ctx: MsgContext, pvname: str) -> PvSpec | None:
-    try:
-        return ctx.core.pv.spec(pvname)
-    except PvError as exc:
-        script_log.error("invalid pv [%s]: %s", pvname, exc)
-        return None
-
 
 def get(ctx: MsgContext, pvname: str) -> PvValue:
     """The value (str or int), None for $null or an invalid name."""
-    try:  # _spec() in place: scripts read variables all the time
+    try:  # (the spec looked up in place: scripts read variables all the time)
         spec = ctx.core.pv.spec(pvname)
     except PvError as exc:
         script_log.error("invalid pv [%s]: %s", pvname, exc)
@@ -87,8 +80,12 @@ def unset(ctx: MsgContext, pvname: str) -> None:
 
 def is_null(ctx: MsgContext, pvname: str) -> bool:
     """True when the variable is $null (False for an invalid name, which is logged)."""
-    spec = _spec(ctx, pvname)
-    return spec is not None and spec.get(ctx) is None
+    try:  # (as in get(): scripts test variables for every message)
+        spec = ctx.core.pv.spec(pvname)
+    except PvError as exc:
+        script_log.error("invalid pv [%s]: %s", pvname, exc)
+        return False
+    return spec.get(ctx) is None
 
 
 def exports() -> list[KemiExport]:

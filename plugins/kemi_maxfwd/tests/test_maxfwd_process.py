@@ -44,3 +44,12 @@ def test_bad_header_is_an_error_not_an_exception() -> None:
     assert kemi_maxfwd.process_maxfwd(ctx, 10) == -2
     # no specific internal error: sl_reply_error then answers Kamailio's generic 500
     assert "last_error" not in ctx.extra
+
+
+def test_limit_out_of_0_to_255_is_an_error() -> None:
+    for limit in (-1, -256, 256, 1 << 40):
+        ctx = _ctx(5)
+        assert kemi_maxfwd.process_maxfwd(ctx, limit) == -2
+        assert ctx.msg.max_forwards == 5  # left as it was
+    for limit in (0, 255):
+        assert kemi_maxfwd.process_maxfwd(_ctx(None), limit) == 2

@@ -162,7 +162,11 @@ class AuthApi:
             return AuthResult.STALE_NONCE
         if not good:
             return AuthResult.INVALID_PASSWORD
-        state(ctx).authorized = (hf, cred)
+        st = ctx.mod_state.get(STATE)  # state(ctx) in place: every authorised request
+        if st is None:
+            ctx.mod_state[STATE] = AuthState((hf, cred))
+        else:
+            st.authorized = (hf, cred)
         if self.settings.add_authinfo_hdr:
             self.add_authinfo(ctx, cred, algorithm, ha1)
         return AuthResult.OK

@@ -48,6 +48,9 @@ _PARAMS: tuple[tuple[str, type, Any, str], ...] = (
 class _State:
     core: Core | None = None
     subscribers: Subscribers | None = None
+    #: auth's API and the core it was found in (looked up once, not for every request)
+    auth: AuthApi | None = None
+    auth_core: Core | None = None
 
 
 _state = _State()
@@ -106,6 +109,7 @@ def mod_init(core: Core) -> None:
     db = open_db(core, core.modparam(MODULE, "db_url"), user=MODULE)
     _state.core = core
     _state.subscribers = Subscribers(db, settings)
+    _state.auth = _state.auth_core = None
 
 
 # ---- functions ----------------------------------------------------------------------------
@@ -121,12 +125,24 @@ def _authenticate(ctx: MsgContext, realm: str, table: str, hf: str, method: str 
         realm = uri.host if uri is not None else ""
         if not realm:
             return AuthResult.ERROR
+    core = ctx.core
+    auth = _state.auth
+    if auth is None or _state.auth_core is not core:
+        auth = _bind_auth(core)
+    if not subs.s.credentials:  # the usual case: no row kept, one lookup per table
+        lookup = subs.plain_lookups.get(table) or subs.plain_lookup(table)
+        return auth.authenticate(ctx, realm, hf, lookup, method)
     found: list[dict[str, Any]] = []
-    rc = ctx.core.require("auth", AuthApi).authenticate(
-        ctx, realm, hf, subs.ha1_lookup(ctx, table, found), method)
-    if found and subs.s.credentials and (rc == AuthResult.OK or subs.s.force_generate_avps):
+    rc = auth.authenticate(ctx, realm, hf, subs.ha1_lookup(table, found), method)
+    if found and (rc == AuthResult.OK or subs.s.force_generate_avps):
         subs.load_avps(ctx, found[0])
     return rc
+
+
+def _bind_auth(core: Core) -> AuthApi:
+    auth = _state.auth = core.require("auth", AuthApi)
+    _state.auth_core = core
+    return auth
 
 
 def www_authenticate(ctx: MsgContext, realm: str, table: str) -> int:
@@ -152,9 +168,8 @@ def auth_check(ctx: MsgContext, realm: str, table: str, flags: int) -> int:
     R-URI), else -8; flags 2 with 1 skips that for INVITE, BYE, PRACK, UPDATE and MESSAGE.
     Returns 1 ok, -1 error, -2 wrong password, -3 unknown user, -4 stale nonce, -5 no
     credentials, -6 nonce reused, -8 user mismatch."""
-    hf = WWW if ctx.msg.method == "REGISTER" else PROXY
-    rc = _authenticate(ctx, realm, table, hf)
-    if rc == AuthResult.OK and flags & 1:
+    rc = _authenticate(ctx, realm, table, WWW if ctx.msg.method == "REGISTER" else PROXY)
+    if rc == 1 and flags & 1:  # (AuthResult.OK)
         return check_identity(ctx, realm, flags, _subs().s.use_domain)
     return rc
 

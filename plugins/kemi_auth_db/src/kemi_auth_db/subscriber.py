@@ -23,6 +23,7 @@ import attrs
 
 from kemi_auth import AuthResult, Credentials
 from kemi_auth.digest import ha1
+from kemi_auth.verify import HA1Lookup
 from kemi_core.api import ConfigError, Database, DbError, MsgContext, set_pv
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class Subscribers:
         self._statements: dict[tuple[str, bool], tuple[str, list[str]]] = {}
         #: table -> what _lookup_of gives, for tables whose version was checked
         self._lookups: dict[str, tuple[str, list[str], int]] = {}
+        #: table -> its HA1 lookup keeping no row (no load_credentials): made once
+        self.plain_lookups: dict[str, HA1Lookup] = {}
 
     def _statement(self, table: str, use_domain: bool) -> tuple[str, list[str]]:
         key = (table, use_domain)
@@ -157,9 +160,14 @@ class Subscribers:
                                         if self.s.password_column_2 in columns else 0)
         return found
 
-    def ha1_lookup(self, ctx: MsgContext, table: str, found: list[dict[str, Any]]) -> Any:
+    def plain_lookup(self, table: str) -> HA1Lookup:
+        """The HA1 lookup of ``table`` that keeps no row, made once."""
+        lookup = self.plain_lookups[table] = self.ha1_lookup(table, None)
+        return lookup
+
+    def ha1_lookup(self, table: str, found: list[dict[str, Any]] | None) -> HA1Lookup:
         """The HA1 lookup auth's ``authenticate`` calls; keeps the row in ``found`` (as a dict
-        by column when load_credentials wants columns of it)."""
+        by column when load_credentials wants columns of it) unless that is None."""
 
         def lookup(cred: Credentials, algorithm: str) -> str | int:
             entry = self._lookups.get(table) or self._lookup_of(table)
@@ -179,7 +187,8 @@ class Subscribers:
             if not rows:
                 return AuthResult.USER_UNKNOWN
             row = rows[0]
-            found.append(dict(zip(columns, row, strict=False)) if self.s.credentials else {})
+            if found is not None:
+                found.append(dict(zip(columns, row, strict=False)) if self.s.credentials else {})
             if self.s.calculate_ha1:
                 return ha1(algorithm, username, cred.realm, str(row[0] or ""))
             value = row[second] if at else row[0]

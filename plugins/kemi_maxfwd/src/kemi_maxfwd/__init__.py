@@ -57,7 +57,7 @@ def process_maxfwd(ctx: MsgContext, limit: int) -> int:
     Returns 2 when the header was added, 1 when decremented, -1 when it is already 0 (the
     script answers 483 Too Many Hops), -2 on a malformed header or bad limit.
     """
-    if not 0 <= limit <= 255:
+    if limit & -256:  # (not 0 <= limit <= 255, in one operation: every request comes here)
         log.error("process_maxfwd: limit %d is out of 0..255", limit)
         return -2
     msg = ctx.msg
