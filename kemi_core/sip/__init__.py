@@ -12,7 +12,13 @@ from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
 from kemi_core.sip.reply import build_reply, request_crc32
 from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
-from kemi_core.sip.syntax import digest_fields, header_key, split_commas
+from kemi_core.sip.syntax import (
+    digest_fields,
+    header_key,
+    nonce_open,
+    nonce_seal,
+    split_commas,
+)
 from kemi_core.sip.uri import SipUri, parse_uri
 
 __all__ = [
@@ -35,6 +41,8 @@ __all__ = [
     "header_key",
     "http_request",
     "is_http",
+    "nonce_open",
+    "nonce_seal",
     "parse_name_addr",
     "parse_connection",
     "parse_datagram",

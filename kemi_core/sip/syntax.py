@@ -158,6 +158,8 @@ try:
         line_value,
         message_type,
         name_addr_fields,
+        nonce_open,
+        nonce_seal,
         params_trusted,
         reply_builder,
         scan_message,
@@ -178,6 +180,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     via_fields = None
     name_addr_fields = None
     digest_fields = None  # (kemi_auth's credentials: its Python parser reads them all)
+    nonce_open = nonce_seal = None  # (kemi_auth's nonces: its Python path makes and reads them)
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
     scan_message = None
     # (registers SipMsg for scan_message and returns SipMsg.copy's compiled form)

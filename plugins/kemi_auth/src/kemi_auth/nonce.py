@@ -27,6 +27,8 @@ from hashlib import blake2s
 from hmac import compare_digest
 from typing import NamedTuple
 
+from kemi_core.sip import nonce_open, nonce_seal  # (None when kemi_core.sip._fast is not built)
+
 _HEAD = struct.Struct(">BBII8s")
 _VERSION = 1
 _MAC = 16
@@ -77,6 +79,8 @@ class NonceCodec:
         issued = int(now)
         nid = _IDS.pop() if _IDS else _more_ids()
         head = _HEAD.pack(_VERSION, flags & 0xFF, issued, issued + self.expire, nid)
+        if nonce_seal is not None and not flags & CHECKS:  # the usual nonce, sealed in C
+            return nonce_seal(head, self.key)  # type: ignore[no-any-return]
         raw = head + blake2s(head, key=self.key, digest_size=_MAC).digest()
         if flags & CHECKS:
             raw += blake2s(raw + binding, key=self.bind_key, digest_size=_BIND_MAC).digest()
@@ -87,23 +91,36 @@ class NonceCodec:
               binding: Callable[[int], bytes] | None = None) -> NonceCheck:
         """Whether ``nonce`` is ours and still good at ``now``; ``binding(checks)`` gives the
         parts of this request the nonce's auth_checks mask names (called only when set)."""
+        opened = nonce_open(nonce, self.key) if nonce_open is not None else None
+        if opened is None:  # (not the usual unbound shape, or no C)
+            opened = self.open(nonce, binding)
+        if not opened:  # (False from C, None from open: not ours)
+            return _INVALID
+        flags, issued, expires, nid, bound = opened
+        if not bound or now > expires or issued > now + self.max_drift:
+            return _new_tuple(NonceCheck, (_STALE, nid, expires, flags))
+        return _new_tuple(NonceCheck, (_OK, nid, expires, flags))
+
+    def open(self, nonce: str, binding: Callable[[int], bytes] | None = None
+             ) -> tuple[int, int, int, bytes, bool] | None:
+        """(flags, issued, expires, id, whether the binding matches) of a nonce of ours, None
+        for any other text (kemi_core.sip's nonce_open reads the unbound shape so, with False
+        for not ours)."""
         raw = _decode(nonce)
         if raw is None or len(raw) < _PLAIN:
-            return _INVALID
+            return None
         version, flags, issued, expires, nid = _HEAD.unpack_from(raw)
         want = blake2s(raw[:_HEAD_SIZE], key=self.key, digest_size=_MAC).digest()
         if version != _VERSION or not compare_digest(raw[_HEAD_SIZE:_PLAIN], want):
-            return _INVALID
+            return None
         if len(raw) != (_PLAIN + _BIND_MAC if flags & CHECKS else _PLAIN):
-            return _INVALID
-        if now > expires or issued > now + self.max_drift:
-            return _new_tuple(NonceCheck, (_STALE, nid, expires, flags))
+            return None
+        bound = True
         if flags & CHECKS:
             parts = binding(flags & CHECKS) if binding is not None else b""
             bind = blake2s(raw[:_PLAIN] + parts, key=self.bind_key, digest_size=_BIND_MAC).digest()
-            if not compare_digest(raw[_PLAIN:], bind):
-                return _new_tuple(NonceCheck, (_STALE, nid, expires, flags))
-        return _new_tuple(NonceCheck, (_OK, nid, expires, flags))
+            bound = compare_digest(raw[_PLAIN:], bind)
+        return flags, issued, expires, nid, bound
 
 
 #: Random nonce ids drawn ahead from os.urandom, 512 a time (one getrandom call each: ~2 us);
