@@ -160,7 +160,10 @@ def auth_challenge(ctx: MsgContext, realm: str, flags: int) -> int:
     """Challenge the request: 401 with WWW-Authenticate for a REGISTER, else 407 with
     Proxy-Authenticate. flags: 1 qop=auth, 2 qop=auth-int, 4 no automatic 500 on failure,
     16 stale=true."""
-    return api().challenge(ctx, realm, flags, ctx.msg.method != "REGISTER")
+    auth = _state.api  # (api() in place: every unauthenticated request is challenged)
+    if auth is None:
+        raise RuntimeError("auth: used before mod_init")
+    return auth.challenge(ctx, realm, flags, ctx.msg.method != "REGISTER")
 
 
 def www_challenge(ctx: MsgContext, realm: str, flags: int) -> int:

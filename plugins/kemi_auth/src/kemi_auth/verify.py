@@ -28,7 +28,7 @@ from kemi_auth.credentials import (
 from kemi_auth.nonce import NC, OTN, NonceCheck, NonceCodec, NonceStatus
 from kemi_auth.replay import ReplayGuard
 from kemi_auth.settings import AuthSettings
-from kemi_core.sip import SipParseError
+from kemi_core.sip import SipParseError, header_key
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
@@ -38,6 +38,8 @@ log = logging.getLogger("kemi.auth")
 WWW = "Authorization"
 PROXY = "Proxy-Authorization"
 STATE = "auth"
+#: the header keys (kemi_core.sip's header_key) of the credentials headers
+_KEYS = {WWW: header_key(WWW), PROXY: header_key(PROXY)}
 
 
 class AuthResult(enum.IntEnum):
@@ -102,8 +104,14 @@ class AuthApi:
 
     def find(self, ctx: MsgContext, hf: str, realm: str) -> Credentials | None:
         """The first ``hf`` credentials for ``realm``; raises Overlong/MalformedCredentials."""
+        msg = ctx.msg
+        names = msg.header_keys
+        key = _KEYS.get(hf) or header_key(hf)
+        count = names.count(key)  # (none, or the usual one, found without msg.headers)
+        if count == 0:
+            return None
         found = None
-        for value in ctx.msg.headers(hf):
+        for value in (msg.value_at(names.index(key)),) if count == 1 else msg.headers(hf):
             try:  # every one is read: an overlong one is refused
                 cred = parse_credentials(value)
             except NotDigest:
@@ -257,9 +265,12 @@ class AuthApi:
             return AuthResult.ERROR
         hf, cred = st.authorized
         msg = ctx.msg
+        if msg.header_keys.count(_KEYS.get(hf) or header_key(hf)) == 1:
+            msg.remove_header(hf)  # the usual: the one verified, alone
+            return 1
         values = msg.headers(hf)
         msg.remove_header(hf)
-        if len(values) != 1 or values[0] != cred.raw:  # (usually the one verified, alone)
+        if len(values) != 1 or values[0] != cred.raw:
             for value in values:
                 if value != cred.raw:
                     msg.append_header(hf, value)
