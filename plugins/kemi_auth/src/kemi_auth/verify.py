@@ -74,12 +74,6 @@ def state(ctx: MsgContext) -> AuthState:
     return st  # type: ignore[no-any-return]
 
 
-def _stale(ctx: MsgContext) -> bool:
-    """Whether this request's nonce was stale with a right digest (no state made to tell)."""
-    st = ctx.mod_state.get(STATE)
-    return st is not None and st.stale
-
-
 #: Algorithm names as clients usually spell them -> the ALGORITHMS key (others: canonical_algorithm)
 _ALGORITHMS = {"": "MD5", "MD5": "MD5", "SHA-256": "SHA-256", "SHA-512-256": "SHA-512-256"}
 
@@ -94,6 +88,12 @@ class AuthApi:
         self.codec = codec
         self.guard = guard
         self.reply = reply
+        #: whether nonces are bound to parts of the request (any auth_checks_* set)
+        self.binds = bool(settings.checks_register or settings.checks_no_dlg
+                          or settings.checks_in_dlg)
+        otn = OTN if settings.one_time_nonce else 0
+        #: a nonce's replay flags by whether its challenge offers qop
+        self.replay_flags = (otn, otn | (NC if settings.nonce_count else 0))
 
     # ---- credentials ---------------------------------------------------------------------
     def strip_realm(self, realm: str) -> str:
@@ -208,13 +208,10 @@ class AuthApi:
     # ---- challenges ----------------------------------------------------------------------
     def new_nonce(self, ctx: MsgContext, qop: bool = False) -> str:
         """A nonce for this request; ``qop``: the challenge offers qop (nonce_count applies)."""
-        s = self.settings
-        if not (s.checks_register or s.checks_no_dlg or s.checks_in_dlg):  # the default
-            flags = (NC if qop and s.nonce_count else 0) | (OTN if s.one_time_nonce else 0)
-            return self.codec.make(time.time(), flags)
-        checks = s.checks_for(ctx.msg)
-        flags = checks | (NC if qop and s.nonce_count else 0) | (OTN if s.one_time_nonce else 0)
-        return self.codec.make(time.time(), flags, binding(ctx, checks))
+        if not self.binds:  # the default
+            return self.codec.make(time.time(), self.replay_flags[qop])
+        checks = self.settings.checks_for(ctx.msg)
+        return self.codec.make(time.time(), checks | self.replay_flags[qop], binding(ctx, checks))
 
     def challenge_value(self, ctx: MsgContext, realm: str, flags: int) -> str:
         """A Digest challenge (the WWW-/Proxy-Authenticate value). flags: 1 qop=auth,
@@ -224,8 +221,8 @@ class AuthApi:
         if '"' in realm or "\\" in realm:
             realm = _quote(realm)
         value = f'Digest realm="{realm}", nonce="{self.new_nonce(ctx, bool(flags & 3))}"'
-        if flags & 16 or _stale(ctx):
-            value += ", stale=true"
+        if flags & 16 or ((st := ctx.mod_state.get(STATE)) is not None and st.stale):
+            value += ", stale=true"  # (RFC 7616 3.3: this request's nonce was stale)
         if flags & 3:
             value += _QOP[flags & 3]
         if self.settings.algorithm_param:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from kemi_auth import AuthResult, Credentials
-from kemi_auth.digest import ha1
+from kemi_auth.digest import ALGORITHMS
 from kemi_auth.verify import HA1Lookup
 from kemi_core.api import ConfigError, Database, DbError, MsgContext, set_pv
 
@@ -189,8 +189,9 @@ class Subscribers:
             row = rows[0]
             if found is not None:
                 found.append(dict(zip(columns, row, strict=False)) if self.s.credentials else {})
-            if self.s.calculate_ha1:
-                return ha1(algorithm, username, cred.realm, str(row[0] or ""))
+            if self.s.calculate_ha1:  # digest.ha1 in place (two frames less per request)
+                text = f"{username}:{cred.realm}:{row[0] or ''}"
+                return ALGORITHMS[algorithm](text.encode("utf-8", "surrogateescape")).hexdigest()
             value = row[second] if at else row[0]
             return str(value) if value else AuthResult.ERROR
 
