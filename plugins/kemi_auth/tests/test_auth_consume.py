@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 import kemi_auth
 from kemi_core.api import MsgContext
 from kemi_core.testing import context, offline_core, request
@@ -54,3 +56,21 @@ def test_www_credentials_are_not_proxy_ones() -> None:
     ctx = _ctx("a.example", hf="Authorization")
     assert kemi_auth.pv_proxy_authenticate(ctx, "a.example", "pw", 0) == -5
     assert kemi_auth.pv_www_authenticate(ctx, "a.example", "pw", 0) == 1
+
+
+@pytest.mark.parametrize("stateless", [0, 1])
+def test_challenge_goes_after_the_script_queued_headers_which_stay(stateless: int) -> None:
+    import kemi_sl
+
+    core, wire = offline_core(("sl", kemi_sl), ("auth", kemi_auth),
+                              params={("auth", "force_stateless_reply"): stateless})
+    ctx = context(core, request("INVITE", URI, 5070))
+    ctx.extra["reply_headers"] = [("X-Script", "1")]
+    assert kemi_auth.auth_challenge(ctx, "a.example", 0) == 1
+    head = wire.sent[-1].data.decode().split("\r\n\r\n")[0].split("\r\n")
+    assert head[0] == "SIP/2.0 407 Proxy Authentication Required"
+    assert head.index("X-Script: 1") < [h.startswith("Proxy-Authenticate: Digest") for h in head].index(True)
+    assert ctx.extra["reply_headers"] == [("X-Script", "1")]
+    assert kemi_auth.auth_challenge(context(core, request("REGISTER", URI, 5070)), "a.example", 0) == 1
+    assert wire.sent[-1].data.startswith(b"SIP/2.0 401 Unauthorized\r\n")
+    assert b"\r\nWWW-Authenticate: Digest realm=\"a.example\", nonce=" in wire.sent[-1].data

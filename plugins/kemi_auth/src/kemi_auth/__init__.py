@@ -121,7 +121,7 @@ def mod_init(core: Core) -> None:
 
 class _Replier:
     """Sends auth's replies through sl (statefully when tm holds the transaction, unless
-    force_stateless_reply), with its headers added to the script's append_to_reply ones."""
+    force_stateless_reply), with its headers after the script's append_to_reply ones."""
 
     def __init__(self, core: Core, settings: AuthSettings) -> None:
         self.core = core
@@ -137,22 +137,9 @@ class _Replier:
                 log.error("auth: the sl module is not loaded: no %d sent", code)
                 return False
             send = self.send = sl.func
-        extra = ctx.extra
-        pending = extra.get("reply_headers")
-        if not pending:  # the usual case: ours alone (the key goes again after the reply)
-            extra["reply_headers"] = headers
-            try:
-                return int(send(ctx, code, reason)) > 0
-            finally:
-                if extra.get("reply_headers") is headers:
-                    del extra["reply_headers"]
-        pending.extend(headers)
-        try:
-            return int(send(ctx, code, reason)) > 0
-        finally:
-            for h in headers:
-                if h in pending:
-                    pending.remove(h)
+        # (sl's send_reply / sl_send_reply take a module's headers after the script's queued
+        # ones, which stay queued: SlApi)
+        return int(send(ctx, code, reason, headers)) > 0
 
 
 # ---- challenges -------------------------------------------------------------------------
