@@ -8,7 +8,6 @@ Other modules get it with ``core.require("auth", AuthApi)``.
 
 from __future__ import annotations
 
-import enum
 import logging
 import re
 import time
@@ -42,8 +41,10 @@ STATE = "auth"
 _KEYS = {WWW: header_key(WWW), PROXY: header_key(PROXY)}
 
 
-class AuthResult(enum.IntEnum):
-    """Kamailio's auth return codes (auth_check, www_authenticate, pv_auth_check ...)."""
+class AuthResult:
+    """Kamailio's auth return codes (auth_check, www_authenticate, pv_auth_check ...). Plain
+    ints, not an IntEnum: a KEMI engine hands an int result to the script as it is, an
+    IntEnum member through normalize_result (a call per authentication)."""
 
     OK = 1
     ERROR = -1
