@@ -2027,117 +2027,65 @@ digest_fields(PyObject *module, PyObject *value)
  * nonce_seal(head, key) -> the nonce text for an 18-byte head.
  * nonce_open(text, key) -> for 46 base64url characters: (flags, issued, expires, id, True)
  * when the MAC is right, the version 1 and no auth_checks bit set, else False (not ours);
- * None for any other text (the Python path reads it). BLAKE2s as RFC 7693 specifies it. */
+ * None for any other text (the Python path reads it). */
 #define NONCE_HEAD 18
 #define NONCE_MAC 16
 #define NONCE_RAW (NONCE_HEAD + NONCE_MAC)
 #define NONCE_TEXT 46 /* base64 of 34 bytes without its "==" */
 
-static const uint32_t b2s_iv[8] = {0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
-                                   0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19};
-static const uint8_t b2s_sigma[10][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
-    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
-    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
-    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
-    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
-    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
-    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
-    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
-    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 14, 9, 3, 12, 13, 0},
-};
+/* The MAC is hashlib's keyed BLAKE2s (OpenSSL's or CPython's own, the same function the
+ * Python path calls): no hash code of our own. Looked up on first use. */
+static PyObject *b2s_new;     /* hashlib.blake2s */
+static PyObject *b2s_kwnames; /* ("key", "digest_size") */
+static PyObject *b2s_size;    /* NONCE_MAC */
+static PyObject *s_digest;
 
-static inline uint32_t
-rotr32(uint32_t x, int n)
+/* The keyed BLAKE2s-128 of data under key into out: 0, or -1 with an exception set. */
+static int
+nonce_mac(PyObject *key, const uint8_t *data, Py_ssize_t n, uint8_t out[NONCE_MAC])
 {
-    return (x >> n) | (x << (32 - n));
-}
-
-#define B2S_G(a, b, c, d, x, y)                                                                   \
-    do {                                                                                          \
-        v[a] = v[a] + v[b] + (x);                                                                 \
-        v[d] = rotr32(v[d] ^ v[a], 16);                                                           \
-        v[c] = v[c] + v[d];                                                                       \
-        v[b] = rotr32(v[b] ^ v[c], 12);                                                           \
-        v[a] = v[a] + v[b] + (y);                                                                 \
-        v[d] = rotr32(v[d] ^ v[a], 8);                                                            \
-        v[c] = v[c] + v[d];                                                                       \
-        v[b] = rotr32(v[b] ^ v[c], 7);                                                            \
-    } while (0)
-
-/* One compression of a 64-byte block; t: bytes hashed so far with this block. */
-static void
-b2s_compress(uint32_t h[8], const uint8_t block[64], uint64_t t, int last)
-{
-    uint32_t m[16], v[16];
-    for (int i = 0; i < 16; i++)
-        m[i] = (uint32_t)block[4 * i] | (uint32_t)block[4 * i + 1] << 8 |
-               (uint32_t)block[4 * i + 2] << 16 | (uint32_t)block[4 * i + 3] << 24;
-    for (int i = 0; i < 8; i++) {
-        v[i] = h[i];
-        v[i + 8] = b2s_iv[i];
+    if (b2s_new == NULL) {
+        PyObject *hashlib = PyImport_ImportModule("hashlib");
+        if (hashlib == NULL)
+            return -1;
+        b2s_new = PyObject_GetAttrString(hashlib, "blake2s");
+        Py_DECREF(hashlib);
+        if (b2s_new == NULL)
+            return -1;
     }
-    v[12] ^= (uint32_t)t;
-    v[13] ^= (uint32_t)(t >> 32);
-    if (last)
-        v[14] = ~v[14];
-    for (int r = 0; r < 10; r++) {
-        const uint8_t *s = b2s_sigma[r];
-        B2S_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        B2S_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        B2S_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        B2S_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        B2S_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        B2S_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        B2S_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        B2S_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    PyObject *data_obj = PyBytes_FromStringAndSize((const char *)data, n);
+    if (data_obj == NULL)
+        return -1;
+    PyObject *args[3] = {data_obj, key, b2s_size};
+    PyObject *hash = PyObject_Vectorcall(b2s_new, args, 1, b2s_kwnames);
+    Py_DECREF(data_obj);
+    if (hash == NULL)
+        return -1;
+    PyObject *digest = PyObject_CallMethodNoArgs(hash, s_digest);
+    Py_DECREF(hash);
+    if (digest == NULL)
+        return -1;
+    if (!PyBytes_Check(digest) || PyBytes_GET_SIZE(digest) != NONCE_MAC) {
+        Py_DECREF(digest);
+        PyErr_SetString(PyExc_ValueError, "blake2s gave a digest of another size");
+        return -1;
     }
-    for (int i = 0; i < 8; i++)
-        h[i] ^= v[i] ^ v[i + 8];
-}
-
-/* Keyed BLAKE2s of data (key 1..32 bytes, out 1..32 bytes). */
-static void
-b2s_mac(const uint8_t *key, size_t keylen, const uint8_t *data, size_t n, uint8_t *out,
-        size_t outlen)
-{
-    uint32_t h[8];
-    uint8_t block[64];
-    memcpy(h, b2s_iv, sizeof h);
-    h[0] ^= 0x01010000u ^ (uint32_t)(keylen << 8) ^ (uint32_t)outlen;
-    memset(block, 0, 64);
-    memcpy(block, key, keylen);
-    uint64_t t = 64;
-    b2s_compress(h, block, t, n == 0);
-    while (n > 64) {
-        t += 64;
-        b2s_compress(h, data, t, 0);
-        data += 64;
-        n -= 64;
-    }
-    if (n > 0) {
-        memset(block, 0, 64);
-        memcpy(block, data, n);
-        t += n;
-        b2s_compress(h, block, t, 1);
-    }
-    for (size_t i = 0; i < outlen; i++)
-        out[i] = (uint8_t)(h[i / 4] >> (8 * (i % 4)));
+    memcpy(out, PyBytes_AS_STRING(digest), NONCE_MAC);
+    Py_DECREF(digest);
+    return 0;
 }
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* The nonce key as a bytes of 1..32 bytes, else a TypeError/ValueError (NULL). */
-static const uint8_t *
-nonce_key(PyObject *key, size_t *keylen)
+/* The nonce key is bytes of 1..32 bytes: 0, else -1 with a ValueError set. */
+static int
+nonce_key(PyObject *key)
 {
     if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) < 1 || PyBytes_GET_SIZE(key) > 32) {
         PyErr_SetString(PyExc_ValueError, "the nonce key: bytes of 1 to 32");
-        return NULL;
+        return -1;
     }
-    *keylen = (size_t)PyBytes_GET_SIZE(key);
-    return (const uint8_t *)PyBytes_AS_STRING(key);
+    return 0;
 }
 
 static PyObject *
@@ -2147,13 +2095,12 @@ nonce_seal(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "nonce_seal(head, key): head is 18 bytes");
         return NULL;
     }
-    size_t keylen;
-    const uint8_t *key = nonce_key(args[1], &keylen);
-    if (key == NULL)
+    if (nonce_key(args[1]) < 0)
         return NULL;
     uint8_t raw[NONCE_RAW + 2]; /* (two zero bytes: the last group reads past the end) */
     memcpy(raw, PyBytes_AS_STRING(args[0]), NONCE_HEAD);
-    b2s_mac(key, keylen, raw, NONCE_HEAD, raw + NONCE_HEAD, NONCE_MAC);
+    if (nonce_mac(args[1], raw, NONCE_HEAD, raw + NONCE_HEAD) < 0)
+        return NULL;
     raw[NONCE_RAW] = raw[NONCE_RAW + 1] = 0;
     PyObject *text = PyUnicode_New(NONCE_TEXT, 127);
     if (text == NULL)
@@ -2187,9 +2134,7 @@ nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "nonce_open(text, key)");
         return NULL;
     }
-    size_t keylen;
-    const uint8_t *key = nonce_key(args[1], &keylen);
-    if (key == NULL)
+    if (nonce_key(args[1]) < 0)
         return NULL;
     PyObject *text = args[0];
     if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text) ||
@@ -2215,7 +2160,8 @@ nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* (the last 2 characters give 1 byte: the rest of their bits is not part of the nonce,
      * as binascii.a2b_base64 ignores them too) */
     uint8_t want[NONCE_MAC];
-    b2s_mac(key, keylen, raw, NONCE_HEAD, want, NONCE_MAC);
+    if (nonce_mac(args[1], raw, NONCE_HEAD, want) < 0)
+        return NULL;
     uint8_t diff = 0;
     for (int i = 0; i < NONCE_MAC; i++)
         diff |= want[i] ^ raw[NONCE_HEAD + i];
@@ -3282,6 +3228,11 @@ PyInit__fast(void)
     s_raw_attr = PyUnicode_InternFromString("raw");
     s_protocol_attr = PyUnicode_InternFromString("protocol");
     if (!s_lines_attr || !s_names_attr || !s_via_attr || !s_raw_attr || !s_protocol_attr)
+        return NULL;
+    s_digest = PyUnicode_InternFromString("digest");
+    b2s_kwnames = Py_BuildValue("(ss)", "key", "digest_size");
+    b2s_size = PyLong_FromLong(NONCE_MAC);
+    if (!s_digest || !b2s_kwnames || !b2s_size)
         return NULL;
     if (PyType_Ready(&CachedValueType) < 0)
         return NULL;
