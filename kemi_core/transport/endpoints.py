@@ -173,7 +173,7 @@ class WorkerEndpoints:
     async def start(self, udp: bool = True) -> None:
         """Open the sockets; with ``udp`` False, all but UDP (``open_udp`` then)."""
         if self.owners is not None:
-            self.mailbox = Mailbox(main_pid(), self.rank, self.loop)
+            self.mailbox = Mailbox(main_pid(), self.rank, self.loop, self._handover_lost)
             box = self.mailbox
             self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over)
         for lst in self.listens:
@@ -360,6 +360,15 @@ class WorkerEndpoints:
             rcv = self._handed_rcv[key] = RecvInfo(fields[0], fields[1], int(fields[2]),
                                                    fields[3], int(fields[4]))
         deliver_datagram(self.receiver, data, rcv, self.limits)
+
+    def _handover_lost(self, packet: bytes) -> None:
+        """A hand-over the mailbox took could not reach its worker (gone since): a send is
+        tried as for a connection nobody holds (its connections went with it), else failed."""
+        found = decode(packet)
+        if found is not None and found[0] == "S":
+            fields, data = found[1], found[2]
+            if not self._send_unheld(fields[1], fields[2], int(fields[3]), data):
+                self.send_failed(data)
 
     def send_failed(self, data: bytes) -> None:
         """A message send() took could not go out after all."""

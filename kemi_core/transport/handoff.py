@@ -20,8 +20,8 @@ transaction. Kamailio passes connections between processes; kemi passes messages
   RecvInfo it arrived with, so the transaction sees it as if it had come in there.
 
 The workers talk over Linux abstract AF_UNIX datagram sockets named after the main process
-(nothing in the file system); a message is one datagram: a kind byte, NUL-separated fields,
-then the SIP bytes.
+(nothing in the file system); a hand-over is a kind byte, NUL-separated fields, then the SIP
+bytes, and what one loop turn hands to a worker goes as one datagram (several: a bundle).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
+from kemi_core.transport import outbox
 from kemi_core.transport.receiver import RecvInfo
 
 log = logging.getLogger("kemi.transport")
@@ -92,22 +93,63 @@ def decode(packet: bytes) -> tuple[str, list[str], bytes] | None:
 #: datagrams, 10 by default); past this many per worker, newer ones are dropped
 MAX_WAITING = 4096
 
+#: the first byte of a datagram carrying several hand-overs (each after its 4-byte length)
+BUNDLE = b"M"
+#: the bytes a bundle may carry at most before it goes out (well under the socket's buffers)
+BUNDLE_MAX = 64 * 1024
+
+
+def bundle(packets: list[bytes]) -> bytes:
+    """One datagram for several hand-overs (one alone goes as it is)."""
+    if len(packets) == 1:
+        return packets[0]
+    parts = [BUNDLE]
+    for packet in packets:
+        parts += (len(packet).to_bytes(4, "big"), packet)
+    return b"".join(parts)
+
+
+def unbundle(datagram: bytes) -> list[bytes]:
+    """The hand-overs a datagram carries, in order (a truncated tail is dropped)."""
+    if datagram[:1] != BUNDLE:
+        return [datagram]
+    out = []
+    at, end = 1, len(datagram)
+    while at + 4 <= end:
+        size = int.from_bytes(datagram[at:at + 4], "big")
+        at += 4
+        if at + size > end:
+            break
+        out.append(datagram[at:at + size])
+        at += size
+    return out
+
 
 class _Outbox:
-    """A socket connected to one worker's mailbox, and what waits for room in its queue (a
+    """A socket connected to one worker's mailbox, what this loop turn handed to it (sent as
+    one datagram once the turn's events are handled) and what waits for room in its queue (a
     connected AF_UNIX datagram socket polls writable when the peer's queue has room)."""
 
-    __slots__ = ("sock", "waiting")
+    __slots__ = ("sock", "held", "held_size", "waiting")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.held: list[bytes] = []
+        self.held_size = 0
         self.waiting: deque[bytes] = deque()
 
 
 class Mailbox:
-    """This worker's socket for messages from the other workers, and its sockets to theirs."""
+    """This worker's socket for messages from the other workers, and its sockets to theirs.
 
-    def __init__(self, main_pid: int, rank: int, loop: asyncio.AbstractEventLoop) -> None:
+    What one loop turn hands to a worker goes as one datagram at the turn's end: a read that
+    brings several messages for connections another worker holds wakes that worker once, not
+    once per message (its datagrams, wake-ups and reads are most of what a call split between
+    two workers costs over one worker's). A handler about to block sends them first
+    (``outbox.about_to_wait``), as it does the UDP sends held for its event."""
+
+    def __init__(self, main_pid: int, rank: int, loop: asyncio.AbstractEventLoop,
+                 on_lost: Callable[[bytes], None] | None = None) -> None:
         self.main_pid = main_pid
         self.rank = rank
         self.loop = loop
@@ -116,36 +158,72 @@ class Mailbox:
         self.sock.bind(mailbox_name(main_pid, rank))
         self.sock.setblocking(False)
         self._out: dict[int, _Outbox] = {}
+        #: the outboxes holding hand-overs of this turn, by rank (their send is scheduled)
+        self._holding: dict[int, _Outbox] = {}
+        #: told of each hand-over that could not reach its worker after post took it
+        self.on_lost = on_lost
 
     def post(self, rank: int, packet: bytes) -> bool:
-        """Hand ``packet`` to worker ``rank`` (now, or in order once its queue has room);
-        False when it cannot take it (gone, or too far behind)."""
+        """Hand ``packet`` to worker ``rank`` (at the end of this loop turn, in order); False
+        when it cannot take it (not there)."""
         box = self._out.get(rank)  # _outbox's usual answer read here: once per hand-over
-        for _ in range(2):  # a worker restarted since we connected: connect again once
+        if box is None:
+            box = self._outbox(rank)
             if box is None:
-                box = self._outbox(rank)
-                if box is None:
-                    return False
+                return False
+        holding = self._holding
+        if not holding:
+            self.loop.call_soon(self.send_held)
+            outbox.held_elsewhere = self.send_held  # a handler about to block sends first
+        if rank not in holding:
+            holding[rank] = box
+        box.held.append(packet)
+        box.held_size += len(packet)
+        if box.held_size >= BUNDLE_MAX:
+            self._send_bundle(rank, box)
+        return True
+
+    def send_held(self) -> None:
+        """Send what this turn handed over: one datagram per worker."""
+        holding = self._holding
+        while holding:
+            rank, box = holding.popitem()
+            self._send_bundle(rank, box)
+        if outbox.held_elsewhere == self.send_held:
+            outbox.held_elsewhere = None
+
+    def _send_bundle(self, rank: int, box: _Outbox) -> None:
+        held = box.held
+        if not held:
+            return
+        box.held, box.held_size = [], 0
+        datagram = bundle(held)
+        for _ in range(2):  # a worker restarted since we connected: connect again once
             if box.waiting:
                 if len(box.waiting) >= MAX_WAITING:
-                    log.warning("worker %d is %d hand-overs behind: one dropped", rank,
-                                len(box.waiting))
-                    return False
-                box.waiting.append(packet)
-                return True
+                    log.warning("worker %d is %d hand-overs behind: %d dropped", rank,
+                                len(box.waiting), len(held))
+                    break
+                box.waiting.append(datagram)
+                return
             try:
-                box.sock.send(packet)
+                box.sock.send(datagram)
             except BlockingIOError:
-                box.waiting.append(packet)
+                box.waiting.append(datagram)
                 self.loop.add_writer(box.sock.fileno(), self._flush, rank, box)
-                return True
+                return
             except OSError as exc:
                 log.warning("handing a message to worker %d failed: %s", rank, exc)
                 self._drop(rank)
-                box = None
+                found = self._outbox(rank)
+                if found is None:
+                    break
+                box = found
                 continue
-            return True
-        return False
+            return
+        if self.on_lost is not None:
+            for packet in held:
+                self.on_lost(packet)
 
     def _outbox(self, rank: int) -> _Outbox | None:
         box = self._out.get(rank)
@@ -187,18 +265,20 @@ class Mailbox:
         """Read every waiting packet (from the event loop's reader callback)."""
         for _ in range(1000):
             try:
-                packet = self.sock.recv(_BUF)
+                datagram = self.sock.recv(_BUF)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 log.warning("worker mailbox: %s", exc)
                 return
-            try:
-                handle(packet)
-            except Exception:  # one bad hand-over must not stop the others
-                log.exception("handling a message from another worker failed")
+            for packet in unbundle(datagram):
+                try:
+                    handle(packet)
+                except Exception:  # one bad hand-over must not stop the others
+                    log.exception("handling a message from another worker failed")
 
     def close(self) -> None:
+        self.send_held()
         for rank in list(self._out):
             self._drop(rank)
         self.sock.close()

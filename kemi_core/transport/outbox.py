@@ -135,6 +135,9 @@ class Outbox:
 
 #: the outbox holding now (at most one per process: the worker's), for about_to_wait
 holding: Outbox | None = None
+#: what else holds sends until the loop turn ends, for about_to_wait (the workers' mailbox:
+#: its hand-overs; kemi_core.transport.handoff), None while it holds nothing
+held_elsewhere: Callable[[], None] | None = None
 
 
 def about_to_wait() -> None:
@@ -144,6 +147,8 @@ def about_to_wait() -> None:
     box = holding
     if box is not None and box.held:
         box.flush()
+    if held_elsewhere is not None:
+        held_elsewhere()
 
 
 class _Timespec(ctypes.Structure):

@@ -1,6 +1,7 @@
-"""Workers' mailboxes (kemi_core.transport.handoff): a burst of hand-overs larger than a
-worker's datagram queue (net.unix.max_dgram_qlen, 10 by default) all arrive, in order, once
-the worker reads again; a worker that is not there is a clear False."""
+"""Workers' mailboxes (kemi_core.transport.handoff): what one loop turn hands to a worker goes
+as one datagram; a burst of hand-overs larger than a worker's datagram queue
+(net.unix.max_dgram_qlen, 10 by default) all arrive, in order, once the worker reads again; a
+worker that is not there is a clear False, one gone after post took a hand-over is told."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pytest
 
 from kemi_core.sip import ParseLimits
 from kemi_core.testing.process import free_port
-from kemi_core.transport import endpoints
-from kemi_core.transport.handoff import Mailbox, owner_key
+from kemi_core.transport import endpoints, outbox
+from kemi_core.transport.handoff import BUNDLE_MAX, Mailbox, bundle, owner_key, unbundle
+from kemi_core.transport.outbox import about_to_wait
 
 BURST = 200
 
@@ -26,7 +28,9 @@ def test_a_burst_waits_for_room_and_arrives_in_order() -> None:
         got: list[bytes] = []
         try:
             # the receiver does not read yet: its queue fills, the rest must wait, not be lost
-            assert all(sender.post(2, b"S%d" % n) for n in range(BURST))
+            for n in range(BURST):
+                assert sender.post(2, b"S%d" % n)
+                await asyncio.sleep(0)  # a turn each: a datagram each
             loop.add_reader(receiver.sock.fileno(), receiver.drain, got.append)
             deadline = loop.time() + 10
             while len(got) < BURST and loop.time() < deadline:
@@ -39,6 +43,98 @@ def test_a_burst_waits_for_room_and_arrives_in_order() -> None:
 
     got = asyncio.run(run())
     assert got == [b"S%d" % n for n in range(BURST)]
+
+
+def test_what_one_turn_hands_over_goes_as_one_datagram_per_worker() -> None:
+    async def run() -> tuple[list[bytes], list[bytes]]:
+        loop = asyncio.get_running_loop()
+        tag = os.getpid() * 1000 + 10
+        sender, two, three = (Mailbox(tag, rank, loop) for rank in (1, 2, 3))
+        try:
+            for n in range(5):
+                assert sender.post(2, b"S%d" % n)
+            assert sender.post(3, b"R0")
+            await asyncio.sleep(0.05)
+            datagrams = []
+            for _ in range(3):
+                try:
+                    datagrams.append(two.sock.recv(1 << 16))
+                except BlockingIOError:
+                    break
+            got: list[bytes] = []
+            three.drain(got.append)
+        finally:
+            for box in (sender, two, three):
+                box.close()
+        return datagrams, got
+
+    datagrams, got = asyncio.run(run())
+    assert len(datagrams) == 1
+    assert unbundle(datagrams[0]) == [b"S%d" % n for n in range(5)]
+    assert got == [b"R0"]  # one alone goes as it is
+
+
+def test_a_turn_that_hands_over_much_sends_before_its_end() -> None:
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        tag = os.getpid() * 1000 + 11
+        sender, receiver = Mailbox(tag, 1, loop), Mailbox(tag, 2, loop)
+        try:
+            packet = b"S" + b"x" * (BUNDLE_MAX // 4)
+            for _ in range(4):
+                sender.post(2, packet)
+            sent = len(receiver.sock.recv(1 << 20))  # before the turn ends
+        finally:
+            sender.close()
+            receiver.close()
+        return sent
+
+    assert asyncio.run(run()) > BUNDLE_MAX
+
+
+def test_a_handler_about_to_block_sends_what_the_turn_handed_over() -> None:
+    async def run() -> bytes:
+        loop = asyncio.get_running_loop()
+        tag = os.getpid() * 1000 + 13
+        sender, receiver = Mailbox(tag, 1, loop), Mailbox(tag, 2, loop)
+        try:
+            sender.post(2, b"S1")
+            sender.post(2, b"S2")
+            about_to_wait()
+            got = receiver.sock.recv(1 << 16)  # before the turn ends
+            assert outbox.held_elsewhere is None
+        finally:
+            sender.close()
+            receiver.close()
+        return got
+
+    assert unbundle(asyncio.run(run())) == [b"S1", b"S2"]
+
+
+def test_bundles_round_trip_and_a_truncated_tail_is_dropped() -> None:
+    packets = [b"S1\0tcp\0h\0" + b"\0M" * 3, b"", b"M", b"R" * 300]
+    assert unbundle(bundle(packets)) == packets
+    assert unbundle(bundle(packets)[:-1]) == packets[:-1]
+    assert bundle([b"Sabc"]) == b"Sabc"  # one alone goes as it is (S, R, F: never M)
+    assert unbundle(b"Sabc") == [b"Sabc"]
+
+
+def test_a_worker_gone_after_post_took_a_hand_over_is_told() -> None:
+    async def run() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        tag = os.getpid() * 1000 + 12
+        lost: list[bytes] = []
+        sender, receiver = Mailbox(tag, 1, loop, lost.append), Mailbox(tag, 2, loop)
+        try:
+            assert sender.post(2, b"S1")
+            assert sender.post(2, b"S2")
+            receiver.close()  # gone before the turn ends
+            await asyncio.sleep(0.01)
+        finally:
+            sender.close()
+        return lost
+
+    assert asyncio.run(run()) == [b"S1", b"S2"]
 
 
 def test_posting_to_a_worker_that_is_not_there_fails() -> None:
