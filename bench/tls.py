@@ -9,7 +9,10 @@ Debian's SIPp has no TLS: the load client is here (asyncio + ssl, uvloop when in
   ACK / BYE / 200 through the proxy (Record-Route, tm, registrar lookup), CALL_LOOPS at a time.
 
 Both servers run at once and take turns (``--rounds``), so load from elsewhere on the machine
-falls on both alike. Reported: rates and the server's CPU (all its processes, from /proc) per
+falls on both alike. kemi's workers take connections at random (SO_REUSEPORT): a call step's
+caller and callee land on one worker or on two, and a call between two workers costs more (its
+messages are handed over between them); each kemi step's placement and CPU per call are listed
+after the table. Reported: rates and the server's CPU (all its processes, from /proc) per
 unit, the ratios kemi / Kamailio of the CPU per unit (the goal: <= 1.0), and what TLS itself
 adds to a call (TLS minus TCP) on each.
 
@@ -28,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import ssl
 import subprocess
 import sys
@@ -39,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import KAMAILIO_MPATH, tree_cpu_seconds  # noqa: E402
+from common import KAMAILIO_MPATH, tree_cpu_seconds, tree_pids  # noqa: E402
 
 from kemi_core.sip import SipMsg, StreamBuffer  # noqa: E402
 from kemi_core.testing import kamailio_available  # noqa: E402
@@ -140,6 +144,30 @@ async def handshakes(port: int, ctx: ssl.SSLContext, total: int) -> int:
 
 
 # ---- calls ------------------------------------------------------------------------------------
+def holder(root: int, conn: Conn) -> int | None:
+    """The process of the server ``root`` (its tree) that holds the other end of ``conn``,
+    found by the socket's inode (/proc/net/tcp) among its processes' file descriptors."""
+    port = int(conn.local.rsplit(":", 1)[1])
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if int(cols[2].split(":")[1], 16) == port:  # the server's side: its peer is us
+            inodes.add(f"socket:[{cols[9]}]")
+    for pid in tree_pids(root):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+
 async def register(port: int, ctx: ssl.SSLContext | None, user: str) -> Conn:
     conn = await Conn.open(port, ctx)
     aor = f"sip:{user}@127.0.0.1"
@@ -204,12 +232,16 @@ class Caller:
             return False
 
 
-async def calls(port: int, ctx: ssl.SSLContext | None, total: int) -> tuple[int, float]:
+async def calls(port: int, ctx: ssl.SSLContext | None, total: int,
+                placed: Callable[[Conn, Conn], None] | None = None) -> tuple[int, float]:
     """``total`` calls between a caller and a callee registered for this run alone (a
-    registration left by an earlier run would fork the INVITE to its closed connection)."""
+    registration left by an earlier run would fork the INVITE to its closed connection);
+    ``placed`` is told of the callee's and the caller's connections once both are up."""
     tag = next(_ids)
     callee = await register(port, ctx, f"callee{tag}")
     caller = Caller(await register(port, ctx, f"caller{tag}"), f"callee{tag}")
+    if placed is not None:
+        placed(callee, caller.conn)
     tasks = [asyncio.create_task(callee_loop(callee)), asyncio.create_task(caller.read_loop())]
     per = total // CALL_LOOPS
 
@@ -241,6 +273,16 @@ class Measured:
         self.sums: dict[str, list[float]] = {m: [0, 0.0, 0.0] for m in METRICS}
         #: why the server had to be started again (the step in progress, its crash)
         self.crashes: list[str] = []
+        #: kemi: the call steps' placement ("one"/"two" workers, "?" unknown) by metric, each
+        #: with the step's CPU ms per call
+        self.steps: dict[str, list[tuple[str, float]]] = {"tls calls": [], "tcp calls": []}
+        self.placement = "?"
+
+    def placed(self, callee: Conn, caller: Conn) -> None:
+        """Which workers hold the step's two connections."""
+        root = self.server.proc.proc.pid
+        pids = {holder(root, callee), holder(root, caller)}
+        self.placement = "?" if None in pids else "one" if len(pids) == 1 else "two"
 
     def measure(self, metric: str, run: Callable[[], Coroutine[Any, Any, int]]) -> None:
         """Run one step and add it up. A server that died during it (Kamailio 5.6.3's TLS
@@ -262,6 +304,8 @@ class Measured:
                     acc[0] += done
                     acc[1] += wall
                     acc[2] += cpu
+                    if metric in self.steps and done:
+                        self.steps[metric].append((self.placement, 1000 * cpu / done))
                     return
             self.restart(metric)
         raise RuntimeError(f"{self.kind} died {MAX_RESTARTS + 1} times during {metric}")
@@ -293,9 +337,11 @@ class Measured:
 
     def round(self, n_handshakes: int, n_calls: int) -> None:
         ports = self.server.ports
+        # kemi's workers hold their connections (Kamailio's tcp_main holds them all)
+        placed = self.placed if self.kind == "kemi" else None
         self.measure("handshakes", lambda: handshakes(ports.tls, self.ctx, n_handshakes))
-        self.measure("tls calls", lambda: _done(calls(ports.tls, self.ctx, n_calls)))
-        self.measure("tcp calls", lambda: _done(calls(ports.ws, None, n_calls)))
+        self.measure("tls calls", lambda: _done(calls(ports.tls, self.ctx, n_calls, placed)))
+        self.measure("tcp calls", lambda: _done(calls(ports.ws, None, n_calls, placed)))
 
     def rate(self, metric: str) -> float:
         done, wall, _ = self.sums[metric]
@@ -350,6 +396,10 @@ def main() -> int:
               f"({', '.join(f'{int(m.sums[x][0])} {x}' for x in METRICS)})")
         for crash in m.crashes:
             print(f"  {m.kind} died and was started again: {crash}")
+        for metric, steps in m.steps.items():
+            if steps and m.kind == "kemi":
+                print(f"  {metric} per step, caller and callee on one worker or two: "
+                      + ", ".join(f"{where} {ms:.3f} ms" for where, ms in steps))
     if len(servers) == 2:
         e, k = servers
 
