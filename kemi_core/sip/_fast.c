@@ -3122,6 +3122,307 @@ cleanup:
     return result;
 }
 
+/* ---- UDP receive and the flusher's timer (kemi_core/transport/udp.py, outbox.py) ----------
+ * A read-ahead UDP socket's readiness event read in one call: recvmmsg takes every datagram
+ * waiting (UDP_SLOTS per system call) instead of a recvfrom each, an ioctl and a last read that
+ * finds none, and each datagram comes back with its source's RecvInfo (looked up in the
+ * socket's dict by the raw address, made by a callback the first time). The flusher's timerfd
+ * is set without ctypes. Linux only; elsewhere udp.py and outbox.py keep their Python paths. */
+
+#ifdef __linux__
+#include <errno.h>
+#include <netdb.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+
+#define UDP_SLOTS 16
+#define UDP_SLOT_SIZE 65536
+
+static char *udp_slots;  /* UDP_SLOTS buffers of UDP_SLOT_SIZE, made at the first read */
+static struct mmsghdr udp_hdrs[UDP_SLOTS];
+static struct iovec udp_iov[UDP_SLOTS];
+static struct sockaddr_storage udp_names[UDP_SLOTS];
+
+/* udp_recv(fd, most, sources, make) -> (datagrams, errno): at most `most` datagrams waiting on
+ * the non-blocking socket fd, each (bytes, sources[raw address] or make(raw address)); errno:
+ * the last error a read reported (an ICMP error of an earlier send: the read goes on), else 0.
+ * The buffers are the module's: the GIL is held from the read until the bytes are copied out. */
+static PyObject *
+udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "udp_recv(fd, most, sources, make)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    Py_ssize_t most = PyLong_AsSsize_t(args[1]);
+    if ((fd == -1 || most == -1) && PyErr_Occurred())
+        return NULL;
+    PyObject *sources = args[2], *make = args[3];
+    if (udp_slots == NULL) {
+        udp_slots = PyMem_RawMalloc((size_t)UDP_SLOTS * UDP_SLOT_SIZE);
+        if (udp_slots == NULL)
+            return PyErr_NoMemory();
+        for (int i = 0; i < UDP_SLOTS; i++) {
+            udp_iov[i].iov_base = udp_slots + (size_t)i * UDP_SLOT_SIZE;
+            udp_iov[i].iov_len = UDP_SLOT_SIZE;
+        }
+    }
+    PyObject *got = PyList_New(0);
+    if (got == NULL)
+        return NULL;
+    int error = 0;
+    Py_ssize_t taken = 0;
+    while (taken < most) {
+        int want = most - taken < UDP_SLOTS ? (int)(most - taken) : UDP_SLOTS;
+        for (int i = 0; i < want; i++) {
+            struct msghdr *h = &udp_hdrs[i].msg_hdr;
+            h->msg_name = &udp_names[i];
+            h->msg_namelen = sizeof(udp_names[i]);
+            h->msg_iov = &udp_iov[i];
+            h->msg_iovlen = 1;
+            h->msg_control = NULL;
+            h->msg_controllen = 0;
+            h->msg_flags = 0;
+        }
+        int n = recvmmsg((int)fd, udp_hdrs, (unsigned int)want, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            error = errno;  /* counted as a read, as the Python loop does */
+            taken++;
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            PyObject *key = PyBytes_FromStringAndSize((const char *)&udp_names[i],
+                                                      udp_hdrs[i].msg_hdr.msg_namelen);
+            if (key == NULL)
+                goto fail;
+            PyObject *rcv = PyDict_GetItemWithError(sources, key);
+            if (rcv != NULL)
+                Py_INCREF(rcv);
+            else if (!PyErr_Occurred())
+                rcv = PyObject_CallOneArg(make, key);
+            Py_DECREF(key);
+            if (rcv == NULL)
+                goto fail;
+            PyObject *data = PyBytes_FromStringAndSize(udp_iov[i].iov_base, udp_hdrs[i].msg_len);
+            if (data == NULL) {
+                Py_DECREF(rcv);
+                goto fail;
+            }
+            PyObject *item = PyTuple_New(2);
+            if (item == NULL) {
+                Py_DECREF(rcv);
+                Py_DECREF(data);
+                goto fail;
+            }
+            PyTuple_SET_ITEM(item, 0, data);
+            PyTuple_SET_ITEM(item, 1, rcv);
+            int bad = PyList_Append(got, item);
+            Py_DECREF(item);
+            if (bad)
+                goto fail;
+        }
+        taken += n;
+        if (n < want)  /* nothing more waits: no read that would find none */
+            break;
+    }
+    return Py_BuildValue("(Ni)", got, error);
+fail:
+    Py_DECREF(got);
+    return NULL;
+}
+
+/* udp_source(raw) -> (host, port) of a raw socket address as the socket module gives it
+ * (numeric host, "%scope" on a scoped IPv6 one) */
+static PyObject *
+udp_source(PyObject *self, PyObject *raw)
+{
+    if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) < (Py_ssize_t)sizeof(sa_family_t)
+            || PyBytes_GET_SIZE(raw) > (Py_ssize_t)sizeof(struct sockaddr_storage)) {
+        PyErr_SetString(PyExc_ValueError, "udp_source: not a socket address");
+        return NULL;
+    }
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof(addr));
+    memcpy(&addr, PyBytes_AS_STRING(raw), (size_t)PyBytes_GET_SIZE(raw));
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    int rc = getnameinfo((struct sockaddr *)&addr, (socklen_t)PyBytes_GET_SIZE(raw), host,
+                         sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+    if (rc != 0) {
+        PyErr_Format(PyExc_ValueError, "udp_source: %s", gai_strerror(rc));
+        return NULL;
+    }
+    return Py_BuildValue("(si)", host, atoi(port));
+}
+
+/* timer_set(fd, ns): timerfd_settime of a one-shot timer due in ns nanoseconds (0: cleared) */
+static PyObject *
+timer_set(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "timer_set(fd, ns)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    long long ns = PyLong_AsLongLong(args[1]);
+    if ((fd == -1 || ns == -1) && PyErr_Occurred())
+        return NULL;
+    struct itimerspec due = {{0, 0}, {(time_t)(ns / 1000000000), (long)(ns % 1000000000)}};
+    if (timerfd_settime((int)fd, 0, &due, NULL) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+#define UDP_SEND_MAX 64
+
+static struct mmsghdr udp_out_hdrs[UDP_SEND_MAX];
+static struct iovec udp_out_iov[UDP_SEND_MAX];
+static struct sockaddr_storage udp_out_names[UDP_SEND_MAX];
+
+/* The address (host, port) of a held send as a socket address of family, when it is a numeric
+ * host of that family without a scope and the port a plain int; else 0 (sent from Python). */
+static socklen_t
+udp_out_address(PyObject *addr, int family, struct sockaddr_storage *into)
+{
+    if (!PyTuple_CheckExact(addr) || PyTuple_GET_SIZE(addr) != 2)
+        return 0;
+    PyObject *host = PyTuple_GET_ITEM(addr, 0), *port = PyTuple_GET_ITEM(addr, 1);
+    if (!PyUnicode_CheckExact(host) || !PyLong_CheckExact(port) || !PyUnicode_IS_ASCII(host))
+        return 0;
+    long number = PyLong_AsLong(port);
+    if (number < 0 || number > 65535) {
+        PyErr_Clear();
+        return 0;
+    }
+    const char *text = (const char *)PyUnicode_DATA(host);
+    memset(into, 0, sizeof(*into));
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)into;
+        if (inet_pton(AF_INET, text, &in->sin_addr) != 1)
+            return 0;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)number);
+        return sizeof(*in);
+    }
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)into;
+        if (inet_pton(AF_INET6, text, &in6->sin6_addr) != 1)
+            return 0;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)number);
+        return sizeof(*in6);
+    }
+    return 0;
+}
+
+/* udp_send(held, direct) -> None | [((send, data, addr), errno)]: send the held sends (send,
+ * data, addr) in order. A run of sends of one socket found in direct ({send: (fd, family)}: a
+ * UDP socket with nothing queued) goes out as one sendmmsg, and one the kernel refused is
+ * returned with its errno (not sent, as sock.sendto raising); any other send, and one that
+ * finds the send buffer full, is send(data, addr) (which queues it and takes its socket out of
+ * direct: the rest of that socket's sends then queue behind it, in order). */
+static PyObject *
+udp_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyDict_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "udp_send(held: list, direct: dict)");
+        return NULL;
+    }
+    PyObject *held = args[0], *direct = args[1], *errors = NULL;
+    Py_ssize_t i = 0;
+    while (i < PyList_GET_SIZE(held)) {
+        PyObject *item = PyList_GET_ITEM(held, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
+            PyErr_SetString(PyExc_TypeError, "udp_send: a held send is (send, data, addr)");
+            goto fail;
+        }
+        PyObject *send = PyTuple_GET_ITEM(item, 0);
+        PyObject *where = PyDict_GetItemWithError(direct, send);
+        if (where == NULL && PyErr_Occurred())
+            goto fail;
+        int count = 0;
+        long fd = -1, family = 0;
+        if (where != NULL && PyTuple_CheckExact(where) && PyTuple_GET_SIZE(where) == 2) {
+            fd = PyLong_AsLong(PyTuple_GET_ITEM(where, 0));
+            family = PyLong_AsLong(PyTuple_GET_ITEM(where, 1));
+            if (PyErr_Occurred())
+                goto fail;
+            /* the run: this socket's sends from i on, each a bytes and a numeric address */
+            while (count < UDP_SEND_MAX && i + count < PyList_GET_SIZE(held)) {
+                PyObject *next = PyList_GET_ITEM(held, i + count);
+                if (!PyTuple_CheckExact(next) || PyTuple_GET_SIZE(next) != 3
+                        || PyTuple_GET_ITEM(next, 0) != send
+                        || !PyBytes_CheckExact(PyTuple_GET_ITEM(next, 1)))
+                    break;
+                socklen_t size = udp_out_address(PyTuple_GET_ITEM(next, 2), (int)family,
+                                                 &udp_out_names[count]);
+                if (size == 0)
+                    break;
+                PyObject *data = PyTuple_GET_ITEM(next, 1);
+                udp_out_iov[count].iov_base = PyBytes_AS_STRING(data);
+                udp_out_iov[count].iov_len = (size_t)PyBytes_GET_SIZE(data);
+                struct msghdr *h = &udp_out_hdrs[count].msg_hdr;
+                h->msg_name = &udp_out_names[count];
+                h->msg_namelen = size;
+                h->msg_iov = &udp_out_iov[count];
+                h->msg_iovlen = 1;
+                h->msg_control = NULL;
+                h->msg_controllen = 0;
+                h->msg_flags = 0;
+                count++;
+            }
+        }
+        if (count > 0) {
+            int sent;
+            do
+                sent = sendmmsg((int)fd, udp_out_hdrs, (unsigned int)count, MSG_DONTWAIT);
+            while (sent < 0 && errno == EINTR);
+            if (sent > 0) {  /* (one that failed after them is retried: its error comes then) */
+                i += sent;
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {  /* this one is not sent */
+                PyObject *failed = Py_BuildValue("(Oi)", item, errno);
+                if (failed == NULL)
+                    goto fail;
+                if (errors == NULL && (errors = PyList_New(0)) == NULL) {
+                    Py_DECREF(failed);
+                    goto fail;
+                }
+                int bad = PyList_Append(errors, failed);
+                Py_DECREF(failed);
+                if (bad)
+                    goto fail;
+                i++;
+                continue;
+            }
+        }
+        /* not a run (or the buffer is full: send() queues it) */
+        Py_INCREF(item);
+        PyObject *done = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(item, 0),
+                                                      PyTuple_GET_ITEM(item, 1),
+                                                      PyTuple_GET_ITEM(item, 2), NULL);
+        Py_DECREF(item);
+        if (done == NULL)
+            goto fail;
+        Py_DECREF(done);
+        i++;
+    }
+    if (errors != NULL)
+        return errors;
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(errors);
+    return NULL;
+}
+#endif /* __linux__ */
+
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -3177,6 +3478,20 @@ static PyMethodDef methods[] = {
     {"reply_lines", (PyCFunction)(void (*)(void))reply_lines, METH_FASTCALL,
      "reply_lines(keys, lines, tag) -> the Via, From, To (tagged when tag is not None), "
      "Call-ID and CSeq lines in that order"},
+    /* UDP receive and the flusher's timer (udp.py, outbox.py): Linux only */
+#ifdef __linux__
+    {"udp_recv", (PyCFunction)(void (*)(void))udp_recv, METH_FASTCALL,
+     "udp_recv(fd, most, sources, make) -> ([(data, rcv)], errno): the datagrams waiting "
+     "(recvmmsg), rcv = sources[raw source address] or make(raw source address)"},
+    {"udp_source", (PyCFunction)udp_source, METH_O,
+     "udp_source(raw) -> (host, port) of a raw socket address, as the socket module gives it"},
+    {"udp_send", (PyCFunction)(void (*)(void))udp_send, METH_FASTCALL,
+     "udp_send(held, direct) -> None | [(held send, errno)]: the held sends (send, data, addr) "
+     "in order, a run of one socket's (direct: {send: (fd, family)}) as one sendmmsg, any other "
+     "through send(data, addr); the ones the kernel refused, with their errno"},
+    {"timer_set", (PyCFunction)(void (*)(void))timer_set, METH_FASTCALL,
+     "timer_set(fd, ns): set a timerfd to fire once in ns nanoseconds (0: clear it)"},
+#endif
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,6 +23,11 @@ worker's :class:`~kemi_core.transport.outbox.Outbox` and go out together after t
 (sooner when many are held, when the event has held a few ms, or before anything blocks: see
 that module). Every other send goes out at once, as it is made.
 
+Compiled (``_fast``, Linux), a read-ahead event is one call: recvmmsg reads 16 datagrams per
+system call (none for the read that would find nothing), each comes back with its source's
+RecvInfo; the held sends go out as one sendmmsg per run of one socket's (outbox.py). Without it,
+or on a shared socket, each datagram is one ``recvfrom_into`` (and each send one ``sendto``).
+
 A datagram is read into one reused 64 KiB buffer and copied out at its size. Reading with
 ``recvfrom(65536)`` instead allocates 64 KiB per datagram and shrinks it in place: with the
 messages transactions keep alive, that scatters small blocks over the heap and the worker's
@@ -36,6 +41,7 @@ import asyncio
 import collections
 import fcntl
 import logging
+import os
 import socket
 import termios
 import threading
@@ -43,8 +49,17 @@ from collections.abc import Callable
 from typing import Any
 
 from kemi_core.sip import ParseLimits
+from kemi_core.sip.syntax import PURE_PYTHON
+from kemi_core.transport import outbox as held_sends
 from kemi_core.transport.outbox import Outbox
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram, internal_error
+
+try:  # a read-ahead event read in one call (recvmmsg, Linux), see _read_all
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import udp_recv, udp_source
+except ImportError:  # not built, or not Linux: one recvfrom_into per datagram
+    udp_recv = udp_source = None
 
 log = logging.getLogger("kemi.transport")
 
@@ -63,7 +78,8 @@ class UdpSocket:
     parsed message (``deliver_datagram``) with the socket's own address as destination."""
 
     __slots__ = ("loop", "sock", "fd", "receiver", "limits", "local_ip", "local_port",
-                 "pending", "closed", "buffer", "waiting", "sources", "read_ahead", "outbox", "loop_thread")
+                 "pending", "closed", "buffer", "waiting", "sources", "read_ahead", "outbox", "loop_thread",
+                 "send_held")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver,
                  limits: ParseLimits, local_ip: str, local_port: int,
@@ -90,29 +106,55 @@ class UdpSocket:
         self.sources: dict[Any, RecvInfo] = {}
         #: read an event's datagrams before delivering them (see the module's doc)
         self.read_ahead = False
+        #: what the outbox holds for this socket's sends (one object: a run of them is one
+        #: sendmmsg while the socket is in the outbox's ``direct``, i.e. nothing is queued)
+        self.send_held = self.send_now
+        self._direct(True)
         loop.add_reader(self.fd, self._read_ready)
 
     def _read_ready(self) -> None:
-        if self.read_ahead:
-            got: list[tuple[bytes, Any]] = []
-            self._drain(got.append)
-            outbox = self.outbox
-            if len(got) == 1 or not outbox.hold():  # one datagram: nothing to hold sends for
-                for item in got:
-                    self._deliver(item)
-                    if self.closed:  # the rest is dropped
-                        return
-                return
-            try:
-                for item in got:
-                    self._deliver(item)
-                    if self.closed:
-                        return
-                    outbox.flush_late()
-            finally:
-                outbox.release()
-        else:
+        if not self.read_ahead:
             self._drain(self._deliver)
+            return
+        got = self._read_all()
+        receiver, limits, outbox = self.receiver, self.limits, self.outbox
+        if len(got) < 2 or not outbox.hold():  # one datagram: nothing to hold sends for
+            for data, rcv in got:
+                try:
+                    deliver_datagram(receiver, data, rcv, limits)
+                except Exception as exc:  # the dispatcher guards; the last line of defence
+                    internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
+                if self.closed:  # the rest is dropped
+                    return
+            return
+        clock, late = outbox.clock, held_sends.HOLD_SECONDS
+        try:
+            for data, rcv in got:
+                try:
+                    deliver_datagram(receiver, data, rcv, limits)
+                except Exception as exc:
+                    internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
+                if self.closed:
+                    return
+                if outbox.held and clock() - outbox.since >= late:  # (flush_late)
+                    outbox.flush()
+        finally:
+            outbox.release()
+
+    def _read_all(self) -> list[tuple[bytes, RecvInfo]]:
+        """A read-ahead event's datagrams (DRAIN_MAX at most), each with its source's RecvInfo.
+        Compiled: one recvmmsg per 16 datagrams, none that finds nothing, the RecvInfo looked
+        up by the raw source address (kept in ``sources`` under it)."""
+        if udp_recv is not None:
+            got, error = udp_recv(self.fd, DRAIN_MAX, self.sources, self._source_raw)
+            if error:
+                log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port,
+                          OSError(error, os.strerror(error)))
+            return got  # type: ignore[no-any-return]
+        items: list[tuple[bytes, Any]] = []
+        self._drain(items.append)
+        sources = self.sources
+        return [(data, sources.get(addr) or self._source(addr)) for data, addr in items]
 
     def _drain(self, take: Callable[[tuple[bytes, Any]], None]) -> None:
         """Read the datagrams waiting (DRAIN_MAX at most), each given to ``take`` as it is read:
@@ -152,6 +194,15 @@ class UdpSocket:
         rcv = sources[addr] = RecvInfo("udp", addr[0], addr[1], self.local_ip, self.local_port)
         return rcv
 
+    def _source_raw(self, raw: bytes) -> RecvInfo:
+        """The RecvInfo of datagrams from the raw socket address ``raw`` (udp_recv's key)."""
+        sources = self.sources
+        if len(sources) >= SOURCES_MAX:
+            sources.clear()
+        host, port = udp_source(raw)  # type: ignore[misc]  # (udp_recv: there is one)
+        rcv = sources[raw] = RecvInfo("udp", host, port, self.local_ip, self.local_port)
+        return rcv
+
     def _more_waiting(self) -> bool:
         """Another datagram waits (its size is not 0). Asked once, after the first datagram of
         an event: most events bring one, and a read that finds none raises BlockingIOError,
@@ -164,7 +215,7 @@ class UdpSocket:
         """Send; held while a read-ahead event's datagrams are routed (see the module's doc)."""
         outbox = self.outbox
         if outbox.held is not None:
-            outbox.add(self.send_now, data, addr)
+            outbox.add(self.send_held, data, addr)
             return
         self.send_now(data, addr)
 
@@ -185,7 +236,16 @@ class UdpSocket:
         except OSError as exc:
             log.debug("udp send from %s:%s to %s: %s", self.local_ip, self.local_port, addr, exc)
 
+    def _direct(self, direct: bool) -> None:
+        """Let the outbox send this socket's held sends itself (nothing queued), or not."""
+        if direct:
+            self.outbox.direct[self.send_held] = (self.fd, int(self.sock.family))
+        else:
+            self.outbox.direct.pop(self.send_held, None)
+
     def _queue(self, data: bytes, addr: Any) -> None:
+        if not self.pending:
+            self._direct(False)  # the outbox's sends of it queue behind, in order
         if len(self.pending) >= QUEUE_MAX:
             log.warning("udp %s:%s: send queue full, datagram to %s dropped", self.local_ip,
                         self.local_port, addr)
@@ -205,12 +265,15 @@ class UdpSocket:
                           addr, exc)
             pending.popleft()
         self.loop.remove_writer(self.fd)
+        if not self.closed:
+            self._direct(True)
 
     def close(self) -> None:
         if self.closed:
             return
         self.outbox.flush()  # what a handler sent before the close still goes out
         self.closed = True
+        self._direct(False)
         self.loop.remove_reader(self.fd)
         if self.pending:
             self.pending.clear()
