@@ -256,16 +256,18 @@ class WorkerEndpoints:
             tr = self.udp.get(local) if local is not None else None
             if tr is None:
                 tr = self.own_udp
-            if tr is None:
-                return False
-            limit = MAX_UDP6_PAYLOAD if ":" in host else MAX_UDP4_PAYLOAD
-            if len(data) > limit:
-                # The kernel would refuse it later, where nobody hears (error_received): say
-                # so now, so the caller (tm) answers at once instead of waiting for a timeout.
-                self.warn_limited("udp_too_large", "udp: %d bytes to %s:%s do not fit in a "
-                                  "UDP datagram (at most %d): not sent", len(data), host, port,
-                                  limit)
-                return False
+                if tr is None:
+                    return False
+            if len(data) > MAX_UDP4_PAYLOAD:  # (what fits over IPv4 fits over IPv6)
+                limit = MAX_UDP6_PAYLOAD if ":" in host else MAX_UDP4_PAYLOAD
+                if len(data) > limit:
+                    # The kernel would refuse it later, where nobody hears (error_received):
+                    # say so now, so the caller (tm) answers at once instead of waiting for a
+                    # timeout.
+                    self.warn_limited("udp_too_large", "udp: %d bytes to %s:%s do not fit in "
+                                      "a UDP datagram (at most %d): not sent", len(data), host,
+                                      port, limit)
+                    return False
             tr.sendto(data, (host, port))
             return True
         family = STREAM_FAMILY.get(proto)

@@ -118,7 +118,10 @@ class UdpSocket:
             return
         got = self._read_all()
         receiver, limits, outbox = self.receiver, self.limits, self.outbox
-        if len(got) < 2 or not outbox.hold():  # one datagram: nothing to hold sends for
+        # one datagram: nothing to hold sends for
+        holding = len(got) > 1 and outbox.hold()
+        clock, late = outbox.clock, held_sends.HOLD_SECONDS
+        try:
             for data, rcv in got:
                 try:
                     deliver_datagram(receiver, data, rcv, limits)
@@ -126,20 +129,11 @@ class UdpSocket:
                     internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
                 if self.closed:  # the rest is dropped
                     return
-            return
-        clock, late = outbox.clock, held_sends.HOLD_SECONDS
-        try:
-            for data, rcv in got:
-                try:
-                    deliver_datagram(receiver, data, rcv, limits)
-                except Exception as exc:
-                    internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
-                if self.closed:
-                    return
-                if outbox.held and clock() - outbox.since >= late:  # (flush_late)
+                if holding and outbox.held and clock() - outbox.since >= late:  # (flush_late)
                     outbox.flush()
         finally:
-            outbox.release()
+            if holding:
+                outbox.release()
 
     def _read_all(self) -> list[tuple[bytes, RecvInfo]]:
         """A read-ahead event's datagrams (DRAIN_MAX at most), each with its source's RecvInfo.
