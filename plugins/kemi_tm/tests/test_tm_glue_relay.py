@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from kemi_core.api import MsgContext, RouteType
+from typing import Any
+
+import pytest
+
+from kemi_core.api import CoreConfig, ListenAddr, MsgContext, RouteType
 from kemi_core.sip import SipMsg, build_reply, parse_datagram
 from kemi_tm import exports as tm
+from kemi_tm import relay
 from kemi_tm.testing import TmHarness
 
 CALLER = ("127.0.0.1", 5070)
@@ -245,3 +250,47 @@ def test_t_on_unknown_route_is_an_error() -> None:
     h = TmHarness({"ksr_request_route": lambda ctx: results.append(tm.t_on_failure(ctx, "nope"))})
     h.request(invite("OPTIONS"), CALLER)
     assert results == [-1]
+
+
+def _relay_over_tcp(listens: list[ListenAddr], monkeypatch: pytest.MonkeyPatch
+                    ) -> tuple[TmHarness, list[int], list[int]]:
+    """One INVITE relayed to a $du over TCP; the general per-destination steps counted."""
+    general: list[int] = []
+    each = relay._send_each_branch
+
+    def counted(*args: Any, **kwargs: Any) -> int:
+        general.append(1)
+        return each(*args, **kwargs)
+
+    monkeypatch.setattr(relay, "_send_each_branch", counted)
+    results: list[int] = []
+
+    def route(ctx: MsgContext) -> int:
+        ctx.dst_uri = "sip:127.0.0.1:5080;transport=tcp"
+        results.append(tm.t_relay(ctx))
+        return 1
+
+    h = TmHarness({"ksr_request_route": route}, config=CoreConfig(listen=listens))
+    h.request(invite(), CALLER)
+    return h, results, general
+
+
+def test_one_branch_over_tcp_with_a_listen_socket_goes_the_short_way(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual one-branch relay over a stream transport (the webrtc/TLS calls): sent by
+    _send_branches itself, as over UDP, with our TCP Via on top."""
+    h, results, general = _relay_over_tcp(
+        [ListenAddr("udp", "127.0.0.1", 5060), ListenAddr("tcp", "127.0.0.1", 5060)],
+        monkeypatch)
+    assert results == [1] and general == []
+    (out,) = [s for s in h.take() if (s.host, s.port) == CALLEE]
+    assert out.proto == "tcp"
+    assert out.msg.vias[0].transport.upper() == "TCP" and len(out.msg.vias) == 2
+
+
+def test_one_branch_over_tcp_without_a_listen_socket_says_no_socket(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TCP listen socket: the general steps give t_relay's -7 (E_NO_SOCKET), nothing sent."""
+    h, results, general = _relay_over_tcp([ListenAddr("udp", "127.0.0.1", 5060)], monkeypatch)
+    assert results == [-7] and general == [1]
+    assert to(h.take(), CALLEE) == []

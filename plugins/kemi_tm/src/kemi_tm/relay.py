@@ -274,8 +274,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
     a branch's copy from the request.
 
     The usual request has one destination (its R-URI, or $du) and no Path, transport or target
-    forced; when it goes (after its branch route, if one is armed) to a known address over
-    UDP, its one branch is added and sent here, without the per-destination steps of
+    forced; when it goes (after its branch route, if one is armed) to a known address (over
+    TCP/TLS/SCTP: with a listen socket of that transport), its one branch is added and sent here, without the per-destination steps of
     ``_send_each_branch`` (which does the rest)."""
     if ctx.branches or target is not None or proto or ctx.extra.get("path_vec"):
         return _send_each_branch(svc, ctx, tx, proto, target, via, in_failure)
@@ -292,7 +292,10 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             return E_UNSPEC
         breq, du, bflags, sctx = bctx.msg, bctx.dst_uri, bctx.bflags, bctx
     hop = uri_target(du or breq.ruri)
-    if hop is not None and hop[0] not in LISTENED_PROTOS:
+    # over TCP/TLS/SCTP only with a listen socket of that transport (_send_each_branch's
+    # error when there is none)
+    if hop is not None and (hop[0] not in LISTENED_PROTOS
+                            or listen_for(ctx.core, hop[0]) is not None):
         bproto, host, port = hop
         ip = ctx.core.resolver.known(host)
         if ip is not None:

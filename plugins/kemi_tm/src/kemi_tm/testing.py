@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.api import MsgContext, RecvInfo, RouteType, ScriptError, VirtualClock
+from kemi_core.api import (
+    CoreConfig,
+    MsgContext,
+    RecvInfo,
+    RouteType,
+    ScriptError,
+    VirtualClock,
+)
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import CaptureTransport, Sent, attach_dispatcher, offline_core
 from kemi_tm.actions import Action, LocalFinal, PassUp, Recorder, Terminated
@@ -55,14 +62,16 @@ class DictEngine:
 
 class TmHarness:
     def __init__(self, routes: dict[str, Route], params: dict[str, Any] | None = None,
-                 modules: tuple[tuple[str, Any], ...] = ()) -> None:
+                 modules: tuple[tuple[str, Any], ...] = (),
+                 config: CoreConfig | None = None) -> None:
         import kemi_sl
         import kemi_tm
 
         mods = (("sl", kemi_sl), ("tm", kemi_tm), *modules)
         self.clock = VirtualClock(start=1000.0)
         core, transport = offline_core(
-            *mods, params={("tm", k): v for k, v in (params or {}).items()}, clock=self.clock)
+            *mods, params={("tm", k): v for k, v in (params or {}).items()}, clock=self.clock,
+            config=config)
         self.core = core
         self.transport: CaptureTransport = transport
         self.engine = DictEngine(routes)
