@@ -117,6 +117,9 @@ class WorkerEndpoints:
         self.mailbox: Mailbox | None = None
         #: the RecvInfo of replies handed over to us, by their hand-over's fields
         self._handed_rcv: dict[tuple[str, ...], RecvInfo] = {}
+        #: sends handed over in a row in one datagram, by the connection they go on (written
+        #: together once the row ends): each with its hand-over's fields
+        self._corked: dict[StreamConnection, list[tuple[list[str], bytes]]] = {}
         #: told of a message send() took but that could not go out after all (the core's
         #: ``send_failed_later``: tm fails the branch)
         self.on_send_failed: Callable[[bytes], None] | None = None
@@ -175,7 +178,8 @@ class WorkerEndpoints:
         if self.owners is not None:
             self.mailbox = Mailbox(main_pid(), self.rank, self.loop, self._handover_lost)
             box = self.mailbox
-            self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over)
+            self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over,
+                                 self._uncork)
         for lst in self.listens:
             if lst.proto in ("tcp", "tls"):
                 await self._listen_stream(lst)
@@ -338,15 +342,18 @@ class WorkerEndpoints:
         if kind == "S":
             proto, host, port = fields[1], fields[2], int(fields[3])
             conn = self.conns.find(host, port, STREAM_FAMILY.get(proto, (proto,)))
-            if conn is not None and conn.open and conn.send_message(data):
+            if conn is not None and conn.open:
+                # written with the sends handed over after it in the same datagram
+                corked = self._corked.get(conn)
+                if corked is None:
+                    self._corked[conn] = [(fields, data)]
+                else:
+                    corked.append((fields, data))
                 return
-            # gone since the sender looked it up: back to the sender, who tries as for a
-            # connection nobody holds and tells its transaction when that fails too
-            if self.mailbox is None or not self.mailbox.post(
-                    int(fields[0]), encode_failed(proto, host, port, data)):
-                self.warn_limited("handoff_gone", "%s to %s:%s: the connection is gone; not "
-                                  "sent", proto, host, port)
+            self._hand_back(fields, data)
             return
+        if self._corked:  # what the sends before it made goes first
+            self._uncork()
         if kind == "F":
             proto, host, port = fields[0], fields[1], int(fields[2])
             if not self._send_unheld(proto, host, port, data):
@@ -362,6 +369,25 @@ class WorkerEndpoints:
             rcv = self._handed_rcv[key] = RecvInfo(fields[0], fields[1], int(fields[2]),
                                                    fields[3], int(fields[4]))
         deliver_datagram(self.receiver, data, rcv, self.limits)
+
+    def _uncork(self) -> None:
+        """Write the sends handed over in a row, one write per connection."""
+        corked = self._corked
+        while corked:
+            conn, sends = corked.popitem()
+            if not conn.send_messages([data for _, data in sends]):
+                for fields, data in sends:
+                    self._hand_back(fields, data)
+
+    def _hand_back(self, fields: list[str], data: bytes) -> None:
+        """A send handed over for a connection that is gone since the sender looked it up:
+        back to the sender, who tries as for a connection nobody holds and tells its
+        transaction when that fails too."""
+        proto, host, port = fields[1], fields[2], int(fields[3])
+        if self.mailbox is None or not self.mailbox.post(
+                int(fields[0]), encode_failed(proto, host, port, data)):
+            self.warn_limited("handoff_gone", "%s to %s:%s: the connection is gone; not "
+                              "sent", proto, host, port)
 
     def _handover_lost(self, packet: bytes) -> None:
         """A hand-over the mailbox took could not reach its worker (gone since): a send is

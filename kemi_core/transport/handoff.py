@@ -261,8 +261,10 @@ class Mailbox:
             self.loop.remove_writer(box.sock.fileno())
             box.sock.close()
 
-    def drain(self, handle: Callable[[bytes], None]) -> None:
-        """Read every waiting packet (from the event loop's reader callback)."""
+    def drain(self, handle: Callable[[bytes], None],
+              ended: Callable[[], None] | None = None) -> None:
+        """Read every waiting packet (from the event loop's reader callback); ``ended`` is
+        called after each datagram's packets."""
         for _ in range(1000):
             try:
                 datagram = self.sock.recv(_BUF)
@@ -275,6 +277,11 @@ class Mailbox:
                 try:
                     handle(packet)
                 except Exception:  # one bad hand-over must not stop the others
+                    log.exception("handling a message from another worker failed")
+            if ended is not None:
+                try:
+                    ended()
+                except Exception:
                     log.exception("handling a message from another worker failed")
 
     def close(self) -> None:

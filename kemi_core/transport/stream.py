@@ -387,6 +387,20 @@ class StreamConnection(asyncio.Protocol):
             return True
         return self.write(self.reader.wire(data))
 
+    def send_messages(self, messages: list[bytes]) -> bool:
+        """Send several SIP messages in one write (a system call and, on TLS, records for
+        all of them); False when none went."""
+        if len(messages) == 1:
+            return self.send_message(messages[0])
+        if self.transport is None:
+            return False
+        tls = self.tls
+        if tls is not None and not tls.established:
+            self.waiting += messages
+            return True
+        wire = self.reader.wire
+        return self.write(b"".join([wire(data) for data in messages]))
+
     def write(self, data: bytes) -> bool:
         """Raw bytes of the current protocol (encrypted first on TLS)."""
         tr = self.transport

@@ -11,11 +11,13 @@ import socket
 
 import pytest
 
-from kemi_core.sip import ParseLimits
+from kemi_core.config.model import ListenAddr
+from kemi_core.sip import ParseLimits, SipMsg
 from kemi_core.testing.process import free_port
 from kemi_core.transport import endpoints, outbox
 from kemi_core.transport.handoff import BUNDLE_MAX, Mailbox, bundle, owner_key, unbundle
 from kemi_core.transport.outbox import about_to_wait
+from kemi_core.transport.stream import StreamConnection
 
 BURST = 200
 
@@ -206,3 +208,71 @@ def test_a_hand_over_to_a_gone_connection_comes_back_as_a_send_failure(
         return failed
 
     assert asyncio.run(run()) == [b"to ws", b"to tcp"]
+
+
+class _Replies:
+    """Receives what the connection's peer sends (replies), in order."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+
+    def on_message(self, msg: SipMsg, rcv: object) -> None:
+        self.got.append(msg.to_bytes())
+
+    def on_bad_message(self, data: bytes, rcv: object, error: object) -> None:
+        raise AssertionError("nothing bad is sent here")
+
+
+def _request(n: int) -> bytes:
+    return (f"MESSAGE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{n}"
+            f"\r\nCall-ID: c{n}\r\nCSeq: {n} MESSAGE\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_sends_handed_over_in_a_row_go_out_in_one_write_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker 1 hands three messages for a connection worker 2 holds in one turn: worker 2
+    writes them with one write, in order; one handed over later goes on its own."""
+    monkeypatch.setattr(endpoints, "main_pid", lambda: os.getpid() * 1000 + 14)
+    port = free_port(socket.SOCK_STREAM)
+    writes: list[bytes] = []
+    real_write = StreamConnection.write
+
+    def write(conn: StreamConnection, data: bytes) -> bool:
+        writes.append(data)
+        return real_write(conn, data)
+
+    monkeypatch.setattr(StreamConnection, "write", write)
+
+    async def run() -> bytes:
+        loop = asyncio.get_running_loop()
+        owners = _Owners()
+        workers = [endpoints.WorkerEndpoints(
+            loop, [ListenAddr("tcp", "127.0.0.1", port)] if rank == 2 else [], _Replies(),
+            ParseLimits(), True, rank=rank, owners=owners)  # type: ignore[arg-type]
+            for rank in (1, 2)]
+        reader = writer = None
+        try:
+            for ep in workers:
+                await ep.start(udp=False)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            host, cport = writer.get_extra_info("sockname")[:2]
+            deadline = loop.time() + 5
+            while not owners and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            for n in range(3):
+                assert workers[0].send("tcp", host, cport, _request(n))
+            await asyncio.sleep(0.1)
+            assert workers[0].send("tcp", host, cport, _request(3))
+            want = b"".join(_request(n) for n in range(4))
+            got = b""
+            while len(got) < len(want):
+                got += await asyncio.wait_for(reader.read(65536), 5)
+        finally:
+            if writer is not None:
+                writer.close()
+            for ep in workers:
+                ep.close()
+        return got
+
+    assert asyncio.run(run()) == b"".join(_request(n) for n in range(4))
+    assert writes == [b"".join(_request(n) for n in range(3)), _request(3)]
