@@ -64,6 +64,8 @@ LISTEN_PROTO = {"ws": "tcp", "wss": "tls"}
 
 #: RecvInfos of handed-over replies kept (one per connection another worker holds)
 MAX_HANDED_RCV = 1024
+#: owners of connections other workers hold, remembered here (emptied when full)
+MAX_OWNERS_KEPT = 4096
 
 #: How long connecting to a next hop may take (s).
 CONNECT_TIMEOUT = 10.0
@@ -115,6 +117,11 @@ class WorkerEndpoints:
         self.rank = rank
         self.owners = owners
         self.mailbox: Mailbox | None = None
+        #: the owners table's answers that named another worker, by owner key: a send does
+        #: not read the table (a transaction, an unpickle) each time; one gone stale (the
+        #: peer reconnected from the same port to another worker) is found out when its
+        #: worker hands the send back (F), then dropped and read again
+        self._owner_of: dict[str, int] = {}
         #: the RecvInfo of replies handed over to us, by their hand-over's fields
         self._handed_rcv: dict[tuple[str, ...], RecvInfo] = {}
         #: sends handed over in a row in one datagram, by the connection they go on (written
@@ -292,11 +299,26 @@ class WorkerEndpoints:
                     conn.waiting.append(data)  # still connecting
                     return True
             if self.owners is not None and self.mailbox is not None:  # workers hand over
-                rank = self.owners.get(owner_key(host, port, each))
-                if rank is not None and rank != self.rank:
+                key = owner_key(host, port, each)
+                rank = self._owner_of.get(key)
+                if rank is None:
+                    rank = self._read_owner(key)
+                if rank is not None:
                     return self.mailbox.post(rank, encode_send(self.rank, proto, host, port,
                                                                data))
         return self._send_unheld(proto, host, port, data)
+
+    def _read_owner(self, key: str) -> int | None:
+        """The worker the owners table names for ``key`` when it is another one (kept)."""
+        assert self.owners is not None
+        rank = self.owners.get(key)
+        if rank is None or rank == self.rank:
+            return None
+        kept = self._owner_of
+        if len(kept) >= MAX_OWNERS_KEPT:
+            kept.clear()
+        kept[key] = rank
+        return int(rank)
 
     def _send_unheld(self, proto: str, host: str, port: int, data: bytes) -> bool:
         """Send on a connection no worker holds: a new one (TCP, TLS)."""
@@ -355,9 +377,7 @@ class WorkerEndpoints:
         if self._corked:  # what the sends before it made goes first
             self._uncork()
         if kind == "F":
-            proto, host, port = fields[0], fields[1], int(fields[2])
-            if not self._send_unheld(proto, host, port, data):
-                self.send_failed(data)
+            self._handed_back(fields[0], fields[1], int(fields[2]), data)
             return
         # a reply steered here from the worker holding its connection: the RecvInfo of that
         # connection, made once (frozen: one serves all its replies, as a stream's own does)
@@ -391,12 +411,28 @@ class WorkerEndpoints:
 
     def _handover_lost(self, packet: bytes) -> None:
         """A hand-over the mailbox took could not reach its worker (gone since): a send is
-        tried as for a connection nobody holds (its connections went with it), else failed."""
+        tried again (its connections went with it)."""
         found = decode(packet)
         if found is not None and found[0] == "S":
-            fields, data = found[1], found[2]
-            if not self._send_unheld(fields[1], fields[2], int(fields[3]), data):
-                self.send_failed(data)
+            fields = found[1]
+            self._handed_back(fields[1], fields[2], int(fields[3]), found[2])
+
+    def _handed_back(self, proto: str, host: str, port: int, data: bytes) -> None:
+        """A send the worker we handed it to could not make: when we had its owner kept and
+        the table names another one now (a reconnect), the send goes again from the top;
+        else as for a connection nobody holds, and the transaction hears when that fails."""
+        kept = self._owner_of
+        for each in STREAM_FAMILY.get(proto, (proto,)):
+            key = owner_key(host, port, each)
+            stale = kept.pop(key, None)
+            if stale is not None and self.owners is not None:
+                now = self.owners.get(key)
+                if now != stale and (now is not None or self.conns.newest(host, port, each)):
+                    if not self.send(proto, host, port, data):
+                        self.send_failed(data)
+                    return
+        if not self._send_unheld(proto, host, port, data):
+            self.send_failed(data)
 
     def send_failed(self, data: bytes) -> None:
         """A message send() took could not go out after all."""

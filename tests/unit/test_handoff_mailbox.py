@@ -276,3 +276,44 @@ def test_sends_handed_over_in_a_row_go_out_in_one_write_in_order(
 
     assert asyncio.run(run()) == b"".join(_request(n) for n in range(4))
     assert writes == [b"".join(_request(n) for n in range(3)), _request(3)]
+
+
+def test_a_kept_owner_gone_stale_is_read_again_when_the_send_comes_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker 1 keeps the owners it read; the peer's connection has moved to worker 3 since
+    (it reconnected from the same port): the send goes to worker 2, which hands it back, and
+    worker 1 reads the table again and hands it to worker 3, which sends it."""
+    monkeypatch.setattr(endpoints, "main_pid", lambda: os.getpid() * 1000 + 15)
+    port = free_port(socket.SOCK_STREAM)
+
+    async def run() -> tuple[bytes, int | None, list[bytes]]:
+        loop = asyncio.get_running_loop()
+        owners = _Owners()
+        failed: list[bytes] = []
+        workers = [endpoints.WorkerEndpoints(
+            loop, [ListenAddr("tcp", "127.0.0.1", port)] if rank == 3 else [], _Replies(),
+            ParseLimits(), True, rank=rank, owners=owners)  # type: ignore[arg-type]
+            for rank in (1, 2, 3)]
+        workers[0].on_send_failed = failed.append
+        writer = None
+        try:
+            for ep in workers:
+                await ep.start(udp=False)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            host, cport = writer.get_extra_info("sockname")[:2]
+            deadline = loop.time() + 5
+            while not owners and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            key = owner_key(host, cport, "tcp")
+            workers[0]._owner_of[key] = 2  # kept while the connection was worker 2's
+            assert workers[0].send("tcp", host, cport, _request(1))
+            got = await asyncio.wait_for(reader.read(65536), 5)
+            kept = workers[0]._owner_of.get(key)
+        finally:
+            if writer is not None:
+                writer.close()
+            for ep in workers:
+                ep.close()
+        return got, kept, failed
+
+    assert asyncio.run(run()) == (_request(1), 3, [])
