@@ -30,8 +30,10 @@ import asyncio
 import logging
 import os
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable
+from itertools import accumulate, pairwise
 
 from kemi_core.transport import outbox
 from kemi_core.transport.receiver import RecvInfo
@@ -93,36 +95,39 @@ def decode(packet: bytes) -> tuple[str, list[str], bytes] | None:
 #: datagrams, 10 by default); past this many per worker, newer ones are dropped
 MAX_WAITING = 4096
 
-#: the first byte of a datagram carrying several hand-overs (each after its 4-byte length)
+#: the first byte of a datagram carrying several hand-overs: then their count (2 bytes),
+#: their lengths (4 bytes each), the hand-overs one after the other
 BUNDLE = b"M"
 #: the bytes a bundle may carry at most before it goes out (well under the socket's buffers)
 BUNDLE_MAX = 64 * 1024
+#: the hand-overs a bundle may carry at most (its count is 2 bytes)
+BUNDLE_COUNT = 1024
 
 
 def bundle(packets: list[bytes]) -> bytes:
     """One datagram for several hand-overs (one alone goes as it is)."""
-    if len(packets) == 1:
+    count = len(packets)
+    if count == 1:
         return packets[0]
-    parts = [BUNDLE]
-    for packet in packets:
-        parts += (len(packet).to_bytes(4, "big"), packet)
-    return b"".join(parts)
+    return BUNDLE + struct.pack(f">H{count}I", count, *map(len, packets)) + b"".join(packets)
 
 
 def unbundle(datagram: bytes) -> list[bytes]:
-    """The hand-overs a datagram carries, in order (a truncated tail is dropped)."""
+    """The hand-overs a datagram carries, in order (none when it is malformed)."""
     if datagram[:1] != BUNDLE:
         return [datagram]
-    out = []
-    at, end = 1, len(datagram)
-    while at + 4 <= end:
-        size = int.from_bytes(datagram[at:at + 4], "big")
-        at += 4
-        if at + size > end:
-            break
-        out.append(datagram[at:at + size])
-        at += size
-    return out
+    try:
+        count = _COUNT.unpack_from(datagram, 1)[0]
+        ends = list(accumulate(struct.unpack_from(f">{count}I", datagram, 3),
+                               initial=3 + 4 * count))
+    except struct.error:
+        return []
+    if ends[-1] != len(datagram):
+        return []
+    return [datagram[start:end] for start, end in pairwise(ends)]
+
+
+_COUNT = struct.Struct(">H")
 
 
 class _Outbox:
@@ -171,15 +176,16 @@ class Mailbox:
             box = self._outbox(rank)
             if box is None:
                 return False
-        holding = self._holding
-        if not holding:
-            self.loop.call_soon(self.send_held)
-            outbox.held_elsewhere = self.send_held  # a handler about to block sends first
-        if rank not in holding:
+        held = box.held
+        if not held:
+            holding = self._holding
+            if not holding:
+                self.loop.call_soon(self.send_held)
+                outbox.held_elsewhere = self.send_held  # a handler about to block sends first
             holding[rank] = box
-        box.held.append(packet)
+        held.append(packet)
         box.held_size += len(packet)
-        if box.held_size >= BUNDLE_MAX:
+        if box.held_size >= BUNDLE_MAX or len(held) >= BUNDLE_COUNT:
             self._send_bundle(rank, box)
         return True
 

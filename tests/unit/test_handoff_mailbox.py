@@ -113,10 +113,11 @@ def test_a_handler_about_to_block_sends_what_the_turn_handed_over() -> None:
     assert unbundle(asyncio.run(run())) == [b"S1", b"S2"]
 
 
-def test_bundles_round_trip_and_a_truncated_tail_is_dropped() -> None:
+def test_bundles_round_trip_and_a_malformed_one_gives_nothing() -> None:
     packets = [b"S1\0tcp\0h\0" + b"\0M" * 3, b"", b"M", b"R" * 300]
     assert unbundle(bundle(packets)) == packets
-    assert unbundle(bundle(packets)[:-1]) == packets[:-1]
+    assert unbundle(bundle(packets)[:-1]) == []  # malformed: nothing
+    assert unbundle(b"M\0") == []
     assert bundle([b"Sabc"]) == b"Sabc"  # one alone goes as it is (S, R, F: never M)
     assert unbundle(b"Sabc") == [b"Sabc"]
 
