@@ -37,6 +37,8 @@ from kemi_core.transport.handoff import (
     encode_send,
     main_pid,
     owner_key,
+    owners_changed,
+    owners_seen,
 )
 from kemi_core.transport.outbox import Outbox
 from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
@@ -118,10 +120,12 @@ class WorkerEndpoints:
         self.owners = owners
         self.mailbox: Mailbox | None = None
         #: the owners table's answers that named another worker, by owner key: a send does
-        #: not read the table (a transaction, an unpickle) each time; one gone stale (the
-        #: peer reconnected from the same port to another worker) is found out when its
-        #: worker hands the send back (F), then dropped and read again
+        #: not read the table (a transaction, an unpickle) each time. They are forgotten
+        #: when a worker records or forgets a connection (``owners_seen`` moved); one
+        #: read just before such a change is found out when its worker hands the send back
+        #: (F), then dropped and read again
         self._owner_of: dict[str, int] = {}
+        self._owners_seen = -1
         #: the RecvInfo of replies handed over to us, by their hand-over's fields
         self._handed_rcv: dict[tuple[str, ...], RecvInfo] = {}
         #: sends handed over in a row in one datagram, by the connection they go on (written
@@ -300,6 +304,9 @@ class WorkerEndpoints:
                     return True
             if self.owners is not None and self.mailbox is not None:  # workers hand over
                 key = owner_key(host, port, each)
+                if owners_seen.value != self._owners_seen:  # the table changed: read it
+                    self._owners_seen = owners_seen.value
+                    self._owner_of.clear()
                 rank = self._owner_of.get(key)
                 if rank is None:
                     rank = self._read_owner(key)
@@ -333,6 +340,7 @@ class WorkerEndpoints:
     def stream_opened(self, conn: StreamConnection) -> None:
         if self.owners is not None:
             self.owners.put(owner_key(*conn.peer, conn.proto), self.rank)
+            owners_changed()
 
     def stream_closed(self, conn: StreamConnection) -> None:
         if self.owners is not None:
@@ -340,6 +348,7 @@ class WorkerEndpoints:
             try:
                 if self.owners.get(key) == self.rank:
                     self.owners.delete(key)
+                    owners_changed()
             except Exception as exc:  # the store may be gone at shutdown
                 log.debug("forgetting connection %s: %s", key, exc)
 

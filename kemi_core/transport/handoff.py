@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import socket
 import struct
 from collections import deque
 from collections.abc import Callable
 from itertools import accumulate, pairwise
+from typing import Any
 
 from kemi_core.transport import outbox
 from kemi_core.transport.receiver import RecvInfo
@@ -44,6 +46,12 @@ log = logging.getLogger("kemi.transport")
 OWNERS = "core:stream_owners"
 #: the Via parameter naming the worker that sent a request on
 WORKER_PARAM = "kw"
+#: how many times a worker has recorded or forgotten a connection in ``OWNERS``, across the
+#: server's processes (made before the workers fork): the owners a worker keeps are good while
+#: it has not moved
+OWNERS_CHANGED: Any = multiprocessing.Value("q", 0)
+#: the same counter, read without its lock (a 64-bit read is whole; a change takes the lock)
+owners_seen: Any = OWNERS_CHANGED.get_obj()
 #: a datagram can carry a SIP message of max_msg_size (and more) with its header
 _BUF = 256 * 1024
 
@@ -58,6 +66,12 @@ def owner_key(host: str, port: int, proto: str) -> str:
     ws:// and a wss:// connection (to our two listeners) has both found, each in its worker."""
     base = "tls" if proto in ("tls", "wss") else "tcp"
     return f"{base}:{host}:{port}"
+
+
+def owners_changed() -> None:
+    """Say that ``OWNERS`` changed (after the change): the others read it again."""
+    with OWNERS_CHANGED.get_lock():
+        owners_seen.value += 1
 
 
 def encode_send(sender: int, proto: str, host: str, port: int, data: bytes) -> bytes:

@@ -14,7 +14,7 @@ import pytest
 from kemi_core.config.model import ListenAddr
 from kemi_core.sip import ParseLimits, SipMsg
 from kemi_core.testing.process import free_port
-from kemi_core.transport import endpoints, outbox
+from kemi_core.transport import endpoints, handoff, outbox
 from kemi_core.transport.handoff import BUNDLE_MAX, Mailbox, bundle, owner_key, unbundle
 from kemi_core.transport.outbox import about_to_wait
 from kemi_core.transport.stream import StreamConnection
@@ -282,8 +282,9 @@ def test_sends_handed_over_in_a_row_go_out_in_one_write_in_order(
 def test_a_kept_owner_gone_stale_is_read_again_when_the_send_comes_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker 1 keeps the owners it read; the peer's connection has moved to worker 3 since
-    (it reconnected from the same port): the send goes to worker 2, which hands it back, and
-    worker 1 reads the table again and hands it to worker 3, which sends it."""
+    (it reconnected from the same port) and worker 1 has not seen the change yet (a race):
+    the send goes to worker 2, which hands it back, and worker 1 reads the table again and
+    hands it to worker 3, which sends it."""
     monkeypatch.setattr(endpoints, "main_pid", lambda: os.getpid() * 1000 + 15)
     port = free_port(socket.SOCK_STREAM)
 
@@ -306,7 +307,9 @@ def test_a_kept_owner_gone_stale_is_read_again_when_the_send_comes_back(
             while not owners and loop.time() < deadline:
                 await asyncio.sleep(0.01)
             key = owner_key(host, cport, "tcp")
-            workers[0]._owner_of[key] = 2  # kept while the connection was worker 2's
+            # kept while the connection was worker 2's, just before the move was said
+            workers[0]._owners_seen = handoff.owners_seen.value
+            workers[0]._owner_of[key] = 2
             assert workers[0].send("tcp", host, cport, _request(1))
             got = await asyncio.wait_for(reader.read(65536), 5)
             kept = workers[0]._owner_of.get(key)
@@ -318,3 +321,31 @@ def test_a_kept_owner_gone_stale_is_read_again_when_the_send_comes_back(
         return got, kept, failed
 
     assert asyncio.run(run()) == (_request(1), 3, [])
+
+
+def test_kept_owners_are_forgotten_when_a_connection_is_forgotten(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A WebSocket user's connection held by worker 2 closes (worker 2 forgets it in the
+    table): worker 1's next send to it fails at once, as when it had never kept the owner
+    (t_relay fails and the script answers), not after a round trip to worker 2."""
+    monkeypatch.setattr(endpoints, "main_pid", lambda: os.getpid() * 1000 + 16)
+
+    async def run() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        key = owner_key("127.0.0.1", 5999, "ws")
+        owners = _Owners({key: 2})
+        worker = endpoints.WorkerEndpoints(loop, [], _NoReceiver(), ParseLimits(), True, rank=1,
+                                           owners=owners)  # type: ignore[arg-type]
+        two = Mailbox(os.getpid() * 1000 + 16, 2, loop)  # worker 2's (it reads nothing here)
+        try:
+            await worker.start(udp=False)
+            first = worker.send("ws", "127.0.0.1", 5999, b"to ws")  # handed to worker 2
+            owners.delete(key)  # what worker 2 does when the connection closes
+            handoff.owners_changed()
+            second = worker.send("ws", "127.0.0.1", 5999, b"to ws")
+        finally:
+            worker.close()
+            two.close()
+        return first, second
+
+    assert asyncio.run(run()) == (True, False)
