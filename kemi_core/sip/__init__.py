@@ -14,6 +14,8 @@ from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
 from kemi_core.sip.syntax import (
     digest_fields,
+    digest_open,
+    digest_response,
     header_key,
     nonce_open,
     nonce_seal,
@@ -37,6 +39,8 @@ __all__ = [
     "Via",
     "build_reply",
     "digest_fields",
+    "digest_open",
+    "digest_response",
     "request_crc32",
     "header_key",
     "http_request",

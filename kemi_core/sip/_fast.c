@@ -2127,21 +2127,16 @@ b64url_value(Py_UCS1 c)
     return c == '-' ? 62 : c == '_' ? 63 : -1;
 }
 
-static PyObject *
-nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* Opens a nonce text of the plain shape into raw (NONCE_RAW bytes): 1 when ours (the MAC
+ * right, version 1, no auth_checks bit), 0 when not ours, 2 when not the plain shape (the
+ * Python path reads it), -1 with an exception set. */
+static int
+nonce_unseal(PyObject *text, PyObject *key, uint8_t raw[NONCE_RAW + 2])
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "nonce_open(text, key)");
-        return NULL;
-    }
-    if (nonce_key(args[1]) < 0)
-        return NULL;
-    PyObject *text = args[0];
     if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text) ||
         PyUnicode_GET_LENGTH(text) != NONCE_TEXT)
-        Py_RETURN_NONE;
+        return 2;
     const Py_UCS1 *p = PyUnicode_1BYTE_DATA(text);
-    uint8_t raw[NONCE_RAW + 2];
     int j = 0;
     for (int i = 0; i < NONCE_TEXT; i += 4) {
         uint32_t g = 0;
@@ -2149,7 +2144,7 @@ nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         for (int k = 0; k < 4; k++) {
             int val = k < chars ? b64url_value(p[i + k]) : 0;
             if (val < 0)
-                Py_RETURN_NONE;
+                return 2;
             g = g << 6 | (uint32_t)val;
         }
         raw[j] = (uint8_t)(g >> 16);
@@ -2160,19 +2155,307 @@ nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* (the last 2 characters give 1 byte: the rest of their bits is not part of the nonce,
      * as binascii.a2b_base64 ignores them too) */
     uint8_t want[NONCE_MAC];
-    if (nonce_mac(args[1], raw, NONCE_HEAD, want) < 0)
-        return NULL;
+    if (nonce_mac(key, raw, NONCE_HEAD, want) < 0)
+        return -1;
     uint8_t diff = 0;
     for (int i = 0; i < NONCE_MAC; i++)
         diff |= want[i] ^ raw[NONCE_HEAD + i];
-    if (diff != 0 || raw[0] != 1 || (raw[1] & 0x0F) != 0)
+    return diff == 0 && raw[0] == 1 && (raw[1] & 0x0F) == 0;
+}
+
+static inline unsigned long
+nonce_u32(const uint8_t *b)
+{
+    return (unsigned long)b[0] << 24 | (unsigned long)b[1] << 16 | (unsigned long)b[2] << 8 | b[3];
+}
+
+static PyObject *
+nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "nonce_open(text, key)");
+        return NULL;
+    }
+    if (nonce_key(args[1]) < 0)
+        return NULL;
+    uint8_t raw[NONCE_RAW + 2];
+    int ours = nonce_unseal(args[0], args[1], raw);
+    if (ours < 0)
+        return NULL;
+    if (ours == 2)
+        Py_RETURN_NONE;
+    if (ours == 0)
         Py_RETURN_FALSE;
-    unsigned long issued = (unsigned long)raw[2] << 24 | (unsigned long)raw[3] << 16 |
-                           (unsigned long)raw[4] << 8 | raw[5];
-    unsigned long expires = (unsigned long)raw[6] << 24 | (unsigned long)raw[7] << 16 |
-                            (unsigned long)raw[8] << 8 | raw[9];
-    return Py_BuildValue("(ikky#O)", (int)raw[1], issued, expires, (const char *)raw + 10,
-                         (Py_ssize_t)8, Py_True);
+    return Py_BuildValue("(ikky#O)", (int)raw[1], nonce_u32(raw + 2), nonce_u32(raw + 6),
+                         (const char *)raw + 10, (Py_ssize_t)8, Py_True);
+}
+
+/* ---- Digest verify -----------------------------------------------------------------------
+ * kemi_auth's authenticate for the usual shape in two calls around the HA1 lookup (its
+ * Python path stays the reference; the tests run both on the same inputs):
+ * digest_open(value, realm, now, conf), conf = (nonce key, max_drift, algorithm ("MD5" or
+ * "SHA-256"), the Credentials class) -> a Credentials when value is the usual shape
+ * (digest_fields), for this realm and algorithm ("" or "MD5" for MD5), qop absent or "auth"
+ * with a cnonce and an nc of 8 hex digits, and its nonce ours (nonce_open), without replay
+ * flags (nonce_count, one_time_nonce) and good at now; else None: the Python path decides
+ * (another realm or algorithm, a stale, forged or bound nonce, replay rules, errors).
+ * digest_response(cred, ha1, method, algorithm) -> whether cred's response is
+ * H(ha1 ":" nonce [":" nc ":" cnonce ":" qop] ":" H(method ":" uri)), in hex, compared with
+ * the received one case-insensitively in constant time (UTF-8, surrogateescape, as
+ * kemi_auth.digest.response_matches; qop=auth-int is its shape alone: ValueError).
+ * MD5 and SHA-256 are hashlib's, the functions the Python path calls. */
+#define DIGEST_NC_FLAGS 0x30 /* kemi_auth.nonce's NC | OTN */
+#define DIGEST_HEX_MAX 64    /* SHA-256 */
+static PyObject *dg_md5, *dg_sha256; /* hashlib.md5, hashlib.sha256 (found on first use) */
+
+/* hashlib's function for "MD5" / "SHA-256", NULL with ValueError for another name. */
+static PyObject *
+digest_hash_of(PyObject *algorithm)
+{
+    if (dg_md5 == NULL) {
+        PyObject *hashlib = PyImport_ImportModule("hashlib");
+        if (hashlib == NULL)
+            return NULL;
+        dg_md5 = PyObject_GetAttrString(hashlib, "md5");
+        dg_sha256 = dg_md5 != NULL ? PyObject_GetAttrString(hashlib, "sha256") : NULL;
+        Py_DECREF(hashlib);
+        if (dg_sha256 == NULL) {
+            Py_CLEAR(dg_md5);
+            return NULL;
+        }
+    }
+    if (PyUnicode_Check(algorithm)) {
+        if (PyUnicode_CompareWithASCIIString(algorithm, "MD5") == 0)
+            return dg_md5;
+        if (PyUnicode_CompareWithASCIIString(algorithm, "SHA-256") == 0)
+            return dg_sha256;
+    }
+    PyErr_SetString(PyExc_ValueError, "digest: algorithm MD5 or SHA-256");
+    return NULL;
+}
+
+/* hash(data) as lower-case hex into out (DIGEST_HEX_MAX + 1): its length, or -1. */
+static Py_ssize_t
+digest_hex(PyObject *hash, PyObject *data, char *out)
+{
+    PyObject *h = PyObject_CallOneArg(hash, data);
+    if (h == NULL)
+        return -1;
+    PyObject *digest = PyObject_CallMethodNoArgs(h, s_digest);
+    Py_DECREF(h);
+    if (digest == NULL)
+        return -1;
+    Py_ssize_t n = PyBytes_Check(digest) ? PyBytes_GET_SIZE(digest) : -1;
+    if (n < 0 || 2 * n > DIGEST_HEX_MAX) {
+        Py_DECREF(digest);
+        PyErr_SetString(PyExc_ValueError, "digest: a hash of an unexpected size");
+        return -1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *b = (const uint8_t *)PyBytes_AS_STRING(digest);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    Py_DECREF(digest);
+    return 2 * n;
+}
+
+/* The bytes of each str of parts (UTF-8, surrogateescape) joined by ':', then tail (ASCII,
+ * already bytes) after one more ':' when tail is not NULL: a new bytes object or NULL. */
+static PyObject *
+digest_joined(PyObject *const *parts, int count, const char *tail, Py_ssize_t tail_len)
+{
+    PyObject *enc[8];
+    const char *data[8];
+    Py_ssize_t len[8], total = tail != NULL ? tail_len + 1 : 0;
+    int made = 0;
+    PyObject *out = NULL;
+    for (int i = 0; i < count; i++) {
+        PyObject *s = parts[i];
+        if (!PyUnicode_Check(s)) {
+            PyErr_SetString(PyExc_TypeError, "digest: the parts are str");
+            goto done;
+        }
+        if (PyUnicode_IS_ASCII(s)) {
+            data[i] = (const char *)PyUnicode_1BYTE_DATA(s);
+            len[i] = PyUnicode_GET_LENGTH(s);
+        }
+        else {
+            PyObject *b = PyUnicode_AsEncodedString(s, "utf-8", "surrogateescape");
+            if (b == NULL)
+                goto done;
+            enc[made++] = b;
+            data[i] = PyBytes_AS_STRING(b);
+            len[i] = PyBytes_GET_SIZE(b);
+        }
+        total += len[i] + (i > 0);
+    }
+    out = PyBytes_FromStringAndSize(NULL, total);
+    if (out != NULL) {
+        char *o = PyBytes_AS_STRING(out);
+        for (int i = 0; i < count; i++) {
+            if (i > 0)
+                *o++ = ':';
+            memcpy(o, data[i], (size_t)len[i]);
+            o += len[i];
+        }
+        if (tail != NULL) {
+            *o++ = ':';
+            memcpy(o, tail, (size_t)tail_len);
+        }
+    }
+done:
+    while (made > 0)
+        Py_DECREF(enc[--made]);
+    return out;
+}
+
+static inline int
+is_hex_digit(Py_UCS1 c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* Whether the str s, ASCII-lower-cased, is the lower-case ASCII text t. */
+static int
+ascii_lower_is(PyObject *s, const char *t)
+{
+    Py_ssize_t n = (Py_ssize_t)strlen(t);
+    if (!PyUnicode_IS_ASCII(s) || PyUnicode_GET_LENGTH(s) != n)
+        return 0;
+    const Py_UCS1 *p = PyUnicode_1BYTE_DATA(s);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((p[i] >= 'A' && p[i] <= 'Z' ? p[i] | 0x20 : p[i]) != (Py_UCS1)t[i])
+            return 0;
+    return 1;
+}
+
+/* Whether the str s is exactly the ASCII text t. */
+static inline int
+str_is(PyObject *s, const char *t)
+{
+    return PyUnicode_CompareWithASCIIString(s, t) == 0;
+}
+
+static PyObject *
+digest_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyUnicode_Check(args[1]) || !PyTuple_Check(args[3]) ||
+        PyTuple_GET_SIZE(args[3]) != 4) {
+        PyErr_SetString(PyExc_TypeError, "digest_open(value, realm, now, (key, max_drift, "
+                                         "algorithm, Credentials))");
+        return NULL;
+    }
+    PyObject *key = PyTuple_GET_ITEM(args[3], 0), *algorithm = PyTuple_GET_ITEM(args[3], 2);
+    PyObject *cls = PyTuple_GET_ITEM(args[3], 3);
+    if (nonce_key(key) < 0)
+        return NULL;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &PyTuple_Type) ||
+        !PyUnicode_Check(algorithm)) {
+        PyErr_SetString(PyExc_TypeError, "digest_open: conf's Credentials is a tuple class");
+        return NULL;
+    }
+    double now = PyFloat_AsDouble(args[2]);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    double drift = PyFloat_AsDouble(PyTuple_GET_ITEM(args[3], 1));
+    if (drift == -1.0 && PyErr_Occurred())
+        return NULL;
+    PyObject *fields = digest_fields(module, args[0]);
+    if (fields == NULL || fields == Py_None)
+        return fields;
+    PyObject *result = Py_None;
+    PyObject *algo = PyTuple_GET_ITEM(fields, D_ALGORITHM);
+    PyObject *qop = PyTuple_GET_ITEM(fields, D_QOP);
+    int rc = PyUnicode_Compare(PyTuple_GET_ITEM(fields, D_REALM), args[1]);
+    if (rc != 0)
+        goto decline; /* (a str against a str: no error) another realm */
+    if (str_is(algorithm, "MD5") ? !(PyUnicode_GET_LENGTH(algo) == 0 || str_is(algo, "MD5"))
+                                 : !(str_is(algorithm, "SHA-256") && str_is(algo, "SHA-256")))
+        goto decline; /* another algorithm, or another spelling of it */
+    if (PyUnicode_GET_LENGTH(qop) != 0) {
+        PyObject *nc = PyTuple_GET_ITEM(fields, D_NC);
+        if (!str_is(qop, "auth") || PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(fields, D_CNONCE)) == 0
+            || PyUnicode_GET_LENGTH(nc) != 8)
+            goto decline;
+        const Py_UCS1 *p = PyUnicode_1BYTE_DATA(nc); /* (ASCII: digest_fields reads no other) */
+        for (int i = 0; i < 8; i++)
+            if (!is_hex_digit(p[i]))
+                goto decline;
+    }
+    uint8_t raw[NONCE_RAW + 2];
+    int ours = nonce_unseal(PyTuple_GET_ITEM(fields, D_NONCE), key, raw);
+    if (ours < 0) {
+        Py_DECREF(fields);
+        return NULL;
+    }
+    if (ours != 1 || raw[1] & DIGEST_NC_FLAGS)
+        goto decline;
+    double issued = (double)nonce_u32(raw + 2), expires = (double)nonce_u32(raw + 6);
+    if (now > expires || issued > now + drift)
+        goto decline; /* stale: the Python path sees whether the digest was right */
+    PyObject *one = PyTuple_Pack(1, fields);
+    Py_DECREF(fields);
+    if (one == NULL)
+        return NULL;
+    result = PyTuple_Type.tp_new((PyTypeObject *)cls, one, NULL);
+    Py_DECREF(one);
+    return result;
+decline:
+    Py_DECREF(fields);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+digest_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) < D_NC + 1) {
+        PyErr_SetString(PyExc_TypeError, "digest_response(cred, ha1, method, algorithm)");
+        return NULL;
+    }
+    PyObject *cred = args[0], *ha1 = args[1], *method = args[2];
+    PyObject *hash = digest_hash_of(args[3]);
+    if (hash == NULL)
+        return NULL;
+    PyObject *qop = PyTuple_GET_ITEM(cred, D_QOP), *received = PyTuple_GET_ITEM(cred, D_RESPONSE);
+    if (!PyUnicode_Check(qop) || !PyUnicode_Check(received)) {
+        PyErr_SetString(PyExc_TypeError, "digest_response: a Credentials of str");
+        return NULL;
+    }
+    int has_qop = PyUnicode_GET_LENGTH(qop) != 0;
+    if (has_qop && ascii_lower_is(qop, "auth-int")) {
+        PyErr_SetString(PyExc_ValueError, "digest_response: qop=auth-int is response_matches'");
+        return NULL;
+    }
+    char ha2[DIGEST_HEX_MAX + 1], want[DIGEST_HEX_MAX + 1];
+    PyObject *a2_parts[2] = {method, PyTuple_GET_ITEM(cred, D_URI)};
+    PyObject *data = digest_joined(a2_parts, 2, NULL, 0);
+    if (data == NULL)
+        return NULL;
+    Py_ssize_t ha2_len = digest_hex(hash, data, ha2);
+    Py_DECREF(data);
+    if (ha2_len < 0)
+        return NULL;
+    PyObject *parts[5] = {ha1, PyTuple_GET_ITEM(cred, D_NONCE), PyTuple_GET_ITEM(cred, D_NC),
+                          PyTuple_GET_ITEM(cred, D_CNONCE), qop};
+    data = digest_joined(parts, has_qop ? 5 : 2, ha2, ha2_len);
+    if (data == NULL)
+        return NULL;
+    Py_ssize_t n = digest_hex(hash, data, want);
+    Py_DECREF(data);
+    if (n < 0)
+        return NULL;
+    /* (a non-ASCII or other-length response cannot be these hex digits) */
+    if (!PyUnicode_IS_ASCII(received) || PyUnicode_GET_LENGTH(received) != n)
+        Py_RETURN_FALSE;
+    const Py_UCS1 *r = PyUnicode_1BYTE_DATA(received);
+    unsigned diff = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS1 c = r[i];
+        diff |= (unsigned)((c >= 'A' && c <= 'Z' ? c | 0x20 : c) ^ (Py_UCS1)want[i]);
+    }
+    return PyBool_FromLong(diff == 0);
 }
 
 /* ---- a whole reply -------------------------------------------------------------------------
@@ -3443,6 +3726,13 @@ static PyMethodDef methods[] = {
     {"nonce_open", (PyCFunction)(void (*)(void))nonce_open, METH_FASTCALL,
      "nonce_open(text, key) -> (flags, issued, expires, id, True) | False (not ours) | None "
      "(not the plain shape)"},
+    /* Digest verify (kemi_auth's usual authenticate) */
+    {"digest_open", (PyCFunction)(void (*)(void))digest_open, METH_FASTCALL,
+     "digest_open(value, realm, now, (key, max_drift, algorithm, Credentials)) -> the "
+     "Credentials of the usual shape with a good nonce of ours, else None"},
+    {"digest_response", (PyCFunction)(void (*)(void))digest_response, METH_FASTCALL,
+     "digest_response(cred, ha1, method, algorithm) -> whether cred's response is right "
+     "(MD5 or SHA-256, qop absent or auth)"},
     {"scan_message", (PyCFunction)(void (*)(void))scan_message, METH_FASTCALL,
      "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
      "usual datagram, else None"},

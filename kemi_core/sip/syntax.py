@@ -152,6 +152,8 @@ try:
         cached_value,
         datagram_parser,
         digest_fields,
+        digest_open,
+        digest_response,
         field_value,
         index_head,
         instance_value,
@@ -180,6 +182,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     via_fields = None
     name_addr_fields = None
     digest_fields = None  # (kemi_auth's credentials: its Python parser reads them all)
+    digest_open = digest_response = None  # (kemi_auth's verify: its Python path does it all)
     nonce_open = nonce_seal = None  # (kemi_auth's nonces: its Python path makes and reads them)
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
     scan_message = None

@@ -27,7 +27,7 @@ from kemi_auth.credentials import (
 from kemi_auth.nonce import NC, OTN, NonceCheck, NonceCodec, NonceStatus
 from kemi_auth.replay import ReplayGuard
 from kemi_auth.settings import AuthSettings
-from kemi_core.sip import SipParseError, header_key
+from kemi_core.sip import SipParseError, digest_open, digest_response, header_key
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
@@ -75,6 +75,9 @@ def state(ctx: MsgContext) -> AuthState:
     return st  # type: ignore[no-any-return]
 
 
+#: The algorithms kemi_core.sip's digest_response computes (hashlib's md5 and sha256)
+_COMPILED_ALGORITHMS = ("MD5", "SHA-256")
+
 #: Algorithm names as clients usually spell them -> the ALGORITHMS key (others: canonical_algorithm)
 _ALGORITHMS = {"": "MD5", "MD5": "MD5", "SHA-256": "SHA-256", "SHA-512-256": "SHA-512-256"}
 
@@ -95,6 +98,10 @@ class AuthApi:
         otn = OTN if settings.one_time_nonce else 0
         #: a nonce's replay flags by whether its challenge offers qop
         self.replay_flags = (otn, otn | (NC if settings.nonce_count else 0))
+        #: digest_open's conf when the compiled path can verify (built, and MD5 or SHA-256)
+        self.fast: tuple[bytes, int, str, type[Credentials]] | None = (
+            (codec.key, codec.max_drift, settings.algorithm, Credentials)
+            if digest_open is not None and settings.algorithm in _COMPILED_ALGORITHMS else None)
 
     # ---- credentials ---------------------------------------------------------------------
     def strip_realm(self, realm: str) -> str:
@@ -135,6 +142,29 @@ class AuthApi:
         """Verify the ``hf`` credentials for ``realm`` with the HA1 ``lookup`` gives."""
         if self.settings.realm_prefix:
             realm = self.strip_realm(realm)
+        fast = self.fast
+        if fast is not None:  # the usual shape in two compiled calls (digest_open's docs)
+            msg = ctx.msg
+            names = msg.header_keys
+            key = _KEYS.get(hf) or header_key(hf)
+            count = names.count(key)
+            if count == 0:
+                return AuthResult.NO_CREDENTIALS
+            if count == 1:
+                cred = digest_open(msg.value_at(names.index(key)), realm, time.time(), fast)
+                if cred is not None:  # (else the Python path below decides)
+                    ha1 = lookup(cred, fast[2])
+                    if isinstance(ha1, int):
+                        return ha1  # (the nonce is good: no stale to report)
+                    if not digest_response(cred, ha1, method or msg.method, fast[2]):
+                        return AuthResult.INVALID_PASSWORD
+                    return self.authorized(ctx, hf, cred, fast[2], ha1)
+        return self.authenticate_py(ctx, realm, hf, lookup, method)
+
+    def authenticate_py(self, ctx: MsgContext, realm: str, hf: str, lookup: HA1Lookup,
+                        method: str = "") -> int:
+        """authenticate in Python (``realm`` without its prefix): every shape, the reference
+        the compiled path is tested against."""
         try:
             cred = self.find(ctx, hf, realm)
         except OverlongCredentials as exc:
@@ -171,6 +201,12 @@ class AuthApi:
             return AuthResult.STALE_NONCE
         if not good:
             return AuthResult.INVALID_PASSWORD
+        return self.authorized(ctx, hf, cred, algorithm, ha1)
+
+    def authorized(self, ctx: MsgContext, hf: str, cred: Credentials, algorithm: str,
+                   ha1: str) -> int:
+        """Record verified credentials (for consume_credentials and auth_check's identity
+        rule) and add Authentication-Info when asked: OK."""
         st = ctx.mod_state.get(STATE)  # state(ctx) in place: every authorised request
         if st is None:
             ctx.mod_state[STATE] = AuthState((hf, cred))
