@@ -181,6 +181,24 @@ class Database:
         rows, _ = self._run("raw query", lambda c: c.execute(text, list(params)), retry=False)
         return rows
 
+    def read_rows(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """raw_query for a statement that only reads (it may run twice): the usual call (this
+        thread's connection open, no transaction, no error) in one frame and the
+        connection's; anything else goes through raw_query, which decides and logs as ever."""
+        conn = self.link.ready()
+        if conn is None:
+            return self.raw_query(text, params)
+        about_to_wait()
+        start = time.monotonic()
+        try:
+            rows = conn.execute(text, params)[0]
+        except self.backend.errors:  # (raw_query runs it again: the same error, handled there)
+            return self.raw_query(text, params)
+        if time.monotonic() - start > SLOW_STATEMENT:
+            log.warning("db %s: raw query took %.0f ms", self.url,
+                        (time.monotonic() - start) * 1000)
+        return rows
+
     # ---- transactions -------------------------------------------------------------------
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -115,6 +115,15 @@ class DbLink:
                     self.failed_calls = 0
         return conn
 
+    def ready(self) -> Connection | None:
+        """This thread's connection when it is open, this process's and outside a
+        transaction (a caller's usual case), else None (connection() decides the rest)."""
+        slot = self._slot
+        conn = slot.conn
+        if conn is None or slot.tx_depth or slot.generation != _generation:
+            return None
+        return conn
+
     def mark_down(self, exc: BaseException, what: str) -> None:
         """Record a failure to reach the database: logged once per outage, then back off."""
         limits = self.limits

@@ -14,6 +14,7 @@ from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
 from kemi_core.sip.syntax import (
     digest_fields,
+    digest_ha1,
     digest_open,
     digest_response,
     header_key,
@@ -39,6 +40,7 @@ __all__ = [
     "Via",
     "build_reply",
     "digest_fields",
+    "digest_ha1",
     "digest_open",
     "digest_response",
     "request_crc32",

@@ -2193,46 +2193,21 @@ nonce_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---- Digest verify -----------------------------------------------------------------------
  * kemi_auth's authenticate for the usual shape in two calls around the HA1 lookup (its
  * Python path stays the reference; the tests run both on the same inputs):
- * digest_open(value, realm, now, conf), conf = (nonce key, max_drift, algorithm ("MD5" or
- * "SHA-256"), the Credentials class) -> a Credentials when value is the usual shape
- * (digest_fields), for this realm and algorithm ("" or "MD5" for MD5), qop absent or "auth"
+ * digest_open(value, realm, now, conf), conf = (nonce key, max_drift, algorithm name, the
+ * Credentials class, ...: the caller's) -> a Credentials when value is the usual shape (digest_fields), for this
+ * realm and algorithm (its name as such, or none for MD5), qop absent or "auth"
  * with a cnonce and an nc of 8 hex digits, and its nonce ours (nonce_open), without replay
  * flags (nonce_count, one_time_nonce) and good at now; else None: the Python path decides
  * (another realm or algorithm, a stale, forged or bound nonce, replay rules, errors).
- * digest_response(cred, ha1, method, algorithm) -> whether cred's response is
+ * digest_response(cred, ha1, method, hash) -> whether cred's response is
  * H(ha1 ":" nonce [":" nc ":" cnonce ":" qop] ":" H(method ":" uri)), in hex, compared with
  * the received one case-insensitively in constant time (UTF-8, surrogateescape, as
  * kemi_auth.digest.response_matches; qop=auth-int is its shape alone: ValueError).
- * MD5 and SHA-256 are hashlib's, the functions the Python path calls. */
+ * digest_ha1(hash, username, realm, password) -> H(username ":" realm ":" password) in hex.
+ * hash is the algorithm's function in kemi_auth.digest.ALGORITHMS (hashlib.md5 ...): the
+ * hashes are the ones the Python path computes, called from here. */
 #define DIGEST_NC_FLAGS 0x30 /* kemi_auth.nonce's NC | OTN */
-#define DIGEST_HEX_MAX 64    /* SHA-256 */
-static PyObject *dg_md5, *dg_sha256; /* hashlib.md5, hashlib.sha256 (found on first use) */
-
-/* hashlib's function for "MD5" / "SHA-256", NULL with ValueError for another name. */
-static PyObject *
-digest_hash_of(PyObject *algorithm)
-{
-    if (dg_md5 == NULL) {
-        PyObject *hashlib = PyImport_ImportModule("hashlib");
-        if (hashlib == NULL)
-            return NULL;
-        dg_md5 = PyObject_GetAttrString(hashlib, "md5");
-        dg_sha256 = dg_md5 != NULL ? PyObject_GetAttrString(hashlib, "sha256") : NULL;
-        Py_DECREF(hashlib);
-        if (dg_sha256 == NULL) {
-            Py_CLEAR(dg_md5);
-            return NULL;
-        }
-    }
-    if (PyUnicode_Check(algorithm)) {
-        if (PyUnicode_CompareWithASCIIString(algorithm, "MD5") == 0)
-            return dg_md5;
-        if (PyUnicode_CompareWithASCIIString(algorithm, "SHA-256") == 0)
-            return dg_sha256;
-    }
-    PyErr_SetString(PyExc_ValueError, "digest: algorithm MD5 or SHA-256");
-    return NULL;
-}
+#define DIGEST_HEX_MAX 128   /* SHA-512 */
 
 /* hash(data) as lower-case hex into out (DIGEST_HEX_MAX + 1): its length, or -1. */
 static Py_ssize_t
@@ -2342,7 +2317,7 @@ static PyObject *
 digest_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4 || !PyUnicode_Check(args[1]) || !PyTuple_Check(args[3]) ||
-        PyTuple_GET_SIZE(args[3]) != 4) {
+        PyTuple_GET_SIZE(args[3]) < 4) {
         PyErr_SetString(PyExc_TypeError, "digest_open(value, realm, now, (key, max_drift, "
                                          "algorithm, Credentials))");
         return NULL;
@@ -2371,9 +2346,9 @@ digest_open(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int rc = PyUnicode_Compare(PyTuple_GET_ITEM(fields, D_REALM), args[1]);
     if (rc != 0)
         goto decline; /* (a str against a str: no error) another realm */
-    if (str_is(algorithm, "MD5") ? !(PyUnicode_GET_LENGTH(algo) == 0 || str_is(algo, "MD5"))
-                                 : !(str_is(algorithm, "SHA-256") && str_is(algo, "SHA-256")))
-        goto decline; /* another algorithm, or another spelling of it */
+    if (PyUnicode_Compare(algo, algorithm) != 0 &&
+        !(PyUnicode_GET_LENGTH(algo) == 0 && str_is(algorithm, "MD5")))
+        goto decline; /* another algorithm, or another spelling of it (str against str) */
     if (PyUnicode_GET_LENGTH(qop) != 0) {
         PyObject *nc = PyTuple_GET_ITEM(fields, D_NC);
         if (!str_is(qop, "auth") || PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(fields, D_CNONCE)) == 0
@@ -2411,13 +2386,10 @@ static PyObject *
 digest_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 4 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) < D_NC + 1) {
-        PyErr_SetString(PyExc_TypeError, "digest_response(cred, ha1, method, algorithm)");
+        PyErr_SetString(PyExc_TypeError, "digest_response(cred, ha1, method, hash)");
         return NULL;
     }
-    PyObject *cred = args[0], *ha1 = args[1], *method = args[2];
-    PyObject *hash = digest_hash_of(args[3]);
-    if (hash == NULL)
-        return NULL;
+    PyObject *cred = args[0], *ha1 = args[1], *method = args[2], *hash = args[3];
     PyObject *qop = PyTuple_GET_ITEM(cred, D_QOP), *received = PyTuple_GET_ITEM(cred, D_RESPONSE);
     if (!PyUnicode_Check(qop) || !PyUnicode_Check(received)) {
         PyErr_SetString(PyExc_TypeError, "digest_response: a Credentials of str");
@@ -2456,6 +2428,22 @@ digest_response(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         diff |= (unsigned)((c >= 'A' && c <= 'Z' ? c | 0x20 : c) ^ (Py_UCS1)want[i]);
     }
     return PyBool_FromLong(diff == 0);
+}
+
+static PyObject *
+digest_ha1(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "digest_ha1(hash, username, realm, password)");
+        return NULL;
+    }
+    char hex[DIGEST_HEX_MAX + 1];
+    PyObject *data = digest_joined(args + 1, 3, NULL, 0);
+    if (data == NULL)
+        return NULL;
+    Py_ssize_t n = digest_hex(args[0], data, hex);
+    Py_DECREF(data);
+    return n < 0 ? NULL : PyUnicode_FromStringAndSize(hex, n);
 }
 
 /* ---- a whole reply -------------------------------------------------------------------------
@@ -3731,8 +3719,10 @@ static PyMethodDef methods[] = {
      "digest_open(value, realm, now, (key, max_drift, algorithm, Credentials)) -> the "
      "Credentials of the usual shape with a good nonce of ours, else None"},
     {"digest_response", (PyCFunction)(void (*)(void))digest_response, METH_FASTCALL,
-     "digest_response(cred, ha1, method, algorithm) -> whether cred's response is right "
-     "(MD5 or SHA-256, qop absent or auth)"},
+     "digest_response(cred, ha1, method, hash) -> whether cred's response is right (qop "
+     "absent or auth)"},
+    {"digest_ha1", (PyCFunction)(void (*)(void))digest_ha1, METH_FASTCALL,
+     "digest_ha1(hash, username, realm, password) -> the HA1 in hex"},
     {"scan_message", (PyCFunction)(void (*)(void))scan_message, METH_FASTCALL,
      "scan_message(data, names, methods, max_size, max_headers, max_line) -> the SipMsg of the "
      "usual datagram, else None"},

@@ -152,6 +152,7 @@ try:
         cached_value,
         datagram_parser,
         digest_fields,
+        digest_ha1,
         digest_open,
         digest_response,
         field_value,
@@ -182,7 +183,8 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     via_fields = None
     name_addr_fields = None
     digest_fields = None  # (kemi_auth's credentials: its Python parser reads them all)
-    digest_open = digest_response = None  # (kemi_auth's verify: its Python path does it all)
+    # (kemi_auth's verify: its Python path does it all)
+    digest_open = digest_response = digest_ha1 = None
     nonce_open = nonce_seal = None  # (kemi_auth's nonces: its Python path makes and reads them)
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
     scan_message = None

@@ -195,3 +195,19 @@ def test_update_by_one_column_encodes_every_type_as_the_general_path(db: Databas
             {k: v for k, v in second.items() if k not in ("id", "ruid", "callid")}
     # a DATETIME column to match is converted as well
     assert db.update(LOC, {"cseq": 3}, {"expires": NOW + 7}) == 2
+
+
+def test_read_rows_answers_as_raw_query(db: Database) -> None:
+    text = f"SELECT ruid, cseq FROM location WHERE username = {db.placeholder} ORDER BY ruid"
+    assert db.read_rows(text, ("alice",)) == []  # (the first call: no connection yet)
+    db.insert_many(LOC, [contact("r1"), contact("r2", cseq=9)])
+    assert db.read_rows(text, ("alice",)) == db.raw_query(text, ("alice",)) == [("r1", 7), ("r2", 9)]
+    with db.transaction():  # in a transaction: on its connection, seeing its rows
+        db.insert(LOC, contact("r3"))
+        assert len(db.read_rows(text, ("alice",))) == 3
+    with pytest.raises(DbError) as raw:
+        db.raw_query("SELECT nothing FROM no_such_table")
+    with pytest.raises(DbError) as read:
+        db.read_rows("SELECT nothing FROM no_such_table")
+    assert str(read.value) == str(raw.value)
+    assert db.read_rows(text, ("alice",))[2] == ("r3", 7)  # (the connection still serves)

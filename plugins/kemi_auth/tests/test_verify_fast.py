@@ -3,6 +3,7 @@ the same inputs through AuthApi.authenticate with and without it decide the same
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from kemi_auth.credentials import Credentials, parse_credentials
 from kemi_auth.nonce import NC, OTN, NonceCodec
 from kemi_auth.verify import STATE, AuthResult
 from kemi_core.api import MsgContext
-from kemi_core.sip import digest_open, digest_response
+from kemi_core.sip import digest_ha1, digest_open, digest_response
 from kemi_core.testing import context, offline_core, request
 
 needs_c = pytest.mark.skipif(digest_open is None, reason="kemi_core.sip._fast not built")
@@ -44,16 +45,16 @@ def test_response_of_the_rfc7616_examples(algorithm: str, expected: str) -> None
     for response, right in ((expected, True), (expected.upper(), True), (expected[:-1], False),
                             (expected[:-1] + "0", expected[-1] == "0"), ("", False)):
         cred = _cred(user, realm, nonce, uri, response, "auth", nc, cnonce)
-        assert digest_response(cred, ha1, method, algorithm) is right
+        assert digest_response(cred, ha1, method, digest.ALGORITHMS[algorithm]) is right
     # RFC 2617 3.5, and without qop: H(HA1:nonce:HA2)
     ha1 = digest.ha1("MD5", "Mufasa", "testrealm@host.com", "Circle Of Life")
     cred = _cred("Mufasa", "testrealm@host.com", "dcd98b7102dd2f0e8b11d0f600bfb0c093",
                  "/dir/index.html", "6629fae49393a05397450978507c4ef1", "auth", "00000001",
                  "0a4f113b")
-    assert digest_response(cred, ha1, "GET", "MD5") is True
+    assert digest_response(cred, ha1, "GET", hashlib.md5) is True
     ha2 = digest.ha2("MD5", "GET", "/dir/index.html")
     cred = cred._replace(response=digest.response("MD5", ha1, cred.nonce, ha2), qop="")
-    assert digest_response(cred, ha1, "GET", "MD5") is True
+    assert digest_response(cred, ha1, "GET", hashlib.md5) is True
 
 
 @needs_c
@@ -61,7 +62,7 @@ def test_response_answers_as_response_matches() -> None:
     rng = random.Random(5)
     texts = ["alice", "sip:bob@127.0.0.1", "ünïcode", "a\udcffb", "", "x:y", "ÿ" * 40]
     for _ in range(3_000):
-        algorithm = rng.choice(("MD5", "SHA-256"))
+        algorithm = rng.choice(tuple(digest.ALGORITHMS))
         qop = rng.choice(("", "auth", "AUTH", "Auth"))
         ha1 = rng.choice((digest.ha1(algorithm, "u", "r", "p"), rng.choice(texts)))
         method, uri = rng.choice(("REGISTER", "INVITE", "méthode")), rng.choice(texts)
@@ -72,18 +73,32 @@ def test_response_answers_as_response_matches() -> None:
                                want[:-1] + ("0" if want[-1] != "0" else "1")))
         cred = _cred("u", "r", nonce, uri, received, qop, nc, cnonce)
         args = (algorithm, ha1, method, uri, nonce, qop, nc, cnonce, b"", received)
-        assert digest_response(cred, ha1, method, algorithm) is digest.response_matches(*args)
+        hash_fn = digest.ALGORITHMS[algorithm]
+        assert digest_response(cred, ha1, method, hash_fn) is digest.response_matches(*args)
+
+
+@needs_c
+def test_ha1_is_the_python_one() -> None:
+    rng = random.Random(7)
+    texts = ["alice", "127.0.0.1", "ünïcode", "a\udcffb", "", "x:y", "pässwörd"]
+    for _ in range(500):
+        algorithm = rng.choice(tuple(digest.ALGORITHMS))
+        args = (rng.choice(texts), rng.choice(texts), rng.choice(texts))
+        assert digest_ha1(digest.ALGORITHMS[algorithm], *args) == digest.ha1(algorithm, *args)
+    assert digest_ha1(hashlib.md5, *RFC7616[:3]) == digest.ha1("MD5", *RFC7616[:3])
 
 
 @needs_c
 def test_response_refuses_what_it_does_not_compute() -> None:
     cred = _cred("u", "r", "n", "sip:x", "0" * 32, "Auth-Int", "00000001", "c")
     with pytest.raises(ValueError):
-        digest_response(cred, "h", "INVITE", "MD5")
-    with pytest.raises(ValueError):
-        digest_response(cred._replace(qop=""), "h", "INVITE", "SHA-512-256")
+        digest_response(cred, "h", "INVITE", hashlib.md5)
     with pytest.raises(TypeError):
-        digest_response(cred._replace(qop=""), b"h", "INVITE", "MD5")
+        digest_response(cred._replace(qop=""), b"h", "INVITE", hashlib.md5)
+    with pytest.raises(TypeError):
+        digest_ha1(hashlib.md5, "u", None, "p")
+    with pytest.raises(UnicodeEncodeError):  # (as str.encode of a lone surrogate outside \udc80-)
+        digest_ha1(hashlib.md5, "u", "\ud800", "p")
     with pytest.raises(TypeError):
         digest_open("Digest x=y", "r", 0.0, (b"k", 3, "MD5", dict))
 
@@ -175,9 +190,10 @@ def _authenticate(core: Any, auth: Any, method: str, headers: list[tuple[str, st
 @pytest.mark.parametrize("params", [
     {},
     {("auth", "algorithm"): "SHA-256"},
+    {("auth", "algorithm"): "SHA-512-256"},
     {("auth", "nonce_count"): 1, ("auth", "one_time_nonce"): 1},
     {("auth", "realm_prefix"): "sip."},
-], ids=["default", "sha256", "replay", "prefix"])
+], ids=["default", "sha256", "sha512-256", "replay", "prefix"])
 def test_authenticate_decides_as_the_python_path(params: dict[tuple[str, str], Any]) -> None:
     rng = random.Random(17)
     fast_core, fast = _api(params, True)
@@ -228,6 +244,8 @@ def test_open_declines_what_the_python_path_decides() -> None:
     assert digest_open(base, "r", 996.0, conf) is None  # from the future
     assert digest_open(base, "r", 997.0, conf) is not None  # (within max_drift)
     assert digest_open(base, "r", 1010.0, (codec.key, 3, "SHA-256", Credentials)) is None
+    assert digest_open(base.replace("MD5", "SHA-256"), "r", 1010.0,
+                       (codec.key, 3, "SHA-256", Credentials)) is not None
     for flags in (NC, OTN, 1):
         assert digest_open(value.format(n=codec.make(1000.0, flags, b"b"), r="0" * 32), "r",
                            1010.0, conf) is None

@@ -11,8 +11,10 @@ import hashlib
 import hmac
 from collections.abc import Callable
 
+HashFunction = Callable[[bytes], "hashlib._Hash"]
+
 #: Algorithm names (as written in challenges, upper-cased) -> hash function.
-ALGORITHMS: dict[str, Callable[[bytes], hashlib._Hash]] = {
+ALGORITHMS: dict[str, HashFunction] = {
     "MD5": hashlib.md5,
     "SHA-256": hashlib.sha256,
     "SHA-512-256": lambda data: hashlib.new("sha512_256", data),

@@ -75,9 +75,6 @@ def state(ctx: MsgContext) -> AuthState:
     return st  # type: ignore[no-any-return]
 
 
-#: The algorithms kemi_core.sip's digest_response computes (hashlib's md5 and sha256)
-_COMPILED_ALGORITHMS = ("MD5", "SHA-256")
-
 #: Algorithm names as clients usually spell them -> the ALGORITHMS key (others: canonical_algorithm)
 _ALGORITHMS = {"": "MD5", "MD5": "MD5", "SHA-256": "SHA-256", "SHA-512-256": "SHA-512-256"}
 
@@ -98,10 +95,10 @@ class AuthApi:
         otn = OTN if settings.one_time_nonce else 0
         #: a nonce's replay flags by whether its challenge offers qop
         self.replay_flags = (otn, otn | (NC if settings.nonce_count else 0))
-        #: digest_open's conf when the compiled path can verify (built, and MD5 or SHA-256)
-        self.fast: tuple[bytes, int, str, type[Credentials]] | None = (
-            (codec.key, codec.max_drift, settings.algorithm, Credentials)
-            if digest_open is not None and settings.algorithm in _COMPILED_ALGORITHMS else None)
+        #: digest_open's conf (with the algorithm's hash function last) when it is built
+        self.fast: tuple[bytes, int, str, type[Credentials], digest.HashFunction] | None = (
+            (codec.key, codec.max_drift, settings.algorithm, Credentials,
+             digest.ALGORITHMS[settings.algorithm]) if digest_open is not None else None)
 
     # ---- credentials ---------------------------------------------------------------------
     def strip_realm(self, realm: str) -> str:
@@ -156,7 +153,7 @@ class AuthApi:
                     ha1 = lookup(cred, fast[2])
                     if isinstance(ha1, int):
                         return ha1  # (the nonce is good: no stale to report)
-                    if not digest_response(cred, ha1, method or msg.method, fast[2]):
+                    if not digest_response(cred, ha1, method or msg.method, fast[4]):
                         return AuthResult.INVALID_PASSWORD
                     return self.authorized(ctx, hf, cred, fast[2], ha1)
         return self.authenticate_py(ctx, realm, hf, lookup, method)
