@@ -34,7 +34,8 @@ Operations (all synchronous, bounded by the backend's connect and statement time
 - ``update(table, values, where=None) -> int`` (rows matched)
 - ``delete(table, where=None) -> int``
 - ``replace(table, values, key=("ruid",))`` (insert or update on a unique key)
-- ``raw_query(sql, params)`` with ``db.placeholder`` for each value
+- ``raw_query(sql, params)`` with ``db.placeholder`` for each value; ``read_rows(sql, params)``
+  the same for a statement that only reads, in fewer layers (a lookup per request)
 - ``with db.transaction(): ...``; ``table_version(name)``; ``check_version(table)``
 - ``create_database()`` and :func:`create_tables` (``kemi db init``: Kamailio's tables and
   their ``version`` rows, idempotent)
