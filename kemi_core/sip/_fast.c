@@ -3419,7 +3419,8 @@ static struct sockaddr_storage udp_names[UDP_SLOTS];
 /* udp_recv(fd, most, sources, make) -> (datagrams, errno): at most `most` datagrams waiting on
  * the non-blocking socket fd, each (bytes, sources[raw address] or make(raw address)); errno:
  * the last error a read reported (an ICMP error of an earlier send: the read goes on), else 0.
- * The buffers are the module's: the GIL is held from the read until the bytes are copied out. */
+ * The buffers are the module's: the GIL is held from the read until the bytes are copied out
+ * (before make runs). */
 static PyObject *
 udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3468,36 +3469,39 @@ udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             taken++;
             continue;
         }
+        /* every datagram and source copied out first: make() runs Python, where another
+         * thread may read (into the same buffers) */
+        Py_ssize_t first = PyList_GET_SIZE(got);
         for (int i = 0; i < n; i++) {
-            PyObject *key = PyBytes_FromStringAndSize((const char *)&udp_names[i],
-                                                      udp_hdrs[i].msg_hdr.msg_namelen);
-            if (key == NULL)
-                goto fail;
-            PyObject *rcv = PyDict_GetItemWithError(sources, key);
-            if (rcv != NULL)
-                Py_INCREF(rcv);
-            else if (!PyErr_Occurred())
-                rcv = PyObject_CallOneArg(make, key);
-            Py_DECREF(key);
-            if (rcv == NULL)
+            PyObject *item = PyTuple_New(2);
+            if (item == NULL)
                 goto fail;
             PyObject *data = PyBytes_FromStringAndSize(udp_iov[i].iov_base, udp_hdrs[i].msg_len);
-            if (data == NULL) {
-                Py_DECREF(rcv);
+            PyObject *key = PyBytes_FromStringAndSize((const char *)&udp_names[i],
+                                                      udp_hdrs[i].msg_hdr.msg_namelen);
+            if (data != NULL)
+                PyTuple_SET_ITEM(item, 0, data);
+            if (key != NULL)
+                PyTuple_SET_ITEM(item, 1, key);
+            if (data == NULL || key == NULL) {
+                Py_DECREF(item);
                 goto fail;
             }
-            PyObject *item = PyTuple_New(2);
-            if (item == NULL) {
-                Py_DECREF(rcv);
-                Py_DECREF(data);
-                goto fail;
-            }
-            PyTuple_SET_ITEM(item, 0, data);
-            PyTuple_SET_ITEM(item, 1, rcv);
             int bad = PyList_Append(got, item);
             Py_DECREF(item);
             if (bad)
                 goto fail;
+        }
+        for (Py_ssize_t at = first; at < PyList_GET_SIZE(got); at++) {
+            PyObject *item = PyList_GET_ITEM(got, at);  /* (made here: not shared yet) */
+            PyObject *key = PyTuple_GET_ITEM(item, 1);
+            PyObject *rcv = PyDict_GetItemWithError(sources, key);
+            if (rcv != NULL)
+                Py_INCREF(rcv);
+            else if (PyErr_Occurred() || (rcv = PyObject_CallOneArg(make, key)) == NULL)
+                goto fail;
+            PyTuple_SET_ITEM(item, 1, rcv);
+            Py_DECREF(key);
         }
         taken += n;
         if (n < want)  /* nothing more waits: no read that would find none */

@@ -156,3 +156,30 @@ def test_a_socket_with_sends_queued_keeps_its_held_sends_behind_them(
 
 def _readable(sock: socket.socket) -> bool:
     return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_recv_batches_are_copied_out_before_a_source_is_made(
+        loop: asyncio.AbstractEventLoop) -> None:
+    # make() runs Python, where another thread may read another socket into the same module
+    # buffers: here make() itself reads one (as such a thread would)
+    a, b = _socket(loop, Outbox()), _socket(loop, Outbox())
+    pa, pb = _peer(), _peer()
+    for n in range(3):
+        pa.sendto(b"a%d" % n, (a.local_ip, a.local_port))
+        pb.sendto(b"b%d" % n, (b.local_ip, b.local_port))
+    read_meanwhile: list[tuple[bytes, RecvInfo]] = []
+
+    def make(raw: bytes) -> RecvInfo:
+        if not read_meanwhile:
+            read_meanwhile.extend(b._read_all())
+        return a._source_raw(raw)
+
+    assert udp.udp_recv is not None
+    got, error = udp.udp_recv(a.fd, 64, a.sources, make)
+    assert error == 0
+    assert [(d, r.src_port) for d, r in got] == [(b"a%d" % n, pa.getsockname()[1])
+                                                 for n in range(3)]
+    assert [(d, r.src_port) for d, r in read_meanwhile] == [(b"b%d" % n, pb.getsockname()[1])
+                                                            for n in range(3)]
+    a.close()
+    b.close()
