@@ -195,7 +195,7 @@ class Mailbox:
             holding = self._holding
             if not holding:
                 self.loop.call_soon(self.send_held)
-                outbox.held_elsewhere = self.send_held  # a handler about to block sends first
+                outbox.held_elsewhere.append(self.send_held)  # a handler about to block: first
             holding[rank] = box
         held.append(packet)
         box.held_size += len(packet)
@@ -209,8 +209,9 @@ class Mailbox:
         while holding:
             rank, box = holding.popitem()
             self._send_bundle(rank, box)
-        if outbox.held_elsewhere == self.send_held:
-            outbox.held_elsewhere = None
+        elsewhere = outbox.held_elsewhere
+        if self.send_held in elsewhere:
+            elsewhere.remove(self.send_held)
 
     def _send_bundle(self, rank: int, box: _Outbox) -> None:
         held = box.held

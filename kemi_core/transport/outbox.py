@@ -151,9 +151,10 @@ class Outbox:
 
 #: the outbox holding now (at most one per process: the worker's), for about_to_wait
 holding: Outbox | None = None
-#: what else holds sends until the loop turn ends, for about_to_wait (the workers' mailbox:
-#: its hand-overs; kemi_core.transport.handoff), None while it holds nothing
-held_elsewhere: Callable[[], None] | None = None
+#: what else holds sends until the event or the loop turn ends, for about_to_wait: each sends
+#: what it holds (the workers' mailbox, kemi_core.transport.handoff, while it holds some; the
+#: stream writes of a read, kemi_core.transport.stream)
+held_elsewhere: list[Callable[[], None]] = []
 
 
 def about_to_wait() -> None:
@@ -163,8 +164,8 @@ def about_to_wait() -> None:
     box = holding
     if box is not None and box.held:
         box.flush()
-    if held_elsewhere is not None:
-        held_elsewhere()
+    for send in held_elsewhere:
+        send()
 
 
 class _Timespec(ctypes.Structure):

@@ -30,6 +30,7 @@ import multiprocessing
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from kemi_core.sip import SipMsg, SipParseError, StreamBuffer
+from kemi_core.transport import outbox
 from kemi_core.transport.receiver import RecvInfo, internal_error
 from kemi_core.transport.tlsio import TlsError, TlsSession
 
@@ -210,6 +211,8 @@ class StreamConnection(asyncio.Protocol):
         #: per-connection state modules keep (the websocket module's, the tls module's ...)
         self.extra: dict[str, Any] = {}
         self._rcv: RecvInfo | None = None
+        #: writes held while a read's messages are routed, each with its SIP message
+        self._held: list[tuple[bytes, bytes | None]] | None = None
 
     # ---- what the connection is ----------------------------------------------------------
     @property
@@ -300,7 +303,15 @@ class StreamConnection(asyncio.Protocol):
                 return
             if not data:
                 return
-        self.reader.feed(self, data)
+        held_writes = _held_writes
+        if held_writes.active:  # (not nested: a read's routing does not read)
+            self.reader.feed(self, data)
+        else:
+            held_writes.active = True
+            try:
+                self.reader.feed(self, data)
+            finally:
+                held_writes.release()
         if self.transport is None:
             return
         if not self.reader.pending():  # the reader may have handed over (HTTP, WebSocket)
@@ -385,7 +396,7 @@ class StreamConnection(asyncio.Protocol):
         if tls is not None and not tls.established:  # not ``established`` yet
             self.waiting.append(data)
             return True
-        return self.write(self.reader.wire(data))
+        return self.write(self.reader.wire(data), data)
 
     def send_messages(self, messages: list[bytes]) -> bool:
         """Send several SIP messages in one write (a system call and, on TLS, records for
@@ -399,10 +410,41 @@ class StreamConnection(asyncio.Protocol):
             self.waiting += messages
             return True
         wire = self.reader.wire
+        if _held_writes.active:  # each kept with its message (a failure is told per message)
+            return all([self.write(wire(data), data) for data in messages])
         return self.write(b"".join([wire(data) for data in messages]))
 
-    def write(self, data: bytes) -> bool:
-        """Raw bytes of the current protocol (encrypted first on TLS)."""
+    def write(self, data: bytes, message: bytes | None = None) -> bool:
+        """Raw bytes of the current protocol (encrypted first on TLS); ``message``: the SIP
+        message they carry. While a read's messages are routed, held and written together
+        at its end (``HeldWrites``): a write that fails then tells the core of ``message``
+        (``send_failed``, as a hand-over that fails does)."""
+        tr = self.transport
+        if tr is None or tr.is_closing():
+            return False
+        held_writes = _held_writes
+        if held_writes.active:
+            held = self._held
+            if held is None:
+                self._held = [(data, message)]
+                held_writes.conns.append(self)
+            else:
+                held.append((data, message))
+            return True
+        return self._write_now(data)
+
+    def write_held(self) -> None:
+        """Write what was held for this connection, in order, as one write."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        data = held[0][0] if len(held) == 1 else b"".join([each for each, _ in held])
+        if not self._write_now(data):
+            for _, message in held:
+                if message is not None:
+                    self.owner.send_failed(message)
+
+    def _write_now(self, data: bytes) -> bool:
         tr = self.transport
         if tr is None or tr.is_closing():
             return False
@@ -426,6 +468,8 @@ class StreamConnection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close once what was written is out (a TLS close_notify first)."""
+        if self._held:
+            self.write_held()
         tr = self.transport
         if tr is None or tr.is_closing():
             return
@@ -456,6 +500,37 @@ class StreamConnection(asyncio.Protocol):
         if now - self.last_active > owner.idle_timeout(self):
             return "idle for tcp_connection_lifetime"
         return None
+
+
+class HeldWrites:
+    """The stream writes a worker holds while it routes the messages of one read: a read
+    bringing several messages (a client's calls come several to a read) answers and relays
+    them in one write per connection at its end, a TLS record and a system call for all,
+    instead of one each (bench/tls.py's calls, one worker: ~20% less CPU per call). A
+    handler about to block writes them first (``outbox.about_to_wait``)."""
+
+    __slots__ = ("active", "conns")
+
+    def __init__(self) -> None:
+        self.active = False
+        #: the connections holding writes, in the order they first held one
+        self.conns: list[StreamConnection] = []
+
+    def release(self) -> None:
+        """The read's messages are routed: write what is held; stop holding."""
+        self.active = False
+        self.flush()
+
+    def flush(self) -> None:
+        conns = self.conns
+        if conns:
+            self.conns = []
+            for conn in conns:
+                conn.write_held()
+
+
+_held_writes = HeldWrites()
+outbox.held_elsewhere.append(_held_writes.flush)
 
 
 def connection_of(ctx: MsgContext) -> StreamConnection | None:
