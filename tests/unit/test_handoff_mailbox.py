@@ -229,6 +229,30 @@ def _request(n: int) -> bytes:
             f"\r\nCall-ID: c{n}\r\nCSeq: {n} MESSAGE\r\nContent-Length: 0\r\n\r\n").encode()
 
 
+def _workers(port: int, ranks: int, owners: _Owners) -> list[endpoints.WorkerEndpoints]:
+    """Workers 1..ranks sharing ``owners``; the last one listens on TCP ``port``."""
+    loop = asyncio.get_running_loop()
+    return [endpoints.WorkerEndpoints(
+        loop, [ListenAddr("tcp", "127.0.0.1", port)] if rank == ranks else [], _Replies(),
+        ParseLimits(), True, rank=rank, owners=owners)  # type: ignore[arg-type]
+        for rank in range(1, ranks + 1)]
+
+
+async def _connect_to(workers: list[endpoints.WorkerEndpoints], port: int, owners: _Owners,
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str, int]:
+    """Start the workers and connect to the listening one; back once it recorded the
+    connection in ``owners``: the reader, the writer and our end's address."""
+    loop = asyncio.get_running_loop()
+    for ep in workers:
+        await ep.start(udp=False)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    host, cport = writer.get_extra_info("sockname")[:2]
+    deadline = loop.time() + 5
+    while not owners and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    return reader, writer, host, cport
+
+
 def test_sends_handed_over_in_a_row_go_out_in_one_write_in_order(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Worker 1 hands three messages for a connection worker 2 holds in one turn: worker 2
@@ -245,21 +269,11 @@ def test_sends_handed_over_in_a_row_go_out_in_one_write_in_order(
     monkeypatch.setattr(StreamConnection, "write", write)
 
     async def run() -> bytes:
-        loop = asyncio.get_running_loop()
         owners = _Owners()
-        workers = [endpoints.WorkerEndpoints(
-            loop, [ListenAddr("tcp", "127.0.0.1", port)] if rank == 2 else [], _Replies(),
-            ParseLimits(), True, rank=rank, owners=owners)  # type: ignore[arg-type]
-            for rank in (1, 2)]
-        reader = writer = None
+        workers = _workers(port, 2, owners)
+        writer = None
         try:
-            for ep in workers:
-                await ep.start(udp=False)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            host, cport = writer.get_extra_info("sockname")[:2]
-            deadline = loop.time() + 5
-            while not owners and loop.time() < deadline:
-                await asyncio.sleep(0.01)
+            reader, writer, host, cport = await _connect_to(workers, port, owners)
             for n in range(3):
                 assert workers[0].send("tcp", host, cport, _request(n))
             await asyncio.sleep(0.1)
@@ -289,23 +303,13 @@ def test_a_kept_owner_gone_stale_is_read_again_when_the_send_comes_back(
     port = free_port(socket.SOCK_STREAM)
 
     async def run() -> tuple[bytes, int | None, list[bytes]]:
-        loop = asyncio.get_running_loop()
         owners = _Owners()
         failed: list[bytes] = []
-        workers = [endpoints.WorkerEndpoints(
-            loop, [ListenAddr("tcp", "127.0.0.1", port)] if rank == 3 else [], _Replies(),
-            ParseLimits(), True, rank=rank, owners=owners)  # type: ignore[arg-type]
-            for rank in (1, 2, 3)]
+        workers = _workers(port, 3, owners)
         workers[0].on_send_failed = failed.append
         writer = None
         try:
-            for ep in workers:
-                await ep.start(udp=False)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            host, cport = writer.get_extra_info("sockname")[:2]
-            deadline = loop.time() + 5
-            while not owners and loop.time() < deadline:
-                await asyncio.sleep(0.01)
+            reader, writer, host, cport = await _connect_to(workers, port, owners)
             key = owner_key(host, cport, "tcp")
             # kept while the connection was worker 2's, just before the move was said
             workers[0]._owners_seen = handoff.owners_seen.value
