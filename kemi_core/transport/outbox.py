@@ -164,8 +164,9 @@ def about_to_wait() -> None:
     box = holding
     if box is not None and box.held:
         box.flush()
-    for send in held_elsewhere:
-        send()
+    if held_elsewhere:
+        for send in tuple(held_elsewhere):  # (a holder leaves the list once it has sent)
+            send()
 
 
 class _Timespec(ctypes.Structure):

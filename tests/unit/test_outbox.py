@@ -144,3 +144,24 @@ def test_nothing_held_nothing_armed_a_blocked_handler_wakes_no_thread() -> None:
     assert wire.threads[-1] != threading.get_ident()
     box.release()
     assert len(wire.sent) == 2
+
+
+def test_about_to_wait_calls_every_other_holder_even_one_that_leaves_the_list(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holder leaves ``held_elsewhere`` once it has sent (the workers' mailbox): the one
+    after it in the list is still called."""
+    called: list[str] = []
+    holders: list[Any] = []
+
+    def leaving() -> None:
+        called.append("leaving")
+        holders.remove(leaving)
+
+    def staying() -> None:
+        called.append("staying")
+
+    holders += [leaving, staying]
+    monkeypatch.setattr(outbox, "held_elsewhere", holders)
+    about_to_wait()
+    assert called == ["leaving", "staying"]
+    assert holders == [staying]
