@@ -273,6 +273,9 @@ class Measured:
         self.sums: dict[str, list[float]] = {m: [0, 0.0, 0.0] for m in METRICS}
         #: why the server had to be started again (the step in progress, its crash)
         self.crashes: list[str] = []
+        #: the crash lines of the running server already accounted for: one logged between
+        #: two steps is the next step's (its connections are refused while Kamailio stops)
+        self.seen_crashes: list[str] = []
         #: kemi: the call steps' placement ("one"/"two" workers, "?" unknown) by metric, each
         #: with the step's CPU ms per call
         self.steps: dict[str, list[tuple[str, float]]] = {"tls calls": [], "tcp calls": []}
@@ -290,7 +293,7 @@ class Measured:
         a dead process's CPU is not counted, and the next step would meet a closed port."""
         for _ in range(MAX_RESTARTS + 1):
             pid = self.server.proc.proc.pid
-            crashes = self.crash_lines()
+            crashes = self.seen_crashes
             cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
             try:
                 done = asyncio.run(run())
@@ -333,6 +336,7 @@ class Measured:
               "is repeated", file=sys.stderr)
         self.server.__exit__()
         self.server.__enter__()
+        self.seen_crashes = self.crash_lines()
         asyncio.run(handshakes(self.server.ports.tls, self.ctx, CONCURRENCY))  # warm-up
 
     def round(self, n_handshakes: int, n_calls: int) -> None:
