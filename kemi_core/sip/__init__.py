@@ -13,6 +13,7 @@ from kemi_core.sip.reply import build_reply, request_crc32
 from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
 from kemi_core.sip.syntax import (
+    digest_challenge,
     digest_fields,
     digest_ha1,
     digest_open,
@@ -39,6 +40,7 @@ __all__ = [
     "StreamBuffer",
     "Via",
     "build_reply",
+    "digest_challenge",
     "digest_fields",
     "digest_ha1",
     "digest_open",

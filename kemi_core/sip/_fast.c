@@ -2088,6 +2088,24 @@ nonce_key(PyObject *key)
     return 0;
 }
 
+/* The nonce text (NONCE_TEXT base64url characters) of an 18-byte head sealed under key, into
+ * out: 0, or -1 with an exception set. */
+static int
+nonce_text(PyObject *key, const uint8_t *head, Py_UCS1 *out)
+{
+    uint8_t raw[NONCE_RAW + 2]; /* (two zero bytes: the last group reads past the end) */
+    memcpy(raw, head, NONCE_HEAD);
+    if (nonce_mac(key, raw, NONCE_HEAD, raw + NONCE_HEAD) < 0)
+        return -1;
+    raw[NONCE_RAW] = raw[NONCE_RAW + 1] = 0;
+    for (int i = 0, j = 0; j < NONCE_TEXT; i += 3) {
+        uint32_t g = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        for (int k = 18; k >= 0 && j < NONCE_TEXT; k -= 6)
+            out[j++] = (Py_UCS1)b64url[(g >> k) & 63];
+    }
+    return 0;
+}
+
 static PyObject *
 nonce_seal(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2097,19 +2115,13 @@ nonce_seal(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     if (nonce_key(args[1]) < 0)
         return NULL;
-    uint8_t raw[NONCE_RAW + 2]; /* (two zero bytes: the last group reads past the end) */
-    memcpy(raw, PyBytes_AS_STRING(args[0]), NONCE_HEAD);
-    if (nonce_mac(args[1], raw, NONCE_HEAD, raw + NONCE_HEAD) < 0)
-        return NULL;
-    raw[NONCE_RAW] = raw[NONCE_RAW + 1] = 0;
     PyObject *text = PyUnicode_New(NONCE_TEXT, 127);
     if (text == NULL)
         return NULL;
-    Py_UCS1 *o = PyUnicode_1BYTE_DATA(text);
-    for (int i = 0, j = 0; j < NONCE_TEXT; i += 3) {
-        uint32_t g = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
-        for (int k = 18; k >= 0 && j < NONCE_TEXT; k -= 6)
-            o[j++] = (Py_UCS1)b64url[(g >> k) & 63];
+    if (nonce_text(args[1], (const uint8_t *)PyBytes_AS_STRING(args[0]),
+                   PyUnicode_1BYTE_DATA(text)) < 0) {
+        Py_DECREF(text);
+        return NULL;
     }
     return text;
 }
@@ -3698,6 +3710,61 @@ fail:
 #endif /* __linux__ */
 
 
+/* ---- Digest challenge ------------------------------------------------------------------------
+ * kemi_auth's usual challenge value in one call (AuthApi.challenge; its Python path,
+ * challenge_value, stays the reference the tests compare with):
+ * digest_challenge(realm, key, flags, now, expire, nid, tail) ->
+ * 'Digest realm="<realm>", nonce="<nonce>"<tail>', the nonce sealed as nonce_seal does from
+ * the head version 1, flags, int(now), int(now) + expire, nid (8 bytes); None when the realm
+ * needs quoting ('"' or '\\'), flags has an auth_checks bit (a bound nonce) or is not a
+ * byte, or the times do not fit the head's 32 bits: the Python path makes that one. */
+static PyObject *
+digest_challenge(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyUnicode_Check(args[0]) || !PyLong_Check(args[2]) ||
+        !PyFloat_Check(args[3]) || !PyLong_Check(args[4]) || !PyBytes_Check(args[5]) ||
+        PyBytes_GET_SIZE(args[5]) != 8 || !PyUnicode_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "digest_challenge(realm: str, key: bytes, flags: int, "
+                        "now: float, expire: int, nid: 8 bytes, tail: str)");
+        return NULL;
+    }
+    if (nonce_key(args[1]) < 0)
+        return NULL;
+    PyObject *realm = args[0];
+    Py_ssize_t n = PyUnicode_GET_LENGTH(realm);
+    if (PyUnicode_FindChar(realm, '"', 0, n, 1) != -1 ||
+        PyUnicode_FindChar(realm, '\\', 0, n, 1) != -1)
+        Py_RETURN_NONE;
+    int overflow, overflow2;
+    long flags = PyLong_AsLongAndOverflow(args[2], &overflow);
+    long long expire = PyLong_AsLongLongAndOverflow(args[4], &overflow2);
+    if (PyErr_Occurred())
+        return NULL;
+    double now = PyFloat_AS_DOUBLE(args[3]);
+    if (overflow || overflow2 || flags < 0 || flags > 255 || (flags & 0x0F) || expire < 0 ||
+        expire > 0xFFFFFFFFLL || !(now >= 0.0 && now < 4294967296.0))
+        Py_RETURN_NONE;
+    uint64_t issued = (uint64_t)now; /* (int(now): truncated) */
+    uint64_t expires = issued + (uint64_t)expire;
+    if (expires > 0xFFFFFFFFULL)
+        Py_RETURN_NONE;
+    uint8_t head[NONCE_HEAD];
+    head[0] = 1;
+    head[1] = (uint8_t)flags;
+    for (int i = 0; i < 4; i++) {
+        head[2 + i] = (uint8_t)(issued >> (24 - 8 * i));
+        head[6 + i] = (uint8_t)(expires >> (24 - 8 * i));
+    }
+    memcpy(head + 10, PyBytes_AS_STRING(args[5]), 8);
+    Py_UCS1 nonce[NONCE_TEXT + 1];
+    if (nonce_text(args[1], head, nonce) < 0)
+        return NULL;
+    nonce[NONCE_TEXT] = 0;
+    return PyUnicode_FromFormat("Digest realm=\"%U\", nonce=\"%s\"%U", realm, (const char *)nonce,
+                                args[6]);
+}
+
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -3776,6 +3843,10 @@ static PyMethodDef methods[] = {
     {"timer_set", (PyCFunction)(void (*)(void))timer_set, METH_FASTCALL,
      "timer_set(fd, ns): set a timerfd to fire once in ns nanoseconds (0: clear it)"},
 #endif
+    /* kemi_auth's usual challenge (section "Digest challenge") */
+    {"digest_challenge", (PyCFunction)(void (*)(void))digest_challenge, METH_FASTCALL,
+     "digest_challenge(realm, key, flags, now, expire, nid, tail) -> 'Digest realm=\"..\", "
+     "nonce=\"..\"' + tail with a fresh unbound nonce, or None (the Python path makes it)"},
     {NULL, NULL, 0, NULL},
 };
 

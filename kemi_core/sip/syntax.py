@@ -151,6 +151,7 @@ try:
     from kemi_core.sip._fast import (
         cached_value,
         datagram_parser,
+        digest_challenge,
         digest_fields,
         digest_ha1,
         digest_open,
@@ -185,6 +186,7 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     digest_fields = None  # (kemi_auth's credentials: its Python parser reads them all)
     # (kemi_auth's verify: its Python path does it all)
     digest_open = digest_response = digest_ha1 = None
+    digest_challenge = None  # (kemi_auth's challenge: its Python path makes the value)
     nonce_open = nonce_seal = None  # (kemi_auth's nonces: its Python path makes and reads them)
     # parser.parse_datagram's whole-datagram pass; without it the Python path does it all.
     scan_message = None

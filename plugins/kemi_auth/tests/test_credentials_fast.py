@@ -160,11 +160,11 @@ def test_nonce_ids_are_all_different_and_a_forked_child_draws_its_own() -> None:
     codec = NonceCodec("s3cret")
     ids = {_decode(codec.make(1_000_000.0))[10:18] for _ in range(3 * nonce._ID_BATCH)}  # type: ignore[index]
     assert len(ids) == 3 * nonce._ID_BATCH
-    assert nonce._IDS  # some drawn ahead
+    assert nonce.IDS  # some drawn ahead
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its own batch, not the parent's
-        os.write(write, b"1" if not nonce._IDS else b"0")
+        os.write(write, b"1" if not nonce.IDS else b"0")
         os._exit(0)
     os.close(write)
     assert os.read(read, 1) == b"1"

@@ -42,7 +42,7 @@ def test_seal_and_open_refuse_wrong_arguments() -> None:
 def test_made_nonces_are_the_python_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     codec = NonceCodec("s3cret", expire=30)
     for flags in (0, NC, OTN, NC | OTN, 1, 0x0F):
-        nonce._IDS[:] = [b"12345678", b"12345678"]
+        nonce.IDS[:] = [b"12345678", b"12345678"]
         made_c = codec.make(1_000_000.0, flags, b"bound")
         with monkeypatch.context() as m:
             m.setattr(nonce, "nonce_seal", None)

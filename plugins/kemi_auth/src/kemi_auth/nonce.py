@@ -77,7 +77,7 @@ class NonceCodec:
 
     def make(self, now: float, flags: int = 0, binding: bytes = b"") -> str:
         issued = int(now)
-        nid = _IDS.pop() if _IDS else _more_ids()
+        nid = IDS.pop() if IDS else more_ids()
         head = _HEAD.pack(_VERSION, flags & 0xFF, issued, issued + self.expire, nid)
         if nonce_seal is not None and not flags & CHECKS:  # the usual nonce, sealed in C
             return nonce_seal(head, self.key)  # type: ignore[no-any-return]
@@ -125,15 +125,15 @@ class NonceCodec:
 
 #: Random nonce ids drawn ahead from os.urandom, 512 a time (one getrandom call each: ~2 us);
 #: a forked child drops the parent's, so no two processes hand out the same ones.
-_IDS: list[bytes] = []
+IDS: list[bytes] = []
 _ID_BATCH = 512
-os.register_at_fork(after_in_child=_IDS.clear)
+os.register_at_fork(after_in_child=IDS.clear)
 
 
-def _more_ids() -> bytes:
+def more_ids() -> bytes:
     chunks = [iter(os.urandom(8 * _ID_BATCH))] * 8  # (zip of one iterator 8 times: 8 bytes a step)
-    _IDS.extend(map(bytes, zip(*chunks, strict=False)))
-    return _IDS.pop()
+    IDS.extend(map(bytes, zip(*chunks, strict=False)))
+    return IDS.pop()
 
 
 #: base64url <-> base64 (what base64.urlsafe_b64decode/-encode translate)

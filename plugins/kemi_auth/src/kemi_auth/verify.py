@@ -24,10 +24,16 @@ from kemi_auth.credentials import (
     OverlongCredentials,
     parse_credentials,
 )
-from kemi_auth.nonce import NC, OTN, NonceCheck, NonceCodec, NonceStatus
+from kemi_auth.nonce import IDS, NC, OTN, NonceCheck, NonceCodec, NonceStatus, more_ids
 from kemi_auth.replay import ReplayGuard
 from kemi_auth.settings import AuthSettings
-from kemi_core.sip import SipParseError, digest_open, digest_response, header_key
+from kemi_core.sip import (
+    SipParseError,
+    digest_challenge,
+    digest_open,
+    digest_response,
+    header_key,
+)
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
@@ -99,6 +105,13 @@ class AuthApi:
         self.fast: tuple[bytes, int, str, type[Credentials], digest.HashFunction] | None = (
             (codec.key, codec.max_drift, settings.algorithm, Credentials,
              digest.ALGORITHMS[settings.algorithm]) if digest_open is not None else None)
+        #: with digest_challenge built, no realm_prefix and unbound nonces: the ends of the
+        #: usual challenge value by its qop bits (flags & 3), + 4 when it says stale=true
+        self.tails: tuple[str, ...] | None = None
+        if digest_challenge is not None and not self.binds and not settings.realm_prefix:
+            algorithm = f", algorithm={settings.algorithm}" if settings.algorithm_param else ""
+            self.tails = tuple(("" if i < 4 else ", stale=true") + _QOP[i & 3] + algorithm
+                               for i in range(8))
 
     # ---- credentials ---------------------------------------------------------------------
     def strip_realm(self, realm: str) -> str:
@@ -282,7 +295,15 @@ class AuthApi:
             if not flags & 4:
                 self.reply(ctx, 500, "Internal Server Error", [])
             return AuthResult.ERROR
-        value = self.challenge_value(ctx, realm, flags)
+        value = None
+        if self.tails is not None:  # the usual: the value and its nonce in one compiled call
+            qop = flags & 3
+            value = digest_challenge(
+                realm, self.codec.key, self.replay_flags[qop != 0], time.time(),
+                self.codec.expire, IDS.pop() if IDS else more_ids(),
+                self.tails[qop | 4 if flags & 16 or (st is not None and st.stale) else qop])
+        if value is None:  # (any other shape: a realm to quote, a bound nonce ...)
+            value = self.challenge_value(ctx, realm, flags)
         if proxy:
             ok = self.reply(ctx, 407, "Proxy Authentication Required", [("Proxy-Authenticate", value)])
         else:
