@@ -24,7 +24,7 @@ from kemi_auth.nonce import NonceCodec
 from kemi_auth.pvs import register_pvs
 from kemi_auth.replay import TABLE, ReplayGuard
 from kemi_auth.settings import MODULE, PARAMS, AuthSettings
-from kemi_auth.verify import PROXY, STATE, WWW, AuthApi, AuthResult
+from kemi_auth.verify import PROXY, STATE, WWW, AuthApi, AuthResult, identity
 from kemi_core.api import (
     CfgFunction,
     Core,
@@ -35,7 +35,6 @@ from kemi_core.api import (
     set_pv,
     shared_store,
 )
-from kemi_core.sip import SipParseError
 
 log = logging.getLogger("kemi.auth")
 
@@ -228,31 +227,11 @@ def pv_auth_check(ctx: MsgContext, realm: str, password: str, flags: int, checks
 
 
 def check_identity(ctx: MsgContext, realm: str, flags: int, use_domain: bool) -> int:
-    """auth_check's identity rule: the verified user must be the From user (REGISTER: From and
-    To; PUBLISH: From, To and R-URI), and with ``use_domain`` their domains the realm. Flags
-    bit 2 skips it for requests that may be anonymous (INVITE, BYE, PRACK, UPDATE, MESSAGE)."""
-    msg = ctx.msg
+    """auth_check's identity rule (kemi_auth.verify.identity) for the credentials verified
+    in this request: -1 when none were."""
     st = ctx.mod_state.get(STATE)
     if st is None or st.authorized is None:
         return AuthResult.ERROR
-    method = msg.method
-    if flags & 2 and method in _MAY_BE_ANONYMOUS:
-        return AuthResult.OK
-    try:
-        uris = ((msg.from_.uri, msg.to.uri) if method == "REGISTER"
-                else (msg.from_.uri,) if method != "PUBLISH"
-                else (msg.from_.uri, msg.to.uri, msg.uri))
-    except SipParseError:  # an unreadable identity header cannot match
-        return AuthResult.USER_MISMATCH
-    user = st.authorized[1].username.partition("@")[0]
-    domain = api().strip_realm(realm).lower() if use_domain else ""
-    for uri in uris:
-        if uri is None or (uri.user or "") != user:
-            return AuthResult.USER_MISMATCH
-        if use_domain and uri.host.lower() != domain:
-            return AuthResult.USER_MISMATCH
-    return AuthResult.OK
-
-
-_MAY_BE_ANONYMOUS = frozenset(("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"))
+    return identity(ctx.msg, st.authorized[1].username, flags,
+                    api().strip_realm(realm).lower() if use_domain else None)
 

@@ -37,6 +37,7 @@ from kemi_core.sip import (
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
+    from kemi_core.sip import SipMsg
 
 log = logging.getLogger("kemi.auth")
 
@@ -148,8 +149,11 @@ class AuthApi:
 
     # ---- authentication ------------------------------------------------------------------
     def authenticate(self, ctx: MsgContext, realm: str, hf: str, lookup: HA1Lookup,
-                     method: str = "") -> int:
-        """Verify the ``hf`` credentials for ``realm`` with the HA1 ``lookup`` gives."""
+                     method: str = "", checks: int = 0, use_domain: bool = False) -> int:
+        """Verify the ``hf`` credentials for ``realm`` with the HA1 ``lookup`` gives; with
+        ``checks`` 1, verified credentials must also pass auth_check's identity rule
+        (:func:`identity` with auth_check's flags, the domains the realm with
+        ``use_domain``)."""
         if self.settings.realm_prefix:
             realm = self.strip_realm(realm)
         fast = self.fast
@@ -168,8 +172,16 @@ class AuthApi:
                         return ha1  # (the nonce is good: no stale to report)
                     if not digest_response(cred, ha1, method or msg.method, fast[4]):
                         return AuthResult.INVALID_PASSWORD
-                    return self.authorized(ctx, hf, cred, fast[2], ha1)
-        return self.authenticate_py(ctx, realm, hf, lookup, method)
+                    self.authorized(ctx, hf, cred, fast[2], ha1)
+                    if checks & 1:
+                        return identity(msg, cred.username, checks,
+                                        realm.lower() if use_domain else None)
+                    return AuthResult.OK
+        rc = self.authenticate_py(ctx, realm, hf, lookup, method)
+        if rc == AuthResult.OK and checks & 1:
+            return identity(ctx.msg, state(ctx).authorized[1].username,  # type: ignore[index]
+                            checks, realm.lower() if use_domain else None)
+        return rc
 
     def authenticate_py(self, ctx: MsgContext, realm: str, hf: str, lookup: HA1Lookup,
                         method: str = "") -> int:
@@ -327,6 +339,32 @@ class AuthApi:
                 if value != cred.raw:
                     msg.append_header(hf, value)
         return 1
+
+
+def identity(msg: SipMsg, username: str, flags: int, domain: str | None) -> int:
+    """auth_check's identity rule: the verified ``username``'s user part must be the From user
+    (REGISTER: From and To; PUBLISH: From, To and R-URI), and with ``domain`` (use_domain:
+    the realm, lower-cased) their domains that. Flags bit 2 skips it for requests that may be
+    anonymous (INVITE, BYE, PRACK, UPDATE, MESSAGE)."""
+    method = msg.method
+    if flags & 2 and method in _MAY_BE_ANONYMOUS:
+        return AuthResult.OK
+    try:
+        uris = ((msg.from_.uri, msg.to.uri) if method == "REGISTER"
+                else (msg.from_.uri,) if method != "PUBLISH"
+                else (msg.from_.uri, msg.to.uri, msg.uri))
+    except SipParseError:  # an unreadable identity header cannot match
+        return AuthResult.USER_MISMATCH
+    user = username.partition("@")[0]
+    for uri in uris:
+        if uri is None or (uri.user or "") != user:
+            return AuthResult.USER_MISMATCH
+        if domain is not None and uri.host.lower() != domain:
+            return AuthResult.USER_MISMATCH
+    return AuthResult.OK
+
+
+_MAY_BE_ANONYMOUS = frozenset(("INVITE", "BYE", "PRACK", "UPDATE", "MESSAGE"))
 
 
 def binding(ctx: MsgContext, checks: int) -> bytes:

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from kemi_auth import PROXY, WWW, AuthApi, AuthResult, check_identity, expand
+from kemi_auth.verify import HA1Lookup
 from kemi_auth_db.subscriber import MODULE, Subscribers, SubscriberSettings
 from kemi_core.api import (
     CfgFunction,
@@ -51,6 +52,9 @@ class _State:
     #: auth's API and the core it was found in (looked up once, not for every request)
     auth: AuthApi | None = None
     auth_core: Core | None = None
+    #: without load_credentials, once auth is bound: (that core, auth, the lookups without
+    #: a row kept by table, use_domain), what auth_check's usual path needs
+    usual: tuple[Core, AuthApi, dict[str, HA1Lookup], bool] | None = None
 
 
 _state = _State()
@@ -109,7 +113,7 @@ def mod_init(core: Core) -> None:
     db = open_db(core, core.modparam(MODULE, "db_url"), user=MODULE)
     _state.core = core
     _state.subscribers = Subscribers(db, settings)
-    _state.auth = _state.auth_core = None
+    _state.auth = _state.auth_core = _state.usual = None
 
 
 # ---- functions ----------------------------------------------------------------------------
@@ -142,6 +146,9 @@ def _authenticate(ctx: MsgContext, realm: str, table: str, hf: str, method: str 
 def _bind_auth(core: Core) -> AuthApi:
     auth = _state.auth = core.require("auth", AuthApi)
     _state.auth_core = core
+    subs = _subs()
+    _state.usual = (None if subs.s.credentials
+                    else (core, auth, subs.plain_lookups, subs.s.use_domain))
     return auth
 
 
@@ -168,7 +175,12 @@ def auth_check(ctx: MsgContext, realm: str, table: str, flags: int) -> int:
     R-URI), else -8; flags 2 with 1 skips that for INVITE, BYE, PRACK, UPDATE and MESSAGE.
     Returns 1 ok, -1 error, -2 wrong password, -3 unknown user, -4 stale nonce, -5 no
     credentials, -6 nonce reused, -8 user mismatch."""
-    rc = _authenticate(ctx, realm, table, WWW if ctx.msg.method == "REGISTER" else PROXY)
+    hf = WWW if ctx.msg.method == "REGISTER" else PROXY
+    usual = _state.usual
+    if usual is not None and usual[0] is ctx.core and realm:  # _authenticate's path in one call
+        return usual[1].authenticate(ctx, realm, hf, usual[2].get(table) or _subs().plain_lookup(
+            table), "", flags, usual[3])
+    rc = _authenticate(ctx, realm, table, hf)
     if rc == 1 and flags & 1:  # (AuthResult.OK)
         return check_identity(ctx, realm, flags, _subs().s.use_domain)
     return rc
