@@ -3759,9 +3759,31 @@ digest_challenge(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_UCS1 nonce[NONCE_TEXT + 1];
     if (nonce_text(args[1], head, nonce) < 0)
         return NULL;
-    nonce[NONCE_TEXT] = 0;
-    return PyUnicode_FromFormat("Digest realm=\"%U\", nonce=\"%s\"%U", realm, (const char *)nonce,
-                                args[6]);
+    PyObject *tail = args[6];
+    if (!PyUnicode_IS_ASCII(realm) || !PyUnicode_IS_ASCII(tail)) {
+        nonce[NONCE_TEXT] = 0;
+        return PyUnicode_FromFormat("Digest realm=\"%U\", nonce=\"%s\"%U", realm,
+                                    (const char *)nonce, tail);
+    }
+    /* the usual ASCII value copied in place (PyUnicode_FromFormat parses its format each time) */
+    static const char before[] = "Digest realm=\"", middle[] = "\", nonce=\"";
+    Py_ssize_t nb = sizeof(before) - 1, nm = sizeof(middle) - 1;
+    Py_ssize_t nt = PyUnicode_GET_LENGTH(tail);
+    PyObject *value = PyUnicode_New(nb + n + nm + NONCE_TEXT + 1 + nt, 127);
+    if (value == NULL)
+        return NULL;
+    Py_UCS1 *o = PyUnicode_1BYTE_DATA(value);
+    memcpy(o, before, (size_t)nb);
+    o += nb;
+    memcpy(o, PyUnicode_1BYTE_DATA(realm), (size_t)n);
+    o += n;
+    memcpy(o, middle, (size_t)nm);
+    o += nm;
+    memcpy(o, nonce, NONCE_TEXT);
+    o += NONCE_TEXT;
+    *o++ = '"';
+    memcpy(o, PyUnicode_1BYTE_DATA(tail), (size_t)nt);
+    return value;
 }
 
 

@@ -324,8 +324,8 @@ class AuthApi:
 
     def consume(self, ctx: MsgContext) -> int:
         """Remove the credentials that were verified from the request (consume_credentials)."""
-        st = state(ctx)
-        if st.authorized is None:
+        st = ctx.mod_state.get(STATE)  # (state(ctx) would make one only to find it empty)
+        if st is None or st.authorized is None:
             return AuthResult.ERROR
         hf, cred = st.authorized
         msg = ctx.msg
