@@ -2621,6 +2621,44 @@ reply_builder(PyObject *module, PyObject *pure)
  * the stateless forward read it for every request they pass on. */
 static PyObject *s_rcv, *s_src_ip, *s_src_port, *s_force_rport, *s_received, *s_rport;
 
+/* raw (a Via's text) with "=<port>" after each ";"-separated part that is "rport" (the pure
+ * _fill_rport's answer), or NULL without an error when the text is not the usual one: not
+ * ASCII, a part that only stripped or lower-cased reads "rport" (" rport", "RPort"), or no
+ * such part at all; the caller then leaves it to the pure form. */
+static PyObject *
+via_fill_rport(PyObject *raw, PyObject *port)
+{
+    if (!PyUnicode_IS_ASCII(raw))
+        return NULL;
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(raw);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(raw), found = 0, at = -1;
+    for (Py_ssize_t start = 0; start <= n;) {
+        Py_ssize_t end = start;
+        while (end < n && s[end] != ';')
+            end++;
+        Py_ssize_t a = start, b = end; /* str.strip()'s ASCII whitespace: \t-\r, \x1c-\x1f, ' ' */
+        while (a < b && ((s[a] >= 9 && s[a] <= 13) || (s[a] >= 28 && s[a] <= 32)))
+            a++;
+        while (b > a && ((s[b - 1] >= 9 && s[b - 1] <= 13) || (s[b - 1] >= 28 && s[b - 1] <= 32)))
+            b--;
+        if (b - a == 5 && PyOS_strnicmp(s + a, "rport", 5) == 0) {
+            if (end - start != 5 || memcmp(s + start, "rport", 5) != 0 || found)
+                return NULL;
+            found = 1;
+            at = end;
+        }
+        start = end + 1;
+    }
+    if (!found)
+        return NULL;
+    PyObject *head = PyUnicode_Substring(raw, 0, at);
+    PyObject *tail = head == NULL ? NULL : PyUnicode_Substring(raw, at, n);
+    PyObject *out = tail == NULL ? NULL : PyUnicode_FromFormat("%U=%S%U", head, port, tail);
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
+    return out;
+}
+
 static PyObject *
 received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2649,12 +2687,21 @@ received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     int has_rport = has_received < 0 ? -1 : PySequence_Contains(params, s_rport);
     if (has_rport < 0)
         return NULL;
-    if (has_received || has_rport)
+    /* a bare ;rport (most UAs send one) is filled here; one with a value goes to pure */
+    int bare_rport = 0;
+    if (has_rport && !has_received) {
+        PyObject *value = PyObject_GetItem(params, s_rport); /* (a mappingproxy) */
+        if (value == NULL)
+            return NULL;
+        bare_rport = value == Py_None;
+        Py_DECREF(value);
+    }
+    if (has_received || (has_rport && !bare_rport))
         return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
     PyObject *rcv = PyObject_GetAttr(ctx, s_rcv);
     PyObject *src_ip = rcv == NULL ? NULL : PyObject_GetAttr(rcv, s_src_ip);
     PyObject *force = src_ip == NULL ? NULL : PyObject_GetAttr(ctx, s_force_rport);
-    PyObject *port = NULL, *result = NULL;
+    PyObject *port = NULL, *result = NULL, *filled = NULL;
     int forced = force == NULL ? -1 : PyObject_IsTrue(force);
     if (forced < 0)
         goto done;
@@ -2665,7 +2712,7 @@ received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     int differs = PyUnicode_Compare(host, src_ip) != 0;
     if (differs && PyErr_Occurred())
         goto done;
-    if (forced) {
+    if (forced || bare_rport) {
         port = PyObject_GetAttr(rcv, s_src_port);
         if (port == NULL)
             goto done;
@@ -2674,7 +2721,19 @@ received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         }
     }
-    if (differs && forced)
+    if (bare_rport) {
+        /* ;received goes after the last parameter, which is not rport: filling first gives
+           what pure gives filling after */
+        filled = via_fill_rport(raw, port);
+        if (filled == NULL) {
+            if (!PyErr_Occurred())
+                result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+            goto done;
+        }
+        result = differs ? PyUnicode_FromFormat("%U;received=%U", filled, src_ip)
+                         : Py_NewRef(filled);
+    }
+    else if (differs && forced)
         result = PyUnicode_FromFormat("%U;received=%U;rport=%S", raw, src_ip, port);
     else if (differs)
         result = PyUnicode_FromFormat("%U;received=%U", raw, src_ip);
@@ -2687,6 +2746,7 @@ done:
     Py_XDECREF(src_ip);
     Py_XDECREF(force);
     Py_XDECREF(port);
+    Py_XDECREF(filled);
     return result;
 }
 

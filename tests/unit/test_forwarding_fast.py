@@ -18,7 +18,9 @@ pytestmark = pytest.mark.skipif(via_mod.received_via is via_mod.received_via_py,
 
 HOSTS = ["127.0.0.1", "10.0.0.7", "example.com", "[::1]", "::1", "[2001:db8::1]", "h"]
 PARAMS = [";branch=z9hG4bK1", ";rport", ";rport=5062", ";rport=x", ";received=1.2.3.4",
-          ";received", ";RPORT", ";Received=9.9.9.9", ";x=y", ";rport=", ";maddr=1.1.1.1"]
+          ";received", ";RPORT", ";Received=9.9.9.9", ";x=y", ";rport=", ";maddr=1.1.1.1",
+          "; rport", ";rport ", ";Rport", ";rport;rport", ";xrport", ";rportx", ";rport=5062;rport",
+          ";n\u00e4me=1"]
 SOURCES = ["127.0.0.1", "10.0.0.7", "::1", "2001:db8::1"]
 
 
@@ -64,3 +66,22 @@ def test_received_via_usual_request() -> None:
         "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;received=127.0.0.1;rport=5070")
     rcv = RecvInfo("udp", "10.0.0.1", 5070, "127.0.0.1", 5060)
     assert via_mod.received_via(context(rcv, False), msg) is None
+
+
+def test_received_via_bare_rport_compiled() -> None:
+    """A bare ;rport is filled in C (the pure form is not asked), ;received after it."""
+    from kemi_core.sip.syntax import via_received
+
+    def pure(ctx: object, msg: object) -> None:
+        raise AssertionError("declined to the pure form")
+
+    fast = via_received(pure)
+    msg = parse_datagram(b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5061;branch=z9"
+                         b"hG4bK1;rport\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n")
+    rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
+    assert fast(context(rcv, False), msg) == (
+        "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;rport=5070;received=127.0.0.1")
+    assert fast(context(rcv, True), msg) == (
+        "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;rport=5070;received=127.0.0.1")
+    rcv = RecvInfo("udp", "10.0.0.1", 5070, "127.0.0.1", 5060)
+    assert fast(context(rcv, False), msg) == "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;rport=5070"
