@@ -236,3 +236,54 @@ def test_two_route_lines_whose_entries_all_go_are_removed_in_place(core: Core) -
         assert ctx.msg.to_bytes().decode() == before.replace(
             "".join(f"Route: {v}\r\n" for v in lines), "")
         assert rr_state(ctx).route_params == f";r2=on;lr;ftag={FTAG};nat=yes"
+
+
+_ROUTE_SHAPES = [
+    [f"<sip:127.0.0.1;lr;ftag={FTAG}>"], [f"<sip:127.0.0.1:5060;lr;ftag={FTAG};nat=yes>"],
+    ["<sip:127.0.0.1;lr;r2=on>"], ["<sip:127.0.0.1;lr;r2=on>", "<sip:127.0.0.1;lr;r2=on>"],
+    ["<sip:127.0.0.1;lr>, <sip:127.0.0.1:5999;lr>"], ["<sip:127.0.0.1:5999;lr>"],
+    ["<sip:127.0.0.1:5999>"], ['"x" <sip:127.0.0.1;lr>'], ["  <sip:127.0.0.1;lr>  "],
+    ["<sip:127.0.0.1:5999;lr>", "<sip:127.0.0.1;lr>"], ["<sip:127.0.0.1;transport=tcp;lr>"],
+    ["<sips:127.0.0.1;lr>"], ["<tel:+123>"], ["<sip:127.0.0.1;lr"], ["<sip:127.0.0.1:99999;lr>"],
+    ["sip:127.0.0.1;lr"], ["<sip:user@127.0.0.1;lr>"]]
+
+
+@pytest.mark.parametrize("routes", _ROUTE_SHAPES)
+@pytest.mark.parametrize("ruri", ["sip:bob@127.0.0.1:5999", "sip:127.0.0.1", "sip:bob@127.0.0.1"])
+@pytest.mark.parametrize(("totag", "mode"), [(TTAG, 0), (None, 0), (TTAG, 1)])
+def test_one_own_entry_shortcut_is_the_general_path(core: Core, monkeypatch: pytest.MonkeyPatch,
+                                                     routes: list[str], ruri: str,
+                                                     totag: str | None, mode: int) -> None:
+    """loose_route's shortcut for one Route line of our own entry answers, edits and records
+    what the general path (RouteSet) does, and leaves every other shape to it."""
+    from kemi_rr import loose
+
+    data = _req(core, "BYE", ruri, routes, totag=totag).msg.to_bytes()
+
+    def outcome() -> tuple[object, ...]:
+        ctx = context(core, data)
+        try:
+            code: object = loose.loose_route(ctx, mode)
+        except Exception as exc:  # (the same exception either way)
+            code = type(exc).__name__
+        st = rr_state(ctx)
+        return (code, ctx.msg.to_bytes(), ctx.dst_uri, ctx.send_socket, st.route_uri,
+                st.route_params, st.routed)
+
+    fast = outcome()
+    monkeypatch.setattr(loose, "_only_own_entry", lambda *a: None)
+    assert fast == outcome()
+
+
+def test_one_own_entry_shortcut_taken(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual in-dialog BYE takes the shortcut (no RouteSet made)."""
+    from kemi_rr import loose
+
+    def no_routeset(msg: object) -> None:
+        raise AssertionError("general path")
+
+    monkeypatch.setattr(loose, "RouteSet", no_routeset)
+    ctx = _req(core, "BYE", "sip:bob@127.0.0.1:5999", [f"<sip:127.0.0.1;lr;ftag={FTAG}>"])
+    assert kemi_rr.ki_loose_route(ctx) == 1
+    assert _out(ctx) == ("sip:bob@127.0.0.1:5999", [])
+    assert rr_state(ctx).route_params == f";lr;ftag={FTAG}"

@@ -9,8 +9,8 @@ import logging
 import re
 
 from kemi_core.api import MsgContext
-from kemi_core.sip import SipParseError, SipUri
-from kemi_rr.routeset import RouteSet
+from kemi_core.sip import SipParseError, SipUri, header_key, parse_name_addr
+from kemi_rr.routeset import ROUTE, RouteSet
 from kemi_rr.settings import settings
 from kemi_rr.state import RrState, rr_state
 from kemi_rr.uris import is_own, param_value, params_text, route_params, uri_proto
@@ -20,6 +20,7 @@ log = logging.getLogger("kemi.rr")
 RR_DRIVEN = 1
 NOT_RR_DRIVEN = -1
 RR_PRELOADED = -3  # an initial request whose preloaded Route set ended at us
+_ROUTE_KEY = header_key(ROUTE)
 
 
 def loose_route(ctx: MsgContext, mode: int = 0) -> int:
@@ -29,6 +30,11 @@ def loose_route(ctx: MsgContext, mode: int = 0) -> int:
     st.routed, st.route_params, st.route_uri = True, None, None
     if not msg.is_request:
         return NOT_RR_DRIVEN
+    keys = msg.header_keys
+    if keys.count(_ROUTE_KEY) == 1:
+        done = _only_own_entry(ctx, st, msg.value_at(keys.index(_ROUTE_KEY)), mode)
+        if done is not None:
+            return done
     try:
         routes = RouteSet(msg)
         ruri = msg.uri
@@ -48,6 +54,36 @@ def loose_route(ctx: MsgContext, mode: int = 0) -> int:
     if not mode & 1 and is_own(core, ruri) and not (ruri.user and is_own(core, routes[0].uri)):
         return _after_strict(ctx, st, routes, ruri)
     return _after_loose(ctx, st, routes, preloaded)
+
+
+def _only_own_entry(ctx: MsgContext, st: RrState, line: str, mode: int) -> int | None:
+    """The usual in-dialog request (one Route line of one entry: ours, single RR, loose; the
+    R-URI not ours) routed as the general path routes it: the entry goes, the line with it
+    (RouteSet.commit's one-line case). None: anything else, left to the general path."""
+    if "," in line or '"' in line:
+        return None
+    raw = line.strip()
+    if not raw:
+        return None
+    msg = ctx.msg
+    try:
+        entry = parse_name_addr(raw)
+        ruri = msg.uri
+        top = entry.uri
+    except SipParseError:
+        return None  # (the general path logs it)
+    core = ctx.core
+    if top is None or not is_own(core, top) or "r2" in top.params or (
+            not mode & 1 and is_own(core, ruri)) or settings(core).force_send_socket:
+        return None
+    try:
+        preloaded = msg.to.tag is None
+    except SipParseError:
+        preloaded = True
+    st.route_uri = entry.uri_text
+    st.route_params = route_params(entry.uri_text, top)
+    msg.remove_header(ROUTE)
+    return RR_PRELOADED if preloaded else RR_DRIVEN
 
 
 def loose_route_preloaded(ctx: MsgContext) -> int:
