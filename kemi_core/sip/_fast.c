@@ -2621,35 +2621,52 @@ reply_builder(PyObject *module, PyObject *pure)
  * the stateless forward read it for every request they pass on. */
 static PyObject *s_rcv, *s_src_ip, *s_src_port, *s_force_rport, *s_received, *s_rport;
 
+/* The next sep-separated part of s[*pos:n]: its bounds [*start, *end) and, stripped as
+ * str.strip() strips ASCII text (\t-\r, \x1c-\x1f, ' '), [*a, *b); *pos moves past it. 0 when
+ * no part is left (a text of n characters has n-or-fewer separators plus one parts). */
+static int
+next_part(const char *s, Py_ssize_t n, char sep, Py_ssize_t *pos, Py_ssize_t *start,
+          Py_ssize_t *end, Py_ssize_t *a, Py_ssize_t *b)
+{
+    if (*pos > n)
+        return 0;
+    Py_ssize_t e = *pos, x = *pos, y;
+    while (e < n && s[e] != sep)
+        e++;
+    y = e;
+#define STRIP_WS(c) (((c) >= 9 && (c) <= 13) || ((c) >= 28 && (c) <= 32))
+    while (x < y && STRIP_WS((unsigned char)s[x]))
+        x++;
+    while (y > x && STRIP_WS((unsigned char)s[y - 1]))
+        y--;
+#undef STRIP_WS
+    *start = *pos;
+    *end = e;
+    *a = x;
+    *b = y;
+    *pos = e + 1;
+    return 1;
+}
+
 /* raw (a Via's text) with "=<port>" after each ";"-separated part that is "rport" (the pure
  * _fill_rport's answer), or NULL without an error when the text is not the usual one: not
- * ASCII, a part that only stripped or lower-cased reads "rport" (" rport", "RPort"), or no
- * such part at all; the caller then leaves it to the pure form. */
+ * ASCII, a part that only stripped or lower-cased reads "rport" (" rport", "RPort"), several
+ * or none at all; the caller then leaves it to the pure form. */
 static PyObject *
 via_fill_rport(PyObject *raw, PyObject *port)
 {
     if (!PyUnicode_IS_ASCII(raw))
         return NULL;
     const char *s = (const char *)PyUnicode_1BYTE_DATA(raw);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(raw), found = 0, at = -1;
-    for (Py_ssize_t start = 0; start <= n;) {
-        Py_ssize_t end = start;
-        while (end < n && s[end] != ';')
-            end++;
-        Py_ssize_t a = start, b = end; /* str.strip()'s ASCII whitespace: \t-\r, \x1c-\x1f, ' ' */
-        while (a < b && ((s[a] >= 9 && s[a] <= 13) || (s[a] >= 28 && s[a] <= 32)))
-            a++;
-        while (b > a && ((s[b - 1] >= 9 && s[b - 1] <= 13) || (s[b - 1] >= 28 && s[b - 1] <= 32)))
-            b--;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(raw), pos = 0, start, end, a, b, at = -1;
+    while (next_part(s, n, ';', &pos, &start, &end, &a, &b)) {
         if (b - a == 5 && PyOS_strnicmp(s + a, "rport", 5) == 0) {
-            if (end - start != 5 || memcmp(s + start, "rport", 5) != 0 || found)
+            if (a != start || b != end || memcmp(s + a, "rport", 5) != 0 || at >= 0)
                 return NULL;
-            found = 1;
             at = end;
         }
-        start = end + 1;
     }
-    if (!found)
+    if (at < 0)
         return NULL;
     PyObject *head = PyUnicode_Substring(raw, 0, at);
     PyObject *tail = head == NULL ? NULL : PyUnicode_Substring(raw, at, n);
@@ -3216,6 +3233,58 @@ pure: {
 }
 }
 
+/* The Via line bytes_without_top_via keeps when its top line holds several values (a UA that
+ * joins the Vias on one line: SIPp's [last_Via:]): "<name>: <the values after the first,
+ * ", "-joined>\r", as the pure form writes it (split_commas, not strict, of line_value);
+ * Py_None when the line holds one value only. NULL without an error for another shape
+ * (folded, quoted, angle brackets, not ASCII, no colon): the pure form does it. */
+static PyObject *
+via_rest_line(PyObject *line)
+{
+    if (!PyUnicode_IS_ASCII(line))
+        return NULL;
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(line);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(line), colon = -1;
+    for (Py_ssize_t k = 0; k < n; k++)
+        if (s[k] == ':') {
+            colon = k;
+            break;
+        }
+    if (colon < 0)
+        return NULL;
+    for (Py_ssize_t k = colon + 1; k < n; k++)
+        if (s[k] == '\n' || s[k] == '"' || s[k] == '<')
+            return NULL;
+    /* two passes over the values: the size (name ": " ... "\r"), then the text */
+    Py_ssize_t values = 0, size = colon + 3, pos, start, end, a, b;
+    for (pos = colon + 1; next_part(s, n, ',', &pos, &start, &end, &a, &b);)
+        if (b > a && values++ > 0)
+            size += (b - a) + (values > 2 ? 2 : 0);
+    if (values < 2)
+        Py_RETURN_NONE;
+    PyObject *out = PyUnicode_New(size, 127);
+    if (out == NULL)
+        return NULL;
+    char *w = (char *)PyUnicode_1BYTE_DATA(out);
+    memcpy(w, s, (size_t)colon);
+    w += colon;
+    *w++ = ':';
+    *w++ = ' ';
+    Py_ssize_t seen = 0;
+    for (pos = colon + 1; next_part(s, n, ',', &pos, &start, &end, &a, &b);) {
+        if (b <= a || seen++ == 0)
+            continue; /* empty, or the first value: popped */
+        if (seen > 2) {
+            *w++ = ',';
+            *w++ = ' ';
+        }
+        memcpy(w, s + a, (size_t)(b - a));
+        w += b - a;
+    }
+    *w = '\r';
+    return out;
+}
+
 static PyObject *
 msg_bytes_without_top_via(PyObject *self, PyObject *unused)
 {
@@ -3229,8 +3298,26 @@ msg_bytes_without_top_via(PyObject *self, PyObject *unused)
     if (!PyUnicode_Check(line))
         goto pure;
     Py_ssize_t comma = PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1);
-    if (comma != -1)
-        goto pure; /* maybe several values on the line: the pure form splits them */
+    if (comma == -2)
+        return NULL;
+    if (comma != -1) { /* maybe several values on the line: the others stay on it */
+        PyObject *rest = via_rest_line(line);
+        if (rest == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            goto pure;
+        }
+        if (rest != Py_None) {
+            PyObject *insert = PyTuple_Pack(1, rest);
+            Py_DECREF(rest);
+            if (insert == NULL)
+                return NULL;
+            PyObject *out = join_message(lines, *field(self, F_BODY), i, 1, insert);
+            Py_DECREF(insert);
+            return out;
+        }
+        Py_DECREF(rest);
+    }
     return join_message(lines, *field(self, F_BODY), i, 1, empty_tuple);
 pure:
     return PyObject_CallOneArg(pure_bytes_without_top_via, self);
