@@ -21,6 +21,14 @@ import attrs
 from kemi_core.engine import flow_exports, normalize_bool, normalize_result, normalize_xval
 from kemi_core.kemi.exports import KemiExport, ParamKind, ReturnKind
 from kemi_core.kemi.registry import KemiRegistry
+from kemi_core.sip.syntax import PURE_PYTHON
+
+try:  # the generated callables' usual call compiled (KEMI_SIP_PURE=1: not used)
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import ksr_call
+except ImportError:
+    ksr_call = None
 
 #: ``conv(value, exp, position)``: an argument as the parameter kind wants it, or raise.
 Conversion = Callable[[Any, KemiExport, int], Any]
@@ -153,8 +161,38 @@ def bind_export(exp: KemiExport, holder: Any, rules: BindingRules) -> Callable[.
     convs = tuple(rules.to_int if k is ParamKind.INT else rules.to_str for k in exp.params)
     failed = holder.failed if rules.guarded else None
     slow = rules.returns.get(exp.returns, DEFAULT_RETURNS.get(exp.returns))
-    return _maker(exp, rules)(exp.func, holder, exp, convs, rules.to_extra, slow,
+    call = _maker(exp, rules)(exp.func, holder, exp, convs, rules.to_extra, slow,
                               rules.count_error, failed, rules.none_value)
+    compiled = _compiled_form(exp, rules)
+    if compiled is None:
+        return call
+    kinds, passes = compiled
+    return ksr_call(exp.func, holder, call, slow, rules.none_value, kinds, passes,
+                    rules.context == "slot")
+
+
+#: the result tests the compiled callable knows, by their letter (``ksr_call``'s passes)
+_PASS_CODES = {PASS_INT: "I", PASS_INT32: "J", PASS_BOOL: "B", PASS_NONE: "N", PASS_STR: "S",
+               PASS_ASCII: "A"}
+
+
+def _compiled_form(exp: KemiExport, rules: BindingRules) -> tuple[str, str | None] | None:
+    """(kinds, passes) of the compiled callable (kemi_core/sip/_fast.c ``ksr_call``), which
+    makes the generated one's usual call without its frame and hands it every other call; None
+    when it cannot stand for it: not built, a variadic export, a guarded engine, a result test
+    it does not know, or Python's own arity (the Python engine: its scripts see the callable
+    itself, a function with a name, a docstring and a signature)."""
+    if (ksr_call is None or exp.variadic or rules.guarded or rules.native_arity
+            or len(exp.params) > 8):
+        return None
+    kinds = "".join("i" if k is ParamKind.INT else ("s" if rules.ascii_only else "S")
+                    for k in exp.params)
+    if exp.returns is ReturnKind.NONE:
+        return kinds, None
+    tests = rules.passes.get(exp.returns, DEFAULT_PASSES.get(exp.returns, ()))
+    if not all(t in _PASS_CODES for t in tests):
+        return None
+    return kinds, "".join(_PASS_CODES[t] for t in tests)
 
 
 def count_text(exp: KemiExport, given: int) -> str:

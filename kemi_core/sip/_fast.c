@@ -3933,6 +3933,8 @@ digest_challenge(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return value;
 }
 
+/* KSR crossing (its section is at the end of the file) */
+static PyObject *ksr_call_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -4016,6 +4018,10 @@ static PyMethodDef methods[] = {
     {"digest_challenge", (PyCFunction)(void (*)(void))digest_challenge, METH_FASTCALL,
      "digest_challenge(realm, key, flags, now, expire, nid, tail) -> 'Digest realm=\"..\", "
      "nonce=\"..\"' + tail with a fresh unbound nonce, or None (the Python path makes it)"},
+    /* ---- KSR crossing ---- */
+    {"ksr_call", (PyCFunction)(void (*)(void))ksr_call_new, METH_FASTCALL,
+     "ksr_call(func, holder, fallback, slow, none_value, kinds, passes, slot): a KEMI export's "
+     "script callable (kemi_core.kemi.binding's generated wrapper, compiled)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -4076,4 +4082,208 @@ PyInit__fast(void)
     if (PyType_Ready(&CachedValueType) < 0)
         return NULL;
     return PyModule_Create(&module_def);
+}
+
+/* ---- KSR crossing --------------------------------------------------------------------------
+ * ksr_call(func, holder, fallback, slow, none_value, kinds, passes, slot) is the callable a
+ * config engine hands its interpreter for one KEMI export (kemi_core.kemi.binding.bind_export):
+ * what the generated Python wrapper ``fallback`` does, for the usual call, without its frame:
+ * exactly len(kinds) positional arguments, each of its kind's class ('s': str of ASCII only,
+ * 'S': str, 'i': int; exact classes), func(ctx, *args) called with ctx = holder.ctx (slot:
+ * holder[0]); the result returned when it passes one test of ``passes`` ('I' int, 'J' int of
+ * 32 bits, 'B' bool, 'N' None, 'S' str, 'A' str of ASCII only), else slow(result); passes None:
+ * the export returns nothing and the script gets none_value. Any other call (keywords, another
+ * count, an argument to convert) is fallback's: its conversions, its errors. */
+#define KSR_MAX_ARGS 8
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *func, *holder, *fallback, *slow, *none_value;
+    Py_ssize_t nargs;
+    char kinds[KSR_MAX_ARGS];
+    char passes[8];
+    int npasses; /* -1: a NONE export */
+    int slot;
+} KsrCall;
+
+static PyObject *s_ctx_attr;
+
+static int
+ksr_passes(KsrCall *k, PyObject *r)
+{
+    for (int i = 0; i < k->npasses; i++) {
+        switch (k->passes[i]) {
+        case 'I':
+            if (PyLong_CheckExact(r))
+                return 1;
+            break;
+        case 'J':
+            if (PyLong_CheckExact(r)) {
+                int overflow = 0;
+                long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+                if (!overflow && v >= -2147483648LL && v <= 2147483647LL)
+                    return 1;
+            }
+            break;
+        case 'B':
+            if (r == Py_True || r == Py_False)
+                return 1;
+            break;
+        case 'N':
+            if (r == Py_None)
+                return 1;
+            break;
+        case 'S':
+            if (PyUnicode_CheckExact(r))
+                return 1;
+            break;
+        case 'A':
+            if (PyUnicode_CheckExact(r) && PyUnicode_IS_ASCII(r))
+                return 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+static PyObject *
+ksr_call_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    KsrCall *k = (KsrCall *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || n != k->nargs)
+        return PyObject_Vectorcall(k->fallback, args, nargsf, kwnames);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = args[i];
+        char kind = k->kinds[i];
+        int ok = kind == 'i' ? PyLong_CheckExact(a)
+                             : PyUnicode_CheckExact(a) && (kind == 'S' || PyUnicode_IS_ASCII(a));
+        if (!ok)
+            return PyObject_Vectorcall(k->fallback, args, nargsf, NULL);
+    }
+    PyObject *ctx = k->slot ? PySequence_GetItem(k->holder, 0) : PyObject_GetAttr(k->holder, s_ctx_attr);
+    if (ctx == NULL)
+        return NULL;
+    PyObject *stack[KSR_MAX_ARGS + 1];
+    stack[0] = ctx;
+    for (Py_ssize_t i = 0; i < n; i++)
+        stack[i + 1] = args[i];
+    PyObject *r = PyObject_Vectorcall(k->func, stack, (size_t)n + 1, NULL);
+    Py_DECREF(ctx);
+    if (r == NULL)
+        return NULL;
+    if (k->npasses < 0) {
+        Py_DECREF(r);
+        return Py_NewRef(k->none_value);
+    }
+    if (ksr_passes(k, r))
+        return r;
+    PyObject *out = PyObject_CallOneArg(k->slow, r);
+    Py_DECREF(r);
+    return out;
+}
+
+static int
+ksr_call_traverse(KsrCall *k, visitproc visit, void *arg)
+{
+    Py_VISIT(k->func);
+    Py_VISIT(k->holder);
+    Py_VISIT(k->fallback);
+    Py_VISIT(k->slow);
+    Py_VISIT(k->none_value);
+    return 0;
+}
+
+static int
+ksr_call_clear(KsrCall *k)
+{
+    Py_CLEAR(k->func);
+    Py_CLEAR(k->holder);
+    Py_CLEAR(k->fallback);
+    Py_CLEAR(k->slow);
+    Py_CLEAR(k->none_value);
+    return 0;
+}
+
+static void
+ksr_call_dealloc(KsrCall *k)
+{
+    PyObject_GC_UnTrack(k);
+    ksr_call_clear(k);
+    Py_TYPE(k)->tp_free((PyObject *)k);
+}
+
+static PyObject *
+ksr_call_repr(KsrCall *k)
+{
+    return PyUnicode_FromFormat("<ksr_call of %R>", k->fallback);
+}
+
+static PyTypeObject KsrCallType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "kemi_core.sip._fast.KsrCall",
+    .tp_basicsize = sizeof(KsrCall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(KsrCall, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)ksr_call_traverse,
+    .tp_clear = (inquiry)ksr_call_clear,
+    .tp_dealloc = (destructor)ksr_call_dealloc,
+    .tp_repr = (reprfunc)ksr_call_repr,
+    .tp_doc = "A KEMI export's script callable (see ksr_call).",
+};
+
+static PyObject *
+ksr_call_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyUnicode_Check(args[5]) || !PyUnicode_IS_ASCII(args[5]) ||
+        (args[6] != Py_None && (!PyUnicode_Check(args[6]) || !PyUnicode_IS_ASCII(args[6])))) {
+        PyErr_SetString(PyExc_TypeError, "ksr_call(func, holder, fallback, slow, none_value, "
+                                         "kinds: str, passes: str | None, slot: bool)");
+        return NULL;
+    }
+    if (s_ctx_attr == NULL) {
+        if (PyType_Ready(&KsrCallType) < 0)
+            return NULL;
+        s_ctx_attr = PyUnicode_InternFromString("ctx");
+        if (s_ctx_attr == NULL)
+            return NULL;
+    }
+    Py_ssize_t nk = PyUnicode_GET_LENGTH(args[5]);
+    Py_ssize_t np = args[6] == Py_None ? -1 : PyUnicode_GET_LENGTH(args[6]);
+    const char *kinds = (const char *)PyUnicode_1BYTE_DATA(args[5]);
+    if (nk > KSR_MAX_ARGS || np > 8) {
+        PyErr_SetString(PyExc_ValueError, "ksr_call: too many kinds or passes");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nk; i++)
+        if (kinds[i] != 's' && kinds[i] != 'S' && kinds[i] != 'i') {
+            PyErr_SetString(PyExc_ValueError, "ksr_call: a kind is 's', 'S' or 'i'");
+            return NULL;
+        }
+    for (Py_ssize_t i = 0; i < np; i++)
+        if (!strchr("IJBNSA", PyUnicode_1BYTE_DATA(args[6])[i])) {
+            PyErr_SetString(PyExc_ValueError, "ksr_call: a pass is one of IJBNSA");
+            return NULL;
+        }
+    int slot = PyObject_IsTrue(args[7]);
+    if (slot < 0)
+        return NULL;
+    KsrCall *k = PyObject_GC_New(KsrCall, &KsrCallType);
+    if (k == NULL)
+        return NULL;
+    k->vectorcall = ksr_call_vectorcall;
+    k->func = Py_NewRef(args[0]);
+    k->holder = Py_NewRef(args[1]);
+    k->fallback = Py_NewRef(args[2]);
+    k->slow = Py_NewRef(args[3]);
+    k->none_value = Py_NewRef(args[4]);
+    k->nargs = nk;
+    memcpy(k->kinds, kinds, (size_t)nk);
+    k->npasses = (int)np;
+    if (np > 0)
+        memcpy(k->passes, PyUnicode_1BYTE_DATA(args[6]), (size_t)np);
+    k->slot = slot;
+    PyObject_GC_Track(k);
+    return (PyObject *)k;
 }
