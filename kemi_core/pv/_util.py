@@ -15,11 +15,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+#: what a lazy-parse accessor raises on a malformed or missing part (read as $null)
+READ_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexError, KeyError)
+
+
 def safe(fn: Callable[[], T]) -> T | None:
     """Run a lazy-parse accessor; a malformed or missing part reads as $null, as in Kamailio."""
     try:
         return fn()
-    except (SipParseError, AttributeError, ValueError, TypeError, IndexError, KeyError):
+    except READ_ERRORS:
         return None
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from kemi_core.pv._util import header_lines, name_addr_uri, parse_uri_or_none, safe
+from kemi_core.pv._util import (
+    READ_ERRORS,
+    header_lines,
+    name_addr_uri,
+    parse_uri_or_none,
+    safe,
+)
 from kemi_core.pv.registry import PvError, PvValue, register_builtin
 from kemi_core.sip.errors import SipParseError
 
@@ -194,6 +200,15 @@ def _na_tag(na: NameAddr | None) -> PvValue:
     return safe(lambda: na.tag) if na is not None else None  # type: ignore[union-attr]
 
 
+def _tag(ctx: MsgContext, to: bool) -> PvValue:
+    """$ft (``to``: $tt): ``_na_tag(_from(ctx))`` in one frame (scripts test $tt on every
+    request)."""
+    try:
+        return (ctx.msg.to if to else ctx.msg.from_).tag
+    except READ_ERRORS:
+        return None
+
+
 # ---- headers ---------------------------------------------------------------------------------
 def _hdr(ctx: MsgContext, name: str) -> PvValue:
     return ctx.msg.header(name)
@@ -286,12 +301,12 @@ def _register() -> None:
     reg("fU", lambda c: _xuri_user(c, False), doc="From URI user")
     reg("fd", lambda c: _xuri_host(c, False), doc="From URI domain")
     reg("fn", lambda c: _na_display(_from(c)), doc="From display name")
-    reg("ft", lambda c: _na_tag(_from(c)), doc="From tag")
+    reg("ft", functools.partial(_tag, to=False), doc="From tag")
     reg("tu", lambda c: _na_uri_text(_to(c)), doc="To URI")
     reg("tU", lambda c: _xuri_user(c, True), doc="To URI user")
     reg("td", lambda c: _xuri_host(c, True), doc="To URI domain")
     reg("tn", lambda c: _na_display(_to(c)), doc="To display name")
-    reg("tt", lambda c: _na_tag(_to(c)), doc="To tag")
+    reg("tt", functools.partial(_tag, to=True), doc="To tag")
     reg("ci", _call_id, doc="Call-ID")
     reg("cs", _cseq_num, doc="CSeq number")
     reg("ct", _first_contact, doc="first Contact header value")

@@ -284,3 +284,19 @@ def test_du_takes_a_uri_string_and_empty_or_null_clear_it(value: str | None,
     for bad in (0, 5, "not a uri"):
         with pytest.raises(PvError, match="invalid URI for \\$du"):
             set_pv(ctx, "$du", bad)
+
+
+@pytest.mark.parametrize("to", ["<sip:b@x>;tag=t1", "<sip:b@x>", "<sip:b@x>;tag=", "<sip:b@x;tag=u>",
+                                "b@x", "<sip:b@x", "\"unterminated <sip:b@x>;tag=2", None])
+def test_tt_ft_read_as_the_composed_readers(to: str | None) -> None:
+    """$tt/$ft read the tag in one step: what the From/To reader then the tag reader give,
+    $null on a malformed or missing header."""
+    from kemi_core.pv.builtin_msg import _from, _na_tag, _tag, _to
+
+    head = INVITE.split(b"\r\n\r\n")[0].split(b"\r\n")
+    head = [h for h in head if not h.startswith((b"To:", b"From:", b"Content-"))]
+    if to is not None:
+        head += [b"To: " + to.encode(), b"From: " + to.encode()]
+    c = make_ctx(b"\r\n".join(head) + b"\r\nContent-Length: 0\r\n\r\n")
+    assert _tag(c, True) == _na_tag(_to(c)) and get_pv(c, "$tt") == _na_tag(_to(c))
+    assert _tag(c, False) == _na_tag(_from(c)) and get_pv(c, "$ft") == _na_tag(_from(c))
