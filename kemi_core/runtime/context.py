@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from kemi_core.sip.syntax import PURE_PYTHON
+
 # RecvInfo is made by the transport that received the message; routes read it from here too.
 from kemi_core.transport.receiver import RecvInfo
 
@@ -94,7 +96,7 @@ class MsgContext:
 _new_context = object.__new__
 
 
-def message_context(msg: SipMsg, rcv: RecvInfo, core: Core,
+def message_context_py(msg: SipMsg, rcv: RecvInfo, core: Core,
                     route_type: RouteType = RouteType.REQUEST,
                     orig_ruri: str | None = None) -> MsgContext:
     """``MsgContext(msg, rcv, core, route_type, orig_ruri=orig_ruri)``, every other field at its
@@ -121,3 +123,47 @@ def message_context(msg: SipMsg, rcv: RecvInfo, core: Core,
     ctx.mod_state = {}
     ctx.extra = {}
     return ctx
+
+
+#: the positional arguments of message_context, in order
+_PARAMS = ("msg", "rcv", "core", "route_type", "orig_ruri")
+#: a field's default as context_maker takes it: the value itself, a fresh list, a fresh dict,
+#: another factory called, or none (the field must be given)
+_AS_IS, _NEW_LIST, _NEW_DICT, _FACTORY, _REQUIRED = range(5)
+
+
+def _field_defaults(cls: type) -> tuple[tuple[str, int, Any], ...]:
+    """(name, kind, default) of each field of an attrs class, for context_maker."""
+    out = []
+    for field in attrs.fields(cls):
+        default = field.default
+        if default is attrs.NOTHING:
+            out.append((field.name, _REQUIRED, None))
+        elif isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            factory = default.factory
+            kind = _NEW_LIST if factory is list else _NEW_DICT if factory is dict else _FACTORY
+            out.append((field.name, kind, factory))
+        else:
+            out.append((field.name, _AS_IS, default))
+    return tuple(out)
+
+
+def _compiled_maker() -> Any:
+    """message_context compiled (kemi_core/sip/_fast.c), None without it: the defaults are
+    read from the class's own fields, so a field added to MsgContext is made there too."""
+    if PURE_PYTHON:
+        return None
+    try:
+        from kemi_core.sip._fast import context_maker  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    fields = _field_defaults(MsgContext)
+    names = [name for name, _, _ in fields]
+    # (route_type and orig_ruri default to the class's own defaults when not given)
+    return context_maker(MsgContext, fields, tuple(names.index(p) for p in _PARAMS))
+
+
+if TYPE_CHECKING:
+    message_context = message_context_py
+else:
+    message_context = _compiled_maker() or message_context_py

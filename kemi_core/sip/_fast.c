@@ -3935,6 +3935,170 @@ digest_challenge(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* KSR crossing (its section is at the end of the file) */
 static PyObject *ksr_call_new(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+/* ---- message contexts (runtime/context.py) ------------------------------------------------
+ * context_maker(cls, fields, params) returns message_context compiled: a callable making an
+ * instance of the slotted class cls (attrs, no __init__ run) from up to len(params) positional
+ * arguments, each stored in the field params[i] names; every other field gets its default.
+ * fields: ((name, kind, default), ...) for every field of cls in order; kind 0: the default
+ * itself, 1: a fresh list, 2: a fresh dict, 3: default() called, 4: required (no default).
+ * Every message received makes one: the Python form stored 18 attributes and built 5
+ * containers in bytecode. */
+#define CTX_MAX_FIELDS 64
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *cls; /* strong */
+    Py_ssize_t nfields, nparams, nrequired;
+    Py_ssize_t offset[CTX_MAX_FIELDS];  /* of each field's slot in an instance */
+    int kind[CTX_MAX_FIELDS];
+    PyObject *value[CTX_MAX_FIELDS];    /* strong: the default (kinds 0 and 3) */
+    Py_ssize_t param[CTX_MAX_FIELDS];   /* the field of each positional argument */
+    vectorcallfunc vectorcall;
+} ContextMaker;
+
+static void
+context_maker_dealloc(ContextMaker *self)
+{
+    Py_XDECREF(self->cls);
+    for (Py_ssize_t i = 0; i < self->nfields; i++)
+        Py_XDECREF(self->value[i]);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+context_make(ContextMaker *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        PyErr_SetString(PyExc_TypeError, "message_context takes positional arguments only");
+        return NULL;
+    }
+    if (nargs < self->nrequired || nargs > self->nparams) {
+        PyErr_Format(PyExc_TypeError, "message_context takes %zd to %zd arguments (%zd given)",
+                     self->nrequired, self->nparams, nargs);
+        return NULL;
+    }
+    PyTypeObject *cls = self->cls;
+    PyObject *obj = cls->tp_alloc(cls, 0); /* slots all NULL */
+    if (obj == NULL)
+        return NULL;
+    char *base = (char *)obj;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        *(PyObject **)(base + self->offset[self->param[i]]) = Py_NewRef(args[i]);
+    for (Py_ssize_t f = 0; f < self->nfields; f++) {
+        PyObject **slot = (PyObject **)(base + self->offset[f]);
+        if (*slot != NULL)
+            continue;
+        PyObject *v;
+        switch (self->kind[f]) {
+        case 0:
+            v = Py_NewRef(self->value[f]);
+            break;
+        case 1:
+            v = PyList_New(0);
+            break;
+        case 2:
+            v = PyDict_New();
+            break;
+        case 3:
+            v = PyObject_CallNoArgs(self->value[f]);
+            break;
+        default: /* (a required field is a parameter within nrequired) */
+            PyErr_SetString(PyExc_TypeError, "message_context: a required field is missing");
+            v = NULL;
+        }
+        if (v == NULL) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+        *slot = v;
+    }
+    return obj;
+}
+
+static PyTypeObject ContextMakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "kemi_core.sip._fast.ContextMaker",
+    .tp_basicsize = sizeof(ContextMaker),
+    .tp_dealloc = (destructor)context_maker_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(ContextMaker, vectorcall),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "message_context compiled (context_maker)",
+};
+
+static PyObject *
+context_maker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "context_maker(cls, fields, params)");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyObject *fields = args[1], *params = args[2];
+    Py_ssize_t nfields = PyTuple_GET_SIZE(fields), nparams = PyTuple_GET_SIZE(params);
+    if (nfields > CTX_MAX_FIELDS || nparams > nfields || cls->tp_alloc == NULL) {
+        PyErr_SetString(PyExc_ValueError, "context_maker: too many fields");
+        return NULL;
+    }
+    ContextMaker *self = PyObject_New(ContextMaker, &ContextMakerType);
+    if (self == NULL)
+        return NULL;
+    self->cls = (PyTypeObject *)Py_NewRef(cls);
+    self->nfields = 0;
+    self->nparams = nparams;
+    self->nrequired = 0;
+    self->vectorcall = (vectorcallfunc)context_make;
+    for (Py_ssize_t f = 0; f < nfields; f++) {
+        PyObject *entry = PyTuple_GET_ITEM(fields, f);
+        long kind = -1;
+        if (PyTuple_Check(entry) && PyTuple_GET_SIZE(entry) == 3 &&
+            PyUnicode_Check(PyTuple_GET_ITEM(entry, 0)))
+            kind = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+        PyObject *descr = kind >= 0 && kind <= 4
+                              ? PyObject_GetAttr((PyObject *)cls, PyTuple_GET_ITEM(entry, 0))
+                              : NULL;
+        int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                   ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+                   !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
+        if (slot)
+            self->offset[f] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_XDECREF(descr);
+        if (!slot) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "context_maker: a field that is no writable slot");
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->kind[f] = (int)kind;
+        self->value[f] = Py_NewRef(PyTuple_GET_ITEM(entry, 2));
+        self->nfields = f + 1;
+    }
+    for (Py_ssize_t i = 0; i < nparams; i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(params, i));
+        if (at < 0 || at >= nfields) {
+            PyErr_Clear();
+            PyErr_SetString(PyExc_ValueError, "context_maker: a parameter out of the fields");
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->param[i] = at;
+        if (self->kind[at] == 4)
+            self->nrequired = i + 1;
+    }
+    for (Py_ssize_t f = 0; f < nfields; f++) { /* every required field must be a parameter */
+        int given = 0;
+        for (Py_ssize_t i = 0; i < self->nrequired; i++)
+            given |= self->param[i] == f;
+        if (self->kind[f] == 4 && !given) {
+            PyErr_SetString(PyExc_ValueError, "context_maker: a required field is no parameter");
+            Py_DECREF(self);
+            return NULL;
+        }
+    }
+    return (PyObject *)self;
+}
+
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -4022,6 +4186,10 @@ static PyMethodDef methods[] = {
     {"ksr_call", (PyCFunction)(void (*)(void))ksr_call_new, METH_FASTCALL,
      "ksr_call(func, holder, fallback, slow, none_value, kinds, passes, slot): a KEMI export's "
      "script callable (kemi_core.kemi.binding's generated wrapper, compiled)."},
+    /* message contexts (runtime/context.py) */
+    {"context_maker", (PyCFunction)(void (*)(void))context_maker, METH_FASTCALL,
+     "context_maker(cls, ((name, kind, default), ...), (field index, ...)) -> message_context "
+     "compiled for the slotted class cls"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -4080,6 +4248,8 @@ PyInit__fast(void)
     if (!s_digest || !b2s_kwnames || !b2s_size)
         return NULL;
     if (PyType_Ready(&CachedValueType) < 0)
+        return NULL;
+    if (PyType_Ready(&ContextMakerType) < 0)
         return NULL;
     return PyModule_Create(&module_def);
 }
