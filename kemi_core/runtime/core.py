@@ -470,8 +470,7 @@ class Core:
     def send_reply(self, ctx: MsgContext, data: bytes) -> bool:
         """Send a reply to the request of ``ctx``: to its source per RFC 3261 18.2.2 / RFC 3581,
         from the socket the request arrived on."""
-        # reply_destination and self.send written out: every local reply passes here, and
-        # they were two Python calls more (tests/unit/test_core_send_reply.py holds them equal)
+        # reply_destination written out (tests/unit/test_core_send_reply.py holds them equal)
         via = ctx.msg.via  # read first: a Via that does not parse raises for every transport
         rcv = ctx.rcv
         proto = rcv.proto
@@ -479,11 +478,19 @@ class Core:
             host, port = rcv.src_ip, rcv.src_port
         else:
             host, port = rcv.src_ip, via.port or 5060
+        return self.send_reply_to(ctx, data, proto, host, port, (rcv.dst_ip, rcv.dst_port))
+
+    def send_reply_to(self, ctx: MsgContext, data: bytes, proto: str, host: str, port: int,
+                      local: tuple[str, int]) -> bool:
+        """Send a reply to the request of ``ctx`` to host:port from ``local`` (send_reply's
+        second half: sl's compiled usual reply knows where it goes), counted as sent and
+        marking ``ctx`` replied when the transport took it."""
+        # self.send written out: every local reply passes here
         transport = self.transport
         if transport is None:
             log.error("send with no transport attached (main process?)")
             return False
-        if not transport.send(proto, host, port, data, (rcv.dst_ip, rcv.dst_port)):
+        if not transport.send(proto, host, port, data, local):
             return False
         stats = self.stats
         if stats is not None:

@@ -4100,6 +4100,166 @@ context_maker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
+/* ---- stateless replies (sl's sl_send_reply, runtime/core.py's send_reply) -----------------
+ * stateless_replier(pure) returns reply.usual_reply compiled (pure: build_reply_py):
+ * usual_reply(ctx, code, reason, tag_prefix, added) is (data, proto, host, port, local) for the
+ * usual stateless reply: a request other than ACK, a code 101-699 but 3xx, nothing queued by
+ * the script (ctx.extra without reply_headers or reply_body), a request with its Call-ID,
+ * From, CSeq and Via; data is build_reply(msg, code, reason, "<tag_prefix>.<crc>", added),
+ * sent to (host, port) per RFC 3261 18.2.2 / RFC 3581 (the Via's port, or the source port
+ * over a stream, with ;rport or after force_rport) from local, the socket the request came to.
+ * None for anything else, and where a step fails (the Via does not parse, ...): the Python
+ * form decides then, raising or logging as it does. Every local reply of sl passes here: the
+ * tag, the build and the destination were three Python frames and ~190 bytecodes. */
+static PyObject *s_ctx_msg, *s_ctx_extra, *s_ctx_rcv, *s_reply_headers, *s_reply_body,
+    *s_rcv_proto, *s_rcv_dst_ip, *s_rcv_dst_port, *s_via_params, *s_udp_lower, *s_port_5060;
+
+/* The reply's destination (a new (proto, host, port, local) tuple); NULL with no error: take
+ * the Python way. */
+static PyObject *
+reply_target(PyObject *ctx, PyObject *msg)
+{
+    PyObject *result = NULL, *via = NULL, *rcv = NULL, *proto = NULL, *host = NULL,
+             *src_port = NULL, *params = NULL, *force = NULL, *dst_ip = NULL, *dst_port = NULL;
+    via = PyObject_GetAttr(msg, s_via_attr);
+    if (via == NULL || !PyObject_TypeCheck(via, via_type) || PyTuple_GET_SIZE(via) < 4)
+        goto done;
+    rcv = PyObject_GetAttr(ctx, s_ctx_rcv);
+    proto = rcv == NULL ? NULL : PyObject_GetAttr(rcv, s_rcv_proto);
+    host = proto == NULL ? NULL : PyObject_GetAttr(rcv, s_src_ip);
+    src_port = host == NULL ? NULL : PyObject_GetAttr(rcv, s_src_port);
+    dst_ip = src_port == NULL ? NULL : PyObject_GetAttr(rcv, s_rcv_dst_ip);
+    dst_port = dst_ip == NULL ? NULL : PyObject_GetAttr(rcv, s_rcv_dst_port);
+    force = dst_port == NULL ? NULL : PyObject_GetAttr(ctx, s_force_rport);
+    if (force == NULL || !PyUnicode_CheckExact(proto))
+        goto done;
+    int forced = PyObject_IsTrue(force);
+    int udp = PyUnicode_Compare(proto, s_udp_lower) == 0;
+    if (forced < 0 || (!udp && PyErr_Occurred()))
+        goto done;
+    PyObject *port = src_port; /* borrowed */
+    if (udp && !forced) {
+        params = PyObject_GetAttr(via, s_via_params);
+        int rport = params == NULL ? -1 : PySequence_Contains(params, s_rport);
+        if (rport < 0)
+            goto done;
+        if (!rport) {
+            PyObject *via_port = PyTuple_GET_ITEM(via, 3);
+            int truth = PyObject_IsTrue(via_port); /* via.port or 5060 */
+            if (truth < 0)
+                goto done;
+            port = truth ? via_port : s_port_5060;
+        }
+    }
+    result = Py_BuildValue("(OOO(OO))", proto, host, port, dst_ip, dst_port);
+done:
+    if (result == NULL)
+        PyErr_Clear();
+    Py_XDECREF(via);
+    Py_XDECREF(rcv);
+    Py_XDECREF(proto);
+    Py_XDECREF(host);
+    Py_XDECREF(src_port);
+    Py_XDECREF(params);
+    Py_XDECREF(force);
+    Py_XDECREF(dst_ip);
+    Py_XDECREF(dst_port);
+    return result;
+}
+
+static PyObject *
+usual_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || msg_type == NULL || via_type == NULL || !PyLong_CheckExact(args[1]) ||
+        !PyUnicode_CheckExact(args[2]) || !PyUnicode_CheckExact(args[3]))
+        Py_RETURN_NONE;
+    PyObject *ctx = args[0], *prefix = args[3];
+    int overflow = 0;
+    long status = PyLong_AsLongAndOverflow(args[1], &overflow);
+    if (overflow || status < 101 || status > 699 || (status >= 300 && status < 400))
+        Py_RETURN_NONE;
+    PyObject *result = NULL, *msg = NULL, *extra = NULL, *crc = NULL, *tag = NULL, *data = NULL,
+             *target = NULL;
+    msg = PyObject_GetAttr(ctx, s_ctx_msg);
+    extra = msg == NULL ? NULL : PyObject_GetAttr(ctx, s_ctx_extra);
+    if (extra == NULL || !PyObject_TypeCheck(msg, msg_type) ||
+        *field(msg, F_IS_REQUEST) != Py_True || !PyDict_CheckExact(extra))
+        goto done;
+    PyObject *method = *field(msg, F_METHOD), *keys = *field(msg, F_NAMES);
+    PyObject *lines = *field(msg, F_LINES);
+    if (method == NULL || !PyUnicode_CheckExact(method) ||
+        PyUnicode_CompareWithASCIIString(method, "ACK") == 0 || keys == NULL ||
+        lines == NULL || !PyList_CheckExact(keys) || !PyList_CheckExact(lines))
+        goto done;
+    int queued = PyDict_Contains(extra, s_reply_headers);
+    if (queued == 0)
+        queued = PyDict_Contains(extra, s_reply_body);
+    if (queued != 0)
+        goto done;
+    PyObject *crc_args[2] = {keys, lines};
+    crc = lines_crc32(NULL, crc_args, 2);
+    if (crc == NULL || crc == Py_None)
+        goto done;
+    char hex[16];
+    snprintf(hex, sizeof hex, "%08lx", PyLong_AsUnsignedLong(crc) & 0xFFFFFFFFul);
+    tag = PyUnicode_FromFormat("%U.%s", prefix, hex);
+    if (tag == NULL)
+        goto done;
+    PyObject *build_args[5] = {msg, args[1], args[2], tag, args[4]};
+    data = build_reply(pure, build_args, 5, NULL);
+    target = data == NULL || !PyBytes_CheckExact(data) ? NULL : reply_target(ctx, msg);
+    if (target == NULL)
+        goto done;
+    result = PyTuple_Pack(5, data, PyTuple_GET_ITEM(target, 0), PyTuple_GET_ITEM(target, 1),
+                          PyTuple_GET_ITEM(target, 2), PyTuple_GET_ITEM(target, 3));
+done:
+    if (result == NULL) { /* the Python form decides (and raises what it raises) */
+        PyErr_Clear();
+        result = Py_NewRef(Py_None);
+    }
+    Py_XDECREF(msg);
+    Py_XDECREF(extra);
+    Py_XDECREF(crc);
+    Py_XDECREF(tag);
+    Py_XDECREF(data);
+    Py_XDECREF(target);
+    return result;
+}
+
+static PyMethodDef usual_reply_def = {
+    "usual_reply", (PyCFunction)(void (*)(void))usual_reply, METH_FASTCALL,
+    "usual_reply(ctx, code, reason, tag_prefix, added) -> (data, proto, host, port, local) of "
+    "the usual stateless reply, else None (compiled; see stateless_replier)."};
+
+static PyObject *
+stateless_replier(PyObject *module, PyObject *pure)
+{
+    if (!PyCallable_Check(pure)) {
+        PyErr_SetString(PyExc_TypeError, "stateless_replier(pure)");
+        return NULL;
+    }
+    if (s_ctx_msg == NULL) {
+        s_ctx_msg = PyUnicode_InternFromString("msg");
+        s_ctx_extra = PyUnicode_InternFromString("extra");
+        s_ctx_rcv = PyUnicode_InternFromString("rcv");
+        s_reply_headers = PyUnicode_InternFromString("reply_headers");
+        s_reply_body = PyUnicode_InternFromString("reply_body");
+        s_rcv_proto = PyUnicode_InternFromString("proto");
+        s_rcv_dst_ip = PyUnicode_InternFromString("dst_ip");
+        s_rcv_dst_port = PyUnicode_InternFromString("dst_port");
+        s_via_params = PyUnicode_InternFromString("params");
+        s_udp_lower = PyUnicode_InternFromString("udp");
+        s_port_5060 = PyLong_FromLong(5060);
+        if (!s_ctx_msg || !s_ctx_extra || !s_ctx_rcv || !s_reply_headers || !s_reply_body ||
+            !s_rcv_proto || !s_rcv_dst_ip || !s_rcv_dst_port || !s_via_params || !s_udp_lower ||
+            !s_port_5060) {
+            Py_CLEAR(s_ctx_msg);
+            return NULL;
+        }
+    }
+    return PyCFunction_NewEx(&usual_reply_def, pure, NULL);
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -4190,6 +4350,8 @@ static PyMethodDef methods[] = {
     {"context_maker", (PyCFunction)(void (*)(void))context_maker, METH_FASTCALL,
      "context_maker(cls, ((name, kind, default), ...), (field index, ...)) -> message_context "
      "compiled for the slotted class cls"},
+    {"stateless_replier", (PyCFunction)stateless_replier, METH_O,
+     "stateless_replier(pure): reply.usual_reply compiled (pure: build_reply_py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg, line_value
@@ -158,4 +159,20 @@ def request_crc32(req: SipMsg) -> int:
     return crc  # type: ignore[no-any-return]
 
 
-__all__ = ["build_reply", "request_crc32", "SipParseError"]
+__all__ = ["build_reply", "request_crc32", "usual_reply", "SipParseError"]
+
+
+#: usual_reply(ctx, code, reason, tag_prefix, added) -> (data, proto, host, port, local) of
+#: the usual stateless reply to ctx's request (sl's), or None: then the caller's Python decides
+#: (kemi_core/sip/_fast.c, stateless_replier). None when not built.
+UsualReply = Callable[[Any, int, str, str, Sequence[tuple[str, str]]],
+                      "tuple[bytes, str, str, int, tuple[str, int]] | None"]
+usual_reply: UsualReply | None
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import stateless_replier
+except ImportError:  # not built: sl builds and addresses the reply in Python
+    usual_reply = None
+else:
+    usual_reply = stateless_replier(build_reply_py)

@@ -22,7 +22,7 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
-from kemi_core.sip import SipParseError, build_reply, request_crc32
+from kemi_core.sip import SipParseError, build_reply, request_crc32, usual_reply
 from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
@@ -99,6 +99,27 @@ def mod_init(core: Core) -> None:
 def sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
     """Send a stateless reply with this code and reason to the current request (``added``:
     a module's own headers, after the script's; scripts pass none)."""
+    # the usual reply (a request but ACK, nothing queued by the script, no 3xx) built and
+    # addressed in one compiled call; anything else, or any doubt, takes the Python way
+    made = None if usual_reply is None else usual_reply(ctx, code, reason, _state.tag_prefix,
+                                                        added)
+    if made is None:
+        return _sl_send_reply(ctx, code, reason, added)
+    stats = _state.stats
+    if not ctx.core.send_reply_to(ctx, *made):
+        if stats is not None:
+            stats.failures.inc()
+        return -1
+    if stats is not None:
+        # stats.replied(code) for a code checked to be 100-699, with Counter.inc in place
+        counter = stats.for_code[code]
+        counter.view[counter.slot] += 1
+    return 1
+
+
+def _sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers) -> int:
+    """sl_send_reply in Python: every check, the script's queued headers and body, a 3xx's
+    Contacts, errors logged."""
     msg = ctx.msg
     if not msg.is_request:
         log.error("sl_send_reply: the current message is a reply")
@@ -126,7 +147,6 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) 
             stats.failures.inc()
         return -1
     if stats is not None:
-        # stats.replied(code) for a code checked to be 100-699, with Counter.inc in place
         counter = stats.for_code[code]
         counter.view[counter.slot] += 1
     return 1
