@@ -2469,6 +2469,12 @@ static PyObject *reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t
 static PyObject *join_message(PyObject *lines, PyObject *body, Py_ssize_t at, Py_ssize_t drop,
                               PyObject *insert);
 static PyObject *status_reasons[600], *status_lines[600]; /* strong; by status - 100 */
+/* (stateless replies' section) str objects and ASCII texts joined, without a format's parse */
+typedef struct {
+    PyObject *str;     /* an exact str, or NULL: */
+    const char *ascii; /* this ASCII text */
+} Piece;
+static PyObject *join_pieces(const Piece *pieces, int n);
 static PyObject *s_timestamp, *s_content_length_0;
 
 static int
@@ -2579,8 +2585,9 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     int added = 0;
     for (Py_ssize_t i = 0; i < nheaders; i++) {
         PyObject *pair = PySequence_Fast_GET_ITEM(v[4], i);
-        PyObject *line = PyUnicode_FromFormat("%U: %U\r", PyTuple_GET_ITEM(pair, 0),
-                                              PyTuple_GET_ITEM(pair, 1));
+        Piece header[4] = {{PyTuple_GET_ITEM(pair, 0), NULL}, {NULL, ": "},
+                           {PyTuple_GET_ITEM(pair, 1), NULL}, {NULL, "\r"}};
+        PyObject *line = join_pieces(header, 4);
         added = line != NULL && PyList_Append(copied_lines, line) == 0;
         Py_XDECREF(line);
         if (!added)
@@ -2802,7 +2809,10 @@ tagged_line(PyObject *line, PyObject *tag)
         Py_DECREF(name);
         return NULL;
     }
-    PyObject *out = PyUnicode_FromFormat("%U: %U;tag=%U\r", name, value, tag);
+    Piece pieces[6] = {{name, NULL}, {NULL, ": "}, {value, NULL}, {NULL, ";tag="}, {tag, NULL},
+                       {NULL, "\r"}};
+    PyObject *out = PyUnicode_CheckExact(tag) ? join_pieces(pieces, 6)
+                                              : PyUnicode_FromFormat("%U: %U;tag=%U\r", name, value, tag);
     Py_DECREF(name);
     Py_DECREF(value);
     return out;
@@ -4151,7 +4161,16 @@ reply_target(PyObject *ctx, PyObject *msg)
             port = truth ? via_port : s_port_5060;
         }
     }
-    result = Py_BuildValue("(OOO(OO))", proto, host, port, dst_ip, dst_port);
+    PyObject *local = PyTuple_Pack(2, dst_ip, dst_port);
+    result = local == NULL ? NULL : PyTuple_New(4);
+    if (result == NULL) {
+        Py_XDECREF(local);
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 0, Py_NewRef(proto));
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(host));
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(port));
+    PyTuple_SET_ITEM(result, 3, local);
 done:
     if (result == NULL)
         PyErr_Clear();
@@ -4165,6 +4184,43 @@ done:
     Py_XDECREF(dst_ip);
     Py_XDECREF(dst_port);
     return result;
+}
+
+static PyObject *
+join_pieces(const Piece *pieces, int n)
+{
+    Py_ssize_t size = 0;
+    Py_UCS4 widest = 127;
+    for (int i = 0; i < n; i++) {
+        PyObject *str = pieces[i].str;
+        if (str == NULL) {
+            size += (Py_ssize_t)strlen(pieces[i].ascii);
+            continue;
+        }
+        if (PyUnicode_READY(str) < 0)
+            return NULL;
+        size += PyUnicode_GET_LENGTH(str);
+        if (PyUnicode_MAX_CHAR_VALUE(str) > widest)
+            widest = PyUnicode_MAX_CHAR_VALUE(str);
+    }
+    PyObject *out = PyUnicode_New(size, widest);
+    if (out == NULL)
+        return NULL;
+    int kind = PyUnicode_KIND(out);
+    void *data = PyUnicode_DATA(out);
+    Py_ssize_t at = 0;
+    for (int i = 0; i < n; i++) {
+        PyObject *str = pieces[i].str;
+        if (str != NULL) {
+            Py_ssize_t len = PyUnicode_GET_LENGTH(str);
+            _PyUnicode_FastCopyCharacters(out, at, str, 0, len);
+            at += len;
+        } else {
+            for (const char *c = pieces[i].ascii; *c; c++)
+                PyUnicode_WRITE(kind, data, at++, (Py_UCS4)(unsigned char)*c);
+        }
+    }
+    return out;
 }
 
 static PyObject *
@@ -4200,9 +4256,13 @@ usual_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     crc = lines_crc32(NULL, crc_args, 2);
     if (crc == NULL || crc == Py_None)
         goto done;
-    char hex[16];
-    snprintf(hex, sizeof hex, "%08lx", PyLong_AsUnsignedLong(crc) & 0xFFFFFFFFul);
-    tag = PyUnicode_FromFormat("%U.%s", prefix, hex);
+    unsigned long sum = PyLong_AsUnsignedLong(crc) & 0xFFFFFFFFul;
+    char hex[9];
+    for (int i = 7; i >= 0; i--, sum >>= 4)
+        hex[i] = "0123456789abcdef"[sum & 0xf];
+    hex[8] = '\0';
+    Piece pieces[3] = {{prefix, NULL}, {NULL, "."}, {NULL, hex}};
+    tag = join_pieces(pieces, 3);
     if (tag == NULL)
         goto done;
     PyObject *build_args[5] = {msg, args[1], args[2], tag, args[4]};

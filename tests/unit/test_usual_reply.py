@@ -120,3 +120,20 @@ def test_refused_send_fails_and_counts_a_failure() -> None:
     assert kemi_sl.sl_send_reply(ctx, 404, "Not here") == -1
     assert not ctx.replied
     assert kemi_sl._state.stats.failures.value == before + 1  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("value", ["plain", "caf\u00e9", "\u4e2d\u6587", "\U0001f600"])
+def test_wide_text_joins_as_python_does(value: str) -> None:
+    """The header lines and the tagged To are joined without a format: text wider than ASCII
+    (Latin-1, BMP, astral) comes out as build_reply_py's."""
+    from kemi_core.sip.reply import build_reply_py
+
+    raw = REQUEST.format(method="OPTIONS", proto="UDP", port="", rport="", to_tag="").replace(
+        "To: <sip:u@127.0.0.1>", f'To: "{value}" <sip:u@127.0.0.1>')
+    ctx = context(raw=raw)
+    added = [("X-Note", value)]
+    assert usual_reply is not None
+    made = usual_reply(ctx, 200, "OK", f"p{value}", added)
+    assert made is not None
+    tag = f"p{value}.{request_crc32(ctx.msg):08x}"
+    assert made[0] == build_reply_py(ctx.msg, 200, "OK", tag, added)
