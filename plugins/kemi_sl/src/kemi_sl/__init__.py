@@ -103,10 +103,15 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) 
     # addressed in one compiled call; anything else, or any doubt, takes the Python way
     made = None if usual_reply is None else usual_reply(ctx, code, reason, _state.tag_prefix,
                                                         added)
-    if made is None:
-        return _sl_send_reply(ctx, code, reason, added)
+    if made is not None:
+        sent = ctx.core.send_reply_to(ctx, *made)
+    else:
+        data = _reply_bytes(ctx, code, reason, added)
+        if isinstance(data, int):  # no reply: sl_send_reply's answer
+            return data
+        sent = ctx.core.send_reply(ctx, data)
     stats = _state.stats
-    if not ctx.core.send_reply_to(ctx, *made):
+    if not sent:
         if stats is not None:
             stats.failures.inc()
         return -1
@@ -117,9 +122,9 @@ def sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) 
     return 1
 
 
-def _sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers) -> int:
-    """sl_send_reply in Python: every check, the script's queued headers and body, a 3xx's
-    Contacts, errors logged."""
+def _reply_bytes(ctx: MsgContext, code: int, reason: str, added: Headers) -> bytes | int:
+    """The reply's bytes built in Python (every check, the script's queued headers and body, a
+    3xx's Contacts), or sl_send_reply's answer when none is sent (errors logged)."""
     msg = ctx.msg
     if not msg.is_request:
         log.error("sl_send_reply: the current message is a reply")
@@ -135,21 +140,11 @@ def _sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers) -> i
     try:
         # (extra holds more than these: the native engine's $rc is there after any call)
         if "reply_headers" in extra or "reply_body" in extra or 300 <= code < 400:
-            data = build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra, added))
-        else:  # the usual reply: nothing queued by the script, no Contact list
-            data = build_reply(msg, code, reason, tag, added)
+            return build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra, added))
+        return build_reply(msg, code, reason, tag, added)  # nothing queued, no Contact list
     except SipParseError as exc:
         log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
         return -1
-    stats = _state.stats
-    if not ctx.core.send_reply(ctx, data):
-        if stats is not None:
-            stats.failures.inc()
-        return -1
-    if stats is not None:
-        counter = stats.for_code[code]
-        counter.view[counter.slot] += 1
-    return 1
 
 
 def _reply_additions(ctx: MsgContext, code: int, extra: dict[str, Any], added: Headers
