@@ -3866,6 +3866,320 @@ fail:
 }
 #endif /* __linux__ */
 
+/* ---- registrar's usual REGISTER (kemi_usrloc/domain.py, kemi_registrar/update.py, reply.py) --
+ * Compiled forms of usrloc's _change_one, registrar's one (with _refreshed) and contact_header:
+ * the store's record changed by a REGISTER of one Contact refreshing the AOR's only binding,
+ * and the Contact value of the 200. Each does what its Python form does; what they do not
+ * cover here (an insert, an instance, another matching_mode) goes to the Python form. */
+
+/* Contact's fields (kemi_usrloc.contact.Contact), Request's and Binding's (registrar) */
+enum { C_RUID, C_AOR, C_URI, C_EXPIRES, C_Q, C_CALLID, C_CSEQ, C_FLAGS, C_CFLAGS, C_UA,
+       C_RECEIVED, C_PATH, C_SOCKET, C_METHODS, C_INSTANCE, C_REG_ID, C_SERVER_ID,
+       C_TCPCONN_ID, C_KEEPALIVE, C_LAST_MODIFIED, C_STATE, C_FIELDS };
+enum { R_AOR, R_STAR, R_BINDINGS, R_CALLID, R_CSEQ, R_UA, R_RECEIVED, R_PATH, R_PATH_REPLY,
+       R_PATH_UNSUPPORTED, R_SOCKET, R_CFLAGS, R_MAX_CONTACTS, R_FIELDS };
+enum { B_URI, B_EXPIRES, B_Q, B_INSTANCE, B_REG_ID, B_METHODS, B_FIELDS };
+
+/* tuple.__new__(ctype, t) of a tuple t (what usrloc's _as_contact does) */
+static PyObject *
+reg_as_type(PyTypeObject *ctype, PyObject *t)
+{
+    if (!PyTuple_Check(t)) {
+        PyObject *a = PyTuple_Pack(1, t);
+        if (a == NULL)
+            return NULL;
+        PyObject *made = PyTuple_Type.tp_new(ctype, a, NULL);
+        Py_DECREF(a);
+        return made;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+    PyObject *made = ctype->tp_alloc(ctype, n);
+    if (made == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(t, i);
+        Py_INCREF(item);
+        PyTuple_SET_ITEM(made, i, item);
+    }
+    return made;
+}
+
+static PyObject *
+ul_change_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyType_Check(args[1])
+            || !PyType_IsSubtype((PyTypeObject *)args[1], &PyTuple_Type)
+            || !PyTuple_Check(args[3]) || PyTuple_GET_SIZE(args[3]) != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ul_change_one(unchanged, contact_type, raw, (fn, arg))");
+        return NULL;
+    }
+    PyObject *unchanged = args[0], *raw = args[2];
+    PyObject *old = Py_None;
+    if (raw != Py_None) {
+        Py_ssize_t n = PyObject_Length(raw);
+        if (n < 0)
+            return NULL;
+        if (n != 1)
+            return PyTuple_Pack(2, unchanged, Py_None);
+        PyObject *first = PySequence_GetItem(raw, 0);
+        if (first == NULL)
+            return NULL;
+        old = reg_as_type((PyTypeObject *)args[1], first);
+        Py_DECREF(first);
+        if (old == NULL)
+            return NULL;
+    } else {
+        Py_INCREF(old);
+    }
+    PyObject *call[2] = {old, PyTuple_GET_ITEM(args[3], 1)};
+    PyObject *new = PyObject_Vectorcall(PyTuple_GET_ITEM(args[3], 0), call, 2, NULL);
+    PyObject *out = NULL;
+    if (new == NULL)
+        goto done;
+    if (new == Py_None) {
+        out = PyTuple_Pack(2, unchanged, Py_None);
+        goto done;
+    }
+    PyObject *plain = PySequence_Tuple(new);
+    if (plain == NULL)
+        goto done;
+    PyObject *record = PyList_New(1);
+    if (record == NULL) {
+        Py_DECREF(plain);
+        goto done;
+    }
+    PyList_SET_ITEM(record, 0, plain);
+    PyObject *result = PyTuple_Pack(2, old, new);
+    if (result != NULL) {
+        out = PyTuple_Pack(2, record, result);
+        Py_DECREF(result);
+    }
+    Py_DECREF(record);
+done:
+    Py_DECREF(old);
+    Py_XDECREF(new);
+    return out;
+}
+
+static PyObject *reg_s_matching_mode, *reg_s_server_id;
+
+static int
+reg_names(void)
+{
+    if (reg_s_server_id != NULL)
+        return 0;
+    reg_s_matching_mode = PyUnicode_InternFromString("matching_mode");
+    reg_s_server_id = PyUnicode_InternFromString("server_id");
+    return reg_s_matching_mode != NULL && reg_s_server_id != NULL ? 0 : -1;
+}
+
+static PyObject *
+reg_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "reg_one(fallback, fl_mem, memory_only, cur, (req, now, flags, rules))");
+        return NULL;
+    }
+    long fl_mem = PyLong_AsLong(args[1]), memory_only = PyLong_AsLong(args[2]);
+    if (PyErr_Occurred() || reg_names() < 0)
+        return NULL;
+    PyObject *cur = args[3], *arg = args[4];
+    if (cur == Py_None || !PyTuple_Check(cur) || PyTuple_GET_SIZE(cur) != C_FIELDS
+            || !PyTuple_Check(arg) || PyTuple_GET_SIZE(arg) != 4)
+        goto fallback;
+    PyObject *req = PyTuple_GET_ITEM(arg, 0), *now = PyTuple_GET_ITEM(arg, 1);
+    PyObject *rules = PyTuple_GET_ITEM(arg, 3);
+    if (!PyTuple_Check(req) || PyTuple_GET_SIZE(req) != R_FIELDS)
+        goto fallback;
+    PyObject *bindings = PyTuple_GET_ITEM(req, R_BINDINGS);
+    if (!PyTuple_Check(bindings) || PyTuple_GET_SIZE(bindings) < 1)
+        goto fallback;
+    PyObject *b = PyTuple_GET_ITEM(bindings, 0);
+    if (!PyTuple_Check(b) || PyTuple_GET_SIZE(b) != B_FIELDS || PyTuple_GET_ITEM(b, B_INSTANCE) != Py_None)
+        goto fallback;
+    long cur_flags = PyLong_AsLong(PyTuple_GET_ITEM(cur, C_FLAGS));
+    long flags = PyLong_AsLong(PyTuple_GET_ITEM(arg, 2));
+    if (PyErr_Occurred()) {  /* (not ints a C long holds) */
+        PyErr_Clear();
+        goto fallback;
+    }
+    PyObject *mode = PyObject_GetAttr(rules, reg_s_matching_mode);
+    if (mode == NULL)
+        return NULL;
+    int plain = PyLong_CheckExact(mode) && PyLong_AsLong(mode) == 0;
+    Py_DECREF(mode);
+    if (!plain)  /* (matched by _matches) */
+        goto fallback;
+    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(cur, C_URI), PyTuple_GET_ITEM(b, B_URI), Py_EQ);
+    if (same <= 0)
+        return same < 0 ? NULL : Py_NewRef(Py_None);
+    int in_order = PyObject_RichCompareBool(PyTuple_GET_ITEM(req, R_CSEQ),
+                                            PyTuple_GET_ITEM(cur, C_CSEQ), Py_GT);
+    if (in_order == 0)
+        in_order = PyObject_RichCompareBool(PyTuple_GET_ITEM(cur, C_CALLID),
+                                            PyTuple_GET_ITEM(req, R_CALLID), Py_NE);
+    if (in_order <= 0)
+        return in_order < 0 ? NULL : Py_NewRef(Py_None);
+    /* _refreshed(cur, b, req, now, flags, rules) */
+    PyObject *expires = PyNumber_Add(now, PyTuple_GET_ITEM(b, B_EXPIRES));
+    if (expires == NULL)
+        return NULL;
+    PyObject *new_flags = PyLong_FromLong((cur_flags & ~fl_mem) | (flags & memory_only ? fl_mem : 0));
+    PyObject *server_id = PyObject_GetAttr(rules, reg_s_server_id);
+    PyTypeObject *ctype = Py_TYPE(cur);
+    PyObject *made = new_flags && server_id ? ctype->tp_alloc(ctype, C_FIELDS) : NULL;
+    if (made == NULL) {
+        Py_DECREF(expires);
+        Py_XDECREF(new_flags);
+        Py_XDECREF(server_id);
+        return NULL;
+    }
+    PyObject *items[C_FIELDS] = {
+        PyTuple_GET_ITEM(cur, C_RUID), PyTuple_GET_ITEM(cur, C_AOR), PyTuple_GET_ITEM(b, B_URI),
+        expires, PyTuple_GET_ITEM(b, B_Q), PyTuple_GET_ITEM(req, R_CALLID),
+        PyTuple_GET_ITEM(req, R_CSEQ), new_flags, PyTuple_GET_ITEM(req, R_CFLAGS),
+        PyTuple_GET_ITEM(req, R_UA), PyTuple_GET_ITEM(req, R_RECEIVED),
+        PyTuple_GET_ITEM(req, R_PATH), PyTuple_GET_ITEM(req, R_SOCKET),
+        PyTuple_GET_ITEM(b, B_METHODS), PyTuple_GET_ITEM(b, B_INSTANCE),
+        PyTuple_GET_ITEM(b, B_REG_ID), server_id, PyTuple_GET_ITEM(cur, C_TCPCONN_ID),
+        PyTuple_GET_ITEM(cur, C_KEEPALIVE), now, PyTuple_GET_ITEM(cur, C_STATE),
+    };
+    for (int i = 0; i < C_FIELDS; i++) {
+        Py_INCREF(items[i]);
+        PyTuple_SET_ITEM(made, i, items[i]);
+    }
+    Py_DECREF(expires);
+    Py_DECREF(new_flags);
+    Py_DECREF(server_id);
+    return made;
+fallback:;
+    PyObject *call[2] = {cur, arg};
+    return PyObject_Vectorcall(args[0], call, 2, NULL);
+}
+
+/* append str(x) as an f-string would format it */
+static int
+reg_put(PyObject *parts, PyObject *x)
+{
+    PyObject *s = PyObject_Format(x, NULL);
+    if (s == NULL)
+        return -1;
+    int bad = PyList_Append(parts, s);
+    Py_DECREF(s);
+    return bad;
+}
+
+static int
+reg_put_text(PyObject *parts, const char *text)
+{
+    PyObject *s = PyUnicode_FromString(text);
+    if (s == NULL)
+        return -1;
+    int bad = PyList_Append(parts, s);
+    Py_DECREF(s);
+    return bad;
+}
+
+static PyObject *
+reg_contact_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "reg_contact_value(contacts, now, received_param, q_text)");
+        return NULL;
+    }
+    PyObject *contacts = args[0], *now = args[1], *received_param = args[2], *q_text = args[3];
+    int with_received = PyObject_IsTrue(received_param);
+    if (with_received < 0)
+        return NULL;
+    PyObject *whole_now = PyNumber_Long(now);
+    if (whole_now == NULL)
+        return NULL;
+    PyObject *parts = PyList_New(0), *out = NULL, *left = NULL, *q_str = NULL;
+    if (parts == NULL)
+        goto done;
+    int any = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(contacts); i++) {
+        PyObject *c = PyList_GET_ITEM(contacts, i);
+        if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) != C_FIELDS) {
+            PyErr_SetString(PyExc_TypeError, "reg_contact_value: a contact is not a Contact");
+            goto done;
+        }
+        PyObject *expires = PyTuple_GET_ITEM(c, C_EXPIRES);
+        int set = PyObject_IsTrue(expires);
+        if (set < 0)
+            goto done;
+        if (set) {
+            int dead = PyObject_RichCompareBool(expires, now, Py_LE);
+            if (dead < 0)
+                goto done;
+            if (dead)
+                continue;
+            left = PyNumber_Subtract(expires, whole_now);
+        } else {
+            left = PyLong_FromLong(0);
+        }
+        if (left == NULL)
+            goto done;
+        if (any && reg_put_text(parts, ", ") < 0)
+            goto done;
+        any = 1;
+        if (reg_put_text(parts, "<") < 0 || reg_put(parts, PyTuple_GET_ITEM(c, C_URI)) < 0)
+            goto done;
+        PyObject *q = PyTuple_GET_ITEM(c, C_Q);
+        PyObject *minus_one = PyLong_FromLong(-1);  /* Q_UNSPECIFIED (a cached small int) */
+        int unspecified = PyObject_RichCompareBool(q, minus_one, Py_EQ);
+        Py_DECREF(minus_one);
+        if (unspecified < 0)
+            goto done;
+        if (!unspecified) {
+            q_str = PyObject_CallOneArg(q_text, q);
+            if (q_str == NULL || reg_put_text(parts, ">;q=") < 0 || reg_put(parts, q_str) < 0
+                    || reg_put_text(parts, ";expires=") < 0)
+                goto done;
+            Py_CLEAR(q_str);
+        } else if (reg_put_text(parts, ">;expires=") < 0) {
+            goto done;
+        }
+        if (reg_put(parts, left) < 0)
+            goto done;
+        Py_CLEAR(left);
+        PyObject *received = PyTuple_GET_ITEM(c, C_RECEIVED);
+        int has = PyObject_IsTrue(received);
+        if (has < 0)
+            goto done;
+        if (has && with_received
+                && (reg_put_text(parts, ";") < 0 || reg_put(parts, received_param) < 0
+                    || reg_put_text(parts, "=\"") < 0 || reg_put(parts, received) < 0
+                    || reg_put_text(parts, "\"") < 0))
+            goto done;
+        PyObject *instance = PyTuple_GET_ITEM(c, C_INSTANCE);
+        if (instance != Py_None
+                && (reg_put_text(parts, ";+sip.instance=\"") < 0 || reg_put(parts, instance) < 0
+                    || reg_put_text(parts, "\"") < 0))
+            goto done;
+        PyObject *reg_id = PyTuple_GET_ITEM(c, C_REG_ID);
+        has = PyObject_IsTrue(reg_id);
+        if (has < 0)
+            goto done;
+        if (has && (reg_put_text(parts, ";reg-id=") < 0 || reg_put(parts, reg_id) < 0))
+            goto done;
+    }
+    if (!any) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    out = PyUnicode_Join(empty_key, parts);
+done:
+    Py_DECREF(whole_now);
+    Py_XDECREF(parts);
+    Py_XDECREF(left);
+    Py_XDECREF(q_str);
+    return out;
+}
+
 
 /* ---- Digest challenge ------------------------------------------------------------------------
  * kemi_auth's usual challenge value in one call (AuthApi.challenge; its Python path,
@@ -4412,6 +4726,14 @@ static PyMethodDef methods[] = {
      "compiled for the slotted class cls"},
     {"stateless_replier", (PyCFunction)stateless_replier, METH_O,
      "stateless_replier(pure): reply.usual_reply compiled (pure: build_reply_py)."},
+    /* registrar's usual REGISTER (kemi_usrloc/domain.py, kemi_registrar/update.py, reply.py) */
+    {"ul_change_one", (PyCFunction)(void (*)(void))ul_change_one, METH_FASTCALL,
+     "ul_change_one(unchanged, contact_type, raw, (fn, arg)) -> usrloc's _change_one"},
+    {"reg_one", (PyCFunction)(void (*)(void))reg_one, METH_FASTCALL,
+     "reg_one(fallback, fl_mem, memory_only, cur, (req, now, flags, rules)) -> registrar's "
+     "one(cur, arg): an AOR's only binding refreshed, else fallback(cur, arg)"},
+    {"reg_contact_value", (PyCFunction)(void (*)(void))reg_contact_value, METH_FASTCALL,
+     "reg_contact_value(contacts, now, received_param, q_text) -> registrar's contact_header"},
     {NULL, NULL, 0, NULL},
 };
 

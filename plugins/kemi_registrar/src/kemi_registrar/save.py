@@ -14,7 +14,7 @@ from kemi_registrar.request import (
     parse_request,
 )
 from kemi_registrar.state import _holder, state
-from kemi_registrar.update import RC_INSERTED, RC_UPDATED, Outcome, apply, one
+from kemi_registrar.update import ONE, RC_INSERTED, RC_UPDATED, Outcome, apply
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
 
@@ -43,7 +43,7 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         bindings = req.bindings
         # The usual REGISTER (one Contact, kept) in one step of usrloc's, else apply() in
         # update()'s (update.one says when).
-        got = (dom.update_one(req.aor, one, (req, now, flags, rules),
+        got = (dom.update_one(req.aor, ONE, (req, now, flags, rules),
                               not flags & SAVE_MEMORY_ONLY)
                if len(bindings) == 1 and bindings[0].expires else None)
         if got is not None:

@@ -15,10 +15,12 @@ computes: no I/O, no logging of its own. Kamailio's rules, as observed on 5.6:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import attrs
 
+from kemi_core.sip import reg_one
 from kemi_registrar.request import SAVE_MEMORY_ONLY, SAVE_SINGLE, Binding, RegError, Request
 from kemi_usrloc.contact import FL_MEM, Contact, new_ruid, place
 
@@ -172,3 +174,8 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
     rc = RC_DELETED if deleted else RC_INSERTED if inserted else RC_UPDATED if updated \
         else RC_INSERTED
     return contacts, Outcome(rc)
+
+
+#: ``one`` as save() hands it to usrloc: its compiled form when built (the refresh of the
+#: AOR's only binding by a Contact without an instance, matching_mode 0; the rest in ``one``)
+ONE = one if reg_one is None else partial(reg_one, one, FL_MEM, SAVE_MEMORY_ONLY)

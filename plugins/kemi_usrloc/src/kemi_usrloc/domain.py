@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kemi_core.api import DELETE, UNCHANGED, DbError, SharedTable
+from kemi_core.sip import ul_change_one
 from kemi_usrloc.contact import (
     CS_DIRTY,
     CS_NEW,
@@ -75,6 +76,12 @@ def _change_one(raw: list[tuple[Any, ...]] | None,
     if new is None:
         return UNCHANGED, None
     return [tuple(new)], (old, new)
+
+
+#: update_one's change as update_never runs it: _change_one's compiled form when built
+_CHANGE_ONE: Callable[[list[tuple[Any, ...]] | None, tuple[ChangeOne[Any], Any]],
+                      tuple[Any, Any]] = (
+    _change_one if ul_change_one is None else partial(ul_change_one, UNCHANGED, Contact))
 
 
 class Domain:
@@ -217,7 +224,7 @@ class MemDomain(Domain):
         mode = self.ul.db_mode
         if mode == WRITE_BACK:  # (the sync states: update() keeps them)
             return None
-        got: tuple[Contact | None, Contact] | None = self.table.update_never(aor, _change_one,
+        got: tuple[Contact | None, Contact] | None = self.table.update_never(aor, _CHANGE_ONE,
                                                                              (fn, arg))
         if got is None:
             return None
