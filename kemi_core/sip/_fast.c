@@ -4180,6 +4180,125 @@ done:
     return out;
 }
 
+static PyObject *reg_s_call_id, *reg_s_cseq, *reg_s_number;
+
+/* getattr(msg, "call_id"), getattr(msg.cseq, "number"); NULL (error cleared) when either
+ * raises or the Call-ID is not a str of at most 255 characters (the Python checks then) */
+static int
+reg_callid_cseq(PyObject *msg, PyObject **callid, PyObject **cseq)
+{
+    if (reg_s_number == NULL) {
+        reg_s_call_id = PyUnicode_InternFromString("call_id");
+        reg_s_cseq = PyUnicode_InternFromString("cseq");
+        reg_s_number = PyUnicode_InternFromString("number");
+        if (reg_s_call_id == NULL || reg_s_cseq == NULL || reg_s_number == NULL)
+            return -1;
+    }
+    *cseq = NULL;
+    *callid = PyObject_GetAttr(msg, reg_s_call_id);
+    if (*callid == NULL || !PyUnicode_Check(*callid) || PyUnicode_GET_LENGTH(*callid) > 255)
+        goto python;
+    PyObject *value = PyObject_GetAttr(msg, reg_s_cseq);
+    if (value == NULL)
+        goto python;
+    *cseq = PyObject_GetAttr(value, reg_s_number);
+    Py_DECREF(value);
+    if (*cseq == NULL)
+        goto python;
+    return 1;
+python:
+    PyErr_Clear();
+    Py_CLEAR(*callid);
+    return 0;
+}
+
+static PyObject *
+reg_known_request(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyTuple_Check(args[1]) || !PyDict_Check(args[3])
+            || !PyAnySet_Check(args[4]) || !PyType_Check(args[5])
+            || !PyType_IsSubtype((PyTypeObject *)args[5], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "reg_known_request(msg, tail, bflags, requests, "
+                        "phone_headers, request_type)");
+        return NULL;
+    }
+    PyObject *msg = args[0], *tail = args[1], *bflags = args[2];
+    PyObject *lines = PyObject_GetAttr(msg, s_lines_attr);
+    if (lines == NULL)
+        return NULL;
+    PyObject *names = PyObject_GetAttr(msg, s_names_attr);
+    PyObject *picked = NULL, *key = NULL, *out = NULL;
+    if (names == NULL)
+        goto done;
+    if (!PyList_Check(lines) || !PyList_Check(names)
+            || PyList_GET_SIZE(lines) != PyList_GET_SIZE(names)) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* msg.lines_of(phone_headers) */
+    if ((picked = PyList_New(0)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        int in = PySet_Contains(args[4], PyList_GET_ITEM(names, i));
+        if (in < 0 || (in && PyList_Append(picked, PyList_GET_ITEM(lines, i)) < 0))
+            goto done;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(tail);
+    if ((key = PyTuple_New(n + 1)) == NULL)
+        goto done;
+    PyObject *head_lines = PyList_AsTuple(picked);
+    if (head_lines == NULL)
+        goto done;
+    PyTuple_SET_ITEM(key, 0, head_lines);
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(key, i + 1, Py_NewRef(PyTuple_GET_ITEM(tail, i)));
+    PyObject *known = PyDict_GetItemWithError(args[3], key);  /* borrowed */
+    if (known == NULL) {
+        if (!PyErr_Occurred())
+            out = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* (head, middle, last) as parse_request keeps them */
+    PyObject *head, *middle;
+    if (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 3
+            || !PyTuple_Check(head = PyTuple_GET_ITEM(known, 0)) || PyTuple_GET_SIZE(head) != 3
+            || !PyTuple_Check(middle = PyTuple_GET_ITEM(known, 1))
+            || PyTuple_GET_SIZE(middle) != 6) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_INCREF(known);  /* (the dict could lose it while a getter runs Python) */
+    PyObject *callid, *cseq;
+    int got = reg_callid_cseq(msg, &callid, &cseq);
+    if (got <= 0) {
+        Py_DECREF(known);
+        if (got == 0)
+            out = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyTypeObject *rtype = (PyTypeObject *)args[5];
+    out = rtype->tp_alloc(rtype, R_FIELDS);
+    if (out != NULL) {
+        PyObject *items[R_FIELDS] = {
+            PyTuple_GET_ITEM(head, 0), PyTuple_GET_ITEM(head, 1), PyTuple_GET_ITEM(head, 2),
+            callid, cseq, PyTuple_GET_ITEM(middle, 0), PyTuple_GET_ITEM(middle, 1),
+            PyTuple_GET_ITEM(middle, 2), PyTuple_GET_ITEM(middle, 3),
+            PyTuple_GET_ITEM(middle, 4), PyTuple_GET_ITEM(middle, 5), bflags,
+            PyTuple_GET_ITEM(known, 2),
+        };
+        for (int i = 0; i < R_FIELDS; i++)
+            PyTuple_SET_ITEM(out, i, Py_NewRef(items[i]));
+    }
+    Py_DECREF(known);
+    Py_DECREF(callid);
+    Py_DECREF(cseq);
+done:
+    Py_DECREF(lines);
+    Py_XDECREF(names);
+    Py_XDECREF(picked);
+    Py_XDECREF(key);
+    return out;
+}
 
 /* ---- Digest challenge ------------------------------------------------------------------------
  * kemi_auth's usual challenge value in one call (AuthApi.challenge; its Python path,
@@ -4734,6 +4853,10 @@ static PyMethodDef methods[] = {
      "one(cur, arg): an AOR's only binding refreshed, else fallback(cur, arg)"},
     {"reg_contact_value", (PyCFunction)(void (*)(void))reg_contact_value, METH_FASTCALL,
      "reg_contact_value(contacts, now, received_param, q_text) -> registrar's contact_header"},
+    {"reg_known_request", (PyCFunction)(void (*)(void))reg_known_request, METH_FASTCALL,
+     "reg_known_request(msg, tail, bflags, requests, phone_headers, request_type) -> the "
+     "Request parse_request makes from requests[(msg.lines_of(phone_headers), *tail)] with the "
+     "message's Call-ID, CSeq and bflags; None when not known or the Python checks must run"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,5 @@
-"""The compiled forms of the usual REGISTER's location change and its 200's Contact value
+"""The compiled forms of the usual REGISTER's memoised request, its location change and its
+200's Contact value
 (_fast.c's "registrar's usual REGISTER" section), for kemi_usrloc and kemi_registrar: None
 when _fast is not built or KEMI_SIP_PURE is set (the plugins' Python forms then run)."""
 
@@ -9,6 +10,11 @@ from kemi_core.sip.syntax import PURE_PYTHON
 try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import reg_contact_value, reg_one, ul_change_one
+    from kemi_core.sip._fast import (
+        reg_contact_value,
+        reg_known_request,
+        reg_one,
+        ul_change_one,
+    )
 except ImportError:
-    ul_change_one = reg_one = reg_contact_value = None
+    ul_change_one = reg_one = reg_contact_value = reg_known_request = None

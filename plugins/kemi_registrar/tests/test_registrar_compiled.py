@@ -1,5 +1,5 @@
-"""The compiled forms of the usual REGISTER (kemi_core.sip's ul_change_one, reg_one and
-reg_contact_value) against their Python forms on the same inputs."""
+"""The compiled forms of the usual REGISTER (kemi_core.sip's ul_change_one, reg_one,
+reg_contact_value and reg_known_request) against their Python forms on the same inputs."""
 
 from __future__ import annotations
 
@@ -10,10 +10,25 @@ import attrs
 import pytest
 
 from kemi_core.api import UNCHANGED
-from kemi_core.sip import reg_contact_value, reg_one, ul_change_one
+from kemi_core.sip import (
+    SipMsg,
+    parse_datagram,
+    reg_contact_value,
+    reg_known_request,
+    reg_one,
+    ul_change_one,
+)
 from kemi_registrar.params import PARAMS, RegParams
 from kemi_registrar.reply import _contact_header_c, contact_header
-from kemi_registrar.request import SAVE_MEMORY_ONLY, SAVE_SINGLE, Binding, Request
+from kemi_registrar.request import (
+    _PHONE_HEADERS,
+    SAVE_MEMORY_ONLY,
+    SAVE_SINGLE,
+    Binding,
+    RegError,
+    Request,
+    _callid_cseq,
+)
 from kemi_registrar.update import ONE, Rules, one
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import _CHANGE_ONE, _change_one
@@ -144,3 +159,56 @@ def test_reg_contact_value_is_contact_header() -> None:
     assert reg_contact_value is not None
     with pytest.raises(TypeError):
         reg_contact_value([("not", "a", "contact")], NOW, "received", str)
+
+
+def _register(call_id: str | None = "call-1@host", cseq: str | None = "7 REGISTER",
+              contact: str = "<sip:alice@192.0.2.1:5060>") -> bytes:
+    lines = ["REGISTER sip:example.com SIP/2.0",
+             "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1",
+             "From: <sip:alice@example.com>;tag=1", "To: <sip:alice@example.com>",
+             f"Contact: {contact}", "Expires: 3600", "User-Agent: phone/1", "Max-Forwards: 70"]
+    if call_id is not None:
+        lines.append(f"Call-ID: {call_id}")
+    if cseq is not None:
+        lines.append(f"CSeq: {cseq}")
+    return ("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+TAIL = (None, False, 0, None, "udp", "127.0.0.1", 5060)
+KNOWN = (("alice", False, (Binding("sip:alice@192.0.2.1:5060", 3600, -1, None, 0, -1),)),
+         ("phone/1", None, None, None, False, "udp:127.0.0.1:5060"), 0)
+
+
+def _rebuilt(msg: SipMsg, bflags: int) -> Request:
+    """parse_request's rebuild of a known request, written out."""
+    head, middle, last = KNOWN
+    return Request(*head, msg.call_id, msg.cseq.number, *middle, bflags, last)
+
+
+def test_reg_known_request_is_the_python_rebuild() -> None:
+    assert reg_known_request is not None
+    for data in (_register(), _register(call_id="x" * 255), _register(cseq="1 REGISTER")):
+        msg = parse_datagram(data)
+        known = {(msg.lines_of(_PHONE_HEADERS), *TAIL): KNOWN}
+        for bflags in (0, 5):
+            got = reg_known_request(msg, TAIL, bflags, known, _PHONE_HEADERS, Request)
+            assert type(got) is Request and got == _rebuilt(msg, bflags)
+        # another phone's lines, another socket: not known
+        other = {(msg.lines_of(_PHONE_HEADERS), *TAIL[:-1], 5070): KNOWN}
+        assert reg_known_request(msg, TAIL, 0, other, _PHONE_HEADERS, Request) is None
+    msg = parse_datagram(_register(contact="<sip:alice@192.0.2.2:5060>"))
+    assert reg_known_request(msg, TAIL, 0, {(msg.lines_of(frozenset({"to"})), *TAIL): KNOWN},
+                             _PHONE_HEADERS, Request) is None
+
+
+def test_reg_known_request_leaves_bad_call_ids_and_cseqs_to_python() -> None:
+    """parse_request's Python path raises Kamailio's errors for these: the compiled one
+    declines them, with no error left set."""
+    assert reg_known_request is not None
+    for data in (_register(call_id="x" * 256), _register(call_id=None), _register(cseq=None),
+                 _register(cseq="x REGISTER")):
+        msg = parse_datagram(data)
+        known = {(msg.lines_of(_PHONE_HEADERS), *TAIL): KNOWN}
+        assert reg_known_request(msg, TAIL, 0, known, _PHONE_HEADERS, Request) is None
+        with pytest.raises(RegError):
+            _callid_cseq(msg)

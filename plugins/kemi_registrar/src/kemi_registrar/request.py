@@ -10,7 +10,14 @@ import random
 from typing import Any, NamedTuple
 
 from kemi_core.api import MsgContext, get_pv
-from kemi_core.sip import NameAddr, SipMsg, SipParseError, parse_uri, split_commas
+from kemi_core.sip import (
+    NameAddr,
+    SipMsg,
+    SipParseError,
+    parse_uri,
+    reg_known_request,
+    split_commas,
+)
 from kemi_registrar.aor import AorError, aor_of, first_uri, methods_mask
 from kemi_registrar.params import RegParams
 
@@ -164,10 +171,11 @@ BINDINGS_MEMO_SIZE = 16384
 
 
 #: Whole requests computed lately (Call-ID, CSeq and branch flags aside: a refresh changes
-#: them), by the raw values they are computed from (_phone_key): a phone refreshes with the
-#: same To, Contact, Expires, Allow and User-Agent lines on the same socket, so everything but
-#: the Call-ID and CSeq is read once per phone. Only requests that passed every check are kept;
-#: bounded (emptied when full), and emptied when the module is initialised again.
+#: them), by the raw values they are computed from (_PHONE_HEADERS' lines, _phone_tail): a
+#: phone refreshes with the same To, Contact, Expires, Allow and User-Agent lines on the same
+#: socket, so everything but the Call-ID and CSeq is read once per phone. Only requests that
+#: passed every check are kept; bounded (emptied when full), and emptied when the module is
+#: initialised again.
 _REQUESTS: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], int]] = {}
 REQUESTS_MEMO_SIZE = 16384
 
@@ -179,26 +187,25 @@ def forget_bindings() -> None:
 
 def memoisable(p: RegParams) -> bool:
     """Whether a request may come from _REQUESTS under these parameters: nothing it holds
-    may depend on more than _phone_key's values (no run-time settings, Path, received AVP
+    may depend on more than those values (no run-time settings, Path, received AVP
     or socket header; the random expires ranges are left out per message, by flags)."""
     return not (p.xavp_cfg or p.use_path or p.received_avp or p.sock_flag >= 0)
 
 
-#: The headers a memoised request is computed from (_phone_key).
+#: The headers a memoised request is computed from (with _phone_tail).
 _PHONE_HEADERS = frozenset(("to", "contact", "expires", "allow", "user-agent"))
 
 
-def _phone_key(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int, uri: str | None,
-               q_override: int | None) -> tuple[Any, ...] | None:
-    """What a whole request depends on besides its Call-ID, CSeq and branch flags, with
-    memoisable parameters: every To, Contact, Expires, Allow and User-Agent line byte for byte,
-    the save() arguments and the receiving socket; None with random expires ranges."""
+def _phone_tail(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int, uri: str | None,
+                q_override: int | None) -> tuple[Any, ...] | None:
+    """What a whole request depends on besides its Call-ID, CSeq, branch flags and the
+    _PHONE_HEADERS lines (byte for byte), with memoisable parameters: the save() arguments and
+    the receiving socket; None with random expires ranges."""
     no_range = flags & SAVE_NO_RANGE
     if not no_range and (p.expires_range > 0 or p.default_expires_range > 0):
         return None
     rcv = ctx.rcv
-    return (ctx.msg.lines_of(_PHONE_HEADERS), uri, use_domain, no_range, q_override,
-            rcv.proto, rcv.dst_ip, rcv.dst_port)
+    return (uri, use_domain, no_range, q_override, rcv.proto, rcv.dst_ip, rcv.dst_port)
 
 
 def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None,
@@ -227,9 +234,15 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
     ``memo``: memoisable(p), whole requests are looked up in _REQUESTS first."""
     if not memo:
         return _parse_request(ctx, p, use_domain, flags, uri, q_override)
-    key = _phone_key(ctx, p, use_domain, flags, uri, q_override)
-    if key is None:
+    tail = _phone_tail(ctx, p, use_domain, flags, uri, q_override)
+    if tail is None:
         return _parse_request(ctx, p, use_domain, flags, uri, q_override)
+    if reg_known_request is not None:  # (the lookup and the rebuild below, compiled)
+        made: Request | None = reg_known_request(ctx.msg, tail, ctx.bflags, _REQUESTS,
+                                                 _PHONE_HEADERS, Request)
+        if made is not None:
+            return made
+    key = (ctx.msg.lines_of(_PHONE_HEADERS), *tail)
     known = _REQUESTS.get(key)
     if known is None:
         req = _parse_request(ctx, p, use_domain, flags, uri, q_override)
