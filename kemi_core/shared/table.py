@@ -16,6 +16,7 @@ import lmdb
 
 from kemi_core.shared import codec
 from kemi_core.shared.codec import NEVER_PREFIX, STAMP_SIZE
+from kemi_core.sip.binding_fast import shared_never_update
 
 if TYPE_CHECKING:
     from kemi_core.shared.store import SharedStore
@@ -216,6 +217,12 @@ class SharedTable:
         txn = store._begin_write()
         try:
             db = self._db if self._db is not None else self._handle()
+            if _NEVER_CONSTS is not None:  # (the "else" branch below, compiled)
+                result = shared_never_update(_NEVER_CONSTS, txn, db, kb, fn, arg, self._decoded)
+                if result is not _GENERAL:
+                    txn.commit()
+                    store._writing = False
+                    return result
             buf = txn.get(kb, db=db)
             if buf is not None and buf[:STAMP_SIZE] != NEVER_PREFIX:
                 out: list[Any] = []
@@ -319,6 +326,13 @@ def _write(txn: lmdb.Transaction, table: SharedTable, kb: bytes, value: Any, sta
     txn.put(kb, codec.encode(value, stamp), db=table._db)
     if stamp != codec.NEVER and stamp != old_stamp:
         txn.put(codec.index_key(stamp, table.name_bytes, kb), b"", db=index)
+
+
+#: update_never's compiled change (None without _fast): its arguments besides the call's
+_GENERAL: Final = _Marker("GENERAL")  # (returned when the entry has an expiry)
+_NEVER_CONSTS: tuple[Any, ...] | None = None if shared_never_update is None else (
+    _GENERAL, codec.decode, pickle.dumps, pickle.HIGHEST_PROTOCOL, DELETE, UNCHANGED,
+    NEVER_PREFIX, DECODED_SIZE)
 
 
 def _current(decoded: dict[bytes, tuple[bytes, Any]] | None, kb: bytes,

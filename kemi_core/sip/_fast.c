@@ -4299,6 +4299,151 @@ done:
     Py_XDECREF(key);
     return out;
 }
+static PyObject *reg_s_get, *reg_s_put, *reg_s_delete, *reg_kw_db;
+
+/* txn.<name>(a[, b], db=db) */
+static PyObject *
+reg_txn_call(PyObject *txn, PyObject *name, PyObject *a, PyObject *b, PyObject *db)
+{
+    PyObject *call[4] = {txn, a, b, db};
+    if (b == NULL) {
+        call[2] = db;
+        return PyObject_VectorcallMethod(name, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                         reg_kw_db);
+    }
+    return PyObject_VectorcallMethod(name, call, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, reg_kw_db);
+}
+
+/* SharedTable.update_never's change of an entry without expiry, in its write transaction:
+ * shared_never_update(consts, txn, db, kb, fn, arg, decoded) with consts = (general, decode,
+ * dumps, protocol, DELETE, UNCHANGED, NEVER_PREFIX, DECODED_SIZE) -> fn's result, or
+ * ``general`` (nothing done) when the entry has an expiry (the general path's). */
+static PyObject *
+shared_never_update(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != 8
+            || !PyBytes_Check(PyTuple_GET_ITEM(args[0], 6))
+            || (args[6] != Py_None && !PyDict_Check(args[6]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "shared_never_update(consts, txn, db, kb, fn, arg, decoded)");
+        return NULL;
+    }
+    if (reg_kw_db == NULL) {
+        reg_s_get = PyUnicode_InternFromString("get");
+        reg_s_put = PyUnicode_InternFromString("put");
+        reg_s_delete = PyUnicode_InternFromString("delete");
+        reg_kw_db = Py_BuildValue("(s)", "db");
+        if (!reg_s_get || !reg_s_put || !reg_s_delete || !reg_kw_db)
+            return NULL;
+    }
+    PyObject *consts = args[0], *txn = args[1], *db = args[2], *kb = args[3];
+    PyObject *decoded = args[6];
+    PyObject *prefix = PyTuple_GET_ITEM(consts, 6);
+    Py_ssize_t stamp = PyBytes_GET_SIZE(prefix);
+    PyObject *buf = reg_txn_call(txn, reg_s_get, kb, NULL, db);
+    if (buf == NULL)
+        return NULL;
+    PyObject *current = NULL, *pair = NULL, *out = NULL;
+    if (buf != Py_None) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE) < 0)
+            goto done;
+        int never = view.len >= stamp && memcmp(view.buf, PyBytes_AS_STRING(prefix), stamp) == 0;
+        PyBuffer_Release(&view);
+        if (!never) {
+            out = Py_NewRef(PyTuple_GET_ITEM(consts, 0));
+            goto done;
+        }
+        /* _current(decoded, kb, buf, None) */
+        PyObject *hit = decoded != Py_None ? PyDict_GetItemWithError(decoded, kb) : NULL;
+        if (hit == NULL && PyErr_Occurred())
+            goto done;
+        if (hit != NULL && PyTuple_Check(hit) && PyTuple_GET_SIZE(hit) == 2) {
+            Py_INCREF(hit);
+            int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(hit, 0), buf, Py_EQ);
+            if (same > 0)
+                current = Py_NewRef(PyTuple_GET_ITEM(hit, 1));
+            Py_DECREF(hit);
+            if (same < 0)
+                goto done;
+        }
+        if (current == NULL && (current = PyObject_CallOneArg(PyTuple_GET_ITEM(consts, 1), buf)) == NULL)
+            goto done;
+    } else {
+        current = Py_NewRef(Py_None);
+    }
+    PyObject *call[2] = {current, args[5]};
+    pair = PyObject_Vectorcall(args[4], call, 2, NULL);
+    if (pair == NULL)
+        goto done;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "update_never: fn must return (new, result)");
+        goto done;
+    }
+    PyObject *new = PyTuple_GET_ITEM(pair, 0);
+    if (new == PyTuple_GET_ITEM(consts, 4)) {  /* DELETE */
+        if (decoded != Py_None) {
+            PyObject *gone = PyObject_CallMethod(decoded, "pop", "OO", kb, Py_None);
+            if (gone == NULL)
+                goto done;
+            Py_DECREF(gone);
+        }
+        if (buf != Py_None) {
+            PyObject *r = reg_txn_call(txn, reg_s_delete, kb, NULL, db);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+        }
+    } else if (new != PyTuple_GET_ITEM(consts, 5)) {  /* not UNCHANGED */
+        PyObject *dcall[2] = {new, PyTuple_GET_ITEM(consts, 3)};
+        PyObject *pickled = PyObject_Vectorcall(PyTuple_GET_ITEM(consts, 2), dcall, 2, NULL);
+        if (pickled == NULL)
+            goto done;
+        if (!PyBytes_Check(pickled)) {
+            Py_DECREF(pickled);
+            PyErr_SetString(PyExc_TypeError, "update_never: dumps must return bytes");
+            goto done;
+        }
+        PyObject *data = PyBytes_FromStringAndSize(NULL, stamp + PyBytes_GET_SIZE(pickled));
+        if (data != NULL) {
+            memcpy(PyBytes_AS_STRING(data), PyBytes_AS_STRING(prefix), stamp);
+            memcpy(PyBytes_AS_STRING(data) + stamp, PyBytes_AS_STRING(pickled),
+                   PyBytes_GET_SIZE(pickled));
+        }
+        Py_DECREF(pickled);
+        if (data == NULL)
+            goto done;
+        PyObject *r = reg_txn_call(txn, reg_s_put, kb, data, db);
+        if (r == NULL) {
+            Py_DECREF(data);
+            goto done;
+        }
+        Py_DECREF(r);
+        if (decoded != Py_None) {  /* (_remember) */
+            Py_ssize_t most = PyLong_AsSsize_t(PyTuple_GET_ITEM(consts, 7));
+            if (most < 0 && PyErr_Occurred()) {
+                Py_DECREF(data);
+                goto done;
+            }
+            if (PyDict_GET_SIZE(decoded) >= most)
+                PyDict_Clear(decoded);
+            PyObject *kept = PyTuple_Pack(2, data, new);
+            int bad = kept == NULL || PyDict_SetItem(decoded, kb, kept) < 0;
+            Py_XDECREF(kept);
+            if (bad) {
+                Py_DECREF(data);
+                goto done;
+            }
+        }
+        Py_DECREF(data);
+    }
+    out = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+done:
+    Py_DECREF(buf);
+    Py_XDECREF(current);
+    Py_XDECREF(pair);
+    return out;
+}
 
 /* ---- Digest challenge ------------------------------------------------------------------------
  * kemi_auth's usual challenge value in one call (AuthApi.challenge; its Python path,
@@ -4857,6 +5002,9 @@ static PyMethodDef methods[] = {
      "reg_known_request(msg, tail, bflags, requests, phone_headers, request_type) -> the "
      "Request parse_request makes from requests[(msg.lines_of(phone_headers), *tail)] with the "
      "message's Call-ID, CSeq and bflags; None when not known or the Python checks must run"},
+    {"shared_never_update", (PyCFunction)(void (*)(void))shared_never_update, METH_FASTCALL,
+     "shared_never_update(consts, txn, db, kb, fn, arg, decoded) -> SharedTable.update_never's "
+     "change of an entry without expiry: fn's result, or consts[0] when it has an expiry"},
     {NULL, NULL, 0, NULL},
 };
 

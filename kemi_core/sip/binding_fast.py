@@ -14,7 +14,9 @@ try:
         reg_contact_value,
         reg_known_request,
         reg_one,
+        shared_never_update,
         ul_change_one,
     )
 except ImportError:
     ul_change_one = reg_one = reg_contact_value = reg_known_request = None
+    shared_never_update = None  # (kemi_core.shared's SharedTable.update_never)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kemi_core.shared import (
     SharedStoreError,
     SharedStoreFull,
 )
+from kemi_core.shared import table as table_module
 from kemi_core.shared.dirs import MARKER, make_private_dir, remove_stale
 from kemi_core.testing.wait import wait_until
 
@@ -312,7 +314,18 @@ def _fails(value: object, arg: object) -> tuple[object, object]:
     raise RuntimeError("no")
 
 
-def test_update_never_is_update_in_one_step(store: SharedStore) -> None:
+@pytest.fixture(params=["compiled", "python"])
+def never_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """update_never's change of an entry without expiry: _fast's shared_never_update, or the
+    Python form it replaces."""
+    if request.param == "python":
+        monkeypatch.setattr(table_module, "_NEVER_CONSTS", None)
+    elif table_module._NEVER_CONSTS is None:
+        pytest.skip("kemi_core.sip._fast is not built")
+    return str(request.param)
+
+
+def test_update_never_is_update_in_one_step(store: SharedStore, never_form: str) -> None:
     """update_never(key, fn, arg): fn(current or None, arg) -> (new, result), as update()."""
     seen: list[object] = []
 
@@ -334,6 +347,16 @@ def test_update_never_is_update_in_one_step(store: SharedStore) -> None:
         assert t.update_never("k", lambda v, a: (DELETE, a), 5) == 5
         assert t.get("k") is None and "k" not in t
         assert t.update_never("k", lambda v, a: (DELETE, v), 0) is None  # absent, stays so
+        t.update_never("k", fn, [5])
+        with pytest.raises(RuntimeError):  # fn failing, or its value not pickled: no change
+            t.update_never("k", _fails, 0)
+        with pytest.raises((pickle.PicklingError, AttributeError)):
+            t.update_never("k", lambda v, a: (lambda: 0, None), 0)
+        assert t.get("k") == [5] and t.update_never("k", lambda v, a: (UNCHANGED, v), 0) == [5]
+        if remembered:  # the value written is the one remembered with its bytes
+            kept = [5, 6]
+            t.update_never("k", lambda v, a: (a, None), kept)
+            assert t.update_never("k", lambda v, a: (UNCHANGED, v), 0) is kept
         t.put("e", [3], ttl=60)  # an entry with an expiry keeps it
         stamp = t.expires_at("e")
         assert t.update_never("e", lambda v, a: ([*v, a], len(v)), 4) == 1
