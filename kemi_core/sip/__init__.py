@@ -4,7 +4,13 @@ Public as a whole: plugins import what ``__all__`` lists from ``kemi_core.sip`` 
 from its submodules, which are internal).
 """
 
-from kemi_core.sip.binding_fast import reg_contact_value, reg_known_request, reg_one, ul_change_one
+from kemi_core.sip.binding_fast import (
+    reg_contact_value,
+    reg_known_request,
+    reg_ok_headers,
+    reg_one,
+    ul_change_one,
+)
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.http import http_request, is_http
@@ -59,6 +65,7 @@ __all__ = [
     "parse_uri",
     "reg_contact_value",
     "reg_known_request",
+    "reg_ok_headers",
     "reg_one",
     "split_commas",
     "ul_change_one",

@@ -4082,15 +4082,10 @@ reg_put_text(PyObject *parts, const char *text)
     return bad;
 }
 
+/* contact_header(contacts, now, p) with p.received_param (a list of Contacts) */
 static PyObject *
-reg_contact_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+reg_contact_text(PyObject *contacts, PyObject *now, PyObject *received_param, PyObject *q_text)
 {
-    if (nargs != 4 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "reg_contact_value(contacts, now, received_param, q_text)");
-        return NULL;
-    }
-    PyObject *contacts = args[0], *now = args[1], *received_param = args[2], *q_text = args[3];
     int with_received = PyObject_IsTrue(received_param);
     if (with_received < 0)
         return NULL;
@@ -4178,6 +4173,116 @@ done:
     Py_XDECREF(left);
     Py_XDECREF(q_str);
     return out;
+}
+
+static PyObject *
+reg_contact_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "reg_contact_value(contacts, now, received_param, q_text)");
+        return NULL;
+    }
+    return reg_contact_text(args[0], args[1], args[2], args[3]);
+}
+
+static PyObject *reg_s_received_param, *reg_s_flow_timer, *reg_s_date_header;
+
+/* append (name, value) to headers; steals value */
+static int
+reg_add_header(PyObject *headers, const char *name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    PyObject *pair = Py_BuildValue("(sN)", name, value);
+    if (pair == NULL)
+        return -1;
+    int bad = PyList_Append(headers, pair);
+    Py_DECREF(pair);
+    return bad;
+}
+
+/* reply.ok_headers(contacts, now, p, path_reply): last_date is its [second, Date text]
+ * cache, date_of(second) formats a Date */
+static PyObject *
+reg_ok_headers(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyList_Check(args[1]) || PyList_GET_SIZE(args[1]) != 2
+            || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "reg_ok_headers(q_text, last_date, date_of, contacts, "
+                        "now, p, path_reply)");
+        return NULL;
+    }
+    if (reg_s_date_header == NULL) {
+        reg_s_received_param = PyUnicode_InternFromString("received_param");
+        reg_s_flow_timer = PyUnicode_InternFromString("flow_timer");
+        reg_s_date_header = PyUnicode_InternFromString("date_header");
+        if (!reg_s_received_param || !reg_s_flow_timer || !reg_s_date_header)
+            return NULL;
+    }
+    PyObject *last_date = args[1], *now = args[4], *p = args[5], *path_reply = args[6];
+    PyObject *headers = PyList_New(0);
+    if (headers == NULL)
+        return NULL;
+    PyObject *received_param = PyObject_GetAttr(p, reg_s_received_param);
+    if (received_param == NULL)
+        goto fail;
+    PyObject *value = reg_contact_text(args[3], now, received_param, args[0]);
+    Py_DECREF(received_param);
+    if (value == NULL)
+        goto fail;
+    int set = PyObject_IsTrue(value);
+    if (set < 0) {
+        Py_DECREF(value);
+        goto fail;
+    }
+    if (set ? reg_add_header(headers, "Contact", value) < 0 : (Py_DECREF(value), 0))
+        goto fail;
+    set = PyObject_IsTrue(path_reply);
+    if (set < 0 || (set && reg_add_header(headers, "Path", Py_NewRef(path_reply)) < 0))
+        goto fail;
+    PyObject *flow = PyObject_GetAttr(p, reg_s_flow_timer);
+    if (flow == NULL)
+        goto fail;
+    PyObject *zero = PyLong_FromLong(0);
+    set = PyObject_RichCompareBool(flow, zero, Py_GT);
+    Py_DECREF(zero);
+    if (set < 0 || (set && reg_add_header(headers, "Flow-Timer", PyObject_Str(flow)) < 0)) {
+        Py_DECREF(flow);
+        goto fail;
+    }
+    Py_DECREF(flow);
+    PyObject *date = PyObject_GetAttr(p, reg_s_date_header);
+    if (date == NULL)
+        goto fail;
+    set = PyObject_IsTrue(date);
+    Py_DECREF(date);
+    if (set < 0)
+        goto fail;
+    if (set) {
+        PyObject *whole = PyNumber_Long(now);
+        if (whole == NULL)
+            goto fail;
+        int same = PyObject_RichCompareBool(PyList_GET_ITEM(last_date, 0), whole, Py_EQ);
+        if (same == 0) {
+            PyObject *text = PyObject_CallOneArg(args[2], whole);
+            if (text == NULL || PyList_GET_SIZE(last_date) != 2) {
+                Py_XDECREF(text);
+                Py_DECREF(whole);
+                goto fail;
+            }
+            PyList_SetItem(last_date, 0, Py_NewRef(whole));
+            PyList_SetItem(last_date, 1, text);  /* (steals text) */
+        }
+        Py_DECREF(whole);
+        if (same < 0 || reg_add_header(headers, "Date",
+                                       PyObject_Str(PyList_GET_ITEM(last_date, 1))) < 0)
+            goto fail;
+    }
+    return headers;
+fail:
+    Py_DECREF(headers);
+    return NULL;
 }
 
 static PyObject *reg_s_call_id, *reg_s_cseq, *reg_s_number;
@@ -4998,6 +5103,9 @@ static PyMethodDef methods[] = {
      "one(cur, arg): an AOR's only binding refreshed, else fallback(cur, arg)"},
     {"reg_contact_value", (PyCFunction)(void (*)(void))reg_contact_value, METH_FASTCALL,
      "reg_contact_value(contacts, now, received_param, q_text) -> registrar's contact_header"},
+    {"reg_ok_headers", (PyCFunction)(void (*)(void))reg_ok_headers, METH_FASTCALL,
+     "reg_ok_headers(q_text, last_date, date_of, contacts, now, p, path_reply) -> "
+     "registrar's reply.ok_headers"},
     {"reg_known_request", (PyCFunction)(void (*)(void))reg_known_request, METH_FASTCALL,
      "reg_known_request(msg, tail, bflags, requests, phone_headers, request_type) -> the "
      "Request parse_request makes from requests[(msg.lines_of(phone_headers), *tail)] with the "

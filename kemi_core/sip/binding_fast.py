@@ -13,10 +13,11 @@ try:
     from kemi_core.sip._fast import (
         reg_contact_value,
         reg_known_request,
+        reg_ok_headers,
         reg_one,
         shared_never_update,
         ul_change_one,
     )
 except ImportError:
-    ul_change_one = reg_one = reg_contact_value = reg_known_request = None
+    ul_change_one = reg_one = reg_contact_value = reg_known_request = reg_ok_headers = None
     shared_never_update = None  # (kemi_core.shared's SharedTable.update_never)

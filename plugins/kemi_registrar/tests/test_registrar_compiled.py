@@ -19,7 +19,7 @@ from kemi_core.sip import (
     ul_change_one,
 )
 from kemi_registrar.params import PARAMS, RegParams
-from kemi_registrar.reply import _contact_header_c, contact_header
+from kemi_registrar.reply import _contact_header_c, contact_header, ok_headers, ok_headers_py
 from kemi_registrar.request import (
     _PHONE_HEADERS,
     SAVE_MEMORY_ONLY,
@@ -134,11 +134,11 @@ def test_ul_change_one_is_change_one() -> None:
         ul_change_one(UNCHANGED, Contact, [t], (lambda old, arg: 1 // 0, None))
 
 
-def _params(received_param: str) -> RegParams:
+def _params(received_param: str, **more: object) -> RegParams:
     """The module's defaults (params.read without a core), with ``received_param``."""
     names = {f.name for f in attrs.fields(RegParams)}
     values = {name: default for name, _kind, default, _doc in PARAMS if name in names}
-    return RegParams(**{**values, "received_param": received_param})
+    return RegParams(**{**values, "received_param": received_param, **more})
 
 
 def test_reg_contact_value_is_contact_header() -> None:
@@ -159,6 +159,22 @@ def test_reg_contact_value_is_contact_header() -> None:
     assert reg_contact_value is not None
     with pytest.raises(TypeError):
         reg_contact_value([("not", "a", "contact")], NOW, "received", str)
+
+
+def test_reg_ok_headers_is_ok_headers() -> None:
+    rnd = random.Random(20)
+    assert ok_headers is not ok_headers_py
+    params = [_params(rp, flow_timer=ft, date_header=dh)
+              for rp, ft, dh in itertools.product(("received", ""), (0, 30), (False, True))]
+    for i in range(3000):
+        contacts = [_stored(rnd.choice((URI, OTHER)), rnd.choice((None, "<urn:uuid:2>")), 0, 1,
+                            rnd.choice((-1, 0, 500, 1000)),
+                            rnd.choice((0, NOW - 5, NOW + 1, NOW + 3600)), 0)
+                    for _ in range(rnd.randint(0, 3))]
+        now = NOW + i // 1000 + rnd.choice((0, 0.25))  # (a new second for the Date now and then)
+        p = rnd.choice(params)
+        path = rnd.choice((None, "", "<sip:edge;lr>"))
+        assert ok_headers(contacts, now, p, path) == ok_headers_py(contacts, now, p, path)
 
 
 def _register(call_id: str | None = "call-1@host", cseq: str | None = "7 REGISTER",

@@ -12,11 +12,13 @@ is stateful when tm holds a transaction), with anything the script appended.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from email.utils import formatdate
+from functools import partial
 from typing import Any
 
 from kemi_core.api import MsgContext, SlApi
-from kemi_core.sip import reg_contact_value
+from kemi_core.sip import reg_contact_value, reg_ok_headers
 from kemi_registrar.params import RegParams
 from kemi_registrar.request import RegError
 from kemi_usrloc.contact import Q_UNSPECIFIED, Contact, q_text
@@ -66,8 +68,9 @@ def _contact_header_c(contacts: list[Contact], now: float, p: RegParams) -> str 
 contact_value = contact_header if reg_contact_value is None else _contact_header_c
 
 
-def ok_headers(contacts: list[Contact], now: float, p: RegParams,
-               path_reply: str | None) -> Headers:
+def ok_headers_py(contacts: list[Contact], now: float, p: RegParams,
+                  path_reply: str | None) -> Headers:
+    """The 200's headers (ok_headers' Python form)."""
     headers: Headers = []
     value = contact_value(contacts, now, p)
     if value:
@@ -82,6 +85,12 @@ def ok_headers(contacts: list[Contact], now: float, p: RegParams,
             _last_date[:] = [whole, formatdate(whole, usegmt=True)]
         headers.append(("Date", str(_last_date[1])))
     return headers
+
+
+#: ok_headers(contacts, now, p, path_reply): the 200's headers, compiled when built
+ok_headers: Callable[[list[Contact], float, RegParams, str | None], Headers] = (
+    ok_headers_py if reg_ok_headers is None
+    else partial(reg_ok_headers, q_text, _last_date, partial(formatdate, usegmt=True)))
 
 
 def error_headers(err: RegError, contacts: list[Contact], now: float, p: RegParams) -> Headers:
