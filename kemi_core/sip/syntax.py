@@ -6,9 +6,12 @@ quote or angle bracket can hide a separator, and a character loop otherwise.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
 from kemi_core.sip.errors import SipParseError
 
@@ -200,6 +203,31 @@ except ImportError:  # not built (no C compiler at install time): same results, 
     field_value = None  # (SipMsg's properties that read a state slot, without a Python call)
     reply_builder = None  # (reply.build_reply compiled for the usual reply)
     usual_request = None  # (runtime.request_gate's usual request judged in one call)
+
+
+def stale_build(source: Path, built: Path) -> bool:
+    """True when the compiled module ``built`` is older than its C ``source``: a source tree
+    where the build was not re-run after _fast.c changed. Such a module lacks the newest
+    names, and every helper importing one of them falls back to its pure-Python form: the
+    same answers, silently slower (benchmarks then measure the wrong thing)."""
+    try:
+        return source.stat().st_mtime > built.stat().st_mtime
+    except OSError:  # an installed wheel carries no source beside the module
+        return False
+
+
+def _warn_if_stale_build() -> None:
+    spec = None if PURE_PYTHON else importlib.util.find_spec("kemi_core.sip._fast")
+    if spec is None or spec.origin is None:
+        return  # not built, or kept out on purpose
+    source = Path(__file__).with_name("_fast.c")
+    if stale_build(source, Path(spec.origin)):
+        warnings.warn(f"{spec.origin} is older than {source}: run `make dev` to rebuild it "
+                      "(until then the compiled helpers it lacks run in pure Python)",
+                      RuntimeWarning, stacklevel=1)
+
+
+_warn_if_stale_build()
 
 
 def bad(reason: str) -> SipParseError:
