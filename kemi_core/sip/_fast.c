@@ -4896,7 +4896,11 @@ join_pieces(const Piece *pieces, int n)
         PyObject *str = pieces[i].str;
         if (str != NULL) {
             Py_ssize_t len = PyUnicode_GET_LENGTH(str);
-            _PyUnicode_FastCopyCharacters(out, at, str, 0, len);
+            /* (the public copy: the private fast one is not exported by libpython 3.13) */
+            if (PyUnicode_CopyCharacters(out, at, str, 0, len) < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
             at += len;
         } else {
             for (const char *c = pieces[i].ascii; *c; c++)
