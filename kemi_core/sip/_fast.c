@@ -4000,7 +4000,7 @@ reg_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!PyTuple_Check(b) || PyTuple_GET_SIZE(b) != B_FIELDS || PyTuple_GET_ITEM(b, B_INSTANCE) != Py_None)
         goto fallback;
     long cur_flags = PyLong_AsLong(PyTuple_GET_ITEM(cur, C_FLAGS));
-    long flags = PyLong_AsLong(PyTuple_GET_ITEM(arg, 2));
+    long flags = cur_flags == -1 && PyErr_Occurred() ? -1 : PyLong_AsLong(PyTuple_GET_ITEM(arg, 2));
     if (PyErr_Occurred()) {  /* (not ints a C long holds) */
         PyErr_Clear();
         goto fallback;
@@ -4008,7 +4008,9 @@ reg_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *mode = PyObject_GetAttr(rules, reg_s_matching_mode);
     if (mode == NULL)
         return NULL;
-    int plain = PyLong_CheckExact(mode) && PyLong_AsLong(mode) == 0;
+    int overflow = 0; /* (a mode no C long holds is not 0: the Python path judges it) */
+    int plain = PyLong_CheckExact(mode) && PyLong_AsLongAndOverflow(mode, &overflow) == 0 &&
+                !overflow;
     Py_DECREF(mode);
     if (!plain)  /* (matched by _matches) */
         goto fallback;
@@ -4092,12 +4094,14 @@ reg_contact_text(PyObject *contacts, PyObject *now, PyObject *received_param, Py
     PyObject *whole_now = PyNumber_Long(now);
     if (whole_now == NULL)
         return NULL;
-    PyObject *parts = PyList_New(0), *out = NULL, *left = NULL, *q_str = NULL;
+    PyObject *parts = PyList_New(0), *out = NULL, *left = NULL, *q_str = NULL, *held = NULL;
     if (parts == NULL)
         goto done;
     int any = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(contacts); i++) {
+        /* (held: the comparisons and q_text below run Python code that could drop it) */
         PyObject *c = PyList_GET_ITEM(contacts, i);
+        Py_XSETREF(held, Py_NewRef(c));
         if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) != C_FIELDS) {
             PyErr_SetString(PyExc_TypeError, "reg_contact_value: a contact is not a Contact");
             goto done;
@@ -4169,6 +4173,7 @@ reg_contact_text(PyObject *contacts, PyObject *now, PyObject *received_param, Py
     out = PyUnicode_Join(empty_key, parts);
 done:
     Py_DECREF(whole_now);
+    Py_XDECREF(held);
     Py_XDECREF(parts);
     Py_XDECREF(left);
     Py_XDECREF(q_str);
@@ -4855,8 +4860,8 @@ reply_target(PyObject *ctx, PyObject *msg)
     PyTuple_SET_ITEM(result, 2, Py_NewRef(port));
     PyTuple_SET_ITEM(result, 3, local);
 done:
-    if (result == NULL)
-        PyErr_Clear();
+    if (result == NULL && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception))
+        PyErr_Clear(); /* (KeyboardInterrupt, SystemExit and the like go on up) */
     Py_XDECREF(via);
     Py_XDECREF(rcv);
     Py_XDECREF(proto);
@@ -4943,7 +4948,10 @@ usual_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     crc = lines_crc32(NULL, crc_args, 2);
     if (crc == NULL || crc == Py_None)
         goto done;
-    unsigned long sum = PyLong_AsUnsignedLong(crc) & 0xFFFFFFFFul;
+    unsigned long sum = PyLong_AsUnsignedLong(crc);
+    if (sum == (unsigned long)-1 && PyErr_Occurred())
+        goto done;
+    sum &= 0xFFFFFFFFul;
     char hex[9];
     for (int i = 7; i >= 0; i--, sum >>= 4)
         hex[i] = "0123456789abcdef"[sum & 0xf];
@@ -4960,7 +4968,9 @@ usual_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     result = PyTuple_Pack(5, data, PyTuple_GET_ITEM(target, 0), PyTuple_GET_ITEM(target, 1),
                           PyTuple_GET_ITEM(target, 2), PyTuple_GET_ITEM(target, 3));
 done:
-    if (result == NULL) { /* the Python form decides (and raises what it raises) */
+    /* the Python form decides (and raises what it raises); KeyboardInterrupt, SystemExit and
+     * the like are no doubt about the reply: they go on up */
+    if (result == NULL && (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_Exception))) {
         PyErr_Clear();
         result = Py_NewRef(Py_None);
     }

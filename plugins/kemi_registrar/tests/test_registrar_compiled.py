@@ -106,9 +106,12 @@ def test_reg_one_hands_what_it_does_not_cover_to_the_fallback() -> None:
     assert reg_one(fallback, 1, 1, cur, with_instance) == "fallback"
     assert reg_one(fallback, 1, 1, cur, (arg[0], NOW, 0, Rules(1, 20, False))) == "fallback"
     assert reg_one(fallback, 1, 1, cur, (arg[0], NOW, 2**70, rules)) == "fallback"
-    assert seen == [None, cur, cur, cur]
+    # (a mode no C long holds is not 0: the Python path, without an error left set)
+    huge_mode = Rules(matching_mode=2**70, cseq_delay=20, desc_time_order=False)
+    assert reg_one(fallback, 1, 1, cur, (arg[0], NOW, 0, huge_mode)) == "fallback"
+    assert seen == [None, cur, cur, cur, cur]
     made = reg_one(fallback, 1, 1, cur, arg)
-    assert made == one(cur, arg) and len(seen) == 4
+    assert made == one(cur, arg) and len(seen) == 5
 
 
 def _fn(keep: bool):  # type: ignore[no-untyped-def]
