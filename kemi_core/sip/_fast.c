@@ -703,6 +703,59 @@ key_is(PyObject *key, PyObject *want)
                   (size_t)PyUnicode_GET_LENGTH(want) * PyUnicode_KIND(want)) == 0;
 }
 
+/* The fields of the first value of a Via line holding several (a UA or SIPp joining the Vias
+ * of a reply on one line), when every value, stripped of spaces and tabs, has the usual shape
+ * (via_fields): what msg.via gives then (parse_vias parses, and so checks, each value of the
+ * line). None for any other line (an empty value, quotes or brackets, other whitespace around
+ * a value, a value of another shape): msg.via parses it, or refuses it, when read.
+ * New reference; NULL on error. */
+static PyObject *
+joined_via_fields(PyObject *module, PyObject *value)
+{
+    int kind = PyUnicode_KIND(value);
+    const void *d = PyUnicode_DATA(value);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    PyObject *first = NULL;
+    Py_ssize_t start = 0;
+    while (start <= n) {
+        Py_ssize_t end = PyUnicode_FindChar(value, ',', start, n, 1);
+        if (end == -2)
+            goto error;
+        if (end == -1)
+            end = n;
+        Py_ssize_t s = start, e = end;
+        while (s < e && (PyUnicode_READ(kind, d, s) == ' ' || PyUnicode_READ(kind, d, s) == '\t'))
+            s++;
+        while (e > s &&
+               (PyUnicode_READ(kind, d, e - 1) == ' ' || PyUnicode_READ(kind, d, e - 1) == '\t'))
+            e--;
+        if (s == e) { /* an empty value: split_commas drops it, the Python path decides */
+            Py_XDECREF(first);
+            Py_RETURN_NONE;
+        }
+        PyObject *piece = PyUnicode_Substring(value, s, e);
+        if (piece == NULL)
+            goto error;
+        PyObject *fields = via_fields(module, piece);
+        Py_DECREF(piece);
+        if (fields == NULL)
+            goto error;
+        if (fields == Py_None) {
+            Py_XDECREF(first);
+            return fields;
+        }
+        if (first == NULL)
+            first = fields;
+        else
+            Py_DECREF(fields); /* checked only: msg.vias parses the line when read */
+        start = end + 1;
+    }
+    return first;
+error:
+    Py_XDECREF(first);
+    return NULL;
+}
+
 /* The fields of the top Via (via_fields) when the first Via line holds one value of the usual
  * shape, else None: what reading msg.via parses first, parsed here because every message has
  * it read (the gate, tm, the reply path). New reference; NULL on error. */
@@ -721,10 +774,8 @@ top_via_fields(PyObject *module, PyObject *keys, PyObject *lines)
             fields = via_fields(module, value);
         else if (comma == -2)
             fields = NULL;
-        else {
-            fields = Py_None; /* several values: msg.via splits them when read */
-            Py_INCREF(fields);
-        }
+        else
+            fields = joined_via_fields(module, value); /* several values on the line */
         Py_DECREF(value);
         return fields;
     }

@@ -398,6 +398,63 @@ def test_scan_datagram_parses_as_the_python_path(data: bytes,
         assert [a.isascii() for a in m._lines] == [a.isascii() for a in want[0]]  # type: ignore[index]
 
 
+USUAL_VIAS = ["SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx.0",
+              "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-1;rport=5061;received=127.0.0.1",
+              "SIP/2.0/TCP [::1]:5062;rport", "SIP/2.0/UDP h"]  # fmt: skip
+VIA_SEPS = [",", ", ", " ,", " , ", ",\t", "\t,  ", ",,", ", ,", ",\x0b", ",\xa0", ",\u3000",
+            ",\x0c ", "\x1f,"]  # fmt: skip
+
+
+@st.composite
+def joined_via_line(draw: st.DrawFn) -> str:
+    """A Via line of several values (as SIPp's [last_Via:] joins them): usual ones, odd ones,
+    every kind of separator and whitespace, a leading or trailing comma."""
+    values = draw(st.lists(st.one_of(st.sampled_from(USUAL_VIAS), via_value()),
+                           min_size=1, max_size=4))
+    line = values[0]
+    for v in values[1:]:
+        line += draw(st.sampled_from(VIA_SEPS)) + v
+    edge = draw(st.sampled_from(["", "", "", ",", " ,", "\t"]))
+    return (edge + line) if draw(st.booleans()) else (line + edge)
+
+
+@settings(max_examples=600, deadline=None)
+@given(joined_via_line(), st.sampled_from(["SIP/2.0 200 OK", "INVITE sip:b@h SIP/2.0"]),
+       st.sampled_from(["Via", "v"]), st.booleans())
+def test_joined_top_via_line_parses_as_the_python_path(line: str, start: str, name: str,
+                                                       second_line: bool) -> None:
+    """A top Via line of several values: the compiled pass fills msg.via ahead only when
+    every value has the usual shape; msg.via, msg.vias, their errors and the cache are the
+    Python path's in every case."""
+    for h in HEADERS:  # warm the name cache as earlier messages would
+        try:
+            parse_datagram(f"OPTIONS sip:a@b SIP/2.0\r\n{h}\r\n\r\n".encode())
+        except SipParseError:
+            pass
+    more = "Via: SIP/2.0/UDP next;branch=z9hG4bK9\r\n" if second_line else ""
+    data = (f"{start}\r\n{name}: {line}\r\n{more}CSeq: 1 INVITE\r\n\r\n"
+            .encode("utf-8", "surrogateescape"))
+
+    def outcome() -> object:
+        got = datagram_outcome(data, parser_mod.DEFAULT_LIMITS)
+        if got[0] == "raised":  # type: ignore[index]
+            return got
+        m = parse_datagram(data)
+        try:
+            vias = [tuple(v) for v in m.vias]
+            params = [dict(v.params) for v in m.vias]
+        except SipParseError as exc:
+            vias, params = [("raised", exc.status, str(exc))], []
+        return got, vias, params
+
+    with pure_python():
+        want = outcome()
+    assert outcome() == want
+    if all(v.strip(" \t") in USUAL_VIAS for v in line.split(",")) and ",," not in line:
+        m = scan(data)  # the usual joined line: parsed ahead, not left to msg.via
+        assert m is not None and tuple(m._cache["via"]) == tuple(m.via)
+
+
 def scan(data: bytes) -> SipMsg | None:
     return fast.scan_message(data, _NAME_CACHE, parser_mod.METHODS, 65535, 256, 8192)  # type: ignore[no-any-return]
 
