@@ -3270,14 +3270,43 @@ msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 stays = 0; /* another Via (or an odd key): the pure form decides */
         }
     }
-    if (!stays) {
+    /* else the only Via line, of one value, below other headers (rr's Record-Route on top of
+     * a relayed INVITE) and its value parsed already (pop_via has nothing to raise): both
+     * Vias go to the first header's place, the lines above the Via after them */
+    int first_place = 0;
+    if (!stays && i > 1 && PyUnicode_Check(line) &&
+        PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1) == -1) {
+        first_place = 1;
+        for (Py_ssize_t k = i + 1; first_place && k < n; k++) {
+            PyObject *key = PyList_GET_ITEM(names, k);
+            if (!PyUnicode_CheckExact(key) || key_is(key, s_via))
+                first_place = 0;
+        }
+        if (first_place) {
+            first_place = PyDict_Contains(*field(self, F_CACHE), s_via);
+            if (first_place < 0) {
+                Py_DECREF(our_line);
+                return NULL;
+            }
+        }
+    }
+    if (!stays && !first_place) {
         Py_DECREF(our_line);
         goto pure;
     }
     PyObject *top_line = PyUnicode_FromFormat("Via: %U\r", top);
-    PyObject *insert = top_line == NULL ? NULL : PyTuple_Pack(2, our_line, top_line);
+    PyObject *insert = NULL;
+    if (top_line != NULL && stays)
+        insert = PyTuple_Pack(2, our_line, top_line);
+    else if (top_line != NULL && (insert = PyTuple_New(i + 1)) != NULL) {
+        PyTuple_SET_ITEM(insert, 0, Py_NewRef(our_line));
+        PyTuple_SET_ITEM(insert, 1, Py_NewRef(top_line));
+        for (Py_ssize_t k = 1; k < i; k++)
+            PyTuple_SET_ITEM(insert, k + 1, Py_NewRef(PyList_GET_ITEM(lines, k)));
+    }
     if (insert != NULL)
-        out = join_message(lines, *field(self, F_BODY), i, 1, insert);
+        out = stays ? join_message(lines, *field(self, F_BODY), i, 1, insert)
+                    : join_message(lines, *field(self, F_BODY), 1, i, insert);
     Py_XDECREF(insert);
     Py_XDECREF(top_line);
     Py_DECREF(our_line);

@@ -269,8 +269,16 @@ class EditsMixin:
         lines = self._lines
         if top is None:
             return message_bytes(lines, self._body, i, 0, (f"Via: {ours}\r",))
-        if _top_via_stays(names, lines, i) and "\r" not in top and "\n" not in top:
-            return message_bytes(lines, self._body, i, 1, (f"Via: {ours}\r", f"Via: {top}\r"))
+        if "\r" not in top and "\n" not in top:
+            if _top_via_stays(names, lines, i):
+                return message_bytes(lines, self._body, i, 1,
+                                     (f"Via: {ours}\r", f"Via: {top}\r"))
+            if "," not in lines[i] and "via" in self._cache and names.count("via") == 1:
+                # the only Via, one value, below other headers (rr's Record-Route put on top
+                # of a relayed INVITE): pop_via leaves no Via (its value parsed already, so
+                # nothing to raise) and both prepends go to the first header's place
+                return message_bytes(lines, self._body, 1, i,
+                                     (f"Via: {ours}\r", f"Via: {top}\r", *lines[1:i]))
         # the rare layouts where the new top Via moves: the edits themselves decide
         out = self.copy()  # type: ignore[attr-defined]
         out.pop_via()

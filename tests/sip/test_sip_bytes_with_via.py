@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kemi_core.sip import SipMsg, parse_datagram
+from kemi_core.sip.message import methods_py
 
 OURS = "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours"
 TOP = "SIP/2.0/UDP a.example:5060;branch=z9hG4bK1;received=10.0.0.1;rport=5070"
@@ -57,7 +58,22 @@ def test_same_bytes_as_the_edited_copy(others: list[str], vias: list[str], at: i
         msg.via  # noqa: B018 - parsed, as a forward finds it
     before = msg.to_bytes()
     assert msg.bytes_with_via(OURS, top) == long_way(msg, OURS, top)
+    assert methods_py["bytes_with_via"](msg, OURS, top) == long_way(msg, OURS, top)
     assert msg.to_bytes() == before
+
+
+def test_only_via_below_a_record_route() -> None:
+    """rr's Record-Route above the only Via of a relayed INVITE: both Vias go on top (as the
+    edited copy puts them), the Record-Route after them; compiled and pure alike."""
+    msg = parse_datagram(b"INVITE sip:b@example.com SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1;rport"
+                         b"\r\nCSeq: 1 INVITE\r\nContent-Length: 2\r\n\r\nhi")
+    msg.via  # noqa: B018 - parsed, as a forward finds it
+    msg.insert_header("Record-Route", "<sip:p.example;lr>")
+    want = long_way(msg, OURS, TOP)
+    assert want.startswith(f"INVITE sip:b@example.com SIP/2.0\r\nVia: {OURS}\r\nVia: {TOP}\r\n"
+                           "Record-Route: <sip:p.example;lr>\r\nCSeq".encode())
+    assert msg.bytes_with_via(OURS, TOP) == want
+    assert methods_py["bytes_with_via"](msg, OURS, TOP) == want
 
 
 def test_body_kept_and_cr_refused() -> None:

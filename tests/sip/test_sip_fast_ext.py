@@ -566,6 +566,7 @@ LAYOUTS: list[Callable[[SipMsg], object]] = [
     lambda m: m.append_header("max-forwards", "9"), lambda m: m.insert_header("v", "SIP/2.0/UDP q"),
     lambda m: m.append_header("Via", "SIP/2.0/UDP r, SIP/2.0/UDP s"),
     lambda m: m.remove_header("Max-Forwards"), lambda m: m.insert_header("Via", "SIP/2.0/TCP t"),
+    lambda m: m.insert_header("Record-Route", "<sip:p;lr>"),  # above the Via, as rr puts it
 ]  # fmt: skip
 edit_call = st.sampled_from([(name, args) for name, many in EDIT_ARGS.items() for args in many])
 
