@@ -38,7 +38,7 @@ from kemi_core.sip.syntax import (
     single_value,
     split_commas,
 )
-from kemi_core.sip.uri import SipUri, parse_uri
+from kemi_core.sip.uri import SipUri, parse_uri, parse_uri_shared
 from kemi_core.sip.values import CSeq, NameAddr, Via
 
 _MISSING: Any = object()
@@ -193,6 +193,20 @@ class SipMsg(EditsMixin):
                 raise SipParseError(400, "Headers in Request-URI")
             self._cache["uri"] = u
         return u
+
+    @property
+    def uri_shared(self) -> SipUri:
+        """``uri`` for a reader that changes nothing (rr's checks of every in-dialog request):
+        the parsed form ``uri`` keeps when there is one, else the one parse_uri_shared keeps
+        for this text, without the copy ``uri`` makes; the same errors. Never change it."""
+        u = self._cache.get("uri")
+        if u is None:
+            if not self.is_request:
+                raise SipParseError(400, "A reply has no Request-URI")
+            u = parse_uri_shared(self._ruri)
+            if u.headers:
+                raise SipParseError(400, "Headers in Request-URI")
+        return u  # type: ignore[no-any-return]
 
     @property
     def via(self) -> Via:

@@ -68,7 +68,7 @@ def _only_own_entry(ctx: MsgContext, st: RrState, line: str, mode: int) -> int |
     msg = ctx.msg
     try:
         entry = parse_name_addr(raw)
-        ruri = msg.uri
+        ruri = msg.uri_shared  # (read only: no copy)
         top = entry.uri
     except SipParseError:
         return None  # (the general path logs it)

@@ -64,7 +64,7 @@ def _scheme(ctx: MsgContext, conf: RrSettings) -> str:
     if conf.ignore_sips:
         return "sip"
     try:
-        return "sips" if ctx.msg.uri.scheme == "sips" else "sip"
+        return "sips" if ctx.msg.uri_shared.scheme == "sips" else "sip"
     except SipParseError:
         return "sip"
 
