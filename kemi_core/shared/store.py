@@ -207,13 +207,14 @@ class SharedStore:
         return SharedStoreFull(f"the shared store {self.path} is full "
                                f"({self.map_size >> 20} MB): raise ${ENV_MAP_SIZE}")
 
-    def _begin_write(self) -> lmdb.Transaction:
+    def _begin_write(self, db: Any = None) -> lmdb.Transaction:
+        """The write transaction (``db``: the table its get/put/delete use without a db=)."""
         if self._writing:
             raise SharedStoreError("nested write on the shared store (it would deadlock)")
         env = self._env or self._open()
         self._writing = True
         try:
-            return env.begin(write=True)
+            return env.begin(db, None, True)  # (db, parent, write: a call without a dict)
         except BaseException:
             self._writing = False
             raise

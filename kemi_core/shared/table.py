@@ -214,11 +214,13 @@ class SharedTable:
         if not kb or len(kb) > codec.MAX_KEY:
             codec.key_bytes(key)  # (raises KeyTooLong)
         store = self.store
-        txn = store._begin_write()
+        db = self._db if self._db is not None else self._handle()  # (opened outside the write)
+        # the transaction's default table is this one: the compiled change's get and put go
+        # without a db= keyword (a call with one builds a dict for it, twice per REGISTER)
+        txn = store._begin_write(db)
         try:
-            db = self._db if self._db is not None else self._handle()
             if _NEVER_CONSTS is not None:  # (the "else" branch below, compiled)
-                result = shared_never_update(_NEVER_CONSTS, txn, db, kb, fn, arg, self._decoded)
+                result = shared_never_update(_NEVER_CONSTS, txn, None, kb, fn, arg, self._decoded)
                 if result is not _GENERAL:
                     txn.commit()
                     store._writing = False

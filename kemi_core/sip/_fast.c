@@ -4491,11 +4491,15 @@ done:
 }
 static PyObject *reg_s_get, *reg_s_put, *reg_s_delete, *reg_kw_db;
 
-/* txn.<name>(a[, b], db=db) */
+/* txn.<name>(a[, b], db=db); db None: txn.<name>(a[, b]) (the transaction's default table, what
+ * db=None means to lmdb), without the keyword, whose call builds a dict for it */
 static PyObject *
 reg_txn_call(PyObject *txn, PyObject *name, PyObject *a, PyObject *b, PyObject *db)
 {
     PyObject *call[4] = {txn, a, b, db};
+    if (db == Py_None)
+        return PyObject_VectorcallMethod(name, call, (b == NULL ? 2 : 3)
+                                         | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (b == NULL) {
         call[2] = db;
         return PyObject_VectorcallMethod(name, call, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
@@ -4507,7 +4511,8 @@ reg_txn_call(PyObject *txn, PyObject *name, PyObject *a, PyObject *b, PyObject *
 /* SharedTable.update_never's change of an entry without expiry, in its write transaction:
  * shared_never_update(consts, txn, db, kb, fn, arg, decoded) with consts = (general, decode,
  * dumps, protocol, DELETE, UNCHANGED, NEVER_PREFIX, DECODED_SIZE) -> fn's result, or
- * ``general`` (nothing done) when the entry has an expiry (the general path's). */
+ * ``general`` (nothing done) when the entry has an expiry (the general path's); db None: the
+ * transaction's default table (begun with db=). */
 static PyObject *
 shared_never_update(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {

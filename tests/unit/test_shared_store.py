@@ -371,3 +371,28 @@ def test_update_never_is_update_in_one_step(store: SharedStore, never_form: str)
     t = store.table("t")  # the store is free for the next write after each of them
     t.update_never("z", lambda v, a: (a, None), 1)
     assert t.get("z") == 1
+
+
+def test_shared_never_update_table_by_keyword_or_by_default(store: SharedStore) -> None:
+    """_fast's shared_never_update reads and writes the table it is given (db=) or, given None,
+    the transaction's default one (what update_never begins its transaction with): the same
+    entries either way, and another table of the transaction untouched."""
+    consts = table_module._NEVER_CONSTS
+    if consts is None:
+        pytest.skip("kemi_core.sip._fast is not built")
+    from kemi_core.sip.binding_fast import shared_never_update
+
+    t, other = store.table("t"), store.table("other")
+    other.update_never("k", lambda v, a: (a, None), "other's")
+    db, other_db = t._handle(), other._handle()
+    results = []
+    for table_arg, begun_on in ((db, None), (db, other_db), (None, db)):
+        txn = store._begin_write(begun_on)
+        try:
+            results.append(shared_never_update(consts, txn, table_arg, b"k",
+                                               lambda v, a: ([*(v or []), a], v), 1, None))
+            txn.commit()
+        finally:
+            store._writing = False
+    assert results == [None, [1], [1, 1]]
+    assert t.get("k") == [1, 1, 1] and other.get("k") == "other's"

@@ -171,9 +171,9 @@ BINDINGS_MEMO_SIZE = 16384
 
 
 #: Whole requests computed lately (Call-ID, CSeq and branch flags aside: a refresh changes
-#: them), by the raw values they are computed from (_PHONE_HEADERS' lines, _phone_tail): a
-#: phone refreshes with the same To, Contact, Expires, Allow and User-Agent lines on the same
-#: socket, so everything but the Call-ID and CSeq is read once per phone. Only requests that
+#: them), by the raw values they are computed from (_PHONE_HEADERS' lines, parse_request's
+#: tail): a phone refreshes with the same To, Contact, Expires, Allow and User-Agent lines on
+#: the same socket, so everything but the Call-ID and CSeq is read once per phone. Only requests that
 #: passed every check are kept; bounded (emptied when full), and emptied when the module is
 #: initialised again.
 _REQUESTS: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...], int]] = {}
@@ -192,20 +192,8 @@ def memoisable(p: RegParams) -> bool:
     return not (p.xavp_cfg or p.use_path or p.received_avp or p.sock_flag >= 0)
 
 
-#: The headers a memoised request is computed from (with _phone_tail).
+#: The headers a memoised request is computed from (with parse_request's tail).
 _PHONE_HEADERS = frozenset(("to", "contact", "expires", "allow", "user-agent"))
-
-
-def _phone_tail(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int, uri: str | None,
-                q_override: int | None) -> tuple[Any, ...] | None:
-    """What a whole request depends on besides its Call-ID, CSeq, branch flags and the
-    _PHONE_HEADERS lines (byte for byte), with memoisable parameters: the save() arguments and
-    the receiving socket; None with random expires ranges."""
-    no_range = flags & SAVE_NO_RANGE
-    if not no_range and (p.expires_range > 0 or p.default_expires_range > 0):
-        return None
-    rcv = ctx.rcv
-    return (uri, use_domain, no_range, q_override, rcv.proto, rcv.dst_ip, rcv.dst_port)
 
 
 def _memo_key(ctx: MsgContext, p: RegParams, flags: int, hdr_expires: int | None,
@@ -232,11 +220,14 @@ def parse_request(ctx: MsgContext, p: RegParams, use_domain: bool, flags: int,
                   uri: str | None, q_override: int | None, memo: bool = False) -> Request:
     """Everything save() needs from the REGISTER (RegError when it must be refused);
     ``memo``: memoisable(p), whole requests are looked up in _REQUESTS first."""
-    if not memo:
-        return _parse_request(ctx, p, use_domain, flags, uri, q_override)
-    tail = _phone_tail(ctx, p, use_domain, flags, uri, q_override)
-    if tail is None:
-        return _parse_request(ctx, p, use_domain, flags, uri, q_override)
+    no_range = flags & SAVE_NO_RANGE
+    if not memo or (not no_range and (p.expires_range > 0 or p.default_expires_range > 0)):
+        return _parse_request(ctx, p, use_domain, flags, uri, q_override)  # (random ranges)
+    # What a whole request depends on besides its Call-ID, CSeq, branch flags and the
+    # _PHONE_HEADERS lines (byte for byte), with memoisable parameters: the save() arguments
+    # and the receiving socket.
+    rcv = ctx.rcv
+    tail = (uri, use_domain, no_range, q_override, rcv.proto, rcv.dst_ip, rcv.dst_port)
     if reg_known_request is not None:  # (the lookup and the rebuild below, compiled)
         made: Request | None = reg_known_request(ctx.msg, tail, ctx.bflags, _REQUESTS,
                                                  _PHONE_HEADERS, Request)
