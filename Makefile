@@ -29,6 +29,11 @@ dev: $(STAMP)
 run: dev
 	$(BIN)/kemi run -f $(CFG) $(ARGS)
 
+# The suite in TEST_WORKERS processes (pytest-xdist; the e2e tests mostly wait on sockets and
+# timers, not on the CPU); whole files go to one worker (--dist loadfile), so a module's shared
+# servers start once and its tests run in file order. `make test TEST_WORKERS=0`: one process.
+TEST_WORKERS ?= 2
+
 # The test-only plugins of tests/plugins/ are provided by the suite itself (tests/conftest.py),
 # never installed; a .venv made by an older Makefile had them installed: remove them once.
 test: dev
@@ -38,7 +43,7 @@ test: dev
 	$(BIN)/mypy kemi_core $(wildcard plugins/*/src)
 	# the documentation site builds with warnings as errors (mkdocs.yml: strict)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: dev
 	$(BIN)/python bench/sip_parse.py

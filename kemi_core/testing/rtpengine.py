@@ -9,6 +9,7 @@ server asked for.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -42,13 +43,27 @@ def ephemeral_ports(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")
         return 32768, 60999
 
 
-def media_range_start(ephemeral: tuple[int, int] | None = None) -> int:
+def xdist_worker() -> tuple[int, int]:
+    """(this pytest-xdist worker's index, the number of workers); (0, 1) in a serial run."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        index = int(name[2:]) if name.startswith("gw") else 0
+    except ValueError:
+        return 0, 1
+    return (index, count) if 0 <= index < count else (0, 1)
+
+
+def media_range_start(ephemeral: tuple[int, int] | None = None,
+                      worker: tuple[int, int] | None = None) -> int:
     """An even first media port whose range lies outside the ephemeral ports (below them, else
-    above them; anywhere when neither side has room).
+    above them; anywhere when neither side has room), in this xdist worker's own slice of that
+    span (``worker``: index and count, default from the environment).
 
     rtpengine binds its media ports with SO_REUSEADDR, as SIP servers bind theirs: a media port
     equal to a SIP server's (``free_port`` and port-0 sockets take ephemeral ports) would take
-    that server's datagrams until rtpengine deletes the call (30 s after a D)."""
+    that server's datagrams until rtpengine deletes the call (30 s after a D); so would another
+    worker's relay on an overlapping range."""
     low, high = ephemeral or ephemeral_ports()
     span = MEDIA_PORTS + 2
     if low - span > 1024:
@@ -57,6 +72,12 @@ def media_range_start(ephemeral: tuple[int, int] | None = None) -> int:
         first, last = high + 2, min(high + 2 + 12000, 65535 - span)
     else:
         first, last = 1024, 65535 - span
+    index, count = worker or xdist_worker()
+    slice_len = (last - first) // count
+    if slice_len > span:  # room for a whole range per worker: the slices never overlap
+        first = first + index * slice_len
+        last = first + slice_len - span
+        first += first % 2  # not one below the slice: the previous slice's RTCP may end there
     return random.randrange(first - first % 2, last - last % 2 + 2, 2)
 
 

@@ -73,10 +73,11 @@ def udp_free(port: int) -> bool:
 
 @contextmanager
 def fixed_port_uas(workdir: Path, port: int, scenario: str | Path, name: str,
-                   wait: float = 60) -> Iterator[SippUas]:
+                   wait: float = 180) -> Iterator[SippUas]:
     """A SIPp callee on a fixed port (the seed's examples relay to 127.0.0.1:5080). Another
-    test's callee (in this run or another one on the machine) may hold it for a while: try
-    until the port is ours, else skip."""
+    test's callee (in this run, on another pytest-xdist worker, or in another run on the
+    machine) may hold it for a while (a 1,000-call soak: tens of seconds on a loaded machine):
+    try until the port is ours, else skip."""
 
     def attempt() -> SippUas | None:
         if not udp_free(port):
