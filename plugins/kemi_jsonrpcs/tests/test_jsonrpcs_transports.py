@@ -28,7 +28,8 @@ request_route {
 
 
 def dgram(path: Path, payload: bytes, timeout: float = 3.0) -> bytes | None:
-    client = path.parent / f"client{os.getpid()}-{threading.get_ident()}.sock"
+    # short: a unix socket path has 107 bytes, and pytest-xdist's tmp_path is 10 longer
+    client = path.parent / f"c{os.getpid()}-{threading.get_native_id()}.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
         s.bind(str(client))
         try:
