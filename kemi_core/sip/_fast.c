@@ -757,8 +757,9 @@ error:
 }
 
 /* The fields of the top Via (via_fields) when the first Via line holds one value of the usual
- * shape, else None: what reading msg.via parses first, parsed here because every message has
- * it read (the gate, tm, the reply path). New reference; NULL on error. */
+ * shape, or several each of the usual shape (joined_via_fields), else None: what reading
+ * msg.via parses first, parsed here because every message has it read (the gate, tm, the
+ * reply path). New reference; NULL on error. */
 static PyObject *
 top_via_fields(PyObject *module, PyObject *keys, PyObject *lines)
 {
@@ -3223,10 +3224,25 @@ has_crlf(PyObject *text)
     return lf == -2 ? -1 : lf != -1;
 }
 
+/* Whether no header from index `from` on is a Via (or a key of another class: the pure form
+ * decides those). */
+static int
+no_via_from(PyObject *names, Py_ssize_t from)
+{
+    for (Py_ssize_t k = from; k < PyList_GET_SIZE(names); k++) {
+        PyObject *key = PyList_GET_ITEM(names, k);
+        if (!PyUnicode_CheckExact(key) || key_is(key, s_via))
+            return 0;
+    }
+    return 1;
+}
+
 /* bytes_with_via(ours, top=None): tm's every branch and every stateless forward. The usual
- * layouts: no top (our Via above the first Via line, or after the start line), or a top that
+ * layouts: no top (our Via above the first Via line, or after the start line); a top that
  * stays where the top Via line is (a line of one value followed by another Via line, or the
- * only Via line right after the start line): EditsMixin._top_via_stays. */
+ * only Via line right after the start line): EditsMixin._top_via_stays; or the only Via line,
+ * of one value already parsed, below other headers (rr's Record-Route above a relayed
+ * INVITE's Via): both Vias go to the first header's place. */
 static PyObject *
 msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3240,6 +3256,12 @@ msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         goto pure; /* the pure form's ValueError, or its rare-layout path */
     }
+    /* asked before the lines are read: a key of the cache could run Python code here */
+    int via_parsed = top == Py_None ? 0 : PyDict_Contains(*field(self, F_CACHE), s_via);
+    if (via_parsed < 0)
+        return NULL;
+    if (top != Py_None && !usual_state(self))
+        goto pure; /* (that code changed the message) */
     PyObject *names = *field(self, F_NAMES), *lines = *field(self, F_LINES);
     Py_ssize_t i = first_index(names, s_via);
     if (i == -2 || (i == -1 && top != Py_None))
@@ -3259,37 +3281,21 @@ msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
      * right after the start line */
     Py_ssize_t n = PyList_GET_SIZE(names);
     PyObject *line = PyList_GET_ITEM(lines, i);
-    int stays = PyUnicode_Check(line) &&
-                PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1) == -1;
-    if (stays && !(i + 1 < n && PyUnicode_CheckExact(PyList_GET_ITEM(names, i + 1)) &&
-                   key_is(PyList_GET_ITEM(names, i + 1), s_via))) {
-        stays = i == 1;
-        for (Py_ssize_t k = i + 1; stays && k < n; k++) {
-            PyObject *key = PyList_GET_ITEM(names, k);
-            if (!PyUnicode_CheckExact(key) || key_is(key, s_via))
-                stays = 0; /* another Via (or an odd key): the pure form decides */
-        }
+    Py_ssize_t comma = PyUnicode_Check(line)
+        ? PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1) : 0;
+    if (comma == -2) {
+        Py_DECREF(our_line);
+        return NULL;
     }
+    int one_value = comma == -1;
+    int stays = one_value;
+    if (stays && !(i + 1 < n && PyUnicode_CheckExact(PyList_GET_ITEM(names, i + 1)) &&
+                   key_is(PyList_GET_ITEM(names, i + 1), s_via)))
+        stays = i == 1 && no_via_from(names, i + 1); /* another Via: the pure form decides */
     /* else the only Via line, of one value, below other headers (rr's Record-Route on top of
      * a relayed INVITE) and its value parsed already (pop_via has nothing to raise): both
      * Vias go to the first header's place, the lines above the Via after them */
-    int first_place = 0;
-    if (!stays && i > 1 && PyUnicode_Check(line) &&
-        PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1) == -1) {
-        first_place = 1;
-        for (Py_ssize_t k = i + 1; first_place && k < n; k++) {
-            PyObject *key = PyList_GET_ITEM(names, k);
-            if (!PyUnicode_CheckExact(key) || key_is(key, s_via))
-                first_place = 0;
-        }
-        if (first_place) {
-            first_place = PyDict_Contains(*field(self, F_CACHE), s_via);
-            if (first_place < 0) {
-                Py_DECREF(our_line);
-                return NULL;
-            }
-        }
-    }
+    int first_place = !stays && i > 1 && one_value && via_parsed && no_via_from(names, i + 1);
     if (!stays && !first_place) {
         Py_DECREF(our_line);
         goto pure;

@@ -87,3 +87,34 @@ def test_body_kept_and_cr_refused() -> None:
         except ValueError:
             continue
         raise AssertionError("a CR/LF in our Via must be refused")
+
+
+def test_a_cache_key_that_changes_the_message_is_survived() -> None:
+    """The compiled form asks the cache whether the Via was parsed before it reads the lines:
+    a key whose == runs code (none the parser makes) may shorten the message meanwhile; the
+    answer is then the pure form's, never one made from the lines as they were."""
+    msg = parse_datagram(b"INVITE sip:b@example.com SIP/2.0\r\nMax-Forwards: 70\r\nCSeq: 1 INVITE"
+                         b"\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n")
+    calls: list[int] = []
+
+    class Shrinks:
+        armed = False
+
+        def __hash__(self) -> int:
+            return hash("via")
+
+        def __eq__(self, other: object) -> bool:
+            if Shrinks.armed and not calls:
+                calls.append(1)
+                del msg._lines[1:3], msg._names[1:3]  # Max-Forwards and CSeq gone
+            return False
+
+    msg._cache.pop("via", None)  # (the parser may have filled it) put back after the key:
+    msg._cache[Shrinks()] = None  # type: ignore[index]  # so met first in the probe for "via"
+    msg.via  # noqa: B018 - parsed, as a forward finds it
+    Shrinks.armed = True
+    got = msg.bytes_with_via(OURS, TOP)
+    assert calls, "the key's == was not asked"
+    assert got == methods_py["bytes_with_via"](msg, OURS, TOP)
+    assert b"CSeq" not in got and got.startswith(
+        f"INVITE sip:b@example.com SIP/2.0\r\nVia: {OURS}\r\nVia: {TOP}\r\n".encode())
