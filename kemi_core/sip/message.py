@@ -11,7 +11,7 @@ Text is UTF-8 decoded with surrogateescape: any byte survives the round trip.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from itertools import compress
 from typing import Any
 
@@ -185,13 +185,7 @@ class SipMsg(EditsMixin):
     def uri(self) -> SipUri:
         u = self._cache.get("uri")
         if u is None:
-            if not self.is_request:
-                raise SipParseError(400, "A reply has no Request-URI")
-            u = parse_uri(self._ruri)
-            if u.headers:
-                # RFC 4475 3.1.2.11: escaped headers in a Request-URI; rejecting is allowed.
-                raise SipParseError(400, "Headers in Request-URI")
-            self._cache["uri"] = u
+            u = self._cache["uri"] = self._request_uri(parse_uri)
         return u
 
     @property
@@ -201,12 +195,18 @@ class SipMsg(EditsMixin):
         for this text, without the copy ``uri`` makes; the same errors. Never change it."""
         u = self._cache.get("uri")
         if u is None:
-            if not self.is_request:
-                raise SipParseError(400, "A reply has no Request-URI")
-            u = parse_uri_shared(self._ruri)
-            if u.headers:
-                raise SipParseError(400, "Headers in Request-URI")
+            u = self._request_uri(parse_uri_shared)
         return u  # type: ignore[no-any-return]
+
+    def _request_uri(self, parse: Callable[[str], SipUri]) -> SipUri:
+        """The Request-URI parsed by ``parse``, or the 400 that refuses it."""
+        if not self.is_request:
+            raise SipParseError(400, "A reply has no Request-URI")
+        u = parse(self._ruri)
+        if u.headers:
+            # RFC 4475 3.1.2.11: escaped headers in a Request-URI; rejecting is allowed.
+            raise SipParseError(400, "Headers in Request-URI")
+        return u
 
     @property
     def via(self) -> Via:
