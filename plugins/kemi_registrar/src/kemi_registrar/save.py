@@ -13,7 +13,7 @@ from kemi_registrar.request import (
     RegError,
     parse_request,
 )
-from kemi_registrar.state import _holder, state
+from kemi_registrar.state import held, state
 from kemi_registrar.update import ONE, RC_INSERTED, RC_UPDATED, Outcome, apply
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
@@ -27,7 +27,7 @@ Q_OVERRIDE = "registrar.q"
 def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int:
     """Kamailio's save(table, flags, uri): 1 inserted, 2 updated, 3 deleted, 4 contacts
     returned; -1 error (answered), -2 too many contacts (answered 503)."""
-    st = _holder.current or state()  # (state()'s usual case without its call)
+    st = held.current or state()  # (state()'s usual case without its call)
     p, ul = st.params, st.ul
     msg = ctx.msg
     if not msg.is_request:

@@ -39,10 +39,14 @@ class State:
 class _Holder:
     core: Core | None = None
     params: RegParams | None = None
+    #: the state once state() has made it (None before, and again after init())
     current: State | None = None
 
 
-_holder = _Holder()
+#: Read ``held.current or state()`` where a call costs (save() on the REGISTER path: the
+#: same bytecodes as a private global, where an accessor function adds a call); only init()
+#: and state() set it.
+held = _Holder()
 
 
 def check(core: Core) -> None:
@@ -54,22 +58,22 @@ def check(core: Core) -> None:
 
 
 def init(core: Core, params: RegParams) -> None:
-    _holder.core, _holder.params = core, params
-    _holder.current = None
+    held.core, held.params = core, params
+    held.current = None
     forget_bindings()  # they were computed with the previous parameters
 
 
 def state() -> State:
     """The state, made at first use (usrloc's service exists by then, whatever the order of
     the loadmodule lines)."""
-    st = _holder.current
+    st = held.current
     if st is not None:
         return st
-    core, params = _holder.core, _holder.params
+    core, params = held.core, held.params
     if core is None or params is None:
         raise ModuleError("registrar is not initialised")
     ul = core.require("usrloc", Usrloc)
-    st = _holder.current = State(core, params, ul,
+    st = held.current = State(core, params, ul,
                                  Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order,
                                        int(core.config.extra.get("server_id") or 0)),
                                  RegStats(core), memoisable(params))
