@@ -18,7 +18,7 @@ import pytest
 
 from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available, kamcmd
 from kemi_core.testing.process import KemiProcess, free_port
-from kemi_registrar.testing import Capture, RegUA, Reply
+from kemi_registrar.testing import Capture, RegUA, Reply, parse_reply
 
 pytestmark = pytest.mark.skipif(not kamailio_available("registrar.so", "usrloc.so"),
                                 reason="Kamailio 5.6 with registrar/usrloc is not installed")
@@ -287,7 +287,44 @@ def _forwarded(port: int, user: str, phone: Capture, path: str) -> list[str]:
             text = phone.recv()
             assert text is not None, "a branch did not arrive"
             got.append(text)
+        # both branches busy: the call ends, no transaction left for the server's stop to wait on
+        assert _busy_here(phone, got, ua, user, port).status == 486
     return [_mask_forwarded(t, port) for t in sorted(got)]
+
+
+def _busy_here(phone: Capture, branches: list[str], ua: RegUA, user: str, port: int) -> Reply:
+    """``phone`` answers each branch it got 486; the final reply the caller ``ua`` then gets,
+    which it ACKs (RFC 3261 17.1.1.3: to the same hop, with the INVITE's Route)."""
+    for invite in branches:
+        head = invite.split("\r\n\r\n")[0].split("\r\n")
+        keep = [h + ";tag=busy" if h.lower().startswith("to:") else h for h in head[1:]
+                if h.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        # to the top Via's sent-by (RFC 3261 18.2.2)
+        sent_by = keep[0].split()[2].split(";")[0].split(":")
+        phone.sock.sendto("\r\n".join(["SIP/2.0 486 Busy Here", *keep, "Content-Length: 0",
+                                        "", ""]).encode(), (sent_by[0], int(sent_by[1])))
+    ua.sock.settimeout(3.0)
+    while (data := ua.sock.recv(65535)).startswith(b"SIP/2.0 1"):
+        pass
+    reply = parse_reply(data)
+    ack = [f"ACK sip:{user}@{ua.domain} SIP/2.0",
+           *(f"{n}: {reply.header(n)}" for n in ("Via", "From", "To", "Call-ID")),
+           "CSeq: 1 ACK", f"Route: <sip:127.0.0.1:{port};lr>", "Max-Forwards: 70",
+           "Content-Length: 0", "", ""]
+    ua.sock.sendto("\r\n".join(ack).encode(), ua.server)
+    # the server's own ACK of each 486 (17.1.1.2), read so the next run's phone starts clean
+    unacked = {_top_branch(b) for b in branches}
+    while unacked:
+        text = phone.recv()
+        assert text is not None, "the server did not ACK a branch's 486"
+        if text.startswith("ACK "):
+            unacked.discard(_top_branch(text))
+    return reply
+
+
+def _top_branch(message: str) -> str:
+    via = next(h for h in message.split("\r\n") if h.lower().startswith("via:"))
+    return via.split("branch=")[1].split(";")[0]
 
 
 def _mask_forwarded(text: str, port: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kemi_core.testing import KemiProcess, free_port, wait_until
-from kemi_registrar.testing import Capture, RegUA, Reply
+from kemi_registrar.testing import Capture, RegUA, Reply, parse_reply
 
 CFG = """#!KAMAILIO
 listen=udp:127.0.0.1:{port}
@@ -89,16 +89,40 @@ def test_a_registration_is_seen_by_the_other_worker_at_once(server: tuple[KemiPr
         assert found.header("X-RU") == f"sip:alice@127.0.0.1:{ua.port}"
 
 
+def busy_here(phone: Capture, invite: str, ua: RegUA) -> Reply:
+    """``phone`` answers the ``invite`` it got 486; the final reply the caller ``ua`` then
+    gets, which it ACKs (RFC 3261 17.1.1.3: the ACK of a non-2xx goes to the same hop)."""
+    head = invite.split("\r\n\r\n")[0].split("\r\n")
+    keep = [h + ";tag=busy" if h.lower().startswith("to:") else h for h in head[1:]
+            if h.split(":")[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+    # to the top Via's sent-by (RFC 3261 18.2.2): the worker that sent the INVITE
+    sent_by = keep[0].split()[2].split(";")[0].split(":")
+    phone.sock.sendto("\r\n".join(["SIP/2.0 486 Busy Here", *keep, "Content-Length: 0", "", ""])
+                      .encode(), (sent_by[0], int(sent_by[1])))
+    ua.sock.settimeout(3.0)
+    while (data := ua.sock.recv(65535)).startswith(b"SIP/2.0 1"):
+        pass
+    reply = parse_reply(data)
+    ack = [f"ACK sip:bob@{ua.domain} SIP/2.0",
+           *(f"{n}: {reply.header(n)}" for n in ("Via", "From", "To", "Call-ID")),
+           "CSeq: 1 ACK", "Max-Forwards: 70", "Content-Length: 0", "", ""]
+    ua.sock.sendto("\r\n".join(ack).encode(), ua.server)
+    return reply
+
+
 def test_call_to_registered_user_then_unregister_gives_404(server: tuple[KemiProcess, int]) -> None:
     _, port = server
     phone = Capture()
     try:
         with RegUA(port) as ua:
             assert _ok(ua.register("bob", [f"<sip:bob@127.0.0.1:{phone.port}>"])).status == 200
-            ua.request("INVITE", "bob", timeout=0.2)  # the callee never answers: no final reply
+            ua.request("INVITE", "bob", timeout=0.2)  # no final reply yet: the phone rings
             invite = phone.recv()
             assert invite is not None
             assert invite.startswith(f"INVITE sip:bob@127.0.0.1:{phone.port} SIP/2.0\r\n")
+            # the phone says busy, so that no transaction is left for the server's stop to wait on
+            busy = busy_here(phone, invite, ua)
+            assert busy.status == 486
             gone = _ok(ua.register("bob", [f"<sip:bob@127.0.0.1:{phone.port}>;expires=0"]))
             assert gone.status == 200 and gone.header("Contact") is None
             assert _ok(ua.request("INVITE", "bob")).status == 404
