@@ -9,7 +9,7 @@ PLUGINS := $(sort $(wildcard plugins/*))
 CFG ?= examples/lua/kamailio.cfg
 STAMP := $(VENV)/.installed
 
-.PHONY: dev run test bench lint clean docs
+.PHONY: dev run test check-static bench lint clean docs
 
 # One pip call: kemi-core and every plugin distribution under plugins/, editable.
 $(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c \
@@ -31,19 +31,28 @@ run: dev
 
 # The suite in TEST_WORKERS processes (pytest-xdist; the e2e tests mostly wait on sockets and
 # timers, not on the CPU); whole files go to one worker (--dist loadfile), so a module's shared
-# servers start once and its tests run in file order. `make test TEST_WORKERS=0`: one process.
+# servers start once and its tests run in file order. `make test TEST_WORKERS=0`: one process;
+# PYTEST_ARGS: more pytest options (`make test PYTEST_ARGS="--durations=40"`).
 TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 
 # The test-only plugins of tests/plugins/ are provided by the suite itself (tests/conftest.py),
 # never installed; a .venv made by an older Makefile had them installed: remove them once.
 test: dev
 	@if [ -e $(VENV)/.installed-test ]; then \
 	    $(BIN)/pip uninstall -y -q kemi-testmods && rm $(VENV)/.installed-test; fi
+	@# the static checks (check-static) run beside the tests, their output shown once they end;
+	@# make test fails if either does
+	@$(MAKE) --no-print-directory check-static > $(VENV)/check-static.log 2>&1 & static=$$!; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); tests=$$?; \
+	wait $$static; checks=$$?; echo "--- make check-static (exit $$checks):"; \
+	cat $(VENV)/check-static.log; [ $$tests -eq 0 ] && [ $$checks -eq 0 ]
+
+# ruff, mypy and the documentation site (warnings as errors: mkdocs.yml's strict)
+check-static:
 	$(BIN)/ruff check .
 	$(BIN)/mypy kemi_core $(wildcard plugins/*/src)
-	# the documentation site builds with warnings as errors (mkdocs.yml: strict)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: dev
 	$(BIN)/python bench/sip_parse.py
