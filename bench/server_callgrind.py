@@ -10,7 +10,15 @@ write their processes' instruction counts. (busy - idle) / calls is one call's i
 start-up and idle ticks cancelled out. (callgrind_control cannot reach a forked worker, so the
 counts are read from the files the processes write at exit.)
 
+``--register floor|memory`` runs bench/register.py's config instead (the floor's bare 200, or
+usrloc in memory), driven by a client here that sends ``--burst`` REGISTERs at a time from one
+socket and waits for their answers: under valgrind the worker then reads each burst in one
+event, as the real server at 2,000/s reads ~5 per wake-up (SIPp's pacing would give one per
+event at valgrind's speed). Every user is registered once in the warm-up (later ones refresh),
+as bench/register_profile.py does, so the figure compares with its ``--callgrind`` one.
+
     python bench/server_callgrind.py --kemi .venv/bin/kemi [--engine lua] [--calls 400]
+    python bench/server_callgrind.py --kemi .venv/bin/kemi --register memory [--burst 5]
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -26,8 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import register as register_bench  # noqa: E402
 from callpath import callgrind_total_or_none  # noqa: E402
 from common import Proc, kamailio_args, wait_udp_answer  # noqa: E402
+from register_profile import REGISTER  # noqa: E402
 from stateful import write_setup  # noqa: E402
 
 from kemi_core.testing.sipp import SippUas, run_sipp  # noqa: E402
@@ -45,6 +56,57 @@ def calls(port: int, work: Path, name: str, n: int, rate: int) -> int:
     if res.failed:
         print(f"  {name}: {res.failed} calls failed", flush=True)
     return res.successful
+
+
+def registers(port: int, first: int, n: int, users: int, burst: int) -> int:
+    """``n`` REGISTERs (serials from ``first``, users in turn), ``burst`` sent at a time from one
+    socket before their answers are read; how many got a 200."""
+    ok = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(60)
+        for start in range(first, first + n, burst):
+            sent = range(start, min(start + burst, first + n))
+            for serial in sent:
+                user = f"user{serial % users:06d}"
+                sock.sendto(REGISTER.format(n=serial, user=user, cseq=serial + 1, auth="")
+                            .replace("127.0.0.1:5060", f"127.0.0.1:{port}").encode(),
+                            ("127.0.0.1", port))
+            for _ in sent:
+                ok += sock.recv(65536).startswith(b"SIP/2.0 200 ")
+    return ok
+
+
+def register_run(exe: Path, mode: str, users: int, n: int, burst: int, window: float,
+                 results: dict, key: str, keep: Path | None) -> None:
+    """One server on bench/register.py's ``mode`` cfg under callgrind: every user registered
+    once, then ``n`` REGISTERs in bursts of ``burst`` within ``window`` s (0: idle)."""
+    with tempfile.TemporaryDirectory(prefix="kemi-srvcg-") as tmp:
+        work = Path(tmp)
+        cfg, port = register_bench.write_cfg(mode, f"reg_{mode}", work)
+        env = dict(os.environ, KEMI_CTL=f"unix:{work}/kemi_ctl", PYTHONHASHSEED="0")
+        args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.%p",
+                str(exe.parent / "python"), str(exe), "run", "-f", str(cfg)]
+        proc = Proc(args, work / "server.log", cwd=work, env=env)
+        ok = 0
+        try:
+            if not wait_udp_answer(port, timeout=900):
+                raise RuntimeError("the server under valgrind did not answer: "
+                                   + (work / "server.log").read_text()[-2000:])
+            registers(port, 0, users, users, burst)
+            t0 = time.monotonic()
+            ok = registers(port, users, n, users, burst) if n else 0
+            left = window - (time.monotonic() - t0)
+            if left < 6:
+                print(f"  {key}: the window is too short ({left:.1f} s left)", flush=True)
+            time.sleep(max(left, 0))
+        finally:
+            proc.stop()
+        results[key] = {"calls": ok, "instructions": total_instructions(work)}
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in work.glob("cg.*"):
+                f.rename(keep / f"{key}.{f.name}")
 
 
 def server_run(exe: Path, engine: str, warmup: int, n: int, rate: int, window: float,
@@ -95,20 +157,30 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the callgrind files here")
     parser.add_argument("--kamailio", action="store_true",
                         help="measure Kamailio 5.6 (its processes) on the same cfg and script")
+    parser.add_argument("--register", choices=["floor", "memory"],
+                        help="bench/register.py's cfg, REGISTERs in bursts (--calls of them)")
+    parser.add_argument("--burst", type=int, default=5, help="with --register")
+    parser.add_argument("--users", type=int, default=1000, help="with --register")
     opts = parser.parse_args()
-    exe = Path(opts.kemi)
+    exe = Path(opts.kemi).absolute()
     window = opts.window or opts.calls / opts.rate + 20
     results: dict = {}
-    runs = [threading.Thread(target=server_run, args=(exe, opts.engine, opts.warmup, n,
-                                                      opts.rate, window, results, key, opts.keep,
-                                                      opts.kamailio))
-            for key, n in (("busy", opts.calls), ("idle", 0))]
+    if opts.register:
+        runs = [threading.Thread(target=register_run, args=(exe, opts.register, opts.users, n,
+                                                            opts.burst, window, results, key,
+                                                            opts.keep))
+                for key, n in (("busy", opts.calls), ("idle", 0))]
+    else:
+        runs = [threading.Thread(target=server_run, args=(exe, opts.engine, opts.warmup, n,
+                                                          opts.rate, window, results, key,
+                                                          opts.keep, opts.kamailio))
+                for key, n in (("busy", opts.calls), ("idle", 0))]
     for t in runs:
         t.start()
     for t in runs:
         t.join()
     busy, idle = (sum(results[k]["instructions"].values()) for k in ("busy", "idle"))
-    out = {"kemi": str(exe), "engine": opts.engine, "calls": results["busy"]["calls"],
+    out = {"kemi": str(exe), "engine": opts.register or opts.engine, "burst": opts.burst, "calls": results["busy"]["calls"],
            "rate": opts.rate, "window_s": window,
            "instructions_per_call": round((busy - idle) / results["busy"]["calls"]),
            "idle_run_instructions": idle, "runs": results}
