@@ -46,7 +46,8 @@ def units(port: int, work: Path, unit: str, name: str, n: int, rate: int) -> int
 
 
 def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: float,
-               results: dict, key: str, keep: Path | None, kamailio: bool = False) -> None:
+               results: dict, key: str, keep: Path | None, kamailio: bool = False,
+               start_timeout: float = 900) -> None:
     """One server under callgrind: ``warmup`` units, then a window of ``window`` seconds in
     which ``n`` units are run (0: idle), then SIGTERM; its processes' instructions."""
     with tempfile.TemporaryDirectory(prefix="kemi-authcg-") as tmp:
@@ -65,7 +66,7 @@ def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: flo
         with SippUas(work, uas_port, HERE / "scenarios" / "rr_uas.xml", name="uas"):
             proc = Proc(args, work / "server.log", cwd=work, env=env)
             try:
-                if not wait_udp_answer(port, timeout=300):
+                if not wait_udp_answer(port, timeout=start_timeout):
                     raise RuntimeError("the server under valgrind did not answer: "
                                        + (work / "server.log").read_text()[-2000:])
                 if warmup:
@@ -96,6 +97,9 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=0.0,
                         help="seconds of each server's measured window (default units/rate + 20)")
     parser.add_argument("--keep", type=Path, help="keep the callgrind files here")
+    parser.add_argument("--start-timeout", type=float, default=900,
+                        help="seconds a server under valgrind may take to answer (a loaded "
+                             "machine: several minutes)")
     parser.add_argument("--kamailio", action="store_true",
                         help="measure Kamailio 5.6 (its processes) on the same cfg and script")
     opts = parser.parse_args()
@@ -104,12 +108,15 @@ def main() -> int:
     results: dict = {}
     runs = [threading.Thread(target=server_run, args=(exe, opts.unit, opts.warmup, n, opts.rate,
                                                       window, results, key, opts.keep,
-                                                      opts.kamailio))
+                                                      opts.kamailio, opts.start_timeout))
             for key, n in (("busy", opts.units), ("idle", 0))]
     for t in runs:
         t.start()
     for t in runs:
         t.join()
+    if len(results) != 2 or not results["busy"]["units"]:
+        print(json.dumps({"error": "a run failed (see above)", "runs": results}), flush=True)
+        return 1
     busy, idle = (sum(results[k]["instructions"].values()) for k in ("busy", "idle"))
     out = {"kemi": str(exe), "unit": opts.unit, "units": results["busy"]["units"],
            "rate": opts.rate, "window_s": window,
