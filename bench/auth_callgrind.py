@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -78,6 +80,13 @@ def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: flo
                     print(f"  {key}: the window is too short ({left:.1f} s left)", flush=True)
                 time.sleep(max(left, 0))
             finally:
+                # valgrind writes its counts at exit: on a loaded machine that takes longer
+                # than Proc.stop's grace before SIGKILL (which loses them)
+                proc.popen.send_signal(signal.SIGTERM)
+                try:
+                    proc.popen.wait(timeout=start_timeout)
+                except subprocess.TimeoutExpired:
+                    pass
                 proc.stop()
         results[key] = {"units": ok, "instructions": total_instructions(work)}
         if keep:
