@@ -184,11 +184,32 @@ class PostgresServer:
         return done.stdout
 
 
+class _SessionServer:
+    """The test process's one session server and how many fixture definitions hold it.
+
+    Each conftest (or test module) that imports ``postgres_server`` gets a fixture definition of
+    its own from pytest, and each would start, then at the session's end stop and remove, a
+    server of its own: up to six per xdist worker, whose stops and removals made the worker's
+    last teardown take ~50 s. They share this one instead; the last holder stops it."""
+
+    server: PostgresServer | None = None
+    holders = 0
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One private PostgreSQL for the whole test session (skipped where it cannot run)."""
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
-    with PostgresServer() as server:
+    server = _SessionServer.server
+    if server is None:
+        server = _SessionServer.server = PostgresServer().__enter__()
+    _SessionServer.holders += 1
+    try:
         yield server
+    finally:
+        _SessionServer.holders -= 1
+        if _SessionServer.holders == 0:
+            _SessionServer.server = None
+            server.__exit__(None, None, None)
