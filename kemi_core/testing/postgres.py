@@ -1,5 +1,6 @@
-"""A private PostgreSQL for the test suite: ``initdb`` into a temp dir, its own port on
-127.0.0.1, its unix socket in that dir, stopped by PID at the end.
+"""A private PostgreSQL for the test suite: ``initdb`` into a temp dir (in memory, /dev/shm,
+where there is room), its own port on 127.0.0.1, its unix socket in that dir, stopped by PID at
+the end.
 
 PostgreSQL refuses to run as root; when the suite runs as root (CI does), the server runs as the
 unprivileged ``postgres`` system user (created by Debian's package), in a temp dir it owns. The
@@ -30,6 +31,8 @@ from kemi_core.testing.process import free_port
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 USER = "kemi"
 PASSWORD = "kemi-test-pw"
+#: Free room /dev/shm must have to hold the servers' data (a worker's grows to ~1 GB).
+MEMORY_DIR_MIN_FREE = 4 << 30
 #: Settings for a throw-away server: fast start, no durability, quiet logs.
 TEST_SETTINGS = {
     "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
@@ -47,6 +50,18 @@ def find_pg_bin() -> Path | None:
         if cand and all(os.access(os.path.join(cand, b), os.X_OK) for b in ("initdb", "postgres")):
             return Path(cand)
     return None
+
+
+def memory_dir() -> str | None:
+    """/dev/shm when it is a writable dir with room for a busy test server, else None (the
+    usual temp dir). On a disk that other work keeps busy, each createdb took ~1 s and removing
+    a server of 21 databases (~300 MB) at the session's end ~10 s; in memory, 0.2 s and <1 s."""
+    shm = "/dev/shm"
+    try:
+        room = shutil.disk_usage(shm).free
+    except OSError:
+        return None
+    return shm if room >= MEMORY_DIR_MIN_FREE and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def unavailable_reason() -> str | None:
@@ -75,7 +90,10 @@ class PostgresServer:
         self.ready_timeout = ready_timeout
         #: postgres -c settings over TEST_SETTINGS (a benchmark turns durability back on).
         self.settings = dict(TEST_SETTINGS, **(settings or {}))
-        self.workdir = Path(tempfile.mkdtemp(prefix="kemi-pg-"))
+        # in memory only without durability: a benchmark that turns fsync on measures a disk
+        in_memory = self.settings.get("fsync") == "off"
+        self.workdir = Path(tempfile.mkdtemp(prefix="kemi-pg-",
+                                             dir=memory_dir() if in_memory else None))
         self.data = self.workdir / "data"
         self.log_path = self.workdir / "postgres.log"
         self.proc: subprocess.Popen[bytes] | None = None
