@@ -9,6 +9,7 @@ from kemi_core.sip.binding_fast import (
     reg_known_request,
     reg_ok_headers,
     reg_one,
+    reg_save_usual,
     ul_change_one,
 )
 from kemi_core.sip.errors import SipParseError
@@ -67,6 +68,7 @@ __all__ = [
     "reg_known_request",
     "reg_ok_headers",
     "reg_one",
+    "reg_save_usual",
     "split_commas",
     "ul_change_one",
 ]

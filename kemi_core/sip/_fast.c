@@ -4646,6 +4646,353 @@ done:
     return out;
 }
 
+/* ---- registrar's usual save in one call (kemi_registrar/save.py's save, usual.py) ------------
+ * save(ctx, table, flags, uri) of the usual REGISTER: a request parse_request knows
+ * (reg_known_request) with one Contact that does not remove its binding, on a table kept in the
+ * shared store without a database write (usrloc db_mode 0, or the memory-only flag of 1), its
+ * record changed as usrloc's update_one changes it (SharedTable.update_never with the compiled
+ * change), then the 200 (reg_ok_headers) through sl's send_reply. Returns save()'s code, or None
+ * when anything is not that shape: nothing has been changed then, and save()'s Python path runs
+ * from the start. consts (kemi_registrar.usual.consts): */
+enum { U_DOMAINS, U_MEM_DOMAIN, U_REQUESTS, U_PHONE_HEADERS, U_REQUEST, U_RULES, U_PARAMS,
+       U_ACCEPTED, U_SEND_REPLY, U_Q_TEXT, U_LAST_DATE, U_DATE_OF, U_ONE, U_CHANGE_ONE,
+       U_USE_DOMAIN, U_RANGED, U_Q_KEY, U_UL, U_NEVER_CONSTS, U_MAX_KEY, U_OK, U_FIELDS };
+
+static PyObject *rs_msg, *rs_is_request, *rs_rcv, *rs_proto, *rs_dst_ip, *rs_dst_port,
+    *rs_mod_state, *rs_bflags, *rs_core, *rs_clock, *rs_wall, *rs_table, *rs_db_mode, *rs_store,
+    *rs_db, *rs_decoded, *rs_env, *rs_begin, *rs_end, *rs_commit, *rs_writing, *rs_stats,
+    *rs_changed, *rs_view, *rs_slot, *rs_surrogateescape, *reg_save_one;
+
+static int
+reg_save_names(void)
+{
+    if (rs_surrogateescape != NULL)
+        return 0;
+    struct { PyObject **at; const char *text; } names[] = {
+        {&rs_msg, "msg"}, {&rs_is_request, "is_request"}, {&rs_rcv, "rcv"},
+        {&rs_proto, "proto"}, {&rs_dst_ip, "dst_ip"}, {&rs_dst_port, "dst_port"},
+        {&rs_mod_state, "mod_state"}, {&rs_bflags, "bflags"}, {&rs_core, "core"},
+        {&rs_clock, "clock"}, {&rs_wall, "wall"}, {&rs_table, "table"},
+        {&rs_db_mode, "db_mode"}, {&rs_store, "store"}, {&rs_db, "_db"},
+        {&rs_decoded, "_decoded"}, {&rs_env, "_env"}, {&rs_begin, "begin"}, {&rs_end, "_end"},
+        {&rs_commit, "commit"}, {&rs_writing, "_writing"}, {&rs_stats, "stats"},
+        {&rs_changed, "changed"}, {&rs_view, "view"}, {&rs_slot, "slot"},
+        {&rs_surrogateescape, "surrogateescape"},
+    };
+    if (reg_save_one == NULL && (reg_save_one = PyLong_FromLong(1)) == NULL)
+        return -1;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
+/* SharedTable.update_never(aor, change_one, fn_arg)'s usual case on ``table``: the change in
+ * its own write transaction, committed. Returns the change's result, or a new reference to
+ * ``general`` when the store must take its Python path (nothing changed then). */
+static PyObject *
+reg_save_store(PyObject *table, PyObject *aor, PyObject *change_one, PyObject *fn_arg,
+               PyObject *never_consts, Py_ssize_t max_key)
+{
+    PyObject *general = PyTuple_GET_ITEM(never_consts, 0);
+    if (!PyUnicode_Check(aor))
+        return Py_NewRef(general);
+    PyObject *kb = PyUnicode_AsEncodedString(aor, "utf-8", "surrogateescape");
+    if (kb == NULL)
+        return NULL;
+    PyObject *db = NULL, *store = NULL, *txn = NULL, *decoded = NULL, *out = NULL;
+    if (PyBytes_GET_SIZE(kb) == 0 || PyBytes_GET_SIZE(kb) > max_key) {  /* (update_never raises) */
+        out = Py_NewRef(general);
+        goto done;
+    }
+    if ((db = PyObject_GetAttr(table, rs_db)) == NULL
+            || (store = PyObject_GetAttr(table, rs_store)) == NULL
+            || (decoded = PyObject_GetAttr(table, rs_decoded)) == NULL)
+        goto done;
+    if (db == Py_None) {  /* (not opened in this process yet: update_never opens it) */
+        out = Py_NewRef(general);
+        goto done;
+    }
+    /* store._begin_write(db): a nested write (update_never raises it) or an environment not
+     * open in this process (it opens it) goes to the Python path */
+    PyObject *x = PyObject_GetAttr(store, rs_writing);
+    if (x == NULL)
+        goto done;
+    int writing = x != Py_False;
+    Py_SETREF(x, writing ? NULL : PyObject_GetAttr(store, rs_env));
+    if (writing || (x != NULL && x == Py_None)) {
+        Py_XDECREF(x);
+        out = Py_NewRef(general);
+        goto done;
+    }
+    if (x == NULL || PyObject_SetAttr(store, rs_writing, Py_True) < 0) {
+        Py_XDECREF(x);
+        goto done;
+    }
+    PyObject *bcall[4] = {x, db, Py_None, Py_True};  /* env.begin(db, None, True) */
+    txn = PyObject_VectorcallMethod(rs_begin, bcall, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    Py_DECREF(x);
+    if (txn == NULL) {
+        PyObject *type, *value, *trace;
+        PyErr_Fetch(&type, &value, &trace);
+        if (PyObject_SetAttr(store, rs_writing, Py_False) < 0) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(trace);
+        } else {
+            PyErr_Restore(type, value, trace);
+        }
+        goto done;
+    }
+    PyObject *ncall[7] = {never_consts, txn, Py_None, kb, change_one, fn_arg, decoded};
+    out = shared_never_update(NULL, ncall, 7);
+    if (out != NULL) {
+        /* commit (also when general: nothing was written), then _writing off, as
+         * update_never does; an error goes to store._end(txn, exc) as there */
+        PyObject *ccall[1] = {txn};
+        PyObject *r = PyObject_VectorcallMethod(rs_commit, ccall,
+                                                1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r != NULL) {
+            Py_DECREF(r);
+            if (PyObject_SetAttr(store, rs_writing, Py_False) < 0)
+                Py_CLEAR(out);
+            goto done;
+        }
+        Py_CLEAR(out);
+    }
+    {
+        PyObject *type, *value, *trace;
+        PyErr_Fetch(&type, &value, &trace);
+        PyErr_NormalizeException(&type, &value, &trace);
+        if (trace != NULL)
+            PyException_SetTraceback(value, trace);
+        PyObject *ecall[3] = {store, txn, value};
+        PyObject *r = PyObject_VectorcallMethod(rs_end, ecall,
+                                                3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r == NULL) {  /* (its own error: SharedStoreFull, raised from the first) */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(trace);
+        } else {
+            Py_DECREF(r);
+            PyErr_Restore(type, value, trace);
+        }
+    }
+done:
+    Py_DECREF(kb);
+    Py_XDECREF(db);
+    Py_XDECREF(store);
+    Py_XDECREF(txn);
+    Py_XDECREF(decoded);
+    return out;
+}
+
+/* counter.view[counter.slot] += 1 (Counter.inc in place) */
+static int
+reg_save_count(PyObject *counter)
+{
+    PyObject *view = PyObject_GetAttr(counter, rs_view);
+    if (view == NULL)
+        return -1;
+    PyObject *slot = PyObject_GetAttr(counter, rs_slot), *value = NULL, *more = NULL;
+    int bad = -1;
+    if (slot != NULL && (value = PyObject_GetItem(view, slot)) != NULL
+            && (more = PyNumber_Add(value, reg_save_one)) != NULL)
+        bad = PyObject_SetItem(view, slot, more);
+    Py_DECREF(view);
+    Py_XDECREF(slot);
+    Py_XDECREF(value);
+    Py_XDECREF(more);
+    return bad;
+}
+
+static PyObject *
+reg_save_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyTuple_Check(args[0]) || PyTuple_GET_SIZE(args[0]) != U_FIELDS
+            || !PyDict_Check(PyTuple_GET_ITEM(args[0], U_DOMAINS))
+            || !PyTuple_Check(PyTuple_GET_ITEM(args[0], U_NEVER_CONSTS))
+            || PyTuple_GET_SIZE(PyTuple_GET_ITEM(args[0], U_NEVER_CONSTS)) < 1) {
+        PyErr_SetString(PyExc_TypeError, "reg_save_usual(consts, ctx, table, flags, uri)");
+        return NULL;
+    }
+    if (reg_save_names() < 0)
+        return NULL;
+    PyObject *consts = args[0], *ctx = args[1], *flags_obj = args[3], *uri = args[4];
+#define U(i) PyTuple_GET_ITEM(consts, (i))
+    Py_ssize_t max_key = PyLong_AsSsize_t(U(U_MAX_KEY));
+    if (max_key < 0 && PyErr_Occurred())
+        return NULL;
+    if (!PyLong_CheckExact(flags_obj))
+        Py_RETURN_NONE;
+    int overflow = 0;
+    long flags = PyLong_AsLongAndOverflow(flags_obj, &overflow);
+    if (flags == -1 && PyErr_Occurred())
+        return NULL;
+    /* not: a reply kept for reg_send_reply (0x02), an out-of-range flag word, random ranges */
+    if (overflow || flags < 0 || flags & 0x02 || (!(flags & 0x08) && U(U_RANGED) != Py_False))
+        Py_RETURN_NONE;
+    PyObject *dom = PyDict_GetItemWithError(U(U_DOMAINS), args[2]);  /* borrowed */
+    if (dom == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if ((PyObject *)Py_TYPE(dom) != U(U_MEM_DOMAIN))
+        Py_RETURN_NONE;
+    Py_INCREF(dom);
+    PyObject *msg = NULL, *rcv = NULL, *tail = NULL, *req = NULL, *now = NULL, *got = NULL;
+    PyObject *x = NULL, *y = NULL, *out = NULL;
+    /* usrloc's mode: no database write for this save */
+    if ((x = PyObject_GetAttr(U(U_UL), rs_db_mode)) == NULL)
+        goto done;
+    long mode = PyLong_Check(x) ? PyLong_AsLong(x) : -1;
+    if (mode == -1 && PyErr_Occurred())
+        goto done;
+    Py_CLEAR(x);
+    if (!(mode == 0 || (mode == 1 && flags & 0x01))) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((msg = PyObject_GetAttr(ctx, rs_msg)) == NULL || (x = PyObject_GetAttr(msg, rs_is_request)) == NULL)
+        goto done;
+    if (x != Py_True) {  /* (the Python path logs it) */
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_CLEAR(x);
+    /* parse_request's memoised request: tail = (uri, use_domain, no_range, q_override,
+     * rcv.proto, rcv.dst_ip, rcv.dst_port) */
+    if ((x = PyObject_GetAttr(ctx, rs_mod_state)) == NULL)
+        goto done;
+    if (!PyDict_Check(x)) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *q_override = PyDict_GetItemWithError(x, U(U_Q_KEY));  /* borrowed from x */
+    if (q_override == NULL && PyErr_Occurred())
+        goto done;
+    if ((tail = PyTuple_New(7)) == NULL)
+        goto done;
+    PyTuple_SET_ITEM(tail, 0, Py_NewRef(uri));
+    PyTuple_SET_ITEM(tail, 1, Py_NewRef(U(U_USE_DOMAIN)));
+    PyTuple_SET_ITEM(tail, 3, Py_NewRef(q_override != NULL ? q_override : Py_None));
+    Py_CLEAR(x);
+    if ((x = PyLong_FromLong(flags & 0x08)) == NULL)
+        goto done;
+    PyTuple_SET_ITEM(tail, 2, x);
+    x = NULL;
+    if ((rcv = PyObject_GetAttr(ctx, rs_rcv)) == NULL)
+        goto done;
+    PyObject *const rcv_names[3] = {rs_proto, rs_dst_ip, rs_dst_port};
+    for (int i = 0; i < 3; i++) {
+        if ((x = PyObject_GetAttr(rcv, rcv_names[i])) == NULL)
+            goto done;
+        PyTuple_SET_ITEM(tail, 4 + i, x);
+        x = NULL;
+    }
+    if ((y = PyObject_GetAttr(ctx, rs_bflags)) == NULL)
+        goto done;
+    PyObject *kcall[6] = {msg, tail, y, U(U_REQUESTS), U(U_PHONE_HEADERS), U(U_REQUEST)};
+    req = reg_known_request(NULL, kcall, 6);
+    Py_CLEAR(y);
+    if (req == NULL || req == Py_None) {
+        if (req != NULL)
+            out = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* save()'s update_one: one Contact that does not remove its binding, nothing to answer 420 */
+    PyObject *bindings = PyTuple_GET_ITEM(req, R_BINDINGS), *b;
+    if (!PyTuple_Check(bindings) || PyTuple_GET_SIZE(bindings) != 1
+            || !PyTuple_Check(b = PyTuple_GET_ITEM(bindings, 0))
+            || PyTuple_GET_SIZE(b) != B_FIELDS) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    int keep = PyObject_IsTrue(PyTuple_GET_ITEM(b, B_EXPIRES));
+    int unsupported = keep > 0 ? PyObject_IsTrue(PyTuple_GET_ITEM(req, R_PATH_UNSUPPORTED)) : 0;
+    if (keep < 0 || unsupported < 0)
+        goto done;
+    if (!keep || unsupported) {
+        out = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* now = int(ctx.core.clock.wall()) */
+    if ((x = PyObject_GetAttr(ctx, rs_core)) == NULL || (y = PyObject_GetAttr(x, rs_clock)) == NULL)
+        goto done;
+    Py_SETREF(x, PyObject_CallMethodNoArgs(y, rs_wall));
+    Py_CLEAR(y);
+    if (x == NULL || (now = PyNumber_Long(x)) == NULL)
+        goto done;
+    Py_CLEAR(x);
+    /* dom.table.update_never(req.aor, change_one, (one, (req, now, flags, rules))) */
+    if ((y = PyTuple_Pack(4, req, now, flags_obj, U(U_RULES))) == NULL)
+        goto done;
+    Py_SETREF(y, PyTuple_Pack(2, U(U_ONE), y));
+    if (y == NULL || (x = PyObject_GetAttr(dom, rs_table)) == NULL)
+        goto done;
+    got = reg_save_store(x, PyTuple_GET_ITEM(req, R_AOR), U(U_CHANGE_ONE), y,
+                         U(U_NEVER_CONSTS), max_key);
+    Py_CLEAR(x);
+    Py_CLEAR(y);
+    if (got == NULL)
+        goto done;
+    if (got == PyTuple_GET_ITEM(U(U_NEVER_CONSTS), 0) || got == Py_None) {
+        out = Py_NewRef(Py_None);  /* (general, or update_one's None: nothing changed) */
+        goto done;
+    }
+    if (!PyTuple_Check(got) || PyTuple_GET_SIZE(got) != 2) {
+        PyErr_SetString(PyExc_TypeError, "reg_save_usual: the change must give (old, new)");
+        goto done;
+    }
+    /* the record was changed: from here on, save()'s steps after update_one */
+    int inserted = PyTuple_GET_ITEM(got, 0) == Py_None;
+    if (inserted) {  /* dom.stats.changed(0, 1) */
+        if ((x = PyObject_GetAttr(dom, rs_stats)) == NULL)
+            goto done;
+        PyObject *zero = PyLong_FromLong(0);  /* (a cached small int) */
+        y = zero == NULL ? NULL : PyObject_CallMethodObjArgs(x, rs_changed, zero, reg_save_one,
+                                                             NULL);
+        Py_XDECREF(zero);
+        Py_CLEAR(x);
+        if (y == NULL)
+            goto done;
+        Py_CLEAR(y);
+    }
+    if (reg_save_count(U(U_ACCEPTED)) < 0)
+        goto done;
+    /* reply.send(ctx, 200, "OK", reply.ok_headers([new], now, p, req.path_reply)) */
+    if ((x = PyList_New(1)) == NULL)
+        goto done;
+    PyList_SET_ITEM(x, 0, Py_NewRef(PyTuple_GET_ITEM(got, 1)));
+    PyObject *hcall[7] = {U(U_Q_TEXT), U(U_LAST_DATE), U(U_DATE_OF), x, now, U(U_PARAMS),
+                          PyTuple_GET_ITEM(req, R_PATH_REPLY)};
+    y = reg_ok_headers(NULL, hcall, 7);
+    Py_CLEAR(x);
+    if (y == NULL)
+        goto done;
+    PyObject *scall[4] = {ctx, PyTuple_GET_ITEM(U(U_OK), 0), PyTuple_GET_ITEM(U(U_OK), 1), y};
+    x = PyObject_Vectorcall(U(U_SEND_REPLY), scall, 4, NULL);
+    Py_CLEAR(y);
+    if (x == NULL)
+        goto done;
+    Py_CLEAR(x);
+    out = PyLong_FromLong(inserted ? 1 : 2);  /* RC_INSERTED, RC_UPDATED */
+#undef U
+done:
+    Py_DECREF(dom);
+    Py_XDECREF(msg);
+    Py_XDECREF(rcv);
+    Py_XDECREF(tail);
+    Py_XDECREF(req);
+    Py_XDECREF(now);
+    Py_XDECREF(got);
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    return out;
+}
+
 /* ---- Digest challenge ------------------------------------------------------------------------
  * kemi_auth's usual challenge value in one call (AuthApi.challenge; its Python path,
  * challenge_value, stays the reference the tests compare with):
@@ -5218,6 +5565,9 @@ static PyMethodDef methods[] = {
     {"shared_never_update", (PyCFunction)(void (*)(void))shared_never_update, METH_FASTCALL,
      "shared_never_update(consts, txn, db, kb, fn, arg, decoded) -> SharedTable.update_never's "
      "change of an entry without expiry: fn's result, or consts[0] when it has an expiry"},
+    {"reg_save_usual", (PyCFunction)(void (*)(void))reg_save_usual, METH_FASTCALL,
+     "reg_save_usual(consts, ctx, table, flags, uri) -> registrar's save() of the usual "
+     "REGISTER in one call (its code), or None: not that shape, nothing changed"},
     {NULL, NULL, 0, NULL},
 };
 

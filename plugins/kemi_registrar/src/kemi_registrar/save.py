@@ -15,19 +15,22 @@ from kemi_registrar.request import (
 )
 from kemi_registrar.state import held, state
 from kemi_registrar.update import ONE, RC_INSERTED, RC_UPDATED, Outcome, apply
+from kemi_registrar.usual import Q_OVERRIDE, save_usual  # (Q_OVERRIDE: set_q_override's key)
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.domain import UsrlocDbError
 
 log = logging.getLogger("kemi.registrar")
-
-#: ctx.mod_state key of a q set by set_q_override().
-Q_OVERRIDE = "registrar.q"
 
 
 def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int:
     """Kamailio's save(table, flags, uri): 1 inserted, 2 updated, 3 deleted, 4 contacts
     returned; -1 error (answered), -2 too many contacts (answered 503)."""
     st = held.current or state()  # (state()'s usual case without its call)
+    usual = st.usual
+    if usual is not None:  # the usual REGISTER in one compiled call (usual.py), else None
+        rc = save_usual(usual, ctx, table, flags, uri)
+        if rc is not None:
+            return rc  # type: ignore[no-any-return]
     p, ul = st.params, st.ul
     msg = ctx.msg
     if not msg.is_request:

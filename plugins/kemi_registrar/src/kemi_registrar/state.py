@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from kemi_core.api import Core, ModuleError
@@ -9,6 +11,7 @@ from kemi_registrar.params import RegParams
 from kemi_registrar.request import forget_bindings, memoisable
 from kemi_registrar.stats import RegStats
 from kemi_registrar.update import Rules
+from kemi_registrar.usual import consts
 from kemi_usrloc.contact import Contact
 from kemi_usrloc.service import Usrloc
 
@@ -34,6 +37,8 @@ class State:
     memo: bool
     #: $ulc profiles: per process and kept across messages, as in Kamailio.
     profiles: dict[str, Profile] = attrs.Factory(dict)
+    #: what save()'s compiled usual case reads (usual.consts; None: save() runs in Python)
+    usual: tuple[Any, ...] | None = None
 
 
 class _Holder:
@@ -77,4 +82,5 @@ def state() -> State:
                                  Rules(ul.matching_mode, ul.cseq_delay, ul.desc_time_order,
                                        int(core.config.extra.get("server_id") or 0)),
                                  RegStats(core), memoisable(params))
+    st.usual = consts(st)
     return st

@@ -1,0 +1,168 @@
+"""save()'s compiled usual case (kemi_registrar.usual, _fast's reg_save_usual) against save()'s
+Python path: the same REGISTERs, random and edge cases, through the same config in a router
+(one worker in this process), once as built and once with the compiled call declining every
+request; the replies must be the same bytes and the location records the same rows."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kemi_core.sip import reg_save_usual
+from kemi_registrar.state import held
+
+#: the module (kemi_registrar.save is also the name of its function, in the package)
+save_module = importlib.import_module("kemi_registrar.save")
+
+pytestmark = pytest.mark.skipif(reg_save_usual is None, reason="kemi_core.sip._fast is not built")
+
+CFG = """#!KAMAILIO
+listen=udp:127.0.0.1:5060
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("registrar", "min_expires", 0)
+modparam("registrar", "max_contacts", 3)
+request_route {
+    if (!is_method("REGISTER")) {
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if ($hdr(X-Save) == "mem") {
+        save("location", "0x01");
+    } else if ($hdr(X-Save) == "single") {
+        save("location", "0x04");
+    } else if ($hdr(X-Save) == "norange") {
+        save("location", "0x08");
+    } else if ($hdr(X-Save) == "later") {
+        save("location", "0x02");
+        reg_send_reply();
+    } else if ($hdr(X-Save) == "other") {
+        save("other");
+    } else if ($hdr(X-Save) == "uri") {
+        save("location", "0", "sip:fixed@127.0.0.1");
+    } else if (!save("location")) {
+        sl_reply_error();
+    }
+    append_to_reply("X-RC: $rc\\r\\n");
+    exit;
+}
+"""
+
+#: the wall clock both runs start at (their Date headers and expiry times the same)
+WALL = 1_800_000_000.25
+#: sl's To-tag: a random per-server part, then one of the request's
+_TO_TAG = re.compile(rb"(\r\nTo: [^\r]*;tag=)[0-9a-f]+\.")
+
+USERS = ("alice", "bob", "carol")
+SAVES = ("", "", "", "", "mem", "single", "norange", "later", "other", "uri")
+
+
+def _register(n: int, user: str, contacts: list[str], callid: str, cseq: int,
+              extra: list[str]) -> str:
+    lines = ["REGISTER sip:127.0.0.1 SIP/2.0",
+             f"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-{n};rport",
+             f"From: <sip:{user}@127.0.0.1>;tag={n}", f"To: <sip:{user}@127.0.0.1>",
+             f"Call-ID: {callid}", f"CSeq: {cseq} REGISTER", "Max-Forwards: 70",
+             *(f"Contact: {c}" for c in contacts), *extra, "User-Agent: usual test"]
+    return "\r\n".join(lines) + "\r\n\r\n"
+
+
+def _requests(seed: int, count: int) -> list[tuple[str, float]]:
+    """(REGISTER text, seconds the clock moves before it): phones refreshing, mostly, with
+    new bindings, removals, several contacts, stars, CSeq going back, other save() flags."""
+    rnd = random.Random(seed)
+    cseqs: dict[tuple[str, str], int] = {}
+    out: list[tuple[str, float]] = []
+    for n in range(count):
+        user = rnd.choice(USERS)
+        port = rnd.choice((5070, 5070, 5070, 5071, 5072))
+        contact = f"<sip:{user}@127.0.0.1:{port}>"
+        shape = rnd.random()
+        if shape < 0.05:
+            contacts = ["*"]
+        elif shape < 0.1:
+            contacts = []
+        elif shape < 0.15:
+            contacts = [contact, f"<sip:{user}@127.0.0.1:5080>;q=0.7"]
+        elif shape < 0.2:
+            contacts = [f"{contact};expires={rnd.choice((0, 30, 7200))}"]
+        elif shape < 0.25:
+            contacts = [f'{contact};+sip.instance="<urn:uuid:{user}>";reg-id=1']
+        elif shape < 0.3:
+            contacts = [f"{contact};q={rnd.choice(('0.1', '1', '2', 'x'))}"]
+        else:
+            contacts = [contact]
+        callid = f"{user}-{rnd.choice((1, 1, 1, 2))}@test"
+        cseq = cseqs.get((user, callid), 0) + rnd.choice((1, 1, 1, 1, 0, -1))
+        cseqs[(user, callid)] = max(cseq, 1)
+        extra = []
+        expires = rnd.choice((None, None, 3600, 3600, 60, 0))
+        if expires == 0 and contacts and contacts != ["*"] and rnd.random() < 0.7:
+            expires = 3600  # (removals, but not too many)
+        if contacts == ["*"]:
+            expires = rnd.choice((0, 0, 60))
+        if expires is not None:
+            extra.append(f"Expires: {expires}")
+        if rnd.random() < 0.2:
+            extra.append("Allow: INVITE, ACK, BYE")
+        save = rnd.choice(SAVES)
+        if save:
+            extra.append(f"X-Save: {save}")
+        out.append((_register(n, user, contacts, callid, max(cseq, 1), extra),
+                    rnd.choice((0, 0, 0, 0, 1, 30, 900))))
+    return out
+
+
+def _run(kemi_router: Any, cfg: Path, requests: list[tuple[str, float]],
+         ) -> tuple[list[list[bytes]], dict[str, list[tuple[Any, ...]]], tuple[int, int]]:
+    router = kemi_router(cfg)
+    router.clock._wall_start = WALL - router.clock.now()
+    replies = []
+    for text, advance in requests:
+        if advance:
+            router.advance(advance)
+        out = router.request(text)
+        replies.append([_TO_TAG.sub(rb"\1*.", sent.data) for sent in out.sent])
+    st = held.current
+    assert st is not None
+    records: dict[str, list[tuple[Any, ...]]] = {}
+    ruids: dict[str, str] = {}  # (each made anew: named in order of appearance)
+    for name, dom in st.ul.domains.items():
+        for aor, contacts in sorted(dom.records()):
+            records[f"{name}/{aor}"] = [
+                (ruids.setdefault(c.ruid, f"ruid-{len(ruids)}"), *c[1:]) for c in contacts]
+    return replies, records, (st.stats.accepted.value, st.stats.rejected.value)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_compiled_save_answers_and_stores_as_the_python_path(
+        kemi_router: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text(CFG)
+    requests = _requests(seed, 400)
+    taken: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        rc = reg_save_usual(*args)
+        if rc is not None:
+            taken.append(rc)
+        return rc
+
+    monkeypatch.setattr(save_module, "save_usual", counted)
+    compiled = _run(kemi_router, cfg, requests)
+    monkeypatch.setattr(save_module, "save_usual", lambda *args: None)
+    python = _run(kemi_router, cfg, requests)
+    assert compiled[0] == python[0]
+    assert compiled[1] == python[1]
+    assert compiled[2] == python[2]
+    # both of its answers, and many requests left to the Python path
+    assert taken.count(1) > 5 and taken.count(2) > 20, taken
+    assert len(taken) < len(requests) - 100
