@@ -166,3 +166,34 @@ def test_the_compiled_save_answers_and_stores_as_the_python_path(
     # both of its answers, and many requests left to the Python path
     assert taken.count(1) > 5 and taken.count(2) > 20, taken
     assert len(taken) < len(requests) - 100
+
+
+def _failing(cur: Any, arg: Any) -> Any:
+    raise ZeroDivisionError("the change failed")
+
+
+def test_a_failed_change_leaves_the_store_as_it_was(kemi_router: Any, tmp_path: Path) -> None:
+    """An error inside the compiled write transaction aborts it (store._end, as update_never):
+    the record is unchanged, the store takes the next write, the error reaches the script."""
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text(CFG)
+    router = kemi_router(cfg, fail_on_script_error=False)
+    first = _register(1, "alice", ["<sip:alice@127.0.0.1:5070>"], "a@test", 1, ["Expires: 60"])
+    assert router.request(first).final.status == 200
+    st = _holder.current
+    assert st is not None and st.usual is not None
+    dom = st.ul.domains["location"]
+    before = dom.get("alice")
+    usual = st.usual
+    # (the change reg_save_usual runs: consts' U_ONE, the 13th)
+    st.usual = (*usual[:12], _failing, *usual[13:])
+    refresh = _register(2, "alice", ["<sip:alice@127.0.0.1:5070>"], "a@test", 2,
+                        ["Expires: 60"])
+    out = router.request(refresh)
+    assert any("ZeroDivisionError" in e for e in out.errors), out.errors
+    assert dom.get("alice") == before
+    assert dom.table.store._writing is False
+    st.usual = usual
+    out = router.request(refresh)
+    assert out.final is not None and out.final.status == 200
+    assert dom.get("alice")[0].cseq == 2
