@@ -4649,19 +4649,20 @@ done:
 /* ---- registrar's usual save in one call (kemi_registrar/save.py's save, usual.py) ------------
  * save(ctx, table, flags, uri) of the usual REGISTER: a request parse_request knows
  * (reg_known_request) with one Contact that does not remove its binding, on a table kept in the
- * shared store without a database write (usrloc db_mode 0, or the memory-only flag of 1), its
+ * shared store (usrloc db_mode 0, or 1 with its write-through left to usrloc's write_one), its
  * record changed as usrloc's update_one changes it (SharedTable.update_never with the compiled
  * change), then the 200 (reg_ok_headers) through sl's send_reply. Returns save()'s code, or None
  * when anything is not that shape: nothing has been changed then, and save()'s Python path runs
  * from the start. consts (kemi_registrar.usual.consts): */
 enum { U_DOMAINS, U_MEM_DOMAIN, U_REQUESTS, U_PHONE_HEADERS, U_REQUEST, U_RULES, U_PARAMS,
        U_ACCEPTED, U_SEND_REPLY, U_Q_TEXT, U_LAST_DATE, U_DATE_OF, U_ONE, U_CHANGE_ONE,
-       U_USE_DOMAIN, U_RANGED, U_Q_KEY, U_UL, U_NEVER_CONSTS, U_MAX_KEY, U_OK, U_FIELDS };
+       U_USE_DOMAIN, U_RANGED, U_Q_KEY, U_UL, U_NEVER_CONSTS, U_MAX_KEY, U_OK, U_DB_ERROR,
+       U_DB_FAILED, U_FIELDS };
 
 static PyObject *rs_msg, *rs_is_request, *rs_rcv, *rs_proto, *rs_dst_ip, *rs_dst_port,
     *rs_mod_state, *rs_bflags, *rs_core, *rs_clock, *rs_wall, *rs_table, *rs_db_mode, *rs_store,
     *rs_db, *rs_decoded, *rs_env, *rs_begin, *rs_end, *rs_commit, *rs_writing, *rs_stats,
-    *rs_changed, *rs_view, *rs_slot, *rs_surrogateescape, *reg_save_one;
+    *rs_changed, *rs_view, *rs_slot, *rs_write_one, *rs_surrogateescape, *reg_save_one;
 
 static int
 reg_save_names(void)
@@ -4677,7 +4678,7 @@ reg_save_names(void)
         {&rs_decoded, "_decoded"}, {&rs_env, "_env"}, {&rs_begin, "begin"}, {&rs_end, "_end"},
         {&rs_commit, "commit"}, {&rs_writing, "_writing"}, {&rs_stats, "stats"},
         {&rs_changed, "changed"}, {&rs_view, "view"}, {&rs_slot, "slot"},
-        {&rs_surrogateescape, "surrogateescape"},
+        {&rs_write_one, "write_one"}, {&rs_surrogateescape, "surrogateescape"},
     };
     if (reg_save_one == NULL && (reg_save_one = PyLong_FromLong(1)) == NULL)
         return -1;
@@ -4844,14 +4845,15 @@ reg_save_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(dom);
     PyObject *msg = NULL, *rcv = NULL, *tail = NULL, *req = NULL, *now = NULL, *got = NULL;
     PyObject *x = NULL, *y = NULL, *out = NULL;
-    /* usrloc's mode: no database write for this save */
+    /* usrloc's mode: the store, with write-through (1) unless memory-only (0x01) */
     if ((x = PyObject_GetAttr(U(U_UL), rs_db_mode)) == NULL)
         goto done;
     long mode = PyLong_Check(x) ? PyLong_AsLong(x) : -1;
     if (mode == -1 && PyErr_Occurred())
         goto done;
     Py_CLEAR(x);
-    if (!(mode == 0 || (mode == 1 && flags & 0x01))) {
+    int db_write = mode == 1 && !(flags & 0x01);
+    if (mode != 0 && mode != 1) {
         out = Py_NewRef(Py_None);
         goto done;
     }
@@ -4958,6 +4960,20 @@ reg_save_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_CLEAR(x);
         if (y == NULL)
             goto done;
+        Py_CLEAR(y);
+    }
+    if (db_write) {  /* dom.write_one(got); its UsrlocDbError answered as save() answers it */
+        PyObject *wcall[2] = {dom, got};
+        y = PyObject_VectorcallMethod(rs_write_one, wcall, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                      NULL);
+        if (y == NULL) {
+            if (PyErr_ExceptionMatches(U(U_DB_ERROR))) {
+                PyErr_Clear();
+                PyObject *fcall[2] = {ctx, flags_obj};
+                out = PyObject_Vectorcall(U(U_DB_FAILED), fcall, 2, NULL);
+            }
+            goto done;
+        }
         Py_CLEAR(y);
     }
     if (reg_save_count(U(U_ACCEPTED)) < 0)

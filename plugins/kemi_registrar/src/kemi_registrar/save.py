@@ -75,10 +75,7 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
                 reply.error_headers(err, contacts, now, p))
         return err.rc
     except UsrlocDbError:
-        st.stats.rejected.inc()
-        _answer(ctx, flags, 500, "Server Internal Error",
-                [("P-Registrar-Error", "usrloc_contact_insert failed")])
-        return -1
+        return db_failed(ctx, flags)
     accepted = st.stats.accepted  # a 420 below counts as accepted too, as in Kamailio
     accepted.view[accepted.slot] += 1  # (Counter.inc in place)
     if req.path_unsupported:
@@ -93,6 +90,14 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
     else:  # _answer's usual case, a call less for every 200
         reply.send(ctx, 200, "OK", reply.ok_headers(contacts, now, p, req.path_reply))
     return rc
+
+
+def db_failed(ctx: MsgContext, flags: int) -> int:
+    """save()'s answer when usrloc's database write failed (the record is changed already)."""
+    (held.current or state()).stats.rejected.inc()
+    _answer(ctx, flags, 500, "Server Internal Error",
+            [("P-Registrar-Error", "usrloc_contact_insert failed")])
+    return -1
 
 
 def _answer(ctx: MsgContext, flags: int, code: int, reason: str,

@@ -228,18 +228,23 @@ class MemDomain(Domain):
                                                                              (fn, arg))
         if got is None:
             return None
-        old = got[0]
-        if old is None:  # (what update() tells the stats when the count changes)
+        if got[0] is None:  # (what update() tells the stats when the count changes)
             self.stats.changed(0, 1)
         if db and mode == WRITE_THROUGH:
-            try:
-                if old is None:
-                    self._write_diff([], [got[1]])
-                else:
-                    self._write_refresh(old, got[1])
-            except DbError as exc:
-                raise UsrlocDbError(str(exc)) from exc
+            self.write_one(got)
         return got
+
+    def write_one(self, got: tuple[Contact | None, Contact]) -> None:
+        """update_one's write-through of the change it made, ``(old or None, new)``
+        (registrar's compiled save calls it too); UsrlocDbError when the database refused."""
+        old = got[0]
+        try:
+            if old is None:
+                self._write_diff([], [got[1]])
+            else:
+                self._write_refresh(old, got[1])
+        except DbError as exc:
+            raise UsrlocDbError(str(exc)) from exc
 
     def _update_back(self, aor: str, fn: Change[R]) -> R:
         """update() with write-back: the contacts' sync states and the tombstones of removed
