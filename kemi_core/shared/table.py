@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import lmdb
 
@@ -51,6 +51,11 @@ class SharedTable:
     """A table of the shared store (``store.table(name)``)."""
 
     __slots__ = ("store", "name", "name_bytes", "_db", "_decoded")
+
+    #: update_never's compiled change: its constants (None without _fast) and the longest key,
+    #: for a compiled caller that runs update_never's usual case itself (registrar's usual save)
+    NEVER_CONSTS: ClassVar[tuple[Any, ...] | None] = None
+    MAX_KEY: ClassVar[int] = codec.MAX_KEY
 
     def __init__(self, store: SharedStore, name: str) -> None:
         self.store = store
@@ -335,6 +340,7 @@ _GENERAL: Final = _Marker("GENERAL")  # (returned when the entry has an expiry)
 _NEVER_CONSTS: tuple[Any, ...] | None = None if shared_never_update is None else (
     _GENERAL, codec.decode, pickle.dumps, pickle.HIGHEST_PROTOCOL, DELETE, UNCHANGED,
     NEVER_PREFIX, DECODED_SIZE)
+SharedTable.NEVER_CONSTS = _NEVER_CONSTS
 
 
 def _current(decoded: dict[bytes, tuple[bytes, Any]] | None, kb: bytes,

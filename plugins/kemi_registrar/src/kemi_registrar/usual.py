@@ -16,9 +16,7 @@ from email.utils import formatdate
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import SlApi
-from kemi_core.shared.codec import MAX_KEY
-from kemi_core.shared.table import _NEVER_CONSTS
+from kemi_core.api import SharedTable, SlApi
 from kemi_core.sip import reg_save_usual
 from kemi_registrar import reply
 from kemi_registrar.request import _PHONE_HEADERS, _REQUESTS, Request
@@ -39,7 +37,8 @@ Q_OVERRIDE = "registrar.q"
 def consts(st: State) -> tuple[Any, ...] | None:
     """What reg_save_usual reads besides the call's arguments (its U_* order), or None when it
     cannot run for this state: not built, requests not memoised, or no sl module."""
-    if reg_save_usual is None or _NEVER_CONSTS is None or not st.memo:
+    never = SharedTable.NEVER_CONSTS
+    if reg_save_usual is None or never is None or not st.memo:
         return None
     sl = st.core.service("sl", SlApi)
     if sl is None:
@@ -50,5 +49,5 @@ def consts(st: State) -> tuple[Any, ...] | None:
     return (ul.domains, MemDomain, _REQUESTS, _PHONE_HEADERS, Request, st.rules, p,
             st.stats.accepted, sl.send_reply, q_text, reply._last_date,
             partial(formatdate, usegmt=True), ONE, _CHANGE_ONE, ul.use_domain,
-            p.expires_range > 0 or p.default_expires_range > 0, Q_OVERRIDE, ul, _NEVER_CONSTS,
-            MAX_KEY, (200, "OK"), UsrlocDbError, db_failed)
+            p.expires_range > 0 or p.default_expires_range > 0, Q_OVERRIDE, ul, never,
+            SharedTable.MAX_KEY, (200, "OK"), UsrlocDbError, db_failed)
