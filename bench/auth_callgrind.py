@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from auth import CFG, LUA, PASSWORD, UNITS, USER, make_db  # noqa: E402
 from common import KAMAILIO_MPATH, Proc, kamailio_args, wait_udp_answer  # noqa: E402
-from server_callgrind import total_instructions  # noqa: E402
+from server_callgrind import keep_counts, total_instructions, wait_out_window  # noqa: E402
 
 from kemi_core.testing.process import free_port  # noqa: E402
 from kemi_core.testing.sipp import SippUas, run_sipp  # noqa: E402
@@ -75,10 +75,7 @@ def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: flo
                     units(port, work, unit, "warmup", warmup, rate)
                 t0 = time.monotonic()
                 ok = units(port, work, unit, "units", n, rate) if n else 0
-                left = window - (time.monotonic() - t0)
-                if left < 6:
-                    print(f"  {key}: the window is too short ({left:.1f} s left)", flush=True)
-                time.sleep(max(left, 0))
+                wait_out_window(t0, window, key)
             finally:
                 # valgrind writes its counts at exit: on a loaded machine that takes longer
                 # than Proc.stop's grace before SIGKILL (which loses them)
@@ -89,10 +86,7 @@ def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: flo
                     pass
                 proc.stop()
         results[key] = {"units": ok, "instructions": total_instructions(work)}
-        if keep:
-            keep.mkdir(parents=True, exist_ok=True)
-            for f in work.glob("cg.*"):
-                f.rename(keep / f"{key}.{f.name}")
+        keep_counts(work, keep, key)
 
 
 def main() -> int:

@@ -50,6 +50,23 @@ def total_instructions(work: Path) -> dict[str, int]:
     return {name: n for name, n in totals.items() if n is not None}
 
 
+def wait_out_window(t0: float, window: float, key: str) -> None:
+    """Sleep out the rest of the measured window begun at ``t0`` (busy and idle runs must
+    last the same wall time: their difference is the work), warning when it was too short."""
+    left = window - (time.monotonic() - t0)
+    if left < 6:
+        print(f"  {key}: the window is too short ({left:.1f} s left)", flush=True)
+    time.sleep(max(left, 0))
+
+
+def keep_counts(work: Path, keep: Path | None, key: str) -> None:
+    """Move the run's callgrind files to ``keep`` (named after ``key``), when asked."""
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        for f in work.glob("cg.*"):
+            f.rename(keep / f"{key}.{f.name}")
+
+
 def calls(port: int, work: Path, name: str, n: int, rate: int) -> int:
     res = run_sipp(f"127.0.0.1:{port}", work, scenario="uac", calls=n, rate=rate,
                    timeout=n / rate * 4 + 60, name=name, extra=["-d", "0", "-l", str(rate * 4)])
@@ -96,17 +113,11 @@ def register_run(exe: Path, mode: str, users: int, n: int, burst: int, window: f
             registers(port, 0, users, users, burst)
             t0 = time.monotonic()
             ok = registers(port, users, n, users, burst) if n else 0
-            left = window - (time.monotonic() - t0)
-            if left < 6:
-                print(f"  {key}: the window is too short ({left:.1f} s left)", flush=True)
-            time.sleep(max(left, 0))
+            wait_out_window(t0, window, key)
         finally:
             proc.stop()
         results[key] = {"calls": ok, "instructions": total_instructions(work)}
-        if keep:
-            keep.mkdir(parents=True, exist_ok=True)
-            for f in work.glob("cg.*"):
-                f.rename(keep / f"{key}.{f.name}")
+        keep_counts(work, keep, key)
 
 
 def server_run(exe: Path, engine: str, warmup: int, n: int, rate: int, window: float,
@@ -131,17 +142,11 @@ def server_run(exe: Path, engine: str, warmup: int, n: int, rate: int, window: f
                     calls(port, work, "warmup", warmup, rate)
                 t0 = time.monotonic()
                 ok = calls(port, work, "calls", n, rate) if n else 0
-                left = window - (time.monotonic() - t0)
-                if left < 6:
-                    print(f"  {key}: the window is too short ({left:.1f} s left)", flush=True)
-                time.sleep(max(left, 0))
+                wait_out_window(t0, window, key)
             finally:
                 proc.stop()
         results[key] = {"calls": ok, "instructions": total_instructions(work)}
-        if keep:
-            keep.mkdir(parents=True, exist_ok=True)
-            for f in work.glob("cg.*"):
-                f.rename(keep / f"{key}.{f.name}")
+        keep_counts(work, keep, key)
 
 
 def main() -> int:
