@@ -57,6 +57,8 @@ def contact_header(contacts: list[Contact], now: float, p: RegParams) -> str | N
 
 #: [second, its RFC 1123 date]: the Date header formatted once per second
 _last_date: list[Any] = [0, ""]
+#: a second's RFC 1123 date (what _last_date holds; the compiled forms call it)
+date_of = partial(formatdate, usegmt=True)
 
 
 def _contact_header_c(contacts: list[Contact], now: float, p: RegParams) -> str | None:
@@ -90,7 +92,7 @@ def ok_headers_py(contacts: list[Contact], now: float, p: RegParams,
 #: ok_headers(contacts, now, p, path_reply): the 200's headers, compiled when built
 ok_headers: Callable[[list[Contact], float, RegParams, str | None], Headers] = (
     ok_headers_py if reg_ok_headers is None
-    else partial(reg_ok_headers, q_text, _last_date, partial(formatdate, usegmt=True)))
+    else partial(reg_ok_headers, q_text, _last_date, date_of))
 
 
 def error_headers(err: RegError, contacts: list[Contact], now: float, p: RegParams) -> Headers:

@@ -12,8 +12,6 @@ the reference (tests/test_registrar_save_usual.py runs both on the same requests
 
 from __future__ import annotations
 
-from email.utils import formatdate
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.api import SharedTable, SlApi
@@ -47,7 +45,7 @@ def consts(st: State) -> tuple[Any, ...] | None:
 
     p, ul = st.params, st.ul
     return (ul.domains, MemDomain, _REQUESTS, _PHONE_HEADERS, Request, st.rules, p,
-            st.stats.accepted, sl.send_reply, q_text, reply._last_date,
-            partial(formatdate, usegmt=True), ONE, _CHANGE_ONE, ul.use_domain,
+            st.stats.accepted, sl.send_reply, q_text, reply._last_date, reply.date_of, ONE,
+            _CHANGE_ONE, ul.use_domain,
             p.expires_range > 0 or p.default_expires_range > 0, Q_OVERRIDE, ul, never,
             SharedTable.MAX_KEY, (200, "OK"), UsrlocDbError, db_failed)
