@@ -579,6 +579,169 @@ name_addr_fields(PyObject *module, PyObject *value)
     return pack_fields(6, items);
 }
 
+/* ---- the usual sip: URI ------------------------------------------------------------------
+ * uri_parser(cls) returns parse(text): the SipUri that kemi_core/sip/uri.py's _parse_uri_py
+ * gives for the usual URI, made by calling cls(scheme, user, password, host, port, params,
+ * headers), or None for any other text: the Python form then decides, errors included. The
+ * usual URI (what phones and SIPp send in From, To, Contact, Route and the Request-URI):
+ * ASCII without a character _FORBIDDEN_RE rejects (which leaves nothing for strip()),
+ * "sip:" or "sips:" in lower case, an optional user of _USER_OK characters (no password),
+ * "@", a host name or IPv4 address ([A-Za-z0-9_.-]+), an optional port of 1 to 5 digits up
+ * to 65535, optional ";" parameters (names lower-cased, values as written, a repeated name
+ * keeping its last value as the dict assignment does), no "?" headers. As in Python, the user
+ * ends at the first "@" of the text, wherever it is. */
+
+static int
+uri_user_char(Py_UCS1 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-_.!~*'()&=+$,;?/%", c) != NULL);
+}
+
+static int
+uri_host_char(Py_UCS1 c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+}
+
+/* The parameters in [s, n) (the text after the first ';') into params; 0 when one has an
+ * empty name (not the usual shape), -1 on error. */
+static int
+uri_params(PyObject *text, const Py_UCS1 *d, Py_ssize_t s, Py_ssize_t n, PyObject *params)
+{
+    while (1) {
+        Py_ssize_t e = s;
+        while (e < n && d[e] != ';')
+            e++;
+        Py_ssize_t eq = s;
+        while (eq < e && d[eq] != '=')
+            eq++;
+        if (eq == s)
+            return 0;
+        PyObject *name = PyUnicode_New(eq - s, 127);
+        if (name == NULL)
+            return -1;
+        Py_UCS1 *nd = PyUnicode_1BYTE_DATA(name);
+        for (Py_ssize_t k = s; k < eq; k++)
+            nd[k - s] = (d[k] >= 'A' && d[k] <= 'Z') ? (Py_UCS1)(d[k] + 32) : d[k];
+        PyObject *value = eq < e ? PyUnicode_Substring(text, eq + 1, e) : Py_NewRef(Py_None);
+        int rc = value == NULL ? -1 : PyDict_SetItem(params, name, value);
+        Py_DECREF(name);
+        Py_XDECREF(value);
+        if (rc < 0)
+            return -1;
+        if (e >= n)
+            return 1;
+        s = e + 1;
+    }
+}
+
+static PyObject *
+uri_parse(PyObject *cls, PyObject *text)
+{
+    if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text))
+        Py_RETURN_NONE;
+    const Py_UCS1 *d = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t at = -1, qm = -1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_UCS1 c = d[k];
+        if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"')
+            Py_RETURN_NONE;
+        if (c == '@' && at < 0)
+            at = k;
+        else if (c == '?')
+            qm = k;
+    }
+    Py_ssize_t i;
+    const char *scheme;
+    if (n > 4 && memcmp(d, "sip:", 4) == 0) {
+        scheme = "sip";
+        i = 4;
+    }
+    else if (n > 5 && memcmp(d, "sips:", 5) == 0) {
+        scheme = "sips";
+        i = 5;
+    }
+    else
+        Py_RETURN_NONE;
+    Py_ssize_t hs = i;
+    if (at >= 0) {
+        if (at == i)
+            Py_RETURN_NONE;
+        for (Py_ssize_t k = i; k < at; k++)
+            if (!uri_user_char(d[k]))
+                Py_RETURN_NONE; /* a password (':'), or a character Python refuses */
+        hs = at + 1;
+    }
+    if (qm >= hs) /* headers after the user: Python's */
+        Py_RETURN_NONE;
+    Py_ssize_t he = hs;
+    while (he < n && uri_host_char(d[he]))
+        he++;
+    if (he == hs || (he < n && d[he] != ':' && d[he] != ';'))
+        Py_RETURN_NONE;
+    Py_ssize_t j = he;
+    long port = -1;
+    if (j < n && d[j] == ':') {
+        Py_ssize_t ps = ++j;
+        port = 0;
+        while (j < n && d[j] >= '0' && d[j] <= '9') {
+            if (j - ps < 5) /* more digits are refused below: no overflow */
+                port = port * 10 + (d[j] - '0');
+            j++;
+        }
+        if (j == ps || j - ps > 5 || port > 65535 || (j < n && d[j] != ';'))
+            Py_RETURN_NONE;
+    }
+    PyObject *params = PyDict_New();
+    if (params == NULL)
+        return NULL;
+    if (j < n) { /* d[j] == ';' */
+        int rc = uri_params(text, d, j + 1, n, params);
+        if (rc <= 0) {
+            Py_DECREF(params);
+            if (rc < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *args[7] = {
+        PyUnicode_FromString(scheme),
+        at >= 0 ? PyUnicode_Substring(text, i, at) : Py_NewRef(Py_None),
+        Py_NewRef(Py_None),
+        PyUnicode_Substring(text, hs, he),
+        port >= 0 ? PyLong_FromLong(port) : Py_NewRef(Py_None),
+        params,
+        PyDict_New(),
+    };
+    PyObject *result = NULL;
+    int ok = 1;
+    for (int k = 0; k < 7; k++)
+        ok &= args[k] != NULL;
+    if (ok)
+        result = PyObject_Vectorcall(cls, args, 7, NULL);
+    for (int k = 0; k < 7; k++)
+        Py_XDECREF(args[k]);
+    return result;
+}
+
+static PyMethodDef uri_parse_def = {
+    "parse", (PyCFunction)uri_parse, METH_O,
+    "parse(text) -> the SipUri of the usual sip:/sips: URI, else None (compiled; see "
+    "uri_parser)."};
+
+static PyObject *
+uri_parser(PyObject *module, PyObject *cls)
+{
+    if (!PyCallable_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "uri_parser(cls)");
+        return NULL;
+    }
+    return PyCFunction_NewEx(&uri_parse_def, cls, NULL);
+}
+
 
 /* ---- the whole datagram ------------------------------------------------------------------
  * scan_message(data, names, methods, max_size, max_headers, max_line) does in one pass what
@@ -5484,6 +5647,8 @@ static PyMethodDef methods[] = {
      "via_fields(value) -> the fields of the Via tuple for the usual shape, else None"},
     {"name_addr_fields", (PyCFunction)name_addr_fields, METH_O,
      "name_addr_fields(value) -> the fields of the NameAddr tuple for the usual shape, else None"},
+    {"uri_parser", (PyCFunction)uri_parser, METH_O,
+     "uri_parser(cls) -> parse(text): the usual sip:/sips: URI made with cls, else None"},
     {"digest_fields", (PyCFunction)digest_fields, METH_O,
      "digest_fields(value) -> the Digest credentials' fields for the usual shape, else None"},
     {"nonce_seal", (PyCFunction)(void (*)(void))nonce_seal, METH_FASTCALL,

@@ -8,12 +8,14 @@ turns a field into its plain text when comparing or displaying (RFC 3261 19.1.4 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 import attrs
 
 from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.syntax import PURE_PYTHON
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # Hostname or IPv4 (lenient: '_' seen in the wild), or an IPv6 reference in brackets.
@@ -109,8 +111,9 @@ def parse_uri(text: str) -> SipUri:
                   dict(u.params) if u.params else {}, dict(u.headers) if u.headers else {})
 
 
-def _parse_uri(text: str) -> SipUri:
-    """parse_uri's work, not memoized."""
+def _parse_uri_py(text: str) -> SipUri:
+    """parse_uri's work, not memoized (the reference; _parse_uri is the compiled form when
+    built, which hands every URI but the usual sip: one to this function)."""
     text = text.strip()
     scheme, sep, rest = text.partition(":")
     if not sep or not _SCHEME_RE.fullmatch(scheme):
@@ -123,6 +126,29 @@ def _parse_uri(text: str) -> SipUri:
     if low == "tel":
         return _parse_tel(rest)
     raise SipParseError(416, "Unsupported URI Scheme")
+
+
+#: the usual sip:/sips: URI parsed in one compiled call (kemi_core/sip/_fast.c, uri_parser):
+#: a URI missing the memo (a Route's ftag, From/To/Contact of real traffic) costs ~200
+#: bytecodes in Python. None when not built.
+_uri_fast: Callable[[str], SipUri | None] | None
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import uri_parser
+except ImportError:  # not built: every URI parsed in Python
+    _uri_fast = None
+else:
+    _uri_fast = uri_parser(SipUri)
+
+
+def _parse_uri(text: str) -> SipUri:
+    """parse_uri's work, not memoized."""
+    if _uri_fast is not None:
+        u = _uri_fast(text)
+        if u is not None:
+            return u
+    return _parse_uri_py(text)
 
 
 def _parse_params(text: str) -> dict[str, str | None]:
