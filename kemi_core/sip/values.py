@@ -190,6 +190,15 @@ class NameAddr(_HeaderValue, _NameAddrFields):
             d["_uri"] = u
         return u  # type: ignore[no-any-return]
 
+    #: (the property above is the pure form)
+    uri_py = uri
+
+    if instance_value is not None:
+        # Compiled (_fast.c): the URI returned without the property's Python call once parsed
+        # (rr, registrar and the pseudo-variables read a From/To/Route/Contact URI several
+        # times per request), else uri_py.
+        uri = instance_value("_uri", uri.fget)  # type: ignore[assignment, attr-defined]
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NameAddr):
             return NotImplemented

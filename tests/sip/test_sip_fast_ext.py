@@ -176,6 +176,7 @@ def pure_python() -> Iterator[None]:
         *((SipMsg, name, method) for name, method in message_mod.methods_py.items()),
         *((SipMsg, name, prop) for name, prop in message_mod.properties_py.items()),
         (values_mod._HeaderValue, "params", values_mod._HeaderValue.params_py),
+        (values_mod.NameAddr, "uri", values_mod.NameAddr.uri_py),
         (edits_mod, "message_bytes", edits_mod.message_bytes_py),
         (message_mod, "message_bytes", edits_mod.message_bytes_py),
         (reply_mod, "reply_lines", reply_mod.reply_lines_py),
@@ -242,6 +243,7 @@ def test_compiled_helpers_are_in_use() -> None:
         assert type(SipMsg.__dict__[name]) is not property
     assert parser_mod.parse_datagram is not parser_mod.parse_datagram_py
     assert type(values_mod._HeaderValue.__dict__["params"]) is not property
+    assert type(values_mod.NameAddr.__dict__["uri"]) is not property
     assert edits_mod.message_bytes is fast.message_bytes
     assert message_mod.message_bytes is fast.message_bytes
     assert reply_mod.reply_lines is fast.reply_lines

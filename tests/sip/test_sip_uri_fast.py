@@ -164,3 +164,30 @@ def test_generated_uris_read_as_python(text: str) -> None:
 @given(st.text(st.sampled_from(chars + "sip"), max_size=30).map(lambda t: "sip:" + t))
 def test_random_text_after_the_scheme_reads_as_python(text: str) -> None:
     check(text)
+
+
+# ---- NameAddr.uri: the compiled descriptor (instance_value) against the property ---------------
+NAME_ADDRS = ["<sip:a@h;lr;ftag=1>", "Bob <sips:b@h:5061>", "sip:c@h", "*", "<tel:+1555>",
+              "<http://x.example>", "<sip:a@[::1]>;tag=x", "<sip:>", "<sip:a@h:99999>"]
+
+
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
+@pytest.mark.parametrize("value", NAME_ADDRS)
+def test_name_addr_uri_reads_as_the_property(value: str) -> None:
+    from kemi_core.sip.headers import parse_name_addr
+    from kemi_core.sip.values import NameAddr
+
+    assert type(NameAddr.__dict__["uri"]) is not property
+
+    def reads(na: NameAddr, getter: object) -> list[object]:
+        out: list[object] = []
+        for _ in range(2):  # the parse, then the cached value
+            try:
+                out.append(getter(na))  # type: ignore[operator]
+            except SipParseError as exc:
+                out.append(("raised", exc.status))
+        return out
+
+    compiled = reads(parse_name_addr(value, allow_star=True), lambda na: na.uri)
+    assert compiled == reads(parse_name_addr(value, allow_star=True), NameAddr.uri_py.fget)
+    assert compiled[0] == compiled[1]
