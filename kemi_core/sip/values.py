@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.syntax import bad, format_params, instance_value, params_trusted
-from kemi_core.sip.uri import SipUri, parse_uri_shared
+from kemi_core.sip.uri import _SHARED, SipUri, parse_uri_shared
 
 _UNSET: Any = object()
 _NO_PARAMS: Mapping[str, str | None] = MappingProxyType({})
@@ -181,12 +181,17 @@ class NameAddr(_HeaderValue, _NameAddrFields):
             if self.is_star:
                 u = None
             else:
-                try:
-                    u = parse_uri_shared(self.uri_text)  # read only: shared
-                except SipParseError as exc:
-                    if exc.status != 416:
-                        raise
-                    u = None
+                # parse_uri_shared's memo read here first: a call less for a known URI (every
+                # message's From and To, a dialog's Route)
+                text = self.uri_text
+                u = _SHARED.get(text)
+                if u is None:
+                    try:
+                        u = parse_uri_shared(text)  # read only: shared
+                    except SipParseError as exc:
+                        if exc.status != 416:
+                            raise
+                        u = None
             d["_uri"] = u
         return u  # type: ignore[no-any-return]
 
