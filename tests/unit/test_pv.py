@@ -300,3 +300,24 @@ def test_tt_ft_read_as_the_composed_readers(to: str | None) -> None:
     c = make_ctx(b"\r\n".join(head) + b"\r\nContent-Length: 0\r\n\r\n")
     assert _tag(c, True) == _na_tag(_to(c)) and get_pv(c, "$tt") == _na_tag(_to(c))
     assert _tag(c, False) == _na_tag(_from(c)) and get_pv(c, "$ft") == _na_tag(_from(c))
+
+
+@pytest.mark.parametrize(("from_", "to", "expected"), [
+    (b"<sip:alice@atlanta.com>;tag=1", b"<sip:bob@example.com>", ("atlanta.com", "example.com")),
+    (b"<tel:+15551234>;tag=1", b"<http://example.com>", (None, None)),  # no host; other scheme
+    (b"<sip:alice@[bad>;tag=1", b"<sip:bob@ex ample.com>", (None, None)),  # do not parse
+])
+def test_from_and_to_domain_read_as_their_uris(from_: bytes, to: bytes,
+                                               expected: tuple[str | None, str | None]) -> None:
+    raw = INVITE.replace(b'"Alice" <sip:alice@atlanta.com>;tag=1928301774', from_).replace(
+        b"Bob <sip:bob@example.com>", to)
+    for spec, want in zip(("$fd", "$td"), expected, strict=True):
+        ctx = make_ctx(raw)
+        assert get_pv(ctx, spec) == want
+        # a URI that does not parse leaves Kamailio's bad-URI error for sl_reply_error, as $fU
+        bad = want is None and b"sip:" in (from_ if spec == "$fd" else to)
+        assert ("last_error" in ctx.extra) == bad
+        if bad:
+            user_ctx = make_ctx(raw)
+            assert get_pv(user_ctx, "$fU" if spec == "$fd" else "$tU") is None
+            assert user_ctx.extra["last_error"] == ctx.extra["last_error"]
