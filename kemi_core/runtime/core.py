@@ -406,6 +406,11 @@ class Core:
                               "nothing to reload")
         return self._reload.reload()
 
+    def close_reload(self) -> None:
+        """Remove the scripts reloads published (the main process, at shutdown)."""
+        if self._reload is not None:
+            self._reload.channel.close()
+
     def rpc_reload_engine(self, engine_name: str | None = None) -> dict[str, Any]:
         """What the reload RPCs answer: the engine and the generations before and after."""
         gen = self.reload_engine(engine_name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import secrets
 import shutil
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,13 @@ class ReloadChannel:
         self.name = name
         #: the generation, one int in shared memory (``cell.value``; read before each message)
         self.cell: Any = multiprocessing.Value("i", 0, lock=False)
-        self._dir = tempfile.mkdtemp(prefix=f"kemi-reload-{name}-")
+        # The payloads' directory is named now (the workers forked later must know it) and
+        # made at the first publish: most servers never reload, and a server killed without
+        # its shutdown leaves nothing behind. The name's random part keeps it unguessable,
+        # and mkdir (0700, never an existing one) keeps it ours.
+        self._dir = os.path.join(tempfile.gettempdir(),
+                                 f"kemi-reload-{name}-{os.getpid()}-{secrets.token_hex(8)}")
+        self._made = False
         self._owner = os.getpid()
 
     @property
@@ -46,6 +53,9 @@ class ReloadChannel:
     def publish(self, payload: bytes) -> int:
         """Make ``payload`` the current version for every worker; returns its generation."""
         gen = self.generation + 1
+        if not self._made:
+            os.mkdir(self._dir, 0o700)
+            self._made = True
         tmp = os.path.join(self._dir, f".{gen}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(payload)
@@ -66,8 +76,9 @@ class ReloadChannel:
 
     def close(self) -> None:
         """Remove the payload files (main process only, at shutdown)."""
-        if os.getpid() == self._owner:
+        if os.getpid() == self._owner and self._made:
             shutil.rmtree(self._dir, ignore_errors=True)
+            self._made = False
 
 
 class EngineReload:

@@ -129,6 +129,7 @@ class Server:
             if self.pid_file and os.path.exists(self.pid_file):
                 os.unlink(self.pid_file)
             self.built.loader.destroy_all()
+            self.built.core.close_reload()
             if self.stopping:
                 log.info("shutdown: done (%.2f s after the signal)",
                          time.monotonic() - self.stop_started)

@@ -3,7 +3,10 @@ same commands against Kamailio 5.6 on the same config: the answers have the same
 
 from __future__ import annotations
 
+import glob
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -110,6 +113,10 @@ def test_kamcmd_against_kemi_over_unix_tcp_udp(tmp_path: Path) -> None:
         assert srv.rpc("core.version") == out["core.version"].rstrip("\n")
         from kemi_core.rpc.client import call
         assert call(socks["tcp"], "core.uptime")["uptime"] >= 0
+        published = glob.glob(os.path.join(tempfile.gettempdir(),
+                                           f"kemi-reload-lua-{srv.proc.pid}-*"))
+        assert len(published) == 1, published  # app_lua.reload published the script there
+    assert not os.path.exists(published[0])  # and the shutdown removed it
 
 
 @pytest.mark.skipif(not kamailio_available("app_lua.so", "ctl.so"),

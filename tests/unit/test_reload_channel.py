@@ -26,3 +26,19 @@ def test_publish_fetch_across_fork() -> None:
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         ch.close()
+
+
+def test_directory_made_at_first_publish_and_removed_at_close() -> None:
+    """A server that never reloads leaves nothing in the temp dir, even if it is killed; one
+    that did removes what it published at shutdown."""
+    ch = ReloadChannel("test")
+    try:
+        assert not os.path.exists(ch._dir)
+        assert ch.fetch() == (0, b"")
+        ch.publish(b"v1")
+        assert os.path.isdir(ch._dir)
+        assert os.stat(ch._dir).st_mode & 0o777 == 0o700
+        assert ch.fetch() == (1, b"v1")
+    finally:
+        ch.close()
+    assert not os.path.exists(ch._dir)
