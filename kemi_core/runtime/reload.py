@@ -12,6 +12,7 @@ the file may have changed again since, and a worker must not pick up an unchecke
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -56,6 +57,7 @@ class ReloadChannel:
         if not self._made:
             os.mkdir(self._dir, 0o700)
             self._made = True
+            atexit.register(self.close)  # a process that never shuts its server down cleanly
         tmp = os.path.join(self._dir, f".{gen}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(payload)

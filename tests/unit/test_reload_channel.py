@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
 
 from kemi_core.runtime.reload import ReloadChannel
 
@@ -42,3 +45,15 @@ def test_directory_made_at_first_publish_and_removed_at_close() -> None:
     finally:
         ch.close()
     assert not os.path.exists(ch._dir)
+
+
+def test_directory_removed_when_the_process_exits_without_close() -> None:
+    """An in-process server (a test's, an embedding program's) that reloaded and ends without
+    its shutdown still leaves nothing behind."""
+    code = ("from kemi_core.runtime.reload import ReloadChannel\n"
+            "ch = ReloadChannel('test'); ch.publish(b'v1'); print(ch._dir)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    made = out.stdout.strip()
+    assert made.startswith(tempfile.gettempdir())
+    assert not os.path.exists(made)
