@@ -294,3 +294,33 @@ def test_one_branch_over_tcp_without_a_listen_socket_says_no_socket(
     h, results, general = _relay_over_tcp([ListenAddr("udp", "127.0.0.1", 5060)], monkeypatch)
     assert results == [-7] and general == [1]
     assert to(h.take(), CALLEE) == []
+
+
+def test_each_2xx_the_invite_relays_counts_in_2xx_its_final_handlers_run_once() -> None:
+    """The callee sends its 200 again (the ACK is late): the transaction relays each one and
+    tm.stats counts each in 2xx, as Kamailio 5.6 does; acc's handler sees one final."""
+    h = TmHarness({"ksr_request_route": relay_to_callee})
+    finals: list[int] = []
+    h.tm.final_handlers.append(lambda tx: finals.append(tx.final_status))
+    h.request(invite(), CALLER)
+    fwd = to(h.take(), CALLEE)[0]
+    for _ in range(3):
+        h.reply(answer(fwd, 200, "OK"), CALLEE)
+    assert [m.status for m in to(h.take(), CALLER)] == [200, 200, 200]  # (the 100: taken)
+    stats = h.tm.stats.totals()
+    assert (stats["created"], stats["2xx"], stats["rpl_sent"]) == (1, 3, 4)
+    assert (stats["current"], stats["waiting"]) == (1, 1)  # its final is in: it only waits
+    assert finals == [200]
+    h.advance(6.0)  # wt_timer
+    assert h.tm.stats.totals()["2xx"] == 3
+
+
+def test_a_non_invite_absorbs_its_final_again_and_counts_it_once() -> None:
+    h = TmHarness({"ksr_request_route": relay_to_callee})
+    h.request(invite("OPTIONS"), CALLER)
+    fwd = to(h.take(), CALLEE)[0]
+    for _ in range(3):
+        h.reply(answer(fwd, 200, "OK"), CALLEE)
+    assert [m.status for m in to(h.take(), CALLER)] == [200]
+    stats = h.tm.stats.totals()
+    assert (stats["created"], stats["2xx"], stats["rpl_sent"]) == (1, 1, 1)

@@ -394,12 +394,24 @@ class TmService:
         tx.branches[branch].replied = True
         if tx.callbacks.reply is not None and self.script.onreply(ctx, tx, branch):
             return True  # a provisional reply the onreply route dropped
+        counted = tx.counted_final
         tx.on_response(branch, msg, self.clock.now())
         if self._held is not None:
             self.done(tx)
         elif tx.final_status and not tx.counted_final:
             self._count_final(tx)  # ``done`` with nothing held (a 1xx, usually: neither)
+        if counted and msg.status < 300:
+            self._count_2xx_again(tx, msg.status)
         return True
+
+    def _count_2xx_again(self, tx: TmTransaction, status: int) -> None:
+        """A reply after the counted final: a 2xx the accepted INVITE relays again (the
+        callee's retransmission while the ACK is late, another branch's 2xx) counts in 2xx
+        once more, as Kamailio 5.6 counts each 2xx it relays (its tm.stats can show more 2xx
+        than transactions); its final handlers (acc) still ran once."""
+        if status >= 200 and tx.is_invite and 200 <= tx.final_status < 300:
+            c = self.stats.again_2xx  # summed into 2xx (TmStats)
+            c.view[c.slot] += 1
 
     def _unmatched_reply(self, ctx: MsgContext) -> bool:
         name = self.settings.on_sl_reply

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
 FIELDS: dict[str, tuple[str, str, str]] = {
     "uas": ("tmx", "UAS_transactions", "transactions created for received requests"),
     "uac": ("tmx", "UAC_transactions", "transactions created for requests tm sent itself"),
-    "2xx": ("tmx", "2xx_transactions", "transactions completed with a 2xx"),
+    # as in Kamailio 5.6, each 2xx an INVITE relays counts (the callee's retransmissions too):
+    # once per transaction here, and the ones after the first in 2xx_again (summed in)
+    "2xx": ("tmx", "2xx_transactions", "2xx finals sent (each 2xx an INVITE relays)"),
     "3xx": ("tmx", "3xx_transactions", "transactions completed with a 3xx"),
     "4xx": ("tmx", "4xx_transactions", "transactions completed with a 4xx"),
     "5xx": ("tmx", "5xx_transactions", "transactions completed with a 5xx"),
@@ -30,6 +32,7 @@ FIELDS: dict[str, tuple[str, str, str]] = {
     "rpl_relayed": ("tmx", "rpl_relayed", "replies relayed upstream"),
     "rpl_absorbed": ("tmx", "rpl_absorbed", "retransmitted replies absorbed"),
     "freed": ("tm", "freed", "transactions freed (their wait time over)"),
+    "2xx_again": ("tm", "2xx_again", "2xx an INVITE relayed after its first (in 2xx too)"),
 }
 CLASSES = ("2xx", "3xx", "4xx", "5xx", "6xx")
 
@@ -50,6 +53,10 @@ class TmStats:
         self.freed = c["freed"]
         #: status class (2..6) -> its counter
         self.by_class = {cls: c[f"{cls}xx"] for cls in range(2, 7)}
+        #: a 2xx an accepted INVITE relays again: counted in 2xx (as Kamailio), but the gauges
+        #: below take one final per transaction
+        self.again_2xx = c["2xx_again"]
+        c["2xx"].sum_of([self.again_2xx])
         core.gauge("tmx", "rpl_sent", lambda: c["rpl_generated"].value + c["rpl_relayed"].value,
                    "replies sent upstream (generated + relayed)")
         core.gauge("tmx", "inuse_transactions", self.inuse, "transactions in memory")
@@ -71,7 +78,7 @@ class TmStats:
         return max(0, self.counters["uas"].value - self.counters["freed"].value)
 
     def active(self) -> int:
-        done = sum(self.counters[k].value for k in CLASSES)
+        done = sum(self.counters[k].value for k in CLASSES) - self.again_2xx.value
         return max(0, min(self.inuse(), self.counters["uas"].value - done))
 
     def forget_current(self, rank: int) -> int:
