@@ -742,6 +742,127 @@ uri_parser(PyObject *module, PyObject *cls)
     return PyCFunction_NewEx(&uri_parse_def, cls, NULL);
 }
 
+/* memo_value(key, memo, index, getter): a read-only descriptor for a value a tuple subclass
+ * with a __dict__ caches there (NameAddr.uri: "_uri"), parsed from its text item ``index``
+ * through a shared memo (uri._SHARED: text -> parsed value, read only): __dict__[key] when
+ * there; else memo[text], also put in __dict__[key] as the getter would; else getter(obj)
+ * (the pure form: it parses, fills the memo, raises, or answers another shape). Each new
+ * message's From, To and Route miss the instance's cache but find the memo (~8 per call). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *key;    /* str */
+    PyObject *memo;   /* dict, shared with the Python side */
+    Py_ssize_t index; /* the text's tuple item */
+    PyObject *getter; /* the pure form */
+} MemoValue;
+
+static PyObject *
+memo_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    MemoValue *mv = (MemoValue *)self;
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(self); /* read on the class */
+    PyObject **dictptr = _PyObject_GetDictPtr(obj);
+    if (dictptr != NULL && *dictptr != NULL && PyDict_CheckExact(*dictptr)) {
+        PyObject *v = PyDict_GetItemWithError(*dictptr, mv->key); /* borrowed */
+        if (v != NULL)
+            return Py_NewRef(v);
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    if (dictptr != NULL && PyTuple_Check(obj) && mv->index < PyTuple_GET_SIZE(obj)) {
+        PyObject *text = PyTuple_GET_ITEM(obj, mv->index);
+        PyObject *v = PyUnicode_CheckExact(text) ? PyDict_GetItemWithError(mv->memo, text)
+                                                 : NULL; /* borrowed */
+        if (v != NULL) {
+            Py_INCREF(v); /* ours before the dict is made (it may run Python code) */
+            PyObject *dict = PyObject_GenericGetDict(obj, NULL); /* made if absent */
+            int rc = dict == NULL ? -1 : PyDict_SetItem(dict, mv->key, v);
+            Py_XDECREF(dict);
+            if (rc < 0)
+                Py_CLEAR(v);
+            return v;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_CallOneArg(mv->getter, obj);
+}
+
+static PyObject *
+memo_doc(PyObject *self, void *closure)
+{
+    return PyObject_GetAttrString(((MemoValue *)self)->getter, "__doc__");
+}
+
+static PyGetSetDef memo_getset[] = {
+    {"__doc__", memo_doc, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int
+memo_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(((MemoValue *)self)->key);
+    Py_VISIT(((MemoValue *)self)->memo);
+    Py_VISIT(((MemoValue *)self)->getter);
+    return 0;
+}
+
+static int
+memo_clear(PyObject *self)
+{
+    Py_CLEAR(((MemoValue *)self)->key);
+    Py_CLEAR(((MemoValue *)self)->memo);
+    Py_CLEAR(((MemoValue *)self)->getter);
+    return 0;
+}
+
+static void
+memo_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    memo_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject MemoValueType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kemi_core.sip._fast.memo_value",
+    .tp_basicsize = sizeof(MemoValue),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_dealloc = memo_dealloc,
+    .tp_traverse = memo_traverse,
+    .tp_clear = memo_clear,
+    .tp_descr_get = memo_get,
+    .tp_getset = memo_getset,
+};
+
+static PyObject *
+memo_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t index = nargs == 4 && PyLong_CheckExact(args[2]) ? PyLong_AsSsize_t(args[2]) : -1;
+    if (index < 0 || !PyUnicode_CheckExact(args[0]) || !PyDict_CheckExact(args[1]) ||
+        !PyCallable_Check(args[3])) {
+        PyErr_Clear(); /* (an index out of range: the same TypeError) */
+        PyErr_SetString(PyExc_TypeError,
+                        "memo_value(key: str, memo: dict, index: int >= 0, getter)");
+        return NULL;
+    }
+    /* readied here, not in the module's init: this block stays in one place */
+    if (!(MemoValueType.tp_flags & Py_TPFLAGS_READY) && PyType_Ready(&MemoValueType) < 0)
+        return NULL;
+    MemoValue *mv = PyObject_GC_New(MemoValue, &MemoValueType);
+    if (mv == NULL)
+        return NULL;
+    mv->key = Py_NewRef(args[0]);
+    mv->memo = Py_NewRef(args[1]);
+    mv->index = index;
+    mv->getter = Py_NewRef(args[3]);
+    PyObject_GC_Track((PyObject *)mv);
+    return (PyObject *)mv;
+}
+
 
 /* ---- the whole datagram ------------------------------------------------------------------
  * scan_message(data, names, methods, max_size, max_headers, max_line) does in one pass what
@@ -5649,6 +5770,9 @@ static PyMethodDef methods[] = {
      "name_addr_fields(value) -> the fields of the NameAddr tuple for the usual shape, else None"},
     {"uri_parser", (PyCFunction)uri_parser, METH_O,
      "uri_parser(cls) -> parse(text): the usual sip:/sips: URI made with cls, else None"},
+    {"memo_value", (PyCFunction)(void (*)(void))memo_value, METH_FASTCALL,
+     "memo_value(key, memo, index, getter) -> a read-only descriptor: obj.__dict__[key], "
+     "else memo[obj[index]] (kept in __dict__), else getter(obj)"},
     {"digest_fields", (PyCFunction)digest_fields, METH_O,
      "digest_fields(value) -> the Digest credentials' fields for the usual shape, else None"},
     {"nonce_seal", (PyCFunction)(void (*)(void))nonce_seal, METH_FASTCALL,

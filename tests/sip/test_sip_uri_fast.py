@@ -166,7 +166,7 @@ def test_random_text_after_the_scheme_reads_as_python(text: str) -> None:
     check(text)
 
 
-# ---- NameAddr.uri: the compiled descriptor (instance_value) against the property ---------------
+# ---- NameAddr.uri: the compiled descriptor (memo_value) against the property -------------------
 NAME_ADDRS = ["<sip:a@h;lr;ftag=1>", "Bob <sips:b@h:5061>", "sip:c@h", "*", "<tel:+1555>",
               "<http://x.example>", "<sip:a@[::1]>;tag=x", "<sip:>", "<sip:a@h:99999>"]
 
@@ -174,20 +174,58 @@ NAME_ADDRS = ["<sip:a@h;lr;ftag=1>", "Bob <sips:b@h:5061>", "sip:c@h", "*", "<te
 @pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
 @pytest.mark.parametrize("value", NAME_ADDRS)
 def test_name_addr_uri_reads_as_the_property(value: str) -> None:
+    """Each way the compiled descriptor answers, against the property on the same values: a
+    text the memo lacks (the property parses it), a new value whose text the memo has (read
+    there, no __dict__ yet), and the value's own cache."""
     from kemi_core.sip.headers import parse_name_addr
     from kemi_core.sip.values import NameAddr
 
-    assert type(NameAddr.__dict__["uri"]) is not property
+    assert type(NameAddr.__dict__["uri"]).__name__ == "memo_value"
 
-    def reads(na: NameAddr, getter: object) -> list[object]:
+    def reads(getter: object) -> list[object]:
+        uri_mod._SHARED.pop(parse_name_addr(value, allow_star=True).uri_text, None)
         out: list[object] = []
-        for _ in range(2):  # the parse, then the cached value
-            try:
-                out.append(getter(na))  # type: ignore[operator]
-            except SipParseError as exc:
-                out.append(("raised", exc.status))
+        for na in (parse_name_addr(value, allow_star=True), parse_name_addr(value, allow_star=True)):
+            for _ in range(2):  # the first read (a parse, then the memo), then the cached value
+                try:
+                    out.append(getter(na))  # type: ignore[operator]
+                except SipParseError as exc:
+                    out.append(("raised", exc.status))
         return out
 
-    compiled = reads(parse_name_addr(value, allow_star=True), lambda na: na.uri)
-    assert compiled == reads(parse_name_addr(value, allow_star=True), NameAddr.uri_py.fget)
-    assert compiled[0] == compiled[1]
+    compiled = reads(lambda na: na.uri)
+    assert compiled == reads(NameAddr.uri_py.fget)  # type: ignore[attr-defined]
+    if not isinstance(compiled[0], tuple):  # (an error: raised at each read, as the property)
+        assert all(u is compiled[0] for u in compiled)  # the memo's SipUri (or None)
+
+
+@pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
+def test_memo_value_descriptor() -> None:
+    """memo_value on a tuple subclass: its __dict__ first, then the memo (the value kept in
+    __dict__, made if absent), then the getter; bad arguments refused."""
+
+    memo = {"known": "from the memo"}
+
+    class Pair(tuple):  # type: ignore[type-arg]
+        def slow(self) -> str:
+            self.__dict__["_v"] = value = "parsed " + self[1]
+            return value
+
+        v = fast.memo_value("_v", memo, 1, slow)
+
+    known, other, odd = Pair(("x", "known")), Pair(("x", "other")), Pair(("x", 5))
+    assert not hasattr(known, "_v") and "_v" not in known.__dict__
+    assert known.v == "from the memo" and known.__dict__ == {"_v": "from the memo"}
+    memo["known"] = "changed"
+    assert known.v == "from the memo"  # its own cache first
+    assert other.v == "parsed other" and other.v == "parsed other"
+    with pytest.raises(TypeError):
+        odd.v  # noqa: B018 - not a text: the getter's answer (here its error)
+    assert Pair(("x",)).__dict__ == {} and type(Pair.__dict__["v"]).__name__ == "memo_value"
+    with pytest.raises(IndexError):
+        Pair(("x",)).v  # noqa: B018 - no item 1: the getter's answer
+    bad_args: tuple[object, ...]
+    for bad_args in (("_v", memo, -1, str), ("_v", [], 1, str), (1, memo, 1, str),
+                     ("_v", memo, 1, None), ("_v", memo, 2**80, str), ("_v", memo, 1)):
+        with pytest.raises(TypeError):
+            fast.memo_value(*bad_args)
