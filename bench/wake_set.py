@@ -99,6 +99,8 @@ def _setup(mode: str, work: Path, users: int, count: int) -> tuple[Callable[[byt
     make = rp._messages(mode, router, sink, users, max(count, users), offline=True)
     for data in make(0):  # every user registered once, the code paths warmed up
         on_data(data, rcv)
+    if not sink.last.startswith(b"SIP/2.0 200 "):  # a cfg that fails would measure its error
+        raise SystemExit(f"{mode}: the warm-up's last answer: {sink.last[:60]!r}")
     tune_gc()
     batch = make(1)
     return (lambda data: on_data(data, rcv)), batch
