@@ -3955,36 +3955,27 @@ static struct mmsghdr udp_hdrs[UDP_SLOTS];
 static struct iovec udp_iov[UDP_SLOTS];
 static struct sockaddr_storage udp_names[UDP_SLOTS];
 
-/* udp_recv(fd, most, sources, make) -> (datagrams, errno): at most `most` datagrams waiting on
- * the non-blocking socket fd, each (bytes, sources[raw address] or make(raw address)); errno:
- * the last error a read reported (an ICMP error of an earlier send: the read goes on), else 0.
- * The buffers are the module's: the GIL is held from the read until the bytes are copied out
- * (before make runs). */
-static PyObject *
-udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* udp_recv's work: the datagrams read appended to got as (bytes, rcv); rcv is sources[raw
+ * source address], else make(raw) (make NULL: owner._source_raw, looked up at the first source
+ * not in sources). -1 with an exception set on a failure. */
+static PyObject *udp_s_source_raw;
+
+static int
+udp_read_into(long fd, Py_ssize_t most, PyObject *sources, PyObject *make, PyObject *owner,
+              PyObject *got, int *error)
 {
-    if (nargs != 4 || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "udp_recv(fd, most, sources, make)");
-        return NULL;
-    }
-    long fd = PyLong_AsLong(args[0]);
-    Py_ssize_t most = PyLong_AsSsize_t(args[1]);
-    if ((fd == -1 || most == -1) && PyErr_Occurred())
-        return NULL;
-    PyObject *sources = args[2], *make = args[3];
     if (udp_slots == NULL) {
         udp_slots = PyMem_RawMalloc((size_t)UDP_SLOTS * UDP_SLOT_SIZE);
-        if (udp_slots == NULL)
-            return PyErr_NoMemory();
+        if (udp_slots == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
         for (int i = 0; i < UDP_SLOTS; i++) {
             udp_iov[i].iov_base = udp_slots + (size_t)i * UDP_SLOT_SIZE;
             udp_iov[i].iov_len = UDP_SLOT_SIZE;
         }
     }
-    PyObject *got = PyList_New(0);
-    if (got == NULL)
-        return NULL;
-    int error = 0;
+    PyObject *made = NULL;  /* owner's _source_raw when make is NULL (a new reference) */
     Py_ssize_t taken = 0;
     while (taken < most) {
         int want = most - taken < UDP_SLOTS ? (int)(most - taken) : UDP_SLOTS;
@@ -4004,7 +3995,7 @@ udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            error = errno;  /* counted as a read, as the Python loop does */
+            *error = errno;  /* counted as a read, as the Python loop does */
             taken++;
             continue;
         }
@@ -4037,8 +4028,21 @@ udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             PyObject *rcv = PyDict_GetItemWithError(sources, key);
             if (rcv != NULL)
                 Py_INCREF(rcv);
-            else if (PyErr_Occurred() || (rcv = PyObject_CallOneArg(make, key)) == NULL)
+            else if (PyErr_Occurred())
                 goto fail;
+            else {
+                if (make == NULL) {
+                    if (udp_s_source_raw == NULL
+                            && (udp_s_source_raw = PyUnicode_InternFromString("_source_raw"))
+                               == NULL)
+                        goto fail;
+                    if ((made = PyObject_GetAttr(owner, udp_s_source_raw)) == NULL)
+                        goto fail;
+                    make = made;
+                }
+                if ((rcv = PyObject_CallOneArg(make, key)) == NULL)
+                    goto fail;
+            }
             PyTuple_SET_ITEM(item, 1, rcv);
             Py_DECREF(key);
         }
@@ -4046,10 +4050,38 @@ udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (n < want)  /* nothing more waits: no read that would find none */
             break;
     }
+    Py_XDECREF(made);
+    return 0;
+fail:  /* (got is the caller's to drop: the datagrams read are lost, as in Python) */
+    Py_XDECREF(made);
+    return -1;
+}
+
+/* udp_recv(fd, most, sources, make) -> (datagrams, errno): at most `most` datagrams waiting on
+ * the non-blocking socket fd, each (bytes, sources[raw address] or make(raw address)); errno:
+ * the last error a read reported (an ICMP error of an earlier send: the read goes on), else 0.
+ * The buffers are the module's: the GIL is held from the read until the bytes are copied out
+ * (before make runs). */
+static PyObject *
+udp_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "udp_recv(fd, most, sources, make)");
+        return NULL;
+    }
+    long fd = PyLong_AsLong(args[0]);
+    Py_ssize_t most = PyLong_AsSsize_t(args[1]);
+    if ((fd == -1 || most == -1) && PyErr_Occurred())
+        return NULL;
+    PyObject *got = PyList_New(0);
+    if (got == NULL)
+        return NULL;
+    int error = 0;
+    if (udp_read_into(fd, most, args[2], args[3], NULL, got, &error) < 0) {
+        Py_DECREF(got);
+        return NULL;
+    }
     return Py_BuildValue("(Ni)", got, error);
-fail:
-    Py_DECREF(got);
-    return NULL;
 }
 
 /* udp_source(raw) -> (host, port) of a raw socket address as the socket module gives it
@@ -4100,12 +4132,22 @@ static struct sockaddr_storage udp_out_names[UDP_SEND_MAX];
 
 /* The address (host, port) of a held send as a socket address of family, when it is a numeric
  * host of that family without a scope and the port a plain int; else 0 (sent from Python). */
+static socklen_t udp_out_address_of(PyObject *host, PyObject *port, int family,
+                                    struct sockaddr_storage *into);
+
 static socklen_t
 udp_out_address(PyObject *addr, int family, struct sockaddr_storage *into)
 {
     if (!PyTuple_CheckExact(addr) || PyTuple_GET_SIZE(addr) != 2)
         return 0;
-    PyObject *host = PyTuple_GET_ITEM(addr, 0), *port = PyTuple_GET_ITEM(addr, 1);
+    return udp_out_address_of(PyTuple_GET_ITEM(addr, 0), PyTuple_GET_ITEM(addr, 1), family,
+                              into);
+}
+
+/* udp_out_address of the address (host, port) given as its two parts */
+static socklen_t
+udp_out_address_of(PyObject *host, PyObject *port, int family, struct sockaddr_storage *into)
+{
     if (!PyUnicode_CheckExact(host) || !PyLong_CheckExact(port) || !PyUnicode_IS_ASCII(host))
         return 0;
     long number = PyLong_AsLong(port);
@@ -4233,6 +4275,445 @@ udp_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 fail:
     Py_XDECREF(errors);
     return NULL;
+}
+
+/* ---- a datagram's way in and out of a worker, one call each (udp.py, endpoints.py) ----------
+ * udp_event: UdpSocket._read_ready of a read-ahead socket (the read, the outbox held while
+ * several datagrams are routed, receiver.py's deliver_datagram for each, the closed and
+ * flush_late checks, the release). udp_out: WorkerEndpoints.send's usual UDP send (a bytes
+ * datagram within limits to a numeric address, on a known socket with nothing queued), sent at
+ * once or held as Outbox.add holds it. Every other shape goes to the Python forms, which stay
+ * the reference (tests/unit/test_udp_cpath.py runs both on the same sequences). */
+
+static PyObject *uo_s_fd, *uo_s_sources, *uo_s_receiver, *uo_s_limits, *uo_s_outbox,
+    *uo_s_closed, *uo_s_hold, *uo_s_release, *uo_s_held, *uo_s_since, *uo_s_clock, *uo_s_flush,
+    *uo_s_on_message, *uo_s_on_bad_message, *uo_s_read_error, *uo_s_src_ip, *uo_s_src_port,
+    *uo_s_udp, *uo_s_own_udp, *uo_s_send_held, *uo_s_direct, *uo_s_lock, *uo_s_acquire,
+    *uo_s_armed, *uo_s_flusher, *uo_s_arm, *uo_s_send_failed, *uo_s_hold_max,
+    *uo_s_hold_seconds, *uo_s_udp_proto;
+
+static int
+uo_names(void)
+{
+    if (uo_s_udp_proto != NULL)
+        return 0;
+    static const struct { PyObject **at; const char *text; } names[] = {
+        {&uo_s_fd, "fd"}, {&uo_s_sources, "sources"}, {&uo_s_receiver, "receiver"},
+        {&uo_s_limits, "limits"}, {&uo_s_outbox, "outbox"}, {&uo_s_closed, "closed"},
+        {&uo_s_hold, "hold"}, {&uo_s_release, "release"}, {&uo_s_held, "held"},
+        {&uo_s_since, "since"}, {&uo_s_clock, "clock"}, {&uo_s_flush, "flush"},
+        {&uo_s_on_message, "on_message"}, {&uo_s_on_bad_message, "on_bad_message"},
+        {&uo_s_read_error, "read_error"}, {&uo_s_src_ip, "src_ip"},
+        {&uo_s_src_port, "src_port"}, {&uo_s_udp, "udp"}, {&uo_s_own_udp, "own_udp"},
+        {&uo_s_send_held, "send_held"}, {&uo_s_direct, "direct"}, {&uo_s_lock, "lock"},
+        {&uo_s_acquire, "acquire"}, {&uo_s_armed, "armed"}, {&uo_s_flusher, "flusher"},
+        {&uo_s_arm, "arm"}, {&uo_s_send_failed, "send_failed"}, {&uo_s_hold_max, "HOLD_MAX"},
+        {&uo_s_hold_seconds, "HOLD_SECONDS"}, {&uo_s_udp_proto, "udp"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
+/* the exception being raised, normalized with its traceback (a new reference), none left set */
+static PyObject *
+uo_caught(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* deliver_datagram(receiver, data, rcv, limits): keep-alives dropped, a parse error to
+ * on_bad_message, a message to on_message; -1 with the exception of either set */
+static int
+uo_deliver(PyObject *receiver, PyObject *data, PyObject *rcv, PyObject *limits,
+           PyObject *parse, PyObject *parse_error, PyObject *keepalives)
+{
+    if (PyBytes_GET_SIZE(data) <= 4) {
+        int keepalive = PySequence_Contains(keepalives, data);
+        if (keepalive != 0)
+            return keepalive < 0 ? -1 : 0;
+    }
+    PyObject *argv[2] = {data, limits};
+    PyObject *msg = PyObject_Vectorcall(parse, argv, 2, NULL);
+    PyObject *done;
+    if (msg == NULL) {
+        if (!PyErr_ExceptionMatches(parse_error))
+            return -1;
+        PyObject *exc = uo_caught();
+        if (exc == NULL)
+            return -1;
+        done = PyObject_CallMethodObjArgs(receiver, uo_s_on_bad_message, data, rcv, exc, NULL);
+        Py_DECREF(exc);
+    }
+    else {
+        done = PyObject_CallMethodObjArgs(receiver, uo_s_on_message, msg, rcv, NULL);
+        Py_DECREF(msg);
+    }
+    if (done == NULL)
+        return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+/* internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}") of the exception being raised */
+static int
+uo_internal(PyObject *internal, PyObject *rcv)
+{
+    PyObject *exc = uo_caught();
+    if (exc == NULL)
+        return -1;
+    PyObject *where = NULL, *done = NULL;
+    PyObject *ip = PyObject_GetAttr(rcv, uo_s_src_ip);
+    PyObject *port = ip == NULL ? NULL : PyObject_GetAttr(rcv, uo_s_src_port);
+    if (port != NULL)
+        where = PyUnicode_FromFormat("udp from %S:%S", ip, port);
+    if (where != NULL)
+        done = PyObject_CallFunctionObjArgs(internal, exc, where, NULL);
+    Py_DECREF(exc);
+    Py_XDECREF(ip);
+    Py_XDECREF(port);
+    Py_XDECREF(where);
+    if (done == NULL)
+        return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+/* whether outbox holds sends that have waited HOLD_SECONDS (outbox.flush_late's test); -1 on
+ * an error */
+static int
+uo_late(PyObject *outbox, PyObject *box_module)
+{
+    PyObject *held = PyObject_GetAttr(outbox, uo_s_held);
+    if (held == NULL)
+        return -1;
+    int some = PyObject_IsTrue(held);
+    Py_DECREF(held);
+    if (some <= 0)
+        return some;
+    PyObject *now = PyObject_CallMethodNoArgs(outbox, uo_s_clock);
+    PyObject *since = now == NULL ? NULL : PyObject_GetAttr(outbox, uo_s_since);
+    PyObject *late = since == NULL ? NULL : PyObject_GetAttr(box_module, uo_s_hold_seconds);
+    PyObject *waited = late == NULL ? NULL : PyNumber_Subtract(now, since);
+    int over = waited == NULL ? -1 : PyObject_RichCompareBool(waited, late, Py_GE);
+    Py_XDECREF(now);
+    Py_XDECREF(since);
+    Py_XDECREF(late);
+    Py_XDECREF(waited);
+    return over;
+}
+
+/* udp_event(sock, most, consts): a read-ahead UdpSocket's readiness event (_read_ready), consts
+ * = (parse_datagram, SipParseError, internal_error, KEEPALIVES, the outbox module) */
+static PyObject *
+udp_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 5) {
+        PyErr_SetString(PyExc_TypeError, "udp_event(sock, most, consts)");
+        return NULL;
+    }
+    if (uo_names() < 0)
+        return NULL;
+    PyObject *sock = args[0], *consts = args[2];
+    PyObject *parse = PyTuple_GET_ITEM(consts, 0), *parse_error = PyTuple_GET_ITEM(consts, 1),
+        *internal = PyTuple_GET_ITEM(consts, 2), *keepalives = PyTuple_GET_ITEM(consts, 3),
+        *box_module = PyTuple_GET_ITEM(consts, 4);
+    Py_ssize_t most = PyLong_AsSsize_t(args[1]);
+    if (most == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *result = NULL, *got = NULL, *sources = NULL, *receiver = NULL, *limits = NULL,
+        *outbox = NULL;
+    int holding = 0, error = 0;
+    PyObject *fd_obj = PyObject_GetAttr(sock, uo_s_fd);
+    if (fd_obj == NULL)
+        return NULL;
+    long fd = PyLong_AsLong(fd_obj);
+    Py_DECREF(fd_obj);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    if ((sources = PyObject_GetAttr(sock, uo_s_sources)) == NULL)
+        return NULL;
+    if (!PyDict_Check(sources)) {
+        PyErr_SetString(PyExc_TypeError, "udp_event: sock.sources is not a dict");
+        goto done;
+    }
+    if ((got = PyList_New(0)) == NULL
+            || udp_read_into(fd, most, sources, NULL, sock, got, &error) < 0)
+        goto done;
+    if (error) {  /* (logged, as _read_all does; the read went on) */
+        PyObject *logged = PyObject_CallMethod(sock, "read_error", "i", error);
+        if (logged == NULL)
+            goto done;
+        Py_DECREF(logged);
+    }
+    Py_ssize_t count = PyList_GET_SIZE(got);
+    if (count == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if ((receiver = PyObject_GetAttr(sock, uo_s_receiver)) == NULL
+            || (limits = PyObject_GetAttr(sock, uo_s_limits)) == NULL
+            || (outbox = PyObject_GetAttr(sock, uo_s_outbox)) == NULL)
+        goto done;
+    if (count > 1) {  /* one datagram: nothing to hold sends for */
+        PyObject *hold = PyObject_CallMethodNoArgs(outbox, uo_s_hold);
+        if (hold == NULL)
+            goto done;
+        holding = PyObject_IsTrue(hold);
+        Py_DECREF(hold);
+        if (holding < 0) {
+            holding = 0;
+            goto done;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(got, i);
+        PyObject *rcv = PyTuple_GET_ITEM(item, 1);
+        if (uo_deliver(receiver, PyTuple_GET_ITEM(item, 0), rcv, limits, parse, parse_error,
+                       keepalives) < 0) {
+            /* the dispatcher guards; the last line of defence (Exception only, as in Python) */
+            if (!PyErr_ExceptionMatches(PyExc_Exception) || uo_internal(internal, rcv) < 0)
+                goto done;
+        }
+        PyObject *closed = PyObject_GetAttr(sock, uo_s_closed);
+        if (closed == NULL)
+            goto done;
+        int gone = PyObject_IsTrue(closed);
+        Py_DECREF(closed);
+        if (gone != 0) {  /* the rest is dropped */
+            if (gone > 0)
+                result = Py_NewRef(Py_None);
+            goto done;
+        }
+        if (holding) {
+            int late = uo_late(outbox, box_module);
+            if (late < 0)
+                goto done;
+            if (late) {
+                PyObject *sent = PyObject_CallMethodNoArgs(outbox, uo_s_flush);
+                if (sent == NULL)
+                    goto done;
+                Py_DECREF(sent);
+            }
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    if (holding) {  /* (finally) an error of release() replaces the one being raised */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *released = PyObject_CallMethodNoArgs(outbox, uo_s_release);
+        if (released == NULL) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            Py_CLEAR(result);
+        }
+        else {
+            Py_DECREF(released);
+            PyErr_Restore(type, value, tb);
+        }
+    }
+    Py_XDECREF(got);
+    Py_XDECREF(sources);
+    Py_XDECREF(receiver);
+    Py_XDECREF(limits);
+    Py_XDECREF(outbox);
+    return result;
+}
+
+/* Outbox.add(send, data, addr) of a holding outbox (held: its list): appended under its lock,
+ * the flusher's timer set by the first send held, everything sent at HOLD_MAX */
+static int
+uo_hold(PyObject *outbox, PyObject *held, PyObject *send, PyObject *data, PyObject *addr,
+        PyObject *box_module)
+{
+    PyObject *lock = PyObject_GetAttr(outbox, uo_s_lock);
+    if (lock == NULL)
+        return -1;
+    PyObject *taken = PyObject_CallMethodNoArgs(lock, uo_s_acquire);
+    if (taken == NULL) {
+        Py_DECREF(lock);
+        return -1;
+    }
+    Py_DECREF(taken);
+    int ok = -1;
+    PyObject *entry = PyTuple_Pack(3, send, data, addr);
+    if (entry == NULL || PyList_Append(held, entry) < 0)
+        goto unlock;
+    PyObject *armed = PyObject_GetAttr(outbox, uo_s_armed);
+    if (armed == NULL)
+        goto unlock;
+    int set = PyObject_IsTrue(armed);
+    Py_DECREF(armed);
+    if (set < 0)
+        goto unlock;
+    if (!set) {
+        PyObject *now = PyObject_CallMethodNoArgs(outbox, uo_s_clock);
+        if (now == NULL)
+            goto unlock;
+        int bad = PyObject_SetAttr(outbox, uo_s_since, now);
+        Py_DECREF(now);
+        if (bad || PyObject_SetAttr(outbox, uo_s_armed, Py_True) < 0)
+            goto unlock;
+        PyObject *flusher = PyObject_GetAttr(outbox, uo_s_flusher);
+        if (flusher == NULL)
+            goto unlock;
+        PyObject *done = PyObject_CallMethodNoArgs(flusher, uo_s_arm);
+        Py_DECREF(flusher);
+        if (done == NULL)
+            goto unlock;
+        Py_DECREF(done);
+    }
+    ok = 0;
+unlock:
+    Py_XDECREF(entry);
+    {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyObject *released = PyObject_CallMethod(lock, "release", NULL);
+        Py_DECREF(lock);
+        if (released == NULL) {
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            return -1;
+        }
+        Py_DECREF(released);
+        PyErr_Restore(type, value, tb);
+    }
+    if (ok < 0)
+        return -1;
+    PyObject *most = PyObject_GetAttr(box_module, uo_s_hold_max);
+    if (most == NULL)
+        return -1;
+    Py_ssize_t limit = PyLong_AsSsize_t(most);
+    Py_DECREF(most);
+    if (limit == -1 && PyErr_Occurred())
+        return -1;
+    if (PyList_GET_SIZE(held) >= limit) {
+        PyObject *sent = PyObject_CallMethodNoArgs(outbox, uo_s_flush);
+        if (sent == NULL)
+            return -1;
+        Py_DECREF(sent);
+    }
+    return 0;
+}
+
+/* udp_out(endpoints, send, box_module, proto, host, port, data, local=None) -> bool:
+ * WorkerEndpoints.send(proto, host, port, data, local) for the usual UDP send; send (the
+ * Python method) takes every other one. */
+static PyObject *
+udp_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs < 3) {
+        PyErr_SetString(PyExc_TypeError, "udp_out(endpoints, send, box_module, ...)");
+        return NULL;
+    }
+    PyObject *endpoints = args[0], *python = args[1], *box_module = args[2];
+    PyObject *tr = NULL, *send = NULL, *outbox = NULL, *direct = NULL, *held = NULL,
+        *addr = NULL, *result = NULL;
+    if (kwnames != NULL || nargs < 7 || nargs > 8)
+        goto python;
+    PyObject *proto = args[3], *host = args[4], *port = args[5], *data = args[6];
+    PyObject *local = nargs == 8 ? args[7] : Py_None;
+    if (!PyUnicode_CheckExact(proto) || PyUnicode_GET_LENGTH(proto) != 3
+            || !PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) > 65507)
+        goto python;
+    if (uo_names() < 0)
+        return NULL;
+    int same = PyUnicode_Compare(proto, uo_s_udp_proto);
+    if (same == -1 && PyErr_Occurred())
+        return NULL;
+    if (same != 0)
+        goto python;
+    if (local != Py_None) {  /* the listen socket local names, else the worker's own */
+        PyObject *udp = PyObject_GetAttr(endpoints, uo_s_udp);
+        if (udp == NULL)
+            return NULL;
+        if (!PyDict_CheckExact(udp)) {
+            Py_DECREF(udp);
+            goto python;
+        }
+        tr = PyDict_GetItemWithError(udp, local);
+        Py_XINCREF(tr);
+        Py_DECREF(udp);
+        if (tr == NULL && PyErr_Occurred())
+            return NULL;
+    }
+    if (tr == NULL) {
+        if ((tr = PyObject_GetAttr(endpoints, uo_s_own_udp)) == NULL)
+            return NULL;
+        if (tr == Py_None)
+            goto python;
+    }
+    /* a socket with nothing queued, not closed: in its outbox's direct, with its fd, family */
+    if ((send = PyObject_GetAttr(tr, uo_s_send_held)) == NULL
+            || (outbox = PyObject_GetAttr(tr, uo_s_outbox)) == NULL
+            || (direct = PyObject_GetAttr(outbox, uo_s_direct)) == NULL)
+        goto done;
+    if (!PyDict_CheckExact(direct))
+        goto python;
+    PyObject *where = PyDict_GetItemWithError(direct, send);
+    if (where == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        goto python;
+    }
+    if (!PyTuple_CheckExact(where) || PyTuple_GET_SIZE(where) != 2)
+        goto python;
+    long fd = PyLong_AsLong(PyTuple_GET_ITEM(where, 0));
+    long family = PyLong_AsLong(PyTuple_GET_ITEM(where, 1));
+    if (PyErr_Occurred())
+        goto done;
+    struct sockaddr_storage to;
+    socklen_t size = udp_out_address_of(host, port, (int)family, &to);
+    if (size == 0)
+        goto python;
+    if ((held = PyObject_GetAttr(outbox, uo_s_held)) == NULL
+            || (addr = PyTuple_Pack(2, host, port)) == NULL)
+        goto done;
+    if (held == Py_None) {  /* UdpSocket.send_now */
+        ssize_t sent;
+        do
+            sent = sendto((int)fd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                          MSG_DONTWAIT, (struct sockaddr *)&to, size);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                goto python;  /* the send buffer is full: send_now queues it */
+            PyObject *logged = PyObject_CallMethod(tr, "send_failed", "Oi", addr, errno);
+            if (logged == NULL)
+                goto done;
+            Py_DECREF(logged);
+        }
+    }
+    else if (!PyList_CheckExact(held))
+        goto python;
+    else if (uo_hold(outbox, held, send, data, addr, box_module) < 0)
+        goto done;
+    result = Py_NewRef(Py_True);
+    goto done;
+python:
+    if (!PyErr_Occurred())
+        result = PyObject_Vectorcall(python, args + 3, nargs - 3, kwnames);
+done:
+    Py_XDECREF(tr);
+    Py_XDECREF(send);
+    Py_XDECREF(outbox);
+    Py_XDECREF(direct);
+    Py_XDECREF(held);
+    Py_XDECREF(addr);
+    return result;
 }
 #endif /* __linux__ */
 
@@ -5837,6 +6318,13 @@ static PyMethodDef methods[] = {
      "through send(data, addr); the ones the kernel refused, with their errno"},
     {"timer_set", (PyCFunction)(void (*)(void))timer_set, METH_FASTCALL,
      "timer_set(fd, ns): set a timerfd to fire once in ns nanoseconds (0: clear it)"},
+    {"udp_event", (PyCFunction)(void (*)(void))udp_event, METH_FASTCALL,
+     "udp_event(sock, most, consts): a read-ahead UdpSocket's readiness event (_read_ready): "
+     "read, each datagram delivered, the outbox held and released; consts = (parse_datagram, "
+     "SipParseError, internal_error, KEEPALIVES, the outbox module)"},
+    {"udp_out", (PyCFunction)(void (*)(void))udp_out, METH_FASTCALL | METH_KEYWORDS,
+     "udp_out(endpoints, send, box_module, proto, host, port, data, local=None) -> bool: "
+     "WorkerEndpoints.send's usual UDP send, sent or held; send(...) takes any other"},
 #endif
     /* kemi_auth's usual challenge (section "Digest challenge") */
     {"digest_challenge", (PyCFunction)(void (*)(void))digest_challenge, METH_FASTCALL,

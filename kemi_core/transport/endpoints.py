@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import select
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.ratelimit import RateLimitedLog
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.sip.syntax import PURE_PYTHON
+from kemi_core.transport import outbox as held_sends
 from kemi_core.transport.conntable import ConnTable
 from kemi_core.transport.handoff import (
     WORKER_PARAM,
@@ -45,6 +48,13 @@ from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
 from kemi_core.transport.sockets import RankSockets, bind_tcp, bind_udp
 from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
 from kemi_core.transport.udp import UdpSocket
+
+try:  # the usual UDP send in one call (Linux), see WorkerEndpoints.send
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import udp_out
+except ImportError:
+    udp_out = None
 
 if TYPE_CHECKING:
     from kemi_core.shared import SharedTable
@@ -137,6 +147,9 @@ class WorkerEndpoints:
         self.limited_log = RateLimitedLog(log)
         #: the expiry sweep is armed (only while connections are open)
         self.sweeping = False
+        if udp_out is not None:  # compiled: the usual UDP send in one call, send() the rest
+            self.send = functools.partial(  # type: ignore[method-assign]
+                udp_out, self, self.send, held_sends)
 
     def warn_limited(self, counter: str, fmt: str, *args: object) -> None:
         """Count a refused connection or bad stream; log it at most once a second."""
@@ -267,6 +280,10 @@ class WorkerEndpoints:
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:
+        """Send ``data`` to host:port over ``proto`` (from ``local`` when it is ours); False
+        when it cannot go. Compiled, ``_fast.udp_out`` does the usual UDP send (a bytes
+        datagram within limits to a numeric address on a socket with nothing queued: sent, or
+        held as ``UdpSocket.sendto`` holds it) and calls this for every other one."""
         if proto == "udp":
             tr = self.udp.get(local) if local is not None else None
             if tr is None:

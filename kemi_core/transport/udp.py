@@ -48,18 +48,24 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kemi_core.sip import ParseLimits
+from kemi_core.sip import ParseLimits, SipParseError, parse_datagram
 from kemi_core.sip.syntax import PURE_PYTHON
 from kemi_core.transport import outbox as held_sends
 from kemi_core.transport.outbox import Outbox
-from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram, internal_error
+from kemi_core.transport.receiver import (
+    KEEPALIVES,
+    Receiver,
+    RecvInfo,
+    deliver_datagram,
+    internal_error,
+)
 
 try:  # a read-ahead event read in one call (recvmmsg, Linux), see _read_all
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import udp_recv, udp_source
+    from kemi_core.sip._fast import udp_event, udp_recv, udp_source
 except ImportError:  # not built, or not Linux: one recvfrom_into per datagram
-    udp_recv = udp_source = None
+    udp_recv = udp_source = udp_event = None
 
 log = logging.getLogger("kemi.transport")
 
@@ -71,6 +77,8 @@ RECV_SIZE = 65_536
 QUEUE_MAX = 4096
 #: sources whose RecvInfo a socket keeps; past that it starts a new set
 SOURCES_MAX = 4096
+#: what udp_event takes for deliver_datagram and the outbox's limits (read at each use)
+_EVENT_CONSTS = (parse_datagram, SipParseError, internal_error, KEEPALIVES, held_sends)
 
 
 class UdpSocket:
@@ -116,6 +124,9 @@ class UdpSocket:
         if not self.read_ahead:
             self._drain(self._deliver)
             return
+        if udp_event is not None:  # compiled: all that follows, in one call
+            udp_event(self, DRAIN_MAX, _EVENT_CONSTS)
+            return
         got = self._read_all()
         receiver, limits, outbox = self.receiver, self.limits, self.outbox
         # one datagram: nothing to hold sends for
@@ -142,13 +153,17 @@ class UdpSocket:
         if udp_recv is not None:
             got, error = udp_recv(self.fd, DRAIN_MAX, self.sources, self._source_raw)
             if error:
-                log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port,
-                          OSError(error, os.strerror(error)))
+                self.read_error(error)
             return got  # type: ignore[no-any-return]
         items: list[tuple[bytes, Any]] = []
         self._drain(items.append)
         sources = self.sources
         return [(data, sources.get(addr) or self._source(addr)) for data, addr in items]
+
+    def read_error(self, error: int) -> None:
+        """A read reported ``error`` (an ICMP error of an earlier send): logged, reading goes on."""
+        log.debug("udp error on %s:%s: %s", self.local_ip, self.local_port,
+                  OSError(error, os.strerror(error)))
 
     def _drain(self, take: Callable[[tuple[bytes, Any]], None]) -> None:
         """Read the datagrams waiting (DRAIN_MAX at most), each given to ``take`` as it is read:
@@ -229,6 +244,12 @@ class UdpSocket:
                 self.loop.call_soon_threadsafe(self.loop.add_writer, self.fd, self._write_ready)
         except OSError as exc:
             log.debug("udp send from %s:%s to %s: %s", self.local_ip, self.local_port, addr, exc)
+
+    def send_failed(self, addr: Any, error: int) -> None:
+        """The kernel refused a send to ``addr`` with ``error`` (udp_out's): logged, as
+        send_now logs it; UDP may lose a datagram."""
+        log.debug("udp send from %s:%s to %s: %s", self.local_ip, self.local_port, addr,
+                  OSError(error, os.strerror(error)))
 
     def _direct(self, direct: bool) -> None:
         """Let the outbox send this socket's held sends itself (nothing queued), or not."""
