@@ -3,7 +3,10 @@
 The config of bench/register.py (``memory``, ``sqlite``: usrloc write-through, ``floor``: a bare
 200), of bench/auth.py (``auth``: digest check against SQLite's subscriber table, then save) or
 of bench/stateless.py (``options``: OPTIONS answered 200 by the Lua script, in place of REGISTER)
-runs in a :class:`kemi_core.testing.router.Router`; its sends go to a counting sink. REGISTERs
+runs in a :class:`kemi_core.testing.router.Router`; its sends go to a counting sink (``--sink
+udp``: through the worker's real UDP send path instead, WorkerEndpoints on 127.0.0.1 sending to
+a local socket read back here, the sends held ``--burst`` at a time as when a readiness event
+brings that many; the in-process figure then has the server's send path in it). REGISTERs
 for ``--users`` users in turn go through the dispatcher as a worker receives them (the first
 pass inserts bindings, later ones refresh them). Printed: CPU microseconds per REGISTER
 (process time, best of ``--rounds``), and with ``--profile`` the top functions by cumulative
@@ -13,16 +16,19 @@ making the messages costs, measured the same way; for ``auth`` the answers' nonc
 without sending the challenges).
 
     python bench/register_profile.py [--mode memory|sqlite|floor|auth|options] [--count 5000]
+                                     [--sink count|udp [--burst 1]]
                                      [--profile [--profile-out FILE] | --callgrind]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import hashlib
 import os
 import pstats
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,10 +43,14 @@ import register as register_bench  # noqa: E402
 import stateless as stateless_bench  # noqa: E402
 from callpath import callgrind_total  # noqa: E402
 
+from kemi_core.config.model import ListenAddr  # noqa: E402
 from kemi_core.runtime.context import RecvInfo  # noqa: E402
 from kemi_core.runtime.worker import tune_gc  # noqa: E402
-from kemi_core.sip import parse_datagram  # noqa: E402
+from kemi_core.sip import ParseLimits, parse_datagram  # noqa: E402
+from kemi_core.testing.process import free_port  # noqa: E402
 from kemi_core.testing.router import Router  # noqa: E402
+from kemi_core.transport.endpoints import WorkerEndpoints  # noqa: E402
+from kemi_core.transport.outbox import Outbox  # noqa: E402
 
 REGISTER = (
     "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n"
@@ -76,6 +86,8 @@ class Sink:
         self.listen = listen
         self.count = 0
         self.last = b""
+        #: where the REGISTERs come from (the replies go there) and arrive
+        self.rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:
@@ -85,6 +97,53 @@ class Sink:
 
     def local_address(self, proto: str) -> tuple[str, int]:
         return (self.listen[0].host, self.listen[0].port)
+
+
+class UdpSink:
+    """The worker's real UDP transport: a WorkerEndpoints listening on 127.0.0.1 (a free port)
+    whose sends (endpoints.send, the outbox, sendto) go to a local socket, read back by
+    ``count`` and ``last`` (outside the timed loop: the socket's buffer keeps a round)."""
+
+    def __init__(self, router: Router) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:  # a round's replies wait here until read (root: past rmem_max)
+            self.peer.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)  # SO_RCVBUFFORCE
+        except OSError:
+            self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
+        self.peer.bind(("127.0.0.1", 0))
+        self.peer.setblocking(False)
+        port = free_port()
+        self.ep = WorkerEndpoints(self.loop, [ListenAddr("udp", "127.0.0.1", port)],
+                                  router.dispatcher, ParseLimits(), False)
+        self.loop.run_until_complete(self.ep.start())
+        router.core.attach_transport(self.ep)
+        self.rcv = RecvInfo("udp", "127.0.0.1", self.peer.getsockname()[1], "127.0.0.1", port)
+        self.received = 0
+        self.got = b""
+
+    def _read(self) -> None:
+        while True:
+            try:
+                self.got = self.peer.recv(65536)
+            except BlockingIOError:
+                return
+            self.received += 1
+
+    @property
+    def count(self) -> int:
+        self._read()
+        return self.received
+
+    @property
+    def last(self) -> bytes:
+        self._read()
+        return self.got
+
+    def close(self) -> None:
+        self.ep.close()
+        self.peer.close()
+        self.loop.close()
 
 
 def _router(mode: str, work: Path) -> Router:
@@ -123,13 +182,13 @@ def _digest(nonce: str, user: str, cseq: int) -> str:
             f'uri="{uri}",response="{resp}",algorithm=MD5,qop=auth,nc={nc},cnonce="{cnonce}"\r\n')
 
 
-def _messages(mode: str, router: Router, sink: Sink, users: int,
+def _messages(mode: str, router: Router, sink: Sink | UdpSink, users: int,
               count: int, offline: bool = False) -> Callable[[int], list[bytes]]:
     """The datagrams of one round: ``count`` REGISTERs (auth: each a challenged one and the
     answered one, the answers computed from real 401s before the round is timed; ``offline``:
     from a nonce auth makes for the first REGISTER without sending it, so that building a round
     runs no request through the server: what --callgrind needs)."""
-    rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
+    rcv = sink.rcv
 
     def nonce_for(first: bytes) -> str:
         if offline:
@@ -171,18 +230,28 @@ def main() -> int:
     parser.add_argument("--profile-out", help="with --profile: also write the raw pstats here")
     parser.add_argument("--callgrind", action="store_true",
                         help="instructions per REGISTER under valgrind (deterministic)")
+    parser.add_argument("--sink", choices=["count", "udp"], default="count",
+                        help="udp: the replies go through the worker's real UDP send path")
+    parser.add_argument("--burst", type=int, default=1,
+                        help="with --sink udp: sends held this many requests at a time")
     parser.add_argument("--offline-nonces", action="store_true", help=argparse.SUPPRESS)
     # (--callgrind's baseline: the rounds' messages made, none of the round dispatched)
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.callgrind:
-        return callgrind(opts.mode, opts.count, opts.users)
+        return callgrind(opts.mode, opts.count, opts.users, opts.sink, opts.burst)
     with tempfile.TemporaryDirectory(prefix="kemi-register-profile-") as tmp:
         router = _router(opts.mode, Path(tmp))
-        sink = Sink(router.wire.listen)
-        router.core.attach_transport(sink)
-        rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
+        sink: Sink | UdpSink
+        if opts.sink == "udp":
+            sink = UdpSink(router)
+        else:
+            sink = Sink(router.wire.listen)
+            router.core.attach_transport(sink)
+        rcv = sink.rcv
         on_data = router.dispatcher.on_data
+        if opts.sink == "udp" and opts.burst > 1:
+            on_data = _held(on_data, sink.ep.outbox, opts.burst)
         make = _messages(opts.mode, router, sink, opts.users, opts.count, opts.offline_nonces)
         for data in make(0)[: 2 * opts.users]:  # warm-up: every user registered once
             on_data(data, rcv)
@@ -208,7 +277,7 @@ def main() -> int:
                 _check_rows(Path(tmp) / "sqlite.db", opts.users)
             best = min(best, elapsed / opts.count)
         if opts.build_only:
-            router.close()
+            _close(router, sink)
             return 0
         print(sink.last.decode().split("\r\n")[0])
         print(f"{opts.mode}: {best * 1e6:.1f} us CPU per REGISTER "
@@ -219,11 +288,36 @@ def main() -> int:
             stats = pstats.Stats(prof)
             stats.sort_stats("cumulative").print_stats(opts.top)
             stats.sort_stats("tottime").print_stats(opts.top)
-        router.close()
+        _close(router, sink)
     return 0
 
 
-def callgrind(mode: str, count: int, users: int) -> int:
+def _held(on_data: Callable[[bytes, RecvInfo], None], box: Outbox,
+          burst: int) -> Callable[[bytes, RecvInfo], None]:
+    """on_data with the worker's sends held ``burst`` requests at a time (one readiness event
+    bringing that many, udp.py's read-ahead)."""
+    seen = [0]
+
+    def held(data: bytes, rcv: RecvInfo) -> None:
+        if seen[0] % burst == 0:
+            box.hold()
+        on_data(data, rcv)
+        seen[0] += 1
+        if seen[0] % burst == 0:
+            box.release()
+
+    return held
+
+
+def _close(router: Router, sink: Sink | UdpSink) -> None:
+    if isinstance(sink, UdpSink):
+        if sink.ep.outbox.held is not None:
+            sink.ep.outbox.release()
+        sink.close()
+    router.close()
+
+
+def callgrind(mode: str, count: int, users: int, sink: str = "count", burst: int = 1) -> int:
     """(Ir with 2N REGISTERs - Ir with N) / N: start-up and warm-up cancelled out; less the same
     difference of runs that only make the messages (str.format of each REGISTER, ~16k
     instructions, and for auth the nonce and the client's digest), so that the figure is the
@@ -236,6 +330,7 @@ def callgrind(mode: str, count: int, users: int) -> int:
                 subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                 sys.executable, __file__, "--mode", mode, "--count", str(n),
                                 "--users", str(users), "--rounds", "1", "--offline-nonces",
+                                "--sink", sink, "--burst", str(burst),
                                 *(["--build-only"] if build_only else [])],
                                check=True, env=dict(os.environ, PYTHONHASHSEED="0"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
