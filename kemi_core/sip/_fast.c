@@ -4328,6 +4328,8 @@ uo_caught(void)
         PyException_SetTraceback(value, tb);
     Py_XDECREF(type);
     Py_XDECREF(tb);
+    if (value == NULL)
+        PyErr_SetString(PyExc_SystemError, "udp_event: an error without its exception");
     return value;
 }
 
