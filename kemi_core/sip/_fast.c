@@ -4317,6 +4317,20 @@ uo_names(void)
     return 0;
 }
 
+/* the outbox module's constant name (HOLD_MAX, HOLD_SECONDS: read at each use, as the Python
+ * forms read them), borrowed */
+static PyObject *
+uo_constant(PyObject *box_module, PyObject *name)
+{
+    PyObject *dict = PyModule_GetDict(box_module);  /* (borrowed; NULL: not a module) */
+    if (dict == NULL)
+        return NULL;
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    if (value == NULL && !PyErr_Occurred())
+        PyErr_SetObject(PyExc_AttributeError, name);
+    return value;
+}
+
 /* the exception being raised, normalized with its traceback (a new reference), none left set */
 static PyObject *
 uo_caught(void)
@@ -4404,12 +4418,11 @@ uo_late(PyObject *outbox, PyObject *box_module)
         return some;
     PyObject *now = PyObject_CallMethodNoArgs(outbox, uo_s_clock);
     PyObject *since = now == NULL ? NULL : PyObject_GetAttr(outbox, uo_s_since);
-    PyObject *late = since == NULL ? NULL : PyObject_GetAttr(box_module, uo_s_hold_seconds);
+    PyObject *late = since == NULL ? NULL : uo_constant(box_module, uo_s_hold_seconds);
     PyObject *waited = late == NULL ? NULL : PyNumber_Subtract(now, since);
     int over = waited == NULL ? -1 : PyObject_RichCompareBool(waited, late, Py_GE);
     Py_XDECREF(now);
     Py_XDECREF(since);
-    Py_XDECREF(late);
     Py_XDECREF(waited);
     return over;
 }
@@ -4582,7 +4595,7 @@ unlock:
     {
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        PyObject *released = PyObject_CallMethod(lock, "release", NULL);
+        PyObject *released = PyObject_CallMethodNoArgs(lock, uo_s_release);
         Py_DECREF(lock);
         if (released == NULL) {
             Py_XDECREF(type);
@@ -4595,11 +4608,10 @@ unlock:
     }
     if (ok < 0)
         return -1;
-    PyObject *most = PyObject_GetAttr(box_module, uo_s_hold_max);
+    PyObject *most = uo_constant(box_module, uo_s_hold_max);
     if (most == NULL)
         return -1;
     Py_ssize_t limit = PyLong_AsSsize_t(most);
-    Py_DECREF(most);
     if (limit == -1 && PyErr_Occurred())
         return -1;
     if (PyList_GET_SIZE(held) >= limit) {
@@ -4609,6 +4621,37 @@ unlock:
         Py_DECREF(sent);
     }
     return 0;
+}
+
+/* udp_out_address_of, the last answer kept: replies to one source repeat its host (the same
+ * str object, its RecvInfo's) and port */
+static PyObject *uo_last_host;
+static long uo_last_port = -1, uo_last_family;
+static struct sockaddr_storage uo_last_to;
+static socklen_t uo_last_size;
+
+static socklen_t
+uo_address(PyObject *host, PyObject *port, int family, struct sockaddr_storage *into)
+{
+    if (host == uo_last_host && family == uo_last_family && PyLong_CheckExact(port)) {
+        long number = PyLong_AsLong(port);
+        if (number == uo_last_port) {
+            memcpy(into, &uo_last_to, uo_last_size);
+            return uo_last_size;
+        }
+        if (number == -1)
+            PyErr_Clear();
+    }
+    socklen_t size = udp_out_address_of(host, port, family, into);
+    if (size != 0) {
+        Py_INCREF(host);
+        Py_XSETREF(uo_last_host, host);
+        uo_last_port = PyLong_AsLong(port);  /* (a plain int in range: udp_out_address_of) */
+        uo_last_family = family;
+        memcpy(&uo_last_to, into, size);
+        uo_last_size = size;
+    }
+    return size;
 }
 
 /* udp_out(endpoints, send, box_module, proto, host, port, data, local=None) -> bool:
@@ -4633,7 +4676,7 @@ udp_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
         goto python;
     if (uo_names() < 0)
         return NULL;
-    int same = PyUnicode_Compare(proto, uo_s_udp_proto);
+    int same = proto == uo_s_udp_proto ? 0 : PyUnicode_Compare(proto, uo_s_udp_proto);
     if (same == -1 && PyErr_Occurred())
         return NULL;
     if (same != 0)
@@ -4678,7 +4721,7 @@ udp_out(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
     if (PyErr_Occurred())
         goto done;
     struct sockaddr_storage to;
-    socklen_t size = udp_out_address_of(host, port, (int)family, &to);
+    socklen_t size = uo_address(host, port, (int)family, &to);
     if (size == 0)
         goto python;
     if ((held = PyObject_GetAttr(outbox, uo_s_held)) == NULL
