@@ -6281,6 +6281,248 @@ stateless_replier(PyObject *module, PyObject *pure)
     return PyCFunction_NewEx(&usual_reply_def, pure, NULL);
 }
 
+/* ---- sl's usual local reply sent (sl_send_reply, send_reply -> Core.send_reply_to) --------
+ * stateless_sender(consts) returns kemi_sl's sl_send_reply (consts[SL_TM_PURE] None) or
+ * send_reply compiled: sender(ctx, code, reason, added=()) does for the usual reply what the
+ * Python forms do, step for step: send_reply's tm check (tm looked up for this core and
+ * none bound: the stateless way), usual_reply's bytes and destination, Core.send_reply_to
+ * (the transport's send, Core's sent counter of the reply's first 9 bytes, ctx.replied),
+ * then sl's per-code counter, or its failures counter when the send did not go. Anything
+ * else takes the Python forms, whole: sl's stats not set, usual_reply declining (then
+ * SL_PURE), tm possibly bound (SL_TM_PURE), another Core class than SL_CORE_TYPE (its own
+ * send_reply_to), no transport (send_reply_to logs it). The transport's send is whatever it
+ * is (WorkerEndpoints' compiled udp_out for UDP, which hands other shapes to Python). */
+enum { SL_PURE, SL_TM_PURE, SL_STATE, SL_BUILD, SL_CORE_TYPE, SL_FIELDS };
+
+static PyObject *sl_tag_prefix, *sl_stats, *sl_tm, *sl_tm_for, *sl_core, *sl_transport,
+    *sl_send, *sl_send_reply_to, *sl_sent_counter, *sl_sent_requests, *sl_for_code,
+    *sl_failures, *sl_replied, *sl_view, *sl_slot, *sl_get, *sl_one;
+
+/* counter.view[counter.slot] += 1 (Counter.inc in place): in the memoryview's buffer when it
+ * is the usual one-dimensional array of 64-bit counts, else through the view's items */
+static int
+sl_count(PyObject *counter)
+{
+    PyObject *view = PyObject_GetAttr(counter, sl_view);
+    if (view == NULL)
+        return -1;
+    PyObject *slot = PyObject_GetAttr(counter, sl_slot), *value = NULL, *more = NULL;
+    int bad = -1;
+    if (slot == NULL)
+        goto done;
+    if (PyMemoryView_Check(view) && PyLong_CheckExact(slot)) {
+        Py_ssize_t at = PyLong_AsSsize_t(slot);
+        if (at == -1 && PyErr_Occurred())
+            goto done;
+        Py_buffer buf;
+        if (PyObject_GetBuffer(view, &buf, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_STRIDES) < 0) {
+            PyErr_Clear(); /* (a released view: the items' way raises what Python raises) */
+        } else {
+            long long *count = NULL;
+            if (buf.ndim == 1 && buf.format != NULL && strcmp(buf.format, "q") == 0
+                    && buf.itemsize == 8 && buf.strides[0] == 8 && buf.suboffsets == NULL
+                    && at >= 0 && at < buf.shape[0])
+                count = (long long *)buf.buf + at;
+            if (count != NULL && *count < LLONG_MAX) {
+                *count += 1;
+                bad = 0;
+            }
+            PyBuffer_Release(&buf);
+            if (bad == 0)
+                goto done;
+        }
+    }
+    if ((value = PyObject_GetItem(view, slot)) != NULL
+            && (more = PyNumber_Add(value, sl_one)) != NULL)
+        bad = PyObject_SetItem(view, slot, more);
+done:
+    Py_DECREF(view);
+    Py_XDECREF(slot);
+    Py_XDECREF(value);
+    Py_XDECREF(more);
+    return bad;
+}
+
+/* Core.send_reply_to(ctx, data, proto, host, port, local) on a Core of its own class with a
+ * transport: 1 sent, 0 not; -1 an error. made: usual_reply's (data, proto, host, port, local). */
+static int
+sl_send_to(PyObject *core, PyObject *ctx, PyObject *made)
+{
+    PyObject *transport = NULL, *send = NULL, *r = NULL, *cstats = NULL, *counters = NULL,
+             *key = NULL, *counter = NULL;
+    int out = -1;
+    if ((transport = PyObject_GetAttr(core, sl_transport)) == NULL)
+        goto done;
+    PyObject *data = PyTuple_GET_ITEM(made, 0);
+    if (transport == Py_None) { /* send_reply_to logs it */
+        PyObject *call[7] = {core, ctx, data, PyTuple_GET_ITEM(made, 1),
+                             PyTuple_GET_ITEM(made, 2), PyTuple_GET_ITEM(made, 3),
+                             PyTuple_GET_ITEM(made, 4)};
+        r = PyObject_VectorcallMethod(sl_send_reply_to, call,
+                                      7 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        out = r == NULL ? -1 : PyObject_IsTrue(r);
+        goto done;
+    }
+    if ((send = PyObject_GetAttr(transport, sl_send)) == NULL)
+        goto done;
+    PyObject *call[5] = {PyTuple_GET_ITEM(made, 1), PyTuple_GET_ITEM(made, 2),
+                         PyTuple_GET_ITEM(made, 3), data, PyTuple_GET_ITEM(made, 4)};
+    if ((r = PyObject_Vectorcall(send, call, 5, NULL)) == NULL)
+        goto done;
+    int truth = PyObject_IsTrue(r);
+    if (truth <= 0) {
+        out = truth;
+        goto done;
+    }
+    if ((cstats = PyObject_GetAttr(core, sl_stats)) == NULL)
+        goto done;
+    if (cstats != Py_None) {
+        /* stats.sent_counter.get(data[:9], stats.sent_requests) */
+        counters = PyObject_GetAttr(cstats, sl_sent_counter);
+        PyObject *fallback = counters == NULL ? NULL
+                                              : PyObject_GetAttr(cstats, sl_sent_requests);
+        if (fallback == NULL)
+            goto done;
+        key = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data),
+                                        Py_MIN(PyBytes_GET_SIZE(data), 9));
+        if (key != NULL && PyDict_CheckExact(counters)) {
+            counter = PyDict_GetItemWithError(counters, key);
+            if (counter == NULL && !PyErr_Occurred())
+                counter = fallback;
+            Py_XINCREF(counter);
+        } else if (key != NULL) {
+            counter = PyObject_CallMethodObjArgs(counters, sl_get, key, fallback, NULL);
+        }
+        Py_DECREF(fallback);
+        if (counter == NULL || sl_count(counter) < 0)
+            goto done;
+    }
+    if (PyObject_SetAttr(ctx, sl_replied, Py_True) < 0)
+        goto done;
+    out = 1;
+done:
+    Py_XDECREF(transport);
+    Py_XDECREF(send);
+    Py_XDECREF(r);
+    Py_XDECREF(cstats);
+    Py_XDECREF(counters);
+    Py_XDECREF(key);
+    Py_XDECREF(counter);
+    return out;
+}
+
+static PyObject *
+sl_sender(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+#define C(i) PyTuple_GET_ITEM(consts, i)
+    if (nargs < 3 || nargs > 4 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0))
+        /* added= by name, or the Python form says what is wrong */
+        return PyObject_Vectorcall(C(SL_TM_PURE) != Py_None ? C(SL_TM_PURE) : C(SL_PURE), args,
+                                   nargs, kwnames);
+    PyObject *ctx = args[0], *added = nargs == 4 ? args[3] : empty_tuple;
+    PyObject *state = C(SL_STATE), *out = NULL, *core = NULL, *prefix = NULL, *stats = NULL,
+             *made = NULL, *counter = NULL;
+    if ((core = PyObject_GetAttr(ctx, sl_core)) == NULL)
+        return NULL;
+    if (C(SL_TM_PURE) != Py_None) {
+        /* send_reply: tm = _state.tm if _state.tm_for is ctx.core else _bound_tm(ctx.core) */
+        PyObject *tm_for = PyObject_GetAttr(state, sl_tm_for);
+        PyObject *tm = tm_for == NULL ? NULL : PyObject_GetAttr(state, sl_tm);
+        int stateless = tm != NULL && tm_for == core && tm == Py_None;
+        Py_XDECREF(tm_for);
+        Py_XDECREF(tm);
+        if (tm == NULL)
+            goto done;
+        if (!stateless) {
+            out = PyObject_Vectorcall(C(SL_TM_PURE), args, nargs, NULL);
+            goto done;
+        }
+    }
+    if ((prefix = PyObject_GetAttr(state, sl_tag_prefix)) == NULL
+            || (stats = PyObject_GetAttr(state, sl_stats)) == NULL)
+        goto done;
+    if (stats != Py_None && Py_IS_TYPE(core, (PyTypeObject *)C(SL_CORE_TYPE))) {
+        PyObject *uargs[5] = {ctx, args[1], args[2], prefix, added};
+        made = usual_reply(C(SL_BUILD), uargs, 5);
+        if (made == NULL)
+            goto done;
+    }
+    if (made == NULL || made == Py_None) {
+        PyObject *pargs[4] = {ctx, args[1], args[2], added};
+        out = PyObject_Vectorcall(C(SL_PURE), pargs, 4, NULL);
+        goto done;
+    }
+    int sent = sl_send_to(core, ctx, made);
+    if (sent < 0)
+        goto done;
+    if (!sent) {
+        /* stats.failures.inc() */
+        counter = PyObject_GetAttr(stats, sl_failures);
+        if (counter == NULL || sl_count(counter) < 0)
+            goto done;
+        out = PyLong_FromLong(-1);
+        goto done;
+    }
+    /* stats.for_code[code] (usual_reply took codes 101-699 only), incremented */
+    PyObject *for_code = PyObject_GetAttr(stats, sl_for_code);
+    if (for_code == NULL)
+        goto done;
+    counter = PyObject_GetItem(for_code, args[1]);
+    Py_DECREF(for_code);
+    if (counter == NULL || sl_count(counter) < 0)
+        goto done;
+    out = PyLong_FromLong(1);
+#undef C
+done:
+    Py_DECREF(core);
+    Py_XDECREF(prefix);
+    Py_XDECREF(stats);
+    Py_XDECREF(made);
+    Py_XDECREF(counter);
+    return out;
+}
+
+static PyMethodDef sl_sender_def = {
+    "sl_sender", (PyCFunction)(void (*)(void))sl_sender, METH_FASTCALL | METH_KEYWORDS,
+    "sender(ctx, code, reason, added=()) -> sl_send_reply's (or send_reply's) answer "
+    "(compiled; see stateless_sender)."};
+
+static PyObject *
+stateless_sender(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != SL_FIELDS
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, SL_PURE))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, SL_BUILD))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, SL_CORE_TYPE))
+            || (PyTuple_GET_ITEM(consts, SL_TM_PURE) != Py_None
+                && !PyCallable_Check(PyTuple_GET_ITEM(consts, SL_TM_PURE)))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "stateless_sender((pure, tm_pure or None, state, build_pure, core_type))");
+        return NULL;
+    }
+    if (msg_type == NULL || via_type == NULL || s_ctx_msg == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "stateless_sender: stateless_replier not set up");
+        return NULL;
+    }
+    if (sl_one == NULL) {
+        struct { PyObject **at; const char *text; } names[] = {
+            {&sl_tag_prefix, "tag_prefix"}, {&sl_stats, "stats"}, {&sl_tm, "tm"},
+            {&sl_tm_for, "tm_for"}, {&sl_core, "core"}, {&sl_transport, "transport"},
+            {&sl_send, "send"}, {&sl_send_reply_to, "send_reply_to"},
+            {&sl_sent_counter, "sent_counter"}, {&sl_sent_requests, "sent_requests"},
+            {&sl_for_code, "for_code"}, {&sl_failures, "failures"}, {&sl_replied, "replied"},
+            {&sl_view, "view"}, {&sl_slot, "slot"}, {&sl_get, "get"},
+        };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (*names[i].at == NULL
+                    && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+                return NULL;
+        if ((sl_one = PyLong_FromLong(1)) == NULL)
+            return NULL;
+    }
+    return PyCFunction_NewEx(&sl_sender_def, consts, NULL);
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -6385,6 +6627,9 @@ static PyMethodDef methods[] = {
      "compiled for the slotted class cls"},
     {"stateless_replier", (PyCFunction)stateless_replier, METH_O,
      "stateless_replier(pure): reply.usual_reply compiled (pure: build_reply_py)."},
+    {"stateless_sender", (PyCFunction)stateless_sender, METH_O,
+     "stateless_sender((pure, tm_pure, state, build_pure, core_type)): kemi_sl's sl_send_reply "
+     "(tm_pure None) or send_reply compiled for the usual reply"},
     /* registrar's usual REGISTER (kemi_usrloc/domain.py, kemi_registrar/update.py, reply.py) */
     {"ul_change_one", (PyCFunction)(void (*)(void))ul_change_one, METH_FASTCALL,
      "ul_change_one(unchanged, contact_type, raw, (fn, arg)) -> usrloc's _change_one"},

@@ -159,7 +159,7 @@ def request_crc32(req: SipMsg) -> int:
     return crc  # type: ignore[no-any-return]
 
 
-__all__ = ["build_reply", "request_crc32", "usual_reply", "SipParseError"]
+__all__ = ["build_reply", "request_crc32", "stateless_sender", "usual_reply", "SipParseError"]
 
 
 #: usual_reply(ctx, code, reason, tag_prefix, added) -> (data, proto, host, port, local) of
@@ -176,3 +176,20 @@ except ImportError:  # not built: sl builds and addresses the reply in Python
     usual_reply = None
 else:
     usual_reply = stateless_replier(build_reply_py)
+
+Sender = Callable[..., int]
+_stateless_sender: Callable[[tuple[Any, ...]], Sender] | None = None
+if usual_reply is not None:  # (built, and not KEMI_SIP_PURE)
+    from kemi_core.sip._fast import stateless_sender as _compiled_sender
+
+    _stateless_sender = _compiled_sender
+
+
+def stateless_sender(pure: Sender, tm_pure: Sender | None, state: Any, core_type: type) -> Sender:
+    """sl's sl_send_reply (``tm_pure`` None) or send_reply, compiled for the usual reply (the
+    tm check, usual_reply, Core.send_reply_to and the counters in one call; ``state``: sl's
+    module state, ``core_type``: the Core class whose send_reply_to it does); any other shape
+    is handed to ``pure`` (``tm_pure`` when tm may be bound). Not built: the Python form."""
+    if _stateless_sender is None:
+        return tm_pure if tm_pure is not None else pure
+    return _stateless_sender((pure, tm_pure, state, build_reply_py, core_type))

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from kemi_core.api import (
     CfgFunction,
     Core,
@@ -22,7 +24,7 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
-from kemi_core.sip import SipParseError, build_reply, request_crc32, usual_reply
+from kemi_core.sip import SipParseError, build_reply, request_crc32, stateless_sender, usual_reply
 from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
@@ -37,16 +39,17 @@ MODULE = "sl"
 
 
 def exports() -> list[KemiExport]:
+    # (the Python forms give the records their parameter names and docs; the compiled forms run)
     return [
-        export(MODULE, "sl_send_reply", sl_send_reply, "is"),
-        export(MODULE, "send_reply", send_reply, "is"),
+        attrs.evolve(export(MODULE, "sl_send_reply", _sl_send_reply_py, "is"), func=sl_send_reply),
+        attrs.evolve(export(MODULE, "send_reply", _send_reply_py, "is"), func=send_reply),
         export(MODULE, "send_reply_mode", send_reply_mode, "isi"),
         export(MODULE, "sl_reply_error", sl_reply_error, ""),
         export(MODULE, "sl_forward_reply", sl_forward_reply, "ss"),
         export(MODULE, "get_reply_totag", get_reply_totag, "", ReturnKind.XVAL),
         # The seed document's names (Kamailio 5.0): sreply is sl_send_reply, freply send_reply.
-        export(MODULE, "sreply", sl_send_reply, "is"),
-        export(MODULE, "freply", send_reply, "is"),
+        attrs.evolve(export(MODULE, "sreply", _sl_send_reply_py, "is"), func=sl_send_reply),
+        attrs.evolve(export(MODULE, "freply", _send_reply_py, "is"), func=send_reply),
     ]
 
 
@@ -96,7 +99,7 @@ def mod_init(core: Core) -> None:
 
 
 # ---- KEMI functions -------------------------------------------------------------------
-def sl_send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
+def _sl_send_reply_py(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
     """Send a stateless reply with this code and reason to the current request (``added``:
     a module's own headers, after the script's; scripts pass none)."""
     # the usual reply (a request but ACK, nothing queued by the script, no 3xx) built and
@@ -167,7 +170,7 @@ def _reply_additions(ctx: MsgContext, code: int, extra: dict[str, Any], added: H
     return headers, body, ctype
 
 
-def send_reply(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
+def _send_reply_py(ctx: MsgContext, code: int, reason: str, added: Headers = ()) -> int:
     """Reply statefully when tm holds a transaction for the request, else statelessly
     (``added``: a module's own headers, after the script's; scripts pass none)."""
     tm = _state.tm if _state.tm_for is ctx.core else _bound_tm(ctx.core)
@@ -189,6 +192,13 @@ def _t_reply(tm: TmApi, ctx: MsgContext, code: int, reason: str, added: Headers)
         return int(tm.t_reply(ctx, code, reason))
     finally:
         del pending[queued:]
+
+
+#: sl_send_reply and send_reply: the usual reply (tm check, build, send, counters) in one
+#: compiled call each (kemi_core.sip.stateless_sender); the Python forms above are the
+#: reference and take every other shape
+sl_send_reply = stateless_sender(_sl_send_reply_py, None, _state, Core)
+send_reply = stateless_sender(_sl_send_reply_py, _send_reply_py, _state, Core)
 
 
 class _Api:
