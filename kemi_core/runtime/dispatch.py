@@ -25,8 +25,16 @@ from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.runtime.request_gate import check_request_headers
 from kemi_core.runtime.routes import route_raised, run_route
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
+from kemi_core.sip.syntax import PURE_PYTHON
 from kemi_core.stats import CoreStats
 from kemi_core.transport.receiver import deliver_datagram
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import request_dispatcher
+except ImportError:  # not built: on_message below for every message
+    request_dispatcher = None
 
 REQUEST, CORE_ONREPLY = RouteType.REQUEST, RouteType.CORE_ONREPLY
 
@@ -60,6 +68,11 @@ class Dispatcher:
         self._busy_at = 0
         self._draining: list[bool] = [False]
         self._refuse: Callable[[SipMsg, RecvInfo], bool] = _route_all
+        # the usual request's way to its route in one compiled call (on_message below is the
+        # reference and takes every other message); not for a subclass with its own
+        if request_dispatcher is not None and type(self).on_message is Dispatcher.on_message:
+            self.__dict__["on_message"] = request_dispatcher(
+                self, Dispatcher.on_message.__get__(self), globals())
 
     def entry_gate(self, busy: Any, index: int, draining: list[bool],
                    refuse: Callable[[SipMsg, RecvInfo], bool]) -> None:
@@ -156,22 +169,30 @@ class Dispatcher:
                     return
             forward_reply(core, msg, True, ctx)
         except SipParseError as exc:
-            # A header the script read turned out malformed (parsing is lazy).
-            self.stats.bad_msg_hdr.inc()
-            if msg.is_request and _bad_ruri(msg):
-                self.stats.bad_URIs_rcvd.inc()
-            self.limited.info("bad_message", "bad message from %s:%s: %s", rcv.src_ip,
-                              rcv.src_port, exc.reason)
-            if msg.is_request and msg.method != "ACK":
-                self._try_reply(msg, rcv, exc.status, exc.reason)
+            self._parse_failed(msg, rcv, exc)
         except Exception as exc:  # the guard: one message never takes the worker down
-            self.stats.script_errors.inc()
-            self.limited.error("unexpected", "unexpected error handling a message from %s:%s: %s",
-                               rcv.src_ip, rcv.src_port, brief_error(exc))
+            self._guard_failed(msg, rcv, exc)
         finally:
             busy[at] = 0.0
             LOG_CONTEXT.msg = None
             LOG_CONTEXT.prefix = ""
+
+    def _parse_failed(self, msg: SipMsg, rcv: RecvInfo, exc: SipParseError) -> None:
+        """A header the script read turned out malformed (parsing is lazy): counted, logged,
+        and a request but ACK answered with the error's status."""
+        self.stats.bad_msg_hdr.inc()
+        if msg.is_request and _bad_ruri(msg):
+            self.stats.bad_URIs_rcvd.inc()
+        self.limited.info("bad_message", "bad message from %s:%s: %s", rcv.src_ip,
+                          rcv.src_port, exc.reason)
+        if msg.is_request and msg.method != "ACK":
+            self._try_reply(msg, rcv, exc.status, exc.reason)
+
+    def _guard_failed(self, msg: SipMsg, rcv: RecvInfo, exc: Exception) -> None:
+        """The last-chance guard: any other error handling a message is counted and logged."""
+        self.stats.script_errors.inc()
+        self.limited.error("unexpected", "unexpected error handling a message from %s:%s: %s",
+                           rcv.src_ip, rcv.src_port, brief_error(exc))
 
     def _eval_prefix(self, msg: SipMsg, rcv: RecvInfo) -> str:
         """Kamailio's log_prefix: the format evaluated once for each received message."""

@@ -6482,6 +6482,27 @@ done:
     return out;
 }
 
+/* the names the sl block reads (sl_count's too), interned once */
+static int
+sl_names(void)
+{
+    if (sl_one != NULL)
+        return 0;
+    struct { PyObject **at; const char *text; } names[] = {
+        {&sl_tag_prefix, "tag_prefix"}, {&sl_stats, "stats"}, {&sl_tm, "tm"},
+        {&sl_tm_for, "tm_for"}, {&sl_core, "core"}, {&sl_transport, "transport"},
+        {&sl_send, "send"}, {&sl_send_reply_to, "send_reply_to"},
+        {&sl_sent_counter, "sent_counter"}, {&sl_sent_requests, "sent_requests"},
+        {&sl_for_code, "for_code"}, {&sl_failures, "failures"}, {&sl_replied, "replied"},
+        {&sl_view, "view"}, {&sl_slot, "slot"}, {&sl_get, "get"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return (sl_one = PyLong_FromLong(1)) == NULL ? -1 : 0;
+}
+
 static PyMethodDef sl_sender_def = {
     "sl_sender", (PyCFunction)(void (*)(void))sl_sender, METH_FASTCALL | METH_KEYWORDS,
     "sender(ctx, code, reason, added=()) -> sl_send_reply's (or send_reply's) answer "
@@ -6504,23 +6525,380 @@ stateless_sender(PyObject *module, PyObject *consts)
         PyErr_SetString(PyExc_RuntimeError, "stateless_sender: stateless_replier not set up");
         return NULL;
     }
-    if (sl_one == NULL) {
+    if (sl_names() < 0)
+        return NULL;
+    return PyCFunction_NewEx(&sl_sender_def, consts, NULL);
+}
+
+/* ---- a request's way from the parsed message to its route (runtime/dispatch.py) ----------
+ * request_dispatcher(dispatcher, pure, names) returns Dispatcher.on_message compiled for
+ * ``dispatcher`` (pure: its Python on_message bound; names: dispatch.py's globals, read at
+ * each call as the Python form reads them): on_message(msg, rcv) does for the usual request
+ * what the Python form does, step for step: the busy cell set and cleared, LOG_CONTEXT.msg
+ * set while it is handled, the method's counter, check_request_headers, message_context,
+ * the request filters (and the ACK filters for an ACK), the engine's run of the request
+ * route (run_route with no engine; an Exception out of it mapped by route_raised), then
+ * script_errors and the 500 of a fault (_send_simple_reply), and an Exception out of any step
+ * answered by _parse_failed (a SipParseError) or _guard_failed, with the exception handled as
+ * an except clause has it. A reply, another message class, a draining worker, a log_prefix,
+ * a reload generation moved on (the Python form follows it) take the Python form, whole. */
+static PyObject *dq_draining, *dq_log_prefix, *dq_core, *dq_reload, *dq_cell, *dq_value,
+    *dq_seen, *dq_busy, *dq_busy_at, *dq_by_method, *dq_unsupported, *dq_ruri,
+    *dq_request_filters, *dq_ack_filters, *dq_request_cb, *dq_engine, *dq_run, *dq_fault,
+    *dq_stats, *dq_script_errors, *dq_inc, *dq_replied, *dq_send_simple_reply,
+    *dq_parse_failed, *dq_guard_failed, *dq_msg, *dq_prefix, *dq_empty, *dq_zero, *dq_500,
+    *dq_500_reason, *dq_g_log_context, *dq_g_check, *dq_g_context, *dq_g_request,
+    *dq_g_run_route, *dq_g_route_raised, *dq_g_parse_error, *dq_g_monotonic;
+
+/* names[key], borrowed; NULL with no error when it is not there */
+static PyObject *
+dq_global(PyObject *names, PyObject *key)
+{
+    return PyDict_GetItemWithError(names, key);
+}
+
+/* The exception set now, normalised, with its traceback on it (a new reference); the error
+ * indicator cleared. */
+static PyObject *
+dq_take_error(void)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL)
+        PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/* func(args) with exc the handled exception (sys.exc_info() in an except clause) */
+static PyObject *
+dq_call_handling(PyObject *exc, PyObject *func, PyObject *const *args, size_t nargsf)
+{
+    PyObject *before = PyErr_GetHandledException();
+    PyErr_SetHandledException(exc);
+    PyObject *out = PyObject_Vectorcall(func, args, nargsf, NULL);
+    PyErr_SetHandledException(before);
+    Py_XDECREF(before);
+    return out;
+}
+
+/* 1: every filter of core.<which> (a live list, iterated as a for loop does) declined; 0: one
+ * took the message; -1: an error. */
+static int
+dq_filters(PyObject *core, PyObject *which, PyObject *ctx)
+{
+    PyObject *filters = PyObject_GetAttr(core, which);
+    PyObject *it = filters == NULL ? NULL : PyObject_GetIter(filters);
+    Py_XDECREF(filters);
+    if (it == NULL)
+        return -1;
+    int out = 1;
+    PyObject *accept;
+    while (out == 1 && (accept = PyIter_Next(it)) != NULL) {
+        PyObject *took = PyObject_Vectorcall(accept, &ctx, 1, NULL);
+        Py_DECREF(accept);
+        int truth = took == NULL ? -1 : PyObject_IsTrue(took);
+        Py_XDECREF(took);
+        if (truth != 0)
+            out = truth < 0 ? -1 : 0;
+    }
+    Py_DECREF(it);
+    return out == 1 && PyErr_Occurred() ? -1 : out;
+}
+
+/* The try block of on_message for a request: 0 done, -1 an exception set. */
+static int
+dq_request(PyObject *self, PyObject *names, PyObject *core, PyObject *msg, PyObject *rcv)
+{
+    PyObject *counter = NULL, *by_method = NULL, *x = NULL, *ruri = NULL, *ctx = NULL,
+             *cb = NULL, *engine = NULL, *fault = NULL, *stats = NULL;
+    int out = -1;
+    PyObject *method = *field(msg, F_METHOD); /* (checked a str by the caller) */
+    /* counter = self._by_method.get(method, self._unsupported); counter.view[slot] += 1 */
+    if ((by_method = PyObject_GetAttr(self, dq_by_method)) == NULL)
+        goto done;
+    if (PyDict_CheckExact(by_method)) {
+        counter = PyDict_GetItemWithError(by_method, method);
+        Py_XINCREF(counter);
+        if (counter == NULL && !PyErr_Occurred())
+            counter = PyObject_GetAttr(self, dq_unsupported);
+    } else {
+        PyObject *other = PyObject_GetAttr(self, dq_unsupported);
+        if (other != NULL)
+            counter = PyObject_CallMethodObjArgs(by_method, sl_get, method, other, NULL);
+        Py_XDECREF(other);
+    }
+    if (counter == NULL || sl_count(counter) < 0)
+        goto done;
+    PyObject *check = dq_global(names, dq_g_check), *make = dq_global(names, dq_g_context),
+             *request = dq_global(names, dq_g_request);
+    if (check == NULL || make == NULL || request == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "dispatch: a global is gone");
+        goto done;
+    }
+    if ((x = PyObject_Vectorcall(check, &msg, 1, NULL)) == NULL)
+        goto done;
+    if ((ruri = PyObject_GetAttr(msg, dq_ruri)) == NULL)
+        goto done;
+    PyObject *cargs[5] = {msg, rcv, core, request, ruri};
+    if ((ctx = PyObject_Vectorcall(make, cargs, 5, NULL)) == NULL)
+        goto done;
+    int go = dq_filters(core, dq_request_filters, ctx);
+    int ack = PyUnicode_CompareWithASCIIString(method, "ACK") == 0;
+    if (go == 1 && ack)
+        go = dq_filters(core, dq_ack_filters, ctx);
+    if (go <= 0) {
+        out = go;
+        goto done;
+    }
+    if ((cb = PyObject_GetAttr(self, dq_request_cb)) == NULL
+            || (engine = PyObject_GetAttr(core, dq_engine)) == NULL)
+        goto done;
+    Py_CLEAR(x);
+    if (engine == Py_None) {
+        PyObject *run_route = dq_global(names, dq_g_run_route);
+        if (run_route == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_NameError, "dispatch: run_route is gone");
+            goto done;
+        }
+        PyObject *rargs[3] = {core, cb, ctx};
+        x = PyObject_Vectorcall(run_route, rargs, 3, NULL);
+    } else {
+        PyObject *rargs[3] = {engine, cb, ctx};
+        x = PyObject_VectorcallMethod(dq_run, rargs, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (x == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+            /* route_raised(self.request_cb, ctx, exc) in the except clause */
+            PyObject *exc = dq_take_error();
+            PyObject *raised = dq_global(names, dq_g_route_raised);
+            if (raised == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_NameError, "dispatch: route_raised is gone");
+            } else {
+                PyObject *eargs[3] = {cb, ctx, exc};
+                x = dq_call_handling(exc, raised, eargs, 3);
+            }
+            Py_XDECREF(exc);
+        }
+    }
+    if (x == NULL)
+        goto done;
+    if ((fault = PyObject_GetAttr(ctx, dq_fault)) == NULL)
+        goto done;
+    if (fault != Py_None) {
+        /* self.stats.script_errors.inc(); the 500 unless replied or an ACK */
+        Py_CLEAR(x);
+        stats = PyObject_GetAttr(self, dq_stats);
+        PyObject *errors = stats == NULL ? NULL : PyObject_GetAttr(stats, dq_script_errors);
+        x = errors == NULL ? NULL : PyObject_CallMethodNoArgs(errors, dq_inc);
+        Py_XDECREF(errors);
+        if (x == NULL)
+            goto done;
+        Py_CLEAR(x);
+        if ((x = PyObject_GetAttr(ctx, dq_replied)) == NULL)
+            goto done;
+        int replied = PyObject_IsTrue(x);
+        if (replied < 0)
+            goto done;
+        if (!replied && !ack) {
+            Py_CLEAR(x);
+            PyObject *sargs[4] = {self, ctx, dq_500, dq_500_reason};
+            x = PyObject_VectorcallMethod(dq_send_simple_reply, sargs,
+                                          4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (x == NULL)
+                goto done;
+        }
+    }
+    out = 0;
+done:
+    Py_XDECREF(counter);
+    Py_XDECREF(by_method);
+    Py_XDECREF(x);
+    Py_XDECREF(ruri);
+    Py_XDECREF(ctx);
+    Py_XDECREF(cb);
+    Py_XDECREF(engine);
+    Py_XDECREF(fault);
+    Py_XDECREF(stats);
+    return out;
+}
+
+/* 1: the compiled form takes this message; 0: the Python form does; -1: an error */
+static int
+dq_usual(PyObject *self, PyObject *core, PyObject *msg)
+{
+    if (!PyObject_TypeCheck(msg, msg_type) || *field(msg, F_IS_REQUEST) != Py_True
+            || *field(msg, F_METHOD) == NULL || !PyUnicode_CheckExact(*field(msg, F_METHOD)))
+        return 0;
+    /* self._draining[0]: not draining; self.log_prefix None */
+    PyObject *draining = PyObject_GetAttr(self, dq_draining);
+    if (draining == NULL)
+        return -1;
+    int drains = PyList_CheckExact(draining) && PyList_GET_SIZE(draining) > 0
+        ? PyObject_IsTrue(PyList_GET_ITEM(draining, 0)) : 1;
+    Py_DECREF(draining);
+    if (drains != 0)
+        return drains < 0 ? -1 : 0;
+    PyObject *prefix = PyObject_GetAttr(self, dq_log_prefix);
+    if (prefix == NULL)
+        return -1;
+    Py_DECREF(prefix);
+    if (prefix != Py_None)
+        return 0;
+    /* core._reload: None, or its cell's value what it has seen */
+    PyObject *reload = PyObject_GetAttr(core, dq_reload);
+    if (reload == NULL)
+        return -1;
+    int usual = 1;
+    if (reload != Py_None) {
+        PyObject *cell = PyObject_GetAttr(reload, dq_cell);
+        PyObject *value = cell == NULL ? NULL : PyObject_GetAttr(cell, dq_value);
+        PyObject *seen = value == NULL ? NULL : PyObject_GetAttr(reload, dq_seen);
+        int moved = seen == NULL ? -1 : PyObject_RichCompareBool(value, seen, Py_NE);
+        Py_XDECREF(cell);
+        Py_XDECREF(value);
+        Py_XDECREF(seen);
+        usual = moved < 0 ? -1 : !moved;
+    }
+    Py_DECREF(reload);
+    return usual;
+}
+
+static PyObject *
+dispatch_request(PyObject *bound, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *self = PyTuple_GET_ITEM(bound, 0), *pure = PyTuple_GET_ITEM(bound, 1),
+             *names = PyTuple_GET_ITEM(bound, 2);
+    if (nargs != 2)
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    PyObject *msg = args[0], *rcv = args[1];
+    PyObject *core = PyObject_GetAttr(self, dq_core);
+    if (core == NULL)
+        return NULL;
+    PyObject *busy = NULL, *at = NULL, *now = NULL, *log_context = NULL;
+    int usual = dq_usual(self, core, msg);
+    if (usual <= 0) {
+        Py_DECREF(core);
+        if (usual < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear(); /* the Python form meets it again, and raises it */
+        }
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    }
+    /* busy[at] = monotonic(); LOG_CONTEXT.msg = msg (before the try, as in Python) */
+    PyObject *monotonic = dq_global(names, dq_g_monotonic);
+    log_context = monotonic == NULL ? NULL : dq_global(names, dq_g_log_context);
+    if (log_context == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "dispatch: a global is gone");
+        Py_DECREF(core);
+        return NULL;
+    }
+    Py_INCREF(log_context);
+    PyObject *out = NULL;
+    if ((busy = PyObject_GetAttr(self, dq_busy)) == NULL
+            || (at = PyObject_GetAttr(self, dq_busy_at)) == NULL
+            || (now = PyObject_CallNoArgs(monotonic)) == NULL
+            || PyObject_SetItem(busy, at, now) < 0
+            || PyObject_SetAttr(log_context, dq_msg, msg) < 0)
+        goto done;
+    int failed = dq_request(self, names, core, msg, rcv);
+    if (failed < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
+        /* except SipParseError: self._parse_failed(...); except Exception: _guard_failed */
+        PyObject *exc = dq_take_error();
+        PyObject *parse_error = dq_global(names, dq_g_parse_error);
+        if (parse_error == NULL && !PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "dispatch: SipParseError is gone");
+        int parse = parse_error == NULL || exc == NULL ? -1 : PyObject_IsInstance(exc, parse_error);
+        PyObject *handler = parse < 0 ? NULL
+            : PyObject_GetAttr(self, parse ? dq_parse_failed : dq_guard_failed);
+        if (handler != NULL) {
+            PyObject *fargs[3] = {msg, rcv, exc};
+            PyObject *x = dq_call_handling(exc, handler, fargs, 3);
+            Py_XDECREF(x);
+            Py_DECREF(handler);
+        }
+        Py_XDECREF(exc);
+    }
+    /* finally: busy[at] = 0.0; LOG_CONTEXT.msg = None; LOG_CONTEXT.prefix = "" (an error
+     * there takes the place of the one pending, as in Python) */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyObject_SetItem(busy, at, dq_zero) < 0
+            || PyObject_SetAttr(log_context, dq_msg, Py_None) < 0
+            || PyObject_SetAttr(log_context, dq_prefix, dq_empty) < 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        goto done;
+    }
+    PyErr_Restore(type, value, tb);
+    if (!PyErr_Occurred())
+        out = Py_NewRef(Py_None);
+done:
+    Py_DECREF(core);
+    Py_XDECREF(busy);
+    Py_XDECREF(at);
+    Py_XDECREF(now);
+    Py_DECREF(log_context);
+    return out;
+}
+
+static PyMethodDef dispatch_request_def = {
+    "on_message", (PyCFunction)(void (*)(void))dispatch_request, METH_FASTCALL,
+    "on_message(msg, rcv): Dispatcher.on_message compiled for the usual request (see "
+    "request_dispatcher)."};
+
+static PyObject *
+request_dispatcher(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyCallable_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "request_dispatcher(dispatcher, pure, names)");
+        return NULL;
+    }
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "request_dispatcher: the message type is not set up");
+        return NULL;
+    }
+    if (sl_names() < 0)
+        return NULL;
+    if (dq_g_monotonic == NULL) {
         struct { PyObject **at; const char *text; } names[] = {
-            {&sl_tag_prefix, "tag_prefix"}, {&sl_stats, "stats"}, {&sl_tm, "tm"},
-            {&sl_tm_for, "tm_for"}, {&sl_core, "core"}, {&sl_transport, "transport"},
-            {&sl_send, "send"}, {&sl_send_reply_to, "send_reply_to"},
-            {&sl_sent_counter, "sent_counter"}, {&sl_sent_requests, "sent_requests"},
-            {&sl_for_code, "for_code"}, {&sl_failures, "failures"}, {&sl_replied, "replied"},
-            {&sl_view, "view"}, {&sl_slot, "slot"}, {&sl_get, "get"},
+            {&dq_draining, "_draining"}, {&dq_log_prefix, "log_prefix"}, {&dq_core, "core"},
+            {&dq_reload, "_reload"}, {&dq_cell, "cell"}, {&dq_value, "value"},
+            {&dq_seen, "seen"}, {&dq_busy, "_busy"}, {&dq_busy_at, "_busy_at"},
+            {&dq_by_method, "_by_method"}, {&dq_unsupported, "_unsupported"},
+            {&dq_ruri, "ruri"}, {&dq_request_filters, "request_filters"},
+            {&dq_ack_filters, "ack_filters"}, {&dq_request_cb, "request_cb"},
+            {&dq_engine, "engine"}, {&dq_run, "run"}, {&dq_fault, "fault"},
+            {&dq_stats, "stats"}, {&dq_script_errors, "script_errors"}, {&dq_inc, "inc"},
+            {&dq_replied, "replied"}, {&dq_send_simple_reply, "_send_simple_reply"},
+            {&dq_parse_failed, "_parse_failed"}, {&dq_guard_failed, "_guard_failed"},
+            {&dq_msg, "msg"}, {&dq_prefix, "prefix"}, {&dq_empty, ""},
+            {&dq_500_reason, "Server Internal Error"}, {&dq_g_log_context, "LOG_CONTEXT"},
+            {&dq_g_check, "check_request_headers"}, {&dq_g_context, "message_context"},
+            {&dq_g_request, "REQUEST"}, {&dq_g_run_route, "run_route"},
+            {&dq_g_route_raised, "route_raised"}, {&dq_g_parse_error, "SipParseError"},
         };
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (*names[i].at == NULL
                     && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
                 return NULL;
-        if ((sl_one = PyLong_FromLong(1)) == NULL)
+        if ((dq_zero == NULL && (dq_zero = PyFloat_FromDouble(0.0)) == NULL)
+                || (dq_500 == NULL && (dq_500 = PyLong_FromLong(500)) == NULL)
+                || (dq_g_monotonic = PyUnicode_InternFromString("monotonic")) == NULL)
             return NULL;
     }
-    return PyCFunction_NewEx(&sl_sender_def, consts, NULL);
+    PyObject *bound = PyTuple_Pack(3, args[0], args[1], args[2]);
+    if (bound == NULL)
+        return NULL;
+    PyObject *out = PyCFunction_NewEx(&dispatch_request_def, bound, NULL);
+    Py_DECREF(bound);
+    return out;
 }
 
 static PyMethodDef methods[] = {
@@ -6630,6 +7008,9 @@ static PyMethodDef methods[] = {
     {"stateless_sender", (PyCFunction)stateless_sender, METH_O,
      "stateless_sender((pure, tm_pure, state, build_pure, core_type)): kemi_sl's sl_send_reply "
      "(tm_pure None) or send_reply compiled for the usual reply"},
+    {"request_dispatcher", (PyCFunction)(void (*)(void))request_dispatcher, METH_FASTCALL,
+     "request_dispatcher(dispatcher, pure, names) -> Dispatcher.on_message compiled for the "
+     "usual request (pure: the Python form bound; names: dispatch.py's globals)"},
     /* registrar's usual REGISTER (kemi_usrloc/domain.py, kemi_registrar/update.py, reply.py) */
     {"ul_change_one", (PyCFunction)(void (*)(void))ul_change_one, METH_FASTCALL,
      "ul_change_one(unchanged, contact_type, raw, (fn, arg)) -> usrloc's _change_one"},

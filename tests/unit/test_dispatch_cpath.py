@@ -1,0 +1,289 @@
+"""A request's way from the parsed message to its route in one compiled call
+(``_fast.request_dispatcher``, Dispatcher.on_message's usual request): the compiled and the
+Python on_message give the same on the same sequences of requests: the same replies on the wire
+(a real WorkerEndpoints on 127.0.0.1 sending to a peer socket), the same counters, log lines,
+what the filters and the route saw (the message, LOG_CONTEXT.msg, the busy cell), the context's
+state after, for the usual request and every other shape: ACK (absorbed or not), filters that
+take the message or raise, a route that replies, stays silent, raises, exits, drops or faults
+after its reply, a request check_request_headers refuses, a header a filter finds malformed,
+a reload published by another process, a draining worker, a log_prefix. The script is a real
+Python KEMI script (app_python3) in a core built from kamailio.cfg as ``kemi run`` builds it."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import logging
+import random
+import select
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kemi_core.config.model import ListenAddr
+from kemi_core.counters import Counter
+from kemi_core.runtime import dispatch
+from kemi_core.runtime.builder import Overrides, build, load_config
+from kemi_core.runtime.context import MsgContext, RecvInfo
+from kemi_core.runtime.dispatch import Dispatcher, _prefix_format
+from kemi_core.runtime.logs import LOG_CONTEXT
+from kemi_core.runtime.ratelimit import RateLimitedLog
+from kemi_core.runtime.worker import limits_of
+from kemi_core.sip import ParseLimits, SipParseError, parse_datagram
+from kemi_core.transport.endpoints import WorkerEndpoints
+from kemi_core.transport.sockets import bind_udp
+
+pytestmark = pytest.mark.skipif(dispatch.request_dispatcher is None, reason="_fast not built")
+
+CFG = """#!KAMAILIO
+debug=2
+listen=udp:127.0.0.1:5060
+children=1
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "app_python3.so"
+modparam("app_python3", "load", "{script}")
+cfgengine "python"
+"""
+
+SCRIPT = '''
+import KSR
+
+
+class kamailio:
+    def ksr_request_route(self, msg):
+        do = KSR.hdr.get("X-Do") or "reply"
+        KSR.info("{version} saw %s %s %s\\n" % (KSR.pv.get("$rm"), KSR.pv.get("$ci"), do))
+        if do == "reply":
+            KSR.sl.sl_send_reply(200, "OK")
+        elif do == "send_reply":
+            KSR.sl.send_reply(404, "Not here")
+        elif do == "raise":
+            raise RuntimeError("boom")
+        elif do == "reply_raise":
+            KSR.sl.sl_send_reply(202, "Accepted")
+            raise RuntimeError("after the reply")
+        elif do == "exit":
+            KSR.x.exit()
+        elif do == "drop":
+            KSR.x.drop()
+        elif do == "read_from":
+            KSR.info("from %s\\n" % KSR.pv.get("$fu"))
+            KSR.sl.sl_send_reply(200, "OK")
+        return 1
+
+
+def mod_init():
+    return kamailio()
+'''
+
+DOS = ("reply", "reply", "reply", "send_reply", "silent", "raise", "reply_raise", "exit", "drop",
+       "read_from", "filter", "filter_parse", "filter_raise", "ack", "own_ack", "bad_to",
+       "reload", "draining", "prefix")
+
+
+def _readable(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _drain(sock: socket.socket) -> list[bytes]:
+    got = []
+    while _readable(sock):
+        got.append(sock.recv(70_000))
+    return got
+
+
+class Rig:
+    """A worker's core, engine and dispatcher built from kamailio.cfg, its transport a real
+    WorkerEndpoints on 127.0.0.1; requests come from the peer socket's address."""
+
+    def __init__(self, tmp: Path, peer: socket.socket, compiled: bool) -> None:
+        self.script = tmp / "route.py"
+        self.script.write_text(SCRIPT.replace("{version}", "v1"))
+        cfg = tmp / "kamailio.cfg"
+        cfg.write_text(CFG.format(script=self.script))
+        config = load_config(cfg, Overrides())
+        built = build(config)
+        self.core = core = built.core
+        core.worker_rank = 1
+        built.loader.child_init_all(1)
+        core.engine = core.new_engine()
+        self.loop = asyncio.new_event_loop()
+        sock = bind_udp("127.0.0.1", 0, reuse_port=False)
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.ep = WorkerEndpoints(self.loop, [ListenAddr("udp", "127.0.0.1", self.port)],
+                                  None, ParseLimits(), False)  # type: ignore[arg-type]
+        self.loop.run_until_complete(self.ep.start())
+        self.ep.limited_log = RateLimitedLog(logging.getLogger("kemi.transport"), interval=0.0)
+        core.attach_transport(self.ep)  # type: ignore[arg-type]
+        self.d = Dispatcher(core, limits_of(built))
+        core.dispatcher = self.d
+        self.d.limited = RateLimitedLog(logging.getLogger("kemi.dispatch"), interval=0.0)
+        self.compiled = compiled
+        self.on_message = self.d.on_message if compiled else Dispatcher.on_message.__get__(self.d)
+        self.busy = array.array("d", [0.0, 0.0])
+        self.draining = [False]
+        self.d.entry_gate(self.busy, 1, self.draining, self._refuse)
+        self.peer, self.to = peer, peer.getsockname()[1]
+        #: what the filters saw: (filter, method, Call-ID, LOG_CONTEXT.msg is the message,
+        #: the busy cell set)
+        self.saw: list[tuple] = []
+        self.contexts: list[MsgContext] = []
+        core.request_filters.insert(0, self._first_filter)
+        core.ack_filters.append(self._ack_filter)
+
+    def _refuse(self, msg: Any, rcv: RecvInfo) -> bool:
+        self.saw.append(("refuse", msg.method, msg.call_id))
+        return msg.method != "ACK"
+
+    def _note(self, name: str, ctx: MsgContext) -> None:
+        self.saw.append((name, ctx.msg.method, ctx.msg.call_id, LOG_CONTEXT.msg is ctx.msg,
+                         self.busy[1] > 0.0))
+
+    def _first_filter(self, ctx: MsgContext) -> bool:
+        self._note("request", ctx)
+        self.contexts.append(ctx)
+        do = ctx.msg.header("X-Do")
+        if do == "filter_parse":
+            raise SipParseError(400, "Bad From in a filter")
+        if do == "filter_raise":
+            raise KeyError("a filter's bug")
+        return do == "filter"
+
+    def _ack_filter(self, ctx: MsgContext) -> bool:
+        self._note("ack", ctx)
+        return False
+
+    def counts(self) -> dict[str, int]:
+        return {f"{c.group}:{c.name}": c.value for c in self.core.counters
+                if isinstance(c, Counter)}
+
+    def close(self) -> None:
+        self.ep.close()
+        self.loop.close()
+
+
+def _request(n: int, do: str, to_port: int) -> bytes:
+    method = "ACK" if do in ("ack", "own_ack") else ("INVITE", "OPTIONS", "REGISTER", "MESSAGE")[n % 4]
+    to = "<sip:u@127.0.0.1>"
+    if do == "own_ack":
+        to += ";tag=OWNTAG"
+    elif do == "bad_to":
+        to = "<sip:u@127.0.0.1"  # no closing bracket: check_request_headers refuses it
+    from_ = "<sip:a@127.0.0.1>;tag=f" if do != "read_from" or n % 2 else "sip:a@[::1;tag=f"
+    return (f"{method} sip:u{n}@127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{to_port};branch=z9hG4bKdq{n};rport\r\n"
+            f"From: {from_}\r\nTo: {to}\r\nCall-ID: dq{n}@test\r\n"
+            f"CSeq: {n + 1} {method}\r\nX-Do: {do}\r\nMax-Forwards: 70\r\n"
+            f"Content-Length: 0\r\n\r\n").encode()
+
+
+def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
+    caplog.clear()
+    rig.saw.clear()
+    rig.contexts.clear()
+    data = _request(n, do, rig.to)
+    if do == "own_ack":  # the tag of this worker's own stateless replies
+        data = data.replace(b"OWNTAG", f"{rig.core.local_tag_prefix}.1".encode())
+    if do == "reload":  # another process publishes a new script: this worker follows it
+        rig.script.write_text(SCRIPT.replace("{version}", f"v{n}"))
+        reload = rig.core._reload
+        assert reload is not None
+        reload.channel.publish(b"")
+    rig.draining[0] = do == "draining"
+    rig.d.log_prefix = _prefix_format(rig.core, "[$ci $rm] ") if do == "prefix" else None
+    before = rig.counts()
+    rcv = RecvInfo("udp", "127.0.0.1", rig.to, "127.0.0.1", rig.port)
+    msg = parse_datagram(data)
+    try:
+        rig.on_message(msg, rcv)
+    finally:
+        rig.draining[0] = False
+        rig.d.log_prefix = None
+    after = rig.counts()
+    moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    logs = [(r.name, r.levelname, r.getMessage().replace(str(rig.port), "P"),
+             getattr(r, "kemi_exception", None).__class__.__name__)
+            for r in caplog.records if r.name != "asyncio"]
+    states = [(c.replied, c.fault, c.dropped) for c in rig.contexts]
+    prefix = rig.core.local_tag_prefix.encode()
+    wire = [d.replace(prefix, b"PFX") for d in _drain(rig.peer)]
+    return (do, moved, logs, list(rig.saw), states, wire, rig.busy[1], LOG_CONTEXT.msg,
+            LOG_CONTEXT.prefix)
+
+
+def _run(compiled: bool, dos: list[str], tmp: Path, peer: socket.socket,
+         caplog: Any) -> list[tuple]:
+    caplog.set_level(logging.DEBUG)
+    rig = Rig(tmp, peer, compiled)  # (the same script path: fault lines name it)
+    try:
+        if compiled:
+            assert rig.on_message.__name__ == "on_message"
+            assert not hasattr(rig.on_message, "__func__")  # the compiled one
+        return [_step(rig, n, do, caplog) for n, do in enumerate(dos)]
+    finally:
+        rig.close()
+
+
+def _compare(dos: list[str], tmp: Path, peer: socket.socket, caplog: Any) -> list[tuple]:
+    compiled = _run(True, dos, tmp, peer, caplog)
+    pure = _run(False, dos, tmp, peer, caplog)
+    for i, (c, p) in enumerate(zip(compiled, pure, strict=True)):
+        assert c == p, f"step {i}: {dos[i]}"
+    return compiled
+
+
+@pytest.fixture
+def peer() -> Iterator[socket.socket]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def test_every_shape_once(tmp_path: Path, peer: socket.socket, caplog: Any) -> None:
+    out = _compare(list(DOS), tmp_path, peer, caplog)
+    by = {o[0]: o for o in out}
+    # the usual request: counted, routed with the log context and busy cell set, answered
+    do, moved, logs, saw, states, wire, busy, log_msg, log_prefix = out[0]
+    assert moved["core:rcv_requests"] == moved["core:rcv_requests_invite"] == 1
+    assert saw[0][3:] == (True, True) and states == [(True, None, False)] and len(wire) == 1
+    assert (busy, log_msg, log_prefix) == (0.0, None, "")
+    assert any("v1 saw" in line[2] for line in logs)
+    # a fault gets its 500, one after the script's reply does not
+    assert [w[:12] for w in by["raise"][5]] == [b"SIP/2.0 500 "]
+    assert [w[:12] for w in by["reply_raise"][5]] == [b"SIP/2.0 202 "]
+    assert by["raise"][1]["kemi:script_errors"] == 1
+    # a request check_request_headers refuses: its 400, never routed
+    assert [w[:12] for w in by["bad_to"][5]] == [b"SIP/2.0 400 "] and by["bad_to"][3] == []
+    # a filter's SipParseError: the 400; another error: the guard's line, no reply
+    assert [w[:12] for w in by["filter_parse"][5]] == [b"SIP/2.0 400 "]
+    assert by["filter_raise"][5] == [] and by["filter_raise"][1]["kemi:script_errors"] == 1
+    # the reload is followed before the route runs; a draining worker refuses
+    assert any("v16 saw" in line[2] for line in by["reload"][2])
+    assert by["draining"][3][0][0] == "refuse"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_sequences(seed: int, tmp_path: Path, peer: socket.socket, caplog: Any) -> None:
+    rnd = random.Random(seed)
+    dos = [rnd.choice(DOS) for _ in range(80)]
+    out = _compare(dos, tmp_path, peer, caplog)
+    assert sum(1 for o in out if o[0] == "reply" and o[5]) >= 5
+
+
+def test_a_subclass_keeps_its_own_on_message() -> None:
+    from kemi_core.testing.capture import offline_core
+
+    class Own(Dispatcher):
+        def on_message(self, msg: Any, rcv: RecvInfo) -> None:
+            super().on_message(msg, rcv)
+
+    core, _ = offline_core()
+    assert "on_message" not in Own(core, ParseLimits()).__dict__
+    assert "on_message" in Dispatcher(core, ParseLimits()).__dict__
