@@ -6548,7 +6548,8 @@ static PyObject *dq_draining, *dq_log_prefix, *dq_core, *dq_reload, *dq_cell, *d
     *dq_stats, *dq_script_errors, *dq_inc, *dq_replied, *dq_send_simple_reply,
     *dq_parse_failed, *dq_guard_failed, *dq_msg, *dq_prefix, *dq_empty, *dq_zero, *dq_500,
     *dq_500_reason, *dq_g_log_context, *dq_g_check, *dq_g_context, *dq_g_request,
-    *dq_g_run_route, *dq_g_route_raised, *dq_g_parse_error, *dq_g_monotonic;
+    *dq_g_run_route, *dq_g_route_raised, *dq_g_parse_error, *dq_layouts, *dq_usual_request,
+    *dq_to, *dq_g_monotonic;
 
 /* names[key], borrowed; NULL with no error when it is not there */
 static PyObject *
@@ -6569,6 +6570,8 @@ dq_take_error(void)
         PyException_SetTraceback(value, tb);
     Py_XDECREF(type);
     Py_XDECREF(tb);
+    if (value == NULL)
+        PyErr_SetString(PyExc_SystemError, "dispatch: an error without its exception");
     return value;
 }
 
@@ -6608,6 +6611,44 @@ dq_filters(PyObject *core, PyObject *which, PyObject *ctx)
     return out == 1 && PyErr_Occurred() ? -1 : out;
 }
 
+/* check_request_headers(msg)'s usual case in place, when ``check`` is request_gate's own
+ * function and its usual_request the compiled one: usual_request(msg, _LAYOUTS) true and msg.to
+ * read. 1: checked; 0: the function must run (it decides, raising its precise error); -1:
+ * an error (what the function would raise at that step). */
+static int
+dq_check_usual(PyObject *check, PyObject *names, PyObject *msg)
+{
+    if (!PyFunction_Check(check))
+        return 0;
+    PyObject *gate = PyFunction_GetGlobals(check);
+    PyObject *own = PyDict_GetItemWithError(gate, dq_g_check);
+    PyObject *layouts = own == NULL ? NULL : PyDict_GetItemWithError(gate, dq_layouts);
+    PyObject *usual = layouts == NULL ? NULL : PyDict_GetItemWithError(gate, dq_usual_request);
+    if (usual == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (own != check || !PyDict_Check(layouts) || !PyCFunction_Check(usual)
+            || PyCFunction_GetFunction(usual) != (PyCFunction)(void (*)(void))usual_request)
+        return 0;
+    PyObject *uargs[2] = {msg, layouts};
+    PyObject *yes = usual_request(NULL, uargs, 2);
+    if (yes == NULL)
+        return -1;
+    Py_DECREF(yes);
+    if (yes != Py_True)
+        return 0;
+    PyObject *to = PyObject_GetAttr(msg, dq_to); /* parsed, kept for the script */
+    if (to != NULL) {
+        Py_DECREF(to);
+        return 1;
+    }
+    PyObject *parse_error = dq_global(names, dq_g_parse_error);
+    if (parse_error != NULL && PyErr_ExceptionMatches(parse_error)) {
+        PyErr_Clear(); /* the function's checks decide */
+        return 0;
+    }
+    return -1;
+}
+
 /* The try block of on_message for a request: 0 done, -1 an exception set. */
 static int
 dq_request(PyObject *self, PyObject *names, PyObject *core, PyObject *msg, PyObject *rcv)
@@ -6639,7 +6680,10 @@ dq_request(PyObject *self, PyObject *names, PyObject *core, PyObject *msg, PyObj
             PyErr_SetString(PyExc_NameError, "dispatch: a global is gone");
         goto done;
     }
-    if ((x = PyObject_Vectorcall(check, &msg, 1, NULL)) == NULL)
+    int checked = dq_check_usual(check, names, msg);
+    if (checked < 0)
+        goto done;
+    if (!checked && (x = PyObject_Vectorcall(check, &msg, 1, NULL)) == NULL)
         goto done;
     if ((ruri = PyObject_GetAttr(msg, dq_ruri)) == NULL)
         goto done;
@@ -6673,8 +6717,10 @@ dq_request(PyObject *self, PyObject *names, PyObject *core, PyObject *msg, PyObj
         if (x == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
             /* route_raised(self.request_cb, ctx, exc) in the except clause */
             PyObject *exc = dq_take_error();
-            PyObject *raised = dq_global(names, dq_g_route_raised);
-            if (raised == NULL) {
+            PyObject *raised = exc == NULL ? NULL : dq_global(names, dq_g_route_raised);
+            if (exc == NULL) {
+                /* (the SystemError is set) */
+            } else if (raised == NULL) {
                 if (!PyErr_Occurred())
                     PyErr_SetString(PyExc_NameError, "dispatch: route_raised is gone");
             } else {
@@ -6807,6 +6853,8 @@ dispatch_request(PyObject *bound, PyObject *const *args, Py_ssize_t nargs)
             || PyObject_SetAttr(log_context, dq_msg, msg) < 0)
         goto done;
     int failed = dq_request(self, names, core, msg, rcv);
+    if (failed < 0 && !PyErr_Occurred())
+        PyErr_SetString(PyExc_SystemError, "dispatch: a step failed without its exception");
     if (failed < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
         /* except SipParseError: self._parse_failed(...); except Exception: _guard_failed */
         PyObject *exc = dq_take_error();
@@ -6883,6 +6931,7 @@ request_dispatcher(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             {&dq_g_check, "check_request_headers"}, {&dq_g_context, "message_context"},
             {&dq_g_request, "REQUEST"}, {&dq_g_run_route, "run_route"},
             {&dq_g_route_raised, "route_raised"}, {&dq_g_parse_error, "SipParseError"},
+            {&dq_layouts, "_LAYOUTS"}, {&dq_usual_request, "usual_request"}, {&dq_to, "to"},
         };
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (*names[i].at == NULL

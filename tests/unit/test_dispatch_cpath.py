@@ -83,7 +83,7 @@ def mod_init():
 
 DOS = ("reply", "reply", "reply", "send_reply", "silent", "raise", "reply_raise", "exit", "drop",
        "read_from", "filter", "filter_parse", "filter_raise", "ack", "own_ack", "bad_to",
-       "reload", "draining", "prefix")
+       "reload", "draining", "prefix", "bad_line", "two_vias", "bad_cseq")
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -176,10 +176,13 @@ def _request(n: int, do: str, to_port: int) -> bytes:
     elif do == "bad_to":
         to = "<sip:u@127.0.0.1"  # no closing bracket: check_request_headers refuses it
     from_ = "<sip:a@127.0.0.1>;tag=f" if do != "read_from" or n % 2 else "sip:a@[::1;tag=f"
-    return (f"{method} sip:u{n}@127.0.0.1 SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{to_port};branch=z9hG4bKdq{n};rport\r\n"
+    gap = "  " if do == "bad_line" else " "  # a request line the gate refuses
+    more = "Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKx\r\n" if do == "two_vias" else ""
+    cseq = f"{n + 1} {method}" if do != "bad_cseq" else f"{n + 1}"
+    return (f"{method} sip:u{n}@127.0.0.1{gap}SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{to_port};branch=z9hG4bKdq{n};rport\r\n{more}"
             f"From: {from_}\r\nTo: {to}\r\nCall-ID: dq{n}@test\r\n"
-            f"CSeq: {n + 1} {method}\r\nX-Do: {do}\r\nMax-Forwards: 70\r\n"
+            f"CSeq: {cseq}\r\nX-Do: {do}\r\nMax-Forwards: 70\r\n"
             f"Content-Length: 0\r\n\r\n").encode()
 
 
@@ -267,6 +270,10 @@ def test_every_shape_once(tmp_path: Path, peer: socket.socket, caplog: Any) -> N
     # the reload is followed before the route runs; a draining worker refuses
     assert any("v16 saw" in line[2] for line in by["reload"][2])
     assert by["draining"][3][0][0] == "refuse"
+    # the gate's other refusals (its Python decides), and a second Via it lets through
+    for do in ("bad_line", "bad_cseq"):
+        assert [w[:12] for w in by[do][5]] == [b"SIP/2.0 400 "] and by[do][3] == [], do
+    assert by["two_vias"][3][0][0] == "request" and by["two_vias"][5] == []
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
