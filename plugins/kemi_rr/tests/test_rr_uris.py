@@ -38,11 +38,17 @@ def test_is_own_remembered_per_core_names() -> None:
     b, _ = offline_core(("rr", kemi_rr))
     b.config.listen.append(ListenAddr("udp", "127.0.0.1", 5999))
     texts = ["sip:127.0.0.1;lr", "sip:127.0.0.1:5060;lr", "sip:127.0.0.1:5999;lr",
-             "sip:10.1.2.3;lr", "sips:127.0.0.1;lr", "sip:127.0.0.1;transport=tcp;lr"]
+             "sip:10.1.2.3;lr", "sips:127.0.0.1;lr", "sip:127.0.0.1;transport=tcp;lr",
+             # the memo's key holds the scheme and ;transport= as written: these differ
+             "sips:127.0.0.1:5060;lr", "sip:127.0.0.1;transport=TLS;lr",
+             "sip:127.0.0.1;transport=tls;lr", "sip:127.0.0.1:5061;transport=tls;lr"]
     for core in (a, b, a, b):
         for text in texts:
             uri = parse_uri(text)
             port = uri.port if uri.port is not None else default_port(uri_proto(uri))
             assert is_own(core, uri) == core.is_myself(uri.host, port), (text, core)
+    # a scheme that is not sip/sips is never ours, whatever its host and port
+    assert not is_own(a, parse_uri("sip:127.0.0.1:5060").with_(scheme="tel"))
+    assert is_own(a, parse_uri("sip:127.0.0.1:5060"))
     assert is_own(b, parse_uri("sip:127.0.0.1:5999"))
     assert not is_own(a, parse_uri("sip:127.0.0.1:5999"))

@@ -21,34 +21,44 @@ def uri_proto(uri: SipUri) -> str:
     return "tls" if uri.scheme == "sips" else "udp"
 
 
-#: is_own's answers per (host, port) for one set of the server's names (core.myself: built
-#: once per core; another core's empties it); bounded: emptied when full
-_OWN: dict[tuple[str, int], bool] = {}
+#: is_own's answers per (scheme, host, port, transport) for one set of the server's names
+#: (core.myself: built once per core; another core's empties it); bounded: emptied when full
+_OWN: dict[tuple[str, str, int | None, str | None], bool] = {}
 _OWN_MAX = 1024
 _own_names: list[object] = [None]
 
 
 def is_own(core: Core, uri: SipUri | None) -> bool:
     """Whether a sip:/sips: URI names this server (a missing port is the default one)."""
-    if uri is None or uri.scheme not in ("sip", "sips") or not uri.host:
+    if uri is None:
         return False
-    port = uri.port if uri.port is not None else default_port(uri_proto(uri))
     names = core.myself
     if names is not _own_names[0]:
         _OWN.clear()
         _own_names[0] = names
-    key = (uri.host, port)
+    # the memo's key holds every field the answer depends on, read as they are (the
+    # ;transport= value as written): no default port to work out, no Python call, for a
+    # URI seen before (rr asks 3-4 times per in-dialog request)
+    key = (uri.scheme, uri.host, uri.port, uri.params.get("transport"))
     found = _OWN.get(key)
     if found is None:
         if len(_OWN) >= _OWN_MAX:
             _OWN.clear()
-        found = _OWN[key] = core.is_myself(uri.host, port)
+        found = _OWN[key] = _is_own(core, uri)
     return found
+
+
+def _is_own(core: Core, uri: SipUri) -> bool:
+    """is_own without its memo."""
+    if uri.scheme not in ("sip", "sips") or not uri.host:
+        return False
+    port = uri.port if uri.port is not None else default_port(uri_proto(uri))
+    return core.is_myself(uri.host, port)
 
 
 def params_text(uri: SipUri) -> str:
     """``;lr;ftag=abc;nat=yes``: what check_route_param matches (leading ';' included)."""
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in uri.params.items())
+    return "".join([f";{k}" if v is None else f";{k}={v}" for k, v in uri.params.items()])
 
 
 #: route_params' memo: URI text -> its params as text (bounded: emptied when full)
