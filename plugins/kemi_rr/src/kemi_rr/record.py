@@ -195,7 +195,9 @@ def _can_record(ctx: MsgContext, func: str) -> bool:
 
 
 def _head(ctx: MsgContext, conf: RrSettings) -> str:
-    return f"{_scheme(ctx, conf)}:{_user(ctx, conf)}"
+    # (_user called only when it adds one: record_route runs for every initial INVITE)
+    return f"{_scheme(ctx, conf)}:{_user(ctx, conf)}" if conf.add_username else (
+        f"{_scheme(ctx, conf)}:")
 
 
 def _record(ctx: MsgContext, mode: int, inbound: Socket, entries: Entries) -> int:
@@ -207,7 +209,7 @@ def _record(ctx: MsgContext, mode: int, inbound: Socket, entries: Entries) -> in
 def record_route(ctx: MsgContext, params: str = "") -> int:
     if not _can_record(ctx, "record_route"):
         return -1
-    extra = _norm_params(params)
+    extra = _norm_params(params) if params else ""
     conf = settings(ctx.core)
     tail = _rr_tail(ctx, conf, False)
     if tail is None:
@@ -223,7 +225,8 @@ def record_route(ctx: MsgContext, params: str = "") -> int:
         return [_entry(core, head, out, ";r2=on" + tail, explicit, extra),
                 _entry(core, head, inbound, ";r2=on" + tail, explicit, extra)]
 
-    return _record(ctx, mode, inbound, entries)
+    # _record written out: a frame less for every initial INVITE
+    return _keep(ctx, mode, inbound, entries(inbound if mode == 2 else None), entries)
 
 
 def _preset_uri(ctx: MsgContext, conf: RrSettings, addr: str) -> str | None:
