@@ -106,6 +106,11 @@ def test_invite_negative_final_is_acked_per_17_1_1_3(sip):
     assert tx.state is ClientState.COMPLETED and tx.final_status == 486
     # the retransmitted 486 is absorbed and ACKed again
     assert tx.on_response(busy, 1.5) == [Send(UDP, out[0].data)]
+    # a 200 after the 486 (a broken callee) goes up: a proxy forwards every 2xx to INVITE
+    # (RFC 3261 16.7 step 5, as Kamailio 5.6 does); no ACK from here, the state stays
+    late = sip.reply(req, 200, "OK", to_tag="bobtag")
+    assert tx.on_response(late, 1.6) == [PassUp(late)]
+    assert tx.state is ClientState.COMPLETED and tx.final_status == 486
     assert tx.next_timer() == 6.0  # Timer D = wt_timer
     assert [type(a) for _, a in run_timers(tx, 10.0)] == [Terminated]
 

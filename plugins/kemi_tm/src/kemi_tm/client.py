@@ -186,8 +186,10 @@ class InviteClientTransaction(ClientTransaction):
                 self.timers.clear()
                 self.timers["M"] = now + self.settings.wt_timer
                 return True
-            # 2xx retransmissions and 2xx of other forks downstream: end to end, pass them up
-            return state is ClientState.ACCEPTED
+            # 2xx retransmissions and 2xx of other forks downstream: end to end, pass them up;
+            # a 2xx after the branch's negative final too (a broken callee): a proxy forwards
+            # every 2xx to INVITE (RFC 3261 16.7 step 5), and Kamailio 5.6 relays it
+            return state is ClientState.ACCEPTED or state is ClientState.COMPLETED
         if state in (ClientState.CALLING, ClientState.PROCEEDING):
             self.state = ClientState.COMPLETED
             self.final_status = status

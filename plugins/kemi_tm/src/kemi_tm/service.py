@@ -310,11 +310,15 @@ class TmService:
                 log.exception("tm: final reply handler %r failed", handler)
 
     def forward_reply(self, reply: SipMsg) -> None:
-        """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly."""
+        """A reply the transaction no longer takes (a late 2xx): on to the next Via, statelessly,
+        counted as relayed (Kamailio's rpl_sent counts it too)."""
         try:
-            forward_reply(self.core, reply, False, self._reply_in)
+            sent = forward_reply(self.core, reply, False, self._reply_in)
         except SipParseError:
             return
+        if sent and not reply.is_request:
+            c = self.stats.rpl_relayed
+            c.view[c.slot] += 1
 
     def _freed(self, tx: ProxyTransaction) -> None:
         c = self.stats.freed
@@ -405,11 +409,12 @@ class TmService:
         return True
 
     def _count_2xx_again(self, tx: TmTransaction, status: int) -> None:
-        """A reply after the counted final: a 2xx the accepted INVITE relays again (the
-        callee's retransmission while the ACK is late, another branch's 2xx) counts in 2xx
-        once more, as Kamailio 5.6 counts each 2xx it relays (its tm.stats can show more 2xx
-        than transactions); its final handlers (acc) still ran once."""
-        if status >= 200 and tx.is_invite and 200 <= tx.final_status < 300:
+        """A reply after the counted final: a 2xx the INVITE relays again (the callee's
+        retransmission while the ACK is late, another branch's 2xx, a 2xx after a negative
+        final) counts in 2xx once more, as Kamailio 5.6 counts each 2xx it relays (its
+        tm.stats can show more 2xx than transactions); its final handlers (acc) still ran
+        once."""
+        if status >= 200 and tx.is_invite:
             c = self.stats.again_2xx  # summed into 2xx (TmStats)
             c.view[c.slot] += 1
 
