@@ -111,6 +111,20 @@ class KemiProcess:
         return wait_until(seen, timeout,
                           lambda: f"{count} x {text!r} in the log:\n{self.log()[-3000:]}")
 
+    def wait_tm_settled(self, created: int, timeout: float = 60.0) -> dict[str, int]:
+        """tm.stats once ``created`` transactions are made and none waits for its final reply.
+        After SIPp's built-in uac exits, that may still take a moment: it ends a call on any
+        200 once its BYE is out, also on a retransmission of the INVITE's 200, so the BYE's
+        own 200 (or the BYE) may still wait in the worker's sockets; the callee must still be
+        up to answer it."""
+        def settled() -> dict[str, int]:  # empty (false) while not settled
+            stats: dict[str, int] = self.rpc("tm.stats")
+            return stats if (stats["created"] >= created
+                             and stats["current"] == stats["waiting"]) else {}
+
+        return wait_until(settled, timeout,
+                          lambda: f"{created} transactions with their finals: {self.rpc('tm.stats')}")
+
     def stop(self) -> int | None:
         """SIGTERM to the main process (it stops its workers), SIGKILL to the group if stuck."""
         if self.proc is None:

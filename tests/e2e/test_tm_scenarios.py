@@ -155,8 +155,9 @@ def test_message_and_options_through_tm(start_kemi: Callable[..., KemiProcess],
     srv, port = _server(start_kemi, tmp_path, uas1=uas1)
     with SippUas(tmp_path, uas1, SCENARIOS / "uas_message_options.xml", name="mo"):
         result = _uac(port, tmp_path, SCENARIOS / "uac_message_options.xml", calls=50, rate=50)
-    assert result.successful == 50 and result.failed == 0, (result.stdout[-2500:], srv.log()[-3000:])
-    stats = srv.rpc("tm.stats")
+        assert result.successful == 50 and result.failed == 0, \
+            (result.stdout[-2500:], srv.log()[-3000:])
+        stats = srv.wait_tm_settled(100)
     assert stats["created"] >= 100 and stats["2xx"] >= 100
 
 
