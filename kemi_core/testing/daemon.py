@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import IO, Any
 
+from kemi_core.testing.wait import wait_log
+
 
 class Daemon:
     """A server process started by ``start()`` (in its own session, output to ``log_path``)."""
@@ -31,6 +33,10 @@ class Daemon:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
+        """The log once ``text`` appears in it ``count`` times (``wait.wait_log``)."""
+        return wait_log(self.log, text, count, timeout)
 
     def stop(self) -> None:
         if self.proc is None:

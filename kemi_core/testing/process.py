@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kemi_core.rpc.client import RpcError, call
-from kemi_core.testing.wait import POLL_INTERVAL, wait_until
+from kemi_core.testing.wait import POLL_INTERVAL, wait_log, wait_until
 
 
 def free_port(proto: int = socket.SOCK_DGRAM) -> int:
@@ -104,12 +104,7 @@ class KemiProcess:
     def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
         """The log once ``text`` appears in it ``count`` times (workers write when they get to
         it); WaitTimeout with the log's tail if it does not in ``timeout`` seconds."""
-        def seen() -> str:
-            log = self.log()
-            return log if log.count(text) >= count else ""
-
-        return wait_until(seen, timeout,
-                          lambda: f"{count} x {text!r} in the log:\n{self.log()[-3000:]}")
+        return wait_log(self.log, text, count, timeout)
 
     def wait_tm_settled(self, created: int, timeout: float = 60.0) -> dict[str, int]:
         """tm.stats once ``created`` transactions are made and none waits for its final reply.

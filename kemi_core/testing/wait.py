@@ -31,3 +31,15 @@ def wait_until(check: Callable[[], T], timeout: float, what: str | Callable[[], 
         if left <= 0:
             raise WaitTimeout(f"waited {timeout:g}s for {what() if callable(what) else what}")
         time.sleep(min(interval, left))
+
+
+def wait_log(read_log: Callable[[], str], text: str, count: int = 1,
+             timeout: float = 10.0) -> str:
+    """The log ``read_log`` returns, once ``text`` appears in it ``count`` times (a server
+    writes when it gets to it); WaitTimeout with the log's tail if it does not in ``timeout``
+    seconds."""
+    def seen() -> str:
+        log = read_log()
+        return log if log.count(text) >= count else ""
+
+    return wait_until(seen, timeout, lambda: f"{count} x {text!r} in the log:\n{read_log()[-3000:]}")
