@@ -205,18 +205,19 @@ class PostgresServer:
 class _SessionServer:
     """The test process's one session server and how many fixture definitions hold it.
 
-    Each conftest (or test module) that imports ``postgres_server`` gets a fixture definition of
-    its own from pytest, and each would start, then at the session's end stop and remove, a
-    server of its own: up to six per xdist worker, whose stops and removals made the worker's
-    last teardown take ~50 s. They share this one instead; the last holder stops it."""
+    kemi's pytest plugin defines the fixture once for every test; a conftest (or test module)
+    that imports ``postgres_server`` as well gets a definition of its own from pytest, which
+    would start, then at the session's end stop and remove, a server of its own (six of them
+    per xdist worker once made the last teardown take ~50 s). They share this one instead; the
+    last holder stops it."""
 
     server: PostgresServer | None = None
     holders = 0
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One private PostgreSQL for the whole test session (skipped where it cannot run)."""
+def session_postgres() -> Iterator[PostgresServer]:
+    """The body of the ``postgres_server`` session fixture (kemi's pytest plugin provides it to
+    every test; importing it into a conftest as well still shares the one server)."""
     reason = unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
@@ -231,3 +232,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         if _SessionServer.holders == 0:
             _SessionServer.server = None
             server.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole test session (skipped where it cannot run)."""
+    yield from session_postgres()

@@ -1,5 +1,7 @@
 """The kemi pytest plugin (entry point ``pytest11``: installing kemi-core enables it): the
-``kemi_router`` fixture runs a kamailio.cfg and its routing script inside the test.
+``kemi_router`` fixture runs a kamailio.cfg and its routing script inside the test;
+``postgres_server`` (one private PostgreSQL for the session) and ``redis_server`` (a private
+Redis for one test) run the databases a module's tests need, skipped where not installed.
 
     def test_options_answered(kemi_router):
         router = kemi_router("kamailio.cfg", defines={"WITH_KEEPALIVE": None})
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from kemi_core.testing.postgres import PostgresServer
+    from kemi_core.testing.redis import RedisServer
     from kemi_core.testing.router import Router
 
 RouterFactory = Callable[..., "Router"]
@@ -42,3 +46,21 @@ def kemi_router() -> Iterator[RouterFactory]:
     yield make
     for router in made:
         router.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole test session (``PostgresServer``: initdb into a
+    temp dir, its own port, stopped by PID at the end; skipped where it cannot run)."""
+    from kemi_core.testing.postgres import session_postgres
+
+    yield from session_postgres()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private Redis for one test (``RedisServer``; skipped where redis-server is not
+    installed)."""
+    from kemi_core.testing.redis import private_redis
+
+    yield from private_redis()

@@ -103,11 +103,17 @@ class RedisServer:
             return ""
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """A private Redis for one test (skipped where redis-server is not installed)."""
+def private_redis() -> Iterator[RedisServer]:
+    """The body of the ``redis_server`` fixture (kemi's pytest plugin provides it to every
+    test)."""
     reason = redis_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private Redis for one test (skipped where redis-server is not installed)."""
+    yield from private_redis()

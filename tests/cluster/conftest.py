@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import free_port, postgres_server  # noqa: F401 - the session fixture
+from kemi_core.testing import free_port
 from kemi_core.testing.cluster import Node, loopback_available
 from kemi_core.testing.sipp import sipp_available
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.testing import free_port, redis_server, wait_until  # noqa: F401 - fixture
+from kemi_core.testing import free_port, wait_until
 from kemi_core.testing.cluster import kamailio_cluster_available, location_database
 from kemi_core.testing.kamailio import kamailio_available
 from kemi_core.testing.sipp import SippUas, run_sipp
@@ -31,7 +31,7 @@ def calls_counted(redis: Any) -> int:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_redis_restart_under_load(engine: str, make_node: Any, postgres_server: Any,
-                                  redis_server: Any, tmp_path: Path) -> None:  # noqa: F811
+                                  redis_server: Any, tmp_path: Path) -> None:
     url = location_database(postgres_server)
     proxies = [make_node(n, engine, ip, "redis", scripts=("proxy", "redis"), db_url=url, server_id=i + 1,
                          redis_port=redis_server.port).start()

@@ -11,7 +11,6 @@ import pytest
 from kemi_core.db import Database, tables
 from kemi_core.db.provision import create_tables
 from kemi_core.db.standalone import open_standalone
-from kemi_core.testing.postgres import postgres_server  # noqa: F401 - the session fixture
 
 #: Back-off short enough for tests that wait for a reconnection.
 FAST_RETRY = {"retry_interval": 50, "retry_max_interval": 400}

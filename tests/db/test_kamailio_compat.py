@@ -23,7 +23,7 @@ from kemi_core.cli import app
 from kemi_core.db import Database, open_standalone, tables
 from kemi_core.db.provision import create_tables
 from kemi_core.testing.kamailio import KamailioProcess, kamailio_available, kamcmd_available
-from kemi_core.testing.postgres import PostgresServer, postgres_server  # noqa: F401
+from kemi_core.testing.postgres import PostgresServer
 from kemi_core.testing.process import free_port
 from kemi_core.testing.udp_client import UdpClient, request
 

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from kemi_core.testing import (  # noqa: F401 - redis_server is the fixture
+from kemi_core.testing import (
     KamailioProcess,
     KemiProcess,
     RedisServer,
     UdpClient,
     free_port,
     kamailio_available,
-    redis_server,
     request,
     wait_until,
 )
@@ -83,7 +82,7 @@ class Client:
 
 
 @pytest.fixture
-def server(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[KemiProcess, Client]]:  # noqa: F811
+def server(tmp_path: Path, redis_server: RedisServer) -> Iterator[tuple[KemiProcess, Client]]:
     port = free_port()
     (tmp_path / "r.lua").write_text(SCRIPT)
     cfg = tmp_path / "kamailio.cfg"
@@ -100,7 +99,7 @@ def test_replies_as_kamailio(server: tuple[KemiProcess, Client]) -> None:
         assert client.cmd(command) == expected, command
 
 
-def test_redis_restart(server: tuple[KemiProcess, Client], redis_server: RedisServer) -> None:  # noqa: F811
+def test_redis_restart(server: tuple[KemiProcess, Client], redis_server: RedisServer) -> None:
     proc, client = server
     assert client.cmd("SET foo bar").startswith("rc=0")
     redis_server.stop()
@@ -123,7 +122,7 @@ KAMAILIO_CFG = CFG.replace("#!KAMAILIO\n", '#!KAMAILIO\nmpath="/usr/lib/x86_64-l
 
 @pytest.mark.skipif(not kamailio_available("ndb_redis.so", "app_lua.so", "ctl.so"),
                     reason="Kamailio 5.6 with ndb_redis and app_lua is not installed")
-def test_same_answers_as_kamailio(tmp_path: Path, redis_server: RedisServer,  # noqa: F811
+def test_same_answers_as_kamailio(tmp_path: Path, redis_server: RedisServer,
                                   server: tuple[KemiProcess, Client]) -> None:
     _, ours = server
     port = free_port()
