@@ -17,8 +17,10 @@ from kemi_core.forwarding.socket_edit import SOCKET_EDIT, SocketEdit, for_socket
 from kemi_core.forwarding.targets import (
     DEFAULT_PORT,
     Target,
+    forced_local,
     is_our_via,
     listen_for,
+    parse_socket,
     reply_destination,
     uri_destination,
     uri_target,
@@ -37,7 +39,8 @@ from kemi_core.forwarding.via import (
 
 __all__ = [
     "DEFAULT_PORT", "MAGIC_COOKIE", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
-    "Target", "apply_via", "for_socket", "forward_reply", "forward_request", "is_our_via", "listen_for", "our_via", "received_via",
+    "Target", "apply_via", "for_socket", "forced_local", "forward_reply", "forward_request",
+    "is_our_via", "listen_for", "our_via", "parse_socket", "received_via",
     "reply_destination", "resolve_then", "send_to", "stamp_received", "stateless_branch",
     "uri_destination", "uri_target", "via_params", "via_reply_destination", "via_sent_by",
 ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from kemi_core.forwarding.resolver import PENDING
 from kemi_core.forwarding.socket_edit import for_socket
 from kemi_core.forwarding.targets import (
+    forced_local,
     is_our_via,
     listen_for,
     uri_target,
@@ -83,35 +84,39 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
     # Max-Forwards is left alone, as Kamailio's core does: decrementing it is maxfwd's job
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
     core = ctx.core
-    ours = our_via(ctx, proto, stateless_branch(msg))
+    forced = ctx.send_socket
+    # the socket it leaves from: a forced one ($fs) names our Via and sends it, as Kamailio
+    local = None if forced is None else forced_local(core, proto, forced)
+    ours = our_via(ctx, proto, stateless_branch(msg), local)
     top = received_via(ctx, msg)
     # as it leaves from its socket (rr's double Record-Route, say)
-    data = for_socket(ctx, msg, proto, ctx.send_socket).bytes_with_via(ours, top)
+    data = for_socket(ctx, msg, proto, forced).bytes_with_via(ours, top)
     if core.onsend is not None and core.onsend_name() is not None:
         # onsend_route sees the request as routed; what it changes is not sent (Kamailio)
         def send(ip: str | None) -> bool:
             if ip is not None and not core.run_onsend(msg, ctx.rcv, data, proto, ip, port, ctx):
                 return True  # dropped by onsend_route: handled, as in Kamailio
-            return _send_request(core, proto, host, ip, port, data)
+            return _send_request(core, proto, host, ip, port, data, local)
 
         return 1 if resolve_then(core, host, send) else -1
     ip = core.resolver.known(host)
     if ip is not None:  # the usual next hop, an address: sent now, no callback made
-        return 1 if _send_request(core, proto, host, ip, port, data) else -1
+        return 1 if _send_request(core, proto, host, ip, port, data, local) else -1
     return 1 if resolve_then(core, host, functools.partial(
-        _send_request, core, proto, host, port=port, data=data)) else -1
+        _send_request, core, proto, host, port=port, data=data, local=local)) else -1
 
 
 def _send_request(core: Core, proto: str, host: str, ip: str | None, port: int,
-                  data: bytes) -> bool:
-    """Send a stateless forward's bytes to ``ip`` (None: ``host`` did not resolve), counted."""
+                  data: bytes, local: tuple[str, int] | None = None) -> bool:
+    """Send a stateless forward's bytes to ``ip`` (None: ``host`` did not resolve) from
+    ``local`` (None: the transport's socket), counted."""
     stats = core.stats
     if ip is None:
         script_log.error("forward: %s does not resolve: dropping the request", host)
         if stats is not None:
             stats.err_requests.inc()
         return False
-    if not core.send(proto, ip, port, data):
+    if not core.send(proto, ip, port, data, local):
         script_log.error("forward: sending to %s:%s:%d failed", proto, ip, port)
         if stats is not None:
             stats.err_requests.inc()

@@ -95,6 +95,65 @@ def listen_for(core: Core, proto: str) -> tuple[str, int] | None:
     return None
 
 
+#: the listen transport a send over ``proto`` leaves from (WebSockets over their streams; the
+#: transport's LISTEN_PROTO)
+LISTEN_OF = {"ws": "tcp", "wss": "tls"}
+#: the transports a socket text ("proto:host:port") may start with
+SOCKET_PROTOS = ("udp", "tcp", "tls", "sctp", "ws", "wss")
+
+
+@functools.lru_cache(maxsize=64)
+def parse_socket(spec: str) -> Target | None:
+    """``proto:host:port`` (also ``proto:[v6]:port``, ``host:port`` and ``host``; the
+    transport UDP and the port 5060 when not given) as Kamailio writes a socket ($fs,
+    force_send_socket, set_send_socket): its parts, None when it is not one."""
+    text = spec.strip()
+    proto = "udp"
+    head, sep, rest = text.partition(":")
+    if sep and head.lower() in SOCKET_PROTOS:
+        proto, text = head.lower(), rest
+    if text.startswith("["):
+        host, _, tail = text[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
+    try:
+        port = int(port_text) if port_text else 5060
+    except ValueError:
+        return None
+    return (proto, host, port) if host else None
+
+
+def forced_local(core: Core, proto: str, forced: str | None) -> tuple[str, int] | None:
+    """The socket (host, port) a request sent over ``proto`` leaves from, and our Via names,
+    when the script forced ``forced`` ($fs, force_send_socket(), the socket a branch was
+    appended with): that listen socket, as Kamailio sends it. None when none is forced, or
+    the forced one is not a listen socket of that transport (the usual socket then).
+
+    With several workers sharing the UDP listen sockets, each sends its requests from a
+    socket of its own so that their replies come back to it (docs/design.md): a forced UDP
+    socket on that socket's host gives it (the forced address, not the forced port); one on
+    another host is the listen socket itself, whose replies may reach another worker."""
+    if not forced:
+        return None
+    parts = parse_socket(forced)
+    if parts is None:
+        return None
+    fproto, host, port = parts
+    if fproto != LISTEN_OF.get(proto, proto):
+        return None
+    listens = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == fproto]
+    if (host, port) not in listens:
+        return None
+    transport = core.transport
+    if fproto == "udp" and transport is not None:
+        own = transport.local_address("udp")
+        if own[0] == host and own not in listens:  # several workers: this one's own socket
+            return own
+    return (host, port)
+
+
+
 def is_our_via(core: Core, via: Via) -> bool:
     """Whether a reply's top Via names this server (a listen address, an alias, or this
     worker's own socket)."""

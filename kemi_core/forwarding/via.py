@@ -37,12 +37,16 @@ MAGIC_COOKIE = "z9hG4bK"
 _PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexError, KeyError)
 
 
-def via_sent_by(ctx: MsgContext, proto: str) -> str:
-    """host:port our Via names for ``proto``: this worker's socket, or the advertised ones."""
-    core = ctx.core
-    transport = core.transport  # (its address asked straight: a call less per branch)
-    host, port = (core.local_address(proto) if transport is None
-                  else transport.local_address(proto))
+def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = None) -> str:
+    """host:port our Via names for ``proto``: the socket the request leaves from (``local``,
+    a forced one: ``targets.forced_local``; else this worker's), or the advertised ones."""
+    if local is not None:
+        host, port = local
+    else:
+        core = ctx.core
+        transport = core.transport  # (its address asked straight: a call less per branch)
+        host, port = (core.local_address(proto) if transport is None
+                      else transport.local_address(proto))
     extra = ctx.extra
     if extra:
         host = str(extra.get("advertised_address") or host)
@@ -68,9 +72,11 @@ def via_params(ctx: MsgContext) -> str:
     return (";rport" + worker) if ctx.extra and ctx.extra.get("add_local_rport") else worker
 
 
-def our_via(ctx: MsgContext, proto: str, branch: str) -> str:
-    """The value of the Via we put on a request sent on over ``proto``."""
-    return (f"SIP/2.0/{proto.upper()} {via_sent_by(ctx, proto)};branch={branch}"
+def our_via(ctx: MsgContext, proto: str, branch: str,
+            local: tuple[str, int] | None = None) -> str:
+    """The value of the Via we put on a request sent on over ``proto`` (from ``local``, a
+    forced socket, when given)."""
+    return (f"SIP/2.0/{proto.upper()} {via_sent_by(ctx, proto, local)};branch={branch}"
             f"{via_params(ctx)}")
 
 

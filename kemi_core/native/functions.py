@@ -118,16 +118,21 @@ def forward_cfg(ctx: MsgContext, dest: str | None = None, port: int | None = Non
 
 
 def append_branch(ctx: MsgContext, branch_uri: str | None = None, q: str | None = None) -> int:
-    """Add a branch: the given URI, or the current R-URI and $du when called without one."""
+    """Add a branch: the given URI, or the current R-URI and $du when called without one; it
+    leaves from the socket forced now ($fs), if any. Both parameters may hold variables."""
+    if branch_uri is not None and "$" in branch_uri:
+        branch_uri = ctx.core.pv.format(branch_uri)(ctx)
+    if q is not None and "$" in q:
+        q = ctx.core.pv.format(q)(ctx)
     if branch_uri is None:
         if not ctx.msg.is_request:
             return -1
-        new = Branch(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri)
+        new = Branch(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri, send_socket=ctx.send_socket)
     else:
         if parse_uri_or_none(branch_uri) is None:
             script_log.error("append_branch: invalid uri %r", branch_uri)
             return -1
-        new = Branch(uri=branch_uri)
+        new = Branch(uri=branch_uri, send_socket=ctx.send_socket)
     if q is not None and q != "":
         try:
             new.q = int(round(float(q) * 1000))

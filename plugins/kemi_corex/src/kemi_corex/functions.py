@@ -11,6 +11,7 @@ from kemi_core.api import (
     MsgContext,
     PvError,
     SipParseError,
+    parse_socket,
     parse_uri,
     set_pv,
     uri_destination,
@@ -33,14 +34,14 @@ def _append(ctx: MsgContext, uri: str | None, q: str | None) -> int:
     if uri is None:
         if not ctx.msg.is_request:
             return -1
-        branch = Branch(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri)
+        branch = Branch(uri=ctx.msg.ruri, dst_uri=ctx.dst_uri, send_socket=ctx.send_socket)
     else:
         try:
             parse_uri(uri)
         except SipParseError:
             log.error("append_branch: invalid uri %r", uri)
             return -1
-        branch = Branch(uri=uri)
+        branch = Branch(uri=uri, send_socket=ctx.send_socket)
     if q:
         try:
             branch.q = int(round(float(q) * 1000))
@@ -153,27 +154,8 @@ def is_faked_msg(ctx: MsgContext) -> int:
 
 
 # ---- sockets --------------------------------------------------------------------------
-def _parse_socket(spec: str) -> tuple[str, str, int] | None:
-    """``proto:host:port`` (also ``proto:[v6]:port`` and ``host:port``) -> parts."""
-    text = spec.strip()
-    proto = "udp"
-    head, sep, rest = text.partition(":")
-    if sep and head.lower() in ("udp", "tcp", "tls", "sctp", "ws", "wss"):
-        proto, text = head.lower(), rest
-    if text.startswith("["):
-        host, _, tail = text[1:].partition("]")
-        port_text = tail[1:] if tail.startswith(":") else ""
-    else:
-        host, _, port_text = text.rpartition(":") if text.count(":") == 1 else (text, "", "")
-    try:
-        port = int(port_text) if port_text else 5060
-    except ValueError:
-        return None
-    return (proto, host, port) if host else None
-
-
 def _listen_of(ctx: MsgContext, spec: str) -> tuple[str, str, int] | None:
-    parts = _parse_socket(spec)
+    parts = parse_socket(spec)
     if parts is None:
         return None
     for lst in ctx.core.config.listen:
@@ -233,7 +215,7 @@ def set_recv_socket_name(ctx: MsgContext, name: str) -> int:
 
 def set_source_address(ctx: MsgContext, addr: str) -> int:
     """Handle the message as if it came from ``proto:ip:port`` ($si, $sp, replies)."""
-    parts = _parse_socket(addr)
+    parts = parse_socket(addr)
     if parts is None:
         log.error("set_source_address: bad address %r", addr)
         return -1

@@ -35,13 +35,14 @@ class ScriptCallbacks:
 
     # ---- request side -----------------------------------------------------------------------
     def branch(self, ctx: MsgContext, breq: SipMsg, dst_uri: str | None, tx: TmTransaction,
-               index: int, bflags: int) -> MsgContext | None:
-        """The branch route on branch ``index``'s copy of the request; the branch's context
-        (its msg, $du and branch flags as the route left them), None when it dropped the
+               index: int, bflags: int, send_socket: str | None) -> MsgContext | None:
+        """The branch route on branch ``index``'s copy of the request, which leaves from
+        ``send_socket`` unless the route forces another ($fs); the branch's context (its
+        msg, $du, branch flags and socket as the route left them), None when it dropped the
         branch."""
         bctx = MsgContext(msg=breq, rcv=ctx.rcv, core=ctx.core, route_type=RouteType.BRANCH,
                           dst_uri=dst_uri, flags=ctx.flags, avps=ctx.avps, xavps=ctx.xavps,
-                          force_rport=ctx.force_rport, send_socket=ctx.send_socket,
+                          force_rport=ctx.force_rport, send_socket=send_socket,
                           orig_ruri=ctx.orig_ruri, extra=dict(ctx.extra))
         bctx.bflags = bflags
         state = req_state(bctx)

@@ -32,6 +32,7 @@ from kemi_core.api import (
     RouteType,
     apply_via,
     for_socket,
+    forced_local,
     forward_to,
     listen_for,
     received_via,
@@ -231,15 +232,17 @@ def _relay_cancel(svc: TmService, ctx: MsgContext) -> int:
 
 
 # ---- branches -----------------------------------------------------------------------------
-Destination = tuple[str, str | None, str | None, int]
+Destination = tuple[str, str | None, str | None, int, str | None]
 
 
 def _destinations(ctx: MsgContext) -> tuple[Destination, ...]:
-    """(R-URI, $du, Path vector, branch flags) of branch 0 and of every appended branch."""
-    first = (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"), ctx.bflags)
+    """(R-URI, $du, Path vector, branch flags, forced socket) of branch 0 and of every
+    appended branch (each leaves from the socket forced when it was appended, as in
+    Kamailio; branch 0 from the one forced now)."""
+    first = (ctx.msg.ruri, ctx.dst_uri, ctx.extra.get("path_vec"), ctx.bflags, ctx.send_socket)
     if not ctx.branches:  # most requests have no appended branch: no comprehension to run
         return (first,)
-    return (first, *[(b.uri, b.dst_uri, b.path, b.flags) for b in ctx.branches])
+    return (first, *[(b.uri, b.dst_uri, b.path, b.flags, b.send_socket) for b in ctx.branches])
 
 
 def _add_path(breq: SipMsg, path: str) -> None:
@@ -286,7 +289,8 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         breq, du, bflags = msg, ctx.dst_uri, ctx.bflags
     else:  # the branch route on the branch's own copy, as _send_each_branch runs it
         breq = source.copy() if source is not None else _branch_copy(msg, msg.ruri, via, None)
-        bctx = svc.script.branch(ctx, breq, ctx.dst_uri, tx, len(tx.branches), ctx.bflags)
+        bctx = svc.script.branch(ctx, breq, ctx.dst_uri, tx, len(tx.branches), ctx.bflags,
+                                 ctx.send_socket)
         if bctx is None:
             log.debug("t_relay: branch 0 dropped by branch route %s", route)
             return E_UNSPEC
@@ -300,13 +304,15 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         ip = ctx.core.resolver.known(host)
         if ip is not None:
             now = svc.clock.now()
-            d = _dest(bproto, ip, port)
+            forced = sctx.send_socket
+            local = None if forced is None else forced_local(ctx.core, bproto, forced)
+            d = _dest(bproto, ip, port, local)
             # as it leaves from its socket (rr's Record-Route: a copy with it)
-            breq = for_socket(sctx, breq, bproto, sctx.send_socket)
+            breq = for_socket(sctx, breq, bproto, forced)
             try:
                 # a copy made for the branch route is the branch's (``owned``); else the
                 # branch is the request's bytes with our Via
-                index = tx.add_branch(breq, d, now, sent_by=via_sent_by(ctx, bproto),
+                index = tx.add_branch(breq, d, now, sent_by=via_sent_by(ctx, bproto, local),
                                       via_params=via_params(ctx), owned=route is not None,
                                       top_via=via)
             except TransactionStateError as exc:
@@ -366,22 +372,24 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
     resolver = ctx.core.resolver
     waiting = 0
     error = E_UNSPEC
-    for index, (ruri, du, path, bflags) in enumerate(_destinations(ctx)):
+    for index, (ruri, du, path, bflags, forced) in enumerate(_destinations(ctx)):
         # the usual branch (the request's R-URI, no Path, no branch route) is the request as
         # it is: add_branch puts our Via (and ``via``) on its bytes, no copy of it is made
         plain = branch_route is None and not path and ruri == msg.ruri
         sctx = ctx  # the context the branch is sent from (its socket, its Record-Route)
         if routed is not None:  # the first branch, its branch route run
             (breq, du, bflags, sctx), routed = routed, None
+            forced = sctx.send_socket
         else:
             breq = msg if plain else _branch_copy(msg, ruri, via, path)
             if branch_route is not None:
-                bctx = svc.script.branch(ctx, breq, du, tx, len(tx.branches), bflags)
+                bctx = svc.script.branch(ctx, breq, du, tx, len(tx.branches), bflags, forced)
                 if bctx is None:
                     log.debug("t_relay: branch %d dropped by branch route %s", index,
                               branch_route)
                     continue
                 breq, du, bflags, sctx = bctx.msg, bctx.dst_uri, bctx.bflags, bctx
+                forced = bctx.send_socket  # as the branch route left it
         uri = du or breq.ruri
         # the usual branch (no transport or target forced) goes to its URI's target
         hop = uri_target(uri) if target is None and not proto else _next_hop(uri, proto, target)
@@ -395,13 +403,14 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
             continue
         # as it leaves from its socket (rr's Record-Route: a copy with it; still ``plain``:
         # add_branch puts ``via`` on its bytes)
-        breq = for_socket(sctx, breq, bproto, sctx.send_socket)
-        sent_by = via_sent_by(ctx, bproto)
+        breq = for_socket(sctx, breq, bproto, forced)
+        local = None if forced is None else forced_local(ctx.core, bproto, forced)
+        sent_by = via_sent_by(ctx, bproto, local)
         ip = resolver.known(host)
         if ip is None:
             own = _branch_copy(breq, ruri, via, path) if plain else breq
             found = resolver.resolve(host, functools.partial(
-                _resolved, svc, tx, own, hop, sent_by, vparams, bflags))
+                _resolved, svc, tx, own, hop, sent_by, vparams, bflags, local))
             if found is None:
                 log.error("t_relay: cannot resolve the destination %s", host)
                 error = E_BAD_ADDRESS
@@ -414,7 +423,7 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
         try:
             # breq is this branch's own copy (the client transaction takes it over), or the
             # request itself (plain: not the branch's to change)
-            index = tx.add_branch(breq, _dest(bproto, ip, port), now, sent_by=sent_by,
+            index = tx.add_branch(breq, _dest(bproto, ip, port, local), now, sent_by=sent_by,
                                   via_params=vparams, owned=not plain, top_via=via)
         except TransactionStateError as exc:
             log.error("t_relay: cannot add a branch: %s", exc)
@@ -455,7 +464,7 @@ def _send_request(svc: TmService, tx: TmTransaction, index: int) -> bool:
 
 
 def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent_by: str,
-              vparams: str, bflags: int, ip: str | None) -> None:
+              vparams: str, bflags: int, local: tuple[str, int] | None, ip: str | None) -> None:
     """A branch's destination name answered: the branch goes out now (or ends as a local 478
     when the name does not resolve), unless the transaction was answered meanwhile."""
     tx.dns_pending -= 1
@@ -464,7 +473,7 @@ def _resolved(svc: TmService, tx: TmTransaction, breq: SipMsg, hop: Target, sent
     proto, host, port = hop
     now = svc.clock.now()
     try:
-        index = tx.add_branch(breq, Dest(proto, ip or host, port), now,
+        index = tx.add_branch(breq, Dest(proto, ip or host, port, local), now,
                               sent_by=sent_by, via_params=vparams, owned=True)
     except TransactionStateError as exc:
         log.error("t_relay: cannot add a branch: %s", exc)
@@ -492,9 +501,9 @@ def _next_hop(uri: str, proto: str | None, target: Target | None) -> Target | No
 
 
 @functools.lru_cache(maxsize=256)
-def _dest(proto: str, ip: str, port: int) -> Dest:
-    """Dest is frozen: one object serves every branch to one address."""
-    return Dest(proto, ip, port)
+def _dest(proto: str, ip: str, port: int, local: tuple[str, int] | None = None) -> Dest:
+    """Dest is frozen: one object serves every branch to one address (from one socket)."""
+    return Dest(proto, ip, port, local)
 
 
 def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str | None,

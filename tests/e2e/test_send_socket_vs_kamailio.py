@@ -1,0 +1,175 @@
+"""The socket a request leaves from when the script forces one ($fs, force_send_socket), on
+kemi and on Kamailio 5.6 with the same config listening on two UDP ports.
+
+What Kamailio 5.6 does, learnt by running it: forward() and t_relay() send from the forced
+socket and name it in their Via; a branch appended with append_branch() leaves from the socket
+forced when it was appended (none: the usual one), branch 0 from the one forced at t_relay(); a
+branch route's $fs moves that branch. With several workers kemi sends its requests from each
+worker's own socket on the forced host (docs/design.md), which the last test checks.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kemi_core.testing import (
+    KemiProcess,
+    cfg_preamble,
+    free_port,
+    kamailio_available,
+    request_text,
+    side_by_side,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
+    not kamailio_available("tm.so", "sl.so", "pv.so", "textops.so", "corex.so", "ctl.so"),
+    reason="Kamailio 5.6 is not installed")]
+
+ROUTES = r"""listen=udp:127.0.0.1:{port2}
+request_route {
+  if ($hdr(X-Fs) != "") { $fs = "udp:127.0.0.1:" + $hdr(X-Fs); }
+  if ($hdr(X-Append) != "") { append_branch("sip:x@127.0.0.1:$hdr(X-Callee2)"); }
+  if ($hdr(X-Fs-Then) != "") { $fs = "udp:127.0.0.1:" + $hdr(X-Fs-Then); }
+  if ($hdr(X-Branch-Fs) != "") { t_on_branch("MOVE"); }
+  if ($hdr(X-Tm) != "") {
+    $ru = "sip:y@127.0.0.1:" + $hdr(X-Callee);
+    t_relay();
+  } else {
+    $du = "sip:127.0.0.1:" + $hdr(X-Callee);
+    forward();
+  }
+  exit;
+}
+branch_route[MOVE] {
+  if ($rU == "x") { $fs = "udp:127.0.0.1:" + $hdr(X-Branch-Fs); }
+}
+"""
+
+#: (headers: which port each names, "1" for a flag) -> which listen port each callee saw the
+#: request from, and which its Via named ("P1": the first, "P2": the second)
+CASES: list[dict[str, str]] = [
+    {"X-Fs": "P2"},  # a stateless forward
+    {"X-Tm": "1", "X-Fs": "P2"},
+    {"X-Tm": "1", "X-Fs": "P2", "X-Append": "1", "X-Fs-Then": "P1"},
+    {"X-Tm": "1", "X-Append": "1", "X-Fs-Then": "P2"},
+    {"X-Tm": "1", "X-Fs": "P2", "X-Append": "1"},
+    {"X-Tm": "1", "X-Append": "1", "X-Branch-Fs": "P2"},
+    {"X-Tm": "1", "X-Fs": "P2", "X-Append": "1", "X-Branch-Fs": "P1"},
+]
+
+
+@pytest.fixture
+def callees() -> Iterator[tuple[socket.socket, socket.socket, socket.socket]]:
+    """The caller, and the callees of branch 0 and of the appended branch."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    yield socks[0], socks[1], socks[2]
+    for s in socks:
+        s.close()
+
+
+def take_request(sock: socket.socket, call_id: str) -> tuple[int, str] | None:
+    """The source port and top Via sent-by of the OPTIONS of ``call_id`` that reaches
+    ``sock`` (answered 200, so that tm stops sending it), None if none comes in 2 s."""
+    deadline = time.monotonic() + 2.0
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            data, src = sock.recvfrom(65535)
+        except TimeoutError:
+            return None
+        text = data.decode()
+        if not text.startswith("OPTIONS") or f"Call-ID: {call_id}\r\n" not in text:
+            continue  # another case's late retransmission
+        head = text.split("\r\n\r\n")[0].split("\r\n")
+        keep = [h for h in head[1:] if h.split(":")[0].lower() in
+                ("via", "from", "to", "call-id", "cseq")]
+        sock.sendto(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep)
+                     + "\r\nContent-Length: 0\r\n\r\n").encode(), src)
+        via = next(h for h in head if h.lower().startswith("via:"))
+        return src[1], via.split()[2].split(";")[0]
+    return None
+
+
+def run_cases(port: int, port2: int, caller: socket.socket, callee: socket.socket,
+              callee2: socket.socket, tag: str) -> list[list[str]]:
+    names = {str(port): "P1", str(port2): "P2"}
+    ports = {"P1": str(port), "P2": str(port2)}
+    seen = []
+    for n, case in enumerate(CASES):
+        call_id = f"{tag}-{n}"
+        extra = {"X-Callee": str(callee.getsockname()[1]),
+                 "X-Callee2": str(callee2.getsockname()[1])}
+        extra.update({k: ports.get(v, v) for k, v in case.items()})
+        me = str(caller.getsockname()[1])
+        text = request_text("OPTIONS", call_id=call_id,
+                            extra="\r\n".join(f"{k}: {v}" for k, v in extra.items()))
+        caller.sendto(text.replace("PORT", me).encode(), ("127.0.0.1", port))
+        got = []
+        for sock in (callee, callee2) if "X-Append" in case else (callee,):
+            found = take_request(sock, call_id)
+            got.append("nothing" if found is None else
+                       f"from {names.get(str(found[0]), found[0])} via "
+                       f"{found[1].replace(str(port), 'P1').replace(str(port2), 'P2')}")
+        seen.append(got)
+    return seen
+
+
+def second_port(cfg: Path) -> int:
+    return int(cfg.read_text().split("listen=udp:127.0.0.1:")[2].split()[0])
+
+
+def test_requests_leave_from_the_forced_socket_as_kamailio(
+        tmp_path: Path, callees: tuple[socket.socket, socket.socket, socket.socket]) -> None:
+    caller, callee, callee2 = callees
+    cfg = cfg_preamble("tm", "sl", "pv", "textops", "corex") + ROUTES
+    with side_by_side(cfg, tmp_path) as pair:
+        theirs = run_cases(pair.kamailio_port, second_port(tmp_path / "kamailio" / "kamailio.cfg"),
+                           caller, callee, callee2, "k")
+        ours = run_cases(pair.kemi_port, second_port(tmp_path / "kemi" / "kamailio.cfg"),
+                         caller, callee, callee2, "m")
+    assert theirs[0] == ["from P2 via 127.0.0.1:P2"]  # what Kamailio does, as documented above
+    assert theirs[2] == ["from P1 via 127.0.0.1:P1", "from P2 via 127.0.0.1:P2"]
+    assert ours == theirs
+
+
+def test_several_workers_send_a_forced_socket_from_their_own(
+        tmp_path: Path, callees: tuple[socket.socket, socket.socket, socket.socket]) -> None:
+    """children=2: a branch forced onto the second listen port of the same host leaves from
+    the worker's own socket, and the callee's 200 comes back to the transaction (tm counts
+    it; a reply that reached another worker would be forwarded statelessly and the
+    transaction would wait for its final)."""
+    caller, callee, callee2 = callees
+    port, port2 = free_port(), free_port()
+    cfg = (cfg_preamble("tm", "sl", "pv", "textops", "corex") + ROUTES).replace(
+        "children=1", "children=2").replace("{port}", str(port)).replace(
+        "{port2}", str(port2)).replace('mpath="{mpath}"\n', "")
+    cfg = "\n".join(line for line in cfg.splitlines() if "ctl" not in line) + "\n"
+    (tmp_path / "kamailio.cfg").write_text(cfg)
+    with KemiProcess(tmp_path / "kamailio.cfg", tmp_path) as srv:
+        seen = []
+        for n in range(6):  # the SO_REUSEPORT hash spreads the callers' flows
+            caller.close()
+            caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            caller.bind(("127.0.0.1", 0))
+            me = str(caller.getsockname()[1])
+            extra = (f"X-Callee: {callee.getsockname()[1]}\r\nX-Tm: 1\r\nX-Fs: {port2}")
+            text = request_text("OPTIONS", call_id=f"w-{n}", extra=extra)
+            caller.sendto(text.replace("PORT", me).encode(), ("127.0.0.1", port))
+            found = take_request(callee, f"w-{n}")
+            assert found is not None, srv.log()[-2000:]
+            seen.append(found)
+            caller.settimeout(5)
+            assert caller.recv(65535).startswith(b"SIP/2.0 200 "), srv.log()[-2000:]
+        caller.close()
+        stats = srv.wait_tm_settled(6)
+    listens = {port, port2}
+    assert all(src not in listens for src, _ in seen)  # each worker's own socket ...
+    assert all(via == f"127.0.0.1:{src}" for src, via in seen)  # ... named in its Via
+    assert stats["2xx"] == 6 and stats["created"] == 6

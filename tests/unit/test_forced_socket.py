@@ -1,0 +1,69 @@
+"""A forced send socket ($fs, force_send_socket, a branch's socket): how its text reads, which
+socket a request then leaves from, and that append_branch keeps the one forced when it runs
+(tests/e2e/test_send_socket_vs_kamailio.py compares the wire with Kamailio's)."""
+
+from __future__ import annotations
+
+import pytest
+
+from kemi_core.config.model import CoreConfig, ListenAddr
+from kemi_core.forwarding import forced_local, parse_socket
+from kemi_core.native.functions import append_branch
+from kemi_core.testing import context, offline_core
+from kemi_core.testing.capture import CaptureTransport
+
+LISTENS = [ListenAddr("udp", "127.0.0.1", 5060), ListenAddr("udp", "127.0.0.1", 5062),
+           ListenAddr("tcp", "127.0.0.1", 5060)]
+INVITE = ("INVITE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+          "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: fs-1\r\n"
+          "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize(("text", "parts"), [
+    ("udp:127.0.0.1:5062", ("udp", "127.0.0.1", 5062)),
+    ("TCP:10.0.0.1:5070", ("tcp", "10.0.0.1", 5070)),
+    ("10.0.0.1:5070", ("udp", "10.0.0.1", 5070)),
+    ("10.0.0.1", ("udp", "10.0.0.1", 5060)),
+    ("tls:[::1]:5061", ("tls", "::1", 5061)),
+    (" udp:127.0.0.1:5062 ", ("udp", "127.0.0.1", 5062)),
+    ("udp:127.0.0.1:x", None),
+    ("udp:", None),
+    ("", None),
+])
+def test_socket_text_reads_as_kamailio_writes_it(text: str, parts: tuple[str, str, int] | None
+                                                 ) -> None:
+    assert parse_socket(text) == parts
+
+
+def test_the_forced_listen_socket_is_where_a_request_leaves_from() -> None:
+    core, _ = offline_core(config=CoreConfig(listen=LISTENS))
+    assert forced_local(core, "udp", "udp:127.0.0.1:5062") == ("127.0.0.1", 5062)
+    assert forced_local(core, "tcp", "tcp:127.0.0.1:5060") == ("127.0.0.1", 5060)
+    assert forced_local(core, "ws", "tcp:127.0.0.1:5060") == ("127.0.0.1", 5060)
+    assert forced_local(core, "udp", None) is None
+    assert forced_local(core, "udp", "udp:127.0.0.1:5999") is None  # not a listen socket
+    assert forced_local(core, "udp", "tcp:127.0.0.1:5060") is None  # another transport
+    assert forced_local(core, "udp", "not a socket") is None
+
+
+def test_several_workers_send_from_their_own_socket_on_the_forced_host() -> None:
+    """A worker of several names its own UDP socket (not a listen one): a forced socket on its
+    host gives that one, so that replies come back to the worker holding the transaction."""
+    core, _ = offline_core(config=CoreConfig(listen=LISTENS))
+    core.attach_transport(CaptureTransport(address=("127.0.0.1", 40001)))
+    assert forced_local(core, "udp", "udp:127.0.0.1:5062") == ("127.0.0.1", 40001)
+    assert forced_local(core, "tcp", "tcp:127.0.0.1:5060") == ("127.0.0.1", 5060)
+
+
+def test_append_branch_keeps_the_socket_forced_when_it_runs() -> None:
+    core, _ = offline_core(config=CoreConfig(listen=LISTENS))
+    ctx = context(core, INVITE)
+    assert append_branch(ctx, "sip:c@127.0.0.1:5080") == 1
+    ctx.send_socket = "udp:127.0.0.1:5062"
+    assert append_branch(ctx, "sip:d$fU@127.0.0.1") == 1  # variables in the URI (corex's)
+    assert append_branch(ctx) == 1
+    ctx.send_socket = None
+    assert [(b.uri, b.send_socket) for b in ctx.branches] == [
+        ("sip:c@127.0.0.1:5080", None),
+        ("sip:da@127.0.0.1", "udp:127.0.0.1:5062"),
+        ("sip:b@127.0.0.1", "udp:127.0.0.1:5062")]
