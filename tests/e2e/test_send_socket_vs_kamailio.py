@@ -4,7 +4,8 @@ kemi and on Kamailio 5.6 with the same config listening on two UDP ports.
 What Kamailio 5.6 does, learnt by running it: forward() and t_relay() send from the forced
 socket and name it in their Via; a branch appended with append_branch() leaves from the socket
 forced when it was appended (none: the usual one), branch 0 from the one forced at t_relay(); a
-branch route's $fs moves that branch. With several workers kemi sends its requests from each
+branch route's $fs moves that branch; registrar's lookup() forces the socket each contact
+registered through. With several workers kemi sends its requests from each
 worker's own socket on the forced host (docs/design.md), which the last test checks.
 """
 
@@ -27,7 +28,8 @@ from kemi_core.testing import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
-    not kamailio_available("tm.so", "sl.so", "pv.so", "textops.so", "corex.so", "ctl.so"),
+    not kamailio_available("tm.so", "sl.so", "pv.so", "textops.so", "corex.so", "usrloc.so",
+                           "registrar.so", "ctl.so"),
     reason="Kamailio 5.6 is not installed")]
 
 ROUTES = r"""listen=udp:127.0.0.1:{port2}
@@ -173,3 +175,56 @@ def test_several_workers_send_a_forced_socket_from_their_own(
     assert all(src not in listens for src, _ in seen)  # each worker's own socket ...
     assert all(via == f"127.0.0.1:{src}" for src, via in seen)  # ... named in its Via
     assert stats["2xx"] == 6 and stats["created"] == 6
+
+
+LOOKUP_ROUTES = r"""listen=udp:127.0.0.1:{port2}
+request_route {
+  if (is_method("REGISTER")) { save("location"); exit; }
+  if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+  t_relay();
+  exit;
+}
+"""
+
+
+def register_then_reach(port: int, port2: int, phones: tuple[socket.socket, socket.socket],
+                        caller: socket.socket, tag: str) -> list[str]:
+    """Each phone registers through another listen port (the first through P2, the second
+    through P1); a request for each then comes in on the other port: where it leaves from."""
+    names = {port: "P1", port2: "P2"}
+    seen = []
+    for ph, (reg_at, comes_in_at) in zip(phones, ((port2, port), (port, port2)), strict=True):
+        me = ph.getsockname()[1]
+        aor = f"sip:{tag}{me}@127.0.0.1"
+        reg = request_text("REGISTER", ruri="sip:127.0.0.1", frm=f"<{aor}>;tag=r", to=f"<{aor}>",
+                           call_id=f"reg-{tag}-{me}",
+                           extra=f"Contact: <sip:phone@127.0.0.1:{me}>\r\nExpires: 60")
+        ph.sendto(reg.replace("PORT", str(me)).encode(), ("127.0.0.1", reg_at))
+        ph.settimeout(5)
+        assert ph.recv(65535).startswith(b"SIP/2.0 200 ")
+        call_id = f"o-{tag}-{me}"
+        text = request_text("OPTIONS", ruri=aor, call_id=call_id)
+        caller.sendto(text.replace("PORT", str(caller.getsockname()[1])).encode(),
+                      ("127.0.0.1", comes_in_at))
+        found = take_request(ph, call_id)
+        seen.append("nothing" if found is None else
+                    f"registered at {names[reg_at]}, in at {names[comes_in_at]}: from "
+                    f"{names.get(found[0], found[0])} via "
+                    f"{found[1].replace(str(port), 'P1').replace(str(port2), 'P2')}")
+    return seen
+
+
+def test_lookup_sends_from_the_socket_the_contact_registered_through(
+        tmp_path: Path, callees: tuple[socket.socket, socket.socket, socket.socket]) -> None:
+    caller, phone, phone2 = callees
+    cfg = cfg_preamble("tm", "sl", "pv", "textops", "usrloc", "registrar") + LOOKUP_ROUTES
+    with side_by_side(cfg, tmp_path) as pair:
+        theirs = register_then_reach(
+            pair.kamailio_port, second_port(tmp_path / "kamailio" / "kamailio.cfg"),
+            (phone, phone2), caller, "k")
+        ours = register_then_reach(
+            pair.kemi_port, second_port(tmp_path / "kemi" / "kamailio.cfg"),
+            (phone, phone2), caller, "m")
+    assert theirs == ["registered at P2, in at P1: from P2 via 127.0.0.1:P2",
+                      "registered at P1, in at P2: from P1 via 127.0.0.1:P1"]
+    assert ours == theirs

@@ -46,8 +46,9 @@ def save_uri(ctx: MsgContext, table: str, flags: int, uri: str) -> int:
 
 
 def lookup(ctx: MsgContext, table: str) -> int:
-    """Rewrite the R-URI to the contacts of its AOR (others as branches). Returns 1 found,
-    -1 not found, -2 found but the method is not allowed, -3 internal error."""
+    """Rewrite the R-URI to the contacts of its AOR (others as branches), each sent from the
+    socket it registered through. Returns 1 found, -1 not found, -2 found but the method is
+    not allowed, -3 internal error."""
     return lk.lookup(ctx, table)
 
 

@@ -2,8 +2,9 @@
 
 The R-URI becomes the best contact (highest q); the others become branches (append_branches).
 ``$du`` becomes the first Path hop when the contact came through a Path (the Route headers
-of the Path are added to each branch by tm), else the received address (NAT), and the branch
-flags saved with the contact are restored.
+of the Path are added to each branch by tm), else the received address (NAT), the branch
+flags saved with the contact are restored, and the request leaves from the socket the contact
+registered through (each branch from its contact's), as Kamailio's lookup forces it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kemi_core.api import Branch, MsgContext
+from kemi_core.api import Branch, MsgContext, parse_socket
 from kemi_core.sip import SipParseError, parse_uri
 from kemi_registrar.aor import AorError, aor_of, first_uri, method_bit
 from kemi_registrar.state import state
@@ -112,14 +113,31 @@ def lookup(ctx: MsgContext, table: str, uri: str | None = None, to_dset: bool = 
         else:
             ctx.extra.pop(PATH_VEC, None)
         ctx.bflags = first.cflags
+        sock = _local_socket(ctx, first)
+        if sock is not None:
+            ctx.send_socket = sock
         _record(ctx, first)
         if not st.params.append_branches:
             rest = []
     for c in rest:
         ctx.branches.append(Branch(uri=c.c, dst_uri=destination(ctx, c), path=c.path,
-                                   q=c.q, flags=c.cflags, instance=c.instance, ruid=c.ruid))
+                                   q=c.q, flags=c.cflags, instance=c.instance, ruid=c.ruid,
+                                   send_socket=_local_socket(ctx, c)))
         _record(ctx, c)
     return FOUND
+
+
+def _local_socket(ctx: MsgContext, c: Contact) -> str | None:
+    """The socket ``c`` registered through, when it is one of this server's listen sockets
+    (a binding another server saved in a shared database names its own: none then)."""
+    parts = parse_socket(c.socket) if c.socket else None
+    if parts is None:
+        return None
+    proto, host, port = parts
+    for lst in ctx.core.config.listen:
+        if lst.proto == proto and lst.host == host and lst.port == port:
+            return c.socket
+    return None
 
 
 def _record(ctx: MsgContext, c: Contact) -> None:
@@ -159,7 +177,8 @@ def lookup_branches(ctx: MsgContext, table: str) -> int:
             continue
         for c in contacts if state().params.append_branches else contacts[:1]:
             ctx.branches.append(Branch(uri=c.c, dst_uri=destination(ctx, c), path=c.path,
-                                       q=c.q, flags=c.cflags, instance=c.instance, ruid=c.ruid))
+                                       q=c.q, flags=c.cflags, instance=c.instance, ruid=c.ruid,
+                                       send_socket=_local_socket(ctx, c)))
         rc = FOUND
     return rc
 
