@@ -2,8 +2,9 @@
 
 * ``our_via(ctx, proto, branch)``: the Via this server puts on a request it sends on (a
   stateless forward, a tm branch), naming this worker's address for ``proto`` (so replies come
-  back to the worker that sent it), or what ``set_advertised_address``/``_port`` asked for, with
-  ``;rport`` after ``add_local_rport``.
+  back to the worker that sent it) or the socket the script forced, as its listen advertises
+  it, or what ``set_advertised_address``/``_port`` asked for, with ``;rport`` after
+  ``add_local_rport``.
 * ``received_via(ctx, msg)``: the sender's top Via with ``;received`` (RFC 3261 18.2.1) and
   ``;rport=`` (RFC 3581) filled in from where the request came from; ``apply_via`` puts it on a
   copy.
@@ -24,12 +25,14 @@ try:
 except ImportError:  # (a Python built without it)
     _md5 = hashlib.md5
 
+from kemi_core.forwarding.targets import LISTEN_OF
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.syntax import via_received
 from kemi_core.sip.values import port_value
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
+    from kemi_core.runtime.core import Core
     from kemi_core.sip.message import SipMsg
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -39,19 +42,58 @@ _PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexErro
 
 def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = None) -> str:
     """host:port our Via names for ``proto``: the socket the request leaves from (``local``,
-    a forced one: ``targets.forced_local``; else this worker's), or the advertised ones."""
+    a forced one: ``targets.forced_local``; else this worker's) as its listen advertises it
+    (``listen=... advertise host:port``), or what set_advertised_address/_port asked for."""
+    core = ctx.core
     if local is not None:
         host, port = local
     else:
-        core = ctx.core
         transport = core.transport  # (its address asked straight: a call less per branch)
         host, port = (core.local_address(proto) if transport is None
                       else transport.local_address(proto))
+    adv = core.advertised
+    if adv is None:
+        adv = core.advertised = advertised_sockets(core)
+    if adv[0]:  # some listen advertises another address (a server behind NAT, usually)
+        host, port = _advertised(adv, proto, host, port)
     extra = ctx.extra
     if extra:
         host = str(extra.get("advertised_address") or host)
         port = int(extra.get("advertised_port") or port)
     return _sent_by(host, port)
+
+
+#: (listen socket -> the host:port it advertises, listen host -> the host it advertises):
+#: a Via names a listen socket by its advertised address; a worker's own socket (several
+#: workers: docs/design.md) by its host's advertised host and its own port
+Advertised = tuple[dict[tuple[str, str, int], tuple[str, int]], dict[tuple[str, str], str]]
+
+
+def advertised_sockets(core: Core) -> Advertised:
+    """The listen sockets' advertised addresses (``Core.advertised`` keeps them: read on
+    every Via, built at the first, once the listens are settled)."""
+    exact: dict[tuple[str, str, int], tuple[str, int]] = {}
+    by_host: dict[tuple[str, str], str] = {}
+    listens = core.config.listen
+    if not any(lst.advertise_host for lst in listens):
+        return exact, by_host  # (empty: the usual server, nothing to look up per Via)
+    for lst in listens:  # every listen socket, advertising or not: none is a worker's own
+        if lst.advertise_host:
+            exact[(lst.proto, lst.host, lst.port)] = (lst.advertise_host,
+                                                     lst.advertise_port or lst.port)
+            by_host.setdefault((lst.proto, lst.host), lst.advertise_host)
+        else:
+            exact[(lst.proto, lst.host, lst.port)] = (lst.host, lst.port)
+    return exact, by_host
+
+
+def _advertised(adv: Advertised, proto: str, host: str, port: int) -> tuple[str, int]:
+    exact, by_host = adv
+    listen_proto = LISTEN_OF.get(proto, proto)
+    found = exact.get((listen_proto, host, port))
+    if found is not None:
+        return found
+    return by_host.get((listen_proto, host), host), port
 
 
 @functools.lru_cache(maxsize=64)

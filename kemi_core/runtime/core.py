@@ -141,6 +141,9 @@ class Core:
         #: Worker rank -> pid, kept by the main process (``core.ps``).
         self.worker_pids: dict[int, int] = {}
         self._myself: Myself | None = None
+        #: the listen sockets' advertised addresses, as our Vias name them (built at the
+        #: first Via: ``forwarding.via.advertised_sockets``)
+        self.advertised: Any = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)

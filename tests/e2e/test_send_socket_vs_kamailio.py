@@ -228,3 +228,48 @@ def test_lookup_sends_from_the_socket_the_contact_registered_through(
     assert theirs == ["registered at P2, in at P1: from P2 via 127.0.0.1:P2",
                       "registered at P1, in at P2: from P1 via 127.0.0.1:P1"]
     assert ours == theirs
+
+
+ADVERTISE_ROUTES = r"""listen=udp:127.0.0.1:{port2} advertise 127.0.0.9:5998
+request_route {
+  if ($hdr(X-Fs) != "") { $fs = "udp:127.0.0.1:" + $hdr(X-Fs); }
+  if ($hdr(X-Tm) != "") {
+    $ru = "sip:y@127.0.0.1:" + $hdr(X-Callee);
+    t_relay();
+  } else {
+    $du = "sip:127.0.0.1:" + $hdr(X-Callee);
+    forward();
+  }
+  exit;
+}
+"""
+
+
+def test_via_names_the_address_the_listen_advertises_as_kamailio(
+        tmp_path: Path, callees: tuple[socket.socket, socket.socket, socket.socket]) -> None:
+    """``listen=... advertise host:port``: our Via names the advertised address of the socket
+    the request leaves from (a server behind NAT)."""
+    caller, callee, _ = callees
+    cfg = (cfg_preamble("tm", "sl", "pv", "textops").replace(
+        "listen=udp:127.0.0.1:{port}", "listen=udp:127.0.0.1:{port} advertise 127.0.0.9:5999")
+        + ADVERTISE_ROUTES)
+    seen = {}
+    with side_by_side(cfg, tmp_path) as pair:
+        for who, port, work in (("kamailio", pair.kamailio_port, tmp_path / "kamailio"),
+                                ("kemi", pair.kemi_port, tmp_path / "kemi")):
+            port2 = second_port(work / "kamailio.cfg")
+            vias = []
+            for n, headers in enumerate(({}, {"X-Tm": "1"}, {"X-Fs": str(port2)},
+                                         {"X-Tm": "1", "X-Fs": str(port2)})):
+                call_id = f"adv-{who}-{n}"
+                extra = {"X-Callee": str(callee.getsockname()[1]), **headers}
+                text = request_text("OPTIONS", call_id=call_id,
+                                    extra="\r\n".join(f"{k}: {v}" for k, v in extra.items()))
+                caller.sendto(text.replace("PORT", str(caller.getsockname()[1])).encode(),
+                              ("127.0.0.1", port))
+                found = take_request(callee, call_id)
+                vias.append("nothing" if found is None else found[1])
+            seen[who] = vias
+    assert seen["kamailio"] == ["127.0.0.9:5999", "127.0.0.9:5999",
+                                "127.0.0.9:5998", "127.0.0.9:5998"]
+    assert seen["kemi"] == seen["kamailio"]

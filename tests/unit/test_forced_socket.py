@@ -67,3 +67,22 @@ def test_append_branch_keeps_the_socket_forced_when_it_runs() -> None:
         ("sip:c@127.0.0.1:5080", None),
         ("sip:da@127.0.0.1", "udp:127.0.0.1:5062"),
         ("sip:b@127.0.0.1", "udp:127.0.0.1:5062")]
+
+
+def test_a_via_names_the_address_its_listen_advertises() -> None:
+    """``listen=... advertise``: the listen socket by its advertised host:port; a worker's own
+    socket (several workers) by its host's advertised host and its own port."""
+    from kemi_core.forwarding import via_sent_by
+
+    listens = [ListenAddr("udp", "127.0.0.1", 5060, advertise_host="198.51.100.7",
+                          advertise_port=5080),
+               ListenAddr("udp", "127.0.0.1", 5062), ListenAddr("tcp", "127.0.0.1", 5060)]
+    core, _ = offline_core(config=CoreConfig(listen=listens))
+    ctx = context(core, INVITE)
+    assert via_sent_by(ctx, "udp") == "198.51.100.7:5080"
+    assert via_sent_by(ctx, "udp", ("127.0.0.1", 5062)) == "127.0.0.1:5062"
+    assert via_sent_by(ctx, "tcp") == "127.0.0.1:5060"  # (the capture's address, no advertise)
+    core.attach_transport(CaptureTransport(address=("127.0.0.1", 40001)))
+    assert via_sent_by(ctx, "udp") == "198.51.100.7:40001"
+    ctx.extra["advertised_address"] = "203.0.113.1"  # set_advertised_address wins
+    assert via_sent_by(ctx, "udp") == "203.0.113.1:40001"
