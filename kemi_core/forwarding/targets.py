@@ -136,6 +136,17 @@ def forced_local(core: Core, proto: str, forced: str | None) -> tuple[str, int] 
     another host is the listen socket itself, whose replies may reach another worker."""
     if not forced:
         return None
+    key = (proto, forced)
+    known = core.forced_sockets
+    if key in known:
+        return known[key]
+    if len(known) >= 256:  # a script forcing sockets from message data: stays bounded
+        known.clear()
+    found = known[key] = _forced_local(core, proto, forced)
+    return found
+
+
+def _forced_local(core: Core, proto: str, forced: str) -> tuple[str, int] | None:
     parts = parse_socket(forced)
     if parts is None:
         return None

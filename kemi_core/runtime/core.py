@@ -144,6 +144,9 @@ class Core:
         #: the listen sockets' advertised addresses, as our Vias name them (built at the
         #: first Via: ``forwarding.via.advertised_sockets``)
         self.advertised: Any = None
+        #: (proto, forced socket text) -> the socket a request then leaves from
+        #: (``forwarding.targets.forced_local``'s answers, kept: asked per branch)
+        self.forced_sockets: dict[tuple[str, str], tuple[str, int] | None] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -458,6 +461,7 @@ class Core:
     # ---- network -------------------------------------------------------------------------
     def attach_transport(self, transport: Transport) -> None:
         self.transport = transport
+        self.forced_sockets = {}  # (their answers depend on the transport's own socket)
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:
