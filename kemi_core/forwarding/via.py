@@ -51,10 +51,8 @@ def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = Non
         transport = core.transport  # (its address asked straight: a call less per branch)
         host, port = (core.local_address(proto) if transport is None
                       else transport.local_address(proto))
-    adv = core.advertised
-    if adv is None:
-        adv = core.advertised = advertised_sockets(core)
-    if adv[0]:  # some listen advertises another address (a server behind NAT, usually)
+    adv = core.advertised  # None unless some listen advertises (behind NAT, usually)
+    if adv is not None:
         host, port = _advertised(adv, proto, host, port)
     extra = ctx.extra
     if extra:
@@ -69,14 +67,14 @@ def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = Non
 Advertised = tuple[dict[tuple[str, str, int], tuple[str, int]], dict[tuple[str, str], str]]
 
 
-def advertised_sockets(core: Core) -> Advertised:
-    """The listen sockets' advertised addresses (``Core.advertised`` keeps them: read on
-    every Via, built at the first, once the listens are settled)."""
+def advertised_sockets(core: Core) -> Advertised | None:
+    """The listen sockets' advertised addresses, None when none advertises (``Core.advertised``
+    keeps them, read on every Via: made when a transport is attached, the listens settled)."""
     exact: dict[tuple[str, str, int], tuple[str, int]] = {}
     by_host: dict[tuple[str, str], str] = {}
     listens = core.config.listen
     if not any(lst.advertise_host for lst in listens):
-        return exact, by_host  # (empty: the usual server, nothing to look up per Via)
+        return None  # the usual server: nothing to look up per Via
     for lst in listens:  # every listen socket, advertising or not: none is a worker's own
         if lst.advertise_host:
             exact[(lst.proto, lst.host, lst.port)] = (lst.advertise_host,

@@ -19,6 +19,7 @@ from kemi_core.config.paths import resolve_existing_file
 from kemi_core.counters import Counter, CounterTable, Gauge, Kind
 from kemi_core.errors import ConfigError, ModuleError, ScriptError
 from kemi_core.forwarding import RESOLVER, Resolver, forward_reply
+from kemi_core.forwarding.via import advertised_sockets
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
 from kemi_core.runtime.clock import Clock, Timer, repeat
@@ -141,8 +142,8 @@ class Core:
         #: Worker rank -> pid, kept by the main process (``core.ps``).
         self.worker_pids: dict[int, int] = {}
         self._myself: Myself | None = None
-        #: the listen sockets' advertised addresses, as our Vias name them (built at the
-        #: first Via: ``forwarding.via.advertised_sockets``)
+        #: the listen sockets' advertised addresses as our Vias name them, None when none
+        #: advertises (``forwarding.via.advertised_sockets``, made in ``attach_transport``)
         self.advertised: Any = None
         #: (proto, forced socket text) -> the socket a request then leaves from
         #: (``forwarding.targets.forced_local``'s answers, kept: asked per branch)
@@ -462,6 +463,7 @@ class Core:
     def attach_transport(self, transport: Transport) -> None:
         self.transport = transport
         self.forced_sockets = {}  # (their answers depend on the transport's own socket)
+        self.advertised = advertised_sockets(self)
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:
