@@ -44,7 +44,8 @@ the ``c`` responder's floor, an estimate of a compiled memory REGISTER.
 
     python bench/wake_ceiling.py [--variants kemi,fast,c,cloop,kamailio,...] [--ks 1,5,50]
                                  [--count 2000] [--rounds 3] [--gap-us 300]
-                                 [--opcodes | --callgrind [--cg-k 1] [--requests 300]]
+                                 [--opcodes | --callgrind [--cg-k 1] [--requests 300]
+                                  [--keep DIR]]
     python bench/wake_ceiling.py --save [--callgrind] [--requests 300] [--flush-kb 4096]
 """
 
@@ -403,8 +404,8 @@ def callgrind(opts: argparse.Namespace, variants: list[str], work: Path) -> dict
     for variant in variants:
 
         def one(n: int, variant: str = variant) -> list[int]:
-            run = work / f"cg-{variant}-{n}"
-            run.mkdir()
+            run = (Path(opts.keep) if opts.keep else work) / f"cg-{variant}-{n}"
+            run.mkdir(parents=True)
             valgrind = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHES,
                         f"--callgrind-out-file={run}/cg.%p"]
             proc, port = start(variant, run, reference, valgrind=valgrind,
@@ -606,6 +607,8 @@ def main() -> int:
                         help="instructions and warm L1 misses per REGISTER instead")
     parser.add_argument("--cg-k", type=int, default=1, help="--callgrind: REGISTERs per burst")
     parser.add_argument("--requests", type=int, default=300, help="--callgrind: N (and 3N)")
+    parser.add_argument("--keep", help="--callgrind: keep each run's dumps under this directory "
+                                       "(for callgrind_annotate)")
     parser.add_argument("--save", action="store_true",
                         help="reg_save_usual's own C in process (time; with --callgrind: counts)")
     parser.add_argument("--flush-kb", type=int, default=4096,
