@@ -7,6 +7,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from kemi_core.forwarding.targets import parse_socket
 from kemi_core.pv.registry import PvError, PvValue, register_builtin
 from kemi_core.runtime.context import Branch
 
@@ -67,6 +68,32 @@ def _set_br(ctx: MsgContext, value: PvValue) -> None:
 
 def _set_fs(ctx: MsgContext, value: PvValue) -> None:
     ctx.send_socket = None if value in (None, "") else str(value)
+
+
+def _fsn(ctx: MsgContext) -> str | None:
+    """The name of the listen socket forced for sending (``listen=... name "x"``)."""
+    forced = ctx.send_socket
+    parts = parse_socket(forced) if forced else None
+    if parts is None:
+        return None
+    proto, host, port = parts
+    for lst in ctx.core.config.listen:
+        if (lst.proto, lst.host, lst.port) == (proto, host, port):
+            return lst.name
+    return None
+
+
+def _set_fsn(ctx: MsgContext, value: PvValue) -> None:
+    """Force sending from the listen socket of this name (none: no socket forced)."""
+    if value in (None, ""):
+        ctx.send_socket = None
+        return
+    for lst in ctx.core.config.listen:
+        if lst.name == str(value):
+            host = f"[{lst.host}]" if ":" in lst.host else lst.host
+            ctx.send_socket = f"{lst.proto}:{host}:{lst.port}"
+            return
+    raise PvError(f"$fsn: no listen socket is named {value!r}")
 
 
 def _ts_cached(ctx: MsgContext) -> int:
@@ -151,6 +178,7 @@ def _register() -> None:
         doc="URI of the first added branch")
     reg("bR", _all_branches, doc="all added branches: <uri>;q=0.5 (just the URI without q), ', '-joined")
     reg("fs", lambda c: c.send_socket, _set_fs, doc="forced send socket")
+    reg("fsn", _fsn, _set_fsn, doc="name of the forced send socket")
     reg("mi", msg_id, doc="message id")
     reg("pp", lambda c: os.getpid(), doc="process id")
     reg("Ts", _ts_cached, doc="unix time, cached per message")

@@ -273,3 +273,47 @@ def test_via_names_the_address_the_listen_advertises_as_kamailio(
     assert seen["kamailio"] == ["127.0.0.9:5999", "127.0.0.9:5999",
                                 "127.0.0.9:5998", "127.0.0.9:5998"]
     assert seen["kemi"] == seen["kamailio"]
+
+
+NAMED_ROUTES = r"""listen=udp:127.0.0.1:{port2} name "two"
+request_route {
+  if ($hdr(X-Fs) != "") { $fs = "udp:127.0.0.1:" + $hdr(X-Fs); }
+  if ($hdr(X-Fsn) != "") { $fsn = $hdr(X-Fsn); }
+  xlog("L_ERR", "FSN $ci [$fsn] [$fs]\n");
+  $du = "sip:127.0.0.1:" + $hdr(X-Callee);
+  forward();
+  exit;
+}
+"""
+
+
+def test_fsn_names_and_forces_a_named_listen_socket_as_kamailio(
+        tmp_path: Path, callees: tuple[socket.socket, socket.socket, socket.socket]) -> None:
+    """$fsn: read, the name of the forced socket's listen; set, that listen forced (a name no
+    listen has forces none)."""
+    caller, callee, _ = callees
+    cfg = (cfg_preamble("sl", "pv", "textops", "xlog").replace(
+        "listen=udp:127.0.0.1:{port}", 'listen=udp:127.0.0.1:{port} name "one"') + NAMED_ROUTES)
+    seen = {}
+    with side_by_side(cfg, tmp_path) as pair:
+        for who, port, server in (("kamailio", pair.kamailio_port, pair.kamailio),
+                                  ("kemi", pair.kemi_port, pair.kemi)):
+            port2 = second_port(tmp_path / who / "kamailio.cfg")
+            names = {port: "P1", port2: "P2"}
+            got = []
+            for n, headers in enumerate(({}, {"X-Fs": str(port2)}, {"X-Fsn": "two"},
+                                         {"X-Fsn": "nope"})):
+                call_id = f"fsn-{n}"
+                extra = {"X-Callee": str(callee.getsockname()[1]), **headers}
+                text = request_text("OPTIONS", call_id=call_id,
+                                    extra="\r\n".join(f"{k}: {v}" for k, v in extra.items()))
+                caller.sendto(text.replace("PORT", str(caller.getsockname()[1])).encode(),
+                              ("127.0.0.1", port))
+                found = take_request(callee, call_id)
+                got.append("nothing" if found is None else f"from {names.get(found[0])}")
+            log = server.wait_log("FSN fsn-3 ")
+            got += [line.split("FSN ", 1)[1].replace(str(port2), "P2")
+                    for line in log.splitlines() if "FSN fsn-" in line]
+            seen[who] = got
+    assert seen["kamailio"][:4] == ["from P1", "from P2", "from P2", "from P1"]
+    assert seen["kemi"] == seen["kamailio"]
