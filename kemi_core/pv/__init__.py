@@ -14,6 +14,7 @@ from kemi_core.pv import (  # noqa: F401  (core PVs)
     builtin_cfg,
     builtin_msg,
     builtin_net,
+    builtin_socket,
     builtin_time,
     builtin_vars,
 )

@@ -14,6 +14,8 @@ from kemi_core.pv._util import (
 )
 from kemi_core.pv.registry import PvError, PvValue, register_builtin
 from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.headers import parse_name_addr
+from kemi_core.sip.syntax import method_bit
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -207,7 +209,10 @@ def _from_host(ctx: MsgContext) -> PvValue:
 
 
 def _na_display(na: NameAddr | None) -> PvValue:
-    return na.display if na is not None and na.display else None
+    """The display name as the header writes it, quotes kept ($fn, $tn, $pn: Kamailio's)."""
+    if na is None or not na.display or "<" not in na.raw:
+        return None
+    return na.raw[:na.raw.index("<")].strip() or None
 
 
 def _na_tag(na: NameAddr | None) -> PvValue:
@@ -284,6 +289,59 @@ def _len(value: PvValue) -> PvValue:
     return len(str(value)) if value else 0  # no user: 0, as Kamailio
 
 
+def _name_addr_of(ctx: MsgContext, header: str) -> NameAddr | None:
+    """The first ``header`` as a name-addr (P-Preferred-Identity, Diversion), None when absent
+    or unreadable."""
+    value = ctx.msg.header(header)
+    if value is None:
+        return None
+    try:
+        return parse_name_addr(value)
+    except SipParseError:
+        return None
+
+
+def _ppi_uri_part(ctx: MsgContext, user: bool) -> PvValue:
+    na = _name_addr_of(ctx, "P-Preferred-Identity")
+    u = na.uri if na is not None else None
+    if u is None:
+        return None
+    return (u.user or None) if user else u.host
+
+
+def _diversion_param(ctx: MsgContext, name: str) -> PvValue:
+    na = _name_addr_of(ctx, "Diversion")
+    return na.params.get(name) if na is not None else None
+
+
+def _dset(ctx: MsgContext) -> PvValue:
+    """$ds: the added branches as a Contact header, Kamailio's way (``Contact: <uri>;q=0.5,
+    <uri>``; branch 0, the R-URI, left out)."""
+    if not ctx.branches:
+        return None
+    parts = [f"<{b.uri}>" if b.q < 0 else f"<{b.uri}>;q={_q_text(b.q)}" for b in ctx.branches]
+    return "Contact: " + ", ".join(parts)
+
+
+def _q_text(q: int) -> str:
+    """A q value kept in thousandths as SIP writes it: 500 -> 0.5, 1000 -> 1."""
+    return f"{q / 1000:.3f}".rstrip("0").rstrip(".")
+
+
+def _acc_user(ctx: MsgContext, with_host: bool) -> PvValue:
+    """$Au ($AU): the From URI's user@host (user), what Kamailio 5.6 gives (learnt by running
+    it: also when the request carries credentials, read by has_credentials or not)."""
+    u = _xuri(ctx, False)
+    if u is None:
+        return None
+    return f"{u.user}@{u.host}" if with_host else u.user
+
+
+def _method_id(ctx: MsgContext) -> PvValue:
+    method = ctx.msg.method
+    return method_bit(method) if method else None
+
+
 def _register() -> None:
     reg = register_builtin
     reg("ru", _ruri, _set_ru, doc="Request-URI (as rewritten so far)")
@@ -335,6 +393,17 @@ def _register() -> None:
         doc="Remote-Party-ID URI")
     reg("di", lambda c: name_addr_uri(c.msg.header("Diversion")), doc="Diversion URI")
     reg("rt", lambda c: name_addr_uri(c.msg.header("Refer-To")), doc="Refer-To URI")
+    reg("pU", lambda c: _ppi_uri_part(c, True), doc="P-Preferred-Identity URI user")
+    reg("pd", lambda c: _ppi_uri_part(c, False), doc="P-Preferred-Identity URI domain")
+    reg("pn", lambda c: _na_display(_name_addr_of(c, "P-Preferred-Identity")),
+        doc="P-Preferred-Identity display name")
+    reg("dir", lambda c: _diversion_param(c, "reason"), doc="Diversion reason parameter")
+    reg("dip", lambda c: _diversion_param(c, "privacy"), doc="Diversion privacy parameter")
+    reg("ds", _dset, doc="the added branches as a Contact header (destination set)")
+    reg("bs", lambda c: len(c.msg.body or b""), doc="body size")
+    reg("Au", lambda c: _acc_user(c, True), doc="user@host for accounting (the From URI's)")
+    reg("AU", lambda c: _acc_user(c, False), doc="user for accounting (the From URI's)")
+    reg("rmid", _method_id, doc="method as Kamailio's method bit")
     reg("rb", _body, doc="message body")
     reg("ml", lambda c: len(c.msg.to_bytes()), doc="message length")
     reg("mb", _msg_buf, doc="whole message")

@@ -174,6 +174,10 @@ def _register() -> None:
     reg("mf", lambda c: c.flags, _set_flags, doc="message flags")
     reg("bf", lambda c: c.bflags, _set_bflags, doc="branch flags of branch 0")
     reg("sf", lambda c: int(c.extra.get("sflags", 0)), _set_sflags, doc="script flags")
+    reg("mF", lambda c: f"{c.flags:08x}", _set_flags, doc="$mf in hexadecimal")
+    reg("bF", lambda c: f"{c.bflags:08x}", _set_bflags, doc="$bf in hexadecimal")
+    reg("sF", lambda c: f"{int(c.extra.get('sflags', 0)):08x}", _set_sflags,
+        doc="$sf in hexadecimal")
     reg("br", lambda c: c.branches[0].uri if c.branches else None, _set_br,
         doc="URI of the first added branch")
     reg("bR", _all_branches, doc="all added branches: <uri>;q=0.5 (just the URI without q), ', '-joined")

@@ -53,6 +53,22 @@ METHODS = frozenset(
      "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
 )  # fmt: skip
 
+#: Kamailio's method bits ($rmid, the ``methods`` column of the location table); any other
+#: method is METHOD_OTHER
+METHOD_BITS = {
+    "INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32,
+    "SUBSCRIBE": 64, "NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512, "PRACK": 1024,
+    "UPDATE": 2048, "REFER": 4096, "PUBLISH": 8192, "KDMQ": 16384, "GET": 32768,
+    "POST": 65536, "PUT": 131072, "DELETE": 262144,
+}
+METHOD_OTHER = 524288
+
+
+def method_bit(method: str) -> int:
+    """Kamailio's bit for ``method`` (METHOD_OTHER for one it does not name)."""
+    return METHOD_BITS.get(method.upper(), METHOD_OTHER)
+
+
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
 IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
-from kemi_core.sip import SipParseError, parse_uri, split_commas
+from kemi_core.sip import SipParseError, method_bit, parse_uri, split_commas
 
-#: Kamailio's method bits (the ``methods`` column of the location table).
-METHOD_BITS = {
-    "INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32,
-    "SUBSCRIBE": 64, "NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512, "PRACK": 1024,
-    "UPDATE": 2048, "REFER": 4096, "PUBLISH": 8192, "KDMQ": 16384, "GET": 32768,
-    "POST": 65536, "PUT": 131072, "DELETE": 262144,
-}
-METHOD_OTHER = 524288
 MAX_AOR = 256
 
 
@@ -60,10 +52,6 @@ def _aor_of(uri_text: str, use_domain: bool, case_sensitive: bool, realm_prefix:
     if len(aor) > MAX_AOR:
         raise AorError("Address Of Record too long")
     return aor
-
-
-def method_bit(method: str) -> int:
-    return METHOD_BITS.get(method.upper(), METHOD_OTHER)
 
 
 def methods_mask(names: list[str]) -> int:

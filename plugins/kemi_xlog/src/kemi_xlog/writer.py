@@ -9,19 +9,12 @@ from typing import TYPE_CHECKING
 import attrs
 
 from kemi_core.api import script_log
+from kemi_core.sip import method_bit
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
 
 Formatter = Callable[["MsgContext"], str]
-
-#: Kamailio's internal method ids (bit values) used by methods_filter and xlogm().
-METHOD_IDS = {"INVITE": 1, "CANCEL": 2, "ACK": 4, "BYE": 8, "INFO": 16, "REGISTER": 32,
-              "SUBSCRIBE": 64, "NOTIFY": 128, "MESSAGE": 256, "OPTIONS": 512,
-              "PRACK": 1024, "UPDATE": 2048, "REFER": 4096, "PUBLISH": 8192, "KDMQ": 16384,
-              "GET": 32768, "POST": 65536, "PUT": 131072, "DELETE": 262144}
-METHOD_OTHER = 524288
-
 
 @attrs.define
 class Settings:
@@ -54,8 +47,7 @@ def write(ctx: MsgContext, level: int, fmt: str, line_prefix: str = "") -> int:
 
 def method_filtered(ctx: MsgContext) -> bool:
     """xlogm(): True when methods_filter says to skip this message's method."""
-    bit = METHOD_IDS.get(ctx.msg.method.upper(), METHOD_OTHER)
-    return bool(settings.methods_filter & bit)
+    return bool(settings.methods_filter & method_bit(ctx.msg.method))
 
 
 def level_name(level: int) -> str:
