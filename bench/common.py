@@ -36,6 +36,28 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
+def cpu_by_pid(root: int) -> tuple[dict[int, int], int]:
+    """(ns on a CPU per process, voluntary switches) of ``root``'s tree, all threads."""
+    per: dict[int, int] = {}
+    sleeps = 0
+    for pid in tree_pids(root):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                    per[pid] = per.get(pid, 0) + int(fh.read().split()[0])
+                with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("voluntary_ctxt_switches"):
+                            sleeps += int(line.split()[1])
+            except OSError:
+                continue
+    return per, sleeps
+
+
 def _cpu_ticks(pid: int) -> tuple[str, int] | None:
     """(command name, user + system CPU in clock ticks) of ``pid``; None when it is gone."""
     try:

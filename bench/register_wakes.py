@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import register as register_bench  # noqa: E402
-from common import Proc, kamailio_args, tree_pids, wait_udp_answer  # noqa: E402
+from common import Proc, cpu_by_pid, kamailio_args, wait_udp_answer  # noqa: E402
 from register_profile import REGISTER  # noqa: E402
 
 from kemi_core.testing.process import kemi_executable  # noqa: E402
@@ -38,23 +38,8 @@ from kemi_core.testing.process import kemi_executable  # noqa: E402
 
 def tree_cpu_and_sleeps(root: int) -> tuple[int, int]:
     """(ns on a CPU, voluntary context switches) of every thread of ``root``'s process tree."""
-    ns = sleeps = 0
-    for pid in tree_pids(root):
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
-                    ns += int(fh.read().split()[0])
-                with open(f"/proc/{pid}/task/{tid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("voluntary_ctxt_switches"):
-                            sleeps += int(line.split()[1])
-            except OSError:
-                continue
-    return ns, sleeps
+    per, sleeps = cpu_by_pid(root)
+    return sum(per.values()), sleeps
 
 
 class Client:

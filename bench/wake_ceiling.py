@@ -67,7 +67,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import register as register_bench  # noqa: E402
-from common import Proc, kamailio_args, kamailio_available, tree_pids, wait_udp_answer  # noqa: E402
+from common import (  # noqa: E402
+    Proc,
+    cpu_by_pid,
+    kamailio_args,
+    kamailio_available,
+    wait_udp_answer,
+)
 from register_profile import REGISTER  # noqa: E402
 from server_callgrind import registers  # noqa: E402
 from wake_set import CACHES, _totals  # noqa: E402
@@ -204,28 +210,6 @@ def check_reply(variant: str, answer: bytes, reference: dict[str, bytes]) -> Non
     known = reference.setdefault("floor", normal)
     if normal != known:
         raise SystemExit(f"{variant}: its 200 differs from the floor's:\n{normal!r}\n{known!r}")
-
-
-def cpu_by_pid(root: int) -> tuple[dict[int, int], int]:
-    """(ns on a CPU per process, voluntary switches) of ``root``'s tree, all threads."""
-    per: dict[int, int] = {}
-    sleeps = 0
-    for pid in tree_pids(root):
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
-                    per[pid] = per.get(pid, 0) + int(fh.read().split()[0])
-                with open(f"/proc/{pid}/task/{tid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("voluntary_ctxt_switches"):
-                            sleeps += int(line.split()[1])
-            except OSError:
-                continue
-    return per, sleeps
 
 
 class Client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import time
 import uuid
@@ -68,6 +69,20 @@ class UdpClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def readable(sock: socket.socket) -> bool:
+    """Whether ``sock`` holds a datagram now (no wait)."""
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def pending_datagrams(sock: socket.socket, most: int = 10_000) -> list[bytes]:
+    """The datagrams ``sock`` holds now, in order, without waiting for more (at most
+    ``most``)."""
+    got: list[bytes] = []
+    while len(got) < most and readable(sock):
+        got.append(sock.recv(70_000))
+    return got
 
 
 def tcp_exchange(data: bytes, port: int, timeout: float = 5.0) -> bytes:

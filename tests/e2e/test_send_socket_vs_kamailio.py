@@ -230,19 +230,9 @@ def test_lookup_sends_from_the_socket_the_contact_registered_through(
     assert ours == theirs
 
 
-ADVERTISE_ROUTES = r"""listen=udp:127.0.0.1:{port2} advertise 127.0.0.9:5998
-request_route {
-  if ($hdr(X-Fs) != "") { $fs = "udp:127.0.0.1:" + $hdr(X-Fs); }
-  if ($hdr(X-Tm) != "") {
-    $ru = "sip:y@127.0.0.1:" + $hdr(X-Callee);
-    t_relay();
-  } else {
-    $du = "sip:127.0.0.1:" + $hdr(X-Callee);
-    forward();
-  }
-  exit;
-}
-"""
+#: the same routes, the second listen advertising another address
+ADVERTISE_ROUTES = ROUTES.replace("listen=udp:127.0.0.1:{port2}\n",
+                                  "listen=udp:127.0.0.1:{port2} advertise 127.0.0.9:5998\n", 1)
 
 
 def test_via_names_the_address_the_listen_advertises_as_kamailio(
@@ -250,7 +240,7 @@ def test_via_names_the_address_the_listen_advertises_as_kamailio(
     """``listen=... advertise host:port``: our Via names the advertised address of the socket
     the request leaves from (a server behind NAT)."""
     caller, callee, _ = callees
-    cfg = (cfg_preamble("tm", "sl", "pv", "textops").replace(
+    cfg = (cfg_preamble("tm", "sl", "pv", "textops", "corex").replace(
         "listen=udp:127.0.0.1:{port}", "listen=udp:127.0.0.1:{port} advertise 127.0.0.9:5999")
         + ADVERTISE_ROUTES)
     seen = {}

@@ -15,7 +15,6 @@ import array
 import asyncio
 import logging
 import random
-import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog
 from kemi_core.runtime.worker import limits_of
 from kemi_core.sip import ParseLimits, SipParseError, parse_datagram
+from kemi_core.testing.udp_client import pending_datagrams
 from kemi_core.transport.endpoints import WorkerEndpoints
 from kemi_core.transport.sockets import bind_udp
 
@@ -84,17 +84,6 @@ def mod_init():
 DOS = ("reply", "reply", "reply", "send_reply", "silent", "raise", "reply_raise", "exit", "drop",
        "read_from", "filter", "filter_parse", "filter_raise", "ack", "own_ack", "bad_to",
        "reload", "draining", "prefix", "bad_line", "two_vias", "bad_cseq")
-
-
-def _readable(sock: socket.socket) -> bool:
-    return bool(select.select([sock], [], [], 0)[0])
-
-
-def _drain(sock: socket.socket) -> list[bytes]:
-    got = []
-    while _readable(sock):
-        got.append(sock.recv(70_000))
-    return got
 
 
 class Rig:
@@ -215,7 +204,7 @@ def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
             for r in caplog.records if r.name != "asyncio"]
     states = [(c.replied, c.fault, c.dropped) for c in rig.contexts]
     prefix = rig.core.local_tag_prefix.encode()
-    wire = [d.replace(prefix, b"PFX") for d in _drain(rig.peer)]
+    wire = [d.replace(prefix, b"PFX") for d in pending_datagrams(rig.peer)]
     return (do, moved, logs, list(rig.saw), states, wire, rig.busy[1], LOG_CONTEXT.msg,
             LOG_CONTEXT.prefix)
 

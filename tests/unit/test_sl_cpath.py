@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import select
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,6 +28,7 @@ from kemi_core.runtime.ratelimit import RateLimitedLog
 from kemi_core.sip import ParseLimits, parse_datagram
 from kemi_core.sip.reply import _stateless_sender
 from kemi_core.testing.capture import offline_core
+from kemi_core.testing.udp_client import pending_datagrams
 from kemi_core.transport.endpoints import WorkerEndpoints
 from kemi_core.transport.sockets import bind_udp
 
@@ -37,17 +37,6 @@ pytestmark = pytest.mark.skipif(_stateless_sender is None, reason="_fast not bui
 CODES = (101, 180, 183, 200, 202, 299, 400, 401, 403, 404, 407, 408, 483, 486, 500, 503, 603,
          699)
 REASONS = ("OK", "Not here", "Ünïcode reason", "")
-
-
-def _readable(sock: socket.socket) -> bool:
-    return bool(select.select([sock], [], [], 0)[0])
-
-
-def _drain(sock: socket.socket) -> list[bytes]:
-    got = []
-    while _readable(sock):
-        got.append(sock.recv(70_000))
-    return got
 
 
 class Rig:
@@ -158,7 +147,7 @@ def _step(rig: Rig, fns: tuple[Callable[..., int], Callable[..., int]], n: int, 
              r.getMessage().replace(str(rig.port), "P"))
             for r in caplog.records if r.name != "asyncio"]
     prefix = kemi_sl._state.tag_prefix.encode()
-    wire = [d.replace(prefix, b"PFX") for d in _drain(rig.peer)]
+    wire = [d.replace(prefix, b"PFX") for d in pending_datagrams(rig.peer)]
     return (shape, answer, ctx.replied, moved, logs, wire)
 
 
@@ -249,7 +238,7 @@ def test_another_core_class_takes_its_own_send_reply_to(peer: socket.socket) -> 
         rig.core.__class__ = OwnCore
         ctx = _context(rig, 1, "usual", "OPTIONS")
         assert kemi_sl.sl_send_reply(ctx, 200, "OK") == 1
-        assert len(sent) == 1 and _drain(rig.peer) == sent
+        assert len(sent) == 1 and pending_datagrams(rig.peer) == sent
     finally:
         rig.close()
 
@@ -261,7 +250,7 @@ def test_added_by_name_and_wrong_calls_take_the_python_form(peer: socket.socket)
         ctx = _context(rig, 1, "usual", "OPTIONS")
         assert kemi_sl.sl_send_reply(ctx, 200, "OK", added=added) == 1
         assert kemi_sl.send_reply(ctx, 200, "OK", added) == 1
-        first, second = _drain(rig.peer)
+        first, second = pending_datagrams(rig.peer)
         assert first == second and b"X-One: 1\r\n" in first
         with pytest.raises(TypeError, match="_sl_send_reply_py"):
             kemi_sl.sl_send_reply(ctx)  # type: ignore[call-arg]

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 import random
-import select
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 from kemi_core.config.model import ListenAddr
 from kemi_core.runtime.ratelimit import RateLimitedLog
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError
+from kemi_core.testing.udp_client import pending_datagrams, readable
 from kemi_core.transport import endpoints, outbox, receiver, udp
 from kemi_core.transport.endpoints import WorkerEndpoints
 from kemi_core.transport.outbox import Outbox
@@ -40,17 +40,6 @@ def options(n: int) -> bytes:
             f"Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKuc{n}\r\n"
             f"From: <sip:a@127.0.0.1>;tag=t{n}\r\nTo: <sip:b@127.0.0.1>\r\n"
             f"Call-ID: uc{n}@test\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
-
-
-def _readable(sock: socket.socket) -> bool:
-    return bool(select.select([sock], [], [], 0)[0])
-
-
-def _drain(sock: socket.socket) -> list[bytes]:
-    got = []
-    while _readable(sock):
-        got.append(sock.recv(70_000))
-    return got
 
 
 class Clock:
@@ -75,7 +64,7 @@ class Handler:
 
     def _step(self, what: tuple, to: tuple[str, int]) -> None:
         n = len(self.log)
-        self.log.append((*what, tuple(_drain(self.peer))))
+        self.log.append((*what, tuple(pending_datagrams(self.peer))))
         act = self.plan.get(n, "answer")
         if act in ("answer", "raise", "close", "wait"):
             self.sock.sendto(b"a%d" % n, to)
@@ -120,13 +109,13 @@ def _event_run(compiled: bool, datagrams: list[bytes], plan: dict[int, str], ste
             for data in datagrams:
                 peer.sendto(data, (us.local_ip, us.local_port))
             end = time.monotonic() + DEADLINE
-            while not _readable(sock) and time.monotonic() < end:
+            while not readable(sock) and time.monotonic() < end:
                 time.sleep(0.001)
             # every datagram in the socket's queue before the event reads (loopback is
             # synchronous: sendto has queued it when it returns)
             caplog.clear()
             us._read_ready()
-            after = tuple(_drain(peer))
+            after = tuple(pending_datagrams(peer))
             lines = [r.getMessage() for r in caplog.records]
         port = us.local_port
         # the RecvInfo names the peer's ephemeral port: the same within one run only
@@ -258,7 +247,7 @@ def _sends(rig: Rig, send: Callable[..., bool], steps: list[tuple], caplog: Any)
             held = None if box.held is None else [(d, a) for _, d, a in box.held]
             out.append((answer, held, box.armed, [r.getMessage().replace(str(rig.port), "P")
                                                   for r in caplog.records]))
-        out.append(tuple(_drain(rig.peer)))
+        out.append(tuple(pending_datagrams(rig.peer)))
     return out
 
 
@@ -326,7 +315,7 @@ def test_the_flusher_sends_what_a_compiled_send_held_while_the_loop_blocks(rig: 
     box = rig.ep.outbox
     assert box.hold()
     assert rig.ep.send("udp", "127.0.0.1", rig.to, b"held", ("127.0.0.1", rig.port))
-    assert box.armed and not _readable(rig.peer)
+    assert box.armed and not readable(rig.peer)
     rig.peer.settimeout(DEADLINE)
     assert rig.peer.recv(100) == b"held"  # (this thread blocks: the flusher's timer fires)
     box.release()
