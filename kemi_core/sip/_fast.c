@@ -4331,9 +4331,11 @@ uo_constant(PyObject *box_module, PyObject *name)
     return value;
 }
 
-/* the exception being raised, normalized with its traceback (a new reference), none left set */
+/* The exception being raised, normalized with its traceback on it (a new reference), none
+ * left set; NULL with a SystemError naming ``where`` when there was none. Shared by the UDP
+ * event (udp_event) and the request dispatcher (dq_). */
 static PyObject *
-uo_caught(void)
+caught_error(const char *where)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
@@ -4343,7 +4345,7 @@ uo_caught(void)
     Py_XDECREF(type);
     Py_XDECREF(tb);
     if (value == NULL)
-        PyErr_SetString(PyExc_SystemError, "udp_event: an error without its exception");
+        PyErr_Format(PyExc_SystemError, "%s: an error without its exception", where);
     return value;
 }
 
@@ -4364,7 +4366,7 @@ uo_deliver(PyObject *receiver, PyObject *data, PyObject *rcv, PyObject *limits,
     if (msg == NULL) {
         if (!PyErr_ExceptionMatches(parse_error))
             return -1;
-        PyObject *exc = uo_caught();
+        PyObject *exc = caught_error("udp_event");
         if (exc == NULL)
             return -1;
         done = PyObject_CallMethodObjArgs(receiver, uo_s_on_bad_message, data, rcv, exc, NULL);
@@ -4384,7 +4386,7 @@ uo_deliver(PyObject *receiver, PyObject *data, PyObject *rcv, PyObject *limits,
 static int
 uo_internal(PyObject *internal, PyObject *rcv)
 {
-    PyObject *exc = uo_caught();
+    PyObject *exc = caught_error("udp_event");
     if (exc == NULL)
         return -1;
     PyObject *where = NULL, *done = NULL;
@@ -6558,23 +6560,6 @@ dq_global(PyObject *names, PyObject *key)
     return PyDict_GetItemWithError(names, key);
 }
 
-/* The exception set now, normalised, with its traceback on it (a new reference); the error
- * indicator cleared. */
-static PyObject *
-dq_take_error(void)
-{
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL)
-        PyException_SetTraceback(value, tb);
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
-    if (value == NULL)
-        PyErr_SetString(PyExc_SystemError, "dispatch: an error without its exception");
-    return value;
-}
-
 /* func(args) with exc the handled exception (sys.exc_info() in an except clause) */
 static PyObject *
 dq_call_handling(PyObject *exc, PyObject *func, PyObject *const *args, size_t nargsf)
@@ -6716,7 +6701,7 @@ dq_request(PyObject *self, PyObject *names, PyObject *core, PyObject *msg, PyObj
         x = PyObject_VectorcallMethod(dq_run, rargs, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         if (x == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
             /* route_raised(self.request_cb, ctx, exc) in the except clause */
-            PyObject *exc = dq_take_error();
+            PyObject *exc = caught_error("dispatch");
             PyObject *raised = exc == NULL ? NULL : dq_global(names, dq_g_route_raised);
             if (exc == NULL) {
                 /* (the SystemError is set) */
@@ -6857,7 +6842,7 @@ dispatch_request(PyObject *bound, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_SystemError, "dispatch: a step failed without its exception");
     if (failed < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
         /* except SipParseError: self._parse_failed(...); except Exception: _guard_failed */
-        PyObject *exc = dq_take_error();
+        PyObject *exc = caught_error("dispatch");
         PyObject *parse_error = dq_global(names, dq_g_parse_error);
         if (parse_error == NULL && !PyErr_Occurred())
             PyErr_SetString(PyExc_NameError, "dispatch: SipParseError is gone");
