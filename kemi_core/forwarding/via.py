@@ -29,6 +29,7 @@ from kemi_core.forwarding.targets import LISTEN_OF
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.syntax import via_received
 from kemi_core.sip.values import port_value
+from kemi_core.sip.via_stamp import forwarded_via
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -121,32 +122,19 @@ def our_via(ctx: MsgContext, proto: str, branch: str,
 
 
 def received_via(ctx: MsgContext, msg: SipMsg) -> str | None:
-    """The top Via of ``msg`` with ;received (sent-by differs from the source IP, RFC 3261
-    18.2.1) and ;rport= (RFC 3581, or force_rport) added, or None when it needs neither.
-    Computed once per request and applied to each copy sent on (``apply_via``)."""
+    """The top Via of ``msg`` with ;received (RFC 3261 18.2.1) and ;rport= (RFC 3581, or
+    force_rport) where Kamailio writes them (``sip.via_stamp.forwarded_via``), or None when it
+    needs neither. Computed once per request and applied to each copy sent on
+    (``apply_via``)."""
     try:
         via = msg.via
     except _PARSE_ERRORS:
         return None
+    rport = via.params.get("rport")
+    if rport is not None:
+        port_value(rport)  # (as via.rport: a value that is no port is a 400)
     rcv = ctx.rcv
-    src_ip = rcv.src_ip
-    raw = via.raw
-    changed = False
-    params = via.params  # (read once: via.received and via.rport would each read it again)
-    if via.host.strip("[]") != src_ip and params.get("received") is None:
-        raw += f";received={src_ip}"
-        changed = True
-    if "rport" in params:
-        rport = params["rport"]
-        if rport is None:  # a bare ;rport: the client asks for the source port (RFC 3581)
-            raw = _fill_rport(raw, rcv.src_port)
-            changed = True
-        else:
-            port_value(rport)  # (as via.rport: a value that is no port is a 400)
-    elif ctx.force_rport:
-        raw += f";rport={rcv.src_port}"
-        changed = True
-    return raw if changed else None
+    return forwarded_via(via.raw, via.host, rcv.src_ip, rcv.src_port, bool(ctx.force_rport))
 
 
 #: (the function above is the pure form)
@@ -168,12 +156,6 @@ def stamp_received(ctx: MsgContext, msg: SipMsg, source: SipMsg | None = None) -
     ``received_via``); ``source``: the message ``msg`` was just copied from, whose Via is
     parsed already."""
     apply_via(msg, received_via(ctx, source if source is not None else msg))
-
-
-def _fill_rport(raw: str, port: int) -> str:
-    """Give a value to a bare ;rport parameter."""
-    parts = raw.split(";")
-    return ";".join(f"{p}={port}" if p.strip().lower() == "rport" else p for p in parts)
 
 
 def stateless_branch(msg: SipMsg) -> str:

@@ -24,7 +24,7 @@ from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import RateLimitedLog, brief_error
 from kemi_core.runtime.request_gate import check_request_headers
 from kemi_core.runtime.routes import route_raised, run_route
-from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError, build_reply, parse_uri, reply_top_via
 from kemi_core.sip.syntax import PURE_PYTHON
 from kemi_core.stats import CoreStats
 from kemi_core.transport.receiver import deliver_datagram
@@ -204,7 +204,10 @@ class Dispatcher:
     # ---- local replies ----------------------------------------------------------------
     def _send_simple_reply(self, ctx: MsgContext, status: int, reason: str) -> None:
         try:
-            data = build_reply(ctx.msg, status, reason, to_tag=self.core.local_tag(ctx.msg))
+            rcv = ctx.rcv
+            data = build_reply(ctx.msg, status, reason, to_tag=self.core.local_tag(ctx.msg),
+                               top_via=reply_top_via(ctx.msg, rcv.src_ip, rcv.src_port,
+                                                     ctx.force_rport))
         except SipParseError:
             return
         self.core.send_reply(ctx, data)
@@ -213,7 +216,8 @@ class Dispatcher:
         """An error reply to a request found malformed; never raises. With an unreadable top
         Via it goes where the request came from (over TCP: back on its connection)."""
         try:
-            data = build_reply(msg, status, reason, to_tag=self.core.local_tag(msg))
+            data = build_reply(msg, status, reason, to_tag=self.core.local_tag(msg),
+                               top_via=reply_top_via(msg, rcv.src_ip, rcv.src_port, False))
             try:
                 self.core.send_reply(self.core.new_context(msg, rcv), data)
             except SipParseError:

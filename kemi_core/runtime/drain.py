@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.sip import SipMsg, SipParseError, build_reply
+from kemi_core.sip import SipMsg, SipParseError, build_reply, reply_top_via
 
 if TYPE_CHECKING:
     from kemi_core.runtime.core import Core
@@ -108,7 +108,8 @@ class EntryGate:
             # filter (or below while draining), as the ACK of any local negative reply
             tag = self.core.local_tag(msg)
             data = build_reply(msg, 503, "Service Unavailable", to_tag=tag,
-                               headers=[("Retry-After", "5")])
+                               headers=[("Retry-After", "5")],
+                               top_via=reply_top_via(msg, rcv.src_ip, rcv.src_port, False))
             ctx = self.core.new_context(msg, rcv)
             self.core.send_reply(ctx, data)
         except (SipParseError, ValueError, OSError):

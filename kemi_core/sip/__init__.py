@@ -17,7 +17,13 @@ from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.http import http_request, is_http
 from kemi_core.sip.message import SipMsg
 from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
-from kemi_core.sip.reply import build_reply, request_crc32, stateless_sender, usual_reply
+from kemi_core.sip.reply import (
+    build_reply,
+    reply_top_via,
+    request_crc32,
+    stateless_sender,
+    usual_reply,
+)
 from kemi_core.sip.sdp import Connection, Media, Sdp, SdpError, parse_connection
 from kemi_core.sip.stream import StreamBuffer
 from kemi_core.sip.syntax import (
@@ -49,6 +55,7 @@ __all__ = [
     "StreamBuffer",
     "Via",
     "build_reply",
+    "reply_top_via",
     "digest_challenge",
     "digest_fields",
     "digest_ha1",

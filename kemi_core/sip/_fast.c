@@ -2860,16 +2860,16 @@ plain_headers(PyObject *headers)
 static PyObject *
 build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const kw[7] = {"req", "status", "reason", "to_tag", "headers", "body",
-                                      "content_type"};
-    PyObject *v[7] = {NULL, NULL, NULL, Py_None, NULL, NULL, Py_None};
+    static const char *const kw[8] = {"req", "status", "reason", "to_tag", "headers", "body",
+                                      "content_type", "top_via"};
+    PyObject *v[8] = {NULL, NULL, NULL, Py_None, NULL, NULL, Py_None, Py_None};
     int usual = nargs >= 3 && nargs <= 7 && msg_type != NULL && name_addr_type != NULL;
     for (Py_ssize_t k = 0; usual && k < nargs; k++)
         v[k] = args[k];
     Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t k = 0; usual && k < nkw; k++) {
         int at = -1;
-        for (int j = 3; j < 7; j++)
+        for (int j = 3; j < 8; j++)
             if (PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, k), kw[j]) == 0)
                 at = j;
         usual = at >= nargs;
@@ -2886,7 +2886,7 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
             (v[4] == NULL ||
              ((PyList_CheckExact(v[4]) || PyTuple_CheckExact(v[4])) && plain_headers(v[4]))) &&
             (v[5] == NULL || (PyBytes_CheckExact(v[5]) && PyBytes_GET_SIZE(v[5]) == 0)) &&
-            v[6] == Py_None;
+            v[6] == Py_None && v[7] == Py_None; /* (a top Via stamped: pure's) */
     PyObject *keys = usual ? *field(req, F_NAMES) : NULL;
     PyObject *lines = usual ? *field(req, F_LINES) : NULL;
     PyObject *cache = usual ? *field(req, F_CACHE) : NULL;
@@ -2942,7 +2942,8 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
 
 static PyMethodDef build_reply_def = {
     "build_reply", (PyCFunction)(void (*)(void))build_reply, METH_FASTCALL | METH_KEYWORDS,
-    "build_reply(req, status, reason, to_tag=None, headers=(), body=b'', content_type=None): "
+    "build_reply(req, status, reason, to_tag=None, headers=(), body=b'', content_type=None, *, "
+    "top_via=None): "
     "the reply's bytes (compiled form of build_reply_py)."};
 
 static PyObject *
@@ -2957,11 +2958,12 @@ reply_builder(PyObject *module, PyObject *pure)
 
 /* ---- forwarding --------------------------------------------------------------------------
  * via_received(pure) returns forwarding.via.received_via compiled (pure: received_via_py, its
- * pure form): received_via(ctx, msg) is the top Via of msg with ;received=<source IP> when its
- * host is not that address, and ;rport=<source port> after force_rport, or None when it needs
- * neither. Done here for the usual request (its Via parsed ahead, no ;received or ;rport of
- * its own, a host without brackets, an int source port); pure(ctx, msg) does the rest. tm and
- * the stateless forward read it for every request they pass on. */
+ * pure form): received_via(ctx, msg) is the top Via of msg with ;received and ;rport= where
+ * Kamailio writes them (sip.via_stamp.forwarded_via), or None when it needs neither. Done here
+ * for the usual request (its Via parsed ahead, no ;received or ;rport of its own, a host
+ * without brackets, no force_rport): None, or ;received=<source IP> before the first parameter
+ * when the host is not that address; pure(ctx, msg) does the rest. tm and the stateless
+ * forward read it for every request they pass on. */
 static PyObject *s_rcv, *s_src_ip, *s_src_port, *s_force_rport, *s_received, *s_rport;
 
 /* The next sep-separated part of s[*pos:n]: its bounds [*start, *end) and, stripped as
@@ -2991,34 +2993,6 @@ next_part(const char *s, Py_ssize_t n, char sep, Py_ssize_t *pos, Py_ssize_t *st
     return 1;
 }
 
-/* raw (a Via's text) with "=<port>" after each ";"-separated part that is "rport" (the pure
- * _fill_rport's answer), or NULL without an error when the text is not the usual one: not
- * ASCII, a part that only stripped or lower-cased reads "rport" (" rport", "RPort"), several
- * or none at all; the caller then leaves it to the pure form. */
-static PyObject *
-via_fill_rport(PyObject *raw, PyObject *port)
-{
-    if (!PyUnicode_IS_ASCII(raw))
-        return NULL;
-    const char *s = (const char *)PyUnicode_1BYTE_DATA(raw);
-    Py_ssize_t n = PyUnicode_GET_LENGTH(raw), pos = 0, start, end, a, b, at = -1;
-    while (next_part(s, n, ';', &pos, &start, &end, &a, &b)) {
-        if (b - a == 5 && PyOS_strnicmp(s + a, "rport", 5) == 0) {
-            if (a != start || b != end || memcmp(s + a, "rport", 5) != 0 || at >= 0)
-                return NULL;
-            at = end;
-        }
-    }
-    if (at < 0)
-        return NULL;
-    PyObject *head = PyUnicode_Substring(raw, 0, at);
-    PyObject *tail = head == NULL ? NULL : PyUnicode_Substring(raw, at, n);
-    PyObject *out = tail == NULL ? NULL : PyUnicode_FromFormat("%U=%S%U", head, port, tail);
-    Py_XDECREF(head);
-    Py_XDECREF(tail);
-    return out;
-}
-
 static PyObject *
 received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3043,70 +3017,48 @@ received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
         PyUnicode_GET_LENGTH(host) == 0 || PyUnicode_READ_CHAR(host, 0) == '[' ||
         PyUnicode_READ_CHAR(host, PyUnicode_GET_LENGTH(host) - 1) == ']')
         return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
-    int has_received = PySequence_Contains(params, s_received);
-    int has_rport = has_received < 0 ? -1 : PySequence_Contains(params, s_rport);
-    if (has_rport < 0)
+    int stamped = PySequence_Contains(params, s_received);
+    if (stamped == 0)
+        stamped = PySequence_Contains(params, s_rport);
+    if (stamped < 0)
         return NULL;
-    /* a bare ;rport (most UAs send one) is filled here; one with a value goes to pure */
-    int bare_rport = 0;
-    if (has_rport && !has_received) {
-        PyObject *value = PyObject_GetItem(params, s_rport); /* (a mappingproxy) */
-        if (value == NULL)
-            return NULL;
-        bare_rport = value == Py_None;
-        Py_DECREF(value);
-    }
-    if (has_received || (has_rport && !bare_rport))
+    if (stamped) /* (;received or ;rport of its own: their places are pure's to keep) */
         return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
     PyObject *rcv = PyObject_GetAttr(ctx, s_rcv);
     PyObject *src_ip = rcv == NULL ? NULL : PyObject_GetAttr(rcv, s_src_ip);
     PyObject *force = src_ip == NULL ? NULL : PyObject_GetAttr(ctx, s_force_rport);
-    PyObject *port = NULL, *result = NULL, *filled = NULL;
+    PyObject *result = NULL;
     int forced = force == NULL ? -1 : PyObject_IsTrue(force);
     if (forced < 0)
         goto done;
-    if (!PyUnicode_CheckExact(src_ip)) {
+    if (forced || !PyUnicode_CheckExact(src_ip)) {
         result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
         goto done;
     }
     int differs = PyUnicode_Compare(host, src_ip) != 0;
     if (differs && PyErr_Occurred())
         goto done;
-    if (forced || bare_rport) {
-        port = PyObject_GetAttr(rcv, s_src_port);
-        if (port == NULL)
-            goto done;
-        if (!PyLong_CheckExact(port)) {
-            result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
-            goto done;
-        }
-    }
-    if (bare_rport) {
-        /* ;received goes after the last parameter, which is not rport: filling first gives
-           what pure gives filling after */
-        filled = via_fill_rport(raw, port);
-        if (filled == NULL) {
-            if (!PyErr_Occurred())
-                result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
-            goto done;
-        }
-        result = differs ? PyUnicode_FromFormat("%U;received=%U", filled, src_ip)
-                         : Py_NewRef(filled);
-    }
-    else if (differs && forced)
-        result = PyUnicode_FromFormat("%U;received=%U;rport=%S", raw, src_ip, port);
-    else if (differs)
-        result = PyUnicode_FromFormat("%U;received=%U", raw, src_ip);
-    else if (forced)
-        result = PyUnicode_FromFormat("%U;rport=%S", raw, port);
-    else
+    if (!differs) {
         result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* ;received=<source IP> before the first parameter (where Kamailio puts it) */
+    Py_ssize_t n = PyUnicode_GET_LENGTH(raw);
+    Py_ssize_t at = PyUnicode_FindChar(raw, ';', 0, n, 1);
+    if (at == -2)
+        goto done;
+    if (at < 0)
+        at = n;
+    PyObject *head = PyUnicode_Substring(raw, 0, at);
+    PyObject *tail = head == NULL ? NULL : PyUnicode_Substring(raw, at, n);
+    if (tail != NULL)
+        result = PyUnicode_FromFormat("%U;received=%U%U", head, src_ip, tail);
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
 done:
     Py_XDECREF(rcv);
     Py_XDECREF(src_ip);
     Py_XDECREF(force);
-    Py_XDECREF(port);
-    Py_XDECREF(filled);
     return result;
 }
 
@@ -6099,21 +6051,27 @@ reply_target(PyObject *ctx, PyObject *msg)
         goto done;
     int forced = PyObject_IsTrue(force);
     int udp = PyUnicode_Compare(proto, s_udp_lower) == 0;
-    if (forced < 0 || (!udp && PyErr_Occurred()))
+    if (forced != 0 || (!udp && PyErr_Occurred()))
+        goto done; /* (after force_rport the reply's Via gets ;rport=: the Python way) */
+    /* a Via the reply stamps (;received, ;rport= : sip.via_stamp.reply_via) takes the Python
+     * way: one with ;rport or ;received, or a host that is not the source address */
+    params = PyObject_GetAttr(via, s_via_params);
+    int stamped = params == NULL ? -1 : PySequence_Contains(params, s_rport);
+    if (stamped == 0)
+        stamped = PySequence_Contains(params, s_received);
+    PyObject *via_host = PyTuple_GET_ITEM(via, 2);
+    if (stamped == 0)
+        stamped = !PyUnicode_CheckExact(via_host) || !PyUnicode_CheckExact(host) ||
+                  PyUnicode_Compare(via_host, host) != 0;
+    if (stamped != 0)
         goto done;
     PyObject *port = src_port; /* borrowed */
-    if (udp && !forced) {
-        params = PyObject_GetAttr(via, s_via_params);
-        int rport = params == NULL ? -1 : PySequence_Contains(params, s_rport);
-        if (rport < 0)
+    if (udp) {
+        PyObject *via_port = PyTuple_GET_ITEM(via, 3);
+        int truth = PyObject_IsTrue(via_port); /* via.port or 5060 */
+        if (truth < 0)
             goto done;
-        if (!rport) {
-            PyObject *via_port = PyTuple_GET_ITEM(via, 3);
-            int truth = PyObject_IsTrue(via_port); /* via.port or 5060 */
-            if (truth < 0)
-                goto done;
-            port = truth ? via_port : s_port_5060;
-        }
+        port = truth ? via_port : s_port_5060;
     }
     PyObject *local = PyTuple_Pack(2, dst_ip, dst_port);
     result = local == NULL ? NULL : PyTuple_New(4);

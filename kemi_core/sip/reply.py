@@ -9,7 +9,8 @@ from typing import Any
 
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.message import SipMsg, line_value
-from kemi_core.sip.syntax import PURE_PYTHON, reply_builder
+from kemi_core.sip.syntax import PURE_PYTHON, reply_builder, split_commas
+from kemi_core.sip.via_stamp import reply_via
 
 # Header lines copied verbatim from the request, in the request's order per name.
 _COPIED = ("via", "from", "to", "call-id", "cseq")
@@ -66,10 +67,14 @@ def build_reply(
     headers: Iterable[tuple[str, str]] = (),
     body: bytes = b"",
     content_type: str | None = None,
+    *,
+    top_via: str | None = None,
 ) -> bytes:
     """Reply bytes for ``req``: all Via lines in order, From, To (``;tag=to_tag`` added when
     given, the To has none and the status is not 100), Call-ID, CSeq, Timestamp for a 100
     (RFC 3261 8.2.6.1), then ``headers``, Content-Type when given, and Content-Length.
+    ``top_via``: the top Via's value as the reply carries it (``reply_top_via``), when it
+    differs from the request's.
 
     Works for malformed requests too (the lines are copied as they are), so a 400 can be
     built for anything parse_datagram accepted.
@@ -82,6 +87,8 @@ def build_reply(
     if to_tag and status != 100 and not _has_tag(req):
         tag = _clean(to_tag, "tag")
     out += reply_lines(names, req._lines, tag)
+    if top_via is not None and "via" in names:  # (the Vias come first)
+        out[1] = _with_top_via(out[1], top_via)
     if status == 100 and "timestamp" in names:
         out.append(req._lines[names.index("timestamp")])
     for name, value in headers:
@@ -97,6 +104,31 @@ def build_reply(
     out.append(f"Content-Length: {len(body)}\r")
     head = "\n".join(out).encode("utf-8", "surrogateescape")
     return b"%s\n\r\n%s" % (head, bytes(body))
+
+
+def _with_top_via(line: str, value: str) -> str:
+    """A Via line with its first value replaced (the others of a joined line kept)."""
+    name = line[: line.find(":")]
+    if "," in line:
+        values = split_commas(line_value(line), strict=False)
+        if len(values) > 1:
+            return f"{name}: {value}, {', '.join(values[1:])}\r"
+    return f"{name}: {value}\r"
+
+
+def reply_top_via(req: SipMsg, src_ip: str, src_port: int, force_rport: bool) -> str | None:
+    """The top Via's value a reply made here to ``req`` (received from ``src_ip``:``src_port``)
+    carries, with ;received and ;rport= as Kamailio writes them (``via_stamp.reply_via``);
+    None when it is the request's own or unreadable."""
+    try:
+        via = req.via
+        params = via.params
+    except SipParseError:
+        return None
+    if (not force_rport and "rport" not in params and "received" not in params
+            and via.host == src_ip):
+        return None  # the usual Via: nothing to write
+    return reply_via(via.raw, via.host, src_ip, src_port, force_rport)
 
 
 #: (the function above is the pure form)
@@ -159,7 +191,8 @@ def request_crc32(req: SipMsg) -> int:
     return crc  # type: ignore[no-any-return]
 
 
-__all__ = ["build_reply", "request_crc32", "stateless_sender", "usual_reply", "SipParseError"]
+__all__ = ["build_reply", "reply_top_via", "request_crc32", "stateless_sender", "usual_reply",
+           "SipParseError"]
 
 
 #: usual_reply(ctx, code, reason, tag_prefix, added) -> (data, proto, host, port, local) of

@@ -57,31 +57,45 @@ def test_received_via_compiled_is_the_pure_form(host: str, port: str, params: li
 
 
 def test_received_via_usual_request() -> None:
+    """;received before the first parameter, a forced ;rport just before it (Kamailio's places:
+    tests/e2e/test_via_stamps_vs_kamailio.py)."""
     msg = parse_datagram(b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5061;branch=z9"
                          b"hG4bK1\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n")
     rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
     assert via_mod.received_via(context(rcv, False), msg) == (
-        "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;received=127.0.0.1")
+        "SIP/2.0/UDP 10.0.0.1:5061;received=127.0.0.1;branch=z9hG4bK1")
     assert via_mod.received_via(context(rcv, True), msg) == (
-        "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;received=127.0.0.1;rport=5070")
+        "SIP/2.0/UDP 10.0.0.1:5061;rport=5070;received=127.0.0.1;branch=z9hG4bK1")
     rcv = RecvInfo("udp", "10.0.0.1", 5070, "127.0.0.1", 5060)
     assert via_mod.received_via(context(rcv, False), msg) is None
 
 
-def test_received_via_bare_rport_compiled() -> None:
-    """A bare ;rport is filled in C (the pure form is not asked), ;received after it."""
+def test_received_via_compiled_takes_only_the_usual_via() -> None:
+    """The compiled form answers a Via without ;rport or ;received of its own and no
+    force_rport itself, and hands every other to the pure form."""
     from kemi_core.sip.syntax import via_received
 
-    def pure(ctx: object, msg: object) -> None:
-        raise AssertionError("declined to the pure form")
+    asked: list[str] = []
+
+    def pure(ctx: object, msg: object) -> str:
+        asked.append(msg.via.raw)  # type: ignore[attr-defined]
+        return "pure"
 
     fast = via_received(pure)
-    msg = parse_datagram(b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5061;branch=z9"
-                         b"hG4bK1;rport\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n")
     rcv = RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060)
-    assert fast(context(rcv, False), msg) == (
-        "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;rport=5070;received=127.0.0.1")
-    assert fast(context(rcv, True), msg) == (
-        "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;rport=5070;received=127.0.0.1")
-    rcv = RecvInfo("udp", "10.0.0.1", 5070, "127.0.0.1", 5060)
-    assert fast(context(rcv, False), msg) == "SIP/2.0/UDP 10.0.0.1:5061;branch=z9hG4bK1;rport=5070"
+
+    def request(via: str) -> object:
+        return parse_datagram(f"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP {via}\r\n"
+                              "Call-ID: c\r\nCSeq: 1 INVITE\r\n\r\n".encode())
+
+    assert fast(context(rcv, False), request("127.0.0.1:5070;branch=z9hG4bK1")) is None
+    assert fast(context(rcv, False), request("10.0.0.1;branch=z9hG4bK1;x")) == (
+        "SIP/2.0/UDP 10.0.0.1;received=127.0.0.1;branch=z9hG4bK1;x")
+    assert fast(context(rcv, False), request("10.0.0.1:5062;branch=z9hG4bK1;lr")) == (
+        "SIP/2.0/UDP 10.0.0.1:5062;received=127.0.0.1;branch=z9hG4bK1;lr")
+    assert asked == []
+    for via in ("10.0.0.1;branch=z9hG4bK1;rport", "127.0.0.1;received=1.2.3.4",
+                "127.0.0.1:5070;rport=5070"):
+        assert fast(context(rcv, False), request(via)) == "pure"
+    assert fast(context(rcv, True), request("127.0.0.1:5070;branch=z9hG4bK1")) == "pure"
+    assert len(asked) == 4

@@ -1,6 +1,7 @@
 """usual_reply (sl's stateless reply built and addressed in one compiled call) gives what the
 Python way gives: build_reply's bytes with the stateless tag, sent where reply_destination says
-from the socket the request came to; None (the Python way decides) for anything else."""
+from the socket the request came to; None (the Python way decides) for anything else, a top Via
+the reply stamps with ;received or ;rport= among them."""
 
 from __future__ import annotations
 
@@ -10,27 +11,31 @@ import pytest
 
 from kemi_core.forwarding import reply_destination
 from kemi_core.runtime.context import MsgContext, RecvInfo
-from kemi_core.sip import build_reply, parse_datagram, request_crc32, usual_reply
+from kemi_core.sip import build_reply, parse_datagram, reply_top_via, request_crc32, usual_reply
 from kemi_core.testing.capture import offline_core
 
 pytestmark = pytest.mark.skipif(usual_reply is None, reason="_fast not built")
 
-REQUEST = ("{method} sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{proto} 10.0.0.9{port};branch=z9hG4bK1"
+REQUEST = ("{method} sip:u@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/{proto} {host}{port};branch=z9hG4bK1"
            "{rport}\r\nVia: SIP/2.0/UDP 10.0.0.7;branch=z9hG4bK2\r\nFrom: <sip:a@example.com>;tag=1"
            "\r\nTo: <sip:u@127.0.0.1>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 {method}\r\n\r\n")
 PREFIX = "7a3c"
 
 
 def context(proto: str = "udp", port: str = "", rport: str = "", method: str = "OPTIONS",
-            to_tag: str = "", raw: str | None = None) -> MsgContext:
+            to_tag: str = "", raw: str | None = None, host: str = "10.0.0.1") -> MsgContext:
+    """A request received from 10.0.0.1:5070 (its top Via names ``host``)."""
     core, _ = offline_core()
     text = raw if raw is not None else REQUEST.format(
-        method=method, proto=proto.upper(), port=port, rport=rport, to_tag=to_tag)
+        method=method, proto=proto.upper(), port=port, rport=rport, to_tag=to_tag, host=host)
     return core.new_context(parse_datagram(text.encode()),
                             RecvInfo(proto, "10.0.0.1", 5070, "127.0.0.2", 5080))
 
 
-def expected(ctx: MsgContext, code: int, reason: str, added: Any = ()) -> tuple[Any, ...]:
+def expected(ctx: MsgContext, code: int, reason: str, added: Any = ()) -> tuple[Any, ...] | None:
+    rcv = ctx.rcv
+    if reply_top_via(ctx.msg, rcv.src_ip, rcv.src_port, ctx.force_rport) is not None:
+        return None  # ;received or ;rport= to write: the Python way
     tag = f"{PREFIX}.{request_crc32(ctx.msg):08x}"
     data = build_reply(ctx.msg, code, reason, tag, added)
     proto, host, port = reply_destination(ctx.msg.via, ctx.rcv, ctx.force_rport)
@@ -41,8 +46,10 @@ def expected(ctx: MsgContext, code: int, reason: str, added: Any = ()) -> tuple[
 @pytest.mark.parametrize("port", ["", ":5999"])
 @pytest.mark.parametrize("rport", ["", ";rport", ";rport=7"])
 @pytest.mark.parametrize("force_rport", [False, True])
-def test_same_bytes_and_destination(proto: str, port: str, rport: str, force_rport: bool) -> None:
-    ctx = context(proto, port, rport)
+@pytest.mark.parametrize("host", ["10.0.0.1", "10.0.0.9"])
+def test_same_bytes_and_destination(proto: str, port: str, rport: str, force_rport: bool,
+                                    host: str) -> None:
+    ctx = context(proto, port, rport, host=host)
     ctx.force_rport = force_rport
     assert usual_reply is not None
     assert usual_reply(ctx, 404, "Not here", PREFIX, ()) == expected(ctx, 404, "Not here")
@@ -79,10 +86,11 @@ def test_unusual_requests_take_the_python_way() -> None:
         assert usual_reply(queued, 200, "OK", PREFIX, ()) is None
     assert usual_reply(ctx, 200, "O\r\nK", PREFIX, ()) is None  # build_reply's error
     assert usual_reply(ctx, 200, "OK", PREFIX, [("X", "a\r\nb")]) is None
-    no_call_id = REQUEST.format(method="OPTIONS", proto="UDP", port="", rport="", to_tag="")
+    no_call_id = REQUEST.format(method="OPTIONS", proto="UDP", port="", rport="", to_tag="",
+                                host="10.0.0.1")
     assert usual_reply(context(raw=no_call_id.replace("Call-ID: c\r\n", "")), 200, "OK", PREFIX,
                        ()) is None
-    bad_via = no_call_id.replace("SIP/2.0/UDP 10.0.0.9", "bad")
+    bad_via = no_call_id.replace("SIP/2.0/UDP 10.0.0.1", "bad")
     assert usual_reply(context(raw=bad_via), 200, "OK", PREFIX, ()) is None
     reply = context()
     reply.msg = parse_datagram(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bK1\r\n"
@@ -129,7 +137,8 @@ def test_wide_text_joins_as_python_does(value: str) -> None:
     (Latin-1, BMP, astral) comes out as build_reply_py's."""
     from kemi_core.sip.reply import build_reply_py
 
-    raw = REQUEST.format(method="OPTIONS", proto="UDP", port="", rport="", to_tag="").replace(
+    raw = REQUEST.format(method="OPTIONS", proto="UDP", port="", rport="", to_tag="",
+                         host="10.0.0.1").replace(
         "To: <sip:u@127.0.0.1>", f'To: "{value}" <sip:u@127.0.0.1>')
     ctx = context(raw=raw)
     added = [("X-Note", value)]

@@ -24,7 +24,14 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
-from kemi_core.sip import SipParseError, build_reply, request_crc32, stateless_sender, usual_reply
+from kemi_core.sip import (
+    SipParseError,
+    build_reply,
+    reply_top_via,
+    request_crc32,
+    stateless_sender,
+    usual_reply,
+)
 from kemi_sl.stats import SlStats
 
 log = logging.getLogger("kemi.sl")
@@ -140,11 +147,14 @@ def _reply_bytes(ctx: MsgContext, code: int, reason: str, added: Headers) -> byt
     extra = ctx.extra
     # totag_for(ctx) in place (every reply but a 100 carries the tag: a call less per reply)
     tag = None if code == 100 else f"{_state.tag_prefix}.{request_crc32(msg):08x}"
+    rcv = ctx.rcv
+    via = reply_top_via(msg, rcv.src_ip, rcv.src_port, ctx.force_rport)  # ;received, ;rport=
     try:
         # (extra holds more than these: the native engine's $rc is there after any call)
         if "reply_headers" in extra or "reply_body" in extra or 300 <= code < 400:
-            return build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra, added))
-        return build_reply(msg, code, reason, tag, added)  # nothing queued, no Contact list
+            return build_reply(msg, code, reason, tag, *_reply_additions(ctx, code, extra, added),
+                               top_via=via)
+        return build_reply(msg, code, reason, tag, added, top_via=via)  # nothing queued
     except SipParseError as exc:
         log.error("sl_send_reply: cannot reply to a malformed request: %s", exc.reason)
         return -1

@@ -365,6 +365,11 @@ class ProxyTransaction(ServerTransaction):
             self._cancel(self.branches[branch], now)
         self.on_reschedule(self)
 
+    def reply_via(self) -> str | None:
+        """The request's top Via as the replies made here carry it (None: as it came); a
+        transaction that knows where the request came from stamps ;received and ;rport="""
+        return None
+
     # ----- internals -----
     def _reply(self, status: int, reason: str, now: float,
                headers: Iterable[tuple[str, str]] = (), body: bytes = b"",
@@ -372,7 +377,8 @@ class ProxyTransaction(ServerTransaction):
         """``reply`` once ``can_reply(status)`` was checked (one check per reply)."""
         data = build_reply(self.request, status, reason,
                            to_tag=None if status == 100 else self.to_tag,
-                           headers=list(headers), body=body, content_type=content_type)
+                           headers=list(headers), body=body, content_type=content_type,
+                           top_via=self.reply_via())
         self.offer_reply(status, data, now, "local")
         if status >= 200:  # a provisional reply arms no timer: nothing for the table
             self.deciding = False

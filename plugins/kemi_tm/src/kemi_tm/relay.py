@@ -40,7 +40,7 @@ from kemi_core.api import (
     via_params,
     via_sent_by,
 )
-from kemi_core.sip import SipParseError, build_reply
+from kemi_core.sip import SipParseError, build_reply, reply_top_via
 from kemi_tm.actions import Dest, TransactionStateError
 from kemi_tm.keys import key_for
 from kemi_tm.state import MODULE, ReqState, req_state
@@ -222,7 +222,9 @@ def _relay_cancel(svc: TmService, ctx: MsgContext) -> int:
         return _UNMATCHED
     assert isinstance(inv, TmTransaction)
     try:
-        data = build_reply(msg, 200, "canceling", to_tag=inv.to_tag)
+        rcv = ctx.rcv
+        data = build_reply(msg, 200, "canceling", to_tag=inv.to_tag,
+                           top_via=reply_top_via(msg, rcv.src_ip, rcv.src_port, ctx.force_rport))
     except SipParseError:
         return -1
     svc.core.send_reply(ctx, data)
@@ -513,8 +515,9 @@ def _serial_fork(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: str 
     state.callbacks.merge_into(tx.callbacks)
     tx.flags = ctx.flags
     tx.settings = svc.settings.timers_for(tx.overrides)
-    sent = _send_branches(svc, ctx, tx, proto, target, received_via(ctx, ctx.msg),
-                          in_failure=True)
+    # (the saved request's Via is the one sent on already, ;received and ;rport= in place:
+    # stamped again, a forced ;rport would get a ;received the first branch did not have)
+    sent = _send_branches(svc, ctx, tx, proto, target, None, in_failure=True)
     return 1 if sent > 0 else E_UNSPEC if sent in (0, E_SEND, E_DROPPED) else sent
 
 

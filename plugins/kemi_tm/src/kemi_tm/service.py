@@ -30,7 +30,7 @@ from kemi_core.api import (
     received_via,
     reply_destination,
 )
-from kemi_core.sip import SipParseError, parse_datagram
+from kemi_core.sip import SipParseError, parse_datagram, reply_top_via
 from kemi_tm.actions import (
     Action,
     BranchFinal,
@@ -189,6 +189,8 @@ class TmService:
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         if via is not None:
+            # (our replies' Via is not the one sent on: Kamailio writes each its own way)
+            tx.local_via = reply_top_via(msg, rcv.src_ip, rcv.src_port, ctx.force_rport)
             apply_via(tx.request, via)
         # started before it is filed: the table reads its first deadline once, on insert;
         # start sends a 100 at most: no route waits and no final to count (no ``done``)

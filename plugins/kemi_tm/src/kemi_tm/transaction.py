@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from kemi_core.sip import reply_top_via
 from kemi_tm.actions import Recorder
 from kemi_tm.context import DEFAULT_PROXY, ProxySettings
 from kemi_tm.idents import new_ident_and_tag
@@ -38,7 +39,7 @@ class TmTransaction(ProxyTransaction):
 
     __slots__ = ("rcv", "created", "callbacks", "overrides", "flags", "avps", "xavps",
                  "force_rport", "drop_replies", "in_failure", "counted_final", "dns_pending",
-                 "socket_edit")
+                 "socket_edit", "local_via")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, rcv: RecvInfo, created: float,
                  callbacks: Callbacks, overrides: Overrides, flags: int = 0,
@@ -100,6 +101,16 @@ class TmTransaction(ProxyTransaction):
         #: the request's edit per socket a branch leaves from (rr's double Record-Route), for
         #: the branches a failure route adds (relay.py)
         self.socket_edit: SocketEdit | None = None
+        #: the request's top Via as our own replies carry it, when the saved request's got
+        #: the Via sent on (``TmService.open_transaction``); None: read from the request
+        self.local_via: str | None = None
+
+    def reply_via(self) -> str | None:
+        local = self.local_via
+        if local is not None:
+            return local
+        rcv = self.rcv
+        return reply_top_via(self.request, rcv.src_ip, rcv.src_port, self.force_rport)
 
     @property
     def any_replied(self) -> bool:
