@@ -2,8 +2,9 @@
 
 bench/register.py's config (``floor``: a bare 200, ``memory``: usrloc in memory) runs in a real
 server (kemi, or Kamailio 5.6 with ``--kamailio``); a client here sends REGISTERs in bursts of
-``k`` from one socket and waits for each burst's answers, so the server wakes once per burst
-and reads ``k`` datagrams. Printed per ``k``: the server's CPU per REGISTER (all its processes
+``k`` from one socket, waits for each burst's answers, then pauses ``--gap-us`` (300 us) so that
+the server sleeps: it wakes once per burst and reads ``k`` datagrams (without the pause a fast
+server finds the next burst already there at k=1 and sleeps for only some of them). Printed per ``k``: the server's CPU per REGISTER (all its processes
 and threads, from /proc/PID/task/*/schedstat: exact, not ticks) and its voluntary context
 switches per REGISTER (~1/k: its sleeps). The rounds alternate the order of the ``k`` values.
 
@@ -15,7 +16,7 @@ the caches. The fit ``cpu(k) = per_request + per_wake / k`` splits the two; SIPp
 rate gives the server as many wake-ups as the machine's load lets it take (bench/register.py).
 
     python bench/register_wakes.py [--mode floor|memory] [--ks 1,5,50] [--count 3000]
-                                   [--rounds 3] [--kamailio]
+                                   [--rounds 3] [--gap-us 300] [--kamailio]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,8 +47,8 @@ def tree_cpu_and_sleeps(root: int) -> tuple[int, int]:
 class Client:
     """REGISTERs for ``users`` users in turn, sent ``k`` at a time from one socket."""
 
-    def __init__(self, port: int, users: int) -> None:
-        self.port, self.users, self.serial = port, users, 0
+    def __init__(self, port: int, users: int, gap_us: int = 0) -> None:
+        self.port, self.users, self.serial, self.gap = port, users, 0, gap_us / 1e6
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(10)
@@ -66,11 +68,13 @@ class Client:
                 self.sock.sendto(text.encode(), ("127.0.0.1", self.port))
             for _ in range(burst):
                 ok += self.sock.recv(65536).startswith(b"SIP/2.0 200 ")
+            if self.gap:
+                time.sleep(self.gap)
         return ok
 
 
 def measure(args: list[str], port: int, work: Path, ks: list[int], count: int, rounds: int,
-            users: int) -> dict[int, list[tuple[float, float]]]:
+            users: int, gap_us: int) -> dict[int, list[tuple[float, float]]]:
     """(us of CPU, voluntary switches) per REGISTER of the server, for each k, each round."""
     proc = Proc(args, work / "server.log", cwd=work)
     out: dict[int, list[tuple[float, float]]] = {k: [] for k in ks}
@@ -78,8 +82,8 @@ def measure(args: list[str], port: int, work: Path, ks: list[int], count: int, r
         if not wait_udp_answer(port):
             raise RuntimeError("the server did not answer: "
                                + (work / "server.log").read_text()[-2000:])
-        client = Client(port, users)
-        client.send(users, 10)  # every user registered once: later ones refresh
+        Client(port, users).send(users, 10)  # every user registered once: later ones refresh
+        client = Client(port, users, gap_us)
         for r in range(rounds):
             for k in ks if r % 2 == 0 else ks[::-1]:
                 ns0, sleeps0 = tree_cpu_and_sleeps(proc.pid)
@@ -101,6 +105,8 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=3000, help="REGISTERs per k and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--gap-us", type=int, default=300,
+                        help="pause after each burst's answers (us; 0: none)")
     parser.add_argument("--kamailio", action="store_true", help="Kamailio 5.6 on the same cfg")
     opts = parser.parse_args()
     ks = [int(x) for x in opts.ks.split(",")]
@@ -110,8 +116,9 @@ def main() -> int:
         cfg, port = register_bench.write_cfg(opts.mode, f"{server}_{opts.mode}", work)
         args = (kamailio_args(work)(cfg) if opts.kamailio
                 else [*kemi_executable(), "run", "-f", str(cfg)])
-        runs = measure(args, port, work, ks, opts.count, opts.rounds, opts.users)
-    result: dict = {"server": server, "mode": opts.mode, "count": opts.count, "k": {}}
+        runs = measure(args, port, work, ks, opts.count, opts.rounds, opts.users, opts.gap_us)
+    result: dict = {"server": server, "mode": opts.mode, "count": opts.count,
+                    "gap_us": opts.gap_us, "k": {}}
     for k, values in runs.items():
         best = min(cpu for cpu, _ in values)
         sleeps = sum(s for _, s in values) / len(values)

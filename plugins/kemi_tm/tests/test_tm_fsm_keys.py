@@ -26,6 +26,16 @@ def test_rfc3261_sent_by_and_branch_and_method_matter(sip):
     assert server_key(sip.request("INVITE", sent_by="10.0.0.1")) == server_key(inv)
 
 
+def test_rfc3261_a_reused_branch_with_another_call_id_or_cseq_is_a_new_request(sip):
+    """Kamailio's matching (its transactions are found by Call-ID and CSeq number first): a
+    client reusing a branch for a new request gets a new transaction, not the old reply."""
+    inv = sip.request("INVITE")
+    assert server_key(sip.request("INVITE", call_id="other@10.0.0.1")) != server_key(inv)
+    assert server_key(sip.request("INVITE", cseq=2)) != server_key(inv)
+    cancel = sip.request("CANCEL", cseq=2)
+    assert cancel_target_key(cancel) != server_key(inv)
+
+
 def test_cancel_is_its_own_transaction_but_finds_its_invite(sip):
     inv = sip.request("INVITE")
     cancel = sip.request("CANCEL")

@@ -41,13 +41,13 @@ def test_lookups(sip):
                                   CALLER, ident=tx.ident)
     with pytest.raises(KeyError):
         table.insert(same_ident)
-    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc2")) is None
+    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc2", call_id="c2")) is None
     assert len(table) == 1 and tx in table
-    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc1")) is tx
-    assert table.lookup_request(sip.request("ACK", branch="z9hG4bKc1", to_tag="x")) is tx
-    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKzz")) is None
-    assert table.lookup_request(sip.request("CANCEL", branch="z9hG4bKc1")) is None
-    assert table.lookup_cancel_target(sip.request("CANCEL", branch="z9hG4bKc1")) is tx
+    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKc1", call_id="c1")) is tx
+    assert table.lookup_request(sip.request("ACK", branch="z9hG4bKc1", call_id="c1", to_tag="x")) is tx
+    assert table.lookup_request(sip.request("INVITE", branch="z9hG4bKzz", call_id="c1")) is None
+    assert table.lookup_request(sip.request("CANCEL", branch="z9hG4bKc1", call_id="c1")) is None
+    assert table.lookup_cancel_target(sip.request("CANCEL", branch="z9hG4bKc1", call_id="c1")) is tx
     reply = sip.reply(branch(tx, CALLEE, 0.0), 180, "Ringing")
     assert table.lookup_reply(reply) == (tx, 0)
     assert table.lookup_reply(sip.reply(sip.request("INVITE", branch="z9hG4bKt9.0"), 180)) \

@@ -2,9 +2,12 @@
 
 Server side, a request is matched by a hashable key:
   * RFC 3261 (top Via branch starts with the magic cookie ``z9hG4bK``):
-    ``("3261", branch, sent-by host, sent-by port, method)`` with ACK counted as INVITE, so an
-    ACK for a negative final finds its INVITE. CANCEL is its own transaction; the INVITE it
-    cancels is found by the same key with method INVITE (``cancel_target_key``).
+    ``("3261", branch, sent-by host, sent-by port, method, Call-ID, CSeq number)`` with ACK
+    counted as INVITE, so an ACK for a negative final finds its INVITE. CANCEL is its own
+    transaction; the INVITE it cancels is found by the same key with method INVITE
+    (``cancel_target_key``). The Call-ID and CSeq number are Kamailio's: a client that reuses a
+    branch for a new request (another Call-ID or CSeq) gets a new transaction there, not the
+    old one's reply (a retransmission, an ACK and a CANCEL carry the same two).
   * RFC 2543 fallback (no cookie): ``("2543", Request-URI, From tag, Call-ID, CSeq number,
     method, top Via)``. The To tag is left out of the key on purpose: the ACK for a negative
     final carries the To tag of that reply while the initial INVITE has none, so keeping it
@@ -40,7 +43,7 @@ def key_for(msg: SipMsg, method: str) -> ServerKey:
         port = via.port
         if port is None:
             port = _DEFAULT_PORTS.get(via.transport.lower(), 5060)
-        return ("3261", branch, via.host.lower(), port, method)
+        return ("3261", branch, via.host.lower(), port, method, msg.call_id, msg.cseq.number)
     return ("2543", msg.ruri, msg.from_.tag, msg.call_id, msg.cseq.number, method,
             "".join(via.raw.split()))
 
