@@ -2811,7 +2811,7 @@ typedef struct {
     const char *ascii; /* this ASCII text */
 } Piece;
 static PyObject *join_pieces(const Piece *pieces, int n);
-static PyObject *s_timestamp, *s_content_length_0;
+static PyObject *s_timestamp, *s_content_length_0, *s_top_via_kw;
 
 static int
 has_crlf_str(PyObject *text)
@@ -2886,7 +2886,8 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
             (v[4] == NULL ||
              ((PyList_CheckExact(v[4]) || PyTuple_CheckExact(v[4])) && plain_headers(v[4]))) &&
             (v[5] == NULL || (PyBytes_CheckExact(v[5]) && PyBytes_GET_SIZE(v[5]) == 0)) &&
-            v[6] == Py_None && v[7] == Py_None; /* (a top Via stamped: pure's) */
+            v[6] == Py_None &&
+            (v[7] == Py_None || (PyUnicode_CheckExact(v[7]) && !has_crlf_str(v[7])));
     PyObject *keys = usual ? *field(req, F_NAMES) : NULL;
     PyObject *lines = usual ? *field(req, F_LINES) : NULL;
     PyObject *cache = usual ? *field(req, F_CACHE) : NULL;
@@ -2916,6 +2917,35 @@ build_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     PyObject *copied_lines = reply_lines(NULL, rl_args, 3);
     if (copied_lines == NULL)
         return NULL;
+    if (v[7] != Py_None) {
+        /* the top Via's value as the reply carries it (its Vias come first); a joined line
+           (several values) is pure's */
+        int has_via = PySequence_Contains(keys, s_via);
+        PyObject *line = has_via > 0 && PyList_GET_SIZE(copied_lines) > 0
+                             ? PyList_GET_ITEM(copied_lines, 0)
+                             : NULL; /* borrowed */
+        Py_ssize_t colon = line == NULL || !PyUnicode_CheckExact(line)
+                               ? -1
+                               : PyUnicode_FindChar(line, ':', 0, PyUnicode_GET_LENGTH(line), 1);
+        Py_ssize_t comma = colon < 0 ? -1
+                                     : PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1);
+        PyObject *name = colon < 0 || comma != -1 ? NULL : PyUnicode_Substring(line, 0, colon);
+        if (name == NULL) {
+            Py_DECREF(copied_lines);
+            if (has_via < 0 || colon == -2 || comma == -2 || PyErr_Occurred())
+                return NULL;
+            return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+        }
+        Piece via_line[4] = {{name, NULL}, {NULL, ": "}, {v[7], NULL}, {NULL, "\r"}};
+        PyObject *stamped = join_pieces(via_line, 4);
+        Py_DECREF(name);
+        if (stamped == NULL) {
+            Py_DECREF(copied_lines);
+            return NULL;
+        }
+        PyList_SET_ITEM(copied_lines, 0, stamped); /* (takes stamped's reference) */
+        Py_DECREF(line);                           /* (and the list's to the old line goes) */
+    }
     PyObject *out = NULL;
     Py_ssize_t nheaders = v[4] == NULL ? 0 : Py_SIZE(v[4]);
     int added = 0;
@@ -2960,9 +2990,10 @@ reply_builder(PyObject *module, PyObject *pure)
  * via_received(pure) returns forwarding.via.received_via compiled (pure: received_via_py, its
  * pure form): received_via(ctx, msg) is the top Via of msg with ;received and ;rport= where
  * Kamailio writes them (sip.via_stamp.forwarded_via), or None when it needs neither. Done here
- * for the usual request (its Via parsed ahead, no ;received or ;rport of its own, a host
- * without brackets, no force_rport): None, or ;received=<source IP> before the first parameter
- * when the host is not that address; pure(ctx, msg) does the rest. tm and the stateless
+ * for the usual request (its Via parsed ahead, no ;received of its own, a bare ;rport or none,
+ * a host without brackets, no force_rport): ;received=<source IP> before the first parameter
+ * when the host is not that address or the Via has ;rport (filled in place), else None;
+ * pure(ctx, msg) does the rest. tm and the stateless
  * forward read it for every request they pass on. */
 static PyObject *s_rcv, *s_src_ip, *s_src_port, *s_force_rport, *s_received, *s_rport;
 
@@ -2993,6 +3024,44 @@ next_part(const char *s, Py_ssize_t n, char sep, Py_ssize_t *pos, Py_ssize_t *st
     return 1;
 }
 
+/* raw (a Via's text) with its bare ";rport" given "=<port>" (via_stamp's in-place fill), or
+ * NULL without an error when the text is not the usual one: the first rport parameter (params,
+ * the parsed ones) not bare, not ASCII, a quoted string, a part that only stripped or
+ * lower-cased reads "rport" (" rport", "RPort"), several or none; the caller then leaves it to
+ * the pure form. */
+static PyObject *
+via_fill_rport(PyObject *raw, PyObject *params, PyObject *port)
+{
+    PyObject *value = PyObject_GetItem(params, s_rport); /* (a mappingproxy) */
+    if (value == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_KeyError))
+            PyErr_Clear(); /* (no rport at all: not the usual text) */
+        return NULL;
+    }
+    Py_DECREF(value); /* (only compared with None below) */
+    if (value != Py_None || !PyUnicode_IS_ASCII(raw))
+        return NULL;
+    const char *s = (const char *)PyUnicode_1BYTE_DATA(raw);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(raw), pos = 0, start, end, a, b, at = -1;
+    if (memchr(s, '"', (size_t)n) != NULL)
+        return NULL;
+    while (next_part(s, n, ';', &pos, &start, &end, &a, &b)) {
+        if (b - a == 5 && PyOS_strnicmp(s + a, "rport", 5) == 0) {
+            if (a != start || b != end || memcmp(s + a, "rport", 5) != 0 || at >= 0)
+                return NULL;
+            at = end;
+        }
+    }
+    if (at < 0)
+        return NULL;
+    PyObject *head = PyUnicode_Substring(raw, 0, at);
+    PyObject *tail = head == NULL ? NULL : PyUnicode_Substring(raw, at, n);
+    PyObject *out = tail == NULL ? NULL : PyUnicode_FromFormat("%U=%S%U", head, port, tail);
+    Py_XDECREF(head);
+    Py_XDECREF(tail);
+    return out;
+}
+
 static PyObject *
 received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3017,17 +3086,16 @@ received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
         PyUnicode_GET_LENGTH(host) == 0 || PyUnicode_READ_CHAR(host, 0) == '[' ||
         PyUnicode_READ_CHAR(host, PyUnicode_GET_LENGTH(host) - 1) == ']')
         return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
-    int stamped = PySequence_Contains(params, s_received);
-    if (stamped == 0)
-        stamped = PySequence_Contains(params, s_rport);
-    if (stamped < 0)
+    int has_received = PySequence_Contains(params, s_received);
+    int has_rport = has_received < 0 ? -1 : PySequence_Contains(params, s_rport);
+    if (has_rport < 0)
         return NULL;
-    if (stamped) /* (;received or ;rport of its own: their places are pure's to keep) */
+    if (has_received) /* (an old ;received: its place is pure's to keep) */
         return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
     PyObject *rcv = PyObject_GetAttr(ctx, s_rcv);
     PyObject *src_ip = rcv == NULL ? NULL : PyObject_GetAttr(rcv, s_src_ip);
     PyObject *force = src_ip == NULL ? NULL : PyObject_GetAttr(ctx, s_force_rport);
-    PyObject *result = NULL;
+    PyObject *port = NULL, *filled = NULL, *result = NULL;
     int forced = force == NULL ? -1 : PyObject_IsTrue(force);
     if (forced < 0)
         goto done;
@@ -3035,12 +3103,26 @@ received_via(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
         result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
         goto done;
     }
-    int differs = PyUnicode_Compare(host, src_ip) != 0;
-    if (differs && PyErr_Occurred())
-        goto done;
-    if (!differs) {
-        result = Py_NewRef(Py_None);
-        goto done;
+    if (has_rport) {
+        /* a bare ;rport (most UAs send one) filled in place, ;received before the first
+           parameter; any other ;rport is pure's */
+        port = PyObject_GetAttr(rcv, s_src_port);
+        filled = port == NULL || !PyLong_CheckExact(port) ? NULL
+                                                           : via_fill_rport(raw, params, port);
+        if (filled == NULL) {
+            if (!PyErr_Occurred())
+                result = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+            goto done;
+        }
+        raw = filled; /* (borrowed from here on: filled is released at the end) */
+    } else {
+        int differs = PyUnicode_Compare(host, src_ip) != 0;
+        if (differs && PyErr_Occurred())
+            goto done;
+        if (!differs) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
     }
     /* ;received=<source IP> before the first parameter (where Kamailio puts it) */
     Py_ssize_t n = PyUnicode_GET_LENGTH(raw);
@@ -3059,6 +3141,8 @@ done:
     Py_XDECREF(rcv);
     Py_XDECREF(src_ip);
     Py_XDECREF(force);
+    Py_XDECREF(port);
+    Py_XDECREF(filled);
     return result;
 }
 
@@ -6030,15 +6114,20 @@ context_maker(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *s_ctx_msg, *s_ctx_extra, *s_ctx_rcv, *s_reply_headers, *s_reply_body,
     *s_rcv_proto, *s_rcv_dst_ip, *s_rcv_dst_port, *s_via_params, *s_udp_lower, *s_port_5060;
 
-/* The reply's destination (a new (proto, host, port, local) tuple); NULL with no error: take
- * the Python way. */
+/* The reply's destination (a new (proto, host, port, local) tuple) and, in *top_via, the top
+ * Via's text as the reply carries it (a new str; NULL: the request's own): ;rport filled and
+ * ;received=<source IP> after the last parameter for a bare ;rport, ;received alone for a host
+ * that is not the source address (sip.via_stamp.reply_via's usual cases). NULL with no error:
+ * take the Python way (force_rport, an old ;received, another ;rport, a quoted string...). */
 static PyObject *
-reply_target(PyObject *ctx, PyObject *msg)
+reply_target(PyObject *ctx, PyObject *msg, PyObject **top_via)
 {
     PyObject *result = NULL, *via = NULL, *rcv = NULL, *proto = NULL, *host = NULL,
-             *src_port = NULL, *params = NULL, *force = NULL, *dst_ip = NULL, *dst_port = NULL;
+             *src_port = NULL, *params = NULL, *force = NULL, *dst_ip = NULL, *dst_port = NULL,
+             *stamped_via = NULL;
+    *top_via = NULL;
     via = PyObject_GetAttr(msg, s_via_attr);
-    if (via == NULL || !PyObject_TypeCheck(via, via_type) || PyTuple_GET_SIZE(via) < 4)
+    if (via == NULL || !PyObject_TypeCheck(via, via_type) || PyTuple_GET_SIZE(via) < 5)
         goto done;
     rcv = PyObject_GetAttr(ctx, s_ctx_rcv);
     proto = rcv == NULL ? NULL : PyObject_GetAttr(rcv, s_rcv_proto);
@@ -6053,20 +6142,28 @@ reply_target(PyObject *ctx, PyObject *msg)
     int udp = PyUnicode_Compare(proto, s_udp_lower) == 0;
     if (forced != 0 || (!udp && PyErr_Occurred()))
         goto done; /* (after force_rport the reply's Via gets ;rport=: the Python way) */
-    /* a Via the reply stamps (;received, ;rport= : sip.via_stamp.reply_via) takes the Python
-     * way: one with ;rport or ;received, or a host that is not the source address */
     params = PyObject_GetAttr(via, s_via_params);
-    int stamped = params == NULL ? -1 : PySequence_Contains(params, s_rport);
-    if (stamped == 0)
-        stamped = PySequence_Contains(params, s_received);
-    PyObject *via_host = PyTuple_GET_ITEM(via, 2);
-    if (stamped == 0)
-        stamped = !PyUnicode_CheckExact(via_host) || !PyUnicode_CheckExact(host) ||
-                  PyUnicode_Compare(via_host, host) != 0;
-    if (stamped != 0)
+    int has_received = params == NULL ? -1 : PySequence_Contains(params, s_received);
+    int has_rport = has_received != 0 ? -1 : PySequence_Contains(params, s_rport);
+    PyObject *via_host = PyTuple_GET_ITEM(via, 2), *raw = PyTuple_GET_ITEM(via, 4);
+    if (has_rport < 0 || !PyUnicode_CheckExact(via_host) || !PyUnicode_CheckExact(host) ||
+        !PyUnicode_CheckExact(raw) || !PyLong_CheckExact(src_port))
         goto done;
+    if (has_rport) {
+        PyObject *filled = via_fill_rport(raw, params, src_port);
+        if (filled == NULL)
+            goto done;
+        stamped_via = PyUnicode_FromFormat("%U;received=%U", filled, host);
+        Py_DECREF(filled);
+        if (stamped_via == NULL)
+            goto done;
+    } else if (PyUnicode_Compare(via_host, host) != 0) {
+        stamped_via = PyUnicode_FromFormat("%U;received=%U", raw, host);
+        if (stamped_via == NULL)
+            goto done;
+    }
     PyObject *port = src_port; /* borrowed */
-    if (udp) {
+    if (udp && !has_rport) {
         PyObject *via_port = PyTuple_GET_ITEM(via, 3);
         int truth = PyObject_IsTrue(via_port); /* via.port or 5060 */
         if (truth < 0)
@@ -6083,9 +6180,12 @@ reply_target(PyObject *ctx, PyObject *msg)
     PyTuple_SET_ITEM(result, 1, Py_NewRef(host));
     PyTuple_SET_ITEM(result, 2, Py_NewRef(port));
     PyTuple_SET_ITEM(result, 3, local);
+    *top_via = stamped_via;
+    stamped_via = NULL;
 done:
     if (result == NULL && PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception))
         PyErr_Clear(); /* (KeyboardInterrupt, SystemExit and the like go on up) */
+    Py_XDECREF(stamped_via);
     Py_XDECREF(via);
     Py_XDECREF(rcv);
     Py_XDECREF(proto);
@@ -6151,7 +6251,7 @@ usual_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     if (overflow || status < 101 || status > 699 || (status >= 300 && status < 400))
         Py_RETURN_NONE;
     PyObject *result = NULL, *msg = NULL, *extra = NULL, *crc = NULL, *tag = NULL, *data = NULL,
-             *target = NULL;
+             *target = NULL, *top_via = NULL;
     msg = PyObject_GetAttr(ctx, s_ctx_msg);
     extra = msg == NULL ? NULL : PyObject_GetAttr(ctx, s_ctx_extra);
     if (extra == NULL || !PyObject_TypeCheck(msg, msg_type) ||
@@ -6184,10 +6284,12 @@ usual_reply(PyObject *pure, PyObject *const *args, Py_ssize_t nargs)
     tag = join_pieces(pieces, 3);
     if (tag == NULL)
         goto done;
-    PyObject *build_args[5] = {msg, args[1], args[2], tag, args[4]};
-    data = build_reply(pure, build_args, 5, NULL);
-    target = data == NULL || !PyBytes_CheckExact(data) ? NULL : reply_target(ctx, msg);
+    target = reply_target(ctx, msg, &top_via);
     if (target == NULL)
+        goto done;
+    PyObject *build_args[6] = {msg, args[1], args[2], tag, args[4], top_via};
+    data = build_reply(pure, build_args, 5, top_via == NULL ? NULL : s_top_via_kw);
+    if (data == NULL || !PyBytes_CheckExact(data))
         goto done;
     result = PyTuple_Pack(5, data, PyTuple_GET_ITEM(target, 0), PyTuple_GET_ITEM(target, 1),
                           PyTuple_GET_ITEM(target, 2), PyTuple_GET_ITEM(target, 3));
@@ -6204,6 +6306,7 @@ done:
     Py_XDECREF(tag);
     Py_XDECREF(data);
     Py_XDECREF(target);
+    Py_XDECREF(top_via);
     return result;
 }
 
@@ -7057,7 +7160,10 @@ PyInit__fast(void)
     s_mf_prefix = PyUnicode_InternFromString("Max-Forwards:");
     s_timestamp = PyUnicode_InternFromString("timestamp");
     s_content_length_0 = PyUnicode_InternFromString("Content-Length: 0\r");
-    if (!s_timestamp || !s_content_length_0)
+    PyObject *top_via_name = PyUnicode_InternFromString("top_via");
+    s_top_via_kw = top_via_name == NULL ? NULL : PyTuple_Pack(1, top_via_name);
+    Py_XDECREF(top_via_name);
+    if (!s_timestamp || !s_content_length_0 || !s_top_via_kw)
         return NULL;
     s_rcv = PyUnicode_InternFromString("rcv");
     s_src_ip = PyUnicode_InternFromString("src_ip");

@@ -71,8 +71,8 @@ def test_received_via_usual_request() -> None:
 
 
 def test_received_via_compiled_takes_only_the_usual_via() -> None:
-    """The compiled form answers a Via without ;rport or ;received of its own and no
-    force_rport itself, and hands every other to the pure form."""
+    """The compiled form answers a Via without ;received of its own, with a bare ;rport or none
+    and no force_rport itself, and hands every other to the pure form."""
     from kemi_core.sip.syntax import via_received
 
     asked: list[str] = []
@@ -93,9 +93,11 @@ def test_received_via_compiled_takes_only_the_usual_via() -> None:
         "SIP/2.0/UDP 10.0.0.1;received=127.0.0.1;branch=z9hG4bK1;x")
     assert fast(context(rcv, False), request("10.0.0.1:5062;branch=z9hG4bK1;lr")) == (
         "SIP/2.0/UDP 10.0.0.1:5062;received=127.0.0.1;branch=z9hG4bK1;lr")
+    assert fast(context(rcv, False), request("127.0.0.1:5070;branch=z9hG4bK1;rport")) == (
+        "SIP/2.0/UDP 127.0.0.1:5070;received=127.0.0.1;branch=z9hG4bK1;rport=5070")
     assert asked == []
-    for via in ("10.0.0.1;branch=z9hG4bK1;rport", "127.0.0.1;received=1.2.3.4",
-                "127.0.0.1:5070;rport=5070"):
+    for via in ("10.0.0.1;branch=z9hG4bK1;RPORT", "127.0.0.1;received=1.2.3.4",
+                "127.0.0.1:5070;rport=5070", "127.0.0.1:5070;rport=1;rport"):
         assert fast(context(rcv, False), request(via)) == "pure"
     assert fast(context(rcv, True), request("127.0.0.1:5070;branch=z9hG4bK1")) == "pure"
-    assert len(asked) == 4
+    assert len(asked) == 5

@@ -1,7 +1,7 @@
 """usual_reply (sl's stateless reply built and addressed in one compiled call) gives what the
 Python way gives: build_reply's bytes with the stateless tag, sent where reply_destination says
-from the socket the request came to; None (the Python way decides) for anything else, a top Via
-the reply stamps with ;received or ;rport= among them."""
+from the socket the request came to, the top Via with ;received and ;rport= as reply_top_via
+writes them; None (the Python way decides) for anything else."""
 
 from __future__ import annotations
 
@@ -32,12 +32,11 @@ def context(proto: str = "udp", port: str = "", rport: str = "", method: str = "
                             RecvInfo(proto, "10.0.0.1", 5070, "127.0.0.2", 5080))
 
 
-def expected(ctx: MsgContext, code: int, reason: str, added: Any = ()) -> tuple[Any, ...] | None:
+def expected(ctx: MsgContext, code: int, reason: str, added: Any = ()) -> tuple[Any, ...]:
     rcv = ctx.rcv
-    if reply_top_via(ctx.msg, rcv.src_ip, rcv.src_port, ctx.force_rport) is not None:
-        return None  # ;received or ;rport= to write: the Python way
+    top = reply_top_via(ctx.msg, rcv.src_ip, rcv.src_port, ctx.force_rport)
     tag = f"{PREFIX}.{request_crc32(ctx.msg):08x}"
-    data = build_reply(ctx.msg, code, reason, tag, added)
+    data = build_reply(ctx.msg, code, reason, tag, added, top_via=top)
     proto, host, port = reply_destination(ctx.msg.via, ctx.rcv, ctx.force_rport)
     return data, proto, host, port, (ctx.rcv.dst_ip, ctx.rcv.dst_port)
 
@@ -52,7 +51,33 @@ def test_same_bytes_and_destination(proto: str, port: str, rport: str, force_rpo
     ctx = context(proto, port, rport, host=host)
     ctx.force_rport = force_rport
     assert usual_reply is not None
-    assert usual_reply(ctx, 404, "Not here", PREFIX, ()) == expected(ctx, 404, "Not here")
+    made = usual_reply(ctx, 404, "Not here", PREFIX, ())
+    # force_rport and an ;rport with a value go the Python way; the rest is made here
+    assert (made is None) == (force_rport or rport == ";rport=7")
+    if made is not None:
+        assert made == expected(ctx, 404, "Not here")
+
+
+@pytest.mark.parametrize("via", ["10.0.0.1:5070;rport;branch=z9hG4bK1",
+                                 "10.0.0.9;x=1;rport;branch=z9hG4bK1", "10.0.0.9;branch=z9hG4bK1",
+                                 "10.0.0.1;received=10.0.0.1;branch=z9hG4bK1",
+                                 '10.0.0.1;x="a;rport";rport;branch=z9hG4bK1',
+                                 "10.0.0.1; rport;branch=z9hG4bK1", "10.0.0.1;RPORT;branch=z9",
+                                 "10.0.0.1;rport;rport;branch=z9hG4bK1"])
+def test_stamped_vias_made_here_or_declined(via: str) -> None:
+    """The compiled reply stamps a bare ;rport or a host that is not the source; every other
+    shape (an old ;received, a quoted string, odd spelling, two ;rport) is the Python way's."""
+    raw = REQUEST.format(method="OPTIONS", proto="UDP", port="", rport="", to_tag="",
+                         host="X").replace("SIP/2.0/UDP X;branch=z9hG4bK1", f"SIP/2.0/UDP {via}")
+    ctx = context(raw=raw)
+    assert usual_reply is not None
+    made = usual_reply(ctx, 200, "OK", PREFIX, ())
+    handled = via in ("10.0.0.1:5070;rport;branch=z9hG4bK1", "10.0.0.9;x=1;rport;branch=z9hG4bK1",
+                      "10.0.0.9;branch=z9hG4bK1")
+    assert (made is not None) == handled
+    if made is not None:
+        assert made == expected(ctx, 200, "OK")
+        assert b";received=10.0.0.1\r\n" in made[0]
 
 
 @pytest.mark.parametrize("code", [101, 180, 200, 486, 699])
