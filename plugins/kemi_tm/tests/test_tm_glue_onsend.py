@@ -12,6 +12,7 @@ from typing import Any
 from kemi_core.api import Branch, MsgContext, RouteType, get_pv
 from kemi_core.sip import SipMsg
 from kemi_tm import exports as tm
+from kemi_tm.context import AUTO_INV_100_REASON
 from kemi_tm.testing import TmHarness
 
 CALLER = ("127.0.0.1", 5070)
@@ -123,7 +124,7 @@ def test_every_branch_dropped_t_relay_fails_and_477_follows(sip: Any) -> None:
     assert rcs == [-1]
     assert not [s for s in sent if s.port in (5080, 5090)]
     assert [(m.status, m.reason) for m in to(sent, CALLER)] == [
-        (100, "Trying"), (477, "Unfortunately error on sending to next hop occurred (477/TM)")]
+        (100, AUTO_INV_100_REASON), (477, "Unfortunately error on sending to next hop occurred (477/TM)")]
 
 
 def test_the_usual_single_branch_dropped_t_relay_fails_and_477_follows(sip: Any) -> None:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from kemi_tm.actions import Dest, Sink
     from kemi_tm.timers import Timers, TimerSettings
 
+#: the reason phrase of tm's own 100 to an INVITE: Kamailio 5.6's default, as on its wire
+AUTO_INV_100_REASON = "trying -- your call is important to us"
+
 _PREFERRED_4XX = frozenset({401, 407, 415, 420, 484})  # 16.7 step 6: combinable/actionable
 _CLASS_PRIO = {2: 0, 6: 1000, 3: 3000, 4: 4000, 5: 5000}
 
@@ -35,7 +38,7 @@ class ProxySettings:
     #: 16.7 step 6: a 503 chosen as best is sent upstream as 500
     remap_503_500: bool = True
     auto_inv_100: bool = True
-    auto_inv_100_reason: str = "Trying"
+    auto_inv_100_reason: str = AUTO_INV_100_REASON
     #: after a 6xx no new branch may be added (Kamailio's default; True lifts that)
     disable_6xx_block: bool = False
 

@@ -176,10 +176,12 @@ class ProxyTransaction(ServerTransaction):
     # Each input sends through ``self.sink`` and reports branch finals and decisions to it
     # as it goes (``actions``); the table hears about the new deadline at the end.
     def start(self, now: float) -> None:
-        """Open the transaction: 100 Trying for an INVITE when ``auto_inv_100``. No timer is
-        armed (a server transaction in Trying or Proceeding has none): the table hears nothing."""
+        """100 Trying for an INVITE when ``auto_inv_100`` and nothing was answered yet (t_relay
+        calls it, as Kamailio 5.6 sends it there, not in t_newtran). No timer is armed (a
+        server transaction in Trying or Proceeding has none): the table hears nothing."""
         # can_reply(100) of a new INVITE transaction: Proceeding, read inline
-        if self.is_invite and self.proxy_settings.auto_inv_100 and self.state is _PROCEEDING:
+        if (self.is_invite and self.proxy_settings.auto_inv_100 and self.state is _PROCEEDING
+                and not self.last_status):
             self._reply(100, self.proxy_settings.auto_inv_100_reason, now)
 
     def add_branch(self, request: SipMsg | bytes, dest: Dest, now: float, *,

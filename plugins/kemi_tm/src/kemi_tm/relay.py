@@ -135,6 +135,8 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         if state.callbacks is not tx.callbacks:  # the same object when made here
             state.callbacks.merge_into(tx.callbacks)
         tx.flags = ctx.flags
+        if tx.is_invite:  # 100 Trying, unless something was answered (e.g. after t_newtran)
+            tx.start(svc.clock.now())
     except SipParseError as exc:
         log.error("t_relay: malformed request: %s", exc.reason)
         return -1

@@ -192,9 +192,8 @@ class TmService:
             # (our replies' Via is not the one sent on: Kamailio writes each its own way)
             tx.local_via = reply_top_via(msg, rcv.src_ip, rcv.src_port, ctx.force_rport)
             apply_via(tx.request, via)
-        # started before it is filed: the table reads its first deadline once, on insert;
-        # start sends a 100 at most: no route waits and no final to count (no ``done``)
-        tx.start(now)
+        # No 100 Trying here: as in Kamailio 5.6, t_relay sends it (``relay``), not t_newtran
+        # (a script that answers a t_newtran'd INVITE itself sends its final alone).
         self.table.insert(tx)
         c = self.stats.uas
         c.view[c.slot] += 1  # Counter.inc in place (see ``send``)

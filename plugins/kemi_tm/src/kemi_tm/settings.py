@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from kemi_core.api import ModuleError
-from kemi_tm.context import ProxySettings
+from kemi_tm.context import AUTO_INV_100_REASON, ProxySettings
 from kemi_tm.state import MODULE, Overrides
 from kemi_tm.timers import TimerSettings
 
@@ -26,8 +26,8 @@ PARAMS: list[tuple[str, type, object, str]] = [
     ("max_noninv_lifetime", int, 32000, "upper bound of a non-INVITE transaction's life, ms"),
     ("failure_reply_mode", int, 3, "0: every branch's reply competes; 3: only the last serial step's"),
     ("restart_fr_on_each_reply", int, 1, "restart fr_inv_timer on each provisional reply"),
-    ("auto_inv_100", int, 1, "answer 100 Trying to an INVITE when its transaction is created"),
-    ("auto_inv_100_reason", str, "Trying", "reason phrase of that 100"),
+    ("auto_inv_100", int, 1, "answer 100 to an INVITE when t_relay forwards it"),
+    ("auto_inv_100_reason", str, AUTO_INV_100_REASON, "reason phrase of that 100"),
     ("faked_reply_prio", int, 0, "added to the priority of local replies (408 ...)"),
     ("disable_6xx_block", int, 0, "1: a 6xx does not stop serial forking"),
     ("on_sl_reply", str, "", "route run for replies that match no transaction (then 0 drops them)"),
