@@ -71,8 +71,8 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
             except UsrlocDbError:
                 contacts = []
         st.stats.rejected.inc()
-        _answer(ctx, flags, err.code, err.reason,
-                reply.error_headers(err, contacts, now, p))
+        _answer_error(ctx, flags, err.code, err.reason,
+                      reply.error_headers(err, contacts, now, p))
         return err.rc
     except UsrlocDbError:
         return db_failed(ctx, flags)
@@ -82,7 +82,8 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         # Kamailio saves the binding, then answers 420 instead of 200 (path_mode 2).
         unsup = RegError("No support for found Path indicated", 420, "Bad Extension",
                          (("Unsupported", "path"), ("Path", req.path or "")), late=True)
-        _answer(ctx, flags, 420, unsup.reason, reply.error_headers(unsup, contacts, now, p))
+        _answer_error(ctx, flags, 420, unsup.reason,
+                      reply.error_headers(unsup, contacts, now, p))
         return rc
     # A reply deferred by 0x02 is built without the Path echo, as Kamailio's reg_send_reply.
     if flags & SAVE_NO_REPLY:
@@ -95,9 +96,21 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
 def db_failed(ctx: MsgContext, flags: int) -> int:
     """save()'s answer when usrloc's database write failed (the record is changed already)."""
     (held.current or state()).stats.rejected.inc()
-    _answer(ctx, flags, 500, "Server Internal Error",
-            [("P-Registrar-Error", "usrloc_contact_insert failed")])
+    _answer_error(ctx, flags, 500, "Server Internal Error",
+                  [("P-Registrar-Error", "usrloc_contact_insert failed")])
     return -1
+
+
+def _answer_error(ctx: MsgContext, flags: int, code: int, reason: str,
+                  headers: list[tuple[str, str]]) -> None:
+    """An error's answer. Its headers (P-Registrar-Error, the bindings, Min-Expires...) stay
+    queued for the message's later replies, as Kamailio's reply lumps do: the script's usual
+    ``sl_reply_error()`` after a failed save() sends its 500 with them too."""
+    if flags & SAVE_NO_REPLY:
+        _answer(ctx, flags, code, reason, headers)
+        return
+    ctx.extra.setdefault("reply_headers", []).extend(headers)
+    reply.send(ctx, code, reason, [])
 
 
 def _answer(ctx: MsgContext, flags: int, code: int, reason: str,
