@@ -51,7 +51,9 @@ def is_first_hop(ctx: MsgContext) -> int:
 def is_first_hop_mode(ctx: MsgContext, mode: int) -> int:
     """First hop after the original sender, best effort. A request: it carries a single Via.
     A reply: the top Record-Route URI is this server; with ``mode`` 0 its host must be an IP
-    address and the reply must not come from one of our addresses (a local loop)."""
+    address and the reply must not come from that very address and port (a local loop). As
+    Kamailio 5.6 (run): a reply from another port of our own IP, e.g. a callee on this host,
+    is a first hop."""
     msg = ctx.msg
     try:
         if msg.is_request:
@@ -64,15 +66,23 @@ def is_first_hop_mode(ctx: MsgContext, mode: int) -> int:
     uri = rrs[0].uri
     if uri is None:
         return -1
+    port = uri.port or (5061 if uri.scheme == "sips" else 5060)
     if mode == 0:
         try:
-            ipaddress.ip_address(uri.host.strip("[]"))
+            rr_ip = ipaddress.ip_address(uri.host.strip("[]"))
         except ValueError:
             return -1
-        if ctx.core.is_myself(ctx.rcv.src_ip):
+        rcv = ctx.rcv
+        if rcv.src_port == port and _same_ip(rcv.src_ip, rr_ip):
             return -1
-    port = uri.port or (5061 if uri.scheme == "sips" else 5060)
     return _rc(ctx.core.is_myself(uri.host, port))
+
+
+def _same_ip(text: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    try:
+        return ipaddress.ip_address(text.strip("[]")) == ip
+    except ValueError:
+        return False
 
 
 def is_uri(ctx: MsgContext, value: str) -> int:
