@@ -14,6 +14,7 @@ from kemi_core.sip import (
     NameAddr,
     SipMsg,
     SipParseError,
+    header_key,
     parse_uri,
     reg_known_request,
     split_commas,
@@ -300,7 +301,21 @@ def _contacts(msg: SipMsg, p: RegParams, hdr_expires: int | None) -> tuple[bool,
     for na in contacts:
         if len(na.uri_text) > limit:
             raise RegError("Contact/received too long")
-    return star, contacts
+    return star, (contacts if len(contacts) < 2 else kamailio_order(msg, contacts))
+
+
+def kamailio_order(msg: SipMsg, contacts: list[NameAddr]) -> list[NameAddr]:
+    """The Contacts in the order Kamailio 5.6 applies them (run): each Contact header's
+    values last to first, the headers in order. New bindings join the AOR's in that order,
+    so it is the order of the 200's Contact list too ("Contact: <a>, <b>" lists b, a)."""
+    keys = msg.header_keys
+    key = header_key("contact")
+    out: list[NameAddr] = []
+    for i, k in enumerate(keys):
+        if k == key:
+            n = len(split_commas(msg.value_at(i), strict=False))
+            out += reversed(contacts[len(out):len(out) + n])
+    return out if len(out) == len(contacts) else contacts
 
 
 def _request(ctx: MsgContext, p: RegParams, cfg: dict[str, Any] | None, flags: int,
