@@ -45,9 +45,13 @@ from kemi_tm.context import (
 )
 from kemi_tm.idents import new_ident_and_tag
 from kemi_tm.keys import MAGIC_COOKIE, ServerKey
-from kemi_tm.messages import REASONS, build_cancel, rewrite_status
+from kemi_tm.messages import REASONS, build_cancel
 from kemi_tm.server import ServerState, ServerTransaction
 from kemi_tm.timers import DEFAULT_TIMERS, TimerSettings
+
+#: what Kamailio 5.6 answers upstream when the best final is a received 503 (remap_503_500):
+#: its own 500, worded so (run: a callee's "503 Overloaded" gives "500 Service Unavailable")
+REMAPPED_503_REASON = "Service Unavailable"
 
 if TYPE_CHECKING:
     from kemi_core.sip import SipMsg
@@ -438,10 +442,11 @@ class ProxyTransaction(ServerTransaction):
     def _send_final(self, status: int, reply: SipMsg | None, now: float) -> None:
         remap = status == 503 and self.proxy_settings.remap_503_500
         if reply is not None:
+            if remap:  # as Kamailio 5.6 (run): a reply of our own, none of the 503's headers
+                self.reply(500, REMAPPED_503_REASON, now)
+                return
             data = reply.bytes_without_top_via()  # our Via off, every other byte as received
-            if remap:
-                data = rewrite_status(data, 500, REASONS[500])
-            self.send_reply(500 if remap else status, data, now, "relayed")
+            self.send_reply(status, data, now, "relayed")
             return
         if remap:
             status = 500
