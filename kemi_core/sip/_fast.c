@@ -4978,8 +4978,9 @@ reg_one(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_GET_ITEM(req, R_CSEQ), new_flags, PyTuple_GET_ITEM(req, R_CFLAGS),
         PyTuple_GET_ITEM(req, R_UA), PyTuple_GET_ITEM(req, R_RECEIVED),
         PyTuple_GET_ITEM(req, R_PATH), PyTuple_GET_ITEM(req, R_SOCKET),
-        PyTuple_GET_ITEM(b, B_METHODS), PyTuple_GET_ITEM(b, B_INSTANCE),
-        PyTuple_GET_ITEM(b, B_REG_ID), server_id, PyTuple_GET_ITEM(cur, C_TCPCONN_ID),
+        /* (b has no instance here: the binding keeps its instance and reg-id) */
+        PyTuple_GET_ITEM(b, B_METHODS), PyTuple_GET_ITEM(cur, C_INSTANCE),
+        PyTuple_GET_ITEM(cur, C_REG_ID), server_id, PyTuple_GET_ITEM(cur, C_TCPCONN_ID),
         PyTuple_GET_ITEM(cur, C_KEEPALIVE), now, PyTuple_GET_ITEM(cur, C_STATE),
     };
     for (int i = 0; i < C_FIELDS; i++) {

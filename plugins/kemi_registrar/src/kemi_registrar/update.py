@@ -3,8 +3,10 @@
 It runs under the shared store's writer lock (usrloc's ``Domain.update``), so it only
 computes: no I/O, no logging of its own. Kamailio's rules, as observed on 5.6:
 
-- a Contact matches a stored one by ``+sip.instance`` and ``reg-id`` when it has an instance,
-  else by usrloc's ``matching_mode`` (contact URI; with Call-ID; with path; Call-ID only);
+- a Contact matches a stored one by ``+sip.instance`` and ``reg-id`` when it has an instance
+  (a stored one without is another binding, even of the same URI), else by usrloc's
+  ``matching_mode`` (contact URI; with Call-ID; with path; Call-ID only), and a refresh
+  without an instance keeps the binding's instance and reg-id;
 - the same Call-ID with a CSeq not above the stored one is refused ("Invalid CSeq number"),
   except the same CSeq within ``cseq_delay`` seconds: a retransmission, answered, not applied;
 - expires 0 removes the matched contact; otherwise it is refreshed or inserted (q order);
@@ -48,7 +50,7 @@ class Rules:
 
 
 def _matches(c: Contact, b: Binding, req: Request, rules: Rules) -> bool:
-    if b.instance is not None and c.instance is not None:
+    if b.instance is not None:  # by instance alone: a binding without one is another (run)
         return c.instance == b.instance and c.reg_id == b.reg_id
     mode = rules.matching_mode
     if mode == 3:
@@ -80,11 +82,15 @@ def _find(contacts: list[Contact], b: Binding, req: Request, rules: Rules) -> in
 def _refreshed(cur: Contact, b: Binding, req: Request, now: int, flags: int,
                rules: Rules) -> Contact:
     """``cur`` refreshed by ``b`` of ``req``: cur._replace(...) of these fields at a fraction of
-    its cost (all 21 in order; made as Contact._make makes it, without Contact.__new__)."""
+    its cost (all 21 in order; made as Contact._make makes it, without Contact.__new__). A
+    Contact without ``+sip.instance`` leaves the binding's instance and reg-id as they were
+    (Kamailio 5.6, run: its 200 still lists them)."""
+    keep = b.instance is None
     return _tuple_new(Contact, (  # type: ignore[no-any-return]
         cur.ruid, cur.aor, b.uri, now + b.expires, b.q, req.callid, req.cseq,
         (cur.flags & ~FL_MEM) | (FL_MEM if flags & SAVE_MEMORY_ONLY else 0), req.cflags,
-        req.user_agent, req.received, req.path, req.socket, b.methods, b.instance, b.reg_id,
+        req.user_agent, req.received, req.path, req.socket, b.methods,
+        cur.instance if keep else b.instance, cur.reg_id if keep else b.reg_id,
         rules.server_id, cur.tcpconn_id, cur.keepalive, now, cur.state))
 
 
