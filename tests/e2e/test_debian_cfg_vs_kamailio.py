@@ -197,7 +197,9 @@ def is_status(code: int, method: str = "") -> Callable[[bytes], bool]:
 
 
 # ---- the flows ---------------------------------------------------------------------------------
-def calls(port: int, tr: Transcript) -> None:
+def calls(port: int, tr: Transcript, relays_anywhere: bool = False) -> None:
+    """``relays_anywhere``: the config relays to a foreign domain (no MESSAGE to one, then:
+    its name would be looked up)."""
     with ExitStack() as stack:
         c = Call(port, tr, stack)
         alice, bob = c.alice, c.bob
@@ -256,7 +258,7 @@ def calls(port: int, tr: Transcript) -> None:
         c.ack(alice, invite, alice.final())
         bob.request("ACK")
 
-        for status in (486, 404):
+        for status in (486, 404, 503):  # (a 503 goes upstream as 500)
             tr.note(f"the callee answers {status}")
             invite = c.send(alice, req("INVITE", body=SDP))
             c.answer(bob, bob.request("INVITE"), status)
@@ -291,8 +293,9 @@ def calls(port: int, tr: Transcript) -> None:
         c.send(alice, req("MESSAGE", extra="Route: <sip:127.0.0.1:SRV;lr>\r\n"))
         c.answer(bob, bob.request("MESSAGE"), 200)
         alice.final()
-        c.send(alice, req("MESSAGE", ruri="sip:bob@example.com"))
-        alice.final()
+        if not relays_anywhere:
+            c.send(alice, req("MESSAGE", ruri="sip:bob@example.com"))
+            alice.final()
         c.send(alice, req("MESSAGE", user=None))
         alice.final()
 
@@ -325,8 +328,15 @@ def registrations(port: int, tr: Transcript) -> None:
         c.register(bob, "*", "0", cseq=9, extra="Contact: <sip:x@127.0.0.1:5>\r\n", finals=2)
         c.register(bob, cseq=10)
         c.register(bob, cseq=3, finals=2)  # an older CSeq of the same Call-ID
+        tr.note("the same URI with +sip.instance and reg-id: a binding of its own")
+        c.register(bob, '<sip:carol@HOST:PORT>;+sip.instance="<urn:uuid:1>";reg-id=1', cseq=11)
+        tr.note("without them: the first binding of that URI, refreshed, then removed")
+        c.register(bob, cseq=12)
+        c.register(bob, expires="0", cseq=13)
+        tr.note("without them again: the one left, refreshed, keeps its instance and reg-id")
+        c.register(bob, cseq=14)
         tr.note("unregister, then a call: 404 (no 100 first)")
-        c.register(bob, expires="0", cseq=11)
+        c.register(bob, "*", "0", cseq=15)
         invite = c.send(alice, req("INVITE", user="carol", body=SDP))
         c.ack(alice, invite, alice.final())
 
