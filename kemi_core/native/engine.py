@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,14 @@ from kemi_core.native.check import check_blocks
 from kemi_core.native.compiler import Program, RouteFn, compile_routes
 from kemi_core.native.parser import parse_block
 from kemi_core.runtime.context import RouteType
+from kemi_core.sip.syntax import PURE_PYTHON
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import route_runner
+except ImportError:  # not built: run below for every call
+    route_runner = None
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -86,6 +95,10 @@ class NativeEngine:
                 self._callbacks[configured] = kind
         for kind in _MAIN_KINDS:
             self._callbacks[kind] = kind
+        if route_runner is not None and type(self).run is NativeEngine.run:
+            # run compiled: a name in _direct (the dispatcher's request_route) is called
+            # without a Python frame of run's own; every other call is run's below
+            self.__dict__["run"] = route_runner((self._direct, types.MethodType(NativeEngine.run, self)))
 
     # ---- loading ------------------------------------------------------------------------
     def _compile(self, blocks: Sequence[RouteBlock]) -> Program:
@@ -132,7 +145,7 @@ class NativeEngine:
     def _install(self, program: Program) -> None:
         self._program = program
         self._cache = {}
-        self._direct = {}
+        self._direct.clear()  # (the same dict: the compiled run reads it)
         self._known = {}
 
     @property

@@ -12,6 +12,7 @@ from kemi_core.sip.binding_fast import (
     reg_save_usual,
     ul_change_one,
 )
+from kemi_core.sip.calls_fast import method_tester, registrar_saver
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.http import http_request, is_http
@@ -66,6 +67,7 @@ __all__ = [
     "usual_reply",
     "header_key",
     "method_bit",
+    "method_tester",
     "http_request",
     "is_http",
     "nonce_open",
@@ -79,6 +81,7 @@ __all__ = [
     "reg_ok_headers",
     "reg_one",
     "reg_save_usual",
+    "registrar_saver",
     "split_commas",
     "ul_change_one",
 ]

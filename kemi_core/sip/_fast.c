@@ -6997,6 +6997,214 @@ request_dispatcher(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- calls that need no Python frame of their own on the usual native-cfg REGISTER -------
+ * Each returns a PyCFunction bound to a consts tuple: the usual shape is done here, any other
+ * shape (arguments, state, a replaced global) calls the Python form, which stays the
+ * reference (tests/unit/test_noframe_cpath.py runs both on the same inputs). */
+
+/* route_runner((direct, pure)) -> run(name, ctx): NativeEngine.run for a name in ``direct``
+ * (the engine's name -> route dict, one object for the engine's life: cleared, never
+ * replaced, when its routes change): the route called with ctx. Any other name or call
+ * goes to ``pure`` (NativeEngine.run bound). */
+static PyObject *
+route_run(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs == 2 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0)
+            && PyUnicode_CheckExact(args[0])) {
+        PyObject *fn = PyDict_GetItemWithError(PyTuple_GET_ITEM(consts, 0), args[0]);
+        if (fn != NULL) {
+            Py_INCREF(fn); /* (a reload during the route clears the dict) */
+            PyObject *out = PyObject_Vectorcall(fn, args + 1, 1, NULL);
+            Py_DECREF(fn);
+            return out;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_Vectorcall(PyTuple_GET_ITEM(consts, 1), args, nargs, kwnames);
+}
+
+static PyMethodDef route_run_def = {
+    "run", (PyCFunction)(void (*)(void))route_run, METH_FASTCALL | METH_KEYWORDS,
+    "run(name, ctx) -> the native engine's run (compiled; see route_runner)."};
+
+static PyObject *
+route_runner(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, 0))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "route_runner((direct, pure))");
+        return NULL;
+    }
+    return PyCFunction_NewEx(&route_run_def, consts, NULL);
+}
+
+/* method_tester((sets, pure)) -> is_method(ctx, name): textops' is_method for a name already
+ * in ``sets`` (its text -> frozenset of upper-case methods) and a request whose method is
+ * ASCII without lower case (its upper() is itself): 1 if the method is in the set, else -1.
+ * Anything else goes to ``pure`` (which also fills ``sets``). */
+static PyObject *nf_msg;
+
+static PyObject *
+method_test(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(consts, 1);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
+            || !PyUnicode_CheckExact(args[1]))
+        return PyObject_Vectorcall(pure, args, nargs, kwnames);
+    PyObject *names = PyDict_GetItemWithError(PyTuple_GET_ITEM(consts, 0), args[1]);
+    if (names == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    }
+    if (!PyFrozenSet_CheckExact(names))
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    Py_INCREF(names);
+    PyObject *msg = PyObject_GetAttr(args[0], nf_msg), *out = NULL;
+    if (msg == NULL)
+        goto done;
+    PyObject *method = Py_IS_TYPE(msg, msg_type) && *field(msg, F_IS_REQUEST) == Py_True
+        ? *field(msg, F_METHOD) : NULL;
+    int usual = method != NULL && PyUnicode_CheckExact(method) && PyUnicode_IS_ASCII(method);
+    if (usual) {
+        const Py_UCS1 *c = PyUnicode_1BYTE_DATA(method);
+        for (Py_ssize_t i = 0, n = PyUnicode_GET_LENGTH(method); i < n && usual; i++)
+            usual = c[i] < 'a' || c[i] > 'z';
+    }
+    if (!usual) {
+        out = PyObject_Vectorcall(pure, args, nargs, NULL);
+        goto done;
+    }
+    int in = PySet_Contains(names, method);
+    if (in >= 0)
+        out = PyLong_FromLong(in ? 1 : -1);
+done:
+    Py_DECREF(names);
+    Py_XDECREF(msg);
+    return out;
+}
+
+static PyMethodDef method_test_def = {
+    "is_method", (PyCFunction)(void (*)(void))method_test, METH_FASTCALL | METH_KEYWORDS,
+    "is_method(ctx, name) -> textops' is_method (compiled; see method_tester)."};
+
+static PyObject *
+method_tester(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, 0))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "method_tester((sets, pure))");
+        return NULL;
+    }
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "method_tester: the message type is not set up");
+        return NULL;
+    }
+    if (nf_msg == NULL && (nf_msg = PyUnicode_InternFromString("msg")) == NULL)
+        return NULL;
+    return PyCFunction_NewEx(&method_test_def, consts, NULL);
+}
+
+/* registrar_saver((cfg, held, const_flags, save_globals, pure, rest)) -> registrar's save:
+ * cfg true: the native cfg's save(ctx, table[, flags[, uri]]) with flags a text known to
+ * ``const_flags`` (its number) and no uri (or ""); cfg false: KEMI's save(ctx, table, flags)
+ * with flags an int. Then save()'s usual case: held.current's ``usual`` consts given to
+ * reg_save_usual (when save.py's global ``save_usual`` is it), its answer returned; when it
+ * declines, rest(ctx, table, flags, None, state), save()'s Python past its usual case. Any
+ * other shape, no state yet, no usual consts or a replaced save_usual: ``pure``. */
+enum { RS_CFG, RS_HELD, RS_CONST_FLAGS, RS_GLOBALS, RS_PURE, RS_REST, RS_FIELDS };
+static PyObject *nf_current, *nf_usual, *nf_save_usual, *nf_zero_text;
+
+static PyObject *
+registrar_save(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+#define C(i) PyTuple_GET_ITEM(consts, i)
+    PyObject *pure = C(RS_PURE), *number = NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
+        return PyObject_Vectorcall(pure, args, nargs, kwnames);
+    if (C(RS_CFG) == Py_True) {
+        if (nargs < 2 || nargs > 4)
+            return PyObject_Vectorcall(pure, args, nargs, NULL);
+        PyObject *text = nargs >= 3 ? args[2] : nf_zero_text;
+        if (nargs == 4 && !(PyUnicode_CheckExact(args[3]) && PyUnicode_GET_LENGTH(args[3]) == 0))
+            return PyObject_Vectorcall(pure, args, nargs, NULL);
+        if (!PyUnicode_CheckExact(text))
+            return PyObject_Vectorcall(pure, args, nargs, NULL);
+        number = PyDict_GetItemWithError(C(RS_CONST_FLAGS), text);
+        if (number == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            return PyObject_Vectorcall(pure, args, nargs, NULL);
+        }
+    } else {
+        if (nargs != 3)
+            return PyObject_Vectorcall(pure, args, nargs, NULL);
+        number = args[2];
+    }
+    if (!PyLong_CheckExact(number))
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    Py_INCREF(number);
+    PyObject *st = NULL, *usual = NULL, *out = NULL;
+    PyObject *fn = PyDict_GetItemWithError(C(RS_GLOBALS), nf_save_usual);
+    if (fn == NULL && PyErr_Occurred())
+        goto done;
+    if (fn == NULL || !PyCFunction_Check(fn)
+            || PyCFunction_GetFunction(fn) != (PyCFunction)(void (*)(void))reg_save_usual) {
+        out = PyObject_Vectorcall(pure, args, nargs, NULL);
+        goto done;
+    }
+    if ((st = PyObject_GetAttr(C(RS_HELD), nf_current)) == NULL)
+        goto done;
+    if (st != Py_None && (usual = PyObject_GetAttr(st, nf_usual)) == NULL)
+        goto done;
+    if (st == Py_None || usual == Py_None) {
+        out = PyObject_Vectorcall(pure, args, nargs, NULL);
+        goto done;
+    }
+    PyObject *uargs[5] = {usual, args[0], args[1], number, Py_None};
+    out = reg_save_usual(NULL, uargs, 5);
+    if (out == Py_None) {
+        Py_DECREF(out);
+        PyObject *rargs[5] = {args[0], args[1], number, Py_None, st};
+        out = PyObject_Vectorcall(C(RS_REST), rargs, 5, NULL);
+    }
+#undef C
+done:
+    Py_DECREF(number);
+    Py_XDECREF(st);
+    Py_XDECREF(usual);
+    return out;
+}
+
+static PyMethodDef registrar_save_def = {
+    "save", (PyCFunction)(void (*)(void))registrar_save, METH_FASTCALL | METH_KEYWORDS,
+    "save(ctx, table, flags...) -> registrar's save (compiled; see registrar_saver)."};
+
+static PyObject *
+registrar_saver(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != RS_FIELDS
+            || !PyBool_Check(PyTuple_GET_ITEM(consts, RS_CFG))
+            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, RS_CONST_FLAGS))
+            || !PyDict_Check(PyTuple_GET_ITEM(consts, RS_GLOBALS))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RS_PURE))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RS_REST))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "registrar_saver((cfg, held, const_flags, save_globals, pure, rest))");
+        return NULL;
+    }
+    if (nf_zero_text == NULL
+            && ((nf_current = PyUnicode_InternFromString("current")) == NULL
+                || (nf_usual = PyUnicode_InternFromString("usual")) == NULL
+                || (nf_save_usual = PyUnicode_InternFromString("save_usual")) == NULL
+                || (nf_zero_text = PyUnicode_InternFromString("0")) == NULL))
+        return NULL;
+    return PyCFunction_NewEx(&registrar_save_def, consts, NULL);
+}
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -7128,6 +7336,14 @@ static PyMethodDef methods[] = {
     {"reg_save_usual", (PyCFunction)(void (*)(void))reg_save_usual, METH_FASTCALL,
      "reg_save_usual(consts, ctx, table, flags, uri) -> registrar's save() of the usual "
      "REGISTER in one call (its code), or None: not that shape, nothing changed"},
+    /* no frame of their own on the usual native-cfg REGISTER */
+    {"route_runner", (PyCFunction)route_runner, METH_O,
+     "route_runner((direct, pure)) -> the native engine's run(name, ctx), compiled"},
+    {"method_tester", (PyCFunction)method_tester, METH_O,
+     "method_tester((sets, pure)) -> textops' is_method(ctx, name), compiled"},
+    {"registrar_saver", (PyCFunction)registrar_saver, METH_O,
+     "registrar_saver((cfg, held, const_flags, save_globals, pure, rest)) -> registrar's "
+     "save (native cfg's or KEMI's), compiled for its usual case"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -236,7 +236,7 @@ class WorkerEndpoints:
             # never closed while the worker runs (stop_accepting closes only the listen
             # sockets several workers share): these read an event's datagrams ahead
             for tr in (self.own_udp, *([] if self.shared else self.udp.values())):
-                tr.read_ahead = True
+                tr.start_read_ahead()
 
     def _udp_socket(self, host: str, port: int) -> socket.socket:
         """The rank's socket on a listen address (port 0: its send socket), else a new one."""

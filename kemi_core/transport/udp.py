@@ -25,7 +25,8 @@ that module). Every other send goes out at once, as it is made.
 
 Compiled (``_fast``, Linux), a read-ahead event is one call: recvmmsg reads 16 datagrams per
 system call (none for the read that would find nothing), each comes back with its source's
-RecvInfo; the held sends go out as one sendmmsg per run of one socket's (outbox.py). Without it,
+RecvInfo; the held sends go out as one sendmmsg per run of one socket's (outbox.py); the loop
+calls that compiled event itself (``start_read_ahead``), with no Python frame of ours. Without it,
 or on a shared socket, each datagram is one ``recvfrom_into`` (and each send one ``sendto``).
 
 A datagram is read into one reused 64 KiB buffer and copied out at its size. Reading with
@@ -119,6 +120,15 @@ class UdpSocket:
         self.send_held = self.send_now
         self._direct(True)
         loop.add_reader(self.fd, self._read_ready)
+
+    def start_read_ahead(self) -> None:
+        """Read each event's datagrams ahead from now on (a socket never closed while its
+        worker runs). Compiled, the loop calls udp_event itself at each readiness event (one
+        Python frame less per wake-up), with DRAIN_MAX and _EVENT_CONSTS as they are now."""
+        self.read_ahead = True
+        if udp_event is not None and not self.closed:
+            self.loop.remove_reader(self.fd)
+            self.loop.add_reader(self.fd, udp_event, self, DRAIN_MAX, _EVENT_CONSTS)
 
     def _read_ready(self) -> None:
         if not self.read_ahead:

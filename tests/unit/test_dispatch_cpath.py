@@ -7,7 +7,9 @@ state after, for the usual request and every other shape: ACK (absorbed or not),
 take the message or raise, a route that replies, stays silent, raises, exits, drops or faults
 after its reply, a request check_request_headers refuses, a header a filter finds malformed,
 a reload published by another process, a draining worker, a log_prefix. The script is a real
-Python KEMI script (app_python3) in a core built from kamailio.cfg as ``kemi run`` builds it."""
+Python KEMI script (app_python3) in a core built from kamailio.cfg as ``kemi run`` builds it,
+or native cfg routes: then the compiled native engine's run (``_fast.route_runner``) and
+textops' is_method (``_fast.method_tester``) against their Python forms as well."""
 
 from __future__ import annotations
 
@@ -22,8 +24,11 @@ from typing import Any
 
 import pytest
 
+import kemi_textops
 from kemi_core.config.model import ListenAddr
 from kemi_core.counters import Counter
+from kemi_core.native import engine as native_engine
+from kemi_core.native.engine import NativeEngine
 from kemi_core.runtime import dispatch
 from kemi_core.runtime.builder import Overrides, build, load_config
 from kemi_core.runtime.context import MsgContext, RecvInfo
@@ -81,26 +86,79 @@ def mod_init():
     return kamailio()
 '''
 
+#: the same routes in the native cfg language (is_method's compiled form and the native
+#: engine's compiled run against their Python forms)
+NATIVE_CFG = """#!KAMAILIO
+debug=2
+listen=udp:127.0.0.1:5060
+children=1
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "textops.so"
+request_route {
+    xlog("L_INFO", "{version} saw $rm $ci $hdr(X-Do)\\n");
+    if ($hdr(X-Do) == "exit") {
+        exit;
+    }
+    if ($hdr(X-Do) == "drop") {
+        drop;
+    }
+    if ($hdr(X-Do) == "silent") {
+        exit;
+    }
+    if (is_method("REGISTER")) {
+        sl_send_reply("200", "Registered");
+        exit;
+    }
+    if (is_method("OPTIONS|invite")) {
+        sl_send_reply("200", "Options or invite");
+        exit;
+    }
+    if (is_method(" message | Bye ")) {
+        send_reply("202", "Message");
+        exit;
+    }
+    sl_send_reply("404", "Not here");
+}
+"""
+
 DOS = ("reply", "reply", "reply", "send_reply", "silent", "raise", "reply_raise", "exit", "drop",
        "read_from", "filter", "filter_parse", "filter_raise", "ack", "own_ack", "bad_to",
        "reload", "draining", "prefix", "bad_line", "two_vias", "bad_cseq")
+#: the shapes with native routes ("lower": a request method in lower case)
+NATIVE_DOS = ("reply", "reply", "reply", "reply", "silent", "exit", "drop", "lower", "filter",
+              "filter_parse", "filter_raise", "ack", "own_ack", "bad_to", "reload", "draining",
+              "prefix", "bad_line", "two_vias", "bad_cseq")
 
 
 class Rig:
     """A worker's core, engine and dispatcher built from kamailio.cfg, its transport a real
     WorkerEndpoints on 127.0.0.1; requests come from the peer socket's address."""
 
-    def __init__(self, tmp: Path, peer: socket.socket, compiled: bool) -> None:
-        self.script = tmp / "route.py"
-        self.script.write_text(SCRIPT.replace("{version}", "v1"))
+    def __init__(self, tmp: Path, peer: socket.socket, compiled: bool, native: bool = False,
+                 monkeypatch: pytest.MonkeyPatch | None = None) -> None:
         cfg = tmp / "kamailio.cfg"
-        cfg.write_text(CFG.format(script=self.script))
+        if native:  # the routes are the cfg's own (a reload reads the file again)
+            self.script, self.template = cfg, NATIVE_CFG
+            cfg.write_text(NATIVE_CFG.replace("{version}", "v1"))
+            if not compiled:  # textops binds its Python is_method, engines their Python run
+                assert monkeypatch is not None
+                monkeypatch.setattr(kemi_textops, "COMPILED_CFG", {})
+                monkeypatch.setattr(native_engine, "route_runner", None)
+        else:
+            self.script, self.template = tmp / "route.py", SCRIPT
+            self.script.write_text(SCRIPT.replace("{version}", "v1"))
+            cfg.write_text(CFG.format(script=self.script))
         config = load_config(cfg, Overrides())
         built = build(config)
         self.core = core = built.core
         core.worker_rank = 1
         built.loader.child_init_all(1)
         core.engine = core.new_engine()
+        if native:
+            assert isinstance(core.engine, NativeEngine)
+            assert ("run" in core.engine.__dict__) is compiled  # (the compiled run)
         self.loop = asyncio.new_event_loop()
         sock = bind_udp("127.0.0.1", 0, reuse_port=False)
         self.port = sock.getsockname()[1]
@@ -159,6 +217,8 @@ class Rig:
 
 def _request(n: int, do: str, to_port: int) -> bytes:
     method = "ACK" if do in ("ack", "own_ack") else ("INVITE", "OPTIONS", "REGISTER", "MESSAGE")[n % 4]
+    if do == "lower":
+        method = method.lower()
     to = "<sip:u@127.0.0.1>"
     if do == "own_ack":
         to += ";tag=OWNTAG"
@@ -183,10 +243,13 @@ def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
     if do == "own_ack":  # the tag of this worker's own stateless replies
         data = data.replace(b"OWNTAG", f"{rig.core.local_tag_prefix}.1".encode())
     if do == "reload":  # another process publishes a new script: this worker follows it
-        rig.script.write_text(SCRIPT.replace("{version}", f"v{n}"))
+        rig.script.write_text(rig.template.replace("{version}", f"v{n}"))
         reload = rig.core._reload
         assert reload is not None
-        reload.channel.publish(b"")
+        fresh = reload.spec.factory(rig.core)
+        fresh.load()  # (what the main process checks and publishes)
+        snapshot = getattr(fresh, "snapshot", None)
+        reload.channel.publish(b"" if snapshot is None else snapshot())
     rig.draining[0] = do == "draining"
     rig.d.log_prefix = _prefix_format(rig.core, "[$ci $rm] ") if do == "prefix" else None
     before = rig.counts()
@@ -210,9 +273,15 @@ def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
 
 
 def _run(compiled: bool, dos: list[str], tmp: Path, peer: socket.socket,
-         caplog: Any) -> list[tuple]:
+         caplog: Any, native: bool = False) -> list[tuple]:
     caplog.set_level(logging.DEBUG)
-    rig = Rig(tmp, peer, compiled)  # (the same script path: fault lines name it)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        # (the same script path: fault lines name it)
+        rig = Rig(tmp, peer, compiled, native, monkeypatch)
+        return _steps(rig, compiled, dos, caplog)
+
+
+def _steps(rig: Rig, compiled: bool, dos: list[str], caplog: Any) -> list[tuple]:
     try:
         if compiled:
             assert rig.on_message.__name__ == "on_message"
@@ -222,9 +291,10 @@ def _run(compiled: bool, dos: list[str], tmp: Path, peer: socket.socket,
         rig.close()
 
 
-def _compare(dos: list[str], tmp: Path, peer: socket.socket, caplog: Any) -> list[tuple]:
-    compiled = _run(True, dos, tmp, peer, caplog)
-    pure = _run(False, dos, tmp, peer, caplog)
+def _compare(dos: list[str], tmp: Path, peer: socket.socket, caplog: Any,
+             native: bool = False) -> list[tuple]:
+    compiled = _run(True, dos, tmp, peer, caplog, native)
+    pure = _run(False, dos, tmp, peer, caplog, native)
     for i, (c, p) in enumerate(zip(compiled, pure, strict=True)):
         assert c == p, f"step {i}: {dos[i]}"
     return compiled
@@ -271,6 +341,80 @@ def test_random_sequences(seed: int, tmp_path: Path, peer: socket.socket, caplog
     dos = [rnd.choice(DOS) for _ in range(80)]
     out = _compare(dos, tmp_path, peer, caplog)
     assert sum(1 for o in out if o[0] == "reply" and o[5]) >= 5
+
+
+def test_native_routes_every_shape_once(tmp_path: Path, peer: socket.socket,
+                                        caplog: Any) -> None:
+    out = _compare(list(NATIVE_DOS), tmp_path, peer, caplog, native=True)
+    by_method: dict[str, list[bytes]] = {}
+    for o in out:
+        if o[0] == "reply":
+            by_method[o[3][0][1]] = [w.split(b"\r\n")[0] for w in o[5]]
+    # is_method's three name texts, each answered by its own branch
+    assert by_method == {"INVITE": [b"SIP/2.0 200 Options or invite"],
+                         "OPTIONS": [b"SIP/2.0 200 Options or invite"],
+                         "REGISTER": [b"SIP/2.0 200 Registered"],
+                         "MESSAGE": [b"SIP/2.0 202 Message"]}
+    by = {o[0]: o for o in out}
+    assert by["silent"][5] == [] and by["exit"][5] == [] and by["drop"][4] == [(False, None, True)]
+    assert [w[:18] for w in by["lower"][5]] == [b"SIP/2.0 202 Messag"]  # ("message", upper())
+    assert any("v14 saw" in line[2] for line in by["reload"][2])
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_native_random_sequences(seed: int, tmp_path: Path, peer: socket.socket,
+                                 caplog: Any) -> None:
+    rnd = random.Random(seed)
+    dos = [rnd.choice(NATIVE_DOS) for _ in range(80)]
+    out = _compare(dos, tmp_path, peer, caplog, native=True)
+    assert sum(1 for o in out if o[0] in ("reply", "lower") and o[5]) >= 10
+
+
+def test_the_compiled_native_run_finds_what_the_python_run_finds(tmp_path: Path) -> None:
+    """engine.run by every kind of name, compiled and in Python, and after the engine's own
+    reload (its name table emptied in place, read by the compiled run)."""
+    cfg = tmp_path / "kamailio.cfg"
+    cfg.write_text("""#!KAMAILIO
+loadmodule "sl.so"
+request_route {
+    route(ONE);
+}
+route[ONE] {
+    return 2;
+}
+failure_route[ONE] {
+    return 3;
+}
+""")
+    built = build(load_config(cfg, Overrides()))
+    core = built.core
+    engine = core.new_engine()
+    assert isinstance(engine, NativeEngine) and "run" in engine.__dict__
+    ctx = MsgContext(parse_datagram(_request(1, "reply", 5070)),
+                     RecvInfo("udp", "127.0.0.1", 5070, "127.0.0.1", 5060), core)
+    python_run = NativeEngine.run.__get__(engine)
+
+    def answers(run: Any) -> list[Any]:
+        out = []
+        for name in ("ksr_request_route", "request_route", "route:ONE", "route[ONE]",
+                     "failure_route:ONE", "ONE", "NONE", "ksr_request_route", "ONE"):
+            for route_type in (1, 2):  # (REQUEST, FAILURE: a bare name's table)
+                ctx.route_type = route_type  # type: ignore[assignment]
+                try:
+                    out.append(run(name, ctx))
+                except Exception as exc:
+                    out.append((exc.__class__.__name__, str(exc)))
+        return out
+
+    first = answers(engine.run)
+    assert first == answers(python_run)
+    assert first[:6] == [1, 1, 1, 1, 2, 2] and first[8:10] == [3, 3]
+    assert first[10:12] == [2, 3] and first[12][0] == "ScriptError"
+    cfg.write_text(cfg.read_text().replace("return 2", "return 4"))
+    engine.reload()
+    again = answers(engine.run)
+    assert again == answers(python_run)
+    assert again[4:6] == [4, 4] and again[10] == 4
 
 
 def test_a_subclass_keeps_its_own_on_message() -> None:

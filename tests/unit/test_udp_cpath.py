@@ -12,6 +12,7 @@ import functools
 import logging
 import random
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -83,15 +84,18 @@ class Handler:
 
 
 def _event_run(compiled: bool, datagrams: list[bytes], plan: dict[int, str], step: float,
-               monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> tuple:
+               monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+               frames: list[str] | None = None) -> tuple:
     """One readiness event of ``datagrams`` (all waiting before it), compiled or in Python:
-    what the handler saw, what the peer got after it, the log lines, the outbox after."""
+    what the handler saw, what the peer got after it, the log lines, the outbox after.
+    ``frames``: the event is the loop's own (the reader start_read_ahead set), and this gets
+    the Python functions of udp.py it ran."""
     loop = asyncio.new_event_loop()
     sock = bind_udp("127.0.0.1", 0, reuse_port=False)
     box = Outbox(clock=Clock(step))
     us = udp.UdpSocket(loop, sock, None, ParseLimits(), "127.0.0.1",  # type: ignore[arg-type]
                        sock.getsockname()[1], box)
-    us.read_ahead = True
+    us.read_ahead = frames is None
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
     handler = Handler(us, peer, plan)
@@ -114,7 +118,11 @@ def _event_run(compiled: bool, datagrams: list[bytes], plan: dict[int, str], ste
             # every datagram in the socket's queue before the event reads (loopback is
             # synchronous: sendto has queued it when it returns)
             caplog.clear()
-            us._read_ready()
+            if frames is None:
+                us._read_ready()
+            else:
+                us.start_read_ahead()
+                _loop_event(loop, sock, frames)
             after = tuple(pending_datagrams(peer))
             lines = [r.getMessage() for r in caplog.records]
         port = us.local_port
@@ -128,6 +136,26 @@ def _event_run(compiled: bool, datagrams: list[bytes], plan: dict[int, str], ste
         us.close()
         peer.close()
         loop.close()
+
+
+def _loop_event(loop: asyncio.AbstractEventLoop, sock: socket.socket, frames: list[str]) -> None:
+    """Run the loop until its reader has taken what ``sock`` holds; ``frames`` gets the
+    functions of udp.py that ran meanwhile."""
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename == udp.__file__:
+            frames.append(frame.f_code.co_name)
+
+    async def until_read() -> None:
+        end = time.monotonic() + DEADLINE
+        while readable(sock) and time.monotonic() < end:
+            await asyncio.sleep(0)
+
+    sys.setprofile(profile)
+    try:
+        loop.run_until_complete(until_read())
+    finally:
+        sys.setprofile(None)
 
 
 EVENT_CASES = {
@@ -152,6 +180,23 @@ def test_an_event_gives_what_the_python_event_gives(case: str, monkeypatch: pyte
     python = _event_run(False, datagrams, plan, step, monkeypatch, caplog)
     assert compiled == python
     assert compiled[3] is None and compiled[6] is None  # nothing held after the event
+
+
+@pytest.mark.parametrize("case", ["answers", "a handler raises", "one datagram"])
+def test_the_loop_calls_the_compiled_event_itself(case: str, monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """start_read_ahead: the loop's reader is udp_event itself (no Python frame of the
+    socket's per readiness event), and it gives what the Python event gives."""
+    caplog.set_level(logging.DEBUG, logger="kemi.transport")
+    datagrams, plan, step = EVENT_CASES[case]
+    frames: list[str] = []
+    compiled = _event_run(True, datagrams, plan, step, monkeypatch, caplog, frames)
+    assert "_read_ready" not in frames, frames
+    python_frames: list[str] = []
+    python = _event_run(False, datagrams, plan, step, monkeypatch, caplog, python_frames)
+    assert "_read_ready" in python_frames
+    assert compiled == python
+    assert len(compiled[0]) == len(datagrams)
 
 
 def test_hold_max_during_an_event(monkeypatch: pytest.MonkeyPatch,

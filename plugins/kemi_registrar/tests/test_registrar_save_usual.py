@@ -1,8 +1,9 @@
 """save()'s compiled usual case (kemi_registrar.usual, _fast's reg_save_usual) against save()'s
 Python path: the same REGISTERs, random and edge cases, through the same config in a router
-(one worker in this process), once as built and once with the compiled call declining every
-request; the replies must be the same bytes, the location records the same rows (and with
-usrloc's write-through on SQLite, the table's rows the same)."""
+(one worker in this process), as built (the cfg's or KEMI's save() itself compiled too:
+_fast's registrar_saver), with save()'s Python calling the compiled usual case, and with the
+compiled call declining every request; the replies must be the same bytes, the location
+records the same rows (and with usrloc's write-through on SQLite, the table's rows the same)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import importlib
 import random
 import re
 import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from kemi_usrloc.testing import db_init
 
 #: the module (kemi_registrar.save is also the name of its function, in the package)
 save_module = importlib.import_module("kemi_registrar.save")
+registrar = importlib.import_module("kemi_registrar")
 
 pytestmark = pytest.mark.skipif(reg_save_usual is None, reason="kemi_core.sip._fast is not built")
 
@@ -61,6 +64,50 @@ request_route {
     }
     exit;
 }
+"""
+#: the same routes as a Python KEMI script (app_python3): KEMI's save() and save_uri()
+KEMI_CFG = """#!KAMAILIO
+listen=udp:127.0.0.1:5060
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "app_python3.so"
+%(db)s
+modparam("usrloc", "timer_interval", 1000000)
+modparam("registrar", "min_expires", 0)
+modparam("registrar", "max_contacts", 3)
+modparam("app_python3", "load", "%(script)s")
+cfgengine "python"
+"""
+KEMI_SCRIPT = """
+import KSR
+
+FLAGS = {"mem": 1, "single": 4, "norange": 8}
+
+
+class kamailio:
+    def ksr_request_route(self, msg):
+        if not KSR.is_REGISTER():
+            KSR.sl.sl_send_reply(404, "Not here")
+            return 1
+        how = KSR.hdr.get("X-Save") or ""
+        if how in FLAGS:
+            KSR.registrar.save("location", FLAGS[how])
+        elif how == "later":
+            KSR.registrar.save("location", 2)
+            KSR.registrar.reg_send_reply()
+        elif how == "other":
+            KSR.registrar.save("other", 0)
+        elif how == "uri":
+            KSR.registrar.save_uri("location", 0, "sip:fixed@127.0.0.1")
+        elif KSR.registrar.save("location", 0) < 0:
+            KSR.sl.sl_reply_error()
+        return 1
+
+
+def mod_init():
+    return kamailio()
 """
 #: usrloc on SQLite with write-through (db_mode 1), in CFG's %(db)s
 SQLITE = """loadmodule "db_sqlite.so"
@@ -133,9 +180,12 @@ def _requests(seed: int, count: int) -> list[tuple[str, float]]:
 
 
 def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float]],
+         kemi: bool = False, frames: list[str] | None = None,
          ) -> tuple[list[list[bytes]], dict[str, list[tuple[Any, ...]]], tuple[int, int],
                     list[tuple[Any, ...]]]:
-    """A new router (and database) for the requests: (replies, records, counters, rows)."""
+    """A new router (and database) for the requests: (replies, records, counters, rows);
+    ``kemi``: the routes in KEMI_SCRIPT; ``frames`` gets the name of each Python frame of
+    registrar's save functions the requests ran."""
     work.mkdir()
     cfg = work / "kamailio.cfg"
     path = work / "location.db"
@@ -145,14 +195,33 @@ def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float
             for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = "
                                        "'location' AND sql IS NOT NULL").fetchall():
                 conn.execute(sql.replace("location", "other"))
-    cfg.write_text(CFG % {"db": SQLITE % path if db else ""})
+    dbs = SQLITE % path if db else ""
+    if kemi:
+        script = work / "route.py"
+        script.write_text(KEMI_SCRIPT)
+        cfg.write_text(KEMI_CFG % {"db": dbs, "script": script})
+    else:
+        cfg.write_text(CFG % {"db": dbs})
     router = kemi_router(cfg)
     router.clock._wall_start = WALL - router.clock.now()
     replies = []
+    codes = {save_module.save.__code__: "save", save_module.save_rest.__code__: "save_rest",
+             registrar._cfg_save.__code__: "_cfg_save", registrar.save.__code__: "kemi save"}
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code in codes:
+            assert frames is not None
+            frames.append(codes[frame.f_code])
+
     for text, advance in requests:
         if advance:
             router.advance(advance)
-        out = router.request(text)
+        if frames is not None:
+            sys.setprofile(profile)
+        try:
+            out = router.request(text)
+        finally:
+            sys.setprofile(None)
         replies.append([_TO_TAG.sub(rb"\1*.", sent.data) for sent in out.sent])
     st = held.current
     assert st is not None
@@ -173,12 +242,16 @@ def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float
     return replies, records, (st.stats.accepted.value, st.stats.rejected.value), rows
 
 
-@pytest.mark.parametrize(("seed", "db"), [(1, False), (2, False), (3, True)])
+@pytest.mark.parametrize(("seed", "db", "kemi"), [(1, False, False), (2, False, False),
+                                                  (3, True, False), (4, False, True)])
 def test_the_compiled_save_answers_and_stores_as_the_python_path(
         kemi_router: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int,
-        db: bool) -> None:
+        db: bool, kemi: bool) -> None:
     requests = _requests(seed, 400)
     taken: list[int] = []
+    # as built: save() itself compiled (registrar_saver), the Python frames it ran counted
+    frames: list[str] = []
+    built = _run(kemi_router, tmp_path / "built", db, requests, kemi, frames)
 
     def counted(*args: Any) -> Any:
         rc = reg_save_usual(*args)
@@ -187,9 +260,10 @@ def test_the_compiled_save_answers_and_stores_as_the_python_path(
         return rc
 
     monkeypatch.setattr(save_module, "save_usual", counted)
-    compiled = _run(kemi_router, tmp_path / "compiled", db, requests)
+    compiled = _run(kemi_router, tmp_path / "compiled", db, requests, kemi)
     monkeypatch.setattr(save_module, "save_usual", lambda *args: None)
-    python = _run(kemi_router, tmp_path / "python", db, requests)
+    python = _run(kemi_router, tmp_path / "python", db, requests, kemi)
+    assert built == compiled
     assert compiled[0] == python[0]
     assert compiled[1] == python[1]
     assert compiled[2] == python[2]
@@ -198,6 +272,12 @@ def test_the_compiled_save_answers_and_stores_as_the_python_path(
     # both of its answers, and many requests left to the Python path
     assert taken.count(1) > 2 and taken.count(2) > 20, taken
     assert len(taken) < len(requests) - 100
+    # the compiled save() ran no Python frame of save's for a request reg_save_usual took
+    # (and save_rest for one it declined); save_uri() and a first flags text are the Python's
+    assert frames.count("save") <= len(requests) - len(taken), frames.count("save")
+    # (KEMI's flags are ints: its Python form only for the first, before the state is made)
+    assert frames.count("kemi save") <= 1
+    assert frames.count("save_rest") > 50 and (frames.count("_cfg_save") > 0) is not kemi
 
 
 def _failing(cur: Any, arg: Any) -> Any:

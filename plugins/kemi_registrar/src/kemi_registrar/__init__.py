@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from kemi_core.api import (
     CfgFunction,
     Core,
@@ -23,11 +25,12 @@ from kemi_core.api import (
     export,
     hookimpl,
 )
+from kemi_core.sip import registrar_saver
 from kemi_registrar import lookup as lk
 from kemi_registrar import params, records
 from kemi_registrar import save as sv
 from kemi_registrar.params import MODULE
-from kemi_registrar.state import check, init
+from kemi_registrar.state import check, held, init
 from kemi_registrar.stats import RegStats, publish_settings
 
 # ---- KEMI functions -------------------------------------------------------------------------
@@ -125,7 +128,7 @@ def reg_send_reply(ctx: MsgContext) -> int:
 
 def exports() -> list[KemiExport]:
     return [
-        export(MODULE, "save", save, "si"),
+        attrs.evolve(export(MODULE, "save", save, "si"), func=_save_compiled),
         export(MODULE, "save_uri", save_uri, "sis"),
         export(MODULE, "lookup", lookup, "s"),
         export(MODULE, "lookup_uri", lookup_uri, "ss"),
@@ -196,8 +199,19 @@ def _cfg_fetch(ctx: MsgContext, table: str, uri: str, profile: str) -> int:
     return records.reg_fetch_contacts(ctx, table, _fmt(ctx, uri), profile)
 
 
+#: save() as KEMI and the native cfg call it: its usual case in one compiled call
+#: (kemi_core.sip.registrar_saver: the flags, held.current's usual consts, reg_save_usual,
+#: save_rest when it declines); the Python forms above for every other shape
+_save_compiled: Any = save
+_cfg_save_compiled: Any = _cfg_save
+if registrar_saver is not None:
+    _save_compiled = registrar_saver((False, held, {}, vars(sv), save, sv.save_rest))
+    _cfg_save_compiled = registrar_saver((True, held, _CONST_FLAGS, vars(sv), _cfg_save,
+                                          sv.save_rest))
+
+
 CFG_FUNCTIONS: tuple[tuple[str, Any, int, int], ...] = (
-    ("save", _cfg_save, 1, 3),
+    ("save", _cfg_save_compiled, 1, 3),
     ("lookup", _cfg_lookup, 1, 2),
     ("lookup_to_dset", _cfg_lookup_to_dset, 1, 2),
     ("lookup_branches", lambda ctx, table: lk.lookup_branches(ctx, table), 1, 1),

@@ -13,7 +13,7 @@ from kemi_registrar.request import (
     RegError,
     parse_request,
 )
-from kemi_registrar.state import held, state
+from kemi_registrar.state import State, held, state
 from kemi_registrar.update import ONE, RC_INSERTED, RC_UPDATED, Outcome, apply
 from kemi_registrar.usual import Q_OVERRIDE, save_usual  # (Q_OVERRIDE: set_q_override's key)
 from kemi_usrloc.contact import Contact
@@ -31,6 +31,11 @@ def save(ctx: MsgContext, table: str, flags: int, uri: str | None = None) -> int
         rc = save_usual(usual, ctx, table, flags, uri)
         if rc is not None:
             return rc  # type: ignore[no-any-return]
+    return save_rest(ctx, table, flags, uri, st)
+
+
+def save_rest(ctx: MsgContext, table: str, flags: int, uri: str | None, st: State) -> int:
+    """save() past its usual case (the compiled save calls it when reg_save_usual declines)."""
     p, ul = st.params, st.ul
     msg = ctx.msg
     if not msg.is_request:

@@ -175,8 +175,14 @@ def kemi_exports() -> list[KemiExport]:
     return [export(MODULE, name, fn, params) for name, fn, params in EXPORTS]
 
 
+#: the compiled form a cfg function is called by (its doc stays the Python form's)
+COMPILED_CFG: dict[Callable[..., int], Callable[..., int]] = {
+    headers.is_method: headers.is_method_cfg}
+
+
 def cfg_functions() -> list[CfgFunction]:
-    out = [CfgFunction(MODULE, name, _with_pv(fn, pv), lo, hi, ints, fn.__doc__ or "")
+    out = [CfgFunction(MODULE, name, _with_pv(COMPILED_CFG.get(fn, fn), pv), lo, hi, ints,
+                       fn.__doc__ or "")
            for name, fn, lo, hi, pv, ints in CFG]
     out.append(CfgFunction(MODULE, "has_body", _has_body_cfg, 0, 1, (), "has_body([mime])"))
     out.append(CfgFunction(MODULE, "set_body_multipart", _set_body_multipart_cfg, 0, 3))

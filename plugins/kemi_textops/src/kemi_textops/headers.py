@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 
 from kemi_core.api import MsgContext
+from kemi_core.sip import method_tester
 from kemi_textops.rawmsg import RawMsg, canon, commit, iter_named, split_line
 from kemi_textops.search import _re, _subst_of
 
@@ -255,6 +257,12 @@ def is_method(ctx: MsgContext, name: str) -> int:
             _METHOD_SETS.clear()
         _METHOD_SETS[name] = names
     return 1 if ctx.msg.method.upper() in names else -1
+
+
+#: is_method as the native cfg calls it: compiled for a name already split and a request's
+#: method without lower case (kemi_core.sip.method_tester), is_method above for the rest
+is_method_cfg: Callable[[MsgContext, str], int] = (
+    is_method if method_tester is None else method_tester((_METHOD_SETS, is_method)))
 
 
 def is_privacy(ctx: MsgContext, privacy: str) -> int:

@@ -1,0 +1,16 @@
+"""Compiled forms of plugin functions the usual native-cfg REGISTER calls, so that their call
+runs no Python frame of its own (_fast.c's "calls that need no Python frame" section):
+textops' is_method (``method_tester``) and registrar's save (``registrar_saver``). Each takes
+the Python form, which stays the reference and runs every shape but the usual one. None when
+_fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
+
+from __future__ import annotations
+
+from kemi_core.sip.syntax import PURE_PYTHON
+
+try:
+    if PURE_PYTHON:
+        raise ImportError("KEMI_SIP_PURE is set")
+    from kemi_core.sip._fast import method_tester, registrar_saver
+except ImportError:
+    method_tester = registrar_saver = None
