@@ -4465,6 +4465,216 @@ uo_late(PyObject *outbox, PyObject *box_module)
     return over;
 }
 
+/* ---- the outbox's steps around a read-ahead event (kemi_core/transport/outbox.py) -----------
+ * Outbox.hold and release and Flusher.arm and disarm step for step, for an outbox and flusher
+ * of the module's own classes while the module's timer_set and udp_send are the compiled ones
+ * (all read at each use, as the methods read them); any other case calls the method. */
+static PyObject *uo_s_outbox_type, *uo_s_flusher_type, *uo_s_thread, *uo_s_holding,
+    *uo_s_timer_set, *uo_s_udp_send, *uo_s_hold_ns, *uo_s_send_refused, *uo_s_disarm;
+
+static int
+uo_box_names(void)
+{
+    if (uo_s_disarm != NULL)
+        return 0;
+    static const struct { PyObject **at; const char *text; } names[] = {
+        {&uo_s_outbox_type, "Outbox"}, {&uo_s_flusher_type, "Flusher"},
+        {&uo_s_thread, "thread"}, {&uo_s_holding, "holding"}, {&uo_s_timer_set, "timer_set"},
+        {&uo_s_udp_send, "udp_send"}, {&uo_s_hold_ns, "_HOLD_NS"},
+        {&uo_s_send_refused, "send_refused"}, {&uo_s_disarm, "disarm"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
+/* 1: obj is of the module's class ``cls`` and the module's timer_set and udp_send are the
+ * compiled ones; 0: the method runs; -1: an error */
+static int
+uo_own(PyObject *obj, PyObject *cls, PyObject *box_module)
+{
+    PyObject *type = uo_constant(box_module, cls);
+    PyObject *set = type == NULL ? NULL : uo_constant(box_module, uo_s_timer_set);
+    PyObject *send = set == NULL ? NULL : uo_constant(box_module, uo_s_udp_send);
+    if (send == NULL)
+        return -1;
+    return (PyObject *)Py_TYPE(obj) == type && PyCFunction_Check(set)
+        && PyCFunction_GetFunction(set) == (PyCFunction)(void (*)(void))timer_set
+        && PyCFunction_Check(send)
+        && PyCFunction_GetFunction(send) == (PyCFunction)(void (*)(void))udp_send;
+}
+
+/* Flusher.arm (the module's _HOLD_NS) or disarm (0): its timerfd set; 0 done, -1 an error */
+static int
+uo_timer(PyObject *flusher, PyObject *box_module, int arm)
+{
+    int own = uo_own(flusher, uo_s_flusher_type, box_module);
+    if (own <= 0) {
+        PyObject *done = own < 0 ? NULL
+            : PyObject_CallMethodNoArgs(flusher, arm ? uo_s_arm : uo_s_disarm);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    long long ns = 0;
+    if (arm) {
+        PyObject *value = uo_constant(box_module, uo_s_hold_ns);
+        if (value == NULL || ((ns = PyLong_AsLongLong(value)) == -1 && PyErr_Occurred()))
+            return -1;
+    }
+    PyObject *fd_obj = PyObject_GetAttr(flusher, uo_s_fd);
+    if (fd_obj == NULL)
+        return -1;
+    long fd = PyLong_AsLong(fd_obj);
+    Py_DECREF(fd_obj);
+    if (fd == -1 && PyErr_Occurred())
+        return -1;
+    struct itimerspec due = {{0, 0}, {(time_t)(ns / 1000000000), (long)(ns % 1000000000)}};
+    if (timerfd_settime((int)fd, 0, &due, NULL) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
+/* outbox.lock, acquired (a new reference), or NULL */
+static PyObject *
+uo_lock(PyObject *outbox)
+{
+    PyObject *lock = PyObject_GetAttr(outbox, uo_s_lock);
+    PyObject *taken = lock == NULL ? NULL : PyObject_CallMethodNoArgs(lock, uo_s_acquire);
+    if (taken == NULL) {
+        Py_XDECREF(lock);
+        return NULL;
+    }
+    Py_DECREF(taken);
+    return lock;
+}
+
+/* lock released (and its reference): the error being raised kept, unless the release fails
+ * (then its error takes the place, as leaving a with block does); -1 when it failed */
+static int
+uo_unlock(PyObject *lock)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *released = PyObject_CallMethodNoArgs(lock, uo_s_release);
+    Py_DECREF(lock);
+    if (released == NULL) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        return -1;
+    }
+    Py_DECREF(released);
+    PyErr_Restore(type, value, tb);
+    return 0;
+}
+
+/* Outbox.hold(): 1 holding, 0 not (no flusher), -1 an error */
+static int
+uo_begin_hold(PyObject *outbox, PyObject *box_module)
+{
+    if (uo_box_names() < 0)
+        return -1;
+    int own = uo_own(outbox, uo_s_outbox_type, box_module);
+    if (own < 0)
+        return -1;
+    PyObject *flusher = own ? PyObject_GetAttr(outbox, uo_s_flusher) : NULL;
+    if (own && flusher == NULL)
+        return -1;
+    if (own && flusher == Py_None) {
+        Py_DECREF(flusher);
+        return 0;
+    }
+    PyObject *thread = own ? PyObject_GetAttr(flusher, uo_s_thread) : NULL;
+    Py_XDECREF(flusher);
+    if (own && thread == NULL)
+        return -1;
+    int started = own && thread != Py_None;
+    Py_XDECREF(thread);
+    if (!started) {  /* (the method starts the flusher's thread) */
+        PyObject *hold = PyObject_CallMethodNoArgs(outbox, uo_s_hold);
+        int holding = hold == NULL ? -1 : PyObject_IsTrue(hold);
+        Py_XDECREF(hold);
+        return holding;
+    }
+    /* with self.lock: self.held = []; then the module's holding = self */
+    PyObject *lock = uo_lock(outbox);
+    if (lock == NULL)
+        return -1;
+    PyObject *held = PyList_New(0);
+    int bad = held == NULL || PyObject_SetAttr(outbox, uo_s_held, held) < 0;
+    Py_XDECREF(held);
+    if (uo_unlock(lock) < 0 || bad)
+        return -1;
+    return PyObject_SetAttr(box_module, uo_s_holding, outbox) < 0 ? -1 : 1;
+}
+
+/* Outbox.release(): what is held sent in order, the flusher's timer cleared; 0 done, -1 an
+ * error */
+static int
+uo_end_hold(PyObject *outbox, PyObject *box_module)
+{
+    int own = uo_own(outbox, uo_s_outbox_type, box_module);
+    if (own <= 0) {
+        PyObject *done = own < 0 ? NULL : PyObject_CallMethodNoArgs(outbox, uo_s_release);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    if (PyObject_SetAttr(box_module, uo_s_holding, Py_None) < 0)
+        return -1;
+    PyObject *lock = uo_lock(outbox);
+    if (lock == NULL)
+        return -1;
+    int out = -1;
+    PyObject *armed = NULL, *flusher = NULL, *direct = NULL, *refused = NULL;
+    /* held, self.held = self.held, None */
+    PyObject *held = PyObject_GetAttr(outbox, uo_s_held);
+    if (held == NULL || PyObject_SetAttr(outbox, uo_s_held, Py_None) < 0
+            || (armed = PyObject_GetAttr(outbox, uo_s_armed)) == NULL)
+        goto unlock;
+    int set = PyObject_IsTrue(armed);
+    if (set < 0)
+        goto unlock;
+    if (set) {  /* self._disarm(): armed = False, flusher.disarm() */
+        if (PyObject_SetAttr(outbox, uo_s_armed, Py_False) < 0
+                || (flusher = PyObject_GetAttr(outbox, uo_s_flusher)) == NULL
+                || uo_timer(flusher, box_module, 0) < 0)
+            goto unlock;
+    }
+    int some = PyObject_IsTrue(held);
+    if (some < 0)
+        goto unlock;
+    if (some) {  /* self._send(held): udp_send, what it refused logged */
+        if ((direct = PyObject_GetAttr(outbox, uo_s_direct)) == NULL)
+            goto unlock;
+        PyObject *sargs[2] = {held, direct};
+        if ((refused = udp_send(NULL, sargs, 2)) == NULL)
+            goto unlock;
+        int any = PyObject_IsTrue(refused);
+        if (any < 0)
+            goto unlock;
+        if (any) {
+            PyObject *logged = PyObject_CallMethodOneArg(outbox, uo_s_send_refused, refused);
+            if (logged == NULL)
+                goto unlock;
+            Py_DECREF(logged);
+        }
+    }
+    out = 0;
+unlock:
+    if (uo_unlock(lock) < 0)
+        out = -1;
+    Py_XDECREF(held);
+    Py_XDECREF(armed);
+    Py_XDECREF(flusher);
+    Py_XDECREF(direct);
+    Py_XDECREF(refused);
+    return out;
+}
+
 /* udp_event(sock, most, consts): a read-ahead UdpSocket's readiness event (_read_ready), consts
  * = (parse_datagram, SipParseError, internal_error, KEEPALIVES, the outbox module) */
 static PyObject *
@@ -4518,11 +4728,7 @@ udp_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             || (outbox = PyObject_GetAttr(sock, uo_s_outbox)) == NULL)
         goto done;
     if (count > 1) {  /* one datagram: nothing to hold sends for */
-        PyObject *hold = PyObject_CallMethodNoArgs(outbox, uo_s_hold);
-        if (hold == NULL)
-            goto done;
-        holding = PyObject_IsTrue(hold);
-        Py_DECREF(hold);
+        holding = uo_begin_hold(outbox, box_module);
         if (holding < 0) {
             holding = 0;
             goto done;
@@ -4564,17 +4770,14 @@ done:
     if (holding) {  /* (finally) an error of release() replaces the one being raised */
         PyObject *type, *value, *tb;
         PyErr_Fetch(&type, &value, &tb);
-        PyObject *released = PyObject_CallMethodNoArgs(outbox, uo_s_release);
-        if (released == NULL) {
+        if (uo_end_hold(outbox, box_module) < 0) {
             Py_XDECREF(type);
             Py_XDECREF(value);
             Py_XDECREF(tb);
             Py_CLEAR(result);
         }
-        else {
-            Py_DECREF(released);
+        else
             PyErr_Restore(type, value, tb);
-        }
     }
     Py_XDECREF(got);
     Py_XDECREF(sources);
@@ -4621,11 +4824,10 @@ uo_hold(PyObject *outbox, PyObject *held, PyObject *send, PyObject *data, PyObje
         PyObject *flusher = PyObject_GetAttr(outbox, uo_s_flusher);
         if (flusher == NULL)
             goto unlock;
-        PyObject *done = PyObject_CallMethodNoArgs(flusher, uo_s_arm);
+        int armed_now = uo_box_names() < 0 ? -1 : uo_timer(flusher, box_module, 1);
         Py_DECREF(flusher);
-        if (done == NULL)
+        if (armed_now < 0)
             goto unlock;
-        Py_DECREF(done);
     }
     ok = 0;
 unlock:

@@ -21,7 +21,9 @@ for a handler that blocks (a database lock, a socket, a sleep, a child process):
 
 The two threads send under one lock, from the front of one list, so sends keep their order.
 Compiled (``_fast.udp_send``, Linux), the sends of one UDP socket held in a row go out as one
-sendmmsg (a system call per event instead of one per send), the others one by one.
+sendmmsg (a system call per event instead of one per send), the others one by one; the
+compiled read-ahead event (``_fast.udp_event``) does hold, release and the flusher's timer
+itself for this module's own Outbox and Flusher (the methods here stay the reference).
 """
 
 from __future__ import annotations
@@ -139,10 +141,15 @@ class Outbox:
             return
         refused = udp_send(sends, self.direct)
         if refused:  # (rare: the peer's ICMP error reported on a later send, and the like)
-            for (send, _, addr), error in refused:
-                sock = send.__self__  # type: ignore[attr-defined]  # (direct: a UdpSocket's)
-                log.debug("udp send from %s:%s to %s: %s", sock.local_ip, sock.local_port,
-                          addr, OSError(error, os.strerror(error)))
+            self.send_refused(refused)
+
+    def send_refused(self, refused: list[tuple[Held, int]]) -> None:
+        """Log the sends udp_send refused, each with its error (also from the compiled
+        release, _fast's uo_end_hold)."""
+        for (send, _, addr), error in refused:
+            sock = send.__self__  # type: ignore[attr-defined]  # (direct: a UdpSocket's)
+            log.debug("udp send from %s:%s to %s: %s", sock.local_ip, sock.local_port,
+                      addr, OSError(error, os.strerror(error)))
 
     def _disarm(self) -> None:
         self.armed = False

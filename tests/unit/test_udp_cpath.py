@@ -69,6 +69,8 @@ class Handler:
         act = self.plan.get(n, "answer")
         if act in ("answer", "raise", "close", "wait"):
             self.sock.sendto(b"a%d" % n, to)
+        if act == "refuse":  # (port 0: the kernel refuses it when it goes out)
+            self.sock.sendto(b"r%d" % n, ("127.0.0.1", 0))
         if act == "raise":
             raise RuntimeError(f"boom {n}")
         if act == "close":
@@ -168,6 +170,7 @@ EVENT_CASES = {
     "about_to_wait": ([options(n) for n in range(4)], {1: "wait"}, 0.0),
     "flush late": ([options(n) for n in range(6)], {}, 0.0015),
     "one that does not answer": ([options(n) for n in range(3)], {1: "nothing"}, 0.0),
+    "a held send refused": ([options(n) for n in range(4)], {1: "refuse", 2: "refuse"}, 0.0),
 }
 
 
@@ -180,6 +183,8 @@ def test_an_event_gives_what_the_python_event_gives(case: str, monkeypatch: pyte
     python = _event_run(False, datagrams, plan, step, monkeypatch, caplog)
     assert compiled == python
     assert compiled[3] is None and compiled[6] is None  # nothing held after the event
+    if case == "a held send refused":  # (the release's udp_send refused them: logged)
+        assert sum("udp send from" in line for line in compiled[2]) == 2, compiled[2]
 
 
 @pytest.mark.parametrize("case", ["answers", "a handler raises", "one datagram"])
@@ -217,7 +222,8 @@ def test_random_events_give_what_the_python_events_give(
     for _ in range(12):
         count = rnd.randint(1, 20)
         datagrams = [rnd.choice(shapes)(n) for n in range(count)]
-        plan = {n: rnd.choice(["answer", "answer", "raise", "wait", "nothing", "close"])
+        plan = {n: rnd.choice(["answer", "answer", "raise", "wait", "nothing", "close",
+                               "refuse"])
                 for n in range(count) if rnd.random() < 0.3}
         step = rnd.choice([0.0, 0.0007, 0.003])
         assert (_event_run(True, datagrams, plan, step, monkeypatch, caplog)
