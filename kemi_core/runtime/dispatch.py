@@ -58,7 +58,7 @@ class Dispatcher:
         self._unsupported = stats.unsupported_methods
         self._reply_counters = stats.reply_counters
         #: the compiled log_prefix format (None: no prefix configured)
-        self.log_prefix = _prefix_format(core, core.config.log_prefix)
+        self.log_prefix = LOG_CONTEXT.prefix_format = _prefix_format(core, core.config.log_prefix)
         #: complaints about bad input: one line per kind per second at most
         self.limited = RateLimitedLog(log)
         # The worker's entry gate (kemi_core.runtime.drain.EntryGate.receiver sets these): the

@@ -32,12 +32,14 @@ JSON_FLAGS = frozenset("caAMN")
 class SipLogContext:
     """What the process is doing, for log lines: its rank and the SIP message at hand."""
 
-    __slots__ = ("msg", "prefix", "rank")
+    __slots__ = ("msg", "prefix", "prefix_format", "rank")
 
     def __init__(self) -> None:
         self.msg: Any = None  # the SipMsg being handled, or None
         #: log_prefix evaluated for that message ("" when none is configured or no message)
         self.prefix = ""
+        #: the compiled log_prefix (the dispatcher's; None: none configured)
+        self.prefix_format: Any = None
         self.rank = 0  # 0 = main process, 1..N = workers
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from kemi_core.core_exports.log import SCRIPT_FAULT
 from kemi_core.engine import ScriptDrop, ScriptExit, normalize_result
 from kemi_core.errors import KemiError
+from kemi_core.runtime.context import RouteType
+from kemi_core.runtime.logs import LOG_CONTEXT
 from kemi_core.runtime.ratelimit import brief_error
 
 if TYPE_CHECKING:
@@ -25,10 +27,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kemi.script")
 
+#: the routes that run on the request again after a reply or a timer: their log lines carry
+#: the request's log_prefix (a branch failure route, run on the reply, keeps the reply's)
+_ON_REQUEST_AGAIN = RouteType.FAILURE
+
 
 def run_route(core: Core, name: str, ctx: MsgContext, *args: str | int) -> int:
     """Run callback ``name`` of the active engine for ``ctx`` (see the module docstring);
-    ``args`` go to the callback after the message (a KEMI event callback's event name)."""
+    ``args`` go to the callback after the message (a KEMI event callback's event name). A
+    failure route logs with the log_prefix of its request, as Kamailio 5.6 (run: "{1 1 INVITE
+    ...}" there, where the reply that ended the transaction had "{2 1 INVITE ...}")."""
+    if ctx.route_type & _ON_REQUEST_AGAIN and LOG_CONTEXT.prefix_format is not None:
+        before = LOG_CONTEXT.prefix
+        try:
+            LOG_CONTEXT.prefix = str(LOG_CONTEXT.prefix_format(ctx))
+        except Exception:  # noqa: BLE001 - as the dispatcher: a header it reads may not parse
+            LOG_CONTEXT.prefix = ""
+        try:
+            return _run_route(core, name, ctx, *args)
+        finally:
+            LOG_CONTEXT.prefix = before
+    return _run_route(core, name, ctx, *args)
+
+
+def _run_route(core: Core, name: str, ctx: MsgContext, *args: str | int) -> int:
     engine = core.engine
     if engine is None:
         return route_fault(name, ctx, KemiError("no config engine is active"))

@@ -6,15 +6,16 @@ Record-Route, Via, Contact, what the callee receives, retransmissions.
 Set from outside only (a wrapper config that includes the file): ``listen``, the control socket
 and jsonrpcs paths, the feature ``#!define``s and, for a database feature, ``DBURL`` on an SQLite
 file made by ``kemi db init`` (WITH_MYSQL, with ``#!subst`` loading db_sqlite.so in place of
-db_mysql.so, which Kamailio's db_sqlite reads too). The feature sets: none; WITH_NAT; and
+db_mysql.so, which Kamailio's db_sqlite reads too). The feature sets: none; WITH_NAT;
 WITH_AUTH with WITH_IPAUTH, WITH_USRLOCDB and WITH_ACCDB (the acc tables given the columns the
-cfg's comment asks for). Anti-flood is in test_basic_example_auth.py (the same pike/htable
+cfg's comment asks for); WITH_PSTN with WITH_VOICEMAIL (what the routes log compared too). Anti-flood is in test_basic_example_auth.py (the same pike/htable
 lines); the one difference there is pike's threshold (README).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,7 +27,13 @@ import pytest
 
 from kemi_auth.testing import credentials, parse_challenge
 from kemi_core.sip import SipMsg, parse_datagram
-from kemi_core.testing import db_init, kamailio_available, request_text, side_by_side
+from kemi_core.testing import (
+    db_init,
+    kamailio_available,
+    request_text,
+    side_by_side,
+    wait_until,
+)
 from kemi_core.testing.messages import downstream_reply
 from kemi_core.testing.sidebyside import Pair
 from kemi_core.testing.transcript import Transcript, Ua
@@ -373,6 +380,35 @@ def nat(port: int, tr: Transcript) -> None:
         alice.final()
 
 
+def pstn_and_voicemail(port: int, tr: Transcript) -> None:
+    """WITH_PSTN and WITH_VOICEMAIL with no gateway and no voicemail server set: the routes
+    log that they are not configured (in the request route, and in the failure route after
+    a callee's 486) and the calls end as without them."""
+    with ExitStack() as stack:
+        c = Call(port, tr, stack)
+        alice, bob = c.alice, c.bob
+        c.register(bob)
+        tr.note("a PSTN number, an unknown user, a busy callee, a voicemail SUBSCRIBE")
+        invite = c.send(alice, req("INVITE", user="+4930123456", body=SDP, call_id="pstn-1"))
+        c.ack(alice, invite, alice.final())
+        invite = c.send(alice, req("INVITE", user="nobody", body=SDP, call_id="pstn-2"))
+        c.ack(alice, invite, alice.final())
+        invite = c.send(alice, req("INVITE", body=SDP, call_id="pstn-3"))
+        c.answer(bob, bob.request("INVITE"), 486)
+        c.ack(alice, invite, alice.final())
+        bob.request("ACK")
+        c.send(alice, req("SUBSCRIBE", extra="Event: message-summary\r\n", call_id="pstn-4"))
+        alice.final()
+
+
+#: a line the script logs: the log_prefix ("{$mt $hdr(CSeq) $ci} ") and the message
+SCRIPT_LINE = re.compile(r"(\{[^}]*\}) (?:<kemi\.script> )?<script>: (.*)")
+
+
+def script_lines(log: str) -> list[str]:
+    return sorted(" ".join(m.groups()) for m in SCRIPT_LINE.finditer(log))
+
+
 def challenge(reply: bytes | None) -> Any:
     ch = parse_challenge(parse_datagram(reply)) if reply else None
     assert ch is not None, "no challenge"
@@ -467,3 +503,15 @@ def test_auth_and_accounting_of_the_default_cfg_like_kamailio(tmp_path: Path) ->
     # insert fails ("database is locked") and the row is lost; kemi waits for the lock
     assert theirs == ours or (set(theirs) < set(ours)
                               and "database is locked" in kamailio_log), (theirs, ours)
+
+
+def test_pstn_and_voicemail_routes_log_like_kamailio(tmp_path: Path) -> None:
+    with start_pair(tmp_path, ["WITH_PSTN", "WITH_VOICEMAIL"]) as pair:
+        compare(pair, pstn_and_voicemail)
+        wait_until(lambda: len(script_lines(pair.kamailio.log())) >= 7, 5,
+                   "Kamailio's script log lines")
+        theirs = script_lines(pair.kamailio.log())
+        ours = wait_until(lambda: script_lines(pair.kemi.log()) if len(script_lines(
+            pair.kemi.log())) >= len(theirs) else None, 5, "kemi's script log lines")
+    assert any(line.startswith("{1 1 INVITE pstn-3} SCRIPT: VoiceMail") for line in theirs)
+    assert ours == theirs
