@@ -29,10 +29,12 @@ as Kamailio's app_lua raises its own exit string: no Python exception crosses Lu
 ``facts()``, the sixth argument, gives the running message's kind and method, from which the
 prelude answers the exports marked ``message_fact`` (KSR.is_INVITE, is_method_in,
 siputils.is_request ...) in Lua: a script asks those many times per message.
+``cmake, ident, take`` (nil without the C bridge, see cbridge.py): ``cmake(ident(f), f, take)``
+is the Lua C closure that calls the Python callable ``f`` of a KSR function.
 """
 
 PRELUDE = r"""
-local ksr_top, ksr_member, sr_top, sr_member, is_flow, facts = ...
+local ksr_top, ksr_member, sr_top, sr_member, is_flow, facts, cmake, ident, take = ...
 local rawset, setmetatable, getmetatable, type, tostring = rawset, setmetatable, getmetatable, type, tostring
 local xpcall, loadfile, loadstr = xpcall, loadfile, loadstring or load
 local getinfo, traceback = debug.getinfo, debug.traceback
@@ -113,9 +115,12 @@ local function edits(export)
   end
 end
 
--- the function KSR.<...> holds: the export's callable, or the Lua one its kind asks for
+-- the function KSR.<...> holds: the export's callable (a C closure calling it when the engine
+-- has the C bridge), or the Lua one its kind asks for
 local function in_lua(f, kind, a, b)
-  if kind == nil or f == nil then return f end
+  if f == nil then return f end
+  if cmake ~= nil then f = cmake(ident(f), f, take) end
+  if kind == nil then return f end
   if kind == "exit" then return lua_exit(f) end
   if kind == "method" then return method_is(f, a) end
   if kind == "method_in" then return method_in(f, a) end

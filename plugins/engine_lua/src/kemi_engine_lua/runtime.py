@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from kemi_core.api import ModuleError, ScriptDrop, ScriptError, ScriptExit
+from kemi_engine_lua.cbridge import bridge
 from kemi_engine_lua.prelude import PRELUDE
 from kemi_engine_lua.resolver import Resolver
 
@@ -79,9 +80,12 @@ class LuaState:
         self.runtime = lua.LuaRuntime(encoding="utf-8", register_eval=False,
                                       register_builtins=False, unpack_returned_tuples=True)
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
+        #: KSR calls as Lua C closures (cbridge.py); None: lupa's
+        self.bridge = bridge(lua, self.runtime)
+        c = self.bridge
         runner, load, has, watch = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member,
-            _is_flow, resolver.facts)
+            _is_flow, resolver.facts, c and c.make, id, c and c.take)
         self._runner = runner
         #: name -> runner(*args): what the function returned, or a tuple (code, value,
         #: trace) when it failed (1) or is not defined (2); see :meth:`runner`.

@@ -1,0 +1,310 @@
+/* kemi_engine_lua._cbridge: KSR calls from Lua 5.4 (lupa.lua54) to Python without lupa's
+ * per-call work (an argument tuple built by concatenation, kwargs dicts, its call wrapper).
+ *
+ * Each KSR function a script resolves becomes a Lua C closure over the Python callable the
+ * engine bound for it (kemi_engine_lua.binding). The closure converts the usual arguments
+ * (nil, booleans, numbers, UTF-8 strings: what lupa converts to None, bool, int/float, str)
+ * itself, vectorcalls the callable and pushes the usual results (None, bool, int, float, str,
+ * bytes, the empty tuple) as lupa pushes them. Everything else goes through lupa, so lupa
+ * stays the reference for every value:
+ *   - another argument (a table, a function, more than KB_MAX_ARGS, a string that is not
+ *     UTF-8): the call is lupa's own (upvalue 2, lupa's wrapper of the same callable), with
+ *     its conversions and its errors;
+ *   - another result, or a Python exception: the object is kept in ``pending`` and lupa's
+ *     ``take`` (upvalue 3, the Python function take() below, called through lupa) hands it to
+ *     Lua, converted by lupa; an exception is then raised as the Lua error, so the script's
+ *     handler receives lupa's wrapper of the same exception object.
+ * Nothing is held (no reference, not the GIL) when Lua may raise (lua_call, lua_error): a Lua
+ * error is a longjmp over this C frame.
+ *
+ * The Lua C API is lupa's: lupa.lua54 is linked with Lua and exports its lua_* functions, but
+ * Python loads extensions RTLD_LOCAL, so init() finds them with dlopen(RTLD_NOLOAD) + dlsym.
+ * The closures are made in Lua by kemi_lua_make, which the engine loads into each runtime
+ * with package.loadlib (the C function receives the runtime's lua_State). */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <dlfcn.h>
+#include <stdint.h>
+
+/* The Lua 5.4 ABI this file uses (lua.h, luaconf.h: the defaults lupa builds with). */
+typedef struct lua_State lua_State;
+typedef int (*lua_CFunction)(lua_State *L);
+typedef long long lua_Integer;
+typedef double lua_Number;
+typedef intptr_t lua_KContext;
+typedef int (*lua_KFunction)(lua_State *L, int status, lua_KContext ctx);
+#define LUA_REGISTRYINDEX (-1000000 - 1000)
+#define lua_upvalueindex(i) (LUA_REGISTRYINDEX - (i))
+#define LUA_MULTRET (-1)
+#define LUA_TNIL 0
+#define LUA_TBOOLEAN 1
+#define LUA_TNUMBER 3
+#define LUA_TSTRING 4
+#define LUA_TUSERDATA 7
+#define LUA_VERSION_54 504
+
+#define KB_MAX_ARGS 8
+
+static struct {
+    int (*gettop)(lua_State *);
+    int (*type)(lua_State *, int);
+    int (*isinteger)(lua_State *, int);
+    lua_Integer (*tointegerx)(lua_State *, int, int *);
+    lua_Number (*tonumberx)(lua_State *, int, int *);
+    int (*toboolean)(lua_State *, int);
+    const char *(*tolstring)(lua_State *, int, size_t *);
+    void *(*touserdata)(lua_State *, int);
+    unsigned long long (*rawlen)(lua_State *, int);
+    lua_Number (*version)(lua_State *);
+    void (*pushnil)(lua_State *);
+    void (*pushinteger)(lua_State *, lua_Integer);
+    void (*pushnumber)(lua_State *, lua_Number);
+    void (*pushboolean)(lua_State *, int);
+    const char *(*pushlstring)(lua_State *, const char *, size_t);
+    void (*pushvalue)(lua_State *, int);
+    void (*pushcclosure)(lua_State *, lua_CFunction, int);
+    void (*rotate)(lua_State *, int, int);
+    void (*callk)(lua_State *, int, int, lua_KContext, lua_KFunction);
+    int (*error)(lua_State *);
+} lua;
+
+static int lua_found; /* init() found every function */
+
+/* The result or exception the next take() hands to Lua (set only with the GIL held, and
+ * taken by the take() call that follows at once). */
+static PyObject *pending;
+
+/* A Lua argument as lupa converts it; NULL with a Python error (a string not UTF-8). */
+static PyObject *
+to_python(lua_State *L, int i)
+{
+    switch (lua.type(L, i)) {
+    case LUA_TNIL:
+        Py_RETURN_NONE;
+    case LUA_TBOOLEAN:
+        return PyBool_FromLong(lua.toboolean(L, i));
+    case LUA_TNUMBER:
+        if (lua.isinteger(L, i))
+            return PyLong_FromLongLong(lua.tointegerx(L, i, NULL));
+        return PyFloat_FromDouble(lua.tonumberx(L, i, NULL));
+    default: { /* LUA_TSTRING: kb_call let only these four types through */
+        size_t len;
+        const char *s = lua.tolstring(L, i, &len);
+        return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, NULL);
+    }
+    }
+}
+
+/* Push ``r`` as lupa would (unpack_returned_tuples: () is no value); the number of values
+ * pushed, or -1 for a result left to lupa (nothing pushed, no Python error set). */
+static int
+push_result(lua_State *L, PyObject *r)
+{
+    if (r == Py_None) {
+        lua.pushnil(L);
+        return 1;
+    }
+    if (r == Py_True || r == Py_False) {
+        lua.pushboolean(L, r == Py_True);
+        return 1;
+    }
+    if (PyLong_CheckExact(r)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(r, &overflow);
+        if (overflow || (v == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return -1;
+        }
+        lua.pushinteger(L, v);
+        return 1;
+    }
+    if (PyUnicode_CheckExact(r)) {
+        Py_ssize_t len;
+        const char *s = PyUnicode_AsUTF8AndSize(r, &len);
+        if (s == NULL) { /* lone surrogates: lupa's encode fails, with its error */
+            PyErr_Clear();
+            return -1;
+        }
+        lua.pushlstring(L, s, (size_t)len);
+        return 1;
+    }
+    if (PyFloat_CheckExact(r)) {
+        lua.pushnumber(L, PyFloat_AS_DOUBLE(r));
+        return 1;
+    }
+    if (PyBytes_CheckExact(r)) {
+        lua.pushlstring(L, PyBytes_AS_STRING(r), (size_t)PyBytes_GET_SIZE(r));
+        return 1;
+    }
+    if (PyTuple_CheckExact(r) && PyTuple_GET_SIZE(r) == 0)
+        return 0;
+    return -1;
+}
+
+/* The call as lupa makes it: its wrapper of the callable (upvalue 2) with the n arguments. */
+static int
+lupa_call(lua_State *L, int n)
+{
+    lua.pushvalue(L, lua_upvalueindex(2));
+    lua.rotate(L, 1, 1);
+    lua.callk(L, n, LUA_MULTRET, 0, NULL);
+    return lua.gettop(L);
+}
+
+/* Lua: KSR.<module>.<name>(...) -> the export's result (upvalues: the callable's address,
+ * lupa's wrapper of it, which keeps it alive, and lupa's wrapper of take). */
+static int
+kb_call(lua_State *L)
+{
+    int n = lua.gettop(L);
+    if (n > KB_MAX_ARGS)
+        return lupa_call(L, n);
+    for (int i = 1; i <= n; i++) {
+        int t = lua.type(L, i);
+        if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+            return lupa_call(L, n);
+    }
+    PyObject *target = (PyObject *)(intptr_t)lua.tointegerx(L, lua_upvalueindex(1), NULL);
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *args[KB_MAX_ARGS];
+    int made = 0;
+    for (; made < n; made++) {
+        args[made] = to_python(L, made + 1);
+        if (args[made] == NULL)
+            break;
+    }
+    if (made < n) { /* a string that is not UTF-8: lupa's call, with lupa's error */
+        PyErr_Clear();
+        for (int i = 0; i < made; i++)
+            Py_DECREF(args[i]);
+        PyGILState_Release(gil);
+        return lupa_call(L, n);
+    }
+    PyObject *r = PyObject_Vectorcall(target, args, (size_t)n, NULL);
+    for (int i = 0; i < n; i++)
+        Py_DECREF(args[i]);
+    int pushed;
+    if (r == NULL) {
+        /* the exception, normalised with its traceback, becomes the Lua error (below) */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (tb != NULL && value != NULL)
+            PyException_SetTraceback(value, tb);
+        Py_XDECREF(type);
+        Py_XDECREF(tb);
+        Py_XSETREF(pending, value != NULL ? value : Py_NewRef(Py_None));
+        pushed = -2;
+    } else {
+        pushed = push_result(L, r);
+        if (pushed < 0)
+            Py_XSETREF(pending, r); /* the reference moves to pending */
+        else
+            Py_DECREF(r);
+    }
+    PyGILState_Release(gil);
+    if (pushed >= 0)
+        return pushed;
+    lua.pushvalue(L, lua_upvalueindex(3));
+    if (pushed == -1) { /* lupa converts the result */
+        lua.callk(L, 0, LUA_MULTRET, 0, NULL);
+        return lua.gettop(L) - n;
+    }
+    lua.callk(L, 0, 1, 0, NULL); /* lupa's wrapper of the exception */
+    return lua.error(L);
+}
+
+/* Lua (loaded with package.loadlib): kemi_lua_make(address, callable, take) -> a C closure
+ * calling ``callable`` (lupa's wrapper of the Python object at ``address``); ``callable``
+ * itself when it is not that wrapper (lupa's userdata starts with its object's pointer) or
+ * this is not Lua 5.4: the call then stays lupa's. */
+__attribute__((visibility("default"))) int
+kemi_lua_make(lua_State *L)
+{
+    if (!lua_found || lua.version(L) != LUA_VERSION_54 || lua.gettop(L) != 3
+            || lua.type(L, 2) != LUA_TUSERDATA || lua.rawlen(L, 2) < sizeof(PyObject *)) {
+        lua.pushvalue(L, 2);
+        return 1;
+    }
+    void *ud = lua.touserdata(L, 2);
+    lua_Integer address = lua.tointegerx(L, 1, NULL);
+    if (ud == NULL || address == 0 || *(PyObject **)ud != (PyObject *)(intptr_t)address) {
+        lua.pushvalue(L, 2);
+        return 1;
+    }
+    lua.pushcclosure(L, kb_call, 3);
+    return 1;
+}
+
+/* ---- Python API ---------------------------------------------------------------------- */
+
+static PyObject *
+cb_init(PyObject *Py_UNUSED(module), PyObject *path)
+{
+    const char *p = PyUnicode_AsUTF8(path);
+    if (p == NULL)
+        return NULL;
+    void *h = dlopen(p, RTLD_NOW | RTLD_NOLOAD);
+    if (h == NULL) {
+        PyErr_Format(PyExc_OSError, "%s is not loaded", p);
+        return NULL;
+    }
+    struct { void **slot; const char *name; } syms[] = {
+        {(void **)&lua.gettop, "lua_gettop"}, {(void **)&lua.type, "lua_type"},
+        {(void **)&lua.isinteger, "lua_isinteger"}, {(void **)&lua.tointegerx, "lua_tointegerx"},
+        {(void **)&lua.tonumberx, "lua_tonumberx"}, {(void **)&lua.toboolean, "lua_toboolean"},
+        {(void **)&lua.tolstring, "lua_tolstring"}, {(void **)&lua.touserdata, "lua_touserdata"},
+        {(void **)&lua.rawlen, "lua_rawlen"}, {(void **)&lua.version, "lua_version"},
+        {(void **)&lua.pushnil, "lua_pushnil"}, {(void **)&lua.pushinteger, "lua_pushinteger"},
+        {(void **)&lua.pushnumber, "lua_pushnumber"},
+        {(void **)&lua.pushboolean, "lua_pushboolean"},
+        {(void **)&lua.pushlstring, "lua_pushlstring"},
+        {(void **)&lua.pushvalue, "lua_pushvalue"},
+        {(void **)&lua.pushcclosure, "lua_pushcclosure"}, {(void **)&lua.rotate, "lua_rotate"},
+        {(void **)&lua.callk, "lua_callk"}, {(void **)&lua.error, "lua_error"},
+    };
+    void *found[sizeof(syms) / sizeof(syms[0])];
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+        found[i] = dlsym(h, syms[i].name);
+        if (found[i] == NULL) {
+            dlclose(h);
+            PyErr_Format(PyExc_OSError, "%s: no symbol %s", p, syms[i].name);
+            return NULL;
+        }
+    }
+    /* all or nothing; the handle stays open (lupa's module is never unloaded anyway) */
+    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++)
+        *syms[i].slot = found[i];
+    lua_found = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+cb_take(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    PyObject *r = pending;
+    pending = NULL;
+    if (r == NULL)
+        Py_RETURN_NONE;
+    return r;
+}
+
+static PyMethodDef methods[] = {
+    {"init", cb_init, METH_O,
+     "init(path): find the Lua C API in the loaded lupa module at path (OSError if not)."},
+    {"take", cb_take, METH_NOARGS,
+     "take(): the result or exception a KSR closure left for lupa to hand to Lua."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "kemi_engine_lua._cbridge",
+    "KSR calls from Lua 5.4 to Python as Lua C closures (see the source's comment).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC
+PyInit__cbridge(void)
+{
+    return PyModule_Create(&module_def);
+}
