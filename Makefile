@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 
 # One pip call: kemi-core and every plugin distribution under plugins/, editable.
 $(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c \
-		$(wildcard plugins/*/pyproject.toml plugins/*/setup.py)
+		$(wildcard plugins/*/pyproject.toml plugins/*/setup.py plugins/*/src/*/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,docs]' $(addprefix -e ,$(PLUGINS))

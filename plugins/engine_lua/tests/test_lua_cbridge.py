@@ -340,3 +340,67 @@ def test_off_switch_keeps_lupas_path(bridge_off: None, make_engine: Callable[...
     engine = make_engine("function ksr_request_route() return 1 end")
     assert engine.state is not None and engine.state.bridge is None
 
+
+RESULTS_SCRIPT = """
+function ksr_request_route() return 1 end
+function r_nil() return nil end
+function r_none() return end
+function r_true() return true end
+function r_float() return 1.5 end
+function r_big() return math.maxinteger end
+function r_str() return "caf\\xc3\\xa9" end
+function r_bad() return "\\xff" end
+function r_table() return {} end
+function r_two() return 1, "two" end
+function r_args(...) local t = table.pack(...); return t.n .. ":" .. table.concat(t, ",") end
+function r_fails() error("plain Lua error") end
+function r_drop() KSR.x.drop() end
+"""
+RESULT_RUNS: list[tuple[str, tuple[Any, ...]]] = [
+    ("r_nil", ()), ("r_none", ()), ("r_true", ()), ("r_float", ()), ("r_big", ()),
+    ("r_str", ()), ("r_bad", ()), ("r_table", ()), ("r_two", ()), ("r_args", ()),
+    ("r_args", ("event", 7)), ("r_args", ("a", "b", "c", "d", "e")), ("r_args", (True,)),
+    ("r_args", ("\udc80",)), ("r_args", (2**70,)), ("r_fails", ()), ("r_drop", ()),
+    ("r_missing", ()),
+]
+
+
+def _run_results(make_engine: Callable[..., LuaEngine], make_ctx: Callable[..., Any],
+                 bridged: bool) -> list[Any]:
+    saved = cbridge.enabled, cbridge.runs
+    cbridge.enabled = cbridge.runs = bridged
+    try:
+        engine = make_engine(RESULTS_SCRIPT)
+        out: list[Any] = []
+        for name, args in RESULT_RUNS:
+            try:
+                r: Any = engine.run(name, make_ctx(), *args)
+                r = (type(r).__name__, lupa.lua54.lua_type(r) or r)
+            except Exception as e:  # noqa: BLE001 - compared between the two paths
+                r = (type(e).__name__, str(e))
+            out.append((name, r))
+        assert engine.state is not None
+        run_type = type(engine.state.runners["r_nil"]).__name__
+        assert (run_type == "LuaRun") is bridged, run_type
+        return out
+    finally:
+        cbridge.enabled, cbridge.runs = saved
+
+
+def test_route_runs_give_what_lupas_call_gives(make_engine: Callable[..., LuaEngine],
+                                               make_ctx: Callable[..., Any]) -> None:
+    reference = _run_results(make_engine, make_ctx, False)
+    assert _run_results(make_engine, make_ctx, True) == reference
+    got = dict(reference[:9])
+    assert got["r_two"] == ("int", 1) and got["r_str"] == ("str", "café")
+    assert got["r_bad"][0] == "UnicodeDecodeError" and got["r_table"] == ("_LuaTable", "table")
+    assert reference[10] == ("r_args", ("str", "2:event,7"))
+
+
+def test_lua_functions_not_found_is_an_error_the_engine_takes_as_lupas_path(
+        tmp_path: Path) -> None:
+    """init() of a library that is not loaded (or lacks Lua's functions): OSError, on which
+    cbridge.bridge answers None (the engine keeps lupa's calls)."""
+    assert cbridge._cbridge is not None
+    with pytest.raises(OSError, match="is not loaded"):
+        cbridge._cbridge.init(str(tmp_path / "no_such_lua.so"))

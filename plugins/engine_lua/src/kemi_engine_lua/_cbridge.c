@@ -24,6 +24,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <dlfcn.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The Lua 5.4 ABI this file uses (lua.h, luaconf.h: the defaults lupa builds with). */
@@ -65,7 +66,14 @@ static struct {
     void (*pushcclosure)(lua_State *, lua_CFunction, int);
     void (*rotate)(lua_State *, int, int);
     void (*callk)(lua_State *, int, int, lua_KContext, lua_KFunction);
+    int (*pcallk)(lua_State *, int, int, int, lua_KContext, lua_KFunction);
     int (*error)(lua_State *);
+    int (*checkstack)(lua_State *, int);
+    void (*settop)(lua_State *, int);
+    int (*rawgeti)(lua_State *, int, lua_Integer);
+    void (*rawseti)(lua_State *, int, lua_Integer);
+    int (*ref)(lua_State *, int);
+    void (*unref)(lua_State *, int, int);
 } lua;
 
 static int lua_found; /* init() found every function */
@@ -236,6 +244,261 @@ kemi_lua_make(lua_State *L)
     return 1;
 }
 
+/* ---- route runs from Python ------------------------------------------------------------
+ * A LuaRun calls one of the prelude's runners (runner(name)) as lupa's function object of it
+ * does, without lupa's call machinery, and with the GIL kept while Lua runs: a worker is one
+ * thread running an event loop, and every KSR call the route makes then finds the GIL held
+ * (PyGILState_Ensure without a lock). Arguments: up to LR_MAX_ARGS str/int (an event name);
+ * results as lupa gives them: none -> None, one value -> it, several -> a tuple. Results other
+ * than nil, booleans, numbers and UTF-8 strings, and any other arguments, are lupa's: the
+ * results are stored in a Lua table (``box``) that lupa's table object reads and converts; the
+ * call itself is then lupa's function object (``fallback``). */
+#define LR_MAX_ARGS 4
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    lua_State *L;
+    int fn_ref, box_ref; /* the runner and the box in the Lua registry */
+    PyObject *fallback;  /* lupa's function object of the same runner */
+    PyObject *box;       /* lupa's table object of the box */
+    PyObject *error;     /* lupa.LuaError: the runner itself failed (not the route) */
+    PyObject *owner;     /* the LuaRuntime: lua_State lives as long as it */
+} LuaRun;
+
+static PyTypeObject LuaRunType;
+
+/* The n values on top of the stack as lupa converts them (through the box); popped. */
+static PyObject *
+results_by_lupa(LuaRun *r, int n)
+{
+    lua_State *L = r->L;
+    int top = lua.gettop(L) - n;
+    lua.rawgeti(L, LUA_REGISTRYINDEX, r->box_ref);
+    for (int i = 1; i <= n; i++) {
+        lua.pushvalue(L, top + i);
+        lua.rawseti(L, -2, i);
+    }
+    lua.settop(L, top);
+    PyObject *items = PyTuple_New(n);
+    if (items != NULL) {
+        for (int i = 1; i <= n; i++) {
+            PyObject *key = PyLong_FromLong(i);
+            PyObject *v = key != NULL ? PyObject_GetItem(r->box, key) : NULL;
+            Py_XDECREF(key);
+            if (v == NULL) {
+                Py_CLEAR(items);
+                break;
+            }
+            PyTuple_SET_ITEM(items, i - 1, v);
+        }
+    }
+    /* empty the box (it must not keep the values alive) */
+    lua.rawgeti(L, LUA_REGISTRYINDEX, r->box_ref);
+    for (int i = 1; i <= n; i++) {
+        lua.pushnil(L);
+        lua.rawseti(L, -2, i);
+    }
+    lua.settop(L, top);
+    if (items == NULL || n != 1)
+        return items;
+    PyObject *one = Py_NewRef(PyTuple_GET_ITEM(items, 0));
+    Py_DECREF(items);
+    return one;
+}
+
+/* One result value at index i, as lupa converts it; NULL (no Python error) when lupa must. */
+static PyObject *
+result_value(lua_State *L, int i)
+{
+    switch (lua.type(L, i)) {
+    case LUA_TNIL:
+        Py_RETURN_NONE;
+    case LUA_TBOOLEAN:
+        return PyBool_FromLong(lua.toboolean(L, i));
+    case LUA_TNUMBER:
+        if (lua.isinteger(L, i))
+            return PyLong_FromLongLong(lua.tointegerx(L, i, NULL));
+        return PyFloat_FromDouble(lua.tonumberx(L, i, NULL));
+    case LUA_TSTRING: {
+        size_t len;
+        const char *s = lua.tolstring(L, i, &len);
+        PyObject *v = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, NULL);
+        if (v == NULL)
+            PyErr_Clear();
+        return v;
+    }
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *
+lua_run_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    LuaRun *r = (LuaRun *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL || n > LR_MAX_ARGS || r->fallback == NULL)
+        goto by_lupa;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = args[i];
+        if (!PyUnicode_CheckExact(a) && !PyLong_CheckExact(a))
+            goto by_lupa;
+    }
+    lua_State *L = r->L;
+    if (!lua.checkstack(L, LR_MAX_ARGS + 4))
+        goto by_lupa;
+    int top = lua.gettop(L);
+    lua.rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = args[i];
+        if (PyUnicode_CheckExact(a)) {
+            Py_ssize_t len;
+            const char *s = PyUnicode_AsUTF8AndSize(a, &len);
+            if (s == NULL) {
+                PyErr_Clear();
+                lua.settop(L, top);
+                goto by_lupa;
+            }
+            lua.pushlstring(L, s, (size_t)len);
+        } else {
+            int overflow;
+            long long v = PyLong_AsLongLongAndOverflow(a, &overflow);
+            if (overflow || (v == -1 && PyErr_Occurred())) {
+                PyErr_Clear();
+                lua.settop(L, top);
+                goto by_lupa;
+            }
+            lua.pushinteger(L, v);
+        }
+    }
+    /* the GIL stays held: see the comment above */
+    int status = lua.pcallk(L, (int)n, LUA_MULTRET, 0, 0, NULL);
+    int nres = lua.gettop(L) - top;
+    if (status != 0) { /* the runner failed (not the route: its xpcall catches that) */
+        PyObject *err = results_by_lupa(r, nres);
+        if (err == NULL)
+            return NULL;
+        if (PyExceptionInstance_Check(err))
+            PyErr_SetObject((PyObject *)Py_TYPE(err), err);
+        else
+            PyErr_SetObject(r->error, err);
+        Py_DECREF(err);
+        return NULL;
+    }
+    if (nres == 0)
+        Py_RETURN_NONE;
+    if (nres == 1) {
+        PyObject *v = result_value(L, top + 1);
+        if (v != NULL) {
+            lua.settop(L, top);
+            return v;
+        }
+    }
+    return results_by_lupa(r, nres);
+by_lupa:
+    if (r->fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "LuaRun: not bound");
+        return NULL;
+    }
+    return PyObject_Vectorcall(r->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+lua_run_bind(LuaRun *r, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "bind(fallback, box, error, owner)");
+        return NULL;
+    }
+    Py_XSETREF(r->fallback, Py_NewRef(args[0]));
+    Py_XSETREF(r->box, Py_NewRef(args[1]));
+    Py_XSETREF(r->error, Py_NewRef(args[2]));
+    Py_XSETREF(r->owner, Py_NewRef(args[3]));
+    Py_RETURN_NONE;
+}
+
+static int
+lua_run_traverse(LuaRun *r, visitproc visit, void *arg)
+{
+    Py_VISIT(r->fallback);
+    Py_VISIT(r->box);
+    Py_VISIT(r->error);
+    Py_VISIT(r->owner);
+    return 0;
+}
+
+static int
+lua_run_clear(LuaRun *r)
+{
+    Py_CLEAR(r->fallback);
+    Py_CLEAR(r->box);
+    Py_CLEAR(r->error);
+    Py_CLEAR(r->owner);
+    return 0;
+}
+
+static void
+lua_run_dealloc(LuaRun *r)
+{
+    PyObject_GC_UnTrack(r);
+    /* the registry entries go while the runtime (owner) still holds the state */
+    if (r->owner != NULL && r->L != NULL) {
+        lua.unref(r->L, LUA_REGISTRYINDEX, r->fn_ref);
+        lua.unref(r->L, LUA_REGISTRYINDEX, r->box_ref);
+    }
+    lua_run_clear(r);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyMethodDef lua_run_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))lua_run_bind, METH_FASTCALL,
+     "bind(fallback, box, error, owner): lupa's objects of the runner and the box, "
+     "lupa.LuaError, the LuaRuntime"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LuaRunType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kemi_engine_lua._cbridge.LuaRun",
+    .tp_basicsize = sizeof(LuaRun),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(LuaRun, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_traverse = (traverseproc)lua_run_traverse,
+    .tp_clear = (inquiry)lua_run_clear,
+    .tp_dealloc = (destructor)lua_run_dealloc,
+    .tp_methods = lua_run_methods,
+    .tp_doc = "A route runner of the prelude called from Python (see _cbridge.c).",
+};
+
+/* Lua (loaded with package.loadlib, called through lupa): kemi_lua_runner(runner, box)
+ * leaves a new LuaRun for take() (it has no Python value to return through Lua). */
+__attribute__((visibility("default"))) int
+kemi_lua_runner(lua_State *L)
+{
+    if (!lua_found || lua.version(L) != LUA_VERSION_54 || lua.gettop(L) != 2)
+        return 0;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    LuaRun *r = PyObject_GC_New(LuaRun, &LuaRunType);
+    if (r == NULL) {
+        PyErr_Clear();
+        PyGILState_Release(gil);
+        return 0;
+    }
+    r->vectorcall = lua_run_vectorcall;
+    r->L = NULL;
+    r->fallback = r->box = r->error = r->owner = NULL;
+    lua.settop(L, 2);
+    r->box_ref = lua.ref(L, LUA_REGISTRYINDEX);  /* pops the box */
+    r->fn_ref = lua.ref(L, LUA_REGISTRYINDEX);   /* pops the runner */
+    r->L = L;
+    PyObject_GC_Track(r);
+    Py_XSETREF(pending, (PyObject *)r);
+    PyGILState_Release(gil);
+    return 0;
+}
+
 /* ---- Python API ---------------------------------------------------------------------- */
 
 static PyObject *
@@ -262,6 +525,10 @@ cb_init(PyObject *Py_UNUSED(module), PyObject *path)
         {(void **)&lua.pushvalue, "lua_pushvalue"},
         {(void **)&lua.pushcclosure, "lua_pushcclosure"}, {(void **)&lua.rotate, "lua_rotate"},
         {(void **)&lua.callk, "lua_callk"}, {(void **)&lua.error, "lua_error"},
+        {(void **)&lua.pcallk, "lua_pcallk"}, {(void **)&lua.checkstack, "lua_checkstack"},
+        {(void **)&lua.settop, "lua_settop"}, {(void **)&lua.rawgeti, "lua_rawgeti"},
+        {(void **)&lua.rawseti, "lua_rawseti"}, {(void **)&lua.ref, "luaL_ref"},
+        {(void **)&lua.unref, "luaL_unref"},
     };
     void *found[sizeof(syms) / sizeof(syms[0])];
     for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
@@ -306,5 +573,7 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__cbridge(void)
 {
+    if (PyType_Ready(&LuaRunType) < 0)
+        return NULL;
     return PyModule_Create(&module_def);
 }

@@ -1,15 +1,17 @@
-"""KSR calls through ``_cbridge.c`` in a lupa.lua54 runtime, when they can be.
+"""KSR calls and route runs through ``_cbridge.c`` in a lupa.lua54 runtime, when they can be.
 
 With it, each KSR function a script resolves is a Lua C closure (no lupa call machinery per
-crossing: ~0.7-1.7k machine instructions less each); the same values and errors: every unusual
-argument, result and exception goes through lupa. lupa's path stays the reference and the
-fallback: no compiled ``_cbridge`` (installed without a C compiler), a Lua other than 5.4,
-lupa's Lua functions not found, or ``KEMI_LUA_CBRIDGE=0`` in the environment.
+crossing), and each route run from Python is a C call of the prelude's runner that keeps the
+GIL while Lua runs; the same values and errors: every unusual argument, result and exception
+goes through lupa. lupa's path stays the reference and the fallback: no compiled ``_cbridge``
+(installed without a C compiler), a Lua other than 5.4, lupa's Lua functions not found, or
+``KEMI_LUA_CBRIDGE=0`` in the environment (``=calls``: the KSR calls only).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -21,6 +23,8 @@ except ImportError:  # built without a C compiler: every call through lupa
 _ENV = os.environ.get("KEMI_LUA_CBRIDGE", "1")
 #: KSR calls as C closures (False: lupa's calls, the reference path; tests set it)
 enabled = _ENV != "0"
+#: route runs from Python as C calls, with the GIL kept while Lua runs
+runs = _ENV not in ("0", "calls")
 
 _found: dict[str, bool] = {}  # lupa module file -> its Lua functions were found
 
@@ -31,10 +35,25 @@ _LOADLIB = ("local p, f = ...\nlocal loadlib = package and package.loadlib\n"
 class Bridge:
     """The C bridge's pieces in one runtime."""
 
-    def __init__(self, make: Any) -> None:
+    def __init__(self, lua: ModuleType, runtime: Any, make: Any, run_maker: Any) -> None:
+        self.runtime = runtime
         #: Lua: make(id(f), f, take) -> the C closure calling the Python callable f
         self.make = make
         self.take = _cbridge.take
+        self._run_maker = run_maker
+        self._box = runtime.table() if run_maker is not None else None
+        self._lua_error = lua.LuaError
+
+    def runner(self, fn: Any) -> Callable[..., Any]:
+        """The C call of the prelude's runner ``fn`` (lupa's function object), or ``fn``."""
+        if self._run_maker is None:
+            return fn  # type: ignore[no-any-return]
+        self._run_maker(fn, self._box)
+        run = _cbridge.take()
+        if run is None:
+            return fn  # type: ignore[no-any-return]
+        run.bind(fn, self._box, self._lua_error, self.runtime)  # type: ignore[attr-defined]
+        return run  # type: ignore[return-value]
 
 
 def bridge(lua: ModuleType, runtime: Any) -> Bridge | None:
@@ -57,4 +76,7 @@ def bridge(lua: ModuleType, runtime: Any) -> Bridge | None:
     make = runtime.execute(_LOADLIB, _cbridge.__file__, "kemi_lua_make")
     if lua.lua_type(make) != "function":
         return None
-    return Bridge(make)
+    run_maker = runtime.execute(_LOADLIB, _cbridge.__file__, "kemi_lua_runner") if runs else None
+    if run_maker is not None and lua.lua_type(run_maker) != "function":
+        run_maker = None
+    return Bridge(lua, runtime, make, run_maker)

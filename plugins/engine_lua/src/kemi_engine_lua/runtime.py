@@ -80,7 +80,7 @@ class LuaState:
         self.runtime = lua.LuaRuntime(encoding="utf-8", register_eval=False,
                                       register_builtins=False, unpack_returned_tuples=True)
         self.lua_version = str(self.runtime.lua_implementation)  # "Lua 5.4", "LuaJIT 2.1..."
-        #: KSR calls as Lua C closures (cbridge.py); None: lupa's
+        #: KSR calls as Lua C closures, route runs as C calls (cbridge.py); None: lupa's
         self.bridge = bridge(lua, self.runtime)
         c = self.bridge
         runner, load, has, watch = self.runtime.execute(
@@ -108,7 +108,10 @@ class LuaState:
         if fn is None:
             if len(self.runners) >= _RUNNERS_MAX:  # names a script made up at run time
                 self.runners.clear()
-            fn = self.runners[name] = self._runner(name)
+            fn = self._runner(name)
+            if self.bridge is not None:
+                fn = self.bridge.runner(fn)
+            self.runners[name] = fn
         return fn
 
     def has(self, name: str) -> bool:
