@@ -19,7 +19,15 @@ from typing import Any
 import lupa.lua54
 import pytest
 
-from kemi_core.api import ScriptDrop, ScriptError, ScriptExit, export
+from kemi_core.api import (
+    Core,
+    CoreConfig,
+    ReturnKind,
+    ScriptDrop,
+    ScriptError,
+    ScriptExit,
+    export,
+)
 from kemi_core.testing import add_core_exports
 from kemi_engine_lua import LuaEngine, LuaSettings, cbridge
 from kemi_engine_lua.runtime import LuaState
@@ -189,6 +197,7 @@ function ksr_request_route()
   KSR.t.rec(#KSR.pv.get("$var(x)"), KSR.pv.get("$var(x)"))
   if KSR.is_INVITE() then KSR.t.rec(3, "invite") end
   KSR.t.rec(KSR.t.nothing() == nil and 4 or 5, tostring(KSR.t.nothing()))
+  KSR.t.rec(6, KSR.t.where("asked with an argument"))
   return KSR.t.number(41) + 1
 end
 function fails() KSR.t.rec(1, "before"); KSR.t.boom() end
@@ -225,6 +234,10 @@ def _exports(record: list[Any], engines: list[LuaEngine], ctx_of: Callable[[], A
         engines[0].reload()
         return 1
 
+    def where(ctx: Any, text: str) -> str:
+        # a lupa call from inside an export (the debugger's cfgtrace does this)
+        return str(engines[0].current_location())
+
     def run(ctx: Any, name: str) -> int:
         return int(engines[0].run(name, ctx_of()) or 0)
 
@@ -234,18 +247,16 @@ def _exports(record: list[Any], engines: list[LuaEngine], ctx_of: Callable[[], A
         export("t", "nothing", lambda ctx: None, ""),
         export("t", "number", lambda ctx, n: n, "i"),
         export("t", "leave", leave, ""), export("t", "reload", reload, ""),
-        export("t", "run", run, "s"),
+        export("t", "run", run, "s"), export("t", "where", where, "s", returns=ReturnKind.XVAL),
     ]
 
 
 def _outcome(tmp_path: Path, make_ctx: Callable[..., Any], caplog: Any, bridged: bool,
              script: Path) -> list[Any]:
-    from kemi_core.testing.engines import new_core
-
     saved = cbridge.enabled
     cbridge.enabled = bridged
     try:
-        core = new_core()
+        core = Core(CoreConfig())
         add_core_exports(core)
         record: list[Any] = []
         engines: list[LuaEngine] = []
@@ -287,12 +298,13 @@ def test_scripts_give_the_same_results_calls_logs_and_errors(
     assert by_route["ksr_request_route"][1] == 42
     assert by_route["ksr_request_route"][2][:4] == [(1, "one"), (2, "flag"), (5, "café"),
                                                      (3, "invite")]
-    assert by_route["fails"][1][0] == "ScriptError" and f"{script}:12:" in by_route["fails"][1][1]
+    assert by_route["ksr_request_route"][2][5] == (6, f"{script}:10")
+    assert by_route["fails"][1][0] == "ScriptError" and f"{script}:13:" in by_route["fails"][1][1]
     assert by_route["fails"][1][2] == "ValueError"
     assert by_route["exits"][1:3] == (1, [(1, "before")])
     assert by_route["drops"][1][0] == "ScriptDrop"
     assert by_route["python_exit"][1][0] == "ScriptExit"
-    assert f"{script}:16:" in by_route["wrong_type"][1][1]
+    assert f"{script}:17:" in by_route["wrong_type"][1][1]
     assert "expected 2 arguments, got 1" in by_route["wrong_count"][1][1]
     assert "attempt to call a nil value" in by_route["unknown"][1][1]
     assert by_route["reload_inside"][2] == [(9, "after reload")]
@@ -312,14 +324,13 @@ def test_the_seed_example_runs_the_same_both_ways(
     seed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(seed)
     SEED_SCRIPT, SeedDoubles = seed.SEED_SCRIPT, seed.SeedDoubles
-    from kemi_core.testing.engines import new_core
 
     outcomes = []
     for bridged in (False, True):
         saved = cbridge.enabled
         cbridge.enabled = bridged
         try:
-            core = new_core()
+            core = Core(CoreConfig())
             calls = Calls()
             core.registry.add(SeedDoubles(calls).exports())
             engine = LuaEngine(core, LuaSettings(scripts=(str(SEED_SCRIPT),)))

@@ -188,6 +188,9 @@ kb_call(lua_State *L)
         PyGILState_Release(gil);
         return lupa_call(L, n);
     }
+    /* an empty frame while Python runs, as lupa leaves it: a lupa call made from inside the
+     * export (runtime.eval, a nested run) counts its results from the frame's top */
+    lua.settop(L, 0);
     PyObject *r = PyObject_Vectorcall(target, args, (size_t)n, NULL);
     for (int i = 0; i < n; i++)
         Py_DECREF(args[i]);
@@ -216,7 +219,7 @@ kb_call(lua_State *L)
     lua.pushvalue(L, lua_upvalueindex(3));
     if (pushed == -1) { /* lupa converts the result */
         lua.callk(L, 0, LUA_MULTRET, 0, NULL);
-        return lua.gettop(L) - n;
+        return lua.gettop(L);
     }
     lua.callk(L, 0, 1, 0, NULL); /* lupa's wrapper of the exception */
     return lua.error(L);
