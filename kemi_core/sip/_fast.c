@@ -4832,20 +4832,8 @@ uo_hold(PyObject *outbox, PyObject *held, PyObject *send, PyObject *data, PyObje
     ok = 0;
 unlock:
     Py_XDECREF(entry);
-    {
-        PyObject *type, *value, *tb;
-        PyErr_Fetch(&type, &value, &tb);
-        PyObject *released = PyObject_CallMethodNoArgs(lock, uo_s_release);
-        Py_DECREF(lock);
-        if (released == NULL) {
-            Py_XDECREF(type);
-            Py_XDECREF(value);
-            Py_XDECREF(tb);
-            return -1;
-        }
-        Py_DECREF(released);
-        PyErr_Restore(type, value, tb);
-    }
+    if (uo_unlock(lock) < 0)
+        return -1;
     if (ok < 0)
         return -1;
     PyObject *most = uo_constant(box_module, uo_s_hold_max);

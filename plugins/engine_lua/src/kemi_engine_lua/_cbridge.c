@@ -95,7 +95,7 @@ to_python(lua_State *L, int i)
         if (lua.isinteger(L, i))
             return PyLong_FromLongLong(lua.tointegerx(L, i, NULL));
         return PyFloat_FromDouble(lua.tonumberx(L, i, NULL));
-    default: { /* LUA_TSTRING: kb_call let only these four types through */
+    default: { /* LUA_TSTRING: kb_call and result_value let only these four types through */
         size_t len;
         const char *s = lua.tolstring(L, i, &len);
         return PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, NULL);
@@ -310,30 +310,18 @@ results_by_lupa(LuaRun *r, int n)
     return one;
 }
 
-/* One result value at index i, as lupa converts it; NULL (no Python error) when lupa must. */
+/* One result value at index i, as lupa converts it; NULL (no Python error) when lupa must:
+ * another type, or a string that is not UTF-8. */
 static PyObject *
 result_value(lua_State *L, int i)
 {
-    switch (lua.type(L, i)) {
-    case LUA_TNIL:
-        Py_RETURN_NONE;
-    case LUA_TBOOLEAN:
-        return PyBool_FromLong(lua.toboolean(L, i));
-    case LUA_TNUMBER:
-        if (lua.isinteger(L, i))
-            return PyLong_FromLongLong(lua.tointegerx(L, i, NULL));
-        return PyFloat_FromDouble(lua.tonumberx(L, i, NULL));
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua.tolstring(L, i, &len);
-        PyObject *v = PyUnicode_DecodeUTF8(s, (Py_ssize_t)len, NULL);
-        if (v == NULL)
-            PyErr_Clear();
-        return v;
-    }
-    default:
+    int t = lua.type(L, i);
+    if (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
         return NULL;
-    }
+    PyObject *v = to_python(L, i);
+    if (v == NULL)
+        PyErr_Clear();
+    return v;
 }
 
 static PyObject *
