@@ -7190,7 +7190,8 @@ request_dispatcher(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 /* ---- calls that need no Python frame of their own on the usual native-cfg REGISTER -------
  * Each returns a PyCFunction bound to a consts tuple: the usual shape is done here, any other
  * shape (arguments, state, a replaced global) calls the Python form, which stays the
- * reference (tests/unit/test_noframe_cpath.py runs both on the same inputs). */
+ * reference (tests/unit/test_dispatch_cpath.py and kemi_registrar's test_registrar_save_usual.py
+ * run both on the same inputs). */
 
 /* route_runner((direct, pure)) -> run(name, ctx): NativeEngine.run for a name in ``direct``
  * (the engine's name -> route dict, one object for the engine's life: cleared, never
