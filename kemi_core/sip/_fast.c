@@ -1575,7 +1575,7 @@ static const char *const field_names[F_COUNT] = {
 static PyTypeObject *msg_type; /* strong; NULL until registered */
 static Py_ssize_t field_offset[F_COUNT];
 static PyObject *msg_list_keys; /* strong */
-static PyObject *s_uri, *s_vias, *s_mf_prefix;
+static PyObject *s_uri, *s_vias, *s_mf_prefix, *s_via_prefix;
 
 static inline PyObject **
 field(PyObject *msg, int f)
@@ -3447,12 +3447,38 @@ pure:
     return PyObject_CallFunctionObjArgs(pure_prepend_via, self, value, NULL);
 }
 
-/* replace_top_via(value): pop_via() + prepend_via(value) (tm's transaction request with
- * ;received/;rport, once per relayed request). The usual case: the top Via parsed already (in
- * the cache) alone on its line; its line goes where prepend_via would put the new one (the same
- * index when the next line is a Via, else above the first Via left, else after the start
- * line). Anything else (a comma on the line, a Via not parsed: pop_via parses what it removes
- * and may refuse it) is the pure form's. */
+/* Whether line is a Via line in the usual spelling, "Via: <value>\r" of one value (no comma,
+ * no quote, no other CR or LF, no blank around the value): the value EditsMixin's
+ * _first_value_span finds is all between "Via: " and the CR. -1 on an error. */
+static int
+plain_via_line(PyObject *line)
+{
+    if (!PyUnicode_CheckExact(line))
+        return 0;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(line);
+    if (n < 7)
+        return 0;
+    int prefix = PyUnicode_Tailmatch(line, s_via_prefix, 0, 5, -1);
+    if (prefix <= 0)
+        return prefix;
+    int kind = PyUnicode_KIND(line);
+    const void *data = PyUnicode_DATA(line);
+    Py_UCS4 first = PyUnicode_READ(kind, data, 5), last = PyUnicode_READ(kind, data, n - 2);
+    if (PyUnicode_READ(kind, data, n - 1) != '\r' || first == ' ' || first == '\t' ||
+        last == ' ' || last == '\t')
+        return 0;
+    for (Py_ssize_t k = 5; k < n - 1; k++) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, k);
+        if (ch == ',' || ch == '"' || ch == '\r' || ch == '\n')
+            return 0;
+    }
+    return 1;
+}
+
+/* replace_top_via(value): the top Via's value replaced where it is (tm's transaction request
+ * with ;received/;rport, once per relayed request; Kamailio edits that Via in place). The
+ * usual case: the top Via line is plain_via_line's; any other (a comma, "v:", blanks, no Via)
+ * is the pure form's. */
 static PyObject *
 msg_replace_top_via(PyObject *self, PyObject *value)
 {
@@ -3464,51 +3490,20 @@ msg_replace_top_via(PyObject *self, PyObject *value)
     if (crlf)
         goto pure; /* the pure form's ValueError */
     PyObject *names = *field(self, F_NAMES), *lines = *field(self, F_LINES);
-    PyObject *cache = *field(self, F_CACHE);
-    PyObject *cached = PyDict_GetItemWithError(cache, s_via);
-    if (cached == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        goto pure;
-    }
     Py_ssize_t i = first_index(names, s_via);
     if (i < 1)
         goto pure;
-    PyObject *old = PyList_GET_ITEM(lines, i);
-    if (!PyUnicode_Check(old))
-        goto pure;
-    Py_ssize_t comma = PyUnicode_FindChar(old, ',', 0, PyUnicode_GET_LENGTH(old), 1);
-    if (comma == -2)
+    int plain = plain_via_line(PyList_GET_ITEM(lines, i));
+    if (plain < 0)
         return NULL;
-    if (comma != -1)
+    if (!plain)
         goto pure;
-    /* where prepend_via puts the new line once the old one is gone: the next Via line's
-     * place (k - 1 after the removal; i when it comes right after), else after the start line */
-    Py_ssize_t n = PyList_GET_SIZE(names), j = 1;
-    for (Py_ssize_t k = i + 1; k < n; k++) {
-        PyObject *key = PyList_GET_ITEM(names, k);
-        if (!PyUnicode_CheckExact(key))
-            goto pure;
-        if (key_is(key, s_via)) {
-            j = k - 1;
-            break;
-        }
-    }
     PyObject *line = PyUnicode_FromFormat("Via: %U\r", value);
-    if (line == NULL)
+    if (line == NULL || PyList_SetItem(lines, i, line) < 0) /* (steals line) */
         return NULL;
-    if (j == i) {
-        if (PyList_SetItem(lines, i, line) < 0) /* (steals line) */
-            return NULL;
-    } else {
-        int rc = PySequence_DelItem(names, i) < 0 || PySequence_DelItem(lines, i) < 0 ||
-                 PyList_Insert(names, j, s_via) < 0 || PyList_Insert(lines, j, line) < 0;
-        Py_DECREF(line);
-        if (rc)
-            return NULL;
-    }
     Py_XSETREF(*field(self, F_BUF), Py_NewRef(Py_None));
-    if (PyDict_DelItem(cache, s_via) < 0 || forget(cache, s_vias) < 0)
+    PyObject *cache = *field(self, F_CACHE);
+    if (forget(cache, s_via) < 0 || forget(cache, s_vias) < 0)
         return NULL;
     Py_RETURN_NONE;
 pure:
@@ -3544,25 +3539,9 @@ has_crlf(PyObject *text)
     return lf == -2 ? -1 : lf != -1;
 }
 
-/* Whether no header from index `from` on is a Via (or a key of another class: the pure form
- * decides those). */
-static int
-no_via_from(PyObject *names, Py_ssize_t from)
-{
-    for (Py_ssize_t k = from; k < PyList_GET_SIZE(names); k++) {
-        PyObject *key = PyList_GET_ITEM(names, k);
-        if (!PyUnicode_CheckExact(key) || key_is(key, s_via))
-            return 0;
-    }
-    return 1;
-}
-
 /* bytes_with_via(ours, top=None): tm's every branch and every stateless forward. The usual
- * layouts: no top (our Via above the first Via line, or after the start line); a top that
- * stays where the top Via line is (a line of one value followed by another Via line, or the
- * only Via line right after the start line): EditsMixin._top_via_stays; or the only Via line,
- * of one value already parsed, below other headers (rr's Record-Route above a relayed
- * INVITE's Via): both Vias go to the first header's place. */
+ * layouts: no top (our Via above the first Via line, or after the start line when there is
+ * none); a top on a plain_via_line (its value replaced where it is, ours above it). */
 static PyObject *
 msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -3574,67 +3553,35 @@ msg_bytes_with_via(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (bad != 0 || (top != Py_None && (bad = has_crlf(top)) != 0)) {
         if (bad < 0)
             return NULL;
-        goto pure; /* the pure form's ValueError, or its rare-layout path */
+        goto pure; /* the pure form's ValueError */
     }
-    /* asked before the lines are read: a key of the cache could run Python code here */
-    int via_parsed = top == Py_None ? 0 : PyDict_Contains(*field(self, F_CACHE), s_via);
-    if (via_parsed < 0)
-        return NULL;
-    if (top != Py_None && !usual_state(self))
-        goto pure; /* (that code changed the message) */
     PyObject *names = *field(self, F_NAMES), *lines = *field(self, F_LINES);
     Py_ssize_t i = first_index(names, s_via);
     if (i == -2 || (i == -1 && top != Py_None))
         goto pure;
-    PyObject *out = NULL, *our_line = PyUnicode_FromFormat("Via: %U\r", ours);
+    if (top != Py_None) {
+        int plain = plain_via_line(PyList_GET_ITEM(lines, i));
+        if (plain < 0)
+            return NULL;
+        if (!plain)
+            goto pure;
+    }
+    PyObject *out = NULL, *insert = NULL;
+    PyObject *our_line = PyUnicode_FromFormat("Via: %U\r", ours);
     if (our_line == NULL)
         return NULL;
-    if (top == Py_None) {
-        PyObject *insert = PyTuple_Pack(1, our_line);
-        if (insert != NULL)
-            out = join_message(lines, *field(self, F_BODY), i < 0 ? 1 : i, 0, insert);
-        Py_XDECREF(insert);
-        Py_DECREF(our_line);
-        return out;
-    }
-    /* the top Via line holds one value, and the next line is a Via or it is the only one
-     * right after the start line */
-    Py_ssize_t n = PyList_GET_SIZE(names);
-    PyObject *line = PyList_GET_ITEM(lines, i);
-    Py_ssize_t comma = PyUnicode_Check(line)
-        ? PyUnicode_FindChar(line, ',', 0, PyUnicode_GET_LENGTH(line), 1) : 0;
-    if (comma == -2) {
-        Py_DECREF(our_line);
-        return NULL;
-    }
-    int one_value = comma == -1;
-    int stays = one_value;
-    if (stays && !(i + 1 < n && PyUnicode_CheckExact(PyList_GET_ITEM(names, i + 1)) &&
-                   key_is(PyList_GET_ITEM(names, i + 1), s_via)))
-        stays = i == 1 && no_via_from(names, i + 1); /* another Via: the pure form decides */
-    /* else the only Via line, of one value, below other headers (rr's Record-Route on top of
-     * a relayed INVITE) and its value parsed already (pop_via has nothing to raise): both
-     * Vias go to the first header's place, the lines above the Via after them */
-    int first_place = !stays && i > 1 && one_value && via_parsed && no_via_from(names, i + 1);
-    if (!stays && !first_place) {
-        Py_DECREF(our_line);
-        goto pure;
-    }
-    PyObject *top_line = PyUnicode_FromFormat("Via: %U\r", top);
-    PyObject *insert = NULL;
-    if (top_line != NULL && stays)
-        insert = PyTuple_Pack(2, our_line, top_line);
-    else if (top_line != NULL && (insert = PyTuple_New(i + 1)) != NULL) {
-        PyTuple_SET_ITEM(insert, 0, Py_NewRef(our_line));
-        PyTuple_SET_ITEM(insert, 1, Py_NewRef(top_line));
-        for (Py_ssize_t k = 1; k < i; k++)
-            PyTuple_SET_ITEM(insert, k + 1, Py_NewRef(PyList_GET_ITEM(lines, k)));
+    if (top == Py_None)
+        insert = PyTuple_Pack(1, our_line);
+    else {
+        PyObject *top_line = PyUnicode_FromFormat("Via: %U\r", top);
+        if (top_line != NULL)
+            insert = PyTuple_Pack(2, our_line, top_line);
+        Py_XDECREF(top_line);
     }
     if (insert != NULL)
-        out = stays ? join_message(lines, *field(self, F_BODY), i, 1, insert)
-                    : join_message(lines, *field(self, F_BODY), 1, i, insert);
+        out = join_message(lines, *field(self, F_BODY), i < 0 ? 1 : i, top == Py_None ? 0 : 1,
+                           insert);
     Py_XDECREF(insert);
-    Py_XDECREF(top_line);
     Py_DECREF(our_line);
     return out;
 pure: {
@@ -7566,6 +7513,7 @@ PyInit__fast(void)
     s_vias = PyUnicode_InternFromString("vias");
     s_params = PyUnicode_InternFromString("_params");
     s_mf_prefix = PyUnicode_InternFromString("Max-Forwards:");
+    s_via_prefix = PyUnicode_InternFromString("Via: ");
     s_timestamp = PyUnicode_InternFromString("timestamp");
     s_content_length_0 = PyUnicode_InternFromString("Content-Length: 0\r");
     PyObject *top_via_name = PyUnicode_InternFromString("top_via");
@@ -7581,7 +7529,7 @@ PyInit__fast(void)
     s_rport = PyUnicode_InternFromString("rport");
     if (!s_rcv || !s_src_ip || !s_src_port || !s_force_rport || !s_received || !s_rport)
         return NULL;
-    if (!s_params || !s_vias || !s_mf_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
+    if (!s_params || !s_vias || !s_mf_prefix || !s_via_prefix || !empty_tuple || !s_uri || !s_max_forwards || !s_via || !s_from || !s_to || !s_call_id || !s_cseq || !s_content_length || !empty_key || !s_sip20 || !s_udp || !s_tcp || !s_tls || !s_sctp || !s_ws || !s_wss)
         return NULL;
     s_lines_attr = PyUnicode_InternFromString("_lines");
     s_names_attr = PyUnicode_InternFromString("_names");

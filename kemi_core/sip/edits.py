@@ -44,15 +44,43 @@ def _clean(text: str, what: str) -> str:
     return text
 
 
-def _top_via_stays(names: list[str], lines: list[str], i: int) -> bool:
-    """Whether ``pop_via()`` + ``prepend_via(v)`` leaves ``v`` on line ``i`` (the first Via
-    line, holding one value): the next line is a Via, or there is no other Via and line ``i``
-    is the first header (prepend_via's place when no Via is left)."""
-    if "," in lines[i]:
-        return False
-    if i + 1 < len(names) and names[i + 1] == "via":
-        return True
-    return i == 1 and names.count("via") == 1
+def _first_value_span(line: str) -> tuple[int, int]:
+    """(start, end) of the first value of a header line ("Name: value, value\r"): after the
+    colon and its blanks, up to the first comma outside quotes, blanks before it left out."""
+    start = line.find(":") + 1
+    n = len(line)
+    while start < n and line[start] in " \t":
+        start += 1
+    end = start
+    quoted = False
+    while end < n:
+        ch = line[end]
+        if quoted:
+            if ch == "\\":
+                end += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in ",\r\n":
+            break
+        end += 1
+    while end > start and line[end - 1] in " \t":
+        end -= 1
+    return start, end
+
+
+def _stamped_line(line: str, value: str) -> str:
+    """The top Via line with its first value replaced by ``value``: as Kamailio edits a Via in
+    place, the line's name as written and its other values stay."""
+    start, end = _first_value_span(line)
+    return f"{line[:start]}{value}{line[end:]}"
+
+
+#: The cache key of how many lines insert_header put before the message's first header (not a
+#: header name: it has a blank). Kamailio adds such lines in the order of the calls, all above
+#: the header that came first.
+FRONT = " front"
 
 
 class EditsMixin:
@@ -119,8 +147,27 @@ class EditsMixin:
         self._insert(len(self._names), name, value)
 
     def insert_header(self, name: str, value: str) -> None:
-        """Add a header before the first one."""
-        self._insert(1, name, value)
+        """Add a header before the message's first header, below those added there already
+        (Kamailio's insert_hf, Record-Route, a Max-Forwards added: in the order of the calls)."""
+        front = self._cache.get(FRONT, 0)
+        self._insert(1 + front, name, value)
+        self._cache[FRONT] = front + 1
+
+    def insert_header_at_front(self, name: str, value: str, rank: int) -> None:
+        """Add a header as the ``rank``-th of the lines insert_header added (0: above them all):
+        rr's Record-Route, made when the request is sent, goes where record_route() was called."""
+        front = self._cache.get(FRONT, 0)
+        self._insert(1 + min(rank, front), name, value)
+        self._cache[FRONT] = front + 1
+
+    def insert_first_header(self, name: str, value: str) -> None:
+        """Add a header as the message's first own header: below the lines insert_header
+        added, not counted with them (a header of the message put back where it was)."""
+        self._insert(1 + self._cache.get(FRONT, 0), name, value)
+
+    def front_count(self) -> int:
+        """How many lines insert_header added before the message's first header."""
+        return self._cache.get(FRONT, 0)  # type: ignore[no-any-return]
 
     def add_header_after(self, anchor: str, name: str, value: str) -> bool:
         """Add a header after the first ``anchor`` header; False when there is none."""
@@ -155,14 +202,20 @@ class EditsMixin:
         count = names.count(key)
         if not count:
             return 0
+        front = self._cache.get(FRONT, 0)
         if count == 1:  # the usual case: found in C, no scan in Python
             i = names.index(key)
             del names[i]
             del self._lines[i]
+            if i <= front:
+                self._cache[FRONT] = front - 1
         else:
             for i in reversed([i for i, n in enumerate(names) if n == key]):
                 del names[i]
                 del self._lines[i]
+                if i <= front:
+                    front -= 1
+                    self._cache[FRONT] = front
         self._buf = None
         self._forget(key)
         return count
@@ -216,31 +269,21 @@ class EditsMixin:
         return parse_via(values[0])
 
     def replace_top_via(self, value: str) -> None:
-        """``pop_via()`` then ``prepend_via(value)`` (a request's Via with ;received/;rport on
-        a copy sent on). The usual top Via, parsed already and alone on its line, has its line
-        replaced where prepend_via would put the new one: no split of the line, no parse of
-        the value removed."""
+        """Replace the top Via value by ``value`` where it is (a request's Via with ;received
+        or ;rport= on a copy sent on): Kamailio edits that Via in place, so the line keeps its
+        place, its name as written ("v:") and the line's other values."""
+        if "\r" in value or "\n" in value:
+            raise ValueError("CR/LF not allowed in a Via")
         names = self._names
+        if "via" not in names:
+            self.prepend_via(value)
+            return
+        i = names.index("via")
+        self._lines[i] = _stamped_line(self._lines[i], value)
+        self._buf = None
         c = self._cache
-        if "via" in c and "\r" not in value and "\n" not in value:
-            i = names.index("via")
-            lines = self._lines
-            if "," not in lines[i]:
-                new = f"Via: {value}\r"
-                if i + 1 < len(names) and names[i + 1] == "via":
-                    lines[i] = new  # the next Via stays below it: the same line
-                else:
-                    del names[i]
-                    del lines[i]
-                    j = names.index("via") if "via" in names else 1
-                    names.insert(j, "via")
-                    lines.insert(j, new)
-                self._buf = None
-                del c["via"]
-                c.pop("vias", None)
-                return
-        self.pop_via()
-        self.prepend_via(value)
+        c.pop("via", None)
+        c.pop("vias", None)
 
     def bytes_without_top_via(self) -> bytes:
         """The bytes ``pop_via()`` then ``to_bytes()`` would give, the message left as it is
@@ -259,32 +302,27 @@ class EditsMixin:
         return message_bytes(lines, self._body, i, 1, ())
 
     def bytes_with_via(self, ours: str, top: str | None = None) -> bytes:
-        """The bytes a copy of this request would give after ``pop_via()`` +
-        ``prepend_via(top)`` (when ``top`` is given) and ``prepend_via(ours)``, the message
-        left as it is: a stateless forward sends these without making the copy."""
+        """The bytes a copy of this request would give after ``replace_top_via(top)`` (when
+        ``top`` is given) and ``prepend_via(ours)``, the message left as it is: a stateless
+        forward and tm's branches send these without making the copy."""
         if "\r" in ours or "\n" in ours:
             raise ValueError("CR/LF not allowed in a Via")
         names = self._names
-        i = names.index("via") if "via" in names else 1
         lines = self._lines
+        if "via" not in names:
+            if top is None:
+                return message_bytes(lines, self._body, 1, 0, (f"Via: {ours}\r",))
+            out = self.copy()  # type: ignore[attr-defined]
+            out.replace_top_via(top)
+            out.prepend_via(ours)
+            return out.to_bytes()  # type: ignore[no-any-return]
+        i = names.index("via")
         if top is None:
             return message_bytes(lines, self._body, i, 0, (f"Via: {ours}\r",))
-        if "\r" not in top and "\n" not in top:
-            if _top_via_stays(names, lines, i):
-                return message_bytes(lines, self._body, i, 1,
-                                     (f"Via: {ours}\r", f"Via: {top}\r"))
-            if "," not in lines[i] and "via" in self._cache and names.count("via") == 1:
-                # the only Via, one value, below other headers (rr's Record-Route put on top
-                # of a relayed INVITE): pop_via leaves no Via (its value parsed already, so
-                # nothing to raise) and both prepends go to the first header's place
-                return message_bytes(lines, self._body, 1, i,
-                                     (f"Via: {ours}\r", f"Via: {top}\r", *lines[1:i]))
-        # the rare layouts where the new top Via moves: the edits themselves decide
-        out = self.copy()  # type: ignore[attr-defined]
-        out.pop_via()
-        out.prepend_via(top)
-        out.prepend_via(ours)
-        return out.to_bytes()  # type: ignore[no-any-return]
+        if "\r" in top or "\n" in top:
+            raise ValueError("CR/LF not allowed in a Via")
+        return message_bytes(lines, self._body, i, 1,
+                             (f"Via: {ours}\r", _stamped_line(lines[i], top)))
 
     def _set_value(self, key: str, name: str, value: str) -> None:
         """Replace the value of the first ``key`` line (keeping its name as written) or
@@ -327,7 +365,7 @@ class EditsMixin:
         try:
             i = self._names.index("max-forwards")
         except ValueError:
-            self._insert(len(self._names), "Max-Forwards", str(n))
+            self.insert_header("Max-Forwards", str(n))  # Kamailio: above the first header
         else:
             # Keep the name as written; only the value changes.
             line = self._lines[i]

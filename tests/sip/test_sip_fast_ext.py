@@ -563,12 +563,19 @@ EDIT_ARGS: dict[str, list[tuple[object, ...]]] = {
                        ("SIP/2.0/UDP o;branch=z9hG4bKo", "SIP/2.0/UDP t;received=1.2.3.4"),
                        ("SIP/2.0/UDP o", None), ("o\r",), ("o", "t\n"), ("o", b"t"), (b"o",),
                        ("\u00e9", "\udc80"), ("o", "t", "x")],
+    "replace_top_via": [("SIP/2.0/UDP t;received=1.2.3.4;rport=5",), ("",), ("t\r",), ("t\n",),
+                        ("\u00e9\udc80",), (b"t",)],
 }  # fmt: skip
 LAYOUTS: list[Callable[[SipMsg], object]] = [
     lambda m: m.append_header("max-forwards", "9"), lambda m: m.insert_header("v", "SIP/2.0/UDP q"),
     lambda m: m.append_header("Via", "SIP/2.0/UDP r, SIP/2.0/UDP s"),
     lambda m: m.remove_header("Max-Forwards"), lambda m: m.insert_header("Via", "SIP/2.0/TCP t"),
     lambda m: m.insert_header("Record-Route", "<sip:p;lr>"),  # above the Via, as rr puts it
+    # top Via lines the compiled forms leave to the pure ones (blanks, a quote, two values)
+    lambda m: m.insert_header("Via", "SIP/2.0/UDP q ;x=1 "),
+    lambda m: m.insert_header("Via", ' SIP/2.0/UDP q;x="a,b"'),
+    lambda m: m.insert_header("Via", "SIP/2.0/UDP q;x=\"a\\\"b\" , SIP/2.0/UDP z"),
+    lambda m: m.insert_header("VIA", "SIP/2.0/UDP q"),
 ]  # fmt: skip
 edit_call = st.sampled_from([(name, args) for name, many in EDIT_ARGS.items() for args in many])
 

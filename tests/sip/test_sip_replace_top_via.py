@@ -1,5 +1,6 @@
-"""SipMsg.replace_top_via (the ;received/;rport Via put on a request's copy) leaves the message
-as pop_via + prepend_via would: the same bytes and the same Via values read after."""
+"""SipMsg.replace_top_via (the ;received/;rport Via put on a request's copy) edits the top Via
+in place, as Kamailio does: the line keeps its place, its name as written and its other values;
+the compiled form gives the same message as the pure one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kemi_core.sip import SipMsg, parse_datagram
+from kemi_core.sip.message import methods_py
 
 TOP = "SIP/2.0/UDP a.example:5060;branch=z9hG4bK1;received=10.0.0.1;rport=5070"
 VIA_LINES = [
@@ -41,21 +43,36 @@ def _msg(others: list[str], vias: list[str], at: int) -> SipMsg:
     st.integers(min_value=0, max_value=6),
     st.sampled_from(["none", "via", "vias"]),
 )
-def test_same_message_as_pop_and_prepend(others: list[str], vias: list[str], at: int,
-                                         parsed: str) -> None:
+def test_compiled_and_pure_forms_agree(others: list[str], vias: list[str], at: int,
+                                       parsed: str) -> None:
     msg = _msg(others, vias, at)
     if parsed == "via":
         msg.via  # noqa: B018 - parsed, as a relay finds it
     elif parsed == "vias":
         msg.vias  # noqa: B018
-    fast, long_way = msg.copy(), msg.copy()
+    fast, pure = msg.copy(), msg.copy()
     fast.replace_top_via(TOP)
-    long_way.pop_via()
-    long_way.prepend_via(TOP)
-    assert fast.to_bytes() == long_way.to_bytes()
-    assert fast.via == long_way.via
-    assert fast.vias == long_way.vias
+    methods_py["replace_top_via"](pure, TOP)
+    assert fast.to_bytes() == pure.to_bytes()
+    assert fast.header_keys == pure.header_keys
+    assert fast.via == pure.via and fast.via.branch == "z9hG4bK1"
+    assert fast.vias == pure.vias
+    assert len(fast.vias) == len(msg.vias)
     assert msg.via.branch == parse_datagram(msg.to_bytes()).via.branch  # the source unchanged
+    # in place: every line but the top Via's is as it was, the top Via's keeps its name
+    i = msg.header_keys.index("via")
+    before, after = msg.to_bytes().split(b"\r\n"), fast.to_bytes().split(b"\r\n")
+    assert [x for k, x in enumerate(before) if k != i] == [x for k, x in enumerate(after) if k != i]
+    assert after[i].split(b":")[0] == before[i].split(b":")[0]
+
+
+def test_odd_spellings_kept() -> None:
+    msg = _msg(["CSeq: 1 INVITE"], ['Via:   SIP/2.0/UDP a;x="p,q"  ,SIP/2.0/UDP b  '], 0)
+    for m in (msg.copy(), msg.copy()):
+        m.replace_top_via(TOP)
+        assert m.to_bytes().split(b"\r\n")[1] == f"Via:   {TOP}  ,SIP/2.0/UDP b  ".encode()
+    methods_py["replace_top_via"](msg, TOP)
+    assert msg.to_bytes().split(b"\r\n")[1] == f"Via:   {TOP}  ,SIP/2.0/UDP b  ".encode()
 
 
 def test_cr_refused() -> None:
