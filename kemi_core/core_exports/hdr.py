@@ -60,7 +60,7 @@ def insert(ctx: MsgContext, hdrval: str) -> int:
     hdrs = _parsed("insert", hdrval)
     if hdrs is None:
         return -1
-    for name, value in reversed(hdrs):
+    for name, value in hdrs:
         ctx.msg.insert_header(name, value)
     return 1
 

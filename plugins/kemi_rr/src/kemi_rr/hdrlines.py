@@ -51,14 +51,14 @@ def rewrite_lines(msg: SipMsg, name: str, new: list[list[str]]) -> None:
     msg.remove_header(name)
     if any(p is None for p in placements):
         for line in reversed([x for _, lines in slots for x in lines]):
-            msg.insert_header(name, line)
+            msg.insert_first_header(name, line)
         return
     for (_slot, lines), place in zip(slots, placements, strict=True):
         assert place is not None
         how, anchor = place
         if how == "top":
             for line in reversed(lines):
-                msg.insert_header(name, line)
+                msg.insert_first_header(name, line)
         elif how == "before":
             for line in lines:
                 msg.add_header_before(anchor, name, line)

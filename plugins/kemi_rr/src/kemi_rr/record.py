@@ -161,8 +161,11 @@ class PerSocket:
             params = "".join(st.params)
             values = [f"<{u}{params}>" for u in self.entries(out)]
         copy = msg.copy()
-        for v in reversed(values):
-            copy.insert_header(RR, v)  # Kamailio puts its Record-Route on top of the headers
+        rank = st.rank
+        for k, v in enumerate(values):
+            # Kamailio puts its Record-Route above the first header, after the lines put
+            # there before record_route ran
+            copy.insert_header_at_front(RR, v, rank + k)
         return copy
 
 
@@ -177,6 +180,7 @@ def _keep(ctx: MsgContext, mode: int, inbound: Socket, uris: list[str],
     message is left as it is."""
     st = rr_state(ctx)
     st.own_rr = uris
+    st.rank = ctx.msg.front_count()
     params = st.params
     st.own_values = [f"<{u}{''.join(params)}>" for u in uris] if params else [
         f"<{u}>" for u in uris]

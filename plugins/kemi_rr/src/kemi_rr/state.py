@@ -20,6 +20,9 @@ class RrState:
     own_rr: Sequence[str] = ()
     #: The header values of ``own_rr`` with the add_rr_param params.
     own_values: Sequence[str] = ()
+    #: How many lines the script had put above the first header when record_route ran: our
+    #: Record-Route goes below them (and above those added later), as Kamailio's.
+    rank = 0
     #: add_rr_param() params (";name=value"), pending until record_route or already applied.
     params: Sequence[str] = ()
     #: loose_route ran on this message.

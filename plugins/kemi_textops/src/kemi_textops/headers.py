@@ -185,7 +185,7 @@ def insert_hf(ctx: MsgContext, txt: str, hdr: str = "") -> int:
         log.error("textops: insert_hf: not a header line: %r", txt)
         return -1
     if not hdr:
-        for name, value in reversed(fields):
+        for name, value in fields:  # (each below the one before: Kamailio's order)
             ctx.msg.insert_header(name, value)
         return 1
     for name, value in fields:
