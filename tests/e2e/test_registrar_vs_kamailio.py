@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from kemi_core.testing import db_init
 from kemi_core.testing.kamailio import KAMAILIO_MPATH, KamailioProcess, kamailio_available, kamcmd
 from kemi_core.testing.process import KemiProcess, free_port
 from kemi_registrar.testing import Capture, RegUA, Reply, parse_reply
@@ -62,6 +63,19 @@ request_route {{
         reg_send_reply();
         exit;
     }}
+    if ($hdr(X-Op) == "registered") {{
+        if (registered("location")) $var(rc) = 1; else $var(rc) = -1;
+        append_to_reply("X-RC: $var(rc)\\r\\n");
+        sl_send_reply("200", "Registered?");
+        exit;
+    }}
+    if ($hdr(X-Op) == "unregister") {{
+        unregister("location", "$ru");
+        $var(rc) = $rc;
+        append_to_reply("X-RC: $var(rc)\\r\\n");
+        sl_send_reply("200", "Unregistered");
+        exit;
+    }}
     if (is_method("OPTIONS")) {{
         lookup("location");
         $var(rc) = $rc;
@@ -91,6 +105,10 @@ SETS = {
               'modparam("registrar", "method_filtering", 1)\n',
     "lazy_path": 'modparam("registrar", "use_path", 1)\n'
                  'modparam("registrar", "path_mode", 1)\n',
+    # usrloc on an SQLite file of each server's own (@DB@), written through
+    "sqlite": 'loadmodule "db_sqlite.so"\n'
+              'modparam("usrloc", "db_url", "sqlite:///@DB@")\n'  # (four slashes: absolute)
+              'modparam("usrloc", "db_mode", 1)\n',
 }
 
 INST = '+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>"'
@@ -109,11 +127,30 @@ def reg(contacts: list[str] | None, extra: str = "", cseq: int | None = None,
     return run
 
 
-def look(extra: str = "") -> Callable[..., Reply | None]:
-    return lambda ua, ua2, user: ua.request("OPTIONS", user, extra=extra)
+def look(extra: str = "", ruri: str | None = None) -> Callable[..., Reply | None]:
+    return lambda ua, ua2, user: ua.request("OPTIONS", user, extra=extra, ruri=ruri)
 
 
 C1, C2, C3 = "<sip:{user}@127.0.0.1:5071>", "<sip:{user}@127.0.0.1:5072>", "<sip:{user}@127.0.0.1:5073>"
+
+#: a REGISTER whose To has no user: Kamailio keeps its bindings under the AOR "" (use_domain
+#: off), which any URI without a user finds
+NO_USER = [
+    ("save", reg([C1], to="<sip:127.0.0.1>")),
+    ("save another, To with a port", reg([f"{C2};expires=100"], to="<sip:127.0.0.1:5070>")),
+    ("query", reg([], to="<sip:127.0.0.1>")),
+    ("lookup", look(ruri="sip:127.0.0.1")),
+    ("lookup, another host", look(ruri="sip:other.example")),
+    ("registered", look("X-Op: registered\r\n", ruri="sip:127.0.0.1")),
+    ("a user's AOR is another", look("X-Op: registered\r\n")),
+    ("unregister", look("X-Op: unregister\r\n", ruri="sip:127.0.0.1")),
+    ("registered no more", look("X-Op: registered\r\n", ruri="sip:127.0.0.1")),
+    ("query: none", reg([], to="<sip:127.0.0.1>")),
+    ("save again", reg([C3], to="<sip:127.0.0.1>")),
+    ("remove", reg([f"{C3};expires=0"], to="<sip:127.0.0.1>")),
+]
+
+
 
 CASES: dict[str, tuple[str, list[tuple[str, Callable[..., Reply | None]]]]] = {
     "q_order_query_and_lookup": ("defaults", [
@@ -199,6 +236,8 @@ CASES: dict[str, tuple[str, list[tuple[str, Callable[..., Reply | None]]]]] = {
                                             "<sip:edge2.example.com;lr>\r\nSupported: path\r\n")),
         ("lookup", look()),
     ]),
+    "no_user": ("defaults", NO_USER),
+    "no_user_sqlite": ("sqlite", NO_USER),
 }
 
 
@@ -219,7 +258,12 @@ class Servers:
 
     def _cfg(self, who: str, name: str, port: int, ctl: str) -> Path:
         path = self.tmp / f"{who}-{name}.cfg"
-        path.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH, ctl=ctl, extra=SETS[name]))
+        extra = SETS[name]
+        if "@DB@" in extra:
+            db = self.tmp / f"{who}-{name}.sqlite"
+            db_init(f"sqlite://{db}", "usrloc")
+            extra = extra.replace("@DB@", str(db))
+        path.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH, ctl=ctl, extra=extra))
         return path
 
     def _start_kamailio(self, name: str) -> int:

@@ -101,8 +101,9 @@ class RegUA:
                          "Content-Length: 0\r\n\r\n", timeout)
 
     def request(self, method: str, user: str, extra: str = "", timeout: float = 3.0,
-                callid: str | None = None) -> Reply | None:
-        lines = [f"{method} sip:{user}@{self.domain} SIP/2.0", self._via(),
+                callid: str | None = None, ruri: str | None = None) -> Reply | None:
+        """``method`` to ``sip:user@domain`` (or to ``ruri`` when given)."""
+        lines = [f"{method} {ruri or f'sip:{user}@{self.domain}'} SIP/2.0", self._via(),
                  f"From: <sip:caller@{self.domain}>;tag=r{uuid.uuid4().hex[:8]}",
                  f"To: <sip:{user}@{self.domain}>", f"Call-ID: {callid or uuid.uuid4().hex}",
                  f"CSeq: 1 {method}", "Max-Forwards: 70",

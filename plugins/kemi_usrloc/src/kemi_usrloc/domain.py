@@ -56,6 +56,17 @@ _tuple_new = tuple.__new__
 _as_contact = partial(_tuple_new, Contact)
 
 
+#: The store key of the empty AOR (a REGISTER whose To has no user, use_domain off: Kamailio
+#: keeps its bindings under ""), which the shared store cannot take as a key. No AOR the
+#: registrar forms holds a NUL.
+EMPTY_AOR_KEY = "\x00"
+
+
+def store_key(aor: str) -> str:
+    """The shared store's key of an AOR."""
+    return aor or EMPTY_AOR_KEY
+
+
 def _pack(contacts: list[Contact]) -> list[tuple[Any, ...]]:
     """Contacts as plain tuples: they pickle smaller and faster than named tuples."""
     return list(map(tuple, contacts))  # (C-level loops, here and in _unpack)
@@ -183,11 +194,11 @@ class MemDomain(Domain):
         self.deleted = deleted
 
     def get(self, aor: str) -> list[Contact]:
-        return _unpack(self.table.get(aor))
+        return _unpack(self.table.get(aor or EMPTY_AOR_KEY))
 
     def records(self) -> Iterator[tuple[str, list[Contact]]]:
-        for aor, raw in self.table.items():
-            yield aor, _unpack(raw)
+        for key, raw in self.table.items():
+            yield ("" if key == EMPTY_AOR_KEY else key), _unpack(raw)
 
     def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
         """Without write-back (every REGISTER's save): one store write, and the database row
@@ -206,7 +217,7 @@ class MemDomain(Domain):
                 return UNCHANGED
             return _pack(new) if new else DELETE
 
-        self.table.update(aor, change)
+        self.table.update(aor or EMPTY_AOR_KEY, change)
         assert out is not None
         old, new, result = out
         if new is not None:
@@ -224,7 +235,7 @@ class MemDomain(Domain):
         mode = self.ul.db_mode
         if mode == WRITE_BACK:  # (the sync states: update() keeps them)
             return None
-        got: tuple[Contact | None, Contact] | None = self.table.update_never(aor, _CHANGE_ONE,
+        got: tuple[Contact | None, Contact] | None = self.table.update_never(aor or EMPTY_AOR_KEY, _CHANGE_ONE,
                                                                              (fn, arg))
         if got is None:
             return None
@@ -263,7 +274,7 @@ class MemDomain(Domain):
 
         # the tombstones of removed contacts go in the same transaction
         with self.table.store.transaction() as tx:
-            tx.update(self.table, aor, lambda raw: change(raw, tx))
+            tx.update(self.table, aor or EMPTY_AOR_KEY, lambda raw: change(raw, tx))
         old, new, result = out
         if new is not None:
             self.stats.changed(len(old), len(new))
@@ -331,7 +342,7 @@ class MemDomain(Domain):
     def _mark_synced(self, aor: str, written: list[Contact]) -> None:
         done = {c.ruid: c for c in written}
         with self.table.store.transaction() as tx:
-            current = _unpack(tx.get(self.table, aor))
+            current = _unpack(tx.get(self.table, aor or EMPTY_AOR_KEY))
             present = {c.ruid for c in current}
             for ruid in done:
                 if ruid not in present:  # removed while its row was being written
@@ -339,7 +350,7 @@ class MemDomain(Domain):
             if not current:
                 return
             # A contact changed again since it was written stays pending for the next flush.
-            tx.put(self.table, aor, _pack([
+            tx.put(self.table, aor or EMPTY_AOR_KEY, _pack([
                 c._replace(state=CS_SYNC) if c.ruid in done and done[c.ruid].same_data(c) else c
                 for c in current]))
 

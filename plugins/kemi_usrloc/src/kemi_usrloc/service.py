@@ -16,7 +16,7 @@ from typing import Any
 from kemi_core.api import Core, Database, DbError, ModuleError, db, open_db, shared_store
 from kemi_usrloc import stats, sync
 from kemi_usrloc.contact import CS_SYNC, Contact, from_row, sort_key
-from kemi_usrloc.domain import DB_ONLY, NO_DB, DbDomain, Domain, MemDomain
+from kemi_usrloc.domain import DB_ONLY, NO_DB, DbDomain, Domain, MemDomain, store_key
 
 log = logging.getLogger("kemi.usrloc")
 
@@ -125,7 +125,7 @@ class Usrloc:
             records.setdefault(aor, []).append(from_row(row, aor, CS_SYNC))
         with dom.table.store.transaction() as tx:
             for aor, contacts in records.items():
-                tx.put(dom.table, aor, [tuple(c) for c in self.ordered(contacts)])
+                tx.put(dom.table, store_key(aor), [tuple(c) for c in self.ordered(contacts)])
         dom.stats.loaded(len(records), len(rows))
         log.info("usrloc: %d contacts of %d AORs loaded from table %s", len(rows),
                  len(records), dom.name)
