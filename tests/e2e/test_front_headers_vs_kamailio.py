@@ -1,6 +1,6 @@
 """Where headers added by the script and the Vias of a request sent on go, side by side with
-Kamailio 5.6: Max-Forwards added by maxfwd when absent, insert_hf, record_route(),
-add_sock_hdr and append_hf, each before or after the others, through forward() and t_relay(),
+Kamailio 5.6: Max-Forwards added by maxfwd when absent, insert_hf, record_route() (and its
+preset and advertised forms, with add_rr_param before and after), add_sock_hdr and append_hf, each before or after the others, through forward() and t_relay(),
 with the sender's Via alone, above another, joined with another on one line, in compact form,
 below other headers, stamped with ;received/;rport= or not, and with a body. Kamailio adds the
 script's "first header" lines above the request's first header in the order of the calls, puts
@@ -33,10 +33,16 @@ request_route {
   if ($hdr(X-Do) == "app") append_hf("X-A: 1\r\n");
   if ($hdr(X-Do) == "rm") remove_hf("X-Up");
   if ($hdr(X-Do) == "frp") force_rport();
+  if ($hdr(X-Do) == "preset") record_route_preset("127.0.0.1:5555");
+  if ($hdr(X-Do) == "preset2") record_route_preset("127.0.0.1:5555", "127.0.0.1:5556");
+  if ($hdr(X-Do) == "adv") record_route_advertised_address("127.0.0.1:5557");
+  if ($hdr(X-Do) == "prm") add_rr_param(";foo=1");
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
   if ($hdr(X-Then) == "ins") insert_hf("X-C: 3\r\n");
   if ($hdr(X-Then) == "rr") record_route();
   if ($hdr(X-Then) == "app") append_hf("X-D: 4\r\n");
+  if ($hdr(X-Then) == "preset") record_route_preset("127.0.0.1:5555");
+  if ($hdr(X-Then) == "prm") add_rr_param(";foo=2");
   if ($rU == "fwd") forward(); else t_relay();
   exit;
 }
@@ -61,6 +67,9 @@ SHAPES = [
     ("rport", "first", "sock", "ins", ""), ("rport", "first", "app", "app", ""),
     ("rport", "first", "rm", "", ""), ("one", "first", "frp", "", "hello"),
     ("compact", "last", "rr", "", "hello"),
+    # record_route_preset / _advertised_address: ";ftag=..", the params given before, ";lr"
+    ("rport", "first", "preset", "", ""), ("one", "first", "preset2", "prm", ""),
+    ("rport", "first", "prm", "preset", ""), ("one", "first", "adv", "prm", ""),
 ]
 CASES = [(user, *shape, mf) for user in ("fwd", "rel") for shape in SHAPES
          for mf in (False, True)]

@@ -158,7 +158,7 @@ class PerSocket:
             values = st.own_values  # the usual branch: one entry, made at record_route
         else:
             out = outbound_entry(mode, inbound, leaves_from(self.core, inbound, proto, forced))
-            params = "".join(st.params)
+            params = "".join(st.params[st.applied:])
             values = [f"<{u}{params}>" for u in self.entries(out)]
         copy = msg.copy()
         rank = st.rank
@@ -181,7 +181,7 @@ def _keep(ctx: MsgContext, mode: int, inbound: Socket, uris: list[str],
     st = rr_state(ctx)
     st.own_rr = uris
     st.rank = ctx.msg.front_count()
-    params = st.params
+    params = st.params[st.applied:]
     st.own_values = [f"<{u}{''.join(params)}>" for u in uris] if params else [
         f"<{u}>" for u in uris]
     ctx.extra[SOCKET_EDIT] = PerSocket(ctx.core, mode, inbound, entries, st)
@@ -233,11 +233,21 @@ def record_route(ctx: MsgContext, params: str = "") -> int:
     return _keep(ctx, mode, inbound, entries(inbound if mode == 2 else None), entries)
 
 
+def _preset_tail(ctx: MsgContext, conf: RrSettings) -> str | None:
+    """A preset entry's params: Kamailio 5.6 writes ";ftag=...", the add_rr_param params given
+    so far, then ";lr" (record_route's own entries: ";lr;ftag=..." then the params)."""
+    lr = ";lr=on" if conf.enable_full_lr else ";lr"
+    tail = _rr_tail(ctx, conf, False)
+    if tail is None:
+        return None
+    return f"{tail[len(lr):]}{''.join(rr_state(ctx).params)}{lr}"
+
+
 def _preset_uri(ctx: MsgContext, conf: RrSettings, addr: str) -> str | None:
     addr = addr.strip().strip("<>")
     if not addr:
         return None
-    tail = _rr_tail(ctx, conf, False)
+    tail = _preset_tail(ctx, conf)
     if tail is None:
         return None
     low = addr.lower()
@@ -256,6 +266,8 @@ def record_route_preset(ctx: MsgContext, addr: str, addr2: str = "") -> int:
         log.error("record_route_preset: empty address")
         return -1
     kept = [u for u in uris if u is not None]
+    st = rr_state(ctx)
+    st.applied = len(st.params)
     return _keep(ctx, conf.enable_double_rr, inbound_socket(ctx), kept, lambda _out: kept)
 
 
@@ -265,17 +277,22 @@ def record_route_advertised_address(ctx: MsgContext, addr: str) -> int:
     addr = addr.strip().strip("<>")
     conf = settings(ctx.core)
     tail = _rr_tail(ctx, conf, False)
-    if not addr or tail is None:
+    one = _preset_tail(ctx, conf)
+    if not addr or tail is None or one is None:
         return -1
     base = f"{_head(ctx, conf)}{addr}"
     inbound = inbound_socket(ctx)
     mode = conf.enable_double_rr
     explicit = mode == 2
+    st = rr_state(ctx)
+    before = "".join(st.params)
+    st.applied = len(st.params)
 
     def entries(out: Socket | None) -> list[str]:
         if out is None:
-            return [base + tail]
-        return [f"{base}{_transport(proto, explicit)};r2=on{tail}"
+            return [base + one]
+        # (two entries: the params given before after the tail, as add_rr_param's later ones)
+        return [f"{base}{_transport(proto, explicit)};r2=on{tail}{before}"
                 for proto in (out[0], inbound[0])]
 
     return _record(ctx, mode, inbound, entries)
@@ -292,7 +309,7 @@ def add_rr_param(ctx: MsgContext, param: str) -> int:
     st = rr_state(ctx)
     st.params = [*st.params, param]
     if st.recorded:
-        st.own_values = [f"<{u}{''.join(st.params)}>" for u in st.own_rr]
+        st.own_values = [f"<{u}{''.join(st.params[st.applied:])}>" for u in st.own_rr]
     return 1
 
 
@@ -302,4 +319,5 @@ def remove_record_route(ctx: MsgContext) -> int:
     st.own_rr = []
     st.own_values = []
     st.params = []
+    st.applied = 0
     return 1

@@ -23,6 +23,9 @@ class RrState:
     #: How many lines the script had put above the first header when record_route ran: our
     #: Record-Route goes below them (and above those added later), as Kamailio's.
     rank = 0
+    #: How many of ``params`` are inside ``own_rr`` already (record_route_preset and
+    #: record_route_advertised_address put those given before them ahead of ";lr", as Kamailio).
+    applied = 0
     #: add_rr_param() params (";name=value"), pending until record_route or already applied.
     params: Sequence[str] = ()
     #: loose_route ran on this message.
