@@ -14,7 +14,7 @@ import attrs
 from kemi_core.api import SOCKET_EDIT, Core, MsgContext
 from kemi_core.sip import SipMsg, SipParseError
 from kemi_rr.settings import RrSettings, settings
-from kemi_rr.state import RrState, rr_state
+from kemi_rr.state import RrState, branch_rr_state, rr_state
 from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport
 
 log = logging.getLogger("kemi.rr")
@@ -178,7 +178,7 @@ def _keep(ctx: MsgContext, mode: int, inbound: Socket, uris: list[str],
           entries: Entries) -> int:
     """Keep our entries (``uris``: the usual branch's) for the send step (``PerSocket``): the
     message is left as it is."""
-    st = rr_state(ctx)
+    st = branch_rr_state(ctx)
     st.own_rr = uris
     st.rank = ctx.msg.front_count()
     params = st.params[st.applied:]
@@ -266,7 +266,7 @@ def record_route_preset(ctx: MsgContext, addr: str, addr2: str = "") -> int:
         log.error("record_route_preset: empty address")
         return -1
     kept = [u for u in uris if u is not None]
-    st = rr_state(ctx)
+    st = branch_rr_state(ctx)
     st.applied = len(st.params)
     return _keep(ctx, conf.enable_double_rr, inbound_socket(ctx), kept, lambda _out: kept)
 
@@ -284,7 +284,7 @@ def record_route_advertised_address(ctx: MsgContext, addr: str) -> int:
     inbound = inbound_socket(ctx)
     mode = conf.enable_double_rr
     explicit = mode == 2
-    st = rr_state(ctx)
+    st = branch_rr_state(ctx)
     before = "".join(st.params)
     st.applied = len(st.params)
 
@@ -306,18 +306,28 @@ def add_rr_param(ctx: MsgContext, param: str) -> int:
     if len(param) < 2:
         log.error("add_rr_param: empty param")
         return -1
-    st = rr_state(ctx)
+    st = branch_rr_state(ctx)
     st.params = [*st.params, param]
     if st.recorded:
         st.own_values = [f"<{u}{''.join(st.params[st.applied:])}>" for u in st.own_rr]
+        _rebind(ctx, st)
     return 1
+
+
+def _rebind(ctx: MsgContext, st: RrState) -> None:
+    """A branch route's own copy of the state (``branch_rr_state``) is the one its branch's
+    Record-Route is made from."""
+    edit = ctx.extra.get(SOCKET_EDIT)
+    if isinstance(edit, PerSocket) and edit.state is not st:
+        ctx.extra[SOCKET_EDIT] = attrs.evolve(edit, state=st)
 
 
 def remove_record_route(ctx: MsgContext) -> int:
     """Take back the Record-Route entries this server added to the request (and their params)."""
-    st = rr_state(ctx)
+    st = branch_rr_state(ctx)
     st.own_rr = []
     st.own_values = []
     st.params = []
     st.applied = 0
+    _rebind(ctx, st)
     return 1

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kemi_core.api import MsgContext
+from kemi_core.api import MsgContext, RouteType
 
 KEY = "rr"
+#: in a branch route's ``extra``: the copy of the state made for it (``branch_rr_state``)
+BRANCH_KEY = "rr_branch"
 
 
 class RrState:
@@ -45,3 +47,19 @@ def rr_state(ctx: MsgContext) -> RrState:
     if st.__class__ is not RrState:
         st = ctx.extra[KEY] = RrState()
     return st  # type: ignore[no-any-return]
+
+
+def branch_rr_state(ctx: MsgContext) -> RrState:
+    """The rr state a function that changes it works on. In a branch route, a copy of its own
+    (made on the first change): as Kamailio's lumps added in a branch route, what
+    add_rr_param, record_route or remove_record_route do there goes on that branch only, not
+    on the request's other branches (a branch route's context shares the request's ``extra``
+    values)."""
+    st = rr_state(ctx)
+    extra = ctx.extra
+    if not ctx.route_type & RouteType.BRANCH or extra.get(BRANCH_KEY) is st:
+        return st
+    own = RrState()
+    own.__dict__.update(st.__dict__)
+    extra[KEY] = extra[BRANCH_KEY] = own
+    return own
