@@ -51,9 +51,25 @@ def test_invite_timer_a_doubles_and_timer_b_gives_local_408(sip):
     retrans = [t for t, a in fired if isinstance(a, Send)]
     assert retrans == [0.5, 1.5, 3.5, 7.5, 15.5]  # 31.5 would come after Timer B (fr_timer 30)
     tail = [(t, type(a)) for t, a in fired if not isinstance(a, Send)]
-    assert tail == [(30.0, LocalFinal), (30.0, Terminated)]
+    # Completed for wt_timer (5 s) after the local 408, as Kamailio's wait timer
+    assert tail == [(30.0, LocalFinal), (35.0, Terminated)]
     assert [a.status for _, a in fired if isinstance(a, LocalFinal)] == [408]
     assert tx.terminated and tx.next_timer() is None
+
+
+def test_invite_acks_a_final_that_comes_after_timer_b(sip):
+    """Kamailio 5.6 ACKs a callee's 487 that comes after its fr_timer ended the branch (the
+    callee would retransmit it until ACKed); the reply goes no further."""
+    tx = Driven(InviteClientTransaction(invite(sip), UDP))
+    tx.start(0.0)
+    fired = run_timers(tx, 31.0)
+    assert [a.status for _, a in fired if isinstance(a, LocalFinal)] == [408]
+    assert tx.state is ClientState.COMPLETED and not tx.terminated
+    late = sip.reply(tx.request, 487, "Request Terminated")
+    for at in (32.0, 33.0):  # the reply and its retransmission: each gets the ACK
+        out = tx.on_response(late, at)
+        assert [type(a) for a in out] == [Send]
+        assert sip.parse(out[0].data).method == "ACK"
 
 
 def test_invite_over_tcp_has_no_retransmissions(sip):

@@ -15,6 +15,8 @@ Where this differs from the letter of RFC 3261, on purpose:
 * 2xx to an INVITE moves to Accepted (RFC 6026) for ``wt_timer`` so 2xx retransmissions from
   the other side are still matched and passed up (the proxy forwards each of them).
 * Timer B is Kamailio's ``fr_timer``; after a 1xx the INVITE waits ``fr_inv_timer`` for a final.
+  When Timer B runs out (no reply at all), the local 408 leaves the transaction Completed for
+  ``wt_timer`` over UDP, as Kamailio's wait timer: a final that comes late is still ACKed.
   When that runs out in Proceeding the transaction reports a local 408 but stays alive:
   the proxy CANCELs the branch and the 487 that follows is still ACKed (9.1: given up 64*T1
   after the CANCEL at the latest).
@@ -198,7 +200,9 @@ class InviteClientTransaction(ClientTransaction):
             self.sink.send(self.dest, ack)
             self._linger("D", 0.0 if self.dest.reliable else self.settings.wt_timer, now)
             return True
-        if state is ClientState.COMPLETED and self.ack is not None:
+        if state is ClientState.COMPLETED:
+            if self.ack is None:  # a final after Timer B's local 408: ACKed, not passed up
+                self.ack = build_ack(self.request, reply)
             self.sink.send(self.dest, self.ack)  # retransmitted final: ACK again, absorb it
         return False
 
@@ -213,7 +217,11 @@ class InviteClientTransaction(ClientTransaction):
             return 0
         if name == "B" and self.state is ClientState.CALLING:
             self.local_final = 408
-            self._finish()
+            # nothing came back, so nothing to CANCEL (9.1); as Kamailio's wait timer, stay
+            # wt_timer to ACK a final that comes late (its UAS retransmits it until ACKed)
+            self.state = ClientState.COMPLETED
+            self.timers.clear()
+            self._linger("D", 0.0 if self.dest.reliable else self.settings.wt_timer, now)
             return 408
         if name == "fr" and self.state is ClientState.PROCEEDING:
             self.local_final = 408
