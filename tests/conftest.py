@@ -27,6 +27,7 @@ LONG_FILES = (
     "plugins/kemi_tm/tests/test_tm_glue_soak.py",
     "tests/integration/test_kemi_new.py",
     "tests/e2e/test_basic_example_nat.py",
+    "tests/e2e/test_basic_example_vs_kamailio.py",
     "plugins/kemi_acc/tests/test_acc_db_vs_kamailio.py",
     "tests/sip/test_sip_fast_ext.py",
     "tests/sip/test_sip_fuzz.py",

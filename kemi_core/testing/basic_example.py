@@ -35,7 +35,8 @@ ENGINE_DEFINE = {"lua": "WITH_CFGLUA", "python": "WITH_CFGPYTHON3", "jsdt": "WIT
                  "native": ""}
 #: The address the example's address table trusts (group 1) in ``make_db``.
 TRUSTED = "127.0.0.5"
-#: The acc columns the example's ACCDB_COMMENT asks a WITH_ACCDB user to add.
+#: The acc columns the ACCDB_COMMENT of the example (and of Debian's kamailio.cfg) asks a
+#: WITH_ACCDB user to add.
 ACC_EXTRA = ("src_user", "src_domain", "src_ip", "dst_ouser", "dst_user", "dst_domain")
 
 WRAPPER = """#!KAMAILIO
