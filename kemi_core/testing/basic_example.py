@@ -93,6 +93,7 @@ def start_example(who: str, workdir: Path, engine: str, features: list[str],
         # Kamailio reads sqlite:///x relative to its working directory: four slashes
         defines += f'#!define DBURL "sqlite:///{db}"\n'
     off = [f for f in FEATURES if f not in on]
+    defines += "".join(f"#!define {f}\n" for f in sorted(on - set(FEATURES)))  # WITH_DEBUG ...
     if engine_define := ENGINE_DEFINE[engine]:
         defines += f"#!define {engine_define}\n"
     port = free_port()
@@ -116,14 +117,16 @@ def start_example(who: str, workdir: Path, engine: str, features: list[str],
 @contextmanager
 def example_pair(workdir: Path, engine: str, features: list[str],
                  users: dict[str, str] | None = None, rtpsock: str = "udp:127.0.0.1:7722",
-                 extra: str = "", tcp: bool = False) -> Iterator[Pair]:
+                 extra: str = "", tcp: bool = False, kamailio_engine: str | None = None
+                 ) -> Iterator[Pair]:
     """The example on kemi and on Kamailio at once (``start_example``'s arguments), each in
-    its own directory under ``workdir``."""
+    its own directory under ``workdir``; ``kamailio_engine``: Kamailio's engine when not
+    ``engine``."""
     kemi, kport = start_example("kemi", workdir / "kemi", engine, features, users, rtpsock,
                                 extra, tcp)
     try:
-        kam, mport = start_example("kamailio", workdir / "kamailio", engine, features, users,
-                                   rtpsock, extra, tcp)
+        kam, mport = start_example("kamailio", workdir / "kamailio", kamailio_engine or engine,
+                                   features, users, rtpsock, extra, tcp)
         try:
             assert isinstance(kemi, KemiProcess) and isinstance(kam, KamailioProcess)
             yield Pair(kemi, kam, kport, mport)

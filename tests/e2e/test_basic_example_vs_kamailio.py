@@ -13,8 +13,9 @@ feature (auth on SQLite, trusted address, anti-flood, accounting), digest auth n
 an authenticated call, a trusted address, 403 not relaying, and the acc rows.
 
 Engines: the Lua script and the native routes; the JavaScript file with every feature (it calls
-KSR.nathelper whatever the config loads). The Python script is not compared: Kamailio 5.6.3's
-app_python3 loses requests in it (test_basic_example_auth.py). Not compared either, as
+KSR.nathelper whatever the config loads). The Python script (every feature too) is compared
+with the Lua script on Kamailio: Kamailio 5.6.3's app_python3 loses requests in it
+(test_basic_example_auth.py), and both files do the same. Not compared, as
 documented in README ("What differs from Kamailio"): the reply to a request relayed to a name
 that is not resolved yet, and a script error (kemi answers 500, Kamailio nothing).
 """
@@ -169,3 +170,10 @@ def test_every_feature_of_the_example_like_kamailio(tmp_path: Path, relay: RtpEn
     # Kamailio's db_sqlite loses a row when two of its processes write at once (README)
     assert theirs == ours or (set(theirs) < set(ours)
                               and "database is locked" in kamailio_log), (theirs, ours)
+
+
+def test_python_script_on_kemi_like_the_lua_script_on_kamailio(tmp_path: Path,
+                                                               relay: RtpEngineProcess) -> None:
+    with example_pair(tmp_path, "python", ALL, users=USERS, rtpsock=relay.sock,
+                      kamailio_engine="lua") as pair:
+        compare(pair, auth)
