@@ -10,7 +10,8 @@ registrations (several contacts, refresh, ``*``, refused ones, unregister then 4
 WITH_NAT and a real media relay, NATed UAs, a call forked to a NATed and a plain contact of
 one user, and a call nobody answers ended by fr_timer (set to 3 s from outside); with every
 feature (auth on SQLite, trusted address, anti-flood, accounting), digest auth none/wrong/right,
-an authenticated call, a trusted address, 403 not relaying, and the acc rows.
+an authenticated call, a trusted address, 403 not relaying, a NATed callee and caller with
+credentials, and the acc rows.
 
 Engines: the Lua script and the native routes; the JavaScript file with every feature (it calls
 KSR.nathelper whatever the config loads). The Python script (every feature too) is compared
@@ -23,6 +24,7 @@ that is not resolved yet, and a script error (kemi answers 500, Kamailio nothing
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -37,6 +39,7 @@ from kemi_core.testing.proxy_flows import (
     Call,
     auth,
     calls,
+    challenge,
     compare,
     is_status,
     nat,
@@ -55,7 +58,7 @@ pytestmark = [
         reason="Kamailio 5.6 with its examples, Lua and sqlite modules is not installed"),
 ]
 
-USERS = {"alice": "alicepw", "bob": "bobpw"}
+USERS = {"alice": "alicepw", "bob": "bobpw", "carol": "carolpw"}
 #: tm's fr_timer for the example, set from outside (the example's 30 s is too long to wait for)
 SHORT_TIMERS = 'modparam("tm", "fr_timer", 3000)\n'
 ALL = ["WITH_AUTH", "WITH_IPAUTH", "WITH_USRLOCDB", "WITH_NAT", "WITH_ANTIFLOOD", "WITH_ACCDB"]
@@ -128,6 +131,51 @@ def forked(port: int, tr: Transcript) -> None:
         alice.final()
 
 
+NAT_VIA = "Via: SIP/2.0/UDP 192.168.1.20:5060;branch=z9hG4bK{};rport"
+
+
+def nat_auth(port: int, tr: Transcript) -> None:
+    """With every feature: carol registers from behind a NAT with digest credentials, alice
+    calls her from behind a NAT (challenged, then authenticated): the INVITE reaches carol at
+    the address she registered from, with the NAT's Record-Route, Contact alias and relayed
+    SDP; carol hangs up."""
+    from kemi_auth.testing import credentials
+
+    with ExitStack() as stack:
+        c = Call(port, tr, stack)
+        alice, carol = c.alice, c.ua("carol", stack)  # an AOR of its own (bob's is auth's)
+        tr.note("carol registers from behind a NAT: 401, then with credentials")
+        ch = challenge(c.register(carol, "<sip:carol@192.168.1.10:5060>"))
+        value = credentials(ch, "REGISTER", f"sip:127.0.0.1:{port}", "carol", "carolpw")
+        c.register(carol, "<sip:carol@192.168.1.10:5060>", cseq=2,
+                   extra=f"Authorization: {value}\r\n")
+
+        def natted_invite(call_id: str, extra: str = "") -> str:
+            text = req("INVITE", user="carol", body=SDP.replace("HOSTIP", "192.168.1.20"),
+                       call_id=call_id, via=NAT_VIA.format(uuid.uuid4().hex[:12]), extra=extra)
+            return text.replace("<sip:alice@HOST:PORT>", "<sip:alice@192.168.1.20:5060>")
+
+        tr.note("alice calls from behind a NAT: 407, then with credentials")
+        invite = c.send(alice, natted_invite("natauth-1"))
+        reply = alice.final()
+        c.ack(alice, invite, reply)
+        value = credentials(challenge(reply), "INVITE", f"sip:carol@127.0.0.1:{port}", "alice",
+                            "alicepw")
+        c.send(alice, natted_invite("natauth-2", f"Proxy-Authorization: {value}\r\n"))
+        inv = carol.request("INVITE")
+        c.answer(carol, inv, 180)
+        alice.wait(is_status(180))
+        c.answer(carol, inv, 200, SDP)
+        ok = alice.final()
+        assert ok is not None, "no 200 for the NATed, authenticated call"
+        c.in_dialog(alice, "ACK", ok, 1)
+        carol.request("ACK")
+        tr.note("carol hangs up")
+        c.in_dialog(carol, "BYE", ok, 1, callee=True)
+        c.answer(alice, alice.request("BYE"), 200)
+        carol.final()
+
+
 def accounting(db: Path) -> list[tuple[Any, ...]]:
     """The acc and missed_calls rows, what does not depend on the server or the time."""
     with sqlite3.connect(db) as con:
@@ -163,10 +211,11 @@ def test_every_feature_of_the_example_like_kamailio(tmp_path: Path, relay: RtpEn
         pytest.skip("Kamailio's app_jsdt (Debian's kamailio-extra-modules) is not installed")
     with example_pair(tmp_path, engine, ALL, users=USERS, rtpsock=relay.sock) as pair:
         compare(pair, auth)
+        compare(pair, nat_auth)
         kamailio_log = pair.kamailio.log()
     ours = accounting(tmp_path / "kemi" / "kamailio.db")
     theirs = accounting(tmp_path / "kamailio" / "kamailio.db")
-    assert [r[:3] for r in ours] == [("acc", "INVITE", "200"), ("acc", "BYE", "200")]
+    assert [r[:3] for r in ours] == [("acc", "INVITE", "200"), ("acc", "BYE", "200")] * 2
     # Kamailio's db_sqlite loses a row when two of its processes write at once (README)
     assert theirs == ours or (set(theirs) < set(ours)
                               and "database is locked" in kamailio_log), (theirs, ours)
@@ -176,4 +225,6 @@ def test_python_script_on_kemi_like_the_lua_script_on_kamailio(tmp_path: Path,
                                                                relay: RtpEngineProcess) -> None:
     with example_pair(tmp_path, "python", ALL, users=USERS, rtpsock=relay.sock,
                       kamailio_engine="lua") as pair:
+        # (not nat_auth: the Python file's natmanage tests ``not KSR.siputils.has_totag()``,
+        # false for -1 too, so it never adds ;nat=yes, where the Lua file does)
         compare(pair, auth)

@@ -94,3 +94,27 @@ def test_failure_route_branch_over_tcp_gets_two_entries() -> None:
     req = parse_datagram(next(s.data for s in first if s.port == 5080))
     h.reply(build_reply(req, 486, "Busy Here", to_tag="callee"), ("127.0.0.1", 5080))
     assert _sent(h)[("tcp", 5090)] == TWO
+
+
+def test_a_branch_routes_rr_changes_are_that_branchs_own() -> None:
+    """As Kamailio's lumps added in a branch route: add_rr_param there (the KEMI example's
+    ;nat=yes for a NATed contact) and remove_record_route go on that branch only, not on the
+    request's later branches."""
+    def request_route(ctx: MsgContext) -> int:
+        kemi_rr.ki_record_route(ctx)
+        ctx.dst_uri = "sip:127.0.0.1:5080"
+        ctx.branches += [Branch(uri=f"sip:bob@127.0.0.1:{port}") for port in range(5081, 5085)]
+        tm.t_on_branch(ctx, "branch")
+        return tm.t_relay(ctx)
+
+    def branch(ctx: MsgContext) -> int:
+        if ctx.msg.ruri.endswith(":5081"):
+            kemi_rr.ki_add_rr_param(ctx, ";nat=yes")
+        elif ctx.msg.ruri.endswith(":5083"):
+            kemi_rr.ki_remove_record_route(ctx)
+        return 1
+
+    h = _harness({"ksr_request_route": request_route, "branch": branch})
+    h.request(_invite())
+    assert _sent(h) == {("udp", 5080): ONE, ("udp", 5081): [ONE[0].replace(">", ";nat=yes>")],
+                        ("udp", 5082): ONE, ("udp", 5083): [], ("udp", 5084): ONE}
