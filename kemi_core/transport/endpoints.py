@@ -237,6 +237,9 @@ class WorkerEndpoints:
             # sockets several workers share): these read an event's datagrams ahead
             for tr in (self.own_udp, *([] if self.shared else self.udp.values())):
                 tr.start_read_ahead()
+            if self.shared:  # the compiled event still, one datagram per readiness event
+                for tr in self.udp.values():
+                    tr.start_compiled_each()
 
     def _udp_socket(self, host: str, port: int) -> socket.socket:
         """The rank's socket on a listen address (port 0: its send socket), else a new one."""

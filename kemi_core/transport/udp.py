@@ -26,8 +26,10 @@ that module). Every other send goes out at once, as it is made.
 Compiled (``_fast``, Linux), a read-ahead event is one call: recvmmsg reads 16 datagrams per
 system call (none for the read that would find nothing), each comes back with its source's
 RecvInfo; the held sends go out as one sendmmsg per run of one socket's (outbox.py); the loop
-calls that compiled event itself (``start_read_ahead``), with no Python frame of ours. Without it,
-or on a shared socket, each datagram is one ``recvfrom_into`` (and each send one ``sendto``).
+calls that compiled event itself (``start_read_ahead``), with no Python frame of ours. On a listen
+socket other workers share, the loop calls the same event for one datagram per readiness event
+(``start_compiled_each``). Without it, each datagram is one ``recvfrom_into`` (and each send one
+``sendto``).
 
 A datagram is read into one reused 64 KiB buffer and copied out at its size. Reading with
 ``recvfrom(65536)`` instead allocates 64 KiB per datagram and shrinks it in place: with the
@@ -129,6 +131,16 @@ class UdpSocket:
         if udp_event is not None and not self.closed:
             self.loop.remove_reader(self.fd)
             self.loop.add_reader(self.fd, udp_event, self, DRAIN_MAX, _EVENT_CONSTS)
+
+    def start_compiled_each(self) -> None:
+        """On a listen socket other workers share (not read ahead): compiled, the loop calls
+        udp_event itself for one datagram per readiness event. The poll is level-triggered, so
+        the next one comes at the loop's next turn, and a recycle that closes the socket
+        between two of them leaves the rest in the kernel for the next worker, as the Python
+        path's delivery of each as it is read does."""
+        if udp_event is not None and not self.closed and not self.read_ahead:
+            self.loop.remove_reader(self.fd)
+            self.loop.add_reader(self.fd, udp_event, self, 1, _EVENT_CONSTS)
 
     def _read_ready(self) -> None:
         if not self.read_ahead:
