@@ -4695,7 +4695,13 @@ udp_event(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         int gone = PyObject_IsTrue(closed);
         Py_DECREF(closed);
-        if (gone != 0) {  /* the rest is dropped */
+        if (gone != 0) {  /* closed inside the event: what is left is handed back */
+            if (gone > 0 && i + 1 < count) {
+                PyObject *left = PyObject_CallMethod(sock, "left_unread", "On", got, i + 1);
+                if (left == NULL)
+                    goto done;
+                Py_DECREF(left);
+            }
             if (gone > 0)
                 result = Py_NewRef(Py_None);
             goto done;

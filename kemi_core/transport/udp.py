@@ -5,18 +5,20 @@ through the event loop each) and wraps every send in a method that checks its ow
 first. Here each readiness event drains the socket (at most ``DRAIN_MAX`` datagrams, so timers
 and other sockets still get their turn), and a send is ``sock.sendto`` itself; only when the
 kernel's send buffer is full do datagrams wait in a queue for the socket to be writable, in
-order, as asyncio's transport keeps them. Each datagram reaches the receiver (the worker's
-entry gate) as soon as it is read, so a drain or a close between two datagrams of one event
-applies to the next one (tests/unit/test_udp_drain.py).
+order, as asyncio's transport keeps them. The entry gate judges each datagram as it is
+delivered, so a drain that begins between two datagrams of one event applies to the next one
+(tests/unit/test_udp_drain.py).
 
-Except on a socket that is never closed while its worker runs (``read_ahead``: the worker's own
-socket; with one worker, every listen socket): it reads all of an event's datagrams before it
-delivers the first (the drain gate still judges each as it is delivered). The kernel's receive
-path then runs once per event instead of between every two messages' Python, whose caches it
-evicts (a REGISTER costs about twice in the server, bench/register.py, what the same handler
-costs in process, bench/register_profile.py; the syscalls are a fifth of the difference). A
-listen socket shared with other workers delivers each as it is read: a recycled worker closes
-it between two datagrams and leaves the rest in the kernel for the worker that replaces it.
+Every socket reads all of an event's datagrams before it delivers the first (``read_ahead``;
+the drain gate still judges each as it is delivered). The kernel's receive path then runs once
+per event instead of between every two messages' Python, whose caches it evicts (a REGISTER
+costs about twice in the server, bench/register.py, what the same handler costs in process,
+bench/register_profile.py; the syscalls are a fifth of the difference). A listen socket shared
+with other workers is closed by a recycle (``WorkerEndpoints.stop_accepting``), which runs only
+between two loop events (the housekeeping timer), so what comes after stays in the kernel for
+the worker that replaces this one. Should a socket be closed inside an event all the same, what
+it read and has not delivered is not dropped: it goes to ``hand_back`` (the endpoints give it to
+another worker), else it is delivered here.
 
 When a read-ahead event brings several datagrams, the sends their routing makes are held in the
 worker's :class:`~kemi_core.transport.outbox.Outbox` and go out together after the last one
@@ -26,10 +28,8 @@ that module). Every other send goes out at once, as it is made.
 Compiled (``_fast``, Linux), a read-ahead event is one call: recvmmsg reads 16 datagrams per
 system call (none for the read that would find nothing), each comes back with its source's
 RecvInfo; the held sends go out as one sendmmsg per run of one socket's (outbox.py); the loop
-calls that compiled event itself (``start_read_ahead``), with no Python frame of ours. On a listen
-socket other workers share, the loop calls the same event for one datagram per readiness event
-(``start_compiled_each``). Without it, each datagram is one ``recvfrom_into`` (and each send one
-``sendto``).
+calls that compiled event itself (``start_read_ahead``), with no Python frame of ours. Without
+it, each datagram is one ``recvfrom_into`` (and each send one ``sendto``).
 
 A datagram is read into one reused 64 KiB buffer and copied out at its size. Reading with
 ``recvfrom(65536)`` instead allocates 64 KiB per datagram and shrinks it in place: with the
@@ -90,7 +90,7 @@ class UdpSocket:
 
     __slots__ = ("loop", "sock", "fd", "receiver", "limits", "local_ip", "local_port",
                  "pending", "closed", "buffer", "waiting", "sources", "read_ahead", "outbox", "loop_thread",
-                 "send_held")
+                 "send_held", "hand_back")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: Receiver,
                  limits: ParseLimits, local_ip: str, local_port: int,
@@ -120,6 +120,9 @@ class UdpSocket:
         #: what the outbox holds for this socket's sends (one object: a run of them is one
         #: sendmmsg while the socket is in the outbox's ``direct``, i.e. nothing is queued)
         self.send_held = self.send_now
+        #: where datagrams read ahead go when the socket is closed inside their event before
+        #: they were delivered (``left_unread``); None: delivered here all the same
+        self.hand_back: Callable[[list[tuple[bytes, RecvInfo]]], None] | None = None
         self._direct(True)
         loop.add_reader(self.fd, self._read_ready)
 
@@ -155,18 +158,34 @@ class UdpSocket:
         holding = len(got) > 1 and outbox.hold()
         clock, late = outbox.clock, held_sends.HOLD_SECONDS
         try:
-            for data, rcv in got:
+            for at, (data, rcv) in enumerate(got):
                 try:
                     deliver_datagram(receiver, data, rcv, limits)
                 except Exception as exc:  # the dispatcher guards; the last line of defence
                     internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
-                if self.closed:  # the rest is dropped
+                if self.closed:  # what is left is handed back, never dropped
+                    if at + 1 < len(got):
+                        self.left_unread(got, at + 1)
                     return
                 if holding and outbox.held and clock() - outbox.since >= late:  # (flush_late)
                     outbox.flush()
         finally:
             if holding:
                 outbox.release()
+
+    def left_unread(self, got: list[tuple[bytes, RecvInfo]], first: int) -> None:
+        """The socket was closed inside the event that read ``got``, before ``got[first:]``
+        were delivered: those go to ``hand_back`` (another worker), else they are delivered
+        here, through the receiver as any datagram read (the compiled event calls this too)."""
+        rest = got[first:]
+        if self.hand_back is not None:
+            self.hand_back(rest)
+            return
+        for data, rcv in rest:
+            try:
+                deliver_datagram(self.receiver, data, rcv, self.limits)
+            except Exception as exc:  # the dispatcher guards; the last line of defence
+                internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
 
     def _read_all(self) -> list[tuple[bytes, RecvInfo]]:
         """A read-ahead event's datagrams (DRAIN_MAX at most), each with its source's RecvInfo.

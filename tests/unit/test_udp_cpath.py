@@ -67,16 +67,23 @@ class Handler:
         n = len(self.log)
         self.log.append((*what, tuple(pending_datagrams(self.peer))))
         act = self.plan.get(n, "answer")
-        if act in ("answer", "raise", "close", "wait"):
+        if act in ("answer", "raise", "close", "hand", "wait"):
             self.sock.sendto(b"a%d" % n, to)
         if act == "refuse":  # (port 0: the kernel refuses it when it goes out)
             self.sock.sendto(b"r%d" % n, ("127.0.0.1", 0))
         if act == "raise":
             raise RuntimeError(f"boom {n}")
+        if act == "hand":  # closed with a hand_back: what the event read after goes there
+            self.sock.hand_back = self._handed
+            self.sock.close()
         if act == "close":
             self.sock.close()
         if act == "wait":
             outbox.about_to_wait()
+
+    def _handed(self, rest: list[tuple[bytes, RecvInfo]]) -> None:
+        self.log.append(("handed", tuple(data for data, _ in rest),
+                         all(isinstance(rcv, RecvInfo) for _, rcv in rest)))
 
     def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
         self._step(("msg", msg.call_id, rcv), (rcv.src_ip, rcv.src_port))
@@ -167,6 +174,9 @@ EVENT_CASES = {
                                  b"\n", b"\r\n\r\n", b"", options(2), b"xy"], {}, 0.0),
     "a handler raises": ([options(n) for n in range(4)], {1: "raise", 2: "raise"}, 0.0),
     "the socket closes mid-event": ([options(n) for n in range(5)], {2: "close"}, 0.0),
+    "closes mid-event, the rest handed back": ([options(n) for n in range(5)], {1: "hand"},
+                                               0.0),
+    "closes at the last one": ([options(n) for n in range(3)], {2: "hand"}, 0.0),
     "about_to_wait": ([options(n) for n in range(4)], {1: "wait"}, 0.0),
     "flush late": ([options(n) for n in range(6)], {}, 0.0015),
     "one that does not answer": ([options(n) for n in range(3)], {1: "nothing"}, 0.0),
@@ -183,6 +193,10 @@ def test_an_event_gives_what_the_python_event_gives(case: str, monkeypatch: pyte
     python = _event_run(False, datagrams, plan, step, monkeypatch, caplog)
     assert compiled == python
     assert compiled[3] is None and compiled[6] is None  # nothing held after the event
+    if case == "closes mid-event, the rest handed back":  # never dropped
+        assert compiled[0][2] == ("handed", (options(2), options(3), options(4)), True)
+    if case == "closes at the last one":  # nothing left: nothing handed
+        assert [entry[0] for entry in compiled[0]] == ["msg"] * 3
     if case == "a held send refused":  # (the release's udp_send refused them: logged)
         assert sum("udp send from" in line for line in compiled[2]) == 2, compiled[2]
 
@@ -223,7 +237,7 @@ def test_random_events_give_what_the_python_events_give(
         count = rnd.randint(1, 20)
         datagrams = [rnd.choice(shapes)(n) for n in range(count)]
         plan = {n: rnd.choice(["answer", "answer", "raise", "wait", "nothing", "close",
-                               "refuse"])
+                               "refuse", "hand"])
                 for n in range(count) if rnd.random() < 0.3}
         step = rnd.choice([0.0, 0.0007, 0.003])
         assert (_event_run(True, datagrams, plan, step, monkeypatch, caplog)
