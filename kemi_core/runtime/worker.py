@@ -112,7 +112,8 @@ class Worker:
                                          http=core.service("http", HttpService),
                                          rank=self.rank,
                                          owners=core.stream_owners if self.shared_sockets
-                                         else None, sockets=self.sockets)
+                                         else None, sockets=self.sockets,
+                                         workers=cfg.children)
         self.endpoints.on_send_failed = core.send_failed_later
         self.loop.run_until_complete(self.endpoints.start(udp=False))
         core.attach_transport(self.endpoints)

@@ -44,7 +44,7 @@ from kemi_core.transport.handoff import (
     owners_seen,
 )
 from kemi_core.transport.outbox import Outbox
-from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram
+from kemi_core.transport.receiver import Receiver, RecvInfo, deliver_datagram, internal_error
 from kemi_core.transport.sockets import RankSockets, bind_tcp, bind_udp
 from kemi_core.transport.stream import HttpService, StreamConnection, TlsService
 from kemi_core.transport.udp import UdpSocket
@@ -92,7 +92,7 @@ class WorkerEndpoints:
                  tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0,
                  tls: TlsService | None = None, http: HttpService | None = None,
                  rank: int = 0, owners: SharedTable | None = None,
-                 sockets: RankSockets | None = None) -> None:
+                 sockets: RankSockets | None = None, workers: int = 1) -> None:
         self.loop = loop
         self.listens = listens
         #: local_address's answers by transport (the listens do not change once it runs)
@@ -127,6 +127,8 @@ class WorkerEndpoints:
         #: several workers: who holds which stream connection, and this worker's mailbox for
         #: what the others hand over (kemi_core.transport.handoff)
         self.rank = rank
+        #: the workers' ranks run 1..workers (where a shared socket hands back what it read)
+        self.workers = workers
         self.owners = owners
         self.mailbox: Mailbox | None = None
         #: the owners table's answers that named another worker, by owner key: a send does
@@ -233,13 +235,28 @@ class WorkerEndpoints:
             else:
                 self.own_udp = self.udp[(first_udp.host, first_udp.port)]
                 self.own_udp_addr = (first_udp.host, first_udp.port)
-            # never closed while the worker runs (stop_accepting closes only the listen
-            # sockets several workers share): these read an event's datagrams ahead
-            for tr in (self.own_udp, *([] if self.shared else self.udp.values())):
+            # every socket reads an event's datagrams ahead; a shared listen socket closed
+            # inside an event (a recycle closes it only between events) hands the rest back
+            for tr in (self.own_udp, *self.udp.values()):
                 tr.start_read_ahead()
-            if self.shared:  # the compiled event still, one datagram per readiness event
+            if self.shared:
                 for tr in self.udp.values():
-                    tr.start_compiled_each()
+                    tr.hand_back = self._hand_back_unread
+
+    def _hand_back_unread(self, got: list[tuple[bytes, RecvInfo]]) -> None:
+        """Datagrams a shared listen socket read but did not deliver (closed inside their
+        event): each to another worker's mailbox, as a reply steered there goes (``R``, with
+        the RecvInfo it arrived with); one no other worker takes is delivered here."""
+        box = self.mailbox
+        others = [*range(self.rank + 1, self.workers + 1), *range(1, self.rank)]
+        for data, rcv in got:
+            packet = encode_received(rcv, data)
+            if box is not None and any(box.post(rank, packet) for rank in others):
+                continue
+            try:
+                deliver_datagram(self.receiver, data, rcv, self.limits)
+            except Exception as exc:  # the dispatcher guards; the last line of defence
+                internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
 
     def _udp_socket(self, host: str, port: int) -> socket.socket:
         """The rank's socket on a listen address (port 0: its send socket), else a new one."""

@@ -135,16 +135,6 @@ class UdpSocket:
             self.loop.remove_reader(self.fd)
             self.loop.add_reader(self.fd, udp_event, self, DRAIN_MAX, _EVENT_CONSTS)
 
-    def start_compiled_each(self) -> None:
-        """On a listen socket other workers share (not read ahead): compiled, the loop calls
-        udp_event itself for one datagram per readiness event. The poll is level-triggered, so
-        the next one comes at the loop's next turn, and a recycle that closes the socket
-        between two of them leaves the rest in the kernel for the next worker, as the Python
-        path's delivery of each as it is read does."""
-        if udp_event is not None and not self.closed and not self.read_ahead:
-            self.loop.remove_reader(self.fd)
-            self.loop.add_reader(self.fd, udp_event, self, 1, _EVENT_CONSTS)
-
     def _read_ready(self) -> None:
         if not self.read_ahead:
             self._drain(self._deliver)

@@ -1,13 +1,17 @@
 """A worker's UDP endpoints behind its entry gate (kemi_core.runtime.drain): once the worker
 drains, every request read after that point gets a 503 - also the rest of a burst read in the
-same readiness event - while ACK still passes; closing the listen sockets (a recycled worker)
-stops the read at once, and the worker's own socket still delivers. Real sockets on 127.0.0.1,
-the real gate and WorkerEndpoints."""
+same readiness event - while ACK still passes; closing the listen sockets (a recycled worker,
+between two loop events) leaves what comes after in the kernel for the worker that replaces
+it, and the worker's own socket still delivers. Every socket reads an event's datagrams ahead:
+a shared listen socket closed inside an event hands what it read and did not deliver to another
+worker's mailbox (else it is delivered here), never drops it. Real sockets on 127.0.0.1, the
+real gate, WorkerEndpoints and mailboxes."""
 
 from __future__ import annotations
 
 import array
 import asyncio
+import os
 import socket
 from collections.abc import Iterator
 
@@ -24,7 +28,9 @@ from kemi_core.testing.capture import offline_core
 from kemi_core.testing.process import free_port
 from kemi_core.testing.udp_client import request
 from kemi_core.transport.endpoints import WorkerEndpoints
+from kemi_core.transport.handoff import Mailbox, decode
 from kemi_core.transport.receiver import RecvInfo
+from kemi_core.transport.sockets import RankSockets
 
 DEADLINE = 5.0
 
@@ -51,6 +57,10 @@ class Inner(Dispatcher):
 
 
 class Rig:
+    """A worker's endpoints. Shared: on the rank's sockets as the main process makes them
+    (``kept``), the worker given copies of them as a fork gives it (closing its copy leaves
+    the main process's socket and what waits in it), rank 1 of 2."""
+
     def __init__(self, shared: bool, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.port = free_port()
@@ -58,8 +68,16 @@ class Rig:
                                                                     self.port)]))
         self.gate = EntryGate(core, array.array("d", [0.0]), 0)
         self.inner = Inner(core)
+        self.kept: RankSockets | None = None
+        mine: RankSockets | None = None
+        if shared:
+            self.kept = RankSockets([("127.0.0.1", self.port)], True)
+            mine = RankSockets.__new__(RankSockets)
+            mine.listen = {addr: sock.dup() for addr, sock in self.kept.listen.items()}
+            mine.send = self.kept.send.dup() if self.kept.send is not None else None
         self.endpoints = WorkerEndpoints(self.loop, core.config.listen,
-                                         self.gate.receiver(self.inner), ParseLimits(), shared)
+                                         self.gate.receiver(self.inner), ParseLimits(), shared,
+                                         rank=1, sockets=mine, workers=2)
         self.loop.run_until_complete(self.endpoints.start())
         core.attach_transport(self.endpoints)
         self.peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -84,8 +102,26 @@ class Rig:
 
         self.loop.run_until_complete(until())
 
+    def recycle(self) -> None:
+        """What Worker.drain("recycling") does to a worker with shared sockets."""
+        self.gate.start_draining()
+        self.endpoints.stop_accepting(udp=True)
+
+    def waiting_for_the_next_worker(self) -> list[str]:
+        """The Call-IDs waiting in the rank's listen socket (the main process's)."""
+        assert self.kept is not None
+        sock = self.kept.listen[("127.0.0.1", self.port)]
+        found = []
+        while True:
+            try:
+                found.append(parse_datagram(sock.recv(65535)).call_id)
+            except BlockingIOError:
+                return found
+
     def close(self) -> None:
         self.endpoints.close()
+        if self.kept is not None:
+            self.kept.close()
         self.peer.close()
         self.loop.close()
 
@@ -118,31 +154,74 @@ def test_requests_read_after_the_drain_began_get_503_even_within_one_burst(rig: 
     assert sorted((r.status, r.call_id) for r in rig.replies) == [(503, "c2"), (503, "c3")]
 
 
-def test_a_recycled_worker_stops_reading_its_listen_socket_at_once(shared_rig: Rig) -> None:
+def test_a_recycle_between_events_leaves_what_comes_after_to_the_next_worker(
+        shared_rig: Rig) -> None:
     rig = shared_rig
     own = rig.endpoints.own_udp_addr
     assert own is not None and own[1] != rig.port
-
-    def recycle() -> None:
-        rig.gate.start_draining()
-        rig.endpoints.stop_accepting(udp=True)
-
-    rig.inner.on_first = recycle
-    for call_id in ("c1", "c2", "c3"):
-        rig.send("INVITE", call_id)
+    rig.send("INVITE", "c1")
     rig.run_until(seen=1, replies=0)
+    rig.recycle()  # (the housekeeping timer's, between two events)
+    for call_id in ("c2", "c3"):
+        rig.send("INVITE", call_id)
     # replies to this worker's transactions still arrive on its own socket
     rig.send("ACK", "c1", port=own[1])
     rig.run_until(seen=2, replies=0)
     assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1"), ("ACK", "c1")]
     assert rig.replies == [] and rig.endpoints.udp == {}
+    assert rig.waiting_for_the_next_worker() == ["c2", "c3"]
 
 
-def test_only_sockets_never_closed_while_the_worker_runs_read_ahead(rig: Rig,
-                                                                     shared_rig: Rig) -> None:
-    # a lone worker's listen socket is its own; several workers' shared listen sockets are
-    # closed by a recycle between two datagrams (the rest stays for the next worker)
+def test_a_close_inside_an_event_hands_what_it_read_to_another_worker(
+        shared_rig: Rig) -> None:
+    rig = shared_rig
+    tag = os.getpid() * 1000 + 31  # a fake main pid: mailbox names nobody else uses
+    rig.endpoints.mailbox = Mailbox(tag, 1, rig.loop)
+    other = Mailbox(tag, 2, rig.loop)
+    try:
+        rig.inner.on_first = rig.recycle
+        # all three wait before the loop reads: one event reads them all ahead
+        for call_id in ("c1", "c2", "c3"):
+            rig.send("INVITE", call_id)
+        rig.run_until(seen=1, replies=0)
+        handed: list[bytes] = []
+
+        async def until_handed() -> None:
+            end = rig.loop.time() + DEADLINE
+            while len(handed) < 2 and rig.loop.time() < end:
+                other.drain(handed.append)
+                await asyncio.sleep(0.005)
+
+        rig.loop.run_until_complete(until_handed())
+    finally:
+        other.close()
+    assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1")]
+    found = [decode(packet) for packet in handed]
+    # each with the RecvInfo it arrived with: the peer, our listen address
+    peer = str(rig.peer.getsockname()[1])
+    assert [(f[0], f[1][:5]) for f in found if f] == [
+        ("R", ["udp", "127.0.0.1", peer, "127.0.0.1", str(rig.port)])] * 2
+    assert [parse_datagram(f[2]).call_id for f in found if f] == ["c2", "c3"]
+    assert rig.replies == [] and rig.waiting_for_the_next_worker() == []
+
+
+def test_with_no_other_worker_to_take_them_they_are_answered_here(shared_rig: Rig) -> None:
+    rig = shared_rig
+    rig.inner.on_first = rig.recycle
+    for call_id in ("c1", "c2", "c3"):
+        rig.send("INVITE", call_id)
+    rig.run_until(seen=1, replies=2)
+    # read before the close: not dropped, answered by the draining gate
+    assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1")]
+    assert sorted((r.status, r.call_id) for r in rig.replies) == [(503, "c2"), (503, "c3")]
+
+
+def test_every_socket_reads_ahead(rig: Rig, shared_rig: Rig) -> None:
+    # a recycle closes a shared listen socket only between two events (Worker._housekeeping);
+    # should one close inside an event, what it read goes to another worker
     assert [tr.read_ahead for tr in rig.endpoints.udp.values()] == [True]
-    assert [tr.read_ahead for tr in shared_rig.endpoints.udp.values()] == [False]
+    assert [tr.read_ahead for tr in shared_rig.endpoints.udp.values()] == [True]
+    assert [tr.hand_back for tr in rig.endpoints.udp.values()] == [None]
+    assert [tr.hand_back is not None for tr in shared_rig.endpoints.udp.values()] == [True]
     own = shared_rig.endpoints.own_udp
-    assert own is not None and own.read_ahead
+    assert own is not None and own.read_ahead and own.hand_back is None
