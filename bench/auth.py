@@ -5,13 +5,13 @@ The script is the official example's authentication path: auth_db.auth_check aga
 subscriber table of one SQLite file (password column, calculate_ha1), auth_challenge when it
 fails, consume_credentials; a REGISTER is then saved (registrar, usrloc in memory), an INVITE
 record-routed and relayed statefully to a SIPp callee; in-dialog requests follow the Route.
-Each server runs with one worker (children=1), one after the other in this one run, at the
+Each server runs with one worker (children=1; ``--children N``: N), one after the other in this one run, at the
 same fixed rate. Reported: unit of work per second and server CPU microseconds per unit
 (user+system of its process tree, from /proc), and kemi / Kamailio. A unit is one
 authenticated REGISTER (REGISTER, 401, REGISTER, 200) or one authenticated call (INVITE, 407,
 ACK, INVITE, 100/180/200, ACK, BYE, 200). The last line printed is one JSON object.
 
-    python bench/auth.py [--register-rate 400] [--call-rate 150] [--seconds 10]
+    python bench/auth.py [--register-rate 400] [--call-rate 150] [--seconds 10] [--children 1]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ CFG = """#!KAMAILIO
 debug=0
 log_stderror=yes
 fork=yes
-children=1
+children={children}
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
 mpath="{mpath}"
@@ -158,6 +158,8 @@ def main() -> int:
     parser.add_argument("--register-rate", type=int, default=400)
     parser.add_argument("--call-rate", type=int, default=150)
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--children", type=int, default=1, help="workers of both servers")
+    parser.add_argument("--servers", default="kemi,kamailio", help="which, in this order")
     opts = parser.parse_args()
     if not sipp_available():
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
@@ -173,6 +175,8 @@ def main() -> int:
             servers.append(("kamailio", kamailio_args(work)))
         else:
             print("kamailio 5.6 with app_lua, auth_db and db_sqlite not installed: kemi alone")
+        wanted = opts.servers.split(",")
+        servers = sorted((s for s in servers if s[0] in wanted), key=lambda s: wanted.index(s[0]))
         for name, make_args in servers:
             port, uas_port = free_port(), free_port()
             script = work / f"{name}.lua"
@@ -180,12 +184,13 @@ def main() -> int:
             cfg = work / f"{name}.cfg"
             # four slashes: Kamailio reads sqlite:///x relative to its working directory
             cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH, db=f"/{db}",
-                                      script=script))
+                                      script=script, children=opts.children))
             for r in run_server(name, make_args(cfg), port, uas_port, work, rates, opts.seconds):
                 results.append(r)
                 print(f"{name:9} {r['unit']:9} {r['ok']:6} ok {r['failed']:5} failed "
                       f"{r['per_s']:8}/s  {r['cpu_us_per_unit']} us CPU/unit")
-    figures: dict = {"rates": rates, "seconds": opts.seconds, "results": results}
+    figures: dict = {"rates": rates, "seconds": opts.seconds, "children": opts.children,
+                     "results": results}
     by = {(r["server"], r["unit"]): r for r in results}
     for unit in UNITS:
         kemi, kam = by.get(("kemi", unit)), by.get(("kamailio", unit))

@@ -16,7 +16,9 @@ SIPp's caller (scenarios/rr_uac.xml) sends the ACK and BYE along the Record-Rout
 example`` runs the same cfg and scripts without sockets (bytecodes, callgrind).
 
     python bench/example_call.py [--engine lua,native] [--interleave 3] [--rate 300]
-                                 [--seconds 10]
+                                 [--seconds 10] [--children 1]
+
+``--children N``: both servers with N workers (the example's own cfg has 2, Debian's 8).
 """
 
 from __future__ import annotations
@@ -412,11 +414,16 @@ ENGINES: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+#: the cfg's workers (--children)
+CHILDREN = 1
+
+
 def write_setup(engine: str, name: str, work: Path,
                 uas_port: int | None = None) -> tuple[Path, int, int]:
     """The engine's kamailio.cfg and script under ``name`` in ``work``: (cfg, port, UAS port)
     (bench/stateful.py's, on this benchmark's cfg; bench/callpath.py's harness uses it too)."""
-    return stateful.write_setup(engine, name, work, uas_port, ENGINES, CFG)
+    head = CFG.replace("children=1\n", f"children={CHILDREN}\n")
+    return stateful.write_setup(engine, name, work, uas_port, ENGINES, head)
 
 
 def run_interleaved(engine: str, work: Path, rate: int, seconds: int, rounds: int) -> dict:
@@ -434,7 +441,10 @@ def main() -> int:
     parser.add_argument("--interleave", type=int, default=3, metavar="ROUNDS")
     parser.add_argument("--rate", type=int, default=300, help="calls per second")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--children", type=int, default=1, help="workers of both servers")
     opts = parser.parse_args()
+    global CHILDREN
+    CHILDREN = opts.children
     engines = [e for e in opts.engine.split(",") if e]
     if set(engines) - set(ENGINES):
         parser.error(f"unknown engine in {opts.engine!r}: {', '.join(ENGINES)}")
@@ -452,7 +462,8 @@ def main() -> int:
                                                opts.interleave)
             print(f"  median CPU ratio kemi / Kamailio: {sections[engine]['median_ratio']}",
                   flush=True)
-    print(json.dumps({"benchmark": "example_call", "interleaved": sections}))
+    print(json.dumps({"benchmark": "example_call", "children": opts.children,
+                      "interleaved": sections}))
     return 0
 
 

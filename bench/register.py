@@ -10,6 +10,10 @@ rate); server CPU per REGISTER (user+system of its process tree) is compared at 
 rate both sustained. The last line printed is one JSON object with the figures.
 
     python bench/register.py [--mode memory|sqlite|all] [--seconds 10] [--rates 250,500,1000]
+                             [--children 1]
+
+``--children N`` runs both servers with N workers (the cfg's ``children``; SIPp's one socket
+lands on one of them, SO_REUSEPORT hashing its flow).
 
 The steps start low because Kamailio's db_sqlite (a synced rollback journal) keeps up with only a
 few hundred write-through REGISTERs per second on a busy machine.
@@ -38,7 +42,7 @@ CFG = """#!KAMAILIO
 debug=0
 log_stderror=yes
 fork=yes
-children=1
+children={children}
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
 mpath="{mpath}"
@@ -66,7 +70,7 @@ MODES = {"memory": 0, "sqlite": 1}
 FLOOR = "floor"
 
 
-def write_cfg(mode: str, name: str, work: Path) -> tuple[Path, int]:
+def write_cfg(mode: str, name: str, work: Path, children: int = 1) -> tuple[Path, int]:
     port = free_port()
     db_module = db_url = ""
     if mode == "sqlite":
@@ -84,7 +88,7 @@ def write_cfg(mode: str, name: str, work: Path) -> tuple[Path, int]:
             # REGISTER), kemi's default is NORMAL (synced at checkpoints only).
             db_url += 'modparam("db_sqlite", "synchronous", "FULL")\n'
     text = CFG.format(port=port, mpath=KAMAILIO_MPATH, db_module=db_module, db_url=db_url,
-                      db_mode=MODES.get(mode, 0))
+                      db_mode=MODES.get(mode, 0), children=children)
     if mode == FLOOR:
         text = text.replace('if (!save("location")) {', 'if (!sl_send_reply("200", "OK")) {')
     cfg = work / f"{name}.cfg"
@@ -98,7 +102,8 @@ def users_file(work: Path, n: int) -> Path:
     return path
 
 
-def run_mode(mode: str, work: Path, rates: list[int], seconds: int, users: Path) -> dict:
+def run_mode(mode: str, work: Path, rates: list[int], seconds: int, users: Path,
+             children: int = 1) -> dict:
     servers: list[tuple[str, Callable[[Path], list[str]]]] = [
         ("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)])]
     if kamailio_available():
@@ -108,7 +113,7 @@ def run_mode(mode: str, work: Path, rates: list[int], seconds: int, users: Path)
     results = []
     for server, make_args in servers:
         name = f"{server}_{mode}"
-        cfg, port = write_cfg(mode, name, work)
+        cfg, port = write_cfg(mode, name, work, children)
 
         def run_step(rate: int, pid: int, name: str = name, port: int = port) -> dict:
             return sipp_step(name, port, work, rate, seconds, pid, SCENARIO,
@@ -128,6 +133,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rates", default="250,500,1000,2000,3000")
     parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--children", type=int, default=1, help="workers of both servers")
     opts = parser.parse_args()
     if not sipp_available():
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
@@ -140,8 +146,9 @@ def main() -> int:
         users = users_file(work, opts.users)
         for mode in modes:
             print(f"usrloc {mode}:", flush=True)
-            sections[mode] = run_mode(mode, work, rates, opts.seconds, users)
-    print(json.dumps({"seconds_per_step": opts.seconds, "users": opts.users, "modes": sections}))
+            sections[mode] = run_mode(mode, work, rates, opts.seconds, users, opts.children)
+    print(json.dumps({"seconds_per_step": opts.seconds, "users": opts.users,
+                      "children": opts.children, "modes": sections}))
     return 0
 
 

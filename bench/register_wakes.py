@@ -16,7 +16,10 @@ the caches. The fit ``cpu(k) = per_request + per_wake / k`` splits the two; SIPp
 rate gives the server as many wake-ups as the machine's load lets it take (bench/register.py).
 
     python bench/register_wakes.py [--mode floor|memory] [--ks 1,5,50] [--count 3000]
-                                   [--rounds 3] [--gap-us 300] [--kamailio]
+                                   [--rounds 3] [--gap-us 300] [--kamailio] [--children 1]
+
+``--children N``: the cfg's workers (the client's one socket lands on one of them); printed
+beside the tree's CPU, the busiest process's (``busy``: the worker the flow hashes to).
 """
 
 from __future__ import annotations
@@ -74,10 +77,11 @@ class Client:
 
 
 def measure(args: list[str], port: int, work: Path, ks: list[int], count: int, rounds: int,
-            users: int, gap_us: int) -> dict[int, list[tuple[float, float]]]:
-    """(us of CPU, voluntary switches) per REGISTER of the server, for each k, each round."""
+            users: int, gap_us: int) -> dict[int, list[tuple[float, float, float]]]:
+    """(us of CPU, voluntary switches, us of CPU of the busiest process) per REGISTER of the
+    server, for each k, each round."""
     proc = Proc(args, work / "server.log", cwd=work)
-    out: dict[int, list[tuple[float, float]]] = {k: [] for k in ks}
+    out: dict[int, list[tuple[float, float, float]]] = {k: [] for k in ks}
     try:
         if not wait_udp_answer(port):
             raise RuntimeError("the server did not answer: "
@@ -86,12 +90,15 @@ def measure(args: list[str], port: int, work: Path, ks: list[int], count: int, r
         client = Client(port, users, gap_us)
         for r in range(rounds):
             for k in ks if r % 2 == 0 else ks[::-1]:
-                ns0, sleeps0 = tree_cpu_and_sleeps(proc.pid)
+                per0, sleeps0 = cpu_by_pid(proc.pid)
                 ok = client.send(count, k)
-                ns1, sleeps1 = tree_cpu_and_sleeps(proc.pid)
+                per1, sleeps1 = cpu_by_pid(proc.pid)
+                ns0, ns1 = sum(per0.values()), sum(per1.values())
+                busiest = max(per1[pid] - per0.get(pid, 0) for pid in per1)
                 if ok != count:
                     print(f"  k={k}: {count - ok} REGISTERs not answered 200", flush=True)
-                out[k].append(((ns1 - ns0) / max(ok, 1) / 1e3, (sleeps1 - sleeps0) / max(ok, 1)))
+                out[k].append(((ns1 - ns0) / max(ok, 1) / 1e3, (sleeps1 - sleeps0) / max(ok, 1),
+                               busiest / max(ok, 1) / 1e3))
     finally:
         proc.stop()
     return out
@@ -108,25 +115,31 @@ def main() -> int:
     parser.add_argument("--gap-us", type=int, default=300,
                         help="pause after each burst's answers (us; 0: none)")
     parser.add_argument("--kamailio", action="store_true", help="Kamailio 5.6 on the same cfg")
+    parser.add_argument("--children", type=int, default=1, help="the cfg's workers")
     opts = parser.parse_args()
     ks = [int(x) for x in opts.ks.split(",")]
     with tempfile.TemporaryDirectory(prefix="kemi-register-wakes-") as tmp:
         work = Path(tmp)
         server = "kamailio" if opts.kamailio else "kemi"
-        cfg, port = register_bench.write_cfg(opts.mode, f"{server}_{opts.mode}", work)
+        cfg, port = register_bench.write_cfg(opts.mode, f"{server}_{opts.mode}", work,
+                                                opts.children)
         args = (kamailio_args(work)(cfg) if opts.kamailio
                 else [*kemi_executable(), "run", "-f", str(cfg)])
         runs = measure(args, port, work, ks, opts.count, opts.rounds, opts.users, opts.gap_us)
     result: dict = {"server": server, "mode": opts.mode, "count": opts.count,
+                    "children": opts.children,
                     "gap_us": opts.gap_us, "k": {}}
     for k, values in runs.items():
-        best = min(cpu for cpu, _ in values)
-        sleeps = sum(s for _, s in values) / len(values)
+        best = min(cpu for cpu, _, _ in values)
+        sleeps = sum(s for _, s, _ in values) / len(values)
+        busy = min(b for _, _, b in values)
         print(f"{server} {opts.mode} k={k:3}: us CPU per REGISTER "
-              + " ".join(f"{cpu:.1f}" for cpu, _ in values)
-              + f" (best {best:.1f}), sleeps per REGISTER {sleeps:.3f}", flush=True)
-        result["k"][k] = {"cpu_us": [round(cpu, 1) for cpu, _ in values],
-                          "best_cpu_us": round(best, 1), "sleeps_per_register": round(sleeps, 3)}
+              + " ".join(f"{cpu:.1f}" for cpu, _, _ in values)
+              + f" (best {best:.1f}; busiest process {busy:.1f}), sleeps per REGISTER"
+              f" {sleeps:.3f}", flush=True)
+        result["k"][k] = {"cpu_us": [round(cpu, 1) for cpu, _, _ in values],
+                          "best_cpu_us": round(best, 1), "sleeps_per_register": round(sleeps, 3),
+                          "busy_cpu_us": [round(b, 1) for _, _, b in values]}
     if len(ks) >= 2:
         lo, hi = min(ks), max(ks)
         a, b = result["k"][lo]["best_cpu_us"], result["k"][hi]["best_cpu_us"]

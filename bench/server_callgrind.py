@@ -19,6 +19,11 @@ as bench/register_profile.py does, so the figure compares with its ``--callgrind
 
     python bench/server_callgrind.py --kemi .venv/bin/kemi [--engine lua] [--calls 400]
     python bench/server_callgrind.py --kemi .venv/bin/kemi --register memory [--burst 5]
+                                     [--children 1]
+
+``--children N`` (with ``--register``): N workers; the client's one socket lands on one of them
+(``busiest_per_call``: that process's instructions per REGISTER, busy run minus the idle run's
+busiest process).
 """
 
 from __future__ import annotations
@@ -95,12 +100,12 @@ def registers(port: int, first: int, n: int, users: int, burst: int) -> int:
 
 
 def register_run(exe: Path, mode: str, users: int, n: int, burst: int, window: float,
-                 results: dict, key: str, keep: Path | None) -> None:
+                 results: dict, key: str, keep: Path | None, children: int = 1) -> None:
     """One server on bench/register.py's ``mode`` cfg under callgrind: every user registered
     once, then ``n`` REGISTERs in bursts of ``burst`` within ``window`` s (0: idle)."""
     with tempfile.TemporaryDirectory(prefix="kemi-srvcg-") as tmp:
         work = Path(tmp)
-        cfg, port = register_bench.write_cfg(mode, f"reg_{mode}", work)
+        cfg, port = register_bench.write_cfg(mode, f"reg_{mode}", work, children)
         env = dict(os.environ, KEMI_CTL=f"unix:{work}/kemi_ctl", PYTHONHASHSEED="0")
         args = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={work}/cg.%p",
                 str(exe.parent / "python"), str(exe), "run", "-f", str(cfg)]
@@ -166,6 +171,7 @@ def main() -> int:
                         help="bench/register.py's cfg, REGISTERs in bursts (--calls of them)")
     parser.add_argument("--burst", type=int, default=5, help="with --register")
     parser.add_argument("--users", type=int, default=1000, help="with --register")
+    parser.add_argument("--children", type=int, default=1, help="with --register: workers")
     opts = parser.parse_args()
     exe = Path(opts.kemi).absolute()
     window = opts.window or opts.calls / opts.rate + 20
@@ -173,7 +179,7 @@ def main() -> int:
     if opts.register:
         runs = [threading.Thread(target=register_run, args=(exe, opts.register, opts.users, n,
                                                             opts.burst, window, results, key,
-                                                            opts.keep))
+                                                            opts.keep, opts.children))
                 for key, n in (("busy", opts.calls), ("idle", 0))]
     else:
         runs = [threading.Thread(target=server_run, args=(exe, opts.engine, opts.warmup, n,
@@ -188,7 +194,10 @@ def main() -> int:
     out = {"kemi": str(exe), "engine": opts.register or opts.engine, "burst": opts.burst, "calls": results["busy"]["calls"],
            "rate": opts.rate, "window_s": window,
            "instructions_per_call": round((busy - idle) / results["busy"]["calls"]),
-           "idle_run_instructions": idle, "runs": results}
+           "idle_run_instructions": idle, "children": opts.children, "runs": results}
+    if opts.register:
+        most = [max(results[k]["instructions"].values()) for k in ("busy", "idle")]
+        out["busiest_per_call"] = round((most[0] - most[1]) / results["busy"]["calls"])
     print(json.dumps(out), flush=True)
     return 0
 
