@@ -237,7 +237,7 @@ class WorkerEndpoints:
                 self.own_udp_addr = (first_udp.host, first_udp.port)
             # every socket reads an event's datagrams ahead; a shared listen socket closed
             # inside an event (a recycle closes it only between events) hands the rest back
-            for tr in (self.own_udp, *self.udp.values()):
+            for tr in dict.fromkeys((self.own_udp, *self.udp.values())):  # (each once)
                 tr.start_read_ahead()
             if self.shared:
                 for tr in self.udp.values():
