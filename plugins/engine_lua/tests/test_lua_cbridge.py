@@ -366,13 +366,18 @@ function r_two() return 1, "two" end
 function r_args(...) local t = table.pack(...); return t.n .. ":" .. table.concat(t, ",") end
 function r_fails() error("plain Lua error") end
 function r_drop() KSR.x.drop() end
+function r_exit() KSR.x.exit() end
+function r_error_table() error(setmetatable({}, {__tostring = function() return "E7" end})) end
+r_callable = setmetatable({}, {__call = function() return 1 end})
+setmetatable(_G, {__index = function(t, k) if k == "r_meta" then return function() return "meta" end end end})
 """
 RESULT_RUNS: list[tuple[str, tuple[Any, ...]]] = [
     ("r_nil", ()), ("r_none", ()), ("r_true", ()), ("r_float", ()), ("r_big", ()),
     ("r_str", ()), ("r_bad", ()), ("r_table", ()), ("r_two", ()), ("r_args", ()),
     ("r_args", ("event", 7)), ("r_args", ("a", "b", "c", "d", "e")), ("r_args", (True,)),
     ("r_args", ("\udc80",)), ("r_args", (2**70,)), ("r_fails", ()), ("r_drop", ()),
-    ("r_missing", ()),
+    ("r_missing", ()), ("r_exit", ()), ("r_error_table", ()), ("r_callable", ()),
+    ("r_meta", ()), ("r_meta", ("arg",)), ("r_fails", ("event",)),
 ]
 
 
@@ -406,6 +411,99 @@ def test_route_runs_give_what_lupas_call_gives(make_engine: Callable[..., LuaEng
     assert got["r_two"] == ("int", 1) and got["r_str"] == ("str", "café")
     assert got["r_bad"][0] == "UnicodeDecodeError" and got["r_table"] == ("_LuaTable", "table")
     assert reference[10] == ("r_args", ("str", "2:event,7"))
+    got = dict(reference[15:])
+    assert got["r_exit"] == ("int", 1) and got["r_meta"] == ("str", "meta")
+    assert got["r_error_table"][0] == "ScriptError" and ":16: E7" in got["r_error_table"][1]
+    assert got["r_callable"][0] == "ScriptError"
+    assert "not defined" in got["r_callable"][1] and ":13:" in got["r_fails"][1]
+
+
+FACTS_ACK = (b"ACK sip:bob@example.com SIP/2.0\r\n"
+             b"Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-eng-2\r\n"
+             b"From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+             b"Call-ID: eng-test-1@127.0.0.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+FACTS_SCRIPT = """
+function inner(event)
+  KSR.t.mark("inner " .. tostring(event) .. " " .. tostring(KSR.is_ACK()) .. tostring(KSR.is_INVITE()))
+end
+function outer()
+  KSR.t.mark("outer " .. tostring(KSR.is_INVITE()))
+  KSR.t.nested("ev")
+  KSR.t.mark("outer " .. tostring(KSR.is_INVITE()) .. tostring(KSR.is_ACK()))
+  KSR.t.nested_by_lupa()
+  KSR.t.mark("outer " .. tostring(KSR.is_INVITE()) .. tostring(KSR.is_ACK()))
+  KSR.t.nested_early("ev")
+  KSR.t.mark("outer " .. tostring(KSR.is_ACK()))
+end
+function ksr_request_route() outer() end
+function outer_by_lupa(flag) outer() end
+function early(event)
+  KSR.t.nested("deep")
+  KSR.t.mark("early " .. tostring(KSR.is_ACK()))
+end
+"""
+
+
+def _facts_marks(tmp_path: Path, make_ctx: Callable[..., Any], bridged: bool) -> list[Any]:
+    """Nested runs reading their own message's facts (KSR.is_ACK ... answered in Lua) and
+    giving the caller's back; a True argument makes a run lupa's (the prelude's runner)."""
+    saved = cbridge.enabled, cbridge.runs
+    cbridge.enabled = cbridge.runs = bridged
+    marks: list[str] = []
+
+    def nested(ctx: Any, event: str) -> int:
+        return int(engine.run("inner", make_ctx(FACTS_ACK), event) or 1)
+
+    def nested_by_lupa(ctx: Any) -> int:
+        return int(engine.run("inner", make_ctx(FACTS_ACK), True) or 1)
+
+    def nested_early(ctx: Any, event: str) -> int:  # a run that asks nothing before nesting
+        return int(engine.run("early", make_ctx(FACTS_ACK), event) or 1)
+
+    try:
+        core = Core(CoreConfig())
+        add_core_exports(core)
+        core.registry.add([
+            export("t", "mark", lambda ctx, text: marks.append(text), "s"),
+            export("t", "nested", nested, "s", ReturnKind.INT),
+            export("t", "nested_by_lupa", nested_by_lupa, "", ReturnKind.INT),
+            export("t", "nested_early", nested_early, "s", ReturnKind.INT)])
+        script = tmp_path / f"facts_{bridged}.lua"
+        script.write_text(FACTS_SCRIPT)
+        engine = LuaEngine(core, LuaSettings(scripts=(str(script),)))
+        engine.load()
+        assert engine.run("ksr_request_route", make_ctx()) is None
+        marks.append("--")
+        assert engine.run("outer_by_lupa", make_ctx(), True) is None
+        assert engine.state is not None
+        assert (type(engine.state.runners["inner"]).__name__ == "LuaRun") is bridged
+        return marks
+    finally:
+        cbridge.enabled, cbridge.runs = saved
+
+
+def test_nested_runs_keep_each_runs_message_facts(tmp_path: Path,
+                                                  make_ctx: Callable[..., Any]) -> None:
+    reference = _facts_marks(tmp_path, make_ctx, False)
+    assert _facts_marks(tmp_path, make_ctx, True) == reference
+    one = ["outer true", "inner ev truefalse", "outer truefalse", "inner true truefalse",
+           "outer truefalse", "inner deep truefalse", "early true", "outer false"]
+    assert reference == [*one, "--", *one]
+
+
+def test_a_run_made_before_and_after_its_runner_and_after_a_failure(
+        make_engine: Callable[..., LuaEngine], make_ctx: Callable[..., Any]) -> None:
+    engine = make_engine(RESULTS_SCRIPT)
+    ctx = make_ctx()
+    assert engine.run("r_str", ctx) == "café" and engine.ctx is None  # the runner made here
+    assert engine.run("r_str", ctx) == "café" and engine.ctx is None  # then the C run
+    assert engine.state is not None
+    assert type(engine.state.runners["r_str"]).__name__ == "LuaRun"
+    with pytest.raises(ScriptError, match=":13: plain Lua error"):
+        engine.run("r_fails", ctx)
+    assert engine.ctx is None
+    engine.state = None  # not loaded: the method loads the script
+    assert engine.run("r_float", ctx) == 1.5
 
 
 def test_lua_functions_not_found_is_an_error_the_engine_takes_as_lupas_path(

@@ -41,7 +41,11 @@ typedef int (*lua_KFunction)(lua_State *L, int status, lua_KContext ctx);
 #define LUA_TBOOLEAN 1
 #define LUA_TNUMBER 3
 #define LUA_TSTRING 4
+#define LUA_TTABLE 5
+#define LUA_TFUNCTION 6
 #define LUA_TUSERDATA 7
+#define LUA_RIDX_GLOBALS 2
+#define LUA_OK 0
 #define LUA_VERSION_54 504
 
 #define KB_MAX_ARGS 8
@@ -71,6 +75,7 @@ static struct {
     int (*checkstack)(lua_State *, int);
     void (*settop)(lua_State *, int);
     int (*rawgeti)(lua_State *, int, lua_Integer);
+    int (*rawget)(lua_State *, int);
     void (*rawseti)(lua_State *, int, lua_Integer);
     int (*ref)(lua_State *, int);
     void (*unref)(lua_State *, int, int);
@@ -255,7 +260,15 @@ kemi_lua_make(lua_State *L)
  * results as lupa gives them: none -> None, one value -> it, several -> a tuple. Results other
  * than nil, booleans, numbers and UTF-8 strings, and any other arguments, are lupa's: the
  * results are stored in a Lua table (``box``) that lupa's table object reads and converts; the
- * call itself is then lupa's function object (``fallback``). */
+ * call itself is then lupa's function object (``fallback``).
+ *
+ * The runner's own work (prelude.py's runner: f = _G[name], the facts F saved and cleared,
+ * xpcall(f, handler, ...), the facts back, a failure handed to failed(r)) is done here with
+ * the Lua C API when _G[name] is a function found by a raw lookup; otherwise (no such
+ * global, or _G[name] only through a metamethod, or _G not a table) the runner itself is
+ * called, and answers as it does. The facts: F[1] false means F[2..4] are not read, so a
+ * run that finds F[1] false (no run around it asked) only sets it false again after; one
+ * that finds it true (nested in a run that asked) keeps F[1..4] and gives them back. */
 #define LR_MAX_ARGS 4
 
 typedef struct {
@@ -263,6 +276,8 @@ typedef struct {
     vectorcallfunc vectorcall;
     lua_State *L;
     int fn_ref, box_ref; /* the runner and the box in the Lua registry */
+    /* the script function's name, the prelude's handler, failed and facts table F, "_G" */
+    int name_ref, handler_ref, failed_ref, facts_ref, g_ref;
     PyObject *fallback;  /* lupa's function object of the same runner */
     PyObject *box;       /* lupa's table object of the box */
     PyObject *error;     /* lupa.LuaError: the runner itself failed (not the route) */
@@ -324,6 +339,18 @@ result_value(lua_State *L, int i)
     return v;
 }
 
+/* The values above ``base`` moved down to top + 1 ... (the rest above top dropped): lupa,
+ * converting them, reads the values of the frame from its bottom, as it leaves it. */
+static void
+results_down(lua_State *L, int top, int base)
+{
+    if (base == top)
+        return;
+    int nres = lua.gettop(L) - base;
+    lua.rotate(L, top + 1, top - base);
+    lua.settop(L, top + nres);
+}
+
 static PyObject *
 lua_run_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -337,10 +364,39 @@ lua_run_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObjec
             goto by_lupa;
     }
     lua_State *L = r->L;
-    if (!lua.checkstack(L, LR_MAX_ARGS + 4))
+    if (!lua.checkstack(L, LR_MAX_ARGS + 16))
         goto by_lupa;
     int top = lua.gettop(L);
-    lua.rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
+    /* f = _G[name] (raw lookups: a value found is what _G[name] gives) */
+    int fn_at = top + 3;
+    lua.rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua.rawgeti(L, LUA_REGISTRYINDEX, r->g_ref);
+    if (lua.rawget(L, top + 1) == LUA_TTABLE) {
+        lua.rawgeti(L, LUA_REGISTRYINDEX, r->name_ref);
+        if (lua.rawget(L, top + 2) != LUA_TFUNCTION)
+            fn_at = 0;
+    } else {
+        fn_at = 0;
+    }
+    /* facts = top + 4; nested = whether F[1] (facts read) was true: then F[2..4] are kept
+     * below (top + 5 ...) and given back after, else F[1] is false, as it is again after */
+    int facts = top + 4, nested = 0;
+    if (fn_at == 0) { /* the runner: its lookup, its answer */
+        lua.settop(L, top);
+        lua.rawgeti(L, LUA_REGISTRYINDEX, r->fn_ref);
+    } else {
+        lua.rawgeti(L, LUA_REGISTRYINDEX, r->facts_ref);
+        lua.rawgeti(L, facts, 1);
+        nested = lua.toboolean(L, -1);
+        if (nested) {
+            for (int i = 2; i <= 4; i++)
+                lua.rawgeti(L, facts, i);
+            lua.pushboolean(L, 0);
+            lua.rawseti(L, facts, 1);
+        }
+        lua.rawgeti(L, LUA_REGISTRYINDEX, r->handler_ref);
+        lua.pushvalue(L, fn_at);
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *a = args[i];
         if (PyUnicode_CheckExact(a)) {
@@ -364,10 +420,33 @@ lua_run_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObjec
         }
     }
     /* the GIL stays held: see the comment above */
-    int status = lua.pcallk(L, (int)n, LUA_MULTRET, 0, 0, NULL);
-    int nres = lua.gettop(L) - top;
-    if (status != 0) { /* the runner failed (not the route: its xpcall catches that) */
+    int status, base; /* the results are the values above base */
+    if (fn_at == 0) {
+        base = top;
+        status = lua.pcallk(L, (int)n, LUA_MULTRET, 0, 0, NULL);
+    } else {
+        base = top + (nested ? 8 : 5) + 1; /* the handler */
+        status = lua.pcallk(L, (int)n, 1, base, 0, NULL);
+        if (nested) { /* the caller's facts back (F[1] true: they were read) */
+            for (int i = 1; i <= 4; i++) {
+                lua.pushvalue(L, top + 4 + i);
+                lua.rawseti(L, facts, i);
+            }
+        } else {
+            lua.pushboolean(L, 0);
+            lua.rawseti(L, facts, 1);
+        }
+        if (status != LUA_OK) { /* failed(error): what the runner returns then */
+            lua.rawgeti(L, LUA_REGISTRYINDEX, r->failed_ref);
+            lua.rotate(L, base + 1, 1);
+            status = lua.pcallk(L, 1, LUA_MULTRET, 0, 0, NULL);
+        }
+    }
+    int nres = lua.gettop(L) - base;
+    if (status != LUA_OK) { /* the runner failed (not the route: its xpcall catches that) */
+        results_down(L, top, base);
         PyObject *err = results_by_lupa(r, nres);
+        lua.settop(L, top);
         if (err == NULL)
             return NULL;
         if (PyExceptionInstance_Check(err))
@@ -377,16 +456,21 @@ lua_run_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObjec
         Py_DECREF(err);
         return NULL;
     }
-    if (nres == 0)
-        Py_RETURN_NONE;
     if (nres == 1) {
-        PyObject *v = result_value(L, top + 1);
+        PyObject *v = result_value(L, base + 1);
         if (v != NULL) {
             lua.settop(L, top);
             return v;
         }
     }
-    return results_by_lupa(r, nres);
+    if (nres == 0) {
+        lua.settop(L, top);
+        Py_RETURN_NONE;
+    }
+    results_down(L, top, base);
+    PyObject *out = results_by_lupa(r, nres);
+    lua.settop(L, top);
+    return out;
 by_lupa:
     if (r->fallback == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "LuaRun: not bound");
@@ -435,8 +519,10 @@ lua_run_dealloc(LuaRun *r)
     PyObject_GC_UnTrack(r);
     /* the registry entries go while the runtime (owner) still holds the state */
     if (r->owner != NULL && r->L != NULL) {
-        lua.unref(r->L, LUA_REGISTRYINDEX, r->fn_ref);
-        lua.unref(r->L, LUA_REGISTRYINDEX, r->box_ref);
+        int refs[] = {r->fn_ref, r->box_ref, r->name_ref, r->handler_ref, r->failed_ref,
+                      r->facts_ref, r->g_ref};
+        for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++)
+            lua.unref(r->L, LUA_REGISTRYINDEX, refs[i]);
     }
     lua_run_clear(r);
     Py_TYPE(r)->tp_free((PyObject *)r);
@@ -463,12 +549,16 @@ static PyTypeObject LuaRunType = {
     .tp_doc = "A route runner of the prelude called from Python (see _cbridge.c).",
 };
 
-/* Lua (loaded with package.loadlib, called through lupa): kemi_lua_runner(runner, box)
+/* Lua (loaded with package.loadlib, called through lupa):
+ * kemi_lua_runner(runner, box, name, handler, failed, F)
  * leaves a new LuaRun for take() (it has no Python value to return through Lua). */
 __attribute__((visibility("default"))) int
 kemi_lua_runner(lua_State *L)
 {
-    if (!lua_found || lua.version(L) != LUA_VERSION_54 || lua.gettop(L) != 2)
+    if (!lua_found || lua.version(L) != LUA_VERSION_54 || lua.gettop(L) != 6
+            || lua.type(L, 1) != LUA_TFUNCTION || lua.type(L, 2) != LUA_TTABLE
+            || lua.type(L, 3) != LUA_TSTRING || lua.type(L, 4) != LUA_TFUNCTION
+            || lua.type(L, 5) != LUA_TFUNCTION || lua.type(L, 6) != LUA_TTABLE)
         return 0;
     PyGILState_STATE gil = PyGILState_Ensure();
     LuaRun *r = PyObject_GC_New(LuaRun, &LuaRunType);
@@ -480,9 +570,14 @@ kemi_lua_runner(lua_State *L)
     r->vectorcall = lua_run_vectorcall;
     r->L = NULL;
     r->fallback = r->box = r->error = r->owner = NULL;
-    lua.settop(L, 2);
-    r->box_ref = lua.ref(L, LUA_REGISTRYINDEX);  /* pops the box */
-    r->fn_ref = lua.ref(L, LUA_REGISTRYINDEX);   /* pops the runner */
+    lua.pushlstring(L, "_G", 2);
+    r->g_ref = lua.ref(L, LUA_REGISTRYINDEX);      /* each pops its value */
+    r->facts_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    r->failed_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    r->handler_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    r->name_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    r->box_ref = lua.ref(L, LUA_REGISTRYINDEX);
+    r->fn_ref = lua.ref(L, LUA_REGISTRYINDEX);
     r->L = L;
     PyObject_GC_Track(r);
     Py_XSETREF(pending, (PyObject *)r);
@@ -518,6 +613,7 @@ cb_init(PyObject *Py_UNUSED(module), PyObject *path)
         {(void **)&lua.callk, "lua_callk"}, {(void **)&lua.error, "lua_error"},
         {(void **)&lua.pcallk, "lua_pcallk"}, {(void **)&lua.checkstack, "lua_checkstack"},
         {(void **)&lua.settop, "lua_settop"}, {(void **)&lua.rawgeti, "lua_rawgeti"},
+        {(void **)&lua.rawget, "lua_rawget"},
         {(void **)&lua.rawseti, "lua_rawseti"}, {(void **)&lua.ref, "luaL_ref"},
         {(void **)&lua.unref, "luaL_unref"},
     };

@@ -1,8 +1,8 @@
 """KSR calls and route runs through ``_cbridge.c`` in a lupa.lua54 runtime, when they can be.
 
 With it, each KSR function a script resolves is a Lua C closure (no lupa call machinery per
-crossing), and each route run from Python is a C call of the prelude's runner that keeps the
-GIL while Lua runs; the same values and errors: every unusual argument, result and exception
+crossing), and each route run from Python is a C call that does the prelude's runner's work
+(or calls it) and keeps the GIL while Lua runs; the same values and errors: every unusual argument, result and exception
 goes through lupa. lupa's path stays the reference and the fallback: no compiled ``_cbridge``
 (installed without a C compiler), a Lua other than 5.4, lupa's Lua functions not found, or
 ``KEMI_LUA_CBRIDGE=0`` in the environment (``=calls``: the KSR calls only).
@@ -44,11 +44,13 @@ class Bridge:
         self._box = runtime.table() if run_maker is not None else None
         self._lua_error = lua.LuaError
 
-    def runner(self, fn: Any) -> Callable[..., Any]:
-        """The C call of the prelude's runner ``fn`` (lupa's function object), or ``fn``."""
-        if self._run_maker is None:
+    def runner(self, fn: Any, name: str, crun: Any) -> Callable[..., Any]:
+        """The C run of the script's function ``name``, with the prelude's runner ``fn``
+        (lupa's function object) for the unusual runs, or ``fn`` itself; ``crun``: the
+        prelude's {handler, failed, F} (the runner's pieces the C run uses)."""
+        if self._run_maker is None or crun is None:
             return fn  # type: ignore[no-any-return]
-        self._run_maker(fn, self._box)
+        self._run_maker(fn, self._box, name, crun[1], crun[2], crun[3])
         run = _cbridge.take()
         if run is None:
             return fn  # type: ignore[no-any-return]

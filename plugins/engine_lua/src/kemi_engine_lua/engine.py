@@ -54,7 +54,6 @@ class LuaEngine:
     """Runs Lua callbacks for messages; see :class:`kemi_core.api.Engine`."""
 
     name = "lua"
-
     def __init__(self, core: Core, settings: LuaSettings) -> None:
         self.core = core
         self.settings = settings

@@ -4,7 +4,8 @@ It creates the global ``KSR`` and ``sr`` tables. Each is an empty table whose ``
 Python once per name and stores the answer with ``rawset``: the next ``KSR.sl.send_reply`` is two
 plain Lua table reads and a call of a Python callable, with no Python on the lookup path.
 
-It returns four functions for the engine:
+It returns four functions for the engine (and, with the C bridge, ``crun``: the runner's
+pieces a C route run uses, {handler, failed, F}; see _cbridge.c):
 ``runner(name)``  -> a function running the global function ``name`` (looked up at each
                   call): ``runner(name)(...)`` gives its first result (one value) when it ran;
                   1 after KSR.x.exit() (the route's int for an exit, as core.run_route
@@ -58,27 +59,29 @@ end
 -- each. A call of a module that may replace the message or edit a reply's CSeq (textops, hdr:
 -- the "edits" members) lets the next question read them again. A fact Python could not read
 -- (nil) or unexpected arguments: the export is called, and answers or fails as it would.
-local known, f_req, f_method, f_upper = false, nil, nil, nil
+-- F[1]: known, F[2]: is_request, F[3]: method, F[4]: upper-case method (a table the C
+-- bridge's route run saves and restores as the runner below does)
+local F = {false}
 local function read_facts()
-  f_req, f_method, f_upper = facts()
-  known = true
+  F[2], F[3], F[4] = facts()
+  F[1] = true
 end
 
 local function method_is(export, name)
   return function(...)
     if select("#", ...) ~= 0 then return export(...) end
-    if not known then read_facts() end
-    if f_method == nil then return export() end
-    return f_method == name
+    if not F[1] then read_facts() end
+    if F[3] == nil then return export() end
+    return F[3] == name
   end
 end
 
 local function message_kind(export, if_request, if_reply)
   return function(...)
     if select("#", ...) ~= 0 then return export(...) end
-    if not known then read_facts() end
-    if f_req == nil then return export() end
-    if f_req then return if_request end
+    if not F[1] then read_facts() end
+    if F[2] == nil then return export() end
+    if F[2] then return if_request end
     return if_reply
   end
 end
@@ -102,15 +105,15 @@ local function method_in(export, names_of)
       end
     end
     if set == false then return export(letters) end  -- an unknown letter: the export logs it
-    if not known then read_facts() end
-    if f_upper == nil then return export(letters) end
-    return set[f_upper] == true
+    if not F[1] then read_facts() end
+    if F[4] == nil then return export(letters) end
+    return set[F[4]] == true
   end
 end
 
 local function edits(export)
   return function(...)
-    known = false
+    F[1] = false
     return export(...)
   end
 end
@@ -195,23 +198,29 @@ local function runner(name)
   return function(...)
     local f = _G[name]
     if type(f) ~= "function" then return 2, nil, nil end
-    local k, req, m, up = known, f_req, f_method, f_upper  -- a nested run's caller's facts
-    known = false
+    local k, req, m, up = F[1], F[2], F[3], F[4]  -- a nested run's caller's facts
+    F[1] = false
     local ok, r = xpcall(f, handler, ...)
-    known, f_req, f_method, f_upper = k, req, m, up
+    F[1], F[2], F[3], F[4] = k, req, m, up
     if ok then return r end
     if r == EXIT then return 1 end
     return 1, r, last_trace
   end
 end
 
+-- what a run that failed with error r returns (the C bridge's run: the runner's last lines)
+local function failed(r)
+  if r == EXIT then return 1 end
+  return 1, r, last_trace
+end
+
 local function load(path, source)
   local chunk, err
   if source == nil then chunk, err = loadfile(path) else chunk, err = loadstr(source, "@" .. path) end
   if chunk == nil then return 1, err, err end
-  known = false
+  F[1] = false
   local ok, r = xpcall(chunk, handler)
-  known = false
+  F[1] = false
   if ok then return 0, nil, nil end
   if r == EXIT then return 3, nil, nil end
   return 1, r, last_trace
@@ -230,5 +239,9 @@ local function watch(changed)
   return true
 end
 
-return runner, load, has, watch
+-- the C bridge's route run (see _cbridge.c): the runner's work done in C for a function found
+local crun = nil
+if cmake ~= nil then crun = {handler, failed, F} end
+
+return runner, load, has, watch, crun
 """

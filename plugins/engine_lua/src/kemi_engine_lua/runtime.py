@@ -83,10 +83,11 @@ class LuaState:
         #: KSR calls as Lua C closures, route runs as C calls (cbridge.py); None: lupa's
         self.bridge = bridge(lua, self.runtime)
         c = self.bridge
-        runner, load, has, watch = self.runtime.execute(
+        runner, load, has, watch, crun = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member,
             _is_flow, resolver.facts, c and c.make, id, c and c.take)
         self._runner = runner
+        self._crun = crun  # the C run's pieces of the prelude (None without the bridge)
         #: name -> runner(*args): what the function returned, or a tuple (code, value,
         #: trace) when it failed (1) or is not defined (2); see :meth:`runner`.
         self.runners: dict[str, Callable[..., Any]] = {}
@@ -110,7 +111,7 @@ class LuaState:
                 self.runners.clear()
             fn = self._runner(name)
             if self.bridge is not None:
-                fn = self.bridge.runner(fn)
+                fn = self.bridge.runner(fn, name, self._crun)
             self.runners[name] = fn
         return fn
 
