@@ -105,6 +105,7 @@ SETS = {
               'modparam("registrar", "method_filtering", 1)\n',
     "lazy_path": 'modparam("registrar", "use_path", 1)\n'
                  'modparam("registrar", "path_mode", 1)\n',
+    "use_domain": 'modparam("usrloc", "use_domain", 1)\n',
     # usrloc on an SQLite file of each server's own (@DB@), written through
     "sqlite": 'loadmodule "db_sqlite.so"\n'
               'modparam("usrloc", "db_url", "sqlite:///@DB@")\n'  # (four slashes: absolute)
@@ -238,6 +239,7 @@ CASES: dict[str, tuple[str, list[tuple[str, Callable[..., Reply | None]]]]] = {
     ]),
     "no_user": ("defaults", NO_USER),
     "no_user_sqlite": ("sqlite", NO_USER),
+    "no_user_use_domain": ("use_domain", NO_USER),
 }
 
 
@@ -436,3 +438,20 @@ def test_statistics_equal_kamailio(servers: Servers, set_name: str) -> None:
     assert any(line.startswith("registrar:accepted_regs = ") for line in expected), expected
     assert "usrloc:location_contacts = 0" not in expected
     assert _statistics(kemi_ctl) == expected
+
+
+@pytest.mark.parametrize("set_name", ["defaults", "use_domain"])
+def test_no_user_aor_named_as_kamailio_names_it(servers: Servers, set_name: str) -> None:
+    """The AOR of a REGISTER whose To has no user, as ul.dump shows it: "" (use_domain off), the
+    host (on; not "@host")."""
+    kam_port, kemi_port = servers.ports(set_name)
+    kam_ctl, kemi_ctl = servers.ctls[set_name]
+    for port in (kam_port, kemi_port):
+        run_case(port, [("save", reg([C1], to="<sip:127.0.0.1>"))], "nouser")
+
+    def aors(ctl: str) -> list[str]:
+        return sorted(set(re.findall(r"AoR: ?(\S*)", kamcmd(ctl, "ul.dump").stdout)))
+
+    expected = aors(kam_ctl)
+    assert ("127.0.0.1" if set_name == "use_domain" else "") in expected, expected
+    assert aors(kemi_ctl) == expected

@@ -46,7 +46,7 @@ def _aor_of(uri_text: str, use_domain: bool, case_sensitive: bool, realm_prefix:
         host = uri.host.lower()
         if realm_prefix and host.startswith(realm_prefix) and len(host) > len(realm_prefix):
             host = host[len(realm_prefix):]
-        aor = f"{user}@{host}"
+        aor = f"{user}@{host}" if user else host  # (no user: Kamailio 5.6's AOR is the host)
     else:
         aor = user
     if len(aor) > MAX_AOR:
