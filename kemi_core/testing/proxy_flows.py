@@ -101,6 +101,20 @@ class Call:
         ua.answer(downstream_reply(request, status, contact=f"<sip:{ua.name}@{ua.host}:{ua.port}>",
                                    headers=headers, body=body.replace("HOSTIP", ua.host)))
 
+    def answered(self, caller: Ua, callee: Ua, what: str) -> bytes:
+        """The INVITE that reached ``callee`` rung (180) and answered (200 with SDP), the
+        caller's ACK through the dialog's route: the caller's 200 (``what`` names the call
+        in the assertion)."""
+        inv = callee.request("INVITE")
+        self.answer(callee, inv, 180)
+        caller.wait(is_status(180))
+        self.answer(callee, inv, 200, SDP)
+        ok = caller.final()
+        assert ok is not None, f"no 200 for {what}"
+        self.in_dialog(caller, "ACK", ok, 1)
+        callee.request("ACK")
+        return ok
+
     def ack(self, ua: Ua, invite: bytes, final: bytes | None) -> None:
         """The ACK of a negative final (the INVITE's branch, the final's To)."""
         if final is None:
@@ -147,14 +161,7 @@ def calls(port: int, tr: Transcript, relays_anywhere: bool = False) -> None:
 
         tr.note("a call through Record-Route, answered")
         c.send(alice, req("INVITE", body=SDP, call_id="call-1"))
-        inv = bob.request("INVITE")
-        c.answer(bob, inv, 180)
-        alice.wait(is_status(180))
-        c.answer(bob, inv, 200, SDP)
-        ok = alice.final()
-        assert ok is not None, "no 200 for the call"
-        c.in_dialog(alice, "ACK", ok, 1)
-        bob.request("ACK")
+        ok = c.answered(alice, bob, "the call")
         tr.note("re-INVITE, INFO, UPDATE, PRACK in the dialog")
         c.in_dialog(alice, "INVITE", ok, 2, body=SDP)
         c.answer(bob, bob.request("INVITE"), 200, SDP)
@@ -295,14 +302,7 @@ def nat(port: int, tr: Transcript) -> None:
         invite = req("INVITE", body=SDP.replace("HOSTIP", "192.168.1.20"), call_id="nat-1",
                      via=NAT_VIA.format(uuid.uuid4().hex[:12]))
         c.send(alice, invite.replace("<sip:alice@HOST:PORT>", "<sip:alice@192.168.1.20:5060>"))
-        inv = bob.request("INVITE")
-        c.answer(bob, inv, 180)
-        alice.wait(is_status(180))
-        c.answer(bob, inv, 200, SDP)
-        ok = alice.final()
-        assert ok is not None, "no 200 for the NATed call"
-        c.in_dialog(alice, "ACK", ok, 1)
-        bob.request("ACK")
+        ok = c.answered(alice, bob, "the NATed call")
         c.in_dialog(alice, "BYE", ok, 2)
         c.answer(bob, bob.request("BYE"), 200)
         alice.final()

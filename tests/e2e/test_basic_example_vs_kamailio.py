@@ -162,14 +162,7 @@ def nat_auth(port: int, tr: Transcript) -> None:
         value = credentials(challenge(reply), "INVITE", f"sip:carol@127.0.0.1:{port}", "alice",
                             "alicepw")
         c.send(alice, natted_invite("natauth-2", f"Proxy-Authorization: {value}\r\n"))
-        inv = carol.request("INVITE")
-        c.answer(carol, inv, 180)
-        alice.wait(is_status(180))
-        c.answer(carol, inv, 200, SDP)
-        ok = alice.final()
-        assert ok is not None, "no 200 for the NATed, authenticated call"
-        c.in_dialog(alice, "ACK", ok, 1)
-        carol.request("ACK")
+        ok = c.answered(alice, carol, "the NATed, authenticated call")
         tr.note("carol hangs up")
         c.in_dialog(carol, "BYE", ok, 1, callee=True)
         c.answer(alice, alice.request("BYE"), 200)
