@@ -71,7 +71,7 @@ class WorkerBoard:
         self._f[self._fi(rank, _F_BEAT)] = time.monotonic()
 
     def beat(self, rank: int) -> None:
-        """The worker's event loop is turning (written by its housekeeping timer)."""
+        """The worker's event loop is turning (written when it answers its doorbell)."""
         self._f[self._fi(rank, _F_BEAT)] = time.monotonic()
 
     def set_state(self, rank: int, state: int) -> None:
@@ -105,6 +105,18 @@ class WorkerBoard:
                         report_seq=self._i[self._ii(rank, _I_REPORT_SEQ)],
                         report=self._mm[base:base + size].decode("utf-8", "replace"))
 
+    def answers_doorbell(self, rank: int) -> bool:
+        """Whether the worker of ``rank`` answers its doorbell (doorbell.py): ready or draining
+        (a starting worker looks at its slot once it does)."""
+        return self._i[self._ii(rank, _I_STATE)] in (READY, DRAINING)
+
+    def pulse(self, rank: int) -> tuple[float, float, int, int]:
+        """(busy since, last heartbeat, state, report sequence) of ``rank``: what the watchdog
+        reads of each worker at each look, without the rest of ``read``."""
+        f, i = self._fi(rank, 0), self._ii(rank, 0)
+        return (self._f[f + _F_BUSY], self._f[f + _F_BEAT], self._i[i + _I_STATE],
+                self._i[i + _I_REPORT_SEQ])
+
     def request_retire(self, rank: int) -> None:
         """Ask the worker to finish its transactions and exit (it is then replaced)."""
         self._i[self._ii(rank, _I_RETIRE)] = 1
@@ -132,7 +144,8 @@ class WorkerBoard:
 
     # ---- log reopening (SIGHUP) ---------------------------------------------------------------
     def bump_log_generation(self) -> int:
-        """Ask every worker to reopen its log files (slot 0's counter, read on their tick)."""
+        """Ask every worker to reopen its log files (slot 0's counter: each worker reads it
+        when its doorbell rings, and once as it starts)."""
         self._i[self._ii(0, _I_LOG_GEN)] += 1
         return int(self._i[self._ii(0, _I_LOG_GEN)])
 

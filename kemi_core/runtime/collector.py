@@ -15,14 +15,17 @@ So a worker (``tune_gc``):
   object is walked once, by the first young collection it meets, and a cycle made among young
   objects (an error's traceback) is still found at once;
 * once ``FULL_EVERY`` young collections have run, unfreezes everything and runs a full
-  collection from its housekeeping (``collect_if_due``; a collector callback may not collect),
+  collection from its event loop (``collect_if_due``; a collector callback may not collect),
   which finds the cycles that formed among older objects, as CPython's own full collections
-  would at its pace (``GC_THRESHOLDS``).
+  would at its pace (``GC_THRESHOLDS``). The callback says when one is due (``on_due``: the
+  worker rings its own doorbell, doorbell.py), so an idle worker, which allocates nothing,
+  never wakes to ask.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from typing import Any
 
 #: The worker's collector thresholds: young generations as CPython's defaults, full collections
@@ -36,18 +39,22 @@ FULL_EVERY = GC_THRESHOLDS[1] * GC_THRESHOLDS[2]
 class SurvivorFreezer:
     """A collector callback: what a collection leaves alive is frozen (see the module
     docstring); ``collect_if_due()`` runs the full collection once ``full_every`` young
-    collections have run."""
+    collections have run; ``on_due()``, when set, is called once as it becomes due (from the
+    callback: it may only ask for the collection, e.g. by a signal to this process)."""
 
     def __init__(self, full_every: int = FULL_EVERY) -> None:
         self.full_every = full_every
         #: young collections since the last full one
         self.young = 0
+        self.on_due: Callable[[], object] | None = None
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "stop":
             gc.freeze()  # (a move of the generations' lists: no object is visited)
             if info["generation"] < 2:
                 self.young += 1
+                if self.young == self.full_every and self.on_due is not None:
+                    self.on_due()
 
     def collect_if_due(self) -> int | None:
         """The full collection, when due: how many unreachable objects it found (None when it

@@ -6,7 +6,8 @@ initialised (as Kamailio does); ``fork=no`` runs everything in one process.
 Signals (main process): SIGTERM/SIGINT stop the server: the workers take no new requests,
 finish the transactions in progress (at most ``exit_timeout`` s) and exit; then the control
 socket and the pid file are removed. A second SIGTERM/SIGINT kills the workers at once.
-SIGHUP reopens log files (logrotate) and never stops anything; workers ignore it.
+SIGHUP reopens log files (logrotate) and never stops anything; workers ignore it, the main
+process rings their doorbells (doorbell.py) and each reopens its own at once.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from typing import Any
 from kemi_core.errors import ConfigError
 from kemi_core.rpc.paths import default_spec
 from kemi_core.rpc.server import ControlServer
+from kemi_core.runtime import doorbell
 from kemi_core.runtime.board import WorkerBoard
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.logs import reopen_log_files
-from kemi_core.runtime.supervisor import Supervisor, describe_status
-from kemi_core.runtime.worker import Worker, housekeeping_interval
+from kemi_core.runtime.supervisor import Supervisor, describe_status, supervise_interval
+from kemi_core.runtime.worker import Worker
 from kemi_core.stats import count_restart
 from kemi_core.transport.sockets import RankSockets, family_of
 
@@ -156,11 +158,11 @@ class Server:
         self.board = WorkerBoard(n)
         self.supervisor = Supervisor(self.board, float(cfg.watchdog_timeout),
                                      cfg.worker_rss_limit)
-        # How often the supervisor looks at the workers (s): as often as a worker beats (four
-        # times per watchdog_timeout, at most once a second), as fine as the watchdog judges.
+        # How often the supervisor looks at the workers (s): four times per watchdog_timeout,
+        # at most once a second, as fine as the watchdog judges.
         # Each look wakes the idle main process (~0.2 ms of CPU, the kernel's part included):
         # every 0.1 s it was most of an idle server's CPU (2 ms/s; Kamailio's tree uses ~0.5).
-        self.supervise_every = housekeeping_interval(float(cfg.watchdog_timeout))
+        self.supervise_every = supervise_interval(float(cfg.watchdog_timeout))
         if n > 1 and any(lst.proto in ("tcp", "tls") for lst in cfg.listen):
             # stream connections live in one worker; the others hand sends and replies over
             from kemi_core.shared import shared_store
@@ -176,6 +178,8 @@ class Server:
         self.ready_r, self.ready_w = os.pipe()
         udp = [(lst.host, lst.port) for lst in cfg.listen if lst.proto == "udp"]
         self.rank_sockets = {rank: RankSockets(udp, n > 1) for rank in range(1, n + 1)}
+        for rank in self.rank_sockets:
+            self.supervisor.probe.watch_sockets(rank, self._udp_sockets_of(rank))
         for rank in range(1, n + 1):
             self._spawn(rank)
         self._wait_ready(n)
@@ -211,8 +215,16 @@ class Server:
             self._close_ctl()
             for made in self.rank_sockets.values():
                 made.close()
+            self.supervisor.probe.files.close()
             loop.close()
         return self.exit_code
+
+    def _udp_sockets_of(self, rank: int) -> list[socket.socket]:
+        """The UDP sockets the worker of ``rank`` reads (the main process holds them too)."""
+        made = self.rank_sockets.get(rank)
+        if made is None:
+            return []
+        return [*made.listen.values(), *([made.send] if made.send is not None else [])]
 
     def workers(self) -> dict[int, int]:
         """rank -> pid of the workers running now."""
@@ -224,6 +236,7 @@ class Server:
         if pid == 0:  # the worker
             code = 0
             try:
+                doorbell.ignore_until_answered()
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
                     signal.signal(sig, signal.SIG_DFL)
                 for ctl in self.ctl:
@@ -305,6 +318,8 @@ class Server:
         """While stopping, no worker replaces one that is gone: close its rank's sockets, so
         the kernel hands their flows to the workers still draining (which answer new requests
         with 503 and retransmissions as their transactions do) instead of queueing them."""
+        if self.supervisor is not None:
+            self.supervisor.probe.unwatch_sockets(self._udp_sockets_of(rank))
         made = self.rank_sockets.pop(rank, None)
         if made is not None:
             made.close()
@@ -401,6 +416,9 @@ class Server:
         reopened = reopen_log_files()
         if self.board is not None:
             self.board.bump_log_generation()
+            for rank, pid in self.workers().items():
+                if self.board.answers_doorbell(rank):  # the others look as they start
+                    doorbell.ring(pid)
         if reopened:
             log.info("SIGHUP: %d log files reopened", reopened)
         else:

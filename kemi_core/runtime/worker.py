@@ -9,7 +9,7 @@ import os
 import signal
 from collections.abc import Callable
 
-from kemi_core.runtime import stuck
+from kemi_core.runtime import doorbell, stuck
 from kemi_core.runtime.board import DRAINING, READY, WorkerBoard
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.clock import drive_with_loop
@@ -24,17 +24,9 @@ from kemi_core.transport.stream import HttpService, TlsService
 
 log = logging.getLogger("kemi.worker")
 
-#: How often a worker looks at its board slot (heartbeat, retire request, log reopening) and
-#: its parent: at most this long (s), shorter when the watchdog needs more frequent beats. The
-#: only periodic wakeup of an idle worker (timers are armed at their deadlines).
-HOUSEKEEPING_TICK = 1.0
-
-
-def housekeeping_interval(watchdog_timeout: float) -> float:
-    """A heartbeat at least four times per watchdog_timeout, at most once a second."""
-    if watchdog_timeout <= 0:
-        return HOUSEKEEPING_TICK
-    return max(0.05, min(HOUSEKEEPING_TICK, watchdog_timeout / 4))
+#: How often a worker whose parent-death signal could not be set (not Linux) polls its parent,
+#: and how often a lone worker asked to retire looks for a quiet moment (s).
+PARENT_POLL = RETIRE_POLL = 1.0
 
 #: How often a draining worker checks whether its transactions are done.
 DRAIN_POLL = 0.02
@@ -82,8 +74,7 @@ class Worker:
         self.retire_asked_at: float | None = None
         self.drain_deadline: float | None = None
         self.drain_reason = ""
-        self.housekeeping_every = HOUSEKEEPING_TICK
-        #: the collector callback (tune_gc, in setup): its full collections run in housekeeping
+        #: the collector callback (tune_gc, in setup): its full collections run from the loop
         self.collector: SurvivorFreezer | None = None
 
     def setup(self) -> None:
@@ -139,10 +130,17 @@ class Worker:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the main process handles it
         else:
             loop.add_signal_handler(signal.SIGHUP, on_hup)
+        # No periodic wake-up: the doorbell brings what the main process wants, the kernel
+        # rings it when the main process dies, the collector when a full collection is due.
+        loop.add_signal_handler(doorbell.DOORBELL, self._look)
+        if not doorbell.ring_on_parent_death():
+            loop.call_later(PARENT_POLL, self._poll_parent)
+        if self.collector is not None:
+            pid = os.getpid()
+            self.collector.on_due = lambda: doorbell.ring(pid)
         if self.board is not None:
-            self.board.set_state(self.rank, READY)
-        self.housekeeping_every = housekeeping_interval(float(self.built.core.config.watchdog_timeout))
-        loop.call_later(self.housekeeping_every, self._housekeeping)
+            self.board.set_state(self.rank, READY)  # after the doorbell answers (doorbell.py)
+        loop.call_soon(self._look)  # what was asked while the doorbell was not answered
         log.info("worker %d ready", self.rank)
         try:
             loop.run_forever()
@@ -150,33 +148,44 @@ class Worker:
             if self.endpoints is not None:
                 self.endpoints.close()
 
-    # ---- housekeeping: parent, log files, retire requests ---------------------------------------
-    def _housekeeping(self) -> None:
+    # ---- the doorbell: parent, heartbeat, log files, retire requests, the collector -------------
+    def _look(self) -> None:
+        """Everything the doorbell may have rung for (they are cheap to check)."""
         if os.getppid() != self.parent:
             log.error("worker %d: the main process is gone; stopping", self.rank)
             self.drain("stopping")
         board = self.board
         if board is not None:
-            board.beat(self.rank)
+            board.beat(self.rank)  # the watchdog's ping answered: this loop turns
             generation = board.log_generation()
             if generation != self.log_generation:
                 self.log_generation = generation
-                reopen_log_files()
-            if board.retire_requested(self.rank) and self.drain_deadline is None:
+                reopened = reopen_log_files()
+                log.log(logging.INFO if reopened else logging.DEBUG,
+                        "worker %d: SIGHUP: %d log files reopened", self.rank, reopened)
+            if board.retire_requested(self.rank) and self.retire_asked_at is None:
                 self._retire()
         if self.collector is not None:
             self.collector.collect_if_due()  # between messages, after the beat (collector.py)
-        self.loop.call_later(self.housekeeping_every, self._housekeeping)
+
+    def _poll_parent(self) -> None:
+        """Where the kernel cannot ring on the parent's death."""
+        self._look()
+        self.loop.call_later(PARENT_POLL, self._poll_parent)
 
     def _retire(self) -> None:
         """Asked to make room for a fresh worker (memory limit): with other workers to take
         the traffic, drain now; alone, wait for a moment with nothing in progress."""
+        if self.drain_deadline is not None:
+            return
         now = self.loop.time()
         if self.retire_asked_at is None:
             self.retire_asked_at = now
         if (self.shared_sockets or work_in_progress(self.built.core) == 0
                 or now - self.retire_asked_at > RETIRE_QUIET_WAIT):
             self.drain("recycling")
+        else:
+            self.loop.call_later(RETIRE_POLL, self._retire)
 
     # ---- draining -----------------------------------------------------------------------------
     def drain(self, why: str) -> None:

@@ -285,3 +285,20 @@ def test_killed_worker_is_replaced_and_its_transactions_forgotten(
     assert entry["last_restart"]["reason"] == "crash"
     assert entry["last_restart"]["detail"] == "killed by SIGKILL"
     assert srv.stop() == 0
+
+
+def test_sighup_has_each_worker_reopen_its_logs_at_once(start_kemi: Callable[..., KemiProcess],
+                                                        tmp_path: Path) -> None:
+    """The main process rings the workers' doorbells: no worker waits for a periodic look."""
+    port = free_port()
+    script = tmp_path / "route.lua"
+    script.write_text(SCRIPT.replace("{uas}", str(free_port())))
+    srv = start_kemi(CFG.replace("debug=2", "debug=3").format(port=port, script=script))
+    workers_ready(srv, 2)
+    assert srv.proc is not None
+    for i in range(2):  # one at a time: signals sent together may arrive as one
+        srv.proc.send_signal(signal.SIGHUP)
+        for rank in (1, 2):
+            srv.wait_log(f"worker {rank}: SIGHUP: 0 log files reopened", i + 1)
+    assert srv.proc.poll() is None
+    assert srv.stop() == 0

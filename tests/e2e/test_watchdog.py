@@ -233,3 +233,122 @@ def test_a_stopped_worker_is_replaced(start_kemi: Callable[..., KemiProcess],
     assert "no heartbeat" in entry["last_restart"]["detail"]
     assert udp_ask(port, options(port, free_port(), "X-Probe: 1")) is not None
     assert_no_traceback(srv)
+
+
+OUTSIDE_PY = """
+import asyncio
+import time
+
+import KSR
+
+
+def spin():
+    n = 0
+    while True:
+        n += 1
+
+
+def block():
+    time.sleep(3600)
+
+
+class Router:
+    def ksr_request_route(self, msg):
+        # the callback runs after this message, on the worker's loop: no message is in progress
+        if KSR.hdr.is_present("X-Spin") > 0:
+            asyncio.get_event_loop().call_soon(spin)
+        elif KSR.hdr.is_present("X-Block") > 0:
+            asyncio.get_event_loop().call_soon(block)
+        KSR.sl.send_reply(200, "pid %d" % KSR.pv.get("$pp"))
+        return 1
+
+
+def mod_init():
+    return Router()
+"""
+
+
+@pytest.mark.parametrize("how", ["X-Spin", "X-Block"])
+def test_a_loop_stuck_outside_a_message_is_replaced(how: str,
+                                                    start_kemi: Callable[..., KemiProcess],
+                                                    tmp_path: Path) -> None:
+    """A callback on the worker's loop that never returns (a Python loop, a blocking call):
+    no message is in progress and the worker no longer waits for events."""
+    port = free_port()
+    script = tmp_path / "outside.py"
+    script.write_text(OUTSIDE_PY)
+    srv = start_kemi(CFG.format(port=port, engine_mod="app_python3.so", engine="app_python3",
+                                script=script, engine_name="python"))
+    workers_ready(srv, 2)
+    local = free_port()
+    pid = serving_pid(port, local)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", local))  # the same flow: the same worker
+        reply = udp_ask(port, options(port, local, f"{how}: 1"), sock)
+    assert reply is not None and reply.startswith(f"SIP/2.0 200 pid {pid}".encode())
+    srv.wait_log(f"(pid {pid}) has not run its event loop", timeout=20)
+    def replaced() -> dict[str, Any] | None:
+        for entry in srv.rpc("core.workers")["workers"]:
+            last = entry["last_restart"]
+            if last and last["pid"] == pid and entry["pid"] and entry["state"] == "ready":
+                return dict(entry)
+        return None
+    entry = wait_until(replaced, 15, "the stuck worker replaced")
+    assert entry["last_restart"]["reason"] == "watchdog"
+    assert "no heartbeat" in entry["last_restart"]["detail"]
+    assert serving_pid(port, local) == entry["pid"]  # its flow is served again
+    assert_no_traceback(srv)
+
+
+IDLE_CFG = CFG.replace("watchdog_timeout=2", "watchdog_timeout=1")
+
+
+def test_idle_workers_sleep_through_several_watchdog_periods(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path) -> None:
+    """An idle worker is not woken to beat, and the watchdog leaves it alone: the kernel says
+    it waits for events."""
+    port = free_port()
+    script = tmp_path / "idle.lua"
+    script.write_text(LUA.replace("{uas}", str(free_port())))
+    srv = start_kemi(IDLE_CFG.format(port=port, engine_mod="app_lua.so", engine="app_lua",
+                                     script=script, engine_name="lua"))
+    workers_ready(srv, 2)
+    before = {w["rank"]: w["pid"] for w in srv.rpc("core.workers")["workers"]}
+    assert udp_ask(port, options(port, free_port(), "X-Probe: 1")) is not None
+    def slept() -> bool:  # no heartbeat for five watchdog periods: not woken, not killed
+        workers = srv.rpc("core.workers")["workers"]
+        return all(w["beat_age"] is not None and w["beat_age"] >= 5.0 for w in workers)
+    wait_until(slept, 30, "workers idle for five watchdog periods")
+    report = srv.rpc("core.workers")
+    assert report["totals"]["watchdog_kills"] == 0 and report["totals"]["restarts"] == 0
+    assert {w["rank"]: w["pid"] for w in report["workers"]} == before
+    assert "watchdog:" not in srv.log()
+    assert udp_ask(port, options(port, free_port(), "X-Probe: 1")) is not None
+    assert_no_traceback(srv)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return True
+    return stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3] == b"Z"  # exited, not yet reaped
+
+
+def test_workers_stop_when_the_main_process_dies(start_kemi: Callable[..., KemiProcess],
+                                                 tmp_path: Path) -> None:
+    """No worker polls its parent: the kernel rings its doorbell when the main process dies."""
+    port = free_port()
+    script = tmp_path / "orphan.lua"
+    script.write_text(LUA.replace("{uas}", str(free_port())))
+    srv = start_kemi(CFG.format(port=port, engine_mod="app_lua.so", engine="app_lua",
+                                script=script, engine_name="lua"))
+    workers_ready(srv, 2)
+    pids = [w["pid"] for w in srv.rpc("core.workers")["workers"]]
+    assert srv.proc is not None
+    srv.proc.kill()
+    srv.proc.wait(timeout=10)
+    wait_until(lambda: all(_gone(pid) for pid in pids), 15, "the workers gone")
+    srv.wait_log("the main process is gone; stopping", count=2)

@@ -70,6 +70,26 @@ def test_a_cycle_among_older_objects_is_found_by_the_full_collection(
     assert freezer.young == 0
 
 
+def test_the_callback_says_once_when_a_full_collection_becomes_due(
+        freezer: SurvivorFreezer) -> None:
+    # a worker's callback rings its own doorbell: the collection runs from its loop
+    asked: list[int] = []
+    freezer.full_every = 3
+    freezer.on_due = lambda: asked.append(freezer.young)
+    gc.collect(0)
+    gc.collect(1)
+    assert asked == []
+    gc.collect(0)
+    assert asked == [3]
+    gc.collect(2)  # a full collection of CPython's own is no young one
+    gc.collect(0)
+    assert asked == [3]  # asked once; it stays due until collected
+    assert freezer.collect_if_due() is not None
+    for _ in range(3):
+        gc.collect(0)
+    assert asked == [3, 3]
+
+
 def test_tune_gc_again_keeps_one_callback(freezer: SurvivorFreezer) -> None:
     tune_gc()
     assert sum(isinstance(cb, SurvivorFreezer) for cb in gc.callbacks) == 1
