@@ -7,6 +7,7 @@ header it touched, so a proxy that prepends a Via keeps its parsed From/To/CSeq.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from kemi_core.sip.errors import SipParseError
@@ -169,6 +170,26 @@ class EditsMixin:
         """How many lines insert_header added before the message's first header."""
         return self._cache.get(FRONT, 0)  # type: ignore[no-any-return]
 
+    def keep_front_of(self, old: EditsMixin) -> None:
+        """This message is ``old``'s text rewritten and parsed again (textops' whole-text
+        edits): keep count of the lines insert_header added at the top, so that the next ones
+        still go below them, as Kamailio's do (its text edits leave added lines where they are).
+        The count follows the edit: a line of that block removed or changed in place, or a line
+        put in at its lower edge (right above the first header the message came with), counts
+        as in the block, as ``add_header_before`` counts one (see there)."""
+        front = old.front_count()
+        if not front:
+            return
+        kept = 0
+        before, after = old._lines[1:], self._lines[1:]
+        ops = difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+        for tag, i1, i2, j1, j2 in ops:
+            if i2 <= front:  # wholly in the block (an insertion at its lower edge too)
+                kept += j2 - j1
+            elif i1 < front:  # across its lower edge: what replaces the part above it
+                kept += front - i1 if tag == "equal" else min(j2 - j1, front - i1)
+        self._cache[FRONT] = min(kept, len(after))
+
     def add_header_after(self, anchor: str, name: str, value: str) -> bool:
         """Add a header after the first ``anchor`` header; False when there is none."""
         akey = header_key(anchor)
@@ -187,12 +208,24 @@ class EditsMixin:
                 return True
         return False
 
-    def add_header_before(self, anchor: str, name: str, value: str) -> bool:
-        """Add a header before the first ``anchor`` header; False when there is none."""
+    def add_header_before(self, anchor: str, name: str, value: str,
+                          added: bool = False) -> bool:
+        """Add a header before the first ``anchor`` header; False when there is none.
+
+        ``added``: a line the script adds (insert_hf with a header name), not one of the
+        message's own put back. Right above the message's first header (below the lines
+        insert_header added) it joins those lines: Kamailio 5.6 adds both at that header's
+        start in the order of the calls, so an insert_header after this goes below it."""
         akey = header_key(anchor)
-        if akey not in self._names:
+        names = self._names
+        if akey not in names:
             return False
-        self._insert(self._names.index(akey), name, value)
+        i = names.index(akey)
+        self._insert(i, name, value)
+        if added:
+            front = self._cache.get(FRONT, 0)
+            if i == 1 + front:
+                self._cache[FRONT] = front + 1
         return True
 
     def remove_header(self, name: str) -> int:

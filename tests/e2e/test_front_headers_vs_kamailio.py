@@ -38,6 +38,10 @@ request_route {
   if ($hdr(X-Do) == "adv") record_route_advertised_address("127.0.0.1:5557");
   if ($hdr(X-Do) == "prm") add_rr_param(";foo=1");
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if ($hdr(X-Mid) == "subst") subst('/X-Mid: subst/X-Mid: done/');
+  if ($hdr(X-Mid) == "repl") replace_all("X-Mid: repl", "X-Mid: done");
+  if ($hdr(X-Mid) == "before") insert_hf("X-Q: 5\r\n", "From");
+  if ($hdr(X-Mid) == "after") append_hf("X-Q: 5\r\n", "From");
   if ($hdr(X-Then) == "ins") insert_hf("X-C: 3\r\n");
   if ($hdr(X-Then) == "rr") record_route();
   if ($hdr(X-Then) == "app") append_hf("X-D: 4\r\n");
@@ -71,22 +75,32 @@ SHAPES = [
     ("rport", "first", "preset", "", ""), ("one", "first", "preset2", "prm", ""),
     ("rport", "first", "prm", "preset", ""), ("one", "first", "adv", "prm", ""),
 ]
-CASES = [(user, *shape, mf) for user in ("fwd", "rel") for shape in SHAPES
-         for mf in (False, True)]
+#: a textops edit between the two top insertions, which kemi makes by rewriting the message's
+#: text (and parsing it again): (Via, where, X-Do, X-Mid, X-Then)
+MID_SHAPES = [
+    ("rport", "first", do, mid, then) for do, then in (("ins", "ins"), ("ins", "rr"), ("rr", "ins"))
+    for mid in ("subst", "repl", "before", "after")
+] + [("one", "last", "ins", mid, "ins") for mid in ("subst", "before", "after")]
+Case = tuple[str, str, str, str, str, str, str, bool]
+CASES: list[Case] = [
+    (user, via, where, do, "", then, body, mf) for user in ("fwd", "rel")
+    for via, where, do, then, body in SHAPES for mf in (False, True)
+] + [(user, via, where, do, mid, then, "", mf) for user in ("fwd", "rel")
+     for via, where, do, mid, then in MID_SHAPES for mf in (False, True)]
 
 
-def case_id(case: tuple[str, str, str, str, str, str, bool]) -> str:
-    user, via, where, do, then, body, mf = case
-    return "-".join(x for x in (user, via, where, do, then, "body" if body else "",
+def case_id(case: Case) -> str:
+    user, via, where, do, mid, then, body, mf = case
+    return "-".join(x for x in (user, via, where, do, mid, then, "body" if body else "",
                                 "mf" if mf else "nomf") if x)
 
 
-def request(case: tuple[str, str, str, str, str, str, bool], n: int, me: int, up: int) -> bytes:
-    user, via, where, do, then, body, mf = case
+def request(case: Case, n: int, me: int, up: int) -> bytes:
+    user, via, where, do, mid, then, body, mf = case
     vias = VIAS[via].format(me=me, n=n) + "\r\n"
     others = (f"From: <sip:a@example.com>;tag=1\r\nTo: <sip:{user}@127.0.0.1>\r\n"
               f"Call-ID: front-{n}\r\nCSeq: 1 OPTIONS\r\n" + ("Max-Forwards: 70\r\n" if mf else "")
-              + f"X-Up: {up}\r\nX-Do: {do}\r\nX-Then: {then}\r\n"
+              + f"X-Up: {up}\r\nX-Do: {do}\r\nX-Mid: {mid}\r\nX-Then: {then}\r\n"
               + ("Content-Type: text/plain\r\n" if body else ""))
     head = vias + others if where == "first" else others + vias
     return (f"OPTIONS sip:{user}@127.0.0.1 SIP/2.0\r\n{head}"
@@ -124,8 +138,7 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, s
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_sent_on_as_kamailio_sends_it(
-        both: tuple[dict[str, str], dict[str, str]],
-        case: tuple[str, str, str, str, str, str, bool]) -> None:
+        both: tuple[dict[str, str], dict[str, str]], case: Case) -> None:
     kemi, kamailio = both
     assert kemi[case_id(case)] == kamailio[case_id(case)]
 

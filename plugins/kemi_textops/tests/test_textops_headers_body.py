@@ -10,6 +10,7 @@ import kemi_textops
 from kemi_core.api import Core, CoreConfig, MsgContext, RecvInfo
 from kemi_core.sip import parse_datagram
 from kemi_core.testing import ModuleLoader
+from kemi_textops.headers import insert_hf  # (a cfg function: not in the registry)
 
 # The same INVITE as test_textops_search_replace (test modules cannot import each other here).
 
@@ -259,3 +260,44 @@ def test_exports_match_kamailio_kinds(core: Core) -> None:
     assert exps["remove_hf_idx"].params[1].value == "int"
     assert all(e.returns.value == "int" for e in exps.values())
     assert {"append_hf", "insert_hf", "append_to_reply", "is_method", "has_body"} <= set(core.cfg_functions)
+
+
+# ---- lines added at the top stay counted across whole-text edits (Kamailio's insert order) --
+def _top(ctx: MsgContext, count: int) -> list[str]:
+    return [line.split(":")[0] for line in ctx.msg.to_bytes().decode().split("\r\n")[1:1 + count]]
+
+
+@pytest.mark.parametrize("edit", [
+    ("subst", "/X-Info: keep/X-Info: kept/"),
+    ("replace_all", "data-one", "data-two"),
+    ("subst_hf", "CSeq", "/314159/1/", "a"),
+    ("remove_hf_idx", "X-Info", 1),
+])
+def test_an_insertion_after_a_whole_text_edit_goes_below_the_earlier_ones(
+        core: Core, edit: tuple[Any, ...]) -> None:
+    ctx = ctx_of(core)
+    assert insert_hf(ctx, "X-A: 1\r\nX-B: 2\r\n") == 1
+    before = ctx.msg
+    assert call(core, ctx, *edit) == 1
+    assert ctx.msg is not before  # (the text was rewritten and parsed again)
+    assert insert_hf(ctx, "X-C: 3\r\n") == 1
+    assert _top(ctx, 4) == ["X-A", "X-B", "X-C", "Via"]
+
+
+def test_the_count_follows_lines_of_the_block_removed_by_text(core: Core) -> None:
+    ctx = ctx_of(core)
+    insert_hf(ctx, "X-A: 1\r\nX-A: 2\r\nX-B: 3\r\n")
+    assert call(core, ctx, "remove_hf_idx", "X-A", 0) == 1  # one of two: by text
+    insert_hf(ctx, "X-C: 4\r\n")
+    assert _top(ctx, 4) == ["X-A", "X-B", "X-C", "Via"]
+    assert ctx.msg.front_count() == 3
+
+
+def test_a_line_inserted_before_the_first_header_joins_the_top_lines(core: Core) -> None:
+    ctx = ctx_of(core)
+    insert_hf(ctx, "X-A: 1\r\n")
+    assert insert_hf(ctx, "X-Q: 5\r\n", "Via") == 1
+    assert insert_hf(ctx, "X-Q2: 6\r\n", "To") == 1  # not the first: stays put
+    insert_hf(ctx, "X-C: 3\r\n")
+    assert _top(ctx, 4) == ["X-A", "X-Q", "X-C", "Via"]
+    assert ctx.msg.front_count() == 3

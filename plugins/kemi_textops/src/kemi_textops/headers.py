@@ -189,7 +189,7 @@ def insert_hf(ctx: MsgContext, txt: str, hdr: str = "") -> int:
             ctx.msg.insert_header(name, value)
         return 1
     for name, value in fields:
-        if not ctx.msg.add_header_before(hdr, name, value):
+        if not ctx.msg.add_header_before(hdr, name, value, added=True):
             return -1
     return 1
 

@@ -4,7 +4,7 @@ Most edits go through the SipMsg edit API. Whole-text operations (``replace``, `
 ``replace_hdrs``, index-based header removal ...) have no API equivalent, so they rewrite the
 message text and re-parse it with ``parse_datagram``, swapping ``ctx.msg`` for the new object.
 That is the rare path: it costs a parse, and any object that held the old ``SipMsg`` keeps
-seeing the old one. Content-Length is corrected to the new body length before parsing.
+seeing the old one; the count of lines added at the top (insert_hf) is carried over. Content-Length is corrected to the new body length before parsing.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ def commit(ctx: MsgContext, raw: RawMsg) -> bool:
     except SipParseError as exc:
         log.error("textops: the edited message does not parse (%s); change dropped", exc)
         return False
+    new.keep_front_of(ctx.msg)  # the lines added at the top stay counted (insert_hf's order)
     ctx.msg = new
     return True
 
