@@ -225,6 +225,29 @@ def repeat(call_later: Callable[[float, Callable[[], None]], Any],
     call_later(interval, run)
 
 
+#: The step of the main process's grid (s): see ``on_grid``.
+GRID = 1.0
+
+
+def on_grid(loop: Any, grid: float = GRID) -> Callable[..., Any]:
+    """``loop.call_later`` whose delays of a ``grid`` step or more end on the grid (multiples
+    of ``grid`` on the loop's clock, the nearest to the deadline asked): periodic tasks of one
+    process (the supervision, the housekeeping tasks: each once a second) then share their
+    wake-ups instead of each waking the idle process on its own. Shorter delays (a task with
+    work left) are kept as asked."""
+
+    def call_later(delay: float, callback: Callable[..., Any], *args: Any) -> Any:
+        if delay < grid:
+            return loop.call_later(delay, callback, *args)
+        now = loop.time()
+        when = round((now + delay) / grid) * grid
+        if when <= now:
+            when += grid
+        return loop.call_at(when, callback, *args)
+
+    return call_later
+
+
 def drive_with_loop(clock: Clock, loop: Any,
                     wrap: Callable[[Callable[[], Any]], Callable[[], Any]] | None = None) -> None:
     """Run ``clock``'s timers from an asyncio ``loop``: one loop timer stays armed at the

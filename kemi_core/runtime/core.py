@@ -22,7 +22,7 @@ from kemi_core.forwarding import RESOLVER, Resolver, forward_reply
 from kemi_core.forwarding.via import advertised_sockets
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
-from kemi_core.runtime.clock import Clock, Timer, repeat
+from kemi_core.runtime.clock import Clock, Timer, on_grid, repeat
 from kemi_core.runtime.context import MsgContext, RecvInfo, RouteType, message_context
 from kemi_core.runtime.myself import Myself
 from kemi_core.runtime.records import CfgFunction, ParamSpec, RpcCommand, Transport
@@ -360,11 +360,12 @@ class Core:
         if self.housekeeping_clock is not None:
             repeat(self.housekeeping_clock.call_later, fn, interval)
             return
-        self.main_loop_hooks.append(lambda loop: repeat(loop.call_later, fn, interval))
+        # on the loop's grid: the tasks (and the supervision) share the main process's wakes
+        self.main_loop_hooks.append(lambda loop: repeat(on_grid(loop), fn, interval))
         loop = self.loop
         main = self.worker_rank == 0 or not self.config.fork  # fork=no: one process does both
         if loop is not None and loop.is_running() and main:
-            repeat(loop.call_later, fn, interval)  # added after the main loop started
+            repeat(on_grid(loop), fn, interval)  # added after the main loop started
 
     def run_housekeeping_on(self, clock: Clock) -> None:
         """Run the housekeeping tasks on ``clock`` from now on (a test router, which has no main

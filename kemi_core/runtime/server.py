@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kemi_core.errors import ConfigError
@@ -29,6 +30,7 @@ from kemi_core.rpc.server import ControlServer
 from kemi_core.runtime import doorbell
 from kemi_core.runtime.board import WorkerBoard
 from kemi_core.runtime.builder import Built
+from kemi_core.runtime.clock import on_grid
 from kemi_core.runtime.logs import reopen_log_files
 from kemi_core.runtime.supervisor import Supervisor, describe_status, supervise_interval
 from kemi_core.runtime.worker import Worker
@@ -109,6 +111,8 @@ class Server:
         self.loop: asyncio.AbstractEventLoop | None = None
         #: each rank's UDP sockets, kept here for the workers that replace each other
         self.rank_sockets: dict[int, RankSockets] = {}
+        #: the main loop's call_later on its grid (clock.on_grid), set with the loop
+        self._call_on_grid: Callable[..., Any] = lambda *args: None
 
     def run(self) -> int:
         cfg = self.built.core.config
@@ -200,7 +204,8 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self._on_hup)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         loop.add_reader(self.ready_r, self._drain_ready)  # restarted workers report too
-        loop.call_later(self.supervise_every, self._supervise)
+        self._call_on_grid = on_grid(loop)  # one wake-up with the housekeeping tasks
+        self._call_on_grid(self.supervise_every, self._supervise)
         log.info("kemi main process %d: %d workers", os.getpid(), n)
         self._reap()  # a worker that died before the handler was installed
         try:
@@ -287,7 +292,7 @@ class Server:
             self.supervisor.tick(self.workers(), memory=not self.stopping)
         except Exception:
             log.exception("worker supervision failed")
-        self.loop.call_later(self.supervise_every, self._supervise)
+        self._call_on_grid(self.supervise_every, self._supervise)
 
     # ---- exits and restarts -----------------------------------------------------------------------
     def _reap(self) -> None:

@@ -298,3 +298,37 @@ def test_an_idle_real_loop_is_not_woken_by_the_clock() -> None:
         assert len(driver_timers()) == 1
     finally:
         loop.close()
+
+
+class GridRecordingLoop:
+    """A test double that records the calls an asyncio loop would get (its time is set)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.calls: list[tuple[str, float]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: object, *args: object) -> None:
+        self.calls.append(("later", delay))
+
+    def call_at(self, when: float, callback: object, *args: object) -> None:
+        self.calls.append(("at", when))
+
+
+def test_on_grid_puts_delays_of_a_step_or_more_on_the_grid() -> None:
+    from kemi_core.runtime.clock import on_grid
+
+    loop = GridRecordingLoop(10.3)
+    later = on_grid(loop, 1.0)
+    later(1.0, print)  # the supervision, the sweeper: once a second, on the same instants
+    later(60, print)
+    later(0.2, print)  # a task with work left: as asked
+    loop.now = 10.6
+    later(1.0, print)
+    loop.now = 11.0001
+    later(1.0, print)  # just after its grid point: the next one, not one after
+    later(2.5, print)
+    assert loop.calls == [("at", 11.0), ("at", 70.0), ("later", 0.2), ("at", 12.0),
+                          ("at", 12.0), ("at", 14.0)]
