@@ -21,6 +21,7 @@ from kemi_core.sip.parser import DEFAULT_LIMITS, ParseLimits, parse_datagram
 from kemi_core.sip.reply import (
     build_reply,
     reply_top_via,
+    reply_via_of,
     request_crc32,
     stateless_sender,
     usual_reply,
@@ -57,6 +58,7 @@ __all__ = [
     "Via",
     "build_reply",
     "reply_top_via",
+    "reply_via_of",
     "digest_challenge",
     "digest_fields",
     "digest_ha1",

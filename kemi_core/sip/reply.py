@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kemi_core.sip.errors import SipParseError
+from kemi_core.sip.headers import Via
 from kemi_core.sip.message import SipMsg, line_value
 from kemi_core.sip.syntax import PURE_PYTHON, reply_builder, split_commas
 from kemi_core.sip.via_stamp import reply_via
@@ -122,6 +123,15 @@ def reply_top_via(req: SipMsg, src_ip: str, src_port: int, force_rport: bool) ->
     None when it is the request's own or unreadable."""
     try:
         via = req.via
+    except SipParseError:
+        return None
+    return reply_via_of(via, src_ip, src_port, force_rport)
+
+
+def reply_via_of(via: Via, src_ip: str, src_port: int, force_rport: bool) -> str | None:
+    """``reply_top_via`` of a request whose top Via is ``via`` (parsed already: tm keeps the
+    received one of a transaction whose saved request carries the Via sent on)."""
+    try:
         params = via.params
     except SipParseError:
         return None

@@ -30,7 +30,7 @@ from kemi_core.api import (
     received_via,
     reply_destination,
 )
-from kemi_core.sip import SipParseError, parse_datagram, reply_top_via
+from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import (
     Action,
     BranchFinal,
@@ -189,8 +189,9 @@ class TmService:
         # The key is computed: now the saved request may get ;received/;rport like what we
         # forward, so our own replies carry them too (RFC 3261 18.2.1).
         if via is not None:
-            # (our replies' Via is not the one sent on: Kamailio writes each its own way)
-            tx.local_via = reply_top_via(msg, rcv.src_ip, rcv.src_port, ctx.force_rport)
+            # (our replies' Via is not the one sent on: Kamailio writes each its own way; made
+            # from the received one when a reply is sent, ``TmTransaction.reply_via``)
+            tx.received_via = msg.via
             apply_via(tx.request, via)
         # No 100 Trying here: as in Kamailio 5.6, t_relay sends it (``relay``), not t_newtran
         # (a script that answers a t_newtran'd INVITE itself sends its final alone).

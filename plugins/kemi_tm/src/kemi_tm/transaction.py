@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.sip import reply_top_via
+from kemi_core.sip import Via, reply_top_via, reply_via_of
 from kemi_tm.actions import Recorder
 from kemi_tm.context import DEFAULT_PROXY, ProxySettings
 from kemi_tm.idents import new_ident_and_tag
@@ -39,7 +39,7 @@ class TmTransaction(ProxyTransaction):
 
     __slots__ = ("rcv", "created", "callbacks", "overrides", "flags", "avps", "xavps",
                  "force_rport", "drop_replies", "in_failure", "counted_final", "dns_pending",
-                 "socket_edit", "local_via")
+                 "socket_edit", "received_via")
 
     def __init__(self, request: SipMsg, reply_dest: Dest, rcv: RecvInfo, created: float,
                  callbacks: Callbacks, overrides: Overrides, flags: int = 0,
@@ -101,15 +101,17 @@ class TmTransaction(ProxyTransaction):
         #: the request's edit per socket a branch leaves from (rr's double Record-Route), for
         #: the branches a failure route adds (relay.py)
         self.socket_edit: SocketEdit | None = None
-        #: the request's top Via as our own replies carry it, when the saved request's got
-        #: the Via sent on (``TmService.open_transaction``); None: read from the request
-        self.local_via: str | None = None
+        #: the request's top Via as received, when the saved request's got the Via sent on
+        #: (``TmService.open_transaction``); None: the saved request's own
+        self.received_via: Via | None = None
 
     def reply_via(self) -> str | None:
-        local = self.local_via
-        if local is not None:
-            return local
+        """The top Via our own replies carry (made when one is sent: most transactions send
+        none, the 100 Trying is made from the request being relayed)."""
         rcv = self.rcv
+        received = self.received_via
+        if received is not None:
+            return reply_via_of(received, rcv.src_ip, rcv.src_port, self.force_rport)
         return reply_top_via(self.request, rcv.src_ip, rcv.src_port, self.force_rport)
 
     @property
