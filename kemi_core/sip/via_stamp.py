@@ -99,7 +99,18 @@ def forwarded_via(raw: str, host: str, src_ip: str, src_port: int, forced: bool)
 
 def reply_via(raw: str, host: str, src_ip: str, src_port: int, forced: bool) -> str | None:
     """The request's top Via as a reply made here carries it (see the module's text); None:
-    unchanged."""
+    unchanged. The usual Via of a UAC that asks for rport (one bare ``;rport``, nothing
+    quoted: with ;rport, ;received always goes last) takes a few steps; ``reply_via_py`` is
+    the rest."""
+    if not forced and '"' not in raw:
+        at = raw.find(";rport") + 6
+        if at > 5 and (at == len(raw) or raw[at] == ";") and raw.lower().count("rport") == 1:
+            return f"{raw[:at]}={src_port}{raw[at:]};received={src_ip}"
+    return reply_via_py(raw, host, src_ip, src_port, forced)
+
+
+def reply_via_py(raw: str, host: str, src_ip: str, src_port: int, forced: bool) -> str | None:
+    """``reply_via`` for every Via (the reference its usual-Via steps are tested against)."""
     _first, params = _params(raw)
     rport = _find(params, "rport")
     new_received = (_unbracketed(host) != src_ip or rport is not None

@@ -5,10 +5,12 @@ texts are what Kamailio sent in tests/e2e/test_via_stamps_vs_kamailio.py's runs 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kemi_core.sip import build_reply, parse_datagram, reply_top_via
 from kemi_core.sip.headers import parse_via
-from kemi_core.sip.via_stamp import forwarded_via, reply_via
+from kemi_core.sip.via_stamp import forwarded_via, reply_via, reply_via_py
 
 SRC, PORT = "127.0.0.1", 5555
 B = ";branch=z9hG4bK-1"
@@ -76,6 +78,48 @@ def test_forwarded_via(via: str, forced: bool, sent: str | None) -> None:
 @pytest.mark.parametrize(("via", "forced", "replied"), REPLIED)
 def test_reply_via(via: str, forced: bool, replied: str | None) -> None:
     assert stamp(reply_via, via, forced) == replied
+
+
+PARAMS = [";branch=z9hG4bK1", ";rport", ";rport=5062", ";received=1.2.3.4", ";received", ";RPORT",
+          ";Received=9.9.9.9", ";x=y", ";rport=", "; rport", ";rport ", ";Rport", ";xrport",
+          ";rportx", ';x="a;rport"', ";branch=z9hG4bKrport", ";x=received", " ;rport", ";"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(host=st.sampled_from(["127.0.0.1", "10.0.0.7", "rport.example.com", "[::1]"]),
+       params=st.lists(st.sampled_from(PARAMS), max_size=4), forced=st.booleans(),
+       src=st.sampled_from(["127.0.0.1", "10.0.0.7", "::1"]))
+def test_reply_via_usual_steps_are_the_reference(host: str, params: list[str], forced: bool,
+                                                src: str) -> None:
+    """reply_via's few steps for the usual Via answer what the general form answers (also for
+    texts the parser would refuse: both forms read only the text)."""
+    raw = f"SIP/2.0/UDP {host}:5061{''.join(params)}"
+    assert reply_via(raw, host, src, PORT, forced) == reply_via_py(raw, host, src, PORT, forced)
+
+
+def test_reply_via_usual_steps_taken() -> None:
+    """The usual Via of a UAC asking for rport is answered by the few steps (the reference is
+    not called), and a near miss is not."""
+    import kemi_core.sip.via_stamp as vs
+    calls: list[str] = []
+    real = vs.reply_via_py
+
+    def counted(raw: str, *args: object) -> str | None:
+        calls.append(raw)
+        return real(raw, *args)  # type: ignore[arg-type]
+
+    vs.reply_via_py = counted  # type: ignore[assignment]
+    try:
+        usual = "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-2;rport"
+        assert reply_via(usual, "127.0.0.1", SRC, PORT, False) == (
+            "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-1-2;rport=5555;received=127.0.0.1")
+        assert calls == []
+        near = "SIP/2.0/UDP 127.0.0.1:5061;rport;branch=z9hG4bKrport"
+        assert reply_via(near, "127.0.0.1", SRC, PORT, False) == (
+            "SIP/2.0/UDP 127.0.0.1:5061;rport=5555;branch=z9hG4bKrport;received=127.0.0.1")
+        assert calls == [near]
+    finally:
+        vs.reply_via_py = real  # type: ignore[assignment]
 
 
 def test_a_reply_carries_the_stamped_top_via_only() -> None:
