@@ -11,6 +11,12 @@ rate): both get the same warm-up, then a window of the same wall time in which o
 counts. (busy - idle) / units is one unit's instructions, start-up and idle ticks cancelled.
 
     python bench/auth_callgrind.py --kemi .venv/bin/kemi [--unit call] [--units 300]
+                                   [--children 1]
+
+``--children N``: N workers (bench/auth.py's ``--children``); ``busiest_per_unit`` is the
+instructions per unit of the process that did the most work in the busy run, minus the idle
+run's busiest process (SIPp's one socket lands on one worker; replies from the UAS may land on
+another one and be handed over).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ def units(port: int, work: Path, unit: str, name: str, n: int, rate: int) -> int
 
 def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: float,
                results: dict, key: str, keep: Path | None, kamailio: bool = False,
-               start_timeout: float = 900) -> None:
+               start_timeout: float = 900, children: int = 1) -> None:
     """One server under callgrind: ``warmup`` units, then a window of ``window`` seconds in
     which ``n`` units are run (0: idle), then SIGTERM; its processes' instructions."""
     with tempfile.TemporaryDirectory(prefix="kemi-authcg-") as tmp:
@@ -60,7 +66,8 @@ def server_run(exe: Path, unit: str, warmup: int, n: int, rate: int, window: flo
         script = work / "auth.lua"
         script.write_text(LUA.replace("{uas_port}", str(uas_port)))
         cfg = work / "auth.cfg"
-        cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH, db=f"/{db}", script=script))
+        cfg.write_text(CFG.format(port=port, mpath=KAMAILIO_MPATH, db=f"/{db}", script=script,
+                                  children=children))
         env = dict(os.environ, KEMI_CTL=f"unix:{work}/kemi_ctl", PYTHONHASHSEED="0")
         server = (kamailio_args(work)(cfg) if kamailio
                   else [str(exe.parent / "python"), str(exe), "run", "-f", str(cfg)])
@@ -105,13 +112,15 @@ def main() -> int:
                              "machine: several minutes)")
     parser.add_argument("--kamailio", action="store_true",
                         help="measure Kamailio 5.6 (its processes) on the same cfg and script")
+    parser.add_argument("--children", type=int, default=1, help="workers of the server")
     opts = parser.parse_args()
     exe = Path(opts.kemi).absolute()  # the server runs in its own directory
     window = opts.window or opts.units / opts.rate + 20
     results: dict = {}
     runs = [threading.Thread(target=server_run, args=(exe, opts.unit, opts.warmup, n, opts.rate,
                                                       window, results, key, opts.keep,
-                                                      opts.kamailio, opts.start_timeout))
+                                                      opts.kamailio, opts.start_timeout,
+                                                      opts.children))
             for key, n in (("busy", opts.units), ("idle", 0))]
     for t in runs:
         t.start()
@@ -124,7 +133,9 @@ def main() -> int:
     out = {"kemi": str(exe), "unit": opts.unit, "units": results["busy"]["units"],
            "rate": opts.rate, "window_s": window,
            "instructions_per_unit": round((busy - idle) / results["busy"]["units"]),
-           "idle_run_instructions": idle, "runs": results}
+           "idle_run_instructions": idle, "children": opts.children, "runs": results}
+    most = [max(results[k]["instructions"].values()) for k in ("busy", "idle")]
+    out["busiest_per_unit"] = round((most[0] - most[1]) / results["busy"]["units"])
     print(json.dumps(out), flush=True)
     return 0
 
