@@ -98,6 +98,9 @@ class CoreStats:
         self.sent_class = [c("kemi", f"sent_replies_{k}xx", f"{k}xx replies sent")
                            for k in range(1, 7)]
         self.script_errors = c("kemi", "script_errors", "routing script runs that failed")
+        self.replies_handed_over = c("kemi", "replies_handed_over",
+                                     "replies handed to the worker holding their transaction "
+                                     "(several workers: the kernel did not steer them)")
         self.worker_restarts = c("kemi", "worker_restarts", "workers restarted after dying")
         # Totals are the sums of their families (one increment per message, not two or
         # three); their own increments count what no member takes (a status outside 100-699,

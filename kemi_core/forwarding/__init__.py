@@ -1,6 +1,7 @@
 """Forwarding: what the core, KSR.forward and tm share to send messages on.
 
 * our Via, ;received/;rport on the sender's (``via``);
+* the sending worker's rank in our branch, for its replies (``branch_rank``);
 * where things go: reply destinations, next-hop URIs (``targets``);
 * next-hop names resolved without blocking the event loop, cached for a bounded time
   (``resolver``);
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+from kemi_core.forwarding.branch_rank import branch_rank, rank_mark
 from kemi_core.forwarding.resolver import PENDING, RESOLVER, Resolver
 from kemi_core.forwarding.send import forward_reply, forward_request, resolve_then, send_to
 from kemi_core.forwarding.socket_edit import SOCKET_EDIT, SocketEdit, for_socket
@@ -39,8 +41,8 @@ from kemi_core.forwarding.via import (
 
 __all__ = [
     "DEFAULT_PORT", "MAGIC_COOKIE", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
-    "Target", "apply_via", "for_socket", "forced_local", "forward_reply", "forward_request",
-    "is_our_via", "listen_for", "our_via", "parse_socket", "received_via",
+    "Target", "apply_via", "branch_rank", "for_socket", "forced_local", "forward_reply", "forward_request",
+    "is_our_via", "listen_for", "our_via", "parse_socket", "rank_mark", "received_via",
     "reply_destination", "resolve_then", "send_to", "stamp_received", "stateless_branch",
     "uri_destination", "uri_target", "via_params", "via_reply_destination", "via_sent_by",
 ]

@@ -128,12 +128,7 @@ def forced_local(core: Core, proto: str, forced: str | None) -> tuple[str, int] 
     """The socket (host, port) a request sent over ``proto`` leaves from, and our Via names,
     when the script forced ``forced`` ($fs, force_send_socket(), the socket a branch was
     appended with): that listen socket, as Kamailio sends it. None when none is forced, or
-    the forced one is not a listen socket of that transport (the usual socket then).
-
-    With several workers sharing the UDP listen sockets, each sends its requests from a
-    socket of its own so that their replies come back to it (docs/design.md): a forced UDP
-    socket on that socket's host gives it (the forced address, not the forced port); one on
-    another host is the listen socket itself, whose replies may reach another worker."""
+    the forced one is not a listen socket of that transport (the usual socket then)."""
     if not forced:
         return None
     key = (proto, forced)
@@ -156,18 +151,9 @@ def _forced_local(core: Core, proto: str, forced: str) -> tuple[str, int] | None
     listens = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == fproto]
     if (host, port) not in listens:
         return None
-    transport = core.transport
-    if fproto == "udp" and transport is not None:
-        own = transport.local_address("udp")
-        if own[0] == host and own not in listens:  # several workers: this one's own socket
-            return own
     return (host, port)
 
 
-
 def is_our_via(core: Core, via: Via) -> bool:
-    """Whether a reply's top Via names this server (a listen address, an alias, or this
-    worker's own socket)."""
-    if core.is_myself(via.host, via.port or 5060):
-        return True
-    return core.local_address("udp") == (via.host, via.port)
+    """Whether a reply's top Via names this server (a listen address, an alias)."""
+    return core.is_myself(via.host, via.port or 5060)

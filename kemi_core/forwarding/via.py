@@ -1,10 +1,11 @@
 """The Via headers of what we forward: ours on top, and ;received/;rport on the sender's.
 
 * ``our_via(ctx, proto, branch)``: the Via this server puts on a request it sends on (a
-  stateless forward, a tm branch), naming this worker's address for ``proto`` (so replies come
-  back to the worker that sent it) or the socket the script forced, as its listen advertises
-  it, or what ``set_advertised_address``/``_port`` asked for, with ``;rport`` after
-  ``add_local_rport``.
+  stateless forward, a tm branch), naming the socket it leaves from (the first listen socket
+  of ``proto``, or the one the script forced), as its listen advertises it, or what
+  ``set_advertised_address``/``_port`` asked for, with ``;rport`` after ``add_local_rport``:
+  Kamailio's Via, whatever the number of workers (the branch names the worker:
+  ``branch_rank``).
 * ``received_via(ctx, msg)``: the sender's top Via with ``;received`` (RFC 3261 18.2.1) and
   ``;rport=`` (RFC 3581) filled in from where the request came from; ``apply_via`` puts it on a
   copy.
@@ -43,7 +44,8 @@ _PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexErro
 
 def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = None) -> str:
     """host:port our Via names for ``proto``: the socket the request leaves from (``local``,
-    a forced one: ``targets.forced_local``; else this worker's) as its listen advertises it
+    a forced one: ``targets.forced_local``; else the first listen of ``proto``) as its listen
+    advertises it
     (``listen=... advertise host:port``), or what set_advertised_address/_port asked for."""
     core = ctx.core
     if local is not None:
@@ -63,8 +65,8 @@ def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = Non
 
 
 #: (listen socket -> the host:port it advertises, listen host -> the host it advertises):
-#: a Via names a listen socket by its advertised address; a worker's own socket (several
-#: workers: docs/design.md) by its host's advertised host and its own port
+#: a Via names a listen socket by its advertised address, another socket of a listen host by
+#: its host's advertised host and its own port
 Advertised = tuple[dict[tuple[str, str, int], tuple[str, int]], dict[tuple[str, str], str]]
 
 
@@ -76,7 +78,7 @@ def advertised_sockets(core: Core) -> Advertised | None:
     listens = core.config.listen
     if not any(lst.advertise_host for lst in listens):
         return None  # the usual server: nothing to look up per Via
-    for lst in listens:  # every listen socket, advertising or not: none is a worker's own
+    for lst in listens:  # every listen socket, advertising or not
         if lst.advertise_host:
             exact[(lst.proto, lst.host, lst.port)] = (lst.advertise_host,
                                                      lst.advertise_port or lst.port)
@@ -97,20 +99,15 @@ def _advertised(adv: Advertised, proto: str, host: str, port: int) -> tuple[str,
 
 @functools.lru_cache(maxsize=64)
 def _sent_by(host: str, port: int) -> str:
-    """host:port as a Via names it (an IPv6 address in brackets); a worker names one or two."""
+    """host:port as a Via names it (an IPv6 address in brackets)."""
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"{host}:{port}"
 
 
 def via_params(ctx: MsgContext) -> str:
-    """Parameters our Via carries besides the branch: ``;rport`` after add_local_rport;
-    ``;kw=RANK`` when several workers share stream connections, so that a reply arriving on
-    a connection another worker holds finds this worker's transaction
-    (kemi_core.transport.handoff)."""
-    core = ctx.core
-    worker = f";kw={core.worker_rank}" if core.stream_owners is not None else ""
-    return (";rport" + worker) if ctx.extra and ctx.extra.get("add_local_rport") else worker
+    """Parameters our Via carries besides the branch: ``;rport`` after add_local_rport."""
+    return ";rport" if ctx.extra and ctx.extra.get("add_local_rport") else ""
 
 
 def our_via(ctx: MsgContext, proto: str, branch: str,

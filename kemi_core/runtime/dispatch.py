@@ -68,6 +68,9 @@ class Dispatcher:
         self._busy_at = 0
         self._draining: list[bool] = [False]
         self._refuse: Callable[[SipMsg, RecvInfo], bool] = _route_all
+        #: several workers: hands a reply to the worker whose rank its branch names, True when
+        #: it did (``WorkerEndpoints.steer_reply``); None with one worker
+        self.steer: Callable[[SipMsg, RecvInfo], bool] | None = None
         # the usual request's way to its route in one compiled call (on_message below is the
         # reference and takes every other message); not for a subclass with its own
         if request_dispatcher is not None and type(self).on_message is Dispatcher.on_message:
@@ -143,6 +146,10 @@ class Dispatcher:
                     self.stats.script_errors.inc()
                     if not ctx.replied and method != "ACK":
                         self._send_simple_reply(ctx, 500, "Server Internal Error")
+                return
+            steer = self.steer  # another worker's transaction: to that worker, counted there
+            if steer is not None and steer(msg, rcv):
+                self.stats.replies_handed_over.inc()
                 return
             # a reply: stats.reply(status, CSeq method) written out
             key: tuple[int, str | None]

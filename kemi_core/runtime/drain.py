@@ -66,13 +66,18 @@ class EntryGate:
         self._draining: list[bool] = [False]
         #: asked only while draining (the fast path never looks at them); set by start_draining
         self._absorbers: list[Callable[[SipMsg], bool]] = []
+        self._hand_over: Callable[[SipMsg, RecvInfo], bool] | None = None
 
     @property
     def draining(self) -> bool:
         return self._draining[0]
 
-    def start_draining(self) -> None:
+    def start_draining(self, hand_over: Callable[[SipMsg, RecvInfo], bool] | None = None
+                       ) -> None:
+        """From now on new requests are refused, or given to ``hand_over`` (another worker:
+        a recycle), which says False when nobody took one."""
         self._absorbers = retransmission_absorbers(self.core)
+        self._hand_over = hand_over
         self._draining[0] = True
 
     def receiver(self, dispatcher: Dispatcher) -> Dispatcher:
@@ -103,6 +108,8 @@ class EntryGate:
             return msg.method == "ACK" and self._acks_local_reply(msg)
         if self._absorbed(msg):
             return True  # a retransmission: its transaction answered it, the script never sees it
+        if self._hand_over is not None and self._hand_over(msg, rcv):
+            return True
         try:
             # the tag of every stateless reply made here: the ACK of this 503 ends at sl's
             # filter (or below while draining), as the ACK of any local negative reply

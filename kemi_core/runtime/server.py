@@ -35,7 +35,7 @@ from kemi_core.runtime.logs import reopen_log_files
 from kemi_core.runtime.supervisor import Supervisor, describe_status, supervise_interval
 from kemi_core.runtime.worker import Worker
 from kemi_core.stats import count_restart
-from kemi_core.transport.sockets import RankSockets, family_of
+from kemi_core.transport.sockets import RankSockets, family_of, make_rank_sockets
 
 log = logging.getLogger("kemi.server")
 
@@ -181,7 +181,7 @@ class Server:
         # opens only once all are, so "the RPC answers" means "the server takes traffic".
         self.ready_r, self.ready_w = os.pipe()
         udp = [(lst.host, lst.port) for lst in cfg.listen if lst.proto == "udp"]
-        self.rank_sockets = {rank: RankSockets(udp, n > 1) for rank in range(1, n + 1)}
+        self.rank_sockets = make_rank_sockets(udp, n)
         for rank in self.rank_sockets:
             self.supervisor.probe.watch_sockets(rank, self._udp_sockets_of(rank))
         for rank in range(1, n + 1):
@@ -229,7 +229,7 @@ class Server:
         made = self.rank_sockets.get(rank)
         if made is None:
             return []
-        return [*made.listen.values(), *([made.send] if made.send is not None else [])]
+        return list(made.listen.values())
 
     def workers(self) -> dict[int, int]:
         """rank -> pid of the workers running now."""

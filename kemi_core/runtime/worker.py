@@ -107,6 +107,8 @@ class Worker:
                                          workers=cfg.children)
         self.endpoints.on_send_failed = core.send_failed_later
         self.loop.run_until_complete(self.endpoints.start(udp=False))
+        if self.endpoints.mailbox is not None:  # several workers: replies to their owners
+            self.dispatcher.steer = self.endpoints.steer_reply
         core.attach_transport(self.endpoints)
         if self.board is not None:
             stuck.install(core, self.board, self.rank)
@@ -195,11 +197,14 @@ class Worker:
             return
         self.drain_deadline = self.loop.time() + max(self.built.core.config.exit_timeout, 0)
         self.drain_reason = why
-        self.gate.start_draining()
+        endpoints = self.endpoints
+        # recycled with others to take the traffic: new requests go to them (stopping: a 503)
+        self.gate.start_draining(endpoints.hand_to_another if endpoints is not None
+                                 and why == "recycling" and self.shared_sockets else None)
         if self.board is not None:
             self.board.set_state(self.rank, DRAINING)
-        if self.endpoints is not None:
-            self.endpoints.stop_accepting(udp=why == "recycling" and self.shared_sockets)
+        if endpoints is not None:
+            endpoints.stop_accepting()
         pending = work_in_progress(self.built.core)
         if pending:
             log.info("worker %d %s: waiting for %d transactions in progress (at most %d s)",

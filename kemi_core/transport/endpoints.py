@@ -1,13 +1,15 @@
-"""A worker's sockets: UDP listeners, its own UDP send socket, TCP and TLS listeners and the
-stream connections (``stream``) accepted on them or opened to send.
+"""A worker's sockets: UDP listeners, TCP and TLS listeners and the stream connections
+(``stream``) accepted on them or opened to send.
 
-Each worker has a socket on every UDP ``listen`` address with SO_REUSEPORT, plus (when there
-are several workers) one UDP socket of its own on an ephemeral port; with fork=yes the main
-process made them for the worker's rank and keeps them (``sockets.RankSockets``), so a
-replacement worker gets the same ones. Requests the worker forwards leave from
-that socket and its Via names that port, so RFC 3261 response routing brings each reply back to
-the worker that holds its transaction (docs/design.md, "Processes and transactions"). Replies
-we send leave from the listen socket the request came in on (RFC 3581 section 4).
+Each worker has a socket on every UDP ``listen`` address, with SO_REUSEPORT when there are
+several workers; with fork=yes the main process made them for the worker's rank and keeps them
+(``sockets.RankSockets``), so a replacement worker gets the same ones. Requests the worker
+forwards leave from the first UDP listen socket (or the one the script forced) and its Via names
+it, whatever the number of workers, as Kamailio's do; replies we send leave from the listen
+socket the request came in on (RFC 3581 section 4). With several workers a reply reaches the
+worker holding its transaction by the rank mark in our branch (``forwarding.branch_rank``):
+the kernel steers most (``steer``), the mailbox brings the rest (``steer_reply``; docs/design.md,
+"Processes and transactions").
 
 Whatever the protocol, what arrives goes up as a parsed message or a parse error with its
 RecvInfo (``kemi_core.transport.receiver``).
@@ -26,13 +28,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.config.model import ListenAddr
+from kemi_core.forwarding.branch_rank import branch_rank
 from kemi_core.runtime.ratelimit import RateLimitedLog
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError
 from kemi_core.sip.syntax import PURE_PYTHON
 from kemi_core.transport import outbox as held_sends
 from kemi_core.transport.conntable import ConnTable
 from kemi_core.transport.handoff import (
-    WORKER_PARAM,
     Mailbox,
     decode,
     encode_failed,
@@ -99,12 +101,13 @@ class WorkerEndpoints:
         self._local_of: dict[str, tuple[str, int]] = {}
         self.receiver = receiver
         self.limits = limits
-        self.shared = shared  # several workers: reuse ports and use an own send socket
+        self.shared = shared  # several workers: reuse ports, hand replies to their workers
         self.udp: dict[tuple[str, int], UdpSocket] = {}
         #: the sends all these UDP sockets hold while a read-ahead event is routed
         self.outbox = Outbox()
+        #: where a request leaves from unless the script forced a socket: the first UDP
+        #: listen socket (the name the compiled ``udp_out`` reads)
         self.own_udp: UdpSocket | None = None
-        self.own_udp_addr: tuple[str, int] | None = None
         #: the rank's UDP sockets made by the main process (None: bind them here, fork=no)
         self.sockets = sockets
         self.stream_servers: list[asyncio.AbstractServer] = []
@@ -201,9 +204,14 @@ class WorkerEndpoints:
 
     async def start(self, udp: bool = True) -> None:
         """Open the sockets; with ``udp`` False, all but UDP (``open_udp`` then)."""
-        if self.owners is not None:
-            self.mailbox = Mailbox(main_pid(), self.rank, self.loop, self._handover_lost)
-            box = self.mailbox
+        if self.shared and self.workers > 1:
+            try:
+                self.mailbox = Mailbox(main_pid(), self.rank, self.loop, self._handover_lost)
+            except OSError as exc:  # (a name taken: not our server's worker of that rank)
+                log.warning("worker %d: no mailbox (%s): replies reaching this worker for "
+                            "another are handled here", self.rank, exc)
+        box = self.mailbox
+        if box is not None:
             self.loop.add_reader(box.sock.fileno(), box.drain, self._handed_over,
                                  self._uncork)
         for lst in self.listens:
@@ -224,31 +232,20 @@ class WorkerEndpoints:
                 self.udp[(lst.host, lst.port)] = UdpSocket(self.loop, sock, self.receiver,
                                                            self.limits, lst.host, lst.port,
                                                            self.outbox)
-        first_udp = next((lst for lst in self.listens if lst.proto == "udp"), None)
-        if first_udp is not None:
+        self.own_udp = next(iter(self.udp.values()), None)
+        # every socket reads an event's datagrams ahead; a shared listen socket closed inside
+        # an event (the worker's last turn) hands the rest back
+        for tr in self.udp.values():
+            tr.start_read_ahead()
             if self.shared:
-                sock = self._udp_socket(first_udp.host, 0)
-                port = sock.getsockname()[1]
-                self.own_udp = UdpSocket(self.loop, sock, self.receiver, self.limits,
-                                         first_udp.host, port, self.outbox)
-                self.own_udp_addr = (first_udp.host, port)
-            else:
-                self.own_udp = self.udp[(first_udp.host, first_udp.port)]
-                self.own_udp_addr = (first_udp.host, first_udp.port)
-            # every socket reads an event's datagrams ahead; a shared listen socket closed
-            # inside an event (a recycle closes it only between events) hands the rest back
-            for tr in dict.fromkeys((self.own_udp, *self.udp.values())):  # (each once)
-                tr.start_read_ahead()
-            if self.shared:
-                for tr in self.udp.values():
-                    tr.hand_back = self._hand_back_unread
+                tr.hand_back = self._hand_back_unread
 
     def _hand_back_unread(self, got: list[tuple[bytes, RecvInfo]]) -> None:
         """Datagrams a shared listen socket read but did not deliver (closed inside their
         event): each to another worker's mailbox, as a reply steered there goes (``R``, with
         the RecvInfo it arrived with); one no other worker takes is delivered here."""
         box = self.mailbox
-        others = [*range(self.rank + 1, self.workers + 1), *range(1, self.rank)]
+        others = self._others()
         for data, rcv in got:
             packet = encode_received(rcv, data)
             if box is not None and any(box.post(rank, packet) for rank in others):
@@ -259,13 +256,13 @@ class WorkerEndpoints:
                 internal_error(exc, f"udp from {rcv.src_ip}:{rcv.src_port}")
 
     def _udp_socket(self, host: str, port: int) -> socket.socket:
-        """The rank's socket on a listen address (port 0: its send socket), else a new one."""
+        """The rank's socket on a listen address, else a new one."""
         made = self.sockets
         if made is not None:
-            sock = made.send if port == 0 else made.listen.get((host, port))
+            sock = made.listen.get((host, port))
             if sock is not None:
                 return sock
-        return bind_udp(host, port, self.shared and port != 0)
+        return bind_udp(host, port, self.shared)
 
     async def _listen_stream(self, lst: ListenAddr) -> None:
         if lst.proto == "tls" and self.tls is None:
@@ -285,8 +282,6 @@ class WorkerEndpoints:
 
     # ---- Transport protocol (kemi_core.runtime.core) -----------------------------------
     def local_address(self, proto: str) -> tuple[str, int]:
-        if proto == "udp" and self.own_udp_addr is not None:
-            return self.own_udp_addr
         known = self._local_of.get(proto)  # every Via we add asks: kept per transport
         if known is not None:
             return known
@@ -390,16 +385,30 @@ class WorkerEndpoints:
                 log.debug("forgetting connection %s: %s", key, exc)
 
     def steer_reply(self, msg: SipMsg, rcv: RecvInfo) -> bool:
-        """A reply on one of our connections to a request another worker sent on: hand it
-        to that worker (True), whose transaction takes it as if it had arrived there."""
+        """A reply to a request another worker sent (its branch's rank mark names it; it came
+        on a connection we hold, or on a shared UDP port the kernel did not steer): hand it
+        to that worker (True), whose transaction takes it as if it had arrived there. False:
+        handled here (no mark, ours, or that worker is not there)."""
         try:
-            worker = msg.via.params.get(WORKER_PARAM)
+            rank = branch_rank(msg.via.branch)
         except SipParseError:
             return False
-        if not worker or worker == str(self.rank) or not worker.isdigit() \
-                or self.mailbox is None:
+        if rank is None or rank == self.rank or self.mailbox is None:
             return False
-        return self.mailbox.post(int(worker), encode_received(rcv, msg.to_bytes()))
+        return self.mailbox.post(rank, encode_received(rcv, msg.to_bytes()))
+
+    def hand_to_another(self, msg: SipMsg, rcv: RecvInfo) -> bool:
+        """A new request reaching this worker while it drains to be recycled: to the next
+        worker that takes it (True), as if it had arrived there (the replies to what this
+        worker sent keep arriving on its sockets, so it still reads them)."""
+        box = self.mailbox
+        if box is None:
+            return False
+        packet = encode_received(rcv, msg.to_bytes())
+        return any(box.post(rank, packet) for rank in self._others())
+
+    def _others(self) -> list[int]:
+        return [*range(self.rank + 1, self.workers + 1), *range(1, self.rank)]
 
     def _handed_over(self, packet: bytes) -> None:
         found = decode(packet)
@@ -580,19 +589,12 @@ class WorkerEndpoints:
         if err:
             raise OSError(err, os.strerror(err))
 
-    def stop_accepting(self, udp: bool = False) -> None:
-        """Accept no new stream connections (open ones stay for the transactions in progress);
-        with ``udp``, stop reading the UDP listen sockets too (this worker's own socket, where
-        replies to its transactions arrive, stays). Closing closes only this worker's copy: the
-        main process keeps the rank's sockets, so what comes meanwhile waits for the worker
-        that replaces this one."""
+    def stop_accepting(self) -> None:
+        """Accept no new stream connections (open ones stay for the transactions in progress).
+        The UDP listen sockets stay: the replies to this worker's transactions arrive there."""
         for server in self.stream_servers:
             server.close()
         self.stream_servers.clear()
-        if udp and self.own_udp is not None and self.own_udp not in self.udp.values():
-            for tr in self.udp.values():
-                tr.close()
-            self.udp.clear()
 
     def close(self) -> None:
         if self.mailbox is not None:
@@ -600,8 +602,6 @@ class WorkerEndpoints:
             self.mailbox.close()
         for tr in self.udp.values():
             tr.close()
-        if self.own_udp is not None:
-            self.own_udp.close()
         for server in self.stream_servers:
             server.close()
         for conn in self.conns.values():

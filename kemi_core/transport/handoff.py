@@ -1,5 +1,5 @@
-"""Stream connections shared by the workers: sends and replies handed to the worker that holds
-the connection or the transaction.
+"""Messages handed between workers: sends to the worker that holds a stream connection, replies
+to the worker that holds their transaction.
 
 A TCP, TLS or WebSocket connection lives in the worker that accepted (or opened) it: its socket,
 its TLS session, its WebSocket state. With several workers a request for a WebSocket client
@@ -15,9 +15,11 @@ transaction. Kamailio passes connections between processes; kemi passes messages
   connection nobody holds does (a new TCP/TLS connection; a WebSocket cannot be reopened) and,
   when that fails too, tells the core the send failed (tm fails the branch at once, as
   Kamailio's t_relay would have);
-* our Via on what we forward names the worker (``;kw=RANK``, ``via_params``); a reply that
-  arrives on a stream connection in another worker is handed to that one (``R``), with the
-  RecvInfo it arrived with, so the transaction sees it as if it had come in there.
+* the branch of what a worker sends names it (its rank mark, ``forwarding.branch_rank``); a
+  reply that arrives in another worker (on a stream connection that one holds, or on the
+  shared UDP port when the kernel did not steer it, ``steer``) is handed to that one (``R``),
+  with the RecvInfo it arrived with, so the transaction sees it as if it had come in there;
+  so is a new request that reaches a worker draining to be recycled (to the next worker).
 
 The workers talk over Linux abstract AF_UNIX datagram sockets named after the main process
 (nothing in the file system); a hand-over is a kind byte, NUL-separated fields, then the SIP
@@ -44,8 +46,6 @@ log = logging.getLogger("kemi.transport")
 
 #: the shared-store table of stream connections: "ip:port" -> owner rank
 OWNERS = "core:stream_owners"
-#: the Via parameter naming the worker that sent a request on
-WORKER_PARAM = "kw"
 #: how many times a worker has recorded or forgotten a connection in ``OWNERS``, across the
 #: server's processes (made before the workers fork): the owners a worker keeps are good while
 #: it has not moved

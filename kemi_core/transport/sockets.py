@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+
+from kemi_core.transport.steer import steer_replies
 
 
 def family_of(host: str) -> socket.AddressFamily:
@@ -12,11 +15,10 @@ def family_of(host: str) -> socket.AddressFamily:
 def bind_udp(host: str, port: int, reuse_port: bool) -> socket.socket:
     """A bound, non-blocking UDP socket; with ``reuse_port`` several workers share the port.
 
-    A listen address gets SO_REUSEADDR (as Kamailio's UDP sockets do); a send socket on an
+    A listen address gets SO_REUSEADDR (as Kamailio's UDP sockets do); a socket on an
     ephemeral port (``port`` 0) does not: on UDP, SO_REUSEADDR lets any later socket with it
-    bind the same port and take its datagrams, and a media relay on this host (rtpengine binds
-    its media ports so, in a range that usually overlaps the ephemeral ports) would take the
-    replies to every request this worker forwarded."""
+    bind the same port and take its datagrams (a media relay on this host binds its ports so,
+    in a range that usually overlaps the ephemeral ports)."""
     sock = socket.socket(family_of(host), socket.SOCK_DGRAM)
     if port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,25 +48,32 @@ def bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
 
 class RankSockets:
     """One worker rank's UDP sockets, made by the main process before it forks and kept open
-    while the server runs: its SO_REUSEPORT socket on each UDP ``listen`` address and (with
-    several workers) its send socket, whose port our Via names. A worker that replaces another
-    of the same rank inherits the very same sockets, so the kernel's reuseport group (which
-    worker each flow hashes to) and every Via port stay as they were, and datagrams that come
-    while the rank has no worker wait in its queues (Kamailio's UDP sockets outlive its
-    workers the same way)."""
+    while the server runs: its SO_REUSEPORT socket on each UDP ``listen`` address, where it
+    reads requests and replies and sends from. A worker that replaces another of the same rank
+    inherits the very same sockets, so the kernel's reuseport group (which worker each flow
+    hashes to, and the socket index the reply steering program names, ``steer``) stays as it
+    was, and datagrams that come while the rank has no worker wait in its queues (Kamailio's
+    UDP sockets outlive its workers the same way)."""
 
-    __slots__ = ("listen", "send")
+    __slots__ = ("listen",)
 
     def __init__(self, listens: list[tuple[str, int]], shared: bool) -> None:
         #: (host, port) of each UDP listen address -> this rank's socket on it
         self.listen = {addr: bind_udp(addr[0], addr[1], shared) for addr in listens}
-        #: the send socket on the first UDP listen host's ephemeral port (several workers only)
-        self.send = bind_udp(listens[0][0], 0, reuse_port=False) if shared and listens else None
 
     def close(self) -> None:
         """Close this process's copies (a worker: the other ranks' sockets it inherited; the
         main process: all of them once the workers are gone)."""
         for sock in self.listen.values():
             sock.close()
-        if self.send is not None:
-            self.send.close()
+
+
+def make_rank_sockets(listens: list[tuple[str, int]], workers: int) -> dict[int, RankSockets]:
+    """Every rank's sockets, bound in rank order: rank r's socket is index r - 1 of each
+    port's reuseport group, where the steering program sends replies naming rank r
+    (``KEMI_REPLY_STEERING=off`` leaves it out: every reply goes by the kernel's hash, the
+    mailbox brings it to its worker; for tests and measurements)."""
+    made = {rank: RankSockets(listens, workers > 1) for rank in range(1, workers + 1)}
+    if workers > 1 and listens and os.environ.get("KEMI_REPLY_STEERING", "on") != "off":
+        steer_replies(list(made[1].listen.values()))
+    return made

@@ -358,8 +358,6 @@ class StreamConnection(asyncio.Protocol):
         rcv = self._rcv  # self.rcv()'s usual answer read here: once per message
         if rcv is None or rcv.proto != self.proto:
             rcv = self.rcv()
-        if owner.mailbox is not None and not msg.is_request and owner.steer_reply(msg, rcv):
-            return
         try:
             owner.receiver.on_message(msg, rcv)
         except Exception as exc:

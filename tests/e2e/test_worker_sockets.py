@@ -1,8 +1,9 @@
 """A worker's UDP sockets outlive it: the main process made them for the worker's rank, so a
-worker that replaces a killed one reads the same listen sockets and sends from the same port
-(the Via port of the rank's transactions), and the kernel's SO_REUSEPORT group never changes:
-a call in progress on another worker keeps its worker (its BYE, its 200) across the
-replacement, and what comes for the replaced rank meanwhile waits for the new worker."""
+worker that replaces a killed one reads the same listen sockets, and the kernel's SO_REUSEPORT
+group never changes: a call in progress on another worker keeps its worker (its BYE, its 200,
+which the kernel steers by the rank in our branch) across the replacement, and what comes for
+the replaced rank meanwhile waits for the new worker. Every worker sends from the listen port
+and names it in its Via, as Kamailio does."""
 
 from __future__ import annotations
 
@@ -125,18 +126,18 @@ def test_replaced_worker_keeps_its_rank_sockets_and_other_calls_keep_their_worke
     pid_b = serving_pid(port, b_port)
     with udp_socket(uas_port) as uas, udp_socket(a_port) as flow_a, \
             udp_socket(b_port) as flow_b:
-        # each rank's send port (its Via port) as the UAS sees it
+        # each rank's send port (its Via port) as the UAS sees it: the listen port
         call_a, call_b = Call(port, flow_a, uas), Call(port, flow_b, uas)
         send_a, via_a = call_a.start()
         send_b, via_b = call_b.start()
-        assert send_a == via_a and send_b == via_b and send_a != send_b
+        assert (send_a, via_a) == (send_b, via_b) == (port, port)
         assert call_b.finish(send_b).startswith(b"SIP/2.0 200")
         # Round 1: a call is in progress on worker A while B is killed and replaced.
         new_b = kill_and_wait(srv, pid_b)
         assert serving_pid(port, a_port) == pid_a  # A's flows still reach A
         assert serving_pid(port, b_port) == new_b  # B's flows reach B's successor
         assert call_a.finish(send_a).startswith(b"SIP/2.0 200")  # the call ends on A
-        # the successor sends from its rank's port, and names it in its Via
+        # the successor sends from the listen port, and names it in its Via
         assert call_b.start() == (send_b, via_b)
         # Round 2, the other way round: a call in progress on B's successor, A replaced. With
         # two sockets in a reuseport group, one of the two rounds removes the group's first

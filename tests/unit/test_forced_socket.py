@@ -46,15 +46,6 @@ def test_the_forced_listen_socket_is_where_a_request_leaves_from() -> None:
     assert forced_local(core, "udp", "not a socket") is None
 
 
-def test_several_workers_send_from_their_own_socket_on_the_forced_host() -> None:
-    """A worker of several names its own UDP socket (not a listen one): a forced socket on its
-    host gives that one, so that replies come back to the worker holding the transaction."""
-    core, _ = offline_core(config=CoreConfig(listen=LISTENS))
-    core.attach_transport(CaptureTransport(address=("127.0.0.1", 40001)))
-    assert forced_local(core, "udp", "udp:127.0.0.1:5062") == ("127.0.0.1", 40001)
-    assert forced_local(core, "tcp", "tcp:127.0.0.1:5060") == ("127.0.0.1", 5060)
-
-
 def test_append_branch_keeps_the_socket_forced_when_it_runs() -> None:
     core, _ = offline_core(config=CoreConfig(listen=LISTENS))
     ctx = context(core, INVITE)
@@ -70,8 +61,8 @@ def test_append_branch_keeps_the_socket_forced_when_it_runs() -> None:
 
 
 def test_a_via_names_the_address_its_listen_advertises() -> None:
-    """``listen=... advertise``: the listen socket by its advertised host:port; a worker's own
-    socket (several workers) by its host's advertised host and its own port."""
+    """``listen=... advertise``: the listen socket by its advertised host:port; another socket
+    of that host by its host's advertised host and its own port."""
     from kemi_core.forwarding import via_sent_by
 
     listens = [ListenAddr("udp", "127.0.0.1", 5060, advertise_host="198.51.100.7",

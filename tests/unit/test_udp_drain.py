@@ -1,9 +1,9 @@
 """A worker's UDP endpoints behind its entry gate (kemi_core.runtime.drain): once the worker
 drains, every request read after that point gets a 503 - also the rest of a burst read in the
-same readiness event - while ACK still passes; closing the listen sockets (a recycled worker,
-between two loop events) leaves what comes after in the kernel for the worker that replaces
-it, and the worker's own socket still delivers. Every socket reads an event's datagrams ahead:
-a shared listen socket closed inside an event hands what it read and did not deliver to another
+same readiness event - while ACK still passes; a worker recycled while others run keeps
+reading its listen sockets (the replies to its transactions arrive there) and hands each new
+request to another worker instead. Every socket reads an event's datagrams ahead: a shared
+listen socket closed inside an event hands what it read and did not deliver to another
 worker's mailbox (else it is delivered here), never drops it. Real sockets on 127.0.0.1, the
 real gate, WorkerEndpoints and mailboxes."""
 
@@ -74,7 +74,6 @@ class Rig:
             self.kept = RankSockets([("127.0.0.1", self.port)], True)
             mine = RankSockets.__new__(RankSockets)
             mine.listen = {addr: sock.dup() for addr, sock in self.kept.listen.items()}
-            mine.send = self.kept.send.dup() if self.kept.send is not None else None
         self.endpoints = WorkerEndpoints(self.loop, core.config.listen,
                                          self.gate.receiver(self.inner), ParseLimits(), shared,
                                          rank=1, sockets=mine, workers=2)
@@ -104,8 +103,15 @@ class Rig:
 
     def recycle(self) -> None:
         """What Worker.drain("recycling") does to a worker with shared sockets."""
+        self.gate.start_draining(self.endpoints.hand_to_another)
+        self.endpoints.stop_accepting()
+
+    def close_listens(self) -> None:
+        """This worker's copies of its listen sockets closed (the rank's stay)."""
         self.gate.start_draining()
-        self.endpoints.stop_accepting(udp=True)
+        for tr in self.endpoints.udp.values():
+            tr.close()
+        self.endpoints.udp.clear()
 
     def waiting_for_the_next_worker(self) -> list[str]:
         """The Call-IDs waiting in the rank's listen socket (the main process's)."""
@@ -154,22 +160,44 @@ def test_requests_read_after_the_drain_began_get_503_even_within_one_burst(rig: 
     assert sorted((r.status, r.call_id) for r in rig.replies) == [(503, "c2"), (503, "c3")]
 
 
-def test_a_recycle_between_events_leaves_what_comes_after_to_the_next_worker(
+def handed_to(rig: Rig, other: Mailbox, count: int) -> list[tuple[str, list[str], bytes]]:
+    """What ``other`` (worker 2's mailbox) gets, once it has ``count`` hand-overs."""
+    handed: list[bytes] = []
+
+    async def until_handed() -> None:
+        end = rig.loop.time() + DEADLINE
+        while len(handed) < count and rig.loop.time() < end:
+            other.drain(handed.append)
+            await asyncio.sleep(0.005)
+
+    rig.loop.run_until_complete(until_handed())
+    found = [decode(packet) for packet in handed]
+    return [f for f in found if f is not None]
+
+
+def test_a_recycled_worker_hands_new_requests_to_another_and_still_reads_its_own(
         shared_rig: Rig) -> None:
     rig = shared_rig
-    own = rig.endpoints.own_udp_addr
-    assert own is not None and own[1] != rig.port
-    rig.send("INVITE", "c1")
-    rig.run_until(seen=1, replies=0)
-    rig.recycle()  # (the housekeeping timer's, between two events)
-    for call_id in ("c2", "c3"):
-        rig.send("INVITE", call_id)
-    # replies to this worker's transactions still arrive on its own socket
-    rig.send("ACK", "c1", port=own[1])
-    rig.run_until(seen=2, replies=0)
+    tag = os.getpid() * 1000 + 37  # a fake main pid: mailbox names nobody else uses
+    rig.endpoints.mailbox = Mailbox(tag, 1, rig.loop)
+    other = Mailbox(tag, 2, rig.loop)
+    try:
+        rig.send("INVITE", "c1")
+        rig.run_until(seen=1, replies=0)
+        rig.recycle()  # (the housekeeping timer's, between two events)
+        for call_id in ("c2", "c3"):
+            rig.send("INVITE", call_id)
+        rig.send("ACK", "c1")  # its transaction's: still here
+        found = handed_to(rig, other, 2)
+        rig.run_until(seen=2, replies=0)
+    finally:
+        other.close()
     assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1"), ("ACK", "c1")]
-    assert rig.replies == [] and rig.endpoints.udp == {}
-    assert rig.waiting_for_the_next_worker() == ["c2", "c3"]
+    peer = str(rig.peer.getsockname()[1])
+    assert [(f[0], f[1][:5], parse_datagram(f[2]).call_id) for f in found] == [
+        ("R", ["udp", "127.0.0.1", peer, "127.0.0.1", str(rig.port)], call_id)
+        for call_id in ("c2", "c3")]
+    assert rig.replies == [] and rig.waiting_for_the_next_worker() == []
 
 
 def test_a_close_inside_an_event_hands_what_it_read_to_another_worker(
@@ -179,24 +207,15 @@ def test_a_close_inside_an_event_hands_what_it_read_to_another_worker(
     rig.endpoints.mailbox = Mailbox(tag, 1, rig.loop)
     other = Mailbox(tag, 2, rig.loop)
     try:
-        rig.inner.on_first = rig.recycle
+        rig.inner.on_first = rig.close_listens
         # all three wait before the loop reads: one event reads them all ahead
         for call_id in ("c1", "c2", "c3"):
             rig.send("INVITE", call_id)
         rig.run_until(seen=1, replies=0)
-        handed: list[bytes] = []
-
-        async def until_handed() -> None:
-            end = rig.loop.time() + DEADLINE
-            while len(handed) < 2 and rig.loop.time() < end:
-                other.drain(handed.append)
-                await asyncio.sleep(0.005)
-
-        rig.loop.run_until_complete(until_handed())
+        found = handed_to(rig, other, 2)
     finally:
         other.close()
     assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1")]
-    found = [decode(packet) for packet in handed]
     # each with the RecvInfo it arrived with: the peer, our listen address
     peer = str(rig.peer.getsockname()[1])
     assert [(f[0], f[1][:5]) for f in found if f] == [
@@ -211,17 +230,14 @@ def test_with_no_other_worker_to_take_them_they_are_answered_here(shared_rig: Ri
     for call_id in ("c1", "c2", "c3"):
         rig.send("INVITE", call_id)
     rig.run_until(seen=1, replies=2)
-    # read before the close: not dropped, answered by the draining gate
+    # worker 2 is not there: answered by the draining gate
     assert [(m.method, m.call_id) for m in rig.inner.seen] == [("INVITE", "c1")]
     assert sorted((r.status, r.call_id) for r in rig.replies) == [(503, "c2"), (503, "c3")]
 
 
 def test_every_socket_reads_ahead(rig: Rig, shared_rig: Rig) -> None:
-    # a recycle closes a shared listen socket only between two events (Worker._housekeeping);
-    # should one close inside an event, what it read goes to another worker
+    # should a shared listen socket close inside an event, what it read goes to another worker
     assert [tr.read_ahead for tr in rig.endpoints.udp.values()] == [True]
     assert [tr.read_ahead for tr in shared_rig.endpoints.udp.values()] == [True]
     assert [tr.hand_back for tr in rig.endpoints.udp.values()] == [None]
     assert [tr.hand_back is not None for tr in shared_rig.endpoints.udp.values()] == [True]
-    own = shared_rig.endpoints.own_udp
-    assert own is not None and own.read_ahead and own.hand_back is None

@@ -5,7 +5,6 @@ reordered, bad datagrams and keep-alives are handled, sends reach the peer. Real
 from __future__ import annotations
 
 import asyncio
-import errno
 import select
 import socket
 import time
@@ -18,7 +17,7 @@ from kemi_core.testing.receivers import EventRecorder
 from kemi_core.transport import outbox, udp
 from kemi_core.transport.outbox import about_to_wait
 from kemi_core.transport.receiver import RecvInfo
-from kemi_core.transport.sockets import RankSockets, bind_udp
+from kemi_core.transport.sockets import bind_udp
 
 DEADLINE = 5.0
 
@@ -267,19 +266,3 @@ def test_each_source_has_one_recvinfo_kept_for_its_datagrams(rig: Rig,
         other.close()
         third.close()
 
-
-
-def test_a_send_socket_cannot_be_taken_by_a_later_socket() -> None:
-    """The worker's send socket (port 0) is not SO_REUSEADDR: a media relay binding its ports
-    with SO_REUSEADDR (rtpengine) gets EADDRINUSE instead of the replies meant for us."""
-    rank = RankSockets([("127.0.0.1", 0)], shared=True)
-    assert rank.send is not None
-    try:
-        port = rank.send.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as relay:
-            relay.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            with pytest.raises(OSError) as exc:
-                relay.bind(("127.0.0.1", port))
-            assert exc.value.errno == errno.EADDRINUSE
-    finally:
-        rank.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from kemi_core.api import Core, KemiExport, hookimpl
 from kemi_tm import exports as _exports
-from kemi_tm import pvs, rpc, settings
+from kemi_tm import idents, pvs, rpc, settings
 from kemi_tm.service import TmService
 from kemi_tm.state import MODULE
 from kemi_tm.stats import TmStats
@@ -42,3 +42,9 @@ def mod_init(core: Core) -> None:
     core.add_reply_handler(svc.on_reply)
     core.add_send_failure_handler(svc.on_send_failed)
     rpc.register(core, svc)
+
+
+@hookimpl
+def child_init(rank: int) -> None:
+    # the worker's rank leads every branch it sends (replies find it: kemi_tm.idents)
+    idents.set_rank(rank)

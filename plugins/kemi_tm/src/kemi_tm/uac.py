@@ -22,7 +22,7 @@ from kemi_core.api import Clock, KemiExport, drive_with_loop, export, uri_destin
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import Dest
 from kemi_tm.client import ClientTransaction, new_client_transaction
-from kemi_tm.keys import MAGIC_COOKIE
+from kemi_tm.idents import local_branch
 from kemi_tm.service import TmService
 from kemi_tm.state import MODULE, req_state
 
@@ -62,7 +62,7 @@ class LocalUac:
     def via_for(self, dest: Dest) -> str:
         """A Via value naming this process's socket, with a new branch."""
         host, port = self._local_address(dest.proto)
-        branch = f"{MAGIC_COOKIE}{secrets.token_hex(8)}.l"
+        branch = local_branch()
         return f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={branch}"
 
     def start(self, request: SipMsg, dest: Dest, *, add_via: bool = True) -> bool:
