@@ -29,7 +29,8 @@ def _uri(host: str, port: int, proto: str, always_transport: bool) -> str:
 
 
 def _listen(ctx: MsgContext) -> ListenAddr | None:
-    """The listen socket the message arrived on (None: a worker's own socket, a reply)."""
+    """The listen socket the message arrived on (None: none of ours, a handed-over message
+    whose RecvInfo says otherwise)."""
     rcv = ctx.rcv
     key = (LISTEN_OF.get(rcv.proto, rcv.proto), rcv.dst_ip, rcv.dst_port)
     for lst in ctx.core.config.listen:

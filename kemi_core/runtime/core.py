@@ -463,13 +463,14 @@ class Core:
     # ---- network -------------------------------------------------------------------------
     def attach_transport(self, transport: Transport) -> None:
         self.transport = transport
-        self.forced_sockets = {}  # (their answers depend on the transport's own socket)
+        self.forced_sockets = {}  # (their answers depend on the transport's listens)
         self.advertised = advertised_sockets(self)
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:
-        """Send raw bytes; from the listen socket ``local`` when given, else from this worker's
-        own socket (the one its Via names). False when the network refused them."""
+        """Send raw bytes; from the listen socket ``local`` when given, else from the first
+        listen socket of ``proto`` (the one our Via names). False when the network refused
+        them."""
         transport = self.transport
         if transport is None:
             log.error("send with no transport attached (main process?)")

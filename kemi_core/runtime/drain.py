@@ -1,8 +1,8 @@
 """In a worker: the message entry points (busy mark, drain gate) and draining before exit.
 
 A worker drains when the server stops (SIGTERM) or when the main process recycles it: it
-takes no new requests (they get a 503; ACK and CANCEL still reach the transactions they
-belong to, replies still arrive) and exits as soon as no transaction is in progress, or when
+takes no new requests (they get a 503 or, a worker recycled while others run, go to another
+worker; ACK and CANCEL still reach the transactions they belong to, replies still arrive) and exits as soon as no transaction is in progress, or when
 ``exit_timeout`` runs out. Modules say how much work they have in progress through a
 ``work_in_progress() -> int`` method on the service they register in ``core.services``
 (tm counts its transactions without a final reply).

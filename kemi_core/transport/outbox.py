@@ -48,8 +48,8 @@ Held = tuple[Callable[[bytes, Any], None], bytes, Any]
 
 
 class Outbox:
-    """A worker's held UDP sends (shared by its UDP sockets, so a reply on a listen socket and
-    a request forwarded from the worker's own socket go out in the order they were made)."""
+    """A worker's held UDP sends (shared by its UDP sockets, so a reply on one listen socket
+    and a request forwarded from another go out in the order they were made)."""
 
     __slots__ = ("held", "since", "lock", "flusher", "clock", "armed", "direct")
 
