@@ -9,7 +9,11 @@ Each server runs with one worker (children=1; ``--children N``: N), one after th
 same fixed rate. Reported: unit of work per second and server CPU microseconds per unit
 (user+system of its process tree, from /proc), and kemi / Kamailio. A unit is one
 authenticated REGISTER (REGISTER, 401, REGISTER, 200) or one authenticated call (INVITE, 407,
-ACK, INVITE, 100/180/200, ACK, BYE, 200). The last line printed is one JSON object.
+ACK, INVITE, 100/180/200, ACK, BYE, 200). The last line printed is one JSON object. For kemi
+with several workers, also the replies per unit a worker handed to the one holding their
+transaction (``kemi:replies_handed_over``: those the kernel did not steer; with
+``KEMI_REPLY_STEERING=off`` in the environment, every reply the hash gave another worker) and
+those forwarded statelessly (``core:fwd_replies``: none expected).
 
     python bench/auth.py [--register-rate 400] [--call-rate 150] [--seconds 10] [--children 1]
 """
@@ -35,6 +39,7 @@ from common import (  # noqa: E402
     wait_udp_answer,
 )
 
+from kemi_core.rpc.client import RpcError, call  # noqa: E402
 from kemi_core.testing.kamailio import kamailio_available  # noqa: E402
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
 from kemi_core.testing.sipp import SippUas, run_sipp, sipp_available  # noqa: E402
@@ -121,9 +126,25 @@ def make_db(path: Path) -> None:
                         [(f"user{i}", "127.0.0.1", f"pw{i}") for i in range(1000)])
 
 
+#: kemi's counters of replies that went another way than straight to their transaction
+REPLY_COUNTERS = ("kemi:replies_handed_over", "core:fwd_replies")
+
+
+def reply_counts(name: str, work: Path) -> dict[str, int]:
+    """kemi's REPLY_COUNTERS now (none for Kamailio, or a kemi without them)."""
+    if name != "kemi":
+        return {}
+    try:
+        lines = call(f"unix:{work}/{name}_ctl", "stats.get_statistics", list(REPLY_COUNTERS))
+    except (RpcError, OSError):
+        return {}
+    return {line.split(" = ")[0]: int(line.split(" = ")[1]) for line in lines}
+
+
 def measure(name: str, unit: str, port: int, pid: int, work: Path, rate: int,
             seconds: int) -> dict:
     time.sleep(0.5)
+    before = reply_counts(name, work)
     cpu0, t0 = tree_cpu_seconds(pid), time.monotonic()
     res = run_sipp(f"127.0.0.1:{port}", work, scenario=HERE / "scenarios" / UNITS[unit],
                    calls=rate * seconds, rate=rate, timeout=seconds * 4 + 30,
@@ -131,9 +152,15 @@ def measure(name: str, unit: str, port: int, pid: int, work: Path, rate: int,
                    extra=["-l", str(rate * 4), "-au", USER, "-ap", PASSWORD, "-s", USER])
     cpu1, t1 = tree_cpu_seconds(pid), time.monotonic()
     ok = res.successful
-    return {"server": name, "unit": unit, "ok": ok, "failed": res.failed,
-            "per_s": round(ok / (t1 - t0), 1),
-            "cpu_us_per_unit": round((cpu1 - cpu0) / ok * 1e6, 1) if ok else None}
+    time.sleep(0.5)  # (the last BYE's 200)
+    after = reply_counts(name, work)
+    out = {"server": name, "unit": unit, "ok": ok, "failed": res.failed,
+           "per_s": round(ok / (t1 - t0), 1),
+           "cpu_us_per_unit": round((cpu1 - cpu0) / ok * 1e6, 1) if ok else None}
+    for key in after:
+        out[key.split(":")[1] + "_per_unit"] = round((after[key] - before.get(key, 0))
+                                                     / max(ok, 1), 3)
+    return out
 
 
 def run_server(name: str, args: list[str], port: int, uas_port: int, work: Path,
@@ -187,8 +214,10 @@ def main() -> int:
                                       script=script, children=opts.children))
             for r in run_server(name, make_args(cfg), port, uas_port, work, rates, opts.seconds):
                 results.append(r)
+                counts = "".join(f"  {k} {v}" for k, v in r.items() if k.endswith("_per_unit")
+                                 and k != "cpu_us_per_unit")
                 print(f"{name:9} {r['unit']:9} {r['ok']:6} ok {r['failed']:5} failed "
-                      f"{r['per_s']:8}/s  {r['cpu_us_per_unit']} us CPU/unit")
+                      f"{r['per_s']:8}/s  {r['cpu_us_per_unit']} us CPU/unit{counts}")
     figures: dict = {"rates": rates, "seconds": opts.seconds, "children": opts.children,
                      "results": results}
     by = {(r["server"], r["unit"]): r for r in results}
