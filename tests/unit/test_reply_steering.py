@@ -6,15 +6,22 @@ the group, a mark beyond the scanned window, a packet too short: the kernel's ow
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import socket
 from collections.abc import Iterator
 
 import pytest
 
+from kemi_core.config.model import ListenAddr
 from kemi_core.forwarding.branch_rank import MAX_RANKS, branch_rank, rank_mark
+from kemi_core.sip import ParseLimits, SipMsg, SipParseError, parse_datagram
 from kemi_core.testing.wait import wait_until
 from kemi_core.transport import steer
+from kemi_core.transport.endpoints import WorkerEndpoints
+from kemi_core.transport.handoff import Mailbox, decode
+from kemi_core.transport.receiver import RecvInfo
 from kemi_core.transport.sockets import RankSockets, make_rank_sockets
 
 WORKERS = 4
@@ -155,3 +162,45 @@ def test_without_the_program_replies_spread(monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         for made in bare.values():
             made.close()
+
+
+def test_a_worker_hands_a_reply_naming_another_rank_to_its_mailbox() -> None:
+    """What the kernel did not steer: worker 1 hands a reply whose branch names rank 2 to
+    worker 2's mailbox (``R``, with the RecvInfo it arrived with); one naming no rank, or
+    rank 1, or a rank with no worker, stays (handled where it arrived)."""
+    loop = asyncio.new_event_loop()
+    tag = os.getpid() * 1000 + 41  # a fake main pid: mailbox names nobody else uses
+    endpoints = WorkerEndpoints(loop, [ListenAddr("udp", "127.0.0.1", 5060)], _NoReceiver(),
+                                ParseLimits(), True, rank=1, workers=3)
+    endpoints.mailbox = Mailbox(tag, 1, loop)
+    other = Mailbox(tag, 2, loop)
+    rcv = RecvInfo("udp", "127.0.0.1", 5099, "127.0.0.1", 5060)
+    try:
+        kept = [endpoints.steer_reply(parse_datagram(reply(branch, n)), rcv)
+                for n, branch in enumerate(("z9hG4bKAB1.0", "z9hG4bKAA1.0", "z9hG4bK0f1e",
+                                            "z9hG4bKAC1.0"))]
+        endpoints.mailbox.send_held()
+        handed: list[bytes] = []
+
+        def got() -> bool:
+            other.drain(handed.append)
+            return bool(handed)
+
+        wait_until(got, 5.0, "the hand-over")
+    finally:
+        other.close()
+        endpoints.mailbox.close()
+        loop.close()
+    assert kept == [True, False, False, False]  # rank 3 has no mailbox: handled here
+    found = decode(handed[0])
+    assert found is not None and found[0] == "R"
+    assert found[1] == ["udp", "127.0.0.1", "5099", "127.0.0.1", "5060"]
+    assert parse_datagram(found[2]).via.branch == "z9hG4bKAB1.0"
+
+
+class _NoReceiver:
+    def on_message(self, msg: SipMsg, rcv: RecvInfo) -> None:
+        raise AssertionError("nothing is delivered here")
+
+    def on_bad_message(self, data: bytes, rcv: RecvInfo, error: SipParseError) -> None:
+        raise AssertionError("nothing is delivered here")
