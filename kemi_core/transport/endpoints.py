@@ -204,7 +204,7 @@ class WorkerEndpoints:
 
     async def start(self, udp: bool = True) -> None:
         """Open the sockets; with ``udp`` False, all but UDP (``open_udp`` then)."""
-        if self.shared and self.workers > 1:
+        if self.owners is not None or (self.shared and self.workers > 1):
             try:
                 self.mailbox = Mailbox(main_pid(), self.rank, self.loop, self._handover_lost)
             except OSError as exc:  # (a name taken: not our server's worker of that rank)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -34,6 +35,8 @@ CFG = """#!KAMAILIO
 children=2
 listen=udp:127.0.0.1:{port}
 loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
 loadmodule "hello.so"
 loadmodule "app_rules.so"
 modparam("hello", "greeting", "Hi")
@@ -44,7 +47,7 @@ cfgengine "rules"
 
 def rules(version: str, who: str, sink: int) -> str:
     return json.dumps({"request": [
-        {"user": "fwd", "calls": [["hello", "greet", who],
+        {"user": "fwd", "calls": [["hello", "greet", who], ["xlog", "xinfo", "FWD by $pp\n"],
                                   ["", "forward_uri", f"sip:127.0.0.1:{sink}"]]},
         {"calls": [["sl", "send_reply", 200, version]]},
     ]}, indent=1)
@@ -99,17 +102,20 @@ def _exchange(port: int, user: str, sink: socket.socket | None = None) -> SipMsg
     return parse_datagram(data)
 
 
-def _forwarded(port: int, sink: socket.socket, n: int) -> tuple[list[SipMsg], set[int]]:
-    """``n`` forwarded requests and the set of Via ports they name (one per worker socket)."""
+def _forwarded(srv: KemiProcess, port: int, sink: socket.socket, n: int
+               ) -> tuple[list[SipMsg], set[str]]:
+    """``n`` forwarded requests and the pids of the workers that forwarded them (logged)."""
+    before = srv.log().count("FWD by")
     msgs = [_exchange(port, "fwd", sink) for _ in range(n)]
-    return msgs, {m.via.port or 5060 for m in msgs}
+    lines = re.findall(r"FWD by (\d+)", srv.wait_log("FWD by", count=before + n))
+    return msgs, set(lines[before:])
 
 
 def test_third_party_module_and_engine_in_two_workers(
         server: tuple[KemiProcess, Path, int], sink: socket.socket) -> None:
     srv, script, port = server
     # The module's export edits what is forwarded, in both workers; its counter sums them.
-    msgs, workers = _forwarded(port, sink, 40)
+    msgs, workers = _forwarded(srv, port, sink, 40)
     assert all(m.header("X-Hello") == "Hi world" for m in msgs)
     assert len(workers) == 2, workers
     assert srv.rpc("hello.calls") == 40
@@ -121,7 +127,7 @@ def test_third_party_module_and_engine_in_two_workers(
     answer = srv.rpc("cfgengine.reload")
     assert (answer["engine"], answer["new"]) == ("rules", answer["old"] + 1)
     assert {_exchange(port, "ping").reason for _ in range(20)} == {"v2"}
-    msgs, workers = _forwarded(port, sink, 30)
+    msgs, workers = _forwarded(srv, port, sink, 30)
     assert {m.header("X-Hello") for m in msgs} == {"Hi moon"} and len(workers) == 2
     assert srv.rpc("hello.calls") == 70
 
@@ -130,6 +136,6 @@ def test_third_party_module_and_engine_in_two_workers(
     with pytest.raises(RpcError, match=rf"{script}:3: Expecting value"):
         srv.rpc("cfgengine.reload")
     assert {_exchange(port, "ping").reason for _ in range(20)} == {"v2"}
-    msgs, workers = _forwarded(port, sink, 20)
+    msgs, workers = _forwarded(srv, port, sink, 20)
     assert {m.header("X-Hello") for m in msgs} == {"Hi moon"} and len(workers) == 2
 
