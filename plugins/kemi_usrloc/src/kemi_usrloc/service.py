@@ -52,6 +52,8 @@ class Usrloc:
         self.domains: dict[str, Domain] = {}
         self.expired_handlers: list[Callable[[str, Contact], None]] = []
         self._inflight: tuple[Future[int], list[sync.Batch]] | None = None
+        #: when the timer last collected (the core's clock)
+        self._collected_at = 0.0
         if self.db_mode not in (0, 1, 2, 3):
             raise ModuleError(f"usrloc: db_mode must be 0, 1, 2 or 3, not {self.db_mode}")
         if self.db_mode != NO_DB:
@@ -148,6 +150,13 @@ class Usrloc:
             if not self._inflight[0].done():
                 return POLL
             self._finish()
+            # The next collect comes one interval after this one's, not at once: what changed
+            # while a slow flush ran waits for the next flush (else a flush taking longer than
+            # the REGISTERs between two becomes one write per REGISTER, back to back).
+            wait = self._collected_at + self.timer_interval - self.now()
+            if wait > POLL:
+                return wait
+        self._collected_at = self.now()
         batches = [b for b in (d.collect(self.now()) for d in self.known_domains()) if not b.empty]
         if not batches or self.db is None:
             return None
