@@ -223,6 +223,9 @@ def run_mode(mode: str, work: Path, opts: RunOptions, rounds: int = 1) -> dict:
 
             res = step_up(name, make_args(cfg), port, work, opts.rates, run_step, "register")
             res["round"] = rnd
+            if any(s["failed"] for s in res["steps"]):  # what the server said about it
+                lines = (work / f"{name}.log").read_text(errors="replace").splitlines()
+                print("\n".join(f"    | {line}" for line in lines[-12:]), flush=True)
             runs[server].append(res)
     section: dict = {"results": [r for rs in runs.values() for r in rs]}
     if len(runs) == 2:

@@ -16,7 +16,8 @@ making the messages costs, measured the same way; for ``auth`` the answers' nonc
 without sending the challenges).
 
     python bench/register_profile.py [--mode memory|sqlite|floor|auth|options] [--count 5000]
-                                     [--sink count|udp [--burst 1]]
+                                     [--sink count|udp [--burst 1]] [--db-mode 1|2]
+                                     [--db-dir /dev/shm]
                                      [--profile [--profile-out FILE] | --callgrind]
 """
 
@@ -28,6 +29,7 @@ import cProfile
 import hashlib
 import os
 import pstats
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -146,7 +148,7 @@ class UdpSink:
         self.loop.close()
 
 
-def _router(mode: str, work: Path) -> Router:
+def _router(mode: str, work: Path, db_mode: int = 1, db_dir: Path | None = None) -> Router:
     if mode == "auth":
         db = work / "auth.db"
         auth_bench.make_db(db)
@@ -160,7 +162,8 @@ def _router(mode: str, work: Path) -> Router:
         cfg = work / "stateless.cfg"
         cfg.write_text(stateless_bench.CFG.format(port=5060, mpath="", script=script))
     else:
-        cfg, _port = register_bench.write_cfg(mode, mode, work)
+        cfg, _port = register_bench.write_cfg(mode, mode, work,
+                                              dbo=register_bench.DbOptions(db_mode, db_dir))
     return Router(cfg)
 
 
@@ -223,6 +226,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", choices=["memory", "sqlite", "floor", "auth", "options"], default="memory")
     parser.add_argument("--count", type=int, default=5000)
+    parser.add_argument("--db-dir", type=Path, default=None,
+                        help="sqlite: where the database file goes (/dev/shm: no disk wait)")
+    parser.add_argument("--db-mode", type=int, choices=[1, 2], default=1,
+                        help="sqlite: usrloc's db_mode (2: write-back, the REGISTER's part only:"
+                             " the timer's flush does not run here)")
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
@@ -239,9 +247,10 @@ def main() -> int:
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.callgrind:
-        return callgrind(opts.mode, opts.count, opts.users, opts.sink, opts.burst)
+        return callgrind(opts.mode, opts.count, opts.users, opts.sink, opts.burst, opts.db_mode)
     with tempfile.TemporaryDirectory(prefix="kemi-register-profile-") as tmp:
-        router = _router(opts.mode, Path(tmp))
+        db_dir = Path(tempfile.mkdtemp(dir=opts.db_dir)) if opts.db_dir else None
+        router = _router(opts.mode, Path(tmp), opts.db_mode, db_dir)
         sink: Sink | UdpSink
         if opts.sink == "udp":
             sink = UdpSink(router)
@@ -273,11 +282,13 @@ def main() -> int:
                 prof.disable()
             if sink.count - sent != len(batch):
                 raise SystemExit(f"{len(batch)} requests, {sink.count - sent} replies")
-            if opts.mode == "sqlite" and r == 1:
-                _check_rows(Path(tmp) / "sqlite.db", opts.users)
+            if opts.mode == "sqlite" and opts.db_mode == 1 and r == 1:
+                _check_rows((db_dir or Path(tmp)) / "sqlite.db", opts.users)
             best = min(best, elapsed / opts.count)
         if opts.build_only:
             _close(router, sink)
+            if db_dir is not None:
+                shutil.rmtree(db_dir, ignore_errors=True)
             return 0
         print(sink.last.decode().split("\r\n")[0])
         print(f"{opts.mode}: {best * 1e6:.1f} us CPU per REGISTER "
@@ -289,6 +300,8 @@ def main() -> int:
             stats.sort_stats("cumulative").print_stats(opts.top)
             stats.sort_stats("tottime").print_stats(opts.top)
         _close(router, sink)
+        if db_dir is not None:
+            shutil.rmtree(db_dir, ignore_errors=True)
     return 0
 
 
@@ -317,7 +330,8 @@ def _close(router: Router, sink: Sink | UdpSink) -> None:
     router.close()
 
 
-def callgrind(mode: str, count: int, users: int, sink: str = "count", burst: int = 1) -> int:
+def callgrind(mode: str, count: int, users: int, sink: str = "count", burst: int = 1,
+              db_mode: int = 1) -> int:
     """(Ir with 2N REGISTERs - Ir with N) / N: start-up and warm-up cancelled out; less the same
     difference of runs that only make the messages (str.format of each REGISTER, ~16k
     instructions, and for auth the nonce and the client's digest), so that the figure is the
@@ -330,7 +344,7 @@ def callgrind(mode: str, count: int, users: int, sink: str = "count", burst: int
                 subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                                 sys.executable, __file__, "--mode", mode, "--count", str(n),
                                 "--users", str(users), "--rounds", "1", "--offline-nonces",
-                                "--sink", sink, "--burst", str(burst),
+                                "--sink", sink, "--burst", str(burst), "--db-mode", str(db_mode),
                                 *(["--build-only"] if build_only else [])],
                                check=True, env=dict(os.environ, PYTHONHASHSEED="0"),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

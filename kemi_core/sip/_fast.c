@@ -5641,15 +5641,15 @@ done:
 /* ---- registrar's usual save in one call (kemi_registrar/save.py's save, usual.py) ------------
  * save(ctx, table, flags, uri) of the usual REGISTER: a request parse_request knows
  * (reg_known_request) with one Contact that does not remove its binding, on a table kept in the
- * shared store (usrloc db_mode 0, or 1 with its write-through left to usrloc's write_one), its
- * record changed as usrloc's update_one changes it (SharedTable.update_never with the compiled
- * change), then the 200 (reg_ok_headers) through sl's send_reply. Returns save()'s code, or None
+ * shared store (usrloc db_mode 0, 1 with its write-through left to usrloc's write_one, or 2
+ * with write-back's change, which sets the contact's sync state), its record changed as
+ * usrloc's update_one changes it (SharedTable.update_never with the compiled change), then the 200 (reg_ok_headers) through sl's send_reply. Returns save()'s code, or None
  * when anything is not that shape: nothing has been changed then, and save()'s Python path runs
  * from the start. consts (kemi_registrar.usual.consts): */
 enum { U_DOMAINS, U_MEM_DOMAIN, U_REQUESTS, U_PHONE_HEADERS, U_REQUEST, U_RULES, U_PARAMS,
        U_ACCEPTED, U_SEND_REPLY, U_Q_TEXT, U_LAST_DATE, U_DATE_OF, U_ONE, U_CHANGE_ONE,
        U_USE_DOMAIN, U_RANGED, U_Q_KEY, U_UL, U_NEVER_CONSTS, U_MAX_KEY, U_OK, U_DB_ERROR,
-       U_DB_FAILED, U_FIELDS };
+       U_DB_FAILED, U_CHANGE_ONE_BACK, U_FIELDS };
 
 static PyObject *rs_msg, *rs_is_request, *rs_rcv, *rs_proto, *rs_dst_ip, *rs_dst_port,
     *rs_mod_state, *rs_bflags, *rs_core, *rs_clock, *rs_wall, *rs_table, *rs_db_mode, *rs_store,
@@ -5837,7 +5837,8 @@ reg_save_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_INCREF(dom);
     PyObject *msg = NULL, *rcv = NULL, *tail = NULL, *req = NULL, *now = NULL, *got = NULL;
     PyObject *x = NULL, *y = NULL, *out = NULL;
-    /* usrloc's mode: the store, with write-through (1) unless memory-only (0x01) */
+    /* usrloc's mode: the store, with write-through (1) unless memory-only (0x01), or
+     * write-back (2: the change marks the sync state, the timer writes the row) */
     if ((x = PyObject_GetAttr(U(U_UL), rs_db_mode)) == NULL)
         goto done;
     long mode = PyLong_Check(x) ? PyLong_AsLong(x) : -1;
@@ -5845,7 +5846,7 @@ reg_save_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     Py_CLEAR(x);
     int db_write = mode == 1 && !(flags & 0x01);
-    if (mode != 0 && mode != 1) {
+    if (mode != 0 && mode != 1 && mode != 2) {
         out = Py_NewRef(Py_None);
         goto done;
     }
@@ -5926,7 +5927,8 @@ reg_save_usual(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_SETREF(y, PyTuple_Pack(2, U(U_ONE), y));
     if (y == NULL || (x = PyObject_GetAttr(dom, rs_table)) == NULL)
         goto done;
-    got = reg_save_store(x, PyTuple_GET_ITEM(req, R_AOR), U(U_CHANGE_ONE), y,
+    got = reg_save_store(x, PyTuple_GET_ITEM(req, R_AOR),
+                         U(mode == 2 ? U_CHANGE_ONE_BACK : U_CHANGE_ONE), y,
                          U(U_NEVER_CONSTS), max_key);
     Py_CLEAR(x);
     Py_CLEAR(y);

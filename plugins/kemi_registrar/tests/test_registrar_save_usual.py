@@ -184,13 +184,15 @@ def _requests(seed: int, count: int) -> list[tuple[str, float]]:
     return out
 
 
-def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float]],
+def _run(kemi_router: Any, work: Path, db: int, requests: list[tuple[str, float]],
          kemi: bool = False, frames: list[str] | None = None,
          ) -> tuple[list[list[bytes]], dict[str, list[tuple[Any, ...]]], tuple[int, int],
                     list[tuple[Any, ...]]]:
     """A new router (and database) for the requests: (replies, records, counters, rows);
     ``kemi``: the routes in KEMI_SCRIPT; ``frames`` gets the name of each Python frame of
-    registrar's save functions the requests ran."""
+    registrar's save functions the requests ran. ``db``: usrloc's db_mode on SQLite (0: none;
+    2: write-back, flushed every 37 requests, so that the sync states change, and before the
+    rows are read)."""
     work.mkdir()
     cfg = work / "kamailio.cfg"
     path = work / "location.db"
@@ -200,7 +202,7 @@ def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float
             for (sql,) in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = "
                                        "'location' AND sql IS NOT NULL").fetchall():
                 conn.execute(sql.replace("location", "other"))
-    dbs = SQLITE % path if db else ""
+    dbs = (SQLITE % path).replace('"db_mode", 1', f'"db_mode", {int(db)}') if db else ""
     if kemi:
         script = work / "route.py"
         script.write_text(KEMI_SCRIPT)
@@ -218,9 +220,11 @@ def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float
             assert frames is not None
             frames.append(codes[frame.f_code])
 
-    for text, advance in requests:
+    for n, (text, advance) in enumerate(requests):
         if advance:
             router.advance(advance)
+        if db == 2 and n % 37 == 36:
+            held.current.ul.flush()  # type: ignore[union-attr]
         if frames is not None:
             sys.setprofile(profile)
         try:
@@ -237,6 +241,8 @@ def _run(kemi_router: Any, work: Path, db: bool, requests: list[tuple[str, float
             records[f"{name}/{aor}"] = [
                 (ruids.setdefault(c.ruid, f"ruid-{len(ruids)}"), *c[1:]) for c in contacts]
     rows: list[tuple[Any, ...]] = []
+    if db == 2:  # (the records' states compared before it)
+        st.ul.flush()
     if db:
         with sqlite3.connect(path) as conn:
             conn.row_factory = sqlite3.Row
@@ -284,6 +290,34 @@ def test_the_compiled_save_answers_and_stores_as_the_python_path(
     # (KEMI's flags are ints: its Python form only for the first, before the state is made)
     assert frames.count("kemi save") <= 1
     assert frames.count("save_rest") > 50 and (frames.count("_cfg_save") > 0) is not kemi
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_write_back_saves_as_update_does(kemi_router: Any, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """usrloc db_mode 2: the compiled save and usrloc's update_one leave the records (their
+    sync states too) and, once flushed, the table's rows as save()'s general path does
+    (update() with _mark)."""
+    requests = _requests(seed, 400)
+    taken: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        rc = reg_save_usual(*args)
+        if rc is not None:
+            taken.append(rc)
+        return rc
+
+    monkeypatch.setattr(save_module, "save_usual", counted)
+    compiled = _run(kemi_router, tmp_path / "compiled", 2, requests)
+    monkeypatch.setattr(save_module, "save_usual", lambda *args: None)
+    python = _run(kemi_router, tmp_path / "python", 2, requests)
+    monkeypatch.setattr(MemDomain, "update_one", lambda *args: None)
+    general = _run(kemi_router, tmp_path / "general", 2, requests)
+    assert compiled == python == general
+    states = {c[-1] for rs in general[1].values() for c in rs}
+    assert states == {0, 1, 2}, states  # CS_NEW, CS_SYNC and CS_DIRTY records compared
+    assert len(general[3]) > 3
+    assert taken.count(1) > 2 and taken.count(2) > 20, taken
 
 
 def _failing(cur: Any, arg: Any) -> Any:

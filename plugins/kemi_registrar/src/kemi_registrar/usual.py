@@ -2,7 +2,7 @@
 
 The usual REGISTER: a phone refreshing (or making) its one binding with a request
 parse_request already knows, on a location table kept in the shared store (usrloc db_mode 0,
-or 1). reg_save_usual does for it what save() does, step for step: the memoised request,
+1 or 2). reg_save_usual does for it what save() does, step for step: the memoised request,
 usrloc's update_one (the store's write transaction with the compiled change; write-through by
 usrloc's write_one, a database error answered by save.db_failed), the accepted counter, the
 200 with its Contact and Date through sl's send_reply. Any other shape
@@ -20,7 +20,7 @@ from kemi_registrar import reply
 from kemi_registrar.request import _PHONE_HEADERS, _REQUESTS, Request
 from kemi_registrar.update import ONE
 from kemi_usrloc.contact import q_text
-from kemi_usrloc.domain import _CHANGE_ONE, MemDomain, UsrlocDbError
+from kemi_usrloc.domain import _CHANGE_ONE, MemDomain, UsrlocDbError, _change_one_back
 
 if TYPE_CHECKING:
     from kemi_registrar.state import State
@@ -48,4 +48,4 @@ def consts(st: State) -> tuple[Any, ...] | None:
             st.stats.accepted, sl.send_reply, q_text, reply._last_date, reply.date_of, ONE,
             _CHANGE_ONE, ul.use_domain,
             p.expires_range > 0 or p.default_expires_range > 0, Q_OVERRIDE, ul, never,
-            SharedTable.MAX_KEY, (200, "OK"), UsrlocDbError, db_failed)
+            SharedTable.MAX_KEY, (200, "OK"), UsrlocDbError, db_failed, _change_one_back)

@@ -89,6 +89,33 @@ def _change_one(raw: list[tuple[Any, ...]] | None,
     return [tuple(new)], (old, new)
 
 
+def _change_one_back(raw: list[tuple[Any, ...]] | None,
+                     fn_arg: tuple[ChangeOne[Any], Any]) -> tuple[Any, Any]:
+    """_change_one with write-back: the new contact's sync state as MemDomain._mark sets it.
+    A change that replaces a written contact by another (its row must go: a tombstone) is
+    left to update()."""
+    if raw is not None and len(raw) != 1:
+        return UNCHANGED, None
+    fn, arg = fn_arg
+    old = _as_contact(raw[0]) if raw else None
+    new = fn(old, arg)
+    if new is None:
+        return UNCHANGED, None
+    if old is None:
+        state = CS_NEW
+    elif old.ruid != new.ruid:
+        if old.state != CS_NEW and not old.flags & FL_MEM:
+            return UNCHANGED, None
+        state = CS_NEW
+    elif old.same_data(new):
+        state = old.state
+    else:
+        state = CS_NEW if old.state == CS_NEW else CS_DIRTY
+    if new.state != state:
+        new = new._replace(state=state)
+    return [tuple(new)], (old, new)
+
+
 #: update_one's change as update_never runs it: _change_one's compiled form when built
 _CHANGE_ONE: Callable[[list[tuple[Any, ...]] | None, tuple[ChangeOne[Any], Any]],
                       tuple[Any, Any]] = (
@@ -233,10 +260,10 @@ class MemDomain(Domain):
     def update_one(self, aor: str, fn: ChangeOne[A], arg: A,
                    db: bool = True) -> tuple[Contact | None, Contact] | None:
         mode = self.ul.db_mode
-        if mode == WRITE_BACK:  # (the sync states: update() keeps them)
-            return None
-        got: tuple[Contact | None, Contact] | None = self.table.update_never(aor or EMPTY_AOR_KEY, _CHANGE_ONE,
-                                                                             (fn, arg))
+        # (write-back: the change sets the sync state as update()'s _mark does)
+        got: tuple[Contact | None, Contact] | None = self.table.update_never(
+            aor or EMPTY_AOR_KEY, _change_one_back if mode == WRITE_BACK else _CHANGE_ONE,
+            (fn, arg))
         if got is None:
             return None
         if got[0] is None:  # (what update() tells the stats when the count changes)
