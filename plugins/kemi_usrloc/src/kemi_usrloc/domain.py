@@ -42,6 +42,8 @@ Change = Callable[[list[Contact]], tuple[list[Contact] | None, R]]
 ChangeOne = Callable[[Contact | None, A], Contact | None]
 
 NO_DB, WRITE_THROUGH, WRITE_BACK, DB_ONLY = 0, 1, 2, 3
+#: write-back: records marked synced per store transaction after a flush
+MARK_CHUNK = 100
 
 
 class UsrlocDbError(Exception):
@@ -363,23 +365,27 @@ class MemDomain(Domain):
         by_aor: dict[str, list[Contact]] = {}
         for c in batch.upserts:
             by_aor.setdefault(c.aor, []).append(c)
-        for aor, written in by_aor.items():
-            self._mark_synced(aor, written)
+        # MARK_CHUNK records per store transaction: not one per AOR, nor the workers' saves
+        # held up for a whole large flush
+        items = list(by_aor.items())
+        for start in range(0, len(items), MARK_CHUNK):
+            with self.table.store.transaction() as tx:
+                for aor, written in items[start:start + MARK_CHUNK]:
+                    self._mark_synced(tx, aor, written)
 
-    def _mark_synced(self, aor: str, written: list[Contact]) -> None:
+    def _mark_synced(self, tx: Any, aor: str, written: list[Contact]) -> None:
         done = {c.ruid: c for c in written}
-        with self.table.store.transaction() as tx:
-            current = _unpack(tx.get(self.table, aor or EMPTY_AOR_KEY))
-            present = {c.ruid for c in current}
-            for ruid in done:
-                if ruid not in present:  # removed while its row was being written
-                    tx.put(self.deleted, ruid, aor)
-            if not current:
-                return
-            # A contact changed again since it was written stays pending for the next flush.
-            tx.put(self.table, aor or EMPTY_AOR_KEY, _pack([
-                c._replace(state=CS_SYNC) if c.ruid in done and done[c.ruid].same_data(c) else c
-                for c in current]))
+        current = _unpack(tx.get(self.table, aor or EMPTY_AOR_KEY))
+        present = {c.ruid for c in current}
+        for ruid in done:
+            if ruid not in present:  # removed while its row was being written
+                tx.put(self.deleted, ruid, aor)
+        if not current:
+            return
+        # A contact changed again since it was written stays pending for the next flush.
+        tx.put(self.table, aor or EMPTY_AOR_KEY, _pack([
+            c._replace(state=CS_SYNC) if c.ruid in done and done[c.ruid].same_data(c) else c
+            for c in current]))
 
 
 class DbDomain(Domain):
