@@ -30,8 +30,8 @@ measured REGISTER refreshes a binding (an UPDATE), as in a steady state. ``--str
 tree's system calls (strace -c -f, attached for one measured step; slows the server, so its CPU
 figures are not comparable) and prints the sync and write calls per REGISTER.
 
-The steps start low because Kamailio's db_sqlite (a synced rollback journal) keeps up with only a
-few hundred write-through REGISTERs per second on a busy machine.
+The steps start low because with a sync at every commit (WAL or rollback journal) neither server
+keeps up with more than a few hundred write-through REGISTERs per second on this machine's disk.
 """
 
 from __future__ import annotations
