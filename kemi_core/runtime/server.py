@@ -202,6 +202,9 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, signal.Signals(sig).name)
         loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        for sig in (signal.SIGUSR1, signal.SIGUSR2):
+            # Kamailio's main process logs its memory on these; a habit must not stop kemi
+            loop.add_signal_handler(sig, self._log_workers, signal.Signals(sig).name)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
         loop.add_reader(self.ready_r, self._drain_ready)  # restarted workers report too
         self._call_on_grid = on_grid(loop)  # one wake-up with the housekeeping tasks
@@ -242,7 +245,8 @@ class Server:
             code = 0
             try:
                 doorbell.ignore_until_answered()
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP):
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGHUP,
+                            signal.SIGUSR2):
                     signal.signal(sig, signal.SIG_DFL)
                 for ctl in self.ctl:
                     ctl.forget()  # the main process's sockets: not ours to serve or remove
@@ -428,6 +432,18 @@ class Server:
             log.info("SIGHUP: %d log files reopened", reopened)
         else:
             log.info("SIGHUP: logging to stderr, nothing to reopen (the server goes on)")
+
+    def _log_workers(self, name: str) -> None:
+        """SIGUSR1/SIGUSR2 to the main process: one line per worker (state, memory, restarts)
+        in the log, what ``core.workers`` answers; the server goes on."""
+        assert self.supervisor is not None
+        report = self.supervisor.report(self.workers())
+        log.info("%s: %d workers, watchdog_timeout %g s", name, len(report["workers"]),
+                 report["watchdog_timeout"])
+        for w in report["workers"]:
+            log.info("%s: worker %d pid %d %s, busy %.3f s, %s MB, %d restarts", name,
+                     w["rank"], w["pid"], w["state"], w["busy_for"],
+                     "?" if w["rss_mb"] is None else w["rss_mb"], w["restarts"])
 
     def _main_loop_hooks(self, loop: asyncio.AbstractEventLoop) -> None:
         for hook in self.built.core.main_loop_hooks:

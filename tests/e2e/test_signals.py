@@ -100,6 +100,31 @@ def test_sighup_is_logged_and_calls_go_on(start_kemi: Callable[..., KemiProcess]
     assert_no_traceback(srv)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGUSR2], ids=["USR1", "USR2"])
+def test_sigusr_to_the_main_process_logs_the_workers_and_never_stops(
+        start_kemi: Callable[..., KemiProcess], tmp_path: Path, sig: signal.Signals) -> None:
+    """Kamailio's main process logs its memory on SIGUSR1/SIGUSR2: the same habit on kemi's
+    main process logs each worker (state, memory, restarts) and the server goes on."""
+    srv, port = _start(start_kemi, tmp_path, free_port())
+    before = sorted(w["pid"] for w in srv.rpc("core.workers")["workers"])
+    assert srv.proc is not None
+    name = signal.Signals(sig).name
+    for i in range(2):  # one at a time: signals sent together may arrive as one
+        srv.proc.send_signal(sig)
+        srv.wait_log(f"{name}: 2 workers", i + 1)
+    for pid in before:
+        srv.wait_log(f"pid {pid} ready")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the workers still answer
+        s.bind(("127.0.0.1", 0))
+        s.settimeout(5)
+        s.sendto(options(port, s.getsockname()[1]), ("127.0.0.1", port))
+        assert s.recv(65535).startswith(b"SIP/2.0 200 ")
+    assert srv.proc.poll() is None
+    assert sorted(w["pid"] for w in srv.rpc("core.workers")["workers"]) == before
+    assert srv.stop() == 0
+    assert_no_traceback(srv)
+
+
 def test_sigterm_when_idle_exits_at_once_and_cleans_up(start_kemi: Callable[..., KemiProcess],
                                                        tmp_path: Path) -> None:
     pid_file = tmp_path / "kemi.pid"
