@@ -85,7 +85,12 @@ def test_write_back_flushes_on_the_timer(start: Start) -> None:
     proc, port = start(2, interval=1)
     with RegUA(port) as ua:
         contact = f"sip:carol@127.0.0.1:{ua.port}"
-        _ok(ua.register("carol", [f"<{contact}>;expires=2"]))
+        # expires=3: a binding ends at the whole second (Kamailio's time_t arithmetic), so it
+        # lives 2-3 s, and the 1 s timer (its runs on the main process's 1 s grid, the first
+        # 0.5-1.5 s after the start) always sees it alive once. With expires=2 it could live
+        # 1.0 s and end between two runs, never written (a write-back never writes a binding
+        # that expired unwritten).
+        _ok(ua.register("carol", [f"<{contact}>;expires=3"]))
         wait_until(lambda: rows(db) == [("carol", contact)], 10, "the timer to write carol")
         wait_until(lambda: rows(db) == [], 15, "carol's row to go when she expires")
         assert _ok(ua.request("OPTIONS", "carol")).header("X-RC") == "-1"
