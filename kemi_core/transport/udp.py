@@ -13,12 +13,14 @@ Every socket reads all of an event's datagrams before it delivers the first (``r
 the drain gate still judges each as it is delivered). The kernel's receive path then runs once
 per event instead of between every two messages' Python, whose caches it evicts (a REGISTER
 costs about twice in the server, bench/register.py, what the same handler costs in process,
-bench/register_profile.py; the syscalls are a fifth of the difference). A listen socket shared
-with other workers is closed by a recycle (``WorkerEndpoints.stop_accepting``), which runs only
-between two loop events (the housekeeping timer), so what comes after stays in the kernel for
-the worker that replaces this one. Should a socket be closed inside an event all the same, what
-it read and has not delivered is not dropped: it goes to ``hand_back`` (the endpoints give it to
-another worker), else it is delivered here.
+bench/register_profile.py; the syscalls are a fifth of the difference). A worker that is
+recycled or stopped keeps reading its listen sockets while it drains (``Worker.drain``, started
+from its doorbell's or a signal's handler) and closes its copies only once its loop has stopped
+(``Worker.run_forever``), never inside an event; the main process keeps each rank's sockets
+(``sockets.RankSockets``), so what comes after stays in the kernel for the worker that replaces
+this one. Should a socket be closed inside an event all the same, what it read and has not
+delivered is not dropped: it goes to ``hand_back`` (the endpoints give it to another worker),
+else it is delivered here.
 
 When a read-ahead event brings several datagrams, the sends their routing makes are held in the
 worker's :class:`~kemi_core.transport.outbox.Outbox` and go out together after the last one

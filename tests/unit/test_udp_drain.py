@@ -184,7 +184,7 @@ def test_a_recycled_worker_hands_new_requests_to_another_and_still_reads_its_own
     try:
         rig.send("INVITE", "c1")
         rig.run_until(seen=1, replies=0)
-        rig.recycle()  # (the housekeeping timer's, between two events)
+        rig.recycle()  # (as Worker.drain does it from the doorbell's handler: between events)
         for call_id in ("c2", "c3"):
             rig.send("INVITE", call_id)
         rig.send("ACK", "c1")  # its transaction's: still here
