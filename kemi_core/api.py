@@ -65,6 +65,7 @@ from kemi_core.engine import (
 from kemi_core.engine_module import EngineApp, app_hooks, check_script, read_script
 from kemi_core.errors import ConfigError, KemiError, ModuleError, ScriptError
 from kemi_core.forwarding import (
+    MAIN_BRANCH,
     PENDING,
     SOCKET_EDIT,
     Resolver,
@@ -223,6 +224,7 @@ __all__ = [
     "our_via",
     "rank_mark",
     "branch_rank",
+    "MAIN_BRANCH",
     "parse_socket",
     "send_to",
     "listen_for",

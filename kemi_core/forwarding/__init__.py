@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from kemi_core.forwarding.branch_rank import branch_rank, rank_mark
+from kemi_core.forwarding.branch_rank import MAIN_BRANCH, branch_rank, rank_mark
 from kemi_core.forwarding.resolver import PENDING, RESOLVER, Resolver
 from kemi_core.forwarding.send import forward_reply, forward_request, resolve_then, send_to
 from kemi_core.forwarding.socket_edit import SOCKET_EDIT, SocketEdit, for_socket
@@ -40,7 +40,7 @@ from kemi_core.forwarding.via import (
 )
 
 __all__ = [
-    "DEFAULT_PORT", "MAGIC_COOKIE", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
+    "DEFAULT_PORT", "MAGIC_COOKIE", "MAIN_BRANCH", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
     "Target", "apply_via", "branch_rank", "for_socket", "forced_local", "forward_reply", "forward_request",
     "is_our_via", "listen_for", "our_via", "parse_socket", "rank_mark", "received_via",
     "reply_destination", "resolve_then", "send_to", "stamp_received", "stateless_branch",

@@ -10,8 +10,11 @@ kernel's steering program (``transport.steer``) and, for what the kernel did not
 worker that got it (``WorkerEndpoints.steer_reply``, through the mailbox).
 
 The mark is the rank's index in base 26, ``AA`` for rank 1, ``AB`` for rank 2 ... (676 ranks).
-Nothing else we write puts a capital right after the cookie (stateless branches, tm's local
-ones before, keepalives: lowercase hex), so a branch without a mark is no worker's.
+What the main process sends (dispatcher keepalives) carries ``MAIN_MARK``, a capital then a
+digit: no rank's, and the kernel's program does not steer it (the reply reaches any worker,
+which hands it to the main process: ``runtime.main_sip``). Nothing else we write puts a capital
+right after the cookie (stateless branches, tm's local ones before: lowercase hex), so a branch
+without a mark is no worker's.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ _AT = len(MAGIC_COOKIE)
 _A = ord("A")
 #: how many ranks a mark can name
 MAX_RANKS = 26 * 26
+#: the mark of what the main process sends, and the start of such a branch
+MAIN_MARK = "M0"
+MAIN_BRANCH = MAGIC_COOKIE + MAIN_MARK
 
 
 def rank_mark(rank: int) -> str:

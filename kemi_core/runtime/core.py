@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from kemi_core.engine import Engine, EngineSpec
     from kemi_core.plugins import ModuleLoader
     from kemi_core.runtime.dispatch import Dispatcher
+    from kemi_core.runtime.main_sip import MainSip
     from kemi_core.runtime.reload import EngineReload
     from kemi_core.sip.message import SipMsg
     from kemi_core.stats import CoreStats
@@ -95,6 +96,11 @@ class Core:
         #: after all: a stream connection another worker held was gone (tm fails its branch).
         self.send_failure_handlers: list[Callable[[bytes], None]] = []
         self.transport: Transport | None = None
+        #: The main process of a forked server: its sends from the listen sockets and its
+        #: mailbox for the replies to them (``runtime.main_sip``); None elsewhere.
+        self.main_sip: MainSip | None = None
+        #: Called in the main process with each reply to what it sent (``add_main_reply_handler``).
+        self.main_reply_handlers: list[Callable[[SipMsg], bool]] = []
         #: Next-hop names to addresses, cached for a bounded time, looked up off the event
         #: loop (kemi_core.forwarding.resolver); one per process.
         self.resolver: Resolver = RESOLVER
@@ -327,6 +333,13 @@ class Core:
 
     def add_reply_handler(self, handler: ReplyHandler) -> None:
         self.reply_handlers.append(handler)
+
+    def add_main_reply_handler(self, handler: Callable[[SipMsg], bool]) -> None:
+        """Call ``handler(msg)`` in the main process with each reply to a request it sent
+        (from ``core.main_sip``, its branch starting with ``MAIN_BRANCH``); True = consumed.
+        The worker that got the reply ran its reply route and handed it over
+        (``runtime.main_sip``). With fork=no the reply handlers see such replies instead."""
+        self.main_reply_handlers.append(handler)
 
     def add_send_failure_handler(self, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(data)`` with a message that ``send`` took but that could not go out

@@ -32,6 +32,7 @@ from kemi_core.runtime.board import WorkerBoard
 from kemi_core.runtime.builder import Built
 from kemi_core.runtime.clock import on_grid
 from kemi_core.runtime.logs import reopen_log_files
+from kemi_core.runtime.main_sip import MainSip
 from kemi_core.runtime.supervisor import Supervisor, describe_status, supervise_interval
 from kemi_core.runtime.worker import Worker
 from kemi_core.stats import count_restart
@@ -182,6 +183,8 @@ class Server:
         self.ready_r, self.ready_w = os.pipe()
         udp = [(lst.host, lst.port) for lst in cfg.listen if lst.proto == "udp"]
         self.rank_sockets = make_rank_sockets(udp, n)
+        # what the main process sends leaves from these too (dispatcher keepalives)
+        self.built.core.main_sip = MainSip(self.built.core, cfg.listen, self.rank_sockets)
         for rank in self.rank_sockets:
             self.supervisor.probe.watch_sockets(rank, self._udp_sockets_of(rank))
         for rank in range(1, n + 1):
@@ -198,6 +201,9 @@ class Server:
         asyncio.set_event_loop(loop)
         core.loop = loop
         loop.run_until_complete(self._start_ctl())
+        main_sip = core.main_sip
+        if main_sip is not None and core.main_reply_handlers:
+            main_sip.open(loop)  # before the modules' tasks send anything
         self._main_loop_hooks(loop)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, signal.Signals(sig).name)
@@ -221,6 +227,8 @@ class Server:
                 log.info("shutdown: all workers stopped (%.2f s)",
                          time.monotonic() - self.stop_started)
             self._close_ctl()
+            if core.main_sip is not None:
+                core.main_sip.close()
             for made in self.rank_sockets.values():
                 made.close()
             self.supervisor.probe.files.close()
@@ -253,6 +261,9 @@ class Server:
                 for other, made in self.rank_sockets.items():
                     if other != rank:
                         made.close()  # this process's copies only: the main process keeps them
+                main_sip = self.built.core.main_sip
+                if main_sip is not None:
+                    main_sip.forget()  # the main process's mailbox: not ours to read
                 assert self.board is not None
                 self.board.start(rank, os.getpid())
                 worker = Worker(self.built, rank, shared, self.board,

@@ -17,6 +17,7 @@ from kemi_core.runtime.collector import SurvivorFreezer, tune_gc
 from kemi_core.runtime.dispatch import Dispatcher
 from kemi_core.runtime.drain import EntryGate, work_in_progress
 from kemi_core.runtime.logs import LOG_CONTEXT, reopen_log_files
+from kemi_core.runtime.main_sip import to_main
 from kemi_core.sip import ParseLimits
 from kemi_core.transport.endpoints import WorkerEndpoints
 from kemi_core.transport.sockets import RankSockets
@@ -104,11 +105,16 @@ class Worker:
                                          rank=self.rank,
                                          owners=core.stream_owners if self.shared_sockets
                                          else None, sockets=self.sockets,
-                                         workers=cfg.children)
+                                         workers=cfg.children,
+                                         to_main=bool(core.main_reply_handlers)
+                                         and self.sockets is not None)
         self.endpoints.on_send_failed = core.send_failed_later
         self.loop.run_until_complete(self.endpoints.start(udp=False))
-        if self.endpoints.mailbox is not None:  # several workers: replies to their owners
-            self.dispatcher.steer = self.endpoints.steer_reply
+        box = self.endpoints.mailbox
+        if box is not None and (self.shared_sockets or self.endpoints.owners is not None):
+            self.dispatcher.steer = self.endpoints.steer_reply  # replies to their owners
+        if box is not None and self.endpoints.to_main:
+            core.reply_handlers.insert(0, to_main(box))  # replies to what the main sent
         core.attach_transport(self.endpoints)
         if self.board is not None:
             stuck.install(core, self.board, self.rank)

@@ -94,7 +94,8 @@ class WorkerEndpoints:
                  tcp_read_timeout: float = 20.0, tcp_first_data_timeout: float = 20.0,
                  tls: TlsService | None = None, http: HttpService | None = None,
                  rank: int = 0, owners: SharedTable | None = None,
-                 sockets: RankSockets | None = None, workers: int = 1) -> None:
+                 sockets: RankSockets | None = None, workers: int = 1,
+                 to_main: bool = False) -> None:
         self.loop = loop
         self.listens = listens
         #: local_address's answers by transport (the listens do not change once it runs)
@@ -133,6 +134,8 @@ class WorkerEndpoints:
         #: the workers' ranks run 1..workers (where a shared socket hands back what it read)
         self.workers = workers
         self.owners = owners
+        #: the main process takes replies to what it sends: a mailbox even for one worker
+        self.to_main = to_main
         self.mailbox: Mailbox | None = None
         #: the owners table's answers that named another worker, by owner key: a send does
         #: not read the table (a transaction, an unpickle) each time. They are forgotten
@@ -204,7 +207,7 @@ class WorkerEndpoints:
 
     async def start(self, udp: bool = True) -> None:
         """Open the sockets; with ``udp`` False, all but UDP (``open_udp`` then)."""
-        if self.owners is not None or (self.shared and self.workers > 1):
+        if self.owners is not None or (self.shared and self.workers > 1) or self.to_main:
             try:
                 self.mailbox = Mailbox(main_pid(), self.rank, self.loop, self._handover_lost)
             except OSError as exc:  # (a name taken: not our server's worker of that rank)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from kemi_core.config.model import ListenAddr
-from kemi_core.forwarding.branch_rank import MAX_RANKS, branch_rank, rank_mark
+from kemi_core.forwarding.branch_rank import MAIN_BRANCH, MAX_RANKS, branch_rank, rank_mark
 from kemi_core.sip import ParseLimits, SipMsg, SipParseError, parse_datagram
 from kemi_core.testing.wait import wait_until
 from kemi_core.transport import steer
@@ -41,6 +41,7 @@ def test_a_rank_mark_reads_back_as_its_rank() -> None:
 
 @pytest.mark.parametrize("branch", [
     None, "", "z9hG4bK", "z9hG4bKA", "z9hG4bKa1b2", "z9hG4bK0123abcd", "z9hG4bKds01",
+    f"{MAIN_BRANCH}ds01",
     "z9hG4bKA1", "z9hG4bK[A", "1234AAbc", "z9hg4bKAA12", "z9hG4bK\u00c0A"])
 def test_a_branch_without_a_mark_names_no_rank(branch: str | None) -> None:
     assert branch_rank(branch) is None
@@ -129,7 +130,7 @@ def spread(got: list[int]) -> bool:
 
 
 @pytest.mark.parametrize("case", ["request", "no mark", "beyond the group", "beyond the window",
-                                  "short", "cookie cut short"])
+                                  "short", "cookie cut short", "main process"])
 def test_what_names_no_rank_of_the_group_goes_by_the_kernels_hash(
         ranks: dict[int, RankSockets], case: str) -> None:
     def make(n: int) -> bytes:
@@ -138,6 +139,8 @@ def test_what_names_no_rank_of_the_group_goes_by_the_kernels_hash(
                     "\r\n\r\n").encode()
         if case == "no mark":
             return reply(f"z9hG4bK0e1f{n}", n)
+        if case == "main process":  # any worker takes it and hands it over (main_sip)
+            return reply(f"{MAIN_BRANCH}ds{n:x}", n)
         if case == "beyond the group":
             return reply(f"z9hG4bK{rank_mark(WORKERS + 1)}{n}", n)
         if case == "beyond the window":
