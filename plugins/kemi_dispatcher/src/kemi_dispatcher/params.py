@@ -43,7 +43,7 @@ PARAMS: tuple[tuple[str, type, object, str], ...] = (
     ("ds_hash_initexpire", int, 7200, "seconds an unconfirmed call counts as load"),
     ("ds_hash_check_interval", int, 30, "accepted (expiry is the shared store's)"),
     ("outbound_proxy", str, "", "where keepalives are sent instead of the destination"),
-    ("ds_default_socket", str, "", "accepted (keepalives leave from the first UDP listener)"),
+    ("ds_default_socket", str, "", "socket requests and keepalives leave from (no socket=)"),
     ("ds_default_sockname", str, "", "accepted"),
     ("ds_timer_mode", int, 0, "accepted (keepalives run in the main process)"),
     ("event_callback", str, "", "accepted (destination up/down is logged)"),
@@ -88,6 +88,7 @@ class Settings:
     hash_expire: int
     hash_initexpire: int
     outbound_proxy: str
+    default_socket: str
     attrs_none: bool
     strict_load: bool
     reload_delta: int
@@ -139,5 +140,6 @@ def read(core: Core) -> Settings:
         inactive_threshold=max(int(p("ds_inactive_threshold")), 1),
         hash_size=int(p("ds_hash_size")), hash_expire=int(p("ds_hash_expire")),
         hash_initexpire=int(p("ds_hash_initexpire")), outbound_proxy=str(p("outbound_proxy")),
+        default_socket=str(p("ds_default_socket")).strip(),
         attrs_none=bool(int(p("ds_attrs_none"))), strict_load=bool(int(p("ds_load_mode"))),
         reload_delta=max(int(p("reload_delta")), 0))

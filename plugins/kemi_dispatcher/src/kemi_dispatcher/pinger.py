@@ -3,12 +3,16 @@
 The rounds are the core's housekeeping (the main process's loop; a test router's clock). Each
 keepalive is a small non-INVITE client transaction of its own (RFC 3261 17.1.2: retransmitted
 from T1 doubling up to T2 over UDP, a local 408 when tm's ``fr_timer`` passes with no final
-reply). Where the requests leave from:
+reply). It leaves from a listen socket, as Kamailio's: the destination's ``socket`` attribute,
+else ``ds_default_socket``, else Kamailio's default UDP socket for the destination's address
+family (``keepalive_socket``); our Via names it, so a peer that answers only the proxy's port
+answers these too.
 
-- a process that has the SIP transport (``fork=no``, a test router) sends from its worker socket
-  and gets the replies through the core's reply handlers;
-- the main process of a forked server has no SIP socket: it opens a UDP socket of its own on the
-  first UDP listen address (any port) and reads the replies from its event loop.
+- a process that has the SIP transport (``fork=no``, a test router) sends through it and gets
+  the replies through the core's reply handlers;
+- the main process of a forked server sends from the listen sockets it keeps for the workers
+  (``core.main_sip``); our branch starts with ``MAIN_BRANCH``, so the worker a reply reaches
+  runs its reply route and hands it to the main process (``core.add_main_reply_handler``).
 
 Results change the destinations' state in the shared store, so every worker sees them at its
 next selection. Keepalives go over UDP; a destination reached over TCP/TLS is probed over UDP at
@@ -17,16 +21,15 @@ the same address (logged once).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
-import socket
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from kemi_core.api import Core, MsgContext
-from kemi_core.sip import SipMsg, SipParseError, parse_datagram, parse_uri
+from kemi_core.api import MAIN_BRANCH, Core, MsgContext, forced_local
+from kemi_core.sip import SipMsg, SipParseError, parse_uri
 from kemi_dispatcher.destinations import Dest
 from kemi_dispatcher.probing import accepted, after_probe, targets
 from kemi_dispatcher.state import SetState, letters
@@ -36,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kemi.dispatcher")
 
-BRANCH_PREFIX = "z9hG4bKds"
+BRANCH_PREFIX = f"{MAIN_BRANCH}ds"
 T1, T2 = 0.5, 4.0
 MAX_PENDING = 10_000  # bound on keepalives in flight
 
@@ -48,59 +51,18 @@ class Ping:
     gen: int
     uri: str
     target: tuple[str, int]
+    local: tuple[str, int]
     data: bytes
     deadline: float
     next_retx: float
     retx_interval: float = T1
 
 
-class UdpChannel:
-    """The main process's own UDP socket for keepalives, read from its event loop."""
+class Sender(Protocol):
+    """What sends a keepalive: the core (its transport) or the main process's ``MainSip``."""
 
-    def __init__(self, host: str, loop: Any, on_reply: Callable[[SipMsg], bool]) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.sock.setblocking(False)
-        self.address = self.sock.getsockname()[:2]
-        self.on_reply = on_reply
-        loop.add_reader(self.sock.fileno(), self._readable)
-
-    def send(self, proto: str, host: str, port: int, data: bytes) -> bool:
-        try:
-            self.sock.sendto(data, (host, port))
-            return True
-        except OSError:
-            return False
-
-    def local(self, proto: str) -> tuple[str, int]:
-        return str(self.address[0]), int(self.address[1])
-
-    def _readable(self) -> None:
-        for _ in range(64):  # bounded per wake-up
-            try:
-                data = self.sock.recv(65535)
-            except OSError:  # BlockingIOError included: nothing more to read
-                return
-            try:
-                msg = parse_datagram(data)
-            except SipParseError:
-                continue
-            if not msg.is_request:
-                self.on_reply(msg)
-
-
-class CoreChannel:
-    """The process's SIP transport (fork=no, test routers): replies come through the core."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
-
-    def send(self, proto: str, host: str, port: int, data: bytes) -> bool:
-        return self.core.send(proto, host, port, data)
-
-    def local(self, proto: str) -> tuple[str, int]:
-        return self.core.local_address(proto)
+    def send(self, proto: str, host: str, port: int, data: bytes,
+             local: tuple[str, int] | None = None) -> bool: ...
 
 
 class Pinger:
@@ -108,7 +70,7 @@ class Pinger:
         self.svc = svc
         self.core = svc.core
         self.pending: dict[str, Ping] = {}
-        self.channel: UdpChannel | CoreChannel | None = None
+        self._no_sender_logged = False
         self.next_round: float | None = None
         self._warned_tcp = False
         fr = 30000
@@ -120,10 +82,11 @@ class Pinger:
         self.timeout = max(fr, 100) / 1000.0
 
     def start(self) -> None:
-        """Run the rounds as the core's housekeeping (once per server) and take replies that
-        come through the core (fork=no, test routers)."""
+        """Run the rounds as the core's housekeeping (once per server) and take the replies:
+        handed to the main process (forked), through the core (fork=no, test routers)."""
         interval = self.svc.settings.ping_interval
         self.core.reply_handlers.insert(0, self._core_reply)
+        self.core.add_main_reply_handler(self.on_reply)
         self.core.add_housekeeping(self.tick, interval)
 
     # ---- the loop ------------------------------------------------------------------------
@@ -147,18 +110,16 @@ class Pinger:
             due = min(due, p.next_retx, p.deadline)
         return max(due - now, 0.01)
 
-    def _channel(self) -> UdpChannel | CoreChannel | None:
-        if self.channel is None:
-            if self.core.transport is not None:
-                self.channel = CoreChannel(self.core)
-            elif self.core.loop is not None:
-                udp = [a for a in self.core.config.listen if a.proto == "udp"]
-                host = udp[0].host.strip("[]") if udp else "127.0.0.1"
-                try:
-                    self.channel = UdpChannel(host, self.core.loop, self.on_reply)
-                except OSError as exc:
-                    log.error("dispatcher: no socket for keepalives on %s: %s", host, exc)
-        return self.channel
+    def _sender(self) -> Sender | None:
+        """The process's transport (fork=no, a test router), else the main process's sends
+        from the listen sockets (forked)."""
+        core = self.core
+        if core.transport is not None:
+            return core
+        if core.main_sip is None and not self._no_sender_logged:
+            self._no_sender_logged = True
+            log.error("dispatcher: no socket to send keepalives from in this process")
+        return core.main_sip
 
     def round(self, now: float) -> None:
         state = self.svc.state
@@ -166,17 +127,15 @@ class Pinger:
             return
         dslist = state.current()
         states = {s: st for s in dslist.sets if (st := state.set_state(s)) is not None}
-        channel = self._channel()
-        if channel is None:
+        if self._sender() is None:
             return
         for setid, i, dest in targets(dslist, states, self.svc.settings.probing_mode):
             if len(self.pending) >= MAX_PENDING:
                 log.error("dispatcher: %d keepalives in flight: round cut short", MAX_PENDING)
                 return
-            self._start(channel, setid, i, states[setid].gen, dest, now)
+            self._start(setid, i, states[setid].gen, dest, now)
 
-    def _start(self, channel: UdpChannel | CoreChannel, setid: int, index: int, gen: int,
-               dest: Dest, now: float) -> None:
+    def _start(self, setid: int, index: int, gen: int, dest: Dest, now: float) -> None:
         s = self.svc.settings
         proto, host, port = dest.proto, dest.ip, dest.port
         if s.outbound_proxy or dest.obproxy:
@@ -189,18 +148,18 @@ class Pinger:
             self._warned_tcp = True
             log.warning("dispatcher: keepalives go over UDP (%s is %s)", dest.uri, proto)
         branch = f"{BRANCH_PREFIX}{secrets.token_hex(8)}"
-        lhost, lport = channel.local("udp")
+        local = keepalive_socket(self.core, host, dest.socket or s.default_socket)
         data = build_ping(s.ping_method, dest.uri, dest.ping_from or s.ping_from, branch,
-                          lhost, lport)
-        ping = Ping(setid, index, gen, dest.uri, (host, port), data, now + self.timeout,
-                    now + T1)
+                          local[0].strip("[]"), local[1])
+        ping = Ping(setid, index, gen, dest.uri, (host, port), local, data,
+                    now + self.timeout, now + T1)
         self.pending[branch] = ping
         self._send(ping)
 
     def _send(self, p: Ping) -> None:
-        channel = self.channel
-        if channel is not None:
-            channel.send("udp", p.target[0], p.target[1], p.data)
+        sender = self._sender()
+        if sender is not None:
+            sender.send("udp", p.target[0], p.target[1], p.data, p.local)
 
     # ---- replies -------------------------------------------------------------------------
     def _core_reply(self, ctx: MsgContext) -> bool:
@@ -241,6 +200,34 @@ class Pinger:
         if old[0] != new[0]:
             log.info("dispatcher: destination %s of set %d %s (%s -> %s, keepalive %d)",
                      p.uri, p.setid, "up" if new[0] == "A" else "down", old, new, status)
+
+
+def keepalive_socket(core: Core, host: str, forced: str) -> tuple[str, int]:
+    """The listen socket a keepalive to ``host`` leaves from, as Kamailio 5.6 sends it:
+    ``forced`` (the destination's ``socket`` attribute, else ``ds_default_socket``) when it is
+    a UDP listen socket; else, of the UDP listen sockets of ``host``'s address family, the
+    first whose address is not a loopback one, the last when all are (Kamailio's default send
+    socket, learnt by running it); else the first UDP listen socket."""
+    if forced:
+        local = forced_local(core, "udp", forced)
+        if local is not None:
+            return local
+    udp = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == "udp"]
+    v6 = ":" in host
+    family = [addr for addr in udp if (":" in addr[0]) == v6]
+    for addr in family:
+        if not _loopback(addr[0]):
+            return addr
+    if family:
+        return family[-1]
+    return udp[0] if udp else core.local_address("udp")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: not an address of the loopback
+        return False
 
 
 def make_target(uri: str) -> tuple[str, str, int] | None:

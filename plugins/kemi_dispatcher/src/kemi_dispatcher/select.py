@@ -191,8 +191,9 @@ def _entry(svc: DsService, dest: Dest, alg: int) -> dict[str, Any]:
 def apply(svc: DsService, ctx: MsgContext, dest: Dest, where: int) -> None:
     if where == TO_DST:
         ctx.dst_uri = dest.uri
-        if dest.socket:
-            ctx.send_socket = dest.socket
+        sock = dest.socket or svc.settings.default_socket
+        if sock:
+            ctx.send_socket = sock
     elif where == TO_DOMAIN:
         ctx.msg.ruri = domain_uri(ctx.msg.ruri, dest)
 
