@@ -15,7 +15,8 @@ NAT pinhole) answers them. So does kemi:
   registered (``core.add_main_reply_handler``).
 
 With fork=no there is one process: it sends through its transport and its reply handlers see
-the replies, mark or not. UDP only: a stream connection lives in the worker that holds it.
+the replies, mark or not. Over TCP or TLS the main process hands what it sends to a worker,
+which sends it on a connection of its own (``MainSip.stream_send``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from kemi_core.forwarding.branch_rank import MAIN_BRANCH
 from kemi_core.sip import SipParseError, parse_datagram
-from kemi_core.transport.handoff import Mailbox, decode, encode_received
+from kemi_core.transport.handoff import MAIN_RANK, Mailbox, decode, encode_received, encode_send
 
 if TYPE_CHECKING:
     from kemi_core.config.model import ListenAddr
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
     from kemi_core.transport.sockets import RankSockets
 
 log = logging.getLogger("kemi.core")
-
-#: the main process's mailbox is rank 0's (the workers' are 1..children)
-MAIN_RANK = 0
-
 
 class MainSip:
     """In the main process: sends from the ranks' listen sockets, replies from its mailbox."""
@@ -61,8 +58,11 @@ class MainSip:
              local: tuple[str, int] | None = None) -> bool:
         """Send ``data`` over UDP from the listen socket ``local`` (the first one when not
         given or not a UDP listen address); False when it cannot go (no rank's socket left,
-        the kernel's buffer full: the caller's retransmission tries again)."""
-        if proto != "udp" or not self.udp:
+        the kernel's buffer full: the caller's retransmission tries again). Over TCP or TLS
+        a worker sends it (``stream_send``)."""
+        if proto != "udp":
+            return self.stream_send(proto, host, port, data)
+        if not self.udp:
             return False
         if local not in self.udp:
             local = self.udp[0]
@@ -77,6 +77,17 @@ class MainSip:
                 return True
         return False
 
+    def stream_send(self, proto: str, host: str, port: int, data: bytes) -> bool:
+        """Over TCP or TLS: hand ``data`` to the first worker there (``S``, from rank 0), which
+        sends it on its connection to ``host:port``, the worker's holding one or a new one
+        from a listen address (as Kamailio opens one for a keepalive); its replies come back
+        on that connection, and the worker hands them over as a UDP one's."""
+        box = self.mailbox
+        if box is None:
+            return False
+        packet = encode_send(MAIN_RANK, proto, host, port, data)
+        return any(box.post(rank, packet) for rank in sorted(self.core.worker_pids))
+
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         """Take the replies workers hand over (once the main loop runs)."""
         try:
@@ -90,7 +101,7 @@ class MainSip:
     def _handed_over(self, packet: bytes) -> None:
         found = decode(packet)
         if found is None or found[0] != "R":
-            log.warning("main process mailbox: a malformed hand-over was dropped")
+            log.warning("main process mailbox: a hand-over it does not take was dropped")
             return
         try:
             msg = parse_datagram(found[2])

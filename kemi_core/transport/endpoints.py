@@ -35,6 +35,7 @@ from kemi_core.sip.syntax import PURE_PYTHON
 from kemi_core.transport import outbox as held_sends
 from kemi_core.transport.conntable import ConnTable
 from kemi_core.transport.handoff import (
+    MAIN_RANK,
     Mailbox,
     decode,
     encode_failed,
@@ -71,6 +72,9 @@ MAX_UDP6_PAYLOAD = 65_527
 #: Which stream protocols a send to ``proto`` may use: a WebSocket connection is reached by
 #: either name (a URI says ws for a client connected over wss, as Kamailio's aliases do).
 STREAM_FAMILY = {"tcp": ("tcp",), "tls": ("tls",), "ws": ("ws", "wss"), "wss": ("wss", "ws")}
+
+#: the sender field of what the main process hands over
+MAIN_SENDER = str(MAIN_RANK)
 
 #: Listen sockets a stream protocol leaves from (WebSocket connections are accepted on TCP and
 #: TLS listeners).
@@ -430,6 +434,9 @@ class WorkerEndpoints:
                 else:
                     corked.append((fields, data))
                 return
+            if fields[0] == MAIN_SENDER:  # the main process's (a keepalive): sent as ours
+                self._send_for_main(proto, host, port, data)
+                return
             self._hand_back(fields, data)
             return
         if self._corked:  # what the sends before it made goes first
@@ -462,9 +469,19 @@ class WorkerEndpoints:
         back to the sender, who tries as for a connection nobody holds and tells its
         transaction when that fails too."""
         proto, host, port = fields[1], fields[2], int(fields[3])
+        if fields[0] == MAIN_SENDER:  # the connection broke under it: a new one
+            self._send_for_main(proto, host, port, data)
+            return
         if self.mailbox is None or not self.mailbox.post(
                 int(fields[0]), encode_failed(proto, host, port, data)):
             self.warn_limited("handoff_gone", "%s to %s:%s: the connection is gone; not "
+                              "sent", proto, host, port)
+
+    def _send_for_main(self, proto: str, host: str, port: int, data: bytes) -> None:
+        """Send what the main process handed over (it has no stream connections): on ours,
+        the owner's, or a new one; the main process's transaction times out if it fails."""
+        if not self.send(proto, host, port, data):
+            self.warn_limited("main_send_failed", "%s to %s:%s for the main process: not "
                               "sent", proto, host, port)
 
     def _handover_lost(self, packet: bytes) -> None:

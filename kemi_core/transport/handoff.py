@@ -10,7 +10,8 @@ transaction. Kamailio passes connections between processes; kemi passes messages
 * every stream connection is recorded in a shared table, peer ``ip:port`` -> worker rank
   (``OWNERS``);
 * a worker that must send on a connection it does not hold hands the bytes to its owner
-  (``S``, naming itself); when the owner finds the connection gone (closed since the table
+  (``S``, naming itself; the main process hands a worker what it sends over TCP or TLS so, and
+  that worker sends it as its own, on a new connection if need be); when the owner finds the connection gone (closed since the table
   said otherwise), it hands them back (``F``): the sender then does what a send to a
   connection nobody holds does (a new TCP/TLS connection; a WebSocket cannot be reopened) and,
   when that fails too, tells the core the send failed (tm fails the branch at once, as
@@ -44,6 +45,8 @@ from kemi_core.transport.receiver import RecvInfo
 
 log = logging.getLogger("kemi.transport")
 
+#: the main process's rank in hand-overs (its mailbox's, ``runtime.main_sip``; workers: 1..N)
+MAIN_RANK = 0
 #: the shared-store table of stream connections: "ip:port" -> owner rank
 OWNERS = "core:stream_owners"
 #: how many times a worker has recorded or forgotten a connection in ``OWNERS``, across the

@@ -17,7 +17,7 @@ from kemi_core.runtime.core import Core
 from kemi_core.runtime.main_sip import MainSip, to_main
 from kemi_core.sip import SipMsg
 from kemi_core.testing import context, offline_core
-from kemi_core.transport.handoff import Mailbox
+from kemi_core.transport.handoff import Mailbox, decode
 from kemi_core.transport.sockets import RankSockets, make_rank_sockets
 
 
@@ -106,3 +106,33 @@ def test_a_worker_hands_replies_to_what_the_main_sent_to_its_mailbox() -> None:
         loop.close()
     assert [m.via.branch for m in got] == [f"{MAIN_BRANCH}ds5e"]
 
+
+
+def test_over_tcp_a_worker_sends_for_the_main_process() -> None:
+    """The main process holds no connection: it hands the bytes to the first worker there
+    (``S`` from rank 0), which sends them as its own (tests of the dispatcher's keepalives
+    over TCP run it whole)."""
+    loop = asyncio.new_event_loop()
+    core: Core = offline_core()[0]
+    main = MainSip(core, [ListenAddr("udp", "127.0.0.1", 5060)], {})
+    main.open(loop)
+    worker = Mailbox(os.getpid(), 2, loop)
+    handed: list[bytes] = []
+    try:
+        core.worker_pids = {1: 0}  # rank 1 has no mailbox: the next one takes it
+        assert not main.send("tcp", "127.0.0.1", 5090, b"OPTIONS")
+        core.worker_pids = {2: 0, 1: 0}
+        assert main.send("tcp", "127.0.0.1", 5090, b"OPTIONS")
+
+        async def until_handed() -> None:
+            wait = loop.time() + 5.0
+            while not handed and loop.time() < wait:
+                worker.drain(handed.append)
+                await asyncio.sleep(0.01)
+
+        loop.run_until_complete(until_handed())
+    finally:
+        worker.close()
+        main.close()
+        loop.close()
+    assert [decode(p) for p in handed] == [("S", ["0", "tcp", "127.0.0.1", "5090"], b"OPTIONS")]

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.e2e
 CFG = """#!KAMAILIO
 debug=2
 log_stderror=yes
+fork={fork}
 children={children}
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
@@ -121,12 +122,12 @@ def until(srv: KemiProcess, answerers: list[Answerer], want: dict[int, str],
 
 
 def start(tmp_path: Path, children: int, list_text: str, listens: str = "",
-          extra: str = "") -> tuple[KemiProcess, int, int]:
+          extra: str = "", fork: bool = True) -> tuple[KemiProcess, int, int]:
     port, port2 = free_port(), free_port()
     (tmp_path / "dispatcher.list").write_text(list_text.format(port=port, port2=port2))
     cfg = tmp_path / "kamailio.cfg"
-    cfg.write_text(CFG.format(children=children, port=port, list=tmp_path / "dispatcher.list",
-                              listens=listens.format(port2=port2),
+    cfg.write_text(CFG.format(fork="yes" if fork else "no", children=children, port=port, list=tmp_path / "dispatcher.list",
+                              listens=listens.format(port=port, port2=port2),
                               extra=extra.format(port=port, port2=port2)))
     return KemiProcess(cfg, tmp_path).start(), port, port2
 
@@ -183,6 +184,77 @@ def test_ds_default_socket_and_the_socket_attribute_choose_the_socket(
 
             seen = wait_until(relayed, 10.0, "a MESSAGE relayed to each destination")
         assert seen == {a.port: {port2}, b.port: {port}}
+
+
+class TcpAnswerer:
+    """A destination over TCP on 127.0.0.1: accepts connections, answers each keepalive on
+    the connection it came on (a 200) while ``listening``."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.server.bind(("127.0.0.1", port))
+        self.server.listen(8)
+        self.server.settimeout(0.02)
+        self.port = self.server.getsockname()[1]
+        self.conns: list[tuple[socket.socket, bytearray]] = []
+        #: (the connection's peer address, request) of each keepalive read
+        self.got: list[tuple[tuple[str, int], SipMsg]] = []
+
+    def serve(self) -> None:
+        try:
+            conn, _ = self.server.accept()
+            conn.settimeout(0.02)
+            self.conns.append((conn, bytearray()))
+        except (TimeoutError, OSError):
+            pass
+        for conn, buf in self.conns:
+            try:
+                buf += conn.recv(65535)
+            except (TimeoutError, OSError):
+                continue
+            while b"\r\n\r\n" in buf:  # (keepalives have no body)
+                end = buf.index(b"\r\n\r\n") + 4
+                msg = parse_datagram(bytes(buf[:end]))
+                del buf[:end]
+                self.got.append((conn.getpeername(), msg))
+                conn.sendall(reply(msg, 200))
+
+    def close(self) -> None:
+        for conn, _ in self.conns:
+            conn.close()
+        self.conns.clear()
+        self.server.close()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_tcp_destination_is_probed_over_tcp(tmp_path: Path, fork: bool) -> None:
+    """As Kamailio: over a TCP connection (a worker's, forked), its Via naming the TCP listen
+    socket; down when the connection is refused, up when it is answered again."""
+    dest = TcpAnswerer()
+    try:
+        srv, port, _ = start(tmp_path, 2, f"1 sip:127.0.0.1:{dest.port};transport=tcp 0 0\n",
+                             listens="listen=tcp:127.0.0.1:{port}", fork=fork)
+        with srv:
+            want = f"sip:127.0.0.1:{dest.port};transport=tcp"
+
+            def state() -> str:
+                dest.serve()
+                [rec] = srv.rpc("dispatcher.list")["RECORDS"]["SET"]
+                [found] = rec["TARGETS"]["DEST"]
+                assert found["URI"] == want
+                return str(found["FLAGS"])
+
+            wait_until(lambda: state() == "AP", 10.0, lambda: f"{state()}: {srv.log()[-2000:]}")
+            _, msg = dest.got[0]
+            assert (msg.via.transport, msg.via.host, msg.via.port) == ("TCP", "127.0.0.1", port)
+            assert msg.method == "OPTIONS" and msg.ruri == want
+            dest.close()  # refused: down once fr_timer passes
+            wait_until(lambda: state() == "IP", 10.0, lambda: f"{state()}: {srv.log()[-2000:]}")
+            dest = TcpAnswerer(dest.port)
+            wait_until(lambda: state() == "AP", 10.0, lambda: f"{state()}: {srv.log()[-2000:]}")
+    finally:
+        dest.close()
 
 
 def message(n: int, me: int, port: int) -> bytes:

@@ -15,14 +15,16 @@ answers these too.
   runs its reply route and hands it to the main process (``core.add_main_reply_handler``).
 
 Results change the destinations' state in the shared store, so every worker sees them at its
-next selection. Keepalives go over UDP; a destination reached over TCP/TLS is probed over UDP at
-the same address (logged once).
+next selection. A destination reached over TCP or TLS is probed over it, as Kamailio does, when
+the server listens on that transport (a worker sends it, on a connection of its own); any
+other, or one with no such listener, over UDP at the same address (logged once).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import secrets
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kemi.dispatcher")
 
 BRANCH_PREFIX = f"{MAIN_BRANCH}ds"
+#: the transports a keepalive may take besides UDP (as the destination's, given a listener)
+PROBE_PROTOS = ("udp", "tcp", "tls")
 T1, T2 = 0.5, 4.0
 MAX_PENDING = 10_000  # bound on keepalives in flight
 
@@ -50,6 +54,7 @@ class Ping:
     index: int
     gen: int
     uri: str
+    proto: str
     target: tuple[str, int]
     local: tuple[str, int]
     data: bytes
@@ -144,22 +149,27 @@ class Pinger:
                 proto, host, port = proxy
         if not host:
             return
-        if proto != "udp" and not self._warned_tcp:
-            self._warned_tcp = True
-            log.warning("dispatcher: keepalives go over UDP (%s is %s)", dest.uri, proto)
+        if proto not in PROBE_PROTOS or not any(lst.proto == proto for lst in self.core.config.listen):
+            if proto != "udp" and not self._warned_tcp:
+                self._warned_tcp = True
+                log.warning("dispatcher: keepalives to %s go over UDP (no %s listen socket)",
+                            dest.uri, proto)
+            proto = "udp"
         branch = f"{BRANCH_PREFIX}{secrets.token_hex(8)}"
-        local = keepalive_socket(self.core, host, dest.socket or s.default_socket)
+        local = keepalive_socket(self.core, host, dest.socket or s.default_socket, proto)
         data = build_ping(s.ping_method, dest.uri, dest.ping_from or s.ping_from, branch,
-                          local[0].strip("[]"), local[1])
-        ping = Ping(setid, index, gen, dest.uri, (host, port), local, data,
-                    now + self.timeout, now + T1)
+                          proto, local[0].strip("[]"), local[1])
+        # over a stream the transport delivers it: no retransmission (RFC 3261 17.1.2.2)
+        retx = now + T1 if proto == "udp" else math.inf
+        ping = Ping(setid, index, gen, dest.uri, proto, (host, port), local, data,
+                    now + self.timeout, retx)
         self.pending[branch] = ping
         self._send(ping)
 
     def _send(self, p: Ping) -> None:
         sender = self._sender()
         if sender is not None:
-            sender.send("udp", p.target[0], p.target[1], p.data, p.local)
+            sender.send(p.proto, p.target[0], p.target[1], p.data, p.local)
 
     # ---- replies -------------------------------------------------------------------------
     def _core_reply(self, ctx: MsgContext) -> bool:
@@ -202,25 +212,26 @@ class Pinger:
                      p.uri, p.setid, "up" if new[0] == "A" else "down", old, new, status)
 
 
-def keepalive_socket(core: Core, host: str, forced: str) -> tuple[str, int]:
-    """The listen socket a keepalive to ``host`` leaves from, as Kamailio 5.6 sends it:
-    ``forced`` (the destination's ``socket`` attribute, else ``ds_default_socket``) when it is
-    a UDP listen socket; else, of the UDP listen sockets of ``host``'s address family, the
-    first whose address is not a loopback one, the last when all are (Kamailio's default send
-    socket, learnt by running it); else the first UDP listen socket."""
+def keepalive_socket(core: Core, host: str, forced: str, proto: str = "udp") -> tuple[str, int]:
+    """The listen socket a keepalive to ``host`` over ``proto`` leaves from (over TCP or TLS:
+    the one its Via names), as Kamailio 5.6 sends it: ``forced`` (the destination's ``socket``
+    attribute, else ``ds_default_socket``) when it is a listen socket of ``proto``; else, of
+    those of ``host``'s address family, the first whose address is not a loopback one, the
+    last when all are (Kamailio's default send socket, learnt by running it); else the first
+    listen socket of ``proto``."""
     if forced:
-        local = forced_local(core, "udp", forced)
+        local = forced_local(core, proto, forced)
         if local is not None:
             return local
-    udp = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == "udp"]
+    listens = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == proto]
     v6 = ":" in host
-    family = [addr for addr in udp if (":" in addr[0]) == v6]
+    family = [addr for addr in listens if (":" in addr[0]) == v6]
     for addr in family:
         if not _loopback(addr[0]):
             return addr
     if family:
         return family[-1]
-    return udp[0] if udp else core.local_address("udp")
+    return listens[0] if listens else core.local_address(proto)
 
 
 def _loopback(host: str) -> bool:
@@ -241,13 +252,14 @@ def make_target(uri: str) -> tuple[str, str, int] | None:
         return None
 
 
-def build_ping(method: str, uri: str, from_uri: str, branch: str, host: str, port: int) -> bytes:
+def build_ping(method: str, uri: str, from_uri: str, branch: str, proto: str, host: str,
+               port: int) -> bytes:
     """A keepalive request, as Kamailio's: To the destination, From ``ds_ping_from``."""
     tag = secrets.token_hex(8)
     callid = f"{secrets.token_hex(8)}-ds@{host}"
     hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return (f"{method} {uri} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {hostport};branch={branch}\r\n"
+            f"Via: SIP/2.0/{proto.upper()} {hostport};branch={branch}\r\n"
             f"To: <{uri}>\r\n"
             f"From: <{from_uri}>;tag={tag}\r\n"
             f"CSeq: 10 {method}\r\n"
