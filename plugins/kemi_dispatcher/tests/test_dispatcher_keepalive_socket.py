@@ -11,6 +11,7 @@ tag, To the destination's URI, CSeq ``10 OPTIONS``, Max-Forwards 70.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from kemi_core.testing import (
     side_by_side,
     wait_until,
 )
+from kemi_tls.testing import make_pki
 
 pytestmark = pytest.mark.e2e
 
@@ -121,22 +123,24 @@ def until(srv: KemiProcess, answerers: list[Answerer], want: dict[int, str],
     wait_until(reached, timeout, lambda: f"states {flags(srv)}, not {want}:\n{srv.log()[-3000:]}")
 
 
-def start(tmp_path: Path, children: int, list_text: str, listens: str = "",
+def server(tmp_path: Path, children: int, list_text: str, listens: str = "",
           extra: str = "", fork: bool = True) -> tuple[KemiProcess, int, int]:
+    """The server (not started yet), its listen port and a second free port."""
     port, port2 = free_port(), free_port()
     (tmp_path / "dispatcher.list").write_text(list_text.format(port=port, port2=port2))
     cfg = tmp_path / "kamailio.cfg"
-    cfg.write_text(CFG.format(fork="yes" if fork else "no", children=children, port=port, list=tmp_path / "dispatcher.list",
+    cfg.write_text(CFG.format(fork="yes" if fork else "no", children=children, port=port,
+                              list=tmp_path / "dispatcher.list",
                               listens=listens.format(port=port, port2=port2),
                               extra=extra.format(port=port, port2=port2)))
-    return KemiProcess(cfg, tmp_path).start(), port, port2
+    return KemiProcess(cfg, tmp_path), port, port2  # started by its with block
 
 
 @pytest.mark.parametrize("children", [1, 2])
 def test_keepalives_leave_from_the_listen_port_and_follow_the_answers(
         tmp_path: Path, answerers: list[Answerer], children: int) -> None:
     a, b = answerers
-    srv, port, _ = start(tmp_path, children, f"1 sip:127.0.0.1:{a.port} 0 0\n"
+    srv, port, _ = server(tmp_path, children, f"1 sip:127.0.0.1:{a.port} 0 0\n"
                                              f"1 sip:127.0.0.1:{b.port} 0 0\n")
     with srv:
         until(srv, answerers, {a.port: "AP", b.port: "AP"})
@@ -158,7 +162,7 @@ def test_keepalives_leave_from_the_listen_port_and_follow_the_answers(
 def test_ds_default_socket_and_the_socket_attribute_choose_the_socket(
         tmp_path: Path, answerers: list[Answerer]) -> None:
     a, b = answerers
-    srv, port, port2 = start(
+    srv, port, port2 = server(
         tmp_path, 2,
         f"1 sip:127.0.0.1:{a.port} 0 0\n1 sip:127.0.0.1:{b.port} 0 0 socket=udp:127.0.0.1:{{port}}\n",
         listens="listen=udp:127.0.0.1:{port2}",
@@ -187,10 +191,11 @@ def test_ds_default_socket_and_the_socket_attribute_choose_the_socket(
 
 
 class TcpAnswerer:
-    """A destination over TCP on 127.0.0.1: accepts connections, answers each keepalive on
-    the connection it came on (a 200) while ``listening``."""
+    """A destination over TCP (TLS with ``tls``) on 127.0.0.1: accepts connections, answers
+    each keepalive on the connection it came on (a 200)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.server.bind(("127.0.0.1", port))
@@ -204,6 +209,9 @@ class TcpAnswerer:
     def serve(self) -> None:
         try:
             conn, _ = self.server.accept()
+            if self.tls is not None:
+                conn.settimeout(5.0)  # the handshake, blocking
+                conn = self.tls.wrap_socket(conn, server_side=True)
             conn.settimeout(0.02)
             self.conns.append((conn, bytearray()))
         except (TimeoutError, OSError):
@@ -211,7 +219,7 @@ class TcpAnswerer:
         for conn, buf in self.conns:
             try:
                 buf += conn.recv(65535)
-            except (TimeoutError, OSError):
+            except (TimeoutError, ssl.SSLWantReadError, OSError):
                 continue
             while b"\r\n\r\n" in buf:  # (keepalives have no body)
                 end = buf.index(b"\r\n\r\n") + 4
@@ -233,26 +241,62 @@ def test_a_tcp_destination_is_probed_over_tcp(tmp_path: Path, fork: bool) -> Non
     socket; down when the connection is refused, up when it is answered again."""
     dest = TcpAnswerer()
     try:
-        srv, port, _ = start(tmp_path, 2, f"1 sip:127.0.0.1:{dest.port};transport=tcp 0 0\n",
+        srv, port, _ = server(tmp_path, 2, f"1 sip:127.0.0.1:{dest.port};transport=tcp 0 0\n",
                              listens="listen=tcp:127.0.0.1:{port}", fork=fork)
         with srv:
-            want = f"sip:127.0.0.1:{dest.port};transport=tcp"
-
-            def state() -> str:
-                dest.serve()
-                [rec] = srv.rpc("dispatcher.list")["RECORDS"]["SET"]
-                [found] = rec["TARGETS"]["DEST"]
-                assert found["URI"] == want
-                return str(found["FLAGS"])
-
-            wait_until(lambda: state() == "AP", 10.0, lambda: f"{state()}: {srv.log()[-2000:]}")
+            until_state(srv, dest, "AP")
             _, msg = dest.got[0]
             assert (msg.via.transport, msg.via.host, msg.via.port) == ("TCP", "127.0.0.1", port)
-            assert msg.method == "OPTIONS" and msg.ruri == want
+            assert msg.method == "OPTIONS"
+            assert msg.ruri == f"sip:127.0.0.1:{dest.port};transport=tcp"
             dest.close()  # refused: down once fr_timer passes
-            wait_until(lambda: state() == "IP", 10.0, lambda: f"{state()}: {srv.log()[-2000:]}")
+            until_state(srv, dest, "IP")
             dest = TcpAnswerer(dest.port)
-            wait_until(lambda: state() == "AP", 10.0, lambda: f"{state()}: {srv.log()[-2000:]}")
+            until_state(srv, dest, "AP")
+    finally:
+        dest.close()
+
+
+def until_state(srv: KemiProcess, dest: TcpAnswerer, want: str) -> None:
+    """Serve ``dest`` until the list's only destination has the state letters ``want``."""
+    def state() -> str:
+        [rec] = srv.rpc("dispatcher.list")["RECORDS"]["SET"]
+        [found] = rec["TARGETS"]["DEST"]
+        return str(found["FLAGS"])
+
+    def reached() -> bool:
+        dest.serve()
+        return state() == want
+
+    wait_until(reached, 10.0, lambda: f"{state()}, not {want}: {srv.log()[-2000:]}")
+
+
+TLS_CFG = """[server:default]
+method = TLSv1.2+
+certificate = {cert}
+private_key = {key}
+
+[client:default]
+method = TLSv1.2+
+verify_certificate = no
+"""
+
+
+def test_a_tls_destination_is_probed_over_tls(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    (tmp_path / "tls.cfg").write_text(TLS_CFG.format(cert=pki.server_cert, key=pki.server_key))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    dest = TcpAnswerer(tls=ctx)
+    try:
+        srv, port, _ = server(
+            tmp_path, 2, f"1 sip:127.0.0.1:{dest.port};transport=tls 0 0\n",
+            listens="enable_tls=yes\nlisten=tls:127.0.0.1:{port}\nloadmodule \"tls.so\"",
+            extra=f'modparam("tls", "config", "{tmp_path / "tls.cfg"}")')
+        with srv:
+            until_state(srv, dest, "AP")
+            _, msg = dest.got[0]
+            assert (msg.via.transport, msg.via.host, msg.via.port) == ("TLS", "127.0.0.1", port)
     finally:
         dest.close()
 
