@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -65,6 +65,16 @@ def test_sends_leave_from_the_listen_socket(
     assert peer.recvfrom(100) == (b"four", first)
 
 
+def run_until(loop: asyncio.AbstractEventLoop, done: Callable[[], bool]) -> None:
+    """Run ``loop`` until ``done()`` (at most 5 s)."""
+    async def wait() -> None:
+        end = loop.time() + 5.0
+        while not done() and loop.time() < end:
+            await asyncio.sleep(0.01)
+
+    loop.run_until_complete(wait())
+
+
 def reply_text(branch: str) -> str:
     return (f"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch={branch}\r\n"
             "From: <sip:dispatcher@localhost>;tag=a\r\nTo: <sip:127.0.0.1:5090>\r\n"
@@ -93,19 +103,12 @@ def test_a_worker_hands_replies_to_what_the_main_sent_to_its_mailbox() -> None:
         assert not hand_over(context(core, reply_text("z9hG4bKAA0f.0")))  # a worker's
         assert not hand_over(context(core, reply_text("z9hG4bK0f1e")))  # nobody's
         assert hand_over(context(core, reply_text(f"{MAIN_BRANCH}ds5e")))
-
-        async def until_got() -> None:
-            wait = loop.time() + 5.0
-            while not got and loop.time() < wait:
-                await asyncio.sleep(0.01)
-
-        loop.run_until_complete(until_got())
+        run_until(loop, lambda: bool(got))
     finally:
         worker.close()
         main.close()
         loop.close()
     assert [m.via.branch for m in got] == [f"{MAIN_BRANCH}ds5e"]
-
 
 
 def test_over_tcp_a_worker_sends_for_the_main_process() -> None:
@@ -124,13 +127,11 @@ def test_over_tcp_a_worker_sends_for_the_main_process() -> None:
         core.worker_pids = {2: 0, 1: 0}
         assert main.send("tcp", "127.0.0.1", 5090, b"OPTIONS")
 
-        async def until_handed() -> None:
-            wait = loop.time() + 5.0
-            while not handed and loop.time() < wait:
-                worker.drain(handed.append)
-                await asyncio.sleep(0.01)
+        def drained() -> bool:
+            worker.drain(handed.append)
+            return bool(handed)
 
-        loop.run_until_complete(until_handed())
+        run_until(loop, drained)
     finally:
         worker.close()
         main.close()
