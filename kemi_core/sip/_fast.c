@@ -3230,6 +3230,788 @@ reply_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- tm's usual relayed reply (kemi_tm/service.py's on_reply, proxy.py, client.py, server.py)
+ * reply_relayer(consts) returns TmService.on_reply compiled for one service (consts[TR_SVC]):
+ * on_reply(ctx) does for the usual reply what the Python forms do, step for step: the branch
+ * found from the reply's Via branch (TransactionTable.lookup_reply: the ident after the magic
+ * cookie, the index after the last dot, the branch's key (branch, CSeq method) checked), tm's
+ * rpl_received counted, the branch marked replied, the branch's client machine moved
+ * (InviteClientTransaction / NonInviteClientTransaction.on_response: a 1xx to Proceeding, its
+ * timers A/B off and fr armed; a 2xx to Accepted with M, or Completed with K), the proxy's
+ * _branch_reply (a 1xx above 100 and a 2xx relayed: ServerTransaction.offer_reply with the
+ * reply's bytes without our Via, through TmService.send and Core.send, rpl_relayed and the
+ * core's sent counter, the server machine's state and timers L/J), the table's reschedule
+ * hook, then _count_final (the class counter; the final handlers, e.g. acc, through Python)
+ * and _count_2xx_again. What the reply meets is decided before anything changes; anything
+ * else takes the Python form, whole (consts[TR_PURE], TmService.on_reply bound): a reply
+ * with no branch of ours (stateless, tm's uac), a CANCEL's reply, the script's onreply or
+ * branch-failure route armed, a reply with a final status of 300 and above, a branch already
+ * final or canceled, several branches, a machine not in a state that takes it, another class
+ * of transaction, branch or timers, a service that holds its sink's records (``_held``) or
+ * sends through the onsend route. An error while deciding is left to the Python form too,
+ * which meets it again. */
+enum { TR_PURE, TR_SVC, TR_TX_TYPE, TR_INVITE_BRANCH, TR_OTHER_BRANCH, TR_SVC_SEND,
+       TR_CORE_SEND, TR_LOG, TR_S_TRYING, TR_S_PROCEEDING, TR_S_COMPLETED, TR_S_ACCEPTED,
+       TR_S_TERMINATED, TR_C_CALLING, TR_C_TRYING, TR_C_PROCEEDING, TR_C_COMPLETED,
+       TR_C_ACCEPTED, TR_C_TERMINATED, TR_FIELDS };
+
+static PyObject *tr_msg, *tr_held, *tr_send, *tr_via, *tr_branch, *tr_table, *tr_by_ident,
+    *tr_branches, *tr_cseq, *tr_method, *tr_key, *tr_callbacks, *tr_reply, *tr_branch_failure,
+    *tr_sink, *tr_status, *tr_is_invite, *tr_state, *tr_cancelled, *tr_cancel_wanted,
+    *tr_timers, *tr_stats, *tr_rpl_received, *tr_rpl_relayed, *tr_replied, *tr_counted_final,
+    *tr_clock, *tr_now, *tr_local_final, *tr_settings, *tr_restart_fr, *tr_fr_inv_timer,
+    *tr_life_end, *tr_final_status, *tr_wt_timer, *tr_dest, *tr_reliable, *tr_t4,
+    *tr_bytes_wo_via, *tr_deciding, *tr_pass_up, *tr_refile, *tr_on_reschedule, *tr_done,
+    *tr_final_handlers, *tr_count_final, *tr_by_class, *tr_count_2xx_again, *tr_last_reply,
+    *tr_last_status, *tr_reply_dest, *tr_proto, *tr_host, *tr_port, *tr_local, *tr_core,
+    *tr_transport, *tr_sent_counter, *tr_sent_requests, *tr_warning, *tr_relayed,
+    *tr_send_failed, *tr_t_a, *tr_t_b, *tr_t_fr, *tr_t_m, *tr_t_k, *tr_t_l, *tr_t_j,
+    *tr_zero, *tr_hundred, *tr_get;
+
+static int sl_names(void);
+static int sl_count(PyObject *counter);
+
+/* what tr_decide found, for tr_commit (new references) */
+typedef struct {
+    PyObject *msg, *tx, *b, *status_obj, *bstate, *timers, *index_obj;
+    long status;
+    int invite;
+} TrReply;
+
+static void
+tr_clear(TrReply *r)
+{
+    Py_CLEAR(r->msg);
+    Py_CLEAR(r->tx);
+    Py_CLEAR(r->b);
+    Py_CLEAR(r->status_obj);
+    Py_CLEAR(r->bstate);
+    Py_CLEAR(r->timers);
+    Py_CLEAR(r->index_obj);
+}
+
+/* obj.name is what (identity), 1/0, -1 on error */
+static int
+tr_attr_is(PyObject *obj, PyObject *name, PyObject *what)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    Py_DECREF(v);
+    return v == what;
+}
+
+/* obj.name is the method ``func`` bound to obj: 1/0, -1 on error */
+static int
+tr_bound_is(PyObject *obj, PyObject *name, PyObject *func)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int out = PyMethod_Check(v) && PyMethod_GET_FUNCTION(v) == func && PyMethod_GET_SELF(v) == obj;
+    Py_DECREF(v);
+    return out;
+}
+
+/* 1: the compiled form takes the reply of ctx (r filled); 0: the Python form; -1: an error */
+static int
+tr_decide(PyObject *c, PyObject *ctx, TrReply *r)
+{
+    PyObject *svc = PyTuple_GET_ITEM(c, TR_SVC);
+    PyObject *via = NULL, *branch = NULL, *table = NULL, *by_ident = NULL, *branches = NULL,
+             *cseq = NULL, *method = NULL, *key = NULL, *callbacks = NULL, *ident = NULL,
+             *x = NULL;
+    int out = -1, k;
+    if ((r->msg = PyObject_GetAttr(ctx, tr_msg)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyObject_TypeCheck(r->msg, msg_type) || *field(r->msg, F_IS_REQUEST) != Py_False)
+        goto done;
+    out = -1;
+    if ((k = tr_attr_is(svc, tr_held, Py_None)) <= 0
+            || (k = tr_bound_is(svc, tr_send, PyTuple_GET_ITEM(c, TR_SVC_SEND))) <= 0) {
+        out = k;
+        goto done;
+    }
+    /* TransactionTable.lookup_reply, for a branch of ours */
+    if ((via = PyObject_GetAttr(r->msg, tr_via)) == NULL
+            || (branch = PyObject_GetAttr(via, tr_branch)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyUnicode_CheckExact(branch))
+        goto done;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(branch);
+    Py_ssize_t dot = PyUnicode_FindChar(branch, '.', 0, n, -1);
+    if (dot < 0) {
+        out = dot == -2 ? -1 : 0;
+        goto done;
+    }
+    Py_ssize_t digits = n - dot - 1;
+    if (dot < 7 || digits < 1 || digits > 9)
+        goto done;
+    long index = 0;
+    for (Py_ssize_t i = dot + 1; i < n; i++) {
+        Py_UCS4 ch = PyUnicode_READ_CHAR(branch, i);
+        if (ch < '0' || ch > '9')
+            goto done;
+        index = index * 10 + (long)(ch - '0');
+    }
+    out = -1;
+    if ((table = PyObject_GetAttr(svc, tr_table)) == NULL
+            || (by_ident = PyObject_GetAttr(table, tr_by_ident)) == NULL
+            || (ident = PyUnicode_Substring(branch, 7, dot)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyDict_CheckExact(by_ident))
+        goto done;
+    r->tx = PyDict_GetItemWithError(by_ident, ident);
+    if (r->tx == NULL) {
+        out = PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    Py_INCREF(r->tx);
+    if (Py_TYPE(r->tx) != (PyTypeObject *)PyTuple_GET_ITEM(c, TR_TX_TYPE))
+        goto done;
+    out = -1;
+    if ((branches = PyObject_GetAttr(r->tx, tr_branches)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyList_CheckExact(branches) || PyList_GET_SIZE(branches) != 1 || index != 0)
+        goto done; /* (a lone branch: the usual relay; several take the Python form) */
+    r->b = Py_NewRef(PyList_GET_ITEM(branches, 0));
+    PyTypeObject *bt = Py_TYPE(r->b);
+    if (bt == (PyTypeObject *)PyTuple_GET_ITEM(c, TR_INVITE_BRANCH))
+        r->invite = 1;
+    else if (bt == (PyTypeObject *)PyTuple_GET_ITEM(c, TR_OTHER_BRANCH))
+        r->invite = 0;
+    else
+        goto done;
+    out = -1;
+    if ((cseq = PyObject_GetAttr(r->msg, tr_cseq)) == NULL
+            || (method = PyObject_GetAttr(cseq, tr_method)) == NULL
+            || (key = PyObject_GetAttr(r->b, tr_key)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyUnicode_CheckExact(method) || PyUnicode_CompareWithASCIIString(method, "CANCEL") == 0
+            || !PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2)
+        goto done;
+    out = -1;
+    int same = PyObject_RichCompareBool(PyTuple_GET_ITEM(key, 0), branch, Py_EQ);
+    if (same < 0)
+        goto done;
+    if (same)
+        same = PyObject_RichCompareBool(PyTuple_GET_ITEM(key, 1), method, Py_EQ);
+    if (same <= 0) {
+        out = same;
+        goto done;
+    }
+    /* no script route armed on the transaction; its sink the service; its kind the branch's */
+    if ((callbacks = PyObject_GetAttr(r->tx, tr_callbacks)) == NULL)
+        goto done;
+    if ((k = tr_attr_is(callbacks, tr_reply, Py_None)) <= 0
+            || (k = tr_attr_is(callbacks, tr_branch_failure, Py_None)) <= 0
+            || (k = tr_attr_is(r->tx, tr_sink, svc)) <= 0
+            || (k = tr_attr_is(r->tx, tr_is_invite, r->invite ? Py_True : Py_False)) <= 0) {
+        out = k;
+        goto done;
+    }
+    if ((r->status_obj = PyObject_GetAttr(r->msg, tr_status)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyLong_CheckExact(r->status_obj))
+        goto done;
+    r->status = PyLong_AsLong(r->status_obj);
+    if (r->status < 100 || r->status >= 300) {
+        out = r->status == -1 && PyErr_Occurred() ? -1 : 0;
+        goto done;
+    }
+    out = -1;
+    if ((r->bstate = PyObject_GetAttr(r->b, tr_state)) == NULL
+            || (r->timers = PyObject_GetAttr(r->b, tr_timers)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyDict_CheckExact(r->timers))
+        goto done;
+    PyObject *st = r->bstate;
+    if (r->invite ? (st != PyTuple_GET_ITEM(c, TR_C_CALLING)
+                     && st != PyTuple_GET_ITEM(c, TR_C_PROCEEDING))
+                  : (st != PyTuple_GET_ITEM(c, TR_C_TRYING)
+                     && st != PyTuple_GET_ITEM(c, TR_C_PROCEEDING)))
+        goto done;
+    out = -1;
+    if (r->status < 200) {
+        /* a 1xx: no CANCEL wanted or sent for the branch */
+        if ((k = tr_attr_is(r->b, tr_cancel_wanted, Py_False)) <= 0
+                || (r->invite && (k = tr_attr_is(r->b, tr_cancelled, Py_False)) <= 0)) {
+            out = k;
+            goto done;
+        }
+    } else {
+        /* a 2xx: the branch's first final */
+        if ((x = PyObject_GetAttr(r->b, tr_status)) == NULL)
+            goto done;
+        if (!PyLong_CheckExact(x) || PyLong_AsLong(x) != 0) {
+            out = PyErr_Occurred() ? -1 : 0;
+            goto done;
+        }
+    }
+    if ((r->index_obj = PyLong_FromLong(index)) == NULL)
+        goto done;
+    out = 1;
+done:
+    Py_XDECREF(via);
+    Py_XDECREF(branch);
+    Py_XDECREF(table);
+    Py_XDECREF(by_ident);
+    Py_XDECREF(branches);
+    Py_XDECREF(cseq);
+    Py_XDECREF(method);
+    Py_XDECREF(key);
+    Py_XDECREF(callbacks);
+    Py_XDECREF(ident);
+    Py_XDECREF(x);
+    return out;
+}
+
+/* obj.name = value (borrowed), -1 on error */
+static inline int
+tr_set(PyObject *obj, PyObject *name, PyObject *value)
+{
+    return PyObject_SetAttr(obj, name, value);
+}
+
+/* timers[name] = now + obj.settings.<which>, -1 on error */
+static int
+tr_arm(PyObject *timers, PyObject *name, PyObject *now, PyObject *settings, PyObject *which)
+{
+    PyObject *delay = PyObject_GetAttr(settings, which);
+    PyObject *at = delay == NULL ? NULL : PyNumber_Add(now, delay);
+    int out = at == NULL ? -1 : PyDict_SetItem(timers, name, at);
+    Py_XDECREF(delay);
+    Py_XDECREF(at);
+    return out;
+}
+
+/* EndsAfterTimer._linger(name, 0.0 if dest.reliable else settings.<which>, now) on a machine
+ * whose timers are ``timers`` (a dict), TERMINATED_STATE ``ended``; -1 on error */
+static int
+tr_linger(PyObject *m, PyObject *timers, PyObject *name, PyObject *dest, PyObject *settings,
+          PyObject *which, PyObject *now, PyObject *ended)
+{
+    PyObject *reliable = PyObject_GetAttr(dest, tr_reliable);
+    int yes = reliable == NULL ? -1 : PyObject_IsTrue(reliable);
+    Py_XDECREF(reliable);
+    if (yes < 0)
+        return -1;
+    PyObject *delay = yes ? PyFloat_FromDouble(0.0) : PyObject_GetAttr(settings, which);
+    if (delay == NULL)
+        return -1;
+    int none = PyObject_RichCompareBool(delay, tr_zero, Py_LE);
+    int out = -1;
+    if (none > 0) { /* _finish */
+        if (tr_set(m, tr_state, ended) == 0) {
+            PyDict_Clear(timers);
+            out = 0;
+        }
+    } else if (none == 0) {
+        PyObject *at = PyNumber_Add(now, delay);
+        out = at == NULL ? -1 : PyDict_SetItem(timers, name, at);
+        Py_XDECREF(at);
+    }
+    Py_DECREF(delay);
+    return out;
+}
+
+/* Core.send(proto, host, port, data, local) written out when core's send is Core's own and
+ * it has a transport (else the method runs): 1 sent, 0 not, -1 an error */
+static int
+tr_core_send(PyObject *c, PyObject *core, PyObject *dest, PyObject *data)
+{
+    PyObject *proto = NULL, *host = NULL, *port = NULL, *local = NULL, *transport = NULL,
+             *ok = NULL, *stats = NULL, *counters = NULL, *head = NULL, *other = NULL;
+    int out = -1;
+    if ((proto = PyObject_GetAttr(dest, tr_proto)) == NULL
+            || (host = PyObject_GetAttr(dest, tr_host)) == NULL
+            || (port = PyObject_GetAttr(dest, tr_port)) == NULL
+            || (local = PyObject_GetAttr(dest, tr_local)) == NULL)
+        goto done;
+    int own = tr_bound_is(core, tr_send, PyTuple_GET_ITEM(c, TR_CORE_SEND));
+    if (own < 0 || (own && (transport = PyObject_GetAttr(core, tr_transport)) == NULL))
+        goto done;
+    if (!own || transport == Py_None) {
+        PyObject *args[6] = {core, proto, host, port, data, local};
+        ok = PyObject_VectorcallMethod(tr_send, args, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        out = ok == NULL ? -1 : PyObject_IsTrue(ok);
+        goto done;
+    }
+    PyObject *args[6] = {transport, proto, host, port, data, local};
+    ok = PyObject_VectorcallMethod(tr_send, args, 6 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    int sent = ok == NULL ? -1 : PyObject_IsTrue(ok);
+    if (sent <= 0) {
+        out = sent;
+        goto done;
+    }
+    /* stats.sent_counter.get(data[:9], stats.sent_requests) += 1 */
+    if ((stats = PyObject_GetAttr(core, tr_stats)) == NULL)
+        goto done;
+    if (stats != Py_None) {
+        if ((counters = PyObject_GetAttr(stats, tr_sent_counter)) == NULL)
+            goto done;
+        if (!PyBytes_Check(data)) {
+            PyErr_SetString(PyExc_TypeError, "tm: a reply's bytes are not bytes");
+            goto done;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(data);
+        if ((head = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), len < 9 ? len : 9))
+                == NULL)
+            goto done;
+        PyObject *counter = PyDict_CheckExact(counters)
+            ? Py_XNewRef(PyDict_GetItemWithError(counters, head)) : NULL;
+        if (counter == NULL && PyErr_Occurred())
+            goto done;
+        if (counter == NULL) {
+            if ((other = PyObject_GetAttr(stats, tr_sent_requests)) == NULL)
+                goto done;
+            counter = PyDict_CheckExact(counters) ? Py_NewRef(other)
+                : PyObject_CallMethodObjArgs(counters, tr_get, head, other, NULL);
+            if (counter == NULL)
+                goto done;
+        }
+        int bad = sl_count(counter);
+        Py_DECREF(counter);
+        if (bad < 0)
+            goto done;
+    }
+    out = 1;
+done:
+    Py_XDECREF(proto);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(local);
+    Py_XDECREF(transport);
+    Py_XDECREF(ok);
+    Py_XDECREF(stats);
+    Py_XDECREF(counters);
+    Py_XDECREF(head);
+    Py_XDECREF(other);
+    return out;
+}
+
+/* TmService.send(dest, data, "relayed") with nothing held (tr_decide saw ``_held`` None and
+ * the class's send; tr_offer reads it again, as the Python form does): rpl_relayed counted,
+ * Core.send, the warning when the network refused it. -1 on error. */
+static int
+tr_svc_send(PyObject *c, PyObject *svc, PyObject *dest, PyObject *data)
+{
+    PyObject *held = PyObject_GetAttr(svc, tr_held), *x = NULL, *stats = NULL, *counter = NULL,
+             *core = NULL;
+    int out = -1;
+    if (held == NULL)
+        return -1;
+    if (held != Py_None) {
+        PyObject *args[4] = {svc, dest, data, tr_relayed};
+        x = PyObject_VectorcallMethod(tr_send, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        out = x == NULL ? -1 : 0;
+        goto done;
+    }
+    if ((stats = PyObject_GetAttr(svc, tr_stats)) == NULL
+            || (counter = PyObject_GetAttr(stats, tr_rpl_relayed)) == NULL
+            || sl_count(counter) < 0
+            || (core = PyObject_GetAttr(svc, tr_core)) == NULL)
+        goto done;
+    int sent = tr_core_send(c, core, dest, data);
+    if (sent < 0)
+        goto done;
+    if (!sent) {
+        /* log.warning("tm: sending to %s:%s:%d failed", dest.proto, dest.host, dest.port) */
+        PyObject *proto = PyObject_GetAttr(dest, tr_proto);
+        PyObject *host = proto == NULL ? NULL : PyObject_GetAttr(dest, tr_host);
+        PyObject *port = host == NULL ? NULL : PyObject_GetAttr(dest, tr_port);
+        if (port != NULL) {
+            PyObject *args[5] = {PyTuple_GET_ITEM(c, TR_LOG), tr_send_failed, proto, host, port};
+            x = PyObject_VectorcallMethod(tr_warning, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                          NULL);
+        }
+        Py_XDECREF(proto);
+        Py_XDECREF(host);
+        Py_XDECREF(port);
+        if (x == NULL)
+            goto done;
+    }
+    out = 0;
+done:
+    Py_DECREF(held);
+    Py_XDECREF(x);
+    Py_XDECREF(stats);
+    Py_XDECREF(counter);
+    Py_XDECREF(core);
+    return out;
+}
+
+/* ServerTransaction.offer_reply(status, data, now, "relayed") on the transaction: 1 sent, 0
+ * refused by its state, -1 an error */
+static int
+tr_offer(PyObject *c, PyObject *svc, TrReply *r, PyObject *data, PyObject *now)
+{
+    PyObject *tx = r->tx, *state = PyObject_GetAttr(tx, tr_state), *x = NULL, *dest = NULL,
+             *settings = NULL, *timers = NULL;
+    long status = r->status;
+    int out = -1;
+    if (state == NULL)
+        return -1;
+    if (r->invite) {
+        if (state != PyTuple_GET_ITEM(c, TR_S_PROCEEDING)
+                && (state != PyTuple_GET_ITEM(c, TR_S_ACCEPTED) || status < 200 || status >= 300)) {
+            out = 0;
+            goto done;
+        }
+    } else if (state != PyTuple_GET_ITEM(c, TR_S_TRYING)
+               && state != PyTuple_GET_ITEM(c, TR_S_PROCEEDING)) {
+        out = 0;
+        goto done;
+    }
+    if (tr_set(tx, tr_last_reply, data) < 0 || tr_set(tx, tr_last_status, r->status_obj) < 0)
+        goto done;
+    if (status >= 200) {
+        if ((x = PyObject_GetAttr(tx, tr_final_status)) == NULL)
+            goto done;
+        int has = PyObject_IsTrue(x);
+        if (has < 0 || (!has && tr_set(tx, tr_final_status, r->status_obj) < 0))
+            goto done;
+    }
+    if ((dest = PyObject_GetAttr(tx, tr_reply_dest)) == NULL
+            || tr_svc_send(c, svc, dest, data) < 0)
+        goto done;
+    if (status < 200) {
+        if (!r->invite && tr_set(tx, tr_state, PyTuple_GET_ITEM(c, TR_S_PROCEEDING)) < 0)
+            goto done;
+    } else {
+        if ((settings = PyObject_GetAttr(tx, tr_settings)) == NULL
+                || (timers = PyObject_GetAttr(tx, tr_timers)) == NULL)
+            goto done;
+        if (!PyDict_CheckExact(timers)) {
+            PyErr_SetString(PyExc_TypeError, "tm: a transaction's timers are not a dict");
+            goto done;
+        }
+        if (!r->invite) {
+            if (tr_set(tx, tr_state, PyTuple_GET_ITEM(c, TR_S_COMPLETED)) < 0
+                    || tr_linger(tx, timers, tr_t_j, dest, settings, tr_wt_timer, now,
+                                 PyTuple_GET_ITEM(c, TR_S_TERMINATED)) < 0)
+                goto done;
+        } else if (tr_set(tx, tr_state, PyTuple_GET_ITEM(c, TR_S_ACCEPTED)) < 0
+                   || tr_arm(timers, tr_t_l, now, settings, tr_wt_timer) < 0) {
+            goto done;
+        }
+    }
+    out = 1;
+done:
+    Py_DECREF(state);
+    Py_XDECREF(x);
+    Py_XDECREF(dest);
+    Py_XDECREF(settings);
+    Py_XDECREF(timers);
+    return out;
+}
+
+/* the branch's client machine on_response (for the states tr_decide let through) */
+static int
+tr_client(PyObject *c, TrReply *r, PyObject *now)
+{
+    PyObject *b = r->b, *timers = r->timers, *settings = PyObject_GetAttr(b, tr_settings),
+             *x = NULL, *y = NULL, *at = NULL, *dest = NULL;
+    int out = -1;
+    if (settings == NULL)
+        return -1;
+    if (r->invite && r->status < 200) {
+        int first = r->bstate == PyTuple_GET_ITEM(c, TR_C_CALLING);
+        if (tr_set(b, tr_state, PyTuple_GET_ITEM(c, TR_C_PROCEEDING)) < 0
+                || (PyDict_Contains(timers, tr_t_a) == 1 && PyDict_DelItem(timers, tr_t_a) < 0)
+                || (PyDict_Contains(timers, tr_t_b) == 1 && PyDict_DelItem(timers, tr_t_b) < 0)
+                || PyErr_Occurred())
+            goto done;
+        if ((x = PyObject_GetAttr(b, tr_local_final)) == NULL)
+            goto done;
+        int local = PyObject_IsTrue(x);
+        if (local < 0)
+            goto done;
+        int restart = 1;
+        if (!local && !first) {
+            Py_CLEAR(x);
+            if ((x = PyObject_GetAttr(settings, tr_restart_fr)) == NULL
+                    || (restart = PyObject_IsTrue(x)) < 0)
+                goto done;
+        }
+        if (!local && restart) {
+            /* timers["fr"] = min(now + settings.fr_inv_timer, self._life_end) */
+            Py_CLEAR(x);
+            if ((x = PyObject_GetAttr(settings, tr_fr_inv_timer)) == NULL
+                    || (at = PyNumber_Add(now, x)) == NULL
+                    || (y = PyObject_GetAttr(b, tr_life_end)) == NULL)
+                goto done;
+            int less = PyObject_RichCompareBool(y, at, Py_LT);
+            if (less < 0 || PyDict_SetItem(timers, tr_t_fr, less ? y : at) < 0)
+                goto done;
+        }
+    } else if (r->invite) {
+        if (tr_set(b, tr_state, PyTuple_GET_ITEM(c, TR_C_ACCEPTED)) < 0
+                || tr_set(b, tr_final_status, r->status_obj) < 0)
+            goto done;
+        PyDict_Clear(timers);
+        if (tr_arm(timers, tr_t_m, now, settings, tr_wt_timer) < 0)
+            goto done;
+    } else if (r->status < 200) {
+        if (tr_set(b, tr_state, PyTuple_GET_ITEM(c, TR_C_PROCEEDING)) < 0)
+            goto done;
+    } else {
+        if (tr_set(b, tr_state, PyTuple_GET_ITEM(c, TR_C_COMPLETED)) < 0
+                || tr_set(b, tr_final_status, r->status_obj) < 0)
+            goto done;
+        PyDict_Clear(timers);
+        if ((dest = PyObject_GetAttr(b, tr_dest)) == NULL
+                || tr_linger(b, timers, tr_t_k, dest, settings, tr_t4, now,
+                             PyTuple_GET_ITEM(c, TR_C_TERMINATED)) < 0)
+            goto done;
+    }
+    out = 0;
+done:
+    Py_DECREF(settings);
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    Py_XDECREF(at);
+    Py_XDECREF(dest);
+    return out;
+}
+
+/* on_reply's steps once tr_decide took the reply; -1 on error */
+static int
+tr_commit(PyObject *c, TrReply *r)
+{
+    PyObject *svc = PyTuple_GET_ITEM(c, TR_SVC), *tx = r->tx, *b = r->b;
+    PyObject *stats = NULL, *counter = NULL, *counted = NULL, *clock = NULL, *now = NULL,
+             *data = NULL, *x = NULL, *state = NULL, *handlers = NULL, *by_class = NULL;
+    int out = -1;
+    /* c = self.stats.rpl_received; inc; tx.branches[branch].replied = True */
+    if ((stats = PyObject_GetAttr(svc, tr_stats)) == NULL
+            || (counter = PyObject_GetAttr(stats, tr_rpl_received)) == NULL
+            || sl_count(counter) < 0
+            || tr_set(b, tr_replied, Py_True) < 0
+            || (counted = PyObject_GetAttr(tx, tr_counted_final)) == NULL
+            || (clock = PyObject_GetAttr(svc, tr_clock)) == NULL
+            || (now = PyObject_CallMethodNoArgs(clock, tr_now)) == NULL)
+        goto done;
+    /* ProxyTransaction.on_response: the client machine, then _branch_reply */
+    if (tr_client(c, r, now) < 0)
+        goto done;
+    if (r->status >= 200 && tr_set(b, tr_status, r->status_obj) < 0)
+        goto done; /* (branch_final: no branch-failure route armed, nothing held) */
+    if (r->status > 100) {
+        if ((data = PyObject_CallMethodNoArgs(r->msg, tr_bytes_wo_via)) == NULL)
+            goto done;
+        int sent = tr_offer(c, svc, r, data, now);
+        if (sent < 0)
+            goto done;
+        if (r->status >= 200) {
+            if (sent) {
+                if (tr_set(tx, tr_deciding, Py_False) < 0)
+                    goto done;
+            } else {
+                /* too late for the transaction: self.sink.pass_up(reply) */
+                PyObject *args[2] = {svc, r->msg};
+                if ((x = PyObject_VectorcallMethod(tr_pass_up, args,
+                                                   2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL))
+                        == NULL)
+                    goto done;
+                Py_CLEAR(x);
+            }
+        }
+    }
+    /* if not self.refile or self.state is TERMINATED: self.on_reschedule(self) */
+    if ((x = PyObject_GetAttr(tx, tr_refile)) == NULL)
+        goto done;
+    int refile = PyObject_IsTrue(x);
+    Py_CLEAR(x);
+    if (refile < 0 || (state = PyObject_GetAttr(tx, tr_state)) == NULL)
+        goto done;
+    if (!refile || state == PyTuple_GET_ITEM(c, TR_S_TERMINATED)) {
+        PyObject *hook = PyObject_GetAttr(tx, tr_on_reschedule);
+        if (hook == NULL)
+            goto done;
+        x = PyObject_CallOneArg(hook, tx);
+        Py_DECREF(hook);
+        if (x == NULL)
+            goto done;
+        Py_CLEAR(x);
+    }
+    /* if self._held is not None: self.done(tx); elif a final not counted: _count_final */
+    if ((x = PyObject_GetAttr(svc, tr_held)) == NULL)
+        goto done;
+    int held = x != Py_None;
+    Py_CLEAR(x);
+    if (held) {
+        PyObject *args[2] = {svc, tx};
+        if ((x = PyObject_VectorcallMethod(tr_done, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                           NULL)) == NULL)
+            goto done;
+        Py_CLEAR(x);
+    } else {
+        PyObject *final = PyObject_GetAttr(tx, tr_final_status);
+        if (final == NULL)
+            goto done;
+        int has = PyObject_IsTrue(final), uncounted = 0;
+        if (has > 0) {
+            if ((x = PyObject_GetAttr(tx, tr_counted_final)) == NULL) {
+                Py_DECREF(final);
+                goto done;
+            }
+            uncounted = PyObject_Not(x);
+            Py_CLEAR(x);
+        }
+        if (has < 0 || uncounted < 0 || (has && uncounted
+                && (handlers = PyObject_GetAttr(svc, tr_final_handlers)) == NULL)) {
+            Py_DECREF(final);
+            goto done;
+        }
+        if (has && uncounted && PyList_CheckExact(handlers) && PyList_GET_SIZE(handlers) == 0
+                && PyLong_CheckExact(final)) {
+            /* _count_final with no handler: counted_final; stats.by_class[status // 100] */
+            long cls = PyLong_AsLong(final) / 100;
+            PyObject *key = PyLong_FromLong(cls);
+            int bad = key == NULL || tr_set(tx, tr_counted_final, Py_True) < 0
+                || (by_class = PyObject_GetAttr(stats, tr_by_class)) == NULL;
+            PyObject *cc = NULL;
+            if (!bad) {
+                cc = PyObject_CallMethodObjArgs(by_class, tr_get, key, NULL);
+                bad = cc == NULL || (cc != Py_None && sl_count(cc) < 0);
+            }
+            Py_XDECREF(cc);
+            Py_XDECREF(key);
+            if (bad) {
+                Py_DECREF(final);
+                goto done;
+            }
+        } else if (has && uncounted) {
+            PyObject *args[2] = {svc, tx};
+            x = PyObject_VectorcallMethod(tr_count_final, args,
+                                          2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            if (x == NULL) {
+                Py_DECREF(final);
+                goto done;
+            }
+            Py_CLEAR(x);
+        }
+        Py_DECREF(final);
+    }
+    /* if counted and msg.status < 300: self._count_2xx_again(tx, msg.status) */
+    int was = PyObject_IsTrue(counted);
+    if (was < 0)
+        goto done;
+    if (was) {
+        PyObject *args[3] = {svc, tx, r->status_obj};
+        if ((x = PyObject_VectorcallMethod(tr_count_2xx_again, args,
+                                           3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) == NULL)
+            goto done;
+        Py_CLEAR(x);
+    }
+    out = 0;
+done:
+    Py_XDECREF(stats);
+    Py_XDECREF(counter);
+    Py_XDECREF(counted);
+    Py_XDECREF(clock);
+    Py_XDECREF(now);
+    Py_XDECREF(data);
+    Py_XDECREF(x);
+    Py_XDECREF(state);
+    Py_XDECREF(handlers);
+    Py_XDECREF(by_class);
+    return out;
+}
+
+static PyObject *
+tr_on_reply(PyObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *pure = PyTuple_GET_ITEM(c, TR_PURE);
+    if (nargs != 1)
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    TrReply r = {0};
+    int usual = tr_decide(c, args[0], &r);
+    if (usual <= 0) {
+        tr_clear(&r);
+        if (usual < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear(); /* the Python form meets it again, and raises it */
+        }
+        return PyObject_Vectorcall(pure, args, nargs, NULL);
+    }
+    int failed = tr_commit(c, &r);
+    tr_clear(&r);
+    return failed ? NULL : Py_NewRef(Py_True);
+}
+
+static PyMethodDef tr_on_reply_def = {
+    "on_reply", (PyCFunction)(void (*)(void))tr_on_reply, METH_FASTCALL,
+    "on_reply(ctx) -> TmService.on_reply's answer (compiled for the usual relayed reply; see "
+    "reply_relayer)."};
+
+static PyObject *
+reply_relayer(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != TR_FIELDS
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, TR_PURE))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, TR_TX_TYPE))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, TR_INVITE_BRANCH))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, TR_OTHER_BRANCH))) {
+        PyErr_SetString(PyExc_TypeError, "reply_relayer(consts): see _fast.c's TR_ fields");
+        return NULL;
+    }
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "reply_relayer: the message type is not set up");
+        return NULL;
+    }
+    if (sl_names() < 0)
+        return NULL;
+    if (tr_hundred == NULL) {
+        struct { PyObject **at; const char *text; } names[] = {
+            {&tr_msg, "msg"}, {&tr_held, "_held"}, {&tr_send, "send"}, {&tr_via, "via"},
+            {&tr_branch, "branch"}, {&tr_table, "table"}, {&tr_by_ident, "_by_ident"},
+            {&tr_branches, "branches"}, {&tr_cseq, "cseq"}, {&tr_method, "method"},
+            {&tr_key, "key"}, {&tr_callbacks, "callbacks"}, {&tr_reply, "reply"},
+            {&tr_branch_failure, "branch_failure"}, {&tr_sink, "sink"},
+            {&tr_status, "status"}, {&tr_is_invite, "is_invite"}, {&tr_state, "state"},
+            {&tr_cancelled, "cancelled"}, {&tr_cancel_wanted, "cancel_wanted"},
+            {&tr_timers, "timers"}, {&tr_stats, "stats"}, {&tr_rpl_received, "rpl_received"},
+            {&tr_rpl_relayed, "rpl_relayed"}, {&tr_replied, "replied"},
+            {&tr_counted_final, "counted_final"}, {&tr_clock, "clock"}, {&tr_now, "now"},
+            {&tr_local_final, "local_final"}, {&tr_settings, "settings"},
+            {&tr_restart_fr, "restart_fr_on_each_reply"}, {&tr_fr_inv_timer, "fr_inv_timer"},
+            {&tr_life_end, "_life_end"}, {&tr_final_status, "final_status"},
+            {&tr_wt_timer, "wt_timer"}, {&tr_dest, "dest"}, {&tr_reliable, "reliable"},
+            {&tr_t4, "t4"}, {&tr_bytes_wo_via, "bytes_without_top_via"},
+            {&tr_deciding, "deciding"}, {&tr_pass_up, "pass_up"}, {&tr_refile, "refile"},
+            {&tr_on_reschedule, "on_reschedule"}, {&tr_done, "done"},
+            {&tr_final_handlers, "final_handlers"}, {&tr_count_final, "_count_final"},
+            {&tr_by_class, "by_class"}, {&tr_count_2xx_again, "_count_2xx_again"},
+            {&tr_last_reply, "last_reply"}, {&tr_last_status, "last_status"},
+            {&tr_reply_dest, "reply_dest"}, {&tr_proto, "proto"}, {&tr_host, "host"},
+            {&tr_port, "port"}, {&tr_local, "local"}, {&tr_core, "core"},
+            {&tr_transport, "transport"}, {&tr_sent_counter, "sent_counter"},
+            {&tr_sent_requests, "sent_requests"}, {&tr_warning, "warning"},
+            {&tr_relayed, "relayed"}, {&tr_send_failed, "tm: sending to %s:%s:%d failed"},
+            {&tr_t_a, "A"}, {&tr_t_b, "B"}, {&tr_t_fr, "fr"}, {&tr_t_m, "M"}, {&tr_t_k, "K"},
+            {&tr_t_l, "L"}, {&tr_t_j, "J"}, {&tr_get, "get"},
+        };
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (*names[i].at == NULL
+                    && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+                return NULL;
+        if ((tr_zero == NULL && (tr_zero = PyLong_FromLong(0)) == NULL)
+                || (tr_hundred = PyLong_FromLong(100)) == NULL)
+            return NULL;
+    }
+    return PyCFunction_NewEx(&tr_on_reply_def, consts, NULL);
+}
+
 /* ---- serialising ---------------------------------------------------------------------------
  * message_bytes(lines, body[, at, drop, insert]) (edits.message_bytes_py) is the bytes of a
  * message whose head is ``lines`` with ``drop`` lines at ``at`` replaced by the str of
@@ -7458,6 +8240,10 @@ static PyMethodDef methods[] = {
     {"stateless_sender", (PyCFunction)stateless_sender, METH_O,
      "stateless_sender((pure, tm_pure, state, build_pure, core_type)): kemi_sl's sl_send_reply "
      "(tm_pure None) or send_reply compiled for the usual reply"},
+    /* tm's usual relayed reply (section "tm's usual relayed reply") */
+    {"reply_relayer", (PyCFunction)reply_relayer, METH_O,
+     "reply_relayer(consts) -> TmService.on_reply compiled for one service (see the TR_ "
+     "fields)"},
     {"request_dispatcher", (PyCFunction)(void (*)(void))request_dispatcher, METH_FASTCALL,
      "request_dispatcher(dispatcher, pure, names) -> Dispatcher.on_message compiled for the "
      "usual request (pure: the Python form bound; names: dispatch.py's globals)"},
