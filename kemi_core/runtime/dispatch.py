@@ -71,8 +71,9 @@ class Dispatcher:
         #: several workers: hands a reply to the worker whose rank its branch names, True when
         #: it did (``WorkerEndpoints.steer_reply``); None with one worker
         self.steer: Callable[[SipMsg, RecvInfo], bool] | None = None
-        # the usual request's way to its route in one compiled call (on_message below is the
-        # reference and takes every other message); not for a subclass with its own
+        # the usual request's way to its route, and a reply's to its handlers, in one compiled
+        # call (on_message below is the reference and takes every other message); not for a
+        # subclass with its own
         if request_dispatcher is not None and type(self).on_message is Dispatcher.on_message:
             self.__dict__["on_message"] = request_dispatcher(
                 self, Dispatcher.on_message.__get__(self), globals())

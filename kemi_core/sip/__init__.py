@@ -12,7 +12,7 @@ from kemi_core.sip.binding_fast import (
     reg_save_usual,
     ul_change_one,
 )
-from kemi_core.sip.calls_fast import method_tester, registrar_saver
+from kemi_core.sip.calls_fast import method_tester, registrar_saver, reply_relayer
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.http import http_request, is_http
@@ -84,6 +84,7 @@ __all__ = [
     "reg_one",
     "reg_save_usual",
     "registrar_saver",
+    "reply_relayer",
     "split_commas",
     "ul_change_one",
 ]

@@ -7531,8 +7531,9 @@ stateless_sender(PyObject *module, PyObject *consts)
  * route (run_route with no engine; an Exception out of it mapped by route_raised), then
  * script_errors and the 500 of a fault (_send_simple_reply), and an Exception out of any step
  * answered by _parse_failed (a SipParseError) or _guard_failed, with the exception handled as
- * an except clause has it. A reply, another message class, a draining worker, a log_prefix,
- * a reload generation moved on (the Python form follows it) take the Python form, whole. */
+ * an except clause has it. A reply takes the reply half the same way (dq_reply). Another
+ * message class, a draining worker, a log_prefix, a reload generation moved on (the Python
+ * form follows it) take the Python form, whole. */
 static PyObject *dq_draining, *dq_log_prefix, *dq_core, *dq_reload, *dq_cell, *dq_value,
     *dq_seen, *dq_busy, *dq_busy_at, *dq_by_method, *dq_unsupported, *dq_ruri,
     *dq_request_filters, *dq_ack_filters, *dq_request_cb, *dq_engine, *dq_run, *dq_fault,
@@ -7746,13 +7747,205 @@ done:
     return out;
 }
 
+/* The try block of on_message for a reply (the reply half, step for step): the steering to
+ * another worker (self.steer, several workers), the reply's counters by (status, CSeq
+ * method), message_context, the core's reply route when the engine has one (its fault and
+ * drop counted), the reply handlers in order (tm's compiled on_reply first), and
+ * forward_reply for a reply none took. 0 done, -1 an exception set. */
+static PyObject *dq_steer, *dq_handed_over, *dq_status, *dq_cseq, *dq_method,
+    *dq_reply_counters, *dq_counters_of_reply, *dq_reply_cb, *dq_has_route, *dq_dropped,
+    *dq_drop_replies, *dq_reply_handlers, *dq_g_onreply, *dq_g_forward_reply;
+
+static int
+dq_reply(PyObject *self, PyObject *names, PyObject *core, PyObject *msg, PyObject *rcv)
+{
+    PyObject *steer = NULL, *x = NULL, *stats = NULL, *status = NULL, *cseq = NULL,
+             *method = NULL, *key = NULL, *table = NULL, *counters = NULL, *it = NULL,
+             *ctx = NULL, *engine = NULL, *cb = NULL, *handlers = NULL;
+    int out = -1;
+    if ((steer = PyObject_GetAttr(self, dq_steer)) == NULL)
+        goto done;
+    if (steer != Py_None) {
+        PyObject *sargs[2] = {msg, rcv};
+        if ((x = PyObject_Vectorcall(steer, sargs, 2, NULL)) == NULL)
+            goto done;
+        int handed = PyObject_IsTrue(x);
+        Py_CLEAR(x);
+        if (handed < 0)
+            goto done;
+        if (handed) {
+            stats = PyObject_GetAttr(self, dq_stats);
+            PyObject *c = stats == NULL ? NULL : PyObject_GetAttr(stats, dq_handed_over);
+            x = c == NULL ? NULL : PyObject_CallMethodNoArgs(c, dq_inc);
+            Py_XDECREF(c);
+            out = x == NULL ? -1 : 0;
+            goto done;
+        }
+    }
+    /* key = (msg.status, msg.cseq.method), the method None when the CSeq does not parse */
+    if ((status = PyObject_GetAttr(msg, dq_status)) == NULL)
+        goto done;
+    cseq = PyObject_GetAttr(msg, dq_cseq);
+    if (cseq != NULL)
+        method = PyObject_GetAttr(cseq, dq_method);
+    if (method == NULL) {
+        PyObject *parse_error = dq_global(names, dq_g_parse_error);
+        if (parse_error == NULL || !PyErr_ExceptionMatches(parse_error)) {
+            if (parse_error == NULL && !PyErr_Occurred())
+                PyErr_SetString(PyExc_NameError, "dispatch: SipParseError is gone");
+            goto done;
+        }
+        PyErr_Clear();
+        method = Py_NewRef(Py_None);
+    }
+    if ((key = PyTuple_Pack(2, status, method)) == NULL
+            || (table = PyObject_GetAttr(self, dq_reply_counters)) == NULL)
+        goto done;
+    counters = PyDict_CheckExact(table) ? Py_XNewRef(PyDict_GetItemWithError(table, key))
+        : PyObject_CallMethodObjArgs(table, sl_get, key, Py_None, NULL);
+    if (counters == Py_None)
+        Py_CLEAR(counters);
+    if (counters == NULL) {
+        if (PyErr_Occurred() || (stats = PyObject_GetAttr(self, dq_stats)) == NULL)
+            goto done;
+        PyObject *args[3] = {stats, status, method};
+        if ((counters = PyObject_VectorcallMethod(dq_counters_of_reply, args,
+                                                  3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL))
+                == NULL)
+            goto done;
+    }
+    if ((it = PyObject_GetIter(counters)) == NULL)
+        goto done;
+    PyObject *counter;
+    while ((counter = PyIter_Next(it)) != NULL) {
+        int bad = sl_count(counter);
+        Py_DECREF(counter);
+        if (bad < 0)
+            goto done;
+    }
+    if (PyErr_Occurred())
+        goto done;
+    PyObject *make = dq_global(names, dq_g_context), *onreply = dq_global(names, dq_g_onreply);
+    if (make == NULL || onreply == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "dispatch: a global is gone");
+        goto done;
+    }
+    PyObject *cargs[4] = {msg, rcv, core, onreply};
+    if ((ctx = PyObject_Vectorcall(make, cargs, 4, NULL)) == NULL
+            || (engine = PyObject_GetAttr(core, dq_engine)) == NULL)
+        goto done;
+    if (engine != Py_None) {
+        if ((cb = PyObject_GetAttr(self, dq_reply_cb)) == NULL)
+            goto done;
+        PyObject *hargs[2] = {engine, cb};
+        if ((x = PyObject_VectorcallMethod(dq_has_route, hargs,
+                                           2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) == NULL)
+            goto done;
+        int has = PyObject_IsTrue(x);
+        Py_CLEAR(x);
+        if (has < 0)
+            goto done;
+        if (has) {
+            /* run_route(core, self.reply_cb, ctx); a fault and a drop counted */
+            PyObject *run_route = dq_global(names, dq_g_run_route);
+            if (run_route == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_NameError, "dispatch: run_route is gone");
+                goto done;
+            }
+            PyObject *rargs[3] = {core, cb, ctx};
+            if ((x = PyObject_Vectorcall(run_route, rargs, 3, NULL)) == NULL)
+                goto done;
+            Py_CLEAR(x);
+            if ((stats = PyObject_GetAttr(self, dq_stats)) == NULL
+                    || (x = PyObject_GetAttr(ctx, dq_fault)) == NULL)
+                goto done;
+            int fault = x != Py_None;
+            Py_CLEAR(x);
+            if (fault) {
+                PyObject *c = PyObject_GetAttr(stats, dq_script_errors);
+                x = c == NULL ? NULL : PyObject_CallMethodNoArgs(c, dq_inc);
+                Py_XDECREF(c);
+                if (x == NULL)
+                    goto done;
+                Py_CLEAR(x);
+            }
+            if ((x = PyObject_GetAttr(ctx, dq_dropped)) == NULL)
+                goto done;
+            int dropped = PyObject_IsTrue(x);
+            Py_CLEAR(x);
+            if (dropped < 0)
+                goto done;
+            if (dropped) {
+                PyObject *c = PyObject_GetAttr(stats, dq_drop_replies);
+                x = c == NULL ? NULL : PyObject_CallMethodNoArgs(c, dq_inc);
+                Py_XDECREF(c);
+                out = x == NULL ? -1 : 0;
+                goto done;
+            }
+        }
+    }
+    /* for handler in core.reply_handlers: if handler(ctx): return */
+    Py_CLEAR(it);
+    if ((handlers = PyObject_GetAttr(core, dq_reply_handlers)) == NULL
+            || (it = PyObject_GetIter(handlers)) == NULL)
+        goto done;
+    PyObject *handler;
+    while ((handler = PyIter_Next(it)) != NULL) {
+        x = PyObject_Vectorcall(handler, &ctx, 1, NULL);
+        Py_DECREF(handler);
+        int took = x == NULL ? -1 : PyObject_IsTrue(x);
+        Py_CLEAR(x);
+        if (took < 0)
+            goto done;
+        if (took) {
+            out = 0;
+            goto done;
+        }
+    }
+    if (PyErr_Occurred())
+        goto done;
+    PyObject *forward = dq_global(names, dq_g_forward_reply);
+    if (forward == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_NameError, "dispatch: forward_reply is gone");
+        goto done;
+    }
+    PyObject *fargs[4] = {core, msg, Py_True, ctx};
+    if ((x = PyObject_Vectorcall(forward, fargs, 4, NULL)) == NULL)
+        goto done;
+    out = 0;
+done:
+    Py_XDECREF(steer);
+    Py_XDECREF(x);
+    Py_XDECREF(stats);
+    Py_XDECREF(status);
+    Py_XDECREF(cseq);
+    Py_XDECREF(method);
+    Py_XDECREF(key);
+    Py_XDECREF(table);
+    Py_XDECREF(counters);
+    Py_XDECREF(it);
+    Py_XDECREF(ctx);
+    Py_XDECREF(engine);
+    Py_XDECREF(cb);
+    Py_XDECREF(handlers);
+    return out;
+}
+
 /* 1: the compiled form takes this message; 0: the Python form does; -1: an error */
 static int
 dq_usual(PyObject *self, PyObject *core, PyObject *msg)
 {
-    if (!PyObject_TypeCheck(msg, msg_type) || *field(msg, F_IS_REQUEST) != Py_True
-            || *field(msg, F_METHOD) == NULL || !PyUnicode_CheckExact(*field(msg, F_METHOD)))
+    if (!PyObject_TypeCheck(msg, msg_type))
         return 0;
+    if (*field(msg, F_IS_REQUEST) == Py_True) {
+        if (*field(msg, F_METHOD) == NULL || !PyUnicode_CheckExact(*field(msg, F_METHOD)))
+            return 0;
+    } else if (*field(msg, F_IS_REQUEST) != Py_False) {
+        return 0;
+    }
     /* self._draining[0]: not draining; self.log_prefix None */
     PyObject *draining = PyObject_GetAttr(self, dq_draining);
     if (draining == NULL)
@@ -7826,7 +8019,8 @@ dispatch_request(PyObject *bound, PyObject *const *args, Py_ssize_t nargs)
             || PyObject_SetItem(busy, at, now) < 0
             || PyObject_SetAttr(log_context, dq_msg, msg) < 0)
         goto done;
-    int failed = dq_request(self, names, core, msg, rcv);
+    int failed = *field(msg, F_IS_REQUEST) == Py_True ? dq_request(self, names, core, msg, rcv)
+                                                      : dq_reply(self, names, core, msg, rcv);
     if (failed < 0 && !PyErr_Occurred())
         PyErr_SetString(PyExc_SystemError, "dispatch: a step failed without its exception");
     if (failed < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
@@ -7906,6 +8100,13 @@ request_dispatcher(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             {&dq_g_request, "REQUEST"}, {&dq_g_run_route, "run_route"},
             {&dq_g_route_raised, "route_raised"}, {&dq_g_parse_error, "SipParseError"},
             {&dq_layouts, "_LAYOUTS"}, {&dq_usual_request, "usual_request"}, {&dq_to, "to"},
+            {&dq_steer, "steer"}, {&dq_handed_over, "replies_handed_over"},
+            {&dq_status, "status"}, {&dq_cseq, "cseq"}, {&dq_method, "method"},
+            {&dq_reply_counters, "_reply_counters"},
+            {&dq_counters_of_reply, "counters_of_reply"}, {&dq_reply_cb, "reply_cb"},
+            {&dq_has_route, "has_route"}, {&dq_dropped, "dropped"},
+            {&dq_drop_replies, "drop_replies"}, {&dq_reply_handlers, "reply_handlers"},
+            {&dq_g_onreply, "CORE_ONREPLY"}, {&dq_g_forward_reply, "forward_reply"},
         };
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
             if (*names[i].at == NULL

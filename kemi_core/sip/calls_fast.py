@@ -1,6 +1,7 @@
 """Compiled forms of plugin functions the usual native-cfg REGISTER calls, so that their call
 runs no Python frame of its own (_fast.c's "calls that need no Python frame" section):
-textops' is_method (``method_tester``) and registrar's save (``registrar_saver``). Each takes
+textops' is_method (``method_tester``), registrar's save (``registrar_saver``) and tm's usual
+relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply"). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -11,6 +12,6 @@ from kemi_core.sip.syntax import PURE_PYTHON
 try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import method_tester, registrar_saver
+    from kemi_core.sip._fast import method_tester, registrar_saver, reply_relayer
 except ImportError:
-    method_tester = registrar_saver = None
+    method_tester = registrar_saver = reply_relayer = None

@@ -1,6 +1,6 @@
-"""A request's way from the parsed message to its route in one compiled call
-(``_fast.request_dispatcher``, Dispatcher.on_message's usual request): the compiled and the
-Python on_message give the same on the same sequences of requests: the same replies on the wire
+"""A request's way from the parsed message to its route, and a reply's to its handlers, in one
+compiled call (``_fast.request_dispatcher``, Dispatcher.on_message): the compiled and the
+Python on_message give the same on the same sequences of requests and replies (RESPS): the same replies on the wire
 (a real WorkerEndpoints on 127.0.0.1 sending to a peer socket), the same counters, log lines,
 what the filters and the route saw (the message, LOG_CONTEXT.msg, the busy cell), the context's
 state after, for the usual request and every other shape: ACK (absorbed or not), filters that
@@ -82,6 +82,16 @@ class kamailio:
         return 1
 
 
+    def ksr_reply_route(self, msg):
+        do = KSR.hdr.get("X-Do") or ""
+        KSR.info("{version} reply route saw %s %s\\n" % (KSR.pv.get("$rs"), do))
+        if do == "resp_route_drop":
+            KSR.x.drop()
+        elif do == "resp_route_raise":
+            raise RuntimeError("a reply route's bug")
+        return 1
+
+
 def mod_init():
     return kamailio()
 '''
@@ -123,9 +133,15 @@ request_route {
 }
 """
 
+#: the reply shapes (Python script; without tm a reply is forwarded statelessly): ours,
+#: another's top Via, a lone Via, the reply route running (its drop and fault), a CSeq that does
+#: not parse, steered to another worker or not, a reply handler taking it or raising
+RESPS = ("resp", "resp", "resp_not_ours", "resp_one_via", "resp_route", "resp_route_drop",
+         "resp_route_raise", "resp_bad_cseq", "resp_steer", "resp_steer_not", "resp_handler",
+         "resp_handler_raise", "resp_draining", "resp_prefix")
 DOS = ("reply", "reply", "reply", "send_reply", "silent", "raise", "reply_raise", "exit", "drop",
        "read_from", "filter", "filter_parse", "filter_raise", "ack", "own_ack", "bad_to",
-       "reload", "draining", "prefix", "bad_line", "two_vias", "bad_cseq")
+       "reload", "draining", "prefix", "bad_line", "two_vias", "bad_cseq", *RESPS)
 #: the shapes with native routes ("lower": a request method in lower case)
 NATIVE_DOS = ("reply", "reply", "reply", "reply", "silent", "exit", "drop", "lower", "filter",
               "filter_parse", "filter_raise", "ack", "own_ack", "bad_to", "reload", "draining",
@@ -183,6 +199,7 @@ class Rig:
         self.contexts: list[MsgContext] = []
         core.request_filters.insert(0, self._first_filter)
         core.ack_filters.append(self._ack_filter)
+        core.reply_handlers.insert(0, self._reply_handler)
 
     def _refuse(self, msg: Any, rcv: RecvInfo) -> bool:
         self.saw.append(("refuse", msg.method, msg.call_id))
@@ -201,6 +218,16 @@ class Rig:
         if do == "filter_raise":
             raise KeyError("a filter's bug")
         return do == "filter"
+
+    def _reply_handler(self, ctx: MsgContext) -> bool:
+        msg = ctx.msg
+        self.saw.append(("reply", msg.status, msg.call_id, LOG_CONTEXT.msg is msg,
+                         self.busy[1] > 0.0))
+        self.contexts.append(ctx)
+        do = msg.header("X-Do")
+        if do == "resp_handler_raise":
+            raise KeyError("a reply handler's bug")
+        return do == "resp_handler"
 
     def _ack_filter(self, ctx: MsgContext) -> bool:
         self._note("ack", ctx)
@@ -235,11 +262,31 @@ def _request(n: int, do: str, to_port: int) -> bytes:
             f"Content-Length: 0\r\n\r\n").encode()
 
 
+def _reply(n: int, do: str, port: int, to_port: int) -> bytes:
+    """A callee's reply to a request this worker forwarded (its Via on top)."""
+    top = "127.0.0.1:5060" if do != "resp_not_ours" else "10.0.0.7:5060"  # (the cfg's listen)
+    vias = f"Via: SIP/2.0/UDP {top};branch=z9hG4bKfw{n}.0\r\n"
+    if do != "resp_one_via":
+        vias += f"Via: SIP/2.0/UDP 127.0.0.1:{to_port};branch=z9hG4bKdq{n};rport={to_port}\r\n"
+    cseq = f"{n + 1} INVITE" if do != "resp_bad_cseq" else "x INVITE"
+    status = (180, 200, 486)[n % 3]
+    return (f"SIP/2.0 {status} Whatever\r\n{vias}From: <sip:a@127.0.0.1>;tag=f\r\n"
+            f"To: <sip:u@127.0.0.1>;tag=t\r\nCall-ID: dq{n}@test\r\nCSeq: {cseq}\r\n"
+            f"X-Do: {do}\r\nContent-Length: 0\r\n\r\n").encode()
+
+
 def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
     caplog.clear()
     rig.saw.clear()
     rig.contexts.clear()
-    data = _request(n, do, rig.to)
+    if do.startswith("resp"):
+        data = _reply(n, do, rig.port, rig.to)
+        # the reply route runs for its shapes only; steering set for its two
+        rig.d.reply_cb = "ksr_reply_route" if do.startswith("resp_route") else "no_reply_route"
+        steered = do == "resp_steer"
+        rig.d.steer = (lambda msg, rcv: steered) if do.startswith("resp_steer") else None
+    else:
+        data = _request(n, do, rig.to)
     if do == "own_ack":  # the tag of this worker's own stateless replies
         data = data.replace(b"OWNTAG", f"{rig.core.local_tag_prefix}.1".encode())
     if do == "reload":  # another process publishes a new script: this worker follows it
@@ -250,8 +297,9 @@ def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
         fresh.load()  # (what the main process checks and publishes)
         snapshot = getattr(fresh, "snapshot", None)
         reload.channel.publish(b"" if snapshot is None else snapshot())
-    rig.draining[0] = do == "draining"
-    rig.d.log_prefix = _prefix_format(rig.core, "[$ci $rm] ") if do == "prefix" else None
+    rig.draining[0] = do in ("draining", "resp_draining")
+    rig.d.log_prefix = (_prefix_format(rig.core, "[$ci $rm] ") if do in ("prefix", "resp_prefix")
+                        else None)
     before = rig.counts()
     rcv = RecvInfo("udp", "127.0.0.1", rig.to, "127.0.0.1", rig.port)
     msg = parse_datagram(data)
@@ -260,6 +308,7 @@ def _step(rig: Rig, n: int, do: str, caplog: Any) -> tuple:
     finally:
         rig.draining[0] = False
         rig.d.log_prefix = None
+        rig.d.steer = None
     after = rig.counts()
     moved = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     logs = [(r.name, r.levelname, r.getMessage().replace(str(rig.port), "P"),
@@ -333,6 +382,17 @@ def test_every_shape_once(tmp_path: Path, peer: socket.socket, caplog: Any) -> N
     for do in ("bad_line", "bad_cseq"):
         assert [w[:12] for w in by[do][5]] == [b"SIP/2.0 400 "] and by[do][3] == [], do
     assert by["two_vias"][3][0][0] == "request" and by["two_vias"][5] == []
+    # replies: ours forwarded to the next Via; the reply route's drop and fault counted; the
+    # steered one handed over; a handler that takes it ends it, one that raises meets the guard
+    assert len(by["resp"][5]) == 1 and by["resp"][3][0][3:] == (True, True)
+    assert by["resp_not_ours"][5] == [] and by["resp_not_ours"][1]["core:drop_replies"] == 1
+    assert any("reply route saw" in line[2] for line in by["resp_route"][2])
+    assert by["resp_route_drop"][1]["core:drop_replies"] == 1 and by["resp_route_drop"][3] == []
+    assert by["resp_route_raise"][1]["kemi:script_errors"] == 1
+    assert by["resp_steer"][1]["kemi:replies_handed_over"] == 1 and by["resp_steer"][3] == []
+    assert len(by["resp_steer_not"][5]) == 1
+    assert by["resp_handler"][5] == [] and by["resp_handler"][3][0][0] == "reply"
+    assert by["resp_handler_raise"][1]["kemi:script_errors"] == 1
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -340,7 +400,8 @@ def test_random_sequences(seed: int, tmp_path: Path, peer: socket.socket, caplog
     rnd = random.Random(seed)
     dos = [rnd.choice(DOS) for _ in range(80)]
     out = _compare(dos, tmp_path, peer, caplog)
-    assert sum(1 for o in out if o[0] == "reply" and o[5]) >= 5
+    assert sum(1 for o in out if o[0] == "reply" and o[5]) >= 3
+    assert sum(1 for o in out if o[0] == "resp" and o[5]) >= 1  # a reply forwarded
 
 
 def test_native_routes_every_shape_once(tmp_path: Path, peer: socket.socket,

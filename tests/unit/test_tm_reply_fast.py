@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kemi_core.api import Branch, MsgContext
-from kemi_core.sip import build_reply, parse_datagram
+from kemi_core.sip import build_reply, parse_datagram, reply_relayer
 from kemi_tm import exports as tm
 from kemi_tm import idents
 from kemi_tm.reply_fast import compiled_on_reply
 from kemi_tm.testing import TmHarness
 
-pytestmark = pytest.mark.skipif(compiled_on_reply.__globals__["reply_relayer"] is None,
+pytestmark = pytest.mark.skipif(reply_relayer is None,
                                 reason="_fast not built (or KEMI_SIP_PURE)")
 
 CALLER, CALLEE, OTHER = ("127.0.0.1", 5070), ("127.0.0.1", 5080), ("127.0.0.1", 5082)

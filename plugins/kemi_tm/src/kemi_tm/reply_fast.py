@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.api import Core
-from kemi_core.sip.syntax import PURE_PYTHON
+from kemi_core.sip import reply_relayer
 from kemi_tm.client import ClientState
 from kemi_tm.context import InviteBranch, NonInviteBranch
 from kemi_tm.server import ServerState
@@ -19,13 +19,6 @@ from kemi_tm.transaction import TmTransaction
 
 if TYPE_CHECKING:
     from kemi_core.api import MsgContext
-
-try:
-    if PURE_PYTHON:
-        raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import reply_relayer  # type: ignore[attr-defined]
-except ImportError:
-    reply_relayer = None
 
 
 def compiled_on_reply(svc: TmService) -> Callable[[MsgContext], bool] | None:
