@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import auth as auth_bench  # noqa: E402
-from callpath import callgrind_total  # noqa: E402
+from callpath import _KEEP_RR, _RECORD_ROUTE, callgrind_total, uas_reply  # noqa: E402
 
 UAC_PORT, UAS_PORT, PORT = 5061, 5090, 5060
 SDP = (b"v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n"
@@ -43,9 +43,6 @@ KINDS = ("INVITE", "407's ACK", "INVITE with credentials", "180", "200 (INVITE)"
          "BYE", "200 (BYE)")
 _NONCE = re.compile(rb'nonce="([^"]+)"')
 _TO_TAG = re.compile(rb"^To:.*;tag=([^;\r]+)", re.MULTILINE)
-_KEEP_RR = re.compile(rb"^(?:Via|From|Call-ID|CSeq|Record-Route):.*$", re.MULTILINE)
-_TO = re.compile(rb"^To:(.*?)\r$", re.MULTILINE)
-_RECORD_ROUTE = re.compile(rb"^Record-Route: *(.*?)\r$", re.MULTILINE)
 
 
 class Wire:
@@ -99,21 +96,6 @@ def credentials(challenge: bytes, uri: str) -> str:
         return head + f',response="{resp}",qop=auth,nc=00000001,cnonce="c1"\r\n'
     resp = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
     return head + f',response="{resp}"\r\n'
-
-
-def uas_reply(req: bytes, status: bytes, body: bytes = b"") -> bytes:
-    """rr_uas.xml's reply: the request's Vias, From, Call-ID, CSeq, Record-Route; To tagged."""
-    head = req[:req.index(b"\r\n\r\n")]
-    lines = [b"SIP/2.0 " + status]
-    lines += [m.group(0).rstrip(b"\r") for m in _KEEP_RR.finditer(head)]
-    to = _TO.search(head)
-    assert to is not None
-    lines.append(b"To:" + to.group(1) + (b"" if b";tag=" in to.group(1) else b";tag=uas42"))
-    lines.append(b"Contact: <sip:127.0.0.1:%d>" % UAS_PORT)
-    if body:
-        lines.append(b"Content-Type: application/sdp")
-    lines.append(b"Content-Length: %d" % len(body))
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 class Harness:
@@ -174,14 +156,14 @@ class Harness:
         go("INVITE with credentials", request("INVITE", n, 2, f"{n}-2", extra=auth, body=SDP),
            uac)
         invite = wire.to_uas[-1]
-        go("180", uas_reply(invite, b"180 Ringing"), uas)
-        go("200 (INVITE)", uas_reply(invite, b"200 OK", SDP), uas)
+        go("180", uas_reply(invite, b"180 Ringing", True, keep=_KEEP_RR), uas)
+        go("200 (INVITE)", uas_reply(invite, b"200 OK", True, SDP, _KEEP_RR), uas)
         rr = _RECORD_ROUTE.search(invite)
         assert rr is not None
         ruri, route = f"sip:127.0.0.1:{UAS_PORT}", rr.group(1)
         go("ACK", request("ACK", n, 2, f"{n}-3", to_tag=b"uas42", ruri=ruri, route=route), uac)
         go("BYE", request("BYE", n, 3, f"{n}-4", to_tag=b"uas42", ruri=ruri, route=route), uac)
-        go("200 (BYE)", uas_reply(wire.to_uas[-1], b"200 OK"), uas)
+        go("200 (BYE)", uas_reply(wire.to_uas[-1], b"200 OK", False, keep=_KEEP_RR), uas)
         # to the UAC: 407, 100, 180, 200, 200; to the UAS: INVITE, ACK, BYE
         if len(wire.to_uac) != 5 or len(wire.to_uas) != 3:
             raise SystemExit(f"call {n}: {len(wire.to_uac)} messages to the UAC, "
