@@ -69,6 +69,48 @@ def _cpu_ticks(pid: int) -> tuple[str, int] | None:
     return head.split("(", 1)[1], int(fields[11]) + int(fields[12])  # utime, stime
 
 
+def task_ticks(root: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """(user, system) clock ticks of every thread of ``root``'s tree, keyed (pid, tid): where
+    a process tree's CPU goes, split by process, thread and mode."""
+    out: dict[tuple[int, int], tuple[int, int]] = {}
+    for pid in tree_pids(root):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                    head, rest = fh.read().rsplit(")", 1)
+            except OSError:
+                continue
+            fields = rest.split()
+            out[pid, int(tid)] = (int(fields[11]), int(fields[12]))
+    return out
+
+
+def split_us(root: int, before: dict[tuple[int, int], tuple[int, int]],
+             after: dict[tuple[int, int], tuple[int, int]], units: int) -> dict[str, list[float]]:
+    """[user, system] microseconds per unit of each thread that ran between two task_ticks,
+    keyed "main" (the root process) or "child<n>" (the n-th child forked), with "/t<n>" for
+    its n-th other thread."""
+    children = sorted({pid for pid, _ in after if pid != root})
+    threads: dict[int, list[int]] = {}
+    for pid, tid in sorted(after):
+        if tid != pid:
+            threads.setdefault(pid, []).append(tid)
+    out = {}
+    for (pid, tid), (user, system) in sorted(after.items()):
+        u0, s0 = before.get((pid, tid), (0, 0))
+        if user - u0 or system - s0:
+            name = "main" if pid == root else f"child{children.index(pid) + 1}"
+            if tid != pid:
+                name += f"/t{threads[pid].index(tid) + 1}"
+            out[name] = [round((user - u0) / CLK_TCK / units * 1e6, 1),
+                         round((system - s0) / CLK_TCK / units * 1e6, 1)]
+    return out
+
+
 def tree_cpu_seconds(root: int) -> float:
     """User + system CPU seconds used so far by ``root`` and its live descendants."""
     ticks = (_cpu_ticks(pid) for pid in tree_pids(root))

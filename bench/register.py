@@ -12,6 +12,7 @@ rate both sustained. The last line printed is one JSON object with the figures.
     python bench/register.py [--mode memory|sqlite|all] [--seconds 10] [--rates 250,500,1000]
                              [--children 1] [--db-mode 1,2] [--db-dir /dev/shm]
                              [--journal wal|delete] [--rounds 3] [--warm] [--strace]
+                             [--split]
 
 ``--children N`` runs both servers with N workers (the cfg's ``children``; SIPp's one socket
 lands on one of them, SO_REUSEPORT hashing its flow).
@@ -28,7 +29,9 @@ with the same syncs (WAL: one fdatasync per commit; DELETE: journal and database
 with a fresh database; ``--warm`` first registers every user once (not measured), so that every
 measured REGISTER refreshes a binding (an UPDATE), as in a steady state. ``--strace`` counts the
 tree's system calls (strace -c -f, attached for one measured step; slows the server, so its CPU
-figures are not comparable) and prints the sync and write calls per REGISTER.
+figures are not comparable) and prints the sync and write calls per REGISTER. ``--split``
+prints where each step's CPU went: user and system microseconds per REGISTER of every thread
+of the tree (the main process, each child process, each thread by name).
 
 The steps start low because with a sync at every commit (WAL or rollback journal) neither server
 keeps up with more than a few hundred write-through REGISTERs per second on this machine's disk.
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import sqlite3
@@ -50,7 +54,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import KAMAILIO_MPATH, kamailio_args, kamailio_available, tree_pids  # noqa: E402
+from common import (  # noqa: E402
+    KAMAILIO_MPATH,
+    kamailio_args,
+    kamailio_available,
+    split_us,
+    task_ticks,
+    tree_pids,
+)
 from stepping import compare, sipp_step, step_up  # noqa: E402
 
 from kemi_core.testing.process import free_port, kemi_executable  # noqa: E402
@@ -155,6 +166,9 @@ class RunOptions:
     db: DbOptions = field(default_factory=DbOptions)
     warm: bool = False
     strace: bool = False
+    split: bool = False
+    #: PYTHONPATH of a second kemi tree run beside the first (``--kemi-b``)
+    kemi_b: str = ""
 
 
 def strace_counts(out: Path) -> dict[str, int]:
@@ -193,15 +207,18 @@ def traced_step(step: Callable[[], dict], pid: int, out: Path) -> dict:
 
 
 def run_mode(mode: str, work: Path, opts: RunOptions, rounds: int = 1) -> dict:
-    servers: list[tuple[str, Callable[[Path], list[str]]]] = [
-        ("kemi", lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)])]
+    kemi = lambda cfg: [*kemi_executable(), "run", "-f", str(cfg)]  # noqa: E731
+    servers: list[tuple[str, Callable[[Path], list[str]]]] = [("kemi", kemi)]
     if kamailio_available():
         servers.append(("kamailio", kamailio_args(work)))
     else:
         print("kamailio 5.6 not installed: measuring kemi alone")
+    if opts.kemi_b:  # another kemi tree, for an A/B of a change (alternated as the others)
+        servers.append(("kemi_b", kemi))
+    envs = {"kemi_b": {**os.environ, "PYTHONPATH": opts.kemi_b}} if opts.kemi_b else {}
     runs: dict[str, list[dict]] = {server: [] for server, _ in servers}
     for rnd in range(rounds):
-        # alternated: kemi first in even rounds, Kamailio first in odd ones
+        # alternated: kemi first in even rounds, Kamailio (or kemi_b) first in odd ones
         for server, make_args in (servers if rnd % 2 == 0 else servers[::-1]):
             name = f"{server}_{mode}"
             cfg, port = write_cfg(mode, name, work, opts.children, opts.db)
@@ -219,16 +236,25 @@ def run_mode(mode: str, work: Path, opts: RunOptions, rounds: int = 1) -> dict:
                                      "register")
                 if opts.strace:
                     return traced_step(step, pid, work / f"{name}_{rate}.strace")
+                if opts.split:
+                    before = task_ticks(pid)
+                    r = step()
+                    r["split_us_user_system"] = split_us(pid, before, task_ticks(pid),
+                                                         max(r["ok"], 1))
+                    print(f"    {name} split (us per REGISTER, user/system): "
+                          f"{r['split_us_user_system']}", flush=True)
+                    return r
                 return step()
 
-            res = step_up(name, make_args(cfg), port, work, opts.rates, run_step, "register")
+            res = step_up(name, make_args(cfg), port, work, opts.rates, run_step, "register",
+                          env=envs.get(server))
             res["round"] = rnd
             if any(s["failed"] for s in res["steps"]):  # what the server said about it
                 lines = (work / f"{name}.log").read_text(errors="replace").splitlines()
                 print("\n".join(f"    | {line}" for line in lines[-12:]), flush=True)
             runs[server].append(res)
     section: dict = {"results": [r for rs in runs.values() for r in rs]}
-    if len(runs) == 2:
+    if "kamailio" in runs:
         per_round = [compare(k, m, "register") for k, m in zip(runs["kemi"], runs["kamailio"],
                                                                 strict=True)]
         section.update({f"{k}_kemi_over_kamailio" if k.endswith("ratio") else k: v
@@ -261,6 +287,10 @@ def main() -> int:
                         help="register every user once before measuring (refreshes only)")
     parser.add_argument("--strace", action="store_true",
                         help="count the system calls per REGISTER (strace -c -f)")
+    parser.add_argument("--kemi-b", default="",
+                        help="PYTHONPATH of a second kemi tree, run alternated as kemi_b")
+    parser.add_argument("--split", action="store_true",
+                        help="CPU per REGISTER by process, thread and user/system time")
     opts = parser.parse_args()
     if not sipp_available():
         print(json.dumps({"error": "sipp not installed (apt-get install sip-tester)"}))
@@ -275,7 +305,8 @@ def main() -> int:
             db_dir = Path(tempfile.mkdtemp(prefix="kemi-bench-register-db-", dir=opts.db_dir))
         try:
             run = RunOptions(rates, opts.seconds, users_file(work, opts.users), opts.users,
-                             opts.children, warm=opts.warm, strace=opts.strace)
+                             opts.children, warm=opts.warm, strace=opts.strace,
+                             split=opts.split, kemi_b=opts.kemi_b)
             for mode in modes:
                 for db_mode in ([int(x) for x in opts.db_mode.split(",")]
                                 if mode == "sqlite" else [MODES.get(mode, 0)]):
