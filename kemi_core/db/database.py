@@ -114,6 +114,57 @@ class Database:
         seq = [self._encode_values(layout, {c: r[c] for c in cols}) for r in rows]
         return self._run(f"insert into {name}", lambda c: c.executemany(text, seq), retry=False)
 
+    def write_many(self, table: TableRef, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                   key: Sequence[str] = (), how: str = "replace") -> int:
+        """One statement for many rows of the same shape, run by one executemany (a batch's
+        writes without the per-call work of insert, update and delete). ``rows`` hold the
+        values of ``columns`` in order; DATETIME columns take Unix times. ``how``:
+        ``"replace"`` (insert or update by the unique ``key`` columns, which must be among
+        ``columns``), ``"update"`` (set the other columns of the rows whose ``key`` columns
+        match; none may be NULL) or ``"delete"`` (the rows whose ``columns`` match). Several
+        rows belong in a :meth:`transaction`. Returns the driver's row count."""
+        if not rows:
+            return 0
+        layout, name = _resolve(table)
+        cols = tuple(columns)
+        ph = self.placeholder
+        if how == "replace":
+            text = sql.upsert(ph, name, cols, tuple(key))
+        elif how == "update":
+            sets = tuple(c for c in cols if c not in key)
+            text, _ = sql.update(ph, name, sets, [(k, "=", "") for k in key])
+            order = [cols.index(c) for c in (*sets, *key)]
+            rows = [[row[i] for i in order] for row in rows]
+            cols = (*sets, *key)
+        elif how == "delete":
+            text, _ = sql.delete(ph, name, [(c, "=", "") for c in cols])
+        else:
+            raise ValueError(f"write_many: how must be replace, update or delete, not {how!r}")
+        seq = self._encode_rows(layout, cols, rows)
+        # (retry: each statement may run again, as update, replace and delete may)
+        return self._run(f"{how} {name}", lambda c: c.executemany(text, seq), retry=True)
+
+    def _encode_rows(self, layout: Table | None, cols: tuple[str, ...],
+                     rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+        """Rows as the backend stores them (_encode's work: the usual values need it only in
+        the DATETIME columns)."""
+        types = layout.types if layout is not None else {}
+        stamps = [i for i, col in enumerate(cols) if types.get(col) is ColumnType.DATETIME]
+        encode, to_day = self._encode, self.backend.encode_datetime
+        out: list[Sequence[Any]] = []
+        for row in rows:
+            if {*map(type, row)} <= _AS_IS:
+                if stamps:
+                    row = list(row)
+                    for i in stamps:
+                        val = row[i]
+                        if val is not None and type(val) is not str:
+                            row[i] = to_day(val)
+            else:
+                row = [encode(layout, col, val) for col, val in zip(cols, row, strict=True)]
+            out.append(row)
+        return out
+
     def update(self, table: TableRef, values: Mapping[str, Any], where: Where = None) -> int:
         """Set ``values`` in the rows matching ``where``; returns how many rows matched."""
         layout, name = _resolve(table)

@@ -19,6 +19,7 @@ import pytest
 
 from kemi_core.sip import reg_save_usual
 from kemi_registrar.state import held
+from kemi_usrloc import sync
 from kemi_usrloc.domain import MemDomain
 from kemi_usrloc.testing import db_init
 
@@ -318,6 +319,19 @@ def test_write_back_saves_as_update_does(kemi_router: Any, tmp_path: Path,
     assert states == {0, 1, 2}, states  # CS_NEW, CS_SYNC and CS_DIRTY records compared
     assert len(general[3]) > 3
     assert taken.count(1) > 2 and taken.count(2) > 20, taken
+
+
+def test_write_back_flushes_in_chunks_as_in_one(kemi_router: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A flush's rows go by one executemany per statement shape, FLUSH_CHUNK rows per
+    transaction: split into chunks of three rows (a shape's rows across two chunks, a chunk
+    of one row without a transaction) the tables and records end as written in one."""
+    requests = _requests(7, 300)
+    whole = _run(kemi_router, tmp_path / "whole", 2, requests)
+    monkeypatch.setattr(sync, "FLUSH_CHUNK", 3)
+    chunked = _run(kemi_router, tmp_path / "chunked", 2, requests)
+    assert chunked == whole
+    assert len(whole[3]) > 3
 
 
 def _failing(cur: Any, arg: Any) -> Any:

@@ -99,16 +99,24 @@ def place(contacts: list[Contact], new: Contact, desc_time_order: bool) -> list[
     return [*contacts, new]
 
 
+#: the columns of a ``location`` row as row_values gives them
+ROW_COLUMNS = ("ruid", "username", "domain", "contact", "received", "path", "expires", "q",
+               "callid", "cseq", "last_modified", "flags", "cflags", "user_agent", "socket",
+               "methods", "instance", "reg_id", "server_id", "connection_id", "keepalive",
+               "partition")
+
+
+def row_values(c: Contact, username: str, domain: str | None) -> tuple[Any, ...]:
+    """A row of Kamailio's ``location`` table, the values of ROW_COLUMNS (a flush writes
+    many such rows at once)."""
+    return (c.ruid, username, domain, c.c, c.received, c.path, c.expires, q_column(c.q),
+            c.callid, c.cseq, c.last_modified, c.flags, c.cflags, c.user_agent, c.socket,
+            c.methods, c.instance, c.reg_id, c.server_id, c.tcpconn_id, c.keepalive, 0)
+
+
 def to_row(c: Contact, username: str, domain: str | None) -> dict[str, Any]:
     """A row of Kamailio's ``location`` table."""
-    return {"ruid": c.ruid, "username": username, "domain": domain, "contact": c.c,
-            "received": c.received, "path": c.path, "expires": c.expires,
-            "q": q_column(c.q), "callid": c.callid,
-            "cseq": c.cseq, "last_modified": c.last_modified, "flags": c.flags,
-            "cflags": c.cflags, "user_agent": c.user_agent, "socket": c.socket,
-            "methods": c.methods, "instance": c.instance, "reg_id": c.reg_id,
-            "server_id": c.server_id, "connection_id": c.tcpconn_id,
-            "keepalive": c.keepalive, "partition": 0}
+    return dict(zip(ROW_COLUMNS, row_values(c, username, domain), strict=True))
 
 
 #: (field index, column) of the fields stored as they are; q is converted (q_column), the AOR

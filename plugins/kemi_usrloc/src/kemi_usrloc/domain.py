@@ -23,6 +23,7 @@ from kemi_usrloc.contact import (
     Contact,
     changed_row,
     from_row,
+    row_values,
     to_row,
 )
 from kemi_usrloc.stats import DomainStats
@@ -175,6 +176,11 @@ class Domain:
     def row_of(self, c: Contact) -> dict[str, Any]:
         username, domain = self.ul.split_aor(c.aor)
         return to_row(c, username, domain if self.ul.use_domain else None)
+
+    def values_of(self, c: Contact) -> tuple[Any, ...]:
+        """row_of's values, in ROW_COLUMNS' order."""
+        username, domain = self.ul.split_aor(c.aor)
+        return row_values(c, username, domain if self.ul.use_domain else None)
 
     def _write_refresh(self, before: Contact, after: Contact) -> None:
         """The usual write-through: an AOR's only binding refreshed (what _write_diff's loops

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from functools import partial
-from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from kemi_core.api import Database
-from kemi_usrloc.contact import CS_NEW, Contact
+from kemi_core.api import db as db_api
+from kemi_usrloc.contact import CS_NEW, ROW_COLUMNS, Contact
 
 if TYPE_CHECKING:
     from kemi_usrloc.domain import Domain
@@ -43,48 +43,71 @@ class Batch:
         return not (self.upserts or self.deletes or self.expired_before is not None)
 
 
-#: statements committed together by a flush: one commit (one sync of the file) per this many
-#: rows rather than one per row, while a huge flush still lets other writers in between
+#: rows written together by a flush: one commit (one sync of the file) per this many rows
+#: rather than one per row, while a huge flush still lets other writers in between
 FLUSH_CHUNK = 1000
 
+#: ``(rows, write(start, stop) -> rows counted)``: one statement shape of a batch, run by one
+#: executemany over any slice of its rows
+_Group = tuple[int, Callable[[int, int], int]]
 
-def _statements(db: Database, batches: list[Batch]) -> Iterator[Callable[[], int]]:
-    """The batches' statements, each a call returning what it counts (1 a row written or
-    deleted by ruid, the expired delete the rows it took)."""
+
+def _groups(db: Database, batches: list[Batch]) -> Iterator[_Group]:
+    """The batches' writes, one group per statement shape: the deletes by ruid, the CS_NEW
+    contacts inserted (or replaced), the others updated by ruid, and db_mode 3's expired rows
+    (one statement; it counts the rows it took)."""
     for b in batches:
         layout = b.domain.ul.layout(b.domain.name)
-        for ruid in b.deletes:
-            yield partial(_counted, db.delete, layout, {"ruid": ruid})
-        for c in b.upserts:
-            row = b.domain.row_of(c)
-            if c.state == CS_NEW:
-                yield partial(_counted, db.replace, layout, row, ("ruid",))
-            else:
-                yield partial(_counted, db.update, layout, row, {"ruid": c.ruid})
+        deletes = [(ruid,) for ruid in b.deletes]
+        new = [b.domain.values_of(c) for c in b.upserts if c.state == CS_NEW]
+        dirty = [b.domain.values_of(c) for c in b.upserts if c.state != CS_NEW]
+        for how, columns, rows in (("delete", ("ruid",), deletes),
+                                   ("replace", ROW_COLUMNS, new),
+                                   ("update", ROW_COLUMNS, dirty)):
+            if rows:
+                yield len(rows), partial(_write_slice, db, layout, how, columns, rows)
         if b.expired_before is not None:
             where: list[tuple[str, str, object]] = [("expires", "<", b.expired_before),
                                                     ("expires", "!=", 0)]
             if b.domain.ul.server_id_filter:  # Kamailio's rule: only this node's rows
                 where.append(("server_id", "=", b.domain.ul.server_id))
-            yield partial(db.delete, layout, where)
+            yield 1, partial(_delete_expired, db, layout, where)
 
 
-def _counted(fn: Callable[..., object], *args: object) -> int:
-    fn(*args)
-    return 1
+def _write_slice(db: Database, layout: db_api.Table, how: str, columns: tuple[str, ...],
+                 rows: list[tuple[Any, ...]], start: int, stop: int) -> int:
+    db.write_many(layout, columns, rows[start:stop], ("ruid",), how)
+    return stop - start  # every row by ruid counts, whether or not it was there
+
+
+def _delete_expired(db: Database, layout: db_api.Table, where: db_api.Where, _start: int, _stop: int) -> int:
+    return db.delete(layout, where)
 
 
 def write(db: Database, batches: list[Batch]) -> int:
-    """Run the batches' statements (any thread), FLUSH_CHUNK of them per transaction; DbError
-    stops at the first failure (that chunk's rows roll back; chunks before stay written, and
-    every statement may run again: the next flush writes the same rows by ruid)."""
+    """Write the batches (any thread), FLUSH_CHUNK rows per transaction; DbError stops at the
+    first failure (that chunk's rows roll back; chunks before stay written, and every
+    statement may run again: the next flush writes the same rows by ruid)."""
+    chunks: list[list[tuple[Callable[[int, int], int], int, int]]] = [[]]
+    room = FLUSH_CHUNK
+    for size, run in _groups(db, batches):
+        start = 0
+        while start < size:
+            if not room:
+                chunks.append([])
+                room = FLUSH_CHUNK
+            stop = min(size, start + room)
+            chunks[-1].append((run, start, stop))
+            room -= stop - start
+            start = stop
     n = 0
-    todo = _statements(db, batches)
-    while chunk := list(islice(todo, FLUSH_CHUNK)):
-        if len(chunk) == 1:
-            n += chunk[0]()
+    for chunk in chunks:
+        if len(chunk) == 1 and chunk[0][2] - chunk[0][1] == 1:  # one row: no transaction
+            run, start, stop = chunk[0]
+            n += run(start, stop)
             continue
-        with db.transaction():
-            for stmt in chunk:
-                n += stmt()
+        if chunk:
+            with db.transaction():
+                for run, start, stop in chunk:
+                    n += run(start, stop)
     return n
