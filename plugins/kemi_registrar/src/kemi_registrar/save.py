@@ -58,13 +58,17 @@ def save_rest(ctx: MsgContext, table: str, flags: int, uri: str | None, st: Stat
             contacts = [got[1]]
             rc = RC_INSERTED if got[0] is None else RC_UPDATED
         else:
+            mem_only = bool(flags & SAVE_MEMORY_ONLY)
+            unregistered: dict[str, bool] = {}
+
             def change(old: list[Contact]) -> tuple[list[Contact] | None, Outcome]:
                 """Run under the location lock; ``contacts`` gets the ones to answer with."""
                 new, outcome = apply(old, req, now, flags, rules)
                 contacts[:] = old if new is None else new
+                unregistered.update(dict.fromkeys(outcome.unregistered, mem_only))
                 return new, outcome
 
-            outcome: Outcome = dom.update(req.aor, change, db=not flags & SAVE_MEMORY_ONLY)
+            outcome: Outcome = dom.update(req.aor, change, not mem_only, unregistered)
             if outcome.error is not None:
                 outcome.error.aor = req.aor
                 raise outcome.error

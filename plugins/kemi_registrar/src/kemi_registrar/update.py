@@ -34,9 +34,13 @@ _tuple_new = tuple.__new__
 class Outcome(NamedTuple):
     rc: int
     error: RegError | None = None
+    #: the ruids of the contacts a Contact with expires 0 removed (their rows follow save()'s
+    #: memory-only flag, not the contact's own: Kamailio's registrar sets or clears FL_MEM on
+    #: a contact before it unregisters it)
+    unregistered: tuple[str, ...] = ()
 
 
-_UPDATED, _DELETED = Outcome(RC_UPDATED), Outcome(RC_DELETED)
+_UPDATED = Outcome(RC_UPDATED)
 
 
 @attrs.frozen
@@ -137,10 +141,11 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
              else _matches(cur, b, req, rules))
                 and (req.cseq > cur.cseq or cur.callid != req.callid)):
             if b.expires == 0:
-                return [], _DELETED
+                return [], Outcome(RC_DELETED, unregistered=(cur.ruid,))
             return [_refreshed(cur, b, req, now, flags, rules)], _UPDATED
     contacts = list(old)
-    inserted = updated = deleted = False
+    inserted = updated = False
+    unregistered: list[str] = []
     touched: set[str] = set()
     for b in req.bindings:
         i = _find(contacts, b, req, rules)
@@ -161,7 +166,7 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
             return None, Outcome(-1, RegError("Invalid CSeq number", late=True))
         if b.expires == 0:
             del contacts[i]
-            deleted = True
+            unregistered.append(cur.ruid)
             continue
         refreshed = _refreshed(cur, b, req, now, flags, rules)
         if refreshed.q != cur.q or rules.desc_time_order:
@@ -177,9 +182,9 @@ def apply(old: list[Contact], req: Request, now: int, flags: int,
             and sum(1 for c in contacts if c.alive(now)) > req.max_contacts):
         return None, Outcome(-2, RegError("Too many registered contacts", 503,
                                            "Service Unavailable", rc=-2, late=True))
-    rc = RC_DELETED if deleted else RC_INSERTED if inserted else RC_UPDATED if updated \
+    rc = RC_DELETED if unregistered else RC_INSERTED if inserted else RC_UPDATED if updated \
         else RC_INSERTED
-    return contacts, Outcome(rc)
+    return contacts, Outcome(rc, unregistered=tuple(unregistered))
 
 
 #: ``one`` as save() hands it to usrloc: its compiled form when built (the refresh of the

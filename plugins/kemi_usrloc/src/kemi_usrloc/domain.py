@@ -9,7 +9,7 @@ in memory: every operation is a query on the database, so several servers can sh
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -45,6 +45,16 @@ ChangeOne = Callable[[Contact | None, A], Contact | None]
 NO_DB, WRITE_THROUGH, WRITE_BACK, DB_ONLY = 0, 1, 2, 3
 #: write-back: records marked synced per store transaction after a flush
 MARK_CHUNK = 100
+
+
+def _row_kept(c: Contact, unregistered: Mapping[str, bool] | None) -> bool:
+    """Whether removing ``c`` leaves its database row: memory-only contacts' rows stay, and a
+    contact unregistered by save() follows that save's memory-only flag."""
+    if unregistered:
+        mem_only = unregistered.get(c.ruid)
+        if mem_only is not None:
+            return mem_only
+    return bool(c.flags & FL_MEM)
 
 
 class UsrlocDbError(Exception):
@@ -137,8 +147,12 @@ class Domain:
         """Every contact of ``aor`` (expired ones not yet removed included)."""
         raise NotImplementedError
 
-    def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
-        """Apply ``fn`` to the record of ``aor`` atomically; ``db=False``: memory only."""
+    def update(self, aor: str, fn: Change[R], db: bool = True,
+               unregistered: Mapping[str, bool] | None = None) -> R:
+        """Apply ``fn`` to the record of ``aor`` atomically; ``db=False``: memory only.
+        ``unregistered``: ruid -> memory only, for the contacts ``fn`` removed on request
+        (filled by ``fn``): their rows follow that, not the contact's own FL_MEM (Kamailio's
+        registrar sets or clears FL_MEM by save()'s flag before it unregisters a contact)."""
         raise NotImplementedError
 
     def update_one(self, aor: str, fn: ChangeOne[A], arg: A,
@@ -190,7 +204,8 @@ class Domain:
             assert db is not None
             db.update(self.ul.layout(self.name), changed_row(before, after), {"ruid": after.ruid})
 
-    def _write_diff(self, old: list[Contact], new: list[Contact]) -> None:
+    def _write_diff(self, old: list[Contact], new: list[Contact],
+                    unregistered: Mapping[str, bool] | None = None) -> None:
         """Make the table's rows for one AOR go from ``old`` to ``new`` (by ruid)."""
         db, layout = self.ul.db, self.ul.layout(self.name)
         assert db is not None
@@ -209,7 +224,7 @@ class Domain:
             elif not prev.same_data(c):
                 writes.append(partial(db.update, layout, changed_row(prev, c), {"ruid": ruid}))
         for ruid, c in before.items():
-            if ruid not in after and not c.flags & FL_MEM:
+            if ruid not in after and not _row_kept(c, unregistered):
                 writes.append(partial(db.delete, layout, {"ruid": ruid}))
         if len(writes) == 1:  # a refresh: one statement, committed on its own
             writes[0]()
@@ -235,12 +250,13 @@ class MemDomain(Domain):
         for key, raw in self.table.items():
             yield ("" if key == EMPTY_AOR_KEY else key), _unpack(raw)
 
-    def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
+    def update(self, aor: str, fn: Change[R], db: bool = True,
+               unregistered: Mapping[str, bool] | None = None) -> R:
         """Without write-back (every REGISTER's save): one store write, and the database row
         changes after it with write-through."""
         mode = self.ul.db_mode
         if mode == WRITE_BACK:
-            return self._update_back(aor, fn)
+            return self._update_back(aor, fn, unregistered)
         out: tuple[list[Contact], list[Contact] | None, R] | None = None
 
         def change(raw: list[tuple[Any, ...]] | None) -> Any:
@@ -260,7 +276,7 @@ class MemDomain(Domain):
                 self.stats.changed(len(old), len(new))
             if db and mode == WRITE_THROUGH:
                 try:
-                    self._write_diff(old, new)
+                    self._write_diff(old, new, unregistered)
                 except DbError as exc:
                     raise UsrlocDbError(str(exc)) from exc
         return result
@@ -292,7 +308,8 @@ class MemDomain(Domain):
         except DbError as exc:
             raise UsrlocDbError(str(exc)) from exc
 
-    def _update_back(self, aor: str, fn: Change[R]) -> R:
+    def _update_back(self, aor: str, fn: Change[R],
+                     unregistered: Mapping[str, bool] | None) -> R:
         """update() with write-back: the contacts' sync states and the tombstones of removed
         ones change in the same transaction."""
         out: list[Any] = []
@@ -301,7 +318,7 @@ class MemDomain(Domain):
             old = _unpack(raw)
             new, result = fn(old)
             if new is not None:
-                new = self._mark(old, new, tx)
+                new = self._mark(old, new, tx, unregistered)
             out[:] = [old, new, result]
             if new is None:
                 return UNCHANGED
@@ -315,7 +332,8 @@ class MemDomain(Domain):
             self.stats.changed(len(old), len(new))
         return result  # type: ignore[no-any-return]
 
-    def _mark(self, old: list[Contact], new: list[Contact], tx: Any) -> list[Contact]:
+    def _mark(self, old: list[Contact], new: list[Contact], tx: Any,
+              unregistered: Mapping[str, bool] | None = None) -> list[Contact]:
         """Write-back: new contacts are CS_NEW, changed synced ones CS_DIRTY; removed synced
         ones are remembered for the next flush."""
         before = {c.ruid: c for c in old}
@@ -331,7 +349,7 @@ class MemDomain(Domain):
             marked.append(c)
         kept = {c.ruid for c in new}
         for c in old:
-            if c.ruid not in kept and c.state != CS_NEW and not c.flags & FL_MEM:
+            if c.ruid not in kept and c.state != CS_NEW and not _row_kept(c, unregistered):
                 tx.put(self.deleted, c.ruid, c.aor)
         return marked
 
@@ -350,8 +368,9 @@ class MemDomain(Domain):
                         batch.deletes.append(c.ruid)
                 contacts = self.get(aor)
             if mode == WRITE_BACK:
-                batch.upserts += [c for c in contacts
-                                  if c.state != CS_SYNC and not c.flags & FL_MEM]
+                for c in contacts:
+                    if c.state != CS_SYNC:
+                        (batch.unwritten if c.flags & FL_MEM else batch.upserts).append(c)
         if mode == WRITE_BACK:
             for ruid, _aor in self.deleted.items():
                 batch.deletes.append(ruid)
@@ -369,7 +388,7 @@ class MemDomain(Domain):
         for ruid in batch.tombstones:
             self.deleted.delete(ruid)
         by_aor: dict[str, list[Contact]] = {}
-        for c in batch.upserts:
+        for c in (*batch.upserts, *batch.unwritten):
             by_aor.setdefault(c.aor, []).append(c)
         # MARK_CHUNK records per store transaction: not one per AOR, nor the workers' saves
         # held up for a whole large flush
@@ -418,7 +437,8 @@ class DbDomain(Domain):
         for aor, contacts in by_aor.items():
             yield aor, self.ul.ordered(contacts)
 
-    def update(self, aor: str, fn: Change[R], db: bool = True) -> R:
+    def update(self, aor: str, fn: Change[R], db: bool = True,
+               unregistered: Mapping[str, bool] | None = None) -> R:
         database = self.ul.db
         assert database is not None
         try:
@@ -426,7 +446,7 @@ class DbDomain(Domain):
                 old = self.get(aor)
                 new, result = fn(old)
                 if new is not None:
-                    self._write_diff(old, new)
+                    self._write_diff(old, new, unregistered)
         except DbError as exc:
             raise UsrlocDbError(str(exc)) from exc
         return result

@@ -31,6 +31,10 @@ class Batch:
     domain: Domain
     #: contacts to write: CS_NEW ones inserted (or replaced), others updated, by ruid
     upserts: list[Contact] = attrs.Factory(list)
+    #: write-back: memory-only contacts (FL_MEM) not yet marked synced: marked so without a
+    #: write, as Kamailio's flush marks them (a later refresh then updates a row that is not
+    #: there, and the contact stays out of the table, as in Kamailio)
+    unwritten: list[Contact] = attrs.Factory(list)
     #: ruids whose rows go
     deletes: list[str] = attrs.Factory(list)
     #: write-back tombstones (ruids) to forget once their rows are deleted
@@ -40,7 +44,8 @@ class Batch:
 
     @property
     def empty(self) -> bool:
-        return not (self.upserts or self.deletes or self.expired_before is not None)
+        return not (self.upserts or self.unwritten or self.deletes
+                    or self.expired_before is not None)
 
 
 #: rows written together by a flush: one commit (one sync of the file) per this many rows
