@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kemi_core.testing.kamailio import KAMAILIO_MPATH
@@ -36,25 +36,31 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
-def cpu_by_pid(root: int) -> tuple[dict[int, int], int]:
-    """(ns on a CPU per process, voluntary switches) of ``root``'s tree, all threads."""
-    per: dict[int, int] = {}
-    sleeps = 0
+def _tasks(root: int) -> Iterator[tuple[int, str]]:
+    """(pid, tid) of every thread of ``root``'s tree."""
     for pid in tree_pids(root):
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
         for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
-                    per[pid] = per.get(pid, 0) + int(fh.read().split()[0])
-                with open(f"/proc/{pid}/task/{tid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("voluntary_ctxt_switches"):
-                            sleeps += int(line.split()[1])
-            except OSError:
-                continue
+            yield pid, tid
+
+
+def cpu_by_pid(root: int) -> tuple[dict[int, int], int]:
+    """(ns on a CPU per process, voluntary switches) of ``root``'s tree, all threads."""
+    per: dict[int, int] = {}
+    sleeps = 0
+    for pid, tid in _tasks(root):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                per[pid] = per.get(pid, 0) + int(fh.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/status") as fh:
+                for line in fh:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        sleeps += int(line.split()[1])
+        except OSError:
+            continue
     return per, sleeps
 
 
@@ -73,19 +79,13 @@ def task_ticks(root: int) -> dict[tuple[int, int], tuple[int, int]]:
     """(user, system) clock ticks of every thread of ``root``'s tree, keyed (pid, tid): where
     a process tree's CPU goes, split by process, thread and mode."""
     out: dict[tuple[int, int], tuple[int, int]] = {}
-    for pid in tree_pids(root):
+    for pid, tid in _tasks(root):
         try:
-            tasks = os.listdir(f"/proc/{pid}/task")
+            with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
-                    head, rest = fh.read().rsplit(")", 1)
-            except OSError:
-                continue
-            fields = rest.split()
-            out[pid, int(tid)] = (int(fields[11]), int(fields[12]))
+        out[pid, int(tid)] = (int(fields[11]), int(fields[12]))
     return out
 
 
