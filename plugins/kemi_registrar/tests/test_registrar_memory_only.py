@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from kemi_core.testing import KemiProcess, free_port
-from kemi_core.testing.kamailio import KamailioProcess, kamailio_available
+from kemi_core.testing import KamailioProcess, KemiProcess, free_port, kamailio_available
 from kemi_registrar.testing import RegUA, Reply
 from kemi_usrloc.testing import db_init
 
