@@ -155,7 +155,8 @@ def _router(mode: str, work: Path, db_mode: int = 1, db_dir: Path | None = None)
         script = work / "auth.lua"
         script.write_text(auth_bench.LUA.replace("{uas_port}", "5090"))
         cfg = work / "auth.cfg"
-        cfg.write_text(auth_bench.CFG.format(port=5060, mpath="", db=db, script=script))
+        cfg.write_text(auth_bench.CFG.format(port=5060, mpath="", db=db, script=script,
+                                             children=1))
     elif mode == "options":
         script = work / "stateless.lua"
         script.write_text(stateless_bench.LUA)

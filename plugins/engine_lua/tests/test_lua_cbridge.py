@@ -506,6 +506,81 @@ def test_a_run_made_before_and_after_its_runner_and_after_a_failure(
     assert engine.run("r_float", ctx) == 1.5
 
 
+def test_run_is_compiled_with_the_bridge_and_the_method_without(
+        make_engine: Callable[..., LuaEngine], make_ctx: Callable[..., Any]) -> None:
+    saved = cbridge.enabled
+    try:
+        for bridged in (False, True):
+            cbridge.enabled = bridged
+            engine = make_engine(RESULTS_SCRIPT)
+            assert ("run" in vars(engine)) is bridged
+            assert type(engine.run).__name__ == ("builtin_function_or_method" if bridged
+                                                 else "method")
+            ctx = make_ctx()
+            engine.ctx = outer = make_ctx()  # a run inside another's: the outer ctx comes back
+            assert engine.run("r_args", ctx, "a", 2) == "2:a,2" and engine.ctx is outer
+            with pytest.raises(ScriptDrop):
+                engine.run("r_drop", ctx)
+            assert engine.ctx is outer
+            assert engine.run("r_exit", ctx) == 1 and engine.ctx is outer
+            assert engine.run(name="r_nil", ctx=ctx) is None  # keywords: the method
+    finally:
+        cbridge.enabled = saved
+
+
+class _Holder:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+
+
+class _Raising:
+    """A message whose ``what`` attribute raises ``exc``."""
+
+    def __init__(self, what: str, exc: BaseException, is_request: Any = True) -> None:
+        self.what, self.exc, self._is_request = what, exc, is_request
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self.what:
+            raise self.exc
+        if name == "is_request":
+            return self._is_request
+        if name == "method":
+            return "Invite"
+        raise AttributeError(name)
+
+
+def test_facts_read_in_c_answer_as_resolvers_facts(make_ctx: Callable[..., Any]) -> None:
+    from kemi_engine_lua.resolver import Resolver
+
+    assert cbridge._cbridge is not None
+    reply = (b"SIP/2.0 180 Ringing\r\n" + FACTS_ACK.split(b"\r\n", 1)[1])
+    messages: list[Any] = [make_ctx(), make_ctx(FACTS_ACK), make_ctx(reply),
+                           make_ctx(FACTS_ACK.replace(b"ACK sip", b"ack sip")),
+                           make_ctx(reply.replace(b"CSeq: 1 ACK", b"CSeq: x")),
+                           make_ctx(reply.replace(b"CSeq: 1 ACK", b"CSeq: 1 x\xc3\xa9"))]
+    assert messages[4].msg.is_request is False
+    with pytest.raises(Exception):  # noqa: B017,PT011 - the reply's CSeq is unreadable
+        messages[4].msg.method  # noqa: B018
+    shapes: list[Any] = [*messages, None, object(),
+                         type("Ctx", (), {"msg": _Raising("is_request", ValueError("x"))})(),
+                         type("Ctx", (), {"msg": _Raising("method", KeyError("m"))})(),
+                         type("Ctx", (), {"msg": _Raising("upper", TypeError("u"))})()]
+    for ctx in shapes:
+        holder = _Holder(ctx)
+        resolver = Resolver.__new__(Resolver)
+        resolver.holder = holder
+        want = Resolver.facts(resolver)
+        got = cbridge._cbridge.facts_reader(holder)()
+        assert got == want and [type(v) for v in got] == [type(v) for v in want], ctx
+    # what is not an Exception goes through, as from the Python form
+    holder = _Holder(type("Ctx", (), {"msg": _Raising("method", KeyboardInterrupt())})())
+    with pytest.raises(KeyboardInterrupt):
+        cbridge._cbridge.facts_reader(holder)()
+    assert cbridge.facts(holder, lambda: "pure") is not None
+    upper = cbridge._cbridge.facts_reader(_Holder(make_ctx()))()
+    assert upper[0] is True and upper[1] == upper[2] == "INVITE"
+
+
 def test_lua_functions_not_found_is_an_error_the_engine_takes_as_lupas_path(
         tmp_path: Path) -> None:
     """init() of a library that is not loaded (or lacks Lua's functions): OSError, on which

@@ -585,6 +585,193 @@ kemi_lua_runner(lua_State *L)
     return 0;
 }
 
+/* ---- a route run's Python steps without a Python frame (engine.py, resolver.py) -------------
+ * engine_runner((engine, pure)) -> run(name, ctx, *args): LuaEngine.run for a loaded state
+ * whose runner for ``name`` is made (state.runners[name]): engine.ctx set to ctx around the
+ * runner's call and put back as a finally block does, a failure's tuple given to
+ * engine._failed (which raises). No state yet, a name without its runner, keywords: ``pure``
+ * (LuaEngine.run bound), which loads or makes them.
+ * facts_reader(holder) -> facts(): Resolver.facts (holder.ctx.msg's (is_request, method,
+ * method.upper())) with the same answers on errors; an upper-case ASCII method is its own
+ * upper(). The Python forms stay the reference (tests/test_lua_cbridge.py runs both). */
+
+static PyObject *er_s_state, *er_s_runners, *er_s_ctx, *er_s_failed, *er_s_msg,
+    *er_s_is_request, *er_s_method, *er_s_upper;
+
+static int
+er_names(void)
+{
+    if (er_s_upper != NULL)
+        return 0;
+    static const struct { PyObject **at; const char *text; } names[] = {
+        {&er_s_state, "state"}, {&er_s_runners, "runners"}, {&er_s_ctx, "ctx"},
+        {&er_s_failed, "_failed"}, {&er_s_msg, "msg"}, {&er_s_is_request, "is_request"},
+        {&er_s_method, "method"}, {&er_s_upper, "upper"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
+/* engine._failed(state, name, *result): raises; None should it return (as run returns) */
+static PyObject *
+er_failed(PyObject *engine, PyObject *state, PyObject *name, PyObject *result)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(result);
+    PyObject *small[8];
+    PyObject **argv = n + 3 <= 8 ? small : PyMem_New(PyObject *, (size_t)n + 3);
+    if (argv == NULL)
+        return PyErr_NoMemory();
+    argv[0] = engine;
+    argv[1] = state;
+    argv[2] = name;
+    for (Py_ssize_t i = 0; i < n; i++)
+        argv[i + 3] = PyTuple_GET_ITEM(result, i);
+    PyObject *out = PyObject_VectorcallMethod(er_s_failed, argv, (size_t)n + 3, NULL);
+    if (argv != small)
+        PyMem_Free(argv);
+    if (out == NULL)
+        return NULL;
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+engine_run(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *engine = PyTuple_GET_ITEM(consts, 0), *pure = PyTuple_GET_ITEM(consts, 1);
+    if (nargs < 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0))
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *state = PyObject_GetAttr(engine, er_s_state);
+    if (state == NULL)
+        return NULL;
+    PyObject *runners = state == Py_None ? NULL : PyObject_GetAttr(state, er_s_runners);
+    PyObject *runner = NULL;
+    if (runners != NULL && PyDict_CheckExact(runners))
+        runner = PyDict_GetItemWithError(runners, args[0]);  /* (borrowed) */
+    int usual = runner == NULL ? 0 : PyObject_IsTrue(runner);  /* (runners.get(name) or) */
+    if (usual <= 0) {
+        Py_DECREF(state);
+        Py_XDECREF(runners);
+        if (usual < 0 || PyErr_Occurred())
+            return NULL;
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    }
+    Py_INCREF(runner);  /* (the run may clear runners) */
+    Py_DECREF(runners);
+    PyObject *prev = PyObject_GetAttr(engine, er_s_ctx), *out = NULL;
+    if (prev == NULL || PyObject_SetAttr(engine, er_s_ctx, args[1]) < 0)
+        goto done;
+    out = PyObject_Vectorcall(runner, args + 2, (size_t)(nargs - 2), NULL);
+    /* finally: self.ctx = prev (an error there replaces the run's, as in Python) */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    if (PyObject_SetAttr(engine, er_s_ctx, prev) < 0) {
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+        Py_CLEAR(out);
+        goto done;
+    }
+    PyErr_Restore(type, value, tb);
+    if (out != NULL && PyTuple_CheckExact(out)) {  /* a failure: (code, value, trace) */
+        PyObject *failed = er_failed(engine, state, args[0], out);
+        Py_SETREF(out, failed);
+    }
+done:
+    Py_XDECREF(prev);
+    Py_DECREF(runner);
+    Py_DECREF(state);
+    return out;
+}
+
+static PyMethodDef engine_run_def = {
+    "run", (PyCFunction)(void (*)(void))engine_run, METH_FASTCALL | METH_KEYWORDS,
+    "run(name, ctx, *args) -> LuaEngine.run (compiled; see engine_runner)."};
+
+static PyObject *
+engine_runner(PyObject *Py_UNUSED(module), PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "engine_runner((engine, pure))");
+        return NULL;
+    }
+    if (er_names() < 0)
+        return NULL;
+    return PyCFunction_NewEx(&engine_run_def, consts, NULL);
+}
+
+/* the attribute, or NULL with *failed 0 when reading it raised an Exception (cleared, as
+ * ``except Exception`` does), *failed 1 for anything else (left set) */
+static PyObject *
+er_read(PyObject *obj, PyObject *name, int *failed)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) {
+        *failed = !PyErr_ExceptionMatches(PyExc_Exception);
+        if (!*failed)
+            PyErr_Clear();
+    }
+    return v;
+}
+
+static PyObject *
+facts_read(PyObject *holder, PyObject *Py_UNUSED(unused))
+{
+    int failed = 0;
+    PyObject *ctx = er_read(holder, er_s_ctx, &failed);
+    PyObject *msg = ctx == NULL ? NULL : er_read(ctx, er_s_msg, &failed);
+    PyObject *is_request = msg == NULL ? NULL : er_read(msg, er_s_is_request, &failed);
+    Py_XDECREF(ctx);
+    if (is_request == NULL) {
+        Py_XDECREF(msg);
+        return failed ? NULL : PyTuple_Pack(3, Py_None, Py_None, Py_None);
+    }
+    PyObject *method = er_read(msg, er_s_method, &failed), *upper = NULL;
+    Py_DECREF(msg);
+    if (method != NULL) {
+        int same = PyUnicode_CheckExact(method) && PyUnicode_IS_ASCII(method);
+        if (same) {
+            const Py_UCS1 *c = PyUnicode_1BYTE_DATA(method);
+            for (Py_ssize_t i = 0, n = PyUnicode_GET_LENGTH(method); i < n && same; i++)
+                same = c[i] < 'a' || c[i] > 'z';
+        }
+        if (same)
+            upper = Py_NewRef(method);
+        else if ((upper = PyObject_CallMethodNoArgs(method, er_s_upper)) == NULL) {
+            failed = !PyErr_ExceptionMatches(PyExc_Exception);
+            if (!failed)
+                PyErr_Clear();
+        }
+    }
+    PyObject *out = NULL;
+    if (failed)
+        ;
+    else if (upper != NULL)
+        out = PyTuple_Pack(3, is_request, method, upper);
+    else
+        out = PyTuple_Pack(3, is_request, Py_None, Py_None);
+    Py_DECREF(is_request);
+    Py_XDECREF(method);
+    Py_XDECREF(upper);
+    return out;
+}
+
+static PyMethodDef facts_read_def = {
+    "facts", facts_read, METH_NOARGS,
+    "facts() -> Resolver.facts (compiled; see facts_reader)."};
+
+static PyObject *
+facts_reader(PyObject *Py_UNUSED(module), PyObject *holder)
+{
+    if (er_names() < 0)
+        return NULL;
+    return PyCFunction_NewEx(&facts_read_def, holder, NULL);
+}
+
 /* ---- Python API ---------------------------------------------------------------------- */
 
 static PyObject *
@@ -648,6 +835,10 @@ static PyMethodDef methods[] = {
      "init(path): find the Lua C API in the loaded lupa module at path (OSError if not)."},
     {"take", cb_take, METH_NOARGS,
      "take(): the result or exception a KSR closure left for lupa to hand to Lua."},
+    {"engine_runner", engine_runner, METH_O,
+     "engine_runner((engine, pure)) -> LuaEngine.run(name, ctx, *args), compiled"},
+    {"facts_reader", facts_reader, METH_O,
+     "facts_reader(holder) -> Resolver.facts() over holder.ctx, compiled"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,7 +2,9 @@
 
 With it, each KSR function a script resolves is a Lua C closure (no lupa call machinery per
 crossing), and each route run from Python is a C call that does the prelude's runner's work
-(or calls it) and keeps the GIL while Lua runs; the same values and errors: every unusual argument, result and exception
+(or calls it) and keeps the GIL while Lua runs; LuaEngine.run and the prelude's facts() are C
+calls too (``engine_run``, ``facts``: no Python frame of the engine's per route run). The same
+values and errors: every unusual argument, result and exception
 goes through lupa. lupa's path stays the reference and the fallback: no compiled ``_cbridge``
 (installed without a C compiler), a Lua other than 5.4, lupa's Lua functions not found, or
 ``KEMI_LUA_CBRIDGE=0`` in the environment (``=calls``: the KSR calls only).
@@ -82,3 +84,19 @@ def bridge(lua: ModuleType, runtime: Any) -> Bridge | None:
     if run_maker is not None and lua.lua_type(run_maker) != "function":
         run_maker = None
     return Bridge(lua, runtime, make, run_maker)
+
+
+def engine_run(engine: Any, pure: Callable[..., Any]) -> Callable[..., Any] | None:
+    """LuaEngine.run without a Python frame of its own (``_cbridge.engine_runner``: the usual
+    run of a made runner; ``pure``, the method, for the rest); None: no C bridge."""
+    if not enabled or _cbridge is None:
+        return None
+    return _cbridge.engine_runner((engine, pure))  # type: ignore[no-any-return]
+
+
+def facts(holder: Any, pure: Callable[[], Any]) -> Callable[[], Any]:
+    """The prelude's ``facts()`` over ``holder.ctx`` (``_cbridge.facts_reader``), else
+    ``pure`` (Resolver.facts bound), the reference."""
+    if not enabled or _cbridge is None:
+        return pure
+    return _cbridge.facts_reader(holder)  # type: ignore[no-any-return]

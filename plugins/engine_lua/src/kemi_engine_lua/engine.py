@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -22,6 +23,7 @@ from kemi_core.api import (
     ScriptExit,
     read_script,
 )
+from kemi_engine_lua.cbridge import engine_run
 from kemi_engine_lua.resolver import Resolver
 from kemi_engine_lua.runtime import (
     DEFAULT_LUA_VERSION,
@@ -63,6 +65,12 @@ class LuaEngine:
         self.state: LuaState | None = None
         self.sources: list[str] = []  # the script texts the runtime was built from
         self._lua = lupa_module(settings.lua_version)
+        if type(self).run is LuaEngine.run:
+            # run compiled: a route whose runner is made runs without a Python frame of run's
+            # own (the dispatcher calls it for every message); the rest is run's below
+            compiled = engine_run(self, types.MethodType(LuaEngine.run, self))
+            if compiled is not None:
+                self.__dict__["run"] = compiled
 
     # ---- loading ------------------------------------------------------------------------
     def build(self, scripts: Sequence[str] | None = None,

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from kemi_core.api import ModuleError, ScriptDrop, ScriptError, ScriptExit
-from kemi_engine_lua.cbridge import bridge
+from kemi_engine_lua.cbridge import bridge, facts
 from kemi_engine_lua.prelude import PRELUDE
 from kemi_engine_lua.resolver import Resolver
 
@@ -73,6 +73,18 @@ def _is_flow(error: object) -> bool:
     return isinstance(error, ScriptExit | ScriptDrop)
 
 
+#: Resolver's own facts (a test may put another in its place, to count the reads)
+_RESOLVER_FACTS = Resolver.facts
+
+
+def _facts(resolver: Resolver) -> Callable[[], Any]:
+    """What the prelude calls for the running message's facts: compiled when the resolver's
+    facts is Resolver's own."""
+    if type(resolver).facts is _RESOLVER_FACTS:
+        return facts(resolver.holder, resolver.facts)
+    return resolver.facts
+
+
 class LuaState:
     """A Lua runtime with the prelude and every script loaded, checked."""
 
@@ -85,7 +97,7 @@ class LuaState:
         c = self.bridge
         runner, load, has, watch, crun = self.runtime.execute(
             PRELUDE, resolver.ksr_top, resolver.ksr_member, resolver.sr_top, resolver.sr_member,
-            _is_flow, resolver.facts, c and c.make, id, c and c.take)
+            _is_flow, _facts(resolver), c and c.make, id, c and c.take)
         self._runner = runner
         self._crun = crun  # the C run's pieces of the prelude (None without the bridge)
         #: name -> runner(*args): what the function returned, or a tuple (code, value,
