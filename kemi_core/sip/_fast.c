@@ -1829,9 +1829,38 @@ typedef struct {
  * "<1-9 ASCII digits> <the request's own method>". The value is put in the cache (the getter's
  * key) and returned (a new reference); NULL without an exception: another shape, or not a
  * request, which the getter parses or refuses; NULL with one on error. */
+/* A message's From or To read the first time (scripts read $fd, $fu, $tu ... for every request,
+ * tm a relayed request's From, the dialog a reply's To), parsed here when its one line has a
+ * shape of name_addr_fields, as the getter's parse_name_addr gives it. The value is put in the
+ * cache and returned (a new reference); NULL without an exception: no such single line or
+ * another shape, which the getter refuses or parses; NULL with one on error. */
+static PyObject *
+name_addr_ahead(PyObject *msg, PyObject *key, PyObject *cache)
+{
+    PyObject *keys = *field(msg, F_NAMES), *lines = *field(msg, F_LINES);
+    if (keys == NULL || lines == NULL || !PyList_CheckExact(keys) || !PyList_CheckExact(lines))
+        return NULL;
+    int absent;
+    PyObject *value = single_line_value(NULL, keys, lines, key, &absent);
+    if (value == NULL)
+        return NULL;
+    PyObject *fields = name_addr_fields(NULL, value);
+    Py_DECREF(value);
+    if (fields == NULL || fields == Py_None) {
+        Py_XDECREF(fields);
+        return NULL;
+    }
+    PyObject *result = as_value(name_addr_type, fields);
+    if (result != NULL && PyDict_SetItem(cache, key, result) < 0)
+        Py_CLEAR(result);
+    return result;
+}
+
 static PyObject *
 request_value_ahead(PyObject *msg, PyObject *key, PyObject *cache)
 {
+    if (name_addr_type != NULL && (key_is(key, s_from) || key_is(key, s_to)))
+        return name_addr_ahead(msg, key, cache);
     int is_call_id = key_is(key, s_call_id);
     if (!is_call_id && (cseq_type == NULL || !key_is(key, s_cseq) ||
                         *field(msg, F_IS_REQUEST) != Py_True))
