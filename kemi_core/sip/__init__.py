@@ -12,7 +12,12 @@ from kemi_core.sip.binding_fast import (
     reg_save_usual,
     ul_change_one,
 )
-from kemi_core.sip.calls_fast import method_tester, registrar_saver, reply_relayer
+from kemi_core.sip.calls_fast import (
+    maxfwd_processor,
+    method_tester,
+    registrar_saver,
+    reply_relayer,
+)
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
 from kemi_core.sip.http import http_request, is_http
@@ -70,6 +75,7 @@ __all__ = [
     "header_key",
     "method_bit",
     "method_tester",
+    "maxfwd_processor",
     "http_request",
     "is_http",
     "nonce_open",

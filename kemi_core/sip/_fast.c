@@ -8363,6 +8363,8 @@ registrar_saver(PyObject *module, PyObject *consts)
     return PyCFunction_NewEx(&registrar_save_def, consts, NULL);
 }
 
+static PyObject *maxfwd_processor(PyObject *module, PyObject *consts); /* (register-path) */
+
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
      "index_head(text, names) -> (lines, keys) | None"},
@@ -8506,6 +8508,9 @@ static PyMethodDef methods[] = {
     {"registrar_saver", (PyCFunction)registrar_saver, METH_O,
      "registrar_saver((cfg, held, const_flags, save_globals, pure, rest)) -> registrar's "
      "save (native cfg's or KEMI's), compiled for its usual case"},
+    /* maxfwd's usual process_maxfwd (register-path) */
+    {"maxfwd_processor", (PyCFunction)maxfwd_processor, METH_O,
+     "maxfwd_processor((settings, pure)) -> maxfwd's process_maxfwd(ctx, limit), compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -8572,6 +8577,109 @@ PyInit__fast(void)
     if (PyType_Ready(&ContextMakerType) < 0)
         return NULL;
     return PyModule_Create(&module_def);
+}
+
+/* ---- maxfwd's process_maxfwd (kemi_maxfwd), for scripts and the cfg -------------------------
+ * maxfwd_processor((settings, pure)) -> process_maxfwd(ctx, limit): for an int limit of
+ * 0..255 and a message whose Max-Forwards reads as an int other than 0, the value lowered by
+ * one (and to settings.max_limit) through msg.set_max_forwards, 1; 0 gives -1. Everything else
+ * (no header: it is added; a bad header or limit: logged; another type) is ``pure``'s
+ * (kemi_maxfwd.process_maxfwd), which stays the reference (kemi_maxfwd's
+ * test_maxfwd_process.py runs both on the same messages). Every Lua/KEMI request route of
+ * Kamailio's examples starts with it. */
+
+static PyObject *mf_s_msg, *mf_s_max_forwards, *mf_s_max_limit, *mf_s_set_max_forwards;
+
+static PyObject *
+maxfwd_process(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(consts, 1);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
+            || !PyLong_CheckExact(args[1]))
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    int overflow;
+    long limit = PyLong_AsLongAndOverflow(args[1], &overflow);
+    if (overflow || limit < 0 || limit > 255) {
+        if (limit == -1 && PyErr_Occurred())
+            return NULL;
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    }
+    PyObject *msg = PyObject_GetAttr(args[0], mf_s_msg);
+    if (msg == NULL)
+        return NULL;
+    PyObject *value = PyObject_GetAttr(msg, mf_s_max_forwards), *out = NULL;
+    if (value == NULL || !PyLong_CheckExact(value)) {
+        /* a bad header (read again there, logged) or none (added there) */
+        if (value == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                goto done;
+            PyErr_Clear();
+        }
+        out = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+        goto done;
+    }
+    long n = PyLong_AsLongAndOverflow(value, &overflow);
+    if (overflow || n < 0) {
+        if (n == -1 && PyErr_Occurred())
+            goto done;
+        out = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+        goto done;
+    }
+    if (n == 0) {
+        out = PyLong_FromLong(-1);
+        goto done;
+    }
+    PyObject *bound = PyObject_GetAttr(PyTuple_GET_ITEM(consts, 0), mf_s_max_limit);
+    if (bound == NULL)
+        goto done;
+    PyObject *lowered = PyLong_FromLong(n - 1);
+    PyObject *set_to = lowered;
+    if (lowered != NULL) {
+        int over = PyObject_RichCompareBool(lowered, bound, Py_GT);
+        if (over < 0)
+            set_to = NULL;
+        else if (over)
+            set_to = bound;
+    }
+    if (set_to != NULL) {
+        PyObject *argv[2] = {msg, set_to};
+        PyObject *r = PyObject_VectorcallMethod(mf_s_set_max_forwards, argv,
+                                                2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (r != NULL) {
+            Py_DECREF(r);
+            out = PyLong_FromLong(1);
+        }
+    }
+    Py_XDECREF(lowered);
+    Py_DECREF(bound);
+done:
+    Py_XDECREF(value);
+    Py_DECREF(msg);
+    return out;
+}
+
+static PyMethodDef maxfwd_process_def = {
+    "process_maxfwd", (PyCFunction)(void (*)(void))maxfwd_process,
+    METH_FASTCALL | METH_KEYWORDS,
+    "process_maxfwd(ctx, limit) -> maxfwd's process_maxfwd (compiled; see maxfwd_processor)."};
+
+static PyObject *
+maxfwd_processor(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "maxfwd_processor((settings, pure))");
+        return NULL;
+    }
+    static const struct { PyObject **at; const char *text; } names[] = {
+        {&mf_s_msg, "msg"}, {&mf_s_max_forwards, "max_forwards"},
+        {&mf_s_max_limit, "max_limit"}, {&mf_s_set_max_forwards, "set_max_forwards"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
+    return PyCFunction_NewEx(&maxfwd_process_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

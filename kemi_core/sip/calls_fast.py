@@ -1,7 +1,9 @@
 """Compiled forms of plugin functions the usual native-cfg REGISTER calls, so that their call
 runs no Python frame of its own (_fast.c's "calls that need no Python frame" section):
-textops' is_method (``method_tester``), registrar's save (``registrar_saver``) and tm's usual
-relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply"). Each takes
+textops' is_method (``method_tester``), registrar's save (``registrar_saver``), tm's usual
+relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply") and maxfwd's
+process_maxfwd (``maxfwd_processor``: the first call of every request route of Kamailio's
+examples, in Lua, KEMI and the cfg). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -12,6 +14,11 @@ from kemi_core.sip.syntax import PURE_PYTHON
 try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
-    from kemi_core.sip._fast import method_tester, registrar_saver, reply_relayer
+    from kemi_core.sip._fast import (
+        maxfwd_processor,
+        method_tester,
+        registrar_saver,
+        reply_relayer,
+    )
 except ImportError:
-    method_tester = registrar_saver = reply_relayer = None
+    maxfwd_processor = method_tester = registrar_saver = reply_relayer = None

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import pytest
+
 import kemi_maxfwd
 from kemi_core.testing import context, offline_core, request
 
@@ -53,3 +58,55 @@ def test_limit_out_of_0_to_255_is_an_error() -> None:
         assert ctx.msg.max_forwards == 5  # left as it was
     for limit in (0, 255):
         assert kemi_maxfwd.process_maxfwd(_ctx(None), limit) == 2
+
+
+# ---- the compiled form (kemi_core.sip.maxfwd_processor) against the function -----------------
+MF_LINES = [None, "Max-Forwards: 0", "Max-Forwards: 1", "Max-Forwards: 5", "Max-Forwards: 69",
+            "Max-Forwards: 70", "Max-Forwards: 71", "Max-Forwards: 255", "Max-Forwards: 256",
+            "Max-Forwards: lots", "Max-Forwards:", "Max-Forwards:  7 ", "Max-Forwards: 007",
+            "Max-Forwards: 3\r\nMax-Forwards: 4", "Max-Forwards: -1", "max-forwards: 9"]
+LIMITS: list[Any] = [-1, 0, 1, 10, 70, 255, 256, True, False, 1 << 70, "10", 2.0]
+
+
+@pytest.mark.skipif(kemi_maxfwd.maxfwd_processor is None, reason="_fast not built")
+@pytest.mark.parametrize("max_limit", [0, 16, 70, 255])
+@pytest.mark.parametrize("line", MF_LINES)
+def test_compiled_form_does_what_the_function_does(line: str | None, max_limit: int,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """Same results, message bytes, Max-Forwards and log lines, the usual case and every other
+    (added, bad header, bad limit, a limit of another type)."""
+    assert kemi_maxfwd._process_compiled is not kemi_maxfwd.process_maxfwd
+
+    raw = request("INVITE", "sip:b@127.0.0.1", 5070, max_forwards=None, extra=line or "")
+
+    def outcome(fn: Any, limit: Any) -> tuple[Any, ...]:
+        core, _ = offline_core(("maxfwd", kemi_maxfwd), params={("maxfwd", "max_limit"): max_limit})
+        ctx = context(core, raw)
+        caplog.clear()
+        try:
+            got: Any = fn(ctx, limit)
+        except Exception as exc:  # noqa: BLE001 - compared between the two forms
+            got = (type(exc).__name__, str(exc))
+        try:
+            value: Any = ctx.msg.max_forwards
+        except Exception as exc:  # noqa: BLE001 - compared between the two forms
+            value = type(exc).__name__
+        return got, value, ctx.msg.to_bytes(), [(r.levelname, r.getMessage()) for r in caplog.records]
+
+    with caplog.at_level(logging.DEBUG, logger="kemi.maxfwd"):
+        for limit in LIMITS:
+            assert outcome(kemi_maxfwd._process_compiled, limit) == outcome(
+                kemi_maxfwd.process_maxfwd, limit), limit
+    # the reference says what the cases are
+    if line == "Max-Forwards: 5":
+        assert outcome(kemi_maxfwd.process_maxfwd, 10)[:2] == (1, min(4, max_limit))
+    if line == "Max-Forwards: lots":
+        assert outcome(kemi_maxfwd.process_maxfwd, 10)[0] == -2
+
+
+def test_scripts_and_the_cfg_call_the_compiled_form() -> None:
+    core, _ = offline_core(("maxfwd", kemi_maxfwd))
+    names = {e.name: e.func for e in kemi_maxfwd.exports()}
+    assert names["process_maxfwd"] is kemi_maxfwd._process_compiled
+    for name in ("mf_process_maxfwd_header", "process_maxfwd"):
+        assert core.cfg_functions[name].func is kemi_maxfwd._process_compiled

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+import attrs
 
 from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, export, hookimpl
-from kemi_core.sip import SipParseError
+from kemi_core.sip import SipParseError, maxfwd_processor
 
 log = logging.getLogger("kemi.maxfwd")
 
@@ -23,7 +26,8 @@ _settings = _Settings()
 
 def exports() -> list[KemiExport]:
     return [
-        export(MODULE, "process_maxfwd", process_maxfwd, "i"),
+        attrs.evolve(export(MODULE, "process_maxfwd", process_maxfwd, "i"),
+                     func=_process_compiled),
         export(MODULE, "is_maxfwd_lt", is_maxfwd_lt, "i"),
     ]
 
@@ -32,8 +36,9 @@ def exports() -> list[KemiExport]:
 def mod_register(core: Core) -> None:
     core.declare_param(MODULE, "max_limit", int, DEFAULT_MAX_LIMIT,
                        doc="upper bound: a larger Max-Forwards is lowered to it")
-    core.add_cfg_function(CfgFunction(MODULE, "mf_process_maxfwd_header", process_maxfwd, 1, 1, (0,)))
-    core.add_cfg_function(CfgFunction(MODULE, "process_maxfwd", process_maxfwd, 1, 1, (0,)))
+    core.add_cfg_function(CfgFunction(MODULE, "mf_process_maxfwd_header", _process_compiled, 1, 1,
+                                      (0,)))
+    core.add_cfg_function(CfgFunction(MODULE, "process_maxfwd", _process_compiled, 1, 1, (0,)))
     core.add_cfg_function(CfgFunction(MODULE, "is_maxfwd_lt", is_maxfwd_lt, 1, 1, (0,)))
     core.add_cfg_function(CfgFunction(MODULE, "mf_is_maxfwd_lt", is_maxfwd_lt, 1, 1, (0,)))
 
@@ -78,6 +83,12 @@ def process_maxfwd(ctx: MsgContext, limit: int) -> int:
         value = _settings.max_limit
     msg.set_max_forwards(value)
     return 1
+
+
+#: process_maxfwd as scripts and the cfg call it: its usual case (a Max-Forwards lowered by one,
+#: or 0) in one compiled call (kemi_core.sip.maxfwd_processor), the function above for the rest
+_process_compiled: Any = (process_maxfwd if maxfwd_processor is None
+                          else maxfwd_processor((_settings, process_maxfwd)))
 
 
 def is_maxfwd_lt(ctx: MsgContext, limit: int) -> int:
