@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from kemi_core.core_exports.log import script_log
 from kemi_core.kemi.exports import KemiExport, ReturnKind, export
 from kemi_core.pv import PvError, PvValue
+from kemi_core.sip.calls_fast import pv_reader
 
 if TYPE_CHECKING:
     from kemi_core.runtime.context import MsgContext
@@ -88,10 +91,16 @@ def is_null(ctx: MsgContext, pvname: str) -> bool:
     return spec.get(ctx) is None
 
 
+#: get and is_null as scripts call them: the spec's getter called from C for a name whose
+#: spec compiles (kemi_core.sip.pv_reader), the functions above for the rest
+_get_compiled: Any = get if pv_reader is None else pv_reader((False, get))
+_is_null_compiled: Any = is_null if pv_reader is None else pv_reader((True, is_null))
+
+
 def exports() -> list[KemiExport]:
     x, n = ReturnKind.XVAL, ReturnKind.NONE
     return [
-        export("pv", "get", get, "s", x),
+        attrs.evolve(export("pv", "get", get, "s", x), func=_get_compiled),
         export("pv", "gete", gete, "s", x),
         export("pv", "getw", getw, "s", x),
         export("pv", "getvn", getvn, "si", x),
@@ -100,5 +109,6 @@ def exports() -> list[KemiExport]:
         export("pv", "sets", _set, "ss", n, doc="Assign a string."),
         export("pv", "seti", _set, "si", n, doc="Assign an integer."),
         export("pv", "unset", unset, "s", n),
-        export("pv", "is_null", is_null, "s", ReturnKind.BOOL),
+        attrs.evolve(export("pv", "is_null", is_null, "s", ReturnKind.BOOL),
+                     func=_is_null_compiled),
     ]

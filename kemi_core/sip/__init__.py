@@ -15,8 +15,13 @@ from kemi_core.sip.binding_fast import (
 from kemi_core.sip.calls_fast import (
     maxfwd_processor,
     method_tester,
+from kemi_core.sip.calls_fast import (
+    maxfwd_processor,
+    method_tester,
+    pv_reader,
     registrar_saver,
     reply_relayer,
+)
 )
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
@@ -76,6 +81,7 @@ __all__ = [
     "method_bit",
     "method_tester",
     "maxfwd_processor",
+    "pv_reader",
     "http_request",
     "is_http",
     "nonce_open",

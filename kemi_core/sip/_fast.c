@@ -8364,6 +8364,7 @@ registrar_saver(PyObject *module, PyObject *consts)
 }
 
 static PyObject *maxfwd_processor(PyObject *module, PyObject *consts); /* (register-path) */
+static PyObject *pv_reader(PyObject *module, PyObject *consts);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -8508,9 +8509,11 @@ static PyMethodDef methods[] = {
     {"registrar_saver", (PyCFunction)registrar_saver, METH_O,
      "registrar_saver((cfg, held, const_flags, save_globals, pure, rest)) -> registrar's "
      "save (native cfg's or KEMI's), compiled for its usual case"},
-    /* maxfwd's usual process_maxfwd (register-path) */
+    /* maxfwd's usual process_maxfwd, KSR.pv's reads (register-path) */
     {"maxfwd_processor", (PyCFunction)maxfwd_processor, METH_O,
      "maxfwd_processor((settings, pure)) -> maxfwd's process_maxfwd(ctx, limit), compiled"},
+    {"pv_reader", (PyCFunction)pv_reader, METH_O,
+     "pv_reader((is_null, pure)) -> KSR.pv.get or is_null(ctx, pvname), compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -8680,6 +8683,70 @@ maxfwd_processor(PyObject *module, PyObject *consts)
                 && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
     return PyCFunction_NewEx(&maxfwd_process_def, consts, NULL);
+}
+
+/* ---- KSR.pv.get and KSR.pv.is_null (kemi_core/core_exports/pv.py) --------------------------
+ * pv_reader((is_null, pure)) -> get(ctx, pvname) or is_null(ctx, pvname): the spec of a str
+ * name from ctx.core.pv.spec (its memo: a dict lookup for a known text), then spec.get(ctx)
+ * (is_null: whether that is None). A name whose spec fails (an unknown or malformed one:
+ * logged there) or an argument of another shape goes to ``pure``, the Python form and the
+ * reference (tests/unit/test_pv_reader.py runs both on the same names and messages). Scripts
+ * test $tt and read $fd ... for every request. */
+
+static PyObject *pvr_s_core, *pvr_s_pv, *pvr_s_spec, *pvr_s_get;
+
+static PyObject *
+pv_read(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(consts, 1);
+    if (nargs != 2 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0)
+            || !PyUnicode_CheckExact(args[1]))
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *core = PyObject_GetAttr(args[0], pvr_s_core);
+    PyObject *pv = core == NULL ? NULL : PyObject_GetAttr(core, pvr_s_pv);
+    PyObject *lookup = pv == NULL ? NULL : PyObject_GetAttr(pv, pvr_s_spec);
+    PyObject *spec = lookup == NULL ? NULL : PyObject_CallOneArg(lookup, args[1]);
+    PyObject *getter = spec == NULL ? NULL : PyObject_GetAttr(spec, pvr_s_get);
+    Py_XDECREF(core);
+    Py_XDECREF(pv);
+    Py_XDECREF(lookup);
+    Py_XDECREF(spec);
+    if (getter == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();  /* (the Python form meets it again: logged or raised there) */
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    }
+    PyObject *value = PyObject_CallOneArg(getter, args[0]);
+    Py_DECREF(getter);
+    if (value == NULL || PyTuple_GET_ITEM(consts, 0) != Py_True)
+        return value;
+    PyObject *out = PyBool_FromLong(value == Py_None);
+    Py_DECREF(value);
+    return out;
+}
+
+static PyMethodDef pv_read_def = {
+    "pv_read", (PyCFunction)(void (*)(void))pv_read, METH_FASTCALL | METH_KEYWORDS,
+    "get(ctx, pvname) or is_null(ctx, pvname) -> KSR.pv's (compiled; see pv_reader)."};
+
+static PyObject *
+pv_reader(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyBool_Check(PyTuple_GET_ITEM(consts, 0))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "pv_reader((is_null, pure))");
+        return NULL;
+    }
+    static const struct { PyObject **at; const char *text; } names[] = {
+        {&pvr_s_core, "core"}, {&pvr_s_pv, "pv"}, {&pvr_s_spec, "spec"}, {&pvr_s_get, "get"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
+    return PyCFunction_NewEx(&pv_read_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------
