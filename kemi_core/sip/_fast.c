@@ -7309,14 +7309,15 @@ stateless_replier(PyObject *module, PyObject *pure)
  * (the transport's send, Core's sent counter of the reply's first 9 bytes, ctx.replied),
  * then sl's per-code counter, or its failures counter when the send did not go. Anything
  * else takes the Python forms, whole: sl's stats not set, usual_reply declining (then
- * SL_PURE), tm possibly bound (SL_TM_PURE), another Core class than SL_CORE_TYPE (its own
+ * SL_PURE), tm not looked up yet for this core or holding the request's transaction
+ * (tm.has_transaction(ctx), asked here: SL_TM_PURE), another Core class than SL_CORE_TYPE (its own
  * send_reply_to), no transport (send_reply_to logs it). The transport's send is whatever it
  * is (WorkerEndpoints' compiled udp_out for UDP, which hands other shapes to Python). */
 enum { SL_PURE, SL_TM_PURE, SL_STATE, SL_BUILD, SL_CORE_TYPE, SL_FIELDS };
 
 static PyObject *sl_tag_prefix, *sl_stats, *sl_tm, *sl_tm_for, *sl_core, *sl_transport,
     *sl_send, *sl_send_reply_to, *sl_sent_counter, *sl_sent_requests, *sl_for_code,
-    *sl_failures, *sl_replied, *sl_view, *sl_slot, *sl_get, *sl_one;
+    *sl_failures, *sl_replied, *sl_view, *sl_slot, *sl_get, *sl_has_transaction, *sl_one;
 
 /* counter.view[counter.slot] += 1 (Counter.inc in place): in the memoryview's buffer when it
  * is the usual one-dimensional array of 64-bit counts, else through the view's items */
@@ -7449,6 +7450,19 @@ sl_sender(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         PyObject *tm_for = PyObject_GetAttr(state, sl_tm_for);
         PyObject *tm = tm_for == NULL ? NULL : PyObject_GetAttr(state, sl_tm);
         int stateless = tm != NULL && tm_for == core && tm == Py_None;
+        if (tm != NULL && tm_for == core && tm != Py_None) {
+            /* tm bound: stateless unless it holds the request's transaction (register-path:
+             * the Python form's own frame saved on every reply of a cfg that loads tm) */
+            PyObject *has = PyObject_CallMethodOneArg(tm, sl_has_transaction, ctx);
+            int held = has == NULL ? -1 : PyObject_IsTrue(has);
+            Py_XDECREF(has);
+            if (held < 0) {
+                Py_DECREF(tm_for);
+                Py_DECREF(tm);
+                goto done;
+            }
+            stateless = !held;
+        }
         Py_XDECREF(tm_for);
         Py_XDECREF(tm);
         if (tm == NULL)
@@ -7515,6 +7529,7 @@ sl_names(void)
         {&sl_sent_counter, "sent_counter"}, {&sl_sent_requests, "sent_requests"},
         {&sl_for_code, "for_code"}, {&sl_failures, "failures"}, {&sl_replied, "replied"},
         {&sl_view, "view"}, {&sl_slot, "slot"}, {&sl_get, "get"},
+        {&sl_has_transaction, "has_transaction"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (*names[i].at == NULL

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -103,6 +104,8 @@ def _context(rig: Rig, n: int, shape: str, method: str) -> MsgContext:
         ctx.extra["reply_body"] = (b"hello", "text/plain")
     elif shape == "force_rport":
         ctx.force_rport = True
+    elif shape == "in_transaction":  # (with tm: send_reply is then tm's stateful reply)
+        rig.core.services["tm"].new_transaction(ctx)  # type: ignore[attr-defined]
     return ctx
 
 
@@ -148,7 +151,12 @@ def _step(rig: Rig, fns: tuple[Callable[..., int], Callable[..., int]], n: int, 
             for r in caplog.records if r.name != "asyncio"]
     prefix = kemi_sl._state.tag_prefix.encode()
     wire = [d.replace(prefix, b"PFX") for d in pending_datagrams(rig.peer)]
+    if shape == "in_transaction":  # tm's To-tag: its own per core and transaction
+        wire = [_TM_TAG.sub(b";tag=TM", d) for d in wire]
     return (shape, answer, ctx.replied, moved, logs, wire)
+
+
+_TM_TAG = re.compile(rb";tag=[0-9a-f]+-[0-9a-z]+")
 
 
 def _run(compiled: bool, steps: list[tuple[int, str, int, int, str]], peer: socket.socket,
@@ -219,10 +227,15 @@ def test_random_sequences(seed: int, peer: socket.socket, caplog: Any, monkeypat
 def test_with_tm_loaded(peer: socket.socket, caplog: Any, monkeypatch: Any) -> None:
     """tm bound: send_reply asks it for a transaction (none here: the stateless way)."""
     rnd = random.Random(7)
-    steps = [(n, rnd.choice(("usual", "usual", "ack", "100", "added")), rnd.randrange(2),
-              rnd.choice(CODES), "OK") for n in range(30)]
+    steps = [(n, rnd.choice(("usual", "usual", "ack", "100", "added", "in_transaction")),
+              rnd.randrange(2), rnd.choice(CODES), "OK") for n in range(40)]
     out = _compare(steps, peer, caplog, monkeypatch, with_tm=True)
     assert any(o[0] == "usual" and o[5] for o in out)
+    # send_reply (which=1) on a request tm holds: tm's reply, sent and counted as tm's
+    held = [o for o, step in zip(out, steps, strict=True)
+            if o[0] == "in_transaction" and step[2] == 1]
+    assert held and all(o[1] == 1 and len(o[5]) == 1 and "sl:sent_replies" not in o[3]
+                        for o in held)
 
 
 def test_another_core_class_takes_its_own_send_reply_to(peer: socket.socket) -> None:
