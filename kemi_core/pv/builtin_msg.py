@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kemi_core.pv._util import (
@@ -13,6 +14,7 @@ from kemi_core.pv._util import (
     safe,
 )
 from kemi_core.pv.registry import PvError, PvValue, register_builtin
+from kemi_core.sip.calls_fast import pv_msg_getter
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import parse_name_addr
 from kemi_core.sip.syntax import method_bit
@@ -208,6 +210,12 @@ def _from_host(ctx: MsgContext) -> PvValue:
     return u.host if u is not None and u.host else None
 
 
+def _compiled(which: int, pure: Callable[[MsgContext], PvValue]) -> Callable[[MsgContext], PvValue]:
+    """$fd (0), $ft (1), $tt (2) read in C (kemi_core.sip.pv_msg_getter: scripts read them for
+    every request), ``pure`` for what raises and when _fast is not built."""
+    return pure if pv_msg_getter is None else pv_msg_getter((which, pure))  # type: ignore[no-any-return]
+
+
 def _na_display(na: NameAddr | None) -> PvValue:
     """The display name as the header writes it, quotes kept ($fn, $tn, $pn: Kamailio's)."""
     if na is None or not na.display or "<" not in na.raw:
@@ -371,14 +379,14 @@ def _register() -> None:
     reg("mt", lambda c: 1 if c.msg.is_request else 2, doc="message type: 1 request, 2 reply")
     reg("fu", lambda c: _na_uri_text(_from(c)), doc="From URI")
     reg("fU", lambda c: _xuri_user(c, False), doc="From URI user")
-    reg("fd", _from_host, doc="From URI domain")
+    reg("fd", _compiled(0, _from_host), doc="From URI domain")
     reg("fn", lambda c: _na_display(_from(c)), doc="From display name")
-    reg("ft", functools.partial(_tag, to=False), doc="From tag")
+    reg("ft", _compiled(1, functools.partial(_tag, to=False)), doc="From tag")
     reg("tu", lambda c: _na_uri_text(_to(c)), doc="To URI")
     reg("tU", lambda c: _xuri_user(c, True), doc="To URI user")
     reg("td", lambda c: _xuri_host(c, True), doc="To URI domain")
     reg("tn", lambda c: _na_display(_to(c)), doc="To display name")
-    reg("tt", functools.partial(_tag, to=True), doc="To tag")
+    reg("tt", _compiled(2, functools.partial(_tag, to=True)), doc="To tag")
     reg("ci", _call_id, doc="Call-ID")
     reg("cs", _cseq_num, doc="CSeq number")
     reg("ct", _first_contact, doc="first Contact header value")

@@ -15,13 +15,10 @@ from kemi_core.sip.binding_fast import (
 from kemi_core.sip.calls_fast import (
     maxfwd_processor,
     method_tester,
-from kemi_core.sip.calls_fast import (
-    maxfwd_processor,
-    method_tester,
+    pv_msg_getter,
     pv_reader,
     registrar_saver,
     reply_relayer,
-)
 )
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr

@@ -8380,6 +8380,7 @@ registrar_saver(PyObject *module, PyObject *consts)
 
 static PyObject *maxfwd_processor(PyObject *module, PyObject *consts); /* (register-path) */
 static PyObject *pv_reader(PyObject *module, PyObject *consts);
+static PyObject *pv_msg_getter(PyObject *module, PyObject *consts);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -8529,6 +8530,8 @@ static PyMethodDef methods[] = {
      "maxfwd_processor((settings, pure)) -> maxfwd's process_maxfwd(ctx, limit), compiled"},
     {"pv_reader", (PyCFunction)pv_reader, METH_O,
      "pv_reader((is_null, pure)) -> KSR.pv.get or is_null(ctx, pvname), compiled"},
+    {"pv_msg_getter", (PyCFunction)pv_msg_getter, METH_O,
+     "pv_msg_getter((which, pure)) -> the getter of $fd (0), $ft (1) or $tt (2), compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -8762,6 +8765,67 @@ pv_reader(PyObject *module, PyObject *consts)
                 && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
             return NULL;
     return PyCFunction_NewEx(&pv_read_def, consts, NULL);
+}
+
+/* pv_msg_getter((which, pure)) -> getter(ctx): $fd (which 0: the From URI's host, None when
+ * it has none), $ft (1) and $tt (2: the From's or To's tag) read through the message's
+ * compiled descriptors; a read that raises goes to ``pure`` (kemi_core/pv/builtin_msg.py's
+ * _from_host or _tag), which reads it again and answers as it does (None, and for $fd's bad
+ * URI the context's last_error). tests/unit/test_pv_reader.py runs both forms. */
+static PyObject *pvm_s_msg, *pvm_s_from, *pvm_s_to, *pvm_s_uri, *pvm_s_host, *pvm_s_tag;
+
+static PyObject *
+pv_msg_get(PyObject *consts, PyObject *ctx)
+{
+    long which = PyLong_AsLong(PyTuple_GET_ITEM(consts, 0));
+    PyObject *msg = PyObject_GetAttr(ctx, pvm_s_msg);
+    PyObject *na = msg == NULL ? NULL : PyObject_GetAttr(msg, which == 2 ? pvm_s_to : pvm_s_from);
+    PyObject *value = na == NULL ? NULL : PyObject_GetAttr(na, which == 0 ? pvm_s_uri : pvm_s_tag);
+    Py_XDECREF(msg);
+    Py_XDECREF(na);
+    if (value != NULL && which == 0 && value != Py_None) {
+        PyObject *host = PyObject_GetAttr(value, pvm_s_host);
+        int some = host == NULL ? -1 : PyObject_IsTrue(host);
+        Py_SETREF(value, some < 0 ? NULL : some ? Py_NewRef(host) : Py_NewRef(Py_None));
+        Py_XDECREF(host);
+    }
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            return NULL;
+        PyErr_Clear();
+        return PyObject_CallOneArg(PyTuple_GET_ITEM(consts, 1), ctx);
+    }
+    return value;
+}
+
+static PyMethodDef pv_msg_get_def = {
+    "pv_msg_get", (PyCFunction)pv_msg_get, METH_O,
+    "getter(ctx) -> $fd, $ft or $tt (compiled; see pv_msg_getter)."};
+
+static PyObject *
+pv_msg_getter(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, 0))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "pv_msg_getter((which, pure))");
+        return NULL;
+    }
+    long which = PyLong_AsLong(PyTuple_GET_ITEM(consts, 0));
+    if (which < 0 || which > 2) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pv_msg_getter: which is 0 ($fd), 1 ($ft), 2 ($tt)");
+        return NULL;
+    }
+    static const struct { PyObject **at; const char *text; } names[] = {
+        {&pvm_s_msg, "msg"}, {&pvm_s_from, "from_"}, {&pvm_s_to, "to"}, {&pvm_s_uri, "uri"},
+        {&pvm_s_host, "host"}, {&pvm_s_tag, "tag"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return NULL;
+    return PyCFunction_NewEx(&pv_msg_get_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

@@ -3,7 +3,8 @@ runs no Python frame of its own (_fast.c's "calls that need no Python frame" sec
 textops' is_method (``method_tester``), registrar's save (``registrar_saver``), tm's usual
 relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply") and maxfwd's
 process_maxfwd (``maxfwd_processor``: the first call of every request route of Kamailio's
-examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``). Each takes
+examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the getters of
+$fd, $ft and $tt (``pv_msg_getter``). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -17,9 +18,11 @@ try:
     from kemi_core.sip._fast import (
         maxfwd_processor,
         method_tester,
+        pv_msg_getter,
         pv_reader,
         registrar_saver,
         reply_relayer,
     )
 except ImportError:
-    maxfwd_processor = method_tester = pv_reader = registrar_saver = reply_relayer = None
+    maxfwd_processor = method_tester = pv_msg_getter = None
+    pv_reader = registrar_saver = reply_relayer = None
