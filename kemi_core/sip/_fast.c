@@ -8600,6 +8600,19 @@ PyInit__fast(void)
     return PyModule_Create(&module_def);
 }
 
+/* ---- the names register-path's sections read, interned once -------------------------------- */
+typedef struct { PyObject **at; const char *text; } InternedName;
+
+static int
+intern_names(const InternedName *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
 /* ---- maxfwd's process_maxfwd (kemi_maxfwd), for scripts and the cfg -------------------------
  * maxfwd_processor((settings, pure)) -> process_maxfwd(ctx, limit): for an int limit of
  * 0..255 and a message whose Max-Forwards reads as an int other than 0, the value lowered by
@@ -8692,14 +8705,12 @@ maxfwd_processor(PyObject *module, PyObject *consts)
         PyErr_SetString(PyExc_TypeError, "maxfwd_processor((settings, pure))");
         return NULL;
     }
-    static const struct { PyObject **at; const char *text; } names[] = {
+    static const InternedName names[] = {
         {&mf_s_msg, "msg"}, {&mf_s_max_forwards, "max_forwards"},
         {&mf_s_max_limit, "max_limit"}, {&mf_s_set_max_forwards, "set_max_forwards"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (*names[i].at == NULL
-                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
-            return NULL;
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
     return PyCFunction_NewEx(&maxfwd_process_def, consts, NULL);
 }
 
@@ -8757,13 +8768,11 @@ pv_reader(PyObject *module, PyObject *consts)
         PyErr_SetString(PyExc_TypeError, "pv_reader((is_null, pure))");
         return NULL;
     }
-    static const struct { PyObject **at; const char *text; } names[] = {
+    static const InternedName names[] = {
         {&pvr_s_core, "core"}, {&pvr_s_pv, "pv"}, {&pvr_s_spec, "spec"}, {&pvr_s_get, "get"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (*names[i].at == NULL
-                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
-            return NULL;
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
     return PyCFunction_NewEx(&pv_read_def, consts, NULL);
 }
 
@@ -8817,14 +8826,12 @@ pv_msg_getter(PyObject *module, PyObject *consts)
             PyErr_SetString(PyExc_ValueError, "pv_msg_getter: which is 0 ($fd), 1 ($ft), 2 ($tt)");
         return NULL;
     }
-    static const struct { PyObject **at; const char *text; } names[] = {
+    static const InternedName names[] = {
         {&pvm_s_msg, "msg"}, {&pvm_s_from, "from_"}, {&pvm_s_to, "to"}, {&pvm_s_uri, "uri"},
         {&pvm_s_host, "host"}, {&pvm_s_tag, "tag"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (*names[i].at == NULL
-                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
-            return NULL;
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
     return PyCFunction_NewEx(&pv_msg_get_def, consts, NULL);
 }
 

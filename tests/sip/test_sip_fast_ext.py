@@ -614,6 +614,11 @@ def test_compiled_edits_match_python(data: bytes, steps: list[object]) -> None:
 
 
 # ---- the cached values read through the compiled descriptor ------------------------------------
+def _read_pure(m: SipMsg, name: str) -> object:
+    """The property ``name`` read through its pure getter (the descriptor's reference)."""
+    return message_mod.properties_py[name].__get__(m, SipMsg)
+
+
 @settings(max_examples=400, deadline=None)
 @given(datagram(), st.lists(st.one_of(st.integers(0, len(EDITS) - 1),
                                       st.sampled_from(list(message_mod.CACHED_PROPERTIES))),
@@ -635,10 +640,7 @@ def test_cached_values_read_as_the_properties(data: bytes, steps: list[int | str
                 seen.append(("raised", type(exc).__name__, str(exc)))
         return [*seen, repr(m._cache)]
 
-    def read_pure(m: SipMsg, name: str) -> object:
-        return message_mod.properties_py[name].__get__(m, SipMsg)
-
-    assert [repr(x) for x in run(compiled, getattr)] == [repr(x) for x in run(pure, read_pure)]
+    assert [repr(x) for x in run(compiled, getattr)] == [repr(x) for x in run(pure, _read_pure)]
 
 
 @pytest.mark.skipif(PURE_PYTHON, reason="KEMI_SIP_PURE is set")
@@ -684,9 +686,6 @@ def test_request_call_id_and_cseq_read_as_the_properties(method: str, callid: st
                 seen.append(("raised", exc.status, str(exc)))
         return [*seen, repr(m._cache)]
 
-    def read_pure(m: SipMsg, name: str) -> object:
-        return message_mod.properties_py[name].__get__(m, SipMsg)
-
     try:
         # parsed once first: the parser's header-name cache then knows this message's names,
         # so both messages take the same way through the parser (whether an earlier test
@@ -696,7 +695,7 @@ def test_request_call_id_and_cseq_read_as_the_properties(method: str, callid: st
         compiled, pure = parse_datagram(data), parse_datagram(data)
     except SipParseError:
         return
-    assert reads(compiled, getattr) == reads(pure, read_pure)
+    assert reads(compiled, getattr) == reads(pure, _read_pure)
 
 
 NAME_ADDRS = ["<sip:a@h>;tag=t1", "sip:a@h;tag=t2", '"Al" <sip:a@h>', "Al Bo <sip:a@h>;x=1;tag=3",
@@ -729,9 +728,6 @@ def test_from_and_to_read_as_the_properties(start: str, header: str, value: str 
                 seen.append(("raised", exc.status, str(exc)))
         return [*seen, repr(m._cache)]
 
-    def read_pure(m: SipMsg, name: str) -> object:
-        return message_mod.properties_py[name].__get__(m, SipMsg)
-
     try:
         parse_datagram(data)  # (the parser's header-name cache, as in the test above)
         compiled, pure = parse_datagram(data), parse_datagram(data)
@@ -739,7 +735,7 @@ def test_from_and_to_read_as_the_properties(start: str, header: str, value: str 
         return
     compiled._cache.pop("to", None)  # (a request's To is parsed ahead: read here instead)
     pure._cache.pop("to", None)
-    assert reads(compiled, getattr) == reads(pure, read_pure)
+    assert reads(compiled, getattr) == reads(pure, _read_pure)
 
 
 @settings(max_examples=300, deadline=None)
