@@ -19,6 +19,7 @@ from kemi_core.sip.calls_fast import (
     pv_reader,
     registrar_saver,
     reply_relayer,
+    transaction_tester,
 )
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.headers import CSeq, NameAddr, Via, parse_name_addr
@@ -79,6 +80,7 @@ __all__ = [
     "method_tester",
     "maxfwd_processor",
     "pv_reader",
+    "transaction_tester",
     "http_request",
     "is_http",
     "nonce_open",

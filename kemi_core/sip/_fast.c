@@ -8381,6 +8381,7 @@ registrar_saver(PyObject *module, PyObject *consts)
 static PyObject *maxfwd_processor(PyObject *module, PyObject *consts); /* (register-path) */
 static PyObject *pv_reader(PyObject *module, PyObject *consts);
 static PyObject *pv_msg_getter(PyObject *module, PyObject *consts);
+static PyObject *transaction_tester(PyObject *module, PyObject *pure);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -8525,13 +8526,15 @@ static PyMethodDef methods[] = {
     {"registrar_saver", (PyCFunction)registrar_saver, METH_O,
      "registrar_saver((cfg, held, const_flags, save_globals, pure, rest)) -> registrar's "
      "save (native cfg's or KEMI's), compiled for its usual case"},
-    /* maxfwd's usual process_maxfwd, KSR.pv's reads (register-path) */
+    /* maxfwd's usual process_maxfwd, KSR.pv's reads, tm's has_transaction (register-path) */
     {"maxfwd_processor", (PyCFunction)maxfwd_processor, METH_O,
      "maxfwd_processor((settings, pure)) -> maxfwd's process_maxfwd(ctx, limit), compiled"},
     {"pv_reader", (PyCFunction)pv_reader, METH_O,
      "pv_reader((is_null, pure)) -> KSR.pv.get or is_null(ctx, pvname), compiled"},
     {"pv_msg_getter", (PyCFunction)pv_msg_getter, METH_O,
      "pv_msg_getter((which, pure)) -> the getter of $fd (0), $ft (1) or $tt (2), compiled"},
+    {"transaction_tester", (PyCFunction)transaction_tester, METH_O,
+     "transaction_tester(pure) -> tm's has_transaction(ctx), compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -8833,6 +8836,60 @@ pv_msg_getter(PyObject *module, PyObject *consts)
     if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     return PyCFunction_NewEx(&pv_msg_get_def, consts, NULL);
+}
+
+/* ---- tm's has_transaction (kemi_tm/service.py) --------------------------------------------
+ * transaction_tester(pure) -> has_transaction(ctx): whether ctx.mod_state's "tm" state holds a
+ * transaction (its tx is not None), as TmService.has_transaction answers; a mod_state that is
+ * not a dict goes to ``pure`` (the method bound), the reference (kemi_tm's
+ * test_tm_has_transaction.py runs both). sl asks it for every reply of a cfg that loads tm. */
+static PyObject *tt_s_mod_state, *tt_s_tm, *tt_s_tx;
+
+static PyObject *
+tx_test(PyObject *pure, PyObject *ctx)
+{
+    PyObject *states = PyObject_GetAttr(ctx, tt_s_mod_state);
+    if (states == NULL)
+        return NULL;
+    if (!PyDict_CheckExact(states)) {
+        Py_DECREF(states);
+        return PyObject_CallOneArg(pure, ctx);
+    }
+    PyObject *state = PyDict_GetItemWithError(states, tt_s_tm);  /* (borrowed) */
+    if (state == NULL || state == Py_None) {
+        Py_DECREF(states);
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_FALSE;
+    }
+    Py_INCREF(state);
+    Py_DECREF(states);
+    PyObject *tx = PyObject_GetAttr(state, tt_s_tx);
+    Py_DECREF(state);
+    if (tx == NULL)
+        return NULL;
+    int held = tx != Py_None;
+    Py_DECREF(tx);
+    return PyBool_FromLong(held);
+}
+
+static PyMethodDef tx_test_def = {
+    "has_transaction", (PyCFunction)tx_test, METH_O,
+    "has_transaction(ctx) -> tm's (compiled; see transaction_tester)."};
+
+static PyObject *
+transaction_tester(PyObject *module, PyObject *pure)
+{
+    if (!PyCallable_Check(pure)) {
+        PyErr_SetString(PyExc_TypeError, "transaction_tester(pure)");
+        return NULL;
+    }
+    static const InternedName names[] = {
+        {&tt_s_mod_state, "mod_state"}, {&tt_s_tm, "tm"}, {&tt_s_tx, "tx"},
+    };
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
+    return PyCFunction_NewEx(&tx_test_def, pure, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

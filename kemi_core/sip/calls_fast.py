@@ -4,7 +4,7 @@ textops' is_method (``method_tester``), registrar's save (``registrar_saver``), 
 relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply") and maxfwd's
 process_maxfwd (``maxfwd_processor``: the first call of every request route of Kamailio's
 examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the getters of
-$fd, $ft and $tt (``pv_msg_getter``). Each takes
+$fd, $ft and $tt (``pv_msg_getter``), tm's has_transaction (``transaction_tester``). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -22,7 +22,8 @@ try:
         pv_reader,
         registrar_saver,
         reply_relayer,
+        transaction_tester,
     )
 except ImportError:
-    maxfwd_processor = method_tester = pv_msg_getter = None
-    pv_reader = registrar_saver = reply_relayer = None
+    maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
+    registrar_saver = reply_relayer = transaction_tester = None

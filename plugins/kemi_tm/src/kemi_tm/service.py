@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ from kemi_core.api import (
     received_via,
     reply_destination,
 )
-from kemi_core.sip import SipParseError, parse_datagram
+from kemi_core.sip import SipParseError, parse_datagram, transaction_tester
 from kemi_tm.actions import (
     Action,
     BranchFinal,
@@ -86,6 +87,10 @@ class TmService:
         if core.onsend_reply:  # else the plain methods: nothing to test per reply
             self.on_reply = self._on_reply_with_onsend  # type: ignore[method-assign]
             self.send = self._send_after_onsend  # type: ignore[method-assign]
+        if transaction_tester is not None and type(self).has_transaction is TmService.has_transaction:
+            # compiled (sl asks it for every reply): the method below for a mod_state not a dict
+            self.has_transaction = transaction_tester(  # type: ignore[method-assign]
+                types.MethodType(TmService.has_transaction, self))
 
     # ---- time ---------------------------------------------------------------------------
     def now(self) -> float:
