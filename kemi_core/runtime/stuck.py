@@ -40,6 +40,9 @@ def install(core: Core, board: WorkerBoard, rank: int) -> None:
 def describe(core: Core, frame: types.FrameType | None) -> str:
     """``route <name> at <file:line>`` of the message running under ``frame``."""
     route = running_route(frame)
+    if route is None:  # an engine whose run has no Python frame says it (app_lua's compiled run)
+        named = getattr(core.engine, "route", None)
+        route = named if isinstance(named, str) else None
     where = script_location(core, frame)
     engine = getattr(core.engine, "name", "?")
     parts = [f"{engine} route {route}" if route else f"{engine} (no route running)"]

@@ -517,12 +517,15 @@ def test_run_is_compiled_with_the_bridge_and_the_method_without(
             assert type(engine.run).__name__ == ("builtin_function_or_method" if bridged
                                                  else "method")
             ctx = make_ctx()
-            engine.ctx = outer = make_ctx()  # a run inside another's: the outer ctx comes back
+            # a run inside another's: the outer ctx and route name come back
+            outer = make_ctx()
+            engine.ctx, engine.route = outer, "outer_route"
             assert engine.run("r_args", ctx, "a", 2) == "2:a,2" and engine.ctx is outer
             with pytest.raises(ScriptDrop):
                 engine.run("r_drop", ctx)
-            assert engine.ctx is outer
+            assert engine.ctx is outer and engine.route == "outer_route"
             assert engine.run("r_exit", ctx) == 1 and engine.ctx is outer
+            assert engine.route == "outer_route"
             assert engine.run(name="r_nil", ctx=ctx) is None  # keywords: the method
     finally:
         cbridge.enabled = saved

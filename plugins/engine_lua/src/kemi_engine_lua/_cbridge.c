@@ -587,8 +587,8 @@ kemi_lua_runner(lua_State *L)
 
 /* ---- a route run's Python steps without a Python frame (engine.py, resolver.py) -------------
  * engine_runner((engine, pure)) -> run(name, ctx, *args): LuaEngine.run for a loaded state
- * whose runner for ``name`` is made (state.runners[name]): engine.ctx set to ctx around the
- * runner's call and put back as a finally block does, a failure's tuple given to
+ * whose runner for ``name`` is made (state.runners[name]): engine.ctx and engine.route set to
+ * ctx and name around the runner's call and put back as a finally block does, a failure's tuple given to
  * engine._failed (which raises). No state yet, a name without its runner, keywords: ``pure``
  * (LuaEngine.run bound), which loads or makes them.
  * facts_reader(holder) -> facts(): Resolver.facts (holder.ctx.msg's (is_request, method,
@@ -596,17 +596,17 @@ kemi_lua_runner(lua_State *L)
  * upper(). The Python forms stay the reference (tests/test_lua_cbridge.py runs both). */
 
 static PyObject *er_s_state, *er_s_runners, *er_s_ctx, *er_s_failed, *er_s_msg,
-    *er_s_is_request, *er_s_method, *er_s_upper;
+    *er_s_is_request, *er_s_method, *er_s_upper, *er_s_route;
 
 static int
 er_names(void)
 {
-    if (er_s_upper != NULL)
+    if (er_s_route != NULL)
         return 0;
     static const struct { PyObject **at; const char *text; } names[] = {
         {&er_s_state, "state"}, {&er_s_runners, "runners"}, {&er_s_ctx, "ctx"},
         {&er_s_failed, "_failed"}, {&er_s_msg, "msg"}, {&er_s_is_request, "is_request"},
-        {&er_s_method, "method"}, {&er_s_upper, "upper"},
+        {&er_s_method, "method"}, {&er_s_upper, "upper"}, {&er_s_route, "route"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (*names[i].at == NULL
@@ -662,13 +662,16 @@ engine_run(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *
     Py_INCREF(runner);  /* (the run may clear runners) */
     Py_DECREF(runners);
     PyObject *prev = PyObject_GetAttr(engine, er_s_ctx), *out = NULL;
-    if (prev == NULL || PyObject_SetAttr(engine, er_s_ctx, args[1]) < 0)
+    PyObject *prev_route = prev == NULL ? NULL : PyObject_GetAttr(engine, er_s_route);
+    if (prev_route == NULL || PyObject_SetAttr(engine, er_s_ctx, args[1]) < 0
+            || PyObject_SetAttr(engine, er_s_route, args[0]) < 0)
         goto done;
     out = PyObject_Vectorcall(runner, args + 2, (size_t)(nargs - 2), NULL);
-    /* finally: self.ctx = prev (an error there replaces the run's, as in Python) */
+    /* finally: self.ctx, self.route = prev, prev_route (an error there replaces the run's) */
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    if (PyObject_SetAttr(engine, er_s_ctx, prev) < 0) {
+    if (PyObject_SetAttr(engine, er_s_ctx, prev) < 0
+            || PyObject_SetAttr(engine, er_s_route, prev_route) < 0) {
         Py_XDECREF(type);
         Py_XDECREF(value);
         Py_XDECREF(tb);
@@ -682,6 +685,7 @@ engine_run(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *
     }
 done:
     Py_XDECREF(prev);
+    Py_XDECREF(prev_route);
     Py_DECREF(runner);
     Py_DECREF(state);
     return out;

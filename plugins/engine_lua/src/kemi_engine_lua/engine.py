@@ -61,6 +61,9 @@ class LuaEngine:
         self.settings = settings
         #: The context of the route running now; bound KSR functions read it on each call.
         self.ctx: MsgContext | None = None
+        #: The name of the route running now (the watchdog's report reads it: a compiled run
+        #: leaves no Python frame naming it)
+        self.route: str | None = None
         self.resolver = Resolver(core.registry, self, core.log.getChild("app_lua"), settings.log_mode)
         self.state: LuaState | None = None
         self.sources: list[str] = []  # the script texts the runtime was built from
@@ -126,12 +129,12 @@ class LuaEngine:
             self.load()
             state = self.state
             assert state is not None
-        prev = self.ctx
-        self.ctx = ctx
+        prev, prev_route = self.ctx, self.route
+        self.ctx, self.route = ctx, name
         try:
             result = (state.runners.get(name) or state.runner(name))(*args)
         finally:
-            self.ctx = prev
+            self.ctx, self.route = prev, prev_route
         # A route's result is one value (nil, a number...); only a failure comes as a tuple
         # (a script cannot hold a Python tuple: the KSR functions return str, int or nothing).
         if result.__class__ is not tuple:
