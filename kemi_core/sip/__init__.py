@@ -80,6 +80,7 @@ __all__ = [
     "method_tester",
     "maxfwd_processor",
     "pv_reader",
+    "pv_msg_getter",
     "transaction_tester",
     "http_request",
     "is_http",

@@ -1,10 +1,10 @@
 """Compiled forms of plugin functions the usual native-cfg REGISTER calls, so that their call
 runs no Python frame of its own (_fast.c's "calls that need no Python frame" section):
 textops' is_method (``method_tester``), registrar's save (``registrar_saver``), tm's usual
-relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply") and maxfwd's
+relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply"), maxfwd's
 process_maxfwd (``maxfwd_processor``: the first call of every request route of Kamailio's
 examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the getters of
-$fd, $ft and $tt (``pv_msg_getter``), tm's has_transaction (``transaction_tester``). Each takes
+$fd, $ft and $tt (``pv_msg_getter``) and tm's has_transaction (``transaction_tester``). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
