@@ -24,6 +24,7 @@ from kemi_core.forwarding.targets import (
     listen_for,
     parse_socket,
     reply_destination,
+    send_local,
     uri_destination,
     uri_target,
     via_reply_destination,
@@ -43,6 +44,6 @@ __all__ = [
     "DEFAULT_PORT", "MAGIC_COOKIE", "MAIN_BRANCH", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
     "Target", "apply_via", "branch_rank", "for_socket", "forced_local", "forward_reply", "forward_request",
     "is_our_via", "listen_for", "our_via", "parse_socket", "rank_mark", "received_via",
-    "reply_destination", "resolve_then", "send_to", "stamp_received", "stateless_branch",
+    "reply_destination", "resolve_then", "send_local", "send_to", "stamp_received", "stateless_branch",
     "uri_destination", "uri_target", "via_params", "via_reply_destination", "via_sent_by",
 ]

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from kemi_core.forwarding.resolver import PENDING
 from kemi_core.forwarding.socket_edit import for_socket
 from kemi_core.forwarding.targets import (
-    forced_local,
     is_our_via,
     listen_for,
+    send_local,
     uri_target,
     via_reply_destination,
 )
@@ -85,8 +85,9 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
     # (KSR.maxfwd.process_maxfwd), and doing it twice would cost a hop per proxy.
     core = ctx.core
     forced = ctx.send_socket
-    # the socket it leaves from: a forced one ($fs) names our Via and sends it, as Kamailio
-    local = None if forced is None else forced_local(core, proto, forced)
+    # the socket it leaves from (a forced one, the one it came in on) names our Via and
+    # sends it, as Kamailio
+    local = send_local(ctx, proto, forced, host)
     ours = our_via(ctx, proto, stateless_branch(msg), local)
     top = received_via(ctx, msg)
     # as it leaves from its socket (rr's double Record-Route, say)

@@ -14,6 +14,7 @@ from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.uri import parse_uri
 
 if TYPE_CHECKING:
+    from kemi_core.runtime.context import MsgContext
     from kemi_core.runtime.core import Core
     from kemi_core.sip.values import Via
     from kemi_core.transport.receiver import RecvInfo
@@ -139,6 +140,35 @@ def forced_local(core: Core, proto: str, forced: str | None) -> tuple[str, int] 
         known.clear()
     found = known[key] = _forced_local(core, proto, forced)
     return found
+
+
+def send_local(ctx: MsgContext, proto: str, forced: str | None,
+               host: str) -> tuple[str, int] | None:
+    """The socket (host, port) a request relayed over ``proto`` to ``host`` (an address, or
+    a name) leaves from, and our Via names, as Kamailio 5.6 picks it (mhomed=0, learnt by
+    running it): the one the script forced (``forced_local``); else, over UDP, the UDP
+    socket the request arrived on when the destination is of its address family (a
+    multi-homed proxy answers from where it was reached); else None, the transport's usual
+    socket. ``core.inbound_udp`` is None with one UDP listen: nothing to pick."""
+    if forced:
+        return forced_local(ctx.core, proto, forced)
+    inbound = ctx.core.inbound_udp
+    if inbound is None or proto != "udp":
+        return None
+    rcv = ctx.rcv
+    if rcv.proto != "udp":
+        return None
+    local = inbound.get((rcv.dst_ip, rcv.dst_port))
+    if local is None or (":" in local[0]) != (":" in host):
+        return None
+    return local
+
+
+def inbound_udp(core: Core) -> dict[tuple[str, int], tuple[str, int]] | None:
+    """Each UDP listen socket (host, port) to itself, for ``send_local``'s look-up of the
+    socket a request came in on; None with fewer than two (the usual socket is that one)."""
+    listens = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == "udp"]
+    return {addr: addr for addr in listens} if len(listens) > 1 else None
 
 
 def _forced_local(core: Core, proto: str, forced: str) -> tuple[str, int] | None:

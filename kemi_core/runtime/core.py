@@ -19,6 +19,7 @@ from kemi_core.config.paths import resolve_existing_file
 from kemi_core.counters import Counter, CounterTable, Gauge, Kind
 from kemi_core.errors import ConfigError, ModuleError, ScriptError
 from kemi_core.forwarding import RESOLVER, Resolver, forward_reply
+from kemi_core.forwarding.targets import inbound_udp
 from kemi_core.forwarding.via import advertised_sockets
 from kemi_core.kemi.registry import KemiRegistry
 from kemi_core.pv.table import PvTable
@@ -154,6 +155,9 @@ class Core:
         #: (proto, forced socket text) -> the socket a request then leaves from
         #: (``forwarding.targets.forced_local``'s answers, kept: asked per branch)
         self.forced_sockets: dict[tuple[str, str], tuple[str, int] | None] = {}
+        #: the UDP listen sockets a relayed request may leave from because it came in on
+        #: them (``forwarding.targets.send_local``), None with one UDP listen
+        self.inbound_udp: dict[tuple[str, int], tuple[str, int]] | None = None
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -478,6 +482,7 @@ class Core:
         self.transport = transport
         self.forced_sockets = {}  # (their answers depend on the transport's listens)
         self.advertised = advertised_sockets(self)
+        self.inbound_udp = inbound_udp(self)
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:

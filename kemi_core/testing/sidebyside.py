@@ -126,7 +126,7 @@ def side_by_side(cfg_text: str, workdir: Path, files: dict[str, str] | None = No
                  kemi_args: Sequence[str] = ()) -> Iterator[Pair]:
     """Run the config on kemi and on Kamailio at once. ``files`` are written beside each
     server's config (scripts), with the same placeholders filled (``{port}``, a second free
-    port ``{port2}`` for a config that listens twice, ``{mpath}``, ``{ctl}``, ``{dir}``). The config must load
+    port ``{port2}`` for a config that listens twice, ``{port3}`` thrice, ``{mpath}``, ``{ctl}``, ``{dir}``). The config must load
     ctl.so (Kamailio is ready when kamcmd answers on ``{ctl}``)."""
     servers = {}
     for who in ("kemi", "kamailio"):
@@ -134,7 +134,8 @@ def side_by_side(cfg_text: str, workdir: Path, files: dict[str, str] | None = No
         d.mkdir(parents=True, exist_ok=True)
         port = free_port()
         ctl = d / ("kemi_ctl" if who == "kemi" else "ctl")  # KemiProcess waits on kemi_ctl
-        values = {"port": str(port), "port2": str(free_port()), "mpath": KAMAILIO_MPATH,
+        values = {"port": str(port), "port2": str(free_port()), "port3": str(free_port()),
+                  "mpath": KAMAILIO_MPATH,
                   "ctl": str(ctl), "dir": str(d)}
         for name, text in (files or {}).items():
             (d / name).write_text(_fill(text, values))

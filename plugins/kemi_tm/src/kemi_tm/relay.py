@@ -32,10 +32,10 @@ from kemi_core.api import (
     RouteType,
     apply_via,
     for_socket,
-    forced_local,
     forward_to,
     listen_for,
     received_via,
+    send_local,
     uri_target,
     via_params,
     via_sent_by,
@@ -309,7 +309,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
         if ip is not None:
             now = svc.clock.now()
             forced = sctx.send_socket
-            local = None if forced is None else forced_local(ctx.core, bproto, forced)
+            local = send_local(sctx, bproto, forced, ip)
             d = _dest(bproto, ip, port, local)
             # as it leaves from its socket (rr's Record-Route: a copy with it)
             breq = for_socket(sctx, breq, bproto, forced)
@@ -408,7 +408,7 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
         # as it leaves from its socket (rr's Record-Route: a copy with it; still ``plain``:
         # add_branch puts ``via`` on its bytes)
         breq = for_socket(sctx, breq, bproto, forced)
-        local = None if forced is None else forced_local(ctx.core, bproto, forced)
+        local = send_local(sctx, bproto, forced, host)
         sent_by = via_sent_by(ctx, bproto, local)
         ip = resolver.known(host)
         if ip is None:
