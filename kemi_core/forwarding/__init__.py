@@ -19,6 +19,7 @@ from kemi_core.forwarding.socket_edit import SOCKET_EDIT, SocketEdit, for_socket
 from kemi_core.forwarding.targets import (
     DEFAULT_PORT,
     Target,
+    default_local,
     forced_local,
     is_our_via,
     listen_for,
@@ -42,7 +43,7 @@ from kemi_core.forwarding.via import (
 
 __all__ = [
     "DEFAULT_PORT", "MAGIC_COOKIE", "MAIN_BRANCH", "PENDING", "RESOLVER", "Resolver", "SOCKET_EDIT", "SocketEdit",
-    "Target", "apply_via", "branch_rank", "for_socket", "forced_local", "forward_reply", "forward_request",
+    "Target", "apply_via", "branch_rank", "default_local", "for_socket", "forced_local", "forward_reply", "forward_request",
     "is_our_via", "listen_for", "our_via", "parse_socket", "rank_mark", "received_via",
     "reply_destination", "resolve_then", "send_local", "send_to", "stamp_received", "stateless_branch",
     "uri_destination", "uri_target", "via_params", "via_reply_destination", "via_sent_by",

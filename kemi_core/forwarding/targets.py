@@ -8,6 +8,7 @@ when the previous hop was stamped, else its sent-by host).
 from __future__ import annotations
 
 import functools
+import ipaddress
 from typing import TYPE_CHECKING
 
 from kemi_core.sip.errors import SipParseError
@@ -145,23 +146,49 @@ def forced_local(core: Core, proto: str, forced: str | None) -> tuple[str, int] 
 def send_local(ctx: MsgContext, proto: str, forced: str | None,
                host: str) -> tuple[str, int] | None:
     """The socket (host, port) a request relayed over ``proto`` to ``host`` (an address, or
-    a name) leaves from, and our Via names, as Kamailio 5.6 picks it (mhomed=0, learnt by
-    running it): the one the script forced (``forced_local``); else, over UDP, the UDP
-    socket the request arrived on when the destination is of its address family (a
-    multi-homed proxy answers from where it was reached); else None, the transport's usual
-    socket. ``core.inbound_udp`` is None with one UDP listen: nothing to pick."""
+    a name: taken as IPv4) leaves from, and our Via names, as Kamailio 5.6 picks it (mhomed=0,
+    learnt by running it): the one the script forced (``forced_local``); else, over UDP, the
+    UDP socket the request arrived on when the destination is of its address family (a
+    multi-homed proxy answers from where it was reached); else the transport's default
+    socket (``default_local``). None with one UDP listen and UDP in and out: that one."""
     if forced:
         return forced_local(ctx.core, proto, forced)
-    inbound = ctx.core.inbound_udp
-    if inbound is None or proto != "udp":
-        return None
-    rcv = ctx.rcv
-    if rcv.proto != "udp":
-        return None
-    local = inbound.get((rcv.dst_ip, rcv.dst_port))
-    if local is None or (":" in local[0]) != (":" in host):
-        return None
-    return local
+    core = ctx.core
+    inbound = core.inbound_udp
+    if proto == "udp":
+        if inbound is None:
+            return None
+        rcv = ctx.rcv
+        if rcv.proto == "udp":
+            local = inbound.get((rcv.dst_ip, rcv.dst_port))
+            if local is not None and (":" in local[0]) == (":" in host):
+                return local
+    return default_local(core, proto, ":" in host)
+
+
+def default_local(core: Core, proto: str, v6: bool) -> tuple[str, int] | None:
+    """Kamailio's default socket to send over ``proto`` to an address of the family ``v6``
+    says (learnt by running it): of the listen sockets of that transport and family, the
+    first whose address is not a loopback one, the last when all are; None when the
+    transport has no listen of that family. Kept per (proto, family): asked per relay."""
+    key = (proto, v6)
+    known = core.default_sockets
+    if key in known:
+        return known[key]
+    listen = LISTEN_OF.get(proto, proto)
+    family = [(lst.host, lst.port) for lst in core.config.listen
+              if lst.proto == listen and (":" in lst.host) == v6]
+    found = next((addr for addr in family if not _loopback(addr[0])),
+                 family[-1] if family else None)
+    known[key] = found
+    return found
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: not an address of the loopback
+        return False
 
 
 def inbound_udp(core: Core) -> dict[tuple[str, int], tuple[str, int]] | None:

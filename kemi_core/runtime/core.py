@@ -158,6 +158,9 @@ class Core:
         #: the UDP listen sockets a relayed request may leave from because it came in on
         #: them (``forwarding.targets.send_local``), None with one UDP listen
         self.inbound_udp: dict[tuple[str, int], tuple[str, int]] | None = None
+        #: (proto, IPv6?) -> the default socket a request leaves from
+        #: (``forwarding.targets.default_local``'s answers, kept: asked per relay)
+        self.default_sockets: dict[tuple[str, bool], tuple[str, int] | None] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -483,6 +486,7 @@ class Core:
         self.forced_sockets = {}  # (their answers depend on the transport's listens)
         self.advertised = advertised_sockets(self)
         self.inbound_udp = inbound_udp(self)
+        self.default_sockets = {}
 
     def send(self, proto: str, host: str, port: int, data: bytes,
              local: tuple[str, int] | None = None) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -96,7 +97,8 @@ def _port_name(names: dict[str, str], other: str, found: re.Match[str]) -> str:
 
 def layout(text: str, names: dict[str, str]) -> list[str]:
     """What a relayed request carries: its request line, then each header, the Via and
-    Record-Route values with our ports named (P1..P3) and branches left out."""
+    Record-Route values with our ports named (P1..P3), branches and connection numbers left
+    out."""
     head = text.split("\r\n\r\n")[0].split("\r\n")
     out = [head[0]]
     for line in head[1:]:
@@ -104,7 +106,9 @@ def layout(text: str, names: dict[str, str]) -> list[str]:
         if name.lower() not in SHOWN:
             out.append(name)
             continue
-        value = re.sub(r";branch=[^;,\s]+", "", value.strip())
+        # (Kamailio's Via of a request that came in over TCP also has ";i=" and the
+        # connection's number: kemi's has not, another difference)
+        value = re.sub(r";(branch|i)=[^;,\s]+", "", value.strip())
         value = re.sub(r"127\.0\.0\.1:(\d+)", functools.partial(
             _port_name, names, "CALLER" if name.lower() == "via" else ""), value)
         out.append(f"{name}: {value}")
@@ -234,3 +238,96 @@ def test_several_workers_relay_from_the_arrival_socket_and_keep_the_replies(
         caller.close()
         stats = srv.wait_tm_settled(calls)
     assert stats["2xx"] == calls and stats["created"] == calls
+
+
+#: three UDP listens and two TCP ones (on the second and third port numbers)
+TCP_ROUTES = ROUTES.replace("request_route {", """listen=tcp:127.0.0.1:{port2}
+listen=tcp:127.0.0.1:{port3}
+request_route {""", 1)
+
+
+def stream_request(server: socket.socket, peers: list[socket.socket], call_id: str) -> str:
+    """The request of ``call_id`` that comes on a connection to ``server`` (a new one, or
+    one of ``peers``, which the server may reuse), within 3 s."""
+    deadline = time.monotonic() + 3.0
+    while (left := deadline - time.monotonic()) > 0:
+        for ready in select.select([server, *peers], [], [], left)[0]:
+            if ready is server:
+                peers.append(server.accept()[0])
+                continue
+            data = ready.recv(65535)
+            if not data:
+                peers.remove(ready)
+                ready.close()
+            elif f"Call-ID: {call_id}\r\n".encode() in data:
+                return data.decode()
+    raise TimeoutError(f"no request of {call_id} over TCP")
+
+
+def across_transports(ports: list[int], caller: socket.socket, tag: str) -> list[list[str]]:
+    """Requests relayed by t_relay() (forward() for the last) over another transport than
+    they came in on, or over TCP from another TCP socket than the default: what our Via and
+    Record-Route name, and the UDP port a request came from."""
+    names = {str(p): f"P{n}" for n, p in enumerate(ports, 1)}
+    udp_callee = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp_callee.bind(("127.0.0.1", 0))
+    tcp_callee = socket.create_server(("127.0.0.1", 0))
+    tcp_callee.settimeout(3)
+    cases = (("udp", ports[0], "tcp", "X-Tm"), ("udp", ports[1], "tcp", "X-Tm"),
+             ("tcp", ports[1], "udp", "X-Tm"), ("tcp", ports[1], "tcp", "X-Tm"),
+             ("tcp", ports[2], "tcp", "X-Tm"), ("udp", ports[1], "tcp", "X-Stateless"))
+    seen = []
+    peers: list[socket.socket] = []
+    try:
+        for n, (inp, port, out, how) in enumerate(cases):
+            call_id = f"{tag}-x-{n}"
+            if out == "tcp":
+                callee = f"{tcp_callee.getsockname()[1]};transport=tcp"
+            else:
+                callee = str(udp_callee.getsockname()[1])
+            extra = f"X-Callee: {callee}\r\nX-RR: 1\r\n{how}: 1"
+            if inp == "udp":
+                text = request_text("OPTIONS", call_id=call_id, extra=extra)
+                caller.sendto(text.replace("PORT", str(caller.getsockname()[1])).encode(),
+                              ("127.0.0.1", port))
+                conn = None
+            else:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=3)
+                text = request_text("OPTIONS", call_id=call_id, extra=extra).replace(
+                    "SIP/2.0/UDP 127.0.0.1:PORT", f"SIP/2.0/TCP 127.0.0.1:{conn.getsockname()[1]}")
+                conn.sendall(text.encode())
+            if out == "tcp":
+                got, src = stream_request(tcp_callee, peers, call_id), ("127.0.0.1", 0)
+            else:
+                got, src = receive(udp_callee, "OPTIONS", call_id)
+                answer(udp_callee, got, src, "200 OK")
+            if conn is not None:
+                conn.close()
+            where = f" from {names.get(str(src[1]), src[1])}" if out == "udp" else ""
+            seen.append([f"{how} in {inp} at {names[str(port)]}, out {out}{where}",
+                         *[line for line in layout(got, names) if line.startswith(
+                             ("Via", "Record-Route"))][:-1]])  # the caller's Via left out
+    finally:
+        for each in (udp_callee, tcp_callee, *peers):
+            each.close()
+    return seen
+
+
+def test_the_socket_of_another_transport_is_its_default_one_as_kamailio(
+        tmp_path: Path, phones: tuple[socket.socket, socket.socket]) -> None:
+    """A request relayed over another transport than it came in on, or over TCP, leaves from
+    the transport's default socket (of the listens of the family, the first not on the
+    loopback, the last when all are), whichever socket it came in on; rr's Record-Route
+    then has two entries when that is not the socket it came in on (enable_double_rr)."""
+    caller, _ = phones
+    seen = {}
+    with side_by_side(cfg_preamble(*MODULES) + TCP_ROUTES, tmp_path):
+        for who in ("kamailio", "kemi"):
+            seen[who] = across_transports(our_ports(tmp_path / who), caller, who)
+    theirs = seen["kamailio"]
+    assert theirs[1] == ["X-Tm in udp at P2, out tcp",
+                         "Record-Route: <sip:127.0.0.1:P3;transport=tcp;r2=on;lr;ftag=1>",
+                         "Record-Route: <sip:127.0.0.1:P2;r2=on;lr;ftag=1>",
+                         "Via: SIP/2.0/TCP 127.0.0.1:P3"]
+    assert theirs[2][0] == "X-Tm in tcp at P2, out udp from P3"
+    assert seen["kemi"] == theirs

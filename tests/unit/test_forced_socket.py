@@ -1,13 +1,16 @@
 """A forced send socket ($fs, force_send_socket, a branch's socket): how its text reads, which
-socket a request then leaves from, and that append_branch keeps the one forced when it runs
-(tests/e2e/test_send_socket_vs_kamailio.py compares the wire with Kamailio's)."""
+socket a request then leaves from (and, none forced, the one it came in on or the transport's
+default), and that append_branch keeps the one forced when it runs
+(tests/e2e/test_send_socket_vs_kamailio.py and test_arrival_socket_vs_kamailio.py compare the
+wire with Kamailio's)."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from kemi_core.config.model import CoreConfig, ListenAddr
-from kemi_core.forwarding import forced_local, parse_socket
+from kemi_core.forwarding import forced_local, parse_socket, send_local
 from kemi_core.native.functions import append_branch
 from kemi_core.testing import context, offline_core
 from kemi_core.testing.capture import CaptureTransport
@@ -77,3 +80,30 @@ def test_a_via_names_the_address_its_listen_advertises() -> None:
     assert via_sent_by(ctx, "udp") == "198.51.100.7:40001"
     ctx.extra["advertised_address"] = "203.0.113.1"  # set_advertised_address wins
     assert via_sent_by(ctx, "udp") == "203.0.113.1:40001"
+
+
+@pytest.mark.parametrize(("rcv", "proto", "host", "forced", "want"), [
+    # over UDP from the UDP socket it came in on, when of the destination's family
+    (("udp", 5062), "udp", "127.0.0.1", None, ("127.0.0.1", 5062)),
+    (("udp", 5060), "udp", "127.0.0.1", None, ("127.0.0.1", 5060)),
+    (("udp", 5062), "udp", "[::1]", None, None),  # no IPv6 listen: the usual socket
+    (("udp", 5062), "udp", "127.0.0.1", "udp:127.0.0.1:5060", ("127.0.0.1", 5060)),
+    # else the transport's default: of the family, the first not on the loopback, else
+    # the last (here the last UDP one; the one TCP one)
+    (("tcp", 5060), "udp", "127.0.0.1", None, ("127.0.0.1", 5062)),
+    (("udp", 5060), "tcp", "127.0.0.1", None, ("127.0.0.1", 5060)),
+    (("udp", 5060), "ws", "127.0.0.1", None, ("127.0.0.1", 5060)),
+    (("udp", 5060), "tls", "127.0.0.1", None, None),  # no TLS listen
+])
+def test_the_socket_a_relayed_request_leaves_from(
+        rcv: tuple[str, int], proto: str, host: str, forced: str | None,
+        want: tuple[str, int] | None) -> None:
+    core, _ = offline_core(config=CoreConfig(listen=LISTENS))
+    ctx = context(core, INVITE, proto=rcv[0])
+    ctx.rcv = attrs.evolve(ctx.rcv, dst_port=rcv[1])
+    assert send_local(ctx, proto, forced, host) == want
+
+
+def test_one_udp_listen_leaves_the_choice_to_the_transport() -> None:
+    core, _ = offline_core()
+    assert send_local(context(core, INVITE), "udp", None, "127.0.0.1") is None

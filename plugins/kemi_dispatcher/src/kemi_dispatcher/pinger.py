@@ -22,7 +22,6 @@ other, or one with no such listener, over UDP at the same address (logged once).
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import secrets
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from kemi_core.api import MAIN_BRANCH, Core, MsgContext, forced_local
+from kemi_core.api import MAIN_BRANCH, Core, MsgContext, default_local, forced_local
 from kemi_core.sip import SipMsg, SipParseError, parse_uri
 from kemi_dispatcher.destinations import Dest
 from kemi_dispatcher.probing import accepted, after_probe, targets
@@ -215,30 +214,18 @@ class Pinger:
 def keepalive_socket(core: Core, host: str, forced: str, proto: str = "udp") -> tuple[str, int]:
     """The listen socket a keepalive to ``host`` over ``proto`` leaves from (over TCP or TLS:
     the one its Via names), as Kamailio 5.6 sends it: ``forced`` (the destination's ``socket``
-    attribute, else ``ds_default_socket``) when it is a listen socket of ``proto``; else, of
-    those of ``host``'s address family, the first whose address is not a loopback one, the
-    last when all are (Kamailio's default send socket, learnt by running it); else the first
-    listen socket of ``proto``."""
+    attribute, else ``ds_default_socket``) when it is a listen socket of ``proto``; else
+    Kamailio's default socket for ``host``'s address family (``default_local``); else the
+    first listen socket of ``proto``."""
     if forced:
         local = forced_local(core, proto, forced)
         if local is not None:
             return local
+    local = default_local(core, proto, ":" in host)
+    if local is not None:
+        return local
     listens = [(lst.host, lst.port) for lst in core.config.listen if lst.proto == proto]
-    v6 = ":" in host
-    family = [addr for addr in listens if (":" in addr[0]) == v6]
-    for addr in family:
-        if not _loopback(addr[0]):
-            return addr
-    if family:
-        return family[-1]
     return listens[0] if listens else core.local_address(proto)
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:  # a name: not an address of the loopback
-        return False
 
 
 def make_target(uri: str) -> tuple[str, str, int] | None:

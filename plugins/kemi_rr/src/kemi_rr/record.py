@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import attrs
 
-from kemi_core.api import SOCKET_EDIT, Core, MsgContext
+from kemi_core.api import SOCKET_EDIT, Core, MsgContext, default_local
 from kemi_core.sip import SipMsg, SipParseError
 from kemi_rr.settings import RrSettings, settings
 from kemi_rr.state import RrState, branch_rr_state, rr_state
@@ -93,18 +93,16 @@ def forced_socket(send_socket: str | None) -> Socket | None:
 
 def leaves_from(core: Core, inbound: Socket, proto: str, forced: str | None) -> Socket | None:
     """The socket a request that came in on ``inbound`` leaves from over ``proto``, as
-    Kamailio picks it (mhomed off): the forced one; the one it came in on for the same
-    transport; else the first listen socket of the transport (None: there is none)."""
+    Kamailio picks it (mhomed off, learnt by running it): the forced one; over UDP, the UDP
+    socket it came in on; else the transport's default socket (``default_local``: over TCP
+    that one whichever TCP socket it came in on). None: the transport has no listen."""
     sock = forced_socket(forced)
     if sock is not None:
         return sock
-    if proto == inbound[0]:
+    if proto == "udp" == inbound[0]:
         return inbound
-    listen_proto = LISTEN_PROTO.get(proto, proto)
-    for lst in core.config.listen:
-        if lst.proto == listen_proto:
-            return proto, lst.host, lst.port
-    return None
+    local = default_local(core, proto, ":" in inbound[1])
+    return None if local is None else (proto, local[0], local[1])
 
 
 def outbound_entry(mode: int, inbound: Socket, out: Socket | None) -> Socket | None:
@@ -154,7 +152,7 @@ class PerSocket:
             return None
         inbound = self.inbound
         mode = self.mode
-        if mode == 0 or (mode == 1 and forced is None and proto == inbound[0]):
+        if mode == 0 or (mode == 1 and forced is None and proto == inbound[0] == "udp"):
             values = st.own_values  # the usual branch: one entry, made at record_route
         else:
             out = outbound_entry(mode, inbound, leaves_from(self.core, inbound, proto, forced))
