@@ -1,8 +1,8 @@
 """The Via headers of what we forward: ours on top, and ;received/;rport on the sender's.
 
 * ``our_via(ctx, proto, branch)``: the Via this server puts on a request it sends on (a
-  stateless forward, a tm branch), naming the socket it leaves from (the first listen socket
-  of ``proto``, or the one the script forced), as its listen advertises it, or what
+  stateless forward, a tm branch), naming the socket it leaves from (``targets.send_local``'s:
+  forced, the one it came in on, the transport's default), as its listen advertises it, or what
   ``set_advertised_address``/``_port`` asked for, with ``;rport`` after ``add_local_rport``:
   Kamailio's Via, whatever the number of workers (the branch names the worker:
   ``branch_rank``).
@@ -43,8 +43,8 @@ _PARSE_ERRORS = (SipParseError, AttributeError, ValueError, TypeError, IndexErro
 
 
 def via_sent_by(ctx: MsgContext, proto: str, local: tuple[str, int] | None = None) -> str:
-    """host:port our Via names for ``proto``: the socket the request leaves from (``local``,
-    a forced one: ``targets.forced_local``; else the first listen of ``proto``) as its listen
+    """host:port our Via names for ``proto``: the socket the request leaves from (``local``:
+    ``targets.send_local``'s; else the first listen of ``proto``) as its listen
     advertises it
     (``listen=... advertise host:port``), or what set_advertised_address/_port asked for."""
     core = ctx.core

@@ -110,8 +110,9 @@ class WorkerEndpoints:
         self.udp: dict[tuple[str, int], UdpSocket] = {}
         #: the sends all these UDP sockets hold while a read-ahead event is routed
         self.outbox = Outbox()
-        #: where a request leaves from unless the script forced a socket: the first UDP
-        #: listen socket (the name the compiled ``udp_out`` reads)
+        #: where a UDP send leaves from when no socket is named (``forwarding.targets.
+        #: send_local`` names one for a relayed request): the first UDP listen socket (the name
+        #: the compiled ``udp_out`` reads)
         self.own_udp: UdpSocket | None = None
         #: the rank's UDP sockets made by the main process (None: bind them here, fork=no)
         self.sockets = sockets
