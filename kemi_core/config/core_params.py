@@ -78,6 +78,7 @@ IMPLEMENTED: dict[str, tuple[Kind, str | None]] = {
     "tcp_accept_no_cl": (Kind.BOOL, "tcp_accept_no_cl"),
     # onsend_route also on the replies forwarded (statelessly or relayed by tm; not local ones)
     "onsend_route_reply": (Kind.BOOL, "onsend_route_reply"),
+    "mhomed": (Kind.BOOL, "mhomed"),
     # kemi's worker supervision (not in Kamailio): seconds one message may keep a worker busy
     # before it is killed and replaced (0: never), and the resident memory (MB) past which a
     # worker is replaced once its transactions are done (0: no limit).
@@ -95,7 +96,7 @@ NOT_IMPLEMENTED: frozenset[str] = frozenset(
     latency_limit_action latency_limit_db latency_log local_rport
     log_name log_prefix_mode log_color maxbuffer max_branches
     max_recursive_level max_while_loops mcast mcast_loopback mcast_ttl mem_join mem_safety
-    mem_status_mode mem_summary mhomed mlock_pages modinit_delay
+    mem_status_mode mem_summary mlock_pages modinit_delay
     open_files_limit phone2tel pmtu_discovery pv_buffer_size pv_buffer_slots pv_cache_limit
     pv_cache_action rundir run_dir received_route_mode reply_to_via route_locks_size
     server_header server_signature shm_force_alloc shm_mem_size sip_parser_log

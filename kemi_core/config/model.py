@@ -134,6 +134,9 @@ class CoreConfig:
     tcp_accept_no_cl: bool = False
     #: onsend_route_reply=yes: onsend_route also runs for the replies forwarded or relayed
     onsend_route_reply: bool = False
+    #: mhomed=1: a request relayed over UDP leaves from the UDP listen with the address the
+    #: kernel would send from to its destination (``forwarding.mhomed``)
+    mhomed: bool = False
     exit_timeout: int = 10
     watchdog_timeout: int = 10
     worker_rss_limit: int = 0

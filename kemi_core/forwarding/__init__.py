@@ -2,7 +2,8 @@
 
 * our Via, ;received/;rport on the sender's (``via``);
 * the sending worker's rank in our branch, for its replies (``branch_rank``);
-* where things go: reply destinations, next-hop URIs (``targets``);
+* where things go: reply destinations, next-hop URIs, the socket a request leaves from
+  (``targets``; with mhomed=1 the kernel's source address: ``mhomed``);
 * next-hop names resolved without blocking the event loop, cached for a bounded time
   (``resolver``);
 * a request's edit per socket it leaves from, made at send time (``socket_edit``);

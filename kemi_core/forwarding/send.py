@@ -91,7 +91,7 @@ def forward_request(ctx: MsgContext, target_uri: str) -> int:
     ours = our_via(ctx, proto, stateless_branch(msg), local)
     top = received_via(ctx, msg)
     # as it leaves from its socket (rr's double Record-Route, say)
-    data = for_socket(ctx, msg, proto, forced).bytes_with_via(ours, top)
+    data = for_socket(ctx, msg, proto, forced, local).bytes_with_via(ours, top)
     if core.onsend is not None and core.onsend_name() is not None:
         # onsend_route sees the request as routed; what it changes is not sent (Kamailio)
         def send(ip: str | None) -> bool:

@@ -19,17 +19,20 @@ if TYPE_CHECKING:
 SOCKET_EDIT = "socket_edit"
 
 class SocketEdit(Protocol):
-    """(request, transport it leaves over, force_send_socket's "proto:ip:port" or None) ->
-    the branch's own edited copy, or None when the request goes as it is."""
+    """(request, transport it leaves over, force_send_socket's "proto:ip:port" or None, the
+    (host, port) it leaves from, ``targets.send_local``'s, or None: the transport's usual
+    socket) -> the branch's own edited copy, or None when the request goes as it is."""
 
-    def __call__(self, msg: SipMsg, proto: str, forced: str | None, /) -> SipMsg | None: ...
+    def __call__(self, msg: SipMsg, proto: str, forced: str | None,
+                 local: tuple[str, int] | None = None, /) -> SipMsg | None: ...
 
 
-def for_socket(ctx: MsgContext, msg: SipMsg, proto: str, forced: str | None) -> SipMsg:
-    """``msg`` as it leaves over ``proto`` (from ``forced`` when set): itself, or the copy the
-    request's ``SocketEdit`` made."""
+def for_socket(ctx: MsgContext, msg: SipMsg, proto: str, forced: str | None,
+               local: tuple[str, int] | None = None) -> SipMsg:
+    """``msg`` as it leaves over ``proto`` (from ``forced`` when set, from ``local``): itself,
+    or the copy the request's ``SocketEdit`` made."""
     edit: SocketEdit | None = ctx.extra.get(SOCKET_EDIT)
     if edit is None:
         return msg
-    edited = edit(msg, proto, forced)
+    edited = edit(msg, proto, forced, local)
     return msg if edited is None else edited

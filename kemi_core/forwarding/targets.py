@@ -11,6 +11,7 @@ import functools
 import ipaddress
 from typing import TYPE_CHECKING
 
+from kemi_core.forwarding.mhomed import mhomed_local
 from kemi_core.sip.errors import SipParseError
 from kemi_core.sip.uri import parse_uri
 
@@ -150,7 +151,9 @@ def send_local(ctx: MsgContext, proto: str, forced: str | None,
     learnt by running it): the one the script forced (``forced_local``); else, over UDP, the
     UDP socket the request arrived on when the destination is of its address family (a
     multi-homed proxy answers from where it was reached); else the transport's default
-    socket (``default_local``). None with one UDP listen and UDP in and out: that one."""
+    socket (``default_local``). None with one UDP listen and UDP in and out: that one.
+    mhomed=1 (over UDP): the listen the kernel would send from (``mhomed.mhomed_local``)
+    comes first."""
     if forced:
         return forced_local(ctx.core, proto, forced)
     core = ctx.core
@@ -158,6 +161,10 @@ def send_local(ctx: MsgContext, proto: str, forced: str | None,
     if proto == "udp":
         if inbound is None:
             return None
+        if core.config.mhomed:
+            local = mhomed_local(core, host)
+            if local is not None:
+                return local
         rcv = ctx.rcv
         if rcv.proto == "udp":
             local = inbound.get((rcv.dst_ip, rcv.dst_port))

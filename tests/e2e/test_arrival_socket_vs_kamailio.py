@@ -331,3 +331,21 @@ def test_the_socket_of_another_transport_is_its_default_one_as_kamailio(
                          "Via: SIP/2.0/TCP 127.0.0.1:P3"]
     assert theirs[2][0] == "X-Tm in tcp at P2, out udp from P3"
     assert seen["kemi"] == theirs
+
+
+def test_mhomed_sends_from_the_listen_of_the_kernels_source_address_as_kamailio(
+        tmp_path: Path, phones: tuple[socket.socket, socket.socket]) -> None:
+    """mhomed=1: a request relayed over UDP leaves from the first UDP listen with the address
+    the kernel sends from to the destination (here 127.0.0.1: the first port), whichever it
+    came in on; rr then puts two entries on what came in on another port."""
+    caller, callee = phones
+    cfg = cfg_preamble(*MODULES).replace("children=1", "children=1\nmhomed=1") + ROUTES
+    seen = {}
+    with side_by_side(cfg, tmp_path):
+        for who in ("kamailio", "kemi"):
+            seen[who] = relay_on_each_port(our_ports(tmp_path / who), caller, callee, who)
+    theirs = seen["kamailio"]
+    assert [case[0] for case in theirs] == [
+        f"in at P{n}, from P1" for n in (1, 2, 3) for _ in range(4)]
+    assert "Record-Route: <sip:127.0.0.1:P1;r2=on;lr;ftag=1>" in theirs[9]
+    assert seen["kemi"] == theirs

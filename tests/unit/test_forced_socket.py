@@ -107,3 +107,15 @@ def test_the_socket_a_relayed_request_leaves_from(
 def test_one_udp_listen_leaves_the_choice_to_the_transport() -> None:
     core, _ = offline_core()
     assert send_local(context(core, INVITE), "udp", None, "127.0.0.1") is None
+
+
+def test_mhomed_picks_the_first_udp_listen_of_the_kernels_source_address() -> None:
+    core, _ = offline_core(config=CoreConfig(listen=[
+        ListenAddr("udp", "127.0.0.1", 5060), ListenAddr("udp", "127.0.0.1", 5062)],
+        mhomed=True))
+    ctx = context(core, INVITE)
+    ctx.rcv = attrs.evolve(ctx.rcv, dst_port=5062)
+    assert send_local(ctx, "udp", None, "127.0.0.1") == ("127.0.0.1", 5060)
+    assert send_local(ctx, "udp", "udp:127.0.0.1:5062", "127.0.0.1") == ("127.0.0.1", 5062)
+    # a name not resolved yet: the socket it came in on
+    assert send_local(ctx, "udp", None, "not-resolved.invalid") == ("127.0.0.1", 5062)

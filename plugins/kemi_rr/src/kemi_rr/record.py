@@ -91,18 +91,23 @@ def forced_socket(send_socket: str | None) -> Socket | None:
     return None
 
 
-def leaves_from(core: Core, inbound: Socket, proto: str, forced: str | None) -> Socket | None:
+def leaves_from(core: Core, inbound: Socket, proto: str, forced: str | None,
+                local: tuple[str, int] | None = None) -> Socket | None:
     """The socket a request that came in on ``inbound`` leaves from over ``proto``, as
-    Kamailio picks it (mhomed off, learnt by running it): the forced one; over UDP, the UDP
-    socket it came in on; else the transport's default socket (``default_local``: over TCP
-    that one whichever TCP socket it came in on). None: the transport has no listen."""
+    Kamailio picks it (learnt by running it): the forced one; the one its sender chose
+    (``local``: forwarding's ``send_local``, which knows the destination); else, over UDP,
+    the UDP socket it came in on, or the transport's default socket (``default_local``:
+    over TCP that one whichever TCP socket it came in on). None: the transport has no
+    listen."""
     sock = forced_socket(forced)
     if sock is not None:
         return sock
+    if local is not None:
+        return proto, local[0], local[1]
     if proto == "udp" == inbound[0]:
         return inbound
-    local = default_local(core, proto, ":" in inbound[1])
-    return None if local is None else (proto, local[0], local[1])
+    found = default_local(core, proto, ":" in inbound[1])
+    return None if found is None else (proto, found[0], found[1])
 
 
 def outbound_entry(mode: int, inbound: Socket, out: Socket | None) -> Socket | None:
@@ -146,16 +151,19 @@ class PerSocket:
     entries: Entries
     state: RrState
 
-    def __call__(self, msg: SipMsg, proto: str, forced: str | None) -> SipMsg | None:
+    def __call__(self, msg: SipMsg, proto: str, forced: str | None,
+                 local: tuple[str, int] | None = None) -> SipMsg | None:
         st = self.state
         if not st.own_rr:  # remove_record_route took them back
             return None
         inbound = self.inbound
         mode = self.mode
-        if mode == 0 or (mode == 1 and forced is None and proto == inbound[0] == "udp"):
+        if mode == 0 or (mode == 1 and forced is None and proto == inbound[0] == "udp" and (
+                local is None or (local[0] == inbound[1] and local[1] == inbound[2]))):
             values = st.own_values  # the usual branch: one entry, made at record_route
         else:
-            out = outbound_entry(mode, inbound, leaves_from(self.core, inbound, proto, forced))
+            out = outbound_entry(mode, inbound,
+                                 leaves_from(self.core, inbound, proto, forced, local))
             params = "".join(st.params[st.applied:])
             values = [f"<{u}{params}>" for u in self.entries(out)]
         copy = msg.copy()

@@ -312,7 +312,7 @@ def _send_branches(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto: st
             local = send_local(sctx, bproto, forced, ip)
             d = _dest(bproto, ip, port, local)
             # as it leaves from its socket (rr's Record-Route: a copy with it)
-            breq = for_socket(sctx, breq, bproto, forced)
+            breq = for_socket(sctx, breq, bproto, forced, local)
             try:
                 # a copy made for the branch route is the branch's (``owned``); else the
                 # branch is the request's bytes with our Via
@@ -407,8 +407,8 @@ def _send_each_branch(svc: TmService, ctx: MsgContext, tx: TmTransaction, proto:
             continue
         # as it leaves from its socket (rr's Record-Route: a copy with it; still ``plain``:
         # add_branch puts ``via`` on its bytes)
-        breq = for_socket(sctx, breq, bproto, forced)
         local = send_local(sctx, bproto, forced, host)
+        breq = for_socket(sctx, breq, bproto, forced, local)
         sent_by = via_sent_by(ctx, bproto, local)
         ip = resolver.known(host)
         if ip is None:
