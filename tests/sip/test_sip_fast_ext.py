@@ -627,6 +627,10 @@ def test_cached_values_read_as_the_properties(data: bytes, steps: list[int | str
     """Reads (any order, between edits) give the same through cached_value as through the
     Python properties, errors included, and leave the same cache."""
     try:
+        # parsed once first: the parser learns a compact header name (`v`) on its first sight
+        # of it, which changes what the parse itself caches; both compared messages are then
+        # parsed alike, whatever ran before (alone under -k, or after the file's other tests)
+        parse_datagram(data)
         compiled, pure = parse_datagram(data), parse_datagram(data)
     except SipParseError:
         return
