@@ -2823,6 +2823,65 @@ digest_ha1(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return n < 0 ? NULL : PyUnicode_FromStringAndSize(hex, n);
 }
 
+/* ---- a compiled function bound to its constants ------------------------------------------
+ * Each compiled form below is a PyMethodDef bound (as self) to what its Python side hands over
+ * once: its pure form, or a tuple of constants with the pure form among them. bind_compiled
+ * checks that shape once, so the calls need not: ``kinds`` has a letter per item of the tuple
+ * (c callable, n callable or None, d exact dict, m any dict, b bool, i exact int, t type,
+ * . anything), or is NULL when consts is the pure callable alone; ``usage`` is the TypeError's
+ * text. Then it interns the names the calls read (once; kept for the process). */
+typedef struct { PyObject **at; const char *text; } InternedName;
+
+static int
+intern_names(const InternedName *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (*names[i].at == NULL
+                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
+            return -1;
+    return 0;
+}
+
+static int
+consts_fit(PyObject *consts, const char *kinds)
+{
+    if (kinds == NULL)
+        return PyCallable_Check(consts);
+    Py_ssize_t n = (Py_ssize_t)strlen(kinds);
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != n)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(consts, i);
+        int fit;
+        switch (kinds[i]) {
+        case 'c': fit = PyCallable_Check(item); break;
+        case 'n': fit = item == Py_None || PyCallable_Check(item); break;
+        case 'd': fit = PyDict_CheckExact(item); break;
+        case 'm': fit = PyDict_Check(item); break;
+        case 'b': fit = PyBool_Check(item); break;
+        case 'i': fit = PyLong_CheckExact(item); break;
+        case 't': fit = PyType_Check(item); break;
+        default: fit = 1;
+        }
+        if (!fit)
+            return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+bind_compiled(PyMethodDef *def, PyObject *consts, const char *kinds, const char *usage,
+              const InternedName *names, size_t n_names)
+{
+    if (!consts_fit(consts, kinds)) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return NULL;
+    }
+    if (intern_names(names, n_names) < 0)
+        return NULL;
+    return PyCFunction_NewEx(def, consts, NULL);
+}
+
 /* ---- a whole reply -------------------------------------------------------------------------
  * reply_builder(pure) returns reply.build_reply compiled (pure: build_reply_py): the usual
  * reply (no body, no Content-Type; headers, if any, as (str, str) pairs without CR or LF; a
@@ -3008,11 +3067,7 @@ static PyMethodDef build_reply_def = {
 static PyObject *
 reply_builder(PyObject *module, PyObject *pure)
 {
-    if (!PyCallable_Check(pure)) {
-        PyErr_SetString(PyExc_TypeError, "reply_builder(pure)");
-        return NULL;
-    }
-    return PyCFunction_NewEx(&build_reply_def, pure, NULL);
+    return bind_compiled(&build_reply_def, pure, NULL, "reply_builder(pure)", NULL, 0);
 }
 
 /* ---- forwarding --------------------------------------------------------------------------
@@ -3183,11 +3238,7 @@ static PyMethodDef received_via_def = {
 static PyObject *
 via_received(PyObject *module, PyObject *pure)
 {
-    if (!PyCallable_Check(pure)) {
-        PyErr_SetString(PyExc_TypeError, "via_received(pure)");
-        return NULL;
-    }
-    return PyCFunction_NewEx(&received_via_def, pure, NULL);
+    return bind_compiled(&received_via_def, pure, NULL, "via_received(pure)", NULL, 0);
 }
 
 /* ---- replies ------------------------------------------------------------------------------
@@ -3283,6 +3334,9 @@ enum { TR_PURE, TR_SVC, TR_TX_TYPE, TR_INVITE_BRANCH, TR_OTHER_BRANCH, TR_SVC_SE
        TR_CORE_SEND, TR_LOG, TR_S_TRYING, TR_S_PROCEEDING, TR_S_COMPLETED, TR_S_ACCEPTED,
        TR_S_TERMINATED, TR_C_CALLING, TR_C_TRYING, TR_C_PROCEEDING, TR_C_COMPLETED,
        TR_C_ACCEPTED, TR_C_TERMINATED, TR_FIELDS };
+/* The TR_ fields' kinds (bind_compiled's letters): the pure form, the three classes checked. */
+#define TR_KINDS "c.ttt.............."
+_Static_assert(sizeof(TR_KINDS) - 1 == TR_FIELDS, "a letter per TR_ field");
 
 static PyObject *tr_msg, *tr_held, *tr_send, *tr_via, *tr_branch, *tr_table, *tr_by_ident,
     *tr_branches, *tr_cseq, *tr_method, *tr_key, *tr_callbacks, *tr_reply, *tr_branch_failure,
@@ -3986,59 +4040,47 @@ static PyMethodDef tr_on_reply_def = {
 static PyObject *
 reply_relayer(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != TR_FIELDS
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, TR_PURE))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, TR_TX_TYPE))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, TR_INVITE_BRANCH))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, TR_OTHER_BRANCH))) {
-        PyErr_SetString(PyExc_TypeError, "reply_relayer(consts): see _fast.c's TR_ fields");
-        return NULL;
-    }
     if (msg_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "reply_relayer: the message type is not set up");
         return NULL;
     }
     if (sl_names() < 0)
         return NULL;
-    if (tr_hundred == NULL) {
-        struct { PyObject **at; const char *text; } names[] = {
-            {&tr_msg, "msg"}, {&tr_held, "_held"}, {&tr_send, "send"}, {&tr_via, "via"},
-            {&tr_branch, "branch"}, {&tr_table, "table"}, {&tr_by_ident, "_by_ident"},
-            {&tr_branches, "branches"}, {&tr_cseq, "cseq"}, {&tr_method, "method"},
-            {&tr_key, "key"}, {&tr_callbacks, "callbacks"}, {&tr_reply, "reply"},
-            {&tr_branch_failure, "branch_failure"}, {&tr_sink, "sink"},
-            {&tr_status, "status"}, {&tr_is_invite, "is_invite"}, {&tr_state, "state"},
-            {&tr_cancelled, "cancelled"}, {&tr_cancel_wanted, "cancel_wanted"},
-            {&tr_timers, "timers"}, {&tr_stats, "stats"}, {&tr_rpl_received, "rpl_received"},
-            {&tr_rpl_relayed, "rpl_relayed"}, {&tr_replied, "replied"},
-            {&tr_counted_final, "counted_final"}, {&tr_clock, "clock"}, {&tr_now, "now"},
-            {&tr_local_final, "local_final"}, {&tr_settings, "settings"},
-            {&tr_restart_fr, "restart_fr_on_each_reply"}, {&tr_fr_inv_timer, "fr_inv_timer"},
-            {&tr_life_end, "_life_end"}, {&tr_final_status, "final_status"},
-            {&tr_wt_timer, "wt_timer"}, {&tr_dest, "dest"}, {&tr_reliable, "reliable"},
-            {&tr_t4, "t4"}, {&tr_bytes_wo_via, "bytes_without_top_via"},
-            {&tr_deciding, "deciding"}, {&tr_pass_up, "pass_up"}, {&tr_refile, "refile"},
-            {&tr_on_reschedule, "on_reschedule"}, {&tr_done, "done"},
-            {&tr_final_handlers, "final_handlers"}, {&tr_count_final, "_count_final"},
-            {&tr_by_class, "by_class"}, {&tr_count_2xx_again, "_count_2xx_again"},
-            {&tr_last_reply, "last_reply"}, {&tr_last_status, "last_status"},
-            {&tr_reply_dest, "reply_dest"}, {&tr_proto, "proto"}, {&tr_host, "host"},
-            {&tr_port, "port"}, {&tr_local, "local"}, {&tr_core, "core"},
-            {&tr_transport, "transport"}, {&tr_sent_counter, "sent_counter"},
-            {&tr_sent_requests, "sent_requests"}, {&tr_warning, "warning"},
-            {&tr_relayed, "relayed"}, {&tr_send_failed, "tm: sending to %s:%s:%d failed"},
-            {&tr_t_a, "A"}, {&tr_t_b, "B"}, {&tr_t_fr, "fr"}, {&tr_t_m, "M"}, {&tr_t_k, "K"},
-            {&tr_t_l, "L"}, {&tr_t_j, "J"}, {&tr_get, "get"},
-        };
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-            if (*names[i].at == NULL
-                    && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
-                return NULL;
-        if ((tr_zero == NULL && (tr_zero = PyLong_FromLong(0)) == NULL)
-                || (tr_hundred = PyLong_FromLong(100)) == NULL)
-            return NULL;
-    }
-    return PyCFunction_NewEx(&tr_on_reply_def, consts, NULL);
+    static const InternedName names[] = {
+        {&tr_msg, "msg"}, {&tr_held, "_held"}, {&tr_send, "send"}, {&tr_via, "via"},
+        {&tr_branch, "branch"}, {&tr_table, "table"}, {&tr_by_ident, "_by_ident"},
+        {&tr_branches, "branches"}, {&tr_cseq, "cseq"}, {&tr_method, "method"},
+        {&tr_key, "key"}, {&tr_callbacks, "callbacks"}, {&tr_reply, "reply"},
+        {&tr_branch_failure, "branch_failure"}, {&tr_sink, "sink"},
+        {&tr_status, "status"}, {&tr_is_invite, "is_invite"}, {&tr_state, "state"},
+        {&tr_cancelled, "cancelled"}, {&tr_cancel_wanted, "cancel_wanted"},
+        {&tr_timers, "timers"}, {&tr_stats, "stats"}, {&tr_rpl_received, "rpl_received"},
+        {&tr_rpl_relayed, "rpl_relayed"}, {&tr_replied, "replied"},
+        {&tr_counted_final, "counted_final"}, {&tr_clock, "clock"}, {&tr_now, "now"},
+        {&tr_local_final, "local_final"}, {&tr_settings, "settings"},
+        {&tr_restart_fr, "restart_fr_on_each_reply"}, {&tr_fr_inv_timer, "fr_inv_timer"},
+        {&tr_life_end, "_life_end"}, {&tr_final_status, "final_status"},
+        {&tr_wt_timer, "wt_timer"}, {&tr_dest, "dest"}, {&tr_reliable, "reliable"},
+        {&tr_t4, "t4"}, {&tr_bytes_wo_via, "bytes_without_top_via"},
+        {&tr_deciding, "deciding"}, {&tr_pass_up, "pass_up"}, {&tr_refile, "refile"},
+        {&tr_on_reschedule, "on_reschedule"}, {&tr_done, "done"},
+        {&tr_final_handlers, "final_handlers"}, {&tr_count_final, "_count_final"},
+        {&tr_by_class, "by_class"}, {&tr_count_2xx_again, "_count_2xx_again"},
+        {&tr_last_reply, "last_reply"}, {&tr_last_status, "last_status"},
+        {&tr_reply_dest, "reply_dest"}, {&tr_proto, "proto"}, {&tr_host, "host"},
+        {&tr_port, "port"}, {&tr_local, "local"}, {&tr_core, "core"},
+        {&tr_transport, "transport"}, {&tr_sent_counter, "sent_counter"},
+        {&tr_sent_requests, "sent_requests"}, {&tr_warning, "warning"},
+        {&tr_relayed, "relayed"}, {&tr_send_failed, "tm: sending to %s:%s:%d failed"},
+        {&tr_t_a, "A"}, {&tr_t_b, "B"}, {&tr_t_fr, "fr"}, {&tr_t_m, "M"}, {&tr_t_k, "K"},
+        {&tr_t_l, "L"}, {&tr_t_j, "J"}, {&tr_get, "get"},
+    };
+    if ((tr_zero == NULL && (tr_zero = PyLong_FromLong(0)) == NULL)
+            || (tr_hundred == NULL && (tr_hundred = PyLong_FromLong(100)) == NULL))
+        return NULL;
+    return bind_compiled(&tr_on_reply_def, consts, TR_KINDS,
+                         "reply_relayer(consts): see _fast.c's TR_ fields", names,
+                         sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- serialising ---------------------------------------------------------------------------
@@ -7275,30 +7317,17 @@ static PyMethodDef usual_reply_def = {
 static PyObject *
 stateless_replier(PyObject *module, PyObject *pure)
 {
-    if (!PyCallable_Check(pure)) {
-        PyErr_SetString(PyExc_TypeError, "stateless_replier(pure)");
+    if (s_port_5060 == NULL && (s_port_5060 = PyLong_FromLong(5060)) == NULL)
         return NULL;
-    }
-    if (s_ctx_msg == NULL) {
-        s_ctx_msg = PyUnicode_InternFromString("msg");
-        s_ctx_extra = PyUnicode_InternFromString("extra");
-        s_ctx_rcv = PyUnicode_InternFromString("rcv");
-        s_reply_headers = PyUnicode_InternFromString("reply_headers");
-        s_reply_body = PyUnicode_InternFromString("reply_body");
-        s_rcv_proto = PyUnicode_InternFromString("proto");
-        s_rcv_dst_ip = PyUnicode_InternFromString("dst_ip");
-        s_rcv_dst_port = PyUnicode_InternFromString("dst_port");
-        s_via_params = PyUnicode_InternFromString("params");
-        s_udp_lower = PyUnicode_InternFromString("udp");
-        s_port_5060 = PyLong_FromLong(5060);
-        if (!s_ctx_msg || !s_ctx_extra || !s_ctx_rcv || !s_reply_headers || !s_reply_body ||
-            !s_rcv_proto || !s_rcv_dst_ip || !s_rcv_dst_port || !s_via_params || !s_udp_lower ||
-            !s_port_5060) {
-            Py_CLEAR(s_ctx_msg);
-            return NULL;
-        }
-    }
-    return PyCFunction_NewEx(&usual_reply_def, pure, NULL);
+    /* s_ctx_msg last: the others' users take it as the sign that all are set */
+    static const InternedName names[] = {
+        {&s_ctx_extra, "extra"}, {&s_ctx_rcv, "rcv"}, {&s_reply_headers, "reply_headers"},
+        {&s_reply_body, "reply_body"}, {&s_rcv_proto, "proto"}, {&s_rcv_dst_ip, "dst_ip"},
+        {&s_rcv_dst_port, "dst_port"}, {&s_via_params, "params"}, {&s_udp_lower, "udp"},
+        {&s_ctx_msg, "msg"},
+    };
+    return bind_compiled(&usual_reply_def, pure, NULL, "stateless_replier(pure)", names,
+                         sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- sl's usual local reply sent (sl_send_reply, send_reply -> Core.send_reply_to) --------
@@ -7314,6 +7343,8 @@ stateless_replier(PyObject *module, PyObject *pure)
  * send_reply_to), no transport (send_reply_to logs it). The transport's send is whatever it
  * is (WorkerEndpoints' compiled udp_out for UDP, which hands other shapes to Python). */
 enum { SL_PURE, SL_TM_PURE, SL_STATE, SL_BUILD, SL_CORE_TYPE, SL_FIELDS };
+#define SL_KINDS "cn.ct"  /* the SL_ fields' kinds (bind_compiled's letters) */
+_Static_assert(sizeof(SL_KINDS) - 1 == SL_FIELDS, "a letter per SL_ field");
 
 static PyObject *sl_tag_prefix, *sl_stats, *sl_tm, *sl_tm_for, *sl_core, *sl_transport,
     *sl_send, *sl_send_reply_to, *sl_sent_counter, *sl_sent_requests, *sl_for_code,
@@ -7546,23 +7577,15 @@ static PyMethodDef sl_sender_def = {
 static PyObject *
 stateless_sender(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != SL_FIELDS
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, SL_PURE))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, SL_BUILD))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, SL_CORE_TYPE))
-            || (PyTuple_GET_ITEM(consts, SL_TM_PURE) != Py_None
-                && !PyCallable_Check(PyTuple_GET_ITEM(consts, SL_TM_PURE)))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "stateless_sender((pure, tm_pure or None, state, build_pure, core_type))");
-        return NULL;
-    }
     if (msg_type == NULL || via_type == NULL || s_ctx_msg == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "stateless_sender: stateless_replier not set up");
         return NULL;
     }
     if (sl_names() < 0)
         return NULL;
-    return PyCFunction_NewEx(&sl_sender_def, consts, NULL);
+    return bind_compiled(&sl_sender_def, consts, SL_KINDS,
+                         "stateless_sender((pure, tm_pure or None, state, build_pure, core_type))",
+                         NULL, 0);
 }
 
 /* ---- a request's way from the parsed message to its route (runtime/dispatch.py) ----------
@@ -8204,13 +8227,7 @@ static PyMethodDef route_run_def = {
 static PyObject *
 route_runner(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
-            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, 0))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
-        PyErr_SetString(PyExc_TypeError, "route_runner((direct, pure))");
-        return NULL;
-    }
-    return PyCFunction_NewEx(&route_run_def, consts, NULL);
+    return bind_compiled(&route_run_def, consts, "dc", "route_runner((direct, pure))", NULL, 0);
 }
 
 /* method_tester((sets, pure)) -> is_method(ctx, name): textops' is_method for a name already
@@ -8266,19 +8283,12 @@ static PyMethodDef method_test_def = {
 static PyObject *
 method_tester(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
-            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, 0))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
-        PyErr_SetString(PyExc_TypeError, "method_tester((sets, pure))");
-        return NULL;
-    }
     if (msg_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "method_tester: the message type is not set up");
         return NULL;
     }
-    if (nf_msg == NULL && (nf_msg = PyUnicode_InternFromString("msg")) == NULL)
-        return NULL;
-    return PyCFunction_NewEx(&method_test_def, consts, NULL);
+    static const InternedName names[] = {{&nf_msg, "msg"}};
+    return bind_compiled(&method_test_def, consts, "dc", "method_tester((sets, pure))", names, 1);
 }
 
 /* registrar_saver((cfg, held, const_flags, save_globals, pure, rest)) -> registrar's save:
@@ -8289,6 +8299,8 @@ method_tester(PyObject *module, PyObject *consts)
  * declines, rest(ctx, table, flags, None, state), save()'s Python past its usual case. Any
  * other shape, no state yet, no usual consts or a replaced save_usual: ``pure``. */
 enum { RS_CFG, RS_HELD, RS_CONST_FLAGS, RS_GLOBALS, RS_PURE, RS_REST, RS_FIELDS };
+#define RS_KINDS "b.dmcc"  /* the RS_ fields' kinds (bind_compiled's letters) */
+_Static_assert(sizeof(RS_KINDS) - 1 == RS_FIELDS, "a letter per RS_ field");
 static PyObject *nf_current, *nf_usual, *nf_save_usual, *nf_zero_text;
 
 static PyObject *
@@ -8359,23 +8371,13 @@ static PyMethodDef registrar_save_def = {
 static PyObject *
 registrar_saver(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != RS_FIELDS
-            || !PyBool_Check(PyTuple_GET_ITEM(consts, RS_CFG))
-            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, RS_CONST_FLAGS))
-            || !PyDict_Check(PyTuple_GET_ITEM(consts, RS_GLOBALS))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RS_PURE))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RS_REST))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "registrar_saver((cfg, held, const_flags, save_globals, pure, rest))");
-        return NULL;
-    }
-    if (nf_zero_text == NULL
-            && ((nf_current = PyUnicode_InternFromString("current")) == NULL
-                || (nf_usual = PyUnicode_InternFromString("usual")) == NULL
-                || (nf_save_usual = PyUnicode_InternFromString("save_usual")) == NULL
-                || (nf_zero_text = PyUnicode_InternFromString("0")) == NULL))
-        return NULL;
-    return PyCFunction_NewEx(&registrar_save_def, consts, NULL);
+    static const InternedName names[] = {
+        {&nf_current, "current"}, {&nf_usual, "usual"}, {&nf_save_usual, "save_usual"},
+        {&nf_zero_text, "0"},
+    };
+    return bind_compiled(&registrar_save_def, consts, RS_KINDS,
+                         "registrar_saver((cfg, held, const_flags, save_globals, pure, rest))",
+                         names, sizeof(names) / sizeof(names[0]));
 }
 
 static PyObject *maxfwd_processor(PyObject *module, PyObject *consts); /* (register-path) */
@@ -8603,19 +8605,6 @@ PyInit__fast(void)
     return PyModule_Create(&module_def);
 }
 
-/* ---- the names register-path's sections read, interned once -------------------------------- */
-typedef struct { PyObject **at; const char *text; } InternedName;
-
-static int
-intern_names(const InternedName *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (*names[i].at == NULL
-                && (*names[i].at = PyUnicode_InternFromString(names[i].text)) == NULL)
-            return -1;
-    return 0;
-}
-
 /* ---- maxfwd's process_maxfwd (kemi_maxfwd), for scripts and the cfg -------------------------
  * maxfwd_processor((settings, pure)) -> process_maxfwd(ctx, limit): for an int limit of
  * 0..255 and a message whose Max-Forwards reads as an int other than 0, the value lowered by
@@ -8703,18 +8692,12 @@ static PyMethodDef maxfwd_process_def = {
 static PyObject *
 maxfwd_processor(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
-        PyErr_SetString(PyExc_TypeError, "maxfwd_processor((settings, pure))");
-        return NULL;
-    }
     static const InternedName names[] = {
         {&mf_s_msg, "msg"}, {&mf_s_max_forwards, "max_forwards"},
         {&mf_s_max_limit, "max_limit"}, {&mf_s_set_max_forwards, "set_max_forwards"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&maxfwd_process_def, consts, NULL);
+    return bind_compiled(&maxfwd_process_def, consts, ".c", "maxfwd_processor((settings, pure))",
+                         names, sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- KSR.pv.get and KSR.pv.is_null (kemi_core/core_exports/pv.py) --------------------------
@@ -8765,18 +8748,11 @@ static PyMethodDef pv_read_def = {
 static PyObject *
 pv_reader(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
-            || !PyBool_Check(PyTuple_GET_ITEM(consts, 0))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
-        PyErr_SetString(PyExc_TypeError, "pv_reader((is_null, pure))");
-        return NULL;
-    }
     static const InternedName names[] = {
         {&pvr_s_core, "core"}, {&pvr_s_pv, "pv"}, {&pvr_s_spec, "spec"}, {&pvr_s_get, "get"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&pv_read_def, consts, NULL);
+    return bind_compiled(&pv_read_def, consts, "bc", "pv_reader((is_null, pure))", names,
+                         sizeof(names) / sizeof(names[0]));
 }
 
 /* pv_msg_getter((which, pure)) -> getter(ctx): $fd (which 0: the From URI's host, None when
@@ -8817,25 +8793,19 @@ static PyMethodDef pv_msg_get_def = {
 static PyObject *
 pv_msg_getter(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
-            || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, 0))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
-        PyErr_SetString(PyExc_TypeError, "pv_msg_getter((which, pure))");
-        return NULL;
-    }
-    long which = PyLong_AsLong(PyTuple_GET_ITEM(consts, 0));
-    if (which < 0 || which > 2) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "pv_msg_getter: which is 0 ($fd), 1 ($ft), 2 ($tt)");
-        return NULL;
-    }
     static const InternedName names[] = {
         {&pvm_s_msg, "msg"}, {&pvm_s_from, "from_"}, {&pvm_s_to, "to"}, {&pvm_s_uri, "uri"},
         {&pvm_s_host, "host"}, {&pvm_s_tag, "tag"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&pv_msg_get_def, consts, NULL);
+    PyObject *fn = bind_compiled(&pv_msg_get_def, consts, "ic", "pv_msg_getter((which, pure))",
+                                 names, sizeof(names) / sizeof(names[0]));
+    long which = fn == NULL ? 0 : PyLong_AsLong(PyTuple_GET_ITEM(consts, 0));
+    if (fn != NULL && (which < 0 || which > 2)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "pv_msg_getter: which is 0 ($fd), 1 ($ft), 2 ($tt)");
+        Py_CLEAR(fn);
+    }
+    return fn;
 }
 
 /* ---- tm's has_transaction (kemi_tm/service.py) --------------------------------------------
@@ -8880,16 +8850,11 @@ static PyMethodDef tx_test_def = {
 static PyObject *
 transaction_tester(PyObject *module, PyObject *pure)
 {
-    if (!PyCallable_Check(pure)) {
-        PyErr_SetString(PyExc_TypeError, "transaction_tester(pure)");
-        return NULL;
-    }
     static const InternedName names[] = {
         {&tt_s_mod_state, "mod_state"}, {&tt_s_tm, "tm"}, {&tt_s_tx, "tx"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&tx_test_def, pure, NULL);
+    return bind_compiled(&tx_test_def, pure, NULL, "transaction_tester(pure)", names,
+                         sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------
