@@ -70,8 +70,8 @@ def append_after(ctx: MsgContext, hdrval: str, hdrname: str) -> int:
     hdrs = _parsed("append_after", hdrval)
     if hdrs is None:
         return -1
-    for name, value in reversed(hdrs):
-        if not ctx.msg.add_header_after(hdrname, name, value):
+    for name, value in hdrs:  # (each below the one before, as Kamailio adds them)
+        if not ctx.msg.add_header_after(hdrname, name, value, added=True):
             ctx.msg.append_header(name, value)
     return 1
 
@@ -82,7 +82,7 @@ def insert_before(ctx: MsgContext, hdrval: str, hdrname: str) -> int:
     if hdrs is None:
         return -1
     for name, value in hdrs:
-        if not ctx.msg.add_header_before(hdrname, name, value):
+        if not ctx.msg.add_header_before(hdrname, name, value, added=True):
             ctx.msg.insert_header(name, value)
     return 1
 

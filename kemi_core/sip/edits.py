@@ -82,6 +82,20 @@ def _stamped_line(line: str, value: str) -> str:
 #: header name: it has a blank). Kamailio adds such lines in the order of the calls, all above
 #: the header that came first.
 FRONT = " front"
+#: The cache key of the lines the script added (id -> the line itself, which keeps the id taken):
+#: Kamailio adds every line at an offset of the message as it came, so two lines added at one
+#: place (after From, or before the header that follows it) appear in the order of the calls.
+ADDED = " added"
+
+
+class AddedLines(dict[int, str]):
+    """The ``ADDED`` marks: id -> line (the line kept, so its id stays taken). Its repr names
+    the lines only: ids differ from run to run (tests compare caches by repr)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"AddedLines({list(self.values())!r})"
 
 
 class EditsMixin:
@@ -134,24 +148,32 @@ class EditsMixin:
         self.reason = reason
         self._buf = None
 
-    def _insert(self, i: int, name: str, value: str) -> None:
+    def _insert(self, i: int, name: str, value: str, added: bool = False) -> None:
         if not name or not TOKEN_CHARS.issuperset(name):
             raise ValueError(f"invalid header name {name!r}")
         key = header_key(name)
         self._names.insert(i, key)
-        self._lines.insert(i, f"{name}: {_clean(value, 'a header value')}\r")
+        self._lines.insert(i, line := f"{name}: {_clean(value, 'a header value')}\r")
         self._buf = None
         self._forget(key)
+        if added:
+            self._cache.setdefault(ADDED, AddedLines())[id(line)] = line
+
+    def _is_added(self, i: int) -> bool:
+        """Whether line ``i`` is one the script added (not one the message came with)."""
+        line = self._lines[i]
+        added = self._cache.get(ADDED)
+        return added is not None and added.get(id(line)) is line
 
     def append_header(self, name: str, value: str) -> None:
         """Add a header after the last one."""
-        self._insert(len(self._names), name, value)
+        self._insert(len(self._names), name, value, added=True)
 
     def insert_header(self, name: str, value: str) -> None:
         """Add a header before the message's first header, below those added there already
         (Kamailio's insert_hf, Record-Route, a Max-Forwards added: in the order of the calls)."""
         front = self._cache.get(FRONT, 0)
-        self._insert(1 + front, name, value)
+        self._insert(1 + front, name, value, added=True)
         self._cache[FRONT] = front + 1
 
     def insert_header_at_front(self, name: str, value: str, rank: int) -> None:
@@ -178,11 +200,19 @@ class EditsMixin:
         put in at its lower edge (right above the first header the message came with), counts
         as in the block, as ``add_header_before`` counts one (see there)."""
         front = old.front_count()
-        if not front:
+        marks = old._cache.get(ADDED)
+        if not front and not marks:
             return
         kept = 0
         before, after = old._lines[1:], self._lines[1:]
         ops = difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+        if marks:  # the added lines the edit left as they were stay added
+            self._cache[ADDED] = AddedLines(
+                (id(new), new) for tag, i1, i2, j1, j2 in ops if tag == "equal"
+                for old_line, new in zip(before[i1:i2], after[j1:j2], strict=True)
+                if marks.get(id(old_line)) is old_line)
+        if not front:
+            return
         for tag, i1, i2, j1, j2 in ops:
             if i2 <= front:  # wholly in the block (an insertion at its lower edge too)
                 kept += j2 - j1
@@ -190,12 +220,23 @@ class EditsMixin:
                 kept += front - i1 if tag == "equal" else min(j2 - j1, front - i1)
         self._cache[FRONT] = min(kept, len(after))
 
-    def add_header_after(self, anchor: str, name: str, value: str) -> bool:
-        """Add a header after the first ``anchor`` header; False when there is none."""
+    def add_header_after(self, anchor: str, name: str, value: str,
+                         added: bool = False) -> bool:
+        """Add a header after the first ``anchor`` header; False when there is none.
+
+        ``added``: a line the script adds (append_hf or KSR.hdr.append_after with a header
+        name): it goes below the lines the script added after that header before (or before
+        the header that follows it), in the order of the calls, as Kamailio 5.6 adds them."""
         akey = header_key(anchor)
-        if akey not in self._names:
+        names = self._names
+        if akey not in names:
             return False
-        self._insert(self._names.index(akey) + 1, name, value)
+        i = names.index(akey) + 1
+        if added:
+            n = len(names)
+            while i < n and self._is_added(i):
+                i += 1
+        self._insert(i, name, value, added)
         return True
 
     def add_header_after_last(self, anchor: str, name: str, value: str) -> bool:
@@ -221,7 +262,7 @@ class EditsMixin:
         if akey not in names:
             return False
         i = names.index(akey)
-        self._insert(i, name, value)
+        self._insert(i, name, value, added)
         if added:
             front = self._cache.get(FRONT, 0)
             if i == 1 + front:

@@ -301,3 +301,32 @@ def test_a_line_inserted_before_the_first_header_joins_the_top_lines(core: Core)
     insert_hf(ctx, "X-C: 3\r\n")
     assert _top(ctx, 4) == ["X-A", "X-Q", "X-C", "Via"]
     assert ctx.msg.front_count() == 3
+
+
+def _names(ctx: MsgContext) -> list[str]:
+    return [n for n, _v in ctx.msg.iter_headers()]
+
+
+def test_lines_added_at_one_place_come_in_the_order_of_the_calls(core: Core) -> None:
+    """Kamailio adds at offsets of the message as received: after From and before the header
+    after it are one place; each added line goes below those added there before."""
+    ctx = ctx_of(core)
+    append_hf = cfg(core, "append_hf")
+    assert append_hf(ctx, "X-A: 1\r\n", "From") == 1
+    assert insert_hf(ctx, "X-B: 2\r\n", "Call-ID") == 1
+    assert append_hf(ctx, "X-C: 3\r\nX-D: 4\r\n", "From") == 1
+    names = _names(ctx)
+    at = names.index("From")
+    assert names[at:at + 6] == ["From", "X-A", "X-B", "X-C", "X-D", "Call-ID"]
+
+
+def test_added_lines_stay_marked_across_a_whole_text_edit(core: Core) -> None:
+    ctx = ctx_of(core)
+    append_hf = cfg(core, "append_hf")
+    assert append_hf(ctx, "X-A: 1\r\n", "From") == 1
+    before = ctx.msg
+    assert call(core, ctx, "subst", "/314159/1/") == 1
+    assert ctx.msg is not before
+    assert append_hf(ctx, "X-C: 3\r\n", "From") == 1
+    names = _names(ctx)
+    assert names[names.index("From") + 1:names.index("From") + 3] == ["X-A", "X-C"]

@@ -172,8 +172,8 @@ def append_hf(ctx: MsgContext, txt: str, hdr: str = "") -> int:
         return 1
     if ctx.msg.header_count(hdr) > 1:  # the API anchors on the first line; Kamailio on the last
         return _add_at(ctx, fields, hdr, after=True)
-    for name, value in reversed(fields):
-        if not ctx.msg.add_header_after(hdr, name, value):
+    for name, value in fields:  # (each below the one before, as Kamailio adds them)
+        if not ctx.msg.add_header_after(hdr, name, value, added=True):
             return -1
     return 1
 
