@@ -125,7 +125,9 @@ def call(tmp: Path, port: int, user: str, uas_port: int, local_port: int = 0,
                  extra=["-s", user]) as uas:
         r = run_sipp(f"127.0.0.1:{port}", tmp, scenario=BASIC / "call_uac.xml", calls=1,
                      rate=1, timeout=20, local_port=local_port, name=name, extra=["-s", user])
-        callee = uas.stop()
+        # the callee's own end (-m 1): it counts the call once its scenario is over, which
+        # may come just after the caller's; stopped before, it reports what it had counted
+        callee = uas.wait(20)
     return (r.successful, r.failed), callee.get("SuccessfulCall(C)", "0")
 
 
