@@ -223,26 +223,27 @@ class Flusher:
     Started at the first event that holds (in the worker: an outbox belongs to the process that
     made it)."""
 
-    __slots__ = ("outbox", "fd", "settime", "due", "off", "thread", "fired")
+    __slots__ = ("outbox", "fd", "settime", "off", "thread", "fired")
 
     def __init__(self, outbox: Outbox) -> None:
         assert _TIMERFD is not None
         self.outbox = outbox
         self.settime = _TIMERFD[1]
         self.fd = -1  # made with the thread, at the first event that holds
-        ns = int(HOLD_SECONDS * 1e9)
-        self.due = ctypes.pointer(_Itimerspec(_Timespec(0, 0), _Timespec(ns // 10**9, ns % 10**9)))
         self.off = ctypes.pointer(_Itimerspec())
         self.thread: threading.Thread | None = None
         #: how many times its timer fired (an event held past HOLD_SECONDS)
         self.fired = 0
 
     def arm(self) -> None:
-        """A send is held (the loop's thread, under the outbox's lock)."""
+        """A send is held (the loop's thread, under the outbox's lock): the timer set to
+        ``_HOLD_NS`` (read at each use, as the compiled event reads it)."""
         if timer_set is not None:
             timer_set(self.fd, _HOLD_NS)
         else:
-            self.settime(self.fd, 0, self.due, None)
+            ns = _HOLD_NS
+            due = _Itimerspec(_Timespec(0, 0), _Timespec(ns // 10**9, ns % 10**9))
+            self.settime(self.fd, 0, ctypes.byref(due), None)
 
     def start(self) -> None:
         """Make the timer and the thread (at the first event that holds)."""
