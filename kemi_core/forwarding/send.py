@@ -131,7 +131,7 @@ def _send_request(core: Core, proto: str, host: str, ip: str | None, port: int,
 def forward_reply(core: Core, reply: SipMsg, check_ours: bool = True,
                   ctx: MsgContext | None = None) -> bool:
     """Pop our Via and send the reply to the next one (RFC 3261 16.11, 18.2.2), from the
-    listen socket of its transport: the dispatcher's stateless replies (``check_ours``: drop a
+    socket ``reply_local`` picks: the dispatcher's stateless replies (``check_ours``: drop a
     reply whose top Via is not ours) and tm's replies that no transaction takes (a late 2xx).
     False when it was dropped or could not be sent (counted in the statistics either way)."""
     stats = core.stats
@@ -150,16 +150,30 @@ def forward_reply(core: Core, reply: SipMsg, check_ours: bool = True,
         return False
     proto, host, port = via_reply_destination(vias[1])
     data = reply.bytes_without_top_via()
+    local = reply_local(core, ctx, proto, host)
     if ctx is not None and core.onsend_reply and core.has_onsend_route():
-        return _reply_after_onsend(core, ctx, proto, host, port, data)
-    ok = send_to(core, proto, host, port, data, listen_for(core, proto))
+        return _reply_after_onsend(core, ctx, proto, host, port, data, local)
+    ok = send_to(core, proto, host, port, data, local)
     if stats is not None:
         (stats.fwd_replies if ok else stats.err_replies).inc()
     return ok
 
 
+def reply_local(core: Core, ctx: MsgContext | None, proto: str,
+                host: str) -> tuple[str, int] | None:
+    """The socket a reply forwarded statelessly leaves from, as Kamailio 5.6 picks it (learnt
+    by running it, three UDP listens): a request's choice (``send_local``) for the reply
+    ``ctx``: the socket forced in its reply route, else over UDP the one the reply came in on
+    (not the one our Via named, when the previous hop sent it elsewhere), else the transport's
+    default. Without the reply's context (what tm passes up after a transaction's final, not
+    compared with Kamailio): the first listen socket of the transport, as before."""
+    if ctx is None:
+        return listen_for(core, proto)
+    return send_local(ctx, proto, ctx.send_socket, host)
+
+
 def _reply_after_onsend(core: Core, ctx: MsgContext, proto: str, host: str, port: int,
-                        data: bytes) -> bool:
+                        data: bytes, local: tuple[str, int] | None) -> bool:
     """onsend_route_reply=yes: the script's onsend_route on the reply ``ctx`` forwards (it sees
     the reply as received), then ``data`` goes unless the route dropped it (native routes)."""
     stats = core.stats
@@ -171,7 +185,7 @@ def _reply_after_onsend(core: Core, ctx: MsgContext, proto: str, host: str, port
         elif not core.run_onsend(ctx.msg, ctx.rcv, data, proto, ip, port, ctx):
             return False  # dropped (counted as such)
         else:
-            ok = core.send(proto, ip, port, data, listen_for(core, proto))
+            ok = core.send(proto, ip, port, data, local)
         if stats is not None:
             (stats.fwd_replies if ok else stats.err_replies).inc()
         return ok

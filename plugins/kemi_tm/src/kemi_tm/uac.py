@@ -6,7 +6,10 @@ the ACK of a negative final); the final outcome is logged, replies go nowhere el
 t_uac_start and t_replicate do not pass them on either).
 
 Where it runs: in a worker, through the worker's own socket (replies come back to it, as its
-Via says). The RPC runs in the main process, which has no SIP socket when workers are forked:
+Via says). With several listens, which one a request leaves from and its Via names is Kamailio
+5.6's choice (learnt by running it, three UDP listens): the ``socket`` given, else, as for a
+relayed request, the UDP socket the request being routed came in on, else the transport's
+default socket (``kemi_core.forwarding.send_local``). The RPC runs in the main process, which has no SIP socket when workers are forked:
 there the main process opens a UDP socket on the first UDP listen address with a port of its
 own, and drives the transaction from its event loop. With fork=no the one process does both.
 """
@@ -18,7 +21,15 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kemi_core.api import Clock, KemiExport, drive_with_loop, export, uri_destination
+from kemi_core.api import (
+    Clock,
+    KemiExport,
+    drive_with_loop,
+    export,
+    forced_local,
+    send_local,
+    uri_destination,
+)
 from kemi_core.sip import SipParseError, parse_datagram
 from kemi_tm.actions import Dest
 from kemi_tm.client import ClientTransaction, new_client_transaction
@@ -60,8 +71,9 @@ class LocalUac:
         return len(self.clients)
 
     def via_for(self, dest: Dest) -> str:
-        """A Via value naming this process's socket, with a new branch."""
-        host, port = self._local_address(dest.proto)
+        """A Via value naming the socket ``dest`` leaves from (this process's usual one when
+        it names none), with a new branch."""
+        host, port = dest.local or self._local_address(dest.proto)
         branch = local_branch()
         return f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={branch}"
 
@@ -179,15 +191,25 @@ def worker_uac(svc: TmService) -> LocalUac:
     return uac
 
 
+def _from_socket(ctx: MsgContext, dest: Dest, socket: str = "") -> Dest:
+    """``dest`` with the socket it leaves from (``socket``, a listen socket as
+    "proto:host:port", when given; else as a relayed request, ``send_local``)."""
+    core = ctx.core
+    local = (forced_local(core, dest.proto, socket) if socket
+             else send_local(ctx, dest.proto, ctx.send_socket, dest.host))
+    return dest if local is None else Dest(dest.proto, dest.host, dest.port, local)
+
+
 def t_uac_send(ctx: MsgContext, method: str, ruri: str, nexthop: str, socket: str,
                headers: str, body: str) -> int:
     """Send a new request statefully from this worker (``nexthop`` or the R-URI is where it goes;
-    ``socket`` is accepted and the worker's own socket used)."""
+    ``socket``, when given, the listen socket it leaves from: see the module's docstring)."""
     svc = ctx.core.require("tm", TmService)
     dest = _dest(nexthop or ruri)
     if dest is None:
         log.error("t_uac_send: bad destination %r", nexthop or ruri)
         return -1
+    dest = _from_socket(ctx, dest, socket)
     local = worker_uac(svc)
     try:
         request = build_request(method.upper(), ruri, headers, body, local.via_for(dest))
@@ -210,6 +232,7 @@ def t_replicate(ctx: MsgContext, uri: str) -> int:
         log.error("t_replicate: bad destination %r", uri)
         return -1
     req_state(ctx)
+    dest = _from_socket(ctx, dest)
     return 1 if worker_uac(ctx.core.require("tm", TmService)).start(ctx.msg.copy(), dest) else -1
 
 
