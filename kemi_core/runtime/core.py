@@ -102,6 +102,12 @@ class Core:
         self.main_sip: MainSip | None = None
         #: Called in the main process with each reply to what it sent (``add_main_reply_handler``).
         self.main_reply_handlers: list[Callable[[SipMsg], bool]] = []
+        #: Whether a worker hands such replies over before its other reply handlers (False
+        #: when every module registered asked to do it itself, on its miss path).
+        self.main_replies_first = False
+        #: In a worker of a forked server with main reply handlers: hands a reply whose branch
+        #: names the main process to it (True), else False (``runtime.main_sip.to_main``).
+        self.main_handoff: Callable[[MsgContext], bool] | None = None
         #: Next-hop names to addresses, cached for a bounded time, looked up off the event
         #: loop (kemi_core.forwarding.resolver); one per process.
         self.resolver: Resolver = RESOLVER
@@ -341,12 +347,17 @@ class Core:
     def add_reply_handler(self, handler: ReplyHandler) -> None:
         self.reply_handlers.append(handler)
 
-    def add_main_reply_handler(self, handler: Callable[[SipMsg], bool]) -> None:
+    def add_main_reply_handler(self, handler: Callable[[SipMsg], bool],
+                               first: bool = True) -> None:
         """Call ``handler(msg)`` in the main process with each reply to a request it sent
         (from ``core.main_sip``, its branch starting with ``MAIN_BRANCH``); True = consumed.
         The worker that got the reply ran its reply route and handed it over
-        (``runtime.main_sip``). With fork=no the reply handlers see such replies instead."""
+        (``runtime.main_sip``): before its reply handlers (``first``), else only where a
+        module's own reply handler calls ``core.main_handoff`` (tm, for replies no
+        transaction of the worker takes: no cost per reply). With fork=no the reply handlers
+        see such replies instead."""
         self.main_reply_handlers.append(handler)
+        self.main_replies_first = self.main_replies_first or first
 
     def add_send_failure_handler(self, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(data)`` with a message that ``send`` took but that could not go out

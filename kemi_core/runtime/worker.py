@@ -111,10 +111,13 @@ class Worker:
         self.endpoints.on_send_failed = core.send_failed_later
         self.loop.run_until_complete(self.endpoints.start(udp=False))
         box = self.endpoints.mailbox
-        if box is not None and (self.shared_sockets or self.endpoints.owners is not None):
+        if box is not None and ((self.shared_sockets and cfg.children > 1)
+                                or self.endpoints.owners is not None):
             self.dispatcher.steer = self.endpoints.steer_reply  # replies to their owners
         if box is not None and self.endpoints.to_main:
-            core.reply_handlers.insert(0, to_main(box))  # replies to what the main sent
+            core.main_handoff = to_main(box)  # replies to what the main sent
+            if core.main_replies_first:
+                core.reply_handlers.insert(0, core.main_handoff)
         core.attach_transport(self.endpoints)
         if self.board is not None:
             stuck.install(core, self.board, self.rank)

@@ -64,9 +64,11 @@ def phones() -> Iterator[tuple[socket.socket, socket.socket]]:
         s.close()
 
 
-def receive(sock: socket.socket, start: str, call_id: str) -> tuple[str, tuple[str, int]]:
-    """The next message of ``call_id`` starting with ``start`` that reaches ``sock`` (3 s)."""
-    deadline = time.monotonic() + 3.0
+def receive(sock: socket.socket, start: str, call_id: str,
+            within: float = 3.0) -> tuple[str, tuple[str, int]]:
+    """The next message of ``call_id`` starting with ``start`` that reaches ``sock`` (within
+    ``within`` s)."""
+    deadline = time.monotonic() + within
     while (left := deadline - time.monotonic()) > 0:
         sock.settimeout(left)
         data, src = sock.recvfrom(65535)

@@ -8,14 +8,15 @@ where it leaves from. The tm.t_uac_start RPC, with no request in hand, sends fro
 socket (the first listen not on the loopback, the last when all are, as here) or the socket
 it is given. A reply forwarded statelessly (forward() of the request, no transaction) leaves
 from the socket the reply came in on, whichever socket the Via it was sent to named. kemi
-sent all of them from the first listen (the RPC from a socket of its own).
+sent all of them from the first listen (the RPC from a socket of its own, on a port of its
+own).
 """
 
 from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,44 @@ def test_a_reply_forwarded_statelessly_leaves_from_the_socket_it_came_in_on_as_k
     assert theirs == [f"in at P{n}, out from P{n}, reply to P{b}: reaches the phone from P{b}"
                       for n in (1, 2, 3) for b in (1, 2, 3)]
     assert seen["kemi"] == theirs
+
+
+def rpc_requests(ports: list[int], send_rpc: Callable[..., object], callee: socket.socket,
+                 tag: str) -> list[str]:
+    """tm.t_uac_start without a socket, then with socket P2: the port each request reached
+    the callee from, its Via, and whether it came again after the callee's 200 (it must not:
+    the reply reached the transaction, in the main process for kemi)."""
+    names = {str(p): f"P{n}" for n, p in enumerate(ports, 1)}
+    seen = []
+    for n, sock in enumerate((".", f"udp:127.0.0.1:{ports[1]}")):
+        call_id = f"{tag}-rpc-{n}"
+        headers = (f"From: <sip:proxy@127.0.0.1>;tag=rpc\r\nTo: <sip:callee@127.0.0.1>\r\n"
+                   f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Type: text/plain\r\n")
+        send_rpc("tm.t_uac_start", "OPTIONS", f"sip:callee@127.0.0.1:{callee.getsockname()[1]}",
+                 ".", sock, headers)
+        got, src = receive(callee, "OPTIONS", call_id)
+        answer(callee, got, src, "200 OK")
+        try:  # T1 is 0.5 s: a retransmission would come within 1.2 s
+            receive(callee, "OPTIONS", call_id, 1.2)
+            again = "sent again"
+        except TimeoutError:
+            again = "not sent again"
+        said = "no socket" if sock == "." else "socket P2"
+        seen.append(f"{said}: from {names.get(str(src[1]), src[1])}, Via {our_via(got, names)}, "
+                    f"{again}")
+    return seen
+
+
+def test_the_rpc_t_uac_start_sends_from_the_default_or_given_socket_as_kamailio(
+        tmp_path: Path, ends: tuple[socket.socket, socket.socket]) -> None:
+    _, callee = ends
+    seen = {}
+    with side_by_side(CFG, tmp_path, files={"route.lua": ROUTE}) as pair:
+        ctl = f"unix:{tmp_path / 'kamailio' / 'ctl'}"
+        seen["kamailio"] = rpc_requests(our_ports(tmp_path / "kamailio"),
+                                        lambda *args: kamcmd(ctl, *args), callee, "kamailio")
+        seen["kemi"] = rpc_requests(our_ports(tmp_path / "kemi"), pair.kemi.rpc, callee, "kemi")
+    assert seen["kamailio"] == [
+        "no socket: from P3, Via SIP/2.0/UDP 127.0.0.1:P3, not sent again",
+        "socket P2: from P2, Via SIP/2.0/UDP 127.0.0.1:P2, not sent again"]
+    assert seen["kemi"] == seen["kamailio"]

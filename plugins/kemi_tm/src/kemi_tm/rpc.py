@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 def register(core: Core, svc: TmService) -> None:
     main_uac = MainProcessUac(svc)
+    # the replies to its requests: handed over by tm's own miss path in the workers
+    core.add_main_reply_handler(main_uac.on_reply, first=False)
     core.add_rpc("tm.stats", lambda c, p: stats(svc, c, p),
                  "Transactions created/freed/current and final replies by class, all workers.")
     core.add_rpc("tm.list", lambda c, p: list_transactions(svc, c, p),
@@ -49,6 +51,7 @@ def uac_start(main_uac: MainProcessUac, core: Core, params: list[Any]) -> dict[s
         raise ValueError("tm.t_uac_start: method and ruri are required")
     method, ruri = str(params[0]), str(params[1])
     nexthop = str(params[2]) if len(params) > 2 and params[2] not in (None, ".") else ""
+    socket = str(params[3]) if len(params) > 3 and params[3] not in (None, ".") else ""
     headers = str(params[4]) if len(params) > 4 and params[4] not in (None, ".") else ""
     body = str(params[5]) if len(params) > 5 and params[5] not in (None, ".") else ""
-    return main_uac.start(core, method, ruri, nexthop, headers, body)
+    return main_uac.start(core, method, ruri, nexthop, socket, headers, body)

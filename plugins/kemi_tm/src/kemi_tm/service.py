@@ -394,6 +394,9 @@ class TmService:
             if found is None:
                 if uac is not None and uac.on_reply(msg):  # type: ignore[attr-defined]
                     return True
+                handoff = self.core.main_handoff  # a reply to the main process's tm.t_uac_start
+                if handoff is not None and handoff(ctx):
+                    return True
                 return self._unmatched_reply(ctx)
         except SipParseError:
             return False

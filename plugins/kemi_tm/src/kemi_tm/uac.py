@@ -9,9 +9,12 @@ Where it runs: in a worker, through the worker's own socket (replies come back t
 Via says). With several listens, which one a request leaves from and its Via names is Kamailio
 5.6's choice (learnt by running it, three UDP listens): the ``socket`` given, else, as for a
 relayed request, the UDP socket the request being routed came in on, else the transport's
-default socket (``kemi_core.forwarding.send_local``). The RPC runs in the main process, which has no SIP socket when workers are forked:
-there the main process opens a UDP socket on the first UDP listen address with a port of its
-own, and drives the transaction from its event loop. With fork=no the one process does both.
+default socket (``kemi_core.forwarding.send_local``). The RPC has no request in hand: the
+socket given, else the default one (``default_local``). It runs in the main process, which
+has no SIP socket when workers are forked: there it sends from the listen socket itself
+(``core.main_sip``) with the main process's branch mark, and the worker a reply reaches hands
+it over when no transaction of its own takes it (``core.main_handoff``); the main process
+drives the transaction from its event loop. With fork=no the one process does both.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kemi_core.api import (
+    MAIN_BRANCH,
     Clock,
     KemiExport,
+    default_local,
     drive_with_loop,
     export,
     forced_local,
@@ -53,13 +58,14 @@ class LocalUac:
 
     def __init__(self, send: Callable[[Dest, bytes], bool],
                  local_address: Callable[[str], tuple[str, int]], clock: Clock,
-                 settings: Callable[[], TimerSettings], on_done: Callable[[int], None] | None = None
-                 ) -> None:
+                 settings: Callable[[], TimerSettings], on_done: Callable[[int], None] | None = None,
+                 branch: Callable[[], str] = local_branch) -> None:
         self._send = send
         self._local_address = local_address
         self._clock = clock
         self._now = clock.now
         self._settings = settings
+        self._branch = branch
         self.on_done = on_done
         self.clients: dict[tuple[str, str], ClientTransaction] = {}
         self._timers: dict[tuple[str, str], Timer] = {}
@@ -74,8 +80,7 @@ class LocalUac:
         """A Via value naming the socket ``dest`` leaves from (this process's usual one when
         it names none), with a new branch."""
         host, port = dest.local or self._local_address(dest.proto)
-        branch = local_branch()
-        return f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={branch}"
+        return f"SIP/2.0/{dest.proto.upper()} {host}:{port};branch={self._branch()}"
 
     def start(self, request: SipMsg, dest: Dest, *, add_via: bool = True) -> bool:
         """Send ``request`` statefully to ``dest``, with our Via on top unless it has it."""
@@ -245,7 +250,10 @@ def exports() -> list[KemiExport]:
 
 # ---- RPC: tm.t_uac_start ---------------------------------------------------------------------
 class MainProcessUac:
-    """tm.t_uac_start in a process with no SIP transport: its own UDP socket and timers."""
+    """tm.t_uac_start in the main process of a forked server, which has no SIP transport: it
+    sends from the listen sockets (``core.main_sip``) with the main process's branch mark,
+    takes the replies workers hand over (``on_reply``) and runs the timers on a clock of its
+    own on its loop."""
 
     def __init__(self, svc: TmService) -> None:
         self.svc = svc
@@ -254,54 +262,33 @@ class MainProcessUac:
     def _ensure(self, core: Core) -> LocalUac:
         if self.uac is not None:
             return self.uac
-        loop = core.loop
-        if loop is None:
+        loop, main = core.loop, core.main_sip
+        if loop is None or main is None:
             raise RuntimeError("tm.t_uac_start: no event loop in this process")
-        udp = [lst for lst in core.config.listen if lst.proto == "udp"]
-        host = udp[0].host.strip("[]") if udp else "127.0.0.1"
-        import socket
-
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((host, 0))
-        sock.setblocking(False)
-        local = sock.getsockname()[:2]
-
-        def send(d: Dest, data: bytes) -> bool:
-            try:
-                sock.sendto(data, (d.host, d.port))
-                return True
-            except OSError:
-                return False
-
         # The main process runs no module timers: this uac gets a clock of its own on its loop.
         clock = Clock()
         drive_with_loop(clock, loop)
-        uac = LocalUac(send, lambda proto: (str(local[0]), int(local[1])), clock,
-                       lambda: self.svc.settings.timers)
-        loop.add_reader(sock.fileno(), self._readable, sock, uac)
+        uac = LocalUac(lambda d, data: main.send(d.proto, d.host, d.port, data, d.local),
+                       main.local_address, clock, lambda: self.svc.settings.timers,
+                       branch=_main_branch)
         self.uac = uac
         return uac
 
-    @staticmethod
-    def _readable(sock: Any, uac: LocalUac) -> None:
-        for _ in range(64):  # bounded per wake-up
-            try:
-                data = sock.recv(65535)
-            except OSError:  # includes BlockingIOError: nothing more to read
-                return
-            try:
-                msg = parse_datagram(data)
-            except SipParseError:
-                continue
-            if not msg.is_request:
-                uac.on_reply(msg)
+    def on_reply(self, msg: SipMsg) -> bool:
+        """A reply a worker handed over (``core.add_main_reply_handler``): True when one of
+        this process's transactions took it."""
+        return self.uac is not None and self.uac.on_reply(msg)
 
-    def start(self, core: Core, method: str, ruri: str, nexthop: str, headers: str,
+    def start(self, core: Core, method: str, ruri: str, nexthop: str, socket: str, headers: str,
               body: str) -> dict[str, Any]:
         dest = _dest(nexthop or ruri)
         if dest is None:
             raise ValueError(f"bad destination {nexthop or ruri!r}")
-        # fork=no: this process has the SIP socket; else the main process's own one
+        local = (forced_local(core, dest.proto, socket) if socket
+                 else default_local(core, dest.proto, ":" in dest.host))
+        if local is not None:
+            dest = Dest(dest.proto, dest.host, dest.port, local)
+        # fork=no: this process has the SIP transport; else the main process's sends
         uac = worker_uac(self.svc) if core.transport is not None else self._ensure(core)
         request = build_request(method.upper(), ruri, headers, body, uac.via_for(dest))
         if not uac.start(request, dest, add_via=False):
@@ -309,3 +296,9 @@ class MainProcessUac:
         self.svc.stats.incr("uac")
         return {"sent": True, "method": request.method, "call_id": request.call_id,
                 "to": f"{dest.proto}:{dest.host}:{dest.port}"}
+
+
+def _main_branch() -> str:
+    """A branch for the main process's own transaction (its mark: workers hand the replies
+    over)."""
+    return f"{MAIN_BRANCH}{secrets.token_hex(8)}.l"
