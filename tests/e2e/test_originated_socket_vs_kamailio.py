@@ -70,6 +70,22 @@ def ends() -> Iterator[tuple[socket.socket, socket.socket]]:
         s.close()
 
 
+def on_both(tmp_path: Path, run: Callable[[list[int], str], list[str]]) -> dict[str, list[str]]:
+    """``run(ports, who)`` on Kamailio, then on kemi, both running the same script."""
+    with side_by_side(CFG, tmp_path, files={"route.lua": ROUTE}):
+        return {who: run(our_ports(tmp_path / who), who) for who in ("kamailio", "kemi")}
+
+
+def through(phone: socket.socket, callee: socket.socket, port: int, call_id: str,
+            extra: str) -> tuple[str, tuple[str, int]]:
+    """An OPTIONS from ``phone`` to our ``port`` with the headers ``extra`` and X-Callee: the
+    request the server sends ``callee`` for it, and where from."""
+    text = request_text("OPTIONS", call_id=call_id,
+                        extra=f"{extra}X-Callee: {callee.getsockname()[1]}")
+    phone.sendto(text.replace("PORT", str(phone.getsockname()[1])).encode(), ("127.0.0.1", port))
+    return receive(callee, "OPTIONS", call_id)
+
+
 def our_via(text: str, names: dict[str, str]) -> str:
     """The top Via of ``text``, its branch left out, our ports named P1..P3."""
     via = re.search(r"^Via: ([^\r\n]*)", text, re.M).group(1)  # type: ignore[union-attr]
@@ -87,14 +103,8 @@ def sent_by_tm(ports: list[int], phone: socket.socket, callee: socket.socket,
     cases.append(("uac", ports[0], f"udp:127.0.0.1:{ports[1]}"))
     seen = []
     for n, (how, port, sock) in enumerate(cases):
-        call_id = f"{tag}-tm-{n}"
-        extra = f"X-How: {how}\r\nX-Callee: {callee.getsockname()[1]}"
-        if sock:
-            extra += f"\r\nX-Socket: {sock}"
-        text = request_text("OPTIONS", call_id=call_id, extra=extra)
-        phone.sendto(text.replace("PORT", str(phone.getsockname()[1])).encode(),
-                     ("127.0.0.1", port))
-        got, src = receive(callee, "OPTIONS", call_id)
+        extra = f"X-How: {how}\r\n" + (f"X-Socket: {sock}\r\n" if sock else "")
+        got, src = through(phone, callee, port, f"{tag}-tm-{n}", extra)
         answer(callee, got, src, "200 OK")
         socket_said = f" socket P{ports.index(int(sock.rsplit(':', 1)[1])) + 1}" if sock else ""
         seen.append(f"{how}{socket_said} in at {names[str(port)]}: from "
@@ -104,11 +114,7 @@ def sent_by_tm(ports: list[int], phone: socket.socket, callee: socket.socket,
 
 def test_requests_tm_sends_from_a_route_leave_from_the_arrival_socket_as_kamailio(
         tmp_path: Path, ends: tuple[socket.socket, socket.socket]) -> None:
-    phone, callee = ends
-    seen = {}
-    with side_by_side(CFG, tmp_path, files={"route.lua": ROUTE}):
-        for who in ("kamailio", "kemi"):
-            seen[who] = sent_by_tm(our_ports(tmp_path / who), phone, callee, who)
+    seen = on_both(tmp_path, lambda ports, who: sent_by_tm(ports, *ends, who))
     theirs = seen["kamailio"]
     assert theirs[:6] == [f"{how} in at P{n}: from P{n}, Via SIP/2.0/UDP 127.0.0.1:P{n}"
                           for how in ("uac", "replicate") for n in (1, 2, 3)]
@@ -125,11 +131,7 @@ def forwarded_replies(ports: list[int], phone: socket.socket, callee: socket.soc
     for port in ports:
         for back in ports:
             call_id = f"{tag}-fwd-{port}-{back}"
-            text = request_text("OPTIONS", call_id=call_id,
-                                extra=f"X-Callee: {callee.getsockname()[1]}")
-            phone.sendto(text.replace("PORT", str(phone.getsockname()[1])).encode(),
-                         ("127.0.0.1", port))
-            got, src = receive(callee, "OPTIONS", call_id)
+            got, src = through(phone, callee, port, call_id, "")
             answer(callee, got, ("127.0.0.1", back), "200 OK")
             _, came = receive(phone, "SIP/2.0 200", call_id)
             seen.append(f"in at {names[str(port)]}, out from {names.get(str(src[1]), src[1])}, "
@@ -140,11 +142,7 @@ def forwarded_replies(ports: list[int], phone: socket.socket, callee: socket.soc
 
 def test_a_reply_forwarded_statelessly_leaves_from_the_socket_it_came_in_on_as_kamailio(
         tmp_path: Path, ends: tuple[socket.socket, socket.socket]) -> None:
-    phone, callee = ends
-    seen = {}
-    with side_by_side(CFG, tmp_path, files={"route.lua": ROUTE}):
-        for who in ("kamailio", "kemi"):
-            seen[who] = forwarded_replies(our_ports(tmp_path / who), phone, callee, who)
+    seen = on_both(tmp_path, lambda ports, who: forwarded_replies(ports, *ends, who))
     theirs = seen["kamailio"]
     assert theirs == [f"in at P{n}, out from P{n}, reply to P{b}: reaches the phone from P{b}"
                       for n in (1, 2, 3) for b in (1, 2, 3)]
