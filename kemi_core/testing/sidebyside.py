@@ -10,9 +10,10 @@ comparison should look at.
 
 from __future__ import annotations
 
+import re
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -155,6 +156,34 @@ def side_by_side(cfg_text: str, workdir: Path, files: dict[str, str] | None = No
             kam.stop()
     finally:
         kemi.stop()
+
+
+def sent_on(port: int, requests: Callable[[int, int], Iterable[tuple[str, bytes]]]) -> dict[str, str]:
+    """What a next hop receives for each request a server on ``port`` relays: ``requests(me,
+    up)`` gives (name, raw request) for a client on port ``me`` and a next hop on port ``up``
+    (both UDP on 127.0.0.1, made here); each is sent in turn and the datagram the next hop gets
+    is kept, the server's own Via branch as ``branch=X`` and the three ports named ME, UP and
+    SRV, so that the two servers' texts compare."""
+    from kemi_core.testing.udp_client import pending_datagrams
+
+    seen: dict[str, str] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
+        for s in (client, upstream):
+            s.bind(("127.0.0.1", 0))
+            s.settimeout(5)
+        me, up = client.getsockname()[1], upstream.getsockname()[1]
+        for name, raw in requests(me, up):
+            pending_datagrams(upstream)
+            client.sendto(raw, ("127.0.0.1", port))
+            got = upstream.recv(65535).decode()
+            got = re.sub(r"(Via: SIP/2.0/UDP 127.0.0.1:)\d+;branch=[^\r\n]*", r"\1SRV;branch=X",
+                         got, count=1)
+            for number, label in ((me, "ME"), (up, "UP"), (port, "SRV")):
+                got = re.sub(rf"(?<!\d){number}(?!\d)", label, got)
+            seen[name] = got
+        pending_datagrams(client)  # (what the server answered the client)
+    return seen
 
 
 def _fill(text: str, values: dict[str, str]) -> str:

@@ -10,14 +10,12 @@ and other values kept). The bytes the next hop receives must be the same from bo
 
 from __future__ import annotations
 
-import re
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from kemi_core.testing import cfg_preamble, kamailio_available, side_by_side
-from kemi_core.testing.udp_client import pending_datagrams
+from kemi_core.testing.sidebyside import sent_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(
     not kamailio_available("sl.so", "pv.so", "tm.so", "textops.so", "maxfwd.so", "rr.so",
@@ -109,24 +107,8 @@ def request(case: Case, n: int, me: int, up: int) -> bytes:
 
 def forwarded(port: int) -> dict[str, str]:
     """What the next hop receives for each case, our Via's branch and the ports named."""
-    seen: dict[str, str] = {}
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as upstream:
-        for s in (client, upstream):
-            s.bind(("127.0.0.1", 0))
-            s.settimeout(5)
-        me, up = client.getsockname()[1], upstream.getsockname()[1]
-        for n, case in enumerate(CASES):
-            pending_datagrams(upstream)
-            client.sendto(request(case, n, me, up), ("127.0.0.1", port))
-            got = upstream.recv(65535).decode()
-            got = re.sub(r"(Via: SIP/2.0/UDP 127.0.0.1:)\d+;branch=[^\r\n]*", r"\1SRV;branch=X",
-                         got, count=1)
-            for number, name in ((me, "ME"), (up, "UP"), (port, "SRV")):
-                got = re.sub(rf"(?<!\d){number}(?!\d)", name, got)
-            seen[case_id(case)] = got
-        pending_datagrams(client)  # (t_relay's 100s)
-    return seen
+    return sent_on(port, lambda me, up: (
+        (case_id(case), request(case, n, me, up)) for n, case in enumerate(CASES)))
 
 
 @pytest.fixture(scope="module")
