@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 .PHONY: dev run test check-static bench lint clean docs
 
 # One pip call: kemi-core and every plugin distribution under plugins/, editable.
-$(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c \
+$(STAMP): pyproject.toml setup.py kemi_core/sip/_fast.c kemi_core/shared/_shmtable.c \
 		$(wildcard plugins/*/pyproject.toml plugins/*/setup.py plugins/*/src/*/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

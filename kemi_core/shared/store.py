@@ -78,6 +78,8 @@ class SharedStore:
         self._env: lmdb.Environment | None = None
         self._index: Any = None
         self._tables: dict[str, SharedTable] = {}
+        self._shm_map: Any = None  # the C tables' mapping (shm_table), opened on first use
+        self._shm_tables: dict[str, Any] = {}
         self._callbacks: dict[str, list[ExpireCallback]] = {}
         self._writing = False
         #: Wall-clock time for expiry stamps and checks (``core.clock.wall`` for a server's
@@ -154,6 +156,24 @@ class SharedStore:
                 f"the shared store {self.path} holds {self.max_tables} tables, no more "
                 f"(table {name!r}): raise ${ENV_MAX_TABLES}") from exc
         self._tables[name] = table
+        return table
+
+    def shm_table(self, name: str, due_field: int = -1, dirty_field: int = -1,
+                  clean: Any = None) -> Any:
+        """The ``ShmTable`` ``name`` in the store's C shared-memory map (kemi_core.shared.
+        shmtable; made by the first process that asks, in any process), None when the compiled
+        module was not built. ``due_field``, ``dirty_field``, ``clean``: see ShmTable."""
+        from kemi_core.shared import shmtable
+
+        table = self._shm_tables.get(name)
+        if table is not None or not shmtable.AVAILABLE:
+            return table
+        if self.closed:
+            raise SharedStoreError(f"the shared store {self.path} is closed")
+        if self._shm_map is None:  # (a mapping is kept across fork: no reopening)
+            self._shm_map = shmtable.open_map(self.path, self.map_size)
+        table = shmtable.ShmTable(self, self._shm_map, name, due_field, dirty_field, clean)
+        self._shm_tables[name] = table
         return table
 
     def tables(self) -> list[str]:
