@@ -135,6 +135,7 @@ from kemi_core.shared import (
     shared_store,
 )
 from kemi_core.shared.dirs import pid_alive
+from kemi_core.shared.shmtable import ShmTable
 from kemi_core.sip import (
     ParseLimits,
     SipMsg,
@@ -268,7 +269,7 @@ __all__ = [
 
 # State shared by worker processes (docs/shared-store.md).
 __all__ += ["DELETE", "KEEP", "UNCHANGED", "SharedStore", "SharedStoreError", "SharedTable",
-            "shared_store"]
+            "ShmTable", "shared_store"]
 # Whether a process still runs (records it left in a shared table are stale when it does not).
 __all__ += ["pid_alive"]
 # Runtime files (FIFOs, sockets) of a module: where a relative name goes (kemi_core.rpc.paths).

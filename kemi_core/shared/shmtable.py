@@ -53,6 +53,8 @@ class ShmTable(Table):  # type: ignore[misc,valid-type]
 
     #: (registrar's compiled save: update_never is this table's own, in C)
     in_shm = True
+    #: whether the C module was built (store.shm_table gives None when not)
+    built = AVAILABLE
 
     def __init__(self, store: SharedStore | None, shm_map: Any, name: str, due_field: int = -1,
                  dirty_field: int = -1, clean: Any = None) -> None:

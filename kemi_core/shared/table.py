@@ -56,6 +56,8 @@ class SharedTable:
     #: for a compiled caller that runs update_never's usual case itself (registrar's usual save)
     NEVER_CONSTS: ClassVar[tuple[Any, ...] | None] = None
     MAX_KEY: ClassVar[int] = codec.MAX_KEY
+    #: (a ShmTable's is True: registrar's compiled save calls its update_never instead)
+    in_shm: ClassVar[bool] = False
 
     def __init__(self, store: SharedStore, name: str) -> None:
         self.store = store

@@ -6507,7 +6507,8 @@ enum { U_DOMAINS, U_MEM_DOMAIN, U_REQUESTS, U_PHONE_HEADERS, U_REQUEST, U_RULES,
 static PyObject *rs_msg, *rs_is_request, *rs_rcv, *rs_proto, *rs_dst_ip, *rs_dst_port,
     *rs_mod_state, *rs_bflags, *rs_core, *rs_clock, *rs_wall, *rs_table, *rs_db_mode, *rs_store,
     *rs_db, *rs_decoded, *rs_env, *rs_begin, *rs_end, *rs_commit, *rs_writing, *rs_stats,
-    *rs_changed, *rs_view, *rs_slot, *rs_write_one, *rs_surrogateescape, *reg_save_one;
+    *rs_changed, *rs_view, *rs_slot, *rs_write_one, *rs_in_shm, *rs_update_never,
+    *rs_surrogateescape, *reg_save_one;
 
 static int
 reg_save_names(void)
@@ -6523,7 +6524,8 @@ reg_save_names(void)
         {&rs_decoded, "_decoded"}, {&rs_env, "_env"}, {&rs_begin, "begin"}, {&rs_end, "_end"},
         {&rs_commit, "commit"}, {&rs_writing, "_writing"}, {&rs_stats, "stats"},
         {&rs_changed, "changed"}, {&rs_view, "view"}, {&rs_slot, "slot"},
-        {&rs_write_one, "write_one"}, {&rs_surrogateescape, "surrogateescape"},
+        {&rs_write_one, "write_one"}, {&rs_in_shm, "in_shm"},
+        {&rs_update_never, "update_never"}, {&rs_surrogateescape, "surrogateescape"},
     };
     if (reg_save_one == NULL && (reg_save_one = PyLong_FromLong(1)) == NULL)
         return -1;
@@ -6535,8 +6537,9 @@ reg_save_names(void)
 }
 
 /* SharedTable.update_never(aor, change_one, fn_arg)'s usual case on ``table``: the change in
- * its own write transaction, committed. Returns the change's result, or a new reference to
- * ``general`` when the store must take its Python path (nothing changed then). */
+ * its own write transaction, committed (a ShmTable: its own update_never, in C). Returns the
+ * change's result, or a new reference to ``general`` when the store must take its Python path
+ * (nothing changed then). */
 static PyObject *
 reg_save_store(PyObject *table, PyObject *aor, PyObject *change_one, PyObject *fn_arg,
                PyObject *never_consts, Py_ssize_t max_key)
@@ -6552,6 +6555,15 @@ reg_save_store(PyObject *table, PyObject *aor, PyObject *change_one, PyObject *f
         out = Py_NewRef(general);
         goto done;
     }
+    if ((db = PyObject_GetAttr(table, rs_in_shm)) == NULL)
+        goto done;
+    if (db == Py_True) {  /* (kemi_core/shared/shmtable.py) */
+        PyObject *call[4] = {table, aor, change_one, fn_arg};
+        out = PyObject_VectorcallMethod(rs_update_never, call,
+                                        4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        goto done;
+    }
+    Py_CLEAR(db);
     if ((db = PyObject_GetAttr(table, rs_db)) == NULL
             || (store = PyObject_GetAttr(table, rs_store)) == NULL
             || (decoded = PyObject_GetAttr(table, rs_decoded)) == NULL)

@@ -1,8 +1,9 @@
 """A location table (Kamailio's "domain", e.g. ``location``): the records of every AOR.
 
-``MemDomain`` keeps the records in the server's shared store (db_mode 0, 1, 2): one entry per
-AOR holding its contact list, changed atomically under the store's writer lock, so a save in
-one worker is what the next lookup in any worker reads. ``DbDomain`` (db_mode 3) keeps nothing
+``MemDomain`` keeps the records in shared memory (db_mode 0, 1, 2): one entry per AOR holding
+its contact list, changed atomically under its bucket's lock in the store's C table (a
+``ShmTable``; an LMDB table of the store, under its writer lock, when the C module was not
+built), so a save in one worker is what the next lookup in any worker reads. ``DbDomain`` (db_mode 3) keeps nothing
 in memory: every operation is a query on the database, so several servers can share it.
 """
 
@@ -43,8 +44,11 @@ Change = Callable[[list[Contact]], tuple[list[Contact] | None, R]]
 ChangeOne = Callable[[Contact | None, A], Contact | None]
 
 NO_DB, WRITE_THROUGH, WRITE_BACK, DB_ONLY = 0, 1, 2, 3
-#: write-back: records marked synced per store transaction after a flush
+#: write-back: records marked synced per store transaction after a flush (LMDB table)
 MARK_CHUNK = 100
+#: The fields of a stored contact tuple the C table reads for its due and dirty marks.
+EXPIRES_FIELD = Contact._fields.index("expires")
+STATE_FIELD = Contact._fields.index("state")
 
 
 def _row_kept(c: Contact, unregistered: Mapping[str, bool] | None) -> bool:
@@ -235,13 +239,34 @@ class Domain:
 
 
 class MemDomain(Domain):
-    """Records in the shared store (db_mode 0, 1, 2)."""
+    """Records in shared memory (db_mode 0, 1, 2): ``table`` is the store's C table (a
+    ShmTable: the timer reads only records with something due) or an LMDB table of it."""
 
-    def __init__(self, ul: Usrloc, name: str, table: SharedTable, deleted: SharedTable) -> None:
+    def __init__(self, ul: Usrloc, name: str, table: SharedTable | Any,
+                 deleted: SharedTable) -> None:
         super().__init__(ul, name)
         self.table = table
+        self.in_shm = bool(getattr(table, "in_shm", False))
         #: write-back: ruids of synced contacts removed since the last flush, to delete in the DB.
         self.deleted = deleted
+
+    def load(self, records: Mapping[str, list[tuple[Any, ...]]]) -> None:
+        """Preload: ``records`` (store key -> packed contacts) put in the table."""
+        if self.in_shm:
+            for key, raw in records.items():
+                self.table.put(key, raw)
+            return
+        with self.table.store.transaction() as tx:
+            for key, raw in records.items():
+                tx.put(self.table, key, raw)
+
+    def _tombstone(self, tx: Any, ruid: str, aor: str) -> None:
+        """Write-back: a synced contact's row to delete at the next flush (``tx``: the LMDB
+        transaction changing its record; None: the C table's update, its lock held)."""
+        if tx is None:
+            self.deleted.put(ruid, aor)
+        else:
+            tx.put(self.deleted, ruid, aor)
 
     def get(self, aor: str) -> list[Contact]:
         return _unpack(self.table.get(aor or EMPTY_AOR_KEY))
@@ -324,9 +349,11 @@ class MemDomain(Domain):
                 return UNCHANGED
             return _pack(new) if new else DELETE
 
-        # the tombstones of removed contacts go in the same transaction
-        with self.table.store.transaction() as tx:
-            tx.update(self.table, aor or EMPTY_AOR_KEY, lambda raw: change(raw, tx))
+        if self.in_shm:  # the tombstones of removed contacts written under the record's lock
+            self.table.update(aor or EMPTY_AOR_KEY, lambda raw: change(raw, None))
+        else:  # the tombstones of removed contacts go in the same transaction
+            with self.table.store.transaction() as tx:
+                tx.update(self.table, aor or EMPTY_AOR_KEY, lambda raw: change(raw, tx))
         old, new, result = out
         if new is not None:
             self.stats.changed(len(old), len(new))
@@ -350,14 +377,19 @@ class MemDomain(Domain):
         kept = {c.ruid for c in new}
         for c in old:
             if c.ruid not in kept and c.state != CS_NEW and not _row_kept(c, unregistered):
-                tx.put(self.deleted, c.ruid, c.aor)
+                self._tombstone(tx, c.ruid, c.aor)
         return marked
 
     # ---- timer -----------------------------------------------------------------------------
     def collect(self, now: float, expire: bool = True) -> Batch:
         mode = self.ul.db_mode
         batch = Batch(self)
-        for aor, contacts in list(self.records()):
+        # the C table hands out only the records with a contact expired by now or, with
+        # write-back, one not in sync: nothing to read for the others
+        table: Any = self.table  # (a ShmTable has due(); the LMDB table, items() only)
+        entries = table.due(now) if self.in_shm else table.items()
+        for key, raw in entries:
+            aor, contacts = ("" if key == EMPTY_AOR_KEY else key), _unpack(raw)
             if expire and any(not c.alive(now) for c in contacts):
                 for c in self._expire(aor, now):
                     self.stats.expires.inc()
@@ -393,24 +425,35 @@ class MemDomain(Domain):
         # MARK_CHUNK records per store transaction: not one per AOR, nor the workers' saves
         # held up for a whole large flush
         items = list(by_aor.items())
+        if self.in_shm:  # one record's lock at a time
+            for aor, written in items:
+                self.table.update(aor or EMPTY_AOR_KEY,
+                                  partial(self._synced, None, aor, written))
+            return
         for start in range(0, len(items), MARK_CHUNK):
             with self.table.store.transaction() as tx:
                 for aor, written in items[start:start + MARK_CHUNK]:
-                    self._mark_synced(tx, aor, written)
+                    key = aor or EMPTY_AOR_KEY
+                    new = self._synced(tx, aor, written, tx.get(self.table, key))
+                    if new is not UNCHANGED:
+                        tx.put(self.table, key, new)
 
-    def _mark_synced(self, tx: Any, aor: str, written: list[Contact]) -> None:
+    def _synced(self, tx: Any, aor: str, written: list[Contact],
+                raw: list[tuple[Any, ...]] | None) -> Any:
+        """The record ``raw`` of ``aor`` once ``written`` are in the database: those still as
+        written marked synced (UNCHANGED: no record); tombstones for those removed meanwhile."""
         done = {c.ruid: c for c in written}
-        current = _unpack(tx.get(self.table, aor or EMPTY_AOR_KEY))
+        current = _unpack(raw)
         present = {c.ruid for c in current}
         for ruid in done:
             if ruid not in present:  # removed while its row was being written
-                tx.put(self.deleted, ruid, aor)
+                self._tombstone(tx, ruid, aor)
         if not current:
-            return
+            return UNCHANGED
         # A contact changed again since it was written stays pending for the next flush.
-        tx.put(self.table, aor or EMPTY_AOR_KEY, _pack([
+        return _pack([
             c._replace(state=CS_SYNC) if c.ruid in done and done[c.ruid].same_data(c) else c
-            for c in current]))
+            for c in current])
 
 
 class DbDomain(Domain):

@@ -16,7 +16,17 @@ from typing import Any
 from kemi_core.api import Core, Database, DbError, ModuleError, db, open_db, shared_store
 from kemi_usrloc import stats, sync
 from kemi_usrloc.contact import CS_SYNC, Contact, from_row, sort_key
-from kemi_usrloc.domain import DB_ONLY, NO_DB, DbDomain, Domain, MemDomain, store_key
+from kemi_usrloc.domain import (
+    DB_ONLY,
+    EXPIRES_FIELD,
+    NO_DB,
+    STATE_FIELD,
+    WRITE_BACK,
+    DbDomain,
+    Domain,
+    MemDomain,
+    store_key,
+)
 
 log = logging.getLogger("kemi.usrloc")
 
@@ -97,7 +107,11 @@ class Usrloc:
             dom = DbDomain(self, name)
         else:
             store = shared_store(self.core)
-            records = store.table(f"usrloc:{name}")
+            # the C table (its marks: the contacts' expiry and, with write-back, sync state)
+            records = store.shm_table(f"usrloc:{name}", EXPIRES_FIELD,
+                                      STATE_FIELD if self.db_mode == WRITE_BACK else -1, CS_SYNC)
+            if records is None:  # (not built)
+                records = store.table(f"usrloc:{name}")
             records.keep_decoded()  # records are read and replaced whole, never changed in place
             dom = MemDomain(self, name, records, store.table(f"usrloc:{name}:deleted"))
             assert self.meta is not None
@@ -125,9 +139,8 @@ class Usrloc:
         for row in rows:
             aor = self.aor_of_row(row)
             records.setdefault(aor, []).append(from_row(row, aor, CS_SYNC))
-        with dom.table.store.transaction() as tx:
-            for aor, contacts in records.items():
-                tx.put(dom.table, store_key(aor), [tuple(c) for c in self.ordered(contacts)])
+        dom.load({store_key(aor): [tuple(c) for c in self.ordered(contacts)]
+                  for aor, contacts in records.items()})
         dom.stats.loaded(len(records), len(rows))
         log.info("usrloc: %d contacts of %d AORs loaded from table %s", len(rows),
                  len(records), dom.name)
