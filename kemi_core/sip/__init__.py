@@ -19,6 +19,7 @@ from kemi_core.sip.calls_fast import (
     pv_reader,
     registrar_saver,
     reply_relayer,
+    request_relayer,
     transaction_tester,
 )
 from kemi_core.sip.errors import SipParseError
@@ -97,6 +98,7 @@ __all__ = [
     "reg_save_usual",
     "registrar_saver",
     "reply_relayer",
+    "request_relayer",
     "split_commas",
     "ul_change_one",
 ]

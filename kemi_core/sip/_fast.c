@@ -3607,8 +3607,17 @@ tr_linger(PyObject *m, PyObject *timers, PyObject *name, PyObject *dest, PyObjec
 
 /* Core.send(proto, host, port, data, local) written out when core's send is Core's own and
  * it has a transport (else the method runs): 1 sent, 0 not, -1 an error */
+static int tr_core_send_as(PyObject *own, PyObject *core, PyObject *dest, PyObject *data);
+
 static int
 tr_core_send(PyObject *c, PyObject *core, PyObject *dest, PyObject *data)
+{
+    return tr_core_send_as(PyTuple_GET_ITEM(c, TR_CORE_SEND), core, dest, data);
+}
+
+/* tr_core_send with Core.send given (``own``): the request relayer's too */
+static int
+tr_core_send_as(PyObject *own_send, PyObject *core, PyObject *dest, PyObject *data)
 {
     PyObject *proto = NULL, *host = NULL, *port = NULL, *local = NULL, *transport = NULL,
              *ok = NULL, *stats = NULL, *counters = NULL, *head = NULL, *other = NULL;
@@ -3618,7 +3627,7 @@ tr_core_send(PyObject *c, PyObject *core, PyObject *dest, PyObject *data)
             || (port = PyObject_GetAttr(dest, tr_port)) == NULL
             || (local = PyObject_GetAttr(dest, tr_local)) == NULL)
         goto done;
-    int own = tr_bound_is(core, tr_send, PyTuple_GET_ITEM(c, TR_CORE_SEND));
+    int own = tr_bound_is(core, tr_send, own_send);
     if (own < 0 || (own && (transport = PyObject_GetAttr(core, tr_transport)) == NULL))
         goto done;
     if (!own || transport == Py_None) {
@@ -3680,6 +3689,27 @@ done:
     return out;
 }
 
+/* TmService.send's log.warning("tm: sending to %s:%s:%d failed", dest.proto, dest.host,
+ * dest.port) on ``log``; -1 on error */
+static int
+tr_send_warning(PyObject *log, PyObject *dest)
+{
+    PyObject *proto = PyObject_GetAttr(dest, tr_proto), *x = NULL;
+    PyObject *host = proto == NULL ? NULL : PyObject_GetAttr(dest, tr_host);
+    PyObject *port = host == NULL ? NULL : PyObject_GetAttr(dest, tr_port);
+    if (port != NULL) {
+        PyObject *args[5] = {log, tr_send_failed, proto, host, port};
+        x = PyObject_VectorcallMethod(tr_warning, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    }
+    Py_XDECREF(proto);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    if (x == NULL)
+        return -1;
+    Py_DECREF(x);
+    return 0;
+}
+
 /* TmService.send(dest, data, "relayed") with nothing held (tr_decide saw ``_held`` None and
  * the class's send; tr_offer reads it again, as the Python form does): rpl_relayed counted,
  * Core.send, the warning when the network refused it. -1 on error. */
@@ -3705,22 +3735,8 @@ tr_svc_send(PyObject *c, PyObject *svc, PyObject *dest, PyObject *data)
     int sent = tr_core_send(c, core, dest, data);
     if (sent < 0)
         goto done;
-    if (!sent) {
-        /* log.warning("tm: sending to %s:%s:%d failed", dest.proto, dest.host, dest.port) */
-        PyObject *proto = PyObject_GetAttr(dest, tr_proto);
-        PyObject *host = proto == NULL ? NULL : PyObject_GetAttr(dest, tr_host);
-        PyObject *port = host == NULL ? NULL : PyObject_GetAttr(dest, tr_port);
-        if (port != NULL) {
-            PyObject *args[5] = {PyTuple_GET_ITEM(c, TR_LOG), tr_send_failed, proto, host, port};
-            x = PyObject_VectorcallMethod(tr_warning, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                          NULL);
-        }
-        Py_XDECREF(proto);
-        Py_XDECREF(host);
-        Py_XDECREF(port);
-        if (x == NULL)
-            goto done;
-    }
+    if (!sent && tr_send_warning(PyTuple_GET_ITEM(c, TR_LOG), dest) < 0)
+        goto done;
     out = 0;
 done:
     Py_DECREF(held);
@@ -4037,6 +4053,37 @@ static PyMethodDef tr_on_reply_def = {
     "on_reply(ctx) -> TmService.on_reply's answer (compiled for the usual relayed reply; see "
     "reply_relayer)."};
 
+/* the names both tm sections read (the relayed reply and the relayed request) */
+static const InternedName tr_interned[] = {
+    {&tr_msg, "msg"}, {&tr_held, "_held"}, {&tr_send, "send"}, {&tr_via, "via"},
+    {&tr_branch, "branch"}, {&tr_table, "table"}, {&tr_by_ident, "_by_ident"},
+    {&tr_branches, "branches"}, {&tr_cseq, "cseq"}, {&tr_method, "method"},
+    {&tr_key, "key"}, {&tr_callbacks, "callbacks"}, {&tr_reply, "reply"},
+    {&tr_branch_failure, "branch_failure"}, {&tr_sink, "sink"},
+    {&tr_status, "status"}, {&tr_is_invite, "is_invite"}, {&tr_state, "state"},
+    {&tr_cancelled, "cancelled"}, {&tr_cancel_wanted, "cancel_wanted"},
+    {&tr_timers, "timers"}, {&tr_stats, "stats"}, {&tr_rpl_received, "rpl_received"},
+    {&tr_rpl_relayed, "rpl_relayed"}, {&tr_replied, "replied"},
+    {&tr_counted_final, "counted_final"}, {&tr_clock, "clock"}, {&tr_now, "now"},
+    {&tr_local_final, "local_final"}, {&tr_settings, "settings"},
+    {&tr_restart_fr, "restart_fr_on_each_reply"}, {&tr_fr_inv_timer, "fr_inv_timer"},
+    {&tr_life_end, "_life_end"}, {&tr_final_status, "final_status"},
+    {&tr_wt_timer, "wt_timer"}, {&tr_dest, "dest"}, {&tr_reliable, "reliable"},
+    {&tr_t4, "t4"}, {&tr_bytes_wo_via, "bytes_without_top_via"},
+    {&tr_deciding, "deciding"}, {&tr_pass_up, "pass_up"}, {&tr_refile, "refile"},
+    {&tr_on_reschedule, "on_reschedule"}, {&tr_done, "done"},
+    {&tr_final_handlers, "final_handlers"}, {&tr_count_final, "_count_final"},
+    {&tr_by_class, "by_class"}, {&tr_count_2xx_again, "_count_2xx_again"},
+    {&tr_last_reply, "last_reply"}, {&tr_last_status, "last_status"},
+    {&tr_reply_dest, "reply_dest"}, {&tr_proto, "proto"}, {&tr_host, "host"},
+    {&tr_port, "port"}, {&tr_local, "local"}, {&tr_core, "core"},
+    {&tr_transport, "transport"}, {&tr_sent_counter, "sent_counter"},
+    {&tr_sent_requests, "sent_requests"}, {&tr_warning, "warning"},
+    {&tr_relayed, "relayed"}, {&tr_send_failed, "tm: sending to %s:%s:%d failed"},
+    {&tr_t_a, "A"}, {&tr_t_b, "B"}, {&tr_t_fr, "fr"}, {&tr_t_m, "M"}, {&tr_t_k, "K"},
+    {&tr_t_l, "L"}, {&tr_t_j, "J"}, {&tr_get, "get"},
+};
+
 static PyObject *
 reply_relayer(PyObject *module, PyObject *consts)
 {
@@ -4046,41 +4093,950 @@ reply_relayer(PyObject *module, PyObject *consts)
     }
     if (sl_names() < 0)
         return NULL;
-    static const InternedName names[] = {
-        {&tr_msg, "msg"}, {&tr_held, "_held"}, {&tr_send, "send"}, {&tr_via, "via"},
-        {&tr_branch, "branch"}, {&tr_table, "table"}, {&tr_by_ident, "_by_ident"},
-        {&tr_branches, "branches"}, {&tr_cseq, "cseq"}, {&tr_method, "method"},
-        {&tr_key, "key"}, {&tr_callbacks, "callbacks"}, {&tr_reply, "reply"},
-        {&tr_branch_failure, "branch_failure"}, {&tr_sink, "sink"},
-        {&tr_status, "status"}, {&tr_is_invite, "is_invite"}, {&tr_state, "state"},
-        {&tr_cancelled, "cancelled"}, {&tr_cancel_wanted, "cancel_wanted"},
-        {&tr_timers, "timers"}, {&tr_stats, "stats"}, {&tr_rpl_received, "rpl_received"},
-        {&tr_rpl_relayed, "rpl_relayed"}, {&tr_replied, "replied"},
-        {&tr_counted_final, "counted_final"}, {&tr_clock, "clock"}, {&tr_now, "now"},
-        {&tr_local_final, "local_final"}, {&tr_settings, "settings"},
-        {&tr_restart_fr, "restart_fr_on_each_reply"}, {&tr_fr_inv_timer, "fr_inv_timer"},
-        {&tr_life_end, "_life_end"}, {&tr_final_status, "final_status"},
-        {&tr_wt_timer, "wt_timer"}, {&tr_dest, "dest"}, {&tr_reliable, "reliable"},
-        {&tr_t4, "t4"}, {&tr_bytes_wo_via, "bytes_without_top_via"},
-        {&tr_deciding, "deciding"}, {&tr_pass_up, "pass_up"}, {&tr_refile, "refile"},
-        {&tr_on_reschedule, "on_reschedule"}, {&tr_done, "done"},
-        {&tr_final_handlers, "final_handlers"}, {&tr_count_final, "_count_final"},
-        {&tr_by_class, "by_class"}, {&tr_count_2xx_again, "_count_2xx_again"},
-        {&tr_last_reply, "last_reply"}, {&tr_last_status, "last_status"},
-        {&tr_reply_dest, "reply_dest"}, {&tr_proto, "proto"}, {&tr_host, "host"},
-        {&tr_port, "port"}, {&tr_local, "local"}, {&tr_core, "core"},
-        {&tr_transport, "transport"}, {&tr_sent_counter, "sent_counter"},
-        {&tr_sent_requests, "sent_requests"}, {&tr_warning, "warning"},
-        {&tr_relayed, "relayed"}, {&tr_send_failed, "tm: sending to %s:%s:%d failed"},
-        {&tr_t_a, "A"}, {&tr_t_b, "B"}, {&tr_t_fr, "fr"}, {&tr_t_m, "M"}, {&tr_t_k, "K"},
-        {&tr_t_l, "L"}, {&tr_t_j, "J"}, {&tr_get, "get"},
-    };
     if ((tr_zero == NULL && (tr_zero = PyLong_FromLong(0)) == NULL)
             || (tr_hundred == NULL && (tr_hundred = PyLong_FromLong(100)) == NULL))
         return NULL;
     return bind_compiled(&tr_on_reply_def, consts, TR_KINDS,
-                         "reply_relayer(consts): see _fast.c's TR_ fields", names,
-                         sizeof(names) / sizeof(names[0]));
+                         "reply_relayer(consts): see _fast.c's TR_ fields", tr_interned,
+                         sizeof(tr_interned) / sizeof(tr_interned[0]));
+}
+
+/* ---- tm's relayed new request (kemi_tm/relay.py's relay and _send_branches, service.py's
+ * open_transaction, transaction.py's TmTransaction, proxy.py's start and add_branch,
+ * context.py's BranchFields, client.py's arm, table.py's insert and _reschedule)
+ * request_relayer(consts) returns relay.relay(svc, ctx) compiled for one service
+ * (consts[RQ_SVC]): relay(ctx) does for the usual new request what the Python forms do, step
+ * for step: tm's state on the context (ReqState, made when missing), the server transaction
+ * made (its key, its reply destination, the request's copy with ;received/;rport on its Via,
+ * the ident and To tag, every field TmTransaction.__init__ sets), filed in the table and
+ * counted (uas), the 100 Trying of an INVITE (auto_inv_100: build_reply with the Via our
+ * replies carry, offer_reply, TmService.send with rpl_generated, Core.send), then the one
+ * branch: the socket it leaves from (send_local), rr's socket edit (for_socket), our Via
+ * (via_sent_by, ;rport after add_local_rport, the branch z9hG4bK<ident>.0), the branch's
+ * bytes (bytes_with_via), its client machine made and armed (A/B or E/F), the table's
+ * reschedule hook, the branch flags, Core.send; ctx.replied. A refused send goes through the
+ * Python forms (consts[RQ_REFUSED]: relay._branch_refused). What the request meets is decided
+ * before anything changes; anything else takes the Python form whole (consts[RQ_PURE],
+ * relay.relay): a reply, an ACK or a CANCEL, a request with a transaction (a retransmission;
+ * after t_newtran; in a failure route), the script's per-transaction overrides or branch route
+ * armed, appended branches or a Path, a destination that is not UDP or whose address is not
+ * known now, the onsend route (or a core that has not asked the engine for one yet: its
+ * first relayed request), a service holding its sink's records or sending through
+ * another send, another class of table. An error while deciding is left to the Python form
+ * too, which meets it again. */
+enum { RQ_PURE, RQ_SVC, RQ_TX_TYPE, RQ_INVITE_BRANCH, RQ_OTHER_BRANCH, RQ_TABLE_TYPE,
+       RQ_REQSTATE, RQ_CALLBACKS, RQ_SVC_SEND, RQ_CORE_SEND, RQ_LOG, RQ_URI_TARGET,
+       RQ_RECEIVED_VIA, RQ_KEY_FOR, RQ_SVC_DEST, RQ_RELAY_DEST, RQ_SEND_LOCAL, RQ_VIA_SENT_BY,
+       RQ_SOURCE, RQ_NOT_FILED, RQ_NO_OVERRIDES, RQ_BUILD_REPLY, RQ_REPLY_VIA_OF,
+       RQ_REPLY_TOP_VIA, RQ_PARSE_ERROR, RQ_MALFORMED, RQ_REFUSED, RQ_S_PROCEEDING,
+       RQ_S_TRYING, RQ_C_CALLING, RQ_C_TRYING, RQ_C_TERMINATED, RQ_S_TERMINATED, RQ_FIELDS };
+/* The RQ_ fields' kinds (bind_compiled's letters): the pure form, the classes, the functions. */
+#define RQ_KINDS "c.ttttttcc.ccccccc.c.ccctcc......"
+_Static_assert(sizeof(RQ_KINDS) - 1 == RQ_FIELDS, "a letter per RQ_ field");
+
+static PyObject *rq_mod_state, *rq_tm, *rq_tx, *rq_script_overrides, *rq_extra, *rq_path_vec,
+    *rq_onsend, *rq_dst_uri, *rq_ruri, *rq_resolver, *rq_literals, *rq_known, *rq_rcv,
+    *rq_src_ip, *rq_src_port, *rq_dst_ip, *rq_dst_port, *rq_force_rport, *rq_params,
+    *rq_rport, *rq_proxy, *rq_copy, *rq_counter, *rq_ident_prefix, *rq_tag_prefix,
+    *rq_request, *rq_interval, *rq_retr_timer1, *rq_proxy_settings, *rq_ident, *rq_to_tag,
+    *rq_step, *rq_canceled, *rq_got_6xx, *rq_filed_at, *rq_created, *rq_overrides, *rq_flags,
+    *rq_avps, *rq_xavps, *rq_drop_replies, *rq_in_failure, *rq_dns_pending, *rq_socket_edit,
+    *rq_received_via, *rq_replace_top_via, *rq_by_key, *rq_hook, *rq_uas, *rq_auto_inv_100,
+    *rq_auto_inv_100_reason, *rq_send_socket, *rq_add_local_rport, *rq_bytes_with_via,
+    *rq_index, *rq_cancel, *rq_request_slot, *rq_data, *rq_start, *rq_ack, *rq_max_inv,
+    *rq_fr_timer, *rq_max_noninv, *rq_t_e, *rq_t_f, *rq_marked, *rq_on_refile, *rq_bflags,
+    *rq_rpl_generated, *rq_udp, *rq_advertised, *rq_adv_address, *rq_adv_port, *rq_empty,
+    *rq_empty_str, *rq_empty_bytes, *rq_rport_param, *rq_reply_kw, *rq_default_port,
+    *rq_false_float, *rq_cookie, *rq_lower, *rq_call_id, *rq_number, *rq_3261,
+    *rq_local_address;
+
+/* what rq_decide found, for rq_commit (new references; state may stay NULL) */
+typedef struct {
+    PyObject *msg, *method, *state, *mod_state, *extra, *core, *table, *by_key, *by_ident,
+             *via_text, *key, *hop, *ip;
+    int invite;
+} RqReq;
+
+static void
+rq_clear(RqReq *r)
+{
+    Py_CLEAR(r->msg);
+    Py_CLEAR(r->method);
+    Py_CLEAR(r->state);
+    Py_CLEAR(r->mod_state);
+    Py_CLEAR(r->extra);
+    Py_CLEAR(r->core);
+    Py_CLEAR(r->table);
+    Py_CLEAR(r->by_key);
+    Py_CLEAR(r->by_ident);
+    Py_CLEAR(r->via_text);
+    Py_CLEAR(r->key);
+    Py_CLEAR(r->hop);
+    Py_CLEAR(r->ip);
+}
+
+/* dict.get(key) as a new reference (NULL and no error: missing) */
+static PyObject *
+rq_get(PyObject *dict, PyObject *key)
+{
+    return Py_XNewRef(PyDict_GetItemWithError(dict, key));
+}
+
+/* keys.key_for(msg, method): the RFC 3261 key with the Via's port written out, the Python
+ * function for the rest (no port, an RFC 2543 branch) */
+static PyObject *
+rq_key_for(PyObject *c, PyObject *msg, PyObject *method)
+{
+    PyObject *via = PyObject_GetAttr(msg, tr_via), *branch = NULL, *port = NULL, *host = NULL,
+             *lower = NULL, *call_id = NULL, *cseq = NULL, *number = NULL, *out = NULL;
+    if (via == NULL || (branch = PyObject_GetAttr(via, tr_branch)) == NULL)
+        goto done;
+    if (!PyUnicode_CheckExact(branch) || PyUnicode_Tailmatch(branch, rq_cookie, 0,
+                                                             PY_SSIZE_T_MAX, -1) != 1
+            || (port = PyObject_GetAttr(via, tr_port)) == NULL || port == Py_None) {
+        if (!PyErr_Occurred()) {
+            PyObject *args[2] = {msg, method};
+            out = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_KEY_FOR), args, 2, NULL);
+        }
+        goto done;
+    }
+    if ((host = PyObject_GetAttr(via, tr_host)) == NULL
+            || (lower = PyObject_CallMethodNoArgs(host, rq_lower)) == NULL
+            || (call_id = PyObject_GetAttr(msg, rq_call_id)) == NULL
+            || (cseq = PyObject_GetAttr(msg, tr_cseq)) == NULL
+            || (number = PyObject_GetAttr(cseq, rq_number)) == NULL)
+        goto done;
+    out = PyTuple_Pack(7, rq_3261, branch, lower, port, method, call_id, number);
+done:
+    Py_XDECREF(via);
+    Py_XDECREF(branch);
+    Py_XDECREF(port);
+    Py_XDECREF(host);
+    Py_XDECREF(lower);
+    Py_XDECREF(call_id);
+    Py_XDECREF(cseq);
+    Py_XDECREF(number);
+    return out;
+}
+
+/* 1: the compiled form takes the request of ctx (r filled); 0: the Python form; -1: an error */
+static int
+rq_decide(PyObject *c, PyObject *ctx, RqReq *r)
+{
+    PyObject *svc = PyTuple_GET_ITEM(c, RQ_SVC);
+    PyObject *x = NULL, *branches = NULL, *du = NULL, *uri = NULL, *resolver = NULL,
+             *literals = NULL, *callbacks = NULL;
+    int out = -1, k;
+    if ((r->msg = PyObject_GetAttr(ctx, tr_msg)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyObject_TypeCheck(r->msg, msg_type) || *field(r->msg, F_IS_REQUEST) != Py_True)
+        goto done;
+    out = -1;
+    if ((r->method = PyObject_GetAttr(r->msg, tr_method)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyUnicode_CheckExact(r->method)
+            || PyUnicode_CompareWithASCIIString(r->method, "ACK") == 0
+            || PyUnicode_CompareWithASCIIString(r->method, "CANCEL") == 0)
+        goto done;
+    r->invite = PyUnicode_CompareWithASCIIString(r->method, "INVITE") == 0;
+    /* tm's state: none yet, or one without a transaction, overrides or a branch route */
+    out = -1;
+    if ((r->mod_state = PyObject_GetAttr(ctx, rq_mod_state)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyDict_CheckExact(r->mod_state))
+        goto done;
+    out = -1;
+    r->state = rq_get(r->mod_state, rq_tm);
+    if (r->state == NULL && PyErr_Occurred())
+        goto done;
+    if (r->state != NULL) {
+        out = 0;
+        if ((PyObject *)Py_TYPE(r->state) != PyTuple_GET_ITEM(c, RQ_REQSTATE))
+            goto done;
+        out = -1;
+        if ((k = tr_attr_is(r->state, rq_tx, Py_None)) <= 0
+                || (k = tr_attr_is(r->state, rq_script_overrides, Py_None)) <= 0) {
+            out = k;
+            goto done;
+        }
+        if ((callbacks = PyObject_GetAttr(r->state, tr_callbacks)) == NULL)
+            goto done;
+        if ((k = tr_attr_is(callbacks, tr_branch, Py_None)) <= 0) {
+            out = k;
+            goto done;
+        }
+    }
+    /* one destination: no appended branch, no Path */
+    if ((branches = PyObject_GetAttr(ctx, tr_branches)) == NULL
+            || (r->extra = PyObject_GetAttr(ctx, rq_extra)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyList_CheckExact(branches) || PyList_GET_SIZE(branches) != 0
+            || !PyDict_CheckExact(r->extra))
+        goto done;
+    out = -1;
+    x = rq_get(r->extra, rq_path_vec);
+    if (x == NULL && PyErr_Occurred())
+        goto done;
+    out = 0;
+    if (x != NULL && x != Py_None)
+        goto done;
+    Py_CLEAR(x);
+    /* the service as built: its own send, nothing held, no onsend route, its table */
+    out = -1;
+    if ((k = tr_attr_is(svc, tr_held, Py_None)) <= 0
+            || (k = tr_bound_is(svc, tr_send, PyTuple_GET_ITEM(c, RQ_SVC_SEND))) <= 0) {
+        out = k;
+        goto done;
+    }
+    if ((r->core = PyObject_GetAttr(svc, tr_core)) == NULL
+            || (k = tr_attr_is(r->core, rq_onsend, Py_None)) < 0
+            || (k && (r->table = PyObject_GetAttr(svc, tr_table)) == NULL)) {
+        goto done;
+    }
+    out = 0;
+    if (!k || (PyObject *)Py_TYPE(r->table) != PyTuple_GET_ITEM(c, RQ_TABLE_TYPE))
+        goto done;
+    out = -1;
+    if ((r->by_key = PyObject_GetAttr(r->table, rq_by_key)) == NULL
+            || (r->by_ident = PyObject_GetAttr(r->table, tr_by_ident)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyDict_CheckExact(r->by_key) || !PyDict_CheckExact(r->by_ident))
+        goto done;
+    /* the next hop: $du or the R-URI, over UDP, its address known now */
+    out = -1;
+    if ((du = PyObject_GetAttr(ctx, rq_dst_uri)) == NULL)
+        goto done;
+    k = PyObject_IsTrue(du);
+    if (k < 0 || (uri = k ? Py_NewRef(du) : PyObject_GetAttr(r->msg, rq_ruri)) == NULL
+            || (r->hop = PyObject_CallOneArg(PyTuple_GET_ITEM(c, RQ_URI_TARGET), uri)) == NULL)
+        goto done;
+    out = 0;
+    if (!PyTuple_CheckExact(r->hop) || PyTuple_GET_SIZE(r->hop) != 3
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(r->hop, 0))
+            || PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(r->hop, 0), "udp") != 0
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(r->hop, 1)))
+        goto done;
+    out = -1;
+    PyObject *host = PyTuple_GET_ITEM(r->hop, 1);
+    if ((resolver = PyObject_GetAttr(r->core, rq_resolver)) == NULL
+            || (literals = PyObject_GetAttr(resolver, rq_literals)) == NULL)
+        goto done;
+    if (PyDict_CheckExact(literals)) { /* Resolver.known's usual hit, without its call */
+        r->ip = rq_get(literals, host);
+        if (r->ip == NULL && PyErr_Occurred())
+            goto done;
+        if (r->ip == Py_None)
+            Py_CLEAR(r->ip);
+    }
+    if (r->ip == NULL
+            && (r->ip = PyObject_CallMethodOneArg(resolver, rq_known, host)) == NULL)
+        goto done;
+    out = 0;
+    if (r->ip == Py_None)
+        goto done;
+    /* the request's Via as passed on, and its server key: no transaction of it yet */
+    out = -1;
+    PyObject *args[2] = {ctx, r->msg};
+    if ((r->via_text = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_RECEIVED_VIA), args, 2,
+                                           NULL)) == NULL)
+        goto done;
+    if ((r->key = rq_key_for(c, r->msg, r->method)) == NULL)
+        goto done;
+    x = rq_get(r->by_key, r->key);
+    if (x == NULL && PyErr_Occurred())
+        goto done;
+    out = x == NULL ? 1 : 0; /* (one found: a retransmission, absorbed by the Python form) */
+done:
+    Py_XDECREF(x);
+    Py_XDECREF(branches);
+    Py_XDECREF(du);
+    Py_XDECREF(uri);
+    Py_XDECREF(resolver);
+    Py_XDECREF(literals);
+    Py_XDECREF(callbacks);
+    return out;
+}
+
+/* obj.<names[i]> = values[i] for n fields (borrowed), -1 on error */
+static int
+rq_set_all(PyObject *obj, PyObject **names, PyObject **values, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (PyObject_SetAttr(obj, names[i], values[i]) < 0)
+            return -1;
+    return 0;
+}
+
+/* an instance of ``type`` without its __init__ (the caller sets every field), NULL on error */
+static PyObject *
+rq_new(PyObject *type)
+{
+    PyTypeObject *t = (PyTypeObject *)type;
+    return t->tp_new(t, rq_empty, NULL);
+}
+
+/* timers[name] = now + delay (a float sum, as Python's), -1 on error */
+static int
+rq_arm_at(PyObject *timers, PyObject *name, PyObject *now, PyObject *delay)
+{
+    PyObject *at = PyNumber_Add(now, delay);
+    int out = at == NULL ? -1 : PyDict_SetItem(timers, name, at);
+    Py_XDECREF(at);
+    return out;
+}
+
+/* ServerTransaction's 100 Trying (ProxyTransaction.start -> _reply -> offer_reply -> the
+ * sink's send) for a new INVITE transaction; -2: build_reply raised SipParseError (left set) */
+static int
+rq_trying(PyObject *c, PyObject *svc, PyObject *core, PyObject *tx, PyObject *request,
+          PyObject *proxy, PyObject *top, PyObject *dest)
+{
+    PyObject *on = PyObject_GetAttr(proxy, rq_auto_inv_100), *reason = NULL, *data = NULL,
+             *stats = NULL, *counter = NULL, *x = NULL;
+    int out = -1;
+    if (on == NULL)
+        return -1;
+    int yes = PyObject_IsTrue(on);
+    if (yes <= 0) {
+        out = yes;
+        goto done;
+    }
+    if ((reason = PyObject_GetAttr(proxy, rq_auto_inv_100_reason)) == NULL)
+        goto done;
+    /* build_reply(request, 100, reason, to_tag=None, headers=[], body=b"",
+     * content_type=None, top_via=top) */
+    PyObject *headers = PyList_New(0);
+    if (headers == NULL)
+        goto done;
+    PyObject *args[8] = {request, tr_hundred, reason, Py_None, headers, rq_empty_bytes,
+                         Py_None, top};
+    data = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_BUILD_REPLY), args, 3, rq_reply_kw);
+    Py_DECREF(headers);
+    if (data == NULL) {
+        if (PyErr_ExceptionMatches(PyTuple_GET_ITEM(c, RQ_PARSE_ERROR)))
+            out = -2;
+        goto done;
+    }
+    /* offer_reply(100, data, now, "local"): an INVITE in Proceeding takes it */
+    if (tr_set(tx, tr_last_reply, data) < 0 || tr_set(tx, tr_last_status, tr_hundred) < 0)
+        goto done;
+    /* TmService.send(reply_dest, data, "local"), nothing held (rq_decide saw it) */
+    if ((stats = PyObject_GetAttr(svc, tr_stats)) == NULL
+            || (counter = PyObject_GetAttr(stats, rq_rpl_generated)) == NULL
+            || sl_count(counter) < 0)
+        goto done;
+    int sent = tr_core_send_as(PyTuple_GET_ITEM(c, RQ_CORE_SEND), core, dest, data);
+    if (sent < 0)
+        goto done;
+    if (!sent && tr_send_warning(PyTuple_GET_ITEM(c, RQ_LOG), dest) < 0)
+        goto done;
+    out = 0;
+done:
+    Py_DECREF(on);
+    Py_XDECREF(reason);
+    Py_XDECREF(data);
+    Py_XDECREF(stats);
+    Py_XDECREF(counter);
+    Py_XDECREF(x);
+    return out;
+}
+
+static PyObject *rq_sent_by_at(PyObject *c, PyObject *ctx, PyObject *core, PyObject *extra,
+                               PyObject *local, PyObject *given);
+
+/* via_sent_by(ctx, "udp", local): the usual answer (a socket, nothing advertised, an IPv4
+ * host: "host:port") written out, the Python function for the rest */
+static PyObject *
+rq_sent_by(PyObject *c, PyObject *ctx, PyObject *core, PyObject *extra, PyObject *given)
+{
+    PyObject *local = given, *addr = NULL, *out;
+    if (given == Py_None) { /* the transport's (or the core's) local_address("udp") */
+        PyObject *transport = PyObject_GetAttr(core, tr_transport);
+        if (transport == NULL)
+            return NULL;
+        addr = PyObject_CallMethodOneArg(transport == Py_None ? core : transport,
+                                         rq_local_address, rq_udp);
+        Py_DECREF(transport);
+        if (addr == NULL)
+            return NULL;
+        local = addr;
+    }
+    out = rq_sent_by_at(c, ctx, core, extra, local, given);
+    Py_XDECREF(addr);
+    return out;
+}
+
+/* rq_sent_by from the socket ``local`` (host, port) it leaves from */
+static PyObject *
+rq_sent_by_at(PyObject *c, PyObject *ctx, PyObject *core, PyObject *extra, PyObject *local,
+              PyObject *given)
+{
+    if (local != Py_None && PyTuple_CheckExact(local) && PyTuple_GET_SIZE(local) == 2
+            && PyUnicode_CheckExact(PyTuple_GET_ITEM(local, 0))
+            && PyLong_CheckExact(PyTuple_GET_ITEM(local, 1))) {
+        PyObject *host = PyTuple_GET_ITEM(local, 0);
+        PyObject *adv = PyObject_GetAttr(core, rq_advertised);
+        if (adv == NULL)
+            return NULL;
+        Py_DECREF(adv);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(host);
+        Py_ssize_t colon = PyUnicode_FindChar(host, ':', 0, len, 1);
+        if (colon == -2)
+            return NULL;
+        int plain = adv == Py_None && colon == -1;
+        if (plain && PyDict_GET_SIZE(extra)) {
+            PyObject *a = PyDict_GetItemWithError(extra, rq_adv_address);
+            PyObject *p = a == NULL && !PyErr_Occurred()
+                ? PyDict_GetItemWithError(extra, rq_adv_port) : NULL;
+            if (PyErr_Occurred())
+                return NULL;
+            plain = a == NULL && p == NULL;
+        }
+        if (plain)
+            return PyUnicode_FromFormat("%U:%S", host, PyTuple_GET_ITEM(local, 1));
+    }
+    PyObject *args[3] = {ctx, rq_udp, given};
+    return PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_VIA_SENT_BY), args, 3, NULL);
+}
+
+/* the branch's client machine (InviteBranch / NonInviteBranch with BranchFields.__init__'s
+ * fields) armed (client.py's arm): a new reference, NULL on error */
+static PyObject *
+rq_branch(PyObject *c, RqReq *r, PyObject *svc, PyObject *wire, PyObject *d,
+          PyObject *settings, PyObject *branch, PyObject *now)
+{
+    PyObject *b = rq_new(PyTuple_GET_ITEM(c, r->invite ? RQ_INVITE_BRANCH : RQ_OTHER_BRANCH));
+    PyObject *key = NULL, *timers = NULL, *interval = NULL, *reliable = NULL, *x = NULL,
+             *y = NULL, *life = NULL, *at = NULL;
+    if (b == NULL)
+        return NULL;
+    if ((key = PyTuple_Pack(2, branch, r->method)) == NULL || (timers = PyDict_New()) == NULL
+            || (interval = PyObject_GetAttr(settings, rq_retr_timer1)) == NULL)
+        goto fail;
+    PyObject *names[] = {rq_index, rq_step, rq_cancel, tr_status, tr_reply, tr_cancel_wanted,
+                         rq_flags, tr_replied, rq_request_slot, rq_data, tr_sink, tr_dest,
+                         tr_settings, tr_key, tr_state, tr_timers, tr_final_status,
+                         tr_local_final, rq_interval, rq_start, rq_ack, tr_cancelled,
+                         tr_life_end};
+    PyObject *values[] = {tr_zero, tr_zero, Py_None, tr_zero, Py_None, Py_False, tr_zero,
+                          Py_False, Py_None, wire, svc, d, settings, key,
+                          PyTuple_GET_ITEM(c, RQ_C_TERMINATED), timers, tr_zero, tr_zero,
+                          interval, rq_false_float, Py_None, Py_False, rq_false_float};
+    if (rq_set_all(b, names, values, (int)(sizeof(names) / sizeof(names[0]))) < 0)
+        goto fail;
+    /* arm(now) */
+    if ((reliable = PyObject_GetAttr(d, tr_reliable)) == NULL)
+        goto fail;
+    int rel = PyObject_IsTrue(reliable);
+    if (rel < 0 || tr_set(b, tr_state, PyTuple_GET_ITEM(c, r->invite ? RQ_C_CALLING
+                                                                     : RQ_C_TRYING)) < 0
+            || tr_set(b, rq_start, now) < 0)
+        goto fail;
+    if (r->invite) {
+        if ((x = PyObject_GetAttr(settings, rq_max_inv)) == NULL
+                || (life = PyNumber_Add(now, x)) == NULL || tr_set(b, tr_life_end, life) < 0)
+            goto fail;
+        if (!rel && (tr_set(b, rq_interval, interval) < 0
+                     || rq_arm_at(timers, tr_t_a, now, interval) < 0))
+            goto fail;
+        /* timers["B"] = min(now + s.fr_timer, self._life_end) */
+        Py_CLEAR(x);
+        if ((x = PyObject_GetAttr(settings, rq_fr_timer)) == NULL
+                || (at = PyNumber_Add(now, x)) == NULL)
+            goto fail;
+        int less = PyObject_RichCompareBool(life, at, Py_LT);
+        if (less < 0 || PyDict_SetItem(timers, tr_t_b, less ? life : at) < 0)
+            goto fail;
+    } else {
+        if (!rel && (tr_set(b, rq_interval, interval) < 0
+                     || rq_arm_at(timers, rq_t_e, now, interval) < 0))
+            goto fail;
+        /* timers["F"] = now + min(s.fr_timer, s.max_noninv_lifetime) */
+        if ((x = PyObject_GetAttr(settings, rq_fr_timer)) == NULL
+                || (y = PyObject_GetAttr(settings, rq_max_noninv)) == NULL)
+            goto fail;
+        int less = PyObject_RichCompareBool(y, x, Py_LT);
+        if (less < 0 || rq_arm_at(timers, rq_t_f, now, less ? y : x) < 0)
+            goto fail;
+    }
+    Py_XDECREF(key);
+    Py_XDECREF(timers);
+    Py_XDECREF(interval);
+    Py_XDECREF(reliable);
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    Py_XDECREF(life);
+    Py_XDECREF(at);
+    return b;
+fail:
+    Py_DECREF(b);
+    Py_XDECREF(key);
+    Py_XDECREF(timers);
+    Py_XDECREF(interval);
+    Py_XDECREF(reliable);
+    Py_XDECREF(x);
+    Py_XDECREF(y);
+    Py_XDECREF(life);
+    Py_XDECREF(at);
+    return NULL;
+}
+
+/* table.insert(tx) of a new transaction (no branch, timer or end yet: nothing to file) */
+static int
+rq_insert(RqReq *r, PyObject *tx, PyObject *ident)
+{
+    PyObject *had = PyDict_SetDefault(r->by_key, r->key, tx);
+    if (had == NULL)
+        return -1;
+    int dup = had != tx;
+    if (!dup) {
+        dup = PyDict_Contains(r->by_ident, ident);
+        if (dup < 0)
+            return -1;
+        if (dup && PyDict_DelItem(r->by_key, r->key) < 0)
+            return -1;
+    }
+    if (dup) {
+        PyErr_Format(PyExc_KeyError, "transaction already exists: %R", r->key);
+        return -1;
+    }
+    if (PyDict_SetItem(r->by_ident, ident, tx) < 0)
+        return -1;
+    PyObject *hook = PyObject_GetAttr(r->table, rq_hook);
+    int out = hook == NULL ? -1 : tr_set(tx, tr_on_reschedule, hook);
+    Py_XDECREF(hook);
+    return out;
+}
+
+/* TransactionTable._reschedule(tx) after the branch was added (tx not ended, not marked) */
+static int
+rq_reschedule(RqReq *r, PyObject *tx)
+{
+    PyObject *marked = PyObject_GetAttr(r->table, rq_marked), *x = NULL;
+    int out = -1;
+    if (marked == NULL)
+        return -1;
+    if (!PyList_CheckExact(marked)) {
+        PyErr_SetString(PyExc_TypeError, "tm: the table's marked entries are not a list");
+        goto done;
+    }
+    if (tr_set(tx, tr_refile, Py_True) < 0 || PyList_Append(marked, tx) < 0)
+        goto done;
+    if (PyList_GET_SIZE(marked) == 1) {
+        if ((x = PyObject_GetAttr(r->table, rq_on_refile)) == NULL)
+            goto done;
+        if (x != Py_None) {
+            PyObject *y = PyObject_CallNoArgs(x);
+            if (y == NULL)
+                goto done;
+            Py_DECREF(y);
+        }
+    }
+    out = 0;
+done:
+    Py_DECREF(marked);
+    Py_XDECREF(x);
+    return out;
+}
+
+/* relay's steps once rq_decide took the request: t_relay's answer, NULL on error */
+static PyObject *
+rq_commit(PyObject *c, PyObject *ctx, RqReq *r)
+{
+    PyObject *svc = PyTuple_GET_ITEM(c, RQ_SVC), *msg = r->msg;
+    PyObject *now = NULL, *clock = NULL, *callbacks = NULL, *settings = NULL, *timers_s = NULL,
+             *proxy = NULL, *rcv = NULL, *force = NULL, *rproto = NULL, *src_ip = NULL,
+             *src_port = NULL, *via = NULL, *params = NULL, *rport = NULL, *reply_dest = NULL,
+             *dst_ip = NULL, *dst_port = NULL, *local_in = NULL, *request = NULL, *n = NULL,
+             *ident = NULL, *to_tag = NULL, *tx = NULL, *tx_timers = NULL, *interval = NULL,
+             *flags = NULL, *avps = NULL, *xavps = NULL, *stats = NULL, *counter = NULL,
+             *edit = NULL, *top = NULL, *forced = NULL, *local = NULL, *d = NULL, *breq = NULL,
+             *sent_by = NULL, *vparams = NULL, *branch = NULL, *ours = NULL, *wire = NULL,
+             *b = NULL, *tx_branches = NULL, *bflags = NULL, *x = NULL, *result = NULL;
+    PyObject *source = PyTuple_GET_ITEM(c, RQ_SOURCE);
+    if ((clock = PyObject_GetAttr(svc, tr_clock)) == NULL
+            || (now = PyObject_CallMethodNoArgs(clock, tr_now)) == NULL)
+        goto done;
+    /* req_state: made here when missing */
+    if (r->state == NULL) {
+        if ((r->state = rq_new(PyTuple_GET_ITEM(c, RQ_REQSTATE))) == NULL
+                || (x = PyObject_CallNoArgs(PyTuple_GET_ITEM(c, RQ_CALLBACKS))) == NULL
+                || tr_set(r->state, tr_callbacks, x) < 0
+                || PyDict_SetItem(r->mod_state, rq_tm, r->state) < 0)
+            goto done;
+        Py_CLEAR(x);
+    }
+    /* open_transaction: reply_destination(msg.via, rcv, ctx.force_rport) */
+    if ((callbacks = PyObject_GetAttr(r->state, tr_callbacks)) == NULL
+            || (settings = PyObject_GetAttr(svc, tr_settings)) == NULL
+            || (timers_s = PyObject_GetAttr(settings, tr_timers)) == NULL
+            || (proxy = PyObject_GetAttr(settings, rq_proxy)) == NULL
+            || (rcv = PyObject_GetAttr(ctx, rq_rcv)) == NULL
+            || (force = PyObject_GetAttr(ctx, rq_force_rport)) == NULL
+            || (rproto = PyObject_GetAttr(rcv, tr_proto)) == NULL
+            || (src_ip = PyObject_GetAttr(rcv, rq_src_ip)) == NULL
+            || (src_port = PyObject_GetAttr(rcv, rq_src_port)) == NULL
+            || (via = PyObject_GetAttr(msg, tr_via)) == NULL)
+        goto done;
+    int udp = PyUnicode_Check(rproto) && PyUnicode_CompareWithASCIIString(rproto, "udp") == 0;
+    if (!udp) {
+        reply_dest = PyTuple_Pack(3, rproto, src_ip, src_port);
+    } else {
+        int yes = PyObject_IsTrue(force);
+        if (yes == 0) {
+            if ((params = PyObject_GetAttr(via, rq_params)) == NULL)
+                goto done;
+            yes = PySequence_Contains(params, rq_rport);
+        }
+        if (yes < 0)
+            goto done;
+        if (yes) {
+            reply_dest = PyTuple_Pack(3, rq_udp, src_ip, src_port);
+        } else {
+            if ((rport = PyObject_GetAttr(via, tr_port)) == NULL)
+                goto done;
+            int has = PyObject_IsTrue(rport);
+            if (has < 0)
+                goto done;
+            reply_dest = PyTuple_Pack(3, rq_udp, src_ip, has ? rport : rq_default_port);
+        }
+    }
+    if (reply_dest == NULL || (dst_ip = PyObject_GetAttr(rcv, rq_dst_ip)) == NULL
+            || (dst_port = PyObject_GetAttr(rcv, rq_dst_port)) == NULL
+            || (local_in = PyTuple_Pack(2, dst_ip, dst_port)) == NULL)
+        goto done;
+    PyObject *dargs[4] = {PyTuple_GET_ITEM(reply_dest, 0), PyTuple_GET_ITEM(reply_dest, 1),
+                          PyTuple_GET_ITEM(reply_dest, 2), local_in};
+    Py_CLEAR(reply_dest);
+    if ((reply_dest = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_SVC_DEST), dargs, 4, NULL))
+            == NULL
+            || (request = PyObject_CallMethodNoArgs(msg, rq_copy)) == NULL)
+        goto done;
+    /* new_ident_and_tag() */
+    if ((counter = PyObject_GetAttr(source, rq_counter)) == NULL
+            || (n = PyIter_Next(counter)) == NULL)
+        goto done;
+    Py_CLEAR(counter);
+    {
+        PyObject *ip = PyObject_GetAttr(source, rq_ident_prefix);
+        PyObject *tp = ip == NULL ? NULL : PyObject_GetAttr(source, rq_tag_prefix);
+        PyObject *hex = tp == NULL ? NULL : PyNumber_ToBase(n, 16);
+        PyObject *digits = hex == NULL ? NULL
+            : PyUnicode_Substring(hex, 2, PyUnicode_GET_LENGTH(hex));
+        if (digits != NULL) {
+            ident = PyUnicode_FromFormat("%U%U", ip, digits);
+            to_tag = ident == NULL ? NULL : PyUnicode_FromFormat("%U-%U", tp, digits);
+        }
+        Py_XDECREF(ip);
+        Py_XDECREF(tp);
+        Py_XDECREF(hex);
+        Py_XDECREF(digits);
+        if (to_tag == NULL)
+            goto done;
+    }
+    /* TmTransaction(...): every field its __init__ sets */
+    if ((tx = rq_new(PyTuple_GET_ITEM(c, RQ_TX_TYPE))) == NULL
+            || (tx_timers = PyDict_New()) == NULL
+            || (tx_branches = PyList_New(0)) == NULL
+            || (interval = PyObject_GetAttr(timers_s, rq_retr_timer1)) == NULL
+            || (flags = PyObject_GetAttr(ctx, rq_flags)) == NULL
+            || (avps = PyObject_GetAttr(ctx, rq_avps)) == NULL
+            || (xavps = PyObject_GetAttr(ctx, rq_xavps)) == NULL)
+        goto done;
+    if (avps == Py_None) {
+        Py_SETREF(avps, PyDict_New());
+        if (avps == NULL)
+            goto done;
+    }
+    if (xavps == Py_None) {
+        Py_SETREF(xavps, PyDict_New());
+        if (xavps == NULL)
+            goto done;
+    }
+    {
+        PyObject *names[] = {rq_request, tr_method, tr_is_invite, tr_sink, tr_reply_dest,
+                             tr_settings, tr_key, tr_state, tr_timers, tr_last_reply,
+                             tr_last_status, tr_final_status, rq_interval, rq_proxy_settings,
+                             rq_ident, rq_to_tag, tr_branches, rq_step, rq_canceled,
+                             tr_deciding, rq_got_6xx, tr_on_reschedule, rq_filed_at, tr_refile,
+                             rq_rcv, rq_created, tr_callbacks, rq_overrides, rq_flags, rq_avps,
+                             rq_xavps, rq_force_rport, rq_drop_replies, rq_in_failure,
+                             tr_counted_final, rq_dns_pending, rq_socket_edit,
+                             rq_received_via};
+        PyObject *values[] = {request, r->method, r->invite ? Py_True : Py_False, svc,
+                              reply_dest, timers_s, r->key,
+                              PyTuple_GET_ITEM(c, r->invite ? RQ_S_PROCEEDING : RQ_S_TRYING),
+                              tx_timers, Py_None, tr_zero, tr_zero, interval, proxy, ident,
+                              to_tag, tx_branches, tr_zero, Py_False, Py_False, Py_False,
+                              PyTuple_GET_ITEM(c, RQ_NOT_FILED), Py_None, Py_False, rcv, now,
+                              callbacks, PyTuple_GET_ITEM(c, RQ_NO_OVERRIDES), flags, avps,
+                              xavps, force, Py_False, Py_False, Py_False, tr_zero, Py_None,
+                              Py_None};
+        if (rq_set_all(tx, names, values, (int)(sizeof(names) / sizeof(names[0]))) < 0)
+            goto done;
+    }
+    /* the saved request gets the Via sent on; our replies' is made from the received one */
+    if (r->via_text != Py_None) {
+        if (tr_set(tx, rq_received_via, via) < 0
+                || (x = PyObject_CallMethodOneArg(request, rq_replace_top_via, r->via_text))
+                   == NULL)
+            goto done;
+        Py_CLEAR(x);
+    }
+    if (rq_insert(r, tx, ident) < 0
+            || (stats = PyObject_GetAttr(svc, tr_stats)) == NULL
+            || (counter = PyObject_GetAttr(stats, rq_uas)) == NULL
+            || sl_count(counter) < 0
+            || tr_set(r->state, rq_tx, tx) < 0)
+        goto done;
+    /* relay: tx.socket_edit, tx.flags (the callbacks are the state's own object) */
+    edit = rq_get(r->extra, rq_socket_edit);
+    if (edit == NULL && PyErr_Occurred())
+        goto done;
+    if (tr_set(tx, rq_socket_edit, edit != NULL ? edit : Py_None) < 0
+            || tr_set(tx, rq_flags, flags) < 0)
+        goto done;
+    if (r->invite) { /* tx.start(now): the 100 Trying */
+        if (r->via_text != Py_None) {
+            PyObject *a[4] = {via, src_ip, src_port, force};
+            top = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_REPLY_VIA_OF), a, 4, NULL);
+        } else {
+            PyObject *a[4] = {request, src_ip, src_port, force};
+            top = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_REPLY_TOP_VIA), a, 4, NULL);
+        }
+        int k = top == NULL ? -1 : rq_trying(c, svc, r->core, tx, request, proxy, top,
+                                             reply_dest);
+        if (k == -2 || (k == -1 && top == NULL
+                        && PyErr_ExceptionMatches(PyTuple_GET_ITEM(c, RQ_PARSE_ERROR)))) {
+            /* relay's ``except SipParseError``: logged, -1 */
+            PyObject *type, *exc, *tb;
+            PyErr_Fetch(&type, &exc, &tb);
+            PyErr_NormalizeException(&type, &exc, &tb);
+            result = PyObject_CallOneArg(PyTuple_GET_ITEM(c, RQ_MALFORMED), exc);
+            Py_XDECREF(type);
+            Py_XDECREF(exc);
+            Py_XDECREF(tb);
+            goto done;
+        }
+        if (k < 0)
+            goto done;
+    }
+    /* _send_branches: the one branch */
+    Py_CLEAR(now);
+    if ((now = PyObject_CallMethodNoArgs(clock, tr_now)) == NULL
+            || (forced = PyObject_GetAttr(ctx, rq_send_socket)) == NULL)
+        goto done;
+    PyObject *port = PyTuple_GET_ITEM(r->hop, 2);
+    {
+        PyObject *a[4] = {ctx, rq_udp, forced, r->ip};
+        if ((local = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_SEND_LOCAL), a, 4, NULL))
+                == NULL)
+            goto done;
+        PyObject *da[4] = {rq_udp, r->ip, port, local};
+        if ((d = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_RELAY_DEST), da, 4, NULL)) == NULL)
+            goto done;
+    }
+    /* for_socket: rr's edit per socket (its copy), else the request itself */
+    Py_CLEAR(edit);
+    edit = rq_get(r->extra, rq_socket_edit);
+    if (edit == NULL && PyErr_Occurred())
+        goto done;
+    if (edit != NULL && edit != Py_None) {
+        PyObject *a[5] = {msg, rq_udp, forced, local};
+        if ((breq = PyObject_Vectorcall(edit, a, 4, NULL)) == NULL)
+            goto done;
+        if (breq == Py_None)
+            Py_SETREF(breq, Py_NewRef(msg));
+    } else {
+        breq = Py_NewRef(msg);
+    }
+    if ((sent_by = rq_sent_by(c, ctx, r->core, r->extra, local)) == NULL)
+        goto done;
+    {
+        int on = 0;
+        if (PyDict_GET_SIZE(r->extra)) {
+            x = rq_get(r->extra, rq_add_local_rport);
+            if (x == NULL && PyErr_Occurred())
+                goto done;
+            on = x == NULL ? 0 : PyObject_IsTrue(x);
+            Py_CLEAR(x);
+            if (on < 0)
+                goto done;
+        }
+        vparams = Py_NewRef(on ? rq_rport_param : rq_empty_str);
+    }
+    /* add_branch(breq, d, now, sent_by=..., via_params=..., owned=False, top_via=via) */
+    if ((branch = PyUnicode_FromFormat("z9hG4bK%U.0", ident)) == NULL
+            || (ours = PyUnicode_FromFormat("SIP/2.0/UDP %U;branch=%U%U", sent_by, branch,
+                                            vparams)) == NULL)
+        goto done;
+    {
+        PyObject *a[3] = {breq, ours, r->via_text};
+        if ((wire = PyObject_VectorcallMethod(rq_bytes_with_via, a,
+                                              3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)) == NULL)
+            goto done;
+    }
+    if ((b = rq_branch(c, r, svc, wire, d, timers_s, branch, now)) == NULL
+            || PyList_Append(tx_branches, b) < 0
+            || rq_reschedule(r, tx) < 0
+            || (bflags = PyObject_GetAttr(ctx, rq_bflags)) == NULL
+            || tr_set(b, rq_flags, bflags) < 0)
+        goto done;
+    int sent = tr_core_send_as(PyTuple_GET_ITEM(c, RQ_CORE_SEND), r->core, d, wire);
+    if (sent < 0)
+        goto done;
+    if (!sent) { /* the transport refused it: the Python forms (logged, a local 503, -1) */
+        PyObject *a[5] = {svc, ctx, tx, r->state, now};
+        result = PyObject_Vectorcall(PyTuple_GET_ITEM(c, RQ_REFUSED), a, 5, NULL);
+        goto done;
+    }
+    if (tr_set(ctx, tr_replied, Py_True) < 0)
+        goto done;
+    result = PyLong_FromLong(1);
+done:
+    Py_XDECREF(now);
+    Py_XDECREF(clock);
+    Py_XDECREF(callbacks);
+    Py_XDECREF(settings);
+    Py_XDECREF(timers_s);
+    Py_XDECREF(proxy);
+    Py_XDECREF(rcv);
+    Py_XDECREF(force);
+    Py_XDECREF(rproto);
+    Py_XDECREF(src_ip);
+    Py_XDECREF(src_port);
+    Py_XDECREF(via);
+    Py_XDECREF(params);
+    Py_XDECREF(rport);
+    Py_XDECREF(reply_dest);
+    Py_XDECREF(dst_ip);
+    Py_XDECREF(dst_port);
+    Py_XDECREF(local_in);
+    Py_XDECREF(request);
+    Py_XDECREF(n);
+    Py_XDECREF(ident);
+    Py_XDECREF(to_tag);
+    Py_XDECREF(tx);
+    Py_XDECREF(tx_timers);
+    Py_XDECREF(interval);
+    Py_XDECREF(flags);
+    Py_XDECREF(avps);
+    Py_XDECREF(xavps);
+    Py_XDECREF(stats);
+    Py_XDECREF(counter);
+    Py_XDECREF(edit);
+    Py_XDECREF(top);
+    Py_XDECREF(forced);
+    Py_XDECREF(local);
+    Py_XDECREF(d);
+    Py_XDECREF(breq);
+    Py_XDECREF(sent_by);
+    Py_XDECREF(vparams);
+    Py_XDECREF(branch);
+    Py_XDECREF(ours);
+    Py_XDECREF(wire);
+    Py_XDECREF(b);
+    Py_XDECREF(tx_branches);
+    Py_XDECREF(bflags);
+    Py_XDECREF(x);
+    return result;
+}
+
+static PyObject *
+rq_relay(PyObject *c, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *svc = PyTuple_GET_ITEM(c, RQ_SVC), *pure = PyTuple_GET_ITEM(c, RQ_PURE);
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "relay(ctx) takes one argument");
+        return NULL;
+    }
+    RqReq r = {0};
+    int usual = rq_decide(c, args[0], &r);
+    if (usual <= 0) {
+        rq_clear(&r);
+        if (usual < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_Exception))
+                return NULL;
+            PyErr_Clear(); /* the Python form meets it again, and raises it */
+        }
+        PyObject *a[2] = {svc, args[0]};
+        return PyObject_Vectorcall(pure, a, 2, NULL);
+    }
+    PyObject *out = rq_commit(c, args[0], &r);
+    rq_clear(&r);
+    return out;
+}
+
+static PyMethodDef rq_relay_def = {
+    "relay", (PyCFunction)(void (*)(void))rq_relay, METH_FASTCALL,
+    "relay(ctx) -> relay.relay(svc, ctx)'s answer (compiled for the usual new request; see "
+    "request_relayer)."};
+
+static const InternedName rq_interned[] = {
+    {&rq_mod_state, "mod_state"}, {&rq_tm, "tm"}, {&rq_tx, "tx"},
+    {&rq_script_overrides, "script_overrides"}, {&rq_extra, "extra"},
+    {&rq_path_vec, "path_vec"}, {&rq_onsend, "onsend"}, {&rq_dst_uri, "dst_uri"},
+    {&rq_ruri, "ruri"}, {&rq_resolver, "resolver"}, {&rq_literals, "_literals"},
+    {&rq_known, "known"}, {&rq_rcv, "rcv"}, {&rq_src_ip, "src_ip"},
+    {&rq_src_port, "src_port"}, {&rq_dst_ip, "dst_ip"}, {&rq_dst_port, "dst_port"},
+    {&rq_force_rport, "force_rport"}, {&rq_params, "params"}, {&rq_rport, "rport"},
+    {&rq_proxy, "proxy"}, {&rq_copy, "copy"}, {&rq_counter, "counter"},
+    {&rq_ident_prefix, "ident_prefix"}, {&rq_tag_prefix, "tag_prefix"},
+    {&rq_request, "request"}, {&rq_interval, "_interval"},
+    {&rq_retr_timer1, "retr_timer1"}, {&rq_proxy_settings, "proxy_settings"},
+    {&rq_ident, "ident"}, {&rq_to_tag, "to_tag"}, {&rq_step, "step"},
+    {&rq_canceled, "canceled"}, {&rq_got_6xx, "got_6xx"}, {&rq_filed_at, "filed_at"},
+    {&rq_created, "created"}, {&rq_overrides, "overrides"}, {&rq_flags, "flags"},
+    {&rq_avps, "avps"}, {&rq_xavps, "xavps"}, {&rq_drop_replies, "drop_replies"},
+    {&rq_in_failure, "in_failure"}, {&rq_dns_pending, "dns_pending"},
+    {&rq_socket_edit, "socket_edit"}, {&rq_received_via, "received_via"},
+    {&rq_replace_top_via, "replace_top_via"}, {&rq_by_key, "_by_key"},
+    {&rq_hook, "_hook"}, {&rq_uas, "uas"}, {&rq_auto_inv_100, "auto_inv_100"},
+    {&rq_auto_inv_100_reason, "auto_inv_100_reason"},
+    {&rq_send_socket, "send_socket"}, {&rq_add_local_rport, "add_local_rport"},
+    {&rq_bytes_with_via, "bytes_with_via"}, {&rq_index, "index"},
+    {&rq_cancel, "cancel"}, {&rq_request_slot, "_request"}, {&rq_data, "data"},
+    {&rq_start, "_start"}, {&rq_ack, "ack"}, {&rq_max_inv, "max_inv_lifetime"},
+    {&rq_fr_timer, "fr_timer"}, {&rq_max_noninv, "max_noninv_lifetime"},
+    {&rq_t_e, "E"}, {&rq_t_f, "F"}, {&rq_marked, "_marked"},
+    {&rq_on_refile, "on_refile"}, {&rq_bflags, "bflags"},
+    {&rq_rpl_generated, "rpl_generated"}, {&rq_udp, "udp"},
+    {&rq_advertised, "advertised"}, {&rq_adv_address, "advertised_address"},
+    {&rq_adv_port, "advertised_port"}, {&rq_rport_param, ";rport"},
+    {&rq_empty_str, ""}, {&rq_cookie, "z9hG4bK"}, {&rq_lower, "lower"},
+    {&rq_call_id, "call_id"}, {&rq_number, "number"}, {&rq_3261, "3261"},
+    {&rq_local_address, "local_address"},
+};
+
+static PyObject *
+request_relayer(PyObject *module, PyObject *consts)
+{
+    if (msg_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "request_relayer: the message type is not set up");
+        return NULL;
+    }
+    if (sl_names() < 0 || intern_names(tr_interned, sizeof(tr_interned) / sizeof(tr_interned[0]))
+            < 0)
+        return NULL;
+    if ((tr_zero == NULL && (tr_zero = PyLong_FromLong(0)) == NULL)
+            || (tr_hundred == NULL && (tr_hundred = PyLong_FromLong(100)) == NULL))
+        return NULL;
+    if (rq_false_float == NULL
+            && ((rq_empty = PyTuple_New(0)) == NULL
+                || (rq_empty_bytes = PyBytes_FromStringAndSize("", 0)) == NULL
+                || (rq_default_port = PyLong_FromLong(5060)) == NULL
+                || (rq_reply_kw = Py_BuildValue("(sssss)", "to_tag", "headers", "body",
+                                                "content_type", "top_via")) == NULL
+                || (rq_false_float = PyFloat_FromDouble(0.0)) == NULL))
+        return NULL;
+    return bind_compiled(&rq_relay_def, consts, RQ_KINDS,
+                         "request_relayer(consts): see _fast.c's RQ_ fields", rq_interned,
+                         sizeof(rq_interned) / sizeof(rq_interned[0]));
 }
 
 /* ---- serialising ---------------------------------------------------------------------------
@@ -8505,6 +9461,10 @@ static PyMethodDef methods[] = {
      "stateless_sender((pure, tm_pure, state, build_pure, core_type)): kemi_sl's sl_send_reply "
      "(tm_pure None) or send_reply compiled for the usual reply"},
     /* tm's usual relayed reply (section "tm's usual relayed reply") */
+    /* tm's relayed new request (section "tm's relayed new request") */
+    {"request_relayer", (PyCFunction)request_relayer, METH_O,
+     "request_relayer(consts) -> relay.relay(svc, ctx) compiled for one service (see the RQ_ "
+     "fields)."},
     {"reply_relayer", (PyCFunction)reply_relayer, METH_O,
      "reply_relayer(consts) -> TmService.on_reply compiled for one service (see the TR_ "
      "fields)"},

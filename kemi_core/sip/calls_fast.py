@@ -1,7 +1,8 @@
 """Compiled forms of plugin functions the usual native-cfg REGISTER calls, so that their call
 runs no Python frame of its own (_fast.c's "calls that need no Python frame" section):
 textops' is_method (``method_tester``), registrar's save (``registrar_saver``), tm's usual
-relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply"), maxfwd's
+relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply"), tm's t_relay of a new
+request (``request_relayer``, _fast.c's "tm's relayed new request"), maxfwd's
 process_maxfwd (``maxfwd_processor``: the first call of every request route of Kamailio's
 examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the getters of
 $fd, $ft and $tt (``pv_msg_getter``) and tm's has_transaction (``transaction_tester``). Each takes
@@ -22,8 +23,9 @@ try:
         pv_reader,
         registrar_saver,
         reply_relayer,
+        request_relayer,
         transaction_tester,
     )
 except ImportError:
     maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
-    registrar_saver = reply_relayer = transaction_tester = None
+    registrar_saver = reply_relayer = request_relayer = transaction_tester = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from kemi_core.api import Core, KemiExport, hookimpl
 from kemi_tm import exports as _exports
 from kemi_tm import idents, pvs, rpc, settings
+from kemi_tm.relay_fast import compiled_relay
 from kemi_tm.reply_fast import compiled_on_reply
 from kemi_tm.service import TmService
 from kemi_tm.state import MODULE
@@ -42,6 +43,8 @@ def mod_init(core: Core) -> None:
     core.provide(MODULE, svc)
     # the usual relayed reply compiled (reply_fast), the Python on_reply for everything else
     core.add_reply_handler(compiled_on_reply(svc) or svc.on_reply)
+    # t_relay of the usual new request compiled (relay_fast), relay.relay for every other
+    svc.relay_fast = compiled_relay(svc)
     core.add_send_failure_handler(svc.on_send_failed)
     rpc.register(core, svc)
 

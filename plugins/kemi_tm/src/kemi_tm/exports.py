@@ -134,7 +134,8 @@ def t_relay(ctx: MsgContext) -> int:
     svc = _last_svc()  # svc_of's usual answer read here: every request of a call comes this way
     if svc is None or svc.core is not ctx.core:
         svc = svc_of(ctx)
-    return relay.relay(svc, ctx)
+    fast = svc.relay_fast  # the compiled form (relay_fast), which runs relay.relay for the rest
+    return fast(ctx) if fast is not None else relay.relay(svc, ctx)
 
 
 def t_relay_to_proto(ctx: MsgContext, proto: str) -> int:

@@ -138,13 +138,27 @@ def relay(svc: TmService, ctx: MsgContext, proto: str | None = None,
         if tx.is_invite:  # 100 Trying, unless something was answered (e.g. after t_newtran)
             tx.start(svc.clock.now())
     except SipParseError as exc:
-        log.error("t_relay: malformed request: %s", exc.reason)
-        return -1
+        return _malformed(exc)
     sent = _send_branches(svc, ctx, tx, proto, target, via, in_failure=False, source=source)
     if sent <= 0:
         return _nothing_sent(svc, ctx, tx, state, sent or E_UNSPEC)
     ctx.replied = True  # the transaction answers from now on
     return 1
+
+
+def _malformed(exc: SipParseError) -> int:
+    """t_relay of a request it cannot read (its Via, its key, the 100 Trying): logged, -1."""
+    log.error("t_relay: malformed request: %s", exc.reason)
+    return -1
+
+
+def _branch_refused(svc: TmService, ctx: MsgContext, tx: TmTransaction, state: ReqState,
+                    now: float) -> int:
+    """The transport refused the lone branch of a new request (the compiled relay's rare
+    end, relay_fast): what ``_send_branches`` and ``relay`` do then."""
+    _send_failed(tx, 0, now)
+    svc.done(tx, decide=False)
+    return _nothing_sent(svc, ctx, tx, state, E_SEND)
 
 
 def _nothing_sent(svc: TmService, ctx: MsgContext, tx: TmTransaction, state: ReqState,

@@ -84,6 +84,9 @@ class TmService:
         #: onsend_route_reply=yes: the reply being handled, whose relayed copies the script's
         #: onsend_route sees (``_relay_after_onsend``)
         self._reply_in: MsgContext | None = None
+        #: t_relay compiled for the usual new request (relay_fast, set by mod_init); None:
+        #: relay.relay for every request
+        self.relay_fast: Callable[[MsgContext], int] | None = None
         if core.onsend_reply:  # else the plain methods: nothing to test per reply
             self.on_reply = self._on_reply_with_onsend  # type: ignore[method-assign]
             self.send = self._send_after_onsend  # type: ignore[method-assign]
