@@ -13,6 +13,7 @@ from kemi_core.sip.binding_fast import (
     ul_change_one,
 )
 from kemi_core.sip.calls_fast import (
+    loose_router,
     maxfwd_processor,
     method_tester,
     pv_msg_getter,
@@ -79,6 +80,7 @@ __all__ = [
     "header_key",
     "method_bit",
     "method_tester",
+    "loose_router",
     "maxfwd_processor",
     "pv_reader",
     "pv_msg_getter",

@@ -637,51 +637,59 @@ uri_params(PyObject *text, const Py_UCS1 *d, Py_ssize_t s, Py_ssize_t n, PyObjec
     }
 }
 
-static PyObject *
-uri_parse(PyObject *cls, PyObject *text)
+/* Where the parts of the usual URI are (see above): [hs, he) the host, port -1 when none,
+ * ps the index of the first ';' (params after it; n when none), at the '@' (-1: no user). */
+typedef struct {
+    int sips;
+    Py_ssize_t n, at, hs, he, ps;
+    long port;
+} UriSpans;
+
+/* 1 when text is the usual URI (its spans in *u), 0 otherwise. */
+static int
+uri_usual(PyObject *text, UriSpans *u)
 {
     if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text))
-        Py_RETURN_NONE;
+        return 0;
     const Py_UCS1 *d = PyUnicode_1BYTE_DATA(text);
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     Py_ssize_t at = -1, qm = -1;
     for (Py_ssize_t k = 0; k < n; k++) {
         Py_UCS1 c = d[k];
         if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"')
-            Py_RETURN_NONE;
+            return 0;
         if (c == '@' && at < 0)
             at = k;
         else if (c == '?')
             qm = k;
     }
     Py_ssize_t i;
-    const char *scheme;
     if (n > 4 && memcmp(d, "sip:", 4) == 0) {
-        scheme = "sip";
+        u->sips = 0;
         i = 4;
     }
     else if (n > 5 && memcmp(d, "sips:", 5) == 0) {
-        scheme = "sips";
+        u->sips = 1;
         i = 5;
     }
     else
-        Py_RETURN_NONE;
+        return 0;
     Py_ssize_t hs = i;
     if (at >= 0) {
         if (at == i)
-            Py_RETURN_NONE;
+            return 0;
         for (Py_ssize_t k = i; k < at; k++)
             if (!uri_user_char(d[k]))
-                Py_RETURN_NONE; /* a password (':'), or a character Python refuses */
+                return 0; /* a password (':'), or a character Python refuses */
         hs = at + 1;
     }
     if (qm >= hs) /* headers after the user: Python's */
-        Py_RETURN_NONE;
+        return 0;
     Py_ssize_t he = hs;
     while (he < n && uri_host_char(d[he]))
         he++;
     if (he == hs || (he < n && d[he] != ':' && d[he] != ';'))
-        Py_RETURN_NONE;
+        return 0;
     Py_ssize_t j = he;
     long port = -1;
     if (j < n && d[j] == ':') {
@@ -693,8 +701,27 @@ uri_parse(PyObject *cls, PyObject *text)
             j++;
         }
         if (j == ps || j - ps > 5 || port > 65535 || (j < n && d[j] != ';'))
-            Py_RETURN_NONE;
+            return 0;
     }
+    u->n = n;
+    u->at = at;
+    u->hs = hs;
+    u->he = he;
+    u->ps = j;
+    u->port = port;
+    return 1;
+}
+
+static PyObject *
+uri_parse(PyObject *cls, PyObject *text)
+{
+    UriSpans u;
+    if (!uri_usual(text, &u))
+        Py_RETURN_NONE;
+    const Py_UCS1 *d = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = u.n, j = u.ps, at = u.at, hs = u.hs, he = u.he, i = u.sips ? 5 : 4;
+    long port = u.port;
+    const char *scheme = u.sips ? "sips" : "sip";
     PyObject *params = PyDict_New();
     if (params == NULL)
         return NULL;
@@ -9352,6 +9379,7 @@ static PyObject *maxfwd_processor(PyObject *module, PyObject *consts); /* (regis
 static PyObject *pv_reader(PyObject *module, PyObject *consts);
 static PyObject *pv_msg_getter(PyObject *module, PyObject *consts);
 static PyObject *transaction_tester(PyObject *module, PyObject *pure);
+static PyObject *loose_router(PyObject *module, PyObject *consts);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -9509,6 +9537,9 @@ static PyMethodDef methods[] = {
      "pv_msg_getter((which, pure)) -> the getter of $fd (0), $ft (1) or $tt (2), compiled"},
     {"transaction_tester", (PyCFunction)transaction_tester, METH_O,
      "transaction_tester(pure) -> tm's has_transaction(ctx), compiled"},
+    {"loose_router", (PyCFunction)loose_router, METH_O,
+     "loose_router((pure, nargs, RrState, own, own_names, settings_globals)) -> rr's "
+     "loose_route(ctx[, mode]), compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -9827,6 +9858,382 @@ transaction_tester(PyObject *module, PyObject *pure)
     };
     return bind_compiled(&tx_test_def, pure, NULL, "transaction_tester(pure)", names,
                          sizeof(names) / sizeof(names[0]));
+}
+
+/* ---- rr's usual loose_route (kemi_rr/loose.py's loose_route, _only_own_entry) --------------
+ * loose_router((pure, nargs, RrState, own, own_names, settings_globals)) -> loose_route(ctx) (nargs 1)
+ * or loose_route(ctx, mode) (nargs 2):
+ * the usual in-dialog request (one Route line of one <URI> entry: ours, as is_own's memo
+ * ``own`` already knows it, without ;r2, in a usual sip: URI whose parameter names are in lower
+ * case and not repeated; the R-URI known not ours unless mode 1; rr's settings read and
+ * force_send_socket off) routed as _only_own_entry routes it: the rr state (``RrState``, in
+ * ctx.extra["rr"]) gets routed, route_uri and route_params (the entry URI's parameter text,
+ * which params_text gives for such a URI), the Route line goes (SipMsg.remove_header's one-line
+ * case), and 1 (-3 for a request without a To tag) is returned. Everything is decided before
+ * anything changes; any other request, argument or a value not known yet (is_own's memo
+ * empty for this URI, settings not read for this core) goes to ``pure`` (ki_loose_route or
+ * ki_loose_route_mode), the reference: kemi_rr's test_rr_loose_fast.py runs both. */
+enum { LR_PURE, LR_NARGS, LR_STATE_CLS, LR_OWN, LR_OWN_NAMES, LR_SETTINGS, LR_COUNT };
+#define LR_MAX_PARAMS 16
+
+static PyObject *lr_s_msg, *lr_s_core, *lr_s_extra, *lr_s_route, *lr_s_front, *lr_s_myself,
+    *lr_s_param_version, *lr_s_last, *lr_s_force_send_socket, *lr_s_to, *lr_s_tag, *lr_s_rr,
+    *lr_s_routed, *lr_s_route_uri, *lr_s_route_params, *lr_s_sip, *lr_s_sips, *lr_s_scheme,
+    *lr_s_host, *lr_s_port, *lr_s_params, *lr_s_transport;
+
+/* is_own's memo key (scheme, host, port, ;transport= as written) of the usual URI text:
+ * *params_ok 0 when a parameter name has an upper-case letter or comes twice (params_text
+ * would not give the text as written), *r2 when one is "r2". NULL without an exception: not the
+ * usual URI. */
+static PyObject *
+lr_uri_key(PyObject *text, int *params_ok, int *r2)
+{
+    UriSpans u;
+    if (!uri_usual(text, &u))
+        return NULL;
+    const Py_UCS1 *d = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = u.n, names[LR_MAX_PARAMS][2], ts = -1, te = -1;
+    int count = 0;
+    *params_ok = 1;
+    *r2 = 0;
+    for (Py_ssize_t s = u.ps + 1; u.ps < n && s <= n;) {
+        Py_ssize_t e = s;
+        while (e < n && d[e] != ';')
+            e++;
+        Py_ssize_t eq = s;
+        while (eq < e && d[eq] != '=')
+            eq++;
+        if (eq == s || count == LR_MAX_PARAMS)
+            return NULL; /* an empty name (Python's 400), or more than we look at */
+        for (Py_ssize_t k = s; k < eq; k++)
+            if (d[k] >= 'A' && d[k] <= 'Z')
+                *params_ok = 0;
+        for (int c = 0; c < count; c++)
+            if (names[c][1] - names[c][0] == eq - s && memcmp(d + names[c][0], d + s, eq - s) == 0)
+                *params_ok = 0;
+        names[count][0] = s;
+        names[count][1] = eq;
+        count++;
+        if (eq - s == 2 && memcmp(d + s, "r2", 2) == 0)
+            *r2 = 1;
+        if (eq - s == 9 && memcmp(d + s, "transport", 9) == 0 && eq < e) {
+            ts = eq + 1;
+            te = e;
+        }
+        s = e + 1;
+    }
+    if (!*params_ok)
+        return NULL;
+    PyObject *host = PyUnicode_Substring(text, u.hs, u.he);
+    PyObject *port = u.port >= 0 ? PyLong_FromLong(u.port) : Py_NewRef(Py_None);
+    PyObject *transport = ts >= 0 ? PyUnicode_Substring(text, ts, te) : Py_NewRef(Py_None);
+    PyObject *key = host && port && transport
+        ? PyTuple_Pack(4, u.sips ? lr_s_sips : lr_s_sip, host, port, transport) : NULL;
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(transport);
+    return key;
+}
+
+/* is_own's memo key of a parsed SipUri (the R-URI the message keeps); NULL on error. */
+static PyObject *
+lr_parsed_key(PyObject *uri)
+{
+    PyObject *scheme = PyObject_GetAttr(uri, lr_s_scheme);
+    PyObject *host = scheme ? PyObject_GetAttr(uri, lr_s_host) : NULL;
+    PyObject *port = host ? PyObject_GetAttr(uri, lr_s_port) : NULL;
+    PyObject *params = port ? PyObject_GetAttr(uri, lr_s_params) : NULL;
+    PyObject *transport = NULL, *key = NULL;
+    if (params != NULL && PyDict_CheckExact(params)) {
+        transport = PyDict_GetItemWithError(params, lr_s_transport);
+        if (transport != NULL || !PyErr_Occurred())
+            key = PyTuple_Pack(4, scheme, host, port, transport ? transport : Py_None);
+    }
+    else if (params != NULL)
+        PyErr_SetString(PyExc_TypeError, "SipUri.params is not a dict");
+    Py_XDECREF(scheme);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(params);
+    return key;
+}
+
+/* is_own's memo answer for key: 1 ours, 0 not, -1 not known (the memo is for another set of
+ * names, or has no entry), -2 on error. key is consumed. */
+static int
+lr_own(PyObject *consts, PyObject *key)
+{
+    if (key == NULL)
+        return PyErr_Occurred() ? -2 : -1;
+    PyObject *found = PyDict_GetItemWithError(PyTuple_GET_ITEM(consts, LR_OWN), key);
+    Py_DECREF(key);
+    if (found == NULL)
+        return PyErr_Occurred() ? -2 : -1;
+    return found == Py_True ? 1 : found == Py_False ? 0 : -1;
+}
+
+/* Whether rr's settings of ``core`` are read (settings._last) with force_send_socket off:
+ * 1 yes, 0 no (or not known), -1 on error. */
+static int
+lr_settings_plain(PyObject *consts, PyObject *core)
+{
+    PyObject *last = PyDict_GetItemWithError(PyTuple_GET_ITEM(consts, LR_SETTINGS), lr_s_last);
+    if (last == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 3
+            || PyTuple_GET_ITEM(last, 2) == Py_None)
+        return 0;
+    Py_INCREF(last);
+    int ok = -1;
+    PyObject *who = PyObject_CallNoArgs(PyTuple_GET_ITEM(last, 0));
+    PyObject *version = who == NULL ? NULL : PyObject_GetAttr(core, lr_s_param_version);
+    if (version != NULL) {
+        ok = who != core ? 0 : PyObject_RichCompareBool(version, PyTuple_GET_ITEM(last, 1), Py_EQ);
+        if (ok == 1) {
+            PyObject *force = PyObject_GetAttr(PyTuple_GET_ITEM(last, 2), lr_s_force_send_socket);
+            ok = force == NULL ? -1 : force == Py_False;
+            Py_XDECREF(force);
+        }
+    }
+    Py_XDECREF(who);
+    Py_XDECREF(version);
+    Py_DECREF(last);
+    return ok;
+}
+
+/* Whether the message's R-URI is ours (is_own's memo): 1, 0, -1 not known, -2 on error. */
+static int
+lr_ruri_own(PyObject *consts, PyObject *msg)
+{
+    PyObject *cache = *field(msg, F_CACHE), *ruri = *field(msg, F_RURI);
+    if (cache == NULL || !PyDict_CheckExact(cache) || ruri == NULL)
+        return -1;
+    PyObject *parsed = PyDict_GetItemWithError(cache, s_uri);
+    if (parsed == NULL && PyErr_Occurred())
+        return -2;
+    int params_ok, r2;
+    if (parsed != NULL) {
+        Py_INCREF(parsed);
+        PyObject *key = lr_parsed_key(parsed);
+        Py_DECREF(parsed);
+        return lr_own(consts, key);
+    }
+    return lr_own(consts, lr_uri_key(ruri, &params_ok, &r2));
+}
+
+static PyObject *
+loose_route_fast(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(consts, LR_PURE);
+    long mode = 0;
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || msg_type == NULL
+            || nargs != PyLong_AsSsize_t(PyTuple_GET_ITEM(consts, LR_NARGS)))
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    if (nargs == 2) {
+        if (!PyLong_CheckExact(args[1]))
+            goto pure;
+        int overflow;
+        mode = PyLong_AsLongAndOverflow(args[1], &overflow);
+        if (overflow || (mode == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            goto pure;
+        }
+    }
+    PyObject *ctx = args[0], *msg = NULL, *core = NULL, *extra = NULL, *value = NULL;
+    PyObject *uri_text = NULL, *params = NULL, *out = NULL, *to = NULL, *tag = NULL;
+    PyObject *fields = NULL;
+    msg = PyObject_GetAttr(ctx, lr_s_msg);
+    if (msg == NULL)
+        goto error;
+    if (Py_TYPE(msg) != msg_type || *field(msg, F_IS_REQUEST) != Py_True)
+        goto fallback;
+    PyObject *names = *field(msg, F_NAMES), *lines = *field(msg, F_LINES);
+    PyObject *cache = *field(msg, F_CACHE);
+    if (names == NULL || lines == NULL || cache == NULL || !PyList_CheckExact(names)
+            || !PyList_CheckExact(lines) || !PyDict_CheckExact(cache)
+            || PyList_GET_SIZE(names) != PyList_GET_SIZE(lines))
+        goto fallback;
+    Py_ssize_t at = find_single(names, lr_s_route);
+    if (at == -3)
+        goto error;
+    if (at < 0)
+        goto fallback;
+    value = line_value(NULL, PyList_GET_ITEM(lines, at));
+    if (value == NULL)
+        goto error;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+    if (n == 0 || PyUnicode_FindChar(value, ',', 0, n, 1) != -1
+            || PyUnicode_FindChar(value, '"', 0, n, 1) != -1
+            || Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(value, 0))
+            || Py_UNICODE_ISSPACE(PyUnicode_READ_CHAR(value, n - 1))
+            || PyUnicode_READ_CHAR(value, 0) != '<')
+        goto fallback; /* (FindChar's -2 leaves an error: fallback clears it) */
+    fields = name_addr_fields(NULL, value);
+    if (fields == NULL)
+        goto error;
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) < 2)
+        goto fallback;
+    uri_text = Py_NewRef(PyTuple_GET_ITEM(fields, 1));
+    int params_ok, r2;
+    PyObject *key = lr_uri_key(uri_text, &params_ok, &r2);
+    if (key == NULL && PyErr_Occurred())
+        goto error;
+    if (key == NULL || r2) {
+        Py_XDECREF(key);
+        goto fallback;
+    }
+    core = PyObject_GetAttr(ctx, lr_s_core);
+    PyObject *myself = core == NULL ? NULL : PyObject_GetAttr(core, lr_s_myself);
+    if (myself == NULL) {
+        Py_DECREF(key);
+        goto error;
+    }
+    PyObject *own_names = PyTuple_GET_ITEM(consts, LR_OWN_NAMES);
+    int same = myself != Py_None && PyList_CheckExact(own_names) && PyList_GET_SIZE(own_names) > 0
+               && PyList_GET_ITEM(own_names, 0) == myself;
+    Py_DECREF(myself);
+    if (!same) {
+        Py_DECREF(key);
+        goto fallback;
+    }
+    int own = lr_own(consts, key);
+    if (own == -2)
+        goto error;
+    if (own != 1)
+        goto fallback;
+    if (!(mode & 1)) {
+        own = lr_ruri_own(consts, msg);
+        if (own == -2)
+            goto error;
+        if (own != 0)
+            goto fallback;
+    }
+    int plain = lr_settings_plain(consts, core);
+    if (plain < 0)
+        goto error;
+    if (!plain)
+        goto fallback;
+    to = PyObject_GetAttr(msg, lr_s_to);
+    tag = to == NULL ? NULL : PyObject_GetAttr(to, lr_s_tag);
+    if (tag == NULL)
+        goto fallback; /* (a To that does not parse: the pure form reads it again) */
+    extra = PyObject_GetAttr(ctx, lr_s_extra);
+    if (extra == NULL)
+        goto error;
+    if (!PyDict_CheckExact(extra))
+        goto fallback;
+    Py_ssize_t ps = PyUnicode_FindChar(uri_text, ';', 0, PyUnicode_GET_LENGTH(uri_text), 1);
+    params = ps < 0 ? PyUnicode_New(0, 127)
+                    : PyUnicode_Substring(uri_text, ps, PyUnicode_GET_LENGTH(uri_text));
+    if (params == NULL)
+        goto error;
+    /* decided: the changes */
+    PyObject *st = PyDict_GetItemWithError(extra, lr_s_rr);
+    PyObject *cls = PyTuple_GET_ITEM(consts, LR_STATE_CLS);
+    if (st == NULL && PyErr_Occurred())
+        goto error;
+    if (st == NULL || Py_TYPE(st) != (PyTypeObject *)cls) {
+        st = PyObject_CallNoArgs(cls);
+        if (st == NULL || PyDict_SetItem(extra, lr_s_rr, st) < 0) {
+            Py_XDECREF(st);
+            goto error;
+        }
+    }
+    else
+        Py_INCREF(st);
+    int rc = PyObject_SetAttr(st, lr_s_routed, Py_True) < 0
+             || PyObject_SetAttr(st, lr_s_route_uri, uri_text) < 0
+             || PyObject_SetAttr(st, lr_s_route_params, params) < 0;
+    Py_DECREF(st);
+    if (rc)
+        goto error;
+    PyObject *front = PyDict_GetItemWithError(cache, lr_s_front);
+    if (front == NULL && PyErr_Occurred())
+        goto error;
+    long fr = front == NULL ? 0 : PyLong_AsLong(front);
+    if (fr == -1 && PyErr_Occurred())
+        goto error;
+    if (PySequence_DelItem(names, at) < 0 || PySequence_DelItem(lines, at) < 0)
+        goto error;
+    if (at <= fr) {
+        PyObject *less = PyLong_FromLong(fr - 1);
+        rc = less == NULL || PyDict_SetItem(cache, lr_s_front, less) < 0;
+        Py_XDECREF(less);
+        if (rc)
+            goto error;
+    }
+    Py_XSETREF(*field(msg, F_BUF), Py_NewRef(Py_None));
+    if (PyDict_DelItem(cache, lr_s_route) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            goto error;
+        PyErr_Clear();
+    }
+    out = PyLong_FromLong(tag == Py_None ? -3 : 1);
+    goto done;
+fallback:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto error;
+        PyErr_Clear();
+    }
+    Py_XDECREF(msg);
+    Py_XDECREF(core);
+    Py_XDECREF(extra);
+    Py_XDECREF(value);
+    Py_XDECREF(uri_text);
+    Py_XDECREF(params);
+    Py_XDECREF(to);
+    Py_XDECREF(tag);
+    Py_XDECREF(fields);
+pure:
+    return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+error:
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(core);
+    Py_XDECREF(extra);
+    Py_XDECREF(value);
+    Py_XDECREF(uri_text);
+    Py_XDECREF(params);
+    Py_XDECREF(to);
+    Py_XDECREF(tag);
+    Py_XDECREF(fields);
+    return out;
+}
+
+static PyMethodDef loose_route_fast_def = {
+    "loose_route", (PyCFunction)(void (*)(void))loose_route_fast, METH_FASTCALL | METH_KEYWORDS,
+    "loose_route(ctx[, mode]) -> rr's loose_route (compiled; see loose_router)."};
+
+static PyObject *
+loose_router(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != LR_COUNT
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, LR_PURE))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, LR_NARGS))
+            || PyLong_AsLong(PyTuple_GET_ITEM(consts, LR_NARGS)) < 1
+            || PyLong_AsLong(PyTuple_GET_ITEM(consts, LR_NARGS)) > 2
+            || !PyType_Check(PyTuple_GET_ITEM(consts, LR_STATE_CLS))
+            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, LR_OWN))
+            || !PyList_CheckExact(PyTuple_GET_ITEM(consts, LR_OWN_NAMES))
+            || !PyDict_Check(PyTuple_GET_ITEM(consts, LR_SETTINGS))) {
+        PyErr_SetString(PyExc_TypeError, "loose_router((pure, nargs: 1 | 2, RrState, own: dict, "
+                                         "own_names: list, settings_globals: dict))");
+        return NULL;
+    }
+    static const InternedName names[] = {
+        {&lr_s_msg, "msg"}, {&lr_s_core, "core"}, {&lr_s_extra, "extra"},
+        {&lr_s_route, "route"}, {&lr_s_front, " front"}, {&lr_s_myself, "_myself"},
+        {&lr_s_param_version, "param_version"}, {&lr_s_last, "_last"},
+        {&lr_s_force_send_socket, "force_send_socket"}, {&lr_s_to, "to"}, {&lr_s_tag, "tag"},
+        {&lr_s_rr, "rr"}, {&lr_s_routed, "routed"}, {&lr_s_route_uri, "route_uri"},
+        {&lr_s_route_params, "route_params"}, {&lr_s_sip, "sip"}, {&lr_s_sips, "sips"},
+        {&lr_s_scheme, "scheme"}, {&lr_s_host, "host"}, {&lr_s_port, "port"},
+        {&lr_s_params, "params"}, {&lr_s_transport, "transport"},
+    };
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
+    return PyCFunction_NewEx(&loose_route_fast_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

@@ -5,7 +5,8 @@ relayed reply (``reply_relayer``, _fast.c's "tm's usual relayed reply"), tm's t_
 request (``request_relayer``, _fast.c's "tm's relayed new request"), maxfwd's
 process_maxfwd (``maxfwd_processor``: the first call of every request route of Kamailio's
 examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the getters of
-$fd, $ft and $tt (``pv_msg_getter``) and tm's has_transaction (``transaction_tester``). Each takes
+$fd, $ft and $tt (``pv_msg_getter``), tm's has_transaction (``transaction_tester``) and rr's
+loose_route of the usual in-dialog request (``loose_router``). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -17,6 +18,7 @@ try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
     from kemi_core.sip._fast import (
+        loose_router,
         maxfwd_processor,
         method_tester,
         pv_msg_getter,
@@ -27,5 +29,5 @@ try:
         transaction_tester,
     )
 except ImportError:
-    maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
+    loose_router = maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
     registrar_saver = reply_relayer = request_relayer = transaction_tester = None

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
+
 from kemi_core.api import CfgFunction, Core, KemiExport, MsgContext, export, hookimpl
 from kemi_rr.loose import (
     check_route_param,
@@ -21,6 +23,7 @@ from kemi_rr.loose import (
     loose_route_preloaded,
     next_hop_route,
 )
+from kemi_rr.loose_fast import compiled_loose_route
 from kemi_rr.pvs import register_pvs
 from kemi_rr.record import (
     add_rr_param,
@@ -40,9 +43,11 @@ def exports() -> list[KemiExport]:
         export(MODULE, "record_route_preset_one", ki_record_route_preset_one, "s"),
         export(MODULE, "record_route_preset", ki_record_route_preset, "ss"),
         export(MODULE, "record_route_advertised_address", ki_record_route_advertised_address, "s"),
-        export(MODULE, "loose_route", ki_loose_route, ""),
+        attrs.evolve(export(MODULE, "loose_route", ki_loose_route, ""),
+                     func=_loose_route_compiled),
         export(MODULE, "loose_route_preloaded", ki_loose_route_preloaded, ""),
-        export(MODULE, "loose_route_mode", ki_loose_route_mode, "i"),
+        attrs.evolve(export(MODULE, "loose_route_mode", ki_loose_route_mode, "i"),
+                     func=_loose_route_mode_compiled),
         export(MODULE, "remove_record_route", ki_remove_record_route, ""),
         export(MODULE, "add_rr_param", ki_add_rr_param, "s"),
         export(MODULE, "check_route_param", ki_check_route_param, "s"),
@@ -118,6 +123,12 @@ def ki_loose_route_mode(ctx: MsgContext, mode: int) -> int:
     return loose_route(ctx, mode)
 
 
+#: ki_loose_route and ki_loose_route_mode as scripts and the cfg call them: the usual in-dialog request (our one Route
+#: entry) in one compiled call (kemi_rr.loose_fast), the functions above for the rest
+_loose_route_compiled = compiled_loose_route(ki_loose_route, 1)
+_loose_route_mode_compiled = compiled_loose_route(ki_loose_route_mode, 2)
+
+
 def ki_remove_record_route(ctx: MsgContext) -> int:
     """Take back the Record-Route entries added to this request."""
     return remove_record_route(ctx)
@@ -174,9 +185,9 @@ def _pv(fn: Callable[..., int]) -> Callable[..., int]:
 
 def cfg_functions() -> list[CfgFunction]:
     return [
-        CfgFunction(MODULE, "loose_route", ki_loose_route),
+        CfgFunction(MODULE, "loose_route", _loose_route_compiled),
         CfgFunction(MODULE, "loose_route_preloaded", ki_loose_route_preloaded),
-        CfgFunction(MODULE, "loose_route_mode", ki_loose_route_mode, 1, 1, (0,)),
+        CfgFunction(MODULE, "loose_route_mode", _loose_route_mode_compiled, 1, 1, (0,)),
         CfgFunction(MODULE, "record_route", _pv(record_route), 0, 1),
         CfgFunction(MODULE, "remove_record_route", ki_remove_record_route),
         CfgFunction(MODULE, "record_route_preset", _pv(record_route_preset), 1, 2),
