@@ -13,6 +13,7 @@ from kemi_core.sip.binding_fast import (
     ul_change_one,
 )
 from kemi_core.sip.calls_fast import (
+    ack_relayer,
     loose_router,
     maxfwd_processor,
     method_tester,
@@ -80,6 +81,7 @@ __all__ = [
     "header_key",
     "method_bit",
     "method_tester",
+    "ack_relayer",
     "loose_router",
     "maxfwd_processor",
     "pv_reader",

@@ -3632,29 +3632,17 @@ tr_linger(PyObject *m, PyObject *timers, PyObject *name, PyObject *dest, PyObjec
     return out;
 }
 
-/* Core.send(proto, host, port, data, local) written out when core's send is Core's own and
- * it has a transport (else the method runs): 1 sent, 0 not, -1 an error */
-static int tr_core_send_as(PyObject *own, PyObject *core, PyObject *dest, PyObject *data);
-
+/* Core.send(proto, host, port, data, local) written out when core's send is Core's own
+ * (``core_send``, the function) and it has a transport (else the method runs): 1 sent, 0 not,
+ * -1 an error. (tm's relayed reply, the ACK's stateless relay.) */
 static int
-tr_core_send(PyObject *c, PyObject *core, PyObject *dest, PyObject *data)
+core_send_now(PyObject *core_send, PyObject *core, PyObject *proto, PyObject *host,
+              PyObject *port, PyObject *data, PyObject *local)
 {
-    return tr_core_send_as(PyTuple_GET_ITEM(c, TR_CORE_SEND), core, dest, data);
-}
-
-/* tr_core_send with Core.send given (``own``): the request relayer's too */
-static int
-tr_core_send_as(PyObject *own_send, PyObject *core, PyObject *dest, PyObject *data)
-{
-    PyObject *proto = NULL, *host = NULL, *port = NULL, *local = NULL, *transport = NULL,
-             *ok = NULL, *stats = NULL, *counters = NULL, *head = NULL, *other = NULL;
+    PyObject *transport = NULL, *ok = NULL, *stats = NULL, *counters = NULL, *head = NULL,
+             *other = NULL;
     int out = -1;
-    if ((proto = PyObject_GetAttr(dest, tr_proto)) == NULL
-            || (host = PyObject_GetAttr(dest, tr_host)) == NULL
-            || (port = PyObject_GetAttr(dest, tr_port)) == NULL
-            || (local = PyObject_GetAttr(dest, tr_local)) == NULL)
-        goto done;
-    int own = tr_bound_is(core, tr_send, own_send);
+    int own = tr_bound_is(core, tr_send, core_send);
     if (own < 0 || (own && (transport = PyObject_GetAttr(core, tr_transport)) == NULL))
         goto done;
     if (!own || transport == Py_None) {
@@ -3703,10 +3691,6 @@ tr_core_send_as(PyObject *own_send, PyObject *core, PyObject *dest, PyObject *da
     }
     out = 1;
 done:
-    Py_XDECREF(proto);
-    Py_XDECREF(host);
-    Py_XDECREF(port);
-    Py_XDECREF(local);
     Py_XDECREF(transport);
     Py_XDECREF(ok);
     Py_XDECREF(stats);
@@ -3714,6 +3698,32 @@ done:
     Py_XDECREF(head);
     Py_XDECREF(other);
     return out;
+}
+
+/* core_send_now to a Dest (proto, host, port, local), with Core.send given (``own_send``):
+ * tm's relayed reply and relayed request */
+static int
+tr_core_send_as(PyObject *own_send, PyObject *core, PyObject *dest, PyObject *data)
+{
+    PyObject *proto = NULL, *host = NULL, *port = NULL, *local = NULL;
+    int out = -1;
+    if ((proto = PyObject_GetAttr(dest, tr_proto)) != NULL
+            && (host = PyObject_GetAttr(dest, tr_host)) != NULL
+            && (port = PyObject_GetAttr(dest, tr_port)) != NULL
+            && (local = PyObject_GetAttr(dest, tr_local)) != NULL)
+        out = core_send_now(own_send, core, proto, host, port, data, local);
+    Py_XDECREF(proto);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(local);
+    return out;
+}
+
+/* tr_core_send_as with the reply relayer's Core.send */
+static int
+tr_core_send(PyObject *c, PyObject *core, PyObject *dest, PyObject *data)
+{
+    return tr_core_send_as(PyTuple_GET_ITEM(c, TR_CORE_SEND), core, dest, data);
 }
 
 /* TmService.send's log.warning("tm: sending to %s:%s:%d failed", dest.proto, dest.host,
@@ -9380,6 +9390,7 @@ static PyObject *pv_reader(PyObject *module, PyObject *consts);
 static PyObject *pv_msg_getter(PyObject *module, PyObject *consts);
 static PyObject *transaction_tester(PyObject *module, PyObject *pure);
 static PyObject *loose_router(PyObject *module, PyObject *consts);
+static PyObject *ack_relayer(PyObject *module, PyObject *consts);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -9540,6 +9551,9 @@ static PyMethodDef methods[] = {
     {"loose_router", (PyCFunction)loose_router, METH_O,
      "loose_router((pure, nargs, RrState, own, own_names, settings_globals)) -> rr's "
      "loose_route(ctx[, mode]), compiled"},
+    {"ack_relayer", (PyCFunction)ack_relayer, METH_O,
+     "ack_relayer((pure, tm_globals, TmTable, Resolver, md5, received_via, Core.send, "
+     "script_log)) -> tm's t_relay(ctx), an unmatched ACK's stateless relay compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -10234,6 +10248,381 @@ loose_router(PyObject *module, PyObject *consts)
     if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     return PyCFunction_NewEx(&loose_route_fast_def, consts, NULL);
+}
+
+/* ---- tm's t_relay of an ACK that no transaction takes (kemi_tm/relay.py's relay, _relay_ack,
+ * _stateless; kemi_core/forwarding/send.py's forward_request, _send_request) ----------------
+ * ack_relayer((pure, tm_globals, TmTable, Resolver, md5, received_via, Core.send,
+ * script_log)) -> t_relay(ctx): the end-to-end ACK of a 2xx (an ACK request, no tm state for
+ * it, no server transaction of its RFC 3261 key: Via branch with the magic cookie) forwarded
+ * statelessly as forward_request sends it: to $du or the R-URI (a usual sip: URI over UDP to
+ * an address the resolver knows as a literal), from the worker's socket (one UDP listen, no
+ * forced socket, nothing advertised, no rr socket edit, no onsend_route), our Via with the
+ * stateless branch (MD5 of the top Via's branch, host and port) above the sender's with
+ * ;received/;rport (``received_via``), counted as forwarded (fwd_requests, or err_requests and
+ * the error logged when the network refuses it): 1, or -1. The tm service is the one t_relay
+ * found last (tm_globals' _last_svc, for this core). Everything is decided before anything
+ * is sent; any other request, or a value not known yet, goes to ``pure`` (exports.t_relay),
+ * the reference: kemi_tm's test_tm_ack_fast.py runs both. */
+enum { AR_PURE, AR_TM_GLOBALS, AR_TABLE_CLS, AR_RESOLVER_CLS, AR_MD5, AR_RECEIVED_VIA,
+       AR_CORE_SEND, AR_LOG, AR_COUNT };
+
+static PyObject *ar_s_msg, *ar_s_mod_state, *ar_s_tm, *ar_s_last_svc, *ar_s_core,
+    *ar_s_table, *ar_s_by_key, *ar_s_via, *ar_s_branch, *ar_s_host, *ar_s_port,
+    *ar_s_transport, *ar_s_call_id, *ar_s_cseq, *ar_s_number, *ar_s_3261, *ar_s_invite,
+    *ar_s_dst_uri, *ar_s_send_socket, *ar_s_inbound_udp, *ar_s_advertised, *ar_s_extra,
+    *ar_s_adv_address, *ar_s_adv_port, *ar_s_local_rport, *ar_s_socket_edit, *ar_s_onsend,
+    *ar_s_local_address, *ar_s_udp, *ar_s_resolver, *ar_s_literals, *ar_s_lower,
+    *ar_s_hexdigest, *ar_s_bytes_with_via, *ar_s_stats, *ar_s_fwd_requests,
+    *ar_s_err_requests, *ar_s_error, *ar_s_send_failed, *ar_s_ack, *ar_s_cookie;
+
+/* The server key keys.key_for(msg, "INVITE") gives an ACK with an RFC 3261 branch; NULL
+ * without an exception for another branch (*via and *branch: new references when found). */
+static PyObject *
+ar_server_key(PyObject *msg, PyObject **via_out)
+{
+    PyObject *via = PyObject_GetAttr(msg, ar_s_via), *branch = NULL, *host = NULL, *low = NULL;
+    PyObject *port = NULL, *call_id = NULL, *cseq = NULL, *number = NULL, *key = NULL;
+    if (via == NULL || (branch = PyObject_GetAttr(via, ar_s_branch)) == NULL)
+        goto done;
+    if (!PyUnicode_Check(branch) || PyUnicode_Tailmatch(branch, ar_s_cookie, 0, PY_SSIZE_T_MAX, -1) != 1)
+        goto done;
+    if ((host = PyObject_GetAttr(via, ar_s_host)) == NULL
+            || (low = PyObject_CallMethodNoArgs(host, ar_s_lower)) == NULL
+            || (port = PyObject_GetAttr(via, ar_s_port)) == NULL)
+        goto done;
+    if (port == Py_None) {
+        PyObject *t = PyObject_GetAttr(via, ar_s_transport);
+        PyObject *tl = t == NULL ? NULL : PyObject_CallMethodNoArgs(t, ar_s_lower);
+        Py_XDECREF(t);
+        if (tl == NULL)
+            goto done;
+        long dflt = PyUnicode_CompareWithASCIIString(tl, "tls") == 0   ? 5061
+                    : PyUnicode_CompareWithASCIIString(tl, "wss") == 0 ? 443
+                    : PyUnicode_CompareWithASCIIString(tl, "ws") == 0  ? 80
+                                                                       : 5060;
+        Py_DECREF(tl);
+        Py_SETREF(port, PyLong_FromLong(dflt));
+        if (port == NULL)
+            goto done;
+    }
+    if ((call_id = PyObject_GetAttr(msg, ar_s_call_id)) == NULL
+            || (cseq = PyObject_GetAttr(msg, ar_s_cseq)) == NULL
+            || (number = PyObject_GetAttr(cseq, ar_s_number)) == NULL)
+        goto done;
+    key = PyTuple_Pack(7, ar_s_3261, branch, low, port, ar_s_invite, call_id, number);
+done:
+    if (key != NULL)
+        *via_out = Py_NewRef(via);
+    Py_XDECREF(via);
+    Py_XDECREF(branch);
+    Py_XDECREF(host);
+    Py_XDECREF(low);
+    Py_XDECREF(port);
+    Py_XDECREF(call_id);
+    Py_XDECREF(cseq);
+    Py_XDECREF(number);
+    return key;
+}
+
+/* stateless_branch(msg) for a top Via whose branch has the magic cookie: "z9hG4bK" and the
+ * first 16 hex digits of the MD5 of "branch|host|port" (port None written "None") */
+static PyObject *
+ar_stateless_branch(PyObject *consts, PyObject *via)
+{
+    PyObject *branch = PyObject_GetAttr(via, ar_s_branch);
+    PyObject *host = branch == NULL ? NULL : PyObject_GetAttr(via, ar_s_host);
+    PyObject *port = host == NULL ? NULL : PyObject_GetAttr(via, ar_s_port);
+    PyObject *seed = port == NULL ? NULL : PyUnicode_FromFormat("%S|%S|%S", branch, host, port);
+    PyObject *raw = seed == NULL ? NULL : PyUnicode_AsEncodedString(seed, "utf-8",
+                                                                    "surrogateescape");
+    PyObject *sum = raw == NULL ? NULL : PyObject_CallOneArg(PyTuple_GET_ITEM(consts, AR_MD5),
+                                                             raw);
+    PyObject *hex = sum == NULL ? NULL : PyObject_CallMethodNoArgs(sum, ar_s_hexdigest);
+    PyObject *out = NULL;
+    if (hex != NULL && PyUnicode_Check(hex) && PyUnicode_GET_LENGTH(hex) >= 16) {
+        PyObject *head = PyUnicode_Substring(hex, 0, 16);
+        out = head == NULL ? NULL : PyUnicode_FromFormat("z9hG4bK%U", head);
+        Py_XDECREF(head);
+    }
+    else if (hex != NULL)
+        PyErr_SetString(PyExc_ValueError, "md5 hexdigest");
+    Py_XDECREF(branch);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(seed);
+    Py_XDECREF(raw);
+    Py_XDECREF(sum);
+    Py_XDECREF(hex);
+    return out;
+}
+
+/* 1 when none of ``extra``'s keys that change a stateless forward is set (advertised address
+ * or port, ;rport on our Via, rr's socket edit), 0 otherwise, -1 on error */
+static int
+ar_extra_plain(PyObject *extra)
+{
+    if (!PyDict_CheckExact(extra))
+        return 0;
+    PyObject *const keys[4] = {ar_s_adv_address, ar_s_adv_port, ar_s_local_rport,
+                               ar_s_socket_edit};
+    for (int k = 0; k < 4; k++) {
+        PyObject *v = PyDict_GetItemWithError(extra, keys[k]);
+        if (v == NULL) {
+            if (PyErr_Occurred())
+                return -1;
+            continue;
+        }
+        int set = k == 3 ? v != Py_None : PyObject_IsTrue(v); /* (for_socket: `is None`) */
+        if (set != 0)
+            return set < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+static PyObject *
+ack_relay(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(consts, AR_PURE);
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || nargs != 1 || msg_type == NULL)
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *ctx = args[0];
+    PyObject *msg = NULL, *states = NULL, *svc = NULL, *core = NULL, *ctx_core = NULL;
+    PyObject *table = NULL, *by_key = NULL, *key = NULL, *via = NULL, *uri = NULL, *x = NULL;
+    PyObject *transport = NULL, *la = NULL, *sent_by = NULL, *branch = NULL, *ours = NULL;
+    PyObject *top = NULL, *data = NULL, *resolver = NULL, *literals = NULL, *host = NULL;
+    PyObject *port = NULL, *stats = NULL, *extra = NULL, *out = NULL;
+    int rc;
+    if ((msg = PyObject_GetAttr(ctx, ar_s_msg)) == NULL)
+        goto error;
+    if (Py_TYPE(msg) != msg_type || *field(msg, F_IS_REQUEST) != Py_True
+            || *field(msg, F_METHOD) == NULL || !PyUnicode_Check(*field(msg, F_METHOD))
+            || PyUnicode_Compare(*field(msg, F_METHOD), ar_s_ack) != 0)
+        goto fallback;
+    /* relay(): no tm state (a failure route's serial fork needs one) */
+    if ((states = PyObject_GetAttr(ctx, ar_s_mod_state)) == NULL)
+        goto error;
+    if (!PyDict_CheckExact(states))
+        goto fallback;
+    PyObject *b = PyDict_GetItemWithError(states, ar_s_tm); /* (borrowed) */
+    if (b != NULL && b != Py_None)
+        goto fallback;
+    if (b == NULL && PyErr_Occurred())
+        goto error;
+    /* the service t_relay found last, for this core */
+    PyObject *ref = PyDict_GetItemWithError(PyTuple_GET_ITEM(consts, AR_TM_GLOBALS), ar_s_last_svc);
+    if (ref == NULL)
+        goto fallback;
+    if ((svc = PyObject_CallNoArgs(ref)) == NULL || (ctx_core = PyObject_GetAttr(ctx, ar_s_core)) == NULL)
+        goto error;
+    if (svc == Py_None || (core = PyObject_GetAttr(svc, ar_s_core)) == NULL || core != ctx_core)
+        goto fallback;
+    /* _relay_ack: no transaction of its key (table.lookup_request) */
+    if ((table = PyObject_GetAttr(svc, ar_s_table)) == NULL)
+        goto fallback;
+    if (Py_TYPE(table) != (PyTypeObject *)PyTuple_GET_ITEM(consts, AR_TABLE_CLS)
+            || (by_key = PyObject_GetAttr(table, ar_s_by_key)) == NULL || !PyDict_CheckExact(by_key))
+        goto fallback;
+    if ((key = ar_server_key(msg, &via)) == NULL)
+        goto fallback;
+    if (PyDict_GetItemWithError(by_key, key) != NULL)
+        goto fallback;
+    if (PyErr_Occurred())
+        goto error;
+    /* _stateless: to $du, else the R-URI, over UDP (uri_target) */
+    if ((uri = PyObject_GetAttr(ctx, ar_s_dst_uri)) == NULL)
+        goto error;
+    if (uri == Py_None || (PyUnicode_Check(uri) && PyUnicode_GET_LENGTH(uri) == 0))
+        Py_SETREF(uri, Py_XNewRef(*field(msg, F_RURI)));
+    UriSpans u;
+    if (uri == NULL || !uri_usual(uri, &u) || u.sips)
+        goto fallback;
+    int params_ok, r2;
+    PyObject *tkey = lr_uri_key(uri, &params_ok, &r2); /* (scheme, host, port, transport) */
+    if (tkey == NULL)
+        goto fallback;
+    PyObject *tr = PyTuple_GET_ITEM(tkey, 3);
+    int udp = tr == Py_None || PyUnicode_GET_LENGTH(tr) == 0;
+    if (!udp) {
+        PyObject *low = PyObject_CallMethodNoArgs(tr, ar_s_lower);
+        udp = low != NULL && PyUnicode_Compare(low, ar_s_udp) == 0;
+        Py_XDECREF(low);
+    }
+    host = Py_NewRef(PyTuple_GET_ITEM(tkey, 1));
+    Py_DECREF(tkey);
+    if (!udp || PyErr_Occurred())
+        goto fallback;
+    if ((port = PyLong_FromLong(u.port > 0 ? u.port : 5060)) == NULL)
+        goto error;
+    /* forward_request: the worker's socket, nothing forced, advertised or edited */
+    if ((x = PyObject_GetAttr(ctx, ar_s_send_socket)) == NULL)
+        goto error;
+    if (x != Py_None)
+        goto fallback;
+    Py_CLEAR(x);
+    if ((x = PyObject_GetAttr(core, ar_s_inbound_udp)) == NULL)
+        goto error;
+    if (x != Py_None)
+        goto fallback;
+    Py_CLEAR(x);
+    if ((x = PyObject_GetAttr(core, ar_s_advertised)) == NULL)
+        goto error;
+    if (x != Py_None)
+        goto fallback;
+    Py_CLEAR(x);
+    if ((x = PyObject_GetAttr(core, ar_s_onsend)) == NULL)
+        goto error;
+    if (x != Py_None)
+        goto fallback;
+    Py_CLEAR(x);
+    if ((extra = PyObject_GetAttr(ctx, ar_s_extra)) == NULL || (rc = ar_extra_plain(extra)) < 0)
+        goto error;
+    if (!rc)
+        goto fallback;
+    /* the next hop's address: a literal the resolver knows */
+    if ((resolver = PyObject_GetAttr(core, ar_s_resolver)) == NULL)
+        goto error;
+    if (Py_TYPE(resolver) != (PyTypeObject *)PyTuple_GET_ITEM(consts, AR_RESOLVER_CLS)
+            || (literals = PyObject_GetAttr(resolver, ar_s_literals)) == NULL
+            || !PyDict_CheckExact(literals))
+        goto fallback;
+    PyObject *ip = PyDict_GetItemWithError(literals, host);
+    if (ip == NULL || !PyUnicode_CheckExact(ip))
+        goto fallback;
+    Py_INCREF(ip);
+    Py_SETREF(host, ip); /* (host is the address from here on) */
+    /* our Via: the transport's UDP address (via_sent_by) */
+    if ((transport = PyObject_GetAttr(core, ar_s_transport)) == NULL)
+        goto error;
+    if (transport == Py_None)
+        goto fallback;
+    if ((la = PyObject_CallMethodOneArg(transport, ar_s_local_address, ar_s_udp)) == NULL)
+        goto error;
+    if (!PyTuple_CheckExact(la) || PyTuple_GET_SIZE(la) != 2
+            || !PyUnicode_CheckExact(PyTuple_GET_ITEM(la, 0))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(la, 1)))
+        goto fallback;
+    PyObject *lh = PyTuple_GET_ITEM(la, 0);
+    int v6 = PyUnicode_FindChar(lh, ':', 0, PyUnicode_GET_LENGTH(lh), 1) >= 0
+             && PyUnicode_READ_CHAR(lh, 0) != '[';
+    sent_by = PyUnicode_FromFormat(v6 ? "[%U]:%S" : "%U:%S", lh, PyTuple_GET_ITEM(la, 1));
+    if (sent_by == NULL || (branch = ar_stateless_branch(consts, via)) == NULL
+            || (ours = PyUnicode_FromFormat("SIP/2.0/UDP %U;branch=%U", sent_by, branch)) == NULL)
+        goto error;
+    PyObject *rv[2] = {ctx, msg};
+    if ((top = PyObject_Vectorcall(PyTuple_GET_ITEM(consts, AR_RECEIVED_VIA), rv, 2, NULL)) == NULL)
+        goto error;
+    PyObject *bv[3] = {msg, ours, top};
+    data = PyObject_VectorcallMethod(ar_s_bytes_with_via, bv, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                     NULL);
+    if (data == NULL)
+        goto error;
+    /* decided: sent (_send_request) */
+    rc = core_send_now(PyTuple_GET_ITEM(consts, AR_CORE_SEND), core, ar_s_udp, host, port, data,
+                       Py_None);
+    if (rc < 0 || (stats = PyObject_GetAttr(core, ar_s_stats)) == NULL)
+        goto error;
+    if (!rc) {
+        PyObject *la5[5] = {PyTuple_GET_ITEM(consts, AR_LOG), ar_s_send_failed, ar_s_udp, host,
+                            port};
+        x = PyObject_VectorcallMethod(ar_s_error, la5, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        if (x == NULL)
+            goto error;
+        Py_CLEAR(x);
+    }
+    if (stats != Py_None) {
+        x = PyObject_GetAttr(stats, rc ? ar_s_fwd_requests : ar_s_err_requests);
+        if (x == NULL || sl_count(x) < 0)
+            goto error;
+        Py_CLEAR(x);
+    }
+    out = PyLong_FromLong(rc ? 1 : -1);
+    goto done;
+fallback:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto error;
+        PyErr_Clear();
+    }
+    out = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    goto done;
+error:
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(states);
+    Py_XDECREF(svc);
+    Py_XDECREF(core);
+    Py_XDECREF(ctx_core);
+    Py_XDECREF(table);
+    Py_XDECREF(by_key);
+    Py_XDECREF(key);
+    Py_XDECREF(via);
+    Py_XDECREF(uri);
+    Py_XDECREF(transport);
+    Py_XDECREF(la);
+    Py_XDECREF(sent_by);
+    Py_XDECREF(branch);
+    Py_XDECREF(ours);
+    Py_XDECREF(top);
+    Py_XDECREF(data);
+    Py_XDECREF(resolver);
+    Py_XDECREF(literals);
+    Py_XDECREF(host);
+    Py_XDECREF(port);
+    Py_XDECREF(stats);
+    Py_XDECREF(extra);
+    Py_XDECREF(x);
+    return out;
+}
+
+static PyMethodDef ack_relay_def = {
+    "t_relay", (PyCFunction)(void (*)(void))ack_relay, METH_FASTCALL | METH_KEYWORDS,
+    "t_relay(ctx) -> tm's t_relay, an unmatched ACK's stateless relay compiled (see "
+    "ack_relayer)."};
+
+static PyObject *
+ack_relayer(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != AR_COUNT
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_PURE))
+            || !PyDict_Check(PyTuple_GET_ITEM(consts, AR_TM_GLOBALS))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, AR_TABLE_CLS))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, AR_RESOLVER_CLS))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_MD5))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_RECEIVED_VIA))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_CORE_SEND))) {
+        PyErr_SetString(PyExc_TypeError, "ack_relayer((pure, tm_globals, TmTable, "
+                        "Resolver, md5, received_via, Core.send, script_log))");
+        return NULL;
+    }
+    if (sl_names() < 0)
+        return NULL;
+    static const InternedName names[] = {
+        {&ar_s_msg, "msg"}, {&ar_s_mod_state, "mod_state"}, {&ar_s_tm, "tm"},
+        {&ar_s_last_svc, "_last_svc"}, {&ar_s_core, "core"}, {&ar_s_table, "table"},
+        {&ar_s_by_key, "_by_key"}, {&ar_s_via, "via"}, {&ar_s_branch, "branch"},
+        {&ar_s_host, "host"}, {&ar_s_port, "port"}, {&ar_s_transport, "transport"},
+        {&ar_s_call_id, "call_id"}, {&ar_s_cseq, "cseq"}, {&ar_s_number, "number"},
+        {&ar_s_3261, "3261"}, {&ar_s_invite, "INVITE"}, {&ar_s_dst_uri, "dst_uri"},
+        {&ar_s_send_socket, "send_socket"}, {&ar_s_inbound_udp, "inbound_udp"},
+        {&ar_s_advertised, "advertised"}, {&ar_s_extra, "extra"},
+        {&ar_s_adv_address, "advertised_address"}, {&ar_s_adv_port, "advertised_port"},
+        {&ar_s_local_rport, "add_local_rport"}, {&ar_s_socket_edit, "socket_edit"},
+        {&ar_s_onsend, "onsend"}, {&ar_s_local_address, "local_address"}, {&ar_s_udp, "udp"},
+        {&ar_s_resolver, "resolver"}, {&ar_s_literals, "_literals"}, {&ar_s_lower, "lower"},
+        {&ar_s_hexdigest, "hexdigest"}, {&ar_s_bytes_with_via, "bytes_with_via"},
+        {&ar_s_stats, "stats"}, {&ar_s_fwd_requests, "fwd_requests"},
+        {&ar_s_err_requests, "err_requests"}, {&ar_s_error, "error"},
+        {&ar_s_send_failed, "forward: sending to %s:%s:%d failed"}, {&ar_s_ack, "ACK"},
+        {&ar_s_cookie, "z9hG4bK"},
+        /* lr_uri_key's and core_send_now's */
+        {&lr_s_sip, "sip"}, {&lr_s_sips, "sips"}, {&tr_send, "send"}, {&tr_transport, "transport"}, {&tr_stats, "stats"},
+        {&tr_sent_counter, "sent_counter"}, {&tr_sent_requests, "sent_requests"},
+        {&tr_get, "get"},
+    };
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
+    return PyCFunction_NewEx(&ack_relay_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from kemi_core.api import (
     uri_target,
 )
 from kemi_tm import contacts, relay
+from kemi_tm.ack_fast import compiled_t_relay
 from kemi_tm.service import TmService
 from kemi_tm.state import MODULE, NO_OVERRIDES, Overrides, ReqState, req_state
 from kemi_tm.transaction import TmTransaction
@@ -33,7 +34,7 @@ INT, XVAL = ReturnKind.INT, ReturnKind.XVAL
 
 def exports() -> list[KemiExport]:
     table: list[tuple[str, object, str, ReturnKind]] = [
-        ("t_relay", t_relay, "", INT),
+        ("t_relay", _t_relay_compiled, "", INT),
         ("t_relay_to_proto", t_relay_to_proto, "s", INT),
         ("t_relay_to_proto_addr", t_relay_to_proto_addr, "ssi", INT),
         ("t_relay_to_proxy", t_relay_to_proxy, "s", INT),
@@ -136,6 +137,11 @@ def t_relay(ctx: MsgContext) -> int:
         svc = svc_of(ctx)
     fast = svc.relay_fast  # the compiled form (relay_fast), which runs relay.relay for the rest
     return fast(ctx) if fast is not None else relay.relay(svc, ctx)
+
+
+#: t_relay as scripts and the cfg call it: an ACK no transaction takes (the end-to-end ACK of
+#: a 2xx) relayed in one compiled call (kemi_tm.ack_fast), the function above for the rest
+_t_relay_compiled = compiled_t_relay(t_relay, globals())
 
 
 def t_relay_to_proto(ctx: MsgContext, proto: str) -> int:
