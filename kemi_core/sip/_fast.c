@@ -10039,23 +10039,21 @@ static PyObject *
 loose_route_fast(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *pure = PyTuple_GET_ITEM(consts, LR_PURE);
+    PyObject *msg = NULL, *core = NULL, *extra = NULL, *value = NULL, *uri_text = NULL;
+    PyObject *params = NULL, *out = NULL, *to = NULL, *tag = NULL, *fields = NULL;
     long mode = 0;
     if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || msg_type == NULL
             || nargs != PyLong_AsSsize_t(PyTuple_GET_ITEM(consts, LR_NARGS)))
         return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *ctx = args[0];
     if (nargs == 2) {
         if (!PyLong_CheckExact(args[1]))
-            goto pure;
+            goto fallback;
         int overflow;
         mode = PyLong_AsLongAndOverflow(args[1], &overflow);
-        if (overflow || (mode == -1 && PyErr_Occurred())) {
-            PyErr_Clear();
-            goto pure;
-        }
+        if (overflow || (mode == -1 && PyErr_Occurred()))
+            goto fallback;
     }
-    PyObject *ctx = args[0], *msg = NULL, *core = NULL, *extra = NULL, *value = NULL;
-    PyObject *uri_text = NULL, *params = NULL, *out = NULL, *to = NULL, *tag = NULL;
-    PyObject *fields = NULL;
     msg = PyObject_GetAttr(ctx, lr_s_msg);
     if (msg == NULL)
         goto error;
@@ -10190,17 +10188,8 @@ fallback:
             goto error;
         PyErr_Clear();
     }
-    Py_XDECREF(msg);
-    Py_XDECREF(core);
-    Py_XDECREF(extra);
-    Py_XDECREF(value);
-    Py_XDECREF(uri_text);
-    Py_XDECREF(params);
-    Py_XDECREF(to);
-    Py_XDECREF(tag);
-    Py_XDECREF(fields);
-pure:
-    return PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    out = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+    goto done;
 error:
 done:
     Py_XDECREF(msg);
