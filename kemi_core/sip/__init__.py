@@ -13,6 +13,7 @@ from kemi_core.sip.binding_fast import (
     ul_change_one,
 )
 from kemi_core.sip.calls_fast import (
+    ack_absorber,
     ack_relayer,
     loose_router,
     maxfwd_processor,
@@ -81,6 +82,7 @@ __all__ = [
     "header_key",
     "method_bit",
     "method_tester",
+    "ack_absorber",
     "ack_relayer",
     "loose_router",
     "maxfwd_processor",

@@ -9391,6 +9391,7 @@ static PyObject *pv_msg_getter(PyObject *module, PyObject *consts);
 static PyObject *transaction_tester(PyObject *module, PyObject *pure);
 static PyObject *loose_router(PyObject *module, PyObject *consts);
 static PyObject *ack_relayer(PyObject *module, PyObject *consts);
+static PyObject *ack_absorber(PyObject *module, PyObject *consts);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -9554,6 +9555,8 @@ static PyMethodDef methods[] = {
     {"ack_relayer", (PyCFunction)ack_relayer, METH_O,
      "ack_relayer((pure, tm_globals, TmTable, Resolver, md5, received_via, Core.send, "
      "script_log)) -> tm's t_relay(ctx), an unmatched ACK's stateless relay compiled"},
+    {"ack_absorber", (PyCFunction)ack_absorber, METH_O,
+     "ack_absorber((state, pure)) -> sl's filter of the ACKs of its own replies, compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -10612,6 +10615,93 @@ ack_relayer(PyObject *module, PyObject *consts)
     if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     return PyCFunction_NewEx(&ack_relay_def, consts, NULL);
+}
+
+/* ---- sl's filter of the ACKs of its own replies (kemi_sl's _absorb_own_ack) ---------------
+ * ack_absorber((state, pure)) -> absorb(ctx): every ACK passes it before the script. An ACK
+ * whose To tag starts with state.tag_prefix and "." (the ACK of a local stateless reply, such
+ * as the 407 of a challenge) is ours: state.stats.received_acks counted, True; any other ACK,
+ * or none when the prefix is empty, False. A message of another class, a prefix that is not a
+ * str, a To or tag that does not read go to ``pure`` (the Python form, the reference:
+ * kemi_sl's test_sl_ack_fast.py runs both). */
+static PyObject *aa_s_msg, *aa_s_tag_prefix, *aa_s_to, *aa_s_tag, *aa_s_stats,
+    *aa_s_received_acks, *aa_s_ack;
+
+static PyObject *
+ack_absorb(PyObject *consts, PyObject *ctx)
+{
+    PyObject *state = PyTuple_GET_ITEM(consts, 0), *pure = PyTuple_GET_ITEM(consts, 1);
+    PyObject *msg = NULL, *prefix = NULL, *to = NULL, *tag = NULL, *stats = NULL, *out = NULL;
+    if ((msg = PyObject_GetAttr(ctx, aa_s_msg)) == NULL)
+        goto error;
+    PyObject *method = Py_TYPE(msg) == msg_type ? *field(msg, F_METHOD) : NULL;
+    if (method == NULL || !PyUnicode_CheckExact(method)
+            || (prefix = PyObject_GetAttr(state, aa_s_tag_prefix)) == NULL
+            || !PyUnicode_CheckExact(prefix))
+        goto fallback;
+    if (PyUnicode_Compare(method, aa_s_ack) != 0 || PyUnicode_GET_LENGTH(prefix) == 0) {
+        out = Py_NewRef(Py_False);
+        goto done;
+    }
+    if ((to = PyObject_GetAttr(msg, aa_s_to)) == NULL || (tag = PyObject_GetAttr(to, aa_s_tag))
+            == NULL || (tag != Py_None && !PyUnicode_CheckExact(tag)))
+        goto fallback;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(prefix);
+    if (tag == Py_None || PyUnicode_GET_LENGTH(tag) <= n || PyUnicode_READ_CHAR(tag, n) != '.'
+            || PyUnicode_Tailmatch(tag, prefix, 0, n, -1) != 1) {
+        out = Py_NewRef(Py_False);
+        goto done;
+    }
+    if ((stats = PyObject_GetAttr(state, aa_s_stats)) == NULL)
+        goto error;
+    if (stats != Py_None) {
+        PyObject *counter = PyObject_GetAttr(stats, aa_s_received_acks);
+        int bad = counter == NULL ? -1 : sl_count(counter);
+        Py_XDECREF(counter);
+        if (bad < 0)
+            goto error;
+    }
+    out = Py_NewRef(Py_True);
+    goto done;
+fallback:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto error;
+        PyErr_Clear();
+    }
+    out = PyObject_CallOneArg(pure, ctx);
+error:
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(prefix);
+    Py_XDECREF(to);
+    Py_XDECREF(tag);
+    Py_XDECREF(stats);
+    return out;
+}
+
+static PyMethodDef ack_absorb_def = {
+    "absorb_own_ack", (PyCFunction)ack_absorb, METH_O,
+    "absorb_own_ack(ctx) -> sl's ACK filter (compiled; see ack_absorber)."};
+
+static PyObject *
+ack_absorber(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
+        PyErr_SetString(PyExc_TypeError, "ack_absorber((state, pure))");
+        return NULL;
+    }
+    if (sl_names() < 0)
+        return NULL;
+    static const InternedName names[] = {
+        {&aa_s_msg, "msg"}, {&aa_s_tag_prefix, "tag_prefix"}, {&aa_s_to, "to"},
+        {&aa_s_tag, "tag"}, {&aa_s_stats, "stats"}, {&aa_s_received_acks, "received_acks"},
+        {&aa_s_ack, "ACK"},
+    };
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
+    return PyCFunction_NewEx(&ack_absorb_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

@@ -7,7 +7,8 @@ process_maxfwd (``maxfwd_processor``: the first call of every request route of K
 examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the getters of
 $fd, $ft and $tt (``pv_msg_getter``), tm's has_transaction (``transaction_tester``) and rr's
 loose_route of the usual in-dialog request (``loose_router``), tm's t_relay of an ACK no
-transaction takes (``ack_relayer``). Each takes
+transaction takes (``ack_relayer``), sl's filter of the ACKs of its own replies
+(``ack_absorber``). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -19,6 +20,7 @@ try:
     if PURE_PYTHON:
         raise ImportError("KEMI_SIP_PURE is set")
     from kemi_core.sip._fast import (
+        ack_absorber,
         ack_relayer,
         loose_router,
         maxfwd_processor,
@@ -31,5 +33,5 @@ try:
         transaction_tester,
     )
 except ImportError:
-    ack_relayer = loose_router = maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
+    ack_absorber = ack_relayer = loose_router = maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
     registrar_saver = reply_relayer = request_relayer = transaction_tester = None

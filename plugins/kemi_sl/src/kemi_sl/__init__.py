@@ -9,7 +9,7 @@ this; sl does it without state).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -26,6 +26,7 @@ from kemi_core.api import (
 )
 from kemi_core.sip import (
     SipParseError,
+    ack_absorber,
     build_reply,
     reply_top_via,
     request_crc32,
@@ -102,7 +103,7 @@ def mod_init(core: Core) -> None:
     _state.tm_for = None
     _state.stats = SlStats(core)  # before the fork: the counters are shared memory
     _state.tag_prefix = core.local_tag_prefix  # the ACK of any local stateless reply is ours
-    core.ack_filters.append(_absorb_own_ack)
+    core.ack_filters.append(_absorb_own_ack_compiled)
 
 
 # ---- KEMI functions -------------------------------------------------------------------
@@ -305,6 +306,12 @@ def _absorb_own_ack(ctx: MsgContext) -> bool:
             _state.stats.received_acks.inc()
         return True
     return False
+
+
+#: _absorb_own_ack as the dispatcher calls it for every ACK: compiled (kemi_core.sip.ack_absorber)
+#: for the usual message, the function above for the rest
+_absorb_own_ack_compiled: Callable[[MsgContext], bool] = (
+    _absorb_own_ack if ack_absorber is None else ack_absorber((_state, _absorb_own_ack)))
 
 
 def _split_header(line: str | tuple[str, str]) -> tuple[str, str]:
