@@ -9392,6 +9392,7 @@ static PyObject *transaction_tester(PyObject *module, PyObject *pure);
 static PyObject *loose_router(PyObject *module, PyObject *consts);
 static PyObject *ack_relayer(PyObject *module, PyObject *consts);
 static PyObject *ack_absorber(PyObject *module, PyObject *consts);
+static PyObject *record_router(PyObject *module, PyObject *consts);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -9557,6 +9558,9 @@ static PyMethodDef methods[] = {
      "script_log)) -> tm's t_relay(ctx), an unmatched ACK's stateless relay compiled"},
     {"ack_absorber", (PyCFunction)ack_absorber, METH_O,
      "ack_absorber((state, pure)) -> sl's filter of the ACKs of its own replies, compiled"},
+    {"record_router", (PyCFunction)record_router, METH_O,
+     "record_router((pure, RrState, PerSocket, _entries, partial, settings_globals, "
+     "socket_edit_key, branch_flag)) -> rr's record_route(ctx), compiled"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -9989,32 +9993,42 @@ lr_own(PyObject *consts, PyObject *key)
     return found == Py_True ? 1 : found == Py_False ? 0 : -1;
 }
 
+/* rr's settings of ``core`` when kemi_rr.settings' _last holds them (a new reference), else
+ * NULL (with an exception only on error) */
+static PyObject *
+rr_settings_of(PyObject *globals, PyObject *core)
+{
+    PyObject *last = PyDict_GetItemWithError(globals, lr_s_last);
+    if (last == NULL || !PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 3
+            || PyTuple_GET_ITEM(last, 2) == Py_None)
+        return NULL;
+    Py_INCREF(last);
+    PyObject *found = NULL;
+    PyObject *who = PyObject_CallNoArgs(PyTuple_GET_ITEM(last, 0));
+    PyObject *version = who == NULL ? NULL : PyObject_GetAttr(core, lr_s_param_version);
+    if (version != NULL && who == core) {
+        int same = PyObject_RichCompareBool(version, PyTuple_GET_ITEM(last, 1), Py_EQ);
+        if (same > 0)
+            found = Py_NewRef(PyTuple_GET_ITEM(last, 2));
+    }
+    Py_XDECREF(who);
+    Py_XDECREF(version);
+    Py_DECREF(last);
+    return found;
+}
+
 /* Whether rr's settings of ``core`` are read (settings._last) with force_send_socket off:
  * 1 yes, 0 no (or not known), -1 on error. */
 static int
 lr_settings_plain(PyObject *consts, PyObject *core)
 {
-    PyObject *last = PyDict_GetItemWithError(PyTuple_GET_ITEM(consts, LR_SETTINGS), lr_s_last);
-    if (last == NULL)
+    PyObject *found = rr_settings_of(PyTuple_GET_ITEM(consts, LR_SETTINGS), core);
+    if (found == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 3
-            || PyTuple_GET_ITEM(last, 2) == Py_None)
-        return 0;
-    Py_INCREF(last);
-    int ok = -1;
-    PyObject *who = PyObject_CallNoArgs(PyTuple_GET_ITEM(last, 0));
-    PyObject *version = who == NULL ? NULL : PyObject_GetAttr(core, lr_s_param_version);
-    if (version != NULL) {
-        ok = who != core ? 0 : PyObject_RichCompareBool(version, PyTuple_GET_ITEM(last, 1), Py_EQ);
-        if (ok == 1) {
-            PyObject *force = PyObject_GetAttr(PyTuple_GET_ITEM(last, 2), lr_s_force_send_socket);
-            ok = force == NULL ? -1 : force == Py_False;
-            Py_XDECREF(force);
-        }
-    }
-    Py_XDECREF(who);
-    Py_XDECREF(version);
-    Py_DECREF(last);
+    PyObject *force = PyObject_GetAttr(found, lr_s_force_send_socket);
+    Py_DECREF(found);
+    int ok = force == NULL ? -1 : force == Py_False;
+    Py_XDECREF(force);
     return ok;
 }
 
@@ -10702,6 +10716,318 @@ ack_absorber(PyObject *module, PyObject *consts)
     if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     return PyCFunction_NewEx(&ack_absorb_def, consts, NULL);
+}
+
+/* ---- rr's usual record_route (kemi_rr/record.py's record_route, _keep) ---------------------
+ * record_router((pure, RrState, PerSocket, _entries, functools.partial, settings_globals,
+ * socket_edit_key, branch_flag)) -> record_route(ctx): a request not record-routed yet (its rr
+ * state without entries or add_rr_param params pending, outside a branch route), rr's settings
+ * read for this core (enable_double_rr 0 or 1, add_username off), no listen advertising
+ * another address: our entry (the scheme of the R-URI unless ignore_sips, the socket the
+ * request came in on, ;transport= unless UDP, ;lr or ;lr=on, ;ftag=<From tag>) kept as
+ * _keep keeps it (own_rr, own_values, rank) with record_route's send-time edit (a PerSocket
+ * whose entries are functools.partial(_entries, ...), as the Python form binds them) in
+ * ctx.extra, and 1. Decided before anything changes; anything else goes to ``pure``
+ * (ki_record_route), the reference: kemi_rr's test_rr_record_fast.py runs both. */
+enum { RC_PURE, RC_STATE_CLS, RC_PER_SOCKET, RC_ENTRIES, RC_PARTIAL, RC_SETTINGS, RC_EDIT_KEY,
+       RC_BRANCH, RC_COUNT };
+
+static PyObject *rc_s_own_rr, *rc_s_params, *rc_s_applied, *rc_s_route_type, *rc_s_full_lr,
+    *rc_s_fromtag, *rc_s_double_rr, *rc_s_add_username, *rc_s_ignore_sips, *rc_s_from,
+    *rc_s_rcv, *rc_s_proto, *rc_s_dst_ip, *rc_s_dst_port, *rc_s_config, *rc_s_listen,
+    *rc_s_advertise_host, *rc_s_rank, *rc_s_own_values, *rc_s_mode, *rc_s_inbound,
+    *rc_s_entries, *rc_s_state, *rc_s_udp, *rc_s_tls, *rc_s_wss, *rc_s_lower;
+
+/* 1 when the attribute is exactly True, 0 when exactly False, -1 otherwise (or on error) */
+static int
+rc_flag(PyObject *obj, PyObject *name)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    int out = v == Py_True ? 1 : v == Py_False ? 0 : -1;
+    Py_XDECREF(v);
+    return out;
+}
+
+/* Whether a listen advertises another address (record.py's _advertised would use it): 1, 0,
+ * -1 on error */
+static int
+rc_any_advertised(PyObject *core)
+{
+    PyObject *config = PyObject_GetAttr(core, rc_s_config);
+    PyObject *listens = config == NULL ? NULL : PyObject_GetAttr(config, rc_s_listen);
+    Py_XDECREF(config);
+    if (listens == NULL)
+        return -1;
+    int out = 0;
+    if (!PyList_CheckExact(listens))
+        out = 1;
+    for (Py_ssize_t i = 0; out == 0 && i < PyList_GET_SIZE(listens); i++) {
+        PyObject *adv = PyObject_GetAttr(PyList_GET_ITEM(listens, i), rc_s_advertise_host);
+        out = adv == NULL ? -1 : PyObject_IsTrue(adv);
+        Py_XDECREF(adv);
+    }
+    Py_DECREF(listens);
+    return out;
+}
+
+static PyObject *
+record_route_fast(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *pure = PyTuple_GET_ITEM(consts, RC_PURE);
+    if ((kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) || nargs != 1 || msg_type == NULL)
+        return PyObject_Vectorcall(pure, args, (size_t)nargs, kwnames);
+    PyObject *ctx = args[0], *msg = NULL, *extra = NULL, *st = NULL, *x = NULL, *conf = NULL;
+    PyObject *core = NULL, *tail = NULL, *rcv = NULL, *proto = NULL, *ip = NULL, *port = NULL;
+    PyObject *hostport = NULL, *head = NULL, *uri = NULL, *inbound = NULL, *entries = NULL;
+    PyObject *per = NULL, *own = NULL, *values = NULL, *value = NULL, *out = NULL;
+    PyObject *cls = PyTuple_GET_ITEM(consts, RC_STATE_CLS);
+    if ((msg = PyObject_GetAttr(ctx, lr_s_msg)) == NULL)
+        goto error;
+    PyObject *cache = Py_TYPE(msg) == msg_type ? *field(msg, F_CACHE) : NULL;
+    if (cache == NULL || !PyDict_CheckExact(cache) || *field(msg, F_IS_REQUEST) != Py_True)
+        goto fallback;
+    /* the rr state: none yet, or one without entries or pending params */
+    if ((extra = PyObject_GetAttr(ctx, lr_s_extra)) == NULL)
+        goto error;
+    if (!PyDict_CheckExact(extra))
+        goto fallback;
+    st = Py_XNewRef(PyDict_GetItemWithError(extra, lr_s_rr));
+    if (st == NULL && PyErr_Occurred())
+        goto error;
+    if (st != NULL) {
+        if (Py_TYPE(st) != (PyTypeObject *)cls)
+            goto fallback;
+        int k;
+        if ((x = PyObject_GetAttr(st, rc_s_own_rr)) == NULL || (k = PyObject_IsTrue(x)) < 0)
+            goto error;
+        Py_CLEAR(x);
+        if (k)
+            goto fallback; /* (a double attempt: logged there) */
+        PyObject *params = PyObject_GetAttr(st, rc_s_params);
+        PyObject *applied = params == NULL ? NULL : PyObject_GetAttr(st, rc_s_applied);
+        Py_ssize_t np = params == NULL ? -1 : PyObject_Length(params);
+        Py_ssize_t na = applied == NULL || !PyLong_CheckExact(applied) ? -1
+                                                                         : PyLong_AsSsize_t(applied);
+        Py_XDECREF(params);
+        Py_XDECREF(applied);
+        if (np < 0 || na < 0 || np > na)
+            goto fallback;
+    }
+    /* outside a branch route */
+    if ((x = PyObject_GetAttr(ctx, rc_s_route_type)) == NULL)
+        goto error;
+    PyObject *flags = PyNumber_Long(x);
+    Py_CLEAR(x);
+    if (flags == NULL)
+        goto error;
+    long rt = PyLong_AsLong(flags);
+    Py_DECREF(flags);
+    if ((rt == -1 && PyErr_Occurred()) || (rt & PyLong_AsLong(PyTuple_GET_ITEM(consts, RC_BRANCH))))
+        goto fallback;
+    /* the settings */
+    if ((core = PyObject_GetAttr(ctx, lr_s_core)) == NULL)
+        goto error;
+    if ((conf = rr_settings_of(PyTuple_GET_ITEM(consts, RC_SETTINGS), core)) == NULL)
+        goto fallback;
+    int full_lr = rc_flag(conf, rc_s_full_lr), fromtag = rc_flag(conf, rc_s_fromtag);
+    int username = rc_flag(conf, rc_s_add_username), ignore_sips = rc_flag(conf, rc_s_ignore_sips);
+    PyObject *mode = PyObject_GetAttr(conf, rc_s_double_rr);
+    long m = mode == NULL || !PyLong_CheckExact(mode) ? -1 : PyLong_AsLong(mode);
+    if (full_lr < 0 || fromtag < 0 || username != 0 || ignore_sips < 0 || (m != 0 && m != 1)) {
+        Py_XDECREF(mode);
+        goto fallback;
+    }
+    /* ;lr;ftag=<From tag> */
+    PyObject *tag = NULL;
+    if (fromtag) {
+        PyObject *from = PyObject_GetAttr(msg, rc_s_from);
+        tag = from == NULL ? NULL : PyObject_GetAttr(from, lr_s_tag);
+        Py_XDECREF(from);
+        if (tag == NULL || (tag != Py_None && !PyUnicode_CheckExact(tag))) {
+            Py_XDECREF(tag);
+            Py_DECREF(mode);
+            goto fallback;
+        }
+    }
+    const char *lr = full_lr ? ";lr=on" : ";lr";
+    tail = tag != NULL && tag != Py_None && PyUnicode_GET_LENGTH(tag) > 0
+        ? PyUnicode_FromFormat("%s;ftag=%U", lr, tag) : PyUnicode_FromString(lr);
+    Py_XDECREF(tag);
+    if (tail == NULL) {
+        Py_DECREF(mode);
+        goto error;
+    }
+    /* the scheme: the R-URI's, sip when it does not parse */
+    int sips = 0;
+    if (!ignore_sips) {
+        PyObject *parsed = PyDict_GetItemWithError(cache, s_uri);
+        UriSpans u;
+        if (parsed != NULL) {
+            PyObject *scheme = PyObject_GetAttr(parsed, lr_s_scheme);
+            sips = scheme == NULL ? -1 : PyUnicode_Check(scheme)
+                                             && PyUnicode_Compare(scheme, lr_s_sips) == 0;
+            Py_XDECREF(scheme);
+        }
+        else if (PyErr_Occurred() || !uri_usual(*field(msg, F_RURI), &u))
+            sips = -1;
+        else { /* (its parameters checked as lr_uri_key checks them: a bad one does not parse) */
+            int params_ok, r2;
+            PyObject *key = lr_uri_key(*field(msg, F_RURI), &params_ok, &r2);
+            sips = key == NULL ? -1 : u.sips;
+            Py_XDECREF(key);
+        }
+    }
+    /* the socket it came in on, as no listen advertises another */
+    int adv = sips < 0 ? -1 : rc_any_advertised(core);
+    if (adv != 0) {
+        Py_DECREF(mode);
+        goto fallback;
+    }
+    if ((rcv = PyObject_GetAttr(ctx, rc_s_rcv)) == NULL
+            || (x = PyObject_GetAttr(rcv, rc_s_proto)) == NULL
+            || (proto = PyObject_CallMethodNoArgs(x, rc_s_lower)) == NULL
+            || (ip = PyObject_GetAttr(rcv, rc_s_dst_ip)) == NULL
+            || (port = PyObject_GetAttr(rcv, rc_s_dst_port)) == NULL) {
+        Py_DECREF(mode);
+        goto fallback;
+    }
+    Py_CLEAR(x);
+    if (!PyUnicode_CheckExact(proto) || !PyUnicode_CheckExact(ip) || !PyLong_CheckExact(port)
+            || PyUnicode_GET_LENGTH(ip) == 0) {
+        Py_DECREF(mode);
+        goto fallback;
+    }
+    long pn = PyLong_AsLong(port);
+    long dflt = PyUnicode_Compare(proto, rc_s_tls) == 0 || PyUnicode_Compare(proto, rc_s_wss) == 0
+                    ? 5061 : 5060;
+    int v6 = PyUnicode_FindChar(ip, ':', 0, PyUnicode_GET_LENGTH(ip), 1) >= 0
+             && PyUnicode_READ_CHAR(ip, 0) != '[';
+    hostport = pn == dflt ? PyUnicode_FromFormat(v6 ? "[%U]" : "%U", ip)
+                          : PyUnicode_FromFormat(v6 ? "[%U]:%S" : "%U:%S", ip, port);
+    head = PyUnicode_FromString(sips ? "sips:" : "sip:");
+    int udp = PyUnicode_Compare(proto, rc_s_udp) == 0;
+    uri = hostport == NULL || head == NULL ? NULL
+          : udp ? PyUnicode_FromFormat("%U%U%U", head, hostport, tail)
+                : PyUnicode_FromFormat("%U%U;transport=%U%U", head, hostport, proto, tail);
+    inbound = uri == NULL ? NULL : PyTuple_Pack(3, proto, ip, port);
+    value = inbound == NULL ? NULL : PyUnicode_FromFormat("<%U>", uri);
+    own = value == NULL ? NULL : PyList_New(1);
+    values = own == NULL ? NULL : PyList_New(1);
+    if (values == NULL) {
+        Py_DECREF(mode);
+        goto error;
+    }
+    PyList_SET_ITEM(own, 0, Py_NewRef(uri));
+    PyList_SET_ITEM(values, 0, Py_NewRef(value));
+    PyObject *pargs[7] = {PyTuple_GET_ITEM(consts, RC_ENTRIES), core, head, inbound, tail,
+                          Py_False, empty_key};
+    entries = PyObject_Vectorcall(PyTuple_GET_ITEM(consts, RC_PARTIAL), pargs, 7, NULL);
+    PyTypeObject *pt = (PyTypeObject *)PyTuple_GET_ITEM(consts, RC_PER_SOCKET);
+    per = entries == NULL ? NULL : pt->tp_new(pt, empty_tuple, NULL);
+    if (per == NULL) {
+        Py_DECREF(mode);
+        goto error;
+    }
+    /* decided: the state and the send-time edit */
+    if (st == NULL) {
+        if ((st = PyObject_CallNoArgs(cls)) == NULL || PyDict_SetItem(extra, lr_s_rr, st) < 0) {
+            Py_DECREF(mode);
+            goto error;
+        }
+    }
+    PyObject *front = PyDict_GetItemWithError(cache, lr_s_front);
+    if (front == NULL && PyErr_Occurred()) {
+        Py_DECREF(mode);
+        goto error;
+    }
+    PyObject *rank = front == NULL ? PyLong_FromLong(0) : Py_NewRef(front);
+    int bad = rank == NULL || PyObject_SetAttr(st, rc_s_own_rr, own) < 0
+              || PyObject_SetAttr(st, rc_s_rank, rank) < 0
+              || PyObject_SetAttr(st, rc_s_own_values, values) < 0
+              || PyObject_SetAttr(per, lr_s_core, core) < 0
+              || PyObject_SetAttr(per, rc_s_mode, mode) < 0
+              || PyObject_SetAttr(per, rc_s_inbound, inbound) < 0
+              || PyObject_SetAttr(per, rc_s_entries, entries) < 0
+              || PyObject_SetAttr(per, rc_s_state, st) < 0
+              || PyDict_SetItem(extra, PyTuple_GET_ITEM(consts, RC_EDIT_KEY), per) < 0;
+    Py_DECREF(mode);
+    Py_XDECREF(rank);
+    if (bad)
+        goto error;
+    out = PyLong_FromLong(1);
+    goto done;
+fallback:
+    if (PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception))
+            goto error;
+        PyErr_Clear();
+    }
+    out = PyObject_Vectorcall(pure, args, (size_t)nargs, NULL);
+error:
+done:
+    Py_XDECREF(msg);
+    Py_XDECREF(extra);
+    Py_XDECREF(st);
+    Py_XDECREF(x);
+    Py_XDECREF(conf);
+    Py_XDECREF(core);
+    Py_XDECREF(tail);
+    Py_XDECREF(rcv);
+    Py_XDECREF(proto);
+    Py_XDECREF(ip);
+    Py_XDECREF(port);
+    Py_XDECREF(hostport);
+    Py_XDECREF(head);
+    Py_XDECREF(uri);
+    Py_XDECREF(inbound);
+    Py_XDECREF(entries);
+    Py_XDECREF(per);
+    Py_XDECREF(own);
+    Py_XDECREF(values);
+    Py_XDECREF(value);
+    return out;
+}
+
+static PyMethodDef record_route_fast_def = {
+    "record_route", (PyCFunction)(void (*)(void))record_route_fast,
+    METH_FASTCALL | METH_KEYWORDS,
+    "record_route(ctx) -> rr's record_route (compiled; see record_router)."};
+
+static PyObject *
+record_router(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != RC_COUNT
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RC_PURE))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, RC_STATE_CLS))
+            || !PyType_Check(PyTuple_GET_ITEM(consts, RC_PER_SOCKET))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RC_ENTRIES))
+            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RC_PARTIAL))
+            || !PyDict_Check(PyTuple_GET_ITEM(consts, RC_SETTINGS))
+            || !PyUnicode_Check(PyTuple_GET_ITEM(consts, RC_EDIT_KEY))
+            || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, RC_BRANCH))) {
+        PyErr_SetString(PyExc_TypeError, "record_router((pure, RrState, PerSocket, _entries, "
+                        "partial, settings_globals, socket_edit_key, branch_flag: int))");
+        return NULL;
+    }
+    static const InternedName names[] = {
+        {&rc_s_own_rr, "own_rr"}, {&rc_s_params, "params"}, {&rc_s_applied, "applied"},
+        {&rc_s_route_type, "route_type"}, {&rc_s_full_lr, "enable_full_lr"},
+        {&rc_s_fromtag, "append_fromtag"}, {&rc_s_double_rr, "enable_double_rr"},
+        {&rc_s_add_username, "add_username"}, {&rc_s_ignore_sips, "ignore_sips"},
+        {&rc_s_from, "from_"}, {&rc_s_rcv, "rcv"}, {&rc_s_proto, "proto"},
+        {&rc_s_dst_ip, "dst_ip"}, {&rc_s_dst_port, "dst_port"}, {&rc_s_config, "config"},
+        {&rc_s_listen, "listen"}, {&rc_s_advertise_host, "advertise_host"},
+        {&rc_s_rank, "rank"}, {&rc_s_own_values, "own_values"}, {&rc_s_mode, "mode"},
+        {&rc_s_inbound, "inbound"}, {&rc_s_entries, "entries"}, {&rc_s_state, "state"},
+        {&rc_s_udp, "udp"}, {&rc_s_tls, "tls"}, {&rc_s_wss, "wss"}, {&rc_s_lower, "lower"},
+        /* the loose_route section's */
+        {&lr_s_msg, "msg"}, {&lr_s_extra, "extra"}, {&lr_s_rr, "rr"}, {&lr_s_core, "core"},
+        {&lr_s_last, "_last"}, {&lr_s_param_version, "param_version"}, {&lr_s_tag, "tag"},
+        {&lr_s_scheme, "scheme"}, {&lr_s_sips, "sips"}, {&lr_s_front, " front"},
+    };
+    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+        return NULL;
+    return PyCFunction_NewEx(&record_route_fast_def, consts, NULL);
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

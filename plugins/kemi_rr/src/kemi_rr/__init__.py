@@ -32,13 +32,15 @@ from kemi_rr.record import (
     record_route_preset,
     remove_record_route,
 )
+from kemi_rr.record_fast import compiled_record_route
 
 MODULE = "rr"
 
 
 def exports() -> list[KemiExport]:
     return [
-        export(MODULE, "record_route", ki_record_route, ""),
+        attrs.evolve(export(MODULE, "record_route", ki_record_route, ""),
+                     func=_record_route_compiled),
         export(MODULE, "record_route_params", ki_record_route_params, "s"),
         export(MODULE, "record_route_preset_one", ki_record_route_preset_one, "s"),
         export(MODULE, "record_route_preset", ki_record_route_preset, "ss"),
@@ -86,6 +88,11 @@ def sr_kemi_modules_add() -> list[KemiExport]:
 def ki_record_route(ctx: MsgContext) -> int:
     """Add our Record-Route entry on top of the request's headers."""
     return record_route(ctx)
+
+
+#: ki_record_route as scripts call it: the usual initial request in one compiled call
+#: (kemi_rr.record_fast), the function above for the rest
+_record_route_compiled = compiled_record_route(ki_record_route)
 
 
 def ki_record_route_params(ctx: MsgContext, params: str) -> int:

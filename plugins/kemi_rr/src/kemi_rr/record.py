@@ -6,6 +6,7 @@ leaves from another socket than the request came in on (enable_double_rr)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -226,17 +227,19 @@ def record_route(ctx: MsgContext, params: str = "") -> int:
         return -1
     core, head, inbound = ctx.core, _head(ctx, conf), inbound_socket(ctx)
     mode = conf.enable_double_rr
-    explicit = mode == 2
-
-    def entries(out: Socket | None) -> list[str]:
-        if out is None:
-            return [_entry(core, head, inbound, tail, False, extra)]
-        # the top entry faces the next hop, the second the previous hop
-        return [_entry(core, head, out, ";r2=on" + tail, explicit, extra),
-                _entry(core, head, inbound, ";r2=on" + tail, explicit, extra)]
-
+    entries = functools.partial(_entries, core, head, inbound, tail, mode == 2, extra)
     # _record written out: a frame less for every initial INVITE
     return _keep(ctx, mode, inbound, entries(inbound if mode == 2 else None), entries)
+
+
+def _entries(core: Core, head: str, inbound: Socket, tail: str, explicit: bool, extra: str,
+             out: Socket | None) -> list[str]:
+    """record_route's ``Entries`` (bound by functools.partial up to ``out``)."""
+    if out is None:
+        return [_entry(core, head, inbound, tail, False, extra)]
+    # the top entry faces the next hop, the second the previous hop
+    return [_entry(core, head, out, ";r2=on" + tail, explicit, extra),
+            _entry(core, head, inbound, ";r2=on" + tail, explicit, extra)]
 
 
 def _preset_tail(ctx: MsgContext, conf: RrSettings) -> str | None:
