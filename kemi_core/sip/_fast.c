@@ -9393,6 +9393,7 @@ static PyObject *loose_router(PyObject *module, PyObject *consts);
 static PyObject *ack_relayer(PyObject *module, PyObject *consts);
 static PyObject *ack_absorber(PyObject *module, PyObject *consts);
 static PyObject *record_router(PyObject *module, PyObject *consts);
+static PyObject *per_socket_usual(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
 static PyMethodDef methods[] = {
     {"index_head", (PyCFunction)(void (*)(void))index_head, METH_FASTCALL,
@@ -9561,6 +9562,9 @@ static PyMethodDef methods[] = {
     {"record_router", (PyCFunction)record_router, METH_O,
      "record_router((pure, RrState, PerSocket, _entries, partial, settings_globals, "
      "socket_edit_key, branch_flag)) -> rr's record_route(ctx), compiled"},
+    {"per_socket_usual", (PyCFunction)(void (*)(void))per_socket_usual, METH_FASTCALL,
+     "per_socket_usual(edit, msg, proto, forced, local) -> rr's PerSocket for the usual "
+     "branch, else NotImplemented"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -11028,6 +11032,127 @@ record_router(PyObject *module, PyObject *consts)
     if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     return PyCFunction_NewEx(&record_route_fast_def, consts, NULL);
+}
+
+/* ---- rr's send-time Record-Route of the usual branch (kemi_rr/record.py's PerSocket) -------
+ * per_socket_usual(edit, msg, proto, forced, local) -> what PerSocket.__call__ gives for the
+ * usual branch (the entries record_route made, as the branch leaves from the socket the
+ * request came in on: enable_double_rr 0, or 1 over UDP in and out with nothing forced): None
+ * when remove_record_route took them back, else a copy of msg (a registered message) with
+ * each entry inserted as insert_header_at_front puts it (below the lines put in front before
+ * record_route ran). NotImplemented for any other branch or shape: PerSocket's Python form
+ * (``_call_py``, the reference: test_rr_record_fast.py runs both) decides. */
+static PyObject *ps_s_state, *ps_s_own_rr, *ps_s_own_values, *ps_s_rank, *ps_s_mode,
+    *ps_s_inbound, *ps_s_udp, *ps_s_key, *ps_s_front, *ps_s_prefix;
+
+static PyObject *
+per_socket_usual(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "per_socket_usual(edit, msg, proto, forced, local)");
+        return NULL;
+    }
+    if (ps_s_prefix == NULL) {
+        static const InternedName names[] = {
+            {&ps_s_state, "state"}, {&ps_s_own_rr, "own_rr"}, {&ps_s_own_values, "own_values"},
+            {&ps_s_rank, "rank"}, {&ps_s_mode, "mode"}, {&ps_s_inbound, "inbound"},
+            {&ps_s_udp, "udp"}, {&ps_s_key, "record-route"}, {&ps_s_front, " front"},
+            {&ps_s_prefix, "Record-Route: "},
+        };
+        if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
+            return NULL;
+    }
+    PyObject *edit = args[0], *msg = args[1], *proto = args[2], *forced = args[3];
+    PyObject *local = args[4];
+    PyObject *st = NULL, *x = NULL, *mode = NULL, *inbound = NULL, *values = NULL, *rank = NULL;
+    PyObject *copy = NULL, *out = NULL;
+    if ((st = PyObject_GetAttr(edit, ps_s_state)) == NULL
+            || (x = PyObject_GetAttr(st, ps_s_own_rr)) == NULL)
+        goto done;
+    int some = PyObject_IsTrue(x);
+    if (some <= 0) {
+        out = some < 0 ? NULL : Py_NewRef(Py_None); /* (taken back by remove_record_route) */
+        goto done;
+    }
+    if ((mode = PyObject_GetAttr(edit, ps_s_mode)) == NULL
+            || (inbound = PyObject_GetAttr(edit, ps_s_inbound)) == NULL)
+        goto done;
+    long m = PyLong_CheckExact(mode) ? PyLong_AsLong(mode) : -1;
+    int usual = m == 0;
+    if (m == 1 && forced == Py_None && PyUnicode_CheckExact(proto)
+            && PyUnicode_Compare(proto, ps_s_udp) == 0 && PyTuple_CheckExact(inbound)
+            && PyTuple_GET_SIZE(inbound) == 3 && PyUnicode_CheckExact(PyTuple_GET_ITEM(inbound, 0))
+            && PyUnicode_Compare(PyTuple_GET_ITEM(inbound, 0), ps_s_udp) == 0) {
+        usual = local == Py_None;
+        if (!usual && PyTuple_CheckExact(local) && PyTuple_GET_SIZE(local) == 2) {
+            int a = PyObject_RichCompareBool(PyTuple_GET_ITEM(local, 0),
+                                             PyTuple_GET_ITEM(inbound, 1), Py_EQ);
+            int b = a <= 0 ? a : PyObject_RichCompareBool(PyTuple_GET_ITEM(local, 1),
+                                                          PyTuple_GET_ITEM(inbound, 2), Py_EQ);
+            if (b < 0)
+                goto done;
+            usual = b;
+        }
+    }
+    if (PyErr_Occurred())
+        goto done;
+    if ((values = PyObject_GetAttr(st, ps_s_own_values)) == NULL
+            || (rank = PyObject_GetAttr(st, ps_s_rank)) == NULL)
+        goto done;
+    Py_ssize_t r = PyLong_CheckExact(rank) ? PyLong_AsSsize_t(rank) : -1;
+    if (!usual || msg_type == NULL || Py_TYPE(msg) != msg_type || !PyList_CheckExact(values)
+            || r < 0) {
+        PyErr_Clear();
+        out = Py_NewRef(Py_NotImplemented);
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values); k++) {
+        PyObject *v = PyList_GET_ITEM(values, k);
+        if (!PyUnicode_CheckExact(v) || has_crlf(v) != 0) { /* (Python's ValueError) */
+            PyErr_Clear();
+            out = Py_NewRef(Py_NotImplemented);
+            goto done;
+        }
+    }
+    if ((copy = copy_message(msg, NULL)) == NULL)
+        goto done;
+    PyObject *names = *field(copy, F_NAMES), *lines = *field(copy, F_LINES);
+    PyObject *cache = *field(copy, F_CACHE);
+    if (names == NULL || lines == NULL || cache == NULL || !PyList_CheckExact(names)
+            || !PyList_CheckExact(lines) || !PyDict_CheckExact(cache)) {
+        out = Py_NewRef(Py_NotImplemented);
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values); k++) {
+        PyObject *front = PyDict_GetItemWithError(cache, ps_s_front);
+        if (front == NULL && PyErr_Occurred())
+            goto done;
+        Py_ssize_t f = front == NULL ? 0 : PyLong_AsSsize_t(front);
+        if (f == -1 && PyErr_Occurred())
+            goto done;
+        Py_ssize_t at = 1 + (r + k < f ? r + k : f);
+        PyObject *line = PyUnicode_FromFormat("%U%U\r", ps_s_prefix, PyList_GET_ITEM(values, k));
+        PyObject *more = line == NULL ? NULL : PyLong_FromSsize_t(f + 1);
+        int bad = more == NULL || PyList_Insert(names, at, ps_s_key) < 0
+                  || PyList_Insert(lines, at, line) < 0
+                  || PyDict_SetItem(cache, ps_s_front, more) < 0;
+        Py_XDECREF(line);
+        Py_XDECREF(more);
+        if (bad || (PyDict_DelItem(cache, ps_s_key) < 0 && !PyErr_ExceptionMatches(PyExc_KeyError)))
+            goto done;
+        PyErr_Clear();
+        Py_XSETREF(*field(copy, F_BUF), Py_NewRef(Py_None));
+    }
+    out = Py_NewRef(copy);
+done:
+    Py_XDECREF(st);
+    Py_XDECREF(x);
+    Py_XDECREF(mode);
+    Py_XDECREF(inbound);
+    Py_XDECREF(values);
+    Py_XDECREF(rank);
+    Py_XDECREF(copy);
+    return out;
 }
 
 /* ---- KSR crossing --------------------------------------------------------------------------

@@ -8,8 +8,8 @@ examples, in Lua, KEMI and the cfg), KSR.pv.get and is_null (``pv_reader``), the
 $fd, $ft and $tt (``pv_msg_getter``), tm's has_transaction (``transaction_tester``) and rr's
 loose_route of the usual in-dialog request (``loose_router``), tm's t_relay of an ACK no
 transaction takes (``ack_relayer``), sl's filter of the ACKs of its own replies
-(``ack_absorber``), rr's record_route of the usual initial request (``record_router``). Each
-takes
+(``ack_absorber``), rr's record_route of the usual initial request (``record_router``) and its Record-Route
+on the usual branch (``per_socket_usual``). Each takes
 the Python form, which stays the reference and runs every shape but the usual one. None when
 _fast is not built or KEMI_SIP_PURE is set (the plugins bind their Python forms)."""
 
@@ -26,6 +26,7 @@ try:
         loose_router,
         maxfwd_processor,
         method_tester,
+        per_socket_usual,
         pv_msg_getter,
         pv_reader,
         record_router,
@@ -36,4 +37,5 @@ try:
     )
 except ImportError:
     ack_absorber = ack_relayer = loose_router = maxfwd_processor = method_tester = pv_msg_getter = pv_reader = None
-    record_router = registrar_saver = reply_relayer = request_relayer = transaction_tester = None
+    per_socket_usual = record_router = registrar_saver = reply_relayer = request_relayer = None
+    transaction_tester = None

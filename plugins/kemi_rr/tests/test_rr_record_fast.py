@@ -92,6 +92,11 @@ def _outcome(ctx: MsgContext, ret: int) -> dict[str, Any]:
         for proto, forced, local in (("udp", None, None), ("tcp", None, ("127.0.0.1", 5060)),
                                      ("udp", "udp:127.0.0.1:5070", None)):
             made = edit(ctx.msg, proto, forced, local)
+            # the send-time edit's compiled usual branch (per_socket_usual) against its
+            # Python form
+            made_py = edit._call_py(ctx.msg, proto, forced, local)
+            assert (None if made is None else (made.to_bytes(), made.header_keys)) == (
+                None if made_py is None else (made_py.to_bytes(), made_py.header_keys))
             sent.append(None if made is None else made.to_bytes())
         out["sent"] = sent
     return out
@@ -119,9 +124,13 @@ def _both(core: Core, ruri: str, from_tag: str | None, rcv: tuple[str, str, int]
             kemi_rr.ki_add_rr_param(ctx, ";x=1")
         elif before == "front":
             ctx.msg.insert_header_at_front("X-Front", "1", 0)
+        elif before == "removed":  # (record_route after remove_record_route: entries again)
+            kemi_rr.ki_remove_record_route(ctx)
         calls = _Counted.calls
         ret = fn(ctx)
         handed = _Counted.calls > calls
+        if before == "remove_after":  # (the send-time edit then adds nothing)
+            kemi_rr.ki_remove_record_route(ctx)
         out.append(_outcome(ctx, ret))
     return out[0], out[1], handed
 
@@ -139,7 +148,8 @@ _RCVS = [("udp", "127.0.0.1", 5060), ("udp", "127.0.0.1", 5060), ("tcp", "127.0.
        ignore_sips=st.booleans(), advertise=st.sampled_from([False, False, True]),
        ruri=st.sampled_from(_RURIS), from_tag=st.sampled_from(["ft1", "ft1", "", None]),
        rcv=st.sampled_from(_RCVS), branch_route=st.sampled_from([False, False, True]),
-       before=st.sampled_from(["", "", "recorded", "param", "front"]),
+       before=st.sampled_from(["", "", "recorded", "param", "front", "removed",
+                               "remove_after"]),
        parsed_ruri=st.booleans())
 def test_compiled_record_route_leaves_what_the_python_form_leaves(
         full_lr: bool, fromtag: bool, double: int, username: bool, ignore_sips: bool,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import attrs
 
 from kemi_core.api import SOCKET_EDIT, Core, MsgContext, default_local
-from kemi_core.sip import SipMsg, SipParseError
+from kemi_core.sip import SipMsg, SipParseError, per_socket_usual
 from kemi_rr.settings import RrSettings, settings
 from kemi_rr.state import RrState, branch_rr_state, rr_state
 from kemi_rr.uris import LISTEN_PROTO, PROTOS, hostport
@@ -153,6 +153,14 @@ class PerSocket:
     state: RrState
 
     def __call__(self, msg: SipMsg, proto: str, forced: str | None,
+                 local: tuple[str, int] | None = None) -> SipMsg | None:
+        if per_socket_usual is not None:  # the usual branch compiled (its reference: below)
+            made = per_socket_usual(self, msg, proto, forced, local)
+            if made is not NotImplemented:
+                return made  # type: ignore[no-any-return]
+        return self._call_py(msg, proto, forced, local)
+
+    def _call_py(self, msg: SipMsg, proto: str, forced: str | None,
                  local: tuple[str, int] | None = None) -> SipMsg | None:
         st = self.state
         if not st.own_rr:  # remove_record_route took them back
