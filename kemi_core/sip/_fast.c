@@ -10232,19 +10232,6 @@ static PyMethodDef loose_route_fast_def = {
 static PyObject *
 loose_router(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != LR_COUNT
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, LR_PURE))
-            || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, LR_NARGS))
-            || PyLong_AsLong(PyTuple_GET_ITEM(consts, LR_NARGS)) < 1
-            || PyLong_AsLong(PyTuple_GET_ITEM(consts, LR_NARGS)) > 2
-            || !PyType_Check(PyTuple_GET_ITEM(consts, LR_STATE_CLS))
-            || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, LR_OWN))
-            || !PyList_CheckExact(PyTuple_GET_ITEM(consts, LR_OWN_NAMES))
-            || !PyDict_Check(PyTuple_GET_ITEM(consts, LR_SETTINGS))) {
-        PyErr_SetString(PyExc_TypeError, "loose_router((pure, nargs: 1 | 2, RrState, own: dict, "
-                                         "own_names: list, settings_globals: dict))");
-        return NULL;
-    }
     static const InternedName names[] = {
         {&lr_s_msg, "msg"}, {&lr_s_core, "core"}, {&lr_s_extra, "extra"},
         {&lr_s_route, "route"}, {&lr_s_front, " front"}, {&lr_s_myself, "_myself"},
@@ -10255,9 +10242,9 @@ loose_router(PyObject *module, PyObject *consts)
         {&lr_s_scheme, "scheme"}, {&lr_s_host, "host"}, {&lr_s_port, "port"},
         {&lr_s_params, "params"}, {&lr_s_transport, "transport"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&loose_route_fast_def, consts, NULL);
+    return bind_compiled(&loose_route_fast_def, consts, "citd.m",
+                         "loose_router((pure, nargs, RrState, own: dict, own_names: list, "
+                         "settings_globals: dict))", names, sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- tm's t_relay of an ACK that no transaction takes (kemi_tm/relay.py's relay, _relay_ack,
@@ -10593,18 +10580,6 @@ static PyMethodDef ack_relay_def = {
 static PyObject *
 ack_relayer(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != AR_COUNT
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_PURE))
-            || !PyDict_Check(PyTuple_GET_ITEM(consts, AR_TM_GLOBALS))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, AR_TABLE_CLS))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, AR_RESOLVER_CLS))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_MD5))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_RECEIVED_VIA))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, AR_CORE_SEND))) {
-        PyErr_SetString(PyExc_TypeError, "ack_relayer((pure, tm_globals, TmTable, "
-                        "Resolver, md5, received_via, Core.send, script_log))");
-        return NULL;
-    }
     if (sl_names() < 0)
         return NULL;
     static const InternedName names[] = {
@@ -10630,9 +10605,9 @@ ack_relayer(PyObject *module, PyObject *consts)
         {&tr_sent_counter, "sent_counter"}, {&tr_sent_requests, "sent_requests"},
         {&tr_get, "get"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&ack_relay_def, consts, NULL);
+    return bind_compiled(&ack_relay_def, consts, "cmttccc.",
+                         "ack_relayer((pure, tm_globals, TmTable, Resolver, md5, received_via, "
+                         "Core.send, script_log))", names, sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- sl's filter of the ACKs of its own replies (kemi_sl's _absorb_own_ack) ---------------
@@ -10705,11 +10680,6 @@ static PyMethodDef ack_absorb_def = {
 static PyObject *
 ack_absorber(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, 1))) {
-        PyErr_SetString(PyExc_TypeError, "ack_absorber((state, pure))");
-        return NULL;
-    }
     if (sl_names() < 0)
         return NULL;
     static const InternedName names[] = {
@@ -10717,9 +10687,8 @@ ack_absorber(PyObject *module, PyObject *consts)
         {&aa_s_tag, "tag"}, {&aa_s_stats, "stats"}, {&aa_s_received_acks, "received_acks"},
         {&aa_s_ack, "ACK"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&ack_absorb_def, consts, NULL);
+    return bind_compiled(&ack_absorb_def, consts, ".c", "ack_absorber((state, pure))", names,
+                         sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- rr's usual record_route (kemi_rr/record.py's record_route, _keep) ---------------------
@@ -11000,19 +10969,6 @@ static PyMethodDef record_route_fast_def = {
 static PyObject *
 record_router(PyObject *module, PyObject *consts)
 {
-    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != RC_COUNT
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RC_PURE))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, RC_STATE_CLS))
-            || !PyType_Check(PyTuple_GET_ITEM(consts, RC_PER_SOCKET))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RC_ENTRIES))
-            || !PyCallable_Check(PyTuple_GET_ITEM(consts, RC_PARTIAL))
-            || !PyDict_Check(PyTuple_GET_ITEM(consts, RC_SETTINGS))
-            || !PyUnicode_Check(PyTuple_GET_ITEM(consts, RC_EDIT_KEY))
-            || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, RC_BRANCH))) {
-        PyErr_SetString(PyExc_TypeError, "record_router((pure, RrState, PerSocket, _entries, "
-                        "partial, settings_globals, socket_edit_key, branch_flag: int))");
-        return NULL;
-    }
     static const InternedName names[] = {
         {&rc_s_own_rr, "own_rr"}, {&rc_s_params, "params"}, {&rc_s_applied, "applied"},
         {&rc_s_route_type, "route_type"}, {&rc_s_full_lr, "enable_full_lr"},
@@ -11029,9 +10985,10 @@ record_router(PyObject *module, PyObject *consts)
         {&lr_s_last, "_last"}, {&lr_s_param_version, "param_version"}, {&lr_s_tag, "tag"},
         {&lr_s_scheme, "scheme"}, {&lr_s_sips, "sips"}, {&lr_s_front, " front"},
     };
-    if (intern_names(names, sizeof(names) / sizeof(names[0])) < 0)
-        return NULL;
-    return PyCFunction_NewEx(&record_route_fast_def, consts, NULL);
+    return bind_compiled(&record_route_fast_def, consts, "cttccm.i",
+                         "record_router((pure, RrState, PerSocket, _entries, partial, "
+                         "settings_globals, socket_edit_key, branch_flag: int))", names,
+                         sizeof(names) / sizeof(names[0]));
 }
 
 /* ---- rr's send-time Record-Route of the usual branch (kemi_rr/record.py's PerSocket) -------
