@@ -10494,7 +10494,7 @@ ack_relay(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (transport == Py_None)
         goto fallback;
     if ((la = PyObject_CallMethodOneArg(transport, ar_s_local_address, ar_s_udp)) == NULL)
-        goto error;
+        goto fallback;
     if (!PyTuple_CheckExact(la) || PyTuple_GET_SIZE(la) != 2
             || !PyUnicode_CheckExact(PyTuple_GET_ITEM(la, 0))
             || !PyLong_CheckExact(PyTuple_GET_ITEM(la, 1)))
@@ -10505,15 +10505,17 @@ ack_relay(PyObject *consts, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     sent_by = PyUnicode_FromFormat(v6 ? "[%U]:%S" : "%U:%S", lh, PyTuple_GET_ITEM(la, 1));
     if (sent_by == NULL || (branch = ar_stateless_branch(consts, via)) == NULL
             || (ours = PyUnicode_FromFormat("SIP/2.0/UDP %U;branch=%U", sent_by, branch)) == NULL)
-        goto error;
+        goto fallback;
+    /* (what raises here, a Via whose ;rport is no port say, is the pure form's to answer: it
+     * catches a SipParseError as relay() does; nothing is sent yet) */
     PyObject *rv[2] = {ctx, msg};
     if ((top = PyObject_Vectorcall(PyTuple_GET_ITEM(consts, AR_RECEIVED_VIA), rv, 2, NULL)) == NULL)
-        goto error;
+        goto fallback;
     PyObject *bv[3] = {msg, ours, top};
     data = PyObject_VectorcallMethod(ar_s_bytes_with_via, bv, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                      NULL);
     if (data == NULL)
-        goto error;
+        goto fallback;
     /* decided: sent (_send_request) */
     rc = core_send_now(PyTuple_GET_ITEM(consts, AR_CORE_SEND), core, ar_s_udp, host, port, data,
                        Py_None);

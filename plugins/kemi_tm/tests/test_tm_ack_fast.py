@@ -7,7 +7,8 @@ a forced socket, an advertised address, ;rport on our Via, force_rport; a networ
 refuses the datagram) go through each form on a core of its own, and what each leaves
 (return value, the datagrams sent and where, the counters of forwarded, failed and sent
 requests, the transactions) must be equal. The usual end-to-end ACK must take the compiled
-path (the pure form not called)."""
+path (the pure form not called). A Via whose ;rport is no port makes both answer -1 (the
+received_via error relay() catches)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 import kemi_tm
 from kemi_core.api import Core, MsgContext
-from kemi_core.sip import ack_relayer
+from kemi_core.sip import SipParseError, ack_relayer
 from kemi_core.testing import CaptureTransport, context, offline_core
 from kemi_tm import exports
 from kemi_tm.ack_fast import compiled_t_relay
@@ -76,7 +77,10 @@ def _run(fn: Any, method: str, ruri: str, via: str, du: str | None, invite_tx: b
     tm: Any = core.services["tm"]
     if invite_tx:  # an INVITE transaction of the ACK's key (its branch, Call-ID, CSeq)
         inv = context(core, _request("INVITE", ruri, via, to_tag=False))
-        tm.new_transaction(inv)
+        try:
+            tm.new_transaction(inv)
+        except SipParseError:  # (a Via tm refuses: no transaction)
+            pass
         transport.sent.clear()
     ctx = context(core, _request(method, ruri, via))
     exports.svc_of(ctx)  # (t_relay's last service: this core's)
@@ -106,7 +110,8 @@ _VIAS = ["SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-a1;rport",
          "SIP/2.0/UDP 127.0.0.2;branch=z9hG4bK-a2;rport",
          "SIP/2.0/UDP HOST.example:5080;branch=z9hG4bK-a3",
          "SIP/2.0/UDP 127.0.0.1:5080;branch=old-2543-branch",
-         "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-a1;received=10.0.0.1;rport=5080"]
+         "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-a1;received=10.0.0.1;rport=5080",
+         "SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-a5;rport=99999"]
 _RURIS = ["sip:bob@127.0.0.1:5090", "sip:127.0.0.1:5090", "sip:127.0.0.1",
           "sip:127.0.0.1:5090;transport=udp", "sip:127.0.0.1:5090;transport=UDP",
           "sip:127.0.0.1:5090;Transport=udp", "sip:127.0.0.1:5090;x=1;x=2",
@@ -133,7 +138,7 @@ def test_compiled_t_relay_leaves_what_the_python_form_leaves(
 
 
 @pytest.mark.parametrize("ruri", ["sip:bob@127.0.0.1:5090", "sip:127.0.0.1:5090;transport=udp"])
-@pytest.mark.parametrize("via", _VIAS[:4] + _VIAS[5:])
+@pytest.mark.parametrize("via", _VIAS[:4] + _VIAS[5:6])
 @pytest.mark.parametrize("du, refuse", [(None, False), ("sip:127.0.0.1:5999;lr", False),
                                         (None, True)])
 def test_the_usual_ack_takes_the_compiled_path(ruri: str, via: str, du: str | None,
