@@ -157,7 +157,10 @@ class EditsMixin:
         self._buf = None
         self._forget(key)
         if added:
-            self._cache.setdefault(ADDED, AddedLines())[id(line)] = line
+            marks = self._cache.get(ADDED)
+            if marks is None:  # (not setdefault: no empty AddedLines made per added line)
+                marks = self._cache[ADDED] = AddedLines()
+            marks[id(line)] = line
 
     def _is_added(self, i: int) -> bool:
         """Whether line ``i`` is one the script added (not one the message came with)."""
